@@ -1,0 +1,118 @@
+"""The vocabulary as data: Spec (a canonical loss), Binding (a public API bound to a spec), Case.
+
+Specs are declared in ``conformance/specs.py``, bindings by the adapters
+(``adapters/<framework>.py``); everything else reads these tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+#: Spec parameters that are arrays (passed to the framework as tensors).
+ARRAY_PARAMS = ("weight", "pos_weight")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One mathematical loss: its oracle, parameter space, conventions, and case sources.
+
+    ``defaults`` holds every parameter's default (the value a case leaves unset);
+    ``conventions`` the names of the oracle's convention keywords;
+    ``generate`` a hypothesis strategy of cases; ``edges`` the hand table.
+    """
+
+    name: str
+    summary: str
+    oracle: Callable[..., np.ndarray]
+    defaults: Mapping[str, Any]
+    conventions: tuple[str, ...]
+    generate: Any = None
+    edges: tuple = ()
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One public framework API bound to a spec.
+
+    ``call`` is the Python expression a user types, over the variables ``input``,
+    ``target`` (and ``weight``/``pos_weight`` where passed), with ``{kw}`` where the
+    keyword arguments go; it is both what runs and what the reproducer prints.
+    ``params`` maps each supported spec parameter to the framework's keyword name,
+    ``values`` translates parameter values (``{"reduction": {"mean": "sum_over_batch_size"}}``),
+    ``defaults`` are the binding's own defaults where they differ from the spec's
+    (PyTorch's ``ignore_index=-100``), ``fixed`` are parameters the API has no choice
+    over (``tf.nn`` losses never reduce: ``{"reduction": "none"}``).
+    """
+
+    id: str
+    spec: str
+    framework: str
+    call: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, Mapping[Any, Any]] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    conventions: Mapping[str, Any] = field(default_factory=dict)
+    dtypes: tuple[str, ...] = ("float32", "float64")
+    doc: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.spec}:{self.id}"
+
+    def effective_params(self, spec: Spec, case_params: Mapping[str, Any]) -> dict | None:
+        """The parameters this binding computes with on a case, or None if it cannot take the case."""
+        eff = {**spec.defaults, **self.defaults}
+        for name, value in case_params.items():
+            if name in self.fixed:
+                continue
+            if name not in self.params and not _same(value, eff.get(name)):
+                return None
+            eff[name] = value
+        eff.update(self.fixed)
+        return eff
+
+    def kwargs(self, case_params: Mapping[str, Any]) -> dict:
+        """The framework keyword arguments for the case's explicitly set parameters."""
+        out = {}
+        for name, value in case_params.items():
+            if name in self.params and name not in self.fixed:
+                value = self.values.get(name, {}).get(value, value) if not isinstance(value, np.ndarray) else value
+                out[self.params[name]] = value
+        return out
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return False
+    return a == b
+
+
+@dataclass(frozen=True)
+class Case:
+    """Concrete inputs in canonical layout (class axis last), float64 values, and parameters.
+
+    ``arrays`` holds ``input``, ``target`` and any array parameters; ``params`` the
+    explicitly set scalar and array parameters (unset ones take the defaults).
+    ``origin`` says where it came from: an edge-table row with its reason, or the
+    generator with its seed and index.
+    """
+
+    spec: str
+    id: str
+    origin: Mapping[str, Any]
+    arrays: Mapping[str, np.ndarray]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    dtypes: tuple[str, ...] = ()  # an edge row meaningful in some dtypes only (one ULP of float32)
+
+    def in_dtype(self, dtype: str) -> dict[str, np.ndarray]:
+        """Arrays rounded to ``dtype`` (floats only), returned as float64 holding exactly those values."""
+        out = {}
+        for name, a in {**self.arrays, **{k: v for k, v in self.params.items() if isinstance(v, np.ndarray)}}.items():
+            if a.dtype.kind == "f":
+                a = a.astype(dtype).astype(np.float64)
+            out[name] = a
+        return out

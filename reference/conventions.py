@@ -1,0 +1,75 @@
+"""The named conventions: documented choices in which a binding departs from plain mathematics.
+
+Every convention is a keyword argument of the oracle functions that it affects; its
+``plain`` value is the textbook mathematics. A binding declares the values it uses
+(``adapters/*``), the oracle computes under them, and divergence attribution switches
+them one at a time (``conformance/divergence.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Convention:
+    name: str
+    plain: object
+    meaning: str  # what a non-plain value does; ``{value}`` is replaced by the value
+
+    def describe(self, value) -> str:
+        if value == self.plain:
+            return f"{self.name}={value!r} (plain mathematics)"
+        return f"{self.name}={value!r}: " + self.meaning.format(value=value)
+
+
+CONVENTIONS: dict[str, Convention] = {
+    c.name: c
+    for c in [
+        Convention(
+            "log_min", None,
+            "every log is clamped from below at {value} (PyTorch BCELoss), "
+            "so a probability of exactly 0 or 1 costs at most -log_min",
+        ),
+        Convention(
+            "prob_eps", None,
+            "probabilities are clipped into [{value}, 1 - {value}] in the input dtype "
+            "before the log (Keras' backend.epsilon())",
+        ),
+        Convention(
+            "renormalize", None,
+            "predicted probabilities are divided by their sum over the class axis, "
+            "{value} (Keras categorical_crossentropy before, sparse_ after; "
+            "torch.distributions.Categorical before)",
+        ),
+        Convention(
+            "class_axis", -1,
+            "the class axis of the framework's input is axis {value}; the adapter moves "
+            "it, so it never changes a number, only the layout the framework reads",
+        ),
+        Convention(
+            "sample_axis", None,
+            "the per-element loss is reduced with '{value}' over the last axis before "
+            "the batch reduction (one loss per sample, as Keras and optax return)",
+        ),
+        Convention(
+            "mean_by", "elements",
+            "'mean' divides by the sum of the weights of the counted elements "
+            "(PyTorch cross_entropy and nll_loss with class weights), not by their count",
+        ),
+        Convention(
+            "zero_division", "nan",
+            "a mean over nothing (empty batch, all targets ignored) returns {value} "
+            "instead of 0/0 = nan (Keras' divide_no_nan)",
+        ),
+        Convention(
+            "invalid_label", "nan",
+            "a class index outside [0, C) that is not ignored gives '{value}' "
+            "(an exception class name means the binding raises it)",
+        ),
+    ]
+}
+
+
+def plain_conventions(names) -> dict:
+    return {n: CONVENTIONS[n].plain for n in names}
