@@ -100,12 +100,10 @@ class FrameworkAdapter:
     def framework_arrays(self, binding: Binding, case: Case, dtype: str) -> dict[str, np.ndarray]:
         """The case's arrays in the layout the framework reads (class axis moved if needed)."""
         arrays = case.in_dtype(dtype)
-        if binding.conventions.get("class_axis", -1) == 1:
-            for name in ("input", "target"):
-                a = arrays.get(name)
-                if a is not None and a.dtype.kind == "f" and a.ndim >= 2 and (
-                        name == "input" or a.shape == arrays["input"].shape):
-                    arrays[name] = np.moveaxis(a, -1, 1)
+        if binding.conventions.get("class_axis", -1) == 1 and arrays["input"].ndim >= 2:
+            soft = "target" in arrays and arrays["target"].shape == arrays["input"].shape
+            for name in ("input", "target") if soft else ("input",):
+                arrays[name] = np.moveaxis(arrays[name], -1, 1)
         return arrays
 
     def source(self, binding: Binding, case: Case) -> str:

@@ -70,9 +70,9 @@ BINDINGS: list[Binding] = [
     *_pair("kl_div", "KLDivLoss", "kl_div", params={**_RED, "log_target": "log_target"}),
     Binding("torch.distributions.Categorical.entropy", "entropy", "torch",
             "torch.distributions.Categorical(probs=input).entropy()",
-            conventions={"renormalize": "before"}),
+            conventions={"renormalize": "before", "prob_eps": "finfo"}),
     Binding("torch.distributions.kl.kl_divergence", "kl_divergence", "torch",
             "torch.distributions.kl.kl_divergence(torch.distributions.Categorical(probs=target), "
             "torch.distributions.Categorical(probs=input))",
-            conventions={"renormalize": "before"}),
+            conventions={"renormalize": "before", "prob_eps": "finfo"}),
 ]

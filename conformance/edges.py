@@ -27,7 +27,7 @@ def _rows(spec: str, table) -> tuple[Case, ...]:
     out = []
     for row in table:
         name, why, inp, tgt, params, *dtypes = row
-        tdtype = np.int64 if isinstance(tgt, list) and _all_ints(tgt) and spec_uses_index(spec) else np.float64
+        tdtype = np.int64 if _all_ints(tgt) and spec_uses_index(spec) else np.float64
         arrays = {"input": _a(inp)} if tgt is None else {"input": _a(inp), "target": _a(tgt, tdtype)}
         out.append(Case(spec, f"edge-{name}", {"table": "edges", "row": name, "why": why}, arrays,
                         {k: (_a(v) if isinstance(v, list) else v) for k, v in params.items()},
@@ -38,7 +38,7 @@ def _rows(spec: str, table) -> tuple[Case, ...]:
 def _all_ints(x):
     if isinstance(x, list):
         return all(_all_ints(v) for v in x)
-    return isinstance(x, int)
+    return isinstance(x, int) or (isinstance(x, np.ndarray) and x.dtype.kind == "i")
 
 
 def spec_uses_index(spec):

@@ -44,7 +44,13 @@ class Binding:
     ``values`` translates parameter values (``{"reduction": {"mean": "sum_over_batch_size"}}``),
     ``defaults`` are the binding's own defaults where they differ from the spec's
     (PyTorch's ``ignore_index=-100``), ``fixed`` are parameters the API has no choice
-    over (``tf.nn`` losses never reduce: ``{"reduction": "none"}``).
+    over (``tf.nn`` losses never reduce: ``{"reduction": "none"}``), ``required`` the spec
+    parameters the API cannot be called without (``tf.nn.weighted_cross_entropy_with_logits``
+    needs ``pos_weight``): a case that leaves one unset is not a case for this binding.
+    ``requires`` are parameters the API computes with one value only, so that only cases
+    with that value are its cases (``optax.losses.kl_divergence_with_log_targets`` needs
+    ``{"log_target": True}``: a case with probability targets is not a case for it, where
+    ``fixed`` would wrongly read its targets as log-probabilities).
     """
 
     id: str
@@ -56,6 +62,8 @@ class Binding:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     fixed: Mapping[str, Any] = field(default_factory=dict)
     conventions: Mapping[str, Any] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
+    requires: Mapping[str, Any] = field(default_factory=dict)
     dtypes: tuple[str, ...] = ("float32", "float64")
     doc: str = ""
 
@@ -65,13 +73,17 @@ class Binding:
 
     def effective_params(self, spec: Spec, case_params: Mapping[str, Any]) -> dict | None:
         """The parameters this binding computes with on a case, or None if it cannot take the case."""
+        if any(name not in case_params for name in self.required):
+            return None
         eff = {**spec.defaults, **self.defaults}
         for name, value in case_params.items():
             if name in self.fixed:
                 continue
-            if name not in self.params and not _same(value, eff.get(name)):
+            if name not in self.params and name not in self.requires and not _same(value, eff.get(name)):
                 return None
             eff[name] = value
+        if any(not _same(eff.get(name), value) for name, value in self.requires.items()):
+            return None
         eff.update(self.fixed)
         return eff
 

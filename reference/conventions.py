@@ -34,7 +34,8 @@ CONVENTIONS: dict[str, Convention] = {
         Convention(
             "prob_eps", None,
             "probabilities are clipped into [{value}, 1 - {value}] in the input dtype "
-            "before the log (Keras' backend.epsilon())",
+            "before the log (Keras' backend.epsilon(); 'finfo' is the dtype's machine "
+            "epsilon, torch.distributions' clamp_probs)",
         ),
         Convention(
             "renormalize", None,

@@ -1,0 +1,1 @@
+"""The conformance suite's test module; ``lossparity run`` runs it through pytest."""

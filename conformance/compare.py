@@ -1,0 +1,67 @@
+"""Comparing an actual value with the expected one: closeness, ULPs, and a torch-style summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lossparity.conformance.tolerances import Tolerance
+
+
+def ulp(x: np.ndarray, dtype: str) -> np.ndarray:
+    """The spacing of ``dtype`` at |x| (float64 result); at 0 the smallest subnormal."""
+    x = np.abs(np.asarray(x, np.float64))
+    dt = np.dtype(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.spacing(x.astype(dt)).astype(np.float64)
+
+
+@dataclass
+class Comparison:
+    ok: bool
+    mismatched: int
+    total: int
+    max_abs: float
+    max_rel: float
+    max_ulp: float
+    index: list[int] | None  # multi-index of the greatest absolute difference
+    summary: str
+
+    def as_dict(self) -> dict:
+        from lossparity.reports.records import encode_value
+
+        return {k: encode_value(v) for k, v in self.__dict__.items()}
+
+
+def compare(actual: np.ndarray, expected: np.ndarray, tol: Tolerance, dtype: str) -> Comparison:
+    """Elementwise closeness; NaN equals NaN, infinities equal when signs agree."""
+    actual = np.asarray(actual, np.float64)
+    expected = np.asarray(expected, np.float64)
+    if actual.shape != expected.shape:
+        return Comparison(False, max(actual.size, expected.size), expected.size,
+                          float("nan"), float("nan"), float("nan"), None,
+                          f"Shape mismatch: got {actual.shape}, expected {expected.shape}")
+    with np.errstate(invalid="ignore", over="ignore"):
+        both_nan = np.isnan(actual) & np.isnan(expected)
+        same_inf = np.isinf(actual) & (actual == expected)
+        diff = np.where(both_nan | same_inf, 0.0, np.abs(actual - expected))
+        diff = np.where(np.isnan(diff), np.inf, diff)
+        close = (diff == 0) | (diff <= tol.atol + tol.rtol * np.abs(expected))
+        rel = np.where(diff == 0, 0.0, diff / np.abs(expected))
+        ulps = np.where(diff == 0, 0.0, diff / ulp(expected, dtype))
+    total = expected.size
+    bad = int(np.count_nonzero(~close))
+    if total == 0:
+        return Comparison(True, 0, 0, 0.0, 0.0, 0.0, None, "Both empty.")
+    worst = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
+    max_abs = float(diff.max())
+    max_rel = float(np.nan_to_num(rel, nan=np.inf).max())
+    max_ulp = float(np.nan_to_num(ulps, nan=np.inf).max())
+    where = f" at index {tuple(int(i) for i in worst)}" if diff.ndim else ""
+    summary = (f"Mismatched elements: {bad} / {total} ({100.0 * bad / total:.1f}%)\n"
+               f"Greatest absolute difference: {max_abs:.6g}{where} (up to {tol.atol:g} allowed)\n"
+               f"Greatest relative difference: {max_rel:.6g} (up to {tol.rtol:g} allowed)\n"
+               f"Greatest difference in {dtype} ULPs: {max_ulp:.6g}")
+    return Comparison(bad == 0, bad, total, max_abs, max_rel, max_ulp,
+                      [int(i) for i in worst] if diff.ndim else [], summary)

@@ -1,0 +1,58 @@
+"""Registered known deviations (``known_deviations.toml``) and matching them against results.
+
+An entry names a binding (a glob over binding ids), optionally the spec, case ids (glob),
+dtype and verdict it covers, with the explanation and the upstream issue link. A result
+that is not ``conform`` and matches an entry becomes ``known``; an entry that matched
+nothing in a run that exercised its binding is reported as stale.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+KNOWN_PATH = Path(__file__).with_name("known_deviations.toml")
+_FIELDS = ("binding", "spec", "case", "dtype", "verdict")
+
+
+@dataclass(frozen=True)
+class KnownDeviation:
+    id: str
+    binding: str
+    explanation: str
+    link: str
+    spec: str = "*"
+    case: str = "*"
+    dtype: str = "*"
+    verdict: str = "*"
+
+    def matches(self, record: dict) -> bool:
+        values = {"binding": record["binding"], "spec": record["spec"], "case": record["case_id"],
+                  "dtype": record["dtype"], "verdict": record["verdict"]}
+        return all(fnmatchcase(str(values[f]), getattr(self, f)) for f in _FIELDS)
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "explanation": self.explanation, "link": self.link}
+
+
+def load_known(path: Path = KNOWN_PATH) -> list[KnownDeviation]:
+    data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    entries = []
+    for raw in data.get("deviation", []):
+        missing = {"id", "binding", "explanation", "link"} - raw.keys()
+        if missing:
+            raise ValueError(f"{path}: entry {raw.get('id', '?')} lacks {sorted(missing)}")
+        entries.append(KnownDeviation(**raw))
+    return entries
+
+
+def match(record: dict, known: list[KnownDeviation]) -> KnownDeviation | None:
+    return next((k for k in known if k.matches(record)), None)
+
+
+def stale(known: list[KnownDeviation], used: set[str], bindings_run: set[str]) -> list[dict]:
+    """Entries that matched nothing although their binding ran in this run."""
+    return [k.as_dict() for k in known
+            if k.id not in used and any(fnmatchcase(b, k.binding) for b in bindings_run)]

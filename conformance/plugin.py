@@ -1,0 +1,208 @@
+"""The lossparity pytest plugin (entry point ``pytest11``).
+
+Inert unless the conformance suite is collected. Options live in the ``lossparity`` group.
+Each test's verdict travels in its report's ``user_properties``; only the controlling
+process (never an xdist worker) writes ``results.jsonl`` line by line, and at session end
+finds divergences, stale known deviations, writes the summary line and renders the report
+once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import platform
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from lossparity import __version__
+
+SUITE = "lossparity.conformance.suite"
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("lossparity", "lossparity conformance suite")
+    group.addoption("--lp-out", default=None, help="folder for results.jsonl and report.html")
+    group.addoption("--lp-frameworks", default=None, help="comma-separated frameworks (default: all)")
+    group.addoption("--lp-losses", default=None, help="comma-separated globs over spec names and binding ids")
+    group.addoption("--lp-dtypes", default="float32,float64", help="comma-separated dtypes")
+    group.addoption("--lp-examples", type=int, default=None, help="generated cases per spec (default 100)")
+    group.addoption("--lp-seed", type=int, default=0, help="seed of the case generators")
+    group.addoption("--lp-command", default=None, help=argparse.SUPPRESS)
+
+
+def _split(value):
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
+
+
+def _selection(config):
+    from lossparity.conformance.selection import DEFAULT_EXAMPLES, Selection
+
+    examples = config.getoption("lp_examples")
+    return Selection(
+        frameworks=_split(config.getoption("lp_frameworks")),
+        losses=_split(config.getoption("lp_losses")),
+        dtypes=_split(config.getoption("lp_dtypes")) or ("float32", "float64"),
+        examples=DEFAULT_EXAMPLES if examples is None else examples,
+        seed=config.getoption("lp_seed"),
+    )
+
+
+class LpItem:
+    """One (binding, case, dtype), or one unavailable binding; ``run()`` gives its record."""
+
+    def __init__(self, binding, spec=None, case=None, dtype=None, unavailable=None, known=()):
+        self.binding, self.spec, self.case, self.dtype = binding, spec, case, dtype
+        self.unavailable, self.known = unavailable, known
+
+    def run(self):
+        from lossparity.adapters import adapter_for
+        from lossparity.conformance.runner import evaluate, unsupported_record
+
+        if self.unavailable:
+            return unsupported_record(self.binding, self.unavailable)
+        return evaluate(adapter_for(self.binding.framework), self.binding, self.spec, self.case,
+                        self.dtype, known=self.known)
+
+    @property
+    def id(self):
+        if self.unavailable:
+            return f"{self.binding.spec}/{self.binding.id}/unavailable"
+        return f"{self.spec.name}/{self.binding.id}/{self.dtype}/{self.case.id}"
+
+
+def pytest_generate_tests(metafunc):
+    if "lp_item" not in metafunc.fixturenames:
+        return
+    from lossparity.adapters import adapter_for
+    from lossparity.conformance.known import load_known
+    from lossparity.conformance.specs import SPECS
+
+    selection = _selection(metafunc.config).validate()
+    known = tuple(load_known())
+    items, cases = [], {}
+    for binding in selection.bindings():
+        reason = adapter_for(binding.framework).unavailable()
+        if reason:
+            items.append(LpItem(binding, unavailable=reason))
+            continue
+        spec = SPECS[binding.spec]
+        if spec.name not in cases:
+            cases[spec.name] = selection.cases(spec.name)
+        for case in cases[spec.name]:
+            if binding.effective_params(spec, case.params) is None:
+                continue
+            for dtype in selection.dtypes:
+                if dtype in binding.dtypes and (not case.dtypes or dtype in case.dtypes):
+                    items.append(LpItem(binding, spec, case, dtype, known=known))
+    metafunc.parametrize("lp_item", items, ids=[i.id for i in items])
+
+
+class Recorder:
+    """Controller-side: writes lines as reports arrive, finishes the run at session end."""
+
+    def __init__(self, config, out: Path):
+        from lossparity.reports.records import ResultsWriter
+
+        self.config, self.out = config, out
+        self.writer = ResultsWriter(out / "results.jsonl")
+        self.results: list[dict] = []
+        self.summary: dict | None = None
+
+    def meta(self) -> dict:
+        from lossparity.adapters import adapter_modules
+
+        selection = _selection(self.config)
+        versions = {"lossparity": __version__, "numpy": __import__("numpy").__version__}
+        for name, module in adapter_modules().items():
+            if (not selection.frameworks or name in selection.frameworks) and not module.ADAPTER.unavailable():
+                versions.update(module.ADAPTER.versions())
+        command = self.config.getoption("lp_command") or " ".join(sys.argv)
+        return {
+            "kind": "meta", "schema": 1, "lossparity": __version__, "versions": versions,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "device": "cpu", "seed": selection.seed, "examples": selection.examples,
+            "dtypes": list(selection.dtypes), "frameworks": list(selection.frameworks or []),
+            "losses": list(selection.losses or []), "command": command,
+            "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def add(self, record: dict) -> None:
+        self.writer.write(record)
+        self.results.append(record)
+
+    def finish(self) -> dict:
+        from lossparity.adapters import all_bindings
+        from lossparity.conformance.divergence import find_divergences
+        from lossparity.conformance.known import load_known, stale
+        from lossparity.conformance.specs import SPECS
+        from lossparity.reports.html import write_report
+
+        bindings = {b.key: b for b in all_bindings()}
+        divergences = find_divergences(self.results, bindings, SPECS)
+        for d in divergences:
+            self.writer.write(d)
+        used = {r["known"]["id"] for r in self.results if r.get("known")}
+        ran = {r["binding"] for r in self.results if r["verdict"] != "unsupported"}
+        self.summary = {
+            "kind": "summary",
+            "counts": dict(Counter(r["verdict"] for r in self.results)),
+            "divergences": dict(Counter(d["status"] for d in divergences)),
+            "stale_known": stale(load_known(), used, ran),
+            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        self.writer.write(self.summary)
+        self.writer.close()
+        from lossparity.reports.records import read_records
+
+        write_report(read_records(self.out / "results.jsonl", validate=False), self.out / "report.html")
+        return self.summary
+
+
+    # -- hooks (this object is registered as a plugin on the controller) ----------------
+    def pytest_sessionstart(self, session):
+        self.writer.write(self.meta())
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call":
+            for name, value in report.user_properties:
+                if name == "lossparity":
+                    self.add(value)
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        summary = self.finish()
+        if summary["divergences"].get("unexplained") and session.exitstatus == 0:
+            session.exitstatus = 1
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.summary is None:
+            return
+        s, tr = self.summary, terminalreporter
+        tr.section("lossparity")
+        order = ("conform", "known", "deviate", "error_mismatch", "crash", "timeout", "unsupported")
+        tr.write_line("verdicts:    " + "  ".join(f"{v} {s['counts'].get(v, 0)}" for v in order))
+        d = s["divergences"]
+        tr.write_line(f"divergences: {d.get('explained', 0)} explained by conventions, "
+                      f"{d.get('unexplained', 0)} unexplained")
+        findings = Counter((r["spec"], r["binding"], r["verdict"]) for r in self.results
+                           if r["verdict"] not in ("conform", "unsupported"))
+        for (spec, binding, verdict), n in sorted(findings.items())[:15]:
+            tr.write_line(f"  {verdict:<15} {n:>4}  {binding}  [{spec}]")
+        if len(findings) > 15:
+            tr.write_line(f"  ... and {len(findings) - 15} more groups in the report")
+        if s["stale_known"]:
+            tr.write_line("stale known deviations: " + ", ".join(k["id"] for k in s["stale_known"]))
+        tr.write_line(f"results: {self.out / 'results.jsonl'}")
+        tr.write_line(f"report:  {self.out / 'report.html'}")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    out = config.getoption("lp_out", None)
+    if out and not hasattr(config, "workerinput"):  # never on an xdist worker
+        config.pluginmanager.register(Recorder(config, Path(out)), "lossparity-recorder")

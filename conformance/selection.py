@@ -1,0 +1,61 @@
+"""What a run covers: the selected bindings, dtypes, and the cases of each spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from lossparity.adapters import adapter_modules, broken_adapters
+from lossparity.conformance.generate import draw_cases
+from lossparity.conformance.model import Binding, Case
+from lossparity.conformance.specs import SPECS
+
+DTYPES = ("float32", "float64")
+DEFAULT_EXAMPLES = 100
+
+
+class SelectionError(ValueError):
+    """An unknown framework, loss or dtype name: the message lists what is accepted."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    frameworks: tuple[str, ...] | None = None  # None: all
+    losses: tuple[str, ...] | None = None  # globs over spec names and binding ids
+    dtypes: tuple[str, ...] = DTYPES
+    examples: int = DEFAULT_EXAMPLES
+    seed: int = 0
+
+    def validate(self) -> "Selection":
+        known = set(adapter_modules()) | set(broken_adapters())
+        for f in self.frameworks or ():
+            if f not in known:
+                raise SelectionError(f"unknown framework {f!r}; choose from {', '.join(sorted(known))}")
+        names = set(SPECS) | {b.id for m in adapter_modules().values() for b in m.BINDINGS}
+        for pattern in self.losses or ():
+            if not any(fnmatchcase(n, pattern) for n in names):
+                raise SelectionError(f"no loss spec or binding matches {pattern!r}; "
+                                     f"specs are {', '.join(sorted(SPECS))} (see 'lossparity list')")
+        for d in self.dtypes:
+            if d not in DTYPES:
+                raise SelectionError(f"unknown dtype {d!r}; choose from {', '.join(DTYPES)}")
+        if self.examples < 0:
+            raise SelectionError(f"--examples must be >= 0, got {self.examples}")
+        return self
+
+    def bindings(self) -> list[Binding]:
+        out = []
+        for framework, module in adapter_modules().items():
+            if self.frameworks and framework not in self.frameworks:
+                continue
+            for b in module.BINDINGS:
+                if self.losses and not any(fnmatchcase(b.spec, p) or fnmatchcase(b.id, p) for p in self.losses):
+                    continue
+                out.append(b)
+        return out
+
+    def cases(self, spec_name: str) -> list[Case]:
+        spec = SPECS[spec_name]
+        generated = draw_cases(spec_name, spec.generate, examples=self.examples, seed_value=self.seed) \
+            if self.examples else []
+        return [*spec.edges, *generated]

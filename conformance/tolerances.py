@@ -1,0 +1,32 @@
+"""The one per-dtype tolerance table, with partial per-spec overrides.
+
+``actual`` passes when |actual - expected| <= atol + rtol * |expected| elementwise (the
+oracle is always the ``expected`` side). Figures are PyTorch's defaults for
+``torch.testing.assert_close`` (``torch/testing/_comparison.py``). They are never scaled by
+array size; an override needs a comment saying why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float
+    atol: float
+
+
+TOLERANCES: dict[str, Tolerance] = {
+    "float64": Tolerance(rtol=1e-7, atol=1e-7),
+    "float32": Tolerance(rtol=1.3e-6, atol=1e-5),
+    "float16": Tolerance(rtol=1e-3, atol=1e-5),
+    "bfloat16": Tolerance(rtol=1.6e-2, atol=1e-5),
+}
+
+# (spec, dtype) -> Tolerance. None yet: no spec has needed one.
+OVERRIDES: dict[tuple[str, str], Tolerance] = {}
+
+
+def tolerance(spec: str, dtype: str) -> Tolerance:
+    return OVERRIDES.get((spec, dtype), TOLERANCES[dtype])

@@ -1,0 +1,5 @@
+import sys
+
+from lossparity.cli import main
+
+sys.exit(main())

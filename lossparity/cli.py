@@ -1,0 +1,137 @@
+"""The ``lossparity`` command: run, list, report.
+
+Exit codes: 0 everything conforms or is known; 1 unexplained deviations or divergences;
+2 a usage or input error, reported in one line without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _csv(value: str) -> str:
+    if not value.strip(",").strip():
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lossparity", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run the conformance suite; write results.jsonl and report.html")
+    run.add_argument("--out", default="reports/latest", help="output folder (default: reports/latest)")
+    run.add_argument("--frameworks", type=_csv, help="comma-separated: torch,tensorflow,jax (default: all)")
+    run.add_argument("--losses", type=_csv, help="comma-separated globs over spec names and binding ids")
+    run.add_argument("--dtypes", type=_csv, default="float32,float64", help="comma-separated dtypes")
+    run.add_argument("--examples", type=int, default=100, help="generated cases per spec (default 100)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the case generators (default 0)")
+    run.add_argument("-n", "--workers", type=int, default=1, help="parallel worker processes (pytest-xdist)")
+    run.add_argument("-v", "--verbose", action="store_true", help="one line per test instead of dots")
+
+    lst = sub.add_parser("list", help="the coverage table: specs x bindings")
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
+
+    rep = sub.add_parser("report", help="rebuild the HTML report from a results file")
+    rep.add_argument("results", help="a results.jsonl written by 'lossparity run'")
+    rep.add_argument("-o", "--output", help="HTML file to write (default: report.html beside RESULTS)")
+    return parser
+
+
+def cmd_run(args) -> int:
+    import pytest
+
+    from lossparity.conformance.selection import Selection, SelectionError
+
+    split = lambda v: tuple(x.strip() for x in v.split(",") if x.strip()) if v else None  # noqa: E731
+    try:
+        Selection(split(args.frameworks), split(args.losses), split(args.dtypes),
+                  args.examples, args.seed).validate()
+    except SelectionError as exc:
+        raise UsageError(str(exc)) from None
+    if args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    argv = ["--pyargs", "lossparity.conformance.suite", "-c", _empty_ini(), "-p", "no:cacheprovider",
+            "--rootdir", str(Path.cwd()), "--tb=no", "-rN", "-W", "ignore",
+            "-v" if args.verbose else "-q",
+            "--lp-out", args.out, "--lp-dtypes", args.dtypes, "--lp-examples", str(args.examples),
+            "--lp-seed", str(args.seed), "--lp-command", "lossparity " + " ".join(sys.argv[1:])]
+    if args.frameworks:
+        argv += ["--lp-frameworks", args.frameworks]
+    if args.losses:
+        argv += ["--lp-losses", args.losses]
+    if args.workers > 1:
+        argv += ["-n", str(args.workers)]
+    code = pytest.main(argv)
+    if code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        return int(code)
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        raise UsageError("the selection matches no test case")
+    raise UsageError(f"the conformance run stopped (pytest exit code {int(code)})")
+
+
+def _empty_ini() -> str:
+    # Run with lossparity's own settings, never the user's pytest configuration.
+    path = Path(__file__).with_name("pytest-conformance.ini")
+    return str(path)
+
+
+def cmd_list(args) -> int:
+    from lossparity.conformance.coverage import coverage, format_coverage
+
+    table = coverage()
+    print(json.dumps(table, indent=2) if args.json else format_coverage(table))
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from lossparity.reports.html import write_report
+    from lossparity.reports.records import ResultsFileError, read_records
+
+    try:
+        records = read_records(Path(args.results), validate=True)
+    except ResultsFileError as exc:
+        raise UsageError(str(exc)) from None
+    out = Path(args.output) if args.output else Path(args.results).with_name("report.html")
+    try:
+        write_report(records, out)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
+    print(f"report: {out}")
+    failing = any(r.get("kind") == "result" and r["verdict"] in ("deviate", "error_mismatch", "crash", "timeout")
+                  for r in records) or any(r.get("kind") == "divergence" and r["status"] == "unexplained"
+                                          for r in records)
+    return EXIT_FINDINGS if failing else EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"lossparity: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("lossparity: interrupted", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
