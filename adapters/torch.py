@@ -54,7 +54,8 @@ def _pair(fn: str, module: str, spec: str, **kw) -> list[Binding]:
 _RED = {"reduction": "reduction"}
 BINDINGS: list[Binding] = [
     *_pair("binary_cross_entropy", "BCELoss", "binary_cross_entropy",
-           params={**_RED, "weight": "weight"}, conventions={"log_min": -100.0}),
+           params={**_RED, "weight": "weight"},
+           conventions={"log_min": -100.0, "prob_domain": "RuntimeError"}),
     *_pair("binary_cross_entropy_with_logits", "BCEWithLogitsLoss", "binary_cross_entropy_with_logits",
            params={**_RED, "weight": "weight", "pos_weight": "pos_weight"}),
     *_pair("cross_entropy", "CrossEntropyLoss", "softmax_cross_entropy",

@@ -56,8 +56,8 @@ def compare(actual: np.ndarray, expected: np.ndarray, tol: Tolerance, dtype: str
         return Comparison(True, 0, 0, 0.0, 0.0, 0.0, None, "Both empty.")
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
     max_abs = float(diff.max())
-    max_rel = float(np.nan_to_num(rel, nan=np.inf).max())
-    max_ulp = float(np.nan_to_num(ulps, nan=np.inf).max())
+    max_rel = float(np.nan_to_num(rel, nan=np.inf, posinf=np.inf).max())
+    max_ulp = float(np.nan_to_num(ulps, nan=np.inf, posinf=np.inf).max())
     where = f" at index {tuple(int(i) for i in worst)}" if diff.ndim else ""
     summary = (f"Mismatched elements: {bad} / {total} ({100.0 * bad / total:.1f}%)\n"
                f"Greatest absolute difference: {max_abs:.6g}{where} (up to {tol.atol:g} allowed)\n"

@@ -11,7 +11,7 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
     Spec("binary_cross_entropy", "BCE on probabilities: -[y log p + (1-y) log(1-p)]",
          ce.binary_cross_entropy,
          {"weight": None, "label_smoothing": 0.0, "reduction": "mean"},
-         ("log_min", "prob_eps", "sample_axis"),
+         ("log_min", "prob_eps", "prob_domain", "sample_axis"),
          g.binary(logits=False), edges.BINARY_CROSS_ENTROPY),
     Spec("binary_cross_entropy_with_logits", "BCE on logits: BCE of sigmoid(x), with pos_weight",
          ce.binary_cross_entropy_with_logits,

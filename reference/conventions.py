@@ -38,6 +38,11 @@ CONVENTIONS: dict[str, Convention] = {
             "epsilon, torch.distributions' clamp_probs)",
         ),
         Convention(
+            "prob_domain", "nan",
+            "a probability outside [0, 1] (NaN included) raises {value} "
+            "(PyTorch's binary_cross_entropy checks its input)",
+        ),
+        Convention(
             "renormalize", None,
             "predicted probabilities are divided by their sum over the class axis, "
             "{value} (Keras categorical_crossentropy before, sparse_ after; "

@@ -23,10 +23,13 @@ from lossparity.reference.trace import NO_TRACE
 
 def binary_cross_entropy(
     input, target, *, weight=None, label_smoothing=0.0, reduction="mean",
-    log_min=None, prob_eps=None, sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+    log_min=None, prob_eps=None, prob_domain="nan", sample_axis=None, dtype=np.float32, trace=NO_TRACE,
 ):
     """-[y log p + (1 - y) log(1 - p)] for probabilities ``p`` (any shape), weighted elementwise."""
     p = trace("input", np.asarray(input, np.float64), "read as independent probabilities")
+    outside = ~((p >= 0) & (p <= 1))
+    if prob_domain != "nan" and outside.any():
+        raise OracleError(prob_domain, f"probability {p[outside].ravel()[0]} is outside [0, 1]")
     y = np.asarray(target, np.float64)
     if label_smoothing:
         y = trace("smoothing", y * (1.0 - label_smoothing) + 0.5 * label_smoothing,

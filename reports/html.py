@@ -1,0 +1,452 @@
+"""The self-contained HTML report, rendered from the records of a results file alone.
+
+The page reads only records (``reports/records.py``): no adapter, no framework, no oracle
+is imported, so a report can be rebuilt on a machine with none of them installed. It is
+one file with inline CSS and a few lines of inline JavaScript (filters), loads nothing
+from anywhere (its Content-Security-Policy says so), and shows everything with
+JavaScript off. Every string from the records goes through Jinja2's autoescape.
+
+Aggregates (counts, the specs x frameworks matrix, unsupported bindings) are computed
+here in one pass; only findings (results that are not ``conform``) and divergences get a
+detailed block, so a run of tens of thousands of results renders in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import jinja2
+from markupsafe import Markup, escape
+
+#: Verdicts in the order the summary shows them (the runner's VERDICTS, kept here as data so
+#: that rendering imports nothing from conformance/).
+VERDICTS = ("conform", "deviate", "error_mismatch", "unsupported", "crash", "timeout", "known")
+#: Findings, most severe first.
+FINDING_ORDER = ("crash", "timeout", "error_mismatch", "deviate", "known")
+#: Arrays larger than this print their first and last EDGE_ITEMS elements per axis only.
+MAX_ELEMENTS = 200
+EDGE_ITEMS = 3
+
+_ENV: jinja2.Environment | None = None
+
+
+def _env() -> jinja2.Environment:
+    global _ENV
+    if _ENV is None:
+        _ENV = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+            autoescape=True,  # every value from a results file is untrusted text
+            trim_blocks=True,
+            lstrip_blocks=True,
+            undefined=jinja2.StrictUndefined,
+        )
+        _ENV.filters["fmt"] = _fmt_scalar
+    return _ENV
+
+
+def render_report(records: list[dict]) -> str:
+    """The report page for the parsed lines of one results file (any order; ``meta`` first)."""
+    return _env().get_template("report.html.j2").render(**_context(records))
+
+
+def write_report(records: Iterable[dict], path: str | Path) -> Path:
+    """Render ``records`` and write the page to ``path`` (parents created); return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(list(records)), encoding="utf-8")
+    return path
+
+
+# -- the page's data ------------------------------------------------------------------------
+
+def _context(records: list[dict]) -> dict:
+    meta: dict = {}
+    summary: dict | None = None
+    counts: Counter = Counter()
+    matrix: dict[str, dict[str, dict[str, Counter]]] = defaultdict(lambda: defaultdict(dict))
+    unsupported: dict[tuple[str, str], dict] = {}
+    findings: list[dict] = []
+    divergences: list[dict] = []
+    frameworks: dict[str, None] = {}
+    for r in records:
+        kind = r.get("kind")
+        if kind == "result":
+            verdict = str(r.get("verdict", "?"))
+            spec, binding, fw = str(r.get("spec", "?")), str(r.get("binding", "?")), str(r.get("framework", "?"))
+            counts[verdict] += 1
+            frameworks.setdefault(fw)
+            cell = matrix[spec][fw]
+            cell.setdefault(binding, Counter())[verdict] += 1
+            if verdict == "unsupported":
+                reason = _message(r.get("actual"))
+                group = unsupported.setdefault((fw, reason), {"framework": fw, "reason": reason, "bindings": {}})
+                group["bindings"][f"{binding} ({spec})"] = None
+            elif verdict != "conform":
+                findings.append(r)
+        elif kind == "divergence":
+            divergences.append(r)
+        elif kind == "meta" and not meta:
+            meta = r
+        elif kind == "summary":
+            summary = r
+    order = {v: i for i, v in enumerate(FINDING_ORDER)}
+    findings.sort(key=lambda r: (order.get(r.get("verdict"), len(order)), str(r.get("spec")),
+                                 str(r.get("binding")), str(r.get("dtype")), str(r.get("case_id"))))
+    divergences.sort(key=lambda d: (d.get("status") != "unexplained", str(d.get("spec")),
+                                    str(d.get("case_id")), str(d.get("dtype"))))
+    div_counts = Counter(str(d.get("status", "unexplained")) for d in divergences)
+    fw_list = list(frameworks)
+    return {
+        "meta": _meta_rows(meta),
+        "versions": _versions(meta),
+        "command": _command(meta),
+        "finished": (summary or {}).get("finished"),
+        "complete": summary is not None,
+        "verdicts": [(v, counts.get(v, 0)) for v in VERDICTS] +
+                    [(v, n) for v, n in sorted(counts.items()) if v not in VERDICTS],
+        "total": sum(counts.values()),
+        "summary_mismatch": _summary_mismatch(summary, counts),
+        "div_counts": {"explained": div_counts.get("explained", 0),
+                       "unexplained": div_counts.get("unexplained", 0)},
+        "frameworks": fw_list,
+        "matrix": _matrix(matrix, fw_list),
+        "unsupported": sorted(({**g, "bindings": list(g["bindings"])} for g in unsupported.values()),
+                              key=lambda g: (g["framework"], g["reason"])),
+        "findings": [_finding(r) for r in findings],
+        "divergences": [_divergence(d) for d in divergences],
+        "stale": [k for k in map(_known, (summary or {}).get("stale_known") or []) if k],
+        "filters": _filters(findings, divergences),
+    }
+
+
+def _matrix(matrix: Mapping[str, Mapping[str, Mapping[str, Counter]]], frameworks: list[str]) -> list:
+    """Rows (spec, [cell per framework], totals); a cell lists (binding, badges), by binding id."""
+    rows = []
+    for spec in sorted(matrix):
+        cells = [[(_breakable(b), _badges(matrix[spec][fw][b])) for b in sorted(matrix[spec].get(fw, {}))]
+                 for fw in frameworks]
+        totals: Counter = Counter()
+        for by_binding in matrix[spec].values():
+            for c in by_binding.values():
+                totals.update(c)
+        rows.append((_breakable(spec), cells, _badges(totals)))
+    return rows
+
+
+def _filters(findings: list[dict], divergences: list[dict]) -> dict[str, list[str]]:
+    """The values the filter menus offer: those of the blocks they filter, nothing else."""
+    seen: dict[str, set[str]] = {"framework": set(), "spec": set(), "verdict": set(), "dtype": set()}
+    for r in findings:
+        for k in seen:
+            seen[k].add(str(r.get(k)))
+    for d in divergences:
+        seen["spec"].add(str(d.get("spec")))
+        seen["dtype"].add(str(d.get("dtype")))
+        for side in (d.get("a"), d.get("b")):
+            if isinstance(side, Mapping):
+                seen["framework"].add(str(side.get("framework")))
+                seen["verdict"].add(str(side.get("verdict")))
+    order = {v: i for i, v in enumerate(FINDING_ORDER + ("conform",))}
+    return {k: sorted(v - {"None"}, key=(lambda x: (order.get(x, 99), x)) if k == "verdict" else None)
+            for k, v in seen.items()}
+
+
+def _breakable(name: str) -> Markup:
+    """A binding id that may wrap after each dot or underscore (escaped here, so safe to mark up)."""
+    return Markup("").join(escape(part) + (Markup("<wbr>") if part[-1:] in "._" else "")
+                           for part in re.split(r"(?<=[._])", name))
+
+
+def _badges(counter: Mapping[str, int]) -> list[tuple[str, int]]:
+    known = [(v, counter[v]) for v in VERDICTS if counter.get(v)]
+    return known + [(v, n) for v, n in sorted(counter.items()) if v not in VERDICTS and n]
+
+
+def _summary_mismatch(summary: dict | None, counts: Counter) -> str | None:
+    """A note when the run's own summary line disagrees with the result lines in the file."""
+    if not summary or not isinstance(summary.get("counts"), dict):
+        return None
+    said = {k: v for k, v in summary["counts"].items() if v}
+    if said == {k: v for k, v in counts.items() if v}:
+        return None
+    return ", ".join(f"{k}: {v}" for k, v in said.items())
+
+
+_META_FIELDS = (  # (label, keys it may be stored under)
+    ("python", ("python",)),
+    ("platform", ("platform",)),
+    ("cpu", ("cpu",)),
+    ("device", ("device", "devices")),
+    ("seed", ("seed",)),
+    ("examples", ("examples", "max_examples")),
+    ("started", ("started", "start", "started_at", "start_time")),
+    ("finished", ("finished", "finish", "finished_at", "finish_time")),
+)
+_META_SKIP = {"kind", "versions", "command", "argv", "command_line", "schema", "schema_version"}
+
+
+def _meta_rows(meta: Mapping) -> list[tuple[str, str]]:
+    rows, used = [], set()
+    for label, keys in _META_FIELDS:
+        for k in keys:
+            if k in meta:
+                rows.append((label, _text(meta[k])))
+                used.add(k)
+                break
+    rows += [(k, _text(v)) for k, v in meta.items() if k not in used and k not in _META_SKIP]
+    return [(k, v) for k, v in rows if v not in ("", "null")]
+
+
+def _versions(meta: Mapping) -> list[tuple[str, str]]:
+    v = meta.get("versions") or meta.get("frameworks") or {}
+    if isinstance(v, Mapping):
+        return [(str(k), _text(x)) for k, x in v.items()]
+    return [("versions", _text(v))]
+
+
+def _command(meta: Mapping) -> str | None:
+    for k in ("command", "command_line", "argv"):
+        if k in meta:
+            v = meta[k]
+            if isinstance(v, (list, tuple)):
+                import shlex
+
+                return shlex.join(str(x) for x in v)
+            return str(v)
+    return None
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, float):
+        return repr(v)
+    return json.dumps(v, ensure_ascii=False, default=str)
+
+
+def _message(actual: Any) -> str:
+    if isinstance(actual, Mapping):
+        msg = actual.get("message") or actual.get("error") or ""
+        return str(msg)
+    return ""
+
+
+def _origin(origin: Any) -> str:
+    if not isinstance(origin, Mapping):
+        return _text(origin)
+    if origin.get("table") is not None or "why" in origin:
+        row = origin.get("row", "?")
+        return f"{origin.get('table', 'edge')} table, row {row}: {origin.get('why', '')}".rstrip(": ")
+    if "generator" in origin or "seed" in origin:
+        parts = [f"{origin.get('generator', 'generator')}"]
+        parts += [f"{k} {_text(origin[k])}" for k in ("seed", "index") if k in origin]
+        rest = [f"{k}={_text(v)}" for k, v in origin.items() if k not in ("generator", "seed", "index")]
+        return ", ".join(parts + rest)
+    return ", ".join(f"{k}={_text(v)}" for k, v in origin.items())
+
+
+def _params(params: Any) -> list[tuple[str, str]]:
+    if not isinstance(params, Mapping):
+        return []
+    return [(str(k), _value_text(v)) for k, v in params.items()]
+
+
+def _value_text(v: Any) -> str:
+    """A parameter as Python source would spell it (the reproducers are Python)."""
+    if _is_array(v):
+        return format_array(v)
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return repr(v)
+    return _text(v)
+
+
+def _is_array(v: Any) -> bool:
+    return isinstance(v, Mapping) and "data" in v and "shape" in v
+
+
+def _outcome(o: Any) -> dict | None:
+    """An expected/actual field as {'value', 'shape', 'dtype'} or {'error', 'message'}."""
+    if not isinstance(o, Mapping):
+        return None
+    if "value" in o:
+        v = o["value"]
+        if _is_array(v):
+            dtype = o.get("dtype") or ("int64" if v.get("dtype") == "int64" else None)
+            return {"value": format_array(v), "shape": _shape(v), "dtype": dtype,
+                    "short": _short(v)}
+        return {"value": _text(v), "shape": "", "dtype": o.get("dtype"), "short": _text(v)[:60]}
+    classes = o.get("classes") or []
+    return {"error": str(o.get("error", "?")), "message": str(o.get("message") or ""),
+            "classes": " < ".join(map(str, classes)) if len(classes) > 1 else "",
+            "short": str(o.get("error", "?"))}
+
+
+def _short(v: Mapping) -> str:
+    """A one-line glimpse of a value for a summary line: small arrays whole, others elided."""
+    if len(v.get("data") or []) <= 4:
+        return format_array(v).replace("\n", "")
+    return f"array{_shape(v)}"
+
+
+def _shape(v: Mapping) -> str:
+    shape = v.get("shape") or []
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _errors(e: Any) -> dict | None:
+    if not isinstance(e, Mapping):
+        return None
+    figures = []
+    if e.get("mismatched") is not None and e.get("total") is not None:
+        figures.append(("mismatched", f"{e['mismatched']} / {e['total']}"))
+    for k in ("max_abs", "max_rel", "max_ulp"):
+        if e.get(k) is not None:
+            figures.append((k, _fmt_scalar(e[k])))
+    if e.get("index"):
+        figures.append(("at index", _text(e["index"])))
+    return {"summary": str(e.get("summary") or ""), "figures": figures}
+
+
+def _known(k: Any) -> dict | None:
+    if not isinstance(k, Mapping):
+        return None
+    link = str(k.get("link") or "")
+    return {"id": str(k.get("id", "?")), "explanation": str(k.get("explanation") or ""),
+            "link": link, "href": link if _safe_link(link) else None,
+            "verdict": k.get("verdict")}
+
+
+def _safe_link(link: str) -> bool:
+    """Only plain web links become <a href>: never javascript:, data: or relative ones."""
+    low = link.strip().lower()
+    return (low.startswith("https://") or low.startswith("http://")) and not any(c in link for c in "\"'<> \n\t")
+
+
+def _headline(r: Mapping, errors: dict | None) -> str:
+    e = r.get("errors") if isinstance(r.get("errors"), Mapping) else {}
+    if e.get("max_abs") is not None:
+        return (f"max abs {_fmt_scalar(e['max_abs'])}, max rel {_fmt_scalar(e.get('max_rel'))}"
+                + (f", {e['mismatched']}/{e['total']} mismatched" if e.get("total") is not None else ""))
+    if errors and errors["summary"]:
+        return errors["summary"].splitlines()[0][:160]
+    actual = r.get("actual")
+    if isinstance(actual, Mapping) and "error" in actual:
+        return f"{actual.get('error')}: {str(actual.get('message') or '')[:120]}"
+    return ""
+
+
+def _finding(r: Mapping) -> dict:
+    errors = _errors(r.get("errors"))
+    tol = r.get("tolerance") if isinstance(r.get("tolerance"), Mapping) else {}
+    inputs = r.get("inputs") if isinstance(r.get("inputs"), Mapping) else {}
+    return {
+        "verdict": str(r.get("verdict", "?")),
+        "spec": str(r.get("spec", "?")), "binding": str(r.get("binding", "?")),
+        "framework": str(r.get("framework", "?")), "dtype": str(r.get("dtype", "?")),
+        "mode": str(r.get("mode", "?")), "device": str(r.get("device", "?")),
+        "case_id": str(r.get("case_id", "?")), "origin": _origin(r.get("origin")),
+        "params": _params(r.get("params")),
+        "tolerance": ", ".join(f"{k} {_fmt_scalar(v)}" for k, v in tol.items()),
+        # Float inputs are stored as float64 holding values already rounded to the case's dtype.
+        "inputs": [(str(k), _shape(v), "int64" if v.get("dtype") == "int64" else "", format_array(v))
+                   if _is_array(v)
+                   else (str(k), "", "", _text(v)) for k, v in inputs.items()],
+        "expected": _outcome(r.get("expected")),
+        "actual": _outcome(r.get("actual")),
+        "errors": errors,
+        "headline": _headline(r, errors),
+        "gradients": (json.dumps(r["gradients"], indent=1, ensure_ascii=False, default=str)
+                      if r.get("gradients") else None),
+        "known": _known(r.get("known")),
+        "reproducer": str(r["reproducer"]) if r.get("reproducer") else None,
+        "seconds": ", ".join(f"{k} {v:.3g} s" for k, v in (r.get("seconds") or {}).items()
+                             if isinstance(v, (int, float))),
+    }
+
+
+def _divergence(d: Mapping) -> dict:
+    sides = []
+    for s in ("a", "b"):
+        side = d.get(s) if isinstance(d.get(s), Mapping) else {}
+        sides.append({"binding": str(side.get("binding", "?")), "framework": str(side.get("framework", "?")),
+                      "verdict": str(side.get("verdict", "?")), "actual": _outcome(side.get("actual"))})
+    attribution = d.get("attribution") if isinstance(d.get("attribution"), Mapping) else None
+    differing, singles = [], []
+    if attribution:
+        explaining = set(map(str, attribution.get("conventions") or []))
+        differing = [{"name": str(x.get("name")), "a": _value_text(x.get("a")), "b": _value_text(x.get("b")),
+                      "explains": str(x.get("name")) in explaining}
+                     for x in attribution.get("differing") or [] if isinstance(x, Mapping)]
+        singles = [(" + ".join(map(str, x.get("switch") or [])), bool(x.get("closes")))
+                   for x in attribution.get("singles") or [] if isinstance(x, Mapping)]
+    comparison = d.get("comparison")
+    return {
+        "status": str(d.get("status", "unexplained")),
+        "spec": str(d.get("spec", "?")), "case_id": str(d.get("case_id", "?")),
+        "dtype": str(d.get("dtype", "?")), "mode": str(d.get("mode", "?")), "device": str(d.get("device", "?")),
+        "a": sides[0], "b": sides[1],
+        "frameworks": " ".join(dict.fromkeys(s["framework"] for s in sides)),
+        "verdicts": " ".join(dict.fromkeys(s["verdict"] for s in sides)),
+        "comparison": _errors(comparison),
+        "reason": str(d.get("reason") or ""),
+        "differing": differing, "singles": singles,
+        "known": [str(k) for k in d.get("known") or []],
+    }
+
+
+# -- numbers and arrays ----------------------------------------------------------------------
+
+def _fmt_scalar(v: Any) -> str:
+    """Error figures: 6 significant digits; the records' 'nan'/'inf' strings as they are."""
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def _elem(x: Any, is_int: bool) -> str:
+    if isinstance(x, str):  # "nan", "inf", "-inf"
+        return x
+    if is_int:
+        return str(int(x))
+    return repr(float(x))  # shortest string that reads back as the same float64: exact
+
+
+def format_array(d: Mapping) -> str:
+    """An encoded array (``{"dtype", "shape", "data"}``) printed exactly, nested like NumPy.
+
+    Floats print with ``repr`` (shortest round-trip form), so the text is the stored value
+    exactly. Arrays over MAX_ELEMENTS elements keep EDGE_ITEMS items at each end of every
+    axis, with ``...`` between, like ``numpy.array2string``'s summarisation. Works on the
+    flat list directly: no decoding, which keeps tens of thousands of findings fast.
+    """
+    data = d.get("data") or []
+    shape = [int(s) for s in d.get("shape") or []]
+    is_int = d.get("dtype") == "int64"
+    if not shape:
+        return _elem(data[0], is_int) if data else "[]"
+    summarise = len(data) > MAX_ELEMENTS
+    strides = [1] * len(shape)
+    for i in range(len(shape) - 2, -1, -1):
+        strides[i] = strides[i + 1] * shape[i + 1]
+
+    def rec(axis: int, offset: int) -> str:
+        n = shape[axis]
+        idx: list[int | None] = list(range(n))
+        if summarise and n > 2 * EDGE_ITEMS:
+            idx = list(range(EDGE_ITEMS)) + [None] + list(range(n - EDGE_ITEMS, n))
+        if axis == len(shape) - 1:
+            items = ["..." if i is None else _elem(data[offset + i], is_int) for i in idx]
+            return "[" + ", ".join(items) + "]"
+        sep = "," + "\n" * (len(shape) - axis - 1) + " " * (axis + 1)
+        items = ["..." if i is None else rec(axis + 1, offset + i * strides[axis]) for i in idx]
+        return "[" + sep.join(items) + "]"
+
+    if 0 in shape:
+        return "[]"
+    return rec(0, 0)

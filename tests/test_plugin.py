@@ -1,0 +1,63 @@
+"""The pytest plugin end to end, through pytester: results file, schema, report, xdist."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lossparity.reports.records import read_records
+
+pytest.importorskip("torch")
+
+ARGS = ["--pyargs", "lossparity.conformance.suite", "-p", "no:cacheprovider",
+        "--lp-frameworks", "torch", "--lp-losses", "binary_cross_entropy_with_logits",
+        "--lp-examples", "6", "--lp-dtypes", "float32"]
+
+
+def test_run_writes_valid_results_and_report(pytester):
+    out = pytester.path / "out"
+    result = pytester.runpytest(*ARGS, "--lp-out", str(out))
+    records = read_records(out / "results.jsonl", validate=True)  # every line against the schema
+    kinds = [r["kind"] for r in records]
+    assert kinds[0] == "meta" and kinds[-1] == "summary"
+    results = [r for r in records if r["kind"] == "result"]
+    outcomes = result.parseoutcomes()
+    assert len(results) == outcomes.get("passed", 0) + outcomes.get("failed", 0) + outcomes.get("xfailed", 0)
+    assert records[-1]["counts"] == {v: sum(r["verdict"] == v for r in results)
+                                     for v in {r["verdict"] for r in results}}
+    assert "torch" in records[0]["versions"]
+    html = (out / "report.html").read_text()
+    assert "binary_cross_entropy_with_logits" in html and "Content-Security-Policy" in html
+    result.stdout.fnmatch_lines(["*lossparity*", "verdicts:*", f"report:*{out / 'report.html'}"])
+
+
+def test_deviation_fails_the_test_and_carries_a_runnable_reproducer(pytester):
+    # +-inf logits: PyTorch's formula computes (1 - y) * x + ... = 0 * inf = nan where the
+    # documented limit is 0 (edge row inf-logits-right).
+    out = pytester.path / "out"
+    pytester.runpytest(*ARGS, "--lp-out", str(out), "-k", "inf-logits-right")
+    records = [r for r in read_records(out / "results.jsonl") if r["kind"] == "result"]
+    finding = next(r for r in records if r["verdict"] in ("deviate", "known"))
+    printed = subprocess.run([sys.executable, "-c", finding["reproducer"]], capture_output=True,
+                             text=True, check=True).stdout
+    actual = finding["actual"]["value"]["data"]
+    assert json.loads(printed.replace("nan", '"nan"')) == actual
+
+
+def test_nothing_is_written_without_lp_out(pytester):
+    pytester.runpytest(*ARGS)
+    assert not list(pytester.path.rglob("results.jsonl"))
+
+
+def test_xdist_workers_do_not_write_and_results_match(pytester):
+    pytest.importorskip("xdist")
+    serial, parallel = pytester.path / "serial", pytester.path / "parallel"
+    pytester.runpytest(*ARGS, "--lp-out", str(serial))
+    pytester.runpytest_subprocess(*ARGS, "--lp-out", str(parallel), "-n", "2")
+
+    def key(path):
+        return sorted((r["binding"], r["case_id"], r["dtype"], r["verdict"], json.dumps(r["actual"]))
+                      for r in read_records(path / "results.jsonl") if r["kind"] == "result")
+
+    assert key(serial) == key(parallel)

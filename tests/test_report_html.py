@@ -1,0 +1,195 @@
+"""The HTML report: counts, self-containment, escaping, and rendering from records alone."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from markupsafe import escape
+
+from lossparity.reports.html import format_array, render_report, write_report
+from lossparity.reports.records import encode_array, write_all
+
+SCRIPT = "<script>alert(1)</script>"
+ATTR = '"><img src=x onerror=alert(1)>'
+LINK = "https://github.com/pytorch/pytorch/issues/12345"
+
+
+def _result(binding, verdict, *, framework="torch", spec="binary_cross_entropy", case_id="edge-seed-000",
+            dtype="float32", **extra):
+    record = {
+        "kind": "result", "spec": spec, "binding": binding, "framework": framework,
+        "dtype": dtype, "device": "cpu", "mode": "eager", "case_id": case_id,
+        "origin": {"table": "edges", "row": "seed-000", "why": "seed 000: BCE is 0.3190"},
+        "params": {"reduction": "mean", "weight": None},
+        "inputs": {"input": encode_array(np.array([0.8, 0.2, 0.4], np.float32).astype(np.float64)),
+                   "target": encode_array(np.array([1.0, 0.0, 0.0]))},
+        "tolerance": {"rtol": 1.3e-6, "atol": 1e-5},
+        "expected": {"value": encode_array(np.float64(0.31900406))},
+        "actual": {"value": encode_array(np.float64(0.31900406)), "dtype": dtype},
+        "errors": None, "gradients": None, "known": None, "reproducer": None,
+        "seconds": {"oracle": 1e-4, "call": 2e-3}, "verdict": verdict,
+    }
+    record.update(extra)
+    return record
+
+
+def records(*, hostile: bool = False) -> list[dict]:
+    evil = (SCRIPT + ATTR) if hostile else ""
+    meta = {"kind": "meta", "versions": {"torch": "2.13.0+cpu", "numpy": "2.1.0"}, "python": "3.11.7",
+            "platform": "Linux-x86_64", "cpu": "x86_64", "device": "cpu", "seed": 7, "examples": 25,
+            "command": "lossparity run --out reports/latest" + (" --losses '" + evil + "'" if hostile else ""),
+            "started": "2026-01-01T00:00:00"}
+    conform = _result("torch.nn.BCELoss", "conform")
+    deviate = _result(
+        "torch.nn.functional.binary_cross_entropy" + (ATTR if hostile else ""), "deviate",
+        case_id="edge-p-zero-y-one",
+        params={"reduction": "none", "label": "x" + evil},
+        actual={"value": encode_array(np.array([100.0, 0.6931471805599453])), "dtype": "float32"},
+        expected={"value": encode_array(np.array([16.11809565095832, 0.6931471805599453]))},
+        errors={"ok": False, "mismatched": 1, "total": 2, "max_abs": 83.88190434904168,
+                "max_rel": 5.204, "max_ulp": 1.0e7, "index": [0],
+                "summary": "Mismatched elements: 1 / 2 (50.0%)\nGreatest absolute difference: 83.8819 at index (0,)"},
+        reproducer="import torch\nloss = torch.nn.functional.binary_cross_entropy(input, target)\nprint(loss)\n",
+    )
+    crash = _result("torch.nn.BCELoss", "crash", case_id="edge-p-nan",
+                    actual={"error": "RuntimeError", "message": "boom " + evil, "classes": ["RuntimeError", "Exception"]},
+                    errors={"summary": "expected a value; raised RuntimeError"},
+                    reproducer="import torch\n")
+    known = _result("torch.nn.BCELoss", "known", case_id="edge-p-one-y-zero",
+                    known={"id": "torch-bce-log-clamp", "explanation": "PyTorch clamps the log at -100.",
+                           "link": LINK, "verdict": "deviate"},
+                    errors={"summary": "Mismatched elements: 1 / 1", "max_abs": 1.0, "max_rel": 1.0, "max_ulp": 1.0},
+                    reproducer="import torch\n")
+    unsupported = _result("keras.losses.BinaryCrossentropy", "unsupported", framework="tensorflow", case_id="-",
+                          inputs={}, expected=None,
+                          actual={"error": "unsupported", "message": "tensorflow is not installed"})
+    divergence = {
+        "kind": "divergence", "spec": "binary_cross_entropy", "case_id": "edge-p-zero-y-one",
+        "dtype": "float32", "mode": "eager", "device": "cpu",
+        "a": {"binding": "keras.losses.binary_crossentropy", "framework": "tensorflow", "verdict": "conform",
+              "actual": {"value": encode_array(np.array([15.424948, 0.6931472]))}},
+        "b": {"binding": "torch.nn.BCELoss", "framework": "torch", "verdict": "conform",
+              "actual": {"value": encode_array(np.array([100.0, 0.6931472]))}},
+        "comparison": {"ok": False, "mismatched": 1, "total": 2, "max_abs": 84.575, "max_rel": 0.84,
+                       "max_ulp": 1e7, "index": [0], "summary": "Mismatched elements: 1 / 2"},
+        "status": "explained",
+        "attribution": {"differing": [{"name": "log_min", "a": None, "b": -100.0},
+                                      {"name": "prob_eps", "a": 1e-7, "b": None}],
+                        "singles": [{"switch": ["log_min"], "closes": False},
+                                    {"switch": ["prob_eps"], "closes": False}],
+                        "conventions": ["log_min", "prob_eps"]},
+        "known": [], "reason": "explained by log_min: keras uses None, torch uses -100.0",
+    }
+    summary = {"kind": "summary", "counts": {"conform": 1, "deviate": 1, "crash": 1, "known": 1, "unsupported": 1},
+               "stale_known": [{"id": "tf-stale-entry", "explanation": "fixed upstream",
+                                "link": "https://github.com/tensorflow/tensorflow/issues/1"},
+                               {"id": "js-link", "explanation": "not a web link", "link": "javascript:alert(1)"}],
+               "divergences": {"explained": 1, "unexplained": 0}, "finished": "2026-01-01T00:01:00"}
+    return [meta, conform, deviate, crash, known, unsupported, divergence, summary]
+
+
+@pytest.fixture(scope="module")
+def page() -> str:
+    return render_report(records())
+
+
+def _tile(page: str, label: str) -> int:
+    m = re.search(r'<div class="c">(\d+)</div><div class="l">' + re.escape(label) + "</div>", page)
+    assert m, label
+    return int(m.group(1))
+
+
+def test_counts_per_verdict_and_divergence(page):
+    assert {v: _tile(page, v) for v in ("conform", "deviate", "error_mismatch", "unsupported",
+                                          "crash", "timeout", "known")} == \
+        {"conform": 1, "deviate": 1, "error_mismatch": 0, "unsupported": 1, "crash": 1, "timeout": 0, "known": 1}
+    assert _tile(page, "explained divergences") == 1
+    assert _tile(page, "unexplained divergences") == 0
+    assert "summary line counts differently" not in page
+
+
+def test_run_metadata_and_sections(page):
+    for text in ("2.13.0+cpu", "3.11.7", "Linux-x86_64", "lossparity run --out reports/latest",
+                 "2026-01-01T00:00:00", "2026-01-01T00:01:00"):
+        assert text in page
+    assert "tensorflow is not installed" in page  # the unsupported column, with its reason
+    assert "tf-stale-entry" in page  # stale known deviations
+    assert "explains the difference" in page  # attribution of the divergence
+
+
+def test_findings_are_details_with_everything_a_reader_needs(page):
+    blocks = re.findall(r'<details class="item f-(\w+)"', page)
+    assert sorted(blocks) == ["crash", "deviate", "explained", "known"]  # not conform, not unsupported
+    assert "import torch\nloss = torch.nn.functional.binary_cross_entropy(input, target)" in page
+    assert "seed 000: BCE is 0.3190" in page  # origin
+    assert "[16.11809565095832, 0.6931471805599453]" in page  # expected, exactly
+    assert "[0.800000011920929, 0.20000000298023224, 0.4000000059604645]" in page  # float32 inputs, exactly
+    assert "Greatest absolute difference: 83.8819 at index (0,)" in page
+    assert "83.8819" in page and "5.204" in page  # max_abs, max_rel
+    assert "PyTorch clamps the log at -100." in page
+    # everything is visible without JavaScript: only the filter bar starts hidden
+    assert page.count(" hidden") == 1 and '<div id="filters" hidden>' in page
+
+
+def test_self_contained_with_csp(page):
+    assert ('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+            "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">") in page
+    lowered = page.lower()
+    assert "<script src" not in lowered and "<link" not in lowered and "@import" not in lowered
+    assert not re.search(r"""\bsrc\s*=\s*["']?(https?:)?//""", lowered)
+    assert "url(" not in lowered
+    # the only web addresses are the known-deviation links, as plain links
+    hrefs = re.findall(r'href="([^"#][^"]*)"', page)
+    assert sorted(hrefs) == sorted([LINK, "https://github.com/tensorflow/tensorflow/issues/1"])
+    assert 'href="javascript:' not in lowered  # a non-web link is shown as text only
+
+
+def test_hostile_strings_are_escaped():
+    page = render_report(records(hostile=True))
+    for raw in (SCRIPT, ATTR):
+        assert raw not in page
+        assert str(escape(raw)) in page
+    assert page.count("<script>") == 1  # ours only
+    assert "<img" not in page
+
+
+def test_unfinished_run_without_summary():
+    page = render_report(records()[:-1])
+    assert "did not finish" in page
+    assert _tile(page, "deviate") == 1
+
+
+def test_write_report(tmp_path):
+    out = write_report(records(), tmp_path / "sub" / "report.html")
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_format_array_is_exact_and_summarised():
+    a = np.array([[0.1, np.nan], [-np.inf, 1e-300]])
+    assert format_array(encode_array(a)) == "[[0.1, nan],\n [-inf, 1e-300]]"
+    assert format_array(encode_array(np.arange(4))) == "[0, 1, 2, 3]"
+    assert format_array(encode_array(np.float64(2.5))) == "2.5"
+    assert format_array(encode_array(np.arange(1000.0))) == "[0.0, 1.0, 2.0, ..., 997.0, 998.0, 999.0]"
+
+
+def test_renders_from_a_results_file_without_any_framework(tmp_path):
+    results = tmp_path / "results.jsonl"
+    write_all(results, records(hostile=True))
+    code = (
+        "import sys\n"
+        "from lossparity.reports.records import read_records\n"
+        "from lossparity.reports.html import write_report\n"
+        f"write_report(read_records({str(results)!r}, validate=False), {str(tmp_path / 'r.html')!r})\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'jax', 'jaxlib',"
+        " 'keras', 'optax') or m.startswith(('lossparity.adapters', 'lossparity.conformance')))\n"
+        "print(bad)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().replace("'", '"')) == []
+    assert (tmp_path / "r.html").stat().st_size > 1000
