@@ -29,7 +29,7 @@ from collections import defaultdict
 import mpmath
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from mpmath import mp, mpf
@@ -47,11 +47,26 @@ REDUCED_ULP = 6           # a correctly rounded sum of elementwise values, then 
 PERTURB = mpf("1e-15")    # relative step of the conditioning estimate (40 digits leave 25)
 EXAMPLES = 40
 
+# No shrinking: a failure message carries the complete inputs as a copy-paste reproducer, and
+# shrinking the (expected) failures of the known findings would cost most of the module's time.
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+                    phases=[Phase.explicit, Phase.generate],
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.function_scoped_fixture])
 
 # function name -> [largest raw ULP error, largest residual ULP error, the case of the residual]
 WORST: dict[str, list] = defaultdict(lambda: [0.0, 0.0, None])
+
+
+_RECORDING = [True]
+
+
+@pytest.fixture(autouse=True)
+def _record_unless_known(request):
+    """A test marked xfail for a known finding adds nothing to the figures in :data:`WORST`."""
+    _RECORDING[0] = request.node.get_closest_marker("xfail") is None
+    yield
+    _RECORDING[0] = True
 
 
 # ----------------------------------------------------------------------------- mpmath helpers
@@ -424,13 +439,15 @@ def _conditioning(ref, args, kwargs, float_args, shape):
     return cond
 
 
-def check(name, oracle_fn, ref, args, kwargs, *, float_args=(), slack=None):
+def check(name, oracle_fn, ref, args, kwargs, *, float_args=(), slack=None, record=True):
     """Run the oracle and the mpmath reference on the same float64 inputs and compare them.
 
     ``args`` are float64 arrays (or integer targets); ``float_args`` names the positions and
     keywords whose float values count as inputs for the conditioning estimate. ``slack(exact)``
-    is an extra absolute allowance, for the one case that documents its own.
+    is an extra absolute allowance, for the one case that documents its own. Errors go into
+    :data:`WORST` unless the test is expected to fail for a known finding.
     """
+    record = record and _RECORDING[0]
     with np.errstate(all="ignore"):
         got = np.asarray(oracle_fn(*args, **kwargs), np.float64)
     with mp.workdps(DPS):
@@ -458,14 +475,50 @@ def check(name, oracle_fn, ref, args, kwargs, *, float_args=(), slack=None):
                     cond = _conditioning(ref, m_args, m_kwargs, float_args, got.shape)
                 allowed = EPS * cond[k] + n_inputs * UNDERFLOW + (0 if slack is None else slack(e))
                 residual = max(0.0, float((err - allowed) / ulp))
-            worst = WORST[name]
-            worst[0] = max(worst[0], raw)
-            if residual > worst[1]:
-                worst[1], worst[2] = residual, where
+            if record:
+                worst = WORST[name]
+                worst[0] = max(worst[0], raw)
+                if residual > worst[1]:
+                    worst[1], worst[2] = residual, where
             if residual > bound:
                 _fail(f"oracle {g!r}, exact {mpmath.nstr(e, 20)}: {raw:.3g} ULP, {residual:.3g} ULP "
                       f"beyond conditioning (cond {cond[k]:.3g}) at {where}")
     return got
+
+
+# ----------------------------------------------------------------------------- known findings
+
+# Oracle inaccuracies this module has found and reported, each with concrete reproducers at the
+# end of the module, marked xfail(strict=True): once the oracle is fixed they pass, the strict
+# mark turns that into a failure, and the finding goes from this table. The generated tests
+# whose parameters reach a finding are marked xfail too, not strictly, since whether the
+# examples drawn happen to hit it is a matter of the draw.
+FINDINGS = {
+    "A": "log_softmax forms log(sum exp(x - max)) instead of log1p(sum over the other classes), "
+         "so -log p of the most likely class loses its relative accuracy",
+    "B": "invalid_label='nan' multiplies the nan by the weight of class 0 (the stand-in index), "
+         "and times() turns 0 * nan into 0: with weight[0] == 0 an invalid label gives 0, not nan",
+    "C": "renormalize forms p / sum(p) and then takes its log: where p / sum(p) is near 1 the log "
+         "loses its relative accuracy (and 1 - tiny rounds to 1)",
+    "D": "renormalize forms p / sum(p), which underflows to 0 for a subnormal p: the log is -inf "
+         "where the exact value is finite",
+    "E": "KL terms are p * (log p - log q): for tiny p and q the two logs (about -690) cancel; "
+         "log(p / q) keeps the accuracy",
+}
+
+
+def _known(*keys, strict=False):
+    return pytest.mark.xfail(strict=strict, raises=AssertionError,
+                             reason="oracle finding " + "; ".join(f"{k}: {FINDINGS[k]}" for k in keys))
+
+
+def _param(conv, *known, id=None):
+    """A convention set as a pytest parameter, xfail where a known finding makes it fail."""
+    return pytest.param(conv, id=id or _conv_id(conv), marks=[_known(*known)] if known else [])
+
+
+def _conv_id(c):
+    return ",".join(f"{k}={getattr(v, '__name__', v)}" for k, v in c.items()) or "plain"
 
 
 # ----------------------------------------------------------------------------- strategies
@@ -487,23 +540,32 @@ def arr(draw, shape, elements):
 
 
 def targets01(draw, shape):
-    hard = draw(st.booleans())
-    return arr(draw, shape, st.sampled_from([0.0, 1.0]) if hard else st.one_of(PROBS_CLOSED))
+    """Hard 0/1 targets or soft ones in [0, 1]."""
+    return arr(draw, shape, st.sampled_from([0.0, 1.0]) if draw(st.booleans()) else PROBS_CLOSED)
+
+
+def class_targets(draw, conv, n, batch):
+    """Class indices, some ignored; outside [0, n) too when the convention is about them."""
+    lo, hi = (-2, n + 1) if "invalid_label" in conv else (0, n - 1)
+    ignore_index = draw(st.sampled_from([None, -100, 0]))
+    t = draw(hnp.arrays(np.int64, batch, elements=st.integers(lo, hi)))
+    if ignore_index is not None and draw(st.booleans()):
+        t = np.where(draw(hnp.arrays(np.bool_, batch)), ignore_index, t)
+    if ignore_index is not None and "zero_division" in conv and draw(st.booleans()):
+        t = np.full(batch, ignore_index)              # all ignored: the mean over nothing
+    return t, ignore_index
 
 
 # ----------------------------------------------------------------------------- the tests
 
-BCE_CONVENTIONS = [
-    {},
-    {"log_min": -100.0},
-    {"prob_eps": 1e-7, "dtype": np.float32},
-    {"prob_eps": 1e-7, "dtype": np.float64},
-    {"sample_axis": "mean"},
-    {"sample_axis": "sum"},
-]
-
-
-@pytest.mark.parametrize("conv", BCE_CONVENTIONS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "plain")
+@pytest.mark.parametrize("conv", [
+    _param({}),
+    _param({"log_min": -100.0}),
+    _param({"prob_eps": 1e-7, "dtype": np.float32}),
+    _param({"prob_eps": 1e-7, "dtype": np.float64}),
+    _param({"sample_axis": "mean"}),
+    _param({"sample_axis": "sum"}),
+])
 @SETTINGS
 @given(data=st.data())
 def test_binary_cross_entropy(conv, data):
@@ -511,23 +573,20 @@ def test_binary_cross_entropy(conv, data):
     finite = "log_min" in conv or "prob_eps" in conv
     p = arr(data.draw, shape, PROBS_CLOSED if finite else PROBS)
     y = targets01(data.draw, shape)
-    kw = dict(conv, reduction=data.draw(REDUCTION),
-              label_smoothing=data.draw(st.sampled_from([0.0, 0.1])))
+    kw = dict(conv, reduction=data.draw(REDUCTION), label_smoothing=data.draw(st.sampled_from([0.0, 0.1])))
     if data.draw(st.booleans()):
         kw["weight"] = arr(data.draw, shape[-1:], WEIGHTS)
-    check("binary_cross_entropy", ce.binary_cross_entropy, _mp_bce, [p, y], kw,
-          float_args=(0, 1, "weight"))
+    check("binary_cross_entropy", ce.binary_cross_entropy, _mp_bce, [p, y], kw, float_args=(0, 1, "weight"))
 
 
-@pytest.mark.parametrize("sample_axis", [None, "mean"])
+@pytest.mark.parametrize("conv", [_param({}), _param({"sample_axis": "mean"})])
 @SETTINGS
 @given(data=st.data())
-def test_binary_cross_entropy_with_logits(sample_axis, data):
+def test_binary_cross_entropy_with_logits(conv, data):
     shape = data.draw(BATCH) + (data.draw(CLASSES),)
     x = arr(data.draw, shape, BIG_LOGITS)
     y = targets01(data.draw, shape)
-    kw = dict(reduction=data.draw(REDUCTION), label_smoothing=data.draw(st.sampled_from([0.0, 0.1])),
-              sample_axis=sample_axis)
+    kw = dict(conv, reduction=data.draw(REDUCTION), label_smoothing=data.draw(st.sampled_from([0.0, 0.1])))
     if data.draw(st.booleans()):
         kw["weight"] = arr(data.draw, shape[-1:], WEIGHTS)
     if data.draw(st.booleans()):
@@ -536,61 +595,49 @@ def test_binary_cross_entropy_with_logits(sample_axis, data):
           [x, y], kw, float_args=(0, 1, "weight", "pos_weight"))
 
 
-CLASS_CONVENTIONS = [
-    {},
-    {"mean_by": "weights"},
-    {"zero_division": "zero"},
-    {"invalid_label": "nan"},
-    {"invalid_label": "clamp"},
-    {"invalid_label": "wrap"},
-]
-
-
-def _class_case(draw, conv, n, batch):
-    """Class-index targets, some ignored, some outside [0, n) when the convention is about them."""
-    invalid = "invalid_label" in conv
-    lo, hi = (-2, n + 1) if invalid else (0, n - 1)
-    ignore_index = draw(st.sampled_from([None, -100, 0]))
-    t = draw(hnp.arrays(np.int64, batch, elements=st.integers(lo, hi)))
-    if ignore_index is not None and draw(st.booleans()):
-        t = np.where(draw(hnp.arrays(np.bool_, batch)), ignore_index, t)
-    if ignore_index is not None and conv.get("zero_division") == "zero" and draw(st.booleans()):
-        t = np.full(batch, ignore_index)              # all ignored: the mean over nothing
-    return t, ignore_index
-
-
-def _conv_id(c):
-    return ",".join(f"{k}={v}" for k, v in c.items()) or "plain"
-
-
-@pytest.mark.parametrize("conv", CLASS_CONVENTIONS, ids=_conv_id)
+@pytest.mark.parametrize("conv", [
+    _param({}, "A"),
+    _param({"mean_by": "weights"}, "A"),
+    _param({"zero_division": "zero"}, "A"),
+    _param({"invalid_label": "nan"}, "A", "B"),
+    _param({"invalid_label": "clamp"}, "A"),
+    _param({"invalid_label": "wrap"}, "A"),
+])
 @SETTINGS
 @given(data=st.data())
 def test_softmax_cross_entropy(conv, data):
     n, batch = data.draw(CLASSES), data.draw(BATCH)
     x = arr(data.draw, batch + (n,), LOGITS)
-    t, ignore_index = _class_case(data.draw, conv, n, batch)
+    t, ignore_index = class_targets(data.draw, conv, n, batch)
     kw = dict(conv, reduction=data.draw(REDUCTION), ignore_index=ignore_index,
               label_smoothing=data.draw(st.sampled_from([0.0, 0.0, 0.1, 0.5])))
-    if conv.get("mean_by") == "weights" or data.draw(st.booleans()):
+    if "mean_by" in conv or data.draw(st.booleans()):
         kw["weight"] = arr(data.draw, (n,), WEIGHTS)
     check("softmax_cross_entropy", ce.softmax_cross_entropy, _mp_softmax_ce, [x, t], kw,
           float_args=(0, "weight"))
 
 
-@pytest.mark.parametrize("conv", CLASS_CONVENTIONS, ids=_conv_id)
+@pytest.mark.parametrize("conv", [
+    _param({}),
+    _param({"mean_by": "weights"}),
+    _param({"zero_division": "zero"}),
+    _param({"invalid_label": "nan"}, "B"),
+    _param({"invalid_label": "clamp"}),
+    _param({"invalid_label": "wrap"}),
+])
 @SETTINGS
 @given(data=st.data())
 def test_nll_loss(conv, data):
     n, batch = data.draw(CLASSES), data.draw(BATCH)
     logp = arr(data.draw, batch + (n,), LOG_PROBS)
-    t, ignore_index = _class_case(data.draw, conv, n, batch)
+    t, ignore_index = class_targets(data.draw, conv, n, batch)
     kw = dict(conv, reduction=data.draw(REDUCTION), ignore_index=ignore_index)
-    if conv.get("mean_by") == "weights" or data.draw(st.booleans()):
+    if "mean_by" in conv or data.draw(st.booleans()):
         kw["weight"] = arr(data.draw, (n,), WEIGHTS)
     check("nll_loss", ce.nll_loss, _mp_nll, [logp, t], kw, float_args=(0, "weight"))
 
 
+@_known("A")
 @SETTINGS
 @given(data=st.data())
 def test_softmax_cross_entropy_soft(data):
@@ -604,18 +651,20 @@ def test_softmax_cross_entropy_soft(data):
           float_args=(0, 1, "weight"))
 
 
-PROB_CONVENTIONS = [
-    {},
-    {"prob_eps": 1e-7, "dtype": np.float32},
-    {"prob_eps": 1e-7, "dtype": np.float64},
-    {"renormalize": "before_clip"},
-    {"renormalize": "after_clip"},
-    {"prob_eps": 1e-7, "dtype": np.float32, "renormalize": "before_clip"},
-    {"prob_eps": 1e-7, "dtype": np.float32, "renormalize": "after_clip"},
-]
+F32_EPS = {"prob_eps": 1e-7, "dtype": np.float32}
+F64_EPS = {"prob_eps": 1e-7, "dtype": np.float64}
+BEFORE, AFTER = {"renormalize": "before_clip"}, {"renormalize": "after_clip"}
 
 
-@pytest.mark.parametrize("conv", PROB_CONVENTIONS, ids=_conv_id)
+@pytest.mark.parametrize("conv", [
+    _param({}),
+    _param(F32_EPS),
+    _param(F64_EPS),
+    _param(BEFORE, "C", "D"),
+    _param(AFTER, "C", "D"),
+    _param({**F32_EPS, **BEFORE}, "C"),
+    _param({**F32_EPS, **AFTER}, "C"),
+])
 @SETTINGS
 @given(data=st.data())
 def test_categorical_cross_entropy(conv, data):
@@ -627,34 +676,43 @@ def test_categorical_cross_entropy(conv, data):
           float_args=(0, 1))
 
 
-@pytest.mark.parametrize("conv", PROB_CONVENTIONS + [{"zero_division": "zero"}, {"invalid_label": "nan"},
-                                                     {"invalid_label": "clamp"}, {"invalid_label": "wrap"}],
-                         ids=_conv_id)
+@pytest.mark.parametrize("conv", [
+    _param({}),
+    _param(F32_EPS),
+    _param(F64_EPS),
+    _param(BEFORE, "C", "D"),
+    _param(AFTER, "C", "D"),
+    _param({**F32_EPS, **BEFORE}, "C"),
+    _param({**F32_EPS, **AFTER}, "C"),
+    _param({"zero_division": "zero"}),
+    _param({"invalid_label": "nan"}),
+    _param({"invalid_label": "clamp"}),
+    _param({"invalid_label": "wrap"}),
+])
 @SETTINGS
 @given(data=st.data())
 def test_sparse_categorical_cross_entropy(conv, data):
     n, batch = data.draw(CLASSES), data.draw(BATCH)
     p = arr(data.draw, batch + (n,), PROBS_CLOSED if "prob_eps" in conv else PROBS)
-    t, ignore_index = _class_case(data.draw, conv, n, batch)
+    t, ignore_index = class_targets(data.draw, conv, n, batch)
     kw = dict(conv, reduction=data.draw(REDUCTION), ignore_index=ignore_index)
     check("sparse_categorical_cross_entropy", ce.sparse_categorical_cross_entropy,
           _mp_sparse_categorical_ce, [p, t], kw, float_args=(0,))
 
 
-@pytest.mark.parametrize("log_target", [False, True])
+@pytest.mark.parametrize("conv", [_param({"log_target": False}), _param({"log_target": True})])
 @SETTINGS
 @given(data=st.data())
-def test_kl_div(log_target, data):
+def test_kl_div(conv, data):
     shape = data.draw(st.sampled_from([(), (1,), (3,), (2, 3), (2, 2, 2)]))
     log_q = arr(data.draw, shape, LOG_PROBS)
-    t = arr(data.draw, shape, LOG_PROBS if log_target else st.one_of(PROBS_CLOSED))
-    kw = dict(log_target=log_target, reduction=data.draw(st.sampled_from(["none", "sum", "mean", "batchmean"])),
-              sample_axis=data.draw(st.sampled_from([None, None, "sum"])) if shape else None)
+    t = arr(data.draw, shape, LOG_PROBS if conv["log_target"] else PROBS_CLOSED)
+    kw = dict(conv, reduction=data.draw(st.sampled_from(["none", "sum", "mean", "batchmean"])),
+              sample_axis=data.draw(st.sampled_from([None, None, "sum", "mean"])) if shape else None)
     check("kl_div", kl.kl_div, _mp_kl_div, [log_q, t], kw, float_args=(0, 1))
 
 
-@pytest.mark.parametrize("conv", [{}, {"prob_eps": 1e-7, "dtype": np.float32},
-                                  {"prob_eps": 1e-7, "dtype": np.float64}], ids=_conv_id)
+@pytest.mark.parametrize("conv", [_param({}), _param(F32_EPS), _param(F64_EPS)])
 @SETTINGS
 @given(data=st.data())
 def test_kl_div_probs(conv, data):
@@ -665,25 +723,25 @@ def test_kl_div_probs(conv, data):
     check("kl_div_probs", kl.kl_div_probs, _mp_kl_div_probs, [q, p], kw, float_args=(0, 1))
 
 
-INFO_CONVENTIONS = [
-    {},
-    {"renormalize": "before_clip"},
-    {"prob_eps": 1e-7, "dtype": np.float32},
-    {"prob_eps": 1e-7, "dtype": np.float64},
-    {"prob_eps": "finfo", "dtype": np.float32},
-    {"prob_eps": "finfo", "dtype": np.float64},
-    {"prob_eps": "finfo", "dtype": np.float32, "renormalize": "before_clip"},
-]
+FINFO32 = {"prob_eps": "finfo", "dtype": np.float32}
 
 
 @pytest.mark.parametrize("base", ["e", 2])
-@pytest.mark.parametrize("conv", INFO_CONVENTIONS, ids=_conv_id)
+@pytest.mark.parametrize("conv", [
+    _param({}),
+    _param(F32_EPS),
+    _param(F64_EPS),
+    _param(FINFO32),
+    _param({"prob_eps": "finfo", "dtype": np.float64}),
+    _param(BEFORE, "C", "D"),
+    _param({**FINFO32, **BEFORE}, "C", "D"),
+])
 @SETTINGS
 @given(data=st.data())
 def test_information(conv, base, data):
+    """entropy, cross_entropy and kl_divergence on the same draws, in nats and in bits."""
     shape = data.draw(BATCH) + (data.draw(CLASSES),)
-    clip = "prob_eps" in conv
-    q = arr(data.draw, shape, PROBS_CLOSED if clip else PROBS)
+    q = arr(data.draw, shape, PROBS_CLOSED if "prob_eps" in conv else PROBS)
     p = arr(data.draw, shape, PROBS_CLOSED)
     kw = dict(conv, base=base)
     check("entropy", info.entropy, _mp_entropy, [p], kw, float_args=(0,))
@@ -700,13 +758,52 @@ def test_information(conv, base, data):
           slack=slack)
 
 
+A = np.array
+REPRODUCERS = [
+    # (finding, oracle, mpmath reference, args, kwargs, float inputs)
+    ("A", ce.softmax_cross_entropy, _mp_softmax_ce, [A([3.0, 0.0]), A(0)], {"reduction": "none"}, (0,)),
+    ("A", ce.softmax_cross_entropy, _mp_softmax_ce, [A([40.0, 0.0]), A(0)], {"reduction": "none"}, (0,)),
+    ("A", ce.softmax_cross_entropy_soft, _mp_softmax_ce_soft, [A([30.0, 0.0]), A([1.0, 0.0])],
+     {"reduction": "none"}, (0, 1)),
+    ("B", ce.nll_loss, _mp_nll, [A([[-1.0, -2.0]]), A([5])],
+     {"weight": A([0.0, 1.0]), "invalid_label": "nan", "reduction": "sum"}, (0,)),
+    ("B", ce.softmax_cross_entropy, _mp_softmax_ce, [A([[1.0, 2.0], [0.5, 0.0]]), A([5, 1])],
+     {"weight": A([0.0, 1.0]), "invalid_label": "nan", "mean_by": "weights"}, (0,)),
+    ("C", info.entropy, _mp_entropy, [A([1.0, 1e-20])], {"renormalize": "before_clip"}, (0,)),
+    ("C", ce.categorical_cross_entropy, _mp_categorical_ce, [A([1.0, 0, 0, 0, 0, 0]), A([1.0, 0, 0, 0, 0, 0])],
+     {"renormalize": "after_clip", "prob_eps": 1e-7, "dtype": np.float32, "reduction": "none"}, (0, 1)),
+    ("C", ce.sparse_categorical_cross_entropy, _mp_sparse_categorical_ce, [A([0.9, 1e-10]), A(0)],
+     {"renormalize": "before_clip", "reduction": "none"}, (0,)),
+    ("D", ce.categorical_cross_entropy, _mp_categorical_ce, [A([1.0, 0.5, 5e-324]), A([0.0, 0.0, 1.0])],
+     {"renormalize": "after_clip", "reduction": "none"}, (0, 1)),
+    ("D", info.cross_entropy, _mp_cross_entropy, [A([1.0, 0.5, 5e-324]), A([0.0, 0.0, 1.0])],
+     {"renormalize": "before_clip"}, (0, 1)),
+    ("E", info.kl_divergence, _mp_kl_divergence, [A([1e-300]), A([1.0000001e-300])], {}, (0, 1)),
+    ("E", kl.kl_div_probs, _mp_kl_div_probs, [A([1e-300]), A([1.0000001e-300])], {"reduction": "none"}, (0, 1)),
+]
+
+
+@pytest.mark.parametrize(
+    "finding, oracle_fn, ref, args, kwargs, float_args",
+    [pytest.param(*r, id=f"{r[0]}-{r[1].__name__}-{i}", marks=_known(r[0], strict=True))
+     for i, r in enumerate(REPRODUCERS)])
+def test_finding_reproducer(finding, oracle_fn, ref, args, kwargs, float_args):
+    """One concrete input per known finding; each passes once the oracle is fixed."""
+    check(oracle_fn.__name__, oracle_fn, ref, args, kwargs, float_args=float_args, record=False)
+
+
 def test_zz_largest_error_report():
-    """Runs last in the module: prints the largest errors seen (``pytest -s``) and bounds them."""
+    """Runs last in the module: prints the largest errors seen (``pytest -s``) and bounds them.
+
+    Tests that are expected to fail because of a known finding record nothing here.
+    """
     if not WORST:
         pytest.skip("no comparison ran (selected alone)")
     width = max(map(len, WORST))
-    lines = [f"  {n:<{width}}  raw {raw:12.4g} ULP   beyond conditioning {res:6.3g} ULP"
+    lines = [f"  {n:<{width}}  {raw:10.3g} ULP   {res:6.3g} ULP beyond conditioning"
              for n, (raw, res, _) in sorted(WORST.items())]
-    worst = max(res for _, res, _ in WORST.values())
-    print("\nlargest oracle error vs mpmath: %.3g ULP (beyond conditioning)\n%s" % (worst, "\n".join(lines)))
+    name, (_, worst, case) = max(WORST.items(), key=lambda kv: kv[1][1])
+    print(f"\nlargest oracle error vs mpmath: {worst:.3g} ULP beyond conditioning "
+          f"({max(r for r, _, _ in WORST.values()):.3g} ULP raw)\n" + "\n".join(lines)
+          + f"\n  worst case: {case}")
     assert worst <= REDUCED_ULP
