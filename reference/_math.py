@@ -25,16 +25,26 @@ def softplus(x: np.ndarray) -> np.ndarray:
 
 
 def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """x - logsumexp(x), shifted by the max so that no exp overflows (IEEE for +-inf)."""
-    x = np.asarray(x, np.float64)
-    if x.shape[axis] == 0:
-        return x.copy()
-    with np.errstate(invalid="ignore", over="ignore"):
-        m = np.max(x, axis=axis, keepdims=True)
-        m = np.where(np.isfinite(m), m, 0.0)
-        shifted = x - m
-        lse = np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
-        return shifted - lse
+    """x - logsumexp(x), shifted by the max so that no exp overflows.
+
+    The max's own exp(0) = 1 is taken out of the sum and ``log1p`` of the rest is used, so
+    the most likely class keeps full relative accuracy (-log p near 0). Rows whose max is
+    +-inf or nan follow IEEE arithmetic (inf - inf = nan).
+    """
+    x = np.moveaxis(np.asarray(x, np.float64), axis, -1)
+    if x.shape[-1] == 0:
+        return np.moveaxis(x.copy(), -1, axis)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        m = np.max(x, axis=-1, keepdims=True)
+        finite = np.isfinite(m)
+        shifted = x - np.where(finite, m, 0.0)
+        e = np.exp(shifted)
+        top = np.argmax(x, axis=-1)[..., None]
+        rest = e.copy()
+        np.put_along_axis(rest, top, 0.0, axis=-1)
+        lse = np.where(finite, np.log1p(np.sum(rest, axis=-1, keepdims=True)),
+                       np.log(np.sum(e, axis=-1, keepdims=True)))
+        return np.moveaxis(shifted - lse, -1, axis)
 
 
 def clip_in_dtype(p: np.ndarray, eps: float, dtype, upper_one: bool = False) -> np.ndarray:

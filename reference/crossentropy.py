@@ -108,7 +108,7 @@ def _indexed_loss(logp, target, weight, ignore_index, label_smoothing, reduction
     counted, safe, invalid = _class_targets(target, n_classes, ignore_index, invalid_label, trace)
     nll = np.where(invalid, np.nan, -_gather(logp, safe))
     w_t = np.ones(nll.shape) if weight is None else np.asarray(weight, np.float64)[safe]
-    loss = times(w_t, nll)
+    loss = np.where(invalid, np.nan, times(w_t, nll))  # a weight of 0 must not hide the nan
     if label_smoothing:
         w = np.ones(n_classes) if weight is None else np.asarray(weight, np.float64)
         smooth = -np.sum(times(w, logp), axis=-1) / n_classes

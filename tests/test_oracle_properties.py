@@ -71,8 +71,8 @@ def assert_close_ulp(actual, desired, ulp, *, scale=None):
 def test_cross_entropy_is_entropy_plus_kl(base, data):
     """H(P, Q) = H(P) + KL(P || Q) (seeds 003-004), in nats and in bits.
 
-    All three are sums of nonnegative-coefficient terms whose errors are a few ULP of
-    max(H(P), H(P, Q)); by Gibbs' inequality that is H(P, Q).
+    Each of the three is within about 3 ULP of max(H(P), H(P, Q)) (by Gibbs' inequality that
+    is H(P, Q)), and the addition rounds once more: 10 ULP (7 seen in 6000 draws).
     """
     shape = data.draw(BATCH) + (data.draw(CLASSES),)
     p, q = distribution(data.draw, shape), distribution(data.draw, shape)
@@ -80,7 +80,7 @@ def test_cross_entropy_is_entropy_plus_kl(base, data):
     h_pq = info.cross_entropy(q, p, base=base)
     h_p = info.entropy(p, base=base)
     d = info.kl_divergence(q, p, base=base)
-    assert_close_ulp(h_p + d, h_pq, 8, scale=np.maximum(h_pq, h_p))
+    assert_close_ulp(h_p + d, h_pq, 10, scale=np.maximum(h_pq, h_p))
 
 
 @pytest.mark.parametrize("base", ["e", 2])
@@ -290,6 +290,20 @@ def test_invalid_label_values(name, fn, inp):
                                   fn(inp, np.array([2, 2]), reduction="none"))
     np.testing.assert_array_equal(fn(inp, t, invalid_label="wrap", reduction="none"),
                                   fn(inp, np.array([5 % 3, 2]), reduction="none"))
+
+
+@pytest.mark.parametrize("bad, shown", [(1.5, "1.5"), (-0.25, "-0.25"), (math.nan, "nan")])
+def test_prob_domain_raises_the_named_error(bad, shown):
+    """PyTorch's binary_cross_entropy checks its input: prob_domain names the error it raises."""
+    with pytest.raises(OracleError) as info_:
+        ce.binary_cross_entropy([0.5, bad, 2.0], [1.0, 0.0, 1.0], prob_domain="RuntimeError")
+    assert info_.value.kind == "RuntimeError"
+    assert str(info_.value) == f"probability {shown} is outside [0, 1]"
+    # The plain mathematics has no domain check: a log of a negative number is nan.
+    assert math.isnan(ce.binary_cross_entropy([0.5, bad], [0.5, 0.5]))
+    # 0 and 1 are inside the domain.
+    inside = ce.binary_cross_entropy([0.0, 1.0], [1.0, 0.0], prob_domain="RuntimeError", log_min=-100)
+    assert inside == 100.0
 
 
 # ----------------------------------------------------------------------------- traces

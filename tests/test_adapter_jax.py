@@ -1,0 +1,120 @@
+"""The JAX adapter on hand-worked examples: the oracle, the real optax call and the reproducer agree."""
+
+from __future__ import annotations
+
+import ast
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("optax")
+
+from lossparity.adapters.jax import ADAPTER, BINDINGS  # noqa: E402
+from lossparity.conformance.model import Case  # noqa: E402
+from lossparity.conformance.specs import SPECS  # noqa: E402
+
+
+def binding(binding_id: str):
+    return next(b for b in BINDINGS if b.id == binding_id)
+
+
+def oracle(b, case: Case, dtype: str):
+    spec = SPECS[b.spec]
+    params = b.effective_params(spec, case.params)
+    arrays = case.in_dtype(dtype)
+    args = [arrays["input"]] + ([arrays["target"]] if "target" in arrays else [])
+    kw = {k: v for k, v in params.items() if v is not None}
+    kw.update({k: v for k, v in b.conventions.items() if k in spec.conventions})
+    return spec.oracle(*args, **kw, dtype=np.dtype(dtype))
+
+
+def call(b, case: Case, dtype: str) -> np.ndarray:
+    outcome = ADAPTER.call(b, case, dtype)
+    assert outcome.error_type is None, outcome.error_message
+    assert outcome.dtype == dtype
+    return outcome.value
+
+
+def _case(spec: str, inp, tgt, **params) -> Case:
+    return Case(spec, "hand", {"table": "test"}, {"input": np.asarray(inp), "target": np.asarray(tgt)}, params)
+
+
+LOGITS = [[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]]
+LABELS = [2, 0]
+
+
+def _seed_by_hand() -> list[float]:
+    # -log softmax(x)[y] = log(sum_j exp(x_j)) - x_y, row by row
+    return [math.log(sum(math.exp(v) for v in row)) - row[y] for row, y in zip(LOGITS, LABELS)]
+
+
+def test_seed_001_integer_labels():
+    expected = _seed_by_hand()
+    np.testing.assert_allclose(expected, [0.32656264, 0.4643688], rtol=1e-6)  # the seed document's figures
+    b = binding("optax.losses.softmax_cross_entropy_with_integer_labels")
+    case = _case("softmax_cross_entropy", np.array(LOGITS), np.array(LABELS, np.int64), reduction="none")
+    for dtype in ("float32", "float64"):
+        np.testing.assert_allclose(oracle(b, case, dtype), expected, rtol=1e-6)
+        np.testing.assert_allclose(call(b, case, dtype), expected, rtol=1e-6)
+
+
+def test_label_out_of_range_is_nan():
+    # take_along_axis's default mode="fill" reads NaN for a label >= C; nothing is raised
+    b = binding("optax.losses.softmax_cross_entropy_with_integer_labels")
+    case = _case("softmax_cross_entropy", np.array(LOGITS), np.array([3, 0], np.int64), reduction="none")
+    for value in (oracle(b, case, "float32"), call(b, case, "float32")):
+        assert math.isnan(value[0])
+        assert value[1] == pytest.approx(_seed_by_hand()[1], rel=1e-6)
+
+
+def test_sigmoid_bce_at_logit_zero_is_log_2():
+    # sigmoid(0) = 1/2, so -[y log 1/2 + (1 - y) log 1/2] = log 2 whatever y is
+    b = binding("optax.losses.sigmoid_binary_cross_entropy")
+    case = _case("binary_cross_entropy_with_logits", [0.0, 0.0, 0.0], [1.0, 0.0, 0.3])
+    for dtype in ("float32", "float64"):
+        np.testing.assert_allclose(call(b, case, dtype), [math.log(2)] * 3, rtol=1e-6)
+        np.testing.assert_allclose(oracle(b, case, dtype), [math.log(2)] * 3, rtol=1e-12)
+
+
+def test_kl_divergence_of_identical_distributions_is_zero():
+    p = np.array([[0.25, 0.75], [0.5, 0.5], [1.0, 0.0]])
+    with np.errstate(divide="ignore"):
+        log_p = np.log(p)
+    b = binding("optax.losses.kl_divergence")
+    case = _case("kl_div", np.where(p > 0, log_p, -1.0), p)  # log q where p = 0 is never read
+    for dtype in ("float32", "float64"):
+        np.testing.assert_allclose(call(b, case, dtype), [0.0, 0.0, 0.0], atol=1e-7)
+        # log p is rounded to the dtype before the oracle sees it: 0 up to that rounding
+        np.testing.assert_allclose(oracle(b, case, dtype), [0.0, 0.0, 0.0], atol=1e-7 if dtype == "float32" else 1e-15)
+
+
+def test_kl_divergence_bindings_split_cases_by_log_target():
+    spec = SPECS["kl_div"]
+    plain = binding("optax.losses.kl_divergence")
+    logt = binding("optax.losses.kl_divergence_with_log_targets")
+    assert plain.effective_params(spec, {}) == {"log_target": False, "reduction": "none"}
+    assert plain.effective_params(spec, {"log_target": True}) is None
+    assert logt.effective_params(spec, {}) is None  # probability targets are not log targets
+    assert logt.effective_params(spec, {"log_target": True, "reduction": "sum"}) == {
+        "log_target": True, "reduction": "none"}
+
+
+def test_reproducer_prints_the_value_call_returns():
+    b = binding("optax.losses.softmax_cross_entropy_with_integer_labels")
+    case = _case("softmax_cross_entropy", np.array(LOGITS), np.array(LABELS, np.int64), reduction="none")
+    script = ADAPTER.reproducer(b, case, "float32")
+    assert "jax_enable_x64" in script and "dtype=jnp.float32" in script
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    printed = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+    assert printed == call(b, case, "float32").tolist()
+
+
+def test_literal_keeps_empty_shapes():
+    text = ADAPTER.literal("input", np.zeros((0, 3)), "float32")
+    assert text == "input = jnp.array([], dtype=jnp.float32).reshape(0, 3)"
+    b = binding("optax.losses.softmax_cross_entropy_with_integer_labels")
+    case = _case("softmax_cross_entropy", np.zeros((0, 3)), np.zeros((0,), np.int64), reduction="none")
+    assert call(b, case, "float32").shape == (0,)
