@@ -47,7 +47,9 @@ def compare(actual: np.ndarray, expected: np.ndarray, tol: Tolerance, dtype: str
         same_inf = np.isinf(actual) & (actual == expected)
         diff = np.where(both_nan | same_inf, 0.0, np.abs(actual - expected))
         diff = np.where(np.isnan(diff), np.inf, diff)
-        close = (diff == 0) | (diff <= tol.atol + tol.rtol * np.abs(expected))
+        # An infinite expectation admits no tolerance: only the same infinity matches it.
+        finite = np.isfinite(actual) & np.isfinite(expected)
+        close = both_nan | same_inf | (finite & (diff <= tol.atol + tol.rtol * np.abs(expected)))
         rel = np.where(diff == 0, 0.0, diff / np.abs(expected))
         ulps = np.where(diff == 0, 0.0, diff / ulp(expected, dtype))
     total = expected.size

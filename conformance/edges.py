@@ -173,6 +173,8 @@ KL_DIV = _rows("kl_div", [
      [[-INF, 0.0]], [[0.0, 1.0]], {"reduction": "sum"}),
     ("batchmean", "batchmean divides the sum by the batch size, the true KL per sample",
      [[-1.2, -0.36], [-0.1, -2.4]], [[0.3, 0.7], [0.9, 0.1]], {"reduction": "batchmean"}),
+    ("log-target-neg-inf", "log_target=True with a target log p = -inf (p = 0): the term is 0",
+     [[-1.2, -0.36]], [[-INF, 0.0]], {"reduction": "none", "log_target": True}),
     ("log-target", "log_target=True takes the target as log p",
      [[-1.2, -0.36]], [[-1.0, -0.45867514538708193]], {"reduction": "none", "log_target": True}),
 ])
