@@ -8,15 +8,16 @@ and the ``jax.numpy`` documentation:
 - ``softmax_cross_entropy_with_integer_labels`` gathers the target logit with
   ``jnp.take_along_axis`` in its default ``mode="fill"``: a label ``>= C`` reads NaN, so the
   loss is NaN and nothing is raised. Labels in ``[-C, 0)`` are wrapped NumPy-style (``-1``
-  is class ``C - 1``; ``take_along_axis``'s legacy ``wrap_negative_indices``), which no
-  ``invalid_label`` value of the oracle expresses yet; ``"nan"`` is right for every other
-  invalid label.
+  is class ``C - 1``; ``take_along_axis``'s legacy ``wrap_negative_indices``): the
+  oracle's ``invalid_label="wrap_negative"``.
 - ``softmax_cross_entropy`` multiplies ``labels * log_softmax(logits)`` as IEEE floats, so a
   ``-inf`` logit with label 0 gives NaN; ``safe_softmax_cross_entropy`` is documented to
   take that term as 0 (``0 log 0 = 0``).
 - ``kl_divergence`` takes the targets as probabilities ("expected to be strictly positive";
   a target of 0 contributes ``0 * (0 - log q)``), ``kl_divergence_with_log_targets`` as
   log-probabilities; both sum over the last axis.
+- XLA on CPU flushes subnormal numbers to zero (float32 and float64): ``rel_entr`` reads a
+  subnormal ``q`` as 0 (``q > 0`` is false) and returns ``inf`` where the oracle's value is finite.
 
 Float64 cases need ``jax_enable_x64``, set in ``imports`` so that every reproducer sets it too.
 Class-index labels are ``int32``, the integer type of a JAX program that does not enable x64.
@@ -80,7 +81,7 @@ BINDINGS: list[Binding] = [
             f"{_OPTAX}.safe_softmax_cross_entropy(input, target{{kw}})", fixed=_NONE),
     Binding(f"{_OPTAX}.softmax_cross_entropy_with_integer_labels", "softmax_cross_entropy", "jax",
             f"{_OPTAX}.softmax_cross_entropy_with_integer_labels(input, target{{kw}})", fixed=_NONE,
-            conventions={"invalid_label": "nan"}),
+            conventions={"invalid_label": "wrap_negative"}),
     Binding(f"{_OPTAX}.kl_divergence", "kl_div", "jax",
             f"{_OPTAX}.kl_divergence(input, target{{kw}})", fixed=_NONE,
             conventions={"sample_axis": "sum"}),

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from lossparity.adapters._base import FrameworkAdapter, py_literal
-from lossparity.conformance.model import Binding
+from lossparity.conformance.model import GIVEN, Binding
 
 _DTYPES = {"float32": "float32", "float64": "float64"}
 
@@ -106,7 +106,7 @@ BINDINGS: list[Binding] = [
     # pos_weight has no default here: the binding takes only the cases that set it.
     Binding("tf.nn.weighted_cross_entropy_with_logits", "binary_cross_entropy_with_logits", "tensorflow",
             "tf.nn.weighted_cross_entropy_with_logits(labels=target, logits=input{kw})",
-            params={"pos_weight": "pos_weight"}, required=("pos_weight",), fixed=_NONE),
+            params={"pos_weight": "pos_weight"}, requires={"pos_weight": GIVEN}, fixed=_NONE),
     Binding("tf.nn.softmax_cross_entropy_with_logits", "softmax_cross_entropy_soft", "tensorflow",
             "tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=input)", fixed=_NONE),
     Binding("tf.nn.sparse_softmax_cross_entropy_with_logits", "softmax_cross_entropy", "tensorflow",

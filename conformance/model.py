@@ -14,6 +14,9 @@ import numpy as np
 #: Spec parameters that are arrays (passed to the framework as tensors).
 ARRAY_PARAMS = ("weight", "pos_weight")
 
+#: In ``Binding.requires``: the case must set this parameter, to any value.
+GIVEN = object()
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -44,13 +47,12 @@ class Binding:
     ``values`` translates parameter values (``{"reduction": {"mean": "sum_over_batch_size"}}``),
     ``defaults`` are the binding's own defaults where they differ from the spec's
     (PyTorch's ``ignore_index=-100``), ``fixed`` are parameters the API has no choice
-    over (``tf.nn`` losses never reduce: ``{"reduction": "none"}``), ``required`` the spec
-    parameters the API cannot be called without (``tf.nn.weighted_cross_entropy_with_logits``
-    needs ``pos_weight``): a case that leaves one unset is not a case for this binding.
-    ``requires`` are parameters the API computes with one value only, so that only cases
-    with that value are its cases (``optax.losses.kl_divergence_with_log_targets`` needs
-    ``{"log_target": True}``: a case with probability targets is not a case for it, where
-    ``fixed`` would wrongly read its targets as log-probabilities).
+    over (``tf.nn`` losses never reduce: ``{"reduction": "none"}``). ``requires`` restricts
+    the binding to the cases that set a parameter to one value
+    (``optax.losses.kl_divergence_with_log_targets``: ``{"log_target": True}``, where
+    ``fixed`` would wrongly read probability targets as log-probabilities) or, with
+    :data:`GIVEN`, to any value at all (``tf.nn.weighted_cross_entropy_with_logits`` cannot
+    be called without ``pos_weight``).
     """
 
     id: str
@@ -62,7 +64,6 @@ class Binding:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     fixed: Mapping[str, Any] = field(default_factory=dict)
     conventions: Mapping[str, Any] = field(default_factory=dict)
-    required: tuple[str, ...] = ()
     requires: Mapping[str, Any] = field(default_factory=dict)
     dtypes: tuple[str, ...] = ("float32", "float64")
     doc: str = ""
@@ -73,8 +74,6 @@ class Binding:
 
     def effective_params(self, spec: Spec, case_params: Mapping[str, Any]) -> dict | None:
         """The parameters this binding computes with on a case, or None if it cannot take the case."""
-        if any(name not in case_params for name in self.required):
-            return None
         eff = {**spec.defaults, **self.defaults}
         for name, value in case_params.items():
             if name in self.fixed:
@@ -82,8 +81,9 @@ class Binding:
             if name not in self.params and name not in self.requires and not _same(value, eff.get(name)):
                 return None
             eff[name] = value
-        if any(not _same(eff.get(name), value) for name, value in self.requires.items()):
-            return None
+        for name, want in self.requires.items():
+            if (name not in case_params) if want is GIVEN else not _same(eff.get(name), want):
+                return None
         eff.update(self.fixed)
         return eff
 

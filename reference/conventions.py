@@ -71,7 +71,8 @@ CONVENTIONS: dict[str, Convention] = {
         Convention(
             "invalid_label", "nan",
             "a class index outside [0, C) that is not ignored gives '{value}' "
-            "(an exception class name means the binding raises it)",
+            "(an exception class name means the binding raises it; 'wrap_negative' reads "
+            "-C <= t < 0 as t + C, NumPy-style, and gives nan elsewhere)",
         ),
     ]
 }

@@ -81,13 +81,17 @@ def _class_targets(target, n_classes, ignore_index, invalid_label, trace):
     invalid = counted & ((t < 0) | (t >= n_classes))
     if invalid.any():
         bad = t[invalid].ravel()[0]
-        if invalid_label not in ("nan", "clamp", "wrap"):
+        if invalid_label not in ("nan", "clamp", "wrap", "wrap_negative"):
             raise OracleError(invalid_label, f"target {bad} is outside [0, {n_classes})")
         trace("invalid labels", invalid, f"{invalid_label}: target {bad} outside [0, {n_classes})")
     if invalid_label == "clamp":
         safe = np.clip(t, 0, max(n_classes - 1, 0))
     elif invalid_label == "wrap":
         safe = np.mod(t, n_classes) if n_classes else t * 0
+    elif invalid_label == "wrap_negative":  # NumPy indexing: -C <= t < 0 reads t + C, the rest nan
+        wraps = invalid & (t < 0) & (t >= -n_classes)
+        invalid = invalid & ~wraps
+        safe = np.where(counted & ~invalid, np.where(wraps, t + n_classes, t), 0)
     else:
         safe = np.where(counted & ~invalid, t, 0)
     if invalid_label in ("clamp", "wrap"):
