@@ -35,12 +35,8 @@ def pytest_addoption(parser):
     group.addoption("--lp-command", default=None, help=argparse.SUPPRESS)
 
 
-def _split(value):
-    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
-
-
 def _selection(config):
-    from lossparity.conformance.selection import DEFAULT_EXAMPLES, Selection
+    from lossparity.conformance.selection import DEFAULT_EXAMPLES, Selection, split_csv as _split
 
     examples = config.getoption("lp_examples")
     return Selection(

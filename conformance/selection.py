@@ -14,6 +14,11 @@ DTYPES = ("float32", "float64")
 DEFAULT_EXAMPLES = 100
 
 
+def split_csv(value: str | None) -> tuple[str, ...] | None:
+    """'a, b,,c' -> ('a', 'b', 'c'); None or '' -> None (meaning: no restriction)."""
+    return tuple(v.strip() for v in value.split(",") if v.strip()) or None if value else None
+
+
 class SelectionError(ValueError):
     """An unknown framework, loss or dtype name: the message lists what is accepted."""
 

@@ -55,9 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(args) -> int:
     import pytest
 
-    from lossparity.conformance.selection import Selection, SelectionError
+    from lossparity.conformance.selection import Selection, SelectionError, split_csv as split
 
-    split = lambda v: tuple(x.strip() for x in v.split(",") if x.strip()) if v else None  # noqa: E731
     try:
         Selection(split(args.frameworks), split(args.losses), split(args.dtypes),
                   args.examples, args.seed).validate()
