@@ -66,7 +66,6 @@ class Binding:
     conventions: Mapping[str, Any] = field(default_factory=dict)
     requires: Mapping[str, Any] = field(default_factory=dict)
     dtypes: tuple[str, ...] = ("float32", "float64")
-    doc: str = ""
 
     @property
     def key(self) -> str:

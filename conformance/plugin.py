@@ -180,8 +180,9 @@ class Recorder:
             return
         s, tr = self.summary, terminalreporter
         tr.section("lossparity")
-        order = ("conform", "known", "deviate", "error_mismatch", "crash", "timeout", "unsupported")
-        tr.write_line("verdicts:    " + "  ".join(f"{v} {s['counts'].get(v, 0)}" for v in order))
+        from lossparity.reports.records import VERDICTS
+
+        tr.write_line("verdicts:    " + "  ".join(f"{v} {s['counts'].get(v, 0)}" for v in VERDICTS))
         d = s["divergences"]
         tr.write_line(f"divergences: {d.get('explained', 0)} explained by conventions, "
                       f"{d.get('unexplained', 0)} unexplained")

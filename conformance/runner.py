@@ -18,9 +18,6 @@ from lossparity.reference.errors import OracleError
 from lossparity.reference.trace import NO_TRACE
 from lossparity.reports.records import encode_array, encode_value
 
-VERDICTS = ("conform", "deviate", "error_mismatch", "unsupported", "crash", "timeout", "known")
-
-
 def oracle_kwargs(spec: Spec, params: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
                   conventions: Mapping[str, Any]) -> dict:
     """Keyword arguments of the spec's oracle: set parameters (array ones rounded) and conventions."""

@@ -64,6 +64,10 @@ def cmd_run(args) -> int:
         raise UsageError(str(exc)) from None
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    try:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the output folder {args.out}: {exc.strerror}") from None
     argv = ["--pyargs", "lossparity.conformance.suite", "-c", _empty_ini(), "-p", "no:cacheprovider",
             "--rootdir", str(Path.cwd()), "--tb=no", "-rN", "-W", "ignore",
             "-v" if args.verbose else "-q",

@@ -77,6 +77,3 @@ CONVENTIONS: dict[str, Convention] = {
     ]
 }
 
-
-def plain_conventions(names) -> dict:
-    return {n: CONVENTIONS[n].plain for n in names}

@@ -22,9 +22,8 @@ from typing import Any, Iterable, Mapping
 import jinja2
 from markupsafe import Markup, escape
 
-#: Verdicts in the order the summary shows them (the runner's VERDICTS, kept here as data so
-#: that rendering imports nothing from conformance/).
-VERDICTS = ("conform", "deviate", "error_mismatch", "unsupported", "crash", "timeout", "known")
+from lossparity.reports.records import VERDICTS
+
 #: Findings, most severe first.
 FINDING_ORDER = ("crash", "timeout", "error_mismatch", "deviate", "known")
 #: Arrays larger than this print their first and last EDGE_ITEMS elements per axis only.

@@ -21,6 +21,8 @@ from typing import IO, Any, Iterable, Iterator
 import numpy as np
 
 SCHEMA_VERSION = 1
+#: Every verdict a result line can carry, in the order summaries show them.
+VERDICTS = ("conform", "deviate", "error_mismatch", "unsupported", "crash", "timeout", "known")
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 
 
@@ -101,7 +103,8 @@ def iter_records(path: Path, *, validate: bool = False) -> Iterator[dict]:
                 error = next(iter(validator.iter_errors(record)), None)
                 if error is not None:
                     where = "/".join(map(str, error.absolute_path)) or "record"
-                    raise ResultsFileError(f"{path}:{number}: {where}: {error.message[:200]}")
+                    message = " ".join(error.message.split())[:200]
+                    raise ResultsFileError(f"{path}:{number}: {where}: {message}")
             yield record
 
 

@@ -19,6 +19,8 @@ def run_cli(*args):
     (["run", "--losses", "hinge_nothing"], "lossparity: error: no loss spec or binding matches 'hinge_nothing'"),
     (["run", "--dtypes", "float8"], "lossparity: error: unknown dtype 'float8'; choose from float32, float64"),
     (["run", "--examples", "many"], "lossparity: error: argument --examples: invalid int value: 'many'"),
+    (["run", "--out", "/proc/lossparity-out"],
+     "lossparity: error: cannot create the output folder /proc/lossparity-out: No such file or directory"),
     (["frobnicate"], "lossparity: error: argument command: invalid choice: 'frobnicate'"),
     (["report", "/nonexistent/results.jsonl"], "lossparity: error: /nonexistent/results.jsonl: no such results file"),
 ])
