@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from lossparity.conformance.model import ARRAY_PARAMS, Binding, Case
+from lossparity.conformance.model import ARRAY_PARAMS, Binding, Case, canonical_layout, framework_layout
 
 
 @dataclass
@@ -31,6 +31,8 @@ class Outcome:
     error_mro: tuple[str, ...] = ()  # its class and bases, to match documented error classes
     error_message: str | None = None
     seconds: float = 0.0
+    grad: np.ndarray | None = None  # d sum(loss) / d input, canonical layout (float64 copy)
+    grad_error: str | None = None  # "ErrorClass: message" when the value came but no gradient
 
 
 def py_literal(a: np.ndarray) -> str:
@@ -44,12 +46,18 @@ def py_literal(a: np.ndarray) -> str:
     return one(np.asarray(a).tolist())
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:500] if text else ""
+
+
 class FrameworkAdapter:
     """Base class: subclasses set ``framework``, ``module``, ``imports`` and convert arrays."""
 
     framework: str = ""
     module: str = ""  # the import name whose presence makes this adapter available
     imports: str = ""  # source run before every call and printed atop every reproducer
+    modes: tuple[str, ...] = ("eager",)  # the execution modes a binding can be run in
 
     def __init__(self):
         self._namespace: dict | None = None
@@ -88,6 +96,14 @@ class FrameworkAdapter:
     def prepare(self) -> None:
         """Framework settings applied once before the first call (determinism, precision)."""
 
+    def value_and_grad(self, fn, x):
+        """``fn(x)`` and the gradient of the sum of its elements with respect to ``x``."""
+        raise NotImplementedError
+
+    def grad_lines(self, source: str) -> list[str]:
+        """Reproducer lines that compute ``loss = source``, print it, then print d sum(loss)/d input."""
+        raise NotImplementedError
+
     # -- shared machinery ---------------------------------------------------------------
     def namespace(self) -> dict:
         if self._namespace is None:
@@ -99,12 +115,7 @@ class FrameworkAdapter:
 
     def framework_arrays(self, binding: Binding, case: Case, dtype: str) -> dict[str, np.ndarray]:
         """The case's arrays in the layout the framework reads (class axis moved if needed)."""
-        arrays = case.in_dtype(dtype)
-        if binding.conventions.get("class_axis", -1) == 1 and arrays["input"].ndim >= 2:
-            soft = "target" in arrays and arrays["target"].shape == arrays["input"].shape
-            for name in ("input", "target") if soft else ("input",):
-                arrays[name] = np.moveaxis(arrays[name], -1, 1)
-        return arrays
+        return framework_layout(case.in_dtype(dtype), binding.conventions.get("class_axis", -1))
 
     def source(self, binding: Binding, case: Case) -> str:
         """The call expression with the case's keyword arguments filled in."""
@@ -120,8 +131,9 @@ class FrameworkAdapter:
         names += [p for p in ARRAY_PARAMS if p in case.params and p in binding.params]
         return [n for n in names if n in arrays]
 
-    def call(self, binding: Binding, case: Case, dtype: str) -> Outcome:
-        """Run the binding on the case for real and capture value or error."""
+    def call(self, binding: Binding, case: Case, dtype: str, *, grad: bool = False) -> Outcome:
+        """Run the binding on the case for real and capture value or error (and, with ``grad``,
+        the gradient of the summed loss with respect to the input)."""
         ns = self.namespace()
         expr = self.source(binding, case)
         code = self._compiled.get(expr)
@@ -129,23 +141,35 @@ class FrameworkAdapter:
             code = self._compiled[expr] = compile(expr, f"<{binding.id}>", "eval")
         arrays = self.framework_arrays(binding, case, dtype)
         local = {n: self.to_framework(arrays[n], dtype) for n in self.used_arrays(binding, case, arrays)}
+
+        def loss(x):
+            return eval(code, ns, {**local, "input": x})  # noqa: S307 - the binding's own call text
+
         start = time.perf_counter()
         try:
-            result = eval(code, ns, local)  # noqa: S307 - the binding's own call text
+            result = loss(local["input"])
             value, out_dtype = self.to_numpy(result)
         except Exception as exc:  # noqa: BLE001 - every framework error is an outcome
             return Outcome(error_type=type(exc).__name__,
                            error_mro=tuple(c.__name__ for c in type(exc).__mro__),
-                           error_message=str(exc).strip().splitlines()[0][:500] if str(exc).strip() else "",
-                           seconds=time.perf_counter() - start)
-        return Outcome(value=value, dtype=out_dtype, seconds=time.perf_counter() - start)
+                           error_message=_first_line(exc), seconds=time.perf_counter() - start)
+        outcome = Outcome(value=value, dtype=out_dtype, seconds=time.perf_counter() - start)
+        if grad:
+            try:
+                g = self.to_numpy(self.value_and_grad(loss, local["input"])[1])[0]
+                outcome.grad = canonical_layout({"input": g}, binding.conventions.get("class_axis", -1))["input"]
+            except Exception as exc:  # noqa: BLE001 - a framework that cannot differentiate says so
+                outcome.grad_error = f"{type(exc).__name__}: {_first_line(exc)}"
+        return outcome
 
-    def reproducer(self, binding: Binding, case: Case, dtype: str) -> str:
-        """A copy-paste script that calls the framework directly and prints the value exactly."""
+    def reproducer(self, binding: Binding, case: Case, dtype: str, *, grad: bool = False) -> str:
+        """A copy-paste script that calls the framework directly and prints the value exactly
+        (and, with ``grad``, the gradient of the summed loss with respect to the input)."""
         arrays = self.framework_arrays(binding, case, dtype)
         lines = [self.imports.strip(), ""]
         lines += [self.literal(n, arrays[n], dtype) for n in self.used_arrays(binding, case, arrays)]
-        lines += [f"loss = {self.source(binding, case)}", self.print_statement("loss")]
+        source = self.source(binding, case)
+        lines += self.grad_lines(source) if grad else [f"loss = {source}", self.print_statement("loss")]
         return "\n".join(lines) + "\n"
 
     def print_statement(self, name: str) -> str:

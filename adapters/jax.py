@@ -66,6 +66,15 @@ class JaxAdapter(FrameworkAdapter):
     def to_numpy(self, result):
         return np.array(result, dtype=np.float64), str(result.dtype)
 
+    def value_and_grad(self, fn, x):
+        jax, jnp = self.namespace()["jax"], self.namespace()["jnp"]
+        value, vjp = jax.vjp(fn, x)
+        return value, vjp(jnp.ones_like(value))[0]
+
+    def grad_lines(self, source):
+        return [f"loss, vjp = jax.vjp(lambda input: {source}, input)", self.print_statement("loss"),
+                "(grad,) = vjp(jnp.ones_like(loss))", self.print_statement("grad")]
+
 
 ADAPTER = JaxAdapter()
 

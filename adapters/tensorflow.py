@@ -71,6 +71,20 @@ class TensorFlowAdapter(FrameworkAdapter):
         result = tf.convert_to_tensor(result)
         return np.array(result.numpy(), dtype=np.float64), result.dtype.name
 
+    def value_and_grad(self, fn, x):
+        tf = self.namespace()["tf"]
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = fn(x)
+            total = tf.reduce_sum(value)  # inside the tape, or the sum is not recorded
+        grad = tape.gradient(total, x)
+        return value, tf.zeros_like(x) if grad is None else grad
+
+    def grad_lines(self, source):
+        return ["with tf.GradientTape() as tape:", "    tape.watch(input)", f"    loss = {source}",
+                "    total = tf.reduce_sum(loss)", self.print_statement("loss"),
+                "grad = tape.gradient(total, input)", self.print_statement("grad")]
+
 
 ADAPTER = TensorFlowAdapter()
 

@@ -37,6 +37,19 @@ class TorchAdapter(FrameworkAdapter):
     def to_numpy(self, result):
         return result.detach().to("cpu").double().numpy(), str(result.dtype).removeprefix("torch.")
 
+    def value_and_grad(self, fn, x):
+        torch = self.namespace()["torch"]
+        x = x.detach().clone().requires_grad_(True)
+        value = fn(x)
+        if not value.requires_grad:  # the loss does not depend on the input at all
+            return value, torch.zeros_like(x)
+        (grad,) = torch.autograd.grad(value.sum(), x, allow_unused=True)
+        return value, torch.zeros_like(x) if grad is None else grad
+
+    def grad_lines(self, source):
+        return ["input.requires_grad_(True)", f"loss = {source}", self.print_statement("loss.detach()"),
+                "loss.sum().backward()", self.print_statement("input.grad")]
+
 
 ADAPTER = TorchAdapter()
 

@@ -3,10 +3,13 @@
 Two results are compared when they share spec, case, dtype, mode and device and computed
 with the same parameters, except parameters one binding takes from its own defaults
 (PyTorch's ``ignore_index=-100``). A divergence is *explained* when both bindings conform to
-their own oracle, so the difference is accounted for by the declared conventions (and
-defaults) in which they differ; attribution switches those from A's setting to B's, singly
-and then in combination, and reports the smallest set that turns A's expectation into B's.
-Otherwise it is *unexplained* (one side deviates; that deviation is its own finding).
+their own oracle (or to a registered known deviation), so that the difference is accounted
+for by the settings in which they differ: ``conformance/attribution.py`` switches those from
+A's value to B's and names the smallest set that turns A's expectation into B's, with each
+one's share of the gap. Otherwise it is *unexplained*: one side departs from its own
+documented behaviour, and that deviation is its own finding.
+
+Every pair compared is counted, so the report can show which bindings agree with which.
 """
 
 from __future__ import annotations
@@ -14,17 +17,13 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Any, Iterable, Mapping
 
-import numpy as np
-
+from lossparity.conformance.attribution import DEFAULT, LOSS, attribute, knobs
 from lossparity.conformance.compare import compare
 from lossparity.conformance.model import ARRAY_PARAMS, Binding, Case, Spec
-from lossparity.conformance.runner import expect
 from lossparity.conformance.tolerances import tolerance
-from lossparity.reference.conventions import CONVENTIONS
-from lossparity.reference.errors import OracleError
 from lossparity.reports.records import decode_array, encode_array
 
-MAX_COMBINATION = 3
+CONFORMING = ("conform", "known")
 
 
 def case_from_record(record: dict) -> Case:
@@ -46,74 +45,25 @@ def _outcome(value_record: Mapping | None):
 
 
 def _same(x, y, tol, dtype) -> bool:
-    if x is None or y is None:
-        return False
-    if x[0] != y[0]:
+    if x is None or y is None or x[0] != y[0]:
         return False
     if x[0] == "error":
         return True
     return compare(x[1], y[1], tol, dtype).ok
 
 
-def _knobs(spec: Spec, binding: Binding) -> dict[str, Any]:
-    knobs = {n: binding.conventions.get(n, CONVENTIONS[n].plain) for n in spec.conventions}
-    knobs.update({f"default {p}": v for p, v in binding.defaults.items()})
-    return knobs
-
-
-def _oracle(spec, case, params, knobs, dtype):
-    params = dict(params)
-    params.update({k.removeprefix("default "): v for k, v in knobs.items() if k.startswith("default ")})
-    conventions = {k: v for k, v in knobs.items() if not k.startswith("default ")}
-    try:
-        return ("value", expect(spec, case, params, conventions, dtype))
-    except OracleError as exc:
-        return ("error", exc.kind)
-
-
-def attribute(spec: Spec, a: Binding, b: Binding, case: Case, params: Mapping, dtype: str) -> dict:
-    """Which of the knobs in which A and B differ turn A's expectation into B's."""
-    tol = tolerance(spec.name, dtype)
-    ka, kb = _knobs(spec, a), _knobs(spec, b)
-    for k in set(ka) | set(kb):
-        ka.setdefault(k, None if k.startswith("default ") else CONVENTIONS[k].plain)
-        kb.setdefault(k, None if k.startswith("default ") else CONVENTIONS[k].plain)
-    differing = sorted(k for k in ka if ka[k] != kb[k] and k != "class_axis")
-    target = _oracle(spec, case, params, kb, dtype)
-    singles, found = [], None
-    for size in range(1, min(len(differing), MAX_COMBINATION) + 1):
-        for combo in combinations(differing, size):
-            switched = _oracle(spec, case, params, {**ka, **{k: kb[k] for k in combo}}, dtype)
-            closes = _same(switched, target, tol, dtype)
-            if size == 1:
-                singles.append({"switch": list(combo), "closes": closes})
-            if closes and found is None:
-                found = list(combo)
-        if found is not None:
-            break
-    if found is None and len(differing) > MAX_COMBINATION:
-        if _same(_oracle(spec, case, params, kb, dtype), target, tol, dtype):
-            found = differing
-    return {
-        "differing": [{"name": k, "a": _plain(ka[k]), "b": _plain(kb[k])} for k in differing],
-        "singles": singles,
-        "conventions": found or [],
-    }
-
-
-def _plain(v):
-    return v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)
-
-
 def find_divergences(records: Iterable[dict], bindings: Mapping[str, Binding],
-                     specs: Mapping[str, Spec]) -> list[dict]:
-    """Every disagreeing pair of results on the same case, each with its explanation."""
+                     specs: Mapping[str, Spec]) -> tuple[list[dict], list[dict]]:
+    """Every disagreeing pair of results on the same case, each with its explanation, and
+    one ``agreement`` record per pair of bindings: how many cases they were compared on and
+    how many of those they disagree on, explained and unexplained."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        if r.get("kind") == "result" and r["verdict"] not in ("unsupported",) and r.get("actual"):
+        if r.get("kind") == "result" and r["verdict"] != "unsupported" and r.get("actual"):
             groups.setdefault((r["spec"], r["case_id"], r["dtype"], r["mode"], r["device"]), []).append(r)
-    out = []
-    for (spec_name, case_id, dtype, mode, device), results in groups.items():
+    out: list[dict] = []
+    pairs: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for (spec_name, _case, dtype, mode, device), results in groups.items():
         spec = specs[spec_name]
         tol = tolerance(spec_name, dtype)
         for ra, rb in combinations(sorted(results, key=lambda r: r["binding"]), 2):
@@ -123,10 +73,16 @@ def find_divergences(records: Iterable[dict], bindings: Mapping[str, Binding],
             xa, xb = _outcome(ra["actual"]), _outcome(rb["actual"])
             if xa[0] == "value" and xb[0] == "value" and xa[1].shape != xb[1].shape:
                 continue  # a different output structure (per-sample vs per-element) is not a number
+            pair = pairs.setdefault((spec_name, a.id, b.id), {
+                "kind": "agreement", "spec": spec_name, "a": a.id, "b": b.id,
+                "compared": 0, "explained": 0, "unexplained": 0})
+            pair["compared"] += 1
             if _same(xa, xb, tol, dtype):
                 continue
-            out.append(_divergence(spec, a, b, ra, rb, xa, xb, dtype, mode, device, tol))
-    return out
+            divergence = _divergence(specs, spec, a, b, ra, rb, xa, xb, dtype, mode, device, tol)
+            pair[divergence["status"]] += 1
+            out.append(divergence)
+    return out, list(pairs.values())
 
 
 def _comparable(ra, rb, a: Binding, b: Binding) -> bool:
@@ -140,7 +96,7 @@ def _describe(x) -> Any:
     return {"error": x[1]} if x[0] == "error" else {"value": encode_array(x[1])}
 
 
-def _divergence(spec, a, b, ra, rb, xa, xb, dtype, mode, device, tol) -> dict:
+def _divergence(specs, spec, a, b, ra, rb, xa, xb, dtype, mode, device, tol) -> dict:
     record = {
         "kind": "divergence", "spec": spec.name, "case_id": ra["case_id"], "dtype": dtype,
         "mode": mode, "device": device,
@@ -149,30 +105,40 @@ def _divergence(spec, a, b, ra, rb, xa, xb, dtype, mode, device, tol) -> dict:
         "comparison": (compare(xa[1], xb[1], tol, dtype).as_dict()
                        if xa[0] == xb[0] == "value" else None),
     }
-    conforming = {"conform", "known"}
-    if ra["verdict"] in conforming and rb["verdict"] in conforming:
+    known = [r["known"]["id"] for r in (ra, rb) if r.get("known")]
+    if ra["verdict"] in CONFORMING and rb["verdict"] in CONFORMING:
         case = case_from_record(ra)
-        attribution = attribute(spec, a, b, case, ra["params"], dtype)
-        known = [r["known"]["id"] for r in (ra, rb) if r.get("known")]
-        explained = bool(attribution["conventions"]) or bool(known)
+        attribution = attribute(knobs(spec, a, ra["params"]), knobs(spec, b, rb["params"]), specs,
+                                lambda _setting: case, dtype, ignore=("class_axis",))
+        explained = attribution["status"] == "explained" or bool(known)
         record.update(status="explained" if explained else "unexplained", attribution=attribution,
-                      known=known, reason=_reason(a, b, attribution, known))
+                      known=known, reason=reason(a.id, b.id, attribution, known))
     else:
-        deviating = [r["binding"] for r in (ra, rb) if r["verdict"] not in conforming]
-        record.update(status="unexplained", attribution=None, known=[],
-                      reason=f"{' and '.join(deviating)} departs from its own documented behaviour "
-                             f"on this case (see its {ra['verdict'] if ra['binding'] in deviating else rb['verdict']} result)")
+        deviating = [r for r in (ra, rb) if r["verdict"] not in CONFORMING]
+        record.update(status="unexplained", attribution=None, known=known,
+                      reason=" and ".join(f"{r['binding']} departs from its own documented behaviour "
+                                          f"on this case (its result: {r['verdict']})" for r in deviating))
     return record
 
 
-def _reason(a, b, attribution, known) -> str:
-    if attribution["conventions"]:
-        parts = []
-        for item in attribution["differing"]:
-            if item["name"] in attribution["conventions"]:
-                parts.append(f"{item['name']}: {a.id} uses {item['a']!r}, {b.id} uses {item['b']!r}")
-        return "explained by " + "; ".join(parts)
+def _knob_words(knob: Mapping, a_id: str, b_id: str) -> str:
+    name, va, vb = knob["name"], knob["a"], knob["b"]
+    if name == LOSS:
+        return f"the loss itself: {a_id} computes {va}, {b_id} computes {vb}"
+    if name.startswith(DEFAULT):
+        return f"{name.removeprefix(DEFAULT)}: {a_id} computes with {va!r}, {b_id} with {vb!r} (a default)"
+    return f"{name}: {a_id} uses {va!r}, {b_id} uses {vb!r}"
+
+
+def reason(a_id: str, b_id: str, attribution: Mapping, known=()) -> str:
+    """One sentence: what explains the difference between A's and B's expectations."""
+    if attribution["status"] == "explained":
+        by = {d["name"]: d for d in attribution["differing"]}
+        return "explained by " + "; ".join(_knob_words(by[name], a_id, b_id) for name in attribution["conventions"])
     if known:
         return "explained by the known deviation(s) " + ", ".join(known)
-    return ("both conform to their oracles, yet no declared convention accounts for the "
-            "difference (a convention is missing from the bindings)")
+    if attribution["status"] == "same":
+        return ("both bindings are predicted to agree here, yet their results differ beyond "
+                "tolerance (within each one's own tolerance of the prediction)")
+    return (f"unexplained: switching every declared difference closes {attribution['closed']:.0%} "
+            f"of the gap (a convention is missing from the bindings)")

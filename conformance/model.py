@@ -11,6 +11,10 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+class CaseError(ValueError):
+    """Arrays or parameters that a spec cannot read (a target of the wrong shape)."""
+
+
 #: Spec parameters that are arrays (passed to the framework as tensors).
 ARRAY_PARAMS = ("weight", "pos_weight")
 
@@ -25,6 +29,9 @@ class Spec:
     ``defaults`` holds every parameter's default (the value a case leaves unset);
     ``conventions`` the names of the oracle's convention keywords;
     ``generate`` a hypothesis strategy of cases; ``edges`` the hand table.
+    ``target`` is the shape rule of the target: ``"same"`` (the input's shape),
+    ``"index"`` (class indices, the input's shape without its class axis) or ``None``
+    (no target); ``classes`` says whether the last axis of the input is a class axis.
     """
 
     name: str
@@ -34,6 +41,8 @@ class Spec:
     conventions: tuple[str, ...]
     generate: Any = None
     edges: tuple = ()
+    target: str | None = "same"
+    classes: bool = True
 
 
 @dataclass(frozen=True)
@@ -127,3 +136,29 @@ class Case:
                 a = a.astype(dtype).astype(np.float64)
             out[name] = a
         return out
+
+
+def _soft(arrays: Mapping[str, np.ndarray]) -> bool:
+    return "target" in arrays and arrays["target"].shape == arrays["input"].shape
+
+
+def framework_layout(arrays: Mapping[str, np.ndarray], class_axis: int) -> dict[str, np.ndarray]:
+    """Canonical arrays (class axis last) in the layout of a binding whose class axis is ``class_axis``.
+
+    Only the class axis of a batched input moves (an unbatched ``(C,)`` input has nowhere
+    else to put it), with a probability target of the same shape moving alongside.
+    """
+    out = dict(arrays)
+    if class_axis == 1 and out["input"].ndim >= 2:
+        for name in ("input", "target") if _soft(out) else ("input",):
+            out[name] = np.moveaxis(out[name], -1, 1)
+    return out
+
+
+def canonical_layout(arrays: Mapping[str, np.ndarray], class_axis: int) -> dict[str, np.ndarray]:
+    """The inverse of :func:`framework_layout`: arrays as a binding reads them, class axis moved last."""
+    out = dict(arrays)
+    if class_axis == 1 and out["input"].ndim >= 2:
+        for name in ("input", "target") if _soft(out) else ("input",):
+            out[name] = np.moveaxis(out[name], 1, -1)
+    return out

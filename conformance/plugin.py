@@ -140,9 +140,9 @@ class Recorder:
         from lossparity.reports.html import write_report
 
         bindings = {b.key: b for b in all_bindings()}
-        divergences = find_divergences(self.results, bindings, SPECS)
-        for d in divergences:
-            self.writer.write(d)
+        divergences, agreement = find_divergences(self.results, bindings, SPECS)
+        for record in divergences + agreement:
+            self.writer.write(record)
         used = {r["known"]["id"] for r in self.results if r.get("known")}
         ran = {r["binding"] for r in self.results if r["verdict"] != "unsupported"}
         self.summary = {

@@ -74,7 +74,7 @@ def evaluate(adapter, binding: Binding, spec: Spec, case: Case, dtype: str,
         record["actual"] = {"error": outcome.error_type, "message": outcome.error_message,
                             "classes": list(outcome.error_mro)}
     record["seconds"] = {"oracle": oracle_s, "call": outcome.seconds}
-    record["verdict"], record["errors"] = _verdict(expected, record["expected"], outcome, tol, dtype)
+    record["verdict"], record["errors"] = verdict(expected, record["expected"], outcome, tol, dtype)
     if record["verdict"] != "conform":
         record["reproducer"] = adapter.reproducer(binding, case, dtype)
         entry = match(record, list(known))
@@ -84,7 +84,8 @@ def evaluate(adapter, binding: Binding, spec: Spec, case: Case, dtype: str,
     return record
 
 
-def _verdict(expected, expected_rec, outcome, tol, dtype):
+def verdict(expected, expected_rec, outcome, tol, dtype) -> tuple[str, dict | None]:
+    """The verdict on an outcome, and its error figures, given the oracle's value (or error)."""
     if expected is None:
         if outcome.error_type is None:
             return "error_mismatch", {"summary": f"expected {expected_rec['error']} to be raised; "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from lossparity.conformance import edges, generate as g
 from lossparity.conformance.model import Spec
 from lossparity.reference import crossentropy as ce, divergence as kl, information as info
@@ -12,17 +14,17 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
          ce.binary_cross_entropy,
          {"weight": None, "label_smoothing": 0.0, "reduction": "mean"},
          ("log_min", "prob_eps", "prob_domain", "sample_axis"),
-         g.binary(logits=False), edges.BINARY_CROSS_ENTROPY),
+         g.binary(logits=False), edges.BINARY_CROSS_ENTROPY, classes=False),
     Spec("binary_cross_entropy_with_logits", "BCE on logits: BCE of sigmoid(x), with pos_weight",
          ce.binary_cross_entropy_with_logits,
          {"weight": None, "pos_weight": None, "label_smoothing": 0.0, "reduction": "mean"},
          ("sample_axis",),
-         g.binary(logits=True), edges.BINARY_CROSS_ENTROPY_WITH_LOGITS),
+         g.binary(logits=True), edges.BINARY_CROSS_ENTROPY_WITH_LOGITS, classes=False),
     Spec("softmax_cross_entropy", "softmax cross-entropy on logits with class-index targets",
          ce.softmax_cross_entropy,
          {"weight": None, "ignore_index": None, "label_smoothing": 0.0, "reduction": "mean"},
          ("class_axis", "mean_by", "zero_division", "invalid_label"),
-         g.class_index(), edges.SOFTMAX_CROSS_ENTROPY),
+         g.class_index(), edges.SOFTMAX_CROSS_ENTROPY, target="index"),
     Spec("softmax_cross_entropy_soft", "softmax cross-entropy on logits with probability targets",
          ce.softmax_cross_entropy_soft,
          {"weight": None, "label_smoothing": 0.0, "reduction": "mean"},
@@ -37,17 +39,18 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
          ce.sparse_categorical_cross_entropy,
          {"ignore_index": None, "reduction": "mean"},
          ("prob_eps", "renormalize", "zero_division", "invalid_label"),
-         g.class_index(probs=True, smoothing=False, weights=False), edges.SPARSE_CATEGORICAL_CROSS_ENTROPY),
+         g.class_index(probs=True, smoothing=False, weights=False), edges.SPARSE_CATEGORICAL_CROSS_ENTROPY,
+         target="index"),
     Spec("nll_loss", "negative log-likelihood on log-probabilities with class-index targets",
          ce.nll_loss,
          {"weight": None, "ignore_index": None, "reduction": "mean"},
          ("class_axis", "mean_by", "zero_division", "invalid_label"),
-         g.class_index(log_probs=True, smoothing=False), edges.NLL_LOSS),
+         g.class_index(log_probs=True, smoothing=False), edges.NLL_LOSS, target="index"),
     Spec("kl_div", "KL divergence with log-space input: p (log p - input)",
          kl.kl_div,
          {"log_target": False, "reduction": "mean"},
          ("sample_axis",),
-         g.kl_cases(log_input=True), edges.KL_DIV),
+         g.kl_cases(log_input=True), edges.KL_DIV, classes=False),
     Spec("kl_div_probs", "KL divergence of probability vectors: sum p log(p / q) per sample",
          kl.kl_div_probs,
          {"reduction": "mean"},
@@ -55,7 +58,7 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
          g.kl_cases(log_input=False), edges.KL_DIV_PROBS),
     Spec("entropy", "entropy H(P) of a discrete distribution, in nats or bits",
          info.entropy, {"base": "e"}, ("renormalize", "prob_eps"),
-         g.distributions(pair=False), edges.ENTROPY),
+         g.distributions(pair=False), edges.ENTROPY, target=None),
     Spec("cross_entropy", "cross-entropy H(P, Q) of two discrete distributions, in nats or bits",
          info.cross_entropy, {"base": "e"}, ("renormalize", "prob_eps"),
          g.distributions(pair=True), edges.CROSS_ENTROPY),
@@ -63,3 +66,16 @@ SPECS: dict[str, Spec] = {s.name: s for s in [
          info.kl_divergence, {"base": "e"}, ("renormalize", "prob_eps"),
          g.distributions(pair=True), edges.KL_DIVERGENCE),
 ]}
+
+
+#: What each parameter accepts: a tuple of values, a type, or ``np.ndarray`` for array
+#: parameters. Checked where a user types parameters (``lossparity explain --param``).
+PARAMETERS: dict[str, object] = {
+    "reduction": ("none", "sum", "mean", "batchmean"),
+    "label_smoothing": float,
+    "ignore_index": int,
+    "log_target": bool,
+    "base": ("e", 2),
+    "weight": np.ndarray,
+    "pos_weight": np.ndarray,
+}

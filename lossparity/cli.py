@@ -1,4 +1,4 @@
-"""The ``lossparity`` command: run, list, report.
+"""The ``lossparity`` command: run, list, report, explain.
 
 Exit codes: 0 everything conforms or is known; 1 unexplained deviations or divergences;
 2 a usage or input error, reported in one line without a traceback.
@@ -49,7 +49,53 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="rebuild the HTML report from a results file")
     rep.add_argument("results", help="a results.jsonl written by 'lossparity run'")
     rep.add_argument("-o", "--output", help="HTML file to write (default: report.html beside RESULTS)")
+
+    exp = sub.add_parser("explain", help="run one or two bindings on one case; show where and why they differ",
+                         description="Run one or two bindings on one case, given as you would pass it to "
+                                     "the framework, and show each one's value, the oracle's stages side by "
+                                     "side, where they part, which conventions explain the difference, and "
+                                     "reproducers. Arrays are JSON or NumPy literals: '[0.8, 0.2, 0.4]'.")
+    exp.add_argument("bindings", nargs="+", metavar="BINDING",
+                     help="one or two binding ids, e.g. torch.nn.BCELoss torch.nn.CrossEntropyLoss")
+    exp.add_argument("--input", required=True, help="the prediction: probabilities, logits or log-probabilities")
+    exp.add_argument("--target", help="the target: labels, class indices or probabilities")
+    exp.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="a loss parameter in the spec's vocabulary (reduction=sum, weight=[1,2,3]); repeatable")
+    exp.add_argument("--dtype", default="float32", help="float32 (default) or float64")
+    exp.add_argument("--mode", default="eager", help="execution mode (default eager)")
+    exp.add_argument("--grad", action="store_true", help="also compute d sum(loss) / d input with each framework")
+    exp.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
+
+
+def cmd_explain(args) -> int:
+    from lossparity.conformance.explain import ExplainError, explain
+    from lossparity.literals import LiteralError, parse_array, parse_value
+    from lossparity.reports.explain_text import format_explanation
+
+    raw = {}
+    for name in ("input", "target"):
+        text = getattr(args, name)
+        if text is not None:
+            try:
+                raw[name] = parse_array(text)
+            except LiteralError as exc:
+                raise UsageError(f"--{name}: {exc}") from None
+    params = {}
+    for item in args.param:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--param {item!r}: expected NAME=VALUE, e.g. reduction=sum")
+        try:
+            params[name.strip()] = parse_value(text)
+        except LiteralError as exc:
+            raise UsageError(f"--param {name.strip()}: {exc}") from None
+    try:
+        result = explain(args.bindings, raw, params, dtype=args.dtype, mode=args.mode, grad=args.grad)
+    except ExplainError as exc:
+        raise UsageError(str(exc)) from None
+    print(json.dumps(result, indent=1) if args.json else format_explanation(result), end="" if not args.json else "\n")
+    return EXIT_OK
 
 
 def cmd_run(args) -> int:
@@ -121,7 +167,7 @@ def cmd_report(args) -> int:
     return EXIT_FINDINGS if failing else EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "explain": cmd_explain}
 
 
 def main(argv: list[str] | None = None) -> int:

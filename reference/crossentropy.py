@@ -18,7 +18,7 @@ import numpy as np
 from lossparity.reference._math import clip_in_dtype, log_softmax, softplus, times, xlogy
 from lossparity.reference.errors import OracleError
 from lossparity.reference.reduction import reduce
-from lossparity.reference.trace import NO_TRACE
+from lossparity.reference.trace import NO_TRACE, reading
 
 
 def binary_cross_entropy(
@@ -26,7 +26,7 @@ def binary_cross_entropy(
     log_min=None, prob_eps=None, prob_domain="nan", sample_axis=None, dtype=np.float32, trace=NO_TRACE,
 ):
     """-[y log p + (1 - y) log(1 - p)] for probabilities ``p`` (any shape), weighted elementwise."""
-    p = trace("input", np.asarray(input, np.float64), "read as independent probabilities")
+    p = trace("input", np.asarray(input, np.float64), reading(input, "probabilities", classes=False))
     outside = ~((p >= 0) & (p <= 1))
     if prob_domain != "nan" and outside.any():
         raise OracleError(prob_domain, f"probability {p[outside].ravel()[0]} is outside [0, 1]")
@@ -59,7 +59,8 @@ def binary_cross_entropy_with_logits(
 
     ``pos_weight`` broadcasts against the last (class) axis as in PyTorch.
     """
-    x = trace("input", np.asarray(input, np.float64), "read as logits; sigmoid is folded into softplus")
+    x = trace("input", np.asarray(input, np.float64), reading(
+        input, "logits", classes=False, then="takes the sigmoid of each (folded into softplus)"))
     y = np.asarray(target, np.float64)
     if label_smoothing:
         y = trace("smoothing", y * (1.0 - label_smoothing) + 0.5 * label_smoothing,
@@ -133,7 +134,8 @@ def softmax_cross_entropy(
     ``weight`` is per class; ``ignore_index`` targets contribute 0 and are not counted;
     label smoothing mixes in the (weighted) mean over classes as PyTorch documents.
     """
-    x = trace("input", np.asarray(input, np.float64), "read as logits, classes on the last axis")
+    x = trace("input", np.asarray(input, np.float64),
+              reading(input, "logits", classes=True, then="takes a softmax over the classes"))
     logp = trace("log_softmax", log_softmax(x), "x - logsumexp(x) over the class axis")
     return _indexed_loss(logp, target, weight, ignore_index, label_smoothing, reduction,
                          mean_by, zero_division, invalid_label, trace)
@@ -145,7 +147,8 @@ def nll_loss(
     dtype=np.float32, trace=NO_TRACE,
 ):
     """-w[y] * input[y] for log-probabilities ``(..., C)`` and class indices ``(...)``."""
-    logp = trace("input", np.asarray(input, np.float64), "read as log-probabilities; no activation")
+    logp = trace("input", np.asarray(input, np.float64), reading(
+        input, "log-probabilities", classes=True, then="applies no activation"))
     return _indexed_loss(logp, target, weight, ignore_index, 0.0, reduction,
                          mean_by, zero_division, invalid_label, trace)
 
@@ -155,7 +158,8 @@ def softmax_cross_entropy_soft(
     dtype=np.float32, trace=NO_TRACE,
 ):
     """-sum_c w[c] y_c log softmax(x)_c for logits and probability targets, both ``(..., C)``."""
-    x = trace("input", np.asarray(input, np.float64), "read as logits, classes on the last axis")
+    x = trace("input", np.asarray(input, np.float64),
+              reading(input, "logits", classes=True, then="takes a softmax over the classes"))
     y = np.asarray(target, np.float64)
     n_classes = x.shape[-1]
     if label_smoothing:
@@ -174,7 +178,7 @@ def categorical_cross_entropy(
     dtype=np.float32, trace=NO_TRACE,
 ):
     """-sum_c y_c log p_c for predicted probabilities and probability targets, both ``(..., C)``."""
-    p = trace("input", np.asarray(input, np.float64), "read as probabilities, classes on the last axis")
+    p = trace("input", np.asarray(input, np.float64), reading(input, "probabilities", classes=True))
     y = np.asarray(target, np.float64)
     n_classes = p.shape[-1]
     if label_smoothing:
@@ -196,7 +200,7 @@ def sparse_categorical_cross_entropy(
     zero_division="nan", invalid_label="nan", dtype=np.float32, trace=NO_TRACE,
 ):
     """-log p[y] for predicted probabilities ``(..., C)`` and class indices ``(...)``."""
-    p = trace("input", np.asarray(input, np.float64), "read as probabilities, classes on the last axis")
+    p = trace("input", np.asarray(input, np.float64), reading(input, "probabilities", classes=True))
     with np.errstate(divide="ignore", invalid="ignore"):
         if renormalize == "before_clip":
             p = trace("renormalize", p / np.sum(p, axis=-1, keepdims=True), "p / sum(p)")

@@ -6,7 +6,7 @@ import numpy as np
 
 from lossparity.reference._math import clip_in_dtype, times, xlogy
 from lossparity.reference.reduction import reduce
-from lossparity.reference.trace import NO_TRACE
+from lossparity.reference.trace import NO_TRACE, reading
 
 
 def kl_div(
@@ -17,7 +17,7 @@ def kl_div(
 
     Same shapes for both; ``batchmean`` divides the sum by ``input.shape[0]``.
     """
-    log_q = trace("input", np.asarray(input, np.float64), "read as log-probabilities log q")
+    log_q = trace("input", np.asarray(input, np.float64), reading(input, "log-probabilities", classes=False))
     t = np.asarray(target, np.float64)
     if log_target:
         with np.errstate(invalid="ignore"):
@@ -38,7 +38,7 @@ def kl_div_probs(
 
     With ``prob_eps`` both are clipped into [eps, 1] first (Keras KLDivergence).
     """
-    p = trace("input", np.asarray(input, np.float64), "read as probabilities q")
+    p = trace("input", np.asarray(input, np.float64), reading(input, "probabilities", classes=True))
     y = np.asarray(target, np.float64)
     if prob_eps is not None:
         p = trace("clip", clip_in_dtype(p, prob_eps, dtype, upper_one=True), f"q clipped into [{prob_eps}, 1]")

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from lossparity.reference._math import clip_in_dtype, times
-from lossparity.reference.trace import NO_TRACE
+from lossparity.reference.trace import NO_TRACE, reading
 
 
 def _unit(base):
@@ -28,6 +28,10 @@ def _log(p, prob_eps, dtype):
         return np.log(p)
 
 
+def _reads(x, name):
+    return reading(x, "probabilities", classes=True) + f": the distribution {name}"
+
+
 def _normalize(p, renormalize, trace, name):
     p = np.asarray(p, np.float64)
     if renormalize:
@@ -39,7 +43,7 @@ def _normalize(p, renormalize, trace, name):
 def entropy(input, *, base="e", renormalize=None, prob_eps=None, dtype=np.float64, trace=NO_TRACE):
     """H(P) = -sum_x p(x) log p(x); p = 0 contributes 0."""
     unit, scale = _unit(base)
-    p = _normalize(trace("input", np.asarray(input, np.float64), "a distribution P"), renormalize, trace, "p")
+    p = _normalize(trace("input", np.asarray(input, np.float64), _reads(input, "P")), renormalize, trace, "p")
     info = trace("information", -times(p, _log(p, prob_eps, dtype)), "-p log p per outcome, in nats")
     return trace("reduction", np.sum(info, axis=-1) / scale, f"sum over outcomes, in {unit}")
 
@@ -48,7 +52,7 @@ def cross_entropy(input, target, *, base="e", renormalize=None, prob_eps=None, d
                   trace=NO_TRACE):
     """H(P, Q) = -sum_x p(x) log q(x), with ``target`` = P and ``input`` = Q."""
     unit, scale = _unit(base)
-    q = _normalize(trace("input", np.asarray(input, np.float64), "the model distribution Q"), renormalize, trace, "q")
+    q = _normalize(trace("input", np.asarray(input, np.float64), _reads(input, "Q")), renormalize, trace, "q")
     p = _normalize(np.asarray(target, np.float64), renormalize, trace, "p")
     info = trace("information", -times(p, _log(q, prob_eps, dtype)), "-p log q per outcome, in nats")
     return trace("reduction", np.sum(info, axis=-1) / scale, f"sum over outcomes, in {unit}")
@@ -58,7 +62,7 @@ def kl_divergence(input, target, *, base="e", renormalize=None, prob_eps=None, d
                   trace=NO_TRACE):
     """KL(P || Q) = sum_x p(x) log(p(x) / q(x)), with ``target`` = P and ``input`` = Q."""
     unit, scale = _unit(base)
-    q = _normalize(trace("input", np.asarray(input, np.float64), "the model distribution Q"), renormalize, trace, "q")
+    q = _normalize(trace("input", np.asarray(input, np.float64), _reads(input, "Q")), renormalize, trace, "q")
     p = _normalize(np.asarray(target, np.float64), renormalize, trace, "p")
     with np.errstate(invalid="ignore"):
         info = times(p, _log(p, prob_eps, dtype) - _log(q, prob_eps, dtype))

@@ -6,14 +6,16 @@ one file with inline CSS and a few lines of inline JavaScript (filters), loads n
 from anywhere (its Content-Security-Policy says so), and shows everything with
 JavaScript off. Every string from the records goes through Jinja2's autoescape.
 
-Aggregates (counts, the specs x frameworks matrix, unsupported bindings) are computed
-here in one pass; only findings (results that are not ``conform``) and divergences get a
-detailed block, so a run of tens of thousands of results renders in seconds.
+Aggregates (counts, the specs x frameworks matrix, unsupported bindings, the bindings x
+bindings agreement matrix of each spec) are computed here in one pass; only findings
+(results that are not ``conform``) and divergences get a detailed block, so a run of tens
+of thousands of results renders in seconds.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -70,14 +72,19 @@ def _context(records: list[dict]) -> dict:
     unsupported: dict[tuple[str, str], dict] = {}
     findings: list[dict] = []
     divergences: list[dict] = []
+    agreements: list[Mapping] = []
     frameworks: dict[str, None] = {}
+    framework_of: dict[str, str] = {}  # binding id -> framework, as the result lines say
     for r in records:
+        if not isinstance(r, Mapping):
+            continue
         kind = r.get("kind")
         if kind == "result":
             verdict = str(r.get("verdict", "?"))
             spec, binding, fw = str(r.get("spec", "?")), str(r.get("binding", "?")), str(r.get("framework", "?"))
             counts[verdict] += 1
             frameworks.setdefault(fw)
+            framework_of.setdefault(binding, fw)
             cell = matrix[spec][fw]
             cell.setdefault(binding, Counter())[verdict] += 1
             if verdict == "unsupported":
@@ -88,6 +95,8 @@ def _context(records: list[dict]) -> dict:
                 findings.append(r)
         elif kind == "divergence":
             divergences.append(r)
+        elif kind == "agreement":
+            agreements.append(r)
         elif kind == "meta" and not meta:
             meta = r
         elif kind == "summary":
@@ -113,6 +122,7 @@ def _context(records: list[dict]) -> dict:
                        "unexplained": div_counts.get("unexplained", 0)},
         "frameworks": fw_list,
         "matrix": _matrix(matrix, fw_list),
+        "agreement": agreement_matrices(agreements, framework_of, fw_list),
         "unsupported": sorted(({**g, "bindings": list(g["bindings"])} for g in unsupported.values()),
                               key=lambda g: (g["framework"], g["reason"])),
         "findings": [_finding(r) for r in findings],
@@ -134,6 +144,85 @@ def _matrix(matrix: Mapping[str, Mapping[str, Mapping[str, Counter]]], framework
                 totals.update(c)
         rows.append((_breakable(spec), cells, _badges(totals)))
     return rows
+
+
+#: Framework of a binding id by its first dotted component, where no result line says it.
+_PREFIX_FRAMEWORK = {"torch": "torch", "tf": "tensorflow", "keras": "tensorflow", "jax": "jax", "optax": "jax"}
+
+
+def _framework(binding: str, framework_of: Mapping[str, str]) -> str:
+    fw = framework_of.get(binding)
+    if fw and fw != "?":
+        return fw
+    return _PREFIX_FRAMEWORK.get(binding.split(".", 1)[0], "")
+
+
+def _count(v: Any) -> int:
+    """A count from a record: a non-negative int, anything else 0 (a broken line must not raise)."""
+    if isinstance(v, bool):
+        return 0
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return v if isinstance(v, int) and v >= 0 else 0
+
+
+def agreement_matrices(agreements: Iterable[Mapping], framework_of: Mapping[str, str] | None = None,
+                       framework_order: Iterable[str] = ()) -> list[dict]:
+    """Who agrees with whom: per spec, a symmetric bindings x bindings matrix of agreement records.
+
+    Each spec gives ``{"spec", "groups": [(framework, n bindings)], "bindings": [(id, framework)],
+    "rows": [(id, [cell per column])]}``, bindings grouped by framework (the frameworks in
+    ``framework_order`` first, in that order, then the others by name; bindings whose framework
+    is unknown last) and sorted by id within; ``groups`` is empty when no framework is known.
+    A binding's framework is what ``framework_of`` (the result lines) says, else its id's prefix. A cell is ``{"kind", "text", "unexplained",
+    "title"}`` where kind is ``self`` (the diagonal), ``none`` (no record: not compared),
+    ``agree`` (no disagreement on any compared case), ``explained`` (every disagreement
+    explained) or ``unexplained``; ``text`` is ``"disagreeing / compared"``. One record
+    fills both halves; several records for one pair (either order) add up.
+    """
+    framework_of = framework_of or {}
+    rank = {fw: i for i, fw in enumerate(dict.fromkeys(framework_order))}
+    pairs: dict[str, dict[frozenset, list[int]]] = defaultdict(dict)
+    members: dict[str, dict[str, None]] = defaultdict(dict)
+    for r in agreements:
+        if not isinstance(r, Mapping):
+            continue
+        spec, a, b = str(r.get("spec", "?")), str(r.get("a", "?")), str(r.get("b", "?"))
+        members[spec].setdefault(a)
+        members[spec].setdefault(b)
+        tally = pairs[spec].setdefault(frozenset((a, b)), [0, 0, 0])
+        for i, k in enumerate(("compared", "explained", "unexplained")):
+            tally[i] += _count(r.get(k))
+    out = []
+    for spec in sorted(members):
+        fws = {b: _framework(b, framework_of) for b in members[spec]}
+        order = sorted(members[spec], key=lambda b: (fws[b] == "", rank.get(fws[b], len(rank)), fws[b], b))
+        groups = [(fw, sum(1 for b in order if fws[b] == fw)) for fw in dict.fromkeys(fws[b] for b in order)]
+        rows = [(_breakable(row), [_agreement_cell(row, col, pairs[spec].get(frozenset((row, col))))
+                                   for col in order])
+                for row in order]
+        out.append({"spec": spec, "groups": groups if any(fw for fw, _ in groups) else [],
+                    "bindings": [(_breakable(b), fws[b]) for b in order], "rows": rows})
+    return out
+
+
+def _agreement_cell(row: str, col: str, tally: list[int] | None) -> dict:
+    if row == col and tally is None:
+        return {"kind": "self", "text": "", "unexplained": 0, "title": ""}
+    if tally is None:
+        return {"kind": "none", "text": "·", "unexplained": 0, "title": f"{row} and {col}: not compared"}
+    compared, explained, unexplained = tally
+    disagree = explained + unexplained
+    who = f"{row} and {col}"
+    if not compared and not disagree:
+        return {"kind": "none", "text": "·", "unexplained": 0, "title": f"{who}: compared on no case"}
+    if not disagree:
+        return {"kind": "agree", "text": "=", "unexplained": 0,
+                "title": f"{who} agree on all {compared} compared case{'s' * (compared != 1)}"}
+    return {"kind": "unexplained" if unexplained else "explained", "text": f"{disagree} / {compared}",
+            "unexplained": unexplained,
+            "title": f"{who} disagree on {disagree} of {compared} compared case{'s' * (compared != 1)}: "
+                     f"{explained} explained, {unexplained} unexplained"}
 
 
 def _filters(findings: list[dict], divergences: list[dict]) -> dict[str, list[str]]:
@@ -367,21 +456,44 @@ def _finding(r: Mapping) -> dict:
     }
 
 
+def _percent(v: Any) -> str:
+    """A share of the gap as a percentage ("100%", "-12%", "99.6%"); "—" when not a number.
+
+    Whole percent, except where rounding would claim a full (or no) closure that is not exact.
+    """
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return "—"
+    pct = v * 100.0
+    text = f"{pct:.0f}"
+    if text in ("100", "0", "-0", "-100") and abs(pct - round(pct)) > 1e-9:
+        text = f"{pct:.1f}"
+    return ("0" if text.strip("-0.") == "" else text) + "%"
+
+
+def _attribution(attribution: Any) -> dict | None:
+    """The attribution of a divergence: each differing knob with A's and B's values, what it
+    closes alone and its share, the explaining ones marked; status and what all together close."""
+    if not isinstance(attribution, Mapping):
+        return None
+    conventions = attribution.get("conventions")
+    explaining = [str(c) for c in conventions] if isinstance(conventions, (list, tuple)) else []
+    differing = attribution.get("differing")
+    knobs = [{"name": str(x.get("name", "?")), "a": _value_text(x.get("a")), "b": _value_text(x.get("b")),
+              "alone": _percent(x.get("alone")), "share": _percent(x.get("share")),
+              "explains": str(x.get("name", "?")) in explaining}
+             for x in (differing if isinstance(differing, (list, tuple)) else []) if isinstance(x, Mapping)]
+    closed = attribution.get("closed")
+    return {"status": str(attribution.get("status") or ""), "knobs": knobs,
+            "conventions": explaining,
+            "closed": _percent(closed) if closed is not None else None}
+
+
 def _divergence(d: Mapping) -> dict:
     sides = []
     for s in ("a", "b"):
         side = d.get(s) if isinstance(d.get(s), Mapping) else {}
         sides.append({"binding": str(side.get("binding", "?")), "framework": str(side.get("framework", "?")),
                       "verdict": str(side.get("verdict", "?")), "actual": _outcome(side.get("actual"))})
-    attribution = d.get("attribution") if isinstance(d.get("attribution"), Mapping) else None
-    differing, singles = [], []
-    if attribution:
-        explaining = set(map(str, attribution.get("conventions") or []))
-        differing = [{"name": str(x.get("name")), "a": _value_text(x.get("a")), "b": _value_text(x.get("b")),
-                      "explains": str(x.get("name")) in explaining}
-                     for x in attribution.get("differing") or [] if isinstance(x, Mapping)]
-        singles = [(" + ".join(map(str, x.get("switch") or [])), bool(x.get("closes")))
-                   for x in attribution.get("singles") or [] if isinstance(x, Mapping)]
     comparison = d.get("comparison")
     return {
         "status": str(d.get("status", "unexplained")),
@@ -392,7 +504,7 @@ def _divergence(d: Mapping) -> dict:
         "verdicts": " ".join(dict.fromkeys(s["verdict"] for s in sides)),
         "comparison": _errors(comparison),
         "reason": str(d.get("reason") or ""),
-        "differing": differing, "singles": singles,
+        "attribution": _attribution(d.get("attribution")),
         "known": [str(k) for k in d.get("known") or []],
     }
 

@@ -2,8 +2,9 @@
 
 Line kinds (``"kind"``): ``meta`` (first line: versions, platform, seed, command line),
 ``result`` (one verdict of one binding on one case, dtype, mode and device),
-``divergence`` (two bindings of one spec disagreeing on one case), ``summary`` (last line of a
-run that finished: counts and stale known deviations). The schema is
+``divergence`` (two bindings of one spec disagreeing on one case), ``agreement`` (one compared
+pair of bindings: on how many cases they disagree), ``summary`` (last line of a run that
+finished: counts and stale known deviations). The schema is
 ``reports/results.schema.json``; a run killed mid-way leaves a file whose every line is valid.
 
 Arrays are stored exactly: ``{"dtype", "shape", "data"}`` with ``data`` flat, floats as
@@ -112,11 +113,20 @@ def read_records(path: Path, *, validate: bool = True) -> list[dict]:
     return list(iter_records(path, validate=validate))
 
 
-def _validator():
+def _validator(definition: str | None = None):
+    """The schema's validator: for a results line, or for one of its ``$defs`` (``explanation``)."""
     import jsonschema
 
     schema = json.loads(SCHEMA_PATH.read_text())
+    if definition is not None:
+        schema = {"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
     return jsonschema.Draft202012Validator(schema)
+
+
+def schema_errors(record: dict, definition: str | None = None) -> list[str]:
+    """Every way ``record`` breaks the schema (of a results line, or of a ``$defs`` entry)."""
+    return [f"{'/'.join(map(str, e.absolute_path)) or 'record'}: {e.message}"
+            for e in _validator(definition).iter_errors(record)]
 
 
 def write_all(path: Path, records: Iterable[dict]) -> None:

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from html import unescape
 
 import numpy as np
 import pytest
@@ -78,12 +79,11 @@ def records(*, hostile: bool = False) -> list[dict]:
         "comparison": {"ok": False, "mismatched": 1, "total": 2, "max_abs": 84.575, "max_rel": 0.84,
                        "max_ulp": 1e7, "index": [0], "summary": "Mismatched elements: 1 / 2"},
         "status": "explained",
-        "attribution": {"differing": [{"name": "log_min", "a": None, "b": -100.0},
-                                      {"name": "prob_eps", "a": 1e-7, "b": None}],
-                        "singles": [{"switch": ["log_min"], "closes": False},
-                                    {"switch": ["prob_eps"], "closes": False}],
-                        "conventions": ["log_min", "prob_eps"]},
-        "known": [], "reason": "explained by log_min: keras uses None, torch uses -100.0",
+        "attribution": {"status": "explained",
+                        "differing": [{"name": "log_min", "a": None, "b": -100.0, "alone": 0.25, "share": 0.5},
+                                      {"name": "prob_eps", "a": 1e-7, "b": None, "alone": -0.125, "share": 0.5}],
+                        "conventions": ["log_min", "prob_eps"], "closed": 1.0},
+        "known": [], "reason": "explained by log_min + prob_eps: keras uses None and 1e-07, torch uses -100.0",
     }
     summary = {"kind": "summary", "counts": {"conform": 1, "deviate": 1, "crash": 1, "known": 1, "unsupported": 1},
                "stale_known": [{"id": "tf-stale-entry", "explanation": "fixed upstream",
@@ -119,7 +119,7 @@ def test_run_metadata_and_sections(page):
         assert text in page
     assert "tensorflow is not installed" in page  # the unsupported column, with its reason
     assert "tf-stale-entry" in page  # stale known deviations
-    assert "explains the difference" in page  # attribution of the divergence
+    assert "explained by log_min + prob_eps" in page  # the divergence's reason
 
 
 def test_findings_are_details_with_everything_a_reader_needs(page):
@@ -193,3 +193,167 @@ def test_renders_from_a_results_file_without_any_framework(tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().replace("'", '"')) == []
     assert (tmp_path / "r.html").stat().st_size > 1000
+
+
+# -- divergences: attribution by ablation ---------------------------------------------------
+
+def _divergence(attribution, *, status="explained", reason="", a="keras.losses.BinaryCrossentropy",
+                b="torch.nn.BCELoss"):
+    return {
+        "kind": "divergence", "spec": "binary_cross_entropy", "case_id": "edge-p-nan",
+        "dtype": "float32", "mode": "eager", "device": "cpu",
+        "a": {"binding": a, "framework": "tensorflow", "verdict": "conform",
+              "actual": {"value": encode_array(np.float64(np.nan))}},
+        "b": {"binding": b, "framework": "torch", "verdict": "conform",
+              "actual": {"error": "RuntimeError", "message": "all elements of input should be between 0 and 1"}},
+        "comparison": None, "status": status, "attribution": attribution, "known": [], "reason": reason,
+    }
+
+
+def _knob_rows(page: str) -> dict[str, list[str]]:
+    """knob name -> [row class, a's value, b's value, closes alone, share] of the attribution table."""
+    table = re.search(r'<table class="knobs">(.*?)</table>', page, re.S)
+    assert table, "no attribution table"
+    rows = {}
+    for cls, cells in re.findall(r'<tr(?: class="(\w+)")?>(<td>.*?)</tr>', table.group(1), re.S):
+        texts = [unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", cells, re.S)]
+        rows[texts[0].split()[0] if texts[0] else ""] = [cls] + texts[1:]
+    return rows
+
+
+def test_divergence_attribution_table_marks_the_explaining_knob():
+    reason = "explained by prob_domain: keras.losses.BinaryCrossentropy uses 'nan', torch.nn.BCELoss uses 'RuntimeError'"
+    attribution = {"status": "explained",
+                   "differing": [{"name": "log_min", "a": None, "b": -100.0, "alone": 0.0, "share": -0.12},
+                                 {"name": "prob_domain", "a": "nan", "b": "RuntimeError", "alone": 1.0, "share": 1.12},
+                                 {"name": "default ignore_index", "a": None, "b": -100, "alone": None, "share": None}],
+                   "conventions": ["prob_domain"], "closed": 1.0}
+    page = render_report([_divergence(attribution, reason=reason)])
+    rows = _knob_rows(page)
+    assert rows["prob_domain"] == ["explains", "'nan'", "'RuntimeError'", "100%", "112%"]
+    assert rows["log_min"] == ["", "None", "-100.0", "0%", "-12%"]
+    assert rows["default"] == ["", "None", "-100", "—", "—"]  # null shares are a dash, not 0%
+    assert '<code>prob_domain</code> <span class="tag">explanation</span>' in page
+    assert page.count('class="tag">explanation') == 1  # only the knob in `conventions`
+    assert str(escape(reason)) in page
+    # the table comes before the reason sentence, and an explained case says nothing of "unexplained"
+    assert page.index('<table class="knobs">') < page.index(str(escape(reason)))
+    assert "Unexplained:" not in page and "singles" not in page
+
+
+def test_unexplained_attribution_says_what_switching_everything_closes():
+    attribution = {"status": "unexplained",
+                   "differing": [{"name": "log_min", "a": None, "b": -100.0, "alone": 0.25, "share": 0.3},
+                                 {"name": "prob_eps", "a": 1e-7, "b": None, "alone": 0.1, "share": 0.1}],
+                   "conventions": [], "closed": 0.4}
+    page = render_report([_divergence(attribution, status="unexplained", reason="no declared difference explains it")])
+    assert "switching every declared difference closes 40% of the gap" in page
+    assert "explanation</span>" not in page  # no knob is marked as the explanation
+    rows = _knob_rows(page)
+    assert rows["log_min"][3:] == ["25%", "30%"] and rows["prob_eps"][3:] == ["10%", "10%"]
+    assert rows["all"][3] == "40%"  # what all of them together close
+    assert _tile(page, "unexplained divergences") == 1
+
+
+@pytest.mark.parametrize("attribution", [
+    None, "garbage", [], {}, {"differing": "x", "conventions": "prob_domain", "closed": "most"},
+    {"status": "explained", "differing": [None, 3, {"name": None}, {"a": [1, 2]}], "conventions": [None], "closed": None},
+    {"status": "unexplained", "differing": [{"name": "loss", "a": "x", "b": "y", "alone": "nan", "share": True}],
+     "conventions": [], "closed": float("nan")},
+    # the old shape (singles, no shares) still renders
+    {"differing": [{"name": "log_min", "a": None, "b": -100.0}], "singles": [{"switch": ["log_min"], "closes": True}],
+     "conventions": ["log_min"]},
+])
+def test_broken_attributions_render(attribution):
+    page = render_report([_divergence(attribution, reason=SCRIPT)])
+    assert SCRIPT not in page and str(escape(SCRIPT)) in page
+
+
+def test_hostile_attribution_is_escaped():
+    attribution = {"status": "unexplained",
+                   "differing": [{"name": SCRIPT, "a": ATTR, "b": SCRIPT, "alone": 0.5, "share": 0.5}],
+                   "conventions": [SCRIPT], "closed": 0.5}
+    page = render_report([_divergence(attribution, reason=ATTR)])
+    assert SCRIPT not in page and ATTR not in page and "<img" not in page
+    assert page.count("<script>") == 1
+
+
+# -- who agrees with whom --------------------------------------------------------------------
+
+def _agreement(a, b, compared, explained=0, unexplained=0, spec="softmax_cross_entropy"):
+    return {"kind": "agreement", "spec": spec, "a": a, "b": b, "compared": compared,
+            "explained": explained, "unexplained": unexplained}
+
+
+def _agreement_table(page: str, spec: str) -> tuple[list[str], dict[tuple[str, str], tuple[str, str, str]]]:
+    """The columns of one spec's matrix, and (row, column) -> (cell class, text, title)."""
+    m = re.search(r'<table class="agree">\s*<caption>' + re.escape(spec) + r"</caption>(.*?)</table>", page, re.S)
+    assert m, spec
+    body = m.group(1)
+    plain = lambda html: re.sub(r"<[^>]+>", "", html)  # noqa: E731
+    columns = [plain(c) for c in re.findall(r'<th class="col">(.*?)</th>', body)]
+    cells = {}
+    for row, tds in re.findall(r"<tr><th>(.*?)</th>(.*?)</tr>", body.split("<tbody>")[1], re.S):
+        found = re.findall(r'<td class="a-(\w+)"(?: title="([^"]*)")?>(.*?)</td>', tds)
+        assert len(found) == len(columns)
+        for col, (cls, title, text) in zip(columns, found):
+            cells[plain(row), col] = (cls, plain(text), title)
+    return columns, cells
+
+
+def test_agreement_matrix_counts_both_halves_and_escapes():
+    records = [
+        _result("torch.nn.CrossEntropyLoss", "conform", spec="softmax_cross_entropy"),
+        _agreement("torch.nn.CrossEntropyLoss", "torch.nn.functional.cross_entropy", 52),
+        _agreement("optax.losses.softmax_cross_entropy_with_integer_labels", "torch.nn.CrossEntropyLoss", 40, 3, 0),
+        _agreement("keras.losses.SparseCategoricalCrossentropy", "torch.nn.CrossEntropyLoss", 16, 1, 2),
+        _agreement("keras.losses.SparseCategoricalCrossentropy", SCRIPT, 7, 0, 5),
+        _agreement("torch.nn.BCELoss", "keras.losses.BinaryCrossentropy", 5, 2, 0, spec="binary_cross_entropy"),
+    ]
+    page = render_report(records)
+    assert "Who agrees with whom" in page
+    # before the divergence list
+    assert page.index('id="agreement"') < page.index('id="divergences"')
+    columns, cells = _agreement_table(page, "softmax_cross_entropy")
+    torch, f_torch = "torch.nn.CrossEntropyLoss", "torch.nn.functional.cross_entropy"
+    optax, keras = "optax.losses.softmax_cross_entropy_with_integer_labels", "keras.losses.SparseCategoricalCrossentropy"
+    # grouped by framework (torch first: the results matrix's order), sorted within
+    assert columns[:4] == [torch, f_torch, optax, keras]  # then jax, tensorflow by name
+    assert columns[4] == str(escape(SCRIPT))  # framework unknown: last
+    # 3 of 40, all explained: both halves
+    for pair in ((optax, torch), (torch, optax)):
+        cls, text, title = cells[pair]
+        assert (cls, text) == ("explained", "3 / 40")
+        assert "disagree on 3 of 40 compared cases: 3 explained, 0 unexplained" in title
+    # unexplained ones highlighted, both halves
+    for pair in ((keras, torch), (torch, keras)):
+        assert cells[pair][:2] == ("unexplained", "3 / 162 unexplained")
+        assert "disagree on 3 of 16 compared cases: 1 explained, 2 unexplained" in cells[pair][2]
+    assert '3 / 16<span class="ux">2 unexplained</span>' in page
+    # agreeing everywhere: "=", both halves
+    assert cells[torch, f_torch][:2] == cells[f_torch, torch][:2] == ("agree", "=")
+    assert "agree on all 52 compared cases" in cells[f_torch, torch][2]
+    # never compared: "·"; the diagonal is empty
+    assert cells[optax, keras][:2] == cells[keras, optax][:2] == ("none", "·")
+    assert cells[f_torch, optax][:2] == ("none", "·")
+    assert cells[torch, torch][:2] == ("self", "")
+    # the hostile binding id: its cells are there, and it is escaped everywhere
+    assert cells[keras, str(escape(SCRIPT))][:2] == ("unexplained", "5 / 75 unexplained")
+    assert SCRIPT not in page and page.count("<script>") == 1
+    # the other spec has its own matrix
+    _, bce = _agreement_table(page, "binary_cross_entropy")
+    assert bce["torch.nn.BCELoss", "keras.losses.BinaryCrossentropy"][:2] == ("explained", "2 / 5")
+    assert set(bce) == {(r, c) for r in ("torch.nn.BCELoss", "keras.losses.BinaryCrossentropy")
+                        for c in ("torch.nn.BCELoss", "keras.losses.BinaryCrossentropy")}
+
+
+def test_no_agreement_records_no_matrix(page):
+    assert 'id="agreement"' not in page and "Who agrees with whom" not in page
+
+
+def test_broken_agreement_records_render():
+    page = render_report([{"kind": "agreement"}, {"kind": "agreement", "spec": "s", "a": "x", "b": "x"},
+                          {"kind": "agreement", "spec": "s", "a": "x", "b": "y", "compared": "many",
+                           "explained": -1, "unexplained": None}, "not a record"])
+    _, cells = _agreement_table(page, "s")
+    assert cells["x", "y"][:2] == ("none", "·")

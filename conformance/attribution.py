@@ -1,0 +1,194 @@
+"""Attribution by ablation: which named differences turn one binding's expectation into another's.
+
+What a binding is expected to return on a case is fixed by its *setting*, a set of knobs:
+
+- ``loss``: the spec it computes (``binary_cross_entropy`` or ``softmax_cross_entropy_soft``);
+- each convention of either spec (``log_min``, ``prob_eps``, ``mean_by``, ...), the plain
+  value where a binding declares none;
+- ``class_axis``, where the two bindings read one array in different layouts;
+- ``default <param>`` for each parameter whose effective value differs between the two
+  because one binding takes it from its own defaults (PyTorch's ``ignore_index=-100``).
+
+Switching a set S of knobs from A's value to B's and recomputing the oracle gives a
+prediction; ``closes(S)`` is the share of the gap between A's and B's predictions that S
+closes (1 when the prediction matches B's within tolerance). Each knob is reported with
+what it closes *alone* and its *share*: its Shapley value, the average of what it adds over
+every order of switching, so the shares add up to what switching everything closes. The
+smallest set that closes the gap completely is the explanation; what no set closes is
+unexplained. ``lossparity explain`` and the divergences of a run both use :func:`attribute`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+from math import factorial
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from lossparity.conformance.compare import compare
+from lossparity.conformance.model import ARRAY_PARAMS, Binding, Case, Spec
+from lossparity.conformance.runner import expect
+from lossparity.conformance.tolerances import tolerance
+from lossparity.reference.conventions import CONVENTIONS
+from lossparity.reference.errors import OracleError
+from lossparity.reference.trace import NO_TRACE
+
+LOSS = "loss"
+DEFAULT = "default "
+#: Exhaustive ablation costs 2**k oracle calls; above this many knobs only singles are tried.
+MAX_EXHAUSTIVE = 10
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """An oracle outcome: a float64 value, or the class name of the error it documents."""
+
+    value: np.ndarray | None = None
+    error: str | None = None
+
+    def as_tuple(self):
+        return ("error", self.error) if self.error is not None else ("value", self.value)
+
+
+def knobs(spec: Spec, binding: Binding, params: Mapping[str, Any], names: tuple[str, ...] = ()) -> dict:
+    """The binding's setting on a case: its loss, conventions (``names`` adds another spec's) and
+    the scalar parameters it computes with, as ``default <param>`` knobs."""
+    out: dict[str, Any] = {LOSS: spec.name}
+    for name in dict.fromkeys(spec.conventions + tuple(names)):
+        out[name] = binding.conventions.get(name, CONVENTIONS[name].plain)
+    for name, value in params.items():
+        if name not in ARRAY_PARAMS:
+            out[DEFAULT + name] = value
+    return out
+
+
+def predict(setting: Mapping[str, Any], specs: Mapping[str, Spec], case_for: Callable[[Mapping], Case],
+            dtype: str, trace=NO_TRACE) -> Prediction:
+    """The oracle's outcome under a setting; ``case_for`` reads the case as that setting would."""
+    spec = specs[setting[LOSS]]
+    case = case_for(setting)
+    params = {k.removeprefix(DEFAULT): v for k, v in setting.items()
+              if k.startswith(DEFAULT) and k.removeprefix(DEFAULT) in spec.defaults and v is not None}
+    params.update({k: v for k, v in case.params.items() if k in ARRAY_PARAMS and k in spec.defaults})
+    conventions = {k: v for k, v in setting.items() if k in spec.conventions}
+    try:
+        return Prediction(value=expect(spec, case, params, conventions, dtype, trace=trace))
+    except OracleError as exc:
+        return Prediction(error=exc.kind)
+
+
+def gap_closed(x: Prediction, a: Prediction, b: Prediction, spec_name: str, dtype: str) -> float:
+    """The share of the gap from ``a`` to ``b`` that ``x`` closes: 1 at ``b``, 0 at ``a`` or when
+    incomparable, negative when ``x`` lies further from ``b`` than ``a`` does.
+
+    Distances are L1 over the elements that differ beyond tolerance; when ``a`` misses ``b``
+    by a non-finite amount (an inf or nan where a number was due) they are counts of such
+    elements instead.
+    """
+    if same(x, b, spec_name, dtype):
+        return 1.0
+    if x.error is not None or b.error is not None or a.error is not None:
+        return 0.0
+    d0, dx = _distance(a.value, b.value, spec_name, dtype), _distance(x.value, b.value, spec_name, dtype)
+    if d0 is None or dx is None:
+        return 0.0
+    if d0[0]:  # counts of non-finite misses
+        return (d0[0] - dx[0]) / d0[0]
+    if dx[0] or d0[1] == 0:
+        return 0.0
+    return 1.0 - dx[1] / d0[1]
+
+
+def _distance(x: np.ndarray, y: np.ndarray, spec_name: str, dtype: str):
+    if x.shape != y.shape:
+        return None
+    tol = tolerance(spec_name, dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        both_nan = np.isnan(x) & np.isnan(y)
+        same_inf = np.isinf(x) & (x == y)
+        finite = np.isfinite(x) & np.isfinite(y)
+        close = both_nan | same_inf | (finite & (np.abs(x - y) <= tol.atol + tol.rtol * np.abs(y)))
+        nonfinite_miss = int(np.count_nonzero(~close & ~finite))
+        l1 = float(np.sum(np.where(close | ~finite, 0.0, np.abs(x - y))))
+    return nonfinite_miss, l1
+
+
+def same(x: Prediction, y: Prediction, spec_name: str, dtype: str) -> bool:
+    if x.error is not None or y.error is not None:
+        return x.error == y.error
+    return compare(x.value, y.value, tolerance(spec_name, dtype), dtype).ok
+
+
+def attribute(a_setting: Mapping[str, Any], b_setting: Mapping[str, Any], specs: Mapping[str, Spec],
+              case_for: Callable[[Mapping], Case], dtype: str, *, ignore: tuple[str, ...] = ()) -> dict:
+    """Which knobs in which settings A and B differ turn A's prediction into B's, and by how much.
+
+    Returns ``differing`` (each knob with A's and B's value, what it closes alone and its
+    share), ``conventions`` (the smallest set that closes the gap completely, empty when
+    none does), ``closed`` (what switching every differing knob closes) and ``status``:
+    ``same`` (the predictions already agree), ``explained`` or ``unexplained``.
+    """
+    names = list(dict.fromkeys([*a_setting, *b_setting]))
+    fill = {k: (None if k.startswith(DEFAULT) or k == LOSS else CONVENTIONS[k].plain) for k in names}
+    sa = {k: a_setting.get(k, fill[k]) for k in names}
+    sb = {k: b_setting.get(k, fill[k]) for k in names}
+    differing = [k for k in names if k not in ignore and sa[k] != sb[k]]
+    cache: dict[frozenset, Prediction] = {}
+
+    def run(switched: frozenset) -> Prediction:
+        if switched not in cache:
+            cache[switched] = predict({**sa, **{k: sb[k] for k in switched}}, specs, case_for, dtype)
+        return cache[switched]
+
+    # Closeness is judged in the spec B computes, whose tolerance its value is held to.
+    spec_name, empty, full = sb[LOSS], frozenset(), frozenset(differing)
+    pa, pb = run(empty), predict(sb, specs, case_for, dtype)
+
+    def closes(s: frozenset) -> float:
+        return gap_closed(run(s), pa, pb, spec_name, dtype)
+
+    if same(pa, pb, spec_name, dtype):
+        status, smallest = "same", []
+    else:
+        smallest = None
+        exhaustive = len(differing) <= MAX_EXHAUSTIVE
+        for size in range(1, len(differing) + 1 if exhaustive else 2):
+            for combo in combinations(differing, size):
+                if same(run(frozenset(combo)), pb, spec_name, dtype):
+                    smallest = list(combo)
+                    break
+            if smallest is not None:
+                break
+        if smallest is None and same(run(full), pb, spec_name, dtype):
+            smallest = list(differing)
+        status = "explained" if smallest else "unexplained"
+    shares = _shapley(differing, closes) if status != "same" and len(differing) <= MAX_EXHAUSTIVE else {}
+    return {
+        "status": status,
+        "differing": [{"name": k, "a": _plain(sa[k]), "b": _plain(sb[k]),
+                       "alone": None if status == "same" else closes(frozenset([k])),
+                       "share": shares.get(k)} for k in differing],
+        "conventions": smallest or [],
+        "closed": 1.0 if status == "same" else closes(full),
+    }
+
+
+def _shapley(players: list[str], value: Callable[[frozenset], float]) -> dict[str, float]:
+    n = len(players)
+    out = {}
+    for p in players:
+        others = [q for q in players if q != p]
+        total = 0.0
+        for size in range(n):
+            weight = factorial(size) * factorial(n - size - 1) / factorial(n)
+            for combo in combinations(others, size):
+                s = frozenset(combo)
+                total += weight * (value(s | {p}) - value(s))
+        out[p] = total
+    return out
+
+
+def _plain(v):
+    return v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)

@@ -1,0 +1,83 @@
+"""Arrays and values typed on the command line: JSON or NumPy-style literals.
+
+Accepted: JSON (``[0.8, 0.2, 0.4]``, ``[[1, 0], [0, 1]]``), NumPy's printed form
+(``[0.8 0.2 0.4]``, ``array([1., 0.], dtype=float32)``, ``[[1 2]\\n [3 4]]``), and a bare
+scalar (``0.5``); non-finite values as ``nan``, ``inf``, ``-inf`` (or ``NaN``, ``Infinity``).
+Commas between numbers are optional. Nothing is evaluated: the text is tokenized and every
+number goes through ``int`` or ``float``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+_WRAPPER = re.compile(r"^\s*(?:(?:np|numpy)\.)?(?:array|asarray|tensor)\((.*?)(?:,\s*dtype\s*=\s*[\w.]+)?\)\s*$", re.S)
+_TOKEN = re.compile(r"\[|\]|\(|\)|,|[^\s\[\](),]+")
+_INT = re.compile(r"^[+-]?\d+$")
+
+
+class LiteralError(ValueError):
+    """A literal that is not a number or a rectangular nested list of numbers."""
+
+
+def _number(token: str):
+    if _INT.match(token):
+        return int(token)
+    try:
+        return float(token)
+    except ValueError:
+        raise LiteralError(f"{token!r} is not a number") from None
+
+
+def parse_array(text: str) -> np.ndarray:
+    """The array a literal spells: int64 when every number is an integer, else float64."""
+    match = _WRAPPER.match(text)
+    body = match.group(1) if match else text
+    tokens = _TOKEN.findall(body)
+    if not tokens:
+        raise LiteralError("empty literal; expected a number or a list such as [0.8, 0.2, 0.4]")
+    stack: list[list] = [[]]
+    for token in tokens:
+        if token in "[(":
+            stack.append([])
+        elif token in "])":
+            if len(stack) == 1:
+                raise LiteralError(f"unbalanced {token!r}")
+            inner = stack.pop()
+            stack[-1].append(inner)
+        elif token != ",":
+            stack[-1].append(_number(token))
+    if len(stack) != 1:
+        raise LiteralError("unbalanced '[': a closing ']' is missing")
+    if len(stack[0]) != 1:
+        raise LiteralError("expected one number or one list; separate the items of a list with "
+                           "commas inside brackets, e.g. [0.8, 0.2, 0.4]")
+    value = stack[0][0]
+    try:
+        array = np.array(value)
+    except ValueError:
+        raise LiteralError("the rows have different lengths; an array must be rectangular") from None
+    if array.dtype == object:
+        raise LiteralError("the rows have different lengths; an array must be rectangular")
+    if array.dtype.kind == "i":
+        return array.astype(np.int64)
+    return array.astype(np.float64)
+
+
+def parse_value(text: str):
+    """A parameter value: a bool, None (``None`` or ``null``), a number, an array, or else the
+    text itself (``mean``, ``none``)."""
+    stripped = text.strip()
+    lowered = stripped.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if stripped in ("None", "null"):  # not "none": that is a reduction
+        return None
+    if stripped.startswith(("[", "(")) or _WRAPPER.match(stripped):
+        return parse_array(stripped)
+    try:
+        return _number(stripped)
+    except LiteralError:
+        return stripped
