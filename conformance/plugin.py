@@ -133,26 +133,12 @@ class Recorder:
         self.results.append(record)
 
     def finish(self) -> dict:
-        from lossparity.adapters import all_bindings
-        from lossparity.conformance.divergence import find_divergences
-        from lossparity.conformance.known import load_known, stale
-        from lossparity.conformance.specs import SPECS
+        from lossparity.conformance.conclude import conclude
         from lossparity.reports.html import write_report
 
-        bindings = {b.key: b for b in all_bindings()}
-        divergences, agreement = find_divergences(self.results, bindings, SPECS)
-        for record in divergences + agreement:
+        lines, self.summary = conclude(self.results)
+        for record in lines:
             self.writer.write(record)
-        used = {r["known"]["id"] for r in self.results if r.get("known")}
-        ran = {r["binding"] for r in self.results if r["verdict"] != "unsupported"}
-        self.summary = {
-            "kind": "summary",
-            "counts": dict(Counter(r["verdict"] for r in self.results)),
-            "divergences": dict(Counter(d["status"] for d in divergences)
-                                + Counter(_explained_by(d) for d in divergences if d["status"] == "explained")),
-            "stale_known": stale(load_known(), used, ran),
-            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        }
         self.writer.write(self.summary)
         self.writer.close()
         from lossparity.reports.records import read_records
@@ -198,11 +184,6 @@ class Recorder:
             tr.write_line("stale known deviations: " + ", ".join(k["id"] for k in s["stale_known"]))
         tr.write_line(f"results: {self.out / 'results.jsonl'}")
         tr.write_line(f"report:  {self.out / 'report.html'}")
-
-
-def _explained_by(divergence: dict) -> str:
-    """by_conventions: the conventions close the whole gap; by_known: a registered deviation does."""
-    return "by_conventions" if (divergence["attribution"] or {}).get("status") == "explained" else "by_known"
 
 
 @pytest.hookimpl(trylast=True)

@@ -1,4 +1,4 @@
-"""The ``lossparity`` command: run, list, report, explain.
+"""The ``lossparity`` command: run, list, report, explain, merge.
 
 Exit codes: 0 everything conforms or is known; 1 unexplained deviations or divergences;
 2 a usage or input error, reported in one line without a traceback.
@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("results", help="a results.jsonl written by 'lossparity run'")
     rep.add_argument("-o", "--output", help="HTML file to write (default: report.html beside RESULTS)")
 
+    mrg = sub.add_parser("merge", help="merge results files (shards, CI jobs, machines) into one")
+    mrg.add_argument("results", nargs="+", metavar="RESULTS", help="results.jsonl files written by 'lossparity run'")
+    mrg.add_argument("-o", "--output", required=True, help="the merged results file to write")
+
     exp = sub.add_parser("explain", help="run one or two bindings on one case; show where and why they differ",
                          description="Run one or two bindings on one case, given as you would pass it to "
                                      "the framework, and show each one's value, the oracle's stages side by "
@@ -96,6 +100,32 @@ def cmd_explain(args) -> int:
         raise UsageError(str(exc)) from None
     print(json.dumps(result, indent=1) if args.json else format_explanation(result), end="" if not args.json else "\n")
     return EXIT_OK
+
+
+def cmd_merge(args) -> int:
+    from lossparity.conformance.conclude import conclude
+    from lossparity.reports.merge import merge
+    from lossparity.reports.records import ResultsFileError, write_all
+
+    out = Path(args.output)
+    if any(Path(p).resolve() == out.resolve() for p in args.results):
+        raise UsageError(f"-o {out} is one of the inputs; write the merged file elsewhere")
+    try:
+        merged = merge(args.results)
+    except ResultsFileError as exc:
+        raise UsageError(str(exc)) from None
+    lines, summary = conclude(merged.results)
+    try:
+        write_all(out, [merged.meta, *merged.results, *lines, summary])
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
+    for text in merged.warnings:
+        print(f"lossparity: warning: {text}", file=sys.stderr)
+    for text in merged.conflicts:
+        print(f"lossparity: conflict: {text}", file=sys.stderr)
+    print(f"merged {len(args.results)} files: {len(merged.results)} results, {merged.duplicates} duplicates "
+          f"dropped, {len(merged.conflicts)} conflicts -> {out}")
+    return EXIT_FINDINGS if merged.conflicts else EXIT_OK
 
 
 def cmd_run(args) -> int:
@@ -167,7 +197,7 @@ def cmd_report(args) -> int:
     return EXIT_FINDINGS if failing else EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "explain": cmd_explain}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "explain": cmd_explain, "merge": cmd_merge}
 
 
 def main(argv: list[str] | None = None) -> int:
