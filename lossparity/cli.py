@@ -1,4 +1,4 @@
-"""The ``lossparity`` command: run, list, report, explain, merge.
+"""The ``lossparity`` command: run, list, report, explain, merge, diff.
 
 Exit codes: 0 everything conforms or is known; 1 unexplained deviations or divergences;
 2 a usage or input error, reported in one line without a traceback.
@@ -50,6 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("results", help="a results.jsonl written by 'lossparity run'")
     rep.add_argument("-o", "--output", help="HTML file to write (default: report.html beside RESULTS)")
 
+    dif = sub.add_parser("diff", help="regression report between two results files")
+    dif.add_argument("base", metavar="BASE", help="the earlier results.jsonl")
+    dif.add_argument("new", metavar="NEW", help="the later results.jsonl")
+    dif.add_argument("--json", action="store_true", help="every change as JSON")
+    dif.add_argument("--markdown", metavar="FILE",
+                     help="also write the short Markdown summary to FILE (a pull-request comment, $GITHUB_STEP_SUMMARY)")
+    dif.add_argument("--fail-on", type=_csv, default=None,
+                     help="comma-separated change classes that are regressions (exit 1); default: "
+                          "new_deviation,changed_error,removed_binding")
+    dif.add_argument("--drift-ulps", type=float, default=None,
+                     help="value drift: growth of the error against the oracle, in ULPs of the dtype (default 4)")
+
     mrg = sub.add_parser("merge", help="merge results files (shards, CI jobs, machines) into one")
     mrg.add_argument("results", nargs="+", metavar="RESULTS", help="results.jsonl files written by 'lossparity run'")
     mrg.add_argument("-o", "--output", required=True, help="the merged results file to write")
@@ -100,6 +112,38 @@ def cmd_explain(args) -> int:
         raise UsageError(str(exc)) from None
     print(json.dumps(result, indent=1) if args.json else format_explanation(result), end="" if not args.json else "\n")
     return EXIT_OK
+
+
+def cmd_diff(args) -> int:
+    from lossparity.conformance.selection import split_csv
+    from lossparity.reports.diff import CLASSES, DEFAULT_DRIFT_ULPS, DEFAULT_FAIL_ON, diff, markdown
+    from lossparity.reports.records import ResultsFileError, read_records
+
+    fail_on = split_csv(args.fail_on) or DEFAULT_FAIL_ON
+    unknown = [c for c in fail_on if c not in CLASSES]
+    if unknown:
+        raise UsageError(f"--fail-on: unknown change class {unknown[0]!r}; accepted: {', '.join(CLASSES)}")
+    drift = DEFAULT_DRIFT_ULPS if args.drift_ulps is None else args.drift_ulps
+    if not drift >= 0:
+        raise UsageError(f"--drift-ulps must be a number >= 0, got {args.drift_ulps}")
+    try:
+        base, new = read_records(Path(args.base)), read_records(Path(args.new))
+    except ResultsFileError as exc:
+        raise UsageError(str(exc)) from None
+    d = diff(base, new, drift_ulps=drift)
+    if args.json:
+        print(json.dumps({"base": d.base_meta, "new": d.new_meta, "matched": d.matched, "counts": d.counts(),
+                          "fail_on": list(fail_on), "drift_ulps": drift,
+                          "regressions": len(d.regressions(fail_on)),
+                          "changes": [c.as_dict() for c in d.changes]}, indent=1))
+    else:
+        print(markdown(d, fail_on), end="")
+    if args.markdown:
+        try:
+            Path(args.markdown).write_text(markdown(d, fail_on), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.markdown}: {exc.strerror}") from None
+    return EXIT_FINDINGS if d.regressions(fail_on) else EXIT_OK
 
 
 def cmd_merge(args) -> int:
@@ -197,7 +241,7 @@ def cmd_report(args) -> int:
     return EXIT_FINDINGS if failing else EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "explain": cmd_explain, "merge": cmd_merge}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "explain": cmd_explain, "merge": cmd_merge, "diff": cmd_diff}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,156 @@
+"""Regression diff between two results files: what changed in loss behaviour from BASE to NEW.
+
+Results are matched by spec, binding, dtype, device, mode and case (``reports/merge.KEY``).
+Each change gets one class:
+
+- ``new_deviation``: conformed (or was a registered known deviation) in BASE, does not in NEW;
+- ``fixed_deviation``: did not conform in BASE, does in NEW;
+- ``changed_error``: the same verdict class, but a different error raised (or an error where
+  a value was, or the other way round);
+- ``value_drift``: conforms in both, but the greatest error against the oracle grew by more
+  than ``drift_ulps`` units in the last place of the result's dtype;
+- ``new_binding`` / ``removed_binding``: a binding present in one run only;
+- ``coverage``: a case of a binding present in both runs that only one of them ran.
+
+Which classes count as regressions (exit code 1) is a policy: :data:`DEFAULT_FAIL_ON`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from lossparity.reports.merge import KEY, result_key
+
+CLASSES = ("new_deviation", "changed_error", "value_drift", "removed_binding", "coverage",
+           "new_binding", "fixed_deviation")
+DEFAULT_FAIL_ON = ("new_deviation", "changed_error", "removed_binding")
+#: Drift is growth of the error against the oracle, in ULPs of the result's dtype: past a
+#: few ULPs a changed kernel (another summation order, a fused op) is visible to users.
+DEFAULT_DRIFT_ULPS = 4.0
+
+_GOOD = ("conform", "known")
+_BAD = ("deviate", "error_mismatch", "crash", "timeout")
+
+
+@dataclass
+class Change:
+    kind: str
+    key: tuple
+    base: dict | None
+    new: dict | None
+    detail: str
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, **dict(zip(KEY, self.key)), "detail": self.detail,
+                "base_verdict": (self.base or {}).get("verdict"), "new_verdict": (self.new or {}).get("verdict"),
+                "reproducer": (self.new or self.base or {}).get("reproducer")}
+
+
+@dataclass
+class Diff:
+    base_meta: dict
+    new_meta: dict
+    changes: list[Change] = field(default_factory=list)
+    matched: int = 0
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(c.kind for c in self.changes))
+
+    def regressions(self, fail_on=DEFAULT_FAIL_ON) -> list[Change]:
+        return [c for c in self.changes if c.kind in fail_on]
+
+
+def _error(record: dict) -> str | None:
+    actual = record.get("actual") or {}
+    return actual.get("error")
+
+
+def _ulp(record: dict) -> float:
+    value = (record.get("errors") or {}).get("max_ulp")
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def classify(base: dict, new: dict, drift_ulps: float) -> tuple[str, str] | None:
+    """The class of the change from one result to the other, with a one-line detail, or None."""
+    vb, vn = base["verdict"], new["verdict"]
+    if vb in _GOOD and vn in _BAD:
+        return "new_deviation", f"{vb} -> {vn}: " + _summary(new)
+    if vb in _BAD and vn in _GOOD:
+        return "fixed_deviation", f"{vb} -> {vn}"
+    eb, en = _error(base), _error(new)
+    if eb != en:
+        return "changed_error", f"{eb or 'a value'} -> {en or 'a value'}"
+    if vb == vn == "conform" and _ulp(new) - _ulp(base) > drift_ulps:
+        return "value_drift", f"error against the oracle {_ulp(base):g} -> {_ulp(new):g} ULPs"
+    return None
+
+
+def _summary(record: dict) -> str:
+    errors = record.get("errors") or {}
+    return (errors.get("summary") or "").splitlines()[0] if errors.get("summary") else record["verdict"]
+
+
+def diff(base_records: list[dict], new_records: list[dict], *, drift_ulps: float = DEFAULT_DRIFT_ULPS) -> Diff:
+    """Every change from BASE's results to NEW's."""
+    def index(records):
+        return {result_key(r): r for r in records if r.get("kind") == "result" and r["verdict"] != "unsupported"}
+
+    def meta(records):
+        return next((r for r in records if r.get("kind") == "meta"), {})
+
+    base, new = index(base_records), index(new_records)
+    out = Diff(meta(base_records), meta(new_records))
+    base_bindings = {(k[0], k[1]) for k in base}
+    new_bindings = {(k[0], k[1]) for k in new}
+    for key in sorted(set(base) | set(new)):
+        b, n = base.get(key), new.get(key)
+        if b is not None and n is not None:
+            out.matched += 1
+            found = classify(b, n, drift_ulps)
+            if found:
+                out.changes.append(Change(found[0], key, b, n, found[1]))
+        elif n is not None:
+            kind = "new_binding" if (key[0], key[1]) not in base_bindings else "coverage"
+            out.changes.append(Change(kind, key, None, n, "only in NEW"))
+        else:
+            kind = "removed_binding" if (key[0], key[1]) not in new_bindings else "coverage"
+            out.changes.append(Change(kind, key, b, None, "only in BASE"))
+    return out
+
+
+def metadata_changes(d: Diff) -> list[str]:
+    """The differences between the two runs' metadata, versions first."""
+    lines = []
+    vb, vn = d.base_meta.get("versions") or {}, d.new_meta.get("versions") or {}
+    for name in sorted(set(vb) | set(vn)):
+        if vb.get(name) != vn.get(name):
+            lines.append(f"{name}: {vb.get(name, '-')} -> {vn.get(name, '-')}")
+    for name in ("platform", "python", "device", "seed", "examples"):
+        if d.base_meta.get(name) != d.new_meta.get(name):
+            lines.append(f"{name}: {d.base_meta.get(name)} -> {d.new_meta.get(name)}")
+    return lines
+
+
+def markdown(d: Diff, fail_on=DEFAULT_FAIL_ON, *, limit: int = 20) -> str:
+    """A summary short enough for a pull-request comment or a CI job summary."""
+    regressions = d.regressions(fail_on)
+    counts = d.counts()
+    lines = [f"### lossparity diff: {'❌ ' + str(len(regressions)) + ' regressions' if regressions else '✅ no regressions'}",
+             "", f"{d.matched} results matched."]
+    meta = metadata_changes(d)
+    if meta:
+        lines += ["", "| changed | base -> new |", "| --- | --- |"]
+        lines += [f"| {m.split(': ', 1)[0]} | {m.split(': ', 1)[1]} |" for m in meta]
+    lines += ["", "| change | count | regression |", "| --- | ---: | :---: |"]
+    lines += [f"| {k} | {counts.get(k, 0)} | {'yes' if k in fail_on else ''} |" for k in CLASSES]
+    if regressions:
+        lines += ["", "| regression | spec | binding | dtype | mode | device | case | detail |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for c in regressions[:limit]:
+            spec, binding, dtype, device, mode, case = c.key
+            detail = c.detail.replace("|", "\\|")
+            lines.append(f"| {c.kind} | {spec} | `{binding}` | {dtype} | {mode} | {device} | {case} | {detail} |")
+        if len(regressions) > limit:
+            lines.append(f"\n... and {len(regressions) - limit} more (see the JSON or HTML diff).")
+    return "\n".join(lines) + "\n"

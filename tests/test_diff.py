@@ -1,0 +1,87 @@
+"""`lossparity diff`: every kind of change classified, exit code by policy, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from lossparity.cli import main
+from lossparity.reports.diff import diff
+from lossparity.reports.records import encode_array, schema_errors, write_all
+
+
+def result(binding="torch.nn.BCELoss", case="c1", verdict="conform", *, error=None, ulp=0.5, spec="binary_cross_entropy"):
+    actual = {"error": error, "message": "m"} if error else {"value": encode_array(np.array(0.5)), "dtype": "float32"}
+    return {"kind": "result", "spec": spec, "binding": binding, "framework": binding.split(".")[0],
+            "dtype": "float32", "device": "cpu", "mode": "eager", "case_id": case, "origin": {"table": "t"},
+            "params": {}, "inputs": {}, "tolerance": None, "expected": None, "actual": actual,
+            "errors": {"max_ulp": ulp, "summary": "Mismatched elements: 1 / 1 (100.0%)"},
+            "gradients": None, "verdict": verdict, "known": None, "reproducer": "print(1)", "seconds": None}
+
+
+META = {"kind": "meta", "schema": 1, "lossparity": "0", "versions": {"torch": "2.12.0"}, "python": "3.11",
+        "platform": "p", "device": "cpu", "seed": 0, "command": "c", "started": "s"}
+
+BASE = [result(case="stays"), result(case="breaks"), result(case="heals", verdict="deviate"),
+        result(case="raises", verdict="error_mismatch", error="ValueError"),
+        result(case="drifts", ulp=0.5), result(case="wobbles", ulp=0.5), result(case="dropped"),
+        result(binding="keras.losses.Gone", case="c1")]
+NEW = [result(case="stays"), result(case="breaks", verdict="deviate"), result(case="heals"),
+       result(case="raises", verdict="error_mismatch", error="RuntimeError"),
+       result(case="drifts", ulp=9.0), result(case="wobbles", ulp=3.0),
+       result(binding="optax.losses.New", case="c1")]
+
+
+def test_every_change_is_classified():
+    d = diff([META, *BASE], [{**META, "versions": {"torch": "2.13.0"}}, *NEW], drift_ulps=4)
+    got = {(c.kind, c.key[1], c.key[5]) for c in d.changes}
+    assert got == {("new_deviation", "torch.nn.BCELoss", "breaks"),
+                   ("fixed_deviation", "torch.nn.BCELoss", "heals"),
+                   ("changed_error", "torch.nn.BCELoss", "raises"),
+                   ("value_drift", "torch.nn.BCELoss", "drifts"),  # 0.5 -> 9 ULPs; 0.5 -> 3 is within 4
+                   ("coverage", "torch.nn.BCELoss", "dropped"),
+                   ("removed_binding", "keras.losses.Gone", "c1"),
+                   ("new_binding", "optax.losses.New", "c1")}
+    assert d.matched == 6
+
+
+def _files(tmp_path):
+    base, new = tmp_path / "base.jsonl", tmp_path / "new.jsonl"
+    write_all(base, [META, *BASE])
+    write_all(new, [{**META, "versions": {"torch": "2.13.0"}}, *NEW])
+    assert all(not schema_errors(r) for r in [META, *BASE, *NEW])
+    return str(base), str(new)
+
+
+def test_exit_code_follows_the_policy(tmp_path, capsys):
+    base, new = _files(tmp_path)
+    assert main(["diff", base, new]) == 1
+    out = capsys.readouterr().out
+    assert "3 regressions" in out and "| torch | 2.12.0 -> 2.13.0 |" in out
+    assert main(["diff", base, new, "--fail-on", "coverage"]) == 1
+    assert main(["diff", base, new, "--fail-on", "value_drift", "--drift-ulps", "10"]) == 0
+    assert main(["diff", base, base]) == 0
+    capsys.readouterr()
+    md = tmp_path / "summary.md"
+    assert main(["diff", base, new, "--json", "--markdown", str(md)]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["counts"] == {"new_deviation": 1, "fixed_deviation": 1, "changed_error": 1, "value_drift": 1,
+                              "coverage": 1, "removed_binding": 1, "new_binding": 1}
+    assert data["regressions"] == 3 and md.read_text().startswith("### lossparity diff: ❌ 3 regressions")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--fail-on", "everything"], "--fail-on: unknown change class 'everything'; accepted: new_deviation, "
+                                  "changed_error, value_drift, removed_binding, coverage, new_binding, fixed_deviation"),
+    (["--drift-ulps", "-1"], "--drift-ulps must be a number >= 0, got -1.0"),
+])
+def test_bad_options_are_one_line(tmp_path, capsys, argv, message):
+    base, new = _files(tmp_path)
+    assert main(["diff", base, new, *argv]) == 2
+    assert capsys.readouterr().err == f"lossparity: error: {message}\n"
+
+
+def test_a_missing_file_is_one_line(tmp_path, capsys):
+    base, _ = _files(tmp_path)
+    assert main(["diff", base, str(tmp_path / "nope.jsonl")]) == 2
+    assert capsys.readouterr().err == f"lossparity: error: {tmp_path / 'nope.jsonl'}: no such results file\n"
