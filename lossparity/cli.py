@@ -1,4 +1,4 @@
-"""The ``lossparity`` command: run, list, report, explain, merge, diff.
+"""The lossparity command: run, list, report, explain, merge, diff.
 
 Exit codes: 0 everything conforms or is known; 1 unexplained deviations or divergences;
 2 a usage or input error, reported in one line without a traceback.
