@@ -141,13 +141,9 @@ class FrameworkAdapter:
             code = self._compiled[expr] = compile(expr, f"<{binding.id}>", "eval")
         arrays = self.framework_arrays(binding, case, dtype)
         local = {n: self.to_framework(arrays[n], dtype) for n in self.used_arrays(binding, case, arrays)}
-
-        def loss(x):
-            return eval(code, ns, {**local, "input": x})  # noqa: S307 - the binding's own call text
-
         start = time.perf_counter()
         try:
-            result = loss(local["input"])
+            result = eval(code, ns, local)  # noqa: S307 - the binding's own call text
             value, out_dtype = self.to_numpy(result)
         except Exception as exc:  # noqa: BLE001 - every framework error is an outcome
             return Outcome(error_type=type(exc).__name__,
@@ -156,6 +152,9 @@ class FrameworkAdapter:
         outcome = Outcome(value=value, dtype=out_dtype, seconds=time.perf_counter() - start)
         if grad:
             try:
+                def loss(x):  # the same call, as a function of the input alone
+                    return eval(code, ns, {**local, "input": x})  # noqa: S307
+
                 g = self.to_numpy(self.value_and_grad(loss, local["input"])[1])[0]
                 outcome.grad = canonical_layout({"input": g}, binding.conventions.get("class_axis", -1))["input"]
             except Exception as exc:  # noqa: BLE001 - a framework that cannot differentiate says so

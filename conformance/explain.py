@@ -26,7 +26,7 @@ from lossparity.adapters._base import py_literal
 from lossparity.conformance.attribution import LOSS, attribute, knobs
 from lossparity.conformance.divergence import reason
 from lossparity.conformance.known import load_known, match
-from lossparity.conformance.model import ARRAY_PARAMS, Binding, Case, CaseError, Spec, canonical_layout
+from lossparity.conformance.model import ARRAY_PARAMS, Binding, Case, CaseError, Spec, canonical_layout, framework_layout
 from lossparity.conformance.runner import expect, verdict
 from lossparity.conformance.selection import DTYPES
 from lossparity.conformance.specs import PARAMETERS, SPECS
@@ -209,9 +209,8 @@ def build_case(spec: Spec, raw: Mapping[str, np.ndarray], params: Mapping[str, A
     if "target" in canonical:
         want = x.shape[:-1] if spec.target == "index" else x.shape
         if canonical["target"].shape != want:
-            shown = x.shape if class_axis != 1 or x.ndim < 2 else np.moveaxis(x, -1, 1).shape
             kind = "a class-index target" if spec.target == "index" else "the target"
-            raise CaseError(f"{kind} must have shape {want} for an input of shape {shown}; "
+            raise CaseError(f"{kind} must have shape {want} for an input of shape {np.shape(raw['input'])}; "
                             f"got {canonical['target'].shape}")
     for name in ARRAY_PARAMS:
         if name in params:
@@ -265,9 +264,8 @@ def _show(side: Side, dtype: str, grad: bool) -> dict:
     gradient = None
     if grad:
         if outcome.grad is not None:
-            g = outcome.grad
-            if side.axis == 1 and g.ndim >= 2:
-                g = np.moveaxis(g, -1, 1)  # back into the layout the user gave
+            # back into the layout the user gave
+            g = framework_layout({"input": outcome.grad}, binding.conventions.get("class_axis", -1))["input"]
             gradient = {"value": encode_array(g)}
         else:
             gradient = {"error": outcome.grad_error or "no value, so no gradient"}
@@ -333,11 +331,8 @@ def _stage_name(stages, i):
 
 def _summary(sides: list[Side], shown: list[dict], part: dict | None, attribution: dict | None,
              dtype: str) -> list[str]:
-    lines = []
-    for side, s in zip(sides, shown):
-        lines.append(f"{s['binding']} {s['reading']}.")
     if len(sides) == 1:
-        return lines
+        return [f"{shown[0]['binding']} {shown[0]['reading']}."]
     (a, b), (sa, sb) = sides, shown
     lines = [f"{sa['binding']} {sa['reading']}, while {sb['binding']} {sb['reading']}."]
     if a.spec.name != b.spec.name:

@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+
 class CaseError(ValueError):
     """Arrays or parameters that a spec cannot read (a target of the wrong shape)."""
 
@@ -142,23 +143,23 @@ def _soft(arrays: Mapping[str, np.ndarray]) -> bool:
     return "target" in arrays and arrays["target"].shape == arrays["input"].shape
 
 
+def _move_class_axis(arrays: Mapping[str, np.ndarray], class_axis: int, source: int, dest: int) -> dict:
+    out = dict(arrays)
+    if class_axis == 1 and out["input"].ndim >= 2:
+        for name in ("input", "target") if _soft(out) else ("input",):
+            out[name] = np.moveaxis(out[name], source, dest)
+    return out
+
+
 def framework_layout(arrays: Mapping[str, np.ndarray], class_axis: int) -> dict[str, np.ndarray]:
     """Canonical arrays (class axis last) in the layout of a binding whose class axis is ``class_axis``.
 
     Only the class axis of a batched input moves (an unbatched ``(C,)`` input has nowhere
     else to put it), with a probability target of the same shape moving alongside.
     """
-    out = dict(arrays)
-    if class_axis == 1 and out["input"].ndim >= 2:
-        for name in ("input", "target") if _soft(out) else ("input",):
-            out[name] = np.moveaxis(out[name], -1, 1)
-    return out
+    return _move_class_axis(arrays, class_axis, -1, 1)
 
 
 def canonical_layout(arrays: Mapping[str, np.ndarray], class_axis: int) -> dict[str, np.ndarray]:
     """The inverse of :func:`framework_layout`: arrays as a binding reads them, class axis moved last."""
-    out = dict(arrays)
-    if class_axis == 1 and out["input"].ndim >= 2:
-        for name in ("input", "target") if _soft(out) else ("input",):
-            out[name] = np.moveaxis(out[name], 1, -1)
-    return out
+    return _move_class_axis(arrays, class_axis, 1, -1)
