@@ -4,7 +4,7 @@ An adapter module (``adapters/torch.py`` and its siblings, or a third party's mo
 registered under the entry-point group ``lossparity.adapters``) defines ``ADAPTER``, an
 instance of a :class:`FrameworkAdapter` subclass, and ``BINDINGS``, a list of
 :class:`~lossparity.conformance.model.Binding`. The adapter module is the only place that
-imports its framework, and it does so lazily, on the first call.
+imports its framework, and it does so lazily: when a run first checks its bindings exist.
 """
 
 from __future__ import annotations
@@ -68,6 +68,31 @@ class FrameworkAdapter:
         """None when the framework can be imported, else the reason it is a skipped column."""
         if importlib.util.find_spec(self.module) is None:
             return f"{self.module} is not installed"
+        return None
+
+    def missing(self, binding: Binding) -> str | None:
+        """None when the installed framework has the binding's callable, else why not.
+
+        A binding id is the dotted path users call (``optax.losses.safe_softmax_cross_entropy``);
+        an older release that lacks it makes the binding a skipped cell, not a failure per case.
+        """
+        head, *rest = binding.id.split(".")
+        obj = self.namespace().get(head)
+        if obj is None:
+            return None  # not a path from the adapter's imports: nothing to check
+        path = head
+        for part in rest:
+            path += "." + part
+            try:
+                obj = getattr(obj, part)
+            except AttributeError:
+                try:
+                    obj = importlib.import_module(path)
+                except ImportError:
+                    root = self.namespace()[head]
+                    name = getattr(root, "__name__", head).split(".")[0]
+                    version = getattr(root, "__version__", "")
+                    return f"{path} does not exist in {name} {version}".rstrip()
         return None
 
     def versions(self) -> dict[str, str]:

@@ -82,7 +82,8 @@ def pytest_generate_tests(metafunc):
     known = tuple(load_known())
     items, cases = [], {}
     for binding in selection.bindings():
-        reason = adapter_for(binding.framework).unavailable()
+        adapter = adapter_for(binding.framework)
+        reason = adapter.unavailable() or adapter.missing(binding)
         if reason:
             items.append(LpItem(binding, unavailable=reason))
             continue

@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     dif = sub.add_parser("diff", help="regression report between two results files")
     dif.add_argument("base", metavar="BASE", help="the earlier results.jsonl")
     dif.add_argument("new", metavar="NEW", help="the later results.jsonl")
+    dif.add_argument("-o", "--output", metavar="HTML",
+                     help="also write the regression report, grouped by framework and spec with reproducers")
     dif.add_argument("--json", action="store_true", help="every change as JSON")
     dif.add_argument("--markdown", metavar="FILE",
                      help="also write the short Markdown summary to FILE (a pull-request comment, $GITHUB_STEP_SUMMARY)")
@@ -139,11 +141,21 @@ def cmd_diff(args) -> int:
     else:
         print(markdown(d, fail_on), end="")
     if args.markdown:
-        try:
-            Path(args.markdown).write_text(markdown(d, fail_on), encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.markdown}: {exc.strerror}") from None
+        _write(args.markdown, lambda path: path.write_text(markdown(d, fail_on), encoding="utf-8"))
+    if args.output:
+        from lossparity.reports.html import write_regression
+
+        _write(args.output, lambda path: write_regression(d, path, fail_on, drift))
+        print(f"regression report: {args.output}", file=sys.stderr)
     return EXIT_FINDINGS if d.regressions(fail_on) else EXIT_OK
+
+
+def _write(path: str, write) -> None:
+    """``write(Path(path))``, with an unwritable path as a one-line usage error."""
+    try:
+        write(Path(path))
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def cmd_merge(args) -> int:
@@ -159,10 +171,7 @@ def cmd_merge(args) -> int:
     except ResultsFileError as exc:
         raise UsageError(str(exc)) from None
     lines, summary = conclude(merged.results)
-    try:
-        write_all(out, [merged.meta, *merged.results, *lines, summary])
-    except OSError as exc:
-        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
+    _write(str(out), lambda path: write_all(path, [merged.meta, *merged.results, *lines, summary]))
     for text in merged.warnings:
         print(f"lossparity: warning: {text}", file=sys.stderr)
     for text in merged.conflicts:
@@ -230,10 +239,7 @@ def cmd_report(args) -> int:
     except ResultsFileError as exc:
         raise UsageError(str(exc)) from None
     out = Path(args.output) if args.output else Path(args.results).with_name("report.html")
-    try:
-        write_report(records, out)
-    except OSError as exc:
-        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
+    _write(str(out), lambda path: write_report(records, path))
     print(f"report: {out}")
     failing = any(r.get("kind") == "result" and r["verdict"] in ("deviate", "error_mismatch", "crash", "timeout")
                   for r in records) or any(r.get("kind") == "divergence" and r["status"] == "unexplained"

@@ -41,6 +41,10 @@ class Change:
     new: dict | None
     detail: str
 
+    @property
+    def framework(self) -> str:
+        return str((self.new or self.base or {}).get("framework", "?"))
+
     def as_dict(self) -> dict:
         return {"kind": self.kind, **dict(zip(KEY, self.key)), "detail": self.detail,
                 "base_verdict": (self.base or {}).get("verdict"), "new_verdict": (self.new or {}).get("verdict"),
@@ -59,6 +63,27 @@ class Diff:
 
     def regressions(self, fail_on=DEFAULT_FAIL_ON) -> list[Change]:
         return [c for c in self.changes if c.kind in fail_on]
+
+
+#: Classes that concern a whole binding: shown once per binding with its count of cases.
+BINDING_CLASSES = ("new_binding", "removed_binding")
+
+
+def rows(changes: list[Change]) -> list[tuple[Change, int]]:
+    """The changes as they are listed to a reader: one row per case, except that a binding
+    present in one run only is one row (its first change) with the number of its cases."""
+    out: list[tuple[Change, int]] = []
+    at: dict[tuple, int] = {}
+    for c in changes:
+        if c.kind in BINDING_CLASSES:
+            group = (c.kind, c.key[0], c.key[1])
+            if group in at:
+                first, n = out[at[group]]
+                out[at[group]] = (first, n + 1)
+                continue
+            at[group] = len(out)
+        out.append((c, 1))
+    return out
 
 
 def _error(record: dict) -> str | None:
@@ -82,8 +107,12 @@ def classify(base: dict, new: dict, drift_ulps: float) -> tuple[str, str] | None
     if eb != en:
         return "changed_error", f"{eb or 'a value'} -> {en or 'a value'}"
     if vb == vn == "conform" and _ulp(new) - _ulp(base) > drift_ulps:
-        return "value_drift", f"error against the oracle {_ulp(base):g} -> {_ulp(new):g} ULPs"
+        return "value_drift", f"error against the oracle {_ulps(_ulp(base))} -> {_ulps(_ulp(new))} ULPs"
     return None
+
+
+def _ulps(n: float) -> str:
+    return f"{n:,.0f}" if n >= 100 else f"{n:.3g}"
 
 
 def _summary(record: dict) -> str:
@@ -96,6 +125,10 @@ def diff(base_records: list[dict], new_records: list[dict], *, drift_ulps: float
     def index(records):
         return {result_key(r): r for r in records if r.get("kind") == "result" and r["verdict"] != "unsupported"}
 
+    def unavailable(records):  # (spec, binding) -> why the binding did not run
+        return {(r["spec"], r["binding"]): (r.get("actual") or {}).get("message") or "unavailable"
+                for r in records if r.get("kind") == "result" and r["verdict"] == "unsupported"}
+
     def meta(records):
         return next((r for r in records if r.get("kind") == "meta"), {})
 
@@ -103,6 +136,7 @@ def diff(base_records: list[dict], new_records: list[dict], *, drift_ulps: float
     out = Diff(meta(base_records), meta(new_records))
     base_bindings = {(k[0], k[1]) for k in base}
     new_bindings = {(k[0], k[1]) for k in new}
+    base_why, new_why = unavailable(base_records), unavailable(new_records)
     for key in sorted(set(base) | set(new)):
         b, n = base.get(key), new.get(key)
         if b is not None and n is not None:
@@ -112,10 +146,12 @@ def diff(base_records: list[dict], new_records: list[dict], *, drift_ulps: float
                 out.changes.append(Change(found[0], key, b, n, found[1]))
         elif n is not None:
             kind = "new_binding" if (key[0], key[1]) not in base_bindings else "coverage"
-            out.changes.append(Change(kind, key, None, n, "only in NEW"))
+            why = base_why.get((key[0], key[1]))
+            out.changes.append(Change(kind, key, None, n, f"did not run in BASE: {why}" if why else "only in NEW"))
         else:
             kind = "removed_binding" if (key[0], key[1]) not in new_bindings else "coverage"
-            out.changes.append(Change(kind, key, b, None, "only in BASE"))
+            why = new_why.get((key[0], key[1]))
+            out.changes.append(Change(kind, key, b, None, f"did not run in NEW: {why}" if why else "only in BASE"))
     return out
 
 
@@ -144,13 +180,24 @@ def markdown(d: Diff, fail_on=DEFAULT_FAIL_ON, *, limit: int = 20) -> str:
         lines += [f"| {m.split(': ', 1)[0]} | {m.split(': ', 1)[1]} |" for m in meta]
     lines += ["", "| change | count | regression |", "| --- | ---: | :---: |"]
     lines += [f"| {k} | {counts.get(k, 0)} | {'yes' if k in fail_on else ''} |" for k in CLASSES]
-    if regressions:
-        lines += ["", "| regression | spec | binding | dtype | mode | device | case | detail |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for c in regressions[:limit]:
-            spec, binding, dtype, device, mode, case = c.key
-            detail = c.detail.replace("|", "\\|")
-            lines.append(f"| {c.kind} | {spec} | `{binding}` | {dtype} | {mode} | {device} | {case} | {detail} |")
-        if len(regressions) > limit:
-            lines.append(f"\n... and {len(regressions) - limit} more (see the JSON or HTML diff).")
+    others = [c for c in d.changes if c.kind not in fail_on]
+    for title, changes, n_rows in (("regression", regressions, limit), ("other change", others, limit // 2)):
+        if changes:
+            lines += _table(title, changes, n_rows)
     return "\n".join(lines) + "\n"
+
+
+def _table(title: str, changes: list[Change], limit: int) -> list[str]:
+    lines = ["", f"| {title} | spec | binding | dtype | mode | device | case | detail |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    listed = rows(changes)
+    for c, n in listed[:limit]:
+        spec, binding, dtype, device, mode, case = c.key
+        if n > 1:
+            dtype = mode = device = "all"
+            case = f"{n} cases"
+        detail = c.detail.replace("|", "\\|")
+        lines.append(f"| {c.kind} | {spec} | `{binding}` | {dtype} | {mode} | {device} | {case} | {detail} |")
+    if len(listed) > limit:
+        lines.append(f"\n... and {len(listed) - limit} more rows (see the JSON or HTML diff).")
+    return lines

@@ -58,3 +58,12 @@ def test_reproducer_prints_the_actual_value():
     assert "pos_weight=pos_weight" in script
     printed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert eval(printed.stdout) == out.value.tolist()  # noqa: S307 - a list literal we printed
+
+
+def test_a_binding_missing_from_the_installed_release_is_named():
+    import torch
+
+    from lossparity.conformance.model import Binding
+
+    gone = Binding("torch.nn.functional.no_such_loss", "binary_cross_entropy", "torch", "F.no_such_loss(input)")
+    assert ADAPTER.missing(gone) == f"torch.nn.functional.no_such_loss does not exist in torch {torch.__version__}"

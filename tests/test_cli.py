@@ -66,3 +66,12 @@ def test_run_exit_code_follows_findings(tmp_path):
     assert "verdicts:" in out and "report:" in out
     # ... and rebuilding the report from the results file alone gives the same exit code.
     assert run_cli("report", str(tmp_path / "ok" / "results.jsonl"))[0] == 0
+
+
+def test_every_shipped_binding_exists_in_the_pinned_releases():
+    from lossparity.adapters import adapter_for, all_bindings
+
+    for b in all_bindings():
+        adapter = adapter_for(b.framework)
+        if adapter.unavailable() is None:
+            assert adapter.missing(b) is None, b.id

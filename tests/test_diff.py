@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from lossparity.cli import main
-from lossparity.reports.diff import diff
+from lossparity.reports.diff import diff, markdown, rows
+from lossparity.reports.html import MAX_DETAILED, render_regression
 from lossparity.reports.records import encode_array, schema_errors, write_all
 
 
@@ -85,3 +86,53 @@ def test_a_missing_file_is_one_line(tmp_path, capsys):
     base, _ = _files(tmp_path)
     assert main(["diff", base, str(tmp_path / "nope.jsonl")]) == 2
     assert capsys.readouterr().err == f"lossparity: error: {tmp_path / 'nope.jsonl'}: no such results file\n"
+
+
+def unsupported(binding, reason):
+    return {**result(binding=binding, case="-"), "dtype": "-", "device": "-", "mode": "-", "verdict": "unsupported",
+            "actual": {"error": "unavailable", "message": reason}, "errors": None, "reproducer": None}
+
+
+def test_a_binding_new_in_a_release_is_one_row_with_its_reason():
+    why = "optax.losses.New does not exist in optax 0.2.2"
+    d = diff([META, unsupported("optax.losses.New", why)],
+             [META, *(result(binding="optax.losses.New", case=f"c{i}") for i in range(3))])
+    assert [(c.kind, c.detail) for c in d.changes] == [("new_binding", f"did not run in BASE: {why}")] * 3
+    assert [(c.key[5], n) for c, n in rows(d.changes)] == [("c0", 3)]
+    assert (f"| new_binding | binary_cross_entropy | `optax.losses.New` | all | all | all | 3 cases | "
+            f"did not run in BASE: {why} |") in markdown(d)
+
+
+HOSTILE = '<img src=x onerror="alert(1)">'
+
+
+def test_html_regression_report(tmp_path, capsys):
+    base, new = _files(tmp_path)
+    records = [json.loads(line) for line in open(new)]
+    records[2]["actual"] = {"error": "RuntimeError", "message": HOSTILE}  # 'breaks' now raises, hostile text
+    write_all(new, records)
+    page_path = tmp_path / "out" / "regression.html"
+    assert main(["diff", base, new, "-o", str(page_path)]) == 1
+    assert capsys.readouterr().err == f"regression report: {page_path}\n"
+    page = page_path.read_text()
+    assert "3 regressions" in page and HOSTILE not in page and "&lt;img src=x onerror=" in page
+    # both runs side by side, the changed version marked; grouped by framework, then spec
+    assert '<tr class="changed"><th>torch</th><td class="mono">2.12.0</td><td class="mono">2.13.0</td></tr>' in page
+    assert page.index('id="fw-keras"') < page.index('id="fw-optax"') < page.index('id="fw-torch"')
+    torch_part = page[page.index('id="fw-torch"'):]
+    kinds = [k for k in ("new_deviation", "changed_error", "coverage", "value_drift", "fixed_deviation")
+             if f'data-kind="{k}"' in torch_part]
+    assert kinds == ["new_deviation", "changed_error", "coverage", "value_drift", "fixed_deviation"]
+    assert torch_part.index('data-kind="changed_error"') < torch_part.index('data-kind="value_drift"')
+    assert page.count("<h4>reproducer (NEW)</h4>") == 5 and page.count("<h4>reproducer (BASE)</h4>") == 2  # 'Gone', 'dropped'
+    assert main(["diff", base, new, "-o", str(tmp_path)]) == 2  # a folder
+    assert capsys.readouterr().err.startswith(f"lossparity: error: cannot write {tmp_path}: ")
+
+
+def test_html_details_are_capped_per_binding_and_class():
+    base = [META, *(result(case=f"c{i:02d}", ulp=0.0) for i in range(MAX_DETAILED + 5))]
+    new = [META, *(result(case=f"c{i:02d}", ulp=99.0) for i in range(MAX_DETAILED + 5))]
+    page = render_regression(diff(base, new), ("new_deviation",), 4)
+    assert page.count('<details class="item') == MAX_DETAILED
+    assert "5 more changes in binary_cross_entropy, listed without detail" in page
+    assert "error against the oracle 0 -&gt; 99 ULPs" in page

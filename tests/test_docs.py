@@ -1,0 +1,37 @@
+"""The commands the docs give are commands the CLI takes: the CI workflow example cannot rot."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from lossparity.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def commands(text: str) -> list[str]:
+    """Every ``lossparity ...`` command line, continuations joined, shell redirections dropped."""
+    text = text.replace("\\\n", " ").replace("${{ matrix.framework }}", "torch")
+    found = []
+    for line in text.splitlines():
+        m = re.search(r"(?:^|run: |\s)(lossparity (?:run|list|report|merge|diff|explain)\b.*)$", line.strip())
+        if m:
+            found.append(re.split(r"\s*(?:\|\||>|;)", m.group(1))[0])
+    return found
+
+
+def test_the_workflow_example_uses_real_options():
+    found = commands((ROOT / "docs/examples/github-actions.yml").read_text())
+    assert [c.split()[1] for c in found] == ["run", "merge", "report", "diff"]
+    for line in found:
+        build_parser().parse_args(shlex.split(line)[1:])  # raises UsageError on an unknown option
+
+
+@pytest.mark.parametrize("path", ["README.md", "docs/examples/jax-0.4.30-to-0.10.2/README.md"])
+def test_readme_commands_parse(path):
+    found = commands((ROOT / path).read_text())
+    assert found
+    for line in found:
+        build_parser().parse_args(shlex.split(line.strip("`"))[1:])
