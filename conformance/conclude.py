@@ -23,13 +23,12 @@ def conclude(results: Iterable[dict]) -> tuple[list[dict], dict]:
     bindings = {b.key: b for b in all_bindings()}
     divergences, agreement = find_divergences(results, bindings, SPECS)
     used = {r["known"]["id"] for r in results if r.get("known")}
-    ran = {r["binding"] for r in results if r["verdict"] != "unsupported"}
     summary = {
         "kind": "summary",
         "counts": dict(Counter(r["verdict"] for r in results)),
         "divergences": dict(Counter(d["status"] for d in divergences)
                             + Counter(_explained_by(d) for d in divergences if d["status"] == "explained")),
-        "stale_known": stale(load_known(), used, ran),
+        "stale_known": stale(load_known(), used, results),
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     return divergences + agreement, summary

@@ -28,10 +28,10 @@ class KnownDeviation:
     dtype: str = "*"
     verdict: str = "*"
 
-    def matches(self, record: dict) -> bool:
+    def matches(self, record: dict, fields=_FIELDS) -> bool:
         values = {"binding": record["binding"], "spec": record["spec"], "case": record["case_id"],
                   "dtype": record["dtype"], "verdict": record["verdict"]}
-        return all(fnmatchcase(str(values[f]), getattr(self, f)) for f in _FIELDS)
+        return all(fnmatchcase(str(values[f]), getattr(self, f)) for f in fields)
 
     def as_dict(self) -> dict:
         return {"id": self.id, "explanation": self.explanation, "link": self.link}
@@ -52,7 +52,9 @@ def match(record: dict, known: list[KnownDeviation]) -> KnownDeviation | None:
     return next((k for k in known if k.matches(record)), None)
 
 
-def stale(known: list[KnownDeviation], used: set[str], bindings_run: set[str]) -> list[dict]:
-    """Entries that matched nothing although their binding ran in this run."""
-    return [k.as_dict() for k in known
-            if k.id not in used and any(fnmatchcase(b, k.binding) for b in bindings_run)]
+def stale(known: list[KnownDeviation], used: set[str], results: list[dict]) -> list[dict]:
+    """Entries that matched nothing although a case they describe (binding, spec, case and
+    dtype, whatever the verdict) ran in this run."""
+    where = [f for f in _FIELDS if f != "verdict"]
+    ran = [r for r in results if r["verdict"] != "unsupported"]
+    return [k.as_dict() for k in known if k.id not in used and any(k.matches(r, where) for r in ran)]

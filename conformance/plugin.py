@@ -33,6 +33,12 @@ def pytest_addoption(parser):
     group.addoption("--lp-examples", type=int, default=None, help="generated cases per spec (default 100)")
     group.addoption("--lp-seed", type=int, default=0, help="seed of the case generators")
     group.addoption("--lp-command", default=None, help=argparse.SUPPRESS)
+    group.addoption("--lp-isolation", default="process", choices=("process", "none"),
+                    help="run framework calls in a child process that may crash (default) or in this one")
+    group.addoption("--lp-timeout", type=float, default=None,
+                    help="seconds a case may take before it is recorded as a timeout (default 60; 0: none)")
+    group.addoption("--lp-memory-limit", type=float, default=None,
+                    help="GiB the child process may grow to before the case is recorded as a crash (default 8)")
 
 
 def _selection(config):
@@ -57,10 +63,13 @@ class LpItem:
 
     def run(self):
         from lossparity.adapters import adapter_for
+        from lossparity.conformance import sandbox
         from lossparity.conformance.runner import evaluate, unsupported_record
 
         if self.unavailable:
             return unsupported_record(self.binding, self.unavailable)
+        if _ISOLATED:
+            return sandbox.run_case(self.binding, self.spec, self.case, self.dtype, known=self.known)
         return evaluate(adapter_for(self.binding.framework), self.binding, self.spec, self.case,
                         self.dtype, known=self.known)
 
@@ -75,6 +84,7 @@ def pytest_generate_tests(metafunc):
     if "lp_item" not in metafunc.fixturenames:
         return
     from lossparity.adapters import adapter_for
+    from lossparity.conformance import sandbox
     from lossparity.conformance.known import load_known
     from lossparity.conformance.specs import SPECS
 
@@ -83,7 +93,7 @@ def pytest_generate_tests(metafunc):
     items, cases = [], {}
     for binding in selection.bindings():
         adapter = adapter_for(binding.framework)
-        reason = adapter.unavailable() or adapter.missing(binding)
+        reason = adapter.unavailable() or (sandbox.missing(binding) if _ISOLATED else adapter.missing(binding))
         if reason:
             items.append(LpItem(binding, unavailable=reason))
             continue
@@ -187,8 +197,27 @@ class Recorder:
         tr.write_line(f"report:  {self.out / 'report.html'}")
 
 
+#: Whether framework calls run in the sandbox's child process (``--lp-isolation``); set per
+#: test process by ``pytest_configure``.
+_ISOLATED = True
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config):
+    global _ISOLATED
+    _ISOLATED = config.getoption("lp_isolation", "process") == "process"
+    if _ISOLATED:
+        from lossparity.conformance import sandbox
+
+        timeout, memory = config.getoption("lp_timeout", None), config.getoption("lp_memory_limit", None)
+        sandbox.configure(sandbox.DEFAULT_TIMEOUT_S if timeout is None else timeout,
+                          sandbox.DEFAULT_MEMORY_GIB if memory is None else memory)
     out = config.getoption("lp_out", None)
     if out and not hasattr(config, "workerinput"):  # never on an xdist worker
         config.pluginmanager.register(Recorder(config, Path(out)), "lossparity-recorder")
+
+
+def pytest_unconfigure(config):
+    from lossparity.conformance import sandbox
+
+    sandbox.shutdown()

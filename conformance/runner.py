@@ -46,6 +46,25 @@ def scalar_params(params: Mapping[str, Any]) -> dict:
 def evaluate(adapter, binding: Binding, spec: Spec, case: Case, dtype: str,
              *, mode: str = "eager", device: str = "cpu", known=()) -> dict | None:
     """Run one case through one binding; None when the binding cannot take the case."""
+    started = begin(binding, spec, case, dtype, mode=mode, device=device)
+    if started is None:
+        return None
+    record, expected, tol = started
+    outcome = adapter.call(binding, case, dtype)
+    if outcome.error_type is None:
+        record["actual"] = {"value": encode_array(outcome.value), "dtype": outcome.dtype}
+    else:
+        record["actual"] = {"error": outcome.error_type, "message": outcome.error_message,
+                            "classes": list(outcome.error_mro)}
+    record["seconds"]["call"] = outcome.seconds
+    record["verdict"], record["errors"] = verdict(expected, record["expected"], outcome, tol, dtype)
+    return finish(record, adapter, binding, case, known)
+
+
+def begin(binding: Binding, spec: Spec, case: Case, dtype: str, *, mode: str = "eager",
+          device: str = "cpu") -> tuple[dict, np.ndarray | None, Any] | None:
+    """The record of a case before the framework is called: case, parameters, the oracle's
+    expectation (value, or the error it documents); None when the binding cannot take the case."""
     params = binding.effective_params(spec, case.params)
     if params is None or (case.dtypes and dtype not in case.dtypes) or dtype not in binding.dtypes:
         return None
@@ -66,22 +85,33 @@ def evaluate(adapter, binding: Binding, spec: Spec, case: Case, dtype: str,
     except OracleError as exc:
         expected = None
         record["expected"] = {"error": exc.kind, "message": str(exc)}
-    oracle_s = time.perf_counter() - start
-    outcome = adapter.call(binding, case, dtype)
-    if outcome.error_type is None:
-        record["actual"] = {"value": encode_array(outcome.value), "dtype": outcome.dtype}
-    else:
-        record["actual"] = {"error": outcome.error_type, "message": outcome.error_message,
-                            "classes": list(outcome.error_mro)}
-    record["seconds"] = {"oracle": oracle_s, "call": outcome.seconds}
-    record["verdict"], record["errors"] = verdict(expected, record["expected"], outcome, tol, dtype)
+    record["seconds"] = {"oracle": time.perf_counter() - start}
+    return record, expected, tol
+
+
+def finish(record: dict, adapter, binding: Binding, case: Case, known=()) -> dict:
+    """A finding gets its reproducer, and a registered known deviation turns it into ``known``."""
     if record["verdict"] != "conform":
-        record["reproducer"] = adapter.reproducer(binding, case, dtype)
+        record["reproducer"] = adapter.reproducer(binding, case, record["dtype"])
         entry = match(record, list(known))
         if entry is not None:
             record["known"] = {**entry.as_dict(), "verdict": record["verdict"]}
             record["verdict"] = "known"
     return record
+
+
+def lost(adapter, binding: Binding, spec: Spec, case: Case, dtype: str, verdict_: str, message: str,
+         seconds: float, *, known=()) -> dict | None:
+    """The record of a call that never returned: the process died (``crash``) or ran past its
+    time limit (``timeout``). Everything but the outcome is as for any other case."""
+    started = begin(binding, spec, case, dtype)
+    if started is None:
+        return None
+    record = started[0]
+    record["actual"] = {"error": verdict_, "message": message}
+    record["seconds"]["call"] = seconds
+    record["verdict"], record["errors"] = verdict_, {"summary": message}
+    return finish(record, adapter, binding, case, known)
 
 
 def verdict(expected, expected_rec, outcome, tol, dtype) -> tuple[str, dict | None]:

@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--examples", type=int, default=100, help="generated cases per spec (default 100)")
     run.add_argument("--seed", type=int, default=0, help="seed of the case generators (default 0)")
     run.add_argument("-n", "--workers", type=int, default=1, help="parallel worker processes (pytest-xdist)")
+    run.add_argument("--timeout", type=float, default=60.0,
+                     help="seconds one case may take before it is recorded as a timeout (default 60; 0: none)")
+    run.add_argument("--memory-limit", type=float, default=8.0, metavar="GIB",
+                     help="memory the process running the framework may grow to before the case is "
+                          "recorded as a crash (default 8 GiB; 0: none)")
     run.add_argument("-v", "--verbose", action="store_true", help="one line per test instead of dots")
 
     lst = sub.add_parser("list", help="the coverage table: specs x bindings")
@@ -193,6 +198,9 @@ def cmd_run(args) -> int:
         raise UsageError(str(exc)) from None
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    for name, value in (("--timeout", args.timeout), ("--memory-limit", args.memory_limit)):
+        if not value >= 0 or value == float("inf"):
+            raise UsageError(f"{name} must be a number >= 0 (0: no limit), got {value}")
     try:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -201,7 +209,8 @@ def cmd_run(args) -> int:
             "--rootdir", str(Path.cwd()), "--tb=no", "-rN", "-W", "ignore",
             "-v" if args.verbose else "-q",
             "--lp-out", args.out, "--lp-dtypes", args.dtypes, "--lp-examples", str(args.examples),
-            "--lp-seed", str(args.seed), "--lp-command", "lossparity " + " ".join(sys.argv[1:])]
+            "--lp-seed", str(args.seed), "--lp-timeout", str(args.timeout),
+            "--lp-memory-limit", str(args.memory_limit), "--lp-command", "lossparity " + " ".join(sys.argv[1:])]
     if args.frameworks:
         argv += ["--lp-frameworks", args.frameworks]
     if args.losses:

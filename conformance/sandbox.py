@@ -1,0 +1,253 @@
+"""Crash isolation: framework calls run in a child process that may die without taking the run along.
+
+A conformance suite pokes frameworks where they break, and frameworks break hard: they
+segfault, abort, hang, allocate without bound. Every framework call therefore happens in a
+child interpreter (``python -m lossparity.conformance.sandbox``), one per test process (per
+xdist worker), started on first use and kept for the cases that follow, so imports and compiled
+functions are paid for once. The parent sends a case, the child answers with its record. When
+the child
+
+- dies (a signal: SIGSEGV, SIGABRT, the kernel's OOM killer; or an exit), the case is recorded
+  as ``crash`` with the signal's name;
+- runs past the per-case time limit, it is killed and the case recorded as ``timeout``;
+- grows past the memory limit (its resident set, polled while it works), it is killed and the
+  case recorded as ``crash`` with the size it reached,
+
+and a fresh child takes the next case. Crash and timeout records are built in the parent
+(``runner.lost``), with the oracle's expectation and the reproducer like any other.
+
+The time limit starts when the child has imported the framework and begins the call, so a slow
+first import does not count against a case. Messages travel over a pair of pipes of their own
+(``multiprocessing.connection``), never stdout, which framework code may print to.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from multiprocessing.connection import Connection
+
+#: Defaults of ``lossparity run --timeout`` and ``--memory-limit``.
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_MEMORY_GIB = 8.0
+_POLL_S = 0.05  # how often a waiting parent looks at the child's memory
+
+
+class Sandbox:
+    """The parent's handle on its child process."""
+
+    def __init__(self, timeout_s: float | None = DEFAULT_TIMEOUT_S, memory_gib: float | None = DEFAULT_MEMORY_GIB):
+        self.timeout_s = timeout_s or None
+        self.memory_bytes = int(memory_gib * 2**30) if memory_gib else None
+        self.proc: subprocess.Popen | None = None
+        self.conn: Connection | None = None
+        self.restarts = 0
+
+    # -- the child's life ------------------------------------------------------------------
+    def _start(self) -> None:
+        to_child_r, to_child_w = os.pipe()
+        to_parent_r, to_parent_w = os.pipe()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lossparity.conformance.sandbox", str(to_child_r), str(to_parent_w)],
+            pass_fds=(to_child_r, to_parent_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True)
+        os.close(to_child_r)
+        os.close(to_parent_w)
+        self.conn = _Duplex(to_parent_r, to_child_w)
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.conn.close()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._kill()
+        self.proc = self.conn = None
+
+    def _kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the child and anything it started
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+    def _lost(self) -> None:
+        self.conn.close()
+        self.proc = self.conn = None
+        self.restarts += 1
+
+    # -- one request -----------------------------------------------------------------------
+    def ask(self, message) -> tuple[str, object, float]:
+        """Send one request; return ``("ok", answer, seconds)`` or ``("crash"|"timeout", why, seconds)``.
+
+        Seconds count from when the child began the work (after its imports)."""
+        if self.proc is None:
+            self._start()
+        try:
+            self.conn.send(message)
+        except (BrokenPipeError, OSError):
+            return self._died(0.0)
+        began = None
+        while True:
+            limit = None if began is None or self.timeout_s is None else began + self.timeout_s
+            wait = _POLL_S if limit is None else max(0.0, min(_POLL_S, limit - time.monotonic()))
+            if self.conn.poll(wait):
+                try:
+                    kind, payload = self.conn.recv()
+                except (EOFError, OSError):
+                    return self._died(0.0 if began is None else time.monotonic() - began)
+                if kind == "began":
+                    began = time.monotonic()
+                    continue
+                spent = 0.0 if began is None else time.monotonic() - began
+                if kind == "failed":
+                    return "crash", f"the adapter failed outside the framework call: {payload}", spent
+                return "ok", payload, spent
+            spent = 0.0 if began is None else time.monotonic() - began
+            if limit is not None and time.monotonic() >= limit:
+                self._kill()
+                self._lost()
+                return "timeout", f"no answer within the time limit of {self.timeout_s:g} s; the process was killed", spent
+            rss = _rss(self.proc.pid)
+            if self.memory_bytes and rss > self.memory_bytes:
+                self._kill()
+                self._lost()
+                return "crash", (f"the process grew to {rss / 2**30:.2f} GiB, past the memory limit of "
+                                 f"{self.memory_bytes / 2**30:g} GiB, and was killed"), spent
+            if self.proc.poll() is not None:
+                return self._died(spent)
+
+    def _died(self, spent: float) -> tuple[str, str, float]:
+        code = self.proc.wait()
+        self._lost()
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            why = f"the process was killed by {name}"
+            if -code == signal.SIGKILL:
+                why += " (by the kernel's out-of-memory killer, or from outside)"
+        else:
+            why = f"the process exited with status {code} during the call"
+        return "crash", why, spent
+
+
+class _Duplex:
+    """A reading and a writing Connection used as one (``os.pipe`` gives one-way pipes)."""
+
+    def __init__(self, read_fd: int, write_fd: int):
+        self.reader, self.writer = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+
+    def send(self, obj) -> None:
+        self.writer.send(obj)
+
+    def recv(self):
+        return self.reader.recv()
+
+    def poll(self, timeout: float) -> bool:
+        return self.reader.poll(timeout)
+
+    def close(self) -> None:
+        for c in (self.reader, self.writer):
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+def _rss(pid: int) -> int:
+    """Resident set size of a process in bytes (0 where /proc cannot tell)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+# -- what the parent asks for -----------------------------------------------------------------
+
+_SANDBOX: Sandbox | None = None
+
+
+def configure(timeout_s: float | None, memory_gib: float | None) -> Sandbox:
+    """This process's sandbox, with these limits (replacing one configured before)."""
+    global _SANDBOX
+    if _SANDBOX is not None:
+        _SANDBOX.close()
+    _SANDBOX = Sandbox(timeout_s, memory_gib)
+    return _SANDBOX
+
+
+def shutdown() -> None:
+    global _SANDBOX
+    if _SANDBOX is not None:
+        _SANDBOX.close()
+        _SANDBOX = None
+
+
+def sandbox() -> Sandbox:
+    return _SANDBOX if _SANDBOX is not None else configure(DEFAULT_TIMEOUT_S, DEFAULT_MEMORY_GIB)
+
+
+def run_case(binding, spec, case, dtype, known=()) -> dict | None:
+    """``runner.evaluate`` in the child; a crash or a timeout becomes that case's record."""
+    from lossparity.adapters import adapter_for
+    from lossparity.conformance.runner import lost
+
+    status, answer, seconds = sandbox().ask(("evaluate", (binding.framework, binding.id, spec.name, case, dtype,
+                                                          tuple(known))))
+    if status == "ok":
+        return answer
+    return lost(adapter_for(binding.framework), binding, spec, case, dtype, status, answer, seconds, known=known)
+
+
+def missing(binding) -> str | None:
+    """``adapter.missing(binding)`` asked of the child, so that importing a framework that
+    crashes on import costs a skipped column, not the run."""
+    status, answer, _ = sandbox().ask(("missing", (binding.framework, binding.id)))
+    if status == "ok":
+        return answer
+    return f"checking that {binding.id} exists: {answer}"
+
+
+# -- the child ----------------------------------------------------------------------------------
+
+def _binding(framework: str, binding_id: str, spec: str | None = None):
+    from lossparity.adapters import adapter_modules
+
+    module = adapter_modules()[framework]
+    return module.ADAPTER, next(b for b in module.BINDINGS if b.id == binding_id and spec in (None, b.spec))
+
+
+def _serve(conn: _Duplex) -> None:
+    from lossparity.conformance.runner import evaluate
+    from lossparity.conformance.specs import SPECS
+
+    while True:
+        try:
+            kind, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            if kind == "missing":
+                adapter, binding = _binding(*args)
+                adapter.namespace()  # the import, before the clock starts
+                conn.send(("began", None))
+                conn.send(("done", adapter.missing(binding)))
+            elif kind == "evaluate":
+                framework, binding_id, spec_name, case, dtype, known = args
+                adapter, binding = _binding(framework, binding_id, spec_name)
+                adapter.namespace()
+                conn.send(("began", None))
+                conn.send(("done", evaluate(adapter, binding, SPECS[spec_name], case, dtype, known=known)))
+        except Exception as exc:  # noqa: BLE001 - an adapter that fails outside the call: say so
+            conn.send(("failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when a run stops
+    _serve(_Duplex(int(sys.argv[1]), int(sys.argv[2])))
