@@ -33,6 +33,8 @@ def pytest_addoption(parser):
     group.addoption("--lp-examples", type=int, default=None, help="generated cases per spec (default 100)")
     group.addoption("--lp-seed", type=int, default=0, help="seed of the case generators")
     group.addoption("--lp-command", default=None, help=argparse.SUPPRESS)
+    group.addoption("--lp-resume", action="store_true",
+                    help="keep the results already in --lp-out's results.jsonl and run only the missing cases")
     group.addoption("--lp-isolation", default="process", choices=("process", "none"),
                     help="run framework calls in a child process that may crash (default) or in this one")
     group.addoption("--lp-timeout", type=float, default=None,
@@ -91,6 +93,7 @@ def pytest_generate_tests(metafunc):
     selection = _selection(metafunc.config).validate()
     known = tuple(load_known())
     items, cases = [], {}
+    finished = _finished(metafunc.config)
     for binding in selection.bindings():
         adapter = adapter_for(binding.framework)
         reason = adapter.unavailable() or (sandbox.missing(binding) if _ISOLATED else adapter.missing(binding))
@@ -104,9 +107,40 @@ def pytest_generate_tests(metafunc):
             if binding.effective_params(spec, case.params) is None:
                 continue
             for dtype in selection.dtypes:
-                if dtype in binding.dtypes and (not case.dtypes or dtype in case.dtypes):
+                if dtype in binding.dtypes and (not case.dtypes or dtype in case.dtypes) and \
+                        (spec.name, binding.id, dtype, "cpu", "eager", case.id) not in finished:
                     items.append(LpItem(binding, spec, case, dtype, known=known))
     metafunc.parametrize("lp_item", items, ids=[i.id for i in items])
+
+
+def _finished(config) -> set[tuple]:
+    """With ``--lp-resume``, the keys of the cases the results file already has."""
+    out = config.getoption("lp_out", None)
+    if not (out and config.getoption("lp_resume", False)):
+        return set()
+    from lossparity.conformance.resume import done
+    from lossparity.reports.records import read_records
+
+    return done([r for r in read_records(Path(out) / "results.jsonl", validate=False) if r.get("kind") == "result"])
+
+
+def run_meta(selection, command: str) -> dict:
+    """The meta line of a run of this selection in this environment."""
+    from lossparity.adapters import adapter_modules
+
+    versions = {"lossparity": __version__, "numpy": __import__("numpy").__version__}
+    for name, module in adapter_modules().items():
+        if (not selection.frameworks or name in selection.frameworks) and not module.ADAPTER.unavailable():
+            versions.update(module.ADAPTER.versions())
+    return {
+        "kind": "meta", "schema": 1, "lossparity": __version__, "versions": versions,
+        "python": platform.python_version(), "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+        "device": "cpu", "seed": selection.seed, "examples": selection.examples,
+        "dtypes": list(selection.dtypes), "frameworks": list(selection.frameworks or []),
+        "losses": list(selection.losses or []), "command": command,
+        "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 class Recorder:
@@ -116,28 +150,23 @@ class Recorder:
         from lossparity.reports.records import ResultsWriter
 
         self.config, self.out = config, out
-        self.writer = ResultsWriter(out / "results.jsonl")
         self.results: list[dict] = []
         self.summary: dict | None = None
+        path = out / "results.jsonl"
+        if config.getoption("lp_resume"):
+            from lossparity.conformance.resume import load
+            from lossparity.reports.records import write_all
+
+            meta, self.results = load(path, self.meta())
+            partial = path.with_name(path.name + ".resuming")
+            write_all(partial, [meta, *self.results])  # the conclusions go: they are recomputed
+            os.replace(partial, path)
+            self.writer, self.resumed = ResultsWriter(path, append=True), len(self.results)
+        else:
+            self.writer, self.resumed = ResultsWriter(path), None
 
     def meta(self) -> dict:
-        from lossparity.adapters import adapter_modules
-
-        selection = _selection(self.config)
-        versions = {"lossparity": __version__, "numpy": __import__("numpy").__version__}
-        for name, module in adapter_modules().items():
-            if (not selection.frameworks or name in selection.frameworks) and not module.ADAPTER.unavailable():
-                versions.update(module.ADAPTER.versions())
-        command = self.config.getoption("lp_command") or " ".join(sys.argv)
-        return {
-            "kind": "meta", "schema": 1, "lossparity": __version__, "versions": versions,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-            "device": "cpu", "seed": selection.seed, "examples": selection.examples,
-            "dtypes": list(selection.dtypes), "frameworks": list(selection.frameworks or []),
-            "losses": list(selection.losses or []), "command": command,
-            "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        }
+        return run_meta(_selection(self.config), self.config.getoption("lp_command") or " ".join(sys.argv))
 
     def add(self, record: dict) -> None:
         self.writer.write(record)
@@ -160,7 +189,8 @@ class Recorder:
 
     # -- hooks (this object is registered as a plugin on the controller) ----------------
     def pytest_sessionstart(self, session):
-        self.writer.write(self.meta())
+        if self.resumed is None:
+            self.writer.write(self.meta())
 
     def pytest_runtest_logreport(self, report):
         if report.when == "call":

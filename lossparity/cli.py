@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--examples", type=int, default=100, help="generated cases per spec (default 100)")
     run.add_argument("--seed", type=int, default=0, help="seed of the case generators (default 0)")
     run.add_argument("-n", "--workers", type=int, default=1, help="parallel worker processes (pytest-xdist)")
+    run.add_argument("--resume", action="store_true",
+                     help="complete a stopped run: keep the results in --out and run only the missing cases")
     run.add_argument("--timeout", type=float, default=60.0,
                      help="seconds one case may take before it is recorded as a timeout (default 60; 0: none)")
     run.add_argument("--memory-limit", type=float, default=8.0, metavar="GIB",
@@ -192,10 +194,18 @@ def cmd_run(args) -> int:
     from lossparity.conformance.selection import Selection, SelectionError, split_csv as split
 
     try:
-        Selection(split(args.frameworks), split(args.losses), split(args.dtypes),
-                  args.examples, args.seed).validate()
+        selection = Selection(split(args.frameworks), split(args.losses), split(args.dtypes),
+                              args.examples, args.seed).validate()
     except SelectionError as exc:
         raise UsageError(str(exc)) from None
+    if args.resume:
+        from lossparity.conformance.plugin import run_meta
+        from lossparity.conformance.resume import ResumeError, load
+
+        try:
+            load(Path(args.out) / "results.jsonl", run_meta(selection, ""))
+        except ResumeError as exc:
+            raise UsageError(str(exc)) from None
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
     for name, value in (("--timeout", args.timeout), ("--memory-limit", args.memory_limit)):
@@ -217,11 +227,16 @@ def cmd_run(args) -> int:
         argv += ["--lp-losses", args.losses]
     if args.workers > 1:
         argv += ["-n", str(args.workers)]
+    if args.resume:
+        argv.append("--lp-resume")
     code = pytest.main(argv)
     if code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         return int(code)
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
         raise UsageError("the selection matches no test case")
+    if code == pytest.ExitCode.INTERRUPTED:
+        raise UsageError(f"interrupted; the results so far are in {Path(args.out) / 'results.jsonl'}, "
+                         "and the same command with --resume completes the run")
     raise UsageError(f"the conformance run stopped (pytest exit code {int(code)})")
 
 

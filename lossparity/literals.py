@@ -16,6 +16,9 @@ import numpy as np
 _WRAPPER = re.compile(r"^\s*(?:(?:np|numpy)\.)?(?:array|asarray|tensor)\((.*?)(?:,\s*dtype\s*=\s*[\w.]+)?\)\s*$", re.S)
 _TOKEN = re.compile(r"\[|\]|\(|\)|,|[^\s\[\](),]+")
 _INT = re.compile(r"^[+-]?\d+$")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: NumPy 1.x allows 32 dimensions, 2.x 64: no loss input comes near either.
+MAX_DIMS = 32
 
 
 class LiteralError(ValueError):
@@ -24,7 +27,15 @@ class LiteralError(ValueError):
 
 def _number(token: str):
     if _INT.match(token):
-        return int(token)
+        try:
+            value = int(token)
+        except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+            value = None
+        if value is None or not _INT64_MIN <= value <= _INT64_MAX:
+            shown = token if len(token) <= 30 else f"{token[:12]}...{token[-12:]} ({len(token)} digits)"
+            raise LiteralError(f"the integer {shown} does not fit in 64 bits; "
+                               "write it as a float (with a '.' or an exponent) if that is what you mean")
+        return value
     try:
         return float(token)
     except ValueError:
@@ -41,6 +52,8 @@ def parse_array(text: str) -> np.ndarray:
     stack: list[list] = [[]]
     for token in tokens:
         if token in "[(":
+            if len(stack) > MAX_DIMS:
+                raise LiteralError(f"more than {MAX_DIMS} nested lists; an array has at most {MAX_DIMS} dimensions")
             stack.append([])
         elif token in "])":
             if len(stack) == 1:

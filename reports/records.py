@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
@@ -67,17 +69,23 @@ def encode_value(v: Any):
 class ResultsWriter:
     """Appends one JSON object per line and flushes it, so a killed run leaves whole lines."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, append: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] = open(self.path, "w", encoding="utf-8")
+        mode = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        self._fd: int | None = os.open(self.path, mode, 0o644)
 
     def write(self, record: dict) -> None:
-        self._fh.write(json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n")
-        self._fh.flush()
+        # One write(2) per line, no userspace buffer: a process killed at any instant leaves
+        # whole lines (the kernel finishes a write to a regular file once it has begun).
+        data = memoryview((json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode("utf-8"))
+        while data:
+            data = data[os.write(self._fd, data):]
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def iter_records(path: Path, *, validate: bool = False) -> Iterator[dict]:
@@ -86,30 +94,106 @@ def iter_records(path: Path, *, validate: bool = False) -> Iterator[dict]:
     Reading never evaluates anything: lines are parsed with ``json.loads`` only.
     """
     path = Path(path)
+    name = _one_line(str(path))  # a name with a line break must not break the one-line message
     if not path.is_file():
-        raise ResultsFileError(f"{path}: no such results file")
-    with open(path, "rb") as fh:
+        raise ResultsFileError(f"{name}: no such results file")
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise ResultsFileError(f"{name}: cannot read: {exc.strerror}") from None
+    first = True
+    with fh:
         for number, raw in enumerate(fh, 1):
             if not raw.strip():
                 continue
-            try:
-                record = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise ResultsFileError(f"{path}:{number}: not a JSON line ({exc.__class__.__name__})") from None
+            record = _parse_line(raw, f"{name}:{number}")
             if not isinstance(record, dict) or "kind" not in record:
-                raise ResultsFileError(f"{path}:{number}: not a lossparity record (no 'kind')")
-            if number == 1 and record["kind"] != "meta":
-                raise ResultsFileError(f"{path}:1: the first line must be the run's 'meta' record")
+                raise ResultsFileError(f"{name}:{number}: not a lossparity record (no 'kind')")
+            if first and record["kind"] != "meta":
+                raise ResultsFileError(f"{name}:{number}: the first line must be the run's 'meta' record")
+            first = False
             if validate:
                 # Validate against the line kind's own definition: the same schema as the
                 # top-level oneOf, without trying every kind on every line (ten times faster).
                 kind = record["kind"] if record["kind"] in LINE_KINDS else None
                 error = next(iter(_validator(kind).iter_errors(record)), None)
                 if error is not None:
-                    where = "/".join(map(str, error.absolute_path)) or "record"
+                    where = _one_line("/".join(map(str, error.absolute_path))) or "record"
                     message = " ".join(error.message.split())[:200]
-                    raise ResultsFileError(f"{path}:{number}: {where}: {message}")
+                    raise ResultsFileError(f"{name}:{number}: {where}: {message}")
+                problem = _array_problem(record)
+                if problem is not None:
+                    raise ResultsFileError(f"{name}:{number}: {problem}")
             yield record
+    if first:
+        raise ResultsFileError(f"{name}: empty; a results file starts with the run's 'meta' record")
+
+
+def _reject_constant(token: str):
+    raise ValueError(f"{token} is not JSON")
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):
+        raise ValueError(f"{token} is out of the range of a float64")
+    return value
+
+
+#: What may hide a token the writer never writes: NaN/Infinity, a float that overflows (a
+#: 3-digit exponent or 309 digits), an escaped surrogate. Only such lines are parsed again strictly.
+_SUSPECT = re.compile(rb"NaN|Infinity|[eE][+-]?\d{3}|\d{309}|\\u[dD][89a-fA-F]")
+
+
+def _parse_line(raw: bytes, where: str):
+    """One line as JSON, strictly: UTF-8, no NaN/Infinity tokens or numbers that overflow a
+    float64 (the writer stores those as the strings "nan", "inf", "-inf"), no nesting deeper than
+    the parser's stack, no lone surrogates (which no UTF-8 file can hold, nor an HTML page)."""
+    try:
+        text = raw.decode("utf-8")
+        record = json.loads(text)
+        if _SUSPECT.search(raw):
+            record = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+            try:
+                json.dumps(record, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise ResultsFileError(f"{where}: not a JSON line (a lone surrogate escape)") from None
+    except UnicodeError as exc:
+        raise ResultsFileError(f"{where}: not a JSON line ({exc.__class__.__name__})") from None
+    except RecursionError:
+        raise ResultsFileError(f"{where}: not a JSON line (nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, a rejected number, an integer of too many digits
+        name = exc.__class__.__name__ if isinstance(exc, json.JSONDecodeError) else str(exc)[:80]
+        raise ResultsFileError(f"{where}: not a JSON line ({_one_line(name)})") from None
+    return record
+
+
+def _array_problem(record: dict) -> str | None:
+    """The first encoded array (``{"dtype", "shape", "data"}``) whose data does not fill its
+    shape, which the schema cannot say and every reader of an array relies on; None if none.
+    Walks the record without recursion: a line may nest as deep as ``json.loads`` allows."""
+    stack: list[tuple[tuple, Any]] = [((), record)]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(((*where, i), v) for i, v in enumerate(node))
+        elif isinstance(node, dict):
+            shape, data = node.get("shape"), node.get("data")
+            if (node.keys() == {"dtype", "shape", "data"} and isinstance(shape, list) and isinstance(data, list)
+                    and all(isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 0 and n == int(n)
+                            for n in shape)):
+                if math.prod(int(n) for n in shape) != len(data):
+                    at = _one_line("/".join(map(str, where)))[:200] or "record"
+                    shown = str([int(n) for n in shape]) if len(shape) <= 8 and max(shape, default=0) < 10**12 else "[...]"
+                    return f"{at}: {len(data)} numbers do not fill an array of shape {shown}"
+            else:
+                stack.extend(((*where, k), v) for k, v in node.items())
+    return None
+
+
+def _one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped, for a one-line message."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def read_records(path: Path, *, validate: bool = True) -> list[dict]:

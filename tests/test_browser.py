@@ -325,3 +325,16 @@ def test_nothing_is_loaded_and_the_csp_blocks_external_loads(page, report):
     outside = [u for u in page.requests if not u.startswith("file://")]
     assert all("csp" in (page.failed.get(u) or "").lower() for u in outside), (outside, page.failed)
     assert page.responses == [report.as_uri()]
+
+
+def test_a_script_that_escaping_let_through_would_not_run(browser, report, tmp_path):
+    """Second line of defence: the policy allows the page's own script by its SHA-256 only."""
+    planted = tmp_path / "planted.html"
+    planted.write_text(report.read_text().replace(
+        "<h1>", "<script>document.title = 'pwned'</script><img src=x onerror=\"document.title = 'pwned'\"><h1>", 1))
+    context = browser.new_context()
+    p = context.new_page()
+    p.goto(planted.as_uri())
+    sync_api.expect(p.locator("#filters")).to_be_visible()  # the page's own script still runs
+    assert p.evaluate("document.title") == TITLE
+    context.close()
