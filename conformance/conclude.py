@@ -19,10 +19,14 @@ def conclude(results: Iterable[dict]) -> tuple[list[dict], dict]:
     from lossparity.conformance.known import load_known, stale
     from lossparity.conformance.specs import SPECS
 
+    from lossparity.conformance.tolerances import TOLERANCES
+
     results = [r for r in results if r.get("kind") == "result"]
     bindings = {b.key: b for b in all_bindings()}
-    divergences, agreement = find_divergences(results, bindings, SPECS)
-    used = {r["known"]["id"] for r in results if r.get("known")}
+    # Only results this lossparity knows how to compare (a merged file may hold others).
+    comparable = [r for r in results if r["spec"] in SPECS and r["dtype"] in TOLERANCES]
+    divergences, agreement = find_divergences(comparable, bindings, SPECS)
+    used = {r["known"].get("id") for r in results if isinstance(r.get("known"), dict)}
     summary = {
         "kind": "summary",
         "counts": dict(Counter(r["verdict"] for r in results)),

@@ -105,7 +105,7 @@ def _divergence(specs, spec, a, b, ra, rb, xa, xb, dtype, mode, device, tol) -> 
         "comparison": (compare(xa[1], xb[1], tol, dtype).as_dict()
                        if xa[0] == xb[0] == "value" else None),
     }
-    known = [r["known"]["id"] for r in (ra, rb) if r.get("known")]
+    known = [str(r["known"].get("id", "?")) for r in (ra, rb) if isinstance(r.get("known"), dict)]
     if ra["verdict"] in CONFORMING and rb["verdict"] in CONFORMING:
         case = case_from_record(ra)
         attribution = attribute(knobs(spec, a, ra["params"]), knobs(spec, b, rb["params"]), specs,

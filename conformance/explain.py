@@ -164,11 +164,11 @@ def check_param(name: str, value):
         if not isinstance(value, np.ndarray):
             value = np.asarray(value)
         if value.dtype.kind not in "iuf":
-            raise CaseError(f"{name} must be an array of numbers, got {value!r}")
+            raise CaseError(f"{name} must be an array of numbers, got {_shown(value)}")
         return value.astype(np.float64)
     if isinstance(domain, tuple):
-        if value not in domain or isinstance(value, bool):
-            raise CaseError(f"{name}={value!r} is not accepted; accepted: {', '.join(map(str, domain))}")
+        if isinstance(value, (np.ndarray, bool)) or value not in domain:
+            raise CaseError(f"{name}={_shown(value)} is not accepted; accepted: {', '.join(map(str, domain))}")
         return value
     if domain is bool and isinstance(value, bool):
         return value
@@ -177,7 +177,14 @@ def check_param(name: str, value):
     if domain is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     kinds = {bool: "true or false", int: "an integer", float: "a number"}
-    raise CaseError(f"{name} must be {kinds[domain]}, got {value!r}")
+    raise CaseError(f"{name} must be {kinds[domain]}, got {_shown(value)}")
+
+
+def _shown(value) -> str:
+    """A value on one line, as the user could have typed it."""
+    if isinstance(value, np.ndarray):
+        return np.array2string(value, separator=", ", threshold=20).replace("\n", "")
+    return repr(value)
 
 
 def build_case(spec: Spec, raw: Mapping[str, np.ndarray], params: Mapping[str, Any], class_axis: int) -> Case:
@@ -196,8 +203,8 @@ def build_case(spec: Spec, raw: Mapping[str, np.ndarray], params: Mapping[str, A
         t = np.asarray(raw["target"])
         if spec.target == "index":
             if t.dtype.kind == "f":
-                if not np.all(np.isfinite(t)) or np.any(t != np.round(t)):
-                    raise CaseError("the target holds class indices, which must be integers")
+                if not np.all(np.isfinite(t)) or np.any(t != np.round(t)) or np.any(np.abs(t) >= 2**63):
+                    raise CaseError("the target holds class indices, which must be integers (of 64 bits)")
             t = t.astype(np.int64)
         else:
             t = t.astype(np.float64)
@@ -206,6 +213,9 @@ def build_case(spec: Spec, raw: Mapping[str, np.ndarray], params: Mapping[str, A
         raise CaseError(f"{spec.name} needs an input with a class axis; got a scalar")
     canonical = canonical_layout(arrays, class_axis)
     x = canonical["input"]
+    if spec.classes and x.shape[-1] == 0:
+        raise CaseError(f"{spec.name} needs at least one class; the input's class axis is empty "
+                        f"(shape {np.shape(raw['input'])})")
     if "target" in canonical:
         want = x.shape[:-1] if spec.target == "index" else x.shape
         if canonical["target"].shape != want:
@@ -217,11 +227,17 @@ def build_case(spec: Spec, raw: Mapping[str, np.ndarray], params: Mapping[str, A
             w = params[name]
             if spec.classes and w.shape != x.shape[-1:]:
                 raise CaseError(f"{name} holds one number per class: shape {x.shape[-1:]}, got {w.shape}")
-            try:
-                np.broadcast_shapes(w.shape, x.shape)
-            except ValueError:
-                raise CaseError(f"{name} of shape {w.shape} does not broadcast against the input's {x.shape}") from None
+            if not _broadcasts(w.shape, x.shape) or np.broadcast_shapes(w.shape, x.shape) != x.shape:
+                raise CaseError(f"{name} of shape {w.shape} does not broadcast to the input's {x.shape}")
     return Case(spec.name, "explain", {"table": "command line"}, canonical, dict(params))
+
+
+def _broadcasts(a: tuple, b: tuple) -> bool:
+    try:
+        np.broadcast_shapes(a, b)
+        return True
+    except ValueError:
+        return False
 
 
 def _case_for(setting: Mapping[str, Any], raw, params) -> Case:

@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _csv(value: str) -> str:
-    if not value.strip(",").strip():
+    if not any(part.strip() for part in value.split(",")):
         raise argparse.ArgumentTypeError("expected a comma-separated list")
     return value
 
@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_explain(args) -> int:
-    from lossparity.conformance.explain import ExplainError, explain
+    from lossparity.conformance.explain import explain
+    from lossparity.conformance.model import CaseError
     from lossparity.literals import LiteralError, parse_array, parse_value
     from lossparity.reports.explain_text import format_explanation
 
@@ -117,7 +118,7 @@ def cmd_explain(args) -> int:
             raise UsageError(f"--param {name.strip()}: {exc}") from None
     try:
         result = explain(args.bindings, raw, params, dtype=args.dtype, mode=args.mode, grad=args.grad)
-    except ExplainError as exc:
+    except CaseError as exc:  # ExplainError, or a case the oracle alone cannot take
         raise UsageError(str(exc)) from None
     print(json.dumps(result, indent=1) if args.json else format_explanation(result), end="" if not args.json else "\n")
     return EXIT_OK
@@ -278,8 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
-    except UsageError as exc:
-        print(f"lossparity: error: {exc}", file=sys.stderr)
+    except UsageError as exc:  # one line, whatever the user's text held
+        text = str(exc).replace("\r", "\\r").replace("\n", "\\n")
+        print(f"lossparity: error: {text}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("lossparity: interrupted", file=sys.stderr)

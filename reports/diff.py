@@ -93,7 +93,12 @@ def _error(record: dict) -> str | None:
 
 def _ulp(record: dict) -> float:
     value = (record.get("errors") or {}).get("max_ulp")
-    return float(value) if isinstance(value, (int, float)) else 0.0
+    if not isinstance(value, (int, float)):
+        return 0.0
+    try:
+        return float(value)
+    except OverflowError:  # an integer past the float range: as far off as can be
+        return float("inf")
 
 
 def classify(base: dict, new: dict, drift_ulps: float) -> tuple[str, str] | None:

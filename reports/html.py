@@ -522,7 +522,8 @@ def _headline(r: Mapping, errors: dict | None) -> str:
     e = r.get("errors") if isinstance(r.get("errors"), Mapping) else {}
     if e.get("max_abs") is not None:
         return (f"max abs {_fmt_scalar(e['max_abs'])}, max rel {_fmt_scalar(e.get('max_rel'))}"
-                + (f", {e['mismatched']}/{e['total']} mismatched" if e.get("total") is not None else ""))
+                + (f", {e['mismatched']}/{e['total']} mismatched"
+                   if e.get("total") is not None and e.get("mismatched") is not None else ""))
     if errors and errors["summary"]:
         return errors["summary"].splitlines()[0][:160]
     actual = r.get("actual")

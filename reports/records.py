@@ -152,12 +152,9 @@ def _parse_line(raw: bytes, where: str):
     try:
         text = raw.decode("utf-8")
         record = json.loads(text)
-        if _SUSPECT.search(raw):
+        suspect = _SUSPECT.search(raw) is not None
+        if suspect:
             record = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-            try:
-                json.dumps(record, ensure_ascii=False).encode("utf-8")
-            except UnicodeEncodeError:
-                raise ResultsFileError(f"{where}: not a JSON line (a lone surrogate escape)") from None
     except UnicodeError as exc:
         raise ResultsFileError(f"{where}: not a JSON line ({exc.__class__.__name__})") from None
     except RecursionError:
@@ -165,6 +162,11 @@ def _parse_line(raw: bytes, where: str):
     except ValueError as exc:  # JSONDecodeError, a rejected number, an integer of too many digits
         name = exc.__class__.__name__ if isinstance(exc, json.JSONDecodeError) else str(exc)[:80]
         raise ResultsFileError(f"{where}: not a JSON line ({_one_line(name)})") from None
+    if suspect:
+        try:
+            json.dumps(record, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ResultsFileError(f"{where}: not a JSON line (a lone surrogate escape)") from None
     return record
 
 
@@ -180,11 +182,11 @@ def _array_problem(record: dict) -> str | None:
         elif isinstance(node, dict):
             shape, data = node.get("shape"), node.get("data")
             if (node.keys() == {"dtype", "shape", "data"} and isinstance(shape, list) and isinstance(data, list)
-                    and all(isinstance(n, (int, float)) and not isinstance(n, bool) and n >= 0 and n == int(n)
-                            for n in shape)):
+                    and all((type(n) is int or type(n) is float and n.is_integer()) and n >= 0 for n in shape)):
                 if math.prod(int(n) for n in shape) != len(data):
                     at = _one_line("/".join(map(str, where)))[:200] or "record"
-                    shown = str([int(n) for n in shape]) if len(shape) <= 8 and max(shape, default=0) < 10**12 else "[...]"
+                    small = len(shape) <= 8 and max(shape, default=0) < 10**12
+                    shown = str([int(n) for n in shape]) if small else "[...]"
                     return f"{at}: {len(data)} numbers do not fill an array of shape {shown}"
             else:
                 stack.extend(((*where, k), v) for k, v in node.items())

@@ -189,7 +189,7 @@ def test_a_divergence_no_convention_explains_is_unexplained():
     (["torch.nn.BCELoss", "--input", "[0.5]", "--target", "[1]", "--mode", "jit"],
      "mode 'jit' is not available for torch; accepted: eager"),
     (["torch.nn.NLLLoss", "--input", "[[-0.5, -1.0]]", "--target", "[0.5]"],
-     "torch.nn.NLLLoss: the target holds class indices, which must be integers"),
+     "torch.nn.NLLLoss: the target holds class indices, which must be integers (of 64 bits)"),
     (["optax.losses.kl_divergence_with_log_targets", "--input", "[-1.0]", "--target", "[-1.0]"],
      "optax.losses.kl_divergence_with_log_targets: it takes only cases with log_target=True "
      "(add --param log_target=True)"),
