@@ -44,22 +44,7 @@ REPRO = "import torch\nloss = torch.nn.functional.binary_cross_entropy(input, ta
 
 # -- the results file ------------------------------------------------------------------------
 
-def _result(binding, verdict, *, framework, spec, case_id="edge-seed-000", dtype="float32", **extra):
-    record = {
-        "kind": "result", "spec": spec, "binding": binding, "framework": framework,
-        "dtype": dtype, "device": "cpu", "mode": "eager", "case_id": case_id,
-        "origin": {"table": "edges", "row": "seed-000", "why": "seed 000"},
-        "params": {"reduction": "mean"},
-        "inputs": {"input": encode_array(np.array([0.8, 0.2, 0.4], np.float32).astype(np.float64)),
-                   "target": encode_array(np.array([1.0, 0.0, 0.0]))},
-        "tolerance": {"rtol": 1.3e-6, "atol": 1e-5},
-        "expected": {"value": encode_array(np.float64(0.31900406))},
-        "actual": {"value": encode_array(np.float64(0.31900406)), "dtype": dtype},
-        "errors": None, "gradients": None, "known": None, "reproducer": None,
-        "seconds": {"oracle": 1e-4, "call": 2e-3}, "verdict": verdict,
-    }
-    record.update(extra)
-    return record
+from test_report_html import _result  # noqa: E402 - one record builder for both report tests
 
 
 BCE, CE, HUBER = "binary_cross_entropy", "cross_entropy", "huber"  # CE: a substring of BCE
