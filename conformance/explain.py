@@ -173,6 +173,8 @@ def check_param(name: str, value):
     if domain is bool and isinstance(value, bool):
         return value
     if domain is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if name == "label_smoothing" and not 0.0 <= value <= 1.0:  # a share of the target's mass
+            raise CaseError(f"label_smoothing must be between 0 and 1, got {_shown(value)}")
         return float(value)
     if domain is int and isinstance(value, int) and not isinstance(value, bool):
         return value

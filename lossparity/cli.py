@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_explain(args) -> int:
+    import numpy as np
+
     from lossparity.conformance.explain import explain
     from lossparity.conformance.model import CaseError
     from lossparity.literals import LiteralError, parse_array, parse_value
@@ -117,7 +119,8 @@ def cmd_explain(args) -> int:
         except LiteralError as exc:
             raise UsageError(f"--param {name.strip()}: {exc}") from None
     try:
-        result = explain(args.bindings, raw, params, dtype=args.dtype, mode=args.mode, grad=args.grad)
+        with np.errstate(all="ignore"):  # overflow and log(0) are the case's own values, shown as such
+            result = explain(args.bindings, raw, params, dtype=args.dtype, mode=args.mode, grad=args.grad)
     except CaseError as exc:  # ExplainError, or a case the oracle alone cannot take
         raise UsageError(str(exc)) from None
     print(json.dumps(result, indent=1) if args.json else format_explanation(result), end="" if not args.json else "\n")

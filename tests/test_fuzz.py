@@ -763,7 +763,6 @@ def test_regression_explain_empty_class_axis(capsys, argv):
     assert "needs at least one class; the input's class axis is empty" in err
 
 
-
 @pytest.mark.parametrize("argv", [
     ["explain", "entropy", "--input", "5"],  # a CaseError for a spec name escaped cmd_explain
     ["explain", "kl_div", "--input", "[]"],
@@ -860,3 +859,12 @@ def test_regression_results_files(files, capsys):
         check_results_file(capsys, files, content, bad=True)
         rc, _, err = call(capsys, ["report", files.bad, "-o", files.dir / "out.html"])
         assert problem in err, (problem, err)
+
+
+def test_regression_label_smoothing_out_of_range_and_no_warnings(capsys):
+    argv = ["explain", "softmax_cross_entropy", "--input", "[[1.0, 2.0]]", "--target", "[1]",
+            "--param", "label_smoothing=1e400"]
+    rc, _, err = call(capsys, argv)
+    assert rc == 2 and err == "lossparity: error: label_smoothing must be between 0 and 1, got inf\n"
+    rc, _, err = call(capsys, ["explain", "entropy", "--input", "[-1.]"])
+    assert rc in (0, 1) and err == ""  # no RuntimeWarning: the case's nan is the answer, not a problem
