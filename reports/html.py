@@ -73,9 +73,13 @@ def _render(template: str, context: dict) -> str:
 
 def write_report(records: Iterable[dict], path: str | Path) -> Path:
     """Render ``records`` and write the page to ``path`` (parents created); return the path."""
+    return _write_page(path, render_report(list(records)))
+
+
+def _write_page(path: str | Path, page: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(list(records)), encoding="utf-8")
+    path.write_text(page, encoding="utf-8")
     return path
 
 
@@ -86,10 +90,7 @@ def render_regression(d, fail_on: Iterable[str], drift_ulps: float) -> str:
 
 
 def write_regression(d, path: str | Path, fail_on: Iterable[str], drift_ulps: float) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_regression(d, fail_on, drift_ulps), encoding="utf-8")
-    return path
+    return _write_page(path, render_regression(d, fail_on, drift_ulps))
 
 
 #: Changes of one class for one binding of one spec shown in full; the rest as table rows.
