@@ -13,7 +13,7 @@ import importlib
 import importlib.util
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
@@ -23,7 +23,8 @@ from lossparity.conformance.model import ARRAY_PARAMS, Binding, Case, canonical_
 
 @dataclass
 class Outcome:
-    """What a binding returned: a value (float64 copy of the result, and the result's dtype) or an error."""
+    """What a binding returned: a value (float64 copy of the result, and the result's dtype) or
+    an error; and the gradients of the summed loss, or why there are none."""
 
     value: np.ndarray | None = None
     dtype: str | None = None
@@ -31,8 +32,9 @@ class Outcome:
     error_mro: tuple[str, ...] = ()  # its class and bases, to match documented error classes
     error_message: str | None = None
     seconds: float = 0.0
-    grad: np.ndarray | None = None  # d sum(loss) / d input, canonical layout (float64 copy)
-    grad_error: str | None = None  # "ErrorClass: message" when the value came but no gradient
+    #: d sum(loss) / d name for each differentiated argument ("input", "target"), canonical
+    #: layout, as (float64 copy, dtype); or the error text "ErrorClass: message".
+    grads: dict[str, tuple[np.ndarray, str] | str] = field(default_factory=dict)
 
 
 def py_literal(a: np.ndarray) -> str:
@@ -44,6 +46,10 @@ def py_literal(a: np.ndarray) -> str:
             return f"float('{x}')"
         return repr(x)
     return one(np.asarray(a).tolist())
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {_first_line(exc)}"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -58,10 +64,32 @@ class FrameworkAdapter:
     module: str = ""  # the import name whose presence makes this adapter available
     imports: str = ""  # source run before every call and printed atop every reproducer
     modes: tuple[str, ...] = ("eager",)  # the execution modes a binding can be run in
+    opt_in_modes: tuple[str, ...] = ()  # modes a run uses only when they are asked for
+    differentiates: bool = True  # False: only values are checked (``program`` need not build gradients)
 
     def __init__(self):
         self._namespace: dict | None = None
         self._compiled: dict[str, Any] = {}
+        self.device, self.tf32 = "cpu", False
+
+    # -- device -------------------------------------------------------------------------
+    def use(self, device: str, tf32: bool = False) -> None:
+        """Run on ``device`` (``cpu`` or ``cuda``); ``tf32`` lets float32 matrix products use
+        TensorFloat-32 (off for correctness runs)."""
+        if (device, tf32) != (self.device, self.tf32):
+            self.device, self.tf32 = device, tf32
+            self._compiled.clear()
+            if self._namespace is not None:
+                exec(self.settings(), self._namespace)  # noqa: S102 - our own constant source
+
+    def device_unavailable(self) -> str | None:
+        """None when the framework can run on ``self.device``, else why not."""
+        return None if self.device == "cpu" else f"the {self.framework} adapter does not support {self.device}"
+
+    def settings(self) -> str:
+        """Source applying the device's precision settings (TF32), run after ``imports`` and
+        printed in every reproducer of a run on that device."""
+        return ""
 
     # -- availability -------------------------------------------------------------------
     def unavailable(self) -> str | None:
@@ -121,19 +149,20 @@ class FrameworkAdapter:
     def prepare(self) -> None:
         """Framework settings applied once before the first call (determinism, precision)."""
 
-    def value_and_grad(self, fn, x):
-        """``fn(x)`` and the gradient of the sum of its elements with respect to ``x``."""
-        raise NotImplementedError
-
-    def grad_lines(self, source: str) -> list[str]:
-        """Reproducer lines that compute ``loss = source``, print it, then print d sum(loss)/d input."""
-        raise NotImplementedError
+    def program(self, args: list[str], wrt: list[str], mode: str) -> str:
+        """Source run after ``def loss_fn(<args>): return <call>``: it wraps ``loss_fn`` for
+        ``mode`` and, when ``wrt`` names arguments, defines ``value_and_grad(<args>)``, which
+        returns the loss and the list of gradients of its sum with respect to those arguments
+        (zeros where the loss does not depend on one). The default: eager values only."""
+        if wrt or mode != "eager":
+            raise NotImplementedError(f"the {self.framework} adapter has no {mode} mode or gradients")
+        return ""
 
     # -- shared machinery ---------------------------------------------------------------
     def namespace(self) -> dict:
         if self._namespace is None:
             ns: dict = {}
-            exec(self.imports, ns)  # noqa: S102 - our own constant source
+            exec(self.imports + self.settings(), ns)  # noqa: S102 - our own constant source
             self._namespace = ns
             self.prepare()
         return self._namespace
@@ -156,44 +185,98 @@ class FrameworkAdapter:
         names += [p for p in ARRAY_PARAMS if p in case.params and p in binding.params]
         return [n for n in names if n in arrays]
 
-    def call(self, binding: Binding, case: Case, dtype: str, *, grad: bool = False) -> Outcome:
-        """Run the binding on the case for real and capture value or error (and, with ``grad``,
-        the gradient of the summed loss with respect to the input)."""
-        ns = self.namespace()
-        expr = self.source(binding, case)
-        code = self._compiled.get(expr)
-        if code is None:
-            code = self._compiled[expr] = compile(expr, f"<{binding.id}>", "eval")
-        arrays = self.framework_arrays(binding, case, dtype)
-        local = {n: self.to_framework(arrays[n], dtype) for n in self.used_arrays(binding, case, arrays)}
-        start = time.perf_counter()
-        try:
-            result = eval(code, ns, local)  # noqa: S307 - the binding's own call text
-            value, out_dtype = self.to_numpy(result)
-        except Exception as exc:  # noqa: BLE001 - every framework error is an outcome
-            return Outcome(error_type=type(exc).__name__,
-                           error_mro=tuple(c.__name__ for c in type(exc).__mro__),
-                           error_message=_first_line(exc), seconds=time.perf_counter() - start)
-        outcome = Outcome(value=value, dtype=out_dtype, seconds=time.perf_counter() - start)
-        if grad:
-            try:
-                def loss(x):  # the same call, as a function of the input alone
-                    return eval(code, ns, {**local, "input": x})  # noqa: S307
+    def _functions(self, source: str, args: list[str], wrt: list[str], mode: str) -> dict:
+        """``loss_fn`` and ``value_and_grad`` of one call text, compiled once per mode (so a
+        jitted function is reused across cases and traced per shape by the framework)."""
+        text = self.function_source(source, args, wrt, mode)
+        found = self._compiled.get(text)
+        if found is None:
+            found = dict(self.namespace())
+            exec(compile(text, f"<{mode}: {source}>", "exec"), found)  # noqa: S102 - our own source
+            self._compiled[text] = found
+        return found
 
-                g = self.to_numpy(self.value_and_grad(loss, local["input"])[1])[0]
-                outcome.grad = canonical_layout({"input": g}, binding.conventions.get("class_axis", -1))["input"]
-            except Exception as exc:  # noqa: BLE001 - a framework that cannot differentiate says so
-                outcome.grad_error = f"{type(exc).__name__}: {_first_line(exc)}"
+    def function_source(self, source: str, args: list[str], wrt: list[str], mode: str) -> str:
+        sig = ", ".join(args)
+        return f"def loss_fn({sig}):\n    return {source}\n\n" + self.program(args, wrt, mode)
+
+    def call(self, binding: Binding, case: Case, dtype: str, *, mode: str = "eager",
+             wrt: tuple[str, ...] = ()) -> Outcome:
+        """Run the binding on the case for real in ``mode`` and capture value or error, and the
+        gradients of the summed loss with respect to the arguments named in ``wrt``.
+
+        Value and gradients come from one call. If that raises, the value is taken alone, and
+        a failed gradient with respect to the target is retried with respect to the input only,
+        so that each part's own error is what is recorded.
+        """
+        source = self.source(binding, case)
+        arrays = self.framework_arrays(binding, case, dtype)
+        args = self.used_arrays(binding, case, arrays)
+        wrt = [n for n in wrt if n in args]
+
+        def fresh():
+            return {n: self.to_framework(arrays[n], dtype) for n in args}
+
+        start = time.perf_counter()
+        outcome = Outcome()
+        try:
+            if wrt:
+                value, grads = self._functions(source, args, wrt, mode)["value_and_grad"](**fresh())
+            else:
+                value, grads = self._functions(source, args, [], mode)["loss_fn"](**fresh()), []
+            outcome.value, outcome.dtype = self.to_numpy(value)
+        except Exception as exc:  # noqa: BLE001 - every framework error is an outcome
+            first = exc
+            grads = None
+        if grads is None:
+            try:
+                value = self._functions(source, args, [], mode)["loss_fn"](**fresh())
+                outcome.value, outcome.dtype = self.to_numpy(value)
+            except Exception as exc:  # noqa: BLE001
+                outcome.error_type, outcome.error_mro = type(exc).__name__, tuple(c.__name__ for c in type(exc).__mro__)
+                outcome.error_message = _first_line(exc)
+                outcome.seconds = time.perf_counter() - start
+                return outcome
+            outcome.grads = {n: _describe(first) for n in wrt}
+            if len(wrt) > 1:  # the input's gradient may still come
+                try:
+                    _, (g,) = self._functions(source, args, wrt[:1], mode)["value_and_grad"](**fresh())
+                    outcome.grads.update(self._grads(binding, wrt[:1], [g], arrays, dtype))
+                except Exception as exc:  # noqa: BLE001
+                    outcome.grads[wrt[0]] = _describe(exc)
+        else:
+            outcome.grads = self._grads(binding, wrt, grads, arrays, dtype)
+        outcome.seconds = time.perf_counter() - start
         return outcome
 
-    def reproducer(self, binding: Binding, case: Case, dtype: str, *, grad: bool = False) -> str:
-        """A copy-paste script that calls the framework directly and prints the value exactly
-        (and, with ``grad``, the gradient of the summed loss with respect to the input)."""
+    def _grads(self, binding, wrt, grads, arrays, dtype) -> dict:
+        out = {}
+        for name, g in zip(wrt, grads):
+            value, gdtype = (np.zeros(arrays[name].shape), dtype) if g is None else self.to_numpy(g)
+            out[name] = value, gdtype
+        axis = binding.conventions.get("class_axis", -1)
+        moved = canonical_layout({n: v for n, (v, _) in out.items()}, axis) if "input" in out else {}
+        return {n: (moved.get(n, v), d) for n, (v, d) in out.items()}
+
+    def reproducer(self, binding: Binding, case: Case, dtype: str, *, mode: str = "eager",
+                   wrt: tuple[str, ...] = ()) -> str:
+        """A copy-paste script that runs the binding as the suite did and prints the value
+        exactly (and the gradients of the summed loss with respect to ``wrt``)."""
         arrays = self.framework_arrays(binding, case, dtype)
-        lines = [self.imports.strip(), ""]
-        lines += [self.literal(n, arrays[n], dtype) for n in self.used_arrays(binding, case, arrays)]
-        source = self.source(binding, case)
-        lines += self.grad_lines(source) if grad else [f"loss = {source}", self.print_statement("loss")]
+        args = self.used_arrays(binding, case, arrays)
+        wrt = [n for n in wrt if n in args]
+        lines = [(self.imports + self.settings()).strip(), ""]
+        lines += [self.literal(n, arrays[n], dtype) for n in args]
+        source, call = self.source(binding, case), ", ".join(args)
+        if not wrt and mode == "eager":  # the plain call says it all
+            return "\n".join(lines + [f"loss = {source}", self.print_statement("loss")]) + "\n"
+        lines += ["", self.function_source(source, args, wrt, mode).rstrip(), ""]
+        if wrt:
+            lines += [f"loss, grads = value_and_grad({call})", self.print_statement("loss")]
+            lines += [f"print('d sum(loss) / d {n}:'); " + self.print_statement(f"grads[{i}]")
+                      for i, n in enumerate(wrt)]
+        else:
+            lines += [f"loss = loss_fn({call})", self.print_statement("loss")]
         return "\n".join(lines) + "\n"
 
     def print_statement(self, name: str) -> str:

@@ -32,14 +32,13 @@ import numpy as np
 from lossparity.adapters._base import FrameworkAdapter, py_literal
 from lossparity.conformance.model import Binding
 
-_DTYPES = {"float32": "float32", "float64": "float64"}
-
 
 class JaxAdapter(FrameworkAdapter):
     framework = "jax"
     module = "jax"
     imports = ("import numpy as np\nimport jax\njax.config.update(\"jax_enable_x64\", True)\n"
                "import jax.numpy as jnp\nimport optax\n")
+    modes = ("eager", "jit")
 
     def unavailable(self):
         reason = super().unavailable()
@@ -53,27 +52,49 @@ class JaxAdapter(FrameworkAdapter):
     def to_framework(self, array, dtype):
         jnp = self.namespace()["jnp"]
         if array.dtype.kind == "f":
-            return jnp.asarray(array, dtype=getattr(jnp, _DTYPES[dtype]))
-        return jnp.asarray(array, dtype=jnp.int32)
+            out = jnp.asarray(array, dtype=getattr(jnp, dtype))
+        else:
+            out = jnp.asarray(array, dtype=jnp.int32)
+        return out if self.device == "cpu" else self.namespace()["jax"].device_put(out, self._devices()[0])
 
     def literal(self, name, array, dtype):
-        kind = f"jnp.{_DTYPES[dtype]}" if array.dtype.kind == "f" else "jnp.int32"
+        kind = f"jnp.{dtype}" if array.dtype.kind == "f" else "jnp.int32"
         text = f"jnp.array({py_literal(array)}, dtype={kind})"
         if array.size == 0 and array.ndim != 1:
             text += f".reshape{tuple(array.shape)}"
+        if self.device != "cpu":
+            text = f"jax.device_put({text}, jax.devices({self.device!r})[0])"
         return f"{name} = {text}"
 
     def to_numpy(self, result):
         return np.array(result, dtype=np.float64), str(result.dtype)
 
-    def value_and_grad(self, fn, x):
-        jax, jnp = self.namespace()["jax"], self.namespace()["jnp"]
-        value, vjp = jax.vjp(fn, x)
-        return value, vjp(jnp.ones_like(value))[0]
+    def _devices(self):
+        return self.namespace()["jax"].devices(self.device)
 
-    def grad_lines(self, source):
-        return [f"loss, vjp = jax.vjp(lambda input: {source}, input)", self.print_statement("loss"),
-                "(grad,) = vjp(jnp.ones_like(loss))", self.print_statement("grad")]
+    def device_unavailable(self):
+        if self.device == "cpu":
+            return None
+        try:
+            self._devices()
+        except RuntimeError as exc:
+            return f"jax.devices({self.device!r}) fails: {str(exc).splitlines()[0]}"
+        return None
+
+    def settings(self):
+        if self.device == "cpu":
+            return ""
+        precision = "tensorfloat32" if self.tf32 else "highest"
+        return f"jax.config.update('jax_default_matmul_precision', {precision!r})\n"
+
+    def program(self, args, wrt, mode):
+        sig, ws = ", ".join(args), ", ".join(wrt)
+        lines = [f"def value_and_grad({sig}):",
+                 f"    loss, vjp = jax.vjp(lambda {ws}: loss_fn({sig}), {ws})",
+                 "    return loss, list(vjp(jnp.ones_like(loss)))"] if wrt else []
+        if mode == "jit":
+            lines += ["loss_fn = jax.jit(loss_fn)"] + (["value_and_grad = jax.jit(value_and_grad)"] if wrt else [])
+        return "\n".join(lines) + "\n"
 
 
 ADAPTER = JaxAdapter()

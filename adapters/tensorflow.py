@@ -14,8 +14,8 @@ Conventions are taken from the documentation and source of TensorFlow 2.x and Ke
 - Keras reduces with ``sum_over_batch_size`` (the mean), and ``divide_no_nan``: a mean over
   nothing (every target ``ignore_class``) is 0 (``keras/src/losses/loss.py``).
 - Keras loss *classes* compute in ``keras.backend.floatx()`` (float32) unless given a
-  ``dtype``: both arguments are converted first. They are bound in float32 only; the
-  function forms keep the input dtype and are bound in both.
+  ``dtype``: both arguments are converted first, and the result is float32 whatever the
+  inputs' dtype (``computes_in``). The function forms keep the input dtype.
 - Keras takes ``(y_true, y_pred)``: the target comes first.
 """
 
@@ -25,8 +25,6 @@ import numpy as np
 
 from lossparity.adapters._base import FrameworkAdapter, py_literal
 from lossparity.conformance.model import GIVEN, Binding
-
-_DTYPES = {"float32": "float32", "float64": "float64"}
 
 
 class TensorFlowAdapter(FrameworkAdapter):
@@ -41,6 +39,7 @@ class TensorFlowAdapter(FrameworkAdapter):
         "import tensorflow as tf\n"
         "import keras\n"
     )
+    modes = ("eager", "function", "function_jit")
 
     def version_modules(self):
         return ("tensorflow", "keras")
@@ -55,12 +54,12 @@ class TensorFlowAdapter(FrameworkAdapter):
     def to_framework(self, array, dtype):
         tf = self.namespace()["tf"]
         if array.dtype.kind == "f":
-            return tf.constant(array, dtype=getattr(tf, _DTYPES[dtype]))
+            return tf.constant(array, dtype=getattr(tf, dtype))
         # tf.nn.sparse_softmax_cross_entropy_with_logits takes int32 or int64 labels.
         return tf.constant(array, dtype=tf.int64)
 
     def literal(self, name, array, dtype):
-        kind = f"tf.{_DTYPES[dtype]}" if array.dtype.kind == "f" else "tf.int64"
+        kind = f"tf.{dtype}" if array.dtype.kind == "f" else "tf.int64"
         text = f"tf.constant({py_literal(array)}, dtype={kind})"
         if array.size == 0 and array.ndim != 1:
             text = f"tf.reshape({text}, {tuple(array.shape)})"
@@ -71,19 +70,32 @@ class TensorFlowAdapter(FrameworkAdapter):
         result = tf.convert_to_tensor(result)
         return np.array(result.numpy(), dtype=np.float64), result.dtype.name
 
-    def value_and_grad(self, fn, x):
-        tf = self.namespace()["tf"]
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            value = fn(x)
-            total = tf.reduce_sum(value)  # inside the tape, or the sum is not recorded
-        grad = tape.gradient(total, x)
-        return value, tf.zeros_like(x) if grad is None else grad
+    def device_unavailable(self):
+        if self.device == "cpu":
+            return None
+        if not self.namespace()["tf"].config.list_physical_devices("GPU"):
+            return "TensorFlow sees no GPU (tensorflow-cpu, or no CUDA device)"
+        return None
 
-    def grad_lines(self, source):
-        return ["with tf.GradientTape() as tape:", "    tape.watch(input)", f"    loss = {source}",
-                "    total = tf.reduce_sum(loss)", self.print_statement("loss"),
-                "grad = tape.gradient(total, input)", self.print_statement("grad")]
+    def settings(self):
+        if self.device == "cpu":
+            return ""
+        return f"tf.config.experimental.enable_tensor_float_32_execution({self.tf32})\n"
+
+    def program(self, args, wrt, mode):
+        sig, ws = ", ".join(args), ", ".join(wrt)
+        lines = [f"def value_and_grad({sig}):",
+                 "    with tf.GradientTape() as tape:",
+                 f"        tape.watch([{ws}])",
+                 f"        loss = loss_fn({sig})",
+                 "        total = tf.reduce_sum(loss)  # inside the tape, or the sum is not recorded",
+                 f"    return loss, tape.gradient(total, [{ws}], unconnected_gradients=tf.UnconnectedGradients.ZERO)"
+                 ] if wrt else []
+        if mode != "eager":
+            options = "jit_compile=True" if mode == "function_jit" else ""
+            lines += [f"loss_fn = tf.function(loss_fn{', ' * bool(options)}{options})"]
+            lines += [f"value_and_grad = tf.function(value_and_grad{', ' * bool(options)}{options})"] if wrt else []
+        return "\n".join(lines) + "\n"
 
 
 ADAPTER = TensorFlowAdapter()
@@ -95,7 +107,7 @@ _INVALID = "InvalidArgumentError"  # tf.errors.InvalidArgumentError, raised on C
 
 def _keras(cls: str, fn: str, spec: str, from_logits: bool, *, params=None, conventions=None,
            defaults=None) -> list[Binding]:
-    """The class form (reduces; float32 compute) and the function form (per sample) of one loss."""
+    """The class form (reduces; computes in floatx, float32) and the function form (per sample) of one loss."""
     params = dict(params or {})
     flag = f"from_logits={from_logits}"
     common = dict(conventions=conventions or {}, defaults=defaults or {})
@@ -104,7 +116,7 @@ def _keras(cls: str, fn: str, spec: str, from_logits: bool, *, params=None, conv
                 f"keras.losses.{cls}({flag}{{kw}})(target, input)",
                 params={"reduction": "reduction", **params},
                 values={"reduction": {"mean": "sum_over_batch_size"}},
-                dtypes=("float32",), **common),
+                computes_in="float32", **common),
         Binding(f"keras.losses.{fn}", spec, "tensorflow",
                 f"keras.losses.{fn}(target, input, {flag}{{kw}})",
                 params=params, fixed=_NONE, **common),
@@ -144,7 +156,7 @@ BINDINGS: list[Binding] = [
     Binding("keras.losses.KLDivergence", "kl_div_probs", "tensorflow",
             "keras.losses.KLDivergence({kw})(target, input)",
             params={"reduction": "reduction"}, values={"reduction": {"mean": "sum_over_batch_size"}},
-            conventions={"prob_eps": _EPS}, dtypes=("float32",)),
+            conventions={"prob_eps": _EPS}, computes_in="float32"),
     Binding("keras.losses.kl_divergence", "kl_div_probs", "tensorflow",
             "keras.losses.kl_divergence(target, input)", fixed=_NONE, conventions={"prob_eps": _EPS}),
 ]

@@ -13,23 +13,24 @@ import numpy as np
 from lossparity.adapters._base import FrameworkAdapter, py_literal
 from lossparity.conformance.model import Binding
 
-_DTYPES = {"float32": "float32", "float64": "float64"}
-
 
 class TorchAdapter(FrameworkAdapter):
     framework = "torch"
     module = "torch"
     imports = "import numpy as np\nimport torch\nimport torch.nn.functional as F\n"
+    modes = ("eager", "compile")
+    opt_in_modes = ("compile",)  # compiling is slow: run only when asked for
 
     def to_framework(self, array, dtype):
         torch = self.namespace()["torch"]
         if array.dtype.kind == "f":
-            return torch.tensor(array, dtype=getattr(torch, _DTYPES[dtype]))
-        return torch.tensor(array, dtype=torch.int64)
+            return torch.tensor(array, dtype=getattr(torch, dtype), device=self.device)
+        return torch.tensor(array, dtype=torch.int64, device=self.device)
 
     def literal(self, name, array, dtype):
-        kind = f"torch.{_DTYPES[dtype]}" if array.dtype.kind == "f" else "torch.int64"
-        text = f"torch.tensor({py_literal(array)}, dtype={kind})"
+        kind = f"torch.{dtype}" if array.dtype.kind == "f" else "torch.int64"
+        where = "" if self.device == "cpu" else f", device={self.device!r}"
+        text = f"torch.tensor({py_literal(array)}, dtype={kind}{where})"
         if array.size == 0 and array.ndim != 1:
             text += f".reshape{tuple(array.shape)}"
         return f"{name} = {text}"
@@ -37,18 +38,33 @@ class TorchAdapter(FrameworkAdapter):
     def to_numpy(self, result):
         return result.detach().to("cpu").double().numpy(), str(result.dtype).removeprefix("torch.")
 
-    def value_and_grad(self, fn, x):
-        torch = self.namespace()["torch"]
-        x = x.detach().clone().requires_grad_(True)
-        value = fn(x)
-        if not value.requires_grad:  # the loss does not depend on the input at all
-            return value, torch.zeros_like(x)
-        (grad,) = torch.autograd.grad(value.sum(), x, allow_unused=True)
-        return value, torch.zeros_like(x) if grad is None else grad
+    def device_unavailable(self):
+        if self.device == "cuda" and not self.namespace()["torch"].cuda.is_available():
+            return "torch.cuda.is_available() is False: no CUDA device or a CPU-only build"
+        return super().device_unavailable() if self.device not in ("cpu", "cuda") else None
 
-    def grad_lines(self, source):
-        return ["input.requires_grad_(True)", f"loss = {source}", self.print_statement("loss.detach()"),
-                "loss.sum().backward()", self.print_statement("input.grad")]
+    def settings(self):
+        if self.device == "cpu":
+            return ""
+        return (f"torch.backends.cuda.matmul.allow_tf32 = {self.tf32}\n"
+                f"torch.backends.cudnn.allow_tf32 = {self.tf32}\n")
+
+    def print_statement(self, name):
+        return f"print({name}.detach().double().tolist())"  # NumPy has no bfloat16 of torch's
+
+    def program(self, args, wrt, mode):
+        sig, ws = ", ".join(args), ", ".join(wrt)
+        lines = ["loss_fn = torch.compile(loss_fn)"] if mode == "compile" else []
+        if not wrt:
+            return "\n".join(lines) + "\n"
+        lines += [f"def value_and_grad({sig}):"]
+        lines += [f"    {n}.requires_grad_(True)" for n in wrt]
+        lines += [f"    loss = loss_fn({sig})",
+                  "    if not loss.requires_grad:  # the loss does not depend on them at all",
+                  f"        return loss, [torch.zeros_like(x) for x in ({ws},)]",
+                  f"    grads = torch.autograd.grad(loss.sum(), ({ws},), materialize_grads=True)",
+                  "    return loss.detach(), list(grads)"]
+        return "\n".join(lines) + "\n"
 
 
 ADAPTER = TorchAdapter()

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lossparity.conformance.tolerances import Tolerance
+from lossparity.conformance.tolerances import Tolerance, numpy_dtype
 
 
 def ulp(x: np.ndarray, dtype: str) -> np.ndarray:
     """The spacing of ``dtype`` at |x| (float64 result); at 0 the smallest subnormal."""
     x = np.abs(np.asarray(x, np.float64))
-    dt = np.dtype(dtype)
+    dt = numpy_dtype(dtype)
     with np.errstate(over="ignore", invalid="ignore"):
         return np.spacing(x.astype(dt)).astype(np.float64)
 

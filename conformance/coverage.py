@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from lossparity.adapters import adapter_modules, broken_adapters
+from lossparity.conformance.runner import differentiated
 from lossparity.conformance.specs import SPECS
+from lossparity.conformance.tolerances import DTYPES
 
 
 def coverage() -> dict:
     modules = adapter_modules()
     frameworks = {
         name: {"available": m.ADAPTER.unavailable() is None, "reason": m.ADAPTER.unavailable(),
-               "bindings": len(m.BINDINGS)}
+               "bindings": len(m.BINDINGS), "modes": list(m.ADAPTER.modes),
+               "opt_in_modes": list(m.ADAPTER.opt_in_modes)}
         for name, m in modules.items()
     }
-    frameworks.update({name: {"available": False, "reason": why, "bindings": 0}
+    frameworks.update({name: {"available": False, "reason": why, "bindings": 0, "modes": [], "opt_in_modes": []}
                        for name, why in broken_adapters().items()})
     specs = []
     for spec in SPECS.values():
@@ -21,7 +24,9 @@ def coverage() -> dict:
         for name, m in modules.items():
             row["bindings"][name] = [
                 {"id": b.id, "params": sorted(b.params), "fixed": dict(b.fixed),
-                 "conventions": {k: v for k, v in b.conventions.items()}, "dtypes": list(b.dtypes)}
+                 "conventions": {k: v for k, v in b.conventions.items()}, "dtypes": list(b.dtypes),
+                 "computes_in": b.computes_in, "modes": list(m.ADAPTER.modes),
+                 "gradients": list(differentiated(spec))}
                 for b in m.BINDINGS if b.spec == spec.name
             ]
         specs.append(row)
@@ -34,10 +39,19 @@ def format_coverage(table: dict) -> str:
     for spec in table["specs"]:
         lines.append(f"{spec['spec']}  -  {spec['summary']}")
         for fw in names:
-            ids = [b["id"] for b in spec["bindings"].get(fw, [])]
-            lines.append(f"  {fw:<11} " + (", ".join(ids) if ids else "-"))
+            bindings = spec["bindings"].get(fw, [])
+            lines.append(f"  {fw:<11} " + ("-" if not bindings else ""))
+            lines += [f"    {b['id']:<58} {_dtypes(b)}" for b in bindings]
     lines.append("")
     for fw, info in table["frameworks"].items():
         state = "available" if info["available"] else f"skipped: {info['reason']}"
-        lines.append(f"{fw}: {info['bindings']} bindings, {state}")
+        modes = ", ".join(m + (" (opt-in)" if m in info["opt_in_modes"] else "") for m in info["modes"])
+        lines.append(f"{fw}: {info['bindings']} bindings, modes {modes or '-'}; {state}")
+    lines.append("Every binding is differentiated with respect to its input (and probability targets).")
     return "\n".join(lines)
+
+
+def _dtypes(binding: dict) -> str:
+    """'float64 float32 float16 bfloat16', with a documented compute dtype noted."""
+    text = " ".join(d if d in binding["dtypes"] else "-" * len(d) for d in DTYPES)
+    return text + (f"  (computes in {binding['computes_in']})" if binding["computes_in"] else "")

@@ -82,6 +82,54 @@ def find_divergences(records: Iterable[dict], bindings: Mapping[str, Binding],
             divergence = _divergence(specs, spec, a, b, ra, rb, xa, xb, dtype, mode, device, tol)
             pair[divergence["status"]] += 1
             out.append(divergence)
+    mode_out, mode_pairs = _mode_divergences(records)
+    return out + mode_out, list(pairs.values()) + mode_pairs
+
+
+def _parts(record: dict) -> list:
+    """The value and each gradient of a result, as outcomes, in a fixed order."""
+    grads = record.get("gradients") or {}
+    return [_outcome(record["actual"])] + [_outcome(grads[k]["actual"]) for k in sorted(grads)]
+
+
+def _mode_divergences(records: Iterable[dict]) -> tuple[list[dict], list[dict]]:
+    """One binding run in two execution modes (eager and jax.jit, tf.function, ...) on the
+    same case: every disagreement of value or gradient is a divergence. The modes share the
+    binding's documentation and so its oracle: a disagreement is explained only where a
+    registered known deviation covers a side; otherwise one mode departs from it."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        if r.get("kind") == "result" and r["verdict"] != "unsupported" and r.get("actual"):
+            groups.setdefault((r["spec"], r["case_id"], r["dtype"], r["device"], r["binding"]), []).append(r)
+    out, pairs = [], {}
+    for (spec_name, case_id, dtype, device, binding), results in groups.items():
+        tol = tolerance(spec_name, dtype)
+        for ra, rb in combinations(results, 2):  # in run order: eager first
+            pair = pairs.setdefault((spec_name, binding, ra["mode"], rb["mode"]), {
+                "kind": "agreement", "spec": spec_name, "a": f"{binding} [{ra['mode']}]",
+                "b": f"{binding} [{rb['mode']}]", "compared": 0, "explained": 0, "unexplained": 0})
+            pair["compared"] += 1
+            pa, pb = _parts(ra), _parts(rb)
+            if len(pa) == len(pb) and all((x is None and y is None) or _same(x, y, tol, dtype) for x, y in zip(pa, pb)):
+                continue
+            known = [str(r["known"].get("id", "?")) for r in (ra, rb) if isinstance(r.get("known"), dict)]
+            status = "explained" if known else "unexplained"
+            pair[status] += 1
+            xa, xb = pa[0], pb[0]
+            out.append({
+                "kind": "divergence", "spec": spec_name, "case_id": case_id, "dtype": dtype,
+                "mode": rb["mode"], "device": device,
+                "a": {"binding": binding, "framework": ra["framework"], "mode": ra["mode"],
+                      "verdict": ra["verdict"], "actual": _describe(xa)},
+                "b": {"binding": binding, "framework": rb["framework"], "mode": rb["mode"],
+                      "verdict": rb["verdict"], "actual": _describe(xb)},
+                "comparison": (compare(xa[1], xb[1], tol, dtype).as_dict()
+                               if xa[0] == xb[0] == "value" and xa[1].shape == xb[1].shape else None),
+                "status": status, "attribution": None, "known": known,
+                "reason": (f"{binding} gives different results in {ra['mode']} and {rb['mode']} mode: "
+                           + ("explained by the known deviation(s) " + ", ".join(known) if known else
+                              "the same documented call, so one mode departs from it")),
+            })
     return out, list(pairs.values())
 
 

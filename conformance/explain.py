@@ -28,7 +28,7 @@ from lossparity.conformance.divergence import reason
 from lossparity.conformance.known import load_known, match
 from lossparity.conformance.model import ARRAY_PARAMS, Binding, Case, CaseError, Spec, canonical_layout, framework_layout
 from lossparity.conformance.runner import expect, verdict
-from lossparity.conformance.selection import DTYPES
+from lossparity.conformance.tolerances import DTYPES
 from lossparity.conformance.specs import PARAMETERS, SPECS
 from lossparity.conformance.tolerances import tolerance
 from lossparity.reference.errors import OracleError
@@ -63,7 +63,7 @@ def explain(ids: list[str], raw: Mapping[str, np.ndarray], params: Mapping[str, 
     if dtype not in DTYPES:
         raise ExplainError(f"unknown dtype {dtype!r}; accepted: {', '.join(DTYPES)}")
     sides = [resolve(i, raw, params, dtype, mode) for i in ids]
-    shown = [_show(s, dtype, grad) for s in sides]
+    shown = [_show(s, dtype, grad, mode) for s in sides]
     out: dict[str, Any] = {
         "kind": "explanation", "dtype": dtype, "mode": mode, "device": "cpu",
         "case": {"arrays": {k: encode_array(v) for k, v in raw.items()},
@@ -257,36 +257,39 @@ def _setting(side: Side, other: Spec) -> dict:
 
 # -- running and tracing ---------------------------------------------------------------------
 
-def _show(side: Side, dtype: str, grad: bool) -> dict:
+def _show(side: Side, dtype: str, grad: bool, mode: str = "eager") -> dict:
     binding, spec, case = side.binding, side.spec, side.case
     trace = Trace()
+    result_dtype = binding.result_dtype(dtype)
     try:
-        expected = expect(spec, case, side.params, binding.conventions, dtype, trace=trace)
+        expected = expect(spec, case, side.params, binding.conventions, result_dtype, trace=trace, given=dtype)
         expected_rec = {"value": encode_array(expected)}
     except OracleError as exc:
         expected, expected_rec = None, {"error": exc.kind, "message": str(exc)}
     if binding.framework == ORACLE:
         return _show_oracle(side, dtype, trace, expected_rec)
     adapter = adapter_modules()[binding.framework].ADAPTER
-    outcome = adapter.call(binding, case, dtype, grad=grad)
+    wrt = ("input",) if grad else ()
+    outcome = adapter.call(binding, case, dtype, mode=mode, wrt=wrt)
     if outcome.error_type is None:
         actual = {"value": encode_array(outcome.value), "dtype": outcome.dtype}
     else:
         actual = {"error": outcome.error_type, "message": outcome.error_message}
-    result, errors = verdict(expected, expected_rec, outcome, tolerance(spec.name, dtype), dtype)
-    known = match({"binding": binding.id, "spec": spec.name, "case_id": case.id, "dtype": dtype,
+    result, errors = verdict(expected, expected_rec, outcome, tolerance(spec.name, result_dtype), result_dtype)
+    known = match({"binding": binding.id, "spec": spec.name, "case_id": case.id, "dtype": dtype, "mode": mode,
                    "verdict": result}, load_known()) if result != "conform" else None
     reading = trace.stages[0].note if trace.stages else ""
     if binding.conventions.get("class_axis") == 1 and np.ndim(case.arrays["input"]) >= 2:
         reading += f" (the classes on dim 1 of the tensor {binding.framework} is given)"
     gradient = None
     if grad:
-        if outcome.grad is not None:
+        got = outcome.grads.get("input", "no value, so no gradient")
+        if isinstance(got, tuple):
             # back into the layout the user gave
-            g = framework_layout({"input": outcome.grad}, binding.conventions.get("class_axis", -1))["input"]
+            g = framework_layout({"input": got[0]}, binding.conventions.get("class_axis", -1))["input"]
             gradient = {"value": encode_array(g)}
         else:
-            gradient = {"error": outcome.grad_error or "no value, so no gradient"}
+            gradient = {"error": got}
     return {
         "binding": binding.id, "framework": binding.framework, "spec": spec.name, "summary": spec.summary,
         "reading": reading,
@@ -295,7 +298,7 @@ def _show(side: Side, dtype: str, grad: bool) -> dict:
         "expected": expected_rec, "actual": actual, "verdict": result, "errors": errors,
         "known": known.as_dict() if known else None, "gradient": gradient,
         "stages": [{"name": s.name, "note": s.note, "value": encode_array(s.value)} for s in trace.stages],
-        "reproducer": adapter.reproducer(binding, case, dtype, grad=grad),
+        "reproducer": adapter.reproducer(binding, case, dtype, mode=mode, wrt=wrt),
     }
 
 

@@ -1,7 +1,7 @@
 """Registered known deviations (``known_deviations.toml``) and matching them against results.
 
 An entry names a binding (a glob over binding ids), optionally the spec, case ids (glob),
-dtype and verdict it covers, with the explanation and the upstream issue link. A result
+dtype, mode, verdict and part (``value`` or ``gradient``: where the finding is) it covers, with the explanation and the upstream issue link. A result
 that is not ``conform`` and matches an entry becomes ``known``; an entry that matched
 nothing in a run that exercised its binding is reported as stale.
 """
@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 KNOWN_PATH = Path(__file__).with_name("known_deviations.toml")
-_FIELDS = ("binding", "spec", "case", "dtype", "verdict")
+_FIELDS = ("binding", "spec", "case", "dtype", "mode", "verdict", "part")
 
 
 @dataclass(frozen=True)
@@ -26,15 +26,23 @@ class KnownDeviation:
     spec: str = "*"
     case: str = "*"
     dtype: str = "*"
+    mode: str = "*"
     verdict: str = "*"
+    part: str = "*"
 
     def matches(self, record: dict, fields=_FIELDS) -> bool:
         values = {"binding": record["binding"], "spec": record["spec"], "case": record["case_id"],
-                  "dtype": record["dtype"], "verdict": record["verdict"]}
+                  "dtype": record["dtype"], "mode": record.get("mode", "eager"),
+                  "verdict": record["verdict"], "part": part(record)}
         return all(fnmatchcase(str(values[f]), getattr(self, f)) for f in fields)
 
     def as_dict(self) -> dict:
         return {"id": self.id, "explanation": self.explanation, "link": self.link}
+
+
+def part(record: dict) -> str:
+    """Where a result's finding is: its value, or (the value conforming) a gradient."""
+    return "value" if record.get("value_verdict", record["verdict"]) != "conform" else "gradient"
 
 
 def load_known(path: Path = KNOWN_PATH) -> list[KnownDeviation]:
@@ -55,6 +63,6 @@ def match(record: dict, known: list[KnownDeviation]) -> KnownDeviation | None:
 def stale(known: list[KnownDeviation], used: set[str], results: list[dict]) -> list[dict]:
     """Entries that matched nothing although a case they describe (binding, spec, case and
     dtype, whatever the verdict) ran in this run."""
-    where = [f for f in _FIELDS if f != "verdict"]
+    where = [f for f in _FIELDS if f not in ("verdict", "part")]
     ran = [r for r in results if r["verdict"] != "unsupported"]
     return [k.as_dict() for k in known if k.id not in used and any(k.matches(r, where) for r in ran)]

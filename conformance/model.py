@@ -11,6 +11,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from lossparity.conformance.tolerances import DTYPES, numpy_dtype
+
 
 class CaseError(ValueError):
     """Arrays or parameters that a spec cannot read (a target of the wrong shape)."""
@@ -33,6 +35,8 @@ class Spec:
     ``target`` is the shape rule of the target: ``"same"`` (the input's shape),
     ``"index"`` (class indices, the input's shape without its class axis) or ``None``
     (no target); ``classes`` says whether the last axis of the input is a class axis.
+    ``gradient`` takes the oracle's arguments and returns d sum(out) / d input (and / d target
+    for probability targets) as ``{"input": ..., "target": ...}`` float64 arrays.
     """
 
     name: str
@@ -44,6 +48,7 @@ class Spec:
     edges: tuple = ()
     target: str | None = "same"
     classes: bool = True
+    gradient: Callable[..., dict] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,9 @@ class Binding:
     (``optax.losses.kl_divergence_with_log_targets``: ``{"log_target": True}``, where
     ``fixed`` would wrongly read probability targets as log-probabilities) or, with
     :data:`GIVEN`, to any value at all (``tf.nn.weighted_cross_entropy_with_logits`` cannot
-    be called without ``pos_weight``).
+    be called without ``pos_weight``). ``computes_in`` is a documented compute dtype: the
+    inputs are converted to it and the result has it (Keras loss classes compute in
+    ``keras.backend.floatx()``, float32, unless given a ``dtype``).
     """
 
     id: str
@@ -75,7 +82,12 @@ class Binding:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     conventions: Mapping[str, Any] = field(default_factory=dict)
     requires: Mapping[str, Any] = field(default_factory=dict)
-    dtypes: tuple[str, ...] = ("float32", "float64")
+    dtypes: tuple[str, ...] = DTYPES
+    computes_in: str | None = None  # documented compute dtype, whatever the inputs' (Keras' floatx)
+
+    def result_dtype(self, dtype: str) -> str:
+        """The dtype this binding computes in and returns for inputs of ``dtype``."""
+        return self.computes_in or dtype
 
     @property
     def key(self) -> str:
@@ -129,12 +141,16 @@ class Case:
     params: Mapping[str, Any] = field(default_factory=dict)
     dtypes: tuple[str, ...] = ()  # an edge row meaningful in some dtypes only (one ULP of float32)
 
-    def in_dtype(self, dtype: str) -> dict[str, np.ndarray]:
-        """Arrays rounded to ``dtype`` (floats only), returned as float64 holding exactly those values."""
+    def in_dtype(self, *dtypes: str) -> dict[str, np.ndarray]:
+        """Arrays rounded to each of ``dtypes`` in turn (floats only), returned as float64
+        holding exactly those values (float16 inputs to a float32 computation: ``"float16",
+        "float32"``)."""
         out = {}
         for name, a in {**self.arrays, **{k: v for k, v in self.params.items() if isinstance(v, np.ndarray)}}.items():
             if a.dtype.kind == "f":
-                a = a.astype(dtype).astype(np.float64)
+                for dtype in dtypes:
+                    a = a.astype(numpy_dtype(dtype))
+                a = a.astype(np.float64)
             out[name] = a
         return out
 

@@ -29,7 +29,12 @@ def pytest_addoption(parser):
     group.addoption("--lp-out", default=None, help="folder for results.jsonl and report.html")
     group.addoption("--lp-frameworks", default=None, help="comma-separated frameworks (default: all)")
     group.addoption("--lp-losses", default=None, help="comma-separated globs over spec names and binding ids")
-    group.addoption("--lp-dtypes", default="float32,float64", help="comma-separated dtypes")
+    group.addoption("--lp-dtypes", default=None, help="comma-separated dtypes (default: float64, float32, "
+                    "float16, bfloat16)")
+    group.addoption("--lp-modes", default=None, help="comma-separated execution modes (default: each framework's "
+                    "modes but torch.compile's 'compile')")
+    group.addoption("--lp-device", default="cpu", help="cpu or cuda (default cpu)")
+    group.addoption("--lp-tf32", action="store_true", help="let float32 matrix products use TensorFloat-32 on CUDA")
     group.addoption("--lp-examples", type=int, default=None, help="generated cases per spec (default 100)")
     group.addoption("--lp-seed", type=int, default=0, help="seed of the case generators")
     group.addoption("--lp-command", default=None, help=argparse.SUPPRESS)
@@ -45,23 +50,28 @@ def pytest_addoption(parser):
 
 def _selection(config):
     from lossparity.conformance.selection import DEFAULT_EXAMPLES, Selection, split_csv as _split
+    from lossparity.conformance.tolerances import DTYPES
 
     examples = config.getoption("lp_examples")
     return Selection(
         frameworks=_split(config.getoption("lp_frameworks")),
         losses=_split(config.getoption("lp_losses")),
-        dtypes=_split(config.getoption("lp_dtypes")) or ("float32", "float64"),
+        dtypes=_split(config.getoption("lp_dtypes")) or DTYPES,
         examples=DEFAULT_EXAMPLES if examples is None else examples,
         seed=config.getoption("lp_seed"),
+        modes=_split(config.getoption("lp_modes")),
+        device=config.getoption("lp_device"),
+        tf32=config.getoption("lp_tf32"),
     )
 
 
 class LpItem:
-    """One (binding, case, dtype), or one unavailable binding; ``run()`` gives its record."""
+    """One (binding, case, dtype, mode), or one unavailable binding; ``run()`` gives its record."""
 
-    def __init__(self, binding, spec=None, case=None, dtype=None, unavailable=None, known=()):
-        self.binding, self.spec, self.case, self.dtype = binding, spec, case, dtype
-        self.unavailable, self.known = unavailable, known
+    def __init__(self, binding, spec=None, case=None, dtype=None, mode=None, selection=None,
+                 unavailable=None, known=()):
+        self.binding, self.spec, self.case, self.dtype, self.mode = binding, spec, case, dtype, mode
+        self.selection, self.unavailable, self.known = selection, unavailable, known
 
     def run(self):
         from lossparity.adapters import adapter_for
@@ -70,16 +80,20 @@ class LpItem:
 
         if self.unavailable:
             return unsupported_record(self.binding, self.unavailable)
+        device, tf32 = self.selection.device, self.selection.tf32
         if _ISOLATED:
-            return sandbox.run_case(self.binding, self.spec, self.case, self.dtype, known=self.known)
-        return evaluate(adapter_for(self.binding.framework), self.binding, self.spec, self.case,
-                        self.dtype, known=self.known)
+            return sandbox.run_case(self.binding, self.spec, self.case, self.dtype, mode=self.mode,
+                                    device=device, tf32=tf32, known=self.known)
+        adapter = adapter_for(self.binding.framework)
+        adapter.use(device, tf32)
+        return evaluate(adapter, self.binding, self.spec, self.case, self.dtype, mode=self.mode,
+                        device=device, known=self.known)
 
     @property
     def id(self):
         if self.unavailable:
             return f"{self.binding.spec}/{self.binding.id}/unavailable"
-        return f"{self.spec.name}/{self.binding.id}/{self.dtype}/{self.case.id}"
+        return f"{self.spec.name}/{self.binding.id}/{self.dtype}/{self.mode}/{self.case.id}"
 
 
 def pytest_generate_tests(metafunc):
@@ -96,7 +110,7 @@ def pytest_generate_tests(metafunc):
     finished = _finished(metafunc.config)
     for binding in selection.bindings():
         adapter = adapter_for(binding.framework)
-        reason = adapter.unavailable() or (sandbox.missing(binding) if _ISOLATED else adapter.missing(binding))
+        reason = adapter.unavailable() or _cannot_run(adapter, binding, selection)
         if reason:
             items.append(LpItem(binding, unavailable=reason))
             continue
@@ -107,10 +121,22 @@ def pytest_generate_tests(metafunc):
             if binding.effective_params(spec, case.params) is None:
                 continue
             for dtype in selection.dtypes:
-                if dtype in binding.dtypes and (not case.dtypes or dtype in case.dtypes) and \
-                        (spec.name, binding.id, dtype, "cpu", "eager", case.id) not in finished:
-                    items.append(LpItem(binding, spec, case, dtype, known=known))
+                if dtype not in binding.dtypes or (case.dtypes and dtype not in case.dtypes):
+                    continue
+                for mode in selection.modes_of(adapter):
+                    if (spec.name, binding.id, dtype, selection.device, mode, case.id) not in finished:
+                        items.append(LpItem(binding, spec, case, dtype, mode, selection, known=known))
     metafunc.parametrize("lp_item", items, ids=[i.id for i in items])
+
+
+def _cannot_run(adapter, binding, selection) -> str | None:
+    """Why the installed framework cannot run the binding on the selected device, or None."""
+    if _ISOLATED:
+        from lossparity.conformance import sandbox
+
+        return sandbox.missing(binding, selection.device, selection.tf32)
+    adapter.use(selection.device, selection.tf32)
+    return adapter.device_unavailable() or adapter.missing(binding)
 
 
 def _finished(config) -> set[tuple]:
@@ -136,8 +162,8 @@ def run_meta(selection, command: str) -> dict:
         "kind": "meta", "schema": 1, "lossparity": __version__, "versions": versions,
         "python": platform.python_version(), "platform": platform.platform(),
         "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-        "device": "cpu", "seed": selection.seed, "examples": selection.examples,
-        "dtypes": list(selection.dtypes), "frameworks": list(selection.frameworks or []),
+        "device": selection.device, "tf32": selection.tf32, "seed": selection.seed, "examples": selection.examples,
+        "dtypes": list(selection.dtypes), "modes": list(selection.modes or []), "frameworks": list(selection.frameworks or []),
         "losses": list(selection.losses or []), "command": command,
         "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -32,7 +32,7 @@ def load(path: Path, meta_now: dict) -> tuple[dict, list[dict]]:
     if not records or records[0].get("kind") != "meta":
         raise ResumeError(f"--resume: {path} does not start with a meta line")
     meta = records[0]
-    for name in ("seed", "examples", "dtypes", "frameworks", "losses", "versions"):
+    for name in ("seed", "examples", "dtypes", "modes", "device", "tf32", "frameworks", "losses", "versions"):
         if meta.get(name) != meta_now.get(name):
             raise ResumeError(f"--resume: {path} was made with {name} {_show(meta.get(name))}, this run has "
                               f"{_show(meta_now.get(name))}; resume with the same selection and versions")

@@ -13,7 +13,7 @@ import numpy as np
 from lossparity.conformance.compare import compare
 from lossparity.conformance.known import match
 from lossparity.conformance.model import ARRAY_PARAMS, Binding, Case, Spec
-from lossparity.conformance.tolerances import tolerance
+from lossparity.conformance.tolerances import DTYPES, TOLERANCES, numpy_dtype, tolerance
 from lossparity.reference.errors import OracleError
 from lossparity.reference.trace import NO_TRACE
 from lossparity.reports.records import encode_array, encode_value
@@ -30,17 +30,40 @@ def oracle_kwargs(spec: Spec, params: Mapping[str, Any], arrays: Mapping[str, np
     return kw
 
 
-def expect(spec: Spec, case: Case, params: Mapping[str, Any], conventions: Mapping[str, Any],
-           dtype: str, trace=NO_TRACE) -> np.ndarray:
-    """The oracle's value for the case under these parameters and conventions (may raise OracleError)."""
-    arrays = case.in_dtype(dtype)
+def _oracle_call(fn, spec: Spec, case: Case, params: Mapping[str, Any], conventions: Mapping[str, Any],
+                 dtype: str, given: str | None, trace):
+    arrays = case.in_dtype(*([given] if given else []), dtype)
     positional = [arrays["input"]] + ([arrays["target"]] if "target" in arrays else [])
     kw = oracle_kwargs(spec, params, arrays, conventions)
-    return np.asarray(spec.oracle(*positional, **kw, dtype=np.dtype(dtype), trace=trace), np.float64)
+    return fn(*positional, **kw, dtype=numpy_dtype(dtype), trace=trace)
+
+
+def expect(spec: Spec, case: Case, params: Mapping[str, Any], conventions: Mapping[str, Any],
+           dtype: str, trace=NO_TRACE, *, given: str | None = None) -> np.ndarray:
+    """The oracle's value for the case under these parameters and conventions (may raise
+    OracleError), computing in ``dtype`` from inputs given in ``given`` (default ``dtype``)."""
+    return np.asarray(_oracle_call(spec.oracle, spec, case, params, conventions, dtype, given, trace), np.float64)
+
+
+def expect_gradients(spec: Spec, case: Case, params: Mapping[str, Any], conventions: Mapping[str, Any],
+                     dtype: str, *, given: str | None = None) -> dict[str, np.ndarray]:
+    """The oracle's analytic gradients of the summed loss (``Spec.gradient``), by argument name."""
+    grads = _oracle_call(spec.gradient, spec, case, params, conventions, dtype, given, NO_TRACE)
+    return {k: np.asarray(v, np.float64) for k, v in grads.items()}
+
+
+def differentiated(spec: Spec) -> tuple[str, ...]:
+    """What a run differentiates the loss with respect to: the input, and probability targets."""
+    if spec.gradient is None:
+        return ()
+    return ("input", "target") if spec.target == "same" else ("input",)
 
 
 def scalar_params(params: Mapping[str, Any]) -> dict:
     return {k: encode_value(v) for k, v in params.items() if not isinstance(v, np.ndarray)}
+
+
+_RANK = {"conform": 0, "deviate": 1, "error_mismatch": 2}
 
 
 def evaluate(adapter, binding: Binding, spec: Spec, case: Case, dtype: str,
@@ -49,26 +72,65 @@ def evaluate(adapter, binding: Binding, spec: Spec, case: Case, dtype: str,
     started = begin(binding, spec, case, dtype, mode=mode, device=device)
     if started is None:
         return None
-    record, expected, tol = started
-    outcome = adapter.call(binding, case, dtype)
+    record, expected, params = started
+    wrt = differentiated(spec) if expected is not None and adapter.differentiates else ()
+    outcome = adapter.call(binding, case, dtype, mode=mode, wrt=wrt)
     if outcome.error_type is None:
         record["actual"] = {"value": encode_array(outcome.value), "dtype": outcome.dtype}
     else:
         record["actual"] = {"error": outcome.error_type, "message": outcome.error_message,
                             "classes": list(outcome.error_mro)}
     record["seconds"]["call"] = outcome.seconds
-    record["verdict"], record["errors"] = verdict(expected, record["expected"], outcome, tol, dtype)
+    result = binding.result_dtype(dtype)
+    record["value_verdict"], record["errors"] = verdict(
+        expected, record["expected"], outcome, tolerance(spec.name, result), result)
+    if outcome.grads:
+        record["gradients"] = gradient_verdicts(binding, spec, case, params, dtype, outcome.grads)
+    parts = [record["value_verdict"], *(g["verdict"] for g in (record["gradients"] or {}).values())]
+    record["verdict"] = max(parts, key=_RANK.__getitem__)
     return finish(record, adapter, binding, case, known)
 
 
+def gradient_verdicts(binding: Binding, spec: Spec, case: Case, params, dtype: str, grads: Mapping) -> dict:
+    """Each gradient the framework gave (or failed to give) against the oracle's, in the
+    precision of the narrower of the input's dtype and the compute dtype (a gradient is
+    computed in the one and returned in the other)."""
+    result = binding.result_dtype(dtype)
+    precision = max(dtype, result, key=DTYPES.index)
+    tol = tolerance(spec.name, precision)
+    expected = expect_gradients(spec, case, params, binding.conventions, result, given=dtype)
+    out = {}
+    for name, got in grads.items():
+        entry = {"expected": {"value": encode_array(expected[name])}}
+        if isinstance(got, str):
+            entry.update(actual={"error": got}, verdict="error_mismatch",
+                         errors={"summary": f"expected a gradient; raised {got}"})
+        else:
+            value, got_dtype = got
+            comparison = compare(value, expected[name], tol, precision)
+            entry.update(actual={"value": encode_array(value), "dtype": got_dtype},
+                         verdict="conform" if comparison.ok else "deviate", errors=comparison.as_dict())
+            if got_dtype != dtype:
+                entry.update(verdict="deviate", errors=_wrong_dtype(entry["errors"], got_dtype, dtype))
+        out[name] = entry
+    return out
+
+
+def _wrong_dtype(errors: dict, got: str, due: str) -> dict:
+    return {**errors, "ok": False, "dtype": got,
+            "summary": f"Returned {got} where {due} was due.\n" + errors["summary"]}
+
+
 def begin(binding: Binding, spec: Spec, case: Case, dtype: str, *, mode: str = "eager",
-          device: str = "cpu") -> tuple[dict, np.ndarray | None, Any] | None:
+          device: str = "cpu") -> tuple[dict, np.ndarray | None, dict] | None:
     """The record of a case before the framework is called: case, parameters, the oracle's
-    expectation (value, or the error it documents); None when the binding cannot take the case."""
+    expectation (value, or the error it documents), and the binding's effective parameters;
+    None when the binding cannot take the case."""
     params = binding.effective_params(spec, case.params)
     if params is None or (case.dtypes and dtype not in case.dtypes) or dtype not in binding.dtypes:
         return None
-    tol = tolerance(spec.name, dtype)
+    result = binding.result_dtype(dtype)
+    tol = tolerance(spec.name, result)
     record: dict[str, Any] = {
         "kind": "result", "spec": spec.name, "binding": binding.id, "framework": binding.framework,
         "dtype": dtype, "device": device, "mode": mode, "case_id": case.id, "origin": dict(case.origin),
@@ -78,21 +140,26 @@ def begin(binding: Binding, spec: Spec, case: Case, dtype: str, *, mode: str = "
         "expected": None, "actual": None, "errors": None, "gradients": None,
         "known": None, "reproducer": None,
     }
+    if result != dtype:
+        record["computes_in"] = result
     start = time.perf_counter()
     try:
-        expected = expect(spec, case, params, binding.conventions, dtype)
+        expected = expect(spec, case, params, binding.conventions, result, given=dtype)
         record["expected"] = {"value": encode_array(expected)}
     except OracleError as exc:
         expected = None
         record["expected"] = {"error": exc.kind, "message": str(exc)}
     record["seconds"] = {"oracle": time.perf_counter() - start}
-    return record, expected, tol
+    return record, expected, params
 
 
 def finish(record: dict, adapter, binding: Binding, case: Case, known=()) -> dict:
     """A finding gets its reproducer, and a registered known deviation turns it into ``known``."""
     if record["verdict"] != "conform":
-        record["reproducer"] = adapter.reproducer(binding, case, record["dtype"])
+        grads = "gradients" in record and record["gradients"] and record.get("value_verdict") == "conform"
+        record["reproducer"] = adapter.reproducer(
+            binding, case, record["dtype"], mode=record["mode"],
+            wrt=tuple(record["gradients"]) if grads else ())
         entry = match(record, list(known))
         if entry is not None:
             record["known"] = {**entry.as_dict(), "verdict": record["verdict"]}
@@ -101,21 +168,23 @@ def finish(record: dict, adapter, binding: Binding, case: Case, known=()) -> dic
 
 
 def lost(adapter, binding: Binding, spec: Spec, case: Case, dtype: str, verdict_: str, message: str,
-         seconds: float, *, known=()) -> dict | None:
+         seconds: float, *, mode: str = "eager", device: str = "cpu", known=()) -> dict | None:
     """The record of a call that never returned: the process died (``crash``) or ran past its
     time limit (``timeout``). Everything but the outcome is as for any other case."""
-    started = begin(binding, spec, case, dtype)
+    started = begin(binding, spec, case, dtype, mode=mode, device=device)
     if started is None:
         return None
     record = started[0]
     record["actual"] = {"error": verdict_, "message": message}
     record["seconds"]["call"] = seconds
-    record["verdict"], record["errors"] = verdict_, {"summary": message}
+    record["verdict"] = record["value_verdict"] = verdict_
+    record["errors"] = {"summary": message}
     return finish(record, adapter, binding, case, known)
 
 
 def verdict(expected, expected_rec, outcome, tol, dtype) -> tuple[str, dict | None]:
-    """The verdict on an outcome, and its error figures, given the oracle's value (or error)."""
+    """The verdict on an outcome's value, and its error figures, given the oracle's value (or
+    error) and the dtype the value is due in."""
     if expected is None:
         if outcome.error_type is None:
             return "error_mismatch", {"summary": f"expected {expected_rec['error']} to be raised; "
@@ -128,7 +197,15 @@ def verdict(expected, expected_rec, outcome, tol, dtype) -> tuple[str, dict | No
         return "error_mismatch", {"summary": f"expected a value; raised {outcome.error_type}: "
                                              f"{outcome.error_message}"}
     comparison = compare(outcome.value, expected, tol, dtype)
-    return ("conform" if comparison.ok else "deviate"), comparison.as_dict()
+    errors = comparison.as_dict()
+    if outcome.dtype != dtype:
+        return "deviate", _wrong_dtype(errors, outcome.dtype, dtype)
+    if not comparison.ok:
+        narrower = next((d for d in DTYPES[DTYPES.index(dtype) + 1:]
+                         if compare(outcome.value, expected, TOLERANCES[d], d).ok), None)
+        if narrower:
+            errors["precision"] = f"within {narrower}'s tolerance: consistent with computing in {narrower}"
+    return ("conform" if comparison.ok else "deviate"), errors
 
 
 def unsupported_record(binding: Binding, reason: str) -> dict:

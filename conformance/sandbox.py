@@ -193,22 +193,24 @@ def sandbox() -> Sandbox:
     return _SANDBOX if _SANDBOX is not None else configure(DEFAULT_TIMEOUT_S, DEFAULT_MEMORY_GIB)
 
 
-def run_case(binding, spec, case, dtype, known=()) -> dict | None:
+def run_case(binding, spec, case, dtype, *, mode="eager", device="cpu", tf32=False, known=()) -> dict | None:
     """``runner.evaluate`` in the child; a crash or a timeout becomes that case's record."""
     from lossparity.adapters import adapter_for
     from lossparity.conformance.runner import lost
 
-    status, answer, seconds = sandbox().ask(("evaluate", (binding.framework, binding.id, spec.name, case, dtype,
-                                                          tuple(known))))
+    status, answer, seconds = sandbox().ask(("evaluate", (binding.framework, binding.id, device, tf32, spec.name,
+                                                          case, dtype, mode, tuple(known))))
     if status == "ok":
         return answer
-    return lost(adapter_for(binding.framework), binding, spec, case, dtype, status, answer, seconds, known=known)
+    return lost(adapter_for(binding.framework), binding, spec, case, dtype, status, answer, seconds,
+                mode=mode, device=device, known=known)
 
 
-def missing(binding) -> str | None:
-    """``adapter.missing(binding)`` asked of the child, so that importing a framework that
-    crashes on import costs a skipped column, not the run."""
-    status, answer, _ = sandbox().ask(("missing", (binding.framework, binding.id)))
+def missing(binding, device="cpu", tf32=False) -> str | None:
+    """Why the binding cannot run here (``adapter.missing``, or its device is unavailable),
+    asked of the child, so that importing a framework that crashes on import costs a skipped
+    column, not the run."""
+    status, answer, _ = sandbox().ask(("missing", (binding.framework, binding.id, device, tf32)))
     if status == "ok":
         return answer
     return f"checking that {binding.id} exists: {answer}"
@@ -216,10 +218,11 @@ def missing(binding) -> str | None:
 
 # -- the child ----------------------------------------------------------------------------------
 
-def _binding(framework: str, binding_id: str, spec: str | None = None):
+def _binding(framework: str, binding_id: str, device: str, tf32: bool, spec: str | None = None):
     from lossparity.adapters import adapter_modules
 
     module = adapter_modules()[framework]
+    module.ADAPTER.use(device, tf32)
     return module.ADAPTER, next(b for b in module.BINDINGS if b.id == binding_id and spec in (None, b.spec))
 
 
@@ -237,13 +240,14 @@ def _serve(conn: _Duplex) -> None:
                 adapter, binding = _binding(*args)
                 adapter.namespace()  # the import, before the clock starts
                 conn.send(("began", None))
-                conn.send(("done", adapter.missing(binding)))
+                conn.send(("done", adapter.device_unavailable() or adapter.missing(binding)))
             elif kind == "evaluate":
-                framework, binding_id, spec_name, case, dtype, known = args
-                adapter, binding = _binding(framework, binding_id, spec_name)
+                framework, binding_id, device, tf32, spec_name, case, dtype, mode, known = args
+                adapter, binding = _binding(framework, binding_id, device, tf32, spec_name)
                 adapter.namespace()
                 conn.send(("began", None))
-                conn.send(("done", evaluate(adapter, binding, SPECS[spec_name], case, dtype, known=known)))
+                conn.send(("done", evaluate(adapter, binding, SPECS[spec_name], case, dtype, mode=mode,
+                                            device=device, known=known)))
         except Exception as exc:  # noqa: BLE001 - an adapter that fails outside the call: say so
             conn.send(("failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
 

@@ -9,9 +9,15 @@ from lossparity.adapters import adapter_modules, broken_adapters
 from lossparity.conformance.generate import draw_cases
 from lossparity.conformance.model import Binding, Case
 from lossparity.conformance.specs import SPECS
+from lossparity.conformance.tolerances import DTYPES
 
-DTYPES = ("float32", "float64")
 DEFAULT_EXAMPLES = 100
+DEVICES = ("cpu", "cuda")
+
+
+def all_modes() -> tuple[str, ...]:
+    """Every execution mode of the installed adapters, in their order."""
+    return tuple(dict.fromkeys(m for module in adapter_modules().values() for m in module.ADAPTER.modes))
 
 
 def split_csv(value: str | None) -> tuple[str, ...] | None:
@@ -30,6 +36,9 @@ class Selection:
     dtypes: tuple[str, ...] = DTYPES
     examples: int = DEFAULT_EXAMPLES
     seed: int = 0
+    modes: tuple[str, ...] | None = None  # None: each framework's modes but the opt-in ones
+    device: str = "cpu"
+    tf32: bool = False
 
     def validate(self) -> "Selection":
         known = set(adapter_modules()) | set(broken_adapters())
@@ -44,9 +53,21 @@ class Selection:
         for d in self.dtypes:
             if d not in DTYPES:
                 raise SelectionError(f"unknown dtype {d!r}; choose from {', '.join(DTYPES)}")
+        modes = all_modes()
+        for m in self.modes or ():
+            if m not in modes:
+                raise SelectionError(f"unknown mode {m!r}; choose from {', '.join(modes)}")
+        if self.device not in DEVICES:
+            raise SelectionError(f"unknown device {self.device!r}; choose from {', '.join(DEVICES)}")
         if self.examples < 0:
             raise SelectionError(f"--examples must be >= 0, got {self.examples}")
         return self
+
+    def modes_of(self, adapter) -> tuple[str, ...]:
+        """The modes this run uses for a framework: those asked for, or all but the opt-in ones."""
+        if self.modes is None:
+            return tuple(m for m in adapter.modes if m not in adapter.opt_in_modes)
+        return tuple(m for m in adapter.modes if m in self.modes)
 
     def bindings(self) -> list[Binding]:
         out = []

@@ -9,6 +9,9 @@ array size; an override needs a comment saying why.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,20 @@ TOLERANCES: dict[str, Tolerance] = {
     "float16": Tolerance(rtol=1e-3, atol=1e-5),
     "bfloat16": Tolerance(rtol=1.6e-2, atol=1e-5),
 }
+
+#: The dtypes a run can use, widest first.
+DTYPES = tuple(TOLERANCES)
+
+
+@cache
+def numpy_dtype(name: str) -> np.dtype:
+    """The NumPy dtype of a dtype name; bfloat16 is ``ml_dtypes``' (what JAX and TensorFlow use)."""
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
 
 # (spec, dtype) -> Tolerance. None yet: no spec has needed one.
 OVERRIDES: dict[tuple[str, str], Tolerance] = {}

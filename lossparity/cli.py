@@ -37,7 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="reports/latest", help="output folder (default: reports/latest)")
     run.add_argument("--frameworks", type=_csv, help="comma-separated: torch,tensorflow,jax (default: all)")
     run.add_argument("--losses", type=_csv, help="comma-separated globs over spec names and binding ids")
-    run.add_argument("--dtypes", type=_csv, default="float32,float64", help="comma-separated dtypes")
+    run.add_argument("--dtypes", type=_csv, default="float64,float32,float16,bfloat16",
+                     help="comma-separated dtypes (default: float64,float32,float16,bfloat16)")
+    run.add_argument("--modes", type=_csv, help="comma-separated execution modes: eager, function, function_jit "
+                     "(tf.function, with jit_compile), jit (jax.jit), compile (torch.compile, opt-in); "
+                     "default: all but compile")
+    run.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device of every case (default cpu)")
+    run.add_argument("--tf32", action="store_true",
+                     help="let CUDA float32 matrix products use TensorFloat-32 (off for correctness runs)")
     run.add_argument("--examples", type=int, default=100, help="generated cases per spec (default 100)")
     run.add_argument("--seed", type=int, default=0, help="seed of the case generators (default 0)")
     run.add_argument("-n", "--workers", type=int, default=1, help="parallel worker processes (pytest-xdist)")
@@ -86,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--target", help="the target: labels, class indices or probabilities")
     exp.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="a loss parameter in the spec's vocabulary (reduction=sum, weight=[1,2,3]); repeatable")
-    exp.add_argument("--dtype", default="float32", help="float32 (default) or float64")
+    exp.add_argument("--dtype", default="float32", help="float32 (default), float64, float16 or bfloat16")
     exp.add_argument("--mode", default="eager", help="execution mode (default eager)")
     exp.add_argument("--grad", action="store_true", help="also compute d sum(loss) / d input with each framework")
     exp.add_argument("--json", action="store_true", help="machine-readable output")
@@ -225,6 +232,9 @@ def cmd_run(args) -> int:
             "--lp-out", args.out, "--lp-dtypes", args.dtypes, "--lp-examples", str(args.examples),
             "--lp-seed", str(args.seed), "--lp-timeout", str(args.timeout),
             "--lp-memory-limit", str(args.memory_limit), "--lp-command", "lossparity " + " ".join(sys.argv[1:])]
+    argv += ["--lp-device", args.device] + (["--lp-tf32"] if args.tf32 else [])
+    if args.modes:
+        argv += ["--lp-modes", args.modes]
     if args.frameworks:
         argv += ["--lp-frameworks", args.frameworks]
     if args.losses:

@@ -34,6 +34,16 @@ def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     x = np.moveaxis(np.asarray(x, np.float64), axis, -1)
     if x.shape[-1] == 0:
         return np.moveaxis(x.copy(), -1, axis)
+    return np.moveaxis(_log_softmax_parts(x)[0], -1, axis)
+
+
+def _log_softmax_parts(x: np.ndarray):
+    """(log_softmax(x), softmax(x)) over the last axis, which is not empty.
+
+    softmax is exp(x - max) / sum(exp(x - max)), not exp(log_softmax): that would carry the
+    rounding of x - logsumexp (about |log p| ULPs) into every small probability. A row whose
+    max is not finite has no softmax: NaN (its log_softmax holds a NaN too).
+    """
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         m = np.max(x, axis=-1, keepdims=True)
         finite = np.isfinite(m)
@@ -42,18 +52,96 @@ def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
         top = np.argmax(x, axis=-1)[..., None]
         rest = e.copy()
         np.put_along_axis(rest, top, 0.0, axis=-1)
-        lse = np.where(finite, np.log1p(np.sum(rest, axis=-1, keepdims=True)),
-                       np.log(np.sum(e, axis=-1, keepdims=True)))
-        return np.moveaxis(shifted - lse, -1, axis)
+        total = np.sum(e, axis=-1, keepdims=True)
+        logp = shifted - np.where(finite, np.log1p(np.sum(rest, axis=-1, keepdims=True)), np.log(total))
+        return logp, np.where(finite, e / total, np.nan)
 
 
-def clip_in_dtype(p: np.ndarray, eps: float, dtype, upper_one: bool = False) -> np.ndarray:
-    """Clip into [eps, 1 - eps] with both bounds rounded to ``dtype``, as the framework does.
+def machine_eps(dtype) -> float:
+    """The machine epsilon of ``dtype``; bfloat16 and the other ml_dtypes types included."""
+    try:
+        return float(np.finfo(dtype).eps)
+    except ValueError:  # NumPy's finfo knows only its own float types
+        import ml_dtypes
+
+        return float(ml_dtypes.finfo(dtype).eps)
+
+
+def clip_bounds(eps: float, dtype, upper_one: bool = False) -> tuple[float, float]:
+    """The bounds [eps, 1 - eps] (or [eps, 1]) rounded to ``dtype``, as the framework writes them.
 
     Keras writes ``clip(p, epsilon, 1.0 - epsilon)``: the Python float ``1.0 - 1e-7`` is
     rounded to the tensor's dtype, so in float32 the bounds are 1.0000000117e-07 and
-    0.99999988. ``upper_one`` clips into [eps, 1] instead (Keras KLDivergence).
+    0.99999988 (in bfloat16 the upper bound rounds to 1).
     """
     lo = float(np.asarray(eps, dtype=dtype).astype(np.float64))
     hi = 1.0 if upper_one else float(np.asarray(1.0 - eps, dtype=dtype).astype(np.float64))
-    return np.clip(np.asarray(p, np.float64), lo, hi)
+    return lo, hi
+
+
+def clip_in_dtype(p: np.ndarray, eps: float, dtype, upper_one: bool = False) -> np.ndarray:
+    """Clip into :func:`clip_bounds` (``upper_one``: into [eps, 1], Keras KLDivergence)."""
+    return np.clip(np.asarray(p, np.float64), *clip_bounds(eps, dtype, upper_one))
+
+
+# ----------------------------------------------------------------------------- derivatives
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)), the slope of softplus, to about 1 ULP: exp is taken of -|x| only,
+    so nothing overflows, and the saturated side keeps its relative accuracy (sigmoid(-700))."""
+    x = np.asarray(x, np.float64)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def over(coef: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """coef / x, with 0 where coef == 0: the slope in x of ``xlogy(coef, x)``, which is
+    constantly 0 where coef == 0, even at x = 0."""
+    coef, x = np.broadcast_arrays(np.asarray(coef, np.float64), np.asarray(x, np.float64))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.where(coef == 0, 0.0, coef / x)
+
+
+def clip_grad(x: np.ndarray, lo: float | None, hi: float | None, grad: np.ndarray) -> np.ndarray:
+    """Pull ``grad`` back through clip(x, lo, hi): 0 strictly outside [lo, hi], passed through
+    at the bounds and inside (as torch.clamp and tf.clip_by_value do at equality), and for NaN,
+    whose clip is NaN. ``None`` is an absent bound."""
+    x = np.asarray(x, np.float64)
+    outside = np.zeros(x.shape, bool)
+    if lo is not None:
+        outside |= x < lo
+    if hi is not None:
+        outside |= x > hi
+    return np.where(outside, 0.0, grad)
+
+
+def normalize_grad(p: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """Pull ``grad`` (d/dq) back through q = p / sum(p) over the last axis:
+    d/dp_j = (grad_j - sum_c grad_c q_c) / sum(p). A q_c of 0 contributes nothing to the
+    sum even where grad_c is infinite (the ``times`` rule of the forward)."""
+    p = np.asarray(p, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        total = np.sum(p, axis=-1, keepdims=True)
+        inner = np.sum(times(p / total, grad), axis=-1, keepdims=True)
+        return (grad - inner) / total
+
+
+def log_softmax_grad(x: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """d/dx of -sum_c a_c log_softmax(x)_c, for logits ``x`` and coefficients ``a``, ``(..., C)``.
+
+    The textbook p * sum(a) - a is written a (p - 1) + p sum_{j != c} a_j with p - 1 =
+    expm1(log p): where softmax saturates (p within 1e-13 of 1) p - 1 keeps its relative
+    accuracy, which rounding p first would lose entirely; and the sum of the other classes
+    is added up from the classes before and after c, never as sum(a) - a_c, which cancels
+    where a_c dominates. A -inf logit has p = 0 and slope -a; a row with a +inf or NaN
+    logit is all NaN (as its softmax).
+    """
+    x, a = np.asarray(x, np.float64), np.asarray(a, np.float64)
+    if x.shape[-1] == 0:
+        return np.zeros(np.broadcast_shapes(x.shape, a.shape))
+    logp, p = _log_softmax_parts(x)
+    edge = np.zeros(a.shape[:-1] + (1,))
+    before = np.cumsum(np.concatenate([edge, a[..., :-1]], axis=-1), axis=-1)
+    after = np.flip(np.cumsum(np.concatenate([edge, np.flip(a, axis=-1)[..., :-1]], axis=-1), axis=-1), axis=-1)
+    with np.errstate(invalid="ignore"):
+        return a * np.expm1(logp) + p * (before + after)[..., :a.shape[-1]]

@@ -9,16 +9,62 @@ Conventions are keyword arguments (``reference/conventions.py``); their defaults
 plain mathematics. ``dtype`` is the binding's compute dtype, used only to round the
 constants a framework writes in its own dtype (clip bounds). A target of exactly 0
 multiplying an infinite log contributes 0, the limit (``xlogy``).
+
+Each oracle ``f`` has a gradient ``f_grad`` with the same arguments: a dict of float64
+arrays, ``"input"`` = d sum(out) / d input in the input's shape, and ``"target"`` where the
+target is an array of probabilities. It is the analytic derivative of the forward as written
+here, conventions included: the reduction's cotangent (``reduction.reduce_grad``), clips
+that pass the gradient at and inside their bounds (``_math.clip_grad``), and a zero
+coefficient whose term, and so whose slope, is 0 (``_math.over``). Targets that are class
+indices have no gradient.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from lossparity.reference._math import clip_in_dtype, log_softmax, softplus, times, xlogy
+from lossparity.reference._math import (
+    clip_bounds, clip_grad, log_softmax, log_softmax_grad, normalize_grad, over, sigmoid, softplus,
+    times, xlogy,
+)
 from lossparity.reference.errors import OracleError
-from lossparity.reference.reduction import reduce
+from lossparity.reference.reduction import chain, reduce, reduce_grad
 from lossparity.reference.trace import NO_TRACE, reading
+
+
+def _smooth(y, s, n, n_name, trace):
+    """Targets mixed with the uniform distribution over ``n`` outcomes: y(1 - s) + s/n."""
+    if not s:
+        return y
+    return trace("smoothing", y * (1.0 - s) + s / n, f"y(1-s) + s/{n_name} with s={s}")
+
+
+def _weighted(loss, weight):
+    """``loss`` times a weight broadcast to its shape; a weight of 0 wins over an infinite loss."""
+    if weight is None:
+        return loss
+    return times(np.broadcast_to(np.asarray(weight, np.float64), np.shape(loss)), loss)
+
+
+def _bce_stages(input, target, label_smoothing, log_min, prob_eps, prob_domain, dtype, trace):
+    """BCE up to its logs: p as given, smoothed y, clip bounds (or None), clipped p, and the
+    pair (log p, log(1-p)) before and after the ``log_min`` clamp."""
+    p = trace("input", np.asarray(input, np.float64), reading(input, "probabilities", classes=False))
+    outside = ~((p >= 0) & (p <= 1))
+    if prob_domain != "nan" and outside.any():
+        raise OracleError(prob_domain, f"probability {p[outside].ravel()[0]} is outside [0, 1]")
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, 2, "2", trace)
+    bounds, clipped = None, p
+    if prob_eps is not None:
+        bounds = clip_bounds(prob_eps, dtype)
+        clipped = trace("clip", np.clip(p, *bounds), f"clipped into [eps, 1-eps], eps={prob_eps}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = (np.log(clipped), np.log1p(-clipped))
+    logs = raw if log_min is None else tuple(np.maximum(v, log_min) for v in raw)
+    trace("log", np.array(logs), "log p and log(1-p)" + (f", each clamped at {log_min}" if log_min is not None else ""))
+    return p, y, bounds, clipped, raw, logs
 
 
 def binary_cross_entropy(
@@ -26,29 +72,34 @@ def binary_cross_entropy(
     log_min=None, prob_eps=None, prob_domain="nan", sample_axis=None, dtype=np.float32, trace=NO_TRACE,
 ):
     """-[y log p + (1 - y) log(1 - p)] for probabilities ``p`` (any shape), weighted elementwise."""
-    p = trace("input", np.asarray(input, np.float64), reading(input, "probabilities", classes=False))
-    outside = ~((p >= 0) & (p <= 1))
-    if prob_domain != "nan" and outside.any():
-        raise OracleError(prob_domain, f"probability {p[outside].ravel()[0]} is outside [0, 1]")
-    y = np.asarray(target, np.float64)
-    if label_smoothing:
-        y = trace("smoothing", y * (1.0 - label_smoothing) + 0.5 * label_smoothing,
-                  f"y(1-s) + s/2 with s={label_smoothing}")
-    if prob_eps is not None:
-        p = trace("clip", clip_in_dtype(p, prob_eps, dtype), f"clipped into [eps, 1-eps], eps={prob_eps}")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_p, log_1mp = np.log(p), np.log1p(-p)
-    if log_min is not None:
-        log_p, log_1mp = np.maximum(log_p, log_min), np.maximum(log_1mp, log_min)
-        trace("log", np.stack([log_p, log_1mp]) if p.ndim else np.array([log_p, log_1mp]),
-              f"log p and log(1-p), each clamped at {log_min}")
-    else:
-        trace("log", np.array([log_p, log_1mp]), "log p and log(1-p)")
-    loss = -(times(y, log_p) + times(1.0 - y, log_1mp))
-    if weight is not None:
-        loss = times(np.broadcast_to(np.asarray(weight, np.float64), loss.shape), loss)
+    _, y, _, _, _, (log_p, log_1mp) = _bce_stages(
+        input, target, label_smoothing, log_min, prob_eps, prob_domain, dtype, trace)
+    loss = _weighted(-(times(y, log_p) + times(1.0 - y, log_1mp)), weight)
     loss = trace("per-element loss", loss, "-(y log p + (1-y) log(1-p))" + (" * weight" if weight is not None else ""))
     return reduce(loss, reduction=reduction, sample_axis=sample_axis, trace=trace)
+
+
+def binary_cross_entropy_grad(
+    input, target, *, weight=None, label_smoothing=0.0, reduction="mean",
+    log_min=None, prob_eps=None, prob_domain="nan", sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+):
+    """Gradients of :func:`binary_cross_entropy`, ``input`` and ``target``, in the input's shape.
+
+    d/dp = w (-y/p + (1-y)/(1-p)); each term is 0 where its log is clamped (below
+    ``log_min``; at equality it passes), or where its coefficient is 0 (so p = 0 with y = 0 is
+    finite), and the whole is 0 strictly outside the ``prob_eps`` clip. d/dy =
+    w (1-s) (log(1-p) - log p) with the clamped logs: +-inf at p = 0 or 1 when nothing clamps.
+    """
+    p, y, bounds, clipped, (raw_p, raw_1mp), (log_p, log_1mp) = _bce_stages(
+        input, target, label_smoothing, log_min, prob_eps, prob_domain, dtype, NO_TRACE)
+    with np.errstate(invalid="ignore"):
+        d_p = (clip_grad(raw_1mp, log_min, None, over(1.0 - y, 1.0 - clipped))
+               - clip_grad(raw_p, log_min, None, over(y, clipped)))
+        d_y = (1.0 - label_smoothing) * (log_1mp - log_p)
+    if bounds is not None:
+        d_p = clip_grad(p, *bounds, d_p)
+    g = reduce_grad(np.shape(d_p), reduction=reduction, sample_axis=sample_axis)
+    return {"input": chain(g, _weighted(d_p, weight)), "target": chain(g, _weighted(d_y, weight))}
 
 
 def binary_cross_entropy_with_logits(
@@ -61,18 +112,36 @@ def binary_cross_entropy_with_logits(
     """
     x = trace("input", np.asarray(input, np.float64), reading(
         input, "logits", classes=False, then="takes the sigmoid of each (folded into softplus)"))
-    y = np.asarray(target, np.float64)
-    if label_smoothing:
-        y = trace("smoothing", y * (1.0 - label_smoothing) + 0.5 * label_smoothing,
-                  f"y(1-s) + s/2 with s={label_smoothing}")
-    pos = times(y, softplus(-x))
-    if pos_weight is not None:
-        pos = times(np.broadcast_to(np.asarray(pos_weight, np.float64), pos.shape), pos)
-    loss = pos + times(1.0 - y, softplus(x))
-    if weight is not None:
-        loss = times(np.broadcast_to(np.asarray(weight, np.float64), loss.shape), loss)
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, 2, "2", trace)
+    loss = _weighted(_weighted(times(y, softplus(-x)), pos_weight) + times(1.0 - y, softplus(x)), weight)
     loss = trace("per-element loss", loss, "pos_weight*y*softplus(-x) + (1-y)*softplus(x)")
     return reduce(loss, reduction=reduction, sample_axis=sample_axis, trace=trace)
+
+
+def binary_cross_entropy_with_logits_grad(
+    input, target, *, weight=None, pos_weight=None, label_smoothing=0.0, reduction="mean",
+    sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+):
+    """Gradients of :func:`binary_cross_entropy_with_logits`, in the input's shape.
+
+    d/dx = w ((1-y) sigmoid(x) - pos_weight y sigmoid(-x)): sigmoid(x) - y without
+    pos_weight, kept as two terms so that a saturated sigmoid (x = 30, y = 1) keeps its
+    relative accuracy; 1 or 0 at x = +-inf, as the slope of softplus. d/dy =
+    w (1-s) (pos_weight softplus(-x) - softplus(x)), which is -x without pos_weight (-+inf at
+    x = +-inf).
+    """
+    x = np.asarray(input, np.float64)
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, 2, "2", NO_TRACE)
+    d_x = times(1.0 - y, sigmoid(x)) - _weighted(times(y, sigmoid(-x)), pos_weight)
+    with np.errstate(invalid="ignore"):
+        if pos_weight is None:
+            d_y = -x
+        else:  # softplus(-x) - softplus(x) = -x exactly; the two would cancel near x = 0
+            pw = np.asarray(pos_weight, np.float64)
+            d_y = np.where(np.isfinite(x), pw * softplus(-x) - softplus(x), times(pw, softplus(-x)) - softplus(x))
+    d_y = (1.0 - label_smoothing) * d_y
+    g = reduce_grad(np.shape(d_x), reduction=reduction, sample_axis=sample_axis)
+    return {"input": chain(g, _weighted(d_x, weight)), "target": chain(g, _weighted(d_y, weight))}
 
 
 def _class_targets(target, n_classes, ignore_index, invalid_label, trace):
@@ -106,22 +175,46 @@ def _gather(a, idx):
     return np.take_along_axis(a, idx[..., None], axis=-1)[..., 0]
 
 
+def _class_weights(weight, n_classes, safe):
+    """The per-class weights (ones without ``weight``) and each target's own weight."""
+    if weight is None:
+        return np.ones(n_classes), np.ones(safe.shape)
+    w = np.asarray(weight, np.float64)
+    return w, w[safe]
+
+
 def _indexed_loss(logp, target, weight, ignore_index, label_smoothing, reduction,
                   mean_by, zero_division, invalid_label, trace):
     """Shared tail of softmax cross-entropy and NLL: gather, weight, smooth, reduce."""
     n_classes = logp.shape[-1]
     counted, safe, invalid = _class_targets(target, n_classes, ignore_index, invalid_label, trace)
+    w, w_t = _class_weights(weight, n_classes, safe)
     nll = np.where(invalid, np.nan, -_gather(logp, safe))
-    w_t = np.ones(nll.shape) if weight is None else np.asarray(weight, np.float64)[safe]
     loss = np.where(invalid, np.nan, times(w_t, nll))  # a weight of 0 must not hide the nan
     if label_smoothing:
-        w = np.ones(n_classes) if weight is None else np.asarray(weight, np.float64)
         smooth = -np.sum(times(w, logp), axis=-1) / n_classes
         loss = trace("smoothing", (1.0 - label_smoothing) * loss + label_smoothing * smooth,
                      f"(1-s) * w[y] * nll + s/C * sum_c w[c] * -log p_c, s={label_smoothing}")
     loss = trace("per-element loss", loss, "w[y] * -log p[y]" if not label_smoothing else "smoothed")
     return reduce(loss, reduction=reduction, mask=counted, denom_weight=w_t, mean_by=mean_by,
                   zero_division=zero_division, trace=trace)
+
+
+def _indexed_grad(n_classes, target, weight, ignore_index, label_smoothing, reduction,
+                  mean_by, zero_division, invalid_label):
+    """The gradient of :func:`_indexed_loss` in log p, as ``(a, g)``: d sum(out) / d log p is
+    ``-chain(g, a)``, where ``a`` ``(..., C)`` holds each element's coefficients of -log p_c,
+    (1-s) w[y] onehot(y) + s w / C (a NaN row for an invalid label), and ``g`` is the
+    reduction's cotangent (0 for ignored targets)."""
+    counted, safe, invalid = _class_targets(target, n_classes, ignore_index, invalid_label, NO_TRACE)
+    w, w_t = _class_weights(weight, n_classes, safe)
+    a = np.where(np.arange(n_classes) == safe[..., None], w_t[..., None], 0.0)
+    if label_smoothing:
+        a = (1.0 - label_smoothing) * a + label_smoothing * w / n_classes
+    a = np.where(invalid[..., None], np.nan, a)
+    g = reduce_grad(safe.shape, reduction=reduction, mask=counted, denom_weight=w_t, mean_by=mean_by,
+                    zero_division=zero_division)
+    return a, g
 
 
 def softmax_cross_entropy(
@@ -141,6 +234,23 @@ def softmax_cross_entropy(
                          mean_by, zero_division, invalid_label, trace)
 
 
+def softmax_cross_entropy_grad(
+    input, target, *, weight=None, ignore_index=None, label_smoothing=0.0, reduction="mean",
+    mean_by="elements", zero_division="nan", invalid_label="nan", class_axis=-1,
+    dtype=np.float32, trace=NO_TRACE,
+):
+    """d/dx of :func:`softmax_cross_entropy`, ``(..., C)``.
+
+    Per element w[y] (softmax(x) - onehot(y)); with smoothing (1-s) w[y] (p - onehot(y)) +
+    s/C (p sum(w) - w); times the reduction's cotangent. Ignored targets: exactly 0 (also
+    where their logits are NaN); a counted invalid label read as "nan": a NaN row.
+    """
+    x = np.asarray(input, np.float64)
+    a, g = _indexed_grad(x.shape[-1], target, weight, ignore_index, label_smoothing, reduction,
+                         mean_by, zero_division, invalid_label)
+    return {"input": chain(g, log_softmax_grad(x, a))}
+
+
 def nll_loss(
     input, target, *, weight=None, ignore_index=None, reduction="mean",
     mean_by="elements", zero_division="nan", invalid_label="nan", class_axis=-1,
@@ -153,6 +263,18 @@ def nll_loss(
                          mean_by, zero_division, invalid_label, trace)
 
 
+def nll_loss_grad(
+    input, target, *, weight=None, ignore_index=None, reduction="mean",
+    mean_by="elements", zero_division="nan", invalid_label="nan", class_axis=-1,
+    dtype=np.float32, trace=NO_TRACE,
+):
+    """d/d input of :func:`nll_loss`, ``(..., C)``: -w[y] onehot(y) times the reduction's
+    cotangent, whatever the input's values (a -inf log-probability included)."""
+    a, g = _indexed_grad(np.shape(input)[-1], target, weight, ignore_index, 0.0, reduction,
+                         mean_by, zero_division, invalid_label)
+    return {"input": chain(g, -a)}
+
+
 def softmax_cross_entropy_soft(
     input, target, *, weight=None, label_smoothing=0.0, reduction="mean", class_axis=-1,
     dtype=np.float32, trace=NO_TRACE,
@@ -160,17 +282,50 @@ def softmax_cross_entropy_soft(
     """-sum_c w[c] y_c log softmax(x)_c for logits and probability targets, both ``(..., C)``."""
     x = trace("input", np.asarray(input, np.float64),
               reading(input, "logits", classes=True, then="takes a softmax over the classes"))
-    y = np.asarray(target, np.float64)
-    n_classes = x.shape[-1]
-    if label_smoothing:
-        y = trace("smoothing", y * (1.0 - label_smoothing) + label_smoothing / n_classes,
-                  f"y(1-s) + s/C with s={label_smoothing}")
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1], "C", trace)
     logp = trace("log_softmax", log_softmax(x), "x - logsumexp(x) over the class axis")
-    terms = times(y, logp)
-    if weight is not None:
-        terms = times(np.asarray(weight, np.float64), terms)
+    terms = _weighted(times(y, logp), weight)
     loss = trace("per-element loss", -np.sum(terms, axis=-1), "-sum_c w_c y_c log p_c")
     return reduce(loss, reduction=reduction, trace=trace)
+
+
+def softmax_cross_entropy_soft_grad(
+    input, target, *, weight=None, label_smoothing=0.0, reduction="mean", class_axis=-1,
+    dtype=np.float32, trace=NO_TRACE,
+):
+    """Gradients of :func:`softmax_cross_entropy_soft`, both ``(..., C)``.
+
+    d/dx = p sum(w y) - w y (y smoothed); d/dy = -(1-s) w log p, +inf where a logit is -inf
+    (that target's slope; its term itself is 0 at y = 0).
+    """
+    x = np.asarray(input, np.float64)
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1], "C", NO_TRACE)
+    logp = log_softmax(x)
+    g = reduce_grad(logp.shape[:-1], reduction=reduction)
+    return {"input": chain(g, log_softmax_grad(x, _weighted(y, weight))),
+            "target": chain(g, -(1.0 - label_smoothing) * _weighted(logp, weight))}
+
+
+def _predicted(p, prob_eps, renormalize, dtype, trace):
+    """Predicted probabilities after the binding's renormalization and clip, in its order, and
+    the pullback of that chain (a gradient in its output -> the gradient in ``p``)."""
+    pullbacks = []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for step in ("before_clip", "clip", "after_clip"):
+            if step == "clip" and prob_eps is not None:
+                bounds = clip_bounds(prob_eps, dtype)
+                pullbacks.append(functools.partial(clip_grad, p, *bounds))
+                p = trace("clip", np.clip(p, *bounds), f"clipped into [eps, 1-eps], eps={prob_eps}")
+            elif step != "clip" and step == renormalize:
+                pullbacks.append(functools.partial(normalize_grad, p))
+                p = trace("renormalize", p / np.sum(p, axis=-1, keepdims=True), "p / sum(p)")
+
+    def pullback(grad):
+        for back in reversed(pullbacks):
+            grad = back(grad)
+        return grad
+
+    return p, pullback
 
 
 def categorical_cross_entropy(
@@ -179,20 +334,29 @@ def categorical_cross_entropy(
 ):
     """-sum_c y_c log p_c for predicted probabilities and probability targets, both ``(..., C)``."""
     p = trace("input", np.asarray(input, np.float64), reading(input, "probabilities", classes=True))
-    y = np.asarray(target, np.float64)
-    n_classes = p.shape[-1]
-    if label_smoothing:
-        y = trace("smoothing", y * (1.0 - label_smoothing) + label_smoothing / n_classes,
-                  f"y(1-s) + s/C with s={label_smoothing}")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if renormalize == "before_clip":
-            p = trace("renormalize", p / np.sum(p, axis=-1, keepdims=True), "p / sum(p)")
-        if prob_eps is not None:
-            p = trace("clip", clip_in_dtype(p, prob_eps, dtype), f"clipped into [eps, 1-eps], eps={prob_eps}")
-        if renormalize == "after_clip":
-            p = trace("renormalize", p / np.sum(p, axis=-1, keepdims=True), "p / sum(p)")
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, p.shape[-1], "C", trace)
+    p, _ = _predicted(p, prob_eps, renormalize, dtype, trace)
     loss = trace("per-element loss", -np.sum(xlogy(y, p), axis=-1), "-sum_c y_c log p_c")
     return reduce(loss, reduction=reduction, trace=trace)
+
+
+def categorical_cross_entropy_grad(
+    input, target, *, label_smoothing=0.0, reduction="mean", prob_eps=None, renormalize=None,
+    dtype=np.float32, trace=NO_TRACE,
+):
+    """Gradients of :func:`categorical_cross_entropy`, both ``(..., C)``.
+
+    d/dp = -y/p (0 where y = 0, -inf where p = 0 < y), pulled back through the clip and the
+    renormalization in the binding's order; d/dy = -(1-s) log p of the final p (+inf at 0).
+    """
+    p = np.asarray(input, np.float64)
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, p.shape[-1], "C", NO_TRACE)
+    q, pullback = _predicted(p, prob_eps, renormalize, dtype, NO_TRACE)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d_y = -(1.0 - label_smoothing) * np.log(q)
+        d_p = pullback(-over(y, q))
+    g = reduce_grad(q.shape[:-1], reduction=reduction)
+    return {"input": chain(g, d_p), "target": chain(g, d_y)}
 
 
 def sparse_categorical_cross_entropy(
@@ -201,13 +365,21 @@ def sparse_categorical_cross_entropy(
 ):
     """-log p[y] for predicted probabilities ``(..., C)`` and class indices ``(...)``."""
     p = trace("input", np.asarray(input, np.float64), reading(input, "probabilities", classes=True))
+    p, _ = _predicted(p, prob_eps, renormalize, dtype, trace)
     with np.errstate(divide="ignore", invalid="ignore"):
-        if renormalize == "before_clip":
-            p = trace("renormalize", p / np.sum(p, axis=-1, keepdims=True), "p / sum(p)")
-        if prob_eps is not None:
-            p = trace("clip", clip_in_dtype(p, prob_eps, dtype), f"clipped into [eps, 1-eps], eps={prob_eps}")
-        if renormalize == "after_clip":
-            p = trace("renormalize", p / np.sum(p, axis=-1, keepdims=True), "p / sum(p)")
         logp = trace("log", np.log(p), "log p")
     return _indexed_loss(logp, target, None, ignore_index, 0.0, reduction,
                          "elements", zero_division, invalid_label, trace)
+
+
+def sparse_categorical_cross_entropy_grad(
+    input, target, *, ignore_index=None, reduction="mean", prob_eps=None, renormalize=None,
+    zero_division="nan", invalid_label="nan", dtype=np.float32, trace=NO_TRACE,
+):
+    """d/dp of :func:`sparse_categorical_cross_entropy`, ``(..., C)``: -onehot(y) / p, pulled
+    back through the clip and the renormalization, times the reduction's cotangent."""
+    q, pullback = _predicted(np.asarray(input, np.float64), prob_eps, renormalize, dtype, NO_TRACE)
+    a, g = _indexed_grad(q.shape[-1], target, None, ignore_index, 0.0, reduction,
+                         "elements", zero_division, invalid_label)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {"input": chain(g, pullback(-over(a, q)))}

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from lossparity.reference._math import times
 from lossparity.reference.trace import NO_TRACE
 
 REDUCTIONS = ("none", "sum", "mean", "batchmean")
@@ -76,12 +77,62 @@ def reduce(
                      f"batchmean: sum / batch size {n}")
     if reduction != "mean":
         raise ValueError(f"unknown reduction {reduction!r}; expected one of {REDUCTIONS}")
-    counted = np.ones(loss.shape, dtype=bool) if mask is None else np.asarray(mask, bool)
-    if mean_by == "weights" and denom_weight is not None:
-        den = exact_sum(np.where(counted, denom_weight, 0.0))
-        how = "sum of the counted targets' weights"
-    else:
-        den = float(np.count_nonzero(counted))
-        how = "number of counted elements"
+    den, how = _mean_denominator(loss.shape, mask, denom_weight, mean_by)
     return trace("reduction", np.float64(_divide(total, den, zero_division)),
                  f"mean: sum / {how} ({den:g})")
+
+
+def _mean_denominator(shape, mask, denom_weight, mean_by) -> tuple[float, str]:
+    """What 'mean' divides by, and its name: the counted elements, or the sum of their weights."""
+    counted = np.ones(shape, dtype=bool) if mask is None else np.asarray(mask, bool)
+    if mean_by == "weights" and denom_weight is not None:
+        return exact_sum(np.where(counted, denom_weight, 0.0)), "sum of the counted targets' weights"
+    return float(np.count_nonzero(counted)), "number of counted elements"
+
+
+def reduce_grad(
+    shape: tuple[int, ...],
+    *,
+    reduction: str,
+    mask: np.ndarray | None = None,
+    denom_weight: np.ndarray | None = None,
+    sample_axis: str | None = None,
+    mean_by: str = "elements",
+    zero_division: str = "nan",
+) -> np.ndarray:
+    """The cotangent of :func:`reduce`: d sum(out) / d loss, float64 of the loss's ``shape``.
+
+    Takes the keywords of :func:`reduce`; the output's cotangent is ones, so each per-element
+    loss is multiplied by 1 ('none', 'sum'), 1/den ('mean'), 1/batch ('batchmean'), times
+    1/n for ``sample_axis="mean"``. Masked-out elements get exactly 0; callers multiply with
+    ``times`` so that 0 also wins over an infinite or NaN slope. A zero denominator gives 0
+    with zero_division="zero" (the value is then the constant 0) and 1/0 = inf otherwise,
+    which only counted elements whose weights all are 0 can meet (an all-ignored batch has
+    no counted element, so its gradient is 0 everywhere).
+    """
+    shape = tuple(shape)
+    counted = np.ones(shape, dtype=bool) if mask is None else np.broadcast_to(np.asarray(mask, bool), shape)
+    outer, per_sample = counted, 1.0
+    if sample_axis is not None:
+        if not shape:
+            raise ValueError("sample_axis needs at least one axis")
+        outer, denom_weight = np.any(counted, axis=-1), None
+        per_sample = 1.0 / shape[-1] if sample_axis == "mean" and shape[-1] else 1.0
+    if reduction in ("none", "sum"):
+        scale = 1.0
+    elif reduction == "batchmean":
+        scale = _divide(1.0, outer.shape[0] if outer.ndim else 1, zero_division)
+    elif reduction == "mean":
+        scale = _divide(1.0, _mean_denominator(outer.shape, outer, denom_weight, mean_by)[0], zero_division)
+    else:
+        raise ValueError(f"unknown reduction {reduction!r}; expected one of {REDUCTIONS}")
+    return np.where(counted, scale * per_sample, 0.0)
+
+
+def chain(g: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """``grad`` (d loss / d x: the loss's shape, or that plus a trailing class axis) times the
+    cotangent ``g`` of :func:`reduce_grad`, with 0 wherever ``g`` is 0 (masked elements),
+    whatever their slope."""
+    g = np.asarray(g, np.float64)
+    grad = np.asarray(grad, np.float64)
+    return times(g.reshape(g.shape + (1,) * (grad.ndim - g.ndim)), grad)

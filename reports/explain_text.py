@@ -8,6 +8,7 @@ from typing import Mapping
 import numpy as np
 
 from lossparity.reports.html import format_array
+from lossparity.conformance.tolerances import numpy_dtype
 from lossparity.reports.records import decode_array
 
 WIDTH = 100
@@ -18,8 +19,8 @@ def _outcome(o: Mapping | None, dtype: str | None = None) -> str:
     if not o:
         return "-"
     if "value" in o:
-        if dtype in ("float32", "float16"):
-            values = decode_array(o["value"]).astype(dtype)
+        if dtype in ("float32", "float16", "bfloat16"):
+            values = decode_array(o["value"]).astype(numpy_dtype(dtype))
             return np.array2string(values, separator=", ", floatmode="unique", threshold=64)
         return format_array(o["value"])
     return f"raises {o['error']}" + (f": {o['message']}" if o.get("message") else "")

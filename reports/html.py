@@ -6,10 +6,11 @@ one file with inline CSS and a few lines of inline JavaScript (filters), loads n
 from anywhere (its Content-Security-Policy says so), and shows everything with
 JavaScript off. Every string from the records goes through Jinja2's autoescape.
 
-Aggregates (counts, the specs x frameworks matrix, unsupported bindings, the bindings x
-bindings agreement matrix of each spec) are computed here in one pass; only findings
-(results that are not ``conform``) and divergences get a detailed block, so a run of tens
-of thousands of results renders in seconds.
+Aggregates (counts, the specs x frameworks matrix, each binding's value and gradient
+verdicts per dtype x mode x device, unsupported bindings, the bindings x bindings agreement
+matrix of each spec, the error plots of ``reports/plots.py``) are computed here in one pass;
+only findings (results that are not ``conform``) and divergences get a detailed block, so a
+run of tens of thousands of results renders in seconds.
 """
 
 from __future__ import annotations
@@ -26,10 +27,17 @@ from typing import Any, Iterable, Mapping
 import jinja2
 from markupsafe import Markup, escape
 
+from lossparity.reports.plots import DTYPES, ErrorPlots
 from lossparity.reports.records import VERDICTS
 
 #: Findings, most severe first.
 FINDING_ORDER = ("crash", "timeout", "error_mismatch", "deviate", "known")
+#: Execution modes in the order tables show them; others follow by name.
+MODES = ("eager", "function", "function_jit", "jit", "compile")
+#: What a result's gradients are taken with respect to, in the order columns show them.
+GRADIENTS = ("input", "target")
+#: Where a finding lies (the "finding in" filter).
+PARTS = ("value", "gradient")
 #: Arrays larger than this print their first and last EDGE_ITEMS elements per axis only.
 MAX_ELEMENTS = 200
 EDGE_ITEMS = 3
@@ -127,10 +135,10 @@ def _regression_context(d, fail_on: tuple[str, ...], drift_ulps: float) -> dict:
         "frameworks": [{**fw, "counts": _class_counts(fw["counts"], rank),
                         "specs": [{**s, "counts": _class_counts(s["counts"], rank)} for s in fw["specs"].values()]}
                        for fw in frameworks.values()],
-        "filters": {"framework": sorted(frameworks),
-                    "spec": sorted({c.key[0] for c in d.changes}),
-                    "kind": sorted({c.kind for c in d.changes}, key=rank.get),
-                    "dtype": sorted({c.key[2] for c in d.changes})},
+        "filters": [("framework", "framework", sorted(frameworks)),
+                    ("spec", "spec", sorted({c.key[0] for c in d.changes})),
+                    ("kind", "kind", sorted({c.kind for c in d.changes}, key=rank.get)),
+                    ("dtype", "dtype", sorted({c.key[2] for c in d.changes}, key=lambda v: _rank(v, DTYPES)))],
     }
 
 
@@ -180,6 +188,10 @@ def _context(records: list[dict]) -> dict:
     agreements: list[Mapping] = []
     frameworks: dict[str, None] = {}
     framework_of: dict[str, str] = {}  # binding id -> framework, as the result lines say
+    # (spec, binding) -> (dtype, mode, device) -> column ("all", "value", "∂input", "in") -> counts
+    bindings: dict[tuple[str, str], dict] = defaultdict(lambda: defaultdict(lambda: defaultdict(Counter)))
+    gradient_names: dict[str, None] = {}
+    plots = ErrorPlots()
     for r in records:
         if not isinstance(r, Mapping):
             continue
@@ -192,6 +204,15 @@ def _context(records: list[dict]) -> dict:
             framework_of.setdefault(binding, fw)
             cell = matrix[spec][fw]
             cell.setdefault(binding, Counter())[verdict] += 1
+            row = bindings[spec, binding][str(r.get("dtype", "?")), str(r.get("mode", "?")), str(r.get("device", "?"))]
+            row["all"][verdict] += 1
+            row["value"][_value_verdict(r)] += 1
+            for name, g in _gradients(r):
+                gradient_names.setdefault(name)
+                row["∂" + name][str(g.get("verdict", "?"))] += 1
+            if verdict not in ("conform", "unsupported"):
+                row["in"].update(_finding_in(r))
+            plots.add(r)
             if verdict == "unsupported":
                 reason = _message(r.get("actual"))
                 group = unsupported.setdefault((fw, reason), {"framework": fw, "reason": reason, "bindings": {}})
@@ -213,6 +234,7 @@ def _context(records: list[dict]) -> dict:
                                     str(d.get("case_id")), str(d.get("dtype"))))
     div_counts = Counter(str(d.get("status", "unexplained")) for d in divergences)
     fw_list = list(frameworks)
+    gradient_columns = sorted(gradient_names, key=lambda g: _rank(g, GRADIENTS))
     return {
         "meta": _meta_rows(meta),
         "versions": _versions(meta),
@@ -227,6 +249,8 @@ def _context(records: list[dict]) -> dict:
                        "unexplained": div_counts.get("unexplained", 0)},
         "frameworks": fw_list,
         "matrix": _matrix(matrix, fw_list),
+        "gradient_columns": gradient_columns,
+        "bindings": _binding_rows(bindings, framework_of, fw_list, gradient_columns, plots.svgs()),
         "agreement": agreement_matrices(agreements, framework_of, fw_list),
         "unsupported": sorted(({**g, "bindings": list(g["bindings"])} for g in unsupported.values()),
                               key=lambda g: (g["framework"], g["reason"])),
@@ -235,6 +259,54 @@ def _context(records: list[dict]) -> dict:
         "stale": [k for k in map(_known, (summary or {}).get("stale_known") or []) if k],
         "filters": _filters(findings, divergences),
     }
+
+
+def _rank(value: str, order: tuple[str, ...]) -> tuple[int, str]:
+    """Sort key: the values of ``order`` in that order, then the others by name."""
+    return (order.index(value) if value in order else len(order), value)
+
+
+def _value_verdict(r: Mapping) -> str:
+    """The verdict of the value alone; older results files have none: then the verdict's."""
+    return str(r.get("value_verdict", r.get("verdict", "?")))
+
+
+def _gradients(r: Mapping) -> list[tuple[str, Mapping]]:
+    """A result's gradients, (what was differentiated, its record), input first."""
+    g = r.get("gradients")
+    if not isinstance(g, Mapping):
+        return []
+    return sorted(((str(k), v) for k, v in g.items() if isinstance(v, Mapping)), key=lambda kv: _rank(kv[0], GRADIENTS))
+
+
+def _finding_in(r: Mapping) -> list[str]:
+    """Where a finding lies: in its value, its gradients, or both (the value where neither says)."""
+    bad = {"value": _value_verdict(r) != "conform",
+           "gradient": any(g.get("verdict") not in (None, "conform") for _, g in _gradients(r))}
+    return [p for p in PARTS if bad[p]] or ["value"]
+
+
+def _binding_rows(bindings: Mapping, framework_of: Mapping[str, str], frameworks: list[str],
+                  gradient_columns: list[str], plots: Mapping) -> list[dict]:
+    """Per binding (by spec, framework, id): a row of verdict counts per dtype x mode x device
+    (all, value, each gradient, where the findings lie), and its error plots per dtype."""
+    rank = {fw: i for i, fw in enumerate(frameworks)}
+    out = []
+    for (spec, binding), rows in sorted(bindings.items(), key=lambda kv: (
+            kv[0][0], rank.get(framework_of.get(kv[0][1]), len(rank)), kv[0][1])):
+        found: Counter = Counter()
+        table = []
+        for (dtype, mode, device), c in sorted(rows.items(), key=lambda kv: (
+                _rank(kv[0][0], DTYPES), _rank(kv[0][1], MODES), kv[0][2])):
+            found.update(c["in"])
+            table.append({"dtype": dtype, "mode": mode, "device": device,
+                          "all": _badges(c["all"]), "value": _badges(c["value"]),
+                          "gradients": [_badges(c["∂" + g]) for g in gradient_columns],
+                          "in": [(p, c["in"][p]) for p in PARTS if c["in"][p]]})
+        out.append({"spec": spec, "binding": _breakable(binding), "framework": framework_of.get(binding, "?"),
+                    "rows": table, "in": [(p, found[p]) for p in PARTS if found[p]],
+                    "plots": plots.get((spec, binding), [])})
+    return out
 
 
 def _matrix(matrix: Mapping[str, Mapping[str, Mapping[str, Counter]]], frameworks: list[str]) -> list:
@@ -330,22 +402,29 @@ def _agreement_cell(row: str, col: str, tally: list[int] | None) -> dict:
                      f"{explained} explained, {unexplained} unexplained"}
 
 
-def _filters(findings: list[dict], divergences: list[dict]) -> dict[str, list[str]]:
-    """The values the filter menus offer: those of the blocks they filter, nothing else."""
-    seen: dict[str, set[str]] = {"framework": set(), "spec": set(), "verdict": set(), "dtype": set()}
+#: The report's filters: (name of the blocks' data- attribute, label, order of its values).
+_FILTERS = (("framework", "framework", ()), ("spec", "spec", ()), ("verdict", "verdict", FINDING_ORDER + ("conform",)),
+            ("dtype", "dtype", DTYPES), ("mode", "mode", MODES), ("device", "device", ("cpu", "cuda")),
+            ("in", "finding in", PARTS))
+
+
+def _filters(findings: list[dict], divergences: list[dict]) -> list[tuple[str, str, list[str]]]:
+    """(name, label, values) of each filter menu: the values of the blocks they filter, nothing else."""
+    seen: dict[str, set[str]] = {name: set() for name, _, _ in _FILTERS}
     for r in findings:
-        for k in seen:
+        for k in ("framework", "spec", "verdict", "dtype", "mode", "device"):
             seen[k].add(str(r.get(k)))
+        seen["in"].update(_finding_in(r))
     for d in divergences:
-        seen["spec"].add(str(d.get("spec")))
-        seen["dtype"].add(str(d.get("dtype")))
+        for k in ("spec", "dtype", "mode", "device"):
+            seen[k].add(str(d.get(k)))
+        seen["in"].add("value")  # a divergence is two bindings' values disagreeing
         for side in (d.get("a"), d.get("b")):
             if isinstance(side, Mapping):
                 seen["framework"].add(str(side.get("framework")))
                 seen["verdict"].add(str(side.get("verdict")))
-    order = {v: i for i, v in enumerate(FINDING_ORDER + ("conform",))}
-    return {k: sorted(v - {"None"}, key=(lambda x: (order.get(x, 99), x)) if k == "verdict" else None)
-            for k, v in seen.items()}
+    return [(name, label, sorted(seen[name] - {"None"}, key=lambda v: _rank(v, order)))
+            for name, label, order in _FILTERS] + [("status", "divergence", ["explained", "unexplained"])]
 
 
 def _breakable(name: str) -> Markup:
@@ -519,22 +598,33 @@ def _safe_link(link: str) -> bool:
     return (low.startswith("https://") or low.startswith("http://")) and not any(c in link for c in "\"'<> \n\t")
 
 
-def _headline(r: Mapping, errors: dict | None) -> str:
+def _headline(r: Mapping, where: list[str]) -> str:
+    """One line on what is wrong: the value's error figures, then each wrong gradient's."""
+    parts = [_headline_of(r)] if "value" in where else []
+    parts += [f"∂{name}: {_headline_of(g) or g.get('verdict')}" for name, g in _gradients(r)
+              if g.get("verdict") not in (None, "conform")]
+    return "; ".join(p for p in parts if p)
+
+
+def _headline_of(r: Mapping) -> str:
+    """The headline of one compared quantity (a result's value, or a gradient)."""
     e = r.get("errors") if isinstance(r.get("errors"), Mapping) else {}
     if e.get("max_abs") is not None:
         return (f"max abs {_fmt_scalar(e['max_abs'])}, max rel {_fmt_scalar(e.get('max_rel'))}"
                 + (f", {e['mismatched']}/{e['total']} mismatched"
                    if e.get("total") is not None and e.get("mismatched") is not None else ""))
-    if errors and errors["summary"]:
-        return errors["summary"].splitlines()[0][:160]
+    if e.get("summary"):
+        return str(e["summary"]).splitlines()[0][:160]
     actual = r.get("actual")
     if isinstance(actual, Mapping) and "error" in actual:
-        return f"{actual.get('error')}: {str(actual.get('message') or '')[:120]}"
+        message = str(actual.get("message") or "")[:120]
+        return f"{actual.get('error')}: {message}" if message else str(actual.get("error"))
     return ""
 
 
 def _finding(r: Mapping) -> dict:
     errors = _errors(r.get("errors"))
+    where = _finding_in(r)
     tol = r.get("tolerance") if isinstance(r.get("tolerance"), Mapping) else {}
     inputs = r.get("inputs") if isinstance(r.get("inputs"), Mapping) else {}
     return {
@@ -552,9 +642,12 @@ def _finding(r: Mapping) -> dict:
         "expected": _outcome(r.get("expected")),
         "actual": _outcome(r.get("actual")),
         "errors": errors,
-        "headline": _headline(r, errors),
-        "gradients": (json.dumps(r["gradients"], indent=1, ensure_ascii=False, default=str)
-                      if r.get("gradients") else None),
+        "value_verdict": _value_verdict(r),
+        "in": " ".join(where), "parts": [(p, None) for p in where],
+        "headline": _headline(r, where),
+        "gradients": [{"name": name, "verdict": str(g.get("verdict", "?")), "expected": _outcome(g.get("expected")),
+                       "actual": _outcome(g.get("actual")), "errors": _errors(g.get("errors"))}
+                      for name, g in _gradients(r)],
         "known": _known(r.get("known")),
         "reproducer": str(r["reproducer"]) if r.get("reproducer") else None,
         "seconds": ", ".join(f"{k} {v:.3g} s" for k, v in (r.get("seconds") or {}).items()

@@ -44,7 +44,7 @@ REPRO = "import torch\nloss = torch.nn.functional.binary_cross_entropy(input, ta
 
 # -- the results file ------------------------------------------------------------------------
 
-from test_report_html import _result  # noqa: E402 - one record builder for both report tests
+from test_report_html import _gradient, _result  # noqa: E402 - one record builder for both report tests
 
 
 BCE, CE, HUBER = "binary_cross_entropy", "cross_entropy", "huber"  # CE: a substring of BCE
@@ -69,8 +69,14 @@ def _records() -> list[dict]:
                 "summary": "Mismatched elements: 1 / 2 (50.0%)\nGreatest absolute difference: 83.8819 at index (0,)"},
         reproducer=REPRO,
     )
+    gradient = _result(  # its value conforms, its input gradient does not
+        "keras.losses.BinaryCrossentropy", "deviate", framework="tensorflow", spec=BCE, case_id="gen-7",
+        mode="function", value_verdict="conform",
+        gradients={"input": _gradient([[0.25, -0.125, 0.5]], [[0.5, -0.125, 0.5]])},
+    )
     mismatch = _result(
         "optax.losses.softmax_cross_entropy", "error_mismatch", framework="jax", spec=CE, case_id="edge-bad-axis",
+        mode="jit", device="cuda",
         expected={"error": "ValueError", "message": "axis out of range"},
         actual={"error": "TypeError", "message": "bad axis " + HOSTILE, "classes": ["TypeError", "Exception"]},
         errors={"summary": "expected ValueError; raised TypeError"},
@@ -100,18 +106,19 @@ def _records() -> list[dict]:
         "known": [], "reason": "explained by log_min: keras uses None, torch uses -100.0",
     }
     summary = {"kind": "summary",
-               "counts": {"conform": 3, "deviate": 1, "error_mismatch": 1, "known": 1},
+               "counts": {"conform": 3, "deviate": 2, "error_mismatch": 1, "known": 1},
                "stale_known": [], "divergences": {"explained": 1, "unexplained": 0},
                "finished": "2026-01-01T00:01:00"}
-    return [meta, *conform, deviate, mismatch, known, divergence, summary]
+    return [meta, *conform, deviate, gradient, mismatch, known, divergence, summary]
 
 
 #: The filtered blocks: (framework, spec, verdict, status) of each, as the page should mark them.
 DEVIATE = ("torch", BCE, "deviate")
-MISMATCH = ("jax", CE, "error_mismatch")
+GRADIENT = ("tensorflow", BCE, "deviate")  # in its input gradient only; mode "function"
+MISMATCH = ("jax", CE, "error_mismatch")  # mode "jit", device "cuda"
 KNOWN = ("tensorflow", HUBER, "known")
 DIVERGENCE = ("tensorflow torch", BCE, "conform")
-ALL = {DEVIATE, MISMATCH, KNOWN, DIVERGENCE}
+ALL = {DEVIATE, GRADIENT, MISMATCH, KNOWN, DIVERGENCE}
 
 
 @pytest.fixture(scope="module")
@@ -195,24 +202,27 @@ def test_filters_show_only_matching_blocks(page):
 
     # the menus offer what the blocks carry, nothing else
     options = {name: bar.locator(f'select[name="{name}"] option').all_inner_texts()
-               for name in ("framework", "spec", "verdict", "dtype", "status")}
+               for name in ("framework", "spec", "verdict", "dtype", "mode", "device", "in", "status")}
     assert sorted(options["framework"]) == sorted(["all", "jax", "tensorflow", "torch"])
     assert sorted(options["spec"]) == sorted(["all", BCE, CE, HUBER])
     assert options["verdict"] == ["all", "error_mismatch", "deviate", "known", "conform"]
     assert sorted(options["dtype"]) == ["all", "float32", "float64"]
+    assert options["mode"] == ["all", "eager", "function", "jit"]
+    assert options["device"] == ["all", "cpu", "cuda"]
+    assert options["in"] == ["all", "value", "gradient"]
     assert options["status"] == ["all", "explained", "unexplained"]
 
     pick("framework", "torch", {DEVIATE, DIVERGENCE}, (1, 1))  # a divergence belongs to both its frameworks
     pick("framework", "jax", {MISMATCH}, (1, 0))
-    pick("framework", "tensorflow", {KNOWN, DIVERGENCE}, (1, 1))
+    pick("framework", "tensorflow", {GRADIENT, KNOWN, DIVERGENCE}, (2, 1))
     reset("framework")
 
-    pick("spec", BCE, {DEVIATE, DIVERGENCE}, (1, 1))
+    pick("spec", BCE, {DEVIATE, GRADIENT, DIVERGENCE}, (2, 1))
     pick("spec", CE, {MISMATCH}, (1, 0))  # a whole value, not a substring of another
     pick("spec", HUBER, {KNOWN}, (1, 0))
     reset("spec")
 
-    pick("verdict", "deviate", {DEVIATE}, (1, 0))
+    pick("verdict", "deviate", {DEVIATE, GRADIENT}, (2, 0))
     pick("verdict", "error_mismatch", {MISMATCH}, (1, 0))
     pick("verdict", "conform", {DIVERGENCE}, (0, 1))  # the divergence's sides both conform
     reset("verdict")
@@ -224,12 +234,29 @@ def test_filters_show_only_matching_blocks(page):
     pick("status", "unexplained", set(), (0, 0))
     reset("status")
 
+    pick("mode", "function", {GRADIENT}, (1, 0))
+    pick("mode", "jit", {MISMATCH}, (1, 0))
+    pick("mode", "eager", {DEVIATE, KNOWN, DIVERGENCE}, (2, 1))
+    reset("mode")
+
+    pick("device", "cuda", {MISMATCH}, (1, 0))
+    pick("device", "cpu", ALL - {MISMATCH}, (3, 1))
+    reset("device")
+
+    pick("in", "gradient", {GRADIENT}, (1, 0))
+    pick("in", "value", ALL - {GRADIENT}, (3, 1))  # a divergence is one of values
+    reset("in")
+
     # filters combine: each further one narrows what the others left
     pick("framework", "torch", {DEVIATE, DIVERGENCE}, (1, 1))
     pick("verdict", "known", set(), (0, 0))
     pick("verdict", "", {DEVIATE, DIVERGENCE}, (1, 1))
     pick("status", "explained", {DIVERGENCE}, (0, 1))
-    for name in ("framework", "verdict", "status"):
+    pick("framework", "tensorflow", {DIVERGENCE}, (0, 1))
+    pick("status", "", {GRADIENT, KNOWN, DIVERGENCE}, (2, 1))
+    pick("in", "gradient", {GRADIENT}, (1, 0))
+    pick("mode", "eager", set(), (0, 0))
+    for name in ("framework", "verdict", "status", "in", "mode"):
         bar.locator(f'select[name="{name}"]').select_option("")
     expect(shown).to_have_text("")
     assert _visible(page) == ALL
@@ -270,6 +297,28 @@ def test_a_finding_expands_to_show_its_case(page, tmp_path):
     block.screenshot(path=str(shot))
     assert shot.stat().st_size > 1000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert page.errors == []
+
+
+def test_a_gradient_finding_and_the_error_plots(page):
+    expect = sync_api.expect
+    block = _block(page, GRADIENT)
+    expect(block.locator("summary .part")).to_have_text("gradient")
+    expect(block.locator("summary .head")).to_have_text("∂input: max abs 0.25, max rel 1, 1/3 mismatched")
+    block.locator("summary").click()
+    arrays = block.locator(".pair pre.arr")  # the gradient's expected and actual, side by side
+    assert arrays.all_inner_texts() == ["[[0.25, -0.125, 0.5]]", "[[0.5, -0.125, 0.5]]"]
+
+    plots = page.locator("details.plots")
+    assert plots.count() == 6  # one per binding with values: none for unsupported or errors only
+    first = plots.first
+    svg = first.locator("svg.plot")
+    expect(svg).to_be_hidden()  # collapsed
+    first.locator("summary").click()
+    expect(svg).to_be_visible()
+    box = svg.bounding_box()
+    assert box["width"] > 300 and box["height"] > 100
+    assert "ULP error" in svg.text_content() and "value (" in svg.text_content()
     assert page.errors == []
 
 

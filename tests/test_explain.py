@@ -184,10 +184,10 @@ def test_a_divergence_no_convention_explains_is_unexplained():
     (["torch.nn.BCELoss", "--input", "[0.5, x]", "--target", "[1]"], "--input: 'x' is not a number"),
     (["torch.nn.BCELoss", "--input", "[0.5]", "--target", "[1]", "--param", "reduction"],
      "--param 'reduction': expected NAME=VALUE, e.g. reduction=sum"),
-    (["keras.losses.BinaryCrossentropy", "--input", "[0.5]", "--target", "[1]", "--dtype", "float64"],
-     "keras.losses.BinaryCrossentropy is bound in float32 only, not float64"),
+    (["keras.losses.BinaryCrossentropy", "--input", "[0.5]", "--target", "[1]", "--dtype", "float8"],
+     "unknown dtype 'float8'; accepted: float64, float32, float16, bfloat16"),
     (["torch.nn.BCELoss", "--input", "[0.5]", "--target", "[1]", "--mode", "jit"],
-     "mode 'jit' is not available for torch; accepted: eager"),
+     "mode 'jit' is not available for torch; accepted: eager, compile"),
     (["torch.nn.NLLLoss", "--input", "[[-0.5, -1.0]]", "--target", "[0.5]"],
      "torch.nn.NLLLoss: the target holds class indices, which must be integers (of 64 bits)"),
     (["optax.losses.kl_divergence_with_log_targets", "--input", "[-1.0]", "--target", "[-1.0]"],
@@ -203,7 +203,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
 
 
 def test_explain_error_is_a_value_error_for_library_callers():
-    with pytest.raises(ExplainError, match="unknown dtype 'float17'; accepted: float32, float64"):
+    with pytest.raises(ExplainError, match="unknown dtype 'float17'; accepted: float64, float32, float16, bfloat16"):
         explain(["torch.nn.BCELoss"], {"input": np.array([0.5]), "target": np.array([1.0])}, {}, dtype="float17")
 
 

@@ -23,10 +23,11 @@ LINK = "https://github.com/pytorch/pytorch/issues/12345"
 
 
 def _result(binding, verdict, *, framework="torch", spec="binary_cross_entropy", case_id="edge-seed-000",
-            dtype="float32", **extra):
+            dtype="float32", mode="eager", device="cpu", **extra):
+    """A result line; without ``value_verdict`` or ``gradients`` (pass them) it has an older file's shape."""
     record = {
         "kind": "result", "spec": spec, "binding": binding, "framework": framework,
-        "dtype": dtype, "device": "cpu", "mode": "eager", "case_id": case_id,
+        "dtype": dtype, "device": device, "mode": mode, "case_id": case_id,
         "origin": {"table": "edges", "row": "seed-000", "why": "seed 000: BCE is 0.3190"},
         "params": {"reduction": "mean", "weight": None},
         "inputs": {"input": encode_array(np.array([0.8, 0.2, 0.4], np.float32).astype(np.float64)),
@@ -39,6 +40,26 @@ def _result(binding, verdict, *, framework="torch", spec="binary_cross_entropy",
     }
     record.update(extra)
     return record
+
+
+def _compared(expected, actual, dtype):
+    """(verdict, errors) of ``actual`` against ``expected``, as the suite compares them."""
+    from lossparity.conformance.compare import compare
+    from lossparity.conformance.tolerances import TOLERANCES
+
+    _round(0.0, dtype)  # registers bfloat16 with NumPy
+    c = compare(actual, expected, TOLERANCES[dtype], dtype)
+    return "conform" if c.ok else "deviate", c.as_dict()
+
+
+def _gradient(expected, actual, *, dtype="float32", verdict=None):
+    """One entry of a result's ``gradients``: arrays compared as the suite does, or error strings."""
+    def side(v, **extra):
+        return {"error": v} if isinstance(v, str) else {"value": encode_array(np.asarray(v, np.float64)), **extra}
+    found, errors = ("error_mismatch", None) if isinstance(expected, str) or isinstance(actual, str) \
+        else _compared(expected, actual, dtype)
+    return {"expected": side(expected), "actual": side(actual, dtype=dtype), "verdict": verdict or found,
+            "errors": errors}
 
 
 def records(*, hostile: bool = False) -> list[dict]:
@@ -147,7 +168,7 @@ def test_self_contained_with_csp(page):
     lowered = page.lower()
     assert "<script src" not in lowered and "<link" not in lowered and "@import" not in lowered
     assert not re.search(r"""\bsrc\s*=\s*["']?(https?:)?//""", lowered)
-    assert "url(" not in lowered
+    assert not re.search(r"url\((?!#)", lowered)  # only the inline plots' references to their own clip paths
     # the only web addresses are the known-deviation links, as plain links
     hrefs = re.findall(r'href="([^"#][^"]*)"', page)
     assert sorted(hrefs) == sorted([LINK, "https://github.com/tensorflow/tensorflow/issues/1"])
@@ -187,11 +208,13 @@ def test_renders_from_a_results_file_without_any_framework(tmp_path):
     write_all(results, records(hostile=True))
     code = (
         "import sys\n"
+        # the plots measure ULPs as the comparison does: with its pure-NumPy module, nothing else of it
+        "SHARED = {'lossparity.conformance', 'lossparity.conformance.compare', 'lossparity.conformance.tolerances'}\n"
         "from lossparity.reports.records import read_records\n"
         "from lossparity.reports.html import write_report\n"
         f"write_report(read_records({str(results)!r}, validate=False), {str(tmp_path / 'r.html')!r})\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'jax', 'jaxlib',"
-        " 'keras', 'optax') or m.startswith(('lossparity.adapters', 'lossparity.conformance')))\n"
+        " 'keras', 'optax') or m.startswith(('lossparity.adapters', 'lossparity.conformance')) and m not in SHARED)\n"
         "print(bad)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -362,3 +385,192 @@ def test_broken_agreement_records_render():
                            "explained": -1, "unexplained": None}, "not a record"])
     _, cells = _agreement_table(page, "s")
     assert cells["x", "y"][:2] == ("none", "·")
+
+
+# -- gradients, execution modes, devices, dtypes ---------------------------------------------
+
+#: (binding, framework, the modes it runs in) of the synthetic results files.
+SYNTHETIC_BINDINGS = (("torch.nn.CrossEntropyLoss", "torch", ("eager", "compile")),
+                      ("keras.losses.CategoricalCrossentropy", "tensorflow", ("eager", "function", "function_jit")),
+                      ("optax.losses.softmax_cross_entropy", "jax", ("eager", "jit")))
+DTYPES = ("float64", "float32", "float16", "bfloat16")
+
+
+def _round(x, dtype):
+    import ml_dtypes
+
+    return np.asarray(x).astype(ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype).astype(np.float64)
+
+
+def synthetic(n: int, *, seed: int = 0) -> list[dict]:
+    """A results file of ``n`` soft-target cross-entropy results with input and target gradients,
+    over three bindings, four dtypes, their modes and two devices: every tenth deviates in its
+    value, every tenth in its input gradient, every twentieth crashes."""
+    rng = np.random.default_rng(seed)
+    out = [{"kind": "meta", "schema": 1, "lossparity": "0.1.0", "versions": {"numpy": np.__version__},
+            "python": "3.11", "platform": "Linux",
+            "device": "cpu", "seed": seed, "command": "synthetic", "started": "2026-01-01T00:00:00"}]
+    for i in range(n):
+        binding, fw, modes = SYNTHETIC_BINDINGS[i % 3]
+        dtype, mode = DTYPES[i // 3 % 4], modes[i // 12 % len(modes)]
+        x = _round(rng.normal(size=(4, 3)) * 10.0 ** rng.integers(-2, 3), dtype)
+        p = np.exp(rng.normal(size=(4, 3)))
+        p = _round(p / p.sum(-1, keepdims=True), dtype)
+        logp = x - x.max(-1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
+        value, d_input, d_target = -(p * logp).sum(-1), np.exp(logp) * p.sum(-1, keepdims=True) - p, -logp
+        actual, g_input = _round(value, dtype), _round(d_input, dtype)
+        if i % 10 == 3:
+            actual[0] = actual[0] * 1.1 + 1e-3
+        if i % 10 == 6:
+            g_input[0, 0] = g_input[0, 0] * 1.5 + 1e-3
+        value_verdict, errors = _compared(value, actual, dtype)
+        gradients = {"input": _gradient(d_input, g_input, dtype=dtype),
+                     "target": _gradient(d_target, _round(d_target, dtype), dtype=dtype)}
+        verdict = max([value_verdict] + [g["verdict"] for g in gradients.values()], key=("conform", "deviate").index)
+        record = _result(binding, verdict, framework=fw, spec="softmax_cross_entropy", case_id=f"gen-{i}",
+                         dtype=dtype, mode=mode, device="cuda" if i % 7 == 0 else "cpu",
+                         params={"reduction": "none"}, inputs={"input": encode_array(x), "target": encode_array(p)},
+                         expected={"value": encode_array(value)},
+                         actual={"value": encode_array(actual), "dtype": dtype},
+                         errors=errors, value_verdict=value_verdict, gradients=gradients)
+        if i % 20 == 9:
+            record.update(verdict="crash", value_verdict="crash", gradients=None, errors=None,
+                          actual={"error": "RuntimeError", "message": "CUDA error", "classes": ["RuntimeError"]})
+        out.append(record)
+    return out
+
+
+BINDING = "torch.nn.CrossEntropyLoss"
+GRAD_OK, GRAD_BAD = [[0.25, -0.125]], [[0.5, -0.125]]
+
+
+def gradient_records() -> list[dict]:
+    """One binding's findings in its value, its input gradient, its target gradient; one older line."""
+    ok = _gradient(GRAD_OK, GRAD_OK)
+    return [
+        _result(BINDING, "conform", value_verdict="conform", gradients={"input": ok}),
+        _result(BINDING, "deviate", case_id="grad-only", value_verdict="conform",
+                gradients={"input": _gradient(GRAD_OK, GRAD_BAD)}),
+        _result(BINDING, "deviate", case_id="value-only", mode="compile", value_verdict="deviate",
+                gradients={"input": ok}),
+        _result(BINDING, "known", case_id="both", dtype="float64", value_verdict="deviate",
+                gradients={"input": ok, "target": _gradient(GRAD_OK, GRAD_BAD, dtype="float64")}),
+        _result(BINDING, "conform", dtype="bfloat16", device="cuda", value_verdict="conform",
+                gradients={"input": ok, "target": ok}),
+        _result("keras.losses.BinaryCrossentropy", "deviate", framework="tensorflow", case_id="old-line",
+                mode="function", device="cuda"),  # no value_verdict, no gradients: an older file's line
+    ]
+
+
+def _plain(html: str) -> str:
+    return unescape(re.sub(r"<[^>]+>", "", html)).strip()
+
+
+def _counts(html: str) -> dict[str, int]:
+    """Verdict badges and "value 3" / "gradient 2" tags of a cell, as {name: count}."""
+    return {k: int(n) for k, n in re.findall(r'(?:title="|class="part p-)(\w+)">(?:\w+ )?(\d+)</span>', html)}
+
+
+def _bindings_table(page: str) -> tuple[list[str], dict[str, tuple[dict, list]]]:
+    """The column heads, and binding -> (its findings-in counts, [(dtype, mode, device, {column: counts})])."""
+    table = re.search(r'<table class="bindings">(.*?)</table>', page, re.S).group(1)
+    head = [_plain(h) for h in re.findall(r"<th>(.*?)</th>", table.split("</thead>")[0])]
+    out = {}
+    for body in re.findall(r"<tbody>(.*?)</tbody>", table, re.S):
+        top = re.search(r'<tr class="binding"><th[^>]*><code>(.*?)</code>(.*?)</th>', body, re.S)
+        rows = []
+        for tr in re.findall(r"<tr>(<td>.*?)</tr>", body, re.S):
+            cells = re.findall(r"<td>(.*?)</td>", tr, re.S)
+            rows.append((*cells[:3], {h: _counts(c) for h, c in zip(head[3:], cells[3:])}))
+        out[_plain(top.group(1))] = (_counts(top.group(2)), rows)
+    return head, out
+
+
+def _finding_block(page: str, case_id: str) -> str:
+    (block,) = [b for b in page.split('<details class="item')[1:] if f" · {case_id} · " in b.split("</summary>")[0]]
+    return block.split("</details>")[0]
+
+
+def test_gradient_columns_count_value_and_gradient_verdicts():
+    head, table = _bindings_table(render_report(gradient_records()))
+    assert head == ["dtype", "mode", "device", "result", "value", "∂input", "∂target", "findings in"]
+    found, rows = table[BINDING]
+    assert found == {"value": 2, "gradient": 2}  # "both" counts in each
+    assert rows == [  # binding x dtype x mode x device, dtypes and modes in their order
+        ("float64", "eager", "cpu", {"result": {"known": 1}, "value": {"deviate": 1}, "∂input": {"conform": 1},
+                                     "∂target": {"deviate": 1}, "findings in": {"value": 1, "gradient": 1}}),
+        ("float32", "eager", "cpu", {"result": {"conform": 1, "deviate": 1}, "value": {"conform": 2},
+                                     "∂input": {"conform": 1, "deviate": 1}, "∂target": {},
+                                     "findings in": {"gradient": 1}}),
+        ("float32", "compile", "cpu", {"result": {"deviate": 1}, "value": {"deviate": 1}, "∂input": {"conform": 1},
+                                       "∂target": {}, "findings in": {"value": 1}}),
+        ("bfloat16", "eager", "cuda", {"result": {"conform": 1}, "value": {"conform": 1}, "∂input": {"conform": 1},
+                                       "∂target": {"conform": 1}, "findings in": {}}),
+    ]
+    # the older line: its value verdict is its verdict, and it has no gradients
+    assert table["keras.losses.BinaryCrossentropy"] == ({"value": 1}, [
+        ("float32", "function", "cuda", {"result": {"deviate": 1}, "value": {"deviate": 1}, "∂input": {},
+                                          "∂target": {}, "findings in": {"value": 1}})])
+
+
+def test_a_finding_only_in_its_gradient_shows_as_a_gradient_finding():
+    page = render_report(gradient_records())
+    block = _finding_block(page, "grad-only")
+    assert block.startswith(' f-deviate" data-filter')
+    assert 'data-mode="eager" data-device="cpu" data-in="gradient"' in block
+    summary = block.split("</summary>")[0]
+    assert '<span class="part p-gradient">gradient</span>' in summary and "p-value" not in summary
+    assert _plain(summary.split('<span class="head">')[1]) == "∂input: max abs 0.25, max rel 1, 1/2 mismatched"
+    body = block.split("</summary>")[1]
+    assert re.search(r'result <span class="b v-deviate".*value <span class="b v-conform"'
+                     r'.*∂input <span class="b v-deviate"', body)
+    assert "<h4>gradient ∂input" in body and '<span class="b v-deviate" title="deviate">deviate</span></h4>' in body
+    assert "[[0.25, -0.125]]" in body and "[[0.5, -0.125]]" in body  # expected and actual
+    assert "Mismatched elements: 1 / 2" in body and "<i>max_abs</i> 0.25" in body
+    # a finding in both: both tags; one in its value only: the value's
+    assert 'data-in="value gradient"' in _finding_block(page, "both")
+    assert 'data-in="value"' in _finding_block(page, "value-only")
+    assert 'data-in="value"' in _finding_block(page, "old-line")
+
+
+def _options(page: str) -> dict[str, tuple[str, list[str]]]:
+    """Filter name -> (its label, the values it offers)."""
+    bar = re.search(r'<div id="filters" hidden>(.*?)</div>', page, re.S).group(1)
+    return {name: (label, re.findall(r"<option>(.*?)</option>", opts))
+            for label, name, opts in re.findall(r'<label>(.*?) <select name="(\w+)">(.*?)</select>', bar)}
+
+
+def test_mode_device_and_finding_in_filters():
+    options = _options(render_report(gradient_records()))
+    assert options["mode"] == ("mode", ["eager", "function", "compile"])  # of the findings only, in mode order
+    assert options["device"] == ("device", ["cpu", "cuda"])
+    assert options["in"] == ("finding in", ["value", "gradient"])
+    assert options["dtype"] == ("dtype", ["float64", "float32"])
+    assert options["status"] == ("divergence", ["explained", "unexplained"])
+    assert list(options) == ["framework", "spec", "verdict", "dtype", "mode", "device", "in", "status"]
+
+
+def test_older_lines_without_value_verdict_or_gradients_render(page):
+    head, table = _bindings_table(page)
+    assert head == ["dtype", "mode", "device", "result", "value", "findings in"]  # no gradient columns
+    for _, rows in table.values():
+        for *_, cells in rows:
+            assert cells["value"] == cells["result"]
+    assert table["torch.nn.BCELoss"][0] == {"value": 2}  # crash, known
+    assert set(re.findall(r'data-in="([\w ]+)"', page)) == {"value"}
+    assert "<h4>gradient" not in page
+
+
+def test_plots_are_inline_svg_per_binding_and_dtype_with_unique_ids():
+    page = render_report(synthetic(120))
+    blocks = re.findall(r'<details class="plots"><summary>(.*?)</summary>(.*?)</details>', page, re.S)
+    assert len(blocks) == len(SYNTHETIC_BINDINGS)
+    for summary, svgs in blocks:
+        assert "float64, float32, float16, bfloat16" in summary
+        assert svgs.count('<svg class="plot"') == 4
+    assert "<?xml" not in page and "<!DOCTYPE svg" not in page and "<metadata" not in page
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids))
+    refs = set(re.findall(r'(?:url\(#|href="#)([^)"]+)', page))
+    assert refs and refs <= set(ids)  # every clip path and marker an SVG uses is its own

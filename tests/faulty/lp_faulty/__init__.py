@@ -59,6 +59,7 @@ globals().update({name: _fault(name) for name in FAULTS})
 
 class FaultyAdapter(FrameworkAdapter):
     framework = "faulty"
+    differentiates = False  # NumPy has no automatic differentiation
     module = "numpy"
     imports = "import numpy as np\nimport lp_faulty\n"
 
@@ -76,4 +77,5 @@ class FaultyAdapter(FrameworkAdapter):
 
 
 ADAPTER = FaultyAdapter()
-BINDINGS = [Binding(f"lp_faulty.{name}", "entropy", "faulty", f"lp_faulty.{name}(input)") for name in FAULTS]
+BINDINGS = [Binding(f"lp_faulty.{name}", "entropy", "faulty", f"lp_faulty.{name}(input)", dtypes=("float64", "float32"))
+            for name in FAULTS]
