@@ -1,4 +1,4 @@
-"""Careful elementwise building blocks shared by the oracles (float64 throughout)."""
+"""Careful elementwise building blocks shared by the oracles and their gradients (float64 throughout)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def machine_eps(dtype) -> float:
 
 
 def clip_bounds(eps: float, dtype, upper_one: bool = False) -> tuple[float, float]:
-    """The bounds [eps, 1 - eps] (or [eps, 1]) rounded to ``dtype``, as the framework writes them.
+    """The bounds [eps, 1 - eps] (``upper_one``: [eps, 1], Keras KLDivergence) rounded to
+    ``dtype``, as the framework writes them.
 
     Keras writes ``clip(p, epsilon, 1.0 - epsilon)``: the Python float ``1.0 - 1e-7`` is
     rounded to the tensor's dtype, so in float32 the bounds are 1.0000000117e-07 and
@@ -77,11 +78,6 @@ def clip_bounds(eps: float, dtype, upper_one: bool = False) -> tuple[float, floa
     lo = float(np.asarray(eps, dtype=dtype).astype(np.float64))
     hi = 1.0 if upper_one else float(np.asarray(1.0 - eps, dtype=dtype).astype(np.float64))
     return lo, hi
-
-
-def clip_in_dtype(p: np.ndarray, eps: float, dtype, upper_one: bool = False) -> np.ndarray:
-    """Clip into :func:`clip_bounds` (``upper_one``: into [eps, 1], Keras KLDivergence)."""
-    return np.clip(np.asarray(p, np.float64), *clip_bounds(eps, dtype, upper_one))
 
 
 # ----------------------------------------------------------------------------- derivatives
@@ -115,15 +111,29 @@ def clip_grad(x: np.ndarray, lo: float | None, hi: float | None, grad: np.ndarra
     return np.where(outside, 0.0, grad)
 
 
+def sum_of_others(a: np.ndarray) -> np.ndarray:
+    """sum_{j != c} a_j for every c of the last axis, added up from the entries before and after
+    c, never as sum(a) - a_c, which cancels where a_c dominates (a saturated prediction)."""
+    a = np.asarray(a, np.float64)
+    edge = np.zeros(a.shape[:-1] + (1,))
+    before = np.cumsum(np.concatenate([edge, a[..., :-1]], axis=-1), axis=-1)
+    after = np.flip(np.cumsum(np.concatenate([edge, np.flip(a, axis=-1)[..., :-1]], axis=-1), axis=-1), axis=-1)
+    return (before + after)[..., :a.shape[-1]]
+
+
 def normalize_grad(p: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    """Pull ``grad`` (d/dq) back through q = p / sum(p) over the last axis:
-    d/dp_j = (grad_j - sum_c grad_c q_c) / sum(p). A q_c of 0 contributes nothing to the
-    sum even where grad_c is infinite (the ``times`` rule of the forward)."""
-    p = np.asarray(p, np.float64)
+    """Pull ``grad`` (d/dq) back through q = p / sum(p) over the last axis.
+
+    d/dp_j = (grad_j - sum_c grad_c q_c) / sum(p), written sum_{c != j} q_c (grad_j - grad_c)
+    / sum(p) (the same, as sum(q) = 1): where q_j is near 1 and the rest near 0 (a confident
+    prediction) the textbook form cancels and loses every digit. A q_c of 0 contributes
+    nothing even where grad_c is infinite (the ``times`` rule of the forward).
+    """
+    p, grad = np.broadcast_arrays(np.asarray(p, np.float64), np.asarray(grad, np.float64))
     with np.errstate(divide="ignore", invalid="ignore"):
         total = np.sum(p, axis=-1, keepdims=True)
-        inner = np.sum(times(p / total, grad), axis=-1, keepdims=True)
-        return (grad - inner) / total
+        q = p / total
+        return (times(sum_of_others(q), grad) - sum_of_others(times(q, grad))) / total
 
 
 def log_softmax_grad(x: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -131,17 +141,13 @@ def log_softmax_grad(x: np.ndarray, a: np.ndarray) -> np.ndarray:
 
     The textbook p * sum(a) - a is written a (p - 1) + p sum_{j != c} a_j with p - 1 =
     expm1(log p): where softmax saturates (p within 1e-13 of 1) p - 1 keeps its relative
-    accuracy, which rounding p first would lose entirely; and the sum of the other classes
-    is added up from the classes before and after c, never as sum(a) - a_c, which cancels
-    where a_c dominates. A -inf logit has p = 0 and slope -a; a row with a +inf or NaN
+    accuracy, which rounding p first would lose entirely (and the other classes are summed
+    by :func:`sum_of_others`). A -inf logit has p = 0 and slope -a; a row with a +inf or NaN
     logit is all NaN (as its softmax).
     """
     x, a = np.asarray(x, np.float64), np.asarray(a, np.float64)
     if x.shape[-1] == 0:
         return np.zeros(np.broadcast_shapes(x.shape, a.shape))
     logp, p = _log_softmax_parts(x)
-    edge = np.zeros(a.shape[:-1] + (1,))
-    before = np.cumsum(np.concatenate([edge, a[..., :-1]], axis=-1), axis=-1)
-    after = np.flip(np.cumsum(np.concatenate([edge, np.flip(a, axis=-1)[..., :-1]], axis=-1), axis=-1), axis=-1)
     with np.errstate(invalid="ignore"):
-        return a * np.expm1(logp) + p * (before + after)[..., :a.shape[-1]]
+        return a * np.expm1(logp) + p * sum_of_others(a)

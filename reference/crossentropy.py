@@ -63,7 +63,8 @@ def _bce_stages(input, target, label_smoothing, log_min, prob_eps, prob_domain, 
     with np.errstate(divide="ignore", invalid="ignore"):
         raw = (np.log(clipped), np.log1p(-clipped))
     logs = raw if log_min is None else tuple(np.maximum(v, log_min) for v in raw)
-    trace("log", np.array(logs), "log p and log(1-p)" + (f", each clamped at {log_min}" if log_min is not None else ""))
+    clamped = "" if log_min is None else f", each clamped at {log_min}"
+    trace("log", np.array(logs), "log p and log(1-p)" + clamped)
     return p, y, bounds, clipped, raw, logs
 
 
@@ -87,8 +88,10 @@ def binary_cross_entropy_grad(
 
     d/dp = w (-y/p + (1-y)/(1-p)); each term is 0 where its log is clamped (below
     ``log_min``; at equality it passes), or where its coefficient is 0 (so p = 0 with y = 0 is
-    finite), and the whole is 0 strictly outside the ``prob_eps`` clip. d/dy =
-    w (1-s) (log(1-p) - log p) with the clamped logs: +-inf at p = 0 or 1 when nothing clamps.
+    finite), and the whole is 0 strictly outside the ``prob_eps`` clip; y is the smoothed
+    target. d/dy = w (1-s) (log(1-p) - log p) with the clamped logs: +-inf at p = 0 or 1 when
+    nothing clamps. A NaN p has NaN slopes; a p outside [0, 1] (``prob_domain="nan"``) gets
+    the formula's values, finite in p where the log itself is NaN.
     """
     p, y, bounds, clipped, (raw_p, raw_1mp), (log_p, log_1mp) = _bce_stages(
         input, target, label_smoothing, log_min, prob_eps, prob_domain, dtype, NO_TRACE)
@@ -138,7 +141,7 @@ def binary_cross_entropy_with_logits_grad(
             d_y = -x
         else:  # softplus(-x) - softplus(x) = -x exactly; the two would cancel near x = 0
             pw = np.asarray(pos_weight, np.float64)
-            d_y = np.where(np.isfinite(x), pw * softplus(-x) - softplus(x), times(pw, softplus(-x)) - softplus(x))
+            d_y = np.where(np.isfinite(x), (pw - 1.0) * softplus(-x) - x, times(pw, softplus(-x)) - softplus(x))
     d_y = (1.0 - label_smoothing) * d_y
     g = reduce_grad(np.shape(d_x), reduction=reduction, sample_axis=sample_axis)
     return {"input": chain(g, _weighted(d_x, weight)), "target": chain(g, _weighted(d_y, weight))}

@@ -2,7 +2,8 @@
 
 Every oracle hands its per-element loss here, so a convention about how ``mean`` is
 weighted or what an empty mean returns is written once (compare Keras'
-``keras/src/losses/loss.py``).
+``keras/src/losses/loss.py``); so is its gradient, :func:`reduce_grad`, which every
+oracle's gradient applies with :func:`chain`.
 """
 
 from __future__ import annotations
@@ -90,16 +91,8 @@ def _mean_denominator(shape, mask, denom_weight, mean_by) -> tuple[float, str]:
     return float(np.count_nonzero(counted)), "number of counted elements"
 
 
-def reduce_grad(
-    shape: tuple[int, ...],
-    *,
-    reduction: str,
-    mask: np.ndarray | None = None,
-    denom_weight: np.ndarray | None = None,
-    sample_axis: str | None = None,
-    mean_by: str = "elements",
-    zero_division: str = "nan",
-) -> np.ndarray:
+def reduce_grad(shape: tuple[int, ...], *, reduction: str, mask=None, denom_weight=None, sample_axis=None,
+                mean_by: str = "elements", zero_division: str = "nan") -> np.ndarray:
     """The cotangent of :func:`reduce`: d sum(out) / d loss, float64 of the loss's ``shape``.
 
     Takes the keywords of :func:`reduce`; the output's cotangent is ones, so each per-element

