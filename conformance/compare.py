@@ -42,7 +42,7 @@ def compare(actual: np.ndarray, expected: np.ndarray, tol: Tolerance, dtype: str
         return Comparison(False, max(actual.size, expected.size), expected.size,
                           float("nan"), float("nan"), float("nan"), None,
                           f"Shape mismatch: got {actual.shape}, expected {expected.shape}")
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         both_nan = np.isnan(actual) & np.isnan(expected)
         same_inf = np.isinf(actual) & (actual == expected)
         diff = np.where(both_nan | same_inf, 0.0, np.abs(actual - expected))

@@ -1,0 +1,133 @@
+"""Gradient verdicts, dtypes and execution modes through the real frameworks, on hand-worked cases.
+
+Every expected number is derived here from the mathematics (softmax minus one-hot, the slope of
+a clamped log), never taken from a framework.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lossparity.adapters import adapter_for, all_bindings
+from lossparity.conformance.divergence import find_divergences
+from lossparity.conformance.known import load_known
+from lossparity.conformance.model import Case
+from lossparity.conformance.runner import evaluate
+from lossparity.conformance.specs import SPECS
+from lossparity.conformance.tolerances import numpy_dtype
+from lossparity.reports.records import decode_array
+
+SEED_LOGITS = [[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]]  # seed 001: labels [2, 0]
+SEED_LABELS = [2, 0]
+
+
+def binding(binding_id, spec):
+    return next(b for b in all_bindings() if b.id == binding_id and b.spec == spec)
+
+
+def case(spec, inp, tgt, target_dtype=np.float64, **params) -> Case:
+    arrays = {"input": np.asarray(inp, np.float64), "target": np.asarray(tgt, target_dtype)}
+    return Case(spec, "hand", {"table": "test"}, arrays, params)
+
+
+def run(binding_id, spec, c, dtype="float32", mode="eager"):
+    b = binding(binding_id, spec)
+    pytest.importorskip(b.framework if b.framework != "jax" else "optax")
+    return evaluate(adapter_for(b.framework), b, SPECS[spec], c, dtype, mode=mode, known=load_known())
+
+
+def softmax_minus_onehot(logits, labels):
+    out = []
+    for row, y in zip(logits, labels):
+        z = sum(math.exp(v) for v in row)
+        out.append([math.exp(v) / z - (c == y) for c, v in enumerate(row)])
+    return np.array(out)
+
+
+SEED = case("softmax_cross_entropy", SEED_LOGITS, SEED_LABELS, np.int64, reduction="none")
+
+
+@pytest.mark.parametrize("binding_id, mode", [
+    ("tf.nn.sparse_softmax_cross_entropy_with_logits", "eager"),
+    ("tf.nn.sparse_softmax_cross_entropy_with_logits", "function"),
+    ("tf.nn.sparse_softmax_cross_entropy_with_logits", "function_jit"),
+    ("optax.losses.softmax_cross_entropy_with_integer_labels", "eager"),
+    ("optax.losses.softmax_cross_entropy_with_integer_labels", "jit"),
+    ("torch.nn.functional.cross_entropy", "eager"),
+])
+def test_seed_gradient_is_softmax_minus_one_hot_in_every_mode(binding_id, mode):
+    r = run(binding_id, "softmax_cross_entropy", SEED, "float32", mode)
+    assert r["mode"] == mode and r["verdict"] == r["value_verdict"] == "conform", r["errors"]
+    g = r["gradients"]["input"]
+    assert g["verdict"] == "conform" and g["actual"]["dtype"] == "float32"
+    np.testing.assert_allclose(decode_array(g["expected"]["value"]), softmax_minus_onehot(SEED_LOGITS, SEED_LABELS),
+                               rtol=1e-15)
+    assert set(r["gradients"]) == {"input"}  # class indices are not differentiated
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_low_precision_inputs_are_rounded_first_and_measured_in_their_ulps(dtype):
+    r = run("optax.losses.softmax_cross_entropy_with_integer_labels", "softmax_cross_entropy",
+            case("softmax_cross_entropy", [[0.1, 0.2, 0.3]], [1], np.int64), dtype)
+    given = decode_array(r["inputs"]["input"])
+    assert given[0, 0] != 0.1 and given[0, 0] == float(np.asarray(0.1).astype(numpy_dtype(dtype)))
+    assert r["actual"]["dtype"] == dtype and r["tolerance"]["rtol"] in (1e-3, 1.6e-2)
+    assert f"in {dtype} ULPs" in r["errors"]["summary"]
+
+
+def test_keras_class_computes_in_float32_and_says_so():
+    r = run("keras.losses.BinaryCrossentropy", "binary_cross_entropy",
+            case("binary_cross_entropy", [0.8, 0.2, 0.4], [1.0, 0.0, 0.0]), "float16")
+    assert r["computes_in"] == "float32" and r["actual"]["dtype"] == "float32"
+    assert r["value_verdict"] == "conform", r["errors"]
+    assert r["gradients"]["input"]["actual"]["dtype"] == "float16"  # back in the input's dtype
+
+
+def test_a_result_in_another_dtype_than_due_is_a_finding():
+    b = dataclasses.replace(binding("keras.losses.BinaryCrossentropy", "binary_cross_entropy"), computes_in=None)
+    pytest.importorskip("tensorflow")
+    r = evaluate(adapter_for("tensorflow"), b, SPECS["binary_cross_entropy"],
+                 case("binary_cross_entropy", [0.8, 0.2, 0.4], [1.0, 0.0, 0.0]), "float16")
+    assert r["value_verdict"] == "deviate" and r["errors"]["dtype"] == "float32"
+    assert r["errors"]["summary"].startswith("Returned float32 where float16 was due.")
+
+
+def test_torch_bce_gradient_at_a_saturated_probability_is_a_known_gradient_finding():
+    # p = 0, y = 0: log p is clamped at -100 (slope 0), -(1-y) log(1-p) has slope 1/(1-p) = 1.
+    r = run("torch.nn.BCELoss", "binary_cross_entropy",
+            case("binary_cross_entropy", [0.0, 0.5], [0.0, 0.0], reduction="none"), "float64")
+    assert r["value_verdict"] == "conform"
+    g = r["gradients"]["input"]
+    np.testing.assert_array_equal(decode_array(g["expected"]["value"]), [1.0, 2.0])
+    assert g["verdict"] == "deviate" and decode_array(g["actual"]["value"])[0] != 1.0
+    assert r["verdict"] == "known" and r["known"]["id"] == "torch-bce-gradient-saturated-probabilities"
+
+
+def test_xla_mode_returns_nan_where_eager_raises_and_modes_diverge():
+    pytest.importorskip("tensorflow")
+    bad = case("softmax_cross_entropy", [[1.0, 2.0]], [2], np.int64, reduction="none")
+    eager = run("tf.nn.sparse_softmax_cross_entropy_with_logits", "softmax_cross_entropy", bad, mode="eager")
+    xla = run("tf.nn.sparse_softmax_cross_entropy_with_logits", "softmax_cross_entropy", bad, mode="function_jit")
+    assert eager["verdict"] == "conform" and eager["actual"]["error"] == "InvalidArgumentError"
+    assert xla["verdict"] == "known" and xla["known"]["id"] == "tf-sparse-softmax-ce-xla-invalid-label"
+    bindings = {b.key: b for b in all_bindings()}
+    divergences, agreement = find_divergences([eager, xla], bindings, SPECS)
+    (d,) = divergences
+    assert (d["a"]["mode"], d["b"]["mode"], d["status"]) == ("eager", "function_jit", "explained")
+    assert any(p["a"].endswith("[eager]") and p["compared"] == 1 for p in agreement)
+
+
+def test_jit_reproducer_runs_the_same_program_and_prints_the_gradient():
+    pytest.importorskip("optax")
+    b = binding("optax.losses.softmax_cross_entropy_with_integer_labels", "softmax_cross_entropy")
+    script = adapter_for("jax").reproducer(b, SEED, "float64", mode="jit", wrt=("input",))
+    assert "value_and_grad = jax.jit(value_and_grad)" in script
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("[")]
+    np.testing.assert_allclose(eval(lines[1]), softmax_minus_onehot(SEED_LOGITS, SEED_LABELS), rtol=1e-12)  # noqa: S307
