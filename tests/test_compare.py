@@ -56,3 +56,10 @@ def test_zero_expected_is_measured_in_subnormal_steps():
 def test_summary_names_the_dtype_of_the_ulps():
     c = compare(np.array([1.0 + 2.0 ** -6]), np.array([1.0]), TOLERANCES["bfloat16"], "bfloat16")
     assert c.max_ulp == 2.0 and "Greatest difference in bfloat16 ULPs: 2" in c.summary
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_an_expectation_past_the_range_is_due_as_the_infinity(dtype):
+    big = -float(ml_dtypes.finfo(numpy_dtype(dtype)).max) * 128  # rounds to -inf in the dtype
+    assert compare(np.array([-np.inf]), np.array([big]), TOLERANCES[dtype], dtype).ok
+    assert not compare(np.array([np.inf]), np.array([big]), TOLERANCES[dtype], dtype).ok
