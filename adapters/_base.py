@@ -168,8 +168,11 @@ class FrameworkAdapter:
         return self._namespace
 
     def framework_arrays(self, binding: Binding, case: Case, dtype: str) -> dict[str, np.ndarray]:
-        """The case's arrays in the layout the framework reads (class axis moved if needed)."""
-        return framework_layout(case.in_dtype(dtype), binding.conventions.get("class_axis", -1))
+        """The case's arrays in the layout the framework reads (class axis moved if needed),
+        C-contiguous: a tensor built from them has the same strides as the one a reproducer
+        builds from a literal."""
+        arrays = framework_layout(case.in_dtype(dtype), binding.conventions.get("class_axis", -1))
+        return {n: np.ascontiguousarray(a) for n, a in arrays.items()}
 
     def source(self, binding: Binding, case: Case) -> str:
         """The call expression with the case's keyword arguments filled in."""

@@ -604,7 +604,7 @@ def _run_fragments(out: str):
     invalid = st.one_of(
         st.builds(lambda t: ["--frameworks", "zz" + t], SAFE_TEXT),
         st.builds(lambda t: ["--losses", "zz-no-such-loss-" + t], SAFE_TEXT),
-        st.builds(lambda t: ["--dtypes", "float16," + t], SAFE_TEXT),
+        st.builds(lambda t: ["--dtypes", "float8," + t], SAFE_TEXT),
         st.sampled_from([["--frameworks", ","], ["--losses", " , "], ["--dtypes", " ,, "], ["--dtypes", "int8"],
                          ["--examples", "-3"], ["--examples", "abc"], ["--examples", "1.5"], ["--examples", ""],
                          ["--seed", "abc"],
