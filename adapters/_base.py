@@ -172,7 +172,7 @@ class FrameworkAdapter:
         C-contiguous: a tensor built from them has the same strides as the one a reproducer
         builds from a literal."""
         arrays = framework_layout(case.in_dtype(dtype), binding.conventions.get("class_axis", -1))
-        return {n: np.ascontiguousarray(a) for n, a in arrays.items()}
+        return {n: a if a.flags.c_contiguous else a.copy(order="C") for n, a in arrays.items()}
 
     def source(self, binding: Binding, case: Case) -> str:
         """The call expression with the case's keyword arguments filled in."""

@@ -131,3 +131,13 @@ def test_jit_reproducer_runs_the_same_program_and_prints_the_gradient():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     lines = [line for line in out.stdout.splitlines() if line.startswith("[")]
     np.testing.assert_allclose(eval(lines[1]), softmax_minus_onehot(SEED_LOGITS, SEED_LABELS), rtol=1e-12)  # noqa: S307
+
+
+def test_framework_arrays_are_c_contiguous_and_keep_their_rank():
+    b = binding("torch.nn.functional.cross_entropy", "softmax_cross_entropy")
+    unbatched = case("softmax_cross_entropy", [0.8, 0.2, 0.4], 0, np.int64)
+    spatial = case("softmax_cross_entropy", np.zeros((2, 3, 4)), np.zeros((2, 3), np.int64), np.int64)
+    arrays = adapter_for("torch").framework_arrays(b, unbatched, "float32")
+    assert arrays["input"].shape == (3,) and arrays["target"].shape == ()  # a 0-d target stays 0-d
+    moved = adapter_for("torch").framework_arrays(b, spatial, "float32")
+    assert moved["input"].shape == (2, 4, 3) and moved["input"].flags.c_contiguous
