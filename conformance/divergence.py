@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping
 from lossparity.conformance.attribution import DEFAULT, LOSS, attribute, knobs
 from lossparity.conformance.compare import compare
 from lossparity.conformance.model import ARRAY_PARAMS, Binding, Case, Spec
-from lossparity.conformance.tolerances import tolerance
+from lossparity.conformance.tolerances import DTYPES, tolerance
 from lossparity.reports.records import decode_array, encode_array
 
 CONFORMING = ("conform", "known")
@@ -44,6 +44,12 @@ def _outcome(value_record: Mapping | None):
     return ("error", value_record["error"])
 
 
+def _precision(ra: dict, rb: dict) -> str:
+    """The dtype two results are compared in: the narrower of what each computed in (a Keras
+    loss class computes float64 inputs in float32: two such results agree to float32's tolerance)."""
+    return max(ra.get("computes_in", ra["dtype"]), rb.get("computes_in", rb["dtype"]), key=DTYPES.index)
+
+
 def _same(x, y, tol, dtype) -> bool:
     if x is None or y is None or x[0] != y[0]:
         return False
@@ -65,7 +71,6 @@ def find_divergences(records: Iterable[dict], bindings: Mapping[str, Binding],
     pairs: dict[tuple[str, str, str], dict[str, Any]] = {}
     for (spec_name, _case, dtype, mode, device), results in groups.items():
         spec = specs[spec_name]
-        tol = tolerance(spec_name, dtype)
         for ra, rb in combinations(sorted(results, key=lambda r: r["binding"]), 2):
             a, b = bindings.get(f"{spec_name}:{ra['binding']}"), bindings.get(f"{spec_name}:{rb['binding']}")
             if a is None or b is None or not _comparable(ra, rb, a, b):
@@ -77,9 +82,11 @@ def find_divergences(records: Iterable[dict], bindings: Mapping[str, Binding],
                 "kind": "agreement", "spec": spec_name, "a": a.id, "b": b.id,
                 "compared": 0, "explained": 0, "unexplained": 0})
             pair["compared"] += 1
-            if _same(xa, xb, tol, dtype):
+            precision = _precision(ra, rb)
+            tol = tolerance(spec_name, precision)
+            if _same(xa, xb, tol, precision):
                 continue
-            divergence = _divergence(specs, spec, a, b, ra, rb, xa, xb, dtype, mode, device, tol)
+            divergence = _divergence(specs, spec, a, b, ra, rb, xa, xb, dtype, mode, device, tol, precision)
             pair[divergence["status"]] += 1
             out.append(divergence)
     mode_out, mode_pairs = _mode_divergences(records)
@@ -103,14 +110,15 @@ def _mode_divergences(records: Iterable[dict]) -> tuple[list[dict], list[dict]]:
             groups.setdefault((r["spec"], r["case_id"], r["dtype"], r["device"], r["binding"]), []).append(r)
     out, pairs = [], {}
     for (spec_name, case_id, dtype, device, binding), results in groups.items():
-        tol = tolerance(spec_name, dtype)
         for ra, rb in combinations(results, 2):  # in run order: eager first
             pair = pairs.setdefault((spec_name, binding, ra["mode"], rb["mode"]), {
                 "kind": "agreement", "spec": spec_name, "a": f"{binding} [{ra['mode']}]",
                 "b": f"{binding} [{rb['mode']}]", "compared": 0, "explained": 0, "unexplained": 0})
             pair["compared"] += 1
+            precision = _precision(ra, rb)
+            tol = tolerance(spec_name, precision)
             pa, pb = _parts(ra), _parts(rb)
-            if len(pa) == len(pb) and all((x is None and y is None) or _same(x, y, tol, dtype) for x, y in zip(pa, pb)):
+            if len(pa) == len(pb) and all((x is None and y is None) or _same(x, y, tol, precision) for x, y in zip(pa, pb)):
                 continue
             known = [str(r["known"].get("id", "?")) for r in (ra, rb) if isinstance(r.get("known"), dict)]
             status = "explained" if known else "unexplained"
@@ -123,7 +131,7 @@ def _mode_divergences(records: Iterable[dict]) -> tuple[list[dict], list[dict]]:
                       "verdict": ra["verdict"], "actual": _describe(xa)},
                 "b": {"binding": binding, "framework": rb["framework"], "mode": rb["mode"],
                       "verdict": rb["verdict"], "actual": _describe(xb)},
-                "comparison": (compare(xa[1], xb[1], tol, dtype).as_dict()
+                "comparison": (compare(xa[1], xb[1], tol, precision).as_dict()
                                if xa[0] == xb[0] == "value" and xa[1].shape == xb[1].shape else None),
                 "status": status, "attribution": None, "known": known,
                 "reason": (f"{binding} gives different results in {ra['mode']} and {rb['mode']} mode: "
@@ -144,13 +152,13 @@ def _describe(x) -> Any:
     return {"error": x[1]} if x[0] == "error" else {"value": encode_array(x[1])}
 
 
-def _divergence(specs, spec, a, b, ra, rb, xa, xb, dtype, mode, device, tol) -> dict:
+def _divergence(specs, spec, a, b, ra, rb, xa, xb, dtype, mode, device, tol, precision) -> dict:
     record = {
         "kind": "divergence", "spec": spec.name, "case_id": ra["case_id"], "dtype": dtype,
         "mode": mode, "device": device,
         "a": {"binding": a.id, "framework": a.framework, "verdict": ra["verdict"], "actual": _describe(xa)},
         "b": {"binding": b.id, "framework": b.framework, "verdict": rb["verdict"], "actual": _describe(xb)},
-        "comparison": (compare(xa[1], xb[1], tol, dtype).as_dict()
+        "comparison": (compare(xa[1], xb[1], tol, precision).as_dict()
                        if xa[0] == xb[0] == "value" else None),
     }
     known = [str(r["known"].get("id", "?")) for r in (ra, rb) if isinstance(r.get("known"), dict)]
