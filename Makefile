@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 report: setup
-	$(BIN)/lossparity run
+	$(BIN)/lossparity run -n 2
 
 test: setup
 	$(BIN)/python -m pytest -n 2
