@@ -206,7 +206,7 @@ def cmd_run(args) -> int:
 
     try:
         selection = Selection(split(args.frameworks), split(args.losses), split(args.dtypes),
-                              args.examples, args.seed).validate()
+                              args.examples, args.seed, split(args.modes), args.device, args.tf32).validate()
     except SelectionError as exc:
         raise UsageError(str(exc)) from None
     if args.resume:

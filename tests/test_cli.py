@@ -18,6 +18,7 @@ def run_cli(*args):
     (["run", "--frameworks", "mxnet"], "lossparity: error: unknown framework 'mxnet'; choose from"),
     (["run", "--losses", "hinge_nothing"], "lossparity: error: no loss spec or binding matches 'hinge_nothing'"),
     (["run", "--dtypes", "float8"], "lossparity: error: unknown dtype 'float8'; choose from float64, float32, float16, bfloat16"),
+    (["run", "--modes", "eager,graph"], "lossparity: error: unknown mode 'graph'; choose from eager, compile, function"),
     (["run", "--examples", "many"], "lossparity: error: argument --examples: invalid int value: 'many'"),
     (["run", "--out", "/proc/lossparity-out"],
      "lossparity: error: cannot create the output folder /proc/lossparity-out: No such file or directory"),
