@@ -1,7 +1,7 @@
 """Framework adapters, discovered through the entry-point group ``lossparity.adapters``.
 
-Each entry point names a module that defines ``ADAPTER`` and ``BINDINGS`` (see
-``adapters/_base.py``). Discovery imports only those modules, never the frameworks: a
+Each entry point names a module that defines ``ADAPTER`` and ``BINDINGS``, or an object
+holding the two (``module:attribute``, a ``Plugin``; see ``adapters/_base.py``). Discovery imports only those modules, never the frameworks: a
 missing framework is a column skipped with its reason (``ADAPTER.unavailable()``).
 """
 
@@ -15,7 +15,7 @@ from types import ModuleType
 GROUP = "lossparity.adapters"
 
 
-_OURS = ("torch", "tensorflow", "jax")
+_OURS = ("torch", "tensorflow", "jax", "keras-tensorflow", "keras-jax", "keras-torch")
 
 
 @cache
@@ -25,7 +25,7 @@ def _discover() -> tuple[dict[str, ModuleType], dict[str, str]]:
     order = {name: i for i, name in enumerate(_OURS)}
     for ep in sorted(entry_points(group=GROUP), key=lambda e: (order.get(e.name, len(order)), e.name)):
         try:
-            module = importlib.import_module(ep.value)
+            module = importlib.import_module(ep.value) if ":" not in ep.value else ep.load()
             found[module.ADAPTER.framework] = module
         except Exception as exc:  # noqa: BLE001 - a broken plug-in is reported, not fatal
             broken[ep.name] = f"adapter module {ep.value} failed to load: {type(exc).__name__}: {exc}"
@@ -48,3 +48,8 @@ def all_bindings() -> list:
 
 def adapter_for(framework: str):
     return adapter_modules()[framework].ADAPTER
+
+
+def family(framework: str) -> str:
+    """The framework a column belongs to: ``keras`` for ``keras[jax]``."""
+    return framework.split("[")[0]

@@ -3,13 +3,16 @@
 An adapter module (``adapters/torch.py`` and its siblings, or a third party's module
 registered under the entry-point group ``lossparity.adapters``) defines ``ADAPTER``, an
 instance of a :class:`FrameworkAdapter` subclass, and ``BINDINGS``, a list of
-:class:`~lossparity.conformance.model.Binding`. The adapter module is the only place that
+:class:`~lossparity.conformance.model.Binding`; an entry point may instead name a
+:class:`Plugin` object holding the two (``adapters/keras.py``, one per Keras backend). The adapter module is the only place that
 imports its framework, and it does so lazily: when a run first checks its bindings exist.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.metadata
 import importlib.util
 import math
 import time
@@ -37,6 +40,12 @@ class Outcome:
     grads: dict[str, tuple[np.ndarray, str] | str] = field(default_factory=dict)
 
 
+@functools.cache
+def _distributions() -> dict:
+    """import name -> the distributions that provide it (``tensorflow`` -> ``tensorflow-cpu``)."""
+    return importlib.metadata.packages_distributions()
+
+
 def py_literal(a: np.ndarray) -> str:
     """Python source for a nested list holding exactly ``a``'s values (repr round-trips float64)."""
     def one(x):
@@ -57,10 +66,22 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:500] if text else ""
 
 
+@dataclass(frozen=True)
+class Plugin:
+    """An adapter and its bindings, for an entry point that names an object rather than a
+    module (``lossparity.adapters.keras:ON_JAX``: one module, three backends)."""
+
+    ADAPTER: "FrameworkAdapter"
+    BINDINGS: list
+
+
 class FrameworkAdapter:
     """Base class: subclasses set ``framework``, ``module``, ``imports`` and convert arrays."""
 
     framework: str = ""
+    #: The worker process its calls run in: adapters that share one share their imports; a
+    #: framework that must be imported alone (Keras, whose backend is fixed per process) names its own.
+    process: str = "main"
     module: str = ""  # the import name whose presence makes this adapter available
     imports: str = ""  # source run before every call and printed atop every reproducer
     modes: tuple[str, ...] = ("eager",)  # the execution modes a binding can be run in
@@ -124,12 +145,16 @@ class FrameworkAdapter:
         return None
 
     def versions(self) -> dict[str, str]:
+        """The installed version of each of ``version_modules()``, read from the distributions'
+        metadata: nothing is imported (the run's parent process never imports a framework)."""
         out = {}
         for name in self.version_modules():
-            try:
-                out[name] = importlib.import_module(name).__version__
-            except Exception:  # noqa: BLE001 - a missing module has no version
-                pass
+            for dist in _distributions().get(name, ()):
+                try:
+                    out[name] = importlib.metadata.version(dist)
+                    break
+                except importlib.metadata.PackageNotFoundError:
+                    pass
         return out
 
     def version_modules(self) -> tuple[str, ...]:
@@ -171,7 +196,8 @@ class FrameworkAdapter:
         """The case's arrays in the layout the framework reads (class axis moved if needed),
         C-contiguous: a tensor built from them has the same strides as the one a reproducer
         builds from a literal."""
-        arrays = framework_layout(case.in_dtype(dtype), binding.conventions.get("class_axis", -1))
+        arrays = framework_layout(case.in_dtype(dtype), binding.conventions.get("class_axis", -1),
+                                  binding.conventions.get("time_major", False))
         return {n: a if a.flags.c_contiguous else a.copy(order="C") for n, a in arrays.items()}
 
     def source(self, binding: Binding, case: Case) -> str:
@@ -184,7 +210,7 @@ class FrameworkAdapter:
         return text.replace("(, ", "(")
 
     def used_arrays(self, binding: Binding, case: Case, arrays: Mapping[str, np.ndarray]) -> list[str]:
-        names = ["input", "target"]
+        names = ["input", "target"] + [n for n in case.arrays if n not in ("input", "target")]
         names += [p for p in ARRAY_PARAMS if p in case.params and p in binding.params]
         return [n for n in names if n in arrays]
 
@@ -257,8 +283,8 @@ class FrameworkAdapter:
         for name, g in zip(wrt, grads):
             value, gdtype = (np.zeros(arrays[name].shape), dtype) if g is None else self.to_numpy(g)
             out[name] = value, gdtype
-        axis = binding.conventions.get("class_axis", -1)
-        moved = canonical_layout({n: v for n, (v, _) in out.items()}, axis) if "input" in out else {}
+        axis, time_major = binding.conventions.get("class_axis", -1), binding.conventions.get("time_major", False)
+        moved = canonical_layout({n: v for n, (v, _) in out.items()}, axis, time_major) if "input" in out else {}
         return {n: (moved.get(n, v), d) for n, (v, d) in out.items()}
 
     def reproducer(self, binding: Binding, case: Case, dtype: str, *, mode: str = "eager",

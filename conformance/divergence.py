@@ -165,7 +165,7 @@ def _divergence(specs, spec, a, b, ra, rb, xa, xb, dtype, mode, device, tol, pre
     if ra["verdict"] in CONFORMING and rb["verdict"] in CONFORMING:
         case = case_from_record(ra)
         attribution = attribute(knobs(spec, a, ra["params"]), knobs(spec, b, rb["params"]), specs,
-                                lambda _setting: case, dtype, ignore=("class_axis",))
+                                lambda _setting: case, dtype, ignore=("class_axis", "time_major"))
         explained = attribution["status"] == "explained" or bool(known)
         record.update(status="explained" if explained else "unexplained", attribution=attribution,
                       known=known, reason=reason(a.id, b.id, attribution, known))

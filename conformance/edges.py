@@ -28,7 +28,10 @@ def _rows(spec: str, table) -> tuple[Case, ...]:
     for row in table:
         name, why, inp, tgt, params, *dtypes = row
         tdtype = np.int64 if _all_ints(tgt) and spec_uses_index(spec) else np.float64
-        arrays = {"input": _a(inp)} if tgt is None else {"input": _a(inp), "target": _a(tgt, tdtype)}
+        if isinstance(inp, dict):  # every array by name: {"input": ..., "input2": ..., "target": ...}
+            arrays = {k: _a(v) for k, v in inp.items()}
+        else:
+            arrays = {"input": _a(inp)} if tgt is None else {"input": _a(inp), "target": _a(tgt, tdtype)}
         out.append(Case(spec, f"edge-{name}", {"table": "edges", "row": name, "why": why}, arrays,
                         {k: (_a(v) if isinstance(v, list) else v) for k, v in params.items()},
                         tuple(dtypes[0]) if dtypes else ()))
@@ -45,7 +48,8 @@ def spec_uses_index(spec):
     return spec in ("softmax_cross_entropy", "nll_loss", "sparse_categorical_cross_entropy")
 
 
-# (id, why, input, target, params[, dtypes])
+# (id, why, input, target, params[, dtypes]); ``input`` may instead be a dict of every array
+# by name (``target`` then None), lists read as float64: integer arrays are given as np arrays.
 BINARY_CROSS_ENTROPY = _rows("binary_cross_entropy", [
     ("seed-000", "seed 000: nn.BCELoss() on [0.8, 0.2, 0.4] / [1, 0, 0] is 0.3190",
      [0.8, 0.2, 0.4], [1.0, 0.0, 0.0], {}),

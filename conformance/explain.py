@@ -26,6 +26,7 @@ from lossparity.adapters._base import py_literal
 from lossparity.conformance.attribution import LOSS, attribute, knobs
 from lossparity.conformance.divergence import reason
 from lossparity.conformance.known import load_known, match
+from lossparity.conformance import sandbox
 from lossparity.conformance.model import ARRAY_PARAMS, Binding, Case, CaseError, Spec, canonical_layout, framework_layout
 from lossparity.conformance.runner import expect, verdict
 from lossparity.conformance.tolerances import DTYPES
@@ -270,7 +271,10 @@ def _show(side: Side, dtype: str, grad: bool, mode: str = "eager") -> dict:
         return _show_oracle(side, dtype, trace, expected_rec)
     adapter = adapter_modules()[binding.framework].ADAPTER
     wrt = ("input",) if grad else ()
-    outcome = adapter.call(binding, case, dtype, mode=mode, wrt=wrt)
+    if adapter.process == "main":
+        outcome = adapter.call(binding, case, dtype, mode=mode, wrt=wrt)
+    else:  # a framework that must be imported alone (a Keras backend) is called in its own process
+        outcome = sandbox.call(binding, case, dtype, mode=mode, wrt=wrt)
     if outcome.error_type is None:
         actual = {"value": encode_array(outcome.value), "dtype": outcome.dtype}
     else:

@@ -1,6 +1,6 @@
 """Registered known deviations (``known_deviations.toml``) and matching them against results.
 
-An entry names a binding (a glob over binding ids), optionally the spec, case ids (glob),
+An entry names a binding (a glob over binding ids, brackets literal: ``keras.losses.Huber[*]``), optionally the spec, case ids (glob),
 dtype, mode, verdict and part (``value`` or ``gradient``: where the finding is) it covers, with the explanation and the upstream issue link. A result
 that is not ``conform`` and matches an entry becomes ``known``; an entry that matched
 nothing in a run that exercised its binding is reported as stale.
@@ -34,10 +34,16 @@ class KnownDeviation:
         values = {"binding": record["binding"], "spec": record["spec"], "case": record["case_id"],
                   "dtype": record["dtype"], "mode": record.get("mode", "eager"),
                   "verdict": record["verdict"], "part": part(record)}
-        return all(fnmatchcase(str(values[f]), getattr(self, f)) for f in fields)
+        return all(fnmatchcase(str(values[f]), _literal_brackets(getattr(self, f))) for f in fields)
 
     def as_dict(self) -> dict:
         return {"id": self.id, "explanation": self.explanation, "link": self.link}
+
+
+def _literal_brackets(pattern: str) -> str:
+    """A glob whose ``[`` is a character, not a set: ``keras.losses.Huber[*]`` matches every
+    Keras backend's binding."""
+    return pattern.replace("[", "[[]")
 
 
 def part(record: dict) -> str:

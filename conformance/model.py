@@ -37,6 +37,10 @@ class Spec:
     (no target); ``classes`` says whether the last axis of the input is a class axis.
     ``gradient`` takes the oracle's arguments and returns d sum(out) / d input (and / d target
     for probability targets) as ``{"input": ..., "target": ...}`` float64 arrays.
+    ``arrays`` names the case's further array arguments beyond input and target (a second
+    input, a variance, sequence lengths): the oracle takes them as keywords and the binding's
+    call text as variables of the same names. ``wrt`` overrides what a run differentiates
+    with respect to (default: the input, and a target of the input's shape).
     """
 
     name: str
@@ -49,6 +53,8 @@ class Spec:
     target: str | None = "same"
     classes: bool = True
     gradient: Callable[..., dict] | None = None
+    arrays: tuple[str, ...] = ()
+    wrt: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -167,15 +173,25 @@ def _move_class_axis(arrays: Mapping[str, np.ndarray], class_axis: int, source: 
     return out
 
 
-def framework_layout(arrays: Mapping[str, np.ndarray], class_axis: int) -> dict[str, np.ndarray]:
-    """Canonical arrays (class axis last) in the layout of a binding whose class axis is ``class_axis``.
+def _time_major(arrays: Mapping[str, np.ndarray], time_major: bool) -> dict:
+    out = dict(arrays)
+    if time_major and out["input"].ndim >= 3:
+        out["input"] = np.swapaxes(out["input"], 0, 1)
+    return out
+
+
+def framework_layout(arrays: Mapping[str, np.ndarray], class_axis: int,
+                     time_major: bool = False) -> dict[str, np.ndarray]:
+    """Canonical arrays (class axis last, batch first) in the layout of a binding whose class
+    axis is ``class_axis`` and whose sequences are time-major (``(T, N, C)``: torch's CTC).
 
     Only the class axis of a batched input moves (an unbatched ``(C,)`` input has nowhere
     else to put it), with a probability target of the same shape moving alongside.
     """
-    return _move_class_axis(arrays, class_axis, -1, 1)
+    return _time_major(_move_class_axis(arrays, class_axis, -1, 1), time_major)
 
 
-def canonical_layout(arrays: Mapping[str, np.ndarray], class_axis: int) -> dict[str, np.ndarray]:
-    """The inverse of :func:`framework_layout`: arrays as a binding reads them, class axis moved last."""
-    return _move_class_axis(arrays, class_axis, 1, -1)
+def canonical_layout(arrays: Mapping[str, np.ndarray], class_axis: int,
+                     time_major: bool = False) -> dict[str, np.ndarray]:
+    """The inverse of :func:`framework_layout`: arrays as a binding reads them, in canonical layout."""
+    return _move_class_axis(_time_major(arrays, time_major), class_axis, 1, -1)

@@ -156,7 +156,7 @@ def run_meta(selection, command: str) -> dict:
 
     versions = {"lossparity": __version__, "numpy": __import__("numpy").__version__}
     for name, module in adapter_modules().items():
-        if (not selection.frameworks or name in selection.frameworks) and not module.ADAPTER.unavailable():
+        if selection.takes(name) and not module.ADAPTER.unavailable():
             versions.update(module.ADAPTER.versions())
     return {
         "kind": "meta", "schema": 1, "lossparity": __version__, "versions": versions,

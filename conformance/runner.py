@@ -35,6 +35,7 @@ def _oracle_call(fn, spec: Spec, case: Case, params: Mapping[str, Any], conventi
     arrays = case.in_dtype(*([given] if given else []), dtype)
     positional = [arrays["input"]] + ([arrays["target"]] if "target" in arrays else [])
     kw = oracle_kwargs(spec, params, arrays, conventions)
+    kw.update({n: arrays[n] for n in spec.arrays})
     return fn(*positional, **kw, dtype=numpy_dtype(dtype), trace=trace)
 
 
@@ -53,9 +54,12 @@ def expect_gradients(spec: Spec, case: Case, params: Mapping[str, Any], conventi
 
 
 def differentiated(spec: Spec) -> tuple[str, ...]:
-    """What a run differentiates the loss with respect to: the input, and probability targets."""
+    """What a run differentiates the loss with respect to: the input, and probability targets
+    (or what the spec says: ``Spec.wrt``)."""
     if spec.gradient is None:
         return ()
+    if spec.wrt is not None:
+        return spec.wrt
     return ("input", "target") if spec.target == "same" else ("input",)
 
 

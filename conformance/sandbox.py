@@ -3,7 +3,8 @@
 A conformance suite pokes frameworks where they break, and frameworks break hard: they
 segfault, abort, hang, allocate without bound. Every framework call therefore happens in a
 child interpreter (``python -m lossparity.conformance.sandbox``), one per test process (per
-xdist worker), started on first use and kept for the cases that follow, so imports and compiled
+xdist worker) and adapter process key (each Keras backend has its own, since Keras fixes its
+backend at import), started on first use and kept for the cases that follow, so imports and compiled
 functions are paid for once. The parent sends a case, the child answers with its record. When
 the child
 
@@ -170,27 +171,36 @@ def _rss(pid: int) -> int:
 
 # -- what the parent asks for -----------------------------------------------------------------
 
-_SANDBOX: Sandbox | None = None
+_LIMITS = (DEFAULT_TIMEOUT_S, DEFAULT_MEMORY_GIB)
+_SANDBOXES: dict[str, Sandbox] = {}  # one child per worker process key (FrameworkAdapter.process)
 
 
-def configure(timeout_s: float | None, memory_gib: float | None) -> Sandbox:
-    """This process's sandbox, with these limits (replacing one configured before)."""
-    global _SANDBOX
-    if _SANDBOX is not None:
-        _SANDBOX.close()
-    _SANDBOX = Sandbox(timeout_s, memory_gib)
-    return _SANDBOX
+def configure(timeout_s: float | None, memory_gib: float | None) -> None:
+    """The limits of this process's children (closing any started under other limits)."""
+    global _LIMITS
+    shutdown()
+    _LIMITS = (timeout_s, memory_gib)
 
 
 def shutdown() -> None:
-    global _SANDBOX
-    if _SANDBOX is not None:
-        _SANDBOX.close()
-        _SANDBOX = None
+    while _SANDBOXES:
+        _SANDBOXES.popitem()[1].close()
 
 
-def sandbox() -> Sandbox:
-    return _SANDBOX if _SANDBOX is not None else configure(DEFAULT_TIMEOUT_S, DEFAULT_MEMORY_GIB)
+def sandbox(process: str = "main") -> Sandbox:
+    """The child that runs the calls of the adapters sharing ``process`` (started on first use).
+
+    Adapters share one child unless one must be imported alone: each Keras backend has its
+    own, since Keras fixes its backend when it is first imported in a process."""
+    if process not in _SANDBOXES:
+        _SANDBOXES[process] = Sandbox(*_LIMITS)
+    return _SANDBOXES[process]
+
+
+def _process(binding) -> str:
+    from lossparity.adapters import adapter_for
+
+    return adapter_for(binding.framework).process
 
 
 def run_case(binding, spec, case, dtype, *, mode="eager", device="cpu", tf32=False, known=()) -> dict | None:
@@ -198,7 +208,7 @@ def run_case(binding, spec, case, dtype, *, mode="eager", device="cpu", tf32=Fal
     from lossparity.adapters import adapter_for
     from lossparity.conformance.runner import lost
 
-    status, answer, seconds = sandbox().ask(("evaluate", (binding.framework, binding.id, device, tf32, spec.name,
+    status, answer, seconds = sandbox(_process(binding)).ask(("evaluate", (binding.framework, binding.id, device, tf32, spec.name,
                                                           case, dtype, mode, tuple(known))))
     if status == "ok":
         return answer
@@ -206,11 +216,24 @@ def run_case(binding, spec, case, dtype, *, mode="eager", device="cpu", tf32=Fal
                 mode=mode, device=device, known=known)
 
 
+def call(binding, case, dtype, *, mode="eager", wrt=()):
+    """``adapter.call`` in the binding's worker process: the Outcome, or one that says the
+    process crashed or timed out (``lossparity explain`` of a Keras backend other than the
+    one this process may have imported)."""
+    from lossparity.adapters._base import Outcome
+
+    status, answer, seconds = sandbox(_process(binding)).ask(("call", (binding.framework, binding.id, "cpu", False,
+                                                                       binding.spec, case, dtype, mode, tuple(wrt))))
+    if status == "ok":
+        return answer
+    return Outcome(error_type=status, error_mro=(status,), error_message=answer, seconds=seconds)
+
+
 def missing(binding, device="cpu", tf32=False) -> str | None:
     """Why the binding cannot run here (``adapter.missing``, or its device is unavailable),
     asked of the child, so that importing a framework that crashes on import costs a skipped
     column, not the run."""
-    status, answer, _ = sandbox().ask(("missing", (binding.framework, binding.id, device, tf32)))
+    status, answer, _ = sandbox(_process(binding)).ask(("missing", (binding.framework, binding.id, device, tf32)))
     if status == "ok":
         return answer
     return f"checking that {binding.id} exists: {answer}"
@@ -236,7 +259,13 @@ def _serve(conn: _Duplex) -> None:
         except (EOFError, OSError):
             return
         try:
-            if kind == "missing":
+            if kind == "call":
+                framework, binding_id, device, tf32, spec_name, case, dtype, mode, wrt = args
+                adapter, binding = _binding(framework, binding_id, device, tf32, spec_name)
+                adapter.namespace()
+                conn.send(("began", None))
+                conn.send(("done", adapter.call(binding, case, dtype, mode=mode, wrt=wrt)))
+            elif kind == "missing":
                 adapter, binding = _binding(*args)
                 adapter.namespace()  # the import, before the clock starts
                 conn.send(("began", None))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from lossparity.adapters import adapter_modules, broken_adapters
+from lossparity.adapters import adapter_modules, broken_adapters, family
 from lossparity.conformance.generate import draw_cases
 from lossparity.conformance.model import Binding, Case
 from lossparity.conformance.specs import SPECS
@@ -31,7 +31,7 @@ class SelectionError(ValueError):
 
 @dataclass(frozen=True)
 class Selection:
-    frameworks: tuple[str, ...] | None = None  # None: all
+    frameworks: tuple[str, ...] | None = None  # None: all; "keras" names keras[tensorflow], keras[jax], ...
     losses: tuple[str, ...] | None = None  # globs over spec names and binding ids
     dtypes: tuple[str, ...] = DTYPES
     examples: int = DEFAULT_EXAMPLES
@@ -42,6 +42,7 @@ class Selection:
 
     def validate(self) -> "Selection":
         known = set(adapter_modules()) | set(broken_adapters())
+        known |= {family(f) for f in known}
         for f in self.frameworks or ():
             if f not in known:
                 raise SelectionError(f"unknown framework {f!r}; choose from {', '.join(sorted(known))}")
@@ -63,6 +64,10 @@ class Selection:
             raise SelectionError(f"--examples must be >= 0, got {self.examples}")
         return self
 
+    def takes(self, framework: str) -> bool:
+        """Whether the run covers ``framework`` (named, or its family named: ``keras``)."""
+        return not self.frameworks or framework in self.frameworks or family(framework) in self.frameworks
+
     def modes_of(self, adapter) -> tuple[str, ...]:
         """The modes this run uses for a framework: those asked for, or all but the opt-in ones."""
         if self.modes is None:
@@ -72,7 +77,7 @@ class Selection:
     def bindings(self) -> list[Binding]:
         out = []
         for framework, module in adapter_modules().items():
-            if self.frameworks and framework not in self.frameworks:
+            if not self.takes(framework):
                 continue
             for b in module.BINDINGS:
                 if self.losses and not any(fnmatchcase(b.spec, p) or fnmatchcase(b.id, p) for p in self.losses):

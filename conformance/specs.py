@@ -1,10 +1,14 @@
-"""The loss specs: each canonical loss once, as data. Everything else reads this table."""
+"""The loss specs: each canonical loss once, as data. Everything else reads this table.
+
+The cross-entropy and information losses are declared here; the other families in
+``conformance/families/`` (each with its oracles in ``reference/<family>.py``).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from lossparity.conformance import edges, generate as g
+from lossparity.conformance import edges, families, generate as g
 from lossparity.conformance.model import Spec
 from lossparity.reference import crossentropy as ce, divergence as kl, information as info
 
@@ -90,3 +94,7 @@ PARAMETERS: dict[str, object] = {
     "weight": np.ndarray,
     "pos_weight": np.ndarray,
 }
+
+for _family in families.modules():
+    SPECS.update({s.name: s for s in _family.SPECS})
+    PARAMETERS.update(_family.PARAMETERS)

@@ -54,6 +54,11 @@ CONVENTIONS: dict[str, Convention] = {
             "it, so it never changes a number, only the layout the framework reads",
         ),
         Convention(
+            "time_major", False,
+            "sequences are read time-major, (T, N, C), not (N, T, C); the adapter swaps the "
+            "axes, so it never changes a number, only the layout the framework reads (torch CTC)",
+        ),
+        Convention(
             "sample_axis", None,
             "the per-element loss is reduced with '{value}' over the last axis before "
             "the batch reduction (one loss per sample, as Keras and optax return)",

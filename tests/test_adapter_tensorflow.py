@@ -1,4 +1,4 @@
-"""The TensorFlow/Keras adapter on hand-worked examples: every expected number is derived here."""
+"""The TensorFlow and Keras (on TensorFlow) adapters on hand-worked examples: every expected number is derived here."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from lossparity.adapters.tensorflow import ADAPTER, BINDINGS  # noqa: E402
+from lossparity.adapters import adapter_for, all_bindings  # noqa: E402
+from lossparity.adapters.tensorflow import ADAPTER  # noqa: E402
 from lossparity.conformance.model import Case  # noqa: E402
 from lossparity.conformance.specs import SPECS  # noqa: E402
 
 
 def binding(binding_id: str, spec: str):
-    return next(b for b in BINDINGS if b.id == binding_id and b.spec == spec)
+    return next(b for b in all_bindings() if b.id == binding_id and b.spec == spec)
 
 
 def case(spec: str, inp, tgt, params=None, target_dtype=np.float64) -> Case:
@@ -54,14 +55,15 @@ def test_seed_tf_nn(dtype):
     np.testing.assert_allclose(out.value, SEED_VALUE, rtol=1e-6)
 
 
-@pytest.mark.parametrize("binding_id", ["keras.losses.binary_crossentropy", "keras.losses.BinaryCrossentropy"])
+@pytest.mark.parametrize("binding_id", ["keras.losses.binary_crossentropy[tensorflow]",
+                                        "keras.losses.BinaryCrossentropy[tensorflow]"])
 def test_keras_bce_clips_at_epsilon(binding_id):
     # p = 0 is clipped to float32(1e-7); with y = 1 the loss is -log(float32(1e-7)), about 16.118,
     # and the (1 - y) log(1 - p) term is 0. One element: the mean over the last axis is that value.
     b = binding(binding_id, "binary_cross_entropy")
     expected = -math.log(float(np.float32(1e-7)))
     assert expected == pytest.approx(16.118, abs=1e-3)
-    out = ADAPTER.call(b, case("binary_cross_entropy", [0.0], [1.0]), "float32")
+    out = adapter_for(b.framework).call(b, case("binary_cross_entropy", [0.0], [1.0]), "float32")
     assert out.error_type is None, out.error_message
     assert out.dtype == "float32"
     np.testing.assert_allclose(out.value, expected, rtol=1.3e-6)
@@ -90,11 +92,12 @@ def test_literal_of_empty_batch_keeps_its_shape():
 
 
 def test_reproducer_prints_what_call_returns():
-    b = binding("keras.losses.CategoricalCrossentropy", "softmax_cross_entropy_soft")
+    b = binding("keras.losses.CategoricalCrossentropy[tensorflow]", "softmax_cross_entropy_soft")
+    keras_adapter = adapter_for(b.framework)
     c = case("softmax_cross_entropy_soft", SEED_LOGITS, [[0.0, 0.0, 1.0], [0.5, 0.25, 0.25]],
              {"label_smoothing": 0.1, "reduction": "sum"})
-    out = ADAPTER.call(b, c, "float32")
-    script = ADAPTER.reproducer(b, c, "float32")
+    out = keras_adapter.call(b, c, "float32")
+    script = keras_adapter.reproducer(b, c, "float32")
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     printed = ast.literal_eval(run.stdout.strip().splitlines()[-1])

@@ -74,7 +74,7 @@ def test_a_schema_violation_is_caught():
 
 
 def test_same_spec_across_frameworks_parts_at_keras_clip():
-    e = explain(["torch.nn.functional.binary_cross_entropy", "keras.losses.binary_crossentropy"],
+    e = explain(["torch.nn.functional.binary_cross_entropy", "keras.losses.binary_crossentropy[tensorflow]"],
                 {"input": np.array([1.0, 0.0]), "target": np.array([0.0, 1.0])}, {})
     a, b = e["bindings"]
     assert a["actual"]["value"]["data"] == [100.0]  # each log clamped at -100
@@ -184,7 +184,7 @@ def test_a_divergence_no_convention_explains_is_unexplained():
     (["torch.nn.BCELoss", "--input", "[0.5, x]", "--target", "[1]"], "--input: 'x' is not a number"),
     (["torch.nn.BCELoss", "--input", "[0.5]", "--target", "[1]", "--param", "reduction"],
      "--param 'reduction': expected NAME=VALUE, e.g. reduction=sum"),
-    (["keras.losses.BinaryCrossentropy", "--input", "[0.5]", "--target", "[1]", "--dtype", "float8"],
+    (["keras.losses.BinaryCrossentropy[tensorflow]", "--input", "[0.5]", "--target", "[1]", "--dtype", "float8"],
      "unknown dtype 'float8'; accepted: float64, float32, float16, bfloat16"),
     (["torch.nn.BCELoss", "--input", "[0.5]", "--target", "[1]", "--mode", "jit"],
      "mode 'jit' is not available for torch; accepted: eager, compile"),

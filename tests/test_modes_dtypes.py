@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from lossparity.adapters import adapter_for, all_bindings
+from lossparity.adapters import adapter_for, all_bindings, family
 from lossparity.conformance.divergence import find_divergences
 from lossparity.conformance.known import load_known
 from lossparity.conformance.model import Case
@@ -38,7 +38,7 @@ def case(spec, inp, tgt, target_dtype=np.float64, **params) -> Case:
 
 def run(binding_id, spec, c, dtype="float32", mode="eager"):
     b = binding(binding_id, spec)
-    pytest.importorskip(b.framework if b.framework != "jax" else "optax")
+    pytest.importorskip({"jax": "optax"}.get(b.framework, family(b.framework)))
     return evaluate(adapter_for(b.framework), b, SPECS[spec], c, dtype, mode=mode, known=load_known())
 
 
@@ -82,7 +82,7 @@ def test_low_precision_inputs_are_rounded_first_and_measured_in_their_ulps(dtype
 
 
 def test_keras_class_computes_in_float32_and_says_so():
-    r = run("keras.losses.BinaryCrossentropy", "binary_cross_entropy",
+    r = run("keras.losses.BinaryCrossentropy[tensorflow]", "binary_cross_entropy",
             case("binary_cross_entropy", [0.8, 0.2, 0.4], [1.0, 0.0, 0.0]), "float16")
     assert r["computes_in"] == "float32" and r["actual"]["dtype"] == "float32"
     assert r["value_verdict"] == "conform", r["errors"]
@@ -90,9 +90,9 @@ def test_keras_class_computes_in_float32_and_says_so():
 
 
 def test_a_result_in_another_dtype_than_due_is_a_finding():
-    b = dataclasses.replace(binding("keras.losses.BinaryCrossentropy", "binary_cross_entropy"), computes_in=None)
+    b = dataclasses.replace(binding("keras.losses.BinaryCrossentropy[tensorflow]", "binary_cross_entropy"), computes_in=None)
     pytest.importorskip("tensorflow")
-    r = evaluate(adapter_for("tensorflow"), b, SPECS["binary_cross_entropy"],
+    r = evaluate(adapter_for(b.framework), b, SPECS["binary_cross_entropy"],
                  case("binary_cross_entropy", [0.8, 0.2, 0.4], [1.0, 0.0, 0.0]), "float16")
     assert r["value_verdict"] == "deviate" and r["errors"]["dtype"] == "float32"
     assert r["errors"]["summary"].startswith("Returned float32 where float16 was due.")

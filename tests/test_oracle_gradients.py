@@ -35,6 +35,7 @@ import pytest
 from mpmath import mp, mpf
 
 from lossparity.conformance.generate import draw_cases
+from lossparity.conformance.runner import differentiated
 from lossparity.conformance.specs import SPECS
 from lossparity.reference import OracleError
 from test_oracle_mpmath import (  # the independent mpmath losses, written once
@@ -129,14 +130,23 @@ def _differences(fn, args, kw, pos, idx, h, base):
 
 
 def _fd_check(spec, args, kw, rng):
-    """Compare the analytic gradient with central differences at up to PER_CASE elements per argument."""
+    """Compare the analytic gradient with central differences at up to PER_CASE elements per
+    differentiated argument. ``args`` holds the positional arrays (input, target); ``kw`` the
+    keywords, the spec's further arrays (``Spec.arrays``) among them."""
     grads = spec.gradient(*args, **kw)
-    keys = ["input"] + (["target"] if _has_target_grad(spec) else [])
+    keys = list(differentiated(spec))
     assert sorted(grads) == sorted(keys)
+    names = ["input", "target"][:len(args)]
     base = _value(spec.oracle, args, kw)
     failures = []
-    for pos, key in enumerate(keys):
-        x, g = args[pos], grads[key]
+    for key in keys:
+
+        def fn(*moved, _key=key):  # the oracle as a function of the argument ``key`` at position 0
+            if _key in names:
+                return spec.oracle(*[moved[0] if n == _key else a for n, a in zip(names, args)], **kw)
+            return spec.oracle(*args, **{**kw, _key: moved[0]})
+
+        x, g = (args[names.index(key)] if key in names else kw[key]), grads[key]
         assert g.shape == x.shape and g.dtype == np.float64, (key, g.shape, x.shape)
         flat = rng.permutation(x.size)[:PER_CASE]
         for idx in (np.unravel_index(i, x.shape) for i in flat):
@@ -144,7 +154,7 @@ def _fd_check(spec, args, kw, rng):
             if not np.isfinite(x[idx]):
                 continue
             h = 1e-6 * max(abs(float(x[idx])), 1e-2)
-            wide, narrow = (_differences(spec.oracle, args, kw, pos, idx, s, base) for s in (h, h / 4))
+            wide, narrow = (_differences(fn, [x], {}, 0, idx, s, base) for s in (h, h / 4))
             if wide is None or narrow is None:
                 continue
             (c1, _, _, n1), (c2, fwd, bwd, n2) = wide, narrow
@@ -169,17 +179,23 @@ def _fd_cases(spec_name):
 
 
 def _arguments(case):
-    """Positional arrays and parameters of a case, as ``conformance/runner.py`` passes them."""
+    """Positional arrays and keywords (parameters, further arrays) of a case, as
+    ``conformance/runner.py`` passes them."""
     arrays = case.in_dtype("float64")
     args = [arrays["input"]] + ([arrays["target"]] if "target" in arrays else [])
-    return args, {k: v for k, v in case.params.items() if v is not None}
+    kw = {k: (arrays[k] if isinstance(v, np.ndarray) else v) for k, v in case.params.items() if v is not None}
+    kw.update({k: v for k, v in arrays.items() if k not in ("input", "target") and k not in case.params})
+    return args, kw
 
 
-@pytest.mark.parametrize("spec_name", sorted(FD_CONVENTIONS))
-def test_gradient_matches_finite_differences(spec_name):
+def fd_failures(spec_name, convention_sets):
+    """Every mismatch between ``Spec.gradient`` and central differences of ``Spec.oracle`` on
+    the spec's edge table and generated cases, under each convention set (a dict of convention
+    keywords, ``dtype`` included); asserts that at least MIN_COMPARED of the tried elements
+    were smooth enough to compare. Other test modules call this for their specs."""
     spec = SPECS[spec_name]
     failures = []
-    for conv_index, conv in enumerate(FD_CONVENTIONS[spec_name]):
+    for conv_index, conv in enumerate(convention_sets):
         for case_index, case in enumerate(_fd_cases(spec_name)):
             args, params = _arguments(case)
             kw = {"dtype": F32, **params, **conv}
@@ -192,9 +208,15 @@ def test_gradient_matches_finite_differences(spec_name):
                     spec.oracle(*args, **kw)
                 continue
             failures += [f"{case.id} {conv} {f}" for f in found]
-    assert not failures, f"{len(failures)} mismatches:\n" + "\n".join(failures[:10])
     compared, tried = COMPARED[spec_name]
     assert compared >= MIN_COMPARED * tried, f"only {compared} of {tried} elements compared"
+    return failures
+
+
+@pytest.mark.parametrize("spec_name", sorted(FD_CONVENTIONS))
+def test_gradient_matches_finite_differences(spec_name):
+    failures = fd_failures(spec_name, FD_CONVENTIONS[spec_name])
+    assert not failures, f"{len(failures)} mismatches:\n" + "\n".join(failures[:10])
 
 
 # ============================================================================= 2. mpmath

@@ -1,0 +1,142 @@
+"""Keras 3: every loss of ``keras.losses``, on each of Keras' three backends.
+
+Keras chooses its backend once per process, when ``keras`` is first imported (the
+``KERAS_BACKEND`` variable), and one loss can behave differently on TensorFlow, JAX and
+PyTorch. So each backend is a framework column of its own, ``keras[tensorflow]``,
+``keras[jax]`` and ``keras[torch]``, whose calls run in a worker process of their own
+(``FrameworkAdapter.process``), and every binding id names its backend:
+``keras.losses.Huber[jax]``. Arrays, modes and gradients are the backend's: each Keras
+adapter is its backend's adapter with ``keras`` imported on top.
+
+Conventions are taken from the documentation and source of Keras 3 (``keras/src/losses/``):
+
+- Keras takes ``(y_true, y_pred)``: the target comes first.
+- Loss *classes* reduce with ``sum_over_batch_size`` (the mean) and ``divide_no_nan``: a
+  mean over nothing (every target ``ignore_class``) is 0 (``keras/src/losses/loss.py``).
+  They compute in ``keras.backend.floatx()`` (float32) unless given a ``dtype``: both
+  arguments are converted first, and the result is float32 whatever the inputs' dtype
+  (``computes_in``). The *function* forms keep the input dtype and return one loss per
+  sample: most reduce the last axis with a mean (``sample_axis="mean"``).
+- Probabilities are clipped into ``[epsilon, 1 - epsilon]`` with ``backend.epsilon()`` = 1e-7;
+  ``categorical_crossentropy`` divides by the sum over classes *before* the clip,
+  ``sparse_categorical_crossentropy`` takes the log of the clipped probabilities and
+  renormalizes *after* the clip. ``KLDivergence`` clips both arguments into [1e-7, 1].
+- An out-of-range class index raises ``InvalidArgumentError`` on the TensorFlow backend (its
+  ``sparse_softmax_cross_entropy_with_logits`` checks on CPU); the other backends gather
+  without a check (a per-backend convention).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import replace
+
+from lossparity.adapters._base import Plugin
+from lossparity.adapters.jax import JaxAdapter
+from lossparity.adapters.tensorflow import TensorFlowAdapter
+from lossparity.adapters.torch import TorchAdapter
+from lossparity.conformance.model import Binding
+
+#: Each backend and the adapter of its framework, whose arrays, modes and gradients Keras' uses.
+BACKENDS = {"tensorflow": TensorFlowAdapter, "jax": JaxAdapter, "torch": TorchAdapter}
+
+
+def _adapter_class(backend: str, base: type) -> type:
+
+    class KerasAdapter(base):
+        __doc__ = f"Keras 3 on the {backend} backend, in a process of its own."
+        framework = f"keras[{backend}]"
+        module = "keras"
+        process = f"keras-{backend}"
+        # The backend is fixed when keras is first imported, so it is set before, and forced:
+        # the worker process is this backend's alone.
+        imports = f"import os\nos.environ['KERAS_BACKEND'] = {backend!r}\n" + base.imports + "import keras\n"
+
+        def unavailable(self):
+            for name in ("keras", base.module):
+                if importlib.util.find_spec(name) is None:
+                    return f"{name} is not installed"
+            return None
+
+        def version_modules(self):
+            return tuple(dict.fromkeys(("keras", base.module, *base.version_modules(self))))
+
+        def prepare(self):
+            super().prepare()
+            found = self.namespace()["keras"].backend.backend()
+            if found != backend:
+                raise RuntimeError(f"keras was imported with the {found!r} backend in the {backend} worker; "
+                                   f"KERAS_BACKEND must be set before keras is first imported")
+
+        def missing(self, binding):
+            return super().missing(replace(binding, id=binding.id.split("[")[0]))
+
+    KerasAdapter.__name__ = KerasAdapter.__qualname__ = f"Keras{base.__name__}"
+    return KerasAdapter
+
+
+_NONE = {"reduction": "none"}
+_EPS = 1e-7  # keras.backend.epsilon()
+_MEAN = {"reduction": "reduction"}
+_MEAN_VALUES = {"reduction": {"mean": "sum_over_batch_size"}}
+
+
+def _keras(cls: str | None, fn: str | None, spec: str, flags: str = "", *, params=None, conventions=None,
+           defaults=None, requires=None, backends=None, class_conventions=None) -> list[Binding]:
+    """The class form (reduces; computes in floatx, float32) and the function form (per sample)
+    of one loss, for the backend-less id; ``flags`` is keyword source both take
+    (``"from_logits=True"``), ``backends`` per-backend convention overrides
+    (``{"jax": {"invalid_label": "nan"}}``), ``class_conventions`` those of the class form only.
+    :func:`on` makes each backend's copy. Either form may be None where Keras has only one."""
+    params = dict(params or {})
+    common = dict(defaults=defaults or {}, requires=requires or {})
+    conv = dict(conventions or {})
+    out = []
+    if cls:
+        out.append(Binding(f"keras.losses.{cls}", spec, "keras", f"keras.losses.{cls}({flags}{{kw}})(target, input)",
+                           params={**_MEAN, **params}, values=_MEAN_VALUES, computes_in="float32",
+                           conventions={**conv, **(class_conventions or {})}, **common))
+    if fn:
+        out.append(Binding(f"keras.losses.{fn}", spec, "keras",
+                           f"keras.losses.{fn}(target, input{', ' * bool(flags)}{flags}{{kw}})",
+                           params=params, fixed=_NONE, conventions=conv, **common))
+    return [replace(b, conventions={**b.conventions, "_backends": backends}) if backends else b for b in out]
+
+
+def on(backend: str, bindings: list[Binding]) -> list[Binding]:
+    """Each backend-less binding as it runs on ``backend``: its id and framework name it."""
+    out = []
+    for b in bindings:
+        conv = dict(b.conventions)
+        conv.update((conv.pop("_backends", None) or {}).get(backend, {}))
+        out.append(replace(b, id=f"{b.id}[{backend}]", framework=f"keras[{backend}]", conventions=conv))
+    return out
+
+
+_SMOOTH = {"label_smoothing": "label_smoothing"}
+_IGNORE = {"ignore_index": "ignore_class"}
+_UNCHECKED = {"jax": {"invalid_label": "nan"}, "torch": {"invalid_label": "nan"}}
+
+#: Every binding once, without a backend.
+KERAS: list[Binding] = [
+    *_keras("BinaryCrossentropy", "binary_crossentropy", "binary_cross_entropy", "from_logits=False",
+            params=_SMOOTH, conventions={"prob_eps": _EPS, "sample_axis": "mean"}),
+    *_keras("BinaryCrossentropy", "binary_crossentropy", "binary_cross_entropy_with_logits", "from_logits=True",
+            params=_SMOOTH, conventions={"sample_axis": "mean"}),
+    *_keras("CategoricalCrossentropy", "categorical_crossentropy", "categorical_cross_entropy", "from_logits=False",
+            params=_SMOOTH, conventions={"prob_eps": _EPS, "renormalize": "before_clip"}),
+    *_keras("CategoricalCrossentropy", "categorical_crossentropy", "softmax_cross_entropy_soft", "from_logits=True",
+            params=_SMOOTH),
+    *_keras("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
+            "sparse_categorical_cross_entropy", "from_logits=False", params=_IGNORE,
+            conventions={"prob_eps": _EPS, "renormalize": "after_clip", "zero_division": "zero",
+                         "invalid_label": "InvalidArgumentError"}, backends=_UNCHECKED),
+    *_keras("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
+            "softmax_cross_entropy", "from_logits=True", params=_IGNORE,
+            conventions={"zero_division": "zero", "invalid_label": "InvalidArgumentError"}, backends=_UNCHECKED),
+    *_keras("KLDivergence", "kl_divergence", "kl_div_probs", conventions={"prob_eps": _EPS}),
+]
+
+ON_TENSORFLOW = Plugin(_adapter_class("tensorflow", TensorFlowAdapter)(), on("tensorflow", KERAS))
+ON_JAX = Plugin(_adapter_class("jax", JaxAdapter)(), on("jax", KERAS))
+ON_TORCH = Plugin(_adapter_class("torch", TorchAdapter)(), on("torch", KERAS))
