@@ -42,6 +42,11 @@ def broken_adapters() -> dict[str, str]:
     return _discover()[1]
 
 
+def excluded(framework: str) -> dict[str, str]:
+    """The framework's public loss APIs deliberately left unbound: binding id -> why."""
+    return dict(getattr(adapter_modules()[framework], "EXCLUDED", {}))
+
+
 def all_bindings() -> list:
     return [b for m in adapter_modules().values() for b in m.BINDINGS]
 

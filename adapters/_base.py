@@ -73,6 +73,7 @@ class Plugin:
 
     ADAPTER: "FrameworkAdapter"
     BINDINGS: list
+    EXCLUDED: dict = field(default_factory=dict)
 
 
 class FrameworkAdapter:
@@ -143,6 +144,13 @@ class FrameworkAdapter:
                     version = getattr(root, "__version__", "")
                     return f"{path} does not exist in {name} {version}".rstrip()
         return None
+
+    def public_losses(self) -> list[str]:
+        """Every public loss API of the installed framework, as binding ids, found by
+        introspection (imports the framework): the coverage test requires each to be bound or
+        excluded with a reason (the adapter module's ``EXCLUDED``), so an upgrade that adds a
+        loss fails it. A third-party adapter may leave this empty."""
+        return []
 
     def versions(self) -> dict[str, str]:
         """The installed version of each of ``version_modules()``, read from the distributions'

@@ -87,6 +87,12 @@ class JaxAdapter(FrameworkAdapter):
         precision = "tensorfloat32" if self.tf32 else "highest"
         return f"jax.config.update('jax_default_matmul_precision', {precision!r})\n"
 
+    def public_losses(self):
+        """Every public callable of ``optax.losses``."""
+        losses = self.namespace()["optax"].losses
+        return [f"optax.losses.{n}" for n in dir(losses)
+                if not n.startswith("_") and callable(getattr(losses, n))]
+
     def program(self, args, wrt, mode):
         sig, ws = ", ".join(args), ", ".join(wrt)
         lines = [f"def value_and_grad({sig}):",
@@ -122,3 +128,9 @@ BINDINGS: list[Binding] = [
     Binding("jax.scipy.special.rel_entr", "kl_divergence", "jax",
             "jax.scipy.special.rel_entr(target, input{kw}).sum(-1)"),
 ]
+
+#: Public loss APIs deliberately left unbound, and why.
+EXCLUDED = {
+    "optax.losses.smooth_labels": "not a loss: it returns smoothed labels (1 - alpha) y + alpha / C, the "
+                                  "label-smoothing convention the cross-entropy specs apply themselves",
+}

@@ -68,6 +68,17 @@ def _adapter_class(backend: str, base: type) -> type:
                 raise RuntimeError(f"keras was imported with the {found!r} backend in the {backend} worker; "
                                    f"KERAS_BACKEND must be set before keras is first imported")
 
+        def public_losses(self):
+            """Every public loss class (a ``keras.losses.Loss`` subclass) and function of
+            ``keras.losses``, with this backend in the id."""
+            import inspect
+
+            losses = self.namespace()["keras"].losses
+            names = [n for n in dir(losses) if not n.startswith("_")
+                     and (inspect.isfunction(getattr(losses, n))
+                          or inspect.isclass(getattr(losses, n)) and issubclass(getattr(losses, n), losses.Loss))]
+            return [f"keras.losses.{n}[{backend}]" for n in names]
+
         def missing(self, binding):
             return super().missing(replace(binding, id=binding.id.split("[")[0]))
 
@@ -137,6 +148,18 @@ KERAS: list[Binding] = [
     *_keras("KLDivergence", "kl_divergence", "kl_div_probs", conventions={"prob_eps": _EPS}),
 ]
 
-ON_TENSORFLOW = Plugin(_adapter_class("tensorflow", TensorFlowAdapter)(), on("tensorflow", KERAS))
-ON_JAX = Plugin(_adapter_class("jax", JaxAdapter)(), on("jax", KERAS))
-ON_TORCH = Plugin(_adapter_class("torch", TorchAdapter)(), on("torch", KERAS))
+#: Public names of ``keras.losses`` deliberately left unbound, and why (on every backend).
+EXCLUDED = {
+    "keras.losses.Loss": "the base class every loss class derives from; it computes nothing itself",
+    "keras.losses.get": "looks a loss up by name or config (serialization), it computes nothing",
+    "keras.losses.serialize": "turns a loss into its config, it computes nothing",
+    "keras.losses.deserialize": "builds a loss from its config, it computes nothing",
+}
+
+
+def _plugin(backend: str) -> Plugin:
+    return Plugin(_adapter_class(backend, BACKENDS[backend])(), on(backend, KERAS),
+                  {f"{k}[{backend}]": why for k, why in EXCLUDED.items()})
+
+
+ON_TENSORFLOW, ON_JAX, ON_TORCH = (_plugin(b) for b in BACKENDS)

@@ -58,6 +58,12 @@ class TensorFlowAdapter(FrameworkAdapter):
             return ""
         return f"tf.config.experimental.enable_tensor_float_32_execution({self.tf32})\n"
 
+    def public_losses(self):
+        """The ``tf.nn`` losses: names ending ``_loss`` or holding ``cross_entropy``."""
+        tf = self.namespace()["tf"]
+        return [f"tf.nn.{n}" for n in dir(tf.nn)
+                if not n.startswith("_") and (n.endswith("_loss") or "cross_entropy" in n)]
+
     def program(self, args, wrt, mode):
         sig, ws = ", ".join(args), ", ".join(wrt)
         lines = [f"def value_and_grad({sig}):",
@@ -93,3 +99,16 @@ BINDINGS: list[Binding] = [
             "tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=input)",
             fixed=_NONE, conventions={"invalid_label": _INVALID}),
 ]
+
+#: Public loss APIs deliberately left unbound, and why.
+EXCLUDED = {
+    "tf.nn.nce_loss": "samples negative classes at random (tf.random.log_uniform_candidate_sampler) inside "
+                      "the call and takes a weight matrix and biases: a training-time estimate, not a loss "
+                      "of given inputs",
+    "tf.nn.sampled_softmax_loss": "samples classes at random inside the call, like nce_loss: a training-time "
+                                  "estimate of softmax cross-entropy, not a loss of given inputs",
+    "tf.nn.compute_average_loss": "a reduction helper for distribution strategies (sum / global batch size) "
+                                  "that takes an already computed per-example loss",
+    "tf.nn.scale_regularization_loss": "a helper dividing a regularization term by the number of replicas, "
+                                       "not a loss of predictions and targets",
+}

@@ -52,6 +52,19 @@ class TorchAdapter(FrameworkAdapter):
     def print_statement(self, name):
         return f"print({name}.detach().double().tolist())"  # NumPy has no bfloat16 of torch's
 
+    def public_losses(self):
+        """``torch.nn`` loss modules (``_Loss`` subclasses, and classes named ``*Loss``) and the
+        ``torch.nn.functional`` losses (``*_loss``, ``*cross_entropy*``, ``kl_div``)."""
+        import inspect
+
+        torch, F = self.namespace()["torch"], self.namespace()["F"]
+        base = torch.nn.modules.loss._Loss
+        modules = [n for n in dir(torch.nn) if not n.startswith("_") and inspect.isclass(getattr(torch.nn, n))
+                   and (issubclass(getattr(torch.nn, n), base) or n.endswith("Loss"))]
+        functions = [n for n in dir(F) if not n.startswith("_") and callable(getattr(F, n))
+                     and (n.endswith("_loss") or "cross_entropy" in n or n == "kl_div")]
+        return [f"torch.nn.{n}" for n in modules] + [f"torch.nn.functional.{n}" for n in functions]
+
     def program(self, args, wrt, mode):
         sig, ws = ", ".join(args), ", ".join(wrt)
         lines = ["loss_fn = torch.compile(loss_fn)"] if mode == "compile" else []
@@ -106,3 +119,16 @@ BINDINGS: list[Binding] = [
             "torch.distributions.Categorical(probs=input))",
             conventions={"renormalize": "before", "prob_eps": "finfo"}),
 ]
+
+#: Public loss APIs deliberately left unbound, and why.
+EXCLUDED = {
+    "torch.nn.NLLLoss2d": "a deprecated alias of torch.nn.NLLLoss (same class body), which is bound",
+    "torch.nn.AdaptiveLogSoftmaxWithLoss": "a layer with trainable, randomly initialised cluster weights "
+                                           "that returns (output, loss); no loss function of given inputs",
+    "torch.nn.LinearCrossEntropyLoss": "a torch.nn.Linear layer (randomly initialised weight) fused with "
+                                       "cross_entropy; its loss of given logits is torch.nn.CrossEntropyLoss",
+    "torch.nn.functional.linear_cross_entropy": "documented as cross_entropy(linear(input, linear_weight), "
+                                                "target): it takes features and a weight matrix, not logits, "
+                                                "and reads the projection's last axis as classes only for 2-D "
+                                                "input; its loss of logits is torch.nn.functional.cross_entropy",
+}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lossparity.adapters import adapter_modules, broken_adapters
+from lossparity.adapters import adapter_modules, broken_adapters, excluded, family
 from lossparity.conformance.runner import differentiated
 from lossparity.conformance.specs import SPECS
 from lossparity.conformance.tolerances import DTYPES
@@ -13,10 +13,11 @@ def coverage() -> dict:
     frameworks = {
         name: {"available": m.ADAPTER.unavailable() is None, "reason": m.ADAPTER.unavailable(),
                "bindings": len(m.BINDINGS), "modes": list(m.ADAPTER.modes),
-               "opt_in_modes": list(m.ADAPTER.opt_in_modes)}
+               "opt_in_modes": list(m.ADAPTER.opt_in_modes), "excluded": excluded(name)}
         for name, m in modules.items()
     }
-    frameworks.update({name: {"available": False, "reason": why, "bindings": 0, "modes": [], "opt_in_modes": []}
+    frameworks.update({name: {"available": False, "reason": why, "bindings": 0, "modes": [], "opt_in_modes": [],
+                              "excluded": {}}
                        for name, why in broken_adapters().items()})
     specs = []
     for spec in SPECS.values():
@@ -48,7 +49,25 @@ def format_coverage(table: dict) -> str:
         modes = ", ".join(m + (" (opt-in)" if m in info["opt_in_modes"] else "") for m in info["modes"])
         lines.append(f"{fw}: {info['bindings']} bindings, modes {modes or '-'}; {state}")
     lines.append("Every binding is differentiated with respect to its input (and probability targets).")
+    lines += ["", "Public loss APIs deliberately not bound:"]
+    for fw, info in table["frameworks"].items():
+        lines += [f"  {api}: {why}" for api, why in info["excluded"].items()]
     return "\n".join(lines)
+
+
+def format_markdown(table: dict) -> str:
+    """The coverage table as Markdown for the README: one row per spec, one column per framework
+    family (a Keras binding once, for its three backends), each cell the binding ids."""
+    families = list(dict.fromkeys(family(fw) for fw in table["frameworks"]))
+    rows = ["| spec | " + " | ".join(families) + " |", "|" + " --- |" * (len(families) + 1)]
+    for spec in table["specs"]:
+        cells = []
+        for fam in families:
+            ids = dict.fromkeys(b["id"].split("[")[0] for fw, bs in spec["bindings"].items()
+                                if family(fw) == fam for b in bs)
+            cells.append("<br>".join(f"`{i}`" for i in ids) or "-")
+        rows.append(f"| `{spec['spec']}` | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
 
 
 def _dtypes(binding: dict) -> str:

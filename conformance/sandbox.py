@@ -229,6 +229,17 @@ def call(binding, case, dtype, *, mode="eager", wrt=()):
     return Outcome(error_type=status, error_mro=(status,), error_message=answer, seconds=seconds)
 
 
+def public_losses(framework: str) -> list[str]:
+    """``adapter.public_losses()`` asked of the framework's worker process (a Keras backend
+    can only be imported in its own)."""
+    from lossparity.adapters import adapter_for
+
+    status, answer, _ = sandbox(adapter_for(framework).process).ask(("public", framework))
+    if status != "ok":
+        raise RuntimeError(f"listing the public losses of {framework}: {answer}")
+    return answer
+
+
 def missing(binding, device="cpu", tf32=False) -> str | None:
     """Why the binding cannot run here (``adapter.missing``, or its device is unavailable),
     asked of the child, so that importing a framework that crashes on import costs a skipped
@@ -259,7 +270,14 @@ def _serve(conn: _Duplex) -> None:
         except (EOFError, OSError):
             return
         try:
-            if kind == "call":
+            if kind == "public":
+                from lossparity.adapters import adapter_for
+
+                adapter = adapter_for(args)
+                adapter.namespace()
+                conn.send(("began", None))
+                conn.send(("done", sorted(adapter.public_losses())))
+            elif kind == "call":
                 framework, binding_id, device, tf32, spec_name, case, dtype, mode, wrt = args
                 adapter, binding = _binding(framework, binding_id, device, tf32, spec_name)
                 adapter.namespace()

@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="the coverage table: specs x bindings")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
+    lst.add_argument("--markdown", action="store_true", help="the specs x frameworks table of the README")
 
     rep = sub.add_parser("report", help="rebuild the HTML report from a results file")
     rep.add_argument("results", help="a results.jsonl written by 'lossparity run'")
@@ -261,10 +262,11 @@ def _empty_ini() -> str:
 
 
 def cmd_list(args) -> int:
-    from lossparity.conformance.coverage import coverage, format_coverage
+    from lossparity.conformance.coverage import coverage, format_coverage, format_markdown
 
     table = coverage()
-    print(json.dumps(table, indent=2) if args.json else format_coverage(table))
+    print(json.dumps(table, indent=2) if args.json else format_markdown(table) if args.markdown
+          else format_coverage(table))
     return EXIT_OK
 
 

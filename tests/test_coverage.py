@@ -1,0 +1,54 @@
+"""Coverage that cannot silently rot: every public loss API of each installed framework is
+bound or excluded with a reason, found by introspecting the framework itself
+(``FrameworkAdapter.public_losses``, run in the framework's own worker process: a Keras
+backend is imported alone). A framework upgrade that adds a loss fails here until someone
+binds it or says why not."""
+
+from __future__ import annotations
+
+import pytest
+
+from lossparity.adapters import adapter_modules, excluded
+from lossparity.conformance import sandbox
+from lossparity.conformance.coverage import coverage, format_markdown
+
+OURS = ["torch", "tensorflow", "jax", "keras[tensorflow]", "keras[jax]", "keras[torch]"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _children():
+    yield
+    sandbox.shutdown()
+
+
+@pytest.mark.parametrize("framework", OURS)
+def test_every_public_loss_is_bound_or_excluded(framework):
+    module = adapter_modules()[framework]
+    if module.ADAPTER.unavailable():
+        pytest.skip(module.ADAPTER.unavailable())
+    public = set(sandbox.public_losses(framework))
+    assert len(public) >= 4, public  # the introspection found the framework's losses at all
+    bound, left_out = {b.id for b in module.BINDINGS}, excluded(framework)
+    unbound = sorted(public - bound - set(left_out))
+    assert not unbound, (f"{framework} has public losses nobody has looked at: {unbound}; bind them "
+                         f"(adapters/) or add them to the adapter module's EXCLUDED with a reason")
+    stale = sorted(set(left_out) - public)
+    assert not stale, f"excluded APIs that {framework} no longer has: {stale}"
+    assert all(len(why) > 30 for why in left_out.values()), "every exclusion says why"
+
+
+def test_list_json_shows_bindings_and_exclusions():
+    table = coverage()
+    assert set(OURS) <= set(table["frameworks"])
+    assert table["frameworks"]["torch"]["excluded"]["torch.nn.NLLLoss2d"].startswith("a deprecated alias")
+    bce = next(s for s in table["specs"] if s["spec"] == "binary_cross_entropy")
+    assert [b["id"] for b in bce["bindings"]["keras[jax]"]] == [
+        "keras.losses.BinaryCrossentropy[jax]", "keras.losses.binary_crossentropy[jax]"]
+
+
+def test_readme_shows_the_coverage_table():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert format_markdown(coverage()) in readme, (
+        "the README's coverage table is out of date: paste 'lossparity list --markdown' into it")
