@@ -127,6 +127,15 @@ BINDINGS: list[Binding] = [
     Binding("jax.scipy.special.entr", "entropy", "jax", "jax.scipy.special.entr(input{kw}).sum(-1)"),
     Binding("jax.scipy.special.rel_entr", "kl_divergence", "jax",
             "jax.scipy.special.rel_entr(target, input{kw}).sum(-1)"),
+    # -- likelihood (reference/likelihood.py) --
+    # t log(t / q) - t + q summed over the last axis, input log q; convex_kl_divergence is its
+    # deprecated alias (it warns, and calls generalized_kl_divergence).
+    Binding(f"{_OPTAX}.generalized_kl_divergence", "generalized_kl_div", "jax",
+            f"{_OPTAX}.generalized_kl_divergence(input, target{{kw}})", fixed=_NONE,
+            conventions={"sample_axis": "sum"}),
+    Binding(f"{_OPTAX}.convex_kl_divergence", "generalized_kl_div", "jax",
+            f"{_OPTAX}.convex_kl_divergence(input, target{{kw}})", fixed=_NONE,
+            conventions={"sample_axis": "sum"}),
 ]
 
 #: Public loss APIs deliberately left unbound, and why.

@@ -146,6 +146,10 @@ KERAS: list[Binding] = [
             "softmax_cross_entropy", "from_logits=True", params=_IGNORE,
             conventions={"zero_division": "zero", "invalid_label": "InvalidArgumentError"}, backends=_UNCHECKED),
     *_keras("KLDivergence", "kl_divergence", "kl_div_probs", conventions={"prob_eps": _EPS}),
+    # -- likelihood (reference/likelihood.py) --
+    # y_pred - y_true log(y_pred + epsilon) on rates, epsilon = backend.epsilon() = 1e-7 in the
+    # input's dtype, mean over the last axis.
+    *_keras("Poisson", "poisson", "poisson_nll", defaults={"eps": _EPS}, conventions={"sample_axis": "mean"}),
 ]
 
 #: Public names of ``keras.losses`` deliberately left unbound, and why (on every backend).

@@ -98,6 +98,12 @@ BINDINGS: list[Binding] = [
     Binding("tf.nn.sparse_softmax_cross_entropy_with_logits", "softmax_cross_entropy", "tensorflow",
             "tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=input)",
             fixed=_NONE, conventions={"invalid_label": _INVALID}),
+    # -- likelihood (reference/likelihood.py) --
+    # Elementwise, on log rates only; its Stirling term is left out only for 0 <= t <= 1.
+    Binding("tf.nn.log_poisson_loss", "poisson_nll", "tensorflow",
+            "tf.nn.log_poisson_loss(target, input{kw})",
+            params={"full": "compute_full_loss"}, defaults={"log_input": True}, fixed=_NONE,
+            conventions={"stirling_cutoff": "unit_interval"}),
 ]
 
 #: Public loss APIs deliberately left unbound, and why.

@@ -118,6 +118,21 @@ BINDINGS: list[Binding] = [
             "torch.distributions.kl.kl_divergence(torch.distributions.Categorical(probs=target), "
             "torch.distributions.Categorical(probs=input))",
             conventions={"renormalize": "before", "prob_eps": "finfo"}),
+    # -- likelihood (reference/likelihood.py) --
+    # The Poisson NLL: log_input defaults to True and eps to 1e-8 in PyTorch; its Stirling term
+    # is masked where target <= 1 (the plain stirling_cutoff).
+    *_pair("poisson_nll_loss", "PoissonNLLLoss", "poisson_nll",
+           params={**_RED, "log_input": "log_input", "full": "full", "eps": "eps"},
+           defaults={"log_input": True, "eps": 1e-8}),
+    # var is a third positional argument; its clamp at eps is documented as ignored by autograd.
+    Binding("torch.nn.functional.gaussian_nll_loss", "gaussian_nll", "torch",
+            "F.gaussian_nll_loss(input, target, var{kw})",
+            params={**_RED, "full": "full", "eps": "eps"}, defaults={"eps": 1e-6},
+            conventions={"var_clamp_grad": "ignore"}),
+    Binding("torch.nn.GaussianNLLLoss", "gaussian_nll", "torch",
+            "torch.nn.GaussianNLLLoss({kw})(input, target, var)",
+            params={**_RED, "full": "full", "eps": "eps"}, defaults={"eps": 1e-6},
+            conventions={"var_clamp_grad": "ignore"}),
 ]
 
 #: Public loss APIs deliberately left unbound, and why.

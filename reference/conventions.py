@@ -79,6 +79,18 @@ CONVENTIONS: dict[str, Convention] = {
             "(an exception class name means the binding raises it; 'wrap_negative' reads "
             "-C <= t < 0 as t + C, NumPy-style, and gives nan elsewhere)",
         ),
+        Convention(
+            "stirling_cutoff", "above_one",
+            "the Stirling term of full=True is left out only where 0 <= t <= 1 ('{value}', tf.nn."
+            "log_poisson_loss), not wherever t <= 1 (PyTorch's documented rule): a negative "
+            "target adds the term, log of a negative number, NaN",
+        ),
+        Convention(
+            "var_clamp_grad", "zero",
+            "the clamp of the variance at eps is '{value}'d by autograd (PyTorch's "
+            "gaussian_nll_loss clamps under no_grad): below eps the slope in var is that of the "
+            "loss at var = eps, not 0",
+        ),
     ]
 }
 
