@@ -225,6 +225,17 @@ def build_case(spec: Spec, raw: Mapping[str, np.ndarray], params: Mapping[str, A
             kind = "a class-index target" if spec.target == "index" else "the target"
             raise CaseError(f"{kind} must have shape {want} for an input of shape {np.shape(raw['input'])}; "
                             f"got {canonical['target'].shape}")
+    for name in spec.arrays:  # the spec's further arrays (a variance, a second input, lengths)
+        if name not in raw:
+            raise CaseError(f"{spec.name} needs --array {name}=[...]")
+        a = np.asarray(raw[name])
+        if a.dtype.kind not in "iuf":
+            raise CaseError(f"--array {name} must hold numbers, got {a.dtype}")
+        canonical[name] = a.astype(np.int64 if a.dtype.kind in "iu" else np.float64)
+    extra = sorted(set(raw) - {"input", "target", *spec.arrays})
+    if extra:
+        raise CaseError(f"{spec.name} takes no --array {extra[0]}; its arrays are input, target"
+                        + "".join(f", {n}" for n in spec.arrays))
     for name in ARRAY_PARAMS:
         if name in params:
             w = params[name]

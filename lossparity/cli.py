@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="one or two binding ids, e.g. torch.nn.BCELoss torch.nn.CrossEntropyLoss")
     exp.add_argument("--input", required=True, help="the prediction: probabilities, logits or log-probabilities")
     exp.add_argument("--target", help="the target: labels, class indices or probabilities")
+    exp.add_argument("--array", action="append", default=[], metavar="NAME=VALUES",
+                     help="a further array of the loss (var, input2, input_lengths, ...); repeatable")
     exp.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="a loss parameter in the spec's vocabulary (reduction=sum, weight=[1,2,3]); repeatable")
     exp.add_argument("--dtype", default="float32", help="float32 (default), float64, float16 or bfloat16")
@@ -117,6 +119,14 @@ def cmd_explain(args) -> int:
                 raw[name] = parse_array(text)
             except LiteralError as exc:
                 raise UsageError(f"--{name}: {exc}") from None
+    for item in args.array:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip() or name.strip() in raw:
+            raise UsageError(f"--array {item!r}: expected NAME=VALUES, e.g. var=[0.5, 1.0]")
+        try:
+            raw[name.strip()] = parse_array(text)
+        except LiteralError as exc:
+            raise UsageError(f"--array {name.strip()}: {exc}") from None
     params = {}
     for item in args.param:
         name, sep, text = item.partition("=")

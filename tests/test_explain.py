@@ -186,6 +186,10 @@ def test_a_divergence_no_convention_explains_is_unexplained():
      "--param 'reduction': expected NAME=VALUE, e.g. reduction=sum"),
     (["keras.losses.BinaryCrossentropy[tensorflow]", "--input", "[0.5]", "--target", "[1]", "--dtype", "float8"],
      "unknown dtype 'float8'; accepted: float64, float32, float16, bfloat16"),
+    (["torch.nn.GaussianNLLLoss", "--input", "[1.0]", "--target", "[1.5]"],
+     "torch.nn.GaussianNLLLoss: gaussian_nll needs --array var=[...]"),
+    (["torch.nn.BCELoss", "--input", "[0.5]", "--target", "[1]", "--array", "var=[1.0]"],
+     "torch.nn.BCELoss: binary_cross_entropy takes no --array var; its arrays are input, target"),
     (["torch.nn.BCELoss", "--input", "[0.5]", "--target", "[1]", "--mode", "jit"],
      "mode 'jit' is not available for torch; accepted: eager, compile"),
     (["torch.nn.NLLLoss", "--input", "[[-0.5, -1.0]]", "--target", "[0.5]"],
@@ -230,3 +234,11 @@ def test_literal_values():
     assert parse_value("mean") == "mean"
     with pytest.raises(LiteralError, match="unbalanced"):
         parse_array("[1, 2]]")
+
+
+def test_further_arrays_come_from_the_command_line():
+    e = explain(["torch.nn.GaussianNLLLoss"], {"input": np.array([1.0, 2.0]), "target": np.array([1.5, 2.0]),
+                                                "var": np.array([0.5, 2.0])}, {})
+    # (log v + (x - t)^2 / v) / 2, mean of (log 0.5 + 0.5) / 2 and (log 2 + 0) / 2: the logs cancel
+    assert e["bindings"][0]["expected"]["value"]["data"] == [pytest.approx(0.125, rel=1e-12)]
+    assert e["bindings"][0]["verdict"] == "conform"
