@@ -108,6 +108,15 @@ ADAPTER = JaxAdapter()
 _NONE = {"reduction": "none"}  # optax returns one loss per element or sample, never a batch reduction
 _OPTAX = "optax.losses"
 
+# ctc (reference/ctc.py)
+# optax takes float padding masks (1.0 = padding), not lengths: the call text builds them
+# from the case's lengths, right-padded as optax requires.
+_CTC_PADDINGS = ("(jnp.arange(input.shape[1])[None, :] >= input_lengths[:, None]).astype(input.dtype), target, "
+                 "(jnp.arange(target.shape[1])[None, :] >= target_lengths[:, None]).astype(input.dtype)")
+# log_softmax of the logits, log 0 read as log_epsilon = -1e5 (the default).
+_CTC_OPTAX = dict(params={"blank": "blank_id"}, fixed=_NONE,
+                  conventions={"log_softmax_input": True, "log_epsilon": -1e5})
+
 BINDINGS: list[Binding] = [
     Binding(f"{_OPTAX}.sigmoid_binary_cross_entropy", "binary_cross_entropy_with_logits", "jax",
             f"{_OPTAX}.sigmoid_binary_cross_entropy(input, target{{kw}})", fixed=_NONE),
@@ -136,10 +145,48 @@ BINDINGS: list[Binding] = [
     Binding(f"{_OPTAX}.convex_kl_divergence", "generalized_kl_div", "jax",
             f"{_OPTAX}.convex_kl_divergence(input, target{{kw}})", fixed=_NONE,
             conventions={"sample_axis": "sum"}),
+    # -- ctc (reference/ctc.py) --
+    Binding(f"{_OPTAX}.ctc_loss", "ctc", "jax",
+            f"{_OPTAX}.ctc_loss(input, {_CTC_PADDINGS}{{kw}})", **_CTC_OPTAX),
+    Binding(f"{_OPTAX}.ctc_loss_with_forward_probs", "ctc", "jax",
+            f"{_OPTAX}.ctc_loss_with_forward_probs(input, {_CTC_PADDINGS}{{kw}})[0]", **_CTC_OPTAX),
+    # -- classification (reference/classification.py) --
+    # sigmoid_focal_loss balances the classes whenever alpha is given (its alpha defaults to
+    # None): so, against the spec's Keras-shaped parameters, its own defaults are
+    # apply_class_balancing=True with alpha=None (which the oracle reads as no balancing).
+    Binding(f"{_OPTAX}.sigmoid_focal_loss", "binary_focal_cross_entropy_with_logits", "jax",
+            f"{_OPTAX}.sigmoid_focal_loss(input, target{{kw}})",
+            params={"alpha": "alpha", "gamma": "gamma"},
+            defaults={"apply_class_balancing": True, "alpha": None}, fixed=_NONE),
+    Binding(f"{_OPTAX}.poly_loss_cross_entropy", "poly_loss_cross_entropy", "jax",
+            f"{_OPTAX}.poly_loss_cross_entropy(input, target{{kw}})",
+            params={"epsilon": "epsilon"}, fixed=_NONE),
+    Binding(f"{_OPTAX}.sparsemax_loss", "sparsemax_loss", "jax",
+            f"{_OPTAX}.sparsemax_loss(input, target{{kw}})", fixed=_NONE),
+    Binding(f"{_OPTAX}.multiclass_sparsemax_loss", "multiclass_sparsemax_loss", "jax",
+            f"{_OPTAX}.multiclass_sparsemax_loss(input, target{{kw}})", fixed=_NONE),
+    # -- margin (reference/margin.py) --
+    # jnp.maximum and jnp.max split a tie's slope evenly: hinge_kink=0.5 (the plain value).
+    # perceptron_loss / multiclass_perceptron_loss are the hinge / multiclass hinge at margin 0.
+    # jax.nn.one_hot gives an all-zero row for a label outside [0, C): invalid_label="zeros".
+Binding(f"{_OPTAX}.hinge_loss", "hinge", "jax", f"{_OPTAX}.hinge_loss(input, target{{kw}})", fixed=_NONE),
+Binding(f"{_OPTAX}.perceptron_loss", "hinge", "jax", f"{_OPTAX}.perceptron_loss(input, target{{kw}})",
+        fixed={**_NONE, "margin": 0.0}),
+Binding(f"{_OPTAX}.multiclass_hinge_loss", "multiclass_hinge", "jax",
+        f"{_OPTAX}.multiclass_hinge_loss(input, target{{kw}})", fixed=_NONE,
+        conventions={"invalid_label": "zeros"}),
+Binding(f"{_OPTAX}.multiclass_perceptron_loss", "multiclass_hinge", "jax",
+        f"{_OPTAX}.multiclass_perceptron_loss(input, target{{kw}})", fixed={**_NONE, "margin": 0.0},
+        conventions={"invalid_label": "zeros"}),
 ]
 
 #: Public loss APIs deliberately left unbound, and why.
 EXCLUDED = {
     "optax.losses.smooth_labels": "not a loss: it returns smoothed labels (1 - alpha) y + alpha / C, the "
                                   "label-smoothing convention the cross-entropy specs apply themselves",
+    "optax.losses.binary_sparsemax_loss": "a deprecated alias of optax.losses.sparsemax_loss, which is bound",
+    "optax.losses.make_fenchel_young_loss": "a factory of losses from a user's max function; its logsumexp "
+                                            "instance, logsumexp(x) - <y, x>, equals softmax cross-entropy only "
+                                            "where the targets sum to 1 and has target gradient -x: it needs a "
+                                            "spec of its own, not yet written",
 }

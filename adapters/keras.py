@@ -35,7 +35,7 @@ from lossparity.adapters._base import Plugin
 from lossparity.adapters.jax import JaxAdapter
 from lossparity.adapters.tensorflow import TensorFlowAdapter
 from lossparity.adapters.torch import TorchAdapter
-from lossparity.conformance.model import Binding
+from lossparity.conformance.model import GIVEN, Binding
 
 #: Each backend and the adapter of its framework, whose arrays, modes and gradients Keras' uses.
 BACKENDS = {"tensorflow": TensorFlowAdapter, "jax": JaxAdapter, "torch": TorchAdapter}
@@ -129,6 +129,19 @@ _IGNORE = {"ignore_index": "ignore_class"}
 _UNCHECKED = {"jax": {"invalid_label": "nan"}, "torch": {"invalid_label": "nan"}}
 
 #: Every binding once, without a backend.
+# classification (reference/classification.py)
+_FOCAL = {"apply_class_balancing": "apply_class_balancing", "alpha": "alpha", "gamma": "gamma",
+          "label_smoothing": "label_smoothing"}
+_CAT_FOCAL = {"alpha": "alpha", "gamma": "gamma", "from_logits": "from_logits",
+              "label_smoothing": "label_smoothing"}
+# Keras' alpha as a per-class list is the spec's array parameter `weight`: not bound (one framework
+# keyword cannot carry two spec parameters).
+
+# margin (reference/margin.py)
+# _HINGE_TIE: ops.maximum(z, 0) splits a tie's slope evenly on JAX and PyTorch (jnp.maximum,
+# torch.maximum); tf.maximum gives it all to its first argument, z.
+_HINGE_TIE = {"tensorflow": {"hinge_kink": 1.0}}
+
 KERAS: list[Binding] = [
     *_keras("BinaryCrossentropy", "binary_crossentropy", "binary_cross_entropy", "from_logits=False",
             params=_SMOOTH, conventions={"prob_eps": _EPS, "sample_axis": "mean"}),
@@ -150,6 +163,40 @@ KERAS: list[Binding] = [
     # y_pred - y_true log(y_pred + epsilon) on rates, epsilon = backend.epsilon() = 1e-7 in the
     # input's dtype, mean over the last axis.
     *_keras("Poisson", "poisson", "poisson_nll", defaults={"eps": _EPS}, conventions={"sample_axis": "mean"}),
+    # -- ctc (reference/ctc.py) --
+    # keras.losses.ctc reads y_pred as logits (log_softmax per backend), takes every frame
+    # (input length T) and counts the labels that are not 0 as the target length; blank is 0.
+    # The JAX backend is a copy of optax's recursion (log_epsilon = -1e5).
+    *_keras("CTC", "ctc", "ctc", conventions={"log_softmax_input": True, "ctc_lengths": "keras"},
+            backends={"jax": {"log_epsilon": -1e5}}),
+    # The op under it takes the lengths and the blank (mask_index).
+    Binding("keras.ops.ctc_loss", "ctc", "keras",
+            "keras.ops.ctc_loss(target, input, target_lengths, input_lengths{kw})",
+            params={"blank": "mask_index"}, fixed=_NONE,
+            conventions={"log_softmax_input": True, "_backends": {"jax": {"log_epsilon": -1e5}}}),
+    # -- classification (reference/classification.py) --
+    *_keras("BinaryFocalCrossentropy", "binary_focal_crossentropy", "binary_focal_cross_entropy",
+            "from_logits=False", params=_FOCAL, conventions={"prob_eps": _EPS, "sample_axis": "mean"}),
+    # from_logits=True takes ops.sigmoid and then the probability form, clip included; on the
+    # TensorFlow backend that sigmoid carries its logits (_keras_logits) and
+    # ops.binary_crossentropy uses tf.nn.sigmoid_cross_entropy_with_logits instead: no clip.
+    *_keras("BinaryFocalCrossentropy", "binary_focal_crossentropy", "binary_focal_cross_entropy_with_logits",
+            "from_logits=True", params=_FOCAL, conventions={"prob_eps": _EPS, "sample_axis": "mean"},
+            backends={"tensorflow": {"prob_eps": None}}),
+    *_keras("CategoricalFocalCrossentropy", "categorical_focal_crossentropy", "categorical_focal_cross_entropy",
+            params=_CAT_FOCAL, conventions={"prob_eps": _EPS, "renormalize": "before_clip"}),
+    *_keras("CategoricalGeneralizedCrossEntropy", None, "categorical_generalized_cross_entropy",
+            params={"q": "q"}, conventions={"q_domain": "ValueError"}),
+    # the function form has no default q
+    *_keras(None, "categorical_generalized_cross_entropy", "categorical_generalized_cross_entropy",
+            params={"q": "q"}, requires={"q": GIVEN}),
+    # -- margin (reference/margin.py) --
+    *_keras("Hinge", "hinge", "hinge",
+            conventions={"hinge_labels": "binary_if_all", "sample_axis": "mean"}, backends=_HINGE_TIE),
+    *_keras("SquaredHinge", "squared_hinge", "squared_hinge",
+            conventions={"hinge_labels": "binary_if_all", "sample_axis": "mean"}),
+    *_keras("CategoricalHinge", "categorical_hinge", "categorical_hinge",
+            conventions={"hinge_neg": "masked_product"}, backends=_HINGE_TIE),
 ]
 
 #: Public names of ``keras.losses`` deliberately left unbound, and why (on every backend).

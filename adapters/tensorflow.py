@@ -104,6 +104,12 @@ BINDINGS: list[Binding] = [
             "tf.nn.log_poisson_loss(target, input{kw})",
             params={"full": "compute_full_loss"}, defaults={"log_input": True}, fixed=_NONE,
             conventions={"stirling_cutoff": "unit_interval"}),
+    # -- ctc (reference/ctc.py) --
+    # Reads logits: "This class performs the softmax operation for you"; one loss per sample.
+    Binding("tf.nn.ctc_loss", "ctc", "tensorflow",
+            "tf.nn.ctc_loss(labels=target, logits=input, label_length=target_lengths, "
+            "logit_length=input_lengths, logits_time_major=False{kw})",
+            params={"blank": "blank_index"}, fixed=_NONE, conventions={"log_softmax_input": True}),
 ]
 
 #: Public loss APIs deliberately left unbound, and why.

@@ -94,6 +94,16 @@ def _pair(fn: str, module: str, spec: str, **kw) -> list[Binding]:
 
 
 _RED = {"reduction": "reduction"}
+# ctc (reference/ctc.py)
+_CTC = dict(
+    params={"reduction": "reduction", "blank": "blank", "zero_infinity": "zero_infinity"},
+    # log_probs are (T, N, C); 'mean' divides each loss by its target length (clamped to 1)
+    # before the batch mean (torch.nn.functional.ctc_loss documentation).
+    conventions={"time_major": True, "mean_by_length": True},
+    # The ATen CTC kernels dispatch float and double only ("ctc_loss_cpu" not implemented for 'Half').
+    dtypes=("float64", "float32"),
+)
+
 BINDINGS: list[Binding] = [
     *_pair("binary_cross_entropy", "BCELoss", "binary_cross_entropy",
            params={**_RED, "weight": "weight"},
@@ -133,6 +143,31 @@ BINDINGS: list[Binding] = [
             "torch.nn.GaussianNLLLoss({kw})(input, target, var)",
             params={**_RED, "full": "full", "eps": "eps"}, defaults={"eps": 1e-6},
             conventions={"var_clamp_grad": "ignore"}),
+    # -- ctc (reference/ctc.py) --
+    Binding("torch.nn.functional.ctc_loss", "ctc", "torch",
+            "F.ctc_loss(input, target, input_lengths, target_lengths{kw})", **_CTC),
+    Binding("torch.nn.CTCLoss", "ctc", "torch",
+            "torch.nn.CTCLoss({kw})(input, target, input_lengths, target_lengths)", **_CTC),
+    # -- margin (reference/margin.py) --
+    # PyTorch's margin kernels: hinge_embedding_loss and margin_ranking_loss clamp with clamp_min,
+    # whose slope passes at equality (hinge_kink=1); multi_margin_loss and multilabel_margin_loss
+    # have hand-written backward kernels that count a term only where z > 0 (hinge_kink=0).
+*_pair("hinge_embedding_loss", "HingeEmbeddingLoss", "hinge_embedding",
+       params={**_RED, "margin": "margin"}, conventions={"invalid_sign": "both", "hinge_kink": 1.0}),
+*_pair("soft_margin_loss", "SoftMarginLoss", "soft_margin", params=_RED),
+*_pair("multilabel_soft_margin_loss", "MultiLabelSoftMarginLoss", "binary_cross_entropy_with_logits",
+       params={**_RED, "weight": "weight"}, conventions={"sample_axis": "mean"}),
+*_pair("multi_margin_loss", "MultiMarginLoss", "multi_margin",
+       params={**_RED, "p": "p", "margin": "margin", "weight": "weight"},
+       conventions={"invalid_label": "RuntimeError", "p_values": "ValueError", "hinge_kink": 0.0}),
+*_pair("multilabel_margin_loss", "MultiLabelMarginLoss", "multilabel_margin",
+       params=_RED, conventions={"invalid_label": "RuntimeError", "hinge_kink": 0.0}),
+Binding("torch.nn.functional.margin_ranking_loss", "margin_ranking", "torch",
+        "F.margin_ranking_loss(input, input2, target{kw})",
+        params={**_RED, "margin": "margin"}, conventions={"hinge_kink": 1.0}),
+Binding("torch.nn.MarginRankingLoss", "margin_ranking", "torch",
+        "torch.nn.MarginRankingLoss({kw})(input, input2, target)",
+        params={**_RED, "margin": "margin"}, conventions={"hinge_kink": 1.0}),
 ]
 
 #: Public loss APIs deliberately left unbound, and why.

@@ -91,6 +91,60 @@ CONVENTIONS: dict[str, Convention] = {
             "gaussian_nll_loss clamps under no_grad): below eps the slope in var is that of the "
             "loss at var = eps, not 0",
         ),
+        Convention(
+            "log_softmax_input", False,
+            "the input is read as logits: a log_softmax over the classes is taken first "
+            "(optax, tf.nn.ctc_loss and Keras CTC; PyTorch uses its log_probs as given)",
+        ),
+        Convention(
+            "log_epsilon", None,
+            "log 0 is replaced by {value} in the CTC forward recursion (optax's log_epsilon, "
+            "copied by Keras' JAX backend): every state but the first starts at {value} and a "
+            "skip between repeated labels costs {value}, so an impossible alignment gives a "
+            "large finite loss (about -k * {value}) instead of +inf",
+        ),
+        Convention(
+            "mean_by_length", False,
+            "'mean' first divides each sample's loss by its target length (clamped to at "
+            "least 1), then averages over the batch (PyTorch ctc_loss)",
+        ),
+        Convention(
+            "ctc_lengths", "given",
+            "lengths are '{value}': keras.losses.ctc ignores any lengths, reads every frame "
+            "(input length T) and counts the labels that are not 0 as the target length",
+        ),
+        Convention(
+            "q_domain", None,
+            "a generalized cross-entropy q outside (0, 1) raises {value} (Keras' "
+            "CategoricalGeneralizedCrossEntropy checks in its constructor; the function form "
+            "computes (1 - p^q)/q for any q, NaN at q = 0)",
+        ),
+Convention(
+    "hinge_kink", 0.5,
+    "at a margin exactly met (max(0, z) at z = 0) the gradient takes {value} of the active "
+    "side's slope: 1 for tf.maximum and torch.clamp_min (their first argument wins a tie), "
+    "0 for PyTorch's hand-written multi-margin and multilabel-margin kernels (z > 0); "
+    "plain 0.5 is jnp.maximum's and torch.maximum's even split",
+),
+Convention(
+    "hinge_labels", "signed",
+    "when every target of the call is 0 or 1 they are read as 2y - 1 "
+    "(Keras hinge and squared_hinge convert binary labels to -1/+1); otherwise as given",
+),
+Convention(
+    "hinge_neg", "others",
+    "the categorical hinge's negative score is max_c (1 - y_c) x_c over every class, "
+    "so a target class competes with a score of 0 (Keras), not only the other classes",
+),
+Convention(
+    "p_values", None,
+    "a power p outside {{1, 2}} raises {value} (PyTorch's multi_margin_loss supports only those)",
+),
+Convention(
+    "invalid_sign", "nan",
+    "a target outside {{-1, 1}} gets both terms, x + max(0, margin - x) "
+    "(PyTorch's hinge_embedding_loss is written as where(y != 1, ...) + where(y != -1, ...))",
+),
     ]
 }
 

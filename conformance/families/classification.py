@@ -1,0 +1,263 @@
+"""Classification losses beyond cross-entropy: focal (binary on probabilities and on logits,
+categorical), PolyLoss, generalized cross-entropy, and the binary and multiclass sparsemax
+losses. Oracles in ``reference/classification.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+from lossparity.conformance import edges
+from lossparity.conformance.generate import CLASS_MENU, REDUCTIONS, SHAPE_MENU, _set, arrays, batch_shapes, floats
+from lossparity.conformance.model import Spec
+from lossparity.reference import classification as cl
+
+INF = float("inf")
+GAMMAS = [2.0, 2.0, 0.0, 0.5, 1.0, 3.0]      # 0: plain cross-entropy; < 1: infinite slope at m = 0
+ALPHAS = [0.25, 0.5, 0.75, 0.0, 1.0]         # 0 and 1 silence one class entirely
+
+
+def _soft_or_hard(draw, shape, n=None):
+    """Binary targets: hard {0, 1} or soft in [0, 1]."""
+    if draw(st.booleans()):
+        return draw(arrays(shape, st.sampled_from([0.0, 1.0])))
+    return draw(arrays(shape, floats(0, 1)))
+
+
+def _distribution(draw, shape):
+    """Probability vectors over the last axis: one-hot or soft (an all-zero draw: uniform)."""
+    n = shape[-1]
+    if draw(st.booleans()):
+        idx = draw(arrays(shape[:-1], st.integers(0, n - 1), dtype=np.int64))
+        return (np.arange(n) == idx[..., None]).astype(np.float64)
+    raw = draw(arrays(shape, floats(0, 1)))
+    sums = raw.sum(axis=-1, keepdims=True)
+    return np.where(sums > 0, raw / np.where(sums > 0, sums, 1), 1.0 / n)
+
+
+@st.composite
+def binary_focal(draw, logits: bool):
+    shape = draw(batch_shapes(min_dims=1))
+    x = draw(arrays(shape, floats(-20, 20) if logits else floats(0, 1)))
+    y = _soft_or_hard(draw, shape)
+    params = {"reduction": draw(REDUCTIONS)}
+    _set(params, "apply_class_balancing", draw(st.booleans()), False)
+    if draw(st.booleans()):
+        params["alpha"] = draw(st.sampled_from(ALPHAS))
+    _set(params, "gamma", draw(st.sampled_from(GAMMAS)), 2.0)
+    _set(params, "label_smoothing", draw(st.sampled_from([0.0, 0.0, 0.1])), 0.0)
+    return {"input": x, "target": y}, params
+
+
+@st.composite
+def categorical_focal(draw):
+    shape = draw(batch_shapes()) + (draw(st.sampled_from(CLASS_MENU)),)
+    from_logits = draw(st.booleans())
+    if from_logits:
+        x = draw(arrays(shape, floats(-15, 15)))
+    else:
+        raw = draw(arrays(shape, floats(0.001, 1)))
+        x = raw / raw.sum(axis=-1, keepdims=True)
+    params = {"reduction": draw(REDUCTIONS)}
+    _set(params, "from_logits", from_logits, False)
+    which = draw(st.sampled_from(["default", "alpha", "weight"]))
+    if which == "alpha":
+        params["alpha"] = draw(st.sampled_from([1.0, 0.5, 0.0]))
+    elif which == "weight":   # Keras' alpha as a list, one factor per class
+        params["weight"] = draw(arrays(shape[-1:], floats(0.25, 4)))
+    _set(params, "gamma", draw(st.sampled_from(GAMMAS)), 2.0)
+    _set(params, "label_smoothing", draw(st.sampled_from([0.0, 0.0, 0.1])), 0.0)
+    return {"input": x, "target": _distribution(draw, shape)}, params
+
+
+@st.composite
+def poly_loss(draw):
+    shape = draw(batch_shapes()) + (draw(st.sampled_from(CLASS_MENU)),)
+    x = draw(arrays(shape, floats(-15, 15)))
+    params = {"reduction": draw(REDUCTIONS)}
+    _set(params, "epsilon", draw(st.sampled_from([2.0, 2.0, -1.0, 0.0, 1.0, 5.0])), 2.0)
+    return {"input": x, "target": _distribution(draw, shape)}, params
+
+
+@st.composite
+def generalized_ce(draw):
+    shape = draw(batch_shapes())
+    n = draw(st.sampled_from(CLASS_MENU))
+    raw = draw(arrays(shape + (n,), floats(0.01, 1)))
+    x = raw / raw.sum(axis=-1, keepdims=True)
+    t = draw(arrays(shape, st.integers(0, n - 1), dtype=np.int64))
+    # q is always given: Keras' function form has no default for it
+    params = {"reduction": draw(REDUCTIONS), "q": draw(st.sampled_from([0.5, 0.1, 0.9, 0.7, 1e-3]))}
+    return {"input": x, "target": t}, params
+
+
+@st.composite
+def binary_sparsemax(draw):
+    shape = draw(batch_shapes())
+    # scores around the joints of sparse_plus at +-1, on a grid of 1/4 half the time (the
+    # joints themselves)
+    x = draw(arrays(shape, floats(-3, 3)))
+    if draw(st.booleans()):
+        x = np.round(x * 4.0) / 4.0
+    y = draw(arrays(shape, st.sampled_from([0.0, 1.0])))
+    return {"input": x, "target": y}, {"reduction": draw(REDUCTIONS)}
+
+
+@st.composite
+def multiclass_sparsemax(draw):
+    # optax vmaps over the first axis: a batch of vectors, (N, C), nothing else
+    shape = draw(st.sampled_from(SHAPE_MENU[1])) + (draw(st.sampled_from(CLASS_MENU)),)
+    x = draw(arrays(shape, floats(-3, 3)))
+    if draw(st.booleans()):   # a half grid: ties, and scores exactly at the support's edge
+        x = np.round(x * 2.0) / 2.0
+    t = draw(arrays(shape[:-1], st.integers(0, shape[-1] - 1), dtype=np.int64))
+    return {"input": x, "target": t}, {"reduction": draw(REDUCTIONS)}
+
+
+# (id, why, input, target, params[, dtypes]); see conformance/edges.py
+BINARY_FOCAL = edges._rows("binary_focal_cross_entropy", [
+    ("keras-doc", "Keras' docstring: [[0, 1], [0, 0]] / [[0.6, 0.4], [0.4, 0.6]] with gamma 2 is [0.330, 0.206]",
+     [[0.6, 0.4], [0.4, 0.6]], [[0.0, 1.0], [0.0, 0.0]], {"reduction": "none"}),
+    ("gamma-zero", "gamma 0: the focal factor is 1, the loss is the binary cross-entropy",
+     [[0.3, 0.8, 0.5]], [[1.0, 0.0, 0.5]], {"gamma": 0.0, "reduction": "none"}),
+    ("alpha-zero", "alpha 0 with class balancing: positives cost nothing, negatives in full",
+     [0.3, 0.8], [1.0, 0.0], {"apply_class_balancing": True, "alpha": 0.0, "reduction": "sum"}),
+    ("alpha-one", "alpha 1 with class balancing: negatives cost nothing",
+     [0.3, 0.8], [1.0, 0.0], {"apply_class_balancing": True, "alpha": 1.0, "reduction": "sum"}),
+    ("p-exact", "p exactly 0 and 1: the logs need the 1e-7 clip, the focal factor is 0 or 1",
+     [0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 0.0, 1.0], {"reduction": "none"}),
+    ("gamma-half-confident", "gamma 0.5 at a right, confident p: m = 0 and m^(gamma-1) is infinite",
+     [0.0, 1.0], [0.0, 1.0], {"gamma": 0.5, "reduction": "none"}),
+    ("smoothed", "label smoothing 0.2 squeezes the targets to 0.1 and 0.9 (towards 1/2)",
+     [[0.2, 0.9]], [[0.0, 1.0]], {"label_smoothing": 0.2}),
+])
+
+BINARY_FOCAL_LOGITS = edges._rows("binary_focal_cross_entropy_with_logits", [
+    ("saturated", "logits +-100: sigmoid is 0 or 1 in every float type; Keras' clip costs -log(1e-7)",
+     [100.0, -100.0, 100.0, -100.0], [1.0, 0.0, 0.0, 1.0], {"reduction": "none"}),
+    ("saturated-gamma-zero", "logits +-100 at gamma 0: the binary cross-entropy with logits",
+     [100.0, -100.0, 100.0, -100.0], [1.0, 0.0, 0.0, 1.0], {"gamma": 0.0, "reduction": "none"}),
+    ("gamma-zero", "gamma 0, moderate logits: the focal factor is exactly 1",
+     [[1.5, -0.5, 0.0]], [[1.0, 0.0, 0.5]], {"gamma": 0.0, "reduction": "none"}),
+    ("alpha-zero", "alpha 0 with class balancing (optax: alpha given): positives cost nothing",
+     [2.0, -1.0], [1.0, 0.0], {"apply_class_balancing": True, "alpha": 0.0, "reduction": "none"}),
+    ("alpha-one", "alpha 1 with class balancing: negatives cost nothing",
+     [2.0, -1.0], [1.0, 0.0], {"apply_class_balancing": True, "alpha": 1.0, "reduction": "none"}),
+    ("soft-labels", "soft labels: optax takes log(1 - p_t) by a weighted log-sum-exp",
+     [[3.0, -3.0], [0.25, 40.0]], [[0.3, 0.7], [0.5, 0.9]], {"gamma": 1.0, "reduction": "none"}),
+    ("gamma-half", "gamma 0.5 below 1: the focal slope grows as 1/sqrt(m) at confident logits",
+     [12.0, -12.0], [1.0, 0.0], {"gamma": 0.5, "reduction": "none"}),
+])
+
+CATEGORICAL_FOCAL = edges._rows("categorical_focal_cross_entropy", [
+    ("keras-doc", "Keras' docstring: [[0, 1, 0], [0, 0, 1]] / [[0.05, 0.9, 0.05], [0.1, 0.85, 0.05]] "
+     "is [2.634e-4, 0.6759]",
+     [[0.05, 0.9, 0.05], [0.1, 0.85, 0.05]], [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], {"reduction": "none"}),
+    ("gamma-zero-alpha-one", "gamma 0 and alpha 1: the categorical cross-entropy",
+     [[0.2, 0.3, 0.5]], [[0.0, 0.0, 1.0]], {"gamma": 0.0, "alpha": 1.0, "reduction": "none"}),
+    ("zero-prob-target", "probability 0 on the target class: the clip at 1e-7 bounds the log",
+     [[0.0, 1.0]], [[1.0, 0.0]], {"reduction": "none"}),
+    ("unnormalized", "probabilities that do not sum to 1 are renormalized first",
+     [[0.2, 0.2, 0.6], [1.0, 2.0, 1.0]], [[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]], {"reduction": "none"}),
+    ("logits-saturated", "logits +-100 from_logits: softmax is one-hot, the clip bounds the log",
+     [[100.0, -100.0], [-100.0, 100.0]], [[1.0, 0.0], [1.0, 0.0]], {"from_logits": True, "reduction": "none"}),
+    ("alpha-per-class", "a per-class alpha (Keras' alpha as a list) scales each class's term",
+     [[0.1, 0.3, 0.6]], [[0.2, 0.3, 0.5]], {"weight": [0.5, 1.0, 2.0], "reduction": "none"}),
+    ("alpha-zero", "alpha 0: every term vanishes", [[0.1, 0.9]], [[1.0, 0.0]], {"alpha": 0.0}),
+])
+
+POLY_LOSS = edges._rows("poly_loss_cross_entropy", [
+    ("epsilon-zero", "epsilon 0: the softmax cross-entropy",
+     [[2.0, -1.0, 3.0]], [[0.0, 0.0, 1.0]], {"epsilon": 0.0, "reduction": "none"}),
+    ("epsilon-minus-one", "epsilon -1 (the paper's detection setting): ce - (1 - p_t), still >= 0",
+     [[2.0, -1.0, 3.0], [0.0, 0.0, 0.0]], [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]], {"epsilon": -1.0,
+                                                                             "reduction": "none"}),
+    ("saturated", "logits +-100: p_t within 1e-87 of 1 keeps 1 - p_t as expm1 of log p_t",
+     [[100.0, -100.0], [-100.0, 100.0]], [[1.0, 0.0], [1.0, 0.0]], {"reduction": "none"}),
+    ("unnormalized", "targets that do not sum to 1 are used as given",
+     [[1.0, 2.0]], [[0.7, 0.7]], {"reduction": "none"}),
+])
+
+GENERALIZED_CE = edges._rows("categorical_generalized_cross_entropy", [
+    ("keras-doc", "Keras' docstring example with its default q = 0.5",
+     [[0.7, 0.3], [0.2, 0.8], [0.6, 0.4], [0.4, 0.6]], np.array([0, 1, 0, 1]), {}),
+    ("q-one", "q = 1: 1 - p_y (mean absolute error); Keras' class form rejects q outside (0, 1)",
+     [[0.7, 0.3], [0.2, 0.8]], np.array([1, 1]), {"q": 1.0, "reduction": "none"}),
+    ("q-tiny", "q = 1e-6: within 1e-6 of the cross-entropy -log p_y; 1 - p^q would cancel",
+     [[0.7, 0.3], [0.999, 0.001]], np.array([0, 1]), {"q": 1e-6, "reduction": "none"}),
+    ("q-zero", "q = 0: 0/0 as written (NaN), or a ValueError from the class form",
+     [[0.7, 0.3]], np.array([0]), {"q": 0.0, "reduction": "none"}),
+    ("p-zero", "probability 0 on the target class costs 1/q; the slope -p^(q-1) is infinite",
+     [[0.0, 1.0]], np.array([0]), {"q": 0.5, "reduction": "none"}),
+])
+
+BINARY_SPARSEMAX = edges._rows("sparsemax_loss", [
+    ("joints", "scores exactly at the joints of sparse_plus (+-1) and in between",
+     [-1.0, 1.0, 0.0, -1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0, 1.0, 1.0], {"reduction": "none"}),
+    ("saturated", "scores +-100: 0 on the right side, linear on the wrong one",
+     [100.0, -100.0, 100.0, -100.0], [1.0, 0.0, 0.0, 1.0], {"reduction": "none"}),
+])
+
+MULTICLASS_SPARSEMAX = edges._rows("multiclass_sparsemax_loss", [
+    ("all-equal", "all-equal scores: sparsemax is uniform, the loss (1 - 1/C)/2",
+     [[0.0, 0.0, 0.0], [5.0, 5.0, 5.0]], np.array([0, 2]), {"reduction": "none"}),
+    ("tie-top", "two tied top scores share the mass; a third at the support's edge gets 0",
+     [[1.0, 1.0, 0.0], [2.0, 2.0, 1.0]], np.array([0, 2]), {"reduction": "none"}),
+    ("one-hot", "a margin of 1 or more: sparsemax is one-hot, the loss 0 on the right label",
+     [[3.0, 1.0, 0.0], [3.0, 2.0, -1.0]], np.array([0, 1]), {"reduction": "none"}),
+    ("saturated", "scores +-100: one-hot sparsemax, a loss of 200 on a wrong label",
+     [[100.0, -100.0], [-100.0, 100.0]], np.array([0, 0]), {"reduction": "none"}),
+])
+
+
+_FOCAL_DEFAULTS = {"apply_class_balancing": False, "alpha": 0.25, "gamma": 2.0, "label_smoothing": 0.0,
+                   "reduction": "mean"}
+
+SPECS: list[Spec] = [
+    Spec("binary_focal_cross_entropy",
+         "binary focal cross-entropy on probabilities: alpha_t (1 - p_t)^gamma BCE",
+         cl.binary_focal_cross_entropy, _FOCAL_DEFAULTS, ("prob_eps", "sample_axis"),
+         binary_focal(logits=False), BINARY_FOCAL, classes=False,
+         gradient=cl.binary_focal_cross_entropy_grad),
+    Spec("binary_focal_cross_entropy_with_logits",
+         "binary focal cross-entropy on logits: that of sigmoid(x)",
+         cl.binary_focal_cross_entropy_with_logits, _FOCAL_DEFAULTS, ("prob_eps", "sample_axis"),
+         binary_focal(logits=True), BINARY_FOCAL_LOGITS, classes=False,
+         gradient=cl.binary_focal_cross_entropy_with_logits_grad),
+    Spec("categorical_focal_cross_entropy",
+         "categorical focal cross-entropy: sum_c alpha_c (1 - q_c)^gamma (-y_c log q_c)",
+         cl.categorical_focal_cross_entropy,
+         {"alpha": 0.25, "weight": None, "gamma": 2.0, "from_logits": False, "label_smoothing": 0.0,
+          "reduction": "mean"},
+         ("prob_eps", "renormalize"),
+         categorical_focal(), CATEGORICAL_FOCAL, gradient=cl.categorical_focal_cross_entropy_grad),
+    Spec("poly_loss_cross_entropy",
+         "Poly-1 loss: softmax cross-entropy + epsilon (1 - p_t), probability targets",
+         cl.poly_loss_cross_entropy, {"epsilon": 2.0, "reduction": "mean"}, (),
+         poly_loss(), POLY_LOSS, gradient=cl.poly_loss_cross_entropy_grad),
+    Spec("categorical_generalized_cross_entropy",
+         "generalized cross-entropy (1 - p_y^q) / q on probabilities, class-index targets",
+         cl.categorical_generalized_cross_entropy, {"q": 0.5, "reduction": "mean"}, ("q_domain",),
+         generalized_ce(), GENERALIZED_CE, target="index",
+         gradient=cl.categorical_generalized_cross_entropy_grad),
+    Spec("sparsemax_loss",
+         "binary sparsemax loss: sparse_plus of the signed score, elementwise",
+         cl.sparsemax_loss, {"reduction": "mean"}, (),
+         binary_sparsemax(), BINARY_SPARSEMAX, classes=False,
+         gradient=cl.sparsemax_loss_grad, wrt=("input",)),
+    Spec("multiclass_sparsemax_loss",
+         "multiclass sparsemax loss: Fenchel-Young loss of sparsemax, class-index targets",
+         cl.multiclass_sparsemax_loss, {"reduction": "mean"}, (),
+         multiclass_sparsemax(), MULTICLASS_SPARSEMAX, target="index",
+         gradient=cl.multiclass_sparsemax_loss_grad),
+]
+
+PARAMETERS: dict[str, object] = {
+    "apply_class_balancing": bool,
+    "alpha": float,
+    "gamma": float,
+    "from_logits": bool,
+    "epsilon": float,
+    "q": float,
+}

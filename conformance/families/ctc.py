@@ -1,0 +1,134 @@
+"""CTC: the Connectionist Temporal Classification negative log-likelihood.
+
+Cases are canonical: ``input`` ``(N, T, C)`` batch-major scores, ``target`` ``(N, S)`` int64
+labels right-padded with 0, and the further arrays ``input_lengths`` and ``target_lengths``
+``(N,)`` int64 (``Spec.arrays``). Shapes come from small fixed menus (N from
+:data:`~lossparity.conformance.generate.SHAPE_MENU`'s batches, C from ``CLASS_MENU``, (T, S)
+from :data:`TS_MENU`): a compiled mode traces once per shape. Generated cases always admit an
+alignment (the input is long enough for the labels and the blanks their repeats need); the
+impossible ones, whose value each framework writes its own way, are edge rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+from lossparity.conformance import edges
+from lossparity.conformance import generate as g
+from lossparity.conformance.model import Spec
+from lossparity.reference import ctc
+
+#: (frames T, label slots S): one frame and one label, and two longer sequences.
+TS_MENU = ((1, 1), (4, 2), (6, 3))
+#: Class counts: the blank and at least one label.
+CTC_CLASSES = tuple(c for c in g.CLASS_MENU if c >= 2)
+
+
+def _log_softmax(raw):
+    raw = np.asarray(raw, np.float64)
+    m = raw.max(axis=-1, keepdims=True)
+    return raw - m - np.log(np.sum(np.exp(raw - m), axis=-1, keepdims=True))
+
+
+def _needed(labels) -> int:
+    """Frames an alignment of ``labels`` needs: one per label, one more per adjacent repeat."""
+    return len(labels) + int(np.count_nonzero(labels[1:] == labels[:-1])) if len(labels) else 0
+
+
+@st.composite
+def ctc_cases(draw):
+    n = draw(g.batch_shapes(min_dims=1, max_dims=1))[0]
+    t, s = draw(st.sampled_from(TS_MENU))
+    c = draw(st.sampled_from(CTC_CLASSES))
+    blank = draw(st.sampled_from([0, 0, c - 1]))
+    raw = draw(g.arrays((n, t, c), g.floats(-8, 8)))
+    # Mostly normalized log-probabilities (what PyTorch documents); sometimes raw scores, which
+    # PyTorch uses as given and optax, tf.nn and Keras normalize with a log_softmax.
+    x = _log_softmax(raw) if draw(st.sampled_from([True, True, True, False])) else raw
+    others = [k for k in range(c) if k != blank]
+    target = np.zeros((n, s), np.int64)
+    in_len, tg_len = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    for i in range(n):
+        labels = np.array(draw(st.lists(st.sampled_from(others), min_size=0, max_size=s)), np.int64)
+        while _needed(labels) > t:  # keep an alignment possible
+            labels = labels[:-1]
+        target[i, :len(labels)] = labels
+        tg_len[i] = len(labels)
+        in_len[i] = draw(st.sampled_from([t, t, max(_needed(labels), 1)]))
+    params = {"reduction": draw(g.REDUCTIONS)}
+    g._set(params, "blank", blank, 0)
+    g._set(params, "zero_infinity", draw(st.sampled_from([False, False, True])), False)
+    return {"input": x, "target": target, "input_lengths": in_len, "target_lengths": tg_len}, params
+
+
+def _case(x, target, input_lengths, target_lengths):
+    return {"input": np.asarray(x, np.float64), "target": np.array(target, np.int64),
+            "input_lengths": np.array(input_lengths, np.int64),
+            "target_lengths": np.array(target_lengths, np.int64)}
+
+
+_RAW = np.array([[[0.5, 1.0, -0.5], [0.2, -1.0, 1.5], [1.0, 0.3, 0.0], [-0.5, 0.8, 0.4]],
+                 [[0.0, 0.7, 1.2], [1.1, -0.3, 0.6], [-0.2, 0.9, 0.1], [0.4, 0.0, -0.8]]])
+_LP = _log_softmax(_RAW)                                    # (2, 4, 3) log-probabilities
+_SAT = _log_softmax(np.array([[[-1e4, 0.0, -1e4], [0.0, -1e4, -1e4], [-1e4, -1e4, 0.0]]] * 2))
+_GARBAGE = _LP.copy()
+_GARBAGE[0, 2:] = [[1e4, -1e4, 0.0], [-1e4, 1e4, 3e3]]       # frames past the input length
+
+CTC = edges._rows("ctc", [
+    ("basic", "two alignable samples, the second with a shorter input and target: the plain "
+              "forward algorithm (Graves et al. 2006)",
+     _case(_LP, [[1, 2], [2, 0]], [4, 3], [2, 1]), None, {"reduction": "none"}),
+    ("mean-over-lengths", "'mean' with target lengths 1 and 2: PyTorch divides each loss by its "
+                          "target length before the batch mean, Keras and the plain mean do not",
+     _case(_LP, [[1, 2], [2, 0]], [4, 4], [2, 1]), None, {}),
+    ("impossible-target-longer", "three labels in two frames: no alignment, the loss is +inf "
+                                 "(optax: large finite through log_epsilon; TensorFlow: about 707)",
+     _case(_LP[:, :2], [[1, 2, 1], [2, 1, 0]], [2, 2], [3, 2]), None, {"reduction": "none"}),
+    ("impossible-repeat-needs-blank", "labels [1, 1] need a blank between them: two frames cannot "
+                                      "hold them (+inf), three hold exactly one alignment 1, blank, 1",
+     _case(_LP[:, :3], [[1, 1], [1, 1]], [2, 3], [2, 2]), None, {"reduction": "none"}),
+    ("impossible-zero-infinity", "PyTorch's zero_infinity: the infinite loss and its gradient are "
+                                 "0, the other sample keeps its loss in the sum",
+     _case(_LP[:, :2], [[1, 2, 1], [2, 0, 0]], [2, 2], [3, 1]), None,
+     {"reduction": "sum", "zero_infinity": True}),
+    ("target-length-zero", "an empty target: the only alignment is all blanks, the loss is "
+                           "-sum_t log p(blank); PyTorch's 'mean' divides by max(0, 1)",
+     _case(_LP, [[0, 0], [0, 0]], [4, 2], [0, 0]), None, {}),
+    ("label-equals-blank", "label 0 is the blank class: by position it is still a label state "
+                           "(Keras counts label 0 as padding)",
+     _case(_LP, [[0, 1], [2, 0]], [4, 4], [2, 2]), None, {"reduction": "none"}),
+    ("blank-last", "blank = C - 1, so class 0 is an ordinary label (TensorFlow rotates the "
+                   "classes, optax and PyTorch index it)",
+     _case(_LP, [[0, 1], [1, 1]], [4, 3], [2, 2]), None, {"reduction": "none", "blank": 2}),
+    ("short-input-garbage", "frames past the input length hold +-1e4: they must not enter the "
+                            "loss or receive a gradient",
+     _case(_GARBAGE, [[1, 0], [2, 1]], [2, 4], [1, 2]), None, {"reduction": "none"}),
+    ("one-frame", "T = 1: a single label (-log p(label)) or the empty target (-log p(blank))",
+     _case(_LP[:, :1], [[2], [0]], [1, 1], [1, 0]), None, {"reduction": "none"}),
+    ("input-length-zero", "no frames at all: the empty target has probability 1 (loss 0), a "
+                          "non-empty one 0 (+inf)",
+     _case(_LP[:, :2], [[1], [0]], [0, 0], [1, 0]), None, {"reduction": "none"}),
+    ("saturated", "one-hot log-probabilities (0 and -1e4): the right target costs about 0, a "
+                  "wrong one must pass through two frames of -1e4 (2e4); logaddexp must not "
+                  "lose either",
+     _case(_SAT, [[1, 2], [2, 1]], [3, 3], [2, 2]), None, {"reduction": "none"}),
+    ("unnormalized-input", "raw scores that are not log-probabilities: PyTorch sums them as "
+                           "given, optax/tf.nn/Keras take a log_softmax first",
+     _case(_RAW, [[1, 2], [2, 0]], [4, 3], [2, 1]), None, {"reduction": "none"}),
+])
+
+SPECS: list[Spec] = [
+    Spec("ctc", "CTC negative log-likelihood -log p(target | input), summed over alignments",
+         ctc.ctc_loss,
+         {"blank": 0, "zero_infinity": False, "reduction": "mean"},
+         ("log_softmax_input", "log_epsilon", "mean_by_length", "ctc_lengths", "time_major"),
+         ctc_cases(), CTC, target="index", classes=True, gradient=ctc.ctc_loss_grad,
+         arrays=("input_lengths", "target_lengths"), wrt=("input",)),
+]
+
+#: What each new parameter accepts.
+PARAMETERS: dict[str, object] = {
+    "blank": int,
+    "zero_infinity": bool,
+}

@@ -1,0 +1,297 @@
+"""Embedding losses: cosine similarity, cosine embedding, triplet margin, NT-Xent, Circle.
+
+Oracles in ``reference/embedding.py``. The last axis of every embedding array is its
+feature axis (declared as ``classes=True``: like a class axis it must exist and be non-empty) (D, drawn from CLASS_MENU); the batch shapes come from SHAPE_MENU, so a
+compiled mode traces once per shape. Labels (``target`` of cosine_embedding, ntxent and
+circle) are int64 arrays and are never differentiated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+from lossparity.conformance.edges import _rows
+from lossparity.conformance.generate import (
+    CLASS_MENU, REDUCTIONS, SHAPE_MENU, _set, arrays, batch_shapes, floats,
+)
+from lossparity.conformance.model import Spec
+from lossparity.reference import embedding as emb
+
+I64 = np.int64
+
+
+def _labels(values):
+    return np.array(values, dtype=I64)
+
+
+def _no_zero_vectors(x):
+    """Vectors of all zeros (a favourite of hypothesis) replaced by ones, and entries below 1e-2
+    in magnitude flushed to 0 first: a zero or tiny vector (whose slopes, ~1/|x|, are
+    dominated by the rounding of the framework dtype), where each framework's norm floor
+    decides (and a float32 square underflows), lives in the edge tables."""
+    x = np.asarray(x, np.float64)
+    x = np.where(np.abs(x) < 1e-2, 0.0, x)
+    return np.where(np.all(x == 0, axis=-1, keepdims=True), 1.0, x)
+
+
+def _unit(rows):
+    rows = np.asarray(rows, np.float64)
+    return rows / np.linalg.norm(rows, axis=-1, keepdims=True)
+
+
+# ----------------------------------------------------------------------------- strategies
+
+@st.composite
+def cosine_cases(draw):
+    shape = draw(batch_shapes()) + (draw(st.sampled_from(CLASS_MENU)),)
+    axis = draw(st.sampled_from([-1, -1, 0])) if len(shape) >= 2 else -1
+    scale = draw(st.sampled_from([1.0, 1.0, 1e-3]))   # small norms meet the epsilon floors
+
+    def vectors():
+        x = np.moveaxis(draw(arrays(shape, floats(-5, 5))), axis, -1)
+        return np.moveaxis(_no_zero_vectors(x), -1, axis)
+
+    a, b = np.float32(vectors() * scale).astype(np.float64), vectors()
+    params = {"reduction": draw(REDUCTIONS)}
+    # floors far from the drawn norms (1e-3 |x| >= 1e-5 > 1e-6; 0.1 above most small vectors):
+    # a norm within rounding of its floor flips the slope between dtypes
+    _set(params, "epsilon", draw(st.sampled_from([0.0, 0.0, 1e-12, 0.01])), 0.0)
+    _set(params, "axis", axis, -1)
+    return {"input": a, "target": b}, params
+
+
+@st.composite
+def cosine_embedding_cases(draw):
+    shape = draw(st.sampled_from(SHAPE_MENU[0] + SHAPE_MENU[1]))     # torch: (N, D) or (D,)
+    d = draw(st.sampled_from(CLASS_MENU))
+    x1 = _no_zero_vectors(draw(arrays(shape + (d,), floats(-5, 5))))
+    x2 = _no_zero_vectors(draw(arrays(shape + (d,), floats(-5, 5))))
+    y = draw(arrays(shape, st.sampled_from([1, -1]), dtype=I64))
+    params = {"reduction": draw(REDUCTIONS)}
+    _set(params, "margin", draw(st.sampled_from([0.0, 0.0, 0.5, -0.3])), 0.0)
+    return {"input": x1, "input2": x2, "target": y}, params
+
+
+@st.composite
+def triplet_cases(draw):
+    shape = draw(batch_shapes(max_dims=2)) + (draw(st.sampled_from(CLASS_MENU)),)
+    a, p, n = (_no_zero_vectors(draw(arrays(shape, floats(-3, 3)))) for _ in range(3))
+    # no two of them equal (hypothesis' favourite): a zero difference without eps is the
+    # norm's kink, which the edge table covers
+    p = a - _no_zero_vectors(a - p)
+    n = a - _no_zero_vectors(a - n)
+    n = p - _no_zero_vectors(p - n)
+    params = {"reduction": draw(REDUCTIONS)}
+    _set(params, "margin", draw(st.sampled_from([1.0, 1.0, 0.5, 2.0])), 1.0)
+    _set(params, "swap", draw(st.booleans()), False)
+    if draw(st.integers(0, 4)) == 0:                 # only the explicit cosine distance takes it
+        params["distance"] = "cosine"
+    else:
+        _set(params, "p", draw(st.sampled_from([2.0, 2.0, 1.0, 3.0])), 2.0)
+        eps = draw(st.sampled_from([None, None, 0.0, 1e-3]))
+        if eps is not None:
+            params["eps"] = eps
+        if len(shape) >= 2:
+            _set(params, "axis", draw(st.sampled_from([-1, -1, -1, 0])), -1)
+    return {"input": a, "positive": p, "negative": n}, params
+
+
+_GROUPS = [(4, 1), (4, 2), (4, 3), (4, 5), (2, 4), (3, 1)]   # (N, D), N and D from the menus
+
+
+@st.composite
+def ntxent_cases(draw):
+    shape = draw(st.sampled_from(_GROUPS))
+    e = _no_zero_vectors(draw(arrays(shape, floats(-3, 3))))
+    labels = draw(arrays(shape[:1], st.integers(0, 1), dtype=I64))
+    params = {}
+    _set(params, "temperature", draw(st.sampled_from([0.07, 0.07, 0.5, 1.0, 0.02, 10.0])), 0.07)
+    return {"input": e, "target": labels}, params
+
+
+@st.composite
+def circle_cases(draw):
+    # D >= 2: 1-D unit vectors are +-1, every cosine sits on the kink of max(1 - cos, 0)
+    shape = draw(st.sampled_from([s for s in _GROUPS if s[1] > 1]))
+    e = _no_zero_vectors(draw(arrays(shape, floats(-1, 1))))
+    e = e / np.linalg.norm(e, axis=-1, keepdims=True)  # unit rows, as documented
+    labels = draw(arrays(shape[:1], st.integers(0, 2), dtype=I64))
+    params = {"reduction": draw(REDUCTIONS)}
+    _set(params, "gamma", draw(st.sampled_from([80.0, 80.0, 16.0, 1.0])), 80.0)
+    _set(params, "margin", draw(st.sampled_from([0.4, 0.4, 0.25, 0.1])), 0.4)
+    _set(params, "remove_diagonal", draw(st.booleans()), True)
+    return {"input": np.float32(e).astype(np.float64), "target": labels}, params
+
+
+# ----------------------------------------------------------------------------- edge tables
+
+COSINE_SIMILARITY = _rows("cosine_similarity", [
+    ("keras-doc", "Keras' docstring example: [-0., -0.99999994, 0.99999994] as -cos",
+     [[1.0, 0.0], [1.0, 1.0], [-1.0, -1.0]], [[0.0, 1.0], [1.0, 1.0], [1.0, 1.0]], {"reduction": "none"}),
+    ("zero-vector", "a zero vector: 0/0 = NaN without a floor; Keras' floor 1e-7 and optax's "
+     "epsilon give 0 (Keras documents 0)", [[0.0, 0.0], [3.0, 4.0]], [[1.0, 2.0], [0.0, 0.0]], {"reduction": "none"}),
+    ("zero-vector-eps", "optax epsilon clips the squared norm: a zero vector gives cos 0",
+     [[0.0, 0.0, 0.0]], [[1.0, -2.0, 0.5]], {"reduction": "none", "epsilon": 1e-6}),
+    ("tiny-norm-eps", "|a| = 5e-4 is below sqrt(epsilon) = 1e-2: the floor, not |a|, divides",
+     [[3e-4, 4e-4]], [[1.0, 1.0]], {"reduction": "none", "epsilon": 1e-4}),
+    ("identical", "identical vectors: cos exactly 1 up to the rounding of the norms",
+     [[0.6, 0.8], [2.0, 2.0]], [[0.6, 0.8], [2.0, 2.0]], {"reduction": "none"}),
+    ("antiparallel", "antiparallel vectors: cos = -1",
+     [[1.0, -2.0, 3.0]], [[-2.0, 4.0, -6.0]], {"reduction": "none"}),
+    ("orthogonal", "orthogonal vectors: cos = 0 exactly, the slope is b/(|a||b|)",
+     [[1.0, 0.0], [0.0, 2.0]], [[0.0, 5.0], [3.0, 0.0]], {"reduction": "sum"}),
+    ("axis-0", "axis=0 takes the cosine over the batch axis: one value per feature",
+     [[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]], [[2.0, 0.0], [1.0, 1.0], [-1.0, 3.0]], {"reduction": "none", "axis": 0}),
+    ("unbatched", "one unbatched vector: a scalar loss", [1.0, 2.0, 2.0], [2.0, 1.0, -2.0], {}),
+    ("large", "values of 1e18: squares of 1e36 are near float32's limit; the scaled norm is exact",
+     [[1e18, 2e18]], [[2e18, 1e18]], {"reduction": "none"}, ("float32", "float64")),
+])
+
+COSINE_EMBEDDING = _rows("cosine_embedding", [
+    ("similar-dissimilar", "y = 1 gives 1 - cos, y = -1 gives max(0, cos - margin)",
+     {"input": [[1.0, 2.0], [1.0, 0.5]], "input2": [[2.0, 1.0], [1.0, 1.0]], "target": _labels([1, -1])}, None,
+     {"reduction": "none"}),
+    ("zero-vector", "a zero vector: torch adds 1e-12 to each squared norm, so cos = 0 (1 for "
+     "y = 1, 0 for y = -1); in float16 1e-12 rounds to 0 and 0/0 = NaN",
+     {"input": [[0.0, 0.0], [0.0, 0.0]], "input2": [[1.0, 2.0], [1.0, 2.0]], "target": _labels([1, -1])}, None,
+     {"reduction": "none"}),
+    ("margin-boundary", "orthogonal pair with y = -1, margin 0: cos - margin = 0 exactly, the "
+     "hinge's kink (value 0, slope passed as torch's clamp_min does)",
+     {"input": [[1.0, 0.0]], "input2": [[0.0, 2.0]], "target": _labels([-1])}, None, {"reduction": "none"}),
+    ("negative-margin", "margin -0.5: a y = -1 pair costs max(0, cos + 0.5): 0 antiparallel, "
+     "1 at 60 degrees",
+     {"input": [[1.0, 0.0], [1.0, 0.0]], "input2": [[-1.0, 0.0], [1.0, 1.7320508075688772]], "target": _labels([-1, -1])},
+     None, {"reduction": "none", "margin": -0.5}),
+    ("identical", "identical vectors with y = 1: 1 - cos = 0 up to the 1e-12",
+     {"input": [[0.6, 0.8]], "input2": [[0.6, 0.8]], "target": _labels([1])}, None, {"reduction": "sum"}),
+    ("antiparallel", "antiparallel with y = 1: the largest loss, 2",
+     {"input": [[1.0, 2.0]], "input2": [[-3.0, -6.0]], "target": _labels([1])}, None, {"reduction": "sum"}),
+    ("target-zero", "a target that is neither 1 nor -1 contributes 0 (torch's where on y == 1 "
+     "and y == -1); nothing checks it",
+     {"input": [[1.0, 2.0], [1.0, 0.5]], "input2": [[2.0, 1.0], [1.0, 1.0]], "target": _labels([0, 1])}, None, {}),
+    ("unbatched", "a 1-D pair with a 0-D target",
+     {"input": [1.0, 2.0, 3.0], "input2": [3.0, 2.0, 1.0], "target": _labels(-1)}, None, {"margin": 0.5}),
+])
+
+TRIPLET_MARGIN = _rows("triplet_margin", [
+    ("optax-doc", "optax's docstring example: [0.1414 0.1414]",
+     {"input": [[0.0, 0.0], [1.0, 1.0]], "positive": [[0.1, 0.1], [1.1, 1.1]],
+      "negative": [[1.0, 0.0], [0.0, 1.0]]}, None, {"reduction": "none"}),
+    ("identical-positive", "anchor = positive: the distance is |eps|_p (torch) or eps^(1/p) "
+     "(optax), not 0",
+     {"input": [[1.0, 2.0]], "positive": [[1.0, 2.0]], "negative": [[1.5, 2.0]]}, None, {"reduction": "none"}),
+    ("identical-no-eps", "anchor = positive with eps = 0: distance 0, where the 2-norm has no "
+     "slope (torch's norm gives 0; sqrt'(0) is infinite in optax's form)",
+     {"input": [[1.0, 2.0]], "positive": [[1.0, 2.0]], "negative": [[1.5, 2.0]]}, None,
+     {"reduction": "none", "eps": 0.0}),
+    ("p1", "p = 1: the L1 distance; a negative difference shows whether |.| is taken",
+     {"input": [[0.0, 1.0]], "positive": [[0.5, 0.0]], "negative": [[2.0, -1.0]]}, None,
+     {"reduction": "none", "p": 1.0}),
+    ("p3", "p = 3 with negative differences",
+     {"input": [[0.0, 1.0, -1.0]], "positive": [[0.5, 0.0, 0.0]], "negative": [[2.0, -1.0, 1.0]]}, None,
+     {"reduction": "none", "p": 3.0}),
+    ("swap", "swap: d(positive, negative) = 0.5 < d(anchor, negative) = 2, so the swap "
+     "raises the loss from 0 to 0.5",
+     {"input": [[0.0, 0.0]], "positive": [[1.5, 0.0]], "negative": [[2.0, 0.0]]}, None,
+     {"reduction": "none", "swap": True, "eps": 0.0}),
+    ("no-swap", "the same triplet without swap: 1 + 1.5 - 2 = 0.5",
+     {"input": [[0.0, 0.0]], "positive": [[1.5, 0.0]], "negative": [[2.0, 0.0]]}, None,
+     {"reduction": "none", "eps": 0.0}),
+    ("inactive", "the negative far beyond the margin: loss 0, no slope",
+     {"input": [[0.0, 0.0]], "positive": [[0.1, 0.0]], "negative": [[5.0, 0.0]]}, None, {"reduction": "sum"}),
+    ("margin-zero", "margin 0: torch documents a margin > 0 and raises ValueError; optax computes",
+     {"input": [[0.0, 0.0]], "positive": [[1.0, 0.0]], "negative": [[0.0, 2.0]]}, None, {"margin": 0.0}),
+    ("cosine-distance", "the explicit distance 1 - cos (torch's cosine_similarity, eps 1e-8)",
+     {"input": [[1.0, 0.0], [1.0, 1.0]], "positive": [[1.0, 1.0], [1.0, 0.0]],
+      "negative": [[0.0, 1.0], [-1.0, 1.0]]}, None, {"reduction": "none", "distance": "cosine"}),
+    ("unbatched", "one unbatched triplet: a scalar",
+     {"input": [1.0, -1.0, 0.5], "positive": [0.5, -1.0, 0.0], "negative": [1.0, 1.0, 1.0]}, None, {}),
+])
+
+NTXENT = _rows("ntxent", [
+    ("optax-doc", "optax's docstring example: 1.0986123 = log 3 for 1-D embeddings of one sign",
+     {"input": [[0.08969027], [1.6291292], [0.8622629], [0.13612625]], "target": _labels([0, 0, 1, 1])}, None, {}),
+    ("no-positive", "every label different: no positive pair, 0/0 = NaN",
+     {"input": [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], "target": _labels([0, 1, 2])}, None, {}),
+    ("no-negative", "one group only: each pair's softmax is over itself, loss 0",
+     {"input": [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], "target": _labels([0, 0, 0])}, None, {}),
+    ("zero-vector", "a zero embedding: optax clips squared norms at the dtype's eps, so its "
+     "cosines are 0", {"input": [[0.0, 0.0], [1.0, 0.0], [0.5, 0.5], [-1.0, 0.2]], "target": _labels([0, 0, 1, 1])},
+     None, {}),
+    ("tiny-norm", "|e| = 1e-4 < sqrt(float32 eps) = 3.5e-4: the floor divides, not |e|",
+     {"input": [[1e-4, 0.0], [1.0, 0.0], [0.5, 0.5], [-1.0, 0.2]], "target": _labels([0, 0, 1, 1])}, None, {}),
+    ("cold", "temperature 0.01: similarities up to 100, the log-sum-exp must be shifted",
+     {"input": [[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-0.2, 1.0]], "target": _labels([0, 0, 1, 1])}, None,
+     {"temperature": 0.01}),
+    ("hot", "temperature 100: every similarity near 0, loss near log(#negatives + 1)",
+     {"input": [[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-0.2, 1.0]], "target": _labels([0, 0, 1, 1])}, None,
+     {"temperature": 100.0}),
+])
+
+CIRCLE = _rows("circle", [
+    ("two-groups", "two groups of two unit vectors, Keras' defaults gamma 80, margin 0.4",
+     {"input": _unit([[1.0, 0.1], [0.9, 0.3], [-0.2, 1.0], [0.1, 1.0]]), "target": _labels([0, 0, 1, 1])}, None,
+     {"reduction": "none"}),
+    ("no-positive", "a sample alone in its group: its positive log-sum-exp is -inf, loss 0, "
+     "and the class form's mean leaves it out (Keras masks losses <= 0)",
+     {"input": _unit([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]]), "target": _labels([0, 1, 1, 2])}, None, {}),
+    ("keep-diagonal", "remove_diagonal=False: each sample is its own positive at distance 0",
+     {"input": _unit([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]]), "target": _labels([0, 1, 1, 0])}, None,
+     {"reduction": "none", "remove_diagonal": False}),
+    ("antipodal-negatives", "negatives at distance 2 (d clipped at 0 only from below): "
+     "a_n = max(1 + m - d, 0) = 0, they are silenced",
+     {"input": np.array([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [-1.0, 0.0]]), "target": _labels([0, 0, 1, 1])}, None,
+     {"reduction": "none"}),
+    ("all-same", "one group: no negatives, every loss 0; the class form's mean over no "
+     "positive loss is 0 (divide_no_nan)",
+     {"input": _unit([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]), "target": _labels([0, 0, 0])}, None, {}),
+    ("identical-negatives", "two identical unit vectors (exact in every dtype) with different labels: cos = 1, d = "
+     "max(1 - cos, 0) on its kink; jnp/torch.maximum split the slope there, tf.maximum passes it whole",
+     {"input": np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]), "target": _labels([0, 1, 0, 1])},
+     None, {"reduction": "none", "gamma": 16.0}),
+    ("small-gamma", "gamma 1, margin 0.25: no saturation",
+     {"input": _unit([[1.0, 0.2], [0.7, 0.7], [-0.3, 1.0], [0.2, -1.0]]), "target": _labels([0, 1, 0, 1])}, None,
+     {"reduction": "none", "gamma": 1.0, "margin": 0.25}),
+])
+
+
+# ----------------------------------------------------------------------------- specs
+
+SPECS: list[Spec] = [
+    Spec("cosine_similarity", "cosine of two vectors over an axis, one value per sample",
+         emb.cosine_similarity, {"epsilon": 0.0, "axis": -1, "reduction": "mean"},
+         ("cosine_form", "norm_floor"), cosine_cases(), COSINE_SIMILARITY, classes=True,
+         gradient=emb.cosine_similarity_grad),
+    Spec("cosine_embedding", "1 - cos for similar pairs (y = 1), max(0, cos - margin) for dissimilar (y = -1)",
+         emb.cosine_embedding, {"margin": 0.0, "reduction": "mean"}, ("sq_norm_add",),
+         cosine_embedding_cases(), COSINE_EMBEDDING, target="index", classes=True,
+         gradient=emb.cosine_embedding_grad, arrays=("input2",), wrt=("input", "input2")),
+    Spec("triplet_margin", "max(margin + d(anchor, positive) - d(anchor, negative), 0)",
+         emb.triplet_margin,
+         {"margin": 1.0, "p": 2.0, "eps": 0.0, "swap": False, "axis": -1, "distance": "pairwise",
+          "reduction": "mean"},
+         ("distance_eps", "power_abs", "margin_domain"), triplet_cases(), TRIPLET_MARGIN, target=None,
+         classes=True, gradient=emb.triplet_margin_grad, arrays=("positive", "negative"),
+         wrt=("input", "positive", "negative")),
+    Spec("ntxent", "NT-Xent: mean over positive pairs of -log softmax of cos / temperature",
+         emb.ntxent, {"temperature": 0.07}, ("sq_norm_eps",), ntxent_cases(), NTXENT,
+         target="index", classes=True, gradient=emb.ntxent_grad, wrt=("input",)),
+    Spec("circle", "Circle loss of unit embeddings with integer group labels",
+         emb.circle, {"gamma": 80.0, "margin": 0.4, "remove_diagonal": True, "reduction": "mean"},
+         ("mean_over", "zero_division"), circle_cases(), CIRCLE, target="index", classes=True,
+         gradient=emb.circle_grad, wrt=("input",)),
+]
+
+PARAMETERS: dict[str, object] = {
+    "epsilon": float,
+    "axis": int,
+    "margin": float,
+    "p": float,
+    "eps": float,
+    "swap": bool,
+    "distance": ("pairwise", "cosine"),
+    "temperature": float,
+    "gamma": float,
+    "remove_diagonal": bool,
+}

@@ -1,0 +1,225 @@
+"""Segmentation overlap losses (Dice, Tversky, optax's generalized Dice) and the listwise ranking softmax loss.
+
+Oracles in ``reference/segmentation.py``. Dice and Tversky share one oracle (Dice is the
+Tversky index at alpha = beta = 1/2), so a Dice binding and a Tversky binding differ only by
+their declared smoothing conventions.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from hypothesis import strategies as st
+
+from lossparity.conformance import edges as e
+from lossparity.conformance.generate import CLASS_MENU, REDUCTIONS, _set, arrays, batch_shapes, floats
+from lossparity.conformance.model import Spec
+from lossparity.reference import segmentation as seg
+
+# ----------------------------------------------------------------------------- strategies
+
+
+def _inner_axes(ndim):
+    """Non-empty sets of axes that leave the last (class) axis alone: what every binding reads alike."""
+    axes = range(ndim - 1)
+    return [c for r in range(1, ndim) for c in itertools.combinations(axes, r)]
+
+
+@st.composite
+def overlap(draw, tversky: bool = False):
+    """Masks (..., C) with one of three readings of the input: unset ``from_logits`` (values in
+    [0, 1], read as probabilities by Keras and as logits by optax's default), logits, or
+    probability rows summing to 1 (optax's ``apply_softmax=False`` checks that)."""
+    shape = draw(batch_shapes(min_dims=0, max_dims=2)) + (draw(st.sampled_from(CLASS_MENU)),)
+    params = {"reduction": draw(REDUCTIONS)}
+    how = draw(st.sampled_from(["unset", "unset", "logits", "rows"]))
+    if how == "logits":
+        x = draw(arrays(shape, floats(-10, 10)))
+        params["from_logits"] = True
+    elif how == "rows":
+        raw = draw(arrays(shape, floats(0.01, 1)))
+        x = raw / raw.sum(axis=-1, keepdims=True)
+        params["from_logits"] = False
+    else:
+        x = draw(arrays(shape, floats(0, 1)))
+    kind = draw(st.sampled_from(["hard", "soft", "one-hot"]))
+    if kind == "one-hot":
+        t = np.eye(shape[-1])[draw(arrays(shape[:-1], st.integers(0, shape[-1] - 1), dtype=np.int64))]
+    else:
+        t = draw(arrays(shape, st.sampled_from([0.0, 1.0]) if kind == "hard" else floats(0, 1)))
+    if len(shape) >= 2 and draw(st.booleans()):
+        params["axis"] = draw(st.sampled_from(_inner_axes(len(shape))))
+    if draw(st.sampled_from([False, False, True])):
+        params["smooth"] = draw(st.sampled_from([0.0, 1.0, 1e-5]))
+    if draw(st.sampled_from([False, False, False, True])):
+        params["weight"] = draw(arrays(shape[-1:], floats(0.25, 4)))
+    if draw(st.sampled_from([False, False, False, True])):
+        params["ignore_background"] = True
+    _set(params, "class_reduction", draw(st.sampled_from(["none", "none", "mean", "sum"])), "none")
+    if tversky:
+        # alpha = beta only: Keras' Tversky swaps alpha and beta (keras-team/keras#23333), so
+        # asymmetric weights live in the edge table, where the known deviation names them
+        ab = draw(st.sampled_from([0.5, 0.5, 0.3, 0.7, 1.0]))
+        _set(params, "alpha", ab, 0.5)
+        _set(params, "beta", ab, 0.5)
+    return {"input": x, "target": t}, params
+
+
+@st.composite
+def generalized(draw):
+    shape = draw(batch_shapes(min_dims=1, max_dims=2)) + (draw(st.sampled_from(CLASS_MENU)),)
+    params = {}
+    if draw(st.booleans()):
+        x = draw(arrays(shape, floats(-10, 10)))
+    else:
+        raw = draw(arrays(shape, floats(0.01, 1)))
+        x = raw / raw.sum(axis=-1, keepdims=True)
+        params["from_logits"] = False
+    t = np.eye(shape[-1])[draw(arrays(shape[:-1], st.integers(0, shape[-1] - 1), dtype=np.int64))]
+    if draw(st.booleans()):
+        t = draw(arrays(shape, floats(0.05, 1)))  # soft masks: every class present
+    _set(params, "smooth", draw(st.sampled_from([1.0, 1.0, 0.5, 1e-3])), 1.0)
+    if draw(st.sampled_from([False, False, True])):
+        params["ignore_background"] = True
+    return {"input": x, "target": t}, params
+
+
+@st.composite
+def ranking(draw):
+    shape = draw(batch_shapes(min_dims=0, max_dims=2)) + (draw(st.sampled_from(CLASS_MENU)),)
+    x = draw(arrays(shape, floats(-10, 10)))
+    graded = draw(st.booleans())
+    t = draw(arrays(shape, st.sampled_from([0.0, 1.0, 2.0, 3.0]) if graded else floats(0, 1)))
+    mask = draw(st.sampled_from(["all", "some", "some"]))
+    where = np.ones(shape, bool) if mask == "all" else draw(arrays(shape, st.booleans(), dtype=bool))
+    params = {"reduction": draw(REDUCTIONS)}
+    if draw(st.booleans()):
+        params["weight"] = draw(arrays(shape, floats(0.25, 4)))
+    return {"input": x, "target": t, "where": where}, params
+
+
+# ----------------------------------------------------------------------------- edge tables
+
+# Keras' docstring example (keras/src/losses/losses.py, Dice): (2, 2, 2, 1) masks
+_KX_TRUE = [[[[1.0], [1.0]], [[0.0], [0.0]]], [[[1.0], [1.0]], [[0.0], [0.0]]]]
+_KX_PRED = [[[[0.0], [1.0]], [[0.0], [1.0]]], [[[0.4], [0.0]], [[0.0], [0.9]]]]
+
+DICE = e._rows("dice", [
+    ("keras-doc-axis", "Keras' Dice docstring: axis=(1, 2, 3) gives [0.5, 0.75757575]",
+     _KX_PRED, _KX_TRUE, {"axis": (1, 2, 3), "reduction": "none"}),
+    ("keras-doc-all", "Keras' Dice docstring: axis=None over everything gives 0.6164384",
+     _KX_PRED, _KX_TRUE, {}),
+    ("empty-masks", "all-zero prediction and target: 0/0 unless smoothed (Keras: eps in the "
+     "denominator only, a loss of 1; optax apply_softmax=False rejects rows not summing to 1)",
+     [[0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]], {"axis": (0,), "reduction": "none"}),
+    ("empty-masks-smooth", "empty masks with smooth=1: (0 + s) / (0 + s), a loss of 0",
+     [[0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]], {"axis": (0,), "smooth": 1.0, "reduction": "none"}),
+    ("perfect-overlap", "p = t exactly (one-hot rows): 2I = P + T, a loss of 0 (Keras: eps/(2T+eps))",
+     [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]],
+     {"axis": (0,), "from_logits": False, "reduction": "none"}),
+    ("disjoint", "p and t never overlap (I = 0): a loss of exactly 1, whatever the eps",
+     [[0.0, 1.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]], {"axis": (0,), "from_logits": False, "reduction": "none"}),
+    ("one-class-logits", "a class axis of one: optax applies a sigmoid, not a (constant) softmax",
+     [[[2.0], [-1.0], [0.5]], [[-3.0], [4.0], [0.0]]], [[[1.0], [0.0], [1.0]], [[0.0], [1.0], [0.0]]],
+     {"from_logits": True}),
+    ("saturated-logits", "logits of +-30: probabilities 1 - 1e-13 and 1e-13, perfect overlap",
+     [[30.0, -30.0], [-30.0, 30.0]], [[1.0, 0.0], [0.0, 1.0]], {"from_logits": True, "axis": (0,)}),
+    ("weighted-background", "class weights and class 0 dropped, mean over the other classes",
+     [[[0.2, 0.8, 0.0], [0.6, 0.1, 0.3]]], [[[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]],
+     {"weight": [0.5, 2.0, 1.0], "ignore_background": True, "class_reduction": "mean", "from_logits": False}),
+    ("soft-targets", "targets strictly inside (0, 1): sum t (1 - p) and T - I agree",
+     [[0.3, 0.9], [0.6, 0.2]], [[0.25, 0.5], [0.75, 1.0]], {"reduction": "sum"}),
+])
+
+TVERSKY = e._rows("tversky", [
+    ("asym-fp-heavy", "alpha=0.7 on false positives, beta=0.3 on false negatives: one FP, two FNs "
+     "(Keras applies alpha to the FNs, keras-team/keras#23333)",
+     [[1.0], [1.0], [0.0], [0.0]], [[1.0], [0.0], [1.0], [1.0]], {"alpha": 0.7, "beta": 0.3, "from_logits": False}),
+    ("asym-fn-heavy", "alpha=0.2, beta=0.8 with soft predictions",
+     [[0.9, 0.1], [0.4, 0.6], [0.3, 0.7]], [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]],
+     {"alpha": 0.2, "beta": 0.8, "axis": (0,), "from_logits": False, "reduction": "none"}),
+    ("jaccard", "alpha = beta = 1 is the Jaccard (IoU) loss 1 - I / (P + T - I)",
+     [[0.9, 0.1], [0.4, 0.6]], [[1.0, 0.0], [0.0, 1.0]], {"alpha": 1.0, "beta": 1.0, "axis": (0,)}),
+    ("dice-relation", "alpha = beta = 0.5 is Dice: the same numbers as the dice spec's soft-targets row",
+     [[0.3, 0.9], [0.6, 0.2]], [[0.25, 0.5], [0.75, 1.0]], {"reduction": "sum"}),
+    ("empty-masks", "all-zero masks: 0/0 unless smoothed; Keras' eps makes the loss 1",
+     [[0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]], {"axis": (0,), "reduction": "none"}),
+    ("perfect-overlap", "p = t: no FP, no FN, a loss of 0",
+     [[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]], {"axis": (0,), "from_logits": False, "alpha": 0.3, "beta": 0.3}),
+    ("disjoint", "no overlap: I = 0, a loss of 1",
+     [[0.0, 1.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]], {"axis": (0,), "from_logits": False}),
+])
+
+GENERALIZED_DICE = e._rows("generalized_dice", [
+    ("absent-class", "class 2 never in the target: weight 1 / (0 + eps) dominates (plain: an infinite weight)",
+     [[[2.0, 0.5, -1.0], [0.0, 1.0, 0.3]]], [[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], {}),
+    ("balanced", "every class once: equal weights, the mean of the per-class Dice losses",
+     [[[2.0, 0.5, -1.0], [0.0, 1.0, 0.3], [-1.0, 0.0, 2.0]]],
+     [[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], {"ignore_background": True}),
+    ("probabilities", "apply_softmax=False with rows that sum to 1",
+     [[[0.7, 0.3], [0.2, 0.8]], [[0.5, 0.5], [0.9, 0.1]]], [[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [1.0, 0.0]]],
+     {"from_logits": False}),
+    ("not-probabilities", "apply_softmax=False with rows not summing to 1: optax raises ValueError",
+     [[[0.7, 0.7], [0.2, 0.8]]], [[[1.0, 0.0], [0.0, 1.0]]], {"from_logits": False}),
+])
+
+_B = np.array
+RANKING_SOFTMAX = e._rows("ranking_softmax", [
+    ("optax-doc", "optax docstring: scores [2, 1, 3], labels [1, 0, 0] give 1.408",
+     {"input": [2.0, 1.0, 3.0], "target": [1.0, 0.0, 0.0], "where": _B([True, True, True])}, None, {}),
+    ("optax-doc-where", "optax docstring: the batch with a where mask gives 0.497",
+     {"input": [[2.0, 1.0, 0.0], [1.0, 0.5, 1.5]], "target": [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]],
+      "where": _B([[True, True, False], [True, True, True]])}, None, {}),
+    ("where-all-false", "no valid item anywhere: every list is left out; optax's mean of nothing is 0",
+     {"input": [[2.0, 1.0], [0.5, -1.0]], "target": [[1.0, 0.0], [0.0, 1.0]],
+      "where": _B([[False, False], [False, False]])}, None, {}),
+    ("where-one-list-false", "one list with no valid item: it counts neither in the sum nor the mean",
+     {"input": [[2.0, 1.0], [0.5, -1.0]], "target": [[1.0, 0.0], [0.0, 1.0]],
+      "where": _B([[True, True], [False, False]])}, None, {"reduction": "none"}),
+    ("tied-labels", "all labels equal: the loss is y * sum_i (logsumexp - s_i), no preferred item",
+     {"input": [[0.5, -0.5, 2.0], [1.0, 1.0, 1.0]], "target": [[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]],
+      "where": _B([[True, True, True], [True, True, True]])}, None, {"reduction": "none"}),
+    ("tied-scores", "equal scores: a uniform softmax, loss sum(y) log L",
+     {"input": [[3.0, 3.0, 3.0, 3.0]], "target": [[2.0, 1.0, 0.0, 0.0]],
+      "where": _B([[True, True, True, True]])}, None, {"reduction": "sum"}),
+    ("zero-labels", "no relevant item: every term is 0, and so is the gradient",
+     {"input": [[0.3, 2.0]], "target": [[0.0, 0.0]], "where": _B([[True, True]])}, None, {}),
+    ("huge-scores", "scores of +-1e4: log-softmax must not overflow",
+     {"input": [[1e4, -1e4, 0.0]], "target": [[0.0, 1.0, 1.0]], "where": _B([[True, True, True]])},
+     None, {"reduction": "none"}),
+    ("weighted-masked", "weights multiply the labels; a masked item's weight and label are dropped",
+     {"input": [[1.0, 2.0, 3.0]], "target": [[1.0, 2.0, 1.0]], "where": _B([[True, False, True]])},
+     None, {"weight": [[2.0, 5.0, 0.5]], "reduction": "sum"}),
+])
+
+# ----------------------------------------------------------------------------- specs
+
+_OVERLAP = {"smooth": 0.0, "axis": None, "weight": None, "ignore_background": False, "class_reduction": "none",
+            "from_logits": False, "reduction": "mean"}
+
+SPECS: list[Spec] = [
+    Spec("dice", "soft Dice loss 1 - (2 sum p t + s) / (sum p + sum t + s) over the overlap axes",
+         seg.dice, _OVERLAP, ("dice_eps", "smooth_form", "overlap_axes", "prob_check", "binary_channel"),
+         overlap(), DICE, gradient=seg.dice_grad, wrt=("input",)),
+    Spec("tversky", "Tversky loss 1 - (I + s) / (I + alpha FP + beta FN + s); Dice at alpha = beta = 1/2",
+         seg.tversky, {**_OVERLAP, "alpha": 0.5, "beta": 0.5}, ("dice_eps", "overlap_axes", "prob_check"),
+         overlap(tversky=True), TVERSKY, gradient=seg.tversky_grad, wrt=("input",)),
+    Spec("generalized_dice", "mean of per-class Dice losses weighted by inverse squared target mass (optax)",
+         seg.generalized_dice, {"smooth": 0.0, "from_logits": False, "ignore_background": False, "reduction": "mean"},
+         ("weight_eps", "smooth_form", "overlap_axes", "prob_check"),
+         generalized(), GENERALIZED_DICE, gradient=seg.generalized_dice_grad, wrt=("input",)),
+    Spec("ranking_softmax", "listwise softmax loss -sum_i y_i log softmax(s)_i over valid items",
+         seg.ranking_softmax, {"weight": None, "reduction": "mean"}, ("zero_division",),
+         ranking(), RANKING_SOFTMAX, gradient=seg.ranking_softmax_grad, arrays=("where",), wrt=("input",)),
+]
+
+PARAMETERS: dict[str, object] = {
+    "smooth": float,
+    "axis": tuple,
+    "ignore_background": bool,
+    "class_reduction": ("none", "mean", "sum"),
+    "from_logits": bool,
+    "alpha": float,
+    "beta": float,
+}

@@ -1,0 +1,454 @@
+"""Classification losses beyond cross-entropy: focal (binary and categorical), PolyLoss,
+generalized cross-entropy, and the sparsemax losses (binary and multiclass).
+
+Shapes are canonical: a class axis is last. Conventions are keyword arguments
+(``reference/conventions.py``) whose defaults are the plain mathematics; ``dtype`` is the
+binding's compute dtype, used only to round the clip bounds a framework writes in it. The
+rules of ``reference/crossentropy.py`` hold here too: a zero coefficient wins over an
+infinite log (``times``), gradients are d sum(out) / d each differentiated argument, pulled
+back through the one shared reduction (``reduction.reduce_grad`` and ``chain``), and a clip
+passes the gradient at and inside its bounds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lossparity.reference._math import (
+    clip_bounds, clip_grad, log_softmax, log_softmax_grad, over, sigmoid, softplus, times,
+)
+from lossparity.reference.crossentropy import _gather, _predicted, _smooth
+from lossparity.reference.errors import OracleError
+from lossparity.reference.reduction import chain, reduce, reduce_grad
+from lossparity.reference.trace import NO_TRACE, reading
+
+
+def _power(m, gamma):
+    """m ** gamma for m >= 0, with 0 ** 0 = 1 (``ops.power`` and ``exp(gamma log m)`` at
+    gamma = 0 alike: gamma = 0 turns the focal loss back into plain cross-entropy)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.power(np.asarray(m, np.float64), gamma)
+
+
+def _power_slope(m, gamma):
+    """d/dm of m ** gamma, gamma m ** (gamma - 1): 0 at gamma = 0 even where m = 0 (the
+    factor is then the constant 1), +inf at m = 0 for 0 < gamma < 1."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return times(np.full(np.shape(m), float(gamma)), np.power(np.asarray(m, np.float64), gamma - 1.0))
+
+
+def _balance(y, apply_class_balancing, alpha):
+    """alpha_t = alpha y + (1 - alpha)(1 - y) where class balancing applies (Keras'
+    ``apply_class_balancing=True``; optax whenever ``alpha`` is given), else None."""
+    if not apply_class_balancing or alpha is None:
+        return None
+    return alpha * y + (1.0 - alpha) * (1.0 - y)
+
+
+def _focal_terms(x, y, from_logits, prob_eps, dtype, trace):
+    """(bce, m, p_or_sigmoid): the binary cross-entropy of each element, the focal base
+    m = 1 - p_t = y (1 - p) + (1 - y) p, and the probability p.
+
+    On logits without a clip, bce = y softplus(-x) + (1-y) softplus(x) and m is written
+    with sigmoid(+-x), so neither saturates to a rounded 1 - p. With a clip
+    (``prob_eps``), bce reads the clipped probability while m reads the unclipped one, as
+    Keras computes its focal factor from ``y_pred`` and its cross-entropy from the clipped
+    output.
+    """
+    if from_logits:
+        p, q = sigmoid(x), sigmoid(-x)
+        p = trace("sigmoid", p, "p = sigmoid(x)")
+    else:
+        p, q = x, 1.0 - x
+    m = trace("focal base", times(y, q) + times(1.0 - y, p), "1 - p_t = y (1-p) + (1-y) p")
+    if prob_eps is None:
+        if from_logits:
+            bce = times(y, softplus(-x)) + times(1.0 - y, softplus(x))
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                bce = -(times(y, np.log(p)) + times(1.0 - y, np.log1p(-p)))
+    else:
+        bounds = clip_bounds(prob_eps, dtype)
+        pc = trace("clip", np.clip(p, *bounds), f"clipped into [eps, 1-eps], eps={prob_eps}")
+        bce = -(times(y, np.log(pc)) + times(1.0 - y, np.log1p(-pc)))
+    return trace("cross-entropy", bce, "-(y log p + (1-y) log(1-p))"), m, p
+
+
+def _binary_focal(x, target, from_logits, apply_class_balancing, alpha, gamma, label_smoothing,
+                  reduction, prob_eps, sample_axis, dtype, trace):
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, 2, "2", trace)
+    bce, m, _ = _focal_terms(x, y, from_logits, prob_eps, dtype, trace)
+    loss = times(_power(m, gamma), bce)
+    w = _balance(y, apply_class_balancing, alpha)
+    if w is not None:
+        loss = times(w, loss)
+    loss = trace("per-element loss", loss, f"alpha_t (1 - p_t)^{gamma} bce" if w is not None
+                 else f"(1 - p_t)^{gamma} bce")
+    return reduce(loss, reduction=reduction, sample_axis=sample_axis, trace=trace)
+
+
+def _binary_focal_grad(x, target, from_logits, apply_class_balancing, alpha, gamma, label_smoothing,
+                       reduction, prob_eps, sample_axis, dtype):
+    """d/dx and d/dy of alpha_t m^gamma bce (see :func:`binary_focal_cross_entropy_grad`)."""
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, 2, "2", NO_TRACE)
+    bce, m, p = _focal_terms(x, y, from_logits, prob_eps, dtype, NO_TRACE)
+    f, df = _power(m, gamma), _power_slope(m, gamma)
+    if from_logits:
+        s, sm = sigmoid(x), sigmoid(-x)
+        dp_dx = s * sm                       # sigmoid'(x), exact on both saturated sides
+        dm_dy = sm - s                       # d/dy of y sigmoid(-x) + (1-y) sigmoid(x)
+    else:
+        dp_dx, dm_dy = np.ones(np.shape(x)), 1.0 - 2.0 * p
+    dm_dx = (1.0 - 2.0 * y) * dp_dx
+    if prob_eps is None and from_logits:
+        dbce_dx = times(1.0 - y, sigmoid(x)) - times(y, sigmoid(-x))
+        dbce_dy = np.asarray(-x, np.float64) * np.ones(np.shape(y))   # softplus(x) - softplus(-x)
+    else:
+        pc = p if prob_eps is None else np.clip(p, *clip_bounds(prob_eps, dtype))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dbce_dp = over(1.0 - y, 1.0 - pc) - over(y, pc)
+            dbce_dy = np.log1p(-pc) - np.log(pc)
+        if prob_eps is not None:
+            dbce_dp = clip_grad(p, *clip_bounds(prob_eps, dtype), dbce_dp)
+        dbce_dx = dbce_dp * dp_dx
+    with np.errstate(invalid="ignore"):
+        d_x = times(df, dm_dx * bce) + times(f, dbce_dx)
+        d_y = times(df, dm_dy * bce) + times(f, dbce_dy)
+        w = _balance(y, apply_class_balancing, alpha)
+        if w is not None:
+            d_y = times(w, d_y) + (2.0 * alpha - 1.0) * times(f, bce)
+            d_x = times(w, d_x)
+    d_y = (1.0 - label_smoothing) * d_y
+    if 0.0 < gamma < 1.0:
+        # m^gamma has an infinite slope at m = 0, and autodiff multiplies it by the zero
+        # coefficient of one of p_t's terms (y p or (1-y)(1-p); optax's log-space form by
+        # exp(-inf) = 0): every framework gives NaN there, and so does the oracle
+        d_x, d_y = np.where(m == 0, np.nan, d_x), np.where(m == 0, np.nan, d_y)
+    g = reduce_grad(np.shape(d_x), reduction=reduction, sample_axis=sample_axis)
+    return {"input": chain(g, d_x), "target": chain(g, d_y)}
+
+
+def binary_focal_cross_entropy(
+    input, target, *, apply_class_balancing=False, alpha=None, gamma=2.0, label_smoothing=0.0,
+    reduction="mean", prob_eps=None, sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+):
+    """Binary focal cross-entropy on probabilities ``p`` (any shape), targets ``y`` of the same shape.
+
+    ``alpha=None`` (optax's default) means no class balancing, whatever
+    ``apply_class_balancing`` says: optax balances exactly where alpha is given.
+
+    alpha_t (1 - p_t)^gamma * -(y log p + (1-y) log(1-p)), p_t = y p + (1-y)(1-p),
+    alpha_t = alpha y + (1-alpha)(1-y) only with ``apply_class_balancing`` (and alpha not
+    None); targets are first smoothed towards 1/2: y (1-s) + s/2 (Lin et al. 2017; Keras
+    ``binary_focal_crossentropy``). gamma = 0 is the binary cross-entropy. ``prob_eps``
+    clips p inside the logs only; the focal factor reads p as given.
+    """
+    p = trace("input", np.asarray(input, np.float64), reading(input, "probabilities", classes=False))
+    return _binary_focal(p, target, False, apply_class_balancing, alpha, gamma, label_smoothing,
+                         reduction, prob_eps, sample_axis, dtype, trace)
+
+
+def binary_focal_cross_entropy_grad(
+    input, target, *, apply_class_balancing=False, alpha=None, gamma=2.0, label_smoothing=0.0,
+    reduction="mean", prob_eps=None, sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+):
+    """Gradients of :func:`binary_focal_cross_entropy`, both in the input's shape.
+
+    With m = y(1-p) + (1-y)p and f = m^gamma: d/dp = alpha_t (gamma m^(gamma-1) (1-2y) bce
+    + f (-y/p + (1-y)/(1-p))), the second term 0 strictly outside the clip; d/dy = (1-s)
+    (alpha_t (gamma m^(gamma-1) (1-2p) bce + f (log(1-p) - log p)) + (2 alpha - 1) f bce).
+    At gamma = 0 the focal slope is exactly 0 (also where m = 0); for 0 < gamma < 1 it is
+    infinite where m = 0 (a confident, right prediction), where autodiff gives NaN (the
+    infinite slope times a zero coefficient), as the oracle does.
+    """
+    return _binary_focal_grad(np.asarray(input, np.float64), target, False, apply_class_balancing,
+                              alpha, gamma, label_smoothing, reduction, prob_eps, sample_axis, dtype)
+
+
+def binary_focal_cross_entropy_with_logits(
+    input, target, *, apply_class_balancing=False, alpha=None, gamma=2.0, label_smoothing=0.0,
+    reduction="mean", prob_eps=None, sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+):
+    """Binary focal cross-entropy on logits ``x`` (any shape): that of p = sigmoid(x).
+
+    Without ``prob_eps`` the cross-entropy is y softplus(-x) + (1-y) softplus(x) and
+    1 - p_t = y sigmoid(-x) + (1-y) sigmoid(x), exact at saturated logits (optax
+    ``sigmoid_focal_loss``, which takes log(1 - p_t) by a log-sum-exp). With ``prob_eps``
+    the sigmoid is clipped before the logs (Keras' jax and torch backends compute
+    ``sigmoid`` and then the probability form), so a logit beyond about +-16 costs at most
+    -log(1e-7) = 16.1.
+    """
+    x = trace("input", np.asarray(input, np.float64), reading(
+        input, "logits", classes=False, then="takes the sigmoid of each"))
+    return _binary_focal(x, target, True, apply_class_balancing, alpha, gamma, label_smoothing,
+                         reduction, prob_eps, sample_axis, dtype, trace)
+
+
+def binary_focal_cross_entropy_with_logits_grad(
+    input, target, *, apply_class_balancing=False, alpha=None, gamma=2.0, label_smoothing=0.0,
+    reduction="mean", prob_eps=None, sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+):
+    """Gradients of :func:`binary_focal_cross_entropy_with_logits`, both in the input's shape.
+
+    The probability form's slopes times sigmoid'(x) = sigmoid(x) sigmoid(-x); without a clip
+    the cross-entropy's slope is (1-y) sigmoid(x) - y sigmoid(-x) and its target slope -x;
+    with one, 0 where sigmoid(x) lies strictly outside the clip.
+    """
+    return _binary_focal_grad(np.asarray(input, np.float64), target, True, apply_class_balancing,
+                              alpha, gamma, label_smoothing, reduction, prob_eps, sample_axis, dtype)
+
+
+# ----------------------------------------------------------------------------- categorical focal
+
+def _class_alpha(alpha, weight, n):
+    """The per-class balancing factor: ``weight`` (Keras' ``alpha`` given as a list, one per
+    class) replaces the scalar ``alpha``."""
+    return np.full(n, float(alpha)) if weight is None else np.asarray(weight, np.float64)
+
+
+def _categorical_probs(x, from_logits, prob_eps, renormalize, dtype, trace):
+    """(q, log q, 1 - q, pullback): the probabilities the loss reads and the pullback of a
+    gradient in q to one in the input. Logits without a clip or renormalization keep log q =
+    log_softmax(x) and 1 - q = -expm1(log q) (no rounded 1 - q at saturation)."""
+    if from_logits and prob_eps is None and renormalize is None:
+        logq = trace("log_softmax", log_softmax(x), "x - logsumexp(x) over the class axis")
+        q = np.exp(logq)
+        return q, logq, -np.expm1(logq), lambda grad: _softmax_pullback(x, grad)
+    p = x
+    if from_logits:
+        p = trace("softmax", np.exp(log_softmax(x)), "softmax over the class axis")
+    q, pullback = _predicted(p, prob_eps, renormalize, dtype, trace)
+    with np.errstate(divide="ignore"):
+        logq = np.log(q)
+    if from_logits:
+        return q, logq, 1.0 - q, lambda grad: _softmax_pullback(x, pullback(grad))
+    return q, logq, 1.0 - q, pullback
+
+
+def _softmax_pullback(x, grad):
+    """d/dx of sum_c grad_c softmax(x)_c: p (grad - <p, grad>), with a zero p contributing 0."""
+    p = np.exp(log_softmax(x))
+    with np.errstate(invalid="ignore"):
+        inner = np.sum(times(p, grad), axis=-1, keepdims=True)
+        return times(p, grad - inner)
+
+
+def categorical_focal_cross_entropy(
+    input, target, *, alpha=0.25, weight=None, gamma=2.0, from_logits=False, label_smoothing=0.0,
+    reduction="mean", prob_eps=None, renormalize=None, dtype=np.float32, trace=NO_TRACE,
+):
+    """sum_c alpha_c (1 - q_c)^gamma * -y_c log q_c over the class axis, ``(..., C)`` -> ``(...)``.
+
+    q is the input (probabilities) or its softmax (``from_logits``), then renormalized and
+    clipped as the conventions say (Keras renormalizes and then clips into [1e-7, 1 - 1e-7],
+    as its ``categorical_crossentropy``); the focal factor reads the same q. alpha_c is the
+    scalar ``alpha`` or the per-class ``weight``. Targets are smoothed towards 1/C first.
+    gamma = 0 and alpha = 1 give the categorical cross-entropy.
+    """
+    x = trace("input", np.asarray(input, np.float64), reading(
+        input, "logits" if from_logits else "probabilities", classes=True))
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1], "C", trace)
+    q, logq, one_minus_q, _ = _categorical_probs(x, from_logits, prob_eps, renormalize, dtype, trace)
+    a = _class_alpha(alpha, weight, x.shape[-1])
+    terms = times(a * _power(one_minus_q, gamma), -times(y, logq))
+    loss = trace("per-sample loss", np.sum(terms, axis=-1), f"sum_c alpha_c (1-q_c)^{gamma} (-y_c log q_c)")
+    return reduce(loss, reduction=reduction, trace=trace)
+
+
+def categorical_focal_cross_entropy_grad(
+    input, target, *, alpha=0.25, weight=None, gamma=2.0, from_logits=False, label_smoothing=0.0,
+    reduction="mean", prob_eps=None, renormalize=None, dtype=np.float32, trace=NO_TRACE,
+):
+    """Gradients of :func:`categorical_focal_cross_entropy`, both ``(..., C)``.
+
+    d/dq_c = alpha_c (gamma (1-q_c)^(gamma-1) y_c log q_c - (1-q_c)^gamma y_c / q_c), pulled
+    back through the clip, the renormalization and the softmax; d/dy_c = -(1-s) alpha_c
+    (1-q_c)^gamma log q_c.
+    """
+    x = np.asarray(input, np.float64)
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1], "C", NO_TRACE)
+    q, logq, one_minus_q, pullback = _categorical_probs(x, from_logits, prob_eps, renormalize, dtype, NO_TRACE)
+    a = _class_alpha(alpha, weight, x.shape[-1])
+    f = _power(one_minus_q, gamma)
+    with np.errstate(invalid="ignore"):
+        d_q = a * (times(_power_slope(one_minus_q, gamma), times(y, logq)) - times(f, over(y, q)))
+        d_y = -(1.0 - label_smoothing) * times(a * f, logq)
+    g = reduce_grad(x.shape[:-1], reduction=reduction)
+    return {"input": chain(g, pullback(d_q)), "target": chain(g, d_y)}
+
+
+# ----------------------------------------------------------------------------- PolyLoss
+
+def poly_loss_cross_entropy(
+    input, target, *, epsilon=2.0, reduction="mean", dtype=np.float32, trace=NO_TRACE,
+):
+    """Poly-1 loss on logits and probability targets, ``(..., C)`` -> ``(...)``:
+    -sum_c y_c log p_c + epsilon sum_c y_c (1 - p_c), p = softmax(x) (Leng et al. 2022).
+
+    1 - p_c is -expm1(log p_c), exact where p_c is near 1. Targets are used as given (a
+    target that does not sum to 1 scales both terms).
+    """
+    x = trace("input", np.asarray(input, np.float64),
+              reading(input, "logits", classes=True, then="takes a softmax over the classes"))
+    y = np.asarray(target, np.float64)
+    logp = trace("log_softmax", log_softmax(x), "x - logsumexp(x) over the class axis")
+    ce = trace("cross-entropy", -np.sum(times(y, logp), axis=-1), "-sum_c y_c log p_c")
+    poly = trace("poly-1 term", np.sum(times(y, -np.expm1(logp)), axis=-1), "sum_c y_c (1 - p_c)")
+    loss = trace("per-sample loss", ce + epsilon * poly, f"ce + {epsilon} * (1 - p_t)")
+    return reduce(loss, reduction=reduction, trace=trace)
+
+
+def poly_loss_cross_entropy_grad(
+    input, target, *, epsilon=2.0, reduction="mean", dtype=np.float32, trace=NO_TRACE,
+):
+    """Gradients of :func:`poly_loss_cross_entropy`, both ``(..., C)``.
+
+    d/dx_j = (p_j sum(y) - y_j) + epsilon p_j (<y, p> - y_j); d/dy_c = -log p_c + epsilon (1 - p_c).
+    """
+    x = np.asarray(input, np.float64)
+    y = np.asarray(target, np.float64)
+    logp = log_softmax(x)
+    p = np.exp(logp)
+    with np.errstate(invalid="ignore"):
+        d_x = log_softmax_grad(x, y) + epsilon * p * (np.sum(y * p, axis=-1, keepdims=True) - y)
+        d_y = -logp - epsilon * np.expm1(logp)
+    g = reduce_grad(x.shape[:-1], reduction=reduction)
+    return {"input": chain(g, d_x), "target": chain(g, d_y)}
+
+
+# ----------------------------------------------------------------------------- generalized CE
+
+def _labels(t, n_classes):
+    """Class indices and a mask of those outside [0, C): nothing documents what these
+    bindings do with them (Keras' one_hot gives a zero row, JAX's gather clamps), so their
+    loss is NaN (they are never generated); the safe indices read class 0 instead."""
+    t = np.asarray(t, np.int64)
+    invalid = (t < 0) | (t >= n_classes)
+    return np.where(invalid, 0, t), invalid
+
+
+def _gce_target_prob(input, target, q, q_domain, trace):
+    if q_domain is not None and not 0 < q < 1:
+        raise OracleError(q_domain, f"q = {q} is outside (0, 1)")
+    p = trace("input", np.asarray(input, np.float64), reading(input, "probabilities", classes=True))
+    t, invalid = _labels(target, p.shape[-1])
+    p_y = np.where(invalid, np.nan, _gather(p, t))
+    return p, t, trace("target probability", p_y, "p[y]")
+
+
+def categorical_generalized_cross_entropy(
+    input, target, *, q=0.5, reduction="mean", q_domain=None, dtype=np.float32, trace=NO_TRACE,
+):
+    """(1 - p_y^q) / q for predicted probabilities ``(..., C)`` and class indices ``(...)``
+    (Zhang & Sabuncu 2018): -log p_y as q -> 0, 1 - p_y at q = 1.
+
+    Written -expm1(q log p_y) / q, exact for small q; q = 0 is 0/0 = NaN as the formula is
+    written (Keras' function form), and ``q_domain`` names the error raised for q outside
+    (0, 1) (Keras' class form checks). p_y = 0 costs 1/q. The probabilities are used as
+    given: no clip, no renormalization.
+    """
+    _, _, p_y = _gce_target_prob(input, target, q, q_domain, trace)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loss = -np.expm1(q * np.log(p_y)) / q if q else np.full(p_y.shape, np.nan)
+    loss = trace("per-sample loss", loss, f"(1 - p_y^{q}) / {q}")
+    return reduce(loss, reduction=reduction, trace=trace)
+
+
+def categorical_generalized_cross_entropy_grad(
+    input, target, *, q=0.5, reduction="mean", q_domain=None, dtype=np.float32, trace=NO_TRACE,
+):
+    """d/dp of :func:`categorical_generalized_cross_entropy`, ``(..., C)``: -p_y^(q-1) at the
+    target class (written -(q p_y^(q-1)) / q as autodiff does: NaN at q = 0, -1 at q = 1
+    whatever p_y), 0 elsewhere; at p_y = 0 with q < 1 the slope is -inf and the other
+    classes of the row get NaN (0 * -inf), as autodiff through Keras' one-hot product gives."""
+    p, t, p_y = _gce_target_prob(input, target, q, q_domain, NO_TRACE)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = -(q * np.power(p_y, q - 1.0)) / q if q else np.full(p_y.shape, np.nan)
+    onehot = np.arange(p.shape[-1]) == t[..., None]
+    # an infinite slope (p_y = 0, q < 1) reaches the other classes of its row as 0 * inf:
+    # Keras gathers p_y as sum(p * onehot(y)), so autodiff gives the whole row NaN
+    d_p = np.where(onehot, slope[..., None], np.where(np.isinf(slope)[..., None], np.nan, 0.0))
+    d_p = np.where(np.isnan(p_y)[..., None], np.nan, d_p)
+    g = reduce_grad(p_y.shape, reduction=reduction)
+    return {"input": chain(g, d_p)}
+
+
+# ----------------------------------------------------------------------------- sparsemax
+
+def _sparse_plus(z):
+    """0 for z <= -1, (z + 1)^2 / 4 inside, z for z >= 1 (jax.nn.sparse_plus): C1, its slope
+    0, (z + 1)/2, 1 continuous at both joints."""
+    return np.where(z <= -1.0, 0.0, np.where(z >= 1.0, z, (z + 1.0) ** 2 / 4.0))
+
+
+def sparsemax_loss(input, target, *, reduction="mean", dtype=np.float32, trace=NO_TRACE):
+    """Binary sparsemax loss, elementwise: sparse_plus(-x) where the label is 1 (any nonzero
+    label, as optax's ``jnp.where(labels, ...)`` reads it), sparse_plus(x) where it is 0
+    (Blondel et al. 2020, sec. 4.4). Zero exactly where sparse_sigmoid(x) equals the label."""
+    x = trace("input", np.asarray(input, np.float64), reading(input, "logits", classes=False))
+    z = trace("signed score", np.where(np.asarray(target) != 0, -x, x), "-x where y = 1, x where y = 0")
+    loss = trace("per-element loss", _sparse_plus(z), "sparse_plus(z)")
+    return reduce(loss, reduction=reduction, trace=trace)
+
+
+def sparsemax_loss_grad(input, target, *, reduction="mean", dtype=np.float32, trace=NO_TRACE):
+    """d/dx of :func:`sparsemax_loss`: +-slope of sparse_plus (0, (z+1)/2 or 1); the label
+    is a condition, with no gradient."""
+    x = np.asarray(input, np.float64)
+    pos = np.asarray(target) != 0
+    z = np.where(pos, -x, x)
+    slope = np.where(z <= -1.0, 0.0, np.where(z >= 1.0, 1.0, (z + 1.0) / 2.0))
+    g = reduce_grad(np.shape(x), reduction=reduction)
+    return {"input": chain(g, np.where(pos, -slope, slope))}
+
+
+def sparsemax(x):
+    """The Euclidean projection of each row of ``x`` (last axis) onto the probability simplex
+    (Martins & Astudillo 2016), float64: p = max(x - tau, 0) with tau chosen so that sum(p) = 1.
+
+    The support size k is the largest k with 1 + k u_k > sum_{j<=k} u_j over the scores
+    sorted descending; tied scores pass or fail that test together, so ties need no rule.
+    Scores are shifted by their max first, which changes nothing but keeps the cumulative
+    sums near the values that decide the support.
+    """
+    x = np.asarray(x, np.float64)
+    shifted = x - np.max(x, axis=-1, keepdims=True)
+    u = -np.sort(-shifted, axis=-1)
+    cums = np.cumsum(u, axis=-1)
+    ks = np.arange(1, x.shape[-1] + 1)
+    k = np.sum(1.0 + ks * u > cums, axis=-1, keepdims=True)
+    tau = (np.take_along_axis(cums, k - 1, axis=-1) - 1.0) / k
+    return np.maximum(shifted - tau, 0.0)
+
+
+def _multiclass_sparsemax(x, target, trace):
+    p = trace("sparsemax", sparsemax(x), "projection of the scores onto the simplex")
+    t, invalid = _labels(target, x.shape[-1])
+    x_y = np.where(invalid, np.nan, _gather(x, t))[..., None]
+    # sum over the support of p_c (x_c - x_y): the form optax writes, which never multiplies
+    # a score outside the support
+    inner = np.sum(np.where(p > 0, p * (x - x_y), 0.0), axis=-1)
+    return p, t, inner + 0.5 * (1.0 - np.sum(p * p, axis=-1))
+
+
+def multiclass_sparsemax_loss(input, target, *, reduction="mean", dtype=np.float32, trace=NO_TRACE):
+    """Multiclass sparsemax loss for scores ``(N, C)`` and class indices ``(N,)``: the
+    Fenchel-Young loss of the Gini negentropy, <p, x> - x_y + (1 - ||p||^2) / 2, p = sparsemax(x).
+
+    Zero exactly where sparsemax(x) is onehot(y); all-equal scores give p = 1/C.
+    """
+    x = trace("input", np.asarray(input, np.float64),
+              reading(input, "scores", classes=True, then="projects them onto the simplex (sparsemax)"))
+    _, _, loss = _multiclass_sparsemax(x, target, trace)
+    loss = trace("per-sample loss", loss, "<p, x - x_y> + (1 - |p|^2)/2")
+    return reduce(loss, reduction=reduction, trace=trace)
+
+
+def multiclass_sparsemax_loss_grad(input, target, *, reduction="mean", dtype=np.float32, trace=NO_TRACE):
+    """d/dx of :func:`multiclass_sparsemax_loss`: sparsemax(x) - onehot(y), the gradient of
+    every Fenchel-Young loss; continuous, so ties and scores at the support's edge need no rule."""
+    x = np.asarray(input, np.float64)
+    p, t, loss = _multiclass_sparsemax(x, target, NO_TRACE)
+    g = reduce_grad(p.shape[:-1], reduction=reduction)
+    d_x = np.where(np.isnan(loss)[..., None], np.nan, p - (np.arange(x.shape[-1]) == t[..., None]))
+    return {"input": chain(g, d_x)}

@@ -1,0 +1,338 @@
+"""Regression losses: absolute, squared, Huber (and smooth L1), log-cosh, percentage and
+squared-logarithmic errors, and the halved squared norm of one tensor (``tf.nn.l2_loss``).
+
+Every loss here is elementwise in the residual r = input - target (``input`` the prediction,
+``target`` the ground truth, both of one shape, no class axis). Keras writes y_true - y_pred
+for some of them: the sign is immaterial to |r|, r^2 and the even Huber and log-cosh.
+Keras' function forms then take the mean over the last axis (convention
+``sample_axis="mean"``), optax's return the elementwise losses, PyTorch reduces with
+none/sum/mean, PyTorch's ``l1_loss``/``mse_loss``/``huber_loss`` also take an elementwise
+``weight`` of the input's shape.
+
+Each oracle ``f`` has a gradient ``f_grad`` with the same arguments returning
+``{"input": ..., "target": ...}`` (d sum(out) / d each, float64, in the input's shape). At a
+kink the slope is the one autodiff frameworks take: |r| has slope sign(r), 0 at r = 0 (the
+derivative rule of abs in PyTorch, TensorFlow and JAX). A ``max(a, eps)`` passes its slope to
+``a`` at a tie ``a == eps`` (TensorFlow's Maximum gradient), or half of it with
+``floor_tie="half"`` (torch.maximum, jnp.maximum). Huber and
+smooth L1 are continuously differentiable: at |r| = delta both branches have slope
+sign(r) delta, so no convention is needed there.
+
+``dtype`` is the binding's compute dtype, used only to round the constants a framework writes
+in its own dtype (Keras' epsilon).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lossparity.reference._math import clip_grad, softplus, times
+from lossparity.reference.errors import OracleError
+from lossparity.reference.reduction import chain, reduce, reduce_grad
+from lossparity.reference.trace import NO_TRACE, reading
+
+
+# ----------------------------------------------------------------------------- shared stages
+
+def _residual(input, target, trace):
+    """r = input - target, float64 (exact for float32 inputs: the difference of two float32
+    numbers is a float64 number, short of overflow, which float64 leaves no room for)."""
+    x = trace("input", np.asarray(input, np.float64), reading(input, "predictions", classes=False))
+    y = np.asarray(target, np.float64)
+    with np.errstate(invalid="ignore"):
+        return trace("residual", x - y, "r = input - target")
+
+
+def _reduced(loss, weight, reduction, sample_axis, mean_by, trace):
+    """Weight the per-element loss (a weight of 0 wins over an infinite loss) and reduce it."""
+    if weight is not None:
+        weight = np.broadcast_to(np.asarray(weight, np.float64), np.shape(loss))
+        loss = trace("weight", times(weight, loss), "w * loss, elementwise")
+    return reduce(loss, reduction=reduction, sample_axis=sample_axis, denom_weight=weight,
+                  mean_by=mean_by, trace=trace)
+
+
+def _pulled(slope_x, slope_y, weight, reduction, sample_axis, mean_by):
+    """Chain the per-element slopes (d loss / d input, d loss / d target) through the weight
+    and the reduction."""
+    shape = np.shape(slope_x)
+    g = reduce_grad(shape, reduction=reduction, sample_axis=sample_axis, mean_by=mean_by,
+                    denom_weight=None if weight is None else np.broadcast_to(np.asarray(weight, np.float64), shape))
+    if weight is not None:
+        g = times(np.broadcast_to(np.asarray(weight, np.float64), shape), g)
+    out = {"input": chain(g, slope_x)}
+    if slope_y is not None:
+        out["target"] = chain(g, slope_y)
+    return out
+
+
+def _sign(r, at_zero=0.0):
+    """sign(r), the slope of |r|: NaN at NaN, and at r = 0 the slope d loss / d input that the
+    framework's autodiff takes (``abs_zero_slope``): 0 (PyTorch, TensorFlow: sign(0)), or -1
+    for Keras on JAX, which writes |y_true - y_pred| and whose abs has slope +1 at 0."""
+    r = np.asarray(r, np.float64)
+    return np.where(r == 0, at_zero, np.sign(r)) if at_zero else np.sign(r)
+
+
+def _floor_grad(v, eps, grad, floor_tie):
+    """Pull ``grad`` back through max(v, eps): passed where v > eps (and at NaN, which max
+    propagates), 0 where v < eps, and at a tie v == eps passed whole (``floor_tie="pass"``,
+    TensorFlow's Maximum gradient) or halved (``"half"``: torch.maximum and jnp.maximum split
+    a tie between their two arguments)."""
+    v = np.asarray(v, np.float64)
+    out = clip_grad(v, eps, None, grad)
+    if floor_tie == "half":
+        out = np.where(v == eps, 0.5 * out, out)
+    return out
+
+
+def _floor(eps, dtype):
+    """The floor ``eps`` rounded to ``dtype``, as a framework writes it in the tensor's dtype."""
+    return float(np.asarray(eps, dtype=dtype).astype(np.float64))
+
+
+# ----------------------------------------------------------------------------- absolute error
+
+def absolute_error(
+    input, target, *, weight=None, reduction="mean", sample_axis=None, mean_by="elements",
+    abs_zero_slope=0.0, dtype=np.float32, trace=NO_TRACE,
+):
+    """|input - target| elementwise, both of one shape; an optional ``weight`` of that shape
+    multiplies each term (PyTorch's ``l1_loss``, whose mean then divides by sum(weight):
+    ``mean_by="weights"``)."""
+    r = _residual(input, target, trace)
+    loss = trace("per-element loss", np.abs(r), "|r|")
+    return _reduced(loss, weight, reduction, sample_axis, mean_by, trace)
+
+
+def absolute_error_grad(
+    input, target, *, weight=None, reduction="mean", sample_axis=None, mean_by="elements",
+    abs_zero_slope=0.0, dtype=np.float32, trace=NO_TRACE,
+):
+    """d/d input = sign(r) (``abs_zero_slope`` at r = 0), d/d target = -sign(r)."""
+    r = _residual(input, target, NO_TRACE)
+    s = _sign(r, abs_zero_slope)
+    return _pulled(s, -s, weight, reduction, sample_axis, mean_by)
+
+
+# ----------------------------------------------------------------------------- squared error
+
+def squared_error(
+    input, target, *, weight=None, reduction="mean", sample_axis=None, mean_by="elements",
+    half_square=False, dtype=np.float32, trace=NO_TRACE,
+):
+    """(input - target)^2 elementwise, both of one shape; ``half_square`` halves it (optax's
+    ``l2_loss``, Bishop's convention); ``weight`` as in :func:`absolute_error`."""
+    r = _residual(input, target, trace)
+    loss = np.square(r)
+    loss = trace("per-element loss", 0.5 * loss if half_square else loss, "r^2 / 2" if half_square else "r^2")
+    return _reduced(loss, weight, reduction, sample_axis, mean_by, trace)
+
+
+def squared_error_grad(
+    input, target, *, weight=None, reduction="mean", sample_axis=None, mean_by="elements",
+    half_square=False, dtype=np.float32, trace=NO_TRACE,
+):
+    """d/d input = 2 r (r with ``half_square``), d/d target its negative."""
+    r = _residual(input, target, NO_TRACE)
+    s = r if half_square else 2.0 * r
+    return _pulled(s, -s, weight, reduction, sample_axis, mean_by)
+
+
+# ----------------------------------------------------------------------------- l2_loss (no target)
+
+def l2_loss(input, *, reduction="sum", half_square=False, dtype=np.float32, trace=NO_TRACE):
+    """The squared L2 norm of one tensor, sum(t^2) (``reduction="sum"``), or its elementwise
+    terms t^2 (``"none"``: optax's ``squared_error``/``l2_loss`` with ``targets=None``, whose
+    target is documented as zeros); ``half_square`` halves it (``tf.nn.l2_loss``:
+    sum(t^2) / 2)."""
+    t = trace("input", np.asarray(input, np.float64), reading(input, "values", classes=False))
+    loss = np.square(t)
+    loss = trace("per-element loss", 0.5 * loss if half_square else loss, "t^2 / 2" if half_square else "t^2")
+    return reduce(loss, reduction=reduction, trace=trace)
+
+
+def l2_loss_grad(input, *, reduction="sum", half_square=False, dtype=np.float32, trace=NO_TRACE):
+    """d/d input = 2 t (t with ``half_square``)."""
+    t = np.asarray(input, np.float64)
+    g = reduce_grad(np.shape(t), reduction=reduction)
+    return {"input": chain(g, t if half_square else 2.0 * t)}
+
+
+# ----------------------------------------------------------------------------- Huber, smooth L1
+
+def _check_delta(delta, huber_form, nonpositive_delta):
+    """Raise where the binding documents a check on delta: PyTorch's huber_loss takes delta > 0
+    only, its smooth_l1_loss beta >= 0 (beta = 0 is the L1 loss)."""
+    if nonpositive_delta is None:
+        return
+    bad = delta < 0 if huber_form == "smooth_l1" else delta <= 0
+    if bad:
+        raise OracleError(nonpositive_delta, f"delta (beta) = {delta} is out of the documented range")
+
+
+def huber(
+    input, target, *, delta=1.0, weight=None, reduction="mean", sample_axis=None, mean_by="elements",
+    huber_form="huber", nonpositive_delta=None, dtype=np.float32, trace=NO_TRACE,
+):
+    """Huber loss of r = input - target: r^2 / 2 where |r| <= delta, else delta (|r| - delta/2).
+
+    ``huber_form="smooth_l1"`` divides it by delta (PyTorch's smooth L1 loss with beta =
+    delta: r^2 / (2 beta) inside, |r| - beta/2 outside), and is |r| at delta = 0, its limit
+    (PyTorch documents beta = 0 as the L1 loss). The plain Huber loss at delta = 0 is 0.
+    ``nonpositive_delta`` names the error raised for a delta out of the documented range.
+    """
+    _check_delta(delta, huber_form, nonpositive_delta)
+    r = _residual(input, target, trace)
+    a = np.abs(r)
+    with np.errstate(invalid="ignore", over="ignore"):
+        # delta (|r| - delta/2) rather than delta |r| - delta^2 / 2: one rounding fewer, and no
+        # 0 * inf at delta = 0 (the plain loss is then identically 0).
+        loss = np.where(a <= delta, 0.5 * np.square(r), times(delta, a - 0.5 * delta))
+        loss = np.where(np.isnan(r), np.nan, loss)
+        note = "r^2/2 if |r| <= delta else delta (|r| - delta/2)"
+        if huber_form == "smooth_l1":
+            loss = a if delta == 0 else np.where(a < delta, 0.5 * np.square(r) / delta, a - 0.5 * delta)
+            note = "|r|, beta = 0" if delta == 0 else "r^2/(2 beta) if |r| < beta else |r| - beta/2"
+    loss = trace("per-element loss", loss, note)
+    return _reduced(loss, weight, reduction, sample_axis, mean_by, trace)
+
+
+def huber_grad(
+    input, target, *, delta=1.0, weight=None, reduction="mean", sample_axis=None, mean_by="elements",
+    huber_form="huber", nonpositive_delta=None, dtype=np.float32, trace=NO_TRACE,
+):
+    """d/d input = r where |r| <= delta, else sign(r) delta: clip(r, -delta, delta) (divided by
+    delta for smooth L1; sign(r) at beta = 0),
+    d/d target its negative. Continuous at |r| = delta, where both branches give +-delta."""
+    _check_delta(delta, huber_form, nonpositive_delta)
+    r = _residual(input, target, NO_TRACE)
+    # clip(r, -delta, delta) for delta >= 0, written as the slope of the branch each element
+    # takes, which is also what Keras and optax differentiate for a (meaningless) delta < 0
+    with np.errstate(invalid="ignore"):
+        s = np.where(np.abs(r) <= delta, r, _sign(r) * delta)
+    if huber_form == "smooth_l1":
+        s = _sign(r) if delta == 0 else s / delta
+    return _pulled(s, -s, weight, reduction, sample_axis, mean_by)
+
+
+# ----------------------------------------------------------------------------- log-cosh
+
+def log_cosh(
+    input, target, *, reduction="mean", sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+):
+    """log(cosh(r)) of r = input - target, +inf at r = +-inf.
+
+    Written log1p(cosh r - 1) with cosh r - 1 = expm1(a)^2 / (2 e^a), a = |r|: every step is
+    accurate in relative terms, where log(e^r + e^-r) - log 2 (optax) and
+    r + softplus(-2r) - log 2 (Keras) cancel against log 2 for small |r|. For a >= 20, where
+    e^a would overflow first, it is a - log 2 + softplus(-2a), with nothing left to cancel.
+    """
+    r = _residual(input, target, trace)
+    a = np.abs(r)
+    with np.errstate(over="ignore", invalid="ignore"):
+        m = np.minimum(a, 20.0)
+        moderate = np.log1p(np.square(np.expm1(m)) / (2.0 * np.exp(m)))
+        large = (a - np.log(2.0)) + softplus(-2.0 * a)
+        loss = np.where(a < 20.0, moderate, large)
+    loss = trace("per-element loss", loss, "log cosh r")
+    return reduce(loss, reduction=reduction, sample_axis=sample_axis, trace=trace)
+
+
+def log_cosh_grad(
+    input, target, *, reduction="mean", sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+):
+    """d/d input = tanh(r) (+-1 at r = +-inf), d/d target = -tanh(r)."""
+    r = _residual(input, target, NO_TRACE)
+    s = np.tanh(r)
+    return _pulled(s, -s, None, reduction, sample_axis, "elements")
+
+
+# ----------------------------------------------------------------------------- percentage error
+
+def mean_absolute_percentage_error(
+    input, target, *, reduction="mean", sample_axis=None, denominator_eps=None, floor_tie="pass",
+    abs_zero_slope=0.0,
+    dtype=np.float32, trace=NO_TRACE,
+):
+    """100 |target - input| / |target| elementwise (in percent of the target).
+
+    ``denominator_eps`` clamps the denominator from below: max(|target|, eps), eps rounded to
+    the compute dtype (Keras: ``backend.epsilon()`` = 1e-7 converted to y_pred's dtype). Plain,
+    a zero target gives +inf (NaN where the input is 0 too).
+    """
+    r = _residual(input, target, trace)
+    y = np.asarray(target, np.float64)
+    den = np.abs(y)
+    if denominator_eps is not None:
+        den = trace("clamp", np.maximum(den, _floor(denominator_eps, dtype)),
+                    f"max(|target|, {denominator_eps})")
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        loss = trace("per-element loss", 100.0 * (np.abs(r) / den), "100 |r| / |target|")
+    return reduce(loss, reduction=reduction, sample_axis=sample_axis, trace=trace)
+
+
+def mean_absolute_percentage_error_grad(
+    input, target, *, reduction="mean", sample_axis=None, denominator_eps=None, floor_tie="pass",
+    abs_zero_slope=0.0,
+    dtype=np.float32, trace=NO_TRACE,
+):
+    """d/d input = 100 sign(r) / m, m = max(|y|, eps), sign(0) being ``abs_zero_slope``;
+    d/d target = -100 sign(r) / m - 100 |r| sign(y) / m^2, the second term only where
+    |y| >= eps (at a tie |y| = eps whole or halved: ``floor_tie``), and 0 at y = 0 whatever
+    (sign(0) = 0)."""
+    r = _residual(input, target, NO_TRACE)
+    y = np.asarray(target, np.float64)
+    a = np.abs(y)
+    den = a if denominator_eps is None else np.maximum(a, _floor(denominator_eps, dtype))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        d_x = 100.0 * _sign(r, abs_zero_slope) / den
+        d_den = -100.0 * np.abs(r) / np.square(den)
+        if denominator_eps is not None:
+            d_den = _floor_grad(a, _floor(denominator_eps, dtype), d_den, floor_tie)
+        d_y = -d_x + times(_sign(y), d_den)
+    return _pulled(d_x, d_y, None, reduction, sample_axis, "elements")
+
+
+# ----------------------------------------------------------------------------- squared log error
+
+def _log1p_floored(v, value_floor, dtype, trace, name):
+    if value_floor is not None:
+        v = trace(f"floor {name}", np.maximum(v, _floor(value_floor, dtype)), f"max({name}, {value_floor})")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return v, np.log1p(v)
+
+
+def mean_squared_logarithmic_error(
+    input, target, *, reduction="mean", sample_axis=None, value_floor=None, floor_tie="pass",
+    dtype=np.float32, trace=NO_TRACE,
+):
+    """(log(1 + input) - log(1 + target))^2 elementwise, with log1p.
+
+    ``value_floor`` first raises both to at least eps (Keras: ``backend.epsilon()`` = 1e-7,
+    so negative values count as 1e-7). Plain, a value below -1 gives NaN and -1 gives +inf.
+    """
+    x = trace("input", np.asarray(input, np.float64), reading(input, "predictions", classes=False))
+    _, lx = _log1p_floored(x, value_floor, dtype, trace, "input")
+    _, ly = _log1p_floored(np.asarray(target, np.float64), value_floor, dtype, trace, "target")
+    with np.errstate(invalid="ignore"):
+        loss = trace("per-element loss", np.square(lx - ly), "(log1p(input) - log1p(target))^2")
+    return reduce(loss, reduction=reduction, sample_axis=sample_axis, trace=trace)
+
+
+def mean_squared_logarithmic_error_grad(
+    input, target, *, reduction="mean", sample_axis=None, value_floor=None, floor_tie="pass",
+    dtype=np.float32, trace=NO_TRACE,
+):
+    """d/d input = 2 (lx - ly) / (1 + x), 0 where the floor holds (x < eps); d/d target
+    = -2 (lx - ly) / (1 + y), likewise; at a tie x == eps whole or halved (``floor_tie``)."""
+    x, y = np.asarray(input, np.float64), np.asarray(target, np.float64)
+    fx, lx = _log1p_floored(x, value_floor, dtype, NO_TRACE, "input")
+    fy, ly = _log1p_floored(y, value_floor, dtype, NO_TRACE, "target")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = 2.0 * (lx - ly)
+        d_x, d_y = d / (1.0 + fx), -d / (1.0 + fy)
+    if value_floor is not None:
+        eps = _floor(value_floor, dtype)
+        d_x, d_y = _floor_grad(x, eps, d_x, floor_tie), _floor_grad(y, eps, d_y, floor_tie)
+    return _pulled(d_x, d_y, None, reduction, sample_axis, "elements")
