@@ -178,6 +178,19 @@ Binding(f"{_OPTAX}.multiclass_hinge_loss", "multiclass_hinge", "jax",
 Binding(f"{_OPTAX}.multiclass_perceptron_loss", "multiclass_hinge", "jax",
         f"{_OPTAX}.multiclass_perceptron_loss(input, target{{kw}})", fixed={**_NONE, "margin": 0.0},
         conventions={"invalid_label": "zeros"}),
+    # -- regression (reference/regression.py) --
+    # optax's regression losses are elementwise and never reduce; `targets` defaults to None,
+    # documented as a zero target: the no-target calls are bound to the l2_loss spec.
+    Binding(f"{_OPTAX}.squared_error", "squared_error", "jax", f"{_OPTAX}.squared_error(input, target{{kw}})",
+            fixed=_NONE),
+    Binding(f"{_OPTAX}.l2_loss", "squared_error", "jax", f"{_OPTAX}.l2_loss(input, target{{kw}})",
+            fixed=_NONE, conventions={"half_square": True}),
+    Binding(f"{_OPTAX}.squared_error", "l2_loss", "jax", f"{_OPTAX}.squared_error(input{{kw}})", fixed=_NONE),
+    Binding(f"{_OPTAX}.l2_loss", "l2_loss", "jax", f"{_OPTAX}.l2_loss(input{{kw}})",
+            fixed=_NONE, conventions={"half_square": True}),
+    Binding(f"{_OPTAX}.huber_loss", "huber", "jax", f"{_OPTAX}.huber_loss(input, target{{kw}})",
+            params={"delta": "delta"}, fixed=_NONE),
+    Binding(f"{_OPTAX}.log_cosh", "log_cosh", "jax", f"{_OPTAX}.log_cosh(input, target{{kw}})", fixed=_NONE),
 ]
 
 #: Public loss APIs deliberately left unbound, and why.

@@ -142,6 +142,11 @@ _CAT_FOCAL = {"alpha": "alpha", "gamma": "gamma", "from_logits": "from_logits",
 # torch.maximum); tf.maximum gives it all to its first argument, z.
 _HINGE_TIE = {"tensorflow": {"hinge_kink": 1.0}}
 
+# regression (reference/regression.py)
+_PER_SAMPLE = {"sample_axis": "mean"}  # keras' regression losses average the last axis, both forms
+_HALF_TIE = {"torch": {"floor_tie": "half"}, "jax": {"floor_tie": "half"}}  # maximum's slope at a tie
+_JAX_ABS = {"jax": {"abs_zero_slope": -1.0}}  # jax's |u| has slope +1 at u = 0; Keras writes u = y - x
+
 KERAS: list[Binding] = [
     *_keras("BinaryCrossentropy", "binary_crossentropy", "binary_cross_entropy", "from_logits=False",
             params=_SMOOTH, conventions={"prob_eps": _EPS, "sample_axis": "mean"}),
@@ -197,6 +202,17 @@ KERAS: list[Binding] = [
             conventions={"hinge_labels": "binary_if_all", "sample_axis": "mean"}),
     *_keras("CategoricalHinge", "categorical_hinge", "categorical_hinge",
             conventions={"hinge_neg": "masked_product"}, backends=_HINGE_TIE),
+    # -- regression (reference/regression.py) --
+    *_keras("MeanAbsoluteError", "mean_absolute_error", "absolute_error", conventions=_PER_SAMPLE,
+            backends=_JAX_ABS),
+    *_keras("MeanSquaredError", "mean_squared_error", "squared_error", conventions=_PER_SAMPLE),
+    *_keras("Huber", "huber", "huber", params={"delta": "delta"}, conventions=_PER_SAMPLE),
+    *_keras("LogCosh", "log_cosh", "log_cosh", conventions=_PER_SAMPLE),
+    *_keras("MeanAbsolutePercentageError", "mean_absolute_percentage_error", "mean_absolute_percentage_error",
+            conventions={**_PER_SAMPLE, "denominator_eps": _EPS},
+            backends={"torch": {"floor_tie": "half"}, "jax": {"floor_tie": "half", "abs_zero_slope": -1.0}}),
+    *_keras("MeanSquaredLogarithmicError", "mean_squared_logarithmic_error", "mean_squared_logarithmic_error",
+            conventions={**_PER_SAMPLE, "value_floor": _EPS}, backends=_HALF_TIE),
 ]
 
 #: Public names of ``keras.losses`` deliberately left unbound, and why (on every backend).

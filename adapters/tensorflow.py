@@ -110,6 +110,9 @@ BINDINGS: list[Binding] = [
             "tf.nn.ctc_loss(labels=target, logits=input, label_length=target_lengths, "
             "logit_length=input_lengths, logits_time_major=False{kw})",
             params={"blank": "blank_index"}, fixed=_NONE, conventions={"log_softmax_input": True}),
+    # -- regression (reference/regression.py) --
+    Binding("tf.nn.l2_loss", "l2_loss", "tensorflow", "tf.nn.l2_loss(input)",
+            fixed={"reduction": "sum"}, conventions={"half_square": True}),
 ]
 
 #: Public loss APIs deliberately left unbound, and why.

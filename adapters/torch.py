@@ -104,6 +104,9 @@ _CTC = dict(
     dtypes=("float64", "float32"),
 )
 
+# regression (reference/regression.py)
+_NONPOS = {"nonpositive_delta": "RuntimeError"}  # huber_loss: delta > 0; smooth_l1_loss: beta >= 0
+
 BINDINGS: list[Binding] = [
     *_pair("binary_cross_entropy", "BCELoss", "binary_cross_entropy",
            params={**_RED, "weight": "weight"},
@@ -168,6 +171,21 @@ Binding("torch.nn.functional.margin_ranking_loss", "margin_ranking", "torch",
 Binding("torch.nn.MarginRankingLoss", "margin_ranking", "torch",
         "torch.nn.MarginRankingLoss({kw})(input, input2, target)",
         params={**_RED, "margin": "margin"}, conventions={"hinge_kink": 1.0}),
+    # -- regression (reference/regression.py) --
+    # l1_loss and mse_loss take an elementwise weight (functional form only) and divide a
+    # weighted 'mean' by sum(weight); huber_loss's weighted 'mean' is a plain mean of the terms.
+    Binding("torch.nn.functional.l1_loss", "absolute_error", "torch", "F.l1_loss(input, target{kw})",
+            params={**_RED, "weight": "weight"}, conventions={"mean_by": "weights"}),
+    Binding("torch.nn.L1Loss", "absolute_error", "torch", "torch.nn.L1Loss({kw})(input, target)", params=_RED),
+    Binding("torch.nn.functional.mse_loss", "squared_error", "torch", "F.mse_loss(input, target{kw})",
+            params={**_RED, "weight": "weight"}, conventions={"mean_by": "weights"}),
+    Binding("torch.nn.MSELoss", "squared_error", "torch", "torch.nn.MSELoss({kw})(input, target)", params=_RED),
+    Binding("torch.nn.functional.huber_loss", "huber", "torch", "F.huber_loss(input, target{kw})",
+            params={**_RED, "delta": "delta", "weight": "weight"}, conventions=_NONPOS),
+    Binding("torch.nn.HuberLoss", "huber", "torch", "torch.nn.HuberLoss({kw})(input, target)",
+            params={**_RED, "delta": "delta"}, conventions=_NONPOS),
+    *_pair("smooth_l1_loss", "SmoothL1Loss", "huber", params={**_RED, "delta": "beta"},
+           conventions={"huber_form": "smooth_l1", **_NONPOS}),
 ]
 
 #: Public loss APIs deliberately left unbound, and why.

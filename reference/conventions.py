@@ -145,6 +145,43 @@ Convention(
     "a target outside {{-1, 1}} gets both terms, x + max(0, margin - x) "
     "(PyTorch's hinge_embedding_loss is written as where(y != 1, ...) + where(y != -1, ...))",
 ),
+        Convention(
+            "half_square", False,
+            "the squared term is halved, (x - y)^2 / 2 (Bishop's convention: optax's l2_loss, "
+            "tf.nn.l2_loss = sum(t^2) / 2)",
+        ),
+        Convention(
+            "huber_form", "huber",
+            "'{value}': the Huber loss divided by its delta (PyTorch's smooth L1 with beta = delta: "
+            "r^2 / (2 beta) inside, |r| - beta / 2 outside; beta = 0 is the L1 loss, where the "
+            "plain Huber loss is 0)",
+        ),
+        Convention(
+            "nonpositive_delta", None,
+            "a delta out of the documented range raises {value} (PyTorch: huber_loss needs "
+            "delta > 0, smooth_l1_loss beta >= 0); plain: delta = 0 gives the limit",
+        ),
+        Convention(
+            "denominator_eps", None,
+            "the denominator |y| of a percentage error is clamped from below at {value} in the "
+            "compute dtype (Keras' backend.epsilon()), so a zero target gives 100 |x| / eps",
+        ),
+        Convention(
+            "value_floor", None,
+            "predictions and targets are raised to at least {value} before log(1 + v) (Keras' "
+            "mean_squared_logarithmic_error): negative values and 0 count as eps, with no slope",
+        ),
+        Convention(
+            "floor_tie", "pass",
+            "at a tie of max(v, eps) (v exactly eps) the slope is {value}: torch.maximum and "
+            "jnp.maximum split it between both arguments, where TensorFlow's Maximum passes it "
+            "whole to v (Keras' percentage and squared-log errors on each backend)",
+        ),
+        Convention(
+            "abs_zero_slope", 0.0,
+            "at a zero residual |r| has slope {value} in the input, not sign(0) = 0: JAX's abs "
+            "has slope +1 at 0 (and -1 at NaN), and Keras writes |y_true - y_pred|",
+        ),
     ]
 }
 
