@@ -117,6 +117,21 @@ _CTC_PADDINGS = ("(jnp.arange(input.shape[1])[None, :] >= input_lengths[:, None]
 _CTC_OPTAX = dict(params={"blank": "blank_id"}, fixed=_NONE,
                   conventions={"log_softmax_input": True, "log_epsilon": -1e5})
 
+# segmentation (reference/segmentation.py)
+class _Source:
+    """A keyword value written as source: optax's reduce_fn takes a function (jnp.mean)."""
+    def __init__(self, text): self.text = text
+    def __repr__(self): return self.text
+    def __eq__(self, other): return isinstance(other, _Source) and other.text == self.text
+    def __hash__(self): return hash(self.text)
+
+_DICE = dict(params={"smooth": "smooth", "axis": "axis", "weight": "class_weights",
+                     "ignore_background": "ignore_background", "class_reduction": "reduction",
+                     "from_logits": "apply_softmax"},
+             defaults={"smooth": 1.0, "class_reduction": "mean", "from_logits": True}, fixed=_NONE,
+             conventions={"smooth_form": "tversky", "overlap_axes": "inner", "prob_check": "ValueError"})
+_OVERLAP_CONV = {"overlap_axes": "inner", "prob_check": "ValueError"}
+
 BINDINGS: list[Binding] = [
     Binding(f"{_OPTAX}.sigmoid_binary_cross_entropy", "binary_cross_entropy_with_logits", "jax",
             f"{_OPTAX}.sigmoid_binary_cross_entropy(input, target{{kw}})", fixed=_NONE),
@@ -191,6 +206,27 @@ Binding(f"{_OPTAX}.multiclass_perceptron_loss", "multiclass_hinge", "jax",
     Binding(f"{_OPTAX}.huber_loss", "huber", "jax", f"{_OPTAX}.huber_loss(input, target{{kw}})",
             params={"delta": "delta"}, fixed=_NONE),
     Binding(f"{_OPTAX}.log_cosh", "log_cosh", "jax", f"{_OPTAX}.log_cosh(input, target{{kw}})", fixed=_NONE),
+    # -- segmentation (reference/segmentation.py) --
+    Binding(f"{_OPTAX}.dice_loss", "dice", "jax", f"{_OPTAX}.dice_loss(input, target{{kw}})", **_DICE),
+    Binding(f"{_OPTAX}.dice_loss", "tversky", "jax", f"{_OPTAX}.dice_loss(input, target{{kw}})",
+            **{**_DICE, "params": {**_DICE["params"], "alpha": "alpha", "beta": "beta"},
+               "conventions": _OVERLAP_CONV}),
+    Binding(f"{_OPTAX}.binary_dice_loss", "dice", "jax", f"{_OPTAX}.binary_dice_loss(input, target{{kw}})",
+            params={"smooth": "smooth", "from_logits": "apply_sigmoid"},
+            defaults={"smooth": 1.0, "from_logits": True}, fixed={"reduction": "none", "class_reduction": "mean"},
+            conventions={"smooth_form": "tversky", "overlap_axes": "inner", "prob_check": "ValueError",
+                         "binary_channel": True}),
+    Binding(f"{_OPTAX}.multiclass_generalized_dice_loss", "generalized_dice", "jax",
+            f"{_OPTAX}.multiclass_generalized_dice_loss(input, target{{kw}})",
+            params={"smooth": "smooth", "from_logits": "apply_softmax", "ignore_background": "ignore_background"},
+            defaults={"smooth": 1.0, "from_logits": True}, fixed={"reduction": "mean"},
+            conventions={"weight_eps": 1e-7, "smooth_form": "tversky", "overlap_axes": "inner",
+                         "prob_check": "ValueError"}),
+    Binding(f"{_OPTAX}.ranking_softmax_loss", "ranking_softmax", "jax",
+            f"{_OPTAX}.ranking_softmax_loss(input, target, where=where.astype(bool){{kw}})",
+            params={"weight": "weights", "reduction": "reduce_fn"},
+            values={"reduction": {"mean": _Source("jnp.mean"), "sum": _Source("jnp.sum"), "none": None}},
+            conventions={"zero_division": "zero"}),
 ]
 
 #: Public loss APIs deliberately left unbound, and why.

@@ -213,6 +213,10 @@ KERAS: list[Binding] = [
             backends={"torch": {"floor_tie": "half"}, "jax": {"floor_tie": "half", "abs_zero_slope": -1.0}}),
     *_keras("MeanSquaredLogarithmicError", "mean_squared_logarithmic_error", "mean_squared_logarithmic_error",
             conventions={**_PER_SAMPLE, "value_floor": _EPS}, backends=_HALF_TIE),
+    # -- segmentation (reference/segmentation.py) --
+    *_keras("Dice", "dice", "dice", params={"axis": "axis"}, conventions={"dice_eps": _EPS}),
+    *_keras("Tversky", "tversky", "tversky", params={"axis": "axis", "alpha": "alpha", "beta": "beta"},
+            conventions={"dice_eps": _EPS}),
 ]
 
 #: Public names of ``keras.losses`` deliberately left unbound, and why (on every backend).

@@ -182,6 +182,36 @@ Convention(
             "at a zero residual |r| has slope {value} in the input, not sign(0) = 0: JAX's abs "
             "has slope +1 at 0 (and -1 at NaN), and Keras writes |y_true - y_pred|",
         ),
+        Convention(
+            "dice_eps", None,
+            "{value} is added to the denominator only, rounded to the tensor's dtype (Keras' "
+            "backend.epsilon() in dice and tversky): empty masks give 0 / eps, a loss of 1, not 0/0",
+        ),
+        Convention(
+            "smooth_form", "dice",
+            "'smooth' is added to the intersection and to the Tversky denominator "
+            "I + (P - I)/2 + (T - I)/2 ({value} form, optax dice_loss): Dice-form smoothing of 2 * smooth",
+        ),
+        Convention(
+            "overlap_axes", "all",
+            "with no 'axis', the overlap sums run over every axis but the first and the last "
+            "({value}: optax's batch and class axes are kept), not over every axis",
+        ),
+        Convention(
+            "prob_check", None,
+            "with from_logits=False, predictions whose sums over the class axis are not allclose to 1 "
+            "(rtol 1e-5) raise {value} (optax dice losses with apply_softmax=False)",
+        ),
+        Convention(
+            "binary_channel", False,
+            "a class axis of one is appended unless the last axis already has one entry "
+            "(optax binary_dice_loss): every element is its own sigmoid, the last axis is spatial",
+        ),
+        Convention(
+            "weight_eps", None,
+            "the automatic class weights are 1 / (F_c^2 + {value}), so a class absent from the "
+            "target gets a finite weight 1/{value} (optax multiclass_generalized_dice_loss)",
+        ),
     ]
 }
 

@@ -35,7 +35,7 @@ def _sigmoid(x):
         return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def _probabilities(x, from_logits, prob_check, trace):
+def _probabilities(x, from_logits, prob_check, dtype, trace):
     """The predicted probabilities: ``x`` itself, or (``from_logits``, optax's ``apply_softmax``)
     a sigmoid of each element when the class axis has one entry and a softmax over the class
     axis otherwise. ``prob_check="ValueError"``: probabilities that do not sum to 1 over the
@@ -48,7 +48,8 @@ def _probabilities(x, from_logits, prob_check, trace):
             return trace("activation", _sigmoid(x), "sigmoid of each logit (a class axis of one)")
         return trace("activation", _log_softmax_parts(x)[1], "softmax over the class axis")
     if prob_check is not None:
-        sums = np.sum(x, axis=-1)
+        # the framework's sum is rounded to the input dtype before allclose compares it with 1
+        sums = np.sum(x, axis=-1).astype(dtype).astype(np.float64)
         if not np.all(np.abs(sums - 1.0) <= 1e-8 + 1e-5):
             raise OracleError(prob_check, "predictions must be probability distributions over the class axis")
     return x
@@ -123,12 +124,12 @@ def _binary(x, t, binary_channel):
 
 
 def _tversky_loss(x, t, *, alpha, beta, n0, d0, extra, axis, weight, ignore_background, class_reduction,
-                  reduction, from_logits, prob_check, overlap_axes, binary_channel, trace, grad=False):
+                  reduction, from_logits, prob_check, overlap_axes, binary_channel, dtype, trace, grad=False):
     """Shared pipeline: activation, overlap sums, Tversky index, class weights, background,
     class reduction (the last remaining axis: ``sample_axis`` of the shared reduction), reduction."""
     x, t, _ = _binary(x, t, binary_channel)
     trace("input", x, reading(x, "logits" if from_logits else "probabilities", classes=True))
-    p = _probabilities(x, from_logits, prob_check, trace)
+    p = _probabilities(x, from_logits, prob_check, dtype, trace)
     axes = _axes(p.ndim, axis, overlap_axes)
     loss, num, den = _core(p, t, alpha, beta, n0, d0, axes, extra)
     trace("overlap", np.stack(np.broadcast_arrays(num, den)), f"numerator and denominator over axes {axes}")
@@ -187,7 +188,7 @@ def dice(
                          axis=axis, weight=weight, ignore_background=ignore_background,
                          class_reduction=class_reduction, reduction=reduction, from_logits=from_logits,
                          prob_check=prob_check, overlap_axes=overlap_axes, binary_channel=binary_channel,
-                         trace=trace)
+                         dtype=dtype, trace=trace)
 
 
 def dice_grad(
@@ -202,7 +203,7 @@ def dice_grad(
                       axis=axis, weight=weight, ignore_background=ignore_background,
                       class_reduction=class_reduction, reduction=reduction, from_logits=from_logits,
                       prob_check=prob_check, overlap_axes=overlap_axes, binary_channel=binary_channel,
-                      trace=NO_TRACE, grad=True)
+                      dtype=dtype, trace=NO_TRACE, grad=True)
     return {"input": _unbinary(d, np.asarray(input), binary_channel)}
 
 
@@ -224,7 +225,7 @@ def tversky(
                          d0=float(smooth) + _eps(dice_eps, dtype), extra=_eps(dice_eps, dtype), axis=axis, weight=weight,
                          ignore_background=ignore_background, class_reduction=class_reduction,
                          reduction=reduction, from_logits=from_logits, prob_check=prob_check,
-                         overlap_axes=overlap_axes, binary_channel=False, trace=trace)
+                         overlap_axes=overlap_axes, binary_channel=False, dtype=dtype, trace=trace)
 
 
 def tversky_grad(
@@ -237,7 +238,7 @@ def tversky_grad(
                       d0=float(smooth) + _eps(dice_eps, dtype), extra=_eps(dice_eps, dtype), axis=axis, weight=weight,
                       ignore_background=ignore_background, class_reduction=class_reduction,
                       reduction=reduction, from_logits=from_logits, prob_check=prob_check,
-                      overlap_axes=overlap_axes, binary_channel=False, trace=NO_TRACE, grad=True)
+                      overlap_axes=overlap_axes, binary_channel=False, dtype=dtype, trace=NO_TRACE, grad=True)
     return {"input": d}
 
 
