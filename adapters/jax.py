@@ -227,6 +227,25 @@ Binding(f"{_OPTAX}.multiclass_perceptron_loss", "multiclass_hinge", "jax",
             params={"weight": "weights", "reduction": "reduce_fn"},
             values={"reduction": {"mean": _Source("jnp.mean"), "sum": _Source("jnp.sum"), "none": None}},
             conventions={"zero_division": "zero"}),
+    # -- embedding (reference/embedding.py) --
+    Binding(f"{_OPTAX}.cosine_similarity", "cosine_similarity", "jax",
+            f"{_OPTAX}.cosine_similarity(input, target{{kw}})",
+            params={"epsilon": "epsilon", "axis": "axis"}, fixed=_NONE),
+    Binding(f"{_OPTAX}.cosine_distance", "cosine_similarity", "jax",
+            f"{_OPTAX}.cosine_distance(input, target{{kw}})",
+            params={"epsilon": "epsilon", "axis": "axis"}, fixed=_NONE,
+            conventions={"cosine_form": "distance"}),
+    # No swap parameter; eps goes into the sum of powers, and the differences are raised to
+    # norm_degree without their absolute value (read in optax/losses/_self_supervised.py).
+    Binding(f"{_OPTAX}.triplet_margin_loss", "triplet_margin", "jax",
+            f"{_OPTAX}.triplet_margin_loss(input, positive, negative{{kw}})",
+            params={"margin": "margin", "p": "norm_degree", "eps": "eps", "axis": "axis"},
+            defaults={"eps": 1e-6}, fixed=_NONE,
+            conventions={"distance_eps": "power_sum", "power_abs": False}),
+    # Cosines with epsilon=jnp.finfo(embeddings.dtype).eps on the squared norms; the mean over
+    # positive pairs is built in (a scalar).
+    Binding(f"{_OPTAX}.ntxent", "ntxent", "jax", f"{_OPTAX}.ntxent(input, target{{kw}})",
+            params={"temperature": "temperature"}, conventions={"sq_norm_eps": "finfo"}),
 ]
 
 #: Public loss APIs deliberately left unbound, and why.

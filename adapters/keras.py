@@ -217,6 +217,16 @@ KERAS: list[Binding] = [
     *_keras("Dice", "dice", "dice", params={"axis": "axis"}, conventions={"dice_eps": _EPS}),
     *_keras("Tversky", "tversky", "tversky", params={"axis": "axis", "alpha": "alpha", "beta": "beta"},
             conventions={"dice_eps": _EPS}),
+    # -- embedding (reference/embedding.py) --
+    # -sum(l2_normalize(y_true) * l2_normalize(y_pred)); keras.ops.normalize floors each norm
+    # at backend.epsilon() = 1e-7 as x * min(rsqrt(sum x^2), 1 / 1e-7) (keras/src/ops/nn.py).
+    *_keras("CosineSimilarity", "cosine_similarity", "cosine_similarity", params={"axis": "axis"},
+            conventions={"cosine_form": "negative", "norm_floor": _EPS}),
+    # ref_labels / ref_embeddings of the function form are left at None (the batch itself).
+    # The class form's losses carry a Keras mask (loss > 0), so its mean counts only those.
+    *_keras("Circle", "circle", "circle",
+            params={"gamma": "gamma", "margin": "margin", "remove_diagonal": "remove_diagonal"},
+            class_conventions={"mean_over": "positive", "zero_division": "zero"}),
 ]
 
 #: Public names of ``keras.losses`` deliberately left unbound, and why (on every backend).

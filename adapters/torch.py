@@ -107,6 +107,10 @@ _CTC = dict(
 # regression (reference/regression.py)
 _NONPOS = {"nonpositive_delta": "RuntimeError"}  # huber_loss: delta > 0; smooth_l1_loss: beta >= 0
 
+# embedding (reference/embedding.py)
+_TRIPLET = {"margin": "margin", "swap": "swap", "reduction": "reduction"}
+_POSITIVE_MARGIN = {"margin_domain": "ValueError"}
+
 BINDINGS: list[Binding] = [
     *_pair("binary_cross_entropy", "BCELoss", "binary_cross_entropy",
            params={**_RED, "weight": "weight"},
@@ -186,6 +190,34 @@ Binding("torch.nn.MarginRankingLoss", "margin_ranking", "torch",
             params={**_RED, "delta": "delta"}, conventions=_NONPOS),
     *_pair("smooth_l1_loss", "SmoothL1Loss", "huber", params={**_RED, "delta": "beta"},
            conventions={"huber_form": "smooth_l1", **_NONPOS}),
+    # -- embedding (reference/embedding.py) --
+    Binding("torch.nn.functional.cosine_embedding_loss", "cosine_embedding", "torch",
+            "F.cosine_embedding_loss(input, input2, target{kw})",
+            params={"margin": "margin", "reduction": "reduction"}, conventions={"sq_norm_add": 1e-12}),
+    Binding("torch.nn.CosineEmbeddingLoss", "cosine_embedding", "torch",
+            "torch.nn.CosineEmbeddingLoss({kw})(input, input2, target)",
+            params={"margin": "margin", "reduction": "reduction"}, conventions={"sq_norm_add": 1e-12}),
+    Binding("torch.nn.functional.triplet_margin_loss", "triplet_margin", "torch",
+            "F.triplet_margin_loss(input, positive, negative{kw})",
+            params={**_TRIPLET, "p": "p", "eps": "eps"}, defaults={"eps": 1e-6},
+            conventions=_POSITIVE_MARGIN),
+    Binding("torch.nn.TripletMarginLoss", "triplet_margin", "torch",
+            "torch.nn.TripletMarginLoss({kw})(input, positive, negative)",
+            params={**_TRIPLET, "p": "p", "eps": "eps"}, defaults={"eps": 1e-6},
+            conventions=_POSITIVE_MARGIN),
+    # The default distance is torch.pairwise_distance(x1, x2): p = 2, eps = 1e-6.
+    Binding("torch.nn.functional.triplet_margin_with_distance_loss", "triplet_margin", "torch",
+            "F.triplet_margin_with_distance_loss(input, positive, negative{kw})",
+            params=_TRIPLET, defaults={"eps": 1e-6}, conventions=_POSITIVE_MARGIN),
+    Binding("torch.nn.TripletMarginWithDistanceLoss", "triplet_margin", "torch",
+            "torch.nn.TripletMarginWithDistanceLoss({kw})(input, positive, negative)",
+            params=_TRIPLET, defaults={"eps": 1e-6}, conventions=_POSITIVE_MARGIN),
+    # An explicit distance_function in the call: 1 - cosine_similarity (its eps 1e-8 floors each norm).
+    Binding("torch.nn.functional.triplet_margin_with_distance_loss(cosine)", "triplet_margin", "torch",
+            "F.triplet_margin_with_distance_loss(input, positive, negative, "
+            "distance_function=lambda a, b: 1.0 - F.cosine_similarity(a, b, dim=-1){kw})",
+            params=_TRIPLET, requires={"distance": "cosine"}, defaults={"eps": 1e-8},
+            conventions=_POSITIVE_MARGIN),
 ]
 
 #: Public loss APIs deliberately left unbound, and why.

@@ -212,6 +212,47 @@ Convention(
             "the automatic class weights are 1 / (F_c^2 + {value}), so a class absent from the "
             "target gets a finite weight 1/{value} (optax multiclass_generalized_dice_loss)",
         ),
+    Convention(
+        "cosine_form", "similarity",
+        "the binding returns '{value}' of the cosine: 'negative' is -cos (Keras CosineSimilarity, "
+        "a loss to minimize), 'distance' is 1 - cos (optax cosine_distance)",
+    ),
+    Convention(
+        "norm_floor", None,
+        "each vector is divided by max(|x|, {value}), in Keras' form x * min(rsqrt(|x|^2), 1/{value}) "
+        "with 1/{value} rounded to the compute dtype (float16's 1e7 is inf: no floor), so a zero "
+        "vector has cosine 0",
+    ),
+    Convention(
+        "sq_norm_add", None,
+        "{value} (rounded to the input dtype) is added to each squared norm before the square "
+        "root (PyTorch cosine_embedding_loss's EPSILON = 1e-12), so a zero vector has cosine 0",
+    ),
+    Convention(
+        "sq_norm_eps", None,
+        "each squared norm is clipped from below at {value} ('finfo': the dtype's machine "
+        "epsilon, optax ntxent), so a norm below its square root counts as that root",
+    ),
+    Convention(
+        "distance_eps", "difference",
+        "eps is added where '{value}' says: 'power_sum' adds it to sum |d|^p before the p-th "
+        "root (optax triplet_margin_loss), not to each difference (torch pairwise_distance)",
+    ),
+    Convention(
+        "power_abs", True,
+        "the differences are raised to the power p without their absolute value "
+        "(optax triplet_margin_loss): an odd p gives a signed sum, not a norm, and a "
+        "non-integer p a NaN for a negative difference",
+    ),
+    Convention(
+        "margin_domain", None,
+        "a margin <= 0 raises {value} (PyTorch's triplet margin losses document a margin > 0)",
+    ),
+    Convention(
+        "mean_over", None,
+        "'mean' divides by the number of {value} losses only (Keras Circle masks the losses "
+        "<= 0 in the compute dtype: samples with no positive or no negative)",
+    ),
     ]
 }
 

@@ -265,14 +265,15 @@ def triplet_margin_grad(
         input, positive, negative, margin, p, eps, swap, axis, distance, distance_eps, power_abs,
         margin_domain, dtype)
     hinge = margin + dp - dneg
-    on = (hinge >= 0)[..., None]
+    # the hinge's slope multiplies the distances' slopes (0 where inactive, and for a NaN
+    # hinge, as jax.lax.max and torch's clamp_min give): a NaN slope stays NaN, as in autodiff
+    on = np.where(hinge >= 0, 1.0, 0.0)[..., None]
     sw = sw[..., None]
     zero = np.zeros_like(dp_a)
-    g_a = np.where(on, dp_a - (1.0 - sw) * dn_a, 0.0)
-    g_p = np.where(on, dp_p - (sw * ds_p if ds_p is not None else zero), 0.0)
-    g_n = np.where(on, -(1.0 - sw) * dn_n - (sw * ds_n if ds_n is not None else zero), 0.0)
-    lost = np.isnan(hinge)[..., None]  # a NaN distance (optax's odd root of a negative sum): NaN slopes
-    g_a, g_p, g_n = (np.where(lost, np.nan, v) for v in (g_a, g_p, g_n))
+    with np.errstate(invalid="ignore"):
+        g_a = on * (dp_a - (1.0 - sw) * dn_a)
+        g_p = on * (dp_p - (sw * ds_p if ds_p is not None else zero))
+        g_n = on * (-(1.0 - sw) * dn_n - (sw * ds_n if ds_n is not None else zero))
     g = reduce_grad(dp.shape, reduction=reduction)
     return {k: np.moveaxis(chain(g, v), -1, axis) for k, v in
             (("input", g_a), ("positive", g_p), ("negative", g_n))}
