@@ -15,6 +15,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -126,7 +127,7 @@ class FrameworkAdapter:
         A binding id is the dotted path users call (``optax.losses.safe_softmax_cross_entropy``);
         an older release that lacks it makes the binding a skipped cell, not a failure per case.
         """
-        head, *rest = binding.id.split(".")
+        head, *rest = re.split(r"[\[(]", binding.id)[0].split(".")  # "...loss(cosine)", "...Huber[jax]"
         obj = self.namespace().get(head)
         if obj is None:
             return None  # not a path from the adapter's imports: nothing to check

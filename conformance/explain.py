@@ -179,7 +179,11 @@ def check_param(name: str, value):
         return float(value)
     if domain is int and isinstance(value, int) and not isinstance(value, bool):
         return value
-    kinds = {bool: "true or false", int: "an integer", float: "a number"}
+    if domain is tuple:  # axes: one integer or a list of them
+        axes = value if isinstance(value, (list, tuple)) else [value]
+        if all(isinstance(a, int) and not isinstance(a, bool) for a in axes):
+            return value if isinstance(value, int) else tuple(axes)
+    kinds = {bool: "true or false", int: "an integer", float: "a number", tuple: "an axis or a list of axes"}
     raise CaseError(f"{name} must be {kinds[domain]}, got {_shown(value)}")
 
 

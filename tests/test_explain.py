@@ -165,8 +165,8 @@ def test_a_divergence_no_convention_explains_is_unexplained():
 
 @pytest.mark.parametrize("argv, message", [
     (["torch.nn.BCELos", "--input", "[0.5]", "--target", "[1]"],
-     "unknown binding 'torch.nn.BCELos'; did you mean torch.nn.BCELoss, torch.nn.NLLLoss, "
-     "torch.nn.BCEWithLogitsLoss? ('lossparity list' shows them all)"),
+     "unknown binding 'torch.nn.BCELos'; did you mean torch.nn.BCELoss, torch.nn.MSELoss, "
+     "torch.nn.CTCLoss? ('lossparity list' shows them all)"),
     (["torch.nn.BCELoss", "--input", "[0.5, 0.2]", "--target", "[1]"],
      "torch.nn.BCELoss: the target must have shape (2,) for an input of shape (2,); got (1,)"),
     (["torch.nn.CrossEntropyLoss", "--input", "[[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]]", "--target", "[2, 0, 1]"],
