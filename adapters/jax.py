@@ -132,21 +132,20 @@ _DICE = dict(params={"smooth": "smooth", "axis": "axis", "weight": "class_weight
              conventions={"smooth_form": "tversky", "overlap_axes": "inner", "prob_check": "ValueError"})
 _OVERLAP_CONV = {"overlap_axes": "inner", "prob_check": "ValueError"}
 
+def _optax(name: str, spec: str, *, fixed=_NONE, **kw) -> Binding:
+    """An ``optax.losses`` function called as ``f(input, target, **kw)``; optax never reduces over the batch."""
+    return Binding(f"{_OPTAX}.{name}", spec, "jax", f"{_OPTAX}.{name}(input, target{{kw}})", fixed=fixed, **kw)
+
+
 BINDINGS: list[Binding] = [
-    Binding(f"{_OPTAX}.sigmoid_binary_cross_entropy", "binary_cross_entropy_with_logits", "jax",
-            f"{_OPTAX}.sigmoid_binary_cross_entropy(input, target{{kw}})", fixed=_NONE),
-    Binding(f"{_OPTAX}.softmax_cross_entropy", "softmax_cross_entropy_soft", "jax",
-            f"{_OPTAX}.softmax_cross_entropy(input, target{{kw}})", fixed=_NONE),
-    Binding(f"{_OPTAX}.safe_softmax_cross_entropy", "softmax_cross_entropy_soft", "jax",
-            f"{_OPTAX}.safe_softmax_cross_entropy(input, target{{kw}})", fixed=_NONE),
-    Binding(f"{_OPTAX}.softmax_cross_entropy_with_integer_labels", "softmax_cross_entropy", "jax",
-            f"{_OPTAX}.softmax_cross_entropy_with_integer_labels(input, target{{kw}})", fixed=_NONE,
+    _optax("sigmoid_binary_cross_entropy", "binary_cross_entropy_with_logits"),
+    _optax("softmax_cross_entropy", "softmax_cross_entropy_soft"),
+    _optax("safe_softmax_cross_entropy", "softmax_cross_entropy_soft"),
+    _optax("softmax_cross_entropy_with_integer_labels", "softmax_cross_entropy",
             conventions={"invalid_label": "wrap_negative"}),
-    Binding(f"{_OPTAX}.kl_divergence", "kl_div", "jax",
-            f"{_OPTAX}.kl_divergence(input, target{{kw}})", fixed=_NONE,
+    _optax("kl_divergence", "kl_div",
             conventions={"sample_axis": "sum"}),
-    Binding(f"{_OPTAX}.kl_divergence_with_log_targets", "kl_div", "jax",
-            f"{_OPTAX}.kl_divergence_with_log_targets(input, target{{kw}})", fixed=_NONE,
+    _optax("kl_divergence_with_log_targets", "kl_div",
             requires={"log_target": True}, conventions={"sample_axis": "sum"}),
     Binding("jax.scipy.special.entr", "entropy", "jax", "jax.scipy.special.entr(input{kw}).sum(-1)"),
     Binding("jax.scipy.special.rel_entr", "kl_divergence", "jax",
@@ -154,11 +153,9 @@ BINDINGS: list[Binding] = [
     # -- likelihood (reference/likelihood.py) --
     # t log(t / q) - t + q summed over the last axis, input log q; convex_kl_divergence is its
     # deprecated alias (it warns, and calls generalized_kl_divergence).
-    Binding(f"{_OPTAX}.generalized_kl_divergence", "generalized_kl_div", "jax",
-            f"{_OPTAX}.generalized_kl_divergence(input, target{{kw}})", fixed=_NONE,
+    _optax("generalized_kl_divergence", "generalized_kl_div",
             conventions={"sample_axis": "sum"}),
-    Binding(f"{_OPTAX}.convex_kl_divergence", "generalized_kl_div", "jax",
-            f"{_OPTAX}.convex_kl_divergence(input, target{{kw}})", fixed=_NONE,
+    _optax("convex_kl_divergence", "generalized_kl_div",
             conventions={"sample_axis": "sum"}),
     # -- ctc (reference/ctc.py) --
     Binding(f"{_OPTAX}.ctc_loss", "ctc", "jax",
@@ -169,56 +166,40 @@ BINDINGS: list[Binding] = [
     # sigmoid_focal_loss balances the classes whenever alpha is given (its alpha defaults to
     # None): so, against the spec's Keras-shaped parameters, its own defaults are
     # apply_class_balancing=True with alpha=None (which the oracle reads as no balancing).
-    Binding(f"{_OPTAX}.sigmoid_focal_loss", "binary_focal_cross_entropy_with_logits", "jax",
-            f"{_OPTAX}.sigmoid_focal_loss(input, target{{kw}})",
-            params={"alpha": "alpha", "gamma": "gamma"},
-            defaults={"apply_class_balancing": True, "alpha": None}, fixed=_NONE),
-    Binding(f"{_OPTAX}.poly_loss_cross_entropy", "poly_loss_cross_entropy", "jax",
-            f"{_OPTAX}.poly_loss_cross_entropy(input, target{{kw}})",
-            params={"epsilon": "epsilon"}, fixed=_NONE),
-    Binding(f"{_OPTAX}.sparsemax_loss", "sparsemax_loss", "jax",
-            f"{_OPTAX}.sparsemax_loss(input, target{{kw}})", fixed=_NONE),
-    Binding(f"{_OPTAX}.multiclass_sparsemax_loss", "multiclass_sparsemax_loss", "jax",
-            f"{_OPTAX}.multiclass_sparsemax_loss(input, target{{kw}})", fixed=_NONE),
+    _optax("sigmoid_focal_loss", "binary_focal_cross_entropy_with_logits", params={"alpha": "alpha", "gamma": "gamma"},
+            defaults={"apply_class_balancing": True, "alpha": None}),
+    _optax("poly_loss_cross_entropy", "poly_loss_cross_entropy", params={"epsilon": "epsilon"}),
+    _optax("sparsemax_loss", "sparsemax_loss"),
+    _optax("multiclass_sparsemax_loss", "multiclass_sparsemax_loss"),
     # -- margin (reference/margin.py) --
     # jnp.maximum and jnp.max split a tie's slope evenly: hinge_kink=0.5 (the plain value).
     # perceptron_loss / multiclass_perceptron_loss are the hinge / multiclass hinge at margin 0.
     # jax.nn.one_hot gives an all-zero row for a label outside [0, C): invalid_label="zeros".
-Binding(f"{_OPTAX}.hinge_loss", "hinge", "jax", f"{_OPTAX}.hinge_loss(input, target{{kw}})", fixed=_NONE),
-Binding(f"{_OPTAX}.perceptron_loss", "hinge", "jax", f"{_OPTAX}.perceptron_loss(input, target{{kw}})",
-        fixed={**_NONE, "margin": 0.0}),
-Binding(f"{_OPTAX}.multiclass_hinge_loss", "multiclass_hinge", "jax",
-        f"{_OPTAX}.multiclass_hinge_loss(input, target{{kw}})", fixed=_NONE,
+    _optax("hinge_loss", "hinge"),
+    _optax("perceptron_loss", "hinge", fixed={**_NONE, "margin": 0.0}),
+    _optax("multiclass_hinge_loss", "multiclass_hinge",
         conventions={"invalid_label": "zeros"}),
-Binding(f"{_OPTAX}.multiclass_perceptron_loss", "multiclass_hinge", "jax",
-        f"{_OPTAX}.multiclass_perceptron_loss(input, target{{kw}})", fixed={**_NONE, "margin": 0.0},
+    _optax("multiclass_perceptron_loss", "multiclass_hinge", fixed={**_NONE, "margin": 0.0},
         conventions={"invalid_label": "zeros"}),
     # -- regression (reference/regression.py) --
     # optax's regression losses are elementwise and never reduce; `targets` defaults to None,
     # documented as a zero target: the no-target calls are bound to the l2_loss spec.
-    Binding(f"{_OPTAX}.squared_error", "squared_error", "jax", f"{_OPTAX}.squared_error(input, target{{kw}})",
-            fixed=_NONE),
-    Binding(f"{_OPTAX}.l2_loss", "squared_error", "jax", f"{_OPTAX}.l2_loss(input, target{{kw}})",
-            fixed=_NONE, conventions={"half_square": True}),
+    _optax("squared_error", "squared_error"),
+    _optax("l2_loss", "squared_error", conventions={"half_square": True}),
     Binding(f"{_OPTAX}.squared_error", "l2_loss", "jax", f"{_OPTAX}.squared_error(input{{kw}})", fixed=_NONE),
     Binding(f"{_OPTAX}.l2_loss", "l2_loss", "jax", f"{_OPTAX}.l2_loss(input{{kw}})",
             fixed=_NONE, conventions={"half_square": True}),
-    Binding(f"{_OPTAX}.huber_loss", "huber", "jax", f"{_OPTAX}.huber_loss(input, target{{kw}})",
-            params={"delta": "delta"}, fixed=_NONE),
-    Binding(f"{_OPTAX}.log_cosh", "log_cosh", "jax", f"{_OPTAX}.log_cosh(input, target{{kw}})", fixed=_NONE),
+    _optax("huber_loss", "huber", params={"delta": "delta"}),
+    _optax("log_cosh", "log_cosh"),
     # -- segmentation (reference/segmentation.py) --
-    Binding(f"{_OPTAX}.dice_loss", "dice", "jax", f"{_OPTAX}.dice_loss(input, target{{kw}})", **_DICE),
-    Binding(f"{_OPTAX}.dice_loss", "tversky", "jax", f"{_OPTAX}.dice_loss(input, target{{kw}})",
-            **{**_DICE, "params": {**_DICE["params"], "alpha": "alpha", "beta": "beta"},
+    _optax("dice_loss", "dice", **_DICE),
+    _optax("dice_loss", "tversky", **{**_DICE, "params": {**_DICE["params"], "alpha": "alpha", "beta": "beta"},
                "conventions": _OVERLAP_CONV}),
-    Binding(f"{_OPTAX}.binary_dice_loss", "dice", "jax", f"{_OPTAX}.binary_dice_loss(input, target{{kw}})",
-            params={"smooth": "smooth", "from_logits": "apply_sigmoid"},
+    _optax("binary_dice_loss", "dice", params={"smooth": "smooth", "from_logits": "apply_sigmoid"},
             defaults={"smooth": 1.0, "from_logits": True}, fixed={"reduction": "none", "class_reduction": "mean"},
             conventions={"smooth_form": "tversky", "overlap_axes": "inner", "prob_check": "ValueError",
                          "binary_channel": True}),
-    Binding(f"{_OPTAX}.multiclass_generalized_dice_loss", "generalized_dice", "jax",
-            f"{_OPTAX}.multiclass_generalized_dice_loss(input, target{{kw}})",
-            params={"smooth": "smooth", "from_logits": "apply_softmax", "ignore_background": "ignore_background"},
+    _optax("multiclass_generalized_dice_loss", "generalized_dice", params={"smooth": "smooth", "from_logits": "apply_softmax", "ignore_background": "ignore_background"},
             defaults={"smooth": 1.0, "from_logits": True}, fixed={"reduction": "mean"},
             conventions={"weight_eps": 1e-7, "smooth_form": "tversky", "overlap_axes": "inner",
                          "prob_check": "ValueError"}),
@@ -228,12 +209,8 @@ Binding(f"{_OPTAX}.multiclass_perceptron_loss", "multiclass_hinge", "jax",
             values={"reduction": {"mean": _Source("jnp.mean"), "sum": _Source("jnp.sum"), "none": None}},
             conventions={"zero_division": "zero"}),
     # -- embedding (reference/embedding.py) --
-    Binding(f"{_OPTAX}.cosine_similarity", "cosine_similarity", "jax",
-            f"{_OPTAX}.cosine_similarity(input, target{{kw}})",
-            params={"epsilon": "epsilon", "axis": "axis"}, fixed=_NONE),
-    Binding(f"{_OPTAX}.cosine_distance", "cosine_similarity", "jax",
-            f"{_OPTAX}.cosine_distance(input, target{{kw}})",
-            params={"epsilon": "epsilon", "axis": "axis"}, fixed=_NONE,
+    _optax("cosine_similarity", "cosine_similarity", params={"epsilon": "epsilon", "axis": "axis"}),
+    _optax("cosine_distance", "cosine_similarity", params={"epsilon": "epsilon", "axis": "axis"},
             conventions={"cosine_form": "distance"}),
     # No swap parameter; eps goes into the sum of powers, and the differences are raised to
     # norm_degree without their absolute value (read in optax/losses/_self_supervised.py).
@@ -244,8 +221,7 @@ Binding(f"{_OPTAX}.multiclass_perceptron_loss", "multiclass_hinge", "jax",
             conventions={"distance_eps": "power_sum", "power_abs": False}),
     # Cosines with epsilon=jnp.finfo(embeddings.dtype).eps on the squared norms; the mean over
     # positive pairs is built in (a scalar).
-    Binding(f"{_OPTAX}.ntxent", "ntxent", "jax", f"{_OPTAX}.ntxent(input, target{{kw}})",
-            params={"temperature": "temperature"}, conventions={"sq_norm_eps": "finfo"}),
+    _optax("ntxent", "ntxent", fixed={}, params={"temperature": "temperature"}, conventions={"sq_norm_eps": "finfo"}),
 ]
 
 #: Public loss APIs deliberately left unbound, and why.
