@@ -126,7 +126,13 @@ def on(backend: str, bindings: list[Binding]) -> list[Binding]:
 
 _SMOOTH = {"label_smoothing": "label_smoothing"}
 _IGNORE = {"ignore_index": "ignore_class"}
-_UNCHECKED = {"jax": {"invalid_label": "nan"}, "torch": {"invalid_label": "nan"}}
+# The JAX backend one-hot encodes the labels (jax.nn.one_hot: an invalid label is a row of
+# zeros) and, on probabilities, divides by the sum *before* the clip; the torch backend hands
+# logits to torch's cross_entropy and clipped log-probabilities to nll_loss (renormalized before
+# the clip too), which raise IndexError for a label out of range (and ignore -100, their default).
+_SPARSE_LOGITS = {"jax": {"invalid_label": "zeros"}, "torch": {"invalid_label": "IndexError"}}
+_SPARSE_PROBS = {"jax": {"invalid_label": "zeros", "renormalize": "before_clip"},
+                 "torch": {"invalid_label": "IndexError", "renormalize": "before_clip"}}
 
 #: Every binding once, without a backend.
 # classification (reference/classification.py)
@@ -159,10 +165,10 @@ KERAS: list[Binding] = [
     *_keras("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
             "sparse_categorical_cross_entropy", "from_logits=False", params=_IGNORE,
             conventions={"prob_eps": _EPS, "renormalize": "after_clip", "zero_division": "zero",
-                         "invalid_label": "InvalidArgumentError"}, backends=_UNCHECKED),
+                         "invalid_label": "InvalidArgumentError"}, backends=_SPARSE_PROBS),
     *_keras("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
             "softmax_cross_entropy", "from_logits=True", params=_IGNORE,
-            conventions={"zero_division": "zero", "invalid_label": "InvalidArgumentError"}, backends=_UNCHECKED),
+            conventions={"zero_division": "zero", "invalid_label": "InvalidArgumentError"}, backends=_SPARSE_LOGITS),
     *_keras("KLDivergence", "kl_divergence", "kl_div_probs", conventions={"prob_eps": _EPS}),
     # -- likelihood (reference/likelihood.py) --
     # y_pred - y_true log(y_pred + epsilon) on rates, epsilon = backend.epsilon() = 1e-7 in the

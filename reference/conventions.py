@@ -77,7 +77,8 @@ CONVENTIONS: dict[str, Convention] = {
             "invalid_label", "nan",
             "a class index outside [0, C) that is not ignored gives '{value}' "
             "(an exception class name means the binding raises it; 'wrap_negative' reads "
-            "-C <= t < 0 as t + C, NumPy-style, and gives nan elsewhere)",
+            "-C <= t < 0 as t + C, NumPy-style, and gives nan elsewhere; 'zeros' reads it as an "
+            "all-zero one-hot row: a loss of 0 with slope 0, as jax.nn.one_hot gives)",
         ),
         Convention(
             "stirling_cutoff", "above_one",

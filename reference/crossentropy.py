@@ -154,7 +154,7 @@ def _class_targets(target, n_classes, ignore_index, invalid_label, trace):
     invalid = counted & ((t < 0) | (t >= n_classes))
     if invalid.any():
         bad = t[invalid].ravel()[0]
-        if invalid_label not in ("nan", "clamp", "wrap", "wrap_negative"):
+        if invalid_label not in ("nan", "clamp", "wrap", "wrap_negative", "zeros"):
             raise OracleError(invalid_label, f"target {bad} is outside [0, {n_classes})")
         trace("invalid labels", invalid, f"{invalid_label}: target {bad} outside [0, {n_classes})")
     if invalid_label == "clamp":
@@ -194,6 +194,8 @@ def _indexed_loss(logp, target, weight, ignore_index, label_smoothing, reduction
     w, w_t = _class_weights(weight, n_classes, safe)
     nll = np.where(invalid, np.nan, -_gather(logp, safe))
     loss = np.where(invalid, np.nan, times(w_t, nll))  # a weight of 0 must not hide the nan
+    if invalid_label == "zeros":  # a one-hot row of zeros: the label selects nothing, and costs 0
+        loss = np.where(invalid, 0.0, loss)
     if label_smoothing:
         smooth = -np.sum(times(w, logp), axis=-1) / n_classes
         loss = trace("smoothing", (1.0 - label_smoothing) * loss + label_smoothing * smooth,
@@ -214,7 +216,7 @@ def _indexed_grad(n_classes, target, weight, ignore_index, label_smoothing, redu
     a = np.where(np.arange(n_classes) == safe[..., None], w_t[..., None], 0.0)
     if label_smoothing:
         a = (1.0 - label_smoothing) * a + label_smoothing * w / n_classes
-    a = np.where(invalid[..., None], np.nan, a)
+    a = np.where(invalid[..., None], 0.0 if invalid_label == "zeros" else np.nan, a)
     g = reduce_grad(safe.shape, reduction=reduction, mask=counted, denom_weight=w_t, mean_by=mean_by,
                     zero_division=zero_division)
     return a, g
