@@ -97,4 +97,7 @@ PARAMETERS: dict[str, object] = {
 
 for _family in families.modules():
     SPECS.update({s.name: s for s in _family.SPECS})
-    PARAMETERS.update(_family.PARAMETERS)
+    for _name, _domain in _family.PARAMETERS.items():  # one vocabulary: a name means one thing
+        if PARAMETERS.setdefault(_name, _domain) != _domain:
+            raise TypeError(f"{_family.__name__} declares parameter {_name!r} as {_domain!r}, "
+                            f"already declared as {PARAMETERS[_name]!r}")

@@ -285,7 +285,6 @@ SPECS: list[Spec] = [
 
 PARAMETERS: dict[str, object] = {
     "epsilon": float,
-    "axis": int,
     "margin": float,
     "p": float,
     "eps": float,

@@ -308,5 +308,4 @@ SPECS: list[Spec] = [
 
 PARAMETERS: dict[str, object] = {
     "margin": float,
-    "p": int,
 }
