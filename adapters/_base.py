@@ -36,6 +36,9 @@ class Outcome:
     error_mro: tuple[str, ...] = ()  # its class and bases, to match documented error classes
     error_message: str | None = None
     seconds: float = 0.0
+    #: Compilations (jit compiles, tf.function traces) the call caused: nonzero for the first
+    #: case of a shape bucket in a compiled mode, zero for the cases that reuse it.
+    compiled: int = 0
     #: d sum(loss) / d name for each differentiated argument ("input", "target"), canonical
     #: layout, as (float64 copy, dtype); or the error text "ErrorClass: message".
     grads: dict[str, tuple[np.ndarray, str] | str] = field(default_factory=dict)
@@ -92,7 +95,8 @@ class FrameworkAdapter:
 
     def __init__(self):
         self._namespace: dict | None = None
-        self._compiled: dict[str, Any] = {}
+        self._compiled: dict[tuple, dict] = {}
+        self._recent: dict[tuple, tuple] = {}
         self.device, self.tf32 = "cpu", False
 
     # -- device -------------------------------------------------------------------------
@@ -192,6 +196,18 @@ class FrameworkAdapter:
             raise NotImplementedError(f"the {self.framework} adapter has no {mode} mode or gradients")
         return ""
 
+    #: Whether ``compilations`` counts every compilation in the process (JAX's eager mode
+    #: compiles each primitive per shape, outside any function of ours) rather than those of
+    #: the functions it is given.
+    counts_process_wide: bool = False
+
+    def compilations(self, functions: dict) -> int:
+        """A count that grows by one with each compilation or trace the framework makes, for the
+        functions of one call text (``functions``, from ``_functions``) or process-wide
+        (``counts_process_wide``); 0 for a framework that never compiles. ``call`` records
+        how much each call made it grow: the compile count of a run."""
+        return 0
+
     # -- shared machinery ---------------------------------------------------------------
     def namespace(self) -> dict:
         if self._namespace is None:
@@ -226,13 +242,27 @@ class FrameworkAdapter:
     def _functions(self, source: str, args: list[str], wrt: list[str], mode: str) -> dict:
         """``loss_fn`` and ``value_and_grad`` of one call text, compiled once per mode (so a
         jitted function is reused across cases and traced per shape by the framework)."""
-        text = self.function_source(source, args, wrt, mode)
-        found = self._compiled.get(text)
+        key = (source, tuple(args), tuple(wrt), mode)
+        found = self._compiled.get(key)
         if found is None:
             found = dict(self.namespace())
+            text = self.function_source(source, args, wrt, mode)
             exec(compile(text, f"<{mode}: {source}>", "exec"), found)  # noqa: S102 - our own source
-            self._compiled[text] = found
+            self._compiled[key] = found
         return found
+
+    def _prepared(self, binding: Binding, case: Case, dtype: str) -> tuple[str, dict, list[str]]:
+        """The call text, framework-layout arrays and argument names of a case: the same for
+        each of its modes, so kept for the last few cases (a batch runs a case's modes in a row)."""
+        key = (binding.key, case.id, dtype)
+        found = self._recent.get(key)
+        if found is None or found[0] is not case:  # the very case object, not another of that id
+            arrays = self.framework_arrays(binding, case, dtype)
+            found = case, self.source(binding, case), arrays, self.used_arrays(binding, case, arrays)
+            if len(self._recent) >= 8:
+                self._recent.pop(next(iter(self._recent)))
+            self._recent[key] = found
+        return found[1:]
 
     def function_source(self, source: str, args: list[str], wrt: list[str], mode: str) -> str:
         sig = ", ".join(args)
@@ -252,40 +282,48 @@ class FrameworkAdapter:
         args = self.used_arrays(binding, case, arrays)
         wrt = [n for n in wrt if n in args]
 
-        def fresh():
-            return {n: self.to_framework(arrays[n], dtype) for n in args}
+        outcome = Outcome()
+        counted: list[tuple[dict, int]] = []  # the functions called, with their compile count before
+
+        def run(wrt_: list[str]):
+            functions = self._functions(source, args, wrt_, mode)
+            counted.append((functions, self.compilations(functions)))
+            fresh = {n: self.to_framework(arrays[n], dtype) for n in args}
+            return functions["value_and_grad"](**fresh) if wrt_ else (functions["loss_fn"](**fresh), [])
+
+        def done() -> Outcome:
+            outcome.seconds = time.perf_counter() - start
+            if self.counts_process_wide:  # one counter: what it grew by over the whole call
+                outcome.compiled = self.compilations({}) - counted[0][1] if counted else 0
+            else:
+                outcome.compiled = sum(self.compilations(f) - before for f, before in counted)
+            return outcome
 
         start = time.perf_counter()
-        outcome = Outcome()
         try:
-            if wrt:
-                value, grads = self._functions(source, args, wrt, mode)["value_and_grad"](**fresh())
-            else:
-                value, grads = self._functions(source, args, [], mode)["loss_fn"](**fresh()), []
+            value, grads = run(wrt)
             outcome.value, outcome.dtype = self.to_numpy(value)
         except Exception as exc:  # noqa: BLE001 - every framework error is an outcome
             first = exc
             grads = None
         if grads is None:
             try:
-                value = self._functions(source, args, [], mode)["loss_fn"](**fresh())
+                value, _ = run([])
                 outcome.value, outcome.dtype = self.to_numpy(value)
             except Exception as exc:  # noqa: BLE001
                 outcome.error_type, outcome.error_mro = type(exc).__name__, tuple(c.__name__ for c in type(exc).__mro__)
                 outcome.error_message = _first_line(exc)
-                outcome.seconds = time.perf_counter() - start
-                return outcome
+                return done()
             outcome.grads = {n: _describe(first) for n in wrt}
             if len(wrt) > 1:  # the input's gradient may still come
                 try:
-                    _, (g,) = self._functions(source, args, wrt[:1], mode)["value_and_grad"](**fresh())
+                    _, (g,) = run(wrt[:1])
                     outcome.grads.update(self._grads(binding, wrt[:1], [g], arrays, dtype))
                 except Exception as exc:  # noqa: BLE001
                     outcome.grads[wrt[0]] = _describe(exc)
         else:
             outcome.grads = self._grads(binding, wrt, grads, arrays, dtype)
-        outcome.seconds = time.perf_counter() - start
-        return outcome
+        return done()
 
     def _grads(self, binding, wrt, grads, arrays, dtype) -> dict:
         out = {}

@@ -93,6 +93,23 @@ class JaxAdapter(FrameworkAdapter):
         return [f"optax.losses.{n}" for n in dir(losses)
                 if not n.startswith("_") and callable(getattr(losses, n))]
 
+    counts_process_wide = True  # eager JAX compiles each primitive per shape, outside our functions
+
+    def prepare(self):
+        super().prepare()
+        self._backend_compiles = 0
+        # Every XLA compilation, jitted function or eager primitive, reports its duration here.
+        from jax import monitoring
+
+        def count(event, _duration, **_kw):
+            if event == "/jax/core/compile/backend_compile_duration":  # jax._src.dispatch.BACKEND_COMPILE_EVENT
+                self._backend_compiles += 1
+        monitoring.register_event_duration_secs_listener(count)
+
+    def compilations(self, functions):
+        self.namespace()
+        return self._backend_compiles
+
     def program(self, args, wrt, mode):
         sig, ws = ", ".join(args), ", ".join(wrt)
         lines = [f"def value_and_grad({sig}):",

@@ -58,6 +58,12 @@ class TensorFlowAdapter(FrameworkAdapter):
             return ""
         return f"tf.config.experimental.enable_tensor_float_32_execution({self.tf32})\n"
 
+    def compilations(self, functions):
+        """Traces of the call text's ``tf.function`` objects (with ``jit_compile=True`` each
+        trace is also one XLA compilation)."""
+        return sum(f.experimental_get_tracing_count() for f in (functions.get("loss_fn"), functions.get("value_and_grad"))
+                   if hasattr(f, "experimental_get_tracing_count"))
+
     def public_losses(self):
         """The ``tf.nn`` losses: names ending ``_loss`` or holding ``cross_entropy``."""
         tf = self.namespace()["tf"]

@@ -65,6 +65,15 @@ class TorchAdapter(FrameworkAdapter):
                      and (n.endswith("_loss") or "cross_entropy" in n or n == "kl_div")]
         return [f"torch.nn.{n}" for n in modules] + [f"torch.nn.functional.{n}" for n in functions]
 
+    def compilations(self, functions):
+        """Graphs ``torch.compile`` has compiled in this process (the opt-in ``compile`` mode)."""
+        fn = functions.get("loss_fn")
+        if not hasattr(fn, "_torchdynamo_orig_callable"):
+            return 0
+        from torch._dynamo.utils import counters
+
+        return counters["stats"]["unique_graphs"]
+
     def program(self, args, wrt, mode):
         sig, ws = ", ".join(args), ", ".join(wrt)
         lines = ["loss_fn = torch.compile(loss_fn)"] if mode == "compile" else []

@@ -1,6 +1,7 @@
 """What ends a results file: divergences, agreement counts and the summary, from the result lines.
 
-One function for the two places that finish a results file: the plugin at the end of a run
+One piece for the places that finish a results file: the plugin at the end of a run (from the
+file it wrote, ``conclude_file``: the results are read back group by group, never all held)
 and ``lossparity merge``, which recomputes them over the merged results (shards that ran
 different frameworks only meet in the merged file).
 """
@@ -8,34 +9,105 @@ different frameworks only meet in the merged file).
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from collections import Counter
-from typing import Iterable
+from pathlib import Path
+from typing import Iterable, Iterator
+
+
+class _Tally:
+    """What the summary needs of every result line, kept small: counts, the known deviations
+    used, what ran (for stale ones), the findings per (spec, binding, verdict)."""
+
+    def __init__(self):
+        self.counts: Counter = Counter()
+        self.findings: Counter = Counter()
+        self.used: set[str] = set()
+        self.ran: set[tuple] = set()
+
+    def add(self, r: dict) -> None:
+        self.counts[r["verdict"]] += 1
+        if r["verdict"] not in ("conform", "unsupported"):
+            self.findings[r["spec"], r["binding"], r["verdict"]] += 1
+        if isinstance(r.get("known"), dict):
+            self.used.add(r["known"].get("id"))
+        if r["verdict"] != "unsupported":
+            self.ran.add((r["binding"], r["spec"], r["case_id"], r["dtype"], r.get("mode", "eager")))
+
+    def summary(self, divergences: list[dict]) -> dict:
+        from lossparity.conformance.known import load_known, stale
+
+        return {
+            "kind": "summary",
+            "counts": dict(self.counts),
+            "divergences": dict(Counter(d["status"] for d in divergences)
+                                + Counter(_explained_by(d) for d in divergences if d["status"] == "explained")),
+            "stale_known": stale(load_known(), self.used, self.ran),
+            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+
+
+def _comparable(r: dict) -> bool:
+    """Only results this lossparity knows how to compare (a merged file may hold others)."""
+    from lossparity.conformance.divergence import comparable_result
+    from lossparity.conformance.specs import SPECS
+    from lossparity.conformance.tolerances import TOLERANCES
+
+    return comparable_result(r) and r["spec"] in SPECS and r["dtype"] in TOLERANCES
+
+
+def _finish(groups: Iterable[list[dict]], tally: _Tally) -> tuple[list[dict], dict]:
+    from lossparity.adapters import all_bindings
+    from lossparity.conformance.divergence import divergences_by_case
+    from lossparity.conformance.specs import SPECS
+
+    bindings = {b.key: b for b in all_bindings()}
+    divergences, agreement = divergences_by_case(groups, bindings, SPECS)
+    return divergences + agreement, tally.summary(divergences)
 
 
 def conclude(results: Iterable[dict]) -> tuple[list[dict], dict]:
     """The divergence and agreement lines of these result lines, and the summary line."""
-    from lossparity.adapters import all_bindings
-    from lossparity.conformance.divergence import find_divergences
-    from lossparity.conformance.known import load_known, stale
-    from lossparity.conformance.specs import SPECS
+    from lossparity.conformance.divergence import case_key
 
-    from lossparity.conformance.tolerances import TOLERANCES
+    tally, groups = _Tally(), {}
+    for r in results:
+        if r.get("kind") != "result":
+            continue
+        tally.add(r)
+        if _comparable(r):
+            groups.setdefault(case_key(r), []).append(r)
+    return _finish(groups.values(), tally)
 
-    results = [r for r in results if r.get("kind") == "result"]
-    bindings = {b.key: b for b in all_bindings()}
-    # Only results this lossparity knows how to compare (a merged file may hold others).
-    comparable = [r for r in results if r["spec"] in SPECS and r["dtype"] in TOLERANCES]
-    divergences, agreement = find_divergences(comparable, bindings, SPECS)
-    used = {r["known"].get("id") for r in results if isinstance(r.get("known"), dict)}
-    summary = {
-        "kind": "summary",
-        "counts": dict(Counter(r["verdict"] for r in results)),
-        "divergences": dict(Counter(d["status"] for d in divergences)
-                            + Counter(_explained_by(d) for d in divergences if d["status"] == "explained")),
-        "stale_known": stale(load_known(), used, results),
-        "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    return divergences + agreement, summary
+
+def conclude_file(path: Path) -> tuple[list[dict], dict, Counter]:
+    """``conclude`` over the result lines of a results file, and the findings per (spec,
+    binding, verdict). One pass keeps each comparable line's offset by case; the divergences
+    are then found one case at a time, reading just that case's lines back."""
+    from lossparity.conformance.divergence import case_key
+
+    tally, groups = _Tally(), {}
+    with open(path, "rb") as fh:
+        offset = 0
+        for raw in fh:
+            r = json.loads(raw) if raw.strip() else {}
+            if r.get("kind") == "result":
+                tally.add(r)
+                if _comparable(r):
+                    groups.setdefault(case_key(r), []).append(offset)
+            offset += len(raw)
+
+    def read_back() -> Iterator[list[dict]]:
+        with open(path, "rb") as fh:
+            for offsets in groups.values():
+                group = []
+                for at in offsets:
+                    fh.seek(at)
+                    group.append(json.loads(fh.readline()))
+                yield group
+
+    lines, summary = _finish(read_back(), tally)
+    return lines, summary, tally.findings
 
 
 def _explained_by(divergence: dict) -> str:

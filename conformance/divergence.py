@@ -58,6 +58,16 @@ def _same(x, y, tol, dtype) -> bool:
     return compare(x[1], y[1], tol, dtype).ok
 
 
+def case_key(record: dict) -> tuple:
+    """The results that can be compared with one another: one case of one spec in one dtype on
+    one device (across bindings, in one mode; across modes, of one binding)."""
+    return record["spec"], record["case_id"], record["dtype"], record["device"]
+
+
+def comparable_result(record: dict) -> bool:
+    return record.get("kind") == "result" and record["verdict"] != "unsupported" and bool(record.get("actual"))
+
+
 def find_divergences(records: Iterable[dict], bindings: Mapping[str, Binding],
                      specs: Mapping[str, Spec]) -> tuple[list[dict], list[dict]]:
     """Every disagreeing pair of results on the same case, each with its explanation, and
@@ -65,32 +75,55 @@ def find_divergences(records: Iterable[dict], bindings: Mapping[str, Binding],
     how many of those they disagree on, explained and unexplained."""
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        if r.get("kind") == "result" and r["verdict"] != "unsupported" and r.get("actual"):
-            groups.setdefault((r["spec"], r["case_id"], r["dtype"], r["mode"], r["device"]), []).append(r)
-    out: list[dict] = []
-    pairs: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for (spec_name, _case, dtype, mode, device), results in groups.items():
-        spec = specs[spec_name]
-        for ra, rb in combinations(sorted(results, key=lambda r: r["binding"]), 2):
-            a, b = bindings.get(f"{spec_name}:{ra['binding']}"), bindings.get(f"{spec_name}:{rb['binding']}")
-            if a is None or b is None or not _comparable(ra, rb, a, b):
-                continue
-            xa, xb = _outcome(ra["actual"]), _outcome(rb["actual"])
-            if xa[0] == "value" and xb[0] == "value" and xa[1].shape != xb[1].shape:
-                continue  # a different output structure (per-sample vs per-element) is not a number
-            pair = pairs.setdefault((spec_name, a.id, b.id), {
-                "kind": "agreement", "spec": spec_name, "a": a.id, "b": b.id,
-                "compared": 0, "explained": 0, "unexplained": 0})
-            pair["compared"] += 1
-            precision = _precision(ra, rb)
-            tol = tolerance(spec_name, precision)
-            if _same(xa, xb, tol, precision):
-                continue
-            divergence = _divergence(specs, spec, a, b, ra, rb, xa, xb, dtype, mode, device, tol, precision)
-            pair[divergence["status"]] += 1
-            out.append(divergence)
-    mode_out, mode_pairs = _mode_divergences(records)
-    return out + mode_out, list(pairs.values()) + mode_pairs
+        if comparable_result(r):
+            groups.setdefault(case_key(r), []).append(r)
+    return divergences_by_case(groups.values(), bindings, specs)
+
+
+def divergences_by_case(groups: Iterable[list[dict]], bindings: Mapping[str, Binding],
+                        specs: Mapping[str, Spec]) -> tuple[list[dict], list[dict]]:
+    """``find_divergences`` over results already grouped by ``case_key`` (each group in run
+    order), one group at a time: a caller may read the groups from a file one by one."""
+    out, mode_out = [], []
+    pairs: dict[tuple, dict[str, Any]] = {}
+    mode_pairs: dict[tuple, dict[str, Any]] = {}
+    for group in groups:
+        by_mode: dict[str, list[dict]] = {}
+        by_binding: dict[str, list[dict]] = {}
+        for r in group:
+            by_mode.setdefault(r["mode"], []).append(r)
+            by_binding.setdefault(r["binding"], []).append(r)
+        for results in by_mode.values():
+            out += _binding_divergences(results, bindings, specs, pairs)
+        for results in by_binding.values():
+            mode_out += _mode_divergences(results, mode_pairs)
+    return out + mode_out, list(pairs.values()) + list(mode_pairs.values())
+
+
+def _binding_divergences(results: list[dict], bindings: Mapping[str, Binding], specs: Mapping[str, Spec],
+                         pairs: dict) -> list[dict]:
+    """The divergences between bindings among the results of one case in one mode."""
+    out = []
+    for ra, rb in combinations(sorted(results, key=lambda r: r["binding"]), 2):
+        spec_name, dtype, mode, device = ra["spec"], ra["dtype"], ra["mode"], ra["device"]
+        a, b = bindings.get(f"{spec_name}:{ra['binding']}"), bindings.get(f"{spec_name}:{rb['binding']}")
+        if a is None or b is None or not _comparable(ra, rb, a, b):
+            continue
+        xa, xb = _outcome(ra["actual"]), _outcome(rb["actual"])
+        if xa[0] == "value" and xb[0] == "value" and xa[1].shape != xb[1].shape:
+            continue  # a different output structure (per-sample vs per-element) is not a number
+        pair = pairs.setdefault((spec_name, a.id, b.id), {
+            "kind": "agreement", "spec": spec_name, "a": a.id, "b": b.id,
+            "compared": 0, "explained": 0, "unexplained": 0})
+        pair["compared"] += 1
+        precision = _precision(ra, rb)
+        tol = tolerance(spec_name, precision)
+        if _same(xa, xb, tol, precision):
+            continue
+        divergence = _divergence(specs, specs[spec_name], a, b, ra, rb, xa, xb, dtype, mode, device, tol, precision)
+        pair[divergence["status"]] += 1
+        out.append(divergence)
+    return out
 
 
 def _parts(record: dict) -> list:
@@ -99,17 +132,14 @@ def _parts(record: dict) -> list:
     return [_outcome(record["actual"])] + [_outcome(grads[k]["actual"]) for k in sorted(grads)]
 
 
-def _mode_divergences(records: Iterable[dict]) -> tuple[list[dict], list[dict]]:
+def _mode_divergences(results: list[dict], pairs: dict) -> list[dict]:
     """One binding run in two execution modes (eager and jax.jit, tf.function, ...) on the
-    same case: every disagreement of value or gradient is a divergence. The modes share the
+    same case (``results``): every disagreement of value or gradient is a divergence. The modes share the
     binding's documentation and so its oracle: a disagreement is explained only where a
     registered known deviation covers a side; otherwise one mode departs from it."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in records:
-        if r.get("kind") == "result" and r["verdict"] != "unsupported" and r.get("actual"):
-            groups.setdefault((r["spec"], r["case_id"], r["dtype"], r["device"], r["binding"]), []).append(r)
-    out, pairs = [], {}
-    for (spec_name, case_id, dtype, device, binding), results in groups.items():
+    out = []
+    if len(results) > 1:
+        spec_name, case_id, dtype, device, binding = (results[0][k] for k in ("spec", "case_id", "dtype", "device", "binding"))
         for ra, rb in combinations(results, 2):  # in run order: eager first
             pair = pairs.setdefault((spec_name, binding, ra["mode"], rb["mode"]), {
                 "kind": "agreement", "spec": spec_name, "a": f"{binding} [{ra['mode']}]",
@@ -138,7 +168,7 @@ def _mode_divergences(records: Iterable[dict]) -> tuple[list[dict], list[dict]]:
                            + ("explained by the known deviation(s) " + ", ".join(known) if known else
                               "the same documented call, so one mode departs from it")),
             })
-    return out, list(pairs.values())
+    return out
 
 
 def _comparable(ra, rb, a: Binding, b: Binding) -> bool:

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Iterable
 
 KNOWN_PATH = Path(__file__).with_name("known_deviations.toml")
 _FIELDS = ("binding", "spec", "case", "dtype", "mode", "verdict", "part")
@@ -66,9 +67,18 @@ def match(record: dict, known: list[KnownDeviation]) -> KnownDeviation | None:
     return next((k for k in known if k.matches(record)), None)
 
 
-def stale(known: list[KnownDeviation], used: set[str], results: list[dict]) -> list[dict]:
-    """Entries that matched nothing although a case they describe (binding, spec, case and
-    dtype, whatever the verdict) ran in this run."""
-    where = [f for f in _FIELDS if f not in ("verdict", "part")]
-    ran = [r for r in results if r["verdict"] != "unsupported"]
-    return [k.as_dict() for k in known if k.id not in used and any(k.matches(r, where) for r in ran)]
+def stale(known: list[KnownDeviation], used: set[str], ran: Iterable[tuple]) -> list[dict]:
+    """Entries that matched nothing although a case they describe ran in this run: ``ran``
+    holds (binding, spec, case id, dtype, mode) of every result that was not ``unsupported``."""
+    by_binding: dict[str, list[tuple]] = {}
+    for r in ran:
+        by_binding.setdefault(r[0], []).append(r)
+    out = []
+    for k in known:
+        if k.id in used:
+            continue
+        patterns = [_literal_brackets(p) for p in (k.spec, k.case, k.dtype, k.mode)]
+        if any(all(fnmatchcase(str(v), p) for v, p in zip(r[1:], patterns))
+               for b, rows in by_binding.items() if fnmatchcase(b, _literal_brackets(k.binding)) for r in rows):
+            out.append(k.as_dict())
+    return out

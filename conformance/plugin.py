@@ -15,6 +15,7 @@ import os
 import platform
 import sys
 from collections import Counter
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ def pytest_addoption(parser):
     group.addoption("--lp-out", default=None, help="folder for results.jsonl and report.html")
     group.addoption("--lp-frameworks", default=None, help="comma-separated frameworks (default: all)")
     group.addoption("--lp-losses", default=None, help="comma-separated globs over spec names and binding ids")
+    group.addoption("--lp-cases", default=None, help="comma-separated globs over case ids (default: every case)")
     group.addoption("--lp-dtypes", default=None, help="comma-separated dtypes (default: float64, float32, "
                     "float16, bfloat16)")
     group.addoption("--lp-modes", default=None, help="comma-separated execution modes (default: each framework's "
@@ -66,48 +68,57 @@ def _selection(config):
 
 
 class LpItem:
-    """One (binding, case, dtype, mode), or one unavailable binding; ``run()`` gives its record."""
+    """One binding's cases in one dtype, each in every mode of the run (``units``: (case,
+    mode) pairs, case by case), or one unavailable binding. ``run()`` gives the results as
+    (JSON line, verdict) pairs.
 
-    def __init__(self, binding, spec=None, case=None, dtype=None, mode=None, selection=None,
-                 unavailable=None, known=()):
-        self.binding, self.spec, self.case, self.dtype, self.mode = binding, spec, case, dtype, mode
+    One test per binding and dtype, not per case: a case costs a framework microseconds to
+    milliseconds, a pytest item and its report about as much again. The cases of an item run
+    in one request to the sandbox's child, which computes each case's oracle once for all its
+    modes and streams the lines back."""
+
+    def __init__(self, binding, spec=None, dtype=None, units=(), selection=None, unavailable=None, known=()):
+        self.binding, self.spec, self.dtype, self.units = binding, spec, dtype, list(units)
         self.selection, self.unavailable, self.known = selection, unavailable, known
 
-    def run(self):
+    def run(self) -> list[tuple[str, str]]:
         from lossparity.adapters import adapter_for
         from lossparity.conformance import sandbox
-        from lossparity.conformance.runner import evaluate, unsupported_record
+        from lossparity.conformance.runner import evaluate, json_line, unsupported_record
 
         if self.unavailable:
-            return unsupported_record(self.binding, self.unavailable)
+            return [(json_line(unsupported_record(self.binding, self.unavailable)), "unsupported")]
         device, tf32 = self.selection.device, self.selection.tf32
         if _ISOLATED:
-            return sandbox.run_case(self.binding, self.spec, self.case, self.dtype, mode=self.mode,
-                                    device=device, tf32=tf32, known=self.known)
+            return list(sandbox.run_batch(self.binding, self.spec, self.dtype, self.units, device=device,
+                                          tf32=tf32, known=self.known))
         adapter = adapter_for(self.binding.framework)
         adapter.use(device, tf32)
-        return evaluate(adapter, self.binding, self.spec, self.case, self.dtype, mode=self.mode,
-                        device=device, known=self.known)
+        oracle: dict = {}
+        records = (evaluate(adapter, self.binding, self.spec, case, self.dtype, mode=mode, device=device,
+                            known=self.known, oracle=oracle) for case, mode in self.units)
+        return [(json_line(r), r["verdict"]) for r in records if r is not None]
 
     @property
     def id(self):
         if self.unavailable:
             return f"{self.binding.spec}/{self.binding.id}/unavailable"
-        return f"{self.spec.name}/{self.binding.id}/{self.dtype}/{self.mode}/{self.case.id}"
+        return f"{self.spec.name}/{self.binding.id}/{self.dtype}"
 
 
 def pytest_generate_tests(metafunc):
     if "lp_item" not in metafunc.fixturenames:
         return
     from lossparity.adapters import adapter_for
-    from lossparity.conformance import sandbox
     from lossparity.conformance.known import load_known
+    from lossparity.conformance.selection import split_csv
     from lossparity.conformance.specs import SPECS
 
     selection = _selection(metafunc.config).validate()
     known = tuple(load_known())
     items, cases = [], {}
     finished = _finished(metafunc.config)
+    case_globs = split_csv(metafunc.config.getoption("lp_cases"))
     for binding in selection.bindings():
         adapter = adapter_for(binding.framework)
         reason = adapter.unavailable() or _cannot_run(adapter, binding, selection)
@@ -117,15 +128,16 @@ def pytest_generate_tests(metafunc):
         spec = SPECS[binding.spec]
         if spec.name not in cases:
             cases[spec.name] = selection.cases(spec.name)
-        for case in cases[spec.name]:
-            if binding.effective_params(spec, case.params) is None:
+        taken = [c for c in cases[spec.name] if binding.effective_params(spec, c.params) is not None
+                 and (not case_globs or any(fnmatchcase(c.id, g) for g in case_globs))]
+        modes = selection.modes_of(adapter)
+        for dtype in selection.dtypes:
+            if dtype not in binding.dtypes:
                 continue
-            for dtype in selection.dtypes:
-                if dtype not in binding.dtypes or (case.dtypes and dtype not in case.dtypes):
-                    continue
-                for mode in selection.modes_of(adapter):
-                    if (spec.name, binding.id, dtype, selection.device, mode, case.id) not in finished:
-                        items.append(LpItem(binding, spec, case, dtype, mode, selection, known=known))
+            units = [(case, mode) for case in taken if not case.dtypes or dtype in case.dtypes for mode in modes
+                     if (spec.name, binding.id, dtype, selection.device, mode, case.id) not in finished]
+            if units:
+                items.append(LpItem(binding, spec, dtype, units, selection, known=known))
     metafunc.parametrize("lp_item", items, ids=[i.id for i in items])
 
 
@@ -176,40 +188,38 @@ class Recorder:
         from lossparity.reports.records import ResultsWriter
 
         self.config, self.out = config, out
-        self.results: list[dict] = []
         self.summary: dict | None = None
+        self.findings: Counter = Counter()
         path = out / "results.jsonl"
         if config.getoption("lp_resume"):
             from lossparity.conformance.resume import load
             from lossparity.reports.records import write_all
 
-            meta, self.results = load(path, self.meta())
+            meta, results = load(path, self.meta())
             partial = path.with_name(path.name + ".resuming")
-            write_all(partial, [meta, *self.results])  # the conclusions go: they are recomputed
+            write_all(partial, [meta, *results])  # the conclusions go: they are recomputed
             os.replace(partial, path)
-            self.writer, self.resumed = ResultsWriter(path, append=True), len(self.results)
+            self.writer, self.resumed = ResultsWriter(path, append=True), len(results)
         else:
             self.writer, self.resumed = ResultsWriter(path), None
 
     def meta(self) -> dict:
         return run_meta(_selection(self.config), self.config.getoption("lp_command") or " ".join(sys.argv))
 
-    def add(self, record: dict) -> None:
-        self.writer.write(record)
-        self.results.append(record)
-
     def finish(self) -> dict:
-        from lossparity.conformance.conclude import conclude
+        """Conclusions from the results file (read back, not held: a run's results can be
+        larger than the memory the controller should take), then the report."""
+        from lossparity.conformance.conclude import conclude_file
         from lossparity.reports.html import write_report
+        from lossparity.reports.records import iter_records
 
-        lines, self.summary = conclude(self.results)
+        path = self.out / "results.jsonl"
+        lines, self.summary, self.findings = conclude_file(path)
         for record in lines:
             self.writer.write(record)
         self.writer.write(self.summary)
         self.writer.close()
-        from lossparity.reports.records import read_records
-
-        write_report(read_records(self.out / "results.jsonl", validate=False), self.out / "report.html")
+        write_report(iter_records(path), self.out / "report.html")
         return self.summary
 
 
@@ -222,7 +232,7 @@ class Recorder:
         if report.when == "call":
             for name, value in report.user_properties:
                 if name == "lossparity":
-                    self.add(value)
+                    self.writer.write_lines(value)
 
     def pytest_sessionfinish(self, session, exitstatus):
         summary = self.finish()
@@ -241,8 +251,7 @@ class Recorder:
         tr.write_line(f"divergences: {d.get('explained', 0)} explained ({d.get('by_conventions', 0)} by "
                       f"conventions, {d.get('by_known', 0)} by known deviations), "
                       f"{d.get('unexplained', 0)} unexplained")
-        findings = Counter((r["spec"], r["binding"], r["verdict"]) for r in self.results
-                           if r["verdict"] not in ("conform", "unsupported"))
+        findings = self.findings
         for (spec, binding, verdict), n in sorted(findings.items())[:15]:
             tr.write_line(f"  {verdict:<15} {n:>4}  {binding}  [{spec}]")
         if len(findings) > 15:

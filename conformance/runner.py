@@ -5,6 +5,7 @@ Data flows one way: case -> (oracle, binding) -> outcome -> verdict -> record.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Mapping
 
@@ -71,12 +72,22 @@ _RANK = {"conform": 0, "deviate": 1, "error_mismatch": 2}
 
 
 def evaluate(adapter, binding: Binding, spec: Spec, case: Case, dtype: str,
-             *, mode: str = "eager", device: str = "cpu", known=()) -> dict | None:
-    """Run one case through one binding; None when the binding cannot take the case."""
-    started = begin(binding, spec, case, dtype, mode=mode, device=device)
+             *, mode: str = "eager", device: str = "cpu", known=(), oracle: dict | None = None) -> dict | None:
+    """Run one case through one binding; None when the binding cannot take the case.
+
+    ``oracle``: a dict the caller keeps across the modes of one binding's case (``Batch``):
+    the oracle's value and gradients depend on the binding, case and dtype, not on the mode,
+    so they are computed once and every mode is checked against the same expectation."""
+    oracle = {} if oracle is None else oracle
+    key = (binding.key, case.id, dtype, device)
+    if key not in oracle:
+        oracle.clear()  # the cases of a batch come in order: one case's expectations at a time
+        oracle[key] = begin(binding, spec, case, dtype, mode=mode, device=device)
+    started = oracle[key]
     if started is None:
         return None
-    record, expected, params = started
+    template, expected, params = started
+    record = {**template, "mode": mode, "seconds": dict(template["seconds"])}
     wrt = differentiated(spec) if expected is not None and adapter.differentiates else ()
     outcome = adapter.call(binding, case, dtype, mode=mode, wrt=wrt)
     if outcome.error_type is None:
@@ -85,24 +96,27 @@ def evaluate(adapter, binding: Binding, spec: Spec, case: Case, dtype: str,
         record["actual"] = {"error": outcome.error_type, "message": outcome.error_message,
                             "classes": list(outcome.error_mro)}
     record["seconds"]["call"] = outcome.seconds
+    if outcome.compiled:
+        record["compiled"] = outcome.compiled
     result = binding.result_dtype(dtype)
     record["value_verdict"], record["errors"] = verdict(
         expected, record["expected"], outcome, tolerance(spec.name, result), result)
     if outcome.grads:
-        record["gradients"] = gradient_verdicts(binding, spec, case, params, dtype, outcome.grads)
+        if (key, "gradients") not in oracle:
+            oracle[key, "gradients"] = expect_gradients(spec, case, params, binding.conventions, result, given=dtype)
+        record["gradients"] = gradient_verdicts(binding, spec, dtype, outcome.grads, oracle[key, "gradients"])
     parts = [record["value_verdict"], *(g["verdict"] for g in (record["gradients"] or {}).values())]
     record["verdict"] = max(parts, key=_RANK.__getitem__)
     return finish(record, adapter, binding, case, known)
 
 
-def gradient_verdicts(binding: Binding, spec: Spec, case: Case, params, dtype: str, grads: Mapping) -> dict:
-    """Each gradient the framework gave (or failed to give) against the oracle's, in the
-    precision of the narrower of the input's dtype and the compute dtype (a gradient is
-    computed in the one and returned in the other)."""
+def gradient_verdicts(binding: Binding, spec: Spec, dtype: str, grads: Mapping, expected: Mapping) -> dict:
+    """Each gradient the framework gave (or failed to give) against the oracle's
+    (``expect_gradients``), in the precision of the narrower of the input's dtype and the
+    compute dtype (a gradient is computed in the one and returned in the other)."""
     result = binding.result_dtype(dtype)
     precision = max(dtype, result, key=DTYPES.index)
     tol = tolerance(spec.name, precision)
-    expected = expect_gradients(spec, case, params, binding.conventions, result, given=dtype)
     out = {}
     for name, got in grads.items():
         entry = {"expected": {"value": encode_array(expected[name])}}
@@ -210,6 +224,11 @@ def verdict(expected, expected_rec, outcome, tol, dtype) -> tuple[str, dict | No
         if narrower:
             errors["precision"] = f"within {narrower}'s tolerance: consistent with computing in {narrower}"
     return ("conform" if comparison.ok else "deviate"), errors
+
+
+def json_line(record: dict) -> str:
+    """A record as one results-file line (without its newline): strict JSON, compact."""
+    return json.dumps(record, allow_nan=False, separators=(",", ":"))
 
 
 def unsupported_record(binding: Binding, reason: str) -> dict:

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 from multiprocessing.connection import Connection
+from typing import Iterator
 
 #: Defaults of ``lossparity run --timeout`` and ``--memory-limit``.
 DEFAULT_TIMEOUT_S = 60.0
@@ -85,13 +86,21 @@ class Sandbox:
         """Send one request; return ``("ok", answer, seconds)`` or ``("crash"|"timeout", why, seconds)``.
 
         Seconds count from when the child began the work (after its imports)."""
+        return next(event for event in self.stream(message) if event[0] not in ("began", "item"))
+
+    def stream(self, message) -> Iterator[tuple[str, object, float]]:
+        """Send one request and yield what the child sends back as it works: ``("began", i, 0)``
+        when it starts the ``i``-th unit of work (the time limit counts from there),
+        ``("item", answer, seconds)`` for each answer it streams, and last ``("ok", answer,
+        seconds)``, or ``("crash"|"timeout", why, seconds)`` for the unit it was working on."""
         if self.proc is None:
             self._start()
         try:
             self.conn.send(message)
         except (BrokenPipeError, OSError):
-            return self._died(0.0)
-        began = None
+            yield self._died(0.0)
+            return
+        began, checked = None, time.monotonic()
         while True:
             limit = None if began is None or self.timeout_s is None else began + self.timeout_s
             wait = _POLL_S if limit is None else max(0.0, min(_POLL_S, limit - time.monotonic()))
@@ -99,27 +108,44 @@ class Sandbox:
                 try:
                     kind, payload = self.conn.recv()
                 except (EOFError, OSError):
-                    return self._died(0.0 if began is None else time.monotonic() - began)
-                if kind == "began":
-                    began = time.monotonic()
-                    continue
+                    yield self._died(0.0 if began is None else time.monotonic() - began)
+                    return
                 spent = 0.0 if began is None else time.monotonic() - began
-                if kind == "failed":
-                    return "crash", f"the adapter failed outside the framework call: {payload}", spent
-                return "ok", payload, spent
-            spent = 0.0 if began is None else time.monotonic() - began
-            if limit is not None and time.monotonic() >= limit:
-                self._kill()
-                self._lost()
-                return "timeout", f"no answer within the time limit of {self.timeout_s:g} s; the process was killed", spent
-            rss = _rss(self.proc.pid)
-            if self.memory_bytes and rss > self.memory_bytes:
-                self._kill()
-                self._lost()
-                return "crash", (f"the process grew to {rss / 2**30:.2f} GiB, past the memory limit of "
-                                 f"{self.memory_bytes / 2**30:g} GiB, and was killed"), spent
-            if self.proc.poll() is not None:
-                return self._died(spent)
+                if kind == "began":
+                    began, spent = time.monotonic(), 0.0
+                    yield "began", payload, 0.0
+                elif kind == "item":
+                    yield "item", payload, spent
+                elif kind == "failed":
+                    yield "crash", f"the adapter failed outside the framework call: {payload}", spent
+                    return
+                else:
+                    yield "ok", payload, spent
+                    return
+                if time.monotonic() - checked < _POLL_S:  # a streaming child is still watched
+                    continue
+            checked = time.monotonic()
+            lost = self._past_limits(began)
+            if lost is not None:
+                yield lost
+                return
+
+    def _past_limits(self, began: float | None) -> tuple[str, str, float] | None:
+        """The event of a child that ran past its time or memory limit, or died; None if it is well."""
+        spent = 0.0 if began is None else time.monotonic() - began
+        if began is not None and self.timeout_s is not None and spent >= self.timeout_s:
+            self._kill()
+            self._lost()
+            return "timeout", f"no answer within the time limit of {self.timeout_s:g} s; the process was killed", spent
+        rss = _rss(self.proc.pid)
+        if self.memory_bytes and rss > self.memory_bytes:
+            self._kill()
+            self._lost()
+            return "crash", (f"the process grew to {rss / 2**30:.2f} GiB, past the memory limit of "
+                             f"{self.memory_bytes / 2**30:g} GiB, and was killed"), spent
+        if self.proc.poll() is not None:
+            return self._died(spent)
+        return None
 
     def _died(self, spent: float) -> tuple[str, str, float]:
         code = self.proc.wait()
@@ -203,17 +229,32 @@ def _process(binding) -> str:
     return adapter_for(binding.framework).process
 
 
-def run_case(binding, spec, case, dtype, *, mode="eager", device="cpu", tf32=False, known=()) -> dict | None:
-    """``runner.evaluate`` in the child; a crash or a timeout becomes that case's record."""
+def run_batch(binding, spec, dtype, units, *, device="cpu", tf32=False, known=()) -> Iterator[tuple[str, str]]:
+    """``runner.evaluate`` of each (case, mode) in ``units`` in the child, which streams back
+    each result as (JSON line, verdict); a unit that crashes or times out becomes a record of
+    that verdict (built here, ``runner.lost``) and a fresh child takes the units after it."""
     from lossparity.adapters import adapter_for
-    from lossparity.conformance.runner import lost
+    from lossparity.conformance.runner import json_line, lost
 
-    status, answer, seconds = sandbox(_process(binding)).ask(("evaluate", (binding.framework, binding.id, device, tf32, spec.name,
-                                                          case, dtype, mode, tuple(known))))
-    if status == "ok":
-        return answer
-    return lost(adapter_for(binding.framework), binding, spec, case, dtype, status, answer, seconds,
-                mode=mode, device=device, known=known)
+    pending = list(units)
+    while pending:
+        at = 0
+        request = ("batch", (binding.framework, binding.id, device, tf32, spec.name, dtype, pending, tuple(known)))
+        for status, answer, seconds in sandbox(_process(binding)).stream(request):
+            if status == "began":
+                at = answer
+            elif status == "item":
+                if answer is not None:
+                    yield answer
+            elif status == "ok":
+                return
+            else:
+                case, mode = pending[at]
+                record = lost(adapter_for(binding.framework), binding, spec, case, dtype, status, answer,
+                              seconds, mode=mode, device=device, known=known)
+                if record is not None:
+                    yield json_line(record), record["verdict"]
+                pending = pending[at + 1:]
 
 
 def call(binding, case, dtype, *, mode="eager", wrt=()):
@@ -261,7 +302,7 @@ def _binding(framework: str, binding_id: str, device: str, tf32: bool, spec: str
 
 
 def _serve(conn: _Duplex) -> None:
-    from lossparity.conformance.runner import evaluate
+    from lossparity.conformance.runner import evaluate, json_line
     from lossparity.conformance.specs import SPECS
 
     while True:
@@ -288,13 +329,17 @@ def _serve(conn: _Duplex) -> None:
                 adapter.namespace()  # the import, before the clock starts
                 conn.send(("began", None))
                 conn.send(("done", adapter.device_unavailable() or adapter.missing(binding)))
-            elif kind == "evaluate":
-                framework, binding_id, device, tf32, spec_name, case, dtype, mode, known = args
+            elif kind == "batch":
+                framework, binding_id, device, tf32, spec_name, dtype, units, known = args
                 adapter, binding = _binding(framework, binding_id, device, tf32, spec_name)
                 adapter.namespace()
-                conn.send(("began", None))
-                conn.send(("done", evaluate(adapter, binding, SPECS[spec_name], case, dtype, mode=mode,
-                                            device=device, known=known)))
+                oracle: dict = {}  # the expectations of the case at hand, shared by its modes
+                for i, (case, mode) in enumerate(units):
+                    conn.send(("began", i))
+                    record = evaluate(adapter, binding, SPECS[spec_name], case, dtype, mode=mode,
+                                      device=device, known=known, oracle=oracle)
+                    conn.send(("item", None if record is None else (json_line(record), record["verdict"])))
+                conn.send(("done", None))
         except Exception as exc:  # noqa: BLE001 - an adapter that fails outside the call: say so
             conn.send(("failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
 

@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="reports/latest", help="output folder (default: reports/latest)")
     run.add_argument("--frameworks", type=_csv, help="comma-separated: torch,tensorflow,jax (default: all)")
     run.add_argument("--losses", type=_csv, help="comma-separated globs over spec names and binding ids")
+    run.add_argument("--cases", type=_csv, help="comma-separated globs over case ids, e.g. '*inf-logits*' (default: all)")
     run.add_argument("--dtypes", type=_csv, default="float64,float32,float16,bfloat16",
                      help="comma-separated dtypes (default: float64,float32,float16,bfloat16)")
     run.add_argument("--modes", type=_csv, help="comma-separated execution modes: eager, function, function_jit "
@@ -250,6 +251,8 @@ def cmd_run(args) -> int:
         argv += ["--lp-frameworks", args.frameworks]
     if args.losses:
         argv += ["--lp-losses", args.losses]
+    if args.cases:
+        argv += ["--lp-cases", args.cases]
     if args.workers > 1:
         argv += ["-n", str(args.workers)]
     if args.resume:

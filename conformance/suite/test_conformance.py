@@ -1,22 +1,27 @@
-"""One test per (binding, case, dtype); parametrized by the lossparity plugin.
+"""One test per (binding, dtype): every case of the binding's spec, in each of the run's modes;
+parametrized by the lossparity plugin.
 
-The test runs the real framework call against the oracle; the plugin records the verdict
-(``conformance/plugin.py``). A deviation fails, a registered known deviation xfails, a
-missing framework skips.
+The test runs the real framework calls against the oracle; the plugin records each verdict
+as a line of the results file (``conformance/plugin.py``). A finding fails the test, findings
+that are all registered known deviations xfail it, a missing framework skips it.
 """
+
+from collections import Counter
 
 import pytest
 
 
 def test_loss(lp_item, record_property):
-    record = lp_item.run()
-    if record is None:
-        pytest.skip("the binding cannot take this case")
-    record_property("lossparity", record)
-    verdict = record["verdict"]
-    if verdict == "unsupported":
-        pytest.skip(record["actual"]["message"])
-    if verdict == "known":
-        pytest.xfail(f"known deviation {record['known']['id']}")
-    if verdict != "conform":
-        pytest.fail(f"{verdict}: {(record['errors'] or {}).get('summary', '')}", pytrace=False)
+    results = lp_item.run()
+    if not results:
+        pytest.skip("the binding can take none of these cases")
+    record_property("lossparity", "\n".join(line for line, _ in results))
+    verdicts = Counter(verdict for _, verdict in results)
+    if verdicts["unsupported"]:
+        pytest.skip("unsupported: the framework cannot run this binding (see the results file)")
+    findings = {v: n for v, n in verdicts.items() if v not in ("conform", "known")}
+    if findings:
+        pytest.fail(", ".join(f"{n} {v}" for v, n in sorted(findings.items())) + f" of {len(results)} results",
+                    pytrace=False)
+    if verdicts["known"]:
+        pytest.xfail(f"{verdicts['known']} known deviation(s) of {len(results)} results")
