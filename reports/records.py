@@ -82,6 +82,12 @@ class ResultsWriter:
         while data:
             data = data[os.write(self._fd, data):]
 
+    def write_lines(self, text: str) -> None:
+        """Append lines already serialized (``runner.json_line``), newline-separated, in one write."""
+        data = memoryview((text + "\n").encode("utf-8"))
+        while data:
+            data = data[os.write(self._fd, data):]
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
