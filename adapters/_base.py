@@ -97,6 +97,7 @@ class FrameworkAdapter:
         self._namespace: dict | None = None
         self._compiled: dict[tuple, dict] = {}
         self._recent: dict[tuple, tuple] = {}
+        self._held: tuple | None = None  # (arrays, their framework arrays): see _tensors
         self.device, self.tf32 = "cpu", False
 
     # -- device -------------------------------------------------------------------------
@@ -251,6 +252,21 @@ class FrameworkAdapter:
             self._compiled[key] = found
         return found
 
+    #: Whether a framework array can be given to several calls (JAX's and TensorFlow's are
+    #: immutable); torch's gradient marks its leaves, so each call gets fresh tensors.
+    reuses_arrays: bool = False
+
+    def _tensors(self, case: Case, dtype: str, arrays: Mapping[str, np.ndarray], args: list[str]) -> dict:
+        """The framework arrays of a call: built once per case and dtype for the case's modes
+        where the framework allows it (``reuses_arrays``), else fresh."""
+        if not self.reuses_arrays:
+            return {n: self.to_framework(arrays[n], dtype) for n in args}
+        held = self._held
+        if held is None or held[0] is not arrays:
+            held = self._held = arrays, {}
+        return {n: held[1][n] if n in held[1] else held[1].setdefault(n, self.to_framework(arrays[n], dtype))
+                for n in args}
+
     def _prepared(self, binding: Binding, case: Case, dtype: str) -> tuple[str, dict, list[str]]:
         """The call text, framework-layout arrays and argument names of a case: the same for
         each of its modes, so kept for the last few cases (a batch runs a case's modes in a row)."""
@@ -288,8 +304,8 @@ class FrameworkAdapter:
         def run(wrt_: list[str]):
             functions = self._functions(source, args, wrt_, mode)
             counted.append((functions, self.compilations(functions)))
-            fresh = {n: self.to_framework(arrays[n], dtype) for n in args}
-            return functions["value_and_grad"](**fresh) if wrt_ else (functions["loss_fn"](**fresh), [])
+            given = self._tensors(case, dtype, arrays, args)
+            return functions["value_and_grad"](**given) if wrt_ else (functions["loss_fn"](**given), [])
 
         def done() -> Outcome:
             outcome.seconds = time.perf_counter() - start

@@ -39,6 +39,7 @@ class JaxAdapter(FrameworkAdapter):
     imports = ("import numpy as np\nimport jax\njax.config.update(\"jax_enable_x64\", True)\n"
                "import jax.numpy as jnp\nimport optax\n")
     modes = ("eager", "jit")
+    reuses_arrays = True
 
     def unavailable(self):
         reason = super().unavailable()

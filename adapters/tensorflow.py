@@ -26,6 +26,7 @@ class TensorFlowAdapter(FrameworkAdapter):
         "import tensorflow as tf\n"
     )
     modes = ("eager", "function", "function_jit")
+    reuses_arrays = True
 
     def to_framework(self, array, dtype):
         tf = self.namespace()["tf"]

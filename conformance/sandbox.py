@@ -5,8 +5,9 @@ segfault, abort, hang, allocate without bound. Every framework call therefore ha
 child interpreter (``python -m lossparity.conformance.sandbox``), one per test process (per
 xdist worker) and adapter process key (each Keras backend has its own, since Keras fixes its
 backend at import), started on first use and kept for the cases that follow, so imports and compiled
-functions are paid for once. The parent sends a case, the child answers with its record. When
-the child
+functions are paid for once. The parent sends a batch (one binding's cases in one dtype, each
+in every mode of the run); the child says when it begins each (case, mode) and streams back
+each record as a results line. When the child
 
 - dies (a signal: SIGSEGV, SIGABRT, the kernel's OOM killer; or an exit), the case is recorded
   as ``crash`` with the signal's name;
@@ -14,8 +15,8 @@ the child
 - grows past the memory limit (its resident set, polled while it works), it is killed and the
   case recorded as ``crash`` with the size it reached,
 
-and a fresh child takes the next case. Crash and timeout records are built in the parent
-(``runner.lost``), with the oracle's expectation and the reproducer like any other.
+and a fresh child takes the rest of the batch. Crash and timeout records are built in the
+parent (``runner.lost``), with the oracle's expectation and the reproducer like any other.
 
 The time limit starts when the child has imported the framework and begins the call, so a slow
 first import does not count against a case. Messages travel over a pair of pipes of their own

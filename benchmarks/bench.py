@@ -1,0 +1,298 @@
+"""lossparity's speed, measured: what the suite adds to each framework call, how often it
+compiles, and what a whole run costs.
+
+    .venv/bin/python benchmarks/bench.py                      # all three parts
+    .venv/bin/python benchmarks/bench.py --skip-run --frameworks torch   # per binding only
+
+1. **Per binding and mode** (float32 by default, the default cases): the suite's cost per
+   case against the floor, a bare loop in the same process calling the same framework API
+   (the function the reproducer prints, already compiled) on the same cases' tensors, value
+   and gradient, results fetched to the host. Two ratios: ``call`` is the adapter's call path
+   (tensors from the case, the call, the values and gradients back in canonical layout);
+   ``case`` is everything the suite does for a case (oracle once per case, shared by its
+   modes, the call, the verdicts, the record and its JSON line). Each is the median of
+   ``--repeats`` passes over the cases, after a warm-up pass that compiles. The floor makes
+   each case's framework arrays anew, as any loop over cases must; the suite makes them once
+   per case for all its modes where the framework's arrays are immutable (JAX, TensorFlow).
+2. **Compilations**: the warm-up pass counts every jit compile and tf.function trace
+   (``Outcome.compiled``) next to the cases and their distinct call structures (buckets).
+3. **The whole run**: ``lossparity run`` with the default selection, on one worker and on
+   ``-n 2``: wall time, peak memory of the whole process tree (sampled), the speedup, and
+   whether the two results files hold the same results.
+
+Each framework process (torch, TensorFlow and JAX share one; each Keras backend has its own)
+is measured in a subprocess of its own, as a run does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+# -- part 1 and 2: in one framework process ---------------------------------------------------
+
+def _bare_loop(adapter, binding, spec, cases, dtype, mode, wrt_of):
+    """The floor: per case, the framework's arrays made from the case's (C-contiguous, in the
+    framework's layout) with its plain constructor (``torch.tensor``, ``tf.constant``,
+    ``jnp.asarray``), the binding's own function called (the one the reproducer prints,
+    compiled by the warm-up), value and gradients fetched to the host. Returns a function
+    timing one pass."""
+    prepared = []
+    for case in cases:
+        source = adapter.source(binding, case)
+        arrays = adapter.framework_arrays(binding, case, dtype)
+        args = adapter.used_arrays(binding, case, arrays)
+        wrt = [n for n in wrt_of(case) if n in args]
+        functions = adapter._functions(source, args, wrt, mode)
+        prepared.append((functions["value_and_grad"] if wrt else functions["loss_fn"],
+                         {n: arrays[n] for n in args}))
+    to_framework = adapter.to_framework
+
+    def one_pass() -> float:
+        start = time.perf_counter()
+        for fn, arrays in prepared:
+            try:
+                _fetch(fn(**{n: to_framework(a, dtype) for n, a in arrays.items()}))
+            except Exception:  # noqa: BLE001 - a case the binding rejects costs the floor its raise
+                pass
+        return time.perf_counter() - start
+    return one_pass
+
+
+def _fetch(out):
+    import numpy as np
+
+    if isinstance(out, tuple):
+        value, grads = out
+        np.asarray(value.detach() if hasattr(value, "detach") else value)
+        for g in grads:
+            if g is not None:
+                np.asarray(g.detach() if hasattr(g, "detach") else g)
+    else:
+        np.asarray(out.detach() if hasattr(out, "detach") else out)
+
+
+def measure(process: str, frameworks, losses, dtype: str, examples: int, repeats: int) -> list[dict]:
+    from lossparity.adapters import adapter_for
+    from lossparity.conformance.runner import differentiated, evaluate, json_line
+    from lossparity.conformance.selection import Selection, split_csv
+    from lossparity.conformance.specs import SPECS
+
+    selection = Selection(frameworks=split_csv(frameworks), losses=split_csv(losses), dtypes=(dtype,),
+                          examples=examples).validate()
+    rows, cases_of = [], {}
+    for binding in selection.bindings():
+        adapter = adapter_for(binding.framework)
+        if adapter.process != process or adapter.unavailable() or adapter.missing(binding):
+            continue
+        spec = SPECS[binding.spec]
+        if spec.name not in cases_of:
+            cases_of[spec.name] = selection.cases(spec.name)
+        cases = [c for c in cases_of[spec.name] if binding.effective_params(spec, c.params) is not None
+                 and (not c.dtypes or dtype in c.dtypes)]
+        if dtype not in binding.dtypes or not cases:
+            continue
+        modes = selection.modes_of(adapter)
+
+        def suite_pass(oracle_shared=True):
+            start, compiled, n = time.perf_counter(), {m: 0 for m in modes}, 0
+            oracle: dict = {}
+            for case in cases:
+                for mode in modes:
+                    r = evaluate(adapter, binding, spec, case, dtype, mode=mode, oracle=oracle)
+                    if r is not None:
+                        json_line(r)
+                        compiled[mode] += r.get("compiled", 0)
+                        n += 1
+            return time.perf_counter() - start, compiled, n
+
+        first, compiles, results = suite_pass()  # warm-up: the compilations of a run
+        suite = statistics.median(suite_pass()[0] for _ in range(repeats)) / len(cases)
+
+        def call_pass():
+            """Case by case, each in every mode, as a run's batch calls them."""
+            spent = dict.fromkeys(modes, 0.0)
+            wrt = differentiated(spec) if adapter.differentiates else ()
+            for case in cases:
+                for mode in modes:
+                    start = time.perf_counter()
+                    adapter.call(binding, case, dtype, mode=mode, wrt=wrt)
+                    spent[mode] += time.perf_counter() - start
+            return spent
+
+        def wrt_of(_case):
+            return differentiated(spec) if adapter.differentiates else ()
+
+        buckets = len({(adapter.source(binding, c), tuple((n, a.shape) for n, a in sorted(
+            adapter.framework_arrays(binding, c, dtype).items()))) for c in cases})
+        calls = [call_pass() for _ in range(repeats)]
+        for mode in modes:
+            bare = _bare_loop(adapter, binding, spec, cases, dtype, mode, wrt_of)
+            floor = statistics.median(bare() for _ in range(repeats)) / len(cases)
+            call = statistics.median(c[mode] for c in calls) / len(cases)
+            rows.append({"binding": binding.id, "framework": binding.framework, "mode": mode, "cases": len(cases),
+                         "buckets": buckets, "compiles": compiles[mode], "floor_us": floor * 1e6,
+                         "call_us": call * 1e6, "call_ratio": call / floor})
+        # the oracle and the record are per case, shared by the modes: spread over them
+        per_mode_case = suite / len(modes)
+        for row in rows[-len(modes):]:
+            row["case_us"] = per_mode_case * 1e6
+            row["case_ratio"] = per_mode_case / (row["floor_us"] / 1e6)
+            row["first_pass_s"] = first
+        print(f"  measured {binding.id}", file=sys.stderr, flush=True)
+    return rows
+
+
+# -- part 3: whole runs -------------------------------------------------------------------------
+
+def _tree_rss(root: int) -> int:
+    """Resident memory of a process and all its descendants, in bytes."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+            rss[int(entry)] = int(fields[21]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += children.get(pid, [])
+    return total
+
+
+def whole_run(workers: int, out: Path, extra: list[str]) -> dict:
+    cmd = [sys.executable, "-m", "lossparity.cli", "run", "-n", str(workers), "--out", str(out), *extra]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = [0]
+
+    def sample():
+        while proc.poll() is None:
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            time.sleep(0.5)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output = proc.communicate()[0]
+    wall = time.perf_counter() - start
+    sampler.join()
+    tail = [line for line in output.splitlines() if line.startswith(("verdicts:", "divergences:"))]
+    results = _comparable(out / "results.jsonl")
+    compiled = sum(json.loads(line).get("compiled", 0) for line in open(out / "results.jsonl", encoding="utf-8")
+                   if line.startswith('{"kind":"result"'))
+    return {"workers": workers, "exit": proc.returncode, "wall_s": wall, "peak_rss_gib": peak[0] / 2**30,
+            "results": len(results), "compiled": compiled, "summary": tail, "_key": results}
+
+
+def _comparable(path: Path) -> list[str]:
+    """The result lines without their timings, sorted: equal for equal runs."""
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith('{"kind":"result"'):
+                r = json.loads(line)
+                r.pop("seconds", None)
+                out.append(json.dumps(r, sort_keys=True))
+    return sorted(out)
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--frameworks", help="comma-separated frameworks (default: all)")
+    p.add_argument("--losses", help="comma-separated globs over specs and bindings (default: all)")
+    p.add_argument("--dtype", default="float32", help="dtype of the per-binding part (default float32)")
+    p.add_argument("--examples", type=int, default=100, help="generated cases per spec (default 100)")
+    p.add_argument("--repeats", type=int, default=3, help="timed passes per binding and mode; the median counts")
+    p.add_argument("--skip-bindings", action="store_true", help="skip parts 1 and 2")
+    p.add_argument("--skip-run", action="store_true", help="skip part 3, the whole runs")
+    p.add_argument("--run-args", default="", help="extra arguments of the whole runs (default: none, the default run)")
+    p.add_argument("--json", help="also write every figure to this file")
+    p.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one framework process
+    args = p.parse_args()
+
+    if args.measure:
+        rows = measure(args.measure, args.frameworks, args.losses, args.dtype, args.examples, args.repeats)
+        json.dump(rows, sys.stdout)
+        return 0
+
+    from lossparity.adapters import adapter_modules
+
+    figures: dict = {}
+    if not args.skip_bindings:
+        processes = sorted({m.ADAPTER.process for m in adapter_modules().values()})
+        rows = []
+        for process in processes:
+            print(f"measuring the bindings of process {process!r} ...", file=sys.stderr, flush=True)
+            cmd = [sys.executable, __file__, "--measure", process, "--dtype", args.dtype,
+                   "--examples", str(args.examples), "--repeats", str(args.repeats)]
+            cmd += (["--frameworks", args.frameworks] if args.frameworks else []) + (
+                ["--losses", args.losses] if args.losses else [])
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode:
+                print(done.stderr[-3000:], file=sys.stderr)
+                return 1
+            rows += json.loads(done.stdout)
+        figures["bindings"] = rows
+        print(f"\n{'binding':<62} {'mode':<12} {'cases':>5} {'buckets':>7} {'compiles':>8} {'floor us':>9} "
+              f"{'call us':>8} {'call x':>6} {'case us':>8} {'case x':>6}")
+        for r in rows:
+            print(f"{r['binding']:<62} {r['mode']:<12} {r['cases']:>5} {r['buckets']:>7} {r['compiles']:>8} "
+                  f"{r['floor_us']:>9.0f} {r['call_us']:>8.0f} {r['call_ratio']:>6.2f} {r['case_us']:>8.0f} "
+                  f"{r['case_ratio']:>6.2f}")
+        if rows:
+            worst_call = max(rows, key=lambda r: r["call_ratio"])
+            worst_case = max(rows, key=lambda r: r["case_ratio"])
+            calls = sorted(r["call_ratio"] for r in rows)
+            print(f"\n{len(rows)} binding-modes; call ratio median {statistics.median(calls):.2f}, "
+                  f"{sum(c <= 1.5 for c in calls)} of {len(calls)} at 1.5x or less; worst "
+                  f"{worst_call['call_ratio']:.2f}x ({worst_call['binding']} {worst_call['mode']})")
+            print(f"case ratio (oracle, verdicts and record included) median "
+                  f"{statistics.median(r['case_ratio'] for r in rows):.2f}; worst {worst_case['case_ratio']:.2f}x "
+                  f"({worst_case['binding']} {worst_case['mode']})")
+            print(f"compilations: {sum(r['compiles'] for r in rows)} for {sum(r['cases'] for r in rows)} cases "
+                  f"in {sum(r['buckets'] for r in rows)} buckets (per binding-mode: most "
+                  f"{max(r['compiles'] for r in rows)}, cases per binding most {max(r['cases'] for r in rows)})")
+    if not args.skip_run:
+        extra = args.run_args.split()
+        runs = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for workers in (1, 2):
+                print(f"whole run, {workers} worker(s) ...", file=sys.stderr, flush=True)
+                runs.append(whole_run(workers, Path(tmp) / f"n{workers}", extra))
+        same = runs[0].pop("_key") == runs[1].pop("_key")
+        figures["runs"] = runs
+        print()
+        for r in runs:
+            print(f"lossparity run -n {r['workers']} {' '.join(extra)}: {r['wall_s']:.0f} s, peak memory "
+                  f"{r['peak_rss_gib']:.2f} GiB (process tree), {r['results']} results, {r['compiled']} compilations, "
+                  f"exit {r['exit']}")
+            for line in r["summary"]:
+                print("   ", line)
+        print(f"speedup of -n 2: {runs[0]['wall_s'] / runs[1]['wall_s']:.2f}x; identical results: {same}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
