@@ -3,11 +3,23 @@
 Values are drawn as float32-representable numbers (``width=32``) so that a float64 and
 a float32 run of the same case see the same inputs. Shapes cover unbatched inputs,
 batches and extra spatial dimensions; parameters cover each spec's parameter space.
+
+A case's *structure* is what a compiled mode (``jax.jit``, ``tf.function``, XLA) traces
+once for: the shapes and dtypes of its arrays and its non-array parameters, which are
+written into the call text (``reduction``, ``label_smoothing``, whether a ``weight`` is
+passed). :func:`draw_cases` draws a spec's cases in :data:`BUCKETS` structure buckets, so a
+run compiles each binding at most ``BUCKETS`` times per dtype and mode, however many cases
+it draws. Strategies make every structural choice with :func:`pick` or :func:`pick_shape`
+(and the helpers built on them: :data:`REDUCTIONS`, :func:`batch_shapes`) inside a
+:func:`case_strategy`; values (array elements, hard or soft targets, ties, masks) stay free
+hypothesis draws.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import zlib
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, seed, settings
@@ -16,7 +28,110 @@ from hypothesis.extra import numpy as hnp
 
 from lossparity.conformance.model import Case
 
-REDUCTIONS = st.sampled_from(["none", "sum", "mean"])
+#: Structure buckets per spec and seed: a run compiles each binding at most this many times
+#: per dtype and mode. Bucket 0 is the plain one (every parameter at its first, plain
+#: choice: what the bindings that take no parameters at all, tf.nn's and optax's, can run);
+#: the others pick every choice from its menu in shuffled blocks (:class:`_Bucket`). 4, not
+#: 5: the menus that matter most are small (reductions and most parameter menus: 3 or fewer
+#: entries, flags: 2, class counts: 4), so three varied buckets show every reduction and
+#: both sides of every flag, and four shape picks every class count, in one run; a fifth
+#: bucket would complete no further menu (shapes have 7 entries, gammas 6) and cost every
+#: compiled binding a quarter more compilations. Other seeds draw other structures.
+BUCKETS = 4
+
+
+class GenerationError(ValueError):
+    """A spec's strategy cannot give the asked number of distinct cases, or makes a
+    structural choice that depends on a drawn value (which would unpin its buckets)."""
+
+
+class _Bucket:
+    """The structural choices of one bucket of one (spec, seed): the n-th :func:`pick` (or
+    :func:`pick_shape`) of every example drawn in it returns the same value.
+
+    Since earlier picks are pinned, the n-th pick is the same call site in every example of
+    the bucket (a :func:`case_strategy` restarts the count at each example); a site that
+    sees other options than when it was pinned is a strategy bug and raises. Bucket 0 takes
+    the first option of every :func:`pick`. Otherwise the value of site n is the bucket's
+    entry in a sequence of shuffled copies of the site's options (seeded by spec, seed and
+    site): over the buckets each option comes up once before any comes up twice,
+    independently per site.
+    """
+
+    def __init__(self, spec_name: str, seed_value: int, index: int):
+        self.key = (zlib.crc32(spec_name.encode()), seed_value % 2**64)
+        self.index = index
+        self.pins: list[tuple[tuple, object]] = []
+        self.site = 0
+
+    def pin(self, options: tuple, shape: bool):
+        site, self.site = self.site, self.site + 1
+        if site < len(self.pins):
+            pinned_options, value = self.pins[site]
+            if pinned_options is not options and pinned_options != options:
+                raise GenerationError(
+                    f"structural pick {site} saw {options!r}, pinned from {pinned_options!r}: a structural "
+                    "choice depends on a drawn value, or the strategy is not a case_strategy")
+            return value
+        if shape or self.index > 0:
+            position = self.index if shape else self.index - 1
+            rng = np.random.default_rng([*self.key, site, len(options)])
+            blocks = position // len(options) + 1
+            value = options[int(np.concatenate([rng.permutation(len(options)) for _ in range(blocks)])[position])]
+        else:
+            value = options[0]
+        self.pins.append((options, value))
+        return value
+
+
+#: The bucket being drawn (None outside :func:`draw_cases`: then :func:`pick` is sampled_from).
+_ACTIVE: _Bucket | None = None
+
+
+def _restart_structure():
+    if _ACTIVE is not None:
+        _ACTIVE.site = 0
+
+
+def case_strategy(fn):
+    """``st.composite`` for a strategy of whole cases ``(arrays, params)``: each example (and
+    each retry of a ``.filter``) starts its structural picks from the first. Do not nest."""
+    @functools.wraps(fn)
+    def body(draw, *args, **kwargs):
+        _restart_structure()
+        return fn(draw, *args, **kwargs)
+    return st.composite(body)
+
+
+@st.composite
+def _pick(draw, options, shape):
+    return draw(st.sampled_from(options)) if _ACTIVE is None else _ACTIVE.pin(options, shape)
+
+
+@functools.lru_cache(maxsize=None)
+def _pick_strategy(typed_options, shape):
+    return _pick(tuple(o for _, o in typed_options), shape)
+
+
+def pick(options):
+    """One of ``options`` (repeat an entry to weight it): a structural choice, the same for
+    every case of a bucket. Use it for whatever changes whether an array parameter is
+    passed, or a non-array parameter's value (and with it the call text). The first entry
+    is the plain choice (the spec's default, the parameter left out), which the plain bucket
+    takes."""
+    # keyed with the types: (0.0, 1.0) == (False, True) but they are different menus
+    return _pick_strategy(tuple((type(o), o) for o in options), False)
+
+
+def pick_shape(options):
+    """Like :func:`pick`, for a choice of shape (a batch shape, a class count, a sequence
+    length) that no binding refuses: varied in every bucket, the plain one included."""
+    return _pick_strategy(tuple((type(o), o) for o in options), True)
+
+
+FLAG = (False, True)
+#: The spec default first: a binding without a reduction keyword reduces by the mean.
+REDUCTIONS = pick(("mean", "none", "sum"))
 
 
 def floats(lo, hi):
@@ -31,19 +146,17 @@ def arrays(shape, elements, dtype=np.float64):
     return hnp.arrays(dtype, shape, elements=elements)
 
 
-#: The batch shapes generated cases are drawn from, by rank. A compiled mode (jax.jit,
-#: tf.function) traces once per shape, and JAX's eager mode compiles each primitive once per
-#: shape: a fixed menu bounds a run's compilations by the menu, not by its cases, and still
-#: covers unbatched inputs, a batch of one, extents of one (broadcasting) and spatial dims.
+#: The batch shapes generated cases are drawn from, by rank. A fixed menu covers unbatched
+#: inputs, a batch of one, extents of one (broadcasting) and spatial dims; each bucket of
+#: cases pins one entry (:func:`draw_cases`).
 SHAPE_MENU = {0: [()], 1: [(1,), (4,)], 2: [(3, 1), (2, 4)], 3: [(2, 1, 3), (1, 2, 2)]}
 #: Class counts, likewise: one class (the degenerate softmax), two, and a few.
 CLASS_MENU = (1, 2, 3, 5)
 
 
-@st.composite
-def batch_shapes(draw, min_dims=0, max_dims=3):
+def batch_shapes(min_dims=0, max_dims=3):
     """() for an unbatched input, else (N, d1, ...) with small extents, N >= 1, from :data:`SHAPE_MENU`."""
-    return draw(st.sampled_from([s for rank in range(min_dims, max_dims + 1) for s in SHAPE_MENU[rank]]))
+    return pick_shape(tuple(s for rank in range(min_dims, max_dims + 1) for s in SHAPE_MENU[rank]))
 
 
 def _set(params, name, strategy_value, default):
@@ -51,26 +164,26 @@ def _set(params, name, strategy_value, default):
         params[name] = strategy_value
 
 
-@st.composite
+@case_strategy
 def binary(draw, logits: bool):
     shape = draw(batch_shapes(min_dims=1))
     x = draw(arrays(shape, floats(-20, 20) if logits else floats(0, 1)))
     hard = draw(st.booleans())
     y = draw(arrays(shape, st.sampled_from([0.0, 1.0]) if hard else floats(0, 1)))
     params = {"reduction": draw(REDUCTIONS)}
-    if draw(st.booleans()):
+    if draw(pick(FLAG)):
         params["weight"] = draw(arrays(shape[-1:], floats(0.25, 4)))
-    if logits and draw(st.booleans()):
+    if logits and draw(pick(FLAG)):
         params["pos_weight"] = draw(arrays(shape[-1:], floats(0.25, 4)))
-    _set(params, "label_smoothing", draw(st.sampled_from([0.0, 0.0, 0.1])), 0.0)
+    _set(params, "label_smoothing", draw(pick([0.0, 0.0, 0.1])), 0.0)
     return {"input": x, "target": y}, params
 
 
-@st.composite
+@case_strategy
 def class_index(draw, log_probs: bool = False, probs: bool = False, smoothing: bool = True,
                 weights: bool = True):
     shape = draw(batch_shapes())
-    n_classes = draw(st.sampled_from(CLASS_MENU))
+    n_classes = draw(pick_shape(CLASS_MENU))
     if probs:
         raw = draw(arrays(shape + (n_classes,), floats(0.01, 1)))
         x = raw / raw.sum(axis=-1, keepdims=True)
@@ -80,22 +193,22 @@ def class_index(draw, log_probs: bool = False, probs: bool = False, smoothing: b
             x = x - np.log(np.sum(np.exp(x), axis=-1, keepdims=True))
     t = draw(arrays(shape, st.integers(0, n_classes - 1), dtype=np.int64))
     params = {"reduction": draw(REDUCTIONS)}
-    if weights and draw(st.booleans()):
+    if weights and draw(pick(FLAG)):
         params["weight"] = draw(arrays((n_classes,), floats(0.25, 4)))
-    ignore = draw(st.sampled_from([None, -100, 0]))
+    ignore = draw(pick([None, -100, 0]))
     if ignore is not None:
         params["ignore_index"] = ignore
         if t.ndim and ignore == -100:
             t = np.where(draw(arrays(t.shape, st.booleans(), dtype=bool)), -100, t)
     if smoothing:
-        _set(params, "label_smoothing", draw(st.sampled_from([0.0, 0.0, 0.1, 0.3])), 0.0)
+        _set(params, "label_smoothing", draw(pick([0.0, 0.0, 0.1, 0.3])), 0.0)
     return {"input": x, "target": t}, params
 
 
-@st.composite
+@case_strategy
 def soft_targets(draw, probs_input: bool, weights: bool = True):
     shape = draw(batch_shapes())
-    n_classes = draw(st.sampled_from(CLASS_MENU))
+    n_classes = draw(pick_shape(CLASS_MENU))
     if probs_input:
         raw = draw(arrays(shape + (n_classes,), floats(0.001, 1)))
         x = raw / raw.sum(axis=-1, keepdims=True)
@@ -105,33 +218,35 @@ def soft_targets(draw, probs_input: bool, weights: bool = True):
     sums = raw_t.sum(axis=-1, keepdims=True)
     y = np.where(sums > 0, raw_t / np.where(sums > 0, sums, 1), 1.0 / n_classes)
     params = {"reduction": draw(REDUCTIONS)}
-    if weights and draw(st.booleans()):
+    if weights and draw(pick(FLAG)):
         params["weight"] = draw(arrays((n_classes,), floats(0.25, 4)))
-    _set(params, "label_smoothing", draw(st.sampled_from([0.0, 0.0, 0.1])), 0.0)
+    _set(params, "label_smoothing", draw(pick([0.0, 0.0, 0.1])), 0.0)
     return {"input": x, "target": y}, params
 
 
-@st.composite
+@case_strategy
 def kl_cases(draw, log_input: bool):
     shape = draw(batch_shapes(min_dims=1))
     n = shape[-1]
+    params = {"reduction": draw(pick(["mean", "none", "sum", "batchmean"]) if log_input else REDUCTIONS)}
+    log_target = log_input and draw(pick(FLAG))
     q = draw(arrays(shape, floats(0.001, 1)))
     q = q / q.sum(axis=-1, keepdims=True)
-    p = draw(arrays(shape, floats(0, 1)))
+    # log p = -inf lives in the edge table: log targets are drawn positive
+    p = draw(arrays(shape, st.floats(0, 1, exclude_min=True, width=32) if log_target else floats(0, 1)))
     sums = p.sum(axis=-1, keepdims=True)
     p = np.where(sums > 0, p / np.where(sums > 0, sums, 1), 1.0 / n)
-    params = {"reduction": draw(st.sampled_from(["none", "sum", "mean", "batchmean"]) if log_input else REDUCTIONS)}
     if not log_input:
         return {"input": q, "target": p}, params
-    if draw(st.booleans()) and np.all(p > 0):  # log p = -inf lives in the edge table
+    if log_target:
         params["log_target"] = True
         p = np.log(p)
     return {"input": np.log(q), "target": p}, params
 
 
-@st.composite
+@case_strategy
 def distributions(draw, pair: bool):
-    shape = draw(batch_shapes(min_dims=0, max_dims=2)) + (draw(st.sampled_from(CLASS_MENU + (6,))),)
+    shape = draw(batch_shapes(min_dims=0, max_dims=2)) + (draw(pick_shape(CLASS_MENU + (6,))),)
 
     def dist():
         raw = draw(arrays(shape, floats(0, 1)))
@@ -142,40 +257,127 @@ def distributions(draw, pair: bool):
     if pair:
         arrays_["target"] = dist()
     params = {}
-    _set(params, "base", draw(st.sampled_from(["e", "e", 2])), "e")
+    _set(params, "base", draw(pick(["e", "e", 2])), "e")
     return arrays_, params
 
 
 def draw_cases(spec_name: str, strategy, *, examples: int, seed_value: int) -> list[Case]:
-    """``examples`` cases from ``strategy``, identical for identical (spec, seed).
+    """``examples`` distinct cases from ``strategy`` in at most :data:`BUCKETS` structures,
+    identical for identical (spec, seed, examples).
 
-    Hypothesis runs a throwaway test in the generate phase only, seeded from the
-    command line, with no example database: the same seed gives the same list in every
-    process (xdist workers included).
+    Each bucket pins the structural choices (:func:`pick`) from the spec and seed, and
+    hypothesis draws the values of its cases, in the generate phase only, seeded, with no
+    example database: the same seed gives the same list in every process (xdist workers
+    included). The buckets share the ``examples`` evenly; one whose structure has fewer
+    distinct cases than its share (a single class normalizes to [1.0]) leaves the rest to
+    the buckets after it. Cases are listed bucket by bucket.
+
+    Raises :class:`GenerationError` if the buckets together cannot give ``examples``
+    distinct cases.
+    """
+    global _ACTIVE
+    if examples <= 0:
+        return []
+    buckets = [_Bucket(spec_name, seed_value, b) for b in range(BUCKETS)]
+    found: list[list] = [[] for _ in buckets]
+    seen: set = set()
+    live = list(range(BUCKETS))
+    rounds = 0
+    with _only_global_constants():
+        while live and sum(map(len, found)) < examples and rounds < _MAX_ROUNDS:
+            for b in list(live):
+                # b's share of what is missing, the live buckets after it taking the rest
+                share = -(-(examples - sum(map(len, found))) // (len(live) - live.index(b)))
+                if share <= 0:
+                    break
+                _ACTIVE = buckets[b]
+                try:
+                    new = _draw_distinct(strategy, share, seen, f"{seed_value}/{spec_name}/{b}/{rounds}",
+                                         simplest=(b, rounds) == (0, 0))
+                finally:
+                    _ACTIVE = None
+                found[b] += new
+                if not new:  # nothing new in a whole run: the structure has no more cases
+                    live.remove(b)
+            rounds += 1
+    drawn = [(b, example) for b, examples_b in enumerate(found) for example in examples_b]
+    if len(drawn) < examples:
+        raise GenerationError(f"{spec_name}: only {len(drawn)} distinct cases in {BUCKETS} structure buckets "
+                              f"for seed {seed_value}, {examples} asked; ask for fewer --examples")
+    return [Case(spec_name, f"gen-{seed_value}-{index}",
+                 {"generator": "hypothesis", "seed": seed_value, "index": index, "bucket": b},
+                 arrays_, params)
+            for index, (b, (arrays_, params)) in enumerate(drawn)]
+
+
+#: Runs per bucket at most (a run draws its share, less the repeats of earlier cases).
+_MAX_ROUNDS = 10
+
+
+@st.composite
+def _restarting(draw, strategy):
+    """``strategy`` with its structural picks restarted for each example (for strategies that
+    are not a :func:`case_strategy`)."""
+    _restart_structure()
+    return draw(strategy)
+
+
+#: Cases one hypothesis example draws (``st.data()``), locally distinct: few enough that the
+#: largest structures (CTC's (4, 6, 5) scores) stay well inside hypothesis' choice budget.
+_CHUNK = 10
+#: A chunk ends early after this many repeats in a row: a run's first example draws every
+#: value at its simplest, one case over and over; a tiny structure repeats itself too.
+_REPEATS = 3
+
+
+def _case_key(example) -> str:
+    arrays_, params = example
+    return repr(sorted((k, v.tobytes(), v.dtype.str, v.shape) for k, v in arrays_.items())) + repr(
+        sorted((k, (v.tobytes(), v.shape) if isinstance(v, np.ndarray) else v) for k, v in params.items()))
+
+
+def _draw_distinct(strategy, share: int, seen: set, run_seed: str, simplest: bool) -> list:
+    """Up to ``share`` examples of ``strategy`` whose keys are not in ``seen`` (added to it).
+
+    A run's first hypothesis example draws every value at its simplest (zeros, first
+    entries: all ties, every element on a kink); ``simplest`` keeps that case, which only
+    the first run of the plain bucket does: one such case per spec, as one hypothesis run
+    per spec gave, not one per bucket and run.
+
+    Each hypothesis example draws a chunk of cases: the engine's per-example work (its tree
+    of choices, its mutations of earlier examples, which mostly re-draw values already seen)
+    is paid per chunk, not per case. What a chunk draws depends on its own choices only (not
+    on ``seen``): hypothesis requires a test to draw the same for the same choices.
     """
     drawn: list = []
+    strategy = _restarting(strategy)
+    first = [True]
 
-    @_only_global_constants()
-    @seed(seed_value)
-    @settings(max_examples=examples, database=None, phases=[Phase.generate], deadline=None,
-              suppress_health_check=list(HealthCheck), derandomize=False)
-    @given(strategy)
-    def collect(example):
-        drawn.append(example)
+    @seed(run_seed)
+    @settings(max_examples=-(-share // _CHUNK) + 1, database=None, phases=[Phase.generate],
+              deadline=None, suppress_health_check=list(HealthCheck), derandomize=False)
+    @given(st.data())
+    def collect(data):
+        keep, first[0] = simplest or not first[0], False
+        local, repeats = set(), 0
+        while len(local) < _CHUNK and repeats < _REPEATS:
+            example = data.draw(strategy)
+            key = _case_key(example)
+            if key in local:
+                repeats += 1
+                continue
+            repeats = 0
+            local.add(key)
+            if keep:
+                drawn.append((key, example))  # kept even if a later draw of this example overruns
 
     collect()
-    cases, seen = [], set()
-    for arrays_, params in drawn:
-        key = repr(sorted((k, v.tobytes(), v.shape) for k, v in arrays_.items())) + repr(
-            sorted((k, v.tobytes() if isinstance(v, np.ndarray) else v) for k, v in params.items()))
-        if key in seen:
-            continue
-        seen.add(key)
-        index = len(cases)
-        cases.append(Case(spec_name, f"gen-{seed_value}-{index}",
-                          {"generator": "hypothesis", "seed": seed_value, "index": index},
-                          arrays_, params))
-    return cases
+    new = []
+    for key, example in drawn:
+        if len(new) < share and key not in seen:
+            seen.add(key)
+            new.append(example)
+    return new
 
 
 @contextlib.contextmanager

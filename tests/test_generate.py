@@ -1,9 +1,16 @@
-"""Case generation is reproducible from the seed, whatever else the process imported."""
+"""Case generation: reproducible from the seed whatever else the process imported, distinct
+cases as many as asked, and at most BUCKETS structures (what a compiled mode traces for)."""
 
 import subprocess
 import sys
 
-from lossparity.conformance.generate import draw_cases
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from lossparity.conformance.generate import (
+    BUCKETS, GenerationError, arrays, case_strategy, draw_cases, floats, pick,
+)
 from lossparity.conformance.specs import SPECS
 
 SCRIPT = """
@@ -36,3 +43,106 @@ def test_different_seeds_differ_and_ids_are_dense():
     b = draw_cases(spec.name, spec.generate, examples=30, seed_value=2)
     assert [c.id for c in a] == [f"gen-1-{i}" for i in range(len(a))]
     assert repr([c.arrays for c in a]) != repr([c.arrays for c in b])
+
+
+def _structure(case):
+    """What a compiled mode traces once for: array shapes and dtypes, and the non-array parameters."""
+    return (tuple(sorted((k, v.shape, v.dtype.str) for k, v in case.arrays.items())),
+            tuple(sorted((k, (v.shape, v.dtype.str) if isinstance(v, np.ndarray) else v)
+                         for k, v in case.params.items())))
+
+
+def _value(case):
+    return repr(_structure(case)) + repr(sorted((k, v.tobytes()) for k, v in case.arrays.items())) + repr(
+        sorted((k, v.tobytes() if isinstance(v, np.ndarray) else v) for k, v in case.params.items()))
+
+
+@pytest.mark.parametrize("seed_value", [0, 7])
+def test_every_spec_gives_the_asked_distinct_cases_in_at_most_bucket_structures(seed_value):
+    # the suite promises 100 generated cases per spec at the default --examples, and a run's
+    # compilations bounded by its buckets, not by its cases
+    short, spread = [], []
+    for name, spec in SPECS.items():
+        cases = draw_cases(name, spec.generate, examples=100, seed_value=seed_value)
+        if len(cases) != 100 or len({_value(c) for c in cases}) != 100:
+            short.append(f"{name}: {len(cases)} cases, {len({_value(c) for c in cases})} distinct")
+        structures = {_structure(c) for c in cases}
+        if len(structures) > BUCKETS or {c.origin["bucket"] for c in cases} - set(range(BUCKETS)):
+            spread.append(f"{name}: {len(structures)} structures")
+        assert [c.id for c in cases] == [f"gen-{seed_value}-{i}" for i in range(len(cases))]
+        assert all(c.origin["index"] == i and c.origin["seed"] == seed_value for i, c in enumerate(cases))
+    assert not short and not spread, short + spread
+
+
+def test_a_bucket_is_one_structure_and_the_buckets_differ():
+    spec = SPECS["softmax_cross_entropy"]
+    cases = draw_cases(spec.name, spec.generate, examples=100, seed_value=0)
+    by_bucket = {}
+    for c in cases:
+        by_bucket.setdefault(c.origin["bucket"], set()).add(_structure(c))
+    assert all(len(s) == 1 for s in by_bucket.values())
+    assert len(set().union(*by_bucket.values())) > 1
+
+
+def test_the_first_bucket_is_plain():
+    # every parameter at its default: what bindings without keywords (tf.nn, optax) can run
+    for name in ("softmax_cross_entropy", "binary_cross_entropy_with_logits", "dice", "triplet_margin"):
+        spec = SPECS[name]
+        plain = [c for c in draw_cases(name, spec.generate, examples=40, seed_value=5) if c.origin["bucket"] == 0]
+        assert plain and all(set(c.params) <= {"reduction"} and c.params.get("reduction", "mean") == "mean"
+                             for c in plain), name
+
+
+def test_drawing_is_reproducible_in_one_process():
+    for name in ("ctc", "dice", "circle", "poisson_nll"):
+        spec = SPECS[name]
+        a, b = (draw_cases(name, spec.generate, examples=40, seed_value=3) for _ in range(2))
+        assert [(c.id, c.origin, _value(c)) for c in a] == [(c.id, c.origin, _value(c)) for c in b]
+
+
+def test_over_seeds_the_buckets_reach_the_whole_menu():
+    # a run sees BUCKETS structures; other seeds see others (every reduction, every class count)
+    spec = SPECS["softmax_cross_entropy"]
+    seen = {(c.arrays["input"].shape[-1], c.params.get("reduction"))
+            for s in range(6) for c in draw_cases(spec.name, spec.generate, examples=8, seed_value=s)}
+    assert {n for n, _ in seen} == {1, 2, 3, 5}
+    assert {r for _, r in seen} == {"none", "sum", "mean"}
+
+
+def test_picks_outside_draw_cases_are_plain_hypothesis_draws():
+    # the strategies stay usable with @given (tests/test_oracle_*.py, tests/test_fuzz.py)
+    strategy = SPECS["softmax_cross_entropy"].generate
+    reductions = set()
+
+    @settings(max_examples=60, database=None, derandomize=True)
+    @given(strategy)
+    def collect(example):
+        reductions.add(example[1]["reduction"])
+
+    collect()
+    assert reductions == {"none", "sum", "mean"}
+
+
+@case_strategy
+def _tiny(draw):
+    # two structures, each with one case only
+    n = draw(pick([1, 2]))
+    return {"input": np.ones(n)}, {"reduction": draw(pick(["sum"]))}
+
+
+def test_a_spec_that_cannot_give_enough_distinct_cases_says_so():
+    with pytest.raises(GenerationError, match="tiny: only [12] distinct cases"):
+        draw_cases("tiny", _tiny(), examples=20, seed_value=0)
+
+
+@case_strategy
+def _value_dependent(draw):
+    x = draw(arrays((2,), floats(-1, 1)))
+    if x[0] > 0:  # a structural pick that only some values reach: it would unpin the bucket
+        draw(pick(["a", "b"]))
+    return {"input": x}, {"reduction": draw(pick(["sum", "mean"]))}
+
+
+def test_a_structural_pick_that_depends_on_a_value_is_refused():
+    with pytest.raises(GenerationError, match="depends on a drawn value"):
+        draw_cases("bad", _value_dependent(), examples=40, seed_value=0)

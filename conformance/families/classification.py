@@ -9,7 +9,9 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossparity.conformance import edges
-from lossparity.conformance.generate import CLASS_MENU, REDUCTIONS, SHAPE_MENU, _set, arrays, batch_shapes, floats
+from lossparity.conformance.generate import (
+    CLASS_MENU, FLAG, REDUCTIONS, SHAPE_MENU, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
+)
 from lossparity.conformance.model import Spec
 from lossparity.reference import classification as cl
 
@@ -36,24 +38,24 @@ def _distribution(draw, shape):
     return np.where(sums > 0, raw / np.where(sums > 0, sums, 1), 1.0 / n)
 
 
-@st.composite
+@case_strategy
 def binary_focal(draw, logits: bool):
     shape = draw(batch_shapes(min_dims=1))
     x = draw(arrays(shape, floats(-20, 20) if logits else floats(0, 1)))
     y = _soft_or_hard(draw, shape)
     params = {"reduction": draw(REDUCTIONS)}
-    _set(params, "apply_class_balancing", draw(st.booleans()), False)
-    if draw(st.booleans()):
-        params["alpha"] = draw(st.sampled_from(ALPHAS))
-    _set(params, "gamma", draw(st.sampled_from(GAMMAS)), 2.0)
-    _set(params, "label_smoothing", draw(st.sampled_from([0.0, 0.0, 0.1])), 0.0)
+    _set(params, "apply_class_balancing", draw(pick(FLAG)), False)
+    if draw(pick(FLAG)):
+        params["alpha"] = draw(pick(ALPHAS))
+    _set(params, "gamma", draw(pick(GAMMAS)), 2.0)
+    _set(params, "label_smoothing", draw(pick([0.0, 0.0, 0.1])), 0.0)
     return {"input": x, "target": y}, params
 
 
-@st.composite
+@case_strategy
 def categorical_focal(draw):
-    shape = draw(batch_shapes()) + (draw(st.sampled_from(CLASS_MENU)),)
-    from_logits = draw(st.booleans())
+    shape = draw(batch_shapes()) + (draw(pick_shape(CLASS_MENU)),)
+    from_logits = draw(pick(FLAG))
     if from_logits:
         x = draw(arrays(shape, floats(-15, 15)))
     else:
@@ -61,38 +63,38 @@ def categorical_focal(draw):
         x = raw / raw.sum(axis=-1, keepdims=True)
     params = {"reduction": draw(REDUCTIONS)}
     _set(params, "from_logits", from_logits, False)
-    which = draw(st.sampled_from(["default", "alpha", "weight"]))
+    which = draw(pick(["default", "alpha", "weight"]))
     if which == "alpha":
-        params["alpha"] = draw(st.sampled_from([1.0, 0.5, 0.0]))
+        params["alpha"] = draw(pick([1.0, 0.5, 0.0]))
     elif which == "weight":   # Keras' alpha as a list, one factor per class
         params["weight"] = draw(arrays(shape[-1:], floats(0.25, 4)))
-    _set(params, "gamma", draw(st.sampled_from(GAMMAS)), 2.0)
-    _set(params, "label_smoothing", draw(st.sampled_from([0.0, 0.0, 0.1])), 0.0)
+    _set(params, "gamma", draw(pick(GAMMAS)), 2.0)
+    _set(params, "label_smoothing", draw(pick([0.0, 0.0, 0.1])), 0.0)
     return {"input": x, "target": _distribution(draw, shape)}, params
 
 
-@st.composite
+@case_strategy
 def poly_loss(draw):
-    shape = draw(batch_shapes()) + (draw(st.sampled_from(CLASS_MENU)),)
+    shape = draw(batch_shapes()) + (draw(pick_shape(CLASS_MENU)),)
     x = draw(arrays(shape, floats(-15, 15)))
     params = {"reduction": draw(REDUCTIONS)}
-    _set(params, "epsilon", draw(st.sampled_from([2.0, 2.0, -1.0, 0.0, 1.0, 5.0])), 2.0)
+    _set(params, "epsilon", draw(pick([2.0, 2.0, -1.0, 0.0, 1.0, 5.0])), 2.0)
     return {"input": x, "target": _distribution(draw, shape)}, params
 
 
-@st.composite
+@case_strategy
 def generalized_ce(draw):
     shape = draw(batch_shapes())
-    n = draw(st.sampled_from(CLASS_MENU))
+    n = draw(pick_shape(CLASS_MENU))
     raw = draw(arrays(shape + (n,), floats(0.01, 1)))
     x = raw / raw.sum(axis=-1, keepdims=True)
     t = draw(arrays(shape, st.integers(0, n - 1), dtype=np.int64))
     # q is always given: Keras' function form has no default for it
-    params = {"reduction": draw(REDUCTIONS), "q": draw(st.sampled_from([0.5, 0.1, 0.9, 0.7, 1e-3]))}
+    params = {"reduction": draw(REDUCTIONS), "q": draw(pick([0.5, 0.1, 0.9, 0.7, 1e-3]))}
     return {"input": x, "target": t}, params
 
 
-@st.composite
+@case_strategy
 def binary_sparsemax(draw):
     shape = draw(batch_shapes())
     # scores around the joints of sparse_plus at +-1, on a grid of 1/4 half the time (the
@@ -104,10 +106,10 @@ def binary_sparsemax(draw):
     return {"input": x, "target": y}, {"reduction": draw(REDUCTIONS)}
 
 
-@st.composite
+@case_strategy
 def multiclass_sparsemax(draw):
     # optax vmaps over the first axis: a batch of vectors, (N, C), nothing else
-    shape = draw(st.sampled_from(SHAPE_MENU[1])) + (draw(st.sampled_from(CLASS_MENU)),)
+    shape = draw(pick_shape(SHAPE_MENU[1])) + (draw(pick_shape(CLASS_MENU)),)
     x = draw(arrays(shape, floats(-3, 3)))
     if draw(st.booleans()):   # a half grid: ties, and scores exactly at the support's edge
         x = np.round(x * 2.0) / 2.0

@@ -36,12 +36,12 @@ def _needed(labels) -> int:
     return len(labels) + int(np.count_nonzero(labels[1:] == labels[:-1])) if len(labels) else 0
 
 
-@st.composite
+@g.case_strategy
 def ctc_cases(draw):
     n = draw(g.batch_shapes(min_dims=1, max_dims=1))[0]
-    t, s = draw(st.sampled_from(TS_MENU))
-    c = draw(st.sampled_from(CTC_CLASSES))
-    blank = draw(st.sampled_from([0, 0, c - 1]))
+    t, s = draw(g.pick_shape(TS_MENU))
+    c = draw(g.pick_shape(CTC_CLASSES))
+    blank = draw(g.pick([0, 0, c - 1]))
     raw = draw(g.arrays((n, t, c), g.floats(-8, 8)))
     # Mostly normalized log-probabilities (what PyTorch documents); sometimes raw scores, which
     # PyTorch uses as given and optax, tf.nn and Keras normalize with a log_softmax.
@@ -58,7 +58,7 @@ def ctc_cases(draw):
         in_len[i] = draw(st.sampled_from([t, t, max(_needed(labels), 1)]))
     params = {"reduction": draw(g.REDUCTIONS)}
     g._set(params, "blank", blank, 0)
-    g._set(params, "zero_infinity", draw(st.sampled_from([False, False, True])), False)
+    g._set(params, "zero_infinity", draw(g.pick([False, False, True])), False)
     return {"input": x, "target": target, "input_lengths": in_len, "target_lengths": tg_len}, params
 
 

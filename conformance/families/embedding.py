@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from lossparity.conformance.edges import _rows
 from lossparity.conformance.generate import (
-    CLASS_MENU, REDUCTIONS, SHAPE_MENU, _set, arrays, batch_shapes, floats,
+    CLASS_MENU, FLAG, REDUCTIONS, SHAPE_MENU, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
 )
 from lossparity.conformance.model import Spec
 from lossparity.reference import embedding as emb
@@ -42,10 +42,10 @@ def _unit(rows):
 
 # ----------------------------------------------------------------------------- strategies
 
-@st.composite
+@case_strategy
 def cosine_cases(draw):
-    shape = draw(batch_shapes()) + (draw(st.sampled_from(CLASS_MENU)),)
-    axis = draw(st.sampled_from([-1, -1, 0])) if len(shape) >= 2 else -1
+    shape = draw(batch_shapes()) + (draw(pick_shape(CLASS_MENU)),)
+    axis = draw(pick([-1, -1, 0])) if len(shape) >= 2 else -1
 
     def vectors():
         x = np.moveaxis(draw(arrays(shape, floats(-5, 5))), axis, -1)
@@ -55,71 +55,76 @@ def cosine_cases(draw):
     params = {"reduction": draw(REDUCTIONS)}
     # floors far from the drawn norms (>= 1e-2): a norm within rounding of its floor flips the
     # slope between dtypes; tiny norms (slopes ~1/|x| carrying float32 noise) are edge rows
-    _set(params, "epsilon", draw(st.sampled_from([0.0, 0.0, 1e-12, 0.01])), 0.0)
+    _set(params, "epsilon", draw(pick([0.0, 0.0, 1e-12, 0.01])), 0.0)
     _set(params, "axis", axis, -1)
     return {"input": a, "target": b}, params
 
 
-@st.composite
+@case_strategy
 def cosine_embedding_cases(draw):
-    shape = draw(st.sampled_from(SHAPE_MENU[0] + SHAPE_MENU[1]))     # torch: (N, D) or (D,)
-    d = draw(st.sampled_from(CLASS_MENU))
+    shape = draw(pick_shape(SHAPE_MENU[0] + SHAPE_MENU[1]))     # torch: (N, D) or (D,)
+    d = draw(pick_shape(CLASS_MENU))
     x1 = _no_zero_vectors(draw(arrays(shape + (d,), floats(-5, 5))))
     x2 = _no_zero_vectors(draw(arrays(shape + (d,), floats(-5, 5))))
     y = draw(arrays(shape, st.sampled_from([1, -1]), dtype=I64))
     params = {"reduction": draw(REDUCTIONS)}
-    _set(params, "margin", draw(st.sampled_from([0.0, 0.0, 0.5, -0.3])), 0.0)
+    _set(params, "margin", draw(pick([0.0, 0.0, 0.5, -0.3])), 0.0)
     return {"input": x1, "input2": x2, "target": y}, params
 
 
-@st.composite
+@case_strategy
 def triplet_cases(draw):
-    shape = draw(batch_shapes(max_dims=2)) + (draw(st.sampled_from(CLASS_MENU)),)
-    a, p, n = (_no_zero_vectors(draw(arrays(shape, floats(-3, 3)))) for _ in range(3))
-    # no two of them equal (hypothesis' favourite): a zero difference without eps is the
-    # norm's kink, which the edge table covers
-    p = a - _no_zero_vectors(a - p)
-    n = a - _no_zero_vectors(a - n)
-    n = p - _no_zero_vectors(p - n)
+    shape = draw(batch_shapes(max_dims=2)) + (draw(pick_shape(CLASS_MENU)),)
     params = {"reduction": draw(REDUCTIONS)}
-    _set(params, "margin", draw(st.sampled_from([1.0, 1.0, 0.5, 2.0])), 1.0)
-    _set(params, "swap", draw(st.booleans()), False)
-    if draw(st.integers(0, 4)) == 0:                 # only the explicit cosine distance takes it
+    _set(params, "margin", draw(pick([1.0, 1.0, 0.5, 2.0])), 1.0)
+    _set(params, "swap", draw(pick(FLAG)), False)
+    if draw(pick(FLAG)):                             # only the explicit cosine distance takes it
         params["distance"] = "cosine"
     else:
-        _set(params, "p", draw(st.sampled_from([2.0, 2.0, 1.0, 3.0])), 2.0)
-        eps = draw(st.sampled_from([None, None, 0.0, 1e-3]))
+        _set(params, "p", draw(pick([2.0, 2.0, 1.0, 3.0])), 2.0)
+        eps = draw(pick([None, None, 0.0, 1e-3]))
         if eps is not None:
             params["eps"] = eps
         if len(shape) >= 2:
-            _set(params, "axis", draw(st.sampled_from([-1, -1, -1, 0])), -1)
+            _set(params, "axis", draw(pick([-1, -1, -1, 0])), -1)
+    axis = params.get("axis", -1)
+
+    def no_zero(x):  # along the vectors' axis
+        return np.moveaxis(_no_zero_vectors(np.moveaxis(x, axis, -1)), -1, axis)
+
+    a, p, n = (no_zero(draw(arrays(shape, floats(-3, 3)))) for _ in range(3))
+    # no two of them equal (hypothesis' favourite): a zero difference without eps is the
+    # norm's kink, which the edge table covers
+    p = a - no_zero(a - p)
+    n = a - no_zero(a - n)
+    n = p - no_zero(p - n)
     return {"input": a, "positive": p, "negative": n}, params
 
 
 _GROUPS = [(4, 1), (4, 2), (4, 3), (4, 5), (2, 4), (3, 1)]   # (N, D), N and D from the menus
 
 
-@st.composite
+@case_strategy
 def ntxent_cases(draw):
-    shape = draw(st.sampled_from(_GROUPS))
+    shape = draw(pick_shape(_GROUPS))
     e = _no_zero_vectors(draw(arrays(shape, floats(-3, 3))))
     labels = draw(arrays(shape[:1], st.integers(0, 1), dtype=I64))
     params = {}
-    _set(params, "temperature", draw(st.sampled_from([0.07, 0.07, 0.5, 1.0, 0.02, 10.0])), 0.07)
+    _set(params, "temperature", draw(pick([0.07, 0.07, 0.5, 1.0, 0.02, 10.0])), 0.07)
     return {"input": e, "target": labels}, params
 
 
-@st.composite
+@case_strategy
 def circle_cases(draw):
     # D >= 2: 1-D unit vectors are +-1, every cosine sits on the kink of max(1 - cos, 0)
-    shape = draw(st.sampled_from([s for s in _GROUPS if s[1] > 1]))
+    shape = draw(pick_shape([s for s in _GROUPS if s[1] > 1]))
     e = _no_zero_vectors(draw(arrays(shape, floats(-1, 1))))
     e = e / np.linalg.norm(e, axis=-1, keepdims=True)  # unit rows, as documented
     labels = draw(arrays(shape[:1], st.integers(0, 2), dtype=I64))
     params = {"reduction": draw(REDUCTIONS)}
-    _set(params, "gamma", draw(st.sampled_from([80.0, 80.0, 16.0, 1.0])), 80.0)
-    _set(params, "margin", draw(st.sampled_from([0.4, 0.4, 0.25, 0.1])), 0.4)
-    _set(params, "remove_diagonal", draw(st.booleans()), True)
+    _set(params, "gamma", draw(pick([80.0, 80.0, 16.0, 1.0])), 80.0)
+    _set(params, "margin", draw(pick([0.4, 0.4, 0.25, 0.1])), 0.4)
+    _set(params, "remove_diagonal", draw(pick((True, False))), True)
     return {"input": np.float32(e).astype(np.float64), "target": labels}, params
 
 

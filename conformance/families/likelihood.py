@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossparity.conformance.edges import INF, NAN, _rows
-from lossparity.conformance.generate import REDUCTIONS, _set, arrays, batch_shapes, floats
+from lossparity.conformance.generate import FLAG, REDUCTIONS, _set, arrays, batch_shapes, case_strategy, floats, pick
 from lossparity.conformance.model import Spec
 from lossparity.reference import likelihood as lk
 
@@ -17,17 +17,17 @@ _UNSET = "unset"
 
 
 def _eps(draw, params, choices):
-    value = draw(st.sampled_from([_UNSET, _UNSET, *choices]))
+    value = draw(pick([_UNSET, _UNSET, *choices]))
     if value != _UNSET:
         params["eps"] = value
 
 
-@st.composite
+@case_strategy
 def poisson_cases(draw):
     shape = draw(batch_shapes(min_dims=1))
-    log_input = draw(st.booleans())
+    log_input = draw(pick(FLAG))
     x = draw(arrays(shape, floats(-8, 4) if log_input else floats(0, 20)))
-    full = draw(st.booleans())
+    full = draw(pick(FLAG))
     # Integer counts or any nonnegative reals; with full=True from 1/2 up: a zero count there is
     # the edge table's (autograd of a masked Stirling term gives NaN at t = 0, a known finding).
     low = 1 if full else 0
@@ -40,22 +40,22 @@ def poisson_cases(draw):
     return {"input": x, "target": t}, params
 
 
-@st.composite
+@case_strategy
 def gaussian_cases(draw):
     shape = draw(batch_shapes())
     x = draw(arrays(shape, floats(-10, 10)))
     t = draw(arrays(shape, floats(-10, 10)))
     kinds = ["same"] + (["fewer", "last-one"] if shape else [])
-    kind = draw(st.sampled_from(kinds))
+    kind = draw(pick(kinds))
     vshape = {"same": shape, "fewer": shape[:-1], "last-one": shape[:-1] + (1,)}[kind]
     v = draw(arrays(vshape, st.one_of(floats(1e-3, 4), st.sampled_from([0.0, 1e-7, 1e-6]))))
     params = {"reduction": draw(REDUCTIONS)}
-    _set(params, "full", draw(st.booleans()), False)
+    _set(params, "full", draw(pick(FLAG)), False)
     _eps(draw, params, [1e-6, 1e-3])
     return {"input": x, "target": t, "var": v}, params
 
 
-@st.composite
+@case_strategy
 def generalized_kl_cases(draw):
     shape = draw(batch_shapes(min_dims=1))
     # t > 0: a zero target (optax's target gradient there is NaN, a known finding) is the edge table's

@@ -15,13 +15,15 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossparity.conformance.edges import INF, NAN, _rows
-from lossparity.conformance.generate import CLASS_MENU, REDUCTIONS, _set, arrays, batch_shapes, floats
+from lossparity.conformance.generate import (
+    CLASS_MENU, FLAG, REDUCTIONS, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
+)
 from lossparity.conformance.model import Spec
 from lossparity.reference import margin as m
 
 #: Scores: continuous, or exactly where a margin of 0, 0.5, 1 or 2 is met.
 SCORES = st.one_of(floats(-3, 3), floats(-3, 3), st.sampled_from([0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -2.0]))
-MARGINS = st.sampled_from([1.0, 1.0, 0.0, 0.5, 2.0])
+MARGINS = pick([1.0, 1.0, 0.0, 0.5, 2.0])
 SIGNS = st.sampled_from([-1.0, 1.0])
 I64 = np.int64
 
@@ -32,7 +34,7 @@ def _ints(values):
 
 # ============================================================================ strategies
 
-@st.composite
+@case_strategy
 def binary_hinge(draw, margin: bool):
     """Elementwise hinge: +-1 labels, or 0/1 (which Keras converts), any batch shape."""
     shape = draw(batch_shapes(min_dims=1))
@@ -45,11 +47,11 @@ def binary_hinge(draw, margin: bool):
     return {"input": x, "target": y}, params
 
 
-@st.composite
+@case_strategy
 def categorical(draw):
     """One-hot targets over (..., C) scores; a quarter coded -1/+1 (which Keras documents)."""
     shape = draw(batch_shapes(max_dims=2))
-    n = draw(st.sampled_from(CLASS_MENU))
+    n = draw(pick_shape(CLASS_MENU))
     x = draw(arrays(shape + (n,), SCORES))
     t = draw(arrays(shape, st.integers(0, n - 1), dtype=I64))
     y = (np.arange(n) == t[..., None]).astype(np.float64)
@@ -58,27 +60,27 @@ def categorical(draw):
     return {"input": x, "target": y}, {"reduction": draw(REDUCTIONS)}
 
 
-@st.composite
+@case_strategy
 def class_scores(draw, torch_shapes: bool, p: bool = False, weights: bool = False, margin_values=MARGINS):
     """(..., C) scores and class indices; PyTorch's multi-margin takes (C,) or (N, C) only."""
-    shape = draw(st.sampled_from([(), (1,), (4,)]) if torch_shapes else batch_shapes())
-    n = draw(st.sampled_from(CLASS_MENU))
+    shape = draw(pick_shape([(), (1,), (4,)]) if torch_shapes else batch_shapes())
+    n = draw(pick_shape(CLASS_MENU))
     x = draw(arrays(shape + (n,), SCORES))
     t = draw(arrays(shape, st.integers(0, n - 1), dtype=I64))
     params = {"reduction": draw(REDUCTIONS)}
     _set(params, "margin", draw(margin_values), 1.0)
     if p:
-        _set(params, "p", draw(st.sampled_from([1, 2])), 1)
-    if weights and draw(st.booleans()):
+        _set(params, "p", draw(pick([1, 2])), 1)
+    if weights and draw(pick(FLAG)):
         params["weight"] = draw(arrays((n,), floats(0.25, 4)))
     return {"input": x, "target": t}, params
 
 
-@st.composite
+@case_strategy
 def multilabel(draw):
     """Each row: distinct target classes, then -1, then leftovers that must be ignored."""
-    shape = draw(st.sampled_from([(), (1,), (4,)]))
-    n = draw(st.sampled_from(CLASS_MENU))
+    shape = draw(pick_shape([(), (1,), (4,)]))
+    n = draw(pick_shape(CLASS_MENU))
     x = draw(arrays(shape + (n,), SCORES))
     rows = []
     for _ in range(int(np.prod(shape, dtype=int))):
@@ -90,7 +92,7 @@ def multilabel(draw):
     return {"input": x, "target": t}, {"reduction": draw(REDUCTIONS)}
 
 
-@st.composite
+@case_strategy
 def signed(draw, lo, hi, margin_values=None, default=1.0):
     """Elementwise scores against +-1 targets, any shape (a scalar included)."""
     shape = draw(batch_shapes())
@@ -102,7 +104,7 @@ def signed(draw, lo, hi, margin_values=None, default=1.0):
     return {"input": x, "target": y}, params
 
 
-@st.composite
+@case_strategy
 def ranking(draw):
     """Pairs of scores (ties included) and which of the two should rank higher."""
     shape = draw(batch_shapes())
@@ -111,7 +113,7 @@ def ranking(draw):
     x2 = np.where(tie, x1, draw(arrays(shape, floats(-3, 3))))
     y = draw(arrays(shape, SIGNS))
     params = {"reduction": draw(REDUCTIONS)}
-    _set(params, "margin", draw(st.sampled_from([0.0, 0.0, 0.5, 1.0])), 0.0)
+    _set(params, "margin", draw(pick([0.0, 0.0, 0.5, 1.0])), 0.0)
     return {"input": x1, "input2": x2, "target": y}, params
 
 

@@ -24,7 +24,7 @@ F32_EPS7 = float(np.float32(1e-7))  # Keras' epsilon as a float32 tensor holds i
 
 # ----------------------------------------------------------------------------- strategies
 
-@st.composite
+@g.case_strategy
 def residuals(draw, *, weights: bool = False, delta: bool = False, lo=-10.0, hi=10.0,
               target_lo=None, target_hi=None, away_from_zero: float | None = None, relative: bool = False):
     """(input, target) of one shape with some exact ties (residual 0), a reduction, and,
@@ -55,14 +55,14 @@ def residuals(draw, *, weights: bool = False, delta: bool = False, lo=-10.0, hi=
         tie = draw(g.arrays(shape, st.booleans(), dtype=bool))
         y = np.where(tie, x, y)
     params = {"reduction": draw(g.REDUCTIONS)}
-    if weights and draw(st.booleans()):
+    if weights and draw(g.pick(g.FLAG)):
         params["weight"] = draw(g.arrays(shape, g.floats(0.25, 4)))
     if delta:
-        g._set(params, "delta", draw(st.sampled_from([1.0, 1.0, 0.5, 2.0, 0.125, 5.0])), 1.0)
+        g._set(params, "delta", draw(g.pick([1.0, 1.0, 0.5, 2.0, 0.125, 5.0])), 1.0)
     return {"input": x, "target": y}, params
 
 
-@st.composite
+@g.case_strategy
 def one_tensor(draw):
     """One tensor, no target (``tf.nn.l2_loss``), and a reduction."""
     shape = draw(g.batch_shapes(min_dims=1))

@@ -13,7 +13,9 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossparity.conformance import edges as e
-from lossparity.conformance.generate import CLASS_MENU, REDUCTIONS, _set, arrays, batch_shapes, floats
+from lossparity.conformance.generate import (
+    CLASS_MENU, FLAG, REDUCTIONS, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
+)
 from lossparity.conformance.model import Spec
 from lossparity.reference import segmentation as seg
 
@@ -26,14 +28,14 @@ def _inner_axes(ndim):
     return [c for r in range(1, ndim) for c in itertools.combinations(axes, r)]
 
 
-@st.composite
+@case_strategy
 def overlap(draw, tversky: bool = False):
     """Masks (..., C) with one of three readings of the input: unset ``from_logits`` (values in
     [0, 1], read as probabilities by Keras and as logits by optax's default), logits, or
     probability rows summing to 1 (optax's ``apply_softmax=False`` checks that)."""
-    shape = draw(batch_shapes(min_dims=0, max_dims=2)) + (draw(st.sampled_from(CLASS_MENU)),)
+    shape = draw(batch_shapes(min_dims=0, max_dims=2)) + (draw(pick_shape(CLASS_MENU)),)
     params = {"reduction": draw(REDUCTIONS)}
-    how = draw(st.sampled_from(["unset", "unset", "logits", "rows"]))
+    how = draw(pick(["unset", "unset", "logits", "rows"]))
     if how == "logits":
         x = draw(arrays(shape, floats(-10, 10)))
         params["from_logits"] = True
@@ -48,29 +50,29 @@ def overlap(draw, tversky: bool = False):
         t = np.eye(shape[-1])[draw(arrays(shape[:-1], st.integers(0, shape[-1] - 1), dtype=np.int64))]
     else:
         t = draw(arrays(shape, st.sampled_from([0.0, 1.0]) if kind == "hard" else floats(0, 1)))
-    if len(shape) >= 2 and draw(st.booleans()):
-        params["axis"] = draw(st.sampled_from(_inner_axes(len(shape))))
-    if draw(st.sampled_from([False, False, True])):
-        params["smooth"] = draw(st.sampled_from([0.0, 1.0, 1e-5]))
-    if draw(st.sampled_from([False, False, False, True])):
+    if len(shape) >= 2 and draw(pick(FLAG)):
+        params["axis"] = draw(pick(_inner_axes(len(shape))))
+    if draw(pick([False, False, True])):
+        params["smooth"] = draw(pick([0.0, 1.0, 1e-5]))
+    if draw(pick([False, False, False, True])):
         params["weight"] = draw(arrays(shape[-1:], floats(0.25, 4)))
-    if draw(st.sampled_from([False, False, False, True])):
+    if draw(pick([False, False, False, True])):
         params["ignore_background"] = True
-    _set(params, "class_reduction", draw(st.sampled_from(["none", "none", "mean", "sum"])), "none")
+    _set(params, "class_reduction", draw(pick(["none", "none", "mean", "sum"])), "none")
     if tversky:
         # alpha = beta only: Keras' Tversky swaps alpha and beta (keras-team/keras#23333), so
         # asymmetric weights live in the edge table, where the known deviation names them
-        ab = draw(st.sampled_from([0.5, 0.5, 0.3, 0.7, 1.0]))
+        ab = draw(pick([0.5, 0.5, 0.3, 0.7, 1.0]))
         _set(params, "alpha", ab, 0.5)
         _set(params, "beta", ab, 0.5)
     return {"input": x, "target": t}, params
 
 
-@st.composite
+@case_strategy
 def generalized(draw):
-    shape = draw(batch_shapes(min_dims=1, max_dims=2)) + (draw(st.sampled_from(CLASS_MENU)),)
+    shape = draw(batch_shapes(min_dims=1, max_dims=2)) + (draw(pick_shape(CLASS_MENU)),)
     params = {}
-    if draw(st.booleans()):
+    if draw(pick((True, False))):                    # logits first: the default reading
         x = draw(arrays(shape, floats(-10, 10)))
     else:
         raw = draw(arrays(shape, floats(0.01, 1)))
@@ -79,22 +81,22 @@ def generalized(draw):
     t = np.eye(shape[-1])[draw(arrays(shape[:-1], st.integers(0, shape[-1] - 1), dtype=np.int64))]
     if draw(st.booleans()):
         t = draw(arrays(shape, floats(0.05, 1)))  # soft masks: every class present
-    _set(params, "smooth", draw(st.sampled_from([1.0, 1.0, 0.5, 1e-3])), 1.0)
-    if draw(st.sampled_from([False, False, True])):
+    _set(params, "smooth", draw(pick([1.0, 1.0, 0.5, 1e-3])), 1.0)
+    if draw(pick([False, False, True])):
         params["ignore_background"] = True
     return {"input": x, "target": t}, params
 
 
-@st.composite
+@case_strategy
 def ranking(draw):
-    shape = draw(batch_shapes(min_dims=0, max_dims=2)) + (draw(st.sampled_from(CLASS_MENU)),)
+    shape = draw(batch_shapes(min_dims=0, max_dims=2)) + (draw(pick_shape(CLASS_MENU)),)
     x = draw(arrays(shape, floats(-10, 10)))
     graded = draw(st.booleans())
     t = draw(arrays(shape, st.sampled_from([0.0, 1.0, 2.0, 3.0]) if graded else floats(0, 1)))
     mask = draw(st.sampled_from(["all", "some", "some"]))
     where = np.ones(shape, bool) if mask == "all" else draw(arrays(shape, st.booleans(), dtype=bool))
     params = {"reduction": draw(REDUCTIONS)}
-    if draw(st.booleans()):
+    if draw(pick(FLAG)):
         params["weight"] = draw(arrays(shape, floats(0.25, 4)))
     return {"input": x, "target": t, "where": where}, params
 
