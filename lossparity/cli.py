@@ -284,20 +284,17 @@ def cmd_list(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from lossparity.reports.html import write_report
-    from lossparity.reports.records import ResultsFileError, read_records
+    from lossparity.reports.html import collect
+    from lossparity.reports.records import ResultsFileError, iter_records
 
-    try:
-        records = read_records(Path(args.results), validate=True)
+    try:  # one pass over the file, validated line by line: nothing but the report's data is held
+        report = collect(iter_records(Path(args.results), validate=True))
     except ResultsFileError as exc:
         raise UsageError(str(exc)) from None
     out = Path(args.output) if args.output else Path(args.results).with_name("report.html")
-    _write(str(out), lambda path: write_report(records, path))
+    _write(str(out), report.write)
     print(f"report: {out}")
-    failing = any(r.get("kind") == "result" and r["verdict"] in ("deviate", "error_mismatch", "crash", "timeout")
-                  for r in records) or any(r.get("kind") == "divergence" and r["status"] == "unexplained"
-                                          for r in records)
-    return EXIT_FINDINGS if failing else EXIT_OK
+    return EXIT_FINDINGS if report.failing else EXIT_OK
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "explain": cmd_explain, "merge": cmd_merge, "diff": cmd_diff}

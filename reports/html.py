@@ -8,9 +8,12 @@ JavaScript off. Every string from the records goes through Jinja2's autoescape.
 
 Aggregates (counts, the specs x frameworks matrix, each binding's value and gradient
 verdicts per dtype x mode x device, unsupported bindings, the bindings x bindings agreement
-matrix of each spec, the error plots of ``reports/plots.py``) are computed here in one pass;
-only findings (results that are not ``conform``) and divergences get a detailed block, so a
-run of tens of thousands of results renders in seconds.
+matrix of each spec, the error plots of ``reports/plots.py``) are computed here in one pass
+over the records, read lazily (:class:`ReportData`); only findings (results that are not
+``conform`` or ``unsupported``) and divergences get a detailed block, and only the first few
+of each group (spec, binding, verdict, dtype, mode), the page saying how many of how many: so
+a results file of a million lines renders in bounded memory to a page of a few MB. The page's
+script filters the blocks and shows them a hundred at a time.
 """
 
 from __future__ import annotations
@@ -59,11 +62,6 @@ def _env() -> jinja2.Environment:
     return _ENV
 
 
-def render_report(records: list[dict]) -> str:
-    """The report page for the parsed lines of one results file (any order; ``meta`` first)."""
-    return _render("report.html.j2", _context(records))
-
-
 #: Stands in the page's Content-Security-Policy until the script's hash is known.
 _SCRIPT_SOURCE = "LOSSPARITY-SCRIPT-HASH"
 _SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
@@ -80,8 +78,9 @@ def _render(template: str, context: dict) -> str:
 
 
 def write_report(records: Iterable[dict], path: str | Path) -> Path:
-    """Render ``records`` and write the page to ``path`` (parents created); return the path."""
-    return _write_page(path, render_report(list(records)))
+    """Render ``records`` (any iterable, read once: ``iter_records(path)`` streams a file of a
+    million lines in bounded memory) and write the page to ``path`` (parents created); return it."""
+    return collect(records).write(path)
 
 
 def _write_page(path: str | Path, page: str) -> Path:
@@ -177,88 +176,185 @@ def _meta_pairs(base: Mapping, new: Mapping) -> list[tuple[str, str, str, bool]]
 
 # -- the page's data ------------------------------------------------------------------------
 
-def _context(records: list[dict]) -> dict:
-    meta: dict = {}
-    summary: dict | None = None
-    counts: Counter = Counter()
-    matrix: dict[str, dict[str, dict[str, Counter]]] = defaultdict(lambda: defaultdict(dict))
-    unsupported: dict[tuple[str, str], dict] = {}
-    findings: list[dict] = []
-    divergences: list[dict] = []
-    agreements: list[Mapping] = []
-    frameworks: dict[str, None] = {}
-    framework_of: dict[str, str] = {}  # binding id -> framework, as the result lines say
-    # (spec, binding) -> (dtype, mode, device) -> column ("all", "value", "∂input", "in") -> counts
-    bindings: dict[tuple[str, str], dict] = defaultdict(lambda: defaultdict(lambda: defaultdict(Counter)))
-    gradient_names: dict[str, None] = {}
-    plots = ErrorPlots()
-    for r in records:
+#: Findings of one group (spec, binding, verdict, dtype, mode) kept whole while reading, and so
+#: shown in full at most; divergences of one group (spec, status, dtype, mode, the two bindings)
+#: likewise. The rest of a group is counted only: a file of a million lines holds in memory.
+MAX_PER_GROUP = 20
+#: Detailed blocks on the page at most (findings and divergences each): when groups are many,
+#: every group shows fewer than MAX_PER_GROUP (at least one), so the page stays a few MB.
+MAX_DETAILS = 2000
+#: Result lines per binding x dtype whose arrays feed the error plots; the others are counted, and
+#: the plot says so. Decoding arrays costs more than reading a line: this bounds the plots' time.
+MAX_PLOTTED = 500
+
+
+class ReportData:
+    """The report's data, gathered from records one at a time, in one pass over a results file.
+
+    Counters for every aggregate; whole records only for the first MAX_PER_GROUP findings and
+    divergences of each group (with each group's count), so memory does not grow with the file.
+    """
+
+    def __init__(self) -> None:
+        self.meta: dict = {}
+        self.summary: dict | None = None
+        self.counts: Counter = Counter()
+        self.matrix: dict[str, dict[str, dict[str, Counter]]] = defaultdict(lambda: defaultdict(dict))
+        self.unsupported: dict[tuple[str, str], dict] = {}
+        # group -> [its count, the first records of it]
+        self.findings: dict[tuple, list] = {}
+        self.divergences: dict[tuple, list] = {}
+        self.div_counts: Counter = Counter()
+        self.agreements: list[Mapping] = []
+        self.frameworks: dict[str, None] = {}
+        self.framework_of: dict[str, str] = {}  # binding id -> framework, as the result lines say
+        # (spec, binding) -> (dtype, mode, device) -> column ("all", "value", "∂input", "in") -> counts
+        self.bindings: dict[tuple[str, str], dict] = defaultdict(lambda: defaultdict(lambda: defaultdict(Counter)))
+        self.gradient_names: dict[str, None] = {}
+        self.plots = ErrorPlots()
+        self.plotted: Counter = Counter()  # (spec, binding, dtype) -> result lines seen
+        self.failing = False  # a deviation, error mismatch, crash, timeout or unexplained divergence
+
+    def add(self, r: Any) -> None:
         if not isinstance(r, Mapping):
-            continue
+            return
         kind = r.get("kind")
         if kind == "result":
-            verdict = str(r.get("verdict", "?"))
-            spec, binding, fw = str(r.get("spec", "?")), str(r.get("binding", "?")), str(r.get("framework", "?"))
-            counts[verdict] += 1
-            frameworks.setdefault(fw)
-            framework_of.setdefault(binding, fw)
-            cell = matrix[spec][fw]
-            cell.setdefault(binding, Counter())[verdict] += 1
-            row = bindings[spec, binding][str(r.get("dtype", "?")), str(r.get("mode", "?")), str(r.get("device", "?"))]
-            row["all"][verdict] += 1
-            row["value"][_value_verdict(r)] += 1
-            for name, g in _gradients(r):
-                gradient_names.setdefault(name)
-                row["∂" + name][str(g.get("verdict", "?"))] += 1
-            if verdict not in ("conform", "unsupported"):
-                row["in"].update(_finding_in(r))
-            plots.add(r)
-            if verdict == "unsupported":
-                reason = _message(r.get("actual"))
-                group = unsupported.setdefault((fw, reason), {"framework": fw, "reason": reason, "bindings": {}})
-                group["bindings"][f"{binding} ({spec})"] = None
-            elif verdict != "conform":
-                findings.append(r)
+            self._result(r)
         elif kind == "divergence":
-            divergences.append(r)
+            status = str(r.get("status", "unexplained"))
+            self.div_counts[status] += 1
+            self.failing |= status == "unexplained"
+            sides = [r.get(s) if isinstance(r.get(s), Mapping) else {} for s in ("a", "b")]
+            group = (str(r.get("spec")), status, str(r.get("dtype")), str(r.get("mode")),
+                     *(str(side.get("binding")) for side in sides))
+            _keep(self.divergences, group, r)
         elif kind == "agreement":
-            agreements.append(r)
-        elif kind == "meta" and not meta:
-            meta = r
+            self.agreements.append(r)  # one per compared pair of bindings: few
+        elif kind == "meta" and not self.meta:
+            self.meta = r
         elif kind == "summary":
-            summary = r
-    order = {v: i for i, v in enumerate(FINDING_ORDER)}
-    findings.sort(key=lambda r: (order.get(r.get("verdict"), len(order)), str(r.get("spec")),
-                                 str(r.get("binding")), str(r.get("dtype")), str(r.get("case_id"))))
-    divergences.sort(key=lambda d: (d.get("status") != "unexplained", str(d.get("spec")),
-                                    str(d.get("case_id")), str(d.get("dtype"))))
-    div_counts = Counter(str(d.get("status", "unexplained")) for d in divergences)
-    fw_list = list(frameworks)
-    gradient_columns = sorted(gradient_names, key=lambda g: _rank(g, GRADIENTS))
-    return {
-        "meta": _meta_rows(meta),
-        "versions": _versions(meta),
-        "command": _command(meta),
-        "finished": (summary or {}).get("finished"),
-        "complete": summary is not None,
-        "verdicts": [(v, counts.get(v, 0)) for v in VERDICTS] +
-                    [(v, n) for v, n in sorted(counts.items()) if v not in VERDICTS],
-        "total": sum(counts.values()),
-        "summary_mismatch": _summary_mismatch(summary, counts),
-        "div_counts": {"explained": div_counts.get("explained", 0),
-                       "unexplained": div_counts.get("unexplained", 0)},
-        "frameworks": fw_list,
-        "matrix": _matrix(matrix, fw_list),
-        "gradient_columns": gradient_columns,
-        "bindings": _binding_rows(bindings, framework_of, fw_list, gradient_columns, plots.svgs()),
-        "agreement": agreement_matrices(agreements, framework_of, fw_list),
-        "unsupported": sorted(({**g, "bindings": list(g["bindings"])} for g in unsupported.values()),
-                              key=lambda g: (g["framework"], g["reason"])),
-        "findings": [_finding(r) for r in findings],
-        "divergences": [_divergence(d) for d in divergences],
-        "stale": [k for k in map(_known, (summary or {}).get("stale_known") or []) if k],
-        "filters": _filters(findings, divergences),
-    }
+            self.summary = r
+
+    def _result(self, r: Mapping) -> None:
+        verdict = str(r.get("verdict", "?"))
+        spec, binding, fw = str(r.get("spec", "?")), str(r.get("binding", "?")), str(r.get("framework", "?"))
+        dtype, mode = str(r.get("dtype", "?")), str(r.get("mode", "?"))
+        self.counts[verdict] += 1
+        self.failing |= verdict in ("deviate", "error_mismatch", "crash", "timeout")
+        self.frameworks.setdefault(fw)
+        self.framework_of.setdefault(binding, fw)
+        cell = self.matrix[spec][fw]
+        (cell.get(binding) or cell.setdefault(binding, Counter()))[verdict] += 1
+        row = self.bindings[spec, binding][dtype, mode, str(r.get("device", "?"))]
+        row["all"][verdict] += 1
+        row["value"][_value_verdict(r)] += 1
+        for name, g in _gradients(r):
+            self.gradient_names.setdefault(name)
+            row["∂" + name][str(g.get("verdict", "?"))] += 1
+        if verdict not in ("conform", "unsupported"):
+            row["in"].update(_finding_in(r))
+        series = (spec, binding, dtype)
+        self.plotted[series] += 1
+        if self.plotted[series] <= MAX_PLOTTED:
+            self.plots.add(r)
+        if verdict == "unsupported":
+            reason = _message(r.get("actual"))
+            group = self.unsupported.setdefault((fw, reason), {"framework": fw, "reason": reason, "bindings": {}})
+            group["bindings"][f"{binding} ({spec})"] = None
+        elif verdict != "conform":
+            _keep(self.findings, (spec, binding, verdict, dtype, mode), r)
+
+    def page(self) -> str:
+        return _render("report.html.j2", self.context())
+
+    def write(self, path: str | Path) -> Path:
+        """Write the page to ``path`` (parents created); return the path."""
+        return _write_page(path, self.page())
+
+    def context(self) -> dict:
+        order = {v: i for i, v in enumerate(FINDING_ORDER)}
+        findings, finding_groups = _shown(self.findings, lambda g: (
+            order.get(g[2], len(order)), g[0], g[1], _rank(g[3], DTYPES), _rank(g[4], MODES)))
+        findings.sort(key=lambda r: (order.get(r.get("verdict"), len(order)), str(r.get("spec")),
+                                     str(r.get("binding")), str(r.get("dtype")), str(r.get("case_id"))))
+        divergences, divergence_groups = _shown(self.divergences, lambda g: (g[1] != "unexplained", *g))
+        divergences.sort(key=lambda d: (d.get("status") != "unexplained", str(d.get("spec")),
+                                        str(d.get("case_id")), str(d.get("dtype"))))
+        fw_list = list(self.frameworks)
+        gradient_columns = sorted(self.gradient_names, key=lambda g: _rank(g, GRADIENTS))
+        summary, counts = self.summary, self.counts
+        plotted = {k: n for k, n in self.plotted.items() if n > MAX_PLOTTED}
+        return {
+            "meta": _meta_rows(self.meta),
+            "versions": _versions(self.meta),
+            "command": _command(self.meta),
+            "finished": (summary or {}).get("finished"),
+            "complete": summary is not None,
+            "verdicts": [(v, counts.get(v, 0)) for v in VERDICTS] +
+                        [(v, n) for v, n in sorted(counts.items()) if v not in VERDICTS],
+            "total": sum(counts.values()),
+            "summary_mismatch": _summary_mismatch(summary, counts),
+            "div_counts": {"explained": self.div_counts.get("explained", 0),
+                           "unexplained": self.div_counts.get("unexplained", 0)},
+            "frameworks": fw_list,
+            "matrix": _matrix(self.matrix, fw_list),
+            "gradient_columns": gradient_columns,
+            "bindings": _binding_rows(self.bindings, self.framework_of, fw_list, gradient_columns,
+                                      self.plots.svgs(), plotted),
+            "agreement": agreement_matrices(self.agreements, self.framework_of, fw_list),
+            "unsupported": sorted(({**g, "bindings": list(g["bindings"])} for g in self.unsupported.values()),
+                                  key=lambda g: (g["framework"], g["reason"])),
+            "max_plotted": MAX_PLOTTED,
+            "findings": [_finding(r) for r in findings],
+            "n_findings": sum(n for n, _ in self.findings.values()),
+            "finding_groups": finding_groups,
+            "divergences": [_divergence(d) for d in divergences],
+            "n_divergences": sum(n for n, _ in self.divergences.values()),
+            "divergence_groups": divergence_groups,
+            "stale": [k for k in map(_known, (summary or {}).get("stale_known") or []) if k],
+            "filters": _filters(findings, divergences),
+        }
+
+
+def _keep(groups: dict[tuple, list], group: tuple, record: Mapping) -> None:
+    """Count ``record`` in its group; keep it whole if the group has fewer than MAX_PER_GROUP."""
+    entry = groups.get(group)
+    if entry is None:
+        groups[group] = [1, [record]]
+    else:
+        entry[0] += 1
+        if len(entry[1]) < MAX_PER_GROUP:
+            entry[1].append(record)
+
+
+def _shown(groups: dict[tuple, list], key) -> tuple[list[Mapping], list[dict]]:
+    """The records to show in full, and every capped group as ``{"group", "shown", "count"}``
+    (sorted by ``key``): the first K of each group, K = MAX_PER_GROUP unless the groups are so
+    many that MAX_DETAILS blocks would not hold them; then fewer, but one of each at least."""
+    per_group = max(1, min(MAX_PER_GROUP, MAX_DETAILS // max(1, len(groups))))
+    shown: list[Mapping] = []
+    capped = []
+    for group in sorted(groups, key=key):
+        count, kept = groups[group]
+        shown += kept[:per_group]
+        if count > per_group:
+            capped.append({"group": group, "shown": min(per_group, len(kept)), "count": count})
+    return shown, capped
+
+
+def render_report(records: Iterable[dict]) -> str:
+    """The report page for the parsed lines of one results file (any order; ``meta`` first),
+    read once, lazily: ``records`` may be a generator over a file of any length."""
+    return collect(records).page()
+
+
+def collect(records: Iterable[dict]) -> ReportData:
+    """The report's data from ``records``, consumed one at a time (see :class:`ReportData`)."""
+    collector = ReportData()
+    for r in records:
+        collector.add(r)
+    return collector
 
 
 def _rank(value: str, order: tuple[str, ...]) -> tuple[int, str]:
@@ -287,9 +383,10 @@ def _finding_in(r: Mapping) -> list[str]:
 
 
 def _binding_rows(bindings: Mapping, framework_of: Mapping[str, str], frameworks: list[str],
-                  gradient_columns: list[str], plots: Mapping) -> list[dict]:
+                  gradient_columns: list[str], plots: Mapping, plotted: Mapping = {}) -> list[dict]:
     """Per binding (by spec, framework, id): a row of verdict counts per dtype x mode x device
-    (all, value, each gradient, where the findings lie), and its error plots per dtype."""
+    (all, value, each gradient, where the findings lie), and its error plots per dtype;
+    ``plotted``: (spec, binding, dtype) -> results, where more than MAX_PLOTTED fed no plot."""
     rank = {fw: i for i, fw in enumerate(frameworks)}
     out = []
     for (spec, binding), rows in sorted(bindings.items(), key=lambda kv: (
@@ -305,7 +402,9 @@ def _binding_rows(bindings: Mapping, framework_of: Mapping[str, str], frameworks
                           "in": [(p, c["in"][p]) for p in PARTS if c["in"][p]]})
         out.append({"spec": spec, "binding": _breakable(binding), "framework": framework_of.get(binding, "?"),
                     "rows": table, "in": [(p, found[p]) for p in PARTS if found[p]],
-                    "plots": plots.get((spec, binding), [])})
+                    "plots": plots.get((spec, binding), []),
+                    "plots_capped": [(dtype, plotted[spec, binding, dtype]) for dtype, _ in plots.get((spec, binding), [])
+                                     if (spec, binding, dtype) in plotted]})
     return out
 
 

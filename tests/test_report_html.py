@@ -574,3 +574,52 @@ def test_plots_are_inline_svg_per_binding_and_dtype_with_unique_ids():
     assert len(ids) == len(set(ids))
     refs = set(re.findall(r'(?:url\(#|href="#)([^)"]+)', page))
     assert refs and refs <= set(ids)  # every clip path and marker an SVG uses is its own
+
+
+# -- reports that scale: one pass, capped details, paging ---------------------------------------
+
+def test_write_report_reads_a_generator_once(tmp_path):
+    """``write_report`` consumes its records lazily, once: the controller passes ``iter_records``."""
+    taken = []
+
+    def lines():
+        for r in records():
+            taken.append(r)
+            yield r
+
+    out = write_report(lines(), tmp_path / "report.html")
+    assert len(taken) == len(records())
+    assert "<h1>lossparity report</h1>" in out.read_text(encoding="utf-8")
+
+
+def test_a_capped_group_says_how_many_are_shown_of_how_many(monkeypatch):
+    import lossparity.reports.html as html
+
+    monkeypatch.setattr(html, "MAX_PER_GROUP", 3)
+    hostile = "torch.nn." + SCRIPT
+    lines = [records()[0]] + [_result(hostile, "deviate", case_id=f"c{i}") for i in range(7)] \
+        + [_result("torch.nn.BCELoss", "crash", case_id="lone")]
+    page = render_report(iter(lines))
+    assert page.count('<details class="item f-deviate"') == 3  # the first 3 of the group in full
+    assert page.count('<details class="item f-crash"') == 1  # a group under the cap: whole
+    assert "4 of 8 findings shown in full" in page
+    assert "3 of 7 shown" in page
+    assert "findings (8)" in page  # the count is every finding's, not the shown ones'
+    assert SCRIPT not in page and str(escape(hostile)) in page  # group names are escaped too
+
+
+def test_many_groups_share_the_page(monkeypatch):
+    import lossparity.reports.html as html
+
+    monkeypatch.setattr(html, "MAX_DETAILS", 4)
+    lines = [_result(f"b{i}", "deviate", case_id=f"c{i}-{j}") for i in range(6) for j in range(2)]
+    page = render_report(lines)
+    assert page.count('<details class="item f-deviate"') == 6  # one of each group at least
+    assert "6 of 12 findings shown in full" in page and page.count("1 of 2 shown") == 6
+
+
+def test_the_filter_bar_pages_the_blocks(page):
+    bar = re.search(r'<div id="filters" hidden>(.*?)\n</div>', page, re.S).group(1)
+    assert 'id="prev"' in bar and 'id="next"' in bar and 'id="page"' in bar
+    script = re.search(r"<script>(.*?)</script>", page, re.S).group(1)
+    assert "PAGE = 100" in script and "innerHTML" not in script
