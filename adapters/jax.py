@@ -26,11 +26,24 @@ Class-index labels are ``int32``, the integer type of a JAX program that does no
 from __future__ import annotations
 
 import importlib.util
+import os
+from pathlib import Path
 
 import numpy as np
 
 from lossparity.adapters._base import FrameworkAdapter, py_literal
 from lossparity.conformance.model import Binding
+
+
+def compilation_cache() -> Path | None:
+    """Where JAX's compiled executables are kept between processes and runs:
+    ``$LOSSPARITY_CACHE/jax`` (default ``~/.cache/lossparity``); ``LOSSPARITY_CACHE=off``
+    keeps none."""
+    root = os.environ.get("LOSSPARITY_CACHE", "")
+    if root.lower() in ("off", "0", "none"):
+        return None
+    base = Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lossparity"
+    return base / "jax"
 
 
 class JaxAdapter(FrameworkAdapter):
@@ -99,6 +112,15 @@ class JaxAdapter(FrameworkAdapter):
     def prepare(self):
         super().prepare()
         self._backend_compiles = 0
+        # JAX's persistent compilation cache: eager JAX compiles every primitive for every
+        # shape and dtype it meets, and a run meets thousands; cached on disk, a second worker
+        # or the next run loads them. The executables are the same, so are the numbers.
+        cache = compilation_cache()
+        if cache is not None:
+            jax = self.namespace()["jax"]
+            jax.config.update("jax_compilation_cache_dir", str(cache))
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+            jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
         # Every XLA compilation, jitted function or eager primitive, reports its duration here.
         from jax import monitoring
 

@@ -26,6 +26,9 @@ class TensorFlowAdapter(FrameworkAdapter):
         "import tensorflow as tf\n"
     )
     modes = ("eager", "function", "function_jit")
+    # XLA compiles through TensorFlow at about half a second per call structure: 70% of a
+    # default run's time for one mode among nine. Run it when asked for (--modes).
+    opt_in_modes = ("function_jit",)
     reuses_arrays = True
 
     def to_framework(self, array, dtype):

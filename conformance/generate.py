@@ -310,6 +310,30 @@ def draw_cases(spec_name: str, strategy, *, examples: int, seed_value: int) -> l
             for index, (b, (arrays_, params)) in enumerate(drawn)]
 
 
+def more_cases(spec_name: str, strategy, *, bucket: int, examples: int, seed_value: int,
+               drawn: list[Case] = ()) -> list[Case]:
+    """Up to ``examples`` further distinct cases of one structure bucket, none of them among
+    ``drawn`` (the cases :func:`draw_cases` gave): for a binding that takes the structure of
+    few buckets (a loss without a reduction keyword takes only the plain bucket's), so that it
+    too is checked on ``examples`` generated cases. ``bucket`` may lie past :data:`BUCKETS`:
+    a further structure, for a binding that takes none of the standard ones.
+
+    The same (spec, seed, bucket, examples) give the same list whatever else was drawn; the
+    ids are ``gen-{seed}-b{bucket}-{i}``."""
+    global _ACTIVE
+    seen = {_case_key((c.arrays, c.params)) for c in drawn if c.origin.get("bucket") == bucket}
+    _ACTIVE = _Bucket(spec_name, seed_value, bucket)
+    try:
+        with _only_global_constants():
+            new = _draw_distinct(strategy, examples, seen, f"{seed_value}/{spec_name}/{bucket}/more", simplest=False)
+    finally:
+        _ACTIVE = None
+    return [Case(spec_name, f"gen-{seed_value}-b{bucket}-{i}",
+                 {"generator": "hypothesis", "seed": seed_value, "index": i, "bucket": bucket, "more": True},
+                 arrays_, params)
+            for i, (arrays_, params) in enumerate(new)]
+
+
 #: Runs per bucket at most (a run draws its share, less the repeats of earlier cases).
 _MAX_ROUNDS = 10
 

@@ -34,7 +34,7 @@ def pytest_addoption(parser):
     group.addoption("--lp-dtypes", default=None, help="comma-separated dtypes (default: float64, float32, "
                     "float16, bfloat16)")
     group.addoption("--lp-modes", default=None, help="comma-separated execution modes (default: each framework's "
-                    "modes but torch.compile's 'compile')")
+                    "modes but the opt-in ones, torch.compile's 'compile' and tf.function(jit_compile=True)'s 'function_jit')")
     group.addoption("--lp-device", default="cpu", help="cpu or cuda (default cpu)")
     group.addoption("--lp-tf32", action="store_true", help="let float32 matrix products use TensorFloat-32 on CUDA")
     group.addoption("--lp-examples", type=int, default=None, help="generated cases per spec (default 100)")
@@ -116,7 +116,7 @@ def pytest_generate_tests(metafunc):
 
     selection = _selection(metafunc.config).validate()
     known = tuple(load_known())
-    items, cases = [], {}
+    items = []
     finished = _finished(metafunc.config)
     case_globs = split_csv(metafunc.config.getoption("lp_cases"))
     for binding in selection.bindings():
@@ -126,10 +126,8 @@ def pytest_generate_tests(metafunc):
             items.append(LpItem(binding, unavailable=reason))
             continue
         spec = SPECS[binding.spec]
-        if spec.name not in cases:
-            cases[spec.name] = selection.cases(spec.name)
-        taken = [c for c in cases[spec.name] if binding.effective_params(spec, c.params) is not None
-                 and (not case_globs or any(fnmatchcase(c.id, g) for g in case_globs))]
+        taken = [c for c in selection.cases_for(binding)
+                 if not case_globs or any(fnmatchcase(c.id, g) for g in case_globs)]
         modes = selection.modes_of(adapter)
         for dtype in selection.dtypes:
             if dtype not in binding.dtypes:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from lossparity.adapters import adapter_modules, broken_adapters, family
-from lossparity.conformance.generate import draw_cases
+from lossparity.conformance.generate import BUCKETS, draw_cases, more_cases
 from lossparity.conformance.model import Binding, Case
 from lossparity.conformance.specs import SPECS
 from lossparity.conformance.tolerances import DTYPES
@@ -86,7 +87,49 @@ class Selection:
         return out
 
     def cases(self, spec_name: str) -> list[Case]:
+        """The spec's edge table and its generated cases (``examples`` in all, in buckets)."""
         spec = SPECS[spec_name]
-        generated = draw_cases(spec_name, spec.generate, examples=self.examples, seed_value=self.seed) \
-            if self.examples else []
-        return [*spec.edges, *generated]
+        return [*spec.edges, *_generated(spec_name, self.examples, self.seed)]
+
+    def cases_for(self, binding: Binding) -> list[Case]:
+        """The cases the binding takes: its spec's edge rows, and ``examples`` generated cases.
+
+        A binding takes the generated cases whose parameters it can express
+        (``Binding.effective_params``), which may be the structure of one bucket only (a loss
+        without a reduction keyword): the cases of its buckets are then drawn further, until
+        it has ``examples``; one that takes no bucket's structure is given further buckets,
+        until one fits. Bindings with the same buckets get the same cases, so they can be
+        compared case by case."""
+        spec = SPECS[binding.spec]
+
+        def takes(case: Case) -> bool:
+            return binding.effective_params(spec, case.params) is not None
+
+        edges = [c for c in spec.edges if takes(c)]
+        drawn = _generated(spec.name, self.examples, self.seed)
+        generated = [c for c in drawn if takes(c)]
+        buckets = list(dict.fromkeys(c.origin["bucket"] for c in generated))
+        further = range(BUCKETS, BUCKETS + _FURTHER_BUCKETS) if self.examples and not buckets else ()
+        for b in [*buckets, *further]:
+            if len(generated) >= self.examples:
+                break
+            generated += [c for c in _more(spec.name, b, self.examples, self.seed)
+                          if takes(c)][:self.examples - len(generated)]
+        return [*edges, *generated]
+
+
+#: How many structures past the standard buckets a binding that takes none of theirs is offered.
+_FURTHER_BUCKETS = 12
+
+
+@functools.lru_cache(maxsize=None)
+def _generated(spec_name: str, examples: int, seed: int) -> tuple[Case, ...]:
+    spec = SPECS[spec_name]
+    return tuple(draw_cases(spec_name, spec.generate, examples=examples, seed_value=seed)) if examples else ()
+
+
+@functools.lru_cache(maxsize=None)
+def _more(spec_name: str, bucket: int, examples: int, seed: int) -> tuple[Case, ...]:
+    spec = SPECS[spec_name]
+    return tuple(more_cases(spec_name, spec.generate, bucket=bucket, examples=examples, seed_value=seed,
+                            drawn=_generated(spec_name, examples, seed)))

@@ -41,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtypes", type=_csv, default="float64,float32,float16,bfloat16",
                      help="comma-separated dtypes (default: float64,float32,float16,bfloat16)")
     run.add_argument("--modes", type=_csv, help="comma-separated execution modes: eager, function, function_jit "
-                     "(tf.function, with jit_compile), jit (jax.jit), compile (torch.compile, opt-in); "
-                     "default: all but compile")
+                     "(tf.function, with jit_compile, opt-in), jit (jax.jit), compile (torch.compile, opt-in); "
+                     "default: all but the opt-in compile and function_jit")
     run.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device of every case (default cpu)")
     run.add_argument("--tf32", action="store_true",
                      help="let CUDA float32 matrix products use TensorFloat-32 (off for correctness runs)")

@@ -37,9 +37,16 @@ class ResultsFileError(ValueError):
 
 def encode_array(a) -> dict:
     a = np.asarray(a)
-    kind = "int64" if a.dtype.kind in "iub" else str(a.dtype)
-    data = [(_float(x) if a.dtype.kind == "f" else int(x)) for x in a.ravel().tolist()]
+    if a.dtype.kind in "iub":
+        return {"dtype": "int64", "shape": list(a.shape), "data": [int(x) for x in a.ravel().tolist()]}
+    kind = _DTYPE_NAMES.get(a.dtype) or _DTYPE_NAMES.setdefault(a.dtype, str(a.dtype))  # str() is slow
+    data = a.ravel().tolist()
+    if not np.isfinite(a).all():
+        data = [_float(x) for x in data]
     return {"dtype": kind, "shape": list(a.shape), "data": data}
+
+
+_DTYPE_NAMES: dict = {}
 
 
 def _float(x: float):

@@ -146,3 +146,24 @@ def _value_dependent(draw):
 def test_a_structural_pick_that_depends_on_a_value_is_refused():
     with pytest.raises(GenerationError, match="depends on a drawn value"):
         draw_cases("bad", _value_dependent(), examples=40, seed_value=0)
+
+
+def test_every_binding_is_checked_on_the_asked_number_of_generated_cases():
+    """A binding that takes few buckets' structure (no reduction keyword: the plain bucket only;
+    one that needs a parameter the plain bucket leaves out: none) gets further cases of its
+    buckets, or further buckets, up to ``examples``; bindings that take the same buckets get
+    the same cases, so they are compared case by case."""
+    from lossparity.adapters import all_bindings
+    from lossparity.conformance.selection import Selection
+
+    selection = Selection(examples=20)
+    taken = {}
+    for binding in all_bindings():
+        generated = [c for c in selection.cases_for(binding) if "generator" in c.origin]
+        assert len(generated) == 20, binding.id
+        assert len({c.id for c in generated}) == 20
+        taken[binding.key] = generated
+    plain_only = taken["softmax_cross_entropy:tf.nn.sparse_softmax_cross_entropy_with_logits"]
+    assert {c.origin["bucket"] for c in plain_only} == {0} and any(c.origin.get("more") for c in plain_only)
+    optax = taken["softmax_cross_entropy:optax.losses.softmax_cross_entropy_with_integer_labels"]
+    assert [c.id for c in optax] == [c.id for c in plain_only]  # the same buckets, the same cases
