@@ -252,6 +252,15 @@ class FrameworkAdapter:
             self._compiled[key] = found
         return found
 
+    def release(self) -> None:
+        """Forget the compiled functions and prepared cases: a run calls this after each batch
+        (one binding in one dtype), whose functions the next batch never calls again, so a
+        worker's memory stays that of one batch, not the run's (each traced or jitted function
+        holds its graphs and executables)."""
+        self._compiled.clear()
+        self._recent.clear()
+        self._held = None
+
     #: Whether a framework array can be given to several calls (JAX's and TensorFlow's are
     #: immutable); torch's gradient marks its leaves, so each call gets fresh tensors.
     reuses_arrays: bool = False

@@ -231,6 +231,7 @@ def main() -> int:
     p.add_argument("--skip-bindings", action="store_true", help="skip parts 1 and 2")
     p.add_argument("--skip-run", action="store_true", help="skip part 3, the whole runs")
     p.add_argument("--run-args", default="", help="extra arguments of the whole runs (default: none, the default run)")
+    p.add_argument("--keep", help="write the whole runs' results here (default: a temporary folder)")
     p.add_argument("--workers", default="1,2", help="worker counts of the whole runs (default 1,2: the speedup)")
     p.add_argument("--json", help="also write every figure to this file")
     p.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one framework process
@@ -284,7 +285,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             for workers in (int(w) for w in args.workers.split(",")):
                 print(f"whole run, {workers} worker(s) ...", file=sys.stderr, flush=True)
-                runs.append(whole_run(workers, Path(tmp) / f"n{workers}", extra))
+                runs.append(whole_run(workers, Path(args.keep or tmp) / f"n{workers}", extra))
         keys = [r.pop("_key") for r in runs]
         figures["runs"] = runs
         print()

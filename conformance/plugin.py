@@ -97,7 +97,9 @@ class LpItem:
         oracle: dict = {}
         records = (evaluate(adapter, self.binding, self.spec, case, self.dtype, mode=mode, device=device,
                             known=self.known, oracle=oracle) for case, mode in self.units)
-        return [(json_line(r), r["verdict"]) for r in records if r is not None]
+        lines = [(json_line(r), r["verdict"]) for r in records if r is not None]
+        adapter.release()
+        return lines
 
     @property
     def id(self):

@@ -340,6 +340,7 @@ def _serve(conn: _Duplex) -> None:
                     record = evaluate(adapter, binding, SPECS[spec_name], case, dtype, mode=mode,
                                       device=device, known=known, oracle=oracle)
                     conn.send(("item", None if record is None else (json_line(record), record["verdict"])))
+                adapter.release()
                 conn.send(("done", None))
         except Exception as exc:  # noqa: BLE001 - an adapter that fails outside the call: say so
             conn.send(("failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from lossparity.adapters import adapter_modules, broken_adapters, family
@@ -40,6 +39,8 @@ class Selection:
     modes: tuple[str, ...] | None = None  # None: each framework's modes but the opt-in ones
     device: str = "cpu"
     tf32: bool = False
+    #: The generated cases drawn so far, by (spec, bucket): drawn once per selection.
+    _drawn: dict = field(default_factory=dict, compare=False, repr=False)
 
     def validate(self) -> "Selection":
         known = set(adapter_modules()) | set(broken_adapters())
@@ -89,7 +90,7 @@ class Selection:
     def cases(self, spec_name: str) -> list[Case]:
         """The spec's edge table and its generated cases (``examples`` in all, in buckets)."""
         spec = SPECS[spec_name]
-        return [*spec.edges, *_generated(spec_name, self.examples, self.seed)]
+        return [*spec.edges, *self._generated(spec_name)]
 
     def cases_for(self, binding: Binding) -> list[Case]:
         """The cases the binding takes: its spec's edge rows, and ``examples`` generated cases.
@@ -106,30 +107,33 @@ class Selection:
             return binding.effective_params(spec, case.params) is not None
 
         edges = [c for c in spec.edges if takes(c)]
-        drawn = _generated(spec.name, self.examples, self.seed)
+        drawn = self._generated(spec.name)
         generated = [c for c in drawn if takes(c)]
         buckets = list(dict.fromkeys(c.origin["bucket"] for c in generated))
         further = range(BUCKETS, BUCKETS + _FURTHER_BUCKETS) if self.examples and not buckets else ()
         for b in [*buckets, *further]:
             if len(generated) >= self.examples:
                 break
-            generated += [c for c in _more(spec.name, b, self.examples, self.seed)
+            generated += [c for c in self._more(spec.name, b)
                           if takes(c)][:self.examples - len(generated)]
         return [*edges, *generated]
+
+    def _generated(self, spec_name: str) -> tuple[Case, ...]:
+        if (spec_name, None) not in self._drawn:
+            spec = SPECS[spec_name]
+            self._drawn[spec_name, None] = tuple(draw_cases(
+                spec_name, spec.generate, examples=self.examples, seed_value=self.seed)) if self.examples else ()
+        return self._drawn[spec_name, None]
+
+    def _more(self, spec_name: str, bucket: int) -> tuple[Case, ...]:
+        if (spec_name, bucket) not in self._drawn:
+            self._drawn[spec_name, bucket] = tuple(more_cases(
+                spec_name, SPECS[spec_name].generate, bucket=bucket, examples=self.examples,
+                seed_value=self.seed, drawn=self._generated(spec_name)))
+        return self._drawn[spec_name, bucket]
 
 
 #: How many structures past the standard buckets a binding that takes none of theirs is offered.
 _FURTHER_BUCKETS = 12
 
 
-@functools.lru_cache(maxsize=None)
-def _generated(spec_name: str, examples: int, seed: int) -> tuple[Case, ...]:
-    spec = SPECS[spec_name]
-    return tuple(draw_cases(spec_name, spec.generate, examples=examples, seed_value=seed)) if examples else ()
-
-
-@functools.lru_cache(maxsize=None)
-def _more(spec_name: str, bucket: int, examples: int, seed: int) -> tuple[Case, ...]:
-    spec = SPECS[spec_name]
-    return tuple(more_cases(spec_name, spec.generate, bucket=bucket, examples=examples, seed_value=seed,
-                            drawn=_generated(spec_name, examples, seed)))
