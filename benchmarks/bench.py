@@ -17,8 +17,9 @@ compiles, and what a whole run costs.
 2. **Compilations**: the warm-up pass counts every jit compile and tf.function trace
    (``Outcome.compiled``) next to the cases and their distinct call structures (buckets).
 3. **The whole run**: ``lossparity run`` with the default selection, on one worker and on
-   ``-n 2``: wall time, peak memory of the whole process tree (sampled), the speedup, and
-   whether the two results files hold the same results.
+   ``-n 2``, each with JAX's compilation cache empty: wall time, peak memory of the whole
+   process tree (PSS, sampled twice a second), the speedup, whether the two results files
+   hold the same results, and the frameworks' own share (the calls' seconds in the results).
 
 Each framework process (torch, TensorFlow and JAX share one; each Keras backend has its own)
 is measured in a subprocess of its own, as a run does.
@@ -156,11 +157,11 @@ def measure(process: str, frameworks, losses, dtype: str, examples: int, repeats
 
 # -- part 3: whole runs -------------------------------------------------------------------------
 
-def _tree_rss(root: int) -> int:
-    """Resident memory of a process and all its descendants, in bytes."""
+def _tree_memory(root: int) -> int:
+    """Memory of a process and all its descendants, in bytes: the sum of their proportional set
+    sizes (PSS: a page shared by n processes counts 1/n in each, so the frameworks' shared
+    libraries count once, not once per worker)."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    page = os.sysconf("SC_PAGE_SIZE")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -168,13 +169,16 @@ def _tree_rss(root: int) -> int:
             with open(f"/proc/{entry}/stat", "rb") as fh:
                 fields = fh.read().rsplit(b")", 1)[1].split()
             children.setdefault(int(fields[1]), []).append(int(entry))
-            rss[int(entry)] = int(fields[21]) * page
         except (OSError, IndexError, ValueError):
             continue
     total, todo = 0, [root]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+                total += next(int(line.split()[1]) * 1024 for line in fh if line.startswith(b"Pss:"))
+        except (OSError, StopIteration, ValueError):
+            pass
         todo += children.get(pid, [])
     return total
 
@@ -189,7 +193,7 @@ def whole_run(workers: int, out: Path, extra: list[str]) -> dict:
 
     def sample():
         while proc.poll() is None:
-            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            peak[0] = max(peak[0], _tree_memory(proc.pid))
             time.sleep(0.5)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -202,19 +206,21 @@ def whole_run(workers: int, out: Path, extra: list[str]) -> dict:
                    if line.startswith('{"kind":"result"'))
     framework_s = sum(json.loads(line)["seconds"].get("call", 0) for line in open(out / "results.jsonl", encoding="utf-8")
                       if line.startswith('{"kind":"result"') and '"seconds":{' in line)
-    return {"workers": workers, "exit": proc.returncode, "wall_s": wall, "peak_rss_gib": peak[0] / 2**30,
+    return {"workers": workers, "exit": proc.returncode, "wall_s": wall, "peak_pss_gib": peak[0] / 2**30,
             "results": len(results), "compiled": compiled, "framework_s": framework_s, "summary": tail,
             "_key": results}
 
 
 def _comparable(path: Path) -> list[str]:
-    """The result lines without their timings, sorted: equal for equal runs."""
+    """The result lines without their timings and compile counts (which worker compiled a
+    shape first is the schedule's), sorted: equal for equal runs."""
     out = []
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             if line.startswith('{"kind":"result"'):
                 r = json.loads(line)
                 r.pop("seconds", None)
+                r.pop("compiled", None)
                 out.append(json.dumps(r, sort_keys=True))
     return sorted(out)
 
@@ -291,7 +297,7 @@ def main() -> int:
         print()
         for r in runs:
             print(f"lossparity run -n {r['workers']} {' '.join(extra)}: {r['wall_s']:.0f} s, peak memory "
-                  f"{r['peak_rss_gib']:.2f} GiB (process tree), {r['results']} results, {r['compiled']} compilations, "
+                  f"{r['peak_pss_gib']:.2f} GiB (PSS of the process tree), {r['results']} results, {r['compiled']} compilations, "
                   f"exit {r['exit']}")
             print(f"    the frameworks' own calls: {r['framework_s']:.0f} s of CPU in all, {r['framework_s'] / r['workers']:.0f} s "
                   f"per worker: the run's wall time is {r['wall_s'] / (r['framework_s'] / r['workers']):.2f}x that")

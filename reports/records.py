@@ -247,7 +247,10 @@ def _schema_error(kind: str | None, record: dict):
     if kind not in _SKELETON_KINDS:
         return next(iter(_validator(kind).iter_errors(record)), None), True
     unfit: list = []
-    skeleton = _skeleton(record, unfit)
+    try:
+        skeleton = _skeleton(record, unfit)
+    except RecursionError:  # nesting deeper than Python recurses, in a field the schema leaves free
+        return next(iter(_validator(kind).iter_errors(record)), None), True
     valid = _VALID.setdefault(kind, set())
     if skeleton in valid:
         return None, bool(unfit)
