@@ -5,7 +5,6 @@ Data flows one way: case -> (oracle, binding) -> outcome -> verdict -> record.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Mapping
 
@@ -17,7 +16,7 @@ from lossparity.conformance.model import ARRAY_PARAMS, Binding, Case, Spec
 from lossparity.conformance.tolerances import DTYPES, TOLERANCES, numpy_dtype, tolerance
 from lossparity.reference.errors import OracleError
 from lossparity.reference.trace import NO_TRACE
-from lossparity.reports.records import encode_array, encode_value
+from lossparity.reports.records import encode_array, encode_value, json_line  # noqa: F401 - json_line: the runner's line
 
 def oracle_kwargs(spec: Spec, params: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
                   conventions: Mapping[str, Any]) -> dict:
@@ -224,11 +223,6 @@ def verdict(expected, expected_rec, outcome, tol, dtype) -> tuple[str, dict | No
         if narrower:
             errors["precision"] = f"within {narrower}'s tolerance: consistent with computing in {narrower}"
     return ("conform" if comparison.ok else "deviate"), errors
-
-
-def json_line(record: dict) -> str:
-    """A record as one results-file line (without its newline): strict JSON, compact."""
-    return json.dumps(record, allow_nan=False, separators=(",", ":"))
 
 
 def unsupported_record(binding: Binding, reason: str) -> dict:

@@ -74,6 +74,11 @@ def encode_value(v: Any):
     return v
 
 
+def json_line(record: dict) -> str:
+    """A record as one results-file line (without its newline): strict JSON, compact."""
+    return json.dumps(record, allow_nan=False, separators=(",", ":"))
+
+
 class ResultsWriter:
     """Appends one JSON object per line and flushes it, so a killed run leaves whole lines."""
 
@@ -86,12 +91,10 @@ class ResultsWriter:
     def write(self, record: dict) -> None:
         # One write(2) per line, no userspace buffer: a process killed at any instant leaves
         # whole lines (the kernel finishes a write to a regular file once it has begun).
-        data = memoryview((json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode("utf-8"))
-        while data:
-            data = data[os.write(self._fd, data):]
+        self.write_lines(json_line(record))
 
     def write_lines(self, text: str) -> None:
-        """Append lines already serialized (``runner.json_line``), newline-separated, in one write."""
+        """Append lines already serialized (``json_line``), newline-separated, in one write."""
         data = memoryview((text + "\n").encode("utf-8"))
         while data:
             data = data[os.write(self._fd, data):]
