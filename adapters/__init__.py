@@ -1,7 +1,7 @@
 """Framework adapters, discovered through the entry-point group ``lossparity.adapters``.
 
 Each entry point names a module that defines ``ADAPTER`` and ``BINDINGS``, or an object
-holding the two (``module:attribute``, a ``Plugin``; see ``adapters/_base.py``). Discovery imports only those modules, never the frameworks: a
+holding the two (``module:attribute``, a ``AdapterEntry``; see ``adapters/base.py``). Discovery imports only those modules, never the frameworks: a
 missing framework is a column skipped with its reason (``ADAPTER.unavailable()``).
 """
 

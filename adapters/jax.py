@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lossparity.adapters._base import FrameworkAdapter, py_literal
-from lossparity.conformance.model import Binding
+from lossparity.adapters.base import FrameworkAdapter, py_literal
+from lossparity.core.model import Binding
 
 
 def compilation_cache() -> Path | None:

@@ -31,11 +31,11 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import replace
 
-from lossparity.adapters._base import Plugin
+from lossparity.adapters.base import AdapterEntry
 from lossparity.adapters.jax import JaxAdapter
 from lossparity.adapters.tensorflow import TensorFlowAdapter
 from lossparity.adapters.torch import TorchAdapter
-from lossparity.conformance.model import GIVEN, Binding
+from lossparity.core.model import GIVEN, Binding
 
 #: Each backend and the adapter of its framework, whose arrays, modes and gradients Keras' uses.
 BACKENDS = {"tensorflow": TensorFlowAdapter, "jax": JaxAdapter, "torch": TorchAdapter}
@@ -244,9 +244,9 @@ EXCLUDED = {
 }
 
 
-def _plugin(backend: str) -> Plugin:
-    return Plugin(_adapter_class(backend, BACKENDS[backend])(), on(backend, KERAS),
+def _entry(backend: str) -> AdapterEntry:
+    return AdapterEntry(_adapter_class(backend, BACKENDS[backend])(), on(backend, KERAS),
                   {f"{k}[{backend}]": why for k, why in EXCLUDED.items()})
 
 
-ON_TENSORFLOW, ON_JAX, ON_TORCH = (_plugin(b) for b in BACKENDS)
+ON_TENSORFLOW, ON_JAX, ON_TORCH = (_entry(b) for b in BACKENDS)

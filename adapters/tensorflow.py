@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lossparity.adapters._base import FrameworkAdapter, py_literal
-from lossparity.conformance.model import GIVEN, Binding
+from lossparity.adapters.base import FrameworkAdapter, py_literal
+from lossparity.core.model import GIVEN, Binding
 
 
 class TensorFlowAdapter(FrameworkAdapter):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lossparity.adapters._base import FrameworkAdapter, py_literal
-from lossparity.conformance.model import Binding
+from lossparity.adapters.base import FrameworkAdapter, py_literal
+from lossparity.core.model import Binding
 
 
 class TorchAdapter(FrameworkAdapter):

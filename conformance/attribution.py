@@ -28,9 +28,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from lossparity.conformance.compare import compare
-from lossparity.conformance.model import ARRAY_PARAMS, Binding, Case, Spec
+from lossparity.core.model import ARRAY_PARAMS, Binding, Case, Spec
 from lossparity.conformance.runner import expect
-from lossparity.conformance.tolerances import tolerance
+from lossparity.core.dtypes import tolerance
 from lossparity.reference.conventions import CONVENTIONS
 from lossparity.reference.errors import OracleError
 from lossparity.reference.trace import NO_TRACE

@@ -6,15 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lossparity.conformance.tolerances import Tolerance, numpy_dtype
+from lossparity.core.dtypes import Tolerance, numpy_dtype, ulp
 
-
-def ulp(x: np.ndarray, dtype: str) -> np.ndarray:
-    """The spacing of ``dtype`` at |x| (float64 result); at 0 the smallest subnormal."""
-    x = np.abs(np.asarray(x, np.float64))
-    dt = numpy_dtype(dtype)
-    with np.errstate(over="ignore", invalid="ignore"):
-        return np.spacing(x.astype(dt)).astype(np.float64)
 
 
 @dataclass
@@ -29,7 +22,7 @@ class Comparison:
     summary: str
 
     def as_dict(self) -> dict:
-        from lossparity.reports.records import encode_value
+        from lossparity.core.records import encode_value
 
         return {k: encode_value(v) for k, v in self.__dict__.items()}
 

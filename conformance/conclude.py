@@ -14,6 +14,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from lossparity.core.verdicts import SILENT
+
 
 class _Tally:
     """What the summary needs of every result line, kept small: counts, the known deviations
@@ -27,7 +29,7 @@ class _Tally:
 
     def add(self, r: dict) -> None:
         self.counts[r["verdict"]] += 1
-        if r["verdict"] not in ("conform", "unsupported"):
+        if r["verdict"] not in SILENT:
             self.findings[r["spec"], r["binding"], r["verdict"]] += 1
         if isinstance(r.get("known"), dict):
             self.used.add(r["known"].get("id"))
@@ -51,7 +53,7 @@ def _comparable(r: dict) -> bool:
     """Only results this lossparity knows how to compare (a merged file may hold others)."""
     from lossparity.conformance.divergence import comparable_result
     from lossparity.conformance.specs import SPECS
-    from lossparity.conformance.tolerances import TOLERANCES
+    from lossparity.core.dtypes import TOLERANCES
 
     return comparable_result(r) and r["spec"] in SPECS and r["dtype"] in TOLERANCES
 

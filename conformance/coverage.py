@@ -5,7 +5,7 @@ from __future__ import annotations
 from lossparity.adapters import adapter_modules, broken_adapters, excluded, family
 from lossparity.conformance.runner import differentiated
 from lossparity.conformance.specs import SPECS
-from lossparity.conformance.tolerances import DTYPES
+from lossparity.core.dtypes import DTYPES
 
 
 def coverage() -> dict:

@@ -19,11 +19,11 @@ from typing import Any, Iterable, Mapping
 
 from lossparity.conformance.attribution import DEFAULT, LOSS, attribute, knobs
 from lossparity.conformance.compare import compare
-from lossparity.conformance.model import ARRAY_PARAMS, Binding, Case, Spec
-from lossparity.conformance.tolerances import DTYPES, tolerance
-from lossparity.reports.records import decode_array, encode_array
+from lossparity.core.model import ARRAY_PARAMS, Binding, Case, Spec
+from lossparity.core.dtypes import DTYPES, tolerance
+from lossparity.core.records import decode_array, encode_array
+from lossparity.core.verdicts import CONFORMING
 
-CONFORMING = ("conform", "known")
 
 
 def case_from_record(record: dict) -> Case:

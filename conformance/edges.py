@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lossparity.conformance.model import Case
+from lossparity.core.model import Case
 
 F32_TINY = float(np.nextafter(np.float32(0), np.float32(1)))  # smallest float32 subnormal
 F32_BELOW_ONE = float(np.nextafter(np.float32(1), np.float32(0)))  # 1 - 2**-24

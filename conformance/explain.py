@@ -10,7 +10,7 @@ the first stage at which the traces part and attributes the difference of the pr
 to the knobs in which the two settings differ (``conformance/attribution.py``).
 
 The result is a plain dict that ``reports/explain_text.py`` prints and ``--json`` dumps;
-its schema is ``$defs/explanation`` in ``reports/results.schema.json``.
+its schema is ``$defs/explanation`` in ``lossparity/core/results.schema.json``.
 """
 
 from __future__ import annotations
@@ -22,19 +22,19 @@ from typing import Any, Mapping
 import numpy as np
 
 from lossparity.adapters import adapter_modules, all_bindings
-from lossparity.adapters._base import py_literal
+from lossparity.adapters.base import py_literal
 from lossparity.conformance.attribution import LOSS, attribute, knobs
 from lossparity.conformance.divergence import reason
 from lossparity.conformance.known import load_known, match
 from lossparity.conformance import sandbox
-from lossparity.conformance.model import ARRAY_PARAMS, Binding, Case, CaseError, Spec, canonical_layout, framework_layout
+from lossparity.core.model import ARRAY_PARAMS, Binding, Case, CaseError, Spec, canonical_layout, framework_layout
 from lossparity.conformance.runner import expect, verdict
-from lossparity.conformance.tolerances import DTYPES
+from lossparity.core.dtypes import DTYPES
 from lossparity.conformance.specs import PARAMETERS, SPECS
-from lossparity.conformance.tolerances import tolerance
+from lossparity.core.dtypes import tolerance
 from lossparity.reference.errors import OracleError
 from lossparity.reference.trace import Trace
-from lossparity.reports.records import encode_array
+from lossparity.core.records import encode_array
 
 
 #: The "framework" of a side that is a spec name: the oracle alone, no framework call.

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lossparity.conformance.model import Case
+from lossparity.core.model import Case
 
 #: Structure buckets per spec and seed: a run compiles each binding at most this many times
 #: per dtype and mode. Bucket 0 is the plain one (every parameter at its first, plain

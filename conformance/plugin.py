@@ -52,7 +52,7 @@ def pytest_addoption(parser):
 
 def _selection(config):
     from lossparity.conformance.selection import DEFAULT_EXAMPLES, Selection, split_csv as _split
-    from lossparity.conformance.tolerances import DTYPES
+    from lossparity.core.dtypes import DTYPES
 
     examples = config.getoption("lp_examples")
     return Selection(
@@ -84,7 +84,8 @@ class LpItem:
     def run(self) -> list[tuple[str, str]]:
         from lossparity.adapters import adapter_for
         from lossparity.conformance import sandbox
-        from lossparity.conformance.runner import evaluate, json_line, unsupported_record
+        from lossparity.conformance.runner import evaluate, unsupported_record
+        from lossparity.core.records import json_line
 
         if self.unavailable:
             return [(json_line(unsupported_record(self.binding, self.unavailable)), "unsupported")]
@@ -157,7 +158,7 @@ def _finished(config) -> set[tuple]:
     if not (out and config.getoption("lp_resume", False)):
         return set()
     from lossparity.conformance.resume import done
-    from lossparity.reports.records import read_records
+    from lossparity.core.records import read_records
 
     return done([r for r in read_records(Path(out) / "results.jsonl", validate=False) if r.get("kind") == "result"])
 
@@ -185,7 +186,7 @@ class Recorder:
     """Controller-side: writes lines as reports arrive, finishes the run at session end."""
 
     def __init__(self, config, out: Path):
-        from lossparity.reports.records import ResultsWriter
+        from lossparity.core.records import ResultsWriter
 
         self.config, self.out = config, out
         self.summary: dict | None = None
@@ -193,7 +194,7 @@ class Recorder:
         path = out / "results.jsonl"
         if config.getoption("lp_resume"):
             from lossparity.conformance.resume import load
-            from lossparity.reports.records import write_all
+            from lossparity.core.records import write_all
 
             meta, results = load(path, self.meta())
             partial = path.with_name(path.name + ".resuming")
@@ -211,7 +212,7 @@ class Recorder:
         larger than the memory the controller should take), then the report."""
         from lossparity.conformance.conclude import conclude_file
         from lossparity.reports.html import write_report
-        from lossparity.reports.records import iter_records
+        from lossparity.core.records import iter_records
 
         path = self.out / "results.jsonl"
         lines, self.summary, self.findings = conclude_file(path)
@@ -244,7 +245,7 @@ class Recorder:
             return
         s, tr = self.summary, terminalreporter
         tr.section("lossparity")
-        from lossparity.reports.records import VERDICTS
+        from lossparity.core.verdicts import VERDICTS
 
         tr.write_line("verdicts:    " + "  ".join(f"{v} {s['counts'].get(v, 0)}" for v in VERDICTS))
         d = s["divergences"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lossparity.reports.merge import result_key
-from lossparity.reports.records import ResultsFileError, read_records
+from lossparity.core.records import ResultsFileError, read_records
 
 
 class ResumeError(ValueError):

@@ -12,11 +12,12 @@ import numpy as np
 
 from lossparity.conformance.compare import compare
 from lossparity.conformance.known import match
-from lossparity.conformance.model import ARRAY_PARAMS, Binding, Case, Spec
-from lossparity.conformance.tolerances import DTYPES, TOLERANCES, numpy_dtype, tolerance
+from lossparity.core.model import ARRAY_PARAMS, Binding, Case, Spec
+from lossparity.core.dtypes import DTYPES, TOLERANCES, numpy_dtype, tolerance
 from lossparity.reference.errors import OracleError
 from lossparity.reference.trace import NO_TRACE
-from lossparity.reports.records import encode_array, encode_value, json_line  # noqa: F401 - json_line: the runner's line
+from lossparity.core.records import encode_array, encode_value
+from lossparity.core.verdicts import RANK
 
 def oracle_kwargs(spec: Spec, params: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
                   conventions: Mapping[str, Any]) -> dict:
@@ -67,7 +68,6 @@ def scalar_params(params: Mapping[str, Any]) -> dict:
     return {k: encode_value(v) for k, v in params.items() if not isinstance(v, np.ndarray)}
 
 
-_RANK = {"conform": 0, "deviate": 1, "error_mismatch": 2}
 
 
 def evaluate(adapter, binding: Binding, spec: Spec, case: Case, dtype: str,
@@ -105,7 +105,7 @@ def evaluate(adapter, binding: Binding, spec: Spec, case: Case, dtype: str,
             oracle[key, "gradients"] = expect_gradients(spec, case, params, binding.conventions, result, given=dtype)
         record["gradients"] = gradient_verdicts(binding, spec, dtype, outcome.grads, oracle[key, "gradients"])
     parts = [record["value_verdict"], *(g["verdict"] for g in (record["gradients"] or {}).values())]
-    record["verdict"] = max(parts, key=_RANK.__getitem__)
+    record["verdict"] = max(parts, key=RANK.__getitem__)
     return finish(record, adapter, binding, case, known)
 
 

@@ -235,7 +235,8 @@ def run_batch(binding, spec, dtype, units, *, device="cpu", tf32=False, known=()
     each result as (JSON line, verdict); a unit that crashes or times out becomes a record of
     that verdict (built here, ``runner.lost``) and a fresh child takes the units after it."""
     from lossparity.adapters import adapter_for
-    from lossparity.conformance.runner import json_line, lost
+    from lossparity.conformance.runner import lost
+    from lossparity.core.records import json_line
 
     pending = list(units)
     while pending:
@@ -262,7 +263,7 @@ def call(binding, case, dtype, *, mode="eager", wrt=()):
     """``adapter.call`` in the binding's worker process: the Outcome, or one that says the
     process crashed or timed out (``lossparity explain`` of a Keras backend other than the
     one this process may have imported)."""
-    from lossparity.adapters._base import Outcome
+    from lossparity.adapters.base import Outcome
 
     status, answer, seconds = sandbox(_process(binding)).ask(("call", (binding.framework, binding.id, "cpu", False,
                                                                        binding.spec, case, dtype, mode, tuple(wrt))))
@@ -303,7 +304,8 @@ def _binding(framework: str, binding_id: str, device: str, tf32: bool, spec: str
 
 
 def _serve(conn: _Duplex) -> None:
-    from lossparity.conformance.runner import evaluate, json_line
+    from lossparity.conformance.runner import evaluate
+    from lossparity.core.records import json_line
     from lossparity.conformance.specs import SPECS
 
     while True:

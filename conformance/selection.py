@@ -7,9 +7,9 @@ from fnmatch import fnmatchcase
 
 from lossparity.adapters import adapter_modules, broken_adapters, family
 from lossparity.conformance.generate import BUCKETS, draw_cases, more_cases
-from lossparity.conformance.model import Binding, Case
+from lossparity.core.model import Binding, Case
 from lossparity.conformance.specs import SPECS
-from lossparity.conformance.tolerances import DTYPES
+from lossparity.core.dtypes import DTYPES
 
 DEFAULT_EXAMPLES = 100
 DEVICES = ("cpu", "cuda")

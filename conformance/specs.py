@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from lossparity.conformance import edges, families, generate as g
-from lossparity.conformance.model import Spec
-from lossparity.reference import crossentropy as ce, divergence as kl, information as info
+from lossparity.core.model import Spec
+from lossparity.reference import crossentropy as ce, information as info, kl
 
 
 SPECS: dict[str, Spec] = {s.name: s for s in [

@@ -108,7 +108,7 @@ def cmd_explain(args) -> int:
     import numpy as np
 
     from lossparity.conformance.explain import explain
-    from lossparity.conformance.model import CaseError
+    from lossparity.core.model import CaseError
     from lossparity.literals import LiteralError, parse_array, parse_value
     from lossparity.reports.explain_text import format_explanation
 
@@ -149,7 +149,7 @@ def cmd_explain(args) -> int:
 def cmd_diff(args) -> int:
     from lossparity.conformance.selection import split_csv
     from lossparity.reports.diff import CLASSES, DEFAULT_DRIFT_ULPS, DEFAULT_FAIL_ON, diff, markdown
-    from lossparity.reports.records import ResultsFileError, read_records
+    from lossparity.core.records import ResultsFileError, read_records
 
     fail_on = split_csv(args.fail_on) or DEFAULT_FAIL_ON
     unknown = [c for c in fail_on if c not in CLASSES]
@@ -191,7 +191,7 @@ def _write(path: str, write) -> None:
 def cmd_merge(args) -> int:
     from lossparity.conformance.conclude import conclude
     from lossparity.reports.merge import merge
-    from lossparity.reports.records import ResultsFileError, write_all
+    from lossparity.core.records import ResultsFileError, write_all
 
     out = Path(args.output)
     if any(Path(p).resolve() == out.resolve() for p in args.results):
@@ -285,7 +285,7 @@ def cmd_list(args) -> int:
 
 def cmd_report(args) -> int:
     from lossparity.reports.html import collect
-    from lossparity.reports.records import ResultsFileError, iter_records
+    from lossparity.core.records import ResultsFileError, iter_records
 
     try:  # one pass over the file, validated line by line: nothing but the report's data is held
         report = collect(iter_records(Path(args.results), validate=True))

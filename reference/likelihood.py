@@ -192,7 +192,7 @@ def generalized_kl_div(
     ``input`` = log q, ``target`` = t >= 0 (same shapes).
 
     The Bregman divergence of x log x - x; with q and t both summing to 1 over the last axis it
-    is :func:`~lossparity.reference.divergence.kl_div` (the -t + q terms cancel in the sum),
+    is :func:`~lossparity.reference.kl.kl_div` (the -t + q terms cancel in the sum),
     and elementwise it is the Poisson NLL of t under log rate ``input`` minus its minimum, at
     rate t. A zero target contributes q (its t log term is 0, even at log q = -inf).
     Written t (e^r - 1 - r) with r = input - log t, so that near the minimum (q close to t)

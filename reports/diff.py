@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from lossparity.reports.merge import KEY, result_key
+from lossparity.core.verdicts import CONFORMING, FINDINGS
 
 CLASSES = ("new_deviation", "changed_error", "value_drift", "removed_binding", "coverage",
            "new_binding", "fixed_deviation")
@@ -29,8 +30,7 @@ DEFAULT_FAIL_ON = ("new_deviation", "changed_error", "removed_binding")
 #: few ULPs a changed kernel (another summation order, a fused op) is visible to users.
 DEFAULT_DRIFT_ULPS = 4.0
 
-_GOOD = ("conform", "known")
-_BAD = ("deviate", "error_mismatch", "crash", "timeout")
+_GOOD, _BAD = CONFORMING, FINDINGS
 
 
 @dataclass

@@ -8,8 +8,8 @@ from typing import Mapping
 import numpy as np
 
 from lossparity.reports.html import format_array
-from lossparity.conformance.tolerances import numpy_dtype
-from lossparity.reports.records import decode_array
+from lossparity.core.dtypes import numpy_dtype
+from lossparity.core.records import decode_array
 
 WIDTH = 100
 

@@ -1,6 +1,6 @@
 """The self-contained HTML report, rendered from the records of a results file alone.
 
-The page reads only records (``reports/records.py``): no adapter, no framework, no oracle
+The page reads only records (``lossparity/core/records.py``): no adapter, no framework, no oracle
 is imported, so a report can be rebuilt on a machine with none of them installed. It is
 one file with inline CSS and a few lines of inline JavaScript (filters), loads nothing
 from anywhere (its Content-Security-Policy says so), and shows everything with
@@ -30,11 +30,12 @@ from typing import Any, Iterable, Mapping
 import jinja2
 from markupsafe import Markup, escape
 
-from lossparity.reports.plots import DTYPES, ErrorPlots
-from lossparity.reports.records import VERDICTS
+from lossparity.core.dtypes import DTYPES
+from lossparity.reports.plots import ErrorPlots
+from lossparity.core.verdicts import FINDINGS, SILENT, VERDICTS
 
 #: Findings, most severe first.
-FINDING_ORDER = ("crash", "timeout", "error_mismatch", "deviate", "known")
+FINDING_ORDER = (*FINDINGS, "known")
 #: Execution modes in the order tables show them; others follow by name.
 MODES = ("eager", "function", "function_jit", "jit", "compile")
 #: What a result's gradients are taken with respect to, in the order columns show them.
@@ -241,7 +242,7 @@ class ReportData:
         spec, binding, fw = str(r.get("spec", "?")), str(r.get("binding", "?")), str(r.get("framework", "?"))
         dtype, mode = str(r.get("dtype", "?")), str(r.get("mode", "?"))
         self.counts[verdict] += 1
-        self.failing |= verdict in ("deviate", "error_mismatch", "crash", "timeout")
+        self.failing |= verdict in FINDINGS
         self.frameworks.setdefault(fw)
         self.framework_of.setdefault(binding, fw)
         cell = self.matrix[spec][fw]
@@ -252,7 +253,7 @@ class ReportData:
         for name, g in _gradients(r):
             self.gradient_names.setdefault(name)
             row["∂" + name][str(g.get("verdict", "?"))] += 1
-        if verdict not in ("conform", "unsupported"):
+        if verdict not in SILENT:
             row["in"].update(_finding_in(r))
         series = (spec, binding, dtype)
         self.plotted[series] += 1

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from lossparity.reports.records import iter_records
+from lossparity.core.records import iter_records
 
 #: What identifies one result across files.
 KEY = ("spec", "binding", "dtype", "device", "mode", "case_id")

@@ -25,10 +25,9 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup
 
-from lossparity.conformance.compare import ulp
-from lossparity.reports.records import decode_array
+from lossparity.core.dtypes import DTYPES, ulp
+from lossparity.core.records import decode_array
 
-DTYPES = ("float64", "float32", "float16", "bfloat16")
 #: Buckets: 0 exactly; (2^(k-1), 2^k] ULPs for k = 0..TOP (k = 0: (0, 1]); > 2^TOP; non-finite
 #: (one side inf or NaN and the other not the same, or an expected value the dtype cannot hold).
 TOP = 63

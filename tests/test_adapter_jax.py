@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("optax")
 
 from lossparity.adapters.jax import ADAPTER, BINDINGS  # noqa: E402
-from lossparity.conformance.model import Case  # noqa: E402
+from lossparity.core.model import Case  # noqa: E402
 from lossparity.conformance.specs import SPECS  # noqa: E402
 
 

@@ -14,7 +14,7 @@ pytest.importorskip("tensorflow")
 
 from lossparity.adapters import adapter_for, all_bindings  # noqa: E402
 from lossparity.adapters.tensorflow import ADAPTER  # noqa: E402
-from lossparity.conformance.model import Case  # noqa: E402
+from lossparity.core.model import Case  # noqa: E402
 from lossparity.conformance.specs import SPECS  # noqa: E402
 
 

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("torch")
 
 from lossparity.adapters.torch import ADAPTER, BINDINGS  # noqa: E402
-from lossparity.conformance.model import Case  # noqa: E402
+from lossparity.core.model import Case  # noqa: E402
 from lossparity.conformance.runner import evaluate  # noqa: E402
 from lossparity.conformance.specs import SPECS  # noqa: E402
 
@@ -63,7 +63,7 @@ def test_reproducer_prints_the_actual_value():
 def test_a_binding_missing_from_the_installed_release_is_named():
     import torch
 
-    from lossparity.conformance.model import Binding
+    from lossparity.core.model import Binding
 
     gone = Binding("torch.nn.functional.no_such_loss", "binary_cross_entropy", "torch", "F.no_such_loss(input)")
     assert ADAPTER.missing(gone) == f"torch.nn.functional.no_such_loss does not exist in torch {torch.__version__}"

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from lossparity.reports.html import write_report
-from lossparity.reports.records import encode_array, read_records, write_all
+from lossparity.core.records import encode_array, read_records, write_all
 
 
 def _chromium() -> str | None:

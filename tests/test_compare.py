@@ -4,8 +4,9 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from lossparity.conformance.compare import compare, ulp
-from lossparity.conformance.tolerances import DTYPES, TOLERANCES, numpy_dtype
+from lossparity.conformance.compare import compare
+from lossparity.core.dtypes import ulp
+from lossparity.core.dtypes import DTYPES, TOLERANCES, numpy_dtype
 
 # (dtype, mantissa bits after the point, smallest subnormal)
 FORMATS = [("float64", 52, 2.0 ** -1074), ("float32", 23, 2.0 ** -149),

@@ -8,7 +8,7 @@ import pytest
 from lossparity.cli import main
 from lossparity.reports.diff import diff, markdown, rows
 from lossparity.reports.html import MAX_DETAILED, render_regression
-from lossparity.reports.records import encode_array, schema_errors, write_all
+from lossparity.core.records import encode_array, schema_errors, write_all
 
 
 def result(binding="torch.nn.BCELoss", case="c1", verdict="conform", *, error=None, ulp=0.5, spec="binary_cross_entropy"):

@@ -11,10 +11,10 @@ from lossparity.cli import main
 from lossparity.conformance.attribution import attribute, knobs
 from lossparity.conformance.divergence import find_divergences
 from lossparity.conformance.explain import ExplainError, explain
-from lossparity.conformance.model import Binding, Case
+from lossparity.core.model import Binding, Case
 from lossparity.conformance.specs import SPECS
 from lossparity.literals import LiteralError, parse_array, parse_value
-from lossparity.reports.records import encode_array, schema_errors
+from lossparity.core.records import encode_array, schema_errors
 
 BCE = SPECS["binary_cross_entropy"]
 

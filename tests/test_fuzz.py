@@ -7,7 +7,7 @@ file is only ever parsed with ``json.loads``, never executed. Every property cal
 
 Each property takes its number of examples from the ``EXAMPLES`` table below (``fuzz(name)``),
 which is the file's whole budget: about 20 s on two cores (``LOSSPARITY_FUZZ_SCALE=20`` for a
-longer soak). A bug found that lies outside ``reports/records.py`` and ``lossparity/literals.py``
+longer soak). A bug found that lies outside ``lossparity/core/records.py`` and ``lossparity/literals.py``
 is pinned by a strict xfail test (``test_known_*``) with the input that reproduces it, and the
 properties set exactly those inputs aside (``_known_bug``) so that they keep testing the rest.
 When such a bug is fixed, its xfail test passes, which fails the suite (strict): then move it to
@@ -34,10 +34,10 @@ from hypothesis.extra import numpy as hnp
 
 from lossparity.cli import main
 from lossparity.conformance.explain import ExplainError
-from lossparity.conformance.model import CaseError
+from lossparity.core.model import CaseError
 from lossparity.conformance.specs import PARAMETERS, SPECS
 from lossparity.literals import MAX_DIMS, LiteralError, parse_array, parse_value
-from lossparity.reports.records import schema_errors
+from lossparity.core.records import schema_errors
 
 PREFIX = "lossparity: error: "
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lossparity.reports.records import read_records
+from lossparity.core.records import read_records
 
 FAULTY = Path(__file__).parent / "faulty"
 

@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from lossparity.reports.records import read_records  # noqa: E402
+from lossparity.core.records import read_records  # noqa: E402
 
 RUN = ["--frameworks", "torch", "--losses", "binary_cross_entropy", "--examples", "10"]
 #: (signal, results lines written before it is sent); the counts are drawn once, seeded.

@@ -8,7 +8,7 @@ import pytest
 import lossparity
 
 from lossparity.cli import main
-from lossparity.reports.records import read_records
+from lossparity.core.records import read_records
 
 pytest.importorskip("torch")
 pytest.importorskip("jax")

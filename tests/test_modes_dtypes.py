@@ -17,11 +17,11 @@ import pytest
 from lossparity.adapters import adapter_for, all_bindings, family
 from lossparity.conformance.divergence import find_divergences
 from lossparity.conformance.known import load_known
-from lossparity.conformance.model import Case
+from lossparity.core.model import Case
 from lossparity.conformance.runner import evaluate
 from lossparity.conformance.specs import SPECS
-from lossparity.conformance.tolerances import numpy_dtype
-from lossparity.reports.records import decode_array
+from lossparity.core.dtypes import numpy_dtype
+from lossparity.core.records import decode_array
 
 SEED_LOGITS = [[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]]  # seed 001: labels [2, 0]
 SEED_LABELS = [2, 0]

@@ -22,7 +22,7 @@ from mpmath import mp, mpf
 
 from lossparity.conformance.specs import SPECS
 from lossparity.reference import likelihood as lk
-from lossparity.reference.divergence import kl_div
+from lossparity.reference.kl import kl_div
 from lossparity.reference.errors import OracleError
 from test_oracle_gradients import fd_failures
 

@@ -43,7 +43,7 @@ from hypothesis.extra import numpy as hnp
 from mpmath import mp, mpf
 
 from lossparity.reference import crossentropy as ce
-from lossparity.reference import divergence as kl
+from lossparity.reference import kl
 from lossparity.reference import information as info
 from lossparity.reference.errors import OracleError
 

@@ -20,7 +20,7 @@ from hypothesis.extra import numpy as hnp
 
 from lossparity.reference import OracleError, Trace
 from lossparity.reference import crossentropy as ce
-from lossparity.reference import divergence as kl
+from lossparity.reference import kl
 from lossparity.reference import information as info
 from lossparity.reference._math import log_softmax
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from lossparity.reports.records import read_records
+from lossparity.core.records import read_records
 
 pytest.importorskip("torch")
 

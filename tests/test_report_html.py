@@ -15,7 +15,7 @@ import pytest
 from markupsafe import escape
 
 from lossparity.reports.html import format_array, render_report, write_report
-from lossparity.reports.records import encode_array, write_all
+from lossparity.core.records import encode_array, write_all
 
 SCRIPT = "<script>alert(1)</script>"
 ATTR = '"><img src=x onerror=alert(1)>'
@@ -45,7 +45,7 @@ def _result(binding, verdict, *, framework="torch", spec="binary_cross_entropy",
 def _compared(expected, actual, dtype):
     """(verdict, errors) of ``actual`` against ``expected``, as the suite compares them."""
     from lossparity.conformance.compare import compare
-    from lossparity.conformance.tolerances import TOLERANCES
+    from lossparity.core.dtypes import TOLERANCES
 
     _round(0.0, dtype)  # registers bfloat16 with NumPy
     c = compare(actual, expected, TOLERANCES[dtype], dtype)
@@ -209,8 +209,8 @@ def test_renders_from_a_results_file_without_any_framework(tmp_path):
     code = (
         "import sys\n"
         # the plots measure ULPs as the comparison does: with its pure-NumPy module, nothing else of it
-        "SHARED = {'lossparity.conformance', 'lossparity.conformance.compare', 'lossparity.conformance.tolerances'}\n"
-        "from lossparity.reports.records import read_records\n"
+        "SHARED = {'lossparity.conformance', 'lossparity.conformance.compare', 'lossparity.core.dtypes'}\n"
+        "from lossparity.core.records import read_records\n"
         "from lossparity.reports.html import write_report\n"
         f"write_report(read_records({str(results)!r}, validate=False), {str(tmp_path / 'r.html')!r})\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'jax', 'jaxlib',"

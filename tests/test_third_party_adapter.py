@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lossparity.reports.records import read_records
+from lossparity.core.records import read_records
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "lossparity-scipy"
 

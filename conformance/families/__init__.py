@@ -1,7 +1,7 @@
 """Spec families beyond the cross-entropy and information losses of ``conformance/specs.py``.
 
 Each module here declares, for one family of losses (regression, margin, CTC, ...), its
-``SPECS`` (a list of :class:`~lossparity.conformance.model.Spec`), the hypothesis strategies
+``SPECS`` (a list of :class:`~lossparity.core.model.Spec`), the hypothesis strategies
 and edge tables they draw cases from, and ``PARAMETERS`` (what each new parameter accepts).
 Their oracles live in ``reference/<family>.py``. ``conformance/specs.py`` collects them all.
 """

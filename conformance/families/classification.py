@@ -12,7 +12,7 @@ from lossparity.conformance import edges
 from lossparity.conformance.generate import (
     CLASS_MENU, FLAG, REDUCTIONS, SHAPE_MENU, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
 )
-from lossparity.conformance.model import Spec
+from lossparity.core.model import Spec
 from lossparity.reference import classification as cl
 
 INF = float("inf")

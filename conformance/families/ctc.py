@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from lossparity.conformance import edges
 from lossparity.conformance import generate as g
-from lossparity.conformance.model import Spec
+from lossparity.core.model import Spec
 from lossparity.reference import ctc
 
 #: (frames T, label slots S): one frame and one label, and two longer sequences.

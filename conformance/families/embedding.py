@@ -15,7 +15,7 @@ from lossparity.conformance.edges import _rows
 from lossparity.conformance.generate import (
     CLASS_MENU, FLAG, REDUCTIONS, SHAPE_MENU, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
 )
-from lossparity.conformance.model import Spec
+from lossparity.core.model import Spec
 from lossparity.reference import embedding as emb
 
 I64 = np.int64

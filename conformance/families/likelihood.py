@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from lossparity.conformance.edges import INF, NAN, _rows
 from lossparity.conformance.generate import FLAG, REDUCTIONS, _set, arrays, batch_shapes, case_strategy, floats, pick
-from lossparity.conformance.model import Spec
+from lossparity.core.model import Spec
 from lossparity.reference import likelihood as lk
 
 _UNSET = "unset"

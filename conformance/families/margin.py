@@ -18,7 +18,7 @@ from lossparity.conformance.edges import INF, NAN, _rows
 from lossparity.conformance.generate import (
     CLASS_MENU, FLAG, REDUCTIONS, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
 )
-from lossparity.conformance.model import Spec
+from lossparity.core.model import Spec
 from lossparity.reference import margin as m
 
 #: Scores: continuous, or exactly where a margin of 0, 0.5, 1 or 2 is met.

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from lossparity.conformance import generate as g
 from lossparity.conformance.edges import INF, NAN, _rows
-from lossparity.conformance.model import Spec
+from lossparity.core.model import Spec
 from lossparity.reference import regression as reg
 
 #: What each new parameter accepts (``lossparity explain --param``).

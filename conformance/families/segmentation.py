@@ -16,7 +16,7 @@ from lossparity.conformance import edges as e
 from lossparity.conformance.generate import (
     CLASS_MENU, FLAG, REDUCTIONS, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
 )
-from lossparity.conformance.model import Spec
+from lossparity.core.model import Spec
 from lossparity.reference import segmentation as seg
 
 # ----------------------------------------------------------------------------- strategies

@@ -10,6 +10,8 @@ from collections import Counter
 
 import pytest
 
+from lossparity.core.verdicts import CONFORMING
+
 
 def test_loss(lp_item, record_property):
     results = lp_item.run()
@@ -19,7 +21,7 @@ def test_loss(lp_item, record_property):
     verdicts = Counter(verdict for _, verdict in results)
     if verdicts["unsupported"]:
         pytest.skip("unsupported: the framework cannot run this binding (see the results file)")
-    findings = {v: n for v, n in verdicts.items() if v not in ("conform", "known")}
+    findings = {v: n for v, n in verdicts.items() if v not in CONFORMING}
     if findings:
         pytest.fail(", ".join(f"{n} {v}" for v, n in sorted(findings.items())) + f" of {len(results)} results",
                     pytrace=False)

@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from lossparity.adapters._base import FrameworkAdapter, py_literal
-from lossparity.conformance.model import Binding
+from lossparity.adapters.base import FrameworkAdapter, py_literal
+from lossparity.core.model import Binding
 from lossparity.reference.information import entropy
 
 FAULTS = ("segfault", "abort", "hang", "oom", "exit", "wrong_shape", "wrong_type")

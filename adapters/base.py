@@ -3,8 +3,8 @@
 An adapter module (``adapters/torch.py`` and its siblings, or a third party's module
 registered under the entry-point group ``lossparity.adapters``) defines ``ADAPTER``, an
 instance of a :class:`FrameworkAdapter` subclass, and ``BINDINGS``, a list of
-:class:`~lossparity.conformance.model.Binding`; an entry point may instead name a
-:class:`Plugin` object holding the two (``adapters/keras.py``, one per Keras backend). The adapter module is the only place that
+:class:`~lossparity.core.model.Binding`; an entry point may instead name a
+:class:`AdapterEntry` object holding the two (``adapters/keras.py``, one per Keras backend). The adapter module is the only place that
 imports its framework, and it does so lazily: when a run first checks its bindings exist.
 """
 
@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from lossparity.conformance.model import ARRAY_PARAMS, Binding, Case, canonical_layout, framework_layout
+from lossparity.core.model import ARRAY_PARAMS, Binding, Case, canonical_layout, framework_layout
 
 
 @dataclass
@@ -71,7 +71,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 @dataclass(frozen=True)
-class Plugin:
+class AdapterEntry:
     """An adapter and its bindings, for an entry point that names an object rather than a
     module (``lossparity.adapters.keras:ON_JAX``: one module, three backends)."""
 

@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from lossparity.conformance.tolerances import DTYPES, numpy_dtype
+from lossparity.core.dtypes import DTYPES, numpy_dtype
 
 
 class CaseError(ValueError):

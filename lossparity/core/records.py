@@ -5,7 +5,7 @@ Line kinds (``"kind"``): ``meta`` (first line: versions, platform, seed, command
 ``divergence`` (two bindings of one spec disagreeing on one case), ``agreement`` (one compared
 pair of bindings: on how many cases they disagree), ``summary`` (last line of a run that
 finished: counts and stale known deviations). The schema is
-``reports/results.schema.json``; a run killed mid-way leaves a file whose every line is valid.
+``lossparity/core/results.schema.json``; a run killed mid-way leaves a file whose every line is valid.
 
 Arrays are stored exactly: ``{"dtype", "shape", "data"}`` with ``data`` flat, floats as
 JSON numbers (Python's repr round-trips every float64, and so every float32) and the
@@ -26,8 +26,6 @@ import numpy as np
 import orjson
 
 SCHEMA_VERSION = 1
-#: Every verdict a result line can carry, in the order summaries show them.
-VERDICTS = ("conform", "deviate", "error_mismatch", "unsupported", "crash", "timeout", "known")
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 
 

@@ -47,3 +47,11 @@ OVERRIDES: dict[tuple[str, str], Tolerance] = {}
 
 def tolerance(spec: str, dtype: str) -> Tolerance:
     return OVERRIDES.get((spec, dtype), TOLERANCES[dtype])
+
+
+def ulp(x: np.ndarray, dtype: str) -> np.ndarray:
+    """The spacing of ``dtype`` at |x| (float64 result); at 0 the smallest subnormal."""
+    x = np.abs(np.asarray(x, np.float64))
+    dt = numpy_dtype(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.spacing(x.astype(dt)).astype(np.float64)
