@@ -1,4 +1,6 @@
-"""Hypothesis strategies of cases, one per spec, and the seeded drawing of a reproducible list.
+"""The drawing engine: the pieces spec strategies are built from, and the seeded drawing of a
+reproducible list of cases. Each spec's own strategy lives in its family
+(``conformance/families/<family>.py``).
 
 Values are drawn as float32-representable numbers (``width=32``) so that a float64 and
 a float32 run of the same case see the same inputs. Shapes cover unbatched inputs,
@@ -162,103 +164,6 @@ def batch_shapes(min_dims=0, max_dims=3):
 def _set(params, name, strategy_value, default):
     if strategy_value is not default and not (isinstance(strategy_value, float) and strategy_value == default):
         params[name] = strategy_value
-
-
-@case_strategy
-def binary(draw, logits: bool):
-    shape = draw(batch_shapes(min_dims=1))
-    x = draw(arrays(shape, floats(-20, 20) if logits else floats(0, 1)))
-    hard = draw(st.booleans())
-    y = draw(arrays(shape, st.sampled_from([0.0, 1.0]) if hard else floats(0, 1)))
-    params = {"reduction": draw(REDUCTIONS)}
-    if draw(pick(FLAG)):
-        params["weight"] = draw(arrays(shape[-1:], floats(0.25, 4)))
-    if logits and draw(pick(FLAG)):
-        params["pos_weight"] = draw(arrays(shape[-1:], floats(0.25, 4)))
-    _set(params, "label_smoothing", draw(pick([0.0, 0.0, 0.1])), 0.0)
-    return {"input": x, "target": y}, params
-
-
-@case_strategy
-def class_index(draw, log_probs: bool = False, probs: bool = False, smoothing: bool = True,
-                weights: bool = True):
-    shape = draw(batch_shapes())
-    n_classes = draw(pick_shape(CLASS_MENU))
-    if probs:
-        raw = draw(arrays(shape + (n_classes,), floats(0.01, 1)))
-        x = raw / raw.sum(axis=-1, keepdims=True)
-    else:
-        x = draw(arrays(shape + (n_classes,), floats(-15, 15)))
-        if log_probs:
-            x = x - np.log(np.sum(np.exp(x), axis=-1, keepdims=True))
-    t = draw(arrays(shape, st.integers(0, n_classes - 1), dtype=np.int64))
-    params = {"reduction": draw(REDUCTIONS)}
-    if weights and draw(pick(FLAG)):
-        params["weight"] = draw(arrays((n_classes,), floats(0.25, 4)))
-    ignore = draw(pick([None, -100, 0]))
-    if ignore is not None:
-        params["ignore_index"] = ignore
-        if t.ndim and ignore == -100:
-            t = np.where(draw(arrays(t.shape, st.booleans(), dtype=bool)), -100, t)
-    if smoothing:
-        _set(params, "label_smoothing", draw(pick([0.0, 0.0, 0.1, 0.3])), 0.0)
-    return {"input": x, "target": t}, params
-
-
-@case_strategy
-def soft_targets(draw, probs_input: bool, weights: bool = True):
-    shape = draw(batch_shapes())
-    n_classes = draw(pick_shape(CLASS_MENU))
-    if probs_input:
-        raw = draw(arrays(shape + (n_classes,), floats(0.001, 1)))
-        x = raw / raw.sum(axis=-1, keepdims=True)
-    else:
-        x = draw(arrays(shape + (n_classes,), floats(-15, 15)))
-    raw_t = draw(arrays(shape + (n_classes,), floats(0, 1)))
-    sums = raw_t.sum(axis=-1, keepdims=True)
-    y = np.where(sums > 0, raw_t / np.where(sums > 0, sums, 1), 1.0 / n_classes)
-    params = {"reduction": draw(REDUCTIONS)}
-    if weights and draw(pick(FLAG)):
-        params["weight"] = draw(arrays((n_classes,), floats(0.25, 4)))
-    _set(params, "label_smoothing", draw(pick([0.0, 0.0, 0.1])), 0.0)
-    return {"input": x, "target": y}, params
-
-
-@case_strategy
-def kl_cases(draw, log_input: bool):
-    shape = draw(batch_shapes(min_dims=1))
-    n = shape[-1]
-    params = {"reduction": draw(pick(["mean", "none", "sum", "batchmean"]) if log_input else REDUCTIONS)}
-    log_target = log_input and draw(pick(FLAG))
-    q = draw(arrays(shape, floats(0.001, 1)))
-    q = q / q.sum(axis=-1, keepdims=True)
-    # log p = -inf lives in the edge table: log targets are drawn positive
-    p = draw(arrays(shape, st.floats(0, 1, exclude_min=True, width=32) if log_target else floats(0, 1)))
-    sums = p.sum(axis=-1, keepdims=True)
-    p = np.where(sums > 0, p / np.where(sums > 0, sums, 1), 1.0 / n)
-    if not log_input:
-        return {"input": q, "target": p}, params
-    if log_target:
-        params["log_target"] = True
-        p = np.log(p)
-    return {"input": np.log(q), "target": p}, params
-
-
-@case_strategy
-def distributions(draw, pair: bool):
-    shape = draw(batch_shapes(min_dims=0, max_dims=2)) + (draw(pick_shape(CLASS_MENU + (6,))),)
-
-    def dist():
-        raw = draw(arrays(shape, floats(0, 1)))
-        sums = raw.sum(axis=-1, keepdims=True)
-        return np.where(sums > 0, raw / np.where(sums > 0, sums, 1), 1.0 / shape[-1])
-
-    arrays_ = {"input": dist()}
-    if pair:
-        arrays_["target"] = dist()
-    params = {}
-    _set(params, "base", draw(pick(["e", "e", 2])), "e")
-    return arrays_, params
 
 
 def draw_cases(spec_name: str, strategy, *, examples: int, seed_value: int) -> list[Case]:

@@ -1,6 +1,6 @@
-"""Spec families beyond the cross-entropy and information losses of ``conformance/specs.py``.
+"""Spec families: every loss spec is declared in one of these modules.
 
-Each module here declares, for one family of losses (regression, margin, CTC, ...), its
+Each module here declares, for one family of losses (cross-entropy, regression, margin, ...), its
 ``SPECS`` (a list of :class:`~lossparity.core.model.Spec`), the hypothesis strategies
 and edge tables they draw cases from, and ``PARAMETERS`` (what each new parameter accepts).
 Their oracles live in ``reference/<family>.py``. ``conformance/specs.py`` collects them all.
@@ -12,7 +12,8 @@ import importlib
 import pkgutil
 
 #: The family modules, in the order their specs are listed.
-FAMILIES = ("regression", "likelihood", "classification", "margin", "embedding", "segmentation", "ctc")
+FAMILIES = ("crossentropy", "kl", "information", "regression", "likelihood", "classification", "margin",
+            "embedding", "segmentation", "ctc")
 
 
 def modules() -> list:

@@ -1,0 +1,78 @@
+"""Information-theoretic quantities of discrete distributions, in nats or bits: entropy H(P),
+cross-entropy H(P, Q) and KL(P || Q). Oracles in ``reference/information.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lossparity.conformance.edges import _rows
+from lossparity.conformance.generate import (
+    CLASS_MENU, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
+)
+from lossparity.core.model import Spec
+from lossparity.reference import information as info
+
+#: What each new parameter accepts (``lossparity explain --param``).
+PARAMETERS: dict[str, object] = {
+    "base": ("e", 2),
+}
+
+
+# ----------------------------------------------------------------------------- strategies
+
+@case_strategy
+def distributions(draw, pair: bool):
+    shape = draw(batch_shapes(min_dims=0, max_dims=2)) + (draw(pick_shape(CLASS_MENU + (6,))),)
+
+    def dist():
+        raw = draw(arrays(shape, floats(0, 1)))
+        sums = raw.sum(axis=-1, keepdims=True)
+        return np.where(sums > 0, raw / np.where(sums > 0, sums, 1), 1.0 / shape[-1])
+
+    arrays_ = {"input": dist()}
+    if pair:
+        arrays_["target"] = dist()
+    params = {}
+    _set(params, "base", draw(pick(["e", "e", 2])), "e")
+    return arrays_, params
+
+
+# ----------------------------------------------------------------------------- edge tables
+# (id, why, input, target, params[, dtypes]); see conformance/edges.py. ``input`` may instead be a
+# dict of every array by name (``target`` then None); lists read as float64.
+
+ENTROPY = _rows("entropy", [
+    ("fair-coin", "a fair coin carries log 2 nats (seed 002's H(P) = -sum P log P)", [0.5, 0.5], None, {}),
+    ("fair-coin-bits", "the same in bits: exactly 1", [0.5, 0.5], None, {"base": 2}),
+    ("certain", "a certain outcome carries no information; 0 log 0 = 0", [1.0, 0.0, 0.0], None, {}),
+    ("batch", "a batch of distributions, one entropy each", [[0.25, 0.75], [0.5, 0.5]], None, {}),
+])
+CROSS_ENTROPY = _rows("cross_entropy", [
+    ("dyadic", "P = (1/2, 1/4, 1/4), Q = (1/4, 1/4, 1/2): by hand 1/2*2 + 1/4*2 + 1/4*1 = 1.75 bits",
+     [0.25, 0.25, 0.5], [0.5, 0.25, 0.25], {"base": 2}),
+])
+KL_DIVERGENCE = _rows("kl_divergence", [
+    ("dyadic", "the same P, Q: 1.75 - H(P) = 1.75 - 1.5 = 0.25 bits (seed 002's identity)",
+     [0.25, 0.25, 0.5], [0.5, 0.25, 0.25], {"base": 2}),
+    ("same", "KL(P || P) = 0", [0.2, 0.8], [0.2, 0.8], {}),
+    ("support-mismatch", "q = 0 where p > 0: KL is +inf", [1.0, 0.0], [0.5, 0.5], {}),
+])
+
+
+# ----------------------------------------------------------------------------- specs
+
+SPECS: list[Spec] = [
+    Spec("entropy", "entropy H(P) of a discrete distribution, in nats or bits",
+         info.entropy, {"base": "e"}, ("renormalize", "prob_eps"),
+         distributions(pair=False), ENTROPY, target=None,
+         gradient=info.entropy_grad),
+    Spec("cross_entropy", "cross-entropy H(P, Q) of two discrete distributions, in nats or bits",
+         info.cross_entropy, {"base": "e"}, ("renormalize", "prob_eps"),
+         distributions(pair=True), CROSS_ENTROPY,
+         gradient=info.cross_entropy_grad),
+    Spec("kl_divergence", "KL(P || Q) of two discrete distributions, in nats or bits",
+         info.kl_divergence, {"base": "e"}, ("renormalize", "prob_eps"),
+         distributions(pair=True), KL_DIVERGENCE,
+         gradient=info.kl_divergence_grad),
+]

@@ -1,0 +1,85 @@
+"""KL divergence: PyTorch/optax style (log-probability input, optionally log-probability
+targets, the ``batchmean`` reduction) and Keras style (probabilities). Oracles in
+``reference/kl.py``; the generalized KL of unnormalized measures is a likelihood loss
+(``families/likelihood.py``), KL(P || Q) in bits or nats an information one (``families/information.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+from lossparity.conformance.edges import INF, _rows
+from lossparity.conformance.generate import FLAG, REDUCTIONS, arrays, batch_shapes, case_strategy, floats, pick
+from lossparity.core.model import Spec
+from lossparity.reference import kl
+
+#: What each new parameter accepts (``lossparity explain --param``).
+PARAMETERS: dict[str, object] = {
+    "log_target": bool,
+}
+
+
+# ----------------------------------------------------------------------------- strategies
+
+@case_strategy
+def kl_cases(draw, log_input: bool):
+    shape = draw(batch_shapes(min_dims=1))
+    n = shape[-1]
+    params = {"reduction": draw(pick(["mean", "none", "sum", "batchmean"]) if log_input else REDUCTIONS)}
+    log_target = log_input and draw(pick(FLAG))
+    q = draw(arrays(shape, floats(0.001, 1)))
+    q = q / q.sum(axis=-1, keepdims=True)
+    # log p = -inf lives in the edge table: log targets are drawn positive
+    p = draw(arrays(shape, st.floats(0, 1, exclude_min=True, width=32) if log_target else floats(0, 1)))
+    sums = p.sum(axis=-1, keepdims=True)
+    p = np.where(sums > 0, p / np.where(sums > 0, sums, 1), 1.0 / n)
+    if not log_input:
+        return {"input": q, "target": p}, params
+    if log_target:
+        params["log_target"] = True
+        p = np.log(p)
+    return {"input": np.log(q), "target": p}, params
+
+
+# ----------------------------------------------------------------------------- edge tables
+# (id, why, input, target, params[, dtypes]); see conformance/edges.py. ``input`` may instead be a
+# dict of every array by name (``target`` then None); lists read as float64.
+
+KL_DIV = _rows("kl_div", [
+    ("zero-target", "p = 0 contributes 0 whatever log q is (xlogy)",
+     [[-1.0, -0.5]], [[0.0, 1.0]], {"reduction": "sum"}),
+    ("zero-target-neg-inf-input", "p = 0 and log q = -inf: 0 * -inf, the limit is 0",
+     [[-INF, 0.0]], [[0.0, 1.0]], {"reduction": "sum"}),
+    ("batchmean", "batchmean divides the sum by the batch size, the true KL per sample",
+     [[-1.2, -0.36], [-0.1, -2.4]], [[0.3, 0.7], [0.9, 0.1]], {"reduction": "batchmean"}),
+    ("log-target-neg-inf", "log_target=True with a target log p = -inf (p = 0): the term is 0",
+     [[-1.2, -0.36]], [[-INF, 0.0]], {"reduction": "none", "log_target": True}),
+    ("log-target", "log_target=True takes the target as log p",
+     [[-1.2, -0.36]], [[-1.0, -0.45867514538708193]], {"reduction": "none", "log_target": True}),
+])
+
+KL_DIV_PROBS = _rows("kl_div_probs", [
+    ("zero-target", "p = 0: Keras clips it to 1e-7 and it contributes 1e-7 log(1e-7 / q)",
+     [[0.5, 0.5]], [[0.0, 1.0]], {"reduction": "none"}),
+    ("zero-prediction", "q = 0 where p > 0: KL is infinite; Keras clips q at 1e-7",
+     [[0.0, 1.0]], [[0.5, 0.5]], {"reduction": "none"}),
+])
+
+
+# ----------------------------------------------------------------------------- specs
+
+SPECS: list[Spec] = [
+    Spec("kl_div", "KL divergence with log-space input: p (log p - input)",
+         kl.kl_div,
+         {"log_target": False, "reduction": "mean"},
+         ("sample_axis",),
+         kl_cases(log_input=True), KL_DIV, classes=False,
+         gradient=kl.kl_div_grad),
+    Spec("kl_div_probs", "KL divergence of probability vectors: sum p log(p / q) per sample",
+         kl.kl_div_probs,
+         {"reduction": "mean"},
+         ("prob_eps",),
+         kl_cases(log_input=False), KL_DIV_PROBS,
+         gradient=kl.kl_div_probs_grad),
+]
