@@ -7,7 +7,9 @@ parameters they add in ``conformance/families/<family>.py`` (its oracles in
 
 from __future__ import annotations
 
-from lossparity.conformance import families
+import dataclasses
+
+from lossparity.conformance import edges, families
 from lossparity.core.model import Spec
 
 SPECS: dict[str, Spec] = {}
@@ -17,7 +19,8 @@ SPECS: dict[str, Spec] = {}
 PARAMETERS: dict[str, object] = {}
 
 for _family in families.modules():
-    SPECS.update({s.name: s for s in _family.SPECS})
+    # a family declares its edge rows; here, where each spec is known, they become its cases
+    SPECS.update({s.name: dataclasses.replace(s, edges=edges.cases(s)) for s in _family.SPECS})
     for _name, _domain in _family.PARAMETERS.items():  # one vocabulary: a name means one thing
         if PARAMETERS.setdefault(_name, _domain) != _domain:
             raise TypeError(f"{_family.__name__} declares parameter {_name!r} as {_domain!r}, "

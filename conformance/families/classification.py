@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from lossparity.conformance import edges
+from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
     CLASS_MENU, FLAG, REDUCTIONS, SHAPE_MENU, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
 )
@@ -117,100 +117,98 @@ def multiclass_sparsemax(draw):
     return {"input": x, "target": t}, {"reduction": draw(REDUCTIONS)}
 
 
-# (id, why, input, target, params[, dtypes]); see conformance/edges.py
-BINARY_FOCAL = edges._rows("binary_focal_cross_entropy", [
-    ("keras-doc", "Keras' docstring: [[0, 1], [0, 0]] / [[0.6, 0.4], [0.4, 0.6]] with gamma 2 is [0.330, 0.206]",
-     [[0.6, 0.4], [0.4, 0.6]], [[0.0, 1.0], [0.0, 0.0]], {"reduction": "none"}),
-    ("gamma-zero", "gamma 0: the focal factor is 1, the loss is the binary cross-entropy",
-     [[0.3, 0.8, 0.5]], [[1.0, 0.0, 0.5]], {"gamma": 0.0, "reduction": "none"}),
-    ("alpha-zero", "alpha 0 with class balancing: positives cost nothing, negatives in full",
-     [0.3, 0.8], [1.0, 0.0], {"apply_class_balancing": True, "alpha": 0.0, "reduction": "sum"}),
-    ("alpha-one", "alpha 1 with class balancing: negatives cost nothing",
-     [0.3, 0.8], [1.0, 0.0], {"apply_class_balancing": True, "alpha": 1.0, "reduction": "sum"}),
-    ("p-exact", "p exactly 0 and 1: the logs need the 1e-7 clip, the focal factor is 0 or 1",
-     [0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 0.0, 1.0], {"reduction": "none"}),
-    ("gamma-half-confident", "gamma 0.5 at a right, confident p: m = 0 and m^(gamma-1) is infinite",
-     [0.0, 1.0], [0.0, 1.0], {"gamma": 0.5, "reduction": "none"}),
-    ("smoothed", "label smoothing 0.2 squeezes the targets to 0.1 and 0.9 (towards 1/2)",
-     [[0.2, 0.9]], [[0.0, 1.0]], {"label_smoothing": 0.2}),
-])
+BINARY_FOCAL = [
+    edge("keras-doc", "Keras' docstring: [[0, 1], [0, 0]] / [[0.6, 0.4], [0.4, 0.6]] with gamma 2 is [0.330, 0.206]",
+         [[0.6, 0.4], [0.4, 0.6]], [[0.0, 1.0], [0.0, 0.0]], reduction="none"),
+    edge("gamma-zero", "gamma 0: the focal factor is 1, the loss is the binary cross-entropy",
+         [[0.3, 0.8, 0.5]], [[1.0, 0.0, 0.5]], gamma=0.0, reduction="none"),
+    edge("alpha-zero", "alpha 0 with class balancing: positives cost nothing, negatives in full",
+         [0.3, 0.8], [1.0, 0.0], apply_class_balancing=True, alpha=0.0, reduction="sum"),
+    edge("alpha-one", "alpha 1 with class balancing: negatives cost nothing",
+         [0.3, 0.8], [1.0, 0.0], apply_class_balancing=True, alpha=1.0, reduction="sum"),
+    edge("p-exact", "p exactly 0 and 1: the logs need the 1e-7 clip, the focal factor is 0 or 1",
+         [0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 0.0, 1.0], reduction="none"),
+    edge("gamma-half-confident", "gamma 0.5 at a right, confident p: m = 0 and m^(gamma-1) is infinite",
+         [0.0, 1.0], [0.0, 1.0], gamma=0.5, reduction="none"),
+    edge("smoothed", "label smoothing 0.2 squeezes the targets to 0.1 and 0.9 (towards 1/2)",
+         [[0.2, 0.9]], [[0.0, 1.0]], label_smoothing=0.2),
+]
 
-BINARY_FOCAL_LOGITS = edges._rows("binary_focal_cross_entropy_with_logits", [
-    ("saturated", "logits +-100: sigmoid is 0 or 1 in every float type; Keras' clip costs -log(1e-7)",
-     [100.0, -100.0, 100.0, -100.0], [1.0, 0.0, 0.0, 1.0], {"reduction": "none"}),
-    ("saturated-gamma-zero", "logits +-100 at gamma 0: the binary cross-entropy with logits",
-     [100.0, -100.0, 100.0, -100.0], [1.0, 0.0, 0.0, 1.0], {"gamma": 0.0, "reduction": "none"}),
-    ("gamma-zero", "gamma 0, moderate logits: the focal factor is exactly 1",
-     [[1.5, -0.5, 0.0]], [[1.0, 0.0, 0.5]], {"gamma": 0.0, "reduction": "none"}),
-    ("alpha-zero", "alpha 0 with class balancing (optax: alpha given): positives cost nothing",
-     [2.0, -1.0], [1.0, 0.0], {"apply_class_balancing": True, "alpha": 0.0, "reduction": "none"}),
-    ("alpha-one", "alpha 1 with class balancing: negatives cost nothing",
-     [2.0, -1.0], [1.0, 0.0], {"apply_class_balancing": True, "alpha": 1.0, "reduction": "none"}),
-    ("soft-labels", "soft labels: optax takes log(1 - p_t) by a weighted log-sum-exp",
-     [[3.0, -3.0], [0.25, 40.0]], [[0.3, 0.7], [0.5, 0.9]], {"gamma": 1.0, "reduction": "none"}),
-    ("gamma-half", "gamma 0.5 below 1: the focal slope grows as 1/sqrt(m) at confident logits",
-     [12.0, -12.0], [1.0, 0.0], {"gamma": 0.5, "reduction": "none"}),
-])
+BINARY_FOCAL_LOGITS = [
+    edge("saturated", "logits +-100: sigmoid is 0 or 1 in every float type; Keras' clip costs -log(1e-7)",
+         [100.0, -100.0, 100.0, -100.0], [1.0, 0.0, 0.0, 1.0], reduction="none"),
+    edge("saturated-gamma-zero", "logits +-100 at gamma 0: the binary cross-entropy with logits",
+         [100.0, -100.0, 100.0, -100.0], [1.0, 0.0, 0.0, 1.0], gamma=0.0, reduction="none"),
+    edge("gamma-zero", "gamma 0, moderate logits: the focal factor is exactly 1",
+         [[1.5, -0.5, 0.0]], [[1.0, 0.0, 0.5]], gamma=0.0, reduction="none"),
+    edge("alpha-zero", "alpha 0 with class balancing (optax: alpha given): positives cost nothing",
+         [2.0, -1.0], [1.0, 0.0], apply_class_balancing=True, alpha=0.0, reduction="none"),
+    edge("alpha-one", "alpha 1 with class balancing: negatives cost nothing",
+         [2.0, -1.0], [1.0, 0.0], apply_class_balancing=True, alpha=1.0, reduction="none"),
+    edge("soft-labels", "soft labels: optax takes log(1 - p_t) by a weighted log-sum-exp",
+         [[3.0, -3.0], [0.25, 40.0]], [[0.3, 0.7], [0.5, 0.9]], gamma=1.0, reduction="none"),
+    edge("gamma-half", "gamma 0.5 below 1: the focal slope grows as 1/sqrt(m) at confident logits",
+         [12.0, -12.0], [1.0, 0.0], gamma=0.5, reduction="none"),
+]
 
-CATEGORICAL_FOCAL = edges._rows("categorical_focal_cross_entropy", [
-    ("keras-doc", "Keras' docstring: [[0, 1, 0], [0, 0, 1]] / [[0.05, 0.9, 0.05], [0.1, 0.85, 0.05]] "
-     "is [2.634e-4, 0.6759]",
-     [[0.05, 0.9, 0.05], [0.1, 0.85, 0.05]], [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], {"reduction": "none"}),
-    ("gamma-zero-alpha-one", "gamma 0 and alpha 1: the categorical cross-entropy",
-     [[0.2, 0.3, 0.5]], [[0.0, 0.0, 1.0]], {"gamma": 0.0, "alpha": 1.0, "reduction": "none"}),
-    ("zero-prob-target", "probability 0 on the target class: the clip at 1e-7 bounds the log",
-     [[0.0, 1.0]], [[1.0, 0.0]], {"reduction": "none"}),
-    ("unnormalized", "probabilities that do not sum to 1 are renormalized first",
-     [[0.2, 0.2, 0.6], [1.0, 2.0, 1.0]], [[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]], {"reduction": "none"}),
-    ("logits-saturated", "logits +-100 from_logits: softmax is one-hot, the clip bounds the log",
-     [[100.0, -100.0], [-100.0, 100.0]], [[1.0, 0.0], [1.0, 0.0]], {"from_logits": True, "reduction": "none"}),
-    ("alpha-per-class", "a per-class alpha (Keras' alpha as a list) scales each class's term",
-     [[0.1, 0.3, 0.6]], [[0.2, 0.3, 0.5]], {"weight": [0.5, 1.0, 2.0], "reduction": "none"}),
-    ("alpha-zero", "alpha 0: every term vanishes", [[0.1, 0.9]], [[1.0, 0.0]], {"alpha": 0.0}),
-])
+CATEGORICAL_FOCAL = [
+    edge("keras-doc", "Keras' docstring: [[0, 1, 0], [0, 0, 1]] / [[0.05, 0.9, 0.05], [0.1, 0.85, 0.05]] "
+         "is [2.634e-4, 0.6759]",
+         [[0.05, 0.9, 0.05], [0.1, 0.85, 0.05]], [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], reduction="none"),
+    edge("gamma-zero-alpha-one", "gamma 0 and alpha 1: the categorical cross-entropy",
+         [[0.2, 0.3, 0.5]], [[0.0, 0.0, 1.0]], gamma=0.0, alpha=1.0, reduction="none"),
+    edge("zero-prob-target", "probability 0 on the target class: the clip at 1e-7 bounds the log",
+         [[0.0, 1.0]], [[1.0, 0.0]], reduction="none"),
+    edge("unnormalized", "probabilities that do not sum to 1 are renormalized first",
+         [[0.2, 0.2, 0.6], [1.0, 2.0, 1.0]], [[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]], reduction="none"),
+    edge("logits-saturated", "logits +-100 from_logits: softmax is one-hot, the clip bounds the log",
+         [[100.0, -100.0], [-100.0, 100.0]], [[1.0, 0.0], [1.0, 0.0]], from_logits=True, reduction="none"),
+    edge("alpha-per-class", "a per-class alpha (Keras' alpha as a list) scales each class's term",
+         [[0.1, 0.3, 0.6]], [[0.2, 0.3, 0.5]], weight=[0.5, 1.0, 2.0], reduction="none"),
+    edge("alpha-zero", "alpha 0: every term vanishes", [[0.1, 0.9]], [[1.0, 0.0]], alpha=0.0),
+]
 
-POLY_LOSS = edges._rows("poly_loss_cross_entropy", [
-    ("epsilon-zero", "epsilon 0: the softmax cross-entropy",
-     [[2.0, -1.0, 3.0]], [[0.0, 0.0, 1.0]], {"epsilon": 0.0, "reduction": "none"}),
-    ("epsilon-minus-one", "epsilon -1 (the paper's detection setting): ce - (1 - p_t), still >= 0",
-     [[2.0, -1.0, 3.0], [0.0, 0.0, 0.0]], [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]], {"epsilon": -1.0,
-                                                                             "reduction": "none"}),
-    ("saturated", "logits +-100: p_t within 1e-87 of 1 keeps 1 - p_t as expm1 of log p_t",
-     [[100.0, -100.0], [-100.0, 100.0]], [[1.0, 0.0], [1.0, 0.0]], {"reduction": "none"}),
-    ("unnormalized", "targets that do not sum to 1 are used as given",
-     [[1.0, 2.0]], [[0.7, 0.7]], {"reduction": "none"}),
-])
+POLY_LOSS = [
+    edge("epsilon-zero", "epsilon 0: the softmax cross-entropy",
+         [[2.0, -1.0, 3.0]], [[0.0, 0.0, 1.0]], epsilon=0.0, reduction="none"),
+    edge("epsilon-minus-one", "epsilon -1 (the paper's detection setting): ce - (1 - p_t), still >= 0",
+         [[2.0, -1.0, 3.0], [0.0, 0.0, 0.0]], [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]], epsilon=-1.0, reduction="none"),
+    edge("saturated", "logits +-100: p_t within 1e-87 of 1 keeps 1 - p_t as expm1 of log p_t",
+         [[100.0, -100.0], [-100.0, 100.0]], [[1.0, 0.0], [1.0, 0.0]], reduction="none"),
+    edge("unnormalized", "targets that do not sum to 1 are used as given",
+         [[1.0, 2.0]], [[0.7, 0.7]], reduction="none"),
+]
 
-GENERALIZED_CE = edges._rows("categorical_generalized_cross_entropy", [
-    ("keras-doc", "Keras' docstring example with its default q = 0.5",
-     [[0.7, 0.3], [0.2, 0.8], [0.6, 0.4], [0.4, 0.6]], np.array([0, 1, 0, 1]), {}),
-    ("q-one", "q = 1: 1 - p_y (mean absolute error); Keras' class form rejects q outside (0, 1)",
-     [[0.7, 0.3], [0.2, 0.8]], np.array([1, 1]), {"q": 1.0, "reduction": "none"}),
-    ("q-tiny", "q = 1e-6: within 1e-6 of the cross-entropy -log p_y; 1 - p^q would cancel",
-     [[0.7, 0.3], [0.999, 0.001]], np.array([0, 1]), {"q": 1e-6, "reduction": "none"}),
-    ("q-zero", "q = 0: 0/0 as written (NaN), or a ValueError from the class form",
-     [[0.7, 0.3]], np.array([0]), {"q": 0.0, "reduction": "none"}),
-    ("p-zero", "probability 0 on the target class costs 1/q; the slope -p^(q-1) is infinite",
-     [[0.0, 1.0]], np.array([0]), {"q": 0.5, "reduction": "none"}),
-])
+GENERALIZED_CE = [
+    edge("keras-doc", "Keras' docstring example with its default q = 0.5",
+         [[0.7, 0.3], [0.2, 0.8], [0.6, 0.4], [0.4, 0.6]], np.array([0, 1, 0, 1])),
+    edge("q-one", "q = 1: 1 - p_y (mean absolute error); Keras' class form rejects q outside (0, 1)",
+         [[0.7, 0.3], [0.2, 0.8]], np.array([1, 1]), q=1.0, reduction="none"),
+    edge("q-tiny", "q = 1e-6: within 1e-6 of the cross-entropy -log p_y; 1 - p^q would cancel",
+         [[0.7, 0.3], [0.999, 0.001]], np.array([0, 1]), q=1e-6, reduction="none"),
+    edge("q-zero", "q = 0: 0/0 as written (NaN), or a ValueError from the class form",
+         [[0.7, 0.3]], np.array([0]), q=0.0, reduction="none"),
+    edge("p-zero", "probability 0 on the target class costs 1/q; the slope -p^(q-1) is infinite",
+         [[0.0, 1.0]], np.array([0]), q=0.5, reduction="none"),
+]
 
-BINARY_SPARSEMAX = edges._rows("sparsemax_loss", [
-    ("joints", "scores exactly at the joints of sparse_plus (+-1) and in between",
-     [-1.0, 1.0, 0.0, -1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0, 1.0, 1.0], {"reduction": "none"}),
-    ("saturated", "scores +-100: 0 on the right side, linear on the wrong one",
-     [100.0, -100.0, 100.0, -100.0], [1.0, 0.0, 0.0, 1.0], {"reduction": "none"}),
-])
+BINARY_SPARSEMAX = [
+    edge("joints", "scores exactly at the joints of sparse_plus (+-1) and in between",
+         [-1.0, 1.0, 0.0, -1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0, 1.0, 1.0], reduction="none"),
+    edge("saturated", "scores +-100: 0 on the right side, linear on the wrong one",
+         [100.0, -100.0, 100.0, -100.0], [1.0, 0.0, 0.0, 1.0], reduction="none"),
+]
 
-MULTICLASS_SPARSEMAX = edges._rows("multiclass_sparsemax_loss", [
-    ("all-equal", "all-equal scores: sparsemax is uniform, the loss (1 - 1/C)/2",
-     [[0.0, 0.0, 0.0], [5.0, 5.0, 5.0]], np.array([0, 2]), {"reduction": "none"}),
-    ("tie-top", "two tied top scores share the mass; a third at the support's edge gets 0",
-     [[1.0, 1.0, 0.0], [2.0, 2.0, 1.0]], np.array([0, 2]), {"reduction": "none"}),
-    ("one-hot", "a margin of 1 or more: sparsemax is one-hot, the loss 0 on the right label",
-     [[3.0, 1.0, 0.0], [3.0, 2.0, -1.0]], np.array([0, 1]), {"reduction": "none"}),
-    ("saturated", "scores +-100: one-hot sparsemax, a loss of 200 on a wrong label",
-     [[100.0, -100.0], [-100.0, 100.0]], np.array([0, 0]), {"reduction": "none"}),
-])
+MULTICLASS_SPARSEMAX = [
+    edge("all-equal", "all-equal scores: sparsemax is uniform, the loss (1 - 1/C)/2",
+         [[0.0, 0.0, 0.0], [5.0, 5.0, 5.0]], np.array([0, 2]), reduction="none"),
+    edge("tie-top", "two tied top scores share the mass; a third at the support's edge gets 0",
+         [[1.0, 1.0, 0.0], [2.0, 2.0, 1.0]], np.array([0, 2]), reduction="none"),
+    edge("one-hot", "a margin of 1 or more: sparsemax is one-hot, the loss 0 on the right label",
+         [[3.0, 1.0, 0.0], [3.0, 2.0, -1.0]], np.array([0, 1]), reduction="none"),
+    edge("saturated", "scores +-100: one-hot sparsemax, a loss of 200 on a wrong label",
+         [[100.0, -100.0], [-100.0, 100.0]], np.array([0, 0]), reduction="none"),
+]
 
 
 _FOCAL_DEFAULTS = {"apply_class_balancing": False, "alpha": 0.25, "gamma": 2.0, "label_smoothing": 0.0,

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from lossparity.conformance import edges
 from lossparity.conformance import generate as g
+from lossparity.conformance.edges import edge
 from lossparity.core.model import Spec
 from lossparity.reference import ctc
 
@@ -63,6 +63,7 @@ def ctc_cases(draw):
 
 
 def _case(x, target, input_lengths, target_lengths):
+    """The arrays of one edge row by name (``edge(row, why, **_case(...))``): labels and lengths int64."""
     return {"input": np.asarray(x, np.float64), "target": np.array(target, np.int64),
             "input_lengths": np.array(input_lengths, np.int64),
             "target_lengths": np.array(target_lengths, np.int64)}
@@ -75,48 +76,48 @@ _SAT = _log_softmax(np.array([[[-1e4, 0.0, -1e4], [0.0, -1e4, -1e4], [-1e4, -1e4
 _GARBAGE = _LP.copy()
 _GARBAGE[0, 2:] = [[1e4, -1e4, 0.0], [-1e4, 1e4, 3e3]]       # frames past the input length
 
-CTC = edges._rows("ctc", [
-    ("basic", "two alignable samples, the second with a shorter input and target: the plain "
-              "forward algorithm (Graves et al. 2006)",
-     _case(_LP, [[1, 2], [2, 0]], [4, 3], [2, 1]), None, {"reduction": "none"}),
-    ("mean-over-lengths", "'mean' with target lengths 1 and 2: PyTorch divides each loss by its "
-                          "target length before the batch mean, Keras and the plain mean do not",
-     _case(_LP, [[1, 2], [2, 0]], [4, 4], [2, 1]), None, {}),
-    ("impossible-target-longer", "three labels in two frames: no alignment, the loss is +inf "
-                                 "(optax: large finite through log_epsilon; TensorFlow: about 707)",
-     _case(_LP[:, :2], [[1, 2, 1], [2, 1, 0]], [2, 2], [3, 2]), None, {"reduction": "none"}),
-    ("impossible-repeat-needs-blank", "labels [1, 1] need a blank between them: two frames cannot "
-                                      "hold them (+inf), three hold exactly one alignment 1, blank, 1",
-     _case(_LP[:, :3], [[1, 1], [1, 1]], [2, 3], [2, 2]), None, {"reduction": "none"}),
-    ("impossible-zero-infinity", "PyTorch's zero_infinity: the infinite loss and its gradient are "
-                                 "0, the other sample keeps its loss in the sum",
-     _case(_LP[:, :2], [[1, 2, 1], [2, 0, 0]], [2, 2], [3, 1]), None,
-     {"reduction": "sum", "zero_infinity": True}),
-    ("target-length-zero", "an empty target: the only alignment is all blanks, the loss is "
-                           "-sum_t log p(blank); PyTorch's 'mean' divides by max(0, 1)",
-     _case(_LP, [[0, 0], [0, 0]], [4, 2], [0, 0]), None, {}),
-    ("label-equals-blank", "label 0 is the blank class: by position it is still a label state "
-                           "(Keras counts label 0 as padding)",
-     _case(_LP, [[0, 1], [2, 0]], [4, 4], [2, 2]), None, {"reduction": "none"}),
-    ("blank-last", "blank = C - 1, so class 0 is an ordinary label (TensorFlow rotates the "
-                   "classes, optax and PyTorch index it)",
-     _case(_LP, [[0, 1], [1, 1]], [4, 3], [2, 2]), None, {"reduction": "none", "blank": 2}),
-    ("short-input-garbage", "frames past the input length hold +-1e4: they must not enter the "
-                            "loss or receive a gradient",
-     _case(_GARBAGE, [[1, 0], [2, 1]], [2, 4], [1, 2]), None, {"reduction": "none"}),
-    ("one-frame", "T = 1: a single label (-log p(label)) or the empty target (-log p(blank))",
-     _case(_LP[:, :1], [[2], [0]], [1, 1], [1, 0]), None, {"reduction": "none"}),
-    ("input-length-zero", "no frames at all: the empty target has probability 1 (loss 0), a "
-                          "non-empty one 0 (+inf)",
-     _case(_LP[:, :2], [[1], [0]], [0, 0], [1, 0]), None, {"reduction": "none"}),
-    ("saturated", "one-hot log-probabilities (0 and -1e4): the right target costs about 0, a "
-                  "wrong one must pass through two frames of -1e4 (2e4); logaddexp must not "
-                  "lose either",
-     _case(_SAT, [[1, 2], [2, 1]], [3, 3], [2, 2]), None, {"reduction": "none"}),
-    ("unnormalized-input", "raw scores that are not log-probabilities: PyTorch sums them as "
-                           "given, optax/tf.nn/Keras take a log_softmax first",
-     _case(_RAW, [[1, 2], [2, 0]], [4, 3], [2, 1]), None, {"reduction": "none"}),
-])
+CTC = [
+    edge("basic", "two alignable samples, the second with a shorter input and target: the plain "
+                  "forward algorithm (Graves et al. 2006)",
+         **_case(_LP, [[1, 2], [2, 0]], [4, 3], [2, 1]), reduction="none"),
+    edge("mean-over-lengths", "'mean' with target lengths 1 and 2: PyTorch divides each loss by its "
+                              "target length before the batch mean, Keras and the plain mean do not",
+         **_case(_LP, [[1, 2], [2, 0]], [4, 4], [2, 1])),
+    edge("impossible-target-longer", "three labels in two frames: no alignment, the loss is +inf "
+                                     "(optax: large finite through log_epsilon; TensorFlow: about 707)",
+         **_case(_LP[:, :2], [[1, 2, 1], [2, 1, 0]], [2, 2], [3, 2]), reduction="none"),
+    edge("impossible-repeat-needs-blank", "labels [1, 1] need a blank between them: two frames cannot "
+                                          "hold them (+inf), three hold exactly one alignment 1, blank, 1",
+         **_case(_LP[:, :3], [[1, 1], [1, 1]], [2, 3], [2, 2]), reduction="none"),
+    edge("impossible-zero-infinity", "PyTorch's zero_infinity: the infinite loss and its gradient are "
+                                     "0, the other sample keeps its loss in the sum",
+         **_case(_LP[:, :2], [[1, 2, 1], [2, 0, 0]], [2, 2], [3, 1]),
+         reduction="sum", zero_infinity=True),
+    edge("target-length-zero", "an empty target: the only alignment is all blanks, the loss is "
+                               "-sum_t log p(blank); PyTorch's 'mean' divides by max(0, 1)",
+         **_case(_LP, [[0, 0], [0, 0]], [4, 2], [0, 0])),
+    edge("label-equals-blank", "label 0 is the blank class: by position it is still a label state "
+                               "(Keras counts label 0 as padding)",
+         **_case(_LP, [[0, 1], [2, 0]], [4, 4], [2, 2]), reduction="none"),
+    edge("blank-last", "blank = C - 1, so class 0 is an ordinary label (TensorFlow rotates the "
+                       "classes, optax and PyTorch index it)",
+         **_case(_LP, [[0, 1], [1, 1]], [4, 3], [2, 2]), reduction="none", blank=2),
+    edge("short-input-garbage", "frames past the input length hold +-1e4: they must not enter the "
+                                "loss or receive a gradient",
+         **_case(_GARBAGE, [[1, 0], [2, 1]], [2, 4], [1, 2]), reduction="none"),
+    edge("one-frame", "T = 1: a single label (-log p(label)) or the empty target (-log p(blank))",
+         **_case(_LP[:, :1], [[2], [0]], [1, 1], [1, 0]), reduction="none"),
+    edge("input-length-zero", "no frames at all: the empty target has probability 1 (loss 0), a "
+                              "non-empty one 0 (+inf)",
+         **_case(_LP[:, :2], [[1], [0]], [0, 0], [1, 0]), reduction="none"),
+    edge("saturated", "one-hot log-probabilities (0 and -1e4): the right target costs about 0, a "
+                      "wrong one must pass through two frames of -1e4 (2e4); logaddexp must not "
+                      "lose either",
+         **_case(_SAT, [[1, 2], [2, 1]], [3, 3], [2, 2]), reduction="none"),
+    edge("unnormalized-input", "raw scores that are not log-probabilities: PyTorch sums them as "
+                               "given, optax/tf.nn/Keras take a log_softmax first",
+         **_case(_RAW, [[1, 2], [2, 0]], [4, 3], [2, 1]), reduction="none"),
+]
 
 SPECS: list[Spec] = [
     Spec("ctc", "CTC negative log-likelihood -log p(target | input), summed over alignments",

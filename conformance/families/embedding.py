@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from lossparity.conformance.edges import _rows
+from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
     CLASS_MENU, FLAG, REDUCTIONS, SHAPE_MENU, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
 )
@@ -130,135 +130,134 @@ def circle_cases(draw):
 
 # ----------------------------------------------------------------------------- edge tables
 
-COSINE_SIMILARITY = _rows("cosine_similarity", [
-    ("keras-doc", "Keras' docstring example: [-0., -0.99999994, 0.99999994] as -cos",
-     [[1.0, 0.0], [1.0, 1.0], [-1.0, -1.0]], [[0.0, 1.0], [1.0, 1.0], [1.0, 1.0]], {"reduction": "none"}),
-    ("zero-vector", "a zero vector: 0/0 = NaN without a floor; Keras' floor 1e-7 and optax's "
-     "epsilon give 0 (Keras documents 0)", [[0.0, 0.0], [3.0, 4.0]], [[1.0, 2.0], [0.0, 0.0]], {"reduction": "none"}),
-    ("zero-vector-eps", "optax epsilon clips the squared norm: a zero vector gives cos 0",
-     [[0.0, 0.0, 0.0]], [[1.0, -2.0, 0.5]], {"reduction": "none", "epsilon": 1e-6}),
-    ("tiny-norm-eps", "|a| = 5e-4 is below sqrt(epsilon) = 1e-2: the floor, not |a|, divides",
-     [[3e-4, 4e-4]], [[1.0, 1.0]], {"reduction": "none", "epsilon": 1e-4}),
-    ("identical", "identical vectors: cos exactly 1 up to the rounding of the norms",
-     [[0.6, 0.8], [2.0, 2.0]], [[0.6, 0.8], [2.0, 2.0]], {"reduction": "none"}),
-    ("antiparallel", "antiparallel vectors: cos = -1",
-     [[1.0, -2.0, 3.0]], [[-2.0, 4.0, -6.0]], {"reduction": "none"}),
-    ("orthogonal", "orthogonal vectors: cos = 0 exactly, the slope is b/(|a||b|)",
-     [[1.0, 0.0], [0.0, 2.0]], [[0.0, 5.0], [3.0, 0.0]], {"reduction": "sum"}),
-    ("axis-0", "axis=0 takes the cosine over the batch axis: one value per feature",
-     [[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]], [[2.0, 0.0], [1.0, 1.0], [-1.0, 3.0]], {"reduction": "none", "axis": 0}),
-    ("unbatched", "one unbatched vector: a scalar loss", [1.0, 2.0, 2.0], [2.0, 1.0, -2.0], {}),
-    ("large", "values of 1e18: squares of 1e36 are near float32's limit; the scaled norm is exact",
-     [[1e18, 2e18]], [[2e18, 1e18]], {"reduction": "none"}, ("float32", "float64")),
-])
+COSINE_SIMILARITY = [
+    edge("keras-doc", "Keras' docstring example: [-0., -0.99999994, 0.99999994] as -cos",
+         [[1.0, 0.0], [1.0, 1.0], [-1.0, -1.0]], [[0.0, 1.0], [1.0, 1.0], [1.0, 1.0]], reduction="none"),
+    edge("zero-vector", "a zero vector: 0/0 = NaN without a floor; Keras' floor 1e-7 and optax's "
+         "epsilon give 0 (Keras documents 0)", [[0.0, 0.0], [3.0, 4.0]], [[1.0, 2.0], [0.0, 0.0]], reduction="none"),
+    edge("zero-vector-eps", "optax epsilon clips the squared norm: a zero vector gives cos 0",
+         [[0.0, 0.0, 0.0]], [[1.0, -2.0, 0.5]], reduction="none", epsilon=1e-6),
+    edge("tiny-norm-eps", "|a| = 5e-4 is below sqrt(epsilon) = 1e-2: the floor, not |a|, divides",
+         [[3e-4, 4e-4]], [[1.0, 1.0]], reduction="none", epsilon=1e-4),
+    edge("identical", "identical vectors: cos exactly 1 up to the rounding of the norms",
+         [[0.6, 0.8], [2.0, 2.0]], [[0.6, 0.8], [2.0, 2.0]], reduction="none"),
+    edge("antiparallel", "antiparallel vectors: cos = -1",
+         [[1.0, -2.0, 3.0]], [[-2.0, 4.0, -6.0]], reduction="none"),
+    edge("orthogonal", "orthogonal vectors: cos = 0 exactly, the slope is b/(|a||b|)",
+         [[1.0, 0.0], [0.0, 2.0]], [[0.0, 5.0], [3.0, 0.0]], reduction="sum"),
+    edge("axis-0", "axis=0 takes the cosine over the batch axis: one value per feature",
+         [[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]], [[2.0, 0.0], [1.0, 1.0], [-1.0, 3.0]], reduction="none", axis=0),
+    edge("unbatched", "one unbatched vector: a scalar loss", [1.0, 2.0, 2.0], [2.0, 1.0, -2.0]),
+    edge("large", "values of 1e18: squares of 1e36 are near float32's limit; the scaled norm is exact",
+         [[1e18, 2e18]], [[2e18, 1e18]], reduction="none", dtypes=("float32", "float64")),
+]
 
-COSINE_EMBEDDING = _rows("cosine_embedding", [
-    ("similar-dissimilar", "y = 1 gives 1 - cos, y = -1 gives max(0, cos - margin)",
-     {"input": [[1.0, 2.0], [1.0, 0.5]], "input2": [[2.0, 1.0], [1.0, 1.0]], "target": _labels([1, -1])}, None,
-     {"reduction": "none"}),
-    ("zero-vector", "a zero vector: torch adds 1e-12 to each squared norm, so cos = 0 (1 for "
-     "y = 1, 0 for y = -1); in float16 1e-12 rounds to 0 and 0/0 = NaN",
-     {"input": [[0.0, 0.0], [0.0, 0.0]], "input2": [[1.0, 2.0], [1.0, 2.0]], "target": _labels([1, -1])}, None,
-     {"reduction": "none"}),
-    ("margin-boundary", "orthogonal pair with y = -1, margin 0: cos - margin = 0 exactly, the "
-     "hinge's kink (value 0, slope passed as torch's clamp_min does)",
-     {"input": [[1.0, 0.0]], "input2": [[0.0, 2.0]], "target": _labels([-1])}, None, {"reduction": "none"}),
-    ("negative-margin", "margin -0.5: a y = -1 pair costs max(0, cos + 0.5): 0 antiparallel, "
-     "1 at 60 degrees",
-     {"input": [[1.0, 0.0], [1.0, 0.0]], "input2": [[-1.0, 0.0], [1.0, 1.7320508075688772]], "target": _labels([-1, -1])},
-     None, {"reduction": "none", "margin": -0.5}),
-    ("identical", "identical vectors with y = 1: 1 - cos = 0 up to the 1e-12",
-     {"input": [[0.6, 0.8]], "input2": [[0.6, 0.8]], "target": _labels([1])}, None, {"reduction": "sum"}),
-    ("antiparallel", "antiparallel with y = 1: the largest loss, 2",
-     {"input": [[1.0, 2.0]], "input2": [[-3.0, -6.0]], "target": _labels([1])}, None, {"reduction": "sum"}),
-    ("target-zero", "a target that is neither 1 nor -1 contributes 0 (torch's where on y == 1 "
-     "and y == -1); nothing checks it",
-     {"input": [[1.0, 2.0], [1.0, 0.5]], "input2": [[2.0, 1.0], [1.0, 1.0]], "target": _labels([0, 1])}, None, {}),
-    ("unbatched", "a 1-D pair with a 0-D target",
-     {"input": [1.0, 2.0, 3.0], "input2": [3.0, 2.0, 1.0], "target": _labels(-1)}, None, {"margin": 0.5}),
-])
+COSINE_EMBEDDING = [
+    edge("similar-dissimilar", "y = 1 gives 1 - cos, y = -1 gives max(0, cos - margin)",
+         input=[[1.0, 2.0], [1.0, 0.5]], input2=[[2.0, 1.0], [1.0, 1.0]], target=_labels([1, -1]),
+         reduction="none"),
+    edge("zero-vector", "a zero vector: torch adds 1e-12 to each squared norm, so cos = 0 (1 for "
+         "y = 1, 0 for y = -1); in float16 1e-12 rounds to 0 and 0/0 = NaN",
+         input=[[0.0, 0.0], [0.0, 0.0]], input2=[[1.0, 2.0], [1.0, 2.0]], target=_labels([1, -1]),
+         reduction="none"),
+    edge("margin-boundary", "orthogonal pair with y = -1, margin 0: cos - margin = 0 exactly, the "
+         "hinge's kink (value 0, slope passed as torch's clamp_min does)",
+         input=[[1.0, 0.0]], input2=[[0.0, 2.0]], target=_labels([-1]), reduction="none"),
+    edge("negative-margin", "margin -0.5: a y = -1 pair costs max(0, cos + 0.5): 0 antiparallel, "
+         "1 at 60 degrees",
+         input=[[1.0, 0.0], [1.0, 0.0]], input2=[[-1.0, 0.0], [1.0, 1.7320508075688772]], target=_labels([-1, -1]),
+         reduction="none", margin=-0.5),
+    edge("identical", "identical vectors with y = 1: 1 - cos = 0 up to the 1e-12",
+         input=[[0.6, 0.8]], input2=[[0.6, 0.8]], target=_labels([1]), reduction="sum"),
+    edge("antiparallel", "antiparallel with y = 1: the largest loss, 2",
+         input=[[1.0, 2.0]], input2=[[-3.0, -6.0]], target=_labels([1]), reduction="sum"),
+    edge("target-zero", "a target that is neither 1 nor -1 contributes 0 (torch's where on y == 1 "
+         "and y == -1); nothing checks it",
+         input=[[1.0, 2.0], [1.0, 0.5]], input2=[[2.0, 1.0], [1.0, 1.0]], target=_labels([0, 1])),
+    edge("unbatched", "a 1-D pair with a 0-D target",
+         input=[1.0, 2.0, 3.0], input2=[3.0, 2.0, 1.0], target=_labels(-1), margin=0.5),
+]
 
-TRIPLET_MARGIN = _rows("triplet_margin", [
-    ("optax-doc", "optax's docstring example: [0.1414 0.1414]",
-     {"input": [[0.0, 0.0], [1.0, 1.0]], "positive": [[0.1, 0.1], [1.1, 1.1]],
-      "negative": [[1.0, 0.0], [0.0, 1.0]]}, None, {"reduction": "none"}),
-    ("identical-positive", "anchor = positive: the distance is |eps|_p (torch) or eps^(1/p) "
-     "(optax), not 0",
-     {"input": [[1.0, 2.0]], "positive": [[1.0, 2.0]], "negative": [[1.5, 2.0]]}, None, {"reduction": "none"}),
-    ("identical-no-eps", "anchor = positive with eps = 0: distance 0, where the 2-norm has no "
-     "slope (torch's norm gives 0; sqrt'(0) is infinite in optax's form)",
-     {"input": [[1.0, 2.0]], "positive": [[1.0, 2.0]], "negative": [[1.5, 2.0]]}, None,
-     {"reduction": "none", "eps": 0.0}),
-    ("p1", "p = 1: the L1 distance; a negative difference shows whether |.| is taken",
-     {"input": [[0.0, 1.0]], "positive": [[0.5, 0.0]], "negative": [[2.0, -1.0]]}, None,
-     {"reduction": "none", "p": 1.0}),
-    ("p3", "p = 3 with negative differences",
-     {"input": [[0.0, 1.0, -1.0]], "positive": [[0.5, 0.0, 0.0]], "negative": [[2.0, -1.0, 1.0]]}, None,
-     {"reduction": "none", "p": 3.0}),
-    ("swap", "swap: d(positive, negative) = 0.5 < d(anchor, negative) = 2, so the swap "
-     "raises the loss from 0 to 0.5",
-     {"input": [[0.0, 0.0]], "positive": [[1.5, 0.0]], "negative": [[2.0, 0.0]]}, None,
-     {"reduction": "none", "swap": True, "eps": 0.0}),
-    ("no-swap", "the same triplet without swap: 1 + 1.5 - 2 = 0.5",
-     {"input": [[0.0, 0.0]], "positive": [[1.5, 0.0]], "negative": [[2.0, 0.0]]}, None,
-     {"reduction": "none", "eps": 0.0}),
-    ("inactive", "the negative far beyond the margin: loss 0, no slope",
-     {"input": [[0.0, 0.0]], "positive": [[0.1, 0.0]], "negative": [[5.0, 0.0]]}, None, {"reduction": "sum"}),
-    ("margin-zero", "margin 0: torch documents a margin > 0 and raises ValueError; optax computes",
-     {"input": [[0.0, 0.0]], "positive": [[1.0, 0.0]], "negative": [[0.0, 2.0]]}, None, {"margin": 0.0}),
-    ("cosine-distance", "the explicit distance 1 - cos (torch's cosine_similarity, eps 1e-8)",
-     {"input": [[1.0, 0.0], [1.0, 1.0]], "positive": [[1.0, 1.0], [1.0, 0.0]],
-      "negative": [[0.0, 1.0], [-1.0, 1.0]]}, None, {"reduction": "none", "distance": "cosine"}),
-    ("unbatched", "one unbatched triplet: a scalar",
-     {"input": [1.0, -1.0, 0.5], "positive": [0.5, -1.0, 0.0], "negative": [1.0, 1.0, 1.0]}, None, {}),
-])
+TRIPLET_MARGIN = [
+    edge("optax-doc", "optax's docstring example: [0.1414 0.1414]",
+         input=[[0.0, 0.0], [1.0, 1.0]], positive=[[0.1, 0.1], [1.1, 1.1]], negative=[[1.0, 0.0], [0.0, 1.0]],
+         reduction="none"),
+    edge("identical-positive", "anchor = positive: the distance is |eps|_p (torch) or eps^(1/p) "
+         "(optax), not 0",
+         input=[[1.0, 2.0]], positive=[[1.0, 2.0]], negative=[[1.5, 2.0]], reduction="none"),
+    edge("identical-no-eps", "anchor = positive with eps = 0: distance 0, where the 2-norm has no "
+         "slope (torch's norm gives 0; sqrt'(0) is infinite in optax's form)",
+         input=[[1.0, 2.0]], positive=[[1.0, 2.0]], negative=[[1.5, 2.0]],
+         reduction="none", eps=0.0),
+    edge("p1", "p = 1: the L1 distance; a negative difference shows whether |.| is taken",
+         input=[[0.0, 1.0]], positive=[[0.5, 0.0]], negative=[[2.0, -1.0]],
+         reduction="none", p=1.0),
+    edge("p3", "p = 3 with negative differences",
+         input=[[0.0, 1.0, -1.0]], positive=[[0.5, 0.0, 0.0]], negative=[[2.0, -1.0, 1.0]],
+         reduction="none", p=3.0),
+    edge("swap", "swap: d(positive, negative) = 0.5 < d(anchor, negative) = 2, so the swap "
+         "raises the loss from 0 to 0.5",
+         input=[[0.0, 0.0]], positive=[[1.5, 0.0]], negative=[[2.0, 0.0]],
+         reduction="none", swap=True, eps=0.0),
+    edge("no-swap", "the same triplet without swap: 1 + 1.5 - 2 = 0.5",
+         input=[[0.0, 0.0]], positive=[[1.5, 0.0]], negative=[[2.0, 0.0]],
+         reduction="none", eps=0.0),
+    edge("inactive", "the negative far beyond the margin: loss 0, no slope",
+         input=[[0.0, 0.0]], positive=[[0.1, 0.0]], negative=[[5.0, 0.0]], reduction="sum"),
+    edge("margin-zero", "margin 0: torch documents a margin > 0 and raises ValueError; optax computes",
+         input=[[0.0, 0.0]], positive=[[1.0, 0.0]], negative=[[0.0, 2.0]], margin=0.0),
+    edge("cosine-distance", "the explicit distance 1 - cos (torch's cosine_similarity, eps 1e-8)",
+         input=[[1.0, 0.0], [1.0, 1.0]], positive=[[1.0, 1.0], [1.0, 0.0]], negative=[[0.0, 1.0], [-1.0, 1.0]],
+         reduction="none", distance="cosine"),
+    edge("unbatched", "one unbatched triplet: a scalar",
+         input=[1.0, -1.0, 0.5], positive=[0.5, -1.0, 0.0], negative=[1.0, 1.0, 1.0]),
+]
 
-NTXENT = _rows("ntxent", [
-    ("optax-doc", "optax's docstring example: 1.0986123 = log 3 for 1-D embeddings of one sign",
-     {"input": [[0.08969027], [1.6291292], [0.8622629], [0.13612625]], "target": _labels([0, 0, 1, 1])}, None, {}),
-    ("no-positive", "every label different: no positive pair, 0/0 = NaN",
-     {"input": [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], "target": _labels([0, 1, 2])}, None, {}),
-    ("no-negative", "one group only: each pair's softmax is over itself, loss 0",
-     {"input": [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], "target": _labels([0, 0, 0])}, None, {}),
-    ("zero-vector", "a zero embedding: optax clips squared norms at the dtype's eps, so its "
-     "cosines are 0", {"input": [[0.0, 0.0], [1.0, 0.0], [0.5, 0.5], [-1.0, 0.2]], "target": _labels([0, 0, 1, 1])},
-     None, {}),
-    ("tiny-norm", "|e| = 1e-4 < sqrt(float32 eps) = 3.5e-4: the floor divides, not |e|",
-     {"input": [[1e-4, 0.0], [1.0, 0.0], [0.5, 0.5], [-1.0, 0.2]], "target": _labels([0, 0, 1, 1])}, None, {}),
-    ("cold", "temperature 0.05: similarities up to 20, exp(20) overflows float16: the "
-     "log-sum-exp must be shifted (0.01 would put float32 slopes among the subnormals XLA flushes)",
-     {"input": [[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-0.2, 1.0]], "target": _labels([0, 0, 1, 1])}, None,
-     {"temperature": 0.05}),
-    ("hot", "temperature 100: every similarity near 0, loss near log(#negatives + 1)",
-     {"input": [[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-0.2, 1.0]], "target": _labels([0, 0, 1, 1])}, None,
-     {"temperature": 100.0}),
-])
+NTXENT = [
+    edge("optax-doc", "optax's docstring example: 1.0986123 = log 3 for 1-D embeddings of one sign",
+         input=[[0.08969027], [1.6291292], [0.8622629], [0.13612625]], target=_labels([0, 0, 1, 1])),
+    edge("no-positive", "every label different: no positive pair, 0/0 = NaN",
+         input=[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], target=_labels([0, 1, 2])),
+    edge("no-negative", "one group only: each pair's softmax is over itself, loss 0",
+         input=[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], target=_labels([0, 0, 0])),
+    edge("zero-vector", "a zero embedding: optax clips squared norms at the dtype's eps, so its "
+         "cosines are 0", input=[[0.0, 0.0], [1.0, 0.0], [0.5, 0.5], [-1.0, 0.2]], target=_labels([0, 0, 1, 1])),
+    edge("tiny-norm", "|e| = 1e-4 < sqrt(float32 eps) = 3.5e-4: the floor divides, not |e|",
+         input=[[1e-4, 0.0], [1.0, 0.0], [0.5, 0.5], [-1.0, 0.2]], target=_labels([0, 0, 1, 1])),
+    edge("cold", "temperature 0.05: similarities up to 20, exp(20) overflows float16: the "
+         "log-sum-exp must be shifted (0.01 would put float32 slopes among the subnormals XLA flushes)",
+         input=[[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-0.2, 1.0]], target=_labels([0, 0, 1, 1]),
+         temperature=0.05),
+    edge("hot", "temperature 100: every similarity near 0, loss near log(#negatives + 1)",
+         input=[[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-0.2, 1.0]], target=_labels([0, 0, 1, 1]),
+         temperature=100.0),
+]
 
-CIRCLE = _rows("circle", [
-    ("two-groups", "two groups of two unit vectors, Keras' defaults gamma 80, margin 0.4",
-     {"input": _unit([[1.0, 0.1], [0.9, 0.3], [-0.2, 1.0], [0.1, 1.0]]), "target": _labels([0, 0, 1, 1])}, None,
-     {"reduction": "none"}),
-    ("no-positive", "a sample alone in its group: its positive log-sum-exp is -inf, loss 0, "
-     "and the class form's mean leaves it out (Keras masks losses <= 0)",
-     {"input": _unit([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]]), "target": _labels([0, 1, 1, 2])}, None, {}),
-    ("keep-diagonal", "remove_diagonal=False: each sample is its own positive at distance 0",
-     {"input": _unit([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]]), "target": _labels([0, 1, 1, 0])}, None,
-     {"reduction": "none", "remove_diagonal": False}),
-    ("antipodal-negatives", "negatives at distance 2 (d clipped at 0 only from below): "
-     "a_n = max(1 + m - d, 0) = 0, they are silenced",
-     {"input": np.array([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [-1.0, 0.0]]), "target": _labels([0, 0, 1, 1])}, None,
-     {"reduction": "none"}),
-    ("all-same", "one group: no negatives, every loss 0; the class form's mean over no "
-     "positive loss is 0 (divide_no_nan)",
-     {"input": _unit([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]), "target": _labels([0, 0, 0])}, None, {}),
-    ("identical-negatives", "two identical unit vectors (exact in every dtype) with different labels: cos = 1, d = "
-     "max(1 - cos, 0) on its kink; jnp/torch.maximum split the slope there, tf.maximum passes it whole",
-     {"input": np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]), "target": _labels([0, 1, 0, 1])},
-     None, {"reduction": "none", "gamma": 16.0}),
-    ("small-gamma", "gamma 1, margin 0.25: no saturation",
-     {"input": _unit([[1.0, 0.2], [0.7, 0.7], [-0.3, 1.0], [0.2, -1.0]]), "target": _labels([0, 1, 0, 1])}, None,
-     {"reduction": "none", "gamma": 1.0, "margin": 0.25}),
-])
+CIRCLE = [
+    edge("two-groups", "two groups of two unit vectors, Keras' defaults gamma 80, margin 0.4",
+         input=_unit([[1.0, 0.1], [0.9, 0.3], [-0.2, 1.0], [0.1, 1.0]]), target=_labels([0, 0, 1, 1]),
+         reduction="none"),
+    edge("no-positive", "a sample alone in its group: its positive log-sum-exp is -inf, loss 0, "
+         "and the class form's mean leaves it out (Keras masks losses <= 0)",
+         input=_unit([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]]), target=_labels([0, 1, 1, 2])),
+    edge("keep-diagonal", "remove_diagonal=False: each sample is its own positive at distance 0",
+         input=_unit([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]]), target=_labels([0, 1, 1, 0]),
+         reduction="none", remove_diagonal=False),
+    edge("antipodal-negatives", "negatives at distance 2 (d clipped at 0 only from below): "
+         "a_n = max(1 + m - d, 0) = 0, they are silenced",
+         input=np.array([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [-1.0, 0.0]]), target=_labels([0, 0, 1, 1]),
+         reduction="none"),
+    edge("all-same", "one group: no negatives, every loss 0; the class form's mean over no "
+         "positive loss is 0 (divide_no_nan)",
+         input=_unit([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]), target=_labels([0, 0, 0])),
+    edge("identical-negatives", "two identical unit vectors (exact in every dtype) with different labels: cos = 1, d = "
+         "max(1 - cos, 0) on its kink; jnp/torch.maximum split the slope there, tf.maximum passes it whole",
+         input=np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]), target=_labels([0, 1, 0, 1]),
+         reduction="none", gamma=16.0),
+    edge("small-gamma", "gamma 1, margin 0.25: no saturation",
+         input=_unit([[1.0, 0.2], [0.7, 0.7], [-0.3, 1.0], [0.2, -1.0]]), target=_labels([0, 1, 0, 1]),
+         reduction="none", gamma=1.0, margin=0.25),
+]
 
 
 # ----------------------------------------------------------------------------- specs

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lossparity.conformance.edges import _rows
+from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
     CLASS_MENU, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
 )
@@ -39,25 +39,23 @@ def distributions(draw, pair: bool):
 
 
 # ----------------------------------------------------------------------------- edge tables
-# (id, why, input, target, params[, dtypes]); see conformance/edges.py. ``input`` may instead be a
-# dict of every array by name (``target`` then None); lists read as float64.
 
-ENTROPY = _rows("entropy", [
-    ("fair-coin", "a fair coin carries log 2 nats (seed 002's H(P) = -sum P log P)", [0.5, 0.5], None, {}),
-    ("fair-coin-bits", "the same in bits: exactly 1", [0.5, 0.5], None, {"base": 2}),
-    ("certain", "a certain outcome carries no information; 0 log 0 = 0", [1.0, 0.0, 0.0], None, {}),
-    ("batch", "a batch of distributions, one entropy each", [[0.25, 0.75], [0.5, 0.5]], None, {}),
-])
-CROSS_ENTROPY = _rows("cross_entropy", [
-    ("dyadic", "P = (1/2, 1/4, 1/4), Q = (1/4, 1/4, 1/2): by hand 1/2*2 + 1/4*2 + 1/4*1 = 1.75 bits",
-     [0.25, 0.25, 0.5], [0.5, 0.25, 0.25], {"base": 2}),
-])
-KL_DIVERGENCE = _rows("kl_divergence", [
-    ("dyadic", "the same P, Q: 1.75 - H(P) = 1.75 - 1.5 = 0.25 bits (seed 002's identity)",
-     [0.25, 0.25, 0.5], [0.5, 0.25, 0.25], {"base": 2}),
-    ("same", "KL(P || P) = 0", [0.2, 0.8], [0.2, 0.8], {}),
-    ("support-mismatch", "q = 0 where p > 0: KL is +inf", [1.0, 0.0], [0.5, 0.5], {}),
-])
+ENTROPY = [
+    edge("fair-coin", "a fair coin carries log 2 nats (seed 002's H(P) = -sum P log P)", [0.5, 0.5]),
+    edge("fair-coin-bits", "the same in bits: exactly 1", [0.5, 0.5], base=2),
+    edge("certain", "a certain outcome carries no information; 0 log 0 = 0", [1.0, 0.0, 0.0]),
+    edge("batch", "a batch of distributions, one entropy each", [[0.25, 0.75], [0.5, 0.5]]),
+]
+CROSS_ENTROPY = [
+    edge("dyadic", "P = (1/2, 1/4, 1/4), Q = (1/4, 1/4, 1/2): by hand 1/2*2 + 1/4*2 + 1/4*1 = 1.75 bits",
+         [0.25, 0.25, 0.5], [0.5, 0.25, 0.25], base=2),
+]
+KL_DIVERGENCE = [
+    edge("dyadic", "the same P, Q: 1.75 - H(P) = 1.75 - 1.5 = 0.25 bits (seed 002's identity)",
+         [0.25, 0.25, 0.5], [0.5, 0.25, 0.25], base=2),
+    edge("same", "KL(P || P) = 0", [0.2, 0.8], [0.2, 0.8]),
+    edge("support-mismatch", "q = 0 where p > 0: KL is +inf", [1.0, 0.0], [0.5, 0.5]),
+]
 
 
 # ----------------------------------------------------------------------------- specs

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from lossparity.conformance.edges import INF, _rows
+from lossparity.conformance.edges import INF, edge
 from lossparity.conformance.generate import FLAG, REDUCTIONS, arrays, batch_shapes, case_strategy, floats, pick
 from lossparity.core.model import Spec
 from lossparity.reference import kl
@@ -43,28 +43,26 @@ def kl_cases(draw, log_input: bool):
 
 
 # ----------------------------------------------------------------------------- edge tables
-# (id, why, input, target, params[, dtypes]); see conformance/edges.py. ``input`` may instead be a
-# dict of every array by name (``target`` then None); lists read as float64.
 
-KL_DIV = _rows("kl_div", [
-    ("zero-target", "p = 0 contributes 0 whatever log q is (xlogy)",
-     [[-1.0, -0.5]], [[0.0, 1.0]], {"reduction": "sum"}),
-    ("zero-target-neg-inf-input", "p = 0 and log q = -inf: 0 * -inf, the limit is 0",
-     [[-INF, 0.0]], [[0.0, 1.0]], {"reduction": "sum"}),
-    ("batchmean", "batchmean divides the sum by the batch size, the true KL per sample",
-     [[-1.2, -0.36], [-0.1, -2.4]], [[0.3, 0.7], [0.9, 0.1]], {"reduction": "batchmean"}),
-    ("log-target-neg-inf", "log_target=True with a target log p = -inf (p = 0): the term is 0",
-     [[-1.2, -0.36]], [[-INF, 0.0]], {"reduction": "none", "log_target": True}),
-    ("log-target", "log_target=True takes the target as log p",
-     [[-1.2, -0.36]], [[-1.0, -0.45867514538708193]], {"reduction": "none", "log_target": True}),
-])
+KL_DIV = [
+    edge("zero-target", "p = 0 contributes 0 whatever log q is (xlogy)",
+         [[-1.0, -0.5]], [[0.0, 1.0]], reduction="sum"),
+    edge("zero-target-neg-inf-input", "p = 0 and log q = -inf: 0 * -inf, the limit is 0",
+         [[-INF, 0.0]], [[0.0, 1.0]], reduction="sum"),
+    edge("batchmean", "batchmean divides the sum by the batch size, the true KL per sample",
+         [[-1.2, -0.36], [-0.1, -2.4]], [[0.3, 0.7], [0.9, 0.1]], reduction="batchmean"),
+    edge("log-target-neg-inf", "log_target=True with a target log p = -inf (p = 0): the term is 0",
+         [[-1.2, -0.36]], [[-INF, 0.0]], reduction="none", log_target=True),
+    edge("log-target", "log_target=True takes the target as log p",
+         [[-1.2, -0.36]], [[-1.0, -0.45867514538708193]], reduction="none", log_target=True),
+]
 
-KL_DIV_PROBS = _rows("kl_div_probs", [
-    ("zero-target", "p = 0: Keras clips it to 1e-7 and it contributes 1e-7 log(1e-7 / q)",
-     [[0.5, 0.5]], [[0.0, 1.0]], {"reduction": "none"}),
-    ("zero-prediction", "q = 0 where p > 0: KL is infinite; Keras clips q at 1e-7",
-     [[0.0, 1.0]], [[0.5, 0.5]], {"reduction": "none"}),
-])
+KL_DIV_PROBS = [
+    edge("zero-target", "p = 0: Keras clips it to 1e-7 and it contributes 1e-7 log(1e-7 / q)",
+         [[0.5, 0.5]], [[0.0, 1.0]], reduction="none"),
+    edge("zero-prediction", "q = 0 where p > 0: KL is infinite; Keras clips q at 1e-7",
+         [[0.0, 1.0]], [[0.5, 0.5]], reduction="none"),
+]
 
 
 # ----------------------------------------------------------------------------- specs

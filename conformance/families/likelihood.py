@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from lossparity.conformance.edges import INF, NAN, _rows
+from lossparity.conformance.edges import INF, NAN, edge
 from lossparity.conformance.generate import FLAG, REDUCTIONS, _set, arrays, batch_shapes, case_strategy, floats, pick
 from lossparity.core.model import Spec
 from lossparity.reference import likelihood as lk
@@ -71,97 +71,94 @@ def generalized_kl_cases(draw):
     return {"input": c, "target": t}, {}
 
 
-# (id, why, input, target, params[, dtypes]); a dict input names every array.
-POISSON_NLL = _rows("poisson_nll", [
-    ("by-hand", "rates [1, 2], counts [1, 0], no eps: (1 - 1 log 1) + (2 - 0) = 3, mean 1.5",
-     [1.0, 2.0], [1.0, 0.0], {"log_input": False, "eps": 0.0}),
-    ("zero-count-zero-rate", "rate 0 and count 0 (probability 1, loss 0): t log(x + eps) = 0 log 0 "
-                             "with eps = 0, whose limit is 0",
-     [0.0, 1.0], [0.0, 0.0], {"log_input": False, "eps": 0.0, "reduction": "none"}),
-    ("zero-count-zero-rate-eps", "the same with each binding's default eps: 0 - 0 log(eps) = 0",
-     [0.0, 1.0], [0.0, 0.0], {"log_input": False, "reduction": "none"}),
-    ("zero-rate-positive-count", "rate 0 with count 2: -2 log(eps), which is where eps matters "
-                                 "(torch 1e-8: 36.8, Keras 1e-7: 32.2, none: +inf)",
-     [0.0, 0.5], [2.0, 1.0], {"log_input": False, "reduction": "none"}),
-    ("zero-count-neg-inf-log-rate", "log rate -inf (rate 0) and count 0: exp(-inf) - 0 * (-inf), "
-                                    "the limit is 0",
-     [-INF, 0.0], [0.0, 0.0], {"log_input": True, "reduction": "none"}),
-    ("huge-log-input", "log rates of 100 and 1e4 overflow exp (float32 at 88.7), -1e4 underflows: "
-                       "the loss is +inf, +inf and 1e4 t",
-     [100.0, 1e4, -1e4, 88.0], [1.0, 3.0, 2.0, 0.0], {"log_input": True, "reduction": "none"}),
-    ("stirling-at-one", "full=True: the Stirling term is added for t > 1 only; t = 0, 1/2, 1 add 0, "
-                        "the next float32 above 1 and 2, 5 add it",
-     [0.5, 0.5, 0.5, 0.5, 0.5, 0.5], [0.0, 0.5, 1.0, float(np.nextafter(np.float32(1), np.float32(2))), 2.0, 5.0],
-     {"log_input": True, "full": True, "reduction": "none"}),
-    ("stirling-rates", "full=True with rates (log_input=False) and counts around 1",
-     [1.0, 3.0, 0.25], [1.0, 3.0, 7.0], {"log_input": False, "full": True, "reduction": "none"}),
-    ("stirling-negative-target", "a negative target with full=True: torch masks t <= 1 (adds 0), "
-                                 "tf.nn masks only 0 <= t <= 1 and adds log of a negative (NaN)",
-     [0.5, 0.5], [-0.5, 3.0], {"log_input": True, "full": True, "reduction": "none"}),
-    ("negative-rate", "a negative rate: log(x + eps) of a negative number is NaN; nothing checks",
-     [-1.0, 2.0], [1.0, 1.0], {"log_input": False, "reduction": "none"}),
-    ("nan-rate", "a NaN rate propagates",
-     [NAN, 2.0], [1.0, 1.0], {"log_input": False, "reduction": "none"}),
-])
+POISSON_NLL = [
+    edge("by-hand", "rates [1, 2], counts [1, 0], no eps: (1 - 1 log 1) + (2 - 0) = 3, mean 1.5",
+         [1.0, 2.0], [1.0, 0.0], log_input=False, eps=0.0),
+    edge("zero-count-zero-rate", "rate 0 and count 0 (probability 1, loss 0): t log(x + eps) = 0 log 0 "
+                                 "with eps = 0, whose limit is 0",
+         [0.0, 1.0], [0.0, 0.0], log_input=False, eps=0.0, reduction="none"),
+    edge("zero-count-zero-rate-eps", "the same with each binding's default eps: 0 - 0 log(eps) = 0",
+         [0.0, 1.0], [0.0, 0.0], log_input=False, reduction="none"),
+    edge("zero-rate-positive-count", "rate 0 with count 2: -2 log(eps), which is where eps matters "
+                                     "(torch 1e-8: 36.8, Keras 1e-7: 32.2, none: +inf)",
+         [0.0, 0.5], [2.0, 1.0], log_input=False, reduction="none"),
+    edge("zero-count-neg-inf-log-rate", "log rate -inf (rate 0) and count 0: exp(-inf) - 0 * (-inf), "
+                                        "the limit is 0",
+         [-INF, 0.0], [0.0, 0.0], log_input=True, reduction="none"),
+    edge("huge-log-input", "log rates of 100 and 1e4 overflow exp (float32 at 88.7), -1e4 underflows: "
+                           "the loss is +inf, +inf and 1e4 t",
+         [100.0, 1e4, -1e4, 88.0], [1.0, 3.0, 2.0, 0.0], log_input=True, reduction="none"),
+    edge("stirling-at-one", "full=True: the Stirling term is added for t > 1 only; t = 0, 1/2, 1 add 0, "
+                            "the next float32 above 1 and 2, 5 add it",
+         [0.5, 0.5, 0.5, 0.5, 0.5, 0.5], [0.0, 0.5, 1.0, float(np.nextafter(np.float32(1), np.float32(2))), 2.0, 5.0],
+         log_input=True, full=True, reduction="none"),
+    edge("stirling-rates", "full=True with rates (log_input=False) and counts around 1",
+         [1.0, 3.0, 0.25], [1.0, 3.0, 7.0], log_input=False, full=True, reduction="none"),
+    edge("stirling-negative-target", "a negative target with full=True: torch masks t <= 1 (adds 0), "
+                                     "tf.nn masks only 0 <= t <= 1 and adds log of a negative (NaN)",
+         [0.5, 0.5], [-0.5, 3.0], log_input=True, full=True, reduction="none"),
+    edge("negative-rate", "a negative rate: log(x + eps) of a negative number is NaN; nothing checks",
+         [-1.0, 2.0], [1.0, 1.0], log_input=False, reduction="none"),
+    edge("nan-rate", "a NaN rate propagates",
+         [NAN, 2.0], [1.0, 1.0], log_input=False, reduction="none"),
+]
 
-GAUSSIAN_NLL = _rows("gaussian_nll", [
-    ("full-constant", "mean = target, var = 1: only the constant log(2 pi) / 2 = 0.9189385332046727",
-     {"input": [0.5, -2.0], "target": [0.5, -2.0], "var": [1.0, 1.0]}, None,
-     {"full": True, "reduction": "none"}),
-    ("zero-var", "var 0 is clamped to eps (torch 1e-6): (log eps + d^2 / eps) / 2, and its gradient "
-                 "is taken at eps (torch ignores the clamp in autograd)",
-     {"input": [1.0, 0.0], "target": [0.0, 0.0], "var": [0.0, 0.0]}, None, {"reduction": "none"}),
-    ("var-below-eps", "var 1e-9 < eps: clamped; the slope in var is 0 under a plain clamp",
-     {"input": [0.002, 0.5], "target": [0.0, 0.0], "var": [1e-9, 0.25]}, None,
-     {"eps": 1e-6, "reduction": "none"}),
-    ("var-at-eps", "var exactly eps = 1e-3: the clamp passes the gradient at equality",
-     {"input": [0.01, 0.5], "target": [0.0, 0.0], "var": [1e-3, 0.25]}, None,
-     {"eps": 1e-3, "reduction": "none"}),
-    ("negative-var", "a negative variance is documented to raise ValueError",
-     {"input": [1.0, 0.0], "target": [0.0, 0.0], "var": [-1.0, 1.0]}, None, {}),
-    ("nan-var", "a NaN variance is not negative: it passes the check and the loss is NaN",
-     {"input": [1.0, 0.0], "target": [0.0, 0.0], "var": [NAN, 1.0]}, None, {"reduction": "none"}),
-    ("var-one-fewer-dim", "var of shape (N,) for input (N, D): one variance per sample, unsqueezed",
-     {"input": [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]], "target": [[0.0, 2.5, 0.5], [1.0, 1.0, 1.0]],
-      "var": [0.5, 2.0]}, None, {"reduction": "none"}),
-    ("var-last-dim-one", "var of shape (N, 1) for input (N, D): broadcast along D",
-     {"input": [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]], "target": [[0.0, 2.5, 0.5], [1.0, 1.0, 1.0]],
-      "var": [[0.5], [2.0]]}, None, {"reduction": "sum"}),
-    ("var-first-dim-one", "var of shape (1, D) for input (N, D): one dimension equal to 1, allowed",
-     {"input": [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]], "target": [[0.0, 2.5, 0.5], [1.0, 1.0, 1.0]],
-      "var": [[0.5, 1.0, 2.0]]}, None, {"reduction": "mean"}),
-    ("var-two-dims-one", "var (1, 1) for input (2, 3) broadcasts, but only one dimension of 1 is "
-                         "documented: ValueError 'var is of incorrect size'",
-     {"input": [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]], "target": [[0.0, 2.5, 0.5], [1.0, 1.0, 1.0]],
-      "var": [[0.5]]}, None, {}),
-    ("var-wrong-size", "var (3,) for input (2, 3) is none of the documented shapes: ValueError",
-     {"input": [[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]], "target": [[0.0, 2.5, 0.5], [1.0, 1.0, 1.0]],
-      "var": [0.5, 1.0, 2.0]}, None, {}),
-    ("scalar-var-1d", "a 0-d var for a 1-d input is the input's shape without its last dimension",
-     {"input": [1.0, 2.0, 0.5], "target": [0.0, 2.5, 0.5], "var": 0.5}, None, {"reduction": "none"}),
-    ("huge-residual", "a residual of 2e4 over var 1e-6: 2e14 in the loss, past float16's range",
-     {"input": [1e4, 0.0], "target": [-1e4, 0.0], "var": [1e-6, 1.0]}, None, {"reduction": "none"}),
-])
+GAUSSIAN_NLL = [
+    edge("full-constant", "mean = target, var = 1: only the constant log(2 pi) / 2 = 0.9189385332046727",
+         input=[0.5, -2.0], target=[0.5, -2.0], var=[1.0, 1.0],
+         full=True, reduction="none"),
+    edge("zero-var", "var 0 is clamped to eps (torch 1e-6): (log eps + d^2 / eps) / 2, and its gradient "
+                     "is taken at eps (torch ignores the clamp in autograd)",
+         input=[1.0, 0.0], target=[0.0, 0.0], var=[0.0, 0.0], reduction="none"),
+    edge("var-below-eps", "var 1e-9 < eps: clamped; the slope in var is 0 under a plain clamp",
+         input=[0.002, 0.5], target=[0.0, 0.0], var=[1e-9, 0.25],
+         eps=1e-6, reduction="none"),
+    edge("var-at-eps", "var exactly eps = 1e-3: the clamp passes the gradient at equality",
+         input=[0.01, 0.5], target=[0.0, 0.0], var=[1e-3, 0.25],
+         eps=1e-3, reduction="none"),
+    edge("negative-var", "a negative variance is documented to raise ValueError",
+         input=[1.0, 0.0], target=[0.0, 0.0], var=[-1.0, 1.0]),
+    edge("nan-var", "a NaN variance is not negative: it passes the check and the loss is NaN",
+         input=[1.0, 0.0], target=[0.0, 0.0], var=[NAN, 1.0], reduction="none"),
+    edge("var-one-fewer-dim", "var of shape (N,) for input (N, D): one variance per sample, unsqueezed",
+         input=[[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]], target=[[0.0, 2.5, 0.5], [1.0, 1.0, 1.0]], var=[0.5, 2.0],
+         reduction="none"),
+    edge("var-last-dim-one", "var of shape (N, 1) for input (N, D): broadcast along D",
+         input=[[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]], target=[[0.0, 2.5, 0.5], [1.0, 1.0, 1.0]], var=[[0.5], [2.0]],
+         reduction="sum"),
+    edge("var-first-dim-one", "var of shape (1, D) for input (N, D): one dimension equal to 1, allowed",
+         input=[[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]], target=[[0.0, 2.5, 0.5], [1.0, 1.0, 1.0]], var=[[0.5, 1.0, 2.0]],
+         reduction="mean"),
+    edge("var-two-dims-one", "var (1, 1) for input (2, 3) broadcasts, but only one dimension of 1 is "
+                             "documented: ValueError 'var is of incorrect size'",
+         input=[[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]], target=[[0.0, 2.5, 0.5], [1.0, 1.0, 1.0]], var=[[0.5]]),
+    edge("var-wrong-size", "var (3,) for input (2, 3) is none of the documented shapes: ValueError",
+         input=[[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]], target=[[0.0, 2.5, 0.5], [1.0, 1.0, 1.0]], var=[0.5, 1.0, 2.0]),
+    edge("scalar-var-1d", "a 0-d var for a 1-d input is the input's shape without its last dimension",
+         input=[1.0, 2.0, 0.5], target=[0.0, 2.5, 0.5], var=0.5, reduction="none"),
+    edge("huge-residual", "a residual of 2e4 over var 1e-6: 2e14 in the loss, past float16's range",
+         input=[1e4, 0.0], target=[-1e4, 0.0], var=[1e-6, 1.0], reduction="none"),
+]
 
-GENERALIZED_KL_DIV = _rows("generalized_kl_div", [
-    ("by-hand", "q = e, t = 1: 1 log(1 / e) - 1 + e = e - 2; t = 0: q = 1",
-     [[1.0, 0.0]], [[1.0, 0.0]], {}),
-    ("at-minimum", "q = t: the divergence is exactly 0, and so is its slope in q",
-     [[0.0, 0.0, 0.0]], [[1.0, 1.0, 1.0]], {}),
-    ("zero-target", "t = 0 contributes q (its t log term is 0)",
-     [[-1.0, -0.5]], [[0.0, 1.0]], {}),
-    ("zero-target-neg-inf-input", "t = 0 and log q = -inf: 0 * (-inf), the limit is 0",
-     [[-INF, 0.0]], [[0.0, 1.0]], {}),
-    ("neg-inf-input", "log q = -inf where t > 0: the divergence is +inf",
-     [[-INF, 0.0]], [[0.5, 1.0]], {}),
-    ("normalized", "q and t both sum to 1: the -t + q terms cancel and it is the KL divergence "
-                   "(0.3 log(0.3 / 0.2) + 0.7 log(0.7 / 0.8))",
-     [[float(np.log(0.2)), float(np.log(0.8))]], [[0.3, 0.7]], {}),
-    ("huge-input", "log q = 100 and 1e4 overflow exp in float32 (1e4 in float64): +inf",
-     [[100.0, 1e4]], [[1.0, 2.0]], {}),
-    ("near-minimum", "q within 1e-4 of t: t log t - t log q - t + q cancels, t (e^r - 1 - r) does not",
-     [[1e-4, -1e-4]], [[1.0, 1.0]], {}),
-])
+GENERALIZED_KL_DIV = [
+    edge("by-hand", "q = e, t = 1: 1 log(1 / e) - 1 + e = e - 2; t = 0: q = 1",
+         [[1.0, 0.0]], [[1.0, 0.0]]),
+    edge("at-minimum", "q = t: the divergence is exactly 0, and so is its slope in q",
+         [[0.0, 0.0, 0.0]], [[1.0, 1.0, 1.0]]),
+    edge("zero-target", "t = 0 contributes q (its t log term is 0)",
+         [[-1.0, -0.5]], [[0.0, 1.0]]),
+    edge("zero-target-neg-inf-input", "t = 0 and log q = -inf: 0 * (-inf), the limit is 0",
+         [[-INF, 0.0]], [[0.0, 1.0]]),
+    edge("neg-inf-input", "log q = -inf where t > 0: the divergence is +inf",
+         [[-INF, 0.0]], [[0.5, 1.0]]),
+    edge("normalized", "q and t both sum to 1: the -t + q terms cancel and it is the KL divergence "
+                       "(0.3 log(0.3 / 0.2) + 0.7 log(0.7 / 0.8))",
+         [[float(np.log(0.2)), float(np.log(0.8))]], [[0.3, 0.7]]),
+    edge("huge-input", "log q = 100 and 1e4 overflow exp in float32 (1e4 in float64): +inf",
+         [[100.0, 1e4]], [[1.0, 2.0]]),
+    edge("near-minimum", "q within 1e-4 of t: t log t - t log q - t + q cancels, t (e^r - 1 - r) does not",
+         [[1e-4, -1e-4]], [[1.0, 1.0]]),
+]
 
 
 SPECS: list[Spec] = [

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from lossparity.conformance.edges import INF, NAN, _rows
+from lossparity.conformance.edges import INF, NAN, edge
 from lossparity.conformance.generate import (
     CLASS_MENU, FLAG, REDUCTIONS, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
 )
@@ -118,154 +118,153 @@ def ranking(draw):
 
 
 # ============================================================================ edge tables
-# (id, why, input, target, params[, dtypes]), as in conformance/edges.py.
 
-HINGE = _rows("hinge", [
-    ("at-margin", "y x = 1 exactly: the loss is 0 and the slope is a subgradient choice "
-                  "(jnp/torch.maximum: half, tf.maximum: all)",
-     [[1.0, -1.0, 0.5]], [[1.0, -1.0, 1.0]], {"reduction": "none"}),
-    ("zero-margin-at-zero", "margin 0 (the perceptron loss) with x = 0: the kink at the origin",
-     [[0.0, 0.0, 2.0]], [[1.0, -1.0, -1.0]], {"margin": 0.0, "reduction": "none"}),
-    ("binary-labels", "all targets 0/1: Keras converts them to -1/+1, optax uses 0 as given",
-     [[0.3, -0.7], [2.0, 0.5]], [[0.0, 1.0], [1.0, 0.0]], {"reduction": "none"}),
-    ("mixed-labels", "targets -1, 0 and 1 mixed: not all binary, so Keras converts nothing",
-     [[0.3, -0.7, 0.2]], [[0.0, 1.0, -1.0]], {"reduction": "none"}),
-    ("label-outside", "a target of 2 is outside {-1, 1}: used as given by every formula",
-     [[0.3, -0.7]], [[2.0, -1.0]], {"reduction": "none"}),
-    ("huge", "scores of 1e30: the loss is linear, no overflow in float32",
-     [[1e30, -1e30]], [[-1.0, -1.0]], {"reduction": "none"}),
-    ("inf", "infinite scores: 0 on the right side, inf on the wrong one",
-     [[INF, -INF]], [[1.0, 1.0]], {"reduction": "none"}),
-    ("nan", "a NaN score propagates",
-     [[NAN, 0.0]], [[1.0, 1.0]], {"reduction": "none"}),
-    ("mean", "the batch mean over samples of the per-sample means",
-     [[0.2, -0.4, 1.5], [0.0, 0.9, -2.0]], [[1.0, -1.0, 1.0], [-1.0, -1.0, 1.0]], {}),
-])
+HINGE = [
+    edge("at-margin", "y x = 1 exactly: the loss is 0 and the slope is a subgradient choice "
+                      "(jnp/torch.maximum: half, tf.maximum: all)",
+         [[1.0, -1.0, 0.5]], [[1.0, -1.0, 1.0]], reduction="none"),
+    edge("zero-margin-at-zero", "margin 0 (the perceptron loss) with x = 0: the kink at the origin",
+         [[0.0, 0.0, 2.0]], [[1.0, -1.0, -1.0]], margin=0.0, reduction="none"),
+    edge("binary-labels", "all targets 0/1: Keras converts them to -1/+1, optax uses 0 as given",
+         [[0.3, -0.7], [2.0, 0.5]], [[0.0, 1.0], [1.0, 0.0]], reduction="none"),
+    edge("mixed-labels", "targets -1, 0 and 1 mixed: not all binary, so Keras converts nothing",
+         [[0.3, -0.7, 0.2]], [[0.0, 1.0, -1.0]], reduction="none"),
+    edge("label-outside", "a target of 2 is outside {-1, 1}: used as given by every formula",
+         [[0.3, -0.7]], [[2.0, -1.0]], reduction="none"),
+    edge("huge", "scores of 1e30: the loss is linear, no overflow in float32",
+         [[1e30, -1e30]], [[-1.0, -1.0]], reduction="none"),
+    edge("inf", "infinite scores: 0 on the right side, inf on the wrong one",
+         [[INF, -INF]], [[1.0, 1.0]], reduction="none"),
+    edge("nan", "a NaN score propagates",
+         [[NAN, 0.0]], [[1.0, 1.0]], reduction="none"),
+    edge("mean", "the batch mean over samples of the per-sample means",
+         [[0.2, -0.4, 1.5], [0.0, 0.9, -2.0]], [[1.0, -1.0, 1.0], [-1.0, -1.0, 1.0]]),
+]
 
-SQUARED_HINGE = _rows("squared_hinge", [
-    ("at-margin", "y x = 1 exactly: the square makes the slope 0 whatever max takes",
-     [[1.0, -1.0, 0.5]], [[1.0, -1.0, 1.0]], {"reduction": "none"}),
-    ("binary-labels", "all targets 0/1: Keras converts them to -1/+1",
-     [[0.3, -0.7], [2.0, 0.5]], [[0.0, 1.0], [1.0, 0.0]], {"reduction": "none"}),
-    ("huge", "a violation of 1e20 squares to 1e40: float32 overflows to inf",
-     [[1e20, -3.0]], [[-1.0, -1.0]], {"reduction": "none"}),
-    ("nan", "a NaN score propagates",
-     [[NAN, 0.0]], [[1.0, 1.0]], {"reduction": "none"}),
-])
+SQUARED_HINGE = [
+    edge("at-margin", "y x = 1 exactly: the square makes the slope 0 whatever max takes",
+         [[1.0, -1.0, 0.5]], [[1.0, -1.0, 1.0]], reduction="none"),
+    edge("binary-labels", "all targets 0/1: Keras converts them to -1/+1",
+         [[0.3, -0.7], [2.0, 0.5]], [[0.0, 1.0], [1.0, 0.0]], reduction="none"),
+    edge("huge", "a violation of 1e20 squares to 1e40: float32 overflows to inf",
+         [[1e20, -3.0]], [[-1.0, -1.0]], reduction="none"),
+    edge("nan", "a NaN score propagates",
+         [[NAN, 0.0]], [[1.0, 1.0]], reduction="none"),
+]
 
-CATEGORICAL_HINGE = _rows("categorical_hinge", [
-    ("margin-met", "target score exactly 1 above the best other: the loss is 0 at the kink",
-     [[2.0, 1.0, -1.0]], [[1.0, 0.0, 0.0]], {"reduction": "none"}),
-    ("negative-others", "every other score negative: Keras' masked product lets the target "
-                        "class compete as a 0 (neg = 0, not -1)",
-     [[0.5, -1.0, -2.0]], [[1.0, 0.0, 0.0]], {"reduction": "none"}),
-    ("tied-others", "two other classes tie for the max: its slope is shared",
-     [[0.0, 0.7, 0.7]], [[1.0, 0.0, 0.0]], {"reduction": "none"}),
-    ("one-class", "a single class: no other class (plain: loss 0; Keras: max(0, 1 - x))",
-     [[0.25], [3.0]], [[1.0], [1.0]], {"reduction": "none"}),
-    ("signed-targets", "-1/+1 coded targets, which Keras documents: (1 - y) x doubles the others",
-     [[0.5, 0.2, -0.3]], [[1.0, -1.0, -1.0]], {"reduction": "none"}),
-    ("nan", "a NaN score poisons its sample",
-     [[NAN, 0.0], [1.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]], {"reduction": "none"}),
-])
+CATEGORICAL_HINGE = [
+    edge("margin-met", "target score exactly 1 above the best other: the loss is 0 at the kink",
+         [[2.0, 1.0, -1.0]], [[1.0, 0.0, 0.0]], reduction="none"),
+    edge("negative-others", "every other score negative: Keras' masked product lets the target "
+                            "class compete as a 0 (neg = 0, not -1)",
+         [[0.5, -1.0, -2.0]], [[1.0, 0.0, 0.0]], reduction="none"),
+    edge("tied-others", "two other classes tie for the max: its slope is shared",
+         [[0.0, 0.7, 0.7]], [[1.0, 0.0, 0.0]], reduction="none"),
+    edge("one-class", "a single class: no other class (plain: loss 0; Keras: max(0, 1 - x))",
+         [[0.25], [3.0]], [[1.0], [1.0]], reduction="none"),
+    edge("signed-targets", "-1/+1 coded targets, which Keras documents: (1 - y) x doubles the others",
+         [[0.5, 0.2, -0.3]], [[1.0, -1.0, -1.0]], reduction="none"),
+    edge("nan", "a NaN score poisons its sample",
+         [[NAN, 0.0], [1.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]], reduction="none"),
+]
 
-MULTICLASS_HINGE = _rows("multiclass_hinge", [
-    ("margin-met", "target 1 above the best other: the target's own entry ties the max",
-     [[2.0, 1.0, 0.0]], _ints([0]), {"reduction": "none"}),
-    ("tied-others", "two other classes tie for the max, the target below them",
-     [[0.0, 0.5, 0.5]], _ints([0]), {"reduction": "none"}),
-    ("zero-margin", "margin 0 (the perceptron loss) on a correct prediction: loss 0",
-     [[3.0, 1.0], [1.0, 3.0]], _ints([0, 0]), {"margin": 0.0, "reduction": "none"}),
-    ("label-too-big", "label C: outside [0, C); jax.nn.one_hot gives a zero row",
-     [[1.0, 2.0], [0.5, -0.5]], _ints([0, 2]), {"reduction": "none"}),
-    ("label-negative", "label -1: outside [0, C); a zero one-hot row as well",
-     [[1.0, 2.0], [0.5, -0.5]], _ints([-1, 1]), {"reduction": "none"}),
-    ("one-class", "a single class: the loss is max(0, 0) = 0",
-     [[3.0], [-2.0]], _ints([0, 0]), {}),
-    ("inf", "an infinite other score: inf loss; an infinite target score: inf - inf",
-     [[0.0, INF], [INF, 0.0]], _ints([0, 0]), {"reduction": "none"}),
-])
+MULTICLASS_HINGE = [
+    edge("margin-met", "target 1 above the best other: the target's own entry ties the max",
+         [[2.0, 1.0, 0.0]], _ints([0]), reduction="none"),
+    edge("tied-others", "two other classes tie for the max, the target below them",
+         [[0.0, 0.5, 0.5]], _ints([0]), reduction="none"),
+    edge("zero-margin", "margin 0 (the perceptron loss) on a correct prediction: loss 0",
+         [[3.0, 1.0], [1.0, 3.0]], _ints([0, 0]), margin=0.0, reduction="none"),
+    edge("label-too-big", "label C: outside [0, C); jax.nn.one_hot gives a zero row",
+         [[1.0, 2.0], [0.5, -0.5]], _ints([0, 2]), reduction="none"),
+    edge("label-negative", "label -1: outside [0, C); a zero one-hot row as well",
+         [[1.0, 2.0], [0.5, -0.5]], _ints([-1, 1]), reduction="none"),
+    edge("one-class", "a single class: the loss is max(0, 0) = 0",
+         [[3.0], [-2.0]], _ints([0, 0])),
+    edge("inf", "an infinite other score: inf loss; an infinite target score: inf - inf",
+         [[0.0, INF], [INF, 0.0]], _ints([0, 0]), reduction="none"),
+]
 
-MULTI_MARGIN = _rows("multi_margin", [
-    ("margin-met", "x_y - x_i = margin exactly: PyTorch's kernel tests z > 0 (slope 0)",
-     [[2.0, 1.0, 0.5]], _ints([0]), {"reduction": "none"}),
-    ("p2-weighted", "p = 2 with class weights: the weight multiplies the squared term once",
-     [[0.2, 0.9, -0.3], [1.0, 0.0, 0.4]], _ints([0, 2]), {"p": 2, "weight": [2.0, 1.0, 0.5]}),
-    ("large-p", "p = 3: PyTorch documents 1 and 2 as the only supported values",
-     [[0.2, 0.9, -0.3]], _ints([0]), {"p": 3}),
-    ("zero-margin", "margin 0: only strictly better other classes count",
-     [[0.2, 0.9, 0.2]], _ints([0]), {"margin": 0.0, "reduction": "none"}),
-    ("label-too-big", "label C is outside [0, C): PyTorch checks it",
-     [[0.2, 0.9]], _ints([2]), {"reduction": "none"}),
-    ("label-negative", "label -1 is outside [0, C)",
-     [[0.2, 0.9]], _ints([-1]), {"reduction": "none"}),
-    ("unbatched", "a (C,) input with a scalar target",
-     [0.2, 0.9, -0.3], _ints(1), {}),
-    ("one-class", "a single class: no other class, the loss is 0",
-     [[3.0], [-2.0]], _ints([0, 0]), {}),
-])
+MULTI_MARGIN = [
+    edge("margin-met", "x_y - x_i = margin exactly: PyTorch's kernel tests z > 0 (slope 0)",
+         [[2.0, 1.0, 0.5]], _ints([0]), reduction="none"),
+    edge("p2-weighted", "p = 2 with class weights: the weight multiplies the squared term once",
+         [[0.2, 0.9, -0.3], [1.0, 0.0, 0.4]], _ints([0, 2]), p=2, weight=[2.0, 1.0, 0.5]),
+    edge("large-p", "p = 3: PyTorch documents 1 and 2 as the only supported values",
+         [[0.2, 0.9, -0.3]], _ints([0]), p=3),
+    edge("zero-margin", "margin 0: only strictly better other classes count",
+         [[0.2, 0.9, 0.2]], _ints([0]), margin=0.0, reduction="none"),
+    edge("label-too-big", "label C is outside [0, C): PyTorch checks it",
+         [[0.2, 0.9]], _ints([2]), reduction="none"),
+    edge("label-negative", "label -1 is outside [0, C)",
+         [[0.2, 0.9]], _ints([-1]), reduction="none"),
+    edge("unbatched", "a (C,) input with a scalar target",
+         [0.2, 0.9, -0.3], _ints(1)),
+    edge("one-class", "a single class: no other class, the loss is 0",
+         [[3.0], [-2.0]], _ints([0, 0])),
+]
 
-MULTILABEL_MARGIN = _rows("multilabel_margin", [
-    ("padding-first", "-1 first: no target class, the loss is 0",
-     [[0.1, 0.2, 0.4, 0.8]], _ints([[-1, 3, 0, 1]]), {"reduction": "none"}),
-    ("after-padding", "PyTorch's doc example: only 3 and 0 count, the 1 after -1 is ignored "
-                      "(0.85)",
-     [[0.1, 0.2, 0.4, 0.8]], _ints([[3, 0, -1, 1]]), {}),
-    ("all-targets", "every class a target: no non-target class, the loss is 0",
-     [[0.1, 0.2]], _ints([[1, 0]]), {"reduction": "none"}),
-    ("margin-met", "x[y] - x_i = 1 exactly: PyTorch's kernel tests z > 0 (slope 0)",
-     [[2.0, 1.0, 0.5]], _ints([[0, -1, -1]]), {"reduction": "none"}),
-    ("duplicate", "a target listed twice counts twice",
-     [[0.3, 0.5, 0.1]], _ints([[0, 0, -1]]), {"reduction": "none"}),
-    ("label-too-big", "index C before the padding: outside [0, C)",
-     [[0.3, 0.5, 0.1]], _ints([[3, -1, 0]]), {"reduction": "none"}),
-    ("label-below", "index -2 before the padding: outside [0, C), not padding",
-     [[0.3, 0.5, 0.1]], _ints([[-2, -1, 0]]), {"reduction": "none"}),
-    ("junk-after", "an out-of-range index after the -1 is padding and is never read",
-     [[0.3, 0.5, 0.1]], _ints([[1, -1, 7]]), {"reduction": "none"}),
-    ("unbatched", "a (C,) input",
-     [0.3, 0.5, 0.1], _ints([2, 0, -1]), {}),
-])
+MULTILABEL_MARGIN = [
+    edge("padding-first", "-1 first: no target class, the loss is 0",
+         [[0.1, 0.2, 0.4, 0.8]], _ints([[-1, 3, 0, 1]]), reduction="none"),
+    edge("after-padding", "PyTorch's doc example: only 3 and 0 count, the 1 after -1 is ignored "
+                          "(0.85)",
+         [[0.1, 0.2, 0.4, 0.8]], _ints([[3, 0, -1, 1]])),
+    edge("all-targets", "every class a target: no non-target class, the loss is 0",
+         [[0.1, 0.2]], _ints([[1, 0]]), reduction="none"),
+    edge("margin-met", "x[y] - x_i = 1 exactly: PyTorch's kernel tests z > 0 (slope 0)",
+         [[2.0, 1.0, 0.5]], _ints([[0, -1, -1]]), reduction="none"),
+    edge("duplicate", "a target listed twice counts twice",
+         [[0.3, 0.5, 0.1]], _ints([[0, 0, -1]]), reduction="none"),
+    edge("label-too-big", "index C before the padding: outside [0, C)",
+         [[0.3, 0.5, 0.1]], _ints([[3, -1, 0]]), reduction="none"),
+    edge("label-below", "index -2 before the padding: outside [0, C), not padding",
+         [[0.3, 0.5, 0.1]], _ints([[-2, -1, 0]]), reduction="none"),
+    edge("junk-after", "an out-of-range index after the -1 is padding and is never read",
+         [[0.3, 0.5, 0.1]], _ints([[1, -1, 7]]), reduction="none"),
+    edge("unbatched", "a (C,) input",
+         [0.3, 0.5, 0.1], _ints([2, 0, -1])),
+]
 
-HINGE_EMBEDDING = _rows("hinge_embedding", [
-    ("at-margin", "x = margin with y = -1: the kink of max(0, margin - x)",
-     [1.0, 0.5, 2.0], [-1.0, -1.0, 1.0], {"reduction": "none"}),
-    ("zero-margin", "margin 0: a negative pair costs max(0, -x)",
-     [0.0, -0.5, 0.5], [-1.0, -1.0, -1.0], {"margin": 0.0, "reduction": "none"}),
-    ("target-zero", "target 0 is outside {-1, 1}: PyTorch's where-form adds both terms",
-     [0.3, 1.5], [0.0, 1.0], {"reduction": "none"}),
-    ("target-two", "target 2: outside {-1, 1}",
-     [0.3, 1.5], [2.0, -1.0], {"reduction": "none"}),
-    ("negative-distance", "a negative input with y = 1 is a negative loss, as the formula says",
-     [-0.5, 0.25], [1.0, 1.0], {}),
-])
+HINGE_EMBEDDING = [
+    edge("at-margin", "x = margin with y = -1: the kink of max(0, margin - x)",
+         [1.0, 0.5, 2.0], [-1.0, -1.0, 1.0], reduction="none"),
+    edge("zero-margin", "margin 0: a negative pair costs max(0, -x)",
+         [0.0, -0.5, 0.5], [-1.0, -1.0, -1.0], margin=0.0, reduction="none"),
+    edge("target-zero", "target 0 is outside {-1, 1}: PyTorch's where-form adds both terms",
+         [0.3, 1.5], [0.0, 1.0], reduction="none"),
+    edge("target-two", "target 2: outside {-1, 1}",
+         [0.3, 1.5], [2.0, -1.0], reduction="none"),
+    edge("negative-distance", "a negative input with y = 1 is a negative loss, as the formula says",
+         [-0.5, 0.25], [1.0, 1.0]),
+]
 
-SOFT_MARGIN = _rows("soft_margin", [
-    ("huge-wrong", "-y x = 100 and 1e4: log(1 + exp(100)) overflows exp in float32; the "
-                   "loss is about -y x",
-     [100.0, 1e4, -1e4], [-1.0, -1.0, 1.0], {"reduction": "none"}),
-    ("huge-right", "y x = 1e4: the loss underflows to 0, the slope too",
-     [1e4, -1e4], [1.0, -1.0], {"reduction": "none"}),
-    ("zero", "x = 0: log 2 whatever the target",
-     [0.0, 0.0], [1.0, -1.0], {"reduction": "none"}),
-    ("target-zero", "target 0 is outside {-1, 1}: the formula gives log 2",
-     [3.0], [0.0], {"reduction": "none"}),
-    ("inf", "an infinite score on the right side: 0; on the wrong side: inf",
-     [INF, INF], [1.0, -1.0], {"reduction": "none"}),
-])
+SOFT_MARGIN = [
+    edge("huge-wrong", "-y x = 100 and 1e4: log(1 + exp(100)) overflows exp in float32; the "
+                       "loss is about -y x",
+         [100.0, 1e4, -1e4], [-1.0, -1.0, 1.0], reduction="none"),
+    edge("huge-right", "y x = 1e4: the loss underflows to 0, the slope too",
+         [1e4, -1e4], [1.0, -1.0], reduction="none"),
+    edge("zero", "x = 0: log 2 whatever the target",
+         [0.0, 0.0], [1.0, -1.0], reduction="none"),
+    edge("target-zero", "target 0 is outside {-1, 1}: the formula gives log 2",
+         [3.0], [0.0], reduction="none"),
+    edge("inf", "an infinite score on the right side: 0; on the wrong side: inf",
+         [INF, INF], [1.0, -1.0], reduction="none"),
+]
 
-MARGIN_RANKING = _rows("margin_ranking", [
-    ("tie-zero-margin", "x1 = x2 and margin 0: the kink of max(0, z) at z = 0",
-     {"input": [0.5, -1.0], "input2": [0.5, -1.0], "target": [1.0, -1.0]}, None, {"reduction": "none"}),
-    ("at-margin", "x1 - x2 = margin exactly, y = 1",
-     {"input": [1.5, 0.0], "input2": [0.5, 1.0], "target": [1.0, -1.0]}, None,
-     {"margin": 1.0, "reduction": "none"}),
-    ("target-zero", "target 0 is outside {-1, 1}: the formula gives max(0, margin)",
-     {"input": [1.5, 0.0], "input2": [0.5, 1.0], "target": [0.0, 0.0]}, None,
-     {"margin": 0.5, "reduction": "none"}),
-    ("inf", "x1 = x2 = inf: inf - inf is NaN",
-     {"input": [INF, 1.0], "input2": [INF, 0.0], "target": [1.0, -1.0]}, None, {"reduction": "none"}),
-])
+MARGIN_RANKING = [
+    edge("tie-zero-margin", "x1 = x2 and margin 0: the kink of max(0, z) at z = 0",
+         input=[0.5, -1.0], input2=[0.5, -1.0], target=[1.0, -1.0], reduction="none"),
+    edge("at-margin", "x1 - x2 = margin exactly, y = 1",
+         input=[1.5, 0.0], input2=[0.5, 1.0], target=[1.0, -1.0],
+         margin=1.0, reduction="none"),
+    edge("target-zero", "target 0 is outside {-1, 1}: the formula gives max(0, margin)",
+         input=[1.5, 0.0], input2=[0.5, 1.0], target=[0.0, 0.0],
+         margin=0.5, reduction="none"),
+    edge("inf", "x1 = x2 = inf: inf - inf is NaN",
+         input=[INF, 1.0], input2=[INF, 0.0], target=[1.0, -1.0], reduction="none"),
+]
 
 
 # ============================================================================ specs

@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossparity.conformance import generate as g
-from lossparity.conformance.edges import INF, NAN, _rows
+from lossparity.conformance.edges import INF, NAN, edge
 from lossparity.core.model import Spec
 from lossparity.reference import regression as reg
 
@@ -70,143 +70,143 @@ def one_tensor(draw):
 
 
 # ----------------------------------------------------------------------------- edge tables
-# (id, why, input, target, params[, dtypes]); rows have at least one axis (see the module doc).
+# Rows have at least one axis (see the module doc).
 
-ABSOLUTE_ERROR = _rows("absolute_error", [
-    ("zero-residual", "input == target: the kink of |r|, where every framework takes slope sign(0) = 0",
-     [1.5, -2.0, 0.0], [1.5, -2.0, 0.0], {"reduction": "none"}),
-    ("huge-residual", "residuals of 1e30 (float32-representable, inf in float16 and bfloat16 input)",
-     [1e30, -1e30], [-1e30, 1e30], {"reduction": "none"}),
-    ("overflowing-residual", "3e38 - (-3e38) overflows float32: the residual is inf there",
-     [3e38, 1.0], [-3e38, 0.0], {"reduction": "none"}),
-    ("inf", "an infinite input: |inf - y| = inf, slope sign(inf) = 1",
-     [INF, -INF, 0.0], [0.0, 0.0, 0.0], {"reduction": "none"}),
-    ("inf-minus-inf", "input and target both +inf: inf - inf = nan",
-     [INF, 1.0], [INF, 1.0], {"reduction": "none"}),
-    ("nan", "a NaN input propagates to its loss and slope",
-     [NAN, 1.0], [0.0, 2.0], {"reduction": "none"}),
-    ("weighted-mean", "PyTorch's weighted l1_loss divides the weighted sum by sum(weight)",
-     [[1.0, -2.0], [0.5, 3.0]], [[0.0, 0.0], [1.0, 1.0]], {"weight": [[1.0, 3.0], [0.5, 0.0]]}),
-    ("zero-weight-inf", "a weight of 0 on an infinite residual: the term is 0 (times rule)",
-     [[INF, 1.0]], [[0.0, 0.0]], {"weight": [[0.0, 1.0]], "reduction": "sum"}),
-])
+ABSOLUTE_ERROR = [
+    edge("zero-residual", "input == target: the kink of |r|, where every framework takes slope sign(0) = 0",
+         [1.5, -2.0, 0.0], [1.5, -2.0, 0.0], reduction="none"),
+    edge("huge-residual", "residuals of 1e30 (float32-representable, inf in float16 and bfloat16 input)",
+         [1e30, -1e30], [-1e30, 1e30], reduction="none"),
+    edge("overflowing-residual", "3e38 - (-3e38) overflows float32: the residual is inf there",
+         [3e38, 1.0], [-3e38, 0.0], reduction="none"),
+    edge("inf", "an infinite input: |inf - y| = inf, slope sign(inf) = 1",
+         [INF, -INF, 0.0], [0.0, 0.0, 0.0], reduction="none"),
+    edge("inf-minus-inf", "input and target both +inf: inf - inf = nan",
+         [INF, 1.0], [INF, 1.0], reduction="none"),
+    edge("nan", "a NaN input propagates to its loss and slope",
+         [NAN, 1.0], [0.0, 2.0], reduction="none"),
+    edge("weighted-mean", "PyTorch's weighted l1_loss divides the weighted sum by sum(weight)",
+         [[1.0, -2.0], [0.5, 3.0]], [[0.0, 0.0], [1.0, 1.0]], weight=[[1.0, 3.0], [0.5, 0.0]]),
+    edge("zero-weight-inf", "a weight of 0 on an infinite residual: the term is 0 (times rule)",
+         [[INF, 1.0]], [[0.0, 0.0]], weight=[[0.0, 1.0]], reduction="sum"),
+]
 
-SQUARED_ERROR = _rows("squared_error", [
-    ("seed-mse", "the Keras docstring example: mean of [0.01, 0.01, 0.04] = 0.02",
-     [0.9, 0.1, 0.8], [1.0, 0.0, 1.0], {}),
-    ("zero-residual", "input == target: loss 0 and slope 0 (smooth, no kink)",
-     [1.5, -2.0], [1.5, -2.0], {"reduction": "none"}),
-    ("square-overflows-f32", "a residual of 2e19: r^2 = 4e38 overflows float32 (inf), float64 holds it",
-     [1e19, 1.0], [-1e19, 1.0], {"reduction": "none"}),
-    ("square-overflows-f16", "a residual of 300: r^2 = 9e4 overflows float16 (max 65504)",
-     [300.0, 1.0], [0.0, 1.0], {"reduction": "none"}),
-    ("inf", "an infinite residual: loss inf, slope +-inf",
-     [INF, -INF], [0.0, 0.0], {"reduction": "none"}),
-    ("nan", "a NaN target propagates",
-     [1.0, 2.0], [NAN, 2.0], {"reduction": "none"}),
-    ("weighted-mean", "PyTorch's weighted mse_loss divides the weighted sum by sum(weight)",
-     [[1.0, -2.0], [0.5, 3.0]], [[0.0, 0.0], [1.0, 1.0]], {"weight": [[1.0, 3.0], [0.5, 2.0]]}),
-])
+SQUARED_ERROR = [
+    edge("seed-mse", "the Keras docstring example: mean of [0.01, 0.01, 0.04] = 0.02",
+         [0.9, 0.1, 0.8], [1.0, 0.0, 1.0]),
+    edge("zero-residual", "input == target: loss 0 and slope 0 (smooth, no kink)",
+         [1.5, -2.0], [1.5, -2.0], reduction="none"),
+    edge("square-overflows-f32", "a residual of 2e19: r^2 = 4e38 overflows float32 (inf), float64 holds it",
+         [1e19, 1.0], [-1e19, 1.0], reduction="none"),
+    edge("square-overflows-f16", "a residual of 300: r^2 = 9e4 overflows float16 (max 65504)",
+         [300.0, 1.0], [0.0, 1.0], reduction="none"),
+    edge("inf", "an infinite residual: loss inf, slope +-inf",
+         [INF, -INF], [0.0, 0.0], reduction="none"),
+    edge("nan", "a NaN target propagates",
+         [1.0, 2.0], [NAN, 2.0], reduction="none"),
+    edge("weighted-mean", "PyTorch's weighted mse_loss divides the weighted sum by sum(weight)",
+         [[1.0, -2.0], [0.5, 3.0]], [[0.0, 0.0], [1.0, 1.0]], weight=[[1.0, 3.0], [0.5, 2.0]]),
+]
 
-HUBER = _rows("huber", [
-    ("keras-doc", "the Keras docstring example: huber([[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]]) = 0.155",
-     [[0.6, 0.4], [0.4, 0.6]], [[0.0, 1.0], [0.0, 0.0]], {}),
-    ("zero-residual", "r = 0: loss 0, slope 0 (smooth)",
-     [0.5, -3.0], [0.5, -3.0], {"reduction": "none"}),
-    ("at-delta", "|r| = delta exactly (1 and 0.5, exact in every dtype): both branches give "
-                 "delta^2/2 and slope +-delta, whichever side a framework's comparison takes",
-     [1.0, -1.0, 0.5, -0.5], [0.0, 0.0, 0.0, 0.0], {"reduction": "none"}),
-    ("at-delta-half", "|r| = delta = 0.5: the boundary of a non-default delta",
-     [0.5, -0.5, 0.25], [0.0, 0.0, 0.0], {"reduction": "none", "delta": 0.5}),
-    ("delta-zero", "delta = 0: Huber is identically 0, smooth L1 (beta = 0) is L1, PyTorch's "
-                   "huber_loss rejects it",
-     [1.5, -2.0, 0.0], [0.0, 0.0, 0.0], {"reduction": "none", "delta": 0.0}),
-    ("delta-negative", "delta < 0 has no meaning: PyTorch raises for both forms",
-     [1.5, -2.0], [0.0, 0.0], {"reduction": "none", "delta": -1.0}),
-    ("huge-residual", "residual 1e30: the linear branch delta (|r| - delta/2), no square to overflow",
-     [1e30, -1e30], [0.0, 0.0], {"reduction": "none"}),
-    ("huge-delta", "delta 1e4: a residual of 100 stays quadratic (r^2 = 1e4 fits float16)",
-     [100.0, -100.0], [0.0, 0.0], {"reduction": "none", "delta": 1e4}),
-    ("inf", "an infinite residual: the linear branch gives inf, slope +-delta",
-     [INF, -INF], [0.0, 0.0], {"reduction": "none"}),
-    ("nan", "a NaN input propagates",
-     [NAN, 0.5], [0.0, 0.0], {"reduction": "none"}),
-    ("weighted-mean", "PyTorch's weighted huber_loss takes a plain mean of the weighted terms "
-                      "(unlike l1_loss and mse_loss, which divide by sum(weight))",
-     [[1.0, -2.0], [0.5, 3.0]], [[0.0, 0.0], [1.0, 1.0]], {"weight": [[1.0, 3.0], [0.5, 2.0]]}),
-])
+HUBER = [
+    edge("keras-doc", "the Keras docstring example: huber([[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]]) = 0.155",
+         [[0.6, 0.4], [0.4, 0.6]], [[0.0, 1.0], [0.0, 0.0]]),
+    edge("zero-residual", "r = 0: loss 0, slope 0 (smooth)",
+         [0.5, -3.0], [0.5, -3.0], reduction="none"),
+    edge("at-delta", "|r| = delta exactly (1 and 0.5, exact in every dtype): both branches give "
+                     "delta^2/2 and slope +-delta, whichever side a framework's comparison takes",
+         [1.0, -1.0, 0.5, -0.5], [0.0, 0.0, 0.0, 0.0], reduction="none"),
+    edge("at-delta-half", "|r| = delta = 0.5: the boundary of a non-default delta",
+         [0.5, -0.5, 0.25], [0.0, 0.0, 0.0], reduction="none", delta=0.5),
+    edge("delta-zero", "delta = 0: Huber is identically 0, smooth L1 (beta = 0) is L1, PyTorch's "
+                       "huber_loss rejects it",
+         [1.5, -2.0, 0.0], [0.0, 0.0, 0.0], reduction="none", delta=0.0),
+    edge("delta-negative", "delta < 0 has no meaning: PyTorch raises for both forms",
+         [1.5, -2.0], [0.0, 0.0], reduction="none", delta=-1.0),
+    edge("huge-residual", "residual 1e30: the linear branch delta (|r| - delta/2), no square to overflow",
+         [1e30, -1e30], [0.0, 0.0], reduction="none"),
+    edge("huge-delta", "delta 1e4: a residual of 100 stays quadratic (r^2 = 1e4 fits float16)",
+         [100.0, -100.0], [0.0, 0.0], reduction="none", delta=1e4),
+    edge("inf", "an infinite residual: the linear branch gives inf, slope +-delta",
+         [INF, -INF], [0.0, 0.0], reduction="none"),
+    edge("nan", "a NaN input propagates",
+         [NAN, 0.5], [0.0, 0.0], reduction="none"),
+    edge("weighted-mean", "PyTorch's weighted huber_loss takes a plain mean of the weighted terms "
+                          "(unlike l1_loss and mse_loss, which divide by sum(weight))",
+         [[1.0, -2.0], [0.5, 3.0]], [[0.0, 0.0], [1.0, 1.0]], weight=[[1.0, 3.0], [0.5, 2.0]]),
+]
 
-LOG_COSH = _rows("log_cosh", [
-    ("keras-doc", "the Keras docstring example: log_cosh([[0, 1], [0, 0]], [[1, 1], [0, 0]]) = 0.108",
-     [[1.0, 1.0], [0.0, 0.0]], [[0.0, 1.0], [0.0, 0.0]], {}),
-    ("zero-residual", "r = 0: loss 0 (log cosh 0 = 0, exactly, or log 2 - log 2), slope 0",
-     [0.5, -3.0], [0.5, -3.0], {"reduction": "none"}),
-    ("small-residual", "r = 1e-3: log cosh r = r^2/2 - r^4/12; the forms log(e^r + e^-r) - log 2 "
-                       "cancel all but a few digits of log 2",
-     [1e-3, -1e-3, 1e-2], [0.0, 0.0, 0.0], {"reduction": "none"}),
-    ("large-residual", "r = +-100: cosh overflows nothing if written |r| + softplus(-2|r|) - log 2",
-     [100.0, -100.0], [0.0, 0.0], {"reduction": "none"}),
-    ("huge-residual", "r = +-1e30: exp(2r) overflows every dtype, log cosh r = |r| - log 2 = |r|",
-     [1e30, -1e30], [0.0, 0.0], {"reduction": "none"}),
-    ("inf", "r = +-inf: log cosh is +inf on both sides, slope +-1",
-     [INF, -INF], [0.0, 0.0], {"reduction": "none"}),
-    ("nan", "a NaN input propagates",
-     [NAN, 0.5], [0.0, 0.0], {"reduction": "none"}),
-])
+LOG_COSH = [
+    edge("keras-doc", "the Keras docstring example: log_cosh([[0, 1], [0, 0]], [[1, 1], [0, 0]]) = 0.108",
+         [[1.0, 1.0], [0.0, 0.0]], [[0.0, 1.0], [0.0, 0.0]]),
+    edge("zero-residual", "r = 0: loss 0 (log cosh 0 = 0, exactly, or log 2 - log 2), slope 0",
+         [0.5, -3.0], [0.5, -3.0], reduction="none"),
+    edge("small-residual", "r = 1e-3: log cosh r = r^2/2 - r^4/12; the forms log(e^r + e^-r) - log 2 "
+                           "cancel all but a few digits of log 2",
+         [1e-3, -1e-3, 1e-2], [0.0, 0.0, 0.0], reduction="none"),
+    edge("large-residual", "r = +-100: cosh overflows nothing if written |r| + softplus(-2|r|) - log 2",
+         [100.0, -100.0], [0.0, 0.0], reduction="none"),
+    edge("huge-residual", "r = +-1e30: exp(2r) overflows every dtype, log cosh r = |r| - log 2 = |r|",
+         [1e30, -1e30], [0.0, 0.0], reduction="none"),
+    edge("inf", "r = +-inf: log cosh is +inf on both sides, slope +-1",
+         [INF, -INF], [0.0, 0.0], reduction="none"),
+    edge("nan", "a NaN input propagates",
+         [NAN, 0.5], [0.0, 0.0], reduction="none"),
+]
 
-MEAN_ABSOLUTE_PERCENTAGE_ERROR = _rows("mean_absolute_percentage_error", [
-    ("zero-target", "y = 0: Keras divides by max(|y|, 1e-7), 100 |x| / 1e-7 (overflows float16)",
-     [[0.5, 0.0], [2e-6, 1.0]], [[0.0, 0.0], [0.0, 2.0]], {"reduction": "none"}),
-    ("zero-residual", "x = y: loss 0, slope 0 (the kink of |r|)",
-     [2.0, -0.5], [2.0, -0.5], {"reduction": "none"}),
-    ("negative-target", "|y| in the denominator: a negative target counts by its magnitude",
-     [-1.0, 1.0], [-2.0, -4.0], {"reduction": "none"}),
-    ("target-at-eps-f32", "|y| = 1e-7 (float32) exactly: a tie in max(|y|, eps); its slope in y "
-                          "is the frameworks' tie rule",
-     [1.0, 1.0], [F32_EPS7, -F32_EPS7], {"reduction": "none"}, ("float32",)),
-    ("tiny-target", "|y| = 1e-9 < eps: clamped, no slope through the denominator",
-     [1.0], [1e-9], {"reduction": "none"}),
-    ("inf-input", "an infinite input: 100 * inf / |y| = inf",
-     [INF, 1.0], [1.0, 1.0], {"reduction": "none"}),
-    ("nan", "a NaN target propagates",
-     [1.0, 1.0], [NAN, 1.0], {"reduction": "none"}),
-])
+MEAN_ABSOLUTE_PERCENTAGE_ERROR = [
+    edge("zero-target", "y = 0: Keras divides by max(|y|, 1e-7), 100 |x| / 1e-7 (overflows float16)",
+         [[0.5, 0.0], [2e-6, 1.0]], [[0.0, 0.0], [0.0, 2.0]], reduction="none"),
+    edge("zero-residual", "x = y: loss 0, slope 0 (the kink of |r|)",
+         [2.0, -0.5], [2.0, -0.5], reduction="none"),
+    edge("negative-target", "|y| in the denominator: a negative target counts by its magnitude",
+         [-1.0, 1.0], [-2.0, -4.0], reduction="none"),
+    edge("target-at-eps-f32", "|y| = 1e-7 (float32) exactly: a tie in max(|y|, eps); its slope in y "
+                              "is the frameworks' tie rule",
+         [1.0, 1.0], [F32_EPS7, -F32_EPS7], reduction="none", dtypes=("float32",)),
+    edge("tiny-target", "|y| = 1e-9 < eps: clamped, no slope through the denominator",
+         [1.0], [1e-9], reduction="none"),
+    edge("inf-input", "an infinite input: 100 * inf / |y| = inf",
+         [INF, 1.0], [1.0, 1.0], reduction="none"),
+    edge("nan", "a NaN target propagates",
+         [1.0, 1.0], [NAN, 1.0], reduction="none"),
+]
 
-MEAN_SQUARED_LOGARITHMIC_ERROR = _rows("mean_squared_logarithmic_error", [
-    ("zero", "x = y = 0: Keras raises both to 1e-7, the loss is 0",
-     [0.0, 0.0], [0.0, 1.0], {"reduction": "none"}),
-    ("negative", "negative values are raised to 1e-7 by Keras (plain: log1p(-0.5), log1p(-2) = nan)",
-     [-0.5, -2.0, 1.0], [1.0, 0.5, -3.0], {"reduction": "none"}),
-    ("minus-one", "x = -1: plain log1p(-1) = -inf; Keras reads 1e-7",
-     [-1.0], [1.0], {"reduction": "none"}),
-    ("at-eps-f32", "x = 1e-7 (float32), then y = 1e-7: a tie in max(v, eps), whose slope is "
-                   "passed whole (TensorFlow) or halved (torch.maximum, jnp.maximum)",
-     [F32_EPS7, 2.0], [0.5, F32_EPS7], {"reduction": "none"}, ("float32",)),
-    ("small", "values near 1e-6: log(1 + x) written with '+ 1' loses x's relative digits in "
-              "float32 (the squared difference stays below atol)",
-     [1e-6, 3e-6], [2e-6, 1e-6], {"reduction": "none"}),
-    ("large", "values of 1e30: log1p(1e30) = 69.08, no overflow",
-     [1e30, 1.0], [1.0, 1e30], {"reduction": "none"}),
-    ("inf", "an infinite input: log(inf) = inf, the loss inf",
-     [INF, 1.0], [1.0, 1.0], {"reduction": "none"}),
-    ("nan", "a NaN input: NumPy's and the frameworks' max(nan, eps) propagate NaN",
-     [NAN, 1.0], [1.0, 1.0], {"reduction": "none"}),
-])
+MEAN_SQUARED_LOGARITHMIC_ERROR = [
+    edge("zero", "x = y = 0: Keras raises both to 1e-7, the loss is 0",
+         [0.0, 0.0], [0.0, 1.0], reduction="none"),
+    edge("negative", "negative values are raised to 1e-7 by Keras (plain: log1p(-0.5), log1p(-2) = nan)",
+         [-0.5, -2.0, 1.0], [1.0, 0.5, -3.0], reduction="none"),
+    edge("minus-one", "x = -1: plain log1p(-1) = -inf; Keras reads 1e-7",
+         [-1.0], [1.0], reduction="none"),
+    edge("at-eps-f32", "x = 1e-7 (float32), then y = 1e-7: a tie in max(v, eps), whose slope is "
+                       "passed whole (TensorFlow) or halved (torch.maximum, jnp.maximum)",
+         [F32_EPS7, 2.0], [0.5, F32_EPS7], reduction="none", dtypes=("float32",)),
+    edge("small", "values near 1e-6: log(1 + x) written with '+ 1' loses x's relative digits in "
+                  "float32 (the squared difference stays below atol)",
+         [1e-6, 3e-6], [2e-6, 1e-6], reduction="none"),
+    edge("large", "values of 1e30: log1p(1e30) = 69.08, no overflow",
+         [1e30, 1.0], [1.0, 1e30], reduction="none"),
+    edge("inf", "an infinite input: log(inf) = inf, the loss inf",
+         [INF, 1.0], [1.0, 1.0], reduction="none"),
+    edge("nan", "a NaN input: NumPy's and the frameworks' max(nan, eps) propagate NaN",
+         [NAN, 1.0], [1.0, 1.0], reduction="none"),
+]
 
-L2_LOSS = _rows("l2_loss", [
-    ("seed", "tf.nn.l2_loss([1, 2, 3]) = (1 + 4 + 9) / 2 = 7",
-     [1.0, 2.0, 3.0], None, {"reduction": "sum"}),
-    ("zeros", "a zero tensor: 0 and slope 0",
-     [0.0, 0.0], None, {"reduction": "sum"}),
-    ("square-overflows-f32", "t = 2e19: t^2 overflows float32",
-     [2e19, 1.0], None, {"reduction": "sum"}),
-    ("inf", "an infinite entry: inf",
-     [INF, 1.0], None, {"reduction": "sum"}),
-    ("nan", "a NaN entry propagates",
-     [NAN, 1.0], None, {"reduction": "sum"}),
-    ("empty", "an empty tensor: the sum of nothing is 0",
-     np.zeros((0,)), None, {"reduction": "sum"}),
-])
+L2_LOSS = [
+    edge("seed", "tf.nn.l2_loss([1, 2, 3]) = (1 + 4 + 9) / 2 = 7",
+         [1.0, 2.0, 3.0], reduction="sum"),
+    edge("zeros", "a zero tensor: 0 and slope 0",
+         [0.0, 0.0], reduction="sum"),
+    edge("square-overflows-f32", "t = 2e19: t^2 overflows float32",
+         [2e19, 1.0], reduction="sum"),
+    edge("inf", "an infinite entry: inf",
+         [INF, 1.0], reduction="sum"),
+    edge("nan", "a NaN entry propagates",
+         [NAN, 1.0], reduction="sum"),
+    edge("empty", "an empty tensor: the sum of nothing is 0",
+         np.zeros((0,)), reduction="sum"),
+]
 
 
 # ----------------------------------------------------------------------------- specs

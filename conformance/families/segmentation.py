@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 from hypothesis import strategies as st
 
-from lossparity.conformance import edges as e
+from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
     CLASS_MENU, FLAG, REDUCTIONS, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
 )
@@ -107,93 +107,91 @@ def ranking(draw):
 _KX_TRUE = [[[[1.0], [1.0]], [[0.0], [0.0]]], [[[1.0], [1.0]], [[0.0], [0.0]]]]
 _KX_PRED = [[[[0.0], [1.0]], [[0.0], [1.0]]], [[[0.4], [0.0]], [[0.0], [0.9]]]]
 
-DICE = e._rows("dice", [
-    ("keras-doc-axis", "Keras' Dice docstring: axis=(1, 2, 3) gives [0.5, 0.75757575]",
-     _KX_PRED, _KX_TRUE, {"axis": (1, 2, 3), "reduction": "none"}),
-    ("keras-doc-all", "Keras' Dice docstring: axis=None over everything gives 0.6164384",
-     _KX_PRED, _KX_TRUE, {}),
-    ("empty-masks", "all-zero prediction and target: 0/0 unless smoothed (Keras: eps in the "
-     "denominator only, a loss of 1; optax apply_softmax=False rejects rows not summing to 1)",
-     [[0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]], {"axis": (0,), "reduction": "none"}),
-    ("empty-masks-smooth", "empty masks with smooth=1: (0 + s) / (0 + s), a loss of 0",
-     [[0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]], {"axis": (0,), "smooth": 1.0, "reduction": "none"}),
-    ("perfect-overlap", "p = t exactly (one-hot rows): 2I = P + T, a loss of 0 (Keras: eps/(2T+eps))",
-     [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]],
-     {"axis": (0,), "from_logits": False, "reduction": "none"}),
-    ("disjoint", "p and t never overlap (I = 0): a loss of exactly 1, whatever the eps",
-     [[0.0, 1.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]], {"axis": (0,), "from_logits": False, "reduction": "none"}),
-    ("one-class-logits", "a class axis of one: optax applies a sigmoid, not a (constant) softmax",
-     [[[2.0], [-1.0], [0.5]], [[-3.0], [4.0], [0.0]]], [[[1.0], [0.0], [1.0]], [[0.0], [1.0], [0.0]]],
-     {"from_logits": True}),
-    ("saturated-logits", "logits of +-30: probabilities 1 - 1e-13 and 1e-13, perfect overlap",
-     [[30.0, -30.0], [-30.0, 30.0]], [[1.0, 0.0], [0.0, 1.0]], {"from_logits": True, "axis": (0,)}),
-    ("weighted-background", "class weights and class 0 dropped, mean over the other classes",
-     [[[0.2, 0.8, 0.0], [0.6, 0.1, 0.3]]], [[[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]],
-     {"weight": [0.5, 2.0, 1.0], "ignore_background": True, "class_reduction": "mean", "from_logits": False}),
-    ("soft-targets", "targets strictly inside (0, 1): sum t (1 - p) and T - I agree",
-     [[0.3, 0.9], [0.6, 0.2]], [[0.25, 0.5], [0.75, 1.0]], {"reduction": "sum"}),
-])
+DICE = [
+    edge("keras-doc-axis", "Keras' Dice docstring: axis=(1, 2, 3) gives [0.5, 0.75757575]",
+         _KX_PRED, _KX_TRUE, axis=(1, 2, 3), reduction="none"),
+    edge("keras-doc-all", "Keras' Dice docstring: axis=None over everything gives 0.6164384",
+         _KX_PRED, _KX_TRUE),
+    edge("empty-masks", "all-zero prediction and target: 0/0 unless smoothed (Keras: eps in the "
+         "denominator only, a loss of 1; optax apply_softmax=False rejects rows not summing to 1)",
+         [[0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]], axis=(0,), reduction="none"),
+    edge("empty-masks-smooth", "empty masks with smooth=1: (0 + s) / (0 + s), a loss of 0",
+         [[0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]], axis=(0,), smooth=1.0, reduction="none"),
+    edge("perfect-overlap", "p = t exactly (one-hot rows): 2I = P + T, a loss of 0 (Keras: eps/(2T+eps))",
+         [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]],
+         axis=(0,), from_logits=False, reduction="none"),
+    edge("disjoint", "p and t never overlap (I = 0): a loss of exactly 1, whatever the eps",
+         [[0.0, 1.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]], axis=(0,), from_logits=False, reduction="none"),
+    edge("one-class-logits", "a class axis of one: optax applies a sigmoid, not a (constant) softmax",
+         [[[2.0], [-1.0], [0.5]], [[-3.0], [4.0], [0.0]]], [[[1.0], [0.0], [1.0]], [[0.0], [1.0], [0.0]]],
+         from_logits=True),
+    edge("saturated-logits", "logits of +-30: probabilities 1 - 1e-13 and 1e-13, perfect overlap",
+         [[30.0, -30.0], [-30.0, 30.0]], [[1.0, 0.0], [0.0, 1.0]], from_logits=True, axis=(0,)),
+    edge("weighted-background", "class weights and class 0 dropped, mean over the other classes",
+         [[[0.2, 0.8, 0.0], [0.6, 0.1, 0.3]]], [[[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]],
+         weight=[0.5, 2.0, 1.0], ignore_background=True, class_reduction="mean", from_logits=False),
+    edge("soft-targets", "targets strictly inside (0, 1): sum t (1 - p) and T - I agree",
+         [[0.3, 0.9], [0.6, 0.2]], [[0.25, 0.5], [0.75, 1.0]], reduction="sum"),
+]
 
-TVERSKY = e._rows("tversky", [
-    ("asym-fp-heavy", "alpha=0.7 on false positives, beta=0.3 on false negatives: one FP, two FNs "
-     "(Keras applies alpha to the FNs, keras-team/keras#23333)",
-     [[1.0], [1.0], [0.0], [0.0]], [[1.0], [0.0], [1.0], [1.0]], {"alpha": 0.7, "beta": 0.3, "from_logits": False}),
-    ("asym-fn-heavy", "alpha=0.2, beta=0.8 with soft predictions",
-     [[0.9, 0.1], [0.4, 0.6], [0.3, 0.7]], [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]],
-     {"alpha": 0.2, "beta": 0.8, "axis": (0,), "from_logits": False, "reduction": "none"}),
-    ("jaccard", "alpha = beta = 1 is the Jaccard (IoU) loss 1 - I / (P + T - I)",
-     [[0.9, 0.1], [0.4, 0.6]], [[1.0, 0.0], [0.0, 1.0]], {"alpha": 1.0, "beta": 1.0, "axis": (0,)}),
-    ("dice-relation", "alpha = beta = 0.5 is Dice: the same numbers as the dice spec's soft-targets row",
-     [[0.3, 0.9], [0.6, 0.2]], [[0.25, 0.5], [0.75, 1.0]], {"reduction": "sum"}),
-    ("empty-masks", "all-zero masks: 0/0 unless smoothed; Keras' eps makes the loss 1",
-     [[0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]], {"axis": (0,), "reduction": "none"}),
-    ("perfect-overlap", "p = t: no FP, no FN, a loss of 0",
-     [[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]], {"axis": (0,), "from_logits": False, "alpha": 0.3, "beta": 0.3}),
-    ("disjoint", "no overlap: I = 0, a loss of 1",
-     [[0.0, 1.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]], {"axis": (0,), "from_logits": False}),
-])
+TVERSKY = [
+    edge("asym-fp-heavy", "alpha=0.7 on false positives, beta=0.3 on false negatives: one FP, two FNs "
+         "(Keras applies alpha to the FNs, keras-team/keras#23333)",
+         [[1.0], [1.0], [0.0], [0.0]], [[1.0], [0.0], [1.0], [1.0]], alpha=0.7, beta=0.3, from_logits=False),
+    edge("asym-fn-heavy", "alpha=0.2, beta=0.8 with soft predictions",
+         [[0.9, 0.1], [0.4, 0.6], [0.3, 0.7]], [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]],
+         alpha=0.2, beta=0.8, axis=(0,), from_logits=False, reduction="none"),
+    edge("jaccard", "alpha = beta = 1 is the Jaccard (IoU) loss 1 - I / (P + T - I)",
+         [[0.9, 0.1], [0.4, 0.6]], [[1.0, 0.0], [0.0, 1.0]], alpha=1.0, beta=1.0, axis=(0,)),
+    edge("dice-relation", "alpha = beta = 0.5 is Dice: the same numbers as the dice spec's soft-targets row",
+         [[0.3, 0.9], [0.6, 0.2]], [[0.25, 0.5], [0.75, 1.0]], reduction="sum"),
+    edge("empty-masks", "all-zero masks: 0/0 unless smoothed; Keras' eps makes the loss 1",
+         [[0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]], axis=(0,), reduction="none"),
+    edge("perfect-overlap", "p = t: no FP, no FN, a loss of 0",
+         [[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]], axis=(0,), from_logits=False, alpha=0.3, beta=0.3),
+    edge("disjoint", "no overlap: I = 0, a loss of 1",
+         [[0.0, 1.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]], axis=(0,), from_logits=False),
+]
 
-GENERALIZED_DICE = e._rows("generalized_dice", [
-    ("absent-class", "class 2 never in the target: weight 1 / (0 + eps) dominates (plain: an infinite weight)",
-     [[[2.0, 0.5, -1.0], [0.0, 1.0, 0.3]]], [[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], {}),
-    ("balanced", "every class once: equal weights, the mean of the per-class Dice losses",
-     [[[2.0, 0.5, -1.0], [0.0, 1.0, 0.3], [-1.0, 0.0, 2.0]]],
-     [[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], {"ignore_background": True}),
-    ("probabilities", "apply_softmax=False with rows that sum to 1",
-     [[[0.7, 0.3], [0.2, 0.8]], [[0.5, 0.5], [0.9, 0.1]]], [[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [1.0, 0.0]]],
-     {"from_logits": False}),
-    ("not-probabilities", "apply_softmax=False with rows not summing to 1: optax raises ValueError",
-     [[[0.7, 0.7], [0.2, 0.8]]], [[[1.0, 0.0], [0.0, 1.0]]], {"from_logits": False}),
-])
+GENERALIZED_DICE = [
+    edge("absent-class", "class 2 never in the target: weight 1 / (0 + eps) dominates (plain: an infinite weight)",
+         [[[2.0, 0.5, -1.0], [0.0, 1.0, 0.3]]], [[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]),
+    edge("balanced", "every class once: equal weights, the mean of the per-class Dice losses",
+         [[[2.0, 0.5, -1.0], [0.0, 1.0, 0.3], [-1.0, 0.0, 2.0]]],
+         [[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]], ignore_background=True),
+    edge("probabilities", "apply_softmax=False with rows that sum to 1",
+         [[[0.7, 0.3], [0.2, 0.8]], [[0.5, 0.5], [0.9, 0.1]]], [[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [1.0, 0.0]]],
+         from_logits=False),
+    edge("not-probabilities", "apply_softmax=False with rows not summing to 1: optax raises ValueError",
+         [[[0.7, 0.7], [0.2, 0.8]]], [[[1.0, 0.0], [0.0, 1.0]]], from_logits=False),
+]
 
 _B = np.array
-RANKING_SOFTMAX = e._rows("ranking_softmax", [
-    ("optax-doc", "optax docstring: scores [2, 1, 3], labels [1, 0, 0] give 1.408",
-     {"input": [2.0, 1.0, 3.0], "target": [1.0, 0.0, 0.0], "where": _B([True, True, True])}, None, {}),
-    ("optax-doc-where", "optax docstring: the batch with a where mask gives 0.497",
-     {"input": [[2.0, 1.0, 0.0], [1.0, 0.5, 1.5]], "target": [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]],
-      "where": _B([[True, True, False], [True, True, True]])}, None, {}),
-    ("where-all-false", "no valid item anywhere: every list is left out; optax's mean of nothing is 0",
-     {"input": [[2.0, 1.0], [0.5, -1.0]], "target": [[1.0, 0.0], [0.0, 1.0]],
-      "where": _B([[False, False], [False, False]])}, None, {}),
-    ("where-one-list-false", "one list with no valid item: it counts neither in the sum nor the mean",
-     {"input": [[2.0, 1.0], [0.5, -1.0]], "target": [[1.0, 0.0], [0.0, 1.0]],
-      "where": _B([[True, True], [False, False]])}, None, {"reduction": "none"}),
-    ("tied-labels", "all labels equal: the loss is y * sum_i (logsumexp - s_i), no preferred item",
-     {"input": [[0.5, -0.5, 2.0], [1.0, 1.0, 1.0]], "target": [[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]],
-      "where": _B([[True, True, True], [True, True, True]])}, None, {"reduction": "none"}),
-    ("tied-scores", "equal scores: a uniform softmax, loss sum(y) log L",
-     {"input": [[3.0, 3.0, 3.0, 3.0]], "target": [[2.0, 1.0, 0.0, 0.0]],
-      "where": _B([[True, True, True, True]])}, None, {"reduction": "sum"}),
-    ("zero-labels", "no relevant item: every term is 0, and so is the gradient",
-     {"input": [[0.3, 2.0]], "target": [[0.0, 0.0]], "where": _B([[True, True]])}, None, {}),
-    ("huge-scores", "scores of +-1e4: log-softmax must not overflow",
-     {"input": [[1e4, -1e4, 0.0]], "target": [[0.0, 1.0, 1.0]], "where": _B([[True, True, True]])},
-     None, {"reduction": "none"}),
-    ("weighted-masked", "weights multiply the labels; a masked item's weight and label are dropped",
-     {"input": [[1.0, 2.0, 3.0]], "target": [[1.0, 2.0, 1.0]], "where": _B([[True, False, True]])},
-     None, {"weight": [[2.0, 5.0, 0.5]], "reduction": "sum"}),
-])
+RANKING_SOFTMAX = [
+    edge("optax-doc", "optax docstring: scores [2, 1, 3], labels [1, 0, 0] give 1.408",
+         input=[2.0, 1.0, 3.0], target=[1.0, 0.0, 0.0], where=_B([True, True, True])),
+    edge("optax-doc-where", "optax docstring: the batch with a where mask gives 0.497",
+         input=[[2.0, 1.0, 0.0], [1.0, 0.5, 1.5]], target=[[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]],
+         where=_B([[True, True, False], [True, True, True]])),
+    edge("where-all-false", "no valid item anywhere: every list is left out; optax's mean of nothing is 0",
+         input=[[2.0, 1.0], [0.5, -1.0]], target=[[1.0, 0.0], [0.0, 1.0]], where=_B([[False, False], [False, False]])),
+    edge("where-one-list-false", "one list with no valid item: it counts neither in the sum nor the mean",
+         input=[[2.0, 1.0], [0.5, -1.0]], target=[[1.0, 0.0], [0.0, 1.0]], where=_B([[True, True], [False, False]]),
+         reduction="none"),
+    edge("tied-labels", "all labels equal: the loss is y * sum_i (logsumexp - s_i), no preferred item",
+         input=[[0.5, -0.5, 2.0], [1.0, 1.0, 1.0]], target=[[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]],
+         where=_B([[True, True, True], [True, True, True]]), reduction="none"),
+    edge("tied-scores", "equal scores: a uniform softmax, loss sum(y) log L",
+         input=[[3.0, 3.0, 3.0, 3.0]], target=[[2.0, 1.0, 0.0, 0.0]], where=_B([[True, True, True, True]]),
+         reduction="sum"),
+    edge("zero-labels", "no relevant item: every term is 0, and so is the gradient",
+         input=[[0.3, 2.0]], target=[[0.0, 0.0]], where=_B([[True, True]])),
+    edge("huge-scores", "scores of +-1e4: log-softmax must not overflow",
+         input=[[1e4, -1e4, 0.0]], target=[[0.0, 1.0, 1.0]], where=_B([[True, True, True]]), reduction="none"),
+    edge("weighted-masked", "weights multiply the labels; a masked item's weight and label are dropped",
+         input=[[1.0, 2.0, 3.0]], target=[[1.0, 2.0, 1.0]], where=_B([[True, False, True]]), weight=[[2.0, 5.0, 0.5]],
+         reduction="sum"),
+]
 
 # ----------------------------------------------------------------------------- specs
 
