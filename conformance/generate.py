@@ -12,7 +12,7 @@ written into the call text (``reduction``, ``label_smoothing``, whether a ``weig
 passed). :func:`draw_cases` draws a spec's cases in :data:`BUCKETS` structure buckets, so a
 run compiles each binding at most ``BUCKETS`` times per dtype and mode, however many cases
 it draws. Strategies make every structural choice with :func:`pick` or :func:`pick_shape`
-(and the helpers built on them: :data:`REDUCTIONS`, :func:`batch_shapes`) inside a
+(and the helpers built on them: :func:`reductions`, :func:`batch_shapes`) inside a
 :func:`case_strategy`; values (array elements, hard or soft targets, ties, masks) stay free
 hypothesis draws.
 """
@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from lossparity.core.model import Case
+from lossparity.reference.reduction import REDUCTIONS
 
 #: Structure buckets per spec and seed: a run compiles each binding at most this many times
 #: per dtype and mode. Bucket 0 is the plain one (every parameter at its first, plain
@@ -132,8 +133,13 @@ def pick_shape(options):
 
 
 FLAG = (False, True)
-#: The spec default first: a binding without a reduction keyword reduces by the mean.
-REDUCTIONS = pick(("mean", "none", "sum"))
+
+
+def reductions(batchmean: bool = False):
+    """A reduction from :data:`~lossparity.reference.reduction.REDUCTIONS`, structural: the spec
+    default ``mean`` first (a binding without a reduction keyword reduces by the mean), then the
+    others in their order; ``batchmean`` only where asked (only KL divergence takes it)."""
+    return pick(("mean", *(r for r in REDUCTIONS if r != "mean" and (batchmean or r != "batchmean"))))
 
 
 def floats(lo, hi):

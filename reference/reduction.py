@@ -15,6 +15,8 @@ import numpy as np
 from lossparity.reference._math import times
 from lossparity.reference.trace import NO_TRACE
 
+#: Every reduction a spec may take (``batchmean``: KL divergence's sum over the batch size). The
+#: one list: the ``reduction`` parameter's domain and the generators' menus read it.
 REDUCTIONS = ("none", "sum", "mean", "batchmean")
 
 

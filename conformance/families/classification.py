@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
-    CLASS_MENU, FLAG, REDUCTIONS, SHAPE_MENU, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
+    CLASS_MENU, FLAG, SHAPE_MENU, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape, reductions,
 )
 from lossparity.core.model import Spec
 from lossparity.reference import classification as cl
@@ -43,7 +43,7 @@ def binary_focal(draw, logits: bool):
     shape = draw(batch_shapes(min_dims=1))
     x = draw(arrays(shape, floats(-20, 20) if logits else floats(0, 1)))
     y = _soft_or_hard(draw, shape)
-    params = {"reduction": draw(REDUCTIONS)}
+    params = {"reduction": draw(reductions())}
     _set(params, "apply_class_balancing", draw(pick(FLAG)), False)
     if draw(pick(FLAG)):
         params["alpha"] = draw(pick(ALPHAS))
@@ -61,7 +61,7 @@ def categorical_focal(draw):
     else:
         raw = draw(arrays(shape, floats(0.001, 1)))
         x = raw / raw.sum(axis=-1, keepdims=True)
-    params = {"reduction": draw(REDUCTIONS)}
+    params = {"reduction": draw(reductions())}
     _set(params, "from_logits", from_logits, False)
     which = draw(pick(["default", "alpha", "weight"]))
     if which == "alpha":
@@ -77,7 +77,7 @@ def categorical_focal(draw):
 def poly_loss(draw):
     shape = draw(batch_shapes()) + (draw(pick_shape(CLASS_MENU)),)
     x = draw(arrays(shape, floats(-15, 15)))
-    params = {"reduction": draw(REDUCTIONS)}
+    params = {"reduction": draw(reductions())}
     _set(params, "epsilon", draw(pick([2.0, 2.0, -1.0, 0.0, 1.0, 5.0])), 2.0)
     return {"input": x, "target": _distribution(draw, shape)}, params
 
@@ -90,7 +90,7 @@ def generalized_ce(draw):
     x = raw / raw.sum(axis=-1, keepdims=True)
     t = draw(arrays(shape, st.integers(0, n - 1), dtype=np.int64))
     # q is always given: Keras' function form has no default for it
-    params = {"reduction": draw(REDUCTIONS), "q": draw(pick([0.5, 0.1, 0.9, 0.7, 1e-3]))}
+    params = {"reduction": draw(reductions()), "q": draw(pick([0.5, 0.1, 0.9, 0.7, 1e-3]))}
     return {"input": x, "target": t}, params
 
 
@@ -103,7 +103,7 @@ def binary_sparsemax(draw):
     if draw(st.booleans()):
         x = np.round(x * 4.0) / 4.0
     y = draw(arrays(shape, st.sampled_from([0.0, 1.0])))
-    return {"input": x, "target": y}, {"reduction": draw(REDUCTIONS)}
+    return {"input": x, "target": y}, {"reduction": draw(reductions())}
 
 
 @case_strategy
@@ -114,7 +114,7 @@ def multiclass_sparsemax(draw):
     if draw(st.booleans()):   # a half grid: ties, and scores exactly at the support's edge
         x = np.round(x * 2.0) / 2.0
     t = draw(arrays(shape[:-1], st.integers(0, shape[-1] - 1), dtype=np.int64))
-    return {"input": x, "target": t}, {"reduction": draw(REDUCTIONS)}
+    return {"input": x, "target": t}, {"reduction": draw(reductions())}
 
 
 BINARY_FOCAL = [

@@ -10,15 +10,16 @@ from hypothesis import strategies as st
 
 from lossparity.conformance.edges import F32_BELOW_ONE, F32_TINY, F64_BELOW_ONE, F64_TINY, INF, NAN, edge
 from lossparity.conformance.generate import (
-    CLASS_MENU, FLAG, REDUCTIONS, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
+    CLASS_MENU, FLAG, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape, reductions,
 )
 from lossparity.core.model import Spec
 from lossparity.reference import crossentropy as ce
+from lossparity.reference.reduction import REDUCTIONS
 
 #: What each parameter accepts: a tuple of values, a type, or ``np.ndarray`` for array
 #: parameters. Checked where a user types parameters (``lossparity explain --param``).
 PARAMETERS: dict[str, object] = {
-    "reduction": ("none", "sum", "mean", "batchmean"),
+    "reduction": REDUCTIONS,
     "label_smoothing": float,
     "ignore_index": int,
     "weight": np.ndarray,
@@ -34,7 +35,7 @@ def binary(draw, logits: bool):
     x = draw(arrays(shape, floats(-20, 20) if logits else floats(0, 1)))
     hard = draw(st.booleans())
     y = draw(arrays(shape, st.sampled_from([0.0, 1.0]) if hard else floats(0, 1)))
-    params = {"reduction": draw(REDUCTIONS)}
+    params = {"reduction": draw(reductions())}
     if draw(pick(FLAG)):
         params["weight"] = draw(arrays(shape[-1:], floats(0.25, 4)))
     if logits and draw(pick(FLAG)):
@@ -56,7 +57,7 @@ def class_index(draw, log_probs: bool = False, probs: bool = False, smoothing: b
         if log_probs:
             x = x - np.log(np.sum(np.exp(x), axis=-1, keepdims=True))
     t = draw(arrays(shape, st.integers(0, n_classes - 1), dtype=np.int64))
-    params = {"reduction": draw(REDUCTIONS)}
+    params = {"reduction": draw(reductions())}
     if weights and draw(pick(FLAG)):
         params["weight"] = draw(arrays((n_classes,), floats(0.25, 4)))
     ignore = draw(pick([None, -100, 0]))
@@ -81,7 +82,7 @@ def soft_targets(draw, probs_input: bool, weights: bool = True):
     raw_t = draw(arrays(shape + (n_classes,), floats(0, 1)))
     sums = raw_t.sum(axis=-1, keepdims=True)
     y = np.where(sums > 0, raw_t / np.where(sums > 0, sums, 1), 1.0 / n_classes)
-    params = {"reduction": draw(REDUCTIONS)}
+    params = {"reduction": draw(reductions())}
     if weights and draw(pick(FLAG)):
         params["weight"] = draw(arrays((n_classes,), floats(0.25, 4)))
     _set(params, "label_smoothing", draw(pick([0.0, 0.0, 0.1])), 0.0)

@@ -56,7 +56,7 @@ def ctc_cases(draw):
         target[i, :len(labels)] = labels
         tg_len[i] = len(labels)
         in_len[i] = draw(st.sampled_from([t, t, max(_needed(labels), 1)]))
-    params = {"reduction": draw(g.REDUCTIONS)}
+    params = {"reduction": draw(g.reductions())}
     g._set(params, "blank", blank, 0)
     g._set(params, "zero_infinity", draw(g.pick([False, False, True])), False)
     return {"input": x, "target": target, "input_lengths": in_len, "target_lengths": tg_len}, params

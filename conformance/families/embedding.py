@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
-    CLASS_MENU, FLAG, REDUCTIONS, SHAPE_MENU, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
+    CLASS_MENU, FLAG, SHAPE_MENU, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape, reductions,
 )
 from lossparity.core.model import Spec
 from lossparity.reference import embedding as emb
@@ -52,7 +52,7 @@ def cosine_cases(draw):
         return np.moveaxis(_no_zero_vectors(x), -1, axis)
 
     a, b = vectors(), vectors()
-    params = {"reduction": draw(REDUCTIONS)}
+    params = {"reduction": draw(reductions())}
     # floors far from the drawn norms (>= 1e-2): a norm within rounding of its floor flips the
     # slope between dtypes; tiny norms (slopes ~1/|x| carrying float32 noise) are edge rows
     _set(params, "epsilon", draw(pick([0.0, 0.0, 1e-12, 0.01])), 0.0)
@@ -67,7 +67,7 @@ def cosine_embedding_cases(draw):
     x1 = _no_zero_vectors(draw(arrays(shape + (d,), floats(-5, 5))))
     x2 = _no_zero_vectors(draw(arrays(shape + (d,), floats(-5, 5))))
     y = draw(arrays(shape, st.sampled_from([1, -1]), dtype=I64))
-    params = {"reduction": draw(REDUCTIONS)}
+    params = {"reduction": draw(reductions())}
     _set(params, "margin", draw(pick([0.0, 0.0, 0.5, -0.3])), 0.0)
     return {"input": x1, "input2": x2, "target": y}, params
 
@@ -75,7 +75,7 @@ def cosine_embedding_cases(draw):
 @case_strategy
 def triplet_cases(draw):
     shape = draw(batch_shapes(max_dims=2)) + (draw(pick_shape(CLASS_MENU)),)
-    params = {"reduction": draw(REDUCTIONS)}
+    params = {"reduction": draw(reductions())}
     _set(params, "margin", draw(pick([1.0, 1.0, 0.5, 2.0])), 1.0)
     _set(params, "swap", draw(pick(FLAG)), False)
     if draw(pick(FLAG)):                             # only the explicit cosine distance takes it
@@ -121,7 +121,7 @@ def circle_cases(draw):
     e = _no_zero_vectors(draw(arrays(shape, floats(-1, 1))))
     e = e / np.linalg.norm(e, axis=-1, keepdims=True)  # unit rows, as documented
     labels = draw(arrays(shape[:1], st.integers(0, 2), dtype=I64))
-    params = {"reduction": draw(REDUCTIONS)}
+    params = {"reduction": draw(reductions())}
     _set(params, "gamma", draw(pick([80.0, 80.0, 16.0, 1.0])), 80.0)
     _set(params, "margin", draw(pick([0.4, 0.4, 0.25, 0.1])), 0.4)
     _set(params, "remove_diagonal", draw(pick((True, False))), True)

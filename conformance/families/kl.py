@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossparity.conformance.edges import INF, edge
-from lossparity.conformance.generate import FLAG, REDUCTIONS, arrays, batch_shapes, case_strategy, floats, pick
+from lossparity.conformance.generate import FLAG, arrays, batch_shapes, case_strategy, floats, pick, reductions
 from lossparity.core.model import Spec
 from lossparity.reference import kl
 
@@ -26,7 +26,7 @@ PARAMETERS: dict[str, object] = {
 def kl_cases(draw, log_input: bool):
     shape = draw(batch_shapes(min_dims=1))
     n = shape[-1]
-    params = {"reduction": draw(pick(["mean", "none", "sum", "batchmean"]) if log_input else REDUCTIONS)}
+    params = {"reduction": draw(reductions(batchmean=log_input))}
     log_target = log_input and draw(pick(FLAG))
     q = draw(arrays(shape, floats(0.001, 1)))
     q = q / q.sum(axis=-1, keepdims=True)

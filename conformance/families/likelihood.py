@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossparity.conformance.edges import INF, NAN, edge
-from lossparity.conformance.generate import FLAG, REDUCTIONS, _set, arrays, batch_shapes, case_strategy, floats, pick
+from lossparity.conformance.generate import FLAG, _set, arrays, batch_shapes, case_strategy, floats, pick, reductions
 from lossparity.core.model import Spec
 from lossparity.reference import likelihood as lk
 
@@ -33,7 +33,7 @@ def poisson_cases(draw):
     low = 1 if full else 0
     counts = draw(st.booleans())
     t = draw(arrays(shape, st.integers(low, 12).map(float) if counts else floats(low / 2, 12)))
-    params = {"reduction": draw(REDUCTIONS)}
+    params = {"reduction": draw(reductions())}
     params["log_input"] = log_input                  # always explicit: PyTorch's default is True
     _set(params, "full", full, False)
     _eps(draw, params, [1e-8, 1e-3])
@@ -49,7 +49,7 @@ def gaussian_cases(draw):
     kind = draw(pick(kinds))
     vshape = {"same": shape, "fewer": shape[:-1], "last-one": shape[:-1] + (1,)}[kind]
     v = draw(arrays(vshape, st.one_of(floats(1e-3, 4), st.sampled_from([0.0, 1e-7, 1e-6]))))
-    params = {"reduction": draw(REDUCTIONS)}
+    params = {"reduction": draw(reductions())}
     _set(params, "full", draw(pick(FLAG)), False)
     _eps(draw, params, [1e-6, 1e-3])
     return {"input": x, "target": t, "var": v}, params

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from lossparity.conformance.edges import INF, NAN, edge
 from lossparity.conformance.generate import (
-    CLASS_MENU, FLAG, REDUCTIONS, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
+    CLASS_MENU, FLAG, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape, reductions,
 )
 from lossparity.core.model import Spec
 from lossparity.reference import margin as m
@@ -41,7 +41,7 @@ def binary_hinge(draw, margin: bool):
     x = draw(arrays(shape, SCORES))
     labels = draw(st.sampled_from([SIGNS, SIGNS, st.sampled_from([0.0, 1.0])]))
     y = draw(arrays(shape, labels))
-    params = {"reduction": draw(REDUCTIONS)}
+    params = {"reduction": draw(reductions())}
     if margin:
         _set(params, "margin", draw(MARGINS), 1.0)
     return {"input": x, "target": y}, params
@@ -57,7 +57,7 @@ def categorical(draw):
     y = (np.arange(n) == t[..., None]).astype(np.float64)
     if draw(st.booleans()) and draw(st.booleans()):
         y = 2.0 * y - 1.0
-    return {"input": x, "target": y}, {"reduction": draw(REDUCTIONS)}
+    return {"input": x, "target": y}, {"reduction": draw(reductions())}
 
 
 @case_strategy
@@ -67,7 +67,7 @@ def class_scores(draw, torch_shapes: bool, p: bool = False, weights: bool = Fals
     n = draw(pick_shape(CLASS_MENU))
     x = draw(arrays(shape + (n,), SCORES))
     t = draw(arrays(shape, st.integers(0, n - 1), dtype=I64))
-    params = {"reduction": draw(REDUCTIONS)}
+    params = {"reduction": draw(reductions())}
     _set(params, "margin", draw(margin_values), 1.0)
     if p:
         _set(params, "p", draw(pick([1, 2])), 1)
@@ -89,7 +89,7 @@ def multilabel(draw):
         tail = [-1] + [int(c) for c in draw(st.lists(st.integers(-1, n - 1), min_size=n, max_size=n))]
         rows.append((list(classes[:k]) + tail)[:n])
     t = np.array(rows, dtype=I64).reshape(shape + (n,))
-    return {"input": x, "target": t}, {"reduction": draw(REDUCTIONS)}
+    return {"input": x, "target": t}, {"reduction": draw(reductions())}
 
 
 @case_strategy
@@ -98,7 +98,7 @@ def signed(draw, lo, hi, margin_values=None, default=1.0):
     shape = draw(batch_shapes())
     x = draw(arrays(shape, st.one_of(floats(lo, hi), SCORES)))
     y = draw(arrays(shape, SIGNS))
-    params = {"reduction": draw(REDUCTIONS)}
+    params = {"reduction": draw(reductions())}
     if margin_values is not None:
         _set(params, "margin", draw(margin_values), default)
     return {"input": x, "target": y}, params
@@ -112,7 +112,7 @@ def ranking(draw):
     tie = draw(arrays(shape, st.sampled_from([True, False, False, False]), dtype=bool))
     x2 = np.where(tie, x1, draw(arrays(shape, floats(-3, 3))))
     y = draw(arrays(shape, SIGNS))
-    params = {"reduction": draw(REDUCTIONS)}
+    params = {"reduction": draw(reductions())}
     _set(params, "margin", draw(pick([0.0, 0.0, 0.5, 1.0])), 0.0)
     return {"input": x1, "input2": x2, "target": y}, params
 

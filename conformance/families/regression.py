@@ -54,7 +54,7 @@ def residuals(draw, *, weights: bool = False, delta: bool = False, lo=-10.0, hi=
     if draw(st.integers(0, 3)) == 0:  # about a quarter of the cases tie some elements exactly
         tie = draw(g.arrays(shape, st.booleans(), dtype=bool))
         y = np.where(tie, x, y)
-    params = {"reduction": draw(g.REDUCTIONS)}
+    params = {"reduction": draw(g.reductions())}
     if weights and draw(g.pick(g.FLAG)):
         params["weight"] = draw(g.arrays(shape, g.floats(0.25, 4)))
     if delta:
@@ -66,7 +66,7 @@ def residuals(draw, *, weights: bool = False, delta: bool = False, lo=-10.0, hi=
 def one_tensor(draw):
     """One tensor, no target (``tf.nn.l2_loss``), and a reduction."""
     shape = draw(g.batch_shapes(min_dims=1))
-    return {"input": draw(g.arrays(shape, g.floats(-10, 10)))}, {"reduction": draw(g.REDUCTIONS)}
+    return {"input": draw(g.arrays(shape, g.floats(-10, 10)))}, {"reduction": draw(g.reductions())}
 
 
 # ----------------------------------------------------------------------------- edge tables

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
-    CLASS_MENU, FLAG, REDUCTIONS, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
+    CLASS_MENU, FLAG, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape, reductions,
 )
 from lossparity.core.model import Spec
 from lossparity.reference import segmentation as seg
@@ -34,7 +34,7 @@ def overlap(draw, tversky: bool = False):
     [0, 1], read as probabilities by Keras and as logits by optax's default), logits, or
     probability rows summing to 1 (optax's ``apply_softmax=False`` checks that)."""
     shape = draw(batch_shapes(min_dims=0, max_dims=2)) + (draw(pick_shape(CLASS_MENU)),)
-    params = {"reduction": draw(REDUCTIONS)}
+    params = {"reduction": draw(reductions())}
     how = draw(pick(["unset", "unset", "logits", "rows"]))
     if how == "logits":
         x = draw(arrays(shape, floats(-10, 10)))
@@ -95,7 +95,7 @@ def ranking(draw):
     t = draw(arrays(shape, st.sampled_from([0.0, 1.0, 2.0, 3.0]) if graded else floats(0, 1)))
     mask = draw(st.sampled_from(["all", "some", "some"]))
     where = np.ones(shape, bool) if mask == "all" else draw(arrays(shape, st.booleans(), dtype=bool))
-    params = {"reduction": draw(REDUCTIONS)}
+    params = {"reduction": draw(reductions())}
     if draw(pick(FLAG)):
         params["weight"] = draw(arrays(shape, floats(0.25, 4)))
     return {"input": x, "target": t, "where": where}, params
