@@ -1,7 +1,8 @@
 """The vocabulary as data: Spec (a canonical loss), Binding (a public API bound to a spec), Case.
 
-Specs are declared in ``conformance/specs.py``, bindings by the adapters
-(``adapters/<framework>.py``); everything else reads these tables.
+Specs are declared by their family (``conformance/families/<family>.py``, collected in
+``conformance/specs.py``), bindings by the adapters (``adapters/<framework>.py``); everything
+else reads these tables.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class Spec:
 
     ``defaults`` holds every parameter's default (the value a case leaves unset);
     ``conventions`` the names of the oracle's convention keywords;
-    ``generate`` a hypothesis strategy of cases; ``edges`` the hand table.
+    ``generate`` a hypothesis strategy of cases; ``edges`` the hand table (a family declares
+    its rows with ``conformance.edges.edge``; the collected spec holds them as cases).
     ``target`` is the shape rule of the target: ``"same"`` (the input's shape),
     ``"index"`` (class indices, the input's shape without its class axis) or ``None``
     (no target); ``classes`` says whether the last axis of the input is a class axis.
