@@ -87,7 +87,8 @@ def _fetch(out):
 def measure(process: str, frameworks, losses, dtype: str, examples: int, repeats: int) -> list[dict]:
     from lossparity.adapters import adapter_for
     from lossparity.conformance.runner import differentiated, evaluate, json_line
-    from lossparity.conformance.selection import Selection, split_csv
+    from lossparity.conformance.options import split_csv
+    from lossparity.conformance.selection import Selection
     from lossparity.conformance.specs import SPECS
 
     selection = Selection(frameworks=split_csv(frameworks), losses=split_csv(losses), dtypes=(dtype,),

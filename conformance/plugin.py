@@ -9,7 +9,6 @@ once.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import os
 import platform
@@ -21,50 +20,20 @@ from pathlib import Path
 import pytest
 
 from lossparity import __version__
+from lossparity.conformance import options
 
 SUITE = "lossparity.conformance.suite"
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("lossparity", "lossparity conformance suite")
-    group.addoption("--lp-out", default=None, help="folder for results.jsonl and report.html")
-    group.addoption("--lp-frameworks", default=None, help="comma-separated frameworks (default: all)")
-    group.addoption("--lp-losses", default=None, help="comma-separated globs over spec names and binding ids")
-    group.addoption("--lp-cases", default=None, help="comma-separated globs over case ids (default: every case)")
-    group.addoption("--lp-dtypes", default=None, help="comma-separated dtypes (default: float64, float32, "
-                    "float16, bfloat16)")
-    group.addoption("--lp-modes", default=None, help="comma-separated execution modes (default: each framework's "
-                    "modes but the opt-in ones, torch.compile's 'compile' and tf.function(jit_compile=True)'s 'function_jit')")
-    group.addoption("--lp-device", default="cpu", help="cpu or cuda (default cpu)")
-    group.addoption("--lp-tf32", action="store_true", help="let float32 matrix products use TensorFloat-32 on CUDA")
-    group.addoption("--lp-examples", type=int, default=None, help="generated cases per spec (default 100)")
-    group.addoption("--lp-seed", type=int, default=0, help="seed of the case generators")
-    group.addoption("--lp-command", default=None, help=argparse.SUPPRESS)
-    group.addoption("--lp-resume", action="store_true",
-                    help="keep the results already in --lp-out's results.jsonl and run only the missing cases")
-    group.addoption("--lp-isolation", default="process", choices=("process", "none"),
-                    help="run framework calls in a child process that may crash (default) or in this one")
-    group.addoption("--lp-timeout", type=float, default=None,
-                    help="seconds a case may take before it is recorded as a timeout (default 60; 0: none)")
-    group.addoption("--lp-memory-limit", type=float, default=None,
-                    help="GiB the child process may grow to before the case is recorded as a crash (default 8)")
+    for option in options.OPTIONS:  # lossparity run's options come from the same table
+        if option.lp:
+            option.add_to_pytest(group)
 
 
 def _selection(config):
-    from lossparity.conformance.selection import DEFAULT_EXAMPLES, Selection, split_csv as _split
-    from lossparity.core.dtypes import DTYPES
-
-    examples = config.getoption("lp_examples")
-    return Selection(
-        frameworks=_split(config.getoption("lp_frameworks")),
-        losses=_split(config.getoption("lp_losses")),
-        dtypes=_split(config.getoption("lp_dtypes")) or DTYPES,
-        examples=DEFAULT_EXAMPLES if examples is None else examples,
-        seed=config.getoption("lp_seed"),
-        modes=_split(config.getoption("lp_modes")),
-        device=config.getoption("lp_device"),
-        tf32=config.getoption("lp_tf32"),
-    )
+    return options.selection(options.of_pytest(config))
 
 
 class LpItem:
@@ -114,14 +83,14 @@ def pytest_generate_tests(metafunc):
         return
     from lossparity.adapters import adapter_for
     from lossparity.conformance.known import load_known
-    from lossparity.conformance.selection import split_csv
     from lossparity.conformance.specs import SPECS
 
-    selection = _selection(metafunc.config).validate()
+    values = options.of_pytest(metafunc.config)
+    selection = options.selection(values).validate()
     known = tuple(load_known())
     items = []
     finished = _finished(metafunc.config)
-    case_globs = split_csv(metafunc.config.getoption("lp_cases"))
+    case_globs = values.cases
     for binding in selection.bindings():
         adapter = adapter_for(binding.framework)
         reason = adapter.unavailable() or _cannot_run(adapter, binding, selection)
@@ -275,9 +244,8 @@ def pytest_configure(config):
     if _ISOLATED:
         from lossparity.conformance import sandbox
 
-        timeout, memory = config.getoption("lp_timeout", None), config.getoption("lp_memory_limit", None)
-        sandbox.configure(sandbox.DEFAULT_TIMEOUT_S if timeout is None else timeout,
-                          sandbox.DEFAULT_MEMORY_GIB if memory is None else memory)
+        values = options.of_pytest(config)
+        sandbox.configure(values.timeout, values.memory_limit)
     out = config.getoption("lp_out", None)
     if out and not hasattr(config, "workerinput"):  # never on an xdist worker
         config.pluginmanager.register(Recorder(config, Path(out)), "lossparity-recorder")

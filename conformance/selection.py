@@ -7,22 +7,15 @@ from fnmatch import fnmatchcase
 
 from lossparity.adapters import adapter_modules, broken_adapters, family
 from lossparity.conformance.generate import BUCKETS, draw_cases, more_cases
+from lossparity.conformance.options import DEFAULT_EXAMPLES, DEVICES
 from lossparity.core.model import Binding, Case
 from lossparity.conformance.specs import SPECS
 from lossparity.core.dtypes import DTYPES
-
-DEFAULT_EXAMPLES = 100
-DEVICES = ("cpu", "cuda")
 
 
 def all_modes() -> tuple[str, ...]:
     """Every execution mode of the installed adapters, in their order."""
     return tuple(dict.fromkeys(m for module in adapter_modules().values() for m in module.ADAPTER.modes))
-
-
-def split_csv(value: str | None) -> tuple[str, ...] | None:
-    """'a, b,,c' -> ('a', 'b', 'c'); None or '' -> None (meaning: no restriction)."""
-    return tuple(v.strip() for v in value.split(",") if v.strip()) or None if value else None
 
 
 class SelectionError(ValueError):

@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from lossparity.conformance import options
+
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 
@@ -23,40 +25,14 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _csv(value: str) -> str:
-    if not any(part.strip() for part in value.split(",")):
-        raise argparse.ArgumentTypeError("expected a comma-separated list")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lossparity", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run the conformance suite; write results.jsonl and report.html")
-    run.add_argument("--out", default="reports/latest", help="output folder (default: reports/latest)")
-    run.add_argument("--frameworks", type=_csv, help="comma-separated: torch,tensorflow,jax (default: all)")
-    run.add_argument("--losses", type=_csv, help="comma-separated globs over spec names and binding ids")
-    run.add_argument("--cases", type=_csv, help="comma-separated globs over case ids, e.g. '*inf-logits*' (default: all)")
-    run.add_argument("--dtypes", type=_csv, default="float64,float32,float16,bfloat16",
-                     help="comma-separated dtypes (default: float64,float32,float16,bfloat16)")
-    run.add_argument("--modes", type=_csv, help="comma-separated execution modes: eager, function, function_jit "
-                     "(tf.function, with jit_compile, opt-in), jit (jax.jit), compile (torch.compile, opt-in); "
-                     "default: all but the opt-in compile and function_jit")
-    run.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device of every case (default cpu)")
-    run.add_argument("--tf32", action="store_true",
-                     help="let CUDA float32 matrix products use TensorFloat-32 (off for correctness runs)")
-    run.add_argument("--examples", type=int, default=100, help="generated cases per spec (default 100)")
-    run.add_argument("--seed", type=int, default=0, help="seed of the case generators (default 0)")
-    run.add_argument("-n", "--workers", type=int, default=1, help="parallel worker processes (pytest-xdist)")
-    run.add_argument("--resume", action="store_true",
-                     help="complete a stopped run: keep the results in --out and run only the missing cases")
-    run.add_argument("--timeout", type=float, default=60.0,
-                     help="seconds one case may take before it is recorded as a timeout (default 60; 0: none)")
-    run.add_argument("--memory-limit", type=float, default=8.0, metavar="GIB",
-                     help="memory the process running the framework may grow to before the case is "
-                          "recorded as a crash (default 8 GiB; 0: none)")
-    run.add_argument("-v", "--verbose", action="store_true", help="one line per test instead of dots")
+    for option in options.OPTIONS:  # the plugin's options come from the same table
+        if option.run:
+            option.add_to_command(run)
 
     lst = sub.add_parser("list", help="the coverage table: specs x bindings")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
@@ -74,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     dif.add_argument("--json", action="store_true", help="every change as JSON")
     dif.add_argument("--markdown", metavar="FILE",
                      help="also write the short Markdown summary to FILE (a pull-request comment, $GITHUB_STEP_SUMMARY)")
-    dif.add_argument("--fail-on", type=_csv, default=None,
+    dif.add_argument("--fail-on", type=options.csv_list, default=None,
                      help="comma-separated change classes that are regressions (exit 1); default: "
                           "new_deviation,changed_error,removed_binding")
     dif.add_argument("--drift-ulps", type=float, default=None,
@@ -147,11 +123,10 @@ def cmd_explain(args) -> int:
 
 
 def cmd_diff(args) -> int:
-    from lossparity.conformance.selection import split_csv
     from lossparity.reports.diff import CLASSES, DEFAULT_DRIFT_ULPS, DEFAULT_FAIL_ON, diff, markdown
     from lossparity.core.records import ResultsFileError, read_records
 
-    fail_on = split_csv(args.fail_on) or DEFAULT_FAIL_ON
+    fail_on = options.split_csv(args.fail_on) or DEFAULT_FAIL_ON
     unknown = [c for c in fail_on if c not in CLASSES]
     if unknown:
         raise UsageError(f"--fail-on: unknown change class {unknown[0]!r}; accepted: {', '.join(CLASSES)}")
@@ -214,11 +189,10 @@ def cmd_merge(args) -> int:
 def cmd_run(args) -> int:
     import pytest
 
-    from lossparity.conformance.selection import Selection, SelectionError, split_csv as split
+    from lossparity.conformance.selection import SelectionError
 
     try:
-        selection = Selection(split(args.frameworks), split(args.losses), split(args.dtypes),
-                              args.examples, args.seed, split(args.modes), args.device, args.tf32).validate()
+        selection = options.selection(options.of_command(args)).validate()
     except SelectionError as exc:
         raise UsageError(str(exc)) from None
     if args.resume:
@@ -229,34 +203,19 @@ def cmd_run(args) -> int:
             load(Path(args.out) / "results.jsonl", run_meta(selection, ""))
         except ResumeError as exc:
             raise UsageError(str(exc)) from None
-    if args.workers < 1:
-        raise UsageError(f"--workers must be >= 1, got {args.workers}")
-    for name, value in (("--timeout", args.timeout), ("--memory-limit", args.memory_limit)):
-        if not value >= 0 or value == float("inf"):
-            raise UsageError(f"{name} must be a number >= 0 (0: no limit), got {value}")
+    problem = options.problem(args)  # --workers, --timeout, --memory-limit
+    if problem:
+        raise UsageError(problem)
     try:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create the output folder {args.out}: {exc.strerror}") from None
     argv = ["--pyargs", "lossparity.conformance.suite", "-c", _empty_ini(), "-p", "no:cacheprovider",
             "--rootdir", str(Path.cwd()), "--tb=no", "-rN", "-W", "ignore",
-            "-v" if args.verbose else "-q",
-            "--lp-out", args.out, "--lp-dtypes", args.dtypes, "--lp-examples", str(args.examples),
-            "--lp-seed", str(args.seed), "--lp-timeout", str(args.timeout),
-            "--lp-memory-limit", str(args.memory_limit), "--lp-command", "lossparity " + " ".join(sys.argv[1:])]
-    argv += ["--lp-device", args.device] + (["--lp-tf32"] if args.tf32 else [])
-    if args.modes:
-        argv += ["--lp-modes", args.modes]
-    if args.frameworks:
-        argv += ["--lp-frameworks", args.frameworks]
-    if args.losses:
-        argv += ["--lp-losses", args.losses]
-    if args.cases:
-        argv += ["--lp-cases", args.cases]
+            "-v" if args.verbose else "-q", *options.pytest_args(args),
+            "--lp-command", "lossparity " + " ".join(sys.argv[1:])]
     if args.workers > 1:
         argv += ["-n", str(args.workers)]
-    if args.resume:
-        argv.append("--lp-resume")
     code = pytest.main(argv)
     if code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         return int(code)

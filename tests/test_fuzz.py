@@ -794,7 +794,7 @@ def test_regression_explain_bad_case_is_one_line(capsys, argv):
     ["report", "GOOD", "-o", "/proc/x\ny/r.html"],
     ["merge", "GOOD", "-o", "GOOD"],
     ["report", "no\nsuch.jsonl"],
-    # a list of blanks, ' , ', passed _csv(): a TypeError for --dtypes, the whole suite for
+    # a list of blanks, ' , ', passed the list check (options.csv_list): a TypeError for --dtypes, the whole suite for
     # --frameworks and --losses, the default policy for --fail-on
     ["run", "--dtypes", " , "],
     ["run", "--frameworks", " , "],
