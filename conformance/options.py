@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from lossparity.conformance.sandbox import DEFAULT_MEMORY_GIB, DEFAULT_TIMEOUT_S
+from lossparity.core.dtypes import DTYPES
 
 if TYPE_CHECKING:
     from lossparity.conformance.selection import Selection
 
 DEFAULT_EXAMPLES = 100
-#: ``core.dtypes.DTYPES``, joined (that module imports NumPy; tests/test_cli.py checks they agree).
-DEFAULT_DTYPES = "float64,float32,float16,bfloat16"
+DEFAULT_DTYPES = ",".join(DTYPES)
 DEVICES = ("cpu", "cuda")
 
 

@@ -14,8 +14,13 @@ COMMAND = ["run", "--frameworks", "torch, jax", "--losses", "huber*", "--cases",
            "--resume", "--timeout", "0", "--memory-limit", "2.5", "-v", "--out", "elsewhere"]
 
 
-def test_the_default_dtypes_are_every_dtype():
-    assert options.DEFAULT_DTYPES == ",".join(DTYPES)
+def test_the_options_load_no_numpy():
+    """The plugin reads the table in every pytest session, users' own included."""
+    import subprocess
+    import sys
+
+    code = "import sys, lossparity.conformance.options; print('numpy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
 
 
 def test_selection_options_are_selection_fields():

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # NumPy is imported where it is used: the pytest plugin reads DTYPES in every session
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,10 @@ DTYPES = tuple(TOLERANCES)
 
 
 @cache
-def numpy_dtype(name: str) -> np.dtype:
+def numpy_dtype(name: str) -> "np.dtype":
     """The NumPy dtype of a dtype name; bfloat16 is ``ml_dtypes``' (what JAX and TensorFlow use)."""
+    import numpy as np
+
     if name == "bfloat16":
         import ml_dtypes
 
@@ -49,8 +53,10 @@ def tolerance(spec: str, dtype: str) -> Tolerance:
     return OVERRIDES.get((spec, dtype), TOLERANCES[dtype])
 
 
-def ulp(x: np.ndarray, dtype: str) -> np.ndarray:
+def ulp(x: "np.ndarray", dtype: str) -> "np.ndarray":
     """The spacing of ``dtype`` at |x| (float64 result); at 0 the smallest subnormal."""
+    import numpy as np
+
     x = np.abs(np.asarray(x, np.float64))
     dt = numpy_dtype(dtype)
     with np.errstate(over="ignore", invalid="ignore"):
