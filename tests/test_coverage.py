@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from lossparity.adapters import adapter_modules, excluded
 from lossparity.conformance import sandbox
 from lossparity.conformance.coverage import coverage, format_markdown
+from lossparity.conformance.registry import adapter_for, bindings, excluded
 
 OURS = ["torch", "tensorflow", "jax", "keras[tensorflow]", "keras[jax]", "keras[torch]"]
 
@@ -23,15 +23,16 @@ def _children():
 
 @pytest.mark.parametrize("framework", OURS)
 def test_every_public_loss_is_bound_or_excluded(framework):
-    module = adapter_modules()[framework]
-    if module.ADAPTER.unavailable():
-        pytest.skip(module.ADAPTER.unavailable())
+    adapter = adapter_for(framework)
+    if adapter.unavailable():
+        pytest.skip(adapter.unavailable())
     public = set(sandbox.public_losses(framework))
     assert len(public) >= 4, public  # the introspection found the framework's losses at all
-    bound, left_out = {b.id for b in module.BINDINGS}, excluded(framework)
+    bound, left_out = {b.id for b in bindings(framework)}, excluded(framework)
     unbound = sorted(public - bound - set(left_out))
     assert not unbound, (f"{framework} has public losses nobody has looked at: {unbound}; bind them "
-                         f"(adapters/) or add them to the adapter module's EXCLUDED with a reason")
+                         f"(conformance/families/, beside their spec) or add them to the adapter module's "
+                         f"EXCLUDED with a reason")
     stale = sorted(set(left_out) - public)
     assert not stale, f"excluded APIs that {framework} no longer has: {stale}"
     assert all(len(why) > 30 for why in left_out.values()), "every exclusion says why"
