@@ -53,3 +53,28 @@ def test_readme_shows_the_coverage_table():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert format_markdown(coverage()) in readme, (
         "the README's coverage table is out of date: paste 'lossparity list --markdown' into it")
+
+
+def test_each_binding_is_declared_beside_its_spec():
+    """A loss's story in one file: a family module declares the bindings of its own specs, every
+    framework's, and our adapter modules declare none (third parties' still may)."""
+    from lossparity.conformance import families
+    from lossparity.conformance.registry import adapter_modules
+
+    for module in families.modules():
+        own = {s.name for s in module.SPECS}
+        assert {b.spec for b in module.BINDINGS} <= own, module.__name__
+    for framework in OURS:
+        assert not getattr(adapter_modules()[framework], "BINDINGS", None), framework
+
+
+def test_the_registry_imports_no_framework():
+    """A Keras backend's worker reads its bindings through the registry: that must not import
+    another backend (Keras fixes its backend when first imported)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from lossparity.conformance.registry import all_bindings; all_bindings(); "
+            "print(sorted(m for m in ('torch', 'tensorflow', 'jax', 'keras', 'optax') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
