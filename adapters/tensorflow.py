@@ -1,11 +1,10 @@
-"""TensorFlow: the losses of ``tf.nn``. (Keras' losses, on this and its other backends, are
-bound in ``adapters/keras.py``.)
+"""TensorFlow: the losses of ``tf.nn``. (Keras' losses, on this and its other backends, run
+through ``adapters/keras.py``.)
 
-Conventions are taken from the documentation and source of TensorFlow 2.x:
-
-- ``tf.nn`` losses never reduce; they return one loss per element (sigmoid) or per sample
-  (softmax). ``sparse_softmax_cross_entropy_with_logits`` documents that an out-of-range
-  label raises on CPU: ``tf.errors.InvalidArgumentError`` ("Received a label value of ...").
+Their bindings, with the conventions taken from the documentation and source of TensorFlow
+2.x, are declared beside their specs (``conformance/families/<family>.py``, tensorflow
+sections): ``tf.nn`` losses never reduce; they return one loss per element (sigmoid) or per
+sample (softmax).
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from lossparity.adapters.base import FrameworkAdapter, py_literal
-from lossparity.core.model import GIVEN, Binding
 
 
 class TensorFlowAdapter(FrameworkAdapter):
@@ -91,39 +89,6 @@ class TensorFlowAdapter(FrameworkAdapter):
 
 
 ADAPTER = TensorFlowAdapter()
-
-_NONE = {"reduction": "none"}
-_INVALID = "InvalidArgumentError"  # tf.errors.InvalidArgumentError, raised on CPU
-
-
-BINDINGS: list[Binding] = [
-    Binding("tf.nn.sigmoid_cross_entropy_with_logits", "binary_cross_entropy_with_logits", "tensorflow",
-            "tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=input)", fixed=_NONE),
-    # pos_weight has no default here: the binding takes only the cases that set it.
-    Binding("tf.nn.weighted_cross_entropy_with_logits", "binary_cross_entropy_with_logits", "tensorflow",
-            "tf.nn.weighted_cross_entropy_with_logits(labels=target, logits=input{kw})",
-            params={"pos_weight": "pos_weight"}, requires={"pos_weight": GIVEN}, fixed=_NONE),
-    Binding("tf.nn.softmax_cross_entropy_with_logits", "softmax_cross_entropy_soft", "tensorflow",
-            "tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=input)", fixed=_NONE),
-    Binding("tf.nn.sparse_softmax_cross_entropy_with_logits", "softmax_cross_entropy", "tensorflow",
-            "tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=input)",
-            fixed=_NONE, conventions={"invalid_label": _INVALID}),
-    # -- likelihood (reference/likelihood.py) --
-    # Elementwise, on log rates only; its Stirling term is left out only for 0 <= t <= 1.
-    Binding("tf.nn.log_poisson_loss", "poisson_nll", "tensorflow",
-            "tf.nn.log_poisson_loss(target, input{kw})",
-            params={"full": "compute_full_loss"}, defaults={"log_input": True}, fixed=_NONE,
-            conventions={"stirling_cutoff": "unit_interval"}),
-    # -- ctc (reference/ctc.py) --
-    # Reads logits: "This class performs the softmax operation for you"; one loss per sample.
-    Binding("tf.nn.ctc_loss", "ctc", "tensorflow",
-            "tf.nn.ctc_loss(labels=target, logits=input, label_length=target_lengths, "
-            "logit_length=input_lengths, logits_time_major=False{kw})",
-            params={"blank": "blank_index"}, fixed=_NONE, conventions={"log_softmax_input": True}),
-    # -- regression (reference/regression.py) --
-    Binding("tf.nn.l2_loss", "l2_loss", "tensorflow", "tf.nn.l2_loss(input)",
-            fixed={"reduction": "sum"}, conventions={"half_square": True}),
-]
 
 #: Public loss APIs deliberately left unbound, and why.
 EXCLUDED = {

@@ -85,7 +85,7 @@ def _fetch(out):
 
 
 def measure(process: str, frameworks, losses, dtype: str, examples: int, repeats: int) -> list[dict]:
-    from lossparity.adapters import adapter_for
+    from lossparity.conformance.registry import adapter_for
     from lossparity.conformance.runner import differentiated, evaluate, json_line
     from lossparity.conformance.options import split_csv
     from lossparity.conformance.selection import Selection
@@ -249,7 +249,7 @@ def main() -> int:
         json.dump(rows, sys.stdout)
         return 0
 
-    from lossparity.adapters import adapter_modules
+    from lossparity.conformance.registry import adapter_modules
 
     figures: dict = {}
     if not args.skip_bindings:

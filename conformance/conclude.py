@@ -59,7 +59,7 @@ def _comparable(r: dict) -> bool:
 
 
 def _finish(groups: Iterable[list[dict]], tally: _Tally) -> tuple[list[dict], dict]:
-    from lossparity.adapters import all_bindings
+    from lossparity.conformance.registry import all_bindings
     from lossparity.conformance.divergence import divergences_by_case
     from lossparity.conformance.specs import SPECS
 

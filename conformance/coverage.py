@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lossparity.adapters import adapter_modules, broken_adapters, excluded, family
+from lossparity.conformance.registry import adapter_modules, bindings, broken_adapters, excluded, family
 from lossparity.conformance.runner import differentiated
 from lossparity.conformance.specs import SPECS
 from lossparity.core.dtypes import DTYPES
@@ -12,7 +12,7 @@ def coverage() -> dict:
     modules = adapter_modules()
     frameworks = {
         name: {"available": m.ADAPTER.unavailable() is None, "reason": m.ADAPTER.unavailable(),
-               "bindings": len(m.BINDINGS), "modes": list(m.ADAPTER.modes),
+               "bindings": len(bindings(name)), "modes": list(m.ADAPTER.modes),
                "opt_in_modes": list(m.ADAPTER.opt_in_modes), "excluded": excluded(name)}
         for name, m in modules.items()
     }
@@ -28,7 +28,7 @@ def coverage() -> dict:
                  "conventions": {k: v for k, v in b.conventions.items()}, "dtypes": list(b.dtypes),
                  "computes_in": b.computes_in, "modes": list(m.ADAPTER.modes),
                  "gradients": list(differentiated(spec))}
-                for b in m.BINDINGS if b.spec == spec.name
+                for b in bindings(name) if b.spec == spec.name
             ]
         specs.append(row)
     return {"frameworks": frameworks, "specs": specs}

@@ -21,11 +21,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from lossparity.adapters import adapter_modules, all_bindings
 from lossparity.adapters.base import py_literal
 from lossparity.conformance.attribution import LOSS, attribute, knobs
 from lossparity.conformance.divergence import reason
 from lossparity.conformance.known import load_known, match
+from lossparity.conformance.registry import adapter_for, all_bindings
 from lossparity.conformance import sandbox
 from lossparity.core.model import ARRAY_PARAMS, Binding, Case, CaseError, Spec, canonical_layout, framework_layout
 from lossparity.conformance.runner import expect, verdict
@@ -104,7 +104,7 @@ def resolve(binding_id: str, raw: Mapping[str, np.ndarray], params: Mapping[str,
         hint = f"did you mean {', '.join(close)}?" if close else "a binding id is a public dotted name such as torch.nn.BCELoss"
         raise ExplainError(f"unknown binding {binding_id!r}; {hint} ('lossparity list' shows them all)")
     binding = candidates[0]
-    adapter = adapter_modules()[binding.framework].ADAPTER
+    adapter = adapter_for(binding.framework)
     why = adapter.unavailable()
     if why:
         raise ExplainError(f"{binding_id} needs {binding.framework}, which cannot be used here: {why}")
@@ -284,7 +284,7 @@ def _show(side: Side, dtype: str, grad: bool, mode: str = "eager") -> dict:
         expected, expected_rec = None, {"error": exc.kind, "message": str(exc)}
     if binding.framework == ORACLE:
         return _show_oracle(side, dtype, trace, expected_rec)
-    adapter = adapter_modules()[binding.framework].ADAPTER
+    adapter = adapter_for(binding.framework)
     wrt = ("input",) if grad else ()
     if adapter.process == "main":
         outcome = adapter.call(binding, case, dtype, mode=mode, wrt=wrt)

@@ -51,7 +51,7 @@ class LpItem:
         self.selection, self.unavailable, self.known = selection, unavailable, known
 
     def run(self) -> list[tuple[str, str]]:
-        from lossparity.adapters import adapter_for
+        from lossparity.conformance.registry import adapter_for
         from lossparity.conformance import sandbox
         from lossparity.conformance.runner import evaluate, unsupported_record
         from lossparity.core.records import json_line
@@ -81,7 +81,7 @@ class LpItem:
 def pytest_generate_tests(metafunc):
     if "lp_item" not in metafunc.fixturenames:
         return
-    from lossparity.adapters import adapter_for
+    from lossparity.conformance.registry import adapter_for
     from lossparity.conformance.known import load_known
     from lossparity.conformance.specs import SPECS
 
@@ -134,7 +134,7 @@ def _finished(config) -> set[tuple]:
 
 def run_meta(selection, command: str) -> dict:
     """The meta line of a run of this selection in this environment."""
-    from lossparity.adapters import adapter_modules
+    from lossparity.conformance.registry import adapter_modules
 
     versions = {"lossparity": __version__, "numpy": __import__("numpy").__version__}
     for name, module in adapter_modules().items():

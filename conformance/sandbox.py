@@ -225,7 +225,7 @@ def sandbox(process: str = "main") -> Sandbox:
 
 
 def _process(binding) -> str:
-    from lossparity.adapters import adapter_for
+    from lossparity.conformance.registry import adapter_for
 
     return adapter_for(binding.framework).process
 
@@ -234,7 +234,7 @@ def run_batch(binding, spec, dtype, units, *, device="cpu", tf32=False, known=()
     """``runner.evaluate`` of each (case, mode) in ``units`` in the child, which streams back
     each result as (JSON line, verdict); a unit that crashes or times out becomes a record of
     that verdict (built here, ``runner.lost``) and a fresh child takes the units after it."""
-    from lossparity.adapters import adapter_for
+    from lossparity.conformance.registry import adapter_for
     from lossparity.conformance.runner import lost
     from lossparity.core.records import json_line
 
@@ -275,7 +275,7 @@ def call(binding, case, dtype, *, mode="eager", wrt=()):
 def public_losses(framework: str) -> list[str]:
     """``adapter.public_losses()`` asked of the framework's worker process (a Keras backend
     can only be imported in its own)."""
-    from lossparity.adapters import adapter_for
+    from lossparity.conformance.registry import adapter_for
 
     status, answer, _ = sandbox(adapter_for(framework).process).ask(("public", framework))
     if status != "ok":
@@ -296,11 +296,11 @@ def missing(binding, device="cpu", tf32=False) -> str | None:
 # -- the child ----------------------------------------------------------------------------------
 
 def _binding(framework: str, binding_id: str, device: str, tf32: bool, spec: str | None = None):
-    from lossparity.adapters import adapter_modules
+    from lossparity.conformance.registry import adapter_for, find
 
-    module = adapter_modules()[framework]
-    module.ADAPTER.use(device, tf32)
-    return module.ADAPTER, next(b for b in module.BINDINGS if b.id == binding_id and spec in (None, b.spec))
+    adapter = adapter_for(framework)
+    adapter.use(device, tf32)
+    return adapter, find(framework, binding_id, spec)
 
 
 def _serve(conn: _Duplex) -> None:
@@ -315,7 +315,7 @@ def _serve(conn: _Duplex) -> None:
             return
         try:
             if kind == "public":
-                from lossparity.adapters import adapter_for
+                from lossparity.conformance.registry import adapter_for
 
                 adapter = adapter_for(args)
                 adapter.namespace()

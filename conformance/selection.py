@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from lossparity.adapters import adapter_modules, broken_adapters, family
 from lossparity.conformance.generate import BUCKETS, draw_cases, more_cases
+from lossparity.conformance import registry
 from lossparity.conformance.options import DEFAULT_EXAMPLES, DEVICES
+from lossparity.conformance.registry import adapter_modules, all_bindings, broken_adapters, family
 from lossparity.core.model import Binding, Case
 from lossparity.conformance.specs import SPECS
 from lossparity.core.dtypes import DTYPES
@@ -41,7 +42,7 @@ class Selection:
         for f in self.frameworks or ():
             if f not in known:
                 raise SelectionError(f"unknown framework {f!r}; choose from {', '.join(sorted(known))}")
-        names = set(SPECS) | {b.id for m in adapter_modules().values() for b in m.BINDINGS}
+        names = set(SPECS) | {b.id for b in all_bindings()}
         for pattern in self.losses or ():
             if not any(fnmatchcase(n, pattern) for n in names):
                 raise SelectionError(f"no loss spec or binding matches {pattern!r}; "
@@ -71,10 +72,10 @@ class Selection:
 
     def bindings(self) -> list[Binding]:
         out = []
-        for framework, module in adapter_modules().items():
+        for framework in adapter_modules():
             if not self.takes(framework):
                 continue
-            for b in module.BINDINGS:
+            for b in registry.bindings(framework):
                 if self.losses and not any(fnmatchcase(b.spec, p) or fnmatchcase(b.id, p) for p in self.losses):
                     continue
                 out.append(b)

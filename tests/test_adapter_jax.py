@@ -12,13 +12,14 @@ import pytest
 
 pytest.importorskip("optax")
 
-from lossparity.adapters.jax import ADAPTER, BINDINGS  # noqa: E402
+from lossparity.adapters.jax import ADAPTER  # noqa: E402
+from lossparity.conformance.registry import bindings  # noqa: E402
 from lossparity.core.model import Case  # noqa: E402
 from lossparity.conformance.specs import SPECS  # noqa: E402
 
 
 def binding(binding_id: str):
-    return next(b for b in BINDINGS if b.id == binding_id)
+    return next(b for b in bindings("jax") if b.id == binding_id)
 
 
 def oracle(b, case: Case, dtype: str):

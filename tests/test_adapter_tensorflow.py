@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from lossparity.adapters import adapter_for, all_bindings  # noqa: E402
+from lossparity.conformance.registry import adapter_for, all_bindings  # noqa: E402
 from lossparity.adapters.tensorflow import ADAPTER  # noqa: E402
 from lossparity.core.model import Case  # noqa: E402
 from lossparity.conformance.specs import SPECS  # noqa: E402

@@ -9,14 +9,15 @@ import pytest
 
 pytest.importorskip("torch")
 
-from lossparity.adapters.torch import ADAPTER, BINDINGS  # noqa: E402
+from lossparity.adapters.torch import ADAPTER  # noqa: E402
+from lossparity.conformance.registry import bindings  # noqa: E402
 from lossparity.core.model import Case  # noqa: E402
 from lossparity.conformance.runner import evaluate  # noqa: E402
 from lossparity.conformance.specs import SPECS  # noqa: E402
 
 
 def binding(spec, id_):
-    return next(b for b in BINDINGS if b.spec == spec and b.id == id_)
+    return next(b for b in bindings("torch") if b.spec == spec and b.id == id_)
 
 
 def case(spec, inp, tgt, **params):

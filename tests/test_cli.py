@@ -70,7 +70,7 @@ def test_run_exit_code_follows_findings(tmp_path):
 
 
 def test_every_shipped_binding_exists_in_the_pinned_releases():
-    from lossparity.adapters import adapter_for, all_bindings
+    from lossparity.conformance.registry import adapter_for, all_bindings
     from lossparity.conformance import sandbox
 
     try:

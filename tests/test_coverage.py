@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from lossparity.adapters import adapter_modules, excluded
 from lossparity.conformance import sandbox
 from lossparity.conformance.coverage import coverage, format_markdown
+from lossparity.conformance.registry import adapter_for, bindings, excluded
 
 OURS = ["torch", "tensorflow", "jax", "keras[tensorflow]", "keras[jax]", "keras[torch]"]
 
@@ -23,15 +23,16 @@ def _children():
 
 @pytest.mark.parametrize("framework", OURS)
 def test_every_public_loss_is_bound_or_excluded(framework):
-    module = adapter_modules()[framework]
-    if module.ADAPTER.unavailable():
-        pytest.skip(module.ADAPTER.unavailable())
+    adapter = adapter_for(framework)
+    if adapter.unavailable():
+        pytest.skip(adapter.unavailable())
     public = set(sandbox.public_losses(framework))
     assert len(public) >= 4, public  # the introspection found the framework's losses at all
-    bound, left_out = {b.id for b in module.BINDINGS}, excluded(framework)
+    bound, left_out = {b.id for b in bindings(framework)}, excluded(framework)
     unbound = sorted(public - bound - set(left_out))
     assert not unbound, (f"{framework} has public losses nobody has looked at: {unbound}; bind them "
-                         f"(adapters/) or add them to the adapter module's EXCLUDED with a reason")
+                         f"(conformance/families/, beside their spec) or add them to the adapter module's "
+                         f"EXCLUDED with a reason")
     stale = sorted(set(left_out) - public)
     assert not stale, f"excluded APIs that {framework} no longer has: {stale}"
     assert all(len(why) > 30 for why in left_out.values()), "every exclusion says why"
@@ -52,3 +53,28 @@ def test_readme_shows_the_coverage_table():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert format_markdown(coverage()) in readme, (
         "the README's coverage table is out of date: paste 'lossparity list --markdown' into it")
+
+
+def test_each_binding_is_declared_beside_its_spec():
+    """A loss's story in one file: a family module declares the bindings of its own specs, every
+    framework's, and our adapter modules declare none (third parties' still may)."""
+    from lossparity.conformance import families
+    from lossparity.conformance.registry import adapter_modules
+
+    for module in families.modules():
+        own = {s.name for s in module.SPECS}
+        assert {b.spec for b in module.BINDINGS} <= own, module.__name__
+    for framework in OURS:
+        assert not getattr(adapter_modules()[framework], "BINDINGS", None), framework
+
+
+def test_the_registry_imports_no_framework():
+    """A Keras backend's worker reads its bindings through the registry: that must not import
+    another backend (Keras fixes its backend when first imported)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from lossparity.conformance.registry import all_bindings; all_bindings(); "
+            "print(sorted(m for m in ('torch', 'tensorflow', 'jax', 'keras', 'optax') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

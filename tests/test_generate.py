@@ -153,7 +153,7 @@ def test_every_binding_is_checked_on_the_asked_number_of_generated_cases():
     one that needs a parameter the plain bucket leaves out: none) gets further cases of its
     buckets, or further buckets, up to ``examples``; bindings that take the same buckets get
     the same cases, so they are compared case by case."""
-    from lossparity.adapters import all_bindings
+    from lossparity.conformance.registry import all_bindings
     from lossparity.conformance.selection import Selection
 
     selection = Selection(examples=20)

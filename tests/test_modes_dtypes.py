@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from lossparity.adapters import adapter_for, all_bindings, family
+from lossparity.conformance.registry import adapter_for, all_bindings, family
 from lossparity.conformance.divergence import find_divergences
 from lossparity.conformance.known import load_known
 from lossparity.core.model import Case

@@ -2,8 +2,11 @@
 
 Each module here declares, for one family of losses (cross-entropy, regression, margin, ...), its
 ``SPECS`` (a list of :class:`~lossparity.core.model.Spec`), the hypothesis strategies
-and edge tables they draw cases from, and ``PARAMETERS`` (what each new parameter accepts).
-Their oracles live in ``reference/<family>.py``. ``conformance/specs.py`` collects them all.
+and edge tables they draw cases from, ``PARAMETERS`` (what each new parameter accepts), and
+``BINDINGS``: every framework's public APIs of its specs (:class:`~lossparity.core.model.Binding`,
+grouped by framework, written with ``conformance/bindings.py``). Their oracles live in
+``reference/<family>.py``. ``conformance/specs.py`` collects the specs, ``conformance/registry.py``
+each framework's bindings.
 """
 
 from __future__ import annotations

@@ -8,11 +8,12 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
+from lossparity.conformance.bindings import KERAS_EPS, keras_pair, optax_loss
 from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
     CLASS_MENU, FLAG, SHAPE_MENU, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape, reductions,
 )
-from lossparity.core.model import Spec
+from lossparity.core.model import GIVEN, Binding, Spec
 from lossparity.reference import classification as cl
 
 INF = float("inf")
@@ -261,3 +262,44 @@ PARAMETERS: dict[str, object] = {
     "epsilon": float,
     "q": float,
 }
+
+
+# ----------------------------------------------------------------------------- bindings
+# Each framework's APIs of these specs (``conformance/bindings.py`` says how they are declared).
+
+# keras
+_FOCAL = {"apply_class_balancing": "apply_class_balancing", "alpha": "alpha", "gamma": "gamma",
+          "label_smoothing": "label_smoothing"}
+_CAT_FOCAL = {"alpha": "alpha", "gamma": "gamma", "from_logits": "from_logits",
+              "label_smoothing": "label_smoothing"}
+# Keras' alpha as a per-class list is the spec's array parameter `weight`: not bound (one framework
+# keyword cannot carry two spec parameters).
+
+BINDINGS: list[Binding] = [
+    # -- jax (optax.losses) --
+    # sigmoid_focal_loss balances the classes whenever alpha is given (its alpha defaults to
+    # None): so, against the spec's Keras-shaped parameters, its own defaults are
+    # apply_class_balancing=True with alpha=None (which the oracle reads as no balancing).
+    optax_loss("sigmoid_focal_loss", "binary_focal_cross_entropy_with_logits",
+               params={"alpha": "alpha", "gamma": "gamma"},
+               defaults={"apply_class_balancing": True, "alpha": None}),
+    optax_loss("poly_loss_cross_entropy", "poly_loss_cross_entropy", params={"epsilon": "epsilon"}),
+    optax_loss("sparsemax_loss", "sparsemax_loss"),
+    optax_loss("multiclass_sparsemax_loss", "multiclass_sparsemax_loss"),
+    # -- keras --
+    *keras_pair("BinaryFocalCrossentropy", "binary_focal_crossentropy", "binary_focal_cross_entropy",
+                "from_logits=False", params=_FOCAL, conventions={"prob_eps": KERAS_EPS, "sample_axis": "mean"}),
+    # from_logits=True takes ops.sigmoid and then the probability form, clip included; on the
+    # TensorFlow backend that sigmoid carries its logits (_keras_logits) and
+    # ops.binary_crossentropy uses tf.nn.sigmoid_cross_entropy_with_logits instead: no clip.
+    *keras_pair("BinaryFocalCrossentropy", "binary_focal_crossentropy", "binary_focal_cross_entropy_with_logits",
+                "from_logits=True", params=_FOCAL, conventions={"prob_eps": KERAS_EPS, "sample_axis": "mean"},
+                backends={"tensorflow": {"prob_eps": None}}),
+    *keras_pair("CategoricalFocalCrossentropy", "categorical_focal_crossentropy", "categorical_focal_cross_entropy",
+                params=_CAT_FOCAL, conventions={"prob_eps": KERAS_EPS, "renormalize": "before_clip"}),
+    *keras_pair("CategoricalGeneralizedCrossEntropy", None, "categorical_generalized_cross_entropy",
+                params={"q": "q"}, conventions={"q_domain": "ValueError"}),
+    # the function form has no default q
+    *keras_pair(None, "categorical_generalized_cross_entropy", "categorical_generalized_cross_entropy",
+                params={"q": "q"}, requires={"q": GIVEN}),
+]

@@ -8,11 +8,12 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
+from lossparity.conformance.bindings import KERAS_EPS, NO_REDUCTION, REDUCTION, keras_pair, optax_loss, torch_pair
 from lossparity.conformance.edges import F32_BELOW_ONE, F32_TINY, F64_BELOW_ONE, F64_TINY, INF, NAN, edge
 from lossparity.conformance.generate import (
     CLASS_MENU, FLAG, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape, reductions,
 )
-from lossparity.core.model import Spec
+from lossparity.core.model import GIVEN, Binding, Spec
 from lossparity.reference import crossentropy as ce
 from lossparity.reference.reduction import REDUCTIONS
 
@@ -257,4 +258,98 @@ SPECS: list[Spec] = [
          ("class_axis", "mean_by", "zero_division", "invalid_label"),
          class_index(log_probs=True, smoothing=False), NLL_LOSS, target="index",
          gradient=ce.nll_loss_grad),
+]
+
+
+# ----------------------------------------------------------------------------- bindings
+# Each framework's APIs of these specs (``conformance/bindings.py`` says how they are declared).
+
+# torch (PyTorch 2.x documentation): BCELoss clamps each log at -100; cross_entropy/nll_loss put
+# classes on dim 1, ignore -100 by default, divide a weighted 'mean' by the sum of the targets'
+# weights, and raise IndexError ("Target N is out of bounds") for an invalid class index.
+_CE = dict(class_axis=1, mean_by="weights", invalid_label="IndexError")
+
+# tensorflow: sparse_softmax_cross_entropy_with_logits documents that an out-of-range label
+# raises on CPU: tf.errors.InvalidArgumentError ("Received a label value of ...").
+_INVALID = "InvalidArgumentError"
+
+# keras: probabilities are clipped into [epsilon, 1 - epsilon] with backend.epsilon() = 1e-7;
+# categorical_crossentropy divides by the sum over classes *before* the clip,
+# sparse_categorical_crossentropy takes the log of the clipped probabilities and renormalizes
+# *after* the clip. An out-of-range class index raises InvalidArgumentError on the TensorFlow
+# backend (its sparse_softmax_cross_entropy_with_logits checks on CPU); the other backends
+# gather without a check (a per-backend convention):
+_SMOOTH = {"label_smoothing": "label_smoothing"}
+_IGNORE = {"ignore_index": "ignore_class"}
+# The JAX backend one-hot encodes the labels (jax.nn.one_hot: an invalid label is a row of
+# zeros) and, on probabilities, divides by the sum *before* the clip; the torch backend hands
+# logits to torch's cross_entropy and clipped log-probabilities to nll_loss (renormalized before
+# the clip too), which raise IndexError for a label out of range (and ignore -100, their default).
+_SPARSE_LOGITS = {"jax": {"invalid_label": "zeros"}, "torch": {"invalid_label": "IndexError"}}
+_SPARSE_PROBS = {"jax": {"invalid_label": "zeros", "renormalize": "before_clip"},
+                 "torch": {"invalid_label": "IndexError", "renormalize": "before_clip"}}
+
+BINDINGS: list[Binding] = [
+    # -- torch --
+    *torch_pair("binary_cross_entropy", "BCELoss", "binary_cross_entropy",
+                params={**REDUCTION, "weight": "weight"},
+                conventions={"log_min": -100.0, "prob_domain": "RuntimeError"}),
+    *torch_pair("binary_cross_entropy_with_logits", "BCEWithLogitsLoss", "binary_cross_entropy_with_logits",
+                params={**REDUCTION, "weight": "weight", "pos_weight": "pos_weight"}),
+    *torch_pair("cross_entropy", "CrossEntropyLoss", "softmax_cross_entropy",
+                params={**REDUCTION, "weight": "weight", "ignore_index": "ignore_index",
+                        "label_smoothing": "label_smoothing"},
+                defaults={"ignore_index": -100}, conventions=_CE),
+    *torch_pair("cross_entropy", "CrossEntropyLoss", "softmax_cross_entropy_soft",
+                params={**REDUCTION, "weight": "weight", "label_smoothing": "label_smoothing"},
+                conventions={"class_axis": 1}),
+    *torch_pair("nll_loss", "NLLLoss", "nll_loss",
+                params={**REDUCTION, "weight": "weight", "ignore_index": "ignore_index"},
+                defaults={"ignore_index": -100}, conventions=_CE),
+    # the mean over the classes of BCE with logits
+    *torch_pair("multilabel_soft_margin_loss", "MultiLabelSoftMarginLoss", "binary_cross_entropy_with_logits",
+                params={**REDUCTION, "weight": "weight"}, conventions={"sample_axis": "mean"}),
+    # -- tensorflow (tf.nn: never reduces; one loss per element (sigmoid) or per sample (softmax)) --
+    Binding("tf.nn.sigmoid_cross_entropy_with_logits", "binary_cross_entropy_with_logits", "tensorflow",
+            "tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=input)", fixed=NO_REDUCTION),
+    # pos_weight has no default here: the binding takes only the cases that set it.
+    Binding("tf.nn.weighted_cross_entropy_with_logits", "binary_cross_entropy_with_logits", "tensorflow",
+            "tf.nn.weighted_cross_entropy_with_logits(labels=target, logits=input{kw})",
+            params={"pos_weight": "pos_weight"}, requires={"pos_weight": GIVEN}, fixed=NO_REDUCTION),
+    Binding("tf.nn.softmax_cross_entropy_with_logits", "softmax_cross_entropy_soft", "tensorflow",
+            "tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=input)", fixed=NO_REDUCTION),
+    Binding("tf.nn.sparse_softmax_cross_entropy_with_logits", "softmax_cross_entropy", "tensorflow",
+            "tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=input)",
+            fixed=NO_REDUCTION, conventions={"invalid_label": _INVALID}),
+    # -- jax (optax.losses, 0.2: optax/losses/_classification.py) --
+    # softmax_cross_entropy multiplies labels * log_softmax(logits) as IEEE floats, so a -inf
+    # logit with label 0 gives NaN; safe_softmax_cross_entropy is documented to take that term
+    # as 0 (0 log 0 = 0).
+    optax_loss("sigmoid_binary_cross_entropy", "binary_cross_entropy_with_logits"),
+    optax_loss("softmax_cross_entropy", "softmax_cross_entropy_soft"),
+    optax_loss("safe_softmax_cross_entropy", "softmax_cross_entropy_soft"),
+    # softmax_cross_entropy_with_integer_labels gathers the target logit with
+    # jnp.take_along_axis in its default mode="fill": a label >= C reads NaN, so the loss is NaN
+    # and nothing is raised. Labels in [-C, 0) are wrapped NumPy-style (-1 is class C - 1;
+    # take_along_axis's legacy wrap_negative_indices): the oracle's invalid_label="wrap_negative".
+    optax_loss("softmax_cross_entropy_with_integer_labels", "softmax_cross_entropy",
+               conventions={"invalid_label": "wrap_negative"}),
+    # -- keras --
+    *keras_pair("BinaryCrossentropy", "binary_crossentropy", "binary_cross_entropy", "from_logits=False",
+                params=_SMOOTH, conventions={"prob_eps": KERAS_EPS, "sample_axis": "mean"}),
+    *keras_pair("BinaryCrossentropy", "binary_crossentropy", "binary_cross_entropy_with_logits", "from_logits=True",
+                params=_SMOOTH, conventions={"sample_axis": "mean"}),
+    *keras_pair("CategoricalCrossentropy", "categorical_crossentropy", "categorical_cross_entropy",
+                "from_logits=False", params=_SMOOTH,
+                conventions={"prob_eps": KERAS_EPS, "renormalize": "before_clip"}),
+    *keras_pair("CategoricalCrossentropy", "categorical_crossentropy", "softmax_cross_entropy_soft",
+                "from_logits=True", params=_SMOOTH),
+    *keras_pair("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
+                "sparse_categorical_cross_entropy", "from_logits=False", params=_IGNORE,
+                conventions={"prob_eps": KERAS_EPS, "renormalize": "after_clip", "zero_division": "zero",
+                             "invalid_label": "InvalidArgumentError"}, backends=_SPARSE_PROBS),
+    *keras_pair("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
+                "softmax_cross_entropy", "from_logits=True", params=_IGNORE,
+                conventions={"zero_division": "zero", "invalid_label": "InvalidArgumentError"},
+                backends=_SPARSE_LOGITS),
 ]

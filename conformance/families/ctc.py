@@ -15,8 +15,9 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossparity.conformance import generate as g
+from lossparity.conformance.bindings import NO_REDUCTION, OPTAX, keras_pair
 from lossparity.conformance.edges import edge
-from lossparity.core.model import Spec
+from lossparity.core.model import Binding, Spec
 from lossparity.reference import ctc
 
 #: (frames T, label slots S): one frame and one label, and two longer sequences.
@@ -133,3 +134,55 @@ PARAMETERS: dict[str, object] = {
     "blank": int,
     "zero_infinity": bool,
 }
+
+
+# ----------------------------------------------------------------------------- bindings
+# Each framework's APIs of these specs (``conformance/bindings.py`` says how they are declared).
+
+# torch
+_CTC = dict(
+    params={"reduction": "reduction", "blank": "blank", "zero_infinity": "zero_infinity"},
+    # log_probs are (T, N, C); 'mean' divides each loss by its target length (clamped to 1)
+    # before the batch mean (torch.nn.functional.ctc_loss documentation).
+    conventions={"time_major": True, "mean_by_length": True},
+    # The ATen CTC kernels dispatch float and double only ("ctc_loss_cpu" not implemented for 'Half').
+    dtypes=("float64", "float32"),
+)
+
+# jax: optax takes float padding masks (1.0 = padding), not lengths: the call text builds them
+# from the case's lengths, right-padded as optax requires.
+_CTC_PADDINGS = ("(jnp.arange(input.shape[1])[None, :] >= input_lengths[:, None]).astype(input.dtype), target, "
+                 "(jnp.arange(target.shape[1])[None, :] >= target_lengths[:, None]).astype(input.dtype)")
+# log_softmax of the logits, log 0 read as log_epsilon = -1e5 (the default).
+_CTC_OPTAX = dict(params={"blank": "blank_id"}, fixed=NO_REDUCTION,
+                  conventions={"log_softmax_input": True, "log_epsilon": -1e5})
+
+BINDINGS: list[Binding] = [
+    # -- torch --
+    Binding("torch.nn.functional.ctc_loss", "ctc", "torch",
+            "F.ctc_loss(input, target, input_lengths, target_lengths{kw})", **_CTC),
+    Binding("torch.nn.CTCLoss", "ctc", "torch",
+            "torch.nn.CTCLoss({kw})(input, target, input_lengths, target_lengths)", **_CTC),
+    # -- tensorflow (tf.nn) --
+    # Reads logits: "This class performs the softmax operation for you"; one loss per sample.
+    Binding("tf.nn.ctc_loss", "ctc", "tensorflow",
+            "tf.nn.ctc_loss(labels=target, logits=input, label_length=target_lengths, "
+            "logit_length=input_lengths, logits_time_major=False{kw})",
+            params={"blank": "blank_index"}, fixed=NO_REDUCTION, conventions={"log_softmax_input": True}),
+    # -- jax (optax.losses) --
+    Binding(f"{OPTAX}.ctc_loss", "ctc", "jax",
+            f"{OPTAX}.ctc_loss(input, {_CTC_PADDINGS}{{kw}})", **_CTC_OPTAX),
+    Binding(f"{OPTAX}.ctc_loss_with_forward_probs", "ctc", "jax",
+            f"{OPTAX}.ctc_loss_with_forward_probs(input, {_CTC_PADDINGS}{{kw}})[0]", **_CTC_OPTAX),
+    # -- keras --
+    # keras.losses.ctc reads y_pred as logits (log_softmax per backend), takes every frame
+    # (input length T) and counts the labels that are not 0 as the target length; blank is 0.
+    # The JAX backend is a copy of optax's recursion (log_epsilon = -1e5).
+    *keras_pair("CTC", "ctc", "ctc", conventions={"log_softmax_input": True, "ctc_lengths": "keras"},
+                backends={"jax": {"log_epsilon": -1e5}}),
+    # The op under it takes the lengths and the blank (mask_index).
+    Binding("keras.ops.ctc_loss", "ctc", "keras",
+            "keras.ops.ctc_loss(target, input, target_lengths, input_lengths{kw})",
+            params={"blank": "mask_index"}, fixed=NO_REDUCTION,
+            conventions={"log_softmax_input": True, "_backends": {"jax": {"log_epsilon": -1e5}}}),
+]

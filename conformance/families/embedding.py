@@ -11,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
+from lossparity.conformance.bindings import KERAS_EPS, NO_REDUCTION, OPTAX, keras_pair, optax_loss
 from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
     CLASS_MENU, FLAG, SHAPE_MENU, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape, reductions,
 )
-from lossparity.core.model import Spec
+from lossparity.core.model import Binding, Spec
 from lossparity.reference import embedding as emb
 
 I64 = np.int64
@@ -298,3 +299,67 @@ PARAMETERS: dict[str, object] = {
     "gamma": float,
     "remove_diagonal": bool,
 }
+
+
+# ----------------------------------------------------------------------------- bindings
+# Each framework's APIs of these specs (``conformance/bindings.py`` says how they are declared).
+
+# torch
+_TRIPLET = {"margin": "margin", "swap": "swap", "reduction": "reduction"}
+_POSITIVE_MARGIN = {"margin_domain": "ValueError"}
+
+BINDINGS: list[Binding] = [
+    # -- torch --
+    Binding("torch.nn.functional.cosine_embedding_loss", "cosine_embedding", "torch",
+            "F.cosine_embedding_loss(input, input2, target{kw})",
+            params={"margin": "margin", "reduction": "reduction"}, conventions={"sq_norm_add": 1e-12}),
+    Binding("torch.nn.CosineEmbeddingLoss", "cosine_embedding", "torch",
+            "torch.nn.CosineEmbeddingLoss({kw})(input, input2, target)",
+            params={"margin": "margin", "reduction": "reduction"}, conventions={"sq_norm_add": 1e-12}),
+    Binding("torch.nn.functional.triplet_margin_loss", "triplet_margin", "torch",
+            "F.triplet_margin_loss(input, positive, negative{kw})",
+            params={**_TRIPLET, "p": "p", "eps": "eps"}, defaults={"eps": 1e-6},
+            conventions=_POSITIVE_MARGIN),
+    Binding("torch.nn.TripletMarginLoss", "triplet_margin", "torch",
+            "torch.nn.TripletMarginLoss({kw})(input, positive, negative)",
+            params={**_TRIPLET, "p": "p", "eps": "eps"}, defaults={"eps": 1e-6},
+            conventions=_POSITIVE_MARGIN),
+    # The default distance is torch.pairwise_distance(x1, x2): p = 2, eps = 1e-6.
+    Binding("torch.nn.functional.triplet_margin_with_distance_loss", "triplet_margin", "torch",
+            "F.triplet_margin_with_distance_loss(input, positive, negative{kw})",
+            params=_TRIPLET, defaults={"eps": 1e-6}, conventions=_POSITIVE_MARGIN),
+    Binding("torch.nn.TripletMarginWithDistanceLoss", "triplet_margin", "torch",
+            "torch.nn.TripletMarginWithDistanceLoss({kw})(input, positive, negative)",
+            params=_TRIPLET, defaults={"eps": 1e-6}, conventions=_POSITIVE_MARGIN),
+    # An explicit distance_function in the call: 1 - cosine_similarity (its eps 1e-8 floors each norm).
+    Binding("torch.nn.functional.triplet_margin_with_distance_loss(cosine)", "triplet_margin", "torch",
+            "F.triplet_margin_with_distance_loss(input, positive, negative, "
+            "distance_function=lambda a, b: 1.0 - F.cosine_similarity(a, b, dim=-1){kw})",
+            params=_TRIPLET, requires={"distance": "cosine"}, defaults={"eps": 1e-8},
+            conventions=_POSITIVE_MARGIN),
+    # -- jax (optax.losses) --
+    optax_loss("cosine_similarity", "cosine_similarity", params={"epsilon": "epsilon", "axis": "axis"}),
+    optax_loss("cosine_distance", "cosine_similarity", params={"epsilon": "epsilon", "axis": "axis"},
+               conventions={"cosine_form": "distance"}),
+    # No swap parameter; eps goes into the sum of powers, and the differences are raised to
+    # norm_degree without their absolute value (read in optax/losses/_self_supervised.py).
+    Binding(f"{OPTAX}.triplet_margin_loss", "triplet_margin", "jax",
+            f"{OPTAX}.triplet_margin_loss(input, positive, negative{{kw}})",
+            params={"margin": "margin", "p": "norm_degree", "eps": "eps", "axis": "axis"},
+            defaults={"eps": 1e-6}, fixed=NO_REDUCTION,
+            conventions={"distance_eps": "power_sum", "power_abs": False}),
+    # Cosines with epsilon=jnp.finfo(embeddings.dtype).eps on the squared norms; the mean over
+    # positive pairs is built in (a scalar).
+    optax_loss("ntxent", "ntxent", fixed={}, params={"temperature": "temperature"},
+               conventions={"sq_norm_eps": "finfo"}),
+    # -- keras --
+    # -sum(l2_normalize(y_true) * l2_normalize(y_pred)); keras.ops.normalize floors each norm
+    # at backend.epsilon() = 1e-7 as x * min(rsqrt(sum x^2), 1 / 1e-7) (keras/src/ops/nn.py).
+    *keras_pair("CosineSimilarity", "cosine_similarity", "cosine_similarity", params={"axis": "axis"},
+                conventions={"cosine_form": "negative", "norm_floor": KERAS_EPS}),
+    # ref_labels / ref_embeddings of the function form are left at None (the batch itself).
+    # The class form's losses carry a Keras mask (loss > 0), so its mean counts only those.
+    *keras_pair("Circle", "circle", "circle",
+                params={"gamma": "gamma", "margin": "margin", "remove_diagonal": "remove_diagonal"},
+                class_conventions={"mean_over": "positive", "zero_division": "zero"}),
+]

@@ -10,7 +10,7 @@ from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
     CLASS_MENU, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
 )
-from lossparity.core.model import Spec
+from lossparity.core.model import Binding, Spec
 from lossparity.reference import information as info
 
 #: What each new parameter accepts (``lossparity explain --param``).
@@ -73,4 +73,25 @@ SPECS: list[Spec] = [
          info.kl_divergence, {"base": "e"}, ("renormalize", "prob_eps"),
          distributions(pair=True), KL_DIVERGENCE,
          gradient=info.kl_divergence_grad),
+]
+
+
+# ----------------------------------------------------------------------------- bindings
+# Each framework's APIs of these specs (``conformance/bindings.py`` says how they are declared).
+
+BINDINGS: list[Binding] = [
+    # -- torch (torch.distributions) --
+    Binding("torch.distributions.Categorical.entropy", "entropy", "torch",
+            "torch.distributions.Categorical(probs=input).entropy()",
+            conventions={"renormalize": "before", "prob_eps": "finfo"}),
+    Binding("torch.distributions.kl.kl_divergence", "kl_divergence", "torch",
+            "torch.distributions.kl.kl_divergence(torch.distributions.Categorical(probs=target), "
+            "torch.distributions.Categorical(probs=input))",
+            conventions={"renormalize": "before", "prob_eps": "finfo"}),
+    # -- jax (jax.scipy.special) --
+    # XLA on CPU flushes subnormal numbers to zero (float32 and float64): rel_entr reads a
+    # subnormal q as 0 (q > 0 is false) and returns inf where the oracle's value is finite.
+    Binding("jax.scipy.special.entr", "entropy", "jax", "jax.scipy.special.entr(input{kw}).sum(-1)"),
+    Binding("jax.scipy.special.rel_entr", "kl_divergence", "jax",
+            "jax.scipy.special.rel_entr(target, input{kw}).sum(-1)"),
 ]

@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
+from lossparity.conformance.bindings import KERAS_EPS, REDUCTION, keras_pair, optax_loss, torch_pair
 from lossparity.conformance.edges import INF, edge
 from lossparity.conformance.generate import FLAG, arrays, batch_shapes, case_strategy, floats, pick, reductions
-from lossparity.core.model import Spec
+from lossparity.core.model import Binding, Spec
 from lossparity.reference import kl
 
 #: What each new parameter accepts (``lossparity explain --param``).
@@ -80,4 +81,24 @@ SPECS: list[Spec] = [
          ("prob_eps",),
          kl_cases(log_input=False), KL_DIV_PROBS,
          gradient=kl.kl_div_probs_grad),
+]
+
+
+# ----------------------------------------------------------------------------- bindings
+# Each framework's APIs of these specs (``conformance/bindings.py`` says how they are declared).
+
+BINDINGS: list[Binding] = [
+    # -- torch --
+    *torch_pair("kl_div", "KLDivLoss", "kl_div", params={**REDUCTION, "log_target": "log_target"}),
+    # -- jax (optax.losses) --
+    # kl_divergence takes the targets as probabilities ("expected to be strictly positive"; a
+    # target of 0 contributes 0 * (0 - log q)), kl_divergence_with_log_targets as
+    # log-probabilities; both sum over the last axis.
+    optax_loss("kl_divergence", "kl_div",
+               conventions={"sample_axis": "sum"}),
+    optax_loss("kl_divergence_with_log_targets", "kl_div",
+               requires={"log_target": True}, conventions={"sample_axis": "sum"}),
+    # -- keras --
+    # KLDivergence clips both arguments into [1e-7, 1].
+    *keras_pair("KLDivergence", "kl_divergence", "kl_div_probs", conventions={"prob_eps": KERAS_EPS}),
 ]

@@ -8,9 +8,12 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
+from lossparity.conformance.bindings import (
+    KERAS_EPS, NO_REDUCTION, REDUCTION, keras_pair, optax_loss, torch_pair,
+)
 from lossparity.conformance.edges import INF, NAN, edge
 from lossparity.conformance.generate import FLAG, _set, arrays, batch_shapes, case_strategy, floats, pick, reductions
-from lossparity.core.model import Spec
+from lossparity.core.model import Binding, Spec
 from lossparity.reference import likelihood as lk
 
 _UNSET = "unset"
@@ -185,3 +188,42 @@ PARAMETERS: dict[str, object] = {
     "full": bool,
     "eps": float,
 }
+
+
+# ----------------------------------------------------------------------------- bindings
+# Each framework's APIs of these specs (``conformance/bindings.py`` says how they are declared).
+
+BINDINGS: list[Binding] = [
+    # -- torch --
+    # The Poisson NLL: log_input defaults to True and eps to 1e-8 in PyTorch; its Stirling term
+    # is masked where target <= 1 (the plain stirling_cutoff).
+    *torch_pair("poisson_nll_loss", "PoissonNLLLoss", "poisson_nll",
+                params={**REDUCTION, "log_input": "log_input", "full": "full", "eps": "eps"},
+                defaults={"log_input": True, "eps": 1e-8}),
+    # var is a third positional argument; its clamp at eps is documented as ignored by autograd.
+    Binding("torch.nn.functional.gaussian_nll_loss", "gaussian_nll", "torch",
+            "F.gaussian_nll_loss(input, target, var{kw})",
+            params={**REDUCTION, "full": "full", "eps": "eps"}, defaults={"eps": 1e-6},
+            conventions={"var_clamp_grad": "ignore"}),
+    Binding("torch.nn.GaussianNLLLoss", "gaussian_nll", "torch",
+            "torch.nn.GaussianNLLLoss({kw})(input, target, var)",
+            params={**REDUCTION, "full": "full", "eps": "eps"}, defaults={"eps": 1e-6},
+            conventions={"var_clamp_grad": "ignore"}),
+    # -- tensorflow (tf.nn) --
+    # Elementwise, on log rates only; its Stirling term is left out only for 0 <= t <= 1.
+    Binding("tf.nn.log_poisson_loss", "poisson_nll", "tensorflow",
+            "tf.nn.log_poisson_loss(target, input{kw})",
+            params={"full": "compute_full_loss"}, defaults={"log_input": True}, fixed=NO_REDUCTION,
+            conventions={"stirling_cutoff": "unit_interval"}),
+    # -- jax (optax.losses) --
+    # t log(t / q) - t + q summed over the last axis, input log q; convex_kl_divergence is its
+    # deprecated alias (it warns, and calls generalized_kl_divergence).
+    optax_loss("generalized_kl_divergence", "generalized_kl_div",
+               conventions={"sample_axis": "sum"}),
+    optax_loss("convex_kl_divergence", "generalized_kl_div",
+               conventions={"sample_axis": "sum"}),
+    # -- keras --
+    # y_pred - y_true log(y_pred + epsilon) on rates, epsilon = backend.epsilon() = 1e-7 in the
+    # input's dtype, mean over the last axis.
+    *keras_pair("Poisson", "poisson", "poisson_nll", defaults={"eps": KERAS_EPS}, conventions={"sample_axis": "mean"}),
+]

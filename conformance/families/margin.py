@@ -14,11 +14,12 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
+from lossparity.conformance.bindings import NO_REDUCTION, REDUCTION, keras_pair, optax_loss, torch_pair
 from lossparity.conformance.edges import INF, NAN, edge
 from lossparity.conformance.generate import (
     CLASS_MENU, FLAG, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape, reductions,
 )
-from lossparity.core.model import Spec
+from lossparity.core.model import Binding, Spec
 from lossparity.reference import margin as m
 
 #: Scores: continuous, or exactly where a margin of 0, 0.5, 1 or 2 is met.
@@ -310,3 +311,49 @@ SPECS: list[Spec] = [
 PARAMETERS: dict[str, object] = {
     "margin": float,
 }
+
+
+# ----------------------------------------------------------------------------- bindings
+# Each framework's APIs of these specs (``conformance/bindings.py`` says how they are declared).
+
+# keras: ops.maximum(z, 0) splits a tie's slope evenly on JAX and PyTorch (jnp.maximum,
+# torch.maximum); tf.maximum gives it all to its first argument, z.
+_HINGE_TIE = {"tensorflow": {"hinge_kink": 1.0}}
+
+BINDINGS: list[Binding] = [
+    # -- torch --
+    # PyTorch's margin kernels: hinge_embedding_loss and margin_ranking_loss clamp with clamp_min,
+    # whose slope passes at equality (hinge_kink=1); multi_margin_loss and multilabel_margin_loss
+    # have hand-written backward kernels that count a term only where z > 0 (hinge_kink=0).
+    *torch_pair("hinge_embedding_loss", "HingeEmbeddingLoss", "hinge_embedding",
+                params={**REDUCTION, "margin": "margin"}, conventions={"invalid_sign": "both", "hinge_kink": 1.0}),
+    *torch_pair("soft_margin_loss", "SoftMarginLoss", "soft_margin", params=REDUCTION),
+    *torch_pair("multi_margin_loss", "MultiMarginLoss", "multi_margin",
+                params={**REDUCTION, "p": "p", "margin": "margin", "weight": "weight"},
+                conventions={"invalid_label": "RuntimeError", "p_values": "ValueError", "hinge_kink": 0.0}),
+    *torch_pair("multilabel_margin_loss", "MultiLabelMarginLoss", "multilabel_margin",
+                params=REDUCTION, conventions={"invalid_label": "RuntimeError", "hinge_kink": 0.0}),
+    Binding("torch.nn.functional.margin_ranking_loss", "margin_ranking", "torch",
+            "F.margin_ranking_loss(input, input2, target{kw})",
+            params={**REDUCTION, "margin": "margin"}, conventions={"hinge_kink": 1.0}),
+    Binding("torch.nn.MarginRankingLoss", "margin_ranking", "torch",
+            "torch.nn.MarginRankingLoss({kw})(input, input2, target)",
+            params={**REDUCTION, "margin": "margin"}, conventions={"hinge_kink": 1.0}),
+    # -- jax (optax.losses) --
+    # jnp.maximum and jnp.max split a tie's slope evenly: hinge_kink=0.5 (the plain value).
+    # perceptron_loss / multiclass_perceptron_loss are the hinge / multiclass hinge at margin 0.
+    # jax.nn.one_hot gives an all-zero row for a label outside [0, C): invalid_label="zeros".
+    optax_loss("hinge_loss", "hinge"),
+    optax_loss("perceptron_loss", "hinge", fixed={**NO_REDUCTION, "margin": 0.0}),
+    optax_loss("multiclass_hinge_loss", "multiclass_hinge",
+               conventions={"invalid_label": "zeros"}),
+    optax_loss("multiclass_perceptron_loss", "multiclass_hinge", fixed={**NO_REDUCTION, "margin": 0.0},
+               conventions={"invalid_label": "zeros"}),
+    # -- keras --
+    *keras_pair("Hinge", "hinge", "hinge",
+                conventions={"hinge_labels": "binary_if_all", "sample_axis": "mean"}, backends=_HINGE_TIE),
+    *keras_pair("SquaredHinge", "squared_hinge", "squared_hinge",
+                conventions={"hinge_labels": "binary_if_all", "sample_axis": "mean"}),
+    *keras_pair("CategoricalHinge", "categorical_hinge", "categorical_hinge",
+                conventions={"hinge_neg": "masked_product"}, backends=_HINGE_TIE),
+]

@@ -12,8 +12,11 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossparity.conformance import generate as g
+from lossparity.conformance.bindings import (
+    KERAS_EPS, NO_REDUCTION, OPTAX, REDUCTION, keras_pair, optax_loss, torch_pair,
+)
 from lossparity.conformance.edges import INF, NAN, edge
-from lossparity.core.model import Spec
+from lossparity.core.model import Binding, Spec
 from lossparity.reference import regression as reg
 
 #: What each new parameter accepts (``lossparity explain --param``).
@@ -239,4 +242,58 @@ SPECS: list[Spec] = [
     Spec("l2_loss", "squared L2 norm of one tensor, sum t^2 (no target)",
          reg.l2_loss, {"reduction": "sum"}, ("half_square",),
          one_tensor(), L2_LOSS, target=None, classes=False, gradient=reg.l2_loss_grad),
+]
+
+
+# ----------------------------------------------------------------------------- bindings
+# Each framework's APIs of these specs (``conformance/bindings.py`` says how they are declared).
+
+_NONPOS = {"nonpositive_delta": "RuntimeError"}  # torch's huber_loss: delta > 0; smooth_l1_loss: beta >= 0
+
+_PER_SAMPLE = {"sample_axis": "mean"}  # keras' regression losses average the last axis, both forms
+_HALF_TIE = {"torch": {"floor_tie": "half"}, "jax": {"floor_tie": "half"}}  # maximum's slope at a tie
+_JAX_ABS = {"jax": {"abs_zero_slope": -1.0}}  # jax's |u| has slope +1 at u = 0; Keras writes u = y - x
+
+BINDINGS: list[Binding] = [
+    # -- torch --
+    # l1_loss and mse_loss take an elementwise weight (functional form only) and divide a
+    # weighted 'mean' by sum(weight); huber_loss's weighted 'mean' is a plain mean of the terms.
+    Binding("torch.nn.functional.l1_loss", "absolute_error", "torch", "F.l1_loss(input, target{kw})",
+            params={**REDUCTION, "weight": "weight"}, conventions={"mean_by": "weights"}),
+    Binding("torch.nn.L1Loss", "absolute_error", "torch", "torch.nn.L1Loss({kw})(input, target)",
+            params=REDUCTION),
+    Binding("torch.nn.functional.mse_loss", "squared_error", "torch", "F.mse_loss(input, target{kw})",
+            params={**REDUCTION, "weight": "weight"}, conventions={"mean_by": "weights"}),
+    Binding("torch.nn.MSELoss", "squared_error", "torch", "torch.nn.MSELoss({kw})(input, target)",
+            params=REDUCTION),
+    Binding("torch.nn.functional.huber_loss", "huber", "torch", "F.huber_loss(input, target{kw})",
+            params={**REDUCTION, "delta": "delta", "weight": "weight"}, conventions=_NONPOS),
+    Binding("torch.nn.HuberLoss", "huber", "torch", "torch.nn.HuberLoss({kw})(input, target)",
+            params={**REDUCTION, "delta": "delta"}, conventions=_NONPOS),
+    *torch_pair("smooth_l1_loss", "SmoothL1Loss", "huber", params={**REDUCTION, "delta": "beta"},
+                conventions={"huber_form": "smooth_l1", **_NONPOS}),
+    # -- tensorflow (tf.nn) --
+    Binding("tf.nn.l2_loss", "l2_loss", "tensorflow", "tf.nn.l2_loss(input)",
+            fixed={"reduction": "sum"}, conventions={"half_square": True}),
+    # -- jax (optax.losses) --
+    # optax's regression losses are elementwise and never reduce; `targets` defaults to None,
+    # documented as a zero target: the no-target calls are bound to the l2_loss spec.
+    optax_loss("squared_error", "squared_error"),
+    optax_loss("l2_loss", "squared_error", conventions={"half_square": True}),
+    Binding(f"{OPTAX}.squared_error", "l2_loss", "jax", f"{OPTAX}.squared_error(input{{kw}})", fixed=NO_REDUCTION),
+    Binding(f"{OPTAX}.l2_loss", "l2_loss", "jax", f"{OPTAX}.l2_loss(input{{kw}})",
+            fixed=NO_REDUCTION, conventions={"half_square": True}),
+    optax_loss("huber_loss", "huber", params={"delta": "delta"}),
+    optax_loss("log_cosh", "log_cosh"),
+    # -- keras --
+    *keras_pair("MeanAbsoluteError", "mean_absolute_error", "absolute_error", conventions=_PER_SAMPLE,
+                backends=_JAX_ABS),
+    *keras_pair("MeanSquaredError", "mean_squared_error", "squared_error", conventions=_PER_SAMPLE),
+    *keras_pair("Huber", "huber", "huber", params={"delta": "delta"}, conventions=_PER_SAMPLE),
+    *keras_pair("LogCosh", "log_cosh", "log_cosh", conventions=_PER_SAMPLE),
+    *keras_pair("MeanAbsolutePercentageError", "mean_absolute_percentage_error", "mean_absolute_percentage_error",
+                conventions={**_PER_SAMPLE, "denominator_eps": KERAS_EPS},
+                backends={"torch": {"floor_tie": "half"}, "jax": {"floor_tie": "half", "abs_zero_slope": -1.0}}),
+    *keras_pair("MeanSquaredLogarithmicError", "mean_squared_logarithmic_error", "mean_squared_logarithmic_error",
+                conventions={**_PER_SAMPLE, "value_floor": KERAS_EPS}, backends=_HALF_TIE),
 ]

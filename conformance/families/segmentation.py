@@ -12,11 +12,12 @@ import itertools
 import numpy as np
 from hypothesis import strategies as st
 
+from lossparity.conformance.bindings import KERAS_EPS, NO_REDUCTION, OPTAX, Source, keras_pair, optax_loss
 from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
     CLASS_MENU, FLAG, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape, reductions,
 )
-from lossparity.core.model import Spec
+from lossparity.core.model import Binding, Spec
 from lossparity.reference import segmentation as seg
 
 # ----------------------------------------------------------------------------- strategies
@@ -223,3 +224,40 @@ PARAMETERS: dict[str, object] = {
     "alpha": float,
     "beta": float,
 }
+
+
+# ----------------------------------------------------------------------------- bindings
+# Each framework's APIs of these specs (``conformance/bindings.py`` says how they are declared).
+
+# jax
+_DICE = dict(params={"smooth": "smooth", "axis": "axis", "weight": "class_weights",
+                     "ignore_background": "ignore_background", "class_reduction": "reduction",
+                     "from_logits": "apply_softmax"},
+             defaults={"smooth": 1.0, "class_reduction": "mean", "from_logits": True}, fixed=NO_REDUCTION,
+             conventions={"smooth_form": "tversky", "overlap_axes": "inner", "prob_check": "ValueError"})
+_OVERLAP_CONV = {"overlap_axes": "inner", "prob_check": "ValueError"}
+
+BINDINGS: list[Binding] = [
+    # -- jax (optax.losses) --
+    optax_loss("dice_loss", "dice", **_DICE),
+    optax_loss("dice_loss", "tversky", **{**_DICE, "params": {**_DICE["params"], "alpha": "alpha", "beta": "beta"},
+                                          "conventions": _OVERLAP_CONV}),
+    optax_loss("binary_dice_loss", "dice", params={"smooth": "smooth", "from_logits": "apply_sigmoid"},
+               defaults={"smooth": 1.0, "from_logits": True}, fixed={"reduction": "none", "class_reduction": "mean"},
+               conventions={"smooth_form": "tversky", "overlap_axes": "inner", "prob_check": "ValueError",
+                            "binary_channel": True}),
+    optax_loss("multiclass_generalized_dice_loss", "generalized_dice",
+               params={"smooth": "smooth", "from_logits": "apply_softmax", "ignore_background": "ignore_background"},
+               defaults={"smooth": 1.0, "from_logits": True}, fixed={"reduction": "mean"},
+               conventions={"weight_eps": 1e-7, "smooth_form": "tversky", "overlap_axes": "inner",
+                            "prob_check": "ValueError"}),
+    Binding(f"{OPTAX}.ranking_softmax_loss", "ranking_softmax", "jax",
+            f"{OPTAX}.ranking_softmax_loss(input, target, where=where.astype(bool){{kw}})",
+            params={"weight": "weights", "reduction": "reduce_fn"},
+            values={"reduction": {"mean": Source("jnp.mean"), "sum": Source("jnp.sum"), "none": None}},
+            conventions={"zero_division": "zero"}),
+    # -- keras --
+    *keras_pair("Dice", "dice", "dice", params={"axis": "axis"}, conventions={"dice_eps": KERAS_EPS}),
+    *keras_pair("Tversky", "tversky", "tversky", params={"axis": "axis", "alpha": "alpha", "beta": "beta"},
+                conventions={"dice_eps": KERAS_EPS}),
+]

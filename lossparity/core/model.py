@@ -1,8 +1,9 @@
 """The vocabulary as data: Spec (a canonical loss), Binding (a public API bound to a spec), Case.
 
-Specs are declared by their family (``conformance/families/<family>.py``, collected in
-``conformance/specs.py``), bindings by the adapters (``adapters/<framework>.py``); everything
-else reads these tables.
+Specs and their bindings are declared by their family (``conformance/families/<family>.py``;
+specs collected in ``conformance/specs.py``, each framework's bindings in
+``conformance/registry.py``, with those of third-party adapter modules); everything else
+reads these tables.
 """
 
 from __future__ import annotations

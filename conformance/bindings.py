@@ -1,0 +1,100 @@
+"""How our bindings are declared: the helpers and conventions shared by the family modules.
+
+A binding (:class:`~lossparity.core.model.Binding`) is data: the call text a user types, the
+spec parameters it takes and the conventions it documents. Each family module
+(``conformance/families/<family>.py``) declares ``BINDINGS``, the bindings of its specs in
+every framework, beside the specs, edge tables and generators; ``conformance/registry.py``
+gives each framework its own, and the adapters (``adapters/<framework>.py``) run them. This
+module imports no framework: the call texts are source, run in the adapter's worker process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from lossparity.core.model import Binding
+
+#: The reduction keyword is the spec's (``torch.nn`` losses: ``reduction="mean"``).
+REDUCTION = {"reduction": "reduction"}
+#: APIs that never reduce over the batch: ``tf.nn``, optax, Keras' loss functions.
+NO_REDUCTION = {"reduction": "none"}
+
+
+# ----------------------------------------------------------------------------- torch
+
+def torch_pair(fn: str, module: str, spec: str, **kw) -> list[Binding]:
+    """The functional form and the module form of one loss share everything but the call."""
+    return [
+        Binding(f"torch.nn.functional.{fn}", spec, "torch", f"F.{fn}(input, target{{kw}})", **kw),
+        Binding(f"torch.nn.{module}", spec, "torch", f"torch.nn.{module}({{kw}})(input, target)", **kw),
+    ]
+
+
+# ----------------------------------------------------------------------------- jax
+
+OPTAX = "optax.losses"
+
+
+def optax_loss(name: str, spec: str, *, fixed=NO_REDUCTION, **kw) -> Binding:
+    """An ``optax.losses`` function called as ``f(input, target, **kw)``; optax never reduces over the batch."""
+    return Binding(f"{OPTAX}.{name}", spec, "jax", f"{OPTAX}.{name}(input, target{{kw}})", fixed=fixed, **kw)
+
+
+class Source:
+    """A keyword value written as source: optax's reduce_fn takes a function (jnp.mean)."""
+    def __init__(self, text): self.text = text
+    def __repr__(self): return self.text
+    def __eq__(self, other): return isinstance(other, Source) and other.text == self.text
+    def __hash__(self): return hash(self.text)
+
+
+# ----------------------------------------------------------------------------- keras
+# Keras 3 runs each loss on three backends, each a framework column of its own
+# (``keras[tensorflow]``, ``keras[jax]``, ``keras[torch]``, see ``adapters/keras.py``). A Keras
+# binding is declared once, without a backend (framework ``"keras"``); the registry makes each
+# backend's copy with :func:`on_backend` (``keras.losses.Huber[jax]``).
+#
+# Conventions are taken from the documentation and source of Keras 3 (``keras/src/losses/``):
+# - Keras takes ``(y_true, y_pred)``: the target comes first.
+# - Loss *classes* reduce with ``sum_over_batch_size`` (the mean) and ``divide_no_nan``: a mean
+#   over nothing (every target ``ignore_class``) is 0 (``keras/src/losses/loss.py``). They
+#   compute in ``keras.backend.floatx()`` (float32) unless given a ``dtype``: both arguments
+#   are converted first, and the result is float32 whatever the inputs' dtype (``computes_in``).
+#   The *function* forms keep the input dtype and return one loss per sample: most reduce the
+#   last axis with a mean (``sample_axis="mean"``).
+
+KERAS_EPS = 1e-7  # keras.backend.epsilon()
+_MEAN_VALUES = {"reduction": {"mean": "sum_over_batch_size"}}
+
+
+def keras_pair(cls: str | None, fn: str | None, spec: str, flags: str = "", *, params=None, conventions=None,
+               defaults=None, requires=None, backends=None, class_conventions=None) -> list[Binding]:
+    """The class form (reduces; computes in floatx, float32) and the function form (per sample)
+    of one loss, for the backend-less id; ``flags`` is keyword source both take
+    (``"from_logits=True"``), ``backends`` per-backend convention overrides
+    (``{"jax": {"invalid_label": "nan"}}``), ``class_conventions`` those of the class form only.
+    :func:`on_backend` makes each backend's copy. Either form may be None where Keras has only one."""
+    params = dict(params or {})
+    common = dict(defaults=defaults or {}, requires=requires or {})
+    conv = dict(conventions or {})
+    out = []
+    if cls:
+        out.append(Binding(f"keras.losses.{cls}", spec, "keras", f"keras.losses.{cls}({flags}{{kw}})(target, input)",
+                           params={**REDUCTION, **params}, values=_MEAN_VALUES, computes_in="float32",
+                           conventions={**conv, **(class_conventions or {})}, **common))
+    if fn:
+        out.append(Binding(f"keras.losses.{fn}", spec, "keras",
+                           f"keras.losses.{fn}(target, input{', ' * bool(flags)}{flags}{{kw}})",
+                           params=params, fixed=NO_REDUCTION, conventions=conv, **common))
+    return [replace(b, conventions={**b.conventions, "_backends": backends}) if backends else b for b in out]
+
+
+def on_backend(backend: str, bindings: list[Binding]) -> list[Binding]:
+    """Each backend-less binding as it runs on ``backend``: its id and framework name it
+    (``keras.losses.Huber[jax]`` of ``keras[jax]``), and its per-backend conventions apply."""
+    out = []
+    for b in bindings:
+        conv = dict(b.conventions)
+        conv.update((conv.pop("_backends", None) or {}).get(backend, {}))
+        out.append(replace(b, id=f"{b.id}[{backend}]", framework=f"{b.framework}[{backend}]", conventions=conv))
+    return out
