@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lossparity.reports.html import write_report
+from lossparity.reports.report import write_report
 from lossparity.core.records import encode_array, read_records, write_all
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from lossparity.cli import main
 from lossparity.reports.diff import diff, markdown, rows
-from lossparity.reports.html import MAX_DETAILED, render_regression
+from lossparity.reports.regression import MAX_DETAILED, render_regression
 from lossparity.core.records import encode_array, schema_errors, write_all
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from lossparity.reports import plots
-from lossparity.reports.html import render_report
+from lossparity.reports.report import render_report
 from lossparity.reports.plots import NONFINITE, ErrorPlots, bucket_label, buckets, histogram, magnitude, ulp_errors
 from lossparity.core.records import encode_array
 from test_report_html import _result, synthetic

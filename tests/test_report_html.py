@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from markupsafe import escape
 
-from lossparity.reports.html import format_array, render_report, write_report
+from lossparity.reports.format import format_array
+from lossparity.reports.report import render_report, write_report
 from lossparity.core.records import encode_array, write_all
 
 SCRIPT = "<script>alert(1)</script>"
@@ -211,7 +212,7 @@ def test_renders_from_a_results_file_without_any_framework(tmp_path):
         # the plots measure ULPs as the comparison does: with its pure-NumPy module, nothing else of it
         "SHARED = {'lossparity.conformance', 'lossparity.conformance.compare', 'lossparity.core.dtypes'}\n"
         "from lossparity.core.records import read_records\n"
-        "from lossparity.reports.html import write_report\n"
+        "from lossparity.reports.report import write_report\n"
         f"write_report(read_records({str(results)!r}, validate=False), {str(tmp_path / 'r.html')!r})\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'jax', 'jaxlib',"
         " 'keras', 'optax') or m.startswith(('lossparity.adapters', 'lossparity.conformance')) and m not in SHARED)\n"
@@ -593,9 +594,9 @@ def test_write_report_reads_a_generator_once(tmp_path):
 
 
 def test_a_capped_group_says_how_many_are_shown_of_how_many(monkeypatch):
-    import lossparity.reports.html as html
+    import lossparity.reports.report as report
 
-    monkeypatch.setattr(html, "MAX_PER_GROUP", 3)
+    monkeypatch.setattr(report, "MAX_PER_GROUP", 3)
     hostile = "torch.nn." + SCRIPT
     lines = [records()[0]] + [_result(hostile, "deviate", case_id=f"c{i}") for i in range(7)] \
         + [_result("torch.nn.BCELoss", "crash", case_id="lone")]
@@ -609,9 +610,9 @@ def test_a_capped_group_says_how_many_are_shown_of_how_many(monkeypatch):
 
 
 def test_many_groups_share_the_page(monkeypatch):
-    import lossparity.reports.html as html
+    import lossparity.reports.report as report
 
-    monkeypatch.setattr(html, "MAX_DETAILS", 4)
+    monkeypatch.setattr(report, "MAX_DETAILS", 4)
     lines = [_result(f"b{i}", "deviate", case_id=f"c{i}-{j}") for i in range(6) for j in range(2)]
     page = render_report(lines)
     assert page.count('<details class="item f-deviate"') == 6  # one of each group at least
