@@ -17,6 +17,7 @@ script filters the blocks and shows them a hundred at a time.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -267,14 +268,21 @@ def _matrix(matrix: Mapping[str, Mapping[str, Mapping[str, Counter]]], framework
 
 
 #: Framework of a binding id by its first dotted component, where no result line says it.
-_PREFIX_FRAMEWORK = {"torch": "torch", "tf": "tensorflow", "keras": "tensorflow", "jax": "jax", "optax": "jax"}
+_PREFIX_FRAMEWORK = {"torch": "torch", "tf": "tensorflow", "jax": "jax", "optax": "jax"}
+#: A mode agreement's side: one binding in one execution mode, "keras.losses.Huber[jax] [eager]".
+_MODE = re.compile(r" \[[^\]]*\]$")
+#: A Keras id names its backend, and so its framework column: "keras.losses.Huber[jax]" is "keras[jax]".
+_KERAS = re.compile(r"keras\..*\[(\w+)\]")
 
 
 def _framework(binding: str, framework_of: Mapping[str, str]) -> str:
-    fw = framework_of.get(binding)
-    if fw and fw != "?":
-        return fw
-    return _PREFIX_FRAMEWORK.get(binding.split(".", 1)[0], "")
+    """An agreement side's framework: what the result lines of its binding say, else its id."""
+    name = _MODE.sub("", binding)
+    for fw in (framework_of.get(binding), framework_of.get(name)):
+        if fw and fw != "?":
+            return fw
+    keras = _KERAS.fullmatch(name)
+    return f"keras[{keras.group(1)}]" if keras else _PREFIX_FRAMEWORK.get(name.split(".", 1)[0], "")
 
 
 def _count(v: Any) -> int:
@@ -294,7 +302,9 @@ def agreement_matrices(agreements: Iterable[Mapping], framework_of: Mapping[str,
     "rows": [(id, [cell per column])]}``, bindings grouped by framework (the frameworks in
     ``framework_order`` first, in that order, then the others by name; bindings whose framework
     is unknown last) and sorted by id within; ``groups`` is empty when no framework is known.
-    A binding's framework is what ``framework_of`` (the result lines) says, else its id's prefix. A cell is ``{"kind", "text", "unexplained",
+    A binding's framework is what ``framework_of`` (the result lines) says of it (of a mode
+    agreement's "torch.nn.L1Loss [eager]", of torch.nn.L1Loss), else its id: a Keras id names its
+    backend (``keras[jax]``), others their framework's module. A cell is ``{"kind", "text", "unexplained",
     "title"}`` where kind is ``self`` (the diagonal), ``none`` (no record: not compared),
     ``agree`` (no disagreement on any compared case), ``explained`` (every disagreement
     explained) or ``unexplained``; ``text`` is ``"disagreeing / compared"``. One record

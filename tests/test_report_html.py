@@ -335,8 +335,8 @@ def test_agreement_matrix_counts_both_halves_and_escapes():
         _result("torch.nn.CrossEntropyLoss", "conform", spec="softmax_cross_entropy"),
         _agreement("torch.nn.CrossEntropyLoss", "torch.nn.functional.cross_entropy", 52),
         _agreement("optax.losses.softmax_cross_entropy_with_integer_labels", "torch.nn.CrossEntropyLoss", 40, 3, 0),
-        _agreement("keras.losses.SparseCategoricalCrossentropy", "torch.nn.CrossEntropyLoss", 16, 1, 2),
-        _agreement("keras.losses.SparseCategoricalCrossentropy", SCRIPT, 7, 0, 5),
+        _agreement("keras.losses.SparseCategoricalCrossentropy[tensorflow]", "torch.nn.CrossEntropyLoss", 16, 1, 2),
+        _agreement("keras.losses.SparseCategoricalCrossentropy[tensorflow]", SCRIPT, 7, 0, 5),
         _agreement("torch.nn.BCELoss", "keras.losses.BinaryCrossentropy", 5, 2, 0, spec="binary_cross_entropy"),
     ]
     page = render_report(records)
@@ -345,9 +345,10 @@ def test_agreement_matrix_counts_both_halves_and_escapes():
     assert page.index('id="agreement"') < page.index('id="divergences"')
     columns, cells = _agreement_table(page, "softmax_cross_entropy")
     torch, f_torch = "torch.nn.CrossEntropyLoss", "torch.nn.functional.cross_entropy"
-    optax, keras = "optax.losses.softmax_cross_entropy_with_integer_labels", "keras.losses.SparseCategoricalCrossentropy"
+    optax = "optax.losses.softmax_cross_entropy_with_integer_labels"
+    keras = "keras.losses.SparseCategoricalCrossentropy[tensorflow]"
     # grouped by framework (torch first: the results matrix's order), sorted within
-    assert columns[:4] == [torch, f_torch, optax, keras]  # then jax, tensorflow by name
+    assert columns[:4] == [torch, f_torch, optax, keras]  # then jax, keras[tensorflow] by name
     assert columns[4] == str(escape(SCRIPT))  # framework unknown: last
     # 3 of 40, all explained: both halves
     for pair in ((optax, torch), (torch, optax)):
@@ -374,6 +375,20 @@ def test_agreement_matrix_counts_both_halves_and_escapes():
     assert bce["torch.nn.BCELoss", "keras.losses.BinaryCrossentropy"][:2] == ("explained", "2 / 5")
     assert set(bce) == {(r, c) for r in ("torch.nn.BCELoss", "keras.losses.BinaryCrossentropy")
                         for c in ("torch.nn.BCELoss", "keras.losses.BinaryCrossentropy")}
+
+
+def test_agreement_sides_are_grouped_by_their_bindings_framework():
+    """A side the result lines name, or the binding of a mode agreement's side, has their framework;
+    a Keras id names its backend; other ids their framework's module; the rest are last."""
+    keras = "keras.losses.Huber[jax]"
+    records = [_result(keras, "conform", framework="keras[jax]", spec="huber"),
+               _agreement(f"{keras} [eager]", f"{keras} [jit]", 4, spec="huber"),
+               _agreement("keras.losses.Huber[torch]", "optax.losses.huber_loss", 4, spec="huber"),
+               _agreement("keras.losses.Huber", "torch.nn.HuberLoss", 4, spec="huber")]
+    page = render_report(records)
+    head = re.search(r'<table class="agree">\s*<caption>huber</caption>\s*<thead>(.*?)</thead>', page, re.S)
+    groups = re.findall(r'<th class="fw" colspan="(\d+)">(.*?)</th>', head.group(1))
+    assert groups == [("2", "keras[jax]"), ("1", "jax"), ("1", "keras[torch]"), ("1", "torch"), ("1", "?")]
 
 
 def test_no_agreement_records_no_matrix(page):
