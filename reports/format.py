@@ -50,9 +50,13 @@ def gradients(r: Mapping) -> list[tuple[str, Mapping]]:
 
 def finding_in(r: Mapping) -> list[str]:
     """Where a finding lies: in its value, its gradients, or both (the value where neither says)."""
-    bad = {"value": value_verdict(r) != "conform",
-           "gradient": any(g.get("verdict") not in (None, "conform") for _, g in gradients(r))}
+    bad = {"value": value_verdict(r) != "conform", "gradient": any(_wrong(g) for _, g in gradients(r))}
     return [p for p in PARTS if bad[p]] or ["value"]
+
+
+def _wrong(gradient: Mapping) -> bool:
+    """Whether a gradient was compared and does not conform."""
+    return gradient.get("verdict") not in (None, "conform")
 
 
 def message(actual: Any) -> str:
@@ -230,8 +234,7 @@ def _safe_link(link: str) -> bool:
 def _headline(r: Mapping, where: list[str]) -> str:
     """One line on what is wrong: the value's error figures, then each wrong gradient's."""
     parts = [_headline_of(r)] if "value" in where else []
-    parts += [f"∂{name}: {_headline_of(g) or g.get('verdict')}" for name, g in gradients(r)
-              if g.get("verdict") not in (None, "conform")]
+    parts += [f"∂{name}: {_headline_of(g) or g.get('verdict')}" for name, g in gradients(r) if _wrong(g)]
     return "; ".join(p for p in parts if p)
 
 

@@ -31,8 +31,9 @@ from lossparity.reports.format import (
 from lossparity.reports.plots import ErrorPlots
 from lossparity.reports.render import render, write_page
 
-#: Findings, most severe first.
-FINDING_ORDER = (*FINDINGS, "known")
+#: The verdicts of the detailed blocks: the findings, most severe first, then the others that
+#: are not silent (known deviations).
+FINDING_ORDER = (*FINDINGS, *(v for v in VERDICTS if v not in FINDINGS and v not in SILENT))
 #: Execution modes in the order tables show them; others follow by name.
 MODES = ("eager", "function", "function_jit", "jit", "compile")
 
@@ -358,7 +359,7 @@ def _agreement_cell(row: str, col: str, tally: list[int] | None) -> dict:
 # -- the filters and the summary line -------------------------------------------------------
 
 #: The report's filters: (name of the blocks' data- attribute, label, order of its values).
-_FILTERS = (("framework", "framework", ()), ("spec", "spec", ()), ("verdict", "verdict", FINDING_ORDER + ("conform",)),
+_FILTERS = (("framework", "framework", ()), ("spec", "spec", ()), ("verdict", "verdict", FINDING_ORDER + SILENT),
             ("dtype", "dtype", DTYPES), ("mode", "mode", MODES), ("device", "device", ("cpu", "cuda")),
             ("in", "finding in", PARTS))
 
