@@ -30,6 +30,10 @@ import json
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' record builders: one home for fake records
+
+from fake_records import agreement, divergence, summary  # noqa: E402
+
 WORK = Path("/tmp/lossparity_report_scale")
 SEED_COMMAND = ["run", "--frameworks", "torch", "--losses", "softmax_cross_entropy,binary_cross_entropy",
                 "--dtypes", "float32", "--examples", "20"]
@@ -86,21 +90,17 @@ def as_verdict(r: dict, verdict: str) -> dict:
     return r
 
 
-def divergence(a: dict, b: dict) -> dict:
-    unexplained = hash((a["case_id"], b["binding"])) % 4 == 0
-    return {"kind": "divergence", "spec": a["spec"], "case_id": a["case_id"], "dtype": a["dtype"],
-            "mode": a["mode"], "device": a["device"],
-            "a": {"binding": a["binding"], "framework": a["framework"], "verdict": a["verdict"],
-                  "actual": a.get("actual")},
-            "b": {"binding": b["binding"], "framework": b["framework"], "verdict": b["verdict"],
-                  "actual": b.get("actual")},
-            "comparison": {"ok": False, "mismatched": 1, "total": 1, "max_abs": 0.01, "max_rel": 0.02,
-                           "max_ulp": 1e5, "index": [], "summary": "Mismatched elements: 1 / 1"},
-            "status": "unexplained" if unexplained else "explained",
-            "attribution": {"status": "unexplained" if unexplained else "explained",
-                            "differing": [{"name": "log_min", "a": None, "b": -100.0, "alone": 1.0, "share": 1.0}],
-                            "conventions": [] if unexplained else ["log_min"], "closed": 1.0},
-            "known": [], "reason": "explained by log_min" if not unexplained else "no declared difference explains it"}
+def divergence_of(a: dict, b: dict) -> dict:
+    """A divergence of two result lines, a quarter of them unexplained."""
+    status = "unexplained" if hash((a["case_id"], b["binding"])) % 4 == 0 else "explained"
+    return divergence(
+        a, b, status=status,
+        comparison={"ok": False, "mismatched": 1, "total": 1, "max_abs": 0.01, "max_rel": 0.02,
+                    "max_ulp": 1e5, "index": [], "summary": "Mismatched elements: 1 / 1"},
+        attribution={"status": status,
+                     "differing": [{"name": "log_min", "a": None, "b": -100.0, "alone": 1.0, "share": 1.0}],
+                     "conventions": [] if status == "unexplained" else ["log_min"], "closed": 1.0},
+        reason="explained by log_min" if status == "explained" else "no declared difference explains it")
 
 
 def make_results(path: Path, n_lines: int, seed_run: Path) -> Counter:
@@ -133,7 +133,7 @@ def make_results(path: Path, n_lines: int, seed_run: Path) -> Counter:
             written += 1
             if slot < DIVERGENCE_PER_MILLE and written < n_lines - 1 - 2 * len(ALIASES):
                 other = dict(seeds[k - 1 if k else 1], binding=alias + "other." + seeds[k]["binding"])
-                d = divergence(r, other)
+                d = divergence_of(r, other)
                 counts["divergence " + d["status"]] += 1
                 agreements[r["spec"], r["binding"], other["binding"], d["status"]] += 1
                 fh.write(dumps(d))
@@ -143,15 +143,13 @@ def make_results(path: Path, n_lines: int, seed_run: Path) -> Counter:
             for spec in specs:
                 bindings = sorted({alias + r["binding"] for r in seeds if r["spec"] == spec})
                 a, b = bindings[0], bindings[-1]
-                fh.write(dumps({"kind": "agreement", "spec": spec, "a": a, "b": b, "compared": 1000,
-                                "explained": sum(n for (s, x, _, st), n in agreements.items()
-                                                 if s == spec and x == a and st == "explained"),
-                                "unexplained": 0}))
-        fh.write(dumps({"kind": "summary",
-                        "counts": {k: v for k, v in counts.items() if not k.startswith("divergence")},
-                        "divergences": {"explained": counts["divergence explained"],
-                                        "unexplained": counts["divergence unexplained"]},
-                        "stale_known": [], "finished": meta.get("started")}))
+                explained = sum(n for (s, x, _, st), n in agreements.items()
+                                if s == spec and x == a and st == "explained")
+                fh.write(dumps(agreement(spec, a, b, 1000, explained, 0)))
+        fh.write(dumps(summary({k: v for k, v in counts.items() if not k.startswith("divergence")},
+                               divergences={"explained": counts["divergence explained"],
+                                            "unexplained": counts["divergence unexplained"]},
+                               finished=meta.get("started"))))
     return counts
 
 

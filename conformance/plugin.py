@@ -180,7 +180,7 @@ class Recorder:
         """Conclusions from the results file (read back, not held: a run's results can be
         larger than the memory the controller should take), then the report."""
         from lossparity.conformance.conclude import conclude_file
-        from lossparity.reports.html import write_report
+        from lossparity.reports.report import write_report
         from lossparity.core.records import iter_records
 
         path = self.out / "results.jsonl"

@@ -148,7 +148,7 @@ def cmd_diff(args) -> int:
     if args.markdown:
         _write(args.markdown, lambda path: path.write_text(markdown(d, fail_on), encoding="utf-8"))
     if args.output:
-        from lossparity.reports.html import write_regression
+        from lossparity.reports.regression import write_regression
 
         _write(args.output, lambda path: write_regression(d, path, fail_on, drift))
         print(f"regression report: {args.output}", file=sys.stderr)
@@ -243,7 +243,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from lossparity.reports.html import collect
+    from lossparity.reports.report import collect
     from lossparity.core.records import ResultsFileError, iter_records
 
     try:  # one pass over the file, validated line by line: nothing but the report's data is held

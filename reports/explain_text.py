@@ -7,7 +7,7 @@ from typing import Mapping
 
 import numpy as np
 
-from lossparity.reports.html import format_array
+from lossparity.reports.format import format_array
 from lossparity.core.dtypes import numpy_dtype
 from lossparity.core.records import decode_array
 

@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lossparity.reports.html import write_report
+from lossparity.reports.report import write_report
 from lossparity.core.records import encode_array, read_records, write_all
+
+from fake_records import divergence, gradient, result, summary
 
 
 def _chromium() -> str | None:
@@ -44,9 +46,6 @@ REPRO = "import torch\nloss = torch.nn.functional.binary_cross_entropy(input, ta
 
 # -- the results file ------------------------------------------------------------------------
 
-from test_report_html import _gradient, _result  # noqa: E402 - one record builder for both report tests
-
-
 BCE, CE, HUBER = "binary_cross_entropy", "cross_entropy", "huber"  # CE: a substring of BCE
 
 
@@ -55,11 +54,11 @@ def _records() -> list[dict]:
             "python": "3.11.7", "platform": "Linux-x86_64", "device": "cpu", "seed": 7, "examples": 25,
             "command": "lossparity run", "started": "2026-01-01T00:00:00"}
     conform = [
-        _result("torch.nn.BCELoss", "conform", framework="torch", spec=BCE),
-        _result("keras.losses.binary_crossentropy", "conform", framework="tensorflow", spec=BCE),
-        _result("optax.losses.softmax_cross_entropy", "conform", framework="jax", spec=CE, case_id="gen-1"),
+        result("torch.nn.BCELoss", "conform", framework="torch", spec=BCE),
+        result("keras.losses.binary_crossentropy", "conform", framework="tensorflow", spec=BCE),
+        result("optax.losses.softmax_cross_entropy", "conform", framework="jax", spec=CE, case_id="gen-1"),
     ]
-    deviate = _result(
+    deviate = result(
         "torch.nn.functional.binary_cross_entropy", "deviate", framework="torch", spec=BCE,
         case_id="edge-p-zero-y-one", params={"reduction": "none"},
         actual={"value": encode_array(np.array([100.0, 0.6931471805599453])), "dtype": "float32"},
@@ -69,12 +68,12 @@ def _records() -> list[dict]:
                 "summary": "Mismatched elements: 1 / 2 (50.0%)\nGreatest absolute difference: 83.8819 at index (0,)"},
         reproducer=REPRO,
     )
-    gradient = _result(  # its value conforms, its input gradient does not
+    in_gradient = result(  # its value conforms, its input gradient does not
         "keras.losses.BinaryCrossentropy", "deviate", framework="tensorflow", spec=BCE, case_id="gen-7",
         mode="function", value_verdict="conform",
-        gradients={"input": _gradient([[0.25, -0.125, 0.5]], [[0.5, -0.125, 0.5]])},
+        gradients={"input": gradient([[0.25, -0.125, 0.5]], [[0.5, -0.125, 0.5]])},
     )
-    mismatch = _result(
+    mismatch = result(
         "optax.losses.softmax_cross_entropy", "error_mismatch", framework="jax", spec=CE, case_id="edge-bad-axis",
         mode="jit", device="cuda",
         expected={"error": "ValueError", "message": "axis out of range"},
@@ -82,7 +81,7 @@ def _records() -> list[dict]:
         errors={"summary": "expected ValueError; raised TypeError"},
         reproducer="import optax\n",
     )
-    known = _result(
+    known = result(
         "keras.losses.Huber", "known", framework="tensorflow", spec=HUBER, case_id="edge-delta-zero",
         dtype="float64",
         known={"id": "keras-huber-delta-zero", "explanation": "Keras divides by delta.",
@@ -90,26 +89,21 @@ def _records() -> list[dict]:
         errors={"summary": "Mismatched elements: 1 / 1", "max_abs": 1.0, "max_rel": 1.0, "max_ulp": 1.0},
         reproducer="import keras\n",
     )
-    divergence = {
-        "kind": "divergence", "spec": BCE, "case_id": "edge-p-zero-y-one",
-        "dtype": "float32", "mode": "eager", "device": "cpu",
-        "a": {"binding": "keras.losses.binary_crossentropy", "framework": "tensorflow", "verdict": "conform",
-              "actual": {"value": encode_array(np.array([15.424948, 0.6931472]))}},
-        "b": {"binding": "torch.nn.BCELoss", "framework": "torch", "verdict": "conform",
-              "actual": {"value": encode_array(np.array([100.0, 0.6931472]))}},
-        "comparison": {"ok": False, "mismatched": 1, "total": 2, "max_abs": 84.575, "max_rel": 0.84,
-                       "max_ulp": 1e7, "index": [0], "summary": "Mismatched elements: 1 / 2"},
-        "status": "explained",
-        "attribution": {"status": "explained",
-                        "differing": [{"name": "log_min", "a": None, "b": -100.0, "alone": 1.0, "share": 1.0}],
-                        "conventions": ["log_min"], "closed": 1.0},
-        "known": [], "reason": "explained by log_min: keras uses None, torch uses -100.0",
-    }
-    summary = {"kind": "summary",
-               "counts": {"conform": 3, "deviate": 2, "error_mismatch": 1, "known": 1},
-               "stale_known": [], "divergences": {"explained": 1, "unexplained": 0},
-               "finished": "2026-01-01T00:01:00"}
-    return [meta, *conform, deviate, gradient, mismatch, known, divergence, summary]
+    explained = divergence(
+        result("keras.losses.binary_crossentropy", framework="tensorflow", spec=BCE, case_id="edge-p-zero-y-one",
+               actual={"value": encode_array(np.array([15.424948, 0.6931472]))}),
+        result("torch.nn.BCELoss", spec=BCE, case_id="edge-p-zero-y-one",
+               actual={"value": encode_array(np.array([100.0, 0.6931472]))}),
+        comparison={"ok": False, "mismatched": 1, "total": 2, "max_abs": 84.575, "max_rel": 0.84,
+                    "max_ulp": 1e7, "index": [0], "summary": "Mismatched elements: 1 / 2"},
+        attribution={"status": "explained",
+                     "differing": [{"name": "log_min", "a": None, "b": -100.0, "alone": 1.0, "share": 1.0}],
+                     "conventions": ["log_min"], "closed": 1.0},
+        reason="explained by log_min: keras uses None, torch uses -100.0",
+    )
+    end = summary({"conform": 3, "deviate": 2, "error_mismatch": 1, "known": 1},
+                  divergences={"explained": 1, "unexplained": 0})
+    return [meta, *conform, deviate, in_gradient, mismatch, known, explained, end]
 
 
 #: The filtered blocks: (framework, spec, verdict, status) of each, as the page should mark them.

@@ -7,17 +7,18 @@ import pytest
 
 from lossparity.cli import main
 from lossparity.reports.diff import diff, markdown, rows
-from lossparity.reports.html import MAX_DETAILED, render_regression
+from lossparity.reports.regression import MAX_DETAILED, render_regression
 from lossparity.core.records import encode_array, schema_errors, write_all
+
+import fake_records
 
 
 def result(binding="torch.nn.BCELoss", case="c1", verdict="conform", *, error=None, ulp=0.5, spec="binary_cross_entropy"):
     actual = {"error": error, "message": "m"} if error else {"value": encode_array(np.array(0.5)), "dtype": "float32"}
-    return {"kind": "result", "spec": spec, "binding": binding, "framework": binding.split(".")[0],
-            "dtype": "float32", "device": "cpu", "mode": "eager", "case_id": case, "origin": {"table": "t"},
-            "params": {}, "inputs": {}, "tolerance": None, "expected": None, "actual": actual,
-            "errors": {"max_ulp": ulp, "summary": "Mismatched elements: 1 / 1 (100.0%)"},
-            "gradients": None, "verdict": verdict, "known": None, "reproducer": "print(1)", "seconds": None}
+    return fake_records.result(
+        binding, verdict, framework=binding.split(".")[0], spec=spec, case_id=case, origin={"table": "t"},
+        params={}, inputs={}, tolerance=None, expected=None, actual=actual,
+        errors={"max_ulp": ulp, "summary": "Mismatched elements: 1 / 1 (100.0%)"}, reproducer="print(1)", seconds=None)
 
 
 META = {"kind": "meta", "schema": 1, "lossparity": "0", "versions": {"torch": "2.12.0"}, "python": "3.11",

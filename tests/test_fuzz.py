@@ -39,6 +39,8 @@ from lossparity.conformance.specs import PARAMETERS, SPECS
 from lossparity.literals import MAX_DIMS, LiteralError, parse_array, parse_value
 from lossparity.core.records import schema_errors
 
+import fake_records
+
 PREFIX = "lossparity: error: "
 
 #: Examples per property: the fuzzing budget of this file, in one place.
@@ -130,15 +132,14 @@ def result(case: str, binding: str = "torch.nn.BCELoss", framework: str = "torch
            value=(0.25, 0.5), error: str | None = None, message: str = "m", ulp=0.5) -> dict:
     actual = ({"error": error, "message": message, "classes": [error, "Exception"]} if error
               else {"value": _array(value), "dtype": "float32"})
-    return {"kind": "result", "spec": "binary_cross_entropy", "binding": binding, "framework": framework,
-            "dtype": "float32", "device": "cpu", "mode": "eager", "case_id": case,
-            "origin": {"table": "edges", "row": 1, "why": "p at the edge"}, "params": {"reduction": "none"},
-            "inputs": {"input": _array([0.5, 1.0]), "target": _array([1.0, 0.0])},
-            "tolerance": {"rtol": 1e-5, "atol": 1e-7}, "expected": {"value": _array((0.25, 0.5))},
-            "actual": actual, "errors": {"ok": verdict == "conform", "mismatched": 0, "total": 2, "max_abs": 0.0,
-                                         "max_rel": 0.0, "max_ulp": ulp, "index": [1], "summary": "ok"},
-            "gradients": None, "verdict": verdict, "known": None,
-            "reproducer": "import torch\nprint(torch.nn.BCELoss(reduction='none')(x, y))", "seconds": {"call": 0.01}}
+    return fake_records.result(
+        binding, verdict, framework=framework, case_id=case,
+        origin={"table": "edges", "row": 1, "why": "p at the edge"}, params={"reduction": "none"},
+        inputs={"input": _array([0.5, 1.0]), "target": _array([1.0, 0.0])},
+        tolerance={"rtol": 1e-5, "atol": 1e-7}, expected={"value": _array((0.25, 0.5))},
+        actual=actual, errors={"ok": verdict == "conform", "mismatched": 0, "total": 2, "max_abs": 0.0,
+                               "max_rel": 0.0, "max_ulp": ulp, "index": [1], "summary": "ok"},
+        reproducer="import torch\nprint(torch.nn.BCELoss(reduction='none')(x, y))", seconds={"call": 0.01})
 
 
 RECORDS = [
@@ -146,10 +147,9 @@ RECORDS = [
     result("c1"),
     result("c1", "keras.losses.BinaryCrossentropy", "tensorflow", value=(0.25, "nan"), verdict="deviate"),
     result("µ-ü-✓ 日本", error="ValueError", message="bad — ✓ 日本\nsecond line", verdict="error_mismatch"),
-    {"kind": "agreement", "spec": "binary_cross_entropy", "a": "torch.nn.BCELoss",
-     "b": "keras.losses.BinaryCrossentropy", "compared": 1, "explained": 0, "unexplained": 1},
-    {"kind": "summary", "counts": {"conform": 1, "deviate": 1, "error_mismatch": 1},
-     "divergences": {"unexplained": 1}, "stale_known": [], "finished": "2025-01-01T00:01:00+00:00"},
+    fake_records.agreement("binary_cross_entropy", "torch.nn.BCELoss", "keras.losses.BinaryCrossentropy", 1, 0, 1),
+    fake_records.summary({"conform": 1, "deviate": 1, "error_mismatch": 1}, divergences={"unexplained": 1},
+                         finished="2025-01-01T00:01:00+00:00"),
 ]
 assert all(not schema_errors(r) for r in RECORDS), [schema_errors(r) for r in RECORDS]
 

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from lossparity.reports import plots
-from lossparity.reports.html import render_report
+from lossparity.reports.report import render_report
 from lossparity.reports.plots import NONFINITE, ErrorPlots, bucket_label, buckets, histogram, magnitude, ulp_errors
 from lossparity.core.records import encode_array
-from test_report_html import _result, synthetic
+
+from fake_records import result, synthetic
 
 INF, NAN = np.inf, np.nan
 E32 = 2.0 ** -23  # float32's spacing at 1
@@ -77,9 +78,9 @@ def test_extreme_magnitudes_have_a_place_on_the_axes():
     assert 0 < low < at.min() and at.max() < high < INF and ticks == sorted(ticks)
     assert at[0] == ticks[0] and labels[0] == "0" and at[-1] == at[-2] == ticks[-1] and labels[-1] == "inf/nan"
     x = np.array([[5e-324, -1e308], [np.inf, np.nan]])
-    record = _result("b", "deviate", inputs={"input": encode_array(x)},
-                     expected={"value": encode_array(np.array([0.0, 1.0]))},
-                     actual={"value": encode_array(np.array([5e-324, np.inf])), "dtype": "float64"})
+    record = result("b", "deviate", inputs={"input": encode_array(x)},
+                    expected={"value": encode_array(np.array([0.0, 1.0]))},
+                    actual={"value": encode_array(np.array([5e-324, np.inf])), "dtype": "float64"})
     assert _svgs([record])  # drawn, without a warning
 
 
@@ -112,7 +113,7 @@ def test_samples_are_bounded_and_independent_of_batching(monkeypatch):
 
 def test_records_without_plottable_values_are_skipped():
     p = ErrorPlots()
-    base = _result("b", "crash", actual={"error": "RuntimeError", "message": "x"})
+    base = result("b", "crash", actual={"error": "RuntimeError", "message": "x"})
     for r in (base, {**base, "dtype": "int8"}, {**base, "dtype": None}, {**base, "inputs": None},
               {**base, "actual": {"value": {"dtype": "float32", "shape": [2], "data": [1.0]}}},
               {**base, "actual": {"value": {"dtype": "float32", "shape": [2], "data": "xx"}}},
@@ -144,7 +145,7 @@ def test_same_results_same_bytes():
 def test_same_bytes_in_another_process():
     """No hash seed, clock or process state reaches the SVG: two interpreters draw the same."""
     code = ("import hashlib, sys\nsys.path.insert(0, 'tests')\n"
-            "from test_plots import _svgs\nfrom test_report_html import synthetic\n"
+            "from test_plots import _svgs\nfrom fake_records import synthetic\n"
             "print(hashlib.sha256(''.join(_svgs(synthetic(6))).encode()).hexdigest())\n")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     digests = {subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,

@@ -14,52 +14,16 @@ import numpy as np
 import pytest
 from markupsafe import escape
 
-from lossparity.reports.html import format_array, render_report, write_report
+from lossparity.reports.format import format_array
+from lossparity.reports.report import render_report, write_report
 from lossparity.core.records import encode_array, write_all
+
+from fake_records import BCE, SYNTHETIC_BINDINGS, agreement, divergence, gradient, result, summary, synthetic
 
 SCRIPT = "<script>alert(1)</script>"
 ATTR = '"><img src=x onerror=alert(1)>'
 LINK = "https://github.com/pytorch/pytorch/issues/12345"
-
-
-def _result(binding, verdict, *, framework="torch", spec="binary_cross_entropy", case_id="edge-seed-000",
-            dtype="float32", mode="eager", device="cpu", **extra):
-    """A result line; without ``value_verdict`` or ``gradients`` (pass them) it has an older file's shape."""
-    record = {
-        "kind": "result", "spec": spec, "binding": binding, "framework": framework,
-        "dtype": dtype, "device": device, "mode": mode, "case_id": case_id,
-        "origin": {"table": "edges", "row": "seed-000", "why": "seed 000: BCE is 0.3190"},
-        "params": {"reduction": "mean", "weight": None},
-        "inputs": {"input": encode_array(np.array([0.8, 0.2, 0.4], np.float32).astype(np.float64)),
-                   "target": encode_array(np.array([1.0, 0.0, 0.0]))},
-        "tolerance": {"rtol": 1.3e-6, "atol": 1e-5},
-        "expected": {"value": encode_array(np.float64(0.31900406))},
-        "actual": {"value": encode_array(np.float64(0.31900406)), "dtype": dtype},
-        "errors": None, "gradients": None, "known": None, "reproducer": None,
-        "seconds": {"oracle": 1e-4, "call": 2e-3}, "verdict": verdict,
-    }
-    record.update(extra)
-    return record
-
-
-def _compared(expected, actual, dtype):
-    """(verdict, errors) of ``actual`` against ``expected``, as the suite compares them."""
-    from lossparity.conformance.compare import compare
-    from lossparity.core.dtypes import TOLERANCES
-
-    _round(0.0, dtype)  # registers bfloat16 with NumPy
-    c = compare(actual, expected, TOLERANCES[dtype], dtype)
-    return "conform" if c.ok else "deviate", c.as_dict()
-
-
-def _gradient(expected, actual, *, dtype="float32", verdict=None):
-    """One entry of a result's ``gradients``: arrays compared as the suite does, or error strings."""
-    def side(v, **extra):
-        return {"error": v} if isinstance(v, str) else {"value": encode_array(np.asarray(v, np.float64)), **extra}
-    found, errors = ("error_mismatch", None) if isinstance(expected, str) or isinstance(actual, str) \
-        else _compared(expected, actual, dtype)
-    return {"expected": side(expected), "actual": side(actual, dtype=dtype), "verdict": verdict or found,
-            "errors": errors}
+SCE = "softmax_cross_entropy"
 
 
 def records(*, hostile: bool = False) -> list[dict]:
@@ -68,8 +32,8 @@ def records(*, hostile: bool = False) -> list[dict]:
             "platform": "Linux-x86_64", "cpu": "x86_64", "device": "cpu", "seed": 7, "examples": 25,
             "command": "lossparity run --out reports/latest" + (" --losses '" + evil + "'" if hostile else ""),
             "started": "2026-01-01T00:00:00"}
-    conform = _result("torch.nn.BCELoss", "conform")
-    deviate = _result(
+    conform = result("torch.nn.BCELoss", "conform")
+    deviate = result(
         "torch.nn.functional.binary_cross_entropy" + (ATTR if hostile else ""), "deviate",
         case_id="edge-p-zero-y-one",
         params={"reduction": "none", "label": "x" + evil},
@@ -80,40 +44,37 @@ def records(*, hostile: bool = False) -> list[dict]:
                 "summary": "Mismatched elements: 1 / 2 (50.0%)\nGreatest absolute difference: 83.8819 at index (0,)"},
         reproducer="import torch\nloss = torch.nn.functional.binary_cross_entropy(input, target)\nprint(loss)\n",
     )
-    crash = _result("torch.nn.BCELoss", "crash", case_id="edge-p-nan",
-                    actual={"error": "RuntimeError", "message": "boom " + evil, "classes": ["RuntimeError", "Exception"]},
-                    errors={"summary": "expected a value; raised RuntimeError"},
-                    reproducer="import torch\n")
-    known = _result("torch.nn.BCELoss", "known", case_id="edge-p-one-y-zero",
-                    known={"id": "torch-bce-log-clamp", "explanation": "PyTorch clamps the log at -100.",
-                           "link": LINK, "verdict": "deviate"},
-                    errors={"summary": "Mismatched elements: 1 / 1", "max_abs": 1.0, "max_rel": 1.0, "max_ulp": 1.0},
-                    reproducer="import torch\n")
-    unsupported = _result("keras.losses.BinaryCrossentropy", "unsupported", framework="tensorflow", case_id="-",
-                          inputs={}, expected=None,
-                          actual={"error": "unsupported", "message": "tensorflow is not installed"})
-    divergence = {
-        "kind": "divergence", "spec": "binary_cross_entropy", "case_id": "edge-p-zero-y-one",
-        "dtype": "float32", "mode": "eager", "device": "cpu",
-        "a": {"binding": "keras.losses.binary_crossentropy", "framework": "tensorflow", "verdict": "conform",
-              "actual": {"value": encode_array(np.array([15.424948, 0.6931472]))}},
-        "b": {"binding": "torch.nn.BCELoss", "framework": "torch", "verdict": "conform",
-              "actual": {"value": encode_array(np.array([100.0, 0.6931472]))}},
-        "comparison": {"ok": False, "mismatched": 1, "total": 2, "max_abs": 84.575, "max_rel": 0.84,
-                       "max_ulp": 1e7, "index": [0], "summary": "Mismatched elements: 1 / 2"},
-        "status": "explained",
-        "attribution": {"status": "explained",
-                        "differing": [{"name": "log_min", "a": None, "b": -100.0, "alone": 0.25, "share": 0.5},
-                                      {"name": "prob_eps", "a": 1e-7, "b": None, "alone": -0.125, "share": 0.5}],
-                        "conventions": ["log_min", "prob_eps"], "closed": 1.0},
-        "known": [], "reason": "explained by log_min + prob_eps: keras uses None and 1e-07, torch uses -100.0",
-    }
-    summary = {"kind": "summary", "counts": {"conform": 1, "deviate": 1, "crash": 1, "known": 1, "unsupported": 1},
-               "stale_known": [{"id": "tf-stale-entry", "explanation": "fixed upstream",
+    crash = result("torch.nn.BCELoss", "crash", case_id="edge-p-nan",
+                   actual={"error": "RuntimeError", "message": "boom " + evil, "classes": ["RuntimeError", "Exception"]},
+                   errors={"summary": "expected a value; raised RuntimeError"},
+                   reproducer="import torch\n")
+    known = result("torch.nn.BCELoss", "known", case_id="edge-p-one-y-zero",
+                   known={"id": "torch-bce-log-clamp", "explanation": "PyTorch clamps the log at -100.",
+                          "link": LINK, "verdict": "deviate"},
+                   errors={"summary": "Mismatched elements: 1 / 1", "max_abs": 1.0, "max_rel": 1.0, "max_ulp": 1.0},
+                   reproducer="import torch\n")
+    unsupported = result("keras.losses.BinaryCrossentropy", "unsupported", framework="tensorflow", case_id="-",
+                         inputs={}, expected=None,
+                         actual={"error": "unsupported", "message": "tensorflow is not installed"})
+    explained = divergence(
+        result("keras.losses.binary_crossentropy", framework="tensorflow", case_id="edge-p-zero-y-one",
+               actual={"value": encode_array(np.array([15.424948, 0.6931472]))}),
+        result("torch.nn.BCELoss", case_id="edge-p-zero-y-one",
+               actual={"value": encode_array(np.array([100.0, 0.6931472]))}),
+        comparison={"ok": False, "mismatched": 1, "total": 2, "max_abs": 84.575, "max_rel": 0.84,
+                    "max_ulp": 1e7, "index": [0], "summary": "Mismatched elements: 1 / 2"},
+        attribution={"status": "explained",
+                     "differing": [{"name": "log_min", "a": None, "b": -100.0, "alone": 0.25, "share": 0.5},
+                                   {"name": "prob_eps", "a": 1e-7, "b": None, "alone": -0.125, "share": 0.5}],
+                     "conventions": ["log_min", "prob_eps"], "closed": 1.0},
+        reason="explained by log_min + prob_eps: keras uses None and 1e-07, torch uses -100.0",
+    )
+    end = summary({"conform": 1, "deviate": 1, "crash": 1, "known": 1, "unsupported": 1},
+                  divergences={"explained": 1, "unexplained": 0},
+                  stale_known=[{"id": "tf-stale-entry", "explanation": "fixed upstream",
                                 "link": "https://github.com/tensorflow/tensorflow/issues/1"},
-                               {"id": "js-link", "explanation": "not a web link", "link": "javascript:alert(1)"}],
-               "divergences": {"explained": 1, "unexplained": 0}, "finished": "2026-01-01T00:01:00"}
-    return [meta, conform, deviate, crash, known, unsupported, divergence, summary]
+                               {"id": "js-link", "explanation": "not a web link", "link": "javascript:alert(1)"}])
+    return [meta, conform, deviate, crash, known, unsupported, explained, end]
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +172,7 @@ def test_renders_from_a_results_file_without_any_framework(tmp_path):
         # the plots measure ULPs as the comparison does: with its pure-NumPy module, nothing else of it
         "SHARED = {'lossparity.conformance', 'lossparity.conformance.compare', 'lossparity.core.dtypes'}\n"
         "from lossparity.core.records import read_records\n"
-        "from lossparity.reports.html import write_report\n"
+        "from lossparity.reports.report import write_report\n"
         f"write_report(read_records({str(results)!r}, validate=False), {str(tmp_path / 'r.html')!r})\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'jax', 'jaxlib',"
         " 'keras', 'optax') or m.startswith(('lossparity.adapters', 'lossparity.conformance')) and m not in SHARED)\n"
@@ -227,15 +188,11 @@ def test_renders_from_a_results_file_without_any_framework(tmp_path):
 
 def _divergence(attribution, *, status="explained", reason="", a="keras.losses.BinaryCrossentropy",
                 b="torch.nn.BCELoss"):
-    return {
-        "kind": "divergence", "spec": "binary_cross_entropy", "case_id": "edge-p-nan",
-        "dtype": "float32", "mode": "eager", "device": "cpu",
-        "a": {"binding": a, "framework": "tensorflow", "verdict": "conform",
-              "actual": {"value": encode_array(np.float64(np.nan))}},
-        "b": {"binding": b, "framework": "torch", "verdict": "conform",
-              "actual": {"error": "RuntimeError", "message": "all elements of input should be between 0 and 1"}},
-        "comparison": None, "status": status, "attribution": attribution, "known": [], "reason": reason,
-    }
+    return divergence(
+        result(a, framework="tensorflow", case_id="edge-p-nan", actual={"value": encode_array(np.float64(np.nan))}),
+        result(b, case_id="edge-p-nan",
+               actual={"error": "RuntimeError", "message": "all elements of input should be between 0 and 1"}),
+        status=status, attribution=attribution, reason=reason)
 
 
 def _knob_rows(page: str) -> dict[str, list[str]]:
@@ -308,11 +265,6 @@ def test_hostile_attribution_is_escaped():
 
 # -- who agrees with whom --------------------------------------------------------------------
 
-def _agreement(a, b, compared, explained=0, unexplained=0, spec="softmax_cross_entropy"):
-    return {"kind": "agreement", "spec": spec, "a": a, "b": b, "compared": compared,
-            "explained": explained, "unexplained": unexplained}
-
-
 def _agreement_table(page: str, spec: str) -> tuple[list[str], dict[tuple[str, str], tuple[str, str, str]]]:
     """The columns of one spec's matrix, and (row, column) -> (cell class, text, title)."""
     m = re.search(r'<table class="agree">\s*<caption>' + re.escape(spec) + r"</caption>(.*?)</table>", page, re.S)
@@ -331,12 +283,12 @@ def _agreement_table(page: str, spec: str) -> tuple[list[str], dict[tuple[str, s
 
 def test_agreement_matrix_counts_both_halves_and_escapes():
     records = [
-        _result("torch.nn.CrossEntropyLoss", "conform", spec="softmax_cross_entropy"),
-        _agreement("torch.nn.CrossEntropyLoss", "torch.nn.functional.cross_entropy", 52),
-        _agreement("optax.losses.softmax_cross_entropy_with_integer_labels", "torch.nn.CrossEntropyLoss", 40, 3, 0),
-        _agreement("keras.losses.SparseCategoricalCrossentropy", "torch.nn.CrossEntropyLoss", 16, 1, 2),
-        _agreement("keras.losses.SparseCategoricalCrossentropy", SCRIPT, 7, 0, 5),
-        _agreement("torch.nn.BCELoss", "keras.losses.BinaryCrossentropy", 5, 2, 0, spec="binary_cross_entropy"),
+        result("torch.nn.CrossEntropyLoss", "conform", spec="softmax_cross_entropy"),
+        agreement(SCE, "torch.nn.CrossEntropyLoss", "torch.nn.functional.cross_entropy", 52),
+        agreement(SCE, "optax.losses.softmax_cross_entropy_with_integer_labels", "torch.nn.CrossEntropyLoss", 40, 3, 0),
+        agreement(SCE, "keras.losses.SparseCategoricalCrossentropy[tensorflow]", "torch.nn.CrossEntropyLoss", 16, 1, 2),
+        agreement(SCE, "keras.losses.SparseCategoricalCrossentropy[tensorflow]", SCRIPT, 7, 0, 5),
+        agreement(BCE, "torch.nn.BCELoss", "keras.losses.BinaryCrossentropy", 5, 2, 0),
     ]
     page = render_report(records)
     assert "Who agrees with whom" in page
@@ -344,9 +296,10 @@ def test_agreement_matrix_counts_both_halves_and_escapes():
     assert page.index('id="agreement"') < page.index('id="divergences"')
     columns, cells = _agreement_table(page, "softmax_cross_entropy")
     torch, f_torch = "torch.nn.CrossEntropyLoss", "torch.nn.functional.cross_entropy"
-    optax, keras = "optax.losses.softmax_cross_entropy_with_integer_labels", "keras.losses.SparseCategoricalCrossentropy"
+    optax = "optax.losses.softmax_cross_entropy_with_integer_labels"
+    keras = "keras.losses.SparseCategoricalCrossentropy[tensorflow]"
     # grouped by framework (torch first: the results matrix's order), sorted within
-    assert columns[:4] == [torch, f_torch, optax, keras]  # then jax, tensorflow by name
+    assert columns[:4] == [torch, f_torch, optax, keras]  # then jax, keras[tensorflow] by name
     assert columns[4] == str(escape(SCRIPT))  # framework unknown: last
     # 3 of 40, all explained: both halves
     for pair in ((optax, torch), (torch, optax)):
@@ -375,6 +328,20 @@ def test_agreement_matrix_counts_both_halves_and_escapes():
                         for c in ("torch.nn.BCELoss", "keras.losses.BinaryCrossentropy")}
 
 
+def test_agreement_sides_are_grouped_by_their_bindings_framework():
+    """A side the result lines name, or the binding of a mode agreement's side, has their framework;
+    a Keras id names its backend; other ids their framework's module; the rest are last."""
+    keras = "keras.losses.Huber[jax]"
+    records = [result(keras, "conform", framework="keras[jax]", spec="huber"),
+               agreement("huber", f"{keras} [eager]", f"{keras} [jit]", 4),
+               agreement("huber", "keras.losses.Huber[torch]", "optax.losses.huber_loss", 4),
+               agreement("huber", "keras.losses.Huber", "torch.nn.HuberLoss", 4)]
+    page = render_report(records)
+    head = re.search(r'<table class="agree">\s*<caption>huber</caption>\s*<thead>(.*?)</thead>', page, re.S)
+    groups = re.findall(r'<th class="fw" colspan="(\d+)">(.*?)</th>', head.group(1))
+    assert groups == [("2", "keras[jax]"), ("1", "jax"), ("1", "keras[torch]"), ("1", "torch"), ("1", "?")]
+
+
 def test_no_agreement_records_no_matrix(page):
     assert 'id="agreement"' not in page and "Who agrees with whom" not in page
 
@@ -389,77 +356,25 @@ def test_broken_agreement_records_render():
 
 # -- gradients, execution modes, devices, dtypes ---------------------------------------------
 
-#: (binding, framework, the modes it runs in) of the synthetic results files.
-SYNTHETIC_BINDINGS = (("torch.nn.CrossEntropyLoss", "torch", ("eager", "compile")),
-                      ("keras.losses.CategoricalCrossentropy", "tensorflow", ("eager", "function", "function_jit")),
-                      ("optax.losses.softmax_cross_entropy", "jax", ("eager", "jit")))
-DTYPES = ("float64", "float32", "float16", "bfloat16")
-
-
-def _round(x, dtype):
-    import ml_dtypes
-
-    return np.asarray(x).astype(ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype).astype(np.float64)
-
-
-def synthetic(n: int, *, seed: int = 0) -> list[dict]:
-    """A results file of ``n`` soft-target cross-entropy results with input and target gradients,
-    over three bindings, four dtypes, their modes and two devices: every tenth deviates in its
-    value, every tenth in its input gradient, every twentieth crashes."""
-    rng = np.random.default_rng(seed)
-    out = [{"kind": "meta", "schema": 1, "lossparity": "0.1.0", "versions": {"numpy": np.__version__},
-            "python": "3.11", "platform": "Linux",
-            "device": "cpu", "seed": seed, "command": "synthetic", "started": "2026-01-01T00:00:00"}]
-    for i in range(n):
-        binding, fw, modes = SYNTHETIC_BINDINGS[i % 3]
-        dtype, mode = DTYPES[i // 3 % 4], modes[i // 12 % len(modes)]
-        x = _round(rng.normal(size=(4, 3)) * 10.0 ** rng.integers(-2, 3), dtype)
-        p = np.exp(rng.normal(size=(4, 3)))
-        p = _round(p / p.sum(-1, keepdims=True), dtype)
-        logp = x - x.max(-1, keepdims=True)
-        logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
-        value, d_input, d_target = -(p * logp).sum(-1), np.exp(logp) * p.sum(-1, keepdims=True) - p, -logp
-        actual, g_input = _round(value, dtype), _round(d_input, dtype)
-        if i % 10 == 3:
-            actual[0] = actual[0] * 1.1 + 1e-3
-        if i % 10 == 6:
-            g_input[0, 0] = g_input[0, 0] * 1.5 + 1e-3
-        value_verdict, errors = _compared(value, actual, dtype)
-        gradients = {"input": _gradient(d_input, g_input, dtype=dtype),
-                     "target": _gradient(d_target, _round(d_target, dtype), dtype=dtype)}
-        verdict = max([value_verdict] + [g["verdict"] for g in gradients.values()], key=("conform", "deviate").index)
-        record = _result(binding, verdict, framework=fw, spec="softmax_cross_entropy", case_id=f"gen-{i}",
-                         dtype=dtype, mode=mode, device="cuda" if i % 7 == 0 else "cpu",
-                         params={"reduction": "none"}, inputs={"input": encode_array(x), "target": encode_array(p)},
-                         expected={"value": encode_array(value)},
-                         actual={"value": encode_array(actual), "dtype": dtype},
-                         errors=errors, value_verdict=value_verdict, gradients=gradients)
-        if i % 20 == 9:
-            record.update(verdict="crash", value_verdict="crash", gradients=None, errors=None,
-                          actual={"error": "RuntimeError", "message": "CUDA error", "classes": ["RuntimeError"]})
-        out.append(record)
-    return out
-
-
 BINDING = "torch.nn.CrossEntropyLoss"
 GRAD_OK, GRAD_BAD = [[0.25, -0.125]], [[0.5, -0.125]]
 
 
 def gradient_records() -> list[dict]:
     """One binding's findings in its value, its input gradient, its target gradient; one older line."""
-    ok = _gradient(GRAD_OK, GRAD_OK)
+    ok = gradient(GRAD_OK, GRAD_OK)
     return [
-        _result(BINDING, "conform", value_verdict="conform", gradients={"input": ok}),
-        _result(BINDING, "deviate", case_id="grad-only", value_verdict="conform",
-                gradients={"input": _gradient(GRAD_OK, GRAD_BAD)}),
-        _result(BINDING, "deviate", case_id="value-only", mode="compile", value_verdict="deviate",
-                gradients={"input": ok}),
-        _result(BINDING, "known", case_id="both", dtype="float64", value_verdict="deviate",
-                gradients={"input": ok, "target": _gradient(GRAD_OK, GRAD_BAD, dtype="float64")}),
-        _result(BINDING, "conform", dtype="bfloat16", device="cuda", value_verdict="conform",
-                gradients={"input": ok, "target": ok}),
-        _result("keras.losses.BinaryCrossentropy", "deviate", framework="tensorflow", case_id="old-line",
-                mode="function", device="cuda"),  # no value_verdict, no gradients: an older file's line
+        result(BINDING, "conform", value_verdict="conform", gradients={"input": ok}),
+        result(BINDING, "deviate", case_id="grad-only", value_verdict="conform",
+               gradients={"input": gradient(GRAD_OK, GRAD_BAD)}),
+        result(BINDING, "deviate", case_id="value-only", mode="compile", value_verdict="deviate",
+               gradients={"input": ok}),
+        result(BINDING, "known", case_id="both", dtype="float64", value_verdict="deviate",
+               gradients={"input": ok, "target": gradient(GRAD_OK, GRAD_BAD, dtype="float64")}),
+        result(BINDING, "conform", dtype="bfloat16", device="cuda", value_verdict="conform",
+               gradients={"input": ok, "target": ok}),
+        result("keras.losses.BinaryCrossentropy", "deviate", framework="tensorflow", case_id="old-line",
+               mode="function", device="cuda"),  # no value_verdict, no gradients: an older file's line
     ]
 
 
@@ -593,12 +508,12 @@ def test_write_report_reads_a_generator_once(tmp_path):
 
 
 def test_a_capped_group_says_how_many_are_shown_of_how_many(monkeypatch):
-    import lossparity.reports.html as html
+    import lossparity.reports.report as report
 
-    monkeypatch.setattr(html, "MAX_PER_GROUP", 3)
+    monkeypatch.setattr(report, "MAX_PER_GROUP", 3)
     hostile = "torch.nn." + SCRIPT
-    lines = [records()[0]] + [_result(hostile, "deviate", case_id=f"c{i}") for i in range(7)] \
-        + [_result("torch.nn.BCELoss", "crash", case_id="lone")]
+    lines = [records()[0]] + [result(hostile, "deviate", case_id=f"c{i}") for i in range(7)] \
+        + [result("torch.nn.BCELoss", "crash", case_id="lone")]
     page = render_report(iter(lines))
     assert page.count('<details class="item f-deviate"') == 3  # the first 3 of the group in full
     assert page.count('<details class="item f-crash"') == 1  # a group under the cap: whole
@@ -609,10 +524,10 @@ def test_a_capped_group_says_how_many_are_shown_of_how_many(monkeypatch):
 
 
 def test_many_groups_share_the_page(monkeypatch):
-    import lossparity.reports.html as html
+    import lossparity.reports.report as report
 
-    monkeypatch.setattr(html, "MAX_DETAILS", 4)
-    lines = [_result(f"b{i}", "deviate", case_id=f"c{i}-{j}") for i in range(6) for j in range(2)]
+    monkeypatch.setattr(report, "MAX_DETAILS", 4)
+    lines = [result(f"b{i}", "deviate", case_id=f"c{i}-{j}") for i in range(6) for j in range(2)]
     page = render_report(lines)
     assert page.count('<details class="item f-deviate"') == 6  # one of each group at least
     assert "6 of 12 findings shown in full" in page and page.count("1 of 2 shown") == 6

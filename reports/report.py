@@ -1,0 +1,393 @@
+"""The self-contained HTML report, rendered from the records of a results file alone.
+
+The page reads only records (``lossparity/core/records.py``): no adapter, no framework, no oracle
+is imported, so a report can be rebuilt on a machine with none of them installed. It is
+one file that loads nothing from anywhere and shows everything with JavaScript off
+(``reports/render.py``); records are shown through ``reports/format.py``.
+
+Aggregates (counts, the specs x frameworks matrix, each binding's value and gradient
+verdicts per dtype x mode x device, unsupported bindings, the bindings x bindings agreement
+matrix of each spec, the error plots of ``reports/plots.py``) are computed here in one pass
+over the records, read lazily (:class:`ReportData`); only findings (results that are not
+``conform`` or ``unsupported``) and divergences get a detailed block, and only the first few
+of each group (spec, binding, verdict, dtype, mode), the page saying how many of how many: so
+a results file of a million lines renders in bounded memory to a page of a few MB. The page's
+script filters the blocks and shows them a hundred at a time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from lossparity.core.dtypes import DTYPES
+from lossparity.core.verdicts import FINDINGS, SILENT, VERDICTS
+from lossparity.reports.format import (
+    GRADIENTS, PARTS, badges, breakable, command, finding_in, format_divergence, format_finding, format_known,
+    gradients, message, meta_rows, rank, value_verdict, versions,
+)
+from lossparity.reports.plots import ErrorPlots
+from lossparity.reports.render import render, write_page
+
+#: The verdicts of the detailed blocks: the findings, most severe first, then the others that
+#: are not silent (known deviations).
+FINDING_ORDER = (*FINDINGS, *(v for v in VERDICTS if v not in FINDINGS and v not in SILENT))
+#: Execution modes in the order tables show them; others follow by name.
+MODES = ("eager", "function", "function_jit", "jit", "compile")
+
+#: Findings of one group (spec, binding, verdict, dtype, mode) kept whole while reading, and so
+#: shown in full at most; divergences of one group (spec, status, dtype, mode, the two bindings)
+#: likewise. The rest of a group is counted only: a file of a million lines holds in memory.
+MAX_PER_GROUP = 20
+#: Detailed blocks on the page at most (findings and divergences each): when groups are many,
+#: every group shows fewer than MAX_PER_GROUP (at least one), so the page stays a few MB.
+MAX_DETAILS = 2000
+#: Result lines per binding x dtype whose arrays feed the error plots; the others are counted, and
+#: the plot says so. Decoding arrays costs more than reading a line: this bounds the plots' time.
+MAX_PLOTTED = 500
+
+
+def write_report(records: Iterable[dict], path: str | Path) -> Path:
+    """Render ``records`` (any iterable, read once: ``iter_records(path)`` streams a file of a
+    million lines in bounded memory) and write the page to ``path`` (parents created); return it."""
+    return collect(records).write(path)
+
+
+def render_report(records: Iterable[dict]) -> str:
+    """The report page for the parsed lines of one results file (any order; ``meta`` first),
+    read once, lazily: ``records`` may be a generator over a file of any length."""
+    return collect(records).page()
+
+
+def collect(records: Iterable[dict]) -> ReportData:
+    """The report's data from ``records``, consumed one at a time (see :class:`ReportData`)."""
+    collector = ReportData()
+    for r in records:
+        collector.add(r)
+    return collector
+
+
+class ReportData:
+    """The report's data, gathered from records one at a time, in one pass over a results file.
+
+    Counters for every aggregate; whole records only for the first MAX_PER_GROUP findings and
+    divergences of each group (with each group's count), so memory does not grow with the file.
+    """
+
+    def __init__(self) -> None:
+        self.meta: dict = {}
+        self.summary: dict | None = None
+        self.counts: Counter = Counter()
+        self.matrix: dict[str, dict[str, dict[str, Counter]]] = defaultdict(lambda: defaultdict(dict))
+        self.unsupported: dict[tuple[str, str], dict] = {}
+        # group -> [its count, the first records of it]
+        self.findings: dict[tuple, list] = {}
+        self.divergences: dict[tuple, list] = {}
+        self.div_counts: Counter = Counter()
+        self.agreements: list[Mapping] = []
+        self.frameworks: dict[str, None] = {}
+        self.framework_of: dict[str, str] = {}  # binding id -> framework, as the result lines say
+        # (spec, binding) -> (dtype, mode, device) -> column ("all", "value", "∂input", "in") -> counts
+        self.bindings: dict[tuple[str, str], dict] = defaultdict(lambda: defaultdict(lambda: defaultdict(Counter)))
+        self.gradient_names: dict[str, None] = {}
+        self.plots = ErrorPlots()
+        self.plotted: Counter = Counter()  # (spec, binding, dtype) -> result lines seen
+        self.failing = False  # a deviation, error mismatch, crash, timeout or unexplained divergence
+
+    def add(self, r: Any) -> None:
+        if not isinstance(r, Mapping):
+            return
+        kind = r.get("kind")
+        if kind == "result":
+            self._result(r)
+        elif kind == "divergence":
+            status = str(r.get("status", "unexplained"))
+            self.div_counts[status] += 1
+            self.failing |= status == "unexplained"
+            sides = [r.get(s) if isinstance(r.get(s), Mapping) else {} for s in ("a", "b")]
+            group = (str(r.get("spec")), status, str(r.get("dtype")), str(r.get("mode")),
+                     *(str(side.get("binding")) for side in sides))
+            _keep(self.divergences, group, r)
+        elif kind == "agreement":
+            self.agreements.append(r)  # one per compared pair of bindings: few
+        elif kind == "meta" and not self.meta:
+            self.meta = r
+        elif kind == "summary":
+            self.summary = r
+
+    def _result(self, r: Mapping) -> None:
+        verdict = str(r.get("verdict", "?"))
+        spec, binding, fw = str(r.get("spec", "?")), str(r.get("binding", "?")), str(r.get("framework", "?"))
+        dtype, mode = str(r.get("dtype", "?")), str(r.get("mode", "?"))
+        self.counts[verdict] += 1
+        self.failing |= verdict in FINDINGS
+        self.frameworks.setdefault(fw)
+        self.framework_of.setdefault(binding, fw)
+        cell = self.matrix[spec][fw]
+        (cell.get(binding) or cell.setdefault(binding, Counter()))[verdict] += 1
+        row = self.bindings[spec, binding][dtype, mode, str(r.get("device", "?"))]
+        row["all"][verdict] += 1
+        row["value"][value_verdict(r)] += 1
+        for name, g in gradients(r):
+            self.gradient_names.setdefault(name)
+            row["∂" + name][str(g.get("verdict", "?"))] += 1
+        if verdict not in SILENT:
+            row["in"].update(finding_in(r))
+        series = (spec, binding, dtype)
+        self.plotted[series] += 1
+        if self.plotted[series] <= MAX_PLOTTED:
+            self.plots.add(r)
+        if verdict == "unsupported":
+            reason = message(r.get("actual"))
+            group = self.unsupported.setdefault((fw, reason), {"framework": fw, "reason": reason, "bindings": {}})
+            group["bindings"][f"{binding} ({spec})"] = None
+        elif verdict != "conform":
+            _keep(self.findings, (spec, binding, verdict, dtype, mode), r)
+
+    def page(self) -> str:
+        return render("report.html.j2", self.context())
+
+    def write(self, path: str | Path) -> Path:
+        """Write the page to ``path`` (parents created); return the path."""
+        return write_page(path, self.page())
+
+    def context(self) -> dict:
+        order = {v: i for i, v in enumerate(FINDING_ORDER)}
+        findings, finding_groups = _shown(self.findings, lambda g: (
+            order.get(g[2], len(order)), g[0], g[1], rank(g[3], DTYPES), rank(g[4], MODES)))
+        findings.sort(key=lambda r: (order.get(r.get("verdict"), len(order)), str(r.get("spec")),
+                                     str(r.get("binding")), str(r.get("dtype")), str(r.get("case_id"))))
+        divergences, divergence_groups = _shown(self.divergences, lambda g: (g[1] != "unexplained", *g))
+        divergences.sort(key=lambda d: (d.get("status") != "unexplained", str(d.get("spec")),
+                                        str(d.get("case_id")), str(d.get("dtype"))))
+        fw_list = list(self.frameworks)
+        gradient_columns = sorted(self.gradient_names, key=lambda g: rank(g, GRADIENTS))
+        summary, counts = self.summary, self.counts
+        plotted = {k: n for k, n in self.plotted.items() if n > MAX_PLOTTED}
+        return {
+            "meta": meta_rows(self.meta),
+            "versions": versions(self.meta),
+            "command": command(self.meta),
+            "finished": (summary or {}).get("finished"),
+            "complete": summary is not None,
+            "verdicts": [(v, counts.get(v, 0)) for v in VERDICTS] +
+                        [(v, n) for v, n in sorted(counts.items()) if v not in VERDICTS],
+            "total": sum(counts.values()),
+            "summary_mismatch": _summary_mismatch(summary, counts),
+            "div_counts": {"explained": self.div_counts.get("explained", 0),
+                           "unexplained": self.div_counts.get("unexplained", 0)},
+            "frameworks": fw_list,
+            "matrix": _matrix(self.matrix, fw_list),
+            "gradient_columns": gradient_columns,
+            "bindings": _binding_rows(self.bindings, self.framework_of, fw_list, gradient_columns,
+                                      self.plots.svgs(), plotted),
+            "agreement": agreement_matrices(self.agreements, self.framework_of, fw_list),
+            "unsupported": sorted(({**g, "bindings": list(g["bindings"])} for g in self.unsupported.values()),
+                                  key=lambda g: (g["framework"], g["reason"])),
+            "max_plotted": MAX_PLOTTED,
+            "findings": [format_finding(r) for r in findings],
+            "n_findings": sum(n for n, _ in self.findings.values()),
+            "finding_groups": finding_groups,
+            "divergences": [format_divergence(d) for d in divergences],
+            "n_divergences": sum(n for n, _ in self.divergences.values()),
+            "divergence_groups": divergence_groups,
+            "stale": [k for k in map(format_known, (summary or {}).get("stale_known") or []) if k],
+            "filters": _filters(findings, divergences),
+        }
+
+
+# -- groups: the first few of each, kept whole -----------------------------------------------
+
+def _keep(groups: dict[tuple, list], group: tuple, record: Mapping) -> None:
+    """Count ``record`` in its group; keep it whole if the group has fewer than MAX_PER_GROUP."""
+    entry = groups.get(group)
+    if entry is None:
+        groups[group] = [1, [record]]
+    else:
+        entry[0] += 1
+        if len(entry[1]) < MAX_PER_GROUP:
+            entry[1].append(record)
+
+
+def _shown(groups: dict[tuple, list], key) -> tuple[list[Mapping], list[dict]]:
+    """The records to show in full, and every capped group as ``{"group", "shown", "count"}``
+    (sorted by ``key``): the first K of each group, K = MAX_PER_GROUP unless the groups are so
+    many that MAX_DETAILS blocks would not hold them; then fewer, but one of each at least."""
+    per_group = max(1, min(MAX_PER_GROUP, MAX_DETAILS // max(1, len(groups))))
+    shown: list[Mapping] = []
+    capped = []
+    for group in sorted(groups, key=key):
+        count, kept = groups[group]
+        shown += kept[:per_group]
+        if count > per_group:
+            capped.append({"group": group, "shown": min(per_group, len(kept)), "count": count})
+    return shown, capped
+
+
+# -- the matrices ----------------------------------------------------------------------------
+
+def _binding_rows(bindings: Mapping, framework_of: Mapping[str, str], frameworks: list[str],
+                  gradient_columns: list[str], plots: Mapping, plotted: Mapping = {}) -> list[dict]:
+    """Per binding (by spec, framework, id): a row of verdict counts per dtype x mode x device
+    (all, value, each gradient, where the findings lie), and its error plots per dtype;
+    ``plotted``: (spec, binding, dtype) -> results, where more than MAX_PLOTTED fed no plot."""
+    order = {fw: i for i, fw in enumerate(frameworks)}
+    out = []
+    for (spec, binding), rows in sorted(bindings.items(), key=lambda kv: (
+            kv[0][0], order.get(framework_of.get(kv[0][1]), len(order)), kv[0][1])):
+        found: Counter = Counter()
+        table = []
+        for (dtype, mode, device), c in sorted(rows.items(), key=lambda kv: (
+                rank(kv[0][0], DTYPES), rank(kv[0][1], MODES), kv[0][2])):
+            found.update(c["in"])
+            table.append({"dtype": dtype, "mode": mode, "device": device,
+                          "all": badges(c["all"]), "value": badges(c["value"]),
+                          "gradients": [badges(c["∂" + g]) for g in gradient_columns],
+                          "in": [(p, c["in"][p]) for p in PARTS if c["in"][p]]})
+        svgs = plots.get((spec, binding), [])
+        out.append({"spec": spec, "binding": breakable(binding), "framework": framework_of.get(binding, "?"),
+                    "rows": table, "in": [(p, found[p]) for p in PARTS if found[p]], "plots": svgs,
+                    "plots_capped": [(dtype, plotted[spec, binding, dtype]) for dtype, _ in svgs
+                                     if (spec, binding, dtype) in plotted]})
+    return out
+
+
+def _matrix(matrix: Mapping[str, Mapping[str, Mapping[str, Counter]]], frameworks: list[str]) -> list:
+    """Rows (spec, [cell per framework], totals); a cell lists (binding, badges), by binding id."""
+    rows = []
+    for spec in sorted(matrix):
+        cells = [[(breakable(b), badges(matrix[spec][fw][b])) for b in sorted(matrix[spec].get(fw, {}))]
+                 for fw in frameworks]
+        totals: Counter = Counter()
+        for by_binding in matrix[spec].values():
+            for c in by_binding.values():
+                totals.update(c)
+        rows.append((breakable(spec), cells, badges(totals)))
+    return rows
+
+
+#: Framework of a binding id by its first dotted component, where no result line says it.
+_PREFIX_FRAMEWORK = {"torch": "torch", "tf": "tensorflow", "jax": "jax", "optax": "jax"}
+#: A mode agreement's side: one binding in one execution mode, "keras.losses.Huber[jax] [eager]".
+_MODE = re.compile(r" \[[^\]]*\]$")
+#: A Keras id names its backend, and so its framework column: "keras.losses.Huber[jax]" is "keras[jax]".
+_KERAS = re.compile(r"keras\..*\[(\w+)\]")
+
+
+def _framework(binding: str, framework_of: Mapping[str, str]) -> str:
+    """An agreement side's framework: what the result lines of its binding say, else its id."""
+    name = _MODE.sub("", binding)
+    for fw in (framework_of.get(binding), framework_of.get(name)):
+        if fw and fw != "?":
+            return fw
+    keras = _KERAS.fullmatch(name)
+    return f"keras[{keras.group(1)}]" if keras else _PREFIX_FRAMEWORK.get(name.split(".", 1)[0], "")
+
+
+def _count(v: Any) -> int:
+    """A count from a record: a non-negative int, anything else 0 (a broken line must not raise)."""
+    if isinstance(v, bool):
+        return 0
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return v if isinstance(v, int) and v >= 0 else 0
+
+
+def agreement_matrices(agreements: Iterable[Mapping], framework_of: Mapping[str, str] | None = None,
+                       framework_order: Iterable[str] = ()) -> list[dict]:
+    """Who agrees with whom: per spec, a symmetric bindings x bindings matrix of agreement records.
+
+    Each spec gives ``{"spec", "groups": [(framework, n bindings)], "bindings": [(id, framework)],
+    "rows": [(id, [cell per column])]}``, bindings grouped by framework (the frameworks in
+    ``framework_order`` first, in that order, then the others by name; bindings whose framework
+    is unknown last) and sorted by id within; ``groups`` is empty when no framework is known.
+    A binding's framework is what ``framework_of`` (the result lines) says of it (of a mode
+    agreement's "torch.nn.L1Loss [eager]", of torch.nn.L1Loss), else its id: a Keras id names its
+    backend (``keras[jax]``), others their framework's module. A cell is ``{"kind", "text", "unexplained",
+    "title"}`` where kind is ``self`` (the diagonal), ``none`` (no record: not compared),
+    ``agree`` (no disagreement on any compared case), ``explained`` (every disagreement
+    explained) or ``unexplained``; ``text`` is ``"disagreeing / compared"``. One record
+    fills both halves; several records for one pair (either order) add up.
+    """
+    framework_of = framework_of or {}
+    order = {fw: i for i, fw in enumerate(dict.fromkeys(framework_order))}
+    pairs: dict[str, dict[frozenset, list[int]]] = defaultdict(dict)
+    members: dict[str, dict[str, None]] = defaultdict(dict)
+    for r in agreements:
+        if not isinstance(r, Mapping):
+            continue
+        spec, a, b = str(r.get("spec", "?")), str(r.get("a", "?")), str(r.get("b", "?"))
+        members[spec].setdefault(a)
+        members[spec].setdefault(b)
+        tally = pairs[spec].setdefault(frozenset((a, b)), [0, 0, 0])
+        for i, k in enumerate(("compared", "explained", "unexplained")):
+            tally[i] += _count(r.get(k))
+    out = []
+    for spec in sorted(members):
+        fws = {b: _framework(b, framework_of) for b in members[spec]}
+        ids = sorted(members[spec], key=lambda b: (fws[b] == "", order.get(fws[b], len(order)), fws[b], b))
+        groups = [(fw, sum(1 for b in ids if fws[b] == fw)) for fw in dict.fromkeys(fws[b] for b in ids)]
+        rows = [(breakable(row), [_agreement_cell(row, col, pairs[spec].get(frozenset((row, col))))
+                                  for col in ids])
+                for row in ids]
+        out.append({"spec": spec, "groups": groups if any(fw for fw, _ in groups) else [],
+                    "bindings": [(breakable(b), fws[b]) for b in ids], "rows": rows})
+    return out
+
+
+def _agreement_cell(row: str, col: str, tally: list[int] | None) -> dict:
+    if row == col and tally is None:
+        return {"kind": "self", "text": "", "unexplained": 0, "title": ""}
+    if tally is None:
+        return {"kind": "none", "text": "·", "unexplained": 0, "title": f"{row} and {col}: not compared"}
+    compared, explained, unexplained = tally
+    disagree = explained + unexplained
+    who = f"{row} and {col}"
+    if not compared and not disagree:
+        return {"kind": "none", "text": "·", "unexplained": 0, "title": f"{who}: compared on no case"}
+    if not disagree:
+        return {"kind": "agree", "text": "=", "unexplained": 0,
+                "title": f"{who} agree on all {compared} compared case{'s' * (compared != 1)}"}
+    return {"kind": "unexplained" if unexplained else "explained", "text": f"{disagree} / {compared}",
+            "unexplained": unexplained,
+            "title": f"{who} disagree on {disagree} of {compared} compared case{'s' * (compared != 1)}: "
+                     f"{explained} explained, {unexplained} unexplained"}
+
+
+# -- the filters and the summary line -------------------------------------------------------
+
+#: The report's filters: (name of the blocks' data- attribute, label, order of its values).
+_FILTERS = (("framework", "framework", ()), ("spec", "spec", ()), ("verdict", "verdict", FINDING_ORDER + SILENT),
+            ("dtype", "dtype", DTYPES), ("mode", "mode", MODES), ("device", "device", ("cpu", "cuda")),
+            ("in", "finding in", PARTS))
+
+
+def _filters(findings: list[dict], divergences: list[dict]) -> list[tuple[str, str, list[str]]]:
+    """(name, label, values) of each filter menu: the values of the blocks they filter, nothing else."""
+    seen: dict[str, set[str]] = {name: set() for name, _, _ in _FILTERS}
+    for r in findings:
+        for k in ("framework", "spec", "verdict", "dtype", "mode", "device"):
+            seen[k].add(str(r.get(k)))
+        seen["in"].update(finding_in(r))
+    for d in divergences:
+        for k in ("spec", "dtype", "mode", "device"):
+            seen[k].add(str(d.get(k)))
+        seen["in"].add("value")  # a divergence is two bindings' values disagreeing
+        for side in (d.get("a"), d.get("b")):
+            if isinstance(side, Mapping):
+                seen["framework"].add(str(side.get("framework")))
+                seen["verdict"].add(str(side.get("verdict")))
+    return [(name, label, sorted(seen[name] - {"None"}, key=lambda v: rank(v, values)))
+            for name, label, values in _FILTERS] + [("status", "divergence", ["explained", "unexplained"])]
+
+
+def _summary_mismatch(summary: dict | None, counts: Counter) -> str | None:
+    """A note when the run's own summary line disagrees with the result lines in the file."""
+    if not summary or not isinstance(summary.get("counts"), dict):
+        return None
+    said = {k: v for k, v in summary["counts"].items() if v}
+    if said == {k: v for k, v in counts.items() if v}:
+        return None
+    return ", ".join(f"{k}: {v}" for k, v in said.items())
