@@ -18,7 +18,7 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
@@ -42,6 +42,19 @@ class Outcome:
     #: d sum(loss) / d name for each differentiated argument ("input", "target"), canonical
     #: layout, as (float64 copy, dtype); or the error text "ErrorClass: message".
     grads: dict[str, tuple[np.ndarray, str] | str] = field(default_factory=dict)
+
+
+@dataclass
+class PreparedCase:
+    """A case made ready for one binding in one dtype: what every mode's call of it shares, so a
+    run prepares it once for all the case's modes (``runner.evaluate``) and passes it to each call."""
+
+    source: str  # the call text, the case's keyword arguments filled in
+    arrays: dict[str, np.ndarray]  # the case's arrays in the framework's layout, C-contiguous
+    args: list[str]  # the names of those the call takes, in ``loss_fn``'s order
+    #: The framework's arrays, made at the first call and kept for the next ones where the
+    #: framework's arrays are immutable (``FrameworkAdapter.reuses_arrays``); see ``_tensors``.
+    tensors: dict = field(default_factory=dict)
 
 
 @functools.cache
@@ -96,8 +109,6 @@ class FrameworkAdapter:
     def __init__(self):
         self._namespace: dict | None = None
         self._compiled: dict[tuple, dict] = {}
-        self._recent: dict[tuple, tuple] = {}
-        self._held: tuple | None = None  # (arrays, their framework arrays): see _tensors
         self.device, self.tf32 = "cpu", False
 
     # -- device -------------------------------------------------------------------------
@@ -253,58 +264,48 @@ class FrameworkAdapter:
         return found
 
     def release(self) -> None:
-        """Forget the compiled functions and prepared cases: a run calls this after each batch
-        (one binding in one dtype), whose functions the next batch never calls again, so a
-        worker's memory stays that of one batch, not the run's (each traced or jitted function
-        holds its graphs and executables)."""
+        """Forget the compiled functions: a run calls this after each batch (one binding in one
+        dtype), whose functions the next batch never calls again, so a worker's memory stays that
+        of one batch, not the run's (each traced or jitted function holds its graphs and executables)."""
         self._compiled.clear()
-        self._recent.clear()
-        self._held = None
 
     #: Whether a framework array can be given to several calls (JAX's and TensorFlow's are
     #: immutable); torch's gradient marks its leaves, so each call gets fresh tensors.
     reuses_arrays: bool = False
 
-    def _tensors(self, case: Case, dtype: str, arrays: Mapping[str, np.ndarray], args: list[str]) -> dict:
-        """The framework arrays of a call: built once per case and dtype for the case's modes
-        where the framework allows it (``reuses_arrays``), else fresh."""
+    def _tensors(self, prepared: PreparedCase, dtype: str) -> dict:
+        """The framework arrays of a call: made once per prepared case, for all its modes and
+        retries, where the framework allows it (``reuses_arrays``), else fresh."""
         if not self.reuses_arrays:
-            return {n: self.to_framework(arrays[n], dtype) for n in args}
-        held = self._held
-        if held is None or held[0] is not arrays:
-            held = self._held = arrays, {}
-        return {n: held[1][n] if n in held[1] else held[1].setdefault(n, self.to_framework(arrays[n], dtype))
-                for n in args}
+            return {n: self.to_framework(prepared.arrays[n], dtype) for n in prepared.args}
+        held = prepared.tensors
+        return {n: held[n] if n in held else held.setdefault(n, self.to_framework(prepared.arrays[n], dtype))
+                for n in prepared.args}
 
-    def _prepared(self, binding: Binding, case: Case, dtype: str) -> tuple[str, dict, list[str]]:
-        """The call text, framework-layout arrays and argument names of a case: the same for
-        each of its modes, so kept for the last few cases (a batch runs a case's modes in a row)."""
-        key = (binding.key, case.id, dtype)
-        found = self._recent.get(key)
-        if found is None or found[0] is not case:  # the very case object, not another of that id
-            arrays = self.framework_arrays(binding, case, dtype)
-            found = case, self.source(binding, case), arrays, self.used_arrays(binding, case, arrays)
-            if len(self._recent) >= 8:
-                self._recent.pop(next(iter(self._recent)))
-            self._recent[key] = found
-        return found[1:]
+    def prepare_case(self, binding: Binding, case: Case, dtype: str) -> PreparedCase:
+        """The call text, framework-layout arrays and argument names of a case: the same in each
+        of its modes, so a caller running several prepares it once and gives it to each ``call``."""
+        arrays = self.framework_arrays(binding, case, dtype)
+        return PreparedCase(self.source(binding, case), arrays, self.used_arrays(binding, case, arrays))
 
     def function_source(self, source: str, args: list[str], wrt: list[str], mode: str) -> str:
         sig = ", ".join(args)
         return f"def loss_fn({sig}):\n    return {source}\n\n" + self.program(args, wrt, mode)
 
     def call(self, binding: Binding, case: Case, dtype: str, *, mode: str = "eager",
-             wrt: tuple[str, ...] = ()) -> Outcome:
+             wrt: tuple[str, ...] = (), prepared: PreparedCase | None = None) -> Outcome:
         """Run the binding on the case for real in ``mode`` and capture value or error, and the
         gradients of the summed loss with respect to the arguments named in ``wrt``.
+        ``prepared``: the case as ``prepare_case`` made it for this binding and dtype (made here
+        when not given).
 
         Value and gradients come from one call. If that raises, the value is taken alone, and
         a failed gradient with respect to the target is retried with respect to the input only,
         so that each part's own error is what is recorded.
         """
-        source = self.source(binding, case)
-        arrays = self.framework_arrays(binding, case, dtype)
-        args = self.used_arrays(binding, case, arrays)
+        if prepared is None:
+            prepared = self.prepare_case(binding, case, dtype)
+        source, arrays, args = prepared.source, prepared.arrays, prepared.args
         wrt = [n for n in wrt if n in args]
 
         outcome = Outcome()
@@ -313,7 +314,7 @@ class FrameworkAdapter:
         def run(wrt_: list[str]):
             functions = self._functions(source, args, wrt_, mode)
             counted.append((functions, self.compilations(functions)))
-            given = self._tensors(case, dtype, arrays, args)
+            given = self._tensors(prepared, dtype)
             return functions["value_and_grad"](**given) if wrt_ else (functions["loss_fn"](**given), [])
 
         def done() -> Outcome:
@@ -363,12 +364,12 @@ class FrameworkAdapter:
                    wrt: tuple[str, ...] = ()) -> str:
         """A copy-paste script that runs the binding as the suite did and prints the value
         exactly (and the gradients of the summed loss with respect to ``wrt``)."""
-        arrays = self.framework_arrays(binding, case, dtype)
-        args = self.used_arrays(binding, case, arrays)
+        prepared = self.prepare_case(binding, case, dtype)
+        source, arrays, args = prepared.source, prepared.arrays, prepared.args
         wrt = [n for n in wrt if n in args]
         lines = [(self.imports + self.settings()).strip(), ""]
         lines += [self.literal(n, arrays[n], dtype) for n in args]
-        source, call = self.source(binding, case), ", ".join(args)
+        call = ", ".join(args)
         if not wrt and mode == "eager":  # the plain call says it all
             return "\n".join(lines + [f"loss = {source}", self.print_statement("loss")]) + "\n"
         lines += ["", self.function_source(source, args, wrt, mode).rstrip(), ""]

@@ -48,9 +48,6 @@ class Prediction:
     value: np.ndarray | None = None
     error: str | None = None
 
-    def as_tuple(self):
-        return ("error", self.error) if self.error is not None else ("value", self.value)
-
 
 def knobs(spec: Spec, binding: Binding, params: Mapping[str, Any], names: tuple[str, ...] = ()) -> dict:
     """The binding's setting on a case: its loss, conventions (``names`` adds another spec's) and

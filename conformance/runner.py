@@ -76,7 +76,9 @@ def evaluate(adapter, binding: Binding, spec: Spec, case: Case, dtype: str,
 
     ``oracle``: a dict the caller keeps across the modes of one binding's case (``Batch``):
     the oracle's value and gradients depend on the binding, case and dtype, not on the mode,
-    so they are computed once and every mode is checked against the same expectation."""
+    so they are computed once and every mode is checked against the same expectation; so is
+    the call prepared (``FrameworkAdapter.prepare_case``: its text, layout and, where they are
+    immutable, the framework's arrays)."""
     oracle = {} if oracle is None else oracle
     key = (binding.key, case.id, dtype, device)
     if key not in oracle:
@@ -88,7 +90,9 @@ def evaluate(adapter, binding: Binding, spec: Spec, case: Case, dtype: str,
     template, expected, params = started
     record = {**template, "mode": mode, "seconds": dict(template["seconds"])}
     wrt = differentiated(spec) if expected is not None and adapter.differentiates else ()
-    outcome = adapter.call(binding, case, dtype, mode=mode, wrt=wrt)
+    if (key, "call") not in oracle:
+        oracle[key, "call"] = adapter.prepare_case(binding, case, dtype)
+    outcome = adapter.call(binding, case, dtype, mode=mode, wrt=wrt, prepared=oracle[key, "call"])
     if outcome.error_type is None:
         record["actual"] = {"value": encode_array(outcome.value), "dtype": outcome.dtype}
     else:

@@ -1,6 +1,6 @@
 """The classification oracles (focal, PolyLoss, generalized cross-entropy, sparsemax) checked
 three ways: against independent mpmath re-derivations at 50 digits, their gradients against
-central differences (``test_oracle_gradients.fd_failures``), and closed forms at the edges.
+central differences (``oracle_helpers.fd_failures``), and closed forms at the edges.
 
 The mpmath functions below are written from the papers' formulas and the documented
 conventions (Keras' clip into [1e-7, 1 - 1e-7] rounded to the compute dtype, its
@@ -20,12 +20,11 @@ from mpmath import mp, mpf
 from lossparity.conformance.specs import SPECS
 from lossparity.reference import classification as cl
 from lossparity.reference.errors import OracleError
-from test_oracle_gradients import fd_failures
+from oracle_helpers import F32, fd_failures
 
 DPS = 50
 EPS = 2.0**-52
 ULP_BOUND = 4
-F32 = np.dtype(np.float32)
 A = np.array
 
 

@@ -6,7 +6,7 @@
     float64 ULPs of the exact value, beyond what the conditioning explains
     (``EPS * sum |lp| * |d loss / d lp|``, as in ``test_oracle_mpmath.py``): at most 4.
 (b) The analytic forward-backward gradient against finite differences of the oracle
-    (``fd_failures`` of ``test_oracle_gradients.py``), under each convention set.
+    (``fd_failures`` of ``oracle_helpers.py``), under each convention set.
 (c) Closed forms at the edges: one frame, the empty target, a repeat with its one alignment,
     zero_infinity, PyTorch's mean over target lengths, optax's log_epsilon with no frames.
 """
@@ -21,7 +21,7 @@ import pytest
 from mpmath import mp, mpf
 
 from lossparity.reference.ctc import ctc_loss, ctc_loss_grad
-from test_oracle_gradients import fd_failures
+from oracle_helpers import fd_failures
 
 DPS = 50
 EPS = 2.0**-52

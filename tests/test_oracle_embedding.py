@@ -21,7 +21,7 @@ from mpmath import mp, mpf
 
 from lossparity.reference import OracleError
 from lossparity.reference import embedding as emb
-from test_oracle_gradients import F16, F32, F64, fd_failures
+from oracle_helpers import F16, F32, F64, fd_failures
 
 EPS = 2.0**-52
 ULP_BOUND = 4

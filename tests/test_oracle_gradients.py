@@ -11,9 +11,10 @@
    Step h = 1e-6 max(|x|, 0.01); tolerance RTOL |g| + ATOL plus the rounding of the differenced
    values (16 EPS of their magnitude, over h).
 2. mpmath at 50 digits: the exact gradient of the independent mpmath losses of
-   ``test_oracle_mpmath.py``, by a central difference at the float64 point with a relative
-   step of 2^-(prec + gap + 20) at 2 (prec + gap) + 64 bits (prec = 169 at 50 digits; ``gap``:
-   how many bits the slope lies below the summed values), at hand-chosen points with saturation (probabilities 1e-12 and
+   ``oracle_helpers.py`` (their values are checked by ``test_oracle_mpmath.py``), by a central
+   difference at the float64 point with a relative step of 2^-(prec + gap + 20) at
+   2 (prec + gap) + 64 bits (prec = 169 at 50 digits; ``gap``: how many bits the slope lies
+   below the summed values), at hand-chosen points with saturation (probabilities 1e-12 and
    1 - 1e-12, logits +-30, +-700 and -740, 1000 classes). Bound: ULP_BOUND = 4 float64 ULPs
    of the exact value; a point above it may exceed it by what the conditioning of the slope
    in its inputs explains, as in ``test_oracle_mpmath.py`` (label smoothing's rounded
@@ -24,7 +25,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import math
 from collections import defaultdict
@@ -34,27 +34,15 @@ import numpy as np
 import pytest
 from mpmath import mp, mpf
 
-from lossparity.conformance.generate import draw_cases
 from lossparity.conformance.runner import differentiated
 from lossparity.conformance.specs import SPECS
 from lossparity.reference import OracleError
-from test_oracle_mpmath import (  # the independent mpmath losses, written once
+from oracle_helpers import (  # the finite differences, the independent mpmath losses
+    BF16, EPS, F16, F32, F64, INFORMATION, _arguments, fd_failures,
     _mp_bce, _mp_bce_logits, _mp_categorical_ce, _mp_cross_entropy, _mp_entropy, _mp_kl_div,
     _mp_kl_div_probs, _mp_kl_divergence, _mp_nll, _mp_softmax_ce, _mp_softmax_ce_soft,
     _mp_sparse_categorical_ce, _obj,
 )
-
-try:
-    import ml_dtypes
-except ImportError:  # it comes with the frameworks; float16 also rounds 1 - 1e-7 up to 1
-    ml_dtypes = None
-
-EPS = 2.0**-52
-F32, F64, F16 = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16)
-BF16 = np.dtype(ml_dtypes.bfloat16) if ml_dtypes else F16
-
-
-INFORMATION = ("entropy", "cross_entropy", "kl_divergence")   # these renormalize target and input alike
 
 
 def _has_target_grad(spec):
@@ -62,11 +50,6 @@ def _has_target_grad(spec):
 
 
 # ============================================================================= 1. finite differences
-
-RTOL, ATOL = 1e-5, 1e-7
-EXAMPLES = 12          # generated cases per spec and convention set
-PER_CASE = 6           # elements tried per differentiable argument of a case
-MIN_COMPARED = 0.5     # share of the tried elements each spec must compare (KL: about 0.57)
 
 EPS7_32, EPS7_64 = {"prob_eps": 1e-7, "dtype": F32}, {"prob_eps": 1e-7, "dtype": F64}
 #: Convention sets per spec: each value that changes a derivative, alone or combined.
@@ -89,128 +72,6 @@ FD_CONVENTIONS = {
     "cross_entropy": [{}, {"renormalize": "before_clip", "base": 2}, {"prob_eps": "finfo", "dtype": F16}],
     "kl_divergence": [{}, {"renormalize": "before_clip"}, EPS7_32],
 }
-COMPARED: dict[str, list[int]] = defaultdict(lambda: [0, 0])   # spec -> [compared, tried]
-
-
-def _value(fn, args, kw):
-    with np.errstate(all="ignore"):
-        return np.asarray(fn(*args, **kw), np.float64)
-
-
-def _moved(args, pos, idx, step):
-    """args with args[pos][idx] moved by ``step``, and the step actually taken (after rounding)."""
-    x = args[pos].copy()
-    x[idx] = x[idx] + step
-    moved = list(args)
-    moved[pos] = x
-    return moved, float(x[idx] - args[pos][idx])
-
-
-def _differences(fn, args, kw, pos, idx, h, base):
-    """(central, forward, backward, noise) differences of sum(out) at step h, or None where a
-    value is not finite.
-
-    The outputs are differenced elementwise before summing, so that unaffected elements add
-    nothing (not even their rounding); ``noise`` bounds the rounding of the affected ones, at
-    least one of the size of the largest value (a change below its rounding moves nothing).
-    """
-    sides = []
-    for step in (h, -h):
-        moved, taken = _moved(args, pos, idx, step)
-        out = _value(fn, moved, kw)
-        if not (np.all(np.isfinite(out)) and np.all(np.isfinite(base))):
-            return None
-        sides.append((math.fsum((out - base).ravel()), abs(taken), out != base))
-    (up, h_up, moved_up), (down, h_down, moved_down) = sides
-    if not (h_up and h_down):
-        return None
-    affected = max(1, np.count_nonzero(moved_up | moved_down))
-    noise = 16 * EPS * affected * float(np.max(np.abs(base), initial=0.0)) / min(h_up, h_down)
-    return (up - down) / (h_up + h_down), up / h_up, -down / h_down, noise
-
-
-def _fd_check(spec, args, kw, rng):
-    """Compare the analytic gradient with central differences at up to PER_CASE elements per
-    differentiated argument. ``args`` holds the positional arrays (input, target); ``kw`` the
-    keywords, the spec's further arrays (``Spec.arrays``) among them."""
-    grads = spec.gradient(*args, **kw)
-    keys = list(differentiated(spec))
-    assert sorted(grads) == sorted(keys)
-    names = ["input", "target"][:len(args)]
-    base = _value(spec.oracle, args, kw)
-    failures = []
-    for key in keys:
-
-        def fn(*moved, _key=key):  # the oracle as a function of the argument ``key`` at position 0
-            if _key in names:
-                return spec.oracle(*[moved[0] if n == _key else a for n, a in zip(names, args)], **kw)
-            return spec.oracle(*args, **{**kw, _key: moved[0]})
-
-        x, g = (args[names.index(key)] if key in names else kw[key]), grads[key]
-        assert g.shape == x.shape and g.dtype == np.float64, (key, g.shape, x.shape)
-        flat = rng.permutation(x.size)[:PER_CASE]
-        for idx in (np.unravel_index(i, x.shape) for i in flat):
-            COMPARED[spec.name][1] += 1
-            if not np.isfinite(x[idx]):
-                continue
-            h = 1e-6 * max(abs(float(x[idx])), 1e-2)
-            wide, narrow = (_differences(fn, [x], {}, 0, idx, s, base) for s in (h, h / 4))
-            if wide is None or narrow is None:
-                continue
-            (c1, _, _, n1), (c2, fwd, bwd, n2) = wide, narrow
-            tol = RTOL * max(abs(c1), abs(c2)) + ATOL + n2
-            if abs(c1 - c2) > tol or abs(fwd - bwd) > 0.5 * max(abs(fwd), abs(bwd)) + tol:
-                continue                                        # a kink within the step
-            COMPARED[spec.name][0] += 1
-            if not abs(g[idx] - c1) <= RTOL * abs(c1) + ATOL + n1:
-                failures.append(f"{key}{list(map(int, idx))}: analytic {g[idx]!r}, differences {c1!r}")
-    return failures
-
-
-def _fd_cases(spec_name):
-    """The edge table and generated cases; generated distributions (which put exact zeros where
-    entropy and KL have no derivative) also mixed with the uniform one, 0.9 p + 0.1 / n."""
-    spec = SPECS[spec_name]
-    drawn = draw_cases(spec_name, spec.generate, examples=EXAMPLES, seed_value=0)
-    if spec_name in INFORMATION:
-        drawn += [dataclasses.replace(c, id=c.id + "-mixed", arrays={
-            k: 0.9 * a + 0.1 / a.shape[-1] for k, a in c.arrays.items()}) for c in drawn]
-    return [*spec.edges, *drawn]
-
-
-def _arguments(case):
-    """Positional arrays and keywords (parameters, further arrays) of a case, as
-    ``conformance/runner.py`` passes them."""
-    arrays = case.in_dtype("float64")
-    args = [arrays["input"]] + ([arrays["target"]] if "target" in arrays else [])
-    kw = {k: (arrays[k] if isinstance(v, np.ndarray) else v) for k, v in case.params.items() if v is not None}
-    kw.update({k: v for k, v in arrays.items() if k not in ("input", "target") and k not in case.params})
-    return args, kw
-
-
-def fd_failures(spec_name, convention_sets):
-    """Every mismatch between ``Spec.gradient`` and central differences of ``Spec.oracle`` on
-    the spec's edge table and generated cases, under each convention set (a dict of convention
-    keywords, ``dtype`` included); asserts that at least MIN_COMPARED of the tried elements
-    were smooth enough to compare. Other test modules call this for their specs."""
-    spec = SPECS[spec_name]
-    failures = []
-    for conv_index, conv in enumerate(convention_sets):
-        for case_index, case in enumerate(_fd_cases(spec_name)):
-            args, params = _arguments(case)
-            kw = {"dtype": F32, **params, **conv}
-            if conv.get("sample_axis") and args[0].ndim == 0:
-                continue
-            try:
-                found = _fd_check(spec, args, kw, np.random.default_rng([conv_index, case_index]))
-            except OracleError:
-                with pytest.raises(OracleError):
-                    spec.oracle(*args, **kw)
-                continue
-            failures += [f"{case.id} {conv} {f}" for f in found]
-    compared, tried = COMPARED[spec_name]
-    assert compared >= MIN_COMPARED * tried, f"only {compared} of {tried} elements compared"
-    return failures
 
 
 @pytest.mark.parametrize("spec_name", sorted(FD_CONVENTIONS))
@@ -226,7 +87,7 @@ ULP_BOUND = 4
 PERTURB = mpf("1e-15")  # relative step of the conditioning estimate
 MAX_CONDITIONED = 64   # inputs: beyond this a point gets no conditioning allowance (it would be slow)
 MAX_GAP = 1100         # bits: a slope the oracle rounds to 0 is resolved down to 2^-1100 of the values
-#: spec -> the mpmath loss of test_oracle_mpmath.py it is checked against
+#: spec -> the mpmath loss (``oracle_helpers.py``) it is checked against
 MP_REFERENCE = {
     "binary_cross_entropy": _mp_bce, "binary_cross_entropy_with_logits": _mp_bce_logits,
     "softmax_cross_entropy": _mp_softmax_ce, "softmax_cross_entropy_soft": _mp_softmax_ce_soft,

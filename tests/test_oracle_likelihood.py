@@ -24,7 +24,7 @@ from lossparity.conformance.specs import SPECS
 from lossparity.reference import likelihood as lk
 from lossparity.reference.kl import kl_div
 from lossparity.reference.errors import OracleError
-from test_oracle_gradients import fd_failures
+from oracle_helpers import fd_failures
 
 DPS = 50
 EPS = 2.0**-52

@@ -5,7 +5,7 @@
     saturation (scores of 1e4, 1e30, +-700) and margins exactly met; bound: 4 float64 ULPs of
     the exact value (a margin violation is one rounded subtraction, softplus one log1p/exp).
 (b) ``Spec.gradient`` against central differences of the oracle, under each convention value
-    that changes a derivative (``fd_failures`` of ``test_oracle_gradients.py``).
+    that changes a derivative (``fd_failures`` of ``oracle_helpers.py``).
 (c) Closed forms at the edges: the kink subgradients, padding, invalid labels, the Keras
     conventions, PyTorch's documented example.
 """
@@ -21,7 +21,7 @@ from mpmath import mp, mpf
 
 from lossparity.reference import OracleError
 from lossparity.reference import margin as m
-from test_oracle_gradients import fd_failures
+from oracle_helpers import fd_failures
 
 ULP_BOUND = 4
 A = np.array

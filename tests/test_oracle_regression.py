@@ -6,7 +6,7 @@
    mathematics and the conventions' documented meaning, not from the oracle's code
    (``log(cosh r)`` directly, ``max`` and ``log1p`` at 50 digits).
 2. Their gradients against central differences of the oracle (``fd_failures`` of
-   ``test_oracle_gradients.py``), under every convention value that changes a derivative.
+   ``oracle_helpers.py``), under every convention value that changes a derivative.
 3. Closed forms at the edges: the kinks (slope 0 at r = 0), |r| = delta, delta = 0, a zero
    target of the percentage error, negative values under the MSLE floor, and the documented
    examples of Keras and TensorFlow.
@@ -20,10 +20,9 @@ from mpmath import mp, mpf
 
 from lossparity.reference import regression as reg
 from lossparity.reference.errors import OracleError
-from test_oracle_gradients import fd_failures
+from oracle_helpers import F16, F32, fd_failures
 
 ULP_BOUND = 4
-F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 A = np.array
 INF, NAN = float("inf"), float("nan")
 

@@ -18,7 +18,7 @@ from mpmath import mpf
 from lossparity.conformance.specs import SPECS
 from lossparity.reference import segmentation as seg
 from lossparity.reference.errors import OracleError
-from test_oracle_gradients import fd_failures
+from oracle_helpers import fd_failures
 
 mpmath.mp.dps = 50
 ULPS = 4
