@@ -1,6 +1,6 @@
 # Two entry points, each sets up .venv first (idempotent):
 #   make report   run the conformance suite, write reports/latest/{results.jsonl,report.html}
-#   make test     run the project's own tests
+#   make test     lint and format check (ruff), then the project's own tests
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -23,6 +23,8 @@ report: setup
 	$(BIN)/lossparity run -n 2
 
 test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -n 2
 
 clean:

@@ -4,8 +4,10 @@ An adapter module (``adapters/torch.py`` and its siblings, or a third party's mo
 registered under the entry-point group ``lossparity.adapters``) defines ``ADAPTER``, an
 instance of a :class:`FrameworkAdapter` subclass, and ``BINDINGS``, a list of
 :class:`~lossparity.core.model.Binding`; an entry point may instead name a
-:class:`AdapterEntry` object holding the two (``adapters/keras.py``, one per Keras backend). The adapter module is the only place that
-imports its framework, and it does so lazily: when a run first checks its bindings exist.
+:class:`AdapterEntry` object holding the two (``adapters/keras.py``, one per Keras backend).
+Our own adapters declare no bindings: theirs are declared in ``conformance/families/`` and joined
+to them by ``conformance/registry.py``. The adapter module is the only place that imports its
+framework, and it does so lazily: when a run first checks its bindings exist.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import importlib.util
 import math
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
@@ -65,12 +67,14 @@ def _distributions() -> dict:
 
 def py_literal(a: np.ndarray) -> str:
     """Python source for a nested list holding exactly ``a``'s values (repr round-trips float64)."""
+
     def one(x):
         if isinstance(x, list):
             return "[" + ", ".join(one(v) for v in x) + "]"
         if isinstance(x, float) and not math.isfinite(x):
             return f"float('{x}')"
         return repr(x)
+
     return one(np.asarray(a).tolist())
 
 
@@ -88,7 +92,7 @@ class AdapterEntry:
     """An adapter and its bindings, for an entry point that names an object rather than a
     module (``lossparity.adapters.keras:ON_JAX``: one module, three backends)."""
 
-    ADAPTER: "FrameworkAdapter"
+    ADAPTER: FrameworkAdapter
     BINDINGS: list
     EXCLUDED: dict = field(default_factory=dict)
 
@@ -233,8 +237,11 @@ class FrameworkAdapter:
         """The case's arrays in the layout the framework reads (class axis moved if needed),
         C-contiguous: a tensor built from them has the same strides as the one a reproducer
         builds from a literal."""
-        arrays = framework_layout(case.in_dtype(dtype), binding.conventions.get("class_axis", -1),
-                                  binding.conventions.get("time_major", False))
+        arrays = framework_layout(
+            case.in_dtype(dtype),
+            binding.conventions.get("class_axis", -1),
+            binding.conventions.get("time_major", False),
+        )
         return {n: a if a.flags.c_contiguous else a.copy(order="C") for n, a in arrays.items()}
 
     def source(self, binding: Binding, case: Case) -> str:
@@ -279,8 +286,10 @@ class FrameworkAdapter:
         if not self.reuses_arrays:
             return {n: self.to_framework(prepared.arrays[n], dtype) for n in prepared.args}
         held = prepared.tensors
-        return {n: held[n] if n in held else held.setdefault(n, self.to_framework(prepared.arrays[n], dtype))
-                for n in prepared.args}
+        return {
+            n: held[n] if n in held else held.setdefault(n, self.to_framework(prepared.arrays[n], dtype))
+            for n in prepared.args
+        }
 
     def prepare_case(self, binding: Binding, case: Case, dtype: str) -> PreparedCase:
         """The call text, framework-layout arrays and argument names of a case: the same in each
@@ -292,8 +301,16 @@ class FrameworkAdapter:
         sig = ", ".join(args)
         return f"def loss_fn({sig}):\n    return {source}\n\n" + self.program(args, wrt, mode)
 
-    def call(self, binding: Binding, case: Case, dtype: str, *, mode: str = "eager",
-             wrt: tuple[str, ...] = (), prepared: PreparedCase | None = None) -> Outcome:
+    def call(
+        self,
+        binding: Binding,
+        case: Case,
+        dtype: str,
+        *,
+        mode: str = "eager",
+        wrt: tuple[str, ...] = (),
+        prepared: PreparedCase | None = None,
+    ) -> Outcome:
         """Run the binding on the case for real in ``mode`` and capture value or error, and the
         gradients of the summed loss with respect to the arguments named in ``wrt``.
         ``prepared``: the case as ``prepare_case`` made it for this binding and dtype (made here
@@ -360,8 +377,9 @@ class FrameworkAdapter:
         moved = canonical_layout({n: v for n, (v, _) in out.items()}, axis, time_major) if "input" in out else {}
         return {n: (moved.get(n, v), d) for n, (v, d) in out.items()}
 
-    def reproducer(self, binding: Binding, case: Case, dtype: str, *, mode: str = "eager",
-                   wrt: tuple[str, ...] = ()) -> str:
+    def reproducer(
+        self, binding: Binding, case: Case, dtype: str, *, mode: str = "eager", wrt: tuple[str, ...] = ()
+    ) -> str:
         """A copy-paste script that runs the binding as the suite did and prints the value
         exactly (and the gradients of the summed loss with respect to ``wrt``)."""
         prepared = self.prepare_case(binding, case, dtype)
@@ -375,8 +393,9 @@ class FrameworkAdapter:
         lines += ["", self.function_source(source, args, wrt, mode).rstrip(), ""]
         if wrt:
             lines += [f"loss, grads = value_and_grad({call})", self.print_statement("loss")]
-            lines += [f"print('d sum(loss) / d {n}:'); " + self.print_statement(f"grads[{i}]")
-                      for i, n in enumerate(wrt)]
+            lines += [
+                f"print('d sum(loss) / d {n}:'); " + self.print_statement(f"grads[{i}]") for i, n in enumerate(wrt)
+            ]
         else:
             lines += [f"loss = loss_fn({call})", self.print_statement("loss")]
         return "\n".join(lines) + "\n"

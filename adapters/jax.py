@@ -35,8 +35,10 @@ def compilation_cache() -> Path | None:
 class JaxAdapter(FrameworkAdapter):
     framework = "jax"
     module = "jax"
-    imports = ("import numpy as np\nimport jax\njax.config.update(\"jax_enable_x64\", True)\n"
-               "import jax.numpy as jnp\nimport optax\n")
+    imports = (
+        'import numpy as np\nimport jax\njax.config.update("jax_enable_x64", True)\n'
+        "import jax.numpy as jnp\nimport optax\n"
+    )
     modes = ("eager", "jit")
     reuses_arrays = True
 
@@ -90,8 +92,7 @@ class JaxAdapter(FrameworkAdapter):
     def public_losses(self):
         """Every public callable of ``optax.losses``."""
         losses = self.namespace()["optax"].losses
-        return [f"optax.losses.{n}" for n in dir(losses)
-                if not n.startswith("_") and callable(getattr(losses, n))]
+        return [f"optax.losses.{n}" for n in dir(losses) if not n.startswith("_") and callable(getattr(losses, n))]
 
     counts_process_wide = True  # eager JAX compiles each primitive per shape, outside our functions
 
@@ -113,6 +114,7 @@ class JaxAdapter(FrameworkAdapter):
         def count(event, _duration, **_kw):
             if event == "/jax/core/compile/backend_compile_duration":  # jax._src.dispatch.BACKEND_COMPILE_EVENT
                 self._backend_compiles += 1
+
         monitoring.register_event_duration_secs_listener(count)
 
     def compilations(self, functions):
@@ -121,9 +123,15 @@ class JaxAdapter(FrameworkAdapter):
 
     def program(self, args, wrt, mode):
         sig, ws = ", ".join(args), ", ".join(wrt)
-        lines = [f"def value_and_grad({sig}):",
-                 f"    loss, vjp = jax.vjp(lambda {ws}: loss_fn({sig}), {ws})",
-                 "    return loss, list(vjp(jnp.ones_like(loss)))"] if wrt else []
+        lines = (
+            [
+                f"def value_and_grad({sig}):",
+                f"    loss, vjp = jax.vjp(lambda {ws}: loss_fn({sig}), {ws})",
+                "    return loss, list(vjp(jnp.ones_like(loss)))",
+            ]
+            if wrt
+            else []
+        )
         if mode == "jit":
             lines += ["loss_fn = jax.jit(loss_fn)"] + (["value_and_grad = jax.jit(value_and_grad)"] if wrt else [])
         return "\n".join(lines) + "\n"
@@ -134,9 +142,9 @@ ADAPTER = JaxAdapter()
 #: Public loss APIs deliberately left unbound, and why.
 EXCLUDED = {
     "optax.losses.smooth_labels": "not a loss: it returns smoothed labels (1 - alpha) y + alpha / C, the "
-                                  "label-smoothing convention the cross-entropy specs apply themselves",
+    "label-smoothing convention the cross-entropy specs apply themselves",
     "optax.losses.make_fenchel_young_loss": "a factory of losses from a user's max function; its logsumexp "
-                                            "instance, logsumexp(x) - <y, x>, equals softmax cross-entropy only "
-                                            "where the targets sum to 1 and has target gradient -x: it needs a "
-                                            "spec of its own, not yet written",
+    "instance, logsumexp(x) - <y, x>, equals softmax cross-entropy only "
+    "where the targets sum to 1 and has target gradient -x: it needs a "
+    "spec of its own, not yet written",
 }

@@ -51,8 +51,10 @@ def _adapter_class(backend: str, base: type) -> type:
             super().prepare()
             found = self.namespace()["keras"].backend.backend()
             if found != backend:
-                raise RuntimeError(f"keras was imported with the {found!r} backend in the {backend} worker; "
-                                   f"KERAS_BACKEND must be set before keras is first imported")
+                raise RuntimeError(
+                    f"keras was imported with the {found!r} backend in the {backend} worker; "
+                    f"KERAS_BACKEND must be set before keras is first imported"
+                )
 
         def public_losses(self):
             """Every public loss class (a ``keras.losses.Loss`` subclass) and function of
@@ -60,9 +62,16 @@ def _adapter_class(backend: str, base: type) -> type:
             import inspect
 
             losses = self.namespace()["keras"].losses
-            names = [n for n in dir(losses) if not n.startswith("_")
-                     and (inspect.isfunction(getattr(losses, n))
-                          or inspect.isclass(getattr(losses, n)) and issubclass(getattr(losses, n), losses.Loss))]
+            names = [
+                n
+                for n in dir(losses)
+                if not n.startswith("_")
+                and (
+                    inspect.isfunction(getattr(losses, n))
+                    or inspect.isclass(getattr(losses, n))
+                    and issubclass(getattr(losses, n), losses.Loss)
+                )
+            ]
             return [f"keras.losses.{n}[{backend}]" for n in names]
 
         def missing(self, binding):
@@ -84,8 +93,9 @@ EXCLUDED = {
 def _entry(backend: str) -> AdapterEntry:
     # no bindings of its own: the families declare each Keras binding once, and the registry
     # makes this backend's copy (conformance/registry.py)
-    return AdapterEntry(_adapter_class(backend, BACKENDS[backend])(), [],
-                        {f"{k}[{backend}]": why for k, why in EXCLUDED.items()})
+    return AdapterEntry(
+        _adapter_class(backend, BACKENDS[backend])(), [], {f"{k}[{backend}]": why for k, why in EXCLUDED.items()}
+    )
 
 
 ON_TENSORFLOW, ON_JAX, ON_TORCH = (_entry(b) for b in BACKENDS)

@@ -18,10 +18,7 @@ class TensorFlowAdapter(FrameworkAdapter):
     framework = "tensorflow"
     module = "tensorflow"
     imports = (
-        "import os\n"
-        "os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')\n"
-        "import numpy as np\n"
-        "import tensorflow as tf\n"
+        "import os\nos.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')\nimport numpy as np\nimport tensorflow as tf\n"
     )
     modes = ("eager", "function", "function_jit")
     # XLA compiles through TensorFlow at about half a second per call structure: 70% of a
@@ -63,24 +60,33 @@ class TensorFlowAdapter(FrameworkAdapter):
     def compilations(self, functions):
         """Traces of the call text's ``tf.function`` objects (with ``jit_compile=True`` each
         trace is also one XLA compilation)."""
-        return sum(f.experimental_get_tracing_count() for f in (functions.get("loss_fn"), functions.get("value_and_grad"))
-                   if hasattr(f, "experimental_get_tracing_count"))
+        return sum(
+            f.experimental_get_tracing_count()
+            for f in (functions.get("loss_fn"), functions.get("value_and_grad"))
+            if hasattr(f, "experimental_get_tracing_count")
+        )
 
     def public_losses(self):
         """The ``tf.nn`` losses: names ending ``_loss`` or holding ``cross_entropy``."""
         tf = self.namespace()["tf"]
-        return [f"tf.nn.{n}" for n in dir(tf.nn)
-                if not n.startswith("_") and (n.endswith("_loss") or "cross_entropy" in n)]
+        return [
+            f"tf.nn.{n}" for n in dir(tf.nn) if not n.startswith("_") and (n.endswith("_loss") or "cross_entropy" in n)
+        ]
 
     def program(self, args, wrt, mode):
         sig, ws = ", ".join(args), ", ".join(wrt)
-        lines = [f"def value_and_grad({sig}):",
-                 "    with tf.GradientTape() as tape:",
-                 f"        tape.watch([{ws}])",
-                 f"        loss = loss_fn({sig})",
-                 "        total = tf.reduce_sum(loss)  # inside the tape, or the sum is not recorded",
-                 f"    return loss, tape.gradient(total, [{ws}], unconnected_gradients=tf.UnconnectedGradients.ZERO)"
-                 ] if wrt else []
+        lines = (
+            [
+                f"def value_and_grad({sig}):",
+                "    with tf.GradientTape() as tape:",
+                f"        tape.watch([{ws}])",
+                f"        loss = loss_fn({sig})",
+                "        total = tf.reduce_sum(loss)  # inside the tape, or the sum is not recorded",
+                f"    return loss, tape.gradient(total, [{ws}], unconnected_gradients=tf.UnconnectedGradients.ZERO)",
+            ]
+            if wrt
+            else []
+        )
         if mode != "eager":
             options = "jit_compile=True" if mode == "function_jit" else ""
             lines += [f"loss_fn = tf.function(loss_fn{', ' * bool(options)}{options})"]
@@ -93,12 +99,12 @@ ADAPTER = TensorFlowAdapter()
 #: Public loss APIs deliberately left unbound, and why.
 EXCLUDED = {
     "tf.nn.nce_loss": "samples negative classes at random (tf.random.log_uniform_candidate_sampler) inside "
-                      "the call and takes a weight matrix and biases: a training-time estimate, not a loss "
-                      "of given inputs",
+    "the call and takes a weight matrix and biases: a training-time estimate, not a loss "
+    "of given inputs",
     "tf.nn.sampled_softmax_loss": "samples classes at random inside the call, like nce_loss: a training-time "
-                                  "estimate of softmax cross-entropy, not a loss of given inputs",
+    "estimate of softmax cross-entropy, not a loss of given inputs",
     "tf.nn.compute_average_loss": "a reduction helper for distribution strategies (sum / global batch size) "
-                                  "that takes an already computed per-example loss",
+    "that takes an already computed per-example loss",
     "tf.nn.scale_regularization_loss": "a helper dividing a regularization term by the number of replicas, "
-                                       "not a loss of predictions and targets",
+    "not a loss of predictions and targets",
 }

@@ -6,8 +6,6 @@ are declared beside their specs (``conformance/families/<family>.py``, torch sec
 
 from __future__ import annotations
 
-import numpy as np
-
 from lossparity.adapters.base import FrameworkAdapter, py_literal
 
 
@@ -43,8 +41,7 @@ class TorchAdapter(FrameworkAdapter):
     def settings(self):
         if self.device == "cpu":
             return ""
-        return (f"torch.backends.cuda.matmul.allow_tf32 = {self.tf32}\n"
-                f"torch.backends.cudnn.allow_tf32 = {self.tf32}\n")
+        return f"torch.backends.cuda.matmul.allow_tf32 = {self.tf32}\ntorch.backends.cudnn.allow_tf32 = {self.tf32}\n"
 
     def print_statement(self, name):
         return f"print({name}.detach().double().tolist())"  # NumPy has no bfloat16 of torch's
@@ -56,10 +53,20 @@ class TorchAdapter(FrameworkAdapter):
 
         torch, F = self.namespace()["torch"], self.namespace()["F"]
         base = torch.nn.modules.loss._Loss
-        modules = [n for n in dir(torch.nn) if not n.startswith("_") and inspect.isclass(getattr(torch.nn, n))
-                   and (issubclass(getattr(torch.nn, n), base) or n.endswith("Loss"))]
-        functions = [n for n in dir(F) if not n.startswith("_") and callable(getattr(F, n))
-                     and (n.endswith("_loss") or "cross_entropy" in n or n == "kl_div")]
+        modules = [
+            n
+            for n in dir(torch.nn)
+            if not n.startswith("_")
+            and inspect.isclass(getattr(torch.nn, n))
+            and (issubclass(getattr(torch.nn, n), base) or n.endswith("Loss"))
+        ]
+        functions = [
+            n
+            for n in dir(F)
+            if not n.startswith("_")
+            and callable(getattr(F, n))
+            and (n.endswith("_loss") or "cross_entropy" in n or n == "kl_div")
+        ]
         return [f"torch.nn.{n}" for n in modules] + [f"torch.nn.functional.{n}" for n in functions]
 
     def compilations(self, functions):
@@ -78,11 +85,13 @@ class TorchAdapter(FrameworkAdapter):
             return "\n".join(lines) + "\n"
         lines += [f"def value_and_grad({sig}):"]
         lines += [f"    {n}.requires_grad_(True)" for n in wrt]
-        lines += [f"    loss = loss_fn({sig})",
-                  "    if not loss.requires_grad:  # the loss does not depend on them at all",
-                  f"        return loss, [torch.zeros_like(x) for x in ({ws},)]",
-                  f"    grads = torch.autograd.grad(loss.sum(), ({ws},), materialize_grads=True)",
-                  "    return loss.detach(), list(grads)"]
+        lines += [
+            f"    loss = loss_fn({sig})",
+            "    if not loss.requires_grad:  # the loss does not depend on them at all",
+            f"        return loss, [torch.zeros_like(x) for x in ({ws},)]",
+            f"    grads = torch.autograd.grad(loss.sum(), ({ws},), materialize_grads=True)",
+            "    return loss.detach(), list(grads)",
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -92,11 +101,11 @@ ADAPTER = TorchAdapter()
 EXCLUDED = {
     "torch.nn.NLLLoss2d": "a deprecated alias of torch.nn.NLLLoss (same class body), which is bound",
     "torch.nn.AdaptiveLogSoftmaxWithLoss": "a layer with trainable, randomly initialised cluster weights "
-                                           "that returns (output, loss); no loss function of given inputs",
+    "that returns (output, loss); no loss function of given inputs",
     "torch.nn.LinearCrossEntropyLoss": "a torch.nn.Linear layer (randomly initialised weight) fused with "
-                                       "cross_entropy; its loss of given logits is torch.nn.CrossEntropyLoss",
+    "cross_entropy; its loss of given logits is torch.nn.CrossEntropyLoss",
     "torch.nn.functional.linear_cross_entropy": "documented as cross_entropy(linear(input, linear_weight), "
-                                                "target): it takes features and a weight matrix, not logits, "
-                                                "and reads the projection's last axis as classes only for 2-D "
-                                                "input; its loss of logits is torch.nn.functional.cross_entropy",
+    "target): it takes features and a weight matrix, not logits, "
+    "and reads the projection's last axis as classes only for 2-D "
+    "input; its loss of logits is torch.nn.functional.cross_entropy",
 }

@@ -43,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 
 # -- part 1 and 2: in one framework process ---------------------------------------------------
 
+
 def _bare_loop(adapter, binding, spec, cases, dtype, mode, wrt_of):
     """The floor: per case, the framework's arrays made from the case's (C-contiguous, in the
     framework's layout) with its plain constructor (``torch.tensor``, ``tf.constant``,
@@ -54,8 +55,9 @@ def _bare_loop(adapter, binding, spec, cases, dtype, mode, wrt_of):
         ready = adapter.prepare_case(binding, case, dtype)
         wrt = [n for n in wrt_of(case) if n in ready.args]
         functions = adapter._functions(ready.source, ready.args, wrt, mode)
-        prepared.append((functions["value_and_grad"] if wrt else functions["loss_fn"],
-                         {n: ready.arrays[n] for n in ready.args}))
+        prepared.append(
+            (functions["value_and_grad"] if wrt else functions["loss_fn"], {n: ready.arrays[n] for n in ready.args})
+        )
     to_framework = adapter.to_framework
 
     def one_pass() -> float:
@@ -66,6 +68,7 @@ def _bare_loop(adapter, binding, spec, cases, dtype, mode, wrt_of):
             except Exception:  # noqa: BLE001 - a case the binding rejects costs the floor its raise
                 pass
         return time.perf_counter() - start
+
     return one_pass
 
 
@@ -90,8 +93,9 @@ def measure(process: str, frameworks, losses, dtype: str, examples: int, repeats
     from lossparity.conformance.specs import SPECS
     from lossparity.core.records import json_line
 
-    selection = Selection(frameworks=split_csv(frameworks), losses=split_csv(losses), dtypes=(dtype,),
-                          examples=examples).validate()
+    selection = Selection(
+        frameworks=split_csv(frameworks), losses=split_csv(losses), dtypes=(dtype,), examples=examples
+    ).validate()
     rows, cases_of = [], {}
     for binding in selection.bindings():
         adapter = adapter_for(binding.framework)
@@ -100,8 +104,11 @@ def measure(process: str, frameworks, losses, dtype: str, examples: int, repeats
         spec = SPECS[binding.spec]
         if spec.name not in cases_of:
             cases_of[spec.name] = selection.cases(spec.name)
-        cases = [c for c in cases_of[spec.name] if binding.effective_params(spec, c.params) is not None
-                 and (not c.dtypes or dtype in c.dtypes)]
+        cases = [
+            c
+            for c in cases_of[spec.name]
+            if binding.effective_params(spec, c.params) is not None and (not c.dtypes or dtype in c.dtypes)
+        ]
         if dtype not in binding.dtypes or not cases:
             continue
         modes = selection.modes_of(adapter)
@@ -138,19 +145,36 @@ def measure(process: str, frameworks, losses, dtype: str, examples: int, repeats
         def wrt_of(_case):
             return differentiated(spec) if adapter.differentiates else ()
 
-        buckets = len({(adapter.source(binding, c), tuple((n, a.shape) for n, a in sorted(
-            adapter.framework_arrays(binding, c, dtype).items()))) for c in cases})
+        buckets = len(
+            {
+                (
+                    adapter.source(binding, c),
+                    tuple((n, a.shape) for n, a in sorted(adapter.framework_arrays(binding, c, dtype).items())),
+                )
+                for c in cases
+            }
+        )
         calls = [call_pass() for _ in range(repeats)]
         for mode in modes:
             bare = _bare_loop(adapter, binding, spec, cases, dtype, mode, wrt_of)
             floor = statistics.median(bare() for _ in range(repeats)) / len(cases)
             call = statistics.median(c[mode] for c in calls) / len(cases)
-            rows.append({"binding": binding.id, "framework": binding.framework, "mode": mode, "cases": len(cases),
-                         "buckets": buckets, "compiles": compiles[mode], "floor_us": floor * 1e6,
-                         "call_us": call * 1e6, "call_ratio": call / floor})
+            rows.append(
+                {
+                    "binding": binding.id,
+                    "framework": binding.framework,
+                    "mode": mode,
+                    "cases": len(cases),
+                    "buckets": buckets,
+                    "compiles": compiles[mode],
+                    "floor_us": floor * 1e6,
+                    "call_us": call * 1e6,
+                    "call_ratio": call / floor,
+                }
+            )
         # the oracle and the record are per case, shared by the modes: spread over them
         per_mode_case = suite / len(modes)
-        for row in rows[-len(modes):]:
+        for row in rows[-len(modes) :]:
             row["case_us"] = per_mode_case * 1e6
             row["case_ratio"] = per_mode_case / (row["floor_us"] / 1e6)
             row["first_pass_s"] = first
@@ -159,6 +183,7 @@ def measure(process: str, frameworks, losses, dtype: str, examples: int, repeats
 
 
 # -- part 3: whole runs -------------------------------------------------------------------------
+
 
 def _tree_memory(root: int) -> int:
     """Memory of a process and all its descendants, in bytes: the sum of their proportional set
@@ -198,6 +223,7 @@ def whole_run(workers: int, out: Path, extra: list[str]) -> dict:
         while proc.poll() is None:
             peak[0] = max(peak[0], _tree_memory(proc.pid))
             time.sleep(0.5)
+
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     output = proc.communicate()[0]
@@ -205,13 +231,27 @@ def whole_run(workers: int, out: Path, extra: list[str]) -> dict:
     sampler.join()
     tail = [line for line in output.splitlines() if line.startswith(("verdicts:", "divergences:"))]
     results = _comparable(out / "results.jsonl")
-    compiled = sum(json.loads(line).get("compiled", 0) for line in open(out / "results.jsonl", encoding="utf-8")
-                   if line.startswith('{"kind":"result"'))
-    framework_s = sum(json.loads(line)["seconds"].get("call", 0) for line in open(out / "results.jsonl", encoding="utf-8")
-                      if line.startswith('{"kind":"result"') and '"seconds":{' in line)
-    return {"workers": workers, "exit": proc.returncode, "wall_s": wall, "peak_pss_gib": peak[0] / 2**30,
-            "results": len(results), "compiled": compiled, "framework_s": framework_s, "summary": tail,
-            "_key": results}
+    compiled = sum(
+        json.loads(line).get("compiled", 0)
+        for line in open(out / "results.jsonl", encoding="utf-8")
+        if line.startswith('{"kind":"result"')
+    )
+    framework_s = sum(
+        json.loads(line)["seconds"].get("call", 0)
+        for line in open(out / "results.jsonl", encoding="utf-8")
+        if line.startswith('{"kind":"result"') and '"seconds":{' in line
+    )
+    return {
+        "workers": workers,
+        "exit": proc.returncode,
+        "wall_s": wall,
+        "peak_pss_gib": peak[0] / 2**30,
+        "results": len(results),
+        "compiled": compiled,
+        "framework_s": framework_s,
+        "summary": tail,
+        "_key": results,
+    }
 
 
 def _comparable(path: Path) -> list[str]:
@@ -229,6 +269,7 @@ def _comparable(path: Path) -> list[str]:
 
 
 # -- the command ----------------------------------------------------------------------------------
+
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -259,35 +300,56 @@ def main() -> int:
         rows = []
         for process in processes:
             print(f"measuring the bindings of process {process!r} ...", file=sys.stderr, flush=True)
-            cmd = [sys.executable, __file__, "--measure", process, "--dtype", args.dtype,
-                   "--examples", str(args.examples), "--repeats", str(args.repeats)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--measure",
+                process,
+                "--dtype",
+                args.dtype,
+                "--examples",
+                str(args.examples),
+                "--repeats",
+                str(args.repeats),
+            ]
             cmd += (["--frameworks", args.frameworks] if args.frameworks else []) + (
-                ["--losses", args.losses] if args.losses else [])
+                ["--losses", args.losses] if args.losses else []
+            )
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode:
                 print(done.stderr[-3000:], file=sys.stderr)
                 return 1
             rows += json.loads(done.stdout)
         figures["bindings"] = rows
-        print(f"\n{'binding':<62} {'mode':<12} {'cases':>5} {'buckets':>7} {'compiles':>8} {'floor us':>9} "
-              f"{'call us':>8} {'call x':>6} {'case us':>8} {'case x':>6}")
+        print(
+            f"\n{'binding':<62} {'mode':<12} {'cases':>5} {'buckets':>7} {'compiles':>8} {'floor us':>9} "
+            f"{'call us':>8} {'call x':>6} {'case us':>8} {'case x':>6}"
+        )
         for r in rows:
-            print(f"{r['binding']:<62} {r['mode']:<12} {r['cases']:>5} {r['buckets']:>7} {r['compiles']:>8} "
-                  f"{r['floor_us']:>9.0f} {r['call_us']:>8.0f} {r['call_ratio']:>6.2f} {r['case_us']:>8.0f} "
-                  f"{r['case_ratio']:>6.2f}")
+            print(
+                f"{r['binding']:<62} {r['mode']:<12} {r['cases']:>5} {r['buckets']:>7} {r['compiles']:>8} "
+                f"{r['floor_us']:>9.0f} {r['call_us']:>8.0f} {r['call_ratio']:>6.2f} {r['case_us']:>8.0f} "
+                f"{r['case_ratio']:>6.2f}"
+            )
         if rows:
             worst_call = max(rows, key=lambda r: r["call_ratio"])
             worst_case = max(rows, key=lambda r: r["case_ratio"])
             calls = sorted(r["call_ratio"] for r in rows)
-            print(f"\n{len(rows)} binding-modes; call ratio median {statistics.median(calls):.2f}, "
-                  f"{sum(c <= 1.5 for c in calls)} of {len(calls)} at 1.5x or less; worst "
-                  f"{worst_call['call_ratio']:.2f}x ({worst_call['binding']} {worst_call['mode']})")
-            print(f"case ratio (oracle, verdicts and record included) median "
-                  f"{statistics.median(r['case_ratio'] for r in rows):.2f}; worst {worst_case['case_ratio']:.2f}x "
-                  f"({worst_case['binding']} {worst_case['mode']})")
-            print(f"compilations: {sum(r['compiles'] for r in rows)} for {sum(r['cases'] for r in rows)} cases "
-                  f"in {sum(r['buckets'] for r in rows)} buckets (per binding-mode: most "
-                  f"{max(r['compiles'] for r in rows)}, cases per binding most {max(r['cases'] for r in rows)})")
+            print(
+                f"\n{len(rows)} binding-modes; call ratio median {statistics.median(calls):.2f}, "
+                f"{sum(c <= 1.5 for c in calls)} of {len(calls)} at 1.5x or less; worst "
+                f"{worst_call['call_ratio']:.2f}x ({worst_call['binding']} {worst_call['mode']})"
+            )
+            print(
+                f"case ratio (oracle, verdicts and record included) median "
+                f"{statistics.median(r['case_ratio'] for r in rows):.2f}; worst {worst_case['case_ratio']:.2f}x "
+                f"({worst_case['binding']} {worst_case['mode']})"
+            )
+            print(
+                f"compilations: {sum(r['compiles'] for r in rows)} for {sum(r['cases'] for r in rows)} cases "
+                f"in {sum(r['buckets'] for r in rows)} buckets (per binding-mode: most "
+                f"{max(r['compiles'] for r in rows)}, cases per binding most {max(r['cases'] for r in rows)})"
+            )
     if not args.skip_run:
         extra = args.run_args.split()
         runs = []
@@ -299,16 +361,25 @@ def main() -> int:
         figures["runs"] = runs
         print()
         for r in runs:
-            print(f"lossparity run -n {r['workers']} {' '.join(extra)}: {r['wall_s']:.0f} s, peak memory "
-                  f"{r['peak_pss_gib']:.2f} GiB (PSS of the process tree), {r['results']} results, {r['compiled']} compilations, "
-                  f"exit {r['exit']}")
-            print(f"    the frameworks' own calls: {r['framework_s']:.0f} s of CPU in all, {r['framework_s'] / r['workers']:.0f} s "
-                  f"per worker: the run's wall time is {r['wall_s'] / (r['framework_s'] / r['workers']):.2f}x that")
+            print(
+                f"lossparity run -n {r['workers']} {' '.join(extra)}: {r['wall_s']:.0f} s, peak memory "
+                f"{r['peak_pss_gib']:.2f} GiB (PSS of the process tree), {r['results']} results, "
+                f"{r['compiled']} compilations, "
+                f"exit {r['exit']}"
+            )
+            per_worker = r["framework_s"] / r["workers"]
+            print(
+                f"    the frameworks' own calls: {r['framework_s']:.0f} s of CPU in all, "
+                f"{per_worker:.0f} s per worker: "
+                f"the run's wall time is {r['wall_s'] / per_worker:.2f}x that"
+            )
             for line in r["summary"]:
                 print("   ", line)
         if len(runs) == 2:
-            print(f"speedup of -n {runs[1]['workers']}: {runs[0]['wall_s'] / runs[1]['wall_s']:.2f}x; "
-                  f"identical results: {keys[0] == keys[1]}")
+            print(
+                f"speedup of -n {runs[1]['workers']}: {runs[0]['wall_s'] / runs[1]['wall_s']:.2f}x; "
+                f"identical results: {keys[0] == keys[1]}"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1), encoding="utf-8")
     return 0

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
-
-import json
 
 import orjson
 
@@ -35,8 +34,17 @@ sys.path.insert(0, str(ROOT / "tests"))  # the tests' record builders: one home 
 from fake_records import agreement, divergence, summary  # noqa: E402
 
 WORK = Path("/tmp/lossparity_report_scale")
-SEED_COMMAND = ["run", "--frameworks", "torch", "--losses", "softmax_cross_entropy,binary_cross_entropy",
-                "--dtypes", "float32", "--examples", "20"]
+SEED_COMMAND = [
+    "run",
+    "--frameworks",
+    "torch",
+    "--losses",
+    "softmax_cross_entropy,binary_cross_entropy",
+    "--dtypes",
+    "float32",
+    "--examples",
+    "20",
+]
 
 #: Out of 1000 result lines: how many have each verdict (the rest conform): about 3% findings,
 #: as a run over many frameworks shows. Known ones are the seed run's own.
@@ -58,8 +66,12 @@ def seed_records(seed_run: Path) -> tuple[dict, list[dict]]:
     results = seed_run / "results.jsonl"
     if not results.is_file():
         print(f"making the seed run in {seed_run} ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "lossparity", *SEED_COMMAND, "--out", str(seed_run)],
-                       cwd=ROOT, check=False, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "lossparity", *SEED_COMMAND, "--out", str(seed_run)],
+            cwd=ROOT,
+            check=False,
+            stdout=subprocess.DEVNULL,
+        )
     lines = [orjson.loads(line) for line in results.read_bytes().splitlines() if line.strip()]
     meta = next(r for r in lines if r["kind"] == "meta")
     return meta, [r for r in lines if r["kind"] == "result"]
@@ -75,9 +87,16 @@ def as_verdict(r: dict, verdict: str) -> dict:
         v = r["actual"]["value"]
         v["data"] = [x * 1.01 + 1e-3 if isinstance(x, float) else x for x in v["data"]]
         r["value_verdict"] = "deviate"
-        r["errors"] = {**(r.get("errors") or {}), "ok": False, "mismatched": 1, "total": len(v["data"]),
-                       "max_abs": 1e-3, "max_rel": 0.01, "max_ulp": 80000.0,
-                       "summary": f"Mismatched elements: 1 / {len(v['data'])}\nGreatest absolute difference: 0.001"}
+        r["errors"] = {
+            **(r.get("errors") or {}),
+            "ok": False,
+            "mismatched": 1,
+            "total": len(v["data"]),
+            "max_abs": 1e-3,
+            "max_rel": 0.01,
+            "max_ulp": 80000.0,
+            "summary": f"Mismatched elements: 1 / {len(v['data'])}\nGreatest absolute difference: 0.001",
+        }
     elif verdict in ("error_mismatch", "crash", "timeout"):
         error = {"error_mismatch": "ValueError", "crash": "Segfault", "timeout": "Timeout"}[verdict]
         r["actual"] = {"error": error, "message": f"{error.lower()} in {r['binding']}", "classes": [error]}
@@ -85,8 +104,14 @@ def as_verdict(r: dict, verdict: str) -> dict:
         r["errors"] = {"summary": f"expected a value; raised {error}"}
         r["gradients"] = None
     elif verdict == "unsupported":
-        r.update(actual={"error": "unsupported", "message": "float16 is not supported on cpu"},
-                 expected=None, errors=None, gradients=None, value_verdict="unsupported", reproducer=None)
+        r.update(
+            actual={"error": "unsupported", "message": "float16 is not supported on cpu"},
+            expected=None,
+            errors=None,
+            gradients=None,
+            value_verdict="unsupported",
+            reproducer=None,
+        )
     return r
 
 
@@ -94,13 +119,27 @@ def divergence_of(a: dict, b: dict) -> dict:
     """A divergence of two result lines, a quarter of them unexplained."""
     status = "unexplained" if hash((a["case_id"], b["binding"])) % 4 == 0 else "explained"
     return divergence(
-        a, b, status=status,
-        comparison={"ok": False, "mismatched": 1, "total": 1, "max_abs": 0.01, "max_rel": 0.02,
-                    "max_ulp": 1e5, "index": [], "summary": "Mismatched elements: 1 / 1"},
-        attribution={"status": status,
-                     "differing": [{"name": "log_min", "a": None, "b": -100.0, "alone": 1.0, "share": 1.0}],
-                     "conventions": [] if status == "unexplained" else ["log_min"], "closed": 1.0},
-        reason="explained by log_min" if status == "explained" else "no declared difference explains it")
+        a,
+        b,
+        status=status,
+        comparison={
+            "ok": False,
+            "mismatched": 1,
+            "total": 1,
+            "max_abs": 0.01,
+            "max_rel": 0.02,
+            "max_ulp": 1e5,
+            "index": [],
+            "summary": "Mismatched elements: 1 / 1",
+        },
+        attribution={
+            "status": status,
+            "differing": [{"name": "log_min", "a": None, "b": -100.0, "alone": 1.0, "share": 1.0}],
+            "conventions": [] if status == "unexplained" else ["log_min"],
+            "closed": 1.0,
+        },
+        reason="explained by log_min" if status == "explained" else "no declared difference explains it",
+    )
 
 
 def make_results(path: Path, n_lines: int, seed_run: Path) -> Counter:
@@ -126,8 +165,13 @@ def make_results(path: Path, n_lines: int, seed_run: Path) -> Counter:
             verdict = schedule[slot] if slot < len(schedule) else None
             base = variants[verdict][k % len(variants[verdict])]
             alias = ALIASES[(i // len(seeds)) % len(ALIASES)]
-            r = dict(base, case_id=f"{base['case_id']}-{i}", binding=alias + base["binding"],
-                     mode=MODES[i % len(MODES)], dtype=DTYPES[(i // 3) % len(DTYPES)])
+            r = dict(
+                base,
+                case_id=f"{base['case_id']}-{i}",
+                binding=alias + base["binding"],
+                mode=MODES[i % len(MODES)],
+                dtype=DTYPES[(i // 3) % len(DTYPES)],
+            )
             counts[r["verdict"]] += 1
             fh.write(dumps(r))
             written += 1
@@ -143,13 +187,22 @@ def make_results(path: Path, n_lines: int, seed_run: Path) -> Counter:
             for spec in specs:
                 bindings = sorted({alias + r["binding"] for r in seeds if r["spec"] == spec})
                 a, b = bindings[0], bindings[-1]
-                explained = sum(n for (s, x, _, st), n in agreements.items()
-                                if s == spec and x == a and st == "explained")
+                explained = sum(
+                    n for (s, x, _, st), n in agreements.items() if s == spec and x == a and st == "explained"
+                )
                 fh.write(dumps(agreement(spec, a, b, 1000, explained, 0)))
-        fh.write(dumps(summary({k: v for k, v in counts.items() if not k.startswith("divergence")},
-                               divergences={"explained": counts["divergence explained"],
-                                            "unexplained": counts["divergence unexplained"]},
-                               finished=meta.get("started"))))
+        fh.write(
+            dumps(
+                summary(
+                    {k: v for k, v in counts.items() if not k.startswith("divergence")},
+                    divergences={
+                        "explained": counts["divergence explained"],
+                        "unexplained": counts["divergence unexplained"],
+                    },
+                    finished=meta.get("started"),
+                )
+            )
+        )
     return counts
 
 
@@ -166,12 +219,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         t0 = time.perf_counter()
         counts = make_results(results, args.lines, args.seed_run)
-        print(f"wrote {results}: {args.lines} lines, {results.stat().st_size / 1e6:.0f} MB, "
-              f"{time.perf_counter() - t0:.1f} s; " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        print(
+            f"wrote {results}: {args.lines} lines, {results.stat().st_size / 1e6:.0f} MB, "
+            f"{time.perf_counter() - t0:.1f} s; " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        )
     try:
         t0 = time.perf_counter()
-        child = subprocess.Popen([sys.executable, "-m", "lossparity", "report", str(results), "-o", str(page)],
-                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "lossparity", "report", str(results), "-o", str(page)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         stderr = child.stderr.read()
         # wait4: the peak RSS of this child alone (RUSAGE_CHILDREN would count the seed run too)
         _, status, usage = os.wait4(child.pid, 0)
@@ -183,8 +242,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"lossparity report failed: exit {returncode}")
             return 1
         size = page.stat().st_size
-        print(f"lossparity report: {args.lines} lines in {wall:.1f} s, peak RSS {peak / 2**30:.2f} GiB, "
-              f"page {size / 1e6:.1f} MB (exit {returncode})")
+        print(
+            f"lossparity report: {args.lines} lines in {wall:.1f} s, peak RSS {peak / 2**30:.2f} GiB, "
+            f"page {size / 1e6:.1f} MB (exit {returncode})"
+        )
         ok = wall <= 30 and peak <= 2 * 2**30 and size <= 20e6
         print("targets (30 s, 2 GiB, 20 MB): " + ("met" if ok else "NOT met"))
         return 0 if ok else 1

@@ -20,17 +20,18 @@ unexplained. ``lossparity explain`` and the divergences of a run both use :func:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import combinations
 from math import factorial
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from lossparity.conformance.compare import compare
-from lossparity.core.model import ARRAY_PARAMS, Binding, Case, Spec
 from lossparity.conformance.runner import expect
 from lossparity.core.dtypes import tolerance
+from lossparity.core.model import ARRAY_PARAMS, Binding, Case, Spec
 from lossparity.reference.conventions import CONVENTIONS
 from lossparity.reference.errors import OracleError
 from lossparity.reference.trace import NO_TRACE
@@ -61,13 +62,21 @@ def knobs(spec: Spec, binding: Binding, params: Mapping[str, Any], names: tuple[
     return out
 
 
-def predict(setting: Mapping[str, Any], specs: Mapping[str, Spec], case_for: Callable[[Mapping], Case],
-            dtype: str, trace=NO_TRACE) -> Prediction:
+def predict(
+    setting: Mapping[str, Any],
+    specs: Mapping[str, Spec],
+    case_for: Callable[[Mapping], Case],
+    dtype: str,
+    trace=NO_TRACE,
+) -> Prediction:
     """The oracle's outcome under a setting; ``case_for`` reads the case as that setting would."""
     spec = specs[setting[LOSS]]
     case = case_for(setting)
-    params = {k.removeprefix(DEFAULT): v for k, v in setting.items()
-              if k.startswith(DEFAULT) and k.removeprefix(DEFAULT) in spec.defaults and v is not None}
+    params = {
+        k.removeprefix(DEFAULT): v
+        for k, v in setting.items()
+        if k.startswith(DEFAULT) and k.removeprefix(DEFAULT) in spec.defaults and v is not None
+    }
     params.update({k: v for k, v in case.params.items() if k in ARRAY_PARAMS and k in spec.defaults})
     conventions = {k: v for k, v in setting.items() if k in spec.conventions}
     try:
@@ -118,8 +127,15 @@ def same(x: Prediction, y: Prediction, spec_name: str, dtype: str) -> bool:
     return compare(x.value, y.value, tolerance(spec_name, dtype), dtype).ok
 
 
-def attribute(a_setting: Mapping[str, Any], b_setting: Mapping[str, Any], specs: Mapping[str, Spec],
-              case_for: Callable[[Mapping], Case], dtype: str, *, ignore: tuple[str, ...] = ()) -> dict:
+def attribute(
+    a_setting: Mapping[str, Any],
+    b_setting: Mapping[str, Any],
+    specs: Mapping[str, Spec],
+    case_for: Callable[[Mapping], Case],
+    dtype: str,
+    *,
+    ignore: tuple[str, ...] = (),
+) -> dict:
     """Which knobs in which settings A and B differ turn A's prediction into B's, and by how much.
 
     Returns ``differing`` (each knob with A's and B's value, what it closes alone and its
@@ -164,9 +180,16 @@ def attribute(a_setting: Mapping[str, Any], b_setting: Mapping[str, Any], specs:
     shares = _shapley(differing, closes) if status != "same" and len(differing) <= MAX_EXHAUSTIVE else {}
     return {
         "status": status,
-        "differing": [{"name": k, "a": _plain(sa[k]), "b": _plain(sb[k]),
-                       "alone": None if status == "same" else closes(frozenset([k])),
-                       "share": shares.get(k)} for k in differing],
+        "differing": [
+            {
+                "name": k,
+                "a": _plain(sa[k]),
+                "b": _plain(sb[k]),
+                "alone": None if status == "same" else closes(frozenset([k])),
+                "share": shares.get(k),
+            }
+            for k in differing
+        ],
         "conventions": smallest or [],
         "closed": 1.0 if status == "same" else closes(full),
     }

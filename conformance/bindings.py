@@ -22,6 +22,7 @@ NO_REDUCTION = {"reduction": "none"}
 
 # ----------------------------------------------------------------------------- torch
 
+
 def torch_pair(fn: str, module: str, spec: str, **kw) -> list[Binding]:
     """The functional form and the module form of one loss share everything but the call."""
     return [
@@ -42,10 +43,18 @@ def optax_loss(name: str, spec: str, *, fixed=NO_REDUCTION, **kw) -> Binding:
 
 class Source:
     """A keyword value written as source: optax's reduce_fn takes a function (jnp.mean)."""
-    def __init__(self, text): self.text = text
-    def __repr__(self): return self.text
-    def __eq__(self, other): return isinstance(other, Source) and other.text == self.text
-    def __hash__(self): return hash(self.text)
+
+    def __init__(self, text):
+        self.text = text
+
+    def __repr__(self):
+        return self.text
+
+    def __eq__(self, other):
+        return isinstance(other, Source) and other.text == self.text
+
+    def __hash__(self):
+        return hash(self.text)
 
 
 # ----------------------------------------------------------------------------- keras
@@ -67,8 +76,19 @@ KERAS_EPS = 1e-7  # keras.backend.epsilon()
 _MEAN_VALUES = {"reduction": {"mean": "sum_over_batch_size"}}
 
 
-def keras_pair(cls: str | None, fn: str | None, spec: str, flags: str = "", *, params=None, conventions=None,
-               defaults=None, requires=None, backends=None, class_conventions=None) -> list[Binding]:
+def keras_pair(
+    cls: str | None,
+    fn: str | None,
+    spec: str,
+    flags: str = "",
+    *,
+    params=None,
+    conventions=None,
+    defaults=None,
+    requires=None,
+    backends=None,
+    class_conventions=None,
+) -> list[Binding]:
     """The class form (reduces; computes in floatx, float32) and the function form (per sample)
     of one loss, for the backend-less id; ``flags`` is keyword source both take
     (``"from_logits=True"``), ``backends`` per-backend convention overrides
@@ -79,13 +99,32 @@ def keras_pair(cls: str | None, fn: str | None, spec: str, flags: str = "", *, p
     conv = dict(conventions or {})
     out = []
     if cls:
-        out.append(Binding(f"keras.losses.{cls}", spec, "keras", f"keras.losses.{cls}({flags}{{kw}})(target, input)",
-                           params={**REDUCTION, **params}, values=_MEAN_VALUES, computes_in="float32",
-                           conventions={**conv, **(class_conventions or {})}, **common))
+        out.append(
+            Binding(
+                f"keras.losses.{cls}",
+                spec,
+                "keras",
+                f"keras.losses.{cls}({flags}{{kw}})(target, input)",
+                params={**REDUCTION, **params},
+                values=_MEAN_VALUES,
+                computes_in="float32",
+                conventions={**conv, **(class_conventions or {})},
+                **common,
+            )
+        )
     if fn:
-        out.append(Binding(f"keras.losses.{fn}", spec, "keras",
-                           f"keras.losses.{fn}(target, input{', ' * bool(flags)}{flags}{{kw}})",
-                           params=params, fixed=NO_REDUCTION, conventions=conv, **common))
+        out.append(
+            Binding(
+                f"keras.losses.{fn}",
+                spec,
+                "keras",
+                f"keras.losses.{fn}(target, input{', ' * bool(flags)}{flags}{{kw}})",
+                params=params,
+                fixed=NO_REDUCTION,
+                conventions=conv,
+                **common,
+            )
+        )
     return [replace(b, conventions={**b.conventions, "_backends": backends}) if backends else b for b in out]
 
 

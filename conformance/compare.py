@@ -9,7 +9,6 @@ import numpy as np
 from lossparity.core.dtypes import Tolerance, numpy_dtype, ulp
 
 
-
 @dataclass
 class Comparison:
     ok: bool
@@ -32,9 +31,16 @@ def compare(actual: np.ndarray, expected: np.ndarray, tol: Tolerance, dtype: str
     actual = np.asarray(actual, np.float64)
     expected = np.asarray(expected, np.float64)
     if actual.shape != expected.shape:
-        return Comparison(False, max(actual.size, expected.size), expected.size,
-                          float("nan"), float("nan"), float("nan"), None,
-                          f"Shape mismatch: got {actual.shape}, expected {expected.shape}")
+        return Comparison(
+            False,
+            max(actual.size, expected.size),
+            expected.size,
+            float("nan"),
+            float("nan"),
+            float("nan"),
+            None,
+            f"Shape mismatch: got {actual.shape}, expected {expected.shape}",
+        )
     if expected.size == 0:
         return Comparison(True, 0, 0, 0.0, 0.0, 0.0, None, "Both empty.")
     with np.errstate(over="ignore"):
@@ -80,9 +86,12 @@ def _comparison(diff: np.ndarray, bad: int, max_rel: float, max_ulp: float, tol:
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
     max_abs = float(diff.max())
     where = f" at index {tuple(int(i) for i in worst)}" if diff.ndim else ""
-    summary = (f"Mismatched elements: {bad} / {total} ({100.0 * bad / total:.1f}%)\n"
-               f"Greatest absolute difference: {max_abs:.6g}{where} (up to {tol.atol:g} allowed)\n"
-               f"Greatest relative difference: {max_rel:.6g} (up to {tol.rtol:g} allowed)\n"
-               f"Greatest difference in {dtype} ULPs: {max_ulp:.6g}")
-    return Comparison(bad == 0, bad, total, max_abs, max_rel, max_ulp,
-                      [int(i) for i in worst] if diff.ndim else [], summary)
+    summary = (
+        f"Mismatched elements: {bad} / {total} ({100.0 * bad / total:.1f}%)\n"
+        f"Greatest absolute difference: {max_abs:.6g}{where} (up to {tol.atol:g} allowed)\n"
+        f"Greatest relative difference: {max_rel:.6g} (up to {tol.rtol:g} allowed)\n"
+        f"Greatest difference in {dtype} ULPs: {max_ulp:.6g}"
+    )
+    return Comparison(
+        bad == 0, bad, total, max_abs, max_rel, max_ulp, [int(i) for i in worst] if diff.ndim else [], summary
+    )

@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from lossparity.core.verdicts import SILENT
 
@@ -42,10 +42,12 @@ class _Tally:
         return {
             "kind": "summary",
             "counts": dict(self.counts),
-            "divergences": dict(Counter(d["status"] for d in divergences)
-                                + Counter(_explained_by(d) for d in divergences if d["status"] == "explained")),
+            "divergences": dict(
+                Counter(d["status"] for d in divergences)
+                + Counter(_explained_by(d) for d in divergences if d["status"] == "explained")
+            ),
             "stale_known": stale(load_known(), self.used, self.ran),
-            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         }
 
 
@@ -59,8 +61,8 @@ def _comparable(r: dict) -> bool:
 
 
 def _finish(groups: Iterable[list[dict]], tally: _Tally) -> tuple[list[dict], dict]:
-    from lossparity.conformance.registry import all_bindings
     from lossparity.conformance.divergence import divergences_by_case
+    from lossparity.conformance.registry import all_bindings
     from lossparity.conformance.specs import SPECS
 
     bindings = {b.key: b for b in all_bindings()}

@@ -11,24 +11,39 @@ from lossparity.core.dtypes import DTYPES
 def coverage() -> dict:
     modules = adapter_modules()
     frameworks = {
-        name: {"available": m.ADAPTER.unavailable() is None, "reason": m.ADAPTER.unavailable(),
-               "bindings": len(bindings(name)), "modes": list(m.ADAPTER.modes),
-               "opt_in_modes": list(m.ADAPTER.opt_in_modes), "excluded": excluded(name)}
+        name: {
+            "available": m.ADAPTER.unavailable() is None,
+            "reason": m.ADAPTER.unavailable(),
+            "bindings": len(bindings(name)),
+            "modes": list(m.ADAPTER.modes),
+            "opt_in_modes": list(m.ADAPTER.opt_in_modes),
+            "excluded": excluded(name),
+        }
         for name, m in modules.items()
     }
-    frameworks.update({name: {"available": False, "reason": why, "bindings": 0, "modes": [], "opt_in_modes": [],
-                              "excluded": {}}
-                       for name, why in broken_adapters().items()})
+    frameworks.update(
+        {
+            name: {"available": False, "reason": why, "bindings": 0, "modes": [], "opt_in_modes": [], "excluded": {}}
+            for name, why in broken_adapters().items()
+        }
+    )
     specs = []
     for spec in SPECS.values():
         row = {"spec": spec.name, "summary": spec.summary, "bindings": {}}
         for name, m in modules.items():
             row["bindings"][name] = [
-                {"id": b.id, "params": sorted(b.params), "fixed": dict(b.fixed),
-                 "conventions": {k: v for k, v in b.conventions.items()}, "dtypes": list(b.dtypes),
-                 "computes_in": b.computes_in, "modes": list(m.ADAPTER.modes),
-                 "gradients": list(differentiated(spec))}
-                for b in bindings(name) if b.spec == spec.name
+                {
+                    "id": b.id,
+                    "params": sorted(b.params),
+                    "fixed": dict(b.fixed),
+                    "conventions": {k: v for k, v in b.conventions.items()},
+                    "dtypes": list(b.dtypes),
+                    "computes_in": b.computes_in,
+                    "modes": list(m.ADAPTER.modes),
+                    "gradients": list(differentiated(spec)),
+                }
+                for b in bindings(name)
+                if b.spec == spec.name
             ]
         specs.append(row)
     return {"frameworks": frameworks, "specs": specs}
@@ -50,7 +65,7 @@ def format_coverage(table: dict) -> str:
         lines.append(f"{fw}: {info['bindings']} bindings, modes {modes or '-'}; {state}")
     lines.append("Every binding is differentiated with respect to its input (and probability targets).")
     lines += ["", "Public loss APIs deliberately not bound:"]
-    for fw, info in table["frameworks"].items():
+    for info in table["frameworks"].values():
         lines += [f"  {api}: {why}" for api, why in info["excluded"].items()]
     return "\n".join(lines)
 
@@ -63,8 +78,9 @@ def format_markdown(table: dict) -> str:
     for spec in table["specs"]:
         cells = []
         for fam in families:
-            ids = dict.fromkeys(b["id"].split("[")[0] for fw, bs in spec["bindings"].items()
-                                if family(fw) == fam for b in bs)
+            ids = dict.fromkeys(
+                b["id"].split("[")[0] for fw, bs in spec["bindings"].items() if family(fw) == fam for b in bs
+            )
             cells.append("<br>".join(f"`{i}`" for i in ids) or "-")
         rows.append(f"| `{spec['spec']}` | " + " | ".join(cells) + " |")
     return "\n".join(rows)

@@ -14,24 +14,26 @@ Every pair compared is counted, so the report can show which bindings agree with
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from itertools import combinations
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from lossparity.conformance.attribution import DEFAULT, LOSS, attribute, knobs
 from lossparity.conformance.compare import compare
-from lossparity.core.model import ARRAY_PARAMS, Binding, Case, Spec
 from lossparity.core.dtypes import DTYPES, tolerance
+from lossparity.core.model import ARRAY_PARAMS, Binding, Case, Spec
 from lossparity.core.records import decode_array, encode_array
 from lossparity.core.verdicts import CONFORMING
-
 
 
 def case_from_record(record: dict) -> Case:
     """Rebuild the (already dtype-rounded) case a result line was computed on."""
     inputs = {k: decode_array(v) for k, v in record["inputs"].items()}
     arrays = {k: v for k, v in inputs.items() if k not in ARRAY_PARAMS}
-    params = {**{k: v for k, v in record["params"].items() if v is not None},
-              **{k: v for k, v in inputs.items() if k in ARRAY_PARAMS}}
+    params = {
+        **{k: v for k, v in record["params"].items() if v is not None},
+        **{k: v for k, v in inputs.items() if k in ARRAY_PARAMS},
+    }
     return Case(record["spec"], record["case_id"], record["origin"], arrays, params)
 
 
@@ -68,8 +70,9 @@ def comparable_result(record: dict) -> bool:
     return record.get("kind") == "result" and record["verdict"] != "unsupported" and bool(record.get("actual"))
 
 
-def find_divergences(records: Iterable[dict], bindings: Mapping[str, Binding],
-                     specs: Mapping[str, Spec]) -> tuple[list[dict], list[dict]]:
+def find_divergences(
+    records: Iterable[dict], bindings: Mapping[str, Binding], specs: Mapping[str, Spec]
+) -> tuple[list[dict], list[dict]]:
     """Every disagreeing pair of results on the same case, each with its explanation, and
     one ``agreement`` record per pair of bindings: how many cases they were compared on and
     how many of those they disagree on, explained and unexplained."""
@@ -80,8 +83,9 @@ def find_divergences(records: Iterable[dict], bindings: Mapping[str, Binding],
     return divergences_by_case(groups.values(), bindings, specs)
 
 
-def divergences_by_case(groups: Iterable[list[dict]], bindings: Mapping[str, Binding],
-                        specs: Mapping[str, Spec]) -> tuple[list[dict], list[dict]]:
+def divergences_by_case(
+    groups: Iterable[list[dict]], bindings: Mapping[str, Binding], specs: Mapping[str, Spec]
+) -> tuple[list[dict], list[dict]]:
     """``find_divergences`` over results already grouped by ``case_key`` (each group in run
     order), one group at a time: a caller may read the groups from a file one by one."""
     out, mode_out = [], []
@@ -100,8 +104,9 @@ def divergences_by_case(groups: Iterable[list[dict]], bindings: Mapping[str, Bin
     return out + mode_out, list(pairs.values()) + list(mode_pairs.values())
 
 
-def _binding_divergences(results: list[dict], bindings: Mapping[str, Binding], specs: Mapping[str, Spec],
-                         pairs: dict) -> list[dict]:
+def _binding_divergences(
+    results: list[dict], bindings: Mapping[str, Binding], specs: Mapping[str, Spec], pairs: dict
+) -> list[dict]:
     """The divergences between bindings among the results of one case in one mode."""
     out = []
     for ra, rb in combinations(sorted(results, key=lambda r: r["binding"]), 2):
@@ -112,9 +117,18 @@ def _binding_divergences(results: list[dict], bindings: Mapping[str, Binding], s
         xa, xb = _outcome(ra["actual"]), _outcome(rb["actual"])
         if xa[0] == "value" and xb[0] == "value" and xa[1].shape != xb[1].shape:
             continue  # a different output structure (per-sample vs per-element) is not a number
-        pair = pairs.setdefault((spec_name, a.id, b.id), {
-            "kind": "agreement", "spec": spec_name, "a": a.id, "b": b.id,
-            "compared": 0, "explained": 0, "unexplained": 0})
+        pair = pairs.setdefault(
+            (spec_name, a.id, b.id),
+            {
+                "kind": "agreement",
+                "spec": spec_name,
+                "a": a.id,
+                "b": b.id,
+                "compared": 0,
+                "explained": 0,
+                "unexplained": 0,
+            },
+        )
         pair["compared"] += 1
         precision = _precision(ra, rb)
         tol = tolerance(spec_name, precision)
@@ -139,35 +153,74 @@ def _mode_divergences(results: list[dict], pairs: dict) -> list[dict]:
     registered known deviation covers a side; otherwise one mode departs from it."""
     out = []
     if len(results) > 1:
-        spec_name, case_id, dtype, device, binding = (results[0][k] for k in ("spec", "case_id", "dtype", "device", "binding"))
+        spec_name, case_id, dtype, device, binding = (
+            results[0][k] for k in ("spec", "case_id", "dtype", "device", "binding")
+        )
         for ra, rb in combinations(results, 2):  # in run order: eager first
-            pair = pairs.setdefault((spec_name, binding, ra["mode"], rb["mode"]), {
-                "kind": "agreement", "spec": spec_name, "a": f"{binding} [{ra['mode']}]",
-                "b": f"{binding} [{rb['mode']}]", "compared": 0, "explained": 0, "unexplained": 0})
+            pair = pairs.setdefault(
+                (spec_name, binding, ra["mode"], rb["mode"]),
+                {
+                    "kind": "agreement",
+                    "spec": spec_name,
+                    "a": f"{binding} [{ra['mode']}]",
+                    "b": f"{binding} [{rb['mode']}]",
+                    "compared": 0,
+                    "explained": 0,
+                    "unexplained": 0,
+                },
+            )
             pair["compared"] += 1
             precision = _precision(ra, rb)
             tol = tolerance(spec_name, precision)
             pa, pb = _parts(ra), _parts(rb)
-            if len(pa) == len(pb) and all((x is None and y is None) or _same(x, y, tol, precision) for x, y in zip(pa, pb)):
+            if len(pa) == len(pb) and all(
+                (x is None and y is None) or _same(x, y, tol, precision) for x, y in zip(pa, pb)
+            ):
                 continue
             known = [str(r["known"].get("id", "?")) for r in (ra, rb) if isinstance(r.get("known"), dict)]
             status = "explained" if known else "unexplained"
             pair[status] += 1
             xa, xb = pa[0], pb[0]
-            out.append({
-                "kind": "divergence", "spec": spec_name, "case_id": case_id, "dtype": dtype,
-                "mode": rb["mode"], "device": device,
-                "a": {"binding": binding, "framework": ra["framework"], "mode": ra["mode"],
-                      "verdict": ra["verdict"], "actual": _describe(xa)},
-                "b": {"binding": binding, "framework": rb["framework"], "mode": rb["mode"],
-                      "verdict": rb["verdict"], "actual": _describe(xb)},
-                "comparison": (compare(xa[1], xb[1], tol, precision).as_dict()
-                               if xa[0] == xb[0] == "value" and xa[1].shape == xb[1].shape else None),
-                "status": status, "attribution": None, "known": known,
-                "reason": (f"{binding} gives different results in {ra['mode']} and {rb['mode']} mode: "
-                           + ("explained by the known deviation(s) " + ", ".join(known) if known else
-                              "the same documented call, so one mode departs from it")),
-            })
+            out.append(
+                {
+                    "kind": "divergence",
+                    "spec": spec_name,
+                    "case_id": case_id,
+                    "dtype": dtype,
+                    "mode": rb["mode"],
+                    "device": device,
+                    "a": {
+                        "binding": binding,
+                        "framework": ra["framework"],
+                        "mode": ra["mode"],
+                        "verdict": ra["verdict"],
+                        "actual": _describe(xa),
+                    },
+                    "b": {
+                        "binding": binding,
+                        "framework": rb["framework"],
+                        "mode": rb["mode"],
+                        "verdict": rb["verdict"],
+                        "actual": _describe(xb),
+                    },
+                    "comparison": (
+                        compare(xa[1], xb[1], tol, precision).as_dict()
+                        if xa[0] == xb[0] == "value" and xa[1].shape == xb[1].shape
+                        else None
+                    ),
+                    "status": status,
+                    "attribution": None,
+                    "known": known,
+                    "reason": (
+                        f"{binding} gives different results in {ra['mode']} and {rb['mode']} mode: "
+                        + (
+                            "explained by the known deviation(s) " + ", ".join(known)
+                            if known
+                            else "the same documented call, so one mode departs from it"
+                        )
+                    ),
+                }
+            )
     return out
 
 
@@ -184,26 +237,45 @@ def _describe(x) -> Any:
 
 def _divergence(specs, spec, a, b, ra, rb, xa, xb, dtype, mode, device, tol, precision) -> dict:
     record = {
-        "kind": "divergence", "spec": spec.name, "case_id": ra["case_id"], "dtype": dtype,
-        "mode": mode, "device": device,
+        "kind": "divergence",
+        "spec": spec.name,
+        "case_id": ra["case_id"],
+        "dtype": dtype,
+        "mode": mode,
+        "device": device,
         "a": {"binding": a.id, "framework": a.framework, "verdict": ra["verdict"], "actual": _describe(xa)},
         "b": {"binding": b.id, "framework": b.framework, "verdict": rb["verdict"], "actual": _describe(xb)},
-        "comparison": (compare(xa[1], xb[1], tol, precision).as_dict()
-                       if xa[0] == xb[0] == "value" else None),
+        "comparison": (compare(xa[1], xb[1], tol, precision).as_dict() if xa[0] == xb[0] == "value" else None),
     }
     known = [str(r["known"].get("id", "?")) for r in (ra, rb) if isinstance(r.get("known"), dict)]
     if ra["verdict"] in CONFORMING and rb["verdict"] in CONFORMING:
         case = case_from_record(ra)
-        attribution = attribute(knobs(spec, a, ra["params"]), knobs(spec, b, rb["params"]), specs,
-                                lambda _setting: case, dtype, ignore=("class_axis", "time_major"))
+        attribution = attribute(
+            knobs(spec, a, ra["params"]),
+            knobs(spec, b, rb["params"]),
+            specs,
+            lambda _setting: case,
+            dtype,
+            ignore=("class_axis", "time_major"),
+        )
         explained = attribution["status"] == "explained" or bool(known)
-        record.update(status="explained" if explained else "unexplained", attribution=attribution,
-                      known=known, reason=reason(a.id, b.id, attribution, known))
+        record.update(
+            status="explained" if explained else "unexplained",
+            attribution=attribution,
+            known=known,
+            reason=reason(a.id, b.id, attribution, known),
+        )
     else:
         deviating = [r for r in (ra, rb) if r["verdict"] not in CONFORMING]
-        record.update(status="unexplained", attribution=None, known=known,
-                      reason=" and ".join(f"{r['binding']} departs from its own documented behaviour "
-                                          f"on this case (its result: {r['verdict']})" for r in deviating))
+        record.update(
+            status="unexplained",
+            attribution=None,
+            known=known,
+            reason=" and ".join(
+                f"{r['binding']} departs from its own documented behaviour on this case (its result: {r['verdict']})"
+                for r in deviating
+            ),
+        )
     return record
 
 
@@ -224,7 +296,11 @@ def reason(a_id: str, b_id: str, attribution: Mapping, known=()) -> str:
     if known:
         return "explained by the known deviation(s) " + ", ".join(known)
     if attribution["status"] == "same":
-        return ("both bindings are predicted to agree here, yet their results differ beyond "
-                "tolerance (within each one's own tolerance of the prediction)")
-    return (f"unexplained: switching every declared difference closes {attribution['closed']:.0%} "
-            f"of the gap (a convention is missing from the bindings)")
+        return (
+            "both bindings are predicted to agree here, yet their results differ beyond "
+            "tolerance (within each one's own tolerance of the prediction)"
+        )
+    return (
+        f"unexplained: switching every declared difference closes {attribution['closed']:.0%} "
+        f"of the gap (a convention is missing from the bindings)"
+    )

@@ -19,8 +19,9 @@ inside [0, 1] is a different number in float32 and float64.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -76,10 +77,19 @@ def cases(spec: Spec) -> tuple[Case, ...]:
             elif name in spec.defaults:
                 params[name] = _a(value) if isinstance(value, list) else value
             else:
-                raise TypeError(f"{spec.name} edge {row.row!r}: {name!r} is neither an array nor a parameter "
-                                "of the spec")
-        out.append(Case(spec.name, f"edge-{row.row}", {"table": "edges", "row": row.row, "why": row.why},
-                        arrays, params, row.dtypes))
+                raise TypeError(
+                    f"{spec.name} edge {row.row!r}: {name!r} is neither an array nor a parameter of the spec"
+                )
+        out.append(
+            Case(
+                spec.name,
+                f"edge-{row.row}",
+                {"table": "edges", "row": row.row, "why": row.why},
+                arrays,
+                params,
+                row.dtypes,
+            )
+        )
     return tuple(out)
 
 

@@ -16,26 +16,25 @@ its schema is ``$defs/explanation`` in ``lossparity/core/results.schema.json``.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from lossparity.adapters.base import py_literal
+from lossparity.conformance import sandbox
 from lossparity.conformance.attribution import LOSS, attribute, knobs
 from lossparity.conformance.divergence import reason
 from lossparity.conformance.known import load_known, match
 from lossparity.conformance.registry import adapter_for, all_bindings
-from lossparity.conformance import sandbox
-from lossparity.core.model import ARRAY_PARAMS, Binding, Case, CaseError, Spec, canonical_layout, framework_layout
 from lossparity.conformance.runner import expect, verdict
-from lossparity.core.dtypes import DTYPES
 from lossparity.conformance.specs import PARAMETERS, SPECS
-from lossparity.core.dtypes import tolerance
+from lossparity.core.dtypes import DTYPES, tolerance
+from lossparity.core.model import ARRAY_PARAMS, Binding, Case, CaseError, Spec, canonical_layout, framework_layout
+from lossparity.core.records import encode_array
 from lossparity.reference.errors import OracleError
 from lossparity.reference.trace import Trace
-from lossparity.core.records import encode_array
-
 
 #: The "framework" of a side that is a spec name: the oracle alone, no framework call.
 ORACLE = "oracle"
@@ -56,8 +55,15 @@ class Side:
     axis: int  # the class axis in the user's layout (the last axis for specs without classes)
 
 
-def explain(ids: list[str], raw: Mapping[str, np.ndarray], params: Mapping[str, Any], *,
-            dtype: str = "float32", mode: str = "eager", grad: bool = False) -> dict:
+def explain(
+    ids: list[str],
+    raw: Mapping[str, np.ndarray],
+    params: Mapping[str, Any],
+    *,
+    dtype: str = "float32",
+    mode: str = "eager",
+    grad: bool = False,
+) -> dict:
     """Run the bindings named by ``ids`` (one or two) on the case and explain the result."""
     if not 1 <= len(ids) <= 2:
         raise ExplainError(f"explain takes one or two bindings, got {len(ids)}")
@@ -66,21 +72,31 @@ def explain(ids: list[str], raw: Mapping[str, np.ndarray], params: Mapping[str, 
     sides = [resolve(i, raw, params, dtype, mode) for i in ids]
     shown = [_show(s, dtype, grad, mode) for s in sides]
     out: dict[str, Any] = {
-        "kind": "explanation", "dtype": dtype, "mode": mode, "device": "cpu",
-        "case": {"arrays": {k: encode_array(v) for k, v in raw.items()},
-                 "params": {k: _jsonable(v) for k, v in params.items()}},
-        "bindings": shown, "parting": None, "attribution": None, "summary": [],
+        "kind": "explanation",
+        "dtype": dtype,
+        "mode": mode,
+        "device": "cpu",
+        "case": {
+            "arrays": {k: encode_array(v) for k, v in raw.items()},
+            "params": {k: _jsonable(v) for k, v in params.items()},
+        },
+        "bindings": shown,
+        "parting": None,
+        "attribution": None,
+        "summary": [],
     }
     if len(sides) == 2:
         a, b = sides
         out["parting"] = parting(shown[0]["stages"], shown[1]["stages"])
-        out["attribution"] = attribute(_setting(a, b.spec), _setting(b, a.spec), SPECS,
-                                       lambda setting: _case_for(setting, raw, params), dtype)
+        out["attribution"] = attribute(
+            _setting(a, b.spec), _setting(b, a.spec), SPECS, lambda setting: _case_for(setting, raw, params), dtype
+        )
     out["summary"] = _summary(sides, shown, out["parting"], out["attribution"], dtype)
     return out
 
 
 # -- reading the case -----------------------------------------------------------------------
+
 
 def _by_id() -> dict[str, list[Binding]]:
     out: dict[str, list[Binding]] = {}
@@ -89,19 +105,21 @@ def _by_id() -> dict[str, list[Binding]]:
     return out
 
 
-def resolve(binding_id: str, raw: Mapping[str, np.ndarray], params: Mapping[str, Any],
-            dtype: str, mode: str) -> Side:
+def resolve(binding_id: str, raw: Mapping[str, np.ndarray], params: Mapping[str, Any], dtype: str, mode: str) -> Side:
     """The binding named ``binding_id`` and the spec it computes on this case (a binding id
     such as ``torch.nn.CrossEntropyLoss`` binds one spec per kind of target)."""
     if binding_id in SPECS:  # the oracle alone: a spec has every parameter and no convention
         spec = SPECS[binding_id]
-        oracle = Binding(spec.name, spec.name, ORACLE, "", params={p: p for p in spec.defaults},
-                         dtypes=tuple(DTYPES))
+        oracle = Binding(spec.name, spec.name, ORACLE, "", params={p: p for p in spec.defaults}, dtypes=tuple(DTYPES))
         return _side(oracle, spec, raw, params, dtype)
     candidates = _by_id().get(binding_id)
     if not candidates:
         close = difflib.get_close_matches(binding_id, list(_by_id()), n=3, cutoff=0.6)
-        hint = f"did you mean {', '.join(close)}?" if close else "a binding id is a public dotted name such as torch.nn.BCELoss"
+        hint = (
+            f"did you mean {', '.join(close)}?"
+            if close
+            else "a binding id is a public dotted name such as torch.nn.BCELoss"
+        )
         raise ExplainError(f"unknown binding {binding_id!r}; {hint} ('lossparity list' shows them all)")
     binding = candidates[0]
     adapter = adapter_for(binding.framework)
@@ -109,7 +127,9 @@ def resolve(binding_id: str, raw: Mapping[str, np.ndarray], params: Mapping[str,
     if why:
         raise ExplainError(f"{binding_id} needs {binding.framework}, which cannot be used here: {why}")
     if mode not in adapter.modes:
-        raise ExplainError(f"mode {mode!r} is not available for {binding.framework}; accepted: {', '.join(adapter.modes)}")
+        raise ExplainError(
+            f"mode {mode!r} is not available for {binding.framework}; accepted: {', '.join(adapter.modes)}"
+        )
     if all(dtype not in b.dtypes for b in candidates):
         raise ExplainError(f"{binding_id} is bound in {', '.join(binding.dtypes)} only, not {dtype}")
     problems = []
@@ -123,8 +143,9 @@ def resolve(binding_id: str, raw: Mapping[str, np.ndarray], params: Mapping[str,
         return side
     if len(problems) == 1:
         raise ExplainError(f"{binding_id}: {problems[0][1]}")
-    raise ExplainError(f"{binding_id} cannot read this case: " +
-                       "; ".join(f"as {name}, {why}" for name, why in problems))
+    raise ExplainError(
+        f"{binding_id} cannot read this case: " + "; ".join(f"as {name}, {why}" for name, why in problems)
+    )
 
 
 def _side(binding: Binding, spec: Spec, raw, params, dtype) -> Side:
@@ -133,8 +154,10 @@ def _side(binding: Binding, spec: Spec, raw, params, dtype) -> Side:
     case = build_case(spec, raw, given, class_axis)
     effective = binding.effective_params(spec, case.params)
     if effective is None:
-        need = ", ".join(f"{k}={'<any value>' if not isinstance(v, (bool, int, float, str)) else v}"
-                         for k, v in binding.requires.items())
+        need = ", ".join(
+            f"{k}={'<any value>' if not isinstance(v, (bool, int, float, str)) else v}"
+            for k, v in binding.requires.items()
+        )
         raise ExplainError(f"it takes only cases with {need} (add --param {need.replace(', ', ' --param ')})")
     if dtype not in binding.dtypes:
         raise ExplainError(f"it is bound in {', '.join(binding.dtypes)} only, not {dtype}")
@@ -221,14 +244,17 @@ def build_case(spec: Spec, raw: Mapping[str, np.ndarray], params: Mapping[str, A
     canonical = canonical_layout(arrays, class_axis)
     x = canonical["input"]
     if spec.classes and x.shape[-1] == 0:
-        raise CaseError(f"{spec.name} needs at least one class; the input's class axis is empty "
-                        f"(shape {np.shape(raw['input'])})")
+        raise CaseError(
+            f"{spec.name} needs at least one class; the input's class axis is empty (shape {np.shape(raw['input'])})"
+        )
     if "target" in canonical:
         want = x.shape[:-1] if spec.target == "index" else x.shape
         if canonical["target"].shape != want:
             kind = "a class-index target" if spec.target == "index" else "the target"
-            raise CaseError(f"{kind} must have shape {want} for an input of shape {np.shape(raw['input'])}; "
-                            f"got {canonical['target'].shape}")
+            raise CaseError(
+                f"{kind} must have shape {want} for an input of shape {np.shape(raw['input'])}; "
+                f"got {canonical['target'].shape}"
+            )
     for name in spec.arrays:  # the spec's further arrays (a variance, a second input, lengths)
         if name not in raw:
             raise CaseError(f"{spec.name} needs --array {name}=[...]")
@@ -238,8 +264,10 @@ def build_case(spec: Spec, raw: Mapping[str, np.ndarray], params: Mapping[str, A
         canonical[name] = a.astype(np.int64 if a.dtype.kind in "iu" else np.float64)
     extra = sorted(set(raw) - {"input", "target", *spec.arrays})
     if extra:
-        raise CaseError(f"{spec.name} takes no --array {extra[0]}; its arrays are input, target"
-                        + "".join(f", {n}" for n in spec.arrays))
+        raise CaseError(
+            f"{spec.name} takes no --array {extra[0]}; its arrays are input, target"
+            + "".join(f", {n}" for n in spec.arrays)
+        )
     for name in ARRAY_PARAMS:
         if name in params:
             w = params[name]
@@ -261,8 +289,9 @@ def _broadcasts(a: tuple, b: tuple) -> bool:
 def _case_for(setting: Mapping[str, Any], raw, params) -> Case:
     spec = SPECS[setting[LOSS]]
     given = {k: v for k, v in params.items() if k in spec.defaults}
-    return build_case(spec, raw, {k: check_param(k, v) for k, v in given.items()},
-                      1 if setting.get("class_axis") == 1 else -1)
+    return build_case(
+        spec, raw, {k: check_param(k, v) for k, v in given.items()}, 1 if setting.get("class_axis") == 1 else -1
+    )
 
 
 def _setting(side: Side, other: Spec) -> dict:
@@ -272,6 +301,7 @@ def _setting(side: Side, other: Spec) -> dict:
 
 
 # -- running and tracing ---------------------------------------------------------------------
+
 
 def _show(side: Side, dtype: str, grad: bool, mode: str = "eager") -> dict:
     binding, spec, case = side.binding, side.spec, side.case
@@ -295,8 +325,21 @@ def _show(side: Side, dtype: str, grad: bool, mode: str = "eager") -> dict:
     else:
         actual = {"error": outcome.error_type, "message": outcome.error_message}
     result, errors = verdict(expected, expected_rec, outcome, tolerance(spec.name, result_dtype), result_dtype)
-    known = match({"binding": binding.id, "spec": spec.name, "case_id": case.id, "dtype": dtype, "mode": mode,
-                   "verdict": result}, load_known()) if result != "conform" else None
+    known = (
+        match(
+            {
+                "binding": binding.id,
+                "spec": spec.name,
+                "case_id": case.id,
+                "dtype": dtype,
+                "mode": mode,
+                "verdict": result,
+            },
+            load_known(),
+        )
+        if result != "conform"
+        else None
+    )
     reading = trace.stages[0].note if trace.stages else ""
     if binding.conventions.get("class_axis") == 1 and np.ndim(case.arrays["input"]) >= 2:
         reading += f" (the classes on dim 1 of the tensor {binding.framework} is given)"
@@ -310,12 +353,19 @@ def _show(side: Side, dtype: str, grad: bool, mode: str = "eager") -> dict:
         else:
             gradient = {"error": got}
     return {
-        "binding": binding.id, "framework": binding.framework, "spec": spec.name, "summary": spec.summary,
+        "binding": binding.id,
+        "framework": binding.framework,
+        "spec": spec.name,
+        "summary": spec.summary,
         "reading": reading,
         "params": {k: _jsonable(v) for k, v in side.params.items() if not isinstance(v, np.ndarray)},
         "conventions": {k: _jsonable(v) for k, v in binding.conventions.items()},
-        "expected": expected_rec, "actual": actual, "verdict": result, "errors": errors,
-        "known": known.as_dict() if known else None, "gradient": gradient,
+        "expected": expected_rec,
+        "actual": actual,
+        "verdict": result,
+        "errors": errors,
+        "known": known.as_dict() if known else None,
+        "gradient": gradient,
         "stages": [{"name": s.name, "note": s.note, "value": encode_array(s.value)} for s in trace.stages],
         "reproducer": adapter.reproducer(binding, case, dtype, mode=mode, wrt=wrt),
     }
@@ -325,18 +375,32 @@ def _show_oracle(side: Side, dtype: str, trace: Trace, expected: dict) -> dict:
     """A spec explained alone: the oracle's stages, and a snippet that calls the oracle."""
     spec, case = side.spec, side.case
     arrays = case.in_dtype(dtype)
-    args = ", ".join([f"np.array({py_literal(arrays['input'])})"]
-                     + ([f"np.array({py_literal(arrays['target'])})"] if "target" in arrays else [])
-                     + [f"{k}=np.array({py_literal(arrays[k])})" if k in ARRAY_PARAMS else f"{k}={v!r}"
-                        for k, v in case.params.items()])
-    snippet = (f"import numpy as np\nfrom {spec.oracle.__module__} import {spec.oracle.__name__}\n\n"
-               f"print({spec.oracle.__name__}({args}, dtype=np.{dtype}))\n")
+    args = ", ".join(
+        [f"np.array({py_literal(arrays['input'])})"]
+        + ([f"np.array({py_literal(arrays['target'])})"] if "target" in arrays else [])
+        + [
+            f"{k}=np.array({py_literal(arrays[k])})" if k in ARRAY_PARAMS else f"{k}={v!r}"
+            for k, v in case.params.items()
+        ]
+    )
+    snippet = (
+        f"import numpy as np\nfrom {spec.oracle.__module__} import {spec.oracle.__name__}\n\n"
+        f"print({spec.oracle.__name__}({args}, dtype=np.{dtype}))\n"
+    )
     return {
-        "binding": spec.name, "framework": ORACLE, "spec": spec.name, "summary": spec.summary,
+        "binding": spec.name,
+        "framework": ORACLE,
+        "spec": spec.name,
+        "summary": spec.summary,
         "reading": trace.stages[0].note if trace.stages else "",
         "params": {k: _jsonable(v) for k, v in side.params.items() if not isinstance(v, np.ndarray)},
-        "conventions": {}, "expected": expected, "actual": expected, "verdict": ORACLE, "errors": None,
-        "known": None, "gradient": None,
+        "conventions": {},
+        "expected": expected,
+        "actual": expected,
+        "verdict": ORACLE,
+        "errors": None,
+        "known": None,
+        "gradient": None,
         "stages": [{"name": s.name, "note": s.note, "value": encode_array(s.value)} for s in trace.stages],
         "reproducer": snippet,
     }
@@ -347,19 +411,37 @@ def parting(a: list[dict], b: list[dict]) -> dict | None:
     for i in range(max(len(a), len(b))):
         if i >= len(a) or i >= len(b):
             longer, which = (a, "A") if i < len(a) else (b, "B")
-            return {"index": i, "how": "step", "a": _stage_name(a, i), "b": _stage_name(b, i),
-                    "why": f"only {which} goes on, to '{longer[i]['name']}'"}
+            return {
+                "index": i,
+                "how": "step",
+                "a": _stage_name(a, i),
+                "b": _stage_name(b, i),
+                "why": f"only {which} goes on, to '{longer[i]['name']}'",
+            }
         x, y = a[i], b[i]
         if x["name"] != y["name"]:
-            return {"index": i, "how": "step", "a": x["name"], "b": y["name"],
-                    "why": f"A's next step is '{x['name']}', B's is '{y['name']}'"}
+            return {
+                "index": i,
+                "how": "step",
+                "a": x["name"],
+                "b": y["name"],
+                "why": f"A's next step is '{x['name']}', B's is '{y['name']}'",
+            }
         if x["note"] != y["note"]:
-            why = ("they read the input differently" if x["name"] == "input"
-                   else f"both take the step '{x['name']}', but not the same way")
+            why = (
+                "they read the input differently"
+                if x["name"] == "input"
+                else f"both take the step '{x['name']}', but not the same way"
+            )
             return {"index": i, "how": "reading", "a": x["name"], "b": y["name"], "why": why}
         if x["value"] != y["value"]:
-            return {"index": i, "how": "values", "a": x["name"], "b": y["name"],
-                    "why": f"the step '{x['name']}' gives different values"}
+            return {
+                "index": i,
+                "how": "values",
+                "a": x["name"],
+                "b": y["name"],
+                "why": f"the step '{x['name']}' gives different values",
+            }
     return None
 
 
@@ -369,30 +451,43 @@ def _stage_name(stages, i):
 
 # -- the words -------------------------------------------------------------------------------
 
-def _summary(sides: list[Side], shown: list[dict], part: dict | None, attribution: dict | None,
-             dtype: str) -> list[str]:
+
+def _summary(
+    sides: list[Side], shown: list[dict], part: dict | None, attribution: dict | None, dtype: str
+) -> list[str]:
     if len(sides) == 1:
         return [f"{shown[0]['binding']} {shown[0]['reading']}."]
     (a, b), (sa, sb) = sides, shown
     lines = [f"{sa['binding']} {sa['reading']}, while {sb['binding']} {sb['reading']}."]
     if a.spec.name != b.spec.name:
-        lines.append(f"They compute different losses: {a.spec.name} ({a.spec.summary}) and "
-                     f"{b.spec.name} ({b.spec.summary}).")
+        lines.append(
+            f"They compute different losses: {a.spec.name} ({a.spec.summary}) and {b.spec.name} ({b.spec.summary})."
+        )
     if part is not None:
-        lines.append(f"The oracle's stages part at stage {part['index'] + 1} ({part['a'] or part['b']}): "
-                     f"{part['why']}.")
+        lines.append(
+            f"The oracle's stages part at stage {part['index'] + 1} ({part['a'] or part['b']}): {part['why']}."
+        )
     if attribution is not None:
         if attribution["status"] == "same":
             lines.append("Under their declared conventions both are predicted to give the same result here.")
         else:
-            lines.append("The difference of the predictions is " + reason(sa["binding"], sb["binding"], attribution) + ".")
+            lines.append(
+                "The difference of the predictions is " + reason(sa["binding"], sb["binding"], attribution) + "."
+            )
     for s in shown:
         if s["verdict"] not in ("conform", ORACLE):
-            lines.append(f"{s['binding']} does not do what its own documentation says on this case "
-                         f"({s['verdict']}): that part of the difference is its own deviation, "
-                         f"not a convention." + (f" {s['errors']['summary'].splitlines()[0]}." if s.get("errors") else "")
-                         + (f" It is a registered known deviation, {s['known']['id']}: {s['known']['explanation']} "
-                            f"({s['known']['link']})" if s.get("known") else ""))
+            lines.append(
+                f"{s['binding']} does not do what its own documentation says on this case "
+                f"({s['verdict']}): that part of the difference is its own deviation, "
+                f"not a convention."
+                + (f" {s['errors']['summary'].splitlines()[0]}." if s.get("errors") else "")
+                + (
+                    f" It is a registered known deviation, {s['known']['id']}: {s['known']['explanation']} "
+                    f"({s['known']['link']})"
+                    if s.get("known")
+                    else ""
+                )
+            )
     if sa["actual"].get("value") and sb["actual"].get("value") and sa["actual"]["value"] == sb["actual"]["value"]:
         lines.append("Their values are identical.")
     return lines

@@ -74,7 +74,8 @@ class _Bucket:
             if pinned_options is not options and pinned_options != options:
                 raise GenerationError(
                     f"structural pick {site} saw {options!r}, pinned from {pinned_options!r}: a structural "
-                    "choice depends on a drawn value, or the strategy is not a case_strategy")
+                    "choice depends on a drawn value, or the strategy is not a case_strategy"
+                )
             return value
         if shape or self.index > 0:
             position = self.index if shape else self.index - 1
@@ -99,10 +100,12 @@ def _restart_structure():
 def case_strategy(fn):
     """``st.composite`` for a strategy of whole cases ``(arrays, params)``: each example (and
     each retry of a ``.filter``) starts its structural picks from the first. Do not nest."""
+
     @functools.wraps(fn)
     def body(draw, *args, **kwargs):
         _restart_structure()
         return fn(draw, *args, **kwargs)
+
     return st.composite(body)
 
 
@@ -111,7 +114,7 @@ def _pick(draw, options, shape):
     return draw(st.sampled_from(options)) if _ACTIVE is None else _ACTIVE.pin(options, shape)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pick_strategy(typed_options, shape):
     return _pick(tuple(o for _, o in typed_options), shape)
 
@@ -203,8 +206,9 @@ def draw_cases(spec_name: str, strategy, *, examples: int, seed_value: int) -> l
                     break
                 _ACTIVE = buckets[b]
                 try:
-                    new = _draw_distinct(strategy, share, seen, f"{seed_value}/{spec_name}/{b}/{rounds}",
-                                         simplest=(b, rounds) == (0, 0))
+                    new = _draw_distinct(
+                        strategy, share, seen, f"{seed_value}/{spec_name}/{b}/{rounds}", simplest=(b, rounds) == (0, 0)
+                    )
                 finally:
                     _ACTIVE = None
                 found[b] += new
@@ -213,16 +217,25 @@ def draw_cases(spec_name: str, strategy, *, examples: int, seed_value: int) -> l
             rounds += 1
     drawn = [(b, example) for b, examples_b in enumerate(found) for example in examples_b]
     if len(drawn) < examples:
-        raise GenerationError(f"{spec_name}: only {len(drawn)} distinct cases in {BUCKETS} structure buckets "
-                              f"for seed {seed_value}, {examples} asked; ask for fewer --examples")
-    return [Case(spec_name, f"gen-{seed_value}-{index}",
-                 {"generator": "hypothesis", "seed": seed_value, "index": index, "bucket": b},
-                 arrays_, params)
-            for index, (b, (arrays_, params)) in enumerate(drawn)]
+        raise GenerationError(
+            f"{spec_name}: only {len(drawn)} distinct cases in {BUCKETS} structure buckets "
+            f"for seed {seed_value}, {examples} asked; ask for fewer --examples"
+        )
+    return [
+        Case(
+            spec_name,
+            f"gen-{seed_value}-{index}",
+            {"generator": "hypothesis", "seed": seed_value, "index": index, "bucket": b},
+            arrays_,
+            params,
+        )
+        for index, (b, (arrays_, params)) in enumerate(drawn)
+    ]
 
 
-def more_cases(spec_name: str, strategy, *, bucket: int, examples: int, seed_value: int,
-               drawn: list[Case] = ()) -> list[Case]:
+def more_cases(
+    spec_name: str, strategy, *, bucket: int, examples: int, seed_value: int, drawn: list[Case] = ()
+) -> list[Case]:
     """Up to ``examples`` further distinct cases of one structure bucket, none of them among
     ``drawn`` (the cases :func:`draw_cases` gave): for a binding that takes the structure of
     few buckets (a loss without a reduction keyword takes only the plain bucket's), so that it
@@ -239,10 +252,16 @@ def more_cases(spec_name: str, strategy, *, bucket: int, examples: int, seed_val
             new = _draw_distinct(strategy, examples, seen, f"{seed_value}/{spec_name}/{bucket}/more", simplest=False)
     finally:
         _ACTIVE = None
-    return [Case(spec_name, f"gen-{seed_value}-b{bucket}-{i}",
-                 {"generator": "hypothesis", "seed": seed_value, "index": i, "bucket": bucket, "more": True},
-                 arrays_, params)
-            for i, (arrays_, params) in enumerate(new)]
+    return [
+        Case(
+            spec_name,
+            f"gen-{seed_value}-b{bucket}-{i}",
+            {"generator": "hypothesis", "seed": seed_value, "index": i, "bucket": bucket, "more": True},
+            arrays_,
+            params,
+        )
+        for i, (arrays_, params) in enumerate(new)
+    ]
 
 
 #: Runs per bucket at most (a run draws its share, less the repeats of earlier cases).
@@ -268,7 +287,8 @@ _REPEATS = 3
 def _case_key(example) -> str:
     arrays_, params = example
     return repr(sorted((k, v.tobytes(), v.dtype.str, v.shape) for k, v in arrays_.items())) + repr(
-        sorted((k, (v.tobytes(), v.shape) if isinstance(v, np.ndarray) else v) for k, v in params.items()))
+        sorted((k, (v.tobytes(), v.shape) if isinstance(v, np.ndarray) else v) for k, v in params.items())
+    )
 
 
 def _draw_distinct(strategy, share: int, seen: set, run_seed: str, simplest: bool) -> list:
@@ -289,8 +309,14 @@ def _draw_distinct(strategy, share: int, seen: set, run_seed: str, simplest: boo
     first = [True]
 
     @seed(run_seed)
-    @settings(max_examples=-(-share // _CHUNK) + 1, database=None, phases=[Phase.generate],
-              deadline=None, suppress_health_check=list(HealthCheck), derandomize=False)
+    @settings(
+        max_examples=-(-share // _CHUNK) + 1,
+        database=None,
+        phases=[Phase.generate],
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=False,
+    )
     @given(st.data())
     def collect(data):
         keep, first[0] = simplest or not first[0], False
@@ -327,6 +353,7 @@ def _only_global_constants():
     """
     try:
         from hypothesis.internal.conjecture import providers
+
         original, empty = providers._get_local_constants, providers.Constants()
     except (ImportError, AttributeError):
         yield

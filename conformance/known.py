@@ -1,7 +1,8 @@
 """Registered known deviations (``known_deviations.toml``) and matching them against results.
 
-An entry names a binding (a glob over binding ids, brackets literal: ``keras.losses.Huber[*]``), optionally the spec, case ids (glob),
-dtype, mode, verdict and part (``value`` or ``gradient``: where the finding is) it covers, with the explanation and the upstream issue link. A result
+An entry names a binding (a glob over binding ids, brackets literal: ``keras.losses.Huber[*]``),
+optionally the spec, case ids (glob), dtype, mode, verdict and part (``value`` or ``gradient``:
+where the finding is) it covers, with the explanation and the upstream issue link. A result
 that is not ``conform`` and matches an entry becomes ``known``; an entry that matched
 nothing in a run that exercised its binding is reported as stale.
 """
@@ -9,10 +10,10 @@ nothing in a run that exercised its binding is reported as stale.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Iterable
 
 KNOWN_PATH = Path(__file__).with_name("known_deviations.toml")
 _FIELDS = ("binding", "spec", "case", "dtype", "mode", "verdict", "part")
@@ -32,9 +33,15 @@ class KnownDeviation:
     part: str = "*"
 
     def matches(self, record: dict, fields=_FIELDS) -> bool:
-        values = {"binding": record["binding"], "spec": record["spec"], "case": record["case_id"],
-                  "dtype": record["dtype"], "mode": record.get("mode", "eager"),
-                  "verdict": record["verdict"], "part": part(record)}
+        values = {
+            "binding": record["binding"],
+            "spec": record["spec"],
+            "case": record["case_id"],
+            "dtype": record["dtype"],
+            "mode": record.get("mode", "eager"),
+            "verdict": record["verdict"],
+            "part": part(record),
+        }
         return all(fnmatchcase(str(values[f]), _literal_brackets(getattr(self, f))) for f in fields)
 
     def as_dict(self) -> dict:
@@ -78,7 +85,11 @@ def stale(known: list[KnownDeviation], used: set[str], ran: Iterable[tuple]) -> 
         if k.id in used:
             continue
         patterns = [_literal_brackets(p) for p in (k.spec, k.case, k.dtype, k.mode)]
-        if any(all(fnmatchcase(str(v), p) for v, p in zip(r[1:], patterns))
-               for b, rows in by_binding.items() if fnmatchcase(b, _literal_brackets(k.binding)) for r in rows):
+        if any(
+            all(fnmatchcase(str(v), p) for v, p in zip(r[1:], patterns))
+            for b, rows in by_binding.items()
+            if fnmatchcase(b, _literal_brackets(k.binding))
+            for r in rows
+        ):
             out.append(k.as_dict())
     return out

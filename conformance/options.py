@@ -16,8 +16,9 @@ Light on purpose: the plugin imports it in every pytest session, the command lin
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from lossparity.conformance.sandbox import DEFAULT_MEMORY_GIB, DEFAULT_TIMEOUT_S
 from lossparity.core.dtypes import DTYPES
@@ -124,56 +125,134 @@ class RunOption:
 
 
 OPTIONS = (
-    RunOption("out", Flag("output folder (default: reports/latest)", default="reports/latest"),
-              Flag("folder for results.jsonl and report.html")),  # no --lp-out: the plugin writes nothing
-    RunOption("frameworks", Flag("comma-separated: torch,tensorflow,jax (default: all)"),
-              Flag("comma-separated frameworks (default: all)"), csv=True, selection=True),
-    RunOption("losses", Flag("comma-separated globs over spec names and binding ids"),
-              Flag("comma-separated globs over spec names and binding ids"), csv=True, selection=True),
-    RunOption("cases", Flag("comma-separated globs over case ids, e.g. '*inf-logits*' (default: all)"),
-              Flag("comma-separated globs over case ids (default: every case)"), csv=True),
-    RunOption("dtypes", Flag(f"comma-separated dtypes (default: {DEFAULT_DTYPES})"),
-              Flag(f"comma-separated dtypes (default: {DEFAULT_DTYPES.replace(',', ', ')})"),
-              csv=True, default=DEFAULT_DTYPES, selection=True),
-    RunOption("modes", Flag("comma-separated execution modes: eager, function, function_jit (tf.function, with "
-                            "jit_compile, opt-in), jit (jax.jit), compile (torch.compile, opt-in); default: all but "
-                            "the opt-in compile and function_jit"),
-              Flag("comma-separated execution modes (default: each framework's modes but the opt-in ones, "
-                   "torch.compile's 'compile' and tf.function(jit_compile=True)'s 'function_jit')"),
-              csv=True, selection=True),
-    RunOption("device", Flag("device of every case (default cpu)", choices=DEVICES),
-              Flag(f"{' or '.join(DEVICES)} (default cpu)"), default="cpu", selection=True),
-    RunOption("tf32", Flag("let CUDA float32 matrix products use TensorFloat-32 (off for correctness runs)"),
-              Flag("let float32 matrix products use TensorFloat-32 on CUDA"), default=False, store_true=True,
-              selection=True),
-    RunOption("examples", Flag(f"generated cases per spec (default {DEFAULT_EXAMPLES})"),
-              Flag(f"generated cases per spec (default {DEFAULT_EXAMPLES})"),
-              type=int, default=DEFAULT_EXAMPLES, selection=True),
-    RunOption("seed", Flag("seed of the case generators (default 0)"), Flag("seed of the case generators"),
-              type=int, default=0, selection=True),
-    RunOption("workers", Flag("parallel worker processes (pytest-xdist)", short="-n"), None,
-              type=int, default=1, check=_workers),  # pytest-xdist's -n
+    RunOption(
+        "out",
+        Flag("output folder (default: reports/latest)", default="reports/latest"),
+        Flag("folder for results.jsonl and report.html"),
+    ),  # no --lp-out: the plugin writes nothing
+    RunOption(
+        "frameworks",
+        Flag("comma-separated: torch,tensorflow,jax (default: all)"),
+        Flag("comma-separated frameworks (default: all)"),
+        csv=True,
+        selection=True,
+    ),
+    RunOption(
+        "losses",
+        Flag("comma-separated globs over spec names and binding ids"),
+        Flag("comma-separated globs over spec names and binding ids"),
+        csv=True,
+        selection=True,
+    ),
+    RunOption(
+        "cases",
+        Flag("comma-separated globs over case ids, e.g. '*inf-logits*' (default: all)"),
+        Flag("comma-separated globs over case ids (default: every case)"),
+        csv=True,
+    ),
+    RunOption(
+        "dtypes",
+        Flag(f"comma-separated dtypes (default: {DEFAULT_DTYPES})"),
+        Flag(f"comma-separated dtypes (default: {DEFAULT_DTYPES.replace(',', ', ')})"),
+        csv=True,
+        default=DEFAULT_DTYPES,
+        selection=True,
+    ),
+    RunOption(
+        "modes",
+        Flag(
+            "comma-separated execution modes: eager, function, function_jit (tf.function, with "
+            "jit_compile, opt-in), jit (jax.jit), compile (torch.compile, opt-in); default: all but "
+            "the opt-in compile and function_jit"
+        ),
+        Flag(
+            "comma-separated execution modes (default: each framework's modes but the opt-in ones, "
+            "torch.compile's 'compile' and tf.function(jit_compile=True)'s 'function_jit')"
+        ),
+        csv=True,
+        selection=True,
+    ),
+    RunOption(
+        "device",
+        Flag("device of every case (default cpu)", choices=DEVICES),
+        Flag(f"{' or '.join(DEVICES)} (default cpu)"),
+        default="cpu",
+        selection=True,
+    ),
+    RunOption(
+        "tf32",
+        Flag("let CUDA float32 matrix products use TensorFloat-32 (off for correctness runs)"),
+        Flag("let float32 matrix products use TensorFloat-32 on CUDA"),
+        default=False,
+        store_true=True,
+        selection=True,
+    ),
+    RunOption(
+        "examples",
+        Flag(f"generated cases per spec (default {DEFAULT_EXAMPLES})"),
+        Flag(f"generated cases per spec (default {DEFAULT_EXAMPLES})"),
+        type=int,
+        default=DEFAULT_EXAMPLES,
+        selection=True,
+    ),
+    RunOption(
+        "seed",
+        Flag("seed of the case generators (default 0)"),
+        Flag("seed of the case generators"),
+        type=int,
+        default=0,
+        selection=True,
+    ),
+    RunOption(
+        "workers",
+        Flag("parallel worker processes (pytest-xdist)", short="-n"),
+        None,
+        type=int,
+        default=1,
+        check=_workers,
+    ),  # pytest-xdist's -n
     RunOption("command", None, Flag(argparse.SUPPRESS)),  # the command line the results file records
-    RunOption("resume", Flag("complete a stopped run: keep the results in --out and run only the missing cases"),
-              Flag("keep the results already in --lp-out's results.jsonl and run only the missing cases"),
-              default=False, store_true=True),
-    RunOption("isolation", None,
-              Flag("run framework calls in a child process that may crash (default) or in this one",
-                   choices=("process", "none")), default="process"),
-    RunOption("timeout",
-              Flag(f"seconds one case may take before it is recorded as a timeout "
-                   f"(default {DEFAULT_TIMEOUT_S:g}; 0: none)"),
-              Flag(f"seconds a case may take before it is recorded as a timeout (default {DEFAULT_TIMEOUT_S:g}; "
-                   f"0: none)"),
-              type=float, default=DEFAULT_TIMEOUT_S, check=_limit),
-    RunOption("memory_limit",
-              Flag(f"memory the process running the framework may grow to before the case is recorded as a "
-                   f"crash (default {DEFAULT_MEMORY_GIB:g} GiB; 0: none)", metavar="GIB"),
-              Flag(f"GiB the child process may grow to before the case is recorded as a crash "
-                   f"(default {DEFAULT_MEMORY_GIB:g})"),
-              type=float, default=DEFAULT_MEMORY_GIB, check=_limit),
-    RunOption("verbose", Flag("one line per test instead of dots", short="-v"), None,
-              default=False, store_true=True),  # pytest's -v, else -q
+    RunOption(
+        "resume",
+        Flag("complete a stopped run: keep the results in --out and run only the missing cases"),
+        Flag("keep the results already in --lp-out's results.jsonl and run only the missing cases"),
+        default=False,
+        store_true=True,
+    ),
+    RunOption(
+        "isolation",
+        None,
+        Flag(
+            "run framework calls in a child process that may crash (default) or in this one",
+            choices=("process", "none"),
+        ),
+        default="process",
+    ),
+    RunOption(
+        "timeout",
+        Flag(f"seconds one case may take before it is recorded as a timeout (default {DEFAULT_TIMEOUT_S:g}; 0: none)"),
+        Flag(f"seconds a case may take before it is recorded as a timeout (default {DEFAULT_TIMEOUT_S:g}; 0: none)"),
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        check=_limit,
+    ),
+    RunOption(
+        "memory_limit",
+        Flag(
+            f"memory the process running the framework may grow to before the case is recorded as a "
+            f"crash (default {DEFAULT_MEMORY_GIB:g} GiB; 0: none)",
+            metavar="GIB",
+        ),
+        Flag(
+            f"GiB the child process may grow to before the case is recorded as a crash (default {DEFAULT_MEMORY_GIB:g})"
+        ),
+        type=float,
+        default=DEFAULT_MEMORY_GIB,
+        check=_limit,
+    ),
+    RunOption(
+        "verbose", Flag("one line per test instead of dots", short="-v"), None, default=False, store_true=True
+    ),  # pytest's -v, else -q
 )
 
 
@@ -185,8 +264,9 @@ def of_command(args: argparse.Namespace) -> argparse.Namespace:
 def of_pytest(config) -> argparse.Namespace:
     """The values of the plugin's options in a pytest ``config``, as the run takes them (their
     defaults where the plugin was registered after the command line was parsed)."""
-    return argparse.Namespace(**{o.dest: o.parse(config.getoption(o.lp_dest, o.default_of(o.lp)))
-                                 for o in OPTIONS if o.lp})
+    return argparse.Namespace(
+        **{o.dest: o.parse(config.getoption(o.lp_dest, o.default_of(o.lp))) for o in OPTIONS if o.lp}
+    )
 
 
 def selection(values: argparse.Namespace) -> Selection:

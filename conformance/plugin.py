@@ -51,8 +51,8 @@ class LpItem:
         self.selection, self.unavailable, self.known = selection, unavailable, known
 
     def run(self) -> list[tuple[str, str]]:
-        from lossparity.conformance.registry import adapter_for
         from lossparity.conformance import sandbox
+        from lossparity.conformance.registry import adapter_for
         from lossparity.conformance.runner import evaluate, unsupported_record
         from lossparity.core.records import json_line
 
@@ -60,13 +60,28 @@ class LpItem:
             return [(json_line(unsupported_record(self.binding, self.unavailable)), "unsupported")]
         device, tf32 = self.selection.device, self.selection.tf32
         if _ISOLATED:
-            return list(sandbox.run_batch(self.binding, self.spec, self.dtype, self.units, device=device,
-                                          tf32=tf32, known=self.known))
+            return list(
+                sandbox.run_batch(
+                    self.binding, self.spec, self.dtype, self.units, device=device, tf32=tf32, known=self.known
+                )
+            )
         adapter = adapter_for(self.binding.framework)
         adapter.use(device, tf32)
         oracle: dict = {}
-        records = (evaluate(adapter, self.binding, self.spec, case, self.dtype, mode=mode, device=device,
-                            known=self.known, oracle=oracle) for case, mode in self.units)
+        records = (
+            evaluate(
+                adapter,
+                self.binding,
+                self.spec,
+                case,
+                self.dtype,
+                mode=mode,
+                device=device,
+                known=self.known,
+                oracle=oracle,
+            )
+            for case, mode in self.units
+        )
         lines = [(json_line(r), r["verdict"]) for r in records if r is not None]
         adapter.release()
         return lines
@@ -81,8 +96,8 @@ class LpItem:
 def pytest_generate_tests(metafunc):
     if "lp_item" not in metafunc.fixturenames:
         return
-    from lossparity.conformance.registry import adapter_for
     from lossparity.conformance.known import load_known
+    from lossparity.conformance.registry import adapter_for
     from lossparity.conformance.specs import SPECS
 
     values = options.of_pytest(metafunc.config)
@@ -98,14 +113,20 @@ def pytest_generate_tests(metafunc):
             items.append(LpItem(binding, unavailable=reason))
             continue
         spec = SPECS[binding.spec]
-        taken = [c for c in selection.cases_for(binding)
-                 if not case_globs or any(fnmatchcase(c.id, g) for g in case_globs)]
+        taken = [
+            c for c in selection.cases_for(binding) if not case_globs or any(fnmatchcase(c.id, g) for g in case_globs)
+        ]
         modes = selection.modes_of(adapter)
         for dtype in selection.dtypes:
             if dtype not in binding.dtypes:
                 continue
-            units = [(case, mode) for case in taken if not case.dtypes or dtype in case.dtypes for mode in modes
-                     if (spec.name, binding.id, dtype, selection.device, mode, case.id) not in finished]
+            units = [
+                (case, mode)
+                for case in taken
+                if not case.dtypes or dtype in case.dtypes
+                for mode in modes
+                if (spec.name, binding.id, dtype, selection.device, mode, case.id) not in finished
+            ]
             if units:
                 items.append(LpItem(binding, spec, dtype, units, selection, known=known))
     metafunc.parametrize("lp_item", items, ids=[i.id for i in items])
@@ -141,13 +162,24 @@ def run_meta(selection, command: str) -> dict:
         if selection.takes(name) and not module.ADAPTER.unavailable():
             versions.update(module.ADAPTER.versions())
     return {
-        "kind": "meta", "schema": 1, "lossparity": __version__, "versions": versions,
-        "python": platform.python_version(), "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-        "device": selection.device, "tf32": selection.tf32, "seed": selection.seed, "examples": selection.examples,
-        "dtypes": list(selection.dtypes), "modes": list(selection.modes or []), "frameworks": list(selection.frameworks or []),
-        "losses": list(selection.losses or []), "command": command,
-        "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "kind": "meta",
+        "schema": 1,
+        "lossparity": __version__,
+        "versions": versions,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "device": selection.device,
+        "tf32": selection.tf32,
+        "seed": selection.seed,
+        "examples": selection.examples,
+        "dtypes": list(selection.dtypes),
+        "modes": list(selection.modes or []),
+        "frameworks": list(selection.frameworks or []),
+        "losses": list(selection.losses or []),
+        "command": command,
+        "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -180,8 +212,8 @@ class Recorder:
         """Conclusions from the results file (read back, not held: a run's results can be
         larger than the memory the controller should take), then the report."""
         from lossparity.conformance.conclude import conclude_file
-        from lossparity.reports.report import write_report
         from lossparity.core.records import iter_records
+        from lossparity.reports.report import write_report
 
         path = self.out / "results.jsonl"
         lines, self.summary, self.findings = conclude_file(path)
@@ -191,7 +223,6 @@ class Recorder:
         self.writer.close()
         write_report(iter_records(path), self.out / "report.html")
         return self.summary
-
 
     # -- hooks (this object is registered as a plugin on the controller) ----------------
     def pytest_sessionstart(self, session):
@@ -218,9 +249,11 @@ class Recorder:
 
         tr.write_line("verdicts:    " + "  ".join(f"{v} {s['counts'].get(v, 0)}" for v in VERDICTS))
         d = s["divergences"]
-        tr.write_line(f"divergences: {d.get('explained', 0)} explained ({d.get('by_conventions', 0)} by "
-                      f"conventions, {d.get('by_known', 0)} by known deviations), "
-                      f"{d.get('unexplained', 0)} unexplained")
+        tr.write_line(
+            f"divergences: {d.get('explained', 0)} explained ({d.get('by_conventions', 0)} by "
+            f"conventions, {d.get('by_known', 0)} by known deviations), "
+            f"{d.get('unexplained', 0)} unexplained"
+        )
         findings = self.findings
         for (spec, binding, verdict), n in sorted(findings.items())[:15]:
             tr.write_line(f"  {verdict:<15} {n:>4}  {binding}  [{spec}]")

@@ -69,7 +69,7 @@ def family(framework: str) -> str:
 
 @cache
 def _bindings(framework: str) -> tuple[Binding, ...]:
-    backend = framework[len(family(framework)) + 1:-1] if "[" in framework else None
+    backend = framework[len(family(framework)) + 1 : -1] if "[" in framework else None
     out: list[Binding] = []
     for module in families.modules():
         for b in module.BINDINGS:

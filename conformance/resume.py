@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lossparity.reports.merge import result_key
 from lossparity.core.records import ResultsFileError, read_records
+from lossparity.reports.merge import result_key
 
 
 class ResumeError(ValueError):
@@ -34,8 +34,10 @@ def load(path: Path, meta_now: dict) -> tuple[dict, list[dict]]:
     meta = records[0]
     for name in ("seed", "examples", "dtypes", "modes", "device", "tf32", "frameworks", "losses", "versions"):
         if meta.get(name) != meta_now.get(name):
-            raise ResumeError(f"--resume: {path} was made with {name} {_show(meta.get(name))}, this run has "
-                              f"{_show(meta_now.get(name))}; resume with the same selection and versions")
+            raise ResumeError(
+                f"--resume: {path} was made with {name} {_show(meta.get(name))}, this run has "
+                f"{_show(meta_now.get(name))}; resume with the same selection and versions"
+            )
     return meta, [r for r in records if r.get("kind") == "result"]
 
 

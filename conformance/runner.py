@@ -6,21 +6,24 @@ Data flows one way: case -> (oracle, binding) -> outcome -> verdict -> record.
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from lossparity.conformance.compare import compare
 from lossparity.conformance.known import match
-from lossparity.core.model import ARRAY_PARAMS, Binding, Case, Spec
 from lossparity.core.dtypes import DTYPES, TOLERANCES, numpy_dtype, tolerance
-from lossparity.reference.errors import OracleError
-from lossparity.reference.trace import NO_TRACE
+from lossparity.core.model import ARRAY_PARAMS, Binding, Case, Spec
 from lossparity.core.records import encode_array, encode_value
 from lossparity.core.verdicts import RANK
+from lossparity.reference.errors import OracleError
+from lossparity.reference.trace import NO_TRACE
 
-def oracle_kwargs(spec: Spec, params: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
-                  conventions: Mapping[str, Any]) -> dict:
+
+def oracle_kwargs(
+    spec: Spec, params: Mapping[str, Any], arrays: Mapping[str, np.ndarray], conventions: Mapping[str, Any]
+) -> dict:
     """Keyword arguments of the spec's oracle: set parameters (array ones rounded) and conventions."""
     kw = {}
     for name, value in params.items():
@@ -31,8 +34,16 @@ def oracle_kwargs(spec: Spec, params: Mapping[str, Any], arrays: Mapping[str, np
     return kw
 
 
-def _oracle_call(fn, spec: Spec, case: Case, params: Mapping[str, Any], conventions: Mapping[str, Any],
-                 dtype: str, given: str | None, trace):
+def _oracle_call(
+    fn,
+    spec: Spec,
+    case: Case,
+    params: Mapping[str, Any],
+    conventions: Mapping[str, Any],
+    dtype: str,
+    given: str | None,
+    trace,
+):
     arrays = case.in_dtype(*([given] if given else []), dtype)
     positional = [arrays["input"]] + ([arrays["target"]] if "target" in arrays else [])
     kw = oracle_kwargs(spec, params, arrays, conventions)
@@ -40,15 +51,30 @@ def _oracle_call(fn, spec: Spec, case: Case, params: Mapping[str, Any], conventi
     return fn(*positional, **kw, dtype=numpy_dtype(dtype), trace=trace)
 
 
-def expect(spec: Spec, case: Case, params: Mapping[str, Any], conventions: Mapping[str, Any],
-           dtype: str, trace=NO_TRACE, *, given: str | None = None) -> np.ndarray:
+def expect(
+    spec: Spec,
+    case: Case,
+    params: Mapping[str, Any],
+    conventions: Mapping[str, Any],
+    dtype: str,
+    trace=NO_TRACE,
+    *,
+    given: str | None = None,
+) -> np.ndarray:
     """The oracle's value for the case under these parameters and conventions (may raise
     OracleError), computing in ``dtype`` from inputs given in ``given`` (default ``dtype``)."""
     return np.asarray(_oracle_call(spec.oracle, spec, case, params, conventions, dtype, given, trace), np.float64)
 
 
-def expect_gradients(spec: Spec, case: Case, params: Mapping[str, Any], conventions: Mapping[str, Any],
-                     dtype: str, *, given: str | None = None) -> dict[str, np.ndarray]:
+def expect_gradients(
+    spec: Spec,
+    case: Case,
+    params: Mapping[str, Any],
+    conventions: Mapping[str, Any],
+    dtype: str,
+    *,
+    given: str | None = None,
+) -> dict[str, np.ndarray]:
     """The oracle's analytic gradients of the summed loss (``Spec.gradient``), by argument name."""
     grads = _oracle_call(spec.gradient, spec, case, params, conventions, dtype, given, NO_TRACE)
     return {k: np.asarray(v, np.float64) for k, v in grads.items()}
@@ -68,10 +94,18 @@ def scalar_params(params: Mapping[str, Any]) -> dict:
     return {k: encode_value(v) for k, v in params.items() if not isinstance(v, np.ndarray)}
 
 
-
-
-def evaluate(adapter, binding: Binding, spec: Spec, case: Case, dtype: str,
-             *, mode: str = "eager", device: str = "cpu", known=(), oracle: dict | None = None) -> dict | None:
+def evaluate(
+    adapter,
+    binding: Binding,
+    spec: Spec,
+    case: Case,
+    dtype: str,
+    *,
+    mode: str = "eager",
+    device: str = "cpu",
+    known=(),
+    oracle: dict | None = None,
+) -> dict | None:
     """Run one case through one binding; None when the binding cannot take the case.
 
     ``oracle``: a dict the caller keeps across the modes of one binding's case (``Batch``):
@@ -96,14 +130,18 @@ def evaluate(adapter, binding: Binding, spec: Spec, case: Case, dtype: str,
     if outcome.error_type is None:
         record["actual"] = {"value": encode_array(outcome.value), "dtype": outcome.dtype}
     else:
-        record["actual"] = {"error": outcome.error_type, "message": outcome.error_message,
-                            "classes": list(outcome.error_mro)}
+        record["actual"] = {
+            "error": outcome.error_type,
+            "message": outcome.error_message,
+            "classes": list(outcome.error_mro),
+        }
     record["seconds"]["call"] = outcome.seconds
     if outcome.compiled:
         record["compiled"] = outcome.compiled
     result = binding.result_dtype(dtype)
     record["value_verdict"], record["errors"] = verdict(
-        expected, record["expected"], outcome, tolerance(spec.name, result), result)
+        expected, record["expected"], outcome, tolerance(spec.name, result), result
+    )
     if outcome.grads:
         if (key, "gradients") not in oracle:
             oracle[key, "gradients"] = expect_gradients(spec, case, params, binding.conventions, result, given=dtype)
@@ -124,13 +162,19 @@ def gradient_verdicts(binding: Binding, spec: Spec, dtype: str, grads: Mapping, 
     for name, got in grads.items():
         entry = {"expected": {"value": encode_array(expected[name])}}
         if isinstance(got, str):
-            entry.update(actual={"error": got}, verdict="error_mismatch",
-                         errors={"summary": f"expected a gradient; raised {got}"})
+            entry.update(
+                actual={"error": got},
+                verdict="error_mismatch",
+                errors={"summary": f"expected a gradient; raised {got}"},
+            )
         else:
             value, got_dtype = got
             comparison = compare(value, expected[name], tol, precision)
-            entry.update(actual={"value": encode_array(value), "dtype": got_dtype},
-                         verdict="conform" if comparison.ok else "deviate", errors=comparison.as_dict())
+            entry.update(
+                actual={"value": encode_array(value), "dtype": got_dtype},
+                verdict="conform" if comparison.ok else "deviate",
+                errors=comparison.as_dict(),
+            )
             if got_dtype != dtype:
                 entry.update(verdict="deviate", errors=_wrong_dtype(entry["errors"], got_dtype, dtype))
         out[name] = entry
@@ -138,12 +182,17 @@ def gradient_verdicts(binding: Binding, spec: Spec, dtype: str, grads: Mapping, 
 
 
 def _wrong_dtype(errors: dict, got: str, due: str) -> dict:
-    return {**errors, "ok": False, "dtype": got,
-            "summary": f"Returned {got} where {due} was due.\n" + errors["summary"]}
+    return {
+        **errors,
+        "ok": False,
+        "dtype": got,
+        "summary": f"Returned {got} where {due} was due.\n" + errors["summary"],
+    }
 
 
-def begin(binding: Binding, spec: Spec, case: Case, dtype: str, *, mode: str = "eager",
-          device: str = "cpu") -> tuple[dict, np.ndarray | None, dict] | None:
+def begin(
+    binding: Binding, spec: Spec, case: Case, dtype: str, *, mode: str = "eager", device: str = "cpu"
+) -> tuple[dict, np.ndarray | None, dict] | None:
     """The record of a case before the framework is called: case, parameters, the oracle's
     expectation (value, or the error it documents), and the binding's effective parameters;
     None when the binding cannot take the case."""
@@ -153,13 +202,24 @@ def begin(binding: Binding, spec: Spec, case: Case, dtype: str, *, mode: str = "
     result = binding.result_dtype(dtype)
     tol = tolerance(spec.name, result)
     record: dict[str, Any] = {
-        "kind": "result", "spec": spec.name, "binding": binding.id, "framework": binding.framework,
-        "dtype": dtype, "device": device, "mode": mode, "case_id": case.id, "origin": dict(case.origin),
+        "kind": "result",
+        "spec": spec.name,
+        "binding": binding.id,
+        "framework": binding.framework,
+        "dtype": dtype,
+        "device": device,
+        "mode": mode,
+        "case_id": case.id,
+        "origin": dict(case.origin),
         "params": scalar_params(params),
         "inputs": {k: encode_array(v) for k, v in case.in_dtype(dtype).items()},
         "tolerance": {"rtol": tol.rtol, "atol": tol.atol},
-        "expected": None, "actual": None, "errors": None, "gradients": None,
-        "known": None, "reproducer": None,
+        "expected": None,
+        "actual": None,
+        "errors": None,
+        "gradients": None,
+        "known": None,
+        "reproducer": None,
     }
     if result != dtype:
         record["computes_in"] = result
@@ -179,8 +239,8 @@ def finish(record: dict, adapter, binding: Binding, case: Case, known=()) -> dic
     if record["verdict"] != "conform":
         grads = "gradients" in record and record["gradients"] and record.get("value_verdict") == "conform"
         record["reproducer"] = adapter.reproducer(
-            binding, case, record["dtype"], mode=record["mode"],
-            wrt=tuple(record["gradients"]) if grads else ())
+            binding, case, record["dtype"], mode=record["mode"], wrt=tuple(record["gradients"]) if grads else ()
+        )
         entry = match(record, list(known))
         if entry is not None:
             record["known"] = {**entry.as_dict(), "verdict": record["verdict"]}
@@ -188,8 +248,20 @@ def finish(record: dict, adapter, binding: Binding, case: Case, known=()) -> dic
     return record
 
 
-def lost(adapter, binding: Binding, spec: Spec, case: Case, dtype: str, verdict_: str, message: str,
-         seconds: float, *, mode: str = "eager", device: str = "cpu", known=()) -> dict | None:
+def lost(
+    adapter,
+    binding: Binding,
+    spec: Spec,
+    case: Case,
+    dtype: str,
+    verdict_: str,
+    message: str,
+    seconds: float,
+    *,
+    mode: str = "eager",
+    device: str = "cpu",
+    known=(),
+) -> dict | None:
     """The record of a call that never returned: the process died (``crash``) or ran past its
     time limit (``timeout``). Everything but the outcome is as for any other case."""
     started = begin(binding, spec, case, dtype, mode=mode, device=device)
@@ -208,22 +280,21 @@ def verdict(expected, expected_rec, outcome, tol, dtype) -> tuple[str, dict | No
     error) and the dtype the value is due in."""
     if expected is None:
         if outcome.error_type is None:
-            return "error_mismatch", {"summary": f"expected {expected_rec['error']} to be raised; "
-                                                 f"a value was returned"}
+            return "error_mismatch", {"summary": f"expected {expected_rec['error']} to be raised; a value was returned"}
         if expected_rec["error"] in outcome.error_mro:
             return "conform", None
-        return "error_mismatch", {"summary": f"expected {expected_rec['error']}, "
-                                             f"raised {outcome.error_type}"}
+        return "error_mismatch", {"summary": f"expected {expected_rec['error']}, raised {outcome.error_type}"}
     if outcome.error_type is not None:
-        return "error_mismatch", {"summary": f"expected a value; raised {outcome.error_type}: "
-                                             f"{outcome.error_message}"}
+        return "error_mismatch", {"summary": f"expected a value; raised {outcome.error_type}: {outcome.error_message}"}
     comparison = compare(outcome.value, expected, tol, dtype)
     errors = comparison.as_dict()
     if outcome.dtype != dtype:
         return "deviate", _wrong_dtype(errors, outcome.dtype, dtype)
     if not comparison.ok:
-        narrower = next((d for d in DTYPES[DTYPES.index(dtype) + 1:]
-                         if compare(outcome.value, expected, TOLERANCES[d], d).ok), None)
+        narrower = next(
+            (d for d in DTYPES[DTYPES.index(dtype) + 1 :] if compare(outcome.value, expected, TOLERANCES[d], d).ok),
+            None,
+        )
         if narrower:
             errors["precision"] = f"within {narrower}'s tolerance: consistent with computing in {narrower}"
     return ("conform" if comparison.ok else "deviate"), errors
@@ -232,9 +303,24 @@ def verdict(expected, expected_rec, outcome, tol, dtype) -> tuple[str, dict | No
 def unsupported_record(binding: Binding, reason: str) -> dict:
     """The one line that stands for a binding whose framework cannot be imported."""
     return {
-        "kind": "result", "spec": binding.spec, "binding": binding.id, "framework": binding.framework,
-        "dtype": "-", "device": "-", "mode": "-", "case_id": "-", "origin": {"table": "none"},
-        "params": {}, "inputs": {}, "tolerance": None, "expected": None,
-        "actual": {"error": "unavailable", "message": reason}, "errors": None, "gradients": None,
-        "known": None, "reproducer": None, "seconds": None, "verdict": "unsupported",
+        "kind": "result",
+        "spec": binding.spec,
+        "binding": binding.id,
+        "framework": binding.framework,
+        "dtype": "-",
+        "device": "-",
+        "mode": "-",
+        "case_id": "-",
+        "origin": {"table": "none"},
+        "params": {},
+        "inputs": {},
+        "tolerance": None,
+        "expected": None,
+        "actual": {"error": "unavailable", "message": reason},
+        "errors": None,
+        "gradients": None,
+        "known": None,
+        "reproducer": None,
+        "seconds": None,
+        "verdict": "unsupported",
     }

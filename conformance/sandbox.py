@@ -30,8 +30,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
-from typing import Iterator
 
 #: Defaults of ``lossparity run --timeout`` and ``--memory-limit``.
 DEFAULT_TIMEOUT_S = 60.0
@@ -55,8 +55,12 @@ class Sandbox:
         to_parent_r, to_parent_w = os.pipe()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lossparity.conformance.sandbox", str(to_child_r), str(to_parent_w)],
-            pass_fds=(to_child_r, to_parent_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True)
+            pass_fds=(to_child_r, to_parent_w),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         os.close(to_child_r)
         os.close(to_parent_w)
         self.conn = _Duplex(to_parent_r, to_child_w)
@@ -142,8 +146,14 @@ class Sandbox:
         if self.memory_bytes and rss > self.memory_bytes:
             self._kill()
             self._lost()
-            return "crash", (f"the process grew to {rss / 2**30:.2f} GiB, past the memory limit of "
-                             f"{self.memory_bytes / 2**30:g} GiB, and was killed"), spent
+            return (
+                "crash",
+                (
+                    f"the process grew to {rss / 2**30:.2f} GiB, past the memory limit of "
+                    f"{self.memory_bytes / 2**30:g} GiB, and was killed"
+                ),
+                spent,
+            )
         if self.proc.poll() is not None:
             return self._died(spent)
         return None
@@ -252,11 +262,22 @@ def run_batch(binding, spec, dtype, units, *, device="cpu", tf32=False, known=()
                 return
             else:
                 case, mode = pending[at]
-                record = lost(adapter_for(binding.framework), binding, spec, case, dtype, status, answer,
-                              seconds, mode=mode, device=device, known=known)
+                record = lost(
+                    adapter_for(binding.framework),
+                    binding,
+                    spec,
+                    case,
+                    dtype,
+                    status,
+                    answer,
+                    seconds,
+                    mode=mode,
+                    device=device,
+                    known=known,
+                )
                 if record is not None:
                     yield json_line(record), record["verdict"]
-                pending = pending[at + 1:]
+                pending = pending[at + 1 :]
 
 
 def call(binding, case, dtype, *, mode="eager", wrt=()):
@@ -265,8 +286,9 @@ def call(binding, case, dtype, *, mode="eager", wrt=()):
     one this process may have imported)."""
     from lossparity.adapters.base import Outcome
 
-    status, answer, seconds = sandbox(_process(binding)).ask(("call", (binding.framework, binding.id, "cpu", False,
-                                                                       binding.spec, case, dtype, mode, tuple(wrt))))
+    status, answer, seconds = sandbox(_process(binding)).ask(
+        ("call", (binding.framework, binding.id, "cpu", False, binding.spec, case, dtype, mode, tuple(wrt)))
+    )
     if status == "ok":
         return answer
     return Outcome(error_type=status, error_mro=(status,), error_message=answer, seconds=seconds)
@@ -295,6 +317,7 @@ def missing(binding, device="cpu", tf32=False) -> str | None:
 
 # -- the child ----------------------------------------------------------------------------------
 
+
 def _binding(framework: str, binding_id: str, device: str, tf32: bool, spec: str | None = None):
     from lossparity.conformance.registry import adapter_for, find
 
@@ -305,8 +328,8 @@ def _binding(framework: str, binding_id: str, device: str, tf32: bool, spec: str
 
 def _serve(conn: _Duplex) -> None:
     from lossparity.conformance.runner import evaluate
-    from lossparity.core.records import json_line
     from lossparity.conformance.specs import SPECS
+    from lossparity.core.records import json_line
 
     while True:
         try:
@@ -339,8 +362,17 @@ def _serve(conn: _Duplex) -> None:
                 oracle: dict = {}  # the expectations of the case at hand, shared by its modes
                 for i, (case, mode) in enumerate(units):
                     conn.send(("began", i))
-                    record = evaluate(adapter, binding, SPECS[spec_name], case, dtype, mode=mode,
-                                      device=device, known=known, oracle=oracle)
+                    record = evaluate(
+                        adapter,
+                        binding,
+                        SPECS[spec_name],
+                        case,
+                        dtype,
+                        mode=mode,
+                        device=device,
+                        known=known,
+                        oracle=oracle,
+                    )
                     conn.send(("item", None if record is None else (json_line(record), record["verdict"])))
                 adapter.release()
                 conn.send(("done", None))

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from lossparity.conformance.generate import BUCKETS, draw_cases, more_cases
 from lossparity.conformance import registry
+from lossparity.conformance.generate import BUCKETS, draw_cases, more_cases
 from lossparity.conformance.options import DEFAULT_EXAMPLES, DEVICES
 from lossparity.conformance.registry import adapter_modules, all_bindings, broken_adapters, family
-from lossparity.core.model import Binding, Case
 from lossparity.conformance.specs import SPECS
 from lossparity.core.dtypes import DTYPES
+from lossparity.core.model import Binding, Case
 
 
 def all_modes() -> tuple[str, ...]:
@@ -36,7 +36,7 @@ class Selection:
     #: The generated cases drawn so far, by (spec, bucket): drawn once per selection.
     _drawn: dict = field(default_factory=dict, compare=False, repr=False)
 
-    def validate(self) -> "Selection":
+    def validate(self) -> Selection:
         known = set(adapter_modules()) | set(broken_adapters())
         known |= {family(f) for f in known}
         for f in self.frameworks or ():
@@ -45,8 +45,10 @@ class Selection:
         names = set(SPECS) | {b.id for b in all_bindings()}
         for pattern in self.losses or ():
             if not any(fnmatchcase(n, pattern) for n in names):
-                raise SelectionError(f"no loss spec or binding matches {pattern!r}; "
-                                     f"specs are {', '.join(sorted(SPECS))} (see 'lossparity list')")
+                raise SelectionError(
+                    f"no loss spec or binding matches {pattern!r}; "
+                    f"specs are {', '.join(sorted(SPECS))} (see 'lossparity list')"
+                )
         for d in self.dtypes:
             if d not in DTYPES:
                 raise SelectionError(f"unknown dtype {d!r}; choose from {', '.join(DTYPES)}")
@@ -108,26 +110,33 @@ class Selection:
         for b in [*buckets, *further]:
             if len(generated) >= self.examples:
                 break
-            generated += [c for c in self._more(spec.name, b)
-                          if takes(c)][:self.examples - len(generated)]
+            generated += [c for c in self._more(spec.name, b) if takes(c)][: self.examples - len(generated)]
         return [*edges, *generated]
 
     def _generated(self, spec_name: str) -> tuple[Case, ...]:
         if (spec_name, None) not in self._drawn:
             spec = SPECS[spec_name]
-            self._drawn[spec_name, None] = tuple(draw_cases(
-                spec_name, spec.generate, examples=self.examples, seed_value=self.seed)) if self.examples else ()
+            self._drawn[spec_name, None] = (
+                tuple(draw_cases(spec_name, spec.generate, examples=self.examples, seed_value=self.seed))
+                if self.examples
+                else ()
+            )
         return self._drawn[spec_name, None]
 
     def _more(self, spec_name: str, bucket: int) -> tuple[Case, ...]:
         if (spec_name, bucket) not in self._drawn:
-            self._drawn[spec_name, bucket] = tuple(more_cases(
-                spec_name, SPECS[spec_name].generate, bucket=bucket, examples=self.examples,
-                seed_value=self.seed, drawn=self._generated(spec_name)))
+            self._drawn[spec_name, bucket] = tuple(
+                more_cases(
+                    spec_name,
+                    SPECS[spec_name].generate,
+                    bucket=bucket,
+                    examples=self.examples,
+                    seed_value=self.seed,
+                    drawn=self._generated(spec_name),
+                )
+            )
         return self._drawn[spec_name, bucket]
 
 
 #: How many structures past the standard buckets a binding that takes none of theirs is offered.
 _FURTHER_BUCKETS = 12
-
-

@@ -23,5 +23,7 @@ for _family in families.modules():
     SPECS.update({s.name: dataclasses.replace(s, edges=edges.cases(s)) for s in _family.SPECS})
     for _name, _domain in _family.PARAMETERS.items():  # one vocabulary: a name means one thing
         if PARAMETERS.setdefault(_name, _domain) != _domain:
-            raise TypeError(f"{_family.__name__} declares parameter {_name!r} as {_domain!r}, "
-                            f"already declared as {PARAMETERS[_name]!r}")
+            raise TypeError(
+                f"{_family.__name__} declares parameter {_name!r} as {_domain!r}, "
+                f"already declared as {PARAMETERS[_name]!r}"
+            )

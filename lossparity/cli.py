@@ -45,34 +45,66 @@ def build_parser() -> argparse.ArgumentParser:
     dif = sub.add_parser("diff", help="regression report between two results files")
     dif.add_argument("base", metavar="BASE", help="the earlier results.jsonl")
     dif.add_argument("new", metavar="NEW", help="the later results.jsonl")
-    dif.add_argument("-o", "--output", metavar="HTML",
-                     help="also write the regression report, grouped by framework and spec with reproducers")
+    dif.add_argument(
+        "-o",
+        "--output",
+        metavar="HTML",
+        help="also write the regression report, grouped by framework and spec with reproducers",
+    )
     dif.add_argument("--json", action="store_true", help="every change as JSON")
-    dif.add_argument("--markdown", metavar="FILE",
-                     help="also write the short Markdown summary to FILE (a pull-request comment, $GITHUB_STEP_SUMMARY)")
-    dif.add_argument("--fail-on", type=options.csv_list, default=None,
-                     help="comma-separated change classes that are regressions (exit 1); default: "
-                          "new_deviation,changed_error,removed_binding")
-    dif.add_argument("--drift-ulps", type=float, default=None,
-                     help="value drift: growth of the error against the oracle, in ULPs of the dtype (default 4)")
+    dif.add_argument(
+        "--markdown",
+        metavar="FILE",
+        help="also write the short Markdown summary to FILE (a pull-request comment, $GITHUB_STEP_SUMMARY)",
+    )
+    dif.add_argument(
+        "--fail-on",
+        type=options.csv_list,
+        default=None,
+        help="comma-separated change classes that are regressions (exit 1); default: "
+        "new_deviation,changed_error,removed_binding",
+    )
+    dif.add_argument(
+        "--drift-ulps",
+        type=float,
+        default=None,
+        help="value drift: growth of the error against the oracle, in ULPs of the dtype (default 4)",
+    )
 
     mrg = sub.add_parser("merge", help="merge results files (shards, CI jobs, machines) into one")
     mrg.add_argument("results", nargs="+", metavar="RESULTS", help="results.jsonl files written by 'lossparity run'")
     mrg.add_argument("-o", "--output", required=True, help="the merged results file to write")
 
-    exp = sub.add_parser("explain", help="run one or two bindings on one case; show where and why they differ",
-                         description="Run one or two bindings on one case, given as you would pass it to "
-                                     "the framework, and show each one's value, the oracle's stages side by "
-                                     "side, where they part, which conventions explain the difference, and "
-                                     "reproducers. Arrays are JSON or NumPy literals: '[0.8, 0.2, 0.4]'.")
-    exp.add_argument("bindings", nargs="+", metavar="BINDING",
-                     help="one or two binding ids, e.g. torch.nn.BCELoss torch.nn.CrossEntropyLoss")
+    exp = sub.add_parser(
+        "explain",
+        help="run one or two bindings on one case; show where and why they differ",
+        description="Run one or two bindings on one case, given as you would pass it to "
+        "the framework, and show each one's value, the oracle's stages side by "
+        "side, where they part, which conventions explain the difference, and "
+        "reproducers. Arrays are JSON or NumPy literals: '[0.8, 0.2, 0.4]'.",
+    )
+    exp.add_argument(
+        "bindings",
+        nargs="+",
+        metavar="BINDING",
+        help="one or two binding ids, e.g. torch.nn.BCELoss torch.nn.CrossEntropyLoss",
+    )
     exp.add_argument("--input", required=True, help="the prediction: probabilities, logits or log-probabilities")
     exp.add_argument("--target", help="the target: labels, class indices or probabilities")
-    exp.add_argument("--array", action="append", default=[], metavar="NAME=VALUES",
-                     help="a further array of the loss (var, input2, input_lengths, ...); repeatable")
-    exp.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                     help="a loss parameter in the spec's vocabulary (reduction=sum, weight=[1,2,3]); repeatable")
+    exp.add_argument(
+        "--array",
+        action="append",
+        default=[],
+        metavar="NAME=VALUES",
+        help="a further array of the loss (var, input2, input_lengths, ...); repeatable",
+    )
+    exp.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a loss parameter in the spec's vocabulary (reduction=sum, weight=[1,2,3]); repeatable",
+    )
     exp.add_argument("--dtype", default="float32", help="float32 (default), float64, float16 or bfloat16")
     exp.add_argument("--mode", default="eager", help="execution mode (default eager)")
     exp.add_argument("--grad", action="store_true", help="also compute d sum(loss) / d input with each framework")
@@ -123,8 +155,8 @@ def cmd_explain(args) -> int:
 
 
 def cmd_diff(args) -> int:
-    from lossparity.reports.diff import CLASSES, DEFAULT_DRIFT_ULPS, DEFAULT_FAIL_ON, diff, markdown
     from lossparity.core.records import ResultsFileError, read_records
+    from lossparity.reports.diff import CLASSES, DEFAULT_DRIFT_ULPS, DEFAULT_FAIL_ON, diff, markdown
 
     fail_on = options.split_csv(args.fail_on) or DEFAULT_FAIL_ON
     unknown = [c for c in fail_on if c not in CLASSES]
@@ -139,10 +171,21 @@ def cmd_diff(args) -> int:
         raise UsageError(str(exc)) from None
     d = diff(base, new, drift_ulps=drift)
     if args.json:
-        print(json.dumps({"base": d.base_meta, "new": d.new_meta, "matched": d.matched, "counts": d.counts(),
-                          "fail_on": list(fail_on), "drift_ulps": drift,
-                          "regressions": len(d.regressions(fail_on)),
-                          "changes": [c.as_dict() for c in d.changes]}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "base": d.base_meta,
+                    "new": d.new_meta,
+                    "matched": d.matched,
+                    "counts": d.counts(),
+                    "fail_on": list(fail_on),
+                    "drift_ulps": drift,
+                    "regressions": len(d.regressions(fail_on)),
+                    "changes": [c.as_dict() for c in d.changes],
+                },
+                indent=1,
+            )
+        )
     else:
         print(markdown(d, fail_on), end="")
     if args.markdown:
@@ -165,8 +208,8 @@ def _write(path: str, write) -> None:
 
 def cmd_merge(args) -> int:
     from lossparity.conformance.conclude import conclude
-    from lossparity.reports.merge import merge
     from lossparity.core.records import ResultsFileError, write_all
+    from lossparity.reports.merge import merge
 
     out = Path(args.output)
     if any(Path(p).resolve() == out.resolve() for p in args.results):
@@ -181,8 +224,10 @@ def cmd_merge(args) -> int:
         print(f"lossparity: warning: {text}", file=sys.stderr)
     for text in merged.conflicts:
         print(f"lossparity: conflict: {text}", file=sys.stderr)
-    print(f"merged {len(args.results)} files: {len(merged.results)} results, {merged.duplicates} duplicates "
-          f"dropped, {len(merged.conflicts)} conflicts -> {out}")
+    print(
+        f"merged {len(args.results)} files: {len(merged.results)} results, {merged.duplicates} duplicates "
+        f"dropped, {len(merged.conflicts)} conflicts -> {out}"
+    )
     return EXIT_FINDINGS if merged.conflicts else EXIT_OK
 
 
@@ -210,10 +255,24 @@ def cmd_run(args) -> int:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create the output folder {args.out}: {exc.strerror}") from None
-    argv = ["--pyargs", "lossparity.conformance.suite", "-c", _empty_ini(), "-p", "no:cacheprovider",
-            "--rootdir", str(Path.cwd()), "--tb=no", "-rN", "-W", "ignore",
-            "-v" if args.verbose else "-q", *options.pytest_args(args),
-            "--lp-command", "lossparity " + " ".join(sys.argv[1:])]
+    argv = [
+        "--pyargs",
+        "lossparity.conformance.suite",
+        "-c",
+        _empty_ini(),
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(Path.cwd()),
+        "--tb=no",
+        "-rN",
+        "-W",
+        "ignore",
+        "-v" if args.verbose else "-q",
+        *options.pytest_args(args),
+        "--lp-command",
+        "lossparity " + " ".join(sys.argv[1:]),
+    ]
     if args.workers > 1:
         argv += ["-n", str(args.workers)]
     code = pytest.main(argv)
@@ -222,8 +281,10 @@ def cmd_run(args) -> int:
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
         raise UsageError("the selection matches no test case")
     if code == pytest.ExitCode.INTERRUPTED:
-        raise UsageError(f"interrupted; the results so far are in {Path(args.out) / 'results.jsonl'}, "
-                         "and the same command with --resume completes the run")
+        raise UsageError(
+            f"interrupted; the results so far are in {Path(args.out) / 'results.jsonl'}, "
+            "and the same command with --resume completes the run"
+        )
     raise UsageError(f"the conformance run stopped (pytest exit code {int(code)})")
 
 
@@ -237,14 +298,19 @@ def cmd_list(args) -> int:
     from lossparity.conformance.coverage import coverage, format_coverage, format_markdown
 
     table = coverage()
-    print(json.dumps(table, indent=2) if args.json else format_markdown(table) if args.markdown
-          else format_coverage(table))
+    print(
+        json.dumps(table, indent=2)
+        if args.json
+        else format_markdown(table)
+        if args.markdown
+        else format_coverage(table)
+    )
     return EXIT_OK
 
 
 def cmd_report(args) -> int:
-    from lossparity.reports.report import collect
     from lossparity.core.records import ResultsFileError, iter_records
+    from lossparity.reports.report import collect
 
     try:  # one pass over the file, validated line by line: nothing but the report's data is held
         report = collect(iter_records(Path(args.results), validate=True))
@@ -256,7 +322,14 @@ def cmd_report(args) -> int:
     return EXIT_FINDINGS if report.failing else EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "explain": cmd_explain, "merge": cmd_merge, "diff": cmd_diff}
+COMMANDS = {
+    "run": cmd_run,
+    "list": cmd_list,
+    "report": cmd_report,
+    "explain": cmd_explain,
+    "merge": cmd_merge,
+    "diff": cmd_diff,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,8 +33,10 @@ def _number(token: str):
             value = None
         if value is None or not _INT64_MIN <= value <= _INT64_MAX:
             shown = token if len(token) <= 30 else f"{token[:12]}...{token[-12:]} ({len(token)} digits)"
-            raise LiteralError(f"the integer {shown} does not fit in 64 bits; "
-                               "write it as a float (with a '.' or an exponent) if that is what you mean")
+            raise LiteralError(
+                f"the integer {shown} does not fit in 64 bits; "
+                "write it as a float (with a '.' or an exponent) if that is what you mean"
+            )
         return value
     try:
         return float(token)
@@ -65,8 +67,10 @@ def parse_array(text: str) -> np.ndarray:
     if len(stack) != 1:
         raise LiteralError("unbalanced '[': a closing ']' is missing")
     if len(stack[0]) != 1:
-        raise LiteralError("expected one number or one list; separate the items of a list with "
-                           "commas inside brackets, e.g. [0.8, 0.2, 0.4]")
+        raise LiteralError(
+            "expected one number or one list; separate the items of a list with "
+            "commas inside brackets, e.g. [0.8, 0.2, 0.4]"
+        )
     value = stack[0][0]
     try:
         array = np.array(value)

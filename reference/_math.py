@@ -82,6 +82,7 @@ def clip_bounds(eps: float, dtype, upper_one: bool = False) -> tuple[float, floa
 
 # ----------------------------------------------------------------------------- derivatives
 
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + exp(-x)), the slope of softplus, to about 1 ULP: exp is taken of -|x| only,
     so nothing overflows, and the saturated side keeps its relative accuracy (sigmoid(-700))."""
@@ -118,7 +119,7 @@ def sum_of_others(a: np.ndarray) -> np.ndarray:
     edge = np.zeros(a.shape[:-1] + (1,))
     before = np.cumsum(np.concatenate([edge, a[..., :-1]], axis=-1), axis=-1)
     after = np.flip(np.cumsum(np.concatenate([edge, np.flip(a, axis=-1)[..., :-1]], axis=-1), axis=-1), axis=-1)
-    return (before + after)[..., :a.shape[-1]]
+    return (before + after)[..., : a.shape[-1]]
 
 
 def normalize_grad(p: np.ndarray, grad: np.ndarray) -> np.ndarray:

@@ -15,7 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 from lossparity.reference._math import (
-    clip_bounds, clip_grad, log_softmax, log_softmax_grad, over, sigmoid, softplus, times,
+    clip_bounds,
+    clip_grad,
+    log_softmax,
+    log_softmax_grad,
+    over,
+    sigmoid,
+    softplus,
+    times,
 )
 from lossparity.reference.crossentropy import _gather, _predicted, _smooth
 from lossparity.reference.errors import OracleError
@@ -74,35 +81,59 @@ def _focal_terms(x, y, from_logits, prob_eps, dtype, trace):
     return trace("cross-entropy", bce, "-(y log p + (1-y) log(1-p))"), m, p
 
 
-def _binary_focal(x, target, from_logits, apply_class_balancing, alpha, gamma, label_smoothing,
-                  reduction, prob_eps, sample_axis, dtype, trace):
+def _binary_focal(
+    x,
+    target,
+    from_logits,
+    apply_class_balancing,
+    alpha,
+    gamma,
+    label_smoothing,
+    reduction,
+    prob_eps,
+    sample_axis,
+    dtype,
+    trace,
+):
     y = _smooth(np.asarray(target, np.float64), label_smoothing, 2, "2", trace)
     bce, m, _ = _focal_terms(x, y, from_logits, prob_eps, dtype, trace)
     loss = times(_power(m, gamma), bce)
     w = _balance(y, apply_class_balancing, alpha)
     if w is not None:
         loss = times(w, loss)
-    loss = trace("per-element loss", loss, f"alpha_t (1 - p_t)^{gamma} bce" if w is not None
-                 else f"(1 - p_t)^{gamma} bce")
+    loss = trace(
+        "per-element loss", loss, f"alpha_t (1 - p_t)^{gamma} bce" if w is not None else f"(1 - p_t)^{gamma} bce"
+    )
     return reduce(loss, reduction=reduction, sample_axis=sample_axis, trace=trace)
 
 
-def _binary_focal_grad(x, target, from_logits, apply_class_balancing, alpha, gamma, label_smoothing,
-                       reduction, prob_eps, sample_axis, dtype):
+def _binary_focal_grad(
+    x,
+    target,
+    from_logits,
+    apply_class_balancing,
+    alpha,
+    gamma,
+    label_smoothing,
+    reduction,
+    prob_eps,
+    sample_axis,
+    dtype,
+):
     """d/dx and d/dy of alpha_t m^gamma bce (see :func:`binary_focal_cross_entropy_grad`)."""
     y = _smooth(np.asarray(target, np.float64), label_smoothing, 2, "2", NO_TRACE)
     bce, m, p = _focal_terms(x, y, from_logits, prob_eps, dtype, NO_TRACE)
     f, df = _power(m, gamma), _power_slope(m, gamma)
     if from_logits:
         s, sm = sigmoid(x), sigmoid(-x)
-        dp_dx = s * sm                       # sigmoid'(x), exact on both saturated sides
-        dm_dy = sm - s                       # d/dy of y sigmoid(-x) + (1-y) sigmoid(x)
+        dp_dx = s * sm  # sigmoid'(x), exact on both saturated sides
+        dm_dy = sm - s  # d/dy of y sigmoid(-x) + (1-y) sigmoid(x)
     else:
         dp_dx, dm_dy = np.ones(np.shape(x)), 1.0 - 2.0 * p
     dm_dx = (1.0 - 2.0 * y) * dp_dx
     if prob_eps is None and from_logits:
         dbce_dx = times(1.0 - y, sigmoid(x)) - times(y, sigmoid(-x))
-        dbce_dy = np.asarray(-x, np.float64) * np.ones(np.shape(y))   # softplus(x) - softplus(-x)
+        dbce_dy = np.asarray(-x, np.float64) * np.ones(np.shape(y))  # softplus(x) - softplus(-x)
     else:
         pc = p if prob_eps is None else np.clip(p, *clip_bounds(prob_eps, dtype))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -129,8 +160,18 @@ def _binary_focal_grad(x, target, from_logits, apply_class_balancing, alpha, gam
 
 
 def binary_focal_cross_entropy(
-    input, target, *, apply_class_balancing=False, alpha=None, gamma=2.0, label_smoothing=0.0,
-    reduction="mean", prob_eps=None, sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    apply_class_balancing=False,
+    alpha=None,
+    gamma=2.0,
+    label_smoothing=0.0,
+    reduction="mean",
+    prob_eps=None,
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Binary focal cross-entropy on probabilities ``p`` (any shape), targets ``y`` of the same shape.
 
@@ -144,13 +185,35 @@ def binary_focal_cross_entropy(
     clips p inside the logs only; the focal factor reads p as given.
     """
     p = trace("input", np.asarray(input, np.float64), reading(input, "probabilities", classes=False))
-    return _binary_focal(p, target, False, apply_class_balancing, alpha, gamma, label_smoothing,
-                         reduction, prob_eps, sample_axis, dtype, trace)
+    return _binary_focal(
+        p,
+        target,
+        False,
+        apply_class_balancing,
+        alpha,
+        gamma,
+        label_smoothing,
+        reduction,
+        prob_eps,
+        sample_axis,
+        dtype,
+        trace,
+    )
 
 
 def binary_focal_cross_entropy_grad(
-    input, target, *, apply_class_balancing=False, alpha=None, gamma=2.0, label_smoothing=0.0,
-    reduction="mean", prob_eps=None, sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    apply_class_balancing=False,
+    alpha=None,
+    gamma=2.0,
+    label_smoothing=0.0,
+    reduction="mean",
+    prob_eps=None,
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Gradients of :func:`binary_focal_cross_entropy`, both in the input's shape.
 
@@ -161,13 +224,34 @@ def binary_focal_cross_entropy_grad(
     infinite where m = 0 (a confident, right prediction), where autodiff gives NaN (the
     infinite slope times a zero coefficient), as the oracle does.
     """
-    return _binary_focal_grad(np.asarray(input, np.float64), target, False, apply_class_balancing,
-                              alpha, gamma, label_smoothing, reduction, prob_eps, sample_axis, dtype)
+    return _binary_focal_grad(
+        np.asarray(input, np.float64),
+        target,
+        False,
+        apply_class_balancing,
+        alpha,
+        gamma,
+        label_smoothing,
+        reduction,
+        prob_eps,
+        sample_axis,
+        dtype,
+    )
 
 
 def binary_focal_cross_entropy_with_logits(
-    input, target, *, apply_class_balancing=False, alpha=None, gamma=2.0, label_smoothing=0.0,
-    reduction="mean", prob_eps=None, sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    apply_class_balancing=False,
+    alpha=None,
+    gamma=2.0,
+    label_smoothing=0.0,
+    reduction="mean",
+    prob_eps=None,
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Binary focal cross-entropy on logits ``x`` (any shape): that of p = sigmoid(x).
 
@@ -178,15 +262,40 @@ def binary_focal_cross_entropy_with_logits(
     ``sigmoid`` and then the probability form), so a logit beyond about +-16 costs at most
     -log(1e-7) = 16.1.
     """
-    x = trace("input", np.asarray(input, np.float64), reading(
-        input, "logits", classes=False, then="takes the sigmoid of each"))
-    return _binary_focal(x, target, True, apply_class_balancing, alpha, gamma, label_smoothing,
-                         reduction, prob_eps, sample_axis, dtype, trace)
+    x = trace(
+        "input",
+        np.asarray(input, np.float64),
+        reading(input, "logits", classes=False, then="takes the sigmoid of each"),
+    )
+    return _binary_focal(
+        x,
+        target,
+        True,
+        apply_class_balancing,
+        alpha,
+        gamma,
+        label_smoothing,
+        reduction,
+        prob_eps,
+        sample_axis,
+        dtype,
+        trace,
+    )
 
 
 def binary_focal_cross_entropy_with_logits_grad(
-    input, target, *, apply_class_balancing=False, alpha=None, gamma=2.0, label_smoothing=0.0,
-    reduction="mean", prob_eps=None, sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    apply_class_balancing=False,
+    alpha=None,
+    gamma=2.0,
+    label_smoothing=0.0,
+    reduction="mean",
+    prob_eps=None,
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Gradients of :func:`binary_focal_cross_entropy_with_logits`, both in the input's shape.
 
@@ -194,11 +303,23 @@ def binary_focal_cross_entropy_with_logits_grad(
     the cross-entropy's slope is (1-y) sigmoid(x) - y sigmoid(-x) and its target slope -x;
     with one, 0 where sigmoid(x) lies strictly outside the clip.
     """
-    return _binary_focal_grad(np.asarray(input, np.float64), target, True, apply_class_balancing,
-                              alpha, gamma, label_smoothing, reduction, prob_eps, sample_axis, dtype)
+    return _binary_focal_grad(
+        np.asarray(input, np.float64),
+        target,
+        True,
+        apply_class_balancing,
+        alpha,
+        gamma,
+        label_smoothing,
+        reduction,
+        prob_eps,
+        sample_axis,
+        dtype,
+    )
 
 
 # ----------------------------------------------------------------------------- categorical focal
+
 
 def _class_alpha(alpha, weight, n):
     """The per-class balancing factor: ``weight`` (Keras' ``alpha`` given as a list, one per
@@ -234,8 +355,19 @@ def _softmax_pullback(x, grad):
 
 
 def categorical_focal_cross_entropy(
-    input, target, *, alpha=0.25, weight=None, gamma=2.0, from_logits=False, label_smoothing=0.0,
-    reduction="mean", prob_eps=None, renormalize=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    alpha=0.25,
+    weight=None,
+    gamma=2.0,
+    from_logits=False,
+    label_smoothing=0.0,
+    reduction="mean",
+    prob_eps=None,
+    renormalize=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """sum_c alpha_c (1 - q_c)^gamma * -y_c log q_c over the class axis, ``(..., C)`` -> ``(...)``.
 
@@ -245,8 +377,11 @@ def categorical_focal_cross_entropy(
     scalar ``alpha`` or the per-class ``weight``. Targets are smoothed towards 1/C first.
     gamma = 0 and alpha = 1 give the categorical cross-entropy.
     """
-    x = trace("input", np.asarray(input, np.float64), reading(
-        input, "logits" if from_logits else "probabilities", classes=True))
+    x = trace(
+        "input",
+        np.asarray(input, np.float64),
+        reading(input, "logits" if from_logits else "probabilities", classes=True),
+    )
     y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1], "C", trace)
     q, logq, one_minus_q, _ = _categorical_probs(x, from_logits, prob_eps, renormalize, dtype, trace)
     a = _class_alpha(alpha, weight, x.shape[-1])
@@ -256,8 +391,19 @@ def categorical_focal_cross_entropy(
 
 
 def categorical_focal_cross_entropy_grad(
-    input, target, *, alpha=0.25, weight=None, gamma=2.0, from_logits=False, label_smoothing=0.0,
-    reduction="mean", prob_eps=None, renormalize=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    alpha=0.25,
+    weight=None,
+    gamma=2.0,
+    from_logits=False,
+    label_smoothing=0.0,
+    reduction="mean",
+    prob_eps=None,
+    renormalize=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Gradients of :func:`categorical_focal_cross_entropy`, both ``(..., C)``.
 
@@ -279,8 +425,15 @@ def categorical_focal_cross_entropy_grad(
 
 # ----------------------------------------------------------------------------- PolyLoss
 
+
 def poly_loss_cross_entropy(
-    input, target, *, epsilon=2.0, reduction="mean", dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    epsilon=2.0,
+    reduction="mean",
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Poly-1 loss on logits and probability targets, ``(..., C)`` -> ``(...)``:
     -sum_c y_c log p_c + epsilon sum_c y_c (1 - p_c), p = softmax(x) (Leng et al. 2022).
@@ -288,8 +441,11 @@ def poly_loss_cross_entropy(
     1 - p_c is -expm1(log p_c), exact where p_c is near 1. Targets are used as given (a
     target that does not sum to 1 scales both terms).
     """
-    x = trace("input", np.asarray(input, np.float64),
-              reading(input, "logits", classes=True, then="takes a softmax over the classes"))
+    x = trace(
+        "input",
+        np.asarray(input, np.float64),
+        reading(input, "logits", classes=True, then="takes a softmax over the classes"),
+    )
     y = np.asarray(target, np.float64)
     logp = trace("log_softmax", log_softmax(x), "x - logsumexp(x) over the class axis")
     ce = trace("cross-entropy", -np.sum(times(y, logp), axis=-1), "-sum_c y_c log p_c")
@@ -299,7 +455,13 @@ def poly_loss_cross_entropy(
 
 
 def poly_loss_cross_entropy_grad(
-    input, target, *, epsilon=2.0, reduction="mean", dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    epsilon=2.0,
+    reduction="mean",
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Gradients of :func:`poly_loss_cross_entropy`, both ``(..., C)``.
 
@@ -317,6 +479,7 @@ def poly_loss_cross_entropy_grad(
 
 
 # ----------------------------------------------------------------------------- generalized CE
+
 
 def _labels(t, n_classes):
     """Class indices and a mask of those outside [0, C): nothing documents what these
@@ -337,7 +500,14 @@ def _gce_target_prob(input, target, q, q_domain, trace):
 
 
 def categorical_generalized_cross_entropy(
-    input, target, *, q=0.5, reduction="mean", q_domain=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    q=0.5,
+    reduction="mean",
+    q_domain=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """(1 - p_y^q) / q for predicted probabilities ``(..., C)`` and class indices ``(...)``
     (Zhang & Sabuncu 2018): -log p_y as q -> 0, 1 - p_y at q = 1.
@@ -355,7 +525,14 @@ def categorical_generalized_cross_entropy(
 
 
 def categorical_generalized_cross_entropy_grad(
-    input, target, *, q=0.5, reduction="mean", q_domain=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    q=0.5,
+    reduction="mean",
+    q_domain=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """d/dp of :func:`categorical_generalized_cross_entropy`, ``(..., C)``: -p_y^(q-1) at the
     target class (written -(q p_y^(q-1)) / q as autodiff does: NaN at q = 0, -1 at q = 1
@@ -374,6 +551,7 @@ def categorical_generalized_cross_entropy_grad(
 
 
 # ----------------------------------------------------------------------------- sparsemax
+
 
 def _sparse_plus(z):
     """0 for z <= -1, (z + 1)^2 / 4 inside, z for z >= 1 (jax.nn.sparse_plus): C1, its slope
@@ -437,8 +615,11 @@ def multiclass_sparsemax_loss(input, target, *, reduction="mean", dtype=np.float
 
     Zero exactly where sparsemax(x) is onehot(y); all-equal scores give p = 1/C.
     """
-    x = trace("input", np.asarray(input, np.float64),
-              reading(input, "scores", classes=True, then="projects them onto the simplex (sparsemax)"))
+    x = trace(
+        "input",
+        np.asarray(input, np.float64),
+        reading(input, "scores", classes=True, then="projects them onto the simplex (sparsemax)"),
+    )
     _, _, loss = _multiclass_sparsemax(x, target, trace)
     loss = trace("per-sample loss", loss, "<p, x - x_y> + (1 - |p|^2)/2")
     return reduce(loss, reduction=reduction, trace=trace)

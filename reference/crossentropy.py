@@ -26,8 +26,16 @@ import functools
 import numpy as np
 
 from lossparity.reference._math import (
-    clip_bounds, clip_grad, log_softmax, log_softmax_grad, normalize_grad, over, sigmoid, softplus,
-    times, xlogy,
+    clip_bounds,
+    clip_grad,
+    log_softmax,
+    log_softmax_grad,
+    normalize_grad,
+    over,
+    sigmoid,
+    softplus,
+    times,
+    xlogy,
 )
 from lossparity.reference.errors import OracleError
 from lossparity.reference.reduction import chain, reduce, reduce_grad
@@ -69,20 +77,41 @@ def _bce_stages(input, target, label_smoothing, log_min, prob_eps, prob_domain, 
 
 
 def binary_cross_entropy(
-    input, target, *, weight=None, label_smoothing=0.0, reduction="mean",
-    log_min=None, prob_eps=None, prob_domain="nan", sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    weight=None,
+    label_smoothing=0.0,
+    reduction="mean",
+    log_min=None,
+    prob_eps=None,
+    prob_domain="nan",
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """-[y log p + (1 - y) log(1 - p)] for probabilities ``p`` (any shape), weighted elementwise."""
     _, y, _, _, _, (log_p, log_1mp) = _bce_stages(
-        input, target, label_smoothing, log_min, prob_eps, prob_domain, dtype, trace)
+        input, target, label_smoothing, log_min, prob_eps, prob_domain, dtype, trace
+    )
     loss = _weighted(-(times(y, log_p) + times(1.0 - y, log_1mp)), weight)
     loss = trace("per-element loss", loss, "-(y log p + (1-y) log(1-p))" + (" * weight" if weight is not None else ""))
     return reduce(loss, reduction=reduction, sample_axis=sample_axis, trace=trace)
 
 
 def binary_cross_entropy_grad(
-    input, target, *, weight=None, label_smoothing=0.0, reduction="mean",
-    log_min=None, prob_eps=None, prob_domain="nan", sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    weight=None,
+    label_smoothing=0.0,
+    reduction="mean",
+    log_min=None,
+    prob_eps=None,
+    prob_domain="nan",
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Gradients of :func:`binary_cross_entropy`, ``input`` and ``target``, in the input's shape.
 
@@ -94,10 +123,12 @@ def binary_cross_entropy_grad(
     the formula's values, finite in p where the log itself is NaN.
     """
     p, y, bounds, clipped, (raw_p, raw_1mp), (log_p, log_1mp) = _bce_stages(
-        input, target, label_smoothing, log_min, prob_eps, prob_domain, dtype, NO_TRACE)
+        input, target, label_smoothing, log_min, prob_eps, prob_domain, dtype, NO_TRACE
+    )
     with np.errstate(invalid="ignore"):
-        d_p = (clip_grad(raw_1mp, log_min, None, over(1.0 - y, 1.0 - clipped))
-               - clip_grad(raw_p, log_min, None, over(y, clipped)))
+        d_p = clip_grad(raw_1mp, log_min, None, over(1.0 - y, 1.0 - clipped)) - clip_grad(
+            raw_p, log_min, None, over(y, clipped)
+        )
         d_y = (1.0 - label_smoothing) * (log_1mp - log_p)
     if bounds is not None:
         d_p = clip_grad(p, *bounds, d_p)
@@ -106,15 +137,26 @@ def binary_cross_entropy_grad(
 
 
 def binary_cross_entropy_with_logits(
-    input, target, *, weight=None, pos_weight=None, label_smoothing=0.0, reduction="mean",
-    sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    weight=None,
+    pos_weight=None,
+    label_smoothing=0.0,
+    reduction="mean",
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """pos_weight * y * softplus(-x) + (1 - y) * softplus(x), i.e. BCE of sigmoid(x), without overflow.
 
     ``pos_weight`` broadcasts against the last (class) axis as in PyTorch.
     """
-    x = trace("input", np.asarray(input, np.float64), reading(
-        input, "logits", classes=False, then="takes the sigmoid of each (folded into softplus)"))
+    x = trace(
+        "input",
+        np.asarray(input, np.float64),
+        reading(input, "logits", classes=False, then="takes the sigmoid of each (folded into softplus)"),
+    )
     y = _smooth(np.asarray(target, np.float64), label_smoothing, 2, "2", trace)
     loss = _weighted(_weighted(times(y, softplus(-x)), pos_weight) + times(1.0 - y, softplus(x)), weight)
     loss = trace("per-element loss", loss, "pos_weight*y*softplus(-x) + (1-y)*softplus(x)")
@@ -122,8 +164,16 @@ def binary_cross_entropy_with_logits(
 
 
 def binary_cross_entropy_with_logits_grad(
-    input, target, *, weight=None, pos_weight=None, label_smoothing=0.0, reduction="mean",
-    sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    weight=None,
+    pos_weight=None,
+    label_smoothing=0.0,
+    reduction="mean",
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Gradients of :func:`binary_cross_entropy_with_logits`, in the input's shape.
 
@@ -186,8 +236,9 @@ def _class_weights(weight, n_classes, safe):
     return w, w[safe]
 
 
-def _indexed_loss(logp, target, weight, ignore_index, label_smoothing, reduction,
-                  mean_by, zero_division, invalid_label, trace):
+def _indexed_loss(
+    logp, target, weight, ignore_index, label_smoothing, reduction, mean_by, zero_division, invalid_label, trace
+):
     """Shared tail of softmax cross-entropy and NLL: gather, weight, smooth, reduce."""
     n_classes = logp.shape[-1]
     counted, safe, invalid = _class_targets(target, n_classes, ignore_index, invalid_label, trace)
@@ -198,15 +249,26 @@ def _indexed_loss(logp, target, weight, ignore_index, label_smoothing, reduction
         loss = np.where(invalid, 0.0, loss)
     if label_smoothing:
         smooth = -np.sum(times(w, logp), axis=-1) / n_classes
-        loss = trace("smoothing", (1.0 - label_smoothing) * loss + label_smoothing * smooth,
-                     f"(1-s) * w[y] * nll + s/C * sum_c w[c] * -log p_c, s={label_smoothing}")
+        loss = trace(
+            "smoothing",
+            (1.0 - label_smoothing) * loss + label_smoothing * smooth,
+            f"(1-s) * w[y] * nll + s/C * sum_c w[c] * -log p_c, s={label_smoothing}",
+        )
     loss = trace("per-element loss", loss, "w[y] * -log p[y]" if not label_smoothing else "smoothed")
-    return reduce(loss, reduction=reduction, mask=counted, denom_weight=w_t, mean_by=mean_by,
-                  zero_division=zero_division, trace=trace)
+    return reduce(
+        loss,
+        reduction=reduction,
+        mask=counted,
+        denom_weight=w_t,
+        mean_by=mean_by,
+        zero_division=zero_division,
+        trace=trace,
+    )
 
 
-def _indexed_grad(n_classes, target, weight, ignore_index, label_smoothing, reduction,
-                  mean_by, zero_division, invalid_label):
+def _indexed_grad(
+    n_classes, target, weight, ignore_index, label_smoothing, reduction, mean_by, zero_division, invalid_label
+):
     """The gradient of :func:`_indexed_loss` in log p, as ``(a, g)``: d sum(out) / d log p is
     ``-chain(g, a)``, where ``a`` ``(..., C)`` holds each element's coefficients of -log p_c,
     (1-s) w[y] onehot(y) + s w / C (a NaN row for an invalid label), and ``g`` is the
@@ -217,32 +279,57 @@ def _indexed_grad(n_classes, target, weight, ignore_index, label_smoothing, redu
     if label_smoothing:
         a = (1.0 - label_smoothing) * a + label_smoothing * w / n_classes
     a = np.where(invalid[..., None], 0.0 if invalid_label == "zeros" else np.nan, a)
-    g = reduce_grad(safe.shape, reduction=reduction, mask=counted, denom_weight=w_t, mean_by=mean_by,
-                    zero_division=zero_division)
+    g = reduce_grad(
+        safe.shape, reduction=reduction, mask=counted, denom_weight=w_t, mean_by=mean_by, zero_division=zero_division
+    )
     return a, g
 
 
 def softmax_cross_entropy(
-    input, target, *, weight=None, ignore_index=None, label_smoothing=0.0, reduction="mean",
-    mean_by="elements", zero_division="nan", invalid_label="nan", class_axis=-1,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    weight=None,
+    ignore_index=None,
+    label_smoothing=0.0,
+    reduction="mean",
+    mean_by="elements",
+    zero_division="nan",
+    invalid_label="nan",
+    class_axis=-1,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """-log softmax(x)[y] for logits ``(..., C)`` and class indices ``(...)``.
 
     ``weight`` is per class; ``ignore_index`` targets contribute 0 and are not counted;
     label smoothing mixes in the (weighted) mean over classes as PyTorch documents.
     """
-    x = trace("input", np.asarray(input, np.float64),
-              reading(input, "logits", classes=True, then="takes a softmax over the classes"))
+    x = trace(
+        "input",
+        np.asarray(input, np.float64),
+        reading(input, "logits", classes=True, then="takes a softmax over the classes"),
+    )
     logp = trace("log_softmax", log_softmax(x), "x - logsumexp(x) over the class axis")
-    return _indexed_loss(logp, target, weight, ignore_index, label_smoothing, reduction,
-                         mean_by, zero_division, invalid_label, trace)
+    return _indexed_loss(
+        logp, target, weight, ignore_index, label_smoothing, reduction, mean_by, zero_division, invalid_label, trace
+    )
 
 
 def softmax_cross_entropy_grad(
-    input, target, *, weight=None, ignore_index=None, label_smoothing=0.0, reduction="mean",
-    mean_by="elements", zero_division="nan", invalid_label="nan", class_axis=-1,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    weight=None,
+    ignore_index=None,
+    label_smoothing=0.0,
+    reduction="mean",
+    mean_by="elements",
+    zero_division="nan",
+    invalid_label="nan",
+    class_axis=-1,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """d/dx of :func:`softmax_cross_entropy`, ``(..., C)``.
 
@@ -251,42 +338,76 @@ def softmax_cross_entropy_grad(
     where their logits are NaN); a counted invalid label read as "nan": a NaN row.
     """
     x = np.asarray(input, np.float64)
-    a, g = _indexed_grad(x.shape[-1], target, weight, ignore_index, label_smoothing, reduction,
-                         mean_by, zero_division, invalid_label)
+    a, g = _indexed_grad(
+        x.shape[-1], target, weight, ignore_index, label_smoothing, reduction, mean_by, zero_division, invalid_label
+    )
     return {"input": chain(g, log_softmax_grad(x, a))}
 
 
 def nll_loss(
-    input, target, *, weight=None, ignore_index=None, reduction="mean",
-    mean_by="elements", zero_division="nan", invalid_label="nan", class_axis=-1,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    weight=None,
+    ignore_index=None,
+    reduction="mean",
+    mean_by="elements",
+    zero_division="nan",
+    invalid_label="nan",
+    class_axis=-1,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """-w[y] * input[y] for log-probabilities ``(..., C)`` and class indices ``(...)``."""
-    logp = trace("input", np.asarray(input, np.float64), reading(
-        input, "log-probabilities", classes=True, then="applies no activation"))
-    return _indexed_loss(logp, target, weight, ignore_index, 0.0, reduction,
-                         mean_by, zero_division, invalid_label, trace)
+    logp = trace(
+        "input",
+        np.asarray(input, np.float64),
+        reading(input, "log-probabilities", classes=True, then="applies no activation"),
+    )
+    return _indexed_loss(
+        logp, target, weight, ignore_index, 0.0, reduction, mean_by, zero_division, invalid_label, trace
+    )
 
 
 def nll_loss_grad(
-    input, target, *, weight=None, ignore_index=None, reduction="mean",
-    mean_by="elements", zero_division="nan", invalid_label="nan", class_axis=-1,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    weight=None,
+    ignore_index=None,
+    reduction="mean",
+    mean_by="elements",
+    zero_division="nan",
+    invalid_label="nan",
+    class_axis=-1,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """d/d input of :func:`nll_loss`, ``(..., C)``: -w[y] onehot(y) times the reduction's
     cotangent, whatever the input's values (a -inf log-probability included)."""
-    a, g = _indexed_grad(np.shape(input)[-1], target, weight, ignore_index, 0.0, reduction,
-                         mean_by, zero_division, invalid_label)
+    a, g = _indexed_grad(
+        np.shape(input)[-1], target, weight, ignore_index, 0.0, reduction, mean_by, zero_division, invalid_label
+    )
     return {"input": chain(g, -a)}
 
 
 def softmax_cross_entropy_soft(
-    input, target, *, weight=None, label_smoothing=0.0, reduction="mean", class_axis=-1,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    weight=None,
+    label_smoothing=0.0,
+    reduction="mean",
+    class_axis=-1,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """-sum_c w[c] y_c log softmax(x)_c for logits and probability targets, both ``(..., C)``."""
-    x = trace("input", np.asarray(input, np.float64),
-              reading(input, "logits", classes=True, then="takes a softmax over the classes"))
+    x = trace(
+        "input",
+        np.asarray(input, np.float64),
+        reading(input, "logits", classes=True, then="takes a softmax over the classes"),
+    )
     y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1], "C", trace)
     logp = trace("log_softmax", log_softmax(x), "x - logsumexp(x) over the class axis")
     terms = _weighted(times(y, logp), weight)
@@ -295,8 +416,15 @@ def softmax_cross_entropy_soft(
 
 
 def softmax_cross_entropy_soft_grad(
-    input, target, *, weight=None, label_smoothing=0.0, reduction="mean", class_axis=-1,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    weight=None,
+    label_smoothing=0.0,
+    reduction="mean",
+    class_axis=-1,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Gradients of :func:`softmax_cross_entropy_soft`, both ``(..., C)``.
 
@@ -307,8 +435,10 @@ def softmax_cross_entropy_soft_grad(
     y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1], "C", NO_TRACE)
     logp = log_softmax(x)
     g = reduce_grad(logp.shape[:-1], reduction=reduction)
-    return {"input": chain(g, log_softmax_grad(x, _weighted(y, weight))),
-            "target": chain(g, -(1.0 - label_smoothing) * _weighted(logp, weight))}
+    return {
+        "input": chain(g, log_softmax_grad(x, _weighted(y, weight))),
+        "target": chain(g, -(1.0 - label_smoothing) * _weighted(logp, weight)),
+    }
 
 
 def _predicted(p, prob_eps, renormalize, dtype, trace):
@@ -334,8 +464,15 @@ def _predicted(p, prob_eps, renormalize, dtype, trace):
 
 
 def categorical_cross_entropy(
-    input, target, *, label_smoothing=0.0, reduction="mean", prob_eps=None, renormalize=None,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    label_smoothing=0.0,
+    reduction="mean",
+    prob_eps=None,
+    renormalize=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """-sum_c y_c log p_c for predicted probabilities and probability targets, both ``(..., C)``."""
     p = trace("input", np.asarray(input, np.float64), reading(input, "probabilities", classes=True))
@@ -346,8 +483,15 @@ def categorical_cross_entropy(
 
 
 def categorical_cross_entropy_grad(
-    input, target, *, label_smoothing=0.0, reduction="mean", prob_eps=None, renormalize=None,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    label_smoothing=0.0,
+    reduction="mean",
+    prob_eps=None,
+    renormalize=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Gradients of :func:`categorical_cross_entropy`, both ``(..., C)``.
 
@@ -365,26 +509,46 @@ def categorical_cross_entropy_grad(
 
 
 def sparse_categorical_cross_entropy(
-    input, target, *, ignore_index=None, reduction="mean", prob_eps=None, renormalize=None,
-    zero_division="nan", invalid_label="nan", dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    ignore_index=None,
+    reduction="mean",
+    prob_eps=None,
+    renormalize=None,
+    zero_division="nan",
+    invalid_label="nan",
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """-log p[y] for predicted probabilities ``(..., C)`` and class indices ``(...)``."""
     p = trace("input", np.asarray(input, np.float64), reading(input, "probabilities", classes=True))
     p, _ = _predicted(p, prob_eps, renormalize, dtype, trace)
     with np.errstate(divide="ignore", invalid="ignore"):
         logp = trace("log", np.log(p), "log p")
-    return _indexed_loss(logp, target, None, ignore_index, 0.0, reduction,
-                         "elements", zero_division, invalid_label, trace)
+    return _indexed_loss(
+        logp, target, None, ignore_index, 0.0, reduction, "elements", zero_division, invalid_label, trace
+    )
 
 
 def sparse_categorical_cross_entropy_grad(
-    input, target, *, ignore_index=None, reduction="mean", prob_eps=None, renormalize=None,
-    zero_division="nan", invalid_label="nan", dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    ignore_index=None,
+    reduction="mean",
+    prob_eps=None,
+    renormalize=None,
+    zero_division="nan",
+    invalid_label="nan",
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """d/dp of :func:`sparse_categorical_cross_entropy`, ``(..., C)``: -onehot(y) / p, pulled
     back through the clip and the renormalization, times the reduction's cotangent."""
     q, pullback = _predicted(np.asarray(input, np.float64), prob_eps, renormalize, dtype, NO_TRACE)
-    a, g = _indexed_grad(q.shape[-1], target, None, ignore_index, 0.0, reduction,
-                         "elements", zero_division, invalid_label)
+    a, g = _indexed_grad(
+        q.shape[-1], target, None, ignore_index, 0.0, reduction, "elements", zero_division, invalid_label
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         return {"input": chain(g, pullback(-over(a, q)))}

@@ -93,7 +93,7 @@ def _grouped(index, size):
     width = max((len(g) for g in groups), default=0)
     out = np.full((size, max(width, 1)), len(index))
     for k, ids in enumerate(groups):
-        out[k, :len(ids)] = ids
+        out[k, : len(ids)] = ids
     return out
 
 
@@ -115,7 +115,8 @@ def _sample(lp, labels, blank, log_epsilon, want_grad):
     """-log p and (optionally) d(-log p)/d lp for one sample: ``lp`` is ``(T_n, C)``, the
     frames within its input length, ``labels`` its ``L`` labels."""
     (src, dst, cls, pen), init, final, incoming, outgoing = _lattice(
-        tuple(int(v) for v in labels), int(blank), None if log_epsilon is None else float(log_epsilon))
+        tuple(int(v) for v in labels), int(blank), None if log_epsilon is None else float(log_epsilon)
+    )
     K, T = len(init), lp.shape[0]
     alphas = [init]
     for t in range(T):
@@ -145,36 +146,62 @@ def _lengths(input, target, input_lengths, target_lengths, ctc_lengths):
         return np.full(n, t, np.int64), np.count_nonzero(target != 0, axis=-1).astype(np.int64)
     if ctc_lengths != "given":
         raise ValueError(f"unknown ctc_lengths {ctc_lengths!r}")
-    return (np.broadcast_to(np.asarray(input_lengths, np.int64), (n,)),
-            np.broadcast_to(np.asarray(target_lengths, np.int64), (n,)))
+    return (
+        np.broadcast_to(np.asarray(input_lengths, np.int64), (n,)),
+        np.broadcast_to(np.asarray(target_lengths, np.int64), (n,)),
+    )
 
 
-def _forward(input, target, input_lengths, target_lengths, blank, log_softmax_input, log_epsilon,
-             ctc_lengths, trace, want_grad):
-    x = trace("input", np.asarray(input, np.float64),
-              f"reads {np.shape(input)} as (batch, frames, classes) "
-              + ("logits, and takes a log_softmax over the classes" if log_softmax_input
-                 else "log-probabilities, used as given (no normalization)"))
+def _forward(
+    input, target, input_lengths, target_lengths, blank, log_softmax_input, log_epsilon, ctc_lengths, trace, want_grad
+):
+    x = trace(
+        "input",
+        np.asarray(input, np.float64),
+        f"reads {np.shape(input)} as (batch, frames, classes) "
+        + (
+            "logits, and takes a log_softmax over the classes"
+            if log_softmax_input
+            else "log-probabilities, used as given (no normalization)"
+        ),
+    )
     lp = trace("log_softmax", log_softmax(x), "x - logsumexp(x) over the classes") if log_softmax_input else x
     target = np.asarray(target, np.int64)
     in_len, tg_len = _lengths(x, target, input_lengths, target_lengths, ctc_lengths)
-    trace("lengths", np.stack([in_len, tg_len]), "input lengths, target lengths"
-          + (" (keras: T, and the labels that are not 0)" if ctc_lengths == "keras" else ""))
+    trace(
+        "lengths",
+        np.stack([in_len, tg_len]),
+        "input lengths, target lengths"
+        + (" (keras: T, and the labels that are not 0)" if ctc_lengths == "keras" else ""),
+    )
     losses, grads = np.zeros(x.shape[0]), np.zeros(x.shape)
     for i in range(x.shape[0]):
-        losses[i], g = _sample(lp[i, :in_len[i]], target[i, :tg_len[i]], blank, log_epsilon, want_grad)
+        losses[i], g = _sample(lp[i, : in_len[i]], target[i, : tg_len[i]], blank, log_epsilon, want_grad)
         if want_grad:
-            grads[i, :in_len[i]] = g
+            grads[i, : in_len[i]] = g
     note = "-log sum over alignments of prod exp(log p)" + (
-        f", log 0 read as {log_epsilon}" if log_epsilon is not None else "")
+        f", log 0 read as {log_epsilon}" if log_epsilon is not None else ""
+    )
     trace("per-sample loss", losses, note)
     return x, lp, tg_len, losses, grads
 
 
 def ctc_loss(
-    input, target, *, input_lengths, target_lengths, blank=0, zero_infinity=False, reduction="mean",
-    log_softmax_input=False, log_epsilon=None, mean_by_length=False, ctc_lengths="given",
-    time_major=False, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    input_lengths,
+    target_lengths,
+    blank=0,
+    zero_infinity=False,
+    reduction="mean",
+    log_softmax_input=False,
+    log_epsilon=None,
+    mean_by_length=False,
+    ctc_lengths="given",
+    time_major=False,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """CTC negative log-likelihood of ``target`` ``(N, S)`` under ``input`` ``(N, T, C)``.
 
@@ -182,20 +209,34 @@ def ctc_loss(
     ``blank`` is the blank class; ``zero_infinity`` replaces an infinite loss by 0;
     ``mean_by_length`` divides each loss by max(target length, 1) before 'mean' (PyTorch).
     """
-    _, _, tg_len, loss, _ = _forward(input, target, input_lengths, target_lengths, blank,
-                                     log_softmax_input, log_epsilon, ctc_lengths, trace, False)
+    _, _, tg_len, loss, _ = _forward(
+        input, target, input_lengths, target_lengths, blank, log_softmax_input, log_epsilon, ctc_lengths, trace, False
+    )
     if zero_infinity:
         loss = trace("zero_infinity", np.where(loss == np.inf, 0.0, loss), "an infinite loss is 0")
     if mean_by_length and reduction == "mean":
-        loss = trace("per target length", loss / np.maximum(tg_len, 1),
-                     "each loss / max(target length, 1) before the mean")
+        loss = trace(
+            "per target length", loss / np.maximum(tg_len, 1), "each loss / max(target length, 1) before the mean"
+        )
     return reduce(loss, reduction=reduction, trace=trace)
 
 
 def ctc_loss_grad(
-    input, target, *, input_lengths, target_lengths, blank=0, zero_infinity=False, reduction="mean",
-    log_softmax_input=False, log_epsilon=None, mean_by_length=False, ctc_lengths="given",
-    time_major=False, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    input_lengths,
+    target_lengths,
+    blank=0,
+    zero_infinity=False,
+    reduction="mean",
+    log_softmax_input=False,
+    log_epsilon=None,
+    mean_by_length=False,
+    ctc_lengths="given",
+    time_major=False,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """d sum(out) / d input of :func:`ctc_loss`, ``(N, T, C)``.
 
@@ -205,8 +246,9 @@ def ctc_loss_grad(
     such a sample under ``zero_infinity``. With ``log_softmax_input`` it is pulled back
     through the log_softmax: softmax(x) - occupancy within the input length.
     """
-    x, _, tg_len, loss, g = _forward(input, target, input_lengths, target_lengths, blank,
-                                     log_softmax_input, log_epsilon, ctc_lengths, NO_TRACE, True)
+    x, _, tg_len, loss, g = _forward(
+        input, target, input_lengths, target_lengths, blank, log_softmax_input, log_epsilon, ctc_lengths, NO_TRACE, True
+    )
     if log_softmax_input:
         # the loss moves by sum_c g_c d log_softmax(x)_c: log_softmax_grad's -sum a log p with a = -g
         g = log_softmax_grad(x, -g)

@@ -104,8 +104,16 @@ _FORM = {"similarity": (0.0, 1.0, "cos"), "negative": (0.0, -1.0, "-cos"), "dist
 
 
 def cosine_similarity(
-    input, target, *, epsilon=0.0, axis=-1, reduction="mean", cosine_form="similarity",
-    norm_floor=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    epsilon=0.0,
+    axis=-1,
+    reduction="mean",
+    cosine_form="similarity",
+    norm_floor=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """cos(input, target) over ``axis``, one value per sample.
 
@@ -127,8 +135,16 @@ def cosine_similarity(
 
 
 def cosine_similarity_grad(
-    input, target, *, epsilon=0.0, axis=-1, reduction="mean", cosine_form="similarity",
-    norm_floor=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    epsilon=0.0,
+    axis=-1,
+    reduction="mean",
+    cosine_form="similarity",
+    norm_floor=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """d/da = b/(|a||b|) - cos a/|a|^2 (the second term 0 where |a| is floored), times the
     sign of ``cosine_form``; likewise for the target."""
@@ -136,8 +152,7 @@ def cosine_similarity_grad(
     cos, da, db = _cos_and_grads(a, b, epsilon, norm_floor, None, dtype)
     sign = _FORM[cosine_form][1]
     g = reduce_grad(cos.shape, reduction=reduction)
-    return {"input": np.moveaxis(chain(g, sign * da), -1, axis),
-            "target": np.moveaxis(chain(g, sign * db), -1, axis)}
+    return {"input": np.moveaxis(chain(g, sign * da), -1, axis), "target": np.moveaxis(chain(g, sign * db), -1, axis)}
 
 
 def _embedding_terms(input, input2, target, margin, sq_norm_add, dtype):
@@ -149,8 +164,15 @@ def _embedding_terms(input, input2, target, margin, sq_norm_add, dtype):
 
 
 def cosine_embedding(
-    input, target, *, input2, margin=0.0, reduction="mean", sq_norm_add=None,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    input2,
+    margin=0.0,
+    reduction="mean",
+    sq_norm_add=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """1 - cos(x1, x2) where the target is 1, max(0, cos - margin) where it is -1, 0 for any
     other target; x1 = ``input``, x2 = ``input2`` are ``(N, D)`` or ``(D,)``, the target ``(N,)``
@@ -166,8 +188,15 @@ def cosine_embedding(
 
 
 def cosine_embedding_grad(
-    input, target, *, input2, margin=0.0, reduction="mean", sq_norm_add=None,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    input2,
+    margin=0.0,
+    reduction="mean",
+    sq_norm_add=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """-dcos where y = 1; dcos where y = -1 and cos >= margin (passed at equality, torch's
     clamp_min); 0 elsewhere."""
@@ -178,6 +207,7 @@ def cosine_embedding_grad(
 
 
 # ----------------------------------------------------------------------------- triplet margin
+
 
 def _distance(x, y, p, eps, distance, distance_eps, power_abs, dtype):
     """d(x, y) over the last axis and its slope in x (the slope in y is minus it for the
@@ -202,11 +232,13 @@ def _distance(x, y, p, eps, distance, distance_eps, power_abs, dtype):
                 return d, slope, -slope
             if shift == 0.0:  # scaled by the largest |v| so that |v|^p neither overflows nor underflows
                 r = np.where(m > 0, np.abs(v) / np.where(m > 0, m, 1.0), 0.0)
-                d = m[..., 0] * np.sum(r ** p, axis=-1) ** (1.0 / p)
+                d = m[..., 0] * np.sum(r**p, axis=-1) ** (1.0 / p)
             else:
                 d = (np.sum(np.abs(v) ** p, axis=-1) + shift) ** (1.0 / p)
             # d|v|_p/dv = sign(v) |v|^(p-1) / d^(p-1); 0 where d = 0 (torch's norm backward)
-            slope = np.where(d[..., None] > 0, np.sign(v) * (np.abs(v) / np.where(d > 0, d, 1.0)[..., None]) ** (p - 1), 0.0)
+            slope = np.where(
+                d[..., None] > 0, np.sign(v) * (np.abs(v) / np.where(d > 0, d, 1.0)[..., None]) ** (p - 1), 0.0
+            )
         else:  # no absolute value: sum v^p (odd p: a signed sum, not a norm)
             s = np.sum(np.power(v, p), axis=-1) + shift
             d = np.power(s, 1.0 / p)
@@ -214,8 +246,9 @@ def _distance(x, y, p, eps, distance, distance_eps, power_abs, dtype):
     return d, slope, -slope
 
 
-def _triplet_parts(input, positive, negative, margin, p, eps, swap, axis, distance,
-                   distance_eps, power_abs, margin_domain, dtype):
+def _triplet_parts(
+    input, positive, negative, margin, p, eps, swap, axis, distance, distance_eps, power_abs, margin_domain, dtype
+):
     if margin_domain is not None and not margin > 0:
         raise OracleError(margin_domain, f"margin must be greater than 0, got {margin}")
     a, pp, nn = (np.moveaxis(_f(x), axis, -1) for x in (input, positive, negative))
@@ -232,9 +265,22 @@ def _triplet_parts(input, positive, negative, margin, p, eps, swap, axis, distan
 
 
 def triplet_margin(
-    input, *, positive, negative, margin=1.0, p=2.0, eps=0.0, swap=False, axis=-1,
-    distance="pairwise", reduction="mean", distance_eps="difference", power_abs=True,
-    margin_domain=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    *,
+    positive,
+    negative,
+    margin=1.0,
+    p=2.0,
+    eps=0.0,
+    swap=False,
+    axis=-1,
+    distance="pairwise",
+    reduction="mean",
+    distance_eps="difference",
+    power_abs=True,
+    margin_domain=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """max(margin + d(a, p) - d(a, n), 0) per sample, a = ``input`` (the anchor).
 
@@ -246,24 +292,42 @@ def triplet_margin(
     min(d(a, n), d(p, n)). ``margin_domain``: a margin <= 0 raises that error (torch).
     """
     trace("input", input, _reading(input, "anchor embeddings"))
-    dp, dneg, _ = _triplet_parts(input, positive, negative, margin, p, eps, swap, axis, distance,
-                                 distance_eps, power_abs, margin_domain, dtype)
-    trace("distances", np.stack([dp, dneg]), "d(anchor, positive), d(anchor, negative)" + (" or d(positive, negative)" if swap else ""))
+    dp, dneg, _ = _triplet_parts(
+        input, positive, negative, margin, p, eps, swap, axis, distance, distance_eps, power_abs, margin_domain, dtype
+    )
+    trace(
+        "distances",
+        np.stack([dp, dneg]),
+        "d(anchor, positive), d(anchor, negative)" + (" or d(positive, negative)" if swap else ""),
+    )
     loss = trace("per-sample loss", np.maximum(margin + dp - dneg, 0.0), f"max({margin} + d_pos - d_neg, 0)")
     return reduce(loss, reduction=reduction, trace=trace)
 
 
 def triplet_margin_grad(
-    input, *, positive, negative, margin=1.0, p=2.0, eps=0.0, swap=False, axis=-1,
-    distance="pairwise", reduction="mean", distance_eps="difference", power_abs=True,
-    margin_domain=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    *,
+    positive,
+    negative,
+    margin=1.0,
+    p=2.0,
+    eps=0.0,
+    swap=False,
+    axis=-1,
+    distance="pairwise",
+    reduction="mean",
+    distance_eps="difference",
+    power_abs=True,
+    margin_domain=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Slopes of the distances where the hinge is active (at equality too, torch's clamp_min);
     with ``swap``, the negative distance's slope goes to whichever pair was the closer, half to
     each at a tie (torch.minimum and jnp.minimum)."""
     dp, dneg, (dp_a, dp_p, dn_a, dn_n, ds_p, ds_n, sw) = _triplet_parts(
-        input, positive, negative, margin, p, eps, swap, axis, distance, distance_eps, power_abs,
-        margin_domain, dtype)
+        input, positive, negative, margin, p, eps, swap, axis, distance, distance_eps, power_abs, margin_domain, dtype
+    )
     hinge = margin + dp - dneg
     # the hinge's slope multiplies the distances' slopes (0 where inactive, and for a NaN
     # hinge, as jax.lax.max and torch's clamp_min give): a NaN slope stays NaN, as in autodiff
@@ -275,11 +339,11 @@ def triplet_margin_grad(
         g_p = on * (dp_p - (sw * ds_p if ds_p is not None else zero))
         g_n = on * (-(1.0 - sw) * dn_n - (sw * ds_n if ds_n is not None else zero))
     g = reduce_grad(dp.shape, reduction=reduction)
-    return {k: np.moveaxis(chain(g, v), -1, axis) for k, v in
-            (("input", g_a), ("positive", g_p), ("negative", g_n))}
+    return {k: np.moveaxis(chain(g, v), -1, axis) for k, v in (("input", g_a), ("positive", g_p), ("negative", g_n))}
 
 
 # ----------------------------------------------------------------------------- NT-Xent
+
 
 def _unit_rows(e, sq_norm_eps, dtype):
     """Rows of ``e`` divided by their norms, squared norms clipped at ``sq_norm_eps``."""
@@ -348,6 +412,7 @@ def ntxent_grad(input, target, *, temperature=0.07, sq_norm_eps=None, dtype=np.f
 
 # ----------------------------------------------------------------------------- Circle
 
+
 def _circle_parts(input, target, gamma, margin, remove_diagonal):
     e, labels = _rows(input, target)
     dot = e @ e.T
@@ -373,8 +438,17 @@ def _circle_mask(loss, mean_over, dtype):
 
 
 def circle(
-    input, target, *, gamma=80.0, margin=0.4, remove_diagonal=True, reduction="mean",
-    mean_over=None, zero_division="nan", dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    gamma=80.0,
+    margin=0.4,
+    remove_diagonal=True,
+    reduction="mean",
+    mean_over=None,
+    zero_division="nan",
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Circle loss of embeddings ``(N, D)`` (meant to be L2-normalized; used as given) with
     integer labels ``(N,)``: softplus(LSE_pos(-gamma a_p (m - d)) + LSE_neg(gamma a_n (1 - m - d)))
@@ -386,21 +460,32 @@ def circle(
     *_, p, n = _circle_parts(input, target, gamma, margin, remove_diagonal)
     trace("log-sum-exps", np.stack([p, n]), "over positives, over negatives")
     loss = trace("per-sample loss", softplus(p + n).reshape(np.shape(input)[:-1]), "softplus(lse_pos + lse_neg)")
-    return reduce(loss, reduction=reduction, mask=_circle_mask(loss, mean_over, dtype),
-                  zero_division=zero_division, trace=trace)
+    return reduce(
+        loss, reduction=reduction, mask=_circle_mask(loss, mean_over, dtype), zero_division=zero_division, trace=trace
+    )
 
 
 def circle_grad(
-    input, target, *, gamma=80.0, margin=0.4, remove_diagonal=True, reduction="mean",
-    mean_over=None, zero_division="nan", dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    gamma=80.0,
+    margin=0.4,
+    remove_diagonal=True,
+    reduction="mean",
+    mean_over=None,
+    zero_division="nan",
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """sigmoid(p + n) times the softmax weights of each log-sum-exp, through the weights
     (max at equality passes) and d = max(1 - dot, 0) (half the slope at dot = 1 exactly) to
     the dot products, and d dot_ij / d e = e_j, e_i."""
     e, dot, d, pos, neg, wp, wn, pw, nw, p, n = _circle_parts(input, target, gamma, margin, remove_diagonal)
     loss = softplus(p + n).reshape(np.shape(input)[:-1])
-    g = reduce_grad(loss.shape, reduction=reduction, mask=_circle_mask(loss, mean_over, dtype),
-                    zero_division=zero_division)
+    g = reduce_grad(
+        loss.shape, reduction=reduction, mask=_circle_mask(loss, mean_over, dtype), zero_division=zero_division
+    )
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         outer = g.reshape(-1) * sigmoid(p + n)
         sp = np.where(pos, np.exp(pw - np.where(np.isfinite(p), p, 0.0)[:, None]), 0.0)

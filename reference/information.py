@@ -85,8 +85,7 @@ def entropy_grad(input, *, base="e", renormalize=None, prob_eps=None, dtype=np.f
         return {"input": _pullback(given, d_p, renormalize, _unit(base)[1])}
 
 
-def cross_entropy(input, target, *, base="e", renormalize=None, prob_eps=None, dtype=np.float64,
-                  trace=NO_TRACE):
+def cross_entropy(input, target, *, base="e", renormalize=None, prob_eps=None, dtype=np.float64, trace=NO_TRACE):
     """H(P, Q) = -sum_x p(x) log q(x), with ``target`` = P and ``input`` = Q."""
     unit, scale = _unit(base)
     q = _normalize(trace("input", np.asarray(input, np.float64), _reads(input, "Q")), renormalize, trace, "q")
@@ -95,16 +94,17 @@ def cross_entropy(input, target, *, base="e", renormalize=None, prob_eps=None, d
     return trace("reduction", np.sum(info, axis=-1) / scale, f"sum over outcomes, in {unit}")
 
 
-def cross_entropy_grad(input, target, *, base="e", renormalize=None, prob_eps=None, dtype=np.float64,
-                       trace=NO_TRACE):
+def cross_entropy_grad(input, target, *, base="e", renormalize=None, prob_eps=None, dtype=np.float64, trace=NO_TRACE):
     """Gradients of :func:`cross_entropy`, both ``(..., n)``: d/dq = -p/q (0 where p = 0, 0 strictly
     outside the clip), d/dp = -log q (of the clipped q; +inf at q = 0), over ln(base)."""
     given_q, given_p = np.asarray(input, np.float64), np.asarray(target, np.float64)
     q, p = _normalize(given_q, renormalize, NO_TRACE, "q"), _normalize(given_p, renormalize, NO_TRACE, "p")
     scale = _unit(base)[1]
     with np.errstate(invalid="ignore"):
-        return {"input": _pullback(given_q, -_log_slope(p, q, prob_eps, dtype), renormalize, scale),
-                "target": _pullback(given_p, -_log(q, prob_eps, dtype), renormalize, scale)}
+        return {
+            "input": _pullback(given_q, -_log_slope(p, q, prob_eps, dtype), renormalize, scale),
+            "target": _pullback(given_p, -_log(q, prob_eps, dtype), renormalize, scale),
+        }
 
 
 def _outside_support(q, p):
@@ -112,8 +112,7 @@ def _outside_support(q, p):
     return (q == 0) & (p > 0)
 
 
-def kl_divergence(input, target, *, base="e", renormalize=None, prob_eps=None, dtype=np.float64,
-                  trace=NO_TRACE):
+def kl_divergence(input, target, *, base="e", renormalize=None, prob_eps=None, dtype=np.float64, trace=NO_TRACE):
     """KL(P || Q) = sum_x p(x) log(p(x) / q(x)), with ``target`` = P and ``input`` = Q."""
     unit, scale = _unit(base)
     q = _normalize(trace("input", np.asarray(input, np.float64), _reads(input, "Q")), renormalize, trace, "q")
@@ -121,13 +120,13 @@ def kl_divergence(input, target, *, base="e", renormalize=None, prob_eps=None, d
     with np.errstate(invalid="ignore"):
         info = times(p, _log(p, prob_eps, dtype) - _log(q, prob_eps, dtype))
         # A clip only guards the logs: q = 0 where p > 0 is outside the support, KL is +inf.
-        info = trace("information", np.where(_outside_support(q, p), np.inf, info),
-                     "p (log p - log q) per outcome, in nats")
+        info = trace(
+            "information", np.where(_outside_support(q, p), np.inf, info), "p (log p - log q) per outcome, in nats"
+        )
     return trace("reduction", np.sum(info, axis=-1) / scale, f"sum over outcomes, in {unit}")
 
 
-def kl_divergence_grad(input, target, *, base="e", renormalize=None, prob_eps=None, dtype=np.float64,
-                       trace=NO_TRACE):
+def kl_divergence_grad(input, target, *, base="e", renormalize=None, prob_eps=None, dtype=np.float64, trace=NO_TRACE):
     """Gradients of :func:`kl_divergence`, both ``(..., n)``, over ln(base): d/dq = -p/q and
     d/dp = log p + 1 - log q (logs of the clipped values, the 1 only inside the clip; -inf
     at p = 0 < q, NaN at p = q = 0 unclipped). An outcome outside the support (q = 0 < p),
@@ -138,7 +137,10 @@ def kl_divergence_grad(input, target, *, base="e", renormalize=None, prob_eps=No
     scale, outside = _unit(base)[1], _outside_support(q, p)
     with np.errstate(invalid="ignore"):
         d_q = np.where(outside, 0.0, -_log_slope(p, q, prob_eps, dtype))
-        d_p = np.where(outside, 0.0, _log(p, prob_eps, dtype) - _log(q, prob_eps, dtype)
-                       + _log_slope(p, p, prob_eps, dtype))
-        return {"input": _pullback(given_q, d_q, renormalize, scale),
-                "target": _pullback(given_p, d_p, renormalize, scale)}
+        d_p = np.where(
+            outside, 0.0, _log(p, prob_eps, dtype) - _log(q, prob_eps, dtype) + _log_slope(p, p, prob_eps, dtype)
+        )
+        return {
+            "input": _pullback(given_q, d_q, renormalize, scale),
+            "target": _pullback(given_p, d_p, renormalize, scale),
+        }

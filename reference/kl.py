@@ -15,8 +15,14 @@ from lossparity.reference.trace import NO_TRACE, reading
 
 
 def kl_div(
-    input, target, *, log_target=False, reduction="mean", sample_axis=None,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    log_target=False,
+    reduction="mean",
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Pointwise p * (log p - input), ``input`` = log q; with ``log_target`` the target is log p.
 
@@ -37,8 +43,14 @@ def kl_div(
 
 
 def kl_div_grad(
-    input, target, *, log_target=False, reduction="mean", sample_axis=None,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    log_target=False,
+    reduction="mean",
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Gradients of :func:`kl_div`, both in the input's shape.
 
@@ -65,12 +77,23 @@ def _clipped_pair(input, target, prob_eps, dtype, trace):
     if prob_eps is None:
         return p, y, None, p, y
     bounds = clip_bounds(prob_eps, dtype, upper_one=True)
-    return (p, y, bounds, trace("clip", np.clip(p, *bounds), f"q clipped into [{prob_eps}, 1]"),
-            trace("clip target", np.clip(y, *bounds), f"p clipped into [{prob_eps}, 1]"))
+    return (
+        p,
+        y,
+        bounds,
+        trace("clip", np.clip(p, *bounds), f"q clipped into [{prob_eps}, 1]"),
+        trace("clip target", np.clip(y, *bounds), f"p clipped into [{prob_eps}, 1]"),
+    )
 
 
 def kl_div_probs(
-    input, target, *, reduction="mean", prob_eps=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    reduction="mean",
+    prob_eps=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """sum_c y_c log(y_c / p_c) over the last axis, for probabilities ``input`` = p and ``target`` = y.
 
@@ -84,7 +107,13 @@ def kl_div_probs(
 
 
 def kl_div_probs_grad(
-    input, target, *, reduction="mean", prob_eps=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    reduction="mean",
+    prob_eps=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Gradients of :func:`kl_div_probs`, both ``(..., C)``.
 

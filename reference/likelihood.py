@@ -28,18 +28,28 @@ def _in_dtype(value: float, dtype) -> float:
 
 # ============================================================================= Poisson
 
+
 def _stirling_mask(t, stirling_cutoff):
     """Where the Stirling term t log t - t + log(2 pi t) / 2 is added."""
     if stirling_cutoff == "above_one":
-        return t > 1.0                                  # torch: masked_fill(target <= 1, 0)
+        return t > 1.0  # torch: masked_fill(target <= 1, 0)
     if stirling_cutoff == "unit_interval":
-        return ~((t >= 0.0) & (t <= 1.0))               # tf.nn: where(0 <= t <= 1, 0, stirling)
+        return ~((t >= 0.0) & (t <= 1.0))  # tf.nn: where(0 <= t <= 1, 0, stirling)
     raise ValueError(f"unknown stirling_cutoff {stirling_cutoff!r}; expected one of {STIRLING_CUTOFFS}")
 
 
 def poisson_nll(
-    input, target, *, log_input=False, full=False, eps=0.0, reduction="mean", sample_axis=None,
-    stirling_cutoff="above_one", dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    log_input=False,
+    full=False,
+    eps=0.0,
+    reduction="mean",
+    sample_axis=None,
+    stirling_cutoff="above_one",
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Poisson negative log-likelihood of counts ``target`` under rates ``input`` (same shapes).
 
@@ -48,8 +58,9 @@ def poisson_nll(
     limit, even at rate 0 or log rate -inf). ``full`` adds Stirling's approximation of log t!,
     t log t - t + log(2 pi t) / 2, where ``stirling_cutoff`` says (plain: for t > 1 only).
     """
-    x = trace("input", np.asarray(input, np.float64),
-              reading(input, "log rates" if log_input else "rates", classes=False))
+    x = trace(
+        "input", np.asarray(input, np.float64), reading(input, "log rates" if log_input else "rates", classes=False)
+    )
     t = np.asarray(target, np.float64)
     with np.errstate(all="ignore"):
         if log_input:
@@ -59,14 +70,26 @@ def poisson_nll(
             loss = trace("per-element loss", x - xlogy(t, x + e), f"x - t log(x + {e:g}), 0 where t = 0")
         if full:
             stirling = xlogy(t, t) - t + 0.5 * np.log(2.0 * np.pi * t)
-            loss = trace("Stirling term", loss + np.where(_stirling_mask(t, stirling_cutoff), stirling, 0.0),
-                         f"t log t - t + log(2 pi t) / 2 added where {stirling_cutoff}")
+            loss = trace(
+                "Stirling term",
+                loss + np.where(_stirling_mask(t, stirling_cutoff), stirling, 0.0),
+                f"t log t - t + log(2 pi t) / 2 added where {stirling_cutoff}",
+            )
     return reduce(loss, reduction=reduction, sample_axis=sample_axis, trace=trace)
 
 
 def poisson_nll_grad(
-    input, target, *, log_input=False, full=False, eps=0.0, reduction="mean", sample_axis=None,
-    stirling_cutoff="above_one", dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    log_input=False,
+    full=False,
+    eps=0.0,
+    reduction="mean",
+    sample_axis=None,
+    stirling_cutoff="above_one",
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Gradients of :func:`poisson_nll`, both in the input's shape.
 
@@ -89,6 +112,7 @@ def poisson_nll_grad(
 
 # ============================================================================= Gaussian
 
+
 def _gaussian_var(input, var):
     """``var`` shaped to broadcast against the input, by PyTorch's documented rule: the
     input's shape, that shape without its last dimension (a trailing 1 is added), or that shape
@@ -107,8 +131,16 @@ def _gaussian_var(input, var):
 
 
 def gaussian_nll(
-    input, target, *, var, full=False, eps=0.0, reduction="mean", var_clamp_grad="zero",
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    var,
+    full=False,
+    eps=0.0,
+    reduction="mean",
+    var_clamp_grad="zero",
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Gaussian negative log-likelihood of ``target`` under means ``input`` and variances ``var``.
 
@@ -125,8 +157,11 @@ def gaussian_nll(
     with np.errstate(all="ignore"):
         d = x - t
         loss = 0.5 * (np.log(vc) + d * d / vc)
-        loss = trace("per-element loss", loss + HALF_LOG_2PI if full else loss,
-                     "(log v + (x - t)^2 / v) / 2" + (" + log(2 pi) / 2" if full else ""))
+        loss = trace(
+            "per-element loss",
+            loss + HALF_LOG_2PI if full else loss,
+            "(log v + (x - t)^2 / v) / 2" + (" + log(2 pi) / 2" if full else ""),
+        )
     return reduce(loss, reduction=reduction, trace=trace)
 
 
@@ -140,8 +175,16 @@ def _unbroadcast(grad, shape):
 
 
 def gaussian_nll_grad(
-    input, target, *, var, full=False, eps=0.0, reduction="mean", var_clamp_grad="zero",
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    var,
+    full=False,
+    eps=0.0,
+    reduction="mean",
+    var_clamp_grad="zero",
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Gradients of :func:`gaussian_nll`: ``input`` (its shape) and ``var`` (its own shape, summed
     over the dimensions it was broadcast along).
@@ -165,10 +208,14 @@ def gaussian_nll_grad(
     elif var_clamp_grad != "ignore":
         raise ValueError(f"unknown var_clamp_grad {var_clamp_grad!r}; expected 'zero' or 'ignore'")
     g = reduce_grad(d_x.shape, reduction=reduction)
-    return {"input": _unbroadcast(chain(g, d_x), x.shape), "var": _unbroadcast(chain(g, d_v), v.shape).reshape(var.shape)}
+    return {
+        "input": _unbroadcast(chain(g, d_x), x.shape),
+        "var": _unbroadcast(chain(g, d_v), v.shape).reshape(var.shape),
+    }
 
 
 # ============================================================================= generalized KL
+
 
 def _expm1_minus_x(r):
     """exp(r) - 1 - r for r <= 1 without cancellation: a Taylor series where |r| < 1/2 (the
@@ -178,7 +225,7 @@ def _expm1_minus_x(r):
     small = np.abs(r) < 0.5
     rs = np.where(small, r, 0.0)
     term, series = rs * rs / 2.0, np.zeros_like(rs)
-    for k in range(3, 24):                  # 0.5^23 / 23! is far below one ULP of 0.5^2 / 2
+    for k in range(3, 24):  # 0.5^23 / 23! is far below one ULP of 0.5^2 / 2
         series += term
         term = term * rs / k
     with np.errstate(invalid="ignore"):
@@ -186,7 +233,13 @@ def _expm1_minus_x(r):
 
 
 def generalized_kl_div(
-    input, target, *, reduction="mean", sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    reduction="mean",
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Generalized KL divergence of unnormalized measures: t log(t / q) - t + q per element,
     ``input`` = log q, ``target`` = t >= 0 (same shapes).
@@ -203,7 +256,7 @@ def generalized_kl_div(
     c, t = np.broadcast_arrays(c, t)
     with np.errstate(all="ignore"):
         r = c - np.log(t)
-        big = r > 1.0                                  # exp(c) dominates: t e^r may overflow alone
+        big = r > 1.0  # exp(c) dominates: t e^r may overflow alone
         loss = np.where(big, np.exp(c) - t * (1.0 + r), t * _expm1_minus_x(np.where(big, 0.0, r)))
         loss = np.where(t == 0, np.exp(c), loss)
     loss = trace("per-element loss", loss, "t log(t / q) - t + q, q = exp(input); q where t = 0")
@@ -211,7 +264,13 @@ def generalized_kl_div(
 
 
 def generalized_kl_div_grad(
-    input, target, *, reduction="mean", sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    reduction="mean",
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Gradients of :func:`generalized_kl_div`, both in the input's shape.
 

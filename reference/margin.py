@@ -52,6 +52,7 @@ def _tie_share(a, axis=-1):
 
 # ============================================================================ binary hinge
 
+
 def _signed_labels(target, hinge_labels, trace):
     """The +-1 labels a binary hinge multiplies by: as given, or Keras' 0/1 -> -1/+1."""
     y = np.asarray(target, np.float64)
@@ -67,8 +68,16 @@ def _violation(input, target, margin, hinge_labels, trace):
 
 
 def hinge(
-    input, target, *, margin=1.0, reduction="mean", hinge_labels="signed", sample_axis=None,
-    hinge_kink=0.5, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    margin=1.0,
+    reduction="mean",
+    hinge_labels="signed",
+    sample_axis=None,
+    hinge_kink=0.5,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """max(0, margin - y x) elementwise, for scores ``x`` and labels ``y`` in {-1, +1}, any
     shape (same for both). ``margin=0`` is the perceptron loss max(0, -y x).
@@ -82,8 +91,16 @@ def hinge(
 
 
 def hinge_grad(
-    input, target, *, margin=1.0, reduction="mean", hinge_labels="signed", sample_axis=None,
-    hinge_kink=0.5, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    margin=1.0,
+    reduction="mean",
+    hinge_labels="signed",
+    sample_axis=None,
+    hinge_kink=0.5,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """d/dx = -y where the margin is violated (z > 0), 0 where it is met with room (z < 0),
     -y * ``hinge_kink`` at z == 0."""
@@ -93,8 +110,14 @@ def hinge_grad(
 
 
 def squared_hinge(
-    input, target, *, reduction="mean", hinge_labels="signed", sample_axis=None,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    reduction="mean",
+    hinge_labels="signed",
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """max(0, 1 - y x)^2 elementwise (see :func:`hinge` for shapes and ``hinge_labels``)."""
     _, _, z = _violation(input, target, 1.0, hinge_labels, trace)
@@ -103,8 +126,14 @@ def squared_hinge(
 
 
 def squared_hinge_grad(
-    input, target, *, reduction="mean", hinge_labels="signed", sample_axis=None,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    reduction="mean",
+    hinge_labels="signed",
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """d/dx = -2 y max(0, z): continuous, 0 at the kink whatever subgradient max takes."""
     _, y, z = _violation(input, target, 1.0, hinge_labels, NO_TRACE)
@@ -114,6 +143,7 @@ def squared_hinge_grad(
 
 # ============================================================================ categorical hinge
 
+
 def _categorical_parts(input, target, hinge_neg, trace):
     """(x, y, candidates of the negative score, neg, pos, z) of the categorical hinge."""
     x = trace("input", np.asarray(input, np.float64), reading(input, "scores", classes=True))
@@ -121,7 +151,7 @@ def _categorical_parts(input, target, hinge_neg, trace):
     pos = trace("positive score", np.sum(y * x, axis=-1), "pos = sum_c y_c x_c")
     prod = (1.0 - y) * x
     if hinge_neg == "masked_product":
-        cand = prod   # a target class's product is 0 and competes as a score of 0 (Keras)
+        cand = prod  # a target class's product is 0 and competes as a score of 0 (Keras)
         note = "neg = max_c (1 - y_c) x_c over every class, a target class reading 0"
     else:
         cand = np.where(y == 1, -np.inf, prod)
@@ -133,8 +163,14 @@ def _categorical_parts(input, target, hinge_neg, trace):
 
 
 def categorical_hinge(
-    input, target, *, reduction="mean", hinge_neg="others", hinge_kink=0.5,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    reduction="mean",
+    hinge_neg="others",
+    hinge_kink=0.5,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """max(0, 1 + neg - pos) per sample: ``input`` ``(..., C)`` scores, ``target`` one-hot
     ``(..., C)``; pos is the target class's score, neg the best other class's.
@@ -149,8 +185,14 @@ def categorical_hinge(
 
 
 def categorical_hinge_grad(
-    input, target, *, reduction="mean", hinge_neg="others", hinge_kink=0.5,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    reduction="mean",
+    hinge_neg="others",
+    hinge_kink=0.5,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """d/dx_c = slope(z) ((1 - y_c) s_c - y_c), s the even share of the max among tied
     candidates (a masked target class's share carries slope 0)."""
@@ -161,6 +203,7 @@ def categorical_hinge_grad(
 
 
 # ============================================================================ class-index helpers
+
 
 def _labels(target, n_classes, invalid_label, trace):
     """Class indices, the mask of invalid ones (outside [0, C)), and safe gather indices;
@@ -182,6 +225,7 @@ def _one_hot(safe, invalid, n_classes):
 
 # ============================================================================ multiclass hinge
 
+
 def _multiclass_parts(input, target, margin, invalid_label, trace):
     x = trace("input", np.asarray(input, np.float64), reading(input, "scores", classes=True))
     n = x.shape[-1]
@@ -192,8 +236,14 @@ def _multiclass_parts(input, target, margin, invalid_label, trace):
 
 
 def multiclass_hinge(
-    input, target, *, margin=1.0, reduction="mean", invalid_label="nan",
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    margin=1.0,
+    reduction="mean",
+    invalid_label="nan",
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """max_c (x_c + margin [c != y]) - x_y per sample (Crammer-Singer): ``input`` ``(..., C)``
     scores, ``target`` ``(...)`` class indices. The max includes c = y (whose term is 0), so
@@ -212,8 +262,14 @@ def multiclass_hinge(
 
 
 def multiclass_hinge_grad(
-    input, target, *, margin=1.0, reduction="mean", invalid_label="nan",
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    margin=1.0,
+    reduction="mean",
+    invalid_label="nan",
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """d/dx_c = s_c - [c = y], s the even share of the max among tied augmented scores (at a
     margin exactly met the target's own entry ties with the best other class: -1/2, +1/2)."""
@@ -225,6 +281,7 @@ def multiclass_hinge_grad(
 
 
 # ============================================================================ PyTorch: multi-margin
+
 
 def _multi_margin_parts(input, target, p, margin, weight, invalid_label, p_values, trace):
     if p_values is not None and p not in (1, 2):
@@ -240,18 +297,26 @@ def _multi_margin_parts(input, target, p, margin, weight, invalid_label, p_value
 
 
 def multi_margin(
-    input, target, *, p=1, margin=1.0, weight=None, reduction="mean", invalid_label="nan",
-    p_values=None, hinge_kink=0.5, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    p=1,
+    margin=1.0,
+    weight=None,
+    reduction="mean",
+    invalid_label="nan",
+    p_values=None,
+    hinge_kink=0.5,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """sum_{i != y} w[y] max(0, margin - x_y + x_i)^p / C per sample (Weston-Watkins, PyTorch's
     MultiMarginLoss as documented): ``input`` ``(C,)`` or ``(N, C)``, ``target`` ``()`` or ``(N,)``
     class indices, ``weight`` ``(C,)`` class weights (of the target class). ``p_values`` naming
     an exception class: p outside {1, 2} raises it.
     """
-    _, invalid, others, z, w, n = _multi_margin_parts(
-        input, target, p, margin, weight, invalid_label, p_values, trace)
-    terms = trace("hinge terms", np.where(others, np.maximum(z, 0.0) ** p, 0.0),
-                  f"max(0, z_i)^{p} for i != y")
+    _, invalid, others, z, w, n = _multi_margin_parts(input, target, p, margin, weight, invalid_label, p_values, trace)
+    terms = trace("hinge terms", np.where(others, np.maximum(z, 0.0) ** p, 0.0), f"max(0, z_i)^{p} for i != y")
     with np.errstate(invalid="ignore", divide="ignore"):
         loss = times(w, np.sum(terms, axis=-1)) / n
     loss = trace("per-sample loss", np.where(invalid, np.nan, loss), f"w[y] * sum / C, C = {n}")
@@ -259,13 +324,24 @@ def multi_margin(
 
 
 def multi_margin_grad(
-    input, target, *, p=1, margin=1.0, weight=None, reduction="mean", invalid_label="nan",
-    p_values=None, hinge_kink=0.5, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    p=1,
+    margin=1.0,
+    weight=None,
+    reduction="mean",
+    invalid_label="nan",
+    p_values=None,
+    hinge_kink=0.5,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """d/dx_i = w[y] p max(0, z_i)^(p-1) slope(z_i) / C for i != y (p = 1: the hinge slope,
     ``hinge_kink`` at z_i = 0), and d/dx_y = minus their sum."""
     _, invalid, others, z, w, n = _multi_margin_parts(
-        input, target, p, margin, weight, invalid_label, p_values, NO_TRACE)
+        input, target, p, margin, weight, invalid_label, p_values, NO_TRACE
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         slope = _hinge_slope(z, hinge_kink) if p == 1 else p * np.maximum(z, 0.0) ** (p - 1)
         d = np.where(others, slope, 0.0) * (w / n)[..., None]
@@ -276,6 +352,7 @@ def multi_margin_grad(
 
 
 # ============================================================================ PyTorch: multilabel margin
+
 
 def _multilabel_parts(input, target, invalid_label, trace):
     """x, per-sample lists of target classes (up to the first -1), and the is-target mask."""
@@ -296,8 +373,14 @@ def _multilabel_parts(input, target, invalid_label, trace):
 
 
 def multilabel_margin(
-    input, target, *, reduction="mean", invalid_label="nan", hinge_kink=0.5,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    reduction="mean",
+    invalid_label="nan",
+    hinge_kink=0.5,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """sum_{j} sum_{i not a target} max(0, 1 - (x[y_j] - x_i)) / C per sample: ``input``
     ``(C,)`` or ``(N, C)`` scores, ``target`` the same shape of class indices, read up to the
@@ -305,8 +388,8 @@ def multilabel_margin(
     outside [0, C) before the first -1 gives NaN (or raises, ``invalid_label``).
     """
     x, n, before, safe, is_target, bad = _multilabel_parts(input, target, invalid_label, trace)
-    x_t = np.take_along_axis(x, safe, axis=-1)                     # (..., J)
-    z = 1.0 - x_t[..., :, None] + x[..., None, :]                  # (..., J, C)
+    x_t = np.take_along_axis(x, safe, axis=-1)  # (..., J)
+    z = 1.0 - x_t[..., :, None] + x[..., None, :]  # (..., J, C)
     use = before[..., :, None] & ~is_target[..., None, :]
     terms = np.where(use, np.maximum(z, 0.0), 0.0)
     loss = np.sum(terms, axis=(-2, -1)) / n if n else np.full(x.shape[:-1], np.nan)
@@ -315,17 +398,23 @@ def multilabel_margin(
 
 
 def multilabel_margin_grad(
-    input, target, *, reduction="mean", invalid_label="nan", hinge_kink=0.5,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    reduction="mean",
+    invalid_label="nan",
+    hinge_kink=0.5,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Each counted pair (j, i) adds slope(z)/C to x_i and takes it from x[y_j]."""
     x, n, before, safe, is_target, bad = _multilabel_parts(input, target, invalid_label, NO_TRACE)
     x_t = np.take_along_axis(x, safe, axis=-1)
     z = 1.0 - x_t[..., :, None] + x[..., None, :]
     use = before[..., :, None] & ~is_target[..., None, :]
-    s = np.where(use, _hinge_slope(z, hinge_kink), 0.0) / max(n, 1)    # (..., J, C)
-    d = np.sum(s, axis=-2)                                          # into each x_i
-    out_of_target = np.sum(s, axis=-1)                              # out of each x[y_j]
+    s = np.where(use, _hinge_slope(z, hinge_kink), 0.0) / max(n, 1)  # (..., J, C)
+    d = np.sum(s, axis=-2)  # into each x_i
+    out_of_target = np.sum(s, axis=-1)  # out of each x[y_j]
     for idx in np.ndindex(x.shape[:-1]):
         np.add.at(d[idx], safe[idx], -out_of_target[idx])
     d = np.where(bad[..., None], np.nan, d)
@@ -334,6 +423,7 @@ def multilabel_margin_grad(
 
 
 # ============================================================================ PyTorch: binary margin losses
+
 
 def _sign_terms(input, target, invalid_sign):
     x = np.asarray(input, np.float64)
@@ -345,8 +435,15 @@ def _sign_terms(input, target, invalid_sign):
 
 
 def hinge_embedding(
-    input, target, *, margin=1.0, reduction="mean", invalid_sign="nan", hinge_kink=0.5,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    margin=1.0,
+    reduction="mean",
+    invalid_sign="nan",
+    hinge_kink=0.5,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """x where y = 1, max(0, margin - x) where y = -1, elementwise (PyTorch
     HingeEmbeddingLoss; ``input`` is a distance, any shape). A target outside {-1, 1} gives
@@ -360,8 +457,15 @@ def hinge_embedding(
 
 
 def hinge_embedding_grad(
-    input, target, *, margin=1.0, reduction="mean", invalid_sign="nan", hinge_kink=0.5,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    margin=1.0,
+    reduction="mean",
+    invalid_sign="nan",
+    hinge_kink=0.5,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """d/dx = 1 where y = 1, -slope(margin - x) where y = -1 (both summed under "both")."""
     x, neg, pos, odd = _sign_terms(input, target, invalid_sign)
@@ -386,8 +490,15 @@ def soft_margin_grad(input, target, *, reduction="mean", dtype=np.float32, trace
 
 
 def margin_ranking(
-    input, target, *, input2, margin=0.0, reduction="mean", hinge_kink=0.5,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    input2,
+    margin=0.0,
+    reduction="mean",
+    hinge_kink=0.5,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """max(0, -y (x1 - x2) + margin) elementwise: ``input`` = x1, ``input2`` = x2 and ``target``
     y (+-1: which of the two should rank higher) of one shape."""
@@ -400,8 +511,15 @@ def margin_ranking(
 
 
 def margin_ranking_grad(
-    input, target, *, input2, margin=0.0, reduction="mean", hinge_kink=0.5,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    input2,
+    margin=0.0,
+    reduction="mean",
+    hinge_kink=0.5,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """d/dx1 = -y slope(z), d/dx2 = +y slope(z)."""
     y = np.asarray(target, np.float64)

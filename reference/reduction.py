@@ -76,13 +76,11 @@ def reduce(
         return trace("reduction", np.float64(total), "sum")
     if reduction == "batchmean":
         n = loss.shape[0] if loss.ndim else 1
-        return trace("reduction", np.float64(_divide(total, n, zero_division)),
-                     f"batchmean: sum / batch size {n}")
+        return trace("reduction", np.float64(_divide(total, n, zero_division)), f"batchmean: sum / batch size {n}")
     if reduction != "mean":
         raise ValueError(f"unknown reduction {reduction!r}; expected one of {REDUCTIONS}")
     den, how = _mean_denominator(loss.shape, mask, denom_weight, mean_by)
-    return trace("reduction", np.float64(_divide(total, den, zero_division)),
-                 f"mean: sum / {how} ({den:g})")
+    return trace("reduction", np.float64(_divide(total, den, zero_division)), f"mean: sum / {how} ({den:g})")
 
 
 def _mean_denominator(shape, mask, denom_weight, mean_by) -> tuple[float, str]:
@@ -93,8 +91,16 @@ def _mean_denominator(shape, mask, denom_weight, mean_by) -> tuple[float, str]:
     return float(np.count_nonzero(counted)), "number of counted elements"
 
 
-def reduce_grad(shape: tuple[int, ...], *, reduction: str, mask=None, denom_weight=None, sample_axis=None,
-                mean_by: str = "elements", zero_division: str = "nan") -> np.ndarray:
+def reduce_grad(
+    shape: tuple[int, ...],
+    *,
+    reduction: str,
+    mask=None,
+    denom_weight=None,
+    sample_axis=None,
+    mean_by: str = "elements",
+    zero_division: str = "nan",
+) -> np.ndarray:
     """The cotangent of :func:`reduce`: d sum(out) / d loss, float64 of the loss's ``shape``.
 
     Takes the keywords of :func:`reduce`; the output's cotangent is ones, so each per-element

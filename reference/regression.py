@@ -31,8 +31,8 @@ from lossparity.reference.errors import OracleError
 from lossparity.reference.reduction import chain, reduce, reduce_grad
 from lossparity.reference.trace import NO_TRACE, reading
 
-
 # ----------------------------------------------------------------------------- shared stages
+
 
 def _residual(input, target, trace):
     """r = input - target, float64 (exact for float32 inputs: the difference of two float32
@@ -48,16 +48,20 @@ def _reduced(loss, weight, reduction, sample_axis, mean_by, trace):
     if weight is not None:
         weight = np.broadcast_to(np.asarray(weight, np.float64), np.shape(loss))
         loss = trace("weight", times(weight, loss), "w * loss, elementwise")
-    return reduce(loss, reduction=reduction, sample_axis=sample_axis, denom_weight=weight,
-                  mean_by=mean_by, trace=trace)
+    return reduce(loss, reduction=reduction, sample_axis=sample_axis, denom_weight=weight, mean_by=mean_by, trace=trace)
 
 
 def _pulled(slope_x, slope_y, weight, reduction, sample_axis, mean_by):
     """Chain the per-element slopes (d loss / d input, d loss / d target) through the weight
     and the reduction."""
     shape = np.shape(slope_x)
-    g = reduce_grad(shape, reduction=reduction, sample_axis=sample_axis, mean_by=mean_by,
-                    denom_weight=None if weight is None else np.broadcast_to(np.asarray(weight, np.float64), shape))
+    g = reduce_grad(
+        shape,
+        reduction=reduction,
+        sample_axis=sample_axis,
+        mean_by=mean_by,
+        denom_weight=None if weight is None else np.broadcast_to(np.asarray(weight, np.float64), shape),
+    )
     if weight is not None:
         g = times(np.broadcast_to(np.asarray(weight, np.float64), shape), g)
     out = {"input": chain(g, slope_x)}
@@ -93,9 +97,18 @@ def _floor(eps, dtype):
 
 # ----------------------------------------------------------------------------- absolute error
 
+
 def absolute_error(
-    input, target, *, weight=None, reduction="mean", sample_axis=None, mean_by="elements",
-    abs_zero_slope=0.0, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    weight=None,
+    reduction="mean",
+    sample_axis=None,
+    mean_by="elements",
+    abs_zero_slope=0.0,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """|input - target| elementwise, both of one shape; an optional ``weight`` of that shape
     multiplies each term (PyTorch's ``l1_loss``, whose mean then divides by sum(weight):
@@ -106,8 +119,16 @@ def absolute_error(
 
 
 def absolute_error_grad(
-    input, target, *, weight=None, reduction="mean", sample_axis=None, mean_by="elements",
-    abs_zero_slope=0.0, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    weight=None,
+    reduction="mean",
+    sample_axis=None,
+    mean_by="elements",
+    abs_zero_slope=0.0,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """d/d input = sign(r) (``abs_zero_slope`` at r = 0), d/d target = -sign(r)."""
     r = _residual(input, target, NO_TRACE)
@@ -117,9 +138,18 @@ def absolute_error_grad(
 
 # ----------------------------------------------------------------------------- squared error
 
+
 def squared_error(
-    input, target, *, weight=None, reduction="mean", sample_axis=None, mean_by="elements",
-    half_square=False, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    weight=None,
+    reduction="mean",
+    sample_axis=None,
+    mean_by="elements",
+    half_square=False,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """(input - target)^2 elementwise, both of one shape; ``half_square`` halves it (optax's
     ``l2_loss``, Bishop's convention); ``weight`` as in :func:`absolute_error`."""
@@ -130,8 +160,16 @@ def squared_error(
 
 
 def squared_error_grad(
-    input, target, *, weight=None, reduction="mean", sample_axis=None, mean_by="elements",
-    half_square=False, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    weight=None,
+    reduction="mean",
+    sample_axis=None,
+    mean_by="elements",
+    half_square=False,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """d/d input = 2 r (r with ``half_square``), d/d target its negative."""
     r = _residual(input, target, NO_TRACE)
@@ -140,6 +178,7 @@ def squared_error_grad(
 
 
 # ----------------------------------------------------------------------------- l2_loss (no target)
+
 
 def l2_loss(input, *, reduction="sum", half_square=False, dtype=np.float32, trace=NO_TRACE):
     """The squared L2 norm of one tensor, sum(t^2) (``reduction="sum"``), or its elementwise
@@ -161,6 +200,7 @@ def l2_loss_grad(input, *, reduction="sum", half_square=False, dtype=np.float32,
 
 # ----------------------------------------------------------------------------- Huber, smooth L1
 
+
 def _check_delta(delta, huber_form, nonpositive_delta):
     """Raise where the binding documents a check on delta: PyTorch's huber_loss takes delta > 0
     only, its smooth_l1_loss beta >= 0 (beta = 0 is the L1 loss)."""
@@ -172,8 +212,18 @@ def _check_delta(delta, huber_form, nonpositive_delta):
 
 
 def huber(
-    input, target, *, delta=1.0, weight=None, reduction="mean", sample_axis=None, mean_by="elements",
-    huber_form="huber", nonpositive_delta=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    delta=1.0,
+    weight=None,
+    reduction="mean",
+    sample_axis=None,
+    mean_by="elements",
+    huber_form="huber",
+    nonpositive_delta=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Huber loss of r = input - target: r^2 / 2 where |r| <= delta, else delta (|r| - delta/2).
 
@@ -199,8 +249,18 @@ def huber(
 
 
 def huber_grad(
-    input, target, *, delta=1.0, weight=None, reduction="mean", sample_axis=None, mean_by="elements",
-    huber_form="huber", nonpositive_delta=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    delta=1.0,
+    weight=None,
+    reduction="mean",
+    sample_axis=None,
+    mean_by="elements",
+    huber_form="huber",
+    nonpositive_delta=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """d/d input = r where |r| <= delta, else sign(r) delta: clip(r, -delta, delta) (divided by
     delta for smooth L1; sign(r) at beta = 0),
@@ -218,8 +278,15 @@ def huber_grad(
 
 # ----------------------------------------------------------------------------- log-cosh
 
+
 def log_cosh(
-    input, target, *, reduction="mean", sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    reduction="mean",
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """log(cosh(r)) of r = input - target, +inf at r = +-inf.
 
@@ -240,7 +307,13 @@ def log_cosh(
 
 
 def log_cosh_grad(
-    input, target, *, reduction="mean", sample_axis=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    reduction="mean",
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """d/d input = tanh(r) (+-1 at r = +-inf), d/d target = -tanh(r)."""
     r = _residual(input, target, NO_TRACE)
@@ -250,10 +323,18 @@ def log_cosh_grad(
 
 # ----------------------------------------------------------------------------- percentage error
 
+
 def mean_absolute_percentage_error(
-    input, target, *, reduction="mean", sample_axis=None, denominator_eps=None, floor_tie="pass",
+    input,
+    target,
+    *,
+    reduction="mean",
+    sample_axis=None,
+    denominator_eps=None,
+    floor_tie="pass",
     abs_zero_slope=0.0,
-    dtype=np.float32, trace=NO_TRACE,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """100 |target - input| / |target| elementwise (in percent of the target).
 
@@ -265,17 +346,23 @@ def mean_absolute_percentage_error(
     y = np.asarray(target, np.float64)
     den = np.abs(y)
     if denominator_eps is not None:
-        den = trace("clamp", np.maximum(den, _floor(denominator_eps, dtype)),
-                    f"max(|target|, {denominator_eps})")
+        den = trace("clamp", np.maximum(den, _floor(denominator_eps, dtype)), f"max(|target|, {denominator_eps})")
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         loss = trace("per-element loss", 100.0 * (np.abs(r) / den), "100 |r| / |target|")
     return reduce(loss, reduction=reduction, sample_axis=sample_axis, trace=trace)
 
 
 def mean_absolute_percentage_error_grad(
-    input, target, *, reduction="mean", sample_axis=None, denominator_eps=None, floor_tie="pass",
+    input,
+    target,
+    *,
+    reduction="mean",
+    sample_axis=None,
+    denominator_eps=None,
+    floor_tie="pass",
     abs_zero_slope=0.0,
-    dtype=np.float32, trace=NO_TRACE,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """d/d input = 100 sign(r) / m, m = max(|y|, eps), sign(0) being ``abs_zero_slope``;
     d/d target = -100 sign(r) / m - 100 |r| sign(y) / m^2, the second term only where
@@ -296,6 +383,7 @@ def mean_absolute_percentage_error_grad(
 
 # ----------------------------------------------------------------------------- squared log error
 
+
 def _log1p_floored(v, value_floor, dtype, trace, name):
     if value_floor is not None:
         v = trace(f"floor {name}", np.maximum(v, _floor(value_floor, dtype)), f"max({name}, {value_floor})")
@@ -304,8 +392,15 @@ def _log1p_floored(v, value_floor, dtype, trace, name):
 
 
 def mean_squared_logarithmic_error(
-    input, target, *, reduction="mean", sample_axis=None, value_floor=None, floor_tie="pass",
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    reduction="mean",
+    sample_axis=None,
+    value_floor=None,
+    floor_tie="pass",
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """(log(1 + input) - log(1 + target))^2 elementwise, with log1p.
 
@@ -321,8 +416,15 @@ def mean_squared_logarithmic_error(
 
 
 def mean_squared_logarithmic_error_grad(
-    input, target, *, reduction="mean", sample_axis=None, value_floor=None, floor_tie="pass",
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    reduction="mean",
+    sample_axis=None,
+    value_floor=None,
+    floor_tie="pass",
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """d/d input = 2 (lx - ly) / (1 + x), 0 where the floor holds (x < eps); d/d target
     = -2 (lx - ly) / (1 + y), likewise; at a tie x == eps whole or halved (``floor_tie``)."""

@@ -24,8 +24,8 @@ from lossparity.reference.errors import OracleError
 from lossparity.reference.reduction import chain, reduce, reduce_grad
 from lossparity.reference.trace import NO_TRACE, reading
 
-
 # ----------------------------------------------------------------------------- shared stages
+
 
 def _sigmoid(x):
     """1 / (1 + exp(-x)) without overflow: exp is only taken of -|x|."""
@@ -123,8 +123,28 @@ def _binary(x, t, binary_channel):
     return x, t, False
 
 
-def _tversky_loss(x, t, *, alpha, beta, n0, d0, extra, axis, weight, ignore_background, class_reduction,
-                  reduction, from_logits, prob_check, overlap_axes, binary_channel, dtype, trace, grad=False):
+def _tversky_loss(
+    x,
+    t,
+    *,
+    alpha,
+    beta,
+    n0,
+    d0,
+    extra,
+    axis,
+    weight,
+    ignore_background,
+    class_reduction,
+    reduction,
+    from_logits,
+    prob_check,
+    overlap_axes,
+    binary_channel,
+    dtype,
+    trace,
+    grad=False,
+):
     """Shared pipeline: activation, overlap sums, Tversky index, class weights, background,
     class reduction (the last remaining axis: ``sample_axis`` of the shared reduction), reduction."""
     x, t, _ = _binary(x, t, binary_channel)
@@ -154,8 +174,9 @@ def _tversky_loss(x, t, *, alpha, beta, n0, d0, extra, axis, weight, ignore_back
         g_w[..., keep] = g
     else:
         g_w = g
-    d_p = _core_grad(p, t, alpha, beta, num, den, axes, _unbroadcast(times(g_w, np.broadcast_to(w, g_w.shape)),
-                                                                    np.shape(loss)))
+    d_p = _core_grad(
+        p, t, alpha, beta, num, den, axes, _unbroadcast(times(g_w, np.broadcast_to(w, g_w.shape)), np.shape(loss))
+    )
     return _activation_grad(x, p, from_logits, d_p)
 
 
@@ -165,10 +186,25 @@ def _unbinary(d, x, binary_channel):
 
 # ----------------------------------------------------------------------------- Dice
 
+
 def dice(
-    input, target, *, smooth=0.0, axis=None, weight=None, ignore_background=False, class_reduction="none",
-    from_logits=False, reduction="none", dice_eps=None, smooth_form="dice", overlap_axes="all",
-    prob_check=None, binary_channel=False, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    smooth=0.0,
+    axis=None,
+    weight=None,
+    ignore_background=False,
+    class_reduction="none",
+    from_logits=False,
+    reduction="none",
+    dice_eps=None,
+    smooth_form="dice",
+    overlap_axes="all",
+    prob_check=None,
+    binary_channel=False,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Soft Dice loss ``1 - (2 sum p t + s) / (sum p + sum t + s)`` over the overlap axes.
 
@@ -184,35 +220,95 @@ def dice(
     ``2 smooth`` (optax); ``binary_channel`` appends a class axis of one unless there is one.
     """
     n0 = smooth / 2.0 if smooth_form == "dice" else float(smooth)
-    return _tversky_loss(input, target, alpha=0.5, beta=0.5, n0=n0, d0=n0 + _eps(dice_eps, dtype) / 2.0, extra=_eps(dice_eps, dtype) / 2.0,
-                         axis=axis, weight=weight, ignore_background=ignore_background,
-                         class_reduction=class_reduction, reduction=reduction, from_logits=from_logits,
-                         prob_check=prob_check, overlap_axes=overlap_axes, binary_channel=binary_channel,
-                         dtype=dtype, trace=trace)
+    return _tversky_loss(
+        input,
+        target,
+        alpha=0.5,
+        beta=0.5,
+        n0=n0,
+        d0=n0 + _eps(dice_eps, dtype) / 2.0,
+        extra=_eps(dice_eps, dtype) / 2.0,
+        axis=axis,
+        weight=weight,
+        ignore_background=ignore_background,
+        class_reduction=class_reduction,
+        reduction=reduction,
+        from_logits=from_logits,
+        prob_check=prob_check,
+        overlap_axes=overlap_axes,
+        binary_channel=binary_channel,
+        dtype=dtype,
+        trace=trace,
+    )
 
 
 def dice_grad(
-    input, target, *, smooth=0.0, axis=None, weight=None, ignore_background=False, class_reduction="none",
-    from_logits=False, reduction="none", dice_eps=None, smooth_form="dice", overlap_axes="all",
-    prob_check=None, binary_channel=False, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    smooth=0.0,
+    axis=None,
+    weight=None,
+    ignore_background=False,
+    class_reduction="none",
+    from_logits=False,
+    reduction="none",
+    dice_eps=None,
+    smooth_form="dice",
+    overlap_axes="all",
+    prob_check=None,
+    binary_channel=False,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Gradient of :func:`dice` in the input: per mask -2 t / D + N / D^2 (N = 2I + s, D = P + T + s),
     through the sigmoid/softmax. Empty masks with no smoothing (D = 0) give NaN/inf, as 0/0 does."""
     n0 = smooth / 2.0 if smooth_form == "dice" else float(smooth)
-    d = _tversky_loss(input, target, alpha=0.5, beta=0.5, n0=n0, d0=n0 + _eps(dice_eps, dtype) / 2.0, extra=_eps(dice_eps, dtype) / 2.0,
-                      axis=axis, weight=weight, ignore_background=ignore_background,
-                      class_reduction=class_reduction, reduction=reduction, from_logits=from_logits,
-                      prob_check=prob_check, overlap_axes=overlap_axes, binary_channel=binary_channel,
-                      dtype=dtype, trace=NO_TRACE, grad=True)
+    d = _tversky_loss(
+        input,
+        target,
+        alpha=0.5,
+        beta=0.5,
+        n0=n0,
+        d0=n0 + _eps(dice_eps, dtype) / 2.0,
+        extra=_eps(dice_eps, dtype) / 2.0,
+        axis=axis,
+        weight=weight,
+        ignore_background=ignore_background,
+        class_reduction=class_reduction,
+        reduction=reduction,
+        from_logits=from_logits,
+        prob_check=prob_check,
+        overlap_axes=overlap_axes,
+        binary_channel=binary_channel,
+        dtype=dtype,
+        trace=NO_TRACE,
+        grad=True,
+    )
     return {"input": _unbinary(d, np.asarray(input), binary_channel)}
 
 
 # ----------------------------------------------------------------------------- Tversky
 
+
 def tversky(
-    input, target, *, alpha=0.5, beta=0.5, smooth=0.0, axis=None, weight=None, ignore_background=False,
-    class_reduction="none", from_logits=False, reduction="none", dice_eps=None, overlap_axes="all",
-    prob_check=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    alpha=0.5,
+    beta=0.5,
+    smooth=0.0,
+    axis=None,
+    weight=None,
+    ignore_background=False,
+    class_reduction="none",
+    from_logits=False,
+    reduction="none",
+    dice_eps=None,
+    overlap_axes="all",
+    prob_check=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Tversky loss ``1 - (I + s) / (I + alpha FP + beta FN + s)`` (Salehi et al. 2017), alpha on
     the false positives ``sum p (1 - t)``, beta on the false negatives ``sum t (1 - p)``.
@@ -221,28 +317,74 @@ def tversky(
     the conventions as in :func:`dice`; ``dice_eps`` is added to the Tversky denominator.
     alpha = beta = 1/2 is Dice with Dice-form smoothing ``2 s``; alpha = beta = 1 is Jaccard.
     """
-    return _tversky_loss(input, target, alpha=alpha, beta=beta, n0=float(smooth),
-                         d0=float(smooth) + _eps(dice_eps, dtype), extra=_eps(dice_eps, dtype), axis=axis, weight=weight,
-                         ignore_background=ignore_background, class_reduction=class_reduction,
-                         reduction=reduction, from_logits=from_logits, prob_check=prob_check,
-                         overlap_axes=overlap_axes, binary_channel=False, dtype=dtype, trace=trace)
+    return _tversky_loss(
+        input,
+        target,
+        alpha=alpha,
+        beta=beta,
+        n0=float(smooth),
+        d0=float(smooth) + _eps(dice_eps, dtype),
+        extra=_eps(dice_eps, dtype),
+        axis=axis,
+        weight=weight,
+        ignore_background=ignore_background,
+        class_reduction=class_reduction,
+        reduction=reduction,
+        from_logits=from_logits,
+        prob_check=prob_check,
+        overlap_axes=overlap_axes,
+        binary_channel=False,
+        dtype=dtype,
+        trace=trace,
+    )
 
 
 def tversky_grad(
-    input, target, *, alpha=0.5, beta=0.5, smooth=0.0, axis=None, weight=None, ignore_background=False,
-    class_reduction="none", from_logits=False, reduction="none", dice_eps=None, overlap_axes="all",
-    prob_check=None, dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    alpha=0.5,
+    beta=0.5,
+    smooth=0.0,
+    axis=None,
+    weight=None,
+    ignore_background=False,
+    class_reduction="none",
+    from_logits=False,
+    reduction="none",
+    dice_eps=None,
+    overlap_axes="all",
+    prob_check=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Gradient of :func:`tversky` in the input: per mask -(t D - N (t + alpha (1 - t) - beta t)) / D^2."""
-    d = _tversky_loss(input, target, alpha=alpha, beta=beta, n0=float(smooth),
-                      d0=float(smooth) + _eps(dice_eps, dtype), extra=_eps(dice_eps, dtype), axis=axis, weight=weight,
-                      ignore_background=ignore_background, class_reduction=class_reduction,
-                      reduction=reduction, from_logits=from_logits, prob_check=prob_check,
-                      overlap_axes=overlap_axes, binary_channel=False, dtype=dtype, trace=NO_TRACE, grad=True)
+    d = _tversky_loss(
+        input,
+        target,
+        alpha=alpha,
+        beta=beta,
+        n0=float(smooth),
+        d0=float(smooth) + _eps(dice_eps, dtype),
+        extra=_eps(dice_eps, dtype),
+        axis=axis,
+        weight=weight,
+        ignore_background=ignore_background,
+        class_reduction=class_reduction,
+        reduction=reduction,
+        from_logits=from_logits,
+        prob_check=prob_check,
+        overlap_axes=overlap_axes,
+        binary_channel=False,
+        dtype=dtype,
+        trace=NO_TRACE,
+        grad=True,
+    )
     return {"input": d}
 
 
 # ----------------------------------------------------------------------------- generalized Dice
+
 
 def _frequency_weights(t, weight_eps, dtype, trace):
     """optax's automatic class weights: 1 / (F_c^2 + eps) for the target mass F_c of each class
@@ -257,9 +399,19 @@ def _frequency_weights(t, weight_eps, dtype, trace):
 
 
 def generalized_dice(
-    input, target, *, smooth=0.0, from_logits=False, ignore_background=False, reduction="mean",
-    weight_eps=None, smooth_form="dice", overlap_axes="all", prob_check=None,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    smooth=0.0,
+    from_logits=False,
+    ignore_background=False,
+    reduction="mean",
+    weight_eps=None,
+    smooth_form="dice",
+    overlap_axes="all",
+    prob_check=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Mean over every mask and class of ``w_c * dice_c`` (optax's "multiclass generalized Dice").
 
@@ -269,24 +421,56 @@ def generalized_dice(
     Unlike Sudre et al.'s ratio of weighted sums, optax weights the per-class Dice *losses*.
     """
     w = _frequency_weights(target, weight_eps, dtype, trace)
-    return dice(input, target, smooth=smooth, weight=w, ignore_background=ignore_background,
-                from_logits=from_logits, reduction=reduction, smooth_form=smooth_form,
-                overlap_axes=overlap_axes, prob_check=prob_check, dtype=dtype, trace=trace)
+    return dice(
+        input,
+        target,
+        smooth=smooth,
+        weight=w,
+        ignore_background=ignore_background,
+        from_logits=from_logits,
+        reduction=reduction,
+        smooth_form=smooth_form,
+        overlap_axes=overlap_axes,
+        prob_check=prob_check,
+        dtype=dtype,
+        trace=trace,
+    )
 
 
 def generalized_dice_grad(
-    input, target, *, smooth=0.0, from_logits=False, ignore_background=False, reduction="mean",
-    weight_eps=None, smooth_form="dice", overlap_axes="all", prob_check=None,
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    smooth=0.0,
+    from_logits=False,
+    ignore_background=False,
+    reduction="mean",
+    weight_eps=None,
+    smooth_form="dice",
+    overlap_axes="all",
+    prob_check=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Gradient of :func:`generalized_dice` in the input (the weights depend on the target only)."""
     w = _frequency_weights(target, weight_eps, dtype, NO_TRACE)
-    return dice_grad(input, target, smooth=smooth, weight=w, ignore_background=ignore_background,
-                     from_logits=from_logits, reduction=reduction, smooth_form=smooth_form,
-                     overlap_axes=overlap_axes, prob_check=prob_check, dtype=dtype)
+    return dice_grad(
+        input,
+        target,
+        smooth=smooth,
+        weight=w,
+        ignore_background=ignore_background,
+        from_logits=from_logits,
+        reduction=reduction,
+        smooth_form=smooth_form,
+        overlap_axes=overlap_axes,
+        prob_check=prob_check,
+        dtype=dtype,
+    )
 
 
 # ----------------------------------------------------------------------------- ranking
+
 
 def _ranking_parts(x, t, where, weight):
     x, t = np.asarray(x, np.float64), np.asarray(t, np.float64)
@@ -299,8 +483,15 @@ def _ranking_parts(x, t, where, weight):
 
 
 def ranking_softmax(
-    input, target, *, where=None, weight=None, reduction="mean", zero_division="nan",
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    where=None,
+    weight=None,
+    reduction="mean",
+    zero_division="nan",
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Listwise softmax loss ``-sum_i y_i w_i log softmax(s)_i`` over the valid items of each list.
 
@@ -315,16 +506,26 @@ def ranking_softmax(
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         rows = np.any(valid, axis=-1)
         safe = np.where(rows[..., None], s, 0.0)  # a list with no valid item has no softmax
-        logp = trace("log-softmax", np.where(valid, _log_softmax_parts(safe)[0] if safe.shape[-1] else safe, 0.0),
-                     "over the valid items")
+        logp = trace(
+            "log-softmax",
+            np.where(valid, _log_softmax_parts(safe)[0] if safe.shape[-1] else safe, 0.0),
+            "over the valid items",
+        )
         loss = -np.sum(np.where(valid, y * logp, 0.0), axis=-1)
     loss = trace("per-list loss", loss, "-sum_i y_i log p_i over valid items")
     return reduce(loss, reduction=reduction, mask=rows, zero_division=zero_division, trace=trace)
 
 
 def ranking_softmax_grad(
-    input, target, *, where=None, weight=None, reduction="mean", zero_division="nan",
-    dtype=np.float32, trace=NO_TRACE,
+    input,
+    target,
+    *,
+    where=None,
+    weight=None,
+    reduction="mean",
+    zero_division="nan",
+    dtype=np.float32,
+    trace=NO_TRACE,
 ):
     """Gradient of :func:`ranking_softmax` in the scores: ``(sum_j y_j) p_i - y_i`` on valid
     items, 0 on invalid ones and in lists with no valid item."""

@@ -20,11 +20,18 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from lossparity.reports.merge import KEY, result_key
 from lossparity.core.verdicts import CONFORMING, FINDINGS
+from lossparity.reports.merge import KEY, result_key
 
-CLASSES = ("new_deviation", "changed_error", "value_drift", "removed_binding", "coverage",
-           "new_binding", "fixed_deviation")
+CLASSES = (
+    "new_deviation",
+    "changed_error",
+    "value_drift",
+    "removed_binding",
+    "coverage",
+    "new_binding",
+    "fixed_deviation",
+)
 DEFAULT_FAIL_ON = ("new_deviation", "changed_error", "removed_binding")
 #: Drift is growth of the error against the oracle, in ULPs of the result's dtype: past a
 #: few ULPs a changed kernel (another summation order, a fused op) is visible to users.
@@ -46,9 +53,14 @@ class Change:
         return str((self.new or self.base or {}).get("framework", "?"))
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, **dict(zip(KEY, self.key)), "detail": self.detail,
-                "base_verdict": (self.base or {}).get("verdict"), "new_verdict": (self.new or {}).get("verdict"),
-                "reproducer": (self.new or self.base or {}).get("reproducer")}
+        return {
+            "kind": self.kind,
+            **dict(zip(KEY, self.key)),
+            "detail": self.detail,
+            "base_verdict": (self.base or {}).get("verdict"),
+            "new_verdict": (self.new or {}).get("verdict"),
+            "reproducer": (self.new or self.base or {}).get("reproducer"),
+        }
 
 
 @dataclass
@@ -127,12 +139,16 @@ def _summary(record: dict) -> str:
 
 def diff(base_records: list[dict], new_records: list[dict], *, drift_ulps: float = DEFAULT_DRIFT_ULPS) -> Diff:
     """Every change from BASE's results to NEW's."""
+
     def index(records):
         return {result_key(r): r for r in records if r.get("kind") == "result" and r["verdict"] != "unsupported"}
 
     def unavailable(records):  # (spec, binding) -> why the binding did not run
-        return {(r["spec"], r["binding"]): (r.get("actual") or {}).get("message") or "unavailable"
-                for r in records if r.get("kind") == "result" and r["verdict"] == "unsupported"}
+        return {
+            (r["spec"], r["binding"]): (r.get("actual") or {}).get("message") or "unavailable"
+            for r in records
+            if r.get("kind") == "result" and r["verdict"] == "unsupported"
+        }
 
     def meta(records):
         return next((r for r in records if r.get("kind") == "meta"), {})
@@ -177,8 +193,11 @@ def markdown(d: Diff, fail_on=DEFAULT_FAIL_ON, *, limit: int = 20) -> str:
     """A summary short enough for a pull-request comment or a CI job summary."""
     regressions = d.regressions(fail_on)
     counts = d.counts()
-    lines = [f"### lossparity diff: {'❌ ' + str(len(regressions)) + ' regressions' if regressions else '✅ no regressions'}",
-             "", f"{d.matched} results matched."]
+    lines = [
+        f"### lossparity diff: {f'❌ {len(regressions)} regressions' if regressions else '✅ no regressions'}",
+        "",
+        f"{d.matched} results matched.",
+    ]
     meta = metadata_changes(d)
     if meta:
         lines += ["", "| changed | base -> new |", "| --- | --- |"]
@@ -193,8 +212,11 @@ def markdown(d: Diff, fail_on=DEFAULT_FAIL_ON, *, limit: int = 20) -> str:
 
 
 def _table(title: str, changes: list[Change], limit: int) -> list[str]:
-    lines = ["", f"| {title} | spec | binding | dtype | mode | device | case | detail |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "",
+        f"| {title} | spec | binding | dtype | mode | device | case | detail |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     listed = rows(changes)
     for c, n in listed[:limit]:
         spec, binding, dtype, device, mode, case = c.key

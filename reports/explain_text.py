@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import textwrap
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
-from lossparity.reports.format import format_array
 from lossparity.core.dtypes import numpy_dtype
 from lossparity.core.records import decode_array
+from lossparity.reports.format import format_array
 
 WIDTH = 100
 
@@ -41,8 +41,10 @@ def _percent(x) -> str:
 def format_explanation(e: Mapping) -> str:
     letters = "AB"
     sides = e["bindings"]
-    out = [f"lossparity explain: {' vs '.join(s['binding'] for s in sides)}   "
-           f"({e['dtype']}, {e['mode']}, {e['device']})", ""]
+    out = [
+        f"lossparity explain: {' vs '.join(s['binding'] for s in sides)}   ({e['dtype']}, {e['mode']}, {e['device']})",
+        "",
+    ]
     for name, arr in e["case"]["arrays"].items():
         out.append(f"  {name:<7} " + format_array(arr).replace("\n", "\n" + " " * 10))
     for name, value in e["case"]["params"].items():
@@ -81,8 +83,11 @@ def format_explanation(e: Mapping) -> str:
 
     attribution = e.get("attribution")
     if attribution is not None:
-        out += ["", "Attribution by ablation: A's setting switched to B's, knob by knob "
-                    "(share of the gap between the two predictions)"]
+        out += [
+            "",
+            "Attribution by ablation: A's setting switched to B's, knob by knob "
+            "(share of the gap between the two predictions)",
+        ]
         rows = attribution["differing"]
         if not rows:
             out.append("  the two settings do not differ")
@@ -94,8 +99,10 @@ def format_explanation(e: Mapping) -> str:
             out.append(f"  {'knob':<{w_name}}  {'A':<{w_a}}  {'B':<{w_b}}  {'alone':>6}  {'share':>6}")
             for r in rows:
                 star = "  *" if r["name"] in explaining else ""
-                out.append(f"  {r['name']:<{w_name}}  {r['a']!r:<{w_a}}  {r['b']!r:<{w_b}}  "
-                           f"{_percent(r['alone']):>6}  {_percent(r['share']):>6}{star}")
+                out.append(
+                    f"  {r['name']:<{w_name}}  {r['a']!r:<{w_a}}  {r['b']!r:<{w_b}}  "
+                    f"{_percent(r['alone']):>6}  {_percent(r['share']):>6}{star}"
+                )
             if explaining:
                 out.append("  * the smallest set of switches that turns A's prediction into B's")
             elif attribution["status"] == "unexplained":

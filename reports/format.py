@@ -13,7 +13,8 @@ import json
 import math
 import re
 import shlex
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from markupsafe import Markup, escape
 
@@ -34,6 +35,7 @@ def rank(value: str, order: tuple[str, ...]) -> tuple[int, str]:
 
 
 # -- a result's parts ------------------------------------------------------------------------
+
 
 def value_verdict(r: Mapping) -> str:
     """The verdict of the value alone; older results files have none: then the verdict's."""
@@ -69,10 +71,12 @@ def message(actual: Any) -> str:
 
 # -- names and counts ------------------------------------------------------------------------
 
+
 def breakable(name: str) -> Markup:
     """A binding id that may wrap after each dot or underscore (escaped here, so safe to mark up)."""
-    return Markup("").join(escape(part) + (Markup("<wbr>") if part[-1:] in "._" else "")
-                           for part in re.split(r"(?<=[._])", name))
+    return Markup("").join(
+        escape(part) + (Markup("<wbr>") if part[-1:] in "._" else "") for part in re.split(r"(?<=[._])", name)
+    )
 
 
 def badges(counter: Mapping[str, int]) -> list[tuple[str, int]]:
@@ -138,6 +142,7 @@ def _text(v: Any) -> str:
 
 # -- findings and divergences ----------------------------------------------------------------
 
+
 def _origin(origin: Any) -> str:
     if not isinstance(origin, Mapping):
         return _text(origin)
@@ -179,13 +184,15 @@ def _outcome(o: Any) -> dict | None:
         v = o["value"]
         if _is_array(v):
             dtype = o.get("dtype") or ("int64" if v.get("dtype") == "int64" else None)
-            return {"value": format_array(v), "shape": _shape(v), "dtype": dtype,
-                    "short": _short(v)}
+            return {"value": format_array(v), "shape": _shape(v), "dtype": dtype, "short": _short(v)}
         return {"value": _text(v), "shape": "", "dtype": o.get("dtype"), "short": _text(v)[:60]}
     classes = o.get("classes") or []
-    return {"error": str(o.get("error", "?")), "message": str(o.get("message") or ""),
-            "classes": " < ".join(map(str, classes)) if len(classes) > 1 else "",
-            "short": str(o.get("error", "?"))}
+    return {
+        "error": str(o.get("error", "?")),
+        "message": str(o.get("message") or ""),
+        "classes": " < ".join(map(str, classes)) if len(classes) > 1 else "",
+        "short": str(o.get("error", "?")),
+    }
 
 
 def _short(v: Mapping) -> str:
@@ -220,9 +227,13 @@ def format_known(k: Any) -> dict | None:
     if not isinstance(k, Mapping):
         return None
     link = str(k.get("link") or "")
-    return {"id": str(k.get("id", "?")), "explanation": str(k.get("explanation") or ""),
-            "link": link, "href": link if _safe_link(link) else None,
-            "verdict": k.get("verdict")}
+    return {
+        "id": str(k.get("id", "?")),
+        "explanation": str(k.get("explanation") or ""),
+        "link": link,
+        "href": link if _safe_link(link) else None,
+        "verdict": k.get("verdict"),
+    }
 
 
 def _safe_link(link: str) -> bool:
@@ -242,9 +253,11 @@ def _headline_of(r: Mapping) -> str:
     """The headline of one compared quantity (a result's value, or a gradient)."""
     e = r.get("errors") if isinstance(r.get("errors"), Mapping) else {}
     if e.get("max_abs") is not None:
-        return (f"max abs {format_scalar(e['max_abs'])}, max rel {format_scalar(e.get('max_rel'))}"
-                + (f", {e['mismatched']}/{e['total']} mismatched"
-                   if e.get("total") is not None and e.get("mismatched") is not None else ""))
+        return f"max abs {format_scalar(e['max_abs'])}, max rel {format_scalar(e.get('max_rel'))}" + (
+            f", {e['mismatched']}/{e['total']} mismatched"
+            if e.get("total") is not None and e.get("mismatched") is not None
+            else ""
+        )
     if e.get("summary"):
         return str(e["summary"]).splitlines()[0][:160]
     actual = r.get("actual")
@@ -263,29 +276,45 @@ def format_finding(r: Mapping) -> dict:
     inputs = r.get("inputs") if isinstance(r.get("inputs"), Mapping) else {}
     return {
         "verdict": str(r.get("verdict", "?")),
-        "spec": str(r.get("spec", "?")), "binding": str(r.get("binding", "?")),
-        "framework": str(r.get("framework", "?")), "dtype": str(r.get("dtype", "?")),
-        "mode": str(r.get("mode", "?")), "device": str(r.get("device", "?")),
-        "case_id": str(r.get("case_id", "?")), "origin": _origin(r.get("origin")),
+        "spec": str(r.get("spec", "?")),
+        "binding": str(r.get("binding", "?")),
+        "framework": str(r.get("framework", "?")),
+        "dtype": str(r.get("dtype", "?")),
+        "mode": str(r.get("mode", "?")),
+        "device": str(r.get("device", "?")),
+        "case_id": str(r.get("case_id", "?")),
+        "origin": _origin(r.get("origin")),
         "params": _params(r.get("params")),
         "tolerance": ", ".join(f"{k} {format_scalar(v)}" for k, v in tol.items()),
         # Float inputs are stored as float64 holding values already rounded to the case's dtype.
-        "inputs": [(str(k), _shape(v), "int64" if v.get("dtype") == "int64" else "", format_array(v))
-                   if _is_array(v)
-                   else (str(k), "", "", _text(v)) for k, v in inputs.items()],
+        "inputs": [
+            (str(k), _shape(v), "int64" if v.get("dtype") == "int64" else "", format_array(v))
+            if _is_array(v)
+            else (str(k), "", "", _text(v))
+            for k, v in inputs.items()
+        ],
         "expected": _outcome(r.get("expected")),
         "actual": _outcome(r.get("actual")),
         "errors": errors,
         "value_verdict": value_verdict(r),
-        "in": " ".join(where), "parts": [(p, None) for p in where],
+        "in": " ".join(where),
+        "parts": [(p, None) for p in where],
         "headline": _headline(r, where),
-        "gradients": [{"name": name, "verdict": str(g.get("verdict", "?")), "expected": _outcome(g.get("expected")),
-                       "actual": _outcome(g.get("actual")), "errors": _errors(g.get("errors"))}
-                      for name, g in gradients(r)],
+        "gradients": [
+            {
+                "name": name,
+                "verdict": str(g.get("verdict", "?")),
+                "expected": _outcome(g.get("expected")),
+                "actual": _outcome(g.get("actual")),
+                "errors": _errors(g.get("errors")),
+            }
+            for name, g in gradients(r)
+        ],
         "known": format_known(r.get("known")),
         "reproducer": str(r["reproducer"]) if r.get("reproducer") else None,
-        "seconds": ", ".join(f"{k} {v:.3g} s" for k, v in (r.get("seconds") or {}).items()
-                             if isinstance(v, (int, float))),
+        "seconds": ", ".join(
+            f"{k} {v:.3g} s" for k, v in (r.get("seconds") or {}).items() if isinstance(v, (int, float))
+        ),
     }
 
 
@@ -311,14 +340,25 @@ def _attribution(attribution: Any) -> dict | None:
     conventions = attribution.get("conventions")
     explaining = [str(c) for c in conventions] if isinstance(conventions, (list, tuple)) else []
     differing = attribution.get("differing")
-    knobs = [{"name": str(x.get("name", "?")), "a": _value_text(x.get("a")), "b": _value_text(x.get("b")),
-              "alone": _percent(x.get("alone")), "share": _percent(x.get("share")),
-              "explains": str(x.get("name", "?")) in explaining}
-             for x in (differing if isinstance(differing, (list, tuple)) else []) if isinstance(x, Mapping)]
+    knobs = [
+        {
+            "name": str(x.get("name", "?")),
+            "a": _value_text(x.get("a")),
+            "b": _value_text(x.get("b")),
+            "alone": _percent(x.get("alone")),
+            "share": _percent(x.get("share")),
+            "explains": str(x.get("name", "?")) in explaining,
+        }
+        for x in (differing if isinstance(differing, (list, tuple)) else [])
+        if isinstance(x, Mapping)
+    ]
     closed = attribution.get("closed")
-    return {"status": str(attribution.get("status") or ""), "knobs": knobs,
-            "conventions": explaining,
-            "closed": _percent(closed) if closed is not None else None}
+    return {
+        "status": str(attribution.get("status") or ""),
+        "knobs": knobs,
+        "conventions": explaining,
+        "closed": _percent(closed) if closed is not None else None,
+    }
 
 
 def format_divergence(d: Mapping) -> dict:
@@ -327,14 +367,24 @@ def format_divergence(d: Mapping) -> dict:
     sides = []
     for s in ("a", "b"):
         side = d.get(s) if isinstance(d.get(s), Mapping) else {}
-        sides.append({"binding": str(side.get("binding", "?")), "framework": str(side.get("framework", "?")),
-                      "verdict": str(side.get("verdict", "?")), "actual": _outcome(side.get("actual"))})
+        sides.append(
+            {
+                "binding": str(side.get("binding", "?")),
+                "framework": str(side.get("framework", "?")),
+                "verdict": str(side.get("verdict", "?")),
+                "actual": _outcome(side.get("actual")),
+            }
+        )
     comparison = d.get("comparison")
     return {
         "status": str(d.get("status", "unexplained")),
-        "spec": str(d.get("spec", "?")), "case_id": str(d.get("case_id", "?")),
-        "dtype": str(d.get("dtype", "?")), "mode": str(d.get("mode", "?")), "device": str(d.get("device", "?")),
-        "a": sides[0], "b": sides[1],
+        "spec": str(d.get("spec", "?")),
+        "case_id": str(d.get("case_id", "?")),
+        "dtype": str(d.get("dtype", "?")),
+        "mode": str(d.get("mode", "?")),
+        "device": str(d.get("device", "?")),
+        "a": sides[0],
+        "b": sides[1],
         "frameworks": " ".join(dict.fromkeys(s["framework"] for s in sides)),
         "verdicts": " ".join(dict.fromkeys(s["verdict"] for s in sides)),
         "comparison": _errors(comparison),
@@ -345,6 +395,7 @@ def format_divergence(d: Mapping) -> dict:
 
 
 # -- numbers and arrays ----------------------------------------------------------------------
+
 
 def format_scalar(v: Any) -> str:
     """Error figures: 6 significant digits; the records' 'nan'/'inf' strings as they are."""

@@ -10,9 +10,9 @@ that ran different frameworks only meet here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from lossparity.core.records import iter_records
 
@@ -56,8 +56,10 @@ def merge(paths: Iterable[Path]) -> Merged:
                     out.duplicates += 1
                 else:
                     first, where = seen[key]
-                    out.conflicts.append(f"{'/'.join(map(str, key))}: {where} says {_says(first)}, "
-                                         f"{path} says {_says(record)} (kept {where})")
+                    out.conflicts.append(
+                        f"{'/'.join(map(str, key))}: {where} says {_says(first)}, "
+                        f"{path} says {_says(record)} (kept {where})"
+                    )
     out.results = [record for record, _ in seen.values()]
     out.meta, out.warnings = _meta(metas)
     return out
@@ -83,11 +85,24 @@ def _meta(metas: list[dict]) -> tuple[dict, list[str]]:
         frameworks += [f for f in other.get("frameworks") or [] if f not in frameworks]
         for name in ("platform", "python", "device"):
             if other.get(name) != first.get(name):
-                warnings.append(f"{other['path']} differs from {metas[0]['path']} in {name}: "
-                                f"{other.get(name)!r} vs {first.get(name)!r}")
-    first.update(versions=versions, frameworks=frameworks,
-                 command="lossparity merge " + " ".join(m["path"] for m in metas),
-                 sources=[{"path": m["path"], "command": m.get("command"), "versions": m.get("versions"),
-                           "platform": m.get("platform"), "device": m.get("device"), "seed": m.get("seed")}
-                          for m in metas])
+                warnings.append(
+                    f"{other['path']} differs from {metas[0]['path']} in {name}: "
+                    f"{other.get(name)!r} vs {first.get(name)!r}"
+                )
+    first.update(
+        versions=versions,
+        frameworks=frameworks,
+        command="lossparity merge " + " ".join(m["path"] for m in metas),
+        sources=[
+            {
+                "path": m["path"],
+                "command": m.get("command"),
+                "versions": m.get("versions"),
+                "platform": m.get("platform"),
+                "device": m.get("device"),
+                "seed": m.get("seed"),
+            }
+            for m in metas
+        ],
+    )
     return first, warnings

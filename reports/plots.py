@@ -40,10 +40,16 @@ POINTS = 12
 #: Elements held, over all bindings, before they are folded into histograms and samples.
 BATCH = 1 << 20
 COLORS = ("#0969da", "#bc4c00", "#8250df", "#1a7f37", "#9a6700")
-_RC = {"svg.fonttype": "none", "svg.hashsalt": "lossparity", "font.size": 7,
-       "font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans"],
-       "text.parse_math": False,  # a "$" in a binding id is text, not mathtext
-       "axes.spines.top": False, "axes.spines.right": False}
+_RC = {
+    "svg.fonttype": "none",
+    "svg.hashsalt": "lossparity",
+    "font.size": 7,
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],
+    "text.parse_math": False,  # a "$" in a binding id is text, not mathtext
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
 _NO_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
 
 
@@ -79,7 +85,7 @@ def bucket_label(i: int) -> str:
     if i == 0:
         return "0"
     k = i - 1
-    return f">2^{TOP}" if k > TOP else str(2 ** k) if k < 10 else f"2^{k}"
+    return f">2^{TOP}" if k > TOP else str(2**k) if k < 10 else f"2^{k}"
 
 
 def magnitude(inp: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -89,7 +95,7 @@ def magnitude(inp: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     a, n = np.abs(inp), math.prod(shape)
     if a.shape == shape:
         return a.ravel()
-    if a.size and n and a.shape[:len(shape)] == shape:
+    if a.size and n and a.shape[: len(shape)] == shape:
         return a.reshape(n, -1).max(axis=1)
     return np.full(n, a.max() if a.size else np.nan)
 
@@ -188,7 +194,7 @@ def _log_axis(v: np.ndarray) -> tuple[np.ndarray, tuple[float, float], list[floa
     step = _step(lo, hi)
     zero, top = 10.0 ** (lo - step), 10.0 ** (hi + step)
     with np.errstate(invalid="ignore"):
-        at = np.where(v == 0, zero, np.where(np.isfinite(v), np.clip(v, 10.0 ** lo, 10.0 ** hi), top))
+        at = np.where(v == 0, zero, np.where(np.isfinite(v), np.clip(v, 10.0**lo, 10.0**hi), top))
     ticks, labels = _decades(lo, hi)
     return at, (zero / 3, top * 3), [zero, *ticks, top], ["0", *labels, "inf/nan"]
 
@@ -200,7 +206,7 @@ def _step(lo: int, hi: int) -> int:
 def _decades(lo: int, hi: int) -> tuple[list[float], list[str]]:
     """At most six ticks at powers of ten from 10^lo to 10^hi, labelled as plain text."""
     powers = range(lo, hi + 1, _step(lo, hi))
-    return [10.0 ** d for d in powers], [str(10 ** d) if 0 <= d < 3 else f"1e{d}" for d in powers]
+    return [10.0**d for d in powers], [str(10**d) if 0 <= d < 3 else f"1e{d}" for d in powers]
 
 
 def render_svg(title: str, series: list[tuple[str, _Series]], prefix: str) -> Markup:
@@ -236,8 +242,13 @@ def _histogram_panel(ax, series) -> None:
     width = 0.85 / len(series)
     for i, (label, s) in enumerate(series):
         c = np.array([s.counts[g].sum() for g in groups])
-        ax.bar(at[c > 0] + (i - (len(series) - 1) / 2) * width, c[c > 0], width, color=COLORS[i % len(COLORS)],
-               label=f"{label} ({int(s.counts.sum())} elements)")
+        ax.bar(
+            at[c > 0] + (i - (len(series) - 1) / 2) * width,
+            c[c > 0],
+            width,
+            color=COLORS[i % len(COLORS)],
+            label=f"{label} ({int(s.counts.sum())} elements)",
+        )
     ax.set_yscale("log")
     ax.set_ylim(0.7, counts.sum(axis=1).max() * 1.5)
     ax.set_yticks(*_decades(0, max(1, math.ceil(math.log10(counts.sum(axis=1).max())))))
@@ -274,7 +285,7 @@ _REFERENCE = re.compile(r'(url\(#|href="#)([^)"]+)')
 def _inline(svg: str, prefix: str) -> str:
     """Matplotlib's SVG document as markup for inside an HTML page: no XML prolog, doctype,
     metadata or global style sheet; the ids nothing refers to dropped; the others prefixed."""
-    svg = svg[svg.index("<svg"):]
+    svg = svg[svg.index("<svg") :]
     svg = re.sub(r"<metadata>.*?</metadata>|<style[^>]*>.*?</style>", "", svg, flags=re.S)
     svg = re.sub(r">\s+<", "><", svg).replace("<defs></defs>", "")
     used = {m[2] for m in _REFERENCE.finditer(svg)}

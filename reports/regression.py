@@ -8,8 +8,8 @@ case as the newer run recorded it (else the older) and both runs' reproducers.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from lossparity.core.dtypes import DTYPES
 from lossparity.reports.diff import CLASSES, Change, Diff, rows
@@ -37,10 +37,10 @@ def _regression_context(d: Diff, fail_on: tuple[str, ...], drift_ulps: float) ->
     frameworks: dict[str, dict] = {}
     shown: Counter = Counter()
     for change, n in rows(ordered):
-        fw = frameworks.setdefault(change.framework, {"framework": change.framework, "counts": Counter(),
-                                                        "specs": {}})
-        spec = fw["specs"].setdefault(change.key[0], {"spec": change.key[0], "counts": Counter(),
-                                                      "items": [], "more": []})
+        fw = frameworks.setdefault(change.framework, {"framework": change.framework, "counts": Counter(), "specs": {}})
+        spec = fw["specs"].setdefault(
+            change.key[0], {"spec": change.key[0], "counts": Counter(), "items": [], "more": []}
+        )
         fw["counts"][change.kind] += n
         spec["counts"][change.kind] += n
         group = (change.key[0], change.key[1], change.kind)
@@ -51,17 +51,25 @@ def _regression_context(d: Diff, fail_on: tuple[str, ...], drift_ulps: float) ->
     return {
         "regressions": regressions,
         "matched": d.matched,
-        "fail_on": list(fail_on), "drift_ulps": format_scalar(drift_ulps),
+        "fail_on": list(fail_on),
+        "drift_ulps": format_scalar(drift_ulps),
         "meta": _meta_pairs(d.base_meta, d.new_meta),
         "commands": [(side, command(m)) for side, m in (("BASE", d.base_meta), ("NEW", d.new_meta)) if command(m)],
         "classes": [(k, counts.get(k, 0), k in fail_on) for k in sorted(CLASSES, key=order.get)],
-        "frameworks": [{**fw, "counts": _class_counts(fw["counts"], order),
-                        "specs": [{**s, "counts": _class_counts(s["counts"], order)} for s in fw["specs"].values()]}
-                       for fw in frameworks.values()],
-        "filters": [("framework", "framework", sorted(frameworks)),
-                    ("spec", "spec", sorted({c.key[0] for c in d.changes})),
-                    ("kind", "kind", sorted({c.kind for c in d.changes}, key=order.get)),
-                    ("dtype", "dtype", sorted({c.key[2] for c in d.changes}, key=lambda v: rank(v, DTYPES)))],
+        "frameworks": [
+            {
+                **fw,
+                "counts": _class_counts(fw["counts"], order),
+                "specs": [{**s, "counts": _class_counts(s["counts"], order)} for s in fw["specs"].values()],
+            }
+            for fw in frameworks.values()
+        ],
+        "filters": [
+            ("framework", "framework", sorted(frameworks)),
+            ("spec", "spec", sorted({c.key[0] for c in d.changes})),
+            ("kind", "kind", sorted({c.kind for c in d.changes}, key=order.get)),
+            ("dtype", "dtype", sorted({c.key[2] for c in d.changes}, key=lambda v: rank(v, DTYPES))),
+        ],
     }
 
 
@@ -75,12 +83,25 @@ def _change(change: Change, n: int, regression: bool) -> dict:
     new = format_finding(change.new) if change.new else None
     repro_new, repro_base = (new or {}).get("reproducer"), (base or {}).get("reproducer")
     return {
-        "kind": change.kind, "regression": regression, "cases": n,
-        "framework": change.framework, "spec": spec, "binding": breakable(binding), "dtype": dtype,
-        "device": device, "mode": mode, "case_id": case_id, "detail": change.detail,
-        "case": new or base, "base": base, "new": new,
-        "reproducers": [(label, r) for label, r in (("NEW", repro_new), ("BASE", repro_base))
-                        if r and not (label == "BASE" and r == repro_new)],
+        "kind": change.kind,
+        "regression": regression,
+        "cases": n,
+        "framework": change.framework,
+        "spec": spec,
+        "binding": breakable(binding),
+        "dtype": dtype,
+        "device": device,
+        "mode": mode,
+        "case_id": case_id,
+        "detail": change.detail,
+        "case": new or base,
+        "base": base,
+        "new": new,
+        "reproducers": [
+            (label, r)
+            for label, r in (("NEW", repro_new), ("BASE", repro_base))
+            if r and not (label == "BASE" and r == repro_new)
+        ],
     }
 
 

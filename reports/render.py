@@ -44,8 +44,10 @@ def render(template: str, context: dict) -> str:
     SHA-256, so a script that escaping ever let through would still not run."""
     page = _env().get_template(template).render(SCRIPT_SOURCE=_SCRIPT_SOURCE, **context)
     scripts = _SCRIPT.findall(page)
-    digest = "".join(f" 'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'"
-                     for s in scripts).strip() or "'none'"
+    digest = (
+        "".join(f" 'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in scripts).strip()
+        or "'none'"
+    )
     return page.replace(_SCRIPT_SOURCE, digest, 1)
 
 

@@ -19,14 +19,28 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from lossparity.core.dtypes import DTYPES
 from lossparity.core.verdicts import FINDINGS, SILENT, VERDICTS
 from lossparity.reports.format import (
-    GRADIENTS, PARTS, badges, breakable, command, finding_in, format_divergence, format_finding, format_known,
-    gradients, message, meta_rows, rank, value_verdict, versions,
+    GRADIENTS,
+    PARTS,
+    badges,
+    breakable,
+    command,
+    finding_in,
+    format_divergence,
+    format_finding,
+    format_known,
+    gradients,
+    message,
+    meta_rows,
+    rank,
+    value_verdict,
+    versions,
 )
 from lossparity.reports.plots import ErrorPlots
 from lossparity.reports.render import render, write_page
@@ -107,8 +121,13 @@ class ReportData:
             self.div_counts[status] += 1
             self.failing |= status == "unexplained"
             sides = [r.get(s) if isinstance(r.get(s), Mapping) else {} for s in ("a", "b")]
-            group = (str(r.get("spec")), status, str(r.get("dtype")), str(r.get("mode")),
-                     *(str(side.get("binding")) for side in sides))
+            group = (
+                str(r.get("spec")),
+                status,
+                str(r.get("dtype")),
+                str(r.get("mode")),
+                *(str(side.get("binding")) for side in sides),
+            )
             _keep(self.divergences, group, r)
         elif kind == "agreement":
             self.agreements.append(r)  # one per compared pair of bindings: few
@@ -155,13 +174,27 @@ class ReportData:
 
     def context(self) -> dict:
         order = {v: i for i, v in enumerate(FINDING_ORDER)}
-        findings, finding_groups = _shown(self.findings, lambda g: (
-            order.get(g[2], len(order)), g[0], g[1], rank(g[3], DTYPES), rank(g[4], MODES)))
-        findings.sort(key=lambda r: (order.get(r.get("verdict"), len(order)), str(r.get("spec")),
-                                     str(r.get("binding")), str(r.get("dtype")), str(r.get("case_id"))))
+        findings, finding_groups = _shown(
+            self.findings, lambda g: (order.get(g[2], len(order)), g[0], g[1], rank(g[3], DTYPES), rank(g[4], MODES))
+        )
+        findings.sort(
+            key=lambda r: (
+                order.get(r.get("verdict"), len(order)),
+                str(r.get("spec")),
+                str(r.get("binding")),
+                str(r.get("dtype")),
+                str(r.get("case_id")),
+            )
+        )
         divergences, divergence_groups = _shown(self.divergences, lambda g: (g[1] != "unexplained", *g))
-        divergences.sort(key=lambda d: (d.get("status") != "unexplained", str(d.get("spec")),
-                                        str(d.get("case_id")), str(d.get("dtype"))))
+        divergences.sort(
+            key=lambda d: (
+                d.get("status") != "unexplained",
+                str(d.get("spec")),
+                str(d.get("case_id")),
+                str(d.get("dtype")),
+            )
+        )
         fw_list = list(self.frameworks)
         gradient_columns = sorted(self.gradient_names, key=lambda g: rank(g, GRADIENTS))
         summary, counts = self.summary, self.counts
@@ -172,20 +205,25 @@ class ReportData:
             "command": command(self.meta),
             "finished": (summary or {}).get("finished"),
             "complete": summary is not None,
-            "verdicts": [(v, counts.get(v, 0)) for v in VERDICTS] +
-                        [(v, n) for v, n in sorted(counts.items()) if v not in VERDICTS],
+            "verdicts": [(v, counts.get(v, 0)) for v in VERDICTS]
+            + [(v, n) for v, n in sorted(counts.items()) if v not in VERDICTS],
             "total": sum(counts.values()),
             "summary_mismatch": _summary_mismatch(summary, counts),
-            "div_counts": {"explained": self.div_counts.get("explained", 0),
-                           "unexplained": self.div_counts.get("unexplained", 0)},
+            "div_counts": {
+                "explained": self.div_counts.get("explained", 0),
+                "unexplained": self.div_counts.get("unexplained", 0),
+            },
             "frameworks": fw_list,
             "matrix": _matrix(self.matrix, fw_list),
             "gradient_columns": gradient_columns,
-            "bindings": _binding_rows(self.bindings, self.framework_of, fw_list, gradient_columns,
-                                      self.plots.svgs(), plotted),
+            "bindings": _binding_rows(
+                self.bindings, self.framework_of, fw_list, gradient_columns, self.plots.svgs(), plotted
+            ),
             "agreement": agreement_matrices(self.agreements, self.framework_of, fw_list),
-            "unsupported": sorted(({**g, "bindings": list(g["bindings"])} for g in self.unsupported.values()),
-                                  key=lambda g: (g["framework"], g["reason"])),
+            "unsupported": sorted(
+                ({**g, "bindings": list(g["bindings"])} for g in self.unsupported.values()),
+                key=lambda g: (g["framework"], g["reason"]),
+            ),
             "max_plotted": MAX_PLOTTED,
             "findings": [format_finding(r) for r in findings],
             "n_findings": sum(n for n, _ in self.findings.values()),
@@ -199,6 +237,7 @@ class ReportData:
 
 
 # -- groups: the first few of each, kept whole -----------------------------------------------
+
 
 def _keep(groups: dict[tuple, list], group: tuple, record: Mapping) -> None:
     """Count ``record`` in its group; keep it whole if the group has fewer than MAX_PER_GROUP."""
@@ -228,29 +267,54 @@ def _shown(groups: dict[tuple, list], key) -> tuple[list[Mapping], list[dict]]:
 
 # -- the matrices ----------------------------------------------------------------------------
 
-def _binding_rows(bindings: Mapping, framework_of: Mapping[str, str], frameworks: list[str],
-                  gradient_columns: list[str], plots: Mapping, plotted: Mapping = {}) -> list[dict]:
+
+def _binding_rows(
+    bindings: Mapping,
+    framework_of: Mapping[str, str],
+    frameworks: list[str],
+    gradient_columns: list[str],
+    plots: Mapping,
+    plotted: Mapping = {},
+) -> list[dict]:
     """Per binding (by spec, framework, id): a row of verdict counts per dtype x mode x device
     (all, value, each gradient, where the findings lie), and its error plots per dtype;
     ``plotted``: (spec, binding, dtype) -> results, where more than MAX_PLOTTED fed no plot."""
     order = {fw: i for i, fw in enumerate(frameworks)}
     out = []
-    for (spec, binding), rows in sorted(bindings.items(), key=lambda kv: (
-            kv[0][0], order.get(framework_of.get(kv[0][1]), len(order)), kv[0][1])):
+    for (spec, binding), rows in sorted(
+        bindings.items(), key=lambda kv: (kv[0][0], order.get(framework_of.get(kv[0][1]), len(order)), kv[0][1])
+    ):
         found: Counter = Counter()
         table = []
-        for (dtype, mode, device), c in sorted(rows.items(), key=lambda kv: (
-                rank(kv[0][0], DTYPES), rank(kv[0][1], MODES), kv[0][2])):
+        for (dtype, mode, device), c in sorted(
+            rows.items(), key=lambda kv: (rank(kv[0][0], DTYPES), rank(kv[0][1], MODES), kv[0][2])
+        ):
             found.update(c["in"])
-            table.append({"dtype": dtype, "mode": mode, "device": device,
-                          "all": badges(c["all"]), "value": badges(c["value"]),
-                          "gradients": [badges(c["∂" + g]) for g in gradient_columns],
-                          "in": [(p, c["in"][p]) for p in PARTS if c["in"][p]]})
+            table.append(
+                {
+                    "dtype": dtype,
+                    "mode": mode,
+                    "device": device,
+                    "all": badges(c["all"]),
+                    "value": badges(c["value"]),
+                    "gradients": [badges(c["∂" + g]) for g in gradient_columns],
+                    "in": [(p, c["in"][p]) for p in PARTS if c["in"][p]],
+                }
+            )
         svgs = plots.get((spec, binding), [])
-        out.append({"spec": spec, "binding": breakable(binding), "framework": framework_of.get(binding, "?"),
-                    "rows": table, "in": [(p, found[p]) for p in PARTS if found[p]], "plots": svgs,
-                    "plots_capped": [(dtype, plotted[spec, binding, dtype]) for dtype, _ in svgs
-                                     if (spec, binding, dtype) in plotted]})
+        out.append(
+            {
+                "spec": spec,
+                "binding": breakable(binding),
+                "framework": framework_of.get(binding, "?"),
+                "rows": table,
+                "in": [(p, found[p]) for p in PARTS if found[p]],
+                "plots": svgs,
+                "plots_capped": [
+                    (dtype, plotted[spec, binding, dtype]) for dtype, _ in svgs if (spec, binding, dtype) in plotted
+                ],
+            }
+        )
     return out
 
 
@@ -258,8 +322,9 @@ def _matrix(matrix: Mapping[str, Mapping[str, Mapping[str, Counter]]], framework
     """Rows (spec, [cell per framework], totals); a cell lists (binding, badges), by binding id."""
     rows = []
     for spec in sorted(matrix):
-        cells = [[(breakable(b), badges(matrix[spec][fw][b])) for b in sorted(matrix[spec].get(fw, {}))]
-                 for fw in frameworks]
+        cells = [
+            [(breakable(b), badges(matrix[spec][fw][b])) for b in sorted(matrix[spec].get(fw, {}))] for fw in frameworks
+        ]
         totals: Counter = Counter()
         for by_binding in matrix[spec].values():
             for c in by_binding.values():
@@ -295,8 +360,9 @@ def _count(v: Any) -> int:
     return v if isinstance(v, int) and v >= 0 else 0
 
 
-def agreement_matrices(agreements: Iterable[Mapping], framework_of: Mapping[str, str] | None = None,
-                       framework_order: Iterable[str] = ()) -> list[dict]:
+def agreement_matrices(
+    agreements: Iterable[Mapping], framework_of: Mapping[str, str] | None = None, framework_order: Iterable[str] = ()
+) -> list[dict]:
     """Who agrees with whom: per spec, a symmetric bindings x bindings matrix of agreement records.
 
     Each spec gives ``{"spec", "groups": [(framework, n bindings)], "bindings": [(id, framework)],
@@ -329,11 +395,18 @@ def agreement_matrices(agreements: Iterable[Mapping], framework_of: Mapping[str,
         fws = {b: _framework(b, framework_of) for b in members[spec]}
         ids = sorted(members[spec], key=lambda b: (fws[b] == "", order.get(fws[b], len(order)), fws[b], b))
         groups = [(fw, sum(1 for b in ids if fws[b] == fw)) for fw in dict.fromkeys(fws[b] for b in ids)]
-        rows = [(breakable(row), [_agreement_cell(row, col, pairs[spec].get(frozenset((row, col))))
-                                  for col in ids])
-                for row in ids]
-        out.append({"spec": spec, "groups": groups if any(fw for fw, _ in groups) else [],
-                    "bindings": [(breakable(b), fws[b]) for b in ids], "rows": rows})
+        rows = [
+            (breakable(row), [_agreement_cell(row, col, pairs[spec].get(frozenset((row, col)))) for col in ids])
+            for row in ids
+        ]
+        out.append(
+            {
+                "spec": spec,
+                "groups": groups if any(fw for fw, _ in groups) else [],
+                "bindings": [(breakable(b), fws[b]) for b in ids],
+                "rows": rows,
+            }
+        )
     return out
 
 
@@ -348,20 +421,33 @@ def _agreement_cell(row: str, col: str, tally: list[int] | None) -> dict:
     if not compared and not disagree:
         return {"kind": "none", "text": "·", "unexplained": 0, "title": f"{who}: compared on no case"}
     if not disagree:
-        return {"kind": "agree", "text": "=", "unexplained": 0,
-                "title": f"{who} agree on all {compared} compared case{'s' * (compared != 1)}"}
-    return {"kind": "unexplained" if unexplained else "explained", "text": f"{disagree} / {compared}",
-            "unexplained": unexplained,
-            "title": f"{who} disagree on {disagree} of {compared} compared case{'s' * (compared != 1)}: "
-                     f"{explained} explained, {unexplained} unexplained"}
+        return {
+            "kind": "agree",
+            "text": "=",
+            "unexplained": 0,
+            "title": f"{who} agree on all {compared} compared case{'s' * (compared != 1)}",
+        }
+    return {
+        "kind": "unexplained" if unexplained else "explained",
+        "text": f"{disagree} / {compared}",
+        "unexplained": unexplained,
+        "title": f"{who} disagree on {disagree} of {compared} compared case{'s' * (compared != 1)}: "
+        f"{explained} explained, {unexplained} unexplained",
+    }
 
 
 # -- the filters and the summary line -------------------------------------------------------
 
 #: The report's filters: (name of the blocks' data- attribute, label, order of its values).
-_FILTERS = (("framework", "framework", ()), ("spec", "spec", ()), ("verdict", "verdict", FINDING_ORDER + SILENT),
-            ("dtype", "dtype", DTYPES), ("mode", "mode", MODES), ("device", "device", ("cpu", "cuda")),
-            ("in", "finding in", PARTS))
+_FILTERS = (
+    ("framework", "framework", ()),
+    ("spec", "spec", ()),
+    ("verdict", "verdict", FINDING_ORDER + SILENT),
+    ("dtype", "dtype", DTYPES),
+    ("mode", "mode", MODES),
+    ("device", "device", ("cpu", "cuda")),
+    ("in", "finding in", PARTS),
+)
 
 
 def _filters(findings: list[dict], divergences: list[dict]) -> list[tuple[str, str, list[str]]]:
@@ -379,8 +465,9 @@ def _filters(findings: list[dict], divergences: list[dict]) -> list[tuple[str, s
             if isinstance(side, Mapping):
                 seen["framework"].add(str(side.get("framework")))
                 seen["verdict"].add(str(side.get("verdict")))
-    return [(name, label, sorted(seen[name] - {"None"}, key=lambda v: rank(v, values)))
-            for name, label, values in _FILTERS] + [("status", "divergence", ["explained", "unexplained"])]
+    return [
+        (name, label, sorted(seen[name] - {"None"}, key=lambda v: rank(v, values))) for name, label, values in _FILTERS
+    ] + [("status", "divergence", ["explained", "unexplained"])]
 
 
 def _summary_mismatch(summary: dict | None, counts: Counter) -> str | None:

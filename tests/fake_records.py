@@ -10,7 +10,8 @@ conforms, without ``value_verdict`` or ``gradients``: the shape of an older file
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -19,22 +20,43 @@ from lossparity.core.records import encode_array
 BCE = "binary_cross_entropy"
 
 
-def result(binding: str = "torch.nn.BCELoss", verdict: str = "conform", *, framework: str = "torch",
-           spec: str = BCE, case_id: str = "edge-seed-000", dtype: str = "float32", mode: str = "eager",
-           device: str = "cpu", **fields: Any) -> dict:
+def result(
+    binding: str = "torch.nn.BCELoss",
+    verdict: str = "conform",
+    *,
+    framework: str = "torch",
+    spec: str = BCE,
+    case_id: str = "edge-seed-000",
+    dtype: str = "float32",
+    mode: str = "eager",
+    device: str = "cpu",
+    **fields: Any,
+) -> dict:
     """A result line; ``fields`` replace (or add, as ``value_verdict``) any of its fields."""
     record = {
-        "kind": "result", "spec": spec, "binding": binding, "framework": framework,
-        "dtype": dtype, "device": device, "mode": mode, "case_id": case_id,
+        "kind": "result",
+        "spec": spec,
+        "binding": binding,
+        "framework": framework,
+        "dtype": dtype,
+        "device": device,
+        "mode": mode,
+        "case_id": case_id,
         "origin": {"table": "edges", "row": "seed-000", "why": "seed 000: BCE is 0.3190"},
         "params": {"reduction": "mean", "weight": None},
-        "inputs": {"input": encode_array(np.array([0.8, 0.2, 0.4], np.float32).astype(np.float64)),
-                   "target": encode_array(np.array([1.0, 0.0, 0.0]))},
+        "inputs": {
+            "input": encode_array(np.array([0.8, 0.2, 0.4], np.float32).astype(np.float64)),
+            "target": encode_array(np.array([1.0, 0.0, 0.0])),
+        },
         "tolerance": {"rtol": 1.3e-6, "atol": 1e-5},
         "expected": {"value": encode_array(np.float64(0.31900406))},
         "actual": {"value": encode_array(np.float64(0.31900406)), "dtype": dtype},
-        "errors": None, "gradients": None, "known": None, "reproducer": None,
-        "seconds": {"oracle": 1e-4, "call": 2e-3}, "verdict": verdict,
+        "errors": None,
+        "gradients": None,
+        "known": None,
+        "reproducer": None,
+        "seconds": {"oracle": 1e-4, "call": 2e-3},
+        "verdict": verdict,
     }
     record.update(fields)
     return record
@@ -59,12 +81,21 @@ def compared(expected, actual, dtype: str) -> tuple[str, dict]:
 
 def gradient(expected, actual, *, dtype: str = "float32", verdict: str | None = None) -> dict:
     """One entry of a result's ``gradients``: arrays compared as the suite does, or error strings."""
+
     def side(v, **extra):
         return {"error": v} if isinstance(v, str) else {"value": encode_array(np.asarray(v, np.float64)), **extra}
-    found, errors = ("error_mismatch", None) if isinstance(expected, str) or isinstance(actual, str) \
+
+    found, errors = (
+        ("error_mismatch", None)
+        if isinstance(expected, str) or isinstance(actual, str)
         else compared(expected, actual, dtype)
-    return {"expected": side(expected), "actual": side(actual, dtype=dtype), "verdict": verdict or found,
-            "errors": errors}
+    )
+    return {
+        "expected": side(expected),
+        "actual": side(actual, dtype=dtype),
+        "verdict": verdict or found,
+        "errors": errors,
+    }
 
 
 def side(r: Mapping) -> dict:
@@ -75,28 +106,60 @@ def side(r: Mapping) -> dict:
 def divergence(a: Mapping, b: Mapping, *, status: str = "explained", **fields: Any) -> dict:
     """Two result lines disagreeing on one case (``a``'s spec, case, dtype, mode and device);
     ``fields`` replace any field (``comparison``, ``attribution``, ``known``, ``reason``)."""
-    return {"kind": "divergence", "spec": a["spec"], "case_id": a["case_id"], "dtype": a["dtype"],
-            "mode": a["mode"], "device": a["device"], "a": side(a), "b": side(b), "comparison": None,
-            "status": status, "attribution": None, "known": [], "reason": "", **fields}
+    return {
+        "kind": "divergence",
+        "spec": a["spec"],
+        "case_id": a["case_id"],
+        "dtype": a["dtype"],
+        "mode": a["mode"],
+        "device": a["device"],
+        "a": side(a),
+        "b": side(b),
+        "comparison": None,
+        "status": status,
+        "attribution": None,
+        "known": [],
+        "reason": "",
+        **fields,
+    }
 
 
 def agreement(spec: str, a: str, b: str, compared: Any, explained: Any = 0, unexplained: Any = 0) -> dict:
     """How many cases two bindings of ``spec`` were compared on, and disagreed on."""
-    return {"kind": "agreement", "spec": spec, "a": a, "b": b, "compared": compared,
-            "explained": explained, "unexplained": unexplained}
+    return {
+        "kind": "agreement",
+        "spec": spec,
+        "a": a,
+        "b": b,
+        "compared": compared,
+        "explained": explained,
+        "unexplained": unexplained,
+    }
 
 
-def summary(counts: Mapping[str, int], *, divergences: Mapping[str, int] | None = None, stale_known=(),
-            finished: str = "2026-01-01T00:01:00") -> dict:
+def summary(
+    counts: Mapping[str, int],
+    *,
+    divergences: Mapping[str, int] | None = None,
+    stale_known=(),
+    finished: str = "2026-01-01T00:01:00",
+) -> dict:
     """The last line of a finished run: result lines per verdict, divergences per status."""
-    return {"kind": "summary", "counts": dict(counts), "divergences": dict(divergences or {}),
-            "stale_known": list(stale_known), "finished": finished}
+    return {
+        "kind": "summary",
+        "counts": dict(counts),
+        "divergences": dict(divergences or {}),
+        "stale_known": list(stale_known),
+        "finished": finished,
+    }
 
 
 #: (binding, framework, the modes it runs in) of :func:`synthetic`'s results.
-SYNTHETIC_BINDINGS = (("torch.nn.CrossEntropyLoss", "torch", ("eager", "compile")),
-                      ("keras.losses.CategoricalCrossentropy", "tensorflow", ("eager", "function", "function_jit")),
-                      ("optax.losses.softmax_cross_entropy", "jax", ("eager", "jit")))
+SYNTHETIC_BINDINGS = (
+    ("torch.nn.CrossEntropyLoss", "torch", ("eager", "compile")),
+    ("keras.losses.CategoricalCrossentropy", "tensorflow", ("eager", "function", "function_jit")),
+    ("optax.losses.softmax_cross_entropy", "jax", ("eager", "jit")),
+)
 SYNTHETIC_DTYPES = ("float64", "float32", "float16", "bfloat16")
 
 
@@ -105,9 +168,20 @@ def synthetic(n: int, *, seed: int = 0) -> list[dict]:
     over three bindings, four dtypes, their modes and two devices: every tenth deviates in its
     value, every tenth in its input gradient, every twentieth crashes."""
     rng = np.random.default_rng(seed)
-    out = [{"kind": "meta", "schema": 1, "lossparity": "0.1.0", "versions": {"numpy": np.__version__},
-            "python": "3.11", "platform": "Linux",
-            "device": "cpu", "seed": seed, "command": "synthetic", "started": "2026-01-01T00:00:00"}]
+    out = [
+        {
+            "kind": "meta",
+            "schema": 1,
+            "lossparity": "0.1.0",
+            "versions": {"numpy": np.__version__},
+            "python": "3.11",
+            "platform": "Linux",
+            "device": "cpu",
+            "seed": seed,
+            "command": "synthetic",
+            "started": "2026-01-01T00:00:00",
+        }
+    ]
     for i in range(n):
         binding, fw, modes = SYNTHETIC_BINDINGS[i % 3]
         dtype, mode = SYNTHETIC_DTYPES[i // 3 % 4], modes[i // 12 % len(modes)]
@@ -123,17 +197,35 @@ def synthetic(n: int, *, seed: int = 0) -> list[dict]:
         if i % 10 == 6:
             g_input[0, 0] = g_input[0, 0] * 1.5 + 1e-3
         value_verdict, errors = compared(value, actual, dtype)
-        gradients = {"input": gradient(d_input, g_input, dtype=dtype),
-                     "target": gradient(d_target, rounded(d_target, dtype), dtype=dtype)}
+        gradients = {
+            "input": gradient(d_input, g_input, dtype=dtype),
+            "target": gradient(d_target, rounded(d_target, dtype), dtype=dtype),
+        }
         verdict = max([value_verdict] + [g["verdict"] for g in gradients.values()], key=("conform", "deviate").index)
-        record = result(binding, verdict, framework=fw, spec="softmax_cross_entropy", case_id=f"gen-{i}",
-                        dtype=dtype, mode=mode, device="cuda" if i % 7 == 0 else "cpu",
-                        params={"reduction": "none"}, inputs={"input": encode_array(x), "target": encode_array(p)},
-                        expected={"value": encode_array(value)},
-                        actual={"value": encode_array(actual), "dtype": dtype},
-                        errors=errors, value_verdict=value_verdict, gradients=gradients)
+        record = result(
+            binding,
+            verdict,
+            framework=fw,
+            spec="softmax_cross_entropy",
+            case_id=f"gen-{i}",
+            dtype=dtype,
+            mode=mode,
+            device="cuda" if i % 7 == 0 else "cpu",
+            params={"reduction": "none"},
+            inputs={"input": encode_array(x), "target": encode_array(p)},
+            expected={"value": encode_array(value)},
+            actual={"value": encode_array(actual), "dtype": dtype},
+            errors=errors,
+            value_verdict=value_verdict,
+            gradients=gradients,
+        )
         if i % 20 == 9:
-            record.update(verdict="crash", value_verdict="crash", gradients=None, errors=None,
-                          actual={"error": "RuntimeError", "message": "CUDA error", "classes": ["RuntimeError"]})
+            record.update(
+                verdict="crash",
+                value_verdict="crash",
+                gradients=None,
+                errors=None,
+                actual={"error": "RuntimeError", "message": "CUDA error", "classes": ["RuntimeError"]},
+            )
         out.append(record)
     return out

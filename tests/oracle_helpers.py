@@ -29,17 +29,17 @@ EPS = 2.0**-52
 F32, F64, F16 = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16)
 BF16 = np.dtype(ml_dtypes.bfloat16) if ml_dtypes else F16
 
-INFORMATION = ("entropy", "cross_entropy", "kl_divergence")   # these renormalize target and input alike
+INFORMATION = ("entropy", "cross_entropy", "kl_divergence")  # these renormalize target and input alike
 
 
 # ============================================================================= finite differences
 # The method and its bounds: ``test_oracle_gradients.py``'s docstring, part 1.
 
 RTOL, ATOL = 1e-5, 1e-7
-EXAMPLES = 12          # generated cases per spec and convention set
-PER_CASE = 6           # elements tried per differentiable argument of a case
-MIN_COMPARED = 0.5     # share of the tried elements each spec must compare (KL: about 0.57)
-COMPARED: dict[str, list[int]] = defaultdict(lambda: [0, 0])   # spec -> [compared, tried]
+EXAMPLES = 12  # generated cases per spec and convention set
+PER_CASE = 6  # elements tried per differentiable argument of a case
+MIN_COMPARED = 0.5  # share of the tried elements each spec must compare (KL: about 0.57)
+COMPARED: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # spec -> [compared, tried]
 
 
 def _value(fn, args, kw):
@@ -86,7 +86,7 @@ def _fd_check(spec, args, kw, rng):
     grads = spec.gradient(*args, **kw)
     keys = list(differentiated(spec))
     assert sorted(grads) == sorted(keys)
-    names = ["input", "target"][:len(args)]
+    names = ["input", "target"][: len(args)]
     base = _value(spec.oracle, args, kw)
     failures = []
     for key in keys:
@@ -110,7 +110,7 @@ def _fd_check(spec, args, kw, rng):
             (c1, _, _, n1), (c2, fwd, bwd, n2) = wide, narrow
             tol = RTOL * max(abs(c1), abs(c2)) + ATOL + n2
             if abs(c1 - c2) > tol or abs(fwd - bwd) > 0.5 * max(abs(fwd), abs(bwd)) + tol:
-                continue                                        # a kink within the step
+                continue  # a kink within the step
             COMPARED[spec.name][0] += 1
             if not abs(g[idx] - c1) <= RTOL * abs(c1) + ATOL + n1:
                 failures.append(f"{key}{list(map(int, idx))}: analytic {g[idx]!r}, differences {c1!r}")
@@ -123,8 +123,12 @@ def _fd_cases(spec_name):
     spec = SPECS[spec_name]
     drawn = draw_cases(spec_name, spec.generate, examples=EXAMPLES, seed_value=0)
     if spec_name in INFORMATION:
-        drawn += [dataclasses.replace(c, id=c.id + "-mixed", arrays={
-            k: 0.9 * a + 0.1 / a.shape[-1] for k, a in c.arrays.items()}) for c in drawn]
+        drawn += [
+            dataclasses.replace(
+                c, id=c.id + "-mixed", arrays={k: 0.9 * a + 0.1 / a.shape[-1] for k, a in c.arrays.items()}
+            )
+            for c in drawn
+        ]
     return [*spec.edges, *drawn]
 
 
@@ -218,8 +222,7 @@ def _div(num, den, zero_division):
     return num / den
 
 
-def _reduce(loss, reduction, *, mask=None, denom=None, mean_by="elements", zero_division="nan",
-            sample_axis=None):
+def _reduce(loss, reduction, *, mask=None, denom=None, mean_by="elements", zero_division="nan", sample_axis=None):
     """The documented reductions over an object array of exact per-element losses."""
     loss = np.array(loss, dtype=object)
     if mask is not None:
@@ -248,8 +251,20 @@ def _reduce(loss, reduction, *, mask=None, denom=None, mean_by="elements", zero_
 
 # ----------------------------------------------------------------------------- mpmath references
 
-def _mp_bce(p, y, *, weight=None, label_smoothing=0.0, reduction="mean", log_min=None,
-            prob_eps=None, prob_domain="nan", sample_axis=None, dtype=np.float32):
+
+def _mp_bce(
+    p,
+    y,
+    *,
+    weight=None,
+    label_smoothing=0.0,
+    reduction="mean",
+    log_min=None,
+    prob_eps=None,
+    prob_domain="nan",
+    sample_axis=None,
+    dtype=np.float32,
+):
     outside = [v for v in p.ravel() if not 0 <= v <= 1]
     if outside and prob_domain != "nan":
         raise OracleError(prob_domain, f"probability {float(outside[0])} is outside [0, 1]")
@@ -273,8 +288,7 @@ def _mp_bce(p, y, *, weight=None, label_smoothing=0.0, reduction="mean", log_min
     return _reduce(loss, reduction, sample_axis=sample_axis)
 
 
-def _mp_bce_logits(x, y, *, weight=None, pos_weight=None, label_smoothing=0.0, reduction="mean",
-                   sample_axis=None):
+def _mp_bce_logits(x, y, *, weight=None, pos_weight=None, label_smoothing=0.0, reduction="mean", sample_axis=None):
     """-[pw * y * log sigmoid(x) + (1 - y) * log(1 - sigmoid(x))], sigmoid(x) = 1 / (1 + e^-x)."""
     s = mpf(label_smoothing)
     pw = None if pos_weight is None else np.broadcast_to(pos_weight, x.shape)
@@ -282,8 +296,8 @@ def _mp_bce_logits(x, y, *, weight=None, pos_weight=None, label_smoothing=0.0, r
     loss = np.empty(x.shape, dtype=object)
     for i in np.ndindex(x.shape):
         yi = y[i] * (1 - s) + s / 2
-        neg_log_sig = mpmath.log1p(mpmath.exp(-x[i]))       # -log(1 / (1 + e^-x))
-        neg_log_1msig = mpmath.log1p(mpmath.exp(x[i]))      # -log(1 - 1 / (1 + e^-x))
+        neg_log_sig = mpmath.log1p(mpmath.exp(-x[i]))  # -log(1 / (1 + e^-x))
+        neg_log_1msig = mpmath.log1p(mpmath.exp(x[i]))  # -log(1 - 1 / (1 + e^-x))
         pos = _times(yi, neg_log_sig)
         if pw is not None:
             pos = _times(pw[i], pos)
@@ -307,8 +321,9 @@ def _class_index(t, n, ignore_index, invalid_label):
     raise OracleError(invalid_label, f"target {t} is outside [0, {n})")
 
 
-def _mp_indexed(logp_row, x, target, *, weight, ignore_index, label_smoothing, reduction, mean_by,
-                zero_division, invalid_label):
+def _mp_indexed(
+    logp_row, x, target, *, weight, ignore_index, label_smoothing, reduction, mean_by, zero_division, invalid_label
+):
     """Shared mathematics of class-index losses: w[y] * -log p[y], smoothed, masked, reduced.
 
     ``logp_row(i, c)`` is log p_c of batch element ``i``.
@@ -338,18 +353,55 @@ def _mp_indexed(logp_row, x, target, *, weight, ignore_index, label_smoothing, r
     return _reduce(loss, reduction, mask=mask, denom=denom, mean_by=mean_by, zero_division=zero_division)
 
 
-def _mp_softmax_ce(x, target, *, weight=None, ignore_index=None, label_smoothing=0.0, reduction="mean",
-                   mean_by="elements", zero_division="nan", invalid_label="nan"):
-    return _mp_indexed(lambda i, c: _log_softmax(x[i], c), x, target, weight=weight,
-                       ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction,
-                       mean_by=mean_by, zero_division=zero_division, invalid_label=invalid_label)
+def _mp_softmax_ce(
+    x,
+    target,
+    *,
+    weight=None,
+    ignore_index=None,
+    label_smoothing=0.0,
+    reduction="mean",
+    mean_by="elements",
+    zero_division="nan",
+    invalid_label="nan",
+):
+    return _mp_indexed(
+        lambda i, c: _log_softmax(x[i], c),
+        x,
+        target,
+        weight=weight,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        reduction=reduction,
+        mean_by=mean_by,
+        zero_division=zero_division,
+        invalid_label=invalid_label,
+    )
 
 
-def _mp_nll(logp, target, *, weight=None, ignore_index=None, reduction="mean", mean_by="elements",
-            zero_division="nan", invalid_label="nan"):
-    return _mp_indexed(lambda i, c: logp[i][c], logp, target, weight=weight, ignore_index=ignore_index,
-                       label_smoothing=0.0, reduction=reduction, mean_by=mean_by,
-                       zero_division=zero_division, invalid_label=invalid_label)
+def _mp_nll(
+    logp,
+    target,
+    *,
+    weight=None,
+    ignore_index=None,
+    reduction="mean",
+    mean_by="elements",
+    zero_division="nan",
+    invalid_label="nan",
+):
+    return _mp_indexed(
+        lambda i, c: logp[i][c],
+        logp,
+        target,
+        weight=weight,
+        ignore_index=ignore_index,
+        label_smoothing=0.0,
+        reduction=reduction,
+        mean_by=mean_by,
+        zero_division=zero_division,
+        invalid_label=invalid_label,
+    )
 
 
 def _mp_softmax_ce_soft(x, y, *, weight=None, label_smoothing=0.0, reduction="mean"):
@@ -387,8 +439,9 @@ def _mp_log_probs(p_row, *, prob_eps, renormalize, dtype):
     return [_log(v) for v in q]
 
 
-def _mp_categorical_ce(p, y, *, label_smoothing=0.0, reduction="mean", prob_eps=None, renormalize=None,
-                       dtype=np.float32):
+def _mp_categorical_ce(
+    p, y, *, label_smoothing=0.0, reduction="mean", prob_eps=None, renormalize=None, dtype=np.float32
+):
     n = p.shape[-1]
     s = mpf(label_smoothing)
     loss = np.empty(p.shape[:-1], dtype=object)
@@ -398,8 +451,18 @@ def _mp_categorical_ce(p, y, *, label_smoothing=0.0, reduction="mean", prob_eps=
     return _reduce(loss, reduction)
 
 
-def _mp_sparse_categorical_ce(p, target, *, ignore_index=None, reduction="mean", prob_eps=None,
-                              renormalize=None, zero_division="nan", invalid_label="nan", dtype=np.float32):
+def _mp_sparse_categorical_ce(
+    p,
+    target,
+    *,
+    ignore_index=None,
+    reduction="mean",
+    prob_eps=None,
+    renormalize=None,
+    zero_division="nan",
+    invalid_label="nan",
+    dtype=np.float32,
+):
     logs = {}
 
     def logp_row(i, c):
@@ -407,9 +470,18 @@ def _mp_sparse_categorical_ce(p, target, *, ignore_index=None, reduction="mean",
             logs[i] = _mp_log_probs(p[i], prob_eps=prob_eps, renormalize=renormalize, dtype=dtype)
         return logs[i][c]
 
-    return _mp_indexed(logp_row, p, target, weight=None, ignore_index=ignore_index, label_smoothing=0.0,
-                       reduction=reduction, mean_by="elements", zero_division=zero_division,
-                       invalid_label=invalid_label)
+    return _mp_indexed(
+        logp_row,
+        p,
+        target,
+        weight=None,
+        ignore_index=ignore_index,
+        label_smoothing=0.0,
+        reduction=reduction,
+        mean_by="elements",
+        zero_division=zero_division,
+        invalid_label=invalid_label,
+    )
 
 
 def _mp_kl_div(log_q, t, *, log_target=False, reduction="mean", sample_axis=None):
@@ -484,7 +556,6 @@ def _mp_kl_divergence(q, p, *, base="e", renormalize=None, prob_eps=None, dtype=
     for i in np.ndindex(out.shape):
         pp, lp = _info_logs(p[i], renormalize=renormalize, prob_eps=prob_eps, dtype=dtype)
         qq, lq = _info_logs(q[i], renormalize=renormalize, prob_eps=prob_eps, dtype=dtype)
-        terms = [mp.inf if (b == 0 and a > 0) else _times(a, la - lb)
-                 for a, b, la, lb in zip(pp, qq, lp, lq)]
+        terms = [mp.inf if (b == 0 and a > 0) else _times(a, la - lb) for a, b, la, lb in zip(pp, qq, lp, lq)]
         out[i] = mpmath.fsum(terms) / _unit(base)
     return out

@@ -14,8 +14,8 @@ pytest.importorskip("optax")
 
 from lossparity.adapters.jax import ADAPTER  # noqa: E402
 from lossparity.conformance.registry import bindings  # noqa: E402
-from lossparity.core.model import Case  # noqa: E402
 from lossparity.conformance.specs import SPECS  # noqa: E402
+from lossparity.core.model import Case  # noqa: E402
 
 
 def binding(binding_id: str):
@@ -100,7 +100,9 @@ def test_kl_divergence_bindings_split_cases_by_log_target():
     assert plain.effective_params(spec, {"log_target": True}) is None
     assert logt.effective_params(spec, {}) is None  # probability targets are not log targets
     assert logt.effective_params(spec, {"log_target": True, "reduction": "sum"}) == {
-        "log_target": True, "reduction": "none"}
+        "log_target": True,
+        "reduction": "none",
+    }
 
 
 def test_reproducer_prints_the_value_call_returns():

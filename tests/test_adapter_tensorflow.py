@@ -12,10 +12,10 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from lossparity.conformance.registry import adapter_for, all_bindings  # noqa: E402
 from lossparity.adapters.tensorflow import ADAPTER  # noqa: E402
-from lossparity.core.model import Case  # noqa: E402
+from lossparity.conformance.registry import adapter_for, all_bindings  # noqa: E402
 from lossparity.conformance.specs import SPECS  # noqa: E402
+from lossparity.core.model import Case  # noqa: E402
 
 
 def binding(binding_id: str, spec: str):
@@ -55,8 +55,9 @@ def test_seed_tf_nn(dtype):
     np.testing.assert_allclose(out.value, SEED_VALUE, rtol=1e-6)
 
 
-@pytest.mark.parametrize("binding_id", ["keras.losses.binary_crossentropy[tensorflow]",
-                                        "keras.losses.BinaryCrossentropy[tensorflow]"])
+@pytest.mark.parametrize(
+    "binding_id", ["keras.losses.binary_crossentropy[tensorflow]", "keras.losses.BinaryCrossentropy[tensorflow]"]
+)
 def test_keras_bce_clips_at_epsilon(binding_id):
     # p = 0 is clipped to float32(1e-7); with y = 1 the loss is -log(float32(1e-7)), about 16.118,
     # and the (1 - y) log(1 - p) term is 0. One element: the mean over the last axis is that value.
@@ -94,8 +95,12 @@ def test_literal_of_empty_batch_keeps_its_shape():
 def test_reproducer_prints_what_call_returns():
     b = binding("keras.losses.CategoricalCrossentropy[tensorflow]", "softmax_cross_entropy_soft")
     keras_adapter = adapter_for(b.framework)
-    c = case("softmax_cross_entropy_soft", SEED_LOGITS, [[0.0, 0.0, 1.0], [0.5, 0.25, 0.25]],
-             {"label_smoothing": 0.1, "reduction": "sum"})
+    c = case(
+        "softmax_cross_entropy_soft",
+        SEED_LOGITS,
+        [[0.0, 0.0, 1.0], [0.5, 0.25, 0.25]],
+        {"label_smoothing": 0.1, "reduction": "sum"},
+    )
     out = keras_adapter.call(b, c, "float32")
     script = keras_adapter.reproducer(b, c, "float32")
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)

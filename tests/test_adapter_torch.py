@@ -11,9 +11,9 @@ pytest.importorskip("torch")
 
 from lossparity.adapters.torch import ADAPTER  # noqa: E402
 from lossparity.conformance.registry import bindings  # noqa: E402
-from lossparity.core.model import Case  # noqa: E402
 from lossparity.conformance.runner import evaluate  # noqa: E402
 from lossparity.conformance.specs import SPECS  # noqa: E402
+from lossparity.core.model import Case  # noqa: E402
 
 
 def binding(spec, id_):
@@ -26,8 +26,11 @@ def case(spec, inp, tgt, **params):
 
 def test_bce_log_clamp_caps_the_loss_at_100():
     # p = 0 with y = 1: log 0 is clamped at -100 (documented), so the loss is exactly 100.
-    out = ADAPTER.call(binding("binary_cross_entropy", "torch.nn.BCELoss"),
-                       case("binary_cross_entropy", [0.0], [1.0], reduction="none"), "float32")
+    out = ADAPTER.call(
+        binding("binary_cross_entropy", "torch.nn.BCELoss"),
+        case("binary_cross_entropy", [0.0], [1.0], reduction="none"),
+        "float32",
+    )
     assert out.value.tolist() == [100.0] and out.dtype == "float32"
 
 
@@ -36,15 +39,14 @@ def test_cross_entropy_moves_the_class_axis():
     x = np.array([[[1.0, 0.0, -1.0], [0.5, 0.5, 2.0]]])
     c = case("softmax_cross_entropy", x, np.array([[2, 0]]), reduction="none")
     b = binding("softmax_cross_entropy", "torch.nn.functional.cross_entropy")
-    expected = [math.log(math.e + 1 + math.exp(-1)) + 1, math.log(2 * math.exp(0.5) + math.e ** 2) - 0.5]
+    expected = [math.log(math.e + 1 + math.exp(-1)) + 1, math.log(2 * math.exp(0.5) + math.e**2) - 0.5]
     np.testing.assert_allclose(ADAPTER.call(b, c, "float64").value[0], expected, rtol=1e-12)
     assert "reshape" not in ADAPTER.reproducer(b, c, "float64")
 
 
 def test_invalid_label_is_the_documented_index_error():
     b = binding("softmax_cross_entropy", "torch.nn.CrossEntropyLoss")
-    record = evaluate(ADAPTER, b, SPECS[b.spec],
-                      case("softmax_cross_entropy", [[1.0, 2.0]], np.array([2])), "float32")
+    record = evaluate(ADAPTER, b, SPECS[b.spec], case("softmax_cross_entropy", [[1.0, 2.0]], np.array([2])), "float32")
     assert record["expected"]["error"] == "IndexError"
     assert record["actual"]["error"] == "IndexError"
     assert record["verdict"] == "conform"
@@ -52,8 +54,13 @@ def test_invalid_label_is_the_documented_index_error():
 
 def test_reproducer_prints_the_actual_value():
     b = binding("binary_cross_entropy_with_logits", "torch.nn.BCEWithLogitsLoss")
-    c = case("binary_cross_entropy_with_logits", [[1.5, -0.5]], [[1.0, 0.25]],
-             pos_weight=np.array([3.0, 0.5]), reduction="none")
+    c = case(
+        "binary_cross_entropy_with_logits",
+        [[1.5, -0.5]],
+        [[1.0, 0.25]],
+        pos_weight=np.array([3.0, 0.5]),
+        reduction="none",
+    )
     out = ADAPTER.call(b, c, "float32")
     script = ADAPTER.reproducer(b, c, "float32")
     assert "pos_weight=pos_weight" in script

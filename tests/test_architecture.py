@@ -57,7 +57,7 @@ def _imports(path: Path, package: str):
             yield from (a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against the module's package
-                base = parts[:-node.level] if path.name != "__init__.py" else parts[:len(parts) - node.level + 1]
+                base = parts[: -node.level] if path.name != "__init__.py" else parts[: len(parts) - node.level + 1]
                 yield ".".join([*base, node.module] if node.module else base)
             elif node.module:
                 yield node.module
@@ -97,13 +97,16 @@ def test_the_contract_sees_a_violation(tmp_path, monkeypatch):
         bad.unlink()
 
 
-@pytest.mark.parametrize("module", ["lossparity.core.model", "lossparity.core.records", "lossparity.core.dtypes",
-                                    "lossparity.core.verdicts"])
+@pytest.mark.parametrize(
+    "module", ["lossparity.core.model", "lossparity.core.records", "lossparity.core.dtypes", "lossparity.core.verdicts"]
+)
 def test_core_imports_no_layer(module):
     import subprocess
     import sys
 
-    code = (f"import sys, {module}; "
-            "print(sorted(m for m in sys.modules if m.startswith('lossparity.') and not m.startswith('lossparity.core')))")
+    code = (
+        f"import sys, {module}; "
+        "print(sorted(m for m in sys.modules if m.startswith('lossparity.') and not m.startswith('lossparity.core')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

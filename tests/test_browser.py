@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from lossparity.reports.report import write_report
-from lossparity.core.records import encode_array, read_records, write_all
-
 from fake_records import divergence, gradient, result, summary
+
+from lossparity.core.records import encode_array, read_records, write_all
+from lossparity.reports.report import write_report
 
 
 def _chromium() -> str | None:
@@ -31,10 +30,14 @@ def _chromium() -> str | None:
 
 CHROMIUM = _chromium()
 if CHROMIUM is None:
-    pytest.skip("Chromium is not installed (no `chromium` on PATH, none at /usr/bin/chromium; "
-                "Debian: apt-get install chromium)", allow_module_level=True)
+    pytest.skip(
+        "Chromium is not installed (no `chromium` on PATH, none at /usr/bin/chromium; "
+        "Debian: apt-get install chromium)",
+        allow_module_level=True,
+    )
 sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install -c constraints.txt -e '.[dev]')")
+    "playwright.sync_api", reason="playwright is not installed (pip install -c constraints.txt -e '.[dev]')"
+)
 
 TITLE = "lossparity report"
 IMG = """<img src=x onerror="document.title='pwned'">"""
@@ -50,59 +53,119 @@ BCE, CE, HUBER = "binary_cross_entropy", "cross_entropy", "huber"  # CE: a subst
 
 
 def _records() -> list[dict]:
-    meta = {"kind": "meta", "schema": 1, "lossparity": "0.1.0", "versions": {"torch": "2.13.0+cpu", "jax": "0.10.2", "tensorflow": "2.21.0"},
-            "python": "3.11.7", "platform": "Linux-x86_64", "device": "cpu", "seed": 7, "examples": 25,
-            "command": "lossparity run", "started": "2026-01-01T00:00:00"}
+    meta = {
+        "kind": "meta",
+        "schema": 1,
+        "lossparity": "0.1.0",
+        "versions": {"torch": "2.13.0+cpu", "jax": "0.10.2", "tensorflow": "2.21.0"},
+        "python": "3.11.7",
+        "platform": "Linux-x86_64",
+        "device": "cpu",
+        "seed": 7,
+        "examples": 25,
+        "command": "lossparity run",
+        "started": "2026-01-01T00:00:00",
+    }
     conform = [
         result("torch.nn.BCELoss", "conform", framework="torch", spec=BCE),
         result("keras.losses.binary_crossentropy", "conform", framework="tensorflow", spec=BCE),
         result("optax.losses.softmax_cross_entropy", "conform", framework="jax", spec=CE, case_id="gen-1"),
     ]
     deviate = result(
-        "torch.nn.functional.binary_cross_entropy", "deviate", framework="torch", spec=BCE,
-        case_id="edge-p-zero-y-one", params={"reduction": "none"},
+        "torch.nn.functional.binary_cross_entropy",
+        "deviate",
+        framework="torch",
+        spec=BCE,
+        case_id="edge-p-zero-y-one",
+        params={"reduction": "none"},
         actual={"value": encode_array(np.array([100.0, 0.6931471805599453])), "dtype": "float32"},
         expected={"value": encode_array(np.array([16.11809565095832, 0.6931471805599453]))},
-        errors={"ok": False, "mismatched": 1, "total": 2, "max_abs": 83.88190434904168,
-                "max_rel": 5.204, "max_ulp": 1.0e7, "index": [0],
-                "summary": "Mismatched elements: 1 / 2 (50.0%)\nGreatest absolute difference: 83.8819 at index (0,)"},
+        errors={
+            "ok": False,
+            "mismatched": 1,
+            "total": 2,
+            "max_abs": 83.88190434904168,
+            "max_rel": 5.204,
+            "max_ulp": 1.0e7,
+            "index": [0],
+            "summary": "Mismatched elements: 1 / 2 (50.0%)\nGreatest absolute difference: 83.8819 at index (0,)",
+        },
         reproducer=REPRO,
     )
     in_gradient = result(  # its value conforms, its input gradient does not
-        "keras.losses.BinaryCrossentropy", "deviate", framework="tensorflow", spec=BCE, case_id="gen-7",
-        mode="function", value_verdict="conform",
+        "keras.losses.BinaryCrossentropy",
+        "deviate",
+        framework="tensorflow",
+        spec=BCE,
+        case_id="gen-7",
+        mode="function",
+        value_verdict="conform",
         gradients={"input": gradient([[0.25, -0.125, 0.5]], [[0.5, -0.125, 0.5]])},
     )
     mismatch = result(
-        "optax.losses.softmax_cross_entropy", "error_mismatch", framework="jax", spec=CE, case_id="edge-bad-axis",
-        mode="jit", device="cuda",
+        "optax.losses.softmax_cross_entropy",
+        "error_mismatch",
+        framework="jax",
+        spec=CE,
+        case_id="edge-bad-axis",
+        mode="jit",
+        device="cuda",
         expected={"error": "ValueError", "message": "axis out of range"},
         actual={"error": "TypeError", "message": "bad axis " + HOSTILE, "classes": ["TypeError", "Exception"]},
         errors={"summary": "expected ValueError; raised TypeError"},
         reproducer="import optax\n",
     )
     known = result(
-        "keras.losses.Huber", "known", framework="tensorflow", spec=HUBER, case_id="edge-delta-zero",
+        "keras.losses.Huber",
+        "known",
+        framework="tensorflow",
+        spec=HUBER,
+        case_id="edge-delta-zero",
         dtype="float64",
-        known={"id": "keras-huber-delta-zero", "explanation": "Keras divides by delta.",
-               "link": "https://github.com/keras-team/keras/issues/1", "verdict": "deviate"},
+        known={
+            "id": "keras-huber-delta-zero",
+            "explanation": "Keras divides by delta.",
+            "link": "https://github.com/keras-team/keras/issues/1",
+            "verdict": "deviate",
+        },
         errors={"summary": "Mismatched elements: 1 / 1", "max_abs": 1.0, "max_rel": 1.0, "max_ulp": 1.0},
         reproducer="import keras\n",
     )
     explained = divergence(
-        result("keras.losses.binary_crossentropy", framework="tensorflow", spec=BCE, case_id="edge-p-zero-y-one",
-               actual={"value": encode_array(np.array([15.424948, 0.6931472]))}),
-        result("torch.nn.BCELoss", spec=BCE, case_id="edge-p-zero-y-one",
-               actual={"value": encode_array(np.array([100.0, 0.6931472]))}),
-        comparison={"ok": False, "mismatched": 1, "total": 2, "max_abs": 84.575, "max_rel": 0.84,
-                    "max_ulp": 1e7, "index": [0], "summary": "Mismatched elements: 1 / 2"},
-        attribution={"status": "explained",
-                     "differing": [{"name": "log_min", "a": None, "b": -100.0, "alone": 1.0, "share": 1.0}],
-                     "conventions": ["log_min"], "closed": 1.0},
+        result(
+            "keras.losses.binary_crossentropy",
+            framework="tensorflow",
+            spec=BCE,
+            case_id="edge-p-zero-y-one",
+            actual={"value": encode_array(np.array([15.424948, 0.6931472]))},
+        ),
+        result(
+            "torch.nn.BCELoss",
+            spec=BCE,
+            case_id="edge-p-zero-y-one",
+            actual={"value": encode_array(np.array([100.0, 0.6931472]))},
+        ),
+        comparison={
+            "ok": False,
+            "mismatched": 1,
+            "total": 2,
+            "max_abs": 84.575,
+            "max_rel": 0.84,
+            "max_ulp": 1e7,
+            "index": [0],
+            "summary": "Mismatched elements: 1 / 2",
+        },
+        attribution={
+            "status": "explained",
+            "differing": [{"name": "log_min", "a": None, "b": -100.0, "alone": 1.0, "share": 1.0}],
+            "conventions": ["log_min"],
+            "closed": 1.0,
+        },
         reason="explained by log_min: keras uses None, torch uses -100.0",
     )
-    end = summary({"conform": 3, "deviate": 2, "error_mismatch": 1, "known": 1},
-                  divergences={"explained": 1, "unexplained": 0})
+    end = summary(
+        {"conform": 3, "deviate": 2, "error_mismatch": 1, "known": 1}, divergences={"explained": 1, "unexplained": 0}
+    )
     return [meta, *conform, deviate, in_gradient, mismatch, known, explained, end]
 
 
@@ -154,8 +217,7 @@ def page(browser, report):
 
 def _block(page, key):
     fw, spec, verdict = key
-    return page.locator(f'details[data-filter][data-framework="{fw}"][data-spec="{spec}"]'
-                        f'[data-verdict="{verdict}"]')
+    return page.locator(f'details[data-filter][data-framework="{fw}"][data-spec="{spec}"][data-verdict="{verdict}"]')
 
 
 def _visible(page) -> set[tuple[str, str, str]]:
@@ -173,6 +235,7 @@ def _shown(findings: int, divergences: int) -> str:
 
 
 # -- the tests -------------------------------------------------------------------------------
+
 
 def test_filters_show_only_matching_blocks(page):
     expect = sync_api.expect
@@ -195,8 +258,10 @@ def test_filters_show_only_matching_blocks(page):
         assert _visible(page) == ALL
 
     # the menus offer what the blocks carry, nothing else
-    options = {name: bar.locator(f'select[name="{name}"] option').all_inner_texts()
-               for name in ("framework", "spec", "verdict", "dtype", "mode", "device", "in", "status")}
+    options = {
+        name: bar.locator(f'select[name="{name}"] option').all_inner_texts()
+        for name in ("framework", "spec", "verdict", "dtype", "mode", "device", "in", "status")
+    }
     assert sorted(options["framework"]) == sorted(["all", "jax", "tensorflow", "torch"])
     assert sorted(options["spec"]) == sorted(["all", BCE, CE, HUBER])
     assert options["verdict"] == ["all", "error_mismatch", "deviate", "known", "conform"]
@@ -358,8 +423,11 @@ def test_nothing_is_loaded_and_the_csp_blocks_external_loads(page, report):
 def test_a_script_that_escaping_let_through_would_not_run(browser, report, tmp_path):
     """Second line of defence: the policy allows the page's own script by its SHA-256 only."""
     planted = tmp_path / "planted.html"
-    planted.write_text(report.read_text().replace(
-        "<h1>", "<script>document.title = 'pwned'</script><img src=x onerror=\"document.title = 'pwned'\"><h1>", 1))
+    planted.write_text(
+        report.read_text().replace(
+            "<h1>", "<script>document.title = 'pwned'</script><img src=x onerror=\"document.title = 'pwned'\"><h1>", 1
+        )
+    )
     context = browser.new_context()
     p = context.new_page()
     p.goto(planted.as_uri())

@@ -14,17 +14,31 @@ def run_cli(*args):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "--frameworks", "mxnet"], "lossparity: error: unknown framework 'mxnet'; choose from"),
-    (["run", "--losses", "hinge_nothing"], "lossparity: error: no loss spec or binding matches 'hinge_nothing'"),
-    (["run", "--dtypes", "float8"], "lossparity: error: unknown dtype 'float8'; choose from float64, float32, float16, bfloat16"),
-    (["run", "--modes", "eager,graph"], "lossparity: error: unknown mode 'graph'; choose from eager, compile, function"),
-    (["run", "--examples", "many"], "lossparity: error: argument --examples: invalid int value: 'many'"),
-    (["run", "--out", "/proc/lossparity-out"],
-     "lossparity: error: cannot create the output folder /proc/lossparity-out: No such file or directory"),
-    (["frobnicate"], "lossparity: error: argument command: invalid choice: 'frobnicate'"),
-    (["report", "/nonexistent/results.jsonl"], "lossparity: error: /nonexistent/results.jsonl: no such results file"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--frameworks", "mxnet"], "lossparity: error: unknown framework 'mxnet'; choose from"),
+        (["run", "--losses", "hinge_nothing"], "lossparity: error: no loss spec or binding matches 'hinge_nothing'"),
+        (
+            ["run", "--dtypes", "float8"],
+            "lossparity: error: unknown dtype 'float8'; choose from float64, float32, float16, bfloat16",
+        ),
+        (
+            ["run", "--modes", "eager,graph"],
+            "lossparity: error: unknown mode 'graph'; choose from eager, compile, function",
+        ),
+        (["run", "--examples", "many"], "lossparity: error: argument --examples: invalid int value: 'many'"),
+        (
+            ["run", "--out", "/proc/lossparity-out"],
+            "lossparity: error: cannot create the output folder /proc/lossparity-out: No such file or directory",
+        ),
+        (["frobnicate"], "lossparity: error: argument command: invalid choice: 'frobnicate'"),
+        (
+            ["report", "/nonexistent/results.jsonl"],
+            "lossparity: error: /nonexistent/results.jsonl: no such results file",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
@@ -32,18 +46,21 @@ def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
-@pytest.mark.parametrize("content, problem", [
-    (b"not json\n", "1: not a JSON line"),
-    (b'{"kind": "result"}\n', "1: the first line must be the run's 'meta' record"),
-    (b'[1, 2]\n', "1: not a lossparity record (no 'kind')"),
-    (b"\xff\xfe\x00binary\n", "1: not a JSON line"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"not json\n", "1: not a JSON line"),
+        (b'{"kind": "result"}\n', "1: the first line must be the run's 'meta' record"),
+        (b"[1, 2]\n", "1: not a lossparity record (no 'kind')"),
+        (b"\xff\xfe\x00binary\n", "1: not a JSON line"),
+    ],
+)
 def test_corrupt_results_file(tmp_path, content, problem, capsys):
     path = tmp_path / "results.jsonl"
     path.write_bytes(content)
     assert main(["report", str(path)]) == 2
     err = capsys.readouterr().err
-    assert err == f"lossparity: error: {path}:{problem}" + err[len(f"lossparity: error: {path}:{problem}"):]
+    assert err == f"lossparity: error: {path}:{problem}" + err[len(f"lossparity: error: {path}:{problem}") :]
     assert err.count("\n") == 1
 
 
@@ -60,8 +77,19 @@ def test_list_json_names_every_framework_and_spec():
 def test_run_exit_code_follows_findings(tmp_path):
     pytest.importorskip("torch")
     # BCELoss conforms on its seed row and generated cases (exit 0) ...
-    code, out, err = run_cli("run", "--frameworks", "torch", "--losses", "torch.nn.BCELoss",
-                             "--examples", "5", "--dtypes", "float64", "--out", str(tmp_path / "ok"))
+    code, out, err = run_cli(
+        "run",
+        "--frameworks",
+        "torch",
+        "--losses",
+        "torch.nn.BCELoss",
+        "--examples",
+        "5",
+        "--dtypes",
+        "float64",
+        "--out",
+        str(tmp_path / "ok"),
+    )
     assert code == 0, out + err
     assert (tmp_path / "ok" / "report.html").is_file()
     assert "verdicts:" in out and "report:" in out
@@ -70,8 +98,8 @@ def test_run_exit_code_follows_findings(tmp_path):
 
 
 def test_every_shipped_binding_exists_in_the_pinned_releases():
-    from lossparity.conformance.registry import adapter_for, all_bindings
     from lossparity.conformance import sandbox
+    from lossparity.conformance.registry import adapter_for, all_bindings
 
     try:
         for b in all_bindings():

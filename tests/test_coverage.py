@@ -30,9 +30,11 @@ def test_every_public_loss_is_bound_or_excluded(framework):
     assert len(public) >= 4, public  # the introspection found the framework's losses at all
     bound, left_out = {b.id for b in bindings(framework)}, excluded(framework)
     unbound = sorted(public - bound - set(left_out))
-    assert not unbound, (f"{framework} has public losses nobody has looked at: {unbound}; bind them "
-                         f"(conformance/families/, beside their spec) or add them to the adapter module's "
-                         f"EXCLUDED with a reason")
+    assert not unbound, (
+        f"{framework} has public losses nobody has looked at: {unbound}; bind them "
+        f"(conformance/families/, beside their spec) or add them to the adapter module's "
+        f"EXCLUDED with a reason"
+    )
     stale = sorted(set(left_out) - public)
     assert not stale, f"excluded APIs that {framework} no longer has: {stale}"
     assert all(len(why) > 30 for why in left_out.values()), "every exclusion says why"
@@ -44,7 +46,9 @@ def test_list_json_shows_bindings_and_exclusions():
     assert table["frameworks"]["torch"]["excluded"]["torch.nn.NLLLoss2d"].startswith("a deprecated alias")
     bce = next(s for s in table["specs"] if s["spec"] == "binary_cross_entropy")
     assert [b["id"] for b in bce["bindings"]["keras[jax]"]] == [
-        "keras.losses.BinaryCrossentropy[jax]", "keras.losses.binary_crossentropy[jax]"]
+        "keras.losses.BinaryCrossentropy[jax]",
+        "keras.losses.binary_crossentropy[jax]",
+    ]
 
 
 def test_readme_shows_the_coverage_table():
@@ -52,7 +56,8 @@ def test_readme_shows_the_coverage_table():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert format_markdown(coverage()) in readme, (
-        "the README's coverage table is out of date: paste 'lossparity list --markdown' into it")
+        "the README's coverage table is out of date: paste 'lossparity list --markdown' into it"
+    )
 
 
 def test_each_binding_is_declared_beside_its_spec():
@@ -74,7 +79,9 @@ def test_the_registry_imports_no_framework():
     import subprocess
     import sys
 
-    code = ("import sys; from lossparity.conformance.registry import all_bindings; all_bindings(); "
-            "print(sorted(m for m in ('torch', 'tensorflow', 'jax', 'keras', 'optax') if m in sys.modules))")
+    code = (
+        "import sys; from lossparity.conformance.registry import all_bindings; all_bindings(); "
+        "print(sorted(m for m in ('torch', 'tensorflow', 'jax', 'keras', 'optax') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

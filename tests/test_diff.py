@@ -2,48 +2,84 @@
 
 import json
 
+import fake_records
 import numpy as np
 import pytest
 
 from lossparity.cli import main
+from lossparity.core.records import encode_array, schema_errors, write_all
 from lossparity.reports.diff import diff, markdown, rows
 from lossparity.reports.regression import MAX_DETAILED, render_regression
-from lossparity.core.records import encode_array, schema_errors, write_all
-
-import fake_records
 
 
-def result(binding="torch.nn.BCELoss", case="c1", verdict="conform", *, error=None, ulp=0.5, spec="binary_cross_entropy"):
+def result(
+    binding="torch.nn.BCELoss", case="c1", verdict="conform", *, error=None, ulp=0.5, spec="binary_cross_entropy"
+):
     actual = {"error": error, "message": "m"} if error else {"value": encode_array(np.array(0.5)), "dtype": "float32"}
     return fake_records.result(
-        binding, verdict, framework=binding.split(".")[0], spec=spec, case_id=case, origin={"table": "t"},
-        params={}, inputs={}, tolerance=None, expected=None, actual=actual,
-        errors={"max_ulp": ulp, "summary": "Mismatched elements: 1 / 1 (100.0%)"}, reproducer="print(1)", seconds=None)
+        binding,
+        verdict,
+        framework=binding.split(".")[0],
+        spec=spec,
+        case_id=case,
+        origin={"table": "t"},
+        params={},
+        inputs={},
+        tolerance=None,
+        expected=None,
+        actual=actual,
+        errors={"max_ulp": ulp, "summary": "Mismatched elements: 1 / 1 (100.0%)"},
+        reproducer="print(1)",
+        seconds=None,
+    )
 
 
-META = {"kind": "meta", "schema": 1, "lossparity": "0", "versions": {"torch": "2.12.0"}, "python": "3.11",
-        "platform": "p", "device": "cpu", "seed": 0, "command": "c", "started": "s"}
+META = {
+    "kind": "meta",
+    "schema": 1,
+    "lossparity": "0",
+    "versions": {"torch": "2.12.0"},
+    "python": "3.11",
+    "platform": "p",
+    "device": "cpu",
+    "seed": 0,
+    "command": "c",
+    "started": "s",
+}
 
-BASE = [result(case="stays"), result(case="breaks"), result(case="heals", verdict="deviate"),
-        result(case="raises", verdict="error_mismatch", error="ValueError"),
-        result(case="drifts", ulp=0.5), result(case="wobbles", ulp=0.5), result(case="dropped"),
-        result(binding="keras.losses.Gone", case="c1")]
-NEW = [result(case="stays"), result(case="breaks", verdict="deviate"), result(case="heals"),
-       result(case="raises", verdict="error_mismatch", error="RuntimeError"),
-       result(case="drifts", ulp=9.0), result(case="wobbles", ulp=3.0),
-       result(binding="optax.losses.New", case="c1")]
+BASE = [
+    result(case="stays"),
+    result(case="breaks"),
+    result(case="heals", verdict="deviate"),
+    result(case="raises", verdict="error_mismatch", error="ValueError"),
+    result(case="drifts", ulp=0.5),
+    result(case="wobbles", ulp=0.5),
+    result(case="dropped"),
+    result(binding="keras.losses.Gone", case="c1"),
+]
+NEW = [
+    result(case="stays"),
+    result(case="breaks", verdict="deviate"),
+    result(case="heals"),
+    result(case="raises", verdict="error_mismatch", error="RuntimeError"),
+    result(case="drifts", ulp=9.0),
+    result(case="wobbles", ulp=3.0),
+    result(binding="optax.losses.New", case="c1"),
+]
 
 
 def test_every_change_is_classified():
     d = diff([META, *BASE], [{**META, "versions": {"torch": "2.13.0"}}, *NEW], drift_ulps=4)
     got = {(c.kind, c.key[1], c.key[5]) for c in d.changes}
-    assert got == {("new_deviation", "torch.nn.BCELoss", "breaks"),
-                   ("fixed_deviation", "torch.nn.BCELoss", "heals"),
-                   ("changed_error", "torch.nn.BCELoss", "raises"),
-                   ("value_drift", "torch.nn.BCELoss", "drifts"),  # 0.5 -> 9 ULPs; 0.5 -> 3 is within 4
-                   ("coverage", "torch.nn.BCELoss", "dropped"),
-                   ("removed_binding", "keras.losses.Gone", "c1"),
-                   ("new_binding", "optax.losses.New", "c1")}
+    assert got == {
+        ("new_deviation", "torch.nn.BCELoss", "breaks"),
+        ("fixed_deviation", "torch.nn.BCELoss", "heals"),
+        ("changed_error", "torch.nn.BCELoss", "raises"),
+        ("value_drift", "torch.nn.BCELoss", "drifts"),  # 0.5 -> 9 ULPs; 0.5 -> 3 is within 4
+        ("coverage", "torch.nn.BCELoss", "dropped"),
+        ("removed_binding", "keras.losses.Gone", "c1"),
+        ("new_binding", "optax.losses.New", "c1"),
+    }
     assert d.matched == 6
 
 
@@ -67,16 +103,29 @@ def test_exit_code_follows_the_policy(tmp_path, capsys):
     md = tmp_path / "summary.md"
     assert main(["diff", base, new, "--json", "--markdown", str(md)]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert data["counts"] == {"new_deviation": 1, "fixed_deviation": 1, "changed_error": 1, "value_drift": 1,
-                              "coverage": 1, "removed_binding": 1, "new_binding": 1}
+    assert data["counts"] == {
+        "new_deviation": 1,
+        "fixed_deviation": 1,
+        "changed_error": 1,
+        "value_drift": 1,
+        "coverage": 1,
+        "removed_binding": 1,
+        "new_binding": 1,
+    }
     assert data["regressions"] == 3 and md.read_text().startswith("### lossparity diff: ❌ 3 regressions")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--fail-on", "everything"], "--fail-on: unknown change class 'everything'; accepted: new_deviation, "
-                                  "changed_error, value_drift, removed_binding, coverage, new_binding, fixed_deviation"),
-    (["--drift-ulps", "-1"], "--drift-ulps must be a number >= 0, got -1.0"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--fail-on", "everything"],
+            "--fail-on: unknown change class 'everything'; accepted: new_deviation, "
+            "changed_error, value_drift, removed_binding, coverage, new_binding, fixed_deviation",
+        ),
+        (["--drift-ulps", "-1"], "--drift-ulps must be a number >= 0, got -1.0"),
+    ],
+)
 def test_bad_options_are_one_line(tmp_path, capsys, argv, message):
     base, new = _files(tmp_path)
     assert main(["diff", base, new, *argv]) == 2
@@ -90,18 +139,30 @@ def test_a_missing_file_is_one_line(tmp_path, capsys):
 
 
 def unsupported(binding, reason):
-    return {**result(binding=binding, case="-"), "dtype": "-", "device": "-", "mode": "-", "verdict": "unsupported",
-            "actual": {"error": "unavailable", "message": reason}, "errors": None, "reproducer": None}
+    return {
+        **result(binding=binding, case="-"),
+        "dtype": "-",
+        "device": "-",
+        "mode": "-",
+        "verdict": "unsupported",
+        "actual": {"error": "unavailable", "message": reason},
+        "errors": None,
+        "reproducer": None,
+    }
 
 
 def test_a_binding_new_in_a_release_is_one_row_with_its_reason():
     why = "optax.losses.New does not exist in optax 0.2.2"
-    d = diff([META, unsupported("optax.losses.New", why)],
-             [META, *(result(binding="optax.losses.New", case=f"c{i}") for i in range(3))])
+    d = diff(
+        [META, unsupported("optax.losses.New", why)],
+        [META, *(result(binding="optax.losses.New", case=f"c{i}") for i in range(3))],
+    )
     assert [(c.kind, c.detail) for c in d.changes] == [("new_binding", f"did not run in BASE: {why}")] * 3
     assert [(c.key[5], n) for c, n in rows(d.changes)] == [("c0", 3)]
-    assert (f"| new_binding | binary_cross_entropy | `optax.losses.New` | all | all | all | 3 cases | "
-            f"did not run in BASE: {why} |") in markdown(d)
+    assert (
+        f"| new_binding | binary_cross_entropy | `optax.losses.New` | all | all | all | 3 cases | "
+        f"did not run in BASE: {why} |"
+    ) in markdown(d)
 
 
 HOSTILE = '<img src=x onerror="alert(1)">'
@@ -120,12 +181,17 @@ def test_html_regression_report(tmp_path, capsys):
     # both runs side by side, the changed version marked; grouped by framework, then spec
     assert '<tr class="changed"><th>torch</th><td class="mono">2.12.0</td><td class="mono">2.13.0</td></tr>' in page
     assert page.index('id="fw-keras"') < page.index('id="fw-optax"') < page.index('id="fw-torch"')
-    torch_part = page[page.index('id="fw-torch"'):]
-    kinds = [k for k in ("new_deviation", "changed_error", "coverage", "value_drift", "fixed_deviation")
-             if f'data-kind="{k}"' in torch_part]
+    torch_part = page[page.index('id="fw-torch"') :]
+    kinds = [
+        k
+        for k in ("new_deviation", "changed_error", "coverage", "value_drift", "fixed_deviation")
+        if f'data-kind="{k}"' in torch_part
+    ]
     assert kinds == ["new_deviation", "changed_error", "coverage", "value_drift", "fixed_deviation"]
     assert torch_part.index('data-kind="changed_error"') < torch_part.index('data-kind="value_drift"')
-    assert page.count("<h4>reproducer (NEW)</h4>") == 5 and page.count("<h4>reproducer (BASE)</h4>") == 2  # 'Gone', 'dropped'
+    assert (
+        page.count("<h4>reproducer (NEW)</h4>") == 5 and page.count("<h4>reproducer (BASE)</h4>") == 2
+    )  # 'Gone', 'dropped'
     assert main(["diff", base, new, "-o", str(tmp_path)]) == 2  # a folder
     assert capsys.readouterr().err.startswith(f"lossparity: error: cannot write {tmp_path}: ")
 

@@ -11,10 +11,10 @@ from lossparity.cli import main
 from lossparity.conformance.attribution import attribute, knobs
 from lossparity.conformance.divergence import find_divergences
 from lossparity.conformance.explain import ExplainError, explain
-from lossparity.core.model import Binding, Case
 from lossparity.conformance.specs import SPECS
-from lossparity.literals import LiteralError, parse_array, parse_value
+from lossparity.core.model import Binding, Case
 from lossparity.core.records import encode_array, schema_errors
+from lossparity.literals import LiteralError, parse_array, parse_value
 
 BCE = SPECS["binary_cross_entropy"]
 
@@ -27,16 +27,20 @@ def run_cli(capsys, *argv):
 
 # -- seed 000, end to end ----------------------------------------------------------------------
 
+
 def test_seed_bce_vs_cross_entropy_in_plain_words(capsys):
-    code, out, err = run_cli(capsys, "torch.nn.BCELoss", "torch.nn.CrossEntropyLoss",
-                             "--input", "[0.8, 0.2, 0.4]", "--target", "[1, 0, 0]")
+    code, out, err = run_cli(
+        capsys, "torch.nn.BCELoss", "torch.nn.CrossEntropyLoss", "--input", "[0.8, 0.2, 0.4]", "--target", "[1, 0, 0]"
+    )
     assert code == 0, err
     value_lines = [line for line in out.splitlines() if line.strip().startswith("value")]
     assert "0.3190" in value_lines[0] and "0.7971" in value_lines[1]
     words = " ".join(out.split())
-    assert ("torch.nn.BCELoss reads the three numbers as three independent probabilities" in words)
-    assert ("torch.nn.CrossEntropyLoss reads the three numbers as the logits of one unbatched sample "
-            "over three classes, and takes a softmax over the classes") in words
+    assert "torch.nn.BCELoss reads the three numbers as three independent probabilities" in words
+    assert (
+        "torch.nn.CrossEntropyLoss reads the three numbers as the logits of one unbatched sample "
+        "over three classes, and takes a softmax over the classes"
+    ) in words
     assert "part at stage 1 (input): they read the input differently" in words
     assert "stage 1   <-- they part here" in out
     # Both reproducers are printed, and each one runs the module the user named.
@@ -45,16 +49,30 @@ def test_seed_bce_vs_cross_entropy_in_plain_words(capsys):
 
 
 def test_seed_json_validates_and_attributes_the_gap_to_the_loss(capsys):
-    code, out, _ = run_cli(capsys, "torch.nn.BCELoss", "torch.nn.CrossEntropyLoss",
-                           "--input", "[0.8, 0.2, 0.4]", "--target", "[1, 0, 0]", "--json", "--grad")
+    code, out, _ = run_cli(
+        capsys,
+        "torch.nn.BCELoss",
+        "torch.nn.CrossEntropyLoss",
+        "--input",
+        "[0.8, 0.2, 0.4]",
+        "--target",
+        "[1, 0, 0]",
+        "--json",
+        "--grad",
+    )
     assert code == 0
     e = json.loads(out)
     assert schema_errors(e, "explanation") == []
     a, b = e["bindings"]
     assert (a["spec"], b["spec"]) == ("binary_cross_entropy", "softmax_cross_entropy_soft")
     assert a["verdict"] == b["verdict"] == "conform"
-    assert e["parting"] == {"index": 0, "how": "reading", "a": "input", "b": "input",
-                            "why": "they read the input differently"}
+    assert e["parting"] == {
+        "index": 0,
+        "how": "reading",
+        "a": "input",
+        "b": "input",
+        "why": "they read the input differently",
+    }
     attribution = e["attribution"]
     assert attribution["status"] == "explained" and attribution["conventions"] == ["loss"]
     loss = next(k for k in attribution["differing"] if k["name"] == "loss")
@@ -74,8 +92,11 @@ def test_a_schema_violation_is_caught():
 
 
 def test_same_spec_across_frameworks_parts_at_keras_clip():
-    e = explain(["torch.nn.functional.binary_cross_entropy", "keras.losses.binary_crossentropy[tensorflow]"],
-                {"input": np.array([1.0, 0.0]), "target": np.array([0.0, 1.0])}, {})
+    e = explain(
+        ["torch.nn.functional.binary_cross_entropy", "keras.losses.binary_crossentropy[tensorflow]"],
+        {"input": np.array([1.0, 0.0]), "target": np.array([0.0, 1.0])},
+        {},
+    )
     a, b = e["bindings"]
     assert a["actual"]["value"]["data"] == [100.0]  # each log clamped at -100
     assert b["verdict"] == "conform"
@@ -85,9 +106,11 @@ def test_same_spec_across_frameworks_parts_at_keras_clip():
 
 def test_class_axis_of_a_batched_spatial_input_is_a_knob():
     # (1, 2, 2): torch reads dim 1 as the classes, optax the last axis.
-    e = explain(["torch.nn.functional.cross_entropy", "optax.losses.softmax_cross_entropy_with_integer_labels"],
-                {"input": np.array([[[2.0, -1.0], [3.0, 0.5]]]), "target": np.array([[1, 0]])},
-                {})
+    e = explain(
+        ["torch.nn.functional.cross_entropy", "optax.losses.softmax_cross_entropy_with_integer_labels"],
+        {"input": np.array([[[2.0, -1.0], [3.0, 0.5]]]), "target": np.array([[1, 0]])},
+        {},
+    )
     names = {k["name"]: k for k in e["attribution"]["differing"]}
     assert names["class_axis"]["a"] == 1 and names["class_axis"]["b"] == 2
     assert e["attribution"]["status"] == "explained"
@@ -105,6 +128,7 @@ def test_one_spec_alone_is_a_tutorial_in_bits():
 
 # -- attribution on pairs whose difference is known by construction -----------------------------
 
+
 def _binding(**conventions):
     return Binding("x", BCE.name, "test", "", params={"reduction": "reduction"}, conventions=conventions)
 
@@ -113,8 +137,9 @@ def _attribute(a, b, case, params):
     return attribute(knobs(BCE, a, params), knobs(BCE, b, params), SPECS, lambda _s: case, "float64")
 
 
-SATURATED = Case(BCE.name, "c", {}, {"input": np.array([[1.0, 0.0], [0.5, 0.5]]),
-                                     "target": np.array([[0.0, 1.0], [1.0, 0.0]])})
+SATURATED = Case(
+    BCE.name, "c", {}, {"input": np.array([[1.0, 0.0], [0.5, 0.5]]), "target": np.array([[0.0, 1.0], [1.0, 0.0]])}
+)
 
 
 def test_one_convention_explains_all_of_the_gap():
@@ -141,11 +166,22 @@ def test_a_convention_that_cannot_matter_here_explains_nothing():
 
 
 def _result(binding, value, verdict="conform"):
-    return {"kind": "result", "spec": BCE.name, "binding": binding.id, "framework": "test", "dtype": "float64",
-            "mode": "eager", "device": "cpu", "case_id": "c", "origin": {},
-            "params": {"reduction": "mean"},
-            "inputs": {"input": encode_array(np.array([0.3, 0.6])), "target": encode_array(np.array([1.0, 0.0]))},
-            "actual": {"value": encode_array(np.array(value))}, "verdict": verdict, "known": None}
+    return {
+        "kind": "result",
+        "spec": BCE.name,
+        "binding": binding.id,
+        "framework": "test",
+        "dtype": "float64",
+        "mode": "eager",
+        "device": "cpu",
+        "case_id": "c",
+        "origin": {},
+        "params": {"reduction": "mean"},
+        "inputs": {"input": encode_array(np.array([0.3, 0.6])), "target": encode_array(np.array([1.0, 0.0]))},
+        "actual": {"value": encode_array(np.array(value))},
+        "verdict": verdict,
+        "known": None,
+    }
 
 
 def test_a_divergence_no_convention_explains_is_unexplained():
@@ -155,51 +191,92 @@ def test_a_divergence_no_convention_explains_is_unexplained():
     divergences, agreement = find_divergences([_result(a, 0.8), _result(b, 0.9)], bindings, SPECS)
     (d,) = divergences
     assert d["status"] == "unexplained" and d["attribution"]["status"] == "same"
-    assert agreement == [{"kind": "agreement", "spec": BCE.name, "a": "a.loss", "b": "b.loss",
-                          "compared": 1, "explained": 0, "unexplained": 1}]
+    assert agreement == [
+        {
+            "kind": "agreement",
+            "spec": BCE.name,
+            "a": "a.loss",
+            "b": "b.loss",
+            "compared": 1,
+            "explained": 0,
+            "unexplained": 1,
+        }
+    ]
     divergences, _ = find_divergences([_result(a, 0.8, "deviate"), _result(b, 0.9)], bindings, SPECS)
     assert divergences[0]["reason"].startswith("a.loss departs from its own documented behaviour")
 
 
 # -- bad input: one line, exit code 2 -------------------------------------------------------------
 
-@pytest.mark.parametrize("argv, message", [
-    (["torch.nn.BCELos", "--input", "[0.5]", "--target", "[1]"],
-     "unknown binding 'torch.nn.BCELos'; did you mean torch.nn.BCELoss, torch.nn.MSELoss, "
-     "torch.nn.CTCLoss? ('lossparity list' shows them all)"),
-    (["torch.nn.BCELoss", "--input", "[0.5, 0.2]", "--target", "[1]"],
-     "torch.nn.BCELoss: the target must have shape (2,) for an input of shape (2,); got (1,)"),
-    (["torch.nn.CrossEntropyLoss", "--input", "[[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]]", "--target", "[2, 0, 1]"],
-     "torch.nn.CrossEntropyLoss cannot read this case: as softmax_cross_entropy, a class-index target must "
-     "have shape (2,) for an input of shape (2, 3); got (3,); as softmax_cross_entropy_soft, the target "
-     "must have shape (2, 3) for an input of shape (2, 3); got (3,)"),
-    (["torch.nn.BCELoss", "--input", "[0.5]", "--target", "[1]", "--param", "ignore_index=3"],
-     "torch.nn.BCELoss: no parameter 'ignore_index' here; it takes: reduction, weight"),
-    (["torch.nn.BCELoss", "--input", "[0.5]", "--target", "[1]", "--param", "reduction=avg"],
-     "torch.nn.BCELoss: reduction='avg' is not accepted; accepted: none, sum, mean, batchmean"),
-    (["torch.nn.BCELoss", "--input", "[0.5,", "--target", "[1]"],
-     "--input: unbalanced '[': a closing ']' is missing"),
-    (["torch.nn.BCELoss", "--input", "[[0.5], [0.1, 0.2]]", "--target", "[1]"],
-     "--input: the rows have different lengths; an array must be rectangular"),
-    (["torch.nn.BCELoss", "--input", "[0.5, x]", "--target", "[1]"], "--input: 'x' is not a number"),
-    (["torch.nn.BCELoss", "--input", "[0.5]", "--target", "[1]", "--param", "reduction"],
-     "--param 'reduction': expected NAME=VALUE, e.g. reduction=sum"),
-    (["keras.losses.BinaryCrossentropy[tensorflow]", "--input", "[0.5]", "--target", "[1]", "--dtype", "float8"],
-     "unknown dtype 'float8'; accepted: float64, float32, float16, bfloat16"),
-    (["torch.nn.GaussianNLLLoss", "--input", "[1.0]", "--target", "[1.5]"],
-     "torch.nn.GaussianNLLLoss: gaussian_nll needs --array var=[...]"),
-    (["torch.nn.BCELoss", "--input", "[0.5]", "--target", "[1]", "--array", "var=[1.0]"],
-     "torch.nn.BCELoss: binary_cross_entropy takes no --array var; its arrays are input, target"),
-    (["torch.nn.BCELoss", "--input", "[0.5]", "--target", "[1]", "--mode", "jit"],
-     "mode 'jit' is not available for torch; accepted: eager, compile"),
-    (["torch.nn.NLLLoss", "--input", "[[-0.5, -1.0]]", "--target", "[0.5]"],
-     "torch.nn.NLLLoss: the target holds class indices, which must be integers (of 64 bits)"),
-    (["optax.losses.kl_divergence_with_log_targets", "--input", "[-1.0]", "--target", "[-1.0]"],
-     "optax.losses.kl_divergence_with_log_targets: it takes only cases with log_target=True "
-     "(add --param log_target=True)"),
-    (["torch.nn.BCELoss", "--input", "[0.5]"], "torch.nn.BCELoss: binary_cross_entropy needs a --target"),
-    (["a", "b", "c", "--input", "[0.5]"], "explain takes one or two bindings, got 3"),
-])
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["torch.nn.BCELos", "--input", "[0.5]", "--target", "[1]"],
+            "unknown binding 'torch.nn.BCELos'; did you mean torch.nn.BCELoss, torch.nn.MSELoss, "
+            "torch.nn.CTCLoss? ('lossparity list' shows them all)",
+        ),
+        (
+            ["torch.nn.BCELoss", "--input", "[0.5, 0.2]", "--target", "[1]"],
+            "torch.nn.BCELoss: the target must have shape (2,) for an input of shape (2,); got (1,)",
+        ),
+        (
+            ["torch.nn.CrossEntropyLoss", "--input", "[[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]]", "--target", "[2, 0, 1]"],
+            "torch.nn.CrossEntropyLoss cannot read this case: as softmax_cross_entropy, a class-index target must "
+            "have shape (2,) for an input of shape (2, 3); got (3,); as softmax_cross_entropy_soft, the target "
+            "must have shape (2, 3) for an input of shape (2, 3); got (3,)",
+        ),
+        (
+            ["torch.nn.BCELoss", "--input", "[0.5]", "--target", "[1]", "--param", "ignore_index=3"],
+            "torch.nn.BCELoss: no parameter 'ignore_index' here; it takes: reduction, weight",
+        ),
+        (
+            ["torch.nn.BCELoss", "--input", "[0.5]", "--target", "[1]", "--param", "reduction=avg"],
+            "torch.nn.BCELoss: reduction='avg' is not accepted; accepted: none, sum, mean, batchmean",
+        ),
+        (
+            ["torch.nn.BCELoss", "--input", "[0.5,", "--target", "[1]"],
+            "--input: unbalanced '[': a closing ']' is missing",
+        ),
+        (
+            ["torch.nn.BCELoss", "--input", "[[0.5], [0.1, 0.2]]", "--target", "[1]"],
+            "--input: the rows have different lengths; an array must be rectangular",
+        ),
+        (["torch.nn.BCELoss", "--input", "[0.5, x]", "--target", "[1]"], "--input: 'x' is not a number"),
+        (
+            ["torch.nn.BCELoss", "--input", "[0.5]", "--target", "[1]", "--param", "reduction"],
+            "--param 'reduction': expected NAME=VALUE, e.g. reduction=sum",
+        ),
+        (
+            ["keras.losses.BinaryCrossentropy[tensorflow]", "--input", "[0.5]", "--target", "[1]", "--dtype", "float8"],
+            "unknown dtype 'float8'; accepted: float64, float32, float16, bfloat16",
+        ),
+        (
+            ["torch.nn.GaussianNLLLoss", "--input", "[1.0]", "--target", "[1.5]"],
+            "torch.nn.GaussianNLLLoss: gaussian_nll needs --array var=[...]",
+        ),
+        (
+            ["torch.nn.BCELoss", "--input", "[0.5]", "--target", "[1]", "--array", "var=[1.0]"],
+            "torch.nn.BCELoss: binary_cross_entropy takes no --array var; its arrays are input, target",
+        ),
+        (
+            ["torch.nn.BCELoss", "--input", "[0.5]", "--target", "[1]", "--mode", "jit"],
+            "mode 'jit' is not available for torch; accepted: eager, compile",
+        ),
+        (
+            ["torch.nn.NLLLoss", "--input", "[[-0.5, -1.0]]", "--target", "[0.5]"],
+            "torch.nn.NLLLoss: the target holds class indices, which must be integers (of 64 bits)",
+        ),
+        (
+            ["optax.losses.kl_divergence_with_log_targets", "--input", "[-1.0]", "--target", "[-1.0]"],
+            "optax.losses.kl_divergence_with_log_targets: it takes only cases with log_target=True "
+            "(add --param log_target=True)",
+        ),
+        (["torch.nn.BCELoss", "--input", "[0.5]"], "torch.nn.BCELoss: binary_cross_entropy needs a --target"),
+        (["a", "b", "c", "--input", "[0.5]"], "explain takes one or two bindings, got 3"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
     code, out, err = run_cli(capsys, *argv)
     assert code == 2 and out == ""
@@ -213,15 +290,19 @@ def test_explain_error_is_a_value_error_for_library_callers():
 
 # -- literals -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, expected", [
-    ("[0.8, 0.2, 0.4]", np.array([0.8, 0.2, 0.4])),
-    ("[0.8 0.2 0.4]", np.array([0.8, 0.2, 0.4])),
-    ("array([1., 0.], dtype=float32)", np.array([1.0, 0.0])),
-    ("np.array([[1, 2], [3, 4]])", np.array([[1, 2], [3, 4]])),
-    ("[[1 2]\n [3 4]]", np.array([[1, 2], [3, 4]])),
-    ("0.5", np.array(0.5)),
-    ("[nan, -inf, inf, 1e-7]", np.array([np.nan, -np.inf, np.inf, 1e-7])),
-])
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("[0.8, 0.2, 0.4]", np.array([0.8, 0.2, 0.4])),
+        ("[0.8 0.2 0.4]", np.array([0.8, 0.2, 0.4])),
+        ("array([1., 0.], dtype=float32)", np.array([1.0, 0.0])),
+        ("np.array([[1, 2], [3, 4]])", np.array([[1, 2], [3, 4]])),
+        ("[[1 2]\n [3 4]]", np.array([[1, 2], [3, 4]])),
+        ("0.5", np.array(0.5)),
+        ("[nan, -inf, inf, 1e-7]", np.array([np.nan, -np.inf, np.inf, 1e-7])),
+    ],
+)
 def test_literals_json_and_numpy_forms(text, expected):
     got = parse_array(text)
     np.testing.assert_array_equal(got, expected)
@@ -237,8 +318,11 @@ def test_literal_values():
 
 
 def test_further_arrays_come_from_the_command_line():
-    e = explain(["torch.nn.GaussianNLLLoss"], {"input": np.array([1.0, 2.0]), "target": np.array([1.5, 2.0]),
-                                                "var": np.array([0.5, 2.0])}, {})
+    e = explain(
+        ["torch.nn.GaussianNLLLoss"],
+        {"input": np.array([1.0, 2.0]), "target": np.array([1.5, 2.0]), "var": np.array([0.5, 2.0])},
+        {},
+    )
     # (log v + (x - t)^2 / v) / 2, mean of (log 0.5 + 0.5) / 2 and (log 2 + 0) / 2: the logs cancel
     assert e["bindings"][0]["expected"]["value"]["data"] == [pytest.approx(0.125, rel=1e-12)]
     assert e["bindings"][0]["verdict"] == "conform"

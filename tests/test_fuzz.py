@@ -27,27 +27,37 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+import fake_records
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, reject, settings, strategies as st
+from hypothesis import HealthCheck, example, given, reject, settings
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from lossparity.cli import main
-from lossparity.conformance.explain import ExplainError
-from lossparity.core.model import CaseError
 from lossparity.conformance.specs import PARAMETERS, SPECS
-from lossparity.literals import MAX_DIMS, LiteralError, parse_array, parse_value
 from lossparity.core.records import schema_errors
-
-import fake_records
+from lossparity.literals import MAX_DIMS, LiteralError, parse_array, parse_value
 
 PREFIX = "lossparity: error: "
 
 #: Examples per property: the fuzzing budget of this file, in one place.
 EXAMPLES = {
-    "truncated": 60, "random_bytes": 60, "invalid_utf8": 40, "wrong_shape": 80, "mutated": 100,
-    "non_finite": 30, "deep": 30, "explain_spec": 200, "explain_well_formed": 200, "explain_binding": 30,
-    "run_argv": 150, "other_argv": 150, "parse_array_text": 500, "parse_array_soup": 300, "parse_value_text": 300,
+    "truncated": 60,
+    "random_bytes": 60,
+    "invalid_utf8": 40,
+    "wrong_shape": 80,
+    "mutated": 100,
+    "non_finite": 30,
+    "deep": 30,
+    "explain_spec": 200,
+    "explain_well_formed": 200,
+    "explain_binding": 30,
+    "run_argv": 150,
+    "other_argv": 150,
+    "parse_array_text": 500,
+    "parse_array_soup": 300,
+    "parse_value_text": 300,
     "literal_round_trip": 100,
 }
 
@@ -60,13 +70,21 @@ def fuzz(name: str):
     """The settings of one property: its number of examples, no deadline (a first example may
     import a framework); the fixtures are reset by hand between examples (``capsys`` is read
     after every call, the files are written anew)."""
-    return settings(max_examples=max(1, round(EXAMPLES[name] * SCALE)), deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                           HealthCheck.filter_too_much, HealthCheck.large_base_example,
-                                           HealthCheck.data_too_large])
+    return settings(
+        max_examples=max(1, round(EXAMPLES[name] * SCALE)),
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.filter_too_much,
+            HealthCheck.large_base_example,
+            HealthCheck.data_too_large,
+        ],
+    )
 
 
 # -- the contract --------------------------------------------------------------------------------
+
 
 def call(capsys, argv: list) -> tuple[int, str, str]:
     """``main(argv)``: its exit code, stdout and stderr; never a traceback on either."""
@@ -81,7 +99,7 @@ def assert_usage_error(rc: int, err: str, argv) -> None:
     assert rc == 2, (argv, rc, err)
     assert err.startswith(PREFIX), (argv, err)
     assert err.endswith("\n") and err.count("\n") == 1 and "\r" not in err, (argv, err)
-    assert err[len(PREFIX):].strip(), (argv, err)
+    assert err[len(PREFIX) :].strip(), (argv, err)
 
 
 def assert_contract(rc: int, err: str, argv) -> None:
@@ -92,6 +110,7 @@ def assert_contract(rc: int, err: str, argv) -> None:
 
 
 # -- known bugs outside this file's reach ----------------------------------------------------------
+
 
 def _frames(exc: BaseException) -> list[str]:
     return [f.name for f in traceback.extract_tb(exc.__traceback__)]
@@ -117,10 +136,20 @@ def call_or_set_aside(capsys, argv: list) -> tuple[int, str, str]:
 
 # -- a valid results file --------------------------------------------------------------------------
 
-META = {"kind": "meta", "schema": 1, "lossparity": "0.1.0", "versions": {"torch": "2.13.0", "numpy": "2.4"},
-        "python": "3.11.7", "platform": "Linux-x86_64", "device": "cpu", "seed": 0,
-        "command": "lossparity run --examples 3", "started": "2025-01-01T00:00:00+00:00",
-        "dtypes": ["float32"], "frameworks": ["torch", "tensorflow"]}
+META = {
+    "kind": "meta",
+    "schema": 1,
+    "lossparity": "0.1.0",
+    "versions": {"torch": "2.13.0", "numpy": "2.4"},
+    "python": "3.11.7",
+    "platform": "Linux-x86_64",
+    "device": "cpu",
+    "seed": 0,
+    "command": "lossparity run --examples 3",
+    "started": "2025-01-01T00:00:00+00:00",
+    "dtypes": ["float32"],
+    "frameworks": ["torch", "tensorflow"],
+}
 
 
 def _array(values, shape=None) -> dict:
@@ -128,18 +157,46 @@ def _array(values, shape=None) -> dict:
     return {"dtype": "float32", "shape": [len(data)] if shape is None else shape, "data": data}
 
 
-def result(case: str, binding: str = "torch.nn.BCELoss", framework: str = "torch", *, verdict: str = "conform",
-           value=(0.25, 0.5), error: str | None = None, message: str = "m", ulp=0.5) -> dict:
-    actual = ({"error": error, "message": message, "classes": [error, "Exception"]} if error
-              else {"value": _array(value), "dtype": "float32"})
+def result(
+    case: str,
+    binding: str = "torch.nn.BCELoss",
+    framework: str = "torch",
+    *,
+    verdict: str = "conform",
+    value=(0.25, 0.5),
+    error: str | None = None,
+    message: str = "m",
+    ulp=0.5,
+) -> dict:
+    actual = (
+        {"error": error, "message": message, "classes": [error, "Exception"]}
+        if error
+        else {"value": _array(value), "dtype": "float32"}
+    )
     return fake_records.result(
-        binding, verdict, framework=framework, case_id=case,
-        origin={"table": "edges", "row": 1, "why": "p at the edge"}, params={"reduction": "none"},
+        binding,
+        verdict,
+        framework=framework,
+        case_id=case,
+        origin={"table": "edges", "row": 1, "why": "p at the edge"},
+        params={"reduction": "none"},
         inputs={"input": _array([0.5, 1.0]), "target": _array([1.0, 0.0])},
-        tolerance={"rtol": 1e-5, "atol": 1e-7}, expected={"value": _array((0.25, 0.5))},
-        actual=actual, errors={"ok": verdict == "conform", "mismatched": 0, "total": 2, "max_abs": 0.0,
-                               "max_rel": 0.0, "max_ulp": ulp, "index": [1], "summary": "ok"},
-        reproducer="import torch\nprint(torch.nn.BCELoss(reduction='none')(x, y))", seconds={"call": 0.01})
+        tolerance={"rtol": 1e-5, "atol": 1e-7},
+        expected={"value": _array((0.25, 0.5))},
+        actual=actual,
+        errors={
+            "ok": verdict == "conform",
+            "mismatched": 0,
+            "total": 2,
+            "max_abs": 0.0,
+            "max_rel": 0.0,
+            "max_ulp": ulp,
+            "index": [1],
+            "summary": "ok",
+        },
+        reproducer="import torch\nprint(torch.nn.BCELoss(reduction='none')(x, y))",
+        seconds={"call": 0.01},
+    )
 
 
 RECORDS = [
@@ -148,8 +205,11 @@ RECORDS = [
     result("c1", "keras.losses.BinaryCrossentropy", "tensorflow", value=(0.25, "nan"), verdict="deviate"),
     result("µ-ü-✓ 日本", error="ValueError", message="bad — ✓ 日本\nsecond line", verdict="error_mismatch"),
     fake_records.agreement("binary_cross_entropy", "torch.nn.BCELoss", "keras.losses.BinaryCrossentropy", 1, 0, 1),
-    fake_records.summary({"conform": 1, "deviate": 1, "error_mismatch": 1}, divergences={"unexplained": 1},
-                         finished="2025-01-01T00:01:00+00:00"),
+    fake_records.summary(
+        {"conform": 1, "deviate": 1, "error_mismatch": 1},
+        divergences={"unexplained": 1},
+        finished="2025-01-01T00:01:00+00:00",
+    ),
 ]
 assert all(not schema_errors(r) for r in RECORDS), [schema_errors(r) for r in RECORDS]
 
@@ -185,8 +245,11 @@ def check_results_file(capsys, files: Files, content: bytes, *, bad: bool) -> No
     """``report``, ``diff`` and ``merge`` on ``content``: the one-line usage error naming the
     file if it is ``bad``, else the contract (and then ``diff`` the other way round too)."""
     files.bad.write_bytes(content)
-    commands = [["report", files.bad, "-o", files.dir / "out.html"], ["diff", files.good, files.bad],
-                ["merge", files.good, files.bad, "-o", files.dir / "merged.jsonl"]]
+    commands = [
+        ["report", files.bad, "-o", files.dir / "out.html"],
+        ["diff", files.good, files.bad],
+        ["merge", files.good, files.bad, "-o", files.dir / "merged.jsonl"],
+    ]
     for argv in commands + ([] if bad else [["diff", files.bad, files.good]]):
         rc, _, err = call_or_set_aside(capsys, argv)
         if bad:
@@ -205,6 +268,7 @@ def test_the_valid_file_is_read(files, capsys):
 
 
 # -- 1. results files: report, diff, merge ---------------------------------------------------------
+
 
 def _line_spans(content: bytes) -> list[tuple[int, int]]:
     """(start, end) of every line, end at its newline."""
@@ -228,9 +292,13 @@ def test_a_truncated_results_file_is_one_line(files, capsys, ascii_only, data, s
 
 
 @fuzz("random_bytes")
-@given(content=st.one_of(st.binary(max_size=3000),
-                         st.binary(max_size=3000).map(lambda b: GOOD[True].splitlines(keepends=True)[0] + b),
-                         st.binary(max_size=300).map(lambda b: GOOD[True] + b)))
+@given(
+    content=st.one_of(
+        st.binary(max_size=3000),
+        st.binary(max_size=3000).map(lambda b: GOOD[True].splitlines(keepends=True)[0] + b),
+        st.binary(max_size=300).map(lambda b: GOOD[True] + b),
+    )
+)
 @example(content=b"")
 @example(content=b"\n\n \n")
 @example(content=b"\x00" * 64)
@@ -239,8 +307,17 @@ def test_random_bytes_are_one_line(files, capsys, content):
     check_results_file(capsys, files, content, bad=False)
 
 
-INVALID_UTF8 = [b"\xff", b"\xfe\xff", b"\x80", b"\xc3\x28", b"\xc0\xaf", b"\xe2\x82", b"\xed\xa0\x80",
-                b"\xf4\x90\x80\x80", b"\xf8\x88\x80\x80\x80"]
+INVALID_UTF8 = [
+    b"\xff",
+    b"\xfe\xff",
+    b"\x80",
+    b"\xc3\x28",
+    b"\xc0\xaf",
+    b"\xe2\x82",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+    b"\xf8\x88\x80\x80\x80",
+]
 
 
 @fuzz("invalid_utf8")
@@ -256,20 +333,28 @@ def test_a_huge_single_line_is_one_line(files, capsys):
     """5 MB on one line: unclosed brackets, an unterminated string, a number of 5 million
     digits, a valid object missing every field."""
     size = 5_000_000
-    for content in (b"[" * size, b"{" * size, b'"' + b"a" * size, b"1" * size,
-                    b'{"kind":"meta","x":"' + b"a" * size + b'"}\n', b'{"kind":' + b" " * size + b'"meta"}'):
+    for content in (
+        b"[" * size,
+        b"{" * size,
+        b'"' + b"a" * size,
+        b"1" * size,
+        b'{"kind":"meta","x":"' + b"a" * size + b'"}\n',
+        b'{"kind":' + b" " * size + b'"meta"}',
+    ):
         check_results_file(capsys, files, content, bad=True)
 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=15)
-records_ish = st.builds(lambda kind, rest: {**rest, "kind": kind},
-                        st.sampled_from(["meta", "result", "divergence", "agreement", "summary", "explanation",
-                                         "Meta", "", "result "]) | json_values,
-                        st.dictionaries(st.sampled_from(sorted({*META, *RECORDS[1]})) | st.text(max_size=6),
-                                        json_values, max_size=8))
+    max_leaves=15,
+)
+records_ish = st.builds(
+    lambda kind, rest: {**rest, "kind": kind},
+    st.sampled_from(["meta", "result", "divergence", "agreement", "summary", "explanation", "Meta", "", "result "])
+    | json_values,
+    st.dictionaries(st.sampled_from(sorted({*META, *RECORDS[1]})) | st.text(max_size=6), json_values, max_size=8),
+)
 
 
 @fuzz("wrong_shape")
@@ -279,8 +364,12 @@ def test_json_of_the_wrong_shape_is_one_line(files, capsys, value, first, ascii_
     exactly what the schema refuses (and a first line that is not the meta record)."""
     line = json.dumps(value, ensure_ascii=ascii_only).encode() + b"\n"
     content = line if first else GOOD[True].splitlines(keepends=True)[0] + line
-    bad = (not isinstance(value, dict) or "kind" not in value or bool(schema_errors(value))
-           or (first and value["kind"] != "meta"))
+    bad = (
+        not isinstance(value, dict)
+        or "kind" not in value
+        or bool(schema_errors(value))
+        or (first and value["kind"] != "meta")
+    )
     check_results_file(capsys, files, content, bad=bad)
 
 
@@ -301,13 +390,28 @@ OTHER_JSON = {
     "a result missing its verdict": {k: v for k, v in RECORDS[1].items() if k != "verdict"},
     "meta with a string seed": {**META, "seed": "0"},
     "meta of another schema version": {**META, "schema": 2},
-    "package.json": {"name": "lossparity", "version": "1.0.0", "scripts": {"test": "jest"},
-                     "dependencies": {"left-pad": "^1.3.0"}},
-    "GeoJSON": {"type": "FeatureCollection",
-                "features": [{"type": "Feature", "properties": {"kind": "meta"},
-                              "geometry": {"type": "Point", "coordinates": [2.35, 48.85]}}]},
-    "a JSON schema": {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
-                      "required": ["kind"], "properties": {"kind": {"const": "meta"}}},
+    "package.json": {
+        "name": "lossparity",
+        "version": "1.0.0",
+        "scripts": {"test": "jest"},
+        "dependencies": {"left-pad": "^1.3.0"},
+    },
+    "GeoJSON": {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"kind": "meta"},
+                "geometry": {"type": "Point", "coordinates": [2.35, 48.85]},
+            }
+        ],
+    },
+    "a JSON schema": {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "required": ["kind"],
+        "properties": {"kind": {"const": "meta"}},
+    },
     "a Jupyter notebook": {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5},
 }
 
@@ -331,14 +435,36 @@ def _paths(record, prefix=()):
             yield from _paths(v, (*prefix, i))
 
 
-WRONG_VALUES = st.sampled_from([None, True, 0, -1, 1.5, 10**30, "", "nan", "x\ny", [], {}, [1, "a"],
-                                {"dtype": "float64", "shape": [3], "data": [1]},
-                                {"dtype": "int64", "shape": [2, 2], "data": [1, 2, 3, 4]}]) | json_values
+WRONG_VALUES = (
+    st.sampled_from(
+        [
+            None,
+            True,
+            0,
+            -1,
+            1.5,
+            10**30,
+            "",
+            "nan",
+            "x\ny",
+            [],
+            {},
+            [1, "a"],
+            {"dtype": "float64", "shape": [3], "data": [1]},
+            {"dtype": "int64", "shape": [2, 2], "data": [1, 2, 3, 4]},
+        ]
+    )
+    | json_values
+)
 
 
 @fuzz("mutated")
-@given(data=st.data(), which=st.integers(0, len(RECORDS) - 1), how=st.sampled_from(["delete", "replace"]),
-       value=WRONG_VALUES)
+@given(
+    data=st.data(),
+    which=st.integers(0, len(RECORDS) - 1),
+    how=st.sampled_from(["delete", "replace"]),
+    value=WRONG_VALUES,
+)
 def test_a_record_with_missing_or_wrong_typed_fields(files, capsys, data, which, how, value):
     """One field of one record of a valid file deleted or replaced by another value (a missing
     field, a wrong type, an array whose data does not fill its shape...): the commands refuse
@@ -385,8 +511,10 @@ def test_non_finite_numbers_are_one_line(files, capsys, token, where):
 
 
 @fuzz("deep")
-@given(depth=st.integers(1, 100_000) | st.integers(1, 1100) | st.integers(4000, 6000),
-       where=st.sampled_from(["line", "unclosed", "params", "gradients", "origin"]))
+@given(
+    depth=st.integers(1, 100_000) | st.integers(1, 1100) | st.integers(4000, 6000),
+    where=st.sampled_from(["line", "unclosed", "params", "gradients", "origin"]),
+)
 @example(depth=100_000, where="line")
 @example(depth=100_000, where="gradients")
 @example(depth=990, where="gradients")
@@ -433,14 +561,27 @@ def test_reading_a_results_file_executes_nothing(files, capsys, monkeypatch, kin
     elif kind == "yaml":
         content = f"kind: meta\npayload: !!python/object/apply:os.system [{command!r}]\n".encode()
     elif kind == "jsonpickle":
-        content = first + json.dumps({"kind": "result", "py/reduce": [{"py/function": "os.system"},
-                                                                      {"py/tuple": [command]}],
-                                      "__reduce__": code, "__class__": "os.system"}).encode() + b"\n"
+        content = (
+            first
+            + json.dumps(
+                {
+                    "kind": "result",
+                    "py/reduce": [{"py/function": "os.system"}, {"py/tuple": [command]}],
+                    "__reduce__": code,
+                    "__class__": "os.system",
+                }
+            ).encode()
+            + b"\n"
+        )
     else:  # a valid file whose every free string is code: it is read, shown, never run
         records = json.loads(json.dumps(RECORDS))
         for r in records[1:4]:
-            r.update(case_id=code, reproducer=code + "\n" + f"exec({code!r})", params={"reduction": code},
-                     origin={"why": f"{{{{ {code} }}}} <script>{code}</script>"})
+            r.update(
+                case_id=code,
+                reproducer=code + "\n" + f"exec({code!r})",
+                params={"reduction": code},
+                origin={"why": f"{{{{ {code} }}}} <script>{code}</script>"},
+            )
         records[3]["actual"]["message"] = f"{{% for x in ().__class__ %}}{code}{{% endfor %}}"
         content, bad = dump(records), False
     calls = []  # and none of the ways to run it is taken while the commands read it
@@ -452,15 +593,26 @@ def test_reading_a_results_file_executes_nothing(files, capsys, monkeypatch, kin
 
 # -- 2. explain: fuzzed literals and parameters ----------------------------------------------------
 
+
 def _render(a: np.ndarray, style: str) -> str:
     """An array as a user would type it: JSON, NumPy's printed form, or a call of np.array."""
     if style == "json":
+
         def conv(x):
-            return "[" + ", ".join(conv(y) for y in x) + "]" if isinstance(x, list) else (
-                repr(x) if isinstance(x, float) else str(x))
+            return (
+                "[" + ", ".join(conv(y) for y in x) + "]"
+                if isinstance(x, list)
+                else (repr(x) if isinstance(x, float) else str(x))
+            )
+
         return conv(a.tolist())
-    text = np.array2string(a, separator=", " if style == "numpy-commas" else " ", threshold=sys.maxsize,
-                           floatmode="unique") if a.ndim else repr(a.item())
+    text = (
+        np.array2string(
+            a, separator=", " if style == "numpy-commas" else " ", threshold=sys.maxsize, floatmode="unique"
+        )
+        if a.ndim
+        else repr(a.item())
+    )
     return f"np.array({text}, dtype=float32)" if style == "call" else text
 
 
@@ -470,37 +622,124 @@ def _render_ragged(v, commas: bool) -> str:
     return repr(v) if isinstance(v, float) else str(v)
 
 
-NUMBER_TEXT = st.sampled_from(["nan", "NaN", "-inf", "Infinity", "1e400", "-1e400", "1e-400", "0", "-0.0", "1",
-                               "0.5", "2", "-1", "1_0", "١٢", "0x10", "9" * 30, "9" * 5000, "1e", ".", "+", "-"])
-ARRAY_TEXT = st.builds(_render, hnp.arrays(st.sampled_from([np.float64, np.int64]),
-                                           hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)),
-                       st.sampled_from(["json", "numpy", "numpy-commas", "call"]))
-RAGGED_TEXT = st.builds(_render_ragged,
-                        st.recursive(st.floats() | st.integers(-10**25, 10**25) | NUMBER_TEXT,
-                                     lambda inner: st.lists(inner, max_size=4), max_leaves=12),
-                        st.booleans())
-SOUP_TEXT = st.lists(st.sampled_from(["[", "]", "(", ")", ",", " ", "\n", "1", "0.5", "nan", "1e400", "-2",
-                                      "array(", "np.array(", "dtype=float32", "tensor(", "True", "None", "x"]),
-                     max_size=20).map("".join)
-LITERAL_TEXT = st.one_of(ARRAY_TEXT, ARRAY_TEXT, RAGGED_TEXT, SOUP_TEXT, NUMBER_TEXT, st.text(max_size=30),
-                         st.sampled_from(["[" * 40 + "1" + "]" * 40, "[" * 10_000, "[]", "[[]]", "()", "[[], []]",
-                                          "[[1, 2], [3]]", "[1, [2]]"]))
-PARAM_VALUE = st.one_of(LITERAL_TEXT, st.sampled_from(["sum", "mean", "none", "batchmean", "true", "false", "True",
-                                                       "None", "null", "e", "2", "0.1", "-100", "", " "]))
-PARAM = st.one_of(st.builds("{}={}".format, st.sampled_from(sorted(PARAMETERS)) | st.text(max_size=8), PARAM_VALUE),
-                  st.text(max_size=12))
+NUMBER_TEXT = st.sampled_from(
+    [
+        "nan",
+        "NaN",
+        "-inf",
+        "Infinity",
+        "1e400",
+        "-1e400",
+        "1e-400",
+        "0",
+        "-0.0",
+        "1",
+        "0.5",
+        "2",
+        "-1",
+        "1_0",
+        "١٢",
+        "0x10",
+        "9" * 30,
+        "9" * 5000,
+        "1e",
+        ".",
+        "+",
+        "-",
+    ]
+)
+ARRAY_TEXT = st.builds(
+    _render,
+    hnp.arrays(
+        st.sampled_from([np.float64, np.int64]), hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
+    ),
+    st.sampled_from(["json", "numpy", "numpy-commas", "call"]),
+)
+RAGGED_TEXT = st.builds(
+    _render_ragged,
+    st.recursive(
+        st.floats() | st.integers(-(10**25), 10**25) | NUMBER_TEXT,
+        lambda inner: st.lists(inner, max_size=4),
+        max_leaves=12,
+    ),
+    st.booleans(),
+)
+SOUP_TEXT = st.lists(
+    st.sampled_from(
+        [
+            "[",
+            "]",
+            "(",
+            ")",
+            ",",
+            " ",
+            "\n",
+            "1",
+            "0.5",
+            "nan",
+            "1e400",
+            "-2",
+            "array(",
+            "np.array(",
+            "dtype=float32",
+            "tensor(",
+            "True",
+            "None",
+            "x",
+        ]
+    ),
+    max_size=20,
+).map("".join)
+LITERAL_TEXT = st.one_of(
+    ARRAY_TEXT,
+    ARRAY_TEXT,
+    RAGGED_TEXT,
+    SOUP_TEXT,
+    NUMBER_TEXT,
+    st.text(max_size=30),
+    st.sampled_from(
+        ["[" * 40 + "1" + "]" * 40, "[" * 10_000, "[]", "[[]]", "()", "[[], []]", "[[1, 2], [3]]", "[1, [2]]"]
+    ),
+)
+PARAM_VALUE = st.one_of(
+    LITERAL_TEXT,
+    st.sampled_from(
+        ["sum", "mean", "none", "batchmean", "true", "false", "True", "None", "null", "e", "2", "0.1", "-100", "", " "]
+    ),
+)
+PARAM = st.one_of(
+    st.builds("{}={}".format, st.sampled_from(sorted(PARAMETERS)) | st.text(max_size=8), PARAM_VALUE),
+    st.text(max_size=12),
+)
 
 
 def _explain_argv(binding: str, inp: str, tgt: str | None, params: list[str], extra: list[str]) -> list[str]:
-    return (["explain", binding, "--input", inp] + (["--target", tgt] if tgt is not None else [])
-            + [a for p in params for a in ("--param", p)] + extra)
+    return (
+        ["explain", binding, "--input", inp]
+        + (["--target", tgt] if tgt is not None else [])
+        + [a for p in params for a in ("--param", p)]
+        + extra
+    )
 
 
 @fuzz("explain_spec")
-@given(spec=st.sampled_from(sorted(SPECS)), inp=LITERAL_TEXT, tgt=st.none() | LITERAL_TEXT,
-       params=st.lists(PARAM, max_size=3),
-       extra=st.sampled_from([[], ["--dtype", "float64"], ["--json"], ["--grad"], ["--dtype", "float16"],
-                              ["--mode", "graph"], ["--dtype", "bfloat16", "--json"]]))
+@given(
+    spec=st.sampled_from(sorted(SPECS)),
+    inp=LITERAL_TEXT,
+    tgt=st.none() | LITERAL_TEXT,
+    params=st.lists(PARAM, max_size=3),
+    extra=st.sampled_from(
+        [
+            [],
+            ["--dtype", "float64"],
+            ["--json"],
+            ["--grad"],
+            ["--dtype", "float16"],
+            ["--mode", "graph"],
+            ["--dtype", "bfloat16", "--json"],
+        ]
+    ),
+)
 @example(spec="kl_divergence", inp="[0.5, 0.5]", tgt="[0.2, 0.8]", params=["base=2"], extra=[])
 @example(spec="kl_divergence", inp="9" * 5000, tgt=None, params=[], extra=[])
 @example(spec="kl_divergence", inp="[" * 100_000, tgt=None, params=[], extra=[])
@@ -527,8 +766,9 @@ def _param_value(draw, name: str, shape: tuple) -> str:
     if isinstance(domain, tuple):
         return str(draw(st.sampled_from([*domain, *domain, "MEAN", "mean ", "avg", "2.0", "3", "[1]", "[]"])))
     if domain is float:
-        return draw(st.sampled_from(["0", "0.1", "1", "-0.5", "2", "nan", "inf", "1e400", "x", "[0.1]"])
-                    | st.floats().map(repr))
+        return draw(
+            st.sampled_from(["0", "0.1", "1", "-0.5", "2", "nan", "inf", "1e400", "x", "[0.1]"]) | st.floats().map(repr)
+        )
     if domain is int:
         return draw(st.sampled_from(["-100", "0", "1", "4", "1.5", "x", "[1]"]) | st.integers(-10, 10).map(str))
     return draw(st.sampled_from(["true", "false", "True", "1", "0", "yes", "[true]"]))
@@ -546,8 +786,10 @@ def well_formed_case(draw, spec_name: str):
         tgt = None
     elif spec.target == "index":
         t_shape = shape[:-1] if shape else ()
-        tgt = _render(draw(hnp.arrays(draw(st.sampled_from([np.int64, np.float64])), t_shape,
-                                      elements=st.integers(-2, 5))), draw(STYLE))
+        tgt = _render(
+            draw(hnp.arrays(draw(st.sampled_from([np.int64, np.float64])), t_shape, elements=st.integers(-2, 5))),
+            draw(STYLE),
+        )
     else:
         tgt = _render(draw(hnp.arrays(np.float64, shape, elements=PROBABILITY)), draw(STYLE))
     names = draw(st.lists(st.sampled_from(sorted(spec.defaults)), max_size=3, unique=True)) if spec.defaults else []
@@ -555,8 +797,11 @@ def well_formed_case(draw, spec_name: str):
 
 
 @fuzz("explain_well_formed")
-@given(data=st.data(), spec=st.sampled_from(sorted(SPECS)),
-       extra=st.sampled_from([[], ["--dtype", "float64"], ["--json"], ["--grad"]]))
+@given(
+    data=st.data(),
+    spec=st.sampled_from(sorted(SPECS)),
+    extra=st.sampled_from([[], ["--dtype", "float64"], ["--json"], ["--grad"]]),
+)
 def test_explain_a_spec_on_well_formed_cases(capsys, data, spec, extra):
     """``explain SPEC`` on cases that read as the spec's arrays: the oracle runs on them, and
     whatever it meets (nan, inf, empty axes, weights of any shape) is a result or one line."""
@@ -567,9 +812,11 @@ def test_explain_a_spec_on_well_formed_cases(capsys, data, spec, extra):
 
 
 @fuzz("explain_binding")
-@given(case=well_formed_case("binary_cross_entropy")
-       | st.tuples(LITERAL_TEXT, st.none() | LITERAL_TEXT, st.lists(PARAM, max_size=2)),
-       grad=st.sampled_from([[], ["--grad"], ["--json"]]))
+@given(
+    case=well_formed_case("binary_cross_entropy")
+    | st.tuples(LITERAL_TEXT, st.none() | LITERAL_TEXT, st.lists(PARAM, max_size=2)),
+    grad=st.sampled_from([[], ["--grad"], ["--json"]]),
+)
 def test_explain_a_binding_with_fuzzed_literals(capsys, case, grad):
     """The same through a real binding, torch.nn.BCELoss (fewer examples: it calls torch)."""
     pytest.importorskip("torch")
@@ -584,7 +831,8 @@ def test_explain_a_binding_with_fuzzed_literals(capsys, case, grad):
 #: Text that can stand in a command line (no NUL), line breaks included, and nothing that asks
 #: for --help (which prints the help and exits 0: valid, not fuzzable here).
 SAFE_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12).filter(
-    lambda s: not s.startswith(("-h", "--h")))
+    lambda s: not s.startswith(("-h", "--h"))
+)
 UNKNOWN_OPTION = st.builds("--zz{}".format, SAFE_TEXT)  # no option of any command starts with --zz
 NOT_AN_OPTION = SAFE_TEXT.filter(lambda s: not s.startswith("-"))
 
@@ -598,18 +846,48 @@ def _not_an_int(text: str) -> bool:
 
 
 def _run_fragments(out: str):
-    valid = st.sampled_from([["--frameworks", "torch"], ["--frameworks", "torch,jax"], ["--losses", "binary_cross_*"],
-                             ["--dtypes", "float64"], ["--examples", "3"], ["--examples", "0"], ["--seed", "7"],
-                             ["-n", "1"], ["-v"], ["--out", out]])
+    valid = st.sampled_from(
+        [
+            ["--frameworks", "torch"],
+            ["--frameworks", "torch,jax"],
+            ["--losses", "binary_cross_*"],
+            ["--dtypes", "float64"],
+            ["--examples", "3"],
+            ["--examples", "0"],
+            ["--seed", "7"],
+            ["-n", "1"],
+            ["-v"],
+            ["--out", out],
+        ]
+    )
     invalid = st.one_of(
         st.builds(lambda t: ["--frameworks", "zz" + t], SAFE_TEXT),
         st.builds(lambda t: ["--losses", "zz-no-such-loss-" + t], SAFE_TEXT),
         st.builds(lambda t: ["--dtypes", "float8," + t], SAFE_TEXT),
-        st.sampled_from([["--frameworks", ","], ["--losses", " , "], ["--dtypes", " ,, "], ["--dtypes", "int8"],
-                         ["--examples", "-3"], ["--examples", "abc"], ["--examples", "1.5"], ["--examples", ""],
-                         ["--seed", "abc"],
-                         ["--seed", "1e3"], ["-n", "-3"], ["-n", "0"], ["-n", "x"], ["--workers", "-1"],
-                         ["--examples"], ["--seed"], ["-n"], ["--frameworks"], ["--out"], ["--verbose=1"]]),
+        st.sampled_from(
+            [
+                ["--frameworks", ","],
+                ["--losses", " , "],
+                ["--dtypes", " ,, "],
+                ["--dtypes", "int8"],
+                ["--examples", "-3"],
+                ["--examples", "abc"],
+                ["--examples", "1.5"],
+                ["--examples", ""],
+                ["--seed", "abc"],
+                ["--seed", "1e3"],
+                ["-n", "-3"],
+                ["-n", "0"],
+                ["-n", "x"],
+                ["--workers", "-1"],
+                ["--examples"],
+                ["--seed"],
+                ["-n"],
+                ["--frameworks"],
+                ["--out"],
+                ["--verbose=1"],
+            ]
+        ),
         st.builds(lambda t: [t], UNKNOWN_OPTION),
         st.builds(lambda t: [t], NOT_AN_OPTION),  # a stray positional argument
         st.builds(lambda o, t: [o, t], st.sampled_from(["--examples", "--seed", "-n"]), SAFE_TEXT.filter(_not_an_int)),
@@ -628,16 +906,28 @@ def test_run_with_an_invalid_argument_is_one_line(files, capsys, monkeypatch, da
     if data is None:
         argv = ["run", "-n", "-3"]
     else:
-        argv = ["run", *[a for f in data.draw(st.lists(valid, max_size=4), label="valid") for a in f],
-                *data.draw(invalid, label="invalid")]
+        argv = [
+            "run",
+            *[a for f in data.draw(st.lists(valid, max_size=4), label="valid") for a in f],
+            *data.draw(invalid, label="invalid"),
+        ]
     rc, out, err = call(capsys, argv)
     assert_usage_error(rc, err, argv)
     assert out == ""
 
 
 def _output_paths(files: Files):
-    return st.sampled_from([str(files.dir / "o.html"), "rel/sub/o.html", "o.jsonl", str(files.good),
-                            "/proc/lossparity-fuzz/o.html", str(files.dir), ""])
+    return st.sampled_from(
+        [
+            str(files.dir / "o.html"),
+            "rel/sub/o.html",
+            "o.jsonl",
+            str(files.good),
+            "/proc/lossparity-fuzz/o.html",
+            str(files.dir),
+            "",
+        ]
+    )
 
 
 @fuzz("other_argv")
@@ -647,28 +937,52 @@ def test_other_commands_with_fuzzed_argv(files, capsys, data, command):
     the contract always, and the usage error whenever it holds an unknown option."""
     files.good.write_bytes(PARTNER)  # a fuzzed -o may have written over it
     files.bad.write_bytes(b"{not json\n")
-    paths = st.sampled_from([str(files.good), str(files.bad), str(files.dir / "missing.jsonl"), str(files.dir),
-                             "good.jsonl", ""])
+    paths = st.sampled_from(
+        [str(files.good), str(files.bad), str(files.dir / "missing.jsonl"), str(files.dir), "good.jsonl", ""]
+    )
     options = {
         "list": [["--json"]],
         "report": [["-o", data.draw(_output_paths(files))]],
-        "diff": [["-o", data.draw(_output_paths(files))], ["--markdown", data.draw(_output_paths(files))],
-                 ["--json"], ["--fail-on", data.draw(st.sampled_from(["coverage", "value_drift,new_binding", "bogus",
-                                                                      ",", ""]) | SAFE_TEXT)],
-                 ["--drift-ulps", data.draw(st.sampled_from(["0", "4", "-1", "nan", "inf", "-inf", "1e400", "x", ""])
-                                            | SAFE_TEXT)]],
+        "diff": [
+            ["-o", data.draw(_output_paths(files))],
+            ["--markdown", data.draw(_output_paths(files))],
+            ["--json"],
+            [
+                "--fail-on",
+                data.draw(st.sampled_from(["coverage", "value_drift,new_binding", "bogus", ",", ""]) | SAFE_TEXT),
+            ],
+            [
+                "--drift-ulps",
+                data.draw(st.sampled_from(["0", "4", "-1", "nan", "inf", "-inf", "1e400", "x", ""]) | SAFE_TEXT),
+            ],
+        ],
         "merge": [["-o", data.draw(_output_paths(files))]],
-        "explain": [["--input", data.draw(LITERAL_TEXT)], ["--target", data.draw(LITERAL_TEXT)],
-                    ["--param", data.draw(PARAM)], ["--dtype", data.draw(st.sampled_from(["float32", "float64", "x"]))],
-                    ["--mode", data.draw(st.sampled_from(["eager", "graph", "jit", "x"]) | SAFE_TEXT)], ["--grad"],
-                    ["--json"]],
+        "explain": [
+            ["--input", data.draw(LITERAL_TEXT)],
+            ["--target", data.draw(LITERAL_TEXT)],
+            ["--param", data.draw(PARAM)],
+            ["--dtype", data.draw(st.sampled_from(["float32", "float64", "x"]))],
+            ["--mode", data.draw(st.sampled_from(["eager", "graph", "jit", "x"]) | SAFE_TEXT)],
+            ["--grad"],
+            ["--json"],
+        ],
     }[command]
-    positional = {"list": st.nothing(), "report": paths, "diff": paths, "merge": paths,
-                  "explain": st.sampled_from(["kl_divergence", "entropy", "nll_loss", "no.such.Loss", "torch.nn.BCE",
-                                              "binary_cross_entropy"])}[command]
-    fragment = st.one_of(st.sampled_from(options), st.builds(lambda p: [p], positional),
-                         st.builds(lambda t: ["unknown", t], UNKNOWN_OPTION),
-                         st.builds(lambda t: ["text", t], NOT_AN_OPTION), st.sampled_from([["--"], ["-"], ["--json=1"]]))
+    positional = {
+        "list": st.nothing(),
+        "report": paths,
+        "diff": paths,
+        "merge": paths,
+        "explain": st.sampled_from(
+            ["kl_divergence", "entropy", "nll_loss", "no.such.Loss", "torch.nn.BCE", "binary_cross_entropy"]
+        ),
+    }[command]
+    fragment = st.one_of(
+        st.sampled_from(options),
+        st.builds(lambda p: [p], positional),
+        st.builds(lambda t: ["unknown", t], UNKNOWN_OPTION),
+        st.builds(lambda t: ["text", t], NOT_AN_OPTION),
+        st.sampled_from([["--"], ["-"], ["--json=1"]]),
+    )
     fragments = data.draw(st.lists(fragment, max_size=5), label="fragments")
     # A bare option that takes a value takes the next argument as its value (-o /any/path): last only.
     bare = data.draw(st.sampled_from([[], [], ["-o"], ["--input"], ["--param"], ["--drift-ulps"]]), label="bare")
@@ -681,13 +995,25 @@ def test_other_commands_with_fuzzed_argv(files, capsys, data, command):
 
 
 def test_no_arguments_and_bare_commands_are_one_line(capsys):
-    for argv in ([], ["report"], ["diff"], ["diff", "a"], ["merge", "a"], ["explain"], ["explain", "entropy"],
-                 ["run", "--frameworks"], ["list", "extra"], ["--json"], ["-n", "-3"]):
+    for argv in (
+        [],
+        ["report"],
+        ["diff"],
+        ["diff", "a"],
+        ["merge", "a"],
+        ["explain"],
+        ["explain", "entropy"],
+        ["run", "--frameworks"],
+        ["list", "extra"],
+        ["--json"],
+        ["-n", "-3"],
+    ):
         rc, _, err = call(capsys, argv)
         assert_usage_error(rc, err, argv)
 
 
 # -- literals: parse_array and parse_value ---------------------------------------------------------
+
 
 def _check_array(text: str) -> None:
     try:
@@ -728,9 +1054,12 @@ def test_parse_value_any_text_returns_or_raises_literal_error(text):
 
 
 @fuzz("literal_round_trip")
-@given(array=hnp.arrays(st.sampled_from([np.float64, np.int64]),
-                        hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=3)),
-       style=st.sampled_from(["json", "numpy", "numpy-commas", "call"]))
+@given(
+    array=hnp.arrays(
+        st.sampled_from([np.float64, np.int64]), hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=3)
+    ),
+    style=st.sampled_from(["json", "numpy", "numpy-commas", "call"]),
+)
 def test_literals_round_trip(array, style):
     """What NumPy prints (or JSON) reads back as the same array, exactly."""
     got = parse_array(_render(array, style))
@@ -751,75 +1080,124 @@ def test_literal_errors_name_the_problem():
 
 # -- regressions: the bugs these properties found, each with the input that showed it -----------
 
-@pytest.mark.parametrize("argv", [  # an empty class axis: ZeroDivisionError / IndexError in the oracle
-    ["explain", "categorical_cross_entropy", "--input", "[]", "--target", "[]", "--param", "label_smoothing=0.1"],
-    ["explain", "softmax_cross_entropy_soft", "--input", "[[]]", "--target", "[[]]", "--param", "label_smoothing=0.1"],
-    ["explain", "nll_loss", "--input", "[[]]", "--target", "[0]", "--param", "weight=[]"],
-    ["explain", "softmax_cross_entropy", "--input", "[]", "--target", "0", "--param", "weight=[]"],
-])
+
+@pytest.mark.parametrize(
+    "argv",
+    [  # an empty class axis: ZeroDivisionError / IndexError in the oracle
+        ["explain", "categorical_cross_entropy", "--input", "[]", "--target", "[]", "--param", "label_smoothing=0.1"],
+        [
+            "explain",
+            "softmax_cross_entropy_soft",
+            "--input",
+            "[[]]",
+            "--target",
+            "[[]]",
+            "--param",
+            "label_smoothing=0.1",
+        ],
+        ["explain", "nll_loss", "--input", "[[]]", "--target", "[0]", "--param", "weight=[]"],
+        ["explain", "softmax_cross_entropy", "--input", "[]", "--target", "0", "--param", "weight=[]"],
+    ],
+)
 def test_regression_explain_empty_class_axis(capsys, argv):
     rc, _, err = call(capsys, argv)
     assert_usage_error(rc, err, argv)
     assert "needs at least one class; the input's class axis is empty" in err
 
 
-@pytest.mark.parametrize("argv", [
-    ["explain", "entropy", "--input", "5"],  # a CaseError for a spec name escaped cmd_explain
-    ["explain", "kl_div", "--input", "[]"],
-    ["explain", "nll_loss", "--input", "[[0.5]]", "--target", "[[0]]"],
-    ["explain", "entropy", "--input", "[0.5, 0.5]", "--param", "base=3"],
-    # an array for a parameter that takes one of a few values: "truth value of an array" ValueError
-    ["explain", "kl_divergence", "--input", "[0.5, 0.5]", "--target", "[0.2, 0.8]", "--param", "base=[1, 2]"],
-    ["explain", "binary_cross_entropy", "--input", "[0.5]", "--target", "[1.0]", "--param", "reduction=[]"],
-    # a weight that broadcasts with the input but not to it: ValueError in the oracle's broadcast_to
-    ["explain", "binary_cross_entropy", "--input", "[0.5, 0.5]", "--target", "[1.0, 0.0]",
-     "--param", "weight=[[1, 2], [3, 4]]"],
-    ["explain", "binary_cross_entropy_with_logits", "--input", "-1.0", "--target", "1.0", "--param", "pos_weight=[[]]"],
-    # a float class index past int64 was cast to a garbage index (RuntimeWarning, exit 0)
-    ["explain", "softmax_cross_entropy", "--input", "[[1.0, 2.0]]", "--target", "[1e300]"],
-    # a 2-D array in a message was repr()'d over two lines
-    ["explain", "binary_cross_entropy", "--input", "[0.5]", "--target", "[1.0]",
-     "--param", "label_smoothing=[[1, 2], [3, 4]]"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["explain", "entropy", "--input", "5"],  # a CaseError for a spec name escaped cmd_explain
+        ["explain", "kl_div", "--input", "[]"],
+        ["explain", "nll_loss", "--input", "[[0.5]]", "--target", "[[0]]"],
+        ["explain", "entropy", "--input", "[0.5, 0.5]", "--param", "base=3"],
+        # an array for a parameter that takes one of a few values: "truth value of an array" ValueError
+        ["explain", "kl_divergence", "--input", "[0.5, 0.5]", "--target", "[0.2, 0.8]", "--param", "base=[1, 2]"],
+        ["explain", "binary_cross_entropy", "--input", "[0.5]", "--target", "[1.0]", "--param", "reduction=[]"],
+        # a weight that broadcasts with the input but not to it: ValueError in the oracle's broadcast_to
+        [
+            "explain",
+            "binary_cross_entropy",
+            "--input",
+            "[0.5, 0.5]",
+            "--target",
+            "[1.0, 0.0]",
+            "--param",
+            "weight=[[1, 2], [3, 4]]",
+        ],
+        [
+            "explain",
+            "binary_cross_entropy_with_logits",
+            "--input",
+            "-1.0",
+            "--target",
+            "1.0",
+            "--param",
+            "pos_weight=[[]]",
+        ],
+        # a float class index past int64 was cast to a garbage index (RuntimeWarning, exit 0)
+        ["explain", "softmax_cross_entropy", "--input", "[[1.0, 2.0]]", "--target", "[1e300]"],
+        # a 2-D array in a message was repr()'d over two lines
+        [
+            "explain",
+            "binary_cross_entropy",
+            "--input",
+            "[0.5]",
+            "--target",
+            "[1.0]",
+            "--param",
+            "label_smoothing=[[1, 2], [3, 4]]",
+        ],
+    ],
+)
 def test_regression_explain_bad_case_is_one_line(capsys, argv):
     rc, _, err = call(capsys, argv)
     assert_usage_error(rc, err, argv)
 
 
-@pytest.mark.parametrize("argv", [
-    # user text with a line break was printed raw inside the one-line error
-    ["list", "--x\ny"],
-    ["explain", "kl_divergence", "--input", "[0.5]", "--param", "a\nb=[1,"],
-    ["run", "--out", "/proc/x\ny"],
-    ["report", "GOOD", "-o", "/proc/x\ny/r.html"],
-    ["merge", "GOOD", "-o", "GOOD"],
-    ["report", "no\nsuch.jsonl"],
-    # a list of blanks, ' , ', passed the list check (options.csv_list): a TypeError for --dtypes, the whole suite for
-    # --frameworks and --losses, the default policy for --fail-on
-    ["run", "--dtypes", " , "],
-    ["run", "--frameworks", " , "],
-    ["run", "--losses", " ,, "],
-    ["diff", "GOOD", "GOOD", "--fail-on", " , "],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        # user text with a line break was printed raw inside the one-line error
+        ["list", "--x\ny"],
+        ["explain", "kl_divergence", "--input", "[0.5]", "--param", "a\nb=[1,"],
+        ["run", "--out", "/proc/x\ny"],
+        ["report", "GOOD", "-o", "/proc/x\ny/r.html"],
+        ["merge", "GOOD", "-o", "GOOD"],
+        ["report", "no\nsuch.jsonl"],
+        # a list of blanks, ' , ', passed the list check (options.csv_list): a TypeError for --dtypes,
+        # the whole suite for --frameworks and --losses, the default policy for --fail-on
+        ["run", "--dtypes", " , "],
+        ["run", "--frameworks", " , "],
+        ["run", "--losses", " ,, "],
+        ["diff", "GOOD", "GOOD", "--fail-on", " , "],
+    ],
+)
 def test_regression_command_line_is_one_line(tmp_path, capsys, monkeypatch, argv):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(pytest, "main", lambda *a, **k: pytest.fail("the conformance suite was started"))
     good = tmp_path / "line\nbreak.jsonl"  # a path with a line break in it
     good.write_bytes(GOOD[True])
-    argv = [str(good) if a == "GOOD" else a for a in argv] + (["--out", "out"] if argv[:2] != ["run", "--out"]
-                                                              and argv[0] == "run" else [])
+    argv = [str(good) if a == "GOOD" else a for a in argv] + (
+        ["--out", "out"] if argv[:2] != ["run", "--out"] and argv[0] == "run" else []
+    )
     rc, _, err = call(capsys, argv)
     assert_usage_error(rc, err, argv)
 
 
 @pytest.mark.parametrize("command", ["report", "diff", "merge"])
-@pytest.mark.parametrize("record, change", [
-    (1, {"spec": "no_such_spec"}),  # merge: SPECS[spec] in find_divergences
-    (1, {"dtype": "float8"}),  # merge: TOLERANCES[dtype]
-    (1, {"known": {"explanation": "no id"}, "verdict": "known"}),  # merge: known["id"] in conclude
-    (2, {"errors": {"max_abs": 1.0, "total": 2}}),  # report: errors["mismatched"] in _headline
-    (1, {"errors": {"max_ulp": 10**400}}),  # diff: float(max_ulp) overflows in _ulp
-], ids=["unknown-spec", "unknown-dtype", "known-without-id", "errors-without-mismatched", "huge-integer-ulp"])
+@pytest.mark.parametrize(
+    "record, change",
+    [
+        (1, {"spec": "no_such_spec"}),  # merge: SPECS[spec] in find_divergences
+        (1, {"dtype": "float8"}),  # merge: TOLERANCES[dtype]
+        (1, {"known": {"explanation": "no id"}, "verdict": "known"}),  # merge: known["id"] in conclude
+        (2, {"errors": {"max_abs": 1.0, "total": 2}}),  # report: errors["mismatched"] in _headline
+        (1, {"errors": {"max_ulp": 10**400}}),  # diff: float(max_ulp) overflows in _ulp
+    ],
+    ids=["unknown-spec", "unknown-dtype", "known-without-id", "errors-without-mismatched", "huge-integer-ulp"],
+)
 def test_regression_schema_valid_records_are_read(files, capsys, command, record, change):
     """Records the schema accepts, which the commands once read with a traceback."""
     records = json.loads(json.dumps(RECORDS))
@@ -827,8 +1205,11 @@ def test_regression_schema_valid_records_are_read(files, capsys, command, record
         r.update(change)
     assert not any(schema_errors(r) for r in records)
     files.bad.write_bytes(dump(records))
-    argv = {"report": ["report", files.bad, "-o", files.dir / "out.html"], "diff": ["diff", files.good, files.bad],
-            "merge": ["merge", files.good, files.bad, "-o", files.dir / "merged.jsonl"]}[command]
+    argv = {
+        "report": ["report", files.bad, "-o", files.dir / "out.html"],
+        "diff": ["diff", files.good, files.bad],
+        "merge": ["merge", files.good, files.bad, "-o", files.dir / "merged.jsonl"],
+    }[command]
     rc, _, err = call(capsys, argv)
     assert rc in (0, 1), err
 
@@ -842,12 +1223,18 @@ def test_regression_results_files(files, capsys):
     huge["actual"]["value"]["shape"] = [10**12]  # MemoryError in the HTML report
     for content, problem in [
         (b"[" * 100_000, "nested too deeply"),  # RecursionError
-        (first + GOOD[True].splitlines(keepends=True)[1].replace(b'"max_ulp":0.5', b'"max_ulp":NaN'),
-         "NaN is not JSON"),  # merge: ValueError from json.dumps(allow_nan=False)
-        (first + GOOD[True].splitlines(keepends=True)[1].replace(b'"max_ulp":0.5', b'"max_ulp":1e400'),
-         "out of the range of a float64"),
-        (first + GOOD[True].splitlines(keepends=True)[1].replace(b'"max_ulp":0.5', b'"max_ulp":' + b"9" * 5000),
-         "not a JSON line"),  # ValueError: more digits than int() converts
+        (
+            first + GOOD[True].splitlines(keepends=True)[1].replace(b'"max_ulp":0.5', b'"max_ulp":NaN'),
+            "NaN is not JSON",
+        ),  # merge: ValueError from json.dumps(allow_nan=False)
+        (
+            first + GOOD[True].splitlines(keepends=True)[1].replace(b'"max_ulp":0.5', b'"max_ulp":1e400'),
+            "out of the range of a float64",
+        ),
+        (
+            first + GOOD[True].splitlines(keepends=True)[1].replace(b'"max_ulp":0.5', b'"max_ulp":' + b"9" * 5000),
+            "not a JSON line",
+        ),  # ValueError: more digits than int() converts
         (first + json.dumps({**RECORDS[1], "binding": "\ud800"}).encode() + b"\n", "lone surrogate"),
         (b"", "empty"),  # merge: IndexError (no meta at all)
         (b"\n" + GOOD[True].splitlines(keepends=True)[1], "2: the first line must be"),  # a blank first line
@@ -862,8 +1249,16 @@ def test_regression_results_files(files, capsys):
 
 
 def test_regression_label_smoothing_out_of_range_and_no_warnings(capsys):
-    argv = ["explain", "softmax_cross_entropy", "--input", "[[1.0, 2.0]]", "--target", "[1]",
-            "--param", "label_smoothing=1e400"]
+    argv = [
+        "explain",
+        "softmax_cross_entropy",
+        "--input",
+        "[[1.0, 2.0]]",
+        "--target",
+        "[1]",
+        "--param",
+        "label_smoothing=1e400",
+    ]
     rc, _, err = call(capsys, argv)
     assert rc == 2 and err == "lossparity: error: label_smoothing must be between 0 and 1, got inf\n"
     rc, _, err = call(capsys, ["explain", "entropy", "--input", "[-1.]"])

@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given, settings
 
 from lossparity.conformance.generate import (
-    BUCKETS, GenerationError, arrays, case_strategy, draw_cases, floats, pick,
+    BUCKETS,
+    GenerationError,
+    arrays,
+    case_strategy,
+    draw_cases,
+    floats,
+    pick,
 )
 from lossparity.conformance.specs import SPECS
 
@@ -25,8 +31,9 @@ print(repr([(c.id, sorted((k, v.tolist()) for k, v in c.arrays.items()), sorted(
 
 
 def _draw(imports: str) -> str:
-    return subprocess.run([sys.executable, "-c", SCRIPT.format(imports=imports)], capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(imports=imports)], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_same_seed_same_cases_in_differently_importing_processes():
@@ -47,14 +54,18 @@ def test_different_seeds_differ_and_ids_are_dense():
 
 def _structure(case):
     """What a compiled mode traces once for: array shapes and dtypes, and the non-array parameters."""
-    return (tuple(sorted((k, v.shape, v.dtype.str) for k, v in case.arrays.items())),
-            tuple(sorted((k, (v.shape, v.dtype.str) if isinstance(v, np.ndarray) else v)
-                         for k, v in case.params.items())))
+    return (
+        tuple(sorted((k, v.shape, v.dtype.str) for k, v in case.arrays.items())),
+        tuple(sorted((k, (v.shape, v.dtype.str) if isinstance(v, np.ndarray) else v) for k, v in case.params.items())),
+    )
 
 
 def _value(case):
-    return repr(_structure(case)) + repr(sorted((k, v.tobytes()) for k, v in case.arrays.items())) + repr(
-        sorted((k, v.tobytes() if isinstance(v, np.ndarray) else v) for k, v in case.params.items()))
+    return (
+        repr(_structure(case))
+        + repr(sorted((k, v.tobytes()) for k, v in case.arrays.items()))
+        + repr(sorted((k, v.tobytes() if isinstance(v, np.ndarray) else v) for k, v in case.params.items()))
+    )
 
 
 @pytest.mark.parametrize("seed_value", [0, 7])
@@ -89,8 +100,9 @@ def test_the_first_bucket_is_plain():
     for name in ("softmax_cross_entropy", "binary_cross_entropy_with_logits", "dice", "triplet_margin"):
         spec = SPECS[name]
         plain = [c for c in draw_cases(name, spec.generate, examples=40, seed_value=5) if c.origin["bucket"] == 0]
-        assert plain and all(set(c.params) <= {"reduction"} and c.params.get("reduction", "mean") == "mean"
-                             for c in plain), name
+        assert plain and all(
+            set(c.params) <= {"reduction"} and c.params.get("reduction", "mean") == "mean" for c in plain
+        ), name
 
 
 def test_drawing_is_reproducible_in_one_process():
@@ -103,8 +115,11 @@ def test_drawing_is_reproducible_in_one_process():
 def test_over_seeds_the_buckets_reach_the_whole_menu():
     # a run sees BUCKETS structures; other seeds see others (every reduction, every class count)
     spec = SPECS["softmax_cross_entropy"]
-    seen = {(c.arrays["input"].shape[-1], c.params.get("reduction"))
-            for s in range(6) for c in draw_cases(spec.name, spec.generate, examples=8, seed_value=s)}
+    seen = {
+        (c.arrays["input"].shape[-1], c.params.get("reduction"))
+        for s in range(6)
+        for c in draw_cases(spec.name, spec.generate, examples=8, seed_value=s)
+    }
     assert {n for n, _ in seen} == {1, 2, 3, 5}
     assert {r for _, r in seen} == {"none", "sum", "mean"}
 

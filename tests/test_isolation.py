@@ -24,9 +24,30 @@ def faulty_run(tmp_path_factory):
     (info / "entry_points.txt").write_text("[lossparity.adapters]\nfaulty = lp_faulty\n")
     env = {**__import__("os").environ, "PYTHONPATH": f"{tmp / 'site'}:{FAULTY}"}
     out = tmp / "out"
-    proc = subprocess.run([sys.executable, "-m", "lossparity.cli", "run", "--frameworks", "faulty",
-                           "--dtypes", "float64", "--examples", "10", "--timeout", "3", "--memory-limit", "0.25",
-                           "--out", str(out)], env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lossparity.cli",
+            "run",
+            "--frameworks",
+            "faulty",
+            "--dtypes",
+            "float64",
+            "--examples",
+            "10",
+            "--timeout",
+            "3",
+            "--memory-limit",
+            "0.25",
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     sys.path.insert(0, str(FAULTY))
     try:
         import lp_faulty
@@ -87,5 +108,6 @@ def test_the_limits_are_options_with_one_line_errors(capsys):
     assert main(["run", "--timeout", "-1"]) == 2
     assert capsys.readouterr().err == "lossparity: error: --timeout must be a number >= 0 (0: no limit), got -1.0\n"
     assert main(["run", "--memory-limit", "nan"]) == 2
-    assert capsys.readouterr().err == ("lossparity: error: --memory-limit must be a number >= 0 (0: no limit), "
-                                       "got nan\n")
+    assert capsys.readouterr().err == (
+        "lossparity: error: --memory-limit must be a number >= 0 (0: no limit), got nan\n"
+    )

@@ -27,8 +27,9 @@ KILLS = [(signal.SIGKILL, _rng.randint(2, 60)) for _ in range(3)] + [(signal.SIG
 
 
 def lossparity(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "lossparity.cli", *args], capture_output=True, text=True,
-                          timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "lossparity.cli", *args], capture_output=True, text=True, timeout=300, **kw
+    )
 
 
 def comparable(path):
@@ -66,16 +67,22 @@ def _lines(path):
 @pytest.mark.parametrize("sig, after", KILLS, ids=[f"{signal.Signals(s).name}-after-{n}" for s, n in KILLS])
 def test_a_killed_run_leaves_valid_lines_and_resumes(reference, tmp_path, sig, after):
     results = tmp_path / "results.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "lossparity.cli", "run", *RUN, "--out", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lossparity.cli", "run", *RUN, "--out", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while _lines(results) < after and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     os.kill(proc.pid, sig)
     _, err = proc.communicate(timeout=60)
     if sig == signal.SIGINT and proc.returncode == 2:
-        assert err.strip().splitlines()[-1] == (f"lossparity: error: interrupted; the results so far are in "
-                                                f"{results}, and the same command with --resume completes the run")
+        assert err.strip().splitlines()[-1] == (
+            f"lossparity: error: interrupted; the results so far are in "
+            f"{results}, and the same command with --resume completes the run"
+        )
     kept = read_records(results)  # every line parses and is valid against the schema
     assert kept[0]["kind"] == "meta"
     report = lossparity("report", str(results), "-o", str(tmp_path / "partial.html"))
@@ -85,8 +92,9 @@ def test_a_killed_run_leaves_valid_lines_and_resumes(reference, tmp_path, sig, a
     assert resumed.returncode in (0, 1), resumed.stderr
     assert comparable(results) == reference
     final = {line.decode() for line in results.read_bytes().splitlines()}
-    assert all(json.dumps(r, allow_nan=False, separators=(",", ":")) in final
-               for r in kept if r["kind"] == "result")  # kept byte for byte (timings too): not run again
+    assert all(
+        json.dumps(r, allow_nan=False, separators=(",", ":")) in final for r in kept if r["kind"] == "result"
+    )  # kept byte for byte (timings too): not run again
 
 
 def test_resume_refuses_another_selection(tmp_path):
@@ -97,7 +105,9 @@ def test_resume_refuses_another_selection(tmp_path):
     (tmp_path / "results.jsonl").write_text(json.dumps(meta) + "\n")
     proc = lossparity("run", *RUN, "--out", str(tmp_path), "--resume")
     assert proc.returncode == 2
-    assert proc.stderr == (f"lossparity: error: --resume: {tmp_path / 'results.jsonl'} was made with seed 1, "
-                           f"this run has 0; resume with the same selection and versions\n")
+    assert proc.stderr == (
+        f"lossparity: error: --resume: {tmp_path / 'results.jsonl'} was made with seed 1, "
+        f"this run has 0; resume with the same selection and versions\n"
+    )
     proc = lossparity("run", *RUN, "--out", str(tmp_path / "none"), "--resume")
     assert proc.stderr == f"lossparity: error: --resume: there is no {tmp_path / 'none' / 'results.jsonl'} to resume\n"

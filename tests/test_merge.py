@@ -6,15 +6,24 @@ from pathlib import Path
 import pytest
 
 import lossparity
-
 from lossparity.cli import main
 from lossparity.core.records import read_records
 
 pytest.importorskip("torch")
 pytest.importorskip("jax")
 
-ARGS = ["--pyargs", "lossparity.conformance.suite", "-p", "no:cacheprovider",
-        "--lp-losses", "binary_cross_entropy_with_logits", "--lp-examples", "4", "--lp-dtypes", "float32"]
+ARGS = [
+    "--pyargs",
+    "lossparity.conformance.suite",
+    "-p",
+    "no:cacheprovider",
+    "--lp-losses",
+    "binary_cross_entropy_with_logits",
+    "--lp-examples",
+    "4",
+    "--lp-dtypes",
+    "float32",
+]
 
 
 INI = Path(lossparity.__file__).with_name("pytest-conformance.ini")
@@ -23,8 +32,11 @@ INI = Path(lossparity.__file__).with_name("pytest-conformance.ini")
 def _content(path):
     """Result, divergence and agreement lines (timings aside) and the summary's counts."""
     records = read_records(path, validate=True)
-    lines = sorted(json.dumps({k: v for k, v in r.items() if k != "seconds"}, sort_keys=True)
-                   for r in records if r["kind"] in ("result", "divergence", "agreement"))
+    lines = sorted(
+        json.dumps({k: v for k, v in r.items() if k != "seconds"}, sort_keys=True)
+        for r in records
+        if r["kind"] in ("result", "divergence", "agreement")
+    )
     summary = next(r for r in records if r["kind"] == "summary")
     return lines, {k: v for k, v in summary.items() if k != "finished"}
 
@@ -36,8 +48,21 @@ def runs(tmp_path_factory):
     paths = {}
     for name, frameworks in (("torch", "torch"), ("jax", "jax"), ("both", "torch,jax")):
         out = root / name
-        pytest.main([*ARGS, "--lp-frameworks", frameworks, "--lp-out", str(out), "-q", "--tb=no",
-                     "-c", str(INI), "--rootdir", str(root)])
+        pytest.main(
+            [
+                *ARGS,
+                "--lp-frameworks",
+                frameworks,
+                "--lp-out",
+                str(out),
+                "-q",
+                "--tb=no",
+                "-c",
+                str(INI),
+                "--rootdir",
+                str(root),
+            ]
+        )
         paths[name] = out / "results.jsonl"
     return paths
 
@@ -70,8 +95,11 @@ def test_duplicates_are_counted_and_conflicts_reported(runs, tmp_path, capsys):
     key = "/".join(str(victim[k]) for k in ("spec", "binding", "dtype", "device", "mode", "case_id"))
     assert err.startswith(f"lossparity: conflict: {key}: {runs['torch']} says conform")
     assert f"{other} says deviate" in err and f"(kept {runs['torch']})" in err
-    kept = [r for r in read_records(merged) if r["kind"] == "result" and r["case_id"] == victim["case_id"]
-            and r["binding"] == victim["binding"]]
+    kept = [
+        r
+        for r in read_records(merged)
+        if r["kind"] == "result" and r["case_id"] == victim["case_id"] and r["binding"] == victim["binding"]
+    ]
     assert [r["verdict"] for r in kept] == ["conform"]
 
 
@@ -81,5 +109,6 @@ def test_bad_inputs_are_one_line_and_exit_2(runs, tmp_path, capsys):
     assert main(["merge", str(runs["torch"]), str(broken), "-o", str(tmp_path / "m.jsonl")]) == 2
     assert capsys.readouterr().err == f"lossparity: error: {broken}:1: not a JSON line (JSONDecodeError)\n"
     assert main(["merge", str(runs["torch"]), "-o", str(runs["torch"])]) == 2
-    assert capsys.readouterr().err == (f"lossparity: error: -o {runs['torch']} is one of the inputs; "
-                                       "write the merged file elsewhere\n")
+    assert capsys.readouterr().err == (
+        f"lossparity: error: -o {runs['torch']} is one of the inputs; write the merged file elsewhere\n"
+    )

@@ -14,13 +14,13 @@ import sys
 import numpy as np
 import pytest
 
-from lossparity.conformance.registry import adapter_for, all_bindings, family
 from lossparity.conformance.divergence import find_divergences
 from lossparity.conformance.known import load_known
-from lossparity.core.model import Case
+from lossparity.conformance.registry import adapter_for, all_bindings, family
 from lossparity.conformance.runner import evaluate
 from lossparity.conformance.specs import SPECS
 from lossparity.core.dtypes import numpy_dtype
+from lossparity.core.model import Case
 from lossparity.core.records import decode_array
 
 SEED_LOGITS = [[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]]  # seed 001: labels [2, 0]
@@ -53,28 +53,36 @@ def softmax_minus_onehot(logits, labels):
 SEED = case("softmax_cross_entropy", SEED_LOGITS, SEED_LABELS, np.int64, reduction="none")
 
 
-@pytest.mark.parametrize("binding_id, mode", [
-    ("tf.nn.sparse_softmax_cross_entropy_with_logits", "eager"),
-    ("tf.nn.sparse_softmax_cross_entropy_with_logits", "function"),
-    ("tf.nn.sparse_softmax_cross_entropy_with_logits", "function_jit"),
-    ("optax.losses.softmax_cross_entropy_with_integer_labels", "eager"),
-    ("optax.losses.softmax_cross_entropy_with_integer_labels", "jit"),
-    ("torch.nn.functional.cross_entropy", "eager"),
-])
+@pytest.mark.parametrize(
+    "binding_id, mode",
+    [
+        ("tf.nn.sparse_softmax_cross_entropy_with_logits", "eager"),
+        ("tf.nn.sparse_softmax_cross_entropy_with_logits", "function"),
+        ("tf.nn.sparse_softmax_cross_entropy_with_logits", "function_jit"),
+        ("optax.losses.softmax_cross_entropy_with_integer_labels", "eager"),
+        ("optax.losses.softmax_cross_entropy_with_integer_labels", "jit"),
+        ("torch.nn.functional.cross_entropy", "eager"),
+    ],
+)
 def test_seed_gradient_is_softmax_minus_one_hot_in_every_mode(binding_id, mode):
     r = run(binding_id, "softmax_cross_entropy", SEED, "float32", mode)
     assert r["mode"] == mode and r["verdict"] == r["value_verdict"] == "conform", r["errors"]
     g = r["gradients"]["input"]
     assert g["verdict"] == "conform" and g["actual"]["dtype"] == "float32"
-    np.testing.assert_allclose(decode_array(g["expected"]["value"]), softmax_minus_onehot(SEED_LOGITS, SEED_LABELS),
-                               rtol=1e-15)
+    np.testing.assert_allclose(
+        decode_array(g["expected"]["value"]), softmax_minus_onehot(SEED_LOGITS, SEED_LABELS), rtol=1e-15
+    )
     assert set(r["gradients"]) == {"input"}  # class indices are not differentiated
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_low_precision_inputs_are_rounded_first_and_measured_in_their_ulps(dtype):
-    r = run("optax.losses.softmax_cross_entropy_with_integer_labels", "softmax_cross_entropy",
-            case("softmax_cross_entropy", [[0.1, 0.2, 0.3]], [1], np.int64), dtype)
+    r = run(
+        "optax.losses.softmax_cross_entropy_with_integer_labels",
+        "softmax_cross_entropy",
+        case("softmax_cross_entropy", [[0.1, 0.2, 0.3]], [1], np.int64),
+        dtype,
+    )
     given = decode_array(r["inputs"]["input"])
     assert given[0, 0] != 0.1 and given[0, 0] == float(np.asarray(0.1).astype(numpy_dtype(dtype)))
     assert r["actual"]["dtype"] == dtype and r["tolerance"]["rtol"] in (1e-3, 1.6e-2)
@@ -82,26 +90,41 @@ def test_low_precision_inputs_are_rounded_first_and_measured_in_their_ulps(dtype
 
 
 def test_keras_class_computes_in_float32_and_says_so():
-    r = run("keras.losses.BinaryCrossentropy[tensorflow]", "binary_cross_entropy",
-            case("binary_cross_entropy", [0.8, 0.2, 0.4], [1.0, 0.0, 0.0]), "float16")
+    r = run(
+        "keras.losses.BinaryCrossentropy[tensorflow]",
+        "binary_cross_entropy",
+        case("binary_cross_entropy", [0.8, 0.2, 0.4], [1.0, 0.0, 0.0]),
+        "float16",
+    )
     assert r["computes_in"] == "float32" and r["actual"]["dtype"] == "float32"
     assert r["value_verdict"] == "conform", r["errors"]
     assert r["gradients"]["input"]["actual"]["dtype"] == "float16"  # back in the input's dtype
 
 
 def test_a_result_in_another_dtype_than_due_is_a_finding():
-    b = dataclasses.replace(binding("keras.losses.BinaryCrossentropy[tensorflow]", "binary_cross_entropy"), computes_in=None)
+    b = dataclasses.replace(
+        binding("keras.losses.BinaryCrossentropy[tensorflow]", "binary_cross_entropy"), computes_in=None
+    )
     pytest.importorskip("tensorflow")
-    r = evaluate(adapter_for(b.framework), b, SPECS["binary_cross_entropy"],
-                 case("binary_cross_entropy", [0.8, 0.2, 0.4], [1.0, 0.0, 0.0]), "float16")
+    r = evaluate(
+        adapter_for(b.framework),
+        b,
+        SPECS["binary_cross_entropy"],
+        case("binary_cross_entropy", [0.8, 0.2, 0.4], [1.0, 0.0, 0.0]),
+        "float16",
+    )
     assert r["value_verdict"] == "deviate" and r["errors"]["dtype"] == "float32"
     assert r["errors"]["summary"].startswith("Returned float32 where float16 was due.")
 
 
 def test_torch_bce_gradient_at_a_saturated_probability_is_a_known_gradient_finding():
     # p = 0, y = 0: log p is clamped at -100 (slope 0), -(1-y) log(1-p) has slope 1/(1-p) = 1.
-    r = run("torch.nn.BCELoss", "binary_cross_entropy",
-            case("binary_cross_entropy", [0.0, 0.5], [0.0, 0.0], reduction="none"), "float64")
+    r = run(
+        "torch.nn.BCELoss",
+        "binary_cross_entropy",
+        case("binary_cross_entropy", [0.0, 0.5], [0.0, 0.0], reduction="none"),
+        "float64",
+    )
     assert r["value_verdict"] == "conform"
     g = r["gradients"]["input"]
     np.testing.assert_array_equal(decode_array(g["expected"]["value"]), [1.0, 2.0])

@@ -9,9 +9,36 @@ from lossparity.conformance import options
 from lossparity.conformance.selection import Selection
 from lossparity.core.dtypes import DTYPES
 
-COMMAND = ["run", "--frameworks", "torch, jax", "--losses", "huber*", "--cases", "*inf*", "--dtypes", "float32",
-           "--modes", "eager,jit", "--device", "cuda", "--tf32", "--examples", "5", "--seed", "3", "-n", "2",
-           "--resume", "--timeout", "0", "--memory-limit", "2.5", "-v", "--out", "elsewhere"]
+COMMAND = [
+    "run",
+    "--frameworks",
+    "torch, jax",
+    "--losses",
+    "huber*",
+    "--cases",
+    "*inf*",
+    "--dtypes",
+    "float32",
+    "--modes",
+    "eager,jit",
+    "--device",
+    "cuda",
+    "--tf32",
+    "--examples",
+    "5",
+    "--seed",
+    "3",
+    "-n",
+    "2",
+    "--resume",
+    "--timeout",
+    "0",
+    "--memory-limit",
+    "2.5",
+    "-v",
+    "--out",
+    "elsewhere",
+]
 
 
 def test_the_options_load_no_numpy():

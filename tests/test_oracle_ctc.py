@@ -19,9 +19,9 @@ import math
 import numpy as np
 import pytest
 from mpmath import mp, mpf
+from oracle_helpers import fd_failures
 
 from lossparity.reference.ctc import ctc_loss, ctc_loss_grad
-from oracle_helpers import fd_failures
 
 DPS = 50
 EPS = 2.0**-52
@@ -29,6 +29,7 @@ ULP_BOUND = 4
 
 
 # ----------------------------------------------------------------------------- (a) mpmath
+
 
 def _collapse(path, blank):
     out, prev = [], None
@@ -58,8 +59,7 @@ def _mp_ctc(x, labels, blank, log_softmax_input):
         # conditioning in the inputs: sum |x| |d loss / d x|; d loss / d lp = -occupancy / Z
         grad = [[-occupancy.get((t, k), mpf(0)) / total for k in range(C)] for t in range(T)]
         if log_softmax_input:
-            grad = [[g + mp.exp(rows[t][k]) * -mp.fsum(grad[t]) for k, g in enumerate(grad[t])]
-                    for t in range(T)]
+            grad = [[g + mp.exp(rows[t][k]) * -mp.fsum(grad[t]) for k, g in enumerate(grad[t])] for t in range(T)]
         cond = mp.fsum(abs(mpf(float(x[t][k])) * grad[t][k]) for t in range(T) for k in range(C))
         return loss, cond
 
@@ -78,8 +78,12 @@ MP_POINTS = [
     (_lp(A([[30.0, 0.0, -30.0], [0.0, 30.0, 0.0], [-30.0, 0.0, 30.0]])), [1, 2], 0, False),
     (_lp(A([[-700.0, 0.0, 0.0], [0.0, -700.0, 0.0], [0.0, 0.0, -700.0]])), [2, 1], 0, False),
     (A([[0.5, 1.0, -0.5], [0.2, -1.0, 1.5], [1.0, 0.3, 0.0], [-0.5, 0.8, 0.4]]), [2, 0], 1, True),
-    (A([[8.0, -8.0, 0.5, 1.0], [3.0, 2.0, -1.0, 0.0], [0.0, 0.0, 0.0, 0.0], [-2.0, 7.5, 1.0, 0.25]]),
-     [3, 1, 3], 0, True),
+    (
+        A([[8.0, -8.0, 0.5, 1.0], [3.0, 2.0, -1.0, 0.0], [0.0, 0.0, 0.0, 0.0], [-2.0, 7.5, 1.0, 0.25]]),
+        [3, 1, 3],
+        0,
+        True,
+    ),
     (_lp(A([[1e-3, 0.0, 2e-3]] * 4)), [], 0, False),
     (A([[0.25, -1.5, 2.0, 0.5]]), [3], 2, False),
 ]
@@ -89,9 +93,15 @@ MP_POINTS = [
 def test_oracle_matches_mpmath_enumeration(point):
     x, labels, blank, lsi = MP_POINTS[point]
     exact, cond = _mp_ctc(x, labels, blank, lsi)
-    got = ctc_loss(x[None], A([labels + [0]], np.int64)[:, :max(len(labels), 1)],
-                   input_lengths=A([len(x)]), target_lengths=A([len(labels)]), blank=blank,
-                   reduction="none", log_softmax_input=lsi)[0]
+    got = ctc_loss(
+        x[None],
+        A([labels + [0]], np.int64)[:, : max(len(labels), 1)],
+        input_lengths=A([len(x)]),
+        target_lengths=A([len(labels)]),
+        blank=blank,
+        reduction="none",
+        log_softmax_input=lsi,
+    )[0]
     with mp.workdps(DPS):
         ulp = float(np.spacing(abs(float(exact)))) or 2.0**-1074
         residual = (abs(mpf(float(got)) - exact) - EPS * cond) / ulp
@@ -104,22 +114,36 @@ def test_gradient_matches_mpmath_enumeration(point):
     occupancy of each class at each frame), to 1e-12 relative to the largest entry."""
     x, labels, blank, lsi = MP_POINTS[point]
     with mp.workdps(DPS):
+
         def loss_at(t, k, h):
             y = [[mpf(float(v)) for v in row] for row in x]
             y[t][k] += h
             rows = y
             if lsi:
                 rows = [[v - mp.log(mp.fsum(mp.exp(u) for u in row)) for v in row] for row in rows]
-            tot = mp.fsum(mp.exp(mp.fsum(rows[s][j] for s, j in enumerate(p)))
-                          for p in itertools.product(range(len(rows[0])), repeat=len(rows))
-                          if _collapse(p, blank) == tuple(labels))
+            tot = mp.fsum(
+                mp.exp(mp.fsum(rows[s][j] for s, j in enumerate(p)))
+                for p in itertools.product(range(len(rows[0])), repeat=len(rows))
+                if _collapse(p, blank) == tuple(labels)
+            )
             return -mp.log(tot)
+
         h = mpf(10) ** -20
-        exact = np.array([[float((loss_at(t, k, h) - loss_at(t, k, -h)) / (2 * h)) for k in range(x.shape[1])]
-                          for t in range(x.shape[0])])
-    got = ctc_loss_grad(x[None], A([labels], np.int64), input_lengths=A([len(x)]),
-                        target_lengths=A([len(labels)]), blank=blank, reduction="sum",
-                        log_softmax_input=lsi)["input"][0]
+        exact = np.array(
+            [
+                [float((loss_at(t, k, h) - loss_at(t, k, -h)) / (2 * h)) for k in range(x.shape[1])]
+                for t in range(x.shape[0])
+            ]
+        )
+    got = ctc_loss_grad(
+        x[None],
+        A([labels], np.int64),
+        input_lengths=A([len(x)]),
+        target_lengths=A([len(labels)]),
+        blank=blank,
+        reduction="sum",
+        log_softmax_input=lsi,
+    )["input"][0]
     np.testing.assert_allclose(got, exact, rtol=0, atol=1e-12 * np.abs(exact).max())
 
 
@@ -145,8 +169,14 @@ LP = _lp(A([[0.5, 1.0, -0.5], [0.2, -1.0, 1.5], [1.0, 0.3, 0.0]]))
 
 
 def _one(x, labels, **kw):
-    return ctc_loss(x[None], A([labels or [0]], np.int64), input_lengths=A([len(x)]),
-                    target_lengths=A([len(labels)]), reduction="none", **kw)[0]
+    return ctc_loss(
+        x[None],
+        A([labels or [0]], np.int64),
+        input_lengths=A([len(x)]),
+        target_lengths=A([len(labels)]),
+        reduction="none",
+        **kw,
+    )[0]
 
 
 def test_one_frame_is_minus_log_p_of_the_label():
@@ -160,8 +190,7 @@ def test_empty_target_is_all_blanks():
 def test_repeat_in_three_frames_has_one_alignment():
     assert _one(LP, [1, 1]) == pytest.approx(-(LP[0, 1] + LP[1, 0] + LP[2, 1]), rel=4 * EPS)
     assert _one(LP[:2], [1, 1]) == math.inf
-    g = ctc_loss_grad(LP[None, :2], A([[1, 1]]), input_lengths=A([2]), target_lengths=A([2]),
-                      reduction="sum")["input"]
+    g = ctc_loss_grad(LP[None, :2], A([[1, 1]]), input_lengths=A([2]), target_lengths=A([2]), reduction="sum")["input"]
     assert np.isnan(g).all()
 
 
@@ -184,18 +213,19 @@ def test_zero_infinity_and_mean_over_target_lengths():
 def test_log_epsilon_without_frames():
     """No frames and one label: optax's states P[1] and E[0] both start at log_epsilon, so the
     loss is -(log_epsilon + log 2), not +inf."""
-    got = ctc_loss(LP[None, :0], A([[1]]), input_lengths=A([0]), target_lengths=A([1]),
-                   reduction="none", log_epsilon=-1e5)[0]
+    got = ctc_loss(
+        LP[None, :0], A([[1]]), input_lengths=A([0]), target_lengths=A([1]), reduction="none", log_epsilon=-1e5
+    )[0]
     assert got == pytest.approx(1e5 - math.log(2), rel=EPS)
-    assert ctc_loss(LP[None, :0], A([[1]]), input_lengths=A([0]), target_lengths=A([1]),
-                    reduction="none")[0] == math.inf
+    assert (
+        ctc_loss(LP[None, :0], A([[1]]), input_lengths=A([0]), target_lengths=A([1]), reduction="none")[0] == math.inf
+    )
 
 
 def test_keras_lengths_read_the_arrays():
     """keras.losses.ctc: every frame, and as many labels as are not 0 (wherever they are)."""
     x = np.stack([LP, LP])
     t = A([[1, 2], [2, 0]])
-    got = ctc_loss(x, t, input_lengths=A([1, 1]), target_lengths=A([0, 0]), reduction="none",
-                   ctc_lengths="keras")
+    got = ctc_loss(x, t, input_lengths=A([1, 1]), target_lengths=A([0, 0]), reduction="none", ctc_lengths="keras")
     want = ctc_loss(x, t, input_lengths=A([3, 3]), target_lengths=A([2, 1]), reduction="none")
     np.testing.assert_array_equal(got, want)

@@ -18,10 +18,10 @@ import math
 import numpy as np
 import pytest
 from mpmath import mp, mpf
+from oracle_helpers import F16, F32, F64, fd_failures
 
 from lossparity.reference import OracleError
 from lossparity.reference import embedding as emb
-from oracle_helpers import F16, F32, F64, fd_failures
 
 EPS = 2.0**-52
 ULP_BOUND = 4
@@ -29,6 +29,7 @@ A = np.array
 
 
 # ----------------------------------------------------------------------------- mpmath side
+
 
 def _mp_rows(x):
     x = np.asarray(x, np.float64)
@@ -62,7 +63,7 @@ def _mp_cosine_embedding(input, input2, target, margin=0.0, sq_add=0.0):
 def _mp_pnorm(v, p, shift=0, absolute=True):
     p = mpf(p)
     total = sum((abs(x) if absolute else x) ** p for x in v) + shift
-    return mpf("nan") if total < 0 else total ** (1 / p)   # a real root of a negative sum: none
+    return mpf("nan") if total < 0 else total ** (1 / p)  # a real root of a negative sum: none
 
 
 def _mp_triplet(a, pos, neg, margin=1.0, p=2.0, eps=0.0, swap=False, distance_eps="difference", power_abs=True):
@@ -133,17 +134,22 @@ def _check(got, exact, cond=0.0):
 
 
 mp.dps = 50
-NEAR = A([[1.0, 1e-9, 0.0]])   # near-parallel to (1, 0, 0): 1 - cos ~ 5e-19
+NEAR = A([[1.0, 1e-9, 0.0]])  # near-parallel to (1, 0, 0): 1 - cos ~ 5e-19
 
 
-@pytest.mark.parametrize("a, b, kw", [
-    (A([[3.0, 4.0], [1.0, -2.0], [0.0, 0.0]]), A([[4.0, 3.0], [-2.0, 4.0], [1.0, 1.0]]),
-     {"epsilon": 1e-6}),
-    (A([[1e-8, 0.0], [3e-4, 4e-4]]), A([[1.0, 1.0], [1.0, 2.0]]),
-     {"cosine_form": "negative", "norm_floor": 1e-7, "dtype": F64}),
-    (A([[0.0, 0.0], [1e-200, 2e-200]]), A([[1.0, 1.0], [2e200, 1e200]]), {"norm_floor": 1e-7, "dtype": F64}),
-    (A([[1.0, 2.0, 3.0]]), A([[1.0, 2.0, 3.000001]]), {"cosine_form": "distance"}),
-])
+@pytest.mark.parametrize(
+    "a, b, kw",
+    [
+        (A([[3.0, 4.0], [1.0, -2.0], [0.0, 0.0]]), A([[4.0, 3.0], [-2.0, 4.0], [1.0, 1.0]]), {"epsilon": 1e-6}),
+        (
+            A([[1e-8, 0.0], [3e-4, 4e-4]]),
+            A([[1.0, 1.0], [1.0, 2.0]]),
+            {"cosine_form": "negative", "norm_floor": 1e-7, "dtype": F64},
+        ),
+        (A([[0.0, 0.0], [1e-200, 2e-200]]), A([[1.0, 1.0], [2e200, 1e200]]), {"norm_floor": 1e-7, "dtype": F64}),
+        (A([[1.0, 2.0, 3.0]]), A([[1.0, 2.0, 3.000001]]), {"cosine_form": "distance"}),
+    ],
+)
 def test_cosine_similarity_mpmath(a, b, kw):
     got = emb.cosine_similarity(a, b, reduction="none", **kw)
     mpkw = {k: v for k, v in kw.items() if k != "dtype"}
@@ -160,10 +166,17 @@ def test_cosine_embedding_mpmath():
     _check(got, _mp_cosine_embedding(x1, x2, y, 0.1, 1e-12), _conditioning(grads, {"input": x1, "input2": x2}))
 
 
-@pytest.mark.parametrize("kw", [
-    {}, {"p": 1.0}, {"p": 3.0, "swap": True}, {"eps": 1e-6, "distance_eps": "power_sum"},
-    {"eps": 1e-6, "p": 3.0, "distance_eps": "power_sum", "power_abs": False}, {"eps": 1e-6},
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"p": 1.0},
+        {"p": 3.0, "swap": True},
+        {"eps": 1e-6, "distance_eps": "power_sum"},
+        {"eps": 1e-6, "p": 3.0, "distance_eps": "power_sum", "power_abs": False},
+        {"eps": 1e-6},
+    ],
+)
 def test_triplet_margin_mpmath(kw):
     a = A([[0.0, 1.0, -1.0], [1e-3, 2.0, 0.5], [1.0, 1.0, 1.0]])
     p = A([[0.5, 0.0, 0.0], [0.0, 2.0, 0.5], [1.0, 1.0, 1.0]])
@@ -197,11 +210,19 @@ def test_circle_mpmath(kw):
 # ----------------------------------------------------------------------------- gradients
 
 FD_CONVENTIONS = {
-    "cosine_similarity": [{}, {"cosine_form": "negative", "norm_floor": 1e-7}, {"cosine_form": "distance"},
-                          {"norm_floor": 1e-7, "dtype": F16}],
+    "cosine_similarity": [
+        {},
+        {"cosine_form": "negative", "norm_floor": 1e-7},
+        {"cosine_form": "distance"},
+        {"norm_floor": 1e-7, "dtype": F16},
+    ],
     "cosine_embedding": [{}, {"sq_norm_add": 1e-12}],
-    "triplet_margin": [{}, {"distance_eps": "power_sum"}, {"distance_eps": "power_sum", "power_abs": False},
-                       {"margin_domain": "ValueError"}],
+    "triplet_margin": [
+        {},
+        {"distance_eps": "power_sum"},
+        {"distance_eps": "power_sum", "power_abs": False},
+        {"margin_domain": "ValueError"},
+    ],
     "ntxent": [{}, {"sq_norm_eps": "finfo"}, {"sq_norm_eps": "finfo", "dtype": F64}],
     "circle": [{}, {"mean_over": "positive", "zero_division": "zero"}],
 }
@@ -220,8 +241,7 @@ def _fine_difference(case_id, where, analytic):
     from lossparity.conformance.generate import draw_cases
     from lossparity.conformance.specs import SPECS
 
-    case = next(c for c in draw_cases("circle", SPECS["circle"].generate, examples=12, seed_value=0)
-                if c.id == case_id)
+    case = next(c for c in draw_cases("circle", SPECS["circle"].generate, examples=12, seed_value=0) if c.id == case_id)
     assert case.params.get("remove_diagonal") is False
     e, labels = case.in_dtype("float64")["input"], case.arrays["target"]
     kw = {k: v for k, v in case.params.items() if k != "reduction"}
@@ -249,10 +269,16 @@ def test_gradient_matches_finite_differences(spec_name):
 
 # ----------------------------------------------------------------------------- closed forms
 
+
 def test_keras_docstring_values():
     # keras.losses.cosine_similarity's example: [-0., -0.99999994, 0.99999994] (float32)
-    got = emb.cosine_similarity(A([[1.0, 0.0], [1.0, 1.0], [-1.0, -1.0]]), A([[0.0, 1.0], [1.0, 1.0], [1.0, 1.0]]),
-                                reduction="none", cosine_form="negative", norm_floor=1e-7)
+    got = emb.cosine_similarity(
+        A([[1.0, 0.0], [1.0, 1.0], [-1.0, -1.0]]),
+        A([[0.0, 1.0], [1.0, 1.0], [1.0, 1.0]]),
+        reduction="none",
+        cosine_form="negative",
+        norm_floor=1e-7,
+    )
     assert np.allclose(got, [0.0, -1.0, 1.0], rtol=0, atol=1e-15)
 
 
@@ -288,8 +314,8 @@ def test_triplet_swap_and_eps_placement():
 
 def test_ntxent_edges():
     e = A([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    assert np.isnan(emb.ntxent(e, A([0, 1, 2])))          # no positive pair: 0/0
-    assert emb.ntxent(e, A([0, 0, 0])) == 0.0              # no negatives: -log(1)
+    assert np.isnan(emb.ntxent(e, A([0, 1, 2])))  # no positive pair: 0/0
+    assert emb.ntxent(e, A([0, 0, 0])) == 0.0  # no negatives: -log(1)
     # optax's docstring: 1-D embeddings of one sign have cos = 1 everywhere: log 3
     one_d = A([[0.08969027], [1.6291292], [0.8622629], [0.13612625]])
     assert math.isclose(emb.ntxent(one_d, A([0, 0, 1, 1]), sq_norm_eps="finfo"), math.log(3), rel_tol=1e-12)

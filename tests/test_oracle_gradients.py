@@ -33,16 +33,33 @@ import mpmath
 import numpy as np
 import pytest
 from mpmath import mp, mpf
+from oracle_helpers import (  # the finite differences, the independent mpmath losses
+    BF16,
+    EPS,
+    F16,
+    F32,
+    F64,
+    INFORMATION,
+    _arguments,
+    _mp_bce,
+    _mp_bce_logits,
+    _mp_categorical_ce,
+    _mp_cross_entropy,
+    _mp_entropy,
+    _mp_kl_div,
+    _mp_kl_div_probs,
+    _mp_kl_divergence,
+    _mp_nll,
+    _mp_softmax_ce,
+    _mp_softmax_ce_soft,
+    _mp_sparse_categorical_ce,
+    _obj,
+    fd_failures,
+)
 
 from lossparity.conformance.runner import differentiated
 from lossparity.conformance.specs import SPECS
 from lossparity.reference import OracleError
-from oracle_helpers import (  # the finite differences, the independent mpmath losses
-    BF16, EPS, F16, F32, F64, INFORMATION, _arguments, fd_failures,
-    _mp_bce, _mp_bce_logits, _mp_categorical_ce, _mp_cross_entropy, _mp_entropy, _mp_kl_div,
-    _mp_kl_div_probs, _mp_kl_divergence, _mp_nll, _mp_softmax_ce, _mp_softmax_ce_soft,
-    _mp_sparse_categorical_ce, _obj,
-)
 
 
 def _has_target_grad(spec):
@@ -54,21 +71,41 @@ def _has_target_grad(spec):
 EPS7_32, EPS7_64 = {"prob_eps": 1e-7, "dtype": F32}, {"prob_eps": 1e-7, "dtype": F64}
 #: Convention sets per spec: each value that changes a derivative, alone or combined.
 FD_CONVENTIONS = {
-    "binary_cross_entropy": [{}, {"log_min": -100.0}, EPS7_32, EPS7_64, {"prob_eps": 1e-7, "dtype": BF16},
-                             {"sample_axis": "mean"}, {"sample_axis": "sum", "log_min": -100.0}],
+    "binary_cross_entropy": [
+        {},
+        {"log_min": -100.0},
+        EPS7_32,
+        EPS7_64,
+        {"prob_eps": 1e-7, "dtype": BF16},
+        {"sample_axis": "mean"},
+        {"sample_axis": "sum", "log_min": -100.0},
+    ],
     "binary_cross_entropy_with_logits": [{}, {"sample_axis": "mean"}],
     "softmax_cross_entropy": [{}, {"mean_by": "weights"}, {"zero_division": "zero", "mean_by": "weights"}],
     "softmax_cross_entropy_soft": [{}],
-    "categorical_cross_entropy": [{}, EPS7_32, {"renormalize": "before_clip"},
-                                  {"renormalize": "after_clip", **EPS7_32},
-                                  {"renormalize": "before_clip", "prob_eps": 1e-3, "dtype": F16}],
-    "sparse_categorical_cross_entropy": [{}, EPS7_32, {"renormalize": "before_clip", **EPS7_64},
-                                         {"renormalize": "after_clip", "zero_division": "zero"}],
+    "categorical_cross_entropy": [
+        {},
+        EPS7_32,
+        {"renormalize": "before_clip"},
+        {"renormalize": "after_clip", **EPS7_32},
+        {"renormalize": "before_clip", "prob_eps": 1e-3, "dtype": F16},
+    ],
+    "sparse_categorical_cross_entropy": [
+        {},
+        EPS7_32,
+        {"renormalize": "before_clip", **EPS7_64},
+        {"renormalize": "after_clip", "zero_division": "zero"},
+    ],
     "nll_loss": [{}, {"mean_by": "weights"}],
     "kl_div": [{}, {"sample_axis": "mean"}, {"sample_axis": "sum"}],
     "kl_div_probs": [{}, EPS7_32],
-    "entropy": [{}, {"renormalize": "before_clip"}, EPS7_32, {"prob_eps": "finfo", "dtype": BF16},
-                {"renormalize": "before_clip", "prob_eps": "finfo", "dtype": F32}],
+    "entropy": [
+        {},
+        {"renormalize": "before_clip"},
+        EPS7_32,
+        {"prob_eps": "finfo", "dtype": BF16},
+        {"renormalize": "before_clip", "prob_eps": "finfo", "dtype": F32},
+    ],
     "cross_entropy": [{}, {"renormalize": "before_clip", "base": 2}, {"prob_eps": "finfo", "dtype": F16}],
     "kl_divergence": [{}, {"renormalize": "before_clip"}, EPS7_32],
 }
@@ -85,15 +122,22 @@ def test_gradient_matches_finite_differences(spec_name):
 DPS = 50
 ULP_BOUND = 4
 PERTURB = mpf("1e-15")  # relative step of the conditioning estimate
-MAX_CONDITIONED = 64   # inputs: beyond this a point gets no conditioning allowance (it would be slow)
-MAX_GAP = 1100         # bits: a slope the oracle rounds to 0 is resolved down to 2^-1100 of the values
+MAX_CONDITIONED = 64  # inputs: beyond this a point gets no conditioning allowance (it would be slow)
+MAX_GAP = 1100  # bits: a slope the oracle rounds to 0 is resolved down to 2^-1100 of the values
 #: spec -> the mpmath loss (``oracle_helpers.py``) it is checked against
 MP_REFERENCE = {
-    "binary_cross_entropy": _mp_bce, "binary_cross_entropy_with_logits": _mp_bce_logits,
-    "softmax_cross_entropy": _mp_softmax_ce, "softmax_cross_entropy_soft": _mp_softmax_ce_soft,
-    "categorical_cross_entropy": _mp_categorical_ce, "sparse_categorical_cross_entropy": _mp_sparse_categorical_ce,
-    "nll_loss": _mp_nll, "kl_div": _mp_kl_div, "kl_div_probs": _mp_kl_div_probs, "entropy": _mp_entropy,
-    "cross_entropy": _mp_cross_entropy, "kl_divergence": _mp_kl_divergence,
+    "binary_cross_entropy": _mp_bce,
+    "binary_cross_entropy_with_logits": _mp_bce_logits,
+    "softmax_cross_entropy": _mp_softmax_ce,
+    "softmax_cross_entropy_soft": _mp_softmax_ce_soft,
+    "categorical_cross_entropy": _mp_categorical_ce,
+    "sparse_categorical_cross_entropy": _mp_sparse_categorical_ce,
+    "nll_loss": _mp_nll,
+    "kl_div": _mp_kl_div,
+    "kl_div_probs": _mp_kl_div_probs,
+    "entropy": _mp_entropy,
+    "cross_entropy": _mp_cross_entropy,
+    "kl_divergence": _mp_kl_divergence,
 }
 #: spec -> [largest raw ULP error, largest relative error, largest ULP beyond conditioning, where]
 WORST_MP: dict[str, list] = defaultdict(lambda: [0.0, 0.0, 0.0, None])
@@ -105,55 +149,95 @@ WIDE = np.linspace(-30.0, 30.0, 1000)
 #: from kinks and from cancellation of the slope's own terms, saturated where it matters.
 MP_POINTS = [
     ("binary_cross_entropy", [A([NEAR0, NEAR1, 0.3, 0.5]), A([1.0, 0.0, 0.25, 1.0])], {"reduction": "none"}),
-    ("binary_cross_entropy", [A([[NEAR0, 0.7, NEAR1], [0.2, 0.45, 0.9]]), A([[1.0, 0.0, 0.0], [0.5, 1.0, 0.0]])],
-     {"log_min": -100.0, "weight": A([2.0, 0.5, 1.0]), "label_smoothing": 0.1}),
-    ("binary_cross_entropy", [A([[1e-3, 0.6], [1e-9, 0.999]]), A([[1.0, 0.3], [1.0, 0.0]])],
-     {"prob_eps": 1e-7, "dtype": F32, "sample_axis": "mean", "reduction": "sum"}),
-    ("binary_cross_entropy_with_logits", [A([30.0, -30.0, 700.0, -700.0, -740.0, 0.5, -2.0]),
-                                          A([1.0, 0.0, 1.0, 0.0, 0.0, 0.3, 1.0])], {"reduction": "none"}),
-    ("binary_cross_entropy_with_logits", [A([[1.5, -0.5, 30.0], [0.0, 2.0, -30.0]]),
-                                          A([[1.0, 0.0, 0.5], [0.3, 1.0, 1.0]])],
-     {"pos_weight": A([3.0, 0.5, 2.0]), "weight": A([1.0, 2.0, 0.5]), "label_smoothing": 0.1,
-      "sample_axis": "mean"}),
-    ("softmax_cross_entropy", [A([[30.0, 0.0, -30.0], [700.0, 0.0, -700.0], [0.5, -0.25, 1.0],
-                                  [-700.0, 700.0, 0.0]]), A([0, 0, 2, 0])], {"reduction": "none"}),
-    ("softmax_cross_entropy", [A([[1.0, 2.0, 0.0], [0.0, 1.0, 3.0], [5.0, -5.0, 0.5]]), A([0, -100, 2])],
-     {"weight": A([3.0, 1.0, 0.5]), "ignore_index": -100, "label_smoothing": 0.2, "mean_by": "weights"}),
-    ("softmax_cross_entropy", [A([WIDE, -WIDE]), A([999, 3])], {},
-     [("input", i) for i in [(0, 0), (0, 500), (0, 998), (0, 999), (1, 0), (1, 3), (1, 999)]]),
-    ("softmax_cross_entropy", [A([[1.0, 2.0], [0.5, -0.5]]), A([5, -1])],
-     {"invalid_label": "wrap", "reduction": "sum"}),
-    ("nll_loss", [A([[-NEAR0, -30.0, -700.0], [-0.5, -1.5, -2.5]]), A([0, 2])],
-     {"weight": A([2.0, 1.0, 0.5]), "mean_by": "weights"}),
-    ("softmax_cross_entropy_soft", [A([[30.0, 0.0], [-700.0, 700.0], [0.5, 1.5]]),
-                                    A([[1.0, 0.0], [0.25, 0.75], [0.5, 0.5]])],
-     {"weight": A([2.0, 0.5]), "label_smoothing": 0.1, "reduction": "sum"}),
-    ("categorical_cross_entropy", [A([[NEAR0, NEAR1], [0.2, 0.8]]), A([[0.5, 0.5], [0.0, 1.0]])],
-     {"reduction": "none"}),
-    ("categorical_cross_entropy", [A([[1e-9, 0.3, 0.7], [0.2, 0.3, 0.6]]),
-                                   A([[0.5, 0.25, 0.25], [1.0, 0.0, 0.0]])],
-     {"prob_eps": 1e-7, "dtype": F32, "renormalize": "after_clip", "label_smoothing": 0.1}),
-    ("categorical_cross_entropy", [A([[0.2, 0.3, 0.6], [NEAR0, 0.5, 0.5]]),
-                                   A([[0.5, 0.25, 0.25], [1.0, 0.0, 0.0]])],
-     {"renormalize": "before_clip", "reduction": "sum"}),
+    (
+        "binary_cross_entropy",
+        [A([[NEAR0, 0.7, NEAR1], [0.2, 0.45, 0.9]]), A([[1.0, 0.0, 0.0], [0.5, 1.0, 0.0]])],
+        {"log_min": -100.0, "weight": A([2.0, 0.5, 1.0]), "label_smoothing": 0.1},
+    ),
+    (
+        "binary_cross_entropy",
+        [A([[1e-3, 0.6], [1e-9, 0.999]]), A([[1.0, 0.3], [1.0, 0.0]])],
+        {"prob_eps": 1e-7, "dtype": F32, "sample_axis": "mean", "reduction": "sum"},
+    ),
+    (
+        "binary_cross_entropy_with_logits",
+        [A([30.0, -30.0, 700.0, -700.0, -740.0, 0.5, -2.0]), A([1.0, 0.0, 1.0, 0.0, 0.0, 0.3, 1.0])],
+        {"reduction": "none"},
+    ),
+    (
+        "binary_cross_entropy_with_logits",
+        [A([[1.5, -0.5, 30.0], [0.0, 2.0, -30.0]]), A([[1.0, 0.0, 0.5], [0.3, 1.0, 1.0]])],
+        {"pos_weight": A([3.0, 0.5, 2.0]), "weight": A([1.0, 2.0, 0.5]), "label_smoothing": 0.1, "sample_axis": "mean"},
+    ),
+    (
+        "softmax_cross_entropy",
+        [A([[30.0, 0.0, -30.0], [700.0, 0.0, -700.0], [0.5, -0.25, 1.0], [-700.0, 700.0, 0.0]]), A([0, 0, 2, 0])],
+        {"reduction": "none"},
+    ),
+    (
+        "softmax_cross_entropy",
+        [A([[1.0, 2.0, 0.0], [0.0, 1.0, 3.0], [5.0, -5.0, 0.5]]), A([0, -100, 2])],
+        {"weight": A([3.0, 1.0, 0.5]), "ignore_index": -100, "label_smoothing": 0.2, "mean_by": "weights"},
+    ),
+    (
+        "softmax_cross_entropy",
+        [A([WIDE, -WIDE]), A([999, 3])],
+        {},
+        [("input", i) for i in [(0, 0), (0, 500), (0, 998), (0, 999), (1, 0), (1, 3), (1, 999)]],
+    ),
+    (
+        "softmax_cross_entropy",
+        [A([[1.0, 2.0], [0.5, -0.5]]), A([5, -1])],
+        {"invalid_label": "wrap", "reduction": "sum"},
+    ),
+    (
+        "nll_loss",
+        [A([[-NEAR0, -30.0, -700.0], [-0.5, -1.5, -2.5]]), A([0, 2])],
+        {"weight": A([2.0, 1.0, 0.5]), "mean_by": "weights"},
+    ),
+    (
+        "softmax_cross_entropy_soft",
+        [A([[30.0, 0.0], [-700.0, 700.0], [0.5, 1.5]]), A([[1.0, 0.0], [0.25, 0.75], [0.5, 0.5]])],
+        {"weight": A([2.0, 0.5]), "label_smoothing": 0.1, "reduction": "sum"},
+    ),
+    (
+        "categorical_cross_entropy",
+        [A([[NEAR0, NEAR1], [0.2, 0.8]]), A([[0.5, 0.5], [0.0, 1.0]])],
+        {"reduction": "none"},
+    ),
+    (
+        "categorical_cross_entropy",
+        [A([[1e-9, 0.3, 0.7], [0.2, 0.3, 0.6]]), A([[0.5, 0.25, 0.25], [1.0, 0.0, 0.0]])],
+        {"prob_eps": 1e-7, "dtype": F32, "renormalize": "after_clip", "label_smoothing": 0.1},
+    ),
+    (
+        "categorical_cross_entropy",
+        [A([[0.2, 0.3, 0.6], [NEAR0, 0.5, 0.5]]), A([[0.5, 0.25, 0.25], [1.0, 0.0, 0.0]])],
+        {"renormalize": "before_clip", "reduction": "sum"},
+    ),
     # A confident prediction, renormalized (the target's slope -log q inherits finding C of
     # test_oracle_mpmath.py there, so only the input's is checked).
-    ("categorical_cross_entropy", [A([[NEAR1, NEAR0, NEAR0 / 2], [0.25, 0.5, 0.25]]),
-                                   A([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])],
-     {"renormalize": "before_clip", "reduction": "none"}, [("input", i) for i in np.ndindex(2, 3)]),
+    (
+        "categorical_cross_entropy",
+        [A([[NEAR1, NEAR0, NEAR0 / 2], [0.25, 0.5, 0.25]]), A([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])],
+        {"renormalize": "before_clip", "reduction": "none"},
+        [("input", i) for i in np.ndindex(2, 3)],
+    ),
     ("entropy", [A([[NEAR1, NEAR0, NEAR0 / 2]])], {"renormalize": "before_clip"}),
-    ("sparse_categorical_cross_entropy", [A([[0.05, 0.95, NEAR0], [0.1, 0.8, 0.1]]), A([2, 1])],
-     {"reduction": "none"}),
-    ("sparse_categorical_cross_entropy", [A([[0.0, 0.95, 0.05], [0.2, 0.3, 0.6], [NEAR0, 0.5, 0.5]]),
-                                          A([1, 0, 0])],
-     {"prob_eps": 1e-7, "dtype": F32, "renormalize": "before_clip"}),
-    ("kl_div", [A([[-NEAR0, -30.0], [-700.0, -2.5]]), A([[0.5, NEAR0], [0.25, 0.25]])],
-     {"reduction": "batchmean"}),
-    ("kl_div", [A([[-NEAR0, -30.0], [-700.0, -2.5]]), A([[-NEAR0, -30.0], [-700.0, -0.5]])],
-     {"log_target": True, "sample_axis": "mean"}),
+    ("sparse_categorical_cross_entropy", [A([[0.05, 0.95, NEAR0], [0.1, 0.8, 0.1]]), A([2, 1])], {"reduction": "none"}),
+    (
+        "sparse_categorical_cross_entropy",
+        [A([[0.0, 0.95, 0.05], [0.2, 0.3, 0.6], [NEAR0, 0.5, 0.5]]), A([1, 0, 0])],
+        {"prob_eps": 1e-7, "dtype": F32, "renormalize": "before_clip"},
+    ),
+    ("kl_div", [A([[-NEAR0, -30.0], [-700.0, -2.5]]), A([[0.5, NEAR0], [0.25, 0.25]])], {"reduction": "batchmean"}),
+    (
+        "kl_div",
+        [A([[-NEAR0, -30.0], [-700.0, -2.5]]), A([[-NEAR0, -30.0], [-700.0, -0.5]])],
+        {"log_target": True, "sample_axis": "mean"},
+    ),
     ("kl_div_probs", [A([[NEAR0, NEAR1], [0.3, 0.7]]), A([[0.5, 0.5], [0.6, 0.2]])], {"reduction": "none"}),
-    ("kl_div_probs", [A([[1e-9, NEAR1], [0.3, 0.7]]), A([[0.0, 0.5], [0.6, 0.2]])],
-     {"prob_eps": 1e-7, "dtype": F32}),
+    ("kl_div_probs", [A([[1e-9, NEAR1], [0.3, 0.7]]), A([[0.0, 0.5], [0.6, 0.2]])], {"prob_eps": 1e-7, "dtype": F32}),
     ("entropy", [A([[NEAR0, NEAR1], [0.25, 0.75]])], {}),
     ("entropy", [A([[1.0, 2.0, NEAR0], [1e-9, 0.25, 0.5]])], {"base": 2, "renormalize": "before_clip"}),
     ("entropy", [A([[1e-9, 0.25, 0.75]])], {"prob_eps": "finfo", "dtype": F32}),
@@ -241,26 +325,32 @@ def _check_mp(spec_name, args, kw, only=None):
             if raw > ULP_BOUND and sum(np.size(a) for a in args) <= MAX_CONDITIONED:
                 allowed = EPS * _conditioning(ref, m_args, m_kw, pos, idx, exact)
                 residual = max(0.0, float((err - allowed) / ulp))
-            rel = float(err / abs(exact)) if abs(exact) >= 2.0**-1022 else 0.0   # subnormals: ULPs only
+            rel = float(err / abs(exact)) if abs(exact) >= 2.0**-1022 else 0.0  # subnormals: ULPs only
             where = f"{spec_name} d/d{key}{list(map(int, idx))} at {args!r} {kw!r}"
             worst = WORST_MP[spec_name]
             worst[0], worst[1] = max(worst[0], raw), max(worst[1], rel)
             if residual > worst[2]:
                 worst[2], worst[3] = residual, where
             if not residual <= ULP_BOUND:
-                failures.append(f"{where}: oracle {got!r}, exact {mpmath.nstr(exact, 20)}, "
-                                f"{raw:.3g} ULP, {residual:.3g} beyond conditioning")
+                failures.append(
+                    f"{where}: oracle {got!r}, exact {mpmath.nstr(exact, 20)}, "
+                    f"{raw:.3g} ULP, {residual:.3g} beyond conditioning"
+                )
     return failures
 
 
-@pytest.mark.parametrize("spec_name, args, kw, only", [(*p, None)[:4] for p in MP_POINTS],
-                         ids=[f"{p[0]}-{i}" for i, p in enumerate(MP_POINTS)])
+@pytest.mark.parametrize(
+    "spec_name, args, kw, only",
+    [(*p, None)[:4] for p in MP_POINTS],
+    ids=[f"{p[0]}-{i}" for i, p in enumerate(MP_POINTS)],
+)
 def test_gradient_matches_mpmath(spec_name, args, kw, only):
     failures = _check_mp(spec_name, args, kw, only)
     assert not failures, "\n".join(failures)
 
 
 # ============================================================================= 3. conventions at their edges
+
 
 def grad(spec_name, *args, **kw):
     with np.errstate(all="ignore"):
@@ -295,8 +385,7 @@ def test_clip_passes_the_gradient_at_and_inside_its_bounds_only():
     g = grad("binary_cross_entropy", p, y, prob_eps=1e-7, dtype=F32, reduction="none")
     np.testing.assert_array_equal(g["input"], [0.0, 0.0, -1 / LO32, -2.0, 1 / (1 - HI32), 0.0])
     # The target's slope is that of the clipped logs, everywhere.
-    np.testing.assert_array_equal(g["target"][[0, 5]],
-                                  [np.log1p(-LO32) - np.log(LO32), np.log1p(-HI32) - np.log(HI32)])
+    np.testing.assert_array_equal(g["target"][[0, 5]], [np.log1p(-LO32) - np.log(LO32), np.log1p(-HI32) - np.log(HI32)])
     # bfloat16 (and float16) rounds 1 - 1e-7 to 1: p = 1 is then at the bound, and passes.
     g = grad("binary_cross_entropy", [1.0, 1.0], [1.0, 0.0], prob_eps=1e-7, dtype=BF16, reduction="none")
     np.testing.assert_array_equal(g["input"], [-1.0, np.inf])
@@ -311,8 +400,8 @@ def test_clip_passes_the_gradient_at_and_inside_its_bounds_only():
 
 
 def test_log_clamp_passes_the_gradient_at_equality_only():
-    tiny = 1e-44                                      # log(1e-44) = -101.3 < -100
-    at = float(np.log(3e-40))                         # a log_min that log(3e-40) meets exactly
+    tiny = 1e-44  # log(1e-44) = -101.3 < -100
+    at = float(np.log(3e-40))  # a log_min that log(3e-40) meets exactly
     g = grad("binary_cross_entropy", [tiny, 3e-40, 1.0], [1.0, 1.0, 1.0], log_min=at, reduction="none")
     np.testing.assert_array_equal(g["input"], [0.0, -1 / 3e-40, -1.0])
     np.testing.assert_array_equal(g["target"], [np.log1p(-tiny) - at, np.log1p(-3e-40) - at, at])
@@ -356,21 +445,27 @@ PROBS = np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]])
 
 
 def _indexed_input(spec_name):
-    return {"softmax_cross_entropy": np.log(PROBS) + 1.0, "nll_loss": np.log(PROBS),
-            "sparse_categorical_cross_entropy": PROBS}[spec_name]
+    return {
+        "softmax_cross_entropy": np.log(PROBS) + 1.0,
+        "nll_loss": np.log(PROBS),
+        "sparse_categorical_cross_entropy": PROBS,
+    }[spec_name]
 
 
 def _per_row(spec_name, t):
     """Each row's slope, closed form: softmax - onehot, -onehot, -onehot / p."""
     onehot = np.eye(3)[t]
-    return {"softmax_cross_entropy": PROBS - onehot, "nll_loss": -onehot,
-            "sparse_categorical_cross_entropy": -onehot / PROBS}[spec_name]
+    return {
+        "softmax_cross_entropy": PROBS - onehot,
+        "nll_loss": -onehot,
+        "sparse_categorical_cross_entropy": -onehot / PROBS,
+    }[spec_name]
 
 
 @pytest.mark.parametrize("spec_name", INDEXED)
 def test_ignored_targets_get_exactly_zero_and_are_not_counted(spec_name):
     x = _indexed_input(spec_name).copy()
-    x[1] = [np.nan, np.inf, -np.inf]                  # whatever an ignored row holds
+    x[1] = [np.nan, np.inf, -np.inf]  # whatever an ignored row holds
     g = grad(spec_name, x, [2, -100, 0], ignore_index=-100)["input"]
     np.testing.assert_array_equal(g[1], [0.0, 0.0, 0.0])
     np.testing.assert_allclose(g[[0, 2]], _per_row(spec_name, np.array([2, 0, 0]))[[0, 2]] / 2, rtol=1e-14)
@@ -411,8 +506,8 @@ def test_mean_by_weights_divides_by_the_counted_targets_weights():
     zero = np.array([0.0, 1.0, 1.0])
     assert np.isnan(grad("nll_loss", x, [0, 0, 0], weight=zero, mean_by="weights")["input"]).any()
     np.testing.assert_array_equal(
-        grad("nll_loss", x, [0, 0, 0], weight=zero, mean_by="weights", zero_division="zero")["input"],
-        np.zeros((3, 3)))
+        grad("nll_loss", x, [0, 0, 0], weight=zero, mean_by="weights", zero_division="zero")["input"], np.zeros((3, 3))
+    )
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -429,32 +524,41 @@ def test_label_smoothing_mixes_in_the_uniform_target(weighted):
     np.testing.assert_allclose(soft, want, rtol=1e-13, atol=1e-300)
     y = np.array([1.0, 0.0, 0.5])
     g = grad("binary_cross_entropy_with_logits", [0.5, -1.0, 2.0], y, label_smoothing=s, reduction="sum")
-    np.testing.assert_allclose(g["input"], 1 / (1 + np.exp(-np.array([0.5, -1.0, 2.0]))) - (y * (1 - s) + s / 2),
-                               rtol=1e-14)
+    np.testing.assert_allclose(
+        g["input"], 1 / (1 + np.exp(-np.array([0.5, -1.0, 2.0]))) - (y * (1 - s) + s / 2), rtol=1e-14
+    )
     np.testing.assert_allclose(g["target"], -(1 - s) * np.array([0.5, -1.0, 2.0]), rtol=1e-15)
     # pos_weight = 1 is the plain loss, also near x = 0, where its two softplus terms cancel.
     x = np.array([1e-8, -3e-5, 0.0, 4.0])
-    plain, ones = (grad("binary_cross_entropy_with_logits", x, [0.5, 1.0, 0.2, 0.0], reduction="none", **extra)
-                   for extra in ({}, {"pos_weight": np.ones(4)}))
+    plain, ones = (
+        grad("binary_cross_entropy_with_logits", x, [0.5, 1.0, 0.2, 0.0], reduction="none", **extra)
+        for extra in ({}, {"pos_weight": np.ones(4)})
+    )
     for key in ("input", "target"):
         np.testing.assert_array_equal(ones[key], plain[key])
 
 
-@pytest.mark.parametrize("spec_name, kw", [
-    ("categorical_cross_entropy", {"renormalize": "before_clip"}),
-    ("categorical_cross_entropy", {"renormalize": "after_clip"}),
-    ("sparse_categorical_cross_entropy", {"renormalize": "before_clip"}),
-    ("entropy", {"renormalize": "before_clip"}),
-    ("cross_entropy", {"renormalize": "before_clip"}),
-    ("kl_divergence", {"renormalize": "before_clip", "base": 2}),
-])
+@pytest.mark.parametrize(
+    "spec_name, kw",
+    [
+        ("categorical_cross_entropy", {"renormalize": "before_clip"}),
+        ("categorical_cross_entropy", {"renormalize": "after_clip"}),
+        ("sparse_categorical_cross_entropy", {"renormalize": "before_clip"}),
+        ("entropy", {"renormalize": "before_clip"}),
+        ("cross_entropy", {"renormalize": "before_clip"}),
+        ("kl_divergence", {"renormalize": "before_clip", "base": 2}),
+    ],
+)
 def test_renormalized_losses_are_flat_along_the_scale(spec_name, kw):
     """L(c p) = L(p) after p / sum(p): the gradient is orthogonal to p (and to the target,
     which the information measures renormalize too)."""
     spec = SPECS[spec_name]
     p = np.array([[0.3, 1.2, 0.5], [2.0, 0.25, 0.75]])
-    args = [p] + ([np.array([2, 0]) if spec.target == "index" else np.array([[0.2, 0.5, 0.3], [1.0, 1.0, 2.0]])]
-                  if spec.target else [])
+    args = [p] + (
+        [np.array([2, 0]) if spec.target == "index" else np.array([[0.2, 0.5, 0.3], [1.0, 1.0, 2.0]])]
+        if spec.target
+        else []
+    )
     g = grad(spec_name, *args, **kw)
     for key, a in zip(["input", "target"] if spec_name in INFORMATION else ["input"], args):
         np.testing.assert_allclose(np.sum(g[key] * a, axis=-1), 0.0, atol=1e-14)
@@ -463,11 +567,15 @@ def test_renormalized_losses_are_flat_along_the_scale(spec_name, kw):
 def test_reductions_scale_the_per_element_gradient():
     x, y = np.array([[0.5, -1.0, 2.0], [1.5, 0.0, -3.0]]), np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 1.0]])
     none = grad("binary_cross_entropy_with_logits", x, y, reduction="none")["input"]
-    for kw, factor in [({"reduction": "sum"}, 1.0), ({"reduction": "mean"}, 1 / 6),
-                       ({"reduction": "sum", "sample_axis": "mean"}, 1 / 3),
-                       ({"reduction": "mean", "sample_axis": "sum"}, 1 / 2)]:
-        np.testing.assert_allclose(grad("binary_cross_entropy_with_logits", x, y, **kw)["input"], none * factor,
-                                   rtol=1e-15)
+    for kw, factor in [
+        ({"reduction": "sum"}, 1.0),
+        ({"reduction": "mean"}, 1 / 6),
+        ({"reduction": "sum", "sample_axis": "mean"}, 1 / 3),
+        ({"reduction": "mean", "sample_axis": "sum"}, 1 / 2),
+    ]:
+        np.testing.assert_allclose(
+            grad("binary_cross_entropy_with_logits", x, y, **kw)["input"], none * factor, rtol=1e-15
+        )
     batchmean = grad("kl_div", np.log(softmax(x)), softmax(-x), reduction="batchmean")
     total = grad("kl_div", np.log(softmax(x)), softmax(-x), reduction="sum")
     for key in ("input", "target"):
@@ -486,10 +594,14 @@ def test_zz_largest_gradient_error():
     if not WORST_MP:
         pytest.skip("no mpmath comparison ran (selected alone)")
     width = max(map(len, WORST_MP))
-    lines = [f"  {n:<{width}}  {raw:7.3g} ULP  {rel:9.3g} relative  {res:6.3g} ULP beyond conditioning"
-             for n, (raw, rel, res, _) in sorted(WORST_MP.items())]
+    lines = [
+        f"  {n:<{width}}  {raw:7.3g} ULP  {rel:9.3g} relative  {res:6.3g} ULP beyond conditioning"
+        for n, (raw, rel, res, _) in sorted(WORST_MP.items())
+    ]
     raw, rel, res = (max(v[k] for v in WORST_MP.values()) for k in range(3))
     worst = max(WORST_MP.values(), key=lambda v: v[2])[3]
-    print(f"\nlargest oracle gradient error vs mpmath: {raw:.3g} ULP raw, {rel:.3g} relative, "
-          f"{res:.3g} ULP beyond conditioning\n" + "\n".join(lines) + f"\n  worst beyond conditioning: {worst}")
+    print(
+        f"\nlargest oracle gradient error vs mpmath: {raw:.3g} ULP raw, {rel:.3g} relative, "
+        f"{res:.3g} ULP beyond conditioning\n" + "\n".join(lines) + f"\n  worst beyond conditioning: {worst}"
+    )
     assert res <= ULP_BOUND

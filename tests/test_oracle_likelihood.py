@@ -19,12 +19,12 @@ import mpmath
 import numpy as np
 import pytest
 from mpmath import mp, mpf
+from oracle_helpers import fd_failures
 
 from lossparity.conformance.specs import SPECS
 from lossparity.reference import likelihood as lk
-from lossparity.reference.kl import kl_div
 from lossparity.reference.errors import OracleError
-from oracle_helpers import fd_failures
+from lossparity.reference.kl import kl_div
 
 DPS = 50
 EPS = 2.0**-52
@@ -34,6 +34,7 @@ F32 = np.float32
 
 
 # ============================================================================= 1. mpmath
+
 
 def _mp_poisson(x, t, *, log_input=False, full=False, eps=0.0, stirling_cutoff="above_one", dtype=F32):
     """exp(c) - t c, or x - t log(x + eps); + t log t - t + log(2 pi t) / 2 where the cutoff says."""
@@ -147,11 +148,17 @@ def _no_zero_var(spec):
     """The Gaussian spec without its rows of a var in [0, 2e-8): a central difference (step at
     least 1e-8) there steps to a negative variance, which raises (documented), so the slope near
     0 has closed-form tests instead."""
+
     def keep(arrays):
         v = np.asarray(arrays["var"])
         return not np.any((v >= 0) & (v < 2e-8))
-    return dataclasses.replace(spec, name=spec.name + "_fd", edges=tuple(c for c in spec.edges if keep(c.arrays)),
-                               generate=spec.generate.filter(lambda drawn: keep(drawn[0])))
+
+    return dataclasses.replace(
+        spec,
+        name=spec.name + "_fd",
+        edges=tuple(c for c in spec.edges if keep(c.arrays)),
+        generate=spec.generate.filter(lambda drawn: keep(drawn[0])),
+    )
 
 
 @pytest.mark.parametrize("spec_name", sorted(FD_CONVENTIONS))
@@ -167,6 +174,7 @@ def test_gradient_matches_finite_differences(spec_name, monkeypatch):
 
 # ============================================================================= 3. closed forms
 
+
 def test_poisson_by_hand_and_limits():
     np.testing.assert_array_equal(lk.poisson_nll(A([1.0, 2.0]), A([1.0, 0.0]), reduction="none"), [1.0, 2.0])
     # a zero count contributes no t log term, even at rate 0 or log rate -inf
@@ -175,7 +183,8 @@ def test_poisson_by_hand_and_limits():
     # eps is rounded to the dtype: 1e-8 is 0 in float16, so rate 0 with count 2 costs +inf there
     assert lk.poisson_nll(A([0.0]), A([2.0]), eps=1e-8, dtype=np.float16, reduction="sum") == np.inf
     assert lk.poisson_nll(A([0.0]), A([2.0]), eps=1e-8, dtype=np.float64, reduction="sum") == pytest.approx(
-        -2 * math.log(1e-8), rel=1e-15)
+        -2 * math.log(1e-8), rel=1e-15
+    )
 
 
 def test_stirling_cutoff():
@@ -194,14 +203,16 @@ def test_stirling_cutoff():
 def test_gaussian_constant_clamp_and_shapes():
     half_log_2pi = 0.9189385332046727
     assert lk.gaussian_nll(A([0.5]), A([0.5]), var=A([1.0]), full=True, reduction="sum") == pytest.approx(
-        half_log_2pi, rel=1e-16)
+        half_log_2pi, rel=1e-16
+    )
     eps = float(np.float32(1e-6))
     got = lk.gaussian_nll(A([1.0]), A([0.0]), var=A([0.0]), eps=1e-6, reduction="sum")
     assert got == pytest.approx(0.5 * (math.log(eps) + 1 / eps), rel=1e-15)
     # the clamp's slope: 0 below eps (plain), that of the loss at eps where autograd ignores it
     zero = lk.gaussian_nll_grad(A([1.0, 1.0]), A([0.0, 0.0]), var=A([0.0, 2.0]), eps=1e-6, reduction="sum")
-    ignore = lk.gaussian_nll_grad(A([1.0, 1.0]), A([0.0, 0.0]), var=A([0.0, 2.0]), eps=1e-6, reduction="sum",
-                                  var_clamp_grad="ignore")
+    ignore = lk.gaussian_nll_grad(
+        A([1.0, 1.0]), A([0.0, 0.0]), var=A([0.0, 2.0]), eps=1e-6, reduction="sum", var_clamp_grad="ignore"
+    )
     assert zero["var"][0] == 0.0 and zero["var"][1] == ignore["var"][1] == pytest.approx(0.5 * (0.5 - 0.25))
     assert ignore["var"][0] == pytest.approx(0.5 * (1 / eps - 1 / eps**2), rel=1e-15)
     # homoscedastic var: one fewer dim, or a dimension of 1; its gradient sums over the broadcast
@@ -219,13 +230,17 @@ def test_gaussian_constant_clamp_and_shapes():
 
 def test_generalized_kl_is_kl_when_normalized_and_poisson_minus_its_minimum():
     q, p = A([[0.2, 0.8], [0.5, 0.5]]), A([[0.3, 0.7], [0.9, 0.1]])
-    np.testing.assert_allclose(lk.generalized_kl_div(np.log(q), p, reduction="none", sample_axis="sum"),
-                               kl_div(np.log(q), p, reduction="none", sample_axis="sum"), rtol=1e-14)
+    np.testing.assert_allclose(
+        lk.generalized_kl_div(np.log(q), p, reduction="none", sample_axis="sum"),
+        kl_div(np.log(q), p, reduction="none", sample_axis="sum"),
+        rtol=1e-14,
+    )
     c, t = A([0.5, -2.0, 3.0, 1.0]), A([1.0, 0.25, 7.0, 0.0])
     poisson = lk.poisson_nll(c, t, log_input=True, reduction="none")
     at_minimum = lk.poisson_nll(np.log(np.where(t > 0, t, 1.0)), t, log_input=True, reduction="none")
-    np.testing.assert_allclose(lk.generalized_kl_div(c, t, reduction="none"), poisson - np.where(t > 0, at_minimum, 0),
-                               rtol=1e-13)
+    np.testing.assert_allclose(
+        lk.generalized_kl_div(c, t, reduction="none"), poisson - np.where(t > 0, at_minimum, 0), rtol=1e-13
+    )
     # exactly 0 at the minimum, with slope 0 in the input; t = 0 contributes q
     np.testing.assert_array_equal(lk.generalized_kl_div(A([0.0]), A([1.0]), reduction="none"), [0.0])
     g = lk.generalized_kl_div_grad(A([0.0, 1.0]), A([1.0, 0.0]), reduction="none")

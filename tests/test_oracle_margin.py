@@ -18,10 +18,10 @@ import mpmath
 import numpy as np
 import pytest
 from mpmath import mp, mpf
+from oracle_helpers import fd_failures
 
 from lossparity.reference import OracleError
 from lossparity.reference import margin as m
-from oracle_helpers import fd_failures
 
 ULP_BOUND = 4
 A = np.array
@@ -29,6 +29,7 @@ I = lambda v: np.array(v, dtype=np.int64)  # noqa: E731 - class indices
 
 
 # ============================================================================= (a) mpmath
+
 
 def _mp(v):
     return mpf(float(v))
@@ -80,8 +81,7 @@ def _mp_multilabel(x, t):
                 break
             targets.append(int(lab))
         others = [j for j in range(len(row)) if j not in targets]
-        out.append(mpmath.fsum(max(mpf(0), 1 - _mp(row[j]) + _mp(row[i])) for j in targets for i in others)
-                   / len(row))
+        out.append(mpmath.fsum(max(mpf(0), 1 - _mp(row[j]) + _mp(row[i])) for j in targets for i in others) / len(row))
     return out
 
 
@@ -90,8 +90,10 @@ def _mp_hinge_embedding(x, y, margin=1.0):
 
 
 def _mp_ranking(x1, x2, y, margin=0.0):
-    return [max(mpf(0), -_mp(c) * (_mp(a) - _mp(b)) + _mp(margin))
-            for a, b, c in zip(np.ravel(x1), np.ravel(x2), np.ravel(y))]
+    return [
+        max(mpf(0), -_mp(c) * (_mp(a) - _mp(b)) + _mp(margin))
+        for a, b, c in zip(np.ravel(x1), np.ravel(x2), np.ravel(y))
+    ]
 
 
 def _check(got, exact):
@@ -107,38 +109,80 @@ BIG = [[1e4, -1e4, 0.5, 1.0], [1e30, -1e30, 3.0, -0.25]]
 SIGNS = [[1.0, -1.0, -1.0, 1.0], [-1.0, 1.0, 1.0, -1.0]]
 MP_POINTS = [
     ("hinge", lambda: m.hinge(A(BIG), A(SIGNS), reduction="none"), lambda: _mp_hinge(A(BIG), A(SIGNS))),
-    ("hinge-margin", lambda: m.hinge(A(BIG), A(SIGNS), margin=0.5, reduction="none"),
-     lambda: _mp_hinge(A(BIG), A(SIGNS), 0.5)),
-    ("hinge-binary", lambda: m.hinge(A([[0.3, 1e-300, -2.0]]), A([[0.0, 1.0, 1.0]]), reduction="none",
-                                     hinge_labels="binary_if_all"),
-     lambda: _mp_hinge(A([[0.3, 1e-300, -2.0]]), A([[0.0, 1.0, 1.0]]), labels="binary_if_all")),
-    ("squared-hinge", lambda: m.squared_hinge(A(BIG[:1]), A(SIGNS[:1]), reduction="none"),
-     lambda: _mp_hinge(A(BIG[:1]), A(SIGNS[:1]), power=2)),
-    ("soft-margin", lambda: m.soft_margin(A([1e4, -1e4, 700.0, -700.0, 30.0, 1e-20, 0.0]),
-                                          A([1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0]), reduction="none"),
-     lambda: _mp_soft_margin([1e4, -1e4, 700.0, -700.0, 30.0, 1e-20, 0.0], [1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0])),
-    ("categorical", lambda: m.categorical_hinge(A([[0.5, -1.0, -2.0], [1e30, 3.0, 2.0]]),
-                                                A([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), reduction="none"),
-     lambda: _mp_categorical(A([[0.5, -1.0, -2.0], [1e30, 3.0, 2.0]]), A([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))),
-    ("categorical-keras", lambda: m.categorical_hinge(A([[0.5, -1.0, -2.0], [0.25, 0.5, -0.5]]),
-                                                      A([[1.0, 0.0, 0.0], [1.0, -1.0, -1.0]]), reduction="none",
-                                                      hinge_neg="masked_product"),
-     lambda: _mp_categorical(A([[0.5, -1.0, -2.0], [0.25, 0.5, -0.5]]), A([[1.0, 0.0, 0.0], [1.0, -1.0, -1.0]]),
-                             "masked_product")),
-    ("multiclass", lambda: m.multiclass_hinge(A([[2.0, 1.0, 0.0], [0.0, 1e4, -3.0]]), I([1, 0]), reduction="none"),
-     lambda: _mp_multiclass(A([[2.0, 1.0, 0.0], [0.0, 1e4, -3.0]]), [1, 0])),
-    ("multi-margin", lambda: m.multi_margin(A([[4.0, 1e4, 2.0], [0.0, 2.0, 8.0]]), I([0, 1]), p=2,
-                                            weight=A([3.0, 0.5, 1.0]), reduction="none"),
-     lambda: _mp_multi_margin(A([[4.0, 1e4, 2.0], [0.0, 2.0, 8.0]]), [0, 1], 2, 1.0, [3.0, 0.5, 1.0])),
-    ("multilabel", lambda: m.multilabel_margin(A([[0.1, 0.2, 0.4, 0.8], [4.0, 1e4, -2.0, 8.0]]),
-                                               I([[3, 0, -1, 1], [2, -1, 5, 9]]), reduction="none"),
-     lambda: _mp_multilabel(A([[0.1, 0.2, 0.4, 0.8], [4.0, 1e4, -2.0, 8.0]]), I([[3, 0, -1, 1], [2, -1, 5, 9]]))),
-    ("hinge-embedding", lambda: m.hinge_embedding(A([1e30, -1e30, 0.75, 2.0]), A([1.0, -1.0, -1.0, -1.0]),
-                                                  margin=2.0, reduction="none"),
-     lambda: _mp_hinge_embedding([1e30, -1e30, 0.75, 2.0], [1.0, -1.0, -1.0, -1.0], 2.0)),
-    ("ranking", lambda: m.margin_ranking(A([1e4, 0.5, 3.0]), A([-1.0, 1.0, 1.0]), input2=A([-2.0, 0.5, 1e-10]),
-                                         margin=0.5, reduction="none"),
-     lambda: _mp_ranking([1e4, 0.5, 3.0], [-2.0, 0.5, 1e-10], [-1.0, 1.0, 1.0], 0.5)),
+    (
+        "hinge-margin",
+        lambda: m.hinge(A(BIG), A(SIGNS), margin=0.5, reduction="none"),
+        lambda: _mp_hinge(A(BIG), A(SIGNS), 0.5),
+    ),
+    (
+        "hinge-binary",
+        lambda: m.hinge(A([[0.3, 1e-300, -2.0]]), A([[0.0, 1.0, 1.0]]), reduction="none", hinge_labels="binary_if_all"),
+        lambda: _mp_hinge(A([[0.3, 1e-300, -2.0]]), A([[0.0, 1.0, 1.0]]), labels="binary_if_all"),
+    ),
+    (
+        "squared-hinge",
+        lambda: m.squared_hinge(A(BIG[:1]), A(SIGNS[:1]), reduction="none"),
+        lambda: _mp_hinge(A(BIG[:1]), A(SIGNS[:1]), power=2),
+    ),
+    (
+        "soft-margin",
+        lambda: m.soft_margin(
+            A([1e4, -1e4, 700.0, -700.0, 30.0, 1e-20, 0.0]), A([1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0]), reduction="none"
+        ),
+        lambda: _mp_soft_margin([1e4, -1e4, 700.0, -700.0, 30.0, 1e-20, 0.0], [1.0, 1.0, -1.0, -1.0, 1.0, 1.0, -1.0]),
+    ),
+    (
+        "categorical",
+        lambda: m.categorical_hinge(
+            A([[0.5, -1.0, -2.0], [1e30, 3.0, 2.0]]), A([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), reduction="none"
+        ),
+        lambda: _mp_categorical(A([[0.5, -1.0, -2.0], [1e30, 3.0, 2.0]]), A([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])),
+    ),
+    (
+        "categorical-keras",
+        lambda: m.categorical_hinge(
+            A([[0.5, -1.0, -2.0], [0.25, 0.5, -0.5]]),
+            A([[1.0, 0.0, 0.0], [1.0, -1.0, -1.0]]),
+            reduction="none",
+            hinge_neg="masked_product",
+        ),
+        lambda: _mp_categorical(
+            A([[0.5, -1.0, -2.0], [0.25, 0.5, -0.5]]), A([[1.0, 0.0, 0.0], [1.0, -1.0, -1.0]]), "masked_product"
+        ),
+    ),
+    (
+        "multiclass",
+        lambda: m.multiclass_hinge(A([[2.0, 1.0, 0.0], [0.0, 1e4, -3.0]]), I([1, 0]), reduction="none"),
+        lambda: _mp_multiclass(A([[2.0, 1.0, 0.0], [0.0, 1e4, -3.0]]), [1, 0]),
+    ),
+    (
+        "multi-margin",
+        lambda: m.multi_margin(
+            A([[4.0, 1e4, 2.0], [0.0, 2.0, 8.0]]), I([0, 1]), p=2, weight=A([3.0, 0.5, 1.0]), reduction="none"
+        ),
+        lambda: _mp_multi_margin(A([[4.0, 1e4, 2.0], [0.0, 2.0, 8.0]]), [0, 1], 2, 1.0, [3.0, 0.5, 1.0]),
+    ),
+    (
+        "multilabel",
+        lambda: m.multilabel_margin(
+            A([[0.1, 0.2, 0.4, 0.8], [4.0, 1e4, -2.0, 8.0]]), I([[3, 0, -1, 1], [2, -1, 5, 9]]), reduction="none"
+        ),
+        lambda: _mp_multilabel(A([[0.1, 0.2, 0.4, 0.8], [4.0, 1e4, -2.0, 8.0]]), I([[3, 0, -1, 1], [2, -1, 5, 9]])),
+    ),
+    (
+        "hinge-embedding",
+        lambda: m.hinge_embedding(
+            A([1e30, -1e30, 0.75, 2.0]), A([1.0, -1.0, -1.0, -1.0]), margin=2.0, reduction="none"
+        ),
+        lambda: _mp_hinge_embedding([1e30, -1e30, 0.75, 2.0], [1.0, -1.0, -1.0, -1.0], 2.0),
+    ),
+    (
+        "ranking",
+        lambda: m.margin_ranking(
+            A([1e4, 0.5, 3.0]), A([-1.0, 1.0, 1.0]), input2=A([-2.0, 0.5, 1e-10]), margin=0.5, reduction="none"
+        ),
+        lambda: _mp_ranking([1e4, 0.5, 3.0], [-2.0, 0.5, 1e-10], [-1.0, 1.0, 1.0], 0.5),
+    ),
 ]
 
 
@@ -192,6 +236,7 @@ def test_gradient_matches_finite_differences(spec_name):
 
 # ============================================================================= (c) closed forms
 
+
 @pytest.mark.parametrize("kink,slope", [(0.5, -0.5), (1.0, -1.0), (0.0, 0.0)])
 def test_hinge_kink_subgradient(kink, slope):
     """y x = 1 exactly: loss 0, slope -y times the convention's share."""
@@ -203,7 +248,7 @@ def test_hinge_kink_subgradient(kink, slope):
 def test_keras_binary_labels_convert_only_when_all_binary():
     x = A([0.3, -0.7])
     assert m.hinge(x, A([0.0, 1.0]), reduction="none", hinge_labels="binary_if_all").tolist() == [1.3, 1.7]
-    assert m.hinge(x, A([0.0, 1.0]), reduction="none").tolist() == [1.0, 1.7]      # optax: 0 as given
+    assert m.hinge(x, A([0.0, 1.0]), reduction="none").tolist() == [1.0, 1.7]  # optax: 0 as given
     mixed = m.hinge(A([0.3, -0.7, 0.2]), A([0.0, 1.0, -1.0]), reduction="none", hinge_labels="binary_if_all")
     assert mixed.tolist() == [1.0, 1.7, 1.2]
 
@@ -211,7 +256,7 @@ def test_keras_binary_labels_convert_only_when_all_binary():
 def test_categorical_hinge_masked_product():
     """Keras lets the target class compete as a 0: with every other score negative neg = 0."""
     x, y = A([[0.5, -1.0, -2.0]]), A([[1.0, 0.0, 0.0]])
-    assert m.categorical_hinge(x, y, reduction="none").tolist() == [0.0]          # 1 - 1 - 0.5 < 0
+    assert m.categorical_hinge(x, y, reduction="none").tolist() == [0.0]  # 1 - 1 - 0.5 < 0
     assert m.categorical_hinge(x, y, reduction="none", hinge_neg="masked_product").tolist() == [0.5]
     one = m.categorical_hinge(A([[0.25]]), A([[1.0]]), reduction="none", hinge_neg="masked_product")
     assert one.tolist() == [0.75] and m.categorical_hinge(A([[0.25]]), A([[1.0]]), reduction="none") == 0

@@ -41,30 +41,43 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from mpmath import mp, mpf
-
-from lossparity.reference import crossentropy as ce
-from lossparity.reference import kl
-from lossparity.reference import information as info
 from oracle_helpers import (  # the independent mpmath losses
-    _mp_bce, _mp_bce_logits, _mp_categorical_ce, _mp_cross_entropy, _mp_entropy, _mp_kl_div,
-    _mp_kl_div_probs, _mp_kl_divergence, _mp_nll, _mp_softmax_ce, _mp_softmax_ce_soft,
-    _mp_sparse_categorical_ce, _obj,
+    _mp_bce,
+    _mp_bce_logits,
+    _mp_categorical_ce,
+    _mp_cross_entropy,
+    _mp_entropy,
+    _mp_kl_div,
+    _mp_kl_div_probs,
+    _mp_kl_divergence,
+    _mp_nll,
+    _mp_softmax_ce,
+    _mp_softmax_ce_soft,
+    _mp_sparse_categorical_ce,
+    _obj,
 )
 
+from lossparity.reference import crossentropy as ce
+from lossparity.reference import information as info
+from lossparity.reference import kl
+
 DPS = 40
-EPS = 2.0**-52            # one float64 ULP at 1
-UNDERFLOW = 2.0**-1074    # the spacing of subnormals: what each rounding there may cost
-ELEMENT_ULP = 4           # elementwise values
-REDUCED_ULP = 6           # a correctly rounded sum of elementwise values, then one division
-PERTURB = mpf("1e-15")    # relative step of the conditioning estimate (40 digits leave 25)
+EPS = 2.0**-52  # one float64 ULP at 1
+UNDERFLOW = 2.0**-1074  # the spacing of subnormals: what each rounding there may cost
+ELEMENT_ULP = 4  # elementwise values
+REDUCED_ULP = 6  # a correctly rounded sum of elementwise values, then one division
+PERTURB = mpf("1e-15")  # relative step of the conditioning estimate (40 digits leave 25)
 EXAMPLES = 40
 
 # No shrinking: a failure message carries the complete inputs as a copy-paste reproducer, and
 # shrinking the (expected) failures of the known findings would cost most of the module's time.
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-                    phases=[Phase.explicit, Phase.generate],
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 
 # function name -> [largest raw ULP error, largest residual ULP error, the case of the residual]
 WORST: dict[str, list] = defaultdict(lambda: [0.0, 0.0, None])
@@ -82,6 +95,7 @@ def _record_unless_known(request):
 
 
 # ----------------------------------------------------------------------------- the comparison
+
 
 def _fail(message: str):
     raise AssertionError(message)
@@ -116,7 +130,7 @@ def _conditioning(ref, args, kwargs, float_args, shape):
             if arr[j] == 0 or not mpmath.isfinite(arr[j]):
                 continue
             bumped = arr.copy()
-            bumped[j] = arr[j] * (1 - PERTURB)   # downward: a probability 1 stays in [0, 1]
+            bumped[j] = arr[j] * (1 - PERTURB)  # downward: a probability 1 stays in [0, 1]
             if isinstance(name, int):
                 new_args = list(args)
                 new_args[name] = bumped
@@ -162,7 +176,7 @@ def check(name, oracle_fn, ref, args, kwargs, *, float_args=(), slack=None, reco
             ulp = _ulp(float(e))
             raw = float(err / ulp)
             residual = raw
-            if raw > 1:     # worth the n + 1 mpmath evaluations of the conditioning estimate
+            if raw > 1:  # worth the n + 1 mpmath evaluations of the conditioning estimate
                 if cond is None:
                     cond = _conditioning(ref, m_args, m_kwargs, float_args, got.shape)
                 allowed = EPS * cond[k] + n_inputs * UNDERFLOW + (0 if slack is None else slack(e))
@@ -173,8 +187,10 @@ def check(name, oracle_fn, ref, args, kwargs, *, float_args=(), slack=None, reco
                 if residual > worst[1]:
                     worst[1], worst[2] = residual, where
             if residual > bound:
-                _fail(f"oracle {g!r}, exact {mpmath.nstr(e, 20)}: {raw:.3g} ULP, {residual:.3g} ULP "
-                      f"beyond conditioning (cond {cond[k]:.3g}) at {where}")
+                _fail(
+                    f"oracle {g!r}, exact {mpmath.nstr(e, 20)}: {raw:.3g} ULP, {residual:.3g} ULP "
+                    f"beyond conditioning (cond {cond[k]:.3g}) at {where}"
+                )
     return got
 
 
@@ -187,17 +203,18 @@ def check(name, oracle_fn, ref, args, kwargs, *, float_args=(), slack=None, reco
 # strictly, since whether the examples drawn happen to hit it is a matter of the draw.
 FINDINGS = {
     "C": "renormalize forms p / sum(p) and then takes its log: where p / sum(p) is near 1 the log "
-         "loses its relative accuracy (and 1 - tiny rounds to 1)",
+    "loses its relative accuracy (and 1 - tiny rounds to 1)",
     "D": "renormalize forms p / sum(p), which underflows to 0 for a subnormal p: the log is -inf "
-         "where the exact value is finite",
+    "where the exact value is finite",
     "E": "KL terms are p * (log p - log q): for tiny p and q the two logs (about -690) cancel; "
-         "log(p / q) keeps the accuracy",
+    "log(p / q) keeps the accuracy",
 }
 
 
 def _known(*keys, strict=False):
-    return pytest.mark.xfail(strict=strict, raises=AssertionError,
-                             reason="oracle finding " + "; ".join(f"{k}: {FINDINGS[k]}" for k in keys))
+    return pytest.mark.xfail(
+        strict=strict, raises=AssertionError, reason="oracle finding " + "; ".join(f"{k}: {FINDINGS[k]}" for k in keys)
+    )
 
 
 def _param(conv, *known, id=None):
@@ -213,7 +230,7 @@ def _conv_id(c):
 
 SPECIAL_PROBS = [1e-300, 5e-324, 1e-12, 1e-7, 0.5, 1 - 1e-7, 1 - 1e-12, np.nextafter(1.0, 0.0)]
 PROBS = st.one_of(st.floats(0.0, 1.0, exclude_min=True, exclude_max=True), st.sampled_from(SPECIAL_PROBS))
-PROBS_CLOSED = st.one_of(PROBS, st.sampled_from([0.0, 1.0]))   # where a convention keeps logs finite
+PROBS_CLOSED = st.one_of(PROBS, st.sampled_from([0.0, 1.0]))  # where a convention keeps logs finite
 LOGITS = st.one_of(st.floats(-30.0, 30.0), st.sampled_from([0.0, 30.0, -30.0, 1e-300, -0.5]))
 BIG_LOGITS = st.one_of(LOGITS, st.floats(-750.0, 750.0), st.sampled_from([700.0, -700.0, 745.0, -745.0]))
 LOG_PROBS = st.one_of(st.floats(-30.0, 0.0), st.sampled_from([0.0, -1e-300, -690.0]))
@@ -240,21 +257,25 @@ def class_targets(draw, conv, n, batch):
     if ignore_index is not None and draw(st.booleans()):
         t = np.where(draw(hnp.arrays(np.bool_, batch)), ignore_index, t)
     if ignore_index is not None and "zero_division" in conv and draw(st.booleans()):
-        t = np.full(batch, ignore_index)              # all ignored: the mean over nothing
+        t = np.full(batch, ignore_index)  # all ignored: the mean over nothing
     return t, ignore_index
 
 
 # ----------------------------------------------------------------------------- the tests
 
-@pytest.mark.parametrize("conv", [
-    _param({}),
-    _param({"log_min": -100.0}),
-    _param({"log_min": -100.0, "prob_domain": "RuntimeError"}),
-    _param({"prob_eps": 1e-7, "dtype": np.float32}),
-    _param({"prob_eps": 1e-7, "dtype": np.float64}),
-    _param({"sample_axis": "mean"}),
-    _param({"sample_axis": "sum"}),
-])
+
+@pytest.mark.parametrize(
+    "conv",
+    [
+        _param({}),
+        _param({"log_min": -100.0}),
+        _param({"log_min": -100.0, "prob_domain": "RuntimeError"}),
+        _param({"prob_eps": 1e-7, "dtype": np.float32}),
+        _param({"prob_eps": 1e-7, "dtype": np.float64}),
+        _param({"sample_axis": "mean"}),
+        _param({"sample_axis": "sum"}),
+    ],
+)
 @SETTINGS
 @given(data=st.data())
 def test_binary_cross_entropy(conv, data):
@@ -280,40 +301,55 @@ def test_binary_cross_entropy_with_logits(conv, data):
         kw["weight"] = arr(data.draw, shape[-1:], WEIGHTS)
     if data.draw(st.booleans()):
         kw["pos_weight"] = arr(data.draw, shape[-1:], WEIGHTS)
-    check("binary_cross_entropy_with_logits", ce.binary_cross_entropy_with_logits, _mp_bce_logits,
-          [x, y], kw, float_args=(0, 1, "weight", "pos_weight"))
+    check(
+        "binary_cross_entropy_with_logits",
+        ce.binary_cross_entropy_with_logits,
+        _mp_bce_logits,
+        [x, y],
+        kw,
+        float_args=(0, 1, "weight", "pos_weight"),
+    )
 
 
-@pytest.mark.parametrize("conv", [
-    _param({}),
-    _param({"mean_by": "weights"}),
-    _param({"zero_division": "zero"}),
-    _param({"invalid_label": "nan"}),
-    _param({"invalid_label": "clamp"}),
-    _param({"invalid_label": "wrap"}),
-])
+@pytest.mark.parametrize(
+    "conv",
+    [
+        _param({}),
+        _param({"mean_by": "weights"}),
+        _param({"zero_division": "zero"}),
+        _param({"invalid_label": "nan"}),
+        _param({"invalid_label": "clamp"}),
+        _param({"invalid_label": "wrap"}),
+    ],
+)
 @SETTINGS
 @given(data=st.data())
 def test_softmax_cross_entropy(conv, data):
     n, batch = data.draw(CLASSES), data.draw(BATCH)
     x = arr(data.draw, batch + (n,), LOGITS)
     t, ignore_index = class_targets(data.draw, conv, n, batch)
-    kw = dict(conv, reduction=data.draw(REDUCTION), ignore_index=ignore_index,
-              label_smoothing=data.draw(st.sampled_from([0.0, 0.0, 0.1, 0.5])))
+    kw = dict(
+        conv,
+        reduction=data.draw(REDUCTION),
+        ignore_index=ignore_index,
+        label_smoothing=data.draw(st.sampled_from([0.0, 0.0, 0.1, 0.5])),
+    )
     if "mean_by" in conv or data.draw(st.booleans()):
         kw["weight"] = arr(data.draw, (n,), WEIGHTS)
-    check("softmax_cross_entropy", ce.softmax_cross_entropy, _mp_softmax_ce, [x, t], kw,
-          float_args=(0, "weight"))
+    check("softmax_cross_entropy", ce.softmax_cross_entropy, _mp_softmax_ce, [x, t], kw, float_args=(0, "weight"))
 
 
-@pytest.mark.parametrize("conv", [
-    _param({}),
-    _param({"mean_by": "weights"}),
-    _param({"zero_division": "zero"}),
-    _param({"invalid_label": "nan"}),
-    _param({"invalid_label": "clamp"}),
-    _param({"invalid_label": "wrap"}),
-])
+@pytest.mark.parametrize(
+    "conv",
+    [
+        _param({}),
+        _param({"mean_by": "weights"}),
+        _param({"zero_division": "zero"}),
+        _param({"invalid_label": "nan"}),
+        _param({"invalid_label": "clamp"}),
+        _param({"invalid_label": "wrap"}),
+    ],
+)
 @SETTINGS
 @given(data=st.data())
 def test_nll_loss(conv, data):
@@ -335,8 +371,14 @@ def test_softmax_cross_entropy_soft(data):
     kw = dict(reduction=data.draw(REDUCTION), label_smoothing=data.draw(st.sampled_from([0.0, 0.1])))
     if data.draw(st.booleans()):
         kw["weight"] = arr(data.draw, shape[-1:], WEIGHTS)
-    check("softmax_cross_entropy_soft", ce.softmax_cross_entropy_soft, _mp_softmax_ce_soft, [x, y], kw,
-          float_args=(0, 1, "weight"))
+    check(
+        "softmax_cross_entropy_soft",
+        ce.softmax_cross_entropy_soft,
+        _mp_softmax_ce_soft,
+        [x, y],
+        kw,
+        float_args=(0, 1, "weight"),
+    )
 
 
 F32_EPS = {"prob_eps": 1e-7, "dtype": np.float32}
@@ -344,15 +386,18 @@ F64_EPS = {"prob_eps": 1e-7, "dtype": np.float64}
 BEFORE, AFTER = {"renormalize": "before_clip"}, {"renormalize": "after_clip"}
 
 
-@pytest.mark.parametrize("conv", [
-    _param({}),
-    _param(F32_EPS),
-    _param(F64_EPS),
-    _param(BEFORE, "C", "D"),
-    _param(AFTER, "C", "D"),
-    _param({**F32_EPS, **BEFORE}, "C"),
-    _param({**F32_EPS, **AFTER}, "C"),
-])
+@pytest.mark.parametrize(
+    "conv",
+    [
+        _param({}),
+        _param(F32_EPS),
+        _param(F64_EPS),
+        _param(BEFORE, "C", "D"),
+        _param(AFTER, "C", "D"),
+        _param({**F32_EPS, **BEFORE}, "C"),
+        _param({**F32_EPS, **AFTER}, "C"),
+    ],
+)
 @SETTINGS
 @given(data=st.data())
 def test_categorical_cross_entropy(conv, data):
@@ -360,23 +405,25 @@ def test_categorical_cross_entropy(conv, data):
     p = arr(data.draw, shape, PROBS_CLOSED if "prob_eps" in conv else PROBS)
     y = arr(data.draw, shape, PROBS_CLOSED)
     kw = dict(conv, reduction=data.draw(REDUCTION), label_smoothing=data.draw(st.sampled_from([0.0, 0.1])))
-    check("categorical_cross_entropy", ce.categorical_cross_entropy, _mp_categorical_ce, [p, y], kw,
-          float_args=(0, 1))
+    check("categorical_cross_entropy", ce.categorical_cross_entropy, _mp_categorical_ce, [p, y], kw, float_args=(0, 1))
 
 
-@pytest.mark.parametrize("conv", [
-    _param({}),
-    _param(F32_EPS),
-    _param(F64_EPS),
-    _param(BEFORE, "C", "D"),
-    _param(AFTER, "C", "D"),
-    _param({**F32_EPS, **BEFORE}, "C"),
-    _param({**F32_EPS, **AFTER}, "C"),
-    _param({"zero_division": "zero"}),
-    _param({"invalid_label": "nan"}),
-    _param({"invalid_label": "clamp"}),
-    _param({"invalid_label": "wrap"}),
-])
+@pytest.mark.parametrize(
+    "conv",
+    [
+        _param({}),
+        _param(F32_EPS),
+        _param(F64_EPS),
+        _param(BEFORE, "C", "D"),
+        _param(AFTER, "C", "D"),
+        _param({**F32_EPS, **BEFORE}, "C"),
+        _param({**F32_EPS, **AFTER}, "C"),
+        _param({"zero_division": "zero"}),
+        _param({"invalid_label": "nan"}),
+        _param({"invalid_label": "clamp"}),
+        _param({"invalid_label": "wrap"}),
+    ],
+)
 @SETTINGS
 @given(data=st.data())
 def test_sparse_categorical_cross_entropy(conv, data):
@@ -384,8 +431,14 @@ def test_sparse_categorical_cross_entropy(conv, data):
     p = arr(data.draw, batch + (n,), PROBS_CLOSED if "prob_eps" in conv else PROBS)
     t, ignore_index = class_targets(data.draw, conv, n, batch)
     kw = dict(conv, reduction=data.draw(REDUCTION), ignore_index=ignore_index)
-    check("sparse_categorical_cross_entropy", ce.sparse_categorical_cross_entropy,
-          _mp_sparse_categorical_ce, [p, t], kw, float_args=(0,))
+    check(
+        "sparse_categorical_cross_entropy",
+        ce.sparse_categorical_cross_entropy,
+        _mp_sparse_categorical_ce,
+        [p, t],
+        kw,
+        float_args=(0,),
+    )
 
 
 @pytest.mark.parametrize("conv", [_param({"log_target": False}), _param({"log_target": True})])
@@ -395,8 +448,11 @@ def test_kl_div(conv, data):
     shape = data.draw(st.sampled_from([(), (1,), (3,), (2, 3), (2, 2, 2)]))
     log_q = arr(data.draw, shape, LOG_PROBS)
     t = arr(data.draw, shape, LOG_PROBS if conv["log_target"] else PROBS_CLOSED)
-    kw = dict(conv, reduction=data.draw(st.sampled_from(["none", "sum", "mean", "batchmean"])),
-              sample_axis=data.draw(st.sampled_from([None, None, "sum", "mean"])) if shape else None)
+    kw = dict(
+        conv,
+        reduction=data.draw(st.sampled_from(["none", "sum", "mean", "batchmean"])),
+        sample_axis=data.draw(st.sampled_from([None, None, "sum", "mean"])) if shape else None,
+    )
     check("kl_div", kl.kl_div, _mp_kl_div, [log_q, t], kw, float_args=(0, 1))
 
 
@@ -415,15 +471,18 @@ FINFO32 = {"prob_eps": "finfo", "dtype": np.float32}
 
 
 @pytest.mark.parametrize("base", ["e", 2])
-@pytest.mark.parametrize("conv", [
-    _param({}),
-    _param(F32_EPS),
-    _param(F64_EPS),
-    _param(FINFO32),
-    _param({"prob_eps": "finfo", "dtype": np.float64}),
-    _param(BEFORE, "C", "D"),
-    _param({**FINFO32, **BEFORE}, "C", "D"),
-])
+@pytest.mark.parametrize(
+    "conv",
+    [
+        _param({}),
+        _param(F32_EPS),
+        _param(F64_EPS),
+        _param(FINFO32),
+        _param({"prob_eps": "finfo", "dtype": np.float64}),
+        _param(BEFORE, "C", "D"),
+        _param({**FINFO32, **BEFORE}, "C", "D"),
+    ],
+)
 @SETTINGS
 @given(data=st.data())
 def test_information(conv, base, data):
@@ -442,8 +501,7 @@ def test_information(conv, base, data):
     if conv.get("renormalize"):
         n, unit = shape[-1], 1.0 if base == "e" else math.log(2.0)
         slack = lambda e: n * EPS * (abs(float(e)) + 2.0) / unit  # noqa: E731
-    check("kl_divergence", info.kl_divergence, _mp_kl_divergence, [q, p], kw, float_args=(0, 1),
-          slack=slack)
+    check("kl_divergence", info.kl_divergence, _mp_kl_divergence, [q, p], kw, float_args=(0, 1), slack=slack)
 
 
 A = np.array
@@ -451,21 +509,63 @@ REPRODUCERS = [
     # (finding, oracle, mpmath reference, args, kwargs, float inputs)
     ("A", ce.softmax_cross_entropy, _mp_softmax_ce, [A([3.0, 0.0]), A(0)], {"reduction": "none"}, (0,)),
     ("A", ce.softmax_cross_entropy, _mp_softmax_ce, [A([40.0, 0.0]), A(0)], {"reduction": "none"}, (0,)),
-    ("A", ce.softmax_cross_entropy_soft, _mp_softmax_ce_soft, [A([30.0, 0.0]), A([1.0, 0.0])],
-     {"reduction": "none"}, (0, 1)),
-    ("B", ce.nll_loss, _mp_nll, [A([[-1.0, -2.0]]), A([5])],
-     {"weight": A([0.0, 1.0]), "invalid_label": "nan", "reduction": "sum"}, (0,)),
-    ("B", ce.softmax_cross_entropy, _mp_softmax_ce, [A([[1.0, 2.0], [0.5, 0.0]]), A([5, 1])],
-     {"weight": A([0.0, 1.0]), "invalid_label": "nan", "mean_by": "weights"}, (0,)),
+    (
+        "A",
+        ce.softmax_cross_entropy_soft,
+        _mp_softmax_ce_soft,
+        [A([30.0, 0.0]), A([1.0, 0.0])],
+        {"reduction": "none"},
+        (0, 1),
+    ),
+    (
+        "B",
+        ce.nll_loss,
+        _mp_nll,
+        [A([[-1.0, -2.0]]), A([5])],
+        {"weight": A([0.0, 1.0]), "invalid_label": "nan", "reduction": "sum"},
+        (0,),
+    ),
+    (
+        "B",
+        ce.softmax_cross_entropy,
+        _mp_softmax_ce,
+        [A([[1.0, 2.0], [0.5, 0.0]]), A([5, 1])],
+        {"weight": A([0.0, 1.0]), "invalid_label": "nan", "mean_by": "weights"},
+        (0,),
+    ),
     ("C", info.entropy, _mp_entropy, [A([1.0, 1e-20])], {"renormalize": "before_clip"}, (0,)),
-    ("C", ce.categorical_cross_entropy, _mp_categorical_ce, [A([1.0, 0, 0, 0, 0, 0]), A([1.0, 0, 0, 0, 0, 0])],
-     {"renormalize": "after_clip", "prob_eps": 1e-7, "dtype": np.float32, "reduction": "none"}, (0, 1)),
-    ("C", ce.sparse_categorical_cross_entropy, _mp_sparse_categorical_ce, [A([0.9, 1e-10]), A(0)],
-     {"renormalize": "before_clip", "reduction": "none"}, (0,)),
-    ("D", ce.categorical_cross_entropy, _mp_categorical_ce, [A([1.0, 0.5, 5e-324]), A([0.0, 0.0, 1.0])],
-     {"renormalize": "after_clip", "reduction": "none"}, (0, 1)),
-    ("D", info.cross_entropy, _mp_cross_entropy, [A([1.0, 0.5, 5e-324]), A([0.0, 0.0, 1.0])],
-     {"renormalize": "before_clip"}, (0, 1)),
+    (
+        "C",
+        ce.categorical_cross_entropy,
+        _mp_categorical_ce,
+        [A([1.0, 0, 0, 0, 0, 0]), A([1.0, 0, 0, 0, 0, 0])],
+        {"renormalize": "after_clip", "prob_eps": 1e-7, "dtype": np.float32, "reduction": "none"},
+        (0, 1),
+    ),
+    (
+        "C",
+        ce.sparse_categorical_cross_entropy,
+        _mp_sparse_categorical_ce,
+        [A([0.9, 1e-10]), A(0)],
+        {"renormalize": "before_clip", "reduction": "none"},
+        (0,),
+    ),
+    (
+        "D",
+        ce.categorical_cross_entropy,
+        _mp_categorical_ce,
+        [A([1.0, 0.5, 5e-324]), A([0.0, 0.0, 1.0])],
+        {"renormalize": "after_clip", "reduction": "none"},
+        (0, 1),
+    ),
+    (
+        "D",
+        info.cross_entropy,
+        _mp_cross_entropy,
+        [A([1.0, 0.5, 5e-324]), A([0.0, 0.0, 1.0])],
+        {"renormalize": "before_clip"},
+        (0, 1),
+    ),
     ("E", info.kl_divergence, _mp_kl_divergence, [A([1e-300]), A([1.0000001e-300])], {}, (0, 1)),
     ("E", kl.kl_div_probs, _mp_kl_div_probs, [A([1e-300]), A([1.0000001e-300])], {"reduction": "none"}, (0, 1)),
 ]
@@ -473,8 +573,13 @@ REPRODUCERS = [
 
 @pytest.mark.parametrize(
     "finding, oracle_fn, ref, args, kwargs, float_args",
-    [pytest.param(*r, id=f"{r[0]}-{r[1].__name__}-{i}", marks=[_known(r[0], strict=True)] if r[0] in FINDINGS else [])
-     for i, r in enumerate(REPRODUCERS)])
+    [
+        pytest.param(
+            *r, id=f"{r[0]}-{r[1].__name__}-{i}", marks=[_known(r[0], strict=True)] if r[0] in FINDINGS else []
+        )
+        for i, r in enumerate(REPRODUCERS)
+    ],
+)
 def test_finding_reproducer(finding, oracle_fn, ref, args, kwargs, float_args):
     """One concrete input per known finding; each passes once the oracle is fixed."""
     check(oracle_fn.__name__, oracle_fn, ref, args, kwargs, float_args=float_args, record=False)
@@ -488,10 +593,13 @@ def test_zz_largest_error_report():
     if not WORST:
         pytest.skip("no comparison ran (selected alone)")
     width = max(map(len, WORST))
-    lines = [f"  {n:<{width}}  {raw:10.3g} ULP   {res:6.3g} ULP beyond conditioning"
-             for n, (raw, res, _) in sorted(WORST.items())]
+    lines = [
+        f"  {n:<{width}}  {raw:10.3g} ULP   {res:6.3g} ULP beyond conditioning"
+        for n, (raw, res, _) in sorted(WORST.items())
+    ]
     name, (_, worst, case) = max(WORST.items(), key=lambda kv: kv[1][1])
-    print(f"\nlargest oracle error vs mpmath: {worst:.3g} ULP beyond conditioning "
-          f"({max(r for r, _, _ in WORST.values()):.3g} ULP raw)\n" + "\n".join(lines)
-          + f"\n  worst case: {case}")
+    print(
+        f"\nlargest oracle error vs mpmath: {worst:.3g} ULP beyond conditioning "
+        f"({max(r for r, _, _ in WORST.values()):.3g} ULP raw)\n" + "\n".join(lines) + f"\n  worst case: {case}"
+    )
     assert worst <= REDUCED_ULP

@@ -18,9 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lossparity.reference import OracleError, Trace
+from lossparity.reference import OracleError, Trace, kl
 from lossparity.reference import crossentropy as ce
-from lossparity.reference import kl
 from lossparity.reference import information as info
 from lossparity.reference._math import log_softmax
 
@@ -31,8 +30,9 @@ BATCH = st.sampled_from([(), (1,), (3,), (2, 2)])
 CLASSES = st.integers(1, 6)
 LOGITS = st.one_of(st.floats(-30.0, 30.0), st.sampled_from([0.0, 30.0, -30.0]))
 WEIGHTS = st.floats(0.0, 5.0)
-PROBS = st.one_of(st.floats(0.0, 1.0, exclude_min=True, exclude_max=True),
-                  st.sampled_from([1e-300, 1e-12, 0.5, 1 - 1e-12]))
+PROBS = st.one_of(
+    st.floats(0.0, 1.0, exclude_min=True, exclude_max=True), st.sampled_from([1e-300, 1e-12, 0.5, 1 - 1e-12])
+)
 REDUCTION = st.sampled_from(["none", "sum", "mean"])
 
 
@@ -43,7 +43,7 @@ def arr(draw, shape, elements, dtype=np.float64):
 def distribution(draw, shape):
     """Rows that sum to 1 (up to rounding), some outcomes impossible, some nearly so."""
     w = arr(draw, shape, st.one_of(st.floats(0.0, 1.0), st.sampled_from([0.0, 1e-300, 1e-20, 1.0])))
-    w[..., 0] = np.maximum(w[..., 0], 1e-3)     # at least one possible outcome per row
+    w[..., 0] = np.maximum(w[..., 0], 1e-3)  # at least one possible outcome per row
     return w / np.sum(w, axis=-1, keepdims=True)
 
 
@@ -60,10 +60,12 @@ def assert_close_ulp(actual, desired, ulp, *, scale=None):
     assert not bad.any(), (
         f"{np.count_nonzero(bad)} of {bad.size} values off by more than {ulp} ULP: "
         f"actual {actual[bad][:3]!r}, desired {desired[bad][:3]!r}, "
-        f"error {err[bad][:3] / np.spacing(scale[bad][:3] if scale.ndim else scale)!r} ULP")
+        f"error {err[bad][:3] / np.spacing(scale[bad][:3] if scale.ndim else scale)!r} ULP"
+    )
 
 
 # ----------------------------------------------------------------------------- information identities
+
 
 @pytest.mark.parametrize("base", ["e", 2])
 @SETTINGS
@@ -76,7 +78,7 @@ def test_cross_entropy_is_entropy_plus_kl(base, data):
     """
     shape = data.draw(BATCH) + (data.draw(CLASSES),)
     p, q = distribution(data.draw, shape), distribution(data.draw, shape)
-    q = np.where(p > 0, np.maximum(q, 1e-300), q)            # keep KL finite
+    q = np.where(p > 0, np.maximum(q, 1e-300), q)  # keep KL finite
     h_pq = info.cross_entropy(q, p, base=base)
     h_p = info.entropy(p, base=base)
     d = info.kl_divergence(q, p, base=base)
@@ -109,6 +111,7 @@ def test_entropy_in_bits_is_entropy_in_nats_over_ln2(data):
 
 
 # ----------------------------------------------------------------------------- identities between losses
+
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     """sigmoid(x) correctly rounded (mpmath at 40 digits)."""
@@ -159,8 +162,11 @@ def test_nll_loss_of_log_softmax_is_softmax_cross_entropy(data):
     t = arr(data.draw, batch, st.integers(0, n - 1), dtype=np.int64)
     if ignore_index is not None:
         t = np.where(arr(data.draw, batch, st.booleans(), dtype=np.bool_), ignore_index, t)
-    kw = dict(reduction=data.draw(REDUCTION), ignore_index=ignore_index,
-              mean_by=data.draw(st.sampled_from(["elements", "weights"])))
+    kw = dict(
+        reduction=data.draw(REDUCTION),
+        ignore_index=ignore_index,
+        mean_by=data.draw(st.sampled_from(["elements", "weights"])),
+    )
     if data.draw(st.booleans()):
         kw["weight"] = arr(data.draw, (n,), WEIGHTS)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -168,6 +174,7 @@ def test_nll_loss_of_log_softmax_is_softmax_cross_entropy(data):
 
 
 # ----------------------------------------------------------------------------- the shared reduction
+
 
 def _cases(draw):
     """(name, oracle, args, kwargs, counted mask) for losses with elementwise 'none' output."""
@@ -180,20 +187,39 @@ def _cases(draw):
     t = np.where(arr(draw, batch, st.booleans(), dtype=np.bool_), -100, t)
     w = arr(draw, (n,), WEIGHTS)
     all_counted = np.ones(shape, bool)
-    return draw(st.sampled_from([
-        ("binary_cross_entropy", ce.binary_cross_entropy, (p, y), {"weight": w}, all_counted),
-        ("binary_cross_entropy_with_logits", ce.binary_cross_entropy_with_logits, (x, y),
-         {"pos_weight": w}, all_counted),
-        ("softmax_cross_entropy", ce.softmax_cross_entropy, (x, t),
-         {"weight": w, "ignore_index": -100}, t != -100),
-        ("nll_loss", ce.nll_loss, (-np.abs(x), t), {"ignore_index": -100}, t != -100),
-        ("sparse_categorical_cross_entropy", ce.sparse_categorical_cross_entropy, (p, t),
-         {"ignore_index": -100}, t != -100),
-        ("softmax_cross_entropy_soft", ce.softmax_cross_entropy_soft, (x, y), {}, np.ones(batch, bool)),
-        ("categorical_cross_entropy", ce.categorical_cross_entropy, (p, y), {}, np.ones(batch, bool)),
-        ("kl_div", kl.kl_div, (-np.abs(x), y), {}, all_counted),
-        ("kl_div_probs", kl.kl_div_probs, (p, y), {}, np.ones(batch, bool)),
-    ]))
+    return draw(
+        st.sampled_from(
+            [
+                ("binary_cross_entropy", ce.binary_cross_entropy, (p, y), {"weight": w}, all_counted),
+                (
+                    "binary_cross_entropy_with_logits",
+                    ce.binary_cross_entropy_with_logits,
+                    (x, y),
+                    {"pos_weight": w},
+                    all_counted,
+                ),
+                (
+                    "softmax_cross_entropy",
+                    ce.softmax_cross_entropy,
+                    (x, t),
+                    {"weight": w, "ignore_index": -100},
+                    t != -100,
+                ),
+                ("nll_loss", ce.nll_loss, (-np.abs(x), t), {"ignore_index": -100}, t != -100),
+                (
+                    "sparse_categorical_cross_entropy",
+                    ce.sparse_categorical_cross_entropy,
+                    (p, t),
+                    {"ignore_index": -100},
+                    t != -100,
+                ),
+                ("softmax_cross_entropy_soft", ce.softmax_cross_entropy_soft, (x, y), {}, np.ones(batch, bool)),
+                ("categorical_cross_entropy", ce.categorical_cross_entropy, (p, y), {}, np.ones(batch, bool)),
+                ("kl_div", kl.kl_div, (-np.abs(x), y), {}, all_counted),
+                ("kl_div_probs", kl.kl_div_probs, (p, y), {}, np.ones(batch, bool)),
+            ]
+        )
+    )
 
 
 @SETTINGS
@@ -250,8 +276,11 @@ def test_mean_by_weights_divides_by_the_targets_weights(data):
 INDEXED = [
     ("softmax_cross_entropy", ce.softmax_cross_entropy, np.array([[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]])),
     ("nll_loss", ce.nll_loss, np.log(np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]))),
-    ("sparse_categorical_cross_entropy", ce.sparse_categorical_cross_entropy,
-     np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])),
+    (
+        "sparse_categorical_cross_entropy",
+        ce.sparse_categorical_cross_entropy,
+        np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]),
+    ),
 ]
 
 
@@ -286,10 +315,12 @@ def test_invalid_label_values(name, fn, inp):
     t = np.array([5, 2])
     assert np.isnan(fn(inp, t, invalid_label="nan", reduction="none")[0])
     assert math.isnan(fn(inp, t, invalid_label="nan", reduction="mean"))
-    np.testing.assert_array_equal(fn(inp, t, invalid_label="clamp", reduction="none"),
-                                  fn(inp, np.array([2, 2]), reduction="none"))
-    np.testing.assert_array_equal(fn(inp, t, invalid_label="wrap", reduction="none"),
-                                  fn(inp, np.array([5 % 3, 2]), reduction="none"))
+    np.testing.assert_array_equal(
+        fn(inp, t, invalid_label="clamp", reduction="none"), fn(inp, np.array([2, 2]), reduction="none")
+    )
+    np.testing.assert_array_equal(
+        fn(inp, t, invalid_label="wrap", reduction="none"), fn(inp, np.array([5 % 3, 2]), reduction="none")
+    )
 
 
 @pytest.mark.parametrize("bad, shown", [(1.5, "1.5"), (-0.25, "-0.25"), (math.nan, "nan")])
@@ -309,25 +340,41 @@ def test_prob_domain_raises_the_named_error(bad, shown):
 # ----------------------------------------------------------------------------- traces
 
 TRACES = [
-    ("binary_cross_entropy", lambda tr: ce.binary_cross_entropy([0.8, 0.2, 0.4], [1, 0, 0], trace=tr),
-     ["input", "log", "per-element loss", "reduction"]),
-    ("binary_cross_entropy keras", lambda tr: ce.binary_cross_entropy(
-        [0.8, 0.2, 0.4], [1, 0, 0], prob_eps=1e-7, label_smoothing=0.1, trace=tr),
-     ["input", "smoothing", "clip", "log", "per-element loss", "reduction"]),
-    ("binary_cross_entropy_with_logits", lambda tr: ce.binary_cross_entropy_with_logits(
-        [0.5, -1.0], [1, 0], sample_axis="mean", trace=tr),
-     ["input", "per-element loss", "mean over last axis", "reduction"]),
-    ("softmax_cross_entropy", lambda tr: ce.softmax_cross_entropy(
-        [[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]], [2, 0], trace=tr),
-     ["input", "log_softmax", "per-element loss", "mask", "reduction"]),
-    ("softmax_cross_entropy torch", lambda tr: ce.softmax_cross_entropy(
-        [[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]], [2, -100], ignore_index=-100, label_smoothing=0.1, trace=tr),
-     ["input", "log_softmax", "smoothing", "per-element loss", "mask", "reduction"]),
-    ("categorical_cross_entropy", lambda tr: ce.categorical_cross_entropy(
-        [0.2, 0.3, 0.5], [0, 0, 1], prob_eps=1e-7, renormalize="before_clip", trace=tr),
-     ["input", "renormalize", "clip", "per-element loss", "reduction"]),
-    ("entropy", lambda tr: info.entropy([0.5, 0.25, 0.25], base=2, trace=tr),
-     ["input", "information", "reduction"]),
+    (
+        "binary_cross_entropy",
+        lambda tr: ce.binary_cross_entropy([0.8, 0.2, 0.4], [1, 0, 0], trace=tr),
+        ["input", "log", "per-element loss", "reduction"],
+    ),
+    (
+        "binary_cross_entropy keras",
+        lambda tr: ce.binary_cross_entropy([0.8, 0.2, 0.4], [1, 0, 0], prob_eps=1e-7, label_smoothing=0.1, trace=tr),
+        ["input", "smoothing", "clip", "log", "per-element loss", "reduction"],
+    ),
+    (
+        "binary_cross_entropy_with_logits",
+        lambda tr: ce.binary_cross_entropy_with_logits([0.5, -1.0], [1, 0], sample_axis="mean", trace=tr),
+        ["input", "per-element loss", "mean over last axis", "reduction"],
+    ),
+    (
+        "softmax_cross_entropy",
+        lambda tr: ce.softmax_cross_entropy([[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]], [2, 0], trace=tr),
+        ["input", "log_softmax", "per-element loss", "mask", "reduction"],
+    ),
+    (
+        "softmax_cross_entropy torch",
+        lambda tr: ce.softmax_cross_entropy(
+            [[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]], [2, -100], ignore_index=-100, label_smoothing=0.1, trace=tr
+        ),
+        ["input", "log_softmax", "smoothing", "per-element loss", "mask", "reduction"],
+    ),
+    (
+        "categorical_cross_entropy",
+        lambda tr: ce.categorical_cross_entropy(
+            [0.2, 0.3, 0.5], [0, 0, 1], prob_eps=1e-7, renormalize="before_clip", trace=tr
+        ),
+        ["input", "renormalize", "clip", "per-element loss", "reduction"],
+    ),
+    ("entropy", lambda tr: info.entropy([0.5, 0.25, 0.25], base=2, trace=tr), ["input", "information", "reduction"]),
 ]
 
 
@@ -337,7 +384,7 @@ def test_trace_records_the_named_stages_in_order(name, run, stages):
     value = run(tr)
     assert [s.name for s in tr.stages] == stages
     assert all(isinstance(s.note, str) and s.note for s in tr.stages)
-    np.testing.assert_array_equal(tr.stages[-1].value, value)   # the last stage is the answer
+    np.testing.assert_array_equal(tr.stages[-1].value, value)  # the last stage is the answer
 
 
 def test_trace_keeps_copies_and_no_trace_changes_nothing():
@@ -347,10 +394,11 @@ def test_trace_keeps_copies_and_no_trace_changes_nothing():
     p[0] = 0.5
     np.testing.assert_array_equal(tr.stages[0].value, [0.8, 0.2, 0.4])
     assert value == ce.binary_cross_entropy([0.8, 0.2, 0.4], [1, 0, 0])
-    assert tr.stages[1].value.shape == (2, 3)   # log p and log(1 - p)
+    assert tr.stages[1].value.shape == (2, 3)  # log p and log(1 - p)
 
 
 # ----------------------------------------------------------------------------- seed numbers
+
 
 def test_seed_000_bce_and_cross_entropy():
     """nn.BCELoss() on [0.8, 0.2, 0.4] / [1, 0, 0] is 0.3190; nn.CrossEntropyLoss() 0.7971."""

@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from mpmath import mp, mpf
+from oracle_helpers import F16, F32, fd_failures
 
 from lossparity.reference import regression as reg
 from lossparity.reference.errors import OracleError
-from oracle_helpers import F16, F32, fd_failures
 
 ULP_BOUND = 4
 A = np.array
@@ -72,18 +72,32 @@ MP_POINTS = [
     (reg.squared_error, _mp_sq, [0.1, -3.0, 2e19], [0.3, 7.0, 0.0], {"half_square": True}),
     (reg.huber, _mp_huber, [0.3, -0.9, 1.0, 2.5, -1e30, 1e-200], [0.0, 0.1, 0.0, 0.0, 0.0, 0.0], {}),
     (reg.huber, _mp_huber, [0.3, -0.9, 0.5, 2.5, 1e20], [0.0, 0.1, 0.0, 0.0, 0.0], {"delta": 0.5}),
-    (reg.huber, _mp_huber, [0.3, -0.9, 0.5, 2.5, 1e20], [0.0, 0.1, 0.0, 0.0, 0.0],
-     {"delta": 0.5, "huber_form": "smooth_l1"}),
+    (
+        reg.huber,
+        _mp_huber,
+        [0.3, -0.9, 0.5, 2.5, 1e20],
+        [0.0, 0.1, 0.0, 0.0, 0.0],
+        {"delta": 0.5, "huber_form": "smooth_l1"},
+    ),
     (reg.huber, _mp_huber, [0.3, -0.9, 2.5], [0.0, 0.1, 0.0], {"delta": 0.0, "huber_form": "smooth_l1"}),
-    (reg.log_cosh, _mp_log_cosh, [1e-8, 1e-3, 0.3, -1.0, 5.0, 19.75, 20.0, 36.0, -700.0, 1e30],
-     [0.0] * 10, {}),
+    (reg.log_cosh, _mp_log_cosh, [1e-8, 1e-3, 0.3, -1.0, 5.0, 19.75, 20.0, 36.0, -700.0, 1e30], [0.0] * 10, {}),
     (reg.log_cosh, _mp_log_cosh, [2.0, 0.5], [1.9999999, -0.25], {}),
     (reg.mean_absolute_percentage_error, _mp_mape, [1.0, -3.0, 2.5, 1e-3], [0.3, 7.0, -1e-5, 1e-3 + 1e-9], {}),
-    (reg.mean_absolute_percentage_error, _mp_mape, [1.0, 0.5, -3.0, 1.0], [0.0, 1e-9, 7.0, -2e-7],
-     {"denominator_eps": 1e-7, "dtype": F32}),
+    (
+        reg.mean_absolute_percentage_error,
+        _mp_mape,
+        [1.0, 0.5, -3.0, 1.0],
+        [0.0, 1e-9, 7.0, -2e-7],
+        {"denominator_eps": 1e-7, "dtype": F32},
+    ),
     (reg.mean_squared_logarithmic_error, _mp_msle, [3.0, 1e-10, 1e30, 0.5], [0.5, 2.0, 1.0, 1e-12], {}),
-    (reg.mean_squared_logarithmic_error, _mp_msle, [3.0, -0.5, 0.0, 1e30], [0.5, 2.0, 4.0, -7.0],
-     {"value_floor": 1e-7, "dtype": F32}),
+    (
+        reg.mean_squared_logarithmic_error,
+        _mp_msle,
+        [3.0, -0.5, 0.0, 1e30],
+        [0.5, 2.0, 4.0, -7.0],
+        {"value_floor": 1e-7, "dtype": F32},
+    ),
 ]
 
 
@@ -137,8 +151,13 @@ def _g(fn, x, y, **kw):
 
 def test_zero_residual_has_slope_zero():
     """At r = 0 |r| has the slope autodiff takes, sign(0) = 0; the smooth losses have 0 anyway."""
-    for fn in (reg.absolute_error_grad, reg.squared_error_grad, reg.huber_grad, reg.log_cosh_grad,
-               reg.mean_absolute_percentage_error_grad):
+    for fn in (
+        reg.absolute_error_grad,
+        reg.squared_error_grad,
+        reg.huber_grad,
+        reg.log_cosh_grad,
+        reg.mean_absolute_percentage_error_grad,
+    ):
         got = _g(fn, [1.5, -2.0], [1.5, -2.0])
         assert np.all(got["input"] == 0) and np.all(got["target"] == 0), fn.__name__
     sl1 = _g(reg.huber_grad, [0.0, 2.0], [0.0, 0.0], delta=0.0, huber_form="smooth_l1")
@@ -167,10 +186,12 @@ def test_huber_delta_zero_and_checks():
 def test_documented_examples():
     """Keras' docstrings (MSE 0.02, huber 0.155, log_cosh 0.108) and tf.nn.l2_loss([1, 2, 3]) = 7."""
     assert reg.squared_error(A([0.9, 0.1, 0.8]), A([1.0, 0.0, 1.0])) == pytest.approx(0.02)
-    assert reg.huber(A([[0.6, 0.4], [0.4, 0.6]]), A([[0.0, 1.0], [0.0, 0.0]]),
-                     sample_axis="mean") == pytest.approx(0.155)
-    assert reg.log_cosh(A([[1.0, 1.0], [0.0, 0.0]]), A([[0.0, 1.0], [0.0, 0.0]]),
-                        sample_axis="mean") == pytest.approx(0.108, abs=5e-4)
+    assert reg.huber(A([[0.6, 0.4], [0.4, 0.6]]), A([[0.0, 1.0], [0.0, 0.0]]), sample_axis="mean") == pytest.approx(
+        0.155
+    )
+    assert reg.log_cosh(A([[1.0, 1.0], [0.0, 0.0]]), A([[0.0, 1.0], [0.0, 0.0]]), sample_axis="mean") == pytest.approx(
+        0.108, abs=5e-4
+    )
     assert reg.l2_loss(A([1.0, 2.0, 3.0]), half_square=True) == 7.0
 
 

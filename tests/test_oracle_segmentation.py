@@ -14,11 +14,11 @@ import mpmath
 import numpy as np
 import pytest
 from mpmath import mpf
+from oracle_helpers import fd_failures
 
 from lossparity.conformance.specs import SPECS
 from lossparity.reference import segmentation as seg
 from lossparity.reference.errors import OracleError
-from oracle_helpers import fd_failures
 
 mpmath.mp.dps = 50
 ULPS = 4
@@ -38,6 +38,7 @@ def _ulps(oracle, exact):
 
 
 # ----------------------------------------------------------------------------- mpmath references
+
 
 def _mp_sigmoid(x):
     return 1 / (1 + mpmath.exp(-mpf(x)))
@@ -67,12 +68,16 @@ def _mp_ranking(s, y, where):
 
 # ----------------------------------------------------------------------------- (a) mpmath
 
-@pytest.mark.parametrize("p, t", [
-    ([0.3, 0.9, 0.6, 0.2], [0.25, 0.5, 0.75, 1.0]),
-    ([1e-30, 0.5, 1 - 2**-40], [0.0, 1.0, 1.0]),     # near-empty and near-perfect entries
-    ([0.0, 0.0, 0.0], [0.0, 0.0, 0.0]),              # empty masks: 0 / eps, a loss of exactly 1
-    ([1.0, 1.0], [1.0, 1.0]),                        # perfect overlap: eps / (4 + eps)
-])
+
+@pytest.mark.parametrize(
+    "p, t",
+    [
+        ([0.3, 0.9, 0.6, 0.2], [0.25, 0.5, 0.75, 1.0]),
+        ([1e-30, 0.5, 1 - 2**-40], [0.0, 1.0, 1.0]),  # near-empty and near-perfect entries
+        ([0.0, 0.0, 0.0], [0.0, 0.0, 0.0]),  # empty masks: 0 / eps, a loss of exactly 1
+        ([1.0, 1.0], [1.0, 1.0]),  # perfect overlap: eps / (4 + eps)
+    ],
+)
 def test_keras_dice_against_mpmath(p, t):
     eps = float(np.float32(1e-7))
     got = seg.dice(np.array(p), np.array(t), dice_eps=1e-7, dtype=np.float32, reduction="none")
@@ -92,16 +97,26 @@ def test_optax_dice_logits_against_mpmath():
     """optax dice_loss defaults: softmax over classes, spatial sums, smooth 1 on both sides, class mean."""
     x = np.array([[[2.0, -1.0, 0.5], [0.0, 3.0, -2.0]], [[-20.0, 20.0, 0.0], [1.0, 1.0, 1.0]]])
     t = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
-    got = seg.dice(x, t, smooth=1.0, from_logits=True, class_reduction="mean", reduction="none",
-                   smooth_form="tversky", overlap_axes="inner")
+    got = seg.dice(
+        x,
+        t,
+        smooth=1.0,
+        from_logits=True,
+        class_reduction="mean",
+        reduction="none",
+        smooth_form="tversky",
+        overlap_axes="inner",
+    )
     exact = []
     for n in range(2):
         probs = []
         for h in range(2):
             e = [mpmath.exp(mpf(v)) for v in x[n, h]]
             probs.append([v / mpmath.fsum(e) for v in e])
-        per = [_mp_tversky_masks([probs[h][c] for h in range(2)], t[n, :, c], mpf("0.5"), mpf("0.5"), 1, 1)
-               for c in range(3)]
+        per = [
+            _mp_tversky_masks([probs[h][c] for h in range(2)], t[n, :, c], mpf("0.5"), mpf("0.5"), 1, 1)
+            for c in range(3)
+        ]
         exact.append(mpmath.fsum(per) / 3)
     assert _ulps(got, exact) <= ULPS
 
@@ -109,17 +124,29 @@ def test_optax_dice_logits_against_mpmath():
 def test_binary_dice_sigmoid_against_mpmath():
     x = np.array([[2.0, -1.0, 0.5], [-3.0, 4.0, 0.0]])
     t = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
-    got = seg.dice(x, t, smooth=1.0, from_logits=True, class_reduction="mean", reduction="none",
-                   smooth_form="tversky", overlap_axes="inner", binary_channel=True)
+    got = seg.dice(
+        x,
+        t,
+        smooth=1.0,
+        from_logits=True,
+        class_reduction="mean",
+        reduction="none",
+        smooth_form="tversky",
+        overlap_axes="inner",
+        binary_channel=True,
+    )
     exact = [_mp_tversky_masks([_mp_sigmoid(v) for v in x[n]], t[n], mpf("0.5"), mpf("0.5"), 1, 1) for n in range(2)]
     assert _ulps(got, exact) <= ULPS
 
 
-@pytest.mark.parametrize("s, y, where", [
-    ([2.0, 1.0, 3.0], [1.0, 0.0, 0.0], [True, True, True]),
-    ([1e4, -1e4, 0.0], [0.0, 1.0, 1.0], [True, True, True]),  # saturated softmax
-    ([1.0, 2.0, 3.0], [2.0, 2.0, 2.0], [True, False, True]),  # tied labels, one item masked
-])
+@pytest.mark.parametrize(
+    "s, y, where",
+    [
+        ([2.0, 1.0, 3.0], [1.0, 0.0, 0.0], [True, True, True]),
+        ([1e4, -1e4, 0.0], [0.0, 1.0, 1.0], [True, True, True]),  # saturated softmax
+        ([1.0, 2.0, 3.0], [2.0, 2.0, 2.0], [True, False, True]),  # tied labels, one item masked
+    ],
+)
 def test_ranking_softmax_against_mpmath(s, y, where):
     got = seg.ranking_softmax(np.array(s), np.array(y), where=np.array(where), reduction="none")
     assert _ulps(got, _mp_ranking(s, y, where)) <= ULPS
@@ -128,8 +155,12 @@ def test_ranking_softmax_against_mpmath(s, y, where):
 # ----------------------------------------------------------------------------- (b) gradients
 
 FD = {
-    "dice": [{}, {"dice_eps": 1e-7}, {"smooth_form": "tversky", "overlap_axes": "inner"},
-             {"smooth_form": "tversky", "overlap_axes": "inner", "binary_channel": True}],
+    "dice": [
+        {},
+        {"dice_eps": 1e-7},
+        {"smooth_form": "tversky", "overlap_axes": "inner"},
+        {"smooth_form": "tversky", "overlap_axes": "inner", "binary_channel": True},
+    ],
     "tversky": [{}, {"dice_eps": 1e-7}, {"overlap_axes": "inner"}],
     "generalized_dice": [{"weight_eps": 1e-7, "smooth_form": "tversky", "overlap_axes": "inner"}],
     "ranking_softmax": [{}, {"zero_division": "zero"}],
@@ -144,6 +175,7 @@ def test_gradients_match_finite_differences(spec_name):
 
 # ----------------------------------------------------------------------------- (c) closed forms
 
+
 def test_keras_docstring_values():
     edges = {c.id: c for c in SPECS["dice"].edges}
     case = edges["edge-keras-doc-axis"]
@@ -155,16 +187,19 @@ def test_keras_docstring_values():
 
 def test_empty_masks():
     z = np.zeros((2, 2))
-    assert np.all(np.isnan(seg.dice(z, z, axis=(0,), reduction="none")))             # 0/0
+    assert np.all(np.isnan(seg.dice(z, z, axis=(0,), reduction="none")))  # 0/0
     assert np.all(seg.dice(z, z, axis=(0,), reduction="none", dice_eps=1e-7) == 1.0)  # Keras: 0/eps
-    assert np.all(seg.dice(z, z, axis=(0,), smooth=1.0, reduction="none") == 0.0)     # smoothed: s/s
+    assert np.all(seg.dice(z, z, axis=(0,), smooth=1.0, reduction="none") == 0.0)  # smoothed: s/s
 
 
 def test_dice_is_tversky_at_one_half():
     rng = np.random.default_rng(0)
     p, t = rng.uniform(size=(3, 4, 2)), rng.uniform(size=(3, 4, 2))
-    np.testing.assert_allclose(seg.dice(p, t, smooth=2.0, reduction="none", overlap_axes="inner"),
-                               seg.tversky(p, t, smooth=1.0, reduction="none", overlap_axes="inner"), rtol=1e-14)
+    np.testing.assert_allclose(
+        seg.dice(p, t, smooth=2.0, reduction="none", overlap_axes="inner"),
+        seg.tversky(p, t, smooth=1.0, reduction="none", overlap_axes="inner"),
+        rtol=1e-14,
+    )
 
 
 def test_optax_docstring_ranking():

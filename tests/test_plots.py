@@ -11,35 +11,36 @@ import sys
 
 import numpy as np
 import pytest
-
-from lossparity.reports import plots
-from lossparity.reports.report import render_report
-from lossparity.reports.plots import NONFINITE, ErrorPlots, bucket_label, buckets, histogram, magnitude, ulp_errors
-from lossparity.core.records import encode_array
-
 from fake_records import result, synthetic
 
+from lossparity.core.records import encode_array
+from lossparity.reports import plots
+from lossparity.reports.plots import NONFINITE, ErrorPlots, bucket_label, buckets, histogram, magnitude, ulp_errors
+from lossparity.reports.report import render_report
+
 INF, NAN = np.inf, np.nan
-E32 = 2.0 ** -23  # float32's spacing at 1
+E32 = 2.0**-23  # float32's spacing at 1
 
 
 def test_ulp_errors_and_their_buckets():
     #           expected  actual            ULPs  bucket
-    cases = [(1.0, 1.0, 0, 0),  # exact
-             (0.0, 0.0, 0, 0),
-             (0.0, -0.0, 0, 0),
-             (INF, INF, 0, 0),  # the same infinity matches
-             (NAN, NAN, 0, 0),  # NaN where NaN was due matches
-             (1.0, 1.0 + E32 / 2, 0.5, 1),  # (0, 1]
-             (1.0, 1.0 + E32, 1, 1),
-             (1.0, 1.0 - 3 * E32, 3, 3),  # (2, 4]
-             (0.0, 2.0 ** -149, 1, 1),  # at 0 the smallest subnormal is one ULP
-             (1.0, 2.0, 2 ** 23, 24),
-             (INF, -INF, INF, NONFINITE),
-             (1.0, INF, INF, NONFINITE),
-             (INF, 1.0, INF, NONFINITE),
-             (1.0, NAN, INF, NONFINITE),
-             (NAN, 1.0, INF, NONFINITE)]
+    cases = [
+        (1.0, 1.0, 0, 0),  # exact
+        (0.0, 0.0, 0, 0),
+        (0.0, -0.0, 0, 0),
+        (INF, INF, 0, 0),  # the same infinity matches
+        (NAN, NAN, 0, 0),  # NaN where NaN was due matches
+        (1.0, 1.0 + E32 / 2, 0.5, 1),  # (0, 1]
+        (1.0, 1.0 + E32, 1, 1),
+        (1.0, 1.0 - 3 * E32, 3, 3),  # (2, 4]
+        (0.0, 2.0**-149, 1, 1),  # at 0 the smallest subnormal is one ULP
+        (1.0, 2.0, 2**23, 24),
+        (INF, -INF, INF, NONFINITE),
+        (1.0, INF, INF, NONFINITE),
+        (INF, 1.0, INF, NONFINITE),
+        (1.0, NAN, INF, NONFINITE),
+        (NAN, 1.0, INF, NONFINITE),
+    ]
     expected, actual, ulps, bucket = map(np.array, zip(*cases))
     u = ulp_errors(actual, expected, "float32")
     np.testing.assert_array_equal(u, ulps)
@@ -50,18 +51,26 @@ def test_ulp_errors_and_their_buckets():
 
 
 def test_ulps_of_each_dtype():
-    assert ulp_errors([1.0 + 2.0 ** -52], [1.0], "float64")[0] == 1
-    assert ulp_errors([1.0 + 2.0 ** -10], [1.0], "float16")[0] == 1
-    assert ulp_errors([1.0 + 2.0 ** -7], [1.0], "bfloat16")[0] == 1
-    assert ulp_errors([3.0], [1.0], "bfloat16")[0] == 2 ** 8
+    assert ulp_errors([1.0 + 2.0**-52], [1.0], "float64")[0] == 1
+    assert ulp_errors([1.0 + 2.0**-10], [1.0], "float16")[0] == 1
+    assert ulp_errors([1.0 + 2.0**-7], [1.0], "bfloat16")[0] == 1
+    assert ulp_errors([3.0], [1.0], "bfloat16")[0] == 2**8
     # an expected value float16 cannot hold has no ULP: a non-finite error unless matched exactly
     np.testing.assert_array_equal(ulp_errors([1e6 + 1, 1e6], [1e6, 1e6], "float16"), [INF, 0])
-    assert buckets(np.array([2.0 ** 70]))[0] == NONFINITE - 1  # beyond the last power of two
+    assert buckets(np.array([2.0**70]))[0] == NONFINITE - 1  # beyond the last power of two
 
 
 def test_bucket_labels():
-    assert [bucket_label(i) for i in (0, 1, 2, 3, 10, 11, NONFINITE - 1, NONFINITE)] == \
-        ["0", "1", "2", "4", "512", "2^10", ">2^63", "inf/nan"]
+    assert [bucket_label(i) for i in (0, 1, 2, 3, 10, 11, NONFINITE - 1, NONFINITE)] == [
+        "0",
+        "1",
+        "2",
+        "4",
+        "512",
+        "2^10",
+        ">2^63",
+        "inf/nan",
+    ]
 
 
 def test_input_magnitude_per_output_element():
@@ -78,9 +87,13 @@ def test_extreme_magnitudes_have_a_place_on_the_axes():
     assert 0 < low < at.min() and at.max() < high < INF and ticks == sorted(ticks)
     assert at[0] == ticks[0] and labels[0] == "0" and at[-1] == at[-2] == ticks[-1] and labels[-1] == "inf/nan"
     x = np.array([[5e-324, -1e308], [np.inf, np.nan]])
-    record = result("b", "deviate", inputs={"input": encode_array(x)},
-                    expected={"value": encode_array(np.array([0.0, 1.0]))},
-                    actual={"value": encode_array(np.array([5e-324, np.inf])), "dtype": "float64"})
+    record = result(
+        "b",
+        "deviate",
+        inputs={"input": encode_array(x)},
+        expected={"value": encode_array(np.array([0.0, 1.0]))},
+        actual={"value": encode_array(np.array([5e-324, np.inf])), "dtype": "float64"},
+    )
     assert _svgs([record])  # drawn, without a warning
 
 
@@ -114,12 +127,18 @@ def test_samples_are_bounded_and_independent_of_batching(monkeypatch):
 def test_records_without_plottable_values_are_skipped():
     p = ErrorPlots()
     base = result("b", "crash", actual={"error": "RuntimeError", "message": "x"})
-    for r in (base, {**base, "dtype": "int8"}, {**base, "dtype": None}, {**base, "inputs": None},
-              {**base, "actual": {"value": {"dtype": "float32", "shape": [2], "data": [1.0]}}},
-              {**base, "actual": {"value": {"dtype": "float32", "shape": [2], "data": "xx"}}},
-              {**base, "actual": {"value": {"dtype": "int64", "shape": [], "data": [1]}}},
-              {**base, "gradients": {"input": None, "target": {"expected": None, "actual": {"error": "E: m"}}}},
-              {**base, "gradients": "garbage"}, {**base, "expected": None}):
+    for r in (
+        base,
+        {**base, "dtype": "int8"},
+        {**base, "dtype": None},
+        {**base, "inputs": None},
+        {**base, "actual": {"value": {"dtype": "float32", "shape": [2], "data": [1.0]}}},
+        {**base, "actual": {"value": {"dtype": "float32", "shape": [2], "data": "xx"}}},
+        {**base, "actual": {"value": {"dtype": "int64", "shape": [], "data": [1]}}},
+        {**base, "gradients": {"input": None, "target": {"expected": None, "actual": {"error": "E: m"}}}},
+        {**base, "gradients": "garbage"},
+        {**base, "expected": None},
+    ):
         p.add(r)
     assert p.svgs() == {}
 
@@ -144,16 +163,27 @@ def test_same_results_same_bytes():
 
 def test_same_bytes_in_another_process():
     """No hash seed, clock or process state reaches the SVG: two interpreters draw the same."""
-    code = ("import hashlib, sys\nsys.path.insert(0, 'tests')\n"
-            "from test_plots import _svgs\nfrom fake_records import synthetic\n"
-            "print(hashlib.sha256(''.join(_svgs(synthetic(6))).encode()).hexdigest())\n")
+    code = (
+        "import hashlib, sys\nsys.path.insert(0, 'tests')\n"
+        "from test_plots import _svgs\nfrom fake_records import synthetic\n"
+        "print(hashlib.sha256(''.join(_svgs(synthetic(6))).encode()).hexdigest())\n"
+    )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    digests = {subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,
-                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip() for seed in ("1", "2")}
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout.strip()
+        for seed in ("1", "2")
+    }
     assert digests == {hashlib.sha256("".join(_svgs(synthetic(6))).encode()).hexdigest()}
 
 
-HOSTILE = '</svg><script>alert(1)</script><img src=x onerror=alert(1)> $\\frac{1}{0}$ "&\''
+HOSTILE = "</svg><script>alert(1)</script><img src=x onerror=alert(1)> $\\frac{1}{0}$ \"&'"
 
 
 @pytest.mark.parametrize("binding", [HOSTILE, "$", "a$b$c", "x\ny"])

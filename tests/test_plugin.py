@@ -10,9 +10,20 @@ from lossparity.core.records import read_records
 
 pytest.importorskip("torch")
 
-ARGS = ["--pyargs", "lossparity.conformance.suite", "-p", "no:cacheprovider",
-        "--lp-frameworks", "torch", "--lp-losses", "binary_cross_entropy_with_logits",
-        "--lp-examples", "6", "--lp-dtypes", "float32"]
+ARGS = [
+    "--pyargs",
+    "lossparity.conformance.suite",
+    "-p",
+    "no:cacheprovider",
+    "--lp-frameworks",
+    "torch",
+    "--lp-losses",
+    "binary_cross_entropy_with_logits",
+    "--lp-examples",
+    "6",
+    "--lp-dtypes",
+    "float32",
+]
 
 
 def test_run_writes_valid_results_and_report(pytester):
@@ -25,8 +36,9 @@ def test_run_writes_valid_results_and_report(pytester):
     outcomes = result.parseoutcomes()  # one test per binding and dtype, holding all its results
     tests = outcomes.get("passed", 0) + outcomes.get("failed", 0) + outcomes.get("xfailed", 0)
     assert tests == len({(r["binding"], r["dtype"]) for r in results}) and len(results) > tests
-    assert records[-1]["counts"] == {v: sum(r["verdict"] == v for r in results)
-                                     for v in {r["verdict"] for r in results}}
+    assert records[-1]["counts"] == {
+        v: sum(r["verdict"] == v for r in results) for v in {r["verdict"] for r in results}
+    }
     assert "torch" in records[0]["versions"]
     html = (out / "report.html").read_text()
     assert "binary_cross_entropy_with_logits" in html and "Content-Security-Policy" in html
@@ -40,8 +52,9 @@ def test_deviation_fails_the_test_and_carries_a_runnable_reproducer(pytester):
     pytester.runpytest(*ARGS, "--lp-out", str(out), "--lp-cases", "*inf-logits-right")
     records = [r for r in read_records(out / "results.jsonl") if r["kind"] == "result"]
     finding = next(r for r in records if r["verdict"] in ("deviate", "known"))
-    printed = subprocess.run([sys.executable, "-c", finding["reproducer"]], capture_output=True,
-                             text=True, check=True).stdout
+    printed = subprocess.run(
+        [sys.executable, "-c", finding["reproducer"]], capture_output=True, text=True, check=True
+    ).stdout
     actual = finding["actual"]["value"]["data"]
     assert json.loads(printed.replace("nan", '"nan"')) == actual
 
@@ -58,7 +71,10 @@ def test_xdist_workers_do_not_write_and_results_match(pytester):
     pytester.runpytest_subprocess(*ARGS, "--lp-out", str(parallel), "-n", "2")
 
     def key(path):
-        return sorted((r["binding"], r["case_id"], r["dtype"], r["verdict"], json.dumps(r["actual"]))
-                      for r in read_records(path / "results.jsonl") if r["kind"] == "result")
+        return sorted(
+            (r["binding"], r["case_id"], r["dtype"], r["verdict"], json.dumps(r["actual"]))
+            for r in read_records(path / "results.jsonl")
+            if r["kind"] == "result"
+        )
 
     assert key(serial) == key(parallel)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import base64
 import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -12,13 +12,12 @@ from html import unescape
 
 import numpy as np
 import pytest
+from fake_records import BCE, SYNTHETIC_BINDINGS, agreement, divergence, gradient, result, summary, synthetic
 from markupsafe import escape
 
+from lossparity.core.records import encode_array, write_all
 from lossparity.reports.format import format_array
 from lossparity.reports.report import render_report, write_report
-from lossparity.core.records import encode_array, write_all
-
-from fake_records import BCE, SYNTHETIC_BINDINGS, agreement, divergence, gradient, result, summary, synthetic
 
 SCRIPT = "<script>alert(1)</script>"
 ATTR = '"><img src=x onerror=alert(1)>'
@@ -28,52 +27,113 @@ SCE = "softmax_cross_entropy"
 
 def records(*, hostile: bool = False) -> list[dict]:
     evil = (SCRIPT + ATTR) if hostile else ""
-    meta = {"kind": "meta", "versions": {"torch": "2.13.0+cpu", "numpy": "2.1.0"}, "python": "3.11.7",
-            "platform": "Linux-x86_64", "cpu": "x86_64", "device": "cpu", "seed": 7, "examples": 25,
-            "command": "lossparity run --out reports/latest" + (" --losses '" + evil + "'" if hostile else ""),
-            "started": "2026-01-01T00:00:00"}
+    meta = {
+        "kind": "meta",
+        "versions": {"torch": "2.13.0+cpu", "numpy": "2.1.0"},
+        "python": "3.11.7",
+        "platform": "Linux-x86_64",
+        "cpu": "x86_64",
+        "device": "cpu",
+        "seed": 7,
+        "examples": 25,
+        "command": "lossparity run --out reports/latest" + (" --losses '" + evil + "'" if hostile else ""),
+        "started": "2026-01-01T00:00:00",
+    }
     conform = result("torch.nn.BCELoss", "conform")
     deviate = result(
-        "torch.nn.functional.binary_cross_entropy" + (ATTR if hostile else ""), "deviate",
+        "torch.nn.functional.binary_cross_entropy" + (ATTR if hostile else ""),
+        "deviate",
         case_id="edge-p-zero-y-one",
         params={"reduction": "none", "label": "x" + evil},
         actual={"value": encode_array(np.array([100.0, 0.6931471805599453])), "dtype": "float32"},
         expected={"value": encode_array(np.array([16.11809565095832, 0.6931471805599453]))},
-        errors={"ok": False, "mismatched": 1, "total": 2, "max_abs": 83.88190434904168,
-                "max_rel": 5.204, "max_ulp": 1.0e7, "index": [0],
-                "summary": "Mismatched elements: 1 / 2 (50.0%)\nGreatest absolute difference: 83.8819 at index (0,)"},
+        errors={
+            "ok": False,
+            "mismatched": 1,
+            "total": 2,
+            "max_abs": 83.88190434904168,
+            "max_rel": 5.204,
+            "max_ulp": 1.0e7,
+            "index": [0],
+            "summary": "Mismatched elements: 1 / 2 (50.0%)\nGreatest absolute difference: 83.8819 at index (0,)",
+        },
         reproducer="import torch\nloss = torch.nn.functional.binary_cross_entropy(input, target)\nprint(loss)\n",
     )
-    crash = result("torch.nn.BCELoss", "crash", case_id="edge-p-nan",
-                   actual={"error": "RuntimeError", "message": "boom " + evil, "classes": ["RuntimeError", "Exception"]},
-                   errors={"summary": "expected a value; raised RuntimeError"},
-                   reproducer="import torch\n")
-    known = result("torch.nn.BCELoss", "known", case_id="edge-p-one-y-zero",
-                   known={"id": "torch-bce-log-clamp", "explanation": "PyTorch clamps the log at -100.",
-                          "link": LINK, "verdict": "deviate"},
-                   errors={"summary": "Mismatched elements: 1 / 1", "max_abs": 1.0, "max_rel": 1.0, "max_ulp": 1.0},
-                   reproducer="import torch\n")
-    unsupported = result("keras.losses.BinaryCrossentropy", "unsupported", framework="tensorflow", case_id="-",
-                         inputs={}, expected=None,
-                         actual={"error": "unsupported", "message": "tensorflow is not installed"})
+    crash = result(
+        "torch.nn.BCELoss",
+        "crash",
+        case_id="edge-p-nan",
+        actual={"error": "RuntimeError", "message": "boom " + evil, "classes": ["RuntimeError", "Exception"]},
+        errors={"summary": "expected a value; raised RuntimeError"},
+        reproducer="import torch\n",
+    )
+    known = result(
+        "torch.nn.BCELoss",
+        "known",
+        case_id="edge-p-one-y-zero",
+        known={
+            "id": "torch-bce-log-clamp",
+            "explanation": "PyTorch clamps the log at -100.",
+            "link": LINK,
+            "verdict": "deviate",
+        },
+        errors={"summary": "Mismatched elements: 1 / 1", "max_abs": 1.0, "max_rel": 1.0, "max_ulp": 1.0},
+        reproducer="import torch\n",
+    )
+    unsupported = result(
+        "keras.losses.BinaryCrossentropy",
+        "unsupported",
+        framework="tensorflow",
+        case_id="-",
+        inputs={},
+        expected=None,
+        actual={"error": "unsupported", "message": "tensorflow is not installed"},
+    )
     explained = divergence(
-        result("keras.losses.binary_crossentropy", framework="tensorflow", case_id="edge-p-zero-y-one",
-               actual={"value": encode_array(np.array([15.424948, 0.6931472]))}),
-        result("torch.nn.BCELoss", case_id="edge-p-zero-y-one",
-               actual={"value": encode_array(np.array([100.0, 0.6931472]))}),
-        comparison={"ok": False, "mismatched": 1, "total": 2, "max_abs": 84.575, "max_rel": 0.84,
-                    "max_ulp": 1e7, "index": [0], "summary": "Mismatched elements: 1 / 2"},
-        attribution={"status": "explained",
-                     "differing": [{"name": "log_min", "a": None, "b": -100.0, "alone": 0.25, "share": 0.5},
-                                   {"name": "prob_eps", "a": 1e-7, "b": None, "alone": -0.125, "share": 0.5}],
-                     "conventions": ["log_min", "prob_eps"], "closed": 1.0},
+        result(
+            "keras.losses.binary_crossentropy",
+            framework="tensorflow",
+            case_id="edge-p-zero-y-one",
+            actual={"value": encode_array(np.array([15.424948, 0.6931472]))},
+        ),
+        result(
+            "torch.nn.BCELoss",
+            case_id="edge-p-zero-y-one",
+            actual={"value": encode_array(np.array([100.0, 0.6931472]))},
+        ),
+        comparison={
+            "ok": False,
+            "mismatched": 1,
+            "total": 2,
+            "max_abs": 84.575,
+            "max_rel": 0.84,
+            "max_ulp": 1e7,
+            "index": [0],
+            "summary": "Mismatched elements: 1 / 2",
+        },
+        attribution={
+            "status": "explained",
+            "differing": [
+                {"name": "log_min", "a": None, "b": -100.0, "alone": 0.25, "share": 0.5},
+                {"name": "prob_eps", "a": 1e-7, "b": None, "alone": -0.125, "share": 0.5},
+            ],
+            "conventions": ["log_min", "prob_eps"],
+            "closed": 1.0,
+        },
         reason="explained by log_min + prob_eps: keras uses None and 1e-07, torch uses -100.0",
     )
-    end = summary({"conform": 1, "deviate": 1, "crash": 1, "known": 1, "unsupported": 1},
-                  divergences={"explained": 1, "unexplained": 0},
-                  stale_known=[{"id": "tf-stale-entry", "explanation": "fixed upstream",
-                                "link": "https://github.com/tensorflow/tensorflow/issues/1"},
-                               {"id": "js-link", "explanation": "not a web link", "link": "javascript:alert(1)"}])
+    end = summary(
+        {"conform": 1, "deviate": 1, "crash": 1, "known": 1, "unsupported": 1},
+        divergences={"explained": 1, "unexplained": 0},
+        stale_known=[
+            {
+                "id": "tf-stale-entry",
+                "explanation": "fixed upstream",
+                "link": "https://github.com/tensorflow/tensorflow/issues/1",
+            },
+            {"id": "js-link", "explanation": "not a web link", "link": "javascript:alert(1)"},
+        ],
+    )
     return [meta, conform, deviate, crash, known, unsupported, explained, end]
 
 
@@ -89,17 +149,23 @@ def _tile(page: str, label: str) -> int:
 
 
 def test_counts_per_verdict_and_divergence(page):
-    assert {v: _tile(page, v) for v in ("conform", "deviate", "error_mismatch", "unsupported",
-                                          "crash", "timeout", "known")} == \
-        {"conform": 1, "deviate": 1, "error_mismatch": 0, "unsupported": 1, "crash": 1, "timeout": 0, "known": 1}
+    assert {
+        v: _tile(page, v) for v in ("conform", "deviate", "error_mismatch", "unsupported", "crash", "timeout", "known")
+    } == {"conform": 1, "deviate": 1, "error_mismatch": 0, "unsupported": 1, "crash": 1, "timeout": 0, "known": 1}
     assert _tile(page, "explained divergences") == 1
     assert _tile(page, "unexplained divergences") == 0
     assert "summary line counts differently" not in page
 
 
 def test_run_metadata_and_sections(page):
-    for text in ("2.13.0+cpu", "3.11.7", "Linux-x86_64", "lossparity run --out reports/latest",
-                 "2026-01-01T00:00:00", "2026-01-01T00:01:00"):
+    for text in (
+        "2.13.0+cpu",
+        "3.11.7",
+        "Linux-x86_64",
+        "lossparity run --out reports/latest",
+        "2026-01-01T00:00:00",
+        "2026-01-01T00:01:00",
+    ):
         assert text in page
     assert "tensorflow is not installed" in page  # the unsupported column, with its reason
     assert "tf-stale-entry" in page  # stale known deviations
@@ -124,8 +190,10 @@ def test_self_contained_with_csp(page):
     # the one inline script may run, by its hash: no other script, inline or injected, can
     (script,) = re.findall(r"<script>(.*?)</script>", page, re.S)
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-    assert ('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-            f"style-src 'unsafe-inline'; script-src 'sha256-{digest}'; img-src data:\">") in page
+    assert (
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        f"style-src 'unsafe-inline'; script-src 'sha256-{digest}'; img-src data:\">"
+    ) in page
     lowered = page.lower()
     assert "<script src" not in lowered and "<link" not in lowered and "@import" not in lowered
     assert not re.search(r"""\bsrc\s*=\s*["']?(https?:)?//""", lowered)
@@ -186,13 +254,21 @@ def test_renders_from_a_results_file_without_any_framework(tmp_path):
 
 # -- divergences: attribution by ablation ---------------------------------------------------
 
-def _divergence(attribution, *, status="explained", reason="", a="keras.losses.BinaryCrossentropy",
-                b="torch.nn.BCELoss"):
+
+def _divergence(
+    attribution, *, status="explained", reason="", a="keras.losses.BinaryCrossentropy", b="torch.nn.BCELoss"
+):
     return divergence(
         result(a, framework="tensorflow", case_id="edge-p-nan", actual={"value": encode_array(np.float64(np.nan))}),
-        result(b, case_id="edge-p-nan",
-               actual={"error": "RuntimeError", "message": "all elements of input should be between 0 and 1"}),
-        status=status, attribution=attribution, reason=reason)
+        result(
+            b,
+            case_id="edge-p-nan",
+            actual={"error": "RuntimeError", "message": "all elements of input should be between 0 and 1"},
+        ),
+        status=status,
+        attribution=attribution,
+        reason=reason,
+    )
 
 
 def _knob_rows(page: str) -> dict[str, list[str]]:
@@ -207,12 +283,19 @@ def _knob_rows(page: str) -> dict[str, list[str]]:
 
 
 def test_divergence_attribution_table_marks_the_explaining_knob():
-    reason = "explained by prob_domain: keras.losses.BinaryCrossentropy uses 'nan', torch.nn.BCELoss uses 'RuntimeError'"
-    attribution = {"status": "explained",
-                   "differing": [{"name": "log_min", "a": None, "b": -100.0, "alone": 0.0, "share": -0.12},
-                                 {"name": "prob_domain", "a": "nan", "b": "RuntimeError", "alone": 1.0, "share": 1.12},
-                                 {"name": "default ignore_index", "a": None, "b": -100, "alone": None, "share": None}],
-                   "conventions": ["prob_domain"], "closed": 1.0}
+    reason = (
+        "explained by prob_domain: keras.losses.BinaryCrossentropy uses 'nan', torch.nn.BCELoss uses 'RuntimeError'"
+    )
+    attribution = {
+        "status": "explained",
+        "differing": [
+            {"name": "log_min", "a": None, "b": -100.0, "alone": 0.0, "share": -0.12},
+            {"name": "prob_domain", "a": "nan", "b": "RuntimeError", "alone": 1.0, "share": 1.12},
+            {"name": "default ignore_index", "a": None, "b": -100, "alone": None, "share": None},
+        ],
+        "conventions": ["prob_domain"],
+        "closed": 1.0,
+    }
     page = render_report([_divergence(attribution, reason=reason)])
     rows = _knob_rows(page)
     assert rows["prob_domain"] == ["explains", "'nan'", "'RuntimeError'", "100%", "112%"]
@@ -227,10 +310,15 @@ def test_divergence_attribution_table_marks_the_explaining_knob():
 
 
 def test_unexplained_attribution_says_what_switching_everything_closes():
-    attribution = {"status": "unexplained",
-                   "differing": [{"name": "log_min", "a": None, "b": -100.0, "alone": 0.25, "share": 0.3},
-                                 {"name": "prob_eps", "a": 1e-7, "b": None, "alone": 0.1, "share": 0.1}],
-                   "conventions": [], "closed": 0.4}
+    attribution = {
+        "status": "unexplained",
+        "differing": [
+            {"name": "log_min", "a": None, "b": -100.0, "alone": 0.25, "share": 0.3},
+            {"name": "prob_eps", "a": 1e-7, "b": None, "alone": 0.1, "share": 0.1},
+        ],
+        "conventions": [],
+        "closed": 0.4,
+    }
     page = render_report([_divergence(attribution, status="unexplained", reason="no declared difference explains it")])
     assert "switching every declared difference closes 40% of the gap" in page
     assert "explanation</span>" not in page  # no knob is marked as the explanation
@@ -240,30 +328,53 @@ def test_unexplained_attribution_says_what_switching_everything_closes():
     assert _tile(page, "unexplained divergences") == 1
 
 
-@pytest.mark.parametrize("attribution", [
-    None, "garbage", [], {}, {"differing": "x", "conventions": "prob_domain", "closed": "most"},
-    {"status": "explained", "differing": [None, 3, {"name": None}, {"a": [1, 2]}], "conventions": [None], "closed": None},
-    {"status": "unexplained", "differing": [{"name": "loss", "a": "x", "b": "y", "alone": "nan", "share": True}],
-     "conventions": [], "closed": float("nan")},
-    # the old shape (singles, no shares) still renders
-    {"differing": [{"name": "log_min", "a": None, "b": -100.0}], "singles": [{"switch": ["log_min"], "closes": True}],
-     "conventions": ["log_min"]},
-])
+@pytest.mark.parametrize(
+    "attribution",
+    [
+        None,
+        "garbage",
+        [],
+        {},
+        {"differing": "x", "conventions": "prob_domain", "closed": "most"},
+        {
+            "status": "explained",
+            "differing": [None, 3, {"name": None}, {"a": [1, 2]}],
+            "conventions": [None],
+            "closed": None,
+        },
+        {
+            "status": "unexplained",
+            "differing": [{"name": "loss", "a": "x", "b": "y", "alone": "nan", "share": True}],
+            "conventions": [],
+            "closed": float("nan"),
+        },
+        # the old shape (singles, no shares) still renders
+        {
+            "differing": [{"name": "log_min", "a": None, "b": -100.0}],
+            "singles": [{"switch": ["log_min"], "closes": True}],
+            "conventions": ["log_min"],
+        },
+    ],
+)
 def test_broken_attributions_render(attribution):
     page = render_report([_divergence(attribution, reason=SCRIPT)])
     assert SCRIPT not in page and str(escape(SCRIPT)) in page
 
 
 def test_hostile_attribution_is_escaped():
-    attribution = {"status": "unexplained",
-                   "differing": [{"name": SCRIPT, "a": ATTR, "b": SCRIPT, "alone": 0.5, "share": 0.5}],
-                   "conventions": [SCRIPT], "closed": 0.5}
+    attribution = {
+        "status": "unexplained",
+        "differing": [{"name": SCRIPT, "a": ATTR, "b": SCRIPT, "alone": 0.5, "share": 0.5}],
+        "conventions": [SCRIPT],
+        "closed": 0.5,
+    }
     page = render_report([_divergence(attribution, reason=ATTR)])
     assert SCRIPT not in page and ATTR not in page and "<img" not in page
     assert page.count("<script>") == 1
 
 
 # -- who agrees with whom --------------------------------------------------------------------
+
 
 def _agreement_table(page: str, spec: str) -> tuple[list[str], dict[tuple[str, str], tuple[str, str, str]]]:
     """The columns of one spec's matrix, and (row, column) -> (cell class, text, title)."""
@@ -324,18 +435,23 @@ def test_agreement_matrix_counts_both_halves_and_escapes():
     # the other spec has its own matrix
     _, bce = _agreement_table(page, "binary_cross_entropy")
     assert bce["torch.nn.BCELoss", "keras.losses.BinaryCrossentropy"][:2] == ("explained", "2 / 5")
-    assert set(bce) == {(r, c) for r in ("torch.nn.BCELoss", "keras.losses.BinaryCrossentropy")
-                        for c in ("torch.nn.BCELoss", "keras.losses.BinaryCrossentropy")}
+    assert set(bce) == {
+        (r, c)
+        for r in ("torch.nn.BCELoss", "keras.losses.BinaryCrossentropy")
+        for c in ("torch.nn.BCELoss", "keras.losses.BinaryCrossentropy")
+    }
 
 
 def test_agreement_sides_are_grouped_by_their_bindings_framework():
     """A side the result lines name, or the binding of a mode agreement's side, has their framework;
     a Keras id names its backend; other ids their framework's module; the rest are last."""
     keras = "keras.losses.Huber[jax]"
-    records = [result(keras, "conform", framework="keras[jax]", spec="huber"),
-               agreement("huber", f"{keras} [eager]", f"{keras} [jit]", 4),
-               agreement("huber", "keras.losses.Huber[torch]", "optax.losses.huber_loss", 4),
-               agreement("huber", "keras.losses.Huber", "torch.nn.HuberLoss", 4)]
+    records = [
+        result(keras, "conform", framework="keras[jax]", spec="huber"),
+        agreement("huber", f"{keras} [eager]", f"{keras} [jit]", 4),
+        agreement("huber", "keras.losses.Huber[torch]", "optax.losses.huber_loss", 4),
+        agreement("huber", "keras.losses.Huber", "torch.nn.HuberLoss", 4),
+    ]
     page = render_report(records)
     head = re.search(r'<table class="agree">\s*<caption>huber</caption>\s*<thead>(.*?)</thead>', page, re.S)
     groups = re.findall(r'<th class="fw" colspan="(\d+)">(.*?)</th>', head.group(1))
@@ -347,9 +463,22 @@ def test_no_agreement_records_no_matrix(page):
 
 
 def test_broken_agreement_records_render():
-    page = render_report([{"kind": "agreement"}, {"kind": "agreement", "spec": "s", "a": "x", "b": "x"},
-                          {"kind": "agreement", "spec": "s", "a": "x", "b": "y", "compared": "many",
-                           "explained": -1, "unexplained": None}, "not a record"])
+    page = render_report(
+        [
+            {"kind": "agreement"},
+            {"kind": "agreement", "spec": "s", "a": "x", "b": "x"},
+            {
+                "kind": "agreement",
+                "spec": "s",
+                "a": "x",
+                "b": "y",
+                "compared": "many",
+                "explained": -1,
+                "unexplained": None,
+            },
+            "not a record",
+        ]
+    )
     _, cells = _agreement_table(page, "s")
     assert cells["x", "y"][:2] == ("none", "·")
 
@@ -365,16 +494,40 @@ def gradient_records() -> list[dict]:
     ok = gradient(GRAD_OK, GRAD_OK)
     return [
         result(BINDING, "conform", value_verdict="conform", gradients={"input": ok}),
-        result(BINDING, "deviate", case_id="grad-only", value_verdict="conform",
-               gradients={"input": gradient(GRAD_OK, GRAD_BAD)}),
-        result(BINDING, "deviate", case_id="value-only", mode="compile", value_verdict="deviate",
-               gradients={"input": ok}),
-        result(BINDING, "known", case_id="both", dtype="float64", value_verdict="deviate",
-               gradients={"input": ok, "target": gradient(GRAD_OK, GRAD_BAD, dtype="float64")}),
-        result(BINDING, "conform", dtype="bfloat16", device="cuda", value_verdict="conform",
-               gradients={"input": ok, "target": ok}),
-        result("keras.losses.BinaryCrossentropy", "deviate", framework="tensorflow", case_id="old-line",
-               mode="function", device="cuda"),  # no value_verdict, no gradients: an older file's line
+        result(
+            BINDING,
+            "deviate",
+            case_id="grad-only",
+            value_verdict="conform",
+            gradients={"input": gradient(GRAD_OK, GRAD_BAD)},
+        ),
+        result(
+            BINDING, "deviate", case_id="value-only", mode="compile", value_verdict="deviate", gradients={"input": ok}
+        ),
+        result(
+            BINDING,
+            "known",
+            case_id="both",
+            dtype="float64",
+            value_verdict="deviate",
+            gradients={"input": ok, "target": gradient(GRAD_OK, GRAD_BAD, dtype="float64")},
+        ),
+        result(
+            BINDING,
+            "conform",
+            dtype="bfloat16",
+            device="cuda",
+            value_verdict="conform",
+            gradients={"input": ok, "target": ok},
+        ),
+        result(
+            "keras.losses.BinaryCrossentropy",
+            "deviate",
+            framework="tensorflow",
+            case_id="old-line",
+            mode="function",
+            device="cuda",
+        ),  # no value_verdict, no gradients: an older file's line
     ]
 
 
@@ -413,20 +566,73 @@ def test_gradient_columns_count_value_and_gradient_verdicts():
     found, rows = table[BINDING]
     assert found == {"value": 2, "gradient": 2}  # "both" counts in each
     assert rows == [  # binding x dtype x mode x device, dtypes and modes in their order
-        ("float64", "eager", "cpu", {"result": {"known": 1}, "value": {"deviate": 1}, "∂input": {"conform": 1},
-                                     "∂target": {"deviate": 1}, "findings in": {"value": 1, "gradient": 1}}),
-        ("float32", "eager", "cpu", {"result": {"conform": 1, "deviate": 1}, "value": {"conform": 2},
-                                     "∂input": {"conform": 1, "deviate": 1}, "∂target": {},
-                                     "findings in": {"gradient": 1}}),
-        ("float32", "compile", "cpu", {"result": {"deviate": 1}, "value": {"deviate": 1}, "∂input": {"conform": 1},
-                                       "∂target": {}, "findings in": {"value": 1}}),
-        ("bfloat16", "eager", "cuda", {"result": {"conform": 1}, "value": {"conform": 1}, "∂input": {"conform": 1},
-                                       "∂target": {"conform": 1}, "findings in": {}}),
+        (
+            "float64",
+            "eager",
+            "cpu",
+            {
+                "result": {"known": 1},
+                "value": {"deviate": 1},
+                "∂input": {"conform": 1},
+                "∂target": {"deviate": 1},
+                "findings in": {"value": 1, "gradient": 1},
+            },
+        ),
+        (
+            "float32",
+            "eager",
+            "cpu",
+            {
+                "result": {"conform": 1, "deviate": 1},
+                "value": {"conform": 2},
+                "∂input": {"conform": 1, "deviate": 1},
+                "∂target": {},
+                "findings in": {"gradient": 1},
+            },
+        ),
+        (
+            "float32",
+            "compile",
+            "cpu",
+            {
+                "result": {"deviate": 1},
+                "value": {"deviate": 1},
+                "∂input": {"conform": 1},
+                "∂target": {},
+                "findings in": {"value": 1},
+            },
+        ),
+        (
+            "bfloat16",
+            "eager",
+            "cuda",
+            {
+                "result": {"conform": 1},
+                "value": {"conform": 1},
+                "∂input": {"conform": 1},
+                "∂target": {"conform": 1},
+                "findings in": {},
+            },
+        ),
     ]
     # the older line: its value verdict is its verdict, and it has no gradients
-    assert table["keras.losses.BinaryCrossentropy"] == ({"value": 1}, [
-        ("float32", "function", "cuda", {"result": {"deviate": 1}, "value": {"deviate": 1}, "∂input": {},
-                                          "∂target": {}, "findings in": {"value": 1}})])
+    assert table["keras.losses.BinaryCrossentropy"] == (
+        {"value": 1},
+        [
+            (
+                "float32",
+                "function",
+                "cuda",
+                {
+                    "result": {"deviate": 1},
+                    "value": {"deviate": 1},
+                    "∂input": {},
+                    "∂target": {},
+                    "findings in": {"value": 1},
+                },
+            )
+        ],
+    )
 
 
 def test_a_finding_only_in_its_gradient_shows_as_a_gradient_finding():
@@ -438,8 +644,11 @@ def test_a_finding_only_in_its_gradient_shows_as_a_gradient_finding():
     assert '<span class="part p-gradient">gradient</span>' in summary and "p-value" not in summary
     assert _plain(summary.split('<span class="head">')[1]) == "∂input: max abs 0.25, max rel 1, 1/2 mismatched"
     body = block.split("</summary>")[1]
-    assert re.search(r'result <span class="b v-deviate".*value <span class="b v-conform"'
-                     r'.*∂input <span class="b v-deviate"', body)
+    assert re.search(
+        r'result <span class="b v-deviate".*value <span class="b v-conform"'
+        r'.*∂input <span class="b v-deviate"',
+        body,
+    )
     assert "<h4>gradient ∂input" in body and '<span class="b v-deviate" title="deviate">deviate</span></h4>' in body
     assert "[[0.25, -0.125]]" in body and "[[0.5, -0.125]]" in body  # expected and actual
     assert "Mismatched elements: 1 / 2" in body and "<i>max_abs</i> 0.25" in body
@@ -452,8 +661,10 @@ def test_a_finding_only_in_its_gradient_shows_as_a_gradient_finding():
 def _options(page: str) -> dict[str, tuple[str, list[str]]]:
     """Filter name -> (its label, the values it offers)."""
     bar = re.search(r'<div id="filters" hidden>(.*?)</div>', page, re.S).group(1)
-    return {name: (label, re.findall(r"<option>(.*?)</option>", opts))
-            for label, name, opts in re.findall(r'<label>(.*?) <select name="(\w+)">(.*?)</select>', bar)}
+    return {
+        name: (label, re.findall(r"<option>(.*?)</option>", opts))
+        for label, name, opts in re.findall(r'<label>(.*?) <select name="(\w+)">(.*?)</select>', bar)
+    }
 
 
 def test_mode_device_and_finding_in_filters():
@@ -481,8 +692,8 @@ def test_plots_are_inline_svg_per_binding_and_dtype_with_unique_ids():
     page = render_report(synthetic(120))
     blocks = re.findall(r'<details class="plots"><summary>(.*?)</summary>(.*?)</details>', page, re.S)
     assert len(blocks) == len(SYNTHETIC_BINDINGS)
-    for summary, svgs in blocks:
-        assert "float64, float32, float16, bfloat16" in summary
+    for heading, svgs in blocks:
+        assert "float64, float32, float16, bfloat16" in heading
         assert svgs.count('<svg class="plot"') == 4
     assert "<?xml" not in page and "<!DOCTYPE svg" not in page and "<metadata" not in page
     ids = re.findall(r'\bid="([^"]+)"', page)
@@ -492,6 +703,7 @@ def test_plots_are_inline_svg_per_binding_and_dtype_with_unique_ids():
 
 
 # -- reports that scale: one pass, capped details, paging ---------------------------------------
+
 
 def test_write_report_reads_a_generator_once(tmp_path):
     """``write_report`` consumes its records lazily, once: the controller passes ``iter_records``."""
@@ -512,8 +724,11 @@ def test_a_capped_group_says_how_many_are_shown_of_how_many(monkeypatch):
 
     monkeypatch.setattr(report, "MAX_PER_GROUP", 3)
     hostile = "torch.nn." + SCRIPT
-    lines = [records()[0]] + [result(hostile, "deviate", case_id=f"c{i}") for i in range(7)] \
+    lines = (
+        [records()[0]]
+        + [result(hostile, "deviate", case_id=f"c{i}") for i in range(7)]
         + [result("torch.nn.BCELoss", "crash", case_id="lone")]
+    )
     page = render_report(iter(lines))
     assert page.count('<details class="item f-deviate"') == 3  # the first 3 of the group in full
     assert page.count('<details class="item f-crash"') == 1  # a group under the cap: whole

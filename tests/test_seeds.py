@@ -36,6 +36,7 @@ def test_seed_000_torch():
 
 def test_seed_001_tensorflow():
     tf = pytest.importorskip("tensorflow")
-    got = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.constant(LABELS),
-                                                         logits=tf.constant(LOGITS, tf.float32))
+    got = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.constant(LABELS), logits=tf.constant(LOGITS, tf.float32)
+    )
     np.testing.assert_allclose(got.numpy(), [0.32656264, 0.4643688], rtol=1e-6)

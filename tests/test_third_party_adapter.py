@@ -24,15 +24,31 @@ def site(tmp_path_factory):
     """examples/lossparity-scipy pip-installed into a directory of its own (no network: no
     dependencies, no build isolation), and the environment that puts it on the path."""
     target = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--target", str(target), str(EXAMPLE)], check=True, timeout=300,
-                   capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
     return {**os.environ, "PYTHONPATH": str(target)}
 
 
 def _lossparity(env, *args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "lossparity.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "lossparity.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_installed_adapter_is_listed(site):
@@ -50,8 +66,11 @@ def test_installed_adapter_runs_and_conforms(site, tmp_path):
     results = [r for r in records if r.get("kind") == "result"]
     assert {r["binding"] for r in results} == {"scipy.special.entr", "scipy.special.rel_entr", "scipy.stats.entropy"}
     assert records[0]["versions"]["scipy"]  # the meta line names the third party's version too
-    findings = [(r["binding"], r["case_id"], r["dtype"], r["verdict"]) for r in results
-                if r["verdict"] not in ("conform", "known")]
+    findings = [
+        (r["binding"], r["case_id"], r["dtype"], r["verdict"])
+        for r in results
+        if r["verdict"] not in ("conform", "known")
+    ]
     assert not findings, findings
     assert all(r["gradients"] is None for r in results)  # values only: the adapter does not differentiate
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -15,8 +15,18 @@ import importlib
 import pkgutil
 
 #: The family modules, in the order their specs are listed.
-FAMILIES = ("crossentropy", "kl", "information", "regression", "likelihood", "classification", "margin",
-            "embedding", "segmentation", "ctc")
+FAMILIES = (
+    "crossentropy",
+    "kl",
+    "information",
+    "regression",
+    "likelihood",
+    "classification",
+    "margin",
+    "embedding",
+    "segmentation",
+    "ctc",
+)
 
 
 def modules() -> list:

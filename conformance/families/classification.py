@@ -11,14 +11,24 @@ from hypothesis import strategies as st
 from lossparity.conformance.bindings import KERAS_EPS, keras_pair, optax_loss
 from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
-    CLASS_MENU, FLAG, SHAPE_MENU, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape, reductions,
+    CLASS_MENU,
+    FLAG,
+    SHAPE_MENU,
+    _set,
+    arrays,
+    batch_shapes,
+    case_strategy,
+    floats,
+    pick,
+    pick_shape,
+    reductions,
 )
 from lossparity.core.model import GIVEN, Binding, Spec
 from lossparity.reference import classification as cl
 
 INF = float("inf")
-GAMMAS = [2.0, 2.0, 0.0, 0.5, 1.0, 3.0]      # 0: plain cross-entropy; < 1: infinite slope at m = 0
-ALPHAS = [0.25, 0.5, 0.75, 0.0, 1.0]         # 0 and 1 silence one class entirely
+GAMMAS = [2.0, 2.0, 0.0, 0.5, 1.0, 3.0]  # 0: plain cross-entropy; < 1: infinite slope at m = 0
+ALPHAS = [0.25, 0.5, 0.75, 0.0, 1.0]  # 0 and 1 silence one class entirely
 
 
 def _soft_or_hard(draw, shape, n=None):
@@ -67,7 +77,7 @@ def categorical_focal(draw):
     which = draw(pick(["default", "alpha", "weight"]))
     if which == "alpha":
         params["alpha"] = draw(pick([1.0, 0.5, 0.0]))
-    elif which == "weight":   # Keras' alpha as a list, one factor per class
+    elif which == "weight":  # Keras' alpha as a list, one factor per class
         params["weight"] = draw(arrays(shape[-1:], floats(0.25, 4)))
     _set(params, "gamma", draw(pick(GAMMAS)), 2.0)
     _set(params, "label_smoothing", draw(pick([0.0, 0.0, 0.1])), 0.0)
@@ -112,12 +122,13 @@ def multiclass_sparsemax(draw):
     # optax vmaps over the first axis: a batch of vectors, (N, C), nothing else
     shape = draw(pick_shape(SHAPE_MENU[1])) + (draw(pick_shape(CLASS_MENU)),)
     x = draw(arrays(shape, floats(-3, 3)))
-    if draw(st.booleans()):   # a half grid: ties, and scores exactly at the support's edge
+    if draw(st.booleans()):  # a half grid: ties, and scores exactly at the support's edge
         x = np.round(x * 2.0) / 2.0
     t = draw(arrays(shape[:-1], st.integers(0, shape[-1] - 1), dtype=np.int64))
     return {"input": x, "target": t}, {"reduction": draw(reductions())}
 
 
+# fmt: off
 BINARY_FOCAL = [
     edge("keras-doc", "Keras' docstring: [[0, 1], [0, 0]] / [[0.6, 0.4], [0.4, 0.6]] with gamma 2 is [0.330, 0.206]",
          [[0.6, 0.4], [0.4, 0.6]], [[0.0, 1.0], [0.0, 0.0]], reduction="none"),
@@ -134,7 +145,9 @@ BINARY_FOCAL = [
     edge("smoothed", "label smoothing 0.2 squeezes the targets to 0.1 and 0.9 (towards 1/2)",
          [[0.2, 0.9]], [[0.0, 1.0]], label_smoothing=0.2),
 ]
+# fmt: on
 
+# fmt: off
 BINARY_FOCAL_LOGITS = [
     edge("saturated", "logits +-100: sigmoid is 0 or 1 in every float type; Keras' clip costs -log(1e-7)",
          [100.0, -100.0, 100.0, -100.0], [1.0, 0.0, 0.0, 1.0], reduction="none"),
@@ -151,7 +164,9 @@ BINARY_FOCAL_LOGITS = [
     edge("gamma-half", "gamma 0.5 below 1: the focal slope grows as 1/sqrt(m) at confident logits",
          [12.0, -12.0], [1.0, 0.0], gamma=0.5, reduction="none"),
 ]
+# fmt: on
 
+# fmt: off
 CATEGORICAL_FOCAL = [
     edge("keras-doc", "Keras' docstring: [[0, 1, 0], [0, 0, 1]] / [[0.05, 0.9, 0.05], [0.1, 0.85, 0.05]] "
          "is [2.634e-4, 0.6759]",
@@ -168,7 +183,9 @@ CATEGORICAL_FOCAL = [
          [[0.1, 0.3, 0.6]], [[0.2, 0.3, 0.5]], weight=[0.5, 1.0, 2.0], reduction="none"),
     edge("alpha-zero", "alpha 0: every term vanishes", [[0.1, 0.9]], [[1.0, 0.0]], alpha=0.0),
 ]
+# fmt: on
 
+# fmt: off
 POLY_LOSS = [
     edge("epsilon-zero", "epsilon 0: the softmax cross-entropy",
          [[2.0, -1.0, 3.0]], [[0.0, 0.0, 1.0]], epsilon=0.0, reduction="none"),
@@ -179,7 +196,9 @@ POLY_LOSS = [
     edge("unnormalized", "targets that do not sum to 1 are used as given",
          [[1.0, 2.0]], [[0.7, 0.7]], reduction="none"),
 ]
+# fmt: on
 
+# fmt: off
 GENERALIZED_CE = [
     edge("keras-doc", "Keras' docstring example with its default q = 0.5",
          [[0.7, 0.3], [0.2, 0.8], [0.6, 0.4], [0.4, 0.6]], np.array([0, 1, 0, 1])),
@@ -192,14 +211,18 @@ GENERALIZED_CE = [
     edge("p-zero", "probability 0 on the target class costs 1/q; the slope -p^(q-1) is infinite",
          [[0.0, 1.0]], np.array([0]), q=0.5, reduction="none"),
 ]
+# fmt: on
 
+# fmt: off
 BINARY_SPARSEMAX = [
     edge("joints", "scores exactly at the joints of sparse_plus (+-1) and in between",
          [-1.0, 1.0, 0.0, -1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0, 1.0, 1.0], reduction="none"),
     edge("saturated", "scores +-100: 0 on the right side, linear on the wrong one",
          [100.0, -100.0, 100.0, -100.0], [1.0, 0.0, 0.0, 1.0], reduction="none"),
 ]
+# fmt: on
 
+# fmt: off
 MULTICLASS_SPARSEMAX = [
     edge("all-equal", "all-equal scores: sparsemax is uniform, the loss (1 - 1/C)/2",
          [[0.0, 0.0, 0.0], [5.0, 5.0, 5.0]], np.array([0, 2]), reduction="none"),
@@ -210,11 +233,18 @@ MULTICLASS_SPARSEMAX = [
     edge("saturated", "scores +-100: one-hot sparsemax, a loss of 200 on a wrong label",
          [[100.0, -100.0], [-100.0, 100.0]], np.array([0, 0]), reduction="none"),
 ]
+# fmt: on
 
 
-_FOCAL_DEFAULTS = {"apply_class_balancing": False, "alpha": 0.25, "gamma": 2.0, "label_smoothing": 0.0,
-                   "reduction": "mean"}
+_FOCAL_DEFAULTS = {
+    "apply_class_balancing": False,
+    "alpha": 0.25,
+    "gamma": 2.0,
+    "label_smoothing": 0.0,
+    "reduction": "mean",
+}
 
+# fmt: off
 SPECS: list[Spec] = [
     Spec("binary_focal_cross_entropy",
          "binary focal cross-entropy on probabilities: alpha_t (1 - p_t)^gamma BCE",
@@ -253,7 +283,9 @@ SPECS: list[Spec] = [
          multiclass_sparsemax(), MULTICLASS_SPARSEMAX, target="index",
          gradient=cl.multiclass_sparsemax_loss_grad),
 ]
+# fmt: on
 
+# fmt: off
 PARAMETERS: dict[str, object] = {
     "apply_class_balancing": bool,
     "alpha": float,
@@ -262,19 +294,24 @@ PARAMETERS: dict[str, object] = {
     "epsilon": float,
     "q": float,
 }
+# fmt: on
 
 
 # ----------------------------------------------------------------------------- bindings
 # Each framework's APIs of these specs (``conformance/bindings.py`` says how they are declared).
 
 # keras
-_FOCAL = {"apply_class_balancing": "apply_class_balancing", "alpha": "alpha", "gamma": "gamma",
-          "label_smoothing": "label_smoothing"}
-_CAT_FOCAL = {"alpha": "alpha", "gamma": "gamma", "from_logits": "from_logits",
-              "label_smoothing": "label_smoothing"}
+_FOCAL = {
+    "apply_class_balancing": "apply_class_balancing",
+    "alpha": "alpha",
+    "gamma": "gamma",
+    "label_smoothing": "label_smoothing",
+}
+_CAT_FOCAL = {"alpha": "alpha", "gamma": "gamma", "from_logits": "from_logits", "label_smoothing": "label_smoothing"}
 # Keras' alpha as a per-class list is the spec's array parameter `weight`: not bound (one framework
 # keyword cannot carry two spec parameters).
 
+# fmt: off
 BINDINGS: list[Binding] = [
     # -- jax (optax.losses) --
     # sigmoid_focal_loss balances the classes whenever alpha is given (its alpha defaults to
@@ -303,3 +340,4 @@ BINDINGS: list[Binding] = [
     *keras_pair(None, "categorical_generalized_cross_entropy", "categorical_generalized_cross_entropy",
                 params={"q": "q"}, requires={"q": GIVEN}),
 ]
+# fmt: on

@@ -11,7 +11,16 @@ from hypothesis import strategies as st
 from lossparity.conformance.bindings import KERAS_EPS, NO_REDUCTION, REDUCTION, keras_pair, optax_loss, torch_pair
 from lossparity.conformance.edges import F32_BELOW_ONE, F32_TINY, F64_BELOW_ONE, F64_TINY, INF, NAN, edge
 from lossparity.conformance.generate import (
-    CLASS_MENU, FLAG, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape, reductions,
+    CLASS_MENU,
+    FLAG,
+    _set,
+    arrays,
+    batch_shapes,
+    case_strategy,
+    floats,
+    pick,
+    pick_shape,
+    reductions,
 )
 from lossparity.core.model import GIVEN, Binding, Spec
 from lossparity.reference import crossentropy as ce
@@ -19,6 +28,7 @@ from lossparity.reference.reduction import REDUCTIONS
 
 #: What each parameter accepts: a tuple of values, a type, or ``np.ndarray`` for array
 #: parameters. Checked where a user types parameters (``lossparity explain --param``).
+# fmt: off
 PARAMETERS: dict[str, object] = {
     "reduction": REDUCTIONS,
     "label_smoothing": float,
@@ -26,9 +36,11 @@ PARAMETERS: dict[str, object] = {
     "weight": np.ndarray,
     "pos_weight": np.ndarray,
 }
+# fmt: on
 
 
 # ----------------------------------------------------------------------------- strategies
+
 
 @case_strategy
 def binary(draw, logits: bool):
@@ -46,8 +58,7 @@ def binary(draw, logits: bool):
 
 
 @case_strategy
-def class_index(draw, log_probs: bool = False, probs: bool = False, smoothing: bool = True,
-                weights: bool = True):
+def class_index(draw, log_probs: bool = False, probs: bool = False, smoothing: bool = True, weights: bool = True):
     shape = draw(batch_shapes())
     n_classes = draw(pick_shape(CLASS_MENU))
     if probs:
@@ -92,6 +103,7 @@ def soft_targets(draw, probs_input: bool, weights: bool = True):
 
 # ----------------------------------------------------------------------------- edge tables
 
+# fmt: off
 BINARY_CROSS_ENTROPY = [
     edge("seed-000", "seed 000: nn.BCELoss() on [0.8, 0.2, 0.4] / [1, 0, 0] is 0.3190",
          [0.8, 0.2, 0.4], [1.0, 0.0, 0.0]),
@@ -114,7 +126,9 @@ BINARY_CROSS_ENTROPY = [
     edge("weighted", "a per-element weight rescales each term; mean stays over elements",
          [[0.3, 0.6], [0.9, 0.1]], [[1.0, 0.0], [1.0, 1.0]], weight=[2.0, 0.5]),
 ]
+# fmt: on
 
+# fmt: off
 BINARY_CROSS_ENTROPY_WITH_LOGITS = [
     edge("huge-logits", "logits of +-1e4: exp overflows in a naive sigmoid, softplus must not",
          [1e4, -1e4, 1e4, -1e4], [1.0, 0.0, 0.0, 1.0], reduction="none"),
@@ -131,7 +145,9 @@ BINARY_CROSS_ENTROPY_WITH_LOGITS = [
     edge("empty", "an empty batch: the mean divides 0 by 0",
          [], []),
 ]
+# fmt: on
 
+# fmt: off
 SOFTMAX_CROSS_ENTROPY = [
     edge("seed-000", "seed 000: nn.CrossEntropyLoss() reads [0.8, 0.2, 0.4] as one unbatched "
                      "sample's logits; target 0 gives 0.7971",
@@ -169,7 +185,9 @@ SOFTMAX_CROSS_ENTROPY = [
     edge("smoothing-weighted", "label smoothing with class weights: PyTorch weights the smoothing term",
          [[1.0, 2.0, 0.0], [0.0, 1.0, 3.0]], [0, 2], weight=[3.0, 1.0, 0.5], label_smoothing=0.2),
 ]
+# fmt: on
 
+# fmt: off
 SOFTMAX_CROSS_ENTROPY_SOFT = [
     edge("one-hot", "one-hot probability targets equal class-index targets",
          [[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]], [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]], reduction="none"),
@@ -182,14 +200,18 @@ SOFTMAX_CROSS_ENTROPY_SOFT = [
     edge("unbatched", "an unbatched (C) input",
          [0.8, 0.2, 0.4], [1.0, 0.0, 0.0]),
 ]
+# fmt: on
 
+# fmt: off
 CATEGORICAL_CROSS_ENTROPY = [
     edge("zero-prob-target", "probability 0 on the target class: Keras clips at 1e-7",
          [[0.0, 1.0], [0.5, 0.5]], [[1.0, 0.0], [0.0, 1.0]], reduction="none"),
     edge("unnormalized", "predictions that do not sum to 1: Keras renormalizes",
          [[0.2, 0.2, 0.2]], [[0.0, 1.0, 0.0]], reduction="none"),
 ]
+# fmt: on
 
+# fmt: off
 SPARSE_CATEGORICAL_CROSS_ENTROPY = [
     edge("keras-doc", "the Keras docstring example: [0.0513, 2.303]",
          [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]], [1, 2], reduction="none"),
@@ -198,7 +220,9 @@ SPARSE_CATEGORICAL_CROSS_ENTROPY = [
     edge("all-ignored", "every target ignored: Keras' divide_no_nan gives 0",
          [[0.5, 0.5], [0.2, 0.8]], [1, 1], ignore_index=1),
 ]
+# fmt: on
 
+# fmt: off
 NLL_LOSS = [
     edge("seed-002", "seed 002's formula l_n = -w[y_n] x[n, y_n]; here the log-softmax of [1, 2, 3]",
          [[-2.40760596444438, -1.40760596444438, -0.40760596444438]], [2]),
@@ -211,10 +235,12 @@ NLL_LOSS = [
     edge("neg-inf-target", "log-probability -inf on the target: the loss is +inf",
          [[-INF, 0.0]], [0], reduction="none"),
 ]
+# fmt: on
 
 
 # ----------------------------------------------------------------------------- specs
 
+# fmt: off
 SPECS: list[Spec] = [
     Spec("binary_cross_entropy", "BCE on probabilities: -[y log p + (1-y) log(1-p)]",
          ce.binary_cross_entropy,
@@ -259,6 +285,7 @@ SPECS: list[Spec] = [
          class_index(log_probs=True, smoothing=False), NLL_LOSS, target="index",
          gradient=ce.nll_loss_grad),
 ]
+# fmt: on
 
 
 # ----------------------------------------------------------------------------- bindings
@@ -286,9 +313,12 @@ _IGNORE = {"ignore_index": "ignore_class"}
 # logits to torch's cross_entropy and clipped log-probabilities to nll_loss (renormalized before
 # the clip too), which raise IndexError for a label out of range (and ignore -100, their default).
 _SPARSE_LOGITS = {"jax": {"invalid_label": "zeros"}, "torch": {"invalid_label": "IndexError"}}
-_SPARSE_PROBS = {"jax": {"invalid_label": "zeros", "renormalize": "before_clip"},
-                 "torch": {"invalid_label": "IndexError", "renormalize": "before_clip"}}
+_SPARSE_PROBS = {
+    "jax": {"invalid_label": "zeros", "renormalize": "before_clip"},
+    "torch": {"invalid_label": "IndexError", "renormalize": "before_clip"},
+}
 
+# fmt: off
 BINDINGS: list[Binding] = [
     # -- torch --
     *torch_pair("binary_cross_entropy", "BCELoss", "binary_cross_entropy",
@@ -353,3 +383,4 @@ BINDINGS: list[Binding] = [
                 conventions={"zero_division": "zero", "invalid_label": "InvalidArgumentError"},
                 backends=_SPARSE_LOGITS),
 ]
+# fmt: on

@@ -54,7 +54,7 @@ def ctc_cases(draw):
         labels = np.array(draw(st.lists(st.sampled_from(others), min_size=0, max_size=s)), np.int64)
         while _needed(labels) > t:  # keep an alignment possible
             labels = labels[:-1]
-        target[i, :len(labels)] = labels
+        target[i, : len(labels)] = labels
         tg_len[i] = len(labels)
         in_len[i] = draw(st.sampled_from([t, t, max(_needed(labels), 1)]))
     params = {"reduction": draw(g.reductions())}
@@ -65,18 +65,26 @@ def ctc_cases(draw):
 
 def _case(x, target, input_lengths, target_lengths):
     """The arrays of one edge row by name (``edge(row, why, **_case(...))``): labels and lengths int64."""
-    return {"input": np.asarray(x, np.float64), "target": np.array(target, np.int64),
-            "input_lengths": np.array(input_lengths, np.int64),
-            "target_lengths": np.array(target_lengths, np.int64)}
+    return {
+        "input": np.asarray(x, np.float64),
+        "target": np.array(target, np.int64),
+        "input_lengths": np.array(input_lengths, np.int64),
+        "target_lengths": np.array(target_lengths, np.int64),
+    }
 
 
-_RAW = np.array([[[0.5, 1.0, -0.5], [0.2, -1.0, 1.5], [1.0, 0.3, 0.0], [-0.5, 0.8, 0.4]],
-                 [[0.0, 0.7, 1.2], [1.1, -0.3, 0.6], [-0.2, 0.9, 0.1], [0.4, 0.0, -0.8]]])
-_LP = _log_softmax(_RAW)                                    # (2, 4, 3) log-probabilities
+_RAW = np.array(
+    [
+        [[0.5, 1.0, -0.5], [0.2, -1.0, 1.5], [1.0, 0.3, 0.0], [-0.5, 0.8, 0.4]],
+        [[0.0, 0.7, 1.2], [1.1, -0.3, 0.6], [-0.2, 0.9, 0.1], [0.4, 0.0, -0.8]],
+    ]
+)
+_LP = _log_softmax(_RAW)  # (2, 4, 3) log-probabilities
 _SAT = _log_softmax(np.array([[[-1e4, 0.0, -1e4], [0.0, -1e4, -1e4], [-1e4, -1e4, 0.0]]] * 2))
 _GARBAGE = _LP.copy()
-_GARBAGE[0, 2:] = [[1e4, -1e4, 0.0], [-1e4, 1e4, 3e3]]       # frames past the input length
+_GARBAGE[0, 2:] = [[1e4, -1e4, 0.0], [-1e4, 1e4, 3e3]]  # frames past the input length
 
+# fmt: off
 CTC = [
     edge("basic", "two alignable samples, the second with a shorter input and target: the plain "
                   "forward algorithm (Graves et al. 2006)",
@@ -119,7 +127,9 @@ CTC = [
                                "given, optax/tf.nn/Keras take a log_softmax first",
          **_case(_RAW, [[1, 2], [2, 0]], [4, 3], [2, 1]), reduction="none"),
 ]
+# fmt: on
 
+# fmt: off
 SPECS: list[Spec] = [
     Spec("ctc", "CTC negative log-likelihood -log p(target | input), summed over alignments",
          ctc.ctc_loss,
@@ -128,12 +138,15 @@ SPECS: list[Spec] = [
          ctc_cases(), CTC, target="index", classes=True, gradient=ctc.ctc_loss_grad,
          arrays=("input_lengths", "target_lengths"), wrt=("input",)),
 ]
+# fmt: on
 
 #: What each new parameter accepts.
+# fmt: off
 PARAMETERS: dict[str, object] = {
     "blank": int,
     "zero_infinity": bool,
 }
+# fmt: on
 
 
 # ----------------------------------------------------------------------------- bindings
@@ -151,12 +164,16 @@ _CTC = dict(
 
 # jax: optax takes float padding masks (1.0 = padding), not lengths: the call text builds them
 # from the case's lengths, right-padded as optax requires.
-_CTC_PADDINGS = ("(jnp.arange(input.shape[1])[None, :] >= input_lengths[:, None]).astype(input.dtype), target, "
-                 "(jnp.arange(target.shape[1])[None, :] >= target_lengths[:, None]).astype(input.dtype)")
+_CTC_PADDINGS = (
+    "(jnp.arange(input.shape[1])[None, :] >= input_lengths[:, None]).astype(input.dtype), target, "
+    "(jnp.arange(target.shape[1])[None, :] >= target_lengths[:, None]).astype(input.dtype)"
+)
 # log_softmax of the logits, log 0 read as log_epsilon = -1e5 (the default).
-_CTC_OPTAX = dict(params={"blank": "blank_id"}, fixed=NO_REDUCTION,
-                  conventions={"log_softmax_input": True, "log_epsilon": -1e5})
+_CTC_OPTAX = dict(
+    params={"blank": "blank_id"}, fixed=NO_REDUCTION, conventions={"log_softmax_input": True, "log_epsilon": -1e5}
+)
 
+# fmt: off
 BINDINGS: list[Binding] = [
     # -- torch --
     Binding("torch.nn.functional.ctc_loss", "ctc", "torch",
@@ -186,3 +203,4 @@ BINDINGS: list[Binding] = [
             params={"blank": "mask_index"}, fixed=NO_REDUCTION,
             conventions={"log_softmax_input": True, "_backends": {"jax": {"log_epsilon": -1e5}}}),
 ]
+# fmt: on

@@ -1,9 +1,10 @@
 """Embedding losses: cosine similarity, cosine embedding, triplet margin, NT-Xent, Circle.
 
 Oracles in ``reference/embedding.py``. The last axis of every embedding array is its
-feature axis (declared as ``classes=True``: like a class axis it must exist and be non-empty) (D, drawn from CLASS_MENU); the batch shapes come from SHAPE_MENU, so a
-compiled mode traces once per shape. Labels (``target`` of cosine_embedding, ntxent and
-circle) are int64 arrays and are never differentiated.
+feature axis (declared as ``classes=True``: like a class axis it must exist and be non-empty)
+(D, drawn from CLASS_MENU); the batch shapes come from SHAPE_MENU, so a compiled mode traces
+once per shape. Labels (``target`` of cosine_embedding, ntxent and circle) are int64 arrays and
+are never differentiated.
 """
 
 from __future__ import annotations
@@ -14,7 +15,17 @@ from hypothesis import strategies as st
 from lossparity.conformance.bindings import KERAS_EPS, NO_REDUCTION, OPTAX, keras_pair, optax_loss
 from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
-    CLASS_MENU, FLAG, SHAPE_MENU, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape, reductions,
+    CLASS_MENU,
+    FLAG,
+    SHAPE_MENU,
+    _set,
+    arrays,
+    batch_shapes,
+    case_strategy,
+    floats,
+    pick,
+    pick_shape,
+    reductions,
 )
 from lossparity.core.model import Binding, Spec
 from lossparity.reference import embedding as emb
@@ -43,6 +54,7 @@ def _unit(rows):
 
 # ----------------------------------------------------------------------------- strategies
 
+
 @case_strategy
 def cosine_cases(draw):
     shape = draw(batch_shapes()) + (draw(pick_shape(CLASS_MENU)),)
@@ -63,7 +75,7 @@ def cosine_cases(draw):
 
 @case_strategy
 def cosine_embedding_cases(draw):
-    shape = draw(pick_shape(SHAPE_MENU[0] + SHAPE_MENU[1]))     # torch: (N, D) or (D,)
+    shape = draw(pick_shape(SHAPE_MENU[0] + SHAPE_MENU[1]))  # torch: (N, D) or (D,)
     d = draw(pick_shape(CLASS_MENU))
     x1 = _no_zero_vectors(draw(arrays(shape + (d,), floats(-5, 5))))
     x2 = _no_zero_vectors(draw(arrays(shape + (d,), floats(-5, 5))))
@@ -79,7 +91,7 @@ def triplet_cases(draw):
     params = {"reduction": draw(reductions())}
     _set(params, "margin", draw(pick([1.0, 1.0, 0.5, 2.0])), 1.0)
     _set(params, "swap", draw(pick(FLAG)), False)
-    if draw(pick(FLAG)):                             # only the explicit cosine distance takes it
+    if draw(pick(FLAG)):  # only the explicit cosine distance takes it
         params["distance"] = "cosine"
     else:
         _set(params, "p", draw(pick([2.0, 2.0, 1.0, 3.0])), 2.0)
@@ -102,7 +114,7 @@ def triplet_cases(draw):
     return {"input": a, "positive": p, "negative": n}, params
 
 
-_GROUPS = [(4, 1), (4, 2), (4, 3), (4, 5), (2, 4), (3, 1)]   # (N, D), N and D from the menus
+_GROUPS = [(4, 1), (4, 2), (4, 3), (4, 5), (2, 4), (3, 1)]  # (N, D), N and D from the menus
 
 
 @case_strategy
@@ -131,6 +143,7 @@ def circle_cases(draw):
 
 # ----------------------------------------------------------------------------- edge tables
 
+# fmt: off
 COSINE_SIMILARITY = [
     edge("keras-doc", "Keras' docstring example: [-0., -0.99999994, 0.99999994] as -cos",
          [[1.0, 0.0], [1.0, 1.0], [-1.0, -1.0]], [[0.0, 1.0], [1.0, 1.0], [1.0, 1.0]], reduction="none"),
@@ -152,7 +165,9 @@ COSINE_SIMILARITY = [
     edge("large", "values of 1e18: squares of 1e36 are near float32's limit; the scaled norm is exact",
          [[1e18, 2e18]], [[2e18, 1e18]], reduction="none", dtypes=("float32", "float64")),
 ]
+# fmt: on
 
+# fmt: off
 COSINE_EMBEDDING = [
     edge("similar-dissimilar", "y = 1 gives 1 - cos, y = -1 gives max(0, cos - margin)",
          input=[[1.0, 2.0], [1.0, 0.5]], input2=[[2.0, 1.0], [1.0, 1.0]], target=_labels([1, -1]),
@@ -178,7 +193,9 @@ COSINE_EMBEDDING = [
     edge("unbatched", "a 1-D pair with a 0-D target",
          input=[1.0, 2.0, 3.0], input2=[3.0, 2.0, 1.0], target=_labels(-1), margin=0.5),
 ]
+# fmt: on
 
+# fmt: off
 TRIPLET_MARGIN = [
     edge("optax-doc", "optax's docstring example: [0.1414 0.1414]",
          input=[[0.0, 0.0], [1.0, 1.0]], positive=[[0.1, 0.1], [1.1, 1.1]], negative=[[1.0, 0.0], [0.0, 1.0]],
@@ -213,7 +230,9 @@ TRIPLET_MARGIN = [
     edge("unbatched", "one unbatched triplet: a scalar",
          input=[1.0, -1.0, 0.5], positive=[0.5, -1.0, 0.0], negative=[1.0, 1.0, 1.0]),
 ]
+# fmt: on
 
+# fmt: off
 NTXENT = [
     edge("optax-doc", "optax's docstring example: 1.0986123 = log 3 for 1-D embeddings of one sign",
          input=[[0.08969027], [1.6291292], [0.8622629], [0.13612625]], target=_labels([0, 0, 1, 1])),
@@ -233,7 +252,9 @@ NTXENT = [
          input=[[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-0.2, 1.0]], target=_labels([0, 0, 1, 1]),
          temperature=100.0),
 ]
+# fmt: on
 
+# fmt: off
 CIRCLE = [
     edge("two-groups", "two groups of two unit vectors, Keras' defaults gamma 80, margin 0.4",
          input=_unit([[1.0, 0.1], [0.9, 0.3], [-0.2, 1.0], [0.1, 1.0]]), target=_labels([0, 0, 1, 1]),
@@ -259,10 +280,12 @@ CIRCLE = [
          input=_unit([[1.0, 0.2], [0.7, 0.7], [-0.3, 1.0], [0.2, -1.0]]), target=_labels([0, 1, 0, 1]),
          reduction="none", gamma=1.0, margin=0.25),
 ]
+# fmt: on
 
 
 # ----------------------------------------------------------------------------- specs
 
+# fmt: off
 SPECS: list[Spec] = [
     Spec("cosine_similarity", "cosine of two vectors over an axis, one value per sample",
          emb.cosine_similarity, {"epsilon": 0.0, "axis": -1, "reduction": "mean"},
@@ -287,7 +310,9 @@ SPECS: list[Spec] = [
          ("mean_over", "zero_division"), circle_cases(), CIRCLE, target="index", classes=True,
          gradient=emb.circle_grad, wrt=("input",)),
 ]
+# fmt: on
 
+# fmt: off
 PARAMETERS: dict[str, object] = {
     "epsilon": float,
     "margin": float,
@@ -299,6 +324,7 @@ PARAMETERS: dict[str, object] = {
     "gamma": float,
     "remove_diagonal": bool,
 }
+# fmt: on
 
 
 # ----------------------------------------------------------------------------- bindings
@@ -308,6 +334,7 @@ PARAMETERS: dict[str, object] = {
 _TRIPLET = {"margin": "margin", "swap": "swap", "reduction": "reduction"}
 _POSITIVE_MARGIN = {"margin_domain": "ValueError"}
 
+# fmt: off
 BINDINGS: list[Binding] = [
     # -- torch --
     Binding("torch.nn.functional.cosine_embedding_loss", "cosine_embedding", "torch",
@@ -363,3 +390,4 @@ BINDINGS: list[Binding] = [
                 params={"gamma": "gamma", "margin": "margin", "remove_diagonal": "remove_diagonal"},
                 class_conventions={"mean_over": "positive", "zero_division": "zero"}),
 ]
+# fmt: on

@@ -8,7 +8,14 @@ import numpy as np
 
 from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
-    CLASS_MENU, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape,
+    CLASS_MENU,
+    _set,
+    arrays,
+    batch_shapes,
+    case_strategy,
+    floats,
+    pick,
+    pick_shape,
 )
 from lossparity.core.model import Binding, Spec
 from lossparity.reference import information as info
@@ -20,6 +27,7 @@ PARAMETERS: dict[str, object] = {
 
 
 # ----------------------------------------------------------------------------- strategies
+
 
 @case_strategy
 def distributions(draw, pair: bool):
@@ -40,26 +48,33 @@ def distributions(draw, pair: bool):
 
 # ----------------------------------------------------------------------------- edge tables
 
+# fmt: off
 ENTROPY = [
     edge("fair-coin", "a fair coin carries log 2 nats (seed 002's H(P) = -sum P log P)", [0.5, 0.5]),
     edge("fair-coin-bits", "the same in bits: exactly 1", [0.5, 0.5], base=2),
     edge("certain", "a certain outcome carries no information; 0 log 0 = 0", [1.0, 0.0, 0.0]),
     edge("batch", "a batch of distributions, one entropy each", [[0.25, 0.75], [0.5, 0.5]]),
 ]
+# fmt: on
+# fmt: off
 CROSS_ENTROPY = [
     edge("dyadic", "P = (1/2, 1/4, 1/4), Q = (1/4, 1/4, 1/2): by hand 1/2*2 + 1/4*2 + 1/4*1 = 1.75 bits",
          [0.25, 0.25, 0.5], [0.5, 0.25, 0.25], base=2),
 ]
+# fmt: on
+# fmt: off
 KL_DIVERGENCE = [
     edge("dyadic", "the same P, Q: 1.75 - H(P) = 1.75 - 1.5 = 0.25 bits (seed 002's identity)",
          [0.25, 0.25, 0.5], [0.5, 0.25, 0.25], base=2),
     edge("same", "KL(P || P) = 0", [0.2, 0.8], [0.2, 0.8]),
     edge("support-mismatch", "q = 0 where p > 0: KL is +inf", [1.0, 0.0], [0.5, 0.5]),
 ]
+# fmt: on
 
 
 # ----------------------------------------------------------------------------- specs
 
+# fmt: off
 SPECS: list[Spec] = [
     Spec("entropy", "entropy H(P) of a discrete distribution, in nats or bits",
          info.entropy, {"base": "e"}, ("renormalize", "prob_eps"),
@@ -74,11 +89,13 @@ SPECS: list[Spec] = [
          distributions(pair=True), KL_DIVERGENCE,
          gradient=info.kl_divergence_grad),
 ]
+# fmt: on
 
 
 # ----------------------------------------------------------------------------- bindings
 # Each framework's APIs of these specs (``conformance/bindings.py`` says how they are declared).
 
+# fmt: off
 BINDINGS: list[Binding] = [
     # -- torch (torch.distributions) --
     Binding("torch.distributions.Categorical.entropy", "entropy", "torch",
@@ -95,3 +112,4 @@ BINDINGS: list[Binding] = [
     Binding("jax.scipy.special.rel_entr", "kl_divergence", "jax",
             "jax.scipy.special.rel_entr(target, input{kw}).sum(-1)"),
 ]
+# fmt: on

@@ -23,6 +23,7 @@ PARAMETERS: dict[str, object] = {
 
 # ----------------------------------------------------------------------------- strategies
 
+
 @case_strategy
 def kl_cases(draw, log_input: bool):
     shape = draw(batch_shapes(min_dims=1))
@@ -45,6 +46,7 @@ def kl_cases(draw, log_input: bool):
 
 # ----------------------------------------------------------------------------- edge tables
 
+# fmt: off
 KL_DIV = [
     edge("zero-target", "p = 0 contributes 0 whatever log q is (xlogy)",
          [[-1.0, -0.5]], [[0.0, 1.0]], reduction="sum"),
@@ -57,17 +59,21 @@ KL_DIV = [
     edge("log-target", "log_target=True takes the target as log p",
          [[-1.2, -0.36]], [[-1.0, -0.45867514538708193]], reduction="none", log_target=True),
 ]
+# fmt: on
 
+# fmt: off
 KL_DIV_PROBS = [
     edge("zero-target", "p = 0: Keras clips it to 1e-7 and it contributes 1e-7 log(1e-7 / q)",
          [[0.5, 0.5]], [[0.0, 1.0]], reduction="none"),
     edge("zero-prediction", "q = 0 where p > 0: KL is infinite; Keras clips q at 1e-7",
          [[0.0, 1.0]], [[0.5, 0.5]], reduction="none"),
 ]
+# fmt: on
 
 
 # ----------------------------------------------------------------------------- specs
 
+# fmt: off
 SPECS: list[Spec] = [
     Spec("kl_div", "KL divergence with log-space input: p (log p - input)",
          kl.kl_div,
@@ -82,11 +88,13 @@ SPECS: list[Spec] = [
          kl_cases(log_input=False), KL_DIV_PROBS,
          gradient=kl.kl_div_probs_grad),
 ]
+# fmt: on
 
 
 # ----------------------------------------------------------------------------- bindings
 # Each framework's APIs of these specs (``conformance/bindings.py`` says how they are declared).
 
+# fmt: off
 BINDINGS: list[Binding] = [
     # -- torch --
     *torch_pair("kl_div", "KLDivLoss", "kl_div", params={**REDUCTION, "log_target": "log_target"}),
@@ -102,3 +110,4 @@ BINDINGS: list[Binding] = [
     # KLDivergence clips both arguments into [1e-7, 1].
     *keras_pair("KLDivergence", "kl_divergence", "kl_div_probs", conventions={"prob_eps": KERAS_EPS}),
 ]
+# fmt: on

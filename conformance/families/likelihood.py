@@ -9,7 +9,12 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossparity.conformance.bindings import (
-    KERAS_EPS, NO_REDUCTION, REDUCTION, keras_pair, optax_loss, torch_pair,
+    KERAS_EPS,
+    NO_REDUCTION,
+    REDUCTION,
+    keras_pair,
+    optax_loss,
+    torch_pair,
 )
 from lossparity.conformance.edges import INF, NAN, edge
 from lossparity.conformance.generate import FLAG, _set, arrays, batch_shapes, case_strategy, floats, pick, reductions
@@ -37,7 +42,7 @@ def poisson_cases(draw):
     counts = draw(st.booleans())
     t = draw(arrays(shape, st.integers(low, 12).map(float) if counts else floats(low / 2, 12)))
     params = {"reduction": draw(reductions())}
-    params["log_input"] = log_input                  # always explicit: PyTorch's default is True
+    params["log_input"] = log_input  # always explicit: PyTorch's default is True
     _set(params, "full", full, False)
     _eps(draw, params, [1e-8, 1e-3])
     return {"input": x, "target": t}, params
@@ -63,7 +68,7 @@ def generalized_kl_cases(draw):
     shape = draw(batch_shapes(min_dims=1))
     # t > 0: a zero target (optax's target gradient there is NaN, a known finding) is the edge table's
     t = draw(arrays(shape, floats(0.01, 5)))
-    if draw(st.booleans()):                          # normalized: the plain KL divergence
+    if draw(st.booleans()):  # normalized: the plain KL divergence
         q = draw(arrays(shape, floats(0.001, 1)))
         q = q / q.sum(axis=-1, keepdims=True)
         sums = t.sum(axis=-1, keepdims=True)
@@ -74,6 +79,7 @@ def generalized_kl_cases(draw):
     return {"input": c, "target": t}, {}
 
 
+# fmt: off
 POISSON_NLL = [
     edge("by-hand", "rates [1, 2], counts [1, 0], no eps: (1 - 1 log 1) + (2 - 0) = 3, mean 1.5",
          [1.0, 2.0], [1.0, 0.0], log_input=False, eps=0.0),
@@ -105,7 +111,9 @@ POISSON_NLL = [
     edge("nan-rate", "a NaN rate propagates",
          [NAN, 2.0], [1.0, 1.0], log_input=False, reduction="none"),
 ]
+# fmt: on
 
+# fmt: off
 GAUSSIAN_NLL = [
     edge("full-constant", "mean = target, var = 1: only the constant log(2 pi) / 2 = 0.9189385332046727",
          input=[0.5, -2.0], target=[0.5, -2.0], var=[1.0, 1.0],
@@ -142,7 +150,9 @@ GAUSSIAN_NLL = [
     edge("huge-residual", "a residual of 2e4 over var 1e-6: 2e14 in the loss, past float16's range",
          input=[1e4, 0.0], target=[-1e4, 0.0], var=[1e-6, 1.0], reduction="none"),
 ]
+# fmt: on
 
+# fmt: off
 GENERALIZED_KL_DIV = [
     edge("by-hand", "q = e, t = 1: 1 log(1 / e) - 1 + e = e - 2; t = 0: q = 1",
          [[1.0, 0.0]], [[1.0, 0.0]]),
@@ -162,8 +172,10 @@ GENERALIZED_KL_DIV = [
     edge("near-minimum", "q within 1e-4 of t: t log t - t log q - t + q cancels, t (e^r - 1 - r) does not",
          [[1e-4, -1e-4]], [[1.0, 1.0]]),
 ]
+# fmt: on
 
 
+# fmt: off
 SPECS: list[Spec] = [
     Spec("poisson_nll", "Poisson NLL: rate - t log rate (or exp(c) - t c on log rates), optional Stirling term",
          lk.poisson_nll,
@@ -182,17 +194,21 @@ SPECS: list[Spec] = [
          ("sample_axis",),
          generalized_kl_cases(), GENERALIZED_KL_DIV, classes=False, gradient=lk.generalized_kl_div_grad),
 ]
+# fmt: on
 
+# fmt: off
 PARAMETERS: dict[str, object] = {
     "log_input": bool,
     "full": bool,
     "eps": float,
 }
+# fmt: on
 
 
 # ----------------------------------------------------------------------------- bindings
 # Each framework's APIs of these specs (``conformance/bindings.py`` says how they are declared).
 
+# fmt: off
 BINDINGS: list[Binding] = [
     # -- torch --
     # The Poisson NLL: log_input defaults to True and eps to 1e-8 in PyTorch; its Stirling term
@@ -227,3 +243,4 @@ BINDINGS: list[Binding] = [
     # input's dtype, mean over the last axis.
     *keras_pair("Poisson", "poisson", "poisson_nll", defaults={"eps": KERAS_EPS}, conventions={"sample_axis": "mean"}),
 ]
+# fmt: on

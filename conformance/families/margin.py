@@ -17,7 +17,16 @@ from hypothesis import strategies as st
 from lossparity.conformance.bindings import NO_REDUCTION, REDUCTION, keras_pair, optax_loss, torch_pair
 from lossparity.conformance.edges import INF, NAN, edge
 from lossparity.conformance.generate import (
-    CLASS_MENU, FLAG, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape, reductions,
+    CLASS_MENU,
+    FLAG,
+    _set,
+    arrays,
+    batch_shapes,
+    case_strategy,
+    floats,
+    pick,
+    pick_shape,
+    reductions,
 )
 from lossparity.core.model import Binding, Spec
 from lossparity.reference import margin as m
@@ -34,6 +43,7 @@ def _ints(values):
 
 
 # ============================================================================ strategies
+
 
 @case_strategy
 def binary_hinge(draw, margin: bool):
@@ -120,6 +130,7 @@ def ranking(draw):
 
 # ============================================================================ edge tables
 
+# fmt: off
 HINGE = [
     edge("at-margin", "y x = 1 exactly: the loss is 0 and the slope is a subgradient choice "
                       "(jnp/torch.maximum: half, tf.maximum: all)",
@@ -141,7 +152,9 @@ HINGE = [
     edge("mean", "the batch mean over samples of the per-sample means",
          [[0.2, -0.4, 1.5], [0.0, 0.9, -2.0]], [[1.0, -1.0, 1.0], [-1.0, -1.0, 1.0]]),
 ]
+# fmt: on
 
+# fmt: off
 SQUARED_HINGE = [
     edge("at-margin", "y x = 1 exactly: the square makes the slope 0 whatever max takes",
          [[1.0, -1.0, 0.5]], [[1.0, -1.0, 1.0]], reduction="none"),
@@ -152,7 +165,9 @@ SQUARED_HINGE = [
     edge("nan", "a NaN score propagates",
          [[NAN, 0.0]], [[1.0, 1.0]], reduction="none"),
 ]
+# fmt: on
 
+# fmt: off
 CATEGORICAL_HINGE = [
     edge("margin-met", "target score exactly 1 above the best other: the loss is 0 at the kink",
          [[2.0, 1.0, -1.0]], [[1.0, 0.0, 0.0]], reduction="none"),
@@ -168,7 +183,9 @@ CATEGORICAL_HINGE = [
     edge("nan", "a NaN score poisons its sample",
          [[NAN, 0.0], [1.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]], reduction="none"),
 ]
+# fmt: on
 
+# fmt: off
 MULTICLASS_HINGE = [
     edge("margin-met", "target 1 above the best other: the target's own entry ties the max",
          [[2.0, 1.0, 0.0]], _ints([0]), reduction="none"),
@@ -185,7 +202,9 @@ MULTICLASS_HINGE = [
     edge("inf", "an infinite other score: inf loss; an infinite target score: inf - inf",
          [[0.0, INF], [INF, 0.0]], _ints([0, 0]), reduction="none"),
 ]
+# fmt: on
 
+# fmt: off
 MULTI_MARGIN = [
     edge("margin-met", "x_y - x_i = margin exactly: PyTorch's kernel tests z > 0 (slope 0)",
          [[2.0, 1.0, 0.5]], _ints([0]), reduction="none"),
@@ -204,7 +223,9 @@ MULTI_MARGIN = [
     edge("one-class", "a single class: no other class, the loss is 0",
          [[3.0], [-2.0]], _ints([0, 0])),
 ]
+# fmt: on
 
+# fmt: off
 MULTILABEL_MARGIN = [
     edge("padding-first", "-1 first: no target class, the loss is 0",
          [[0.1, 0.2, 0.4, 0.8]], _ints([[-1, 3, 0, 1]]), reduction="none"),
@@ -226,7 +247,9 @@ MULTILABEL_MARGIN = [
     edge("unbatched", "a (C,) input",
          [0.3, 0.5, 0.1], _ints([2, 0, -1])),
 ]
+# fmt: on
 
+# fmt: off
 HINGE_EMBEDDING = [
     edge("at-margin", "x = margin with y = -1: the kink of max(0, margin - x)",
          [1.0, 0.5, 2.0], [-1.0, -1.0, 1.0], reduction="none"),
@@ -239,7 +262,9 @@ HINGE_EMBEDDING = [
     edge("negative-distance", "a negative input with y = 1 is a negative loss, as the formula says",
          [-0.5, 0.25], [1.0, 1.0]),
 ]
+# fmt: on
 
+# fmt: off
 SOFT_MARGIN = [
     edge("huge-wrong", "-y x = 100 and 1e4: log(1 + exp(100)) overflows exp in float32; the "
                        "loss is about -y x",
@@ -253,7 +278,9 @@ SOFT_MARGIN = [
     edge("inf", "an infinite score on the right side: 0; on the wrong side: inf",
          [INF, INF], [1.0, -1.0], reduction="none"),
 ]
+# fmt: on
 
+# fmt: off
 MARGIN_RANKING = [
     edge("tie-zero-margin", "x1 = x2 and margin 0: the kink of max(0, z) at z = 0",
          input=[0.5, -1.0], input2=[0.5, -1.0], target=[1.0, -1.0], reduction="none"),
@@ -266,16 +293,28 @@ MARGIN_RANKING = [
     edge("inf", "x1 = x2 = inf: inf - inf is NaN",
          input=[INF, 1.0], input2=[INF, 0.0], target=[1.0, -1.0], reduction="none"),
 ]
+# fmt: on
 
 
 # ============================================================================ specs
 
+
 def _spec(name, summary, oracle, defaults, conventions, generate, edges, **kw):
-    return Spec(name, summary, oracle, defaults, conventions, generate, edges,
-                gradient=getattr(m, oracle.__name__ + "_grad"), **kw)
+    return Spec(
+        name,
+        summary,
+        oracle,
+        defaults,
+        conventions,
+        generate,
+        edges,
+        gradient=getattr(m, oracle.__name__ + "_grad"),
+        **kw,
+    )
 
 
 _R = {"reduction": "mean"}
+# fmt: off
 SPECS: list[Spec] = [
     _spec("hinge", "binary hinge max(0, margin - y x) on +-1 labels (margin 0: perceptron)", m.hinge,
           {"margin": 1.0, **_R}, ("hinge_labels", "sample_axis", "hinge_kink"),
@@ -307,6 +346,7 @@ SPECS: list[Spec] = [
           {"margin": 0.0, **_R}, ("hinge_kink",), ranking(), MARGIN_RANKING, classes=False,
           arrays=("input2",), wrt=("input", "input2")),
 ]
+# fmt: on
 
 PARAMETERS: dict[str, object] = {
     "margin": float,
@@ -320,6 +360,7 @@ PARAMETERS: dict[str, object] = {
 # torch.maximum); tf.maximum gives it all to its first argument, z.
 _HINGE_TIE = {"tensorflow": {"hinge_kink": 1.0}}
 
+# fmt: off
 BINDINGS: list[Binding] = [
     # -- torch --
     # PyTorch's margin kernels: hinge_embedding_loss and margin_ranking_loss clamp with clamp_min,
@@ -357,3 +398,4 @@ BINDINGS: list[Binding] = [
     *keras_pair("CategoricalHinge", "categorical_hinge", "categorical_hinge",
                 conventions={"hinge_neg": "masked_product"}, backends=_HINGE_TIE),
 ]
+# fmt: on

@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 
 from lossparity.conformance import generate as g
 from lossparity.conformance.bindings import (
-    KERAS_EPS, NO_REDUCTION, OPTAX, REDUCTION, keras_pair, optax_loss, torch_pair,
+    KERAS_EPS,
+    NO_REDUCTION,
+    OPTAX,
+    REDUCTION,
+    keras_pair,
+    optax_loss,
+    torch_pair,
 )
 from lossparity.conformance.edges import INF, NAN, edge
 from lossparity.core.model import Binding, Spec
@@ -27,9 +33,20 @@ F32_EPS7 = float(np.float32(1e-7))  # Keras' epsilon as a float32 tensor holds i
 
 # ----------------------------------------------------------------------------- strategies
 
+
 @g.case_strategy
-def residuals(draw, *, weights: bool = False, delta: bool = False, lo=-10.0, hi=10.0,
-              target_lo=None, target_hi=None, away_from_zero: float | None = None, relative: bool = False):
+def residuals(
+    draw,
+    *,
+    weights: bool = False,
+    delta: bool = False,
+    lo=-10.0,
+    hi=10.0,
+    target_lo=None,
+    target_hi=None,
+    away_from_zero: float | None = None,
+    relative: bool = False,
+):
     """(input, target) of one shape with some exact ties (residual 0), a reduction, and,
     where the spec takes them, an elementwise ``weight`` and a ``delta``.
 
@@ -75,6 +92,7 @@ def one_tensor(draw):
 # ----------------------------------------------------------------------------- edge tables
 # Rows have at least one axis (see the module doc).
 
+# fmt: off
 ABSOLUTE_ERROR = [
     edge("zero-residual", "input == target: the kink of |r|, where every framework takes slope sign(0) = 0",
          [1.5, -2.0, 0.0], [1.5, -2.0, 0.0], reduction="none"),
@@ -93,7 +111,9 @@ ABSOLUTE_ERROR = [
     edge("zero-weight-inf", "a weight of 0 on an infinite residual: the term is 0 (times rule)",
          [[INF, 1.0]], [[0.0, 0.0]], weight=[[0.0, 1.0]], reduction="sum"),
 ]
+# fmt: on
 
+# fmt: off
 SQUARED_ERROR = [
     edge("seed-mse", "the Keras docstring example: mean of [0.01, 0.01, 0.04] = 0.02",
          [0.9, 0.1, 0.8], [1.0, 0.0, 1.0]),
@@ -110,7 +130,9 @@ SQUARED_ERROR = [
     edge("weighted-mean", "PyTorch's weighted mse_loss divides the weighted sum by sum(weight)",
          [[1.0, -2.0], [0.5, 3.0]], [[0.0, 0.0], [1.0, 1.0]], weight=[[1.0, 3.0], [0.5, 2.0]]),
 ]
+# fmt: on
 
+# fmt: off
 HUBER = [
     edge("keras-doc", "the Keras docstring example: huber([[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]]) = 0.155",
          [[0.6, 0.4], [0.4, 0.6]], [[0.0, 1.0], [0.0, 0.0]]),
@@ -138,7 +160,9 @@ HUBER = [
                           "(unlike l1_loss and mse_loss, which divide by sum(weight))",
          [[1.0, -2.0], [0.5, 3.0]], [[0.0, 0.0], [1.0, 1.0]], weight=[[1.0, 3.0], [0.5, 2.0]]),
 ]
+# fmt: on
 
+# fmt: off
 LOG_COSH = [
     edge("keras-doc", "the Keras docstring example: log_cosh([[0, 1], [0, 0]], [[1, 1], [0, 0]]) = 0.108",
          [[1.0, 1.0], [0.0, 0.0]], [[0.0, 1.0], [0.0, 0.0]]),
@@ -156,7 +180,9 @@ LOG_COSH = [
     edge("nan", "a NaN input propagates",
          [NAN, 0.5], [0.0, 0.0], reduction="none"),
 ]
+# fmt: on
 
+# fmt: off
 MEAN_ABSOLUTE_PERCENTAGE_ERROR = [
     edge("zero-target", "y = 0: Keras divides by max(|y|, 1e-7), 100 |x| / 1e-7 (overflows float16)",
          [[0.5, 0.0], [2e-6, 1.0]], [[0.0, 0.0], [0.0, 2.0]], reduction="none"),
@@ -174,7 +200,9 @@ MEAN_ABSOLUTE_PERCENTAGE_ERROR = [
     edge("nan", "a NaN target propagates",
          [1.0, 1.0], [NAN, 1.0], reduction="none"),
 ]
+# fmt: on
 
+# fmt: off
 MEAN_SQUARED_LOGARITHMIC_ERROR = [
     edge("zero", "x = y = 0: Keras raises both to 1e-7, the loss is 0",
          [0.0, 0.0], [0.0, 1.0], reduction="none"),
@@ -195,7 +223,9 @@ MEAN_SQUARED_LOGARITHMIC_ERROR = [
     edge("nan", "a NaN input: NumPy's and the frameworks' max(nan, eps) propagate NaN",
          [NAN, 1.0], [1.0, 1.0], reduction="none"),
 ]
+# fmt: on
 
+# fmt: off
 L2_LOSS = [
     edge("seed", "tf.nn.l2_loss([1, 2, 3]) = (1 + 4 + 9) / 2 = 7",
          [1.0, 2.0, 3.0], reduction="sum"),
@@ -210,6 +240,7 @@ L2_LOSS = [
     edge("empty", "an empty tensor: the sum of nothing is 0",
          np.zeros((0,)), reduction="sum"),
 ]
+# fmt: on
 
 
 # ----------------------------------------------------------------------------- specs
@@ -217,6 +248,7 @@ L2_LOSS = [
 _RED = {"reduction": "mean"}
 _SAMPLE = ("sample_axis",)
 
+# fmt: off
 SPECS: list[Spec] = [
     Spec("absolute_error", "absolute error |input - target|, elementwise",
          reg.absolute_error, {"weight": None, **_RED}, (*_SAMPLE, "mean_by", "abs_zero_slope"),
@@ -243,6 +275,7 @@ SPECS: list[Spec] = [
          reg.l2_loss, {"reduction": "sum"}, ("half_square",),
          one_tensor(), L2_LOSS, target=None, classes=False, gradient=reg.l2_loss_grad),
 ]
+# fmt: on
 
 
 # ----------------------------------------------------------------------------- bindings
@@ -254,6 +287,7 @@ _PER_SAMPLE = {"sample_axis": "mean"}  # keras' regression losses average the la
 _HALF_TIE = {"torch": {"floor_tie": "half"}, "jax": {"floor_tie": "half"}}  # maximum's slope at a tie
 _JAX_ABS = {"jax": {"abs_zero_slope": -1.0}}  # jax's |u| has slope +1 at u = 0; Keras writes u = y - x
 
+# fmt: off
 BINDINGS: list[Binding] = [
     # -- torch --
     # l1_loss and mse_loss take an elementwise weight (functional form only) and divide a
@@ -297,3 +331,4 @@ BINDINGS: list[Binding] = [
     *keras_pair("MeanSquaredLogarithmicError", "mean_squared_logarithmic_error", "mean_squared_logarithmic_error",
                 conventions={**_PER_SAMPLE, "value_floor": KERAS_EPS}, backends=_HALF_TIE),
 ]
+# fmt: on

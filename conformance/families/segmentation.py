@@ -15,7 +15,16 @@ from hypothesis import strategies as st
 from lossparity.conformance.bindings import KERAS_EPS, NO_REDUCTION, OPTAX, Source, keras_pair, optax_loss
 from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
-    CLASS_MENU, FLAG, _set, arrays, batch_shapes, case_strategy, floats, pick, pick_shape, reductions,
+    CLASS_MENU,
+    FLAG,
+    _set,
+    arrays,
+    batch_shapes,
+    case_strategy,
+    floats,
+    pick,
+    pick_shape,
+    reductions,
 )
 from lossparity.core.model import Binding, Spec
 from lossparity.reference import segmentation as seg
@@ -73,7 +82,7 @@ def overlap(draw, tversky: bool = False):
 def generalized(draw):
     shape = draw(batch_shapes(min_dims=1, max_dims=2)) + (draw(pick_shape(CLASS_MENU)),)
     params = {}
-    if draw(pick((True, False))):                    # logits first: the default reading
+    if draw(pick((True, False))):  # logits first: the default reading
         x = draw(arrays(shape, floats(-10, 10)))
     else:
         raw = draw(arrays(shape, floats(0.01, 1)))
@@ -108,6 +117,7 @@ def ranking(draw):
 _KX_TRUE = [[[[1.0], [1.0]], [[0.0], [0.0]]], [[[1.0], [1.0]], [[0.0], [0.0]]]]
 _KX_PRED = [[[[0.0], [1.0]], [[0.0], [1.0]]], [[[0.4], [0.0]], [[0.0], [0.9]]]]
 
+# fmt: off
 DICE = [
     edge("keras-doc-axis", "Keras' Dice docstring: axis=(1, 2, 3) gives [0.5, 0.75757575]",
          _KX_PRED, _KX_TRUE, axis=(1, 2, 3), reduction="none"),
@@ -134,7 +144,9 @@ DICE = [
     edge("soft-targets", "targets strictly inside (0, 1): sum t (1 - p) and T - I agree",
          [[0.3, 0.9], [0.6, 0.2]], [[0.25, 0.5], [0.75, 1.0]], reduction="sum"),
 ]
+# fmt: on
 
+# fmt: off
 TVERSKY = [
     edge("asym-fp-heavy", "alpha=0.7 on false positives, beta=0.3 on false negatives: one FP, two FNs "
          "(Keras applies alpha to the FNs, keras-team/keras#23333)",
@@ -153,7 +165,9 @@ TVERSKY = [
     edge("disjoint", "no overlap: I = 0, a loss of 1",
          [[0.0, 1.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]], axis=(0,), from_logits=False),
 ]
+# fmt: on
 
+# fmt: off
 GENERALIZED_DICE = [
     edge("absent-class", "class 2 never in the target: weight 1 / (0 + eps) dominates (plain: an infinite weight)",
          [[[2.0, 0.5, -1.0], [0.0, 1.0, 0.3]]], [[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]),
@@ -166,8 +180,10 @@ GENERALIZED_DICE = [
     edge("not-probabilities", "apply_softmax=False with rows not summing to 1: optax raises ValueError",
          [[[0.7, 0.7], [0.2, 0.8]]], [[[1.0, 0.0], [0.0, 1.0]]], from_logits=False),
 ]
+# fmt: on
 
 _B = np.array
+# fmt: off
 RANKING_SOFTMAX = [
     edge("optax-doc", "optax docstring: scores [2, 1, 3], labels [1, 0, 0] give 1.408",
          input=[2.0, 1.0, 3.0], target=[1.0, 0.0, 0.0], where=_B([True, True, True])),
@@ -193,12 +209,21 @@ RANKING_SOFTMAX = [
          input=[[1.0, 2.0, 3.0]], target=[[1.0, 2.0, 1.0]], where=_B([[True, False, True]]), weight=[[2.0, 5.0, 0.5]],
          reduction="sum"),
 ]
+# fmt: on
 
 # ----------------------------------------------------------------------------- specs
 
-_OVERLAP = {"smooth": 0.0, "axis": None, "weight": None, "ignore_background": False, "class_reduction": "none",
-            "from_logits": False, "reduction": "mean"}
+_OVERLAP = {
+    "smooth": 0.0,
+    "axis": None,
+    "weight": None,
+    "ignore_background": False,
+    "class_reduction": "none",
+    "from_logits": False,
+    "reduction": "mean",
+}
 
+# fmt: off
 SPECS: list[Spec] = [
     Spec("dice", "soft Dice loss 1 - (2 sum p t + s) / (sum p + sum t + s) over the overlap axes",
          seg.dice, _OVERLAP, ("dice_eps", "smooth_form", "overlap_axes", "prob_check", "binary_channel"),
@@ -214,7 +239,9 @@ SPECS: list[Spec] = [
          seg.ranking_softmax, {"weight": None, "reduction": "mean"}, ("zero_division",),
          ranking(), RANKING_SOFTMAX, gradient=seg.ranking_softmax_grad, arrays=("where",), wrt=("input",)),
 ]
+# fmt: on
 
+# fmt: off
 PARAMETERS: dict[str, object] = {
     "smooth": float,
     "axis": tuple,
@@ -224,19 +251,29 @@ PARAMETERS: dict[str, object] = {
     "alpha": float,
     "beta": float,
 }
+# fmt: on
 
 
 # ----------------------------------------------------------------------------- bindings
 # Each framework's APIs of these specs (``conformance/bindings.py`` says how they are declared).
 
 # jax
-_DICE = dict(params={"smooth": "smooth", "axis": "axis", "weight": "class_weights",
-                     "ignore_background": "ignore_background", "class_reduction": "reduction",
-                     "from_logits": "apply_softmax"},
-             defaults={"smooth": 1.0, "class_reduction": "mean", "from_logits": True}, fixed=NO_REDUCTION,
-             conventions={"smooth_form": "tversky", "overlap_axes": "inner", "prob_check": "ValueError"})
+_DICE = dict(
+    params={
+        "smooth": "smooth",
+        "axis": "axis",
+        "weight": "class_weights",
+        "ignore_background": "ignore_background",
+        "class_reduction": "reduction",
+        "from_logits": "apply_softmax",
+    },
+    defaults={"smooth": 1.0, "class_reduction": "mean", "from_logits": True},
+    fixed=NO_REDUCTION,
+    conventions={"smooth_form": "tversky", "overlap_axes": "inner", "prob_check": "ValueError"},
+)
 _OVERLAP_CONV = {"overlap_axes": "inner", "prob_check": "ValueError"}
 
+# fmt: off
 BINDINGS: list[Binding] = [
     # -- jax (optax.losses) --
     optax_loss("dice_loss", "dice", **_DICE),
@@ -261,3 +298,4 @@ BINDINGS: list[Binding] = [
     *keras_pair("Tversky", "tversky", "tversky", params={"axis": "axis", "alpha": "alpha", "beta": "beta"},
                 conventions={"dice_eps": KERAS_EPS}),
 ]
+# fmt: on

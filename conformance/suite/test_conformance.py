@@ -23,7 +23,8 @@ def test_loss(lp_item, record_property):
         pytest.skip("unsupported: the framework cannot run this binding (see the results file)")
     findings = {v: n for v, n in verdicts.items() if v not in CONFORMING}
     if findings:
-        pytest.fail(", ".join(f"{n} {v}" for v, n in sorted(findings.items())) + f" of {len(results)} results",
-                    pytrace=False)
+        pytest.fail(
+            ", ".join(f"{n} {v}" for v, n in sorted(findings.items())) + f" of {len(results)} results", pytrace=False
+        )
     if verdicts["known"]:
         pytest.xfail(f"{verdicts['known']} known deviation(s) of {len(results)} results")

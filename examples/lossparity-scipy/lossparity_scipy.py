@@ -37,7 +37,9 @@ class SciPyAdapter(FrameworkAdapter):
 
     def literal(self, name, array, dtype):
         """The source a reproducer uses to build the same value as ``to_framework``."""
-        return f"{name} = np.array({py_literal(array)}, dtype=np.{array.dtype.name if array.dtype.kind != 'f' else dtype})"
+        return (
+            f"{name} = np.array({py_literal(array)}, dtype=np.{array.dtype.name if array.dtype.kind != 'f' else dtype})"
+        )
 
     def to_numpy(self, result):
         result = np.asarray(result)
@@ -54,12 +56,32 @@ ADAPTER = SciPyAdapter()
 _BASE = {"params": {"base": "base"}, "values": {"base": {"e": None}}}
 
 BINDINGS = [
-    Binding("scipy.special.entr", "entropy", "scipy", "scipy.special.entr(input).sum(-1)",
-            dtypes=("float64", "float32")),
-    Binding("scipy.special.rel_entr", "kl_divergence", "scipy", "scipy.special.rel_entr(target, input).sum(-1)",
-            dtypes=("float64", "float32")),
-    Binding("scipy.stats.entropy", "entropy", "scipy", "scipy.stats.entropy(input, axis=-1{kw})",
-            conventions={"renormalize": "before"}, dtypes=("float64",), **_BASE),
-    Binding("scipy.stats.entropy", "kl_divergence", "scipy", "scipy.stats.entropy(target, input, axis=-1{kw})",
-            conventions={"renormalize": "before"}, dtypes=("float64",), **_BASE),
+    Binding(
+        "scipy.special.entr", "entropy", "scipy", "scipy.special.entr(input).sum(-1)", dtypes=("float64", "float32")
+    ),
+    Binding(
+        "scipy.special.rel_entr",
+        "kl_divergence",
+        "scipy",
+        "scipy.special.rel_entr(target, input).sum(-1)",
+        dtypes=("float64", "float32"),
+    ),
+    Binding(
+        "scipy.stats.entropy",
+        "entropy",
+        "scipy",
+        "scipy.stats.entropy(input, axis=-1{kw})",
+        conventions={"renormalize": "before"},
+        dtypes=("float64",),
+        **_BASE,
+    ),
+    Binding(
+        "scipy.stats.entropy",
+        "kl_divergence",
+        "scipy",
+        "scipy.stats.entropy(target, input, axis=-1{kw})",
+        conventions={"renormalize": "before"},
+        dtypes=("float64",),
+        **_BASE,
+    ),
 ]

@@ -34,7 +34,7 @@ DTYPES = tuple(TOLERANCES)
 
 
 @cache
-def numpy_dtype(name: str) -> "np.dtype":
+def numpy_dtype(name: str) -> np.dtype:
     """The NumPy dtype of a dtype name; bfloat16 is ``ml_dtypes``' (what JAX and TensorFlow use)."""
     import numpy as np
 
@@ -53,7 +53,7 @@ def tolerance(spec: str, dtype: str) -> Tolerance:
     return OVERRIDES.get((spec, dtype), TOLERANCES[dtype])
 
 
-def ulp(x: "np.ndarray", dtype: str) -> "np.ndarray":
+def ulp(x: np.ndarray, dtype: str) -> np.ndarray:
     """The spacing of ``dtype`` at |x| (float64 result); at 0 the smallest subnormal."""
     import numpy as np
 

@@ -8,8 +8,9 @@ reads these tables.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -183,8 +184,9 @@ def _time_major(arrays: Mapping[str, np.ndarray], time_major: bool) -> dict:
     return out
 
 
-def framework_layout(arrays: Mapping[str, np.ndarray], class_axis: int,
-                     time_major: bool = False) -> dict[str, np.ndarray]:
+def framework_layout(
+    arrays: Mapping[str, np.ndarray], class_axis: int, time_major: bool = False
+) -> dict[str, np.ndarray]:
     """Canonical arrays (class axis last, batch first) in the layout of a binding whose class
     axis is ``class_axis`` and whose sequences are time-major (``(T, N, C)``: torch's CTC).
 
@@ -194,7 +196,8 @@ def framework_layout(arrays: Mapping[str, np.ndarray], class_axis: int,
     return _time_major(_move_class_axis(arrays, class_axis, -1, 1), time_major)
 
 
-def canonical_layout(arrays: Mapping[str, np.ndarray], class_axis: int,
-                     time_major: bool = False) -> dict[str, np.ndarray]:
+def canonical_layout(
+    arrays: Mapping[str, np.ndarray], class_axis: int, time_major: bool = False
+) -> dict[str, np.ndarray]:
     """The inverse of :func:`framework_layout`: arrays as a binding reads them, in canonical layout."""
     return _move_class_axis(_time_major(arrays, time_major), class_axis, 1, -1)

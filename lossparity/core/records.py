@@ -18,9 +18,10 @@ import json
 import math
 import os
 import re
+from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import orjson
@@ -57,8 +58,7 @@ def _float(x: float):
 
 def decode_array(d: dict) -> np.ndarray:
     dtype = np.int64 if d["dtype"] == "int64" else np.float64
-    return np.array([float(v) if isinstance(v, str) else v for v in d["data"]],
-                    dtype=dtype).reshape(d["shape"])
+    return np.array([float(v) if isinstance(v, str) else v for v in d["data"]], dtype=dtype).reshape(d["shape"])
 
 
 def encode_value(v: Any):
@@ -95,7 +95,7 @@ class ResultsWriter:
         """Append lines already serialized (``json_line``), newline-separated, in one write."""
         data = memoryview((text + "\n").encode("utf-8"))
         while data:
-            data = data[os.write(self._fd, data):]
+            data = data[os.write(self._fd, data) :]
 
     def close(self) -> None:
         if self._fd is not None:
@@ -207,8 +207,12 @@ def _array_problem(record: dict) -> str | None:
             stack.extend(((*where, i), v) for i, v in enumerate(node))
         elif isinstance(node, dict):
             shape, data = node.get("shape"), node.get("data")
-            if (node.keys() == {"dtype", "shape", "data"} and isinstance(shape, list) and isinstance(data, list)
-                    and all((type(n) is int or type(n) is float and n.is_integer()) and n >= 0 for n in shape)):
+            if (
+                node.keys() == {"dtype", "shape", "data"}
+                and isinstance(shape, list)
+                and isinstance(data, list)
+                and all((type(n) is int or type(n) is float and n.is_integer()) and n >= 0 for n in shape)
+            ):
                 if math.prod(int(n) for n in shape) != len(data):
                     at = _one_line("/".join(map(str, where)))[:200] or "record"
                     small = len(shape) <= 8 and max(shape, default=0) < 10**12
@@ -282,8 +286,12 @@ def _skeleton(node, unfit: list):
     if t is dict:
         if node.keys() == _ARRAY_KEYS:
             shape, data = node["shape"], node["data"]
-            if not (type(shape) is list and type(data) is list and all(type(n) is int for n in shape)
-                    and math.prod(shape) == len(data)):
+            if not (
+                type(shape) is list
+                and type(data) is list
+                and all(type(n) is int for n in shape)
+                and math.prod(shape) == len(data)
+            ):
                 unfit.append(node)
         return tuple((k, _skeleton(v, unfit)) for k, v in node.items())
     if t is list:
@@ -329,8 +337,10 @@ def _validator(definition: str | None = None):
 
 def schema_errors(record: dict, definition: str | None = None) -> list[str]:
     """Every way ``record`` breaks the schema (of a results line, or of a ``$defs`` entry)."""
-    return [f"{'/'.join(map(str, e.absolute_path)) or 'record'}: {e.message}"
-            for e in _validator(definition).iter_errors(record)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or 'record'}: {e.message}"
+        for e in _validator(definition).iter_errors(record)
+    ]
 
 
 def write_all(path: Path, records: Iterable[dict]) -> None:

@@ -50,6 +50,7 @@ def _call(fault: str, x):
 def _fault(name):
     def call(x):
         return _call(name, x)
+
     call.__name__ = name
     return call
 
@@ -77,5 +78,7 @@ class FaultyAdapter(FrameworkAdapter):
 
 
 ADAPTER = FaultyAdapter()
-BINDINGS = [Binding(f"lp_faulty.{name}", "entropy", "faulty", f"lp_faulty.{name}(input)", dtypes=("float64", "float32"))
-            for name in FAULTS]
+BINDINGS = [
+    Binding(f"lp_faulty.{name}", "entropy", "faulty", f"lp_faulty.{name}(input)", dtypes=("float64", "float32"))
+    for name in FAULTS
+]
