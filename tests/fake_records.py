@@ -124,6 +124,39 @@ def divergence(a: Mapping, b: Mapping, *, status: str = "explained", **fields: A
     }
 
 
+def bce_clamp_divergence(*, attribution: Mapping, reason: str, **result_fields: Any) -> dict:
+    """The seed documents' question as a divergence: Keras' binary_crossentropy (clip at 1e-7,
+    15.42) against torch's BCELoss (log clamped at -100, 100.0) on p = 0, y = 1 (row
+    ``edge-p-zero-y-one``); ``result_fields`` go to both sides (``spec=``)."""
+    return divergence(
+        result(
+            "keras.losses.binary_crossentropy",
+            framework="tensorflow",
+            case_id="edge-p-zero-y-one",
+            actual={"value": encode_array(np.array([15.424948, 0.6931472]))},
+            **result_fields,
+        ),
+        result(
+            "torch.nn.BCELoss",
+            case_id="edge-p-zero-y-one",
+            actual={"value": encode_array(np.array([100.0, 0.6931472]))},
+            **result_fields,
+        ),
+        comparison={
+            "ok": False,
+            "mismatched": 1,
+            "total": 2,
+            "max_abs": 84.575,
+            "max_rel": 0.84,
+            "max_ulp": 1e7,
+            "index": [0],
+            "summary": "Mismatched elements: 1 / 2",
+        },
+        attribution=attribution,
+        reason=reason,
+    )
+
+
 def agreement(spec: str, a: str, b: str, compared: Any, explained: Any = 0, unexplained: Any = 0) -> dict:
     """How many cases two bindings of ``spec`` were compared on, and disagreed on."""
     return {

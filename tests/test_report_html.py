@@ -12,7 +12,17 @@ from html import unescape
 
 import numpy as np
 import pytest
-from fake_records import BCE, SYNTHETIC_BINDINGS, agreement, divergence, gradient, result, summary, synthetic
+from fake_records import (
+    BCE,
+    SYNTHETIC_BINDINGS,
+    agreement,
+    bce_clamp_divergence,
+    divergence,
+    gradient,
+    result,
+    summary,
+    synthetic,
+)
 from markupsafe import escape
 
 from lossparity.core.records import encode_array, write_all
@@ -89,28 +99,7 @@ def records(*, hostile: bool = False) -> list[dict]:
         expected=None,
         actual={"error": "unsupported", "message": "tensorflow is not installed"},
     )
-    explained = divergence(
-        result(
-            "keras.losses.binary_crossentropy",
-            framework="tensorflow",
-            case_id="edge-p-zero-y-one",
-            actual={"value": encode_array(np.array([15.424948, 0.6931472]))},
-        ),
-        result(
-            "torch.nn.BCELoss",
-            case_id="edge-p-zero-y-one",
-            actual={"value": encode_array(np.array([100.0, 0.6931472]))},
-        ),
-        comparison={
-            "ok": False,
-            "mismatched": 1,
-            "total": 2,
-            "max_abs": 84.575,
-            "max_rel": 0.84,
-            "max_ulp": 1e7,
-            "index": [0],
-            "summary": "Mismatched elements: 1 / 2",
-        },
+    explained = bce_clamp_divergence(
         attribution={
             "status": "explained",
             "differing": [
