@@ -6,6 +6,12 @@ import sys
 
 import pytest
 
+# Imported here, before pytester's first in-process run, so that they stay the same modules
+# for every run: pytester removes the modules a run imported when it ends, and a Case made
+# from one import of ``lossparity.core.model`` could not be pickled under the next one.
+import lossparity.conformance.plugin  # noqa: F401
+import lossparity.conformance.selection  # noqa: F401
+import lossparity.conformance.specs  # noqa: F401
 from lossparity.core.records import read_records
 
 pytest.importorskip("torch")
