@@ -156,7 +156,7 @@ def _number(x: float) -> str:
     x = float(x)
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
-    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
+    return str(int(x)) if x.is_integer() and abs(x) < 1e6 else f"{x:.6g}"  # also valid TOML: 9.1e+15
 
 
 def text(symptoms: Iterable[Symptom]) -> str:
