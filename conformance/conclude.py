@@ -18,27 +18,39 @@ from lossparity.core.verdicts import SILENT
 
 
 class _Tally:
-    """What the summary needs of every result line, kept small: counts, the known deviations
-    used, what ran (for stale ones), the findings per (spec, binding, verdict)."""
+    """What the summary needs of every result line, kept small: counts, the results each known
+    deviation explained (wholly, or some parts of), what ran (for stale ones), the findings per
+    (spec, binding, verdict)."""
 
     def __init__(self):
         self.counts: Counter = Counter()
         self.findings: Counter = Counter()
-        self.used: set[str] = set()
+        self.explained: Counter = Counter()  # entry id -> results it helped make known
+        self.partly: Counter = Counter()  # entry id -> results it explained only some parts of
         self.ran: set[tuple] = set()
 
     def add(self, r: dict) -> None:
+        from lossparity.conformance.known import known_ids, partly_known_ids
+
         self.counts[r["verdict"]] += 1
         if r["verdict"] not in SILENT:
             self.findings[r["spec"], r["binding"], r["verdict"]] += 1
-        if isinstance(r.get("known"), dict):
-            self.used.add(r["known"].get("id"))
+        self.explained.update(set(known_ids(r)))
+        self.partly.update(set(partly_known_ids(r)))
         if r["verdict"] != "unsupported":
             self.ran.add((r["binding"], r["spec"], r["case_id"], r["dtype"], r.get("mode", "eager")))
 
-    def summary(self, divergences: list[dict]) -> dict:
-        from lossparity.conformance.known import load_known, stale
+    def summary(self, divergences: list[dict], known: list | None = None) -> dict:
+        from lossparity.conformance.known import judge, load_known
 
+        known = load_known() if known is None else known
+        standing = judge(known, set(self.explained) | set(self.partly), self.ran)
+        by_known = Counter(
+            i
+            for d in divergences
+            if d["status"] == "explained" and _explained_by(d) == "by_known"
+            for i in dict.fromkeys(d.get("known") or ())
+        )
         return {
             "kind": "summary",
             "counts": dict(self.counts),
@@ -46,7 +58,18 @@ class _Tally:
                 Counter(d["status"] for d in divergences)
                 + Counter(_explained_by(d) for d in divergences if d["status"] == "explained")
             ),
-            "stale_known": stale(load_known(), self.used, self.ran),
+            "stale_known": [k.as_dict() for k in known if standing[k.id] == "stale"],
+            "known_entries": [
+                {
+                    "id": k.id,
+                    "symptom": k.as_dict()["symptom"],
+                    "status": standing[k.id],
+                    "results": self.explained[k.id],
+                    "partly": self.partly[k.id],
+                    "divergences": by_known[k.id],
+                }
+                for k in known
+            ],
             "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         }
 
@@ -60,18 +83,19 @@ def _comparable(r: dict) -> bool:
     return comparable_result(r) and r["spec"] in SPECS and r["dtype"] in TOLERANCES
 
 
-def _finish(groups: Iterable[list[dict]], tally: _Tally) -> tuple[list[dict], dict]:
+def _finish(groups: Iterable[list[dict]], tally: _Tally, known: list | None) -> tuple[list[dict], dict]:
     from lossparity.conformance.divergence import divergences_by_case
     from lossparity.conformance.registry import all_bindings
     from lossparity.conformance.specs import SPECS
 
     bindings = {b.key: b for b in all_bindings()}
     divergences, agreement = divergences_by_case(groups, bindings, SPECS)
-    return divergences + agreement, tally.summary(divergences)
+    return divergences + agreement, tally.summary(divergences, known)
 
 
-def conclude(results: Iterable[dict]) -> tuple[list[dict], dict]:
-    """The divergence and agreement lines of these result lines, and the summary line."""
+def conclude(results: Iterable[dict], known: list | None = None) -> tuple[list[dict], dict]:
+    """The divergence and agreement lines of these result lines, and the summary line (the
+    known deviations judged: ``known``, default the suite's)."""
     from lossparity.conformance.divergence import case_key
 
     tally, groups = _Tally(), {}
@@ -81,10 +105,10 @@ def conclude(results: Iterable[dict]) -> tuple[list[dict], dict]:
         tally.add(r)
         if _comparable(r):
             groups.setdefault(case_key(r), []).append(r)
-    return _finish(groups.values(), tally)
+    return _finish(groups.values(), tally, known)
 
 
-def conclude_file(path: Path) -> tuple[list[dict], dict, Counter]:
+def conclude_file(path: Path, known: list | None = None) -> tuple[list[dict], dict, Counter]:
     """``conclude`` over the result lines of a results file, and the findings per (spec,
     binding, verdict). One pass keeps each comparable line's offset by case; the divergences
     are then found one case at a time, reading just that case's lines back."""
@@ -110,7 +134,7 @@ def conclude_file(path: Path) -> tuple[list[dict], dict, Counter]:
                     group.append(json.loads(fh.readline()))
                 yield group
 
-    lines, summary = _finish(read_back(), tally)
+    lines, summary = _finish(read_back(), tally, known)
     return lines, summary, tally.findings
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from lossparity.conformance.attribution import DEFAULT, LOSS, attribute, knobs
 from lossparity.conformance.compare import compare
+from lossparity.conformance.known import known_ids
 from lossparity.core.dtypes import DTYPES, tolerance
 from lossparity.core.model import ARRAY_PARAMS, Binding, Case, Spec
 from lossparity.core.records import decode_array, encode_array
@@ -177,7 +178,7 @@ def _mode_divergences(results: list[dict], pairs: dict) -> list[dict]:
                 (x is None and y is None) or _same(x, y, tol, precision) for x, y in zip(pa, pb)
             ):
                 continue
-            known = [str(r["known"].get("id", "?")) for r in (ra, rb) if isinstance(r.get("known"), dict)]
+            known = _known(ra, rb)
             status = "explained" if known else "unexplained"
             pair[status] += 1
             xa, xb = pa[0], pb[0]
@@ -247,7 +248,7 @@ def _divergence(specs, spec, a, b, ra, rb, xa, xb, dtype, mode, device, tol, pre
         "b": {"binding": b.id, "framework": b.framework, "verdict": rb["verdict"], "actual": _describe(xb)},
         "comparison": (compare(xa[1], xb[1], tol, precision).as_dict() if xa[0] == xb[0] == "value" else None),
     }
-    known = [str(r["known"].get("id", "?")) for r in (ra, rb) if isinstance(r.get("known"), dict)]
+    known = _known(ra, rb)
     if ra["verdict"] in CONFORMING and rb["verdict"] in CONFORMING:
         case = case_from_record(ra)
         attribution = attribute(
@@ -277,6 +278,12 @@ def _divergence(specs, spec, a, b, ra, rb, xa, xb, dtype, mode, device, tol, pre
             ),
         )
     return record
+
+
+def _known(ra: dict, rb: dict) -> list[str]:
+    """The known deviations that explain either side, each once (a side may need several: one
+    per failing part)."""
+    return list(dict.fromkeys(i for r in (ra, rb) for i in known_ids(r)))
 
 
 def _knob_words(knob: Mapping, a_id: str, b_id: str) -> str:

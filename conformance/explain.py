@@ -26,7 +26,7 @@ from lossparity.adapters.base import py_literal
 from lossparity.conformance import sandbox
 from lossparity.conformance.attribution import LOSS, attribute, knobs
 from lossparity.conformance.divergence import reason
-from lossparity.conformance.known import load_known, match
+from lossparity.conformance.known import KnownDeviation, load_known, match
 from lossparity.conformance.registry import adapter_for, all_bindings
 from lossparity.conformance.runner import expect, verdict
 from lossparity.conformance.specs import PARAMETERS, SPECS
@@ -63,14 +63,17 @@ def explain(
     dtype: str = "float32",
     mode: str = "eager",
     grad: bool = False,
+    known: list[KnownDeviation] | None = None,
 ) -> dict:
-    """Run the bindings named by ``ids`` (one or two) on the case and explain the result."""
+    """Run the bindings named by ``ids`` (one or two) on the case and explain the result;
+    ``known``: the known deviations a finding is matched against (default: the suite's)."""
     if not 1 <= len(ids) <= 2:
         raise ExplainError(f"explain takes one or two bindings, got {len(ids)}")
     if dtype not in DTYPES:
         raise ExplainError(f"unknown dtype {dtype!r}; accepted: {', '.join(DTYPES)}")
     sides = [resolve(i, raw, params, dtype, mode) for i in ids]
-    shown = [_show(s, dtype, grad, mode) for s in sides]
+    known = load_known() if known is None else known
+    shown = [_show(s, dtype, grad, mode, known) for s in sides]
     out: dict[str, Any] = {
         "kind": "explanation",
         "dtype": dtype,
@@ -107,12 +110,21 @@ def _by_id() -> dict[str, list[Binding]]:
 
 def resolve(binding_id: str, raw: Mapping[str, np.ndarray], params: Mapping[str, Any], dtype: str, mode: str) -> Side:
     """The binding named ``binding_id`` and the spec it computes on this case (a binding id
-    such as ``torch.nn.CrossEntropyLoss`` binds one spec per kind of target)."""
+    such as ``torch.nn.CrossEntropyLoss`` binds one spec per kind of target). A binding key
+    ``SPEC:ID`` names the spec where the case alone cannot (a Keras loss class bound on
+    probabilities and, with from_logits=True, on logits reads any numbers as probabilities)."""
+    only, sep, rest = binding_id.partition(":")
+    if sep and only in SPECS:
+        if not any(b.spec == only for b in _by_id().get(rest, ())):
+            raise ExplainError(f"{rest!r} has no binding of spec {only!r} ('lossparity list' shows them all)")
+        binding_id = rest
+    else:
+        only = None
     if binding_id in SPECS:  # the oracle alone: a spec has every parameter and no convention
         spec = SPECS[binding_id]
         oracle = Binding(spec.name, spec.name, ORACLE, "", params={p: p for p in spec.defaults}, dtypes=tuple(DTYPES))
         return _side(oracle, spec, raw, params, dtype)
-    candidates = _by_id().get(binding_id)
+    candidates = [b for b in _by_id().get(binding_id, ()) if only in (None, b.spec)]
     if not candidates:
         close = difflib.get_close_matches(binding_id, list(_by_id()), n=3, cutoff=0.6)
         hint = (
@@ -303,7 +315,7 @@ def _setting(side: Side, other: Spec) -> dict:
 # -- running and tracing ---------------------------------------------------------------------
 
 
-def _show(side: Side, dtype: str, grad: bool, mode: str = "eager") -> dict:
+def _show(side: Side, dtype: str, grad: bool, mode: str, known: list[KnownDeviation]) -> dict:
     binding, spec, case = side.binding, side.spec, side.case
     trace = Trace()
     result_dtype = binding.result_dtype(dtype)
@@ -325,21 +337,21 @@ def _show(side: Side, dtype: str, grad: bool, mode: str = "eager") -> dict:
     else:
         actual = {"error": outcome.error_type, "message": outcome.error_message}
     result, errors = verdict(expected, expected_rec, outcome, tolerance(spec.name, result_dtype), result_dtype)
-    known = (
-        match(
-            {
-                "binding": binding.id,
-                "spec": spec.name,
-                "case_id": case.id,
-                "dtype": dtype,
-                "mode": mode,
-                "verdict": result,
-            },
-            load_known(),
-        )
-        if result != "conform"
-        else None
-    )
+    record = {
+        "binding": binding.id,
+        "spec": spec.name,
+        "case_id": case.id,
+        "dtype": dtype,
+        "mode": mode,
+        "verdict": result,
+        "value_verdict": result,
+        "expected": expected_rec,
+        "actual": actual,
+        "errors": errors,
+        "computes_in": result_dtype,
+    }
+    found = match(record, known) if result != "conform" else None  # the value: explain has no oracle gradient
+    known_entry = found.entries[0] if found is not None and found.complete else None
     reading = trace.stages[0].note if trace.stages else ""
     if binding.conventions.get("class_axis") == 1 and np.ndim(case.arrays["input"]) >= 2:
         reading += f" (the classes on dim 1 of the tensor {binding.framework} is given)"
@@ -364,7 +376,7 @@ def _show(side: Side, dtype: str, grad: bool, mode: str = "eager") -> dict:
         "actual": actual,
         "verdict": result,
         "errors": errors,
-        "known": known.as_dict() if known else None,
+        "known": known_entry.as_dict() if known_entry else None,
         "gradient": gradient,
         "stages": [{"name": s.name, "note": s.note, "value": encode_array(s.value)} for s in trace.stages],
         "reproducer": adapter.reproducer(binding, case, dtype, mode=mode, wrt=wrt),
@@ -456,7 +468,7 @@ def _summary(
     sides: list[Side], shown: list[dict], part: dict | None, attribution: dict | None, dtype: str
 ) -> list[str]:
     if len(sides) == 1:
-        return [f"{shown[0]['binding']} {shown[0]['reading']}."]
+        return [f"{shown[0]['binding']} {shown[0]['reading']}.", *_departures(shown, pair=False)]
     (a, b), (sa, sb) = sides, shown
     lines = [f"{sa['binding']} {sa['reading']}, while {sb['binding']} {sb['reading']}."]
     if a.spec.name != b.spec.name:
@@ -474,22 +486,30 @@ def _summary(
             lines.append(
                 "The difference of the predictions is " + reason(sa["binding"], sb["binding"], attribution) + "."
             )
+    lines += _departures(shown, pair=True)
+    if sa["actual"].get("value") and sb["actual"].get("value") and sa["actual"]["value"] == sb["actual"]["value"]:
+        lines.append("Their values are identical.")
+    return lines
+
+
+def _departures(shown: list[dict], *, pair: bool) -> list[str]:
+    """A sentence for each binding that departs from its own documentation here, with the
+    registered known deviation that explains it, if one does (``pair``: two bindings compared)."""
+    lines = []
     for s in shown:
         if s["verdict"] not in ("conform", ORACLE):
             lines.append(
                 f"{s['binding']} does not do what its own documentation says on this case "
-                f"({s['verdict']}): that part of the difference is its own deviation, "
-                f"not a convention."
-                + (f" {s['errors']['summary'].splitlines()[0]}." if s.get("errors") else "")
+                f"({s['verdict']})"
+                + (": that part of the difference is its own deviation, not a convention." if pair else ".")
+                + (f" {s['errors']['summary'].splitlines()[0].rstrip('.')}." if s.get("errors") else "")
                 + (
                     f" It is a registered known deviation, {s['known']['id']}: {s['known']['explanation']} "
-                    f"({s['known']['link']})"
+                    f"({s['known']['link'] or s['known'].get('reproducer', '')})"
                     if s.get("known")
                     else ""
                 )
             )
-    if sa["actual"].get("value") and sb["actual"].get("value") and sa["actual"]["value"] == sb["actual"]["value"]:
-        lines.append("Their values are identical.")
     return lines
 
 

@@ -1,22 +1,83 @@
-"""Registered known deviations (``known_deviations.toml``) and matching them against results.
+"""Registered known deviations (``known_deviations.toml``): reading and checking them, matching
+them against results by place and symptom, and judging each one after a run.
 
-An entry names a binding (a glob over binding ids, brackets literal: ``keras.losses.Huber[*]``),
-optionally the spec, case ids (glob), dtype, mode, verdict and part (``value`` or ``gradient``:
-where the finding is) it covers, with the explanation and the upstream issue link. A result
-that is not ``conform`` and matches an entry becomes ``known``; an entry that matched
-nothing in a run that exercised its binding is reported as stale.
+An entry (a ``[[deviation]]`` table) names
+
+- its **place**: ``binding``, a glob over binding ids whose brackets are literal
+  (``keras.losses.Huber[*]`` is every Keras backend's); and optionally ``spec``, ``case`` (case
+  ids), ``dtype``, ``mode`` (globs, default ``*``), ``verdict`` (a glob over ``deviate``,
+  ``error_mismatch``, ``crash``, ``timeout``) and ``part`` (``value``, ``gradient`` or ``*``);
+- its **symptom** (required): what the finding looks like, see ``conformance/symptoms.py``;
+- the ``explanation``, and an upstream ``link``; an entry without an upstream report carries a
+  ``reproducer`` instead: a ``lossparity explain ...`` command line that shows the deviation.
+
+**Matching.** A result that is not ``conform`` is split into its failing parts (its value, each
+failing gradient: ``symptoms.failing_parts``). An entry explains a part when the result lies in
+its place (``verdict`` and ``part`` read of the part) and the part shows its symptom. Among the
+entries that explain a part, the **most specific** one is chosen, never the first in the file:
+the one whose place covers the fewest cells (``coverage``: (binding, case, dtype, mode, part)
+combinations, counted when the file is loaded against the real bindings, their dtypes, their
+adapters' modes and the specs' cases, the generated ones as ``GENERATED`` lists them), then the
+narrowest symptom (``symptoms.strictness``), then the
+smaller id (so that reordering the file never changes a verdict). A result becomes ``known``
+only when every failing part is explained, by one entry or several: its ``known`` field says
+which entry explains which part (``parts``). One with some parts explained and others not
+keeps its verdict and records the explained ones in ``partly_known``.
+
+**Checked when loaded** (``load_known``): every field known and of the right type; the binding
+glob matches a binding, with the spec glob a binding of that spec; the spec, case, dtype, mode
+and verdict globs each match a real value (of the entry's specs, bindings and adapters); part is
+``value``, ``gradient`` or ``*``; the symptom well formed and possible there (a crash symptom
+only with a crash verdict, a gradient never ``no_error``); ids unique; a ``link`` or a
+``reproducer`` present; no two entries the same place and symptom. A bad entry is a
+``KnownError`` naming the file, the entry and the problem in one line.
+
+**After a run** (``judge``) every entry is ``used`` (it explained a part of some result),
+``stale`` (a case of its place ran and it explained nothing), or ``not run`` (no case of its
+place ran: a restricted run, an opt-in mode).
 """
 
 from __future__ import annotations
 
+import math
+import re
+import shlex
 import tomllib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
+from functools import cached_property
 from pathlib import Path
 
+from lossparity.conformance.symptoms import (
+    VALUE_ONLY,
+    VERDICT_OF,
+    Part,
+    Symptom,
+    SymptomError,
+    failing_parts,
+    fits,
+    parse,
+    strictness,
+    text,
+)
+from lossparity.core.dtypes import DTYPES
+from lossparity.core.verdicts import FINDINGS
+
 KNOWN_PATH = Path(__file__).with_name("known_deviations.toml")
-_FIELDS = ("binding", "spec", "case", "dtype", "mode", "verdict", "part")
+PLACE = ("binding", "spec", "case", "dtype", "mode", "verdict", "part")
+FIELDS = ("id", *PLACE, "symptom", "explanation", "link", "reproducer")
+PARTS = ("value", "gradient", "*")
+#: The generated case ids an entry's case glob is checked and counted against: the default
+#: run's (seed 0, 100 examples), and the further cases of a structure bucket (``gen-0-b1-7``;
+#: ``conformance/generate.py``'s ``more_cases``, buckets beyond its four for bindings that
+#: take none of them).
+GENERATED = tuple(f"gen-0-{i}" for i in range(100)) + tuple(f"gen-0-b{b}-{i}" for b in range(8) for i in range(100))
+_ID = re.compile(r"[a-z0-9][a-z0-9.-]*\Z")
+
+
+class KnownError(ValueError):
+    """A known-deviations file that cannot be used; the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -24,72 +85,277 @@ class KnownDeviation:
     id: str
     binding: str
     explanation: str
-    link: str
+    symptom: tuple[Symptom, ...]
+    link: str = ""
+    reproducer: str = ""
     spec: str = "*"
     case: str = "*"
     dtype: str = "*"
     mode: str = "*"
     verdict: str = "*"
     part: str = "*"
+    #: the (binding, case, dtype, mode, part) cells its place covers; set by ``load_known``
+    coverage: float = field(default=math.inf, compare=False)
 
-    def matches(self, record: dict, fields=_FIELDS) -> bool:
-        values = {
-            "binding": record["binding"],
-            "spec": record["spec"],
-            "case": record["case_id"],
-            "dtype": record["dtype"],
-            "mode": record.get("mode", "eager"),
-            "verdict": record["verdict"],
-            "part": part(record),
-        }
-        return all(fnmatchcase(str(values[f]), _literal_brackets(getattr(self, f))) for f in fields)
+    @cached_property
+    def rank(self) -> tuple:
+        """Smaller is more specific: the entry chosen where several explain a part."""
+        return (self.coverage, strictness(self.symptom), self.id)
+
+    def in_place(self, record: Mapping, part: Part) -> bool:
+        """Whether the result's part lies in the entry's place."""
+        values = (
+            (record.get("binding"), _literal_brackets(self.binding)),
+            (record.get("spec"), self.spec),
+            (record.get("case_id"), self.case),
+            (record.get("dtype"), self.dtype),
+            (record.get("mode", "eager"), self.mode),
+            (part.verdict, self.verdict),
+            (part.name, "gradient:*" if self.part == "gradient" else self.part),
+        )
+        return all(fnmatchcase(str(v), p) for v, p in values)
+
+    def explains(self, record: Mapping, part: Part) -> bool:
+        return self.in_place(record, part) and fits(self.symptom, part)
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "explanation": self.explanation, "link": self.link}
+        """What a result's ``known`` field says of the entry."""
+        out = {"id": self.id, "explanation": self.explanation, "link": self.link, "symptom": text(self.symptom)}
+        if self.reproducer:
+            out["reproducer"] = self.reproducer
+        return out
 
 
 def _literal_brackets(pattern: str) -> str:
     """A glob whose ``[`` is a character, not a set: ``keras.losses.Huber[*]`` matches every
-    Keras backend's binding."""
+    Keras backend's binding. Only binding globs: case globs may use sets (``edge-[sz]*``)."""
     return pattern.replace("[", "[[]")
 
 
-def part(record: dict) -> str:
-    """Where a result's finding is: its value, or (the value conforming) a gradient."""
-    return "value" if record.get("value_verdict", record["verdict"]) != "conform" else "gradient"
+# -- matching ----------------------------------------------------------------------------------
 
 
-def load_known(path: Path = KNOWN_PATH) -> list[KnownDeviation]:
-    data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    entries = []
-    for raw in data.get("deviation", []):
-        missing = {"id", "binding", "explanation", "link"} - raw.keys()
-        if missing:
-            raise ValueError(f"{path}: entry {raw.get('id', '?')} lacks {sorted(missing)}")
-        entries.append(KnownDeviation(**raw))
+@dataclass(frozen=True)
+class Match:
+    """Which entry explains each failing part of a result (None: none does)."""
+
+    parts: dict[str, KnownDeviation | None]
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.parts) and all(e is not None for e in self.parts.values())
+
+    @property
+    def entries(self) -> list[KnownDeviation]:
+        """The entries that explain a part, in part order, each once."""
+        return list({e.id: e for e in self.parts.values() if e is not None}.values())
+
+    def known(self, verdict: str) -> dict:
+        """The result's ``known`` field: the first entry's words (as before several could
+        explain one result), every entry, which part each explains, the result's own verdict."""
+        entries = self.entries
+        return {
+            **entries[0].as_dict(),
+            "verdict": verdict,
+            "entries": [e.as_dict() for e in entries],
+            "parts": {p: e.id for p, e in self.parts.items()},
+        }
+
+    def partly(self) -> dict:
+        """The ``partly_known`` field: part -> the entry that explains it, or None."""
+        return {p: (e.id if e else None) for p, e in self.parts.items()}
+
+
+def match(record: Mapping, known: Iterable[KnownDeviation]) -> Match:
+    """For each failing part of ``record``, the most specific entry that explains it."""
+    ranked = sorted(known, key=lambda k: k.rank)
+    return Match({p.name: next((k for k in ranked if k.explains(record, p)), None) for p in failing_parts(record)})
+
+
+def known_ids(record: Mapping) -> list[str]:
+    """The ids of the entries that explain a result (its ``known`` field; files from before
+    several entries could explain one result hold only ``id``)."""
+    k = record.get("known")
+    if not isinstance(k, Mapping):
+        return []
+    entries = k.get("entries")
+    if isinstance(entries, list) and entries:
+        return [str(e.get("id", "?")) if isinstance(e, Mapping) else str(e) for e in entries]
+    return [str(k.get("id", "?"))]
+
+
+def partly_known_ids(record: Mapping) -> list[str]:
+    p = record.get("partly_known")
+    return [str(v) for v in dict.fromkeys(p.values()) if v] if isinstance(p, Mapping) else []
+
+
+# -- loading and checking ----------------------------------------------------------------------
+
+
+def load_known(path: Path | str | None = None, *, symptoms: bool = True) -> list[KnownDeviation]:
+    """The entries of a known-deviations file (default: the suite's), in file order, checked
+    and with their coverage counted; a bad file raises ``KnownError``. ``symptoms=False``:
+    their places alone, symptoms neither required nor read (for ``scripts/derive-symptoms``,
+    which finds the symptoms of a file that has none yet)."""
+    path = Path(path) if path else KNOWN_PATH
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise KnownError(f"known deviations {path}: cannot read it: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise KnownError(f"known deviations {path}: not valid TOML: {exc}") from None
+    extra = sorted(set(data) - {"deviation"})
+    if extra:
+        raise KnownError(f"known deviations {path}: unknown table {extra[0]!r} (entries are [[deviation]] tables)")
+    raws = data.get("deviation", [])
+    if not isinstance(raws, list):
+        raise KnownError(f"known deviations {path}: 'deviation' must be an array of tables ([[deviation]])")
+    world = _World.get()
+    entries: list[KnownDeviation] = []
+    seen: dict[str, int] = {}
+    places: dict[tuple, str] = {}
+    for i, raw in enumerate(raws, 1):
+        name = raw.get("id") if isinstance(raw, Mapping) and isinstance(raw.get("id"), str) else f"#{i}"
+        try:
+            entry = _entry(raw, world, symptoms)
+        except (KnownError, SymptomError) as exc:
+            raise KnownError(f"known deviations {path}: entry {name!r}: {exc}") from None
+        if entry.id in seen:
+            raise KnownError(
+                f"known deviations {path}: entry {entry.id!r}: id used twice (entries {seen[entry.id]} and {i})"
+            )
+        seen[entry.id] = i
+        key = (*(getattr(entry, f) for f in PLACE), entry.symptom)
+        if key in places and symptoms:
+            raise KnownError(
+                f"known deviations {path}: entries {places[key]!r} and {entry.id!r} are exact duplicates "
+                "(the same place and symptom)"
+            )
+        places[key] = entry.id
+        entries.append(entry)
     return entries
 
 
-def match(record: dict, known: list[KnownDeviation]) -> KnownDeviation | None:
-    return next((k for k in known if k.matches(record)), None)
+class _World:
+    """What entries are checked and counted against: bindings, their specs' cases, modes."""
+
+    _cached: _World | None = None
+
+    def __init__(self):
+        from lossparity.conformance.registry import adapter_for, all_bindings
+        from lossparity.conformance.specs import SPECS
+
+        self.bindings = all_bindings()
+        self.specs = sorted(SPECS)
+        self.cases = {name: [c.id for c in spec.edges] + list(GENERATED) for name, spec in SPECS.items()}
+        self.modes = {}
+        for b in self.bindings:
+            if b.framework not in self.modes:
+                adapter = adapter_for(b.framework)
+                self.modes[b.framework] = tuple(dict.fromkeys((*adapter.modes, *adapter.opt_in_modes)))
+        self.all_modes = sorted({m for modes in self.modes.values() for m in modes})
+
+    @classmethod
+    def get(cls) -> _World:
+        if cls._cached is None:
+            cls._cached = cls()
+        return cls._cached
 
 
-def stale(known: list[KnownDeviation], used: set[str], ran: Iterable[tuple]) -> list[dict]:
-    """Entries that matched nothing although a case they describe ran in this run: ``ran``
-    holds (binding, spec, case id, dtype, mode) of every result that was not ``unsupported``."""
+def _entry(raw, world: _World, symptoms: bool = True) -> KnownDeviation:
+    if not isinstance(raw, Mapping):
+        raise KnownError("not a table")
+    unknown = [k for k in raw if k not in FIELDS]
+    if unknown:
+        raise KnownError(f"unknown field {unknown[0]!r} (fields: {', '.join(FIELDS)})")
+    for name in ("id", "binding", "explanation", *(("symptom",) if symptoms else ())):
+        if name not in raw:
+            raise KnownError(f"{name} is missing")
+    for name in FIELDS:
+        if name != "symptom" and name in raw and not isinstance(raw[name], str):
+            raise KnownError(f"{name} must be a string, got {type(raw[name]).__name__}")
+    if not _ID.match(raw["id"]):
+        raise KnownError("id: lower-case letters, digits, '.' and '-' only")
+    if not raw["explanation"].strip():
+        raise KnownError("explanation is empty")
+    link, reproducer = raw.get("link", "").strip(), raw.get("reproducer", "").strip()
+    if not link and not reproducer:
+        raise KnownError("no link and no reproducer: an entry without an upstream report carries a reproducer")
+    if link and not re.match(r"https?://\S+\Z", link):
+        raise KnownError(f"link {link!r} is not a web address")
+    if reproducer:
+        try:
+            words = shlex.split(reproducer)
+        except ValueError as exc:
+            raise KnownError(f"reproducer: {exc}") from None
+        if words[:2] != ["lossparity", "explain"]:
+            raise KnownError("reproducer must be a 'lossparity explain ...' command line")
+    symptom = parse(raw["symptom"]) if symptoms else ()
+    entry = KnownDeviation(**{**raw, "symptom": symptom})
+    return replace(entry, coverage=_coverage(entry, world))
+
+
+def _coverage(k: KnownDeviation, world: _World) -> int:
+    """Check the place's globs against the world; the number of cells it covers."""
+    bindings = [b for b in world.bindings if fnmatchcase(b.id, _literal_brackets(k.binding))]
+    if not bindings:
+        raise KnownError(f"binding glob {k.binding!r} matches no binding")
+    specs = [s for s in world.specs if fnmatchcase(s, k.spec)]
+    if not specs:
+        raise KnownError(f"spec {k.spec!r} matches no spec")
+    bindings = [b for b in bindings if fnmatchcase(b.spec, k.spec)]
+    if not bindings:
+        raise KnownError(f"binding glob {k.binding!r} matches no binding of spec {k.spec!r}")
+    if not any(fnmatchcase(c, k.case) for b in bindings for c in world.cases.get(b.spec, ())):
+        raise KnownError(f"case {k.case!r} matches no case of its bindings' specs")
+    if not any(fnmatchcase(d, k.dtype) for d in DTYPES):
+        raise KnownError(f"dtype {k.dtype!r} matches no dtype ({', '.join(DTYPES)})")
+    if not any(fnmatchcase(d, k.dtype) for b in bindings for d in b.dtypes):
+        raise KnownError(f"dtype {k.dtype!r} matches no dtype its bindings take")
+    if not any(fnmatchcase(m, k.mode) for m in world.all_modes):
+        raise KnownError(f"mode {k.mode!r} matches no mode ({', '.join(world.all_modes)})")
+    if not any(fnmatchcase(m, k.mode) for b in bindings for m in world.modes[b.framework]):
+        raise KnownError(f"mode {k.mode!r} matches no mode of its bindings' frameworks")
+    verdicts = [v for v in FINDINGS if fnmatchcase(v, k.verdict)]
+    if not verdicts:
+        raise KnownError(f"verdict {k.verdict!r} matches no finding ({', '.join(FINDINGS)})")
+    if k.part not in PARTS:
+        raise KnownError(f"part {k.part!r}: accepted: {', '.join(PARTS)}")
+    for s in k.symptom:
+        if VERDICT_OF[s.kind] not in verdicts:
+            raise KnownError(f"symptom {s.kind} is a {VERDICT_OF[s.kind]} finding, not one of verdict {k.verdict!r}")
+        if s.kind in VALUE_ONLY and k.part == "gradient":
+            raise KnownError(f"symptom {s.kind} concerns the value, not a gradient")
+    parts = 2 if k.part == "*" else 1
+    return sum(
+        sum(fnmatchcase(c, k.case) for c in world.cases.get(b.spec, ()))
+        * sum(fnmatchcase(d, k.dtype) for d in b.dtypes)
+        * sum(fnmatchcase(m, k.mode) for m in world.modes[b.framework])
+        * parts
+        for b in bindings
+    )
+
+
+# -- after a run -------------------------------------------------------------------------------
+
+
+def judge(known: Iterable[KnownDeviation], used: set[str], ran: Iterable[tuple]) -> dict[str, str]:
+    """Each entry's standing after a run: ``used``, ``stale`` or ``not run``. ``ran`` holds
+    (binding, spec, case id, dtype, mode) of every result that was not ``unsupported``."""
     by_binding: dict[str, list[tuple]] = {}
     for r in ran:
         by_binding.setdefault(r[0], []).append(r)
-    out = []
+    out = {}
     for k in known:
         if k.id in used:
+            out[k.id] = "used"
             continue
-        patterns = [_literal_brackets(p) for p in (k.spec, k.case, k.dtype, k.mode)]
-        if any(
+        patterns = (k.spec, k.case, k.dtype, k.mode)
+        exercised = any(
             all(fnmatchcase(str(v), p) for v, p in zip(r[1:], patterns))
             for b, rows in by_binding.items()
             if fnmatchcase(b, _literal_brackets(k.binding))
             for r in rows
-        ):
-            out.append(k.as_dict())
+        )
+        out[k.id] = "stale" if exercised else "not run"
     return out

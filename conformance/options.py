@@ -213,6 +213,15 @@ OPTIONS = (
     ),  # pytest-xdist's -n
     RunOption("command", None, Flag(argparse.SUPPRESS)),  # the command line the results file records
     RunOption(
+        "known",
+        Flag(
+            "the known-deviations file findings are matched against (default: the suite's "
+            "conformance/known_deviations.toml)",
+            metavar="TOML",
+        ),
+        Flag("the known-deviations file (default: the suite's conformance/known_deviations.toml)"),
+    ),
+    RunOption(
         "resume",
         Flag("complete a stopped run: keep the results in --out and run only the missing cases"),
         Flag("keep the results already in --lp-out's results.jsonl and run only the missing cases"),

@@ -96,13 +96,16 @@ class LpItem:
 def pytest_generate_tests(metafunc):
     if "lp_item" not in metafunc.fixturenames:
         return
-    from lossparity.conformance.known import load_known
+    from lossparity.conformance.known import KnownError, load_known
     from lossparity.conformance.registry import adapter_for
     from lossparity.conformance.specs import SPECS
 
     values = options.of_pytest(metafunc.config)
     selection = options.selection(values).validate()
-    known = tuple(load_known())
+    try:
+        known = tuple(load_known(values.known))
+    except KnownError as exc:
+        raise pytest.UsageError(str(exc)) from None
     items = []
     finished = _finished(metafunc.config)
     case_globs = values.cases
@@ -187,9 +190,14 @@ class Recorder:
     """Controller-side: writes lines as reports arrive, finishes the run at session end."""
 
     def __init__(self, config, out: Path):
+        from lossparity.conformance.known import KnownError, load_known
         from lossparity.core.records import ResultsWriter
 
         self.config, self.out = config, out
+        try:  # checked before anything runs: a bad entry is a usage error, not a failed run
+            self.known = load_known(options.of_pytest(config).known)
+        except KnownError as exc:
+            raise pytest.UsageError(str(exc)) from None
         self.summary: dict | None = None
         self.findings: Counter = Counter()
         path = out / "results.jsonl"
@@ -216,7 +224,7 @@ class Recorder:
         from lossparity.reports.report import write_report
 
         path = self.out / "results.jsonl"
-        lines, self.summary, self.findings = conclude_file(path)
+        lines, self.summary, self.findings = conclude_file(path, self.known)
         for record in lines:
             self.writer.write(record)
         self.writer.write(self.summary)
@@ -259,10 +267,26 @@ class Recorder:
             tr.write_line(f"  {verdict:<15} {n:>4}  {binding}  [{spec}]")
         if len(findings) > 15:
             tr.write_line(f"  ... and {len(findings) - 15} more groups in the report")
+        self._known_summary(tr, s.get("known_entries") or [])
         if s["stale_known"]:
             tr.write_line("stale known deviations: " + ", ".join(k["id"] for k in s["stale_known"]))
         tr.write_line(f"results: {self.out / 'results.jsonl'}")
         tr.write_line(f"report:  {self.out / 'report.html'}")
+
+    @staticmethod
+    def _known_summary(tr, entries: list[dict]) -> None:
+        """How many known deviations were used, stale or not run; then, for each one used, the
+        results it made known (and those it explained only some parts of) and the divergences
+        it explained, most first."""
+        used = [e for e in entries if e["status"] == "used"]
+        standing = Counter(e["status"] for e in entries)
+        tr.write_line(
+            f"known deviations: {standing['used']} used, {standing['stale']} stale, "
+            f"{standing['not run']} not run (of {len(entries)} entries)"
+        )
+        for e in sorted(used, key=lambda e: (-e["results"], -e["divergences"], e["id"])):
+            partly = f" (+{e['partly']} in part)" if e["partly"] else ""
+            tr.write_line(f"  {e['results']:>6} results{partly}  {e['divergences']:>5} divergences  {e['id']}")
 
 
 #: Whether framework calls run in the sandbox's child process (``--lp-isolation``); set per

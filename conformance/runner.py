@@ -235,16 +235,19 @@ def begin(
 
 
 def finish(record: dict, adapter, binding: Binding, case: Case, known=()) -> dict:
-    """A finding gets its reproducer, and a registered known deviation turns it into ``known``."""
+    """A finding gets its reproducer, and registered known deviations that explain each of its
+    failing parts (``known.match``) turn it into ``known``."""
     if record["verdict"] != "conform":
         grads = "gradients" in record and record["gradients"] and record.get("value_verdict") == "conform"
         record["reproducer"] = adapter.reproducer(
             binding, case, record["dtype"], mode=record["mode"], wrt=tuple(record["gradients"]) if grads else ()
         )
-        entry = match(record, list(known))
-        if entry is not None:
-            record["known"] = {**entry.as_dict(), "verdict": record["verdict"]}
+        found = match(record, known)
+        if found.complete:  # every failing part explained, each by its most specific entry
+            record["known"] = found.known(record["verdict"])
             record["verdict"] = "known"
+        elif found.entries:  # some parts explained, not all: the finding stands
+            record["partly_known"] = found.partly()
     return record
 
 

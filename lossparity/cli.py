@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--mode", default="eager", help="execution mode (default eager)")
     exp.add_argument("--grad", action="store_true", help="also compute d sum(loss) / d input with each framework")
     exp.add_argument("--json", action="store_true", help="machine-readable output")
+    exp.add_argument(
+        "--known",
+        metavar="TOML",
+        help="the known-deviations file a finding is matched against (default: the suite's)",
+    )
     return parser
 
 
@@ -145,9 +150,10 @@ def cmd_explain(args) -> int:
             params[name.strip()] = parse_value(text)
         except LiteralError as exc:
             raise UsageError(f"--param {name.strip()}: {exc}") from None
+    known = _check_known(args.known)
     try:
         with np.errstate(all="ignore"):  # overflow and log(0) are the case's own values, shown as such
-            result = explain(args.bindings, raw, params, dtype=args.dtype, mode=args.mode, grad=args.grad)
+            result = explain(args.bindings, raw, params, dtype=args.dtype, mode=args.mode, grad=args.grad, known=known)
     except CaseError as exc:  # ExplainError, or a case the oracle alone cannot take
         raise UsageError(str(exc)) from None
     print(json.dumps(result, indent=1) if args.json else format_explanation(result), end="" if not args.json else "\n")
@@ -251,6 +257,7 @@ def cmd_run(args) -> int:
     problem = options.problem(args)  # --workers, --timeout, --memory-limit
     if problem:
         raise UsageError(problem)
+    _check_known(args.known)
     try:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -286,6 +293,16 @@ def cmd_run(args) -> int:
             "and the same command with --resume completes the run"
         )
     raise UsageError(f"the conformance run stopped (pytest exit code {int(code)})")
+
+
+def _check_known(path: str | None) -> list:
+    """The known deviations of ``path`` (default: the suite's), a bad entry a one-line usage error."""
+    from lossparity.conformance.known import KnownError, load_known
+
+    try:
+        return load_known(path)
+    except KnownError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _empty_ini() -> str:

@@ -223,17 +223,43 @@ def _errors(e: Any) -> dict | None:
 
 def format_known(k: Any) -> dict | None:
     """A known-deviation entry (of a result, or a stale one of the summary); its link an
-    ``href`` only if it is a plain web link."""
+    ``href`` only if it is a plain web link. A result's ``known`` may name several entries,
+    one per failing part (``entries``, ``parts``): ``also`` holds the others, ``parts`` which
+    entry explains which part."""
     if not isinstance(k, Mapping):
         return None
     link = str(k.get("link") or "")
+    entries = k.get("entries") if isinstance(k.get("entries"), list) else []
+    parts = k.get("parts") if isinstance(k.get("parts"), Mapping) else {}
     return {
         "id": str(k.get("id", "?")),
         "explanation": str(k.get("explanation") or ""),
         "link": link,
         "href": link if _safe_link(link) else None,
+        "reproducer": str(k.get("reproducer") or ""),
+        "symptom": str(k.get("symptom") or ""),
         "verdict": k.get("verdict"),
+        "also": [f for f in map(format_known, entries[1:]) if f],
+        "parts": [(str(p), str(i)) for p, i in parts.items()] if len(parts) > 1 else [],
     }
+
+
+def format_known_entry(e: Any) -> dict | None:
+    """One row of the summary's table of known deviations: id, symptom, standing, counts."""
+    if not isinstance(e, Mapping):
+        return None
+    return {
+        "id": str(e.get("id", "?")),
+        "symptom": str(e.get("symptom") or ""),
+        "status": str(e.get("status") or "?"),
+        "results": _count(e.get("results")),
+        "partly": _count(e.get("partly")),
+        "divergences": _count(e.get("divergences")),
+    }
+
+
+def _count(v: Any) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0
 
 
 def _safe_link(link: str) -> bool:

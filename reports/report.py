@@ -35,6 +35,7 @@ from lossparity.reports.format import (
     format_divergence,
     format_finding,
     format_known,
+    format_known_entry,
     gradients,
     message,
     meta_rows,
@@ -232,8 +233,17 @@ class ReportData:
             "n_divergences": sum(n for n, _ in self.divergences.values()),
             "divergence_groups": divergence_groups,
             "stale": [k for k in map(format_known, (summary or {}).get("stale_known") or []) if k],
+            "known_entries": _known_entries((summary or {}).get("known_entries")),
             "filters": _filters(findings, divergences),
         }
+
+
+def _known_entries(entries: Any) -> list[dict]:
+    """The summary's known deviations, those that explained most first, then the stale ones,
+    then those that did not run."""
+    rows = [e for e in map(format_known_entry, entries if isinstance(entries, list) else []) if e]
+    order = {"used": 0, "stale": 1, "not run": 2}
+    return sorted(rows, key=lambda e: (order.get(e["status"], 3), -e["results"], -e["divergences"], e["id"]))
 
 
 # -- groups: the first few of each, kept whole -----------------------------------------------

@@ -175,14 +175,17 @@ def summary(
     *,
     divergences: Mapping[str, int] | None = None,
     stale_known=(),
+    known_entries=(),
     finished: str = "2026-01-01T00:01:00",
 ) -> dict:
-    """The last line of a finished run: result lines per verdict, divergences per status."""
+    """The last line of a finished run: result lines per verdict, divergences per status, the
+    stale known deviations and what each one explained."""
     return {
         "kind": "summary",
         "counts": dict(counts),
         "divergences": dict(divergences or {}),
         "stale_known": list(stale_known),
+        "known_entries": list(known_entries),
         "finished": finished,
     }
 

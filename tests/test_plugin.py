@@ -84,3 +84,41 @@ def test_xdist_workers_do_not_write_and_results_match(pytester):
         )
 
     assert key(serial) == key(parallel)
+
+
+def test_the_summary_says_what_each_known_deviation_explained(pytester):
+    # +-inf logits: torch-bce-logits-infinite-logits explains the functional form's NaN, its
+    # module twin BCEWithLogitsLoss's
+    out = pytester.path / "out"
+    result = pytester.runpytest_subprocess(*ARGS, "--lp-out", str(out), "--lp-cases", "*inf-logits-*")
+    records = read_records(out / "results.jsonl", validate=True)
+    rows = {e["id"]: e for e in records[-1]["known_entries"]}
+    used = rows["torch-bce-logits-infinite-logits"]
+    known = [r for r in records if r["kind"] == "result" and r["verdict"] == "known"]
+    assert used["status"] == "used" and used["results"] == sum(
+        "torch-bce-logits-infinite-logits" in [e["id"] for e in r["known"]["entries"]] for r in known
+    )
+    assert used["results"] > 0 and rows["torch-ce-float16-value"]["status"] == "not run"
+    standing = {s: sum(e["status"] == s for e in rows.values()) for s in ("used", "stale", "not run")}
+    result.stdout.fnmatch_lines(
+        [
+            f"known deviations: {standing['used']} used, {standing['stale']} stale, "
+            f"{standing['not run']} not run (of {len(rows)} entries)",
+            f"*{used['results']} results*{used['divergences']} divergences  torch-bce-logits-infinite-logits",
+        ]
+    )
+
+
+def test_a_run_reads_the_known_deviations_file_it_is_given(pytester):
+    path = pytester.path / "known.toml"
+    path.write_text("", encoding="utf-8")  # no entries: every finding stands
+    out = pytester.path / "out"
+    pytester.runpytest_subprocess(
+        *ARGS, "--lp-out", str(out), "--lp-cases", "*inf-logits-right", "--lp-known", str(path)
+    )
+    records = read_records(out / "results.jsonl")
+    assert not any(r.get("verdict") == "known" for r in records) and records[-1]["known_entries"] == []
+    path.write_text('[[deviation]]\nid = "x"\n', encoding="utf-8")
+    result = pytester.runpytest_subprocess(*ARGS, "--lp-out", str(out), "--lp-known", str(path))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: known deviations {path}: entry 'x': binding is missing"])

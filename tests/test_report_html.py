@@ -742,3 +742,47 @@ def test_the_filter_bar_pages_the_blocks(page):
     assert 'id="prev"' in bar and 'id="next"' in bar and 'id="page"' in bar
     script = re.search(r"<script>(.*?)</script>", page, re.S).group(1)
     assert "PAGE = 100" in script and "innerHTML" not in script
+
+
+def test_the_known_deviations_table_shows_what_each_entry_explained():
+    rows = [
+        {"id": "few", "symptom": "zero", "status": "used", "results": 3, "partly": 0, "divergences": 1},
+        {"id": "many", "symptom": "bound max_ulp<=8", "status": "used", "results": 40, "partly": 2, "divergences": 7},
+        {"id": "gone", "symptom": "nonfinite", "status": "stale", "results": 0, "partly": 0, "divergences": 0},
+        {"id": "elsewhere" + SCRIPT, "symptom": "sign", "status": "not run", "results": 0, "divergences": 0},
+        "not an entry",
+    ]
+    html = render_report([result(), summary({"conform": 1}, known_entries=rows)])
+    table = html[html.index('<h2 id="known">') : html.index("</table>", html.index('<h2 id="known">'))]
+    cells = [
+        [unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td>(.*?)</td>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", table)[1:]
+    ]
+    assert cells == [
+        ["many", "bound max_ulp<=8", "40", "2", "7", "used"],
+        ["few", "zero", "3", "0", "1", "used"],
+        ["gone", "nonfinite", "0", "0", "0", "stale"],
+        ["elsewhere" + SCRIPT, "sign", "0", "0", "0", "not run"],
+    ]
+    assert SCRIPT not in html and 'href="#known"' in html
+
+
+def test_a_result_known_by_several_entries_names_each_and_its_part():
+    known = {
+        "id": "nan-value",
+        "explanation": "NaN where 0 is due",
+        "link": LINK,
+        "symptom": "nonfinite",
+        "verdict": "deviate",
+        "entries": [
+            {"id": "nan-value", "explanation": "NaN where 0 is due", "link": LINK, "symptom": "nonfinite"},
+            {"id": "slope", "explanation": "no upstream report", "link": "", "reproducer": "lossparity explain x"},
+        ],
+        "parts": {"value": "nan-value", "gradient:input": "slope"},
+    }
+    html = unescape(
+        re.sub(r"<[^>]+>", "", render_report([result(verdict="known", known=known), summary({"known": 1})]))
+    )
+    for text in ("known deviation nan-value", "symptom: nonfinite", "and slope", "reproducer: lossparity explain x"):
+        assert text in html
+    assert "value: nan-value · gradient:input: slope" in html
