@@ -14,12 +14,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from lossparity.core.verdicts import SILENT
+from lossparity.core.verdicts import SILENT, finding_label
 
 
 class _Tally:
     """What the summary needs of every result line, kept small: counts, the known deviations
-    used, what ran (for stale ones), the findings per (spec, binding, verdict)."""
+    used, what ran (for stale ones), the findings per (spec, binding, finding): the finding is
+    its verdict, or what an unconfirmed one did ("crash, not reproduced alone": ``finding_label``)."""
 
     def __init__(self):
         self.counts: Counter = Counter()
@@ -30,7 +31,7 @@ class _Tally:
     def add(self, r: dict) -> None:
         self.counts[r["verdict"]] += 1
         if r["verdict"] not in SILENT:
-            self.findings[r["spec"], r["binding"], r["verdict"]] += 1
+            self.findings[r["spec"], r["binding"], finding_label(r)] += 1
         if isinstance(r.get("known"), dict):
             self.used.add(r["known"].get("id"))
         if r["verdict"] != "unsupported":
@@ -86,7 +87,7 @@ def conclude(results: Iterable[dict]) -> tuple[list[dict], dict]:
 
 def conclude_file(path: Path) -> tuple[list[dict], dict, Counter]:
     """``conclude`` over the result lines of a results file, and the findings per (spec,
-    binding, verdict). One pass keeps each comparable line's offset by case; the divergences
+    binding, finding: ``_Tally``). One pass keeps each comparable line's offset by case; the divergences
     are then found one case at a time, reading just that case's lines back."""
     from lossparity.conformance.divergence import case_key
 

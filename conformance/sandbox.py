@@ -15,8 +15,13 @@ each record as a results line. When the child
 - grows past the memory limit (its resident set, polled while it works), it is killed and the
   case recorded as ``crash`` with the size it reached,
 
-and a fresh child takes the rest of the batch. Crash and timeout records are built in the
-parent (``runner.lost``), with the oracle's expectation and the reproducer like any other.
+and a fresh child takes the rest of the batch. Such a unit is first rerun alone in that fresh
+child, before anything else runs in it (:func:`run_batch`): a crash that happens again is
+confirmed (verdict ``crash`` or ``timeout``), one that does not is ``unconfirmed``: it depended
+on what the child had done before, and the record says what that was (how many units it had
+run, what it had compiled, its memory: :meth:`Sandbox.before`). Crash and timeout records are
+built in the parent (``runner.lost``), with the oracle's expectation and the reproducer like any
+other.
 
 The time limit starts when the child has imported the framework and begins the call, so a slow
 first import does not count against a case. Messages travel over a pair of pipes of their own
@@ -48,6 +53,48 @@ class Sandbox:
         self.proc: subprocess.Popen | None = None
         self.conn: Connection | None = None
         self.restarts = 0
+        self._life()
+
+    def _life(self) -> None:
+        """What the parent knows of the current child's past, for :meth:`before`: units of work
+        begun, batches served, compilations its calls reported, the most memory it was seen to use."""
+        self.born, self.units, self.batches, self.compiled, self.peak_rss = time.monotonic(), 0, 0, 0, 0
+        self.current: str | None = None  # the last unit begun (``note``)
+        self._state: dict | None = None  # the child's state when the unit at hand began
+
+    def note(self, unit: str) -> None:
+        """Name the unit of work the child has just begun (``binding dtype case mode``)."""
+        self.current = unit
+
+    def before(self) -> dict:
+        """The state of the child when it began the unit it was last working on (or when it was
+        last sent a request, if it never began one): ``cases``, the units it had run before
+        (across every batch of its life); ``batches``, the requests it had finished before;
+        ``compiled``, the compilations its calls had caused (jit compiles, ``tf.function``
+        traces: ``Outcome.compiled``); ``previous``, the unit it ran just before (None: none);
+        ``seconds``, its age; ``rss_mib``, its resident memory; and ``peak_rss_mib``, the most it
+        was seen to use until it was lost, that unit included (looked at every 50 ms while it works)."""
+        state = dict(self._state or self._snapshot())
+        state["peak_rss_mib"] = round(self.peak_rss / 2**20, 1)
+        return state
+
+    def _look(self) -> int:
+        """The child's resident set size in bytes now (0 if it is gone), kept as a peak."""
+        rss = _rss(self.proc.pid) if self.proc is not None else 0
+        self.peak_rss = max(self.peak_rss, rss)
+        return rss
+
+    def _snapshot(self, rss: int | None = None) -> dict:
+        """The child's state now; ``rss``: its resident set size as it said (else looked up)."""
+        self.peak_rss = max(self.peak_rss, rss or 0)
+        return {
+            "cases": self.units,
+            "batches": self.batches,
+            "compiled": self.compiled,
+            "previous": self.current,
+            "seconds": round(time.monotonic() - self.born, 3),
+            "rss_mib": round((self._look() if rss is None else rss) / 2**20, 1),
+        }
 
     # -- the child's life ------------------------------------------------------------------
     def _start(self) -> None:
@@ -64,6 +111,13 @@ class Sandbox:
         os.close(to_child_r)
         os.close(to_parent_w)
         self.conn = _Duplex(to_parent_r, to_child_w)
+        self._life()
+
+    def fresh(self) -> None:
+        """Make sure the next request starts a new child (one that has run nothing yet)."""
+        if self.proc is not None:
+            self.close()
+            self.restarts += 1
 
     def close(self) -> None:
         if self.proc is not None:
@@ -100,6 +154,7 @@ class Sandbox:
         seconds)``, or ``("crash"|"timeout", why, seconds)`` for the unit it was working on."""
         if self.proc is None:
             self._start()
+        self._state = self._snapshot()
         try:
             self.conn.send(message)
         except (BrokenPipeError, OSError):
@@ -118,13 +173,17 @@ class Sandbox:
                 spent = 0.0 if began is None else time.monotonic() - began
                 if kind == "began":
                     began, spent = time.monotonic(), 0.0
-                    yield "began", payload, 0.0
+                    at, self.compiled, rss = payload
+                    self._state = self._snapshot(rss)
+                    self.units += 1
+                    yield "began", at, 0.0
                 elif kind == "item":
                     yield "item", payload, spent
                 elif kind == "failed":
                     yield "crash", f"the adapter failed outside the framework call: {payload}", spent
                     return
                 else:
+                    self.batches += message[0] == "batch"
                     yield "ok", payload, spent
                     return
                 if time.monotonic() - checked < _POLL_S:  # a streaming child is still watched
@@ -138,11 +197,11 @@ class Sandbox:
     def _past_limits(self, began: float | None) -> tuple[str, str, float] | None:
         """The event of a child that ran past its time or memory limit, or died; None if it is well."""
         spent = 0.0 if began is None else time.monotonic() - began
+        rss = self._look()
         if began is not None and self.timeout_s is not None and spent >= self.timeout_s:
             self._kill()
             self._lost()
             return "timeout", f"no answer within the time limit of {self.timeout_s:g} s; the process was killed", spent
-        rss = _rss(self.proc.pid)
         if self.memory_bytes and rss > self.memory_bytes:
             self._kill()
             self._lost()
@@ -242,19 +301,23 @@ def _process(binding) -> str:
 
 def run_batch(binding, spec, dtype, units, *, device="cpu", tf32=False, known=()) -> Iterator[tuple[str, str]]:
     """``runner.evaluate`` of each (case, mode) in ``units`` in the child, which streams back
-    each result as (JSON line, verdict); a unit that crashes or times out becomes a record of
-    that verdict (built here, ``runner.lost``) and a fresh child takes the units after it."""
+    each result as (JSON line, verdict). A unit that crashes or times out is rerun alone in a
+    fresh child (:func:`rerun`), and becomes a record of that verdict, or ``unconfirmed`` if the
+    rerun returned (built here, ``runner.lost``, with ``rerun``); the units after it follow in
+    the child of the rerun, or in another fresh one if the rerun crashed too."""
     from lossparity.conformance.registry import adapter_for
     from lossparity.conformance.runner import lost
     from lossparity.core.records import json_line
 
     pending = list(units)
+    box = sandbox(_process(binding))
     while pending:
         at = 0
         request = ("batch", (binding.framework, binding.id, device, tf32, spec.name, dtype, pending, tuple(known)))
-        for status, answer, seconds in sandbox(_process(binding)).stream(request):
+        for status, answer, seconds in box.stream(request):
             if status == "began":
                 at = answer
+                box.note(_unit(binding, dtype, *pending[at]))
             elif status == "item":
                 if answer is not None:
                     yield answer
@@ -262,6 +325,8 @@ def run_batch(binding, spec, dtype, units, *, device="cpu", tf32=False, known=()
                 return
             else:
                 case, mode = pending[at]
+                before = box.before()
+                again = rerun(box, binding, spec, dtype, case, mode, device=device, tf32=tf32)
                 record = lost(
                     adapter_for(binding.framework),
                     binding,
@@ -274,10 +339,46 @@ def run_batch(binding, spec, dtype, units, *, device="cpu", tf32=False, known=()
                     mode=mode,
                     device=device,
                     known=known,
+                    rerun={"reproduced": again["verdict"] in ("crash", "timeout"), "outcome": again, "before": before},
                 )
                 if record is not None:
                     yield json_line(record), record["verdict"]
                 pending = pending[at + 1 :]
+
+
+def _unit(binding, dtype: str, case, mode: str) -> str:
+    return f"{binding.id} {dtype} {case.id} {mode}"
+
+
+def rerun(box: Sandbox, binding, spec, dtype: str, case, mode: str, *, device="cpu", tf32=False) -> dict:
+    """Run one unit (case, mode) alone in a fresh child of ``box``: nothing else has run in that
+    process before it (the framework imported, as for any batch). Return what it gave:
+    ``{"verdict": "crash"|"timeout", "message", "seconds"}`` if it never returned, else the
+    verdict it earned against the oracle, no known deviation applied (``verdict``,
+    ``value_verdict``, ``gradients``: verdict per gradient or None), ``actual`` (its value or
+    error, as a result line has it) and the call's ``seconds``. The child stays for what follows."""
+    import json
+
+    box.fresh()
+    request = ("batch", (binding.framework, binding.id, device, tf32, spec.name, dtype, [(case, mode)], ()))
+    line = None
+    for status, answer, seconds in box.stream(request):
+        if status == "began":
+            box.note(_unit(binding, dtype, case, mode))
+        elif status == "item":
+            line = answer
+        elif status != "ok":
+            return {"verdict": status, "message": answer, "seconds": round(seconds, 3)}
+    if line is None:  # cannot happen: the unit ran once already, so the binding takes the case
+        return {"verdict": "unsupported", "message": "the binding did not take the case when rerun", "seconds": 0.0}
+    record = json.loads(line[0])
+    return {
+        "verdict": record["verdict"],
+        "value_verdict": record["value_verdict"],
+        "gradients": {k: g["verdict"] for k, g in record["gradients"].items()} if record["gradients"] else None,
+        "actual": record["actual"],
+        "seconds": record["seconds"]["call"],
+    }
 
 
 def call(binding, case, dtype, *, mode="eager", wrt=()):
@@ -327,10 +428,17 @@ def _binding(framework: str, binding_id: str, device: str, tf32: bool, spec: str
 
 
 def _serve(conn: _Duplex) -> None:
+    """The child's loop: one request at a time, each answered with ``("began", (unit, compiled,
+    rss))`` when the work starts (``unit``: the index of the unit of a batch, else None;
+    ``compiled``: the compilations this process's calls have caused so far; ``rss``: its
+    resident set size in bytes, for :meth:`Sandbox.before`: the parent may read the message only
+    after the child died), then ``("item", ...)`` per result of a batch, and ``("done", answer)``
+    or ``("failed", why)``."""
     from lossparity.conformance.runner import evaluate
     from lossparity.conformance.specs import SPECS
     from lossparity.core.records import json_line
 
+    compiled, pid = 0, os.getpid()
     while True:
         try:
             kind, args = conn.recv()
@@ -342,18 +450,18 @@ def _serve(conn: _Duplex) -> None:
 
                 adapter = adapter_for(args)
                 adapter.namespace()
-                conn.send(("began", None))
+                conn.send(("began", (None, compiled, _rss(pid))))
                 conn.send(("done", sorted(adapter.public_losses())))
             elif kind == "call":
                 framework, binding_id, device, tf32, spec_name, case, dtype, mode, wrt = args
                 adapter, binding = _binding(framework, binding_id, device, tf32, spec_name)
                 adapter.namespace()
-                conn.send(("began", None))
+                conn.send(("began", (None, compiled, _rss(pid))))
                 conn.send(("done", adapter.call(binding, case, dtype, mode=mode, wrt=wrt)))
             elif kind == "missing":
                 adapter, binding = _binding(*args)
                 adapter.namespace()  # the import, before the clock starts
-                conn.send(("began", None))
+                conn.send(("began", (None, compiled, _rss(pid))))
                 conn.send(("done", adapter.device_unavailable() or adapter.missing(binding)))
             elif kind == "batch":
                 framework, binding_id, device, tf32, spec_name, dtype, units, known = args
@@ -361,7 +469,7 @@ def _serve(conn: _Duplex) -> None:
                 adapter.namespace()
                 oracle: dict = {}  # the expectations of the case at hand, shared by its modes
                 for i, (case, mode) in enumerate(units):
-                    conn.send(("began", i))
+                    conn.send(("began", (i, compiled, _rss(pid))))
                     record = evaluate(
                         adapter,
                         binding,
@@ -373,6 +481,7 @@ def _serve(conn: _Duplex) -> None:
                         known=known,
                         oracle=oracle,
                     )
+                    compiled += (record or {}).get("compiled", 0)
                     conn.send(("item", None if record is None else (json_line(record), record["verdict"])))
                 adapter.release()
                 conn.send(("done", None))
