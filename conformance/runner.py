@@ -262,9 +262,11 @@ def lost(
     device: str = "cpu",
     known=(),
     rerun: dict | None = None,
+    stderr: str = "",
 ) -> dict | None:
     """The record of a call that never returned: the process died (``crash``) or ran past its
-    time limit (``timeout``). Everything but the outcome is as for any other case.
+    time limit (``timeout``). Everything but the outcome is as for any other case; the outcome
+    keeps the last lines the process wrote to its stderr (``stderr``), where it wrote any.
 
     ``rerun``: what the unit gave when rerun alone in a fresh process (``sandbox.rerun``), with
     ``reproduced`` and the state of the process it first failed in (``before``). A crash or
@@ -274,7 +276,7 @@ def lost(
     if started is None:
         return None
     record = started[0]
-    record["actual"] = {"error": verdict_, "message": message}
+    record["actual"] = {"error": verdict_, "message": message} | ({"stderr": stderr} if stderr else {})
     record["seconds"]["call"] = seconds
     record["verdict"] = record["value_verdict"] = verdict_
     record["errors"] = {"summary": message}

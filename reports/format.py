@@ -191,6 +191,7 @@ def _outcome(o: Any) -> dict | None:
         "error": str(o.get("error", "?")),
         "message": str(o.get("message") or ""),
         "classes": " < ".join(map(str, classes)) if len(classes) > 1 else "",
+        "stderr": str(o.get("stderr") or ""),
         "short": str(o.get("error", "?")),
     }
 
@@ -342,6 +343,8 @@ def _rerun(rerun: Any) -> list[tuple[str, str]] | None:
         f"{_text(before.get('compiled'))} compilations, {_text(before.get('rss_mib'))} MiB resident "
         f"(peak {_text(before.get('peak_rss_mib'))} MiB), {_text(before.get('seconds'))} s old"
     )
+    if before.get("maps") is not None:
+        state += f", {_text(before['maps'])} memory mappings when last counted"
     rows = [
         ("reproduced alone", "yes" if rerun.get("reproduced") else "no"),
         ("rerun gave", gave),

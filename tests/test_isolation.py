@@ -5,6 +5,7 @@ timeout is rerun alone in a fresh process: one that happens again is confirmed; 
 happens only after other calls ran in the process (``segfault_after_first``) is
 ``unconfirmed``, a finding no known deviation may absorb."""
 
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -14,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from lossparity.conformance import runner
+from lossparity.conformance import runner, sandbox
 from lossparity.core.model import Case
 from lossparity.core.records import encode_array, read_records
 
@@ -25,11 +26,7 @@ FAULTY = Path(__file__).parent / "faulty"
 def faulty_run(tmp_path_factory):
     """One run of the faulty adapter's bindings, float64, 2 s per case, 256 MiB of memory."""
     tmp = tmp_path_factory.mktemp("faulty")
-    info = tmp / "site" / "lp_faulty-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lp-faulty\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[lossparity.adapters]\nfaulty = lp_faulty\n")
-    env = {**__import__("os").environ, "PYTHONPATH": f"{tmp / 'site'}:{FAULTY}"}
+    env = {**os.environ, "PYTHONPATH": _installed(tmp)}
     out = tmp / "out"
     proc = subprocess.run(
         [
@@ -58,6 +55,15 @@ def faulty_run(tmp_path_factory):
     return proc, read_records(out / "results.jsonl"), _lp_faulty()
 
 
+def _installed(tmp: Path) -> str:
+    """The PYTHONPATH under which lp_faulty is an installed adapter (its entry point found)."""
+    info = tmp / "site" / "lp_faulty-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lp-faulty\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[lossparity.adapters]\nfaulty = lp_faulty\n")
+    return f"{tmp / 'site'}:{FAULTY}"
+
+
 def _lp_faulty():
     sys.path.insert(0, str(FAULTY))
     try:
@@ -76,6 +82,12 @@ EXPECTED = {  # fault -> (verdict, start of the recorded message)
     "wrong_shape": ("deviate", None),
     "wrong_type": ("error_mismatch", "TypeError"),
     "segfault_after_first": ("unconfirmed", "the process was killed by SIGSEGV"),
+}
+#: What faulthandler prints on the child's stderr at a fatal signal.
+FATAL = {
+    "segfault": "Fatal Python error: Segmentation fault",
+    "abort": "Fatal Python error: Aborted",
+    "segfault_after_first": "Fatal Python error: Segmentation fault",
 }
 
 
@@ -107,6 +119,11 @@ def test_every_fault_is_recorded_and_every_other_case_kept(faulty_run):
                 rerun = r["rerun"]
                 assert rerun["reproduced"] is True and rerun["outcome"]["verdict"] == verdict
                 assert rerun["outcome"]["message"].startswith(message)
+                if fault in FATAL:  # the child's faulthandler printed the stack of the call, kept
+                    for got in (r["actual"], rerun["outcome"]):
+                        assert FATAL[fault] in got["stderr"] and "in _call" in got["stderr"], got
+                else:  # killed from outside or exited: nothing on stderr
+                    assert "stderr" not in r["actual"] and "stderr" not in rerun["outcome"]
                 assert rerun["before"]["cases"] >= 0 and rerun["before"]["compiled"] == 0  # NumPy compiles nothing
             elif verdict == "unconfirmed":
                 _check_unconfirmed(r, message)
@@ -130,7 +147,8 @@ def _check_unconfirmed(r, message):
     """A segfault that happens only when another call ran before in the process: alone, in a
     fresh process, the case returns the oracle's value; the record says so and what the process
     it crashed in had done (at least one call before, the one just before named)."""
-    assert r["actual"] == {"error": "crash", "message": message}
+    assert r["actual"]["error"] == "crash" and r["actual"]["message"] == message
+    assert FATAL["segfault_after_first"] in r["actual"]["stderr"] and "in _call" in r["actual"]["stderr"]
     rerun, before = r["rerun"], r["rerun"]["before"]
     assert rerun["reproduced"] is False
     assert rerun["outcome"]["verdict"] == rerun["outcome"]["value_verdict"] == "conform"
@@ -165,7 +183,7 @@ def _lost(known, reproduced: bool) -> dict:
             "seconds": 0.001,
         }
     )
-    before = {"cases": 7, "batches": 1, "compiled": 2, "previous": "b float64 c eager", "seconds": 3.0}
+    before = {"cases": 7, "batches": 1, "compiled": 2, "previous": "b float64 c eager", "seconds": 3.0, "maps": None}
     return runner.lost(
         lp_faulty.ADAPTER,
         lp_faulty.BINDINGS[-1],
@@ -214,3 +232,31 @@ def test_the_limits_are_options_with_one_line_errors(capsys):
     assert capsys.readouterr().err == (
         "lossparity: error: --memory-limit must be a number >= 0 (0: no limit), got nan\n"
     )
+
+
+def test_a_worn_child_is_replaced_between_requests(tmp_path, monkeypatch):
+    """A child past half the memory mappings a process may hold (``max_maps``), or past half its
+    memory limit, is replaced by a fresh one before the next request, which then succeeds; one
+    under both is kept. (A JAX child can run out of mappings long before it runs out of memory.)"""
+    monkeypatch.setenv("PYTHONPATH", _installed(tmp_path))
+    missing = ("missing", ("faulty", "lp_faulty.segfault", "cpu", False))  # None: the binding exists
+    box = sandbox.Sandbox(timeout_s=30, memory_gib=None)
+    try:
+        box.look_every = 0.0  # look before every request
+        assert box.ask(missing)[:2] == ("ok", None)
+        first = box.proc.pid
+        assert box.ask(missing)[:2] == ("ok", None)
+        assert box.proc.pid == first and box.recycled == 0 and 0 < box.maps < box.max_maps
+        assert box.max_maps == sandbox._max_map_count() // 2
+        box.max_maps = box.maps - 1
+        assert box.ask(missing)[:2] == ("ok", None)
+        second = box.proc.pid
+        assert second != first and box.recycled == box.restarts == 1
+        box.max_maps = 10**9
+        box.memory_bytes = int(box._look() * 1.5)  # resident past half the limit, under the limit
+        assert box.ask(missing)[:2] == ("ok", None)
+        assert box.proc.pid != second and box.recycled == 2
+        box.memory_bytes = None
+        assert box.ask(missing)[:2] == ("ok", None) and box.recycled == 2
+    finally:
+        box.close()

@@ -784,6 +784,7 @@ def test_a_crash_not_reproduced_alone_is_a_finding_of_its_own_with_its_rerun():
             "seconds": 612.5,
             "rss_mib": 2048.5,
             "peak_rss_mib": 2100.0,
+            "maps": 61234,
         },
     }
     summary_ = "crash, not reproduced alone: the process was killed by SIGSEGV; rerun alone in a fresh process, ..."
@@ -816,7 +817,7 @@ def test_a_crash_not_reproduced_alone_is_a_finding_of_its_own_with_its_rerun():
         "reproduced alone": "no",
         "rerun gave": "conform: value 0.31900406; ∂input conform (0.0021 s)",
         "the process before": "1234 units run (56 batches), 789 compilations, 2048.5 MiB resident (peak 2100.0 MiB), "
-        "612.5 s old",
+        "612.5 s old, 61234 memory mappings when last counted",
         "unit run just before": "torch.nn.BCELoss float32 gen-0-3 eager",
     }
     assert "rerun alone" not in _finding_block(page, "hard")  # a line from before reruns: none shown
