@@ -15,16 +15,14 @@ each record as a results line. When the child
 - grows past the memory limit (its resident set, polled while it works), it is killed and the
   case recorded as ``crash`` with the size it reached,
 
-with the last lines the child wrote to its stderr during the batch (the child enables
-:mod:`faulthandler`, so a fatal signal leaves the Python stack of the call there),
-
-and a fresh child takes the rest of the batch. Such a unit is first rerun alone in that fresh
-child, before anything else runs in it (:func:`run_batch`): a crash that happens again is
-confirmed (verdict ``crash`` or ``timeout``), one that does not is ``unconfirmed``: it depended
-on what the child had done before, and the record says what that was (how many units it had
-run, what it had compiled, its memory: :meth:`Sandbox.before`). Crash and timeout records are
-built in the parent (``runner.lost``), with the oracle's expectation and the reproducer like any
-other.
+and a fresh child takes the rest of the batch. The record keeps the last lines the child wrote
+to its stderr during the batch (the child enables :mod:`faulthandler`, so a fatal signal leaves
+the Python stack of the call there). The unit is first rerun alone in that fresh child, before
+anything else runs in it (:func:`run_batch`): a crash that happens again is confirmed (verdict
+``crash`` or ``timeout``), one that does not is ``unconfirmed``: it depended on what the child
+had done before, and the record says what that was (how many units it had run, what it had
+compiled, its memory: :meth:`Sandbox.before`). Crash and timeout records are built in the
+parent (``runner.lost``), with the oracle's expectation and the reproducer like any other.
 
 A child that has grown worn is replaced between two requests, before it fails: when it holds
 more than half the memory mappings the kernel allows a process (``vm.max_map_count``, 65,530 by
