@@ -14,13 +14,14 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from lossparity.core.verdicts import SILENT
+from lossparity.core.verdicts import SILENT, finding_label
 
 
 class _Tally:
     """What the summary needs of every result line, kept small: counts, the results each known
     deviation explained (wholly, or some parts of), what ran (for stale ones), the findings per
-    (spec, binding, verdict)."""
+    (spec, binding, finding): the finding is its verdict, or what an unconfirmed one did ("crash,
+    not reproduced alone": ``finding_label``)."""
 
     def __init__(self):
         self.counts: Counter = Counter()
@@ -34,7 +35,7 @@ class _Tally:
 
         self.counts[r["verdict"]] += 1
         if r["verdict"] not in SILENT:
-            self.findings[r["spec"], r["binding"], r["verdict"]] += 1
+            self.findings[r["spec"], r["binding"], finding_label(r)] += 1
         self.explained.update(set(known_ids(r)))
         self.partly.update(set(partly_known_ids(r)))
         if r["verdict"] != "unsupported":
@@ -110,7 +111,7 @@ def conclude(results: Iterable[dict], known: list | None = None) -> tuple[list[d
 
 def conclude_file(path: Path, known: list | None = None) -> tuple[list[dict], dict, Counter]:
     """``conclude`` over the result lines of a results file, and the findings per (spec,
-    binding, verdict). One pass keeps each comparable line's offset by case; the divergences
+    binding, finding: ``_Tally``). One pass keeps each comparable line's offset by case; the divergences
     are then found one case at a time, reading just that case's lines back."""
     from lossparity.conformance.divergence import case_key
 

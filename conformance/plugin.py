@@ -263,8 +263,10 @@ class Recorder:
             f"{d.get('unexplained', 0)} unexplained"
         )
         findings = self.findings
-        for (spec, binding, verdict), n in sorted(findings.items())[:15]:
-            tr.write_line(f"  {verdict:<15} {n:>4}  {binding}  [{spec}]")
+        shown = sorted(findings.items())[:15]
+        width = max([15] + [len(finding) for (_, _, finding), _ in shown])  # "crash, not reproduced alone"
+        for (spec, binding, finding), n in shown:
+            tr.write_line(f"  {finding:<{width}} {n:>4}  {binding}  [{spec}]")
         if len(findings) > 15:
             tr.write_line(f"  ... and {len(findings) - 15} more groups in the report")
         self._known_summary(tr, s.get("known_entries") or [])

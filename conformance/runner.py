@@ -264,18 +264,46 @@ def lost(
     mode: str = "eager",
     device: str = "cpu",
     known=(),
+    rerun: dict | None = None,
+    stderr: str = "",
 ) -> dict | None:
     """The record of a call that never returned: the process died (``crash``) or ran past its
-    time limit (``timeout``). Everything but the outcome is as for any other case."""
+    time limit (``timeout``). Everything but the outcome is as for any other case; the outcome
+    keeps the last lines the process wrote to its stderr (``stderr``), where it wrote any.
+
+    ``rerun``: what the unit gave when rerun alone in a fresh process (``sandbox.rerun``), with
+    ``reproduced`` and the state of the process it first failed in (``before``). A crash or
+    timeout that did not reproduce is ``unconfirmed``: a finding of its own kind, which no known
+    deviation may explain (it says nothing certain about the binding), so it is never matched."""
     started = begin(binding, spec, case, dtype, mode=mode, device=device)
     if started is None:
         return None
     record = started[0]
-    record["actual"] = {"error": verdict_, "message": message}
+    record["actual"] = {"error": verdict_, "message": message} | ({"stderr": stderr} if stderr else {})
     record["seconds"]["call"] = seconds
     record["verdict"] = record["value_verdict"] = verdict_
     record["errors"] = {"summary": message}
+    if rerun is not None:
+        record["rerun"] = rerun
+        if not rerun["reproduced"]:
+            record["verdict"] = record["value_verdict"] = "unconfirmed"
+            record["errors"] = {"summary": f"{verdict_}, not reproduced alone: {message}; {_rerun_text(rerun)}"}
+            known = ()  # never matched: see above
     return finish(record, adapter, binding, case, known)
+
+
+def _rerun_text(rerun: dict) -> str:
+    """One line on the rerun of an unconfirmed crash and on the process it first failed in."""
+    got, before = rerun["outcome"], rerun["before"]
+    if got["verdict"] in ("conform", "deviate", "error_mismatch"):
+        what = "raised " + got["actual"]["error"] if "error" in got["actual"] else "returned a value"
+        what += f" ({got['verdict']})"
+    else:
+        what = f"gave {got['verdict']}: {got.get('message')}"
+    return (
+        f"rerun alone in a fresh process, it {what}. The process it first failed in had run "
+        f"{before['cases']} units, compiled {before['compiled']} times, and used {before['rss_mib']:g} MiB."
+    )
 
 
 def verdict(expected, expected_rec, outcome, tol, dtype) -> tuple[str, dict | None]:

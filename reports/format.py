@@ -191,6 +191,7 @@ def _outcome(o: Any) -> dict | None:
         "error": str(o.get("error", "?")),
         "message": str(o.get("message") or ""),
         "classes": " < ".join(map(str, classes)) if len(classes) > 1 else "",
+        "stderr": str(o.get("stderr") or ""),
         "short": str(o.get("error", "?")),
     }
 
@@ -337,11 +338,47 @@ def format_finding(r: Mapping) -> dict:
             for name, g in gradients(r)
         ],
         "known": format_known(r.get("known")),
+        "rerun": _rerun(r.get("rerun")),
         "reproducer": str(r["reproducer"]) if r.get("reproducer") else None,
         "seconds": ", ".join(
             f"{k} {v:.3g} s" for k, v in (r.get("seconds") or {}).items() if isinstance(v, (int, float))
         ),
     }
+
+
+def _rerun(rerun: Any) -> list[tuple[str, str]] | None:
+    """The rows of a crash's or timeout's rerun alone in a fresh process: whether it reproduced,
+    what the rerun gave, the state of the process the unit first failed in."""
+    if not isinstance(rerun, Mapping):
+        return None
+    got = rerun.get("outcome") if isinstance(rerun.get("outcome"), Mapping) else {}
+    before = rerun.get("before") if isinstance(rerun.get("before"), Mapping) else {}
+    verdict = str(got.get("verdict", "?"))
+    if got.get("message") is not None:
+        gave = f"{verdict}: {got['message']}"
+    else:
+        o = _outcome(got.get("actual")) or {}
+        gave = f"{verdict}: " + (f"{o['error']}: {o['message']}" if "error" in o else f"value {o.get('short', '?')}")
+        grads = got.get("gradients")
+        if isinstance(grads, Mapping) and grads:
+            gave += "; " + ", ".join(f"∂{k} {v}" for k, v in grads.items())
+    if isinstance(got.get("seconds"), (int, float)):
+        gave += f" ({got['seconds']:.3g} s)"
+    state = (
+        f"{_text(before.get('cases'))} units run ({_text(before.get('batches'))} batches), "
+        f"{_text(before.get('compiled'))} compilations, {_text(before.get('rss_mib'))} MiB resident "
+        f"(peak {_text(before.get('peak_rss_mib'))} MiB), {_text(before.get('seconds'))} s old"
+    )
+    if before.get("maps") is not None:
+        state += f", {_text(before['maps'])} memory mappings when last counted"
+    rows = [
+        ("reproduced alone", "yes" if rerun.get("reproduced") else "no"),
+        ("rerun gave", gave),
+        ("the process before", state),
+    ]
+    if before.get("previous"):
+        rows.append(("unit run just before", str(before["previous"])))
+    return rows
 
 
 def _percent(v: Any) -> str:

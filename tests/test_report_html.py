@@ -138,9 +138,17 @@ def _tile(page: str, label: str) -> int:
 
 
 def test_counts_per_verdict_and_divergence(page):
-    assert {
-        v: _tile(page, v) for v in ("conform", "deviate", "error_mismatch", "unsupported", "crash", "timeout", "known")
-    } == {"conform": 1, "deviate": 1, "error_mismatch": 0, "unsupported": 1, "crash": 1, "timeout": 0, "known": 1}
+    verdicts = ("conform", "deviate", "error_mismatch", "unsupported", "crash", "timeout", "unconfirmed", "known")
+    assert {v: _tile(page, v) for v in verdicts} == {
+        "conform": 1,
+        "deviate": 1,
+        "error_mismatch": 0,
+        "unsupported": 1,
+        "crash": 1,
+        "timeout": 0,
+        "unconfirmed": 0,
+        "known": 1,
+    }
     assert _tile(page, "explained divergences") == 1
     assert _tile(page, "unexplained divergences") == 0
     assert "summary line counts differently" not in page
@@ -786,3 +794,63 @@ def test_a_result_known_by_several_entries_names_each_and_its_part():
     for text in ("known deviation nan-value", "symptom: nonfinite", "and slope", "reproducer: lossparity explain x"):
         assert text in html
     assert "value: nan-value · gradient:input: slope" in html
+
+
+def test_a_crash_not_reproduced_alone_is_a_finding_of_its_own_with_its_rerun():
+    """An unconfirmed crash: its own tile, filter value and block, listed after the confirmed
+    crashes and timeouts and before the deviations, with what the rerun alone gave and the state
+    of the process it first crashed in."""
+    rerun = {
+        "reproduced": False,
+        "outcome": {
+            "verdict": "conform",
+            "value_verdict": "conform",
+            "gradients": {"input": "conform"},
+            "actual": {"value": encode_array(np.float64(0.31900406)), "dtype": "float32"},
+            "seconds": 0.0021,
+        },
+        "before": {
+            "cases": 1234,
+            "batches": 56,
+            "compiled": 789,
+            "previous": "torch.nn.BCELoss float32 gen-0-3 eager",
+            "seconds": 612.5,
+            "rss_mib": 2048.5,
+            "peak_rss_mib": 2100.0,
+            "maps": 61234,
+        },
+    }
+    summary_ = "crash, not reproduced alone: the process was killed by SIGSEGV; rerun alone in a fresh process, ..."
+    lines = [
+        result("torch.nn.BCELoss", "deviate", case_id="dev", errors={"summary": "off"}),
+        result(
+            "torch.nn.BCELoss",
+            "unconfirmed",
+            case_id="lone",
+            value_verdict="unconfirmed",
+            actual={"error": "crash", "message": "the process was killed by SIGSEGV"},
+            errors={"summary": summary_},
+            rerun=rerun,
+        ),
+        result("torch.nn.BCELoss", "crash", case_id="hard", actual={"error": "crash", "message": "SIGABRT"}),
+    ]
+    page = render_report(lines)
+    assert _tile(page, "unconfirmed") == 1 and _tile(page, "crash") == 1
+    assert "crash or timeout not reproduced alone" in page  # the tile says what it counts
+    assert re.findall(r'<details class="item f-(\w+)"', page) == ["crash", "unconfirmed", "deviate"]
+    assert _options(page)["verdict"] == ("verdict", ["crash", "unconfirmed", "deviate"])
+    block = _finding_block(page, "lone")
+    assert '<span class="head">crash, not reproduced alone: the process was killed by SIGSEGV;' in block
+    rows = dict(
+        re.findall(
+            r"<tr><th>([^<]+)</th><td>([^<]*)</td></tr>", block.split("<h4>rerun alone in a fresh process</h4>")[1]
+        )
+    )
+    assert rows == {
+        "reproduced alone": "no",
+        "rerun gave": "conform: value 0.31900406; ∂input conform (0.0021 s)",
+        "the process before": "1234 units run (56 batches), 789 compilations, 2048.5 MiB resident (peak 2100.0 MiB), "
+        "612.5 s old, 61234 memory mappings when last counted",
+        "unit run just before": "torch.nn.BCELoss float32 gen-0-3 eager",
+    }
+    assert "rerun alone" not in _finding_block(page, "hard")  # a line from before reruns: none shown

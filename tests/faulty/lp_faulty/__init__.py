@@ -4,7 +4,8 @@
 Its "framework" is the oracle itself, so every binding conforms, except that on the cases
 :func:`hit` chooses (the three-dimensional inputs) each binding does one thing a real framework
 sometimes does: segfault, abort, hang, allocate without bound, exit, return the wrong shape or
-the wrong type.
+the wrong type, or segfault only when it is not the first call in its process (a crash that
+depends on what ran before it, and does not reproduce alone).
 """
 
 import ctypes
@@ -17,7 +18,9 @@ from lossparity.adapters.base import FrameworkAdapter, py_literal
 from lossparity.core.model import Binding
 from lossparity.reference.information import entropy
 
-FAULTS = ("segfault", "abort", "hang", "oom", "exit", "wrong_shape", "wrong_type")
+FAULTS = ("segfault", "abort", "hang", "oom", "exit", "wrong_shape", "wrong_type", "segfault_after_first")
+
+_calls = 0  # calls of any binding in this process
 
 
 def hit(x) -> bool:
@@ -26,6 +29,8 @@ def hit(x) -> bool:
 
 
 def _call(fault: str, x):
+    global _calls
+    _calls += 1
     x = np.asarray(x)
     if hit(x):
         if fault == "segfault":
@@ -44,6 +49,8 @@ def _call(fault: str, x):
             return np.zeros(7)
         elif fault == "wrong_type":
             return {"not": "an array"}
+        elif fault == "segfault_after_first" and _calls > 1:
+            ctypes.string_at(0)
     return entropy(x, dtype=x.dtype)
 
 
