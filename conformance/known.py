@@ -76,6 +76,10 @@ GENERATED = tuple(f"gen-0-{i}" for i in range(100)) + tuple(f"gen-0-b{b}-{i}" fo
 _ID = re.compile(r"[a-z0-9][a-z0-9.-]*\Z")
 
 
+#: The findings an entry can explain: never a crash or timeout that its rerun alone did not repeat.
+MATCHABLE = tuple(v for v in FINDINGS if v != "unconfirmed")
+
+
 class KnownError(ValueError):
     """A known-deviations file that cannot be used; the message is one line."""
 
@@ -316,9 +320,9 @@ def _coverage(k: KnownDeviation, world: _World) -> int:
         raise KnownError(f"mode {k.mode!r} matches no mode ({', '.join(world.all_modes)})")
     if not any(fnmatchcase(m, k.mode) for b in bindings for m in world.modes[b.framework]):
         raise KnownError(f"mode {k.mode!r} matches no mode of its bindings' frameworks")
-    verdicts = [v for v in FINDINGS if fnmatchcase(v, k.verdict)]
+    verdicts = [v for v in MATCHABLE if fnmatchcase(v, k.verdict)]
     if not verdicts:
-        raise KnownError(f"verdict {k.verdict!r} matches no finding ({', '.join(FINDINGS)})")
+        raise KnownError(f"verdict {k.verdict!r} matches no finding ({', '.join(MATCHABLE)})")
     if k.part not in PARTS:
         raise KnownError(f"part {k.part!r}: accepted: {', '.join(PARTS)}")
     for s in k.symptom:

@@ -242,11 +242,11 @@ def finish(record: dict, adapter, binding: Binding, case: Case, known=()) -> dic
         record["reproducer"] = adapter.reproducer(
             binding, case, record["dtype"], mode=record["mode"], wrt=tuple(record["gradients"]) if grads else ()
         )
-        found = match(record, known)
-        if found.complete:  # every failing part explained, each by its most specific entry
+        found = match(record, known) if known else None  # none given: never matched (``lost``)
+        if found is not None and found.complete:  # every failing part explained, each by its most specific entry
             record["known"] = found.known(record["verdict"])
             record["verdict"] = "known"
-        elif found.entries:  # some parts explained, not all: the finding stands
+        elif found is not None and found.entries:  # some parts explained, not all: the finding stands
             record["partly_known"] = found.partly()
     return record
 

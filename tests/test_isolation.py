@@ -206,7 +206,8 @@ def test_a_crash_not_reproduced_alone_is_never_matched_by_a_known_deviation(monk
     """The known-deviation matcher (whatever it is) is not even asked about an unconfirmed
     crash; a confirmed one goes to it as any finding does."""
     asked = []
-    everything = SimpleNamespace(as_dict=lambda: {"id": "matches-everything", "explanation": "-", "link": "-"})
+    entry = {"id": "matches-everything", "explanation": "-", "link": "-"}
+    everything = SimpleNamespace(complete=True, entries=[entry], known=lambda verdict: {**entry, "verdict": verdict})
     monkeypatch.setattr(runner, "match", lambda record, known: asked.append(record["verdict"]) or everything)
     confirmed = _lost(known=[everything], reproduced=True)
     assert confirmed["verdict"] == "known" and confirmed["known"]["verdict"] == "crash"
