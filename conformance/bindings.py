@@ -88,14 +88,21 @@ def keras_pair(
     requires=None,
     backends=None,
     class_conventions=None,
+    stages=(),
 ) -> list[Binding]:
     """The class form (reduces; computes in floatx, float32) and the function form (per sample)
     of one loss, for the backend-less id; ``flags`` is keyword source both take
     (``"from_logits=True"``), ``backends`` per-backend convention overrides
     (``{"jax": {"invalid_label": "nan"}}``), ``class_conventions`` those of the class form only.
+    ``stages``: the error-model stages both forms compute in their dtype (``Binding.stages``),
+    or a dict of them per backend (``{"jax": ("log_softmax",), "torch": ()}``).
     :func:`on_backend` makes each backend's copy. Either form may be None where Keras has only one."""
     params = dict(params or {})
     common = dict(defaults=defaults or {}, requires=requires or {})
+    if isinstance(stages, dict):
+        backends = {b: {**(backends or {}).get(b, {}), "_stages": tuple(s)} for b, s in stages.items()}
+    else:
+        common["stages"] = tuple(stages)
     conv = dict(conventions or {})
     out = []
     if cls:
@@ -135,5 +142,14 @@ def on_backend(backend: str, bindings: list[Binding]) -> list[Binding]:
     for b in bindings:
         conv = dict(b.conventions)
         conv.update((conv.pop("_backends", None) or {}).get(backend, {}))
-        out.append(replace(b, id=f"{b.id}[{backend}]", framework=f"{b.framework}[{backend}]", conventions=conv))
+        stages = conv.pop("_stages", b.stages)
+        out.append(
+            replace(
+                b,
+                id=f"{b.id}[{backend}]",
+                framework=f"{b.framework}[{backend}]",
+                conventions=conv,
+                stages=stages,
+            )
+        )
     return out

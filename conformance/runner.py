@@ -5,6 +5,7 @@ Data flows one way: case -> (oracle, binding) -> outcome -> verdict -> record.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +19,7 @@ from lossparity.core.model import ARRAY_PARAMS, Binding, Case, Spec
 from lossparity.core.records import encode_array, encode_value
 from lossparity.core.verdicts import RANK
 from lossparity.reference.errors import OracleError
+from lossparity.reference.rounding import unit_roundoff
 from lossparity.reference.trace import NO_TRACE
 
 
@@ -80,6 +82,64 @@ def expect_gradients(
     return {k: np.asarray(v, np.float64) for k, v in grads.items()}
 
 
+def rounding_scales(
+    binding: Binding, spec: Spec, case: Case, params: Mapping[str, Any], dtype: str
+) -> dict[str, np.ndarray] | None:
+    """The spec's error model (``Spec.error_model``) on the case, for a binding that declares
+    stages it computes in its dtype: each part's bound in units of the compute dtype's unit
+    roundoff (``reference/rounding.py``); None for a binding that declares none, or a case the
+    model cannot take."""
+    if not binding.stages or spec.error_model is None:
+        return None
+    result = binding.result_dtype(dtype)
+    fn = functools.partial(spec.error_model, stages=binding.stages)
+    try:
+        scales = _oracle_call(fn, spec, case, params, binding.conventions, result, dtype, NO_TRACE)
+    except (OracleError, ValueError, IndexError):
+        return None
+    return {k: np.asarray(v, np.float64) for k, v in scales.items()}
+
+
+def within_rounding(
+    actual: np.ndarray, expected: np.ndarray, scale: np.ndarray | None, tol, dtype: str, stages: tuple[str, ...]
+) -> dict | None:
+    """Whether a part that misses the tolerance is within its error model's bound (``scale``,
+    units of ``dtype``'s unit roundoff) of the oracle, elementwise: {"stages", "dtype", "error",
+    "bound", "ratio", "summary"} at the element nearest its bound, or None if an element is past
+    it, or not finite where the oracle's is, or differs where the oracle's is not finite."""
+    if scale is None:
+        return None
+    a, e = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    try:
+        scale = np.broadcast_to(np.asarray(scale, np.float64), e.shape)
+    except ValueError:
+        return None
+    if a.shape != e.shape or e.size == 0:
+        return None
+    with np.errstate(invalid="ignore", over="ignore"):
+        same = (a == e) | (np.isnan(a) & np.isnan(e))
+        diff = np.abs(a - e)
+        bound = tol.atol + tol.rtol * np.abs(e) + unit_roundoff(dtype) * scale
+        fine = same | (np.isfinite(a) & np.isfinite(e) & np.isfinite(bound) & (diff <= bound))
+        if not fine.all():
+            return None
+        ratio = np.where(same, 0.0, diff / bound)
+    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.size else ()
+    err, lim, r = float(diff[worst]), float(bound[worst]), float(ratio[worst])
+    what = ", ".join(stages)
+    return {
+        "stages": list(stages),
+        "dtype": dtype,
+        "error": err,
+        "bound": lim,
+        "ratio": r,
+        "summary": (
+            f"consistent with computing {what} in {dtype}: the largest error, {err:.3g}, is {r:.2f} of "
+            f"its bound {lim:.3g} (first-order rounding model of {what})"
+        ),
+    }
+
+
 def differentiated(spec: Spec) -> tuple[str, ...]:
     """What a run differentiates the loss with respect to: the input, and probability targets
     (or what the spec says: ``Spec.wrt``)."""
@@ -139,19 +199,33 @@ def evaluate(
     if outcome.compiled:
         record["compiled"] = outcome.compiled
     result = binding.result_dtype(dtype)
+
+    def model() -> dict | None:  # the error model's bounds, computed once per case, when a part misses
+        if (key, "rounding") not in oracle:
+            oracle[key, "rounding"] = rounding_scales(binding, spec, case, params, dtype)
+        return oracle[key, "rounding"]
+
     record["value_verdict"], record["errors"] = verdict(
-        expected, record["expected"], outcome, tolerance(spec.name, result), result
+        expected,
+        record["expected"],
+        outcome,
+        tolerance(spec.name, result),
+        result,
+        model=(lambda: (model() or {}).get("value")) if binding.stages else None,
+        stages=binding.stages,
     )
     if outcome.grads:
         if (key, "gradients") not in oracle:
             oracle[key, "gradients"] = expect_gradients(spec, case, params, binding.conventions, result, given=dtype)
-        record["gradients"] = gradient_verdicts(binding, spec, dtype, outcome.grads, oracle[key, "gradients"])
+        record["gradients"] = gradient_verdicts(
+            binding, spec, dtype, outcome.grads, oracle[key, "gradients"], model=model if binding.stages else None
+        )
     parts = [record["value_verdict"], *(g["verdict"] for g in (record["gradients"] or {}).values())]
     record["verdict"] = max(parts, key=RANK.__getitem__)
     return finish(record, adapter, binding, case, known)
 
 
-def gradient_verdicts(binding: Binding, spec: Spec, dtype: str, grads: Mapping, expected: Mapping) -> dict:
+def gradient_verdicts(binding: Binding, spec: Spec, dtype: str, grads: Mapping, expected: Mapping, model=None) -> dict:
     """Each gradient the framework gave (or failed to give) against the oracle's
     (``expect_gradients``), in the precision of the narrower of the input's dtype and the
     compute dtype (a gradient is computed in the one and returned in the other)."""
@@ -177,6 +251,10 @@ def gradient_verdicts(binding: Binding, spec: Spec, dtype: str, grads: Mapping, 
             )
             if got_dtype != dtype:
                 entry.update(verdict="deviate", errors=_wrong_dtype(entry["errors"], got_dtype, dtype))
+            elif not comparison.ok and model is not None:
+                fit = within_rounding(value, expected[name], (model() or {}).get(name), tol, precision, binding.stages)
+                if fit is not None:
+                    entry.update(verdict="conform", errors={**entry["errors"], "rounding": fit})
         out[name] = entry
     return out
 
@@ -306,9 +384,12 @@ def _rerun_text(rerun: dict) -> str:
     )
 
 
-def verdict(expected, expected_rec, outcome, tol, dtype) -> tuple[str, dict | None]:
+def verdict(expected, expected_rec, outcome, tol, dtype, *, model=None, stages=()) -> tuple[str, dict | None]:
     """The verdict on an outcome's value, and its error figures, given the oracle's value (or
-    error) and the dtype the value is due in."""
+    error) and the dtype the value is due in. ``model``: a callable giving the value's
+    rounding-error bound (``rounding_scales``), for a binding that declares ``stages``; a value
+    that misses the tolerance but is within that bound conforms, and ``errors["rounding"]``
+    says so with its figures."""
     if expected is None:
         if outcome.error_type is None:
             return "error_mismatch", {"summary": f"expected {expected_rec['error']} to be raised; a value was returned"}
@@ -321,6 +402,10 @@ def verdict(expected, expected_rec, outcome, tol, dtype) -> tuple[str, dict | No
     errors = comparison.as_dict()
     if outcome.dtype != dtype:
         return "deviate", _wrong_dtype(errors, outcome.dtype, dtype)
+    if not comparison.ok and model is not None:
+        fit = within_rounding(outcome.value, expected, model(), tol, dtype, stages)
+        if fit is not None:
+            return "conform", {**errors, "rounding": fit}
     if not comparison.ok:
         narrower = next(
             (d for d in DTYPES[DTYPES.index(dtype) + 1 :] if compare(outcome.value, expected, TOLERANCES[d], d).ok),

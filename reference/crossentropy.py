@@ -39,6 +39,7 @@ from lossparity.reference._math import (
 )
 from lossparity.reference.errors import OracleError
 from lossparity.reference.reduction import chain, reduce, reduce_grad
+from lossparity.reference.rounding import log_softmax_error, reduction_error
 from lossparity.reference.trace import NO_TRACE, reading
 
 
@@ -552,3 +553,185 @@ def sparse_categorical_cross_entropy_grad(
     )
     with np.errstate(divide="ignore", invalid="ignore"):
         return {"input": chain(g, pullback(-over(a, q)))}
+
+
+# ----------------------------------------------------------------------------- rounding models
+# ``Spec.error_model`` of each softmax and categorical cross-entropy: the first-order bound, in
+# units of the compute dtype's unit roundoff, of computing the loss stage by stage in that
+# dtype (``reference/rounding.py`` states the model). Each takes the oracle's arguments and
+# returns {"value": ..., "input": ..., "target": ...} in the shapes of the value and gradients.
+
+#: The stages the cross-entropy models know: a binding declares those it computes in its dtype.
+SOFTMAX_STAGES = ("log_softmax", "logsumexp")
+PROBABILITY_STAGES = ("renormalize", "log")
+
+
+def _coefficient_error(a: np.ndarray, logp: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The per-element loss -sum_c a_c log p_c and its error in units of u, given each log's
+    (``err``): the logs' errors carried, one rounding per product, n - 1 for the sum of the n
+    nonzero terms, 2 for a smoothed coefficient's own rounding."""
+    with np.errstate(invalid="ignore"):
+        terms = np.abs(times(a, logp))
+        n = np.sum(a != 0, axis=-1)
+        loss = -np.sum(times(a, logp), axis=-1)
+        return loss, np.sum(times(np.abs(a), err), axis=-1) + (n + 2) * np.sum(terms, axis=-1)
+
+
+def _softmax_model(x, a, g, reduction, stages):
+    """Value and d/dx error of -sum_c a_c log_softmax(x)_c reduced with cotangent ``g``.
+
+    d/dx_c = g (p_c sum(a) - a_c): p_c = exp(log p_c) carries log p_c's error relative plus
+    one rounding; the sum of the n nonzero a's costs (n - 1) sum |a|; the product and the
+    difference one rounding each, the cotangent's product another."""
+    logp, p, err = log_softmax_error(x, "logsumexp" if "logsumexp" in stages else "log_softmax")
+    loss, per = _coefficient_error(a, logp, err)
+    n = np.sum(a != 0, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        total = np.sum(np.abs(a), axis=-1, keepdims=True)
+        slope = p * np.sum(a, axis=-1, keepdims=True) - a
+        d_x = np.abs(g)[..., None] * (p * total * (err + n + 2) + np.abs(a) + 2 * np.abs(slope))
+    return reduction_error(per, loss, g, reduction), d_x, logp, err
+
+
+def softmax_cross_entropy_error(
+    input,
+    target,
+    *,
+    weight=None,
+    ignore_index=None,
+    label_smoothing=0.0,
+    reduction="mean",
+    mean_by="elements",
+    zero_division="nan",
+    invalid_label="nan",
+    class_axis=-1,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`softmax_cross_entropy` with ``log_softmax`` in the compute dtype."""
+    x = np.asarray(input, np.float64)
+    a, g = _indexed_grad(
+        x.shape[-1], target, weight, ignore_index, label_smoothing, reduction, mean_by, zero_division, invalid_label
+    )
+    value, d_x, _, _ = _softmax_model(x, a, g, reduction, stages)
+    return {"value": value, "input": d_x}
+
+
+def softmax_cross_entropy_soft_error(
+    input,
+    target,
+    *,
+    weight=None,
+    label_smoothing=0.0,
+    reduction="mean",
+    class_axis=-1,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`softmax_cross_entropy_soft` with ``log_softmax`` in the compute
+    dtype; d/dy_c = -(1-s) w_c log p_c carries log p_c's error plus two roundings."""
+    x = np.asarray(input, np.float64)
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1], "C", NO_TRACE)
+    a = _weighted(y, weight)
+    g = reduce_grad(x.shape[:-1], reduction=reduction)
+    value, d_x, logp, err = _softmax_model(x, a, g, reduction, stages)
+    with np.errstate(invalid="ignore"):
+        w = np.abs(_weighted(np.ones_like(x), weight)) * (1.0 - label_smoothing)
+        d_y = np.abs(g)[..., None] * w * (err + 2 * np.abs(logp) + 2)
+    return {"value": value, "input": d_x, "target": d_y}
+
+
+def _clipped(p, prob_eps, renormalize, dtype) -> np.ndarray:
+    """Where the clip holds a probability at a bound it was outside of (its slope is 0 there:
+    no rounding of it reaches the gradient)."""
+    if prob_eps is None:
+        return np.zeros(np.shape(p), bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pre = p / np.sum(p, axis=-1, keepdims=True) if renormalize == "before_clip" else p
+    lo, hi = clip_bounds(prob_eps, dtype)
+    return (pre < lo) | (pre > hi)
+
+
+def _probability_model(p, y, prob_eps, renormalize, dtype, reduction):
+    """Value, d/dp and d/dy error of -sum_c y_c log q_c, q the renormalized and clipped p.
+
+    Renormalizing costs q_c a relative (C - 1) u (the sum) + u (the division); a clip is exact;
+    log q_c adds one rounding of the result: err(log q_c) = u (C r + |log q_c|), r = 1 with a
+    renormalization. d/dq_c = -y_c / q_c carries q's relative error plus one rounding; its
+    pullback through q = p / S is (d/dq_j - sum_c d/dq_c q_c) / S: the two terms' errors, the
+    sum's (C - 1), the difference and the division."""
+    n_classes = p.shape[-1]
+    q, _ = _predicted(p, prob_eps, renormalize, dtype, NO_TRACE)
+    r = n_classes if renormalize is not None else 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logq = np.log(q)
+        err = r + np.abs(logq) + 1
+        loss, per = _coefficient_error(y, logq, err)
+        g = reduce_grad(q.shape[:-1], reduction=reduction)
+        dq = np.abs(over(y, q))
+        total = np.sum(np.abs(y), axis=-1, keepdims=True)
+        if renormalize is not None:
+            s = np.sum(p, axis=-1, keepdims=True)
+            d_p = (dq * (r + 3) + total * (r + n_classes + 3)) / s
+        else:
+            d_p = dq * 2
+        d_p = np.abs(g)[..., None] * np.where(_clipped(p, prob_eps, renormalize, dtype), 0.0, d_p)
+        d_y = np.abs(g)[..., None] * (err + 2 * np.abs(logq))
+    return reduction_error(per, loss, g, reduction), d_p, d_y
+
+
+def categorical_cross_entropy_error(
+    input,
+    target,
+    *,
+    label_smoothing=0.0,
+    reduction="mean",
+    prob_eps=None,
+    renormalize=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`categorical_cross_entropy` (renormalization and log in the
+    compute dtype)."""
+    p = np.asarray(input, np.float64)
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, p.shape[-1], "C", NO_TRACE)
+    value, d_p, d_y = _probability_model(p, y, prob_eps, renormalize, dtype, reduction)
+    return {"value": value, "input": d_p, "target": (1.0 - label_smoothing) * d_y}
+
+
+def sparse_categorical_cross_entropy_error(
+    input,
+    target,
+    *,
+    ignore_index=None,
+    reduction="mean",
+    prob_eps=None,
+    renormalize=None,
+    zero_division="nan",
+    invalid_label="nan",
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`sparse_categorical_cross_entropy` (renormalization and log in
+    the compute dtype)."""
+    p = np.asarray(input, np.float64)
+    a, g = _indexed_grad(
+        p.shape[-1], target, None, ignore_index, 0.0, reduction, "elements", zero_division, invalid_label
+    )
+    q, _ = _predicted(p, prob_eps, renormalize, dtype, NO_TRACE)
+    r = p.shape[-1] if renormalize is not None else 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logq = np.log(q)
+        loss, per = _coefficient_error(a, logq, r + np.abs(logq) + 1)
+        dq = np.abs(over(a, q))
+        total = np.sum(np.abs(a), axis=-1, keepdims=True)
+        if renormalize is not None:
+            d_p = (dq * (r + 3) + total * (2 * r + 3)) / np.sum(p, axis=-1, keepdims=True)
+        else:
+            d_p = dq * 2
+        d_p = np.abs(g)[..., None] * np.where(_clipped(p, prob_eps, renormalize, dtype), 0.0, d_p)
+    return {"value": reduction_error(per, loss, g, reduction), "input": d_p}

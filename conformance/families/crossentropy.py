@@ -259,25 +259,29 @@ SPECS: list[Spec] = [
          {"weight": None, "ignore_index": None, "label_smoothing": 0.0, "reduction": "mean"},
          ("class_axis", "mean_by", "zero_division", "invalid_label"),
          class_index(), SOFTMAX_CROSS_ENTROPY, target="index",
-         gradient=ce.softmax_cross_entropy_grad),
+         gradient=ce.softmax_cross_entropy_grad,
+         error_model=ce.softmax_cross_entropy_error, stages=ce.SOFTMAX_STAGES),
     Spec("softmax_cross_entropy_soft", "softmax cross-entropy on logits with probability targets",
          ce.softmax_cross_entropy_soft,
          {"weight": None, "label_smoothing": 0.0, "reduction": "mean"},
          ("class_axis",),
          soft_targets(probs_input=False), SOFTMAX_CROSS_ENTROPY_SOFT,
-         gradient=ce.softmax_cross_entropy_soft_grad),
+         gradient=ce.softmax_cross_entropy_soft_grad,
+         error_model=ce.softmax_cross_entropy_soft_error, stages=ce.SOFTMAX_STAGES),
     Spec("categorical_cross_entropy", "cross-entropy of predicted probabilities against probability targets",
          ce.categorical_cross_entropy,
          {"label_smoothing": 0.0, "reduction": "mean"},
          ("prob_eps", "renormalize"),
          soft_targets(probs_input=True, weights=False), CATEGORICAL_CROSS_ENTROPY,
-         gradient=ce.categorical_cross_entropy_grad),
+         gradient=ce.categorical_cross_entropy_grad,
+         error_model=ce.categorical_cross_entropy_error, stages=ce.PROBABILITY_STAGES),
     Spec("sparse_categorical_cross_entropy", "cross-entropy of predicted probabilities against class indices",
          ce.sparse_categorical_cross_entropy,
          {"ignore_index": None, "reduction": "mean"},
          ("prob_eps", "renormalize", "zero_division", "invalid_label"),
          class_index(probs=True, smoothing=False, weights=False), SPARSE_CATEGORICAL_CROSS_ENTROPY,
-         target="index", gradient=ce.sparse_categorical_cross_entropy_grad),
+         target="index", gradient=ce.sparse_categorical_cross_entropy_grad,
+         error_model=ce.sparse_categorical_cross_entropy_error, stages=ce.PROBABILITY_STAGES),
     Spec("nll_loss", "negative log-likelihood on log-probabilities with class-index targets",
          ce.nll_loss,
          {"weight": None, "ignore_index": None, "reduction": "mean"},
@@ -318,6 +322,24 @@ _SPARSE_PROBS = {
     "torch": {"invalid_label": "IndexError", "renormalize": "before_clip"},
 }
 
+# Rounding (``reference/rounding.py``): where a binding takes the log-softmax or the log of
+# renormalized probabilities in its input's dtype, with no wider accumulator, its error is
+# bounded by the spec's error model, not by one rounding of the result.
+# - jax.nn.log_softmax (optax softmax_cross_entropy and safe_; Keras' JAX backend):
+#   ``shifted - log(sum(exp(shifted)))`` in the input's dtype (jax/_src/nn/functions.py);
+# - optax.softmax_cross_entropy_with_integer_labels: ``logsumexp(logits) - label_logit``;
+# - tf.nn's xent kernels (core/kernels/xent_op.h, sparse_xent_op.h; Keras' TensorFlow backend
+#   calls them) compute max, exp, sum and log in T;
+# - Keras' torch backend: torch.log_softmax accumulates in float but returns the input's dtype,
+#   then target * log_prob is summed in it: bounded by the same model (an over-estimate);
+#   its sparse form on logits calls torch's cross_entropy, which is held to the tolerance.
+# - Keras on probabilities (every backend): ``output / sum(output)``, clip and ``log`` in the
+#   input's dtype.
+_LOG_SOFTMAX = ("log_softmax",)
+_TF_XENT = ("log_softmax",)
+_KERAS_PROBS = ce.PROBABILITY_STAGES
+_KERAS_SPARSE_LOGITS = {"jax": _LOG_SOFTMAX, "tensorflow": _LOG_SOFTMAX, "torch": ()}
+
 # fmt: off
 BINDINGS: list[Binding] = [
     # -- torch --
@@ -347,23 +369,24 @@ BINDINGS: list[Binding] = [
             "tf.nn.weighted_cross_entropy_with_logits(labels=target, logits=input{kw})",
             params={"pos_weight": "pos_weight"}, requires={"pos_weight": GIVEN}, fixed=NO_REDUCTION),
     Binding("tf.nn.softmax_cross_entropy_with_logits", "softmax_cross_entropy_soft", "tensorflow",
-            "tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=input)", fixed=NO_REDUCTION),
+            "tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=input)", fixed=NO_REDUCTION,
+            stages=_TF_XENT),
     Binding("tf.nn.sparse_softmax_cross_entropy_with_logits", "softmax_cross_entropy", "tensorflow",
             "tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=input)",
-            fixed=NO_REDUCTION, conventions={"invalid_label": _INVALID}),
+            fixed=NO_REDUCTION, conventions={"invalid_label": _INVALID}, stages=_TF_XENT),
     # -- jax (optax.losses, 0.2: optax/losses/_classification.py) --
     # softmax_cross_entropy multiplies labels * log_softmax(logits) as IEEE floats, so a -inf
     # logit with label 0 gives NaN; safe_softmax_cross_entropy is documented to take that term
     # as 0 (0 log 0 = 0).
     optax_loss("sigmoid_binary_cross_entropy", "binary_cross_entropy_with_logits"),
-    optax_loss("softmax_cross_entropy", "softmax_cross_entropy_soft"),
-    optax_loss("safe_softmax_cross_entropy", "softmax_cross_entropy_soft"),
+    optax_loss("softmax_cross_entropy", "softmax_cross_entropy_soft", stages=_LOG_SOFTMAX),
+    optax_loss("safe_softmax_cross_entropy", "softmax_cross_entropy_soft", stages=_LOG_SOFTMAX),
     # softmax_cross_entropy_with_integer_labels gathers the target logit with
     # jnp.take_along_axis in its default mode="fill": a label >= C reads NaN, so the loss is NaN
     # and nothing is raised. Labels in [-C, 0) are wrapped NumPy-style (-1 is class C - 1;
     # take_along_axis's legacy wrap_negative_indices): the oracle's invalid_label="wrap_negative".
     optax_loss("softmax_cross_entropy_with_integer_labels", "softmax_cross_entropy",
-               conventions={"invalid_label": "wrap_negative"}),
+               conventions={"invalid_label": "wrap_negative"}, stages=("logsumexp",)),
     # -- keras --
     *keras_pair("BinaryCrossentropy", "binary_crossentropy", "binary_cross_entropy", "from_logits=False",
                 params=_SMOOTH, conventions={"prob_eps": KERAS_EPS, "sample_axis": "mean"}),
@@ -371,16 +394,17 @@ BINDINGS: list[Binding] = [
                 params=_SMOOTH, conventions={"sample_axis": "mean"}),
     *keras_pair("CategoricalCrossentropy", "categorical_crossentropy", "categorical_cross_entropy",
                 "from_logits=False", params=_SMOOTH,
-                conventions={"prob_eps": KERAS_EPS, "renormalize": "before_clip"}),
+                conventions={"prob_eps": KERAS_EPS, "renormalize": "before_clip"}, stages=_KERAS_PROBS),
     *keras_pair("CategoricalCrossentropy", "categorical_crossentropy", "softmax_cross_entropy_soft",
-                "from_logits=True", params=_SMOOTH),
+                "from_logits=True", params=_SMOOTH, stages=_LOG_SOFTMAX),
     *keras_pair("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
                 "sparse_categorical_cross_entropy", "from_logits=False", params=_IGNORE,
                 conventions={"prob_eps": KERAS_EPS, "renormalize": "after_clip", "zero_division": "zero",
-                             "invalid_label": "InvalidArgumentError"}, backends=_SPARSE_PROBS),
+                             "invalid_label": "InvalidArgumentError"}, backends=_SPARSE_PROBS,
+                stages=_KERAS_PROBS),
     *keras_pair("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
                 "softmax_cross_entropy", "from_logits=True", params=_IGNORE,
                 conventions={"zero_division": "zero", "invalid_label": "InvalidArgumentError"},
-                backends=_SPARSE_LOGITS),
+                backends=_SPARSE_LOGITS, stages=_KERAS_SPARSE_LOGITS),
 ]
 # fmt: on

@@ -45,6 +45,11 @@ class Spec:
     input, a variance, sequence lengths): the oracle takes them as keywords and the binding's
     call text as variables of the same names. ``wrt`` overrides what a run differentiates
     with respect to (default: the input, and a target of the input's shape).
+    ``error_model`` bounds the cost of computing the loss in a narrow dtype
+    (``reference/rounding.py``): it takes the oracle's arguments and returns, for the value and
+    each gradient, the first-order rounding error in units of the compute dtype's unit
+    roundoff; ``stages`` names the stages it models, of which a binding declares those it
+    evaluates in its compute dtype (``Binding.stages``).
     """
 
     name: str
@@ -59,6 +64,8 @@ class Spec:
     gradient: Callable[..., dict] | None = None
     arrays: tuple[str, ...] = ()
     wrt: tuple[str, ...] | None = None
+    error_model: Callable[..., dict] | None = None
+    stages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,11 @@ class Binding:
     :data:`GIVEN`, to any value at all (``tf.nn.weighted_cross_entropy_with_logits`` cannot
     be called without ``pos_weight``). ``computes_in`` is a documented compute dtype: the
     inputs are converted to it and the result has it (Keras loss classes compute in
-    ``keras.backend.floatx()``, float32, unless given a ``dtype``).
+    ``keras.backend.floatx()``, float32, unless given a ``dtype``). ``stages`` are the named
+    stages of the spec's error model (``Spec.stages``) that the binding evaluates in its
+    compute dtype, with no wider accumulator (Keras on JAX: ``("log_softmax",)``); a result
+    within the model's bound is consistent with that computation. Empty: the result is held
+    to one rounding of the exact loss (the tolerance).
     """
 
     id: str
@@ -94,6 +105,7 @@ class Binding:
     requires: Mapping[str, Any] = field(default_factory=dict)
     dtypes: tuple[str, ...] = DTYPES
     computes_in: str | None = None  # documented compute dtype, whatever the inputs' (Keras' floatx)
+    stages: tuple[str, ...] = ()
 
     def result_dtype(self, dtype: str) -> str:
         """The dtype this binding computes in and returns for inputs of ``dtype``."""

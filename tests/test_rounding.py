@@ -1,0 +1,168 @@
+"""Rounding-error models (``reference/rounding.py``, ``Spec.error_model``, ``Binding.stages``).
+
+1. Sound: the declared computation, emulated stage by stage in NumPy float16 and ml_dtypes
+   bfloat16 (every operation rounded to the dtype, in the frameworks' order), stays within
+   the model's bound of the exact float64 oracle on hundreds of random cases, value and
+   gradients, while the plain tolerance does not (so the model is needed, and not vacuous).
+2. Not an excuse: the bound rejects a halved slope, a NaN, an infinity, an element where the
+   oracle is not finite, and a result past the bound; a binding that declares no stage is
+   held to the tolerance.
+3. Declared: every binding's stages are stages its spec's model knows.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from lossparity.conformance.registry import all_bindings
+from lossparity.conformance.runner import within_rounding
+from lossparity.conformance.specs import SPECS
+from lossparity.core.dtypes import TOLERANCES
+from lossparity.reference import crossentropy as ce
+from lossparity.reference.rounding import unit_roundoff
+
+HALF = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
+
+
+def _cases(n_cases=300, seed=0):
+    rng = np.random.default_rng(seed)
+    for _ in range(n_cases):
+        n, c = int(rng.integers(1, 5)), int(rng.integers(2, 9))
+        scale = float(rng.choice([1.0, 4.0, 12.0]))
+        x = rng.normal(0, scale, (n, c))
+        y = rng.dirichlet(np.full(c, float(rng.choice([0.2, 1.0, 5.0]))), n)
+        yield x, y, rng.integers(0, c, n)
+
+
+def _emulated_log_softmax(x, t):
+    """jax.nn.log_softmax in dtype t: shifted - log(sum(exp(shifted))), every op rounded."""
+    x = x.astype(t)
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True, dtype=t))
+
+
+def _emulated_logsumexp_ce(x, labels, t):
+    """optax's integer-label cross-entropy in dtype t: logsumexp(x) - x[label]."""
+    x = x.astype(t)
+    m = x.max(axis=-1, keepdims=True)
+    lse = m + np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True, dtype=t))
+    return (lse[..., 0] - np.take_along_axis(x, labels[..., None], -1)[..., 0]), np.exp(x - lse)
+
+
+def _check(actual, expected, scale, dtype):
+    tol = TOLERANCES[dtype]
+    fit = within_rounding(actual, expected, scale, tol, dtype, ("stage",))
+    plain = np.all(np.abs(actual - expected) <= tol.atol + tol.rtol * np.abs(expected))
+    return fit is not None, bool(plain)
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_softmax_soft_model_bounds_the_emulated_computation(dtype):
+    t, fits, plain_misses = HALF[dtype], 0, 0
+    for x, y, _ in _cases():
+        x = x.astype(t).astype(np.float64)  # the case, rounded to its dtype as a run does
+        y = y.astype(t).astype(np.float64)
+        model = ce.softmax_cross_entropy_soft_error(x, y, reduction="none", stages=("log_softmax",))
+        ls = _emulated_log_softmax(x, t)
+        value = -np.sum(y.astype(t) * ls, axis=-1, dtype=t)
+        grad_x = np.exp(ls) * np.sum(y.astype(t), axis=-1, keepdims=True, dtype=t) - y.astype(t)
+        grad_y = -ls
+        exact = ce.softmax_cross_entropy_soft(x, y, reduction="none")
+        grads = ce.softmax_cross_entropy_soft_grad(x, y, reduction="none")
+        for got, want, part in (
+            (value, exact, "value"),
+            (grad_x, grads["input"], "input"),
+            (grad_y, grads["target"], "target"),
+        ):
+            ok, plain = _check(got.astype(np.float64), want, model[part], dtype)
+            assert ok, (part, x, y)
+            fits += 1
+            plain_misses += not plain
+    assert fits == 900 and plain_misses > 50  # the tolerance alone fails many of them
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_integer_label_logsumexp_model_bounds_the_emulated_computation(dtype):
+    t, plain_misses = HALF[dtype], 0
+    for x, _, labels in _cases(seed=1):
+        x = x.astype(t).astype(np.float64)
+        model = ce.softmax_cross_entropy_error(x, labels, reduction="none", stages=("logsumexp",))
+        value, p = _emulated_logsumexp_ce(x, labels, t)
+        onehot = np.eye(x.shape[-1], dtype=t)[labels]
+        grad = p - onehot
+        exact = ce.softmax_cross_entropy(x, labels, reduction="none")
+        want_grad = ce.softmax_cross_entropy_grad(x, labels, reduction="none")["input"]
+        for got, want, part in ((value, exact, "value"), (grad, want_grad, "input")):
+            ok, plain = _check(got.astype(np.float64), want, model[part], dtype)
+            assert ok, (part, x, labels)
+            plain_misses += not plain
+    assert plain_misses > 20
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_probability_model_bounds_keras_categorical_crossentropy(dtype, reduction):
+    """Keras on probabilities: output / sum(output), clip, -sum(target * log(output)) in t."""
+    t, eps = HALF[dtype], 1e-7
+    lo, hi = float(np.asarray(eps, t)), float(np.asarray(1 - eps, t))
+    for x, y, _ in _cases(seed=2):
+        p = np.exp(x / 4) * np.random.default_rng(0).uniform(0.5, 2.0, x.shape[-1])
+        p = p.astype(t).astype(np.float64)
+        y = y.astype(t).astype(np.float64)
+        kw = dict(reduction=reduction, prob_eps=eps, renormalize="before_clip", dtype=t)
+        model = ce.categorical_cross_entropy_error(p, y, **kw, stages=ce.PROBABILITY_STAGES)
+        pt, yt = p.astype(t), y.astype(t)
+        q = np.clip(pt / np.sum(pt, axis=-1, keepdims=True, dtype=t), t(lo), t(hi))
+        per = -np.sum(yt * np.log(q), axis=-1, dtype=t)
+        value = {"none": per, "sum": np.sum(per, dtype=t), "mean": np.sum(per, dtype=t) / t(per.size)}[reduction]
+        ok, _ = _check(np.asarray(value, np.float64), ce.categorical_cross_entropy(p, y, **kw), model["value"], dtype)
+        assert ok, (p, y)
+
+
+def test_within_rounding_rejects_what_rounding_cannot_do():
+    expected = np.array([0.5, -1.25, 2.0, 0.01])
+    scale = np.full(4, 4.0)  # a bound of 4 u: 2^-9 in float16
+    ok = within_rounding(expected + 2.0**-11, expected, scale, TOLERANCES["float16"], "float16", ("s",))
+    assert ok is not None and 0 < ok["ratio"] < 1 and "consistent with computing s in float16" in ok["summary"]
+    halved = expected.copy()
+    halved[1] /= 2
+    for bad in (
+        halved,
+        np.where(np.arange(4) == 0, np.nan, expected),
+        np.where(np.arange(4) == 2, np.inf, expected),
+        expected + 8 * 2.0**-11 * 4,  # past the bound
+    ):
+        assert within_rounding(bad, expected, scale, TOLERANCES["float16"], "float16", ("s",)) is None
+    # where the oracle is not finite, only the same non-finite value is fine
+    oracle = np.array([np.inf, 1.0])
+    assert (
+        within_rounding(np.array([65504.0, 1.0]), oracle, np.full(2, 1e9), TOLERANCES["float16"], "float16", ("s",))
+        is None
+    )
+    assert within_rounding(
+        np.array([np.inf, 1.0 + 2.0**-10]), oracle, np.full(2, 4.0), TOLERANCES["float16"], "float16", ("s",)
+    )
+    # a model that has no bound for the part explains nothing
+    assert within_rounding(expected + 2.0**-11, expected, None, TOLERANCES["float16"], "float16", ("s",)) is None
+
+
+def test_bound_scales_with_the_unit_roundoff():
+    assert unit_roundoff("float16") == 2.0**-11 and unit_roundoff("bfloat16") == 2.0**-8
+    assert unit_roundoff(np.dtype(ml_dtypes.bfloat16)) == 2.0**-8 and unit_roundoff(np.float32) == 2.0**-24
+
+
+def test_every_declared_stage_is_modelled():
+    declared = [b for b in all_bindings() if b.stages]
+    assert declared, "no binding declares a stage"
+    for b in declared:
+        spec = SPECS[b.spec]
+        assert spec.error_model is not None, b.id
+        assert set(b.stages) <= set(spec.stages), (b.id, b.stages, spec.stages)
+
+
+def test_torch_cross_entropy_declares_no_stage():
+    """PyTorch's CPU kernels accumulate half precision in float: held to the tolerance."""
+    torch_ce = [b for b in all_bindings() if b.framework == "torch" and "cross_entropy" in b.id]
+    assert torch_ce and not any(b.stages for b in torch_ce)
