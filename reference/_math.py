@@ -99,16 +99,23 @@ def over(coef: np.ndarray, x: np.ndarray) -> np.ndarray:
         return np.where(coef == 0, 0.0, coef / x)
 
 
-def clip_grad(x: np.ndarray, lo: float | None, hi: float | None, grad: np.ndarray) -> np.ndarray:
+def clip_grad(x: np.ndarray, lo: float | None, hi: float | None, grad: np.ndarray, tie: str = "pass") -> np.ndarray:
     """Pull ``grad`` back through clip(x, lo, hi): 0 strictly outside [lo, hi], passed through
-    at the bounds and inside (as torch.clamp and tf.clip_by_value do at equality), and for NaN,
-    whose clip is NaN. ``None`` is an absent bound."""
+    inside and for NaN, whose clip is NaN. At a bound (x exactly lo or hi) ``tie="pass"``
+    passes it whole, as torch.clamp and tf.clip_by_value do; ``"split"`` passes half, as
+    jnp.clip does (``minimum(maximum(x, lo), hi)``: each splits a tie between its arguments;
+    the ``clip_tie`` convention). ``None`` is an absent bound."""
     x = np.asarray(x, np.float64)
     outside = np.zeros(x.shape, bool)
+    at = np.zeros(x.shape, bool)
     if lo is not None:
         outside |= x < lo
+        at |= x == lo
     if hi is not None:
         outside |= x > hi
+        at |= x == hi
+    if tie == "split":
+        grad = np.where(at, 0.5 * np.asarray(grad, np.float64), grad)
     return np.where(outside, 0.0, grad)
 
 

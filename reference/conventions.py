@@ -207,6 +207,15 @@ CONVENTIONS: dict[str, Convention] = {
             "whole to v (Keras' percentage and squared-log errors on each backend)",
         ),
         Convention(
+            "clip_tie",
+            "pass",
+            "at a bound of a clip (the value exactly eps or 1 - eps) the slope is {value}: "
+            "jnp.clip is minimum(maximum(x, lo), hi), and each splits a tie between its two "
+            "arguments, so half the gradient reaches x (Keras on JAX; in half precision every "
+            "probability of 1 sits on the bound 1 - 1e-7, which rounds to 1); torch.clamp and "
+            "tf.clip_by_value pass it whole",
+        ),
+        Convention(
             "abs_zero_slope",
             0.0,
             "at a zero residual |r| has slope {value} in the input, not sign(0) = 0: JAX's abs "

@@ -88,6 +88,7 @@ def binary_cross_entropy(
     prob_eps=None,
     prob_domain="nan",
     sample_axis=None,
+    clip_tie="pass",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -111,6 +112,7 @@ def binary_cross_entropy_grad(
     prob_eps=None,
     prob_domain="nan",
     sample_axis=None,
+    clip_tie="pass",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -132,7 +134,7 @@ def binary_cross_entropy_grad(
         )
         d_y = (1.0 - label_smoothing) * (log_1mp - log_p)
     if bounds is not None:
-        d_p = clip_grad(p, *bounds, d_p)
+        d_p = clip_grad(p, *bounds, d_p, clip_tie)
     g = reduce_grad(np.shape(d_p), reduction=reduction, sample_axis=sample_axis)
     return {"input": chain(g, _weighted(d_p, weight)), "target": chain(g, _weighted(d_y, weight))}
 
@@ -442,7 +444,7 @@ def softmax_cross_entropy_soft_grad(
     }
 
 
-def _predicted(p, prob_eps, renormalize, dtype, trace):
+def _predicted(p, prob_eps, renormalize, dtype, trace, clip_tie="pass"):
     """Predicted probabilities after the binding's renormalization and clip, in its order, and
     the pullback of that chain (a gradient in its output -> the gradient in ``p``)."""
     pullbacks = []
@@ -450,7 +452,7 @@ def _predicted(p, prob_eps, renormalize, dtype, trace):
         for step in ("before_clip", "clip", "after_clip"):
             if step == "clip" and prob_eps is not None:
                 bounds = clip_bounds(prob_eps, dtype)
-                pullbacks.append(functools.partial(clip_grad, p, *bounds))
+                pullbacks.append(functools.partial(clip_grad, p, *bounds, tie=clip_tie))
                 p = trace("clip", np.clip(p, *bounds), f"clipped into [eps, 1-eps], eps={prob_eps}")
             elif step != "clip" and step == renormalize:
                 pullbacks.append(functools.partial(normalize_grad, p))
@@ -472,6 +474,7 @@ def categorical_cross_entropy(
     reduction="mean",
     prob_eps=None,
     renormalize=None,
+    clip_tie="pass",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -491,6 +494,7 @@ def categorical_cross_entropy_grad(
     reduction="mean",
     prob_eps=None,
     renormalize=None,
+    clip_tie="pass",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -501,7 +505,7 @@ def categorical_cross_entropy_grad(
     """
     p = np.asarray(input, np.float64)
     y = _smooth(np.asarray(target, np.float64), label_smoothing, p.shape[-1], "C", NO_TRACE)
-    q, pullback = _predicted(p, prob_eps, renormalize, dtype, NO_TRACE)
+    q, pullback = _predicted(p, prob_eps, renormalize, dtype, NO_TRACE, clip_tie)
     with np.errstate(divide="ignore", invalid="ignore"):
         d_y = -(1.0 - label_smoothing) * np.log(q)
         d_p = pullback(-over(y, q))
@@ -517,6 +521,7 @@ def sparse_categorical_cross_entropy(
     reduction="mean",
     prob_eps=None,
     renormalize=None,
+    clip_tie="pass",
     zero_division="nan",
     invalid_label="nan",
     dtype=np.float32,
@@ -540,6 +545,7 @@ def sparse_categorical_cross_entropy_grad(
     reduction="mean",
     prob_eps=None,
     renormalize=None,
+    clip_tie="pass",
     zero_division="nan",
     invalid_label="nan",
     dtype=np.float32,
@@ -547,7 +553,7 @@ def sparse_categorical_cross_entropy_grad(
 ):
     """d/dp of :func:`sparse_categorical_cross_entropy`, ``(..., C)``: -onehot(y) / p, pulled
     back through the clip and the renormalization, times the reduction's cotangent."""
-    q, pullback = _predicted(np.asarray(input, np.float64), prob_eps, renormalize, dtype, NO_TRACE)
+    q, pullback = _predicted(np.asarray(input, np.float64), prob_eps, renormalize, dtype, NO_TRACE, clip_tie)
     a, g = _indexed_grad(
         q.shape[-1], target, None, ignore_index, 0.0, reduction, "elements", zero_division, invalid_label
     )
@@ -690,6 +696,7 @@ def categorical_cross_entropy_error(
     reduction="mean",
     prob_eps=None,
     renormalize=None,
+    clip_tie="pass",
     dtype=np.float32,
     trace=NO_TRACE,
     stages=(),
@@ -710,6 +717,7 @@ def sparse_categorical_cross_entropy_error(
     reduction="mean",
     prob_eps=None,
     renormalize=None,
+    clip_tie="pass",
     zero_division="nan",
     invalid_label="nan",
     dtype=np.float32,

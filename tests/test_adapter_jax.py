@@ -121,3 +121,13 @@ def test_literal_keeps_empty_shapes():
     b = binding("optax.losses.softmax_cross_entropy_with_integer_labels")
     case = _case("softmax_cross_entropy", np.zeros((0, 3)), np.zeros((0,), np.int64), reduction="none")
     assert call(b, case, "float32").shape == (0,)
+
+
+def test_jnp_clip_splits_the_slope_at_a_bound():
+    """The fact behind the clip_tie="split" convention of Keras on JAX: jnp.clip's gradient is
+    1/2 at each bound, 1 inside, 0 outside (torch.clamp and tf.clip_by_value give 1 at a bound)."""
+    import jax
+    import jax.numpy as jnp
+
+    slope = jax.grad(lambda x: jnp.clip(x, 0.25, 1.0).sum())(jnp.array([1.0, 0.5, 0.25, 0.0, 2.0]))
+    np.testing.assert_array_equal(np.asarray(slope), [0.5, 1.0, 0.5, 0.0, 0.0])

@@ -407,6 +407,23 @@ def test_log_clamp_passes_the_gradient_at_equality_only():
     np.testing.assert_array_equal(g["target"], [np.log1p(-tiny) - at, np.log1p(-3e-40) - at, at])
 
 
+def test_clip_tie_split_passes_half_the_slope_at_a_bound_only():
+    """clip_tie="split" (jnp.clip): at p exactly 1 - eps, which is 1 in float16, half of -y/p
+    reaches p; strictly inside, the whole slope; strictly outside, none."""
+    from lossparity.reference import crossentropy as ce
+
+    p, y = np.array([[0.25, 0.75], [1.0, 0.0]]), np.array([[0.0, 1.0], [1.0, 0.0]])
+    kw = dict(reduction="sum", prob_eps=1e-7, dtype=np.float16)
+    whole = ce.categorical_cross_entropy_grad(p, y, **kw)["input"]
+    split = ce.categorical_cross_entropy_grad(p, y, **kw, clip_tie="split")["input"]
+    assert split[1, 0] == 0.5 * whole[1, 0] == -0.5  # on the bound 1 (1 - 1e-7 rounds to 1)
+    assert split[1, 1] == whole[1, 1] == 0.0  # 0 is below eps: outside, no slope either way
+    np.testing.assert_array_equal(split[0], whole[0])  # inside: untouched
+    # in float32 the upper bound is 0.99999988: p = 1 is outside, and the tie never arises
+    f32 = dict(kw, dtype=np.float32)
+    assert ce.categorical_cross_entropy_grad(p, y, **f32, clip_tie="split")["input"][1, 0] == 0.0
+
+
 def test_zero_coefficients_take_the_limit_and_infinite_logs_stay_infinite():
     # xlogy(y, p): slope y/p in p is 0 where y = 0, even at p = 0; slope log p in y is -inf there.
     g = grad("categorical_cross_entropy", [[0.0, 1.0]], [[0.0, 1.0]], reduction="none")

@@ -245,7 +245,7 @@ SPECS: list[Spec] = [
     Spec("binary_cross_entropy", "BCE on probabilities: -[y log p + (1-y) log(1-p)]",
          ce.binary_cross_entropy,
          {"weight": None, "label_smoothing": 0.0, "reduction": "mean"},
-         ("log_min", "prob_eps", "prob_domain", "sample_axis"),
+         ("log_min", "prob_eps", "prob_domain", "sample_axis", "clip_tie"),
          binary(logits=False), BINARY_CROSS_ENTROPY, classes=False,
          gradient=ce.binary_cross_entropy_grad),
     Spec("binary_cross_entropy_with_logits", "BCE on logits: BCE of sigmoid(x), with pos_weight",
@@ -271,14 +271,14 @@ SPECS: list[Spec] = [
     Spec("categorical_cross_entropy", "cross-entropy of predicted probabilities against probability targets",
          ce.categorical_cross_entropy,
          {"label_smoothing": 0.0, "reduction": "mean"},
-         ("prob_eps", "renormalize"),
+         ("prob_eps", "renormalize", "clip_tie"),
          soft_targets(probs_input=True, weights=False), CATEGORICAL_CROSS_ENTROPY,
          gradient=ce.categorical_cross_entropy_grad,
          error_model=ce.categorical_cross_entropy_error, stages=ce.PROBABILITY_STAGES),
     Spec("sparse_categorical_cross_entropy", "cross-entropy of predicted probabilities against class indices",
          ce.sparse_categorical_cross_entropy,
          {"ignore_index": None, "reduction": "mean"},
-         ("prob_eps", "renormalize", "zero_division", "invalid_label"),
+         ("prob_eps", "renormalize", "zero_division", "invalid_label", "clip_tie"),
          class_index(probs=True, smoothing=False, weights=False), SPARSE_CATEGORICAL_CROSS_ENTROPY,
          target="index", gradient=ce.sparse_categorical_cross_entropy_grad,
          error_model=ce.sparse_categorical_cross_entropy_error, stages=ce.PROBABILITY_STAGES),
@@ -316,9 +316,11 @@ _IGNORE = {"ignore_index": "ignore_class"}
 # zeros) and, on probabilities, divides by the sum *before* the clip; the torch backend hands
 # logits to torch's cross_entropy and clipped log-probabilities to nll_loss (renormalized before
 # the clip too), which raise IndexError for a label out of range (and ignore -100, their default).
+# Keras' JAX backend clips with jnp.clip, which passes half the slope at a bound (clip_tie).
+_JNP_CLIP = {"jax": {"clip_tie": "split"}}
 _SPARSE_LOGITS = {"jax": {"invalid_label": "zeros"}, "torch": {"invalid_label": "IndexError"}}
 _SPARSE_PROBS = {
-    "jax": {"invalid_label": "zeros", "renormalize": "before_clip"},
+    "jax": {"invalid_label": "zeros", "renormalize": "before_clip", "clip_tie": "split"},
     "torch": {"invalid_label": "IndexError", "renormalize": "before_clip"},
 }
 
@@ -389,12 +391,13 @@ BINDINGS: list[Binding] = [
                conventions={"invalid_label": "wrap_negative"}, stages=("logsumexp",)),
     # -- keras --
     *keras_pair("BinaryCrossentropy", "binary_crossentropy", "binary_cross_entropy", "from_logits=False",
-                params=_SMOOTH, conventions={"prob_eps": KERAS_EPS, "sample_axis": "mean"}),
+                params=_SMOOTH, conventions={"prob_eps": KERAS_EPS, "sample_axis": "mean"}, backends=_JNP_CLIP),
     *keras_pair("BinaryCrossentropy", "binary_crossentropy", "binary_cross_entropy_with_logits", "from_logits=True",
                 params=_SMOOTH, conventions={"sample_axis": "mean"}),
     *keras_pair("CategoricalCrossentropy", "categorical_crossentropy", "categorical_cross_entropy",
                 "from_logits=False", params=_SMOOTH,
-                conventions={"prob_eps": KERAS_EPS, "renormalize": "before_clip"}, stages=_KERAS_PROBS),
+                conventions={"prob_eps": KERAS_EPS, "renormalize": "before_clip"}, stages=_KERAS_PROBS,
+                backends=_JNP_CLIP),
     *keras_pair("CategoricalCrossentropy", "categorical_crossentropy", "softmax_cross_entropy_soft",
                 "from_logits=True", params=_SMOOTH, stages=_LOG_SOFTMAX),
     *keras_pair("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
