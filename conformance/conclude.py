@@ -29,11 +29,13 @@ class _Tally:
         self.explained: Counter = Counter()  # entry id -> results it helped make known
         self.partly: Counter = Counter()  # entry id -> results it explained only some parts of
         self.ran: set[tuple] = set()
+        self.rounded = 0  # conforming results with a part within its rounding model
 
     def add(self, r: dict) -> None:
         from lossparity.conformance.known import known_ids, partly_known_ids
 
         self.counts[r["verdict"]] += 1
+        self.rounded += rounded(r)
         if r["verdict"] not in SILENT:
             self.findings[r["spec"], r["binding"], finding_label(r)] += 1
         self.explained.update(set(known_ids(r)))
@@ -55,6 +57,7 @@ class _Tally:
         return {
             "kind": "summary",
             "counts": dict(self.counts),
+            "rounding": self.rounded,
             "divergences": dict(
                 Counter(d["status"] for d in divergences)
                 + Counter(_explained_by(d) for d in divergences if d["status"] == "explained")
@@ -140,5 +143,14 @@ def conclude_file(path: Path, known: list | None = None) -> tuple[list[dict], di
 
 
 def _explained_by(divergence: dict) -> str:
-    """by_conventions: the conventions close the whole gap; by_known: a registered deviation does."""
-    return "by_conventions" if (divergence["attribution"] or {}).get("status") == "explained" else "by_known"
+    """by_conventions: the conventions close the whole gap; by_rounding: both sides conform to
+    one prediction (``divergence.rounding_reason``); by_known: a registered deviation does."""
+    if (divergence["attribution"] or {}).get("status") == "explained":
+        return "by_conventions"
+    return "by_rounding" if divergence.get("rounding") else "by_known"
+
+
+def rounded(r: dict) -> bool:
+    """Whether a conforming result holds a part within its rounding model, not the tolerance."""
+    parts = [r.get("errors")] + [g.get("errors") for g in (r.get("gradients") or {}).values()]
+    return r["verdict"] == "conform" and any(isinstance(e, dict) and e.get("rounding") for e in parts)

@@ -179,7 +179,8 @@ def _mode_divergences(results: list[dict], pairs: dict) -> list[dict]:
             ):
                 continue
             known = _known(ra, rb)
-            status = "explained" if known else "unexplained"
+            rounding = ra["verdict"] == rb["verdict"] == "conform"
+            status = "explained" if known or rounding else "unexplained"
             pair[status] += 1
             xa, xb = pa[0], pb[0]
             out.append(
@@ -212,11 +213,14 @@ def _mode_divergences(results: list[dict], pairs: dict) -> list[dict]:
                     "status": status,
                     "attribution": None,
                     "known": known,
+                    **({"rounding": True} if rounding and not known else {}),
                     "reason": (
                         f"{binding} gives different results in {ra['mode']} and {rb['mode']} mode: "
                         + (
                             "explained by the known deviation(s) " + ", ".join(known)
                             if known
+                            else rounding_reason(ra["mode"], rb["mode"], ra, rb)
+                            if rounding
                             else "the same documented call, so one mode departs from it"
                         )
                     ),
@@ -259,13 +263,16 @@ def _divergence(specs, spec, a, b, ra, rb, xa, xb, dtype, mode, device, tol, pre
             dtype,
             ignore=("class_axis", "time_major"),
         )
-        explained = attribution["status"] == "explained" or bool(known)
+        rounding = attribution["status"] == "same" and ra["verdict"] == rb["verdict"] == "conform"
+        explained = attribution["status"] == "explained" or bool(known) or rounding
         record.update(
             status="explained" if explained else "unexplained",
             attribution=attribution,
             known=known,
-            reason=reason(a.id, b.id, attribution, known),
+            reason=rounding_reason(a.id, b.id, ra, rb) if rounding else reason(a.id, b.id, attribution, known),
         )
+        if rounding:
+            record["rounding"] = True
     else:
         deviating = [r for r in (ra, rb) if r["verdict"] not in CONFORMING]
         record.update(
@@ -284,6 +291,26 @@ def _known(ra: dict, rb: dict) -> list[str]:
     """The known deviations that explain either side, each once (a side may need several: one
     per failing part)."""
     return list(dict.fromkeys(i for r in (ra, rb) for i in known_ids(r)))
+
+
+def _roundings(record: Mapping) -> list[str]:
+    """What a conforming result's parts say of their rounding model (``errors["rounding"]``)."""
+    parts = [("value", record.get("errors"))] + [
+        (f"d/d {k}", g.get("errors")) for k, g in sorted((record.get("gradients") or {}).items())
+    ]
+    return [f"{name} {e['rounding']['summary']}" for name, e in parts if isinstance(e, Mapping) and e.get("rounding")]
+
+
+def rounding_reason(a_id: str, b_id: str, ra: Mapping, rb: Mapping) -> str:
+    """Why two results that conform to the same prediction differ: each is within its own
+    tolerance of it (or its rounding model's bound, ``runner.within_rounding``), and their
+    difference is at most the sum of those two allowances: two roundings, not a departure."""
+    models = [f"{side}: " + "; ".join(r) for side, r in ((a_id, _roundings(ra)), (b_id, _roundings(rb))) if r]
+    return (
+        "explained by rounding: both conform to the same prediction, each within its own allowance "
+        "(tolerance or rounding model), and differ by no more than the two allowances"
+        + (" (" + "; ".join(models) + ")" if models else "")
+    )
 
 
 def _knob_words(knob: Mapping, a_id: str, b_id: str) -> str:

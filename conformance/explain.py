@@ -28,7 +28,7 @@ from lossparity.conformance.attribution import LOSS, attribute, knobs
 from lossparity.conformance.divergence import reason
 from lossparity.conformance.known import KnownDeviation, load_known, match
 from lossparity.conformance.registry import adapter_for, all_bindings
-from lossparity.conformance.runner import expect, verdict
+from lossparity.conformance.runner import expect, rounding_scales, verdict
 from lossparity.conformance.specs import PARAMETERS, SPECS
 from lossparity.core.dtypes import DTYPES, tolerance
 from lossparity.core.model import ARRAY_PARAMS, Binding, Case, CaseError, Spec, canonical_layout, framework_layout
@@ -336,7 +336,17 @@ def _show(side: Side, dtype: str, grad: bool, mode: str, known: list[KnownDeviat
         actual = {"value": encode_array(outcome.value), "dtype": outcome.dtype}
     else:
         actual = {"error": outcome.error_type, "message": outcome.error_message}
-    result, errors = verdict(expected, expected_rec, outcome, tolerance(spec.name, result_dtype), result_dtype)
+    result, errors = verdict(
+        expected,
+        expected_rec,
+        outcome,
+        tolerance(spec.name, result_dtype),
+        result_dtype,
+        model=(lambda: (rounding_scales(binding, spec, case, side.params, dtype) or {}).get("value"))
+        if binding.stages
+        else None,
+        stages=binding.stages,
+    )
     record = {
         "binding": binding.id,
         "spec": spec.name,
@@ -497,6 +507,12 @@ def _departures(shown: list[dict], *, pair: bool) -> list[str]:
     registered known deviation that explains it, if one does (``pair``: two bindings compared)."""
     lines = []
     for s in shown:
+        rounding = (s.get("errors") or {}).get("rounding") if s["verdict"] == "conform" else None
+        if rounding:
+            lines.append(
+                f"{s['binding']} is off the exact loss by more than one rounding, but within the bound of "
+                f"the computation it declares: {rounding['summary']}."
+            )
         if s["verdict"] not in ("conform", ORACLE):
             lines.append(
                 f"{s['binding']} does not do what its own documentation says on this case "

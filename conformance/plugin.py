@@ -159,6 +159,7 @@ def _finished(config) -> set[tuple]:
 def run_meta(selection, command: str) -> dict:
     """The meta line of a run of this selection in this environment."""
     from lossparity.conformance.registry import adapter_modules
+    from lossparity.core.records import SCHEMA_VERSION
 
     versions = {"lossparity": __version__, "numpy": __import__("numpy").__version__}
     for name, module in adapter_modules().items():
@@ -166,7 +167,7 @@ def run_meta(selection, command: str) -> dict:
             versions.update(module.ADAPTER.versions())
     return {
         "kind": "meta",
-        "schema": 1,
+        "schema": SCHEMA_VERSION,
         "lossparity": __version__,
         "versions": versions,
         "python": platform.python_version(),
@@ -256,10 +257,12 @@ class Recorder:
         from lossparity.core.verdicts import VERDICTS
 
         tr.write_line("verdicts:    " + "  ".join(f"{v} {s['counts'].get(v, 0)}" for v in VERDICTS))
+        if s.get("rounding"):
+            tr.write_line(f"             ({s['rounding']} of the conforming within their declared rounding model)")
         d = s["divergences"]
         tr.write_line(
             f"divergences: {d.get('explained', 0)} explained ({d.get('by_conventions', 0)} by "
-            f"conventions, {d.get('by_known', 0)} by known deviations), "
+            f"conventions, {d.get('by_rounding', 0)} by rounding, {d.get('by_known', 0)} by known deviations), "
             f"{d.get('unexplained', 0)} unexplained"
         )
         findings = self.findings

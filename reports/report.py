@@ -209,6 +209,7 @@ class ReportData:
             "verdicts": [(v, counts.get(v, 0)) for v in VERDICTS]
             + [(v, n) for v, n in sorted(counts.items()) if v not in VERDICTS],
             "total": sum(counts.values()),
+            "rounding": (summary or {}).get("rounding", 0),
             "summary_mismatch": _summary_mismatch(summary, counts),
             "div_counts": {
                 "explained": self.div_counts.get("explained", 0),

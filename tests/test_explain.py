@@ -104,6 +104,22 @@ def test_same_spec_across_frameworks_parts_at_keras_clip():
     assert e["attribution"]["conventions"] == ["prob_eps"]
 
 
+def test_a_rounded_result_is_explained_by_its_declared_computation():
+    pytest.importorskip("optax")
+    e = explain(
+        ["optax.losses.softmax_cross_entropy_with_integer_labels"],
+        {"input": np.array([[8.0, 0.0, -1.0]]), "target": np.array([0])},
+        {},
+        dtype="bfloat16",
+    )
+    (side,) = e["bindings"]
+    assert side["verdict"] == "conform" and side["errors"]["rounding"]["stages"] == ["logsumexp"]
+    assert any(
+        "within the bound of the computation it declares: consistent with computing logsumexp" in line
+        for line in e["summary"]
+    )
+
+
 def test_class_axis_of_a_batched_spatial_input_is_a_knob():
     # (1, 2, 2): torch reads dim 1 as the classes, optax the last axis.
     e = explain(
@@ -184,13 +200,17 @@ def _result(binding, value, verdict="conform"):
     }
 
 
-def test_a_divergence_no_convention_explains_is_unexplained():
+def test_two_conforming_results_of_one_prediction_differ_by_rounding():
+    """No convention separates a from b here (their predictions agree): results that both
+    conform are each within their own allowance of it, so their difference is two roundings,
+    explained as such; one that deviates departs from its own documentation: unexplained."""
     a = Binding("a.loss", BCE.name, "test", "", params={"reduction": "reduction"})
     b = Binding("b.loss", BCE.name, "test", "", params={"reduction": "reduction"}, conventions={"log_min": -100.0})
     bindings = {x.key: x for x in (a, b)}
     divergences, agreement = find_divergences([_result(a, 0.8), _result(b, 0.9)], bindings, SPECS)
     (d,) = divergences
-    assert d["status"] == "unexplained" and d["attribution"]["status"] == "same"
+    assert d["status"] == "explained" and d["attribution"]["status"] == "same"
+    assert d["reason"].startswith("explained by rounding: both conform to the same prediction")
     assert agreement == [
         {
             "kind": "agreement",
@@ -198,12 +218,24 @@ def test_a_divergence_no_convention_explains_is_unexplained():
             "a": "a.loss",
             "b": "b.loss",
             "compared": 1,
-            "explained": 0,
-            "unexplained": 1,
+            "explained": 1,
+            "unexplained": 0,
         }
     ]
-    divergences, _ = find_divergences([_result(a, 0.8, "deviate"), _result(b, 0.9)], bindings, SPECS)
+    divergences, agreement = find_divergences([_result(a, 0.8, "deviate"), _result(b, 0.9)], bindings, SPECS)
+    assert divergences[0]["status"] == "unexplained"
     assert divergences[0]["reason"].startswith("a.loss departs from its own documented behaviour")
+    assert agreement[0]["unexplained"] == 1
+
+
+def test_a_rounding_model_is_named_in_the_divergence_it_explains():
+    a = Binding("a.loss", BCE.name, "test", "", params={"reduction": "reduction"})
+    b = Binding("b.loss", BCE.name, "test", "", params={"reduction": "reduction"})
+    rounded = _result(a, 0.8)
+    summary = "consistent with computing log in bfloat16: the largest error, 0.1, is 0.5 of its bound 0.2"
+    rounded["errors"] = {"rounding": {"summary": summary}}
+    (d,), _ = find_divergences([rounded, _result(b, 0.9)], {x.key: x for x in (a, b)}, SPECS)
+    assert d["status"] == "explained" and f"a.loss: value {summary}" in d["reason"]
 
 
 # -- bad input: one line, exit code 2 -------------------------------------------------------------

@@ -389,7 +389,7 @@ OTHER_JSON = {
     "wrong-typed fields": {**RECORDS[1], "spec": 1, "case_id": None, "verdict": "great", "inputs": []},
     "a result missing its verdict": {k: v for k, v in RECORDS[1].items() if k != "verdict"},
     "meta with a string seed": {**META, "seed": "0"},
-    "meta of another schema version": {**META, "schema": 2},
+    "meta of another schema version": {**META, "schema": 3},
     "package.json": {
         "name": "lossparity",
         "version": "1.0.0",

@@ -164,3 +164,58 @@ def test_framework_arrays_are_c_contiguous_and_keep_their_rank():
     assert arrays["input"].shape == (3,) and arrays["target"].shape == ()  # a 0-d target stays 0-d
     moved = adapter_for("torch").framework_arrays(b, spatial, "float32")
     assert moved["input"].shape == (2, 4, 3) and moved["input"].flags.c_contiguous
+
+
+def test_a_confident_bfloat16_loss_rounded_to_zero_conforms_to_its_rounding_model():
+    """optax's integer-label cross-entropy is logsumexp(x) - x[y] in the logits' dtype: in
+    bfloat16, 8 + log(1 + e^-8 + e^-9) rounds to 8, so a loss of 4.6e-4 comes out 0, past the
+    tolerance but within the logsumexp model's bound (reference/rounding.py); the record says so."""
+    r = run(
+        "optax.losses.softmax_cross_entropy_with_integer_labels",
+        "softmax_cross_entropy",
+        case("softmax_cross_entropy", [[8.0, 0.0, -1.0]], [0], np.int64, reduction="none"),
+        "bfloat16",
+    )
+    assert decode_array(r["actual"]["value"])[0] == 0.0 and decode_array(r["expected"]["value"])[0] > 4e-4
+    assert r["value_verdict"] == "conform" and not r["errors"]["ok"]  # outside the tolerance, inside the model
+    summary = r["errors"]["rounding"]["summary"]
+    assert summary.startswith("consistent with computing logsumexp in bfloat16: the largest error, 0.000")
+    # the same call in float32 is held to the tolerance and meets it
+    r32 = run(
+        "optax.losses.softmax_cross_entropy_with_integer_labels",
+        "softmax_cross_entropy",
+        case("softmax_cross_entropy", [[8.0, 0.0, -1.0]], [0], np.int64, reduction="none"),
+        "float32",
+    )
+    assert r32["verdict"] == "conform" and r32["errors"]["ok"] and "rounding" not in r32["errors"]
+
+
+def test_a_rounded_result_is_a_valid_schema_2_line(tmp_path):
+    from lossparity.core.records import SCHEMA_VERSION, json_line, read_records
+
+    r = run(
+        "optax.losses.softmax_cross_entropy_with_integer_labels",
+        "softmax_cross_entropy",
+        case("softmax_cross_entropy", [[8.0, 0.0, -1.0]], [0], np.int64, reduction="none"),
+        "bfloat16",
+    )
+    meta = {
+        "kind": "meta",
+        "schema": SCHEMA_VERSION,
+        "lossparity": "0.1.0",
+        "versions": {},
+        "python": "3.11",
+        "platform": "Linux",
+        "device": "cpu",
+        "seed": 0,
+        "command": "test",
+        "started": "2026-12-06T00:00:00",
+    }
+    path = tmp_path / "results.jsonl"
+    path.write_text(json_line(meta) + "\n" + json_line(r) + "\n")
+    (_, back) = read_records(path)
+    assert SCHEMA_VERSION == 2 and back["errors"]["rounding"]["stages"] == ["logsumexp"]
+    broken = {**r, "errors": {**r["errors"], "rounding": {"summary": "no figures"}}}
+    path.write_text(json_line(meta) + "\n" + json_line(broken) + "\n")
+    with pytest.raises(ValueError, match="rounding"):
+        read_records(path)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 
 
@@ -235,7 +235,7 @@ def read_records(path: Path, *, validate: bool = True) -> list[dict]:
 #: The kinds of results-file line, each a definition of the schema.
 LINE_KINDS = ("meta", "result", "divergence", "agreement", "summary")
 #: The line kinds whose validity the skeleton decides (see ``_skeleton``); the others (a few
-#: lines a file) are always validated, as the meta line's ``"schema": {"const": 1}`` needs.
+#: lines a file) are always validated, as the meta line's ``"schema": {"enum": [1, 2]}`` needs.
 _SKELETON_KINDS = ("result", "divergence", "agreement")
 #: Skeletons of lines found valid, per kind; bounded, as a file's lines share a few shapes.
 _VALID: dict[str, set] = {}
