@@ -15,6 +15,7 @@ its schema is ``$defs/explanation`` in ``lossparity/core/results.schema.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,11 +29,12 @@ from lossparity.conformance.attribution import LOSS, attribute, knobs
 from lossparity.conformance.divergence import reason
 from lossparity.conformance.known import KnownDeviation, load_known, match
 from lossparity.conformance.registry import adapter_for, all_bindings
-from lossparity.conformance.runner import expect, rounding_scales, verdict
+from lossparity.conformance.runner import expect, expect_gradients, gradient_verdicts, rounding_scales, verdict
 from lossparity.conformance.specs import PARAMETERS, SPECS
 from lossparity.core.dtypes import DTYPES, tolerance
 from lossparity.core.model import ARRAY_PARAMS, Binding, Case, CaseError, Spec, canonical_layout, framework_layout
 from lossparity.core.records import encode_array
+from lossparity.core.verdicts import RANK
 from lossparity.reference.errors import OracleError
 from lossparity.reference.trace import Trace
 
@@ -287,7 +289,29 @@ def build_case(spec: Spec, raw: Mapping[str, np.ndarray], params: Mapping[str, A
                 raise CaseError(f"{name} holds one number per class: shape {x.shape[-1:]}, got {w.shape}")
             if not _broadcasts(w.shape, x.shape) or np.broadcast_shapes(w.shape, x.shape) != x.shape:
                 raise CaseError(f"{name} of shape {w.shape} does not broadcast to the input's {x.shape}")
-    return Case(spec.name, "explain", {"table": "command line"}, canonical, dict(params))
+    return _as_suite_case(spec, Case(spec.name, "explain", {"table": "command line"}, canonical, dict(params)))
+
+
+def _same_case(a: Case, b: Case) -> bool:
+    same_arrays = a.arrays.keys() == b.arrays.keys() and all(
+        np.shape(a.arrays[k]) == np.shape(b.arrays[k]) and np.array_equal(a.arrays[k], b.arrays[k], equal_nan=True)
+        for k in a.arrays
+    )
+    same_params = a.params.keys() == b.params.keys() and all(
+        np.array_equal(a.params[k], b.params[k]) if isinstance(a.params[k], np.ndarray) else a.params[k] == b.params[k]
+        for k in a.params
+    )
+    return same_arrays and same_params
+
+
+def _as_suite_case(spec: Spec, case: Case) -> Case:
+    """The case given on the command line, under the id of the suite's edge row with the same
+    arrays and parameters if there is one (``edge-saturated-gamma-zero``), so that a known
+    deviation placed on that row matches here as it does in a run; else ``explain``."""
+    for edge in spec.edges:
+        if isinstance(edge, Case) and _same_case(edge, case):
+            return dataclasses.replace(case, id=edge.id, origin=dict(edge.origin))
+    return case
 
 
 def _broadcasts(a: tuple, b: tuple) -> bool:
@@ -360,7 +384,15 @@ def _show(side: Side, dtype: str, grad: bool, mode: str, known: list[KnownDeviat
         "errors": errors,
         "computes_in": result_dtype,
     }
-    found = match(record, known) if result != "conform" else None  # the value: explain has no oracle gradient
+    if grad and expected is not None and outcome.grads:
+        # the gradient is judged as a run judges it: against the oracle's, with the rounding model
+        expected_grads = expect_gradients(spec, case, side.params, binding.conventions, result_dtype, given=dtype)
+        model = (lambda: rounding_scales(binding, spec, case, side.params, dtype)) if binding.stages else None
+        record["gradients"] = gradient_verdicts(
+            binding, spec, dtype, {"input": outcome.grads["input"]}, expected_grads, model=model
+        )
+        record["verdict"] = result = max([result, record["gradients"]["input"]["verdict"]], key=RANK.__getitem__)
+    found = match(record, known) if result != "conform" else None
     known_entry = found.entries[0] if found is not None and found.complete else None
     reading = trace.stages[0].note if trace.stages else ""
     if binding.conventions.get("class_axis") == 1 and np.ndim(case.arrays["input"]) >= 2:
@@ -374,6 +406,9 @@ def _show(side: Side, dtype: str, grad: bool, mode: str, known: list[KnownDeviat
             gradient = {"value": encode_array(g)}
         else:
             gradient = {"error": got}
+        judged = (record.get("gradients") or {}).get("input")
+        if judged:  # the oracle's gradient and the verdict on the framework's (canonical layout)
+            gradient.update(verdict=judged["verdict"], errors=judged.get("errors"), expected=judged["expected"])
     return {
         "binding": binding.id,
         "framework": binding.framework,
@@ -385,8 +420,10 @@ def _show(side: Side, dtype: str, grad: bool, mode: str, known: list[KnownDeviat
         "expected": expected_rec,
         "actual": actual,
         "verdict": result,
+        "value_verdict": record["value_verdict"],
         "errors": errors,
         "known": known_entry.as_dict() if known_entry else None,
+        "known_ids": [k.id for k in found.entries] if found is not None and found.complete else [],
         "gradient": gradient,
         "stages": [{"name": s.name, "note": s.note, "value": encode_array(s.value)} for s in trace.stages],
         "reproducer": adapter.reproducer(binding, case, dtype, mode=mode, wrt=wrt),
@@ -422,6 +459,7 @@ def _show_oracle(side: Side, dtype: str, trace: Trace, expected: dict) -> dict:
         "verdict": ORACLE,
         "errors": None,
         "known": None,
+        "known_ids": [],
         "gradient": None,
         "stages": [{"name": s.name, "note": s.note, "value": encode_array(s.value)} for s in trace.stages],
         "reproducer": snippet,
@@ -518,7 +556,7 @@ def _departures(shown: list[dict], *, pair: bool) -> list[str]:
                 f"{s['binding']} does not do what its own documentation says on this case "
                 f"({s['verdict']})"
                 + (": that part of the difference is its own deviation, not a convention." if pair else ".")
-                + (f" {s['errors']['summary'].splitlines()[0].rstrip('.')}." if s.get("errors") else "")
+                + _what_fails(s)
                 + (
                     f" It is a registered known deviation, {s['known']['id']}: {s['known']['explanation']} "
                     f"({s['known']['link'] or s['known'].get('reproducer', '')})"
@@ -527,6 +565,15 @@ def _departures(shown: list[dict], *, pair: bool) -> list[str]:
                 )
             )
     return lines
+
+
+def _what_fails(side: Mapping) -> str:
+    """The first line of the error figures of what fails: the value, else the gradient."""
+    g = side.get("gradient") or {}
+    if side.get("value_verdict", side["verdict"]) == "conform" and g.get("verdict") not in (None, "conform"):
+        summary = (g.get("errors") or {}).get("summary", "")
+        return f" Its gradient does: {summary.splitlines()[0].rstrip('.')}." if summary else " Its gradient does."
+    return f" {side['errors']['summary'].splitlines()[0].rstrip('.')}." if side.get("errors") else ""
 
 
 def _jsonable(v):

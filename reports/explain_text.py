@@ -56,12 +56,13 @@ def format_explanation(e: Mapping) -> str:
         if s["framework"] != "oracle":
             dtype = f"  ({actual['dtype']})" if actual.get("dtype") else ""
             out.append(f"   value     {_outcome(actual, actual.get('dtype'))}{dtype}".replace("\n", "\n" + " " * 13))
-        verdict = f"   -> {s['verdict']}" if s["framework"] != "oracle" else ""
+        verdict = f"   -> {s.get('value_verdict', s['verdict'])}" if s["framework"] != "oracle" else ""
         out.append(f"   oracle    {_outcome(s['expected'])}{verdict}".replace("\n", "\n" + " " * 13))
         if s.get("gradient"):
             g = s["gradient"]
             text = format_array(g["value"]) if "value" in g else f"none: {g['error']}"
-            out.append("   gradient  " + text.replace("\n", "\n" + " " * 13) + "   (d sum(loss) / d input)")
+            judged = f"   -> {g['verdict']}" if g.get("verdict") else ""
+            out.append("   gradient  " + text.replace("\n", "\n" + " " * 13) + f"   (d sum(loss) / d input){judged}")
         if s["conventions"]:
             out.append("   conventions  " + ", ".join(f"{k}={v!r}" for k, v in s["conventions"].items()))
     out += ["", "In plain words"]

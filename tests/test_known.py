@@ -464,8 +464,30 @@ def test_a_reproducer_runs_and_shows_its_deviation(registry):
     (shown,) = json.loads(subprocess.run([*argv, "--json"], capture_output=True, text=True, check=True).stdout)[
         "bindings"
     ]
-    assert shown["verdict"] == "deviate" and shown["known"]["id"] == k.id
+    # the value comes back float64; with --grad, jax.grad raises: two parts, two entries
+    assert shown["value_verdict"] == "deviate" and shown["verdict"] == "error_mismatch"
+    assert shown["known_ids"] == [k.id, "optax-multiclass-sparsemax-x64-float32-f32-error-typeerror"]
     assert shown["errors"]["summary"].startswith("Returned float64 where float32 was due.")
+    assert shown["gradient"]["verdict"] == "error_mismatch" and shown["gradient"]["error"].startswith("TypeError")
+
+
+def _entries_with_reproducers():
+    return [pytest.param(k, id=k.id) for k in load_known(KNOWN_PATH) if k.reproducer]
+
+
+@pytest.mark.parametrize("entry", _entries_with_reproducers())
+def test_every_reproducer_makes_explain_name_its_entry(entry, capsys):
+    """An entry without an upstream report is proven by its reproducer: run as written (in
+    process, --json added), explain judges the value (and the gradient with --grad) as a run
+    does, on the suite's case of the same arrays and parameters, and names this entry."""
+    from lossparity.cli import main
+
+    argv = shlex.split(entry.reproducer)[1:]
+    assert main([*argv, "--json"]) in (0, 1)
+    shown = json.loads(capsys.readouterr().out)["bindings"]
+    assert any(entry.id in side["known_ids"] for side in shown), [
+        (s["binding"], s["verdict"], s["known_ids"]) for s in shown
+    ]
 
 
 def test_the_registry_is_the_default(registry):
