@@ -543,15 +543,17 @@ def categorical_generalized_cross_entropy_grad(
 ):
     """d/dp of :func:`categorical_generalized_cross_entropy`, ``(..., C)``: -p_y^(q-1) at the
     target class (written -(q p_y^(q-1)) / q as autodiff does: NaN at q = 0, -1 at q = 1
-    whatever p_y), 0 elsewhere; at p_y = 0 with q < 1 the slope is -inf and the other
-    classes of the row get NaN (0 * -inf), as autodiff through Keras' one-hot product gives."""
+    whatever p_y), 0 elsewhere; at p_y = 0 with q < 1 the slope is -inf, at q = 0 NaN, and the
+    other classes of the row get NaN (0 * -inf, 0 * NaN), as autodiff through Keras' one-hot
+    product gives."""
     p, t, p_y = _gce_target_prob(input, target, q, q_domain, NO_TRACE)
     with np.errstate(divide="ignore", invalid="ignore"):
         slope = -(q * np.power(p_y, q - 1.0)) / q if q else np.full(p_y.shape, np.nan)
     onehot = np.arange(p.shape[-1]) == t[..., None]
-    # an infinite slope (p_y = 0, q < 1) reaches the other classes of its row as 0 * inf:
-    # Keras gathers p_y as sum(p * onehot(y)), so autodiff gives the whole row NaN
-    d_p = np.where(onehot, slope[..., None], np.where(np.isinf(slope)[..., None], np.nan, 0.0))
+    # a slope that is not finite (p_y = 0 with q < 1: -inf; q = 0: NaN) reaches the other
+    # classes of its row as 0 * inf or 0 * NaN: Keras gathers p_y as sum(p * onehot(y)), so
+    # autodiff gives the whole row NaN
+    d_p = np.where(onehot, slope[..., None], np.where(~np.isfinite(slope)[..., None], np.nan, 0.0))
     d_p = np.where(np.isnan(p_y)[..., None], np.nan, d_p)
     g = reduce_grad(p_y.shape, reduction=reduction)
     return {"input": chain(g, d_p)}
@@ -887,3 +889,57 @@ def categorical_focal_cross_entropy_error(
         d_y = d_y * y.const(1.0 - label_smoothing)
     value = reduction_error(per_e, per_v, g.v, reduction)
     return {"value": value, "input": d_x.e, "target": d_y.e}
+
+
+def _spread(p, exponents, exact):
+    """max over the exponents a framework may compute with of |p^e - p^exact|: the exact,
+    deterministic cost of an exponent written as a Python float and rounded to the dtype."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        base = _power(p, exact)
+        return np.max([np.abs(_power(p, e) - base) for e in exponents], axis=0)
+
+
+def categorical_generalized_cross_entropy_error(
+    input,
+    target,
+    *,
+    q=0.5,
+    reduction="mean",
+    q_domain=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`categorical_generalized_cross_entropy` as Keras computes it in
+    its dtype (``keras/src/losses/losses.py``, v3.15.1, L2782-L2791): p_y = sum(p onehot(y))
+    (exact: one nonzero product by 1), t = power(p_y, q), (1 - t) / q, with q a Python float
+    rounded to the dtype (fl(q)) in both places; backward d/dp_y = -(g / q) q p_y^(q - 1), whose
+    exponent q - 1 is computed from q or fl(q), in the dtype or not (the backends differ): the
+    spread of p_y^e over those exponents is part of the error, exactly (``_spread``).
+
+    The first-order model holds while the error is below the quantity: where 1 - t's bound
+    reaches |1 - t| itself (q so small that p_y^q rounds to within an ULP or two of 1, every
+    digit cancelled), the value has no bound (inf) and stays a finding. {"value", "input"} in
+    units of u.
+    """
+    p, t_idx, p_y = _gce_target_prob(input, target, q, q_domain, NO_TRACE)
+    u = unit_roundoff(dtype)
+    qh = float(np.asarray(q, dtype))
+    one = _Rounded(1.0, 0.0, dtype)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        t = _Rounded(_power(p_y, q), 0.0, dtype)
+        t = _Rounded(t.v, _spread(p_y, [qh], q) / u + t._r(t.v), dtype)
+        n = one - t
+        qr = one.const(np.full(p_y.shape, float(q)))
+        loss = n / qr
+        value_e = np.where(u * n.e >= np.abs(n.v), np.inf, loss.e)
+        g = _cotangent(p_y.shape, reduction, dtype)
+        d_n = g / qr
+        exps = [q - 1.0, qh - 1.0, float(np.asarray(qh - 1.0, dtype))]
+        powed = _Rounded(_power(p_y, q - 1.0), 0.0, dtype)
+        powed = _Rounded(powed.v, _spread(p_y, exps, q - 1.0) / u + powed._r(powed.v), dtype)
+        d_p = -(d_n * (qr * powed))
+    onehot = np.arange(p.shape[-1]) == t_idx[..., None]
+    # the other classes get d_p * 0 exactly (the one-hot product's backward)
+    d_in = np.where(onehot, d_p.e[..., None], 0.0)
+    return {"value": reduction_error(value_e, loss.v, g.v, reduction), "input": d_in}

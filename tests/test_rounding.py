@@ -268,3 +268,33 @@ def test_categorical_focal_model_bounds_keras(dtype, from_logits):
             plain_misses += not plain
             unbounded += open_
     assert plain_misses > 30 and unbounded < 200, (plain_misses, unbounded)
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_generalized_ce_model_bounds_keras(dtype):
+    """Keras: (1 - power(p_y, q)) / q in t, q rounded to t; backward -(1/q) q p_y^(q-1)."""
+    t, plain_misses, rng = HALF[dtype], 0, np.random.default_rng(5)
+    for x, _, labels in _cases(seed=6):
+        q = float(rng.choice([0.5, 0.1, 0.9, 0.7]))
+        p = np.exp(x / 4)
+        p = (p / p.sum(axis=-1, keepdims=True)).astype(t).astype(np.float64)
+        model = cl.categorical_generalized_cross_entropy_error(p, labels, q=q, reduction="none", dtype=t)
+        exact = cl.categorical_generalized_cross_entropy(p, labels, q=q, reduction="none")
+        want = cl.categorical_generalized_cross_entropy_grad(p, labels, q=q, reduction="none")["input"]
+        p_y = np.take_along_axis(p.astype(t), labels[:, None], -1)[:, 0]
+        value = (t(1.0) - np.power(p_y, t(q))) / t(q)
+        slope = -(t(1.0) / t(q)) * (t(q) * np.power(p_y, t(q) - t(1.0)))
+        grad = np.where(np.eye(p.shape[-1], dtype=bool)[labels], slope[:, None], t(0.0))
+        for got, expected, part in ((value, exact, "value"), (grad, want, "input")):
+            ok, plain, _ = _check_bounded(got, expected, model[part], dtype)
+            assert ok, (part, q, p, labels)
+            plain_misses += not plain
+    assert plain_misses > 10, plain_misses
+
+
+def test_generalized_ce_model_leaves_a_cancelled_value_unbounded():
+    """q = 1e-6 in float16: p^q rounds to 1 and the loss to 0, every digit cancelled: no bound."""
+    model = cl.categorical_generalized_cross_entropy_error(
+        np.array([[0.7, 0.3]]), np.array([0]), q=1e-6, reduction="none", dtype=np.float16
+    )
+    assert np.isinf(model["value"]).all()

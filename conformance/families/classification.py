@@ -272,7 +272,8 @@ SPECS: list[Spec] = [
          "generalized cross-entropy (1 - p_y^q) / q on probabilities, class-index targets",
          cl.categorical_generalized_cross_entropy, {"q": 0.5, "reduction": "mean"}, ("q_domain",),
          generalized_ce(), GENERALIZED_CE, target="index",
-         gradient=cl.categorical_generalized_cross_entropy_grad),
+         gradient=cl.categorical_generalized_cross_entropy_grad,
+         error_model=cl.categorical_generalized_cross_entropy_error, stages=cl.GCE_STAGES),
     Spec("sparsemax_loss",
          "binary sparsemax loss: sparse_plus of the signed score, elementwise",
          cl.sparsemax_loss, {"reduction": "mean"}, (),
@@ -339,10 +340,12 @@ BINDINGS: list[Binding] = [
     *keras_pair("CategoricalFocalCrossentropy", "categorical_focal_crossentropy", "categorical_focal_cross_entropy",
                 params=_CAT_FOCAL, conventions={"prob_eps": KERAS_EPS, "renormalize": "before_clip"},
                 backends={"jax": {"clip_tie": "split"}}, stages=cl.FOCAL_STAGES),
+    # (1 - ops.power(p, q)) / q in the input's dtype, q a Python float rounded to it (no upcast:
+    # keras/src/losses/losses.py, v3.15.1, L2782-L2791): the power stage of the error model.
     *keras_pair("CategoricalGeneralizedCrossEntropy", None, "categorical_generalized_cross_entropy",
-                params={"q": "q"}, conventions={"q_domain": "ValueError"}),
+                params={"q": "q"}, conventions={"q_domain": "ValueError"}, stages=cl.GCE_STAGES),
     # the function form has no default q
     *keras_pair(None, "categorical_generalized_cross_entropy", "categorical_generalized_cross_entropy",
-                params={"q": "q"}, requires={"q": GIVEN}),
+                params={"q": "q"}, requires={"q": GIVEN}, stages=cl.GCE_STAGES),
 ]
 # fmt: on
