@@ -289,27 +289,33 @@ def build_case(spec: Spec, raw: Mapping[str, np.ndarray], params: Mapping[str, A
                 raise CaseError(f"{name} holds one number per class: shape {x.shape[-1:]}, got {w.shape}")
             if not _broadcasts(w.shape, x.shape) or np.broadcast_shapes(w.shape, x.shape) != x.shape:
                 raise CaseError(f"{name} of shape {w.shape} does not broadcast to the input's {x.shape}")
-    return _as_suite_case(spec, Case(spec.name, "explain", {"table": "command line"}, canonical, dict(params)))
+    return Case(spec.name, "explain", {"table": "command line"}, canonical, dict(params))
 
 
-def _same_case(a: Case, b: Case) -> bool:
-    same_arrays = a.arrays.keys() == b.arrays.keys() and all(
-        np.shape(a.arrays[k]) == np.shape(b.arrays[k]) and np.array_equal(a.arrays[k], b.arrays[k], equal_nan=True)
-        for k in a.arrays
+def _same_params(a: Mapping, b: Mapping) -> bool:
+    return a.keys() == b.keys() and all(
+        np.array_equal(a[k], b[k]) if isinstance(a[k], np.ndarray) or isinstance(b[k], np.ndarray) else a[k] == b[k]
+        for k in a
     )
-    same_params = a.params.keys() == b.params.keys() and all(
-        np.array_equal(a.params[k], b.params[k]) if isinstance(a.params[k], np.ndarray) else a.params[k] == b.params[k]
-        for k in a.params
-    )
-    return same_arrays and same_params
 
 
-def _as_suite_case(spec: Spec, case: Case) -> Case:
+def _as_suite_case(binding: Binding, spec: Spec, case: Case) -> Case:
     """The case given on the command line, under the id of the suite's edge row with the same
-    arrays and parameters if there is one (``edge-saturated-gamma-zero``), so that a known
-    deviation placed on that row matches here as it does in a run; else ``explain``."""
+    arrays that this binding computes with the same parameters (its own fixed ones included:
+    a Keras function form always has reduction 'none'), so that a known deviation placed on
+    that row matches here as in a run (``edge-saturated-gamma-zero``); else as given."""
+    mine = binding.effective_params(spec, case.params)
     for edge in spec.edges:
-        if isinstance(edge, Case) and _same_case(edge, case):
+        if not isinstance(edge, Case) or edge.arrays.keys() != case.arrays.keys():
+            continue
+        if not all(
+            np.shape(edge.arrays[k]) == np.shape(case.arrays[k])
+            and np.array_equal(edge.arrays[k], case.arrays[k], equal_nan=True)
+            for k in case.arrays
+        ):
+            continue
+        theirs = binding.effective_params(spec, edge.params)
+        if mine is not None and theirs is not None and _same_params(mine, theirs):
             return dataclasses.replace(case, id=edge.id, origin=dict(edge.origin))
     return case
 
@@ -340,7 +346,8 @@ def _setting(side: Side, other: Spec) -> dict:
 
 
 def _show(side: Side, dtype: str, grad: bool, mode: str, known: list[KnownDeviation]) -> dict:
-    binding, spec, case = side.binding, side.spec, side.case
+    binding, spec = side.binding, side.spec
+    case = _as_suite_case(binding, spec, side.case)
     trace = Trace()
     result_dtype = binding.result_dtype(dtype)
     try:

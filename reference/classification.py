@@ -12,6 +12,7 @@ passes the gradient at and inside its bounds.
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from lossparity.reference._math import (
@@ -27,6 +28,7 @@ from lossparity.reference._math import (
 from lossparity.reference.crossentropy import _gather, _predicted, _smooth
 from lossparity.reference.errors import OracleError
 from lossparity.reference.reduction import chain, reduce, reduce_grad
+from lossparity.reference.rounding import reduction_error, unit_roundoff
 from lossparity.reference.trace import NO_TRACE, reading
 
 
@@ -327,7 +329,7 @@ def _class_alpha(alpha, weight, n):
     return np.full(n, float(alpha)) if weight is None else np.asarray(weight, np.float64)
 
 
-def _categorical_probs(x, from_logits, prob_eps, renormalize, dtype, trace):
+def _categorical_probs(x, from_logits, prob_eps, renormalize, dtype, trace, clip_tie="pass"):
     """(q, log q, 1 - q, pullback): the probabilities the loss reads and the pullback of a
     gradient in q to one in the input. Logits without a clip or renormalization keep log q =
     log_softmax(x) and 1 - q = -expm1(log q) (no rounded 1 - q at saturation)."""
@@ -338,7 +340,7 @@ def _categorical_probs(x, from_logits, prob_eps, renormalize, dtype, trace):
     p = x
     if from_logits:
         p = trace("softmax", np.exp(log_softmax(x)), "softmax over the class axis")
-    q, pullback = _predicted(p, prob_eps, renormalize, dtype, trace)
+    q, pullback = _predicted(p, prob_eps, renormalize, dtype, trace, clip_tie)
     with np.errstate(divide="ignore"):
         logq = np.log(q)
     if from_logits:
@@ -366,6 +368,7 @@ def categorical_focal_cross_entropy(
     reduction="mean",
     prob_eps=None,
     renormalize=None,
+    clip_tie="pass",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -402,6 +405,7 @@ def categorical_focal_cross_entropy_grad(
     reduction="mean",
     prob_eps=None,
     renormalize=None,
+    clip_tie="pass",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -409,11 +413,14 @@ def categorical_focal_cross_entropy_grad(
 
     d/dq_c = alpha_c (gamma (1-q_c)^(gamma-1) y_c log q_c - (1-q_c)^gamma y_c / q_c), pulled
     back through the clip, the renormalization and the softmax; d/dy_c = -(1-s) alpha_c
-    (1-q_c)^gamma log q_c.
+    (1-q_c)^gamma log q_c. At a clip bound the slope passes whole, or half with ``clip_tie="split"``
+    (jnp.clip, Keras on JAX): the focal factor reads the clipped q, so both of d/dq's terms do.
     """
     x = np.asarray(input, np.float64)
     y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1], "C", NO_TRACE)
-    q, logq, one_minus_q, pullback = _categorical_probs(x, from_logits, prob_eps, renormalize, dtype, NO_TRACE)
+    q, logq, one_minus_q, pullback = _categorical_probs(
+        x, from_logits, prob_eps, renormalize, dtype, NO_TRACE, clip_tie
+    )
     a = _class_alpha(alpha, weight, x.shape[-1])
     f = _power(one_minus_q, gamma)
     with np.errstate(invalid="ignore"):
@@ -536,15 +543,17 @@ def categorical_generalized_cross_entropy_grad(
 ):
     """d/dp of :func:`categorical_generalized_cross_entropy`, ``(..., C)``: -p_y^(q-1) at the
     target class (written -(q p_y^(q-1)) / q as autodiff does: NaN at q = 0, -1 at q = 1
-    whatever p_y), 0 elsewhere; at p_y = 0 with q < 1 the slope is -inf and the other
-    classes of the row get NaN (0 * -inf), as autodiff through Keras' one-hot product gives."""
+    whatever p_y), 0 elsewhere; at p_y = 0 with q < 1 the slope is -inf, at q = 0 NaN, and the
+    other classes of the row get NaN (0 * -inf, 0 * NaN), as autodiff through Keras' one-hot
+    product gives."""
     p, t, p_y = _gce_target_prob(input, target, q, q_domain, NO_TRACE)
     with np.errstate(divide="ignore", invalid="ignore"):
         slope = -(q * np.power(p_y, q - 1.0)) / q if q else np.full(p_y.shape, np.nan)
     onehot = np.arange(p.shape[-1]) == t[..., None]
-    # an infinite slope (p_y = 0, q < 1) reaches the other classes of its row as 0 * inf:
-    # Keras gathers p_y as sum(p * onehot(y)), so autodiff gives the whole row NaN
-    d_p = np.where(onehot, slope[..., None], np.where(np.isinf(slope)[..., None], np.nan, 0.0))
+    # a slope that is not finite (p_y = 0 with q < 1: -inf; q = 0: NaN) reaches the other
+    # classes of its row as 0 * inf or 0 * NaN: Keras gathers p_y as sum(p * onehot(y)), so
+    # autodiff gives the whole row NaN
+    d_p = np.where(onehot, slope[..., None], np.where(~np.isfinite(slope)[..., None], np.nan, 0.0))
     d_p = np.where(np.isnan(p_y)[..., None], np.nan, d_p)
     g = reduce_grad(p_y.shape, reduction=reduction)
     return {"input": chain(g, d_p)}
@@ -633,3 +642,304 @@ def multiclass_sparsemax_loss_grad(input, target, *, reduction="mean", dtype=np.
     g = reduce_grad(p.shape[:-1], reduction=reduction)
     d_x = np.where(np.isnan(loss)[..., None], np.nan, p - (np.arange(x.shape[-1]) == t[..., None]))
     return {"input": chain(g, d_x)}
+
+
+# ----------------------------------------------------------------------------- rounding models
+# ``Spec.error_model`` of the focal, generalized and Poly-1 cross-entropies: the first-order
+# bound, in units of the compute dtype's unit roundoff u, of computing the loss and its
+# gradients op by op in that dtype (``reference/rounding.py`` states the model). Each model is
+# the framework's own computation written with :class:`_Rounded` quantities, forward and then
+# backward in the order autodiff takes it, so each operation adds exactly one rounding and
+# carries its operands' errors; the derivation of every rule is in :class:`_Rounded`.
+
+#: Stages the models know. ``probabilities``: Keras' renormalize, clip, log, 1 - q, power and
+#: products on probabilities; ``softmax``: the softmax before them (from_logits);
+#: ``log_softmax``: optax's softmax and log-softmax (Poly-1); ``power``: (1 - p^q) / q.
+FOCAL_STAGES = ("softmax", "probabilities")
+POLY_STAGES = ("log_softmax",)
+GCE_STAGES = ("power",)
+
+
+class _Rounded:
+    """A quantity computed in a dtype of unit roundoff u: ``v`` its exact value (float64) and
+    ``e`` a bound on the error of the computed one, |computed - v| <= u e (first order).
+
+    The standard model: each operation's result is the exact result of its (computed) operands
+    times (1 + d), |d| <= u, plus an absolute error below half the smallest normal number
+    (a subnormal or flushed result; ``tiny``, in units of u). So, to first order in u:
+
+    - a +- b: e = e_a + e_b + r(a +- b), r(z) = |z| + tiny the result's own rounding;
+    - a b: e = |b| e_a + |a| e_b + r(a b) (an exact zero factor wins over an infinite one, but
+      not over one whose computed value may be infinite: no bound there, 0 * inf is NaN);
+    - a / b: e = e_a / |b| + |a / b| e_b / |b| + r(a / b);
+    - log a: e = e_a / |a| + r(log a); exp a: e = exp(a) e_a + r(exp a);
+    - a^g (a >= 0): the exact spread of t^g over the interval a +- u e_a (clamped at 0, so no
+      linearization where the interval reaches 0 or a pole), plus r(a^g);
+    - a sum of n terms (recursive, the worst order): sum e_k + (n - 1) sum |a_k| + n tiny, n
+      counting the terms that are not exactly 0 (adding an exact 0 is exact);
+    - a constant the framework writes as a Python float is rounded to the dtype once: its
+      error is |fl(c) - c| / u, known exactly; 0, 1 and the inputs (cases are rounded to their
+      dtype before any framework sees them) are exact; a negation, a selection and a product by
+      a power of two (the 1/2 of jnp.clip's tie) are exact.
+
+    A result that may reach the dtype's largest finite number (an overflow to inf) has no bound
+    (e = inf), nor has anything computed from it: such elements stay findings.
+    """
+
+    __slots__ = ("dtype", "e", "top", "u", "v")
+
+    def __init__(self, v, e=0.0, dtype=np.float16):
+        self.v = np.asarray(v, np.float64)
+        self.e = np.array(np.broadcast_to(np.asarray(e, np.float64), self.v.shape))
+        self.dtype = dtype
+        info = ml_dtypes.finfo(dtype)
+        self.u = unit_roundoff(dtype)
+        self.top = float(info.max)
+        with np.errstate(invalid="ignore", over="ignore"):
+            self.e[np.abs(self.v) + self.u * self.e >= self.top] = np.inf
+
+    @property
+    def tiny(self) -> float:
+        return float(ml_dtypes.finfo(self.dtype).smallest_normal) / 2 / self.u
+
+    def _new(self, v, e):
+        return _Rounded(v, e, self.dtype)
+
+    def _r(self, v):
+        return np.abs(v) + self.tiny
+
+    def __add__(self, other):
+        o = self._lift(other)
+        with np.errstate(invalid="ignore"):
+            v = self.v + o.v
+            return self._new(v, self.e + o.e + self._r(v))
+
+    def __sub__(self, other):
+        return self + (-self._lift(other))
+
+    def __rsub__(self, other):
+        return self._lift(other) - self
+
+    def __neg__(self):
+        return self._new(-self.v, self.e)
+
+    def __mul__(self, other):
+        o = self._lift(other)
+        # a zero factor wins over an infinite one (``times``), in the value and in the errors
+        # ... unless the computed factor may itself be infinite (its error is): 0 * inf is NaN
+        v = np.where((self.v == 0) | (o.v == 0), 0.0, self.v * o.v)
+        e = times(self.e, np.abs(o.v)) + times(np.abs(self.v), o.e) + self._r(v)
+        pole = ((self.v == 0) & ~np.isfinite(o.e)) | ((o.v == 0) & ~np.isfinite(self.e))
+        return self._new(v, np.where(pole, np.inf, e))
+
+    def __truediv__(self, other):
+        o = self._lift(other)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = self.v / o.v
+            return self._new(v, (self.e + np.abs(v) * o.e) / np.abs(o.v) + self._r(v))
+
+    def _lift(self, other):
+        return other if isinstance(other, _Rounded) else self._new(other, 0.0)
+
+    def const(self, c):
+        """The Python constant ``c`` as the framework writes it in the dtype: rounded once."""
+        c = np.asarray(c, np.float64)
+        return self._new(c, np.abs(c.astype(self.dtype).astype(np.float64) - c) / self.u)
+
+    def log(self):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = np.log(self.v)
+            return self._new(v, self.e / np.abs(self.v) + self._r(v))
+
+    def exp(self):
+        with np.errstate(over="ignore", invalid="ignore"):
+            v = np.exp(self.v)
+            return self._new(v, v * self.e + self._r(v))
+
+    def power(self, g):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            v = _power(self.v, g)
+            spread = np.maximum(
+                np.abs(_power(self.v + self.u * self.e, g) - v),
+                np.abs(_power(np.maximum(self.v - self.u * self.e, 0.0), g) - v),
+            )
+            return self._new(v, spread / self.u + self._r(v))
+
+    def sum(self, axis=-1):
+        n = np.sum((self.v != 0) | (self.e != 0), axis=axis, keepdims=True)
+        with np.errstate(invalid="ignore"):
+            return self._new(
+                np.sum(self.v, axis=axis, keepdims=True),
+                np.sum(self.e, axis=axis, keepdims=True)
+                + np.maximum(n - 1, 0) * np.sum(np.abs(self.v), axis=axis, keepdims=True)
+                + n * self.tiny,
+            )
+
+    def where(self, mask, other):
+        """The selection where(mask, self, other): exact."""
+        o = self._lift(other)
+        return self._new(np.where(mask, self.v, o.v), np.where(mask, self.e, o.e))
+
+
+def _softmax_rounded(x: _Rounded):
+    """(softmax, exp(x - max), sum of them) as jax.nn.softmax computes them: exp(x - max) /
+    sum(exp(x - max)), the max exact (a selection)."""
+    m = np.max(x.v, axis=-1, keepdims=True)
+    e = (x - m).exp()
+    z = e.sum()
+    return e / z, e, z
+
+
+def _softmax_back(p: _Rounded, grad: _Rounded) -> _Rounded:
+    """jax.nn.softmax's custom JVP, transposed: p (grad - sum(p grad))."""
+    return p * (grad - (p * grad).sum())
+
+
+def _clip_back(pre, bounds, grad: _Rounded, tie: str) -> _Rounded:
+    """A gradient pulled back through clip(pre, lo, hi) (``clip_grad``'s rules), where ``pre``
+    is the rounded quantity clipped: 0 strictly outside, halved at a bound under ``tie="split"``.
+    Where the computed pre may sit on either side of a bound (within u e of it) the framework's
+    selection may differ from the oracle's: the whole slope (its half at a split tie) is then
+    part of the error."""
+    lo, hi = bounds
+    with np.errstate(invalid="ignore"):
+        near = np.zeros(pre.v.shape, bool)
+        for b in (lo, hi):
+            near |= np.abs(pre.v - b) <= pre.u * pre.e
+    passed = clip_grad(pre.v, lo, hi, grad.v, tie=tie)
+    scale = clip_grad(pre.v, lo, hi, np.ones(pre.v.shape), tie=tie)
+    e = scale * grad.e + np.where(near, np.abs(grad.v) / grad.u + grad.e, 0.0)
+    return _Rounded(passed, e, grad.dtype)
+
+
+def _cotangent(shape, reduction, dtype, **kw) -> _Rounded:
+    """The reduction's cotangent (1, 1/N, ...) as the framework's backward computes it: rounded once."""
+    g = np.asarray(reduce_grad(shape, reduction=reduction, **kw), np.float64)
+    return _Rounded(g, 0.0, dtype).const(np.broadcast_to(g, shape))
+
+
+def categorical_focal_cross_entropy_error(
+    input,
+    target,
+    *,
+    alpha=0.25,
+    weight=None,
+    gamma=2.0,
+    from_logits=False,
+    label_smoothing=0.0,
+    reduction="mean",
+    prob_eps=None,
+    renormalize=None,
+    clip_tie="pass",
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`categorical_focal_cross_entropy` as Keras computes it in its
+    dtype (``keras/src/losses/losses.py``, categorical_focal_crossentropy), rows ``(..., C)``:
+
+    y <- y (1 - s) + s / C; p <- softmax(x) (``from_logits``); q = clip(p / sum(p)); cce =
+    -y log q; f = (1 - q)^gamma; t = (f alpha) cce; loss = sum_c t_c. Backward, as autodiff
+    takes it: dcce = g (f alpha), df = g cce alpha, d(1 - q) = df gamma (1 - q)^(gamma - 1),
+    dq = (g (f alpha) (-y)) / q - d(1 - q), through the clip (``_clip_back``), dp = dq / S -
+    sum_c (dq_c q_c / S) (the division's two operands), and the softmax's JVP; dy = -(dcce
+    log q) (1 - s). Each operation is one :class:`_Rounded` step, so the bound is that of this
+    exact sequence under the standard model. Returns {"value", "input", "target"} in units of u.
+    """
+    x = _Rounded(input, 0.0, dtype)
+    n_classes = x.v.shape[-1]
+    y = _Rounded(target, 0.0, dtype)
+    if label_smoothing:
+        y = y * y.const(1.0 - label_smoothing) + y.const(label_smoothing) / n_classes
+    if from_logits:
+        p, _, _ = _softmax_rounded(x)
+    else:
+        p = x
+    bounds = clip_bounds(prob_eps, dtype) if prob_eps is not None else (None, None)
+    s = p.sum() if renormalize is not None else None
+    pre = p / s if s is not None else p
+    q = pre
+    if prob_eps is not None:
+        clipped = np.clip(pre.v, *bounds)
+        q = _Rounded(clipped, np.where(clipped == pre.v, pre.e, 0.0), dtype)
+    log_q = q.log()
+    cce = -y * log_q
+    m = 1.0 - q
+    f = m.power(gamma)
+    a = x.const(_class_alpha(alpha, weight, n_classes))
+    w = f * a
+    terms = w * cce
+    loss = terms.sum()
+    per_v, per_e = loss.v[..., 0], loss.e[..., 0]
+    g = _cotangent(per_v.shape, reduction, dtype)
+    gc = _Rounded(g.v[..., None], g.e[..., None], dtype)
+    d_cce = gc * w
+    d_f = (gc * cce) * a
+    slope = m.power(gamma - 1.0) * float(gamma) if gamma else _Rounded(np.zeros(m.v.shape), 0.0, dtype)
+    d_m = d_f * slope
+    d_q = (d_cce * -y) / q - d_m
+    if prob_eps is not None:
+        d_q = _clip_back(pre, bounds, d_q, clip_tie)
+    d_p = d_q
+    if s is not None:
+        d_p = d_q / s - ((d_q * pre) / s).sum()
+    d_x = _softmax_back(p, d_p) if from_logits else d_p
+    d_y = -(d_cce * log_q)
+    if label_smoothing:
+        d_y = d_y * y.const(1.0 - label_smoothing)
+    value = reduction_error(per_e, per_v, g.v, reduction)
+    return {"value": value, "input": d_x.e, "target": d_y.e}
+
+
+def _spread(p, exponents, exact):
+    """max over the exponents a framework may compute with of |p^e - p^exact|: the exact,
+    deterministic cost of an exponent written as a Python float and rounded to the dtype."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        base = _power(p, exact)
+        return np.max([np.abs(_power(p, e) - base) for e in exponents], axis=0)
+
+
+def categorical_generalized_cross_entropy_error(
+    input,
+    target,
+    *,
+    q=0.5,
+    reduction="mean",
+    q_domain=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`categorical_generalized_cross_entropy` as Keras computes it in
+    its dtype (``keras/src/losses/losses.py``, v3.15.1, L2782-L2791): p_y = sum(p onehot(y))
+    (exact: one nonzero product by 1), t = power(p_y, q), (1 - t) / q, with q a Python float
+    rounded to the dtype (fl(q)) in both places; backward d/dp_y = -(g / q) q p_y^(q - 1), whose
+    exponent q - 1 is computed from q or fl(q), in the dtype or not (the backends differ): the
+    spread of p_y^e over those exponents is part of the error, exactly (``_spread``).
+
+    The first-order model holds while the error is below the quantity: where 1 - t's bound
+    reaches |1 - t| itself (q so small that p_y^q rounds to within an ULP or two of 1, every
+    digit cancelled), the value has no bound (inf) and stays a finding. {"value", "input"} in
+    units of u.
+    """
+    p, t_idx, p_y = _gce_target_prob(input, target, q, q_domain, NO_TRACE)
+    u = unit_roundoff(dtype)
+    qh = float(np.asarray(q, dtype))
+    one = _Rounded(1.0, 0.0, dtype)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        t = _Rounded(_power(p_y, q), 0.0, dtype)
+        t = _Rounded(t.v, _spread(p_y, [qh], q) / u + t._r(t.v), dtype)
+        n = one - t
+        qr = one.const(np.full(p_y.shape, float(q)))
+        loss = n / qr
+        value_e = np.where(u * n.e >= np.abs(n.v), np.inf, loss.e)
+        g = _cotangent(p_y.shape, reduction, dtype)
+        d_n = g / qr
+        exps = [q - 1.0, qh - 1.0, float(np.asarray(qh - 1.0, dtype))]
+        powed = _Rounded(_power(p_y, q - 1.0), 0.0, dtype)
+        powed = _Rounded(powed.v, _spread(p_y, exps, q - 1.0) / u + powed._r(powed.v), dtype)
+        d_p = -(d_n * (qr * powed))
+    onehot = np.arange(p.shape[-1]) == t_idx[..., None]
+    # the other classes get d_p * 0 exactly (the one-hot product's backward)
+    d_in = np.where(onehot, d_p.e[..., None], 0.0)
+    return {"value": reduction_error(value_e, loss.v, g.v, reduction), "input": d_in}

@@ -358,6 +358,9 @@ def test_gce_limits():
         cl.categorical_generalized_cross_entropy(p, t, q=1e-12, reduction="none"), -np.log([0.7, 0.8]), rtol=1e-11
     )
     assert np.isnan(cl.categorical_generalized_cross_entropy(p, t, q=0.0, reduction="none")).all()
+    # q = 0: the slope is 0/0, and autodiff through the one-hot product gives the whole row NaN
+    # (0 * NaN), as JAX and TensorFlow do
+    assert np.isnan(cl.categorical_generalized_cross_entropy_grad(p, t, q=0.0, reduction="none")["input"]).all()
     assert cl.categorical_generalized_cross_entropy(A([[0.0, 1.0]]), A([0]), q=0.25, reduction="sum") == 4.0
     with pytest.raises(OracleError):
         cl.categorical_generalized_cross_entropy(p, t, q=1.0, q_domain="ValueError")

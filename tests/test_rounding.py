@@ -166,3 +166,135 @@ def test_torch_cross_entropy_declares_no_stage():
     """PyTorch's CPU kernels accumulate half precision in float: held to the tolerance."""
     torch_ce = [b for b in all_bindings() if b.framework == "torch" and "cross_entropy" in b.id]
     assert torch_ce and not any(b.stages for b in torch_ce)
+
+
+# ============================================================================ classification
+# Models of reference/classification.py: Keras' categorical focal and generalized cross-entropies
+# and optax's Poly-1 loss, each emulated op by op in the half dtype (forward, then the backward
+# in autodiff's order), against the oracle and the model's bound.
+
+from lossparity.reference import classification as cl  # noqa: E402
+
+
+def _keras_focal_emulated(x, y, t, *, gamma, alpha, smoothing, from_logits, tie):
+    """Keras' categorical_focal_crossentropy in dtype t, rows (N, C), and its autodiff: (loss,
+    d/dx, d/dy), every op rounded to t; jnp.clip's tie ("split") or torch.clamp's ("pass")."""
+    x, y = x.astype(t), y.astype(t)
+    c = x.shape[-1]
+    y0 = y
+    if smoothing:
+        y = y * t(1.0 - smoothing) + t(smoothing) / t(c)
+    if from_logits:
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        p = e / np.sum(e, axis=-1, keepdims=True, dtype=t)
+    else:
+        p = x
+    s = np.sum(p, axis=-1, keepdims=True, dtype=t)
+    pre = p / s
+    lo, hi = t(1e-7), t(1.0 - 1e-7)
+    q = np.clip(pre, lo, hi)
+    log_q = np.log(q)
+    cce = -y * log_q
+    m = t(1.0) - q
+    f = np.power(m, t(gamma))
+    a = t(alpha)
+    w = f * a
+    loss = np.sum(w * cce, axis=-1, dtype=t)
+    # backward, cotangent 1 per row
+    d_cce = w
+    d_f = cce * a
+    slope = (t(gamma) * np.power(m, t(gamma - 1.0))) if gamma else np.zeros_like(m)
+    d_m = d_f * slope
+    d_q = (d_cce * -y) / q - d_m
+    inside = ((pre > lo) & (pre < hi)).astype(t)
+    at = ((pre == lo) | (pre == hi)).astype(t)
+    d_q = d_q * (inside + (t(0.5) if tie == "split" else t(1.0)) * at)
+    d_p = d_q / s - np.sum(d_q * pre / s, axis=-1, keepdims=True, dtype=t)
+    if from_logits:
+        d_p = p * (d_p - np.sum(p * d_p, axis=-1, keepdims=True, dtype=t))
+    d_y = -(d_cce * log_q)
+    if smoothing:
+        d_y = d_y * t(1.0 - smoothing)
+    del y0
+    return loss, d_p, d_y
+
+
+def _check_bounded(actual, expected, scale, dtype):
+    """_check where the model gives a bound; an element it leaves unbounded (an infinite scale:
+    its rounding may reach a pole, such as (1 - q)^(gamma - 1) at q = 1) is left out and counted.
+    (fits, the tolerance alone holds, some element was unbounded)."""
+    actual, scale = actual.astype(np.float64), np.broadcast_to(scale, np.shape(expected))
+    open_ = ~np.isfinite(scale) & np.isfinite(expected)
+    ok, plain = _check(np.where(open_, expected, actual), expected, np.where(open_, 0.0, scale), dtype)
+    return ok, plain, bool(open_.any())
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_categorical_focal_model_bounds_keras(dtype, from_logits):
+    t, plain_misses, unbounded, rng = HALF[dtype], 0, 0, np.random.default_rng(3)
+    tie = "split"
+    for x, y, labels in _cases(seed=4):
+        gamma = float(rng.choice([2.0, 2.0, 0.0, 0.5, 1.0, 3.0]))
+        alpha = float(rng.choice([0.25, 0.5, 1.0]))
+        smoothing = float(rng.choice([0.0, 0.0, 0.1]))
+        if rng.random() < 0.5:
+            y = np.eye(x.shape[-1])[labels]
+        if not from_logits:
+            x = np.exp(x / 4)
+            x = x / x.sum(axis=-1, keepdims=True)
+        x = x.astype(t).astype(np.float64)
+        y = y.astype(t).astype(np.float64)
+        kw = dict(
+            alpha=alpha,
+            gamma=gamma,
+            from_logits=from_logits,
+            label_smoothing=smoothing,
+            reduction="none",
+            prob_eps=1e-7,
+            renormalize="before_clip",
+            clip_tie=tie,
+            dtype=t,
+        )
+        model = cl.categorical_focal_cross_entropy_error(x, y, **kw, stages=cl.FOCAL_STAGES)
+        exact = cl.categorical_focal_cross_entropy(x, y, **kw)
+        grads = cl.categorical_focal_cross_entropy_grad(x, y, **kw)
+        got = _keras_focal_emulated(
+            x, y, t, gamma=gamma, alpha=alpha, smoothing=smoothing, from_logits=from_logits, tie=tie
+        )
+        for g, want, part in zip(got, (exact, grads["input"], grads["target"]), ("value", "input", "target")):
+            ok, plain, open_ = _check_bounded(g, want, model[part], dtype)
+            assert ok, (part, gamma, alpha, smoothing, x, y, g, want, model[part])
+            plain_misses += not plain
+            unbounded += open_
+    assert plain_misses > 30 and unbounded < 200, (plain_misses, unbounded)
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_generalized_ce_model_bounds_keras(dtype):
+    """Keras: (1 - power(p_y, q)) / q in t, q rounded to t; backward -(1/q) q p_y^(q-1)."""
+    t, plain_misses, rng = HALF[dtype], 0, np.random.default_rng(5)
+    for x, _, labels in _cases(seed=6):
+        q = float(rng.choice([0.5, 0.1, 0.9, 0.7]))
+        p = np.exp(x / 4)
+        p = (p / p.sum(axis=-1, keepdims=True)).astype(t).astype(np.float64)
+        model = cl.categorical_generalized_cross_entropy_error(p, labels, q=q, reduction="none", dtype=t)
+        exact = cl.categorical_generalized_cross_entropy(p, labels, q=q, reduction="none")
+        want = cl.categorical_generalized_cross_entropy_grad(p, labels, q=q, reduction="none")["input"]
+        p_y = np.take_along_axis(p.astype(t), labels[:, None], -1)[:, 0]
+        value = (t(1.0) - np.power(p_y, t(q))) / t(q)
+        slope = -(t(1.0) / t(q)) * (t(q) * np.power(p_y, t(q) - t(1.0)))
+        grad = np.where(np.eye(p.shape[-1], dtype=bool)[labels], slope[:, None], t(0.0))
+        for got, expected, part in ((value, exact, "value"), (grad, want, "input")):
+            ok, plain, _ = _check_bounded(got, expected, model[part], dtype)
+            assert ok, (part, q, p, labels)
+            plain_misses += not plain
+    assert plain_misses > 10, plain_misses
+
+
+def test_generalized_ce_model_leaves_a_cancelled_value_unbounded():
+    """q = 1e-6 in float16: p^q rounds to 1 and the loss to 0, every digit cancelled: no bound."""
+    model = cl.categorical_generalized_cross_entropy_error(
+        np.array([[0.7, 0.3]]), np.array([0]), q=1e-6, reduction="none", dtype=np.float16
+    )
+    assert np.isinf(model["value"]).all()

@@ -261,8 +261,9 @@ SPECS: list[Spec] = [
          cl.categorical_focal_cross_entropy,
          {"alpha": 0.25, "weight": None, "gamma": 2.0, "from_logits": False, "label_smoothing": 0.0,
           "reduction": "mean"},
-         ("prob_eps", "renormalize"),
-         categorical_focal(), CATEGORICAL_FOCAL, gradient=cl.categorical_focal_cross_entropy_grad),
+         ("prob_eps", "renormalize", "clip_tie"),
+         categorical_focal(), CATEGORICAL_FOCAL, gradient=cl.categorical_focal_cross_entropy_grad,
+         error_model=cl.categorical_focal_cross_entropy_error, stages=cl.FOCAL_STAGES),
     Spec("poly_loss_cross_entropy",
          "Poly-1 loss: softmax cross-entropy + epsilon (1 - p_t), probability targets",
          cl.poly_loss_cross_entropy, {"epsilon": 2.0, "reduction": "mean"}, (),
@@ -271,7 +272,8 @@ SPECS: list[Spec] = [
          "generalized cross-entropy (1 - p_y^q) / q on probabilities, class-index targets",
          cl.categorical_generalized_cross_entropy, {"q": 0.5, "reduction": "mean"}, ("q_domain",),
          generalized_ce(), GENERALIZED_CE, target="index",
-         gradient=cl.categorical_generalized_cross_entropy_grad),
+         gradient=cl.categorical_generalized_cross_entropy_grad,
+         error_model=cl.categorical_generalized_cross_entropy_error, stages=cl.GCE_STAGES),
     Spec("sparsemax_loss",
          "binary sparsemax loss: sparse_plus of the signed score, elementwise",
          cl.sparsemax_loss, {"reduction": "mean"}, (),
@@ -332,12 +334,18 @@ BINDINGS: list[Binding] = [
     *keras_pair("BinaryFocalCrossentropy", "binary_focal_crossentropy", "binary_focal_cross_entropy_with_logits",
                 "from_logits=True", params=_FOCAL, conventions={"prob_eps": KERAS_EPS, "sample_axis": "mean"},
                 backends={"tensorflow": {"prob_eps": None}}),
+    # categorical_focal_crossentropy: softmax (from_logits), output / sum(output), ops.clip, log,
+    # power(1 - output, gamma) and the products and sum, each in the input's dtype (no upcast:
+    # keras/src/losses/losses.py, v3.15.1, L2284-L2303); ops.clip is jnp.clip on JAX (clip_tie).
     *keras_pair("CategoricalFocalCrossentropy", "categorical_focal_crossentropy", "categorical_focal_cross_entropy",
-                params=_CAT_FOCAL, conventions={"prob_eps": KERAS_EPS, "renormalize": "before_clip"}),
+                params=_CAT_FOCAL, conventions={"prob_eps": KERAS_EPS, "renormalize": "before_clip"},
+                backends={"jax": {"clip_tie": "split"}}, stages=cl.FOCAL_STAGES),
+    # (1 - ops.power(p, q)) / q in the input's dtype, q a Python float rounded to it (no upcast:
+    # keras/src/losses/losses.py, v3.15.1, L2782-L2791): the power stage of the error model.
     *keras_pair("CategoricalGeneralizedCrossEntropy", None, "categorical_generalized_cross_entropy",
-                params={"q": "q"}, conventions={"q_domain": "ValueError"}),
+                params={"q": "q"}, conventions={"q_domain": "ValueError"}, stages=cl.GCE_STAGES),
     # the function form has no default q
     *keras_pair(None, "categorical_generalized_cross_entropy", "categorical_generalized_cross_entropy",
-                params={"q": "q"}, requires={"q": GIVEN}),
+                params={"q": "q"}, requires={"q": GIVEN}, stages=cl.GCE_STAGES),
 ]
 # fmt: on
