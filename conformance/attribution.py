@@ -38,6 +38,9 @@ from lossparity.reference.trace import NO_TRACE
 
 LOSS = "loss"
 DEFAULT = "default "
+#: The dtype a binding computes in (``Binding.computes_in``: a Keras loss class computes float16
+#: inputs in float32), a knob where two bindings of one case compute in different dtypes.
+COMPUTE = "compute dtype"
 #: Exhaustive ablation costs 2**k oracle calls; above this many knobs only singles are tried.
 MAX_EXHAUSTIVE = 10
 
@@ -50,10 +53,15 @@ class Prediction:
     error: str | None = None
 
 
-def knobs(spec: Spec, binding: Binding, params: Mapping[str, Any], names: tuple[str, ...] = ()) -> dict:
-    """The binding's setting on a case: its loss, conventions (``names`` adds another spec's) and
-    the scalar parameters it computes with, as ``default <param>`` knobs."""
+def knobs(
+    spec: Spec, binding: Binding, params: Mapping[str, Any], names: tuple[str, ...] = (), dtype: str | None = None
+) -> dict:
+    """The binding's setting on a case: its loss, conventions (``names`` adds another spec's),
+    the scalar parameters it computes with, as ``default <param>`` knobs, and (given the case's
+    ``dtype``) the dtype it computes in."""
     out: dict[str, Any] = {LOSS: spec.name}
+    if dtype is not None:
+        out[COMPUTE] = binding.result_dtype(dtype)
     for name in dict.fromkeys(spec.conventions + tuple(names)):
         out[name] = binding.conventions.get(name, CONVENTIONS[name].plain)
     for name, value in params.items():
@@ -80,7 +88,8 @@ def predict(
     params.update({k: v for k, v in case.params.items() if k in ARRAY_PARAMS and k in spec.defaults})
     conventions = {k: v for k, v in setting.items() if k in spec.conventions}
     try:
-        return Prediction(value=expect(spec, case, params, conventions, dtype, trace=trace))
+        computed = expect(spec, case, params, conventions, setting.get(COMPUTE) or dtype, trace=trace, given=dtype)
+        return Prediction(value=computed)
     except OracleError as exc:
         return Prediction(error=exc.kind)
 
@@ -144,7 +153,7 @@ def attribute(
     ``same`` (the predictions already agree), ``explained`` or ``unexplained``.
     """
     names = list(dict.fromkeys([*a_setting, *b_setting]))
-    fill = {k: (None if k.startswith(DEFAULT) or k == LOSS else CONVENTIONS[k].plain) for k in names}
+    fill = {k: (None if k.startswith(DEFAULT) or k in (LOSS, COMPUTE) else CONVENTIONS[k].plain) for k in names}
     sa = {k: a_setting.get(k, fill[k]) for k in names}
     sb = {k: b_setting.get(k, fill[k]) for k in names}
     differing = [k for k in names if k not in ignore and sa[k] != sb[k]]

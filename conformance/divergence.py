@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from itertools import combinations
 from typing import Any
 
-from lossparity.conformance.attribution import DEFAULT, LOSS, attribute, knobs
+from lossparity.conformance.attribution import COMPUTE, DEFAULT, LOSS, attribute, knobs
 from lossparity.conformance.compare import compare
 from lossparity.conformance.known import known_ids
 from lossparity.core.dtypes import DTYPES, tolerance
@@ -256,8 +256,8 @@ def _divergence(specs, spec, a, b, ra, rb, xa, xb, dtype, mode, device, tol, pre
     if ra["verdict"] in CONFORMING and rb["verdict"] in CONFORMING:
         case = case_from_record(ra)
         attribution = attribute(
-            knobs(spec, a, ra["params"]),
-            knobs(spec, b, rb["params"]),
+            knobs(spec, a, ra["params"], dtype=dtype),
+            knobs(spec, b, rb["params"], dtype=dtype),
             specs,
             lambda _setting: case,
             dtype,
@@ -317,6 +317,8 @@ def _knob_words(knob: Mapping, a_id: str, b_id: str) -> str:
     name, va, vb = knob["name"], knob["a"], knob["b"]
     if name == LOSS:
         return f"the loss itself: {a_id} computes {va}, {b_id} computes {vb}"
+    if name == COMPUTE:
+        return f"the compute dtype: {a_id} computes in {va}, {b_id} in {vb}"
     if name.startswith(DEFAULT):
         return f"{name.removeprefix(DEFAULT)}: {a_id} computes with {va!r}, {b_id} with {vb!r} (a default)"
     return f"{name}: {a_id} uses {va!r}, {b_id} uses {vb!r}"

@@ -94,7 +94,11 @@ def explain(
         a, b = sides
         out["parting"] = parting(shown[0]["stages"], shown[1]["stages"])
         out["attribution"] = attribute(
-            _setting(a, b.spec), _setting(b, a.spec), SPECS, lambda setting: _case_for(setting, raw, params), dtype
+            _setting(a, b.spec, dtype),
+            _setting(b, a.spec, dtype),
+            SPECS,
+            lambda setting: _case_for(setting, raw, params),
+            dtype,
         )
     out["summary"] = _summary(sides, shown, out["parting"], out["attribution"], dtype)
     return out
@@ -336,8 +340,8 @@ def _case_for(setting: Mapping[str, Any], raw, params) -> Case:
     )
 
 
-def _setting(side: Side, other: Spec) -> dict:
-    setting = knobs(side.spec, side.binding, side.params, names=other.conventions)
+def _setting(side: Side, other: Spec, dtype: str) -> dict:
+    setting = knobs(side.spec, side.binding, side.params, names=other.conventions, dtype=dtype)
     setting["class_axis"] = side.axis
     return setting
 

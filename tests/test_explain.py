@@ -228,6 +228,30 @@ def test_two_conforming_results_of_one_prediction_differ_by_rounding():
     assert agreement[0]["unexplained"] == 1
 
 
+def test_the_compute_dtype_is_a_knob():
+    """A loss class that computes float16 inputs in float32 (Keras' floatx) against a function
+    that computes in float16: Keras' clip bound 1 - 1e-7 is 0.99999988 in float32 and 1 in
+    float16, so p = 1 costs -log(1.2e-7) in the one and -log(0) = inf in the other; the compute
+    dtype, and nothing else, turns one prediction into the other."""
+    klass = Binding("k.Class", BCE.name, "test", "", conventions={"prob_eps": 1e-7}, computes_in="float32")
+    function = Binding("k.function", BCE.name, "test", "", conventions={"prob_eps": 1e-7})
+    case = Case(BCE.name, "c", {}, {"input": np.array([1.0]), "target": np.array([0.0])}, {"reduction": "none"})
+    params = {"reduction": "none"}
+    at = attribute(
+        knobs(BCE, klass, params, dtype="float16"),
+        knobs(BCE, function, params, dtype="float16"),
+        SPECS,
+        lambda _setting: case,
+        "float16",
+    )
+    assert at["status"] == "explained" and at["conventions"] == ["compute dtype"]
+    (row,) = at["differing"]
+    assert (row["a"], row["b"], row["alone"]) == ("float32", "float16", 1.0)
+    # without the case's dtype the knob is absent, and nothing explains the gap
+    at = attribute(knobs(BCE, klass, params), knobs(BCE, function, params), SPECS, lambda _s: case, "float16")
+    assert at["status"] == "same"
+
+
 def test_a_rounding_model_is_named_in_the_divergence_it_explains():
     a = Binding("a.loss", BCE.name, "test", "", params={"reduction": "reduction"})
     b = Binding("b.loss", BCE.name, "test", "", params={"reduction": "reduction"})
