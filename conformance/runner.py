@@ -100,26 +100,37 @@ def rounding_scales(
     return {k: np.asarray(v, np.float64) for k, v in scales.items()}
 
 
+def rounding_bound(expected: np.ndarray, scale: np.ndarray | None, tol, dtype: str) -> np.ndarray | None:
+    """Each element's allowance under the error model: atol + rtol |e| + u * scale (``scale``
+    in units of ``dtype``'s unit roundoff), in ``expected``'s shape; None without a model."""
+    if scale is None:
+        return None
+    e = np.asarray(expected, np.float64)
+    try:
+        scale = np.broadcast_to(np.asarray(scale, np.float64), e.shape)
+    except ValueError:
+        return None
+    with np.errstate(invalid="ignore", over="ignore"):
+        return tol.atol + tol.rtol * np.abs(e) + unit_roundoff(dtype) * scale
+
+
 def within_rounding(
     actual: np.ndarray, expected: np.ndarray, scale: np.ndarray | None, tol, dtype: str, stages: tuple[str, ...]
 ) -> dict | None:
     """Whether a part that misses the tolerance is within its error model's bound (``scale``,
     units of ``dtype``'s unit roundoff) of the oracle, elementwise: {"stages", "dtype", "error",
     "bound", "ratio", "summary"} at the element nearest its bound, or None if an element is past
-    it, or not finite where the oracle's is, or differs where the oracle's is not finite."""
-    if scale is None:
-        return None
+    it, or not finite where the oracle's is, or differs where the oracle's is not finite. An
+    expectation past the dtype's range is its infinity, as ``compare`` takes it."""
     a, e = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    try:
-        scale = np.broadcast_to(np.asarray(scale, np.float64), e.shape)
-    except ValueError:
-        return None
-    if a.shape != e.shape or e.size == 0:
+    bound = rounding_bound(e, scale, tol, dtype)
+    if bound is None or a.shape != e.shape or e.size == 0:
         return None
     with np.errstate(invalid="ignore", over="ignore"):
+        rounded = e.astype(numpy_dtype(dtype)).astype(np.float64)
+        e = np.where(np.isinf(rounded) & np.isfinite(e), rounded, e)
         same = (a == e) | (np.isnan(a) & np.isnan(e))
         diff = np.abs(a - e)
-        bound = tol.atol + tol.rtol * np.abs(e) + unit_roundoff(dtype) * scale
         fine = same | (np.isfinite(a) & np.isfinite(e) & np.isfinite(bound) & (diff <= bound))
         if not fine.all():
             return None
@@ -138,6 +149,21 @@ def within_rounding(
             f"its bound {lim:.3g} (first-order rounding model of {what})"
         ),
     }
+
+
+def _judged_by_model(errors: dict, actual, expected, scale, tol, dtype: str, stages) -> dict | None:
+    """The rounding fit of a part that misses the tolerance (None if it does not fit); where
+    it does not, ``errors["rounding_bound"]`` keeps each element's allowance under the model,
+    so that a known deviation's symptom describes only the elements past it (a NaN among
+    elements off by rounding)."""
+    fit = within_rounding(actual, expected, scale, tol, dtype, stages)
+    if fit is not None:
+        errors["rounding"] = fit
+    else:
+        bound = rounding_bound(expected, scale, tol, dtype)
+        if bound is not None and np.shape(bound) == np.shape(actual):
+            errors["rounding_bound"] = encode_array(np.where(np.isfinite(bound), bound, np.inf))
+    return fit
 
 
 def differentiated(spec: Spec) -> tuple[str, ...]:
@@ -251,10 +277,13 @@ def gradient_verdicts(binding: Binding, spec: Spec, dtype: str, grads: Mapping, 
             )
             if got_dtype != dtype:
                 entry.update(verdict="deviate", errors=_wrong_dtype(entry["errors"], got_dtype, dtype))
+                if not comparison.ok and model is not None:  # are the numbers those of the declared computation?
+                    scale = (model() or {}).get(name)
+                    _judged_by_model(entry["errors"], value, expected[name], scale, tol, precision, binding.stages)
             elif not comparison.ok and model is not None:
-                fit = within_rounding(value, expected[name], (model() or {}).get(name), tol, precision, binding.stages)
-                if fit is not None:
-                    entry.update(verdict="conform", errors={**entry["errors"], "rounding": fit})
+                scale = (model() or {}).get(name)
+                if _judged_by_model(entry["errors"], value, expected[name], scale, tol, precision, binding.stages):
+                    entry["verdict"] = "conform"
         out[name] = entry
     return out
 
@@ -401,11 +430,13 @@ def verdict(expected, expected_rec, outcome, tol, dtype, *, model=None, stages=(
     comparison = compare(outcome.value, expected, tol, dtype)
     errors = comparison.as_dict()
     if outcome.dtype != dtype:
-        return "deviate", _wrong_dtype(errors, outcome.dtype, dtype)
+        errors = _wrong_dtype(errors, outcome.dtype, dtype)
+        if model is not None and not comparison.ok:  # are the numbers those of the declared computation?
+            _judged_by_model(errors, outcome.value, expected, model(), tol, dtype, stages)
+        return "deviate", errors
     if not comparison.ok and model is not None:
-        fit = within_rounding(outcome.value, expected, model(), tol, dtype, stages)
-        if fit is not None:
-            return "conform", {**errors, "rounding": fit}
+        if _judged_by_model(errors, outcome.value, expected, model(), tol, dtype, stages) is not None:
+            return "conform", errors
     if not comparison.ok:
         narrower = next(
             (d for d in DTYPES[DTYPES.index(dtype) + 1 :] if compare(outcome.value, expected, TOLERANCES[d], d).ok),

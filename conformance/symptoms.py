@@ -22,6 +22,7 @@ kind            the part shows (arguments)
 ``dtype``       the value came back in ``dtype = "float64"`` (required) where another was due; its
                 numbers agree with the oracle's to the tolerance of the narrower of the two dtypes
                 (a float32 result of a float64 case: float32's, past whose range inf is due), or
+                within the binding's rounding model in the due dtype (``errors.rounding``), or
                 within the bound given (``max_ulp`` / ``max_rel`` / ``max_abs``, in that dtype)
 ``shape``       the value's shape is not the oracle's
 --------------  ------------------------------------------------------------------------------
@@ -49,7 +50,8 @@ shape ``shape``'s. Examples::
     symptom = ["nonfinite", { kind = "bound", max_ulp = 8 }]
 
 The figures are those of ``conformance/compare.py``: an element is outside the tolerance when
-|actual - expected| > atol + rtol |expected| (NaN equals NaN, an infinity only itself, an
+|actual - expected| > atol + rtol |expected| (or, for a binding with a rounding model, past the
+model's allowance where the runner kept it, ``errors["rounding_bound"]``) (NaN equals NaN, an infinity only itself, an
 expectation past the dtype's range is its infinity); ULPs are ``core.dtypes.ulp`` of the
 expectation in the dtype the part is compared in (the value: the binding's compute dtype; a
 gradient: the narrower of that and the inputs' dtype).
@@ -302,7 +304,18 @@ class Part:
         """The elements outside the tolerance, (actual, expected) flat, and the dtype they were
         judged in, as ``compare`` judges them (an expectation past the dtype's range is its
         infinity); None for differing shapes."""
-        return self._mismatched(self.dtype, self.tol)
+        return self._mismatched(self.dtype, self.tol, self._model_bound)
+
+    @cached_property
+    def _model_bound(self) -> np.ndarray | None:
+        """Each element's allowance under the binding's rounding model, where the runner kept
+        it (``errors["rounding_bound"]``: the part failed the model somewhere): an element
+        within it shows rounding, not the symptom."""
+        raw = self.errors.get("rounding_bound") if isinstance(self.errors, Mapping) else None
+        try:
+            return None if raw is None else np.asarray(decode_array(raw), np.float64)
+        except (KeyError, TypeError, ValueError):
+            return None
 
     @cached_property
     def mismatched_as_returned(self) -> tuple[np.ndarray, np.ndarray, str] | None:
@@ -314,7 +327,9 @@ class Part:
             return self.mismatched
         return self._mismatched(got, TOLERANCES[got])
 
-    def _mismatched(self, dtype: str, tol: Tolerance) -> tuple[np.ndarray, np.ndarray, str] | None:
+    def _mismatched(
+        self, dtype: str, tol: Tolerance, model: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, str] | None:
         if self.values is None or self.values[0].shape != self.values[1].shape:
             return None
         actual, expected = self.values
@@ -323,7 +338,10 @@ class Part:
             expected = np.where(np.isinf(rounded) & np.isfinite(expected), rounded, expected)
             same = (np.isnan(actual) & np.isnan(expected)) | (np.isinf(actual) & (actual == expected))
             finite = np.isfinite(actual) & np.isfinite(expected)
-            close = same | (finite & (np.abs(actual - expected) <= tol.atol + tol.rtol * np.abs(expected)))
+            allowed = tol.atol + tol.rtol * np.abs(expected)
+            if model is not None and model.shape == expected.shape:
+                allowed = np.maximum(allowed, model)
+            close = same | (finite & (np.abs(actual - expected) <= allowed))
         bad = ~close
         return actual[bad].ravel(), expected[bad].ravel(), dtype
 
@@ -417,6 +435,8 @@ def _whole(s: Symptom, part: Part) -> bool:
     # dtype
     if part.wrong_dtype != s.get("dtype") or part.mismatched_as_returned is None:
         return False
+    if isinstance(part.errors, Mapping) and part.errors.get("rounding"):
+        return True  # the numbers are within the binding's rounding model, judged in the due dtype
     actual, expected, dtype = part.mismatched_as_returned
     if not s.bounds:
         return actual.size == 0

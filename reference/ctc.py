@@ -261,3 +261,211 @@ def ctc_loss_grad(
         scale = 1.0 / np.maximum(tg_len, 1)
     cot = times(reduce_grad(loss.shape, reduction=reduction), scale)
     return {"input": chain(cot, g)}
+
+
+# ----------------------------------------------------------------------------- rounding models
+# ``Spec.error_model`` of CTC: the first-order bound, in units of the unit roundoff u of the
+# dtype a part is judged in, of computing the loss stage by stage in a narrower dtype
+# (``reference/rounding.py`` states the model). It returns {"value": (N,) or (), "input": (N, T, C)}.
+
+#: The stages the CTC model knows. ``log_softmax``: the log_softmax of the logits (and its
+#: pullback) in the binding's dtype; ``lattice``: the forward(-backward) recursion in the
+#: binding's dtype; ``float32 log_softmax``, ``float32 lattice``: the same in float32 whatever
+#: the input's dtype (Keras casts the logits to result_type(dtype, float32), and float64 ones
+#: to float32: the rounding of a float64 input to float32 is then part of the stage).
+CTC_STAGES = ("log_softmax", "lattice", "float32 log_softmax", "float32 lattice")
+
+
+def _ratios(stages, dtype) -> tuple[float, float, float]:
+    """(log_softmax, lattice, input cast) roundoffs in units of ``dtype``'s: 1 for a stage in
+    the binding's dtype, u32 / u for one in float32, 0 for a stage not declared."""
+    from lossparity.reference.rounding import unit_roundoff
+
+    u = unit_roundoff(np.dtype(dtype))
+    r32 = 2.0**-24 / u
+    r_ls = max(1.0 if "log_softmax" in stages else 0.0, r32 if "float32 log_softmax" in stages else 0.0)
+    r_lat = max(1.0 if "lattice" in stages else 0.0, r32 if "float32 lattice" in stages else 0.0)
+    cast = r32 if "float32 log_softmax" in stages and u < 2.0**-24 else 0.0
+    return r_ls, r_lat, cast
+
+
+def _lse_error(values, errors, local, groups, r_lat):
+    """One step of a recursion in log space with its error: each state's log sum exp of its
+    edges' ``values`` (``_lse_groups``) and the error of the result (units of u): the edges'
+    errors (carried ``errors`` plus this step's ``local``) weighted by their share
+    w = exp(value - result) (the derivative of log sum exp: a convex combination, so an
+    improbable edge, log_epsilon's included, carries its error at its tiny weight), plus the
+    log sum exp's own rounding r_lat (|result| + 2k + 1) for k finite terms: m + log(sum exp(v -
+    m)) rounds each v - m (u |v - m| relative in its exp, w |v - m| <= 1/e each), each exp, the
+    k - 1 additions, the log (u |log S| <= u log k, plus the sum's relative error) and the
+    final addition of m (u |result|); pairwise logaddexp costs no more."""
+    out = _lse_groups(values, groups)
+    padded_v = np.append(values, -np.inf)[groups]
+    padded_e = np.append(errors + local, 0.0)[groups]
+    with np.errstate(invalid="ignore", over="ignore"):
+        w = np.where(np.isfinite(padded_v), np.exp(padded_v - out[:, None]), 0.0)
+        w = np.where(np.isfinite(w), w, 0.0)
+        k = np.sum(np.isfinite(padded_v), axis=1)
+        err = np.sum(np.where(w > 0, w * padded_e, 0.0), axis=1) + r_lat * (
+            np.where(np.isfinite(out), np.abs(out), 0) + 2 * k + 1
+        )
+    return out, err
+
+
+def _sample_error(lp, e_ls, labels, blank, log_epsilon, r_lat, want_grad):
+    """Loss, its error, and (optionally) -occupancy per (frame, class) with its error, for one
+    sample (units of u). ``e_ls`` bounds each log-probability's error (its stage's figure).
+
+    Forward: alpha_t(s) = lse over edges (alpha_{t-1}(src) + pen + lp[t, c]); an edge's value
+    carries alpha's error, e_ls[t, c], and the two additions' r_lat 2 (|alpha| + |pen| + |lp|).
+    Backward likewise for beta, each edge adding r_lat 2 (|alpha_t(src)| + |alpha_{t+1}(dst)|)
+    too: reverse-mode through the forward scan (JAX) forms w = exp(v - alpha_{t+1}(dst)) instead
+    of beta, whose errors telescope along a path to the same alpha and e_ls terms plus these
+    subtractions. An edge's occupancy exp(alpha + pen + lp + beta - log Z) then has the relative
+    error err(alpha) + e_ls + err(beta) + err(log Z) + r_lat (4 sum of the five magnitudes + 1)
+    (four additions, the exp): log occupancy is that sum, each term's perturbation bounded.
+    A class's -occupancy sums its edges (at most 2L + 1): r_lat n sum occupancy more.
+    """
+    (src, dst, cls, pen), init, final, incoming, outgoing = _lattice(
+        tuple(int(v) for v in labels), int(blank), None if log_epsilon is None else float(log_epsilon)
+    )
+    K, T = len(init), lp.shape[0]
+    apen = np.abs(pen)
+    alphas, errs = [init], [np.zeros(K)]
+    with np.errstate(invalid="ignore", over="ignore"):
+        for t in range(T):
+            a = alphas[-1]
+            v = a[src] + pen + lp[t, cls]
+            local = e_ls[t, cls] + r_lat * 2 * (
+                np.where(np.isfinite(a[src]), np.abs(a[src]), 0) + apen + np.abs(lp[t, cls])
+            )
+            new, err = _lse_error(v, errs[-1][src], local, incoming, r_lat)
+            alphas.append(new)
+            errs.append(err)
+        fin = np.zeros(K, bool)
+        fin[final] = True
+        log_z, err_z = _lse_error(alphas[-1], errs[-1], 0.0, np.array([final]), r_lat)
+        log_z, err_z = float(log_z[0]), float(err_z[0])
+    loss = -log_z
+    if not want_grad:
+        return loss, err_z, None, None
+    occ_cls, err_cls = np.zeros(lp.shape), np.zeros(lp.shape)
+    if not np.isfinite(log_z):
+        return loss, err_z, np.full(lp.shape, np.nan), np.full(lp.shape, np.nan)
+    beta = np.full(K, -np.inf)
+    beta[final] = 0.0
+    berr = np.zeros(K)
+    fa = lambda z: np.where(np.isfinite(z), np.abs(z), 0.0)  # noqa: E731
+    with np.errstate(invalid="ignore", over="ignore"):
+        for t in range(T - 1, -1, -1):
+            a_src, a_dst = alphas[t][src], alphas[t + 1][dst]
+            occ = np.exp(a_src + pen + lp[t, cls] + beta[dst] - log_z)
+            occ = np.where(np.isfinite(occ), occ, 0.0)
+            rel = (
+                errs[t][src]
+                + e_ls[t, cls]
+                + berr[dst]
+                + err_z
+                + r_lat * (4 * (fa(a_src) + apen + np.abs(lp[t, cls]) + fa(beta[dst]) + abs(log_z)) + 1)
+            )
+            n_edges = np.bincount(cls, minlength=lp.shape[1])
+            np.add.at(occ_cls[t], cls, occ)
+            np.add.at(err_cls[t], cls, np.where(occ > 0, occ * rel, 0.0))
+            err_cls[t] += r_lat * n_edges * occ_cls[t]
+            v = beta[dst] + pen + lp[t, cls]
+            local = e_ls[t, cls] + r_lat * 2 * (fa(beta[dst]) + apen + np.abs(lp[t, cls]) + fa(a_src) + fa(a_dst))
+            beta, berr = _lse_error(v, berr[dst], local, outgoing, r_lat)
+    return loss, err_z, -occ_cls, err_cls
+
+
+def ctc_loss_error(
+    input,
+    target,
+    *,
+    input_lengths,
+    target_lengths,
+    blank=0,
+    zero_infinity=False,
+    reduction="mean",
+    log_softmax_input=False,
+    log_epsilon=None,
+    mean_by_length=False,
+    ctc_lengths="given",
+    time_major=False,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`ctc_loss` and :func:`ctc_loss_grad`: {"value", "input"} bounds
+    in units of ``dtype``'s u, for the ``stages`` (:data:`CTC_STAGES`) a binding computes
+    narrower than float64.
+
+    - ``log_softmax`` (x to lp): each lp[t, c] is off by at most e_ls = |d_c| + |lp_c| + A
+      (``rounding.log_softmax_error``: d = x - max, A per frame); an input rounded from float64
+      to float32 first (``float32 log_softmax`` of a float64 case) adds |x_c| + sum_k p_k |x_k|,
+      lp's derivative (I - p) applied to a relative perturbation of x.
+    - The loss is -log Z, and d(-log Z)/d lp[t, c] = -occupancy[t, c], which sums to 1 over the
+      classes of a frame: the log-probabilities' errors cost at most sum_t max_c e_ls, carried
+      exactly (as occupancy-weighted sums) by the recursion of :func:`_sample_error`, with the
+      ``lattice`` stage's roundings, T steps of log sum exp of at most three terms.
+    - The gradient with respect to lp is G = -occupancy (error: :func:`_sample_error`); with
+      respect to logits (``log_softmax_input``) it is pulled back through log_softmax in its
+      stage's dtype: grad_c = G_c - e_c sum(G) / S (e_c = exp(d_c), S = sum e): the cotangent
+      rounded into that dtype on its way in (2 r_ls |G_c|: the blank column takes two
+      contributions and adds them), the G errors carried (|dG_c| + p_c sum |dG|), e_c's
+      relative error |d_c| + 1 (+ the cast's), S's sum_k p_k (|d_k| + 1) + C - 1, the sum of
+      the C cotangents C - 1, the division and the product 2, and the final difference's
+      rounding |grad_c|.
+    - The reduction, in the result's dtype: ``rounding.reduction_error``.
+    """
+    from lossparity.reference.rounding import log_softmax_error, reduction_error
+
+    r_ls, r_lat, cast = _ratios(stages, dtype)
+    x = np.asarray(input, np.float64)
+    target = np.asarray(target, np.int64)
+    in_len, tg_len = _lengths(x, target, input_lengths, target_lengths, ctc_lengths)
+    if log_softmax_input:
+        lp, p, e = log_softmax_error(x)
+        with np.errstate(invalid="ignore"):
+            e_cast = np.abs(x) + np.sum(p * np.abs(x), axis=-1, keepdims=True)
+        e_ls = r_ls * e + cast * e_cast
+    else:
+        lp, p = x, np.exp(x)
+        e_ls = np.zeros(x.shape)
+    n = x.shape[0]
+    losses, per = np.zeros(n), np.zeros(n)
+    g_lp, err_lp = np.zeros(x.shape), np.zeros(x.shape)
+    for i in range(n):
+        k = in_len[i]
+        losses[i], per[i], g, ge = _sample_error(
+            lp[i, :k], e_ls[i, :k], target[i, : tg_len[i]], blank, log_epsilon, r_lat, True
+        )
+        g_lp[i, :k], err_lp[i, :k] = g, ge
+    if zero_infinity:
+        per = np.where(losses == np.inf, 0.0, per)
+    scale = np.ones(n)
+    if mean_by_length and reduction == "mean":
+        losses, per = losses / np.maximum(tg_len, 1), per / np.maximum(tg_len, 1)
+        scale = 1.0 / np.maximum(tg_len, 1)
+    cot = times(reduce_grad(losses.shape, reduction=reduction), scale)
+    value = reduction_error(
+        per, np.where(np.isfinite(losses), losses, 0.0), reduce_grad(losses.shape, reduction=reduction), reduction
+    )
+    if log_softmax_input:
+        d = x - np.max(x, axis=-1, keepdims=True)
+        with np.errstate(invalid="ignore"):
+            total = np.sum(g_lp, axis=-1, keepdims=True)
+            rel_s = np.sum(p * (np.abs(d) + 1), axis=-1, keepdims=True) + x.shape[-1] - 1
+            grad = g_lp - p * total
+            err = (
+                err_lp
+                + p * np.sum(err_lp, axis=-1, keepdims=True)
+                + r_ls
+                * (2 * np.abs(g_lp) + p * np.abs(total) * (np.abs(d) + 1 + rel_s + x.shape[-1] + 1) + np.abs(grad))
+                + cast * p * np.abs(total) * e_cast
+            )
+    else:
+        err = err_lp
+    if zero_infinity:
+        err = np.where((losses == np.inf)[:, None, None], 0.0, err)
+    return {"value": value, "input": np.abs(cot)[:, None, None] * err}

@@ -162,6 +162,34 @@ def test_a_wrong_dtype_is_judged_in_the_narrower_dtype(tmp_path):
     assert not match(wrong, [k]).complete
 
 
+def test_a_wrong_dtype_whose_numbers_are_within_the_rounding_model_fits_a_plain_dtype_symptom(tmp_path):
+    """A float16 case returned as float64 whose numbers are a float16 stage's rounding away
+    (``errors.rounding``, set by the runner from the binding's error model) fits
+    ``{kind = "dtype", dtype = "float64"}``; the same numbers without the model do not."""
+    (k,) = load(tmp_path, entry("x", '{ kind = "dtype", dtype = "float64" }', extra='dtype = "float16"\n'))
+    due = {"value": encode_array(np.float64(0.25))}
+    off = {**value(0.2513), "dtype": "float64"}  # 0.0013 off: past float16's tolerance
+    rounding = {"stages": ["log_softmax"], "dtype": "float16", "error": 0.0013, "bound": 0.002, "ratio": 0.65}
+    modelled = finding(
+        dtype="float16", expected=due, actual=off, errors={"ok": False, "dtype": "float64", "rounding": rounding}
+    )
+    assert match(modelled, [k]).complete
+    bare = finding(dtype="float16", expected=due, actual=off, errors={"ok": False, "dtype": "float64"})
+    assert not match(bare, [k]).complete
+
+
+def test_elements_within_the_rounding_model_are_not_part_of_the_symptom(tmp_path):
+    """A NaN beside elements off by rounding: with the model's allowance kept by the runner
+    (``errors["rounding_bound"]``) the part shows only the NaN and fits "nonfinite"; without
+    it the rounded neighbours are mismatched too and the symptom does not fit."""
+    (k,) = load(tmp_path, entry("x", '{ kind = "nonfinite", nonfinite = "nan" }', extra='part = "gradient"\n'))
+    got = np.array(GRAD, np.float64) + [np.nan, 4e-4, 0.0]
+    kept = in_gradient(got)
+    kept["gradients"]["input"]["errors"]["rounding_bound"] = encode_array(np.full(len(GRAD), 1e-3))
+    assert match(kept, [k]).complete
+    assert not match(in_gradient(got), [k]).complete
+
+
 # -- several parts, several entries ------------------------------------------------------------
 
 

@@ -298,3 +298,140 @@ def test_generalized_ce_model_leaves_a_cancelled_value_unbounded():
         np.array([[0.7, 0.3]]), np.array([0]), q=1e-6, reduction="none", dtype=np.float16
     )
     assert np.isinf(model["value"]).all()
+
+
+# ============================================================================ ctc (h-ctc)
+# optax.losses.ctc_loss under jax_enable_x64: jax.nn.log_softmax in the logits' dtype, the
+# recursion in float64 (stage "log_softmax"); Keras: everything in float32 whatever the input
+# ("float32 log_softmax", "float32 lattice").
+
+from lossparity.conformance.families import ctc as ctc_family  # noqa: E402
+from lossparity.reference import ctc  # noqa: E402
+
+
+def _ctc_cases(n_cases, seed, scale=8.0):
+    """Random CTC cases over the generator's menus: (x, target, input lengths, target lengths, blank)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_cases):
+        n = int(rng.integers(1, 4))
+        t, s = ctc_family.TS_MENU[int(rng.integers(len(ctc_family.TS_MENU)))]
+        c = int(rng.choice(ctc_family.CTC_CLASSES))
+        blank = int(rng.choice([0, c - 1]))
+        x = rng.uniform(-scale, scale, (n, t, c))
+        if rng.random() < 0.75:
+            x = ctc_family._log_softmax(x)
+        others = [k for k in range(c) if k != blank]
+        target, tl, il = np.zeros((n, s), np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
+        for i in range(n):
+            labels = rng.choice(others, int(rng.integers(0, s + 1)))
+            while ctc_family._needed(labels) > t:
+                labels = labels[:-1]
+            target[i, : len(labels)], tl[i] = labels, len(labels)
+            il[i] = t if rng.random() < 0.7 else max(ctc_family._needed(labels), 1)
+        yield x, target, il, tl, blank
+
+
+def _emulated_ctc(x, target, il, tl, blank, ls_dtype, lattice_dtype):
+    """Loss and d(sum loss)/dx of the forward-backward algorithm with the log_softmax (and its
+    pullback) rounded to ``ls_dtype`` op by op and the recursion to ``lattice_dtype``: the
+    lattice of reference/ctc.py, each state a logaddexp of its incoming edges in turn."""
+    from lossparity.reference.ctc import _lattice
+
+    t_ls, t_lat = ls_dtype, lattice_dtype
+    xs = x.astype(t_ls)
+    d = xs - xs.max(axis=-1, keepdims=True)
+    e = np.exp(d)
+    s_ = np.sum(e, axis=-1, keepdims=True, dtype=t_ls)
+    lp = d - np.log(s_)
+    losses, grads = np.zeros(x.shape[0]), np.zeros(x.shape)
+    for i in range(x.shape[0]):
+        (src, dst, cls, pen), init, final, _, _ = _lattice(tuple(int(v) for v in target[i, : tl[i]]), blank, None)
+        lpi = lp[i, : il[i]].astype(t_lat)
+        K, T = len(init), lpi.shape[0]
+        alphas = [init.astype(t_lat)]
+        with np.errstate(all="ignore"):
+            for t in range(T):
+                new = np.full(K, -np.inf, t_lat)
+                for j in range(len(src)):
+                    v = alphas[-1][src[j]] + pen[j] + lpi[t, cls[j]]
+                    new[dst[j]] = np.logaddexp(new[dst[j]], v).astype(t_lat)
+                alphas.append(new)
+            log_z = alphas[-1][final[0]]
+            for f in final[1:]:
+                log_z = np.logaddexp(log_z, alphas[-1][f]).astype(t_lat)
+            beta = np.full(K, -np.inf, t_lat)
+            beta[final] = 0
+            occ = np.zeros(lpi.shape, t_lat)
+            for t in range(T - 1, -1, -1):
+                nb = np.full(K, -np.inf, t_lat)
+                for j in range(len(src)):
+                    v = beta[dst[j]] + pen[j] + lpi[t, cls[j]]
+                    occ[t, cls[j]] += np.exp(alphas[t][src[j]] + v - log_z).astype(t_lat)
+                    nb[src[j]] = np.logaddexp(nb[src[j]], v).astype(t_lat)
+                beta = nb
+        losses[i] = -float(log_z)
+        ct = (-occ).astype(t_ls)  # the cotangent enters the log_softmax's dtype
+        total = np.sum(ct, axis=-1, keepdims=True, dtype=t_ls)
+        grads[i, : il[i]] = ct + e[i, : il[i]] * (-total / s_[i, : il[i]])
+    return losses, grads
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_ctc_log_softmax_model_bounds_optax_under_x64(dtype):
+    """optax: log_softmax in the half dtype, the recursion in float64; 300 cases, value and
+    gradient within the model, the tolerance alone failing many of them."""
+    t, plain_misses, worst = HALF[dtype], 0, 0.0
+    for x, target, il, tl, blank in _ctc_cases(300, seed=3):
+        x = x.astype(t).astype(np.float64)
+        kw = dict(input_lengths=il, target_lengths=tl, blank=blank, reduction="none", log_softmax_input=True)
+        model = ctc.ctc_loss_error(x, target, **kw, dtype=t, stages=("log_softmax",))
+        value, grad = _emulated_ctc(x, target, il, tl, blank, t, np.float64)
+        exact, want = ctc.ctc_loss(x, target, **kw), ctc.ctc_loss_grad(x, target, **kw)["input"]
+        for got, expected, part in ((value, exact, "value"), (grad, want, "input")):
+            ok, plain = _check(got, expected, model[part], dtype)
+            assert ok, (part, x, target, il, tl, blank)
+            plain_misses += not plain
+        # the float64 value's error stays within the entries' fixed bound (260 u, generated cases)
+        worst = max(worst, float(np.max(np.abs(value - exact))) / unit_roundoff(dtype))
+    assert plain_misses > 20 and worst < 260
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+def test_ctc_float32_model_bounds_keras(dtype):
+    """Keras: the logits cast to float32 (float64 ones too), log_softmax and recursion there."""
+    plain_misses = 0
+    for x, target, il, tl, blank in _ctc_cases(150, seed=4):
+        x = x.astype(dtype).astype(np.float64)
+        kw = dict(input_lengths=il, target_lengths=tl, blank=blank, reduction="none", log_softmax_input=True)
+        model = ctc.ctc_loss_error(x, target, **kw, dtype=np.dtype(dtype), stages=ctc.CTC_STAGES[2:])
+        value, grad = _emulated_ctc(x, target, il, tl, blank, np.float32, np.float32)
+        exact, want = ctc.ctc_loss(x, target, **kw), ctc.ctc_loss_grad(x, target, **kw)["input"]
+        tol = TOLERANCES[dtype]
+        for got, expected, part in ((value, exact, "value"), (grad, want, "input")):
+            got = got.astype(dtype).astype(np.float64)  # returned in the input's dtype
+            fit = within_rounding(got, expected, model[part], tol, dtype, ("s",))
+            assert fit is not None, (part, dtype, x, target, il, tl, blank)
+            plain_misses += not np.all(np.abs(got - expected) <= tol.atol + tol.rtol * np.abs(expected))
+    if dtype == "float64":
+        assert plain_misses > 10  # float32 arithmetic fails float64's tolerance: the model is needed
+
+
+def test_ctc_model_is_not_an_excuse():
+    """A halved gradient, a NaN, a dropped frame stay outside the bound; no stage, no bound."""
+    x = ctc_family._LP.astype(ml_dtypes.bfloat16).astype(np.float64)
+    kw = dict(input_lengths=np.array([4, 3]), target_lengths=np.array([2, 1]), reduction="none", log_softmax_input=True)
+    target = np.array([[1, 2], [2, 0]])
+    model = ctc.ctc_loss_error(x, target, **kw, dtype=ml_dtypes.bfloat16, stages=("log_softmax",))
+    exact, grad = ctc.ctc_loss(x, target, **kw), ctc.ctc_loss_grad(x, target, **kw)["input"]
+    tol = TOLERANCES["bfloat16"]
+    assert np.all(model["value"] < 40 * np.abs(exact))  # a few tens of u of the loss at most
+    assert within_rounding(exact * 0.5, exact, model["value"], tol, "bfloat16", ("s",)) is None
+    assert within_rounding(grad * 0.5, grad, model["input"], tol, "bfloat16", ("s",)) is None
+    assert (
+        within_rounding(np.where(grad == grad.max(), np.nan, grad), grad, model["input"], tol, "bfloat16", ("s",))
+        is None
+    )
+    dropped = ctc.ctc_loss(x[:, :3], target, **{**kw, "input_lengths": np.array([3, 3])})
+    assert within_rounding(dropped, exact, model["value"], tol, "bfloat16", ("s",)) is None
+    none = ctc.ctc_loss_error(x, target, **kw, dtype=ml_dtypes.bfloat16, stages=())
+    assert np.all(none["value"] == 0) and np.all(none["input"] == 0)

@@ -136,7 +136,8 @@ SPECS: list[Spec] = [
          {"blank": 0, "zero_infinity": False, "reduction": "mean"},
          ("log_softmax_input", "log_epsilon", "mean_by_length", "ctc_lengths", "time_major"),
          ctc_cases(), CTC, target="index", classes=True, gradient=ctc.ctc_loss_grad,
-         arrays=("input_lengths", "target_lengths"), wrt=("input",)),
+         arrays=("input_lengths", "target_lengths"), wrt=("input",),
+         error_model=ctc.ctc_loss_error, stages=ctc.CTC_STAGES),
 ]
 # fmt: on
 
@@ -169,9 +170,22 @@ _CTC_PADDINGS = (
     "(jnp.arange(target.shape[1])[None, :] >= target_lengths[:, None]).astype(input.dtype)"
 )
 # log_softmax of the logits, log 0 read as log_epsilon = -1e5 (the default).
+# Stages: jax.nn.log_softmax(logits) runs in the logits' dtype (optax/losses/_classification.py
+# L729 at v0.2.8); everything after it is promoted to float64 under jax_enable_x64 (this suite's
+# setting): jax.nn.one_hot's default dtype (L739: the einsum of the log-probabilities with it)
+# and the initial log-alphas jnp.ones(...) * log_epsilon (L743-L747) are float64, so the scan's
+# recursion runs in float64 and the loss comes back float64 (a dtype finding of its own). The
+# gradient is pulled back into the half log_softmax: rounded to its dtype there.
 _CTC_OPTAX = dict(
-    params={"blank": "blank_id"}, fixed=NO_REDUCTION, conventions={"log_softmax_input": True, "log_epsilon": -1e5}
+    params={"blank": "blank_id"},
+    fixed=NO_REDUCTION,
+    conventions={"log_softmax_input": True, "log_epsilon": -1e5},
+    stages=("log_softmax",),
 )
+# Keras casts the logits to backend.result_type(dtype, "float32") and float64 to float32
+# (keras/src/backend/{jax,tensorflow,torch}/nn.py ctc_loss at v3.15.1: "to match tf.nn.ctc_loss"),
+# then takes the log_softmax and runs the recursion there: float32 whatever the input.
+_KERAS_CTC_STAGES = ("float32 log_softmax", "float32 lattice")
 
 # fmt: off
 BINDINGS: list[Binding] = [
@@ -196,11 +210,12 @@ BINDINGS: list[Binding] = [
     # (input length T) and counts the labels that are not 0 as the target length; blank is 0.
     # The JAX backend is a copy of optax's recursion (log_epsilon = -1e5).
     *keras_pair("CTC", "ctc", "ctc", conventions={"log_softmax_input": True, "ctc_lengths": "keras"},
-                backends={"jax": {"log_epsilon": -1e5}}),
+                backends={"jax": {"log_epsilon": -1e5}}, stages=_KERAS_CTC_STAGES),
     # The op under it takes the lengths and the blank (mask_index).
     Binding("keras.ops.ctc_loss", "ctc", "keras",
             "keras.ops.ctc_loss(target, input, target_lengths, input_lengths{kw})",
             params={"blank": "mask_index"}, fixed=NO_REDUCTION,
-            conventions={"log_softmax_input": True, "_backends": {"jax": {"log_epsilon": -1e5}}}),
+            conventions={"log_softmax_input": True, "_backends": {"jax": {"log_epsilon": -1e5}}},
+            stages=_KERAS_CTC_STAGES),
 ]
 # fmt: on
