@@ -162,7 +162,8 @@ def _judged_by_model(errors: dict, actual, expected, scale, tol, dtype: str, sta
     else:
         bound = rounding_bound(expected, scale, tol, dtype)
         if bound is not None and np.shape(bound) == np.shape(actual):
-            errors["rounding_bound"] = encode_array(np.where(np.isfinite(bound), bound, np.inf))
+            # an element the model leaves unbounded (an infinite scale) is held to the tolerance
+            errors["rounding_bound"] = encode_array(np.where(np.isfinite(bound), bound, 0.0))
     return fit
 
 
