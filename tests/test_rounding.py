@@ -163,8 +163,11 @@ def test_every_declared_stage_is_modelled():
 
 
 def test_torch_cross_entropy_declares_no_stage():
-    """PyTorch's CPU kernels accumulate half precision in float: held to the tolerance."""
-    torch_ce = [b for b in all_bindings() if b.framework == "torch" and "cross_entropy" in b.id]
+    """PyTorch's CPU softmax kernels accumulate half precision in float: held to the tolerance.
+    (Its binary cross-entropy kernels compute in scalar_t: test_torch_bce_computes_in_half.)"""
+    torch_ce = [
+        b for b in all_bindings() if b.framework == "torch" and "cross_entropy" in b.id and "binary" not in b.spec
+    ]
     assert torch_ce and not any(b.stages for b in torch_ce)
 
 
@@ -397,3 +400,21 @@ def test_binary_models_are_not_vacuous():
         assert not _check(want * 0.5, want, model["input"], dtype)[0], stage
         value = ce.binary_cross_entropy_with_logits(x, y, reduction="none")
         assert not _check(value * 2, value, model["value"], dtype)[0], stage
+
+
+def test_keras_torch_backend_bce_inherits_torch_clamp_and_check():
+    """Keras' torch backend clips, then calls torch's binary_cross_entropy
+    (keras/src/backend/torch/nn.py): in half precision p = 1 passes the clip (1 - 1e-7 rounds to
+    1) and torch clamps log(1 - p) at -100; a NaN probability fails torch's domain check. The
+    binding declares both, and the oracle under them gives torch's numbers."""
+    torch = pytest.importorskip("torch")
+    binding = next(b for b in all_bindings() if b.key == "binary_cross_entropy:keras.losses.binary_crossentropy[torch]")
+    assert binding.conventions["log_min"] == -100.0 and binding.conventions["prob_domain"] == "RuntimeError"
+    p, y = np.array([1.0, 0.25]), np.array([0.0, 1.0])
+    kw = {k: v for k, v in binding.conventions.items() if k != "sample_axis"}
+    want = ce.binary_cross_entropy(p, y, reduction="none", dtype=np.float16, **kw)
+    clipped = torch.clip(torch.tensor(p, dtype=torch.float16), 1e-7, 1.0 - 1e-7)
+    got = torch.nn.functional.binary_cross_entropy(clipped, torch.tensor(y, dtype=torch.float16), reduction="none")
+    assert np.allclose(got.double().numpy(), want, rtol=2e-3) and want[0] == 100.0
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.binary_cross_entropy(torch.tensor([float("nan")]), torch.tensor([1.0]))
