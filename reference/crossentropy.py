@@ -743,3 +743,203 @@ def sparse_categorical_cross_entropy_error(
             d_p = dq * 2
         d_p = np.abs(g)[..., None] * np.where(_clipped(p, prob_eps, renormalize, dtype), 0.0, d_p)
     return {"value": reduction_error(per, loss, g, reduction), "input": d_p}
+
+
+# ----------------------------------------------------------------------------- binary models
+# ``Spec.error_model`` of the binary cross-entropies, on probabilities and on logits: the same
+# first-order bound (``reference/rounding.py``), in units of u, for a binding that computes the
+# named stages in its input's dtype with no wider accumulator.
+
+#: Probabilities: clip (exact) and the logs of p and 1 - p in the dtype (Keras on every backend,
+#: PyTorch's binary_cross_entropy kernel for Half/BFloat16).
+BINARY_STAGES = ("log",)
+#: Logits, by algorithm: "log_sigmoid" is -(y log_sigmoid(x) + (1-y) log_sigmoid(-x)) (optax,
+#: Keras on JAX, torch's multilabel_soft_margin_loss); "max_log1p_exp" is the stable form
+#: max(x, 0) - x y + log1p(exp(-|x|)) or (1-y) x + l (log1p(exp(-|x|)) + max(-x, 0)),
+#: l = 1 + (pos_weight - 1) y (tf.nn, Keras on TensorFlow, torch's BCE with logits).
+BINARY_LOGIT_STAGES = ("log_sigmoid", "max_log1p_exp")
+
+
+def _binary_reduced_error(per, loss, reduction, sample_axis):
+    """The value's error (units of u) from each element's (``per``) and the elementwise loss:
+    ``sample_axis`` first (the n terms of the last axis summed, (n - 1) sum |terms| + a mean's
+    division: 2 n sum |g loss|, as ``reduction_error``), then the reduction."""
+    per, loss = np.asarray(per, np.float64), np.asarray(loss, np.float64)
+    if sample_axis is not None and loss.ndim:
+        n = loss.shape[-1]
+        g = 1.0 / n if sample_axis == "mean" and n else 1.0
+        with np.errstate(invalid="ignore"):
+            per = g * np.sum(per, axis=-1) + 2 * n * g * np.sum(np.abs(loss), axis=-1)
+        loss = reduce(loss, reduction="none", sample_axis=sample_axis)
+    return reduction_error(per, loss, reduce_grad(np.shape(loss), reduction=reduction), reduction)
+
+
+def binary_cross_entropy_error(
+    input,
+    target,
+    *,
+    weight=None,
+    label_smoothing=0.0,
+    reduction="mean",
+    log_min=None,
+    prob_eps=None,
+    prob_domain="nan",
+    sample_axis=None,
+    clip_tie="pass",
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`binary_cross_entropy` with its logs (stage ``"log"``) in the
+    compute dtype: {"value", "input", "target"} in units of u, in their shapes.
+
+    The inputs are exact; so is the clip (its bounds are rounded to the dtype, as the oracle
+    rounds them) and a log clamped at ``log_min`` (-100 is exact). Per element, with
+    A = y |log p| and B = (1-y) |log(1-p)| (L = A + B):
+
+    - log p: one rounding, u |log p|; 1 - p: one rounding, u (1-p), which log(1-p) turns into
+      an absolute u, plus its own rounding: u (1 + |log(1-p)|) (log1p(-p) costs less);
+    - a smoothed target y(1-s) + s/2: the constant, the product and the sum, 3u y (``ey``);
+      1 - y: one rounding, u (1-y), plus y's error;
+    - the products y log p and (1-y) log(1-p), one rounding each, and their sum, u L.
+
+    So err(L) <= u [(2 + ey) A + 3 B + (1-y) + ey y |log(1-p)| + L], times w plus w's product
+    (u w L); the per-sample mean (``sample_axis``) and the reduction add theirs
+    (``_binary_reduced_error``).
+
+    d/dp = g w (T2 - T1), T1 = y / p, T2 = (1-y) / (1-p) (the clamped term's 0 as the oracle):
+    reverse mode rounds the cotangent g (1/n and 1/N: two roundings), its products with y and
+    1 - y (one each, plus 1 - y's own), the quotients by p and by 1 - p (one, plus 1 - p's
+    relative u) and the sum of the two (u |T2 - T1|): u g w [(6 + ey) T1 + (7 + ey) T2 +
+    |T2 - T1|]. PyTorch's (p - y) / max(p(1-p), 1e-12) costs 5u |d/dp|, which is less. The
+    clip is exact: 0 strictly outside, half at a split tie, as the oracle's slope.
+    d/dy = g w (1-s) (log(1-p) - log p): each log's error, its product with the cotangent and
+    the cotangent's two roundings, the difference and the smoothing's product:
+    u g w (1-s) [4 |log p| + 4 |log(1-p)| + 1 + 3 |d/dy|].
+    """
+    p, y, bounds, clipped, (raw_p, raw_1mp), (log_p, log_1mp) = _bce_stages(
+        input, target, label_smoothing, log_min, prob_eps, prob_domain, dtype, NO_TRACE
+    )
+    ey = 3.0 if label_smoothing else 0.0
+    w = np.abs(_weighted(np.ones(np.shape(p)), weight))
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        a, b = times(y, np.abs(log_p)), times(1.0 - y, np.abs(log_1mp))
+        loss = a + b
+        per = (2.0 + ey) * a + 3.0 * b + (1.0 - y) + times(ey * y, np.abs(log_1mp)) + loss
+        if weight is not None:
+            per = times(w, per + loss)
+        value = _binary_reduced_error(per, times(w, loss), reduction, sample_axis)
+        t1 = np.abs(clip_grad(raw_p, log_min, None, over(y, clipped)))
+        t2 = np.abs(clip_grad(raw_1mp, log_min, None, over(1.0 - y, 1.0 - clipped)))
+        d_p = (6.0 + ey) * t1 + (7.0 + ey) * t2 + np.abs(t2 - t1)
+        if bounds is not None:
+            d_p = np.abs(clip_grad(p, *bounds, d_p, clip_tie))
+        d_y = (1.0 - label_smoothing) * (
+            4.0 * np.abs(log_p) + 4.0 * np.abs(log_1mp) + 1.0 + 3.0 * np.abs(log_1mp - log_p)
+        )
+    g = np.abs(reduce_grad(np.shape(p), reduction=reduction, sample_axis=sample_axis))
+    return {"value": value, "input": chain(g, times(w, d_p)), "target": chain(g, times(w, d_y))}
+
+
+def binary_cross_entropy_with_logits_error(
+    input,
+    target,
+    *,
+    weight=None,
+    pos_weight=None,
+    label_smoothing=0.0,
+    reduction="mean",
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`binary_cross_entropy_with_logits` computed in the compute
+    dtype by one of two algorithms (``BINARY_LOGIT_STAGES``): {"value", "input", "target"} in
+    units of u.
+
+    Notation: q = pos_weight (1 without), l = 1 + (q-1) y, e = exp(-|x|), s = log1p(e),
+    S+ = softplus(x) = max(x, 0) + s, S- = softplus(-x) = max(-x, 0) + s, L = q y S- + (1-y) S+;
+    ``ey`` = 3 for a smoothed target (its three roundings), else 0. exp(-|x|) rounds once
+    (u e), log1p carries that (u e) and rounds (u s).
+
+    ``"log_sigmoid"``: softplus(v) = max(v, 0) + log1p(exp(-|v|)) (jnp.logaddexp) costs
+    u (e + s + S_v); the products and the sum: err(L) <= u [(e + s)(q y + 1 - y) + (2 + ey) q y S-
+    + 3 (1-y) S+ + ey y S+ + L]. Its slope sigmoid(v) is exp(v - softplus(v)) (logaddexp's JVP):
+    the difference's absolute error, u (|x| + 3 s + e), becomes sigmoid's relative one, plus
+    exp's rounding; the products with y, 1 - y, and the cotangent (two roundings) and the sum:
+    err(d/dx) <= u g w [(q y sigmoid(-x) + (1-y) sigmoid(x)) (|x| + 3 s + e + 5 + ey)
+    + (1-y) sigmoid(x) + |d/dx|]. d/dy = softplus(-x) - softplus(x) from the two rounded
+    softpluses: u g w (1-s') [2 (q S- + S+) + 2 (e + s) + 2 |d/dy|].
+
+    ``"max_log1p_exp"``: the terms of size |x| cancel. tf.nn.sigmoid_cross_entropy_with_logits:
+    x y (u |x y|, plus ey), max(x, 0) - x y (u |max(x,0) - x y|), log1p(exp(-|x|)) and the sum;
+    the weighted form and PyTorch's: (1-y) x (two roundings), l (u (2 |q-1| y + l)), s + max(-x, 0)
+    and l times it, PyTorch's log(exp(-m) + exp(-x-m)) one more u per term:
+    err(L) <= u [2 (1-y) |x| + (2 + 2 ey) y |x| + |max(x,0) - x y| + 2 l (1 + e + s)
+    + 2 l (s + max(-x, 0)) + (2 + ey) |q-1| y (s + max(-x, 0)) + L] (both algorithms' terms).
+    The slope is a sum of up to four terms, each computed with a few roundings: TensorFlow's
+    autodiff adds [x >= 0], -y (or 1 - y and -l [x < 0]) and -+l sigmoid(-|x|) (1 + e and
+    the quotient: 3u relative); PyTorch's backward forms (q y + 1 - y) sigmoid(x) - q y:
+    err(d/dx) <= u g w [4 ([x >= 0] + q y + (1-y) + l [x < 0]) + 6 l (sigmoid(-|x|) + sigmoid(x))
+    + 2 |d/dx|] (a near-zero slope formed from O(1) terms costs an absolute u, which is what
+    the bound allows). d/dy = -x (+ (q-1) S- with pos_weight): u g w (1-s') [2 |x|
+    + |q-1| (3 S- + 2) + 2 |d/dy|]; with pos_weight PyTorch forms it as log_sigmoid(-x)
+    - q log_sigmoid(x), two rounded terms that cancel near x = 0: + 3 (q S- + S+).
+
+    ``weight`` w multiplies each element (one more rounding); the per-sample mean and the
+    reduction add theirs (``_binary_reduced_error``).
+    """
+    x = np.asarray(input, np.float64)
+    y = _smooth(np.asarray(target, np.float64), label_smoothing, 2, "2", NO_TRACE)
+    y = np.broadcast_to(y, np.broadcast_shapes(x.shape, y.shape))
+    ey = 3.0 if label_smoothing else 0.0
+    q = np.broadcast_to(np.asarray(1.0 if pos_weight is None else pos_weight, np.float64), y.shape)
+    w = np.abs(_weighted(np.ones(y.shape), weight))
+    with np.errstate(invalid="ignore", over="ignore"):
+        ax = np.abs(x)
+        e, s = np.exp(-ax), np.log1p(np.exp(-ax))
+        pos, neg = np.maximum(x, 0.0), np.maximum(-x, 0.0)
+        s_pos, s_neg = pos + s, neg + s
+        qy, ny = q * y, 1.0 - y
+        loss = times(qy, s_neg) + times(ny, s_pos)
+        sig_p, sig_n = sigmoid(x), sigmoid(-x)
+        d_x = np.abs(times(ny, sig_p) - times(qy, sig_n))
+        d_y = np.abs(times(q, s_neg) - s_pos) if pos_weight is not None else ax
+        if "log_sigmoid" in stages:
+            per = (
+                (e + s) * (qy + ny)
+                + (2.0 + ey) * times(qy, s_neg)
+                + 3.0 * times(ny, s_pos)
+                + ey * times(y, s_pos)
+                + loss
+            )
+            slope = (times(qy, sig_n) + times(ny, sig_p)) * (ax + 3.0 * s + e + 5.0 + ey)
+            d_x = slope + times(ny, sig_p) + d_x
+            d_y = 2.0 * (times(q, s_neg) + s_pos) + 2.0 * (e + s) + 2.0 * d_y
+        else:
+            l_ = 1.0 + (q - 1.0) * y
+            kinked = times(np.abs(q - 1.0) * y, s + neg)
+            per = (
+                2.0 * times(ny, ax)
+                + (2.0 + 2.0 * ey) * times(y, ax)
+                + np.abs(pos - times(y, x))
+                + 2.0 * l_ * (1.0 + e + s)
+                + 2.0 * times(l_, s + neg)
+                + (2.0 + ey) * kinked
+                + loss
+            )
+            terms = (x >= 0) + qy + ny + l_ * (x < 0)
+            d_x = 4.0 * terms + 6.0 * l_ * (sigmoid(-ax) + sig_p) + 2.0 * d_x
+            d_y = 2.0 * ax + np.abs(q - 1.0) * (3.0 * s_neg + 2.0) + 2.0 * d_y
+            if pos_weight is not None:  # PyTorch: log_sigmoid(-x) - q log_sigmoid(x), two rounded terms
+                d_y = d_y + 3.0 * (times(q, s_neg) + s_pos)
+        if weight is not None:
+            per = times(w, per + loss)
+        value = _binary_reduced_error(per, times(w, loss), reduction, sample_axis)
+    g = np.abs(reduce_grad(y.shape, reduction=reduction, sample_axis=sample_axis))
+    return {
+        "value": value,
+        "input": chain(g, times(w, d_x)),
+        "target": chain(g, times(w, (1.0 - label_smoothing) * d_y)),
+    }

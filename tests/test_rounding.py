@@ -163,8 +163,11 @@ def test_every_declared_stage_is_modelled():
 
 
 def test_torch_cross_entropy_declares_no_stage():
-    """PyTorch's CPU kernels accumulate half precision in float: held to the tolerance."""
-    torch_ce = [b for b in all_bindings() if b.framework == "torch" and "cross_entropy" in b.id]
+    """PyTorch's CPU softmax kernels accumulate half precision in float: held to the tolerance.
+    (Its binary cross-entropy kernels compute in scalar_t: test_torch_bce_computes_in_half.)"""
+    torch_ce = [
+        b for b in all_bindings() if b.framework == "torch" and "cross_entropy" in b.id and "binary" not in b.spec
+    ]
     assert torch_ce and not any(b.stages for b in torch_ce)
 
 
@@ -437,3 +440,252 @@ def test_ctc_model_is_not_an_excuse():
     assert within_rounding(dropped, exact, model["value"], tol, "bfloat16", ("s",)) is None
     none = ctc.ctc_loss_error(x, target, **kw, dtype=ml_dtypes.bfloat16, stages=())
     assert np.all(none["value"] == 0) and np.all(none["input"] == 0)
+
+
+# ============================================================================ binary cross-entropy
+# Emulations, every operation rounded to the dtype, of the algorithms the BCE bindings declare
+# (conformance/families/crossentropy.py): Keras' clip + logs and PyTorch's BCE kernel on
+# probabilities; on logits, the log_sigmoid form (optax, Keras on JAX: softplus = logaddexp,
+# its slope exp(v - softplus(v))), TensorFlow's max/abs form and its autodiff, the weighted form,
+# and PyTorch's kernel and backward.
+
+
+def _binary_cases(n_cases=300, seed=3, logits=False):
+    rng = np.random.default_rng(seed)
+    for i in range(n_cases):
+        shape = (int(rng.integers(1, 4)), int(rng.integers(1, 6)))
+        if logits:
+            x = rng.normal(0, float(rng.choice([1.0, 4.0, 12.0])), shape)
+        else:
+            x = np.clip(rng.beta(*rng.choice([0.3, 1.0, 3.0], 2), shape), 0.0, 1.0)
+        y = rng.choice([0.0, 1.0], shape) if i % 2 else rng.uniform(0, 1, shape)
+        yield x, y, ("none", "mean", "sum")[i % 3], (0.0, 0.1)[i % 5 == 0]
+
+
+def _rounded(a, t):
+    return np.asarray(a, np.float64).astype(t).astype(np.float64)
+
+
+def _sample_mean(per, t, reduction):
+    """Keras: mean over the last axis, then the reduction, each in t."""
+    m = (np.sum(per, axis=-1, dtype=t) / t(per.shape[-1])).astype(t)
+    return _reduce_in(m, t, reduction)
+
+
+def _reduce_in(m, t, reduction):
+    return {"none": m, "sum": np.sum(m, dtype=t), "mean": np.asarray(np.sum(m, dtype=t) / t(m.size), t)}[reduction]
+
+
+def _cotangent(shape, t, reduction, sample):
+    n = shape[-1] if sample else 1
+    rows = int(np.prod(shape)) // n
+    g = t(1.0) / t(n) if sample else t(1.0)
+    if reduction == "mean":
+        g = t(g / t(rows))
+    return np.full(shape, g, t)
+
+
+def _keras_bce_emulated(p, y, t, reduction, s):
+    """Keras binary_crossentropy on probabilities (jnp.clip, log, log(1 - p)) and its VJP."""
+    eps = t(1e-7)
+    pt, yt = p.astype(t), y.astype(t)
+    if s:
+        yt = (yt * t(1.0 - s) + t(0.5 * s)).astype(t)
+    q = np.clip(pt, eps, t(1.0 - 1e-7))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        lp, lq = np.log(q), np.log(t(1) - q)
+        per = -(yt * lp + (t(1) - yt) * lq)
+        value = _sample_mean(per.astype(t), t, reduction)
+        g = _cotangent(p.shape, t, reduction, True)
+        d_q = -(g * yt) / q + (g * (t(1) - yt)) / (t(1) - q)
+        inside = (pt > eps) & (pt < t(1.0 - 1e-7))
+        d_p = np.where(inside, d_q, np.where((pt == eps) | (pt == t(1.0 - 1e-7)), d_q * t(0.5), t(0)))
+        d_y = (-(g * lp) + g * lq) * t(1.0 - s)
+    return value, d_p.astype(t), d_y.astype(t)
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_binary_probability_model_bounds_keras_bce(dtype):
+    t, plain_misses, checked = HALF[dtype], 0, 0
+    for p, y, reduction, s in _binary_cases():
+        p, y = _rounded(p, t), _rounded(y, t)
+        if np.any(p >= float(t(1.0 - 1e-7))):
+            continue  # the upper bound rounds to 1: log(0), and Keras' 0 * -inf (a known deviation)
+        kw = dict(label_smoothing=s, reduction=reduction, prob_eps=1e-7, sample_axis="mean", clip_tie="split", dtype=t)
+        model = ce.binary_cross_entropy_error(p, y, **kw, stages=ce.BINARY_STAGES)
+        want = {"value": ce.binary_cross_entropy(p, y, **kw), **ce.binary_cross_entropy_grad(p, y, **kw)}
+        got = dict(zip(("value", "input", "target"), _keras_bce_emulated(p, y, t, reduction, s)))
+        for part in ("value", "input", "target"):
+            if np.any(np.abs(want[part]) > float(ml_dtypes.finfo(t).max)):
+                continue  # past the dtype's range the expectation is its infinity: no rounding to bound
+            ok, plain = _check(np.asarray(got[part], np.float64), want[part], model[part], dtype)
+            assert ok, (part, p, y, reduction, s)
+            checked += 1
+            plain_misses += not plain
+    assert checked > 600 and plain_misses > 20
+
+
+def _torch_bce_emulated(p, y, t):
+    """PyTorch's CPU kernel in scalar_t: (y - 1) max(log1p(-p), -100) - y max(log p, -100), its
+    backward (p - y) / max((1 - p) p, EPSILON), and its target slope -log(p / (1 - p))."""
+    pt, yt = p.astype(t), y.astype(t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lp = np.maximum(np.log(pt.astype(np.float32)).astype(t), t(-100))
+        lq = np.maximum(np.log1p(-pt.astype(np.float32)).astype(t), t(-100))
+        value = ((yt - t(1)) * lq - yt * lp).astype(t)
+        d_p = ((pt - yt) / np.maximum((t(1) - pt) * pt, t(1e-12))).astype(t)
+        d_y = (-np.log((pt / (t(1) - pt)).astype(t).astype(np.float32))).astype(t)
+    return value, d_p, d_y
+
+
+def test_torch_bce_computes_in_half():
+    """The declared stage: torch's float16 BCE and its backward equal the emulation above bit for bit."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    p, y = rng.uniform(0.001, 0.999, 4000).astype(np.float16), rng.uniform(0, 1, 4000).astype(np.float16)
+    pt = torch.tensor(p).requires_grad_()
+    loss = torch.nn.functional.binary_cross_entropy(pt, torch.tensor(y), reduction="none")
+    loss.sum().backward()
+    yt = torch.tensor(y).requires_grad_()
+    torch.nn.functional.binary_cross_entropy(pt.detach(), yt, reduction="none").sum().backward()
+    value, d_p, d_y = _torch_bce_emulated(p, y, np.float16)
+    assert np.array_equal(loss.detach().numpy(), value) and np.array_equal(pt.grad.numpy(), d_p)
+    assert np.array_equal(yt.grad.numpy(), d_y)
+    once = (y.astype(np.float32) - 1) * np.log1p(-p.astype(np.float32)) - y * np.log(p.astype(np.float32))
+    assert not np.array_equal(once.astype(np.float16), value)  # a float32 computation differs
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_binary_probability_model_bounds_torch_bce(dtype):
+    t, plain_misses = HALF[dtype], 0
+    for p, y, _, _ in _binary_cases(seed=4):
+        p, y = _rounded(np.clip(p, 0.01, 0.99), t), _rounded(y, t)
+        if np.any((p <= 0) | (p >= 1)):
+            continue
+        kw = dict(reduction="none", log_min=-100.0, dtype=t)
+        model = ce.binary_cross_entropy_error(p, y, **kw, stages=ce.BINARY_STAGES)
+        value, d_p, d_y = _torch_bce_emulated(p, y, t)
+        want = {"value": ce.binary_cross_entropy(p, y, **kw), **ce.binary_cross_entropy_grad(p, y, **kw)}
+        for got, part in ((value, "value"), (d_p, "input"), (d_y, "target")):
+            exp = want[part]
+            ok, plain = _check(got.astype(np.float64), exp, model[part], dtype)
+            assert ok, (part, p, y)
+            plain_misses += not plain
+    assert plain_misses > 5
+
+
+def _softplus_t(v, t):
+    """jnp.logaddexp(v, 0) in t: max(v, 0) + log1p(exp(-|v|))."""
+    return (np.maximum(v, t(0)) + np.log1p(np.exp(-np.abs(v)))).astype(t)
+
+
+def _log_sigmoid_emulated(x, y, t, reduction, sample):
+    """optax.sigmoid_binary_cross_entropy / Keras on JAX: -y log_sigmoid(x) - (1-y) log_sigmoid(-x),
+    log_sigmoid(x) = -softplus(-x); the VJP of softplus(v) is exp(v - softplus(v))."""
+    xt, yt = x.astype(t), y.astype(t)
+    ls_p, ls_n = -_softplus_t(-xt, t), -_softplus_t(xt, t)
+    per = (-yt * ls_p - (t(1) - yt) * ls_n).astype(t)
+    value = _sample_mean(per, t, reduction) if sample else _reduce_in(per, t, reduction)
+    g = _cotangent(x.shape, t, reduction, sample)
+    sig_n = np.exp(-xt - _softplus_t(-xt, t)).astype(t)  # d softplus(-x) / d(-x)
+    sig_p = np.exp(xt - _softplus_t(xt, t)).astype(t)
+    d_x = (-(g * yt) * sig_n + (g * (t(1) - yt)) * sig_p).astype(t)
+    d_y = (-(g * ls_p) + g * ls_n).astype(t)
+    return value, d_x, d_y
+
+
+def _tf_sigmoid_emulated(x, y, t):
+    """tf.nn.sigmoid_cross_entropy_with_logits and its autodiff (reduction none)."""
+    xt, yt = x.astype(t), y.astype(t)
+    cond = xt >= 0
+    e = np.exp(np.where(cond, -xt, xt)).astype(t)
+    value = ((np.where(cond, xt, t(0)) - xt * yt) + np.log1p(e)).astype(t)
+    d_sp = (t(1) / (t(1) + e) * e).astype(t)  # log1p's VJP times exp's
+    d_x = ((cond.astype(t) - yt) + np.where(cond, -d_sp, d_sp)).astype(t)
+    return value, d_x, -xt
+
+
+def _torch_logits_emulated(x, y, q, t):
+    """PyTorch's binary_cross_entropy_with_logits (reduction none) and its input backward."""
+    xt, yt, qt = x.astype(t), y.astype(t), q.astype(t)
+    m = np.maximum(-xt, t(0))
+    lw = ((qt - t(1)) * yt + t(1)).astype(t)
+    soft = (np.log(np.exp(-m) + np.exp(-xt - m)) + m).astype(t)
+    value = ((t(1) - yt) * xt + lw * soft).astype(t)
+    sig = (t(1) / (t(1) + np.exp(-xt.astype(np.float32)))).astype(t)
+    tq = (qt * yt).astype(t)
+    d_x = (((tq + t(1)) - yt) * sig - tq).astype(t)
+    return value, d_x
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_binary_logit_models_bound_the_emulated_algorithms(dtype):
+    t = HALF[dtype]
+    misses = {"log_sigmoid": 0, "tf": 0, "torch": 0}
+    for x, y, reduction, _ in _binary_cases(logits=True):
+        x, y = _rounded(x, t), _rounded(y, t)
+        q = _rounded(np.random.default_rng(int(x.size)).uniform(0.25, 4, x.shape[-1]), t)
+        kw = dict(reduction=reduction, sample_axis="mean")
+        model = ce.binary_cross_entropy_with_logits_error(x, y, **kw, stages=("log_sigmoid",))
+        want = {
+            "value": ce.binary_cross_entropy_with_logits(x, y, **kw),
+            **ce.binary_cross_entropy_with_logits_grad(x, y, **kw),
+        }
+        got = dict(zip(("value", "input", "target"), _log_sigmoid_emulated(x, y, t, reduction, True)))
+        for part in got:
+            ok, plain = _check(np.asarray(got[part], np.float64), want[part], model[part], dtype)
+            assert ok, ("log_sigmoid", part, x, y, reduction)
+            misses["log_sigmoid"] += not plain
+        for name, (value, d_x, *d_y), kw in (
+            ("tf", _tf_sigmoid_emulated(x, y, t), {}),
+            ("torch", _torch_logits_emulated(x, y, q, t), {"pos_weight": q}),
+        ):
+            model = ce.binary_cross_entropy_with_logits_error(x, y, reduction="none", **kw, stages=("max_log1p_exp",))
+            grads = ce.binary_cross_entropy_with_logits_grad(x, y, reduction="none", **kw)
+            parts = [(value, ce.binary_cross_entropy_with_logits(x, y, reduction="none", **kw), "value")]
+            parts += [(d_x, grads["input"], "input")] + [(d, grads["target"], "target") for d in d_y]
+            for got_, want_, part in parts:
+                ok, plain = _check(np.asarray(got_, np.float64), want_, model[part], dtype)
+                assert ok, (name, part, x, y)
+                misses[name] += not plain
+    assert all(n > 10 for n in misses.values()), misses
+
+
+def test_binary_models_are_not_vacuous():
+    """Where nothing cancels the bound is a few tens of u of the result at most, and a halved
+    slope, a NaN, a doubled loss stay outside it."""
+    t, dtype = np.float16, "float16"
+    p, y = np.array([[0.2, 0.7, 0.9]]), np.array([[1.0, 0.0, 1.0]])
+    kw = dict(reduction="none", prob_eps=1e-7, sample_axis="mean", dtype=t)
+    model = ce.binary_cross_entropy_error(p, y, **kw, stages=ce.BINARY_STAGES)
+    want = {"value": ce.binary_cross_entropy(p, y, **kw), **ce.binary_cross_entropy_grad(p, y, **kw)}
+    u = unit_roundoff(dtype)
+    for part in ("value", "input", "target"):
+        assert np.all(u * model[part] <= 40 * u * np.abs(want[part]) + 1e-12), part
+        assert not _check(want[part] * 0.5, want[part], model[part], dtype)[0], part
+        assert not _check(np.full_like(want[part], np.nan), want[part], model[part], dtype)[0], part
+    x, y = np.array([-3.0, 0.5, 4.0]), np.array([0.0, 1.0, 1.0])
+    for stage in ce.BINARY_LOGIT_STAGES:
+        model = ce.binary_cross_entropy_with_logits_error(x, y, reduction="none", stages=(stage,))
+        want = ce.binary_cross_entropy_with_logits_grad(x, y, reduction="none")["input"]
+        assert not _check(want * 0.5, want, model["input"], dtype)[0], stage
+        value = ce.binary_cross_entropy_with_logits(x, y, reduction="none")
+        assert not _check(value * 2, value, model["value"], dtype)[0], stage
+
+
+def test_keras_torch_backend_bce_inherits_torch_clamp_and_check():
+    """Keras' torch backend clips, then calls torch's binary_cross_entropy
+    (keras/src/backend/torch/nn.py): in half precision p = 1 passes the clip (1 - 1e-7 rounds to
+    1) and torch clamps log(1 - p) at -100; a NaN probability fails torch's domain check. The
+    binding declares both, and the oracle under them gives torch's numbers."""
+    torch = pytest.importorskip("torch")
+    binding = next(b for b in all_bindings() if b.key == "binary_cross_entropy:keras.losses.binary_crossentropy[torch]")
+    assert binding.conventions["log_min"] == -100.0 and binding.conventions["prob_domain"] == "RuntimeError"
+    p, y = np.array([1.0, 0.25]), np.array([0.0, 1.0])
+    kw = {k: v for k, v in binding.conventions.items() if k != "sample_axis"}
+    want = ce.binary_cross_entropy(p, y, reduction="none", dtype=np.float16, **kw)
+    clipped = torch.clip(torch.tensor(p, dtype=torch.float16), 1e-7, 1.0 - 1e-7)
+    got = torch.nn.functional.binary_cross_entropy(clipped, torch.tensor(y, dtype=torch.float16), reduction="none")
+    assert np.allclose(got.double().numpy(), want, rtol=2e-3) and want[0] == 100.0
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.binary_cross_entropy(torch.tensor([float("nan")]), torch.tensor([1.0]))

@@ -247,13 +247,15 @@ SPECS: list[Spec] = [
          {"weight": None, "label_smoothing": 0.0, "reduction": "mean"},
          ("log_min", "prob_eps", "prob_domain", "sample_axis", "clip_tie"),
          binary(logits=False), BINARY_CROSS_ENTROPY, classes=False,
-         gradient=ce.binary_cross_entropy_grad),
+         gradient=ce.binary_cross_entropy_grad,
+         error_model=ce.binary_cross_entropy_error, stages=ce.BINARY_STAGES),
     Spec("binary_cross_entropy_with_logits", "BCE on logits: BCE of sigmoid(x), with pos_weight",
          ce.binary_cross_entropy_with_logits,
          {"weight": None, "pos_weight": None, "label_smoothing": 0.0, "reduction": "mean"},
          ("sample_axis",),
          binary(logits=True), BINARY_CROSS_ENTROPY_WITH_LOGITS, classes=False,
-         gradient=ce.binary_cross_entropy_with_logits_grad),
+         gradient=ce.binary_cross_entropy_with_logits_grad,
+         error_model=ce.binary_cross_entropy_with_logits_error, stages=ce.BINARY_LOGIT_STAGES),
     Spec("softmax_cross_entropy", "softmax cross-entropy on logits with class-index targets",
          ce.softmax_cross_entropy,
          {"weight": None, "ignore_index": None, "label_smoothing": 0.0, "reduction": "mean"},
@@ -337,6 +339,26 @@ _SPARSE_PROBS = {
 #   its sparse form on logits calls torch's cross_entropy, which is held to the tolerance.
 # - Keras on probabilities (every backend): ``output / sum(output)``, clip and ``log`` in the
 #   input's dtype.
+# - binary cross-entropy on probabilities (stage "log"): Keras clips and takes both logs in the
+#   input's dtype on every backend (keras/src/backend/{jax,tensorflow}/nn.py
+#   binary_crossentropy; the torch backend hands the clipped p to torch's kernel); PyTorch's
+#   binary_cross_entropy CPU kernel evaluates (y - 1) max(log1p(-p), -100) - y max(log p, -100)
+#   and its backward (p - y) / max((1 - p) p, EPSILON) in scalar_t (aten/src/ATen/native/Loss.cpp;
+#   tests/test_rounding.py checks that a float16 emulation of it matches torch bit for bit).
+# - on logits: "log_sigmoid" where the loss is -(y log_sigmoid(x) + (1-y) log_sigmoid(-x)) in the
+#   dtype (optax/losses/_classification.py, Keras' JAX backend, torch's multilabel_soft_margin_loss
+#   in torch/nn/functional.py); "max_log1p_exp" where it is the stable max/abs form built of
+#   separate ops in the dtype (tf.nn's nn_impl.py and Keras' TensorFlow backend on it; PyTorch's
+#   binary_cross_entropy_with_logits in Loss.cpp, and Keras' torch backend on it).
+_BCE_PROBS = ce.BINARY_STAGES
+_LOG_SIGMOID = ("log_sigmoid",)
+_MAX_LOG1P_EXP = ("max_log1p_exp",)
+_KERAS_BCE_LOGITS = {"jax": _LOG_SIGMOID, "tensorflow": _MAX_LOG1P_EXP, "torch": _MAX_LOG1P_EXP}
+# Keras' torch backend computes BCE on probabilities with torch's binary_cross_entropy
+# (keras/src/backend/torch/nn.py), which clamps each log at -100 and raises RuntimeError for a
+# probability outside [0, 1]: after Keras' clip only NaN is, and in half precision p = 1 (the
+# upper bound rounds to 1) has log(1 - p) clamped.
+_KERAS_BCE_PROBS = {"jax": {"clip_tie": "split"}, "torch": {"log_min": -100.0, "prob_domain": "RuntimeError"}}
 _LOG_SOFTMAX = ("log_softmax",)
 _TF_XENT = ("log_softmax",)
 _KERAS_PROBS = ce.PROBABILITY_STAGES
@@ -347,9 +369,9 @@ BINDINGS: list[Binding] = [
     # -- torch --
     *torch_pair("binary_cross_entropy", "BCELoss", "binary_cross_entropy",
                 params={**REDUCTION, "weight": "weight"},
-                conventions={"log_min": -100.0, "prob_domain": "RuntimeError"}),
+                conventions={"log_min": -100.0, "prob_domain": "RuntimeError"}, stages=_BCE_PROBS),
     *torch_pair("binary_cross_entropy_with_logits", "BCEWithLogitsLoss", "binary_cross_entropy_with_logits",
-                params={**REDUCTION, "weight": "weight", "pos_weight": "pos_weight"}),
+                params={**REDUCTION, "weight": "weight", "pos_weight": "pos_weight"}, stages=_MAX_LOG1P_EXP),
     *torch_pair("cross_entropy", "CrossEntropyLoss", "softmax_cross_entropy",
                 params={**REDUCTION, "weight": "weight", "ignore_index": "ignore_index",
                         "label_smoothing": "label_smoothing"},
@@ -362,14 +384,16 @@ BINDINGS: list[Binding] = [
                 defaults={"ignore_index": -100}, conventions=_CE),
     # the mean over the classes of BCE with logits
     *torch_pair("multilabel_soft_margin_loss", "MultiLabelSoftMarginLoss", "binary_cross_entropy_with_logits",
-                params={**REDUCTION, "weight": "weight"}, conventions={"sample_axis": "mean"}),
+                params={**REDUCTION, "weight": "weight"}, conventions={"sample_axis": "mean"}, stages=_LOG_SIGMOID),
     # -- tensorflow (tf.nn: never reduces; one loss per element (sigmoid) or per sample (softmax)) --
     Binding("tf.nn.sigmoid_cross_entropy_with_logits", "binary_cross_entropy_with_logits", "tensorflow",
-            "tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=input)", fixed=NO_REDUCTION),
+            "tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=input)", fixed=NO_REDUCTION,
+            stages=_MAX_LOG1P_EXP),
     # pos_weight has no default here: the binding takes only the cases that set it.
     Binding("tf.nn.weighted_cross_entropy_with_logits", "binary_cross_entropy_with_logits", "tensorflow",
             "tf.nn.weighted_cross_entropy_with_logits(labels=target, logits=input{kw})",
-            params={"pos_weight": "pos_weight"}, requires={"pos_weight": GIVEN}, fixed=NO_REDUCTION),
+            params={"pos_weight": "pos_weight"}, requires={"pos_weight": GIVEN}, fixed=NO_REDUCTION,
+            stages=_MAX_LOG1P_EXP),
     Binding("tf.nn.softmax_cross_entropy_with_logits", "softmax_cross_entropy_soft", "tensorflow",
             "tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=input)", fixed=NO_REDUCTION,
             stages=_TF_XENT),
@@ -380,7 +404,7 @@ BINDINGS: list[Binding] = [
     # softmax_cross_entropy multiplies labels * log_softmax(logits) as IEEE floats, so a -inf
     # logit with label 0 gives NaN; safe_softmax_cross_entropy is documented to take that term
     # as 0 (0 log 0 = 0).
-    optax_loss("sigmoid_binary_cross_entropy", "binary_cross_entropy_with_logits"),
+    optax_loss("sigmoid_binary_cross_entropy", "binary_cross_entropy_with_logits", stages=_LOG_SIGMOID),
     optax_loss("softmax_cross_entropy", "softmax_cross_entropy_soft", stages=_LOG_SOFTMAX),
     optax_loss("safe_softmax_cross_entropy", "softmax_cross_entropy_soft", stages=_LOG_SOFTMAX),
     # softmax_cross_entropy_with_integer_labels gathers the target logit with
@@ -391,9 +415,10 @@ BINDINGS: list[Binding] = [
                conventions={"invalid_label": "wrap_negative"}, stages=("logsumexp",)),
     # -- keras --
     *keras_pair("BinaryCrossentropy", "binary_crossentropy", "binary_cross_entropy", "from_logits=False",
-                params=_SMOOTH, conventions={"prob_eps": KERAS_EPS, "sample_axis": "mean"}, backends=_JNP_CLIP),
+                params=_SMOOTH, conventions={"prob_eps": KERAS_EPS, "sample_axis": "mean"}, backends=_KERAS_BCE_PROBS,
+                stages=_BCE_PROBS),
     *keras_pair("BinaryCrossentropy", "binary_crossentropy", "binary_cross_entropy_with_logits", "from_logits=True",
-                params=_SMOOTH, conventions={"sample_axis": "mean"}),
+                params=_SMOOTH, conventions={"sample_axis": "mean"}, stages=_KERAS_BCE_LOGITS),
     *keras_pair("CategoricalCrossentropy", "categorical_crossentropy", "categorical_cross_entropy",
                 "from_logits=False", params=_SMOOTH,
                 conventions={"prob_eps": KERAS_EPS, "renormalize": "before_clip"}, stages=_KERAS_PROBS,
