@@ -166,3 +166,114 @@ def test_torch_cross_entropy_declares_no_stage():
     """PyTorch's CPU kernels accumulate half precision in float: held to the tolerance."""
     torch_ce = [b for b in all_bindings() if b.framework == "torch" and "cross_entropy" in b.id]
     assert torch_ce and not any(b.stages for b in torch_ce)
+
+
+# ============================================================================ family: kl
+# Keras' kl_divergence on probabilities: clip y and p into [1e-7, 1], then
+# sum(y * log(y / p), axis=-1) in the inputs' dtype (keras/src/losses/losses.py), and the
+# backward of that graph as JAX differentiates it (and torch / TensorFlow: (y / p) / p).
+
+from lossparity.reference import kl  # noqa: E402
+
+
+def _kl_cases(t, n_cases=300, seed=3):
+    """(p, y) rounded to t: Dirichlet rows, some with exact 0s and 1s, some with p near y, p kept above 2^-7 in
+    float16 (below 2^-8, 1 / p^2 overflows in JAX's backward: not a rounding)."""
+    rng = np.random.default_rng(seed)
+    floor = 2.0**-7 if t is np.float16 else 1e-6
+    for _ in range(n_cases):
+        n, c = int(rng.integers(1, 5)), int(rng.integers(1, 9))
+        p = rng.dirichlet(np.full(c, float(rng.choice([0.3, 1.0, 5.0]))), n)
+        y = rng.dirichlet(np.full(c, float(rng.choice([0.2, 1.0, 5.0]))), n)
+        if rng.random() < 0.2:  # one-hot targets: y = 1 on the clip's upper bound, 0 below it
+            y = np.eye(c)[rng.integers(0, c, n)]
+        elif rng.random() < 0.4:  # p near y: a small KL of terms that cancel
+            p = y * rng.uniform(0.8, 1.25, y.shape)
+            p = p / p.sum(axis=-1, keepdims=True)
+        p = np.maximum(p, floor)
+        yield p.astype(t).astype(np.float64), y.astype(t).astype(np.float64)
+
+
+def _emulated_keras_kl(p, y, t, eps, backward):
+    """Value and gradients (cotangent 1 per sample) of Keras' kl_divergence in dtype t, every
+    operation rounded to t, the sum sequential (the worst order); ``backward`` "jax" or "torch"."""
+    lo, one, g = t(eps), t(1), t(1)
+    # (np.clip of ml_dtypes' bfloat16 returns float32: the clip is exact, so cast it back)
+    pc, yc = np.clip(p.astype(t), lo, one).astype(t), np.clip(y.astype(t), lo, one).astype(t)
+    r = yc / pc
+    log_r = np.log(r)
+    terms = yc * log_r
+    value = np.zeros(terms.shape[:-1], t)
+    for k in range(terms.shape[-1]):
+        value = (value + terms[..., k]).astype(t)
+    d_r = (yc * g) / r
+    if backward == "jax":
+        d_p = -((d_r * (one / (pc * pc))) * yc)
+    else:
+        d_p = -(d_r * ((yc / pc) / pc))
+    d_y = g * log_r + d_r / pc
+
+    def through_clip(x, x_c, grad):  # jnp.clip: half at a bound; torch.clip: whole
+        at = (x == x_c) & ((x == lo) | (x == one))
+        grad = np.where(at & (backward == "jax"), grad * t(0.5), grad)
+        return np.where(x.astype(t) == x_c, grad, t(0))
+
+    return value, through_clip(p.astype(t), pc, d_p), through_clip(y.astype(t), yc, d_y)
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+@pytest.mark.parametrize("backward", ["jax", "torch"])
+def test_kl_log_ratio_model_bounds_keras_kl_divergence(dtype, backward):
+    t, eps, checked, plain_misses = HALF[dtype], 1e-7, 0, 0
+    kw = dict(reduction="none", prob_eps=eps, dtype=t, clip_tie="split" if backward == "jax" else "pass")
+    for p, y in _kl_cases(t):
+        model = kl.kl_div_probs_error(p, y, **kw, stages=kl.KL_STAGES)
+        exact = kl.kl_div_probs(p, y, **kw)
+        grads = kl.kl_div_probs_grad(p, y, **kw)
+        value, d_p, d_y = _emulated_keras_kl(p, y, t, eps, backward)
+        for got, want, part in (
+            (value, exact, "value"),
+            (d_p, grads["input"], "input"),
+            (d_y, grads["target"], "target"),
+        ):
+            ok, plain = _check(got.astype(np.float64), want, model[part], dtype)
+            assert ok, (part, p, y, got, want)
+            checked += 1
+            plain_misses += not plain
+    assert checked == 900 and plain_misses > 30  # the tolerance alone fails many of them
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_kl_log_ratio_model_is_tight_and_rejects_what_rounding_cannot_do(dtype):
+    """A few tens of u relative to the value at most (not vacuous); a halved slope, the whole
+    slope at a split tie, NaN and an overflow's inf stay outside the bound."""
+    t = HALF[dtype]
+    p, y = np.array([[0.25, 0.375, 0.375], [0.5, 0.25, 0.25]]), np.array([[0.5, 0.25, 0.25], [1.0, 0.0, 0.0]])
+    kw = dict(reduction="none", prob_eps=1e-7, dtype=t, clip_tie="split")
+    model = kl.kl_div_probs_error(p, y, **kw)
+    exact, grads = kl.kl_div_probs(p, y, **kw), kl.kl_div_probs_grad(p, y, **kw)
+    assert np.all(model["value"] * unit_roundoff(t) <= 60 * unit_roundoff(t) * np.abs(exact) + 1e-6)
+    assert np.all(model["input"] <= 40 * np.abs(grads["input"]) + 1e-3)
+    for part in ("input", "target"):
+        want = grads[part]
+        for bad in (want * 0.5, want * 2, np.where(want == want.flat[0], np.nan, want)):
+            assert _check(bad, want, model[part], dtype)[0] is False, (part, bad)
+    # y = 1 sits on the upper bound: the whole slope is twice the split one, and outside the bound
+    whole = kl.kl_div_probs_grad(p, y, **dict(kw, clip_tie="pass"))["target"]
+    assert whole[1, 0] == 2 * grads["target"][1, 0] and not _check(whole, grads["target"], model["target"], dtype)[0]
+    inf = exact.copy()
+    inf[0] = np.inf
+    assert not _check(inf, exact, model["value"], dtype)[0]
+
+
+def test_kl_div_probs_clip_tie_split_halves_the_slope_at_the_bound_one_only():
+    """Keras on JAX clips with jnp.clip (clip_tie="split"): a target or prediction of exactly 1
+    sits on the upper bound 1 in every dtype, and gets half its slope; inside, the whole."""
+    p, y = np.array([[0.5, 0.5], [1.0, 0.0]]), np.array([[0.0, 1.0], [0.5, 0.5]])
+    kw = dict(reduction="none", prob_eps=1e-7, dtype=np.float32)
+    whole, split = kl.kl_div_probs_grad(p, y, **kw), kl.kl_div_probs_grad(p, y, **kw, clip_tie="split")
+    assert split["target"][0, 1] == 0.5 * whole["target"][0, 1] == 0.5 * (1 + np.log(2))  # edge-zero-target
+    assert split["input"][1, 0] == 0.5 * whole["input"][1, 0] == -0.25  # edge-zero-prediction
+    assert split["input"][1, 1] == whole["input"][1, 1] == 0.0  # p = 0 is below eps: no slope either way
+    np.testing.assert_array_equal(split["input"][0], whole["input"][0])
+    np.testing.assert_array_equal(kl.kl_div_probs(p, y, **kw, clip_tie="split"), kl.kl_div_probs(p, y, **kw))
