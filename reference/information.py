@@ -112,8 +112,19 @@ def _outside_support(q, p):
     return (q == 0) & (p > 0)
 
 
-def kl_divergence(input, target, *, base="e", renormalize=None, prob_eps=None, dtype=np.float64, trace=NO_TRACE):
-    """KL(P || Q) = sum_x p(x) log(p(x) / q(x)), with ``target`` = P and ``input`` = Q."""
+def kl_divergence(
+    input,
+    target,
+    *,
+    base="e",
+    renormalize=None,
+    prob_eps=None,
+    zero_term_slope="limit",
+    dtype=np.float64,
+    trace=NO_TRACE,
+):
+    """KL(P || Q) = sum_x p(x) log(p(x) / q(x)), with ``target`` = P and ``input`` = Q
+    (``zero_term_slope`` only concerns the gradient)."""
     unit, scale = _unit(base)
     q = _normalize(trace("input", np.asarray(input, np.float64), _reads(input, "Q")), renormalize, trace, "q")
     p = _normalize(np.asarray(target, np.float64), renormalize, trace, "p")
@@ -126,12 +137,28 @@ def kl_divergence(input, target, *, base="e", renormalize=None, prob_eps=None, d
     return trace("reduction", np.sum(info, axis=-1) / scale, f"sum over outcomes, in {unit}")
 
 
-def kl_divergence_grad(input, target, *, base="e", renormalize=None, prob_eps=None, dtype=np.float64, trace=NO_TRACE):
+def kl_divergence_grad(
+    input,
+    target,
+    *,
+    base="e",
+    renormalize=None,
+    prob_eps=None,
+    zero_term_slope="limit",
+    dtype=np.float64,
+    trace=NO_TRACE,
+):
     """Gradients of :func:`kl_divergence`, both ``(..., n)``, over ln(base): d/dq = -p/q and
     d/dp = log p + 1 - log q (logs of the clipped values, the 1 only inside the clip; -inf
     at p = 0 < q, NaN at p = q = 0 unclipped). An outcome outside the support (q = 0 < p),
     whose +inf is a constant, has slope 0 in both, as a framework that writes that +inf
-    with a masked assignment (torch.distributions) differentiates it."""
+    with a masked assignment (torch.distributions) differentiates it.
+
+    ``zero_term_slope``: at p = 0 the slope in p is its one-sided limit ("limit", above),
+    or 0 ("zero") where the framework writes the term of p = 0 as a constant 0 (a masked
+    assignment, torch.distributions' ``t[p == 0] = 0``; a select, jax.scipy's rel_entr), and
+    so differentiates a constant there; with ``renormalize`` that 0 is then pulled back
+    through p / sum(p) like any slope."""
     given_q, given_p = np.asarray(input, np.float64), np.asarray(target, np.float64)
     q, p = _normalize(given_q, renormalize, NO_TRACE, "q"), _normalize(given_p, renormalize, NO_TRACE, "p")
     scale, outside = _unit(base)[1], _outside_support(q, p)
@@ -140,6 +167,8 @@ def kl_divergence_grad(input, target, *, base="e", renormalize=None, prob_eps=No
         d_p = np.where(
             outside, 0.0, _log(p, prob_eps, dtype) - _log(q, prob_eps, dtype) + _log_slope(p, p, prob_eps, dtype)
         )
+        if zero_term_slope == "zero":
+            d_p = np.where(p == 0, 0.0, d_p)
         return {
             "input": _pullback(given_q, d_q, renormalize, scale),
             "target": _pullback(given_p, d_p, renormalize, scale),

@@ -277,3 +277,28 @@ def test_kl_div_probs_clip_tie_split_halves_the_slope_at_the_bound_one_only():
     assert split["input"][1, 1] == whole["input"][1, 1] == 0.0  # p = 0 is below eps: no slope either way
     np.testing.assert_array_equal(split["input"][0], whole["input"][0])
     np.testing.assert_array_equal(kl.kl_div_probs(p, y, **kw, clip_tie="split"), kl.kl_div_probs(p, y, **kw))
+
+
+def test_zero_term_slope_zero_is_what_torch_distributions_differentiates():
+    """torch.distributions' KL of categoricals writes the p = 0 term as t[p == 0] = 0: its slope
+    in p is 0 there (zero_term_slope="zero"), pulled back through p / sum(p); the plain slope
+    is the one-sided limit, log(eps) + ... with torch's clamp. Elsewhere both agree."""
+    torch = pytest.importorskip("torch")
+    from lossparity.reference import information as info
+
+    q, p = np.array([[0.5, 0.5], [0.25, 0.75]]), np.array([[1.0, 0.0], [0.5, 0.5]])
+    kw = dict(renormalize="before", prob_eps="finfo", dtype=np.float64)
+    plain, zero = info.kl_divergence_grad(q, p, **kw), info.kl_divergence_grad(q, p, **kw, zero_term_slope="zero")
+    tp = torch.tensor(p, requires_grad=True)
+    tq = torch.tensor(q, requires_grad=True)
+    kl_t = torch.distributions.kl.kl_divergence(
+        torch.distributions.Categorical(probs=tp), torch.distributions.Categorical(probs=tq)
+    )
+    kl_t.sum().backward()
+    np.testing.assert_allclose(tp.grad.numpy(), zero["target"], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(tq.grad.numpy(), zero["input"], rtol=1e-12, atol=1e-12)
+    assert abs(zero["target"][0, 1] - plain["target"][0, 1]) > 30  # the cut log(eps) - log q term
+    np.testing.assert_array_equal(zero["target"][1], plain["target"][1])
+    np.testing.assert_array_equal(
+        info.kl_divergence(q, p, **kw, zero_term_slope="zero"), info.kl_divergence(q, p, **kw)
+    )

@@ -85,7 +85,7 @@ SPECS: list[Spec] = [
          distributions(pair=True), CROSS_ENTROPY,
          gradient=info.cross_entropy_grad),
     Spec("kl_divergence", "KL(P || Q) of two discrete distributions, in nats or bits",
-         info.kl_divergence, {"base": "e"}, ("renormalize", "prob_eps"),
+         info.kl_divergence, {"base": "e"}, ("renormalize", "prob_eps", "zero_term_slope"),
          distributions(pair=True), KL_DIVERGENCE,
          gradient=info.kl_divergence_grad),
 ]
@@ -101,15 +101,19 @@ BINDINGS: list[Binding] = [
     Binding("torch.distributions.Categorical.entropy", "entropy", "torch",
             "torch.distributions.Categorical(probs=input).entropy()",
             conventions={"renormalize": "before", "prob_eps": "finfo"}),
+    # _kl_categorical_categorical writes the term of p = 0 as a constant: t[p.probs == 0] = 0
+    # (torch/distributions/kl.py, v2.13.0, L251): its slope in p is 0 (zero_term_slope).
     Binding("torch.distributions.kl.kl_divergence", "kl_divergence", "torch",
             "torch.distributions.kl.kl_divergence(torch.distributions.Categorical(probs=target), "
             "torch.distributions.Categorical(probs=input))",
-            conventions={"renormalize": "before", "prob_eps": "finfo"}),
+            conventions={"renormalize": "before", "prob_eps": "finfo", "zero_term_slope": "zero"}),
     # -- jax (jax.scipy.special) --
     # XLA on CPU flushes subnormal numbers to zero (float32 and float64): rel_entr reads a
     # subnormal q as 0 (q > 0 is false) and returns inf where the oracle's value is finite.
     Binding("jax.scipy.special.entr", "entropy", "jax", "jax.scipy.special.entr(input{kw}).sum(-1)"),
+    # rel_entr selects 0 for p = 0 (where(p > 0 & q > 0, p log p - p log q, where(p = 0 & q >= 0,
+    # 0, inf)), jax/_src/scipy/special.py, jax-v0.10.2, L1209-L1222): slope 0 there (zero_term_slope).
     Binding("jax.scipy.special.rel_entr", "kl_divergence", "jax",
-            "jax.scipy.special.rel_entr(target, input{kw}).sum(-1)"),
+            "jax.scipy.special.rel_entr(target, input{kw}).sum(-1)", conventions={"zero_term_slope": "zero"}),
 ]
 # fmt: on
