@@ -302,3 +302,109 @@ def test_zero_term_slope_zero_is_what_torch_distributions_differentiates():
     np.testing.assert_array_equal(
         info.kl_divergence(q, p, **kw, zero_term_slope="zero"), info.kl_divergence(q, p, **kw)
     )
+
+
+# ============================================================================ family: information
+# torch.distributions.Categorical(probs=p).entropy(): q = p / p.sum(-1), l = log(q.clamp(eps, 1 - eps))
+# (eps the dtype's machine epsilon), -(l * q).sum(-1), and torch's autograd of it, every op in
+# the dtype; jax.scipy.special.entr(x).sum(-1): -x log x and its JVP -(log x + 1).
+
+from lossparity.reference import information as info  # noqa: E402
+
+
+def _entropy_cases(t, n_cases=300, seed=5):
+    rng = np.random.default_rng(seed)
+    for _ in range(n_cases):
+        n, c = int(rng.integers(1, 4)), int(rng.integers(2, 8))
+        p = rng.dirichlet(np.full(c, float(rng.choice([0.3, 1.0, 5.0]))), n)
+        if rng.random() < 0.3:
+            p = p * rng.uniform(0.5, 2.0, (n, 1))  # unnormalized rows
+        if rng.random() < 0.2:
+            p[:, 0] = 0.0  # an outcome of probability 0: clamped to eps, slope -log(eps)
+            p[:, 1] += 0.5  # (a row of sum ~1e-4 would have float16 slopes past 65504: not a rounding)
+        yield p.astype(t).astype(np.float64)
+
+
+def _emulated_torch_entropy(p, t):
+    """Value and d/dp (cotangent 1) of Categorical(probs=p).entropy() in dtype t."""
+    import ml_dtypes
+
+    eps = t(ml_dtypes.finfo(t).eps)
+    pt = p.astype(t)
+    s = np.zeros(pt.shape[:-1] + (1,), t)
+    for k in range(pt.shape[-1]):
+        s = (s + pt[..., k : k + 1]).astype(t)
+    q = (pt / s).astype(t)
+    qc = np.clip(q, eps, t(1) - eps).astype(t)
+    log_q = np.log(qc)
+    terms = (log_q * q).astype(t)
+    value = np.zeros(terms.shape[:-1], t)
+    for k in range(terms.shape[-1]):
+        value = (value - terms[..., k]).astype(t)
+    g = t(-1)
+    d_log = (g * q).astype(t)
+    d_q = ((g * log_q).astype(t) + np.where(q == qc, (d_log / qc).astype(t), t(0))).astype(t)
+    d_s = np.zeros_like(s)
+    for k in range(q.shape[-1]):  # div backward for the denominator: -grad * ((self / other) / other), summed
+        ratio = ((pt[..., k : k + 1] / s).astype(t) / s).astype(t)
+        d_s = (d_s - (d_q[..., k : k + 1] * ratio).astype(t)).astype(t)
+    return value, ((d_q / s).astype(t) + d_s).astype(t)
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_entropy_model_bounds_torch_categorical_entropy(dtype):
+    t, checked, plain_misses = HALF[dtype], 0, 0
+    kw = dict(renormalize="before", prob_eps="finfo", dtype=t)
+    for p in _entropy_cases(t):
+        model = info.entropy_error(p, **kw, stages=info.ENTROPY_STAGES)
+        value, grad = _emulated_torch_entropy(p, t)
+        for got, want, part in (
+            (value, info.entropy(p, **kw), "value"),
+            (grad, info.entropy_grad(p, **kw)["input"], "input"),
+        ):
+            ok, plain = _check(got.astype(np.float64), want, model[part], dtype)
+            assert ok, (part, p, got, want)
+            checked += 1
+            plain_misses += not plain
+    assert checked == 600 and plain_misses > 20
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_entropy_model_bounds_jax_entr(dtype):
+    t, plain_misses = HALF[dtype], 0
+    for p in _entropy_cases(t, seed=6):
+        p = np.where(p == 0, 0.25, p)  # entr's slope at 0 is +inf, as the oracle's
+        model = info.entropy_error(p, dtype=t, stages=("log",))
+        pt = p.astype(t)
+        log_p = np.log(pt)
+        terms = (-(pt * log_p)).astype(t)
+        value = np.zeros(terms.shape[:-1], t)
+        for k in range(terms.shape[-1]):
+            value = (value + terms[..., k]).astype(t)
+        grad = (-(log_p + t(1))).astype(t)
+        for got, want, part in ((value, info.entropy(p), "value"), (grad, info.entropy_grad(p)["input"], "input")):
+            ok, plain = _check(got.astype(np.float64), want, model[part], dtype)
+            assert ok, (part, p, got, want)
+            plain_misses += not plain
+    assert plain_misses > 20
+
+
+def test_entropy_model_rejects_a_lost_slope_term_and_is_not_vacuous():
+    """The slope's 1 (the log's backward) dropped, or a NaN, stays outside the bound; where a
+    probability sits within rounding of the clamp's bound the model admits either side."""
+    p = np.array([[0.25, 0.25, 0.5], [0.1, 0.3, 0.6]])
+    kw = dict(renormalize="before", prob_eps="finfo", dtype=np.float16)
+    model = info.entropy_error(p, **kw, stages=info.ENTROPY_STAGES)
+    want = info.entropy_grad(p, **kw)["input"]
+    assert np.all(model["input"] * unit_roundoff(np.float16) < 0.05)  # a few hundredths at most
+    dropped = info.entropy_grad(p, **dict(kw, prob_eps=None))["input"] * 0 + want + 1.0  # the 1 lost
+    assert not _check(dropped, want, model["input"], "float16")[0]
+    assert not _check(np.where(want == want.flat[0], np.nan, want), want, model["input"], "float16")[0]
+    edge = np.array([[0.0, 0.9999998807907104, 1.0992943089149776e-07]])  # gen-0-6: q_1 on 1 - eps in float32
+    assert (
+        info.entropy_error(edge, renormalize="before", prob_eps="finfo", dtype=np.float32, stages=("normalize",))[
+            "input"
+        ].min()
+        * unit_roundoff(np.float32)
+        > 0.9
+    )
