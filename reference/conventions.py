@@ -207,6 +207,14 @@ CONVENTIONS: dict[str, Convention] = {
             "whole to v (Keras' percentage and squared-log errors on each backend)",
         ),
         Convention(
+            "zero_term_slope",
+            "limit",
+            "the slope in p of a term p log(p / q) at p = 0 is {value}: the framework writes that "
+            "term as a constant 0 (a masked assignment, torch.distributions' KL of categoricals; "
+            "a select, jax.scipy.special.rel_entr) and differentiates the constant, where the "
+            "plain slope is the one-sided limit log p + 1 - log q (-inf unclipped)",
+        ),
+        Convention(
             "clip_tie",
             "pass",
             "at a bound of a clip (the value exactly eps or 1 - eps) the slope is {value}: "

@@ -11,6 +11,7 @@ import numpy as np
 
 from lossparity.reference._math import clip_bounds, clip_grad, over, times, xlogy
 from lossparity.reference.reduction import chain, reduce, reduce_grad
+from lossparity.reference.rounding import reduction_error, unit_roundoff
 from lossparity.reference.trace import NO_TRACE, reading
 
 
@@ -92,12 +93,14 @@ def kl_div_probs(
     *,
     reduction="mean",
     prob_eps=None,
+    clip_tie="pass",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
     """sum_c y_c log(y_c / p_c) over the last axis, for probabilities ``input`` = p and ``target`` = y.
 
-    With ``prob_eps`` both are clipped into [eps, 1] first (Keras KLDivergence).
+    With ``prob_eps`` both are clipped into [eps, 1] first (Keras KLDivergence); ``clip_tie``
+    only concerns the gradient.
     """
     *_, p, y = _clipped_pair(input, target, prob_eps, dtype, trace)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -112,18 +115,101 @@ def kl_div_probs_grad(
     *,
     reduction="mean",
     prob_eps=None,
+    clip_tie="pass",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
     """Gradients of :func:`kl_div_probs`, both ``(..., C)``.
 
     d/dp = -y/p (0 where y = 0); d/dy = log y + 1 - log p (-inf at y = 0, the slope of
-    y log y there); each 0 strictly outside its ``prob_eps`` clip into [eps, 1].
+    y log y there); each 0 strictly outside its ``prob_eps`` clip into [eps, 1], and at a
+    bound (exactly eps or 1: every probability of 1) whole with ``clip_tie="pass"``
+    (torch.clamp, tf.clip_by_value), halved with ``"split"`` (jnp.clip, Keras on JAX).
     """
     p, y, bounds, p_c, y_c = _clipped_pair(input, target, prob_eps, dtype, NO_TRACE)
     with np.errstate(divide="ignore", invalid="ignore"):
         d_p, d_y = -over(y_c, p_c), np.log(y_c) - np.log(p_c) + 1.0
     if bounds is not None:
-        d_p, d_y = clip_grad(p, *bounds, d_p), clip_grad(y, *bounds, d_y)
+        d_p, d_y = clip_grad(p, *bounds, d_p, clip_tie), clip_grad(y, *bounds, d_y, clip_tie)
     g = reduce_grad(np.shape(d_p)[:-1], reduction=reduction)
     return {"input": chain(g, d_p), "target": chain(g, d_y)}
+
+
+# ----------------------------------------------------------------------------- rounding model
+# ``Spec.error_model`` of kl_div_probs (``reference/rounding.py`` states the model): the
+# first-order bound, in units of the compute dtype's unit roundoff u, of Keras' kl_divergence
+# computed as written, ``sum(y * log(y / p), axis=-1)`` on the clipped y and p, in that dtype.
+
+#: The stage the model knows: y * log(y / p) and its sum over the classes, in the dtype.
+KL_STAGES = ("log_ratio",)
+
+
+def subnormal_spacing(dtype) -> float:
+    """Half the spacing of ``dtype``'s subnormal numbers (float16 2^-25, bfloat16 2^-134): the
+    absolute rounding error of a result that lands below the smallest normal number, where the
+    relative bound u no longer holds (Keras' clip bound 1e-7 is itself a float16 subnormal)."""
+    import ml_dtypes
+
+    return float(ml_dtypes.finfo(dtype).smallest_subnormal) / 2
+
+
+def kl_div_probs_error(
+    input,
+    target,
+    *,
+    reduction="mean",
+    prob_eps=None,
+    clip_tie="pass",
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`kl_div_probs` computed as ``sum_c y_c * log(y_c / p_c)`` in the
+    compute dtype (stage ``log_ratio``): {"value", "input", "target"}, units of u, in the shapes
+    of the value and of the ``(..., C)`` gradients.
+
+    Per class, y and p clipped (a clip is exact), r = y / p, l = log r, t = y l; h = eta / u,
+    eta half the subnormal spacing (a rounded result x below the smallest normal is off by
+    eta, not u |x|):
+
+    - r: one rounding, u r + eta; l = log r carries it relatively and rounds once:
+      err(l) = u (1 + |l|) + eta / r;
+    - t = y l: y err(l) + u |t| + eta = u (y + 2 |t|) + eta (p + 1), as y eta / r = eta p;
+    - the sum over C classes, recursive: (C - 1) u sum |t|. Per sample:
+      sum_c (y_c + (C + 1) |t_c| + h (p_c + 1)); a reduction adds ``reduction_error``'s.
+
+    Gradients, with g the sample's cotangent (``reduce_grad``; its own rounding one more u):
+
+    - d/dy = g l + g: the product's path g l carries err(l) and rounds once, u |g| (1 + 2|l|)
+      + |g| eta / r; the ratio's path (g y / r / p, or times 1 / r: JAX, torch and TensorFlow's
+      log and division backwards) has the value g and rounds g y, the division by r (r's own
+      error too) and by p, at most 5 u |g| + |g| eta (1 / r + 1 / y + 1 / p); the sum once.
+    - d/dp = -g y / p: d r = g y / r as above, then times y / p^2, formed as (y / p) / p
+      (torch, TensorFlow) or 1 / (p p) and y (JAX): at most 8 roundings of |g y / p| in all,
+      plus eta relative to each intermediate (g y, g p, p^2, g y / p).
+
+    Each gradient bound is pulled back through the clips like the slope itself (0 strictly
+    outside, halved at a bound with ``clip_tie="split"``). An overflow (y / p or y / p^2 past
+    float16's 65504) is not first order and gives inf: the model does not explain it.
+    """
+    p, y, bounds, p_c, y_c = _clipped_pair(input, target, prob_eps, dtype, NO_TRACE)
+    h = subnormal_spacing(dtype) / unit_roundoff(dtype)
+    n = p_c.shape[-1]
+    g = np.abs(np.asarray(reduce_grad(np.shape(p_c)[:-1], reduction=reduction), np.float64))
+    g_c = np.broadcast_to(g[..., None], p_c.shape)
+    some = y_c != 0  # an unclipped y = 0: the term is 0 (a framework's 0 log 0 is NaN: not modelled)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        r = np.where(some, y_c / p_c, 1.0)
+        log_r = np.log(r)
+        t = np.abs(y_c * log_r)
+        per = np.sum(np.abs(y_c) + (n + 1) * t + h * (p_c + 1), axis=-1)
+        loss = kl_div_probs(p, y, reduction="none", prob_eps=prob_eps, dtype=dtype)
+        # eta relative to each intermediate x of a path costs |path| h / |x|
+        small_y = np.where(some, h * (1 / r + 1 / y_c + 1 / p_c), 0.0)
+        e_y = g_c * (6 + 2 * np.abs(log_r) + small_y) + 2 * g_c * np.abs(log_r + 1) + h
+        slope_p = g_c * y_c / p_c
+        small_p = np.where(some & (g_c > 0), h * (1 / r + 1 / (g_c * y_c) + 1 / (g_c * p_c) + 1 / p_c**2), 0.0)
+        e_p = slope_p * (9 + small_p) + h
+    if bounds is not None:
+        e_p, e_y = clip_grad(p, *bounds, e_p, clip_tie), clip_grad(y, *bounds, e_y, clip_tie)
+    return {"value": reduction_error(per, loss, g, reduction), "input": e_p, "target": e_y}

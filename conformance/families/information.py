@@ -79,13 +79,14 @@ SPECS: list[Spec] = [
     Spec("entropy", "entropy H(P) of a discrete distribution, in nats or bits",
          info.entropy, {"base": "e"}, ("renormalize", "prob_eps"),
          distributions(pair=False), ENTROPY, target=None,
-         gradient=info.entropy_grad),
+         gradient=info.entropy_grad,
+         error_model=info.entropy_error, stages=info.ENTROPY_STAGES),
     Spec("cross_entropy", "cross-entropy H(P, Q) of two discrete distributions, in nats or bits",
          info.cross_entropy, {"base": "e"}, ("renormalize", "prob_eps"),
          distributions(pair=True), CROSS_ENTROPY,
          gradient=info.cross_entropy_grad),
     Spec("kl_divergence", "KL(P || Q) of two discrete distributions, in nats or bits",
-         info.kl_divergence, {"base": "e"}, ("renormalize", "prob_eps"),
+         info.kl_divergence, {"base": "e"}, ("renormalize", "prob_eps", "zero_term_slope"),
          distributions(pair=True), KL_DIVERGENCE,
          gradient=info.kl_divergence_grad),
 ]
@@ -98,18 +99,28 @@ SPECS: list[Spec] = [
 # fmt: off
 BINDINGS: list[Binding] = [
     # -- torch (torch.distributions) --
+    # Categorical(probs=p): probs = p / p.sum(-1), logits = log(clamp_probs(probs)), entropy
+    # -(logits * probs).sum(-1), each in the input's dtype (torch/distributions/categorical.py,
+    # v2.13.0, L70 and L159-L163; utils.py L128-L138).
     Binding("torch.distributions.Categorical.entropy", "entropy", "torch",
             "torch.distributions.Categorical(probs=input).entropy()",
-            conventions={"renormalize": "before", "prob_eps": "finfo"}),
+            conventions={"renormalize": "before", "prob_eps": "finfo"}, stages=info.ENTROPY_STAGES),
+    # _kl_categorical_categorical writes the term of p = 0 as a constant: t[p.probs == 0] = 0
+    # (torch/distributions/kl.py, v2.13.0, L251): its slope in p is 0 (zero_term_slope).
     Binding("torch.distributions.kl.kl_divergence", "kl_divergence", "torch",
             "torch.distributions.kl.kl_divergence(torch.distributions.Categorical(probs=target), "
             "torch.distributions.Categorical(probs=input))",
-            conventions={"renormalize": "before", "prob_eps": "finfo"}),
+            conventions={"renormalize": "before", "prob_eps": "finfo", "zero_term_slope": "zero"}),
     # -- jax (jax.scipy.special) --
     # XLA on CPU flushes subnormal numbers to zero (float32 and float64): rel_entr reads a
     # subnormal q as 0 (q > 0 is false) and returns inf where the oracle's value is finite.
-    Binding("jax.scipy.special.entr", "entropy", "jax", "jax.scipy.special.entr(input{kw}).sum(-1)"),
+    # entr is -xlogy(x, x) with the custom JVP -(log x + 1), in the input's dtype, and the sum
+    # over the outcomes in it too (jax/_src/scipy/special.py, jax-v0.10.2, L1003-L1042).
+    Binding("jax.scipy.special.entr", "entropy", "jax", "jax.scipy.special.entr(input{kw}).sum(-1)",
+            stages=("log",)),
+    # rel_entr selects 0 for p = 0 (where(p > 0 & q > 0, p log p - p log q, where(p = 0 & q >= 0,
+    # 0, inf)), jax/_src/scipy/special.py, jax-v0.10.2, L1209-L1222): slope 0 there (zero_term_slope).
     Binding("jax.scipy.special.rel_entr", "kl_divergence", "jax",
-            "jax.scipy.special.rel_entr(target, input{kw}).sum(-1)"),
+            "jax.scipy.special.rel_entr(target, input{kw}).sum(-1)", conventions={"zero_term_slope": "zero"}),
 ]
 # fmt: on

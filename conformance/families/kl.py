@@ -84,9 +84,10 @@ SPECS: list[Spec] = [
     Spec("kl_div_probs", "KL divergence of probability vectors: sum p log(p / q) per sample",
          kl.kl_div_probs,
          {"reduction": "mean"},
-         ("prob_eps",),
+         ("prob_eps", "clip_tie"),
          kl_cases(log_input=False), KL_DIV_PROBS,
-         gradient=kl.kl_div_probs_grad),
+         gradient=kl.kl_div_probs_grad,
+         error_model=kl.kl_div_probs_error, stages=kl.KL_STAGES),
 ]
 # fmt: on
 
@@ -107,7 +108,11 @@ BINDINGS: list[Binding] = [
     optax_loss("kl_divergence_with_log_targets", "kl_div",
                requires={"log_target": True}, conventions={"sample_axis": "sum"}),
     # -- keras --
-    # KLDivergence clips both arguments into [1e-7, 1].
-    *keras_pair("KLDivergence", "kl_divergence", "kl_div_probs", conventions={"prob_eps": KERAS_EPS}),
+    # KLDivergence clips both arguments into [1e-7, 1] with ops.clip (jnp.clip on JAX, which
+    # passes half the slope at a bound: every probability of exactly 1), then computes
+    # sum(y_true * log(y_true / y_pred), axis=-1) in its inputs' dtype, no upcast
+    # (keras/src/losses/losses.py, v3.15.1, L2102-L2106; the class form in floatx, float32).
+    *keras_pair("KLDivergence", "kl_divergence", "kl_div_probs", conventions={"prob_eps": KERAS_EPS},
+                backends={"jax": {"clip_tie": "split"}}, stages=kl.KL_STAGES),
 ]
 # fmt: on
