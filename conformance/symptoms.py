@@ -41,7 +41,9 @@ elementwise     every element outside the tolerance (at least one) shows, in the
 ==============  ==============================================================================
 
 Elementwise kinds need a value of the due dtype and shape: a wrong dtype is ``dtype``'s, a wrong
-shape ``shape``'s. Examples::
+shape ``shape``'s; a list may hold one ``dtype`` with elementwise kinds: a value of that wrong
+dtype whose numbers agree (as ``dtype`` judges them) except for elements showing those kinds
+(``[{ kind = "dtype", dtype = "float64" }, { kind = "nonfinite", nonfinite = "nan" }]``). Examples::
 
     symptom = "nonfinite"
     symptom = { kind = "nonfinite", nonfinite = "nan", oracle = "inf" }
@@ -179,8 +181,13 @@ def parse(raw: Any) -> tuple[Symptom, ...]:
             raise SymptomError("symptom: an empty list")
         out = tuple(_one(r) for r in raw)
         whole = [s.kind for s in out if s.kind in WHOLE]
+        if whole == ["dtype"] and len(out) > 1:  # a wrong dtype whose numbers show these kinds
+            return tuple(sorted(out, key=lambda s: s.kind != "dtype"))
         if len(out) > 1 and whole:
-            raise SymptomError(f"symptom: {whole[0]!r} is about the whole part and cannot be in a list")
+            raise SymptomError(
+                f"symptom: {whole[0]!r} is about the whole part and cannot be in a list"
+                + (" (a list may hold one dtype with elementwise kinds)" if "dtype" in whole else "")
+            )
         if len(set(out)) != len(out):
             raise SymptomError("symptom: the list names one symptom twice")
         return out
@@ -399,6 +406,8 @@ def _tolerance(record: Mapping, dtype: str) -> Tolerance:
 def fits(symptoms: tuple[Symptom, ...], part: Part) -> bool:
     """Whether the part shows the symptom (a list: each mismatched element shows one of them)."""
     first = symptoms[0]
+    if first.kind == "dtype" and len(symptoms) > 1:
+        return _dtype_with(first, symptoms[1:], part)
     if first.kind in WHOLE:
         return _whole(first, part)
     if part.verdict != "deviate" or part.wrong_dtype or part.mismatched is None:
@@ -441,6 +450,21 @@ def _whole(s: Symptom, part: Part) -> bool:
     if not s.bounds:
         return actual.size == 0
     return bool(_within(actual, expected, s.bounds, dtype).all())
+
+
+def _dtype_with(d: Symptom, kinds: tuple[Symptom, ...], part: Part) -> bool:
+    """A value of the wrong dtype ``d`` names whose numbers, judged as the dtype ``d`` symptom
+    judges them, agree except for elements that each show one of the elementwise ``kinds`` (a
+    float64 value of a float16 case that is NaN where the oracle is finite)."""
+    if part.wrong_dtype != d.get("dtype") or part.mismatched_as_returned is None:
+        return False
+    actual, expected, dtype = part.mismatched_as_returned
+    if actual.size == 0:
+        return False  # nothing but the dtype: the plain dtype symptom's
+    shown = _within(actual, expected, d.bounds, dtype) if d.bounds else np.zeros(actual.shape, bool)
+    for s in kinds:
+        shown |= _elements(s, actual, expected, part)
+    return bool(shown.all())
 
 
 def _names(error) -> tuple[str, ...]:

@@ -568,7 +568,7 @@ def sparse_categorical_cross_entropy_grad(
 # returns {"value": ..., "input": ..., "target": ...} in the shapes of the value and gradients.
 
 #: The stages the cross-entropy models know: a binding declares those it computes in its dtype.
-SOFTMAX_STAGES = ("log_softmax", "logsumexp")
+SOFTMAX_STAGES = ("log_softmax", "logsumexp", "stored_log_softmax")
 PROBABILITY_STAGES = ("renormalize", "log")
 
 
@@ -589,7 +589,8 @@ def _softmax_model(x, a, g, reduction, stages):
     d/dx_c = g (p_c sum(a) - a_c): p_c = exp(log p_c) carries log p_c's error relative plus
     one rounding; the sum of the n nonzero a's costs (n - 1) sum |a|; the product and the
     difference one rounding each, the cotangent's product another."""
-    logp, p, err = log_softmax_error(x, "logsumexp" if "logsumexp" in stages else "log_softmax")
+    stage = next((s for s in ("logsumexp", "stored_log_softmax") if s in stages), "log_softmax")
+    logp, p, err = log_softmax_error(x, stage)
     loss, per = _coefficient_error(a, logp, err)
     n = np.sum(a != 0, axis=-1, keepdims=True)
     with np.errstate(invalid="ignore"):

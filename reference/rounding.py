@@ -61,7 +61,10 @@ def log_softmax_error(x: np.ndarray, stage: str = "log_softmax") -> tuple[np.nda
     So |err(log p_c)| <= u (|d_c| + |log p_c| + A), A = sum_k p_k |d_k| + C + |log S| (one
     per row). ``stage="logsumexp"``: log p_c is x_c - logsumexp(x), logsumexp = m + log S
     (optax's integer-label cross-entropy, ``jax.nn.logsumexp``): adding m back rounds at the
-    logsumexp's magnitude, so |err(log p_c)| <= u (|logsumexp| + |log p_c| + A). A framework
+    logsumexp's magnitude, so |err(log p_c)| <= u (|logsumexp| + |log p_c| + A).
+    ``stage="stored_log_softmax"``: computed with a float accumulator and stored in the dtype
+    (PyTorch's CPU kernels for Half and BFloat16), one rounding of a result whose own float32
+    error is below u: |err(log p_c)| <= u (|log p_c| + 1). A framework
     that computes log(softmax(x)) has another algorithm (a softmax that underflows to 0 gives
     -inf): that is neither stage.
     """
@@ -75,6 +78,8 @@ def log_softmax_error(x: np.ndarray, stage: str = "log_softmax") -> tuple[np.nda
         a = np.sum(p * np.abs(d), axis=-1, keepdims=True) + x.shape[-1] + np.abs(log_s)
         if stage == "logsumexp":
             return ls, p, np.abs(m + log_s) + np.abs(ls) + a
+        if stage == "stored_log_softmax":
+            return ls, p, np.abs(ls) + 1.0
         return ls, p, np.abs(d) + np.abs(ls) + a
 
 

@@ -178,6 +178,34 @@ def test_a_wrong_dtype_whose_numbers_are_within_the_rounding_model_fits_a_plain_
     assert not match(bare, [k]).complete
 
 
+def test_a_wrong_dtype_with_elementwise_kinds(tmp_path):
+    """[dtype, nonfinite]: a float64 value of a float16 case whose numbers agree but for a NaN;
+    a NaN alone in the right dtype, or a wrong dtype whose odd element is not NaN, do not fit;
+    the plain dtype symptom does not take the NaN."""
+    (k,) = load(
+        tmp_path,
+        entry(
+            "x",
+            '[{ kind = "dtype", dtype = "float64" }, { kind = "nonfinite", nonfinite = "nan" }]',
+            extra='dtype = "float16"\n',
+        ),
+    )
+    (tmp_path / "p").mkdir()
+    (plain,) = load(tmp_path / "p", entry("p", '{ kind = "dtype", dtype = "float64" }', extra='dtype = "float16"\n'))
+    due = {"value": encode_array(np.array([0.25, 0.5]))}
+    errors = {"ok": False, "dtype": "float64"}
+    nan = finding(
+        dtype="float16", expected=due, actual={**value(np.array([np.nan, 0.5])), "dtype": "float64"}, errors=errors
+    )
+    assert match(nan, [k]).complete and not match(nan, [plain]).complete
+    off = finding(
+        dtype="float16", expected=due, actual={**value(np.array([0.3, 0.5])), "dtype": "float64"}, errors=errors
+    )
+    assert not match(off, [k]).complete
+    same_dtype = finding(dtype="float16", expected=due, actual=value(np.array([np.nan, 0.5])))
+    assert not match(same_dtype, [k]).complete
+
+
 def test_elements_within_the_rounding_model_are_not_part_of_the_symptom(tmp_path):
     """A NaN beside elements off by rounding: with the model's allowance kept by the runner
     (``errors["rounding_bound"]``) the part shows only the NaN and fits "nonfinite"; without

@@ -334,9 +334,11 @@ _SPARSE_PROBS = {
 # - optax.softmax_cross_entropy_with_integer_labels: ``logsumexp(logits) - label_logit``;
 # - tf.nn's xent kernels (core/kernels/xent_op.h, sparse_xent_op.h; Keras' TensorFlow backend
 #   calls them) compute max, exp, sum and log in T;
-# - Keras' torch backend: torch.log_softmax accumulates in float but returns the input's dtype,
-#   then target * log_prob is summed in it: bounded by the same model (an over-estimate);
-#   its sparse form on logits calls torch's cross_entropy, which is held to the tolerance.
+# - PyTorch's CPU log_softmax kernel for Half/BFloat16 (aten/src/ATen/native/cpu/SoftMaxKernel.cpp)
+#   accumulates in float and stores log_softmax in the input's dtype, and its backward forms
+#   softmax - y from that stored output: "stored_log_softmax" (cross_entropy; Keras' torch
+#   backend, whose categorical form calls torch.log_softmax and sums target * log_prob in the
+#   input's dtype, and whose sparse form on logits calls torch's cross_entropy).
 # - Keras on probabilities (every backend): ``output / sum(output)``, clip and ``log`` in the
 #   input's dtype.
 # - binary cross-entropy on probabilities (stage "log"): Keras clips and takes both logs in the
@@ -362,7 +364,8 @@ _KERAS_BCE_PROBS = {"jax": {"clip_tie": "split"}, "torch": {"log_min": -100.0, "
 _LOG_SOFTMAX = ("log_softmax",)
 _TF_XENT = ("log_softmax",)
 _KERAS_PROBS = ce.PROBABILITY_STAGES
-_KERAS_SPARSE_LOGITS = {"jax": _LOG_SOFTMAX, "tensorflow": _LOG_SOFTMAX, "torch": ()}
+_TORCH_LOG_SOFTMAX = ("stored_log_softmax",)
+_KERAS_LOGITS = {"jax": _LOG_SOFTMAX, "tensorflow": _LOG_SOFTMAX, "torch": _TORCH_LOG_SOFTMAX}
 
 # fmt: off
 BINDINGS: list[Binding] = [
@@ -375,10 +378,10 @@ BINDINGS: list[Binding] = [
     *torch_pair("cross_entropy", "CrossEntropyLoss", "softmax_cross_entropy",
                 params={**REDUCTION, "weight": "weight", "ignore_index": "ignore_index",
                         "label_smoothing": "label_smoothing"},
-                defaults={"ignore_index": -100}, conventions=_CE),
+                defaults={"ignore_index": -100}, conventions=_CE, stages=_TORCH_LOG_SOFTMAX),
     *torch_pair("cross_entropy", "CrossEntropyLoss", "softmax_cross_entropy_soft",
                 params={**REDUCTION, "weight": "weight", "label_smoothing": "label_smoothing"},
-                conventions={"class_axis": 1}),
+                conventions={"class_axis": 1}, stages=_TORCH_LOG_SOFTMAX),
     *torch_pair("nll_loss", "NLLLoss", "nll_loss",
                 params={**REDUCTION, "weight": "weight", "ignore_index": "ignore_index"},
                 defaults={"ignore_index": -100}, conventions=_CE),
@@ -424,7 +427,7 @@ BINDINGS: list[Binding] = [
                 conventions={"prob_eps": KERAS_EPS, "renormalize": "before_clip"}, stages=_KERAS_PROBS,
                 backends=_JNP_CLIP),
     *keras_pair("CategoricalCrossentropy", "categorical_crossentropy", "softmax_cross_entropy_soft",
-                "from_logits=True", params=_SMOOTH, stages=_LOG_SOFTMAX),
+                "from_logits=True", params=_SMOOTH, stages=_KERAS_LOGITS),
     *keras_pair("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
                 "sparse_categorical_cross_entropy", "from_logits=False", params=_IGNORE,
                 conventions={"prob_eps": KERAS_EPS, "renormalize": "after_clip", "zero_division": "zero",
@@ -433,6 +436,6 @@ BINDINGS: list[Binding] = [
     *keras_pair("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
                 "softmax_cross_entropy", "from_logits=True", params=_IGNORE,
                 conventions={"zero_division": "zero", "invalid_label": "InvalidArgumentError"},
-                backends=_SPARSE_LOGITS, stages=_KERAS_SPARSE_LOGITS),
+                backends=_SPARSE_LOGITS, stages=_KERAS_LOGITS),
 ]
 # fmt: on
