@@ -943,3 +943,58 @@ def categorical_generalized_cross_entropy_error(
     # the other classes get d_p * 0 exactly (the one-hot product's backward)
     d_in = np.where(onehot, d_p.e[..., None], 0.0)
     return {"value": reduction_error(value_e, loss.v, g.v, reduction), "input": d_in}
+
+
+def _softmax_transpose(p: _Rounded, grad: _Rounded) -> _Rounded:
+    """jax.nn.softmax's custom JVP y (x' - sum(y x')) transposed as JAX transposes it, op by op:
+    c = p grad (the product's transpose), then c - p sum(c) (the subtraction's and the sum's)."""
+    c = p * grad
+    return c - p * c.sum()
+
+
+def poly_loss_cross_entropy_error(
+    input,
+    target,
+    *,
+    epsilon=2.0,
+    reduction="mean",
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`poly_loss_cross_entropy` as optax computes it in the input's
+    dtype (``optax/losses/_classification.py``, v0.2.8, poly_loss_cross_entropy and
+    softmax_cross_entropy; ``jax/_src/nn/functions.py`` softmax and log_softmax), rows ``(..., C)``:
+
+    p = e / sum(e), e = exp(x - max x); poly = sum_c y_c (1 - p_c); log p = s - log(sum exp(s)),
+    s = x - max x (the max a selection, under stop_gradient); ce = -sum_c y_c log p_c; loss =
+    ce + fl(epsilon) poly. Backward, as autodiff takes it from a cotangent g per row: the
+    softmax's custom JVP transposed (:func:`_softmax_transpose`) of d/dp = -(g fl(eps)) y; the
+    log-softmax's d/ds = d/dlogp + exp(s) (-sum(d/dlogp) / sum exp(s)), d/dlogp = -g y; the two
+    pullbacks added; d/dy = (g fl(eps)) (1 - p) + (-g) log p. Each operation is one
+    :class:`_Rounded` step (its derivation there). Returns {"value", "input", "target"} in
+    units of u: a bound of a few tens of u relative to the result where nothing cancels.
+    """
+    x = _Rounded(input, 0.0, dtype)
+    y = _Rounded(target, 0.0, dtype)
+    p, _, _ = _softmax_rounded(x)
+    one_minus = 1.0 - p
+    poly = (y * one_minus).sum()
+    shifted = x - np.max(x.v, axis=-1, keepdims=True)
+    exps = shifted.exp()
+    total = exps.sum()
+    logp = shifted - total.log()
+    ce = -(y * logp).sum()
+    eps = x.const(np.full(poly.v.shape, float(epsilon)))
+    loss = ce + eps * poly
+    per_v, per_e = loss.v[..., 0], loss.e[..., 0]
+    g = _cotangent(per_v.shape, reduction, dtype)
+    gc = _Rounded(g.v[..., None], g.e[..., None], dtype)
+    d_poly = gc * eps
+    d_p = -(d_poly * y)
+    d_logp = -gc * y
+    d_s = d_logp + exps * (-d_logp.sum() / total)
+    d_x = _softmax_transpose(p, d_p) + d_s
+    d_y = d_poly * one_minus + (-gc) * logp
+    value = reduction_error(per_e, per_v, g.v, reduction)
+    return {"value": value, "input": d_x.e, "target": d_y.e}

@@ -298,3 +298,67 @@ def test_generalized_ce_model_leaves_a_cancelled_value_unbounded():
         np.array([[0.7, 0.3]]), np.array([0]), q=1e-6, reduction="none", dtype=np.float16
     )
     assert np.isinf(model["value"]).all()
+
+
+# ============================================================================ classification (2)
+# Models of reference/classification.py added after the focal and generalized ones: optax's
+# Poly-1 loss, emulated op by op in the half dtype (forward, then autodiff's backward).
+
+
+def _optax_poly_emulated(x, y, t, epsilon):
+    """optax.losses.poly_loss_cross_entropy in dtype t, rows (N, C), and its autodiff from a
+    cotangent of 1 per row: (loss, d/dx, d/dy), every op rounded to t."""
+    x, y = x.astype(t), y.astype(t)
+    eps = t(epsilon)
+    shifted = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    p = e / np.sum(e, axis=-1, keepdims=True, dtype=t)
+    one_minus = t(1.0) - p
+    poly = np.sum(y * one_minus, axis=-1, dtype=t)
+    total = np.sum(np.exp(shifted), axis=-1, keepdims=True, dtype=t)
+    logp = shifted - np.log(total)
+    ce = -np.sum(y * logp, axis=-1, dtype=t)
+    loss = ce + eps * poly
+    d_poly = eps
+    d_p = -(d_poly * y)
+    d_logp = -y
+    d_s = d_logp + e * (-np.sum(d_logp, axis=-1, keepdims=True, dtype=t) / total)
+    c = p * d_p
+    d_x = (c - p * np.sum(c, axis=-1, keepdims=True, dtype=t)) + d_s
+    d_y = d_poly * one_minus + t(-1.0) * logp
+    return loss, d_x, d_y
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_poly_loss_model_bounds_optax(dtype):
+    t, plain_misses, rng = HALF[dtype], 0, np.random.default_rng(7)
+    for x, y, labels in _cases(seed=8):
+        epsilon = float(rng.choice([2.0, 2.0, -1.0, 0.0, 1.0, 5.0]))
+        if rng.random() < 0.5:
+            y = np.eye(x.shape[-1])[labels]
+        x, y = x.astype(t).astype(np.float64), y.astype(t).astype(np.float64)
+        kw = dict(epsilon=epsilon, reduction="none")
+        model = cl.poly_loss_cross_entropy_error(x, y, **kw, dtype=t, stages=cl.POLY_STAGES)
+        exact = cl.poly_loss_cross_entropy(x, y, **kw)
+        grads = cl.poly_loss_cross_entropy_grad(x, y, **kw)
+        got = _optax_poly_emulated(x, y, t, epsilon)
+        for g, want, part in zip(got, (exact, grads["input"], grads["target"]), ("value", "input", "target")):
+            ok, plain, open_ = _check_bounded(g, want, model[part], dtype)
+            assert ok and not open_, (part, epsilon, x, y, g, want, model[part])
+            plain_misses += not plain
+    assert plain_misses > 30, plain_misses
+
+
+def test_poly_loss_model_is_not_vacuous():
+    """The bound is a few tens of u relative (float16 logits), and rejects a halved slope."""
+    x, y = np.array([[1.0, -0.5, 2.0]]), np.array([[0.0, 0.0, 1.0]])
+    model = cl.poly_loss_cross_entropy_error(x, y, reduction="none", dtype=np.float16, stages=cl.POLY_STAGES)
+    exact = cl.poly_loss_cross_entropy(x, y, reduction="none")
+    grads = cl.poly_loss_cross_entropy_grad(x, y, reduction="none")
+    assert np.all(model["value"] < 40 * np.abs(exact))
+    # the target class's slope (1 + eps p_t)(p_t - 1) + ... sums terms of order 1 to 0.74
+    assert np.all(model["input"] < 64 * np.max(np.abs(grads["input"])))
+    assert (
+        within_rounding(grads["input"] / 2, grads["input"], model["input"], TOLERANCES["float16"], "float16", ("s",))
+        is None
+    )

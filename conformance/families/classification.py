@@ -267,7 +267,8 @@ SPECS: list[Spec] = [
     Spec("poly_loss_cross_entropy",
          "Poly-1 loss: softmax cross-entropy + epsilon (1 - p_t), probability targets",
          cl.poly_loss_cross_entropy, {"epsilon": 2.0, "reduction": "mean"}, (),
-         poly_loss(), POLY_LOSS, gradient=cl.poly_loss_cross_entropy_grad),
+         poly_loss(), POLY_LOSS, gradient=cl.poly_loss_cross_entropy_grad,
+         error_model=cl.poly_loss_cross_entropy_error, stages=cl.POLY_STAGES),
     Spec("categorical_generalized_cross_entropy",
          "generalized cross-entropy (1 - p_y^q) / q on probabilities, class-index targets",
          cl.categorical_generalized_cross_entropy, {"q": 0.5, "reduction": "mean"}, ("q_domain",),
@@ -322,7 +323,11 @@ BINDINGS: list[Binding] = [
     optax_loss("sigmoid_focal_loss", "binary_focal_cross_entropy_with_logits",
                params={"alpha": "alpha", "gamma": "gamma"},
                defaults={"apply_class_balancing": True, "alpha": None}),
-    optax_loss("poly_loss_cross_entropy", "poly_loss_cross_entropy", params={"epsilon": "epsilon"}),
+    # softmax, 1 - p, log_softmax, the products and sums, each in the logits' dtype (no upcast:
+    # optax/losses/_classification.py, v0.2.8, L520-L525, and jax.nn.log_softmax / softmax in
+    # jax/_src/nn/functions.py): the log_softmax stage of the Poly-1 error model.
+    optax_loss("poly_loss_cross_entropy", "poly_loss_cross_entropy", params={"epsilon": "epsilon"},
+               stages=cl.POLY_STAGES),
     optax_loss("sparsemax_loss", "sparsemax_loss"),
     optax_loss("multiclass_sparsemax_loss", "multiclass_sparsemax_loss"),
     # -- keras --
