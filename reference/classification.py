@@ -998,3 +998,30 @@ def poly_loss_cross_entropy_error(
     d_y = d_poly * one_minus + (-gc) * logp
     value = reduction_error(per_e, per_v, g.v, reduction)
     return {"value": value, "input": d_x.e, "target": d_y.e}
+
+
+#: ``sparse_plus``: jax.nn.sparse_plus's (z + 1)^2 / 4 in the scores' dtype (optax sparsemax_loss).
+SPARSE_PLUS_STAGES = ("sparse_plus",)
+
+
+def sparsemax_loss_error(input, target, *, reduction="mean", dtype=np.float32, trace=NO_TRACE, stages=()):
+    """Rounding model of :func:`sparsemax_loss` as optax computes it in the scores' dtype
+    (``optax/losses/_classification.py``, v0.2.8, sparsemax_loss: jax.nn.sparse_plus of
+    where(labels, -x, x); ``jax/_src/nn/functions.py``: where(z <= -1, 0, where(z >= 1, z,
+    (z + 1)**2 / 4))): z exact (a negation and a selection); s = z + 1 one rounding, s**2 one
+    more and the product's propagation (2 |s| e_s), / 4 counted as one (exact but for
+    subnormals): the value within 4u |(z + 1)^2 / 4|; the linear and zero branches exact.
+    Backward from the cotangent g: (g / 4) (2 s), s carrying its rounding: within 3u of the
+    slope. Elementwise, in the input's shape; {"value", "input"} in units of u.
+    """
+    pos = np.asarray(target) != 0
+    z = _Rounded(np.where(pos, -np.asarray(input, np.float64), np.asarray(input, np.float64)), 0.0, dtype)
+    s = z + 1.0
+    inner = (s * s) / 4.0
+    low, high = z.v <= -1.0, z.v >= 1.0
+    per_e = np.where(low, 0.0, np.where(high, 0.0, inner.e))
+    per_v = _sparse_plus(z.v)
+    g = _cotangent(per_v.shape, reduction, dtype)
+    slope = (g / 4.0) * (s * 2.0)
+    d_e = np.where(low, 0.0, np.where(high, g.e, slope.e))
+    return {"value": reduction_error(per_e, per_v, g.v, reduction), "input": d_e}

@@ -362,3 +362,27 @@ def test_poly_loss_model_is_not_vacuous():
         within_rounding(grads["input"] / 2, grads["input"], model["input"], TOLERANCES["float16"], "float16", ("s",))
         is None
     )
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_sparsemax_loss_model_bounds_optax(dtype):
+    """optax.losses.sparsemax_loss: jax.nn.sparse_plus(where(y, -x, x)), (z + 1)**2 / 4 in t,
+    and its autodiff (g / 4) (2 (z + 1)), every op rounded; scores around the joints at +-1."""
+    t, plain_misses, rng = HALF[dtype], 0, np.random.default_rng(9)
+    for _ in range(300):
+        x = rng.uniform(-3, 3, (int(rng.integers(8, 33)),)).astype(t).astype(np.float64)
+        y = rng.integers(0, 2, x.shape).astype(np.float64)
+        model = cl.sparsemax_loss_error(x, y, reduction="none", dtype=t, stages=cl.SPARSE_PLUS_STAGES)
+        exact = cl.sparsemax_loss(x, y, reduction="none")
+        want = cl.sparsemax_loss_grad(x, y, reduction="none")["input"]
+        z = np.where(y != 0, -x, x).astype(t)
+        s = z + t(1.0)
+        value = np.where(z <= -1, t(0.0), np.where(z >= 1, z, (s * s) / t(4.0)))
+        slope = np.where(z <= -1, t(0.0), np.where(z >= 1, t(1.0), (t(1.0) / t(4.0)) * (s * t(2.0))))
+        grad = np.where(y != 0, -slope, slope)
+        for got, expected, part in ((value, exact, "value"), (grad, want, "input")):
+            ok, plain, open_ = _check_bounded(got, expected, model[part], dtype)
+            assert ok and not open_, (part, x, y, got, expected, model[part])
+            plain_misses += not plain
+    # bfloat16's tolerance already spans these three roundings; float16's does not
+    assert plain_misses > (2 if dtype == "float16" else -1), plain_misses

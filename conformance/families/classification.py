@@ -279,7 +279,8 @@ SPECS: list[Spec] = [
          "binary sparsemax loss: sparse_plus of the signed score, elementwise",
          cl.sparsemax_loss, {"reduction": "mean"}, (),
          binary_sparsemax(), BINARY_SPARSEMAX, classes=False,
-         gradient=cl.sparsemax_loss_grad, wrt=("input",)),
+         gradient=cl.sparsemax_loss_grad, wrt=("input",),
+         error_model=cl.sparsemax_loss_error, stages=cl.SPARSE_PLUS_STAGES),
     Spec("multiclass_sparsemax_loss",
          "multiclass sparsemax loss: Fenchel-Young loss of sparsemax, class-index targets",
          cl.multiclass_sparsemax_loss, {"reduction": "mean"}, (),
@@ -328,7 +329,9 @@ BINDINGS: list[Binding] = [
     # jax/_src/nn/functions.py): the log_softmax stage of the Poly-1 error model.
     optax_loss("poly_loss_cross_entropy", "poly_loss_cross_entropy", params={"epsilon": "epsilon"},
                stages=cl.POLY_STAGES),
-    optax_loss("sparsemax_loss", "sparsemax_loss"),
+    # jax.nn.sparse_plus's (z + 1)**2 / 4 in the scores' dtype (no upcast: optax/losses/
+    # _classification.py, v0.2.8, sparsemax_loss; jax/_src/nn/functions.py, sparse_plus)
+    optax_loss("sparsemax_loss", "sparsemax_loss", stages=cl.SPARSE_PLUS_STAGES),
     optax_loss("multiclass_sparsemax_loss", "multiclass_sparsemax_loss"),
     # -- keras --
     *keras_pair("BinaryFocalCrossentropy", "binary_focal_crossentropy", "binary_focal_cross_entropy",
