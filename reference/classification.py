@@ -751,6 +751,12 @@ class _Rounded:
             v = np.log(self.v)
             return self._new(v, self.e / np.abs(self.v) + self._r(v))
 
+    def log1p(self):
+        """log(1 + a), a > -1: the argument's error divided by 1 + a, plus one rounding."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = np.log1p(self.v)
+            return self._new(v, self.e / np.abs(1.0 + self.v) + self._r(v))
+
     def exp(self):
         with np.errstate(over="ignore", invalid="ignore"):
             v = np.exp(self.v)
@@ -1025,3 +1031,71 @@ def sparsemax_loss_error(input, target, *, reduction="mean", dtype=np.float32, t
     slope = (g / 4.0) * (s * 2.0)
     d_e = np.where(low, 0.0, np.where(high, g.e, slope.e))
     return {"value": reduction_error(per_e, per_v, g.v, reduction), "input": d_e}
+
+
+#: ``log_sigmoid``: optax sigmoid_focal_loss's log-sigmoids, log-sum-exp and exp in the logits' dtype.
+SIGMOID_FOCAL_STAGES = ("log_sigmoid",)
+
+
+def _softplus_rounded(v: _Rounded) -> _Rounded:
+    """jax.nn.softplus(v) = logaddexp(v, 0) as lax.logaddexp computes it: max(v, 0) + log1p(exp(-|v|)),
+    the max and -|v| exact (the difference v - 0 is v)."""
+    amax = v.where(v.v > 0, 0.0)
+    tail = v.where(v.v >= 0, -v)  # |v|, exact
+    return amax + (-tail).exp().log1p()
+
+
+def binary_focal_cross_entropy_with_logits_error(
+    input,
+    target,
+    *,
+    apply_class_balancing=False,
+    alpha=None,
+    gamma=2.0,
+    label_smoothing=0.0,
+    reduction="mean",
+    prob_eps=None,
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of the value of :func:`binary_focal_cross_entropy_with_logits` as optax's
+    sigmoid_focal_loss computes it in the logits' dtype (``optax/losses/_classification.py``,
+    v0.2.8, L903-L927; no clip, no smoothing): log p = -softplus(-x), log q = -softplus(x)
+    (:func:`_softplus_rounded`); ce = -y log p - (1 - y) log q; l = logsumexp([log p, log q],
+    b=[1 - y, y]) as jax.scipy.special.logsumexp takes it (a term with b = 0 dropped exactly, the
+    max of the others a selection, exp(a - max) b summed, log, + max); w = exp(fl(gamma) l);
+    loss = ce w, times fl(alpha) y + (1 - fl(alpha)) (1 - y) where alpha is given. Each
+    operation one :class:`_Rounded` step. Only the value is modelled: the gradients are held to
+    the tolerance. {"value"} in units of u, the reduction's error included.
+    """
+    if prob_eps is not None or label_smoothing:
+        raise ValueError("modelled: optax's sigmoid_focal_loss (no clip, no label smoothing)")
+    x = _Rounded(input, 0.0, dtype)
+    y = _Rounded(np.broadcast_to(np.asarray(target, np.float64), x.v.shape), 0.0, dtype)
+    log_p = -_softplus_rounded(-x)
+    log_q = -_softplus_rounded(x)
+    not_y = 1.0 - y
+    ce = (-y) * log_p - not_y * log_q
+    keep_p, keep_q = not_y.v != 0, y.v != 0
+    with np.errstate(invalid="ignore"):
+        top_v = np.maximum(np.where(keep_p, log_p.v, -np.inf), np.where(keep_q, log_q.v, -np.inf))
+    on_p = keep_p & (np.where(keep_p, log_p.v, -np.inf) == top_v)
+    top = log_p.where(on_p, log_q)
+    zero = _Rounded(np.zeros(x.v.shape), 0.0, dtype)
+    term_p = ((log_p - top).exp() * not_y).where(keep_p, zero)
+    term_q = ((log_q - top).exp() * y).where(keep_q, zero)
+    # the sum of the two terms: one rounding where both are kept (an exact 0 adds exactly)
+    both = keep_p & keep_q
+    total = _Rounded(
+        term_p.v + term_q.v, term_p.e + term_q.e + np.where(both, term_p._r(term_p.v + term_q.v), 0.0), dtype
+    )
+    lomp = total.log() + top
+    weight = (x.const(np.full(x.v.shape, float(gamma))) * lomp).exp()
+    loss = ce * weight
+    if apply_class_balancing and alpha is not None:
+        a = x.const(np.full(x.v.shape, float(alpha)))
+        loss = (a * y + (1.0 - a) * not_y) * loss
+    g = reduce_grad(np.shape(x.v), reduction=reduction, sample_axis=sample_axis)
+    return {"value": reduction_error(loss.e, loss.v, g, reduction)}

@@ -386,3 +386,45 @@ def test_sparsemax_loss_model_bounds_optax(dtype):
             plain_misses += not plain
     # bfloat16's tolerance already spans these three roundings; float16's does not
     assert plain_misses > (2 if dtype == "float16" else -1), plain_misses
+
+
+def _optax_sigmoid_focal_emulated(x, y, t, gamma, alpha):
+    """optax.losses.sigmoid_focal_loss's value in dtype t, every op rounded: log-sigmoids by
+    softplus = max(v, 0) + log1p(exp(-|v|)), the b-weighted logsumexp, exp(gamma l), products."""
+    x, y = x.astype(t), y.astype(t)
+
+    def softplus(v):
+        return np.maximum(v, t(0.0)) + np.log1p(np.exp(-np.abs(v)))
+
+    log_p, log_q = -softplus(-x), -softplus(x)
+    ce = (-y) * log_p - (t(1.0) - y) * log_q
+    a = np.stack([log_p, log_q], -1)
+    b = np.stack([t(1.0) - y, y], -1)
+    a = np.where(b != 0, a, t(-np.inf))
+    top = a.max(-1, keepdims=True)
+    lomp = np.log(np.sum(np.exp(a - top) * b, axis=-1, dtype=t)) + top[..., 0]
+    loss = ce * np.exp(t(gamma) * lomp)
+    if alpha is not None:
+        loss = (t(alpha) * y + (t(1.0) - t(alpha)) * (t(1.0) - y)) * loss
+    return loss
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_sigmoid_focal_value_model_bounds_optax(dtype):
+    t, plain_misses, rng = HALF[dtype], 0, np.random.default_rng(11)
+    for _ in range(300):
+        shape = (int(rng.integers(1, 9)),)
+        x = rng.uniform(-20, 20, shape).astype(t).astype(np.float64)
+        y = (rng.integers(0, 2, shape) if rng.random() < 0.5 else rng.uniform(0, 1, shape)).astype(t).astype(np.float64)
+        gamma = float(rng.choice([2.0, 0.0, 0.5, 1.0, 3.0]))
+        alpha = None if rng.random() < 0.5 else float(rng.choice([0.25, 0.5, 0.75, 0.0, 1.0]))
+        kw = dict(apply_class_balancing=True, alpha=alpha, gamma=gamma, reduction="none")
+        model = cl.binary_focal_cross_entropy_with_logits_error(x, y, **kw, dtype=t, stages=cl.SIGMOID_FOCAL_STAGES)
+        exact = cl.binary_focal_cross_entropy_with_logits(x, y, **kw)
+        with np.errstate(all="ignore"):
+            got = _optax_sigmoid_focal_emulated(x, y, t, gamma, alpha)
+        ok, plain, open_ = _check_bounded(got, exact, model["value"], dtype)
+        assert ok, (x, y, gamma, alpha, got, exact, model["value"])
+        plain_misses += not plain
+    assert plain_misses > 5, plain_misses
+    assert set(model) == {"value"}  # the gradients are held to the tolerance

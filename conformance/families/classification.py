@@ -255,7 +255,8 @@ SPECS: list[Spec] = [
          "binary focal cross-entropy on logits: that of sigmoid(x)",
          cl.binary_focal_cross_entropy_with_logits, _FOCAL_DEFAULTS, ("prob_eps", "sample_axis"),
          binary_focal(logits=True), BINARY_FOCAL_LOGITS, classes=False,
-         gradient=cl.binary_focal_cross_entropy_with_logits_grad),
+         gradient=cl.binary_focal_cross_entropy_with_logits_grad,
+         error_model=cl.binary_focal_cross_entropy_with_logits_error, stages=cl.SIGMOID_FOCAL_STAGES),
     Spec("categorical_focal_cross_entropy",
          "categorical focal cross-entropy: sum_c alpha_c (1 - q_c)^gamma (-y_c log q_c)",
          cl.categorical_focal_cross_entropy,
@@ -320,10 +321,12 @@ BINDINGS: list[Binding] = [
     # -- jax (optax.losses) --
     # sigmoid_focal_loss balances the classes whenever alpha is given (its alpha defaults to
     # None): so, against the spec's Keras-shaped parameters, its own defaults are
-    # apply_class_balancing=True with alpha=None (which the oracle reads as no balancing).
+    # apply_class_balancing=True with alpha=None (which the oracle reads as no balancing). It
+    # computes its log-sigmoids, log-sum-exp and exp in the logits' dtype (no upcast:
+    # optax/losses/_classification.py, v0.2.8, L903-L927): the value's error model.
     optax_loss("sigmoid_focal_loss", "binary_focal_cross_entropy_with_logits",
                params={"alpha": "alpha", "gamma": "gamma"},
-               defaults={"apply_class_balancing": True, "alpha": None}),
+               defaults={"apply_class_balancing": True, "alpha": None}, stages=cl.SIGMOID_FOCAL_STAGES),
     # softmax, 1 - p, log_softmax, the products and sums, each in the logits' dtype (no upcast:
     # optax/losses/_classification.py, v0.2.8, L520-L525, and jax.nn.log_softmax / softmax in
     # jax/_src/nn/functions.py): the log_softmax stage of the Poly-1 error model.
