@@ -867,7 +867,10 @@ def categorical_focal_cross_entropy_error(
     q = pre
     if prob_eps is not None:
         clipped = np.clip(pre.v, *bounds)
-        q = _Rounded(clipped, np.where(clipped == pre.v, pre.e, 0.0), dtype)
+        # the clip is exact where the computed value lies on the same side of a bound as the
+        # exact one; within its error of a bound it may not, and the clip (1-Lipschitz) keeps it
+        near = np.abs(pre.v - clipped) <= pre.u * pre.e
+        q = _Rounded(clipped, np.where(near, pre.e, 0.0), dtype)
     log_q = q.log()
     cce = -y * log_q
     m = 1.0 - q
