@@ -1102,3 +1102,92 @@ def binary_focal_cross_entropy_with_logits_error(
         loss = (a * y + (1.0 - a) * not_y) * loss
     g = reduce_grad(np.shape(x.v), reduction=reduction, sample_axis=sample_axis)
     return {"value": reduction_error(loss.e, loss.v, g, reduction)}
+
+
+#: ``probabilities``: Keras' binary focal on probabilities, every op in the compute dtype.
+BINARY_FOCAL_STAGES = ("probabilities",)
+
+
+def binary_focal_cross_entropy_error(
+    input,
+    target,
+    *,
+    apply_class_balancing=False,
+    alpha=None,
+    gamma=2.0,
+    label_smoothing=0.0,
+    reduction="mean",
+    prob_eps=None,
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`binary_focal_cross_entropy` as Keras computes it in its dtype
+    (``keras/src/losses/losses.py``, v3.15.1, binary_focal_crossentropy; the JAX and TensorFlow
+    backends' binary_crossentropy: clip, y log o + (1 - y) log(1 - o)), elementwise then a mean
+    over the last axis: p and y cast to the dtype (rounded once where they are wider); y <- y
+    fl(1 - s) + fl(s / 2); o = clip(p); bce = -(y log o + (1 - y) log(1 - o)); p_t = y p +
+    (1 - y)(1 - p); f = (1 - p_t)^gamma (1 - p_t cancels where p_t is near 1: its error is
+    relative to p_t, not to it); t = f bce, times y fl(alpha) + (1 - y) fl(1 - alpha) with
+    balancing. Backward from the cotangent g: d/dbce = g f, d/df = g bce, d/dm = d/df gamma
+    m^(gamma - 1), d/dp_t = -d/dm; d/do = (-d/dbce y) (1 / o) - (-d/dbce (1 - y)) (1 / (1 - o))
+    (TensorFlow's log gradient is grad * reciprocal(x): two roundings, JAX's one), through the
+    clip (a computed p within its error of a bound may fall on either side: the slope is then
+    part of the error); d/dp = that + d/dp_t (y - (1 - y)); d/dy the mirror. Products' first-order
+    bounds do not depend on their order. {"value", "input", "target"} in units of u.
+    """
+    if prob_eps is None:
+        raise ValueError("modelled: Keras' clipped form")
+    zero = _Rounded(0.0, 0.0, dtype)
+    p = zero.const(np.asarray(input, np.float64))
+    y = zero.const(np.broadcast_to(np.asarray(target, np.float64), p.v.shape))
+    if label_smoothing:
+        y = y * y.const(1.0 - label_smoothing) + y.const(0.5 * label_smoothing)
+    lo, hi = clip_bounds(prob_eps, dtype)
+    clipped = np.clip(p.v, lo, hi)
+    near = (np.abs(p.v - clipped) <= p.u * p.e) & (p.e > 0)
+    o = _Rounded(clipped, np.where(near | (clipped == p.v), p.e, 0.0), dtype)
+    log_o, one_m_o = o.log(), 1.0 - o
+    log_1mo = one_m_o.log()
+    not_y = 1.0 - y
+    bce = -(y * log_o + not_y * log_1mo)
+    one_m_p = 1.0 - p
+    m = 1.0 - (y * p + not_y * one_m_p)
+    f = m.power(gamma)
+    fb = f * bce
+    w = None
+    if apply_class_balancing and alpha is not None:
+        w = y * y.const(float(alpha)) + not_y * y.const(1.0 - float(alpha))
+        loss = w * fb
+    else:
+        loss = fb
+    n = loss.v.shape[-1] if sample_axis == "mean" else 1
+    g = np.asarray(reduce_grad(loss.v.shape, reduction=reduction, sample_axis=sample_axis), np.float64)
+    if sample_axis == "mean":
+        per = loss.sum() / float(n)
+        per_v, per_e = per.v[..., 0], per.e[..., 0]
+        g_per = np.asarray(reduce_grad(per_v.shape, reduction=reduction), np.float64)
+    else:
+        per_v, per_e, g_per = loss.v, loss.e, g
+    value = reduction_error(per_e, per_v, g_per, reduction)
+    # backward: the reduction's cotangent and the mean's 1/n, rounded
+    gc = zero.const(np.broadcast_to(g, loss.v.shape))
+    d_fb = gc * w if w is not None else gc
+    d_f, d_bce = d_fb * bce, d_fb * f
+    slope = m.power(gamma - 1.0) * float(gamma) if gamma else _Rounded(np.zeros(m.v.shape), 0.0, dtype)
+    d_pt = -(d_f * slope)
+    d_b = -d_bce
+    d_o = (d_b * y) * (o._lift(1.0) / o) - (d_b * not_y) * (o._lift(1.0) / one_m_o)
+    passed = clip_grad(p.v, lo, hi, d_o.v)
+    scale = clip_grad(p.v, lo, hi, np.ones(p.v.shape))
+    with np.errstate(invalid="ignore"):
+        d_clip = _Rounded(passed, scale * d_o.e + np.where(near, np.abs(d_o.v) / p.u + d_o.e, 0.0), dtype)
+    d_p = d_clip + (d_pt * y - d_pt * not_y)
+    d_y = (d_b * log_o - d_b * log_1mo) + (d_pt * p - d_pt * one_m_p)
+    if w is not None:
+        d_w = gc * fb
+        d_y = d_y + (d_w * y.const(float(alpha)) - d_w * y.const(1.0 - float(alpha)))
+    if label_smoothing:
+        d_y = d_y * y.const(1.0 - label_smoothing)
+    return {"value": value, "input": d_p.e, "target": d_y.e}

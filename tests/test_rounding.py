@@ -428,3 +428,79 @@ def test_sigmoid_focal_value_model_bounds_optax(dtype):
         plain_misses += not plain
     assert plain_misses > 5, plain_misses
     assert set(model) == {"value"}  # the gradients are held to the tolerance
+
+
+def _keras_binary_focal_emulated(p, y, t, gamma, alpha, smoothing):
+    """Keras' binary_focal_crossentropy on probabilities in dtype t (JAX backend), rows (N, C),
+    mean over the last axis, and its autodiff from a cotangent of 1 per row, every op rounded:
+    (loss, d/dp, d/dy)."""
+    p, y = p.astype(t), y.astype(t)
+    if smoothing:
+        y = y * t(1.0 - smoothing) + t(0.5 * smoothing)
+    lo, hi = t(1e-7), t(1.0 - 1e-7)
+    o = np.clip(p, lo, hi)
+    not_y = t(1.0) - y
+    log_o, one_m_o = np.log(o), t(1.0) - o
+    log_1mo = np.log(one_m_o)
+    bce = -(y * log_o + not_y * log_1mo)
+    one_m_p = t(1.0) - p
+    m = t(1.0) - (y * p + not_y * one_m_p)
+    f = np.power(m, t(gamma))
+    fb = f * bce
+    w = (y * t(alpha) + not_y * t(1.0 - alpha)) if alpha is not None else None
+    loss = w * fb if w is not None else fb
+    n = p.shape[-1]
+    value = np.sum(loss, axis=-1, dtype=t) / t(n)
+    g = np.full(p.shape, t(1.0 / n))
+    d_fb = g * w if w is not None else g
+    d_f, d_bce = d_fb * bce, d_fb * f
+    slope = (np.power(m, t(gamma - 1.0)) * t(gamma)) if gamma else np.zeros_like(m)
+    d_pt = -(d_f * slope)
+    d_b = -d_bce
+    d_o = (d_b * y) / o - (d_b * not_y) / one_m_o
+    d_p = np.where((p >= lo) & (p <= hi), d_o, t(0.0)) + (d_pt * y - d_pt * not_y)
+    d_y = (d_b * log_o - d_b * log_1mo) + (d_pt * p - d_pt * one_m_p)
+    if w is not None:
+        d_w = g * fb
+        d_y = d_y + (d_w * t(alpha) - d_w * t(1.0 - alpha))
+    if smoothing:
+        d_y = d_y * t(1.0 - smoothing)
+    return value, d_p, d_y
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_binary_focal_model_bounds_keras(dtype):
+    t, plain_misses, unbounded, rng = HALF[dtype], 0, 0, np.random.default_rng(13)
+    for _ in range(300):
+        shape = (int(rng.integers(1, 4)), int(rng.integers(1, 5)))
+        p = rng.uniform(0, 1, shape) ** float(rng.choice([1.0, 4.0]))
+        if rng.random() < 0.3:
+            p = 1.0 - p
+        y = rng.integers(0, 2, shape) if rng.random() < 0.5 else rng.uniform(0, 1, shape)
+        p, y = p.astype(t).astype(np.float64), y.astype(t).astype(np.float64)
+        gamma = float(rng.choice([2.0, 0.0, 0.5, 1.0, 3.0]))
+        alpha = None if rng.random() < 0.5 else float(rng.choice([0.25, 0.5, 0.75]))
+        smoothing = float(rng.choice([0.0, 0.0, 0.1]))
+        kw = dict(
+            apply_class_balancing=alpha is not None,
+            alpha=alpha,
+            gamma=gamma,
+            label_smoothing=smoothing,
+            reduction="none",
+            prob_eps=1e-7,
+            sample_axis="mean",
+            dtype=t,
+        )
+        model = cl.binary_focal_cross_entropy_error(p, y, **kw, stages=cl.BINARY_FOCAL_STAGES)
+        exact = cl.binary_focal_cross_entropy(p, y, **kw)
+        grads = cl.binary_focal_cross_entropy_grad(p, y, **kw)
+        with np.errstate(all="ignore"):
+            got = _keras_binary_focal_emulated(p, y, t, gamma, alpha, smoothing)
+        for g, want, part in zip(got, (exact, grads["input"], grads["target"]), ("value", "input", "target")):
+            if not np.all(np.isfinite(want)) or not np.all(np.isfinite(np.asarray(g, np.float64))):
+                continue  # 1 - 1e-7 rounds to 1 in half precision: log(0) (the entries' nonfinite)
+            ok, plain, open_ = _check_bounded(g, want, model[part], dtype)
+            assert ok, (part, p, y, gamma, alpha, smoothing, g, want, model[part])
+            plain_misses += not plain
+            unbounded += open_
+    assert plain_misses > 30 and unbounded < 300, (plain_misses, unbounded)

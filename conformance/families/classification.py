@@ -250,7 +250,8 @@ SPECS: list[Spec] = [
          "binary focal cross-entropy on probabilities: alpha_t (1 - p_t)^gamma BCE",
          cl.binary_focal_cross_entropy, _FOCAL_DEFAULTS, ("prob_eps", "sample_axis"),
          binary_focal(logits=False), BINARY_FOCAL, classes=False,
-         gradient=cl.binary_focal_cross_entropy_grad),
+         gradient=cl.binary_focal_cross_entropy_grad,
+         error_model=cl.binary_focal_cross_entropy_error, stages=cl.BINARY_FOCAL_STAGES),
     Spec("binary_focal_cross_entropy_with_logits",
          "binary focal cross-entropy on logits: that of sigmoid(x)",
          cl.binary_focal_cross_entropy_with_logits, _FOCAL_DEFAULTS, ("prob_eps", "sample_axis"),
@@ -337,8 +338,12 @@ BINDINGS: list[Binding] = [
     optax_loss("sparsemax_loss", "sparsemax_loss", stages=cl.SPARSE_PLUS_STAGES),
     optax_loss("multiclass_sparsemax_loss", "multiclass_sparsemax_loss"),
     # -- keras --
+    # on probabilities: the cast, clip, logs, 1 - p_t, power and products in the compute dtype (no
+    # upcast: keras/src/losses/losses.py, v3.15.1, L2497-L2520; the jax and tensorflow backends'
+    # binary_crossentropy); torch's is F.binary_cross_entropy's kernel and backward: not modelled.
     *keras_pair("BinaryFocalCrossentropy", "binary_focal_crossentropy", "binary_focal_cross_entropy",
-                "from_logits=False", params=_FOCAL, conventions={"prob_eps": KERAS_EPS, "sample_axis": "mean"}),
+                "from_logits=False", params=_FOCAL, conventions={"prob_eps": KERAS_EPS, "sample_axis": "mean"},
+                stages={"jax": cl.BINARY_FOCAL_STAGES, "tensorflow": cl.BINARY_FOCAL_STAGES, "torch": ()}),
     # from_logits=True takes ops.sigmoid and then the probability form, clip included; on the
     # TensorFlow backend that sigmoid carries its logits (_keras_logits) and
     # ops.binary_crossentropy uses tf.nn.sigmoid_cross_entropy_with_logits instead: no clip.
