@@ -751,6 +751,12 @@ class _Rounded:
             v = np.log(self.v)
             return self._new(v, self.e / np.abs(self.v) + self._r(v))
 
+    def log1p(self):
+        """log(1 + a), a > -1: the argument's error divided by 1 + a, plus one rounding."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = np.log1p(self.v)
+            return self._new(v, self.e / np.abs(1.0 + self.v) + self._r(v))
+
     def exp(self):
         with np.errstate(over="ignore", invalid="ignore"):
             v = np.exp(self.v)
@@ -861,7 +867,10 @@ def categorical_focal_cross_entropy_error(
     q = pre
     if prob_eps is not None:
         clipped = np.clip(pre.v, *bounds)
-        q = _Rounded(clipped, np.where(clipped == pre.v, pre.e, 0.0), dtype)
+        # the clip is exact where the computed value lies on the same side of a bound as the
+        # exact one; within its error of a bound it may not, and the clip (1-Lipschitz) keeps it
+        near = np.abs(pre.v - clipped) <= pre.u * pre.e
+        q = _Rounded(clipped, np.where(near, pre.e, 0.0), dtype)
     log_q = q.log()
     cce = -y * log_q
     m = 1.0 - q
@@ -943,3 +952,242 @@ def categorical_generalized_cross_entropy_error(
     # the other classes get d_p * 0 exactly (the one-hot product's backward)
     d_in = np.where(onehot, d_p.e[..., None], 0.0)
     return {"value": reduction_error(value_e, loss.v, g.v, reduction), "input": d_in}
+
+
+def _softmax_transpose(p: _Rounded, grad: _Rounded) -> _Rounded:
+    """jax.nn.softmax's custom JVP y (x' - sum(y x')) transposed as JAX transposes it, op by op:
+    c = p grad (the product's transpose), then c - p sum(c) (the subtraction's and the sum's)."""
+    c = p * grad
+    return c - p * c.sum()
+
+
+def poly_loss_cross_entropy_error(
+    input,
+    target,
+    *,
+    epsilon=2.0,
+    reduction="mean",
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`poly_loss_cross_entropy` as optax computes it in the input's
+    dtype (``optax/losses/_classification.py``, v0.2.8, poly_loss_cross_entropy and
+    softmax_cross_entropy; ``jax/_src/nn/functions.py`` softmax and log_softmax), rows ``(..., C)``:
+
+    p = e / sum(e), e = exp(x - max x); poly = sum_c y_c (1 - p_c); log p = s - log(sum exp(s)),
+    s = x - max x (the max a selection, under stop_gradient); ce = -sum_c y_c log p_c; loss =
+    ce + fl(epsilon) poly. Backward, as autodiff takes it from a cotangent g per row: the
+    softmax's custom JVP transposed (:func:`_softmax_transpose`) of d/dp = -(g fl(eps)) y; the
+    log-softmax's d/ds = d/dlogp + exp(s) (-sum(d/dlogp) / sum exp(s)), d/dlogp = -g y; the two
+    pullbacks added; d/dy = (g fl(eps)) (1 - p) + (-g) log p. Each operation is one
+    :class:`_Rounded` step (its derivation there). Returns {"value", "input", "target"} in
+    units of u: a bound of a few tens of u relative to the result where nothing cancels.
+    """
+    x = _Rounded(input, 0.0, dtype)
+    y = _Rounded(target, 0.0, dtype)
+    p, _, _ = _softmax_rounded(x)
+    one_minus = 1.0 - p
+    poly = (y * one_minus).sum()
+    shifted = x - np.max(x.v, axis=-1, keepdims=True)
+    exps = shifted.exp()
+    total = exps.sum()
+    logp = shifted - total.log()
+    ce = -(y * logp).sum()
+    eps = x.const(np.full(poly.v.shape, float(epsilon)))
+    loss = ce + eps * poly
+    per_v, per_e = loss.v[..., 0], loss.e[..., 0]
+    g = _cotangent(per_v.shape, reduction, dtype)
+    gc = _Rounded(g.v[..., None], g.e[..., None], dtype)
+    d_poly = gc * eps
+    d_p = -(d_poly * y)
+    d_logp = -gc * y
+    d_s = d_logp + exps * (-d_logp.sum() / total)
+    d_x = _softmax_transpose(p, d_p) + d_s
+    d_y = d_poly * one_minus + (-gc) * logp
+    value = reduction_error(per_e, per_v, g.v, reduction)
+    return {"value": value, "input": d_x.e, "target": d_y.e}
+
+
+#: ``sparse_plus``: jax.nn.sparse_plus's (z + 1)^2 / 4 in the scores' dtype (optax sparsemax_loss).
+SPARSE_PLUS_STAGES = ("sparse_plus",)
+
+
+def sparsemax_loss_error(input, target, *, reduction="mean", dtype=np.float32, trace=NO_TRACE, stages=()):
+    """Rounding model of :func:`sparsemax_loss` as optax computes it in the scores' dtype
+    (``optax/losses/_classification.py``, v0.2.8, sparsemax_loss: jax.nn.sparse_plus of
+    where(labels, -x, x); ``jax/_src/nn/functions.py``: where(z <= -1, 0, where(z >= 1, z,
+    (z + 1)**2 / 4))): z exact (a negation and a selection); s = z + 1 one rounding, s**2 one
+    more and the product's propagation (2 |s| e_s), / 4 counted as one (exact but for
+    subnormals): the value within 4u |(z + 1)^2 / 4|; the linear and zero branches exact.
+    Backward from the cotangent g: (g / 4) (2 s), s carrying its rounding: within 3u of the
+    slope. Elementwise, in the input's shape; {"value", "input"} in units of u.
+    """
+    pos = np.asarray(target) != 0
+    z = _Rounded(np.where(pos, -np.asarray(input, np.float64), np.asarray(input, np.float64)), 0.0, dtype)
+    s = z + 1.0
+    inner = (s * s) / 4.0
+    low, high = z.v <= -1.0, z.v >= 1.0
+    per_e = np.where(low, 0.0, np.where(high, 0.0, inner.e))
+    per_v = _sparse_plus(z.v)
+    g = _cotangent(per_v.shape, reduction, dtype)
+    slope = (g / 4.0) * (s * 2.0)
+    d_e = np.where(low, 0.0, np.where(high, g.e, slope.e))
+    return {"value": reduction_error(per_e, per_v, g.v, reduction), "input": d_e}
+
+
+#: ``log_sigmoid``: optax sigmoid_focal_loss's log-sigmoids, log-sum-exp and exp in the logits' dtype.
+SIGMOID_FOCAL_STAGES = ("log_sigmoid",)
+
+
+def _softplus_rounded(v: _Rounded) -> _Rounded:
+    """jax.nn.softplus(v) = logaddexp(v, 0) as lax.logaddexp computes it: max(v, 0) + log1p(exp(-|v|)),
+    the max and -|v| exact (the difference v - 0 is v)."""
+    amax = v.where(v.v > 0, 0.0)
+    tail = v.where(v.v >= 0, -v)  # |v|, exact
+    return amax + (-tail).exp().log1p()
+
+
+def binary_focal_cross_entropy_with_logits_error(
+    input,
+    target,
+    *,
+    apply_class_balancing=False,
+    alpha=None,
+    gamma=2.0,
+    label_smoothing=0.0,
+    reduction="mean",
+    prob_eps=None,
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of the value of :func:`binary_focal_cross_entropy_with_logits` as optax's
+    sigmoid_focal_loss computes it in the logits' dtype (``optax/losses/_classification.py``,
+    v0.2.8, L903-L927; no clip, no smoothing): log p = -softplus(-x), log q = -softplus(x)
+    (:func:`_softplus_rounded`); ce = -y log p - (1 - y) log q; l = logsumexp([log p, log q],
+    b=[1 - y, y]) as jax.scipy.special.logsumexp takes it (a term with b = 0 dropped exactly, the
+    max of the others a selection, exp(a - max) b summed, log, + max); w = exp(fl(gamma) l);
+    loss = ce w, times fl(alpha) y + (1 - fl(alpha)) (1 - y) where alpha is given. Each
+    operation one :class:`_Rounded` step. Only the value is modelled: the gradients are held to
+    the tolerance. {"value"} in units of u, the reduction's error included.
+    """
+    if prob_eps is not None or label_smoothing:
+        raise ValueError("modelled: optax's sigmoid_focal_loss (no clip, no label smoothing)")
+    x = _Rounded(input, 0.0, dtype)
+    y = _Rounded(np.broadcast_to(np.asarray(target, np.float64), x.v.shape), 0.0, dtype)
+    log_p = -_softplus_rounded(-x)
+    log_q = -_softplus_rounded(x)
+    not_y = 1.0 - y
+    ce = (-y) * log_p - not_y * log_q
+    keep_p, keep_q = not_y.v != 0, y.v != 0
+    with np.errstate(invalid="ignore"):
+        top_v = np.maximum(np.where(keep_p, log_p.v, -np.inf), np.where(keep_q, log_q.v, -np.inf))
+    on_p = keep_p & (np.where(keep_p, log_p.v, -np.inf) == top_v)
+    top = log_p.where(on_p, log_q)
+    zero = _Rounded(np.zeros(x.v.shape), 0.0, dtype)
+    term_p = ((log_p - top).exp() * not_y).where(keep_p, zero)
+    term_q = ((log_q - top).exp() * y).where(keep_q, zero)
+    # the sum of the two terms: one rounding where both are kept (an exact 0 adds exactly)
+    both = keep_p & keep_q
+    total = _Rounded(
+        term_p.v + term_q.v, term_p.e + term_q.e + np.where(both, term_p._r(term_p.v + term_q.v), 0.0), dtype
+    )
+    lomp = total.log() + top
+    weight = (x.const(np.full(x.v.shape, float(gamma))) * lomp).exp()
+    loss = ce * weight
+    if apply_class_balancing and alpha is not None:
+        a = x.const(np.full(x.v.shape, float(alpha)))
+        loss = (a * y + (1.0 - a) * not_y) * loss
+    g = reduce_grad(np.shape(x.v), reduction=reduction, sample_axis=sample_axis)
+    return {"value": reduction_error(loss.e, loss.v, g, reduction)}
+
+
+#: ``probabilities``: Keras' binary focal on probabilities, every op in the compute dtype.
+BINARY_FOCAL_STAGES = ("probabilities",)
+
+
+def binary_focal_cross_entropy_error(
+    input,
+    target,
+    *,
+    apply_class_balancing=False,
+    alpha=None,
+    gamma=2.0,
+    label_smoothing=0.0,
+    reduction="mean",
+    prob_eps=None,
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`binary_focal_cross_entropy` as Keras computes it in its dtype
+    (``keras/src/losses/losses.py``, v3.15.1, binary_focal_crossentropy; the JAX and TensorFlow
+    backends' binary_crossentropy: clip, y log o + (1 - y) log(1 - o)), elementwise then a mean
+    over the last axis: p and y cast to the dtype (rounded once where they are wider); y <- y
+    fl(1 - s) + fl(s / 2); o = clip(p); bce = -(y log o + (1 - y) log(1 - o)); p_t = y p +
+    (1 - y)(1 - p); f = (1 - p_t)^gamma (1 - p_t cancels where p_t is near 1: its error is
+    relative to p_t, not to it); t = f bce, times y fl(alpha) + (1 - y) fl(1 - alpha) with
+    balancing. Backward from the cotangent g: d/dbce = g f, d/df = g bce, d/dm = d/df gamma
+    m^(gamma - 1), d/dp_t = -d/dm; d/do = (-d/dbce y) (1 / o) - (-d/dbce (1 - y)) (1 / (1 - o))
+    (TensorFlow's log gradient is grad * reciprocal(x): two roundings, JAX's one), through the
+    clip (a computed p within its error of a bound may fall on either side: the slope is then
+    part of the error); d/dp = that + d/dp_t (y - (1 - y)); d/dy the mirror. Products' first-order
+    bounds do not depend on their order. {"value", "input", "target"} in units of u.
+    """
+    if prob_eps is None:
+        raise ValueError("modelled: Keras' clipped form")
+    zero = _Rounded(0.0, 0.0, dtype)
+    p = zero.const(np.asarray(input, np.float64))
+    y = zero.const(np.broadcast_to(np.asarray(target, np.float64), p.v.shape))
+    if label_smoothing:
+        y = y * y.const(1.0 - label_smoothing) + y.const(0.5 * label_smoothing)
+    lo, hi = clip_bounds(prob_eps, dtype)
+    clipped = np.clip(p.v, lo, hi)
+    near = (np.abs(p.v - clipped) <= p.u * p.e) & (p.e > 0)
+    o = _Rounded(clipped, np.where(near | (clipped == p.v), p.e, 0.0), dtype)
+    log_o, one_m_o = o.log(), 1.0 - o
+    log_1mo = one_m_o.log()
+    not_y = 1.0 - y
+    bce = -(y * log_o + not_y * log_1mo)
+    one_m_p = 1.0 - p
+    m = 1.0 - (y * p + not_y * one_m_p)
+    f = m.power(gamma)
+    fb = f * bce
+    w = None
+    if apply_class_balancing and alpha is not None:
+        w = y * y.const(float(alpha)) + not_y * y.const(1.0 - float(alpha))
+        loss = w * fb
+    else:
+        loss = fb
+    n = loss.v.shape[-1] if sample_axis == "mean" else 1
+    g = np.asarray(reduce_grad(loss.v.shape, reduction=reduction, sample_axis=sample_axis), np.float64)
+    if sample_axis == "mean":
+        per = loss.sum() / float(n)
+        per_v, per_e = per.v[..., 0], per.e[..., 0]
+        g_per = np.asarray(reduce_grad(per_v.shape, reduction=reduction), np.float64)
+    else:
+        per_v, per_e, g_per = loss.v, loss.e, g
+    value = reduction_error(per_e, per_v, g_per, reduction)
+    # backward: the reduction's cotangent and the mean's 1/n, rounded
+    gc = zero.const(np.broadcast_to(g, loss.v.shape))
+    d_fb = gc * w if w is not None else gc
+    d_f, d_bce = d_fb * bce, d_fb * f
+    slope = m.power(gamma - 1.0) * float(gamma) if gamma else _Rounded(np.zeros(m.v.shape), 0.0, dtype)
+    d_pt = -(d_f * slope)
+    d_b = -d_bce
+    d_o = (d_b * y) * (o._lift(1.0) / o) - (d_b * not_y) * (o._lift(1.0) / one_m_o)
+    passed = clip_grad(p.v, lo, hi, d_o.v)
+    scale = clip_grad(p.v, lo, hi, np.ones(p.v.shape))
+    with np.errstate(invalid="ignore"):
+        d_clip = _Rounded(passed, scale * d_o.e + np.where(near, np.abs(d_o.v) / p.u + d_o.e, 0.0), dtype)
+    d_p = d_clip + (d_pt * y - d_pt * not_y)
+    d_y = (d_b * log_o - d_b * log_1mo) + (d_pt * p - d_pt * one_m_p)
+    if w is not None:
+        d_w = gc * fb
+        d_y = d_y + (d_w * y.const(float(alpha)) - d_w * y.const(1.0 - float(alpha)))
+    if label_smoothing:
+        d_y = d_y * y.const(1.0 - label_smoothing)
+    return {"value": value, "input": d_p.e, "target": d_y.e}

@@ -961,3 +961,209 @@ def test_entropy_model_rejects_a_lost_slope_term_and_is_not_vacuous():
         * unit_roundoff(np.float32)
         > 0.9
     )
+
+
+# ============================================================================ classification (2)
+# Models of reference/classification.py added after the focal and generalized ones: optax's
+# Poly-1 loss, emulated op by op in the half dtype (forward, then autodiff's backward).
+
+
+def _optax_poly_emulated(x, y, t, epsilon):
+    """optax.losses.poly_loss_cross_entropy in dtype t, rows (N, C), and its autodiff from a
+    cotangent of 1 per row: (loss, d/dx, d/dy), every op rounded to t."""
+    x, y = x.astype(t), y.astype(t)
+    eps = t(epsilon)
+    shifted = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    p = e / np.sum(e, axis=-1, keepdims=True, dtype=t)
+    one_minus = t(1.0) - p
+    poly = np.sum(y * one_minus, axis=-1, dtype=t)
+    total = np.sum(np.exp(shifted), axis=-1, keepdims=True, dtype=t)
+    logp = shifted - np.log(total)
+    ce = -np.sum(y * logp, axis=-1, dtype=t)
+    loss = ce + eps * poly
+    d_poly = eps
+    d_p = -(d_poly * y)
+    d_logp = -y
+    d_s = d_logp + e * (-np.sum(d_logp, axis=-1, keepdims=True, dtype=t) / total)
+    c = p * d_p
+    d_x = (c - p * np.sum(c, axis=-1, keepdims=True, dtype=t)) + d_s
+    d_y = d_poly * one_minus + t(-1.0) * logp
+    return loss, d_x, d_y
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_poly_loss_model_bounds_optax(dtype):
+    t, plain_misses, rng = HALF[dtype], 0, np.random.default_rng(7)
+    for x, y, labels in _cases(seed=8):
+        epsilon = float(rng.choice([2.0, 2.0, -1.0, 0.0, 1.0, 5.0]))
+        if rng.random() < 0.5:
+            y = np.eye(x.shape[-1])[labels]
+        x, y = x.astype(t).astype(np.float64), y.astype(t).astype(np.float64)
+        kw = dict(epsilon=epsilon, reduction="none")
+        model = cl.poly_loss_cross_entropy_error(x, y, **kw, dtype=t, stages=cl.POLY_STAGES)
+        exact = cl.poly_loss_cross_entropy(x, y, **kw)
+        grads = cl.poly_loss_cross_entropy_grad(x, y, **kw)
+        got = _optax_poly_emulated(x, y, t, epsilon)
+        for g, want, part in zip(got, (exact, grads["input"], grads["target"]), ("value", "input", "target")):
+            ok, plain, open_ = _check_bounded(g, want, model[part], dtype)
+            assert ok and not open_, (part, epsilon, x, y, g, want, model[part])
+            plain_misses += not plain
+    assert plain_misses > 30, plain_misses
+
+
+def test_poly_loss_model_is_not_vacuous():
+    """The bound is a few tens of u relative (float16 logits), and rejects a halved slope."""
+    x, y = np.array([[1.0, -0.5, 2.0]]), np.array([[0.0, 0.0, 1.0]])
+    model = cl.poly_loss_cross_entropy_error(x, y, reduction="none", dtype=np.float16, stages=cl.POLY_STAGES)
+    exact = cl.poly_loss_cross_entropy(x, y, reduction="none")
+    grads = cl.poly_loss_cross_entropy_grad(x, y, reduction="none")
+    assert np.all(model["value"] < 40 * np.abs(exact))
+    # the target class's slope (1 + eps p_t)(p_t - 1) + ... sums terms of order 1 to 0.74
+    assert np.all(model["input"] < 64 * np.max(np.abs(grads["input"])))
+    assert (
+        within_rounding(grads["input"] / 2, grads["input"], model["input"], TOLERANCES["float16"], "float16", ("s",))
+        is None
+    )
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_sparsemax_loss_model_bounds_optax(dtype):
+    """optax.losses.sparsemax_loss: jax.nn.sparse_plus(where(y, -x, x)), (z + 1)**2 / 4 in t,
+    and its autodiff (g / 4) (2 (z + 1)), every op rounded; scores around the joints at +-1."""
+    t, plain_misses, rng = HALF[dtype], 0, np.random.default_rng(9)
+    for _ in range(300):
+        x = rng.uniform(-3, 3, (int(rng.integers(8, 33)),)).astype(t).astype(np.float64)
+        y = rng.integers(0, 2, x.shape).astype(np.float64)
+        model = cl.sparsemax_loss_error(x, y, reduction="none", dtype=t, stages=cl.SPARSE_PLUS_STAGES)
+        exact = cl.sparsemax_loss(x, y, reduction="none")
+        want = cl.sparsemax_loss_grad(x, y, reduction="none")["input"]
+        z = np.where(y != 0, -x, x).astype(t)
+        s = z + t(1.0)
+        value = np.where(z <= -1, t(0.0), np.where(z >= 1, z, (s * s) / t(4.0)))
+        slope = np.where(z <= -1, t(0.0), np.where(z >= 1, t(1.0), (t(1.0) / t(4.0)) * (s * t(2.0))))
+        grad = np.where(y != 0, -slope, slope)
+        for got, expected, part in ((value, exact, "value"), (grad, want, "input")):
+            ok, plain, open_ = _check_bounded(got, expected, model[part], dtype)
+            assert ok and not open_, (part, x, y, got, expected, model[part])
+            plain_misses += not plain
+    # bfloat16's tolerance already spans these three roundings; float16's does not
+    assert plain_misses > (2 if dtype == "float16" else -1), plain_misses
+
+
+def _optax_sigmoid_focal_emulated(x, y, t, gamma, alpha):
+    """optax.losses.sigmoid_focal_loss's value in dtype t, every op rounded: log-sigmoids by
+    softplus = max(v, 0) + log1p(exp(-|v|)), the b-weighted logsumexp, exp(gamma l), products."""
+    x, y = x.astype(t), y.astype(t)
+
+    def softplus(v):
+        return np.maximum(v, t(0.0)) + np.log1p(np.exp(-np.abs(v)))
+
+    log_p, log_q = -softplus(-x), -softplus(x)
+    ce = (-y) * log_p - (t(1.0) - y) * log_q
+    a = np.stack([log_p, log_q], -1)
+    b = np.stack([t(1.0) - y, y], -1)
+    a = np.where(b != 0, a, t(-np.inf))
+    top = a.max(-1, keepdims=True)
+    lomp = np.log(np.sum(np.exp(a - top) * b, axis=-1, dtype=t)) + top[..., 0]
+    loss = ce * np.exp(t(gamma) * lomp)
+    if alpha is not None:
+        loss = (t(alpha) * y + (t(1.0) - t(alpha)) * (t(1.0) - y)) * loss
+    return loss
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_sigmoid_focal_value_model_bounds_optax(dtype):
+    t, plain_misses, rng = HALF[dtype], 0, np.random.default_rng(11)
+    for _ in range(300):
+        shape = (int(rng.integers(1, 9)),)
+        x = rng.uniform(-20, 20, shape).astype(t).astype(np.float64)
+        y = (rng.integers(0, 2, shape) if rng.random() < 0.5 else rng.uniform(0, 1, shape)).astype(t).astype(np.float64)
+        gamma = float(rng.choice([2.0, 0.0, 0.5, 1.0, 3.0]))
+        alpha = None if rng.random() < 0.5 else float(rng.choice([0.25, 0.5, 0.75, 0.0, 1.0]))
+        kw = dict(apply_class_balancing=True, alpha=alpha, gamma=gamma, reduction="none")
+        model = cl.binary_focal_cross_entropy_with_logits_error(x, y, **kw, dtype=t, stages=cl.SIGMOID_FOCAL_STAGES)
+        exact = cl.binary_focal_cross_entropy_with_logits(x, y, **kw)
+        with np.errstate(all="ignore"):
+            got = _optax_sigmoid_focal_emulated(x, y, t, gamma, alpha)
+        ok, plain, open_ = _check_bounded(got, exact, model["value"], dtype)
+        assert ok, (x, y, gamma, alpha, got, exact, model["value"])
+        plain_misses += not plain
+    assert plain_misses > 5, plain_misses
+    assert set(model) == {"value"}  # the gradients are held to the tolerance
+
+
+def _keras_binary_focal_emulated(p, y, t, gamma, alpha, smoothing):
+    """Keras' binary_focal_crossentropy on probabilities in dtype t (JAX backend), rows (N, C),
+    mean over the last axis, and its autodiff from a cotangent of 1 per row, every op rounded:
+    (loss, d/dp, d/dy)."""
+    p, y = p.astype(t), y.astype(t)
+    if smoothing:
+        y = y * t(1.0 - smoothing) + t(0.5 * smoothing)
+    lo, hi = t(1e-7), t(1.0 - 1e-7)
+    o = np.clip(p, lo, hi)
+    not_y = t(1.0) - y
+    log_o, one_m_o = np.log(o), t(1.0) - o
+    log_1mo = np.log(one_m_o)
+    bce = -(y * log_o + not_y * log_1mo)
+    one_m_p = t(1.0) - p
+    m = t(1.0) - (y * p + not_y * one_m_p)
+    f = np.power(m, t(gamma))
+    fb = f * bce
+    w = (y * t(alpha) + not_y * t(1.0 - alpha)) if alpha is not None else None
+    loss = w * fb if w is not None else fb
+    n = p.shape[-1]
+    value = np.sum(loss, axis=-1, dtype=t) / t(n)
+    g = np.full(p.shape, t(1.0 / n))
+    d_fb = g * w if w is not None else g
+    d_f, d_bce = d_fb * bce, d_fb * f
+    slope = (np.power(m, t(gamma - 1.0)) * t(gamma)) if gamma else np.zeros_like(m)
+    d_pt = -(d_f * slope)
+    d_b = -d_bce
+    d_o = (d_b * y) / o - (d_b * not_y) / one_m_o
+    d_p = np.where((p >= lo) & (p <= hi), d_o, t(0.0)) + (d_pt * y - d_pt * not_y)
+    d_y = (d_b * log_o - d_b * log_1mo) + (d_pt * p - d_pt * one_m_p)
+    if w is not None:
+        d_w = g * fb
+        d_y = d_y + (d_w * t(alpha) - d_w * t(1.0 - alpha))
+    if smoothing:
+        d_y = d_y * t(1.0 - smoothing)
+    return value, d_p, d_y
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_binary_focal_model_bounds_keras(dtype):
+    t, plain_misses, unbounded, rng = HALF[dtype], 0, 0, np.random.default_rng(13)
+    for _ in range(300):
+        shape = (int(rng.integers(1, 4)), int(rng.integers(1, 5)))
+        p = rng.uniform(0, 1, shape) ** float(rng.choice([1.0, 4.0]))
+        if rng.random() < 0.3:
+            p = 1.0 - p
+        y = rng.integers(0, 2, shape) if rng.random() < 0.5 else rng.uniform(0, 1, shape)
+        p, y = p.astype(t).astype(np.float64), y.astype(t).astype(np.float64)
+        gamma = float(rng.choice([2.0, 0.0, 0.5, 1.0, 3.0]))
+        alpha = None if rng.random() < 0.5 else float(rng.choice([0.25, 0.5, 0.75]))
+        smoothing = float(rng.choice([0.0, 0.0, 0.1]))
+        kw = dict(
+            apply_class_balancing=alpha is not None,
+            alpha=alpha,
+            gamma=gamma,
+            label_smoothing=smoothing,
+            reduction="none",
+            prob_eps=1e-7,
+            sample_axis="mean",
+            dtype=t,
+        )
+        model = cl.binary_focal_cross_entropy_error(p, y, **kw, stages=cl.BINARY_FOCAL_STAGES)
+        exact = cl.binary_focal_cross_entropy(p, y, **kw)
+        grads = cl.binary_focal_cross_entropy_grad(p, y, **kw)
+        with np.errstate(all="ignore"):
+            got = _keras_binary_focal_emulated(p, y, t, gamma, alpha, smoothing)
+        for g, want, part in zip(got, (exact, grads["input"], grads["target"]), ("value", "input", "target")):
+            if not np.all(np.isfinite(want)) or not np.all(np.isfinite(np.asarray(g, np.float64))):
+                continue  # 1 - 1e-7 rounds to 1 in half precision: log(0) (the entries' nonfinite)
+            ok, plain, open_ = _check_bounded(g, want, model[part], dtype)
+            assert ok, (part, p, y, gamma, alpha, smoothing, g, want, model[part])
+            plain_misses += not plain
+            unbounded += open_
+    assert plain_misses > 30 and unbounded < 300, (plain_misses, unbounded)

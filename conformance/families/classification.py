@@ -250,12 +250,14 @@ SPECS: list[Spec] = [
          "binary focal cross-entropy on probabilities: alpha_t (1 - p_t)^gamma BCE",
          cl.binary_focal_cross_entropy, _FOCAL_DEFAULTS, ("prob_eps", "sample_axis"),
          binary_focal(logits=False), BINARY_FOCAL, classes=False,
-         gradient=cl.binary_focal_cross_entropy_grad),
+         gradient=cl.binary_focal_cross_entropy_grad,
+         error_model=cl.binary_focal_cross_entropy_error, stages=cl.BINARY_FOCAL_STAGES),
     Spec("binary_focal_cross_entropy_with_logits",
          "binary focal cross-entropy on logits: that of sigmoid(x)",
          cl.binary_focal_cross_entropy_with_logits, _FOCAL_DEFAULTS, ("prob_eps", "sample_axis"),
          binary_focal(logits=True), BINARY_FOCAL_LOGITS, classes=False,
-         gradient=cl.binary_focal_cross_entropy_with_logits_grad),
+         gradient=cl.binary_focal_cross_entropy_with_logits_grad,
+         error_model=cl.binary_focal_cross_entropy_with_logits_error, stages=cl.SIGMOID_FOCAL_STAGES),
     Spec("categorical_focal_cross_entropy",
          "categorical focal cross-entropy: sum_c alpha_c (1 - q_c)^gamma (-y_c log q_c)",
          cl.categorical_focal_cross_entropy,
@@ -267,7 +269,8 @@ SPECS: list[Spec] = [
     Spec("poly_loss_cross_entropy",
          "Poly-1 loss: softmax cross-entropy + epsilon (1 - p_t), probability targets",
          cl.poly_loss_cross_entropy, {"epsilon": 2.0, "reduction": "mean"}, (),
-         poly_loss(), POLY_LOSS, gradient=cl.poly_loss_cross_entropy_grad),
+         poly_loss(), POLY_LOSS, gradient=cl.poly_loss_cross_entropy_grad,
+         error_model=cl.poly_loss_cross_entropy_error, stages=cl.POLY_STAGES),
     Spec("categorical_generalized_cross_entropy",
          "generalized cross-entropy (1 - p_y^q) / q on probabilities, class-index targets",
          cl.categorical_generalized_cross_entropy, {"q": 0.5, "reduction": "mean"}, ("q_domain",),
@@ -278,7 +281,8 @@ SPECS: list[Spec] = [
          "binary sparsemax loss: sparse_plus of the signed score, elementwise",
          cl.sparsemax_loss, {"reduction": "mean"}, (),
          binary_sparsemax(), BINARY_SPARSEMAX, classes=False,
-         gradient=cl.sparsemax_loss_grad, wrt=("input",)),
+         gradient=cl.sparsemax_loss_grad, wrt=("input",),
+         error_model=cl.sparsemax_loss_error, stages=cl.SPARSE_PLUS_STAGES),
     Spec("multiclass_sparsemax_loss",
          "multiclass sparsemax loss: Fenchel-Young loss of sparsemax, class-index targets",
          cl.multiclass_sparsemax_loss, {"reduction": "mean"}, (),
@@ -318,16 +322,28 @@ BINDINGS: list[Binding] = [
     # -- jax (optax.losses) --
     # sigmoid_focal_loss balances the classes whenever alpha is given (its alpha defaults to
     # None): so, against the spec's Keras-shaped parameters, its own defaults are
-    # apply_class_balancing=True with alpha=None (which the oracle reads as no balancing).
+    # apply_class_balancing=True with alpha=None (which the oracle reads as no balancing). It
+    # computes its log-sigmoids, log-sum-exp and exp in the logits' dtype (no upcast:
+    # optax/losses/_classification.py, v0.2.8, L903-L927): the value's error model.
     optax_loss("sigmoid_focal_loss", "binary_focal_cross_entropy_with_logits",
                params={"alpha": "alpha", "gamma": "gamma"},
-               defaults={"apply_class_balancing": True, "alpha": None}),
-    optax_loss("poly_loss_cross_entropy", "poly_loss_cross_entropy", params={"epsilon": "epsilon"}),
-    optax_loss("sparsemax_loss", "sparsemax_loss"),
+               defaults={"apply_class_balancing": True, "alpha": None}, stages=cl.SIGMOID_FOCAL_STAGES),
+    # softmax, 1 - p, log_softmax, the products and sums, each in the logits' dtype (no upcast:
+    # optax/losses/_classification.py, v0.2.8, L520-L525, and jax.nn.log_softmax / softmax in
+    # jax/_src/nn/functions.py): the log_softmax stage of the Poly-1 error model.
+    optax_loss("poly_loss_cross_entropy", "poly_loss_cross_entropy", params={"epsilon": "epsilon"},
+               stages=cl.POLY_STAGES),
+    # jax.nn.sparse_plus's (z + 1)**2 / 4 in the scores' dtype (no upcast: optax/losses/
+    # _classification.py, v0.2.8, sparsemax_loss; jax/_src/nn/functions.py, sparse_plus)
+    optax_loss("sparsemax_loss", "sparsemax_loss", stages=cl.SPARSE_PLUS_STAGES),
     optax_loss("multiclass_sparsemax_loss", "multiclass_sparsemax_loss"),
     # -- keras --
+    # on probabilities: the cast, clip, logs, 1 - p_t, power and products in the compute dtype (no
+    # upcast: keras/src/losses/losses.py, v3.15.1, L2497-L2520; the jax and tensorflow backends'
+    # binary_crossentropy); torch's is F.binary_cross_entropy's kernel and backward: not modelled.
     *keras_pair("BinaryFocalCrossentropy", "binary_focal_crossentropy", "binary_focal_cross_entropy",
-                "from_logits=False", params=_FOCAL, conventions={"prob_eps": KERAS_EPS, "sample_axis": "mean"}),
+                "from_logits=False", params=_FOCAL, conventions={"prob_eps": KERAS_EPS, "sample_axis": "mean"},
+                stages={"jax": cl.BINARY_FOCAL_STAGES, "tensorflow": cl.BINARY_FOCAL_STAGES, "torch": ()}),
     # from_logits=True takes ops.sigmoid and then the probability form, clip included; on the
     # TensorFlow backend that sigmoid carries its logits (_keras_logits) and
     # ops.binary_crossentropy uses tf.nn.sigmoid_cross_entropy_with_logits instead: no clip.
