@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from lossparity.reference._math import clip_grad, softplus, times
+from lossparity.reference._math import clip_grad, sigmoid, softplus, times
 from lossparity.reference.errors import OracleError
 from lossparity.reference.reduction import chain, reduce, reduce_grad
+from lossparity.reference.rounding import reduction_error, unit_roundoff
 from lossparity.reference.trace import NO_TRACE, reading
 
 # ----------------------------------------------------------------------------- shared stages
@@ -438,3 +439,177 @@ def mean_squared_logarithmic_error_grad(
         eps = _floor(value_floor, dtype)
         d_x, d_y = _floor_grad(x, eps, d_x, floor_tie), _floor_grad(y, eps, d_y, floor_tie)
     return _pulled(d_x, d_y, None, reduction, sample_axis, "elements")
+
+
+# ----------------------------------------------------------------------------- rounding models
+# ``Spec.error_model`` of log-cosh and of the squared logarithmic error: the first-order bound,
+# in units of the compute dtype's unit roundoff u, of computing the loss stage by stage in that
+# dtype (``reference/rounding.py`` states the model). Each takes the oracle's arguments and
+# returns {"value": ..., "input": ..., "target": ...} in the shapes of the value and gradients.
+# Notation: r the exact residual of the (rounded) inputs, a = |r|, L = log 2.
+
+#: The stages the log-cosh model knows. "softplus_form": Keras' r + softplus(-2r) - log 2 in
+#: the input dtype; "eigen_softplus": that softplus is TensorFlow's CPU kernel, which returns
+#: m for m > -T and exp(m) for m < T, T = log(eps) + 2 in the dtype (an approximation, not a
+#: rounding: its exact error is added); "logaddexp_form": optax's logaddexp(r, -r) - log 2.
+LOG_COSH_STAGES = ("softplus_form", "eigen_softplus", "logaddexp_form")
+#: The stage of the squared logarithmic error model: Keras' log(max(v, eps) + 1) in the input
+#: dtype (the JAX backend, where the float32 epsilon is weakly typed and promotes nothing).
+MSLE_STAGES = ("log_plus_one",)
+
+#: Eigen's NumTraits<T>::epsilon() (the machine epsilon, 2u), which sets TensorFlow's softplus
+#: thresholds.
+_EIGEN_EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
+
+
+def _row_error(per, loss, reduction, sample_axis):
+    """The error (units of u) of the reduced loss from each element's (``per``): a mean over
+    the last axis (``sample_axis="mean"``, Keras' function forms) costs each row its
+    elements' errors / n, the sum's (n - 1) sum |terms| / n and the division's |mean|; then
+    the reduction costs what :func:`~lossparity.reference.rounding.reduction_error` says."""
+    per, loss = np.asarray(per, np.float64), np.asarray(loss, np.float64)
+    if sample_axis == "mean":
+        n = loss.shape[-1]
+        if not n:
+            per, loss = np.zeros(loss.shape[:-1]), np.zeros(loss.shape[:-1])
+        else:
+            with np.errstate(invalid="ignore", over="ignore"):
+                mean = np.mean(loss, axis=-1)
+                per = np.mean(per, axis=-1) + (n - 1) * np.mean(np.abs(loss), axis=-1) + np.abs(mean)
+                loss = mean
+    return reduction_error(per, loss, reduce_grad(np.shape(loss), reduction=reduction), reduction)
+
+
+def _slope_error(per, slope, reduction, sample_axis):
+    """A gradient's error (units of u) from its per-element error ``per`` (for a unit
+    cotangent) and exact ``slope``: both times |g|, the reduction's cotangent, whose own
+    rounding (1/n in the dtype) costs |g slope| more."""
+    g = np.abs(reduce_grad(np.shape(slope), reduction=reduction, sample_axis=sample_axis))
+    with np.errstate(invalid="ignore"):
+        return times(g, np.asarray(per, np.float64) + np.abs(slope))
+
+
+def _softplus_truncation(m, dtype):
+    """|softplus(m) - eigen_softplus(m)|: TensorFlow's CPU softplus returns m where m > -T and
+    exp(m) where m < T, T = log(eps) + 2 in the dtype (tensorflow/core/kernels/softplus_op.h),
+    so it is log1p(exp(-m)) off above and exp(m) - log1p(exp(m)) below: up to 2 e^2 u / m and
+    e^2 u relative (about 14.8 u / m and 7.4 u; 0.056 absolute in bfloat16 at m = 2.85)."""
+    name = np.dtype(dtype).name
+    t = float(np.asarray(np.log(np.asarray(_EIGEN_EPS.get(name, 2.0**-23), dtype)) + 2.0, dtype))
+    with np.errstate(over="ignore", invalid="ignore"):
+        above = np.log1p(np.exp(-np.abs(m)))
+        below = np.exp(np.minimum(m, 0.0)) - np.log1p(np.exp(np.minimum(m, 0.0)))
+        return np.where(m > -t, above, np.where(m < t, below, 0.0))
+
+
+def log_cosh_error(input, target, *, reduction="mean", sample_axis=None, dtype=np.float32, trace=NO_TRACE, stages=()):
+    """Rounding model of :func:`log_cosh` computed in the compute dtype (``stages``).
+
+    Every form first rounds the residual, r(1 + d): its effect is the slope times u |r|, so
+    u a |tanh r| on the value and u a sech^2 r on the slope. Then, with t = log1p(exp(-2a))
+    (in (0, log 2]) and s = softplus(m), m = -2r (exact: a power of 2):
+
+    ``softplus_form`` (Keras: r + softplus(-2r) - log 2; the JAX, TensorFlow and PyTorch
+    backends' softplus each bounded):
+
+    - s: JAX's logaddexp(m, 0) = max(m, 0) + log1p(exp(-|m|)) costs exp's rounding carried
+      through log1p (u z / (1 + z) <= u t_m, t_m = log1p(exp(-|m|))), log1p's u t_m, and the
+      add's min(u s, t_m) (a representable max(m, 0) is never more than t_m away); Eigen's
+      log1p(exp(m)) costs u sigma(m) (exp's, carried) + u s; PyTorch's float opmath one
+      rounding: e_s <= u (sigma(m) + s + 2 t_m), plus, with ``eigen_softplus``, TensorFlow's
+      truncation (:func:`_softplus_truncation`), exact, over u;
+    - r + s: u |r + s|; log 2 rounded to the dtype: u L; the final difference: u |v|.
+
+    Value: u (a |tanh r| + e_s + |r + s| + L + |v|) per element. The slope is, in reverse mode,
+    g + (-2) g sigma(m): sigma(m) is exp(m - s) in JAX's logaddexp jvp (relative error e_s +
+    u softplus(-m) (the subtraction of m - s = -softplus(-m)) + u (exp)), 1 / (exp(-m) + 1)
+    in TensorFlow's SoftplusGrad (3 u: exp, the add, the division), float opmath in PyTorch
+    (u); the product with g one rounding more, the final add u |tanh r|, g's own rounding u
+    |tanh r|: u |g| (a sech^2 r + 2 sigma(m) (rho + 1) + 2 |tanh r|), rho the largest of the
+    three.
+
+    ``logaddexp_form`` (optax: logaddexp(r, -r) - log 2 = a + t - L, max(r, -r) exact, the
+    difference 2r exact): value u (a |tanh r| + 2t + min(a + t, t / u) + L + |v|); slope
+    g exp(r - s) - g exp(-r - s) (the jvp of logaddexp), each exp of relative error e_s +
+    u |x_i - s| + u, each product one rounding, their sum u |tanh r|:
+    u |g| (a sech^2 r + sum_i sigma(+-2r) (rho_i + 1) + 2 |tanh r|).
+
+    For small |r| every form cancels O(1) terms to v = r^2 / 2: the bound is then a few u
+    absolute (3.5 u at r = 0), the accuracy the computation has, not a relative one.
+    """
+    u = unit_roundoff(dtype)
+    r = _residual(input, target, NO_TRACE)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        a = np.abs(r)
+        v = np.asarray(log_cosh(input, target, reduction="none"), np.float64)
+        tanh, sech2 = np.tanh(r), 1.0 / np.square(np.cosh(np.minimum(a, 350.0)))
+        residual_v, residual_g = a * np.abs(tanh), a * sech2
+        lg2 = np.log(2.0)
+        if "logaddexp_form" in stages:
+            t = np.log1p(np.exp(-2.0 * a))
+            s = a + t
+            e_s = 2 * t + np.minimum(s, t / u)
+            per_v = residual_v + e_s + lg2 + np.abs(v)
+            rho = [e_s + np.abs(x - s) + 1 for x in (r, -r)]
+            per_g = residual_g + sum(sigmoid(x) * (p + 1) for x, p in zip((2 * r, -2 * r), rho)) + np.abs(tanh)
+        else:
+            m = -2.0 * r
+            s, sig = softplus(m), sigmoid(m)
+            t_m = np.log1p(np.exp(-np.abs(m)))
+            e_s = sig + s + 2 * t_m
+            if "eigen_softplus" in stages:
+                e_s = e_s + _softplus_truncation(m, dtype) / u
+            per_v = residual_v + e_s + np.abs(r + s) + lg2 + np.abs(v)
+            rho = np.maximum(2 * t_m + np.minimum(s, t_m / u) + softplus(-m) + 1, 3.0)
+            per_g = residual_g + 2 * sig * (rho + 1) + np.abs(tanh)
+        value = _row_error(per_v, v, reduction, sample_axis)
+        d_r = _slope_error(per_g, tanh, reduction, sample_axis)
+    return {"value": value, "input": d_r, "target": d_r}
+
+
+def mean_squared_logarithmic_error_error(
+    input,
+    target,
+    *,
+    reduction="mean",
+    sample_axis=None,
+    value_floor=None,
+    floor_tie="pass",
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`mean_squared_logarithmic_error` with ``log_plus_one``: Keras'
+    log(max(v, eps) + 1.0), the logs' difference, its square and the mean over the last axis
+    in the compute dtype (the floor max(v, eps) is exact).
+
+    - l_v = log(fl(f + 1)), f the floored value: the add's relative u becomes u absolute
+      through the log, the log's rounding u |l_v|: err(l_v) = u (1 + |l_v|);
+    - d = l_x - l_y: err(d) = u (2 + |l_x| + |l_y| + |d|);
+    - d^2: |(d + E)^2 - d^2| <= 2 |d| E + E^2, E = err(d), plus the square's rounding u d^2,
+      per element (E^2, second order, is kept: where the logs cancel, d is smaller than E
+      and E^2 is the larger term), then the row's mean (:func:`_row_error`).
+
+    Slope in x (reverse mode, JAX's jvp rules): 2 d g (g the cotangent: its rounding and the
+    product's, 2 u |d|, plus err(d)), divided by fl(f + 1) (the division's u and the sum's u:
+    2 u |d| more): u |g| 2 (err(d) + 4 |d|) / (1 + f), times the floor's slope (1 above eps,
+    0 below, 1/2 at a tie under ``floor_tie="half"``); likewise in y. Where x and y nearly
+    agree, d is a few u of O(1) logs that cancel, which the bound states: the slope is then
+    a few u / (1 + f) absolute.
+    """
+    x, y = np.asarray(input, np.float64), np.asarray(target, np.float64)
+    eps = None if value_floor is None else _floor(value_floor, dtype)
+    fx, lx = _log1p_floored(x, value_floor, dtype, NO_TRACE, "input")
+    fy, ly = _log1p_floored(y, value_floor, dtype, NO_TRACE, "target")
+    u = unit_roundoff(dtype)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        d = lx - ly
+        err_d = 2 + np.abs(lx) + np.abs(ly) + np.abs(d)
+        per = 2 * np.abs(d) * err_d + u * np.square(err_d) + np.square(d)
+        value = _row_error(per, np.square(d), reduction, sample_axis)
+        g = np.abs(reduce_grad(np.shape(d), reduction=reduction, sample_axis=sample_axis))
+        out = {}
+        for name, v, f in (("input", x, fx), ("target", y, fy)):
+            per = times(g, 2 * (err_d + 4 * np.abs(d)) / (1 + f))
+            out[name] = per if eps is None else np.abs(_floor_grad(v, eps, per, floor_tie))
+    return {"value": value, **out}

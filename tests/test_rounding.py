@@ -166,3 +166,192 @@ def test_torch_cross_entropy_declares_no_stage():
     """PyTorch's CPU kernels accumulate half precision in float: held to the tolerance."""
     torch_ce = [b for b in all_bindings() if b.framework == "torch" and "cross_entropy" in b.id]
     assert torch_ce and not any(b.stages for b in torch_ce)
+
+
+# ============================================================================= regression
+# log_cosh (Keras' r + softplus(-2r) - log 2 on the JAX, TensorFlow and torch backends, optax's
+# logaddexp(r, -r) - log 2) and Keras' squared logarithmic error on JAX: each framework's
+# algorithm emulated op by op in the half dtype, against ``reference/regression.py``'s models.
+
+from lossparity.reference import regression as reg  # noqa: E402
+
+
+def _residual_cases(n_cases=300, seed=10, lo=-20.0, hi=20.0):
+    """(x, y) rows of 1-6 elements: residuals spread over [lo - hi, hi - lo], a third of the
+    cases small (|r| < 0.05, where every form cancels), some exact ties."""
+    rng = np.random.default_rng(seed)
+    for i in range(n_cases):
+        shape = (int(rng.integers(1, 4)), int(rng.integers(1, 7)))
+        x = rng.uniform(lo, hi, shape)
+        y = x - rng.uniform(-0.05, 0.05, shape) if i % 3 == 0 else rng.uniform(lo, hi, shape)
+        if i % 7 == 0:
+            y = np.where(rng.random(shape) < 0.3, x, y)
+        yield x, y
+
+
+def _row_mean(v, t):
+    return np.sum(v, axis=-1, dtype=t) / t(v.shape[-1]), t(1.0 / v.shape[-1])
+
+
+def _emulated_keras_log_cosh(x, y, t, backend):
+    """Keras' log_cosh function form in dtype t: r + softplus(-2r) - log2, its mean over the
+    last axis, and the slope in r by reverse mode, with the backend's softplus and its slope:
+    JAX's logaddexp(m, 0) (jvp exp(m - s)), TensorFlow's thresholded Eigen kernel
+    (SoftplusGrad g / (exp(-m) + 1)), torch's float opmath (one rounding)."""
+    x, y = x.astype(t), y.astype(t)
+    r = x - y
+    m = r * t(-2.0)
+    lg2 = t(np.log(2.0))
+    if backend == "jax":
+        s = np.maximum(m, t(0)) + np.log1p(np.exp(-np.abs(m)))
+    elif backend == "tensorflow":
+        thr = np.log(np.asarray(reg._EIGEN_EPS[np.dtype(t).name], t)) + t(2)
+        s = np.where(m > -thr, m, np.where(m < thr, np.exp(m), np.log1p(np.exp(m))))
+    else:
+        s = np.logaddexp(m.astype(np.float32), np.float32(0)).astype(t)
+    value, ct = _row_mean((r + s) - lg2, t)
+    ct = np.full(r.shape, ct, t)
+    if backend == "jax":
+        sig = ct * np.exp(m - s)
+    elif backend == "tensorflow":
+        sig = ct / (np.exp(-m) + t(1))
+    else:
+        sig = (ct.astype(np.float32) / (np.float32(1) + np.exp(-m.astype(np.float32)))).astype(t)
+    return value, ct + sig * t(-2.0)
+
+
+def _emulated_optax_log_cosh(x, y, t):
+    """optax.losses.log_cosh in dtype t: logaddexp(r, -r) - log 2, elementwise, and its slope
+    g exp(r - s) - g exp(-r - s) (JAX's logaddexp jvp, g = 1)."""
+    x, y = x.astype(t), y.astype(t)
+    r = x - y
+    s = np.maximum(r, -r) + np.log1p(np.exp(-np.abs(r - (-r))))
+    return s - t(np.log(2.0)), np.exp(r - s) - np.exp(-r - s)
+
+
+def _check_parts(pairs, model, dtype):
+    misses = 0
+    for got, want, part in pairs:
+        ok, plain = _check(np.asarray(got, np.float64), want, model[part], dtype)
+        assert ok, part
+        misses += not plain
+    return misses
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+@pytest.mark.parametrize("backend", ["jax", "tensorflow", "torch"])
+def test_keras_log_cosh_model_bounds_the_emulated_computation(dtype, backend):
+    t, misses = HALF[dtype], 0
+    stages = ("softplus_form", "eigen_softplus") if backend == "tensorflow" else ("softplus_form",)
+    kw = dict(reduction="none", sample_axis="mean")
+    for x, y in _residual_cases():
+        x, y = x.astype(t).astype(np.float64), y.astype(t).astype(np.float64)
+        model = reg.log_cosh_error(x, y, **kw, dtype=t, stages=stages)
+        value, d_r = _emulated_keras_log_cosh(x, y, t, backend)
+        grads = reg.log_cosh_grad(x, y, **kw)
+        pairs = [(value, reg.log_cosh(x, y, **kw), "value"), (d_r, grads["input"], "input")]
+        misses += _check_parts(pairs + [(-d_r, grads["target"], "target")], model, dtype)
+    assert misses > 30  # the tolerance alone fails many of them
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_optax_log_cosh_model_bounds_the_emulated_computation(dtype):
+    t, misses = HALF[dtype], 0
+    for x, y in _residual_cases(seed=11):
+        x, y = x.astype(t).astype(np.float64), y.astype(t).astype(np.float64)
+        model = reg.log_cosh_error(x, y, reduction="none", dtype=t, stages=("logaddexp_form",))
+        value, d_r = _emulated_optax_log_cosh(x, y, t)
+        grads = reg.log_cosh_grad(x, y, reduction="none")
+        misses += _check_parts(
+            [(value, reg.log_cosh(x, y, reduction="none"), "value"), (d_r, grads["input"], "input")], model, dtype
+        )
+    assert misses > 30
+
+
+def test_tensorflow_softplus_truncation_needs_its_stage():
+    """In bfloat16 TensorFlow's kernel returns softplus(m) = m for m > 2.84 (0.055 off at
+    m = 2.86, about 14 u): r + softplus(-2r) - log 2 for r just below -1.42 misses the
+    rounding-only bound, and is within it once the kernel's truncation is declared."""
+    t = HALF["bfloat16"]
+    r = -np.linspace(0.3, 6, 2000).astype(t).astype(np.float64)
+    x, y = r[:, None], np.zeros((r.size, 1))
+    value, _ = _emulated_keras_log_cosh(x, y, t, "tensorflow")
+    exact = reg.log_cosh(x, y, reduction="none", sample_axis="mean")
+    missed = {}
+    for stages in (("softplus_form",), ("softplus_form", "eigen_softplus")):
+        model = reg.log_cosh_error(x, y, reduction="none", sample_axis="mean", dtype=t, stages=stages)
+        missed[stages] = sum(
+            not _check(
+                np.asarray(value[i : i + 1], np.float64), exact[i : i + 1], model["value"][i : i + 1], "bfloat16"
+            )[0]
+            for i in range(r.size)
+        )
+    assert missed[("softplus_form",)] > 5 and missed[("softplus_form", "eigen_softplus")] == 0
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_log_cosh_model_is_not_an_excuse(dtype):
+    """Away from the cancellation (|r| >= 0.5) the bound is a few tens of u relative, and a
+    halved slope, a slope of the other sign or a NaN stays outside it."""
+    t = HALF[dtype]
+    u = unit_roundoff(dtype)
+    r = np.linspace(0.5, 12, 47) * np.where(np.arange(47) % 2, 1, -1)
+    x, y = r.astype(t).astype(np.float64)[None], np.zeros((1, 47))
+    for stages in (("softplus_form",), ("softplus_form", "eigen_softplus"), ("logaddexp_form",)):
+        model = reg.log_cosh_error(x, y, reduction="none", dtype=t, stages=stages)
+        slope = reg.log_cosh_grad(x, y, reduction="none")["input"]
+        value = reg.log_cosh(x, y, reduction="none")
+        assert np.max(u * model["input"] / np.abs(slope)) < 40 * u
+        assert np.max(u * model["value"] / np.abs(value)) < 40 * u
+        for bad in (slope / 2, -slope, np.where(np.arange(47) == 3, np.nan, slope)):
+            assert not _check(bad, slope, model["input"], dtype)[0]
+
+
+def _emulated_keras_msle(x, y, t, eps):
+    """Keras' mean_squared_logarithmic_error on JAX in dtype t: log(maximum(v, eps) + 1), the
+    square of the difference, its mean over the last axis; the slope in x and y by reverse
+    mode (square: 2 d g, log: g / (f + 1), maximum: the tie split in half)."""
+    x, y = x.astype(t), y.astype(t)
+    e = t(eps)
+    fx, fy = np.maximum(x, e), np.maximum(y, e)
+    ax, ay = fx + t(1.0), fy + t(1.0)
+    d = np.log(ax) - np.log(ay)
+    value, ct = _row_mean(np.square(d), t)
+    cd = np.full(d.shape, ct, t) * (t(2) * d)
+    tie_x = np.where(x > e, t(1), np.where(x == e, t(0.5), t(0)))
+    tie_y = np.where(y > e, t(1), np.where(y == e, t(0.5), t(0)))
+    return value, (cd / ax) * tie_x, -(cd / ay) * tie_y
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_keras_msle_model_bounds_the_emulated_computation(dtype):
+    t, misses = HALF[dtype], 0
+    kw = dict(reduction="none", sample_axis="mean", value_floor=1e-7, floor_tie="half")
+    for x, y in _residual_cases(seed=12, lo=-1.0, hi=40.0):
+        x, y = x.astype(t).astype(np.float64), y.astype(t).astype(np.float64)
+        model = reg.mean_squared_logarithmic_error_error(x, y, **kw, dtype=t, stages=reg.MSLE_STAGES)
+        value, d_x, d_y = _emulated_keras_msle(x, y, t, reg._floor(1e-7, t))
+        want = reg.mean_squared_logarithmic_error_grad(x, y, **kw, dtype=t)
+        pairs = [
+            (value, reg.mean_squared_logarithmic_error(x, y, **kw, dtype=t), "value"),
+            (d_x, want["input"], "input"),
+            (d_y, want["target"], "target"),
+        ]
+        misses += _check_parts(pairs, model, dtype)
+    assert misses > 30
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_msle_model_is_not_an_excuse(dtype):
+    """Where the logs differ by O(1), the bound is a few tens of u relative; a halved slope
+    (the floor's tie split where it is not a tie) stays outside it."""
+    t, u = HALF[dtype], unit_roundoff(dtype)
+    x = np.linspace(0.5, 30, 40).astype(t).astype(np.float64)[None]
+    y = (x * 3).astype(t).astype(np.float64)  # |d| >= 0.5: no cancellation
+    kw = dict(reduction="none", value_floor=1e-7, floor_tie="half", dtype=t)
+    model = reg.mean_squared_logarithmic_error_error(x, y, **kw, stages=reg.MSLE_STAGES)
+    value = reg.mean_squared_logarithmic_error(x, y, **kw)
+    slope = reg.mean_squared_logarithmic_error_grad(x, y, **kw)["input"]
+    assert np.max(u * model["value"] / value) < 40 * u and np.max(u * model["input"] / np.abs(slope)) < 40 * u
+    assert not _check(slope / 2, slope, model["input"], dtype)[0]
+    assert not _check(np.full_like(slope, np.nan), slope, model["input"], dtype)[0]

@@ -262,7 +262,8 @@ SPECS: list[Spec] = [
          residuals(weights=True, delta=True), HUBER, classes=False, gradient=reg.huber_grad),
     Spec("log_cosh", "log(cosh(input - target)), elementwise",
          reg.log_cosh, dict(_RED), _SAMPLE,
-         residuals(lo=-20, hi=20), LOG_COSH, classes=False, gradient=reg.log_cosh_grad),
+         residuals(lo=-20, hi=20), LOG_COSH, classes=False, gradient=reg.log_cosh_grad,
+         error_model=reg.log_cosh_error, stages=reg.LOG_COSH_STAGES),
     Spec("mean_absolute_percentage_error", "100 |target - input| / |target|, elementwise",
          reg.mean_absolute_percentage_error, dict(_RED), (*_SAMPLE, "denominator_eps", "floor_tie", "abs_zero_slope"),
          residuals(away_from_zero=0.01, relative=True), MEAN_ABSOLUTE_PERCENTAGE_ERROR, classes=False,
@@ -270,7 +271,8 @@ SPECS: list[Spec] = [
     Spec("mean_squared_logarithmic_error", "(log(1 + input) - log(1 + target))^2, elementwise",
          reg.mean_squared_logarithmic_error, dict(_RED), (*_SAMPLE, "value_floor", "floor_tie"),
          residuals(lo=0.0, hi=20.0), MEAN_SQUARED_LOGARITHMIC_ERROR, classes=False,
-         gradient=reg.mean_squared_logarithmic_error_grad),
+         gradient=reg.mean_squared_logarithmic_error_grad,
+         error_model=reg.mean_squared_logarithmic_error_error, stages=reg.MSLE_STAGES),
     Spec("l2_loss", "squared L2 norm of one tensor, sum t^2 (no target)",
          reg.l2_loss, {"reduction": "sum"}, ("half_square",),
          one_tensor(), L2_LOSS, target=None, classes=False, gradient=reg.l2_loss_grad),
@@ -285,6 +287,11 @@ _NONPOS = {"nonpositive_delta": "RuntimeError"}  # torch's huber_loss: delta > 0
 
 _PER_SAMPLE = {"sample_axis": "mean"}  # keras' regression losses average the last axis, both forms
 _HALF_TIE = {"torch": {"floor_tie": "half"}, "jax": {"floor_tie": "half"}}  # maximum's slope at a tie
+_LOG_COSH_STAGES = {
+    "jax": ("softplus_form",),
+    "torch": ("softplus_form",),
+    "tensorflow": ("softplus_form", "eigen_softplus"),
+}
 _JAX_ABS = {"jax": {"abs_zero_slope": -1.0}}  # jax's |u| has slope +1 at u = 0; Keras writes u = y - x
 
 # fmt: off
@@ -318,17 +325,23 @@ BINDINGS: list[Binding] = [
     Binding(f"{OPTAX}.l2_loss", "l2_loss", "jax", f"{OPTAX}.l2_loss(input{{kw}})",
             fixed=NO_REDUCTION, conventions={"half_square": True}),
     optax_loss("huber_loss", "huber", params={"delta": "delta"}),
-    optax_loss("log_cosh", "log_cosh"),
+    # logaddexp(r, -r) - log(2) in the input dtype, no upcast (optax/losses/_regression.py L133 at v0.2.8)
+    optax_loss("log_cosh", "log_cosh", stages=("logaddexp_form",)),
     # -- keras --
     *keras_pair("MeanAbsoluteError", "mean_absolute_error", "absolute_error", conventions=_PER_SAMPLE,
                 backends=_JAX_ABS),
     *keras_pair("MeanSquaredError", "mean_squared_error", "squared_error", conventions=_PER_SAMPLE),
     *keras_pair("Huber", "huber", "huber", params={"delta": "delta"}, conventions=_PER_SAMPLE),
-    *keras_pair("LogCosh", "log_cosh", "log_cosh", conventions=_PER_SAMPLE),
+    # x + softplus(-2x) - log2 in y_pred's dtype (keras/src/losses/losses.py L2050-L2055 at v3.15.1):
+    # jax.nn.softplus is logaddexp(x, 0); TensorFlow's CPU Softplus kernel thresholds at log(eps) + 2
+    *keras_pair("LogCosh", "log_cosh", "log_cosh", conventions=_PER_SAMPLE, stages=_LOG_COSH_STAGES),
     *keras_pair("MeanAbsolutePercentageError", "mean_absolute_percentage_error", "mean_absolute_percentage_error",
                 conventions={**_PER_SAMPLE, "denominator_eps": KERAS_EPS},
                 backends={"torch": {"floor_tie": "half"}, "jax": {"floor_tie": "half", "abs_zero_slope": -1.0}}),
+    # log(maximum(y, epsilon) + 1.0) (keras/src/losses/losses.py L1912-L1918 at v3.15.1): on JAX the float32
+    # epsilon is weakly typed, so the loss stays in y_pred's dtype; TensorFlow and torch promote it to float32
     *keras_pair("MeanSquaredLogarithmicError", "mean_squared_logarithmic_error", "mean_squared_logarithmic_error",
-                conventions={**_PER_SAMPLE, "value_floor": KERAS_EPS}, backends=_HALF_TIE),
+                conventions={**_PER_SAMPLE, "value_floor": KERAS_EPS}, backends=_HALF_TIE,
+                stages={"jax": reg.MSLE_STAGES, "tensorflow": (), "torch": ()}),  # each backend named: see keras_pair
 ]
 # fmt: on
