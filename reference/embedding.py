@@ -447,6 +447,7 @@ def circle(
     reduction="mean",
     mean_over=None,
     zero_division="nan",
+    floor_tie="pass",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -475,12 +476,16 @@ def circle_grad(
     reduction="mean",
     mean_over=None,
     zero_division="nan",
+    floor_tie="pass",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
     """sigmoid(p + n) times the softmax weights of each log-sum-exp, through the weights
-    (max at equality passes) and d = max(1 - dot, 0) (half the slope at dot = 1 exactly) to
-    the dot products, and d dot_ij / d e = e_j, e_i."""
+    (max at equality passes) and d = max(1 - dot, 0) to the dot products, and
+    d dot_ij / d e = e_j, e_i. At dot = 1 exactly (identical unit vectors; a sample and itself
+    with ``remove_diagonal=False``) d sits on its kink: ``floor_tie="pass"`` passes the slope
+    whole (tf.maximum's gradient goes to its first argument where x >= y), ``"half"`` halves
+    it (jnp.maximum and torch.maximum split a tie between their arguments)."""
     e, dot, d, pos, neg, wp, wn, pw, nw, p, n = _circle_parts(input, target, gamma, margin, remove_diagonal)
     loss = softplus(p + n).reshape(np.shape(input)[:-1])
     g = reduce_grad(
@@ -494,7 +499,7 @@ def circle_grad(
         dnw = gamma * (-np.where(neg & (1.0 + margin - d >= 0), (1.0 - margin) - d, 0.0) - wn)
         g_d = outer[:, None] * (sp * dpw + sn * dnw)
         g_d = np.where(outer[:, None] == 0, 0.0, g_d)
-        # d = max(1 - dot, 0) passes half its slope at 1 - dot = 0 exactly (jnp.maximum and
-        # torch.maximum split a tie; tf.maximum passes it whole: see the known deviations)
-        g_dot = -np.where(1.0 - dot > 0, 1.0, np.where(1.0 - dot == 0, 0.5, 0.0)) * g_d
+        # d = max(1 - dot, 0) at 1 - dot = 0 exactly: the floor_tie convention
+        tie = 0.5 if floor_tie == "half" else 1.0
+        g_dot = -np.where(1.0 - dot > 0, 1.0, np.where(1.0 - dot == 0, tie, 0.0)) * g_d
     return {"input": ((g_dot + g_dot.T) @ e).reshape(np.shape(input))}
