@@ -26,6 +26,8 @@ import numpy as np
 from lossparity.reference._math import sigmoid, softplus, times
 from lossparity.reference.errors import OracleError
 from lossparity.reference.reduction import chain, reduce, reduce_grad
+from lossparity.reference.regression import flush_to_zero
+from lossparity.reference.rounding import reduction_error, unit_roundoff
 from lossparity.reference.trace import NO_TRACE, reading
 
 
@@ -144,9 +146,12 @@ def squared_hinge_grad(
 # ============================================================================ categorical hinge
 
 
-def _categorical_parts(input, target, hinge_neg, trace):
-    """(x, y, candidates of the negative score, neg, pos, z) of the categorical hinge."""
+def _categorical_parts(input, target, hinge_neg, trace, flush=False, dtype=np.float32):
+    """(x, y, candidates of the negative score, neg, pos, z) of the categorical hinge; with
+    ``flush`` the scores' subnormals read as +-0 (:func:`~lossparity.reference.regression.flush_to_zero`)."""
     x = trace("input", np.asarray(input, np.float64), reading(input, "scores", classes=True))
+    if flush:
+        x = trace("flushed input", flush_to_zero(x, dtype), "subnormals read as +-0")
     y = np.asarray(target, np.float64)
     pos = trace("positive score", np.sum(y * x, axis=-1), "pos = sum_c y_c x_c")
     prod = (1.0 - y) * x
@@ -169,6 +174,7 @@ def categorical_hinge(
     reduction="mean",
     hinge_neg="others",
     hinge_kink=0.5,
+    flush_subnormals=False,
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -179,7 +185,7 @@ def categorical_hinge(
     neg = max of (1 - y_c) x_c over the classes with y_c != 1. ``hinge_neg="masked_product"``
     (Keras) takes that max over every class, so a target class competes with a score of 0.
     """
-    *_, z = _categorical_parts(input, target, hinge_neg, trace)
+    *_, z = _categorical_parts(input, target, hinge_neg, trace, flush_subnormals, dtype)
     loss = trace("per-sample loss", np.maximum(z, 0.0), "max(0, z)")
     return reduce(loss, reduction=reduction, trace=trace)
 
@@ -191,12 +197,13 @@ def categorical_hinge_grad(
     reduction="mean",
     hinge_neg="others",
     hinge_kink=0.5,
+    flush_subnormals=False,
     dtype=np.float32,
     trace=NO_TRACE,
 ):
     """d/dx_c = slope(z) ((1 - y_c) s_c - y_c), s the even share of the max among tied
     candidates (a masked target class's share carries slope 0)."""
-    _, y, cand, z = _categorical_parts(input, target, hinge_neg, NO_TRACE)
+    _, y, cand, z = _categorical_parts(input, target, hinge_neg, NO_TRACE, flush_subnormals, dtype)
     d_z = (1.0 - y) * _tie_share(cand) - y
     g = reduce_grad(np.shape(z), reduction=reduction)
     return {"input": chain(g, times(_hinge_slope(z, hinge_kink)[..., None], d_z))}
@@ -528,3 +535,56 @@ def margin_ranking_grad(
     d = times(_hinge_slope(z, hinge_kink), y)
     g = reduce_grad(np.shape(z), reduction=reduction)
     return {"input": chain(g, -d), "input2": chain(g, d)}
+
+
+# ============================================================================ rounding models
+# ``Spec.error_model`` of the categorical hinge: the first-order bound, in units of the compute
+# dtype's unit roundoff u, of computing it in that dtype (``reference/rounding.py`` states the
+# model). It returns {"value": ..., "input": ...} in the shapes of the value and gradient.
+
+#: "hinge_terms": Keras' sum(y * x), max((1 - y) * x), neg - pos + 1.0 and maximum(., 0) in the
+#: input dtype (keras/src/losses/losses.py, categorical_hinge, at v3.15.1).
+CATEGORICAL_HINGE_STAGES = ("hinge_terms",)
+
+
+def categorical_hinge_error(
+    input,
+    target,
+    *,
+    reduction="mean",
+    hinge_neg="others",
+    hinge_kink=0.5,
+    flush_subnormals=False,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`categorical_hinge` with ``hinge_terms`` (C classes):
+
+    - pos = sum_c y_c x_c: the products' u |y_c x_c| and the sum's (C - 1) u sum |y_c x_c|:
+      C u sum |y_c x_c|;
+    - neg = max_c (1 - y_c) x_c: 1 - y_c and the product, 2 u |neg| (exact for one-hot y,
+      where max picks an exact score);
+    - z = neg - pos + 1: u |neg - pos| and u |z|.
+
+    err(z) = u (C sum |y x| + 2 |neg| + |neg - pos| + |z|) per sample; max(z, 0) adds nothing
+    (|max(a, 0) - max(b, 0)| <= |a - b|); for a small z (a margin nearly met) the terms of
+    about 1 cancel and the bound is a few u absolute. The reduction costs what
+    :func:`~lossparity.reference.rounding.reduction_error` says.
+
+    The slope is 1, -1 or a share of the max: exact, times the cotangent g (its rounding: u
+    |g slope|), except where the computed z may be on the other side of the kink (|z| <=
+    err(z)): there it may be anything between 0 and the whole slope, |g slope| u / u.
+    """
+    u = unit_roundoff(dtype)
+    x, y, cand, z = _categorical_parts(input, target, hinge_neg, NO_TRACE, flush_subnormals, dtype)
+    with np.errstate(invalid="ignore"):
+        pos, neg = np.sum(y * x, axis=-1), np.max(cand, axis=-1, initial=-np.inf)
+        neg = np.where(np.isfinite(neg), neg, 0.0)
+        err = x.shape[-1] * np.sum(np.abs(y * x), axis=-1) + 2 * np.abs(neg) + np.abs(neg - pos) + np.abs(z)
+        loss = np.maximum(z, 0.0)
+        g = reduce_grad(np.shape(z), reduction=reduction)
+        slope = np.abs(chain(g, times(_hinge_slope(z, 1.0)[..., None], (1.0 - y) * _tie_share(cand) - y)))
+        full = np.abs(chain(g, (1.0 - y) * _tie_share(cand) - y))
+        d_x = np.where((np.abs(z) <= u * err)[..., None], full / u, slope)
+    return {"value": reduction_error(err, loss, g, reduction), "input": d_x}

@@ -44,6 +44,16 @@ def _residual(input, target, trace):
         return trace("residual", x - y, "r = input - target")
 
 
+def _flushed_residual(input, target, flush, dtype, trace):
+    """r = input - target, with the inputs and r flushed where the framework flushes
+    subnormals (``flush_subnormals``; the difference of two float32 numbers is exact)."""
+    if not flush:
+        return _residual(input, target, trace)
+    x, y = flush_to_zero(input, dtype), flush_to_zero(target, dtype)
+    r = _residual(x, y, trace)
+    return trace("flushed residual", flush_to_zero(r, dtype), "subnormals read as +-0")
+
+
 def _reduced(loss, weight, reduction, sample_axis, mean_by, trace):
     """Weight the per-element loss (a weight of 0 wins over an infinite loss) and reduce it."""
     if weight is not None:
@@ -79,6 +89,28 @@ def _sign(r, at_zero=0.0):
     return np.where(r == 0, at_zero, np.sign(r)) if at_zero else np.sign(r)
 
 
+#: The smallest normal number of the precision each dtype is computed in on a CPU: float32's for
+#: float32 and bfloat16 (XLA and Eigen compute bfloat16 in float32), none for float16 (its
+#: subnormals are normal float32 numbers, in which XLA and Eigen compute it).
+_TINY = {
+    "float32": float(np.finfo(np.float32).tiny),
+    "bfloat16": float(np.finfo(np.float32).tiny),
+    "float64": float(np.finfo(np.float64).tiny),
+}
+
+
+def flush_to_zero(x, dtype, flush=True):
+    """``x`` with the subnormal numbers of its compute precision replaced by a zero of their
+    sign (``flush_subnormals=True``): XLA on CPU marks every function denormal-fp-math=
+    preserve-sign and TensorFlow runs its kernels with flush-to-zero and denormals-are-zero
+    set, so a float32 subnormal input reads as +-0 and compares equal to 0 (a subnormal
+    residual has |r|'s slope at 0, a subnormal score ties with 0). Shared by the regression
+    and margin oracles."""
+    x = np.asarray(x, np.float64)
+    tiny = _TINY.get(np.dtype(dtype).name, 0.0) if flush else 0.0
+    return np.where(np.abs(x) < tiny, np.copysign(0.0, x), x) if tiny else x
+
+
 def _floor_grad(v, eps, grad, floor_tie):
     """Pull ``grad`` back through max(v, eps): passed where v > eps (and at NaN, which max
     propagates), 0 where v < eps, and at a tie v == eps passed whole (``floor_tie="pass"``,
@@ -108,13 +140,15 @@ def absolute_error(
     sample_axis=None,
     mean_by="elements",
     abs_zero_slope=0.0,
+    flush_subnormals=False,
     dtype=np.float32,
     trace=NO_TRACE,
 ):
     """|input - target| elementwise, both of one shape; an optional ``weight`` of that shape
     multiplies each term (PyTorch's ``l1_loss``, whose mean then divides by sum(weight):
-    ``mean_by="weights"``)."""
-    r = _residual(input, target, trace)
+    ``mean_by="weights"``). ``flush_subnormals``: inputs and residual flushed to +-0 below
+    the compute precision's smallest normal (:func:`flush_to_zero`)."""
+    r = _flushed_residual(input, target, flush_subnormals, dtype, trace)
     loss = trace("per-element loss", np.abs(r), "|r|")
     return _reduced(loss, weight, reduction, sample_axis, mean_by, trace)
 
@@ -128,11 +162,12 @@ def absolute_error_grad(
     sample_axis=None,
     mean_by="elements",
     abs_zero_slope=0.0,
+    flush_subnormals=False,
     dtype=np.float32,
     trace=NO_TRACE,
 ):
     """d/d input = sign(r) (``abs_zero_slope`` at r = 0), d/d target = -sign(r)."""
-    r = _residual(input, target, NO_TRACE)
+    r = _flushed_residual(input, target, flush_subnormals, dtype, NO_TRACE)
     s = _sign(r, abs_zero_slope)
     return _pulled(s, -s, weight, reduction, sample_axis, mean_by)
 

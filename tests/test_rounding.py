@@ -355,3 +355,32 @@ def test_msle_model_is_not_an_excuse(dtype):
     assert np.max(u * model["value"] / value) < 40 * u and np.max(u * model["input"] / np.abs(slope)) < 40 * u
     assert not _check(slope / 2, slope, model["input"], dtype)[0]
     assert not _check(np.full_like(slope, np.nan), slope, model["input"], dtype)[0]
+
+
+# ============================================================================= margin
+# Keras' categorical hinge in the half dtype: sum(y * x), max((1 - y) * x), neg - pos + 1.0.
+
+from lossparity.reference import margin as mg  # noqa: E402
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_categorical_hinge_model_bounds_the_emulated_computation(dtype):
+    t, misses, rng = HALF[dtype], 0, np.random.default_rng(20)
+    for i in range(300):
+        n, c = int(rng.integers(1, 5)), int(rng.integers(2, 7))
+        y = np.eye(c)[rng.integers(0, c, n)]
+        x = rng.normal(0, 2, (n, c))
+        if i % 2:  # margins nearly met: the target's score about 1 above the best other
+            x = x + y * (np.max(x * (1 - y), axis=-1, keepdims=True) - np.sum(x * y, axis=-1, keepdims=True) + 1)
+            x = x + rng.normal(0, 0.01, (n, c))
+        x = x.astype(t).astype(np.float64)
+        kw = dict(reduction="none", hinge_neg="masked_product")
+        model = mg.categorical_hinge_error(x, y, **kw, dtype=t, stages=mg.CATEGORICAL_HINGE_STAGES)
+        xt, yt = x.astype(t), y.astype(t)
+        z = np.max((t(1) - yt) * xt, axis=-1) - np.sum(yt * xt, axis=-1, dtype=t) + t(1.0)
+        ok, plain = _check(
+            np.maximum(z, t(0)).astype(np.float64), mg.categorical_hinge(x, y, **kw), model["value"], dtype
+        )
+        assert ok, (x, y)
+        misses += not plain
+    assert misses > 3  # margins nearly met cancel to a few u absolute

@@ -323,8 +323,9 @@ SPECS: list[Spec] = [
           dict(_R), ("hinge_labels", "sample_axis"),
           binary_hinge(margin=False), SQUARED_HINGE, classes=False, wrt=("input",)),
     _spec("categorical_hinge", "max(0, 1 + best other score - target score), one-hot targets",
-          m.categorical_hinge, dict(_R), ("hinge_neg", "hinge_kink"),
-          categorical(), CATEGORICAL_HINGE, wrt=("input",)),
+          m.categorical_hinge, dict(_R), ("hinge_neg", "hinge_kink", "flush_subnormals"),
+          categorical(), CATEGORICAL_HINGE, wrt=("input",),
+          error_model=m.categorical_hinge_error, stages=m.CATEGORICAL_HINGE_STAGES),
     _spec("multiclass_hinge", "Crammer-Singer max_c(x_c + margin [c != y]) - x_y, class indices "
                               "(margin 0: multiclass perceptron)",
           m.multiclass_hinge, {"margin": 1.0, **_R}, ("invalid_label",),
@@ -395,7 +396,12 @@ BINDINGS: list[Binding] = [
                 conventions={"hinge_labels": "binary_if_all", "sample_axis": "mean"}, backends=_HINGE_TIE),
     *keras_pair("SquaredHinge", "squared_hinge", "squared_hinge",
                 conventions={"hinge_labels": "binary_if_all", "sample_axis": "mean"}),
+    # XLA and TensorFlow on CPU flush float32 subnormals (openxla/xla#22858): a subnormal score ties with
+    # the masked target's 0 in max((1 - y) * x), and the max's slope is shared between them
     *keras_pair("CategoricalHinge", "categorical_hinge", "categorical_hinge",
-                conventions={"hinge_neg": "masked_product"}, backends=_HINGE_TIE),
+                conventions={"hinge_neg": "masked_product"},
+                backends={"tensorflow": {**_HINGE_TIE["tensorflow"], "flush_subnormals": True},
+                          "jax": {"flush_subnormals": True}},
+                stages=m.CATEGORICAL_HINGE_STAGES),  # no upcast: pos, neg and neg - pos + 1 in y_pred's dtype
 ]
 # fmt: on

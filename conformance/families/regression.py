@@ -251,7 +251,7 @@ _SAMPLE = ("sample_axis",)
 # fmt: off
 SPECS: list[Spec] = [
     Spec("absolute_error", "absolute error |input - target|, elementwise",
-         reg.absolute_error, {"weight": None, **_RED}, (*_SAMPLE, "mean_by", "abs_zero_slope"),
+         reg.absolute_error, {"weight": None, **_RED}, (*_SAMPLE, "mean_by", "abs_zero_slope", "flush_subnormals"),
          residuals(weights=True), ABSOLUTE_ERROR, classes=False, gradient=reg.absolute_error_grad),
     Spec("squared_error", "squared error (input - target)^2, elementwise",
          reg.squared_error, {"weight": None, **_RED}, (*_SAMPLE, "mean_by", "half_square"),
@@ -292,7 +292,9 @@ _LOG_COSH_STAGES = {
     "torch": ("softplus_form",),
     "tensorflow": ("softplus_form", "eigen_softplus"),
 }
-_JAX_ABS = {"jax": {"abs_zero_slope": -1.0}}  # jax's |u| has slope +1 at u = 0; Keras writes u = y - x
+# jax's |u| has slope +1 at u = 0; Keras writes u = y - x. XLA and TensorFlow on CPU flush float32 subnormals
+# (openxla/xla#22858): a subnormal residual is a zero one
+_JAX_ABS = {"jax": {"abs_zero_slope": -1.0, "flush_subnormals": True}, "tensorflow": {"flush_subnormals": True}}
 
 # fmt: off
 BINDINGS: list[Binding] = [
