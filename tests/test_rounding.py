@@ -384,3 +384,35 @@ def test_categorical_hinge_model_bounds_the_emulated_computation(dtype):
         assert ok, (x, y)
         misses += not plain
     assert misses > 3  # margins nearly met cancel to a few u absolute
+
+
+# ============================================================================= segmentation
+# Keras' dice and tversky in the half dtype: products, sums over every axis, quotient, 1 - index.
+
+from lossparity.reference import segmentation as sg  # noqa: E402
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+@pytest.mark.parametrize("loss", ["dice", "tversky"])
+def test_keras_overlap_model_bounds_the_emulated_computation(dtype, loss):
+    t, misses, rng = HALF[dtype], 0, np.random.default_rng(30)
+    for i in range(300):
+        shape = (int(rng.integers(1, 4)), int(rng.integers(1, 9)))
+        y = (rng.random(shape) < 0.5).astype(np.float64) if i % 2 else rng.random(shape)
+        p = np.clip(y + rng.normal(0, [0.02, 0.3][i % 3 == 0], shape), 0, 1) if i % 4 else rng.random(shape)
+        p, y = p.astype(t).astype(np.float64), y.astype(t).astype(np.float64)
+        pt, yt, eps = p.astype(t), y.astype(t), t(1e-7)
+        inter = np.sum(yt * pt, dtype=t)
+        if loss == "dice":
+            got = t(1) - (t(2) * inter) / (np.sum(yt, dtype=t) + np.sum(pt, dtype=t) + eps)
+            exact = sg.dice(p, y, dice_eps=1e-7, dtype=t)
+            model = sg.dice_error(p, y, dice_eps=1e-7, dtype=t, stages=sg.OVERLAP_STAGES)
+        else:
+            fp, fn = np.sum((t(1) - pt) * yt, dtype=t), np.sum(pt * (t(1) - yt), dtype=t)
+            got = t(1) - inter / (inter + fp * t(0.5) + fn * t(0.5) + eps)
+            exact = sg.tversky(p, y, dice_eps=1e-7, dtype=t)
+            model = sg.tversky_error(p, y, dice_eps=1e-7, dtype=t, stages=sg.OVERLAP_STAGES)
+        ok, plain = _check(np.asarray(got, np.float64), exact, model["value"], dtype)
+        assert ok, (p, y)
+        misses += not plain
+    assert misses > 3
