@@ -416,3 +416,47 @@ def test_keras_overlap_model_bounds_the_emulated_computation(dtype, loss):
         assert ok, (p, y)
         misses += not plain
     assert misses > 3
+
+
+# ============================================================================= likelihood
+# The Poisson NLL op by op in the half dtype: tf.nn.log_poisson_loss and torch's poisson_nll_loss.
+
+from lossparity.reference import likelihood as lk  # noqa: E402
+
+
+def _emulated_poisson(x, y, t, log_input, full, eps):
+    """exp(c) - y c (or x - y log(x + eps)) and the Stirling term where y > 1, every op in t,
+    with the reverse-mode slopes (g = 1)."""
+    x, y = x.astype(t), y.astype(t)
+    if log_input:
+        e = np.exp(x)
+        loss, d_x, d_y = e - y * x, e - y, -x
+    else:
+        a = x + t(eps)
+        loss, d_x, d_y = x - y * np.log(a), t(1) - y * (t(1) / a), -np.log(a)
+    if full:
+        two_pi_y = t(2 * np.pi) * y
+        s = y * np.log(y) - y + t(0.5) * np.log(two_pi_y)
+        mask = y > 1
+        loss = np.where(mask, loss + s, loss)
+        ds = np.log(y) + y * (t(1) / y) - t(1) + t(0.5) * (t(2 * np.pi) * (t(1) / two_pi_y))
+        d_y = np.where(mask, d_y + ds, d_y)
+    return loss, d_x, d_y
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+@pytest.mark.parametrize("log_input", [True, False])
+def test_poisson_model_bounds_the_emulated_computation(dtype, log_input):
+    t, misses, rng = HALF[dtype], 0, np.random.default_rng(40)
+    for i in range(300):
+        shape = (int(rng.integers(1, 4)), int(rng.integers(1, 6)))
+        x = rng.uniform(-3, 3, shape) if log_input else rng.uniform(0.05, 20, shape)
+        y = np.floor(rng.uniform(0, 12, shape))
+        x, y = x.astype(t).astype(np.float64), y.astype(t).astype(np.float64)
+        kw = dict(log_input=log_input, full=bool(i % 2), eps=1e-8, reduction="none", dtype=t)
+        model = lk.poisson_nll_error(x, y, **kw, stages=lk.POISSON_STAGES)
+        loss, d_x, d_y = _emulated_poisson(x, y, t, log_input, kw["full"], 1e-8)
+        grads = lk.poisson_nll_grad(x, y, **kw)
+        pairs = [(loss, lk.poisson_nll(x, y, **kw), "value"), (d_x, grads["input"], "input")]
+        misses += _check_parts(pairs + [(d_y, grads["target"], "target")], model, dtype)
+    assert misses > 30
