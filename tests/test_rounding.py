@@ -460,3 +460,37 @@ def test_poisson_model_bounds_the_emulated_computation(dtype, log_input):
         pairs = [(loss, lk.poisson_nll(x, y, **kw), "value"), (d_x, grads["input"], "input")]
         misses += _check_parts(pairs + [(d_y, grads["target"], "target")], model, dtype)
     assert misses > 30
+
+
+# ============================================================================= embedding
+# torch's cosine_embedding_loss op by op in the half dtype (sums accumulated in float, as PyTorch's
+# CPU reductions of half do, and, for the bound's other case, in the half dtype itself).
+
+from lossparity.reference import embedding as em  # noqa: E402
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+@pytest.mark.parametrize("accumulate", ["float32", "half"])
+def test_cosine_embedding_model_bounds_the_emulated_computation(dtype, accumulate):
+    t, misses, rng = HALF[dtype], 0, np.random.default_rng(50)
+    acc = np.float32 if accumulate == "float32" else t
+
+    def total(v):
+        return np.sum(v.astype(acc), axis=-1, dtype=acc).astype(t)
+
+    for i in range(300):
+        n, d = int(rng.integers(1, 5)), int(rng.integers(2, 9))
+        a = rng.normal(0, 1, (n, d))
+        b = a + rng.normal(0, [0.01, 1.0][i % 2], (n, d))  # near-parallel pairs cancel in 1 - cos
+        y = rng.choice([-1, 1], n)
+        margin = float(rng.choice([0.0, 0.5]))
+        a, b = a.astype(t).astype(np.float64), b.astype(t).astype(np.float64)
+        at, bt = a.astype(t), b.astype(t)
+        cos = total(at * bt) / np.sqrt((total(at * at) + t(1e-12)) * (total(bt * bt) + t(1e-12)))
+        got = np.where(y == 1, t(1) - cos, np.maximum(cos - t(margin), t(0)))
+        kw = dict(input2=b, margin=margin, reduction="none", sq_norm_add=1e-12, dtype=t)
+        model = em.cosine_embedding_error(a, y, **kw, stages=em.COSINE_EMBEDDING_STAGES)
+        ok, plain = _check(got.astype(np.float64), em.cosine_embedding(a, y, **kw), model["value"], dtype)
+        assert ok, (a, b, y, margin)
+        misses += not plain
+    assert misses > 10

@@ -295,7 +295,8 @@ SPECS: list[Spec] = [
     Spec("cosine_embedding", "1 - cos for similar pairs (y = 1), max(0, cos - margin) for dissimilar (y = -1)",
          emb.cosine_embedding, {"margin": 0.0, "reduction": "mean"}, ("sq_norm_add",),
          cosine_embedding_cases(), COSINE_EMBEDDING, target="index", classes=True,
-         gradient=emb.cosine_embedding_grad, arrays=("input2",), wrt=("input", "input2")),
+         gradient=emb.cosine_embedding_grad, arrays=("input2",), wrt=("input", "input2"),
+         error_model=emb.cosine_embedding_error, stages=emb.COSINE_EMBEDDING_STAGES),
     Spec("triplet_margin", "max(margin + d(anchor, positive) - d(anchor, negative), 0)",
          emb.triplet_margin,
          {"margin": 1.0, "p": 2.0, "eps": 0.0, "swap": False, "axis": -1, "distance": "pairwise",
@@ -338,12 +339,15 @@ _POSITIVE_MARGIN = {"margin_domain": "ValueError"}
 # fmt: off
 BINDINGS: list[Binding] = [
     # -- torch --
+    # composite ATen ops, each rounded to the input dtype (aten/src/ATen/native/Loss.cpp, cosine_embedding_loss)
     Binding("torch.nn.functional.cosine_embedding_loss", "cosine_embedding", "torch",
             "F.cosine_embedding_loss(input, input2, target{kw})",
-            params={"margin": "margin", "reduction": "reduction"}, conventions={"sq_norm_add": 1e-12}),
+            params={"margin": "margin", "reduction": "reduction"}, conventions={"sq_norm_add": 1e-12},
+            stages=emb.COSINE_EMBEDDING_STAGES),
     Binding("torch.nn.CosineEmbeddingLoss", "cosine_embedding", "torch",
             "torch.nn.CosineEmbeddingLoss({kw})(input, input2, target)",
-            params={"margin": "margin", "reduction": "reduction"}, conventions={"sq_norm_add": 1e-12}),
+            params={"margin": "margin", "reduction": "reduction"}, conventions={"sq_norm_add": 1e-12},
+            stages=emb.COSINE_EMBEDDING_STAGES),
     Binding("torch.nn.functional.triplet_margin_loss", "triplet_margin", "torch",
             "F.triplet_margin_loss(input, positive, negative{kw})",
             params={**_TRIPLET, "p": "p", "eps": "eps"}, defaults={"eps": 1e-6},
