@@ -648,3 +648,52 @@ def mean_squared_logarithmic_error_error(
             per = times(g, 2 * (err_d + 4 * np.abs(d)) / (1 + f))
             out[name] = per if eps is None else np.abs(_floor_grad(v, eps, per, floor_tie))
     return {"value": value, **out}
+
+
+#: "residual_square": (input - target)^2 with the residual rounded to the compute dtype first,
+#: then its square (and a weight's product) rounded: optax's squared_error / l2_loss, Keras'
+#: mean_squared_error (square(y_true - y_pred), then the mean over the last axis), PyTorch's
+#: mse_loss (ATen's mse kernel diff * diff; the weighted form pow(input - target, 2) * weight).
+SQUARED_ERROR_STAGES = ("residual_square",)
+
+
+def squared_error_error(
+    input,
+    target,
+    *,
+    weight=None,
+    reduction="mean",
+    sample_axis=None,
+    mean_by="elements",
+    half_square=False,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`squared_error` with ``residual_square``, per element:
+
+    - r = x - y rounded (relative u), squared: 2 u r^2, the square's rounding u r^2, a weight's
+      product u |w r^2|: 3 u |w| r^2 + u |w r^2| (half_square halves exactly);
+    - then the mean over the last axis (:func:`_row_error`) or the reduction (a weighted
+      mean's denominator sum and division included,
+      :func:`~lossparity.reference.rounding.reduction_error`).
+
+    Slope 2 r (r with half_square) times w and the cotangent g: r's rounding, the products
+    with g and w, the cotangent's own rounding: 4 u |slope| + u |slope| (g = 1/n rounded).
+    """
+    r = _residual(input, target, NO_TRACE)
+    w = np.ones(np.shape(r)) if weight is None else np.broadcast_to(np.asarray(weight, np.float64), np.shape(r))
+    c = 0.5 if half_square else 1.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        loss = times(w, c * np.square(r))
+        per = 4 * np.abs(loss)
+        if sample_axis == "mean":
+            value = _row_error(per, loss, reduction, sample_axis)
+        else:
+            g = reduce_grad(
+                np.shape(r), reduction=reduction, mean_by=mean_by, denom_weight=None if weight is None else w
+            )
+            value = reduction_error(per, loss, g, reduction)
+        slope = 2 * c * r
+        out = _pulled(slope, -slope, weight, reduction, sample_axis, mean_by)
+    return {"value": value, "input": 5 * np.abs(out["input"]), "target": 5 * np.abs(out["target"])}

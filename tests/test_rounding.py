@@ -494,3 +494,36 @@ def test_cosine_embedding_model_bounds_the_emulated_computation(dtype, accumulat
         assert ok, (a, b, y, margin)
         misses += not plain
     assert misses > 10
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+@pytest.mark.parametrize("form", ["elementwise", "keras_mean", "torch_weighted"])
+def test_squared_error_model_bounds_the_emulated_computation(dtype, form):
+    """(x - y) rounded, squared (times a weight) in the half dtype; Keras' mean over the last
+    axis, PyTorch's weighted mean sum(w r^2) / sum(w); slopes 2 r g w by reverse mode."""
+    t, misses, rng = HALF[dtype], 0, np.random.default_rng(60)
+    for x, y in _residual_cases(seed=13, lo=-10, hi=10):
+        x, y = x.astype(t).astype(np.float64), y.astype(t).astype(np.float64)
+        w = rng.uniform(0.25, 4, x.shape).astype(t).astype(np.float64) if form == "torch_weighted" else None
+        kw = dict(reduction="none") if form == "elementwise" else dict(reduction="mean")
+        if form == "keras_mean":
+            kw = dict(reduction="none", sample_axis="mean")
+        if form == "torch_weighted":
+            kw.update(weight=w, mean_by="weights")
+        model = reg.squared_error_error(x, y, **kw, dtype=t, stages=reg.SQUARED_ERROR_STAGES)
+        r = x.astype(t) - y.astype(t)
+        sq = r * r
+        if form == "elementwise":
+            value, g = sq, np.ones_like(r)
+        elif form == "keras_mean":
+            value, ct = _row_mean(sq, t)
+            g = np.full(r.shape, ct, t)
+        else:
+            wt = w.astype(t)
+            value = np.sum(sq * wt, dtype=t) / np.sum(wt, dtype=t)
+            g = (t(1) / np.sum(wt, dtype=t)) * wt
+        slope = (g * (t(2) * r)).astype(np.float64)
+        want = reg.squared_error_grad(x, y, **kw)
+        pairs = [(value, reg.squared_error(x, y, **kw), "value"), (slope, want["input"], "input")]
+        misses += _check_parts(pairs + [(-slope, want["target"], "target")], model, dtype)
+    assert misses > 10 or form != "elementwise"  # a mean mostly averages the roundings below the tolerance

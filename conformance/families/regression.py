@@ -255,7 +255,8 @@ SPECS: list[Spec] = [
          residuals(weights=True), ABSOLUTE_ERROR, classes=False, gradient=reg.absolute_error_grad),
     Spec("squared_error", "squared error (input - target)^2, elementwise",
          reg.squared_error, {"weight": None, **_RED}, (*_SAMPLE, "mean_by", "half_square"),
-         residuals(weights=True), SQUARED_ERROR, classes=False, gradient=reg.squared_error_grad),
+         residuals(weights=True), SQUARED_ERROR, classes=False, gradient=reg.squared_error_grad,
+         error_model=reg.squared_error_error, stages=reg.SQUARED_ERROR_STAGES),
     Spec("huber", "Huber loss: r^2/2 for |r| <= delta, delta (|r| - delta/2) beyond",
          reg.huber, {"delta": 1.0, "weight": None, **_RED},
          (*_SAMPLE, "mean_by", "huber_form", "nonpositive_delta"),
@@ -305,10 +306,13 @@ BINDINGS: list[Binding] = [
             params={**REDUCTION, "weight": "weight"}, conventions={"mean_by": "weights"}),
     Binding("torch.nn.L1Loss", "absolute_error", "torch", "torch.nn.L1Loss({kw})(input, target)",
             params=REDUCTION),
+    # the residual is rounded to the input dtype before its square: ATen's mse kernel (diff * diff), the
+    # weighted form's pow(input - target, 2) * weight (torch/nn/functional.py, mse_loss)
     Binding("torch.nn.functional.mse_loss", "squared_error", "torch", "F.mse_loss(input, target{kw})",
-            params={**REDUCTION, "weight": "weight"}, conventions={"mean_by": "weights"}),
+            params={**REDUCTION, "weight": "weight"}, conventions={"mean_by": "weights"},
+            stages=reg.SQUARED_ERROR_STAGES),
     Binding("torch.nn.MSELoss", "squared_error", "torch", "torch.nn.MSELoss({kw})(input, target)",
-            params=REDUCTION),
+            params=REDUCTION, stages=reg.SQUARED_ERROR_STAGES),
     Binding("torch.nn.functional.huber_loss", "huber", "torch", "F.huber_loss(input, target{kw})",
             params={**REDUCTION, "delta": "delta", "weight": "weight"}, conventions=_NONPOS),
     Binding("torch.nn.HuberLoss", "huber", "torch", "torch.nn.HuberLoss({kw})(input, target)",
@@ -321,8 +325,9 @@ BINDINGS: list[Binding] = [
     # -- jax (optax.losses) --
     # optax's regression losses are elementwise and never reduce; `targets` defaults to None,
     # documented as a zero target: the no-target calls are bound to the l2_loss spec.
-    optax_loss("squared_error", "squared_error"),
-    optax_loss("l2_loss", "squared_error", conventions={"half_square": True}),
+    # (predictions - targets)^2 in the input dtype (optax/losses/_regression.py at v0.2.8)
+    optax_loss("squared_error", "squared_error", stages=reg.SQUARED_ERROR_STAGES),
+    optax_loss("l2_loss", "squared_error", conventions={"half_square": True}, stages=reg.SQUARED_ERROR_STAGES),
     Binding(f"{OPTAX}.squared_error", "l2_loss", "jax", f"{OPTAX}.squared_error(input{{kw}})", fixed=NO_REDUCTION),
     Binding(f"{OPTAX}.l2_loss", "l2_loss", "jax", f"{OPTAX}.l2_loss(input{{kw}})",
             fixed=NO_REDUCTION, conventions={"half_square": True}),
@@ -332,7 +337,8 @@ BINDINGS: list[Binding] = [
     # -- keras --
     *keras_pair("MeanAbsoluteError", "mean_absolute_error", "absolute_error", conventions=_PER_SAMPLE,
                 backends=_JAX_ABS),
-    *keras_pair("MeanSquaredError", "mean_squared_error", "squared_error", conventions=_PER_SAMPLE),
+    *keras_pair("MeanSquaredError", "mean_squared_error", "squared_error", conventions=_PER_SAMPLE,
+                stages=reg.SQUARED_ERROR_STAGES),  # square(y_true - y_pred) in y_pred's dtype
     *keras_pair("Huber", "huber", "huber", params={"delta": "delta"}, conventions=_PER_SAMPLE),
     # x + softplus(-2x) - log2 in y_pred's dtype (keras/src/losses/losses.py L2050-L2055 at v3.15.1):
     # jax.nn.softplus is logaddexp(x, 0); TensorFlow's CPU Softplus kernel thresholds at log(eps) + 2
