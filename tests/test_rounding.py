@@ -526,4 +526,5 @@ def test_squared_error_model_bounds_the_emulated_computation(dtype, form):
         want = reg.squared_error_grad(x, y, **kw)
         pairs = [(value, reg.squared_error(x, y, **kw), "value"), (slope, want["input"], "input")]
         misses += _check_parts(pairs + [(-slope, want["target"], "target")], model, dtype)
-    assert misses > 10 or form != "elementwise"  # a mean mostly averages the roundings below the tolerance
+    # the float16 tolerance (rtol ~ 2u) misses r^2 rounded twice; bfloat16 (rtol 4u) and the means mostly do not
+    assert misses > 10 or (form, dtype) != ("elementwise", "float16")
