@@ -63,8 +63,10 @@ def _signed_labels(target, hinge_labels, trace):
     return y
 
 
-def _violation(input, target, margin, hinge_labels, trace):
+def _violation(input, target, margin, hinge_labels, trace, flush=False, dtype=np.float32):
     x = trace("input", np.asarray(input, np.float64), reading(input, "scores", classes=False))
+    if flush:  # a subnormal score reads as +-0: at margin 0 it sits on the kink
+        x = trace("flushed input", flush_to_zero(x, dtype), "subnormals read as +-0")
     y = _signed_labels(target, hinge_labels, trace)
     return x, y, trace("margin violation", margin - y * x, f"z = {margin:g} - y x")
 
@@ -78,6 +80,7 @@ def hinge(
     hinge_labels="signed",
     sample_axis=None,
     hinge_kink=0.5,
+    flush_subnormals=False,
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -86,8 +89,9 @@ def hinge(
 
     ``hinge_labels="binary_if_all"``: when every target is 0 or 1, they are read as 2y - 1
     (Keras ``hinge``, ``squared_hinge``). ``hinge_kink`` is used by the gradient only.
+    ``flush_subnormals``: subnormal scores read as +-0 (XLA and TensorFlow on CPU).
     """
-    _, _, z = _violation(input, target, margin, hinge_labels, trace)
+    _, _, z = _violation(input, target, margin, hinge_labels, trace, flush_subnormals, dtype)
     loss = trace("per-element loss", np.maximum(z, 0.0), "max(0, z)")
     return reduce(loss, reduction=reduction, sample_axis=sample_axis, trace=trace)
 
@@ -101,12 +105,13 @@ def hinge_grad(
     hinge_labels="signed",
     sample_axis=None,
     hinge_kink=0.5,
+    flush_subnormals=False,
     dtype=np.float32,
     trace=NO_TRACE,
 ):
     """d/dx = -y where the margin is violated (z > 0), 0 where it is met with room (z < 0),
     -y * ``hinge_kink`` at z == 0."""
-    _, y, z = _violation(input, target, margin, hinge_labels, NO_TRACE)
+    _, y, z = _violation(input, target, margin, hinge_labels, NO_TRACE, flush_subnormals, dtype)
     g = reduce_grad(np.shape(z), reduction=reduction, sample_axis=sample_axis)
     return {"input": chain(g, times(_hinge_slope(z, hinge_kink), -y))}
 

@@ -331,3 +331,11 @@ def test_flush_subnormals_ties_a_subnormal_score_with_the_masked_target():
     flushed = m.categorical_hinge_grad(x, y, **kw, flush_subnormals=True)["input"]
     np.testing.assert_array_equal(kept, [[0.0, -1.0]])
     np.testing.assert_array_equal(flushed, [[0.5, -1.0]])
+
+
+def test_flush_subnormals_puts_a_subnormal_score_on_the_perceptron_kink():
+    """At margin 0 a flushed subnormal score gives z = 0: the kink's slope (jnp.maximum: 1/2)."""
+    x, y = np.array([-2.8e-45, 0.5]), np.array([-1.0, -1.0])
+    kw = dict(margin=0.0, reduction="none")
+    np.testing.assert_array_equal(m.hinge_grad(x, y, **kw)["input"], [0.0, 1.0])
+    np.testing.assert_array_equal(m.hinge_grad(x, y, **kw, flush_subnormals=True)["input"], [0.5, 1.0])

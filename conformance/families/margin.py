@@ -317,7 +317,7 @@ _R = {"reduction": "mean"}
 # fmt: off
 SPECS: list[Spec] = [
     _spec("hinge", "binary hinge max(0, margin - y x) on +-1 labels (margin 0: perceptron)", m.hinge,
-          {"margin": 1.0, **_R}, ("hinge_labels", "sample_axis", "hinge_kink"),
+          {"margin": 1.0, **_R}, ("hinge_labels", "sample_axis", "hinge_kink", "flush_subnormals"),
           binary_hinge(margin=True), HINGE, classes=False, wrt=("input",)),
     _spec("squared_hinge", "squared hinge max(0, 1 - y x)^2 on +-1 labels", m.squared_hinge,
           dict(_R), ("hinge_labels", "sample_axis"),
@@ -385,8 +385,10 @@ BINDINGS: list[Binding] = [
     # jnp.maximum and jnp.max split a tie's slope evenly: hinge_kink=0.5 (the plain value).
     # perceptron_loss / multiclass_perceptron_loss are the hinge / multiclass hinge at margin 0.
     # jax.nn.one_hot gives an all-zero row for a label outside [0, C): invalid_label="zeros".
-    optax_loss("hinge_loss", "hinge"),
-    optax_loss("perceptron_loss", "hinge", fixed={**NO_REDUCTION, "margin": 0.0}),
+    # XLA on CPU flushes float32 subnormals (openxla/xla#22858): a subnormal score is on the perceptron's kink
+    optax_loss("hinge_loss", "hinge", conventions={"flush_subnormals": True}),
+    optax_loss("perceptron_loss", "hinge", fixed={**NO_REDUCTION, "margin": 0.0},
+               conventions={"flush_subnormals": True}),
     optax_loss("multiclass_hinge_loss", "multiclass_hinge",
                conventions={"invalid_label": "zeros"}),
     optax_loss("multiclass_perceptron_loss", "multiclass_hinge", fixed={**NO_REDUCTION, "margin": 0.0},
