@@ -593,3 +593,50 @@ def categorical_hinge_error(
         full = np.abs(chain(g, (1.0 - y) * _tie_share(cand) - y))
         d_x = np.where((np.abs(z) <= u * err)[..., None], full / u, slope)
     return {"value": reduction_error(err, loss, g, reduction), "input": d_x}
+
+
+#: "squared_margin": Keras' mean(square(maximum(1 - y x, 0)), axis=-1) in the input dtype
+#: (keras/src/losses/losses.py, squared_hinge, at v3.15.1).
+SQUARED_HINGE_STAGES = ("squared_margin",)
+
+
+def squared_hinge_error(
+    input,
+    target,
+    *,
+    reduction="mean",
+    hinge_labels="signed",
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`squared_hinge` with ``squared_margin``, per element:
+
+    - z = 1 - y x: the product's u |y x| (0 for y = +-1) and the difference's u |z|:
+      err(z) = u (|y x| + |z|);
+    - max(z, 0)^2: 2 |z| err(z) carried and the square's u z^2; then the mean over the last
+      axis (the same as :mod:`~lossparity.reference.regression`'s function forms) and the
+      reduction.
+
+    Slope -2 y max(z, 0) g: z's error carried, 2 |y g| err(z), and the products with y and g
+    and g's own rounding, 3 u |slope|; where the computed z may be on either side of 0
+    (z > -err(z)), else 0 exactly.
+    """
+    u = unit_roundoff(dtype)
+    _, y, z = _violation(input, target, 1.0, hinge_labels, NO_TRACE)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.abs(y * np.asarray(input, np.float64)) + np.abs(z)
+        h = np.maximum(z, 0.0)
+        per = np.where(z > 0, 2 * h * err + np.square(h), 0.0)
+        loss = np.square(h)
+        if sample_axis == "mean":
+            n = loss.shape[-1]
+            mean = np.mean(loss, axis=-1)
+            per = np.mean(per, axis=-1) + (n - 1) * np.mean(np.abs(loss), axis=-1) + np.abs(mean)
+            loss = mean
+        value = reduction_error(per, loss, reduce_grad(np.shape(loss), reduction=reduction), reduction)
+        g = np.abs(reduce_grad(np.shape(z), reduction=reduction, sample_axis=sample_axis))
+        slope = 2 * np.abs(y) * h
+        d_x = np.where(z > -u * err, g * (2 * np.abs(y) * err + 3 * slope), 0.0)
+    return {"value": value, "input": d_x}

@@ -528,3 +528,23 @@ def test_squared_error_model_bounds_the_emulated_computation(dtype, form):
         misses += _check_parts(pairs + [(-slope, want["target"], "target")], model, dtype)
     # the float16 tolerance (rtol ~ 2u) misses r^2 rounded twice; bfloat16 (rtol 4u) and the means mostly do not
     assert misses > 10 or (form, dtype) != ("elementwise", "float16")
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_squared_hinge_model_bounds_the_emulated_computation(dtype):
+    """Keras: mean(square(maximum(1 - y x, 0)), axis=-1) in the half dtype, its slope by reverse mode."""
+    t, misses, rng = HALF[dtype], 0, np.random.default_rng(70)
+    for i in range(300):
+        shape = (int(rng.integers(1, 4)), int(rng.integers(1, 6)))
+        y = rng.choice([-1.0, 1.0], shape)
+        x = y * rng.uniform(-3, 1.2, shape) if i % 2 else rng.normal(0, 3, shape)
+        x = x.astype(t).astype(np.float64)
+        kw = dict(reduction="none", sample_axis="mean")
+        model = mg.squared_hinge_error(x, y, **kw, dtype=t, stages=mg.SQUARED_HINGE_STAGES)
+        h = np.maximum(t(1.0) - y.astype(t) * x.astype(t), t(0))
+        value, ct = _row_mean(np.square(h), t)
+        slope = (np.full(h.shape, ct, t) * (t(2) * h)) * -y.astype(t)
+        pairs = [(value, mg.squared_hinge(x, y, **kw), "value")]
+        pairs.append((slope, mg.squared_hinge_grad(x, y, **kw)["input"], "input"))
+        misses += _check_parts(pairs, model, dtype)
+    assert misses > 3 or dtype == "bfloat16"

@@ -321,7 +321,8 @@ SPECS: list[Spec] = [
           binary_hinge(margin=True), HINGE, classes=False, wrt=("input",)),
     _spec("squared_hinge", "squared hinge max(0, 1 - y x)^2 on +-1 labels", m.squared_hinge,
           dict(_R), ("hinge_labels", "sample_axis"),
-          binary_hinge(margin=False), SQUARED_HINGE, classes=False, wrt=("input",)),
+          binary_hinge(margin=False), SQUARED_HINGE, classes=False, wrt=("input",),
+          error_model=m.squared_hinge_error, stages=m.SQUARED_HINGE_STAGES),
     _spec("categorical_hinge", "max(0, 1 + best other score - target score), one-hot targets",
           m.categorical_hinge, dict(_R), ("hinge_neg", "hinge_kink", "flush_subnormals"),
           categorical(), CATEGORICAL_HINGE, wrt=("input",),
@@ -397,7 +398,8 @@ BINDINGS: list[Binding] = [
     *keras_pair("Hinge", "hinge", "hinge",
                 conventions={"hinge_labels": "binary_if_all", "sample_axis": "mean"}, backends=_HINGE_TIE),
     *keras_pair("SquaredHinge", "squared_hinge", "squared_hinge",
-                conventions={"hinge_labels": "binary_if_all", "sample_axis": "mean"}),
+                conventions={"hinge_labels": "binary_if_all", "sample_axis": "mean"},
+                stages=m.SQUARED_HINGE_STAGES),  # square(maximum(1 - y x, 0)) in y_pred's dtype
     # XLA and TensorFlow on CPU flush float32 subnormals (openxla/xla#22858): a subnormal score ties with
     # the masked target's 0 in max((1 - y) * x), and the max's slope is shared between them
     *keras_pair("CategoricalHinge", "categorical_hinge", "categorical_hinge",
