@@ -697,3 +697,42 @@ def squared_error_error(
         slope = 2 * c * r
         out = _pulled(slope, -slope, weight, reduction, sample_axis, mean_by)
     return {"value": value, "input": 5 * np.abs(out["input"]), "target": 5 * np.abs(out["target"])}
+
+
+#: "percentage_quotient": Keras' abs((y_true - y_pred) / maximum(abs(y_true), eps)), its mean
+#: over the last axis and the product with 100 in the input dtype (keras/src/losses/losses.py,
+#: mean_absolute_percentage_error, at v3.15.1). The model bounds the value only.
+MAPE_STAGES = ("percentage_quotient",)
+
+
+def mean_absolute_percentage_error_error(
+    input,
+    target,
+    *,
+    reduction="mean",
+    sample_axis=None,
+    denominator_eps=None,
+    floor_tie="pass",
+    abs_zero_slope=0.0,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of the value of :func:`mean_absolute_percentage_error` with
+    ``percentage_quotient``: q = |r| / max(|y|, eps) costs the residual's rounding and the
+    division's, 2 u q per element (the floor is exact); the mean over the last axis what
+    :func:`_row_error` says; the product with 100 one rounding of the result."""
+    r = _residual(input, target, NO_TRACE)
+    y = np.asarray(target, np.float64)
+    den = np.abs(y) if denominator_eps is None else np.maximum(np.abs(y), _floor(denominator_eps, dtype))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        q = np.abs(r) / den
+        if sample_axis == "mean":
+            n = q.shape[-1]
+            mean = np.mean(q, axis=-1)
+            per = 100 * (np.mean(2 * q, axis=-1) + (n - 1) * mean + mean) + 100 * mean
+            loss = 100 * mean
+        else:
+            per, loss = 3 * 100 * q, 100 * q
+        value = reduction_error(per, loss, reduce_grad(np.shape(loss), reduction=reduction), reduction)
+    return {"value": value}

@@ -548,3 +548,21 @@ def test_squared_hinge_model_bounds_the_emulated_computation(dtype):
         pairs.append((slope, mg.squared_hinge_grad(x, y, **kw)["input"], "input"))
         misses += _check_parts(pairs, model, dtype)
     assert misses > 3 or dtype == "bfloat16"
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_mape_value_model_bounds_the_emulated_computation(dtype):
+    """Keras: 100 * mean(abs((y - x) / maximum(abs(y), eps)), axis=-1) in the half dtype."""
+    t, misses = HALF[dtype], 0
+    for x, y in _residual_cases(seed=14, lo=-20, hi=20):
+        x, y = x.astype(t).astype(np.float64), y.astype(t).astype(np.float64)
+        kw = dict(reduction="none", sample_axis="mean", denominator_eps=1e-7, dtype=t)
+        model = reg.mean_absolute_percentage_error_error(x, y, **kw, stages=reg.MAPE_STAGES)
+        xt, yt = x.astype(t), y.astype(t)
+        q = np.abs((yt - xt) / np.maximum(np.abs(yt), t(1e-7)))
+        value = t(100.0) * _row_mean(q, t)[0]
+        exact = reg.mean_absolute_percentage_error(x, y, **kw)
+        ok, plain = _check(np.asarray(value, np.float64), exact, model["value"], dtype)
+        assert ok, (x, y)
+        misses += not plain
+    assert misses > 3 or dtype == "bfloat16"

@@ -268,7 +268,8 @@ SPECS: list[Spec] = [
     Spec("mean_absolute_percentage_error", "100 |target - input| / |target|, elementwise",
          reg.mean_absolute_percentage_error, dict(_RED), (*_SAMPLE, "denominator_eps", "floor_tie", "abs_zero_slope"),
          residuals(away_from_zero=0.01, relative=True), MEAN_ABSOLUTE_PERCENTAGE_ERROR, classes=False,
-         gradient=reg.mean_absolute_percentage_error_grad),
+         gradient=reg.mean_absolute_percentage_error_grad,
+         error_model=reg.mean_absolute_percentage_error_error, stages=reg.MAPE_STAGES),
     Spec("mean_squared_logarithmic_error", "(log(1 + input) - log(1 + target))^2, elementwise",
          reg.mean_squared_logarithmic_error, dict(_RED), (*_SAMPLE, "value_floor", "floor_tie"),
          residuals(lo=0.0, hi=20.0), MEAN_SQUARED_LOGARITHMIC_ERROR, classes=False,
@@ -345,7 +346,8 @@ BINDINGS: list[Binding] = [
     *keras_pair("LogCosh", "log_cosh", "log_cosh", conventions=_PER_SAMPLE, stages=_LOG_COSH_STAGES),
     *keras_pair("MeanAbsolutePercentageError", "mean_absolute_percentage_error", "mean_absolute_percentage_error",
                 conventions={**_PER_SAMPLE, "denominator_eps": KERAS_EPS},
-                backends={"torch": {"floor_tie": "half"}, "jax": {"floor_tie": "half", "abs_zero_slope": -1.0}}),
+                backends={"torch": {"floor_tie": "half"}, "jax": {"floor_tie": "half", "abs_zero_slope": -1.0}},
+                stages=reg.MAPE_STAGES),  # the quotient, its mean and 100 * mean in y_pred's dtype
     # log(maximum(y, epsilon) + 1.0) (keras/src/losses/losses.py L1912-L1918 at v3.15.1): on JAX the float32
     # epsilon is weakly typed, so the loss stays in y_pred's dtype; TensorFlow and torch promote it to float32
     *keras_pair("MeanSquaredLogarithmicError", "mean_squared_logarithmic_error", "mean_squared_logarithmic_error",
