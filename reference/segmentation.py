@@ -544,7 +544,7 @@ def ranking_softmax_grad(
 # ----------------------------------------------------------------------------- rounding models
 # ``Spec.error_model`` of Keras' dice and tversky: the first-order bound, in units of the compute
 # dtype's unit roundoff u, of computing the loss in that dtype (``reference/rounding.py`` states
-# the model). They bound the value only: a gradient is held to the tolerance.
+# the model), value and slope.
 
 #: "overlap_sums": Keras' products, sums over the axes, the index's quotient and 1 - index in
 #: the input dtype (keras/src/losses/losses.py, dice and tversky, at v3.15.1: no upcast).
@@ -565,6 +565,14 @@ def _overlap_error(input, target, alpha, beta, eps, dice_form, axis, overlap_axe
       division); 1 - q: |loss|.
 
     Near a perfect overlap q is within a few u of 1 and the loss is a few u absolute.
+
+    Slope in p_k (reverse mode, g the reduction's cotangent): the numerator's path c t_k / D
+    (the division and the product with t: relative rho_D + 2, rho_D = err(D) / |D|) and the
+    denominator's c I / D^2 times dD/dp_k (1 for dice; t_k (1 - alpha) + beta (1 - t_k) for
+    tversky, one rounding per coefficient): (c err(I) + c |I| (2 rho_D + 4)) / D^2 (I's error,
+    D^2's, the products), then the terms' sum (2 or 3 roundings of their magnitudes) and g's
+    own rounding. Where p_k's two paths nearly cancel (a mask almost covered) the slope is a
+    few u of c / D absolute.
     """
     if any(v not in (None, False, "none") for v in rest):
         raise ValueError("the Keras overlap model takes no weight, background or class reduction")
@@ -587,7 +595,16 @@ def _overlap_error(input, target, alpha, beta, eps, dice_form, axis, overlap_axe
         q = c * inter / den
         loss = 1.0 - q
         per = (c * err_i + np.abs(q) * err_d) / np.abs(den) + np.abs(q) + np.abs(loss)
-    return reduction_error(per, loss, reduce_grad(np.shape(loss), reduction=reduction), reduction)
+        value = reduction_error(per, loss, reduce_grad(np.shape(loss), reduction=reduction), reduction)
+        g = np.abs(np.expand_dims(reduce_grad(np.shape(loss), reduction=reduction), axes))
+        den_x, inter_x, rho = (np.expand_dims(np.abs(v), axes) for v in (den, inter, err_d / np.abs(den)))
+        err_ix = np.expand_dims(err_i, axes)
+        coef = np.ones(p.shape) if dice_form else np.abs(t) * (1 + abs(alpha)) + abs(beta) * np.abs(1 - t)
+        t1 = c * np.abs(t) / den_x
+        q_term = c * inter_x / den_x**2 * coef
+        q_err = c * (err_ix + inter_x * (2 * rho + 5)) / den_x**2 * coef
+        d_p = g * (t1 * (rho + 2) + q_err + 4 * (t1 + q_term))
+    return value, d_p
 
 
 def dice_error(
@@ -612,8 +629,10 @@ def dice_error(
 ):
     """Rounding model of :func:`dice` as Keras computes it (``overlap_sums``): 1 - 2I / (T + P + eps)."""
     rest = (weight, ignore_background, class_reduction, from_logits, binary_channel, smooth or None)
-    value = _overlap_error(input, target, 0.5, 0.5, _eps(dice_eps, dtype), True, axis, overlap_axes, reduction, rest)
-    return {"value": value}
+    value, d_p = _overlap_error(
+        input, target, 0.5, 0.5, _eps(dice_eps, dtype), True, axis, overlap_axes, reduction, rest
+    )
+    return {"value": value, "input": d_p}
 
 
 def tversky_error(
@@ -638,7 +657,7 @@ def tversky_error(
 ):
     """Rounding model of :func:`tversky` as Keras computes it (``overlap_sums``): 1 - I / D."""
     rest = (weight, ignore_background, class_reduction, from_logits, smooth or None)
-    value = _overlap_error(
+    value, d_p = _overlap_error(
         input, target, alpha, beta, _eps(dice_eps, dtype), False, axis, overlap_axes, reduction, rest
     )
-    return {"value": value}
+    return {"value": value, "input": d_p}

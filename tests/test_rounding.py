@@ -401,20 +401,29 @@ def test_keras_overlap_model_bounds_the_emulated_computation(dtype, loss):
         y = (rng.random(shape) < 0.5).astype(np.float64) if i % 2 else rng.random(shape)
         p = np.clip(y + rng.normal(0, [0.02, 0.3][i % 3 == 0], shape), 0, 1) if i % 4 else rng.random(shape)
         p, y = p.astype(t).astype(np.float64), y.astype(t).astype(np.float64)
+        if not (p.any() or y.any()):
+            continue  # empty masks: float16's eps^2 underflows, a NaN slope (a known deviation, not rounding)
         pt, yt, eps = p.astype(t), y.astype(t), t(1e-7)
         inter = np.sum(yt * pt, dtype=t)
+        ct = t(-1.0)  # the cotangent of the index, 1 - index's
         if loss == "dice":
-            got = t(1) - (t(2) * inter) / (np.sum(yt, dtype=t) + np.sum(pt, dtype=t) + eps)
-            exact = sg.dice(p, y, dice_eps=1e-7, dtype=t)
+            den = np.sum(yt, dtype=t) + np.sum(pt, dtype=t) + eps
+            got = t(1) - (t(2) * inter) / den
+            # JAX's div: g / y for the numerator, (-g x) * y^-2 for the denominator
+            slope = t(2) * (ct / den) * yt + (-ct * (t(2) * inter)) * (t(1) / (den * den))
+            exact, want = sg.dice(p, y, dice_eps=1e-7, dtype=t), sg.dice_grad(p, y, dice_eps=1e-7, dtype=t)
             model = sg.dice_error(p, y, dice_eps=1e-7, dtype=t, stages=sg.OVERLAP_STAGES)
         else:
             fp, fn = np.sum((t(1) - pt) * yt, dtype=t), np.sum(pt * (t(1) - yt), dtype=t)
-            got = t(1) - inter / (inter + fp * t(0.5) + fn * t(0.5) + eps)
-            exact = sg.tversky(p, y, dice_eps=1e-7, dtype=t)
+            den = inter + fp * t(0.5) + fn * t(0.5) + eps
+            got = t(1) - inter / den
+            ct_den = (-ct * inter) * (t(1) / (den * den))
+            slope = (ct / den + ct_den) * yt + (ct_den * t(0.5)) * -yt + (ct_den * t(0.5)) * (t(1) - yt)
+            exact, want = sg.tversky(p, y, dice_eps=1e-7, dtype=t), sg.tversky_grad(p, y, dice_eps=1e-7, dtype=t)
             model = sg.tversky_error(p, y, dice_eps=1e-7, dtype=t, stages=sg.OVERLAP_STAGES)
-        ok, plain = _check(np.asarray(got, np.float64), exact, model["value"], dtype)
-        assert ok, (p, y)
-        misses += not plain
+        misses += _check_parts(
+            [(np.asarray(got, np.float64), exact, "value"), (slope, want["input"], "input")], model, dtype
+        )
     assert misses > 3
 
 
