@@ -369,3 +369,61 @@ def poisson_nll_error(
             "input": times(g, err_x + np.abs(d_x)),
             "target": times(g, err_t + np.abs(d_t)),
         }
+
+
+#: "gaussian_terms": torch's gaussian_nll_loss, 0.5 * (log(var) + (input - target)**2 / var)
+#: (+ 0.5 log(2 pi)) op by op in the input dtype (torch/nn/functional.py, gaussian_nll_loss).
+GAUSSIAN_STAGES = ("gaussian_terms",)
+
+
+def gaussian_nll_error(
+    input,
+    target,
+    *,
+    var,
+    full=False,
+    eps=0.0,
+    reduction="mean",
+    var_clamp_grad="zero",
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`gaussian_nll` with ``gaussian_terms``, per element (v the
+    clamped variance, r = x - t, q = r^2 / v):
+
+    - log v: u |log v|; r rounded (relative u), squared (2 u + u), divided (u): 4 u q; their
+      sum u |log v + q|; halved exactly; with ``full`` log(2 pi) / 2 rounded (u 0.92) and the
+      add (u |loss|); then the reduction.
+
+    Slopes (reverse mode, g the cotangent, its rounding u |g slope|): d/dx = g r / v: r's
+    rounding, the pow's backward 2 r ct, the division's: 4 u |slope| more; d/dv = g (1/v -
+    q/v) / 2: 1/v's two roundings (the log's backward and the product), q/v's (q's 4 u, the
+    division and the product: 6 u), their sum u |slope|; summed over the axes a broadcast var
+    spans, (k - 1) u sum |terms| more.
+    """
+    x, t = np.asarray(input, np.float64), np.asarray(target, np.float64)
+    v = _gaussian_var(x, var)
+    e = _in_dtype(eps, dtype)
+    vc = np.maximum(v, e) if e > 0 else v
+    with np.errstate(all="ignore"):
+        r = x - t
+        q = r * r / vc
+        lv = np.log(vc)
+        loss = 0.5 * (lv + q) + (HALF_LOG_2PI if full else 0.0)
+        per = 0.5 * (np.abs(lv) + 4 * q + np.abs(lv + q)) + ((HALF_LOG_2PI + np.abs(loss)) if full else 0.0)
+        shape = np.broadcast_shapes(x.shape, t.shape, v.shape)
+        loss, per = np.broadcast_to(loss, shape), np.broadcast_to(per, shape)
+        value = reduction_error(per, loss, reduce_grad(shape, reduction=reduction), reduction)
+        g = np.abs(reduce_grad(shape, reduction=reduction))
+        d_x = np.abs(np.broadcast_to(r / vc, shape))
+        d_v = np.broadcast_to(0.5 * (1.0 / vc - q / vc), shape)
+        terms = np.broadcast_to(0.5 * (1.0 / vc + q / vc), shape)
+        err_v = g * (0.5 * 2 / np.broadcast_to(vc, shape) + 0.5 * 6 * np.broadcast_to(q / vc, shape) + 2 * np.abs(d_v))
+        k = int(np.prod(shape)) // max(int(np.prod(v.shape)), 1)
+        err_v = _unbroadcast(err_v, v.shape) + max(k - 1, 0) * _unbroadcast(g * terms, v.shape)
+    return {
+        "value": value,
+        "input": _unbroadcast(g * 6 * d_x, x.shape),
+        "var": err_v.reshape(np.shape(var)),
+    }

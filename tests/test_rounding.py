@@ -575,3 +575,27 @@ def test_mape_value_model_bounds_the_emulated_computation(dtype):
         assert ok, (x, y)
         misses += not plain
     assert misses > 3 or dtype == "bfloat16"
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_gaussian_nll_model_bounds_the_emulated_computation(dtype):
+    """torch: 0.5 * (log(var) + (x - t)**2 / var), the mean, and the reverse-mode slopes."""
+    t, misses, rng = HALF[dtype], 0, np.random.default_rng(80)
+    for _ in range(300):
+        shape = (int(rng.integers(1, 4)), int(rng.integers(1, 6)))
+        x, y = rng.normal(0, 2, shape), rng.normal(0, 2, shape)
+        v = rng.uniform(0.05, 5, shape)
+        x, y, v = (a.astype(t).astype(np.float64) for a in (x, y, v))
+        kw = dict(var=v, reduction="mean", eps=1e-6, var_clamp_grad="ignore", dtype=t)
+        model = lk.gaussian_nll_error(x, y, **kw, stages=lk.GAUSSIAN_STAGES)
+        xt, yt, vt = x.astype(t), y.astype(t), np.maximum(v.astype(t), t(1e-6))
+        r = xt - yt
+        loss = t(0.5) * (np.log(vt) + r**2 / vt)
+        value = np.sum(loss, dtype=t) / t(loss.size)
+        g = np.full(r.shape, t(1.0 / loss.size), t) * t(0.5)
+        d_x = (g / vt) * (t(2) * r)
+        d_v = g / vt + (-g * (r**2)) * (t(1) / (vt * vt))
+        want = lk.gaussian_nll_grad(x, y, **kw)
+        pairs = [(value, lk.gaussian_nll(x, y, **kw), "value"), (d_x, want["input"], "input")]
+        misses += _check_parts(pairs + [(d_v, want["var"], "var")], model, dtype)
+    assert misses > 3 or dtype == "bfloat16"

@@ -188,7 +188,7 @@ SPECS: list[Spec] = [
          {"full": False, "eps": 0.0, "reduction": "mean"},
          ("var_clamp_grad",),
          gaussian_cases(), GAUSSIAN_NLL, classes=False, gradient=lk.gaussian_nll_grad,
-         arrays=("var",), wrt=("input", "var")),
+         arrays=("var",), wrt=("input", "var"), error_model=lk.gaussian_nll_error, stages=lk.GAUSSIAN_STAGES),
     Spec("generalized_kl_div", "generalized KL of unnormalized measures: t log(t / q) - t + q, input log q",
          lk.generalized_kl_div,
          {"reduction": "mean"},
@@ -218,15 +218,16 @@ BINDINGS: list[Binding] = [
     *torch_pair("poisson_nll_loss", "PoissonNLLLoss", "poisson_nll",
                 params={**REDUCTION, "log_input": "log_input", "full": "full", "eps": "eps"},
                 defaults={"log_input": True, "eps": 1e-8}, stages=lk.POISSON_STAGES),
-    # var is a third positional argument; its clamp at eps is documented as ignored by autograd.
+    # var is a third positional argument; its clamp at eps is documented as ignored by autograd. Each op in
+    # the input dtype (torch/nn/functional.py, gaussian_nll_loss: 0.5 * (log(var) + (input - target)**2 / var)).
     Binding("torch.nn.functional.gaussian_nll_loss", "gaussian_nll", "torch",
             "F.gaussian_nll_loss(input, target, var{kw})",
             params={**REDUCTION, "full": "full", "eps": "eps"}, defaults={"eps": 1e-6},
-            conventions={"var_clamp_grad": "ignore"}),
+            conventions={"var_clamp_grad": "ignore"}, stages=lk.GAUSSIAN_STAGES),
     Binding("torch.nn.GaussianNLLLoss", "gaussian_nll", "torch",
             "torch.nn.GaussianNLLLoss({kw})(input, target, var)",
             params={**REDUCTION, "full": "full", "eps": "eps"}, defaults={"eps": 1e-6},
-            conventions={"var_clamp_grad": "ignore"}),
+            conventions={"var_clamp_grad": "ignore"}, stages=lk.GAUSSIAN_STAGES),
     # -- tensorflow (tf.nn) --
     # Elementwise, on log rates only; its Stirling term is left out only for 0 <= t <= 1. Each op in the
     # input dtype (tensorflow/python/ops/nn_impl.py, log_poisson_loss, at v2.21.0).
