@@ -701,7 +701,7 @@ def squared_error_error(
 
 #: "percentage_quotient": Keras' abs((y_true - y_pred) / maximum(abs(y_true), eps)), its mean
 #: over the last axis and the product with 100 in the input dtype (keras/src/losses/losses.py,
-#: mean_absolute_percentage_error, at v3.15.1). The model bounds the value only.
+#: mean_absolute_percentage_error, at v3.15.1).
 MAPE_STAGES = ("percentage_quotient",)
 
 
@@ -718,10 +718,18 @@ def mean_absolute_percentage_error_error(
     trace=NO_TRACE,
     stages=(),
 ):
-    """Rounding model of the value of :func:`mean_absolute_percentage_error` with
-    ``percentage_quotient``: q = |r| / max(|y|, eps) costs the residual's rounding and the
-    division's, 2 u q per element (the floor is exact); the mean over the last axis what
-    :func:`_row_error` says; the product with 100 one rounding of the result."""
+    """Rounding model of :func:`mean_absolute_percentage_error` with ``percentage_quotient``:
+    q = |r| / m, m = max(|y|, eps), costs the residual's rounding and the division's, 2 u q
+    per element (the floor is exact); the mean over the last axis what :func:`_row_error`
+    says; the product with 100 one rounding of the result.
+
+    Slopes (reverse mode): the cotangent 100 g (the product with 100 and the mean's 1/n: 2
+    roundings) reaches r through the division, a = 100 g sign(r) / m (3 u |a|), and m
+    through -ct r / m^2 = b (r's rounding, m^2, its reciprocal and two products: 7 u |b|,
+    passed by the floor only where |y| >= eps, halved at a tie under ``floor_tie="half"``):
+    d/dx = -a, d/dy = a + sign(y) b, their sum one rounding. Near x = 0 both terms are
+    about 100 / |y| and cancel, so the bound is a few u of 100 / |y| absolute.
+    """
     r = _residual(input, target, NO_TRACE)
     y = np.asarray(target, np.float64)
     den = np.abs(y) if denominator_eps is None else np.maximum(np.abs(y), _floor(denominator_eps, dtype))
@@ -735,4 +743,11 @@ def mean_absolute_percentage_error_error(
         else:
             per, loss = 3 * 100 * q, 100 * q
         value = reduction_error(per, loss, reduce_grad(np.shape(loss), reduction=reduction), reduction)
-    return {"value": value}
+        g = np.abs(reduce_grad(np.shape(r), reduction=reduction, sample_axis=sample_axis))
+        a = 100 * g / den
+        b = 100 * g * np.abs(r) / np.square(den)
+        if denominator_eps is not None:
+            b = np.abs(_floor_grad(np.abs(y), _floor(denominator_eps, dtype), b, floor_tie))
+        d_x = 3 * a
+        d_y = 3 * a + 7 * b + np.abs(a) + b
+    return {"value": value, "input": d_x, "target": d_y}

@@ -599,3 +599,23 @@ def test_gaussian_nll_model_bounds_the_emulated_computation(dtype):
         pairs = [(value, lk.gaussian_nll(x, y, **kw), "value"), (d_x, want["input"], "input")]
         misses += _check_parts(pairs + [(d_v, want["var"], "var")], model, dtype)
     assert misses > 3 or dtype == "bfloat16"
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_mape_slope_model_bounds_the_emulated_computation(dtype):
+    """Keras' percentage error by reverse mode in the half dtype (TensorFlow's order: the
+    quotient's slope in m as -(ct (y - x) / m) / m, which does not overflow)."""
+    t, misses = HALF[dtype], 0
+    for x, y in _residual_cases(seed=15, lo=-20, hi=20):
+        y = np.where(np.abs(y) < 1, 1.0, y)  # no slope past float16's range (100 |r| / m^2)
+        x, y = x.astype(t).astype(np.float64), y.astype(t).astype(np.float64)
+        kw = dict(reduction="none", sample_axis="mean", denominator_eps=1e-7, dtype=t)
+        model = reg.mean_absolute_percentage_error_error(x, y, **kw, stages=reg.MAPE_STAGES)
+        xt, yt = x.astype(t), y.astype(t)
+        a, m = yt - xt, np.maximum(np.abs(yt), t(1e-7))
+        ct = np.full(a.shape, t(100.0) * t(1.0 / a.shape[-1]), t) * np.sign(a / m)
+        ct_a, ct_m = ct / m, -((ct * a) / m) / m
+        want = reg.mean_absolute_percentage_error_grad(x, y, **kw)
+        pairs = [(-ct_a, want["input"], "input"), (ct_a + ct_m * np.sign(yt), want["target"], "target")]
+        misses += _check_parts(pairs, model, dtype)
+    assert misses > 10 or dtype == "bfloat16"
