@@ -99,8 +99,10 @@ def keras_pair(
     :func:`on_backend` makes each backend's copy. Either form may be None where Keras has only one."""
     params = dict(params or {})
     common = dict(defaults=defaults or {}, requires=requires or {})
-    if isinstance(stages, dict):
-        backends = {b: {**(backends or {}).get(b, {}), "_stages": tuple(s)} for b, s in stages.items()}
+    if isinstance(stages, dict):  # per backend, beside the backends' own conventions
+        backends = dict(backends or {})
+        for backend, named in stages.items():
+            backends[backend] = {**backends.get(backend, {}), "_stages": tuple(named)}
     else:
         common["stages"] = tuple(stages)
     conv = dict(conventions or {})

@@ -224,6 +224,14 @@ CONVENTIONS: dict[str, Convention] = {
             "tf.clip_by_value pass it whole",
         ),
         Convention(
+            "flush_subnormals",
+            False,
+            "float32 subnormal inputs (and results) read as +-0 (bfloat16's too, computed in "
+            "float32): XLA on CPU compiles with denormal-fp-math=preserve-sign and TensorFlow "
+            "sets flush-to-zero, so a subnormal residual sits on |r|'s kink and a subnormal "
+            "score ties with 0",
+        ),
+        Convention(
             "abs_zero_slope",
             0.0,
             "at a zero residual |r| has slope {value} in the input, not sign(0) = 0: JAX's abs "

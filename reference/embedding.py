@@ -21,6 +21,7 @@ import numpy as np
 from lossparity.reference._math import machine_eps, sigmoid, softplus
 from lossparity.reference.errors import OracleError
 from lossparity.reference.reduction import chain, reduce, reduce_grad
+from lossparity.reference.rounding import reduction_error
 from lossparity.reference.trace import NO_TRACE
 
 
@@ -447,6 +448,7 @@ def circle(
     reduction="mean",
     mean_over=None,
     zero_division="nan",
+    floor_tie="pass",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -475,12 +477,16 @@ def circle_grad(
     reduction="mean",
     mean_over=None,
     zero_division="nan",
+    floor_tie="pass",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
     """sigmoid(p + n) times the softmax weights of each log-sum-exp, through the weights
-    (max at equality passes) and d = max(1 - dot, 0) (half the slope at dot = 1 exactly) to
-    the dot products, and d dot_ij / d e = e_j, e_i."""
+    (max at equality passes) and d = max(1 - dot, 0) to the dot products, and
+    d dot_ij / d e = e_j, e_i. At dot = 1 exactly (identical unit vectors; a sample and itself
+    with ``remove_diagonal=False``) d sits on its kink: ``floor_tie="pass"`` passes the slope
+    whole (tf.maximum's gradient goes to its first argument where x >= y), ``"half"`` halves
+    it (jnp.maximum and torch.maximum split a tie between their arguments)."""
     e, dot, d, pos, neg, wp, wn, pw, nw, p, n = _circle_parts(input, target, gamma, margin, remove_diagonal)
     loss = softplus(p + n).reshape(np.shape(input)[:-1])
     g = reduce_grad(
@@ -494,7 +500,60 @@ def circle_grad(
         dnw = gamma * (-np.where(neg & (1.0 + margin - d >= 0), (1.0 - margin) - d, 0.0) - wn)
         g_d = outer[:, None] * (sp * dpw + sn * dnw)
         g_d = np.where(outer[:, None] == 0, 0.0, g_d)
-        # d = max(1 - dot, 0) passes half its slope at 1 - dot = 0 exactly (jnp.maximum and
-        # torch.maximum split a tie; tf.maximum passes it whole: see the known deviations)
-        g_dot = -np.where(1.0 - dot > 0, 1.0, np.where(1.0 - dot == 0, 0.5, 0.0)) * g_d
+        # d = max(1 - dot, 0) at 1 - dot = 0 exactly: the floor_tie convention
+        tie = 0.5 if floor_tie == "half" else 1.0
+        g_dot = -np.where(1.0 - dot > 0, 1.0, np.where(1.0 - dot == 0, tie, 0.0)) * g_d
     return {"input": ((g_dot + g_dot.T) @ e).reshape(np.shape(input))}
+
+
+# ----------------------------------------------------------------------------- rounding models
+# ``Spec.error_model`` of the cosine embedding loss: the first-order bound, in units of the
+# compute dtype's unit roundoff u, of computing it op by op in that dtype (``reference/rounding.py``
+# states the model). It bounds the value only: a gradient is held to the tolerance.
+
+#: "cosine_terms": torch's cosine_embedding_loss, composite ATen ops in the input dtype
+#: (aten/src/ATen/native/Loss.cpp: sum(x1 * x2), sum(x * x) + EPSILON, sqrt(m1 * m2), the
+#: quotient, 1 - cos and cos - margin).
+COSINE_EMBEDDING_STAGES = ("cosine_terms",)
+
+
+def cosine_embedding_error(
+    input,
+    target,
+    *,
+    input2,
+    margin=0.0,
+    reduction="mean",
+    sq_norm_add=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`cosine_embedding` with ``cosine_terms`` (D elements per vector):
+
+    - dot = sum a b and m = sum x^2 (+ e): the products' rounding and the sum's (D - 1), at
+      most D sum |terms| whatever the accumulator (PyTorch's CPU sum of half accumulates in
+      float, which costs less), the added e one more rounding, |m|;
+    - den = sqrt(m1 m2): the norms' relative errors halved, the product's and the root's:
+      rho = (err(m1) / m1 + err(m2) / m2 + 1) / 2 + 1 relative;
+    - cos = dot / den: err(dot) / den + |cos| (rho + 1);
+    - 1 - cos (u |1 - cos|) or cos - margin (u |cos - margin|), its clamp exact.
+
+    For a pair near parallel (y = 1) or a cosine near the margin (y = -1) the loss is a
+    difference of O(1) terms and the bound a few u absolute. Then the reduction's cost.
+    """
+    a, b = _f(input), _f(input2)
+    y = np.asarray(target)
+    e = 0.0 if sq_norm_add is None else float(np.asarray(sq_norm_add, dtype).astype(np.float64))
+    n = a.shape[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dot = np.sum(a * b, axis=-1)
+        m1, m2 = np.sum(a * a, axis=-1) + e, np.sum(b * b, axis=-1) + e
+        den = np.sqrt(m1 * m2)
+        rho = ((n * (m1 - e) + m1) / m1 + (n * (m2 - e) + m2) / m2 + 1) / 2 + 1
+        cos = dot / den
+        err = n * np.sum(np.abs(a * b), axis=-1) / den + np.abs(cos) * (rho + 1)
+        pos, neg = y == 1, y == -1
+        loss = np.where(pos, 1.0 - cos, np.where(neg, np.maximum(cos - margin, 0.0), 0.0))
+        per = np.where(pos, err + np.abs(1.0 - cos), np.where(neg, err + np.abs(cos - margin), 0.0))
+    return {"value": reduction_error(per, loss, reduce_grad(np.shape(loss), reduction=reduction), reduction)}

@@ -15,6 +15,7 @@ import numpy as np
 from lossparity.reference._math import clip_grad, over, times, xlogy
 from lossparity.reference.errors import OracleError
 from lossparity.reference.reduction import chain, reduce, reduce_grad
+from lossparity.reference.rounding import reduction_error
 from lossparity.reference.trace import NO_TRACE, reading
 
 STIRLING_CUTOFFS = ("above_one", "unit_interval")
@@ -284,3 +285,145 @@ def generalized_kl_div_grad(
         d_t = -r
     g = reduce_grad(np.shape(c), reduction=reduction, sample_axis=sample_axis)
     return {"input": chain(g, d_c), "target": chain(g, d_t)}
+
+
+# ============================================================================= rounding models
+# ``Spec.error_model`` of the Poisson NLL: the first-order bound, in units of the compute dtype's
+# unit roundoff u, of computing it op by op in that dtype (``reference/rounding.py`` states the
+# model), returning {"value": ..., "input": ..., "target": ...}.
+
+#: "poisson_terms": exp(c) - t c (or x - t log(x + eps)) and the Stirling term, each elementwise
+#: op rounded to the input dtype: tf.nn.log_poisson_loss (tensorflow/python/ops/nn_impl.py at
+#: v2.21.0) and torch's poisson_nll_loss (composite ATen ops, aten/src/ATen/native/Loss.cpp).
+POISSON_STAGES = ("poisson_terms",)
+
+
+def poisson_nll_error(
+    input,
+    target,
+    *,
+    log_input=False,
+    full=False,
+    eps=0.0,
+    reduction="mean",
+    sample_axis=None,
+    stirling_cutoff="above_one",
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`poisson_nll` with ``poisson_terms``, per element:
+
+    - log rates: exp(c) (u e^c), t c (u |t c|), their difference (u |v|);
+    - rates: x + eps (relative u: u absolute through the log), the log (u |l|), l = log(x + e),
+      t l (|t| (1 + |l|) carried, u |t l|), x - t l (u |v|);
+    - Stirling, where added: log t carried by t (|t log t|) and the product's, the difference
+      with t (|t log t - t|), log(2 pi t) (2 pi t rounded twice: 2u absolute, and its own u
+      |log(2 pi t)|) halved exactly, the sum (|S|) and the loss plus S (|loss|).
+
+    Slopes (reverse mode, g the reduction's cotangent, its rounding u |g slope|):
+
+    - d/dc = g exp(c) - g t: exp's rounding reused and the product, 2 u e^c, u |t|, the
+      difference u |slope|; d/dx = g - g t / (x + e): x + e, the division and the product,
+      3 u |t / (x + e)|, the difference;
+    - d/dt = -g c (u |c|) or -g l (u (1 + 2 |l|)); with Stirling the terms log t (2 u |log t|),
+      t (g / t) (2 u), -1, (0.5 / t) from log(2 pi t) (4 u: 2 pi t, the division, the product)
+      and the rate's term are summed: 4 u times the sum of their magnitudes.
+    """
+    if sample_axis is not None:
+        raise ValueError("the Poisson model takes no sample axis")
+    x, t = np.broadcast_arrays(np.asarray(input, np.float64), np.asarray(target, np.float64))
+    with np.errstate(all="ignore"):
+        if log_input:
+            e_c = np.exp(x)
+            loss = e_c - times(t, x)
+            per = e_c + np.abs(times(t, x)) + np.abs(loss)
+            d_x = e_c - t
+            err_x = 2 * e_c + np.abs(t) + np.abs(d_x)
+            rate, err_rate = -x, np.abs(x)
+        else:
+            e = _in_dtype(eps, dtype)
+            lg = np.log(x + e)
+            loss = x - times(t, lg)
+            per = np.abs(t) * (1 + np.abs(lg)) + np.abs(times(t, lg)) + np.abs(loss)
+            d_x = 1.0 - over(t, x + e)
+            err_x = 3 * np.abs(over(t, x + e)) + np.abs(d_x)
+            rate, err_rate = -lg, 1 + 2 * np.abs(lg)
+        d_t, err_t = rate, err_rate + np.abs(rate)
+        if full:
+            mask = _stirling_mask(t, stirling_cutoff)
+            lt = np.log(t)
+            stirling = xlogy(t, t) - t + 0.5 * np.log(2.0 * np.pi * t)
+            s_err = 2 * np.abs(xlogy(t, t)) + np.abs(xlogy(t, t) - t) + (2 + np.abs(np.log(2 * np.pi * t))) / 2
+            total = loss + stirling
+            per = per + np.where(mask, s_err + np.abs(stirling) + np.abs(total), 0.0)
+            loss = np.where(mask, total, loss)
+            terms = np.abs(lt) + 2 + 0.5 / np.abs(t) + np.abs(rate)
+            s_slope = 2 * np.abs(lt) + 2 + 2 / np.abs(t) + 4 * terms
+            d_t = np.where(mask, rate + lt + 0.5 / t, rate)
+            err_t = np.where(mask, err_rate + s_slope, err_t)
+        g = np.abs(reduce_grad(np.shape(x), reduction=reduction, sample_axis=sample_axis))
+        value = reduction_error(per, loss, reduce_grad(np.shape(x), reduction=reduction), reduction)
+        return {
+            "value": value,
+            "input": times(g, err_x + np.abs(d_x)),
+            "target": times(g, err_t + np.abs(d_t)),
+        }
+
+
+#: "gaussian_terms": torch's gaussian_nll_loss, 0.5 * (log(var) + (input - target)**2 / var)
+#: (+ 0.5 log(2 pi)) op by op in the input dtype (torch/nn/functional.py, gaussian_nll_loss).
+GAUSSIAN_STAGES = ("gaussian_terms",)
+
+
+def gaussian_nll_error(
+    input,
+    target,
+    *,
+    var,
+    full=False,
+    eps=0.0,
+    reduction="mean",
+    var_clamp_grad="zero",
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`gaussian_nll` with ``gaussian_terms``, per element (v the
+    clamped variance, r = x - t, q = r^2 / v):
+
+    - log v: u |log v|; r rounded (relative u), squared (2 u + u), divided (u): 4 u q; their
+      sum u |log v + q|; halved exactly; with ``full`` log(2 pi) / 2 rounded (u 0.92) and the
+      add (u |loss|); then the reduction.
+
+    Slopes (reverse mode, g the cotangent, its rounding u |g slope|): d/dx = g r / v: r's
+    rounding, the pow's backward 2 r ct, the division's: 4 u |slope| more; d/dv = g (1/v -
+    q/v) / 2: 1/v's two roundings (the log's backward and the product), q/v's (q's 4 u, the
+    division and the product: 6 u), their sum u |slope|; summed over the axes a broadcast var
+    spans, (k - 1) u sum |terms| more.
+    """
+    x, t = np.asarray(input, np.float64), np.asarray(target, np.float64)
+    v = _gaussian_var(x, var)
+    e = _in_dtype(eps, dtype)
+    vc = np.maximum(v, e) if e > 0 else v
+    with np.errstate(all="ignore"):
+        r = x - t
+        q = r * r / vc
+        lv = np.log(vc)
+        loss = 0.5 * (lv + q) + (HALF_LOG_2PI if full else 0.0)
+        per = 0.5 * (np.abs(lv) + 4 * q + np.abs(lv + q)) + ((HALF_LOG_2PI + np.abs(loss)) if full else 0.0)
+        shape = np.broadcast_shapes(x.shape, t.shape, v.shape)
+        loss, per = np.broadcast_to(loss, shape), np.broadcast_to(per, shape)
+        value = reduction_error(per, loss, reduce_grad(shape, reduction=reduction), reduction)
+        g = np.abs(reduce_grad(shape, reduction=reduction))
+        d_x = np.abs(np.broadcast_to(r / vc, shape))
+        d_v = np.broadcast_to(0.5 * (1.0 / vc - q / vc), shape)
+        terms = np.broadcast_to(0.5 * (1.0 / vc + q / vc), shape)
+        err_v = g * (0.5 * 2 / np.broadcast_to(vc, shape) + 0.5 * 6 * np.broadcast_to(q / vc, shape) + 2 * np.abs(d_v))
+        k = int(np.prod(shape)) // max(int(np.prod(v.shape)), 1)
+        err_v = _unbroadcast(err_v, v.shape) + max(k - 1, 0) * _unbroadcast(g * terms, v.shape)
+    return {
+        "value": value,
+        "input": _unbroadcast(g * 6 * d_x, x.shape),
+        "var": err_v.reshape(np.shape(var)),
+    }

@@ -26,6 +26,8 @@ import numpy as np
 from lossparity.reference._math import sigmoid, softplus, times
 from lossparity.reference.errors import OracleError
 from lossparity.reference.reduction import chain, reduce, reduce_grad
+from lossparity.reference.regression import flush_to_zero
+from lossparity.reference.rounding import reduction_error, unit_roundoff
 from lossparity.reference.trace import NO_TRACE, reading
 
 
@@ -61,8 +63,10 @@ def _signed_labels(target, hinge_labels, trace):
     return y
 
 
-def _violation(input, target, margin, hinge_labels, trace):
+def _violation(input, target, margin, hinge_labels, trace, flush=False, dtype=np.float32):
     x = trace("input", np.asarray(input, np.float64), reading(input, "scores", classes=False))
+    if flush:  # a subnormal score reads as +-0: at margin 0 it sits on the kink
+        x = trace("flushed input", flush_to_zero(x, dtype), "subnormals read as +-0")
     y = _signed_labels(target, hinge_labels, trace)
     return x, y, trace("margin violation", margin - y * x, f"z = {margin:g} - y x")
 
@@ -76,6 +80,7 @@ def hinge(
     hinge_labels="signed",
     sample_axis=None,
     hinge_kink=0.5,
+    flush_subnormals=False,
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -84,8 +89,9 @@ def hinge(
 
     ``hinge_labels="binary_if_all"``: when every target is 0 or 1, they are read as 2y - 1
     (Keras ``hinge``, ``squared_hinge``). ``hinge_kink`` is used by the gradient only.
+    ``flush_subnormals``: subnormal scores read as +-0 (XLA and TensorFlow on CPU).
     """
-    _, _, z = _violation(input, target, margin, hinge_labels, trace)
+    _, _, z = _violation(input, target, margin, hinge_labels, trace, flush_subnormals, dtype)
     loss = trace("per-element loss", np.maximum(z, 0.0), "max(0, z)")
     return reduce(loss, reduction=reduction, sample_axis=sample_axis, trace=trace)
 
@@ -99,12 +105,13 @@ def hinge_grad(
     hinge_labels="signed",
     sample_axis=None,
     hinge_kink=0.5,
+    flush_subnormals=False,
     dtype=np.float32,
     trace=NO_TRACE,
 ):
     """d/dx = -y where the margin is violated (z > 0), 0 where it is met with room (z < 0),
     -y * ``hinge_kink`` at z == 0."""
-    _, y, z = _violation(input, target, margin, hinge_labels, NO_TRACE)
+    _, y, z = _violation(input, target, margin, hinge_labels, NO_TRACE, flush_subnormals, dtype)
     g = reduce_grad(np.shape(z), reduction=reduction, sample_axis=sample_axis)
     return {"input": chain(g, times(_hinge_slope(z, hinge_kink), -y))}
 
@@ -144,9 +151,12 @@ def squared_hinge_grad(
 # ============================================================================ categorical hinge
 
 
-def _categorical_parts(input, target, hinge_neg, trace):
-    """(x, y, candidates of the negative score, neg, pos, z) of the categorical hinge."""
+def _categorical_parts(input, target, hinge_neg, trace, flush=False, dtype=np.float32):
+    """(x, y, candidates of the negative score, neg, pos, z) of the categorical hinge; with
+    ``flush`` the scores' subnormals read as +-0 (:func:`~lossparity.reference.regression.flush_to_zero`)."""
     x = trace("input", np.asarray(input, np.float64), reading(input, "scores", classes=True))
+    if flush:
+        x = trace("flushed input", flush_to_zero(x, dtype), "subnormals read as +-0")
     y = np.asarray(target, np.float64)
     pos = trace("positive score", np.sum(y * x, axis=-1), "pos = sum_c y_c x_c")
     prod = (1.0 - y) * x
@@ -169,6 +179,7 @@ def categorical_hinge(
     reduction="mean",
     hinge_neg="others",
     hinge_kink=0.5,
+    flush_subnormals=False,
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -179,7 +190,7 @@ def categorical_hinge(
     neg = max of (1 - y_c) x_c over the classes with y_c != 1. ``hinge_neg="masked_product"``
     (Keras) takes that max over every class, so a target class competes with a score of 0.
     """
-    *_, z = _categorical_parts(input, target, hinge_neg, trace)
+    *_, z = _categorical_parts(input, target, hinge_neg, trace, flush_subnormals, dtype)
     loss = trace("per-sample loss", np.maximum(z, 0.0), "max(0, z)")
     return reduce(loss, reduction=reduction, trace=trace)
 
@@ -191,12 +202,13 @@ def categorical_hinge_grad(
     reduction="mean",
     hinge_neg="others",
     hinge_kink=0.5,
+    flush_subnormals=False,
     dtype=np.float32,
     trace=NO_TRACE,
 ):
     """d/dx_c = slope(z) ((1 - y_c) s_c - y_c), s the even share of the max among tied
     candidates (a masked target class's share carries slope 0)."""
-    _, y, cand, z = _categorical_parts(input, target, hinge_neg, NO_TRACE)
+    _, y, cand, z = _categorical_parts(input, target, hinge_neg, NO_TRACE, flush_subnormals, dtype)
     d_z = (1.0 - y) * _tie_share(cand) - y
     g = reduce_grad(np.shape(z), reduction=reduction)
     return {"input": chain(g, times(_hinge_slope(z, hinge_kink)[..., None], d_z))}
@@ -528,3 +540,103 @@ def margin_ranking_grad(
     d = times(_hinge_slope(z, hinge_kink), y)
     g = reduce_grad(np.shape(z), reduction=reduction)
     return {"input": chain(g, -d), "input2": chain(g, d)}
+
+
+# ============================================================================ rounding models
+# ``Spec.error_model`` of the categorical hinge: the first-order bound, in units of the compute
+# dtype's unit roundoff u, of computing it in that dtype (``reference/rounding.py`` states the
+# model). It returns {"value": ..., "input": ...} in the shapes of the value and gradient.
+
+#: "hinge_terms": Keras' sum(y * x), max((1 - y) * x), neg - pos + 1.0 and maximum(., 0) in the
+#: input dtype (keras/src/losses/losses.py, categorical_hinge, at v3.15.1).
+CATEGORICAL_HINGE_STAGES = ("hinge_terms",)
+
+
+def categorical_hinge_error(
+    input,
+    target,
+    *,
+    reduction="mean",
+    hinge_neg="others",
+    hinge_kink=0.5,
+    flush_subnormals=False,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`categorical_hinge` with ``hinge_terms`` (C classes):
+
+    - pos = sum_c y_c x_c: the products' u |y_c x_c| and the sum's (C - 1) u sum |y_c x_c|:
+      C u sum |y_c x_c|;
+    - neg = max_c (1 - y_c) x_c: 1 - y_c and the product, 2 u |neg| (exact for one-hot y,
+      where max picks an exact score);
+    - z = neg - pos + 1: u |neg - pos| and u |z|.
+
+    err(z) = u (C sum |y x| + 2 |neg| + |neg - pos| + |z|) per sample; max(z, 0) adds nothing
+    (|max(a, 0) - max(b, 0)| <= |a - b|); for a small z (a margin nearly met) the terms of
+    about 1 cancel and the bound is a few u absolute. The reduction costs what
+    :func:`~lossparity.reference.rounding.reduction_error` says.
+
+    The slope is 1, -1 or a share of the max: exact, times the cotangent g (its rounding: u
+    |g slope|), except where the computed z may be on the other side of the kink (|z| <=
+    err(z)): there it may be anything between 0 and the whole slope, |g slope| u / u.
+    """
+    u = unit_roundoff(dtype)
+    x, y, cand, z = _categorical_parts(input, target, hinge_neg, NO_TRACE, flush_subnormals, dtype)
+    with np.errstate(invalid="ignore"):
+        pos, neg = np.sum(y * x, axis=-1), np.max(cand, axis=-1, initial=-np.inf)
+        neg = np.where(np.isfinite(neg), neg, 0.0)
+        err = x.shape[-1] * np.sum(np.abs(y * x), axis=-1) + 2 * np.abs(neg) + np.abs(neg - pos) + np.abs(z)
+        loss = np.maximum(z, 0.0)
+        g = reduce_grad(np.shape(z), reduction=reduction)
+        slope = np.abs(chain(g, times(_hinge_slope(z, 1.0)[..., None], (1.0 - y) * _tie_share(cand) - y)))
+        full = np.abs(chain(g, (1.0 - y) * _tie_share(cand) - y))
+        d_x = np.where((np.abs(z) <= u * err)[..., None], full / u, slope)
+    return {"value": reduction_error(err, loss, g, reduction), "input": d_x}
+
+
+#: "squared_margin": Keras' mean(square(maximum(1 - y x, 0)), axis=-1) in the input dtype
+#: (keras/src/losses/losses.py, squared_hinge, at v3.15.1).
+SQUARED_HINGE_STAGES = ("squared_margin",)
+
+
+def squared_hinge_error(
+    input,
+    target,
+    *,
+    reduction="mean",
+    hinge_labels="signed",
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`squared_hinge` with ``squared_margin``, per element:
+
+    - z = 1 - y x: the product's u |y x| (0 for y = +-1) and the difference's u |z|:
+      err(z) = u (|y x| + |z|);
+    - max(z, 0)^2: 2 |z| err(z) carried and the square's u z^2; then the mean over the last
+      axis (the same as :mod:`~lossparity.reference.regression`'s function forms) and the
+      reduction.
+
+    Slope -2 y max(z, 0) g: z's error carried, 2 |y g| err(z), and the products with y and g
+    and g's own rounding, 3 u |slope|; where the computed z may be on either side of 0
+    (z > -err(z)), else 0 exactly.
+    """
+    u = unit_roundoff(dtype)
+    _, y, z = _violation(input, target, 1.0, hinge_labels, NO_TRACE)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.abs(y * np.asarray(input, np.float64)) + np.abs(z)
+        h = np.maximum(z, 0.0)
+        per = np.where(z > 0, 2 * h * err + np.square(h), 0.0)
+        loss = np.square(h)
+        if sample_axis == "mean":
+            n = loss.shape[-1]
+            mean = np.mean(loss, axis=-1)
+            per = np.mean(per, axis=-1) + (n - 1) * np.mean(np.abs(loss), axis=-1) + np.abs(mean)
+            loss = mean
+        value = reduction_error(per, loss, reduce_grad(np.shape(loss), reduction=reduction), reduction)
+        g = np.abs(reduce_grad(np.shape(z), reduction=reduction, sample_axis=sample_axis))
+        slope = 2 * np.abs(y) * h
+        d_x = np.where(z > -u * err, g * (2 * np.abs(y) * err + 3 * slope), 0.0)
+    return {"value": value, "input": d_x}

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from lossparity.reference._math import clip_grad, softplus, times
+from lossparity.reference._math import clip_grad, sigmoid, softplus, times
 from lossparity.reference.errors import OracleError
 from lossparity.reference.reduction import chain, reduce, reduce_grad
+from lossparity.reference.rounding import reduction_error, unit_roundoff
 from lossparity.reference.trace import NO_TRACE, reading
 
 # ----------------------------------------------------------------------------- shared stages
@@ -41,6 +42,16 @@ def _residual(input, target, trace):
     y = np.asarray(target, np.float64)
     with np.errstate(invalid="ignore"):
         return trace("residual", x - y, "r = input - target")
+
+
+def _flushed_residual(input, target, flush, dtype, trace):
+    """r = input - target, with the inputs and r flushed where the framework flushes
+    subnormals (``flush_subnormals``; the difference of two float32 numbers is exact)."""
+    if not flush:
+        return _residual(input, target, trace)
+    x, y = flush_to_zero(input, dtype), flush_to_zero(target, dtype)
+    r = _residual(x, y, trace)
+    return trace("flushed residual", flush_to_zero(r, dtype), "subnormals read as +-0")
 
 
 def _reduced(loss, weight, reduction, sample_axis, mean_by, trace):
@@ -78,6 +89,28 @@ def _sign(r, at_zero=0.0):
     return np.where(r == 0, at_zero, np.sign(r)) if at_zero else np.sign(r)
 
 
+#: The smallest normal number of the precision each dtype is computed in on a CPU: float32's for
+#: float32 and bfloat16 (XLA and Eigen compute bfloat16 in float32), none for float16 (its
+#: subnormals are normal float32 numbers, in which XLA and Eigen compute it).
+_TINY = {
+    "float32": float(np.finfo(np.float32).tiny),
+    "bfloat16": float(np.finfo(np.float32).tiny),
+    "float64": float(np.finfo(np.float64).tiny),
+}
+
+
+def flush_to_zero(x, dtype, flush=True):
+    """``x`` with the subnormal numbers of its compute precision replaced by a zero of their
+    sign (``flush_subnormals=True``): XLA on CPU marks every function denormal-fp-math=
+    preserve-sign and TensorFlow runs its kernels with flush-to-zero and denormals-are-zero
+    set, so a float32 subnormal input reads as +-0 and compares equal to 0 (a subnormal
+    residual has |r|'s slope at 0, a subnormal score ties with 0). Shared by the regression
+    and margin oracles."""
+    x = np.asarray(x, np.float64)
+    tiny = _TINY.get(np.dtype(dtype).name, 0.0) if flush else 0.0
+    return np.where(np.abs(x) < tiny, np.copysign(0.0, x), x) if tiny else x
+
+
 def _floor_grad(v, eps, grad, floor_tie):
     """Pull ``grad`` back through max(v, eps): passed where v > eps (and at NaN, which max
     propagates), 0 where v < eps, and at a tie v == eps passed whole (``floor_tie="pass"``,
@@ -107,13 +140,15 @@ def absolute_error(
     sample_axis=None,
     mean_by="elements",
     abs_zero_slope=0.0,
+    flush_subnormals=False,
     dtype=np.float32,
     trace=NO_TRACE,
 ):
     """|input - target| elementwise, both of one shape; an optional ``weight`` of that shape
     multiplies each term (PyTorch's ``l1_loss``, whose mean then divides by sum(weight):
-    ``mean_by="weights"``)."""
-    r = _residual(input, target, trace)
+    ``mean_by="weights"``). ``flush_subnormals``: inputs and residual flushed to +-0 below
+    the compute precision's smallest normal (:func:`flush_to_zero`)."""
+    r = _flushed_residual(input, target, flush_subnormals, dtype, trace)
     loss = trace("per-element loss", np.abs(r), "|r|")
     return _reduced(loss, weight, reduction, sample_axis, mean_by, trace)
 
@@ -127,11 +162,12 @@ def absolute_error_grad(
     sample_axis=None,
     mean_by="elements",
     abs_zero_slope=0.0,
+    flush_subnormals=False,
     dtype=np.float32,
     trace=NO_TRACE,
 ):
     """d/d input = sign(r) (``abs_zero_slope`` at r = 0), d/d target = -sign(r)."""
-    r = _residual(input, target, NO_TRACE)
+    r = _flushed_residual(input, target, flush_subnormals, dtype, NO_TRACE)
     s = _sign(r, abs_zero_slope)
     return _pulled(s, -s, weight, reduction, sample_axis, mean_by)
 
@@ -438,3 +474,280 @@ def mean_squared_logarithmic_error_grad(
         eps = _floor(value_floor, dtype)
         d_x, d_y = _floor_grad(x, eps, d_x, floor_tie), _floor_grad(y, eps, d_y, floor_tie)
     return _pulled(d_x, d_y, None, reduction, sample_axis, "elements")
+
+
+# ----------------------------------------------------------------------------- rounding models
+# ``Spec.error_model`` of log-cosh and of the squared logarithmic error: the first-order bound,
+# in units of the compute dtype's unit roundoff u, of computing the loss stage by stage in that
+# dtype (``reference/rounding.py`` states the model). Each takes the oracle's arguments and
+# returns {"value": ..., "input": ..., "target": ...} in the shapes of the value and gradients.
+# Notation: r the exact residual of the (rounded) inputs, a = |r|, L = log 2.
+
+#: The stages the log-cosh model knows. "softplus_form": Keras' r + softplus(-2r) - log 2 in
+#: the input dtype; "eigen_softplus": that softplus is TensorFlow's CPU kernel, which returns
+#: m for m > -T and exp(m) for m < T, T = log(eps) + 2 in the dtype (an approximation, not a
+#: rounding: its exact error is added); "logaddexp_form": optax's logaddexp(r, -r) - log 2.
+LOG_COSH_STAGES = ("softplus_form", "eigen_softplus", "logaddexp_form")
+#: The stage of the squared logarithmic error model: Keras' log(max(v, eps) + 1) in the input
+#: dtype (the JAX backend, where the float32 epsilon is weakly typed and promotes nothing).
+MSLE_STAGES = ("log_plus_one",)
+
+#: Eigen's NumTraits<T>::epsilon() (the machine epsilon, 2u), which sets TensorFlow's softplus
+#: thresholds.
+_EIGEN_EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
+
+
+def _row_error(per, loss, reduction, sample_axis):
+    """The error (units of u) of the reduced loss from each element's (``per``): a mean over
+    the last axis (``sample_axis="mean"``, Keras' function forms) costs each row its
+    elements' errors / n, the sum's (n - 1) sum |terms| / n and the division's |mean|; then
+    the reduction costs what :func:`~lossparity.reference.rounding.reduction_error` says."""
+    per, loss = np.asarray(per, np.float64), np.asarray(loss, np.float64)
+    if sample_axis == "mean":
+        n = loss.shape[-1]
+        if not n:
+            per, loss = np.zeros(loss.shape[:-1]), np.zeros(loss.shape[:-1])
+        else:
+            with np.errstate(invalid="ignore", over="ignore"):
+                mean = np.mean(loss, axis=-1)
+                per = np.mean(per, axis=-1) + (n - 1) * np.mean(np.abs(loss), axis=-1) + np.abs(mean)
+                loss = mean
+    return reduction_error(per, loss, reduce_grad(np.shape(loss), reduction=reduction), reduction)
+
+
+def _slope_error(per, slope, reduction, sample_axis):
+    """A gradient's error (units of u) from its per-element error ``per`` (for a unit
+    cotangent) and exact ``slope``: both times |g|, the reduction's cotangent, whose own
+    rounding (1/n in the dtype) costs |g slope| more."""
+    g = np.abs(reduce_grad(np.shape(slope), reduction=reduction, sample_axis=sample_axis))
+    with np.errstate(invalid="ignore"):
+        return times(g, np.asarray(per, np.float64) + np.abs(slope))
+
+
+def _softplus_truncation(m, dtype):
+    """|softplus(m) - eigen_softplus(m)|: TensorFlow's CPU softplus returns m where m > -T and
+    exp(m) where m < T, T = log(eps) + 2 in the dtype (tensorflow/core/kernels/softplus_op.h),
+    so it is log1p(exp(-m)) off above and exp(m) - log1p(exp(m)) below: up to 2 e^2 u / m and
+    e^2 u relative (about 14.8 u / m and 7.4 u; 0.056 absolute in bfloat16 at m = 2.85)."""
+    name = np.dtype(dtype).name
+    t = float(np.asarray(np.log(np.asarray(_EIGEN_EPS.get(name, 2.0**-23), dtype)) + 2.0, dtype))
+    with np.errstate(over="ignore", invalid="ignore"):
+        above = np.log1p(np.exp(-np.abs(m)))
+        below = np.exp(np.minimum(m, 0.0)) - np.log1p(np.exp(np.minimum(m, 0.0)))
+        return np.where(m > -t, above, np.where(m < t, below, 0.0))
+
+
+def log_cosh_error(input, target, *, reduction="mean", sample_axis=None, dtype=np.float32, trace=NO_TRACE, stages=()):
+    """Rounding model of :func:`log_cosh` computed in the compute dtype (``stages``).
+
+    Every form first rounds the residual, r(1 + d): its effect is the slope times u |r|, so
+    u a |tanh r| on the value and u a sech^2 r on the slope. Then, with t = log1p(exp(-2a))
+    (in (0, log 2]) and s = softplus(m), m = -2r (exact: a power of 2):
+
+    ``softplus_form`` (Keras: r + softplus(-2r) - log 2; the JAX, TensorFlow and PyTorch
+    backends' softplus each bounded):
+
+    - s: JAX's logaddexp(m, 0) = max(m, 0) + log1p(exp(-|m|)) costs exp's rounding carried
+      through log1p (u z / (1 + z) <= u t_m, t_m = log1p(exp(-|m|))), log1p's u t_m, and the
+      add's min(u s, t_m) (a representable max(m, 0) is never more than t_m away); Eigen's
+      log1p(exp(m)) costs u sigma(m) (exp's, carried) + u s; PyTorch's float opmath one
+      rounding: e_s <= u (sigma(m) + s + 2 t_m), plus, with ``eigen_softplus``, TensorFlow's
+      truncation (:func:`_softplus_truncation`), exact, over u;
+    - r + s: u |r + s|; log 2 rounded to the dtype: u L; the final difference: u |v|.
+
+    Value: u (a |tanh r| + e_s + |r + s| + L + |v|) per element. The slope is, in reverse mode,
+    g + (-2) g sigma(m): sigma(m) is exp(m - s) in JAX's logaddexp jvp (relative error e_s +
+    u softplus(-m) (the subtraction of m - s = -softplus(-m)) + u (exp)), 1 / (exp(-m) + 1)
+    in TensorFlow's SoftplusGrad (3 u: exp, the add, the division), float opmath in PyTorch
+    (u); the product with g one rounding more, the final add u |tanh r|, g's own rounding u
+    |tanh r|: u |g| (a sech^2 r + 2 sigma(m) (rho + 1) + 2 |tanh r|), rho the largest of the
+    three.
+
+    ``logaddexp_form`` (optax: logaddexp(r, -r) - log 2 = a + t - L, max(r, -r) exact, the
+    difference 2r exact): value u (a |tanh r| + 2t + min(a + t, t / u) + L + |v|); slope
+    g exp(r - s) - g exp(-r - s) (the jvp of logaddexp), each exp of relative error e_s +
+    u |x_i - s| + u, each product one rounding, their sum u |tanh r|:
+    u |g| (a sech^2 r + sum_i sigma(+-2r) (rho_i + 1) + 2 |tanh r|).
+
+    For small |r| every form cancels O(1) terms to v = r^2 / 2: the bound is then a few u
+    absolute (3.5 u at r = 0), the accuracy the computation has, not a relative one.
+    """
+    u = unit_roundoff(dtype)
+    r = _residual(input, target, NO_TRACE)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        a = np.abs(r)
+        v = np.asarray(log_cosh(input, target, reduction="none"), np.float64)
+        tanh, sech2 = np.tanh(r), 1.0 / np.square(np.cosh(np.minimum(a, 350.0)))
+        residual_v, residual_g = a * np.abs(tanh), a * sech2
+        lg2 = np.log(2.0)
+        if "logaddexp_form" in stages:
+            t = np.log1p(np.exp(-2.0 * a))
+            s = a + t
+            e_s = 2 * t + np.minimum(s, t / u)
+            per_v = residual_v + e_s + lg2 + np.abs(v)
+            rho = [e_s + np.abs(x - s) + 1 for x in (r, -r)]
+            per_g = residual_g + sum(sigmoid(x) * (p + 1) for x, p in zip((2 * r, -2 * r), rho)) + np.abs(tanh)
+        else:
+            m = -2.0 * r
+            s, sig = softplus(m), sigmoid(m)
+            t_m = np.log1p(np.exp(-np.abs(m)))
+            e_s = sig + s + 2 * t_m
+            if "eigen_softplus" in stages:
+                e_s = e_s + _softplus_truncation(m, dtype) / u
+            per_v = residual_v + e_s + np.abs(r + s) + lg2 + np.abs(v)
+            rho = np.maximum(2 * t_m + np.minimum(s, t_m / u) + softplus(-m) + 1, 3.0)
+            per_g = residual_g + 2 * sig * (rho + 1) + np.abs(tanh)
+        value = _row_error(per_v, v, reduction, sample_axis)
+        d_r = _slope_error(per_g, tanh, reduction, sample_axis)
+    return {"value": value, "input": d_r, "target": d_r}
+
+
+def mean_squared_logarithmic_error_error(
+    input,
+    target,
+    *,
+    reduction="mean",
+    sample_axis=None,
+    value_floor=None,
+    floor_tie="pass",
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`mean_squared_logarithmic_error` with ``log_plus_one``: Keras'
+    log(max(v, eps) + 1.0), the logs' difference, its square and the mean over the last axis
+    in the compute dtype (the floor max(v, eps) is exact).
+
+    - l_v = log(fl(f + 1)), f the floored value: the add's relative u becomes u absolute
+      through the log, the log's rounding u |l_v|: err(l_v) = u (1 + |l_v|);
+    - d = l_x - l_y: err(d) = u (2 + |l_x| + |l_y| + |d|);
+    - d^2: |(d + E)^2 - d^2| <= 2 |d| E + E^2, E = err(d), plus the square's rounding u d^2,
+      per element (E^2, second order, is kept: where the logs cancel, d is smaller than E
+      and E^2 is the larger term), then the row's mean (:func:`_row_error`).
+
+    Slope in x (reverse mode, JAX's jvp rules): 2 d g (g the cotangent: its rounding and the
+    product's, 2 u |d|, plus err(d)), divided by fl(f + 1) (the division's u and the sum's u:
+    2 u |d| more): u |g| 2 (err(d) + 4 |d|) / (1 + f), times the floor's slope (1 above eps,
+    0 below, 1/2 at a tie under ``floor_tie="half"``); likewise in y. Where x and y nearly
+    agree, d is a few u of O(1) logs that cancel, which the bound states: the slope is then
+    a few u / (1 + f) absolute.
+    """
+    x, y = np.asarray(input, np.float64), np.asarray(target, np.float64)
+    eps = None if value_floor is None else _floor(value_floor, dtype)
+    fx, lx = _log1p_floored(x, value_floor, dtype, NO_TRACE, "input")
+    fy, ly = _log1p_floored(y, value_floor, dtype, NO_TRACE, "target")
+    u = unit_roundoff(dtype)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        d = lx - ly
+        err_d = 2 + np.abs(lx) + np.abs(ly) + np.abs(d)
+        per = 2 * np.abs(d) * err_d + u * np.square(err_d) + np.square(d)
+        value = _row_error(per, np.square(d), reduction, sample_axis)
+        g = np.abs(reduce_grad(np.shape(d), reduction=reduction, sample_axis=sample_axis))
+        out = {}
+        for name, v, f in (("input", x, fx), ("target", y, fy)):
+            per = times(g, 2 * (err_d + 4 * np.abs(d)) / (1 + f))
+            out[name] = per if eps is None else np.abs(_floor_grad(v, eps, per, floor_tie))
+    return {"value": value, **out}
+
+
+#: "residual_square": (input - target)^2 with the residual rounded to the compute dtype first,
+#: then its square (and a weight's product) rounded: optax's squared_error / l2_loss, Keras'
+#: mean_squared_error (square(y_true - y_pred), then the mean over the last axis), PyTorch's
+#: mse_loss (ATen's mse kernel diff * diff; the weighted form pow(input - target, 2) * weight).
+SQUARED_ERROR_STAGES = ("residual_square",)
+
+
+def squared_error_error(
+    input,
+    target,
+    *,
+    weight=None,
+    reduction="mean",
+    sample_axis=None,
+    mean_by="elements",
+    half_square=False,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`squared_error` with ``residual_square``, per element:
+
+    - r = x - y rounded (relative u), squared: 2 u r^2, the square's rounding u r^2, a weight's
+      product u |w r^2|: 3 u |w| r^2 + u |w r^2| (half_square halves exactly);
+    - then the mean over the last axis (:func:`_row_error`) or the reduction (a weighted
+      mean's denominator sum and division included,
+      :func:`~lossparity.reference.rounding.reduction_error`).
+
+    Slope 2 r (r with half_square) times w and the cotangent g: r's rounding, the products
+    with g and w, the cotangent's own rounding: 4 u |slope| + u |slope| (g = 1/n rounded).
+    """
+    r = _residual(input, target, NO_TRACE)
+    w = np.ones(np.shape(r)) if weight is None else np.broadcast_to(np.asarray(weight, np.float64), np.shape(r))
+    c = 0.5 if half_square else 1.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        loss = times(w, c * np.square(r))
+        per = 4 * np.abs(loss)
+        if sample_axis == "mean":
+            value = _row_error(per, loss, reduction, sample_axis)
+        else:
+            g = reduce_grad(
+                np.shape(r), reduction=reduction, mean_by=mean_by, denom_weight=None if weight is None else w
+            )
+            value = reduction_error(per, loss, g, reduction)
+        slope = 2 * c * r
+        out = _pulled(slope, -slope, weight, reduction, sample_axis, mean_by)
+    return {"value": value, "input": 5 * np.abs(out["input"]), "target": 5 * np.abs(out["target"])}
+
+
+#: "percentage_quotient": Keras' abs((y_true - y_pred) / maximum(abs(y_true), eps)), its mean
+#: over the last axis and the product with 100 in the input dtype (keras/src/losses/losses.py,
+#: mean_absolute_percentage_error, at v3.15.1).
+MAPE_STAGES = ("percentage_quotient",)
+
+
+def mean_absolute_percentage_error_error(
+    input,
+    target,
+    *,
+    reduction="mean",
+    sample_axis=None,
+    denominator_eps=None,
+    floor_tie="pass",
+    abs_zero_slope=0.0,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`mean_absolute_percentage_error` with ``percentage_quotient``:
+    q = |r| / m, m = max(|y|, eps), costs the residual's rounding and the division's, 2 u q
+    per element (the floor is exact); the mean over the last axis what :func:`_row_error`
+    says; the product with 100 one rounding of the result.
+
+    Slopes (reverse mode): the cotangent 100 g (the product with 100 and the mean's 1/n: 2
+    roundings) reaches r through the division, a = 100 g sign(r) / m (3 u |a|), and m
+    through -ct r / m^2 = b (r's rounding, m^2, its reciprocal and two products: 7 u |b|,
+    passed by the floor only where |y| >= eps, halved at a tie under ``floor_tie="half"``):
+    d/dx = -a, d/dy = a + sign(y) b, their sum one rounding. Near x = 0 both terms are
+    about 100 / |y| and cancel, so the bound is a few u of 100 / |y| absolute.
+    """
+    r = _residual(input, target, NO_TRACE)
+    y = np.asarray(target, np.float64)
+    den = np.abs(y) if denominator_eps is None else np.maximum(np.abs(y), _floor(denominator_eps, dtype))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        q = np.abs(r) / den
+        if sample_axis == "mean":
+            n = q.shape[-1]
+            mean = np.mean(q, axis=-1)
+            per = 100 * (np.mean(2 * q, axis=-1) + (n - 1) * mean + mean) + 100 * mean
+            loss = 100 * mean
+        else:
+            per, loss = 3 * 100 * q, 100 * q
+        value = reduction_error(per, loss, reduce_grad(np.shape(loss), reduction=reduction), reduction)
+        g = np.abs(reduce_grad(np.shape(r), reduction=reduction, sample_axis=sample_axis))
+        a = 100 * g / den
+        b = 100 * g * np.abs(r) / np.square(den)
+        if denominator_eps is not None:
+            b = np.abs(_floor_grad(np.abs(y), _floor(denominator_eps, dtype), b, floor_tie))
+        d_x = 3 * a
+        d_y = 3 * a + 7 * b + np.abs(a) + b
+    return {"value": value, "input": d_x, "target": d_y}

@@ -22,6 +22,7 @@ import numpy as np
 from lossparity.reference._math import _log_softmax_parts, times
 from lossparity.reference.errors import OracleError
 from lossparity.reference.reduction import chain, reduce, reduce_grad
+from lossparity.reference.rounding import reduction_error
 from lossparity.reference.trace import NO_TRACE, reading
 
 # ----------------------------------------------------------------------------- shared stages
@@ -538,3 +539,125 @@ def ranking_softmax_grad(
         d = np.where(valid, np.sum(y_valid, axis=-1, keepdims=True) * p - y_valid, 0.0)
     g = reduce_grad(rows.shape, reduction=reduction, mask=rows, zero_division=zero_division)
     return {"input": chain(g, d)}
+
+
+# ----------------------------------------------------------------------------- rounding models
+# ``Spec.error_model`` of Keras' dice and tversky: the first-order bound, in units of the compute
+# dtype's unit roundoff u, of computing the loss in that dtype (``reference/rounding.py`` states
+# the model), value and slope.
+
+#: "overlap_sums": Keras' products, sums over the axes, the index's quotient and 1 - index in
+#: the input dtype (keras/src/losses/losses.py, dice and tversky, at v3.15.1: no upcast).
+OVERLAP_STAGES = ("overlap_sums",)
+
+
+def _overlap_error(input, target, alpha, beta, eps, dice_form, axis, overlap_axes, reduction, rest):
+    """The error of Keras' 1 - index (units of u), reduced, with n the elements per mask:
+
+    - I = sum t p: the products' u sum |t p| and the sum's (n - 1): err(I) = n sum |t p|;
+    - dice: D = sum t + sum p + eps: the sums' (n - 1) (sum |t| + sum |p|) and two adds, 2 |D|;
+      the index 2I / D;
+    - tversky: FP' = sum (1 - p) t and FN' = sum p (1 - t) (Keras' names; 1 - v and the
+      product: (n + 1) sum |terms| each), D = I + alpha FP' + beta FN' + eps: err(I) + the
+      coefficients' products, k err + k |FP'| (k = max(|alpha|, |beta|)), and three adds,
+      3 (|I| + k |FP'| + k |FN'| + eps); the index I / D;
+    - the quotient q = c I / D (c = 2 or 1): (c err(I) + |q| err(D)) / |D| + |q| (the
+      division); 1 - q: |loss|.
+
+    Near a perfect overlap q is within a few u of 1 and the loss is a few u absolute.
+
+    Slope in p_k (reverse mode, g the reduction's cotangent): the numerator's path c t_k / D
+    (the division and the product with t: relative rho_D + 2, rho_D = err(D) / |D|) and the
+    denominator's c I / D^2 times dD/dp_k (1 for dice; t_k (1 - alpha) + beta (1 - t_k) for
+    tversky, one rounding per coefficient): (c err(I) + c |I| (2 rho_D + 4)) / D^2 (I's error,
+    D^2's, the products), then the terms' sum (2 or 3 roundings of their magnitudes) and g's
+    own rounding. Where p_k's two paths nearly cancel (a mask almost covered) the slope is a
+    few u of c / D absolute.
+    """
+    if any(v not in (None, False, "none") for v in rest):
+        raise ValueError("the Keras overlap model takes no weight, background or class reduction")
+    p, t = np.asarray(input, np.float64), np.asarray(target, np.float64)
+    axes = _axes(p.ndim, axis, overlap_axes)
+    n = int(np.prod([p.shape[a] for a in axes])) if axes else 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inter = np.sum(t * p, axis=axes)
+        err_i = n * np.sum(np.abs(t * p), axis=axes)
+        if dice_form:
+            den = np.sum(t, axis=axes) + np.sum(p, axis=axes) + eps
+            err_d = (n - 1) * (np.sum(np.abs(t), axis=axes) + np.sum(np.abs(p), axis=axes)) + 2 * np.abs(den)
+            c = 2.0
+        else:
+            k = max(abs(alpha), abs(beta))
+            fp, fn = np.sum(np.abs((1 - p) * t), axis=axes), np.sum(np.abs(p * (1 - t)), axis=axes)
+            den = inter + alpha * np.sum((1 - p) * t, axis=axes) + beta * np.sum(p * (1 - t), axis=axes) + eps
+            err_d = err_i + k * (n + 1) * (fp + fn) + k * (fp + fn) + 3 * (np.abs(inter) + k * (fp + fn) + abs(eps))
+            c = 1.0
+        q = c * inter / den
+        loss = 1.0 - q
+        per = (c * err_i + np.abs(q) * err_d) / np.abs(den) + np.abs(q) + np.abs(loss)
+        value = reduction_error(per, loss, reduce_grad(np.shape(loss), reduction=reduction), reduction)
+        g = np.abs(np.expand_dims(reduce_grad(np.shape(loss), reduction=reduction), axes))
+        den_x, inter_x, rho = (np.expand_dims(np.abs(v), axes) for v in (den, inter, err_d / np.abs(den)))
+        err_ix = np.expand_dims(err_i, axes)
+        coef = np.ones(p.shape) if dice_form else np.abs(t) * (1 + abs(alpha)) + abs(beta) * np.abs(1 - t)
+        t1 = c * np.abs(t) / den_x
+        q_term = c * inter_x / den_x**2 * coef
+        q_err = c * (err_ix + inter_x * (2 * rho + 5)) / den_x**2 * coef
+        d_p = g * (t1 * (rho + 2) + q_err + 4 * (t1 + q_term))
+    return value, d_p
+
+
+def dice_error(
+    input,
+    target,
+    *,
+    smooth=0.0,
+    axis=None,
+    weight=None,
+    ignore_background=False,
+    class_reduction="none",
+    from_logits=False,
+    reduction="none",
+    dice_eps=None,
+    smooth_form="dice",
+    overlap_axes="all",
+    prob_check=None,
+    binary_channel=False,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`dice` as Keras computes it (``overlap_sums``): 1 - 2I / (T + P + eps)."""
+    rest = (weight, ignore_background, class_reduction, from_logits, binary_channel, smooth or None)
+    value, d_p = _overlap_error(
+        input, target, 0.5, 0.5, _eps(dice_eps, dtype), True, axis, overlap_axes, reduction, rest
+    )
+    return {"value": value, "input": d_p}
+
+
+def tversky_error(
+    input,
+    target,
+    *,
+    alpha=0.5,
+    beta=0.5,
+    smooth=0.0,
+    axis=None,
+    weight=None,
+    ignore_background=False,
+    class_reduction="none",
+    from_logits=False,
+    reduction="none",
+    dice_eps=None,
+    overlap_axes="all",
+    prob_check=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`tversky` as Keras computes it (``overlap_sums``): 1 - I / D."""
+    rest = (weight, ignore_background, class_reduction, from_logits, smooth or None)
+    value, d_p = _overlap_error(
+        input, target, alpha, beta, _eps(dice_eps, dtype), False, axis, overlap_axes, reduction, rest
+    )
+    return {"value": value, "input": d_p}

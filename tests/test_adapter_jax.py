@@ -131,3 +131,16 @@ def test_jnp_clip_splits_the_slope_at_a_bound():
 
     slope = jax.grad(lambda x: jnp.clip(x, 0.25, 1.0).sum())(jnp.array([1.0, 0.5, 0.25, 0.0, 2.0]))
     np.testing.assert_array_equal(np.asarray(slope), [0.5, 1.0, 0.5, 0.0, 0.0])
+
+
+def test_xla_cpu_flushes_float32_subnormals():
+    """The fact behind the flush_subnormals convention on JAX: XLA on CPU reads a float32
+    subnormal as a zero of its sign, so |x|'s slope (select(x >= 0, 1, -1)) is +1 at -1.4e-45
+    and a subnormal ties with 0 in a max, which splits the slope."""
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.array([-1.4e-45, -4.4e-39, -1e-30], jnp.float32)
+    np.testing.assert_array_equal(np.asarray(jax.grad(lambda v: jnp.abs(v).sum())(x)), [1.0, 1.0, -1.0])
+    share = jax.grad(lambda v: jnp.max(jnp.stack([jnp.zeros((), jnp.float32), v[0]])))(x)
+    np.testing.assert_array_equal(np.asarray(share), [0.5, 0.0, 0.0])

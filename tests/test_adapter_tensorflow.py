@@ -107,3 +107,15 @@ def test_reproducer_prints_what_call_returns():
     assert run.returncode == 0, run.stderr[-2000:]
     printed = ast.literal_eval(run.stdout.strip().splitlines()[-1])
     assert np.asarray(printed, np.float64).tolist() == out.value.tolist()
+
+
+def test_tensorflow_cpu_flushes_float32_subnormals():
+    """The fact behind the flush_subnormals convention on TensorFlow: its CPU kernels run with
+    flush-to-zero and denormals-are-zero, so sign(x), |x|'s slope, is 0 at a float32 subnormal."""
+    import tensorflow as tf
+
+    x = tf.constant(np.array([-1.4e-45, 4.4e-39, -1e-30], np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.reduce_sum(tf.abs(x))
+    np.testing.assert_array_equal(tape.gradient(y, x).numpy(), [0.0, 0.0, -1.0])

@@ -328,3 +328,23 @@ def test_circle_mask_mean():
     assert per[0] == 0.0 and per[3] == 0.0 and per[1] > 0 and per[2] > 0
     assert math.isclose(emb.circle(e, labels, mean_over="positive", zero_division="zero"), (per[1] + per[2]) / 2)
     assert emb.circle(e, A([0, 0, 0, 0]), mean_over="positive", zero_division="zero") == 0.0
+
+
+def test_circle_floor_tie_halves_or_passes_the_kink_slope():
+    """Identical unit vectors of different labels sit on the kink of d = max(1 - cos, 0):
+    floor_tie="pass" (tf.maximum) gives the pair the slope of the side d = 1 - cos > 0,
+    "half" (jnp.maximum, torch.maximum) the mean of both sides' slopes (the other side,
+    cos > 1, has d = 0 and slope 0)."""
+    e = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    labels = np.array([0, 1, 0, 1])
+    kw = dict(gamma=16.0, reduction="sum")
+    whole = emb.circle_grad(e, labels, floor_tie="pass", **kw)["input"]
+    half = emb.circle_grad(e, labels, floor_tie="half", **kw)["input"]
+    inside, outside = e.copy(), e.copy()
+    inside[1] = [np.cos(1e-7), np.sin(1e-7)]  # cos < 1: d = 1 - cos, slope -1
+    outside[1] = [1.0 + 1e-9, 0.0]  # cos > 1: d = 0, slope 0
+    one_sided = [emb.circle_grad(v, labels, floor_tie="pass", **kw)["input"] for v in (inside, outside)]
+    assert np.abs(one_sided[0] - one_sided[1]).max() > 1  # the kink carries a real slope here
+    np.testing.assert_allclose(whole, one_sided[0], atol=1e-4)
+    np.testing.assert_allclose(half, (one_sided[0] + one_sided[1]) / 2, atol=1e-4)
+    assert emb.circle(e, labels, floor_tie="pass", **kw) == emb.circle(e, labels, floor_tie="half", **kw)

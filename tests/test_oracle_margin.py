@@ -319,3 +319,23 @@ def test_soft_margin_saturates_without_overflow():
     assert m.soft_margin(A([1e4]), A([-1.0]), reduction="none").tolist() == [1e4]
     assert m.soft_margin_grad(A([1e4, -1e4]), A([-1.0, -1.0]), reduction="sum")["input"].tolist() == [1.0, 0.0]
     assert m.soft_margin(A([0.0]), A([1.0])) == pytest.approx(math.log(2), rel=1e-16)
+
+
+def test_flush_subnormals_ties_a_subnormal_score_with_the_masked_target():
+    """Keras' categorical hinge takes max((1 - y) x): a subnormal negative score flushed to -0
+    ties with the target's masked 0, and the max's slope is shared between them."""
+    x = np.array([[-1.4e-45, -0.5]])
+    y = np.array([[0.0, 1.0]])
+    kw = dict(reduction="sum", hinge_neg="masked_product")
+    kept = m.categorical_hinge_grad(x, y, **kw)["input"]
+    flushed = m.categorical_hinge_grad(x, y, **kw, flush_subnormals=True)["input"]
+    np.testing.assert_array_equal(kept, [[0.0, -1.0]])
+    np.testing.assert_array_equal(flushed, [[0.5, -1.0]])
+
+
+def test_flush_subnormals_puts_a_subnormal_score_on_the_perceptron_kink():
+    """At margin 0 a flushed subnormal score gives z = 0: the kink's slope (jnp.maximum: 1/2)."""
+    x, y = np.array([-2.8e-45, 0.5]), np.array([-1.0, -1.0])
+    kw = dict(margin=0.0, reduction="none")
+    np.testing.assert_array_equal(m.hinge_grad(x, y, **kw)["input"], [0.0, 1.0])
+    np.testing.assert_array_equal(m.hinge_grad(x, y, **kw, flush_subnormals=True)["input"], [0.5, 1.0])

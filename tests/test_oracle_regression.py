@@ -254,3 +254,17 @@ def test_abs_zero_slope():
     assert list(got["input"]) == [-1.0, 1.0] and list(got["target"]) == [1.0, -1.0]
     mape = _g(reg.mean_absolute_percentage_error_grad, [2.0], [2.0], abs_zero_slope=-1.0)
     assert mape["input"][0] == -50.0
+
+
+def test_flush_subnormals_puts_a_subnormal_residual_on_the_kink():
+    """flush_subnormals: a float32 (or bfloat16) subnormal residual reads as +-0, so |r| takes
+    its slope at 0 (abs_zero_slope); a normal one and a float16 computation keep sign(r)."""
+    x, y = np.array([1.4e-45, -4.4e-39, 1e-30, 0.5]), np.zeros(4)
+    kw = dict(reduction="none", abs_zero_slope=-1.0)
+    kept = reg.absolute_error_grad(x, y, **kw)["input"]
+    flushed = reg.absolute_error_grad(x, y, **kw, flush_subnormals=True)["input"]
+    np.testing.assert_array_equal(kept, [1.0, -1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(flushed, [-1.0, -1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(reg.absolute_error(x, y, reduction="none", flush_subnormals=True), [0, 0, 1e-30, 0.5])
+    f16 = reg.absolute_error_grad(x, y, **kw, flush_subnormals=True, dtype=np.float16)["input"]
+    np.testing.assert_array_equal(f16, kept)

@@ -273,7 +273,8 @@ CIRCLE = [
          "positive loss is 0 (divide_no_nan)",
          input=_unit([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]), target=_labels([0, 0, 0])),
     edge("identical-negatives", "two identical unit vectors (exact in every dtype) with different labels: cos = 1, d = "
-         "max(1 - cos, 0) on its kink; jnp/torch.maximum split the slope there, tf.maximum passes it whole",
+         "max(1 - cos, 0) on its kink; jnp/torch.maximum split the slope there, tf.maximum passes it whole "
+         "(the floor_tie convention)",
          input=np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]), target=_labels([0, 1, 0, 1]),
          reduction="none", gamma=16.0),
     edge("small-gamma", "gamma 1, margin 0.25: no saturation",
@@ -294,7 +295,8 @@ SPECS: list[Spec] = [
     Spec("cosine_embedding", "1 - cos for similar pairs (y = 1), max(0, cos - margin) for dissimilar (y = -1)",
          emb.cosine_embedding, {"margin": 0.0, "reduction": "mean"}, ("sq_norm_add",),
          cosine_embedding_cases(), COSINE_EMBEDDING, target="index", classes=True,
-         gradient=emb.cosine_embedding_grad, arrays=("input2",), wrt=("input", "input2")),
+         gradient=emb.cosine_embedding_grad, arrays=("input2",), wrt=("input", "input2"),
+         error_model=emb.cosine_embedding_error, stages=emb.COSINE_EMBEDDING_STAGES),
     Spec("triplet_margin", "max(margin + d(anchor, positive) - d(anchor, negative), 0)",
          emb.triplet_margin,
          {"margin": 1.0, "p": 2.0, "eps": 0.0, "swap": False, "axis": -1, "distance": "pairwise",
@@ -307,7 +309,7 @@ SPECS: list[Spec] = [
          target="index", classes=True, gradient=emb.ntxent_grad, wrt=("input",)),
     Spec("circle", "Circle loss of unit embeddings with integer group labels",
          emb.circle, {"gamma": 80.0, "margin": 0.4, "remove_diagonal": True, "reduction": "mean"},
-         ("mean_over", "zero_division"), circle_cases(), CIRCLE, target="index", classes=True,
+         ("mean_over", "zero_division", "floor_tie"), circle_cases(), CIRCLE, target="index", classes=True,
          gradient=emb.circle_grad, wrt=("input",)),
 ]
 # fmt: on
@@ -337,12 +339,15 @@ _POSITIVE_MARGIN = {"margin_domain": "ValueError"}
 # fmt: off
 BINDINGS: list[Binding] = [
     # -- torch --
+    # composite ATen ops, each rounded to the input dtype (aten/src/ATen/native/Loss.cpp, cosine_embedding_loss)
     Binding("torch.nn.functional.cosine_embedding_loss", "cosine_embedding", "torch",
             "F.cosine_embedding_loss(input, input2, target{kw})",
-            params={"margin": "margin", "reduction": "reduction"}, conventions={"sq_norm_add": 1e-12}),
+            params={"margin": "margin", "reduction": "reduction"}, conventions={"sq_norm_add": 1e-12},
+            stages=emb.COSINE_EMBEDDING_STAGES),
     Binding("torch.nn.CosineEmbeddingLoss", "cosine_embedding", "torch",
             "torch.nn.CosineEmbeddingLoss({kw})(input, input2, target)",
-            params={"margin": "margin", "reduction": "reduction"}, conventions={"sq_norm_add": 1e-12}),
+            params={"margin": "margin", "reduction": "reduction"}, conventions={"sq_norm_add": 1e-12},
+            stages=emb.COSINE_EMBEDDING_STAGES),
     Binding("torch.nn.functional.triplet_margin_loss", "triplet_margin", "torch",
             "F.triplet_margin_loss(input, positive, negative{kw})",
             params={**_TRIPLET, "p": "p", "eps": "eps"}, defaults={"eps": 1e-6},
@@ -386,8 +391,11 @@ BINDINGS: list[Binding] = [
                 conventions={"cosine_form": "negative", "norm_floor": KERAS_EPS}),
     # ref_labels / ref_embeddings of the function form are left at None (the batch itself).
     # The class form's losses carry a Keras mask (loss > 0), so its mean counts only those.
+    # d = ops.maximum(1 - dot, 0.0): at dot = 1 jnp.maximum and torch.maximum split the slope,
+    # tf.maximum passes it whole (keras/src/losses/losses.py L2705 at v3.15.1).
     *keras_pair("Circle", "circle", "circle",
                 params={"gamma": "gamma", "margin": "margin", "remove_diagonal": "remove_diagonal"},
-                class_conventions={"mean_over": "positive", "zero_division": "zero"}),
+                class_conventions={"mean_over": "positive", "zero_division": "zero"},
+                backends={"jax": {"floor_tie": "half"}, "torch": {"floor_tie": "half"}}),
 ]
 # fmt: on

@@ -181,13 +181,14 @@ SPECS: list[Spec] = [
          lk.poisson_nll,
          {"log_input": False, "full": False, "eps": 0.0, "reduction": "mean"},
          ("sample_axis", "stirling_cutoff"),
-         poisson_cases(), POISSON_NLL, classes=False, gradient=lk.poisson_nll_grad),
+         poisson_cases(), POISSON_NLL, classes=False, gradient=lk.poisson_nll_grad,
+         error_model=lk.poisson_nll_error, stages=lk.POISSON_STAGES),
     Spec("gaussian_nll", "Gaussian NLL: (log v + (x - t)^2 / v) / 2 with the variance v clamped at eps",
          lk.gaussian_nll,
          {"full": False, "eps": 0.0, "reduction": "mean"},
          ("var_clamp_grad",),
          gaussian_cases(), GAUSSIAN_NLL, classes=False, gradient=lk.gaussian_nll_grad,
-         arrays=("var",), wrt=("input", "var")),
+         arrays=("var",), wrt=("input", "var"), error_model=lk.gaussian_nll_error, stages=lk.GAUSSIAN_STAGES),
     Spec("generalized_kl_div", "generalized KL of unnormalized measures: t log(t / q) - t + q, input log q",
          lk.generalized_kl_div,
          {"reduction": "mean"},
@@ -212,25 +213,28 @@ PARAMETERS: dict[str, object] = {
 BINDINGS: list[Binding] = [
     # -- torch --
     # The Poisson NLL: log_input defaults to True and eps to 1e-8 in PyTorch; its Stirling term
-    # is masked where target <= 1 (the plain stirling_cutoff).
+    # is masked where target <= 1 (the plain stirling_cutoff). Composite ATen ops, each rounded to the
+    # input dtype (aten/src/ATen/native/Loss.cpp: exp(input) - target * input, the Stirling term).
     *torch_pair("poisson_nll_loss", "PoissonNLLLoss", "poisson_nll",
                 params={**REDUCTION, "log_input": "log_input", "full": "full", "eps": "eps"},
-                defaults={"log_input": True, "eps": 1e-8}),
-    # var is a third positional argument; its clamp at eps is documented as ignored by autograd.
+                defaults={"log_input": True, "eps": 1e-8}, stages=lk.POISSON_STAGES),
+    # var is a third positional argument; its clamp at eps is documented as ignored by autograd. Each op in
+    # the input dtype (torch/nn/functional.py, gaussian_nll_loss: 0.5 * (log(var) + (input - target)**2 / var)).
     Binding("torch.nn.functional.gaussian_nll_loss", "gaussian_nll", "torch",
             "F.gaussian_nll_loss(input, target, var{kw})",
             params={**REDUCTION, "full": "full", "eps": "eps"}, defaults={"eps": 1e-6},
-            conventions={"var_clamp_grad": "ignore"}),
+            conventions={"var_clamp_grad": "ignore"}, stages=lk.GAUSSIAN_STAGES),
     Binding("torch.nn.GaussianNLLLoss", "gaussian_nll", "torch",
             "torch.nn.GaussianNLLLoss({kw})(input, target, var)",
             params={**REDUCTION, "full": "full", "eps": "eps"}, defaults={"eps": 1e-6},
-            conventions={"var_clamp_grad": "ignore"}),
+            conventions={"var_clamp_grad": "ignore"}, stages=lk.GAUSSIAN_STAGES),
     # -- tensorflow (tf.nn) --
-    # Elementwise, on log rates only; its Stirling term is left out only for 0 <= t <= 1.
+    # Elementwise, on log rates only; its Stirling term is left out only for 0 <= t <= 1. Each op in the
+    # input dtype (tensorflow/python/ops/nn_impl.py, log_poisson_loss, at v2.21.0).
     Binding("tf.nn.log_poisson_loss", "poisson_nll", "tensorflow",
             "tf.nn.log_poisson_loss(target, input{kw})",
             params={"full": "compute_full_loss"}, defaults={"log_input": True}, fixed=NO_REDUCTION,
-            conventions={"stirling_cutoff": "unit_interval"}),
+            conventions={"stirling_cutoff": "unit_interval"}, stages=lk.POISSON_STAGES),
     # -- jax (optax.losses) --
     # t log(t / q) - t + q summed over the last axis, input log q; convex_kl_divergence is its
     # deprecated alias (it warns, and calls generalized_kl_divergence).

@@ -317,14 +317,16 @@ _R = {"reduction": "mean"}
 # fmt: off
 SPECS: list[Spec] = [
     _spec("hinge", "binary hinge max(0, margin - y x) on +-1 labels (margin 0: perceptron)", m.hinge,
-          {"margin": 1.0, **_R}, ("hinge_labels", "sample_axis", "hinge_kink"),
+          {"margin": 1.0, **_R}, ("hinge_labels", "sample_axis", "hinge_kink", "flush_subnormals"),
           binary_hinge(margin=True), HINGE, classes=False, wrt=("input",)),
     _spec("squared_hinge", "squared hinge max(0, 1 - y x)^2 on +-1 labels", m.squared_hinge,
           dict(_R), ("hinge_labels", "sample_axis"),
-          binary_hinge(margin=False), SQUARED_HINGE, classes=False, wrt=("input",)),
+          binary_hinge(margin=False), SQUARED_HINGE, classes=False, wrt=("input",),
+          error_model=m.squared_hinge_error, stages=m.SQUARED_HINGE_STAGES),
     _spec("categorical_hinge", "max(0, 1 + best other score - target score), one-hot targets",
-          m.categorical_hinge, dict(_R), ("hinge_neg", "hinge_kink"),
-          categorical(), CATEGORICAL_HINGE, wrt=("input",)),
+          m.categorical_hinge, dict(_R), ("hinge_neg", "hinge_kink", "flush_subnormals"),
+          categorical(), CATEGORICAL_HINGE, wrt=("input",),
+          error_model=m.categorical_hinge_error, stages=m.CATEGORICAL_HINGE_STAGES),
     _spec("multiclass_hinge", "Crammer-Singer max_c(x_c + margin [c != y]) - x_y, class indices "
                               "(margin 0: multiclass perceptron)",
           m.multiclass_hinge, {"margin": 1.0, **_R}, ("invalid_label",),
@@ -384,8 +386,10 @@ BINDINGS: list[Binding] = [
     # jnp.maximum and jnp.max split a tie's slope evenly: hinge_kink=0.5 (the plain value).
     # perceptron_loss / multiclass_perceptron_loss are the hinge / multiclass hinge at margin 0.
     # jax.nn.one_hot gives an all-zero row for a label outside [0, C): invalid_label="zeros".
-    optax_loss("hinge_loss", "hinge"),
-    optax_loss("perceptron_loss", "hinge", fixed={**NO_REDUCTION, "margin": 0.0}),
+    # XLA on CPU flushes float32 subnormals (openxla/xla#22858): a subnormal score is on the perceptron's kink
+    optax_loss("hinge_loss", "hinge", conventions={"flush_subnormals": True}),
+    optax_loss("perceptron_loss", "hinge", fixed={**NO_REDUCTION, "margin": 0.0},
+               conventions={"flush_subnormals": True}),
     optax_loss("multiclass_hinge_loss", "multiclass_hinge",
                conventions={"invalid_label": "zeros"}),
     optax_loss("multiclass_perceptron_loss", "multiclass_hinge", fixed={**NO_REDUCTION, "margin": 0.0},
@@ -394,8 +398,14 @@ BINDINGS: list[Binding] = [
     *keras_pair("Hinge", "hinge", "hinge",
                 conventions={"hinge_labels": "binary_if_all", "sample_axis": "mean"}, backends=_HINGE_TIE),
     *keras_pair("SquaredHinge", "squared_hinge", "squared_hinge",
-                conventions={"hinge_labels": "binary_if_all", "sample_axis": "mean"}),
+                conventions={"hinge_labels": "binary_if_all", "sample_axis": "mean"},
+                stages=m.SQUARED_HINGE_STAGES),  # square(maximum(1 - y x, 0)) in y_pred's dtype
+    # XLA and TensorFlow on CPU flush float32 subnormals (openxla/xla#22858): a subnormal score ties with
+    # the masked target's 0 in max((1 - y) * x), and the max's slope is shared between them
     *keras_pair("CategoricalHinge", "categorical_hinge", "categorical_hinge",
-                conventions={"hinge_neg": "masked_product"}, backends=_HINGE_TIE),
+                conventions={"hinge_neg": "masked_product"},
+                backends={"tensorflow": {**_HINGE_TIE["tensorflow"], "flush_subnormals": True},
+                          "jax": {"flush_subnormals": True}},
+                stages=m.CATEGORICAL_HINGE_STAGES),  # no upcast: pos, neg and neg - pos + 1 in y_pred's dtype
 ]
 # fmt: on

@@ -251,26 +251,30 @@ _SAMPLE = ("sample_axis",)
 # fmt: off
 SPECS: list[Spec] = [
     Spec("absolute_error", "absolute error |input - target|, elementwise",
-         reg.absolute_error, {"weight": None, **_RED}, (*_SAMPLE, "mean_by", "abs_zero_slope"),
+         reg.absolute_error, {"weight": None, **_RED}, (*_SAMPLE, "mean_by", "abs_zero_slope", "flush_subnormals"),
          residuals(weights=True), ABSOLUTE_ERROR, classes=False, gradient=reg.absolute_error_grad),
     Spec("squared_error", "squared error (input - target)^2, elementwise",
          reg.squared_error, {"weight": None, **_RED}, (*_SAMPLE, "mean_by", "half_square"),
-         residuals(weights=True), SQUARED_ERROR, classes=False, gradient=reg.squared_error_grad),
+         residuals(weights=True), SQUARED_ERROR, classes=False, gradient=reg.squared_error_grad,
+         error_model=reg.squared_error_error, stages=reg.SQUARED_ERROR_STAGES),
     Spec("huber", "Huber loss: r^2/2 for |r| <= delta, delta (|r| - delta/2) beyond",
          reg.huber, {"delta": 1.0, "weight": None, **_RED},
          (*_SAMPLE, "mean_by", "huber_form", "nonpositive_delta"),
          residuals(weights=True, delta=True), HUBER, classes=False, gradient=reg.huber_grad),
     Spec("log_cosh", "log(cosh(input - target)), elementwise",
          reg.log_cosh, dict(_RED), _SAMPLE,
-         residuals(lo=-20, hi=20), LOG_COSH, classes=False, gradient=reg.log_cosh_grad),
+         residuals(lo=-20, hi=20), LOG_COSH, classes=False, gradient=reg.log_cosh_grad,
+         error_model=reg.log_cosh_error, stages=reg.LOG_COSH_STAGES),
     Spec("mean_absolute_percentage_error", "100 |target - input| / |target|, elementwise",
          reg.mean_absolute_percentage_error, dict(_RED), (*_SAMPLE, "denominator_eps", "floor_tie", "abs_zero_slope"),
          residuals(away_from_zero=0.01, relative=True), MEAN_ABSOLUTE_PERCENTAGE_ERROR, classes=False,
-         gradient=reg.mean_absolute_percentage_error_grad),
+         gradient=reg.mean_absolute_percentage_error_grad,
+         error_model=reg.mean_absolute_percentage_error_error, stages=reg.MAPE_STAGES),
     Spec("mean_squared_logarithmic_error", "(log(1 + input) - log(1 + target))^2, elementwise",
          reg.mean_squared_logarithmic_error, dict(_RED), (*_SAMPLE, "value_floor", "floor_tie"),
          residuals(lo=0.0, hi=20.0), MEAN_SQUARED_LOGARITHMIC_ERROR, classes=False,
-         gradient=reg.mean_squared_logarithmic_error_grad),
+         gradient=reg.mean_squared_logarithmic_error_grad,
+         error_model=reg.mean_squared_logarithmic_error_error, stages=reg.MSLE_STAGES),
     Spec("l2_loss", "squared L2 norm of one tensor, sum t^2 (no target)",
          reg.l2_loss, {"reduction": "sum"}, ("half_square",),
          one_tensor(), L2_LOSS, target=None, classes=False, gradient=reg.l2_loss_grad),
@@ -285,7 +289,14 @@ _NONPOS = {"nonpositive_delta": "RuntimeError"}  # torch's huber_loss: delta > 0
 
 _PER_SAMPLE = {"sample_axis": "mean"}  # keras' regression losses average the last axis, both forms
 _HALF_TIE = {"torch": {"floor_tie": "half"}, "jax": {"floor_tie": "half"}}  # maximum's slope at a tie
-_JAX_ABS = {"jax": {"abs_zero_slope": -1.0}}  # jax's |u| has slope +1 at u = 0; Keras writes u = y - x
+_LOG_COSH_STAGES = {
+    "jax": ("softplus_form",),
+    "torch": ("softplus_form",),
+    "tensorflow": ("softplus_form", "eigen_softplus"),
+}
+# jax's |u| has slope +1 at u = 0; Keras writes u = y - x. XLA and TensorFlow on CPU flush float32 subnormals
+# (openxla/xla#22858): a subnormal residual is a zero one
+_JAX_ABS = {"jax": {"abs_zero_slope": -1.0, "flush_subnormals": True}, "tensorflow": {"flush_subnormals": True}}
 
 # fmt: off
 BINDINGS: list[Binding] = [
@@ -296,10 +307,13 @@ BINDINGS: list[Binding] = [
             params={**REDUCTION, "weight": "weight"}, conventions={"mean_by": "weights"}),
     Binding("torch.nn.L1Loss", "absolute_error", "torch", "torch.nn.L1Loss({kw})(input, target)",
             params=REDUCTION),
+    # the residual is rounded to the input dtype before its square: ATen's mse kernel (diff * diff), the
+    # weighted form's pow(input - target, 2) * weight (torch/nn/functional.py, mse_loss)
     Binding("torch.nn.functional.mse_loss", "squared_error", "torch", "F.mse_loss(input, target{kw})",
-            params={**REDUCTION, "weight": "weight"}, conventions={"mean_by": "weights"}),
+            params={**REDUCTION, "weight": "weight"}, conventions={"mean_by": "weights"},
+            stages=reg.SQUARED_ERROR_STAGES),
     Binding("torch.nn.MSELoss", "squared_error", "torch", "torch.nn.MSELoss({kw})(input, target)",
-            params=REDUCTION),
+            params=REDUCTION, stages=reg.SQUARED_ERROR_STAGES),
     Binding("torch.nn.functional.huber_loss", "huber", "torch", "F.huber_loss(input, target{kw})",
             params={**REDUCTION, "delta": "delta", "weight": "weight"}, conventions=_NONPOS),
     Binding("torch.nn.HuberLoss", "huber", "torch", "torch.nn.HuberLoss({kw})(input, target)",
@@ -312,23 +326,32 @@ BINDINGS: list[Binding] = [
     # -- jax (optax.losses) --
     # optax's regression losses are elementwise and never reduce; `targets` defaults to None,
     # documented as a zero target: the no-target calls are bound to the l2_loss spec.
-    optax_loss("squared_error", "squared_error"),
-    optax_loss("l2_loss", "squared_error", conventions={"half_square": True}),
+    # (predictions - targets)^2 in the input dtype (optax/losses/_regression.py at v0.2.8)
+    optax_loss("squared_error", "squared_error", stages=reg.SQUARED_ERROR_STAGES),
+    optax_loss("l2_loss", "squared_error", conventions={"half_square": True}, stages=reg.SQUARED_ERROR_STAGES),
     Binding(f"{OPTAX}.squared_error", "l2_loss", "jax", f"{OPTAX}.squared_error(input{{kw}})", fixed=NO_REDUCTION),
     Binding(f"{OPTAX}.l2_loss", "l2_loss", "jax", f"{OPTAX}.l2_loss(input{{kw}})",
             fixed=NO_REDUCTION, conventions={"half_square": True}),
     optax_loss("huber_loss", "huber", params={"delta": "delta"}),
-    optax_loss("log_cosh", "log_cosh"),
+    # logaddexp(r, -r) - log(2) in the input dtype, no upcast (optax/losses/_regression.py L133 at v0.2.8)
+    optax_loss("log_cosh", "log_cosh", stages=("logaddexp_form",)),
     # -- keras --
     *keras_pair("MeanAbsoluteError", "mean_absolute_error", "absolute_error", conventions=_PER_SAMPLE,
                 backends=_JAX_ABS),
-    *keras_pair("MeanSquaredError", "mean_squared_error", "squared_error", conventions=_PER_SAMPLE),
+    *keras_pair("MeanSquaredError", "mean_squared_error", "squared_error", conventions=_PER_SAMPLE,
+                stages=reg.SQUARED_ERROR_STAGES),  # square(y_true - y_pred) in y_pred's dtype
     *keras_pair("Huber", "huber", "huber", params={"delta": "delta"}, conventions=_PER_SAMPLE),
-    *keras_pair("LogCosh", "log_cosh", "log_cosh", conventions=_PER_SAMPLE),
+    # x + softplus(-2x) - log2 in y_pred's dtype (keras/src/losses/losses.py L2050-L2055 at v3.15.1):
+    # jax.nn.softplus is logaddexp(x, 0); TensorFlow's CPU Softplus kernel thresholds at log(eps) + 2
+    *keras_pair("LogCosh", "log_cosh", "log_cosh", conventions=_PER_SAMPLE, stages=_LOG_COSH_STAGES),
     *keras_pair("MeanAbsolutePercentageError", "mean_absolute_percentage_error", "mean_absolute_percentage_error",
                 conventions={**_PER_SAMPLE, "denominator_eps": KERAS_EPS},
-                backends={"torch": {"floor_tie": "half"}, "jax": {"floor_tie": "half", "abs_zero_slope": -1.0}}),
+                backends={"torch": {"floor_tie": "half"}, "jax": {"floor_tie": "half", "abs_zero_slope": -1.0}},
+                stages=reg.MAPE_STAGES),  # the quotient, its mean and 100 * mean in y_pred's dtype
+    # log(maximum(y, epsilon) + 1.0) (keras/src/losses/losses.py L1912-L1918 at v3.15.1): on JAX the float32
+    # epsilon is weakly typed, so the loss stays in y_pred's dtype; TensorFlow and torch promote it to float32
     *keras_pair("MeanSquaredLogarithmicError", "mean_squared_logarithmic_error", "mean_squared_logarithmic_error",
-                conventions={**_PER_SAMPLE, "value_floor": KERAS_EPS}, backends=_HALF_TIE),
+                conventions={**_PER_SAMPLE, "value_floor": KERAS_EPS}, backends=_HALF_TIE,
+                stages={"jax": reg.MSLE_STAGES, "tensorflow": (), "torch": ()}),  # each backend named: see keras_pair
 ]
 # fmt: on

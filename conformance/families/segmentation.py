@@ -227,10 +227,12 @@ _OVERLAP = {
 SPECS: list[Spec] = [
     Spec("dice", "soft Dice loss 1 - (2 sum p t + s) / (sum p + sum t + s) over the overlap axes",
          seg.dice, _OVERLAP, ("dice_eps", "smooth_form", "overlap_axes", "prob_check", "binary_channel"),
-         overlap(), DICE, gradient=seg.dice_grad, wrt=("input",)),
+         overlap(), DICE, gradient=seg.dice_grad, wrt=("input",),
+         error_model=seg.dice_error, stages=seg.OVERLAP_STAGES),
     Spec("tversky", "Tversky loss 1 - (I + s) / (I + alpha FP + beta FN + s); Dice at alpha = beta = 1/2",
          seg.tversky, {**_OVERLAP, "alpha": 0.5, "beta": 0.5}, ("dice_eps", "overlap_axes", "prob_check"),
-         overlap(tversky=True), TVERSKY, gradient=seg.tversky_grad, wrt=("input",)),
+         overlap(tversky=True), TVERSKY, gradient=seg.tversky_grad, wrt=("input",),
+         error_model=seg.tversky_error, stages=seg.OVERLAP_STAGES),
     Spec("generalized_dice", "mean of per-class Dice losses weighted by inverse squared target mass (optax)",
          seg.generalized_dice, {"smooth": 0.0, "from_logits": False, "ignore_background": False, "reduction": "mean"},
          ("weight_eps", "smooth_form", "overlap_axes", "prob_check"),
@@ -294,8 +296,10 @@ BINDINGS: list[Binding] = [
             values={"reduction": {"mean": Source("jnp.mean"), "sum": Source("jnp.sum"), "none": None}},
             conventions={"zero_division": "zero"}),
     # -- keras --
-    *keras_pair("Dice", "dice", "dice", params={"axis": "axis"}, conventions={"dice_eps": KERAS_EPS}),
+    # products, sums, quotient and 1 - index in y_pred's dtype, no upcast (keras/src/losses/losses.py at v3.15.1)
+    *keras_pair("Dice", "dice", "dice", params={"axis": "axis"}, conventions={"dice_eps": KERAS_EPS},
+                stages=seg.OVERLAP_STAGES),
     *keras_pair("Tversky", "tversky", "tversky", params={"axis": "axis", "alpha": "alpha", "beta": "beta"},
-                conventions={"dice_eps": KERAS_EPS}),
+                conventions={"dice_eps": KERAS_EPS}, stages=seg.OVERLAP_STAGES),
 ]
 # fmt: on
