@@ -12,7 +12,6 @@ passes the gradient at and inside its bounds.
 
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 
 from lossparity.reference._math import (
@@ -28,7 +27,7 @@ from lossparity.reference._math import (
 from lossparity.reference.crossentropy import _gather, _predicted, _smooth
 from lossparity.reference.errors import OracleError
 from lossparity.reference.reduction import chain, reduce, reduce_grad
-from lossparity.reference.rounding import reduction_error, unit_roundoff
+from lossparity.reference.rounding import Rounded, reduction_error, unit_roundoff
 from lossparity.reference.trace import NO_TRACE, reading
 
 
@@ -648,9 +647,9 @@ def multiclass_sparsemax_loss_grad(input, target, *, reduction="mean", dtype=np.
 # ``Spec.error_model`` of the focal, generalized and Poly-1 cross-entropies: the first-order
 # bound, in units of the compute dtype's unit roundoff u, of computing the loss and its
 # gradients op by op in that dtype (``reference/rounding.py`` states the model). Each model is
-# the framework's own computation written with :class:`_Rounded` quantities, forward and then
+# the framework's own computation written with :class:`Rounded` quantities, forward and then
 # backward in the order autodiff takes it, so each operation adds exactly one rounding and
-# carries its operands' errors; the derivation of every rule is in :class:`_Rounded`.
+# carries its operands' errors; the derivation of every rule is in :class:`Rounded`.
 
 #: Stages the models know. ``probabilities``: Keras' renormalize, clip, log, 1 - q, power and
 #: products on probabilities; ``softmax``: the softmax before them (from_logits);
@@ -660,134 +659,7 @@ POLY_STAGES = ("log_softmax",)
 GCE_STAGES = ("power",)
 
 
-class _Rounded:
-    """A quantity computed in a dtype of unit roundoff u: ``v`` its exact value (float64) and
-    ``e`` a bound on the error of the computed one, |computed - v| <= u e (first order).
-
-    The standard model: each operation's result is the exact result of its (computed) operands
-    times (1 + d), |d| <= u, plus an absolute error below half the smallest normal number
-    (a subnormal or flushed result; ``tiny``, in units of u). So, to first order in u:
-
-    - a +- b: e = e_a + e_b + r(a +- b), r(z) = |z| + tiny the result's own rounding;
-    - a b: e = |b| e_a + |a| e_b + r(a b) (an exact zero factor wins over an infinite one, but
-      not over one whose computed value may be infinite: no bound there, 0 * inf is NaN);
-    - a / b: e = e_a / |b| + |a / b| e_b / |b| + r(a / b);
-    - log a: e = e_a / |a| + r(log a); exp a: e = exp(a) e_a + r(exp a);
-    - a^g (a >= 0): the exact spread of t^g over the interval a +- u e_a (clamped at 0, so no
-      linearization where the interval reaches 0 or a pole), plus r(a^g);
-    - a sum of n terms (recursive, the worst order): sum e_k + (n - 1) sum |a_k| + n tiny, n
-      counting the terms that are not exactly 0 (adding an exact 0 is exact);
-    - a constant the framework writes as a Python float is rounded to the dtype once: its
-      error is |fl(c) - c| / u, known exactly; 0, 1 and the inputs (cases are rounded to their
-      dtype before any framework sees them) are exact; a negation, a selection and a product by
-      a power of two (the 1/2 of jnp.clip's tie) are exact.
-
-    A result that may reach the dtype's largest finite number (an overflow to inf) has no bound
-    (e = inf), nor has anything computed from it: such elements stay findings.
-    """
-
-    __slots__ = ("dtype", "e", "top", "u", "v")
-
-    def __init__(self, v, e=0.0, dtype=np.float16):
-        self.v = np.asarray(v, np.float64)
-        self.e = np.array(np.broadcast_to(np.asarray(e, np.float64), self.v.shape))
-        self.dtype = dtype
-        info = ml_dtypes.finfo(dtype)
-        self.u = unit_roundoff(dtype)
-        self.top = float(info.max)
-        with np.errstate(invalid="ignore", over="ignore"):
-            self.e[np.abs(self.v) + self.u * self.e >= self.top] = np.inf
-
-    @property
-    def tiny(self) -> float:
-        return float(ml_dtypes.finfo(self.dtype).smallest_normal) / 2 / self.u
-
-    def _new(self, v, e):
-        return _Rounded(v, e, self.dtype)
-
-    def _r(self, v):
-        return np.abs(v) + self.tiny
-
-    def __add__(self, other):
-        o = self._lift(other)
-        with np.errstate(invalid="ignore"):
-            v = self.v + o.v
-            return self._new(v, self.e + o.e + self._r(v))
-
-    def __sub__(self, other):
-        return self + (-self._lift(other))
-
-    def __rsub__(self, other):
-        return self._lift(other) - self
-
-    def __neg__(self):
-        return self._new(-self.v, self.e)
-
-    def __mul__(self, other):
-        o = self._lift(other)
-        # a zero factor wins over an infinite one (``times``), in the value and in the errors
-        # ... unless the computed factor may itself be infinite (its error is): 0 * inf is NaN
-        v = np.where((self.v == 0) | (o.v == 0), 0.0, self.v * o.v)
-        e = times(self.e, np.abs(o.v)) + times(np.abs(self.v), o.e) + self._r(v)
-        pole = ((self.v == 0) & ~np.isfinite(o.e)) | ((o.v == 0) & ~np.isfinite(self.e))
-        return self._new(v, np.where(pole, np.inf, e))
-
-    def __truediv__(self, other):
-        o = self._lift(other)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            v = self.v / o.v
-            return self._new(v, (self.e + np.abs(v) * o.e) / np.abs(o.v) + self._r(v))
-
-    def _lift(self, other):
-        return other if isinstance(other, _Rounded) else self._new(other, 0.0)
-
-    def const(self, c):
-        """The Python constant ``c`` as the framework writes it in the dtype: rounded once."""
-        c = np.asarray(c, np.float64)
-        return self._new(c, np.abs(c.astype(self.dtype).astype(np.float64) - c) / self.u)
-
-    def log(self):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            v = np.log(self.v)
-            return self._new(v, self.e / np.abs(self.v) + self._r(v))
-
-    def log1p(self):
-        """log(1 + a), a > -1: the argument's error divided by 1 + a, plus one rounding."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            v = np.log1p(self.v)
-            return self._new(v, self.e / np.abs(1.0 + self.v) + self._r(v))
-
-    def exp(self):
-        with np.errstate(over="ignore", invalid="ignore"):
-            v = np.exp(self.v)
-            return self._new(v, v * self.e + self._r(v))
-
-    def power(self, g):
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            v = _power(self.v, g)
-            spread = np.maximum(
-                np.abs(_power(self.v + self.u * self.e, g) - v),
-                np.abs(_power(np.maximum(self.v - self.u * self.e, 0.0), g) - v),
-            )
-            return self._new(v, spread / self.u + self._r(v))
-
-    def sum(self, axis=-1):
-        n = np.sum((self.v != 0) | (self.e != 0), axis=axis, keepdims=True)
-        with np.errstate(invalid="ignore"):
-            return self._new(
-                np.sum(self.v, axis=axis, keepdims=True),
-                np.sum(self.e, axis=axis, keepdims=True)
-                + np.maximum(n - 1, 0) * np.sum(np.abs(self.v), axis=axis, keepdims=True)
-                + n * self.tiny,
-            )
-
-    def where(self, mask, other):
-        """The selection where(mask, self, other): exact."""
-        o = self._lift(other)
-        return self._new(np.where(mask, self.v, o.v), np.where(mask, self.e, o.e))
-
-
-def _softmax_rounded(x: _Rounded):
+def _softmax_rounded(x: Rounded):
     """(softmax, exp(x - max), sum of them) as jax.nn.softmax computes them: exp(x - max) /
     sum(exp(x - max)), the max exact (a selection)."""
     m = np.max(x.v, axis=-1, keepdims=True)
@@ -796,12 +668,12 @@ def _softmax_rounded(x: _Rounded):
     return e / z, e, z
 
 
-def _softmax_back(p: _Rounded, grad: _Rounded) -> _Rounded:
+def _softmax_back(p: Rounded, grad: Rounded) -> Rounded:
     """jax.nn.softmax's custom JVP, transposed: p (grad - sum(p grad))."""
     return p * (grad - (p * grad).sum())
 
 
-def _clip_back(pre, bounds, grad: _Rounded, tie: str) -> _Rounded:
+def _clip_back(pre, bounds, grad: Rounded, tie: str) -> Rounded:
     """A gradient pulled back through clip(pre, lo, hi) (``clip_grad``'s rules), where ``pre``
     is the rounded quantity clipped: 0 strictly outside, halved at a bound under ``tie="split"``.
     Where the computed pre may sit on either side of a bound (within u e of it) the framework's
@@ -815,13 +687,13 @@ def _clip_back(pre, bounds, grad: _Rounded, tie: str) -> _Rounded:
     passed = clip_grad(pre.v, lo, hi, grad.v, tie=tie)
     scale = clip_grad(pre.v, lo, hi, np.ones(pre.v.shape), tie=tie)
     e = scale * grad.e + np.where(near, np.abs(grad.v) / grad.u + grad.e, 0.0)
-    return _Rounded(passed, e, grad.dtype)
+    return Rounded(passed, e, grad.dtype)
 
 
-def _cotangent(shape, reduction, dtype, **kw) -> _Rounded:
+def _cotangent(shape, reduction, dtype, **kw) -> Rounded:
     """The reduction's cotangent (1, 1/N, ...) as the framework's backward computes it: rounded once."""
     g = np.asarray(reduce_grad(shape, reduction=reduction, **kw), np.float64)
-    return _Rounded(g, 0.0, dtype).const(np.broadcast_to(g, shape))
+    return Rounded(g, 0.0, dtype).const(np.broadcast_to(g, shape))
 
 
 def categorical_focal_cross_entropy_error(
@@ -849,12 +721,12 @@ def categorical_focal_cross_entropy_error(
     takes it: dcce = g (f alpha), df = g cce alpha, d(1 - q) = df gamma (1 - q)^(gamma - 1),
     dq = (g (f alpha) (-y)) / q - d(1 - q), through the clip (``_clip_back``), dp = dq / S -
     sum_c (dq_c q_c / S) (the division's two operands), and the softmax's JVP; dy = -(dcce
-    log q) (1 - s). Each operation is one :class:`_Rounded` step, so the bound is that of this
+    log q) (1 - s). Each operation is one :class:`Rounded` step, so the bound is that of this
     exact sequence under the standard model. Returns {"value", "input", "target"} in units of u.
     """
-    x = _Rounded(input, 0.0, dtype)
+    x = Rounded(input, 0.0, dtype)
     n_classes = x.v.shape[-1]
-    y = _Rounded(target, 0.0, dtype)
+    y = Rounded(target, 0.0, dtype)
     if label_smoothing:
         y = y * y.const(1.0 - label_smoothing) + y.const(label_smoothing) / n_classes
     if from_logits:
@@ -870,7 +742,7 @@ def categorical_focal_cross_entropy_error(
         # the clip is exact where the computed value lies on the same side of a bound as the
         # exact one; within its error of a bound it may not, and the clip (1-Lipschitz) keeps it
         near = np.abs(pre.v - clipped) <= pre.u * pre.e
-        q = _Rounded(clipped, np.where(near, pre.e, 0.0), dtype)
+        q = Rounded(clipped, np.where(near, pre.e, 0.0), dtype)
     log_q = q.log()
     cce = -y * log_q
     m = 1.0 - q
@@ -881,10 +753,10 @@ def categorical_focal_cross_entropy_error(
     loss = terms.sum()
     per_v, per_e = loss.v[..., 0], loss.e[..., 0]
     g = _cotangent(per_v.shape, reduction, dtype)
-    gc = _Rounded(g.v[..., None], g.e[..., None], dtype)
+    gc = Rounded(g.v[..., None], g.e[..., None], dtype)
     d_cce = gc * w
     d_f = (gc * cce) * a
-    slope = m.power(gamma - 1.0) * float(gamma) if gamma else _Rounded(np.zeros(m.v.shape), 0.0, dtype)
+    slope = m.power(gamma - 1.0) * float(gamma) if gamma else Rounded(np.zeros(m.v.shape), 0.0, dtype)
     d_m = d_f * slope
     d_q = (d_cce * -y) / q - d_m
     if prob_eps is not None:
@@ -934,10 +806,10 @@ def categorical_generalized_cross_entropy_error(
     p, t_idx, p_y = _gce_target_prob(input, target, q, q_domain, NO_TRACE)
     u = unit_roundoff(dtype)
     qh = float(np.asarray(q, dtype))
-    one = _Rounded(1.0, 0.0, dtype)
+    one = Rounded(1.0, 0.0, dtype)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        t = _Rounded(_power(p_y, q), 0.0, dtype)
-        t = _Rounded(t.v, _spread(p_y, [qh], q) / u + t._r(t.v), dtype)
+        t = Rounded(_power(p_y, q), 0.0, dtype)
+        t = Rounded(t.v, _spread(p_y, [qh], q) / u + t._r(t.v), dtype)
         n = one - t
         qr = one.const(np.full(p_y.shape, float(q)))
         loss = n / qr
@@ -945,8 +817,8 @@ def categorical_generalized_cross_entropy_error(
         g = _cotangent(p_y.shape, reduction, dtype)
         d_n = g / qr
         exps = [q - 1.0, qh - 1.0, float(np.asarray(qh - 1.0, dtype))]
-        powed = _Rounded(_power(p_y, q - 1.0), 0.0, dtype)
-        powed = _Rounded(powed.v, _spread(p_y, exps, q - 1.0) / u + powed._r(powed.v), dtype)
+        powed = Rounded(_power(p_y, q - 1.0), 0.0, dtype)
+        powed = Rounded(powed.v, _spread(p_y, exps, q - 1.0) / u + powed._r(powed.v), dtype)
         d_p = -(d_n * (qr * powed))
     onehot = np.arange(p.shape[-1]) == t_idx[..., None]
     # the other classes get d_p * 0 exactly (the one-hot product's backward)
@@ -954,7 +826,7 @@ def categorical_generalized_cross_entropy_error(
     return {"value": reduction_error(value_e, loss.v, g.v, reduction), "input": d_in}
 
 
-def _softmax_transpose(p: _Rounded, grad: _Rounded) -> _Rounded:
+def _softmax_transpose(p: Rounded, grad: Rounded) -> Rounded:
     """jax.nn.softmax's custom JVP y (x' - sum(y x')) transposed as JAX transposes it, op by op:
     c = p grad (the product's transpose), then c - p sum(c) (the subtraction's and the sum's)."""
     c = p * grad
@@ -981,11 +853,11 @@ def poly_loss_cross_entropy_error(
     softmax's custom JVP transposed (:func:`_softmax_transpose`) of d/dp = -(g fl(eps)) y; the
     log-softmax's d/ds = d/dlogp + exp(s) (-sum(d/dlogp) / sum exp(s)), d/dlogp = -g y; the two
     pullbacks added; d/dy = (g fl(eps)) (1 - p) + (-g) log p. Each operation is one
-    :class:`_Rounded` step (its derivation there). Returns {"value", "input", "target"} in
+    :class:`Rounded` step (its derivation there). Returns {"value", "input", "target"} in
     units of u: a bound of a few tens of u relative to the result where nothing cancels.
     """
-    x = _Rounded(input, 0.0, dtype)
-    y = _Rounded(target, 0.0, dtype)
+    x = Rounded(input, 0.0, dtype)
+    y = Rounded(target, 0.0, dtype)
     p, _, _ = _softmax_rounded(x)
     one_minus = 1.0 - p
     poly = (y * one_minus).sum()
@@ -998,7 +870,7 @@ def poly_loss_cross_entropy_error(
     loss = ce + eps * poly
     per_v, per_e = loss.v[..., 0], loss.e[..., 0]
     g = _cotangent(per_v.shape, reduction, dtype)
-    gc = _Rounded(g.v[..., None], g.e[..., None], dtype)
+    gc = Rounded(g.v[..., None], g.e[..., None], dtype)
     d_poly = gc * eps
     d_p = -(d_poly * y)
     d_logp = -gc * y
@@ -1024,7 +896,7 @@ def sparsemax_loss_error(input, target, *, reduction="mean", dtype=np.float32, t
     slope. Elementwise, in the input's shape; {"value", "input"} in units of u.
     """
     pos = np.asarray(target) != 0
-    z = _Rounded(np.where(pos, -np.asarray(input, np.float64), np.asarray(input, np.float64)), 0.0, dtype)
+    z = Rounded(np.where(pos, -np.asarray(input, np.float64), np.asarray(input, np.float64)), 0.0, dtype)
     s = z + 1.0
     inner = (s * s) / 4.0
     low, high = z.v <= -1.0, z.v >= 1.0
@@ -1040,7 +912,7 @@ def sparsemax_loss_error(input, target, *, reduction="mean", dtype=np.float32, t
 SIGMOID_FOCAL_STAGES = ("log_sigmoid",)
 
 
-def _softplus_rounded(v: _Rounded) -> _Rounded:
+def _softplus_rounded(v: Rounded) -> Rounded:
     """jax.nn.softplus(v) = logaddexp(v, 0) as lax.logaddexp computes it: max(v, 0) + log1p(exp(-|v|)),
     the max and -|v| exact (the difference v - 0 is v)."""
     amax = v.where(v.v > 0, 0.0)
@@ -1070,13 +942,13 @@ def binary_focal_cross_entropy_with_logits_error(
     b=[1 - y, y]) as jax.scipy.special.logsumexp takes it (a term with b = 0 dropped exactly, the
     max of the others a selection, exp(a - max) b summed, log, + max); w = exp(fl(gamma) l);
     loss = ce w, times fl(alpha) y + (1 - fl(alpha)) (1 - y) where alpha is given. Each
-    operation one :class:`_Rounded` step. Only the value is modelled: the gradients are held to
+    operation one :class:`Rounded` step. Only the value is modelled: the gradients are held to
     the tolerance. {"value"} in units of u, the reduction's error included.
     """
     if prob_eps is not None or label_smoothing:
         raise ValueError("modelled: optax's sigmoid_focal_loss (no clip, no label smoothing)")
-    x = _Rounded(input, 0.0, dtype)
-    y = _Rounded(np.broadcast_to(np.asarray(target, np.float64), x.v.shape), 0.0, dtype)
+    x = Rounded(input, 0.0, dtype)
+    y = Rounded(np.broadcast_to(np.asarray(target, np.float64), x.v.shape), 0.0, dtype)
     log_p = -_softplus_rounded(-x)
     log_q = -_softplus_rounded(x)
     not_y = 1.0 - y
@@ -1086,12 +958,12 @@ def binary_focal_cross_entropy_with_logits_error(
         top_v = np.maximum(np.where(keep_p, log_p.v, -np.inf), np.where(keep_q, log_q.v, -np.inf))
     on_p = keep_p & (np.where(keep_p, log_p.v, -np.inf) == top_v)
     top = log_p.where(on_p, log_q)
-    zero = _Rounded(np.zeros(x.v.shape), 0.0, dtype)
+    zero = Rounded(np.zeros(x.v.shape), 0.0, dtype)
     term_p = ((log_p - top).exp() * not_y).where(keep_p, zero)
     term_q = ((log_q - top).exp() * y).where(keep_q, zero)
     # the sum of the two terms: one rounding where both are kept (an exact 0 adds exactly)
     both = keep_p & keep_q
-    total = _Rounded(
+    total = Rounded(
         term_p.v + term_q.v, term_p.e + term_q.e + np.where(both, term_p._r(term_p.v + term_q.v), 0.0), dtype
     )
     lomp = total.log() + top
@@ -1139,7 +1011,7 @@ def binary_focal_cross_entropy_error(
     """
     if prob_eps is None:
         raise ValueError("modelled: Keras' clipped form")
-    zero = _Rounded(0.0, 0.0, dtype)
+    zero = Rounded(0.0, 0.0, dtype)
     p = zero.const(np.asarray(input, np.float64))
     y = zero.const(np.broadcast_to(np.asarray(target, np.float64), p.v.shape))
     if label_smoothing:
@@ -1147,7 +1019,7 @@ def binary_focal_cross_entropy_error(
     lo, hi = clip_bounds(prob_eps, dtype)
     clipped = np.clip(p.v, lo, hi)
     near = (np.abs(p.v - clipped) <= p.u * p.e) & (p.e > 0)
-    o = _Rounded(clipped, np.where(near | (clipped == p.v), p.e, 0.0), dtype)
+    o = Rounded(clipped, np.where(near | (clipped == p.v), p.e, 0.0), dtype)
     log_o, one_m_o = o.log(), 1.0 - o
     log_1mo = one_m_o.log()
     not_y = 1.0 - y
@@ -1175,14 +1047,14 @@ def binary_focal_cross_entropy_error(
     gc = zero.const(np.broadcast_to(g, loss.v.shape))
     d_fb = gc * w if w is not None else gc
     d_f, d_bce = d_fb * bce, d_fb * f
-    slope = m.power(gamma - 1.0) * float(gamma) if gamma else _Rounded(np.zeros(m.v.shape), 0.0, dtype)
+    slope = m.power(gamma - 1.0) * float(gamma) if gamma else Rounded(np.zeros(m.v.shape), 0.0, dtype)
     d_pt = -(d_f * slope)
     d_b = -d_bce
     d_o = (d_b * y) * (o._lift(1.0) / o) - (d_b * not_y) * (o._lift(1.0) / one_m_o)
     passed = clip_grad(p.v, lo, hi, d_o.v)
     scale = clip_grad(p.v, lo, hi, np.ones(p.v.shape))
     with np.errstate(invalid="ignore"):
-        d_clip = _Rounded(passed, scale * d_o.e + np.where(near, np.abs(d_o.v) / p.u + d_o.e, 0.0), dtype)
+        d_clip = Rounded(passed, scale * d_o.e + np.where(near, np.abs(d_o.v) / p.u + d_o.e, 0.0), dtype)
     d_p = d_clip + (d_pt * y - d_pt * not_y)
     d_y = (d_b * log_o - d_b * log_1mo) + (d_pt * p - d_pt * one_m_p)
     if w is not None:

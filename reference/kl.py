@@ -11,7 +11,7 @@ import numpy as np
 
 from lossparity.reference._math import clip_bounds, clip_grad, over, times, xlogy
 from lossparity.reference.reduction import chain, reduce, reduce_grad
-from lossparity.reference.rounding import reduction_error, unit_roundoff
+from lossparity.reference.rounding import reduction_error, subnormal_spacing, unit_roundoff
 from lossparity.reference.trace import NO_TRACE, reading
 
 
@@ -142,15 +142,6 @@ def kl_div_probs_grad(
 
 #: The stage the model knows: y * log(y / p) and its sum over the classes, in the dtype.
 KL_STAGES = ("log_ratio",)
-
-
-def subnormal_spacing(dtype) -> float:
-    """Half the spacing of ``dtype``'s subnormal numbers (float16 2^-25, bfloat16 2^-134): the
-    absolute rounding error of a result that lands below the smallest normal number, where the
-    relative bound u no longer holds (Keras' clip bound 1e-7 is itself a float16 subnormal)."""
-    import ml_dtypes
-
-    return float(ml_dtypes.finfo(dtype).smallest_subnormal) / 2
 
 
 def kl_div_probs_error(

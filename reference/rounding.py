@@ -20,6 +20,11 @@ pairwise or wider accumulator costs less). The model returns that bound in units
 within ``atol + rtol |expected| + u * scale`` of the oracle is consistent with the declared
 computation. Second-order terms (u^2) are dropped; they are below the tolerance's ``atol``.
 
+Two ways to write a model: closed forms of the magnitudes (``log_softmax_error``,
+``reduction_error``; the cross-entropies, KL, CTC and regression models), or the framework's
+forward and backward replayed operation by operation on :class:`Rounded` quantities, which
+carry each value with its running bound (the focal, generalized and Poly-1 cross-entropies).
+
 The model never explains a non-finite result, a wrong dtype or shape, or an element where the
 oracle is not finite: those stay findings, as does anything past the bound (a halved slope of a
 term that does not cancel is past it by a factor of about 1 / (2 u)).
@@ -27,9 +32,10 @@ term that does not cancel is past it by a factor of about 1 / (2 u)).
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
-from lossparity.reference._math import log_softmax
+from lossparity.reference._math import log_softmax, times
 
 #: Unit roundoff (half the machine epsilon) of each dtype: round-to-nearest's relative error.
 UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
@@ -100,3 +106,139 @@ def reduction_error(per: np.ndarray, loss: np.ndarray, g: np.ndarray, reduction:
         carried = np.sum(np.where(counted, np.abs(g) * per, 0.0))
         terms = np.sum(np.where(counted, np.abs(g * loss), 0.0))
     return np.asarray(carried + 2 * int(np.sum(counted)) * terms)
+
+
+def subnormal_spacing(dtype) -> float:
+    """Half the spacing of ``dtype``'s subnormal numbers (float16 2^-25, bfloat16 2^-134): the
+    absolute rounding error of a result that lands below the smallest normal number, where the
+    relative bound u no longer holds (Keras' clip bound 1e-7 is itself a float16 subnormal)."""
+    import ml_dtypes
+
+    return float(ml_dtypes.finfo(dtype).smallest_subnormal) / 2
+
+
+class Rounded:
+    """A quantity computed in a dtype of unit roundoff u: ``v`` its exact value (float64) and
+    ``e`` a bound on the error of the computed one, |computed - v| <= u e (first order).
+
+    The standard model: each operation's result is the exact result of its (computed) operands
+    times (1 + d), |d| <= u, plus an absolute error below half the smallest normal number
+    (a subnormal or flushed result; ``tiny``, in units of u). So, to first order in u:
+
+    - a +- b: e = e_a + e_b + r(a +- b), r(z) = |z| + tiny the result's own rounding;
+    - a b: e = |b| e_a + |a| e_b + r(a b) (an exact zero factor wins over an infinite one, but
+      not over one whose computed value may be infinite: no bound there, 0 * inf is NaN);
+    - a / b: e = e_a / |b| + |a / b| e_b / |b| + r(a / b);
+    - log a: e = e_a / |a| + r(log a); exp a: e = exp(a) e_a + r(exp a);
+    - a^g (a >= 0): the exact spread of t^g over the interval a +- u e_a (clamped at 0, so no
+      linearization where the interval reaches 0 or a pole), plus r(a^g);
+    - a sum of n terms (recursive, the worst order): sum e_k + (n - 1) sum |a_k| + n tiny, n
+      counting the terms that are not exactly 0 (adding an exact 0 is exact);
+    - a constant the framework writes as a Python float is rounded to the dtype once: its
+      error is |fl(c) - c| / u, known exactly; 0, 1 and the inputs (cases are rounded to their
+      dtype before any framework sees them) are exact; a negation, a selection and a product by
+      a power of two (the 1/2 of jnp.clip's tie) are exact.
+
+    A result that may reach the dtype's largest finite number (an overflow to inf) has no bound
+    (e = inf), nor has anything computed from it: such elements stay findings.
+    """
+
+    __slots__ = ("dtype", "e", "top", "u", "v")
+
+    def __init__(self, v, e=0.0, dtype=np.float16):
+        self.v = np.asarray(v, np.float64)
+        self.e = np.array(np.broadcast_to(np.asarray(e, np.float64), self.v.shape))
+        self.dtype = dtype
+        info = ml_dtypes.finfo(dtype)
+        self.u = unit_roundoff(dtype)
+        self.top = float(info.max)
+        with np.errstate(invalid="ignore", over="ignore"):
+            self.e[np.abs(self.v) + self.u * self.e >= self.top] = np.inf
+
+    @property
+    def tiny(self) -> float:
+        return float(ml_dtypes.finfo(self.dtype).smallest_normal) / 2 / self.u
+
+    def _new(self, v, e):
+        return Rounded(v, e, self.dtype)
+
+    def _r(self, v):
+        return np.abs(v) + self.tiny
+
+    def __add__(self, other):
+        o = self._lift(other)
+        with np.errstate(invalid="ignore"):
+            v = self.v + o.v
+            return self._new(v, self.e + o.e + self._r(v))
+
+    def __sub__(self, other):
+        return self + (-self._lift(other))
+
+    def __rsub__(self, other):
+        return self._lift(other) - self
+
+    def __neg__(self):
+        return self._new(-self.v, self.e)
+
+    def __mul__(self, other):
+        o = self._lift(other)
+        # a zero factor wins over an infinite one (``times``), in the value and in the errors
+        # ... unless the computed factor may itself be infinite (its error is): 0 * inf is NaN
+        v = np.where((self.v == 0) | (o.v == 0), 0.0, self.v * o.v)
+        e = times(self.e, np.abs(o.v)) + times(np.abs(self.v), o.e) + self._r(v)
+        pole = ((self.v == 0) & ~np.isfinite(o.e)) | ((o.v == 0) & ~np.isfinite(self.e))
+        return self._new(v, np.where(pole, np.inf, e))
+
+    def __truediv__(self, other):
+        o = self._lift(other)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = self.v / o.v
+            return self._new(v, (self.e + np.abs(v) * o.e) / np.abs(o.v) + self._r(v))
+
+    def _lift(self, other):
+        return other if isinstance(other, Rounded) else self._new(other, 0.0)
+
+    def const(self, c):
+        """The Python constant ``c`` as the framework writes it in the dtype: rounded once."""
+        c = np.asarray(c, np.float64)
+        return self._new(c, np.abs(c.astype(self.dtype).astype(np.float64) - c) / self.u)
+
+    def log(self):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = np.log(self.v)
+            return self._new(v, self.e / np.abs(self.v) + self._r(v))
+
+    def log1p(self):
+        """log(1 + a), a > -1: the argument's error divided by 1 + a, plus one rounding."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = np.log1p(self.v)
+            return self._new(v, self.e / np.abs(1.0 + self.v) + self._r(v))
+
+    def exp(self):
+        with np.errstate(over="ignore", invalid="ignore"):
+            v = np.exp(self.v)
+            return self._new(v, v * self.e + self._r(v))
+
+    def power(self, g):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            v = np.power(self.v, g)
+            spread = np.maximum(
+                np.abs(np.power(self.v + self.u * self.e, g) - v),
+                np.abs(np.power(np.maximum(self.v - self.u * self.e, 0.0), g) - v),
+            )
+            return self._new(v, spread / self.u + self._r(v))
+
+    def sum(self, axis=-1):
+        n = np.sum((self.v != 0) | (self.e != 0), axis=axis, keepdims=True)
+        with np.errstate(invalid="ignore"):
+            return self._new(
+                np.sum(self.v, axis=axis, keepdims=True),
+                np.sum(self.e, axis=axis, keepdims=True)
+                + np.maximum(n - 1, 0) * np.sum(np.abs(self.v), axis=axis, keepdims=True)
+                + n * self.tiny,
+            )
+
+    def where(self, mask, other):
+        """The selection where(mask, self, other): exact."""
+        o = self._lift(other)
+        return self._new(np.where(mask, self.v, o.v), np.where(mask, self.e, o.e))
