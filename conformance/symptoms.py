@@ -460,7 +460,7 @@ def _dtype_with(d: Symptom, kinds: tuple[Symptom, ...], part: Part) -> bool:
         return False
     actual, expected, dtype = part.mismatched_as_returned
     if actual.size == 0:
-        return False  # nothing but the dtype: the plain dtype symptom's
+        return True  # nothing but the dtype
     shown = _within(actual, expected, d.bounds, dtype) if d.bounds else np.zeros(actual.shape, bool)
     for s in kinds:
         shown |= _elements(s, actual, expected, part)

@@ -1063,3 +1063,41 @@ def binary_focal_cross_entropy_error(
     if label_smoothing:
         d_y = d_y * y.const(1.0 - label_smoothing)
     return {"value": value, "input": d_p.e, "target": d_y.e}
+
+
+#: optax's simplex projection under x64: the prefix sum of the sorted scores, its division by
+#: the support size and the differences x_j - tau in the scores' dtype; the rest in float64.
+SPARSEMAX_PROJECTION_STAGES = ("projection",)
+
+
+def multiclass_sparsemax_loss_error(input, target, *, reduction="mean", dtype=np.float32, trace=NO_TRACE, stages=()):
+    """Rounding model of optax's multiclass sparsemax loss, whose projection
+    (optax/projections/_projections.py, ``_projection_unit_simplex``) computes, for the k
+    largest scores u_1 >= ... >= u_k of the support, c = cumsum(u)[k - 1], tau = c / k and
+    x_j - tau in the scores' dtype (JAX promotes the int64 k to it), and only then adds the
+    float64 1 / k (a Python float over the int64 k, float64 under x64): p_j = relu(1/k + x_j - tau).
+    In units of u: err(c) = (k - 1) sum_{i<=k} |u_i| (any order of the prefix sum), err(tau) =
+    err(c) / k + |tau|, err(x_j - tau) = err(tau) + |x_j - tau|; relu is 1-Lipschitz, so a p_j
+    within that of 0 (outside the support, or at its edge) carries it too. The loss is then
+    sum_j p_j w_j + (1 - sum_j p_j^2) / 2 in float64 with w_j = x_j - x_y rounded in the dtype
+    (one rounding, |w_j|): err(loss) = sum_j (err(p_j) |w_j| + p_j |w_j| + p_j err(p_j)).
+    No gradient: jax.grad raises under x64 (its custom JVP's dtypes differ)."""
+    x = np.asarray(input, np.float64)
+    p, t, loss = _multiclass_sparsemax(x, target, NO_TRACE)
+    k = np.maximum(np.sum(p > 0, axis=-1, keepdims=True), 1)
+    top = -np.sort(-x, axis=-1)
+    rank = np.arange(x.shape[-1])
+    in_top = rank < k
+    with np.errstate(invalid="ignore", over="ignore"):
+        c = np.sum(np.where(in_top, top, 0.0), axis=-1, keepdims=True)
+        e_c = (k - 1) * np.sum(np.where(in_top, np.abs(top), 0.0), axis=-1, keepdims=True)
+        tau = c / k
+        e_tau = e_c / k + np.abs(tau)
+        d = x - tau
+        e_d = e_tau + np.abs(d)
+        u = unit_roundoff(dtype)
+        e_p = np.where(1.0 / k + d + u * e_d > 0, e_d, 0.0)
+        w = x - np.take_along_axis(x, np.clip(t, 0, x.shape[-1] - 1)[..., None], axis=-1)
+        per = np.sum(e_p * np.abs(w) + p * np.abs(w) + p * e_p, axis=-1)
+    g = reduce_grad(loss.shape, reduction=reduction)
+    return {"value": reduction_error(per, loss, g, reduction)}

@@ -1620,3 +1620,32 @@ def test_mape_slope_model_bounds_the_emulated_computation(dtype):
         pairs = [(-ct_a, want["input"], "input"), (ct_a + ct_m * np.sign(yt), want["target"], "target")]
         misses += _check_parts(pairs, model, dtype)
     assert misses > 10 or dtype == "bfloat16"
+
+
+# ============================================================================ multiclass sparsemax
+def _optax_sparsemax_loss_emulated(x, labels, t):
+    """optax.losses.multiclass_sparsemax_loss under x64: the projection's cumsum, / k and x - tau
+    in dtype t, then + 1/k and the loss in float64; x - x_y in t."""
+    xt = x.astype(t)
+    u = -np.sort(-xt, axis=-1)
+    cumsum = np.cumsum(u, axis=-1, dtype=t)
+    ind = np.arange(1, x.shape[-1] + 1)
+    cond = (1.0 / ind + (u.astype(np.float64) - (cumsum / ind.astype(t)).astype(np.float64))) > 0
+    k = np.sum(cond, axis=-1, keepdims=True)
+    tau = np.take_along_axis(cumsum, k - 1, axis=-1) / k.astype(t)
+    p = np.maximum(1.0 / k + (xt - tau).astype(np.float64), 0.0)
+    w = (xt - np.take_along_axis(xt, labels[..., None], axis=-1)).astype(np.float64)
+    return np.sum(p * np.where(p > 0, w, 0.0), axis=-1) + 0.5 * (1.0 - np.sum(p * p, axis=-1))
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF))
+def test_multiclass_sparsemax_projection_model_bounds_optax(dtype):
+    t, plain_misses = HALF[dtype], 0
+    for x, _, labels in _cases(seed=11):
+        x = x.astype(t).astype(np.float64)
+        model = cl.multiclass_sparsemax_loss_error(x, labels, reduction="none", dtype=t)
+        got = _optax_sparsemax_loss_emulated(x, labels, t)
+        ok, plain = _check(got, cl.multiclass_sparsemax_loss(x, labels, reduction="none"), model["value"], dtype)
+        assert ok, (x, labels, got)
+        plain_misses += not plain
+    assert plain_misses > 10

@@ -287,7 +287,8 @@ SPECS: list[Spec] = [
          "multiclass sparsemax loss: Fenchel-Young loss of sparsemax, class-index targets",
          cl.multiclass_sparsemax_loss, {"reduction": "mean"}, (),
          multiclass_sparsemax(), MULTICLASS_SPARSEMAX, target="index",
-         gradient=cl.multiclass_sparsemax_loss_grad),
+         gradient=cl.multiclass_sparsemax_loss_grad,
+         error_model=cl.multiclass_sparsemax_loss_error, stages=cl.SPARSEMAX_PROJECTION_STAGES),
 ]
 # fmt: on
 
@@ -336,7 +337,9 @@ BINDINGS: list[Binding] = [
     # jax.nn.sparse_plus's (z + 1)**2 / 4 in the scores' dtype (no upcast: optax/losses/
     # _classification.py, v0.2.8, sparsemax_loss; jax/_src/nn/functions.py, sparse_plus)
     optax_loss("sparsemax_loss", "sparsemax_loss", stages=cl.SPARSE_PLUS_STAGES),
-    optax_loss("multiclass_sparsemax_loss", "multiclass_sparsemax_loss"),
+    # under x64 the simplex projection's prefix sum, tau and x - tau stay in the scores' dtype
+    # (optax/projections/_projections.py: the int64 support size promotes to it; 1 / k is float64)
+    optax_loss("multiclass_sparsemax_loss", "multiclass_sparsemax_loss", stages=cl.SPARSEMAX_PROJECTION_STAGES),
     # -- keras --
     # on probabilities: the cast, clip, logs, 1 - p_t, power and products in the compute dtype (no
     # upcast: keras/src/losses/losses.py, v3.15.1, L2497-L2520; the jax and tensorflow backends'
