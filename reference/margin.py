@@ -238,8 +238,10 @@ def _one_hot(safe, invalid, n_classes):
 # ============================================================================ multiclass hinge
 
 
-def _multiclass_parts(input, target, margin, invalid_label, trace):
+def _multiclass_parts(input, target, margin, invalid_label, trace, flush_subnormals=False, dtype=np.float32):
     x = trace("input", np.asarray(input, np.float64), reading(input, "scores", classes=True))
+    if flush_subnormals:
+        x = trace("flushed input", flush_to_zero(x, dtype), "subnormals read as +-0")
     n = x.shape[-1]
     _, invalid, safe = _labels(target, n, invalid_label, trace)
     onehot = _one_hot(safe, invalid, n)
@@ -254,6 +256,7 @@ def multiclass_hinge(
     margin=1.0,
     reduction="mean",
     invalid_label="nan",
+    flush_subnormals=False,
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -264,8 +267,9 @@ def multiclass_hinge(
 
     A label outside [0, C) gives NaN (plain), raises (an exception class name), or with
     ``invalid_label="zeros"`` has an all-zero one-hot row (``jax.nn.one_hot``): max_c x_c + margin.
+    ``flush_subnormals``: subnormal scores read as +-0 (XLA on CPU), so they tie with 0.
     """
-    x, invalid, onehot, a = _multiclass_parts(input, target, margin, invalid_label, trace)
+    x, invalid, onehot, a = _multiclass_parts(input, target, margin, invalid_label, trace, flush_subnormals, dtype)
     with np.errstate(invalid="ignore"):
         loss = np.max(a, axis=-1, initial=-np.inf) - np.sum(np.where(onehot, x, 0.0), axis=-1)
     loss = np.where(invalid & (invalid_label == "nan"), np.nan, loss)
@@ -280,12 +284,13 @@ def multiclass_hinge_grad(
     margin=1.0,
     reduction="mean",
     invalid_label="nan",
+    flush_subnormals=False,
     dtype=np.float32,
     trace=NO_TRACE,
 ):
     """d/dx_c = s_c - [c = y], s the even share of the max among tied augmented scores (at a
     margin exactly met the target's own entry ties with the best other class: -1/2, +1/2)."""
-    _, invalid, onehot, a = _multiclass_parts(input, target, margin, invalid_label, NO_TRACE)
+    _, invalid, onehot, a = _multiclass_parts(input, target, margin, invalid_label, NO_TRACE, flush_subnormals, dtype)
     d = _tie_share(a) - onehot
     d = np.where((invalid & (invalid_label == "nan"))[..., None], np.nan, d)
     g = reduce_grad(np.shape(a)[:-1], reduction=reduction)

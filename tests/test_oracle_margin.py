@@ -339,3 +339,16 @@ def test_flush_subnormals_puts_a_subnormal_score_on_the_perceptron_kink():
     kw = dict(margin=0.0, reduction="none")
     np.testing.assert_array_equal(m.hinge_grad(x, y, **kw)["input"], [0.0, 1.0])
     np.testing.assert_array_equal(m.hinge_grad(x, y, **kw, flush_subnormals=True)["input"], [0.5, 1.0])
+
+
+def test_multiclass_hinge_reads_a_flushed_subnormal_score_as_a_tie():
+    """flush_subnormals (XLA on CPU): a float32 subnormal score reads as 0 and ties with the
+    zeros beside it, so the perceptron's max splits its slope among them; unflushed it wins."""
+    x, y = np.array([[0.0, 1.4e-45, 0.0, -1.0]]), np.array([3])
+    plain = m.multiclass_hinge_grad(x, y, margin=0.0, reduction="sum", dtype=np.float32)["input"]
+    flushed = m.multiclass_hinge_grad(x, y, margin=0.0, reduction="sum", dtype=np.float32, flush_subnormals=True)
+    np.testing.assert_array_equal(plain, [[0.0, 1.0, 0.0, -1.0]])
+    np.testing.assert_allclose(flushed["input"], [[1 / 3, 1 / 3, 1 / 3, -1.0]])
+    # float64 keeps its subnormals
+    f64 = m.multiclass_hinge_grad(x, y, margin=0.0, reduction="sum", dtype=np.float64, flush_subnormals=True)
+    np.testing.assert_array_equal(f64["input"], plain)

@@ -329,7 +329,7 @@ SPECS: list[Spec] = [
           error_model=m.categorical_hinge_error, stages=m.CATEGORICAL_HINGE_STAGES),
     _spec("multiclass_hinge", "Crammer-Singer max_c(x_c + margin [c != y]) - x_y, class indices "
                               "(margin 0: multiclass perceptron)",
-          m.multiclass_hinge, {"margin": 1.0, **_R}, ("invalid_label",),
+          m.multiclass_hinge, {"margin": 1.0, **_R}, ("invalid_label", "flush_subnormals"),
           class_scores(torch_shapes=False), MULTICLASS_HINGE, target="index"),
     _spec("multi_margin", "Weston-Watkins sum_{i != y} w[y] max(0, margin - x_y + x_i)^p / C",
           m.multi_margin, {"p": 1, "margin": 1.0, "weight": None, **_R},
@@ -391,9 +391,9 @@ BINDINGS: list[Binding] = [
     optax_loss("perceptron_loss", "hinge", fixed={**NO_REDUCTION, "margin": 0.0},
                conventions={"flush_subnormals": True}),
     optax_loss("multiclass_hinge_loss", "multiclass_hinge",
-               conventions={"invalid_label": "zeros"}),
+               conventions={"invalid_label": "zeros", "flush_subnormals": True}),
     optax_loss("multiclass_perceptron_loss", "multiclass_hinge", fixed={**NO_REDUCTION, "margin": 0.0},
-               conventions={"invalid_label": "zeros"}),
+               conventions={"invalid_label": "zeros", "flush_subnormals": True}),
     # -- keras --
     *keras_pair("Hinge", "hinge", "hinge",
                 conventions={"hinge_labels": "binary_if_all", "sample_axis": "mean"}, backends=_HINGE_TIE),
