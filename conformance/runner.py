@@ -131,10 +131,12 @@ def within_rounding(
         e = np.where(np.isinf(rounded) & np.isfinite(e), rounded, e)
         same = (a == e) | (np.isnan(a) & np.isnan(e))
         diff = np.abs(a - e)
-        fine = same | (np.isfinite(a) & np.isfinite(e) & np.isfinite(bound) & (diff <= bound))
+        finite = np.isfinite(a) & np.isfinite(e)
+        plain = finite & (diff <= tol.atol + tol.rtol * np.abs(e))  # within the tolerance, model or not
+        fine = same | plain | (finite & np.isfinite(bound) & (diff <= bound))
         if not fine.all():
             return None
-        ratio = np.where(same, 0.0, diff / bound)
+        ratio = np.where(same | plain, 0.0, diff / bound)
     worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.size else ()
     err, lim, r = float(diff[worst]), float(bound[worst]), float(ratio[worst])
     what = ", ".join(stages)

@@ -148,6 +148,17 @@ def test_within_rounding_rejects_what_rounding_cannot_do():
     assert within_rounding(expected + 2.0**-11, expected, None, TOLERANCES["float16"], "float16", ("s",)) is None
 
 
+def test_an_element_the_model_leaves_unbounded_is_held_to_the_tolerance():
+    """An infinite scale (the model cannot bound the element) neither excuses nor condemns it:
+    within the tolerance it is fine, past it the part is not consistent with the model."""
+    expected, scale = np.array([0.5, 4.0]), np.array([8.0, np.inf])
+    tol = TOLERANCES["float16"]
+    inside = expected + [2.0**-10, 2.0**-9]  # the second within 0.001 * 4
+    assert within_rounding(inside, expected, scale, tol, "float16", ("s",)) is not None
+    past = expected + [2.0**-10, 0.01]
+    assert within_rounding(past, expected, scale, tol, "float16", ("s",)) is None
+
+
 def test_bound_scales_with_the_unit_roundoff():
     assert unit_roundoff("float16") == 2.0**-11 and unit_roundoff("bfloat16") == 2.0**-8
     assert unit_roundoff(np.dtype(ml_dtypes.bfloat16)) == 2.0**-8 and unit_roundoff(np.float32) == 2.0**-24
