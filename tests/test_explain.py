@@ -252,6 +252,17 @@ def test_the_compute_dtype_is_a_knob():
     assert at["status"] == "same"
 
 
+def test_predictions_past_the_dtypes_range_are_its_infinity():
+    """Two predictions of 2.1e8 for a float16 result are both inf to float16: the same (Keras'
+    MAPE at a zero target, a float32 class form against its float16 function)."""
+    from lossparity.conformance.attribution import Prediction, same
+
+    big = Prediction(value=np.array([2.097152e8, 875.0]))
+    assert same(big, Prediction(value=np.array([2.5e8, 875.0])), "mean_absolute_percentage_error", "float16")
+    assert not same(big, Prediction(value=np.array([2.5e8, 875.0])), "mean_absolute_percentage_error", "float32")
+    assert not same(big, Prediction(value=np.array([6.0e4, 875.0])), "mean_absolute_percentage_error", "float16")
+
+
 def test_a_rounding_model_is_named_in_the_divergence_it_explains():
     a = Binding("a.loss", BCE.name, "test", "", params={"reduction": "reduction"})
     b = Binding("b.loss", BCE.name, "test", "", params={"reduction": "reduction"})
