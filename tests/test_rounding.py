@@ -1660,3 +1660,23 @@ def test_multiclass_sparsemax_projection_model_bounds_optax(dtype):
         assert ok, (x, labels, got)
         plain_misses += not plain
     assert plain_misses > 10
+
+
+def test_per_backend_stages_keep_each_backends_conventions():
+    """keras_pair(stages={...}) beside backends={...}: a backend named in both keeps its
+    conventions and gets its stages; one named in the conventions only keeps them."""
+    from lossparity.conformance.bindings import keras_pair, on_backend
+
+    (b,) = [
+        x
+        for x in keras_pair(
+            None,
+            "f",
+            "softmax_cross_entropy",
+            backends={"jax": {"invalid_label": "zeros"}, "torch": {"invalid_label": "IndexError"}},
+            stages={"jax": ("log_softmax",)},
+        )
+    ]
+    jax_b, torch_b = on_backend("jax", [b])[0], on_backend("torch", [b])[0]
+    assert jax_b.conventions == {"invalid_label": "zeros"} and jax_b.stages == ("log_softmax",)
+    assert torch_b.conventions == {"invalid_label": "IndexError"} and torch_b.stages == ()
