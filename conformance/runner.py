@@ -278,14 +278,13 @@ def gradient_verdicts(binding: Binding, spec: Spec, dtype: str, grads: Mapping, 
                 verdict="conform" if comparison.ok else "deviate",
                 errors=comparison.as_dict(),
             )
-            if got_dtype != dtype:
+            wrong = got_dtype != dtype
+            if wrong:
                 entry.update(verdict="deviate", errors=_wrong_dtype(entry["errors"], got_dtype, dtype))
-                if not comparison.ok and model is not None:  # are the numbers those of the declared computation?
-                    scale = (model() or {}).get(name)
-                    _judged_by_model(entry["errors"], value, expected[name], scale, tol, precision, binding.stages)
-            elif not comparison.ok and model is not None:
+            if not comparison.ok and model is not None:  # are the numbers those of the declared computation?
                 scale = (model() or {}).get(name)
-                if _judged_by_model(entry["errors"], value, expected[name], scale, tol, precision, binding.stages):
+                fit = _judged_by_model(entry["errors"], value, expected[name], scale, tol, precision, binding.stages)
+                if fit is not None and not wrong:
                     entry["verdict"] = "conform"
         out[name] = entry
     return out
@@ -432,14 +431,15 @@ def verdict(expected, expected_rec, outcome, tol, dtype, *, model=None, stages=(
         return "error_mismatch", {"summary": f"expected a value; raised {outcome.error_type}: {outcome.error_message}"}
     comparison = compare(outcome.value, expected, tol, dtype)
     errors = comparison.as_dict()
-    if outcome.dtype != dtype:
+    wrong = outcome.dtype != dtype
+    if wrong:
         errors = _wrong_dtype(errors, outcome.dtype, dtype)
-        if model is not None and not comparison.ok:  # are the numbers those of the declared computation?
-            _judged_by_model(errors, outcome.value, expected, model(), tol, dtype, stages)
-        return "deviate", errors
-    if not comparison.ok and model is not None:
-        if _judged_by_model(errors, outcome.value, expected, model(), tol, dtype, stages) is not None:
+    if not comparison.ok and model is not None:  # are the numbers those of the declared computation?
+        fit = _judged_by_model(errors, outcome.value, expected, model(), tol, dtype, stages)
+        if fit is not None and not wrong:
             return "conform", errors
+    if wrong:
+        return "deviate", errors
     if not comparison.ok:
         narrower = next(
             (d for d in DTYPES[DTYPES.index(dtype) + 1 :] if compare(outcome.value, expected, TOLERANCES[d], d).ok),
