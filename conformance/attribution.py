@@ -41,6 +41,12 @@ DEFAULT = "default "
 #: The dtype a binding computes in (``Binding.computes_in``: a Keras loss class computes float16
 #: inputs in float32), a knob where two bindings of one case compute in different dtypes.
 COMPUTE = "compute dtype"
+#: The dtype a side's arrays are given in, a knob where two calls of ``lossparity explain`` are
+#: given different ones (a float64 tensor and its float32 twin).
+GIVEN = "input dtype"
+#: Which side's arrays a spec reads, a knob where two calls of one spec are given different ones
+#: (``BCELoss()(torch.sigmoid(z), y)`` against ``BCELoss()(p, y)``): ``"A's"`` or ``"B's"``.
+ARGUMENTS = "arguments"
 #: Exhaustive ablation costs 2**k oracle calls; above this many knobs only singles are tried.
 MAX_EXHAUSTIVE = 10
 
@@ -88,7 +94,8 @@ def predict(
     params.update({k: v for k, v in case.params.items() if k in ARRAY_PARAMS and k in spec.defaults})
     conventions = {k: v for k, v in setting.items() if k in spec.conventions}
     try:
-        computed = expect(spec, case, params, conventions, setting.get(COMPUTE) or dtype, trace=trace, given=dtype)
+        given = setting.get(GIVEN) or dtype
+        computed = expect(spec, case, params, conventions, setting.get(COMPUTE) or given, trace=trace, given=given)
         return Prediction(value=computed)
     except OracleError as exc:
         return Prediction(error=exc.kind)
@@ -144,6 +151,17 @@ def same(x: Prediction, y: Prediction, spec_name: str, dtype: str) -> bool:
     return compare(value, y.value, tolerance(spec_name, dtype), dtype).ok
 
 
+def shape_only(x: Prediction, y: Prediction, spec_name: str, dtype: str) -> bool:
+    """Whether two predictions hold the same values in different shapes (a per-sample mean over
+    a last axis of one element against the per-element losses)."""
+    if x.value is None or y.value is None or np.shape(x.value) == np.shape(y.value):
+        return False
+    if np.size(x.value) != np.size(y.value):
+        return False
+    flat = Prediction(value=np.ravel(x.value))
+    return same(flat, Prediction(value=np.ravel(y.value)), spec_name, dtype)
+
+
 def attribute(
     a_setting: Mapping[str, Any],
     b_setting: Mapping[str, Any],
@@ -158,10 +176,14 @@ def attribute(
     Returns ``differing`` (each knob with A's and B's value, what it closes alone and its
     share), ``conventions`` (the smallest set that closes the gap completely, empty when
     none does), ``closed`` (what switching every differing knob closes) and ``status``:
-    ``same`` (the predictions already agree), ``explained`` or ``unexplained``.
+    ``same`` (the predictions already agree), ``shape`` (the same values in another shape:
+    ``shapes`` gives both, and no knob is credited), ``explained`` or ``unexplained``.
     """
     names = list(dict.fromkeys([*a_setting, *b_setting]))
-    fill = {k: (None if k.startswith(DEFAULT) or k in (LOSS, COMPUTE) else CONVENTIONS[k].plain) for k in names}
+    fill = {
+        k: (None if k.startswith(DEFAULT) or k in (LOSS, COMPUTE, GIVEN, ARGUMENTS) else CONVENTIONS[k].plain)
+        for k in names
+    }
     sa = {k: a_setting.get(k, fill[k]) for k in names}
     sb = {k: b_setting.get(k, fill[k]) for k in names}
     differing = [k for k in names if k not in ignore and sa[k] != sb[k]]
@@ -181,6 +203,17 @@ def attribute(
 
     if same(pa, pb, spec_name, dtype):
         status, smallest = "same", []
+    elif shape_only(pa, pb, spec_name, dtype):
+        # the same numbers in another shape ((3, 1) against (3,)): no knob changes a value here
+        return {
+            "status": "shape",
+            "differing": [
+                {"name": k, "a": _plain(sa[k]), "b": _plain(sb[k]), "alone": None, "share": None} for k in differing
+            ],
+            "conventions": [],
+            "closed": 0.0,
+            "shapes": [list(np.shape(pa.value)), list(np.shape(pb.value))],
+        }
     else:
         smallest = None
         exhaustive = len(differing) <= MAX_EXHAUSTIVE

@@ -106,12 +106,12 @@ class KnownDeviation:
         """Smaller is more specific: the entry chosen where several explain a part."""
         return (self.coverage, strictness(self.symptom), self.id)
 
-    def in_place(self, record: Mapping, part: Part) -> bool:
-        """Whether the result's part lies in the entry's place."""
+    def in_place(self, record: Mapping, part: Part, any_case: bool = False) -> bool:
+        """Whether the result's part lies in the entry's place (``any_case``: whatever its case)."""
         values = (
             (record.get("binding"), _literal_brackets(self.binding)),
             (record.get("spec"), self.spec),
-            (record.get("case_id"), self.case),
+            (record.get("case_id"), "*" if any_case else self.case),
             (record.get("dtype"), self.dtype),
             (record.get("mode", "eager"), self.mode),
             (part.verdict, self.verdict),
@@ -119,8 +119,8 @@ class KnownDeviation:
         )
         return all(fnmatchcase(str(v), p) for v, p in values)
 
-    def explains(self, record: Mapping, part: Part) -> bool:
-        return self.in_place(record, part) and fits(self.symptom, part)
+    def explains(self, record: Mapping, part: Part, any_case: bool = False) -> bool:
+        return self.in_place(record, part, any_case) and fits(self.symptom, part)
 
     def as_dict(self) -> dict:
         """What a result's ``known`` field says of the entry."""
@@ -170,10 +170,15 @@ class Match:
         return {p: (e.id if e else None) for p, e in self.parts.items()}
 
 
-def match(record: Mapping, known: Iterable[KnownDeviation]) -> Match:
-    """For each failing part of ``record``, the most specific entry that explains it."""
+def match(record: Mapping, known: Iterable[KnownDeviation], *, any_case: bool = False) -> Match:
+    """For each failing part of ``record``, the most specific entry that explains it.
+    ``any_case``: match by what the result is and shows, not by the id of its case (a case typed
+    into ``lossparity explain`` has none): the binding, spec, dtype, mode, verdict, part and the
+    symptom must fit; the entry's case glob is not read."""
     ranked = sorted(known, key=lambda k: k.rank)
-    return Match({p.name: next((k for k in ranked if k.explains(record, p)), None) for p in failing_parts(record)})
+    return Match(
+        {p.name: next((k for k in ranked if k.explains(record, p, any_case)), None) for p in failing_parts(record)}
+    )
 
 
 def known_ids(record: Mapping) -> list[str]:
