@@ -106,6 +106,11 @@ class KnownDeviation:
         """Smaller is more specific: the entry chosen where several explain a part."""
         return (self.coverage, strictness(self.symptom), self.id)
 
+    @cached_property
+    def every_generated(self) -> bool:
+        """Whether the entry's case glob covers every generated case (``*``, ``gen-*``)."""
+        return all(fnmatchcase(c, self.case) for c in GENERATED)
+
     def in_place(self, record: Mapping, part: Part, any_case: bool = False) -> bool:
         """Whether the result's part lies in the entry's place (``any_case``: whatever its case)."""
         values = (
@@ -172,10 +177,16 @@ class Match:
 
 def match(record: Mapping, known: Iterable[KnownDeviation], *, any_case: bool = False) -> Match:
     """For each failing part of ``record``, the most specific entry that explains it.
-    ``any_case``: match by what the result is and shows, not by the id of its case (a case typed
-    into ``lossparity explain`` has none): the binding, spec, dtype, mode, verdict, part and the
-    symptom must fit; the entry's case glob is not read."""
+
+    ``any_case``: match by what the result is and shows, not only by the id of its case (a case
+    typed into ``lossparity explain`` has an id only where it is one of the suite's rows): the
+    binding, spec, dtype, mode, verdict, part and symptom must fit. Entries whose case glob holds
+    the case's id come first, then those placed on every generated case (a place of binding, dtype
+    and symptom alone), and last those placed on other rows of the table, matched by their symptom."""
     ranked = sorted(known, key=lambda k: k.rank)
+    if any_case:
+        case_id = str(record.get("case_id"))
+        ranked.sort(key=lambda k: 0 if fnmatchcase(case_id, k.case) else 1 if k.every_generated else 2)
     return Match(
         {p.name: next((k for k in ranked if k.explains(record, p, any_case)), None) for p in failing_parts(record)}
     )

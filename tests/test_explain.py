@@ -30,7 +30,7 @@ def run_cli(capsys, *argv):
 
 def test_seed_bce_vs_cross_entropy_in_plain_words(capsys):
     code, out, err = run_cli(
-        capsys, "torch.nn.BCELoss", "torch.nn.CrossEntropyLoss", "--input", "[0.8, 0.2, 0.4]", "--target", "[1, 0, 0]"
+        capsys, "torch.nn.BCELoss", "torch.nn.CrossEntropyLoss", "--input", "[0.8, 0.2, 0.4]", "--target", "[1., 0., 0.]"
     )
     assert code == 0, err
     value_lines = [line for line in out.splitlines() if line.strip().startswith("value")]
@@ -56,7 +56,7 @@ def test_seed_json_validates_and_attributes_the_gap_to_the_loss(capsys):
         "--input",
         "[0.8, 0.2, 0.4]",
         "--target",
-        "[1, 0, 0]",
+        "[1., 0., 0.]",
         "--json",
         "--grad",
     )
@@ -80,7 +80,7 @@ def test_seed_json_validates_and_attributes_the_gap_to_the_loss(capsys):
     # d/dx of softmax cross-entropy is softmax(x) - y: derived here, not copied from torch.
     x = np.array([0.8, 0.2, 0.4], np.float32).astype(np.float64)
     softmax = np.exp(x) / np.exp(x).sum()
-    grad = np.array(b["gradient"]["value"]["data"])
+    grad = np.array(b["gradients"]["input"]["value"]["data"])
     np.testing.assert_allclose(grad, softmax - [1, 0, 0], rtol=1e-6, atol=1e-7)
 
 
@@ -341,7 +341,7 @@ def test_a_rounding_model_is_named_in_the_divergence_it_explains():
             "(add --param log_target=True)",
         ),
         (["torch.nn.BCELoss", "--input", "[0.5]"], "torch.nn.BCELoss: binary_cross_entropy needs a --target"),
-        (["a", "b", "c", "--input", "[0.5]"], "explain takes one or two bindings, got 3"),
+        (["a", "b", "c", "--input", "[0.5]"], "explain takes one or two bindings or calls, got 3"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
