@@ -621,6 +621,7 @@ def _show(side: Side, grad: bool, known: list[KnownDeviation]) -> dict:
         "call": side.text,
         "note": side.note,
         "dtype": dtype,
+        "computes_in": result_dtype,
         "mode": mode,
         "reading": reading,
         "domain": side.domain,
@@ -708,6 +709,7 @@ def _show_oracle(side: Side, trace: Trace, expected: dict) -> dict:
         "call": side.text,
         "note": None,
         "dtype": dtype,
+        "computes_in": dtype,
         "mode": side.mode,
         "reading": trace.stages[0].note if trace.stages else "",
         "domain": side.domain,
@@ -796,6 +798,12 @@ def _summary(sides: list[Side], shown: list[dict], part: dict | None, attributio
     if attribution is not None:
         if attribution["status"] == "same":
             lines.append("Under their declared conventions both are predicted to give the same result here.")
+            va, vb = sa["actual"].get("value"), sb["actual"].get("value")
+            if va and vb and va != vb and sa["verdict"] == sb["verdict"] == "conform":
+                lines.append(
+                    "Their values differ by rounding alone: each is within its own allowance of that prediction "
+                    f"(A computes in {sa['computes_in']}, B in {sb['computes_in']})."
+                )
         elif attribution["status"] == "shape":
             lines.append(
                 f"The predictions differ only in the result's shape ({attribution['shapes'][0]} against "

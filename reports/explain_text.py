@@ -62,7 +62,8 @@ def format_explanation(e: Mapping) -> str:
         if s["framework"] != "oracle":
             dtype = f"  ({actual['dtype']})" if actual.get("dtype") else ""
             out.append(f"   value     {_outcome(actual, actual.get('dtype'))}{dtype}".replace("\n", "\n" + " " * 13))
-        verdict = f"   -> {s.get('value_verdict', s['verdict'])}" if s["framework"] != "oracle" else ""
+        shown = s["verdict"] if s.get("domain") else s.get("value_verdict", s["verdict"])
+        verdict = f"   -> {shown}" if s["framework"] != "oracle" else ""
         out.append(f"   oracle    {_outcome(s['expected'])}{verdict}".replace("\n", "\n" + " " * 13))
         for name, g in (s.get("gradients") or {}).items():
             text = format_array(g["value"]) if "value" in g else f"none: {g['error']}"
