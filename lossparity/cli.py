@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bindings",
         nargs="+",
         metavar="CALL",
-        help="one or two binding ids (torch.nn.BCELoss) or calls as written (\"nn.BCELoss()(p, y)\")",
+        help='one or two binding ids (torch.nn.BCELoss) or calls as written ("nn.BCELoss()(p, y)")',
     )
     exp.add_argument("--input", help="the prediction of a binding id: probabilities, logits or log-probabilities")
     exp.add_argument("--target", help="the target of a binding id: labels, class indices or probabilities")

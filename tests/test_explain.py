@@ -30,7 +30,13 @@ def run_cli(capsys, *argv):
 
 def test_seed_bce_vs_cross_entropy_in_plain_words(capsys):
     code, out, err = run_cli(
-        capsys, "torch.nn.BCELoss", "torch.nn.CrossEntropyLoss", "--input", "[0.8, 0.2, 0.4]", "--target", "[1., 0., 0.]"
+        capsys,
+        "torch.nn.BCELoss",
+        "torch.nn.CrossEntropyLoss",
+        "--input",
+        "[0.8, 0.2, 0.4]",
+        "--target",
+        "[1., 0., 0.]",
     )
     assert code == 0, err
     value_lines = [line for line in out.splitlines() if line.strip().startswith("value")]
