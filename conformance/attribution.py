@@ -179,14 +179,8 @@ def attribute(
     ``same`` (the predictions already agree), ``shape`` (the same values in another shape:
     ``shapes`` gives both, and no knob is credited), ``explained`` or ``unexplained``.
     """
-    names = list(dict.fromkeys([*a_setting, *b_setting]))
-    fill = {
-        k: (None if k.startswith(DEFAULT) or k in (LOSS, COMPUTE, GIVEN, ARGUMENTS) else CONVENTIONS[k].plain)
-        for k in names
-    }
-    sa = {k: a_setting.get(k, fill[k]) for k in names}
-    sb = {k: b_setting.get(k, fill[k]) for k in names}
-    differing = [k for k in names if k not in ignore and sa[k] != sb[k]]
+    sa, sb = _aligned(a_setting, b_setting)
+    differing = [k for k in sa if k not in ignore and sa[k] != sb[k]]
     cache: dict[frozenset, Prediction] = {}
 
     def run(switched: frozenset) -> Prediction:
@@ -243,6 +237,52 @@ def attribute(
         "conventions": smallest or [],
         "closed": 1.0 if status == "same" else closes(full),
     }
+
+
+def _aligned(a_setting: Mapping[str, Any], b_setting: Mapping[str, Any]) -> tuple[dict, dict]:
+    """Both settings over the same knobs: a knob one side lacks takes its plain value there."""
+    names = list(dict.fromkeys([*a_setting, *b_setting]))
+    fill = {
+        k: (None if k.startswith(DEFAULT) or k in (LOSS, COMPUTE, GIVEN, ARGUMENTS) else CONVENTIONS[k].plain)
+        for k in names
+    }
+    return {k: a_setting.get(k, fill[k]) for k in names}, {k: b_setting.get(k, fill[k]) for k in names}
+
+
+def unverified(
+    attribution: Mapping,
+    a_setting: Mapping[str, Any],
+    b_setting: Mapping[str, Any],
+    specs: Mapping[str, Spec],
+    case_for: Callable[[Mapping], Case],
+    dtype: str,
+) -> list[str]:
+    """The claims of an attribution that running the oracle again does not bear out (empty when
+    every one holds): ``same`` and ``shape`` are what the two predictions are; an explanation's
+    knobs, switched together, turn A's prediction into B's, and each one is needed (without it,
+    the others do not). ``lossparity explain`` prints no cause that fails this."""
+    sa, sb = _aligned(a_setting, b_setting)
+    spec_name = sb[LOSS]
+
+    def run(switched) -> Prediction:
+        return predict({**sa, **{k: sb[k] for k in switched}}, specs, case_for, dtype)
+
+    pa, pb = run(()), predict(sb, specs, case_for, dtype)
+    status, named = attribution["status"], list(attribution["conventions"])
+    out = []
+    if status == "same" and not same(pa, pb, spec_name, dtype):
+        out.append("the predictions are said to agree, and do not")
+    if status == "shape" and not shape_only(pa, pb, spec_name, dtype):
+        out.append("the predictions are said to differ in shape alone, and do not")
+    if status == "explained":
+        if not same(run(named), pb, spec_name, dtype):
+            out.append(f"switching {', '.join(named)} does not turn A's prediction into B's")
+        for k in named:
+            if len(named) > 1 and same(run([n for n in named if n != k]), pb, spec_name, dtype):
+                out.append(f"{k} is named, and the others alone already turn A's prediction into B's")
+            if len(named) == 1 and same(pa, pb, spec_name, dtype):
+                out.append(f"{k} is named, and the predictions agree without it")
+    return out
 
 
 def _shapley(players: list[str], value: Callable[[frozenset], float]) -> dict[str, float]:
