@@ -43,7 +43,7 @@ DEFAULT = "default "
 COMPUTE = "compute dtype"
 #: The dtype a side's arrays are given in, a knob where two calls of ``lossparity explain`` are
 #: given different ones (a float64 tensor and its float32 twin).
-GIVEN = "input dtype"
+INPUT_DTYPE = "input dtype"
 #: Which side's arrays a spec reads, a knob where two calls of one spec are given different ones
 #: (``BCELoss()(torch.sigmoid(z), y)`` against ``BCELoss()(p, y)``): ``"A's"`` or ``"B's"``.
 ARGUMENTS = "arguments"
@@ -94,7 +94,7 @@ def predict(
     params.update({k: v for k, v in case.params.items() if k in ARRAY_PARAMS and k in spec.defaults})
     conventions = {k: v for k, v in setting.items() if k in spec.conventions}
     try:
-        given = setting.get(GIVEN) or dtype
+        given = setting.get(INPUT_DTYPE) or dtype
         computed = expect(spec, case, params, conventions, setting.get(COMPUTE) or given, trace=trace, given=given)
         return Prediction(value=computed)
     except OracleError as exc:
@@ -243,7 +243,7 @@ def _aligned(a_setting: Mapping[str, Any], b_setting: Mapping[str, Any]) -> tupl
     """Both settings over the same knobs: a knob one side lacks takes its plain value there."""
     names = list(dict.fromkeys([*a_setting, *b_setting]))
     fill = {
-        k: (None if k.startswith(DEFAULT) or k in (LOSS, COMPUTE, GIVEN, ARGUMENTS) else CONVENTIONS[k].plain)
+        k: (None if k.startswith(DEFAULT) or k in (LOSS, COMPUTE, INPUT_DTYPE, ARGUMENTS) else CONVENTIONS[k].plain)
         for k in names
     }
     return {k: a_setting.get(k, fill[k]) for k in names}, {k: b_setting.get(k, fill[k]) for k in names}

@@ -245,11 +245,16 @@ def parse(text: str, arrays: Mapping[str, np.ndarray]) -> Call:
     name = dotted(func)
     if name is None:
         raise CallError(f"cannot read the loss in {text!r}: expected a dotted name such as torch.nn.BCELoss")
-    out.binding_id, out.note = _binding_id(name, backend)
+    out.binding_id, out.note = binding_id(name, backend)
     return out
 
 
-def _binding_id(name: str, backend: str | None) -> tuple[str, str | None]:
+def binding_id(name: str, backend: str | None = None) -> tuple[str, str | None]:
+    """The binding id of a loss as users name it (``nn.BCELoss``, ``tf.keras.losses.Huber``,
+    ``keras.losses.Huber[jax]``), and what was assumed: a Keras loss without a backend runs on
+    Keras' default one."""
+    if backend is None and name.endswith("]") and "[" in name:
+        name, backend = name[:-1].split("[", 1)
     on_tf = name.startswith("tf.keras.")
     for short, full in ALIASES:
         if name.startswith(short):
@@ -464,6 +469,26 @@ def bind(call: Call, candidates: list[Binding]) -> Bound:
     if len(set(problems)) == 1:
         raise CallError(f"{call.text}: {problems[0]}")
     raise CallError(f"{call.text}: " + "; or ".join(dict.fromkeys(problems)))
+
+
+def by_fixed_keywords(candidates: list[Binding], params: Mapping[str, Any]):
+    """``--param from_logits=true`` given to a binding id whose call text fixes ``from_logits``
+    (a Keras cross-entropy, bound once per value): the candidates bound with that value, and the
+    parameters without it; None when no such keyword is given."""
+    keys = [k for k in params if k in KEYWORD_DEFAULTS and not any(k in b.params for b in candidates)]
+    if not keys:
+        return None
+
+    def fits(b: Binding) -> bool:
+        shape = _shape(b.call)
+        fixed = {**shape.keywords, **shape.ctor_keywords} if shape is not None else {}
+        return all(isinstance(fixed.get(k), tuple) and fixed[k][1] == params[k] for k in keys)
+
+    chosen = [b for b in candidates if fits(b)]
+    if not chosen:
+        shown = ", ".join(f"{k}={params[k]!r}" for k in keys)
+        raise CallError(f"{candidates[0].id} is not bound with {shown}")
+    return chosen, {k: v for k, v in params.items() if k not in keys}
 
 
 def _bind_one(call: Call, binding: Binding) -> Bound:

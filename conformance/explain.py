@@ -25,7 +25,7 @@ import numpy as np
 
 from lossparity.adapters.base import py_literal
 from lossparity.conformance import calls, sandbox
-from lossparity.conformance.attribution import ARGUMENTS, GIVEN, LOSS, attribute, knobs, unverified
+from lossparity.conformance.attribution import ARGUMENTS, INPUT_DTYPE, LOSS, attribute, knobs, unverified
 from lossparity.conformance.divergence import reason
 from lossparity.conformance.known import KnownDeviation, load_known, match
 from lossparity.conformance.registry import adapter_for, all_bindings
@@ -39,7 +39,16 @@ from lossparity.conformance.runner import (
 )
 from lossparity.conformance.specs import PARAMETERS, SPECS
 from lossparity.core.dtypes import DTYPES, numpy_dtype, tolerance
-from lossparity.core.model import ARRAY_PARAMS, Binding, Case, CaseError, Spec, canonical_layout, framework_layout
+from lossparity.core.model import (
+    ARRAY_PARAMS,
+    GIVEN,
+    Binding,
+    Case,
+    CaseError,
+    Spec,
+    canonical_layout,
+    framework_layout,
+)
 from lossparity.core.records import encode_array
 from lossparity.core.verdicts import RANK
 from lossparity.reference import transforms as transforms_math
@@ -185,20 +194,29 @@ def resolve(
         raise ExplainError(f"{text} is a binding id, which reads --input (and --target); none given")
     only, sep, rest = text.partition(":")
     if sep and only in SPECS:
-        if not any(b.spec == only for b in _by_id().get(rest, ())):
-            raise ExplainError(f"{rest!r} has no binding of spec {only!r} ('lossparity list' shows them all)")
         text = rest
     else:
         only = None
+    note = None
+    if text not in SPECS and text not in _by_id():  # nn.BCELoss, or a Keras id without its backend
+        named, note = calls.binding_id(text)
+        if named in _by_id():
+            text = named
+    if only is not None and not any(b.spec == only for b in _by_id().get(text, ())):
+        raise ExplainError(f"{text!r} has no binding of spec {only!r} ('lossparity list' shows them all)")
     if text in SPECS:  # the oracle alone: a spec has every parameter and no convention
         spec = SPECS[text]
         oracle = Binding(spec.name, spec.name, ORACLE, "", params={p: p for p in spec.defaults}, dtypes=tuple(DTYPES))
         return _side(oracle, spec, raw, params, dtype, mode, text=text)
     problems = []
-    for binding in _candidates(text, only, dtype, mode):
+    candidates = _candidates(text, only, dtype, mode)
+    chosen = calls.by_fixed_keywords(candidates, params)  # --param from_logits=true picks that form
+    if chosen is not None:
+        candidates, params = chosen
+    for binding in candidates:
         spec = SPECS[binding.spec]
         try:
-            return _side(binding, spec, raw, params, dtype, mode, text=text)
+            return _side(binding, spec, raw, params, dtype, mode, text=text, note=note)
         except CaseError as exc:
             problems.append((spec.name, str(exc)))
     if len(problems) == 1:
@@ -271,11 +289,27 @@ def _side(
     note: str | None = None,
 ) -> Side:
     transforms = dict(transforms or {})
-    given = _params_for(binding, spec, params)
+    # a value the binding is bound with alone is implied (kl_divergence_with_log_targets: log_target=True)
+    implied = {k: v for k, v in binding.requires.items() if v is not GIVEN and k not in params}
+    given = _params_for(binding, spec, {**implied, **params})
     class_axis = binding.conventions.get("class_axis", -1)
     documented, domain = _documented(spec, raw, transforms, dtype, class_axis)
-    case = build_case(spec, documented, given, class_axis)
-    call_case = dataclasses.replace(build_case(spec, raw, given, class_axis, as_given=True), transforms=transforms)
+    time_major = binding.conventions.get("time_major", False)
+    documented, how = _documented_shapes(binding, spec, documented)
+    note = "; ".join(n for n in (note, how) if n) or None
+    case = build_case(spec, documented, given, class_axis, time_major=time_major)
+    call_case = build_case(
+        spec, _documented_shapes(binding, spec, raw)[0], given, class_axis, as_given=True, time_major=time_major
+    )
+    # the framework is given the arrays as written (their shapes too); the checks above are the oracle's
+    call_case = dataclasses.replace(
+        call_case,
+        transforms=transforms,
+        arrays={
+            **call_case.arrays,
+            **canonical_layout({k: np.asarray(v) for k, v in raw.items()}, class_axis, time_major),
+        },
+    )
     effective = binding.effective_params(spec, case.params)
     if effective is None:
         need = ", ".join(
@@ -291,6 +325,30 @@ def _side(
     return Side(
         binding, spec, case, call_case, effective, axis, dtype, mode, documented, text, note=note, domain=domain
     )
+
+
+def _documented_shapes(binding: Binding, spec: Spec, raw: Mapping[str, np.ndarray]) -> tuple[dict, str | None]:
+    """The target in the shape the spec reads where the binding documents another it accepts:
+    Keras' ``(N, 1)`` class indices, torch's ``(1,)`` index of an unbatched input, ``tf.nn``'s
+    probability targets broadcast against the logits; and a sentence saying so."""
+    out = dict(raw)
+    x, t = np.asarray(raw.get("input")), raw.get("target")
+    if t is None or x.ndim == 0:
+        return out, None
+    t = np.asarray(t)
+    fw = binding.framework
+    if spec.target == "index" and "target_lengths" not in spec.arrays:
+        if fw.startswith("keras") and t.shape == (*x.shape[:-1], 1):
+            out["target"] = t[..., 0]
+            return out, f"{binding.id} reads the {t.shape} class indices as {out['target'].shape} (Keras squeezes them)"
+        if fw == "torch" and x.ndim == 1 and t.shape == (1,):
+            out["target"] = t.reshape(())
+            return out, f"{binding.id} reads the (1,) class index of an unbatched input as a 0-d one"
+    if spec.target == "same" and fw == "tensorflow" and t.shape != x.shape and _broadcasts(t.shape, x.shape):
+        if np.broadcast_shapes(t.shape, x.shape) == x.shape:
+            out["target"] = np.broadcast_to(t, x.shape).copy()
+            return out, f"{binding.id} broadcasts the {t.shape} target against the {x.shape} logits"
+    return out, None
 
 
 def _documented(spec: Spec, raw: Mapping[str, np.ndarray], transforms: Mapping[str, tuple], dtype: str, class_axis):
@@ -312,16 +370,27 @@ def _documented(spec: Spec, raw: Mapping[str, np.ndarray], transforms: Mapping[s
             out[name] = x
             continue
         out[name] = a
-        integers = (name == "target" and spec.target == "index") or name.endswith("_lengths")
+        integers = documented_kind(spec, name) == "i"
         if a.dtype.kind in "iu" and not integers:
             notes.append(
                 f"{name} is given as integers ({a.dtype}) where {spec.name} documents floating-point values "
                 "(the framework receives it so)"
             )
         elif a.dtype.kind == "f" and integers:
-            what = "class indices" if name == "target" else "lengths"
+            what = {"target": "class indices", "input": "values"}.get(name, "lengths")
             notes.append(f"{name} is given as floating-point values where {spec.name} documents integer {what}")
     return out, notes
+
+
+def documented_kind(spec: Spec, name: str) -> str:
+    """``"i"`` where the spec's array ``name`` holds integers (class indices, lengths, the -1-padded
+    label lists of a multi-label margin loss), ``"f"`` where it holds floating-point values, as the
+    suite's own edge rows give it (which every binding is called with), else by the shape rule."""
+    for row in spec.edges:
+        a = getattr(row, "arrays", {}).get(name)
+        if a is not None and a.dtype.kind in "iuf":
+            return "i" if a.dtype.kind in "iu" else "f"
+    return "i" if (name == "target" and spec.target == "index") or name.endswith("_lengths") else "f"
 
 
 def _outside_range(spec: Spec, case: Case) -> list[str]:
@@ -392,8 +461,18 @@ def _shown(value) -> str:
     return repr(value)
 
 
+#: A further array a call may leave out, and what it then is: optax's ``where`` mask (every item valid).
+ARRAY_DEFAULTS = {"where": lambda x: np.ones(np.shape(x), bool)}
+
+
 def build_case(
-    spec: Spec, raw: Mapping[str, np.ndarray], params: Mapping[str, Any], class_axis: int, *, as_given: bool = False
+    spec: Spec,
+    raw: Mapping[str, np.ndarray],
+    params: Mapping[str, Any],
+    class_axis: int,
+    *,
+    as_given: bool = False,
+    time_major: bool = False,
 ) -> Case:
     """The canonical case (class axis last) that a binding of ``spec`` with ``class_axis`` reads
     from arrays in its own layout; a CaseError says why the arrays do not fit. The arrays are
@@ -416,11 +495,12 @@ def build_case(
                     raise CaseError("the target holds class indices, which must be integers (of 64 bits)")
             t = t if as_given and t.dtype.kind == "f" else t.astype(np.int64)
         else:
-            t = t if as_given and t.dtype.kind in "iu" else t.astype(np.float64)
+            documented = np.int64 if documented_kind(spec, "target") == "i" else np.float64
+            t = t if as_given and t.dtype.kind in "iuf" else t.astype(documented)
         arrays["target"] = t
     if spec.classes and x.ndim == 0:
         raise CaseError(f"{spec.name} needs an input with a class axis; got a scalar")
-    canonical = canonical_layout(arrays, class_axis)
+    canonical = canonical_layout(arrays, class_axis, time_major)
     x = canonical["input"]
     if spec.classes and x.shape[-1] == 0:
         raise CaseError(
@@ -428,6 +508,8 @@ def build_case(
         )
     if "target" in canonical:
         want = x.shape[:-1] if spec.target == "index" else x.shape
+        if "target_lengths" in spec.arrays:  # label sequences, padded: (N, S) for any S
+            want = (*x.shape[:-2], *canonical["target"].shape[x.ndim - 2 :])
         if canonical["target"].shape != want:
             kind = "a class-index target" if spec.target == "index" else "the target"
             raise CaseError(
@@ -435,12 +517,18 @@ def build_case(
                 f"got {canonical['target'].shape}"
             )
     for name in spec.arrays:  # the spec's further arrays (a variance, a second input, lengths)
+        if name not in raw and name in ARRAY_DEFAULTS:
+            canonical[name] = ARRAY_DEFAULTS[name](x)
+            continue
         if name not in raw:
             raise CaseError(f"{spec.name} needs --array {name}=[...]")
         a = np.asarray(raw[name])
         if a.dtype.kind not in "iuf":
             raise CaseError(f"--array {name} must hold numbers, got {a.dtype}")
-        canonical[name] = a.astype(np.int64 if a.dtype.kind in "iu" else np.float64)
+        if name in ARRAY_DEFAULTS:  # a mask: nonzero is True
+            canonical[name] = a != 0
+            continue
+        canonical[name] = a if as_given else a.astype(np.int64 if a.dtype.kind in "iu" else np.float64)
     extra = sorted(set(raw) - {"input", "target", *spec.arrays})
     if extra:
         raise CaseError(
@@ -501,7 +589,7 @@ def _attribute(a: Side, b: Side) -> dict:
     ``input dtype``. Closeness is judged in the narrower of the two compute dtypes."""
     sa, sb = _setting(a, b.spec), _setting(b, a.spec)
     if a.dtype != b.dtype:
-        sa[GIVEN], sb[GIVEN] = a.dtype, b.dtype
+        sa[INPUT_DTYPE], sb[INPUT_DTYPE] = a.dtype, b.dtype
     same_spec = a.spec.name == b.spec.name
     if same_spec and not _same_arrays(a.raw, b.raw):
         sa[ARGUMENTS], sb[ARGUMENTS] = "A's", "B's"
