@@ -406,12 +406,15 @@ def _with(arg: Argument, *, transform=None, cast=None) -> Argument:
 
 
 def _literal(value, source: str) -> np.ndarray:
-    from lossparity.literals import LiteralError, parse_array
-
+    """A Python literal as an array of the kind written: int64 when every number is an integer
+    (or a bool), else float64."""
     try:
-        return parse_array(repr(value) if not isinstance(value, str) else value)
-    except LiteralError as exc:
-        raise CallError(f"the literal {source}: {exc}") from None
+        a = np.array(value)
+    except (ValueError, OverflowError):
+        a = None
+    if a is None or a.dtype == object or a.dtype.kind not in "biuf":
+        raise CallError(f"the literal {source} is not a rectangular array of numbers")
+    return a.astype(np.int64 if a.dtype.kind in "biu" else np.float64)
 
 
 # -- matching a call to a binding ------------------------------------------------------------

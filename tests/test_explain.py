@@ -343,9 +343,9 @@ def test_a_rounding_model_is_named_in_the_divergence_it_explains():
             "torch.nn.NLLLoss: the target holds class indices, which must be integers (of 64 bits)",
         ),
         (
-            ["optax.losses.kl_divergence_with_log_targets", "--input", "[-1.0]", "--target", "[-1.0]"],
-            "optax.losses.kl_divergence_with_log_targets: it takes only cases with log_target=True "
-            "(add --param log_target=True)",
+            ["tf.nn.weighted_cross_entropy_with_logits", "--input", "[-1.0]", "--target", "[1.0]"],
+            "tf.nn.weighted_cross_entropy_with_logits: it takes only cases with pos_weight=<any value> "
+            "(add --param pos_weight=<any value>)",
         ),
         (["torch.nn.BCELoss", "--input", "[0.5]"], "torch.nn.BCELoss: binary_cross_entropy needs a --target"),
         (["a", "b", "c", "--input", "[0.5]"], "explain takes one or two bindings or calls, got 3"),
@@ -692,3 +692,108 @@ def test_no_cause_is_named_that_switching_it_does_not_bear_out(a_id, b_id, spec_
         statuses[attribution["status"]] += 1
     assert sum(statuses.values()) >= 5, f"only {sum(statuses.values())} of the seeded cases could be read by both"
     assert statuses["explained"] or statuses["same"] == sum(statuses.values()), statuses
+
+
+# -- every form a user calls (issue 19, item 7) --------------------------------------------------
+
+
+def test_keras_documented_from_logits_example(capsys):
+    """keras.losses.BinaryCrossentropy's documentation: y_true [0, 1, 0, 0] (integers, as written),
+    logits [-18.6, 0.51, 2.94, -12.8], from_logits=True; the loss is the mean of
+    max(x, 0) - x y + log1p(exp(-|x|)), about 0.865."""
+    y, x = np.array([0.0, 1.0, 0.0, 0.0]), np.array([-18.6, 0.51, 2.94, -12.8], np.float32).astype(float)
+    derived = np.mean(np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x))))
+    assert round(derived, 3) == 0.865
+    for argv in (
+        ["keras.losses.BinaryCrossentropy(from_logits=True)(y_true, y_pred)"]
+        + ["--array", "y_true=[0, 1, 0, 0]", "--array", "y_pred=[-18.6, 0.51, 2.94, -12.8]"],
+        ["keras.losses.BinaryCrossentropy", "--input", "[-18.6, 0.51, 2.94, -12.8]", "--target", "[0, 1, 0, 0]"]
+        + ["--param", "from_logits=true"],
+    ):
+        e = explain_json(capsys, *argv)
+        (side,) = e["bindings"]
+        assert side["binding"] == "keras.losses.BinaryCrossentropy[tensorflow]"
+        assert side["spec"] == "binary_cross_entropy_with_logits" and side["verdict"] == "conform"
+        assert side["actual"]["value"]["data"] == [pytest.approx(derived, rel=1e-6)]
+        assert "Keras' default backend, tensorflow" in e["summary"][0]
+
+
+def test_pytorch_documented_multilabel_margin_example(capsys):
+    """torch.nn.MultiLabelMarginLoss's documentation: x [[0.1, 0.2, 0.4, 0.8]], y [[3, 0, -1, 1]]
+    (labels 3 and 0): 1/4 sum over j in {3, 0}, i in {1, 2} of max(0, 1 - (x[j] - x[i])) = 0.85."""
+    x = np.array([0.1, 0.2, 0.4, 0.8], np.float32).astype(float)
+    derived = sum(max(0.0, 1 - (x[j] - x[i])) for j in (3, 0) for i in (1, 2)) / 4
+    (side,) = explain_json(
+        capsys, "torch.nn.MultiLabelMarginLoss", "--input", "[[0.1, 0.2, 0.4, 0.8]]", "--target", "[[3, 0, -1, 1]]"
+    )["bindings"]
+    assert side["verdict"] == "conform" and side["domain"] == []
+    assert side["actual"]["value"]["data"] == [pytest.approx(derived, rel=1e-6)] and round(derived, 2) == 0.85
+
+
+def test_ctc_labels_need_not_fill_every_frame(capsys):
+    """torch's time-major (T, N, C) log-probabilities with 3 frames, one sample, labels [1, 2]: the
+    CTC loss is -log of the summed probability of the alignments of 1 2 in 3 frames."""
+    lp = np.array([[[-1.2, -0.5, -2.0]], [[-0.3, -1.5, -2.2]], [[-1.0, -1.0, -1.1]]], np.float32).astype(float)
+    p = np.exp(lp[:, 0, :])  # (T, C), blank 0
+    paths = [(1, 2, 2), (1, 1, 2), (1, 2, 0), (1, 0, 2), (0, 1, 2)]
+    derived = -np.log(sum(np.prod([p[t, c] for t, c in enumerate(path)]) for path in paths)) / 2  # mean by length
+    (side,) = explain_json(
+        capsys,
+        "torch.nn.CTCLoss",
+        "--input",
+        "[[[-1.2, -0.5, -2.0]], [[-0.3, -1.5, -2.2]], [[-1.0, -1.0, -1.1]]]",
+        "--target",
+        "[[1, 2]]",
+        "--array",
+        "input_lengths=[3]",
+        "--array",
+        "target_lengths=[2]",
+    )["bindings"]
+    assert side["verdict"] == "conform"
+    assert side["actual"]["value"]["data"] == [pytest.approx(derived, rel=1e-6)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["keras.losses.SparseCategoricalCrossentropy[jax]", "--input", "[[0.2, 0.8], [0.6, 0.4]]"]
+            + ["--target", "[[1], [0]]"],
+            "reads the (2, 1) class indices as (2,) (Keras squeezes them)",
+        ),
+        (
+            ["torch.nn.CrossEntropyLoss", "--input", "[0.2, 0.8, 0.1]", "--target", "[1]"],
+            "reads the (1,) class index of an unbatched input as a 0-d one",
+        ),
+        (
+            ["tf.nn.softmax_cross_entropy_with_logits", "--input", "[[0.2, 0.8], [0.6, 0.4]]", "--target", "[0., 1.]"],
+            "broadcasts the (2,) target against the (2, 2) logits",
+        ),
+    ],
+)
+def test_target_shapes_a_framework_documents(capsys, argv, said):
+    e = explain_json(capsys, *argv)
+    (side,) = e["bindings"]
+    assert side["verdict"] == "conform" and said in side["note"]
+
+
+def test_implied_parameters_and_masks_are_not_demanded(capsys):
+    (kl,) = explain_json(
+        capsys, "optax.losses.kl_divergence_with_log_targets", "--input", "[-1.0, -0.5]", "--target", "[-0.7, -0.7]"
+    )["bindings"]
+    assert kl["params"]["log_target"] is True and kl["verdict"] == "conform"
+    # optax's where=None means every item is valid: -sum y log softmax(s)
+    s_, y = np.array([1.0, 2.0, 0.5], np.float32).astype(float), np.array([0.0, 1.0, 0.0])
+    derived = -np.sum(y * (s_ - np.log(np.sum(np.exp(s_)))))
+    (rank,) = explain_json(
+        capsys, "optax.losses.ranking_softmax_loss", "--input", "[1.0, 2.0, 0.5]", "--target", "[0., 1., 0.]"
+    )["bindings"]
+    assert rank["verdict"] == "conform"
+    assert rank["actual"]["value"]["data"] == [pytest.approx(derived, rel=1e-6)]
+
+
+def test_an_unqualified_keras_id_runs_on_the_default_backend_and_says_so(capsys, monkeypatch):
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    e = explain_json(capsys, "keras.losses.binary_crossentropy", "--input", "[0.3]", "--target", "[1.]")
+    assert e["bindings"][0]["binding"] == "keras.losses.binary_crossentropy[tensorflow]"
+    assert e["summary"][0].startswith("keras.losses.binary_crossentropy runs on Keras' default backend, tensorflow")
