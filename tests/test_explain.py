@@ -797,3 +797,27 @@ def test_an_unqualified_keras_id_runs_on_the_default_backend_and_says_so(capsys,
     e = explain_json(capsys, "keras.losses.binary_crossentropy", "--input", "[0.3]", "--target", "[1.]")
     assert e["bindings"][0]["binding"] == "keras.losses.binary_crossentropy[tensorflow]"
     assert e["summary"][0].startswith("keras.losses.binary_crossentropy runs on Keras' default backend, tensorflow")
+
+
+def test_a_known_side_is_named_before_the_conventions_of_the_expectations():
+    """Keras on torch returns a value for label -100 (torch's default ignore_index, a registered
+    entry) where Keras on TensorFlow raises: the entry is the cause of the difference of results;
+    invalid_label only parts their documented ones."""
+    from lossparity.conformance.divergence import reason
+
+    attribution = {
+        "status": "explained",
+        "differing": [
+            {"name": "invalid_label", "a": "InvalidArgumentError", "b": "IndexError", "alone": 1, "share": 1}
+        ],
+        "conventions": ["invalid_label"],
+        "closed": 1.0,
+    }
+    said = reason("A", "B", attribution, ["keras-torch-sparse-ce-ignores-minus-100"])
+    assert said.startswith(
+        "explained by the known deviation(s) keras-torch-sparse-ce-ignores-minus-100 (a side departs"
+    )
+    assert said.endswith(
+        "their documented results differ by invalid_label: A uses 'InvalidArgumentError', B uses 'IndexError'"
+    )
+    assert reason("A", "B", attribution).startswith("explained by invalid_label")
