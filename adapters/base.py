@@ -258,6 +258,12 @@ class FrameworkAdapter:
         text = text.replace("(, ", "(")
         return self.transformed(text, case, binding) if case.transforms else text
 
+    def spelling(self, family: str) -> Mapping[str, str]:
+        """The transforms as the user's call spells them: ``family`` is ``"keras"`` for
+        ``keras.ops.sigmoid`` (which a Keras adapter keeps apart from its backend's own
+        ``tf.sigmoid``), else the framework's own."""
+        return self.transforms
+
     def transformed(self, text: str, case: Case, binding: Binding) -> str:
         """The call text with each argument that the case transforms wrapped in the framework's
         own function (``F.binary_cross_entropy(torch.sigmoid(input), target)``), so the
@@ -265,13 +271,14 @@ class FrameworkAdapter:
         wrapped = {}
         for name, steps in case.transforms.items():
             expr = name
-            for transform, axis in steps:
-                if transform not in self.transforms:
+            for transform, axis, *family in steps:
+                spelled = self.spelling(family[0] if family else "")
+                if transform not in spelled:
                     raise ValueError(f"the {self.framework} adapter has no {transform}")
                 if axis is None:  # the class axis in the framework's layout (torch: dim 1 of a batch)
                     batched = np.ndim(case.arrays.get(name, ())) >= 2
                     axis = 1 if binding.conventions.get("class_axis") == 1 and batched else -1
-                expr = self.transforms[transform].format(x=expr, axis=axis)
+                expr = spelled[transform].format(x=expr, axis=axis)
             wrapped[name] = ast.parse(expr, mode="eval").body
 
         class Wrap(ast.NodeTransformer):
@@ -384,16 +391,38 @@ class FrameworkAdapter:
                 outcome.error_type, outcome.error_mro = type(exc).__name__, tuple(c.__name__ for c in type(exc).__mro__)
                 outcome.error_message = _first_line(exc)
                 return done()
-            outcome.grads = {n: _describe(first) for n in wrt}
-            if len(wrt) > 1:  # the input's gradient may still come
+            # A weight the framework does not differentiate must not cost the arguments it does:
+            # the arguments are retried without the weights, and each weight alone.
+            weights = [n for n in wrt if n in ARRAY_PARAMS]
+            rest = [n for n in wrt if n not in ARRAY_PARAMS]
+            if weights and rest:
                 try:
-                    _, (g,) = run(wrt[:1])
-                    outcome.grads.update(self._grads(binding, wrt[:1], [g], arrays, dtype))
+                    _, got = run(rest)
+                    outcome.grads = self._grads(binding, rest, got, arrays, dtype)
                 except Exception as exc:  # noqa: BLE001
-                    outcome.grads[wrt[0]] = _describe(exc)
+                    self._retry_input(binding, outcome, run, rest, exc, arrays, dtype)
+                for n in weights:
+                    try:
+                        _, (g,) = run([n])
+                        outcome.grads.update(self._grads(binding, [n], [g], arrays, dtype))
+                    except Exception as exc:  # noqa: BLE001
+                        outcome.grads[n] = _describe(exc)
+            else:
+                self._retry_input(binding, outcome, run, wrt, first, arrays, dtype)
         else:
             outcome.grads = self._grads(binding, wrt, grads, arrays, dtype)
         return done()
+
+    def _retry_input(self, binding, outcome, run, wrt, first, arrays, dtype) -> None:
+        """The gradients after ``first`` was raised taking them all: each gets that error, but
+        the input's is taken again alone (a target's gradient may be what failed)."""
+        outcome.grads = {n: _describe(first) for n in wrt}
+        if len(wrt) > 1:  # the input's gradient may still come
+            try:
+                _, (g,) = run(wrt[:1])
+                outcome.grads.update(self._grads(binding, wrt[:1], [g], arrays, dtype))
+            except Exception as exc:  # noqa: BLE001
+                outcome.grads[wrt[0]] = _describe(exc)
 
     def _grads(self, binding, wrt, grads, arrays, dtype) -> dict:
         out = {}

@@ -175,7 +175,8 @@ def attribute(
 
     Returns ``differing`` (each knob with A's and B's value, what it closes alone and its
     share), ``conventions`` (the smallest set that closes the gap completely, empty when
-    none does), ``closed`` (what switching every differing knob closes) and ``status``:
+    none does; where several sets of that size do, the first with the loss itself tried last, and
+    the others as ``alternatives``), ``closed`` (what switching every differing knob closes) and ``status``:
     ``same`` (the predictions already agree), ``shape`` (the same values in another shape:
     ``shapes`` gives both, and no knob is credited), ``explained`` or ``unexplained``.
     """
@@ -195,6 +196,7 @@ def attribute(
     def closes(s: frozenset) -> float:
         return gap_closed(run(s), pa, pb, spec_name, dtype)
 
+    alternatives: list[list[str]] = []
     if same(pa, pb, spec_name, dtype):
         status, smallest = "same", []
     elif shape_only(pa, pb, spec_name, dtype):
@@ -211,15 +213,16 @@ def attribute(
     else:
         smallest = None
         exhaustive = len(differing) <= MAX_EXHAUSTIVE
+        # The loss is tried last: where a convention of the two closes the gap as well, that
+        # convention is the more telling cause (a weighted mean's divisor, not "another loss").
+        order = [k for k in differing if k != LOSS] + [k for k in differing if k == LOSS]
         for size in range(1, len(differing) + 1 if exhaustive else 2):
-            for combo in combinations(differing, size):
-                if same(run(frozenset(combo)), pb, spec_name, dtype):
-                    smallest = list(combo)
-                    break
-            if smallest is not None:
+            closing = [list(c) for c in combinations(order, size) if same(run(frozenset(c)), pb, spec_name, dtype)]
+            if closing:
+                smallest, alternatives = closing[0], closing[1:]
                 break
         if smallest is None and same(run(full), pb, spec_name, dtype):
-            smallest = list(differing)
+            smallest, alternatives = list(differing), []
         status = "explained" if smallest else "unexplained"
     shares = _shapley(differing, closes) if status != "same" and len(differing) <= MAX_EXHAUSTIVE else {}
     return {
@@ -236,6 +239,7 @@ def attribute(
         ],
         "conventions": smallest or [],
         "closed": 1.0 if status == "same" else closes(full),
+        **({"alternatives": alternatives} if alternatives else {}),
     }
 
 

@@ -29,6 +29,7 @@ way: the user's call matches a binding when it has the same shape.
 from __future__ import annotations
 
 import ast
+import builtins
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -154,13 +155,21 @@ RECOVERED_LOGITS = {
 LOGITS_SOURCE = "https://github.com/keras-team/keras/blob/v3.15.1/keras/src/backend/tensorflow/nn.py"
 
 
-def recovered_logits(binding: Binding, transforms: Mapping[str, tuple]) -> str | None:
+def recovered_logits(binding: Binding, transforms: Mapping[str, tuple], dtype: str, mode: str) -> str | None:
     """The spec a binding computes instead when it reads the logits back from its input's
-    activation (:data:`RECOVERED_LOGITS`), else None."""
+    activation (:data:`RECOVERED_LOGITS`), else None. Keras' own ``keras.ops.sigmoid`` marks its
+    output in every mode; in a traced mode (``tf.function``) any Sigmoid or Softmax op's output is
+    recognized by its op type. A loss class that first casts its input to ``floatx`` (float64
+    given: a Cast op, a new tensor) reads no logits back."""
     steps = transforms.get("input", ())
     if len(steps) != 1 or steps[0][1] not in (None, -1):
         return None
-    return RECOVERED_LOGITS.get((binding.framework, binding.spec, steps[0][0]))
+    name, _, family = steps[0]
+    if family != "keras" and mode == "eager":
+        return None
+    if binding.computes_in is not None and binding.computes_in != dtype:
+        return None
+    return RECOVERED_LOGITS.get((binding.framework, binding.spec, name))
 
 
 class CallError(CaseError):
@@ -238,6 +247,18 @@ def parse(text: str, arrays: Mapping[str, np.ndarray]) -> Call:
         func = func.func
     out.args = [_argument(a, arrays) for a in tree.args]
     out.keywords = _keywords(tree.keywords, arrays)
+    out.binding_id, out.note = _loss(func, text)
+    return out
+
+
+def named_binding(text: str) -> str:
+    """The binding id a call text names, its arguments left unread."""
+    tree = ast.parse(text.strip(), mode="eval").body
+    func = tree.func.func if isinstance(tree.func, ast.Call) else tree.func
+    return _loss(func, text)[0]
+
+
+def _loss(func: ast.AST, text: str) -> tuple[str, str | None]:
     backend = None
     if isinstance(func, ast.Subscript):  # keras.losses.Huber[jax]
         backend = dotted(func.slice) if not isinstance(func.slice, ast.Constant) else str(func.slice.value)
@@ -245,8 +266,7 @@ def parse(text: str, arrays: Mapping[str, np.ndarray]) -> Call:
     name = dotted(func)
     if name is None:
         raise CallError(f"cannot read the loss in {text!r}: expected a dotted name such as torch.nn.BCELoss")
-    out.binding_id, out.note = binding_id(name, backend)
-    return out
+    return binding_id(name, backend)
 
 
 def binding_id(name: str, backend: str | None = None) -> tuple[str, str | None]:
@@ -344,7 +364,7 @@ def _call_argument(node: ast.Call, arrays) -> Argument:
         method = func.attr
         if method in TRANSFORMS:
             axis = _axis(node, position=0)
-            return _with(inner, transform=(method, axis))
+            return _with(inner, transform=(method, axis, ""))
         if method in CAST_METHODS:
             return _with(inner, cast=CAST_METHODS[method])
         if method in ("to", "astype", "type"):
@@ -370,12 +390,14 @@ def _call_argument(node: ast.Call, arrays) -> Argument:
     if name and "." in name:
         module, last = name.rsplit(".", 1)
         if module in TRANSFORM_MODULES and last in TRANSFORMS:
-            if not node.args:
+            given = node.args[0] if node.args else _keyword_value(node, "input") or _keyword_value(node, "x")
+            if given is None:
                 raise CallError(f"cannot read {ast.unparse(node)!r}: no argument")
-            inner = _argument(node.args[0], arrays)
+            inner = _argument(given, arrays)
             if not isinstance(inner, Argument):
                 raise CallError(f"cannot read {ast.unparse(node)!r}: a transform of a constant")
-            return _with(inner, transform=(last, _axis(node, position=1)))
+            family = "keras" if module.startswith(("keras.", "tf.keras.")) else ""
+            return _with(inner, transform=(last, _axis(node, position=1), family))
     accepted = ", ".join(TRANSFORMS)
     raise CallError(
         f"cannot read the argument {ast.unparse(node)!r}: the functions understood around an argument are "
@@ -454,7 +476,15 @@ def _shape(call: str) -> _Shape | None:
             if k == "__kw__":
                 continue
             c = _constant(v)
-            out[k] = ("const", c) if c is not _NOT else (v.id if isinstance(v, ast.Name) else _NOT)
+            if c is not _NOT:
+                out[k] = ("const", c)
+                continue
+            if isinstance(v, ast.Name):
+                out[k] = v.id
+                continue
+            # an argument the text converts (``where=where.astype(bool)``) is still that argument
+            names = {n.id for n in ast.walk(v) if isinstance(n, ast.Name) and not hasattr(builtins, n.id)}
+            out[k] = names.pop() if len(names) == 1 else _NOT
         return out
 
     return _Shape(is_class, args, read({k.arg: k.value for k in tree.keywords}), read(ctor), "__kw__" in ctor)

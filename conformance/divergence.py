@@ -332,6 +332,8 @@ def reason(a_id: str, b_id: str, attribution: Mapping, known=()) -> str:
     differ in invalid_label)."""
     by = {d["name"]: d for d in attribution["differing"]}
     knobs_words = "; ".join(_knob_words(by[name], a_id, b_id) for name in attribution["conventions"])
+    for other in attribution.get("alternatives", ()):
+        knobs_words += " (or, as well, by " + "; ".join(_knob_words(by[n], a_id, b_id) for n in other) + ")"
     if known:
         said = "explained by the known deviation(s) " + ", ".join(known)
         if attribution["status"] == "explained":

@@ -36,6 +36,7 @@ from lossparity.conformance.runner import (
     gradient_verdicts,
     rounding_scales,
     verdict,
+    weighted,
 )
 from lossparity.conformance.specs import PARAMETERS, SPECS
 from lossparity.core.dtypes import DTYPES, numpy_dtype, tolerance
@@ -172,7 +173,7 @@ def resolve(
         for binding in _candidates(call.binding_id, None, dtype, mode):
             try:
                 bound = calls.bind(call, [binding])
-                twin = calls.recovered_logits(binding, bound.transforms)
+                twin = calls.recovered_logits(binding, bound.transforms, bound.dtype or dtype, mode)
                 if twin is not None:
                     return _recovered(binding, twin, bound, dtype, mode, call)
                 return _side(
@@ -230,7 +231,7 @@ def _recovered(binding: Binding, twin: str, bound, dtype: str, mode: str, call) 
     logits = next((b for b in _by_id()[binding.id] if b.spec == twin), None)
     if logits is None:
         raise ExplainError(f"{binding.id} reads the logits back, but its from_logits form on {twin} is not bound")
-    ((transform, _),) = bound.transforms["input"]
+    ((transform, _, family),) = bound.transforms["input"]
     side = _side(
         logits,
         SPECS[twin],
@@ -241,8 +242,13 @@ def _recovered(binding: Binding, twin: str, bound, dtype: str, mode: str, call) 
         transforms={k: v for k, v in bound.transforms.items() if k != "input"},
         text=call.text,
         note=(
-            f"{binding.id} reads the logits back from keras.ops.{transform}'s output (its _keras_logits, taken "
-            f"by the TensorFlow backend's _get_logits: {calls.LOGITS_SOURCE}), so it computes its "
+            f"{binding.id} reads the logits back from "
+            + (
+                f"keras.ops.{transform}'s output (its _keras_logits"
+                if family == "keras"
+                else f"the {transform} op's output (in {mode} mode, by its op type"
+            )
+            + f", taken by the TensorFlow backend's _get_logits: {calls.LOGITS_SOURCE}), so it computes its "
             f"from_logits=True loss ({twin}) on the array given to {transform}"
             + (f"; {call.note}" if call.note else "")
         ),
@@ -363,14 +369,17 @@ def _documented(spec: Spec, raw: Mapping[str, np.ndarray], transforms: Mapping[s
         steps = transforms.get(name, ())
         if steps:
             x = a.astype(np.float64).astype(numpy_dtype(dtype)).astype(np.float64)
-            for transform, axis in steps:
+            for transform, axis, *_ in steps:
                 along = axis if axis is not None else (1 if class_axis == 1 and x.ndim >= 2 else -1)
                 with np.errstate(over="ignore"):
                     x = transforms_math.forward(transform, x, along).astype(numpy_dtype(dtype)).astype(np.float64)
             out[name] = x
             continue
         out[name] = a
-        integers = documented_kind(spec, name) == "i"
+        kind = documented_kind(spec, name)
+        integers = kind == "i"
+        if kind == "b":
+            continue
         if a.dtype.kind in "iu" and not integers:
             notes.append(
                 f"{name} is given as integers ({a.dtype}) where {spec.name} documents floating-point values "
@@ -384,12 +393,13 @@ def _documented(spec: Spec, raw: Mapping[str, np.ndarray], transforms: Mapping[s
 
 def documented_kind(spec: Spec, name: str) -> str:
     """``"i"`` where the spec's array ``name`` holds integers (class indices, lengths, the -1-padded
-    label lists of a multi-label margin loss), ``"f"`` where it holds floating-point values, as the
+    label lists of a multi-label margin loss), ``"b"`` a mask (any numbers: nonzero is True),
+    ``"f"`` where it holds floating-point values, as the
     suite's own edge rows give it (which every binding is called with), else by the shape rule."""
     for row in spec.edges:
         a = getattr(row, "arrays", {}).get(name)
-        if a is not None and a.dtype.kind in "iuf":
-            return "i" if a.dtype.kind in "iu" else "f"
+        if a is not None and a.dtype.kind in "biuf":
+            return "b" if a.dtype.kind == "b" else "i" if a.dtype.kind in "iu" else "f"
     return "i" if (name == "target" and spec.target == "index") or name.endswith("_lengths") else "f"
 
 
@@ -644,13 +654,9 @@ def _show(side: Side, grad: bool, known: list[KnownDeviation]) -> dict:
     adapter = adapter_for(binding.framework)
     runs = side.call_binding or binding
     # every differentiable argument given in floating point (an integer tensor has no gradient)
-    wrt = (
-        tuple(
-            n for n in differentiated(spec) if n in side.call_case.arrays and side.call_case.arrays[n].dtype.kind == "f"
-        )
-        if grad
-        else ()
-    )
+    given = {**side.call_case.arrays, **{k: v for k, v in side.call_case.params.items() if isinstance(v, np.ndarray)}}
+    arguments = differentiated(spec) + weighted(side.call_case.params, dtype)
+    wrt = tuple(n for n in arguments if n in given and given[n].dtype.kind == "f") if grad else ()
     if adapter.process == "main":
         outcome = adapter.call(runs, side.call_case, dtype, mode=mode, wrt=wrt)
     else:  # a framework that must be imported alone (a Keras backend) is called in its own process
@@ -699,7 +705,9 @@ def _show(side: Side, grad: bool, known: list[KnownDeviation]) -> dict:
         record["verdict"] = result = max(worst, key=RANK.__getitem__)
     found = match(record, known, any_case=True) if result != "conform" else None
     entries = found.entries if found is not None and found.complete else []
-    if side.domain and not entries and result != "conform":
+    if entries:  # every failing part is a registered deviation: the verdict a run gives it
+        result = "known"
+    elif side.domain and result != "conform":
         # outside the documented domain: a refusal (an error) is the documented outcome, and any
         # other value is not held to the formula
         result = "conform" if outcome.error_type is not None else OUTSIDE
@@ -748,7 +756,7 @@ def _through_transforms(side: Side, grads: Mapping[str, np.ndarray]) -> dict[str
         x = framework_layout({"input": x}, class_axis)["input"] if name == "input" else x
         x = x.astype(np.float64).astype(numpy_dtype(side.dtype)).astype(np.float64)
         inputs = []  # each step's input, as the framework holds it
-        for transform, axis in steps:
+        for transform, axis, *_ in steps:
             along = axis if axis is not None else (1 if class_axis == 1 and x.ndim >= 2 else -1)
             inputs.append((transform, along, x))
             x = transforms_math.forward(transform, x, along).astype(numpy_dtype(side.dtype)).astype(np.float64)
@@ -948,9 +956,11 @@ def _departures(shown: list[dict], *, pair: bool) -> list[str]:
                 f"the computation it declares: {rounding['summary']}."
             )
         if s["verdict"] not in ("conform", ORACLE, OUTSIDE):
+            what = s["verdict"]
+            if what == "known":  # the verdict its failing part earned before the entry explained it
+                what = s["value_verdict"] if s["value_verdict"] != "conform" else "in a gradient"
             lines.append(
-                f"{s['binding']} does not do what its own documentation says on this case "
-                f"({s['verdict']})"
+                f"{s['binding']} does not do what its own documentation says on this case ({what})"
                 + (": that part of the difference is its own deviation, not a convention." if pair else ".")
                 + _what_fails(s)
                 + (

@@ -6,6 +6,7 @@ Data flows one way: case -> (oracle, binding) -> outcome -> verdict -> record.
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -77,9 +78,83 @@ def expect_gradients(
     *,
     given: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """The oracle's analytic gradients of the summed loss (``Spec.gradient``), by argument name."""
+    """The oracle's gradients of the summed loss by argument name: the analytic ones of
+    ``Spec.gradient``, and those with respect to the weight arrays the case sets (``weight``,
+    ``pos_weight``: :func:`weight_gradients`)."""
     grads = _oracle_call(spec.gradient, spec, case, params, conventions, dtype, given, NO_TRACE)
-    return {k: np.asarray(v, np.float64) for k, v in grads.items()}
+    out = {k: np.asarray(v, np.float64) for k, v in grads.items()}
+    return {**out, **weight_gradients(spec, case, params, conventions, dtype, given)}
+
+
+#: The dtypes a weight's gradient is checked in. In float16 and bfloat16 the slope of a weighted
+#: mean, (l_k - L) / sum(w), is a difference of two rounded quantities for which no rounding
+#: model is declared yet (``reference/rounding.py``): held to the tolerance it would be a finding
+#: of the check's own making, so a run does not differentiate the weights there.
+WEIGHT_GRADIENT_DTYPES = ("float64", "float32")
+
+
+def weighted(params: Mapping[str, Any], dtype: str = "float64") -> tuple[str, ...]:
+    """The weight arrays a case sets, which a run differentiates the loss with respect to too
+    (in :data:`WEIGHT_GRADIENT_DTYPES`)."""
+    if dtype not in WEIGHT_GRADIENT_DTYPES:
+        return ()
+    return tuple(p for p in ARRAY_PARAMS if isinstance(params.get(p), np.ndarray))
+
+
+def weight_gradients(
+    spec: Spec, case: Case, params: Mapping[str, Any], conventions: Mapping[str, Any], dtype: str, given: str | None
+) -> dict[str, np.ndarray]:
+    """d sum(loss) / d each weight the case sets, derived from the oracle itself.
+
+    Every loss here is, in each one weight w_k with the others fixed, a ratio of two affine
+    functions (a w_k + b) / (c w_k + d): affine where the reduction is a sum or a mean by count,
+    and a ratio where it is a mean weighted by the weights themselves (``mean_by="weights"``).
+    Such a function's slope at w is read exactly from its values at w - h, w and w + h:
+    (f(w+h) - f(w)) (f(w) - f(w-h)) / (h (f(w+h) - f(w-h)) / 2) (an affine f gives its slope, a
+    ratio its derivative (ad - bc) / (c w + d)^2, whatever h), with only the roundings of the three
+    values as error. The weights are perturbed past the dtype's rounding (they are float64 here)."""
+    names = [p for p in weighted(params, dtype) if p in spec.defaults]
+    if not names:
+        return {}
+    arrays = case.in_dtype(*([given] if given else []), dtype)
+
+    def total(name: str, w: np.ndarray) -> float:
+        held = {**arrays, name: w}
+        positional = [held["input"]] + ([held["target"]] if "target" in held else [])
+        kw = oracle_kwargs(spec, params, held, conventions)
+        kw.update({n: held[n] for n in spec.arrays})
+        with np.errstate(all="ignore"):
+            return float(np.sum(spec.oracle(*positional, **kw, dtype=numpy_dtype(dtype))))
+
+    out = {}
+    for name in names:
+        w = np.asarray(arrays[name], np.float64)
+        f0 = total(name, w)
+        g = np.zeros(w.shape)
+        for k in np.ndindex(w.shape):
+            h = 2.0**-8 * max(1.0, abs(w[k]))
+            up, down = w.copy(), w.copy()
+            up[k] += h
+            down[k] -= h
+            g[k] = mobius_slope(total(name, down), f0, total(name, up), h)
+        out[name] = g
+    return out
+
+
+def mobius_slope(below: float, at: float, above: float, h: float) -> float:
+    """The derivative at t of f(t) = (a t + b) / (c t + d), from f(t - h), f(t), f(t + h); 0 where
+    f is flat there. Where f(t) is finite and f steps from -inf to +inf across t (a weight of 0 on
+    an infinite term: a w with |a| infinite), the slope is infinite with that sign; any other
+    non-finite value leaves it undefined (nan)."""
+    if not (math.isfinite(below) and math.isfinite(at) and math.isfinite(above)):
+        if math.isfinite(at) and math.isinf(below) and math.isinf(above) and below == -above:
+            return above
+        return math.nan
+    rise = (above - at) * (at - below)
+    run = h * (above - below) / 2
+    if run == 0.0:
+        return 0.0 if rise == 0.0 else math.nan
+    return rise / run
 
 
 def rounding_scales(
@@ -212,7 +287,7 @@ def evaluate(
         return None
     template, expected, params = started
     record = {**template, "mode": mode, "seconds": dict(template["seconds"])}
-    wrt = differentiated(spec) if expected is not None and adapter.differentiates else ()
+    wrt = differentiated(spec) + weighted(params, dtype) if expected is not None and adapter.differentiates else ()
     if (key, "call") not in oracle:
         oracle[key, "call"] = adapter.prepare_case(binding, case, dtype)
     outcome = adapter.call(binding, case, dtype, mode=mode, wrt=wrt, prepared=oracle[key, "call"])
@@ -263,6 +338,9 @@ def gradient_verdicts(binding: Binding, spec: Spec, dtype: str, grads: Mapping, 
     tol = tolerance(spec.name, precision)
     out = {}
     for name, got in grads.items():
+        if name in binding.nondifferentiable:  # the framework declares no gradient here: it must refuse
+            out[name] = _refused(binding, name, got)
+            continue
         entry = {"expected": {"value": encode_array(expected[name])}}
         if isinstance(got, str):
             entry.update(
@@ -288,6 +366,26 @@ def gradient_verdicts(binding: Binding, spec: Spec, dtype: str, grads: Mapping, 
                     entry["verdict"] = "conform"
         out[name] = entry
     return out
+
+
+def _refused(binding: Binding, name: str, got) -> dict:
+    """The verdict on a gradient the framework declares it does not take (``Binding.nondifferentiable``):
+    a refusal conforms; a value is a change from what it declares."""
+    expected = {"error": "not differentiable", "message": f"{binding.framework} declares no gradient for {name}"}
+    if isinstance(got, str):
+        return {
+            "expected": expected,
+            "actual": {"error": got},
+            "verdict": "conform",
+            "errors": {"summary": f"not differentiable with respect to {name}, as {binding.framework} declares: {got}"},
+        }
+    value, got_dtype = got
+    return {
+        "expected": expected,
+        "actual": {"value": encode_array(value), "dtype": got_dtype},
+        "verdict": "error_mismatch",
+        "errors": {"summary": f"a gradient with respect to {name}, where {binding.framework} declares none"},
+    }
 
 
 def _wrong_dtype(errors: dict, got: str, due: str) -> dict:

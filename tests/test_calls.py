@@ -93,14 +93,20 @@ def test_from_logits_picks_the_binding_and_its_default_the_other():
 @pytest.mark.parametrize(
     ("text", "steps", "cast"),
     [
-        ("nn.BCELoss()(torch.sigmoid(z), y)", (("sigmoid", None),), None),
-        ("nn.BCELoss()(z.sigmoid(), y)", (("sigmoid", None),), None),
-        ("nn.BCELoss()(torch.sigmoid(z.double()), y)", (("sigmoid", None),), "float64"),
-        ("nn.BCELoss()(z.to(torch.float16).sigmoid(), y)", (("sigmoid", None),), "float16"),
-        ("keras.losses.binary_crossentropy[jax](y, keras.ops.sigmoid(z))", (("sigmoid", None),), None),
+        ("nn.BCELoss()(torch.sigmoid(z), y)", (("sigmoid", None, ""),), None),
+        ("nn.BCELoss()(torch.sigmoid(input=z), y)", (("sigmoid", None, ""),), None),
+        ("nn.BCELoss()(z.sigmoid(), y)", (("sigmoid", None, ""),), None),
+        ("nn.BCELoss()(torch.sigmoid(z.double()), y)", (("sigmoid", None, ""),), "float64"),
+        ("nn.BCELoss()(z.to(torch.float16).sigmoid(), y)", (("sigmoid", None, ""),), "float16"),
+        ("keras.losses.binary_crossentropy[jax](y, keras.ops.sigmoid(z))", (("sigmoid", None, "keras"),), None),
+        ("keras.losses.binary_crossentropy[tensorflow](y, tf.sigmoid(z))", (("sigmoid", None, ""),), None),
         ("keras.losses.binary_crossentropy[jax](y, tf.cast(z, tf.bfloat16))", (), "bfloat16"),
-        ("nn.NLLLoss()(F.log_softmax(z, dim=1), torch.tensor([0, 0]))", (("log_softmax", 1),), None),
-        ("nn.NLLLoss()(torch.log(F.softmax(z, 1)), torch.tensor([0, 0]))", (("softmax", 1), ("log", None)), None),
+        ("nn.NLLLoss()(F.log_softmax(z, dim=1), torch.tensor([0, 0]))", (("log_softmax", 1, ""),), None),
+        (
+            "nn.NLLLoss()(torch.log(F.softmax(z, 1)), torch.tensor([0, 0]))",
+            (("softmax", 1, ""), ("log", None, "")),
+            None,
+        ),
     ],
 )
 def test_transforms_and_casts_around_an_argument(text, steps, cast):
@@ -121,8 +127,13 @@ def test_literals_keep_the_kind_written():
 def test_keras_on_tensorflow_reads_the_logits_back_from_its_sigmoid():
     _, on_tf = read("keras.losses.binary_crossentropy[tensorflow](y, keras.ops.sigmoid(z))")
     _, on_jax = read("keras.losses.binary_crossentropy[jax](y, keras.ops.sigmoid(z))")
-    assert recovered_logits(on_tf.binding, on_tf.transforms) == "binary_cross_entropy_with_logits"
-    assert recovered_logits(on_jax.binding, on_jax.transforms) is None
+    assert recovered_logits(on_tf.binding, on_tf.transforms, "float32", "eager") == "binary_cross_entropy_with_logits"
+    assert recovered_logits(on_jax.binding, on_jax.transforms, "float32", "eager") is None
+    _, plain_tf = read("keras.losses.binary_crossentropy[tensorflow](y, tf.sigmoid(z))")
+    assert recovered_logits(plain_tf.binding, plain_tf.transforms, "float32", "eager") is None  # an EagerTensor
+    assert recovered_logits(plain_tf.binding, plain_tf.transforms, "float32", "function") is not None  # op type
+    _, cls = read("keras.losses.BinaryCrossentropy[tensorflow]()(y, keras.ops.sigmoid(z))")
+    assert recovered_logits(cls.binding, cls.transforms, "float64", "eager") is None  # cast to floatx first
 
 
 def test_text_that_is_not_a_call():

@@ -434,7 +434,7 @@ def test_logits_against_the_sigmoid_of_the_logits(capsys):
     assert b["actual"]["value"]["data"] == [100.0] and b["expected"]["value"]["data"] == [100.0]
     assert a["verdict"] == b["verdict"] == "conform"
     assert "torch.sigmoid(input)" in b["reproducer"]  # the framework computes the transform
-    assert e["attribution"]["status"] == "explained" and e["attribution"]["conventions"] == ["loss", "log_min"]
+    assert e["attribution"]["status"] == "explained" and sorted(e["attribution"]["conventions"]) == ["log_min", "loss"]
 
 
 def test_a_transformed_arguments_gradient_is_carried_back_through_the_transform(capsys):
@@ -821,3 +821,42 @@ def test_a_known_side_is_named_before_the_conventions_of_the_expectations():
         "their documented results differ by invalid_label: A uses 'InvalidArgumentError', B uses 'IndexError'"
     )
     assert reason("A", "B", attribution).startswith("explained by invalid_label")
+
+
+def test_weights_are_differentiated_where_the_framework_takes_a_gradient(capsys):
+    """torch's l1_loss with an elementwise weight is the weighted mean sum w |d| / sum w (its value
+    conforms), so d/dw_k = (|d_k| - L) / sum w; cross_entropy's kernel declares no gradient for its
+    class weights and refuses one (pytorch/pytorch#19254): a conforming refusal, not a finding."""
+    d = np.abs(np.array([[0.2, 0.7], [0.4, 0.9]], np.float32).astype(float) - [[0.0, 1.0], [1.0, 0.0]])
+    w = np.array([[1.0, 2.0], [3.0, 4.0]])
+    mean = np.sum(w * d) / np.sum(w)
+    (l1,) = explain_json(
+        capsys,
+        "torch.nn.functional.l1_loss",
+        "--input",
+        "[[0.2, 0.7], [0.4, 0.9]]",
+        "--target",
+        "[[0., 1.], [1., 0.]]",
+        "--param",
+        "weight=[[1., 2.], [3., 4.]]",
+        "--grad",
+    )["bindings"]
+    g = l1["gradients"]["weight"]
+    assert g["verdict"] == "conform"
+    np.testing.assert_allclose(np.reshape(g["value"]["data"], (2, 2)), (d - mean) / np.sum(w), rtol=1e-5)
+    (ce,) = explain_json(
+        capsys,
+        "torch.nn.CrossEntropyLoss",
+        "--input",
+        "[[0.2, 0.3, 0.5], [0.1, 0.1, 0.8]]",
+        "--target",
+        "[0, 2]",
+        "--param",
+        "weight=[1.0, 2.0, 3.0]",
+        "--grad",
+    )["bindings"]
+    refused = ce["gradients"]["weight"]
+    assert (
+        refused["verdict"] == "conform" and "not differentiable with respect to argument 'weight'" in refused["error"]
+    )
+    assert ce["verdict"] == "conform"

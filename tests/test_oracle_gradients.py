@@ -622,3 +622,50 @@ def test_zz_largest_gradient_error():
         f"{res:.3g} ULP beyond conditioning\n" + "\n".join(lines) + f"\n  worst beyond conditioning: {worst}"
     )
     assert res <= ULP_BOUND
+
+
+# -- gradients with respect to the weights (runner.weight_gradients) -----------------------------
+
+
+def test_the_slope_of_a_ratio_of_affine_functions_is_read_exactly_from_three_values():
+    from lossparity.conformance.runner import mobius_slope
+
+    def ratio(t):
+        return (3.0 * t + 1.0) / (2.0 * t + 5.0)
+
+    t, h = 0.7, 0.25
+    exact = (3.0 * 5.0 - 1.0 * 2.0) / (2.0 * t + 5.0) ** 2  # (ad - bc) / (ct + d)^2
+    assert mobius_slope(ratio(t - h), ratio(t), ratio(t + h), h) == pytest.approx(exact, rel=1e-14)
+    assert mobius_slope(1.0 - 2 * h, 1.0, 1.0 + 2 * h, h) == pytest.approx(2.0, rel=1e-14)  # affine, slope 2
+    assert mobius_slope(4.0, 4.0, 4.0, h) == 0.0  # flat: a class no target takes
+    assert math.isnan(mobius_slope(math.inf, 1.0, 2.0, h))
+    assert mobius_slope(-math.inf, 1.0, math.inf, h) == math.inf  # a weight of 0 on an infinite term
+
+
+def test_weight_gradient_of_a_weighted_mean_is_derived_in_closed_form():
+    """Cross-entropy's weighted mean L = sum_i w[y_i] l_i / sum_i w[y_i]: d L / d w_k =
+    sum_{i: y_i = k} (l_i - L) / sum_i w[y_i]; its pos_weight analogue for BCE on logits is the sum
+    of y softplus(-x) over the elements, divided by their count."""
+    from lossparity.conformance.runner import expect_gradients
+    from lossparity.core.model import Case
+
+    x = np.array([[0.2, 1.5, -0.3], [2.0, 0.1, 0.4], [0.0, -1.0, 1.0]])
+    y = np.array([1, 0, 1])
+    w = np.array([0.5, 2.0, 3.0])
+    spec = SPECS["softmax_cross_entropy"]
+    case = Case(spec.name, "t", {}, {"input": x, "target": y}, {"weight": w})
+    conventions = {"mean_by": "weights"}
+    g = expect_gradients(spec, case, {"weight": w, "reduction": "mean"}, conventions, "float64")
+    lse = np.log(np.exp(x).sum(axis=1))
+    losses = lse - x[np.arange(3), y]
+    wy = w[y]
+    mean = np.sum(wy * losses) / np.sum(wy)
+    derived = np.array([np.sum((losses - mean)[y == k]) for k in range(3)]) / np.sum(wy)
+    np.testing.assert_allclose(g["weight"], derived, rtol=1e-9, atol=1e-12)
+
+    z, t, pw = np.array([[0.5, -1.0], [2.0, 0.3]]), np.array([[1.0, 0.0], [1.0, 1.0]]), np.array([2.0, 0.5])
+    spec = SPECS["binary_cross_entropy_with_logits"]
+    case = Case(spec.name, "t", {}, {"input": z, "target": t}, {"pos_weight": pw})
+    g = expect_gradients(spec, case, {"pos_weight": pw, "reduction": "mean"}, {}, "float64")
+    softplus = np.log1p(np.exp(-z))  # softplus(-z)
+    np.testing.assert_allclose(g["pos_weight"], (t * softplus).sum(axis=0) / z.size, rtol=1e-9)

@@ -307,6 +307,11 @@ SPECS: list[Spec] = [
 # classes on dim 1, ignore -100 by default, divide a weighted 'mean' by the sum of the targets'
 # weights, and raise IndexError ("Target N is out of bounds") for an invalid class index.
 _CE = dict(class_axis=1, mean_by="weights", invalid_label="IndexError")
+# Their kernels have no derivative for the weights (derivatives.yaml): a gradient with respect to
+# weight or pos_weight raises "is not differentiable with respect to argument 'weight'"
+# (pytorch/pytorch#19254, #60610); cross_entropy with probability targets (a composite of
+# log_softmax and a weighted sum) and multilabel_soft_margin_loss, written in Python, have one.
+_NO_WEIGHT_GRAD = ("weight", "pos_weight")
 
 # tensorflow: sparse_softmax_cross_entropy_with_logits documents that an out-of-range label
 # raises on CPU: tf.errors.InvalidArgumentError ("Received a label value of ...").
@@ -378,19 +383,22 @@ BINDINGS: list[Binding] = [
     # -- torch --
     *torch_pair("binary_cross_entropy", "BCELoss", "binary_cross_entropy",
                 params={**REDUCTION, "weight": "weight"},
-                conventions={"log_min": -100.0, "prob_domain": "RuntimeError"}, stages=_BCE_PROBS),
+                conventions={"log_min": -100.0, "prob_domain": "RuntimeError"},
+                stages=_BCE_PROBS, nondifferentiable=_NO_WEIGHT_GRAD),
     *torch_pair("binary_cross_entropy_with_logits", "BCEWithLogitsLoss", "binary_cross_entropy_with_logits",
-                params={**REDUCTION, "weight": "weight", "pos_weight": "pos_weight"}, stages=_MAX_LOG1P_EXP),
+                params={**REDUCTION, "weight": "weight", "pos_weight": "pos_weight"},
+                stages=_MAX_LOG1P_EXP, nondifferentiable=_NO_WEIGHT_GRAD),
     *torch_pair("cross_entropy", "CrossEntropyLoss", "softmax_cross_entropy",
                 params={**REDUCTION, "weight": "weight", "ignore_index": "ignore_index",
                         "label_smoothing": "label_smoothing"},
-                defaults={"ignore_index": -100}, conventions=_CE, stages=_TORCH_LOG_SOFTMAX),
+                defaults={"ignore_index": -100}, conventions=_CE, stages=_TORCH_LOG_SOFTMAX,
+                nondifferentiable=_NO_WEIGHT_GRAD),
     *torch_pair("cross_entropy", "CrossEntropyLoss", "softmax_cross_entropy_soft",
                 params={**REDUCTION, "weight": "weight", "label_smoothing": "label_smoothing"},
                 conventions={"class_axis": 1}, stages=_TORCH_LOG_SOFTMAX),
     *torch_pair("nll_loss", "NLLLoss", "nll_loss",
                 params={**REDUCTION, "weight": "weight", "ignore_index": "ignore_index"},
-                defaults={"ignore_index": -100}, conventions=_CE),
+                defaults={"ignore_index": -100}, conventions=_CE, nondifferentiable=_NO_WEIGHT_GRAD),
     # the mean over the classes of BCE with logits
     *torch_pair("multilabel_soft_margin_loss", "MultiLabelSoftMarginLoss", "binary_cross_entropy_with_logits",
                 params={**REDUCTION, "weight": "weight"}, conventions={"sample_axis": "mean"}, stages=_LOG_SIGMOID),

@@ -118,6 +118,10 @@ class Binding:
     dtypes: tuple[str, ...] = DTYPES
     computes_in: str | None = None  # documented compute dtype, whatever the inputs' (Keras' floatx)
     stages: tuple[str, ...] = ()
+    #: Arguments the framework declares it does not differentiate (PyTorch's loss kernels have no
+    #: derivative formula for ``weight``: tools/autograd/derivatives.yaml): a gradient with respect
+    #: to one is expected to raise.
+    nondifferentiable: tuple[str, ...] = ()
 
     def result_dtype(self, dtype: str) -> str:
         """The dtype this binding computes in and returns for inputs of ``dtype``."""
@@ -175,9 +179,11 @@ class Case:
     params: Mapping[str, Any] = field(default_factory=dict)
     dtypes: tuple[str, ...] = ()  # an edge row meaningful in some dtypes only (one ULP of float32)
     #: What the framework applies to an argument before the loss, in the same call (``lossparity
-    #: explain`` of ``BCELoss()(torch.sigmoid(z), y)``): argument name -> ((transform, axis), ...),
-    #: innermost first, each one of :data:`TRANSFORMS`. The arrays are the untransformed ones.
-    transforms: Mapping[str, tuple[tuple[str, int | None], ...]] = field(default_factory=dict)
+    #: explain`` of ``BCELoss()(torch.sigmoid(z), y)``): argument name -> ((transform, axis, family),
+    #: ...), innermost first, each one of :data:`TRANSFORMS`; ``family`` is ``"keras"`` where the
+    #: call wrote ``keras.ops.sigmoid`` (``FrameworkAdapter.spelling``), else ``""``. The arrays are
+    #: the untransformed ones.
+    transforms: Mapping[str, tuple[tuple[str, int | None, str], ...]] = field(default_factory=dict)
 
     def in_dtype(self, *dtypes: str) -> dict[str, np.ndarray]:
         """Arrays rounded to each of ``dtypes`` in turn (floats only), returned as float64
