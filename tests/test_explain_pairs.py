@@ -520,3 +520,27 @@ def test_keras_from_logits_given_probabilities(capsys):
     assert_values(probs, -np.log(p[:, 16] / p.sum(-1)), "float32", atol=1e-7)
     assert verdicts(e) == ["conform", "conform"]
     assert_cause(e, {"loss"}, {"renormalize", "prob_eps", "transform"})
+
+
+# https://github.com/tensorflow/tensorflow/issues/31930 (Dense(1, activation='sigmoid') against
+# sigmoid applied after the layer: different BCE; x = 1000, y = 0) and #33936: Keras' TensorFlow
+# backend reads the logits back from the output of its own sigmoid (keras.ops.sigmoid keeps them
+# as _keras_logits) and computes the from_logits form; tf.sigmoid's output carries nothing, and
+# the probability is clipped at 1 - eps.
+def test_keras_ops_sigmoid_against_tf_sigmoid(capsys):
+    z, y = [[1000.0, 18.0, -3.0]], [[0.0, 0.0, 1.0]]
+    e = explain_pair(
+        capsys,
+        "keras.losses.binary_crossentropy(y, keras.ops.sigmoid(z))",
+        "keras.losses.binary_crossentropy(y, tf.sigmoid(z))",
+        dtype="float64",
+        z=z,
+        y=y,
+    )
+    logits_read, clipped = e["bindings"]
+    assert_values(logits_read, bce_logits(np.array(z), np.array(y)).mean(-1), "float64")
+    assert_values(clipped, bce_probs(keras_clip(sigmoid(z), np.float64), np.array(y)).mean(-1), "float64")
+    assert verdicts(e) == ["conform", "conform"]
+    # Read as probabilities without the clip, sigmoid(18) and sigmoid(1000) would cost about 18 and
+    # 1000 as on the logits: the clip is what separates them.
+    assert_cause(e, {"prob_eps"}, {"loss", "transform"})
