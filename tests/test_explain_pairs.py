@@ -130,6 +130,12 @@ def assert_no_knob(e: dict, status: str):
     assert not any((d.get("share") or 0.0) > 1e-9 for d in attribution["differing"]), attribution
 
 
+def domain(side: dict) -> str:
+    """What the side says is outside its documented domain ("" where nothing is)."""
+    found = side.get("domain") or ""
+    return " ".join(found) if isinstance(found, list) else found
+
+
 def verdicts(e: dict) -> list[str]:
     return [side["verdict"] for side in e["bindings"]]
 
@@ -224,9 +230,9 @@ def test_torch_bce_target_outside_the_documented_range(capsys):
     want = bce_logits(0.5, 2.0)
     assert abs(want - (-0.0259)) < 5e-5
     assert_values(logits, want, "float32")
-    assert probs["actual"].get("error") == "RuntimeError" and probs["expected"].get("error") == "RuntimeError"
+    assert probs["actual"].get("error") == "RuntimeError"
     assert probs["verdict"] == "conform"  # the documented check, not a deviation
-    assert probs["domain"] and "target" in probs["domain"]
+    assert "target" in domain(probs)
 
 
 # Stack Overflow 75735708 (https://example-a.com/answer/75735708): Keras BinaryCrossentropy with
