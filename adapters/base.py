@@ -12,6 +12,7 @@ framework, and it does so lazily: when a run first checks its bindings exist.
 
 from __future__ import annotations
 
+import ast
 import functools
 import importlib
 import importlib.metadata
@@ -109,6 +110,9 @@ class FrameworkAdapter:
     modes: tuple[str, ...] = ("eager",)  # the execution modes a binding can be run in
     opt_in_modes: tuple[str, ...] = ()  # modes a run uses only when they are asked for
     differentiates: bool = True  # False: only values are checked (``program`` need not build gradients)
+    #: How the framework spells each of ``core.model.TRANSFORMS`` around an argument ``{x}``
+    #: (``{axis}``: the axis a softmax takes, the class axis of the framework's layout).
+    transforms: Mapping[str, str] = {}
 
     def __init__(self):
         self._namespace: dict | None = None
@@ -251,7 +255,30 @@ class FrameworkAdapter:
             spec_name = next((p for p, k in binding.params.items() if k == key), key)
             parts.append(f"{key}={spec_name}" if spec_name in ARRAY_PARAMS else f"{key}={value!r}")
         text = binding.call.format(kw="".join(", " + p for p in parts))
-        return text.replace("(, ", "(")
+        text = text.replace("(, ", "(")
+        return self.transformed(text, case, binding) if case.transforms else text
+
+    def transformed(self, text: str, case: Case, binding: Binding) -> str:
+        """The call text with each argument that the case transforms wrapped in the framework's
+        own function (``F.binary_cross_entropy(torch.sigmoid(input), target)``), so the
+        framework computes the transform, in the case's dtype, inside the call."""
+        wrapped = {}
+        for name, steps in case.transforms.items():
+            expr = name
+            for transform, axis in steps:
+                if transform not in self.transforms:
+                    raise ValueError(f"the {self.framework} adapter has no {transform}")
+                if axis is None:  # the class axis in the framework's layout (torch: dim 1 of a batch)
+                    batched = np.ndim(case.arrays.get(name, ())) >= 2
+                    axis = 1 if binding.conventions.get("class_axis") == 1 and batched else -1
+                expr = self.transforms[transform].format(x=expr, axis=axis)
+            wrapped[name] = ast.parse(expr, mode="eval").body
+
+        class Wrap(ast.NodeTransformer):
+            def visit_Name(self, node):
+                return wrapped.get(node.id, node) if isinstance(node.ctx, ast.Load) else node
+
+        return ast.unparse(Wrap().visit(ast.parse(text, mode="eval")))
 
     def used_arrays(self, binding: Binding, case: Case, arrays: Mapping[str, np.ndarray]) -> list[str]:
         names = ["input", "target"] + [n for n in case.arrays if n not in ("input", "target")]

@@ -39,6 +39,13 @@ class JaxAdapter(FrameworkAdapter):
         'import numpy as np\nimport jax\njax.config.update("jax_enable_x64", True)\n'
         "import jax.numpy as jnp\nimport optax\n"
     )
+    transforms = {
+        "sigmoid": "jax.nn.sigmoid({x})",
+        "softmax": "jax.nn.softmax({x}, axis={axis})",
+        "log_softmax": "jax.nn.log_softmax({x}, axis={axis})",
+        "log": "jnp.log({x})",
+        "exp": "jnp.exp({x})",
+    }
     modes = ("eager", "jit")
     reuses_arrays = True
 

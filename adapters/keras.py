@@ -37,6 +37,13 @@ def _adapter_class(backend: str, base: type) -> type:
         # The backend is fixed when keras is first imported, so it is set before, and forced:
         # the worker process is this backend's alone.
         imports = f"import os\nos.environ['KERAS_BACKEND'] = {backend!r}\n" + base.imports + "import keras\n"
+        transforms = {
+            "sigmoid": "keras.ops.sigmoid({x})",
+            "softmax": "keras.ops.softmax({x}, axis={axis})",
+            "log_softmax": "keras.ops.log_softmax({x}, axis={axis})",
+            "log": "keras.ops.log({x})",
+            "exp": "keras.ops.exp({x})",
+        }
 
         def unavailable(self):
             for name in ("keras", base.module):

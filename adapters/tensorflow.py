@@ -20,6 +20,13 @@ class TensorFlowAdapter(FrameworkAdapter):
     imports = (
         "import os\nos.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')\nimport numpy as np\nimport tensorflow as tf\n"
     )
+    transforms = {
+        "sigmoid": "tf.sigmoid({x})",
+        "softmax": "tf.nn.softmax({x}, axis={axis})",
+        "log_softmax": "tf.nn.log_softmax({x}, axis={axis})",
+        "log": "tf.math.log({x})",
+        "exp": "tf.math.exp({x})",
+    }
     modes = ("eager", "function", "function_jit")
     # XLA compiles through TensorFlow at about half a second per call structure: 70% of a
     # default run's time for one mode among nine. Run it when asked for (--modes).

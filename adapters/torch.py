@@ -13,6 +13,13 @@ class TorchAdapter(FrameworkAdapter):
     framework = "torch"
     module = "torch"
     imports = "import numpy as np\nimport torch\nimport torch.nn.functional as F\n"
+    transforms = {
+        "sigmoid": "torch.sigmoid({x})",
+        "softmax": "torch.softmax({x}, dim={axis})",
+        "log_softmax": "torch.log_softmax({x}, dim={axis})",
+        "log": "torch.log({x})",
+        "exp": "torch.exp({x})",
+    }
     modes = ("eager", "compile")
     opt_in_modes = ("compile",)  # compiling is slow: run only when asked for
 

@@ -41,6 +41,12 @@ DEFAULT = "default "
 #: The dtype a binding computes in (``Binding.computes_in``: a Keras loss class computes float16
 #: inputs in float32), a knob where two bindings of one case compute in different dtypes.
 COMPUTE = "compute dtype"
+#: The dtype a side's arrays are given in, a knob where two calls of ``lossparity explain`` are
+#: given different ones (a float64 tensor and its float32 twin).
+INPUT_DTYPE = "input dtype"
+#: Which side's arrays a spec reads, a knob where two calls of one spec are given different ones
+#: (``BCELoss()(torch.sigmoid(z), y)`` against ``BCELoss()(p, y)``): ``"A's"`` or ``"B's"``.
+ARGUMENTS = "arguments"
 #: Exhaustive ablation costs 2**k oracle calls; above this many knobs only singles are tried.
 MAX_EXHAUSTIVE = 10
 
@@ -88,7 +94,8 @@ def predict(
     params.update({k: v for k, v in case.params.items() if k in ARRAY_PARAMS and k in spec.defaults})
     conventions = {k: v for k, v in setting.items() if k in spec.conventions}
     try:
-        computed = expect(spec, case, params, conventions, setting.get(COMPUTE) or dtype, trace=trace, given=dtype)
+        given = setting.get(INPUT_DTYPE) or dtype
+        computed = expect(spec, case, params, conventions, setting.get(COMPUTE) or given, trace=trace, given=given)
         return Prediction(value=computed)
     except OracleError as exc:
         return Prediction(error=exc.kind)
@@ -144,6 +151,17 @@ def same(x: Prediction, y: Prediction, spec_name: str, dtype: str) -> bool:
     return compare(value, y.value, tolerance(spec_name, dtype), dtype).ok
 
 
+def shape_only(x: Prediction, y: Prediction, spec_name: str, dtype: str) -> bool:
+    """Whether two predictions hold the same values in different shapes (a per-sample mean over
+    a last axis of one element against the per-element losses)."""
+    if x.value is None or y.value is None or np.shape(x.value) == np.shape(y.value):
+        return False
+    if np.size(x.value) != np.size(y.value):
+        return False
+    flat = Prediction(value=np.ravel(x.value))
+    return same(flat, Prediction(value=np.ravel(y.value)), spec_name, dtype)
+
+
 def attribute(
     a_setting: Mapping[str, Any],
     b_setting: Mapping[str, Any],
@@ -158,13 +176,11 @@ def attribute(
     Returns ``differing`` (each knob with A's and B's value, what it closes alone and its
     share), ``conventions`` (the smallest set that closes the gap completely, empty when
     none does), ``closed`` (what switching every differing knob closes) and ``status``:
-    ``same`` (the predictions already agree), ``explained`` or ``unexplained``.
+    ``same`` (the predictions already agree), ``shape`` (the same values in another shape:
+    ``shapes`` gives both, and no knob is credited), ``explained`` or ``unexplained``.
     """
-    names = list(dict.fromkeys([*a_setting, *b_setting]))
-    fill = {k: (None if k.startswith(DEFAULT) or k in (LOSS, COMPUTE) else CONVENTIONS[k].plain) for k in names}
-    sa = {k: a_setting.get(k, fill[k]) for k in names}
-    sb = {k: b_setting.get(k, fill[k]) for k in names}
-    differing = [k for k in names if k not in ignore and sa[k] != sb[k]]
+    sa, sb = _aligned(a_setting, b_setting)
+    differing = [k for k in sa if k not in ignore and sa[k] != sb[k]]
     cache: dict[frozenset, Prediction] = {}
 
     def run(switched: frozenset) -> Prediction:
@@ -181,6 +197,17 @@ def attribute(
 
     if same(pa, pb, spec_name, dtype):
         status, smallest = "same", []
+    elif shape_only(pa, pb, spec_name, dtype):
+        # the same numbers in another shape ((3, 1) against (3,)): no knob changes a value here
+        return {
+            "status": "shape",
+            "differing": [
+                {"name": k, "a": _plain(sa[k]), "b": _plain(sb[k]), "alone": None, "share": None} for k in differing
+            ],
+            "conventions": [],
+            "closed": 0.0,
+            "shapes": [list(np.shape(pa.value)), list(np.shape(pb.value))],
+        }
     else:
         smallest = None
         exhaustive = len(differing) <= MAX_EXHAUSTIVE
@@ -210,6 +237,52 @@ def attribute(
         "conventions": smallest or [],
         "closed": 1.0 if status == "same" else closes(full),
     }
+
+
+def _aligned(a_setting: Mapping[str, Any], b_setting: Mapping[str, Any]) -> tuple[dict, dict]:
+    """Both settings over the same knobs: a knob one side lacks takes its plain value there."""
+    names = list(dict.fromkeys([*a_setting, *b_setting]))
+    fill = {
+        k: (None if k.startswith(DEFAULT) or k in (LOSS, COMPUTE, INPUT_DTYPE, ARGUMENTS) else CONVENTIONS[k].plain)
+        for k in names
+    }
+    return {k: a_setting.get(k, fill[k]) for k in names}, {k: b_setting.get(k, fill[k]) for k in names}
+
+
+def unverified(
+    attribution: Mapping,
+    a_setting: Mapping[str, Any],
+    b_setting: Mapping[str, Any],
+    specs: Mapping[str, Spec],
+    case_for: Callable[[Mapping], Case],
+    dtype: str,
+) -> list[str]:
+    """The claims of an attribution that running the oracle again does not bear out (empty when
+    every one holds): ``same`` and ``shape`` are what the two predictions are; an explanation's
+    knobs, switched together, turn A's prediction into B's, and each one is needed (without it,
+    the others do not). ``lossparity explain`` prints no cause that fails this."""
+    sa, sb = _aligned(a_setting, b_setting)
+    spec_name = sb[LOSS]
+
+    def run(switched) -> Prediction:
+        return predict({**sa, **{k: sb[k] for k in switched}}, specs, case_for, dtype)
+
+    pa, pb = run(()), predict(sb, specs, case_for, dtype)
+    status, named = attribution["status"], list(attribution["conventions"])
+    out = []
+    if status == "same" and not same(pa, pb, spec_name, dtype):
+        out.append("the predictions are said to agree, and do not")
+    if status == "shape" and not shape_only(pa, pb, spec_name, dtype):
+        out.append("the predictions are said to differ in shape alone, and do not")
+    if status == "explained":
+        if not same(run(named), pb, spec_name, dtype):
+            out.append(f"switching {', '.join(named)} does not turn A's prediction into B's")
+        for k in named:
+            if len(named) > 1 and same(run([n for n in named if n != k]), pb, spec_name, dtype):
+                out.append(f"{k} is named, and the others alone already turn A's prediction into B's")
+            if len(named) == 1 and same(pa, pb, spec_name, dtype):
+                out.append(f"{k} is named, and the predictions agree without it")
+    return out
 
 
 def _shapley(players: list[str], value: Callable[[frozenset], float]) -> dict[str, float]:

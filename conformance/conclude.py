@@ -143,8 +143,11 @@ def conclude_file(path: Path, known: list | None = None) -> tuple[list[dict], di
 
 
 def _explained_by(divergence: dict) -> str:
-    """by_conventions: the conventions close the whole gap; by_rounding: both sides conform to
-    one prediction (``divergence.rounding_reason``); by_known: a registered deviation does."""
+    """by_known: a registered deviation explains a side (which then does not return its documented
+    result); by_conventions: the conventions close the whole gap; by_rounding: both sides conform
+    to one prediction (``divergence.rounding_reason``)."""
+    if divergence.get("known"):  # a side does not return its documented result: the entry comes first
+        return "by_known"
     if (divergence["attribution"] or {}).get("status") == "explained":
         return "by_conventions"
     return "by_rounding" if divergence.get("rounding") else "by_known"

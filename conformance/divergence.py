@@ -325,12 +325,20 @@ def _knob_words(knob: Mapping, a_id: str, b_id: str) -> str:
 
 
 def reason(a_id: str, b_id: str, attribution: Mapping, known=()) -> str:
-    """One sentence: what explains the difference between A's and B's expectations."""
-    if attribution["status"] == "explained":
-        by = {d["name"]: d for d in attribution["differing"]}
-        return "explained by " + "; ".join(_knob_words(by[name], a_id, b_id) for name in attribution["conventions"])
+    """One sentence: what explains the difference between A's and B's results. A side that is a
+    known deviation does not return its expectation, so its entry comes first; the conventions
+    that part the two expectations come after (Keras on torch returning a value for label -100,
+    where Keras on TensorFlow raises, is torch's default ignore_index: the entry; the expectations
+    differ in invalid_label)."""
+    by = {d["name"]: d for d in attribution["differing"]}
+    knobs_words = "; ".join(_knob_words(by[name], a_id, b_id) for name in attribution["conventions"])
     if known:
-        return "explained by the known deviation(s) " + ", ".join(known)
+        said = "explained by the known deviation(s) " + ", ".join(known)
+        if attribution["status"] == "explained":
+            said += f" (a side departs from its documented result); their documented results differ by {knobs_words}"
+        return said
+    if attribution["status"] == "explained":
+        return "explained by " + knobs_words
     if attribution["status"] == "same":
         return (
             "both bindings are predicted to agree here, yet their results differ beyond "

@@ -24,17 +24,34 @@ from typing import Any
 import numpy as np
 
 from lossparity.adapters.base import py_literal
-from lossparity.conformance import sandbox
-from lossparity.conformance.attribution import LOSS, attribute, knobs
+from lossparity.conformance import calls, sandbox
+from lossparity.conformance.attribution import ARGUMENTS, INPUT_DTYPE, LOSS, attribute, knobs, unverified
 from lossparity.conformance.divergence import reason
 from lossparity.conformance.known import KnownDeviation, load_known, match
 from lossparity.conformance.registry import adapter_for, all_bindings
-from lossparity.conformance.runner import expect, expect_gradients, gradient_verdicts, rounding_scales, verdict
+from lossparity.conformance.runner import (
+    differentiated,
+    expect,
+    expect_gradients,
+    gradient_verdicts,
+    rounding_scales,
+    verdict,
+)
 from lossparity.conformance.specs import PARAMETERS, SPECS
-from lossparity.core.dtypes import DTYPES, tolerance
-from lossparity.core.model import ARRAY_PARAMS, Binding, Case, CaseError, Spec, canonical_layout, framework_layout
+from lossparity.core.dtypes import DTYPES, numpy_dtype, tolerance
+from lossparity.core.model import (
+    ARRAY_PARAMS,
+    GIVEN,
+    Binding,
+    Case,
+    CaseError,
+    Spec,
+    canonical_layout,
+    framework_layout,
+)
 from lossparity.core.records import encode_array
 from lossparity.core.verdicts import RANK
+from lossparity.reference import transforms as transforms_math
 from lossparity.reference.errors import OracleError
 from lossparity.reference.trace import Trace
 
@@ -48,13 +65,26 @@ class ExplainError(CaseError):
 
 @dataclass
 class Side:
-    """One binding reading the user's case: the spec it computes and the canonical case."""
+    """One side of an explanation: a binding reading its own call, the spec it computes and two
+    views of the case: ``case`` as the oracle reads it (documented kinds, the side's transforms
+    applied in float64 and rounded to its dtype as the framework stores them) and ``call_case``
+    as the framework is given it (the kinds written, the transforms left to the framework)."""
 
     binding: Binding
     spec: Spec
     case: Case
+    call_case: Case
     params: dict  # the effective parameters, spec vocabulary
-    axis: int  # the class axis in the user's layout (the last axis for specs without classes)
+    axis: int  # the class axis in the side's layout (the last axis for specs without classes)
+    dtype: str
+    mode: str
+    raw: dict  # the arrays in the side's layout, as the oracle reads them (transformed, documented kinds)
+    text: str  # the call as the user wrote it, or the binding id
+    note: str | None = None  # what was assumed reading it (Keras' default backend)
+    #: the binding whose call text runs, where it is not ``binding`` (whose conventions the oracle
+    #: takes): Keras on TensorFlow given keras.ops.sigmoid(z) computes its from_logits twin on z
+    call_binding: Binding | None = None
+    domain: list = dataclasses.field(default_factory=list)  # why the case is outside the documented domain
 
 
 def explain(
@@ -62,24 +92,29 @@ def explain(
     raw: Mapping[str, np.ndarray],
     params: Mapping[str, Any],
     *,
-    dtype: str = "float32",
-    mode: str = "eager",
+    dtype: str | tuple = "float32",
+    mode: str | tuple = "eager",
     grad: bool = False,
     known: list[KnownDeviation] | None = None,
 ) -> dict:
-    """Run the bindings named by ``ids`` (one or two) on the case and explain the result;
-    ``known``: the known deviations a finding is matched against (default: the suite's)."""
+    """Run the calls named by ``ids`` (one or two: binding ids, which read ``raw`` and ``params``,
+    or call texts as the user wrote them, which read their arrays by name from ``raw``,
+    ``conformance/calls.py``) and explain the result. ``dtype`` and ``mode``: one for both sides,
+    or one per side (``("float64", "float32")``, ``"eager,jit"``); a cast in a call sets its side's
+    dtype. ``known``: the known deviations a finding is matched against (default: the suite's)."""
     if not 1 <= len(ids) <= 2:
-        raise ExplainError(f"explain takes one or two bindings, got {len(ids)}")
-    if dtype not in DTYPES:
-        raise ExplainError(f"unknown dtype {dtype!r}; accepted: {', '.join(DTYPES)}")
-    sides = [resolve(i, raw, params, dtype, mode) for i in ids]
+        raise ExplainError(f"explain takes one or two bindings or calls, got {len(ids)}")
+    dtypes, modes = _each(dtype, len(ids), "dtype"), _each(mode, len(ids), "mode")
+    for d in dtypes:
+        if d not in DTYPES:
+            raise ExplainError(f"unknown dtype {d!r}; accepted: {', '.join(DTYPES)}")
+    sides = [resolve(i, raw, params, d, m) for i, d, m in zip(ids, dtypes, modes)]
     known = load_known() if known is None else known
-    shown = [_show(s, dtype, grad, mode, known) for s in sides]
+    shown = [_show(s, grad, known) for s in sides]
     out: dict[str, Any] = {
         "kind": "explanation",
-        "dtype": dtype,
-        "mode": mode,
+        "dtype": ",".join(dict.fromkeys(s.dtype for s in sides)),
+        "mode": ",".join(dict.fromkeys(s.mode for s in sides)),
         "device": "cpu",
         "case": {
             "arrays": {k: encode_array(v) for k, v in raw.items()},
@@ -93,15 +128,20 @@ def explain(
     if len(sides) == 2:
         a, b = sides
         out["parting"] = parting(shown[0]["stages"], shown[1]["stages"])
-        out["attribution"] = attribute(
-            _setting(a, b.spec, dtype),
-            _setting(b, a.spec, dtype),
-            SPECS,
-            lambda setting: _case_for(setting, raw, params),
-            dtype,
-        )
-    out["summary"] = _summary(sides, shown, out["parting"], out["attribution"], dtype)
+        out["attribution"] = _attribute(a, b)
+    out["summary"] = _summary(sides, shown, out["parting"], out["attribution"])
     return out
+
+
+def _each(value, n: int, what: str) -> list[str]:
+    """One value per side: ``"float32"`` for both, ``"float64,float32"`` or a pair for each."""
+    values = value.split(",") if isinstance(value, str) else list(value)
+    values = [v.strip() for v in values]
+    if len(values) == 1:
+        return values * n
+    if len(values) != n:
+        raise ExplainError(f"--{what} takes one value, or one per side ({n}); got {len(values)}: {','.join(values)}")
+    return values
 
 
 # -- reading the case -----------------------------------------------------------------------
@@ -114,22 +154,105 @@ def _by_id() -> dict[str, list[Binding]]:
     return out
 
 
-def resolve(binding_id: str, raw: Mapping[str, np.ndarray], params: Mapping[str, Any], dtype: str, mode: str) -> Side:
-    """The binding named ``binding_id`` and the spec it computes on this case (a binding id
-    such as ``torch.nn.CrossEntropyLoss`` binds one spec per kind of target). A binding key
-    ``SPEC:ID`` names the spec where the case alone cannot (a Keras loss class bound on
-    probabilities and, with from_logits=True, on logits reads any numbers as probabilities)."""
-    only, sep, rest = binding_id.partition(":")
+def resolve(
+    text: str, raw: Mapping[str, np.ndarray], params: Mapping[str, Any], dtype: str, mode: str = "eager"
+) -> Side:
+    """The side ``text`` names: a call as the user wrote it (``calls.is_call``), read into its
+    binding, arrays and parameters; or a binding id reading ``raw`` and ``params``. A binding id
+    binds one spec per kind of target (``torch.nn.CrossEntropyLoss``); ``SPEC:ID`` names the
+    spec where the case alone cannot (a Keras loss class bound on probabilities and, with
+    from_logits=True, on logits reads any numbers as probabilities)."""
+    if calls.is_call(text):
+        if params:
+            raise ExplainError(
+                f"--param applies to sides given as binding ids; write the parameters of {text!r} as its keywords"
+            )
+        call = calls.parse(text, raw)
+        problems = []
+        for binding in _candidates(call.binding_id, None, dtype, mode):
+            try:
+                bound = calls.bind(call, [binding])
+                twin = calls.recovered_logits(binding, bound.transforms)
+                if twin is not None:
+                    return _recovered(binding, twin, bound, dtype, mode, call)
+                return _side(
+                    binding,
+                    SPECS[binding.spec],
+                    bound.arrays,
+                    bound.params,
+                    bound.dtype or dtype,
+                    mode,
+                    transforms=bound.transforms,
+                    text=call.text,
+                    note=call.note,
+                )
+            except CaseError as exc:
+                problems.append(str(exc).removeprefix(f"{call.text}: "))
+        problems = list(dict.fromkeys(problems))
+        raise ExplainError(f"{call.text}: " + ("; or ".join(problems) if problems else "no binding takes it"))
+    if "input" not in raw:
+        raise ExplainError(f"{text} is a binding id, which reads --input (and --target); none given")
+    only, sep, rest = text.partition(":")
     if sep and only in SPECS:
-        if not any(b.spec == only for b in _by_id().get(rest, ())):
-            raise ExplainError(f"{rest!r} has no binding of spec {only!r} ('lossparity list' shows them all)")
-        binding_id = rest
+        text = rest
     else:
         only = None
-    if binding_id in SPECS:  # the oracle alone: a spec has every parameter and no convention
-        spec = SPECS[binding_id]
+    note = None
+    if text not in SPECS and text not in _by_id():  # nn.BCELoss, or a Keras id without its backend
+        named, note = calls.binding_id(text)
+        if named in _by_id():
+            text = named
+    if only is not None and not any(b.spec == only for b in _by_id().get(text, ())):
+        raise ExplainError(f"{text!r} has no binding of spec {only!r} ('lossparity list' shows them all)")
+    if text in SPECS:  # the oracle alone: a spec has every parameter and no convention
+        spec = SPECS[text]
         oracle = Binding(spec.name, spec.name, ORACLE, "", params={p: p for p in spec.defaults}, dtypes=tuple(DTYPES))
-        return _side(oracle, spec, raw, params, dtype)
+        return _side(oracle, spec, raw, params, dtype, mode, text=text)
+    problems = []
+    candidates = _candidates(text, only, dtype, mode)
+    chosen = calls.by_fixed_keywords(candidates, params)  # --param from_logits=true picks that form
+    if chosen is not None:
+        candidates, params = chosen
+    for binding in candidates:
+        spec = SPECS[binding.spec]
+        try:
+            return _side(binding, spec, raw, params, dtype, mode, text=text, note=note)
+        except CaseError as exc:
+            problems.append((spec.name, str(exc)))
+    if len(problems) == 1:
+        raise ExplainError(f"{text}: {problems[0][1]}")
+    raise ExplainError(f"{text} cannot read this case: " + "; ".join(f"as {name}, {why}" for name, why in problems))
+
+
+def _recovered(binding: Binding, twin: str, bound, dtype: str, mode: str, call) -> Side:
+    """The side of a Keras-on-TensorFlow probability loss given keras.ops.sigmoid(z) (or softmax):
+    the call runs as written, and the oracle computes the binding's from_logits twin on z."""
+    logits = next((b for b in _by_id()[binding.id] if b.spec == twin), None)
+    if logits is None:
+        raise ExplainError(f"{binding.id} reads the logits back, but its from_logits form on {twin} is not bound")
+    ((transform, _),) = bound.transforms["input"]
+    side = _side(
+        logits,
+        SPECS[twin],
+        bound.arrays,
+        bound.params,
+        bound.dtype or dtype,
+        mode,
+        transforms={k: v for k, v in bound.transforms.items() if k != "input"},
+        text=call.text,
+        note=(
+            f"{binding.id} reads the logits back from keras.ops.{transform}'s output (its _keras_logits, taken "
+            f"by the TensorFlow backend's _get_logits: {calls.LOGITS_SOURCE}), so it computes its "
+            f"from_logits=True loss ({twin}) on the array given to {transform}"
+            + (f"; {call.note}" if call.note else "")
+        ),
+    )
+    call_case = dataclasses.replace(side.call_case, transforms=dict(bound.transforms))
+    return dataclasses.replace(side, call_binding=binding, call_case=call_case)
+
+
+def _candidates(binding_id: str, only: str | None, dtype: str, mode: str) -> list[Binding]:
+    """The bindings of one id (one per spec) that can run here in ``dtype`` and ``mode``."""
     candidates = [b for b in _by_id().get(binding_id, ()) if only in (None, b.spec)]
     if not candidates:
         close = difflib.get_close_matches(binding_id, list(_by_id()), n=3, cutoff=0.6)
@@ -150,26 +273,43 @@ def resolve(binding_id: str, raw: Mapping[str, np.ndarray], params: Mapping[str,
         )
     if all(dtype not in b.dtypes for b in candidates):
         raise ExplainError(f"{binding_id} is bound in {', '.join(binding.dtypes)} only, not {dtype}")
-    problems = []
-    for binding in candidates:
-        spec = SPECS[binding.spec]
-        try:
-            side = _side(binding, spec, raw, params, dtype)
-        except CaseError as exc:
-            problems.append((spec.name, str(exc)))
-            continue
-        return side
-    if len(problems) == 1:
-        raise ExplainError(f"{binding_id}: {problems[0][1]}")
-    raise ExplainError(
-        f"{binding_id} cannot read this case: " + "; ".join(f"as {name}, {why}" for name, why in problems)
-    )
+    return candidates
 
 
-def _side(binding: Binding, spec: Spec, raw, params, dtype) -> Side:
-    given = _params_for(binding, spec, params)
+def _side(
+    binding: Binding,
+    spec: Spec,
+    raw: Mapping[str, np.ndarray],
+    params: Mapping[str, Any],
+    dtype: str,
+    mode: str,
+    *,
+    transforms: Mapping[str, tuple] | None = None,
+    text: str,
+    note: str | None = None,
+) -> Side:
+    transforms = dict(transforms or {})
+    # a value the binding is bound with alone is implied (kl_divergence_with_log_targets: log_target=True)
+    implied = {k: v for k, v in binding.requires.items() if v is not GIVEN and k not in params}
+    given = _params_for(binding, spec, {**implied, **params})
     class_axis = binding.conventions.get("class_axis", -1)
-    case = build_case(spec, raw, given, class_axis)
+    documented, domain = _documented(spec, raw, transforms, dtype, class_axis)
+    time_major = binding.conventions.get("time_major", False)
+    documented, how = _documented_shapes(binding, spec, documented)
+    note = "; ".join(n for n in (note, how) if n) or None
+    case = build_case(spec, documented, given, class_axis, time_major=time_major)
+    call_case = build_case(
+        spec, _documented_shapes(binding, spec, raw)[0], given, class_axis, as_given=True, time_major=time_major
+    )
+    # the framework is given the arrays as written (their shapes too); the checks above are the oracle's
+    call_case = dataclasses.replace(
+        call_case,
+        transforms=transforms,
+        arrays={
+            **call_case.arrays,
+            **canonical_layout({k: np.asarray(v) for k, v in raw.items()}, class_axis, time_major),
+        },
+    )
     effective = binding.effective_params(spec, case.params)
     if effective is None:
         need = ", ".join(
@@ -179,9 +319,95 @@ def _side(binding: Binding, spec: Spec, raw, params, dtype) -> Side:
         raise ExplainError(f"it takes only cases with {need} (add --param {need.replace(', ', ' --param ')})")
     if dtype not in binding.dtypes:
         raise ExplainError(f"it is bound in {', '.join(binding.dtypes)} only, not {dtype}")
+    domain += _outside_range(spec, case)
     ndim = np.ndim(raw["input"])
     axis = 1 if class_axis == 1 and ndim >= 2 else max(ndim - 1, 0)
-    return Side(binding, spec, case, effective, axis)
+    return Side(
+        binding, spec, case, call_case, effective, axis, dtype, mode, documented, text, note=note, domain=domain
+    )
+
+
+def _documented_shapes(binding: Binding, spec: Spec, raw: Mapping[str, np.ndarray]) -> tuple[dict, str | None]:
+    """The target in the shape the spec reads where the binding documents another it accepts:
+    Keras' ``(N, 1)`` class indices, torch's ``(1,)`` index of an unbatched input, ``tf.nn``'s
+    probability targets broadcast against the logits; and a sentence saying so."""
+    out = dict(raw)
+    x, t = np.asarray(raw.get("input")), raw.get("target")
+    if t is None or x.ndim == 0:
+        return out, None
+    t = np.asarray(t)
+    fw = binding.framework
+    if spec.target == "index" and "target_lengths" not in spec.arrays:
+        if fw.startswith("keras") and t.shape == (*x.shape[:-1], 1):
+            out["target"] = t[..., 0]
+            return out, f"{binding.id} reads the {t.shape} class indices as {out['target'].shape} (Keras squeezes them)"
+        if fw == "torch" and x.ndim == 1 and t.shape == (1,):
+            out["target"] = t.reshape(())
+            return out, f"{binding.id} reads the (1,) class index of an unbatched input as a 0-d one"
+    if spec.target == "same" and fw == "tensorflow" and t.shape != x.shape and _broadcasts(t.shape, x.shape):
+        if np.broadcast_shapes(t.shape, x.shape) == x.shape:
+            out["target"] = np.broadcast_to(t, x.shape).copy()
+            return out, f"{binding.id} broadcasts the {t.shape} target against the {x.shape} logits"
+    return out, None
+
+
+def _documented(spec: Spec, raw: Mapping[str, np.ndarray], transforms: Mapping[str, tuple], dtype: str, class_axis):
+    """The arrays as the oracle reads them, and why any is not of the documented kind: a
+    transformed argument is the transform's float64 value of the array in ``dtype``, rounded to
+    ``dtype`` after each step (the framework stores each step's tensor); an integer array where
+    floating-point values are documented, or floats where integers are, is noted (and read as the
+    documented kind, when it can be)."""
+    out, notes = {}, []
+    for name, a in raw.items():
+        a = np.asarray(a)
+        steps = transforms.get(name, ())
+        if steps:
+            x = a.astype(np.float64).astype(numpy_dtype(dtype)).astype(np.float64)
+            for transform, axis in steps:
+                along = axis if axis is not None else (1 if class_axis == 1 and x.ndim >= 2 else -1)
+                with np.errstate(over="ignore"):
+                    x = transforms_math.forward(transform, x, along).astype(numpy_dtype(dtype)).astype(np.float64)
+            out[name] = x
+            continue
+        out[name] = a
+        integers = documented_kind(spec, name) == "i"
+        if a.dtype.kind in "iu" and not integers:
+            notes.append(
+                f"{name} is given as integers ({a.dtype}) where {spec.name} documents floating-point values "
+                "(the framework receives it so)"
+            )
+        elif a.dtype.kind == "f" and integers:
+            what = {"target": "class indices", "input": "values"}.get(name, "lengths")
+            notes.append(f"{name} is given as floating-point values where {spec.name} documents integer {what}")
+    return out, notes
+
+
+def documented_kind(spec: Spec, name: str) -> str:
+    """``"i"`` where the spec's array ``name`` holds integers (class indices, lengths, the -1-padded
+    label lists of a multi-label margin loss), ``"f"`` where it holds floating-point values, as the
+    suite's own edge rows give it (which every binding is called with), else by the shape rule."""
+    for row in spec.edges:
+        a = getattr(row, "arrays", {}).get(name)
+        if a is not None and a.dtype.kind in "iuf":
+            return "i" if a.dtype.kind in "iu" else "f"
+    return "i" if (name == "target" and spec.target == "index") or name.endswith("_lengths") else "f"
+
+
+def _outside_range(spec: Spec, case: Case) -> list[str]:
+    """A sentence for each array with finite values outside the range the spec documents."""
+    notes = []
+    for name, (lo, hi) in spec.domain.items():
+        a = case.arrays.get(name)
+        if a is None or a.size == 0:
+            continue
+        finite = a[np.isfinite(a)]
+        outside = finite[(finite < lo) | (finite > hi)]
+        if outside.size:
+            what = {(0.0, 1.0): "probabilities, in [0, 1]", (-np.inf, 0.0): "log-probabilities, <= 0"}.get(
+                (lo, hi), f"values in [{lo}, {hi}]"
+            )
+            notes.append(f"{name} holds {outside[0]:g}, where {spec.name} documents {what}")
+    return notes
 
 
 def _params_for(binding: Binding, spec: Spec, params: Mapping[str, Any]) -> dict:
@@ -235,13 +461,27 @@ def _shown(value) -> str:
     return repr(value)
 
 
-def build_case(spec: Spec, raw: Mapping[str, np.ndarray], params: Mapping[str, Any], class_axis: int) -> Case:
+#: A further array a call may leave out, and what it then is: optax's ``where`` mask (every item valid).
+ARRAY_DEFAULTS = {"where": lambda x: np.ones(np.shape(x), bool)}
+
+
+def build_case(
+    spec: Spec,
+    raw: Mapping[str, np.ndarray],
+    params: Mapping[str, Any],
+    class_axis: int,
+    *,
+    as_given: bool = False,
+    time_major: bool = False,
+) -> Case:
     """The canonical case (class axis last) that a binding of ``spec`` with ``class_axis`` reads
-    from arrays in its own layout; a CaseError says why the arrays do not fit."""
+    from arrays in its own layout; a CaseError says why the arrays do not fit. The arrays are
+    read as the documented kind (float64, int64 class indices), or with ``as_given`` kept in the
+    kind they were given (integers where floats are documented: what the framework receives)."""
     x = np.asarray(raw["input"])
     if x.dtype.kind not in "iuf":
         raise CaseError(f"the input must hold numbers, got {x.dtype}")
-    arrays = {"input": x.astype(np.float64)}
+    arrays = {"input": x if as_given and x.dtype.kind in "iu" else x.astype(np.float64)}
     if spec.target is None:
         if "target" in raw:
             raise CaseError(f"{spec.name} takes no --target (it is a function of the input alone)")
@@ -253,13 +493,14 @@ def build_case(spec: Spec, raw: Mapping[str, np.ndarray], params: Mapping[str, A
             if t.dtype.kind == "f":
                 if not np.all(np.isfinite(t)) or np.any(t != np.round(t)) or np.any(np.abs(t) >= 2**63):
                     raise CaseError("the target holds class indices, which must be integers (of 64 bits)")
-            t = t.astype(np.int64)
+            t = t if as_given and t.dtype.kind == "f" else t.astype(np.int64)
         else:
-            t = t.astype(np.float64)
+            documented = np.int64 if documented_kind(spec, "target") == "i" else np.float64
+            t = t if as_given and t.dtype.kind in "iuf" else t.astype(documented)
         arrays["target"] = t
     if spec.classes and x.ndim == 0:
         raise CaseError(f"{spec.name} needs an input with a class axis; got a scalar")
-    canonical = canonical_layout(arrays, class_axis)
+    canonical = canonical_layout(arrays, class_axis, time_major)
     x = canonical["input"]
     if spec.classes and x.shape[-1] == 0:
         raise CaseError(
@@ -267,6 +508,8 @@ def build_case(spec: Spec, raw: Mapping[str, np.ndarray], params: Mapping[str, A
         )
     if "target" in canonical:
         want = x.shape[:-1] if spec.target == "index" else x.shape
+        if "target_lengths" in spec.arrays:  # label sequences, padded: (N, S) for any S
+            want = (*x.shape[:-2], *canonical["target"].shape[x.ndim - 2 :])
         if canonical["target"].shape != want:
             kind = "a class-index target" if spec.target == "index" else "the target"
             raise CaseError(
@@ -274,12 +517,18 @@ def build_case(spec: Spec, raw: Mapping[str, np.ndarray], params: Mapping[str, A
                 f"got {canonical['target'].shape}"
             )
     for name in spec.arrays:  # the spec's further arrays (a variance, a second input, lengths)
+        if name not in raw and name in ARRAY_DEFAULTS:
+            canonical[name] = ARRAY_DEFAULTS[name](x)
+            continue
         if name not in raw:
             raise CaseError(f"{spec.name} needs --array {name}=[...]")
         a = np.asarray(raw[name])
         if a.dtype.kind not in "iuf":
             raise CaseError(f"--array {name} must hold numbers, got {a.dtype}")
-        canonical[name] = a.astype(np.int64 if a.dtype.kind in "iu" else np.float64)
+        if name in ARRAY_DEFAULTS:  # a mask: nonzero is True
+            canonical[name] = a != 0
+            continue
+        canonical[name] = a if as_given else a.astype(np.int64 if a.dtype.kind in "iu" else np.float64)
     extra = sorted(set(raw) - {"input", "target", *spec.arrays})
     if extra:
         raise CaseError(
@@ -332,16 +581,42 @@ def _broadcasts(a: tuple, b: tuple) -> bool:
         return False
 
 
-def _case_for(setting: Mapping[str, Any], raw, params) -> Case:
-    spec = SPECS[setting[LOSS]]
-    given = {k: v for k, v in params.items() if k in spec.defaults}
-    return build_case(
-        spec, raw, {k: check_param(k, v) for k, v in given.items()}, 1 if setting.get("class_axis") == 1 else -1
+def _attribute(a: Side, b: Side) -> dict:
+    """Which knobs in which the two sides differ turn A's prediction into B's
+    (``conformance/attribution.py``). Each side's case travels with its loss: switching ``loss``
+    from A's spec to B's reads B's own arguments (its transforms included); two sides of one spec
+    given different arrays differ in the knob ``arguments``, and sides given in different dtypes in
+    ``input dtype``. Closeness is judged in the narrower of the two compute dtypes."""
+    sa, sb = _setting(a, b.spec), _setting(b, a.spec)
+    if a.dtype != b.dtype:
+        sa[INPUT_DTYPE], sb[INPUT_DTYPE] = a.dtype, b.dtype
+    same_spec = a.spec.name == b.spec.name
+    if same_spec and not _same_arrays(a.raw, b.raw):
+        sa[ARGUMENTS], sb[ARGUMENTS] = "A's", "B's"
+
+    def case_for(setting: Mapping[str, Any]) -> Case:
+        side = a if setting[LOSS] == a.spec.name and (not same_spec or setting.get(ARGUMENTS) != "B's") else b
+        spec = SPECS[setting[LOSS]]
+        params = {k: v for k, v in side.case.params.items() if k in spec.defaults}
+        return build_case(spec, side.raw, params, 1 if setting.get("class_axis") == 1 else -1)
+
+    precision = max(a.binding.result_dtype(a.dtype), b.binding.result_dtype(b.dtype), key=DTYPES.index)
+    found = attribute(sa, sb, SPECS, case_for, precision)
+    # every cause printed is one the oracle, run again, bears out; one that is not is not printed
+    problems = unverified(found, sa, sb, SPECS, case_for, precision)
+    if problems:
+        found.update(status="unexplained", conventions=[], unverified=problems)
+    return found
+
+
+def _same_arrays(x: Mapping[str, np.ndarray], y: Mapping[str, np.ndarray]) -> bool:
+    return x.keys() == y.keys() and all(
+        np.shape(x[k]) == np.shape(y[k]) and np.array_equal(x[k], y[k], equal_nan=True) for k in x
     )
 
 
-def _setting(side: Side, other: Spec, dtype: str) -> dict:
-    setting = knobs(side.spec, side.binding, side.params, names=other.conventions, dtype=dtype)
+def _setting(side: Side, other: Spec) -> dict:
+    setting = knobs(side.spec, side.binding, side.params, names=other.conventions, dtype=side.dtype)
     setting["class_axis"] = side.axis
     return setting
 
@@ -349,8 +624,13 @@ def _setting(side: Side, other: Spec, dtype: str) -> dict:
 # -- running and tracing ---------------------------------------------------------------------
 
 
-def _show(side: Side, dtype: str, grad: bool, mode: str, known: list[KnownDeviation]) -> dict:
-    binding, spec = side.binding, side.spec
+#: An explained side's verdict where its case lies outside the binding's documented domain and it
+#: returned something other than the formula's value: not a departure from its documentation.
+OUTSIDE = "outside_domain"
+
+
+def _show(side: Side, grad: bool, known: list[KnownDeviation]) -> dict:
+    binding, spec, dtype, mode = side.binding, side.spec, side.dtype, side.mode
     case = _as_suite_case(binding, spec, side.case)
     trace = Trace()
     result_dtype = binding.result_dtype(dtype)
@@ -360,17 +640,26 @@ def _show(side: Side, dtype: str, grad: bool, mode: str, known: list[KnownDeviat
     except OracleError as exc:
         expected, expected_rec = None, {"error": exc.kind, "message": str(exc)}
     if binding.framework == ORACLE:
-        return _show_oracle(side, dtype, trace, expected_rec)
+        return _show_oracle(side, trace, expected_rec)
     adapter = adapter_for(binding.framework)
-    wrt = ("input",) if grad else ()
+    runs = side.call_binding or binding
+    # every differentiable argument given in floating point (an integer tensor has no gradient)
+    wrt = (
+        tuple(
+            n for n in differentiated(spec) if n in side.call_case.arrays and side.call_case.arrays[n].dtype.kind == "f"
+        )
+        if grad
+        else ()
+    )
     if adapter.process == "main":
-        outcome = adapter.call(binding, case, dtype, mode=mode, wrt=wrt)
+        outcome = adapter.call(runs, side.call_case, dtype, mode=mode, wrt=wrt)
     else:  # a framework that must be imported alone (a Keras backend) is called in its own process
-        outcome = sandbox.call(binding, case, dtype, mode=mode, wrt=wrt)
+        outcome = sandbox.call(runs, side.call_case, dtype, mode=mode, wrt=wrt)
     if outcome.error_type is None:
         actual = {"value": encode_array(outcome.value), "dtype": outcome.dtype}
     else:
         actual = {"error": outcome.error_type, "message": outcome.error_message}
+    model_free = bool(side.call_case.transforms)  # the rounding model knows nothing of a transform's rounding
     result, errors = verdict(
         expected,
         expected_rec,
@@ -378,7 +667,7 @@ def _show(side: Side, dtype: str, grad: bool, mode: str, known: list[KnownDeviat
         tolerance(spec.name, result_dtype),
         result_dtype,
         model=(lambda: (rounding_scales(binding, spec, case, side.params, dtype) or {}).get("value"))
-        if binding.stages
+        if binding.stages and not model_free
         else None,
         stages=binding.stages,
     )
@@ -395,37 +684,40 @@ def _show(side: Side, dtype: str, grad: bool, mode: str, known: list[KnownDeviat
         "errors": errors,
         "computes_in": result_dtype,
     }
-    if grad and expected is not None and outcome.grads:
-        # the gradient is judged as a run judges it: against the oracle's, with the rounding model
-        expected_grads = expect_gradients(spec, case, side.params, binding.conventions, result_dtype, given=dtype)
-        model = (lambda: rounding_scales(binding, spec, case, side.params, dtype)) if binding.stages else None
-        record["gradients"] = gradient_verdicts(
-            binding, spec, dtype, {"input": outcome.grads["input"]}, expected_grads, model=model
+    if wrt and expected is not None and outcome.grads:
+        # judged as a run judges them: against the oracle's, with the rounding model; a transformed
+        # argument's gradient is the oracle's carried back through the transform (the chain rule)
+        expected_grads = _through_transforms(
+            side, expect_gradients(spec, case, side.params, binding.conventions, result_dtype, given=dtype)
         )
-        record["verdict"] = result = max([result, record["gradients"]["input"]["verdict"]], key=RANK.__getitem__)
-    found = match(record, known) if result != "conform" else None
-    known_entry = found.entries[0] if found is not None and found.complete else None
+        model = (lambda: rounding_scales(binding, spec, case, side.params, dtype)) if binding.stages else None
+        got = {n: g for n, g in outcome.grads.items() if n in expected_grads}
+        record["gradients"] = gradient_verdicts(
+            binding, spec, dtype, got, expected_grads, model=None if model_free else model
+        )
+        worst = [result, *(g["verdict"] for g in record["gradients"].values())]
+        record["verdict"] = result = max(worst, key=RANK.__getitem__)
+    found = match(record, known, any_case=True) if result != "conform" else None
+    entries = found.entries if found is not None and found.complete else []
+    if side.domain and not entries and result != "conform":
+        # outside the documented domain: a refusal (an error) is the documented outcome, and any
+        # other value is not held to the formula
+        result = "conform" if outcome.error_type is not None else OUTSIDE
     reading = trace.stages[0].note if trace.stages else ""
     if binding.conventions.get("class_axis") == 1 and np.ndim(case.arrays["input"]) >= 2:
         reading += f" (the classes on dim 1 of the tensor {binding.framework} is given)"
-    gradient = None
-    if grad:
-        got = outcome.grads.get("input", "no value, so no gradient")
-        if isinstance(got, tuple):
-            # back into the layout the user gave
-            g = framework_layout({"input": got[0]}, binding.conventions.get("class_axis", -1))["input"]
-            gradient = {"value": encode_array(g)}
-        else:
-            gradient = {"error": got}
-        judged = (record.get("gradients") or {}).get("input")
-        if judged:  # the oracle's gradient and the verdict on the framework's (canonical layout)
-            gradient.update(verdict=judged["verdict"], errors=judged.get("errors"), expected=judged["expected"])
     return {
         "binding": binding.id,
         "framework": binding.framework,
         "spec": spec.name,
         "summary": spec.summary,
+        "call": side.text,
+        "note": side.note,
+        "dtype": dtype,
+        "computes_in": result_dtype,
+        "mode": mode,
         "reading": reading,
+        "domain": side.domain,
         "params": {k: _jsonable(v) for k, v in side.params.items() if not isinstance(v, np.ndarray)},
         "conventions": {k: _jsonable(v) for k, v in binding.conventions.items()},
         "expected": expected_rec,
@@ -433,17 +725,62 @@ def _show(side: Side, dtype: str, grad: bool, mode: str, known: list[KnownDeviat
         "verdict": result,
         "value_verdict": record["value_verdict"],
         "errors": errors,
-        "known": known_entry.as_dict() if known_entry else None,
-        "known_ids": [k.id for k in found.entries] if found is not None and found.complete else [],
-        "gradient": gradient,
+        "known": entries[0].as_dict() if entries else None,
+        "known_ids": [k.id for k in entries],
+        "gradients": _gradients_shown(side, outcome, record.get("gradients") or {}) if wrt else {},
         "stages": [{"name": s.name, "note": s.note, "value": encode_array(s.value)} for s in trace.stages],
-        "reproducer": adapter.reproducer(binding, case, dtype, mode=mode, wrt=wrt),
+        "reproducer": adapter.reproducer(runs, side.call_case, dtype, mode=mode, wrt=wrt),
     }
 
 
-def _show_oracle(side: Side, dtype: str, trace: Trace, expected: dict) -> dict:
+def _through_transforms(side: Side, grads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The oracle's gradients with respect to the loss's arguments (canonical layout), carried
+    back through each argument's transforms to the array the user gave (``sigmoid(z)``: d/dz)."""
+    transforms = side.call_case.transforms
+    if not transforms:
+        return dict(grads)
+    class_axis = side.binding.conventions.get("class_axis", -1)
+    layout = framework_layout(dict(grads), class_axis)  # the transforms act in the side's own layout
+    for name, steps in transforms.items():
+        if name not in layout:
+            continue
+        x = side.call_case.arrays[name]
+        x = framework_layout({"input": x}, class_axis)["input"] if name == "input" else x
+        x = x.astype(np.float64).astype(numpy_dtype(side.dtype)).astype(np.float64)
+        inputs = []  # each step's input, as the framework holds it
+        for transform, axis in steps:
+            along = axis if axis is not None else (1 if class_axis == 1 and x.ndim >= 2 else -1)
+            inputs.append((transform, along, x))
+            x = transforms_math.forward(transform, x, along).astype(numpy_dtype(side.dtype)).astype(np.float64)
+        g = layout[name]
+        for transform, along, before in reversed(inputs):
+            g = transforms_math.backward(transform, before, along, g)
+        layout[name] = g
+    return canonical_layout(layout, class_axis)
+
+
+def _gradients_shown(side: Side, outcome, judged: Mapping[str, Mapping]) -> dict:
+    """Each differentiated argument's gradient in the layout the user gave, with the oracle's and
+    the verdict on it (or why there is none)."""
+    class_axis = side.binding.conventions.get("class_axis", -1)
+    out = {}
+    for name, got in outcome.grads.items():
+        if isinstance(got, tuple):
+            # back into the layout the user gave
+            g = framework_layout({name: got[0], **({"input": got[0]} if name != "input" else {})}, class_axis)[name]
+            shown: dict[str, Any] = {"value": encode_array(g)}
+        else:
+            shown = {"error": got}
+        j = judged.get(name)
+        if j:
+            shown.update(verdict=j["verdict"], errors=j.get("errors"), expected=j["expected"])
+        out[name] = shown
+    return out
+
+
+def _show_oracle(side: Side, trace: Trace, expected: dict) -> dict:
     """A spec explained alone: the oracle's stages, and a snippet that calls the oracle."""
-    spec, case = side.spec, side.case
+    spec, case, dtype = side.spec, side.case, side.dtype
     arrays = case.in_dtype(dtype)
     args = ", ".join(
         [f"np.array({py_literal(arrays['input'])})"]
@@ -462,7 +799,13 @@ def _show_oracle(side: Side, dtype: str, trace: Trace, expected: dict) -> dict:
         "framework": ORACLE,
         "spec": spec.name,
         "summary": spec.summary,
+        "call": side.text,
+        "note": None,
+        "dtype": dtype,
+        "computes_in": dtype,
+        "mode": side.mode,
         "reading": trace.stages[0].note if trace.stages else "",
+        "domain": side.domain,
         "params": {k: _jsonable(v) for k, v in side.params.items() if not isinstance(v, np.ndarray)},
         "conventions": {},
         "expected": expected,
@@ -471,7 +814,7 @@ def _show_oracle(side: Side, dtype: str, trace: Trace, expected: dict) -> dict:
         "errors": None,
         "known": None,
         "known_ids": [],
-        "gradient": None,
+        "gradients": {},
         "stages": [{"name": s.name, "note": s.note, "value": encode_array(s.value)} for s in trace.stages],
         "reproducer": snippet,
     }
@@ -523,31 +866,73 @@ def _stage_name(stages, i):
 # -- the words -------------------------------------------------------------------------------
 
 
-def _summary(
-    sides: list[Side], shown: list[dict], part: dict | None, attribution: dict | None, dtype: str
-) -> list[str]:
+def _summary(sides: list[Side], shown: list[dict], part: dict | None, attribution: dict | None) -> list[str]:
+    notes = [s.note + "." for s in sides if s.note]
     if len(sides) == 1:
-        return [f"{shown[0]['binding']} {shown[0]['reading']}.", *_departures(shown, pair=False)]
+        return [
+            *notes,
+            f"{shown[0]['binding']} {shown[0]['reading']}.",
+            *_domains(shown),
+            *_departures(shown, pair=False),
+        ]
     (a, b), (sa, sb) = sides, shown
-    lines = [f"{sa['binding']} {sa['reading']}, while {sb['binding']} {sb['reading']}."]
+    lines = [*notes, f"{sa['binding']} {sa['reading']}, while {sb['binding']} {sb['reading']}."]
     if a.spec.name != b.spec.name:
         lines.append(
             f"They compute different losses: {a.spec.name} ({a.spec.summary}) and {b.spec.name} ({b.spec.summary})."
         )
+    if a.dtype != b.dtype:
+        lines.append(f"A is given {a.dtype} arrays and B {b.dtype} ones.")
     if part is not None:
         lines.append(
             f"The oracle's stages part at stage {part['index'] + 1} ({part['a'] or part['b']}): {part['why']}."
         )
+    lines += _domains(shown)
     if attribution is not None:
         if attribution["status"] == "same":
             lines.append("Under their declared conventions both are predicted to give the same result here.")
+            va, vb = sa["actual"].get("value"), sb["actual"].get("value")
+            if va and vb and va != vb and sa["verdict"] == sb["verdict"] == "conform":
+                lines.append(
+                    "Their values differ by rounding alone: each is within its own allowance of that prediction "
+                    f"(A computes in {sa['computes_in']}, B in {sb['computes_in']})."
+                )
+        elif attribution["status"] == "shape":
+            lines.append(
+                f"The predictions differ only in the result's shape ({attribution['shapes'][0]} against "
+                f"{attribution['shapes'][1]}); their values are the same, and no convention is credited."
+            )
         else:
             lines.append(
                 "The difference of the predictions is " + reason(sa["binding"], sb["binding"], attribution) + "."
             )
     lines += _departures(shown, pair=True)
-    if sa["actual"].get("value") and sb["actual"].get("value") and sa["actual"]["value"] == sb["actual"]["value"]:
-        lines.append("Their values are identical.")
+    va, vb = sa["actual"].get("value"), sb["actual"].get("value")
+    if va and vb:
+        if va == vb:
+            lines.append("Their values are identical.")
+        elif va["data"] == vb["data"] and va["dtype"] == vb["dtype"]:
+            lines.append(
+                f"Their values are identical; only the result's shape differs ({tuple(va['shape'])} against "
+                f"{tuple(vb['shape'])})."
+            )
+    return lines
+
+
+def _domains(shown: list[dict]) -> list[str]:
+    """A sentence for each side whose case lies outside its documented domain, and what it did."""
+    lines = []
+    for s in shown:
+        if not s.get("domain"):
+            continue
+        why = "; ".join(s["domain"])
+        if "error" in s["actual"]:
+            did = f"it refuses it (raises {s['actual']['error']}), a documented outcome"
+        elif s["verdict"] == OUTSIDE:
+            did = "its value there is not held to the formula (nor is the oracle's: it shows the formula's)"
+        else:
+            did = "it still returns the formula's value"
+        lines.append(f"{s['binding']} is given a case outside its documented domain ({why}): {did}.")
     return lines
 
 
@@ -562,7 +947,7 @@ def _departures(shown: list[dict], *, pair: bool) -> list[str]:
                 f"{s['binding']} is off the exact loss by more than one rounding, but within the bound of "
                 f"the computation it declares: {rounding['summary']}."
             )
-        if s["verdict"] not in ("conform", ORACLE):
+        if s["verdict"] not in ("conform", ORACLE, OUTSIDE):
             lines.append(
                 f"{s['binding']} does not do what its own documentation says on this case "
                 f"({s['verdict']})"
@@ -579,11 +964,16 @@ def _departures(shown: list[dict], *, pair: bool) -> list[str]:
 
 
 def _what_fails(side: Mapping) -> str:
-    """The first line of the error figures of what fails: the value, else the gradient."""
-    g = side.get("gradient") or {}
-    if side.get("value_verdict", side["verdict"]) == "conform" and g.get("verdict") not in (None, "conform"):
+    """The first line of the error figures of what fails: the value, else the first gradient that does."""
+    failing = [(n, g) for n, g in (side.get("gradients") or {}).items() if g.get("verdict") not in (None, "conform")]
+    if side.get("value_verdict", side["verdict"]) == "conform" and failing:
+        name, g = failing[0]
         summary = (g.get("errors") or {}).get("summary", "")
-        return f" Its gradient does: {summary.splitlines()[0].rstrip('.')}." if summary else " Its gradient does."
+        return (
+            f" Its gradient with respect to {name} does: {summary.splitlines()[0].rstrip('.')}."
+            if summary
+            else f" Its gradient with respect to {name} does."
+        )
     return f" {side['errors']['summary'].splitlines()[0].rstrip('.')}." if side.get("errors") else ""
 
 

@@ -106,12 +106,17 @@ class KnownDeviation:
         """Smaller is more specific: the entry chosen where several explain a part."""
         return (self.coverage, strictness(self.symptom), self.id)
 
-    def in_place(self, record: Mapping, part: Part) -> bool:
-        """Whether the result's part lies in the entry's place."""
+    @cached_property
+    def every_generated(self) -> bool:
+        """Whether the entry's case glob covers every generated case (``*``, ``gen-*``)."""
+        return all(fnmatchcase(c, self.case) for c in GENERATED)
+
+    def in_place(self, record: Mapping, part: Part, any_case: bool = False) -> bool:
+        """Whether the result's part lies in the entry's place (``any_case``: whatever its case)."""
         values = (
             (record.get("binding"), _literal_brackets(self.binding)),
             (record.get("spec"), self.spec),
-            (record.get("case_id"), self.case),
+            (record.get("case_id"), "*" if any_case else self.case),
             (record.get("dtype"), self.dtype),
             (record.get("mode", "eager"), self.mode),
             (part.verdict, self.verdict),
@@ -119,8 +124,8 @@ class KnownDeviation:
         )
         return all(fnmatchcase(str(v), p) for v, p in values)
 
-    def explains(self, record: Mapping, part: Part) -> bool:
-        return self.in_place(record, part) and fits(self.symptom, part)
+    def explains(self, record: Mapping, part: Part, any_case: bool = False) -> bool:
+        return self.in_place(record, part, any_case) and fits(self.symptom, part)
 
     def as_dict(self) -> dict:
         """What a result's ``known`` field says of the entry."""
@@ -170,10 +175,21 @@ class Match:
         return {p: (e.id if e else None) for p, e in self.parts.items()}
 
 
-def match(record: Mapping, known: Iterable[KnownDeviation]) -> Match:
-    """For each failing part of ``record``, the most specific entry that explains it."""
+def match(record: Mapping, known: Iterable[KnownDeviation], *, any_case: bool = False) -> Match:
+    """For each failing part of ``record``, the most specific entry that explains it.
+
+    ``any_case``: match by what the result is and shows, not only by the id of its case (a case
+    typed into ``lossparity explain`` has an id only where it is one of the suite's rows): the
+    binding, spec, dtype, mode, verdict, part and symptom must fit. Entries whose case glob holds
+    the case's id come first, then those placed on every generated case (a place of binding, dtype
+    and symptom alone), and last those placed on other rows of the table, matched by their symptom."""
     ranked = sorted(known, key=lambda k: k.rank)
-    return Match({p.name: next((k for k in ranked if k.explains(record, p)), None) for p in failing_parts(record)})
+    if any_case:
+        case_id = str(record.get("case_id"))
+        ranked.sort(key=lambda k: 0 if fnmatchcase(case_id, k.case) else 1 if k.every_generated else 2)
+    return Match(
+        {p.name: next((k for k in ranked if k.explains(record, p, any_case)), None) for p in failing_parts(record)}
+    )
 
 
 def known_ids(record: Mapping) -> list[str]:

@@ -77,37 +77,50 @@ def build_parser() -> argparse.ArgumentParser:
 
     exp = sub.add_parser(
         "explain",
-        help="run one or two bindings on one case; show where and why they differ",
-        description="Run one or two bindings on one case, given as you would pass it to "
-        "the framework, and show each one's value, the oracle's stages side by "
-        "side, where they part, which conventions explain the difference, and "
-        "reproducers. Arrays are JSON or NumPy literals: '[0.8, 0.2, 0.4]'.",
+        help="run one or two loss calls; show where and why they differ",
+        description="Run one or two loss calls and show each one's value, the oracle's stages side by "
+        "side, where they part, which conventions explain the difference, and reproducers. A call is a "
+        "binding id reading --input/--target/--array/--param, or the call as you wrote it, read (never "
+        "evaluated) with its own arguments, keywords, transforms and casts: "
+        "'torch.nn.BCEWithLogitsLoss()(z, y)' 'keras.losses.binary_crossentropy(y, keras.ops.sigmoid(z))' "
+        "--array z=[30.0] --array y=[0.0]. Arrays are JSON or NumPy literals, and keep the kind written: "
+        "[1, 0] is an integer array, [1., 0.] a float one.",
     )
     exp.add_argument(
         "bindings",
         nargs="+",
-        metavar="BINDING",
-        help="one or two binding ids, e.g. torch.nn.BCELoss torch.nn.CrossEntropyLoss",
+        metavar="CALL",
+        help='one or two binding ids (torch.nn.BCELoss) or calls as written ("nn.BCELoss()(p, y)")',
     )
-    exp.add_argument("--input", required=True, help="the prediction: probabilities, logits or log-probabilities")
-    exp.add_argument("--target", help="the target: labels, class indices or probabilities")
+    exp.add_argument("--input", help="the prediction of a binding id: probabilities, logits or log-probabilities")
+    exp.add_argument("--target", help="the target of a binding id: labels, class indices or probabilities")
     exp.add_argument(
         "--array",
         action="append",
         default=[],
         metavar="NAME=VALUES",
-        help="a further array of the loss (var, input2, input_lengths, ...); repeatable",
+        help="an array a call names (z=[0.5, -1.0]), or a further array of a binding id (var, input2, "
+        "input_lengths, ...); repeatable",
     )
     exp.add_argument(
         "--param",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a loss parameter in the spec's vocabulary (reduction=sum, weight=[1,2,3]); repeatable",
+        help="a parameter of a binding id, in the spec's vocabulary (reduction=sum, weight=[1,2,3]); repeatable",
     )
-    exp.add_argument("--dtype", default="float32", help="float32 (default), float64, float16 or bfloat16")
-    exp.add_argument("--mode", default="eager", help="execution mode (default eager)")
-    exp.add_argument("--grad", action="store_true", help="also compute d sum(loss) / d input with each framework")
+    exp.add_argument(
+        "--dtype",
+        default="float32",
+        help="float32 (default), float64, float16 or bfloat16; or one per call: float64,float32 (a cast in a "
+        "call sets its own)",
+    )
+    exp.add_argument("--mode", default="eager", help="execution mode (default eager); or one per call: eager,jit")
+    exp.add_argument(
+        "--grad",
+        action="store_true",
+        help="also compute d sum(loss) / d each differentiable argument, with each framework and the oracle",
+    )
     exp.add_argument("--json", action="store_true", help="machine-readable output")
     exp.add_argument(
         "--known",

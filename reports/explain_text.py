@@ -52,17 +52,25 @@ def format_explanation(e: Mapping) -> str:
     out.append("")
     for letter, s in zip(letters, sides):
         out.append(f"{letter if len(sides) > 1 else ' '}  {s['binding']}   [{s['spec']}: {s['summary']}]")
+        if s.get("call") and s["call"] != s["binding"]:
+            out.append(f"   call      {s['call']}")
+        if len(e["dtype"].split(",")) > 1 or len(e["mode"].split(",")) > 1:
+            out.append(f"   given     {s['dtype']}, {s['mode']}")
+        for why in s.get("domain") or ():
+            out.append(_wrap(f"outside the documented domain: {why}", "   domain    "))
         actual = s["actual"]
         if s["framework"] != "oracle":
             dtype = f"  ({actual['dtype']})" if actual.get("dtype") else ""
             out.append(f"   value     {_outcome(actual, actual.get('dtype'))}{dtype}".replace("\n", "\n" + " " * 13))
-        verdict = f"   -> {s.get('value_verdict', s['verdict'])}" if s["framework"] != "oracle" else ""
+        shown = s["verdict"] if s.get("domain") else s.get("value_verdict", s["verdict"])
+        verdict = f"   -> {shown}" if s["framework"] != "oracle" else ""
         out.append(f"   oracle    {_outcome(s['expected'])}{verdict}".replace("\n", "\n" + " " * 13))
-        if s.get("gradient"):
-            g = s["gradient"]
+        for name, g in (s.get("gradients") or {}).items():
             text = format_array(g["value"]) if "value" in g else f"none: {g['error']}"
             judged = f"   -> {g['verdict']}" if g.get("verdict") else ""
-            out.append("   gradient  " + text.replace("\n", "\n" + " " * 13) + f"   (d sum(loss) / d input){judged}")
+            out.append("   gradient  " + text.replace("\n", "\n" + " " * 13) + f"   (d sum(loss) / d {name}){judged}")
+            if g.get("expected") and "value" in g["expected"]:
+                out.append("   oracle    " + format_array(g["expected"]["value"]).replace("\n", "\n" + " " * 13))
         if s["conventions"]:
             out.append("   conventions  " + ", ".join(f"{k}={v!r}" for k, v in s["conventions"].items()))
     out += ["", "In plain words"]

@@ -524,7 +524,8 @@ def test_a_reproducer_runs_and_shows_its_deviation(registry):
     assert shown["value_verdict"] == "deviate" and shown["verdict"] == "error_mismatch"
     assert shown["known_ids"] == [k.id, "optax-multiclass-sparsemax-x64-float32-f32-error-typeerror"]
     assert shown["errors"]["summary"].startswith("Returned float64 where float32 was due.")
-    assert shown["gradient"]["verdict"] == "error_mismatch" and shown["gradient"]["error"].startswith("TypeError")
+    gradient = shown["gradients"]["input"]
+    assert gradient["verdict"] == "error_mismatch" and gradient["error"].startswith("TypeError")
 
 
 def _entries_with_reproducers():

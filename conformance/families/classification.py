@@ -23,7 +23,7 @@ from lossparity.conformance.generate import (
     pick_shape,
     reductions,
 )
-from lossparity.core.model import GIVEN, Binding, Spec
+from lossparity.core.model import GIVEN, PROBABILITY, Binding, Spec
 from lossparity.reference import classification as cl
 
 INF = float("inf")
@@ -251,13 +251,15 @@ SPECS: list[Spec] = [
          cl.binary_focal_cross_entropy, _FOCAL_DEFAULTS, ("prob_eps", "sample_axis"),
          binary_focal(logits=False), BINARY_FOCAL, classes=False,
          gradient=cl.binary_focal_cross_entropy_grad,
-         error_model=cl.binary_focal_cross_entropy_error, stages=cl.BINARY_FOCAL_STAGES),
+         error_model=cl.binary_focal_cross_entropy_error, stages=cl.BINARY_FOCAL_STAGES,
+         domain={"input": PROBABILITY, "target": PROBABILITY}),
     Spec("binary_focal_cross_entropy_with_logits",
          "binary focal cross-entropy on logits: that of sigmoid(x)",
          cl.binary_focal_cross_entropy_with_logits, _FOCAL_DEFAULTS, ("prob_eps", "sample_axis"),
          binary_focal(logits=True), BINARY_FOCAL_LOGITS, classes=False,
          gradient=cl.binary_focal_cross_entropy_with_logits_grad,
-         error_model=cl.binary_focal_cross_entropy_with_logits_error, stages=cl.SIGMOID_FOCAL_STAGES),
+         error_model=cl.binary_focal_cross_entropy_with_logits_error, stages=cl.SIGMOID_FOCAL_STAGES,
+         domain={"target": PROBABILITY}),
     Spec("categorical_focal_cross_entropy",
          "categorical focal cross-entropy: sum_c alpha_c (1 - q_c)^gamma (-y_c log q_c)",
          cl.categorical_focal_cross_entropy,
@@ -276,7 +278,8 @@ SPECS: list[Spec] = [
          cl.categorical_generalized_cross_entropy, {"q": 0.5, "reduction": "mean"}, ("q_domain",),
          generalized_ce(), GENERALIZED_CE, target="index",
          gradient=cl.categorical_generalized_cross_entropy_grad,
-         error_model=cl.categorical_generalized_cross_entropy_error, stages=cl.GCE_STAGES),
+         error_model=cl.categorical_generalized_cross_entropy_error, stages=cl.GCE_STAGES,
+         domain={"input": PROBABILITY}),
     Spec("sparsemax_loss",
          "binary sparsemax loss: sparse_plus of the signed score, elementwise",
          cl.sparsemax_loss, {"reduction": "mean"}, (),

@@ -22,7 +22,7 @@ from lossparity.conformance.generate import (
     pick_shape,
     reductions,
 )
-from lossparity.core.model import GIVEN, Binding, Spec
+from lossparity.core.model import GIVEN, LOG_PROBABILITY, PROBABILITY, Binding, Spec
 from lossparity.reference import crossentropy as ce
 from lossparity.reference.reduction import REDUCTIONS
 
@@ -248,14 +248,16 @@ SPECS: list[Spec] = [
          ("log_min", "prob_eps", "prob_domain", "sample_axis", "clip_tie"),
          binary(logits=False), BINARY_CROSS_ENTROPY, classes=False,
          gradient=ce.binary_cross_entropy_grad,
-         error_model=ce.binary_cross_entropy_error, stages=ce.BINARY_STAGES),
+         error_model=ce.binary_cross_entropy_error, stages=ce.BINARY_STAGES,
+         domain={"input": PROBABILITY, "target": PROBABILITY}),
     Spec("binary_cross_entropy_with_logits", "BCE on logits: BCE of sigmoid(x), with pos_weight",
          ce.binary_cross_entropy_with_logits,
          {"weight": None, "pos_weight": None, "label_smoothing": 0.0, "reduction": "mean"},
          ("sample_axis",),
          binary(logits=True), BINARY_CROSS_ENTROPY_WITH_LOGITS, classes=False,
          gradient=ce.binary_cross_entropy_with_logits_grad,
-         error_model=ce.binary_cross_entropy_with_logits_error, stages=ce.BINARY_LOGIT_STAGES),
+         error_model=ce.binary_cross_entropy_with_logits_error, stages=ce.BINARY_LOGIT_STAGES,
+         domain={"target": PROBABILITY}),
     Spec("softmax_cross_entropy", "softmax cross-entropy on logits with class-index targets",
          ce.softmax_cross_entropy,
          {"weight": None, "ignore_index": None, "label_smoothing": 0.0, "reduction": "mean"},
@@ -269,27 +271,31 @@ SPECS: list[Spec] = [
          ("class_axis",),
          soft_targets(probs_input=False), SOFTMAX_CROSS_ENTROPY_SOFT,
          gradient=ce.softmax_cross_entropy_soft_grad,
-         error_model=ce.softmax_cross_entropy_soft_error, stages=ce.SOFTMAX_STAGES),
+         error_model=ce.softmax_cross_entropy_soft_error, stages=ce.SOFTMAX_STAGES,
+         domain={"target": PROBABILITY}),
     Spec("categorical_cross_entropy", "cross-entropy of predicted probabilities against probability targets",
          ce.categorical_cross_entropy,
          {"label_smoothing": 0.0, "reduction": "mean"},
          ("prob_eps", "renormalize", "clip_tie"),
          soft_targets(probs_input=True, weights=False), CATEGORICAL_CROSS_ENTROPY,
          gradient=ce.categorical_cross_entropy_grad,
-         error_model=ce.categorical_cross_entropy_error, stages=ce.PROBABILITY_STAGES),
+         error_model=ce.categorical_cross_entropy_error, stages=ce.PROBABILITY_STAGES,
+         domain={"input": PROBABILITY, "target": PROBABILITY}),
     Spec("sparse_categorical_cross_entropy", "cross-entropy of predicted probabilities against class indices",
          ce.sparse_categorical_cross_entropy,
          {"ignore_index": None, "reduction": "mean"},
          ("prob_eps", "renormalize", "zero_division", "invalid_label", "clip_tie"),
          class_index(probs=True, smoothing=False, weights=False), SPARSE_CATEGORICAL_CROSS_ENTROPY,
          target="index", gradient=ce.sparse_categorical_cross_entropy_grad,
-         error_model=ce.sparse_categorical_cross_entropy_error, stages=ce.PROBABILITY_STAGES),
+         error_model=ce.sparse_categorical_cross_entropy_error, stages=ce.PROBABILITY_STAGES,
+         domain={"input": PROBABILITY}),
     Spec("nll_loss", "negative log-likelihood on log-probabilities with class-index targets",
          ce.nll_loss,
          {"weight": None, "ignore_index": None, "reduction": "mean"},
          ("class_axis", "mean_by", "zero_division", "invalid_label"),
          class_index(log_probs=True, smoothing=False), NLL_LOSS, target="index",
-         gradient=ce.nll_loss_grad),
+         gradient=ce.nll_loss_grad,
+         domain={"input": LOG_PROBABILITY}),
 ]
 # fmt: on
 

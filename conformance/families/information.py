@@ -17,7 +17,7 @@ from lossparity.conformance.generate import (
     pick,
     pick_shape,
 )
-from lossparity.core.model import Binding, Spec
+from lossparity.core.model import PROBABILITY, Binding, Spec
 from lossparity.reference import information as info
 
 #: What each new parameter accepts (``lossparity explain --param``).
@@ -80,15 +80,18 @@ SPECS: list[Spec] = [
          info.entropy, {"base": "e"}, ("renormalize", "prob_eps"),
          distributions(pair=False), ENTROPY, target=None,
          gradient=info.entropy_grad,
-         error_model=info.entropy_error, stages=info.ENTROPY_STAGES),
+         error_model=info.entropy_error, stages=info.ENTROPY_STAGES,
+         domain={"input": PROBABILITY}),
     Spec("cross_entropy", "cross-entropy H(P, Q) of two discrete distributions, in nats or bits",
          info.cross_entropy, {"base": "e"}, ("renormalize", "prob_eps"),
          distributions(pair=True), CROSS_ENTROPY,
-         gradient=info.cross_entropy_grad),
+         gradient=info.cross_entropy_grad,
+         domain={"input": PROBABILITY, "target": PROBABILITY}),
     Spec("kl_divergence", "KL(P || Q) of two discrete distributions, in nats or bits",
          info.kl_divergence, {"base": "e"}, ("renormalize", "prob_eps", "zero_term_slope"),
          distributions(pair=True), KL_DIVERGENCE,
-         gradient=info.kl_divergence_grad),
+         gradient=info.kl_divergence_grad,
+         domain={"input": PROBABILITY, "target": PROBABILITY}),
 ]
 # fmt: on
 

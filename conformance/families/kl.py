@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from lossparity.conformance.bindings import KERAS_EPS, REDUCTION, keras_pair, optax_loss, torch_pair
 from lossparity.conformance.edges import INF, edge
 from lossparity.conformance.generate import FLAG, arrays, batch_shapes, case_strategy, floats, pick, reductions
-from lossparity.core.model import Binding, Spec
+from lossparity.core.model import PROBABILITY, Binding, Spec
 from lossparity.reference import kl
 
 #: What each new parameter accepts (``lossparity explain --param``).
@@ -87,7 +87,8 @@ SPECS: list[Spec] = [
          ("prob_eps", "clip_tie"),
          kl_cases(log_input=False), KL_DIV_PROBS,
          gradient=kl.kl_div_probs_grad,
-         error_model=kl.kl_div_probs_error, stages=kl.KL_STAGES),
+         error_model=kl.kl_div_probs_error, stages=kl.KL_STAGES,
+         domain={"input": PROBABILITY, "target": PROBABILITY}),
 ]
 # fmt: on
 

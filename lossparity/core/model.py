@@ -24,6 +24,14 @@ class CaseError(ValueError):
 #: Spec parameters that are arrays (passed to the framework as tensors).
 ARRAY_PARAMS = ("weight", "pos_weight")
 
+#: The functions users wrap a loss argument in, which a case may ask the framework to apply
+#: (``Case.transforms``): each adapter spells them in its framework (``FrameworkAdapter.transforms``).
+TRANSFORMS = ("sigmoid", "softmax", "log_softmax", "log", "exp")
+
+#: Documented value ranges (``Spec.domain``): probabilities, log-probabilities.
+PROBABILITY = (0.0, 1.0)
+LOG_PROBABILITY = (-np.inf, 0.0)
+
 #: In ``Binding.requires``: the case must set this parameter, to any value.
 GIVEN = object()
 
@@ -50,6 +58,9 @@ class Spec:
     each gradient, the first-order rounding error in units of the compute dtype's unit
     roundoff; ``stages`` names the stages it models, of which a binding declares those it
     evaluates in its compute dtype (``Binding.stages``).
+    ``domain`` is the documented range of an array's values (``{"input": PROBABILITY}``):
+    ``lossparity explain`` flags a case outside it (a logit given where a probability is due) and
+    does not hold the binding to the formula there.
     """
 
     name: str
@@ -66,6 +77,7 @@ class Spec:
     wrt: tuple[str, ...] | None = None
     error_model: Callable[..., dict] | None = None
     stages: tuple[str, ...] = ()
+    domain: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -162,6 +174,10 @@ class Case:
     arrays: Mapping[str, np.ndarray]
     params: Mapping[str, Any] = field(default_factory=dict)
     dtypes: tuple[str, ...] = ()  # an edge row meaningful in some dtypes only (one ULP of float32)
+    #: What the framework applies to an argument before the loss, in the same call (``lossparity
+    #: explain`` of ``BCELoss()(torch.sigmoid(z), y)``): argument name -> ((transform, axis), ...),
+    #: innermost first, each one of :data:`TRANSFORMS`. The arrays are the untransformed ones.
+    transforms: Mapping[str, tuple[tuple[str, int | None], ...]] = field(default_factory=dict)
 
     def in_dtype(self, *dtypes: str) -> dict[str, np.ndarray]:
         """Arrays rounded to each of ``dtypes`` in turn (floats only), returned as float64

@@ -1,0 +1,48 @@
+"""The functions users wrap a loss argument in (``core.model.TRANSFORMS``), in float64, with their
+vector-Jacobian products: what ``lossparity explain`` feeds the oracle when a side is written
+``BCELoss()(torch.sigmoid(z), y)``, and how it carries the oracle's gradient with respect to the
+loss's argument back to the user's ``z``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit, log_softmax, softmax
+
+
+def forward(name: str, x: np.ndarray, axis: int) -> np.ndarray:
+    """The transform ``name`` of ``x`` (float64); ``axis`` is the axis a softmax normalizes over."""
+    x = np.asarray(x, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if name == "sigmoid":
+            return expit(x)
+        if name == "softmax":
+            return softmax(x, axis=axis) if x.ndim else np.ones_like(x)
+        if name == "log_softmax":
+            return log_softmax(x, axis=axis) if x.ndim else np.zeros_like(x)
+        if name == "log":
+            return np.log(x)
+        if name == "exp":
+            return np.exp(x)
+    raise ValueError(f"unknown transform {name!r}")
+
+
+def backward(name: str, x: np.ndarray, axis: int, g: np.ndarray) -> np.ndarray:
+    """d <g, transform(x)> / d x: the gradient ``g`` with respect to the transform's output,
+    carried back to its input (the chain rule, one step)."""
+    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if name == "sigmoid":
+            s = expit(x)
+            return g * s * (1.0 - s)
+        if name == "softmax":
+            s = forward("softmax", x, axis)
+            return s * (g - np.sum(g * s, axis=axis, keepdims=True)) if x.ndim else np.zeros_like(x)
+        if name == "log_softmax":
+            s = forward("softmax", x, axis)
+            return g - s * np.sum(g, axis=axis, keepdims=True) if x.ndim else np.zeros_like(x)
+        if name == "log":
+            return g / x
+        if name == "exp":
+            return g * np.exp(x)
+    raise ValueError(f"unknown transform {name!r}")
