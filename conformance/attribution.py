@@ -177,6 +177,7 @@ def attribute(
     ignore: tuple[str, ...] = (),
     part: str | None = None,
     shape: tuple | None = None,
+    shares: bool = True,
 ) -> dict:
     """Which knobs in which settings A and B differ turn A's prediction into B's, and by how much.
 
@@ -184,6 +185,8 @@ def attribute(
     attributed, not the value; every prediction is brought to the common form of ``shape``
     first, so a knob that changes only a result's shape (``sample_axis`` against a
     per-element result in the per-sample form) closes nothing and is never credited.
+    ``shares=False`` leaves each knob's Shapley share out (``None``): it costs every subset's
+    prediction, where the smallest explaining set is usually found among the first few.
 
     Returns ``differing`` (each knob with A's and B's value, what it closes alone and its
     share), ``conventions`` (the smallest set that closes the gap completely, empty when
@@ -226,7 +229,7 @@ def attribute(
         if smallest is None and same(run(full), pb, spec_name, dtype):
             smallest = list(differing)
         status = "explained" if smallest else "unexplained"
-    shares = _shapley(differing, closes) if status != "same" and len(differing) <= MAX_EXHAUSTIVE else {}
+    shares = _shapley(differing, closes) if shares and status != "same" and len(differing) <= MAX_EXHAUSTIVE else {}
     return {
         "status": status,
         "differing": [

@@ -140,7 +140,13 @@ def divergences_on_common_ground(
         for a_id, b_id in pair.bindings:
             ra, rb = side_a.get(a_id), side_b.get(b_id)
             a, b = bindings.get(f"{pair.a}:{a_id}"), bindings.get(f"{pair.b}:{b_id}")
-            if ra is None or rb is None or a is None or b is None or not _comparable(ra, rb, a, b, ground=True):
+            if (
+                ra is None
+                or rb is None
+                or a is None
+                or b is None
+                or not _comparable(ra, rb, a, b, (specs[pair.a], specs[pair.b]))
+            ):
                 continue
             tally = {
                 "kind": "agreement",
@@ -286,11 +292,17 @@ def _mode_divergences(results: list[dict], pairs: dict) -> list[dict]:
     return out
 
 
-def _comparable(ra, rb, a: Binding, b: Binding, ground: bool = False) -> bool:
+def _comparable(ra, rb, a: Binding, b: Binding, ground: tuple[Spec, Spec] | None = None) -> bool:
     """Computed with the same parameters (but those one binding takes from its own defaults),
-    on the same arrays: all of them, or on common ground (``ground``) all but the input, which
-    the pair's transform relates."""
+    on the same arrays: all of them, or on common ground (``ground``: the two specs) all but the
+    input, which the pair's transform relates; there a parameter only one spec has must be at
+    its default (``label_smoothing=0.0`` of cross-entropy against NLL, which has none)."""
     for k in set(ra["params"]) | set(rb["params"]):
+        if ground and (k in ra["params"]) != (k in rb["params"]):
+            spec, record = (ground[0], ra) if k in ra["params"] else (ground[1], rb)
+            if record["params"][k] != spec.defaults.get(k):
+                return False
+            continue
         if ra["params"].get(k) != rb["params"].get(k) and k not in a.defaults and k not in b.defaults:
             return False
     if ground:
@@ -356,6 +368,7 @@ def _divergence(specs, a, b, ra, rb, differing, form, shape, tol, precision, pai
                 ignore=("class_axis", "time_major"),
                 part=None if name == "value" else name.removeprefix("d/d "),
                 shape=shape,
+                shares=name == "value",  # a run has many gradient divergences: their shares are left out
             )
             rounding = attribution["status"] == "same" and ra["verdict"] == rb["verdict"] == "conform"
             parts.append((name, attribution, rounding))
