@@ -17,7 +17,7 @@ from lossparity.conformance.selection import Selection
 from lossparity.conformance.specs import SPECS
 from lossparity.core.model import Case
 from lossparity.core.records import decode_array, encode_array, schema_errors
-from lossparity.reports.report import agreement_matrices
+from lossparity.reports.report import agreement_matrices, render_report
 
 BINDINGS = {b.key: b for b in all_bindings()}
 BCE, BCE_LOGITS, CE_SOFT = "binary_cross_entropy", "binary_cross_entropy_with_logits", "softmax_cross_entropy_soft"
@@ -229,3 +229,32 @@ def test_to_common_averages_a_value_and_scales_its_gradient():
     np.testing.assert_allclose(pairs.to_common(np.ones((1, 3)), (1,), gradient_of=(1, 3)), np.full((1, 3), 1 / 3))
     assert pairs.to_common(v, (1, 3)) is v and pairs.common_form((2, 3), (2, 4)) is None
     assert pairs.common_form((), (3,)) == ("per-sample mean", "b")
+
+
+def test_cross_entropy_and_nll_of_log_softmax_agree_with_label_smoothing_left_at_its_default():
+    # PyTorch documents CrossEntropyLoss(z, t) as NLLLoss(log_softmax(z), t); NLL has no
+    # label_smoothing, so cross-entropy's 0.0 is its default and the two are compared.
+    z = Case(
+        "softmax_cross_entropy",
+        "gen-0-9",
+        {"generator": "test"},
+        {"input": np.array([[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]]), "target": np.array([2, 0])},
+        {},
+    )
+    (lp,) = pairs.derived_cases(pairs.BY_NAME["cross_entropy-nll"], [z])
+    records = [run("torch.nn.CrossEntropyLoss", "softmax_cross_entropy", z), run("torch.nn.NLLLoss", "nll_loss", lp)]
+    assert records[0]["params"]["label_smoothing"] == 0.0 and "label_smoothing" not in records[1]["params"]
+    divergences, (agreement,) = split(conclude(records)[0])
+    assert not divergences and agreement["compared"] == 1
+
+
+def test_the_report_shows_the_common_form_and_the_pairs_matrix():
+    z = generated(BCE_LOGITS, "gen-0-1", [30.0, 1.0], [0.0, 1.0], reduction="none")
+    (p,) = pairs.derived_cases(pairs.BY_NAME["logits-probabilities"], [z])
+    records = [run("torch.nn.BCEWithLogitsLoss", BCE_LOGITS, z), run("torch.nn.BCELoss", BCE, p)]
+    lines, summary = conclude(records)
+    page = render_report([*records, *lines, summary])
+    label = pairs.BY_NAME["logits-probabilities"].label()
+    assert f"<caption>{label}</caption>" in page
+    assert "torch.nn.BCELoss [on sigmoid(z)]" in page and "Compared as returned." in page
+    assert "gen-0-1~sigmoid" in page
