@@ -1,13 +1,19 @@
-"""Divergences: two bindings of one spec that disagree on the same case, and why.
+"""Divergences: two bindings of one spec that disagree on the same case, or two calls users treat
+as equivalent that disagree on common ground (``conformance/pairs.py``), and why.
 
 Two results are compared when they share spec, case, dtype, mode and device and computed
 with the same parameters, except parameters one binding takes from its own defaults
-(PyTorch's ``ignore_index=-100``). A divergence is *explained* when both bindings conform to
-their own oracle (or to a registered known deviation), so that the difference is accounted
-for by the settings in which they differ: ``conformance/attribution.py`` switches those from
-A's value to B's and names the smallest set that turns A's expectation into B's, with each
-one's share of the gap. Otherwise it is *unexplained*: one side departs from its own
-documented behaviour, and that deviation is its own finding.
+(PyTorch's ``ignore_index=-100``); on common ground, the twin bindings of a pair of specs on
+a case and the case derived from it. They are compared in a common form (as returned, or the
+per-sample means where one is per element: ``pairs.common_form``), the value and each
+gradient both have: two bindings that agree on the loss and take different slopes diverge.
+A divergence is *explained* when both bindings conform to their own oracle (or to a registered
+known deviation), so that the difference is accounted for by the settings in which they
+differ: ``conformance/attribution.py`` switches those from A's value to B's and names the
+smallest set that turns A's expectation into B's, with each one's share of the gap (each
+differing part, value or gradient, attributed by the oracle's prediction of that part).
+Otherwise it is *unexplained*: one side departs from its own documented behaviour, and that
+deviation is its own finding.
 
 Every pair compared is counted, so the report can show which bindings agree with which.
 """
@@ -374,10 +380,11 @@ def _divergence(specs, a, b, ra, rb, differing, form, shape, tol, precision, pai
             parts.append((name, attribution, rounding))
         explained = all(at["status"] == "explained" or rounding for _, at, rounding in parts) or bool(known)
         rounding = all(r for _, _, r in parts)
-        words = []
+        said: dict[str, list[str]] = {}  # one sentence per cause, naming the parts it explains
         for name, attribution, r in parts:
-            said = rounding_reason(a.id, b.id, ra, rb) if r else reason(a.id, b.id, attribution, known)
-            words.append(said if name == "value" and len(parts) == 1 else f"{name}: {said}")
+            text = rounding_reason(a.id, b.id, ra, rb) if r else reason(a.id, b.id, attribution, known)
+            said.setdefault(text, []).append(name)
+        words = [text if names == ["value"] else f"{' and '.join(names)}: {text}" for text, names in said.items()]
         record.update(
             status="explained" if explained else "unexplained",
             attribution=parts[0][1],
