@@ -357,7 +357,7 @@ def _divergence(specs, a, b, ra, rb, differing, form, shape, tol, precision, pai
     if pair is not None:
         record["pair"] = pair.name
     if form != ("as returned", None) or pair is not None:
-        record["form"] = describe_form(form, a.id, b.id)
+        record["form"] = describe_form(form, a.id, b.id, pair)
     known = _known(ra, rb)
     if ra["verdict"] in CONFORMING and rb["verdict"] in CONFORMING:
         case_a, case_b = case_from_record(ra), case_from_record(rb)

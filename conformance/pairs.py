@@ -205,9 +205,18 @@ def to_common(value: np.ndarray, shape: tuple, gradient_of: tuple | None = None)
         return np.mean(np.asarray(value, np.float64), axis=-1) if of[-1] else np.full(shape, np.nan)
 
 
-def describe_form(form: tuple[str, str | None], a_id: str, b_id: str) -> str:
-    """The common form in words, for the divergence record."""
+def describe_form(form: tuple[str, str | None], a_id: str, b_id: str, pair: Pair | None = None) -> str:
+    """The common form in words, for the divergence record; on common ground, with the gradients
+    compared (those with respect to the same argument on both sides)."""
     name, side = form
-    if side is None:
+    if side is not None:
+        name = f"{name}: {a_id if side == 'a' else b_id}'s per-element losses averaged over the last axis"
+    if pair is None:
         return name
-    return f"{name}: {a_id if side == 'a' else b_id}'s per-element losses averaged over the last axis"
+    if pair.transform == "same":
+        return f"{name}, on the same tensors; gradients: {', '.join(f'd/d {g}' for g in pair.grads) or 'none'}"
+    grads = ", ".join(f"d/d {g}" for g in pair.grads)
+    return (
+        f"{name}, B on {pair.transform}(A's input); gradients: {grads + ' only' if grads else 'not compared'} "
+        f"(the input's slope is in z on one side, in {pair.transform}(z) on the other)"
+    )
