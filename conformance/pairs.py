@@ -128,17 +128,18 @@ BY_NAME = {p.name: p for p in PAIRS}
 
 
 def derived_cases(pair: Pair, source: Iterable[Case]) -> list[Case]:
-    """B's cases derived from A's (``source``): the generated ones (at most ``pair.examples``)
-    and the edge rows ``pair.edges``, each A's arrays and parameters with the input through
-    the pair's transform, in float64."""
-    out, generated = [], 0
+    """B's cases derived from A's (``source``): at most ``pair.examples`` of the generated ones,
+    evenly spaced (the generator lists its cases structure bucket by bucket: every bucket gives
+    some), and the edge rows ``pair.edges``; each A's arrays and parameters with the input
+    through the pair's transform, in float64."""
+    source = list(source)
+    generated = [c for c in source if "generator" in c.origin]
+    step = max(1, -(-len(generated) // pair.examples)) if pair.examples else 0
+    taken = {id(c) for c in generated[::step][: pair.examples]} if step else set()
+    out = []
     fn = TRANSFORMS[pair.transform]
     for case in source:
-        if "generator" in case.origin:
-            if generated >= pair.examples:
-                continue
-            generated += 1
-        elif case.origin.get("row") not in pair.edges:
+        if id(case) not in taken and ("generator" in case.origin or case.origin.get("row") not in pair.edges):
             continue
         arrays = {**case.arrays, "input": fn(np.asarray(case.arrays["input"], np.float64))}
         origin = {**case.origin, "derived": {"pair": pair.name, "from": f"{pair.a} {case.id}", "by": pair.transform}}
