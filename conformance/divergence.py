@@ -105,17 +105,19 @@ def divergences_by_case(
         for r in group:
             by_mode.setdefault(r["mode"], []).append(r)
             by_binding.setdefault(r["binding"], []).append(r)
+        attributions: dict = {}  # the oracle's predictions are the mode's: one attribution serves all
         for results in by_mode.values():
-            out += _binding_divergences(results, bindings, specs, pairs)
+            out += _binding_divergences(results, bindings, specs, pairs, attributions)
         for results in by_binding.values():
             mode_out += _mode_divergences(results, mode_pairs)
     return out + mode_out, list(pairs.values()) + list(mode_pairs.values())
 
 
 def _binding_divergences(
-    results: list[dict], bindings: Mapping[str, Binding], specs: Mapping[str, Spec], pairs: dict
+    results: list[dict], bindings: Mapping[str, Binding], specs: Mapping[str, Spec], pairs: dict, attributions: dict
 ) -> list[dict]:
-    """The divergences between bindings among the results of one case in one mode."""
+    """The divergences between bindings among the results of one case in one mode
+    (``attributions``: those of the case's other modes, by pair of bindings and part)."""
     out = []
     for ra, rb in combinations(sorted(results, key=lambda r: r["binding"]), 2):
         spec_name = ra["spec"]
@@ -123,7 +125,7 @@ def _binding_divergences(
         if a is None or b is None or not _comparable(ra, rb, a, b):
             continue
         tally = {"kind": "agreement", "spec": spec_name, "a": a.id, "b": b.id}
-        found = _compare(specs, a, b, ra, rb, pairs, (spec_name, a.id, b.id), tally, grads=None)
+        found = _compare(specs, a, b, ra, rb, pairs, (spec_name, a.id, b.id), tally, attributions, grads=None)
         if found is not None:
             out.append(found)
     return out
@@ -133,18 +135,21 @@ def divergences_on_common_ground(
     groups: Iterable[tuple[tuple, list[dict]]], bindings: Mapping[str, Binding], specs: Mapping[str, Spec]
 ) -> tuple[list[dict], list[dict]]:
     """The divergences between the twin bindings of each pair of specs (``pairs.PAIRS``) over
-    results grouped by ``pairs.ground_keys`` (``(key, results)``: A's case and the case derived from it, in one
-    dtype, device and mode), each compared in their common form; and one ``agreement``
+    results grouped by ``pairs.ground_keys`` (``(key, results)``: A's case and the case derived
+    from it, in one dtype and device), mode by mode, each compared in their common form; and one ``agreement``
     record per twin pair, its ``spec`` the pair's caption and its sides named by how they read
     the input (``torch.nn.BCELoss [on sigmoid(z)]``)."""
     out: list[dict] = []
     tallies: dict[tuple, dict[str, Any]] = {}
     for key, group in groups:
-        pair = BY_NAME[key[0]]
-        side_a = {r["binding"]: r for r in group if r["spec"] == pair.a and SEP not in r["case_id"]}
-        side_b = {r["binding"]: r for r in group if r["spec"] == pair.b and r["case_id"].endswith(SEP + pair.tag)}
-        for a_id, b_id in pair.bindings:
-            ra, rb = side_a.get(a_id), side_b.get(b_id)
+        pair, attributions = BY_NAME[key[0]], {}
+        side_a = {(r["binding"], r["mode"]): r for r in group if r["spec"] == pair.a and SEP not in r["case_id"]}
+        side_b = {
+            (r["binding"], r["mode"]): r for r in group if r["spec"] == pair.b and r["case_id"].endswith(SEP + pair.tag)
+        }
+        modes = dict.fromkeys(r["mode"] for r in group)
+        for (a_id, b_id), mode in ((twins, mode) for twins in pair.bindings for mode in modes):
+            ra, rb = side_a.get((a_id, mode)), side_b.get((b_id, mode))
             a, b = bindings.get(f"{pair.a}:{a_id}"), bindings.get(f"{pair.b}:{b_id}")
             if (
                 ra is None
@@ -160,13 +165,28 @@ def divergences_on_common_ground(
                 "a": f"{a_id} [{pair.sides[0]}]",
                 "b": f"{b_id} [{pair.sides[1]}]",
             }
-            found = _compare(specs, a, b, ra, rb, tallies, (pair.name, a_id, b_id), tally, grads=pair.grads, pair=pair)
+            found = _compare(
+                specs, a, b, ra, rb, tallies, (pair.name, a_id, b_id), tally, attributions, grads=pair.grads, pair=pair
+            )
             if found is not None:
                 out.append(found)
     return out, list(tallies.values())
 
 
-def _compare(specs, a: Binding, b: Binding, ra, rb, tallies: dict, key: tuple, tally: dict, *, grads, pair=None):
+def _compare(
+    specs,
+    a: Binding,
+    b: Binding,
+    ra,
+    rb,
+    tallies: dict,
+    key: tuple,
+    tally: dict,
+    attributions: dict,
+    *,
+    grads,
+    pair=None,
+):
     """Compare two results in their common form (``pairs.common_form``), value and gradients
     (those named in ``grads``; None: every one both have), counting the pair in ``tallies``;
     the divergence, or None where they agree or cannot be brought to one form."""
@@ -186,7 +206,7 @@ def _compare(specs, a: Binding, b: Binding, ra, rb, tallies: dict, key: tuple, t
     differing = [(name, pa, pb) for name, pa, pb in parts if not _same(pa, pb, tol, precision)]
     if not differing:
         return None
-    divergence = _divergence(specs, a, b, ra, rb, differing, form, shape, tol, precision, pair)
+    divergence = _divergence(specs, a, b, ra, rb, differing, form, shape, tol, precision, pair, attributions)
     pair_tally[divergence["status"]] += 1
     return divergence
 
@@ -331,7 +351,7 @@ def _side(binding: Binding, record: dict, x) -> dict:
     }
 
 
-def _divergence(specs, a, b, ra, rb, differing, form, shape, tol, precision, pair=None) -> dict:
+def _divergence(specs, a, b, ra, rb, differing, form, shape, tol, precision, pair=None, attributions=None) -> dict:
     """The divergence record of two results whose ``differing`` parts ((part, A's, B's outcome)
     in the common ``form``) disagree: each part attributed (the value, or the gradient, as the
     oracle predicts it under each setting), the record explained when every part is (or a
@@ -364,18 +384,22 @@ def _divergence(specs, a, b, ra, rb, differing, form, shape, tol, precision, pai
         dtype = ra["dtype"]
         names_a, names_b = (spec_b.conventions, spec_a.conventions) if pair else ((), ())
         parts = []
+        attributions = {} if attributions is None else attributions
         for name, _, _ in differing:
-            attribution = attribute(
-                knobs(spec_a, a, ra["params"], names_a, dtype=dtype),
-                knobs(spec_b, b, rb["params"], names_b, dtype=dtype),
-                specs,
-                lambda setting: case_b if setting[LOSS] == spec_b.name and pair else case_a,
-                dtype,
-                ignore=("class_axis", "time_major"),
-                part=None if name == "value" else name.removeprefix("d/d "),
-                shape=shape,
-                shares=name == "value",  # a run has many gradient divergences: their shares are left out
-            )
+            at_key = (a.key, b.key, name, shape)  # the same case in another mode: the same predictions
+            if at_key not in attributions:
+                attributions[at_key] = attribute(
+                    knobs(spec_a, a, ra["params"], names_a, dtype=dtype),
+                    knobs(spec_b, b, rb["params"], names_b, dtype=dtype),
+                    specs,
+                    lambda setting: case_b if setting[LOSS] == spec_b.name and pair else case_a,
+                    dtype,
+                    ignore=("class_axis", "time_major"),
+                    part=None if name == "value" else name.removeprefix("d/d "),
+                    shape=shape,
+                    shares=name == "value",  # a run has many gradient divergences: their shares are left out
+                )
+            attribution = attributions[at_key]
             rounding = attribution["status"] == "same" and ra["verdict"] == rb["verdict"] == "conform"
             parts.append((name, attribution, rounding))
         explained = all(at["status"] == "explained" or rounding for _, at, rounding in parts) or bool(known)

@@ -166,11 +166,11 @@ def cases_for(selection, binding: Binding, spec) -> list[Case]:
 
 
 def ground_keys(record: Mapping) -> list[tuple]:
-    """The common-ground groups a result belongs to, ``(pair, A's case id, dtype, device,
-    mode)``: as side A of a pair (its case not derived) or as side B (a case derived by it)."""
+    """The common-ground groups a result belongs to, ``(pair, A's case id, dtype, device)``: as
+    side A of a pair (its case not derived) or as side B (a case derived by it); every mode."""
     out = []
     spec, binding, case_id = record["spec"], record["binding"], record["case_id"]
-    rest = (record["dtype"], record["device"], record["mode"])
+    rest = (record["dtype"], record["device"])
     for pair in PAIRS:
         if spec == pair.a and SEP not in case_id and any(a == binding for a, _ in pair.bindings):
             out.append((pair.name, case_id, *rest))
