@@ -113,16 +113,17 @@ def conclude(results: Iterable[dict], known: list | None = None) -> tuple[list[d
     from lossparity.conformance.divergence import case_key
     from lossparity.conformance.pairs import ground_keys
 
-    tally, groups, ground = _Tally(), {}, {}
+    tally, groups, ground, sides = _Tally(), {}, {}, {}
     for r in results:
         if r.get("kind") != "result":
             continue
         tally.add(r)
         if _comparable(r):
             groups.setdefault(case_key(r), []).append(r)
-            for key in ground_keys(r):
+            for key, side in ground_keys(r):
                 ground.setdefault(key, []).append(r)
-    return _finish(groups.values(), ground.items(), tally, known)
+                sides.setdefault(key, set()).add(side)
+    return _finish(groups.values(), [(k, v) for k, v in ground.items() if len(sides[k]) == 2], tally, known)
 
 
 def conclude_file(path: Path, known: list | None = None) -> tuple[list[dict], dict, Counter]:
@@ -132,7 +133,7 @@ def conclude_file(path: Path, known: list | None = None) -> tuple[list[dict], di
     from lossparity.conformance.divergence import case_key
     from lossparity.conformance.pairs import ground_keys
 
-    tally, groups, ground = _Tally(), {}, {}
+    tally, groups, ground, sides = _Tally(), {}, {}, {}
     with open(path, "rb") as fh:
         offset = 0
         for raw in fh:
@@ -141,8 +142,9 @@ def conclude_file(path: Path, known: list | None = None) -> tuple[list[dict], di
                 tally.add(r)
                 if _comparable(r):
                     groups.setdefault(case_key(r), []).append(offset)
-                    for key in ground_keys(r):
+                    for key, side in ground_keys(r):
                         ground.setdefault(key, []).append(offset)
+                        sides.setdefault(key, set()).add(side)
             offset += len(raw)
 
     def read_back(keyed: dict) -> Iterator[tuple[tuple, list[dict]]]:
@@ -155,7 +157,8 @@ def conclude_file(path: Path, known: list | None = None) -> tuple[list[dict], di
                 yield key, group
 
     by_case = (group for _, group in read_back(groups))
-    lines, summary = _finish(by_case, read_back({k: v for k, v in ground.items() if len(v) > 1}), tally, known)
+    both = {k: v for k, v in ground.items() if len(sides[k]) == 2}  # a case and the one derived from it
+    lines, summary = _finish(by_case, read_back(both), tally, known)
     return lines, summary, tally.findings
 
 

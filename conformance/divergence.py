@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from itertools import combinations
 from typing import Any
 
+import numpy as np
+
 from lossparity.conformance.attribution import COMPUTE, DEFAULT, LOSS, attribute, knobs
 from lossparity.conformance.compare import compare
 from lossparity.conformance.known import known_ids
@@ -65,6 +67,8 @@ def _same(x, y, tol, dtype) -> bool:
         return False
     if x[0] == "error":
         return True
+    if x[1].shape == y[1].shape and np.array_equal(x[1], y[1], equal_nan=True):
+        return True  # most compared parts are identical: no comparison's figures needed
     return compare(x[1], y[1], tol, dtype).ok
 
 

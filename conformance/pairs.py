@@ -165,17 +165,18 @@ def cases_for(selection, binding: Binding, spec) -> list[Case]:
     return out
 
 
-def ground_keys(record: Mapping) -> list[tuple]:
-    """The common-ground groups a result belongs to, ``(pair, A's case id, dtype, device)``: as
-    side A of a pair (its case not derived) or as side B (a case derived by it); every mode."""
+def ground_keys(record: Mapping) -> list[tuple[tuple, str]]:
+    """The common-ground groups a result belongs to, ``(pair, A's case id, dtype, device)``, each
+    with the side it is on: ``"a"`` (its case not derived) or ``"b"`` (a case derived by the
+    pair); every mode. A group is compared only where it holds both sides."""
     out = []
     spec, binding, case_id = record["spec"], record["binding"], record["case_id"]
     rest = (record["dtype"], record["device"])
     for pair in PAIRS:
         if spec == pair.a and SEP not in case_id and any(a == binding for a, _ in pair.bindings):
-            out.append((pair.name, case_id, *rest))
+            out.append(((pair.name, case_id, *rest), "a"))
         if spec == pair.b and case_id.endswith(SEP + pair.tag) and any(b == binding for _, b in pair.bindings):
-            out.append((pair.name, case_id.removesuffix(SEP + pair.tag), *rest))
+            out.append(((pair.name, case_id.removesuffix(SEP + pair.tag), *rest), "b"))
     return out
 
 
