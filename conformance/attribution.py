@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from lossparity.conformance.compare import compare
-from lossparity.conformance.runner import expect
+from lossparity.conformance.pairs import to_common
+from lossparity.conformance.runner import expect, expect_gradients
 from lossparity.core.dtypes import numpy_dtype, tolerance
 from lossparity.core.model import ARRAY_PARAMS, Binding, Case, Spec
 from lossparity.reference.conventions import CONVENTIONS
@@ -82,8 +83,15 @@ def predict(
     case_for: Callable[[Mapping], Case],
     dtype: str,
     trace=NO_TRACE,
+    *,
+    part: str | None = None,
+    shape: tuple | None = None,
 ) -> Prediction:
-    """The oracle's outcome under a setting; ``case_for`` reads the case as that setting would."""
+    """The oracle's outcome under a setting; ``case_for`` reads the case as that setting would
+    (a probability spec reads ``sigmoid(z)`` where its logits twin reads ``z``). ``part``: the
+    gradient of the summed loss with respect to that argument (``runner.expect_gradients``),
+    not the value. ``shape``: the common form's shape (``pairs.to_common``): a per-element value
+    is brought to it by its per-sample mean, and its gradient accordingly."""
     spec = specs[setting[LOSS]]
     case = case_for(setting)
     params = {
@@ -93,10 +101,25 @@ def predict(
     }
     params.update({k: v for k, v in case.params.items() if k in ARRAY_PARAMS and k in spec.defaults})
     conventions = {k: v for k, v in setting.items() if k in spec.conventions}
+    given = setting.get(INPUT_DTYPE) or dtype
+    compute = setting.get(COMPUTE) or given
     try:
-        given = setting.get(INPUT_DTYPE) or dtype
-        computed = expect(spec, case, params, conventions, setting.get(COMPUTE) or given, trace=trace, given=given)
-        return Prediction(value=computed)
+        if part is None:
+            computed = expect(spec, case, params, conventions, compute, trace=trace, given=given)
+            return Prediction(value=computed if shape is None else to_common(computed, shape))
+        if spec.gradient is None:
+            return Prediction(error="no gradient")
+        try:
+            grads = expect_gradients(spec, case, params, conventions, compute, given=given)
+        except (ValueError, IndexError) as exc:  # a setting whose case this gradient cannot read
+            return Prediction(error=type(exc).__name__)
+        if part not in grads:
+            return Prediction(error="no gradient")
+        if shape is None:
+            return Prediction(value=grads[part])
+        # the slope of the per-sample mean, where this setting's value is per element
+        value = expect(spec, case, params, conventions, compute, given=given)
+        return Prediction(value=to_common(grads[part], shape, value.shape))
     except OracleError as exc:
         return Prediction(error=exc.kind)
 
@@ -170,8 +193,18 @@ def attribute(
     dtype: str,
     *,
     ignore: tuple[str, ...] = (),
+    part: str | None = None,
+    shape: tuple | None = None,
+    shares: bool = True,
 ) -> dict:
     """Which knobs in which settings A and B differ turn A's prediction into B's, and by how much.
+
+    ``part`` and ``shape`` (:func:`predict`): the gradient with respect to ``part`` is
+    attributed, not the value; every prediction is brought to the common form of ``shape``
+    first, so a knob that changes only a result's shape (``sample_axis`` against a
+    per-element result in the per-sample form) closes nothing and is never credited.
+    ``shares=False`` leaves each knob's Shapley share out (``None``): it costs every subset's
+    prediction, where the smallest explaining set is usually found among the first few.
 
     Returns ``differing`` (each knob with A's and B's value, what it closes alone and its
     share), ``conventions`` (the smallest set that closes the gap completely, empty when
@@ -186,12 +219,14 @@ def attribute(
 
     def run(switched: frozenset) -> Prediction:
         if switched not in cache:
-            cache[switched] = predict({**sa, **{k: sb[k] for k in switched}}, specs, case_for, dtype)
+            cache[switched] = predict(
+                {**sa, **{k: sb[k] for k in switched}}, specs, case_for, dtype, part=part, shape=shape
+            )
         return cache[switched]
 
     # Closeness is judged in the spec B computes, whose tolerance its value is held to.
     spec_name, empty, full = sb[LOSS], frozenset(), frozenset(differing)
-    pa, pb = run(empty), predict(sb, specs, case_for, dtype)
+    pa, pb = run(empty), predict(sb, specs, case_for, dtype, part=part, shape=shape)
 
     def closes(s: frozenset) -> float:
         return gap_closed(run(s), pa, pb, spec_name, dtype)
@@ -224,7 +259,7 @@ def attribute(
         if smallest is None and same(run(full), pb, spec_name, dtype):
             smallest, alternatives = list(differing), []
         status = "explained" if smallest else "unexplained"
-    shares = _shapley(differing, closes) if status != "same" and len(differing) <= MAX_EXHAUSTIVE else {}
+    shares = _shapley(differing, closes) if shares and status != "same" and len(differing) <= MAX_EXHAUSTIVE else {}
     return {
         "status": status,
         "differing": [

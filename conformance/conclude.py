@@ -1,5 +1,9 @@
 """What ends a results file: divergences, agreement counts and the summary, from the result lines.
 
+Divergences are looked for among the results of one case (``divergence.case_key``) and among
+those on common ground (``pairs.ground_keys``: a case of one spec and the case derived from it
+for its paired spec).
+
 One piece for the places that finish a results file: the plugin at the end of a run (from the
 file it wrote, ``conclude_file``: the results are read back group by group, never all held)
 and ``lossparity merge``, which recomputes them over the merged results (shards that ran
@@ -87,29 +91,39 @@ def _comparable(r: dict) -> bool:
     return comparable_result(r) and r["spec"] in SPECS and r["dtype"] in TOLERANCES
 
 
-def _finish(groups: Iterable[list[dict]], tally: _Tally, known: list | None) -> tuple[list[dict], dict]:
-    from lossparity.conformance.divergence import divergences_by_case
+def _finish(
+    groups: Iterable[list[dict]], ground: Iterable[tuple[tuple, list[dict]]], tally: _Tally, known: list | None
+) -> tuple[list[dict], dict]:
+    """Divergences of each case's results (``groups``), then of the pairs on common ground
+    (``ground``: ``pairs.ground_keys`` with their results), their agreement lines, the summary."""
+    from lossparity.conformance.divergence import divergences_by_case, divergences_on_common_ground
     from lossparity.conformance.registry import all_bindings
     from lossparity.conformance.specs import SPECS
 
     bindings = {b.key: b for b in all_bindings()}
     divergences, agreement = divergences_by_case(groups, bindings, SPECS)
-    return divergences + agreement, tally.summary(divergences, known)
+    common, common_agreement = divergences_on_common_ground(ground, bindings, SPECS)
+    divergences += common
+    return divergences + agreement + common_agreement, tally.summary(divergences, known)
 
 
 def conclude(results: Iterable[dict], known: list | None = None) -> tuple[list[dict], dict]:
     """The divergence and agreement lines of these result lines, and the summary line (the
     known deviations judged: ``known``, default the suite's)."""
     from lossparity.conformance.divergence import case_key
+    from lossparity.conformance.pairs import ground_keys
 
-    tally, groups = _Tally(), {}
+    tally, groups, ground, sides = _Tally(), {}, {}, {}
     for r in results:
         if r.get("kind") != "result":
             continue
         tally.add(r)
         if _comparable(r):
             groups.setdefault(case_key(r), []).append(r)
-    return _finish(groups.values(), tally, known)
+            for key, side in ground_keys(r):
+                ground.setdefault(key, []).append(r)
+                sides.setdefault(key, set()).add(side)
+    return _finish(groups.values(), [(k, v) for k, v in ground.items() if len(sides[k]) == 2], tally, known)
 
 
 def conclude_file(path: Path, known: list | None = None) -> tuple[list[dict], dict, Counter]:
@@ -117,8 +131,9 @@ def conclude_file(path: Path, known: list | None = None) -> tuple[list[dict], di
     binding, finding: ``_Tally``). One pass keeps each comparable line's offset by case; the divergences
     are then found one case at a time, reading just that case's lines back."""
     from lossparity.conformance.divergence import case_key
+    from lossparity.conformance.pairs import ground_keys
 
-    tally, groups = _Tally(), {}
+    tally, groups, ground, sides = _Tally(), {}, {}, {}
     with open(path, "rb") as fh:
         offset = 0
         for raw in fh:
@@ -127,18 +142,23 @@ def conclude_file(path: Path, known: list | None = None) -> tuple[list[dict], di
                 tally.add(r)
                 if _comparable(r):
                     groups.setdefault(case_key(r), []).append(offset)
+                    for key, side in ground_keys(r):
+                        ground.setdefault(key, []).append(offset)
+                        sides.setdefault(key, set()).add(side)
             offset += len(raw)
 
-    def read_back() -> Iterator[list[dict]]:
+    def read_back(keyed: dict) -> Iterator[tuple[tuple, list[dict]]]:
         with open(path, "rb") as fh:
-            for offsets in groups.values():
+            for key, offsets in keyed.items():
                 group = []
                 for at in offsets:
                     fh.seek(at)
                     group.append(json.loads(fh.readline()))
-                yield group
+                yield key, group
 
-    lines, summary = _finish(read_back(), tally, known)
+    by_case = (group for _, group in read_back(groups))
+    both = {k: v for k, v in ground.items() if len(sides[k]) == 2}  # a case and the one derived from it
+    lines, summary = _finish(by_case, read_back(both), tally, known)
     return lines, summary, tally.findings
 
 

@@ -96,6 +96,7 @@ class LpItem:
 def pytest_generate_tests(metafunc):
     if "lp_item" not in metafunc.fixturenames:
         return
+    from lossparity.conformance import pairs
     from lossparity.conformance.known import KnownError, load_known
     from lossparity.conformance.registry import adapter_for
     from lossparity.conformance.specs import SPECS
@@ -116,9 +117,9 @@ def pytest_generate_tests(metafunc):
             items.append(LpItem(binding, unavailable=reason))
             continue
         spec = SPECS[binding.spec]
-        taken = [
-            c for c in selection.cases_for(binding) if not case_globs or any(fnmatchcase(c.id, g) for g in case_globs)
-        ]
+        # its own cases, and those derived from a paired spec's (common ground: ``pairs.py``)
+        cases = [*selection.cases_for(binding), *pairs.cases_for(selection, binding, spec)]
+        taken = [c for c in cases if not case_globs or any(fnmatchcase(c.id, g) for g in case_globs)]
         modes = selection.modes_of(adapter)
         for dtype in selection.dtypes:
             if dtype not in binding.dtypes:

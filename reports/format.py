@@ -425,8 +425,10 @@ def _attribution(attribution: Any) -> dict | None:
 
 
 def format_divergence(d: Mapping) -> dict:
-    """A divergence line as its detailed block shows it: both sides, their comparison, the
-    attribution of the gap to the conventions that differ."""
+    """A divergence line as its detailed block shows it: both sides (on common ground, each
+    with its spec and case), their comparison in their common form, the part that disagrees
+    (the value or a gradient), the attribution of the gap to the conventions that differ (of
+    the first differing part; ``parts``: those of the others)."""
     sides = []
     for s in ("a", "b"):
         side = d.get(s) if isinstance(d.get(s), Mapping) else {}
@@ -436,6 +438,9 @@ def format_divergence(d: Mapping) -> dict:
                 "framework": str(side.get("framework", "?")),
                 "verdict": str(side.get("verdict", "?")),
                 "actual": _outcome(side.get("actual")),
+                # on common ground each side is its own spec and case (``gen-0-7~sigmoid``)
+                "spec": str(side.get("spec") or ""),
+                "case_id": str(side.get("case_id") or ""),
             }
         )
     comparison = d.get("comparison")
@@ -454,6 +459,15 @@ def format_divergence(d: Mapping) -> dict:
         "reason": str(d.get("reason") or ""),
         "attribution": _attribution(d.get("attribution")),
         "known": [str(k) for k in d.get("known") or []],
+        # what disagrees (the value, or "d/d input"), in which common form, of which pair of specs
+        "part": str(d.get("part") or "value"),
+        "form": str(d.get("form") or ""),
+        "pair": str(d.get("pair") or ""),
+        "parts": [
+            {"part": str(p.get("part", "?")), "attribution": _attribution(p.get("attribution"))}
+            for p in d.get("parts") or []
+            if isinstance(p, Mapping)
+        ][1:],
     }
 
 

@@ -194,11 +194,6 @@ def test_torch_logits_against_sigmoid_of_saturated_logits(capsys, dtype, pred, t
             "nn.BCEWithLogitsLoss()(input=tensor1, target=tensor2)",
             "nn.BCELoss()(input=torch.sigmoid(input=tensor1), target=tensor2)",
             id="as-reported",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="explain (conformance/calls.py) refuses a transform whose argument is given by keyword: "
-                "'cannot read torch.sigmoid(input=tensor1): no argument'",
-            ),
         ),
         pytest.param(
             "nn.BCEWithLogitsLoss()(tensor1, tensor2)", "nn.BCELoss()(torch.sigmoid(tensor1), tensor2)", id="positional"
@@ -244,11 +239,6 @@ def test_torch_logits_infinite_logit_is_the_known_deviation(capsys):
     assert e["attribution"]["status"] == "same"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="explain (conformance/explain.py, _show) keeps verdict 'deviate' beside the matched entry, where a run "
-    "and DESIGN.md give verdict 'known' when a registered known deviation matches",
-)
 def test_torch_logits_infinite_logit_verdict_is_known(capsys):
     logits, _ = explain_infinite_logit(capsys)["bindings"]
     assert logits["verdict"] == "known"
@@ -269,13 +259,6 @@ def test_torch_bce_target_outside_the_documented_range(capsys):
 
 # Stack Overflow 75735708 (https://example-a.com/answer/75735708): Keras BinaryCrossentropy with
 # from_logits=True against the same class on tf.sigmoid of the logits; cause: the clip at eps.
-@pytest.mark.xfail(
-    strict=True,
-    reason="explain runs a Keras side's tf.sigmoid as keras.ops.sigmoid (adapters/keras.py transforms), whose "
-    "output carries _keras_logits, and predicts Keras' from_logits form (conformance/calls.py); the "
-    "user's tf.sigmoid carries nothing and Keras clips it; and a class given float64 casts to float32, which drops "
-    "_keras_logits even from keras.ops.sigmoid (the actual value here is the clipped one)",
-)
 def test_keras_logits_against_sigmoid_probabilities(capsys):
     a = [[0, 0, 1, 1], [0, 1, 0, 1.0]]
     b = [[18, -20, 20, 20], [-18, 0.0, -10, 12]]
@@ -361,12 +344,6 @@ def test_torch_cross_entropy_index_against_probability_targets_with_weights(caps
     assert (mean_by["a"], mean_by["b"], mean_by["alone"]) == ("weights", "elements", 1.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="explain credits 'loss' (the index and probability specs) where mean_by alone closes the gap "
-    "too: the smallest sets tie and the first is taken (attribution.attribute), so the documented cause, "
-    "the weighted mean, is not named",
-)
 def test_torch_cross_entropy_weighted_mean_is_named(capsys):
     e = explain_pair(
         capsys,
@@ -460,12 +437,6 @@ def test_torch_bce_against_keras_bce_at_zero_and_one(capsys):
 
 # Stack Overflow 76495702 (https://example-a.com/answer/76495702, its arrays): the softmax of the
 # logits has e^-30, clipped up to eps by Keras; 15.0 against 8.059 on average.
-@pytest.mark.xfail(
-    strict=True,
-    reason="explain runs a Keras side's tf.math.softmax as keras.ops.softmax (adapters/keras.py transforms), whose "
-    "output carries _keras_logits, and predicts Keras' from_logits form (conformance/calls.py); the "
-    "user's tf.math.softmax carries nothing and Keras clips it",
-)
 def test_tf_softmax_cross_entropy_on_logits_against_keras_on_softmax(capsys):
     X = [[30.0, 10.0, 10.0], [-10.0, 20.0, 50.0]]
     Y = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
@@ -602,12 +573,6 @@ def test_keras_from_logits_given_probabilities(capsys):
 # backend reads the logits back from the output of its own sigmoid (keras.ops.sigmoid keeps them
 # as _keras_logits) and computes the from_logits form; tf.sigmoid's output carries nothing, and
 # the probability is clipped at 1 - eps.
-@pytest.mark.xfail(
-    strict=True,
-    reason="explain runs a Keras side's tf.sigmoid as keras.ops.sigmoid (adapters/keras.py transforms), whose "
-    "output carries _keras_logits, and predicts Keras' from_logits form (conformance/calls.py); the "
-    "user's tf.sigmoid carries nothing and Keras clips it",
-)
 def test_keras_ops_sigmoid_against_tf_sigmoid(capsys):
     z, y = [[1000.0, 18.0, -3.0]], [[0.0, 0.0, 1.0]]
     e = explain_pair(
