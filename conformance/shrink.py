@@ -36,8 +36,9 @@ first, each step one real call:
 
 Budget (:class:`Budget`): a per-group step limit (``DEFAULT_STEPS`` calls) and a per-process
 share of time: the shrinking of a test process never takes more than ``SHARE`` (15%) of the time
-its batches took, plus ``GRACE_S`` seconds (checked before each step). A timeout group is shrunk only when the budget left
-covers a step at the time limit and its rerun. ``--no-shrink`` turns it off.
+its batches took, plus ``GRACE_S`` seconds (checked before each step). A timeout group is shrunk
+only when the budget left covers a step at the time limit and its rerun. ``--no-shrink`` turns
+it off.
 
 In a run each step is a one-case batch of the sandbox's child (``sandbox.run_batch``): a step
 that crashes or hangs is rerun alone and recorded like any other (``runner.lost``). In a crash
@@ -67,7 +68,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lossparity.core.model import ARRAY_PARAMS, Binding, Case, CaseError, Spec, framework_layout
+from lossparity.core.model import ARRAY_PARAMS, Binding, Case, Spec, framework_layout
 from lossparity.core.records import decode_array, encode_value
 
 #: Calls (steps) one group's shrinking may take at most.
@@ -249,15 +250,20 @@ def _cut(spec: Spec, case: Case, axis: int, keep: np.ndarray | None) -> Case:
     return dataclasses.replace(case, arrays=arrays, params=params)
 
 
-def _valid(spec: Spec, case: Case) -> bool:
-    """Whether the case keeps the spec's shape rules (``explain.build_case`` accepts it)."""
+def _valid(spec: Spec, binding: Binding, case: Case, dtype: str) -> bool:
+    """Whether the case keeps the spec's shape rules (``explain.build_case`` accepts it) and the
+    binding's oracle can read it (``runner.begin``: an OracleError is a documented error, a
+    case; any other error says the case is malformed, as a rank the binding's conventions
+    cannot reduce over), so that no step is spent on a case a run would never hold."""
     from lossparity.conformance.explain import build_case
+    from lossparity.conformance.runner import begin
 
     try:
         build_case(spec, dict(case.arrays), {k: v for k, v in case.params.items() if _is_array(v)}, -1)
-    except (CaseError, ValueError, IndexError):
+        with np.errstate(all="ignore"):
+            return begin(binding, spec, case, dtype) is not None
+    except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError):  # CaseError is a ValueError
         return False
-    return True
 
 
 def _moves(spec: Spec, binding: Binding, case: Case, original: Case) -> Iterator[Case]:
@@ -368,7 +374,7 @@ def search(
             if fp in tried:
                 continue
             tried.add(fp)
-            if elements(candidate) > elements(out.case) or not _valid(spec, candidate):
+            if elements(candidate) > elements(out.case) or not _valid(spec, binding, candidate, record["dtype"]):
                 continue
             if out.steps >= steps:
                 out.stopped = "steps"
@@ -468,7 +474,7 @@ def shrunk_line(key: tuple, binding: Binding, spec: Spec, original: Mapping, fou
         "mode": original["mode"],
         "verdict": original["verdict"],
         "symptom": symptom_words(key),
-        "known": [e for _, e in key[7]],
+        "known": list(dict.fromkeys(e for _, e in key[7])),
         "results": count,
         "elements": {"before": elements(original), "after": elements(shrunk)},
         "steps": found.steps,
