@@ -246,6 +246,7 @@ class Recorder:
         from lossparity.core.records import ResultsWriter
 
         self.config, self.out = config, out
+        self.started = time.monotonic()  # the run's time, of which shrinking divergences takes a share
         try:  # checked before anything runs: a bad entry is a usage error, not a failed run
             self.known = load_known(options.of_pytest(config).known)
         except KnownError as exc:
@@ -265,6 +266,37 @@ class Recorder:
         else:
             self.writer, self.resumed = ResultsWriter(path), None
 
+    def shrink_divergences(self, path: Path, lines: list[dict]) -> list[dict]:
+        """The ``shrunk`` lines of the run's unexplained divergences between two bindings
+        (``shrink.shrink_divergences``), each step a one-case batch of each side in its sandbox
+        child (or in this process), within what is left of the run's time share."""
+        import json
+
+        from lossparity.conformance import sandbox, shrink
+        from lossparity.conformance.registry import adapter_for
+        from lossparity.conformance.runner import evaluate
+        from lossparity.conformance.specs import SPECS
+
+        selection = _selection(self.config)
+        device, tf32 = selection.device, selection.tf32
+
+        def judge(binding, case, dtype, mode):
+            spec = SPECS[binding.spec]
+            if _ISOLATED:
+                got = list(
+                    sandbox.run_batch(
+                        binding, spec, dtype, [(case, mode)], device=device, tf32=tf32, known=self.known, keep=True
+                    )
+                )
+                return json.loads(got[0][0]) if got else None
+            adapter = adapter_for(binding.framework)
+            adapter.use(device, tf32)
+            return evaluate(adapter, binding, spec, case, dtype, mode=mode, device=device, known=self.known)
+
+        budget = shrink.Budget(steps=shrink.BUDGET.steps, ran=time.monotonic() - self.started)
+        divergences = [r for r in lines if r.get("kind") == "divergence"]
+        return shrink.shrink_divergences(path, divergences, judge, budget=budget)
+
     def meta(self) -> dict:
         return run_meta(_selection(self.config), self.config.getoption("lp_command") or " ".join(sys.argv))
 
@@ -279,6 +311,9 @@ class Recorder:
         lines, self.summary, self.findings = conclude_file(path, self.known)
         for record in lines:
             self.writer.write(record)
+        if _SHRINK:
+            for record in self.shrink_divergences(path, lines):
+                self.writer.write(record)
         self.writer.write(self.summary)
         self.writer.close()
         write_report(iter_records(path), self.out / "report.html")

@@ -60,6 +60,7 @@ the two values still apart beyond the tolerance (``divergence._same``), through 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import shlex
 import time
@@ -69,7 +70,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lossparity.core.model import ARRAY_PARAMS, Binding, Case, Spec, framework_layout
-from lossparity.core.records import decode_array, encode_value
+from lossparity.core.records import encode_value
 
 #: Calls (steps) one group's shrinking may take at most.
 DEFAULT_STEPS = 40
@@ -513,17 +514,19 @@ def _param(value) -> str:
     return str(v)
 
 
-def explain_command(binding: Binding, spec: Spec, case: Case, dtype: str, mode: str, key: tuple = ()) -> str:
-    """The ``lossparity explain`` command line that runs the binding on the case: its arrays in
-    the binding's own layout (its class axis), its parameters in the spec's vocabulary, the dtype
-    and mode, ``--grad`` where a gradient part fails."""
+def explain_command(
+    binding: Binding, spec: Spec, case: Case, dtype: str, mode: str, key: tuple = (), *, other: Binding | None = None
+) -> str:
+    """The ``lossparity explain`` command line that runs the binding (and ``other`` beside it: a
+    divergence) on the case: its arrays in the binding's own layout (its class axis), its
+    parameters in the spec's vocabulary, the dtype and mode, ``--grad`` where a gradient part
+    fails. A binding id bound to several specs is named ``SPEC:ID``."""
     from lossparity.conformance.registry import all_bindings
 
-    name = binding.id
-    if sum(1 for b in all_bindings() if b.id == binding.id) > 1:
-        name = f"{spec.name}:{binding.id}"
+    ids = [b.id for b in all_bindings()]
+    names = [b.id if ids.count(b.id) == 1 else f"{spec.name}:{b.id}" for b in (binding, other) if b is not None]
     arrays = framework_layout(dict(case.arrays), binding.conventions.get("class_axis", -1))
-    words = ["lossparity", "explain", name, "--input", _literal(arrays["input"])]
+    words = ["lossparity", "explain", *names, "--input", _literal(arrays["input"])]
     if "target" in arrays:
         words += ["--target", _literal(arrays["target"])]
     for n in spec.arrays:
@@ -541,25 +544,17 @@ def explain_command(binding: Binding, spec: Spec, case: Case, dtype: str, mode: 
 # -- divergences ---------------------------------------------------------------------------------
 
 
-def divergence_key(ra: Mapping, rb: Mapping) -> tuple:
-    """What makes a divergence between two results the same: each side's group key."""
-    return group_key(ra), group_key(rb)
+def still_unexplained(ra: Mapping, rb: Mapping, a: Binding, b: Binding) -> bool:
+    """Whether two results of one case (bindings ``a`` and ``b``, one mode) make an unexplained
+    divergence, judged as the end of a run judges it (``divergence.divergences_by_case``: the
+    comparison, the attribution by conventions, the known deviations)."""
+    from lossparity.conformance.divergence import comparable_result, divergences_by_case
+    from lossparity.conformance.specs import SPECS
 
-
-def apart(ra: Mapping, rb: Mapping) -> bool:
-    """Whether two results of one case still disagree: one has a value the other has not, or
-    their values differ beyond the tolerance (``divergence._same``, in the narrower dtype)."""
-    from lossparity.conformance.divergence import _precision, _same
-    from lossparity.core.dtypes import tolerance
-
-    va, vb = (r.get("actual") or {} for r in (ra, rb))
-    if ("value" in va) != ("value" in vb):
-        return True
-    if "value" not in va:
-        return va.get("error") != vb.get("error")
-    precision = _precision(dict(ra), dict(rb))
-    a, b = decode_array(va["value"]), decode_array(vb["value"])
-    return not _same(a, b, tolerance(str(ra.get("spec")), precision), precision)
+    if not (comparable_result(dict(ra)) and comparable_result(dict(rb))):
+        return False
+    found, _ = divergences_by_case([[dict(ra), dict(rb)]], {a.key: a, b.key: b}, SPECS)
+    return any(d["status"] == "unexplained" and d["a"]["binding"] != d["b"]["binding"] for d in found)
 
 
 def shrink_divergence(
@@ -575,28 +570,104 @@ def shrink_divergence(
     time_left: Callable[[], float] = lambda: math.inf,
 ) -> tuple[Outcome, Mapping]:
     """The smallest case on which bindings ``a`` and ``b`` still disagree the same way as on
-    ``case`` (results ``ra``, ``rb``): each side keeps its group key and the two stay apart.
-    ``judge(binding, case)`` runs one side. Each step is two calls; the moves are :func:`_moves`
-    of ``a`` (a parameter ``b`` requires is required of both). Returns the outcome (``record``:
-    a's result) and b's result on the case kept."""
-    key = divergence_key(ra, rb)
+    ``case`` (results ``ra``, ``rb``): each side keeps its group key (:func:`group_key`: the same
+    verdict and symptom kinds, the same known entries) and the two still make an unexplained
+    divergence (:func:`still_unexplained`). ``judge(binding, case)`` runs one side; a step is
+    two calls (b's only where a's result keeps its key). The moves are :func:`_moves` of ``a``,
+    with the parameters either binding requires kept. Returns the outcome (``record``: a's result
+    on the case kept) and b's result on it."""
+    key_a, key_b = group_key(ra), group_key(rb)
     last: dict[str, Mapping] = {"b": rb}
 
     def both(c: Case) -> Mapping | None:
         got_a = judge(a, c)
-        if got_a is None or group_key(got_a) != key[0]:
-            return got_a and {**got_a, "_apart": False}
+        if got_a is None or group_key(got_a) != key_a:
+            return got_a
         got_b = judge(b, c)
-        if got_b is None:
+        if got_b is None or group_key(got_b) != key_b or not still_unexplained(got_a, got_b, a, b):
             return None
-        ok = group_key(got_b) == key[1] and apart(got_a, got_b)
-        if ok:
-            last["b"] = got_b
-        return {**got_a, "_apart": ok}
+        last["b"] = got_b
+        return {**got_a, "_kept": True}
 
-    both_requires = dataclasses.replace(a, requires={**b.requires, **a.requires})
-    found = search(
-        spec, both_requires, case, ra, both, lambda r: bool(r.get("_apart")), steps=steps, time_left=time_left
-    )
-    found.record = {k: v for k, v in found.record.items() if k != "_apart"}
+    requires = dataclasses.replace(a, requires={**b.requires, **a.requires})
+    found = search(spec, requires, case, ra, both, lambda r: bool(r.get("_kept")), steps=steps, time_left=time_left)
+    found.record = {k: v for k, v in found.record.items() if k != "_kept"}
     return found, last["b"]
+
+
+def shrink_divergences(
+    path,
+    divergences: Iterable[Mapping],
+    judge: Callable[[Binding, Case, str, str], Mapping | None],
+    *,
+    budget: Budget,
+) -> list[dict]:
+    """The ``shrunk`` lines of a run's unexplained divergences between two bindings (one per
+    spec, dtype, mode, device and pair of bindings: its first divergence), each with its
+    ``divergence`` field: the other binding's result on the smallest case and on the original.
+    ``path``: the results file, read once for the two sides' result lines and for the seconds its
+    ``shrunk`` lines took (counted as spent from ``budget``); ``judge(binding, case, dtype,
+    mode)``: one side's result on a case, as the run judges it. Divergences between
+    two modes of one binding are left as they are (each side's finding, if any, is shrunk with its
+    group)."""
+    from lossparity.conformance.divergence import case_from_record
+    from lossparity.conformance.registry import all_bindings
+    from lossparity.conformance.specs import SPECS
+
+    firsts: dict[tuple, Mapping] = {}
+    for d in divergences:
+        if d.get("status") == "unexplained" and d["a"]["binding"] != d["b"]["binding"]:
+            group = (d["spec"], d["dtype"], d["mode"], d["device"], d["a"]["binding"], d["b"]["binding"])
+            firsts.setdefault(group, d)
+    if not firsts:
+        return []
+    wanted = {(g[0], side, g[1], g[3], g[2], d["case_id"]): None for g, d in firsts.items() for side in (g[4], g[5])}
+    with open(path, "rb") as fh:
+        for raw in fh:
+            if b'"shrunk"' in raw[:40]:
+                budget.spent += float(json.loads(raw).get("seconds") or 0.0)  # the workers' shrinking
+                continue
+            if b'"result"' not in raw[:40]:
+                continue
+            r = json.loads(raw)
+            k = tuple(r.get(f) for f in ("spec", "binding", "dtype", "device", "mode", "case_id"))
+            if k in wanted:
+                wanted[k] = r
+    bindings = {(b.spec, b.id): b for b in all_bindings()}
+    out = []
+    for (spec_name, dtype, mode, device, ia, ib), d in firsts.items():
+        ra, rb = (
+            wanted[spec_name, ia, dtype, device, mode, d["case_id"]],
+            wanted[spec_name, ib, dtype, device, mode, d["case_id"]],
+        )
+        a, b = bindings.get((spec_name, ia)), bindings.get((spec_name, ib))
+        if ra is None or rb is None or a is None or b is None or spec_name not in SPECS:
+            continue
+        spec = SPECS[spec_name]
+        start = time.perf_counter()
+        found, got_b = shrink_divergence(
+            spec,
+            a,
+            b,
+            case_from_record(ra),
+            ra,
+            rb,
+            lambda binding, c, dtype=dtype, mode=mode: judge(binding, c, dtype, mode),
+            steps=budget.steps,
+            time_left=lambda start=start: budget.left() - (time.perf_counter() - start),
+        )
+        budget.spent += found.seconds
+        line = shrunk_line(group_key(ra), a, spec, ra, found, 1)
+        b_case = _renamed(got_b, f"{ra['case_id']}~shrunk", ra["case_id"]) if found.kept else dict(rb)
+        line["divergence"] = {
+            "binding": b.id,
+            "framework": b.framework,
+            "reason": str(d.get("reason", "")),
+            "case": b_case,
+            "original": dict(rb),
+            "explain": explain_command(a, spec, found.case, dtype, mode, other=b),
+        }
+        if found.findings:  # a step crashed or hung: kept here (the run's results are concluded by now)
+            line["divergence"]["crashed"] = _renamed(found.findings[0], f"{ra['case_id']}~shrink", ra["case_id"])
+        out.append(line)
+    return out

@@ -543,4 +543,21 @@ def format_shrunk(r: Mapping) -> dict:
         "explain": str(r.get("explain") or ""),
         "case": format_finding(case) if isinstance(case, Mapping) else None,
         "original": format_finding(original) if isinstance(original, Mapping) else None,
+        "divergence": _shrunk_divergence(r.get("divergence")),
+    }
+
+
+def _shrunk_divergence(d: Any) -> dict | None:
+    """The other side of a shrunk divergence: its binding, its outcome on the smallest case and on
+    the original, the reason, the explain command of both."""
+    if not isinstance(d, Mapping):
+        return None
+    case, original = d.get("case"), d.get("original")
+    return {
+        "binding": str(d.get("binding", "?")),
+        "reason": str(d.get("reason", "")),
+        "explain": str(d.get("explain") or ""),
+        "case": _outcome(case.get("actual")) if isinstance(case, Mapping) else None,
+        "original": _outcome(original.get("actual")) if isinstance(original, Mapping) else None,
+        "crashed": message((d.get("crashed") or {}).get("actual")) if isinstance(d.get("crashed"), Mapping) else None,
     }

@@ -60,7 +60,8 @@ def planted(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def shrunk_run(planted):
-    return planted()
+    """The two planted faults (crash_at_one runs alone: its crash and rerun cost the time share)."""
+    return planted("--losses", "lp_planted.nan_at_zero,lp_planted.raises_past_3_rows")
 
 
 def _groups(records, binding: str) -> list[dict]:
@@ -100,8 +101,9 @@ def test_raising_past_3_rows_shrinks_to_a_batch_of_4(shrunk_run):
     assert g["original"]["params"]["reduction"] == "sum"
 
 
-def test_a_crash_while_shrinking_is_a_finding(shrunk_run):
-    _, records, _, _ = shrunk_run
+def test_a_crash_while_shrinking_is_a_finding(planted):
+    proc, records, _, _ = planted("--losses", "lp_planted.crash_at_one", name="crash")
+    assert proc.returncode == 1
     (g,) = _groups(records, "crash_at_one")
     assert g["stopped"] == "crash" and g["elements"]["after"] > 2
     crashes = [
@@ -149,7 +151,9 @@ def test_results_file_and_report_show_each_groups_shrunk_case(shrunk_run, tmp_pa
 
 
 def test_no_shrink_records_the_same_results_without_shrunk_lines(planted, shrunk_run):
-    proc, records, _, _ = planted("--no-shrink", name="no-shrink")
+    proc, records, _, _ = planted(
+        "--no-shrink", "--losses", "lp_planted.nan_at_zero,lp_planted.raises_past_3_rows", name="no-shrink"
+    )
     assert proc.returncode == 1
     assert not [r for r in records if r["kind"] == "shrunk"]
 
@@ -242,3 +246,34 @@ def test_report_from_records_shows_the_shrunk_case_beside_the_original():
     assert "30 → 2 elements" in block and "gen-0-7~shrunk" in block and "gen-0-7</span>" in block
     assert block.index("gen-0-7~shrunk") < block.index("original case")
     assert "lossparity explain torch.nn.BCELoss" in block
+
+
+def test_a_divergence_shrinks_to_the_smallest_case_on_which_both_sides_keep_their_symptoms():
+    """NaN at any 0 against an error past 3 rows: they disagree the same way (a NaN, b raises) on
+    a batch of 4 with a 0, and on nothing smaller."""
+    lp = _planted()
+    a, b = (next(x for x in lp.BINDINGS if x.id == f"lp_planted.{n}") for n in ("nan_at_zero", "raises_past_3_rows"))
+    spec = SPECS["absolute_error"]
+    x = np.random.default_rng(3).uniform(1.0, 3.0, (9, 3))
+    x[7, 2] = 0.0
+    case = _case(x, reduction="none")
+
+    def judge(binding, c):
+        return evaluate(lp.ADAPTER, binding, spec, c, "float64")
+
+    ra, rb = judge(a, case), judge(b, case)
+    assert shrink.still_unexplained(ra, rb, a, b)
+    got, got_b = shrink.shrink_divergence(spec, a, b, case, ra, rb, judge)
+    assert got.case.arrays["input"].shape == (4,) and not got.case.arrays["input"].any()
+    assert got.case.params == {}
+    assert got.record["verdict"] == "deviate" and got_b["verdict"] == "error_mismatch"
+
+
+def test_a_runs_unexplained_divergences_are_shrunk_and_recorded(shrunk_run):
+    _, records, out, _ = shrunk_run
+    lines = [r for r in records if r["kind"] == "shrunk" and "divergence" in r]
+    assert lines  # validated against $defs/shrunk by read_records
+    for line in lines:
+        assert line["divergence"]["binding"] != line["binding"]
+        assert line["divergence"]["explain"].startswith(f"lossparity explain {line['binding']} ")
+    assert "divergence from" in (out / "report.html").read_text()
