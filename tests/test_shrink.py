@@ -277,3 +277,17 @@ def test_a_runs_unexplained_divergences_are_shrunk_and_recorded(shrunk_run):
         assert line["divergence"]["binding"] != line["binding"]
         assert line["divergence"]["explain"].startswith(f"lossparity explain {line['binding']} ")
     assert "divergence from" in (out / "report.html").read_text()
+
+
+def test_merge_and_resume_keep_each_groups_shrunk_line(shrunk_run, planted, tmp_path):
+    from lossparity.conformance.resume import done, load
+    from lossparity.reports.merge import merge
+
+    _, records, out, _ = shrunk_run
+    _, _, plain, _ = planted("--no-shrink", "--losses", "lp_planted.nan_at_zero", name="plain")
+    groups = [r for r in records if r["kind"] == "shrunk" and "divergence" not in r]
+    merged = merge([out / "results.jsonl", plain / "results.jsonl", out / "results.jsonl"])
+    assert merged.shrunk == groups  # each once; a divergence's is recomputed with the divergences
+    meta, kept = load(out / "results.jsonl", records[0])
+    assert [r for r in kept if r["kind"] == "shrunk"] == groups
+    assert done(kept) == done([r for r in records if r["kind"] == "result"])
