@@ -267,7 +267,7 @@ def _valid(spec: Spec, binding: Binding, case: Case, dtype: str) -> bool:
         return False
 
 
-def _moves(spec: Spec, binding: Binding, case: Case, original: Case) -> Iterator[Case]:
+def _moves(spec: Spec, binding: Binding, case: Case) -> Iterator[Case]:
     """Candidate cases smaller or simpler than ``case``, biggest gains first."""
     # 1. parameters back at their defaults (those the binding requires stay)
     free = [n for n in case.params if n not in binding.requires]
@@ -370,7 +370,7 @@ def search(
     improved = True
     while improved:
         improved = False
-        for candidate in _moves(spec, binding, out.case, case):
+        for candidate in _moves(spec, binding, out.case):
             fp = _fingerprint(candidate)
             if fp in tried:
                 continue
