@@ -60,6 +60,7 @@ the two values still apart beyond the tolerance (``divergence._same``), through 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import shlex
@@ -427,6 +428,7 @@ def shrink_batch(
     of fewest elements. ``units``: the batch's (case, mode) pairs, to find each record's case;
     ``judge(case, mode)``: the record of one case through the binding, as the run judges it."""
     budget = BUDGET if budget is None else budget
+    began = time.perf_counter()  # everything here is charged to the budget, not the steps alone
     cases = {c.id: c for c, _ in units}
     out: list[dict] = []
     for key, members in groups(records).items():
@@ -436,7 +438,6 @@ def shrink_batch(
             continue
         mode = first["mode"]
         cost = 2 * timeout_s if key[5] == "timeout" and timeout_s else 0.0
-        start = time.perf_counter()
         found = search(
             spec,
             binding,
@@ -445,13 +446,13 @@ def shrink_batch(
             lambda c, mode=mode: judge(c, mode),
             lambda r, key=key: group_key(r) == key,
             steps=budget.steps,
-            time_left=lambda start=start: budget.left() - (time.perf_counter() - start),
+            time_left=lambda: budget.left() - (time.perf_counter() - began),
             step_cost=cost,
         )
-        budget.spent += found.seconds
         for i, finding in enumerate(found.findings):
             out.append(_renamed(finding, f"{case.id}~shrink{found.steps}" + (f".{i}" if i else ""), case.id))
         out.append(shrunk_line(key, binding, spec, first, found, len(members)))
+    budget.spent += time.perf_counter() - began
     return out
 
 
@@ -514,6 +515,17 @@ def _param(value) -> str:
     return str(v)
 
 
+@functools.cache
+def _shared_ids() -> frozenset[str]:
+    """Binding ids bound to more than one spec (``explain`` needs ``SPEC:ID`` for them); the
+    registry is read once per process (``all_bindings`` takes about 50 ms)."""
+    from collections import Counter
+
+    from lossparity.conformance.registry import all_bindings
+
+    return frozenset(i for i, n in Counter(b.id for b in all_bindings()).items() if n > 1)
+
+
 def explain_command(
     binding: Binding, spec: Spec, case: Case, dtype: str, mode: str, key: tuple = (), *, other: Binding | None = None
 ) -> str:
@@ -521,10 +533,7 @@ def explain_command(
     divergence) on the case: its arrays in the binding's own layout (its class axis), its
     parameters in the spec's vocabulary, the dtype and mode, ``--grad`` where a gradient part
     fails. A binding id bound to several specs is named ``SPEC:ID``."""
-    from lossparity.conformance.registry import all_bindings
-
-    ids = [b.id for b in all_bindings()]
-    names = [b.id if ids.count(b.id) == 1 else f"{spec.name}:{b.id}" for b in (binding, other) if b is not None]
+    names = [f"{spec.name}:{b.id}" if b.id in _shared_ids() else b.id for b in (binding, other) if b is not None]
     arrays = framework_layout(dict(case.arrays), binding.conventions.get("class_axis", -1))
     words = ["lossparity", "explain", *names, "--input", _literal(arrays["input"])]
     if "target" in arrays:
