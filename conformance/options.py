@@ -21,15 +21,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lossparity.conformance.sandbox import DEFAULT_MEMORY_GIB, DEFAULT_TIMEOUT_S
+from lossparity.conformance.shrink import DEFAULT_STEPS as DEFAULT_SHRINK_STEPS
+from lossparity.conformance.shrink import SHARE as SHRINK_SHARE
 from lossparity.core.dtypes import DTYPES
 
 if TYPE_CHECKING:
     from lossparity.conformance.selection import Selection
 
 DEFAULT_EXAMPLES = 100
-#: ``conformance/shrink.py``'s DEFAULT_STEPS and SHARE (not imported: this module stays light).
-DEFAULT_SHRINK_STEPS = 40
-SHRINK_SHARE = 0.15
 DEFAULT_DTYPES = ",".join(DTYPES)
 DEVICES = ("cpu", "cuda")
 
@@ -277,7 +276,7 @@ OPTIONS = (
         "shrink_steps",
         Flag(
             f"framework calls one group's shrinking may take at most (default {DEFAULT_SHRINK_STEPS}; "
-            f"shrinking takes at most {SHRINK_SHARE:.0%} of a worker's run time)"
+            f"shrinking takes at most {SHRINK_SHARE * 100:g}%% of a worker's run time)"
         ),
         Flag(f"framework calls one group's shrinking may take at most (default {DEFAULT_SHRINK_STEPS})"),
         type=int,

@@ -291,3 +291,14 @@ def test_merge_and_resume_keep_each_groups_shrunk_line(shrunk_run, planted, tmp_
     meta, kept = load(out / "results.jsonl", records[0])
     assert [r for r in kept if r["kind"] == "shrunk"] == groups
     assert done(kept) == done([r for r in records if r["kind"] == "result"])
+
+
+def test_run_help_lists_the_shrink_options(capsys):
+    from lossparity.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--no-shrink" in text and "--shrink-steps" in text and "at most 15% of a worker's run time" in text
+    assert shrink.DEFAULT_STEPS == 40 and f"(default {shrink.DEFAULT_STEPS};" in text
