@@ -21,14 +21,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lossparity.conformance.sandbox import DEFAULT_MEMORY_GIB, DEFAULT_TIMEOUT_S
-from lossparity.conformance.shrink import DEFAULT_STEPS as DEFAULT_SHRINK_STEPS
-from lossparity.conformance.shrink import SHARE as SHRINK_SHARE
 from lossparity.core.dtypes import DTYPES
 
 if TYPE_CHECKING:
     from lossparity.conformance.selection import Selection
 
 DEFAULT_EXAMPLES = 100
+#: ``conformance/shrink.py``'s budget: calls per group of findings, share of a worker's time (here,
+#: not there: this module loads no NumPy).
+DEFAULT_SHRINK_STEPS = 40
+SHRINK_SHARE = 0.15
 DEFAULT_DTYPES = ",".join(DTYPES)
 DEVICES = ("cpu", "cuda")
 

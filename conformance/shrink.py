@@ -70,13 +70,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lossparity.conformance.options import DEFAULT_SHRINK_STEPS, SHRINK_SHARE
 from lossparity.core.model import ARRAY_PARAMS, Binding, Case, Spec, framework_layout
 from lossparity.core.records import encode_value
 
-#: Calls (steps) one group's shrinking may take at most.
-DEFAULT_STEPS = 40
+#: Calls (steps) one group's shrinking may take at most (``--shrink-steps``' default).
+DEFAULT_STEPS = DEFAULT_SHRINK_STEPS
 #: The share of a test process's batch time its shrinking may take at most.
-SHARE = 0.15
+SHARE = SHRINK_SHARE
 #: Verdicts whose groups are shrunk (``unconfirmed``: not reproducible alone).
 SHRUNK_VERDICTS = ("deviate", "error_mismatch", "crash", "timeout", "known")
 #: Why a group's shrinking stopped.
