@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from lossparity.conformance.selection import Selection
 
 DEFAULT_EXAMPLES = 100
+#: ``conformance/shrink.py``'s budget: calls per group of findings, share of a worker's time (here,
+#: not there: this module loads no NumPy).
+DEFAULT_SHRINK_STEPS = 40
+SHRINK_SHARE = 0.15
 DEFAULT_DTYPES = ",".join(DTYPES)
 DEVICES = ("cpu", "cuda")
 
@@ -47,6 +51,10 @@ def _limit(value: float) -> str | None:
     if not value >= 0 or value == float("inf"):
         return f"must be a number >= 0 (0: no limit), got {value}"
     return None
+
+
+def _steps(value: int) -> str | None:
+    return None if value >= 0 else f"must be >= 0 (0: no shrinking), got {value}"
 
 
 def _workers(value: int) -> str | None:
@@ -258,6 +266,24 @@ OPTIONS = (
         type=float,
         default=DEFAULT_MEMORY_GIB,
         check=_limit,
+    ),
+    RunOption(
+        "no_shrink",
+        Flag("do not shrink each group of findings to its smallest case (conformance/shrink.py)"),
+        Flag("do not shrink each group of findings to its smallest case"),
+        default=False,
+        store_true=True,
+    ),
+    RunOption(
+        "shrink_steps",
+        Flag(
+            f"framework calls one group's shrinking may take at most (default {DEFAULT_SHRINK_STEPS}; "
+            f"shrinking takes at most {SHRINK_SHARE * 100:g}%% of a worker's run time)"
+        ),
+        Flag(f"framework calls one group's shrinking may take at most (default {DEFAULT_SHRINK_STEPS})"),
+        type=int,
+        default=DEFAULT_SHRINK_STEPS,
+        check=_steps,
     ),
     RunOption(
         "verbose", Flag("one line per test instead of dots", short="-v"), None, default=False, store_true=True

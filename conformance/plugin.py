@@ -13,6 +13,7 @@ import datetime as _dt
 import os
 import platform
 import sys
+import time
 from collections import Counter
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -51,20 +52,70 @@ class LpItem:
         self.selection, self.unavailable, self.known = selection, unavailable, known
 
     def run(self) -> list[tuple[str, str]]:
+        """The results as (JSON line, verdict) pairs, then (unless ``--lp-no-shrink``) the
+        ``shrunk`` lines of the batch's groups of findings, as (JSON line, ``"shrunk"``)."""
         from lossparity.conformance import sandbox
-        from lossparity.conformance.registry import adapter_for
-        from lossparity.conformance.runner import evaluate, unsupported_record
+        from lossparity.conformance.runner import unsupported_record
         from lossparity.core.records import json_line
 
         if self.unavailable:
             return [(json_line(unsupported_record(self.binding, self.unavailable)), "unsupported")]
         device, tf32 = self.selection.device, self.selection.tf32
+        started = time.perf_counter()
         if _ISOLATED:
-            return list(
+            lines = list(
                 sandbox.run_batch(
                     self.binding, self.spec, self.dtype, self.units, device=device, tf32=tf32, known=self.known
                 )
             )
+        else:
+            lines = self._in_process(device, tf32)
+        if _SHRINK:
+            lines += self.shrink(lines, time.perf_counter() - started)
+        return lines
+
+    def shrink(self, lines: list[tuple[str, str]], seconds: float) -> list[tuple[str, str]]:
+        """The ``shrunk`` lines of this batch's groups of findings (``conformance/shrink.py``),
+        marked ``"shrunk"``, and the result lines of findings met while shrinking; each step runs
+        where the batch ran (the sandbox's child, or this process). ``seconds``: the batch's time,
+        added to what this process's shrinking may take a share of."""
+        import json
+
+        from lossparity.conformance import sandbox, shrink
+        from lossparity.conformance.registry import adapter_for
+        from lossparity.conformance.runner import evaluate
+        from lossparity.core.records import json_line
+
+        shrink.BUDGET.ran += seconds
+        findings = [json.loads(line) for line, verdict in lines if verdict in shrink.SHRUNK_VERDICTS]
+        if not findings:
+            return []
+        device, tf32 = self.selection.device, self.selection.tf32
+
+        def judge(case, mode):
+            if _ISOLATED:
+                got = list(
+                    sandbox.run_batch(
+                        self.binding, self.spec, self.dtype, [(case, mode)], device=device, tf32=tf32,
+                        known=self.known, keep=True,
+                    )
+                )  # fmt: skip
+                return json.loads(got[0][0]) if got else None
+            adapter = adapter_for(self.binding.framework)
+            return evaluate(
+                adapter, self.binding, self.spec, case, self.dtype, mode=mode, device=device, known=self.known
+            )
+
+        out = shrink.shrink_batch(
+            self.binding, self.spec, self.dtype, self.units, findings, judge, timeout_s=sandbox._LIMITS[0]
+        )
+        return [(json_line(r), "shrunk" if r["kind"] == "shrunk" else r["verdict"]) for r in out]
+
+    def _in_process(self, device, tf32) -> list[tuple[str, str]]:
+        from lossparity.conformance.registry import adapter_for
+        from lossparity.conformance.runner import evaluate
+        from lossparity.core.records import json_line
+
         adapter = adapter_for(self.binding.framework)
         adapter.use(device, tf32)
         oracle: dict = {}
@@ -196,6 +247,7 @@ class Recorder:
         from lossparity.core.records import ResultsWriter
 
         self.config, self.out = config, out
+        self.started = time.monotonic()  # the run's time, of which shrinking divergences takes a share
         try:  # checked before anything runs: a bad entry is a usage error, not a failed run
             self.known = load_known(options.of_pytest(config).known)
         except KnownError as exc:
@@ -215,6 +267,37 @@ class Recorder:
         else:
             self.writer, self.resumed = ResultsWriter(path), None
 
+    def shrink_divergences(self, path: Path, lines: list[dict]) -> list[dict]:
+        """The ``shrunk`` lines of the run's unexplained divergences between two bindings
+        (``shrink.shrink_divergences``), each step a one-case batch of each side in its sandbox
+        child (or in this process), within what is left of the run's time share."""
+        import json
+
+        from lossparity.conformance import sandbox, shrink
+        from lossparity.conformance.registry import adapter_for
+        from lossparity.conformance.runner import evaluate
+        from lossparity.conformance.specs import SPECS
+
+        selection = _selection(self.config)
+        device, tf32 = selection.device, selection.tf32
+
+        def judge(binding, case, dtype, mode):
+            spec = SPECS[binding.spec]
+            if _ISOLATED:
+                got = list(
+                    sandbox.run_batch(
+                        binding, spec, dtype, [(case, mode)], device=device, tf32=tf32, known=self.known, keep=True
+                    )
+                )
+                return json.loads(got[0][0]) if got else None
+            adapter = adapter_for(binding.framework)
+            adapter.use(device, tf32)
+            return evaluate(adapter, binding, spec, case, dtype, mode=mode, device=device, known=self.known)
+
+        budget = shrink.Budget(steps=shrink.BUDGET.steps, ran=time.monotonic() - self.started)
+        divergences = [r for r in lines if r.get("kind") == "divergence"]
+        return shrink.shrink_divergences(path, divergences, judge, budget=budget)
+
     def meta(self) -> dict:
         return run_meta(_selection(self.config), self.config.getoption("lp_command") or " ".join(sys.argv))
 
@@ -229,6 +312,9 @@ class Recorder:
         lines, self.summary, self.findings = conclude_file(path, self.known)
         for record in lines:
             self.writer.write(record)
+        if _SHRINK:
+            for record in self.shrink_divergences(path, lines):
+                self.writer.write(record)
         self.writer.write(self.summary)
         self.writer.close()
         write_report(iter_records(path), self.out / "report.html")
@@ -298,16 +384,23 @@ class Recorder:
 #: Whether framework calls run in the sandbox's child process (``--lp-isolation``); set per
 #: test process by ``pytest_configure``.
 _ISOLATED = True
+#: Whether each batch's groups of findings are shrunk (not ``--lp-no-shrink``, steps > 0); likewise.
+_SHRINK = True
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config):
-    global _ISOLATED
+    global _ISOLATED, _SHRINK
     _ISOLATED = config.getoption("lp_isolation", "process") == "process"
+    values = options.of_pytest(config)
+    _SHRINK = not values.no_shrink and values.shrink_steps > 0
+    if _SHRINK:
+        from lossparity.conformance import shrink
+
+        shrink.BUDGET = shrink.Budget(steps=values.shrink_steps)  # this test process's own share
     if _ISOLATED:
         from lossparity.conformance import sandbox
 
-        values = options.of_pytest(config)
         sandbox.configure(values.timeout, values.memory_limit)
     out = config.getoption("lp_out", None)
     if out and not hasattr(config, "workerinput"):  # never on an xdist worker

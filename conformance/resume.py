@@ -1,9 +1,10 @@
 """Resuming a run that was stopped: its results file is the checkpoint.
 
 Every results line is whole (``reports/records.ResultsWriter``), so a run killed at any point
-leaves a file of valid lines. ``lossparity run --resume`` keeps its meta line and its result
-lines, drops any conclusions (divergences, agreement, summary: they are recomputed over all
-results at the end), and runs only the cases that have no result yet. It refuses a file made
+leaves a file of valid lines. ``lossparity run --resume`` keeps its meta line, its result
+lines and the ``shrunk`` lines of its groups of findings, drops any conclusions (divergences,
+agreement, summary: they are recomputed over all results at the end), and runs only the cases
+that have no result yet. It refuses a file made
 with another selection or other framework versions: the two halves would not be one run.
 """
 
@@ -20,8 +21,9 @@ class ResumeError(ValueError):
 
 
 def load(path: Path, meta_now: dict) -> tuple[dict, list[dict]]:
-    """The meta line and result lines of the results file at ``path``, checked against the
-    meta line this run would write."""
+    """The meta line and result lines of the results file at ``path`` (with the ``shrunk`` lines
+    of its groups of findings: ``conformance/shrink.py``; a divergence's are recomputed at the
+    end), checked against the meta line this run would write."""
     path = Path(path)
     if not path.is_file():
         raise ResumeError(f"--resume: there is no {path} to resume")
@@ -38,12 +40,14 @@ def load(path: Path, meta_now: dict) -> tuple[dict, list[dict]]:
                 f"--resume: {path} was made with {name} {_show(meta.get(name))}, this run has "
                 f"{_show(meta_now.get(name))}; resume with the same selection and versions"
             )
-    return meta, [r for r in records if r.get("kind") == "result"]
+    return meta, [
+        r for r in records if r.get("kind") == "result" or (r.get("kind") == "shrunk" and "divergence" not in r)
+    ]
 
 
 def done(results: list[dict]) -> set[tuple]:
     """Keys of the cases that have a result (a binding skipped as unsupported is asked again)."""
-    return {result_key(r) for r in results if r["verdict"] != "unsupported"}
+    return {result_key(r) for r in results if r.get("kind", "result") == "result" and r["verdict"] != "unsupported"}
 
 
 def _show(value) -> str:

@@ -251,7 +251,7 @@ class Sandbox:
                     yield "crash", f"the adapter failed outside the framework call: {payload}", spent
                     return
                 else:
-                    self.batches += message[0] == "batch"
+                    self.batches += message[0] in ("batch", "steps")
                     yield "ok", payload, spent
                     return
                 if time.monotonic() - checked < _POLL_S:  # a streaming child is still watched
@@ -385,12 +385,16 @@ def _process(binding) -> str:
     return adapter_for(binding.framework).process
 
 
-def run_batch(binding, spec, dtype, units, *, device="cpu", tf32=False, known=()) -> Iterator[tuple[str, str]]:
+def run_batch(
+    binding, spec, dtype, units, *, device="cpu", tf32=False, known=(), keep=False
+) -> Iterator[tuple[str, str]]:
     """``runner.evaluate`` of each (case, mode) in ``units`` in the child, which streams back
     each result as (JSON line, verdict). A unit that crashes or times out is rerun alone in a
     fresh child (:func:`rerun`), and becomes a record of that verdict, or ``unconfirmed`` if the
     rerun returned (built here, ``runner.lost``, with ``rerun``); the units after it follow in
-    the child of the rerun, or in another fresh one if the rerun crashed too."""
+    the child of the rerun, or in another fresh one if the rerun crashed too. ``keep``: the child
+    keeps the binding's compiled functions after the batch (the steps of ``conformance/shrink.py``,
+    one case each, that follow a batch of the same binding and dtype; the next batch releases them)."""
     from lossparity.conformance.registry import adapter_for
     from lossparity.conformance.runner import lost
     from lossparity.core.records import json_line
@@ -399,7 +403,8 @@ def run_batch(binding, spec, dtype, units, *, device="cpu", tf32=False, known=()
     box = sandbox(_process(binding))
     while pending:
         at = 0
-        request = ("batch", (binding.framework, binding.id, device, tf32, spec.name, dtype, pending, tuple(known)))
+        kind = "steps" if keep else "batch"
+        request = (kind, (binding.framework, binding.id, device, tf32, spec.name, dtype, pending, tuple(known)))
         for status, answer, seconds in box.stream(request):
             if status == "began":
                 at = answer
@@ -553,7 +558,7 @@ def _serve(conn: _Duplex) -> None:
                 adapter.namespace()  # the import, before the clock starts
                 conn.send(("began", (None, compiled, _rss(pid))))
                 conn.send(("done", adapter.device_unavailable() or adapter.missing(binding)))
-            elif kind == "batch":
+            elif kind in ("batch", "steps"):  # steps: a batch whose compiled functions stay
                 framework, binding_id, device, tf32, spec_name, dtype, units, known = args
                 adapter, binding = _binding(framework, binding_id, device, tf32, spec_name)
                 adapter.namespace()
@@ -573,7 +578,8 @@ def _serve(conn: _Duplex) -> None:
                     )
                     compiled += (record or {}).get("compiled", 0)
                     conn.send(("item", None if record is None else (json_line(record), record["verdict"])))
-                adapter.release()
+                if kind == "batch":
+                    adapter.release()
                 conn.send(("done", None))
         except Exception as exc:  # noqa: BLE001 - an adapter that fails outside the call: say so
             conn.send(("failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))

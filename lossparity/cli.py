@@ -238,7 +238,7 @@ def cmd_merge(args) -> int:
     except ResultsFileError as exc:
         raise UsageError(str(exc)) from None
     lines, summary = conclude(merged.results)
-    _write(str(out), lambda path: write_all(path, [merged.meta, *merged.results, *lines, summary]))
+    _write(str(out), lambda path: write_all(path, [merged.meta, *merged.results, *merged.shrunk, *lines, summary]))
     for text in merged.warnings:
         print(f"lossparity: warning: {text}", file=sys.stderr)
     for text in merged.conflicts:

@@ -47,6 +47,9 @@ class Change:
     base: dict | None
     new: dict | None
     detail: str
+    #: the ``shrunk`` line of the finding's group (``conformance/shrink.py``), from the file whose
+    #: side is the finding (NEW, else BASE); None where that file has none
+    smallest: dict | None = None
 
     @property
     def framework(self) -> str:
@@ -60,6 +63,7 @@ class Change:
             "base_verdict": (self.base or {}).get("verdict"),
             "new_verdict": (self.new or {}).get("verdict"),
             "reproducer": (self.new or self.base or {}).get("reproducer"),
+            **({"smallest": _smallest_dict(self.smallest)} if self.smallest else {}),
         }
 
 
@@ -154,6 +158,7 @@ def diff(base_records: list[dict], new_records: list[dict], *, drift_ulps: float
         return next((r for r in records if r.get("kind") == "meta"), {})
 
     base, new = index(base_records), index(new_records)
+    shrunk_base, shrunk_new = shrunk_index(base_records), shrunk_index(new_records)
     out = Diff(meta(base_records), meta(new_records))
     base_bindings = {(k[0], k[1]) for k in base}
     new_bindings = {(k[0], k[1]) for k in new}
@@ -173,7 +178,45 @@ def diff(base_records: list[dict], new_records: list[dict], *, drift_ulps: float
             kind = "removed_binding" if (key[0], key[1]) not in new_bindings else "coverage"
             why = new_why.get((key[0], key[1]))
             out.changes.append(Change(kind, key, b, None, f"did not run in NEW: {why}" if why else "only in BASE"))
+    for c in out.changes:
+        finding = c.new if c.new is not None and c.new["verdict"] != "conform" else c.base
+        if finding is not None and finding["verdict"] != "conform":
+            c.smallest = smallest(shrunk_new if finding is c.new else shrunk_base, finding)
     return out
+
+
+# -- the smallest case of a finding's group (``shrunk`` lines) ----------------------------------
+
+
+def shrunk_index(records: list[dict]) -> dict[tuple, list[dict]]:
+    """The ``shrunk`` lines of a file by (spec, binding, dtype, device, mode, verdict)."""
+    out: dict[tuple, list[dict]] = {}
+    for r in records:
+        if r.get("kind") == "shrunk":
+            key = tuple(str(r.get(k)) for k in ("spec", "binding", "dtype", "device", "mode", "verdict"))
+            out.setdefault(key, []).append(r)
+    return out
+
+
+def smallest(index: dict[tuple, list[dict]], record: dict) -> dict | None:
+    """The ``shrunk`` line of the group a finding belongs to: of its binding, dtype, device, mode
+    and verdict, the one shrunk from this very case if any, else the first (the file alone cannot
+    tell the symptom kinds apart without the oracle's code, so the first of the verdict's groups)."""
+    key = tuple(str(record.get(k)) for k in ("spec", "binding", "dtype", "device", "mode", "verdict"))
+    lines = index.get(key) or []
+    own = [r for r in lines if (r.get("original") or {}).get("case_id") == record.get("case_id")]
+    return (own or lines or [None])[0]
+
+
+def _smallest_dict(line: dict) -> dict:
+    case = line.get("case") or {}
+    return {
+        "explain": line.get("explain"),
+        "elements": line.get("elements"),
+        "case_id": case.get("case_id"),
+        "inputs": case.get("inputs"),
+        "params": case.get("params"),
+    }
 
 
 def metadata_changes(d: Diff) -> list[str]:

@@ -524,3 +524,54 @@ def format_array(d: Mapping) -> str:
     if 0 in shape:
         return "[]"
     return rec(0, 0)
+
+
+# -- shrunk cases (conformance/shrink.py) --------------------------------------------------------
+
+
+def format_shrunk(r: Mapping) -> dict:
+    """A ``shrunk`` line as its block shows it: the group (binding, spec, dtype, mode, verdict,
+    each failing part's symptom, the known entries), the smallest case and the original one (each
+    as :func:`format_finding` shows a result), elements before and after, the steps, why it
+    stopped, the ``lossparity explain`` command."""
+    el = r.get("elements") if isinstance(r.get("elements"), Mapping) else {}
+    symptom = [s for s in r.get("symptom") or [] if isinstance(s, Mapping)]
+    case, original = r.get("case"), r.get("original")
+    return {
+        "verdict": str(r.get("verdict", "?")),
+        "spec": str(r.get("spec", "?")),
+        "binding": str(r.get("binding", "?")),
+        "framework": str(r.get("framework", "?")),
+        "dtype": str(r.get("dtype", "?")),
+        "mode": str(r.get("mode", "?")),
+        "device": str(r.get("device", "?")),
+        "symptom": " · ".join(f"{s.get('part')}: {s.get('symptom')}" for s in symptom),
+        "known": ", ".join(map(str, r.get("known") or [])),
+        "results": r.get("results"),
+        "before": el.get("before"),
+        "after": el.get("after"),
+        "steps": r.get("steps"),
+        "kept": r.get("kept"),
+        "seconds": format_scalar(r.get("seconds")) if isinstance(r.get("seconds"), (int, float)) else "",
+        "stopped": str(r.get("stopped", "?")),
+        "explain": str(r.get("explain") or ""),
+        "case": format_finding(case) if isinstance(case, Mapping) else None,
+        "original": format_finding(original) if isinstance(original, Mapping) else None,
+        "divergence": _shrunk_divergence(r.get("divergence")),
+    }
+
+
+def _shrunk_divergence(d: Any) -> dict | None:
+    """The other side of a shrunk divergence: its binding, its outcome on the smallest case and on
+    the original, the reason, the explain command of both."""
+    if not isinstance(d, Mapping):
+        return None
+    case, original = d.get("case"), d.get("original")
+    return {
+        "binding": str(d.get("binding", "?")),
+        "reason": str(d.get("reason", "")),
+        "explain": str(d.get("explain") or ""),
+        "case": _outcome(case.get("actual")) if isinstance(case, Mapping) else None,
+        "original": _outcome(original.get("actual")) if isinstance(original, Mapping) else None,
+        "crashed": message((d.get("crashed") or {}).get("actual")) if isinstance(d.get("crashed"), Mapping) else None,
+    }

@@ -36,6 +36,7 @@ class Merged:
     results: list[dict] = field(default_factory=list)
     duplicates: int = 0
     conflicts: list[str] = field(default_factory=list)  # one line each
+    shrunk: list[dict] = field(default_factory=list)  # each group's smallest case (a divergence's: recomputed)
     warnings: list[str] = field(default_factory=list)  # sources that differ in versions or platform
 
 
@@ -44,10 +45,16 @@ def merge(paths: Iterable[Path]) -> Merged:
     out = Merged(meta={})
     metas: list[dict] = []
     seen: dict[tuple, tuple[dict, Path]] = {}
+    shrunk_seen: set[tuple] = set()
     for path in map(Path, paths):
         for record in iter_records(path, validate=True):
             if record["kind"] == "meta":
                 metas.append({"path": str(path), **record})
+            elif record["kind"] == "shrunk" and "divergence" not in record:
+                group = (*(record[k] for k in KEY[:5]), record["original"]["case_id"], str(record["symptom"]))
+                if group not in shrunk_seen:  # the same group of the same case, from two files: once
+                    shrunk_seen.add(group)
+                    out.shrunk.append(record)
             elif record["kind"] == "result":
                 key = result_key(record)
                 if key not in seen:

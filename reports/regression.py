@@ -13,7 +13,16 @@ from pathlib import Path
 
 from lossparity.core.dtypes import DTYPES
 from lossparity.reports.diff import CLASSES, Change, Diff, rows
-from lossparity.reports.format import breakable, command, format_finding, format_scalar, meta_rows, rank, versions
+from lossparity.reports.format import (
+    breakable,
+    command,
+    format_finding,
+    format_scalar,
+    format_shrunk,
+    meta_rows,
+    rank,
+    versions,
+)
 from lossparity.reports.render import render, write_page
 
 #: Changes of one class for one binding of one spec shown in full; the rest as table rows.
@@ -102,6 +111,7 @@ def _change(change: Change, n: int, regression: bool) -> dict:
             for label, r in (("NEW", repro_new), ("BASE", repro_base))
             if r and not (label == "BASE" and r == repro_new)
         ],
+        "smallest": format_shrunk(change.smallest) if change.smallest else None,
     }
 
 

@@ -36,6 +36,7 @@ from lossparity.reports.format import (
     format_finding,
     format_known,
     format_known_entry,
+    format_shrunk,
     gradients,
     message,
     meta_rows,
@@ -102,6 +103,8 @@ class ReportData:
         self.divergences: dict[tuple, list] = {}
         self.div_counts: Counter = Counter()
         self.agreements: list[Mapping] = []
+        self.shrunk: list[Mapping] = []  # one per group of findings of a batch: the first MAX_DETAILS kept
+        self.n_shrunk = 0
         self.frameworks: dict[str, None] = {}
         self.framework_of: dict[str, str] = {}  # binding id -> framework, as the result lines say
         # (spec, binding) -> (dtype, mode, device) -> column ("all", "value", "∂input", "in") -> counts
@@ -132,6 +135,10 @@ class ReportData:
             _keep(self.divergences, group, r)
         elif kind == "agreement":
             self.agreements.append(r)  # one per compared pair of bindings: few
+        elif kind == "shrunk":
+            self.n_shrunk += 1
+            if len(self.shrunk) < MAX_DETAILS:
+                self.shrunk.append(r)
         elif kind == "meta" and not self.meta:
             self.meta = r
         elif kind == "summary":
@@ -236,7 +243,24 @@ class ReportData:
             "stale": [k for k in map(format_known, (summary or {}).get("stale_known") or []) if k],
             "known_entries": _known_entries((summary or {}).get("known_entries")),
             "filters": _filters(findings, divergences),
+            **_shrunk_context(self.shrunk, self.n_shrunk, order),
         }
+
+
+def _shrunk_context(shrunk: list[Mapping], count: int, order: Mapping[str, int]) -> dict:
+    """The smallest case of each group of findings (``shrunk`` lines), findings first, as the
+    finding blocks are ordered; ``n_shrunk``: how many groups the file holds."""
+    rows = sorted(
+        shrunk,
+        key=lambda r: (
+            order.get(str(r.get("verdict")), len(order)),
+            str(r.get("spec")),
+            str(r.get("binding")),
+            rank(str(r.get("dtype")), DTYPES),
+            rank(str(r.get("mode")), MODES),
+        ),
+    )
+    return {"shrunk": [format_shrunk(r) for r in rows], "n_shrunk": count}
 
 
 def _known_entries(entries: Any) -> list[dict]:

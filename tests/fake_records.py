@@ -62,6 +62,31 @@ def result(
     return record
 
 
+def shrunk(original: Mapping, case: Mapping, **fields: Any) -> dict:
+    """A ``shrunk`` line (``conformance/shrink.py``): the group of ``original`` shrunk to ``case``
+    (both result lines); ``fields`` replace any of its fields."""
+    sizes = [int(np.prod(a["shape"])) for r in (original, case) for a in r["inputs"].values()]
+    before, after = sum(sizes[: len(original["inputs"])]), sum(sizes[len(original["inputs"]) :])
+    record = {
+        "kind": "shrunk",
+        **{k: original[k] for k in ("spec", "binding", "framework", "dtype", "device", "mode", "verdict")},
+        "symptom": [{"part": "value", "verdict": "deviate", "symptom": "nonfinite nan"}],
+        "known": [],
+        "results": 1,
+        "elements": {"before": before, "after": after},
+        "steps": 7,
+        "kept": 3,
+        "seconds": 0.25,
+        "stopped": "minimal",
+        "explain": f"lossparity explain {original['binding']} --input '[0.0]' --target '[1.0]' "
+        f"--dtype {original['dtype']}",
+        "case": dict(case),
+        "original": dict(original),
+    }
+    record.update(fields)
+    return record
+
+
 def rounded(x, dtype: str) -> np.ndarray:
     """``x`` rounded to ``dtype`` and held in float64, as the records store a case's floats."""
     import ml_dtypes

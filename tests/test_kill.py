@@ -33,10 +33,11 @@ def lossparity(*args, **kw):
 
 
 def comparable(path):
-    """The run's lines that must not depend on timing or on how the run was cut up."""
+    """The run's lines that must not depend on timing or on how the run was cut up (``shrunk``
+    lines do: how far a group shrinks depends on its worker's time share; see ``minimal``)."""
     out = []
     for r in read_records(path):
-        if r["kind"] in ("meta", "summary"):
+        if r["kind"] in ("meta", "summary", "shrunk"):
             continue
         r = dict(r)
         r.pop("seconds", None)
@@ -45,15 +46,32 @@ def comparable(path):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference_file(tmp_path_factory):
     out = tmp_path_factory.mktemp("reference")
     assert lossparity("run", *RUN, "--out", str(out)).returncode in (0, 1)
-    return comparable(out / "results.jsonl")
+    return out / "results.jsonl"
 
 
-def test_the_same_seed_gives_the_same_lines_with_one_worker_or_two(reference, tmp_path):
+@pytest.fixture(scope="module")
+def reference(reference_file):
+    return comparable(reference_file)
+
+
+def minimal(path) -> dict:
+    """The groups whose shrinking ended at a minimal case (not stopped by the budget), by group:
+    the case they reached, which depends on nothing but the group's case and the framework."""
+    return {
+        (r["binding"], r["dtype"], r["mode"], r["original"]["case_id"], json.dumps(r["symptom"])): r["case"]["inputs"]
+        for r in read_records(path)
+        if r["kind"] == "shrunk" and r["stopped"] == "minimal"
+    }
+
+
+def test_the_same_seed_gives_the_same_lines_with_one_worker_or_two(reference, reference_file, tmp_path):
     assert lossparity("run", *RUN, "-n", "2", "--out", str(tmp_path)).returncode in (0, 1)
     assert comparable(tmp_path / "results.jsonl") == reference
+    a, b = minimal(reference_file), minimal(tmp_path / "results.jsonl")
+    assert set(a) & set(b) and all(a[k] == b[k] for k in set(a) & set(b))
 
 
 def _lines(path):
