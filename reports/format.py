@@ -294,6 +294,11 @@ def _headline_of(r: Mapping) -> str:
     return ""
 
 
+def _place(r: Mapping) -> dict:
+    """Where a result or a group of them lies: verdict, spec, binding, framework, dtype, mode, device."""
+    return {k: str(r.get(k, "?")) for k in ("verdict", "spec", "binding", "framework", "dtype", "mode", "device")}
+
+
 def format_finding(r: Mapping) -> dict:
     """A result line as its detailed block shows it: the case, both outcomes, the error figures
     of the value and of each gradient, the known deviation, the reproducer."""
@@ -302,13 +307,7 @@ def format_finding(r: Mapping) -> dict:
     tol = r.get("tolerance") if isinstance(r.get("tolerance"), Mapping) else {}
     inputs = r.get("inputs") if isinstance(r.get("inputs"), Mapping) else {}
     return {
-        "verdict": str(r.get("verdict", "?")),
-        "spec": str(r.get("spec", "?")),
-        "binding": str(r.get("binding", "?")),
-        "framework": str(r.get("framework", "?")),
-        "dtype": str(r.get("dtype", "?")),
-        "mode": str(r.get("mode", "?")),
-        "device": str(r.get("device", "?")),
+        **_place(r),
         "case_id": str(r.get("case_id", "?")),
         "origin": _origin(r.get("origin")),
         "params": _params(r.get("params")),
@@ -538,13 +537,7 @@ def format_shrunk(r: Mapping) -> dict:
     symptom = [s for s in r.get("symptom") or [] if isinstance(s, Mapping)]
     case, original = r.get("case"), r.get("original")
     return {
-        "verdict": str(r.get("verdict", "?")),
-        "spec": str(r.get("spec", "?")),
-        "binding": str(r.get("binding", "?")),
-        "framework": str(r.get("framework", "?")),
-        "dtype": str(r.get("dtype", "?")),
-        "mode": str(r.get("mode", "?")),
-        "device": str(r.get("device", "?")),
+        **_place(r),
         "symptom": " · ".join(f"{s.get('part')}: {s.get('symptom')}" for s in symptom),
         "known": ", ".join(map(str, r.get("known") or [])),
         "results": r.get("results"),

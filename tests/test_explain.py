@@ -29,16 +29,12 @@ def run_cli(capsys, *argv):
 # -- seed 000, end to end ----------------------------------------------------------------------
 
 
+#: The seed documents' question: BCELoss and CrossEntropyLoss on the same tensors.
+SEED = ("torch.nn.BCELoss", "torch.nn.CrossEntropyLoss", "--input", "[0.8, 0.2, 0.4]", "--target", "[1., 0., 0.]")
+
+
 def test_seed_bce_vs_cross_entropy_in_plain_words(capsys):
-    code, out, err = run_cli(
-        capsys,
-        "torch.nn.BCELoss",
-        "torch.nn.CrossEntropyLoss",
-        "--input",
-        "[0.8, 0.2, 0.4]",
-        "--target",
-        "[1., 0., 0.]",
-    )
+    code, out, err = run_cli(capsys, *SEED)
     assert code == 0, err
     value_lines = [line for line in out.splitlines() if line.strip().startswith("value")]
     assert "0.3190" in value_lines[0] and "0.7971" in value_lines[1]
@@ -56,17 +52,7 @@ def test_seed_bce_vs_cross_entropy_in_plain_words(capsys):
 
 
 def test_seed_json_validates_and_attributes_the_gap_to_the_loss(capsys):
-    code, out, _ = run_cli(
-        capsys,
-        "torch.nn.BCELoss",
-        "torch.nn.CrossEntropyLoss",
-        "--input",
-        "[0.8, 0.2, 0.4]",
-        "--target",
-        "[1., 0., 0.]",
-        "--json",
-        "--grad",
-    )
+    code, out, _ = run_cli(capsys, *SEED, "--json", "--grad")
     assert code == 0
     e = json.loads(out)
     assert schema_errors(e, "explanation") == []
