@@ -22,34 +22,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from lossparity.core.model import Binding, Case
+from lossparity.reference.transforms import forward
 
 #: Where a derived case's id says what it was derived by: ``gen-0-7~sigmoid``.
 SEP = "~"
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def _log_softmax(z: np.ndarray) -> np.ndarray:
-    if z.size == 0:
-        return z.copy()
-    m = np.max(z, axis=-1, keepdims=True)
-    return z - m - np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True))
-
-
-#: The transforms a pair applies to side A's input (float64 in, float64 out: the oracle's).
+#: The transforms a pair applies to side A's input (float64 in, float64 out: the oracle's, the same
+#: ``reference/transforms.py`` computes for ``lossparity explain``), over the last (class) axis.
 TRANSFORMS = {
     "same": lambda z: z,
-    "sigmoid": _sigmoid,
-    "softmax": lambda z: np.exp(_log_softmax(z)),
-    "log_softmax": _log_softmax,
+    **{name: partial(forward, name, axis=-1) for name in ("sigmoid", "softmax", "log_softmax")},
 }
 
 
