@@ -295,6 +295,7 @@ def _side(
     note: str | None = None,
 ) -> Side:
     transforms = dict(transforms or {})
+    raw = {k: _kind_of_empty(spec, k, np.asarray(v)) for k, v in raw.items()}
     # a value the binding is bound with alone is implied (kl_divergence_with_log_targets: log_target=True)
     implied = {k: v for k, v in binding.requires.items() if v is not GIVEN and k not in params}
     given = _params_for(binding, spec, {**implied, **params})
@@ -375,8 +376,8 @@ def _documented(spec: Spec, raw: Mapping[str, np.ndarray], transforms: Mapping[s
                     x = transforms_math.forward(transform, x, along).astype(numpy_dtype(dtype)).astype(np.float64)
             out[name] = x
             continue
-        out[name] = a
         kind = documented_kind(spec, name)
+        out[name] = a
         integers = kind == "i"
         if kind == "b":
             continue
@@ -389,6 +390,14 @@ def _documented(spec: Spec, raw: Mapping[str, np.ndarray], transforms: Mapping[s
             what = {"target": "class indices", "input": "values"}.get(name, "lengths")
             notes.append(f"{name} is given as floating-point values where {spec.name} documents integer {what}")
     return out, notes
+
+
+def _kind_of_empty(spec: Spec, name: str, a: np.ndarray) -> np.ndarray:
+    """An empty array has no kind of its own (``[]`` is read as floats): it takes the documented one."""
+    if a.size:
+        return a
+    kind = documented_kind(spec, name)
+    return a.astype(bool if kind == "b" else np.int64 if kind == "i" else np.float64)
 
 
 def documented_kind(spec: Spec, name: str) -> str:
@@ -425,6 +434,9 @@ def _params_for(binding: Binding, spec: Spec, params: Mapping[str, Any]) -> dict
     out = {}
     takes = [p for p in binding.params if p in spec.defaults] + [p for p in binding.requires if p not in binding.params]
     for name, value in params.items():
+        if name not in takes and name in binding.fixed and not isinstance(value, np.ndarray):
+            if value == binding.fixed[name]:  # what the API always does (a Keras function never reduces)
+                continue
         if name not in takes:
             accepted = ", ".join(takes) if takes else "no parameters"
             raise ExplainError(f"no parameter {name!r} here; it takes: {accepted}")

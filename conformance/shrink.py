@@ -497,6 +497,8 @@ def _literal(a) -> str:
     """An array as ``lossparity explain`` reads it: nested lists, shortest round-trip floats,
     ``nan``, ``inf``, ``-inf``."""
     a = np.asarray(a)
+    if a.size == 0 and a.ndim != 1:  # nested lists cannot spell (0, 3)
+        return f"np.empty({tuple(a.shape)})"
     if a.ndim == 0:
         v = a.item()
         if isinstance(v, float):

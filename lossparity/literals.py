@@ -3,7 +3,8 @@
 Accepted: JSON (``[0.8, 0.2, 0.4]``, ``[[1, 0], [0, 1]]``), NumPy's printed form
 (``[0.8 0.2 0.4]``, ``array([1., 0.], dtype=float32)``, ``[[1 2]\\n [3 4]]``), and a bare
 scalar (``0.5``); non-finite values as ``nan``, ``inf``, ``-inf`` (or ``NaN``, ``Infinity``).
-Commas between numbers are optional. Nothing is evaluated: the text is tokenized and every
+Commas between numbers are optional; an empty array of any shape is ``np.empty((0, 3))``.
+Nothing is evaluated: the text is tokenized and every
 number goes through ``int`` or ``float``.
 """
 
@@ -13,6 +14,10 @@ import re
 
 import numpy as np
 
+#: An empty array of a shape nested lists cannot spell: ``np.empty((0, 3))``, ``zeros((2, 0))``.
+_EMPTY = re.compile(
+    r"^\s*(?:(?:np|numpy|torch|jnp)\.)?(?:empty|zeros)\(\s*\(?([\d\s,]*?)\)?\s*(?:,\s*dtype\s*=\s*[\w.]+)?\)\s*$"
+)
 _WRAPPER = re.compile(r"^\s*(?:(?:np|numpy)\.)?(?:array|asarray|tensor)\((.*?)(?:,\s*dtype\s*=\s*[\w.]+)?\)\s*$", re.S)
 _TOKEN = re.compile(r"\[|\]|\(|\)|,|[^\s\[\](),]+")
 _INT = re.compile(r"^[+-]?\d+$")
@@ -45,7 +50,14 @@ def _number(token: str):
 
 
 def parse_array(text: str) -> np.ndarray:
-    """The array a literal spells: int64 when every number is an integer, else float64."""
+    """The array a literal spells: int64 when every number is an integer, else float64; an
+    empty one of any shape as ``np.empty((0, 3))``."""
+    empty = _EMPTY.match(text)
+    if empty:
+        shape = tuple(int(n) for n in empty.group(1).replace(",", " ").split())
+        if 0 not in shape:
+            raise LiteralError(f"np.empty{shape} has elements; give their values as a list")
+        return np.zeros(shape, np.float64)
     match = _WRAPPER.match(text)
     body = match.group(1) if match else text
     tokens = _TOKEN.findall(body)

@@ -361,6 +361,8 @@ def test_explain_error_is_a_value_error_for_library_callers():
         ("[[1 2]\n [3 4]]", np.array([[1, 2], [3, 4]])),
         ("0.5", np.array(0.5)),
         ("[nan, -inf, inf, 1e-7]", np.array([np.nan, -np.inf, np.inf, 1e-7])),
+        ("np.empty((0, 3))", np.zeros((0, 3))),  # a shape nested lists cannot spell
+        ("zeros((2, 0))", np.zeros((2, 0))),
     ],
 )
 def test_literals_json_and_numpy_forms(text, expected):
@@ -846,3 +848,41 @@ def test_weights_are_differentiated_where_the_framework_takes_a_gradient(capsys)
         refused["verdict"] == "conform" and "not differentiable with respect to argument 'weight'" in refused["error"]
     )
     assert ce["verdict"] == "conform"
+
+
+def test_a_parameter_the_api_always_has_is_accepted_and_any_other_value_refused(capsys):
+    """Keras' function forms never reduce (their binding fixes reduction='none'): saying so is
+    accepted, asking for another reduction is not (the shrunk cases' explain commands say so)."""
+    (side,) = explain_json(
+        capsys,
+        "keras.losses.binary_crossentropy[jax]",
+        "--input",
+        "[0.3]",
+        "--target",
+        "[1.]",
+        "--param",
+        "reduction=none",
+    )["bindings"]
+    assert side["verdict"] == "conform"
+    code, out, err = run_cli(
+        capsys,
+        "keras.losses.binary_crossentropy[jax]",
+        "--input",
+        "[0.3]",
+        "--target",
+        "[1.]",
+        "--param",
+        "reduction=sum",
+    )
+    assert code == 2 and err == (
+        "lossparity: error: keras.losses.binary_crossentropy[jax] cannot read this case: as binary_cross_entropy, "
+        "no parameter 'reduction' here; it takes: label_smoothing; as binary_cross_entropy_with_logits, no "
+        "parameter 'reduction' here; it takes: label_smoothing\n"
+    )
+
+
+def test_an_empty_array_takes_its_documented_kind(capsys):
+    (side,) = explain_json(capsys, "torch.nn.CrossEntropyLoss", "--input", "np.empty((0, 3))", "--target", "[]")[
+        "bindings"
+    ]
+    assert side["domain"] == [] and side["actual"]["value"]["data"] == ["nan"]  # the mean of no sample
