@@ -35,3 +35,14 @@ def test_readme_commands_parse(path):
     assert found
     for line in found:
         build_parser().parse_args(shlex.split(line.strip("`"))[1:])
+
+
+def test_what_a_run_needs_is_a_dependency_of_the_package_not_of_development():
+    """``pip install -e ".[all]"`` then ``lossparity run -n 2``: pytest-xdist runs the workers, so
+    it is a dependency of the package; the dev extra holds only what the project's tests need."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    names = [re.split(r"[<>=\[ ]", d, maxsplit=1)[0] for d in project["dependencies"]]
+    assert {"pytest", "pytest-xdist", "hypothesis", "jinja2", "orjson"} <= set(names)
+    assert not any(d.startswith("pytest-xdist") for d in project["optional-dependencies"]["dev"])
