@@ -726,6 +726,11 @@ def _show(side: Side, grad: bool, known: list[KnownDeviation]) -> dict:
     reading = trace.stages[0].note if trace.stages else ""
     if binding.conventions.get("class_axis") == 1 and np.ndim(case.arrays["input"]) >= 2:
         reading += f" (the classes on dim 1 of the tensor {binding.framework} is given)"
+    steps = side.call_case.transforms.get("input", ())
+    if steps:  # what the side's framework computed from the array given before the loss saw it
+        reading += (
+            f", {' of '.join(t for t, *_ in reversed(steps))} of the array given, computed by {binding.framework}"
+        )
     return {
         "binding": binding.id,
         "framework": binding.framework,
