@@ -853,27 +853,10 @@ def test_weights_are_differentiated_where_the_framework_takes_a_gradient(capsys)
 def test_a_parameter_the_api_always_has_is_accepted_and_any_other_value_refused(capsys):
     """Keras' function forms never reduce (their binding fixes reduction='none'): saying so is
     accepted, asking for another reduction is not (the shrunk cases' explain commands say so)."""
-    (side,) = explain_json(
-        capsys,
-        "keras.losses.binary_crossentropy[jax]",
-        "--input",
-        "[0.3]",
-        "--target",
-        "[1.]",
-        "--param",
-        "reduction=none",
-    )["bindings"]
+    keras_bce = ("keras.losses.binary_crossentropy[jax]", "--input", "[0.3]", "--target", "[1.]")
+    (side,) = explain_json(capsys, *keras_bce, "--param", "reduction=none")["bindings"]
     assert side["verdict"] == "conform"
-    code, out, err = run_cli(
-        capsys,
-        "keras.losses.binary_crossentropy[jax]",
-        "--input",
-        "[0.3]",
-        "--target",
-        "[1.]",
-        "--param",
-        "reduction=sum",
-    )
+    code, out, err = run_cli(capsys, *keras_bce, "--param", "reduction=sum")
     assert code == 2 and err == (
         "lossparity: error: keras.losses.binary_crossentropy[jax] cannot read this case: as binary_cross_entropy, "
         "no parameter 'reduction' here; it takes: label_smoothing; as binary_cross_entropy_with_logits, no "
