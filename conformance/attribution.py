@@ -295,6 +295,8 @@ def unverified(
     specs: Mapping[str, Spec],
     case_for: Callable[[Mapping], Case],
     dtype: str,
+    *,
+    part: str | None = None,
 ) -> list[str]:
     """The claims of an attribution that running the oracle again does not bear out (empty when
     every one holds): ``same`` and ``shape`` are what the two predictions are; an explanation's
@@ -304,9 +306,9 @@ def unverified(
     spec_name = sb[LOSS]
 
     def run(switched) -> Prediction:
-        return predict({**sa, **{k: sb[k] for k in switched}}, specs, case_for, dtype)
+        return predict({**sa, **{k: sb[k] for k in switched}}, specs, case_for, dtype, part=part)
 
-    pa, pb = run(()), predict(sb, specs, case_for, dtype)
+    pa, pb = run(()), predict(sb, specs, case_for, dtype, part=part)
     status, named = attribution["status"], list(attribution["conventions"])
     out = []
     if status == "same" and not same(pa, pb, spec_name, dtype):

@@ -26,6 +26,7 @@ import numpy as np
 from lossparity.adapters.base import py_literal
 from lossparity.conformance import calls, sandbox
 from lossparity.conformance.attribution import ARGUMENTS, INPUT_DTYPE, LOSS, attribute, knobs, unverified
+from lossparity.conformance.compare import compare
 from lossparity.conformance.divergence import reason
 from lossparity.conformance.known import KnownDeviation, load_known, match
 from lossparity.conformance.registry import adapter_for, all_bindings
@@ -50,7 +51,7 @@ from lossparity.core.model import (
     canonical_layout,
     framework_layout,
 )
-from lossparity.core.records import encode_array
+from lossparity.core.records import decode_array, encode_array
 from lossparity.core.verdicts import RANK
 from lossparity.reference import transforms as transforms_math
 from lossparity.reference.errors import OracleError
@@ -130,8 +131,43 @@ def explain(
         a, b = sides
         out["parting"] = parting(shown[0]["stages"], shown[1]["stages"])
         out["attribution"] = _attribute(a, b)
+        out["gradient_attribution"] = _gradient_attributions(sides, shown)
     out["summary"] = _summary(sides, shown, out["parting"], out["attribution"])
+    out["summary"] += _gradient_words(shown, out.get("gradient_attribution") or {})
     return out
+
+
+def _gradient_attributions(sides: list[Side], shown: list[dict]) -> dict:
+    """For each argument both sides were differentiated with respect to, untransformed, whose two
+    gradients differ beyond the narrower dtype's tolerance: the attribution of that difference (two
+    backends taking different slopes at a clip bound: ``clip_tie``)."""
+    a, b = sides
+    out = {}
+    precision = max(a.binding.result_dtype(a.dtype), b.binding.result_dtype(b.dtype), key=DTYPES.index)
+    for name in shown[0]["gradients"]:
+        ga, gb = shown[0]["gradients"].get(name, {}), shown[1]["gradients"].get(name, {})
+        if "value" not in ga or "value" not in gb or ga["value"]["shape"] != gb["value"]["shape"]:
+            continue
+        if a.call_case.transforms.get(name) or b.call_case.transforms.get(name):
+            continue  # a slope in z against one in sigmoid(z): not the same quantity
+        x, y = decode_array(ga["value"]), decode_array(gb["value"])
+        if compare(x, y, tolerance(b.spec.name, precision), precision).ok:
+            continue
+        out[name] = _attribute(a, b, part=name)
+    return out
+
+
+def _gradient_words(shown: list[dict], attributions: Mapping[str, dict]) -> list[str]:
+    lines = []
+    for name, att in attributions.items():
+        said = {
+            "same": "both are predicted to take the same slope, so the difference is each side's own",
+            "shape": "the predictions differ in shape alone",
+            "explained": reason(shown[0]["binding"], shown[1]["binding"], att),
+            "unexplained": reason(shown[0]["binding"], shown[1]["binding"], att),
+        }[att["status"]]
+        lines.append(f"Their gradients with respect to {name} differ: {said}.")
+    return lines
 
 
 def _each(value, n: int, what: str) -> list[str]:
@@ -603,7 +639,7 @@ def _broadcasts(a: tuple, b: tuple) -> bool:
         return False
 
 
-def _attribute(a: Side, b: Side) -> dict:
+def _attribute(a: Side, b: Side, part: str | None = None) -> dict:
     """Which knobs in which the two sides differ turn A's prediction into B's
     (``conformance/attribution.py``). Each side's case travels with its loss: switching ``loss``
     from A's spec to B's reads B's own arguments (its transforms included); two sides of one spec
@@ -623,9 +659,9 @@ def _attribute(a: Side, b: Side) -> dict:
         return build_case(spec, side.raw, params, 1 if setting.get("class_axis") == 1 else -1)
 
     precision = max(a.binding.result_dtype(a.dtype), b.binding.result_dtype(b.dtype), key=DTYPES.index)
-    found = attribute(sa, sb, SPECS, case_for, precision)
+    found = attribute(sa, sb, SPECS, case_for, precision, part=part, shares=part is None)
     # every cause printed is one the oracle, run again, bears out; one that is not is not printed
-    problems = unverified(found, sa, sb, SPECS, case_for, precision)
+    problems = unverified(found, sa, sb, SPECS, case_for, precision, part=part)
     if problems:
         found.update(status="unexplained", conventions=[], unverified=problems)
     return found

@@ -869,3 +869,29 @@ def test_an_empty_array_takes_its_documented_kind(capsys):
         "bindings"
     ]
     assert side["domain"] == [] and side["actual"]["value"]["data"] == ["nan"]  # the mean of no sample
+
+
+def test_two_backends_taking_different_slopes_at_a_clip_bound(capsys):
+    """Keras' BCE at p = float32(1e-7), its clip's lower bound: the values agree, but jnp.clip
+    passes half the slope at the bound (-1/p / 2 / n with n = 2) where tf.clip_by_value passes it
+    all (-1/p / n): the gradients differ, and the cause named is clip_tie."""
+    p = float(np.float32(1e-7))
+    e = explain_json(
+        capsys,
+        "keras.losses.binary_crossentropy[jax]",
+        "keras.losses.binary_crossentropy[tensorflow]",
+        "--input",
+        "[1e-7, 0.5]",
+        "--target",
+        "[1., 0.]",
+        "--grad",
+    )
+    on_jax, on_tf = (s["gradients"]["input"]["value"]["data"][0] for s in e["bindings"])
+    assert on_jax == pytest.approx(-1 / p / 2 / 2, rel=1e-6) and on_tf == pytest.approx(-1 / p / 2, rel=1e-6)
+    assert "Their values are identical." in e["summary"]
+    att = e["gradient_attribution"]["input"]
+    assert att["status"] == "explained" and att["conventions"] == ["clip_tie"]
+    assert list(e["gradient_attribution"]) == ["input"]  # the target's slopes agree
+    assert any(
+        line.startswith("Their gradients with respect to input differ: explained by clip_tie") for line in e["summary"]
+    )
