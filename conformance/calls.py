@@ -363,6 +363,7 @@ def _call_argument(node: ast.Call, arrays) -> Argument:
             raise CallError(f"cannot read {ast.unparse(node)!r}: a method of a constant")
         method = func.attr
         if method in TRANSFORMS:
+            _no_more(node, method, first=0)
             axis = _axis(node, position=0)
             return _with(inner, transform=(method, axis, ""))
         if method in CAST_METHODS:
@@ -396,6 +397,7 @@ def _call_argument(node: ast.Call, arrays) -> Argument:
             inner = _argument(given, arrays)
             if not isinstance(inner, Argument):
                 raise CallError(f"cannot read {ast.unparse(node)!r}: a transform of a constant")
+            _no_more(node, last, first=1)
             family = "keras" if module.startswith(("keras.", "tf.keras.")) else ""
             return _with(inner, transform=(last, _axis(node, position=1), family))
     accepted = ", ".join(TRANSFORMS)
@@ -403,6 +405,16 @@ def _call_argument(node: ast.Call, arrays) -> Argument:
         f"cannot read the argument {ast.unparse(node)!r}: the functions understood around an argument are "
         f"{accepted} and casts (.double(), .to(dtype), tf.cast, .astype)"
     )
+
+
+def _no_more(node: ast.Call, transform: str, first: int) -> None:
+    """A transform takes its array (at ``first`` positional arguments in) and, for a softmax, an
+    axis: anything more is an argument the framework's call would not run as read here."""
+    axes = 1 if "softmax" in transform else 0
+    known = {"dim", "axis", "input", "x"} if axes else {"input", "x"}
+    extra = [kw.arg for kw in node.keywords if kw.arg not in known]
+    if len(node.args) > first + axes or extra:
+        raise CallError(f"cannot read {ast.unparse(node)!r}: {transform} takes its array and, for a softmax, an axis")
 
 
 def _axis(node: ast.Call, position: int) -> int | None:

@@ -6,7 +6,8 @@ An entry (a ``[[deviation]]`` table) names
 - its **place**: ``binding``, a glob over binding ids whose brackets are literal
   (``keras.losses.Huber[*]`` is every Keras backend's); and optionally ``spec``, ``case`` (case
   ids), ``dtype``, ``mode`` (globs, default ``*``), ``verdict`` (a glob over ``deviate``,
-  ``error_mismatch``, ``crash``, ``timeout``) and ``part`` (``value``, ``gradient`` or ``*``);
+  ``error_mismatch``, ``crash``, ``timeout``) and ``part`` (``value``, ``gradient`` (any), one
+  gradient such as ``gradient:weight``, or ``*``);
 - its **symptom** (required): what the finding looks like, see ``conformance/symptoms.py``;
 - the ``explanation``, and an upstream ``link``; an entry without an upstream report carries a
   ``reproducer`` instead: a ``lossparity explain ...`` command line that shows the deviation.
@@ -68,6 +69,8 @@ KNOWN_PATH = Path(__file__).with_name("known_deviations.toml")
 PLACE = ("binding", "spec", "case", "dtype", "mode", "verdict", "part")
 FIELDS = ("id", *PLACE, "symptom", "explanation", "link", "reproducer")
 PARTS = ("value", "gradient", "*")
+#: The arguments a part ``gradient:<name>`` may name: what a run differentiates.
+GRADIENT_ARGUMENTS = ("input", "target", "var", "input2", "positive", "negative", "weight", "pos_weight")
 #: The generated case ids an entry's case glob is checked and counted against: the default
 #: run's (seed 0, 100 examples), and the further cases of a structure bucket (``gen-0-b1-7``;
 #: ``conformance/generate.py``'s ``more_cases``, buckets beyond its four for bindings that
@@ -339,12 +342,13 @@ def _coverage(k: KnownDeviation, world: _World) -> int:
     verdicts = [v for v in MATCHABLE if fnmatchcase(v, k.verdict)]
     if not verdicts:
         raise KnownError(f"verdict {k.verdict!r} matches no finding ({', '.join(MATCHABLE)})")
-    if k.part not in PARTS:
-        raise KnownError(f"part {k.part!r}: accepted: {', '.join(PARTS)}")
+    if k.part not in PARTS and k.part.removeprefix("gradient:") not in GRADIENT_ARGUMENTS:
+        accepted = ", ".join([*PARTS, *(f"gradient:{n}" for n in GRADIENT_ARGUMENTS)])
+        raise KnownError(f"part {k.part!r}: accepted: {accepted}")
     for s in k.symptom:
         if VERDICT_OF[s.kind] not in verdicts:
             raise KnownError(f"symptom {s.kind} is a {VERDICT_OF[s.kind]} finding, not one of verdict {k.verdict!r}")
-        if s.kind in VALUE_ONLY and k.part == "gradient":
+        if s.kind in VALUE_ONLY and k.part.startswith("gradient"):
             raise KnownError(f"symptom {s.kind} concerns the value, not a gradient")
     parts = 2 if k.part == "*" else 1
     return sum(

@@ -147,6 +147,14 @@ def test_text_that_is_not_a_call():
         ("nn.BCELoss()(q, y)", "the call names 'q', which no --array gives (arrays given: w, y, z)"),
         ("nn.BCELoss()(z, y, **kw)", "**kwargs cannot be read; write each keyword out"),
         (
+            "nn.BCELoss()(z.sigmoid(1), y)",
+            "cannot read 'z.sigmoid(1)': sigmoid takes its array and, for a softmax, an axis",
+        ),
+        (
+            "nn.BCELoss()(torch.softmax(z, 0, 1), y)",
+            "cannot read 'torch.softmax(z, 0, 1)': softmax takes its array and, for a softmax, an axis",
+        ),
+        (
             "nn.BCELoss()(z.to(torch.complex64), y)",
             "unknown dtype 'torch.complex64'; accepted: float64, float32, float16, bfloat16, int64",
         ),

@@ -219,6 +219,16 @@ def test_elements_within_the_rounding_model_are_not_part_of_the_symptom(tmp_path
     assert not match(in_gradient(got), [k]).complete
 
 
+def test_an_entry_on_one_gradient_matches_that_gradient_only(tmp_path):
+    """``part = "gradient:weight"``: a NaN slope for a weight fits, the same NaN in the input's does not."""
+    (k,) = load(tmp_path, entry("x", '{ kind = "nonfinite", nonfinite = "nan" }', extra='part = "gradient:weight"\n'))
+    got = np.array(GRAD, np.float64) + [np.nan, 0.0, 0.0]
+    on_input = in_gradient(got)
+    assert not match(on_input, [k]).complete
+    on_weight = dict(on_input, gradients={"weight": on_input["gradients"]["input"]})
+    assert match(on_weight, [k]).complete
+
+
 # -- several parts, several entries ------------------------------------------------------------
 
 
@@ -352,7 +362,8 @@ def bad(tmp_path, body: str) -> str:
         ),
         (
             entry("x", '"nonfinite"', extra='part = "values"\n'),
-            "entry 'x': part 'values': accepted: value, gradient, *",
+            "entry 'x': part 'values': accepted: value, gradient, *, gradient:input, gradient:target, gradient:var, "
+            "gradient:input2, gradient:positive, gradient:negative, gradient:weight, gradient:pos_weight",
         ),
         (
             entry("x", '"crash"', extra='verdict = "deviate"\n'),
