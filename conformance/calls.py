@@ -204,14 +204,14 @@ class Call:
 @dataclass
 class Bound:
     """A call matched to one binding: the arrays by the binding's argument names (``input``,
-    ``target``, ``var``...), the spec parameters, transforms and the dtype a cast asked for."""
+    ``target``, ``var``...) in the kind written (int64 or float64), the spec parameters,
+    transforms and the dtype a cast asked for."""
 
     binding: Binding
     arrays: dict[str, np.ndarray]
     params: dict[str, Any]
     transforms: dict[str, tuple]
     dtype: str | None
-    kinds: dict[str, str]  # argument name -> "int" or "float", as written
 
 
 def is_call(text: str) -> bool:
@@ -594,22 +594,21 @@ def _bind_one(call: Call, binding: Binding) -> Bound:
     casts = {a.cast for a in arrays.values() if a.cast and (a.cast.startswith("float") or a.cast == "bfloat16")}
     if len(casts) > 1:
         raise CallError(f"the arguments are cast to different dtypes ({', '.join(sorted(casts))}); use one")
-    values = {}
-    kinds = {}
-    for name, arg in arrays.items():
-        v = arg.values
-        if arg.cast is not None:
-            v = v.astype(np.int64 if arg.cast.startswith("int") else np.float64)
-        values[name] = v
-        kinds[name] = "int" if v.dtype.kind in "iu" else "float"
-    return Bound(
-        binding,
-        values,
-        params,
-        {n: a.transforms for n, a in arrays.items() if a.transforms},
-        next(iter(casts), None),
-        kinds,
-    )
+    values = {
+        name: arg.values
+        if arg.cast is None
+        else arg.values.astype(np.int64 if arg.cast.startswith("int") else np.float64)
+        for name, arg in arrays.items()
+    }
+    transforms = {n: a.transforms for n, a in arrays.items() if a.transforms}
+    return Bound(binding, values, params, transforms, next(iter(casts), None))
+
+
+def _cast(arg: Argument) -> np.ndarray:
+    """An argument's values in the kind its cast asks for (the dtype itself is the side's)."""
+    if arg.cast is None:
+        return arg.values
+    return arg.values.astype(np.int64 if arg.cast.startswith("int") else np.float64)
 
 
 def _put(arrays: dict, name, value, binding: Binding) -> None:
