@@ -151,13 +151,20 @@ class FrameworkAdapter:
         A binding id is the dotted path users call (``optax.losses.safe_softmax_cross_entropy``);
         an older release that lacks it makes the binding a skipped cell, not a failure per case.
         """
-        head, *rest = re.split(r"[\[(]", binding.id)[0].split(".")  # "...loss(cosine)", "...Huber[jax]"
+        found = self._resolve(re.split(r"[\[(]", binding.id)[0])  # "...loss(cosine)", "...Huber[jax]"
+        return found if isinstance(found, str) else None
+
+    def _resolve(self, path: str):
+        """``(object, its parent)`` at the dotted ``path`` from the adapter's imports, None when
+        ``path`` does not start at one of them (nothing to check), or why it does not exist."""
+        head, *rest = path.split(".")
         obj = self.namespace().get(head)
         if obj is None:
-            return None  # not a path from the adapter's imports: nothing to check
-        path = head
+            return None
+        parent, path = None, head
         for part in rest:
             path += "." + part
+            parent = obj
             try:
                 obj = getattr(obj, part)
             except AttributeError:
@@ -168,7 +175,44 @@ class FrameworkAdapter:
                     name = getattr(root, "__name__", head).split(".")[0]
                     version = getattr(root, "__version__", "")
                     return f"{path} does not exist in {name} {version}".rstrip()
-        return None
+        return obj, parent
+
+    def signature(self, api: str) -> dict | None:
+        """The public signature of the callable at the dotted path ``api`` (a binding id without
+        its ``[backend]`` or ``(variant)``), by introspection (imports the framework):
+        ``{"call": [...], "init": [...] | None}``, each a list of ``(name, kind, default)``
+        (``kind`` an ``inspect.Parameter`` kind's name, ``default`` its repr or None where the
+        parameter is required). For a function ``call`` is its own parameters; for a class
+        ``init`` is its constructor's and ``call`` its instances' (``__call__``, or ``forward`` /
+        ``call`` where ``__call__`` only passes ``*args, **kwargs`` on: a ``torch.nn.Module``);
+        for a method (``Categorical.entropy``) ``init`` is its class's constructor and ``call``
+        the method's own, ``self`` left out. None where ``api`` does not resolve.
+        ``conformance/parameters.py`` requires each parameter to be bound or excluded."""
+        import inspect
+
+        found = self._resolve(api)
+        if not isinstance(found, tuple):
+            return None
+        obj, parent = found
+
+        def params(fn, drop_self: bool) -> list:
+            out = list(inspect.signature(fn).parameters.values())[int(drop_self) :]
+            return [(p.name, p.kind.name, None if p.default is p.empty else repr(p.default)) for p in out]
+
+        def opaque(fn) -> bool:
+            kinds = {p.kind for p in inspect.signature(fn).parameters.values()} - {
+                inspect.Parameter.POSITIONAL_OR_KEYWORD
+            }
+            return kinds <= {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD} and bool(kinds)
+
+        if inspect.isclass(obj):
+            call = obj.__call__
+            if opaque(call):
+                call = getattr(obj, "forward", None) or getattr(obj, "call", call)
+            return {"init": params(obj, False), "call": params(call, True)}
+        if inspect.isclass(parent) and inspect.isfunction(obj):
+            return {"init": params(parent, False), "call": params(obj, True)}
+        return {"init": None, "call": params(obj, False)}
 
     def public_losses(self) -> list[str]:
         """Every public loss API of the installed framework, as binding ids, found by

@@ -501,6 +501,17 @@ def public_losses(framework: str) -> list[str]:
     return answer
 
 
+def signatures(framework: str, apis: list[str]) -> dict[str, dict | None]:
+    """``adapter.signature(api)`` of each of ``apis`` asked of the framework's worker process
+    (the parameter coverage, ``conformance/parameters.py``)."""
+    from lossparity.conformance.registry import adapter_for
+
+    status, answer, _ = sandbox(adapter_for(framework).process).ask(("signatures", (framework, list(apis))))
+    if status != "ok":
+        raise RuntimeError(f"reading the signatures of {framework}'s loss APIs: {answer}")
+    return answer
+
+
 def missing(binding, device="cpu", tf32=False) -> str | None:
     """Why the binding cannot run here (``adapter.missing``, or its device is unavailable),
     asked of the child, so that importing a framework that crashes on import costs a skipped
@@ -547,6 +558,14 @@ def _serve(conn: _Duplex) -> None:
                 adapter.namespace()
                 conn.send(("began", (None, compiled, _rss(pid))))
                 conn.send(("done", sorted(adapter.public_losses())))
+            elif kind == "signatures":
+                from lossparity.conformance.registry import adapter_for
+
+                framework, apis = args
+                adapter = adapter_for(framework)
+                adapter.namespace()
+                conn.send(("began", (None, compiled, _rss(pid))))
+                conn.send(("done", {api: adapter.signature(api) for api in apis}))
             elif kind == "call":
                 framework, binding_id, device, tf32, spec_name, case, dtype, mode, wrt = args
                 adapter, binding = _binding(framework, binding_id, device, tf32, spec_name)

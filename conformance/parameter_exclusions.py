@@ -1,0 +1,167 @@
+"""The parameters of the bound APIs deliberately left at their defaults, and why: one table per
+framework family (Keras' serves its three backends).
+
+``EXCLUDED[family][key][parameter]`` is the reason. ``key`` is an API's dotted path (the entry
+covers every binding of that API: ``keras.losses.Huber``) or one binding's ``spec:id`` without a
+Keras backend (``l2_loss:optax.losses.squared_error``) where the API's other bindings give the
+parameter a value. ``conformance/parameters.py`` reads the table and ``tests/test_parameters.py``
+fails on a parameter that is neither bound nor here, and on an entry gone stale: a parameter the
+API no longer has, or one a binding it covers now binds.
+
+Entries are listed API by API; each reason is true of every API it is given to. Parameters that
+issue 19 asks to be bound (Keras ``sample_weight`` and ``axis``, optax ``where`` and ``axis``)
+say so, and their entries go when they are bound.
+"""
+
+from __future__ import annotations
+
+#: The reason of a parameter issue 19 asks to be bound.
+LATER = "not yet bound (issue 19)"
+
+_TORCH_DEPRECATED = (
+    "deprecated (PyTorch documents it as 'Deprecated (see reduction)'): an older spelling of reduction, "
+    "which is bound and which it overrides when given"
+)
+_TF_NAME = "names the TensorFlow operation (its name scope in a graph); no effect on values"
+_KERAS_NAME = "a label for the loss object (its name in logs and configs); no effect on values"
+_KERAS_DTYPE = (
+    "the compute dtype (default None: keras.backend.floatx(), float32), declared as the binding's computes_in"
+)
+
+
+def _each(apis: str, **reasons: str) -> dict[str, dict[str, str]]:
+    """The same reasons for each of the whitespace-separated ``apis``."""
+    return {api: dict(reasons) for api in apis.split()}
+
+
+def _merged(*tables: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for table in tables:
+        for key, reasons in table.items():
+            out.setdefault(key, {}).update(reasons)
+    return out
+
+
+_TORCH_LOSSES = """
+    binary_cross_entropy BCELoss binary_cross_entropy_with_logits BCEWithLogitsLoss cross_entropy CrossEntropyLoss
+    nll_loss NLLLoss multilabel_soft_margin_loss MultiLabelSoftMarginLoss kl_div KLDivLoss l1_loss L1Loss mse_loss
+    MSELoss smooth_l1_loss SmoothL1Loss poisson_nll_loss PoissonNLLLoss hinge_embedding_loss HingeEmbeddingLoss
+    soft_margin_loss SoftMarginLoss multi_margin_loss MultiMarginLoss multilabel_margin_loss MultiLabelMarginLoss
+    margin_ranking_loss MarginRankingLoss cosine_embedding_loss CosineEmbeddingLoss triplet_margin_loss
+    TripletMarginLoss
+"""
+
+TORCH = _merged(
+    _each(
+        " ".join(("torch.nn.functional." if n[0].islower() else "torch.nn.") + n for n in _TORCH_LOSSES.split()),
+        size_average=_TORCH_DEPRECATED,
+        reduce=_TORCH_DEPRECATED,
+    ),
+    _each(
+        "softmax_cross_entropy_soft:torch.nn.functional.cross_entropy "
+        "softmax_cross_entropy_soft:torch.nn.CrossEntropyLoss",
+        ignore_index="PyTorch applies it to class-index targets only; this binding takes class probabilities "
+        "(the softmax_cross_entropy binding of the same API binds it)",
+    ),
+    {
+        "torch.distributions.Categorical.entropy": {
+            "logits": "the same distribution given by unnormalised log-probabilities instead of probs "
+            "(the two are exclusive); the entropy spec is bound through probs",
+            "validate_args": "turns the constructor's argument checks on or off (default on unless Python runs "
+            "with -O): a check raises on invalid probs, it never changes a value",
+        },
+        "triplet_margin:torch.nn.functional.triplet_margin_with_distance_loss": {
+            "distance_function": "left at its default None, torch.nn.PairwiseDistance(): the Euclidean distance "
+            "this binding checks; the binding ...(cosine) passes a cosine distance",
+        },
+        "torch.nn.TripletMarginWithDistanceLoss": {
+            "distance_function": "left at its default None, torch.nn.PairwiseDistance(): a custom distance is "
+            "checked on the functional form only (triplet_margin_with_distance_loss(cosine))",
+        },
+    },
+)
+
+TENSORFLOW = _merged(
+    _each(
+        "tf.nn.sigmoid_cross_entropy_with_logits tf.nn.weighted_cross_entropy_with_logits "
+        "tf.nn.softmax_cross_entropy_with_logits tf.nn.sparse_softmax_cross_entropy_with_logits tf.nn.l2_loss "
+        "tf.nn.log_poisson_loss tf.nn.ctc_loss",
+        name=_TF_NAME,
+    ),
+    {
+        "tf.nn.softmax_cross_entropy_with_logits": {
+            "axis": "the class axis, left at its default -1, where the canonical layout has it; another value only "
+            "moves the class axis (a class axis of 1 is checked on torch's bindings)",
+        },
+        "tf.nn.ctc_loss": {
+            "unique": "an optional precomputed tf.nn.ctc_unique_labels(labels), documented to enable a faster, "
+            "memory-efficient implementation on TPU; the same loss",
+        },
+    },
+)
+
+JAX = _merged(
+    _each(
+        "optax.losses.softmax_cross_entropy optax.losses.softmax_cross_entropy_with_integer_labels "
+        "optax.losses.kl_divergence optax.losses.kl_divergence_with_log_targets "
+        "optax.losses.generalized_kl_divergence optax.losses.convex_kl_divergence "
+        "optax.losses.poly_loss_cross_entropy",
+        axis=LATER,
+        where=LATER,
+    ),
+    _each("optax.losses.cosine_similarity optax.losses.cosine_distance", where=LATER),
+    _each(
+        "l2_loss:optax.losses.squared_error l2_loss:optax.losses.l2_loss",
+        targets="left at None (zero targets): the l2_loss spec is a loss of the predictions alone; the "
+        "squared_error binding of the same API passes targets",
+    ),
+    _each(
+        "dice:optax.losses.dice_loss",
+        alpha="Tversky's weight of false positives, left at 0.5, where the loss is Dice; other values are "
+        "checked by the tversky binding of the same API",
+        beta="Tversky's weight of false negatives, left at 0.5, where the loss is Dice; other values are "
+        "checked by the tversky binding of the same API",
+    ),
+    _each(
+        "optax.losses.ctc_loss optax.losses.ctc_loss_with_forward_probs",
+        log_epsilon="the finite stand-in for log(0) in the forward recursion, left at its default -1e5, which "
+        "the binding declares as its log_epsilon convention (the oracle's lattice takes that value); not varied",
+    ),
+)
+
+_KERAS_CLASSES = """
+    BinaryCrossentropy CategoricalCrossentropy SparseCategoricalCrossentropy KLDivergence MeanAbsoluteError
+    MeanSquaredError Huber LogCosh MeanAbsolutePercentageError MeanSquaredLogarithmicError Poisson
+    BinaryFocalCrossentropy CategoricalFocalCrossentropy CategoricalGeneralizedCrossEntropy Hinge SquaredHinge
+    CategoricalHinge CosineSimilarity Circle Dice Tversky CTC
+"""
+_KERAS_AXIS = """
+    BinaryCrossentropy binary_crossentropy CategoricalCrossentropy categorical_crossentropy
+    SparseCategoricalCrossentropy sparse_categorical_crossentropy BinaryFocalCrossentropy binary_focal_crossentropy
+    CategoricalFocalCrossentropy categorical_focal_crossentropy
+"""
+
+KERAS = _merged(
+    _each(
+        " ".join(f"keras.losses.{n}" for n in _KERAS_CLASSES.split()),
+        name=_KERAS_NAME,
+        dtype=_KERAS_DTYPE,
+        sample_weight=LATER,
+    ),
+    _each(" ".join(f"keras.losses.{n}" for n in _KERAS_AXIS.split()), axis=LATER),
+    _each(
+        "keras.losses.circle",
+        ref_labels="labels of reference embeddings the batch is compared against (default: the batch "
+        "itself, which the circle spec compares); " + LATER,
+        ref_embeddings="reference embeddings the batch is compared against (default: the batch itself, which "
+        "the circle spec compares); " + LATER,
+    ),
+)
+
+#: framework family -> key (an API path, or one binding's ``spec:id``) -> parameter -> why it is not bound.
+EXCLUDED: dict[str, dict[str, dict[str, str]]] = {
+    "torch": TORCH,
+    "tensorflow": TENSORFLOW,
+    "jax": JAX,
+    "keras": KERAS,
+}
