@@ -186,7 +186,8 @@ class FrameworkAdapter:
         ``init`` is its constructor's and ``call`` its instances' (``__call__``, or ``forward`` /
         ``call`` where ``__call__`` only passes ``*args, **kwargs`` on: a ``torch.nn.Module``);
         for a method (``Categorical.entropy``) ``init`` is its class's constructor and ``call``
-        the method's own, ``self`` left out. None where ``api`` does not resolve.
+        the method's own, ``self`` left out. None where ``api`` does not resolve or has no
+        signature to read (a NumPy ufunc, a builtin).
         ``conformance/parameters.py`` requires each parameter to be bound or excluded."""
         import inspect
 
@@ -205,14 +206,17 @@ class FrameworkAdapter:
             }
             return kinds <= {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD} and bool(kinds)
 
-        if inspect.isclass(obj):
-            call = obj.__call__
-            if opaque(call):
-                call = getattr(obj, "forward", None) or getattr(obj, "call", call)
-            return {"init": params(obj, False), "call": params(call, True)}
-        if inspect.isclass(parent) and inspect.isfunction(obj):
-            return {"init": params(parent, False), "call": params(obj, True)}
-        return {"init": None, "call": params(obj, False)}
+        try:
+            if inspect.isclass(obj):
+                call = obj.__call__
+                if opaque(call):
+                    call = getattr(obj, "forward", None) or getattr(obj, "call", call)
+                return {"init": params(obj, False), "call": params(call, True)}
+            if inspect.isclass(parent) and inspect.isfunction(obj):
+                return {"init": params(parent, False), "call": params(obj, True)}
+            return {"init": None, "call": params(obj, False)}
+        except (TypeError, ValueError):  # inspect.signature: "no signature found for builtin ..."
+            return None
 
     def public_losses(self) -> list[str]:
         """Every public loss API of the installed framework, as binding ids, found by

@@ -261,7 +261,13 @@ def coverage(frameworks: list[str]) -> dict[str, dict]:
         by_process.setdefault(adapter_for(fw).process, []).append(fw)
 
     def read(group: list[str]) -> dict:
-        return {fw: statuses(fw) for fw in group}
+        out = {}
+        for fw in group:
+            try:
+                out[fw] = statuses(fw)
+            except RuntimeError as exc:  # the worker crashed reading them: say so, list the rest
+                out[fw] = {b.key: None for b in bindings(fw)}, [str(exc)]
+        return out
 
     with ThreadPoolExecutor(max_workers=len(by_process) or 1) as pool:
         done = {fw: got for result in pool.map(read, by_process.values()) for fw, got in result.items()}
