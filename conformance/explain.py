@@ -504,7 +504,9 @@ def check_param(name: str, value):
         return float(value)
     if domain is int and isinstance(value, int) and not isinstance(value, bool):
         return value
-    if domain is tuple:  # axes: one integer or a list of them
+    if domain is tuple:  # axes: one integer or a list of them (``[1, 2]`` is read as an array)
+        if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iu":
+            value = [int(a) for a in value]
         axes = value if isinstance(value, (list, tuple)) else [value]
         if all(isinstance(a, int) and not isinstance(a, bool) for a in axes):
             return value if isinstance(value, int) else tuple(axes)
@@ -583,7 +585,14 @@ def build_case(
         a = np.asarray(raw[name])
         if a.dtype.kind not in "iuf":
             raise CaseError(f"--array {name} must hold numbers, got {a.dtype}")
-        if name in ARRAY_DEFAULTS:  # a mask: nonzero is True
+        if name in ARRAY_DEFAULTS:  # a mask of the input's entries: 1 (or nonzero) keeps one
+            if not _broadcasts(a.shape, x.shape) or np.broadcast_shapes(a.shape, x.shape) != x.shape:
+                raise CaseError(
+                    f"{name}, a mask of the input's entries, of shape {a.shape} does not "
+                    f"broadcast to the input's {x.shape}"
+                )
+            if not np.all((a == 0) | (a == 1)):
+                raise CaseError(f"{name} is a mask: each entry 0 or 1, got {_shown(a)}")
             canonical[name] = a != 0
             continue
         canonical[name] = a if as_given else a.astype(np.int64 if a.dtype.kind in "iu" else np.float64)
@@ -600,6 +609,15 @@ def build_case(
                 raise CaseError(f"{name} holds one number per class: shape {x.shape[-1:]}, got {w.shape}")
             if not _broadcasts(w.shape, x.shape) or np.broadcast_shapes(w.shape, x.shape) != x.shape:
                 raise CaseError(f"{name} of shape {w.shape} does not broadcast to the input's {x.shape}")
+    if params.get("axis") is not None:  # the reduced axes of the input, as NumPy numbers them
+        axes = params["axis"] if isinstance(params["axis"], tuple) else (params["axis"],)
+        if not all(-x.ndim <= a < x.ndim for a in axes):
+            raise CaseError(
+                f"axis {params['axis']} is out of range for an input of shape {x.shape}: "
+                f"axes go from {-x.ndim} to {x.ndim - 1}"
+            )
+        if len({a % x.ndim for a in axes}) < len(axes):
+            raise CaseError(f"axis {params['axis']} names an axis twice")
     return Case(spec.name, "explain", {"table": "command line"}, canonical, dict(params))
 
 

@@ -12,6 +12,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lossparity.conformance import parameters as P
@@ -230,3 +231,96 @@ def test_readme_quotes_the_parameter_counts():
         "the README's parameter figures are out of date: paste the 'Parameters of each binding's API' lines "
         f"of 'lossparity list' into its coverage section:\n{figures}"
     )
+
+
+# -- bad input to the parameters in explain: one line, exit 2 (issue 19, item 8) ----------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (  # a class weight of the wrong length, given as a spec parameter and as the call's own argument
+            ["torch.nn.NLLLoss", "--input", "[[-0.5, -1.0, -2.0]]", "--target", "[0]", "--param", "weight=[1., 2.]"],
+            "torch.nn.NLLLoss: weight holds one number per class: shape (3,), got (2,)",
+        ),
+        (
+            ["F.nll_loss(x, y, weight=w)", "--array", "x=[[-0.5, -1.0, -2.0]]", "--array", "y=[0]"]
+            + ["--array", "w=[1., 2.]"],
+            "F.nll_loss(x, y, weight=w): weight holds one number per class: shape (3,), got (2,)",
+        ),
+        (  # an elementwise weight that does not broadcast to the input
+            ["torch.nn.BCELoss", "--input", "[0.8, 0.2, 0.4]", "--target", "[1., 0., 0.]"]
+            + ["--param", "weight=[[1., 2.], [3., 4.]]"],
+            "torch.nn.BCELoss: weight of shape (2, 2) does not broadcast to the input's (3,)",
+        ),
+        (  # an axis out of range, a negative one, an axis named twice
+            ["optax.losses.cosine_similarity", "--input", "[[1., 2.]]", "--target", "[[1., 0.]]", "--param", "axis=5"],
+            "optax.losses.cosine_similarity: axis 5 is out of range for an input of shape (1, 2): axes go from -2 to 1",
+        ),
+        (
+            ["optax.losses.cosine_similarity(a, b, axis=-3)", "--array", "a=[[1., 2.]]", "--array", "b=[[1., 0.]]"],
+            "optax.losses.cosine_similarity(a, b, axis=-3): axis -3 is out of range for an input of shape (1, 2): "
+            "axes go from -2 to 1",
+        ),
+        (
+            ["keras.losses.Dice[jax]", "--input", "[[0.5, 0.2]]", "--target", "[[1., 0.]]", "--param", "axis=[0, 3]"],
+            "keras.losses.Dice[jax]: axis (0, 3) is out of range for an input of shape (1, 2): axes go from -2 to 1",
+        ),
+        (
+            ["keras.losses.Dice[jax]", "--input", "[[0.5, 0.2]]", "--target", "[[1., 0.]]", "--param", "axis=[1, -1]"],
+            "keras.losses.Dice[jax]: axis (1, -1) names an axis twice",
+        ),
+        (  # optax's where mask: of the wrong shape, holding what is no mask, of a kind that is not a number
+            ["optax.losses.ranking_softmax_loss", "--input", "[1., 2., 3.]", "--target", "[0., 1., 0.]"]
+            + ["--array", "where=[1, 0]"],
+            "optax.losses.ranking_softmax_loss: where, a mask of the input's entries, of shape (2,) does not "
+            "broadcast to the input's (3,)",
+        ),
+        (
+            [
+                "optax.losses.ranking_softmax_loss(s, y, where=m)",
+                "--array",
+                "s=[1., 2., 3.]",
+                "--array",
+                "y=[0., 1., 0.]",
+            ]
+            + ["--array", "m=[0.5, 1., 2.]"],
+            "optax.losses.ranking_softmax_loss(s, y, where=m): where is a mask: each entry 0 or 1, got [0.5, 1. , 2. ]",
+        ),
+        (
+            ["optax.losses.ranking_softmax_loss", "--input", "[1., 2., 3.]", "--target", "[0., 1., 0.]"]
+            + ["--array", "where=[1, nan, 0]"],
+            "optax.losses.ranking_softmax_loss: where is a mask: each entry 0 or 1, got [ 1., nan,  0.]",
+        ),
+        (  # a mask is an array, never a parameter
+            ["optax.losses.ranking_softmax_loss", "--input", "[1., 2., 3.]", "--target", "[0., 1., 0.]"]
+            + ["--param", "where=[1, 1, 0]"],
+            "optax.losses.ranking_softmax_loss: no parameter 'where' here; it takes: weight, reduction",
+        ),
+    ],
+)
+def test_bad_parameter_values_in_explain_are_one_line_and_exit_2(capsys, argv, message):
+    from lossparity.cli import main
+
+    code = main(["explain", *argv])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err == f"lossparity: error: {message}\n"
+
+
+def test_a_list_of_axes_and_a_whole_mask_are_accepted():
+    """The checks above refuse only what is wrong: ``--param axis=[0, 1]`` (read as an array) is a
+    list of axes, and a mask of 0s and 1s of the input's shape is read as booleans."""
+    from lossparity.conformance.explain import build_case, check_param
+    from lossparity.conformance.specs import SPECS
+
+    assert check_param("axis", np.array([0, 1])) == (0, 1)
+    case = build_case(
+        SPECS["ranking_softmax"],
+        {"input": np.array([1.0, 2.0, 3.0]), "target": np.array([0.0, 1.0, 0.0]), "where": np.array([1, 0, 1])},
+        {},
+        -1,
+    )
+    assert case.arrays["where"].tolist() == [True, False, True]
+    dice = build_case(SPECS["dice"], {"input": np.ones((1, 2)), "target": np.ones((1, 2))}, {"axis": (0, -1)}, -1)
+    assert dice.params["axis"] == (0, -1)
