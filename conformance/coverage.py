@@ -1,4 +1,5 @@
-"""The coverage table: which bindings each spec has in each framework (``lossparity list``)."""
+"""The coverage table: which bindings each spec has in each framework, and each binding's
+parameters with their status (``lossparity list``; the parameters from ``conformance/parameters.py``)."""
 
 from __future__ import annotations
 

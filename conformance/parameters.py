@@ -123,8 +123,9 @@ def _case_variables(binding: Binding) -> set[str]:
 def classify(binding: Binding, signature: dict, names: dict[str, str], table: dict) -> tuple[list[Parameter], list]:
     """Each parameter of ``signature`` (``FrameworkAdapter.signature``) with its status for
     ``binding``, whose call text names its callables by ``names`` (:func:`aliases`), and the
-    binding's own problems: a keyword it binds that the API does not take, more positional
-    arguments than it has. ``table``: the family's exclusions (:func:`exclusions`)."""
+    binding's own problems: a keyword it binds or passes that the API does not take, more
+    positional arguments than it has, a call text that never calls it. ``table``: the family's
+    exclusions (:func:`exclusions`)."""
     parts = {p: list(ps) for p, ps in (("init", signature["init"]), ("call", signature["call"])) if ps is not None}
     calls, problems = _calls(binding, signature, names), []
     given: dict[tuple[str, str], tuple[str, str]] = {}  # (part, name) -> (status, detail)
@@ -153,6 +154,10 @@ def classify(binding: Binding, signature: dict, names: dict[str, str], table: di
                         problems.append(f"{binding.id}: binds keyword {name!r}, which its {part} does not take")
             elif kw.arg is not None:
                 given[part, kw.arg] = _given(kw.value, variables)
+                if kw.arg not in takes and not anything:
+                    problems.append(f"{binding.id}: its call passes keyword {kw.arg!r}, which its {part} does not take")
+    if not calls:
+        problems.append(f"{binding.id}: its call text never calls {api(binding.id)}")
     if bound and not any(kw.arg == _KW for node in calls.values() for kw in node.keywords):
         problems.append(f"{binding.id}: binds {sorted(bound)} but its call text has no {{kw}}")
     excluded = {**table.get(api(binding.id), {}), **table.get(bare_key(binding), {})}

@@ -2,7 +2,8 @@
 bound or excluded with a reason, found by introspecting the framework itself
 (``FrameworkAdapter.public_losses``, run in the framework's own worker process: a Keras
 backend is imported alone). A framework upgrade that adds a loss fails here until someone
-binds it or says why not."""
+binds it or says why not. Each bound API's parameters are held to the same rule one level down
+in ``tests/test_parameters.py``."""
 
 from __future__ import annotations
 
@@ -85,3 +86,11 @@ def test_the_registry_imports_no_framework():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_readme_table_reads_no_signature():
+    """``lossparity list --markdown`` (the README's table) needs no framework: the parameters,
+    read from the installed frameworks, come only with ``coverage(parameters=True)``."""
+    table = coverage()
+    assert all("parameters" not in info for info in table["frameworks"].values())
+    assert all("parameters" not in b for row in table["specs"] for bs in row["bindings"].values() for b in bs)

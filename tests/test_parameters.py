@@ -130,6 +130,13 @@ def test_an_entry_for_no_binding_and_a_second_entry_are_caught(monkeypatch):
 def test_a_keyword_the_api_does_not_take_is_caught():
     _, problems = P.statuses("torch", _bce(init=[p for p in _BCE_INIT if p[0] != "weight"]))
     assert problems == ["torch.nn.BCELoss: binds keyword 'weight', which its init does not take"]
+    logits = {"keras.losses.BinaryCrossentropy": {"init": [("reduction", "POSITIONAL_OR_KEYWORD", "'x'")], "call": []}}
+    _, problems = P.statuses("keras[jax]", logits)
+    assert (
+        "keras.losses.BinaryCrossentropy[jax]: its call passes keyword 'from_logits', which its init does not take"
+        in (problems)
+    )
+    assert "keras.losses.BinaryCrossentropy[jax]: its call passes 2 positional arguments to call" in problems
 
 
 def test_call_texts_are_read_as_written():
