@@ -167,8 +167,4 @@ ADAPTER = JaxAdapter()
 EXCLUDED = {
     "optax.losses.smooth_labels": "not a loss: it returns smoothed labels (1 - alpha) y + alpha / C, the "
     "label-smoothing convention the cross-entropy specs apply themselves",
-    "optax.losses.make_fenchel_young_loss": "a factory of losses from a user's max function; its logsumexp "
-    "instance, logsumexp(x) - <y, x>, equals softmax cross-entropy only "
-    "where the targets sum to 1 and has target gradient -x: it needs a "
-    "spec of its own, not yet written",
 }
