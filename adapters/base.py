@@ -13,6 +13,7 @@ framework, and it does so lazily: when a run first checks its bindings exist.
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import importlib
 import importlib.metadata
@@ -255,6 +256,21 @@ class FrameworkAdapter:
     def prepare(self) -> None:
         """Framework settings applied once before the first call (determinism, precision)."""
 
+    def held_dtype(self, dtype: str, mode: str) -> str:
+        """The dtype the framework holds float arrays of ``dtype`` in, in ``mode``: ``dtype``
+        itself unless a documented configuration narrows it (JAX without ``jax_enable_x64``, its
+        default, makes a float64 array float32). The binding then computes from that dtype."""
+        return dtype
+
+    def mode_context(self, mode: str):
+        """The configuration ``mode`` runs under, entered around each call (arrays made, functions
+        traced and run): none by default; JAX's ``jit_x64`` mode is ``jax.enable_x64(True)``."""
+        return contextlib.nullcontext()
+
+    def mode_settings(self, mode: str) -> str:
+        """Source that sets ``mode``'s configuration, printed atop its reproducers."""
+        return ""
+
     def program(self, args: list[str], wrt: list[str], mode: str) -> str:
         """Source run after ``def loss_fn(<args>): return <call>``: it wraps ``loss_fn`` for
         ``mode`` and, when ``wrt`` names arguments, defines ``value_and_grad(<args>)``, which
@@ -362,12 +378,13 @@ class FrameworkAdapter:
     #: immutable); torch's gradient marks its leaves, so each call gets fresh tensors.
     reuses_arrays: bool = False
 
-    def _tensors(self, prepared: PreparedCase, dtype: str) -> dict:
+    def _tensors(self, prepared: PreparedCase, dtype: str, mode: str = "eager") -> dict:
         """The framework arrays of a call: made once per prepared case, for all its modes and
-        retries, where the framework allows it (``reuses_arrays``), else fresh."""
+        retries, where the framework allows it (``reuses_arrays``), else fresh; apart for the
+        modes that hold them in another dtype (``held_dtype``)."""
         if not self.reuses_arrays:
             return {n: self.to_framework(prepared.arrays[n], dtype) for n in prepared.args}
-        held = prepared.tensors
+        held = prepared.tensors.setdefault(self.held_dtype(dtype, mode), {})
         return {
             n: held[n] if n in held else held.setdefault(n, self.to_framework(prepared.arrays[n], dtype))
             for n in prepared.args
@@ -411,10 +428,11 @@ class FrameworkAdapter:
         counted: list[tuple[dict, int]] = []  # the functions called, with their compile count before
 
         def run(wrt_: list[str]):
-            functions = self._functions(source, args, wrt_, mode)
-            counted.append((functions, self.compilations(functions)))
-            given = self._tensors(prepared, dtype)
-            return functions["value_and_grad"](**given) if wrt_ else (functions["loss_fn"](**given), [])
+            with self.mode_context(mode):
+                functions = self._functions(source, args, wrt_, mode)
+                counted.append((functions, self.compilations(functions)))
+                given = self._tensors(prepared, dtype, mode)
+                return functions["value_and_grad"](**given) if wrt_ else (functions["loss_fn"](**given), [])
 
         def done() -> Outcome:
             outcome.seconds = time.perf_counter() - start
@@ -489,7 +507,7 @@ class FrameworkAdapter:
         prepared = self.prepare_case(binding, case, dtype)
         source, arrays, args = prepared.source, prepared.arrays, prepared.args
         wrt = [n for n in wrt if n in args]
-        lines = [(self.imports + self.settings()).strip(), ""]
+        lines = [(self.imports + self.settings() + self.mode_settings(mode)).strip(), ""]
         lines += [self.literal(n, arrays[n], dtype) for n in args]
         call = ", ".join(args)
         if not wrt and mode == "eager":  # the plain call says it all

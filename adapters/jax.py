@@ -6,14 +6,21 @@ jax sections): optax losses never reduce over the batch; each returns one loss p
 (``sigmoid_binary_cross_entropy``) or per sample, summed over the last axis (the others).
 XLA on CPU flushes subnormal numbers to zero (float32 and float64).
 
-Float64 cases need ``jax_enable_x64``, set in ``imports`` so that every reproducer sets it too.
-Class-index labels are ``int32``, the integer type of a JAX program that does not enable x64.
+JAX runs as it is configured by default: ``jax_enable_x64`` off, where a float64 array is made
+float32 ("JAX by default enforces single-precision numbers": the sharp bits of the JAX
+documentation, "Double (64bit) precision"), so a float64 case computes in float32 and returns
+float32 (``held_dtype``). Enabling x64 is a mode of its own, ``jit_x64`` (``jax.jit`` under
+``jax.enable_x64(True)``; its reproducers set ``jax_enable_x64``): there float64 is float64, and
+the arrays JAX creates itself (``jax.nn.one_hot``'s rows, ``jnp.ones``) default to float64 too,
+which promotes some losses of narrower inputs. Class-index labels are ``int32``, the integer type
+of a JAX program that does not enable x64, in every mode.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +42,7 @@ def compilation_cache() -> Path | None:
 class JaxAdapter(FrameworkAdapter):
     framework = "jax"
     module = "jax"
-    imports = (
-        'import numpy as np\nimport jax\njax.config.update("jax_enable_x64", True)\n'
-        "import jax.numpy as jnp\nimport optax\n"
-    )
+    imports = "import numpy as np\nimport jax\nimport jax.numpy as jnp\nimport optax\n"
     transforms = {
         "sigmoid": "jax.nn.sigmoid({x})",
         "softmax": "jax.nn.softmax({x}, axis={axis})",
@@ -46,8 +50,17 @@ class JaxAdapter(FrameworkAdapter):
         "log": "jnp.log({x})",
         "exp": "jnp.exp({x})",
     }
-    modes = ("eager", "jit")
+    modes = ("eager", "jit", "jit_x64")
     reuses_arrays = True
+
+    def held_dtype(self, dtype, mode):
+        return "float32" if dtype == "float64" and mode != "jit_x64" else dtype
+
+    def mode_context(self, mode):
+        return self.namespace()["jax"].enable_x64(True) if mode == "jit_x64" else super().mode_context(mode)
+
+    def mode_settings(self, mode):
+        return 'jax.config.update("jax_enable_x64", True)\n' if mode == "jit_x64" else ""
 
     def unavailable(self):
         reason = super().unavailable()
@@ -61,7 +74,9 @@ class JaxAdapter(FrameworkAdapter):
     def to_framework(self, array, dtype):
         jnp = self.namespace()["jnp"]
         if array.dtype.kind == "f":
-            out = jnp.asarray(array, dtype=getattr(jnp, dtype))
+            with warnings.catch_warnings():  # float64 without x64: float32, as documented (held_dtype)
+                warnings.filterwarnings("ignore", "Explicitly requested dtype", UserWarning)
+                out = jnp.asarray(array, dtype=getattr(jnp, dtype))
         else:
             out = jnp.asarray(array, dtype=jnp.int32)
         return out if self.device == "cpu" else self.namespace()["jax"].device_put(out, self._devices()[0])
@@ -105,6 +120,8 @@ class JaxAdapter(FrameworkAdapter):
 
     def prepare(self):
         super().prepare()
+        # JAX's default configuration, whatever JAX_ENABLE_X64 says: the x64 mode enables it per call.
+        self.namespace()["jax"].config.update("jax_enable_x64", False)
         self._backend_compiles = 0
         # JAX's persistent compilation cache: eager JAX compiles every primitive for every
         # shape and dtype it meets, and a run meets thousands; cached on disk, a second worker
@@ -139,7 +156,7 @@ class JaxAdapter(FrameworkAdapter):
             if wrt
             else []
         )
-        if mode == "jit":
+        if mode in ("jit", "jit_x64"):  # jit_x64: jax.jit under jax_enable_x64 (mode_context)
             lines += ["loss_fn = jax.jit(loss_fn)"] + (["value_and_grad = jax.jit(value_and_grad)"] if wrt else [])
         return "\n".join(lines) + "\n"
 
@@ -150,8 +167,4 @@ ADAPTER = JaxAdapter()
 EXCLUDED = {
     "optax.losses.smooth_labels": "not a loss: it returns smoothed labels (1 - alpha) y + alpha / C, the "
     "label-smoothing convention the cross-entropy specs apply themselves",
-    "optax.losses.make_fenchel_young_loss": "a factory of losses from a user's max function; its logsumexp "
-    "instance, logsumexp(x) - <y, x>, equals softmax cross-entropy only "
-    "where the targets sum to 1 and has target gradient -x: it needs a "
-    "spec of its own, not yet written",
 }

@@ -88,6 +88,14 @@ class Side:
     call_binding: Binding | None = None
     domain: list = dataclasses.field(default_factory=list)  # why the case is outside the documented domain
 
+    @property
+    def held(self) -> str:
+        """The dtype the side's framework holds its ``dtype`` arrays in, in its mode
+        (``FrameworkAdapter.held_dtype``: float32 for float64 in JAX without ``jax_enable_x64``)."""
+        if self.binding.framework == ORACLE:
+            return self.dtype
+        return adapter_for(self.binding.framework).held_dtype(self.dtype, self.mode)
+
 
 def explain(
     ids: list[str],
@@ -143,7 +151,7 @@ def _gradient_attributions(sides: list[Side], shown: list[dict]) -> dict:
     backends taking different slopes at a clip bound: ``clip_tie``)."""
     a, b = sides
     out = {}
-    precision = max(a.binding.result_dtype(a.dtype), b.binding.result_dtype(b.dtype), key=DTYPES.index)
+    precision = max(a.binding.result_dtype(a.held), b.binding.result_dtype(b.held), key=DTYPES.index)
     for name in shown[0]["gradients"]:
         ga, gb = shown[0]["gradients"].get(name, {}), shown[1]["gradients"].get(name, {})
         if "value" not in ga or "value" not in gb or ga["value"]["shape"] != gb["value"]["shape"]:
@@ -339,7 +347,14 @@ def _side(
     documented, domain = _documented(spec, raw, transforms, dtype, class_axis)
     time_major = binding.conventions.get("time_major", False)
     documented, how = _documented_shapes(binding, spec, documented)
-    note = "; ".join(n for n in (note, how) if n) or None
+    held = dtype if binding.framework == ORACLE else adapter_for(binding.framework).held_dtype(dtype, mode)
+    narrowed = (
+        f"{binding.framework} holds {dtype} arrays in {held} in {mode} mode (JAX's default configuration, "
+        f"jax_enable_x64 off; --mode jit_x64 enables it)"
+        if held != dtype
+        else None
+    )
+    note = "; ".join(n for n in (note, how, narrowed) if n) or None
     case = build_case(spec, documented, given, class_axis, time_major=time_major)
     call_case = build_case(
         spec, _documented_shapes(binding, spec, raw)[0], given, class_axis, as_given=True, time_major=time_major
@@ -676,7 +691,7 @@ def _attribute(a: Side, b: Side, part: str | None = None) -> dict:
         params = {k: v for k, v in side.case.params.items() if k in spec.defaults}
         return build_case(spec, side.raw, params, 1 if setting.get("class_axis") == 1 else -1)
 
-    precision = max(a.binding.result_dtype(a.dtype), b.binding.result_dtype(b.dtype), key=DTYPES.index)
+    precision = max(a.binding.result_dtype(a.held), b.binding.result_dtype(b.held), key=DTYPES.index)
     found = attribute(sa, sb, SPECS, case_for, precision, part=part, shares=part is None)
     # every cause printed is one the oracle, run again, bears out; one that is not is not printed
     problems = unverified(found, sa, sb, SPECS, case_for, precision, part=part)
@@ -692,7 +707,7 @@ def _same_arrays(x: Mapping[str, np.ndarray], y: Mapping[str, np.ndarray]) -> bo
 
 
 def _setting(side: Side, other: Spec) -> dict:
-    setting = knobs(side.spec, side.binding, side.params, names=other.conventions, dtype=side.dtype)
+    setting = knobs(side.spec, side.binding, side.params, names=other.conventions, dtype=side.held)
     setting["class_axis"] = side.axis
     return setting
 
@@ -709,7 +724,8 @@ def _show(side: Side, grad: bool, known: list[KnownDeviation]) -> dict:
     binding, spec, dtype, mode = side.binding, side.spec, side.dtype, side.mode
     case = _as_suite_case(binding, spec, side.case)
     trace = Trace()
-    result_dtype = binding.result_dtype(dtype)
+    held = side.held  # float64 is float32 in JAX without jax_enable_x64
+    result_dtype = binding.result_dtype(held)
     try:
         expected = expect(spec, case, side.params, binding.conventions, result_dtype, trace=trace, given=dtype)
         expected_rec = {"value": encode_array(expected)}
@@ -738,7 +754,7 @@ def _show(side: Side, grad: bool, known: list[KnownDeviation]) -> dict:
         outcome,
         tolerance(spec.name, result_dtype),
         result_dtype,
-        model=(lambda: (rounding_scales(binding, spec, case, side.params, dtype) or {}).get("value"))
+        model=(lambda: (rounding_scales(binding, spec, case, side.params, held) or {}).get("value"))
         if binding.stages and not model_free
         else None,
         stages=binding.stages,
@@ -762,10 +778,10 @@ def _show(side: Side, grad: bool, known: list[KnownDeviation]) -> dict:
         expected_grads = _through_transforms(
             side, expect_gradients(spec, case, side.params, binding.conventions, result_dtype, given=dtype)
         )
-        model = (lambda: rounding_scales(binding, spec, case, side.params, dtype)) if binding.stages else None
+        model = (lambda: rounding_scales(binding, spec, case, side.params, held)) if binding.stages else None
         got = {n: g for n, g in outcome.grads.items() if n in expected_grads}
         record["gradients"] = gradient_verdicts(
-            binding, spec, dtype, got, expected_grads, model=None if model_free else model
+            binding, spec, held, got, expected_grads, model=None if model_free else model
         )
         worst = [result, *(g["verdict"] for g in record["gradients"].values())]
         record["verdict"] = result = max(worst, key=RANK.__getitem__)

@@ -170,7 +170,8 @@ OPTIONS = (
         "modes",
         Flag(
             "comma-separated execution modes: eager, function, function_jit (tf.function, with "
-            "jit_compile, opt-in), jit (jax.jit), compile (torch.compile, opt-in); default: all but "
+            "jit_compile, opt-in), jit (jax.jit), jit_x64 (jax.jit with jax_enable_x64; JAX's other modes "
+            "run as JAX is configured by default, x64 off), compile (torch.compile, opt-in); default: all but "
             "the opt-in compile and function_jit"
         ),
         Flag(

@@ -278,16 +278,17 @@ def evaluate(
     the call prepared (``FrameworkAdapter.prepare_case``: its text, layout and, where they are
     immutable, the framework's arrays)."""
     oracle = {} if oracle is None else oracle
-    key = (binding.key, case.id, dtype, device)
+    held = adapter.held_dtype(dtype, mode)  # float64 is float32 in JAX without jax_enable_x64
+    key = (binding.key, case.id, dtype, device, held)
     if key not in oracle:
         oracle.clear()  # the cases of a batch come in order: one case's expectations at a time
-        oracle[key] = begin(binding, spec, case, dtype, mode=mode, device=device)
+        oracle[key] = begin(binding, spec, case, dtype, mode=mode, device=device, held=held)
     started = oracle[key]
     if started is None:
         return None
     template, expected, params = started
     record = {**template, "mode": mode, "seconds": dict(template["seconds"])}
-    wrt = differentiated(spec) + weighted(params, dtype) if expected is not None and adapter.differentiates else ()
+    wrt = differentiated(spec) + weighted(params, held) if expected is not None and adapter.differentiates else ()
     if (key, "call") not in oracle:
         oracle[key, "call"] = adapter.prepare_case(binding, case, dtype)
     outcome = adapter.call(binding, case, dtype, mode=mode, wrt=wrt, prepared=oracle[key, "call"])
@@ -302,11 +303,11 @@ def evaluate(
     record["seconds"]["call"] = outcome.seconds
     if outcome.compiled:
         record["compiled"] = outcome.compiled
-    result = binding.result_dtype(dtype)
+    result = binding.result_dtype(held)
 
     def model() -> dict | None:  # the error model's bounds, computed once per case, when a part misses
         if (key, "rounding") not in oracle:
-            oracle[key, "rounding"] = rounding_scales(binding, spec, case, params, dtype)
+            oracle[key, "rounding"] = rounding_scales(binding, spec, case, params, held)
         return oracle[key, "rounding"]
 
     record["value_verdict"], record["errors"] = verdict(
@@ -322,7 +323,7 @@ def evaluate(
         if (key, "gradients") not in oracle:
             oracle[key, "gradients"] = expect_gradients(spec, case, params, binding.conventions, result, given=dtype)
         record["gradients"] = gradient_verdicts(
-            binding, spec, dtype, outcome.grads, oracle[key, "gradients"], model=model if binding.stages else None
+            binding, spec, held, outcome.grads, oracle[key, "gradients"], model=model if binding.stages else None
         )
     parts = [record["value_verdict"], *(g["verdict"] for g in (record["gradients"] or {}).values())]
     record["verdict"] = max(parts, key=RANK.__getitem__)
@@ -398,15 +399,24 @@ def _wrong_dtype(errors: dict, got: str, due: str) -> dict:
 
 
 def begin(
-    binding: Binding, spec: Spec, case: Case, dtype: str, *, mode: str = "eager", device: str = "cpu"
+    binding: Binding,
+    spec: Spec,
+    case: Case,
+    dtype: str,
+    *,
+    mode: str = "eager",
+    device: str = "cpu",
+    held: str | None = None,
 ) -> tuple[dict, np.ndarray | None, dict] | None:
     """The record of a case before the framework is called: case, parameters, the oracle's
     expectation (value, or the error it documents), and the binding's effective parameters;
-    None when the binding cannot take the case."""
+    None when the binding cannot take the case. ``held``: the dtype the framework holds the
+    case's ``dtype`` arrays in, in this mode (``FrameworkAdapter.held_dtype``: float32 for float64
+    in JAX without ``jax_enable_x64``); the binding computes from there."""
     params = binding.effective_params(spec, case.params)
     if params is None or (case.dtypes and dtype not in case.dtypes) or dtype not in binding.dtypes:
         return None
-    result = binding.result_dtype(dtype)
+    result = binding.result_dtype(held or dtype)
     tol = tolerance(spec.name, result)
     record: dict[str, Any] = {
         "kind": "result",
@@ -482,7 +492,7 @@ def lost(
     ``reproduced`` and the state of the process it first failed in (``before``). A crash or
     timeout that did not reproduce is ``unconfirmed``: a finding of its own kind, which no known
     deviation may explain (it says nothing certain about the binding), so it is never matched."""
-    started = begin(binding, spec, case, dtype, mode=mode, device=device)
+    started = begin(binding, spec, case, dtype, mode=mode, device=device, held=adapter.held_dtype(dtype, mode))
     if started is None:
         return None
     record = started[0]

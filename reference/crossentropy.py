@@ -394,6 +394,108 @@ def nll_loss_grad(
     return {"input": chain(g, -a)}
 
 
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    """logsumexp over the last axis, shifted by a finite max as jax.scipy.special.logsumexp
+    shifts it (a non-finite max is not subtracted: +inf gives +inf, a row of -inf gives -inf)."""
+    if x.shape[-1] == 0:
+        return np.full(x.shape[:-1], -np.inf)
+    m = np.max(x, axis=-1, keepdims=True)
+    finite = np.isfinite(m)
+    m = np.where(finite, m, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        e = np.exp(x - m)
+        plain = np.log(np.sum(e, axis=-1))
+        # the max's own exp(0) = 1 taken out of the sum, log1p of the rest: log(1 + 7.7e-11) keeps
+        # its digits (as reference/_math.py's log_softmax does)
+        first = np.argmax(x, axis=-1)[..., None]
+        rest = np.sum(np.where(np.arange(x.shape[-1]) == first, 0.0, e), axis=-1)
+        return np.where(finite[..., 0], np.log1p(rest), plain) + m[..., 0]
+
+
+def fenchel_young_logsumexp(input, target, *, reduction="mean", dtype=np.float32, trace=NO_TRACE):
+    """The Fenchel-Young loss of the log-sum-exp, logsumexp(x) - <y, x> over the last axis, for
+    scores ``x`` and targets ``y`` both ``(..., C)``: ``optax.losses.make_fenchel_young_loss``
+    with ``max_fun=jax.scipy.special.logsumexp`` (its docstring's example), which maps any
+    leading axes and reduces the last (``jnp.vectorize`` of ``jnp.vdot``).
+
+    Where the targets sum to 1 this is softmax cross-entropy; otherwise the two differ by
+    (sum(y) - 1) logsumexp(x), and no normalisation is documented. The dot product follows
+    IEEE arithmetic as written: a target 0 against an infinite score is NaN, not the limit 0.
+    """
+    x = trace(
+        "input",
+        np.asarray(input, np.float64),
+        reading(input, "scores", classes=True, then="takes their log-sum-exp"),
+    )
+    y = np.asarray(target, np.float64)
+    lse = trace("logsumexp", _logsumexp(x), "max(x) + log(sum(exp(x - max(x)))) over the last axis")
+    with np.errstate(invalid="ignore"):
+        dot = trace("<y, x>", np.sum(y * x, axis=-1), "the targets' dot product with the scores (vdot)")
+        loss = trace("per-sample loss", lse - dot, "logsumexp(x) - <y, x>")
+    return reduce(loss, reduction=reduction, trace=trace)
+
+
+def fenchel_young_logsumexp_grad(input, target, *, reduction="mean", dtype=np.float32, trace=NO_TRACE):
+    """Gradients of :func:`fenchel_young_logsumexp`, both ``(..., C)``: d/dx = softmax(x) - y
+    (the softmax as JAX's logsumexp differentiates it, exp(x - m) / sum exp(x - m)) and
+    d/dy = -x."""
+    x = np.asarray(input, np.float64)
+    y = np.asarray(target, np.float64)
+    g = reduce_grad(x.shape[:-1], reduction=reduction)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if x.shape[-1]:
+            m = np.max(x, axis=-1, keepdims=True)
+            e = np.exp(x - np.where(np.isfinite(m), m, 0.0))
+            p = e / np.sum(e, axis=-1, keepdims=True)
+        else:
+            p = x.copy()
+        return {"input": chain(g, p - y), "target": chain(g, -x)}
+
+
+#: The stages of :func:`fenchel_young_logsumexp_error`: optax computes both in the scores' dtype.
+FENCHEL_YOUNG_STAGES = ("logsumexp", "vdot")
+
+
+def fenchel_young_logsumexp_error(input, target, *, reduction="mean", dtype=np.float32, trace=NO_TRACE, stages=()):
+    """Rounding model (units of the compute dtype's u) of :func:`fenchel_young_logsumexp`
+    computed as jax.scipy.special.logsumexp and jnp.vdot write it, in the scores' dtype (m the
+    row's finite max, d_c = x_c - m, S = sum exp(d_c), p_c = exp(d_c) / S, C classes):
+
+    - ``logsumexp`` = m + log S: as :func:`~lossparity.reference.rounding.log_softmax_error`
+      derives it, log S is off by sum_k p_k |d_k| + C + |log S| and adding m back rounds at
+      |logsumexp|;
+    - ``vdot`` = sum_c y_c x_c: each product one rounding, the sum of C terms at most C - 1
+      more, so C sum_c |y_c x_c|;
+    - the difference: one rounding of the loss.
+
+    d/dx = g (p - y): p_c = exp(d_c) / S carries d_c's rounding (|d_c|), S's relative error
+    (sum_k p_k (|d_k| + 1) + C) and two roundings of its own, relative; the difference and the
+    cotangent's product one each. d/dy = -g x: one rounding of the product (none for g = 1)."""
+    x = np.asarray(input, np.float64)
+    y = np.asarray(target, np.float64)
+    loss = fenchel_young_logsumexp(x, y, reduction="none")
+    g = reduce_grad(x.shape[:-1], reduction=reduction)
+    c = x.shape[-1]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        m = np.max(x, axis=-1, keepdims=True) if c else np.zeros(x.shape[:-1] + (1,))
+        m = np.where(np.isfinite(m), m, 0.0)
+        d = x - m
+        e = np.exp(d)
+        big_s = np.sum(e, axis=-1, keepdims=True)
+        p = e / big_s
+        spread = np.sum(p * np.abs(d), axis=-1, keepdims=True)
+        lse_err = spread + c + np.abs(np.log(big_s)) + np.abs(m + np.log(big_s))
+        dot_err = c * np.sum(np.abs(y * x), axis=-1, keepdims=True)
+        per = np.abs(loss)
+        if "logsumexp" in stages:
+            per = per + lse_err[..., 0]
+        if "vdot" in stages:
+            per = per + dot_err[..., 0]
+        d_x = np.abs(g)[..., None] * (p * (np.abs(d) + spread + 2 * c + 2) + np.abs(p - y))
+        d_y = np.abs(g)[..., None] * np.abs(x)
+    return {"value": reduction_error(per, loss, g, reduction), "input": d_x, "target": d_y}
+
+
 def softmax_cross_entropy_soft(
     input,
     target,

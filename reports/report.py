@@ -51,7 +51,7 @@ from lossparity.reports.render import render, write_page
 #: are not silent (known deviations).
 FINDING_ORDER = (*FINDINGS, *(v for v in VERDICTS if v not in FINDINGS and v not in SILENT))
 #: Execution modes in the order tables show them; others follow by name.
-MODES = ("eager", "function", "function_jit", "jit", "compile")
+MODES = ("eager", "function", "function_jit", "jit", "jit_x64", "compile")
 
 #: Findings of one group (spec, binding, verdict, dtype, mode) kept whole while reading, and so
 #: shown in full at most; divergences of one group (spec, status, dtype, mode, the two bindings)

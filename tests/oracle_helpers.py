@@ -418,6 +418,17 @@ def _mp_softmax_ce_soft(x, y, *, weight=None, label_smoothing=0.0, reduction="me
     return _reduce(loss, reduction)
 
 
+def _mp_fenchel_young(x, y, *, reduction="mean"):
+    """logsumexp(x) - <y, x> per row, in 40 digits: the Fenchel-Young loss of log-sum-exp."""
+    loss = np.empty(x.shape[:-1], dtype=object)
+    for i in np.ndindex(loss.shape):
+        row = list(x[i])
+        m = max(row)  # shifted: at 40 digits exp(1e-300) is 1, and the tiny score would be lost
+        lse = m + mpmath.log(mpmath.fsum(mpmath.exp(v - m) for v in row))
+        loss[i] = lse - mpmath.fsum(y[i][c] * row[c] for c in range(len(row)))
+    return _reduce(loss, reduction)
+
+
 def _mp_log_probs(p_row, *, prob_eps, renormalize, dtype):
     """log of the predicted probabilities after the documented clip / renormalization, per class."""
     n = len(p_row)

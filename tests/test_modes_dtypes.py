@@ -61,6 +61,7 @@ SEED = case("softmax_cross_entropy", SEED_LOGITS, SEED_LABELS, np.int64, reducti
         ("tf.nn.sparse_softmax_cross_entropy_with_logits", "function_jit"),
         ("optax.losses.softmax_cross_entropy_with_integer_labels", "eager"),
         ("optax.losses.softmax_cross_entropy_with_integer_labels", "jit"),
+        ("optax.losses.softmax_cross_entropy_with_integer_labels", "jit_x64"),
         ("torch.nn.functional.cross_entropy", "eager"),
     ],
 )
@@ -87,6 +88,45 @@ def test_low_precision_inputs_are_rounded_first_and_measured_in_their_ulps(dtype
     assert given[0, 0] != 0.1 and given[0, 0] == float(np.asarray(0.1).astype(numpy_dtype(dtype)))
     assert r["actual"]["dtype"] == dtype and r["tolerance"]["rtol"] in (1e-3, 1.6e-2)
     assert f"in {dtype} ULPs" in r["errors"]["summary"]
+
+
+@pytest.mark.parametrize("mode", ["eager", "jit"])
+def test_jax_default_configuration_holds_float64_in_float32_and_the_oracle_expects_it(mode):
+    """JAX's default configuration (jax_enable_x64 off) makes a float64 array float32 ("JAX by
+    default enforces single-precision numbers", the sharp bits' "Double (64bit) precision"): the
+    loss is that of the float32-rounded logits, computed and returned in float32, and so is the
+    gradient. 0.1 is not a float32, so a float64 expectation would differ from it by ~1e-9."""
+    logits = [[0.1, 0.2, 0.3]]
+    r = run(
+        "optax.losses.softmax_cross_entropy_with_integer_labels",
+        "softmax_cross_entropy",
+        case("softmax_cross_entropy", logits, [1], np.int64, reduction="none"),
+        "float64",
+        mode,
+    )
+    assert r["computes_in"] == "float32" and r["actual"]["dtype"] == "float32"
+    assert r["verdict"] == "conform", r["errors"]
+    held = np.asarray(logits, np.float32).astype(np.float64)[0]
+    lse = math.log(sum(math.exp(v) for v in held))
+    assert decode_array(r["expected"]["value"])[0] == pytest.approx(lse - held[1], rel=1e-15)
+    assert decode_array(r["expected"]["value"])[0] != pytest.approx(
+        math.log(sum(math.exp(v) for v in logits[0])) - 0.2, rel=1e-12
+    )
+    assert r["gradients"]["input"]["actual"]["dtype"] == "float32"
+    assert r["gradients"]["input"]["verdict"] == "conform"
+
+
+def test_jax_x64_mode_computes_float64_and_its_reproducer_enables_x64():
+    r = run(
+        "optax.losses.softmax_cross_entropy_with_integer_labels",
+        "softmax_cross_entropy",
+        case("softmax_cross_entropy", [[0.1, 0.2, 0.3]], [1], np.int64, reduction="none"),
+        "float64",
+        "jit_x64",
+    )
+    assert "computes_in" not in r and r["actual"]["dtype"] == "float64" and r["verdict"] == "conform"
+    expected = math.log(sum(math.exp(v) for v in (0.1, 0.2, 0.3))) - 0.2
+    assert decode_array(r["actual"]["value"])[0] == pytest.approx(expected, rel=1e-14)
 
 
 def test_keras_class_computes_in_float32_and_says_so():
@@ -149,8 +189,9 @@ def test_xla_mode_returns_nan_where_eager_raises_and_modes_diverge():
 def test_jit_reproducer_runs_the_same_program_and_prints_the_gradient():
     pytest.importorskip("optax")
     b = binding("optax.losses.softmax_cross_entropy_with_integer_labels", "softmax_cross_entropy")
-    script = adapter_for("jax").reproducer(b, SEED, "float64", mode="jit", wrt=("input",))
+    script = adapter_for("jax").reproducer(b, SEED, "float64", mode="jit_x64", wrt=("input",))
     assert "value_and_grad = jax.jit(value_and_grad)" in script
+    assert 'jax.config.update("jax_enable_x64", True)' in script  # float64 is float64 only under x64
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     lines = [line for line in out.stdout.splitlines() if line.startswith("[")]
     np.testing.assert_allclose(eval(lines[1]), softmax_minus_onehot(SEED_LOGITS, SEED_LABELS), rtol=1e-12)  # noqa: S307

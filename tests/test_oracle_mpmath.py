@@ -47,6 +47,7 @@ from oracle_helpers import (  # the independent mpmath losses
     _mp_categorical_ce,
     _mp_cross_entropy,
     _mp_entropy,
+    _mp_fenchel_young,
     _mp_kl_div,
     _mp_kl_div_probs,
     _mp_kl_divergence,
@@ -379,6 +380,16 @@ def test_softmax_cross_entropy_soft(data):
         kw,
         float_args=(0, 1, "weight"),
     )
+
+
+@SETTINGS
+@given(data=st.data())
+def test_fenchel_young_logsumexp(data):
+    shape = data.draw(BATCH) + (data.draw(CLASSES),)
+    x = arr(data.draw, shape, LOGITS)
+    y = arr(data.draw, shape, PROBS_CLOSED) * data.draw(st.sampled_from([1.0, 2.0]))  # off the simplex too
+    kw = dict(reduction=data.draw(REDUCTION))
+    check("fenchel_young_logsumexp", ce.fenchel_young_logsumexp, _mp_fenchel_young, [x, y], kw, float_args=(0, 1))
 
 
 F32_EPS = {"prob_eps": 1e-7, "dtype": np.float32}

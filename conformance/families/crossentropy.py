@@ -101,6 +101,26 @@ def soft_targets(draw, probs_input: bool, weights: bool = True):
     return {"input": x, "target": y}, params
 
 
+@case_strategy
+def fenchel_young(draw):
+    """Scores and targets for the log-sum-exp Fenchel-Young loss: probability vectors (where it
+    is softmax cross-entropy), one-hot rows, and non-negative targets that do not sum to 1 (where
+    it is not)."""
+    shape = draw(batch_shapes()) + (draw(pick_shape(CLASS_MENU)),)
+    x = draw(arrays(shape, floats(-15, 15)))
+    raw = draw(arrays(shape, floats(0, 1)))
+    kind = draw(pick(["simplex", "simplex", "one-hot", "unnormalized"]))
+    if kind == "simplex":
+        sums = raw.sum(axis=-1, keepdims=True)
+        y = np.where(sums > 0, raw / np.where(sums > 0, sums, 1), 1.0 / shape[-1])
+    elif kind == "one-hot":
+        y = (raw == raw.max(axis=-1, keepdims=True)).astype(np.float64)
+        y = np.where(y.sum(axis=-1, keepdims=True) == 1, y, np.eye(shape[-1])[0])
+    else:
+        y = raw * 2.0
+    return {"input": x, "target": y}, {"reduction": draw(reductions())}
+
+
 # ----------------------------------------------------------------------------- edge tables
 
 # fmt: off
@@ -184,6 +204,25 @@ SOFTMAX_CROSS_ENTROPY = [
          [[1.0, 2.0, 0.0], [0.0, 1.0, 3.0]], [0, 2], weight=[3.0, 1.0, 0.5]),
     edge("smoothing-weighted", "label smoothing with class weights: PyTorch weights the smoothing term",
          [[1.0, 2.0, 0.0], [0.0, 1.0, 3.0]], [0, 2], weight=[3.0, 1.0, 0.5], label_smoothing=0.2),
+]
+# fmt: on
+
+# fmt: off
+FENCHEL_YOUNG = [
+    edge("simplex-is-ce", "targets on the simplex: softmax cross-entropy, logsumexp(x) - <y, x>",
+         [[1.2, -0.8, -0.5], [0.9, -1.2, 1.1]], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], reduction="none"),
+    edge("unnormalized", "targets summing to 2: (sum(y) - 1) logsumexp(x) away from cross-entropy",
+         [[1.0, 2.0, 3.0]], [[1.0, 1.0, 0.0]], reduction="none"),
+    edge("zero-target", "all-zero targets: the loss is logsumexp(x) alone",
+         [[0.0, 0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0, 0.0]], reduction="none"),
+    edge("neg-inf-score-zero-target", "a -inf score with target 0: vdot's 0 * -inf is NaN (IEEE, no limit taken)",
+         [[-INF, 0.0, 1.0]], [[0.0, 0.5, 0.5]], reduction="none"),
+    edge("huge-scores", "scores of +-1e4: the max shift keeps logsumexp finite",
+         [[1e4, -1e4, 0.0]], [[0.5, 0.0, 0.5]], reduction="none"),
+    edge("leading-axes", "two leading axes: the loss maps over them and reduces the last",
+         np.arange(12.0).reshape(2, 2, 3) / 4.0, np.full((2, 2, 3), 1.0 / 3.0), reduction="none"),
+    edge("unbatched", "one (C,) vector: a 0-d loss",
+         [0.5, -0.5, 2.0], [0.25, 0.25, 0.5], reduction="none"),
 ]
 # fmt: on
 
@@ -273,6 +312,11 @@ SPECS: list[Spec] = [
          gradient=ce.softmax_cross_entropy_soft_grad,
          error_model=ce.softmax_cross_entropy_soft_error, stages=ce.SOFTMAX_STAGES,
          domain={"target": PROBABILITY}),
+    Spec("fenchel_young_logsumexp", "Fenchel-Young loss of log-sum-exp: logsumexp(x) - <y, x> over the last axis",
+         ce.fenchel_young_logsumexp, {"reduction": "mean"}, (),
+         fenchel_young(), FENCHEL_YOUNG,
+         gradient=ce.fenchel_young_logsumexp_grad,
+         error_model=ce.fenchel_young_logsumexp_error, stages=ce.FENCHEL_YOUNG_STAGES),
     Spec("categorical_cross_entropy", "cross-entropy of predicted probabilities against probability targets",
          ce.categorical_cross_entropy,
          {"label_smoothing": 0.0, "reduction": "mean"},
@@ -424,6 +468,11 @@ BINDINGS: list[Binding] = [
     optax_loss("sigmoid_binary_cross_entropy", "binary_cross_entropy_with_logits", stages=_LOG_SIGMOID),
     optax_loss("softmax_cross_entropy", "softmax_cross_entropy_soft", stages=_LOG_SOFTMAX),
     optax_loss("safe_softmax_cross_entropy", "softmax_cross_entropy_soft", stages=_LOG_SOFTMAX),
+    # optax/losses/_fenchel_young.py, v0.2.8: make_fenchel_young_loss(max_fun) maps max_fun and vdot
+    # over the last axis; bound with the log-sum-exp of its docstring's example
+    Binding("optax.losses.make_fenchel_young_loss", "fenchel_young_logsumexp", "jax",
+            "optax.losses.make_fenchel_young_loss(max_fun=jax.scipy.special.logsumexp)(input, target{kw})",
+            fixed=NO_REDUCTION, stages=ce.FENCHEL_YOUNG_STAGES),
     # softmax_cross_entropy_with_integer_labels gathers the target logit with
     # jnp.take_along_axis in its default mode="fill": a label >= C reads NaN, so the loss is NaN
     # and nothing is raised. Labels in [-C, 0) are wrapped NumPy-style (-1 is class C - 1;
