@@ -598,7 +598,7 @@ def build_case(
         if name not in raw:
             raise CaseError(f"{spec.name} needs --array {name}=[...]")
         a = np.asarray(raw[name])
-        if a.dtype.kind not in "iuf":
+        if a.dtype.kind not in "iuf" and not (a.dtype.kind == "b" and name in ARRAY_DEFAULTS):  # a mask may be bool
             raise CaseError(f"--array {name} must hold numbers, got {a.dtype}")
         if name in ARRAY_DEFAULTS:  # a mask of the input's entries: 1 (or nonzero) keeps one
             if not _broadcasts(a.shape, x.shape) or np.broadcast_shapes(a.shape, x.shape) != x.shape:

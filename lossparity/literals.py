@@ -2,7 +2,8 @@
 
 Accepted: JSON (``[0.8, 0.2, 0.4]``, ``[[1, 0], [0, 1]]``), NumPy's printed form
 (``[0.8 0.2 0.4]``, ``array([1., 0.], dtype=float32)``, ``[[1 2]\\n [3 4]]``), and a bare
-scalar (``0.5``); non-finite values as ``nan``, ``inf``, ``-inf`` (or ``NaN``, ``Infinity``).
+scalar (``0.5``); non-finite values as ``nan``, ``inf``, ``-inf`` (or ``NaN``, ``Infinity``);
+a mask as ``[true, false]`` (or ``True``/``False``), a bool array.
 Commas between numbers are optional; an empty array of any shape is ``np.empty((0, 3))``.
 Nothing is evaluated: the text is tokenized and every
 number goes through ``int`` or ``float``.
@@ -31,6 +32,8 @@ class LiteralError(ValueError):
 
 
 def _number(token: str):
+    if token.lower() in ("true", "false"):  # a mask: JSON's true/false, Python's True/False
+        return token.lower() == "true"
     if _INT.match(token):
         try:
             value = int(token)
@@ -90,9 +93,21 @@ def parse_array(text: str) -> np.ndarray:
         raise LiteralError("the rows have different lengths; an array must be rectangular") from None
     if array.dtype == object:
         raise LiteralError("the rows have different lengths; an array must be rectangular")
+    if array.dtype.kind == "b":
+        return array
+    if any(isinstance(v, bool) for v in _flatten(value)) and array.dtype.kind != "b":
+        raise LiteralError("booleans and numbers mixed in one array; a mask is all true/false (or 0/1)")
     if array.dtype.kind == "i":
         return array.astype(np.int64)
     return array.astype(np.float64)
+
+
+def _flatten(value):
+    if isinstance(value, list):
+        for v in value:
+            yield from _flatten(v)
+    else:
+        yield value
 
 
 def parse_value(text: str):

@@ -371,6 +371,32 @@ def test_literals_json_and_numpy_forms(text, expected):
     assert got.dtype == (np.int64 if expected.dtype.kind == "i" else np.float64)
 
 
+def test_a_mask_literal_is_bool_and_is_not_mixed_with_numbers():
+    got = parse_array("[true, false, True]")
+    assert got.dtype == np.bool_ and got.tolist() == [True, False, True]
+    for mixed in ("[true, 0.5]", "[True, 1]"):
+        with pytest.raises(LiteralError, match="booleans and numbers mixed in one array"):
+            parse_array(mixed)
+
+
+def test_a_bool_where_mask_reaches_optax(capsys):
+    """--array where=[true, false, true]: the second item is left out of ranking_softmax_loss's
+    softmax: -y log softmax over the kept scores, [1, 0.5], with the label on the first."""
+    (rank,) = explain_json(
+        capsys,
+        "optax.losses.ranking_softmax_loss",
+        "--input",
+        "[2.0, 9.0, 0.5]",
+        "--target",
+        "[1., 0., 0.]",
+        "--array",
+        "where=[true, false, true]",
+    )["bindings"]
+    kept = np.array([2.0, 0.5])
+    assert rank["verdict"] == "conform"
+    assert rank["actual"]["value"]["data"] == [pytest.approx(np.log(np.sum(np.exp(kept))) - 2.0, rel=1e-6)]
+
+
 def test_literal_values():
     assert parse_value("none") == "none" and parse_value("None") is None
     assert parse_value("true") is True and parse_value("-100") == -100 and parse_value("0.1") == 0.1
