@@ -268,6 +268,157 @@ def _comparable(path: Path) -> list[str]:
     return sorted(out)
 
 
+# -- where a run's time went: read back from its results file ------------------------------------
+
+
+def _stream(path: Path):
+    """The records of a results file, one at a time (a default run's file is hundreds of MB)."""
+    import orjson
+
+    with open(path, "rb") as fh:
+        for line in fh:
+            if line.strip():
+                yield orjson.loads(line)
+
+
+def breakdown(path: Path) -> dict:
+    """Where the time of the run that wrote ``path`` went, and what it covered, from the file alone.
+
+    Per framework and mode: results, the calls' seconds (``seconds.call``: the framework's own
+    work, arrays in and out included), compilations (``compiled``) and the seconds spent
+    compiling, estimated as what the calls that compiled took past the median call of that
+    framework and mode that did not; the same split by edge rows and generated cases; the oracle's
+    seconds (``seconds.oracle``); and the suite's own overhead: the workers' time
+    (wall time x workers, from the meta line's ``started``, the summary's ``finished`` and the
+    command's ``-n``) less the calls and the oracle. Coverage: bindings, results, generated cases
+    per binding and dtype (fewest, median, how many under the run's ``--examples``), edge rows
+    (distinct rows; results)."""
+    import datetime as dt
+    import re
+
+    meta, summary, shrunk_s = {}, {}, 0.0
+    calls: dict[tuple, list[float]] = {}  # (framework, mode) -> call seconds (for the medians)
+    rows: dict[tuple, list] = {}  # (framework, mode, origin) -> [results, call s, compiled, oracle s]
+    compiled_s: dict[tuple, list[float]] = {}  # (framework, mode) -> call seconds of calls that compiled
+    generated: dict[tuple, set] = {}  # (binding, dtype) -> generated case ids
+    edge_rows, bindings, unsupported = set(), set(), set()
+    for r in _stream(path):
+        kind = r.get("kind")
+        if kind == "meta":
+            meta = r
+        elif kind == "summary":
+            summary = r
+        elif kind == "shrunk":
+            shrunk_s += r.get("seconds") or 0.0
+        elif kind == "result" and not r.get("seconds"):
+            unsupported.add(r["binding"])  # no call was made: the framework cannot run it
+        elif kind == "result":
+            seconds, fm = r["seconds"], (r["framework"], r["mode"])
+            origin = "edge" if "table" in r["origin"] else "generated"
+            row = rows.setdefault((*fm, origin), [0, 0.0, 0, 0.0])
+            call = seconds.get("call", 0.0)
+            row[0] += 1
+            row[1] += call
+            row[2] += r.get("compiled", 0)
+            row[3] += seconds.get("oracle", 0.0)
+            (compiled_s if r.get("compiled") else calls).setdefault(fm, []).append(call)
+            bindings.add(r["binding"])
+            if origin == "edge":
+                edge_rows.add((r["spec"], r["origin"]["row"]))
+            else:
+                generated.setdefault((r["binding"], r["dtype"]), set()).add(r["case_id"])
+    per_mode = {}
+    for (framework, mode, origin), (n, call, compiled, oracle) in sorted(rows.items()):
+        m = per_mode.setdefault((framework, mode), {"results": 0, "call_s": 0.0, "compiled": 0, "oracle_s": 0.0})
+        m["results"] += n
+        m["call_s"] += call
+        m["compiled"] += compiled
+        m["oracle_s"] += oracle
+        m[f"{origin}_results"] = n
+        m[f"{origin}_call_s"] = call
+    for fm, m in per_mode.items():
+        plain = statistics.median(calls[fm]) if calls.get(fm) else 0.0
+        m["compile_s"] = sum(max(0.0, c - plain) for c in compiled_s.get(fm, ()))
+    workers = 1
+    found = re.search(r"(?:^|\s)(?:-n|--workers)[ =]?(\d+)", meta.get("command", ""))
+    if found:
+        workers = int(found.group(1))
+    elif "-n" not in meta.get("command", ""):
+        workers = meta.get("cpu_count") or 1  # -n auto, the default
+    wall = None
+    if meta.get("started") and summary.get("finished"):
+        wall = (
+            dt.datetime.fromisoformat(summary["finished"]) - dt.datetime.fromisoformat(meta["started"])
+        ).total_seconds()
+    call_s = sum(m["call_s"] for m in per_mode.values())
+    oracle_s = sum(m["oracle_s"] for m in per_mode.values())
+    per_binding = sorted(len(v) for v in generated.values())
+    return {
+        "file": str(path),
+        "command": meta.get("command"),
+        "workers": workers,
+        "wall_s": wall,
+        "per_mode": [{"framework": f, "mode": mo, **m} for (f, mo), m in sorted(per_mode.items())],
+        "call_s": call_s,
+        "oracle_s": oracle_s,
+        "shrink_s": shrunk_s,
+        "overhead_s": wall * workers - call_s - oracle_s if wall is not None else None,
+        "coverage": {
+            "bindings": len(bindings),
+            "unsupported_bindings": len(unsupported - bindings),
+            "results": sum(m["results"] for m in per_mode.values()),
+            "generated_per_binding_dtype_min": per_binding[0] if per_binding else 0,
+            "generated_per_binding_dtype_median": statistics.median(per_binding) if per_binding else 0,
+            "binding_dtypes": len(per_binding),
+            "examples": meta.get("examples"),
+            "binding_dtypes_under": sum(n < (meta.get("examples") or 0) for n in per_binding),
+            "edge_rows": len(edge_rows),
+            "edge_results": sum(m.get("edge_results", 0) for m in per_mode.values()),
+            "generated_results": sum(m.get("generated_results", 0) for m in per_mode.values()),
+        },
+    }
+
+
+def print_breakdown(b: dict) -> None:
+    """``breakdown``'s figures as a table: the time first, the coverage next to it."""
+    wall = f"{b['wall_s']:.0f} s wall" if b["wall_s"] is not None else "wall time unknown (no summary line)"
+    print(f"\n{b['command'] or b['file']}: {wall} on {b['workers']} worker(s)")
+    print(
+        f"{'framework':<18} {'mode':<9} {'results':>8} {'call s':>8} {'ms/call':>8} {'compiles':>8} "
+        f"{'compile s':>9} {'edge n':>7} {'edge s':>7} {'edge ms':>7} {'gen n':>7} {'gen s':>7} {'gen ms':>7}"
+    )
+    for m in b["per_mode"]:
+        en, es = m.get("edge_results", 0), m.get("edge_call_s", 0.0)
+        gn, gs = m.get("generated_results", 0), m.get("generated_call_s", 0.0)
+        print(
+            f"{m['framework']:<18} {m['mode']:<9} {m['results']:>8} {m['call_s']:>8.1f} "
+            f"{1e3 * m['call_s'] / max(m['results'], 1):>8.2f} {m['compiled']:>8} {m['compile_s']:>9.1f} "
+            f"{en:>7} {es:>7.1f} {1e3 * es / max(en, 1):>7.2f} {gn:>7} {gs:>7.1f} {1e3 * gs / max(gn, 1):>7.2f}"
+        )
+    tot = b["per_mode"]
+    print(
+        f"{'all':<28} {sum(m['results'] for m in tot):>8} {b['call_s']:>8.1f} {'':>8} "
+        f"{sum(m['compiled'] for m in tot):>8} {sum(m['compile_s'] for m in tot):>9.1f}"
+    )
+    print(f"oracle: {b['oracle_s']:.1f} s; shrinking (its lines' own seconds): {b['shrink_s']:.1f} s")
+    if b["overhead_s"] is not None:
+        busy = b["wall_s"] * b["workers"]
+        print(
+            f"workers' time {busy:.0f} s (wall x {b['workers']}): framework calls {b['call_s']:.0f} s "
+            f"({100 * b['call_s'] / busy:.0f}%), oracle {b['oracle_s']:.0f} s, the suite's own overhead "
+            f"{b['overhead_s']:.0f} s ({100 * b['overhead_s'] / busy:.0f}%: cases, verdicts, records, sandbox, "
+            "shrinking, the controller's conclusions, idle workers)"
+        )
+    c = b["coverage"]
+    print(
+        f"coverage: {c['bindings']} bindings run ({c['unsupported_bindings']} unsupported), {c['results']} results "
+        f"({c['edge_results']} on {c['edge_rows']} edge rows, {c['generated_results']} on generated cases); "
+        f"generated cases per binding and dtype: fewest "
+        f"{c['generated_per_binding_dtype_min']}, median {c['generated_per_binding_dtype_median']:g} over "
+        f"{c['binding_dtypes']} binding-dtypes ({c['binding_dtypes_under']} under the {c['examples']} asked)"
+    )
+
+
 # -- the command ----------------------------------------------------------------------------------
 
 
@@ -284,8 +435,20 @@ def main() -> int:
     p.add_argument("--keep", help="write the whole runs' results here (default: a temporary folder)")
     p.add_argument("--workers", default="1,2", help="worker counts of the whole runs (default 1,2: the speedup)")
     p.add_argument("--json", help="also write every figure to this file")
+    p.add_argument(
+        "--results",
+        metavar="JSONL",
+        help="only print where the time of the run that wrote this results file went, and its coverage",
+    )
     p.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one framework process
     args = p.parse_args()
+
+    if args.results:
+        figures = breakdown(Path(args.results))
+        print_breakdown(figures)
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=1), encoding="utf-8")
+        return 0
 
     if args.measure:
         rows = measure(args.measure, args.frameworks, args.losses, args.dtype, args.examples, args.repeats)
@@ -357,6 +520,7 @@ def main() -> int:
             for workers in (int(w) for w in args.workers.split(",")):
                 print(f"whole run, {workers} worker(s) ...", file=sys.stderr, flush=True)
                 runs.append(whole_run(workers, Path(args.keep or tmp) / f"n{workers}", extra))
+                runs[-1]["breakdown"] = breakdown(Path(args.keep or tmp) / f"n{workers}" / "results.jsonl")
         keys = [r.pop("_key") for r in runs]
         figures["runs"] = runs
         print()
@@ -375,6 +539,7 @@ def main() -> int:
             )
             for line in r["summary"]:
                 print("   ", line)
+            print_breakdown(r["breakdown"])
         if len(runs) == 2:
             print(
                 f"speedup of -n {runs[1]['workers']}: {runs[0]['wall_s'] / runs[1]['wall_s']:.2f}x; "
