@@ -47,6 +47,7 @@ class JaxAdapter(FrameworkAdapter):
         "exp": "jnp.exp({x})",
     }
     modes = ("eager", "jit")
+    compiler = "xla"
     reuses_arrays = True
 
     def unavailable(self):
