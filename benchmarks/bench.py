@@ -1,8 +1,10 @@
 """lossparity's speed, measured: what the suite adds to each framework call, how often it
 compiles, and what a whole run costs.
 
-    .venv/bin/python benchmarks/bench.py                      # all three parts
+    .venv/bin/python benchmarks/bench.py                      # all four parts
+    .venv/bin/python benchmarks/bench.py --skip-bindings      # the default run: its time, where it went, coverage
     .venv/bin/python benchmarks/bench.py --skip-run --frameworks torch   # per binding only
+    .venv/bin/python benchmarks/bench.py --results reports/latest/results.jsonl   # a run already made
 
 1. **Per binding and mode** (float32 by default, the default cases): the suite's cost per
    case against the floor, a bare loop in the same process calling the same framework API
@@ -16,10 +18,17 @@ compiles, and what a whole run costs.
    per case for all its modes where the framework's arrays are immutable (JAX, TensorFlow).
 2. **Compilations**: the warm-up pass counts every jit compile and tf.function trace
    (``Outcome.compiled``) next to the cases and their distinct call structures (buckets).
-3. **The whole run**: ``lossparity run`` with the default selection, on one worker and on
-   ``-n 2``, each with JAX's compilation cache empty: wall time, peak memory of the whole
-   process tree (PSS, sampled twice a second), the speedup, whether the two results files
-   hold the same results, and the frameworks' own share (the calls' seconds in the results).
+3. **The whole run**: ``lossparity run`` with the default selection, each with JAX's
+   compilation cache empty: wall time, peak memory of the whole process tree (PSS, sampled
+   twice a second), the speedup, whether the two results files hold the same results, and the
+   frameworks' own share (the calls' seconds in the results).
+   ``--workers auto`` (the default) is the default run alone; ``--workers 1,2`` gives the speedup.
+4. **Where a run's time went** (after each whole run, or alone with ``--results FILE`` for a
+   run already made, from its results file only): per framework and mode the results, the
+   calls' seconds, the compilations and the seconds spent compiling; edge rows against
+   generated cases; the oracle; the suite's own overhead (the workers' time less the calls and
+   the oracle); and next to it the coverage (bindings, results, generated cases per binding
+   and dtype, edge rows), so that a faster run that checks less shows it.
 
 Each framework process (torch, TensorFlow and JAX share one; each Keras backend has its own)
 is measured in a subprocess of its own, as a run does.
@@ -211,8 +220,9 @@ def _tree_memory(root: int) -> int:
     return total
 
 
-def whole_run(workers: int, out: Path, extra: list[str]) -> dict:
-    """One ``lossparity run``, cold: JAX's compilation cache starts empty (LOSSPARITY_CACHE)."""
+def whole_run(workers: str, out: Path, extra: list[str]) -> dict:
+    """One ``lossparity run -n workers`` (a count or ``auto``), cold: JAX's compilation cache
+    starts empty (LOSSPARITY_CACHE)."""
     cmd = [sys.executable, "-m", "lossparity.cli", "run", "-n", str(workers), "--out", str(out), *extra]
     env = {**os.environ, "LOSSPARITY_CACHE": str(out) + "-cache"}
     start = time.perf_counter()
@@ -231,25 +241,14 @@ def whole_run(workers: int, out: Path, extra: list[str]) -> dict:
     sampler.join()
     tail = [line for line in output.splitlines() if line.startswith(("verdicts:", "divergences:"))]
     results = _comparable(out / "results.jsonl")
-    compiled = sum(
-        json.loads(line).get("compiled", 0)
-        for line in open(out / "results.jsonl", encoding="utf-8")
-        if line.startswith('{"kind":"result"')
-    )
-    framework_s = sum(
-        json.loads(line)["seconds"].get("call", 0)
-        for line in open(out / "results.jsonl", encoding="utf-8")
-        if line.startswith('{"kind":"result"') and '"seconds":{' in line
-    )
     return {
         "workers": workers,
         "exit": proc.returncode,
         "wall_s": wall,
         "peak_pss_gib": peak[0] / 2**30,
         "results": len(results),
-        "compiled": compiled,
-        "framework_s": framework_s,
         "summary": tail,
+        "breakdown": breakdown(out / "results.jsonl"),
         "_key": results,
     }
 
@@ -339,12 +338,11 @@ def breakdown(path: Path) -> dict:
     for fm, m in per_mode.items():
         plain = statistics.median(calls[fm]) if calls.get(fm) else 0.0
         m["compile_s"] = sum(max(0.0, c - plain) for c in compiled_s.get(fm, ()))
-    workers = 1
-    found = re.search(r"(?:^|\s)(?:-n|--workers)[ =]?(\d+)", meta.get("command", ""))
-    if found:
+    found = re.search(r"(?:^|\s)(?:-n|--workers)[ =]?(\d+|auto)\b", meta.get("command", ""))
+    if found and found.group(1) != "auto":
         workers = int(found.group(1))
-    elif "-n" not in meta.get("command", ""):
-        workers = meta.get("cpu_count") or 1  # -n auto, the default
+    else:  # -n auto, the default: the machine's cores
+        workers = meta.get("cpu_count") or 1
     wall = None
     if meta.get("started") and summary.get("finished"):
         wall = (
@@ -433,7 +431,11 @@ def main() -> int:
     p.add_argument("--skip-run", action="store_true", help="skip part 3, the whole runs")
     p.add_argument("--run-args", default="", help="extra arguments of the whole runs (default: none, the default run)")
     p.add_argument("--keep", help="write the whole runs' results here (default: a temporary folder)")
-    p.add_argument("--workers", default="1,2", help="worker counts of the whole runs (default 1,2: the speedup)")
+    p.add_argument(
+        "--workers",
+        default="auto",
+        help="worker counts of the whole runs, comma-separated (default auto, the default run; 1,2: the speedup)",
+    )
     p.add_argument("--json", help="also write every figure to this file")
     p.add_argument(
         "--results",
@@ -517,23 +519,22 @@ def main() -> int:
         extra = args.run_args.split()
         runs = []
         with tempfile.TemporaryDirectory() as tmp:
-            for workers in (int(w) for w in args.workers.split(",")):
+            for workers in (w.strip() for w in args.workers.split(",")):
                 print(f"whole run, {workers} worker(s) ...", file=sys.stderr, flush=True)
                 runs.append(whole_run(workers, Path(args.keep or tmp) / f"n{workers}", extra))
-                runs[-1]["breakdown"] = breakdown(Path(args.keep or tmp) / f"n{workers}" / "results.jsonl")
         keys = [r.pop("_key") for r in runs]
         figures["runs"] = runs
         print()
         for r in runs:
+            b = r["breakdown"]
             print(
-                f"lossparity run -n {r['workers']} {' '.join(extra)}: {r['wall_s']:.0f} s, peak memory "
-                f"{r['peak_pss_gib']:.2f} GiB (PSS of the process tree), {r['results']} results, "
-                f"{r['compiled']} compilations, "
-                f"exit {r['exit']}"
+                f"lossparity run -n {r['workers']} {' '.join(extra)}: {r['wall_s']:.0f} s (the report included), "
+                f"peak memory {r['peak_pss_gib']:.2f} GiB (PSS of the process tree), {r['results']} results, "
+                f"{sum(m['compiled'] for m in b['per_mode'])} compilations, exit {r['exit']}"
             )
-            per_worker = r["framework_s"] / r["workers"]
+            per_worker = b["call_s"] / b["workers"]
             print(
-                f"    the frameworks' own calls: {r['framework_s']:.0f} s of CPU in all, "
+                f"    the frameworks' own calls: {b['call_s']:.0f} s of CPU in all, "
                 f"{per_worker:.0f} s per worker: "
                 f"the run's wall time is {r['wall_s'] / per_worker:.2f}x that"
             )
