@@ -197,10 +197,15 @@ _GROUPS_PER_WORKERS = 8
 def _group(item: LpItem, workers: int) -> str | None:
     """The xdist group of an item (``lossparity run`` distributes with ``--dist loadgroup``):
     the bindings of one compiler (``FrameworkAdapter.compiler``) in one dtype run on one worker,
-    so one binding's compilations serve the next: eager JAX compiles each primitive once per
-    shape and dtype in a process, and a Keras-on-JAX child finds what its worker's JAX child
-    compiled in JAX's persistent cache, where two workers starting together would both compile.
-    None (no group: any worker) for a framework that compiles nothing, or an unavailable binding.
+    so that what one binding compiled (eager JAX: each primitive per shape and dtype, in memory
+    and in JAX's persistent cache) is there for the next, and no two workers compile the same
+    executables at the same time. None (no group: any worker) for a framework that compiles
+    nothing, or an unavailable binding.
+
+    Measured (jax and keras[jax], 8 specs, float32 and float16, -n 2, cache empty): the same
+    results, and about as many compilations as the default distribution (4,150 against 4,005;
+    jit's exactly as many): what compiles is each binding's own functions at its spec's shapes
+    and each edge row's, which no schedule shares; only shared shapes would.
 
     Compilers and dtypes make 8 groups; on more than 8 workers each is split by spec (a spec's
     bindings share its cases' shapes) into ``ceil(workers / 8)`` parts, so every worker has one."""

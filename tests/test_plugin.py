@@ -185,7 +185,7 @@ def test_the_benchmark_reads_where_a_runs_time_went_from_its_results_file(pytest
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = pytester.path / "out"
-    pytester.runpytest(*ARGS, "--lp-out", str(out), "--lp-no-shrink")
+    pytester.runpytest_subprocess(*ARGS, "--lp-out", str(out), "--lp-no-shrink")
     results = [r for r in read_records(out / "results.jsonl") if r["kind"] == "result"]
     b = bench.breakdown(out / "results.jsonl")
     (row,) = b["per_mode"]
