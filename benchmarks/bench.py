@@ -289,7 +289,8 @@ def breakdown(path: Path) -> dict:
     framework and mode that did not; the same split by edge rows and generated cases; the oracle's
     seconds (``seconds.oracle``); and the suite's own overhead: the workers' time
     (wall time x workers, from the meta line's ``started``, the summary's ``finished`` and the
-    command's ``-n``) less the calls and the oracle. Coverage: bindings, results, generated cases
+    command's ``-n``) less the calls and the oracle. Coverage: bindings (each API bound to a
+    spec, as ``lossparity list`` counts them), results, generated cases
     per binding and dtype (fewest, median, how many under the run's ``--examples``), edge rows
     (distinct rows; results)."""
     import datetime as dt
@@ -299,7 +300,7 @@ def breakdown(path: Path) -> dict:
     calls: dict[tuple, list[float]] = {}  # (framework, mode) -> call seconds (for the medians)
     rows: dict[tuple, list] = {}  # (framework, mode, origin) -> [results, call s, compiled, oracle s]
     compiled_s: dict[tuple, list[float]] = {}  # (framework, mode) -> call seconds of calls that compiled
-    generated: dict[tuple, set] = {}  # (binding, dtype) -> generated case ids
+    generated: dict[tuple, set] = {}  # (spec, binding, dtype) -> generated case ids
     edge_rows, bindings, unsupported = set(), set(), set()
     for r in _stream(path):
         kind = r.get("kind")
@@ -310,7 +311,7 @@ def breakdown(path: Path) -> dict:
         elif kind == "shrunk":
             shrunk_s += r.get("seconds") or 0.0
         elif kind == "result" and not r.get("seconds"):
-            unsupported.add(r["binding"])  # no call was made: the framework cannot run it
+            unsupported.add((r["spec"], r["binding"]))  # no call was made: the framework cannot run it
         elif kind == "result":
             seconds, fm = r["seconds"], (r["framework"], r["mode"])
             origin = "edge" if "table" in r["origin"] else "generated"
@@ -321,11 +322,11 @@ def breakdown(path: Path) -> dict:
             row[2] += r.get("compiled", 0)
             row[3] += seconds.get("oracle", 0.0)
             (compiled_s if r.get("compiled") else calls).setdefault(fm, []).append(call)
-            bindings.add(r["binding"])
+            bindings.add((r["spec"], r["binding"]))
             if origin == "edge":
                 edge_rows.add((r["spec"], r["origin"]["row"]))
             else:
-                generated.setdefault((r["binding"], r["dtype"]), set()).add(r["case_id"])
+                generated.setdefault((r["spec"], r["binding"], r["dtype"]), set()).add(r["case_id"])
     per_mode = {}
     for (framework, mode, origin), (n, call, compiled, oracle) in sorted(rows.items()):
         m = per_mode.setdefault((framework, mode), {"results": 0, "call_s": 0.0, "compiled": 0, "oracle_s": 0.0})

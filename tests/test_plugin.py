@@ -195,7 +195,7 @@ def test_the_benchmark_reads_where_a_runs_time_went_from_its_results_file(pytest
     assert row["call_s"] == pytest.approx(sum(r["seconds"]["call"] for r in results))
     assert row["compiled"] == row["compile_s"] == 0  # torch's eager calls compile nothing
     coverage = b["coverage"]
-    assert coverage["bindings"] == len({r["binding"] for r in results})
+    assert coverage["bindings"] == len({(r["spec"], r["binding"]) for r in results})
     assert coverage["edge_rows"] == len({r["case_id"] for r in edges})
     per = [
         sum(r["binding"] == x and not r["case_id"].startswith("edge-") for r in results)
