@@ -106,6 +106,11 @@ class FrameworkAdapter:
     #: The worker process its calls run in: adapters that share one share their imports; a
     #: framework that must be imported alone (Keras, whose backend is fixed per process) names its own.
     process: str = "main"
+    #: The compiler whose caches its calls fill (``"xla"``: JAX's, which eager JAX fills per
+    #: primitive, shape and dtype, and its persistent cache on disk; ``"tensorflow"``: traces),
+    #: shared by the adapters built on it (Keras on that backend); None: it compiles nothing.
+    #: A run gives a compiler's bindings of one dtype to one worker (``plugin._group``).
+    compiler: str | None = None
     module: str = ""  # the import name whose presence makes this adapter available
     imports: str = ""  # source run before every call and printed atop every reproducer
     modes: tuple[str, ...] = ("eager",)  # the execution modes a binding can be run in

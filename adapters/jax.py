@@ -51,6 +51,7 @@ class JaxAdapter(FrameworkAdapter):
         "exp": "jnp.exp({x})",
     }
     modes = ("eager", "jit", "jit_x64")
+    compiler = "xla"
     reuses_arrays = True
 
     def held_dtype(self, dtype, mode):

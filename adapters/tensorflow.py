@@ -28,6 +28,7 @@ class TensorFlowAdapter(FrameworkAdapter):
         "exp": "tf.math.exp({x})",
     }
     modes = ("eager", "function", "function_jit")
+    compiler = "tensorflow"
     # XLA compiles through TensorFlow at about half a second per call structure: 70% of a
     # default run's time for one mode among nine. Run it when asked for (--modes).
     opt_in_modes = ("function_jit",)

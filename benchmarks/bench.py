@@ -1,8 +1,10 @@
 """lossparity's speed, measured: what the suite adds to each framework call, how often it
 compiles, and what a whole run costs.
 
-    .venv/bin/python benchmarks/bench.py                      # all three parts
+    .venv/bin/python benchmarks/bench.py                      # all four parts
+    .venv/bin/python benchmarks/bench.py --skip-bindings      # the default run: its time, where it went, coverage
     .venv/bin/python benchmarks/bench.py --skip-run --frameworks torch   # per binding only
+    .venv/bin/python benchmarks/bench.py --results reports/latest/results.jsonl   # a run already made
 
 1. **Per binding and mode** (float32 by default, the default cases): the suite's cost per
    case against the floor, a bare loop in the same process calling the same framework API
@@ -16,10 +18,17 @@ compiles, and what a whole run costs.
    per case for all its modes where the framework's arrays are immutable (JAX, TensorFlow).
 2. **Compilations**: the warm-up pass counts every jit compile and tf.function trace
    (``Outcome.compiled``) next to the cases and their distinct call structures (buckets).
-3. **The whole run**: ``lossparity run`` with the default selection, on one worker and on
-   ``-n 2``, each with JAX's compilation cache empty: wall time, peak memory of the whole
-   process tree (PSS, sampled twice a second), the speedup, whether the two results files
-   hold the same results, and the frameworks' own share (the calls' seconds in the results).
+3. **The whole run**: ``lossparity run`` with the default selection, each with JAX's
+   compilation cache empty: wall time, peak memory of the whole process tree (PSS, sampled
+   twice a second), the speedup, whether the two results files hold the same results, and the
+   frameworks' own share (the calls' seconds in the results).
+   ``--workers auto`` (the default) is the default run alone; ``--workers 1,2`` gives the speedup.
+4. **Where a run's time went** (after each whole run, or alone with ``--results FILE`` for a
+   run already made, from its results file only): per framework and mode the results, the
+   calls' seconds, the compilations and the seconds spent compiling; edge rows against
+   generated cases; the oracle; the suite's own overhead (the workers' time less the calls and
+   the oracle); and next to it the coverage (bindings, results, generated cases per binding
+   and dtype, edge rows), so that a faster run that checks less shows it.
 
 Each framework process (torch, TensorFlow and JAX share one; each Keras backend has its own)
 is measured in a subprocess of its own, as a run does.
@@ -211,8 +220,9 @@ def _tree_memory(root: int) -> int:
     return total
 
 
-def whole_run(workers: int, out: Path, extra: list[str]) -> dict:
-    """One ``lossparity run``, cold: JAX's compilation cache starts empty (LOSSPARITY_CACHE)."""
+def whole_run(workers: str, out: Path, extra: list[str]) -> dict:
+    """One ``lossparity run -n workers`` (a count or ``auto``), cold: JAX's compilation cache
+    starts empty (LOSSPARITY_CACHE)."""
     cmd = [sys.executable, "-m", "lossparity.cli", "run", "-n", str(workers), "--out", str(out), *extra]
     env = {**os.environ, "LOSSPARITY_CACHE": str(out) + "-cache"}
     start = time.perf_counter()
@@ -231,25 +241,14 @@ def whole_run(workers: int, out: Path, extra: list[str]) -> dict:
     sampler.join()
     tail = [line for line in output.splitlines() if line.startswith(("verdicts:", "divergences:"))]
     results = _comparable(out / "results.jsonl")
-    compiled = sum(
-        json.loads(line).get("compiled", 0)
-        for line in open(out / "results.jsonl", encoding="utf-8")
-        if line.startswith('{"kind":"result"')
-    )
-    framework_s = sum(
-        json.loads(line)["seconds"].get("call", 0)
-        for line in open(out / "results.jsonl", encoding="utf-8")
-        if line.startswith('{"kind":"result"') and '"seconds":{' in line
-    )
     return {
         "workers": workers,
         "exit": proc.returncode,
         "wall_s": wall,
         "peak_pss_gib": peak[0] / 2**30,
         "results": len(results),
-        "compiled": compiled,
-        "framework_s": framework_s,
         "summary": tail,
+        "breakdown": breakdown(out / "results.jsonl"),
         "_key": results,
     }
 
@@ -268,6 +267,157 @@ def _comparable(path: Path) -> list[str]:
     return sorted(out)
 
 
+# -- where a run's time went: read back from its results file ------------------------------------
+
+
+def _stream(path: Path):
+    """The records of a results file, one at a time (a default run's file is hundreds of MB)."""
+    import orjson
+
+    with open(path, "rb") as fh:
+        for line in fh:
+            if line.strip():
+                yield orjson.loads(line)
+
+
+def breakdown(path: Path) -> dict:
+    """Where the time of the run that wrote ``path`` went, and what it covered, from the file alone.
+
+    Per framework and mode: results, the calls' seconds (``seconds.call``: the framework's own
+    work, arrays in and out included), compilations (``compiled``) and the seconds spent
+    compiling, estimated as what the calls that compiled took past the median call of that
+    framework and mode that did not; the same split by edge rows and generated cases; the oracle's
+    seconds (``seconds.oracle``); and the suite's own overhead: the workers' time
+    (wall time x workers, from the meta line's ``started``, the summary's ``finished`` and the
+    command's ``-n``) less the calls and the oracle. Coverage: bindings (each API bound to a
+    spec, as ``lossparity list`` counts them), results, generated cases
+    per binding and dtype (fewest, median, how many under the run's ``--examples``), edge rows
+    (distinct rows; results)."""
+    import datetime as dt
+    import re
+
+    meta, summary, shrunk_s = {}, {}, 0.0
+    calls: dict[tuple, list[float]] = {}  # (framework, mode) -> call seconds (for the medians)
+    rows: dict[tuple, list] = {}  # (framework, mode, origin) -> [results, call s, compiled, oracle s]
+    compiled_s: dict[tuple, list[float]] = {}  # (framework, mode) -> call seconds of calls that compiled
+    generated: dict[tuple, set] = {}  # (spec, binding, dtype) -> generated case ids
+    edge_rows, bindings, unsupported = set(), set(), set()
+    for r in _stream(path):
+        kind = r.get("kind")
+        if kind == "meta":
+            meta = r
+        elif kind == "summary":
+            summary = r
+        elif kind == "shrunk":
+            shrunk_s += r.get("seconds") or 0.0
+        elif kind == "result" and not r.get("seconds"):
+            unsupported.add((r["spec"], r["binding"]))  # no call was made: the framework cannot run it
+        elif kind == "result":
+            seconds, fm = r["seconds"], (r["framework"], r["mode"])
+            origin = "edge" if "table" in r["origin"] else "generated"
+            row = rows.setdefault((*fm, origin), [0, 0.0, 0, 0.0])
+            call = seconds.get("call", 0.0)
+            row[0] += 1
+            row[1] += call
+            row[2] += r.get("compiled", 0)
+            row[3] += seconds.get("oracle", 0.0)
+            (compiled_s if r.get("compiled") else calls).setdefault(fm, []).append(call)
+            bindings.add((r["spec"], r["binding"]))
+            if origin == "edge":
+                edge_rows.add((r["spec"], r["origin"]["row"]))
+            else:
+                generated.setdefault((r["spec"], r["binding"], r["dtype"]), set()).add(r["case_id"])
+    per_mode = {}
+    for (framework, mode, origin), (n, call, compiled, oracle) in sorted(rows.items()):
+        m = per_mode.setdefault((framework, mode), {"results": 0, "call_s": 0.0, "compiled": 0, "oracle_s": 0.0})
+        m["results"] += n
+        m["call_s"] += call
+        m["compiled"] += compiled
+        m["oracle_s"] += oracle
+        m[f"{origin}_results"] = n
+        m[f"{origin}_call_s"] = call
+    for fm, m in per_mode.items():
+        plain = statistics.median(calls[fm]) if calls.get(fm) else 0.0
+        m["compile_s"] = sum(max(0.0, c - plain) for c in compiled_s.get(fm, ()))
+    found = re.search(r"(?:^|\s)(?:-n|--workers)[ =]?(\d+|auto)\b", meta.get("command", ""))
+    if found and found.group(1) != "auto":
+        workers = int(found.group(1))
+    else:  # -n auto, the default: the machine's cores
+        workers = meta.get("cpu_count") or 1
+    wall = None
+    if meta.get("started") and summary.get("finished"):
+        wall = (
+            dt.datetime.fromisoformat(summary["finished"]) - dt.datetime.fromisoformat(meta["started"])
+        ).total_seconds()
+    call_s = sum(m["call_s"] for m in per_mode.values())
+    oracle_s = sum(m["oracle_s"] for m in per_mode.values())
+    per_binding = sorted(len(v) for v in generated.values())
+    return {
+        "file": str(path),
+        "command": meta.get("command"),
+        "workers": workers,
+        "wall_s": wall,
+        "per_mode": [{"framework": f, "mode": mo, **m} for (f, mo), m in sorted(per_mode.items())],
+        "call_s": call_s,
+        "oracle_s": oracle_s,
+        "shrink_s": shrunk_s,
+        "overhead_s": wall * workers - call_s - oracle_s if wall is not None else None,
+        "coverage": {
+            "bindings": len(bindings),
+            "unsupported_bindings": len(unsupported - bindings),
+            "results": sum(m["results"] for m in per_mode.values()),
+            "generated_per_binding_dtype_min": per_binding[0] if per_binding else 0,
+            "generated_per_binding_dtype_median": statistics.median(per_binding) if per_binding else 0,
+            "binding_dtypes": len(per_binding),
+            "examples": meta.get("examples"),
+            "binding_dtypes_under": sum(n < (meta.get("examples") or 0) for n in per_binding),
+            "edge_rows": len(edge_rows),
+            "edge_results": sum(m.get("edge_results", 0) for m in per_mode.values()),
+            "generated_results": sum(m.get("generated_results", 0) for m in per_mode.values()),
+        },
+    }
+
+
+def print_breakdown(b: dict) -> None:
+    """``breakdown``'s figures as a table: the time first, the coverage next to it."""
+    wall = f"{b['wall_s']:.0f} s wall" if b["wall_s"] is not None else "wall time unknown (no summary line)"
+    print(f"\n{b['command'] or b['file']}: {wall} on {b['workers']} worker(s)")
+    print(
+        f"{'framework':<18} {'mode':<9} {'results':>8} {'call s':>8} {'ms/call':>8} {'compiles':>8} "
+        f"{'compile s':>9} {'edge n':>7} {'edge s':>7} {'edge ms':>7} {'gen n':>7} {'gen s':>7} {'gen ms':>7}"
+    )
+    for m in b["per_mode"]:
+        en, es = m.get("edge_results", 0), m.get("edge_call_s", 0.0)
+        gn, gs = m.get("generated_results", 0), m.get("generated_call_s", 0.0)
+        print(
+            f"{m['framework']:<18} {m['mode']:<9} {m['results']:>8} {m['call_s']:>8.1f} "
+            f"{1e3 * m['call_s'] / max(m['results'], 1):>8.2f} {m['compiled']:>8} {m['compile_s']:>9.1f} "
+            f"{en:>7} {es:>7.1f} {1e3 * es / max(en, 1):>7.2f} {gn:>7} {gs:>7.1f} {1e3 * gs / max(gn, 1):>7.2f}"
+        )
+    tot = b["per_mode"]
+    print(
+        f"{'all':<28} {sum(m['results'] for m in tot):>8} {b['call_s']:>8.1f} {'':>8} "
+        f"{sum(m['compiled'] for m in tot):>8} {sum(m['compile_s'] for m in tot):>9.1f}"
+    )
+    print(f"oracle: {b['oracle_s']:.1f} s; shrinking (its lines' own seconds): {b['shrink_s']:.1f} s")
+    if b["overhead_s"] is not None:
+        busy = b["wall_s"] * b["workers"]
+        print(
+            f"workers' time {busy:.0f} s (wall x {b['workers']}): framework calls {b['call_s']:.0f} s "
+            f"({100 * b['call_s'] / busy:.0f}%), oracle {b['oracle_s']:.0f} s, the suite's own overhead "
+            f"{b['overhead_s']:.0f} s ({100 * b['overhead_s'] / busy:.0f}%: cases, verdicts, records, sandbox, "
+            "shrinking, the controller's conclusions, idle workers)"
+        )
+    c = b["coverage"]
+    print(
+        f"coverage: {c['bindings']} bindings run ({c['unsupported_bindings']} unsupported), {c['results']} results "
+        f"({c['edge_results']} on {c['edge_rows']} edge rows, {c['generated_results']} on generated cases); "
+        f"generated cases per binding and dtype: fewest "
+        f"{c['generated_per_binding_dtype_min']}, median {c['generated_per_binding_dtype_median']:g} over "
+        f"{c['binding_dtypes']} binding-dtypes ({c['binding_dtypes_under']} under the {c['examples']} asked)"
+    )
+
+
 # -- the command ----------------------------------------------------------------------------------
 
 
@@ -282,10 +432,26 @@ def main() -> int:
     p.add_argument("--skip-run", action="store_true", help="skip part 3, the whole runs")
     p.add_argument("--run-args", default="", help="extra arguments of the whole runs (default: none, the default run)")
     p.add_argument("--keep", help="write the whole runs' results here (default: a temporary folder)")
-    p.add_argument("--workers", default="1,2", help="worker counts of the whole runs (default 1,2: the speedup)")
+    p.add_argument(
+        "--workers",
+        default="auto",
+        help="worker counts of the whole runs, comma-separated (default auto, the default run; 1,2: the speedup)",
+    )
     p.add_argument("--json", help="also write every figure to this file")
+    p.add_argument(
+        "--results",
+        metavar="JSONL",
+        help="only print where the time of the run that wrote this results file went, and its coverage",
+    )
     p.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one framework process
     args = p.parse_args()
+
+    if args.results:
+        figures = breakdown(Path(args.results))
+        print_breakdown(figures)
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=1), encoding="utf-8")
+        return 0
 
     if args.measure:
         rows = measure(args.measure, args.frameworks, args.losses, args.dtype, args.examples, args.repeats)
@@ -354,27 +520,28 @@ def main() -> int:
         extra = args.run_args.split()
         runs = []
         with tempfile.TemporaryDirectory() as tmp:
-            for workers in (int(w) for w in args.workers.split(",")):
+            for workers in (w.strip() for w in args.workers.split(",")):
                 print(f"whole run, {workers} worker(s) ...", file=sys.stderr, flush=True)
                 runs.append(whole_run(workers, Path(args.keep or tmp) / f"n{workers}", extra))
         keys = [r.pop("_key") for r in runs]
         figures["runs"] = runs
         print()
         for r in runs:
+            b = r["breakdown"]
             print(
-                f"lossparity run -n {r['workers']} {' '.join(extra)}: {r['wall_s']:.0f} s, peak memory "
-                f"{r['peak_pss_gib']:.2f} GiB (PSS of the process tree), {r['results']} results, "
-                f"{r['compiled']} compilations, "
-                f"exit {r['exit']}"
+                f"lossparity run -n {r['workers']} {' '.join(extra)}: {r['wall_s']:.0f} s (the report included), "
+                f"peak memory {r['peak_pss_gib']:.2f} GiB (PSS of the process tree), {r['results']} results, "
+                f"{sum(m['compiled'] for m in b['per_mode'])} compilations, exit {r['exit']}"
             )
-            per_worker = r["framework_s"] / r["workers"]
+            per_worker = b["call_s"] / b["workers"]
             print(
-                f"    the frameworks' own calls: {r['framework_s']:.0f} s of CPU in all, "
+                f"    the frameworks' own calls: {b['call_s']:.0f} s of CPU in all, "
                 f"{per_worker:.0f} s per worker: "
                 f"the run's wall time is {r['wall_s'] / per_worker:.2f}x that"
             )
             for line in r["summary"]:
                 print("   ", line)
+            print_breakdown(r["breakdown"])
         if len(runs) == 2:
             print(
                 f"speedup of -n {runs[1]['workers']}: {runs[0]['wall_s'] / runs[1]['wall_s']:.2f}x; "

@@ -16,6 +16,7 @@ Light on purpose: the plugin imports it in every pytest session, the command lin
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,26 @@ def _steps(value: int) -> str | None:
 
 def _workers(value: int) -> str | None:
     return None if value >= 1 else f"must be >= 1, got {value}"
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container or ``taskset``
+    narrows; ``os.cpu_count()`` where the platform has no affinity)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def worker_count(value: str) -> int:
+    """The command line's type of ``-n``: ``auto`` (the default: every core this process may
+    use, :func:`available_cores`) or a count, checked by :func:`_workers` (``-n 1``: no xdist)."""
+    if str(value).strip().lower() == "auto":
+        return available_cores()
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of workers or 'auto', got {value!r}") from None
 
 
 _SHARED = object()  # Flag.default: the option's own default
@@ -214,10 +235,10 @@ OPTIONS = (
     ),
     RunOption(
         "workers",
-        Flag("parallel worker processes (pytest-xdist)", short="-n"),
+        Flag("parallel worker processes (pytest-xdist); default auto: one per core this process may use", short="-n"),
         None,
-        type=int,
-        default=1,
+        type=worker_count,
+        default="auto",
         check=_workers,
     ),  # pytest-xdist's -n
     RunOption("command", None, Flag(argparse.SUPPRESS)),  # the command line the results file records

@@ -14,6 +14,7 @@ import os
 import platform
 import sys
 import time
+import zlib
 from collections import Counter
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -184,7 +185,45 @@ def pytest_generate_tests(metafunc):
             ]
             if units:
                 items.append(LpItem(binding, spec, dtype, units, selection, known=known))
-    metafunc.parametrize("lp_item", items, ids=[i.id for i in items])
+    workers = getattr(metafunc.config, "workerinput", {}).get("workercount", 1)
+    params = [pytest.param(i, id=i.id, marks=_group_mark(i, workers)) for i in items]
+    metafunc.parametrize("lp_item", params)
+
+
+#: Groups per (compiler, dtype) are split in this many parts per this many workers (below).
+_GROUPS_PER_WORKERS = 8
+
+
+def _group(item: LpItem, workers: int) -> str | None:
+    """The xdist group of an item (``lossparity run`` distributes with ``--dist loadgroup``):
+    the bindings of one compiler (``FrameworkAdapter.compiler``) in one dtype run on one worker,
+    so that what one binding compiled (eager JAX: each primitive per shape and dtype, in memory
+    and in JAX's persistent cache) is there for the next, and no two workers compile the same
+    executables at the same time. None (no group: any worker) for a framework that compiles
+    nothing, or an unavailable binding.
+
+    Measured (jax and keras[jax], 8 specs, float32 and float16, -n 2, cache empty): the same
+    results, and about as many compilations as the default distribution (4,150 against 4,005;
+    jit's exactly as many): what compiles is each binding's own functions at its spec's shapes
+    and each edge row's, which no schedule shares; only shared shapes would.
+
+    Compilers and dtypes make 8 groups; on more than 8 workers each is split by spec (a spec's
+    bindings share its cases' shapes) into ``ceil(workers / 8)`` parts, so every worker has one."""
+    from lossparity.conformance.registry import adapter_for
+
+    if item.unavailable:
+        return None
+    compiler = adapter_for(item.binding.framework).compiler
+    if compiler is None:
+        return None
+    parts = -(-workers // _GROUPS_PER_WORKERS)
+    part = f"-{zlib.crc32(item.spec.name.encode()) % parts}" if parts > 1 else ""
+    return f"{compiler}-{item.dtype}{part}"
+
+
+def _group_mark(item: LpItem, workers: int) -> tuple:
+    group = _group(item, workers)
+    return (pytest.mark.xdist_group(group),) if group else ()
 
 
 def _cannot_run(adapter, binding, selection) -> str | None:

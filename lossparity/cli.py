@@ -294,7 +294,8 @@ def cmd_run(args) -> int:
         "lossparity " + " ".join(sys.argv[1:]),
     ]
     if args.workers > 1:
-        argv += ["-n", str(args.workers)]
+        # loadgroup: the plugin groups the bindings that share compilations (``plugin._group``)
+        argv += ["-n", str(args.workers), "--dist", "loadgroup"]
     code = pytest.main(argv)
     if code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
         return int(code)

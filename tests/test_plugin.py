@@ -122,3 +122,86 @@ def test_a_run_reads_the_known_deviations_file_it_is_given(pytester):
     result = pytester.runpytest_subprocess(*ARGS, "--lp-out", str(out), "--lp-known", str(path))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: known deviations {path}: entry 'x': binding is missing"])
+
+
+def test_bindings_that_share_a_compiler_and_dtype_share_a_worker():
+    """``lossparity run -n N`` distributes with ``--dist loadgroup``: optax's and Keras-on-JAX's
+    bindings of one dtype are one group (one worker: one JAX compilation serves the next), each
+    dtype another; a framework that compiles nothing is left to any worker; past 8 workers a
+    group is split by spec, the same way for every binding of the spec."""
+    from lossparity.conformance.plugin import LpItem, _group
+    from lossparity.conformance.registry import all_bindings
+    from lossparity.conformance.specs import SPECS
+
+    by_id = {b.id: b for b in all_bindings()}
+
+    def group(binding_id, dtype, workers=2):
+        binding = by_id[binding_id]
+        return _group(LpItem(binding, SPECS[binding.spec], dtype, units=[]), workers)
+
+    assert group("optax.losses.huber_loss", "float32") == group("keras.losses.Huber[jax]", "float32") == "xla-float32"
+    assert group("optax.losses.huber_loss", "float16") == "xla-float16"
+    assert group("keras.losses.Huber[tensorflow]", "float32") == "tensorflow-float32"
+    assert group("torch.nn.HuberLoss", "float32") is None and group("keras.losses.Huber[torch]", "float32") is None
+    assert _group(LpItem(by_id["optax.losses.huber_loss"], unavailable="optax is not installed"), 2) is None
+    split = {
+        (b, s): group(b, "float32", workers=16)
+        for b, s in [("optax.losses.huber_loss", "huber"), ("keras.losses.Huber[jax]", "huber")]
+    }
+    assert len(set(split.values())) == 1 and next(iter(split.values())).startswith("xla-float32-")
+    parts = {group(b.id, "float32", workers=16) for b in all_bindings() if b.framework == "jax"}
+    assert parts == {"xla-float32-0", "xla-float32-1"}
+
+
+def test_grouped_workers_give_the_serial_results(pytester):
+    """With the groups (``--dist loadgroup``, as ``lossparity run -n 2`` passes) the results are
+    those of one process: which worker ran a binding changes its timings only."""
+    pytest.importorskip("xdist")
+    pytest.importorskip("optax")
+    args = [*ARGS[:4], "--lp-frameworks", "jax,torch", "--lp-losses", "huber", "--lp-examples", "4"]
+    args += ["--lp-dtypes", "float32,float16", "--lp-no-shrink"]
+    serial, parallel = pytester.path / "serial", pytester.path / "parallel"
+    pytester.runpytest_subprocess(*args, "--lp-out", str(serial))
+    pytester.runpytest_subprocess(*args, "--lp-out", str(parallel), "-n", "2", "--dist", "loadgroup")
+
+    def key(path):
+        return sorted(
+            (r["binding"], r["case_id"], r["dtype"], r["mode"], r["verdict"], json.dumps(r["actual"]))
+            for r in read_records(path / "results.jsonl")
+            if r["kind"] == "result"
+        )
+
+    assert key(serial) == key(parallel) and any(k[0].startswith("optax") for k in key(serial))
+
+
+def test_the_benchmark_reads_where_a_runs_time_went_from_its_results_file(pytester, capsys):
+    """``benchmarks/bench.py --results FILE``: the calls' seconds and compilations per framework and
+    mode, edge rows against generated cases, and the coverage, as the file's results add up."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+    spec = importlib.util.spec_from_file_location("lossparity_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = pytester.path / "out"
+    pytester.runpytest_subprocess(*ARGS, "--lp-out", str(out), "--lp-no-shrink")
+    results = [r for r in read_records(out / "results.jsonl") if r["kind"] == "result"]
+    b = bench.breakdown(out / "results.jsonl")
+    (row,) = b["per_mode"]
+    assert (row["framework"], row["mode"], row["results"]) == ("torch", "eager", len(results))
+    edges = [r for r in results if r["case_id"].startswith("edge-")]
+    assert row["edge_results"] == len(edges) > 0 and row["generated_results"] == len(results) - len(edges)
+    assert row["call_s"] == pytest.approx(sum(r["seconds"]["call"] for r in results))
+    assert row["compiled"] == row["compile_s"] == 0  # torch's eager calls compile nothing
+    coverage = b["coverage"]
+    assert coverage["bindings"] == len({(r["spec"], r["binding"]) for r in results})
+    assert coverage["edge_rows"] == len({r["case_id"] for r in edges})
+    per = [
+        sum(r["binding"] == x and not r["case_id"].startswith("edge-") for r in results)
+        for x in {r["binding"] for r in results}
+    ]
+    assert coverage["generated_per_binding_dtype_min"] == min(per) >= 6
+    assert b["wall_s"] is not None and b["overhead_s"] is not None
+    bench.print_breakdown(b)
+    assert "coverage:" in capsys.readouterr().out
