@@ -250,11 +250,12 @@ class FrameworkAdapter:
 
     def source(self, binding: Binding, case: Case) -> str:
         """The call expression with the case's keyword arguments filled in."""
-        parts = []
+        parts, call_parts = [], []
         for key, value in binding.kwargs(case.params).items():
             spec_name = next((p for p, k in binding.params.items() if k == key), key)
-            parts.append(f"{key}={spec_name}" if spec_name in ARRAY_PARAMS else f"{key}={value!r}")
-        text = binding.call.format(kw="".join(", " + p for p in parts))
+            into = call_parts if key in binding.call_keywords else parts
+            into.append(f"{key}={spec_name}" if spec_name in ARRAY_PARAMS else f"{key}={value!r}")
+        text = binding.call.format(kw="".join(", " + p for p in parts), call_kw="".join(", " + p for p in call_parts))
         text = text.replace("(, ", "(")
         return self.transformed(text, case, binding) if case.transforms else text
 
@@ -289,7 +290,7 @@ class FrameworkAdapter:
 
     def used_arrays(self, binding: Binding, case: Case, arrays: Mapping[str, np.ndarray]) -> list[str]:
         names = ["input", "target"] + [n for n in case.arrays if n not in ("input", "target")]
-        names += [p for p in ARRAY_PARAMS if p in case.params and p in binding.params]
+        names += [p for p in ARRAY_PARAMS if p in case.params and (p in binding.params or p in binding.requires)]
         return [n for n in names if n in arrays]
 
     def _functions(self, source: str, args: list[str], wrt: list[str], mode: str) -> dict:

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from lossparity.core.model import Case
-from lossparity.reference.reduction import REDUCTIONS
+from lossparity.reference.reduction import KERAS_REDUCTIONS, REDUCTIONS
 
 #: Structure buckets per spec and seed: a run compiles each binding at most this many times
 #: per dtype and mode. Bucket 0 is the plain one (every parameter at its first, plain
@@ -141,8 +141,50 @@ FLAG = (False, True)
 def reductions(batchmean: bool = False):
     """A reduction from :data:`~lossparity.reference.reduction.REDUCTIONS`, structural: the spec
     default ``mean`` first (a binding without a reduction keyword reduces by the mean), then the
-    others in their order; ``batchmean`` only where asked (only KL divergence takes it)."""
-    return pick(("mean", *(r for r in REDUCTIONS if r != "mean" and (batchmean or r != "batchmean"))))
+    others in their order; ``batchmean`` only where asked (only KL divergence takes it). Keras'
+    own reductions come only with a ``sample_weight`` (:func:`keras_sample_weights`), which no
+    other framework takes."""
+    general = (r for r in REDUCTIONS if r != "mean" and r not in KERAS_REDUCTIONS)
+    return pick(("mean", *(r for r in general if batchmean or r != "batchmean")))
+
+
+#: The shapes of a generated Keras ``sample_weight`` against per-sample losses of shape (N, ...):
+#: per sample (Keras' documented ``(batch_size,)``, or ``(N, 1, ...)`` where a per-sample loss has
+#: further axes), per element, and with a trailing axis of 1 (which Keras squeezes, or matches by
+#: expanding rank-1 losses).
+SAMPLE_WEIGHT_SHAPES = ("sample", "element", "trailing_one")
+
+
+def sample_weight_shape(per_sample: tuple[int, ...], kind: str) -> tuple[int, ...]:
+    """A ``sample_weight`` shape of ``kind`` (:data:`SAMPLE_WEIGHT_SHAPES`) for per-sample losses
+    of shape ``per_sample`` (rank >= 1), one Keras documents (``keras/src/losses/loss.py``,
+    ``squeeze_or_expand_to_same_rank``)."""
+    if kind == "element":
+        return per_sample
+    if kind == "trailing_one":
+        return per_sample + (1,)
+    if len(per_sample) == 1 or (len(per_sample) == 2 and per_sample[-1] == 1):
+        return per_sample[:1]
+    return per_sample[:1] + (1,) * (len(per_sample) - 1)
+
+
+@st.composite
+def keras_sample_weights(draw, cases):
+    """``cases`` (a case strategy of a spec whose Keras classes reduce the per-sample losses of
+    shape ``input.shape[:-1]``), some with a ``sample_weight`` in [0, 4] (0 included: a weight that
+    drops a sample) and then any of Keras' reductions. Left out where the case sets what Keras
+    classes do not take beside it here (a class ``weight``, ``pos_weight``, an ignored index,
+    whose mask the weighting would have to merge) or the input is unbatched."""
+    arrays_, params = draw(cases)
+    weighted = draw(pick(FLAG))
+    kind = draw(pick_shape(SAMPLE_WEIGHT_SHAPES))
+    reduction = draw(pick(("mean", *KERAS_REDUCTIONS, "sum", "none")))
+    per_sample = np.shape(arrays_["input"])[:-1]
+    others = ("weight", "pos_weight", "ignore_index")
+    if not weighted or not per_sample or any(params.get(k) is not None for k in others):
+        return arrays_, params
+    shape = sample_weight_shape(per_sample, kind)
+    return arrays_, {**params, "reduction": reduction, "sample_weight": draw(arrays(shape, floats(0, 4)))}
 
 
 def floats(lo, hi):
