@@ -154,37 +154,46 @@ def reductions(batchmean: bool = False):
 #: expanding rank-1 losses).
 SAMPLE_WEIGHT_SHAPES = ("sample", "element", "trailing_one")
 
+#: The reductions of a weighted Keras case: every one Keras has (its ``None`` is the spec's "none").
+KERAS_CLASS_REDUCTIONS = ("mean", *KERAS_REDUCTIONS, "sum", "none")
+
 
 def sample_weight_shape(per_sample: tuple[int, ...], kind: str) -> tuple[int, ...]:
     """A ``sample_weight`` shape of ``kind`` (:data:`SAMPLE_WEIGHT_SHAPES`) for per-sample losses
-    of shape ``per_sample`` (rank >= 1), one Keras documents (``keras/src/losses/loss.py``,
-    ``squeeze_or_expand_to_same_rank``)."""
-    if kind == "element":
-        return per_sample
+    of shape ``per_sample`` (() for an unbatched input: a scalar weight), one Keras documents
+    (``keras/src/losses/loss.py``, ``squeeze_or_expand_to_same_rank``)."""
     if kind == "trailing_one":
         return per_sample + (1,)
-    if len(per_sample) == 1 or (len(per_sample) == 2 and per_sample[-1] == 1):
-        return per_sample[:1]
+    if kind == "element" or len(per_sample) <= 1 or (len(per_sample) == 2 and per_sample[-1] == 1):
+        return per_sample[:1] if kind == "sample" else per_sample
     return per_sample[:1] + (1,) * (len(per_sample) - 1)
 
 
 @st.composite
 def keras_sample_weights(draw, cases):
     """``cases`` (a case strategy of a spec whose Keras classes reduce the per-sample losses of
-    shape ``input.shape[:-1]``), some with a ``sample_weight`` in [0, 4] (0 included: a weight that
-    drops a sample) and then any of Keras' reductions. Left out where the case sets what Keras
-    classes do not take beside it here (a class ``weight``, ``pos_weight``, an ignored index,
-    whose mask the weighting would have to merge) or the input is unbatched."""
+    shape ``input.shape[:-1]``) with a ``sample_weight`` in the buckets that pick one (two of
+    the three past the plain one): weights in [0, 4] (0 included: a weight that drops a sample),
+    their shape kind and Keras reduction structural like the rest (one compilation per bucket;
+    the specs' buckets together reach each kind and reduction). A weighted case leaves out what Keras' classes do not
+    take beside it here: a class ``weight``, ``pos_weight``, an ignored index (whose mask Keras
+    merges into the weights; its ignored labels become class 0)."""
     arrays_, params = draw(cases)
-    weighted = draw(pick(FLAG))
+    weighted = draw(pick((False, True, True)))
     kind = draw(pick_shape(SAMPLE_WEIGHT_SHAPES))
-    reduction = draw(pick(("mean", *KERAS_REDUCTIONS, "sum", "none")))
-    per_sample = np.shape(arrays_["input"])[:-1]
-    others = ("weight", "pos_weight", "ignore_index")
-    if not weighted or not per_sample or any(params.get(k) is not None for k in others):
+    reduction = draw(pick(KERAS_CLASS_REDUCTIONS))
+    if not weighted:
         return arrays_, params
-    shape = sample_weight_shape(per_sample, kind)
-    return arrays_, {**params, "reduction": reduction, "sample_weight": draw(arrays(shape, floats(0, 4)))}
+    params = dict(params)
+    ignore = params.pop("ignore_index", None)
+    if ignore is not None and "target" in arrays_:
+        arrays_ = {**arrays_, "target": np.where(arrays_["target"] == ignore, 0, arrays_["target"])}
+    params.pop("weight", None)
+    params.pop("pos_weight", None)
+    shape = sample_weight_shape(np.shape(arrays_["input"])[:-1], kind)
+    params["reduction"] = reduction
+    params["sample_weight"] = draw(arrays(shape, floats(0, 4)))
+    return arrays_, params
 
 
 def floats(lo, hi):
