@@ -242,12 +242,38 @@ def keras_reduce_grad(shape: tuple[int, ...], sample_weight: np.ndarray, *, redu
     broadcast it along."""
     vs, w, out = _keras_weighting(shape, sample_weight)
     factor, _, _ = _keras_scale(w, out, reduction)
-    # sum the factor back over the axes along which the values were broadcast
-    lead = len(out) - len(vs)
-    g = np.sum(factor, axis=tuple(range(lead))) if lead else np.asarray(factor, np.float64)
-    axes = tuple(i for i, n in enumerate(vs) if n == 1 and g.shape[i] != 1)
-    g = np.sum(g, axis=axes, keepdims=True) if axes else g
-    return np.asarray(g, np.float64).reshape(tuple(shape))
+    return _sum_to(factor, vs).reshape(tuple(shape))
+
+
+def keras_reduce_weight_grad(values: np.ndarray, sample_weight: np.ndarray, *, reduction: str) -> np.ndarray:
+    """d sum(:func:`keras_reduce`) / d ``sample_weight`` (the values held fixed), float64 of the
+    weight's shape: the values each weight multiplies, summed, over the divisor; for
+    ``mean_with_sample_weight`` less the result over the divisor (the weights' sum is the
+    divisor). Where the divisor is 0, ``divide_no_nan`` is the constant 0 there: slope 0."""
+    values = np.asarray(values, np.float64)
+    vs, w, out = _keras_weighting(values.shape, sample_weight)
+    with np.errstate(invalid="ignore"):
+        spread = np.broadcast_to(values.reshape(vs), out)
+        _, den, _ = _keras_scale(w, out, reduction)
+        if den is None:
+            g = _sum_to(spread, w.shape)
+        elif den == 0:
+            g = np.zeros(w.shape)
+        elif reduction == "mean_with_sample_weight":
+            g = _sum_to(spread, w.shape) / den - exact_sum(spread * np.broadcast_to(w, out)) / den**2
+        else:
+            g = _sum_to(spread, w.shape) / den
+    return np.asarray(g, np.float64).reshape(np.shape(sample_weight))
+
+
+def _sum_to(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``a`` (a broadcast of an array of ``shape``) summed back to ``shape``: over its leading
+    axes and those where ``shape`` has 1."""
+    a = np.asarray(a, np.float64)
+    lead = a.ndim - len(shape)
+    a = np.sum(a, axis=tuple(range(lead))) if lead else a
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and a.shape[i] != 1)
+    return np.sum(a, axis=axes, keepdims=True) if axes else a
 
 
 def sample_weighted(oracle):
@@ -270,7 +296,9 @@ def sample_weighted_grad(gradient, oracle):
     """``gradient`` (a spec's: d sum(out) / d each argument, by name) with Keras' ``sample_weight``:
     each argument's gradient of the per-sample losses (``reduction="none"``) times its sample's
     cotangent (:func:`keras_reduce_grad`). Exact for losses whose per-sample output depends on
-    that sample's row alone (an argument's leading axes are the per-sample shape)."""
+    that sample's row alone (an argument's leading axes are the per-sample shape). Also gives
+    ``sample_weight``'s own (:func:`keras_reduce_weight_grad`), whose divide_no_nan at a zero
+    divisor a numerical slope cannot read."""
 
     @functools.wraps(gradient)
     def weighted(*args, sample_weight=None, **kw):
@@ -279,10 +307,12 @@ def sample_weighted_grad(gradient, oracle):
         reduction = kw.pop("reduction", "mean")
         kw.pop("trace", None)
         with np.errstate(all="ignore"):
-            shape = np.shape(oracle(*args, reduction="none", **kw))
-        g = keras_reduce_grad(shape, sample_weight, reduction=reduction)
+            per = np.asarray(oracle(*args, reduction="none", **kw), np.float64)
+        g = keras_reduce_grad(per.shape, sample_weight, reduction=reduction)
         grads = gradient(*args, reduction="none", **kw)
-        return {name: _per_sample_times(g, d, name) for name, d in grads.items()}
+        out = {name: _per_sample_times(g, d, name) for name, d in grads.items()}
+        out["sample_weight"] = keras_reduce_weight_grad(per, sample_weight, reduction=reduction)
+        return out
 
     return weighted
 

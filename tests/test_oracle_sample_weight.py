@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from mpmath import mp, mpf
 
-from lossparity.conformance.runner import weight_gradients
+from lossparity.conformance.runner import mobius_slope, weight_gradients
 from lossparity.conformance.specs import SPECS
 from lossparity.core.model import Case
 from lossparity.reference.reduction import (
@@ -20,6 +20,7 @@ from lossparity.reference.reduction import (
     REDUCTIONS,
     keras_reduce,
     keras_reduce_grad,
+    keras_reduce_weight_grad,
     keras_weighted_shape,
 )
 
@@ -232,3 +233,33 @@ def test_sample_weight_gradient_of_the_weighted_mean():
     per = spec.oracle(x, t, reduction="none")
     mean = np.sum(w * per) / np.sum(w)
     np.testing.assert_allclose(got, (per - mean) / np.sum(w), rtol=1e-9)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean", *KERAS_REDUCTIONS])
+@pytest.mark.parametrize(
+    ("values", "w"),
+    [([1.0, 2.0, 4.0], [0.5, 0.25, 2.0]), ([[1.0, 3.0], [2.0, 6.0]], [[1.0], [0.5]]), ([1.0, 2.0], [[2.0], [-1.0]])],
+)
+def test_sample_weight_gradient_is_the_derivative(reduction, values, w):
+    """The analytic d/d sample_weight against the run's exact slope of a ratio of affine functions."""
+    values, w = np.asarray(values), np.asarray(w)
+    got = keras_reduce_weight_grad(values, w, reduction=reduction)
+    assert got.shape == w.shape
+    for k in np.ndindex(w.shape):
+        up, down = w.copy(), w.copy()
+        up[k] += 0.125
+        down[k] -= 0.125
+        total = [float(np.sum(keras_reduce(values, v, reduction=reduction))) for v in (down, w, up)]
+        assert got[k] == pytest.approx(mobius_slope(*total, 0.125), rel=1e-12, abs=1e-15)
+
+
+def test_sample_weight_gradient_at_a_zero_divisor_is_zero():
+    """All weights 0 under mean_with_sample_weight: divide_no_nan is the constant 0 there (a slope
+    read from neighbouring values would see the jump to L_k, not a derivative)."""
+    got = keras_reduce_weight_grad(np.array([1.0, 2.0]), np.zeros(2), reduction="mean_with_sample_weight")
+    np.testing.assert_array_equal(got, [0.0, 0.0])
+    spec = SPEC["softmax_cross_entropy"]
+    x, t = np.array([[1.0, 2.0], [0.5, -0.5]]), np.array([0, 1])
+    grads = spec.gradient(x, t, sample_weight=np.zeros(2), reduction="mean_with_sample_weight")
+    np.testing.assert_array_equal(grads["sample_weight"], [0.0, 0.0])
+    np.testing.assert_array_equal(grads["input"], np.zeros((2, 2)))
