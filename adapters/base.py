@@ -151,7 +151,8 @@ class FrameworkAdapter:
         A binding id is the dotted path users call (``optax.losses.safe_softmax_cross_entropy``);
         an older release that lacks it makes the binding a skipped cell, not a failure per case.
         """
-        head, *rest = re.split(r"[\[(+]", binding.id)[0].split(".")  # "...loss(cosine)", "...Huber[jax]", "...+class_weight"
+        # "...loss(cosine)", "...Huber[jax]", "...SparseCategoricalCrossentropy+class_weight"
+        head, *rest = re.split(r"[\[(+]", binding.id)[0].split(".")
         obj = self.namespace().get(head)
         if obj is None:
             return None  # not a path from the adapter's imports: nothing to check
