@@ -263,3 +263,16 @@ def test_sample_weight_gradient_at_a_zero_divisor_is_zero():
     grads = spec.gradient(x, t, sample_weight=np.zeros(2), reduction="mean_with_sample_weight")
     np.testing.assert_array_equal(grads["sample_weight"], [0.0, 0.0])
     np.testing.assert_array_equal(grads["input"], np.zeros((2, 2)))
+
+
+def test_regression_classes_weight_their_per_sample_means():
+    """MeanSquaredError's per-sample losses are the means of the last axis: (0.01 + 0.01) / 2 and
+    (0.25 + 0.25) / 2; weights [2, 0] give 0.02, over the weights' sum 2."""
+    got = _keras_oracle(
+        "squared_error",
+        [[0.9, 0.1], [0.5, 0.5]],
+        [[1.0, 0.0], [0.0, 1.0]],
+        sample_weight=[2.0, 0.0],
+        reduction="mean_with_sample_weight",
+    )
+    assert got == pytest.approx(0.01, rel=1e-12)
