@@ -172,13 +172,14 @@ def sample_weight_shape(per_sample: tuple[int, ...], kind: str) -> tuple[int, ..
 @st.composite
 def keras_sample_weights(draw, cases):
     """``cases`` (a case strategy of a spec whose Keras classes reduce the per-sample losses of
-    shape ``input.shape[:-1]``) with a ``sample_weight`` in the bucket that picks one (one of
-    the three past the plain one: only Keras' classes take it, the spec's other bindings keep the
-    other three structures and draw their further cases there): weights in [0, 4] (0 included: a weight that drops a sample),
-    their shape kind and Keras reduction structural like the rest (one compilation per bucket;
-    the specs' buckets together reach each kind and reduction). A weighted case leaves out what Keras' classes do not
-    take beside it here: a class ``weight``, ``pos_weight``, an ignored index (whose mask Keras
-    merges into the weights; its ignored labels become class 0)."""
+    shape ``input.shape[:-1]``) with a ``sample_weight`` in the bucket that picks one (one of the
+    three past the plain one: only Keras' classes take it, so the spec's other bindings keep the
+    other three structures and draw their further cases there). Weights in [0, 4] (0 included: a
+    weight that drops a sample); their shape kind and Keras reduction are structural like the rest
+    (one compilation per bucket; over specs and seeds the buckets reach each kind and reduction).
+    A weighted case leaves out what Keras' classes do not take beside it here: a class ``weight``,
+    ``pos_weight``, an ignored index (whose mask Keras merges into the weights; its ignored labels
+    become class 0)."""
     arrays_, params = draw(cases)
     weighted = draw(pick((False, False, True)))
     kind = draw(pick_shape(SAMPLE_WEIGHT_SHAPES))
