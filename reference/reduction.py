@@ -325,6 +325,28 @@ def _per_sample_times(g: np.ndarray, d: np.ndarray, name: str) -> np.ndarray:
         return g.reshape(g.shape + (1,) * (d.ndim - g.ndim)) * d
 
 
+def _weight_slope_error(per_loss, per_scale, sample_weight, reduction: str) -> np.ndarray:
+    """The rounding of d/d ``sample_weight`` (:func:`keras_reduce_weight_grad`) in units of u: the
+    values each weight multiplies, with their own errors (``per_scale``) and one rounding each,
+    over the divisor; ``mean_with_sample_weight``'s slope (l_k - mean) / sum(w) is a difference of
+    two such terms, each carried (the mean's own error: :func:`reduction_error`), however small
+    the difference (a sample whose loss is the mean has slope 0 and a rounding of l_k / sum(w))."""
+    loss = np.where(np.isfinite(per_loss), per_loss, 0.0)
+    vs, w, out = _keras_weighting(loss.shape, sample_weight)
+    terms = np.broadcast_to(np.abs(loss.reshape(vs)) + np.reshape(per_scale, vs), out)
+    _, den, _ = _keras_scale(w, out, reduction)
+    if den is None:
+        return _sum_to(terms, w.shape).reshape(np.shape(sample_weight))
+    if den == 0:
+        return np.zeros(np.shape(sample_weight))
+    own = _sum_to(terms, w.shape) / abs(den)
+    if reduction == "mean_with_sample_weight":
+        g = keras_reduce_grad(loss.shape, sample_weight, reduction=reduction)
+        mean = abs(exact_sum(loss.reshape(vs) * w)) / abs(den)
+        own = own + (reduction_error(per_scale, loss, g, "sum") + mean) / abs(den) * np.ones(w.shape)
+    return np.asarray(own, np.float64).reshape(np.shape(sample_weight))
+
+
 def sample_weighted_error(model, oracle):
     """An error model (``reference/rounding.py``; called like the oracle, with ``stages``) with
     Keras' ``sample_weight``: the per-sample model (``reduction="none"``) carried through the
@@ -355,6 +377,9 @@ def sample_weighted_error(model, oracle):
                     out[name] = reduction_error(s, per_loss, g, "sum") + np.sum(terms)
             else:
                 out[name] = _per_sample_times(np.abs(g), s, name)
+        out["sample_weight"] = _weight_slope_error(
+            per_loss, np.asarray(scales["value"], np.float64), sample_weight, reduction
+        )
         return out
 
     return weighted
