@@ -157,7 +157,8 @@ class FrameworkAdapter:
         A binding id is the dotted path users call (``optax.losses.safe_softmax_cross_entropy``);
         an older release that lacks it makes the binding a skipped cell, not a failure per case.
         """
-        found = self._resolve(re.split(r"[\[(]", binding.id)[0])  # "...loss(cosine)", "...Huber[jax]"
+        # "...loss(cosine)", "...Huber[jax]", "...SparseCategoricalCrossentropy+class_weight"
+        found = self._resolve(re.split(r"[\[(+]", binding.id)[0])
         return found if isinstance(found, str) else None
 
     def _resolve(self, path: str):
@@ -319,11 +320,12 @@ class FrameworkAdapter:
 
     def source(self, binding: Binding, case: Case) -> str:
         """The call expression with the case's keyword arguments filled in."""
-        parts = []
+        parts, call_parts = [], []
         for key, value in binding.kwargs(case.params).items():
             spec_name = next((p for p, k in binding.params.items() if k == key), key)
-            parts.append(f"{key}={spec_name}" if spec_name in ARRAY_PARAMS else f"{key}={value!r}")
-        text = binding.call.format(kw="".join(", " + p for p in parts))
+            into = call_parts if key in binding.call_keywords else parts
+            into.append(f"{key}={spec_name}" if spec_name in ARRAY_PARAMS else f"{key}={value!r}")
+        text = binding.call.format(kw="".join(", " + p for p in parts), call_kw="".join(", " + p for p in call_parts))
         text = text.replace("(, ", "(")
         return self.transformed(text, case, binding) if case.transforms else text
 
@@ -358,7 +360,7 @@ class FrameworkAdapter:
 
     def used_arrays(self, binding: Binding, case: Case, arrays: Mapping[str, np.ndarray]) -> list[str]:
         names = ["input", "target"] + [n for n in case.arrays if n not in ("input", "target")]
-        names += [p for p in ARRAY_PARAMS if p in case.params and p in binding.params]
+        names += [p for p in ARRAY_PARAMS if p in case.params and (p in binding.params or p in binding.requires)]
         return [n for n in names if n in arrays]
 
     def _functions(self, source: str, args: list[str], wrt: list[str], mode: str) -> dict:

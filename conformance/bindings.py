@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from lossparity.core.model import Binding
+from lossparity.conformance.generate import keras_sample_weights
+from lossparity.core.model import Binding, Spec
+from lossparity.reference.reduction import sample_weighted, sample_weighted_error, sample_weighted_grad
 
 #: The reduction keyword is the spec's (``torch.nn`` losses: ``reduction="mean"``).
 REDUCTION = {"reduction": "reduction"}
@@ -73,7 +75,14 @@ class Source:
 #   last axis with a mean (``sample_axis="mean"``).
 
 KERAS_EPS = 1e-7  # keras.backend.epsilon()
-_MEAN_VALUES = {"reduction": {"mean": "sum_over_batch_size"}}
+# - A class takes every reduction Keras has: the spec's ``mean``, ``sum`` and the Keras-only
+#   ``sum_over_batch_size`` and ``mean_with_sample_weight`` (``reference/reduction.py``) under their
+#   own names; the spec's ``none`` as ``None`` (Keras' ``"none"`` is the same branch of
+#   ``reduce_values``). Left unset, the class reduces with its default, ``sum_over_batch_size``.
+# - Its call takes ``sample_weight`` (``keras_pair(..., sample_weight=True)``, for specs wrapped by
+#   :func:`keras_sample_weight`), which Keras applies to the loss function's per-sample output.
+KERAS_VALUES = {"reduction": {"none": None}}
+SAMPLE_WEIGHT = {"sample_weight": "sample_weight"}
 
 
 def keras_pair(
@@ -89,6 +98,7 @@ def keras_pair(
     backends=None,
     class_conventions=None,
     stages=(),
+    sample_weight: bool = False,
 ) -> list[Binding]:
     """The class form (reduces; computes in floatx, float32) and the function form (per sample)
     of one loss, for the backend-less id; ``flags`` is keyword source both take
@@ -96,6 +106,8 @@ def keras_pair(
     (``{"jax": {"invalid_label": "nan"}}``), ``class_conventions`` those of the class form only.
     ``stages``: the error-model stages both forms compute in their dtype (``Binding.stages``),
     or a dict of them per backend (``{"jax": ("log_softmax",), "torch": ()}``).
+    ``sample_weight``: the class's call takes the spec's ``sample_weight`` (a spec wrapped by
+    :func:`keras_sample_weight`).
     :func:`on_backend` makes each backend's copy. Either form may be None where Keras has only one."""
     params = dict(params or {})
     common = dict(defaults=defaults or {}, requires=requires or {})
@@ -113,9 +125,10 @@ def keras_pair(
                 f"keras.losses.{cls}",
                 spec,
                 "keras",
-                f"keras.losses.{cls}({flags}{{kw}})(target, input)",
-                params={**REDUCTION, **params},
-                values=_MEAN_VALUES,
+                f"keras.losses.{cls}({flags}{{kw}})(target, input{{call_kw}})",
+                params={**REDUCTION, **params, **(SAMPLE_WEIGHT if sample_weight else {})},
+                values=KERAS_VALUES,
+                call_keywords=tuple(SAMPLE_WEIGHT.values()) if sample_weight else (),
                 computes_in="float32",
                 conventions={**conv, **(class_conventions or {})},
                 **common,
@@ -155,3 +168,19 @@ def on_backend(backend: str, bindings: list[Binding]) -> list[Binding]:
             )
         )
     return out
+
+
+def keras_sample_weight(spec: Spec) -> Spec:
+    """``spec`` with Keras' ``sample_weight`` parameter (default None): its oracle, gradient and
+    error model weight and reduce the per-sample losses as Keras' ``reduce_weighted_values`` does
+    (``reference/reduction.py``), and its generator draws weights (and then Keras' reductions) for
+    some cases. For specs whose Keras classes bind it (``keras_pair(..., sample_weight=True)``) and
+    whose per-sample loss reads its own sample's row only."""
+    return replace(
+        spec,
+        oracle=sample_weighted(spec.oracle),
+        gradient=spec.gradient and sample_weighted_grad(spec.gradient, spec.oracle),
+        error_model=spec.error_model and sample_weighted_error(spec.error_model, spec.oracle),
+        defaults={**spec.defaults, "sample_weight": None},
+        generate=None if spec.generate is None else keras_sample_weights(spec.generate),
+    )

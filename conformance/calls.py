@@ -468,7 +468,7 @@ class _Shape:
 
 @cache
 def _shape(call: str) -> _Shape | None:
-    text = call.format(kw=", __kw__=0").replace("(, ", "(")
+    text = call.format(kw=", __kw__=0", call_kw="").replace("(, ", "(")
     try:
         tree = ast.parse(text, mode="eval").body
     except SyntaxError:
@@ -568,7 +568,10 @@ def _bind_one(call: Call, binding: Binding) -> Bound:
         if isinstance(slot, str):
             _put(arrays, slot, value, binding)
             continue
-        if key in by_keyword and (in_ctor == shape.params_in_ctor or not shape.is_class):
+        in_call = key in binding.call_keywords  # a class's call keyword (Keras' sample_weight)
+        if key in by_keyword and (
+            (in_ctor == shape.params_in_ctor and not in_call) or not shape.is_class or in_call and not in_ctor
+        ):
             name = by_keyword[key]
             reverse = {v: k for k, v in binding.values.get(name, {}).items()}
             value = value.values if isinstance(value, Argument) else value

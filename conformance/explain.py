@@ -55,6 +55,7 @@ from lossparity.core.records import decode_array, encode_array
 from lossparity.core.verdicts import RANK
 from lossparity.reference import transforms as transforms_math
 from lossparity.reference.errors import OracleError
+from lossparity.reference.reduction import keras_weighted_shape
 from lossparity.reference.trace import Trace
 
 #: The "framework" of a side that is a spec name: the oracle alone, no framework call.
@@ -620,6 +621,12 @@ def build_case(
     for name in ARRAY_PARAMS:
         if name in params:
             w = params[name]
+            if name == "sample_weight":  # Keras' weights of the per-sample losses, (N, ...) of an (N, ..., C) input
+                try:
+                    keras_weighted_shape(x.shape[:-1], w.shape)
+                except ValueError as exc:
+                    raise CaseError(str(exc)) from None
+                continue
             if spec.classes and w.shape != x.shape[-1:]:
                 raise CaseError(f"{name} holds one number per class: shape {x.shape[-1:]}, got {w.shape}")
             if not _broadcasts(w.shape, x.shape) or np.broadcast_shapes(w.shape, x.shape) != x.shape:

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from lossparity.core.model import Case
-from lossparity.reference.reduction import REDUCTIONS
+from lossparity.reference.reduction import KERAS_REDUCTIONS, REDUCTIONS
 
 #: Structure buckets per spec and seed: a run compiles each binding at most this many times
 #: per dtype and mode. Bucket 0 is the plain one (every parameter at its first, plain
@@ -141,8 +141,65 @@ FLAG = (False, True)
 def reductions(batchmean: bool = False):
     """A reduction from :data:`~lossparity.reference.reduction.REDUCTIONS`, structural: the spec
     default ``mean`` first (a binding without a reduction keyword reduces by the mean), then the
-    others in their order; ``batchmean`` only where asked (only KL divergence takes it)."""
-    return pick(("mean", *(r for r in REDUCTIONS if r != "mean" and (batchmean or r != "batchmean"))))
+    others in their order; ``batchmean`` only where asked (only KL divergence takes it). Keras'
+    own reductions come only with a ``sample_weight`` (:func:`keras_sample_weights`), which no
+    other framework takes."""
+    general = (r for r in REDUCTIONS if r != "mean" and r not in KERAS_REDUCTIONS)
+    return pick(("mean", *(r for r in general if batchmean or r != "batchmean")))
+
+
+#: The shapes of a generated Keras ``sample_weight`` against per-sample losses of shape (N, ...):
+#: per sample (Keras' documented ``(batch_size,)``, or ``(N, 1, ...)`` where a per-sample loss has
+#: further axes), per element, and with a trailing axis of 1 (which Keras squeezes, or matches by
+#: expanding rank-1 losses).
+SAMPLE_WEIGHT_SHAPES = ("sample", "element", "trailing_one")
+
+#: The reductions of a weighted Keras case: every one Keras has (its ``None`` is the spec's "none").
+KERAS_CLASS_REDUCTIONS = ("mean", *KERAS_REDUCTIONS, "sum", "none")
+
+
+def sample_weight_shape(per_sample: tuple[int, ...], kind: str) -> tuple[int, ...]:
+    """A ``sample_weight`` shape of ``kind`` (:data:`SAMPLE_WEIGHT_SHAPES`) for per-sample losses
+    of shape ``per_sample`` (() for an unbatched input: a scalar weight), one Keras documents
+    (``keras/src/losses/loss.py``, ``squeeze_or_expand_to_same_rank``)."""
+    if kind == "trailing_one":
+        return per_sample + (1,)
+    if kind == "element" or len(per_sample) <= 1 or (len(per_sample) == 2 and per_sample[-1] == 1):
+        return per_sample[:1] if kind == "sample" else per_sample
+    return per_sample[:1] + (1,) * (len(per_sample) - 1)
+
+
+@st.composite
+def keras_sample_weights(draw, cases):
+    """``cases`` (a case strategy of a spec whose Keras classes reduce the per-sample losses of
+    shape ``input.shape[:-1]``) with a ``sample_weight`` in the bucket that picks one (one of the
+    three past the plain one: only Keras' classes take it, so the spec's other bindings keep the
+    other three structures and draw their further cases there). Weights 0 (a weight that drops a
+    sample) or in [0.25, 4]; their shape kind and Keras reduction are structural like the rest
+    (one compilation per bucket; over specs and seeds the buckets reach each kind and reduction).
+    A weighted case leaves out what Keras' classes do not take beside it here: a class ``weight``,
+    ``pos_weight``, an ignored index (whose mask Keras merges into the weights; its ignored labels
+    become class 0)."""
+    arrays_, params = draw(cases)
+    weighted = draw(pick((False, False, True)))
+    kind = draw(pick_shape(SAMPLE_WEIGHT_SHAPES))
+    reduction = draw(pick(KERAS_CLASS_REDUCTIONS))
+    if not weighted:
+        return arrays_, params
+    params = dict(params)
+    ignore = params.pop("ignore_index", None)
+    if ignore is not None and "target" in arrays_:
+        arrays_ = {**arrays_, "target": np.where(arrays_["target"] == ignore, 0, arrays_["target"])}
+    params.pop("weight", None)
+    params.pop("pos_weight", None)
+    shape = sample_weight_shape(np.shape(arrays_["input"])[:-1], kind)
+    params["reduction"] = reduction
+    # 0 (a dropped sample) or in [0.25, 4], as the class weights: a weight near float32's smallest
+    # normal against another of 1e-7 would make the weighted mean's divisor all but 0, and its
+    # weight's slope (l_k - mean) / sum(w) a cancellation of two float32 roundings of 1e8
+    weight = st.one_of(st.just(0.0), floats(0.25, 4))
+    params["sample_weight"] = draw(arrays(shape, weight))
+    return arrays_, params
 
 
 def floats(lo, hi):

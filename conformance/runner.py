@@ -80,10 +80,11 @@ def expect_gradients(
 ) -> dict[str, np.ndarray]:
     """The oracle's gradients of the summed loss by argument name: the analytic ones of
     ``Spec.gradient``, and those with respect to the weight arrays the case sets (``weight``,
-    ``pos_weight``: :func:`weight_gradients`)."""
+    ``pos_weight``: :func:`weight_gradients`), unless ``Spec.gradient`` gives one itself (Keras'
+    ``sample_weight``, ``reference/reduction.py``)."""
     grads = _oracle_call(spec.gradient, spec, case, params, conventions, dtype, given, NO_TRACE)
     out = {k: np.asarray(v, np.float64) for k, v in grads.items()}
-    return {**out, **weight_gradients(spec, case, params, conventions, dtype, given)}
+    return {**weight_gradients(spec, case, params, conventions, dtype, given, skip=tuple(out)), **out}
 
 
 #: The dtypes a weight's gradient is checked in. In float16 and bfloat16 the slope of a weighted
@@ -102,7 +103,13 @@ def weighted(params: Mapping[str, Any], dtype: str = "float64") -> tuple[str, ..
 
 
 def weight_gradients(
-    spec: Spec, case: Case, params: Mapping[str, Any], conventions: Mapping[str, Any], dtype: str, given: str | None
+    spec: Spec,
+    case: Case,
+    params: Mapping[str, Any],
+    conventions: Mapping[str, Any],
+    dtype: str,
+    given: str | None,
+    skip: tuple[str, ...] = (),
 ) -> dict[str, np.ndarray]:
     """d sum(loss) / d each weight the case sets, derived from the oracle itself.
 
@@ -112,8 +119,9 @@ def weight_gradients(
     Such a function's slope at w is read exactly from its values at w - h, w and w + h:
     (f(w+h) - f(w)) (f(w) - f(w-h)) / (h (f(w+h) - f(w-h)) / 2) (an affine f gives its slope, a
     ratio its derivative (ad - bc) / (c w + d)^2, whatever h), with only the roundings of the three
-    values as error. The weights are perturbed past the dtype's rounding (they are float64 here)."""
-    names = [p for p in weighted(params, dtype) if p in spec.defaults]
+    values as error. The weights are perturbed past the dtype's rounding (they are float64 here).
+    ``skip``: the weights whose gradient the spec's own gives."""
+    names = [p for p in weighted(params, dtype) if p in spec.defaults and p not in skip]
     if not names:
         return {}
     arrays = case.in_dtype(*([given] if given else []), dtype)

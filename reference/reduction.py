@@ -8,16 +8,24 @@ oracle's gradient applies with :func:`chain`.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 from lossparity.reference._math import times
+from lossparity.reference.rounding import reduction_error
 from lossparity.reference.trace import NO_TRACE
+
+#: The reductions only Keras' loss classes take (``keras/src/losses/loss.py``, ``reduce_values``):
+#: ``sum_over_batch_size``, Keras' default, is the same mean as ``mean`` (the sum over the number of
+#: elements); ``mean_with_sample_weight`` divides the weighted sum by the sum of the sample weights
+#: (by the number of elements when no weight is given). Both divide with ``divide_no_nan``.
+KERAS_REDUCTIONS = ("sum_over_batch_size", "mean_with_sample_weight")
 
 #: Every reduction a spec may take (``batchmean``: KL divergence's sum over the batch size). The
 #: one list: the ``reduction`` parameter's domain and the generators' menus read it.
-REDUCTIONS = ("none", "sum", "mean", "batchmean")
+REDUCTIONS = ("none", "sum", "mean", "batchmean", *KERAS_REDUCTIONS)
 
 
 def exact_sum(x: np.ndarray) -> float:
@@ -56,6 +64,8 @@ def reduce(
     the last axis ("mean" or "sum"), giving one loss per sample.
     """
     loss = np.asarray(loss, dtype=np.float64)
+    if reduction in KERAS_REDUCTIONS:  # without sample weights, Keras' mean (over the counted elements)
+        reduction = "mean"
     if mask is not None:
         loss = trace("mask", np.where(mask, loss, 0.0), "ignored targets contribute 0")
     if sample_axis is not None:
@@ -112,6 +122,8 @@ def reduce_grad(
     no counted element, so its gradient is 0 everywhere).
     """
     shape = tuple(shape)
+    if reduction in KERAS_REDUCTIONS:
+        reduction = "mean"
     counted = np.ones(shape, dtype=bool) if mask is None else np.broadcast_to(np.asarray(mask, bool), shape)
     outer, per_sample = counted, 1.0
     if sample_axis is not None:
@@ -137,3 +149,237 @@ def chain(g: np.ndarray, grad: np.ndarray) -> np.ndarray:
     g = np.asarray(g, np.float64)
     grad = np.asarray(grad, np.float64)
     return times(g.reshape(g.shape + (1,) * (grad.ndim - g.ndim)), grad)
+
+
+# ----------------------------------------------------------------------------- Keras' sample_weight
+# A Keras loss class computes its loss function's per-sample output (``values``), then
+# ``reduce_weighted_values`` (``keras/src/losses/loss.py``) multiplies it by ``sample_weight`` and
+# reduces: one mechanism for every class, written here once. Its conventions:
+# - how weights broadcast: ``squeeze_or_expand_to_same_rank(values, sample_weight)`` first (where the
+#   ranks differ by one and the longer one ends in 1: a rank-1 other side gets a trailing 1, else the
+#   1 is squeezed), then NumPy broadcasting (trailing axes first);
+# - what the mean divides by: ``sum_over_batch_size`` and ``mean`` by the number of elements of the
+#   weighted values, ``mean_with_sample_weight`` by the sum of the (aligned, unbroadcast) weights; a
+#   zero divisor gives 0 (``divide_no_nan``), whatever the sum;
+# - weighted values of shape () or (0,) are returned as they are, whatever the reduction.
+
+
+def _keras_align(shape: tuple[int, ...], w_shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The shapes of ``values`` and ``sample_weight`` after Keras' ``squeeze_or_expand_to_same_rank``."""
+    vs, ws = tuple(shape), tuple(w_shape)
+    if len(vs) == len(ws) + 1 and vs and vs[-1] == 1:
+        if len(ws) == 1:
+            ws = ws + (1,)
+        else:
+            vs = vs[:-1]
+    elif len(ws) == len(vs) + 1 and ws and ws[-1] == 1:
+        if len(vs) == 1:
+            vs = vs + (1,)
+        else:
+            ws = ws[:-1]
+    return vs, ws
+
+
+def _keras_weighting(shape, sample_weight):
+    """(aligned values shape, aligned weights float64, weighted shape); ValueError where Keras'
+    broadcasting fails (a weight of the wrong shape)."""
+    w = np.asarray(sample_weight, np.float64)
+    vs, ws = _keras_align(tuple(shape), w.shape)
+    try:
+        out = np.broadcast_shapes(vs, ws)
+    except ValueError:
+        raise ValueError(
+            f"sample_weight of shape {w.shape} does not broadcast against the per-sample losses of shape {tuple(shape)}"
+        ) from None
+    return vs, w.reshape(ws), out
+
+
+def keras_weighted_shape(shape: tuple[int, ...], w_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of Keras' weighted values for per-sample losses of ``shape`` and a
+    ``sample_weight`` of ``w_shape``; ValueError (one line) where Keras cannot broadcast them."""
+    return _keras_weighting(shape, np.zeros(w_shape))[2]
+
+
+def _keras_scale(w: np.ndarray, out: tuple[int, ...], reduction: str) -> tuple[np.ndarray, float | None, str]:
+    """Each weighted value's factor in the result (``w / divisor``, broadcast to ``out``), the
+    divisor (None: no division) and its name."""
+    unreduced = reduction == "none" or out in ((), (0,))
+    if unreduced or reduction == "sum":
+        return np.broadcast_to(w, out), None, ""
+    if reduction in ("mean", "sum_over_batch_size"):
+        den, how = float(math.prod(out)), "number of weighted elements"
+    elif reduction == "mean_with_sample_weight":
+        den, how = exact_sum(w), "sum of the sample weights"
+    else:
+        raise ValueError(f"Keras has no reduction {reduction!r}; expected one of none, sum, mean, {KERAS_REDUCTIONS}")
+    factor = np.zeros(out) if den == 0 else np.broadcast_to(w, out) / den
+    return factor, den, how
+
+
+def keras_reduce(values: np.ndarray, sample_weight: np.ndarray, *, reduction: str, trace=NO_TRACE) -> np.ndarray:
+    """Keras' ``reduce_weighted_values`` of a loss function's per-sample ``values`` (float64, any
+    shape) under ``sample_weight`` (the shapes above), float64: the weighted values ('none', or
+    weighted values of shape () or (0,)), their sum, or the sum over the divisor of ``reduction``
+    (0 where that divisor is 0, ``divide_no_nan``). ``reduction`` is a spec reduction: 'none',
+    'sum', 'mean' or one of :data:`KERAS_REDUCTIONS`."""
+    values = np.asarray(values, np.float64)
+    vs, w, out = _keras_weighting(values.shape, sample_weight)
+    with np.errstate(invalid="ignore"):  # IEEE as the framework multiplies: 0 * inf is nan
+        weighted = trace("sample weight", values.reshape(vs) * w, "per-sample loss * sample_weight (Keras' broadcast)")
+    if reduction == "none" or out in ((), (0,)):
+        return trace("reduction", weighted, "none: the weighted per-sample losses")
+    total = exact_sum(weighted)
+    if reduction == "sum":
+        return trace("reduction", np.float64(total), "sum")
+    _, den, how = _keras_scale(w, out, reduction)
+    value = 0.0 if den == 0 else total / den
+    return trace("reduction", np.float64(value), f"{reduction}: sum / {how} ({den:g}), 0 if that is 0")
+
+
+def keras_reduce_grad(shape: tuple[int, ...], sample_weight: np.ndarray, *, reduction: str) -> np.ndarray:
+    """The cotangent of :func:`keras_reduce`: d sum(out) / d values, float64 of ``shape`` (the
+    weights held fixed): each value's weight over the divisor, summed over the axes the weights
+    broadcast it along."""
+    vs, w, out = _keras_weighting(shape, sample_weight)
+    factor, _, _ = _keras_scale(w, out, reduction)
+    return _sum_to(factor, vs).reshape(tuple(shape))
+
+
+def keras_reduce_weight_grad(values: np.ndarray, sample_weight: np.ndarray, *, reduction: str) -> np.ndarray:
+    """d sum(:func:`keras_reduce`) / d ``sample_weight`` (the values held fixed), float64 of the
+    weight's shape: the values each weight multiplies, summed, over the divisor; for
+    ``mean_with_sample_weight`` less the result over the divisor (the weights' sum is the
+    divisor). Where the divisor is 0, ``divide_no_nan`` is the constant 0 there: slope 0."""
+    values = np.asarray(values, np.float64)
+    vs, w, out = _keras_weighting(values.shape, sample_weight)
+    with np.errstate(invalid="ignore"):
+        spread = np.broadcast_to(values.reshape(vs), out)
+        _, den, _ = _keras_scale(w, out, reduction)
+        if den is None:
+            g = _sum_to(spread, w.shape)
+        elif den == 0:
+            g = np.zeros(w.shape)
+        elif reduction == "mean_with_sample_weight":
+            g = _sum_to(spread, w.shape) / den - exact_sum(spread * np.broadcast_to(w, out)) / den**2
+        else:
+            g = _sum_to(spread, w.shape) / den
+    return np.asarray(g, np.float64).reshape(np.shape(sample_weight))
+
+
+def _sum_to(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``a`` (a broadcast of an array of ``shape``) summed back to ``shape``: over its leading
+    axes and those where ``shape`` has 1."""
+    a = np.asarray(a, np.float64)
+    lead = a.ndim - len(shape)
+    a = np.sum(a, axis=tuple(range(lead))) if lead else a
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and a.shape[i] != 1)
+    return np.sum(a, axis=axes, keepdims=True) if axes else a
+
+
+def sample_weighted(oracle):
+    """``oracle`` with Keras' ``sample_weight`` keyword: without one, the oracle itself; with one,
+    its per-sample losses (``reduction="none"``, under the same conventions) reduced by
+    :func:`keras_reduce`."""
+
+    @functools.wraps(oracle)
+    def weighted(*args, sample_weight=None, **kw):
+        if sample_weight is None:
+            return oracle(*args, **kw)
+        reduction = kw.pop("reduction", "mean")
+        per = oracle(*args, reduction="none", **kw)
+        return keras_reduce(per, sample_weight, reduction=reduction, trace=kw.get("trace", NO_TRACE))
+
+    return weighted
+
+
+def sample_weighted_grad(gradient, oracle):
+    """``gradient`` (a spec's: d sum(out) / d each argument, by name) with Keras' ``sample_weight``:
+    each argument's gradient of the per-sample losses (``reduction="none"``) times its sample's
+    cotangent (:func:`keras_reduce_grad`). Exact for losses whose per-sample output depends on
+    that sample's row alone (an argument's leading axes are the per-sample shape). Also gives
+    ``sample_weight``'s own (:func:`keras_reduce_weight_grad`), whose divide_no_nan at a zero
+    divisor a numerical slope cannot read."""
+
+    @functools.wraps(gradient)
+    def weighted(*args, sample_weight=None, **kw):
+        if sample_weight is None:
+            return gradient(*args, **kw)
+        reduction = kw.pop("reduction", "mean")
+        kw.pop("trace", None)
+        with np.errstate(all="ignore"):
+            per = np.asarray(oracle(*args, reduction="none", **kw), np.float64)
+        g = keras_reduce_grad(per.shape, sample_weight, reduction=reduction)
+        grads = gradient(*args, reduction="none", **kw)
+        out = {name: _per_sample_times(g, d, name) for name, d in grads.items()}
+        out["sample_weight"] = keras_reduce_weight_grad(per, sample_weight, reduction=reduction)
+        return out
+
+    return weighted
+
+
+def _per_sample_times(g: np.ndarray, d: np.ndarray, name: str) -> np.ndarray:
+    d = np.asarray(d, np.float64)
+    if d.shape[: g.ndim] != g.shape:
+        raise ValueError(f"the gradient of {name!r} ({d.shape}) is not laid out per sample ({g.shape})")
+    with np.errstate(invalid="ignore"):  # IEEE, as the framework's chain rule: 0 * inf is nan
+        return g.reshape(g.shape + (1,) * (d.ndim - g.ndim)) * d
+
+
+def _weight_slope_error(per_loss, per_scale, sample_weight, reduction: str) -> np.ndarray:
+    """The rounding of d/d ``sample_weight`` (:func:`keras_reduce_weight_grad`) in units of u: the
+    values each weight multiplies, with their own errors (``per_scale``) and one rounding each,
+    over the divisor; ``mean_with_sample_weight``'s slope (l_k - mean) / sum(w) is a difference of
+    two such terms, each carried (the mean's own error: :func:`reduction_error`), however small
+    the difference (a sample whose loss is the mean has slope 0 and a rounding of l_k / sum(w))."""
+    loss = np.where(np.isfinite(per_loss), per_loss, 0.0)
+    vs, w, out = _keras_weighting(loss.shape, sample_weight)
+    terms = np.broadcast_to(np.abs(loss.reshape(vs)) + np.reshape(per_scale, vs), out)
+    _, den, _ = _keras_scale(w, out, reduction)
+    if den is None:
+        return _sum_to(terms, w.shape).reshape(np.shape(sample_weight))
+    if den == 0:
+        return np.zeros(np.shape(sample_weight))
+    own = _sum_to(terms, w.shape) / abs(den)
+    if reduction == "mean_with_sample_weight":
+        g = keras_reduce_grad(loss.shape, sample_weight, reduction=reduction)
+        mean = abs(exact_sum(loss.reshape(vs) * w)) / abs(den)
+        own = own + (reduction_error(per_scale, loss, g, "sum") + mean) / abs(den) * np.ones(w.shape)
+    return np.asarray(own, np.float64).reshape(np.shape(sample_weight))
+
+
+def sample_weighted_error(model, oracle):
+    """An error model (``reference/rounding.py``; called like the oracle, with ``stages``) with
+    Keras' ``sample_weight``: the per-sample model (``reduction="none"``) carried through the
+    weighting, whose product, sum and division each add one rounding per term
+    (:func:`~lossparity.reference.rounding.reduction_error`); gradients scaled by each sample's
+    |cotangent|."""
+
+    @functools.wraps(model)
+    def weighted(*args, sample_weight=None, stages=(), **kw):
+        if sample_weight is None:
+            return model(*args, stages=stages, **kw)
+        reduction = kw.pop("reduction", "mean")
+        kw.pop("trace", None)
+        scales = model(*args, stages=stages, reduction="none", **kw)
+        with np.errstate(all="ignore"):
+            per_loss = np.asarray(oracle(*args, reduction="none", **kw), np.float64)
+        g = keras_reduce_grad(per_loss.shape, sample_weight, reduction=reduction)
+        out = {}
+        for name, s in scales.items():
+            s = np.asarray(s, np.float64)
+            if name == "value":
+                terms = np.abs(g * np.where(np.isfinite(per_loss), per_loss, 0.0))
+                if reduction == "none" or per_loss.shape in ((), (0,)):
+                    vs, w, shape = _keras_weighting(per_loss.shape, sample_weight)
+                    loss = np.where(np.isfinite(per_loss), per_loss, 0.0).reshape(vs)
+                    out[name] = np.abs(np.broadcast_to(w, shape)) * s.reshape(vs) + np.abs(w * loss)
+                else:
+                    out[name] = reduction_error(s, per_loss, g, "sum") + np.sum(terms)
+            else:
+                out[name] = _per_sample_times(np.abs(g), s, name)
+        out["sample_weight"] = _weight_slope_error(
+            per_loss, np.asarray(scales["value"], np.float64), sample_weight, reduction
+        )
+        return out
+
+    return weighted

@@ -78,7 +78,15 @@ def test_keras_without_a_backend_runs_on_the_default_one_and_says_so(monkeypatch
 
 def test_keywords_become_spec_parameters_in_its_vocabulary():
     _, bound = read("keras.losses.BinaryCrossentropy[jax](reduction='sum_over_batch_size', label_smoothing=0.1)(y, z)")
-    assert bound.params == {"reduction": "mean", "label_smoothing": 0.1}  # Keras' name for mean, read back
+    assert bound.params == {"reduction": "sum_over_batch_size", "label_smoothing": 0.1}  # Keras' own reduction
+    _, bound = read("keras.losses.BinaryCrossentropy[jax](reduction=None)(y, z)")
+    assert bound.params == {"reduction": "none"}  # Keras' None is the spec's none
+    # sample_weight is a keyword of the class's call, not of its constructor
+    _, bound = read("keras.losses.BinaryCrossentropy[jax](reduction='mean_with_sample_weight')(y, z, sample_weight=w)")
+    assert bound.params["reduction"] == "mean_with_sample_weight"
+    np.testing.assert_array_equal(bound.params["sample_weight"], [2.0])
+    with pytest.raises(CallError):
+        read("keras.losses.BinaryCrossentropy[jax](sample_weight=w)(y, z)")
     _, bound = read("F.smooth_l1_loss(z, y, beta=0.5, reduction='none')")
     assert bound.params == {"delta": 0.5, "reduction": "none"}
     _, bound = read("nn.BCEWithLogitsLoss(pos_weight=w)(z, y)")

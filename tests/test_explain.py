@@ -293,7 +293,8 @@ def test_a_rounding_model_is_named_in_the_divergence_it_explains():
         ),
         (
             ["torch.nn.BCELoss", "--input", "[0.5]", "--target", "[1]", "--param", "reduction=avg"],
-            "torch.nn.BCELoss: reduction='avg' is not accepted; accepted: none, sum, mean, batchmean",
+            "torch.nn.BCELoss: reduction='avg' is not accepted; accepted: none, sum, mean, batchmean, "
+            "sum_over_batch_size, mean_with_sample_weight",
         ),
         (
             ["torch.nn.BCELoss", "--input", "[0.5,", "--target", "[1]"],
@@ -335,6 +336,15 @@ def test_a_rounding_model_is_named_in_the_divergence_it_explains():
         ),
         (["torch.nn.BCELoss", "--input", "[0.5]"], "torch.nn.BCELoss: binary_cross_entropy needs a --target"),
         (["a", "b", "c", "--input", "[0.5]"], "explain takes one or two bindings or calls, got 3"),
+        (
+            # Keras' sample_weight weights the per-sample losses, (2,) here: (3,) cannot broadcast to them
+            ["keras.losses.SparseCategoricalCrossentropy[jax]", "--input", "[[0.1, 0.9], [0.5, 0.5]]"]
+            + ["--target", "[1, 0]", "--param", "sample_weight=[1.0, 2.0, 3.0]"],
+            "keras.losses.SparseCategoricalCrossentropy[jax] cannot read this case: as "
+            "sparse_categorical_cross_entropy, sample_weight of shape (3,) does not broadcast against the "
+            "per-sample losses of shape (2,); as softmax_cross_entropy, sample_weight of shape (3,) does not "
+            "broadcast against the per-sample losses of shape (2,)",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):

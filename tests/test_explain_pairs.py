@@ -590,3 +590,23 @@ def test_keras_ops_sigmoid_against_tf_sigmoid(capsys):
     # Read as probabilities without the clip, sigmoid(18) and sigmoid(1000) would cost about 18 and
     # 1000 as on the logits: the clip is what separates them.
     assert_cause(e, {"prob_eps"}, {"loss", *TRANSFORM})
+
+
+# Keras' class weights as Model.fit passes them (sample_weight = class_weight[y]) against torch's
+# weight on the same case: both weight each sample's loss by its target's class weight; torch's
+# mean divides by the sum of those weights, Keras' by the number of samples (issue 19).
+def test_torch_weight_against_keras_class_weight_is_named(capsys):
+    x, t, w = [[1.0, 2.0, 0.0], [0.0, 1.0, 3.0]], [0, 2], [3.0, 1.0, 0.5]
+    argv = ["explain", "torch.nn.CrossEntropyLoss", "keras.losses.SparseCategoricalCrossentropy+class_weight[jax]"]
+    argv += ["--input", json.dumps(x), "--target", json.dumps(t), "--param", f"weight={json.dumps(w)}"]
+    code = main([*argv, "--dtype", "float32", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    e = json.loads(out)
+    losses = -log_softmax(f32(x))[[0, 1], t]
+    sw = f32(w)[t]
+    torch_side, keras_side = e["bindings"]
+    assert_values(torch_side, (sw * losses).sum() / sw.sum(), "float32")
+    assert_values(keras_side, (sw * losses).sum() / 2, "float32")
+    assert verdicts(e) == ["conform", "conform"]
+    assert_cause(e, {"mean_by"}, {"loss"})

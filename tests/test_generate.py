@@ -10,6 +10,7 @@ from hypothesis import given, settings
 
 from lossparity.conformance.generate import (
     BUCKETS,
+    KERAS_CLASS_REDUCTIONS,
     GenerationError,
     arrays,
     case_strategy,
@@ -116,12 +117,21 @@ def test_over_seeds_the_buckets_reach_the_whole_menu():
     # a run sees BUCKETS structures; other seeds see others (every reduction, every class count)
     spec = SPECS["softmax_cross_entropy"]
     seen = {
-        (c.arrays["input"].shape[-1], c.params.get("reduction"))
+        (c.arrays["input"].shape[-1], c.params.get("reduction"), "sample_weight" in c.params)
         for s in range(6)
         for c in draw_cases(spec.name, spec.generate, examples=8, seed_value=s)
     }
-    assert {n for n, _ in seen} == {1, 2, 3, 5}
-    assert {r for _, r in seen} == {"none", "sum", "mean"}
+    assert {n for n, _, _ in seen} == {1, 2, 3, 5}
+    assert {r for _, r, weighted in seen if not weighted} == {"none", "sum", "mean"}
+    # Keras' own reductions come with its sample_weight only, which no other framework takes: one
+    # bucket of four per seed is weighted, so it takes twelve seeds to see each of them
+    weighted = {
+        c.params["reduction"]
+        for s in range(12)
+        for c in draw_cases(spec.name, spec.generate, examples=8, seed_value=s)
+        if "sample_weight" in c.params
+    }
+    assert weighted == set(KERAS_CLASS_REDUCTIONS)
 
 
 def test_picks_outside_draw_cases_are_plain_hypothesis_draws():
@@ -132,10 +142,11 @@ def test_picks_outside_draw_cases_are_plain_hypothesis_draws():
     @settings(max_examples=60, database=None, derandomize=True)
     @given(strategy)
     def collect(example):
-        reductions.add(example[1]["reduction"])
+        reductions.add((example[1]["reduction"], "sample_weight" in example[1]))
 
     collect()
-    assert reductions == {"none", "sum", "mean"}
+    assert {r for r, weighted in reductions if not weighted} == {"none", "sum", "mean"}
+    assert {r for r, weighted in reductions if weighted} <= set(KERAS_CLASS_REDUCTIONS)
 
 
 @case_strategy

@@ -5,10 +5,21 @@ log-likelihood. Oracles in ``reference/crossentropy.py``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import strategies as st
 
-from lossparity.conformance.bindings import KERAS_EPS, NO_REDUCTION, REDUCTION, keras_pair, optax_loss, torch_pair
+from lossparity.conformance.bindings import (
+    KERAS_EPS,
+    KERAS_VALUES,
+    NO_REDUCTION,
+    REDUCTION,
+    keras_pair,
+    keras_sample_weight,
+    optax_loss,
+    torch_pair,
+)
 from lossparity.conformance.edges import F32_BELOW_ONE, F32_TINY, F64_BELOW_ONE, F64_TINY, INF, NAN, edge
 from lossparity.conformance.generate import (
     CLASS_MENU,
@@ -35,6 +46,7 @@ PARAMETERS: dict[str, object] = {
     "ignore_index": int,
     "weight": np.ndarray,
     "pos_weight": np.ndarray,
+    "sample_weight": np.ndarray,
 }
 # fmt: on
 
@@ -164,6 +176,12 @@ BINARY_CROSS_ENTROPY_WITH_LOGITS = [
          [[1.5, -0.5, 2.0]], [[1.0, 0.0, 0.5]], pos_weight=[3.0, 3.0, 0.5]),
     edge("empty", "an empty batch: the mean divides 0 by 0",
          [], []),
+    # Keras' BinaryCrossentropy docstring, example 2, with sample_weight=[0.8, 0.2]: each sample's
+    # mean of its two terms, weighted, over the batch size 2
+    edge("keras-doc-sample-weight", "Keras' docstring: per-sample BCE means weighted by [0.8, 0.2], / 2",
+         [[-18.6, 0.51], [2.94, -12.8]], [[0.0, 1.0], [0.0, 0.0]], sample_weight=[0.8, 0.2]),
+    edge("sample-weight-column", "(N, 1) weights on (N, 2) logits: Keras' per-sample losses (N,) get a trailing 1",
+         [[1.5, -0.5], [0.25, 2.0]], [[1.0, 0.0], [0.5, 1.0]], sample_weight=[[2.0], [0.5]], reduction="sum"),
 ]
 # fmt: on
 
@@ -204,6 +222,20 @@ SOFTMAX_CROSS_ENTROPY = [
          [[1.0, 2.0, 0.0], [0.0, 1.0, 3.0]], [0, 2], weight=[3.0, 1.0, 0.5]),
     edge("smoothing-weighted", "label smoothing with class weights: PyTorch weights the smoothing term",
          [[1.0, 2.0, 0.0], [0.0, 1.0, 3.0]], [0, 2], weight=[3.0, 1.0, 0.5], label_smoothing=0.2),
+    edge("sample-weight-all-zero", "Keras: every sample weight 0, mean_with_sample_weight divides 0 by 0: "
+                                   "divide_no_nan gives 0",
+         [[1.0, 2.0], [0.5, -0.5]], [0, 1], sample_weight=[0.0, 0.0], reduction="mean_with_sample_weight"),
+    edge("sample-weight-some-zero", "Keras: a zero weight drops its sample, still counted by sum_over_batch_size",
+         [[1.0, 2.0], [0.5, -0.5], [3.0, 0.0]], [0, 1, 1], sample_weight=[1.0, 0.0, 2.0],
+         reduction="sum_over_batch_size"),
+    edge("sample-weight-negative", "Keras documents no sign for sample_weight: a negative weight subtracts its "
+                                   "sample, and the weights' sum is the divisor",
+         [[1.0, 2.0], [0.5, -0.5]], [0, 1], sample_weight=[-1.0, 3.0], reduction="mean_with_sample_weight"),
+    edge("sample-weight-spatial", "Keras: per-element weights on (N, d1) per-sample losses",
+         [[[1.0, 0.0, -1.0], [0.5, 0.5, 2.0]]], [[2, 0]], sample_weight=[[0.5, 2.0]], reduction="mean"),
+    edge("sample-weight-unreduced", "Keras' reduction None: the weighted per-sample losses, (N, 1) weights "
+                                    "expanding (N,) losses to (N, 1)",
+         [[1.0, 2.0], [0.5, -0.5]], [0, 1], sample_weight=[[2.0], [0.25]], reduction="none"),
 ]
 # fmt: on
 
@@ -247,6 +279,10 @@ CATEGORICAL_CROSS_ENTROPY = [
          [[0.0, 1.0], [0.5, 0.5]], [[1.0, 0.0], [0.0, 1.0]], reduction="none"),
     edge("unnormalized", "predictions that do not sum to 1: Keras renormalizes",
          [[0.2, 0.2, 0.2]], [[0.0, 1.0, 0.0]], reduction="none"),
+    # Keras' CategoricalCrossentropy docstring with sample_weight=[0.3, 0.7]: (0.3 (-log 0.95) + 0.7 (-log 0.1)) / 2
+    edge("keras-doc-sample-weight", "Keras' docstring: per-sample losses -log 0.95, -log 0.1 weighted "
+                                    "by [0.3, 0.7], / 2",
+         [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]], [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], sample_weight=[0.3, 0.7]),
 ]
 # fmt: on
 
@@ -258,6 +294,11 @@ SPARSE_CATEGORICAL_CROSS_ENTROPY = [
          [[0.0, 1.0]], [0], reduction="none"),
     edge("all-ignored", "every target ignored: Keras' divide_no_nan gives 0",
          [[0.5, 0.5], [0.2, 0.8]], [1, 1], ignore_index=1),
+    # Keras' SparseCategoricalCrossentropy docstring with sample_weight=[0.3, 0.7]
+    edge("keras-doc-sample-weight", "Keras' docstring: [0.0513, 2.303] weighted by [0.3, 0.7], / 2",
+         [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]], [1, 2], sample_weight=[0.3, 0.7]),
+    edge("sample-weight-mean-by-weights", "Keras' mean_with_sample_weight: the weighted sum / the weights' sum",
+         [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]], [1, 2], sample_weight=[0.3, 0.7], reduction="mean_with_sample_weight"),
 ]
 # fmt: on
 
@@ -342,6 +383,18 @@ SPECS: list[Spec] = [
          domain={"input": LOG_PROBABILITY}),
 ]
 # fmt: on
+
+#: The specs whose Keras classes take ``sample_weight`` (``bindings.keras_sample_weight``): each
+#: per-sample loss reads its own sample's row only.
+KERAS_WEIGHTED = (
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_soft",
+    "categorical_cross_entropy",
+    "sparse_categorical_cross_entropy",
+)
+SPECS = [keras_sample_weight(s) if s.name in KERAS_WEIGHTED else s for s in SPECS]
 
 
 # ----------------------------------------------------------------------------- bindings
@@ -482,23 +535,45 @@ BINDINGS: list[Binding] = [
     # -- keras --
     *keras_pair("BinaryCrossentropy", "binary_crossentropy", "binary_cross_entropy", "from_logits=False",
                 params=_SMOOTH, conventions={"prob_eps": KERAS_EPS, "sample_axis": "mean"}, backends=_KERAS_BCE_PROBS,
-                stages=_BCE_PROBS),
+                stages=_BCE_PROBS, sample_weight=True),
     *keras_pair("BinaryCrossentropy", "binary_crossentropy", "binary_cross_entropy_with_logits", "from_logits=True",
-                params=_SMOOTH, conventions={"sample_axis": "mean"}, stages=_KERAS_BCE_LOGITS),
+                params=_SMOOTH, conventions={"sample_axis": "mean"}, stages=_KERAS_BCE_LOGITS, sample_weight=True),
     *keras_pair("CategoricalCrossentropy", "categorical_crossentropy", "categorical_cross_entropy",
                 "from_logits=False", params=_SMOOTH,
                 conventions={"prob_eps": KERAS_EPS, "renormalize": "before_clip"}, stages=_KERAS_PROBS,
-                backends=_JNP_CLIP),
+                backends=_JNP_CLIP, sample_weight=True),
     *keras_pair("CategoricalCrossentropy", "categorical_crossentropy", "softmax_cross_entropy_soft",
-                "from_logits=True", params=_SMOOTH, stages=_KERAS_LOGITS),
+                "from_logits=True", params=_SMOOTH, stages=_KERAS_LOGITS, sample_weight=True),
     *keras_pair("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
                 "sparse_categorical_cross_entropy", "from_logits=False", params=_IGNORE,
                 conventions={"prob_eps": KERAS_EPS, "renormalize": "after_clip", "zero_division": "zero",
                              "invalid_label": "InvalidArgumentError"}, backends=_SPARSE_PROBS,
-                stages=_KERAS_PROBS),
+                stages=_KERAS_PROBS, sample_weight=True),
     *keras_pair("SparseCategoricalCrossentropy", "sparse_categorical_crossentropy",
                 "softmax_cross_entropy", "from_logits=True", params=_IGNORE,
                 conventions={"zero_division": "zero", "invalid_label": "InvalidArgumentError"},
-                backends=_SPARSE_LOGITS, stages=_KERAS_LOGITS),
+                backends=_SPARSE_LOGITS, stages=_KERAS_LOGITS, sample_weight=True),
 ]
 # fmt: on
+
+
+def _class_weighted(b: Binding) -> Binding:
+    """Keras' class weights as users pass them: ``Model.fit(class_weight=...)`` gives the loss
+    ``sample_weight = class_weight[y]`` (``keras/src/trainers/data_adapters/data_adapter_utils.py``,
+    ``class_weight_to_sample_weights``). Bound to the spec's class ``weight``, so that torch's
+    ``weight`` and Keras' are one case: Keras' mean divides by the number of samples
+    (``mean_by="elements"``), torch's by the targets' weights (``mean_by="weights"``)."""
+    return replace(
+        b,
+        id=f"{b.id}+class_weight",  # no parentheses: explain reads those as a call
+        call=b.call.replace("{call_kw}", ", sample_weight=keras.ops.take(weight, target)"),
+        params=REDUCTION,
+        values=KERAS_VALUES,
+        call_keywords=(),
+        requires={"weight": GIVEN},
+        conventions={**b.conventions, "mean_by": "elements"},
+    )
+
+
+# the class form of SparseCategoricalCrossentropy(from_logits=True), the last binding above
+BINDINGS.append(_class_weighted(BINDINGS[-2]))

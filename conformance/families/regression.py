@@ -18,6 +18,7 @@ from lossparity.conformance.bindings import (
     OPTAX,
     REDUCTION,
     keras_pair,
+    keras_sample_weight,
     optax_loss,
     torch_pair,
 )
@@ -127,6 +128,10 @@ SQUARED_ERROR = [
          [INF, -INF], [0.0, 0.0], reduction="none"),
     edge("nan", "a NaN target propagates",
          [1.0, 2.0], [NAN, 2.0], reduction="none"),
+    edge("sample-weight", "Keras: per-sample means [0.01, 0.25] (of (0.1^2 + 0.1^2) / 2, (0.5^2 + 0.5^2) / 2) "
+                          "weighted by [2, 0]: sum 0.02 over the weights' sum 2",
+         [[0.9, 0.1], [0.5, 0.5]], [[1.0, 0.0], [0.0, 1.0]], sample_weight=[2.0, 0.0],
+         reduction="mean_with_sample_weight"),
     edge("weighted-mean", "PyTorch's weighted mse_loss divides the weighted sum by sum(weight)",
          [[1.0, -2.0], [0.5, 3.0]], [[0.0, 0.0], [1.0, 1.0]], weight=[[1.0, 3.0], [0.5, 2.0]]),
 ]
@@ -279,6 +284,18 @@ SPECS: list[Spec] = [
          reg.l2_loss, {"reduction": "sum"}, ("half_square",),
          one_tensor(), L2_LOSS, target=None, classes=False, gradient=reg.l2_loss_grad),
 ]
+
+#: The specs whose Keras classes take ``sample_weight`` (``bindings.keras_sample_weight``): Keras
+#: averages each sample's last axis (``sample_axis="mean"``), then weights the per-sample losses.
+KERAS_WEIGHTED = (
+    "absolute_error",
+    "squared_error",
+    "huber",
+    "log_cosh",
+    "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error",
+)
+SPECS = [keras_sample_weight(s) if s.name in KERAS_WEIGHTED else s for s in SPECS]
 # fmt: on
 
 
@@ -337,21 +354,23 @@ BINDINGS: list[Binding] = [
     optax_loss("log_cosh", "log_cosh", stages=("logaddexp_form",)),
     # -- keras --
     *keras_pair("MeanAbsoluteError", "mean_absolute_error", "absolute_error", conventions=_PER_SAMPLE,
-                backends=_JAX_ABS),
+                backends=_JAX_ABS, sample_weight=True),
     *keras_pair("MeanSquaredError", "mean_squared_error", "squared_error", conventions=_PER_SAMPLE,
-                stages=reg.SQUARED_ERROR_STAGES),  # square(y_true - y_pred) in y_pred's dtype
-    *keras_pair("Huber", "huber", "huber", params={"delta": "delta"}, conventions=_PER_SAMPLE),
+                stages=reg.SQUARED_ERROR_STAGES, sample_weight=True),  # square(y_true - y_pred) in y_pred's dtype
+    *keras_pair("Huber", "huber", "huber", params={"delta": "delta"}, conventions=_PER_SAMPLE, sample_weight=True),
     # x + softplus(-2x) - log2 in y_pred's dtype (keras/src/losses/losses.py L2050-L2055 at v3.15.1):
     # jax.nn.softplus is logaddexp(x, 0); TensorFlow's CPU Softplus kernel thresholds at log(eps) + 2
-    *keras_pair("LogCosh", "log_cosh", "log_cosh", conventions=_PER_SAMPLE, stages=_LOG_COSH_STAGES),
+    *keras_pair("LogCosh", "log_cosh", "log_cosh", conventions=_PER_SAMPLE, stages=_LOG_COSH_STAGES,
+                sample_weight=True),
     *keras_pair("MeanAbsolutePercentageError", "mean_absolute_percentage_error", "mean_absolute_percentage_error",
                 conventions={**_PER_SAMPLE, "denominator_eps": KERAS_EPS},
                 backends={"torch": {"floor_tie": "half"}, "jax": {"floor_tie": "half", "abs_zero_slope": -1.0}},
-                stages=reg.MAPE_STAGES),  # the quotient, its mean and 100 * mean in y_pred's dtype
+                stages=reg.MAPE_STAGES, sample_weight=True),  # the quotient, its mean and 100 * mean in y_pred's dtype
     # log(maximum(y, epsilon) + 1.0) (keras/src/losses/losses.py L1912-L1918 at v3.15.1): on JAX the float32
     # epsilon is weakly typed, so the loss stays in y_pred's dtype; TensorFlow and torch promote it to float32
     *keras_pair("MeanSquaredLogarithmicError", "mean_squared_logarithmic_error", "mean_squared_logarithmic_error",
                 conventions={**_PER_SAMPLE, "value_floor": KERAS_EPS}, backends=_HALF_TIE,
-                stages={"jax": reg.MSLE_STAGES, "tensorflow": (), "torch": ()}),  # each backend named: see keras_pair
+                stages={"jax": reg.MSLE_STAGES, "tensorflow": (), "torch": ()},  # each backend named: see keras_pair
+                sample_weight=True),
 ]
 # fmt: on

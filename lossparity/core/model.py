@@ -21,8 +21,9 @@ class CaseError(ValueError):
     """Arrays or parameters that a spec cannot read (a target of the wrong shape)."""
 
 
-#: Spec parameters that are arrays (passed to the framework as tensors).
-ARRAY_PARAMS = ("weight", "pos_weight")
+#: Spec parameters that are arrays (passed to the framework as tensors). ``sample_weight`` is Keras'
+#: per-sample (or broadcast per-element) weight of a loss class's call (``reference/reduction.py``).
+ARRAY_PARAMS = ("weight", "pos_weight", "sample_weight")
 
 #: The functions users wrap a loss argument in, which a case may ask the framework to apply
 #: (``Case.transforms``): each adapter spells them in its framework (``FrameworkAdapter.transforms``).
@@ -102,7 +103,9 @@ class Binding:
     stages of the spec's error model (``Spec.stages``) that the binding evaluates in its
     compute dtype, with no wider accumulator (Keras on JAX: ``("log_softmax",)``); a result
     within the model's bound is consistent with that computation. Empty: the result is held
-    to one rounding of the exact loss (the tolerance).
+    to one rounding of the exact loss (the tolerance). ``call_keywords`` are the framework
+    keywords (values of ``params``) that a class form takes in its call, not its constructor
+    (Keras' ``sample_weight``): they go where the call text has ``{call_kw}``.
     """
 
     id: str
@@ -122,6 +125,7 @@ class Binding:
     #: derivative formula for ``weight``: tools/autograd/derivatives.yaml): a gradient with respect
     #: to one is expected to raise.
     nondifferentiable: tuple[str, ...] = ()
+    call_keywords: tuple[str, ...] = ()
 
     def result_dtype(self, dtype: str) -> str:
         """The dtype this binding computes in and returns for inputs of ``dtype``."""
