@@ -129,12 +129,16 @@ JAX = _merged(
     ),
 )
 
-_KERAS_CLASSES = """
-    BinaryCrossentropy CategoricalCrossentropy SparseCategoricalCrossentropy KLDivergence MeanAbsoluteError
-    MeanSquaredError Huber LogCosh MeanAbsolutePercentageError MeanSquaredLogarithmicError Poisson
-    BinaryFocalCrossentropy CategoricalFocalCrossentropy CategoricalGeneralizedCrossEntropy Hinge SquaredHinge
-    CategoricalHinge CosineSimilarity Circle Dice Tversky CTC
+_KERAS_WEIGHED = """
+    BinaryCrossentropy CategoricalCrossentropy SparseCategoricalCrossentropy MeanAbsoluteError
+    MeanSquaredError Huber LogCosh MeanAbsolutePercentageError MeanSquaredLogarithmicError
 """
+#: Keras loss classes whose sample_weight is not bound yet (those above bind it).
+_KERAS_UNWEIGHED = """
+    KLDivergence Poisson BinaryFocalCrossentropy CategoricalFocalCrossentropy CategoricalGeneralizedCrossEntropy
+    Hinge SquaredHinge CategoricalHinge CosineSimilarity Circle Dice Tversky CTC
+"""
+_KERAS_CLASSES = _KERAS_WEIGHED + _KERAS_UNWEIGHED
 _KERAS_AXIS = """
     BinaryCrossentropy binary_crossentropy CategoricalCrossentropy categorical_crossentropy
     SparseCategoricalCrossentropy sparse_categorical_crossentropy BinaryFocalCrossentropy binary_focal_crossentropy
@@ -146,8 +150,15 @@ KERAS = _merged(
         " ".join(f"keras.losses.{n}" for n in _KERAS_CLASSES.split()),
         name=_KERAS_NAME,
         dtype=_KERAS_DTYPE,
-        sample_weight=LATER,
     ),
+    _each(" ".join(f"keras.losses.{n}" for n in _KERAS_UNWEIGHED.split()), sample_weight=LATER),
+    {
+        "softmax_cross_entropy:keras.losses.SparseCategoricalCrossentropy+class_weight": {
+            "ignore_class": "the class-weight binding takes cases without ignored labels (Keras' mask merged "
+            "with the gathered sample_weight is not modelled); SparseCategoricalCrossentropy's own binding "
+            "checks ignore_class"
+        }
+    },
     _each(" ".join(f"keras.losses.{n}" for n in _KERAS_AXIS.split()), axis=LATER),
     _each(
         "keras.losses.circle",

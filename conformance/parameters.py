@@ -42,6 +42,7 @@ STATUSES = ("bound", "argument", "fixed", "excluded", "unbound")
 GIVEN = ("bound", "argument", "fixed")
 _BACKEND = re.compile(r"\[[^\]]*\]$")  # a Keras binding id's "[jax]"
 _KW = "__kw__"  # stands for the call text's ``{kw}`` while it is parsed: it marks the call the keywords go to
+_CALL_KW = "__call_kw__"  # stands for ``{call_kw}``: where ``Binding.call_keywords`` go (Keras' sample_weight)
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,9 @@ class Parameter:
 
 def api(binding_id: str) -> str:
     """The dotted path of the callable a binding id names: ``keras.losses.Huber[jax]`` ->
-    ``keras.losses.Huber``, ``F.triplet_margin_with_distance_loss(cosine)`` -> without ``(cosine)``."""
-    return re.split(r"[\[(]", binding_id)[0]
+    ``keras.losses.Huber``, ``F.triplet_margin_with_distance_loss(cosine)`` -> without ``(cosine)``,
+    ``keras.losses.SparseCategoricalCrossentropy+class_weight`` -> without ``+class_weight``."""
+    return re.split(r"[\[(+]", binding_id)[0]
 
 
 def bare_key(binding: Binding) -> str:
@@ -96,6 +98,7 @@ def _calls(binding: Binding, signature: dict, names: dict[str, str]) -> dict[str
     """The call text's calls of the binding's API, by part: ``{"call": ...}`` for a function,
     ``{"init": Cls(...), "call": Cls(...)(...)}`` for a class, ``Cls(...).method(...)`` for a method."""
     text = binding.call.replace("{kw}", f", {_KW}=0").replace(f"(, {_KW}", f"({_KW}")
+    text = text.replace("{call_kw}", f", {_CALL_KW}=0").replace(f"(, {_CALL_KW}", f"({_CALL_KW}")
     head, _, rest = api(binding.id).partition(".")
     path, out = f"{names.get(head, head)}.{rest}", {}  # as _dotted spells it: tf.nn.x -> tensorflow.nn.x
     for node in ast.walk(ast.parse(text, mode="eval")):
@@ -135,6 +138,9 @@ def classify(binding: Binding, signature: dict, names: dict[str, str], table: di
         for kw in binding.params.values()
     }
     bound = {kw: ps for kw, ps in bound.items() if ps}
+    # the keywords the call text passes at {call_kw}, not {kw} (Keras' sample_weight: a call argument)
+    at_call = {kw: ps for kw, ps in bound.items() if kw in binding.call_keywords}
+    bound = {kw: ps for kw, ps in bound.items() if kw not in binding.call_keywords}
     for part, node in calls.items():
         params = parts.get(part, [])
         takes = {name for name, _, _ in params}
@@ -146,7 +152,13 @@ def classify(binding: Binding, signature: dict, names: dict[str, str], table: di
                 break
             given[part, positional[i]] = _given(arg, variables)
         for kw in node.keywords:
-            if kw.arg == _KW:
+            if kw.arg == _CALL_KW:
+                for name, specs in at_call.items():
+                    if name in takes or anything:
+                        given[part, name] = "bound", ", ".join(specs)
+                    else:
+                        problems.append(f"{binding.id}: binds keyword {name!r}, which its {part} does not take")
+            elif kw.arg == _KW:
                 for name, specs in bound.items():
                     if name in takes or anything:
                         given[part, name] = "bound", ", ".join(specs)

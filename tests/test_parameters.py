@@ -182,7 +182,7 @@ def test_call_texts_are_read_as_written():
     keras = {
         "keras.losses.BinaryCrossentropy": {
             "init": [("from_logits", "POSITIONAL_OR_KEYWORD", "False"), ("reduction", "POSITIONAL_OR_KEYWORD", "'x'")],
-            "call": [(n, "POSITIONAL_OR_KEYWORD", None) for n in ("y_true", "y_pred")],
+            "call": [(n, "POSITIONAL_OR_KEYWORD", None) for n in ("y_true", "y_pred", "sample_weight")],
         }
     }
     found, _ = P.statuses("keras[jax]", keras)
@@ -192,8 +192,9 @@ def test_call_texts_are_read_as_written():
         ("init", "reduction"): ("bound", "reduction"),
         ("call", "y_true"): ("argument", "target"),
         ("call", "y_pred"): ("argument", "input"),
+        ("call", "sample_weight"): ("bound", "sample_weight"),  # at {call_kw}: a call argument
     }
-    assert find("keras[jax]", "keras.losses.BinaryCrossentropy[jax]").call.endswith("(target, input)")
+    assert find("keras[jax]", "keras.losses.BinaryCrossentropy[jax]").call.endswith("(target, input{call_kw})")
 
 
 def test_an_api_without_a_signature_is_not_read():
