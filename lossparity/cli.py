@@ -255,8 +255,9 @@ def cmd_merge(args) -> int:
         print(f"lossparity: warning: {text}", file=sys.stderr)
     for text in merged.conflicts:
         print(f"lossparity: conflict: {text}", file=sys.stderr)
+    into = " into a baseline" if merged.baseline else ""
     print(
-        f"merged {len(args.results)} files{' into a baseline' if merged.baseline else ''}: {len(merged.results)} results, {merged.duplicates} duplicates "
+        f"merged {len(args.results)} files{into}: {len(merged.results)} results, {merged.duplicates} duplicates "
         f"dropped, {len(merged.conflicts)} conflicts -> {out}"
     )
     return EXIT_FINDINGS if merged.conflicts else EXIT_OK
