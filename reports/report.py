@@ -243,8 +243,35 @@ class ReportData:
             "stale": [k for k in map(format_known, (summary or {}).get("stale_known") or []) if k],
             "known_entries": _known_entries((summary or {}).get("known_entries")),
             "filters": _filters(findings, divergences),
+            **_attention(self.findings, self.divergences),
             **_shrunk_context(self.shrunk, self.n_shrunk, order),
         }
+
+
+def _attention(findings: Mapping[tuple, list], divergences: Mapping[tuple, list]) -> dict:
+    """What the page opens on: the findings no known deviation explains, by (spec, binding,
+    verdict), and the unexplained divergences, by (spec, the two bindings), each with its count,
+    most first; the dtypes and modes each group spans."""
+    found: dict[tuple, list] = {}
+    for (spec, binding, verdict, dtype, mode), (count, _) in findings.items():
+        if verdict != "known":
+            entry = found.setdefault((spec, binding, verdict), [0, {}, {}])
+            entry[0] += count
+            entry[1][dtype], entry[2][mode] = None, None
+    split: dict[tuple, list] = {}
+    for (spec, status, dtype, mode, a, b), (count, _) in divergences.items():
+        if status == "unexplained":
+            entry = split.setdefault((spec, a, b), [0, {}, {}])
+            entry[0] += count
+            entry[1][dtype], entry[2][mode] = None, None
+
+    def rows(groups):
+        return [
+            {"group": g, "count": n, "dtypes": ", ".join(d), "modes": ", ".join(m)}
+            for g, (n, d, m) in sorted(groups.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        ]
+
+    return {"attention_findings": rows(found), "attention_divergences": rows(split)}
 
 
 def _shrunk_context(shrunk: list[Mapping], count: int, order: Mapping[str, int]) -> dict:
