@@ -183,6 +183,17 @@ def iter_records(path: Path, *, validate: bool = False) -> Iterator[dict]:
         raise ResultsFileError(f"{name}: empty; a results file starts with the run's 'meta' record")
 
 
+def raw_lines(path: Path) -> Iterator[bytes]:
+    """The lines of a results file as written (bytes, without their newlines), compressed or
+    not: for a test or a tool that compares lines byte for byte. Read as far as it is written."""
+    with open(path, "rb") as fh:
+        if fh.peek(2)[:2] == GZIP_MAGIC:
+            yield from _gunzip_lines(fh, _one_line(str(path)))
+        else:
+            for line in fh:
+                yield line.rstrip(b"\n")
+
+
 def _gunzip_lines(fh, name: str, chunk: int = 1 << 20) -> Iterator[bytes]:
     """The lines of a gzip stream (each with its newline, the last maybe without), read in
     chunks: members one after another, the last one maybe without its end (a killed run)."""
