@@ -35,8 +35,9 @@ NONFINITE = TOP + 3
 N_BUCKETS = TOP + 4
 #: Bars per series at most, besides 0 and non-finite (adjacent buckets merge where needed).
 BARS = 16
-#: Scatter points kept per series and bucket.
-POINTS = 12
+#: Scatter points kept per series and bucket: a default run's 979 plots held 192,000 of them,
+#: two thirds of their bytes; 6 still show each bucket's spread over the input's magnitudes.
+POINTS = 6
 #: Elements held, over all bindings, before they are folded into histograms and samples.
 BATCH = 1 << 20
 COLORS = ("#0969da", "#bc4c00", "#8250df", "#1a7f37", "#9a6700")
