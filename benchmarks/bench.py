@@ -38,6 +38,8 @@ import threading
 import time
 from pathlib import Path
 
+from lossparity.core.records import raw_lines
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -233,13 +235,13 @@ def whole_run(workers: int, out: Path, extra: list[str]) -> dict:
     results = _comparable(out / "results.jsonl")
     compiled = sum(
         json.loads(line).get("compiled", 0)
-        for line in open(out / "results.jsonl", encoding="utf-8")
-        if line.startswith('{"kind":"result"')
+        for line in raw_lines(out / "results.jsonl")
+        if line.startswith(b'{"kind":"result"')
     )
     framework_s = sum(
         json.loads(line)["seconds"].get("call", 0)
-        for line in open(out / "results.jsonl", encoding="utf-8")
-        if line.startswith('{"kind":"result"') and '"seconds":{' in line
+        for line in raw_lines(out / "results.jsonl")
+        if line.startswith(b'{"kind":"result"') and b'"seconds":{' in line
     )
     return {
         "workers": workers,
@@ -258,13 +260,12 @@ def _comparable(path: Path) -> list[str]:
     """The result lines without their timings and compile counts (which worker compiled a
     shape first is the schedule's), sorted: equal for equal runs."""
     out = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.startswith('{"kind":"result"'):
-                r = json.loads(line)
-                r.pop("seconds", None)
-                r.pop("compiled", None)
-                out.append(json.dumps(r, sort_keys=True))
+    for line in raw_lines(path):  # the file is compressed: its lines as written, decompressed
+        if line.startswith(b'{"kind":"result"'):
+            r = json.loads(line)
+            r.pop("seconds", None)
+            r.pop("compiled", None)
+            out.append(json.dumps(r, sort_keys=True))
     return sorted(out)
 
 
