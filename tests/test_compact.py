@@ -119,6 +119,10 @@ def test_a_baseline_keeps_what_diff_compares_and_no_arrays(tmp_path):
     assert by_case["heals"]["reproducer"] == "print(1)" and by_case["heals"]["errors"]["summary"]
     assert "summary" not in by_case["stays"]["errors"]
     assert by_case["drifts"]["errors"]["max_ulp"] == 0.5
+    # a conforming line: no origin nor tolerance, its absolute and relative errors to 3 digits
+    assert by_case["stays"]["origin"] == {} and by_case["heals"]["origin"] == {"table": "t"}
+    quiet = baseline_record({**RECORDS[1], "errors": {"max_abs": 0.0123456, "max_rel": 1 / 3, "max_ulp": 2 / 3}})
+    assert quiet["errors"] == {"max_abs": 0.0123, "max_rel": 0.333, "max_ulp": 2 / 3}
     assert [r["kind"] for r in records].count("summary") == 1
 
 

@@ -442,7 +442,12 @@ def baseline_record(record: dict) -> dict | None:
     if kind != "result":
         return record
     finding = record.get("verdict") not in _QUIET
-    out = {k: record[k] for k in _BASELINE_RESULT if k in record}
+    # A quiet result's origin (left empty) and tolerance, which diff does not read, go too (a
+    # default run's 149,295 conforming lines are most of a baseline).
+    keep = _BASELINE_RESULT if finding else [k for k in _BASELINE_RESULT if k != "tolerance"]
+    out = {k: record[k] for k in keep if k in record}
+    if not finding and "origin" in out:
+        out["origin"] = {}
     out.update(inputs={}, expected=None, actual=_error_only(record.get("actual")))
     out["errors"] = _figures(record.get("errors"), finding)
     grads = record.get("gradients")
@@ -471,12 +476,19 @@ def _error_only(outcome):
 
 
 def _figures(errors, finding: bool):
-    """Error figures without the arrays (a rounding model's bound), and the summary text only
-    for a finding."""
+    """Error figures without the arrays (a rounding model's bound); a finding's whole, with its
+    summary text; a quiet result's without it, and its absolute and relative errors to three
+    significant digits (their last digits, which deflate cannot shrink, were a third of a
+    baseline). ``max_ulp``, which diff's value drift compares, stays exact."""
     if not isinstance(errors, dict):
         return errors
-    drop = ("rounding_bound",) if finding else ("rounding_bound", "summary")
-    return {k: v for k, v in errors.items() if k not in drop}
+    if finding:
+        return {k: v for k, v in errors.items() if k != "rounding_bound"}
+    return {
+        k: float(f"{v:.3g}") if k in ("max_abs", "max_rel") and type(v) is float else v
+        for k, v in errors.items()
+        if k not in ("rounding_bound", "summary")
+    }
 
 
 def is_baseline(meta: dict) -> bool:
