@@ -47,6 +47,8 @@ import threading
 import time
 from pathlib import Path
 
+from lossparity.core.records import raw_lines
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -257,13 +259,12 @@ def _comparable(path: Path) -> list[str]:
     """The result lines without their timings and compile counts (which worker compiled a
     shape first is the schedule's), sorted: equal for equal runs."""
     out = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.startswith('{"kind":"result"'):
-                r = json.loads(line)
-                r.pop("seconds", None)
-                r.pop("compiled", None)
-                out.append(json.dumps(r, sort_keys=True))
+    for line in raw_lines(path):  # the file is compressed: its lines as written, decompressed
+        if line.startswith(b'{"kind":"result"'):
+            r = json.loads(line)
+            r.pop("seconds", None)
+            r.pop("compiled", None)
+            out.append(json.dumps(r, sort_keys=True))
     return sorted(out)
 
 
@@ -274,10 +275,9 @@ def _stream(path: Path):
     """The records of a results file, one at a time (a default run's file is hundreds of MB)."""
     import orjson
 
-    with open(path, "rb") as fh:
-        for line in fh:
-            if line.strip():
-                yield orjson.loads(line)
+    for line in raw_lines(path):  # compressed or plain: its lines as written
+        if line.strip():
+            yield orjson.loads(line)
 
 
 def breakdown(path: Path) -> dict:

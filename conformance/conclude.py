@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from lossparity.core.records import raw_lines
 from lossparity.core.verdicts import SILENT, finding_label
 
 
@@ -134,9 +136,11 @@ def conclude_file(path: Path, known: list | None = None) -> tuple[list[dict], di
     from lossparity.conformance.pairs import ground_keys
 
     tally, groups, ground, sides = _Tally(), {}, {}, {}
-    with open(path, "rb") as fh:
+    # The file is compressed (``core/records.py``), so it cannot be read back at an offset: the
+    # comparable lines are copied, plain, to a spill file beside it, which is read back instead.
+    with tempfile.TemporaryFile(dir=Path(path).parent, prefix=".conclude-") as spill:
         offset = 0
-        for raw in fh:
+        for raw in raw_lines(path):
             r = json.loads(raw) if raw.strip() else {}
             if r.get("kind") == "result":
                 tally.add(r)
@@ -145,20 +149,21 @@ def conclude_file(path: Path, known: list | None = None) -> tuple[list[dict], di
                     for key, side in ground_keys(r):
                         ground.setdefault(key, []).append(offset)
                         sides.setdefault(key, set()).add(side)
-            offset += len(raw)
+                    spill.write(raw + b"\n")
+                    offset += len(raw) + 1
+        spill.flush()
 
-    def read_back(keyed: dict) -> Iterator[tuple[tuple, list[dict]]]:
-        with open(path, "rb") as fh:
+        def read_back(keyed: dict) -> Iterator[tuple[tuple, list[dict]]]:
             for key, offsets in keyed.items():
                 group = []
                 for at in offsets:
-                    fh.seek(at)
-                    group.append(json.loads(fh.readline()))
+                    spill.seek(at)
+                    group.append(json.loads(spill.readline()))
                 yield key, group
 
-    by_case = (group for _, group in read_back(groups))
-    both = {k: v for k, v in ground.items() if len(sides[k]) == 2}  # a case and the one derived from it
-    lines, summary = _finish(by_case, read_back(both), tally, known)
+        by_case = (group for _, group in read_back(groups))
+        both = {k: v for k, v in ground.items() if len(sides[k]) == 2}  # a case and the one derived from it
+        lines, summary = _finish(by_case, read_back(both), tally, known)
     return lines, summary, tally.findings
 
 

@@ -72,7 +72,7 @@ import numpy as np
 
 from lossparity.conformance.options import DEFAULT_SHRINK_STEPS, SHRINK_SHARE
 from lossparity.core.model import ARRAY_PARAMS, Binding, Case, Spec, framework_layout
-from lossparity.core.records import encode_value
+from lossparity.core.records import encode_value, raw_lines
 
 #: Calls (steps) one group's shrinking may take at most (``--shrink-steps``' default).
 DEFAULT_STEPS = DEFAULT_SHRINK_STEPS
@@ -634,17 +634,16 @@ def shrink_divergences(
     if not firsts:
         return []
     wanted = {(g[0], side, g[1], g[3], g[2], d["case_id"]): None for g, d in firsts.items() for side in (g[4], g[5])}
-    with open(path, "rb") as fh:
-        for raw in fh:
-            if b'"shrunk"' in raw[:40]:
-                budget.spent += float(json.loads(raw).get("seconds") or 0.0)  # the workers' shrinking
-                continue
-            if b'"result"' not in raw[:40]:
-                continue
-            r = json.loads(raw)
-            k = tuple(r.get(f) for f in ("spec", "binding", "dtype", "device", "mode", "case_id"))
-            if k in wanted:
-                wanted[k] = r
+    for raw in raw_lines(path):  # the results file is compressed: its lines as written, decompressed
+        if b'"shrunk"' in raw[:40]:
+            budget.spent += float(json.loads(raw).get("seconds") or 0.0)  # the workers' shrinking
+            continue
+        if b'"result"' not in raw[:40]:
+            continue
+        r = json.loads(raw)
+        k = tuple(r.get(f) for f in ("spec", "binding", "dtype", "device", "mode", "case_id"))
+        if k in wanted:
+            wanted[k] = r
     bindings = {(b.spec, b.id): b for b in all_bindings()}
     out = []
     for (spec_name, dtype, mode, device, ia, ib), d in firsts.items():

@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     mrg = sub.add_parser("merge", help="merge results files (shards, CI jobs, machines) into one")
     mrg.add_argument("results", nargs="+", metavar="RESULTS", help="results.jsonl files written by 'lossparity run'")
     mrg.add_argument("-o", "--output", required=True, help="the merged results file to write")
+    mrg.add_argument(
+        "--baseline",
+        action="store_true",
+        help="write a baseline for 'lossparity diff': verdicts, error figures, errors and the findings' "
+        "reproducers, no arrays nor divergences (a default run's fits in a few MB)",
+    )
 
     exp = sub.add_parser(
         "explain",
@@ -227,24 +233,31 @@ def _write(path: str, write) -> None:
 
 def cmd_merge(args) -> int:
     from lossparity.conformance.conclude import conclude
-    from lossparity.core.records import ResultsFileError, write_all
+    from lossparity.core.records import LEVEL, ResultsFileError, write_all
     from lossparity.reports.merge import merge
 
     out = Path(args.output)
     if any(Path(p).resolve() == out.resolve() for p in args.results):
         raise UsageError(f"-o {out} is one of the inputs; write the merged file elsewhere")
     try:
-        merged = merge(args.results)
+        merged = merge(args.results, baseline=args.baseline)
     except ResultsFileError as exc:
         raise UsageError(str(exc)) from None
-    lines, summary = conclude(merged.results)
-    _write(str(out), lambda path: write_all(path, [merged.meta, *merged.results, *merged.shrunk, *lines, summary]))
+    if merged.baseline:  # no values to compare: the summary's counts, no divergences
+        lines, summary = conclude({**r, "actual": None} for r in merged.results)
+        lines, level = [], 9  # written once, read by every diff: the smallest file deflate makes
+    else:
+        lines, summary = conclude(merged.results)
+        level = LEVEL
+    records = [merged.meta, *merged.results, *merged.shrunk, *lines, summary]
+    _write(str(out), lambda path: write_all(path, records, level=level))
     for text in merged.warnings:
         print(f"lossparity: warning: {text}", file=sys.stderr)
     for text in merged.conflicts:
         print(f"lossparity: conflict: {text}", file=sys.stderr)
+    into = " into a baseline" if merged.baseline else ""
     print(
-        f"merged {len(args.results)} files: {len(merged.results)} results, {merged.duplicates} duplicates "
+        f"merged {len(args.results)} files{into}: {len(merged.results)} results, {merged.duplicates} duplicates "
         f"dropped, {len(merged.conflicts)} conflicts -> {out}"
     )
     return EXIT_FINDINGS if merged.conflicts else EXIT_OK

@@ -6,6 +6,10 @@ results under one identity are a conflict: the first file's line is kept and eve
 is reported, never silently dropped. Divergences, agreement counts and the summary are not
 merged but recomputed over the merged results (``conformance/conclude.py``), since shards
 that ran different frameworks only meet here.
+
+A baseline (``records.baseline_record``: verdicts and error figures, no arrays) merges too: when
+asked for one, or when any source is one, every line is cut down to a baseline's as it is read
+and the merged file is a baseline, whose divergences cannot be recomputed (it keeps no values).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lossparity.core.records import iter_records
+from lossparity.core.records import baseline_record, is_baseline, iter_records
 
 #: What identifies one result across files.
 KEY = ("spec", "binding", "dtype", "device", "mode", "case_id")
@@ -38,16 +42,22 @@ class Merged:
     conflicts: list[str] = field(default_factory=list)  # one line each
     shrunk: list[dict] = field(default_factory=list)  # each group's smallest case (a divergence's: recomputed)
     warnings: list[str] = field(default_factory=list)  # sources that differ in versions or platform
+    baseline: bool = False  # a baseline: results cut down to what diff compares, no divergences
 
 
-def merge(paths: Iterable[Path]) -> Merged:
-    """Read every file (validated against the schema) and merge its result lines."""
-    out = Merged(meta={})
+def merge(paths: Iterable[Path], *, baseline: bool = False) -> Merged:
+    """Read every file (validated against the schema) and merge its result lines; with
+    ``baseline``, or when a source is a baseline, into a baseline (``Merged.baseline``)."""
+    paths = [Path(p) for p in paths]
+    baseline = baseline or any(is_baseline(next(iter_records(p))) for p in paths)
+    out = Merged(meta={}, baseline=baseline)
     metas: list[dict] = []
     seen: dict[tuple, tuple[dict, Path]] = {}
     shrunk_seen: set[tuple] = set()
-    for path in map(Path, paths):
+    for path in paths:
         for record in iter_records(path, validate=True):
+            if baseline and (record := baseline_record(record)) is None:
+                continue
             if record["kind"] == "meta":
                 metas.append({"path": str(path), **record})
             elif record["kind"] == "shrunk" and "divergence" not in record:
@@ -75,6 +85,8 @@ def merge(paths: Iterable[Path]) -> Merged:
 def _says(record: dict) -> str:
     actual = record.get("actual") or {}
     what = actual.get("error") or (actual.get("value") or {}).get("data")
+    if what is None and actual.get("value") is None:  # a baseline keeps no values: its error figures
+        what = f"max_ulp {(record.get('errors') or {}).get('max_ulp')}"
     return f"{record['verdict']} ({what})"
 
 
@@ -96,6 +108,8 @@ def _meta(metas: list[dict]) -> tuple[dict, list[str]]:
                     f"{other['path']} differs from {metas[0]['path']} in {name}: "
                     f"{other.get(name)!r} vs {first.get(name)!r}"
                 )
+    if any(m.get("form") for m in metas):
+        first["form"] = "baseline"
     first.update(
         versions=versions,
         frameworks=frameworks,

@@ -412,3 +412,40 @@ def test_a_script_that_escaping_let_through_would_not_run(browser, report, tmp_p
     sync_api.expect(p.locator("#filters")).to_be_visible()  # the page's own script still runs
     assert p.evaluate("document.title") == TITLE
     context.close()
+
+
+def test_the_matrix_stays_readable_at_250_bindings_on_a_laptop(browser, tmp_path):
+    """A default run's 250-odd bindings in the specs x bindings matrix at a laptop's width: every
+    binding id keeps whole words (it breaks only at its dots and underscores: no id one character
+    a line), the page opens on what needs attention, and the matrix scrolls sideways if it must."""
+    frameworks = ("torch", "tensorflow", "jax", "keras[tensorflow]", "keras[jax]", "keras[torch]")
+    records, ids = [], []
+    for i in range(264):
+        fw = frameworks[i % len(frameworks)]
+        binding = f"{fw.split('[')[0]}.losses.SparseCategoricalCrossentropyWithLogits_{i}" + (
+            f"[{fw.split('[')[1]}" if "[" in fw else ""
+        )
+        ids.append(binding)
+        spec = f"spec_{i % 40}"
+        records += [result(binding, "conform", framework=fw, spec=spec, case_id=f"c{k}") for k in range(3)]
+    records.append(result(ids[0], "deviate", framework="torch", spec="spec_0", case_id="bad"))
+    path = write_report(records, tmp_path / "wide.html")
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    page.goto(path.as_uri())
+    assert page.locator("h2").nth(1).get_attribute("id") == "attention"
+    codes = page.locator("table.matrix td.cell code")
+    assert codes.count() == 264
+    line = page.evaluate("parseFloat(getComputedStyle(document.querySelector('table.matrix td.cell code')).lineHeight)")
+    boxes = page.evaluate(
+        "[...document.querySelectorAll('table.matrix td.cell code')].map(c => [c.getBoundingClientRect().width,"
+        " c.getBoundingClientRect().height, c.textContent])"
+    )
+    for width, height, text in boxes:
+        # "SparseCategoricalCrossentropyWithLogits_" is one word: the id breaks after its dots
+        # and underscores into at most four lines, each as wide as its widest word.
+        assert height <= 4.5 * line and width >= 150, (text, width, height)
+    shot = tmp_path / "matrix.png"
+    page.locator("table.matrix").screenshot(path=str(shot))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    context.close()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lossparity.cli import main
-from lossparity.core.records import encode_array, schema_errors, write_all
+from lossparity.core.records import encode_array, read_records, schema_errors, write_all
 from lossparity.reports.diff import diff, markdown, rows
 from lossparity.reports.regression import MAX_DETAILED, render_regression
 
@@ -170,7 +170,7 @@ HOSTILE = '<img src=x onerror="alert(1)">'
 
 def test_html_regression_report(tmp_path, capsys):
     base, new = _files(tmp_path)
-    records = [json.loads(line) for line in open(new)]
+    records = read_records(new, validate=False)
     records[2]["actual"] = {"error": "RuntimeError", "message": HOSTILE}  # 'breaks' now raises, hostile text
     write_all(new, records)
     page_path = tmp_path / "out" / "regression.html"

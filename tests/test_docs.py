@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def commands(text: str) -> list[str]:
     """Every ``lossparity ...`` command line, continuations joined, shell redirections dropped."""
     text = text.replace("\\\n", " ").replace("${{ matrix.framework }}", "torch")
+    text = text.replace("${{ matrix.frameworks }}", "torch,keras[torch]")
     found = []
     for line in text.splitlines():
         m = re.search(r"(?:^|run: |\s)(lossparity (?:run|list|report|merge|diff|explain)\b.*)$", line.strip())
@@ -24,9 +25,27 @@ def commands(text: str) -> list[str]:
 
 def test_the_workflow_example_uses_real_options():
     found = commands((ROOT / "docs/examples/github-actions.yml").read_text())
-    assert [c.split()[1] for c in found] == ["run", "merge", "report", "diff"]
+    assert [c.split()[1] for c in found] == ["run", "merge", "merge", "report", "diff"]
+    assert "--baseline" in found[2]  # the gate writes the baseline it diffs against next time
     for line in found:
         build_parser().parse_args(shlex.split(line)[1:])  # raises UsageError on an unknown option
+
+
+def test_the_workflow_shards_cover_every_framework_keras_on_each_backend():
+    """The matrix jobs' ``--frameworks`` are valid selections that together cover every adapter,
+    Keras on each of its backends included (a job installs Keras beside its framework)."""
+    from lossparity.conformance.registry import adapter_modules
+    from lossparity.conformance.selection import Selection
+
+    text = (ROOT / "docs/examples/github-actions.yml").read_text()
+    shards = re.findall(r'^\s+frameworks: "([^"]+)"$', text, flags=re.M)
+    assert len(shards) == 3
+    covered = set()
+    for shard in shards:
+        selection = Selection(frameworks=tuple(shard.split(","))).validate()
+        covered |= {f for f in adapter_modules() if selection.takes(f)}
+    assert covered == set(adapter_modules()) and {"keras[torch]", "keras[jax]", "keras[tensorflow]"} <= covered
+    assert text.count("keras==") == 3
 
 
 @pytest.mark.parametrize("path", ["README.md", "docs/examples/jax-0.4.30-to-0.10.2/README.md"])

@@ -158,7 +158,10 @@ def test_same_results_same_bytes():
     svg = first[0]
     assert svg.startswith('<svg class="plot" ') and svg.endswith("</svg>")
     assert not re.search(r"<\?xml|<!DOCTYPE|<metadata|<style|Matplotlib v|\d{4}-\d\d-\d\dT", svg)
-    assert 10_000 < len(svg) < 40_000
+    # Compact: a scatter's style once on its group, coordinates to a tenth of a point, short ids.
+    assert 5_000 < len(svg) < 12_000
+    assert not re.search(r"<use [^>]*fill-opacity", svg) and re.search(r'<g clip-path="[^"]*" style="fill', svg)
+    assert not re.search(r'="[^"]*\d\.\d\d', svg) and 'transform="rotate(-0' not in svg
 
 
 def test_same_bytes_in_another_process():

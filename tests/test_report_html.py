@@ -400,8 +400,9 @@ def test_agreement_matrix_counts_both_halves_and_escapes():
     ]
     page = render_report(records)
     assert "Who agrees with whom" in page
-    # before the divergence list
-    assert page.index('id="agreement"') < page.index('id="divergences"')
+    # after what needs attention and the lists of findings and divergences, with the matrices
+    order = [page.index(f'id="{i}"') for i in ("attention", "findings", "divergences", "matrix", "agreement", "run")]
+    assert order == sorted(order)
     columns, cells = _agreement_table(page, "softmax_cross_entropy")
     torch, f_torch = "torch.nn.CrossEntropyLoss", "torch.nn.functional.cross_entropy"
     optax = "optax.losses.softmax_cross_entropy_with_integer_labels"
@@ -854,3 +855,51 @@ def test_a_crash_not_reproduced_alone_is_a_finding_of_its_own_with_its_rerun():
         "unit run just before": "torch.nn.BCELoss float32 gen-0-3 eager",
     }
     assert "rerun alone" not in _finding_block(page, "hard")  # a line from before reruns: none shown
+
+
+def test_the_page_opens_on_what_needs_attention():
+    """Unexplained findings by binding and unexplained divergences by pair, most first, before
+    the known deviations and everything else; a known finding or an explained divergence is
+    not among them."""
+    from fake_records import divergence, result, summary
+
+    a, b = (
+        result("torch.nn.BCELoss", "deviate"),
+        result("keras.losses.BinaryCrossentropy", "conform", framework="keras"),
+    )
+    records = [
+        result("torch.nn.BCELoss", "deviate", case_id="c1"),
+        result("torch.nn.BCELoss", "deviate", case_id="c2", dtype="float16"),
+        result("optax.losses.sigmoid_binary_cross_entropy", "known", framework="jax"),
+        result("torch.nn.functional.binary_cross_entropy", "error_mismatch"),
+        divergence(a, b, status="unexplained"),
+        divergence(a, b, status="explained"),
+        summary(
+            {"deviate": 2, "known": 1, "error_mismatch": 1},
+            divergences={"unexplained": 1, "explained": 1},
+            known_entries=[
+                {
+                    "id": "optax-entry",
+                    "symptom": "nonfinite",
+                    "status": "used",
+                    "results": 1,
+                    "partly": 0,
+                    "divergences": 0,
+                }
+            ],
+        ),
+    ]
+    page = render_report(records)
+    start, end = page.index('id="attention"'), page.index('id="findings"')
+    assert start < page.index('id="known"') < end
+    section = page[start:end]
+    rows = re.findall(r"<tr><td class=\"num\">(\d+)</td>(.*?)</tr>", section, re.S)
+    assert [(n, "torch.nn.BCELoss" in t, "error_mismatch" in t) for n, t in rows[:2]] == [
+        ("2", True, False),
+        ("1", False, True),
+    ]
+    assert "float32, float16" in rows[0][1]
+    assert "sigmoid_binary" not in section[: section.index('id="known"')]  # known: not a matter for attention
+    assert len(rows) == 3 and "divergence" in rows[2][1] and "BinaryCrossentropy" in rows[2][1]
+    calm = render_report([result(), summary({"conform": 1})])
+    assert "Nothing: every finding is a known deviation" in calm
