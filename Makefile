@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 report: setup
-	$(BIN)/lossparity run -n 2
+	$(BIN)/lossparity run
 
 test: setup
 	$(BIN)/ruff check .
