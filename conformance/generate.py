@@ -291,7 +291,15 @@ def draw_cases(spec_name: str, strategy, *, examples: int, seed_value: int) -> l
 
 
 def more_cases(
-    spec_name: str, strategy, *, bucket: int, examples: int, seed_value: int, drawn: list[Case] = ()
+    spec_name: str,
+    strategy,
+    *,
+    bucket: int,
+    examples: int,
+    seed_value: int,
+    drawn: list[Case] = (),
+    part: int = 0,
+    start: int = 0,
 ) -> list[Case]:
     """Up to ``examples`` further distinct cases of one structure bucket, none of them among
     ``drawn`` (the cases :func:`draw_cases` gave): for a binding that takes the structure of
@@ -300,20 +308,23 @@ def more_cases(
     a further structure, for a binding that takes none of the standard ones.
 
     The same (spec, seed, bucket, examples) give the same list whatever else was drawn; the
-    ids are ``gen-{seed}-b{bucket}-{i}``."""
+    ids are ``gen-{seed}-b{bucket}-{i}``. ``part`` > 0 draws another such list, of cases not in
+    ``drawn`` (which then holds the earlier parts), numbered from ``start``: for a binding that
+    takes only a bucket whose draws repeat before ``examples`` distinct cases."""
     global _ACTIVE
     seen = {_case_key((c.arrays, c.params)) for c in drawn if c.origin.get("bucket") == bucket}
     _ACTIVE = _Bucket(spec_name, seed_value, bucket)
     try:
         with _only_global_constants():
-            new = _draw_distinct(strategy, examples, seen, f"{seed_value}/{spec_name}/{bucket}/more", simplest=False)
+            more = "more" if not part else f"more{part}"
+        new = _draw_distinct(strategy, examples, seen, f"{seed_value}/{spec_name}/{bucket}/{more}", simplest=False)
     finally:
         _ACTIVE = None
     return [
         Case(
             spec_name,
-            f"gen-{seed_value}-b{bucket}-{i}",
-            {"generator": "hypothesis", "seed": seed_value, "index": i, "bucket": bucket, "more": True},
+            f"gen-{seed_value}-b{bucket}-{start + i}",
+            {"generator": "hypothesis", "seed": seed_value, "index": start + i, "bucket": bucket, "more": True},
             arrays_,
             params,
         )

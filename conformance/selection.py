@@ -106,11 +106,23 @@ class Selection:
         drawn = self._generated(spec.name)
         generated = [c for c in drawn if takes(c)]
         buckets = list(dict.fromkeys(c.origin["bucket"] for c in generated))
-        further = range(BUCKETS, BUCKETS + _FURTHER_BUCKETS) if self.examples and not buckets else ()
+        # further buckets too where its own run short: a binding that takes only some of a bucket's
+        # cases (tf.nn.weighted_cross_entropy_with_logits needs a pos_weight) still gets ``examples``
+        further = range(BUCKETS, BUCKETS + _FURTHER_BUCKETS) if self.examples else ()
+        fitting = []
         for b in [*buckets, *further]:
             if len(generated) >= self.examples:
                 break
-            generated += [c for c in self._more(spec.name, b) if takes(c)][: self.examples - len(generated)]
+            taken = [c for c in self._more(spec.name, b) if takes(c)]
+            fitting += [b] if taken else []
+            generated += taken[: self.examples - len(generated)]
+        # a bucket whose draws repeat before ``examples`` distinct cases: drawn again, further parts
+        for part in range(1, _FURTHER_PARTS + 1):
+            for b in fitting:
+                if len(generated) >= self.examples:
+                    break
+                taken = [c for c in self._more(spec.name, b, part) if takes(c)]
+                generated += taken[: self.examples - len(generated)]
         return [*edges, *generated]
 
     def _generated(self, spec_name: str) -> tuple[Case, ...]:
@@ -123,20 +135,25 @@ class Selection:
             )
         return self._drawn[spec_name, None]
 
-    def _more(self, spec_name: str, bucket: int) -> tuple[Case, ...]:
-        if (spec_name, bucket) not in self._drawn:
-            self._drawn[spec_name, bucket] = tuple(
+    def _more(self, spec_name: str, bucket: int, part: int = 0) -> tuple[Case, ...]:
+        if (spec_name, bucket, part) not in self._drawn:
+            earlier = [c for p in range(part) for c in self._more(spec_name, bucket, p)]
+            self._drawn[spec_name, bucket, part] = tuple(
                 more_cases(
                     spec_name,
                     SPECS[spec_name].generate,
                     bucket=bucket,
                     examples=self.examples,
                     seed_value=self.seed,
-                    drawn=self._generated(spec_name),
+                    drawn=[*self._generated(spec_name), *earlier],
+                    part=part,
+                    start=len(earlier),
                 )
             )
-        return self._drawn[spec_name, bucket]
+        return self._drawn[spec_name, bucket, part]
 
 
 #: How many structures past the standard buckets a binding that takes none of theirs is offered.
 _FURTHER_BUCKETS = 12
+#: Further draws of a bucket for a binding it leaves short (``cases_for``).
+_FURTHER_PARTS = 3
