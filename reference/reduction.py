@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from lossparity.reference._math import times
+from lossparity.reference.errors import OracleError
 from lossparity.reference.rounding import reduction_error
 from lossparity.reference.trace import NO_TRACE
 
@@ -181,15 +182,17 @@ def _keras_align(shape: tuple[int, ...], w_shape: tuple[int, ...]) -> tuple[tupl
 
 
 def _keras_weighting(shape, sample_weight):
-    """(aligned values shape, aligned weights float64, weighted shape); ValueError where Keras'
-    broadcasting fails (a weight of the wrong shape)."""
+    """(aligned values shape, aligned weights float64, weighted shape); OracleError("ValueError")
+    where Keras' broadcasting fails (a weight of the wrong shape): Keras raises it."""
     w = np.asarray(sample_weight, np.float64)
     vs, ws = _keras_align(tuple(shape), w.shape)
     try:
         out = np.broadcast_shapes(vs, ws)
-    except ValueError:
-        raise ValueError(
-            f"sample_weight of shape {w.shape} does not broadcast against the per-sample losses of shape {tuple(shape)}"
+    except ValueError:  # Keras' own broadcast raises: the documented outcome is that error
+        raise OracleError(
+            "ValueError",
+            f"sample_weight of shape {w.shape} does not broadcast against the per-sample losses "
+            f"of shape {tuple(shape)}",
         ) from None
     return vs, w.reshape(ws), out
 
@@ -197,7 +200,10 @@ def _keras_weighting(shape, sample_weight):
 def keras_weighted_shape(shape: tuple[int, ...], w_shape: tuple[int, ...]) -> tuple[int, ...]:
     """The shape of Keras' weighted values for per-sample losses of ``shape`` and a
     ``sample_weight`` of ``w_shape``; ValueError (one line) where Keras cannot broadcast them."""
-    return _keras_weighting(shape, np.zeros(w_shape))[2]
+    try:
+        return _keras_weighting(shape, np.zeros(w_shape))[2]
+    except OracleError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _keras_scale(w: np.ndarray, out: tuple[int, ...], reduction: str) -> tuple[np.ndarray, float | None, str]:

@@ -18,6 +18,7 @@ from mpmath import mp, mpf
 from lossparity.conformance.generate import draw_cases
 from lossparity.conformance.runner import differentiated
 from lossparity.conformance.specs import SPECS
+from lossparity.core.model import ARRAY_PARAMS
 from lossparity.reference import OracleError
 
 try:
@@ -84,7 +85,8 @@ def _fd_check(spec, args, kw, rng):
     differentiated argument. ``args`` holds the positional arrays (input, target); ``kw`` the
     keywords, the spec's further arrays (``Spec.arrays``) among them."""
     grads = spec.gradient(*args, **kw)
-    keys = list(differentiated(spec))
+    # and the slope in a weight the oracle derives exactly where the case sets one (Keras' sample_weight)
+    keys = list(differentiated(spec)) + [n for n in grads if n in ARRAY_PARAMS and isinstance(kw.get(n), np.ndarray)]
     assert sorted(grads) == sorted(keys)
     names = ["input", "target"][: len(args)]
     base = _value(spec.oracle, args, kw)

@@ -1021,7 +1021,9 @@ def _check_array(text: str) -> None:
     except LiteralError as exc:
         assert str(exc) and "\n" not in str(exc)
         return
-    assert isinstance(array, np.ndarray) and array.dtype in (np.int64, np.float64) and array.ndim <= MAX_DIMS
+    assert isinstance(array, np.ndarray) and array.ndim <= MAX_DIMS
+    # numbers are int64 or float64; a mask (every item true or false) is bool
+    assert array.dtype in (np.int64, np.float64) or (array.dtype == np.bool_ and array.size)
 
 
 @fuzz("parse_array_text")

@@ -73,7 +73,9 @@ def test_nothing_is_written_without_lp_out(pytester):
 def test_xdist_workers_do_not_write_and_results_match(pytester):
     pytest.importorskip("xdist")
     serial, parallel = pytester.path / "serial", pytester.path / "parallel"
-    pytester.runpytest(*ARGS, "--lp-out", str(serial))
+    # both in fresh processes: the comparison is of one process against two workers, not of this
+    # test process's state (modules imported and cases drawn by earlier tests) against a fresh one
+    pytester.runpytest_subprocess(*ARGS, "--lp-out", str(serial))
     pytester.runpytest_subprocess(*ARGS, "--lp-out", str(parallel), "-n", "2")
 
     def key(path):
