@@ -34,7 +34,11 @@ def exact_sum(x: np.ndarray) -> float:
     flat = np.asarray(x, dtype=np.float64).ravel()
     if not np.all(np.isfinite(flat)):
         return float(np.sum(flat))
-    return math.fsum(flat)
+    try:
+        return math.fsum(flat)
+    except OverflowError:  # a partial sum past float64's range (1.8e308 + 1.8e308): halved, summed,
+        # doubled, the sum is +-inf when it is out of range and exact when it is back in range
+        return math.fsum(flat * 0.5) * 2.0
 
 
 def _divide(num: float, den: float, zero_division: str) -> float:

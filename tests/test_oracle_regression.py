@@ -14,11 +14,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from mpmath import mp, mpf
 from oracle_helpers import F16, F32, fd_failures
 
+from lossparity.conformance.specs import SPECS
 from lossparity.reference import regression as reg
 from lossparity.reference.errors import OracleError
 
@@ -268,3 +271,16 @@ def test_flush_subnormals_puts_a_subnormal_residual_on_the_kink():
     np.testing.assert_array_equal(reg.absolute_error(x, y, reduction="none", flush_subnormals=True), [0, 0, 1e-30, 0.5])
     f16 = reg.absolute_error_grad(x, y, **kw, flush_subnormals=True, dtype=np.float16)["input"]
     np.testing.assert_array_equal(f16, kept)
+
+
+def test_a_sum_past_float64s_range_is_infinite_and_one_back_in_range_is_exact():
+    """math.fsum raises OverflowError on a partial sum past 1.8e308 (the fuzz test's absolute
+    error of two 1.8e308 residuals); the reduction's exact sum is then IEEE's +-inf, and a sum
+    that comes back into range (m + m - m) is exact."""
+    from lossparity.reference.reduction import exact_sum
+
+    m = float(np.finfo(np.float64).max)
+    assert exact_sum(np.array([m, m])) == math.inf and exact_sum(np.array([-m, -m])) == -math.inf
+    assert exact_sum(np.array([m, m, -m])) == m
+    x = np.array([[0.0, 0.0], [m, m]])
+    assert SPECS["absolute_error"].oracle(x, np.zeros_like(x), reduction="mean") == math.inf
