@@ -152,14 +152,8 @@ def classify(binding: Binding, signature: dict, names: dict[str, str], table: di
                 break
             given[part, positional[i]] = _given(arg, variables)
         for kw in node.keywords:
-            if kw.arg == _CALL_KW:
-                for name, specs in at_call.items():
-                    if name in takes or anything:
-                        given[part, name] = "bound", ", ".join(specs)
-                    else:
-                        problems.append(f"{binding.id}: binds keyword {name!r}, which its {part} does not take")
-            elif kw.arg == _KW:
-                for name, specs in bound.items():
+            if kw.arg in (_KW, _CALL_KW):  # where the bound keywords go: {kw}, or {call_kw} for call_keywords
+                for name, specs in (bound if kw.arg == _KW else at_call).items():
                     if name in takes or anything:
                         given[part, name] = "bound", ", ".join(specs)
                     else:
