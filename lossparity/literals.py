@@ -95,7 +95,7 @@ def parse_array(text: str) -> np.ndarray:
         raise LiteralError("the rows have different lengths; an array must be rectangular")
     if array.dtype.kind == "b":
         return array
-    if any(isinstance(v, bool) for v in _flatten(value)) and array.dtype.kind != "b":
+    if any(isinstance(v, bool) for v in _flatten(value)):  # NumPy made the booleans numbers
         raise LiteralError("booleans and numbers mixed in one array; a mask is all true/false (or 0/1)")
     if array.dtype.kind == "i":
         return array.astype(np.int64)
