@@ -42,8 +42,8 @@ CONVENTIONS: dict[str, Convention] = {
         Convention(
             "prob_domain",
             "nan",
-            "a probability outside [0, 1] (NaN included) raises {value} "
-            "(PyTorch's binary_cross_entropy checks its input)",
+            "a probability or target outside [0, 1] (NaN included) raises {value} "
+            "(PyTorch's binary_cross_entropy checks its input and its target)",
         ),
         Convention(
             "renormalize",
@@ -89,6 +89,14 @@ CONVENTIONS: dict[str, Convention] = {
             "(an exception class name means the binding raises it; 'wrap_negative' reads "
             "-C <= t < 0 as t + C, NumPy-style, and gives nan elsewhere; 'zeros' reads it as an "
             "all-zero one-hot row: a loss of 0 with slope 0, as jax.nn.one_hot gives)",
+        ),
+        Convention(
+            "float_labels",
+            "cast",
+            "class indices given as a float array raise {value} (the binding documents integer "
+            "labels and checks their dtype: PyTorch's cross_entropy and nll_loss, tf.nn's sparse "
+            "op, optax's *_with_integer_labels), where the plain reading casts 2.0 to class 2, "
+            "truncating toward 0 as Keras' sparse losses cast",
         ),
         Convention(
             "stirling_cutoff",

@@ -61,14 +61,18 @@ def _bce_stages(input, target, label_smoothing, log_min, prob_eps, prob_domain, 
     """BCE up to its logs: p as given, smoothed y, clip bounds (or None), clipped p, and the
     pair (log p, log(1-p)) before and after the ``log_min`` clamp."""
     p = trace("input", np.asarray(input, np.float64), reading(input, "probabilities", classes=False))
-    outside = ~((p >= 0) & (p <= 1))
-    if prob_domain != "nan" and outside.any():
-        raise OracleError(prob_domain, f"probability {p[outside].ravel()[0]} is outside [0, 1]")
     y = _smooth(np.asarray(target, np.float64), label_smoothing, 2, "2", trace)
     bounds, clipped = None, p
     if prob_eps is not None:
         bounds = clip_bounds(prob_eps, dtype)
         clipped = trace("clip", np.clip(p, *bounds), f"clipped into [eps, 1-eps], eps={prob_eps}")
+    # the check sees what the checking kernel is given: Keras' torch backend clips p first (only a
+    # NaN is left outside), and hands torch the smoothed targets, which torch checks as well
+    # (aten/src/ATen/native/Loss.cpp binary_cross_entropy: "all elements of target should be between 0 and 1")
+    for name, values in (("input", clipped), ("target", y)):
+        outside = ~((values >= 0) & (values <= 1))
+        if prob_domain != "nan" and outside.any():
+            raise OracleError(prob_domain, f"{name} {values[outside].ravel()[0]} is outside [0, 1]")
     with np.errstate(divide="ignore", invalid="ignore"):
         raw = (np.log(clipped), np.log1p(-clipped))
     logs = raw if log_min is None else tuple(np.maximum(v, log_min) for v in raw)
@@ -200,8 +204,16 @@ def binary_cross_entropy_with_logits_grad(
     return {"input": chain(g, _weighted(d_x, weight)), "target": chain(g, _weighted(d_y, weight))}
 
 
-def _class_targets(target, n_classes, ignore_index, invalid_label, trace):
-    """Mask of counted targets, the safe gather indices, and the elements that are invalid."""
+def _class_targets(target, n_classes, ignore_index, invalid_label, trace, float_labels="cast"):
+    """Mask of counted targets, the safe gather indices, and the elements that are invalid.
+
+    A float ``target`` is cast to integers (truncating toward 0) unless ``float_labels`` names the
+    error the binding raises for a float label array (whatever its values)."""
+    target = np.asarray(target)
+    if target.dtype.kind == "f" and float_labels != "cast":
+        raise OracleError(float_labels, "class indices must be an integer array, got a float array")
+    if target.dtype.kind == "f":
+        target = trace("labels", target.astype(np.int64), "float labels cast to integers, truncating toward 0")
     t = np.asarray(target, np.int64)
     counted = np.ones(t.shape, bool) if ignore_index is None else t != ignore_index
     invalid = counted & ((t < 0) | (t >= n_classes))
@@ -240,11 +252,21 @@ def _class_weights(weight, n_classes, safe):
 
 
 def _indexed_loss(
-    logp, target, weight, ignore_index, label_smoothing, reduction, mean_by, zero_division, invalid_label, trace
+    logp,
+    target,
+    weight,
+    ignore_index,
+    label_smoothing,
+    reduction,
+    mean_by,
+    zero_division,
+    invalid_label,
+    trace,
+    float_labels="cast",
 ):
     """Shared tail of softmax cross-entropy and NLL: gather, weight, smooth, reduce."""
     n_classes = logp.shape[-1]
-    counted, safe, invalid = _class_targets(target, n_classes, ignore_index, invalid_label, trace)
+    counted, safe, invalid = _class_targets(target, n_classes, ignore_index, invalid_label, trace, float_labels)
     w, w_t = _class_weights(weight, n_classes, safe)
     nll = np.where(invalid, np.nan, -_gather(logp, safe))
     loss = np.where(invalid, np.nan, times(w_t, nll))  # a weight of 0 must not hide the nan
@@ -299,6 +321,7 @@ def softmax_cross_entropy(
     mean_by="elements",
     zero_division="nan",
     invalid_label="nan",
+    float_labels="cast",
     class_axis=-1,
     dtype=np.float32,
     trace=NO_TRACE,
@@ -315,7 +338,17 @@ def softmax_cross_entropy(
     )
     logp = trace("log_softmax", log_softmax(x), "x - logsumexp(x) over the class axis")
     return _indexed_loss(
-        logp, target, weight, ignore_index, label_smoothing, reduction, mean_by, zero_division, invalid_label, trace
+        logp,
+        target,
+        weight,
+        ignore_index,
+        label_smoothing,
+        reduction,
+        mean_by,
+        zero_division,
+        invalid_label,
+        trace,
+        float_labels,
     )
 
 
@@ -330,6 +363,7 @@ def softmax_cross_entropy_grad(
     mean_by="elements",
     zero_division="nan",
     invalid_label="nan",
+    float_labels="cast",
     class_axis=-1,
     dtype=np.float32,
     trace=NO_TRACE,
@@ -357,6 +391,7 @@ def nll_loss(
     mean_by="elements",
     zero_division="nan",
     invalid_label="nan",
+    float_labels="cast",
     class_axis=-1,
     dtype=np.float32,
     trace=NO_TRACE,
@@ -368,7 +403,7 @@ def nll_loss(
         reading(input, "log-probabilities", classes=True, then="applies no activation"),
     )
     return _indexed_loss(
-        logp, target, weight, ignore_index, 0.0, reduction, mean_by, zero_division, invalid_label, trace
+        logp, target, weight, ignore_index, 0.0, reduction, mean_by, zero_division, invalid_label, trace, float_labels
     )
 
 
@@ -382,6 +417,7 @@ def nll_loss_grad(
     mean_by="elements",
     zero_division="nan",
     invalid_label="nan",
+    float_labels="cast",
     class_axis=-1,
     dtype=np.float32,
     trace=NO_TRACE,
@@ -626,6 +662,7 @@ def sparse_categorical_cross_entropy(
     clip_tie="pass",
     zero_division="nan",
     invalid_label="nan",
+    float_labels="cast",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -635,7 +672,7 @@ def sparse_categorical_cross_entropy(
     with np.errstate(divide="ignore", invalid="ignore"):
         logp = trace("log", np.log(p), "log p")
     return _indexed_loss(
-        logp, target, None, ignore_index, 0.0, reduction, "elements", zero_division, invalid_label, trace
+        logp, target, None, ignore_index, 0.0, reduction, "elements", zero_division, invalid_label, trace, float_labels
     )
 
 
@@ -650,6 +687,7 @@ def sparse_categorical_cross_entropy_grad(
     clip_tie="pass",
     zero_division="nan",
     invalid_label="nan",
+    float_labels="cast",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -713,6 +751,7 @@ def softmax_cross_entropy_error(
     mean_by="elements",
     zero_division="nan",
     invalid_label="nan",
+    float_labels="cast",
     class_axis=-1,
     dtype=np.float32,
     trace=NO_TRACE,
@@ -823,6 +862,7 @@ def sparse_categorical_cross_entropy_error(
     clip_tie="pass",
     zero_division="nan",
     invalid_label="nan",
+    float_labels="cast",
     dtype=np.float32,
     trace=NO_TRACE,
     stages=(),

@@ -157,6 +157,18 @@ BINARY_CROSS_ENTROPY = [
          [], []),
     edge("weighted", "a per-element weight rescales each term; mean stays over elements",
          [[0.3, 0.6], [0.9, 0.1]], [[1.0, 0.0], [1.0, 1.0]], weight=[2.0, 0.5]),
+    # issue 19, the whole input domain: probabilities and targets outside [0, 1]
+    edge("p-above-one", "p = 1.2 > 1: PyTorch raises RuntimeError ('all elements of input should be between "
+                        "0 and 1'), Keras clips it to 1 - 1e-7 first (its torch backend too, then calls torch)",
+         [0.8, 1.2, 0.4], [1.0, 0.0, 0.0]),
+    edge("p-below-zero", "p = -0.1 < 0: PyTorch raises RuntimeError, Keras clips it to 1e-7",
+         [-0.1, 0.3], [0.0, 1.0], reduction="none"),
+    edge("target-above-one", "target 1.2 > 1: PyTorch checks its target too (RuntimeError 'all elements of "
+                             "target should be between 0 and 1'; so does Keras' torch backend), Keras' other "
+                             "backends compute the formula",
+         [0.8, 0.3], [1.2, 0.0], reduction="none"),
+    edge("target-below-zero", "target -0.1 < 0: PyTorch raises RuntimeError, Keras computes the formula",
+         [0.8, 0.3], [1.0, -0.1]),
 ]
 # fmt: on
 
@@ -182,6 +194,13 @@ BINARY_CROSS_ENTROPY_WITH_LOGITS = [
          [[-18.6, 0.51], [2.94, -12.8]], [[0.0, 1.0], [0.0, 0.0]], sample_weight=[0.8, 0.2]),
     edge("sample-weight-column", "(N, 1) weights on (N, 2) logits: Keras' per-sample losses (N,) get a trailing 1",
          [[1.5, -0.5], [0.25, 2.0]], [[1.0, 0.0], [0.5, 1.0]], sample_weight=[[2.0], [0.5]], reduction="sum"),
+    # issue 19, the whole input domain: targets outside [0, 1], and smoothing on Keras' logits form
+    edge("target-outside", "targets 1.2 and -0.1 outside [0, 1]: no logits form documents a check "
+                           "(PyTorch, tf.nn, optax, Keras): the formula's value",
+         [0.8, -0.3], [1.2, -0.1], reduction="none"),
+    edge("smoothing-logits", "label smoothing on the logits form (Keras BinaryCrossentropy(from_logits=True, "
+                             "label_smoothing=0.2)): targets y(1-s) + s/2",
+         [[2.0, -1.0, 0.5]], [[1.0, 0.0, 1.0]], label_smoothing=0.2),
 ]
 # fmt: on
 
@@ -236,6 +255,17 @@ SOFTMAX_CROSS_ENTROPY = [
     edge("sample-weight-unreduced", "Keras' reduction None: the weighted per-sample losses, (N, 1) weights "
                                     "expanding (N,) losses to (N, 1)",
          [[1.0, 2.0], [0.5, -0.5]], [0, 1], sample_weight=[[2.0], [0.25]], reduction="none"),
+    # issue 19, the whole input domain: float class labels, and smoothing with ignored labels
+    edge("float-labels", "class indices as a float array [2.0, 0.0]: PyTorch raises RuntimeError (Long or "
+                         "Byte expected), tf.nn and optax TypeError; Keras casts them to integers",
+         [[1.0, 2.0, 3.0], [1.0, 0.0, -1.0]], [2.0, 0.0], reduction="none"),
+    edge("smoothing-ignored", "label smoothing with an ignored target: PyTorch drops the ignored sample's "
+                              "smoothing term too, and the mean counts the other one",
+         [[1.0, 2.0, 3.0], [1.0, 0.0, -1.0]], [2, -100], ignore_index=-100, label_smoothing=0.2),
+    edge("smoothing-ignored-weighted", "smoothing, an ignored target and class weights: the weighted mean "
+                                       "divides by the counted targets' weights",
+         [[1.0, 2.0, 3.0], [1.0, 0.0, -1.0], [0.5, 0.5, -2.0]], [2, -100, 0], ignore_index=-100,
+         label_smoothing=0.2, weight=[3.0, 1.0, 0.5]),
 ]
 # fmt: on
 
@@ -270,6 +300,10 @@ SOFTMAX_CROSS_ENTROPY_SOFT = [
          [[1.0, 2.0]], [[0.7, 0.7]], reduction="none"),
     edge("unbatched", "an unbatched (C) input",
          [0.8, 0.2, 0.4], [1.0, 0.0, 0.0]),
+    # issue 19: label smoothing on the logits forms (Keras CategoricalCrossentropy(from_logits=True), torch)
+    edge("smoothing-logits", "label smoothing on logits: targets y(1-s) + s/C, Keras' from_logits=True and "
+                             "torch's probability targets alike",
+         [[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]], [[0.0, 0.0, 1.0], [0.7, 0.3, 0.0]], label_smoothing=0.2),
 ]
 # fmt: on
 
@@ -299,6 +333,9 @@ SPARSE_CATEGORICAL_CROSS_ENTROPY = [
          [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]], [1, 2], sample_weight=[0.3, 0.7]),
     edge("sample-weight-mean-by-weights", "Keras' mean_with_sample_weight: the weighted sum / the weights' sum",
          [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]], [1, 2], sample_weight=[0.3, 0.7], reduction="mean_with_sample_weight"),
+    # issue 19, the whole input domain: Keras' sparse losses cast float labels to integers
+    edge("float-labels", "the Keras docstring example with labels [1.0, 2.0] as floats: Keras casts them",
+         [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]], [1.0, 2.0], reduction="none"),
 ]
 # fmt: on
 
@@ -314,6 +351,10 @@ NLL_LOSS = [
          [[-0.5, -1.0]], [2]),
     edge("neg-inf-target", "log-probability -inf on the target: the loss is +inf",
          [[-INF, 0.0]], [0], reduction="none"),
+    # issue 19, the whole input domain
+    edge("float-labels", "class indices as a float array: PyTorch raises RuntimeError ('expected target "
+                         "dtype to be Long or Byte, but got Float')",
+         [[-0.5, -1.0], [-2.0, -0.1]], [1.0, 0.0]),
 ]
 # fmt: on
 
@@ -341,7 +382,7 @@ SPECS: list[Spec] = [
     Spec("softmax_cross_entropy", "softmax cross-entropy on logits with class-index targets",
          ce.softmax_cross_entropy,
          {"weight": None, "ignore_index": None, "label_smoothing": 0.0, "reduction": "mean"},
-         ("class_axis", "mean_by", "zero_division", "invalid_label"),
+         ("class_axis", "mean_by", "zero_division", "invalid_label", "float_labels"),
          class_index(), SOFTMAX_CROSS_ENTROPY, target="index",
          gradient=ce.softmax_cross_entropy_grad,
          error_model=ce.softmax_cross_entropy_error, stages=ce.SOFTMAX_STAGES),
@@ -369,7 +410,7 @@ SPECS: list[Spec] = [
     Spec("sparse_categorical_cross_entropy", "cross-entropy of predicted probabilities against class indices",
          ce.sparse_categorical_cross_entropy,
          {"ignore_index": None, "reduction": "mean"},
-         ("prob_eps", "renormalize", "zero_division", "invalid_label", "clip_tie"),
+         ("prob_eps", "renormalize", "zero_division", "invalid_label", "clip_tie", "float_labels"),
          class_index(probs=True, smoothing=False, weights=False), SPARSE_CATEGORICAL_CROSS_ENTROPY,
          target="index", gradient=ce.sparse_categorical_cross_entropy_grad,
          error_model=ce.sparse_categorical_cross_entropy_error, stages=ce.PROBABILITY_STAGES,
@@ -377,7 +418,7 @@ SPECS: list[Spec] = [
     Spec("nll_loss", "negative log-likelihood on log-probabilities with class-index targets",
          ce.nll_loss,
          {"weight": None, "ignore_index": None, "reduction": "mean"},
-         ("class_axis", "mean_by", "zero_division", "invalid_label"),
+         ("class_axis", "mean_by", "zero_division", "invalid_label", "float_labels"),
          class_index(log_probs=True, smoothing=False), NLL_LOSS, target="index",
          gradient=ce.nll_loss_grad,
          domain={"input": LOG_PROBABILITY}),
@@ -402,8 +443,10 @@ SPECS = [keras_sample_weight(s) if s.name in KERAS_WEIGHTED else s for s in SPEC
 
 # torch (PyTorch 2.x documentation): BCELoss clamps each log at -100; cross_entropy/nll_loss put
 # classes on dim 1, ignore -100 by default, divide a weighted 'mean' by the sum of the targets'
-# weights, and raise IndexError ("Target N is out of bounds") for an invalid class index.
-_CE = dict(class_axis=1, mean_by="weights", invalid_label="IndexError")
+# weights, and raise IndexError ("Target N is out of bounds") for an invalid class index; class
+# indices must be int64 (or uint8): a float target of the indices' shape raises RuntimeError
+# ("expected target dtype to be Long or Byte, but got Float"; aten/src/ATen/native/LossNLL.cpp).
+_CE = dict(class_axis=1, mean_by="weights", invalid_label="IndexError", float_labels="RuntimeError")
 # Their kernels have no derivative for the weights (derivatives.yaml): a gradient with respect to
 # weight or pos_weight raises "is not differentiable with respect to argument 'weight'"
 # (pytorch/pytorch#19254, #60610); cross_entropy with probability targets (a composite of
@@ -411,7 +454,11 @@ _CE = dict(class_axis=1, mean_by="weights", invalid_label="IndexError")
 _NO_WEIGHT_GRAD = ("weight", "pos_weight")
 
 # tensorflow: sparse_softmax_cross_entropy_with_logits documents that an out-of-range label
-# raises on CPU: tf.errors.InvalidArgumentError ("Received a label value of ...").
+# raises on CPU: tf.errors.InvalidArgumentError ("Received a label value of ..."). Its labels are
+# documented as int32 or int64 (the op's Tlabels attribute): float labels raise TypeError ("Value passed
+# to parameter 'labels' has DataType float32 not in list of allowed values") when the op is built in a
+# graph (tf.function); eagerly the same check is an InvalidArgumentError (known entry
+# tf-sparse-xent-float-labels-eager-invalid-argument).
 _INVALID = "InvalidArgumentError"
 
 # keras: probabilities are clipped into [epsilon, 1 - epsilon] with backend.epsilon() = 1e-7;
@@ -513,7 +560,8 @@ BINDINGS: list[Binding] = [
             stages=_TF_XENT),
     Binding("tf.nn.sparse_softmax_cross_entropy_with_logits", "softmax_cross_entropy", "tensorflow",
             "tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=input)",
-            fixed=NO_REDUCTION, conventions={"invalid_label": _INVALID}, stages=_TF_XENT),
+            fixed=NO_REDUCTION, conventions={"invalid_label": _INVALID, "float_labels": "TypeError"},
+            stages=_TF_XENT),
     # -- jax (optax.losses, 0.2: optax/losses/_classification.py) --
     # softmax_cross_entropy multiplies labels * log_softmax(logits) as IEEE floats, so a -inf
     # logit with label 0 gives NaN; safe_softmax_cross_entropy is documented to take that term
@@ -530,8 +578,9 @@ BINDINGS: list[Binding] = [
     # jnp.take_along_axis in its default mode="fill": a label >= C reads NaN, so the loss is NaN
     # and nothing is raised. Labels in [-C, 0) are wrapped NumPy-style (-1 is class C - 1;
     # take_along_axis's legacy wrap_negative_indices): the oracle's invalid_label="wrap_negative".
+    # Float labels raise TypeError (utils.check_subdtype(labels, jnp.integer), in eager and jit alike).
     optax_loss("softmax_cross_entropy_with_integer_labels", "softmax_cross_entropy",
-               conventions={"invalid_label": "wrap_negative"}, stages=("logsumexp",)),
+               conventions={"invalid_label": "wrap_negative", "float_labels": "TypeError"}, stages=("logsumexp",)),
     # -- keras --
     *keras_pair("BinaryCrossentropy", "binary_crossentropy", "binary_cross_entropy", "from_logits=False",
                 params=_SMOOTH, conventions={"prob_eps": KERAS_EPS, "sample_axis": "mean"}, backends=_KERAS_BCE_PROBS,

@@ -1,0 +1,251 @@
+"""The whole input domain users pass (issue 19, item 6): probabilities and binary targets outside
+[0, 1], float class labels where integers are documented, and label smoothing beside ignored
+labels and on the logits forms. Each has its documented outcome in the oracle (a value, a clip,
+or the error the framework documents), hand-derived here; the edge tables reach each; and the
+upstream reports of each kind are reproduced on the real frameworks where they are installed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lossparity.conformance.registry import all_bindings
+from lossparity.conformance.specs import SPECS
+from lossparity.core.model import Case
+from lossparity.reference import crossentropy as ce
+from lossparity.reference.conventions import CONVENTIONS
+from lossparity.reference.errors import OracleError
+
+# PyTorch's BCELoss (and Keras' torch backend, which calls it after Keras' own clip)
+TORCH_BCE = {"log_min": -100.0, "prob_domain": "RuntimeError"}
+KERAS_TORCH_BCE = {**TORCH_BCE, "prob_eps": 1e-7}
+LOGITS = np.array([[1.0, 2.0, 3.0], [1.0, 0.0, -1.0]])
+
+
+def _log_softmax(row):
+    row = np.asarray(row, np.float64)
+    return row - math.log(sum(math.exp(v) for v in row))
+
+
+def edge_case(spec: str, row: str) -> Case:
+    return next(c for c in SPECS[spec].edges if c.id == f"edge-{row}")
+
+
+# ----------------------------------------------------------------------------- probabilities and targets outside [0, 1]
+
+
+def test_torch_bce_raises_for_a_probability_outside_the_unit_interval():
+    # aten/src/ATen/native/Loss.cpp: "all elements of input should be between 0 and 1" (RuntimeError)
+    for p in ([0.8, 1.2, 0.4], [-0.1, 0.3]):
+        with pytest.raises(OracleError, match=r"input (1\.2|-0\.1) is outside \[0, 1\]") as raised:
+            ce.binary_cross_entropy(np.array(p), np.zeros(len(p)), **TORCH_BCE)
+        assert raised.value.kind == "RuntimeError"
+
+
+def test_torch_bce_raises_for_a_target_outside_the_unit_interval_nan_included():
+    # the same kernel checks its target: "all elements of target should be between 0 and 1"
+    for y in ([1.2, 0.0], [1.0, -0.1], [math.nan, 0.0]):
+        with pytest.raises(OracleError, match="target") as raised:
+            ce.binary_cross_entropy(np.array([0.8, 0.3]), np.array(y), **TORCH_BCE)
+        assert raised.value.kind == "RuntimeError"
+
+
+def test_keras_clips_before_its_torch_backend_checks():
+    # Keras clips p into [1e-7, 1 - 1e-7] (float32: 1 - 2**-23) and hands torch the clipped p: no error,
+    # and p = 1.2 with y = 0 costs -log(2**-23) = 23 log 2
+    value = ce.binary_cross_entropy(
+        np.array([0.8, 1.2, 0.4]), np.array([1.0, 0.0, 0.0]), dtype=np.float32, **KERAS_TORCH_BCE
+    )
+    expected = (-math.log(0.8) + 23 * math.log(2) - math.log(0.6)) / 3
+    assert float(value) == pytest.approx(expected, rel=1e-12)
+
+
+def test_keras_torch_backend_checks_the_smoothed_target():
+    # y = 1.2 smoothed by s = 0.1 is 1.2 * 0.9 + 0.05 = 1.13, still outside: torch refuses it
+    with pytest.raises(OracleError, match=r"target 1\.13") as raised:
+        ce.binary_cross_entropy(np.array([0.8]), np.array([1.2]), label_smoothing=0.1, **KERAS_TORCH_BCE)
+    assert raised.value.kind == "RuntimeError"
+
+
+def test_a_target_outside_the_unit_interval_enters_the_formula_where_nothing_checks():
+    # -(y log p + (1 - y) log(1 - p)) with y = 1.2 and y = -0.1 as given (Keras on TensorFlow and JAX)
+    out = ce.binary_cross_entropy(np.array([0.8, 0.3]), np.array([1.2, -0.1]), reduction="none")
+    expected = [-(1.2 * math.log(0.8) - 0.2 * math.log(0.2)), -(-0.1 * math.log(0.3) + 1.1 * math.log(0.7))]
+    np.testing.assert_allclose(out, expected, rtol=1e-14)
+    # on logits: y softplus(-x) + (1 - y) softplus(x), no check anywhere
+    x = np.array([0.8, -0.3])
+    out = ce.binary_cross_entropy_with_logits(x, np.array([1.2, -0.1]), reduction="none")
+    softplus = np.log1p(np.exp(x))
+    np.testing.assert_allclose(
+        out, [1.2 * (softplus[0] - 0.8) - 0.2 * softplus[0], -0.1 * (softplus[1] + 0.3) + 1.1 * softplus[1]], rtol=1e-14
+    )
+
+
+def test_prob_domain_convention_names_the_target_too():
+    assert "target" in CONVENTIONS["prob_domain"].meaning
+
+
+# ----------------------------------------------------------------------------- float class labels
+
+
+@pytest.mark.parametrize("oracle", [ce.softmax_cross_entropy, ce.nll_loss])
+def test_float_labels_raise_the_documented_error(oracle):
+    for kind in ("RuntimeError", "TypeError"):
+        with pytest.raises(OracleError, match="integer array") as raised:
+            oracle(LOGITS, np.array([2.0, 0.0]), float_labels=kind)
+        assert raised.value.kind == kind
+
+
+def test_float_labels_are_cast_where_the_binding_casts():
+    # Keras' sparse losses cast the labels: 2.0 is class 2, and 1.7 truncates to class 1
+    out = ce.softmax_cross_entropy(LOGITS, np.array([2.0, 0.0]), reduction="none")
+    assert out.tolist() == ce.softmax_cross_entropy(LOGITS, np.array([2, 0]), reduction="none").tolist()
+    np.testing.assert_allclose(out, [-_log_softmax(LOGITS[0])[2], -_log_softmax(LOGITS[1])[0]], rtol=1e-14)
+    p = np.array([[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]])
+    out = ce.sparse_categorical_cross_entropy(p, np.array([1.7, 2.0]), reduction="none")
+    np.testing.assert_allclose(out, [-math.log(0.95), -math.log(0.1)], rtol=1e-14)
+    grads = ce.softmax_cross_entropy_grad(LOGITS, np.array([2.0, 0.0]), reduction="sum")
+    softmax = np.exp([_log_softmax(r) for r in LOGITS])
+    np.testing.assert_allclose(grads["input"], softmax - np.eye(3)[[2, 0]], rtol=1e-13)
+
+
+def test_integer_labels_never_meet_the_float_check():
+    out = ce.softmax_cross_entropy(LOGITS, np.array([2, 0]), float_labels="RuntimeError", reduction="none")
+    assert out.shape == (2,)
+
+
+def test_bindings_declare_what_float_labels_do():
+    declared = {(b.spec, b.id): b.conventions.get("float_labels", "cast") for b in all_bindings()}
+    assert declared["softmax_cross_entropy", "torch.nn.CrossEntropyLoss"] == "RuntimeError"
+    assert declared["nll_loss", "torch.nn.functional.nll_loss"] == "RuntimeError"
+    assert declared["softmax_cross_entropy", "tf.nn.sparse_softmax_cross_entropy_with_logits"] == "TypeError"
+    assert declared["softmax_cross_entropy", "optax.losses.softmax_cross_entropy_with_integer_labels"] == "TypeError"
+    keras = [v for (spec, id_), v in declared.items() if id_.startswith("keras.losses.Sparse") and "index" in spec]
+    assert declared["sparse_categorical_cross_entropy", "keras.losses.SparseCategoricalCrossentropy[jax]"] == "cast"
+    assert all(v == "cast" for v in keras)
+    for spec in ("softmax_cross_entropy", "nll_loss", "sparse_categorical_cross_entropy"):
+        assert "float_labels" in SPECS[spec].conventions
+
+
+# ----------------------------------------------------------------------------- label smoothing with ignored labels
+
+
+def test_smoothing_skips_the_ignored_sample():
+    # pytorch/pytorch#73205: the uniform term of an ignored sample is dropped with its one-hot term, and
+    # the mean counts only the other sample: (1 - s)(-log p[2]) + s mean_c(-log p_c) of sample 0
+    s, logp = 0.2, _log_softmax(LOGITS[0])
+    out = ce.softmax_cross_entropy(LOGITS, np.array([2, -100]), ignore_index=-100, label_smoothing=s)
+    assert float(out) == pytest.approx((1 - s) * -logp[2] + s * -logp.mean(), rel=1e-14)
+
+
+def test_smoothing_with_weights_and_an_ignored_sample():
+    # pytorch/pytorch#69339 (weight, label_smoothing and an ignored index together): each counted sample
+    # costs (1 - s) w[y] (-log p[y]) + s/C sum_c w_c (-log p_c); the mean divides by the counted w[y]
+    c = edge_case("softmax_cross_entropy", "smoothing-ignored-weighted")
+    x, t, w, s = c.arrays["input"], c.arrays["target"], c.params["weight"], c.params["label_smoothing"]
+    per = []
+    for row, y in zip(x, t):
+        if y == -100:
+            continue
+        logp = _log_softmax(row)
+        per.append(((1 - s) * w[y] * -logp[y] + s / 3 * np.sum(w * -logp), w[y]))
+    expected = sum(v for v, _ in per) / sum(wy for _, wy in per)
+    out = ce.softmax_cross_entropy(x, t, weight=w, ignore_index=-100, label_smoothing=s, mean_by="weights")
+    assert float(out) == pytest.approx(expected, rel=1e-14)
+
+
+# ----------------------------------------------------------------------------- the edge tables reach each
+
+
+def test_edge_tables_reach_the_domain():
+    for spec in ("softmax_cross_entropy", "nll_loss", "sparse_categorical_cross_entropy"):
+        target = edge_case(spec, "float-labels").arrays["target"]
+        assert target.dtype.kind == "f" and np.all(target == np.round(target))
+        # the case keeps its float labels through the dtype rounding a run applies
+        assert edge_case(spec, "float-labels").in_dtype("float16")["target"].dtype.kind == "f"
+    assert 1.2 in edge_case("binary_cross_entropy", "p-above-one").arrays["input"]
+    assert np.any(edge_case("binary_cross_entropy", "p-below-zero").arrays["input"] < 0)
+    assert 1.2 in edge_case("binary_cross_entropy", "target-above-one").arrays["target"]
+    assert np.any(edge_case("binary_cross_entropy", "target-below-zero").arrays["target"] < 0)
+    outside = edge_case("binary_cross_entropy_with_logits", "target-outside").arrays["target"]
+    assert outside.max() > 1 and outside.min() < 0
+    smoothed = edge_case("softmax_cross_entropy", "smoothing-ignored")
+    assert smoothed.params["label_smoothing"] > 0 and -100 in smoothed.arrays["target"]
+    for spec in ("binary_cross_entropy_with_logits", "softmax_cross_entropy_soft"):
+        assert edge_case(spec, "smoothing-logits").params["label_smoothing"] > 0
+
+
+# ----------------------------------------------------------------------------- upstream reports, on the frameworks
+
+
+def _run(framework: str, spec: str, binding_id: str, row: str, dtype="float32", mode="eager"):
+    from lossparity.conformance.registry import adapter_for, bindings
+    from lossparity.conformance.runner import evaluate
+
+    b = next(b for b in bindings(framework) if b.spec == spec and b.id == binding_id)
+    return evaluate(adapter_for(framework), b, SPECS[spec], edge_case(spec, row), dtype, mode=mode)
+
+
+def test_torch_cross_entropy_float_target_is_the_documented_runtime_error():
+    # pytorch/pytorch#103813: CrossEntropyLoss on a float (N, d1, d2) target: "expected scalar type Long"
+    pytest.importorskip("torch")
+    for spec, id_ in (("softmax_cross_entropy", "torch.nn.CrossEntropyLoss"), ("nll_loss", "torch.nn.NLLLoss")):
+        record = _run("torch", spec, id_, "float-labels")
+        assert record["expected"]["error"] == "RuntimeError"
+        assert record["actual"]["error"] == "RuntimeError"
+        assert record["verdict"] == "conform"
+
+
+def test_torch_bce_refuses_inputs_and_targets_outside_the_unit_interval():
+    # pytorch/pytorch#139916: BCELoss refuses input and target values outside 0 <= x <= 1
+    pytest.importorskip("torch")
+    for row in ("p-above-one", "p-below-zero", "target-above-one", "target-below-zero"):
+        record = _run("torch", "binary_cross_entropy", "torch.nn.BCELoss", row)
+        assert record["actual"]["error"] == "RuntimeError", row
+        assert record["verdict"] == "conform", row
+
+
+def test_torch_smoothing_with_ignored_labels_conforms():
+    # pytorch/pytorch#73205 (smoothing counted ignored samples) and #69339 (weight + smoothing + ignored
+    # raised IndexError), both fixed: the oracle's hand-derived values are what torch now returns
+    pytest.importorskip("torch")
+    for row in ("smoothing-ignored", "smoothing-ignored-weighted"):
+        record = _run("torch", "softmax_cross_entropy", "torch.nn.CrossEntropyLoss", row, dtype="float64")
+        assert record["verdict"] == "conform", row
+
+
+def test_optax_integer_labels_refuse_float_labels():
+    pytest.importorskip("optax")
+    for mode in ("eager", "jit"):
+        record = _run(
+            "jax",
+            "softmax_cross_entropy",
+            "optax.losses.softmax_cross_entropy_with_integer_labels",
+            "float-labels",
+            mode=mode,
+        )
+        assert (record["actual"]["error"], record["verdict"]) == ("TypeError", "conform"), mode
+
+
+def test_tf_sparse_float_labels_raise_a_type_error_in_a_graph_and_another_error_eagerly():
+    # tensorflow/tensorflow#21435: labels are int32 or int64. tf.function raises the TypeError of the op's
+    # definition; eagerly the C++ attribute check raises InvalidArgumentError, the known entry
+    pytest.importorskip("tensorflow")
+    from lossparity.conformance.known import load_known
+    from lossparity.conformance.registry import adapter_for, bindings
+    from lossparity.conformance.runner import finish
+
+    binding_id = "tf.nn.sparse_softmax_cross_entropy_with_logits"
+    graph = _run("tensorflow", "softmax_cross_entropy", binding_id, "float-labels", mode="function")
+    assert (graph["actual"]["error"], graph["verdict"]) == ("TypeError", "conform")
+    eager = _run("tensorflow", "softmax_cross_entropy", binding_id, "float-labels", mode="eager")
+    assert (eager["actual"]["error"], eager["verdict"]) == ("InvalidArgumentError", "error_mismatch")
+    b = next(b for b in bindings("tensorflow") if b.id == binding_id)
+    eager = finish(
+        eager, adapter_for("tensorflow"), b, edge_case("softmax_cross_entropy", "float-labels"), load_known()
+    )
+    assert eager["verdict"] == "known"
+    assert "tf-sparse-xent-float-labels-eager-invalid-argument" in str(eager["known"])
