@@ -69,7 +69,7 @@ def _bce_stages(input, target, label_smoothing, log_min, prob_eps, prob_domain, 
     # the check sees what the checking kernel is given: Keras' torch backend clips p first (only a
     # NaN is left outside), and hands torch the smoothed targets, which torch checks as well
     # (aten/src/ATen/native/Loss.cpp binary_cross_entropy: "all elements of target should be between 0 and 1")
-    for name, values in (("input", clipped), ("target", y)):
+    for name, values in (("probability", clipped), ("target", y)):
         outside = ~((values >= 0) & (values <= 1))
         if prob_domain != "nan" and outside.any():
             raise OracleError(prob_domain, f"{name} {values[outside].ravel()[0]} is outside [0, 1]")

@@ -267,12 +267,17 @@ def _mp_bce(
     sample_axis=None,
     dtype=np.float32,
 ):
-    outside = [v for v in p.ravel() if not 0 <= v <= 1]
-    if outside and prob_domain != "nan":
-        raise OracleError(prob_domain, f"probability {float(outside[0])} is outside [0, 1]")
     s = mpf(label_smoothing)
     if prob_eps is not None:
         lo, hi = _clip_bounds(prob_eps, dtype)
+    # the checking kernel sees the clipped probabilities and the smoothed targets (Keras' torch backend)
+    checked = [v if prob_eps is None or v != v else min(max(v, lo), hi) for v in p.ravel()]
+    outside = [v for v in checked if not 0 <= v <= 1]
+    if outside and prob_domain != "nan":
+        raise OracleError(prob_domain, f"probability {float(outside[0])} is outside [0, 1]")
+    outside = [v for v in y.ravel() if not 0 <= v * (1 - s) + s / 2 <= 1]
+    if outside and prob_domain != "nan":
+        raise OracleError(prob_domain, f"target {float(outside[0])} is outside [0, 1]")
     loss = np.empty(p.shape, dtype=object)
     for i in np.ndindex(p.shape):
         pi, yi = p[i], y[i]
