@@ -41,6 +41,11 @@ def compilation_cache() -> Path | None:
 
 class JaxAdapter(FrameworkAdapter):
     framework = "jax"
+    #: A process of its own, which Keras on JAX shares (adapters/keras.py): eager JAX compiles each
+    #: primitive once per process, shape and dtype, and keras.ops on JAX binds the same primitives
+    #: as optax on the same cases, so sharing saves Keras on JAX about a third of its compilations
+    #: (885 to 609 on eight specs' float32 eager cases, the verdicts identical).
+    process = "jax"
     module = "jax"
     imports = "import numpy as np\nimport jax\nimport jax.numpy as jnp\nimport optax\n"
     transforms = {
