@@ -19,24 +19,19 @@ of a JAX program that does not enable x64, in every mode.
 from __future__ import annotations
 
 import importlib.util
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from lossparity.adapters.base import FrameworkAdapter, py_literal
+from lossparity.core.cache import cache_dir
 
 
 def compilation_cache() -> Path | None:
     """Where JAX's compiled executables are kept between processes and runs:
-    ``$LOSSPARITY_CACHE/jax`` (default ``~/.cache/lossparity``); ``LOSSPARITY_CACHE=off``
-    keeps none."""
-    root = os.environ.get("LOSSPARITY_CACHE", "")
-    if root.lower() in ("off", "0", "none"):
-        return None
-    base = Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lossparity"
-    return base / "jax"
+    ``$LOSSPARITY_CACHE/jax`` (``lossparity.core.cache``); ``LOSSPARITY_CACHE=off`` keeps none."""
+    return cache_dir("jax")
 
 
 class JaxAdapter(FrameworkAdapter):

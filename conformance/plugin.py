@@ -155,6 +155,9 @@ def pytest_generate_tests(metafunc):
 
     values = options.of_pytest(metafunc.config)
     selection = options.selection(values).validate()
+    worker = getattr(metafunc.config, "workerinput", None)
+    if worker:  # each worker collects every binding: the workers draw the specs' cases between them
+        selection.prefetch(int(worker["workerid"].removeprefix("gw")), worker["workercount"])
     try:
         known = tuple(load_known(values.known))
     except KnownError as exc:
