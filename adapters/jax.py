@@ -19,28 +19,28 @@ of a JAX program that does not enable x64, in every mode.
 from __future__ import annotations
 
 import importlib.util
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from lossparity.adapters.base import FrameworkAdapter, py_literal
+from lossparity.core.cache import cache_dir
 
 
 def compilation_cache() -> Path | None:
     """Where JAX's compiled executables are kept between processes and runs:
-    ``$LOSSPARITY_CACHE/jax`` (default ``~/.cache/lossparity``); ``LOSSPARITY_CACHE=off``
-    keeps none."""
-    root = os.environ.get("LOSSPARITY_CACHE", "")
-    if root.lower() in ("off", "0", "none"):
-        return None
-    base = Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lossparity"
-    return base / "jax"
+    ``$LOSSPARITY_CACHE/jax`` (``lossparity.core.cache``); ``LOSSPARITY_CACHE=off`` keeps none."""
+    return cache_dir("jax")
 
 
 class JaxAdapter(FrameworkAdapter):
     framework = "jax"
+    #: A process of its own, which Keras on JAX shares (adapters/keras.py): eager JAX compiles each
+    #: primitive once per process, shape and dtype, and keras.ops on JAX binds the same primitives
+    #: as optax on the same cases, so sharing saves Keras on JAX about a third of its compilations
+    #: (885 to 609 on eight specs' float32 eager cases, the verdicts identical).
+    process = "jax"
     module = "jax"
     imports = "import numpy as np\nimport jax\nimport jax.numpy as jnp\nimport optax\n"
     transforms = {

@@ -33,9 +33,10 @@ def _adapter_class(backend: str, base: type) -> type:
         __doc__ = f"Keras 3 on the {backend} backend, in a process of its own."
         framework = f"keras[{backend}]"
         module = "keras"
-        process = f"keras-{backend}"
-        # The backend is fixed when keras is first imported, so it is set before, and forced:
-        # the worker process is this backend's alone.
+        # The backend is fixed when keras is first imported, so it is set before, and forced: the
+        # worker process holds no other backend. Keras on JAX shares JAX's own process (its compiled
+        # primitives); the torch and TensorFlow process holds both, so Keras on either gets its own.
+        process = base.process if base.process != "main" else f"keras-{backend}"
         imports = f"import os\nos.environ['KERAS_BACKEND'] = {backend!r}\n" + base.imports + "import keras\n"
         #: keras.ops' spellings; a transform written with the backend's own function (``tf.sigmoid``)
         #: keeps the backend's (``base.transforms``): on TensorFlow only keras.ops' output carries

@@ -297,6 +297,16 @@ OPTIONS = (
         store_true=True,
     ),
     RunOption(
+        "shrink_known",
+        Flag(
+            "shrink the groups of known deviations too (by default only unexplained findings are shrunk: "
+            "a known entry carries its own reproducer)"
+        ),
+        Flag("shrink the groups of known deviations too"),
+        default=False,
+        store_true=True,
+    ),
+    RunOption(
         "shrink_steps",
         Flag(
             f"framework calls one group's shrinking may take at most (default {DEFAULT_SHRINK_STEPS}; "

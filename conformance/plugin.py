@@ -88,7 +88,7 @@ class LpItem:
         from lossparity.core.records import json_line
 
         shrink.BUDGET.ran += seconds
-        findings = [json.loads(line) for line, verdict in lines if verdict in shrink.SHRUNK_VERDICTS]
+        findings = [json.loads(line) for line, verdict in lines if verdict in shrink.BUDGET.verdicts()]
         if not findings:
             return []
         device, tf32 = self.selection.device, self.selection.tf32
@@ -155,6 +155,9 @@ def pytest_generate_tests(metafunc):
 
     values = options.of_pytest(metafunc.config)
     selection = options.selection(values).validate()
+    worker = getattr(metafunc.config, "workerinput", None)
+    if worker:  # each worker collects every binding: the workers draw the specs' cases between them
+        selection.prefetch(int(worker["workerid"].removeprefix("gw")), worker["workercount"])
     try:
         known = tuple(load_known(values.known))
     except KnownError as exc:
@@ -436,7 +439,8 @@ def pytest_configure(config):
     if _SHRINK:
         from lossparity.conformance import shrink
 
-        shrink.BUDGET = shrink.Budget(steps=values.shrink_steps)  # this test process's own share
+        # this test process's own share
+        shrink.BUDGET = shrink.Budget(steps=values.shrink_steps, known=values.shrink_known)
     if _ISOLATED:
         from lossparity.conformance import sandbox
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
@@ -129,7 +130,11 @@ class Selection:
         if (spec_name, None) not in self._drawn:
             spec = SPECS[spec_name]
             self._drawn[spec_name, None] = (
-                tuple(draw_cases(spec_name, spec.generate, examples=self.examples, seed_value=self.seed))
+                _cached(
+                    spec,
+                    ("drawn", self.examples, self.seed),
+                    lambda: tuple(draw_cases(spec_name, spec.generate, examples=self.examples, seed_value=self.seed)),
+                )
                 if self.examples
                 else ()
             )
@@ -138,19 +143,87 @@ class Selection:
     def _more(self, spec_name: str, bucket: int, part: int = 0) -> tuple[Case, ...]:
         if (spec_name, bucket, part) not in self._drawn:
             earlier = [c for p in range(part) for c in self._more(spec_name, bucket, p)]
-            self._drawn[spec_name, bucket, part] = tuple(
-                more_cases(
-                    spec_name,
-                    SPECS[spec_name].generate,
-                    bucket=bucket,
-                    examples=self.examples,
-                    seed_value=self.seed,
-                    drawn=[*self._generated(spec_name), *earlier],
-                    part=part,
-                    start=len(earlier),
-                )
+            self._drawn[spec_name, bucket, part] = _cached(
+                SPECS[spec_name],
+                ("more", self.examples, self.seed, bucket, part),
+                lambda: tuple(
+                    more_cases(
+                        spec_name,
+                        SPECS[spec_name].generate,
+                        bucket=bucket,
+                        examples=self.examples,
+                        seed_value=self.seed,
+                        drawn=[*self._generated(spec_name), *earlier],
+                        part=part,
+                        start=len(earlier),
+                    )
+                ),
             )
         return self._drawn[spec_name, bucket, part]
+
+    def prefetch(self, worker: int = 0, workers: int = 1) -> None:
+        """Draw the generated cases of every selected spec now, the ``worker``-th of ``workers``
+        starting its own share of the specs: each test process (xdist worker) collects every
+        binding, and with the cache on (``_cached``) what one worker drew the others load, so on
+        an empty cache the workers draw the specs between them instead of each drawing all."""
+        specs = list(dict.fromkeys(b.spec for b in self.bindings()))
+        start = len(specs) * worker // max(workers, 1)
+        for name in specs[start:] + specs[:start]:
+            self._generated(name)
+
+
+@functools.cache
+def _fingerprint() -> str:
+    """What the generated cases depend on: lossparity's own source (the specs, every one of them
+    declared by ``conformance/families``, their generators, the model, the oracle) and the
+    versions of Hypothesis, NumPy and Python. Any change draws the cases anew."""
+    import hashlib
+    import sys
+    from pathlib import Path
+
+    import hypothesis
+    import numpy as np
+
+    from lossparity import core, reference
+
+    folders = (Path(__file__).parent, Path(core.__file__).parent, Path(reference.__file__).parent)
+    digest = hashlib.sha256(f"{hypothesis.__version__} {np.__version__} {sys.version}".encode())
+    for path in sorted(p for folder in folders for p in folder.rglob("*.py")):
+        digest.update(str(path).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:24]
+
+
+def _cached(spec, key: tuple, draw) -> tuple[Case, ...]:
+    """``draw()``'s cases, kept in lossparity's cache (``lossparity.core.cache``, folder
+    ``cases``) under the spec, ``key`` and the :func:`_fingerprint` of what draws them: drawing
+    is Hypothesis' work, tens of seconds for a default run's specs, and the same every time.
+    Written whole or not at all (a rename); a file that does not load is drawn again."""
+    import hashlib
+    import os
+    import pickle
+
+    from lossparity.core.cache import cache_dir
+
+    root = cache_dir("cases")
+    if root is None:
+        return draw()
+    # the strategy's own text too (``keras_sample_weights(residuals(weights=True, delta=True))``):
+    # a generator swapped in at run time (a test's) is not another's cases
+    strategy = hashlib.sha256(repr(spec.generate).encode()).hexdigest()[:12]
+    path = root / _fingerprint() / f"{spec.name}-{strategy}-{'-'.join(map(str, key))}.pickle"
+    try:
+        return pickle.loads(path.read_bytes())
+    except Exception:  # noqa: BLE001 - absent, partial or from another version: drawn again
+        pass
+    cases = draw()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps(cases, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(tmp, path)
+    except OSError:  # a read-only or full disk: the run goes on uncached
+        pass
+    return cases
 
 
 #: How many structures past the standard buckets a binding that takes none of theirs is offered.

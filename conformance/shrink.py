@@ -78,7 +78,9 @@ from lossparity.core.records import encode_value, raw_lines
 DEFAULT_STEPS = DEFAULT_SHRINK_STEPS
 #: The share of a test process's batch time its shrinking may take at most.
 SHARE = SHRINK_SHARE
-#: Verdicts whose groups are shrunk (``unconfirmed``: not reproducible alone).
+#: Verdicts whose groups are shrunk (``unconfirmed``: not reproducible alone); ``known`` only with
+#: ``--shrink-known`` (``Budget.known``): a known deviation's entry already carries its reproducer,
+#: and shrinking every known group again took a tenth of a default run's worker time.
 SHRUNK_VERDICTS = ("deviate", "error_mismatch", "crash", "timeout", "known")
 #: Why a group's shrinking stopped.
 STOPPED = ("minimal", "steps", "time", "crash")
@@ -103,9 +105,14 @@ class Budget:
     ran: float = 0.0
     spent: float = 0.0
     grace: float = GRACE_S
+    known: bool = False  # groups of known deviations shrunk too (``--shrink-known``)
 
     def left(self) -> float:
         return self.share * self.ran + self.grace - self.spent
+
+    def verdicts(self) -> tuple[str, ...]:
+        """The verdicts whose groups this budget shrinks."""
+        return SHRUNK_VERDICTS if self.known else tuple(v for v in SHRUNK_VERDICTS if v != "known")
 
 
 #: This process's budget (one per test process: each xdist worker keeps its own share).
@@ -404,11 +411,11 @@ def search(
 # -- groups of a batch ---------------------------------------------------------------------------
 
 
-def groups(records: Iterable[Mapping]) -> dict[tuple, list[Mapping]]:
-    """The findings among ``records`` by :func:`group_key`, in order of first appearance."""
+def groups(records: Iterable[Mapping], verdicts: tuple[str, ...] = SHRUNK_VERDICTS) -> dict[tuple, list[Mapping]]:
+    """The findings among ``records`` of ``verdicts`` by :func:`group_key`, in order of first appearance."""
     out: dict[tuple, list[Mapping]] = {}
     for r in records:
-        if r.get("kind") == "result" and r.get("verdict") in SHRUNK_VERDICTS:
+        if r.get("kind") == "result" and r.get("verdict") in verdicts:
             out.setdefault(group_key(r), []).append(r)
     return out
 
@@ -432,7 +439,7 @@ def shrink_batch(
     began = time.perf_counter()  # everything here is charged to the budget, not the steps alone
     cases = {c.id: c for c, _ in units}
     out: list[dict] = []
-    for key, members in groups(records).items():
+    for key, members in groups(records, budget.verdicts()).items():
         first = min(members, key=elements)
         case = cases.get(first["case_id"])
         if case is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import math
+import os
 import subprocess
 import sys
 
@@ -145,3 +146,42 @@ def test_xla_cpu_flushes_float32_subnormals():
     np.testing.assert_array_equal(np.asarray(jax.grad(lambda v: jnp.abs(v).sum())(x)), [1.0, 1.0, -1.0])
     share = jax.grad(lambda v: jnp.max(jnp.stack([jnp.zeros((), jnp.float32), v[0]])))(x)
     np.testing.assert_array_equal(np.asarray(share), [0.5, 0.0, 0.0])
+
+
+_COMPILES = """
+import os, sys
+os.environ["KERAS_BACKEND"] = "jax"
+import jax, jax.numpy as jnp
+from jax import monitoring
+n = [0]
+monitoring.register_event_duration_secs_listener(
+    lambda event, _d, **_k: n.__setitem__(0, n[0] + (event == "/jax/core/compile/backend_compile_duration"))
+)
+x = jnp.linspace(0.5, 2.0, 12, dtype=jnp.float32).reshape(3, 4)
+if sys.argv[1] == "shared":
+    import optax
+    jax.value_and_grad(lambda p: optax.losses.squared_error(p, x).mean())(x * 0.5)
+before = n[0]
+import keras
+jax.value_and_grad(lambda p: keras.losses.mean_squared_error(x, p).mean())(x * 0.5)
+print(n[0] - before)
+"""
+
+
+def test_keras_on_jax_shares_jaxs_process_and_its_compiled_primitives():
+    """Keras on JAX runs in JAX's own worker process, so the eager primitives optax compiled for a
+    case's shapes serve Keras' call of the same case: it compiles less after optax than alone."""
+    from lossparity.conformance.registry import adapter_for
+
+    assert adapter_for("keras[jax]").process == ADAPTER.process == "jax"
+    assert adapter_for("keras[tensorflow]").process not in (ADAPTER.process, adapter_for("tensorflow").process)
+    env = {**os.environ, "LOSSPARITY_CACHE": "off"}
+    counts = {
+        how: int(
+            subprocess.run(
+                [sys.executable, "-c", _COMPILES, how], capture_output=True, text=True, timeout=180, check=True, env=env
+            ).stdout.split()[-1]
+        )
+        for how in ("alone", "shared")
+    }
+    assert 0 <= counts["shared"] < counts["alone"], counts

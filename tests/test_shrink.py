@@ -164,6 +164,35 @@ def test_no_shrink_records_the_same_results_without_shrunk_lines(planted, shrunk
     assert verdicts(records) == verdicts(with_shrinking)
 
 
+def test_known_groups_are_shrunk_only_with_shrink_known(planted, tmp_path):
+    """A group of known deviations keeps its results, judged known, but is shrunk only when asked:
+    its entry already carries a reproducer."""
+    known = tmp_path / "known.toml"
+    known.write_text(
+        "[[deviation]]\n"
+        'id = "planted-nan-at-zero"\n'
+        'binding = "lp_planted.nan_at_zero"\n'
+        'symptom = { kind = "nonfinite", nonfinite = "nan" }\n'
+        'explanation = "the planted fault: NaN whenever an element of the input is 0"\n'
+        'reproducer = "lossparity explain lp_planted.nan_at_zero --input 0.0 --target 1.0"\n'
+    )
+    runs = {
+        flag: planted("--known", str(known), "--losses", "lp_planted.nan_at_zero", *flag, name=f"known{len(flag)}")
+        for flag in ((), ("--shrink-known",))
+    }
+    for proc, records, _, _ in runs.values():
+        assert proc.returncode in (0, 1), proc.stdout[-2000:] + proc.stderr[-2000:]  # 1: a deviate left
+        assert any(r["kind"] == "result" and r["verdict"] == "known" for r in records)
+
+    def shrunk_verdicts(flag):
+        return {g["verdict"] for g in _groups(runs[flag][1], "nan_at_zero")}
+
+    assert "known" not in shrunk_verdicts(())
+    assert "known" in shrunk_verdicts(("--shrink-known",))
+    assert shrink.Budget().verdicts() == ("deviate", "error_mismatch", "crash", "timeout")
+    assert "known" in shrink.Budget(known=True).verdicts()
+
+
 def test_the_step_limit_stops_a_group(planted):
     proc, records, _, _ = planted("--shrink-steps", "1", name="one-step")
     groups = [r for r in records if r["kind"] == "shrunk"]
@@ -300,5 +329,10 @@ def test_run_help_lists_the_shrink_options(capsys):
         main(["run", "--help"])
     assert exit_.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "--no-shrink" in text and "--shrink-steps" in text and "at most 15% of a worker's run time" in text
+    assert (
+        "--no-shrink" in text
+        and "--shrink-steps" in text
+        and "--shrink-known" in text
+        and "at most 15% of a worker's run time" in text
+    )
     assert shrink.DEFAULT_STEPS == 40 and f"(default {shrink.DEFAULT_STEPS};" in text
