@@ -128,3 +128,23 @@ out = {'value': o.value.tolist(), 'dtype': o.dtype, 'script': A.reproducer(b, c,
     *_, printed, backend = run.stdout.strip().splitlines()
     assert backend == "numpy"
     assert ast.literal_eval(printed) == out["value"]
+
+
+@pytest.mark.skipif(adapter_for(FRAMEWORK).unavailable() is not None, reason="keras is not installed")
+def test_explain_grad_says_the_gradients_are_unsupported_and_why():
+    """``explain --grad`` of a keras[numpy] binding shows its value and no gradient, and says why."""
+    run = subprocess.run(
+        [sys.executable, "-m", "lossparity", "explain", "squared_error:keras.losses.MeanSquaredError[numpy]"]
+        + ["--input", "[[0.5, 0.5], [1.0, 3.0]]", "--target", "[[0.0, 1.0], [1.0, 1.0]]", "--grad", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout)
+    (side,) = out["bindings"]
+    assert side["gradients"] == {} and side["verdict"] == "conform"
+    from lossparity.core.records import decode_array
+
+    assert decode_array(side["actual"]["value"]).tolist() == 1.125  # the mean of [[0.25, 0.25], [0, 4]]
+    assert f"No gradients of keras.losses.MeanSquaredError[numpy]: unsupported ({NO_GRADIENTS})." in out["summary"]
