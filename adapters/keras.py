@@ -1,12 +1,14 @@
-"""Keras 3: every loss of ``keras.losses``, on each of Keras' three backends.
+"""Keras 3: every loss of ``keras.losses``, on each of Keras' backends that installs here.
 
 Keras chooses its backend once per process, when ``keras`` is first imported (the
-``KERAS_BACKEND`` variable), and one loss can behave differently on TensorFlow, JAX and
-PyTorch. So each backend is a framework column of its own, ``keras[tensorflow]``,
-``keras[jax]`` and ``keras[torch]``, whose calls run in a worker process of their own
-(``FrameworkAdapter.process``), and every binding id names its backend:
+``KERAS_BACKEND`` variable), and one loss can behave differently on TensorFlow, JAX,
+PyTorch and NumPy. So each backend is a framework column of its own, ``keras[tensorflow]``,
+``keras[jax]``, ``keras[torch]`` and ``keras[numpy]``, whose calls run in a worker process of
+their own (``FrameworkAdapter.process``), and every binding id names its backend:
 ``keras.losses.Huber[jax]``. Arrays, modes and gradients are the backend's: each Keras
-adapter is its backend's adapter with ``keras`` imported on top.
+adapter is its backend's adapter with ``keras`` imported on top. NumPy has no losses of its
+own, so its adapter (``adapters/numpy_backend.py``) exists for Keras alone: eager values only,
+Keras' NumPy backend having neither a compiler nor automatic differentiation.
 
 The Keras bindings are declared once each, beside their specs (``conformance/families/``,
 with ``conformance/bindings.py``'s ``keras_pair``, which also states Keras' conventions), and
@@ -20,11 +22,12 @@ from dataclasses import replace
 
 from lossparity.adapters.base import AdapterEntry
 from lossparity.adapters.jax import JaxAdapter
+from lossparity.adapters.numpy_backend import NumpyAdapter
 from lossparity.adapters.tensorflow import TensorFlowAdapter
 from lossparity.adapters.torch import TorchAdapter
 
 #: Each backend and the adapter of its framework, whose arrays, modes and gradients Keras' uses.
-BACKENDS = {"tensorflow": TensorFlowAdapter, "jax": JaxAdapter, "torch": TorchAdapter}
+BACKENDS = {"tensorflow": TensorFlowAdapter, "jax": JaxAdapter, "torch": TorchAdapter, "numpy": NumpyAdapter}
 
 
 def _adapter_class(backend: str, base: type) -> type:
@@ -112,4 +115,4 @@ def _entry(backend: str) -> AdapterEntry:
     )
 
 
-ON_TENSORFLOW, ON_JAX, ON_TORCH = (_entry(b) for b in BACKENDS)
+ON_TENSORFLOW, ON_JAX, ON_TORCH, ON_NUMPY = (_entry(b) for b in BACKENDS)

@@ -143,6 +143,12 @@ def explain(
         out["gradient_attribution"] = _gradient_attributions(sides, shown)
     out["summary"] = _summary(sides, shown, out["parting"], out["attribution"])
     out["summary"] += _gradient_words(shown, out.get("gradient_attribution") or {})
+    if grad:  # a side whose framework computes values only says so, and why
+        for s in sides:
+            adapter = None if s.binding.framework == ORACLE else adapter_for(s.binding.framework)
+            if adapter is not None and not adapter.differentiates:
+                why = getattr(adapter, "no_gradients", f"{adapter.framework} computes values only")
+                out["summary"].append(f"No gradients of {s.binding.id}: unsupported ({why}).")
     return out
 
 
@@ -746,6 +752,7 @@ def _show(side: Side, grad: bool, known: list[KnownDeviation]) -> dict:
     given = {**side.call_case.arrays, **{k: v for k, v in side.call_case.params.items() if isinstance(v, np.ndarray)}}
     arguments = differentiated(spec) + weighted(side.call_case.params, dtype)
     wrt = tuple(n for n in arguments if n in given and given[n].dtype.kind == "f") if grad else ()
+    wrt = wrt if adapter.differentiates else ()  # values only (SciPy, Keras' NumPy backend): see _gradient_words
     if adapter.process == "main":
         outcome = adapter.call(runs, side.call_case, dtype, mode=mode, wrt=wrt)
     else:  # a framework that must be imported alone (a Keras backend) is called in its own process

@@ -26,7 +26,7 @@ from lossparity.core.model import Binding
 
 GROUP = "lossparity.adapters"
 
-_OURS = ("torch", "tensorflow", "jax", "keras-tensorflow", "keras-jax", "keras-torch")
+_OURS = ("torch", "tensorflow", "jax", "keras-tensorflow", "keras-jax", "keras-torch", "keras-numpy")
 
 
 @cache

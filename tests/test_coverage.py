@@ -13,7 +13,7 @@ from lossparity.conformance import sandbox
 from lossparity.conformance.coverage import coverage, format_markdown
 from lossparity.conformance.registry import adapter_for, bindings, excluded
 
-OURS = ["torch", "tensorflow", "jax", "keras[tensorflow]", "keras[jax]", "keras[torch]"]
+OURS = ["torch", "tensorflow", "jax", "keras[tensorflow]", "keras[jax]", "keras[torch]", "keras[numpy]"]
 
 
 @pytest.fixture(scope="module", autouse=True)

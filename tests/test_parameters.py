@@ -20,7 +20,7 @@ from lossparity.conformance import sandbox
 from lossparity.conformance.parameter_exclusions import EXCLUDED, LATER
 from lossparity.conformance.registry import adapter_for, find
 
-OURS = ["torch", "tensorflow", "jax", "keras[tensorflow]", "keras[jax]", "keras[torch]"]
+OURS = ["torch", "tensorflow", "jax", "keras[tensorflow]", "keras[jax]", "keras[torch]", "keras[numpy]"]
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 

@@ -520,7 +520,7 @@ _LOG_SOFTMAX = ("log_softmax",)
 _TF_XENT = ("log_softmax",)
 _KERAS_PROBS = ce.PROBABILITY_STAGES
 _TORCH_LOG_SOFTMAX = ("stored_log_softmax",)
-_KERAS_LOGITS = {"jax": _LOG_SOFTMAX, "tensorflow": _LOG_SOFTMAX, "torch": _TORCH_LOG_SOFTMAX}
+_KERAS_LOGITS = {"jax": _LOG_SOFTMAX, "tensorflow": _LOG_SOFTMAX, "torch": _TORCH_LOG_SOFTMAX, "numpy": _LOG_SOFTMAX}
 
 # fmt: off
 BINDINGS: list[Binding] = [

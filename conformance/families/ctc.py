@@ -208,14 +208,15 @@ BINDINGS: list[Binding] = [
     # -- keras --
     # keras.losses.ctc reads y_pred as logits (log_softmax per backend), takes every frame
     # (input length T) and counts the labels that are not 0 as the target length; blank is 0.
-    # The JAX backend is a copy of optax's recursion (log_epsilon = -1e5).
+    # The JAX backend is a copy of optax's recursion (log_epsilon = -1e5), and so is the NumPy backend's.
     *keras_pair("CTC", "ctc", "ctc", conventions={"log_softmax_input": True, "ctc_lengths": "keras"},
-                backends={"jax": {"log_epsilon": -1e5}}, stages=_KERAS_CTC_STAGES),
+                backends={"jax": {"log_epsilon": -1e5}, "numpy": {"log_epsilon": -1e5}}, stages=_KERAS_CTC_STAGES),
     # The op under it takes the lengths and the blank (mask_index).
     Binding("keras.ops.ctc_loss", "ctc", "keras",
             "keras.ops.ctc_loss(target, input, target_lengths, input_lengths{kw})",
             params={"blank": "mask_index"}, fixed=NO_REDUCTION,
-            conventions={"log_softmax_input": True, "_backends": {"jax": {"log_epsilon": -1e5}}},
+            conventions={"log_softmax_input": True,
+                         "_backends": {"jax": {"log_epsilon": -1e5}, "numpy": {"log_epsilon": -1e5}}},
             stages=_KERAS_CTC_STAGES),
 ]
 # fmt: on

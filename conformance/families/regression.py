@@ -309,6 +309,7 @@ _HALF_TIE = {"torch": {"floor_tie": "half"}, "jax": {"floor_tie": "half"}}  # ma
 _LOG_COSH_STAGES = {
     "jax": ("softplus_form",),
     "torch": ("softplus_form",),
+    "numpy": ("softplus_form",),
     "tensorflow": ("softplus_form", "eigen_softplus"),
 }
 # jax's |u| has slope +1 at u = 0; Keras writes u = y - x. XLA and TensorFlow on CPU flush float32 subnormals
