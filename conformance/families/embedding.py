@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from lossparity.conformance.bindings import KERAS_EPS, NO_REDUCTION, OPTAX, keras_pair, optax_loss
+from lossparity.conformance.bindings import KERAS_EPS, NO_REDUCTION, OPTAX, keras_pair, keras_sample_weight, optax_loss
 from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
     CLASS_MENU,
@@ -314,6 +314,17 @@ SPECS: list[Spec] = [
 ]
 # fmt: on
 
+
+def _cosine_axis(params: dict, ndim: int) -> tuple[int, ...]:
+    """The axis Keras' cosine_similarity sums over (its ``axis``, default -1)."""
+    return (params.get("axis", -1),)
+
+
+#: CosineSimilarity's call takes ``sample_weight`` (``bindings.keras_sample_weight``): one loss
+#: per vector along ``axis``. Circle's does too, but its per-sample loss reads every row of the
+#: batch (the weighted gradient is not the per-sample one): left out, see parameter_exclusions.py.
+SPECS = [keras_sample_weight(s, _cosine_axis, ("epsilon",)) if s.name == "cosine_similarity" else s for s in SPECS]
+
 # fmt: off
 PARAMETERS: dict[str, object] = {
     "epsilon": float,
@@ -388,7 +399,7 @@ BINDINGS: list[Binding] = [
     # -sum(l2_normalize(y_true) * l2_normalize(y_pred)); keras.ops.normalize floors each norm
     # at backend.epsilon() = 1e-7 as x * min(rsqrt(sum x^2), 1 / 1e-7) (keras/src/ops/nn.py).
     *keras_pair("CosineSimilarity", "cosine_similarity", "cosine_similarity", params={"axis": "axis"},
-                conventions={"cosine_form": "negative", "norm_floor": KERAS_EPS}),
+                conventions={"cosine_form": "negative", "norm_floor": KERAS_EPS}, sample_weight=True),
     # ref_labels / ref_embeddings of the function form are left at None (the batch itself).
     # The class form's losses carry a Keras mask (loss > 0), so its mean counts only those.
     # d = ops.maximum(1 - dot, 0.0): at dot = 1 jnp.maximum and torch.maximum split the slope,
