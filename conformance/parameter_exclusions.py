@@ -163,11 +163,11 @@ KERAS = _merged(
     },
     _each(" ".join(f"keras.losses.{n}" for n in _KERAS_AXIS.split()), axis=LATER),
     _each(
-        "keras.losses.circle",
-        ref_labels="labels of reference embeddings the batch is compared against (default: the batch "
-        "itself, which the circle spec compares); " + LATER,
-        ref_embeddings="reference embeddings the batch is compared against (default: the batch itself, which "
-        "the circle spec compares); " + LATER,
+        "circle:keras.losses.circle",
+        ref_labels="labels of reference embeddings the batch is compared against, left at None (the batch "
+        "itself, which the circle spec compares); the circle_ref binding of the same API passes them",
+        ref_embeddings="reference embeddings the batch is compared against, left at None (the batch itself, "
+        "which the circle spec compares); the circle_ref binding of the same API passes them",
     ),
 )
 

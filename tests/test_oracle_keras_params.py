@@ -196,3 +196,42 @@ def test_ctc_weights_one_loss_per_sequence():
         spec.gradient(x, tgt, reduction="none", **arrays, **conv),
     )
     np.testing.assert_allclose(g["input"], w[:, None, None] * g1["input"], rtol=1e-13)
+
+
+def test_circle_against_a_reference_set_by_hand():
+    """One query [1, 0] (label 0) against [1, 0] (label 0) and [0, 1] (label 1), gamma 1, margin
+    0.25, the diagonal kept: d = 0 to its positive, 1 to its negative; a_p = 0.25, a_n = 0.25;
+    -gamma a_p (m - d) = -0.0625 and gamma a_n (1 - m - d) = -0.0625: softplus(-0.125)."""
+    oracle = SPECS["circle_ref"].oracle
+    e, r = np.array([[1.0, 0.0]]), np.array([[1.0, 0.0], [0.0, 1.0]])
+    kw = dict(ref_embeddings=r, ref_labels=np.array([0, 1]), gamma=1.0, margin=0.25, reduction="none")
+    got = oracle(e, np.array([0]), remove_diagonal=False, **kw)
+    np.testing.assert_allclose(got, [math.log1p(math.exp(-0.125))], rtol=1e-15)
+    # remove_diagonal drops pair (0, 0) of the (1, 2) mask: no positive left, the loss is 0
+    np.testing.assert_array_equal(oracle(e, np.array([0]), remove_diagonal=True, **kw), [0.0])
+
+
+def test_circle_reference_gradients_match_central_differences():
+    """d/d input = g_dot @ r and d/d ref_embeddings = g_dot^T @ e, away from the kink at d = 0."""
+    spec = SPECS["circle_ref"]
+    e = np.array([[0.8, 0.6], [-0.6, 0.8]])
+    r = np.array([[0.6, 0.8], [0.0, 1.0], [1.0, 0.0]])
+    kw = dict(ref_labels=np.array([0, 1, 0]), gamma=16.0, margin=0.25, reduction="none")
+    t = np.array([0, 1])
+    g = spec.gradient(e, t, ref_embeddings=r, **kw)
+    np.testing.assert_allclose(
+        g["input"], _fd(lambda a: float(np.sum(spec.oracle(a, t, ref_embeddings=r, **kw))), e), rtol=1e-6, atol=1e-8
+    )
+    np.testing.assert_allclose(
+        g["ref_embeddings"],
+        _fd(lambda a: float(np.sum(spec.oracle(e, t, ref_embeddings=a, **kw))), r),
+        rtol=1e-6,
+        atol=1e-8,
+    )
+
+
+def test_circle_ref_binding_passes_the_reference_set():
+    (b,) = [b for b in bindings("keras[jax]") if b.spec == "circle_ref"]
+    assert b.call == ("keras.losses.circle(target, input, ref_labels=ref_labels, ref_embeddings=ref_embeddings{kw})")
+    cases = draw_cases("circle_ref", SPECS["circle_ref"].generate, examples=12, seed_value=0)
+    assert any(np.shape(c.arrays["ref_embeddings"])[0] != np.shape(c.arrays["input"])[0] for c in cases)
