@@ -170,7 +170,7 @@ def sample_weight_shape(per_sample: tuple[int, ...], kind: str) -> tuple[int, ..
 
 
 @st.composite
-def keras_sample_weights(draw, cases, reduced=None, drop=()):
+def keras_sample_weights(draw, cases, reduced=None, drop=(), adapt=None):
     """``cases`` (a case strategy of a spec whose Keras classes reduce the per-sample losses of
     shape ``input.shape[:-1]``, or ``input``'s shape less the axes ``reduced(params, input.ndim)``)
     with a ``sample_weight`` in the bucket that picks one (one of the
@@ -181,7 +181,8 @@ def keras_sample_weights(draw, cases, reduced=None, drop=()):
     A weighted case leaves out what Keras' classes do not take beside it here: a class ``weight``,
     ``pos_weight``, an ignored index (whose mask Keras merges into the weights; its ignored labels
     become class 0), and the spec parameters in ``drop`` (those Keras' class has no keyword for:
-    hinge's ``margin``), each left at its default."""
+    hinge's ``margin``), each left at its default; ``adapt(arrays, params)`` then gives the same loss
+    in the form Keras' class takes, where leaving a parameter out would change it (CTC's blank)."""
     arrays_, params = draw(cases)
     weighted = draw(pick((False, False, True)))
     kind = draw(pick_shape(SAMPLE_WEIGHT_SHAPES))
@@ -196,6 +197,8 @@ def keras_sample_weights(draw, cases, reduced=None, drop=()):
     params.pop("pos_weight", None)
     for name in drop:
         params.pop(name, None)
+    if adapt is not None:
+        arrays_, params = adapt(arrays_, params)
     x_shape = np.shape(arrays_["input"])
     axes = [a % len(x_shape) for a in reduced(params, len(x_shape))] if reduced and x_shape else [len(x_shape) - 1]
     shape = sample_weight_shape(tuple(n for i, n in enumerate(x_shape) if i not in axes), kind)

@@ -235,3 +235,22 @@ def test_circle_ref_binding_passes_the_reference_set():
     assert b.call == ("keras.losses.circle(target, input, ref_labels=ref_labels, ref_embeddings=ref_embeddings{kw})")
     cases = draw_cases("circle_ref", SPECS["circle_ref"].generate, examples=12, seed_value=0)
     assert any(np.shape(c.arrays["ref_embeddings"])[0] != np.shape(c.arrays["input"])[0] for c in cases)
+
+
+def test_ctc_weighted_cases_take_keras_blank_zero_by_swapping_classes():
+    """Keras' CTC class has blank 0 only: a case drawn with blank 2 is given with classes 0 and 2
+    swapped in the input and the labels, which leaves its loss unchanged."""
+    from lossparity.conformance.families.ctc import _blank_zero
+
+    rng = np.random.default_rng(3)
+    x = np.log(rng.dirichlet(np.ones(3), size=(2, 4)))
+    arrays = dict(input=x, target=np.array([[1, 0], [0, 0]]), input_lengths=np.array([4, 4]))
+    arrays["target_lengths"] = np.array([2, 1])
+    swapped, params = _blank_zero(arrays, {"blank": 2, "reduction": "none"})
+    assert params == {"reduction": "none"}
+    np.testing.assert_array_equal(swapped["target"], [[1, 2], [2, 0]])
+    oracle, conv = SPECS["ctc"].oracle, dict(log_softmax_input=True)
+    lengths = dict(input_lengths=arrays["input_lengths"], target_lengths=arrays["target_lengths"])
+    before = oracle(x, arrays["target"], blank=2, reduction="none", **lengths, **conv)
+    after = oracle(swapped["input"], swapped["target"], blank=0, reduction="none", **lengths, **conv)
+    np.testing.assert_allclose(after, before, rtol=1e-13)

@@ -147,9 +147,25 @@ def _frames_and_classes(params: dict, ndim: int) -> tuple[int, ...]:
     return (ndim - 2, ndim - 1)
 
 
+def _blank_zero(arrays: dict, params: dict) -> tuple[dict, dict]:
+    """The same CTC case with blank 0, Keras' class's only blank (its ctc has no mask_index): classes
+    0 and the case's blank swap places in the input's class axis and in the labels."""
+    blank = params.pop("blank", 0)
+    if blank == 0:
+        return arrays, params
+    order = np.arange(arrays["input"].shape[-1])
+    order[[0, blank]] = order[[blank, 0]]
+    labels = arrays["target"]
+    swapped = np.where(labels == blank, 0, np.where(labels == 0, blank, labels))
+    # the padding past each target length stays 0
+    padded = np.arange(labels.shape[-1]) >= arrays["target_lengths"][..., None]
+    return {**arrays, "input": arrays["input"][..., order], "target": np.where(padded, 0, swapped)}, params
+
+
 #: The Keras CTC class takes ``sample_weight`` (``bindings.keras_sample_weight``), per sequence.
 SPECS = [
-    keras_sample_weight(s, _frames_and_classes, ("blank", "zero_infinity")) if s.name == "ctc" else s for s in SPECS
+    keras_sample_weight(s, _frames_and_classes, ("zero_infinity",), _blank_zero) if s.name == "ctc" else s
+    for s in SPECS
 ]
 
 #: What each new parameter accepts.
