@@ -150,9 +150,10 @@ KERAS = _merged(
     ),
     _each(
         "keras.losses.Circle",
-        sample_weight="not yet bound (issue 19): Circle's per-sample loss reads every row of the batch (each "
-        "sample's positives and negatives are the other rows), so the weighted gradient is not the per-sample "
-        "one that bindings.keras_sample_weight gives; it needs the oracle's pair gradient weighted per anchor",
+        sample_weight=LATER + ": Circle's per-sample loss reads every row of the batch (each sample's "
+        "positives and negatives are the other rows), so its weighted gradient is not the per-sample one that "
+        "bindings.keras_sample_weight gives, and the class's loss mask (loss > 0) is merged into the weights "
+        "(keras/src/losses/loss.py, apply_mask), which reference/reduction.py's keras_reduce does not model",
     ),
     {
         "softmax_cross_entropy:keras.losses.SparseCategoricalCrossentropy+class_weight": {
@@ -161,7 +162,14 @@ KERAS = _merged(
             "checks ignore_class"
         }
     },
-    _each(" ".join(f"keras.losses.{n}" for n in _KERAS_AXIS.split()), axis=LATER),
+    _each(
+        " ".join(f"keras.losses.{n}" for n in _KERAS_AXIS.split()),
+        axis="the class axis (BinaryCrossentropy's: the mean axis), left at -1, where the canonical layout has it; "
+        + LATER
+        + ": a channels-first binding (class_axis=1 with axis=1, torch's layout) would also receive the "
+        "generators' unbatched (C,) cases, where Keras' axis=1 is out of range: the suite has no per-binding "
+        "restriction to batched inputs yet",
+    ),
     _each(
         "circle:keras.losses.circle",
         ref_labels="labels of reference embeddings the batch is compared against, left at None (the batch "
