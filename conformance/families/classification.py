@@ -165,6 +165,9 @@ BINARY_FOCAL_LOGITS = [
          [[3.0, -3.0], [0.25, 40.0]], [[0.3, 0.7], [0.5, 0.9]], gamma=1.0, reduction="none"),
     edge("gamma-half", "gamma 0.5 below 1: the focal slope grows as 1/sqrt(m) at confident logits",
          [12.0, -12.0], [1.0, 0.0], gamma=0.5, reduction="none"),
+    edge("sigmoid-below-clip-bound", "logit 15.9: the exact sigmoid 1 - 1.24e-7 lies just below Keras' clip bound "
+         "1 - 1e-7, and its float32 rounding is that bound exactly (a tie of the clip)",
+         [15.9], [0.0], gamma=0.0, reduction="none"),
 ]
 # fmt: on
 
