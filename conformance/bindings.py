@@ -170,17 +170,23 @@ def on_backend(backend: str, bindings: list[Binding]) -> list[Binding]:
     return out
 
 
-def keras_sample_weight(spec: Spec) -> Spec:
+def keras_sample_weight(spec: Spec, reduced=None, drop: tuple[str, ...] = (), adapt=None) -> Spec:
     """``spec`` with Keras' ``sample_weight`` parameter (default None): its oracle, gradient and
     error model weight and reduce the per-sample losses as Keras' ``reduce_weighted_values`` does
     (``reference/reduction.py``), and its generator draws weights (and then Keras' reductions) for
     some cases. For specs whose Keras classes bind it (``keras_pair(..., sample_weight=True)``) and
-    whose per-sample loss reads its own sample's row only."""
+    whose per-sample loss reads its own sample's elements only. ``reduced(params, ndim)``: the axes
+    of an input of rank ``ndim`` that Keras' loss function reduces under the case's ``params``
+    (None: the last one), which the generated weights' shape leaves out
+    (:func:`~lossparity.conformance.generate.keras_sample_weights`) and along which the gradients
+    spread each sample's cotangent. ``drop``: spec parameters the Keras class has no keyword for,
+    left at their defaults in weighted cases (the spec's other bindings vary them); ``adapt``: see
+    :func:`~lossparity.conformance.generate.keras_sample_weights`."""
     return replace(
         spec,
         oracle=sample_weighted(spec.oracle),
-        gradient=spec.gradient and sample_weighted_grad(spec.gradient, spec.oracle),
-        error_model=spec.error_model and sample_weighted_error(spec.error_model, spec.oracle),
+        gradient=spec.gradient and sample_weighted_grad(spec.gradient, spec.oracle, reduced),
+        error_model=spec.error_model and sample_weighted_error(spec.error_model, spec.oracle, reduced),
         defaults={**spec.defaults, "sample_weight": None},
-        generate=None if spec.generate is None else keras_sample_weights(spec.generate),
+        generate=None if spec.generate is None else keras_sample_weights(spec.generate, reduced, drop, adapt),
     )

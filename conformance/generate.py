@@ -170,16 +170,19 @@ def sample_weight_shape(per_sample: tuple[int, ...], kind: str) -> tuple[int, ..
 
 
 @st.composite
-def keras_sample_weights(draw, cases):
+def keras_sample_weights(draw, cases, reduced=None, drop=(), adapt=None):
     """``cases`` (a case strategy of a spec whose Keras classes reduce the per-sample losses of
-    shape ``input.shape[:-1]``) with a ``sample_weight`` in the bucket that picks one (one of the
+    shape ``input.shape[:-1]``, or ``input``'s shape less the axes ``reduced(params, input.ndim)``)
+    with a ``sample_weight`` in the bucket that picks one (one of the
     three past the plain one: only Keras' classes take it, so the spec's other bindings keep the
     other three structures and draw their further cases there). Weights 0 (a weight that drops a
     sample) or in [0.25, 4]; their shape kind and Keras reduction are structural like the rest
     (one compilation per bucket; over specs and seeds the buckets reach each kind and reduction).
     A weighted case leaves out what Keras' classes do not take beside it here: a class ``weight``,
     ``pos_weight``, an ignored index (whose mask Keras merges into the weights; its ignored labels
-    become class 0)."""
+    become class 0), and the spec parameters in ``drop`` (those Keras' class has no keyword for:
+    hinge's ``margin``), each left at its default; ``adapt(arrays, params)`` then gives the same loss
+    in the form Keras' class takes, where leaving a parameter out would change it (CTC's blank)."""
     arrays_, params = draw(cases)
     weighted = draw(pick((False, False, True)))
     kind = draw(pick_shape(SAMPLE_WEIGHT_SHAPES))
@@ -192,7 +195,13 @@ def keras_sample_weights(draw, cases):
         arrays_ = {**arrays_, "target": np.where(arrays_["target"] == ignore, 0, arrays_["target"])}
     params.pop("weight", None)
     params.pop("pos_weight", None)
-    shape = sample_weight_shape(np.shape(arrays_["input"])[:-1], kind)
+    for name in drop:
+        params.pop(name, None)
+    if adapt is not None:
+        arrays_, params = adapt(arrays_, params)
+    x_shape = np.shape(arrays_["input"])
+    axes = [a % len(x_shape) for a in reduced(params, len(x_shape))] if reduced and x_shape else [len(x_shape) - 1]
+    shape = sample_weight_shape(tuple(n for i, n in enumerate(x_shape) if i not in axes), kind)
     params["reduction"] = reduction
     # 0 (a dropped sample) or in [0.25, 4], as the class weights: a weight near float32's smallest
     # normal against another of 1e-7 would make the weighted mean's divisor all but 0, and its

@@ -129,16 +129,13 @@ JAX = _merged(
     ),
 )
 
-_KERAS_WEIGHED = """
+#: Keras loss classes; each binds its call's sample_weight but Circle (its entry below says why).
+_KERAS_CLASSES = """
     BinaryCrossentropy CategoricalCrossentropy SparseCategoricalCrossentropy MeanAbsoluteError
     MeanSquaredError Huber LogCosh MeanAbsolutePercentageError MeanSquaredLogarithmicError
-"""
-#: Keras loss classes whose sample_weight is not bound yet (those above bind it).
-_KERAS_UNWEIGHED = """
     KLDivergence Poisson BinaryFocalCrossentropy CategoricalFocalCrossentropy CategoricalGeneralizedCrossEntropy
     Hinge SquaredHinge CategoricalHinge CosineSimilarity Circle Dice Tversky CTC
 """
-_KERAS_CLASSES = _KERAS_WEIGHED + _KERAS_UNWEIGHED
 _KERAS_AXIS = """
     BinaryCrossentropy binary_crossentropy CategoricalCrossentropy categorical_crossentropy
     SparseCategoricalCrossentropy sparse_categorical_crossentropy BinaryFocalCrossentropy binary_focal_crossentropy
@@ -151,7 +148,13 @@ KERAS = _merged(
         name=_KERAS_NAME,
         dtype=_KERAS_DTYPE,
     ),
-    _each(" ".join(f"keras.losses.{n}" for n in _KERAS_UNWEIGHED.split()), sample_weight=LATER),
+    _each(
+        "keras.losses.Circle",
+        sample_weight=LATER + ": Circle's per-sample loss reads every row of the batch (each sample's "
+        "positives and negatives are the other rows), so its weighted gradient is not the per-sample one that "
+        "bindings.keras_sample_weight gives, and the class's loss mask (loss > 0) is merged into the weights "
+        "(keras/src/losses/loss.py, apply_mask), which reference/reduction.py's keras_reduce does not model",
+    ),
     {
         "softmax_cross_entropy:keras.losses.SparseCategoricalCrossentropy+class_weight": {
             "ignore_class": "the class-weight binding takes cases without ignored labels (Keras' mask merged "
@@ -159,13 +162,20 @@ KERAS = _merged(
             "checks ignore_class"
         }
     },
-    _each(" ".join(f"keras.losses.{n}" for n in _KERAS_AXIS.split()), axis=LATER),
     _each(
-        "keras.losses.circle",
-        ref_labels="labels of reference embeddings the batch is compared against (default: the batch "
-        "itself, which the circle spec compares); " + LATER,
-        ref_embeddings="reference embeddings the batch is compared against (default: the batch itself, which "
-        "the circle spec compares); " + LATER,
+        " ".join(f"keras.losses.{n}" for n in _KERAS_AXIS.split()),
+        axis="the class axis (BinaryCrossentropy's: the mean axis), left at -1, where the canonical layout has it; "
+        + LATER
+        + ": a channels-first binding (class_axis=1 with axis=1, torch's layout) would also receive the "
+        "generators' unbatched (C,) cases, where Keras' axis=1 is out of range: the suite has no per-binding "
+        "restriction to batched inputs yet",
+    ),
+    _each(
+        "circle:keras.losses.circle",
+        ref_labels="labels of reference embeddings the batch is compared against, left at None (the batch "
+        "itself, which the circle spec compares); the circle_ref binding of the same API passes them",
+        ref_embeddings="reference embeddings the batch is compared against, left at None (the batch itself, "
+        "which the circle spec compares); the circle_ref binding of the same API passes them",
     ),
 )
 

@@ -414,12 +414,19 @@ def ntxent_grad(input, target, *, temperature=0.07, sq_norm_eps=None, dtype=np.f
 # ----------------------------------------------------------------------------- Circle
 
 
-def _circle_parts(input, target, gamma, margin, remove_diagonal):
+def _circle_parts(input, target, gamma, margin, remove_diagonal, ref_embeddings=None, ref_labels=None):
+    """The pairwise parts of the Circle loss of the query rows (``input``, ``target``) against the
+    reference rows (``ref_embeddings`` (M, D), ``ref_labels`` (M,); each defaults to the queries'
+    own, as Keras' ``circle`` does): (N, M) matrices but for the queries (e), the reference rows
+    (r) and the log-sum-exps (p, n)."""
     e, labels = _rows(input, target)
-    dot = e @ e.T
+    r = e if ref_embeddings is None else _f(ref_embeddings).reshape(-1, e.shape[-1])
+    ref = labels if ref_labels is None else np.asarray(ref_labels).reshape(-1)
+    dot = e @ r.T
     d = np.maximum(1.0 - dot, 0.0)
-    same = labels[:, None] == labels[None, :]
-    pos = same & ~np.eye(len(labels), dtype=bool) if remove_diagonal else same
+    same = labels[:, None] == ref[None, :]
+    # Keras removes the diagonal of the (N, M) mask, i == j, whether or not the references are the queries
+    pos = same & ~np.eye(len(labels), len(ref), dtype=bool) if remove_diagonal else same
     neg = ~same
     wp = np.maximum((margin + d) * pos, 0.0)
     wn = np.maximum((1.0 + margin - d) * neg, 0.0)
@@ -428,7 +435,7 @@ def _circle_parts(input, target, gamma, margin, remove_diagonal):
     with np.errstate(divide="ignore"):
         p = np.logaddexp.reduce(np.where(pos, pw, -np.inf), axis=1) if len(e) else np.zeros(0)
         n = np.logaddexp.reduce(np.where(neg, nw, -np.inf), axis=1) if len(e) else np.zeros(0)
-    return e, dot, d, pos, neg, wp, wn, pw, nw, p, n
+    return e, r, dot, d, pos, neg, wp, wn, pw, nw, p, n
 
 
 def _circle_mask(loss, mean_over, dtype):
@@ -445,6 +452,8 @@ def circle(
     gamma=80.0,
     margin=0.4,
     remove_diagonal=True,
+    ref_embeddings=None,
+    ref_labels=None,
     reduction="mean",
     mean_over=None,
     zero_division="nan",
@@ -454,12 +463,14 @@ def circle(
 ):
     """Circle loss of embeddings ``(N, D)`` (meant to be L2-normalized; used as given) with
     integer labels ``(N,)``: softplus(LSE_pos(-gamma a_p (m - d)) + LSE_neg(gamma a_n (1 - m - d)))
-    per sample, d = max(1 - e_i . e_j, 0), a_p = max(m + d, 0), a_n = max(1 + m - d, 0).
+    per sample, d = max(1 - e_i . r_j, 0), a_p = max(m + d, 0), a_n = max(1 + m - d, 0), over
+    the reference rows r_j ``(M, D)`` with labels ``(M,)`` (``ref_embeddings``, ``ref_labels``;
+    each the batch's own when None); ``remove_diagonal`` drops the pairs i == j from the positives.
     A sample with no positive (or no negative) has LSE = -inf and loss 0. ``mean_over=
     "positive"``: the mean divides by the number of losses > 0 in ``dtype`` (Keras' loss mask).
     """
     trace("input", input, _reading(input, "embeddings"))
-    *_, p, n = _circle_parts(input, target, gamma, margin, remove_diagonal)
+    *_, p, n = _circle_parts(input, target, gamma, margin, remove_diagonal, ref_embeddings, ref_labels)
     trace("log-sum-exps", np.stack([p, n]), "over positives, over negatives")
     loss = trace("per-sample loss", softplus(p + n).reshape(np.shape(input)[:-1]), "softplus(lse_pos + lse_neg)")
     return reduce(
@@ -474,6 +485,8 @@ def circle_grad(
     gamma=80.0,
     margin=0.4,
     remove_diagonal=True,
+    ref_embeddings=None,
+    ref_labels=None,
     reduction="mean",
     mean_over=None,
     zero_division="nan",
@@ -486,8 +499,12 @@ def circle_grad(
     d dot_ij / d e = e_j, e_i. At dot = 1 exactly (identical unit vectors; a sample and itself
     with ``remove_diagonal=False``) d sits on its kink: ``floor_tie="pass"`` passes the slope
     whole (tf.maximum's gradient goes to its first argument where x >= y), ``"half"`` halves
-    it (jnp.maximum and torch.maximum split a tie between their arguments)."""
-    e, dot, d, pos, neg, wp, wn, pw, nw, p, n = _circle_parts(input, target, gamma, margin, remove_diagonal)
+    it (jnp.maximum and torch.maximum split a tie between their arguments). With reference rows
+    given, d dot_ij / d e_i = r_j and d dot_ij / d r_j = e_i: the gradients of ``input`` (N, D)
+    and ``ref_embeddings`` (M, D); without, both are the batch's own."""
+    e, r, dot, d, pos, neg, wp, wn, pw, nw, p, n = _circle_parts(
+        input, target, gamma, margin, remove_diagonal, ref_embeddings, ref_labels
+    )
     loss = softplus(p + n).reshape(np.shape(input)[:-1])
     g = reduce_grad(
         loss.shape, reduction=reduction, mask=_circle_mask(loss, mean_over, dtype), zero_division=zero_division
@@ -503,7 +520,12 @@ def circle_grad(
         # d = max(1 - dot, 0) at 1 - dot = 0 exactly: the floor_tie convention
         tie = 0.5 if floor_tie == "half" else 1.0
         g_dot = -np.where(1.0 - dot > 0, 1.0, np.where(1.0 - dot == 0, tie, 0.0)) * g_d
-    return {"input": ((g_dot + g_dot.T) @ e).reshape(np.shape(input))}
+    if ref_embeddings is None:
+        return {"input": ((g_dot + g_dot.T) @ e).reshape(np.shape(input))}
+    return {
+        "input": (g_dot @ r).reshape(np.shape(input)),
+        "ref_embeddings": (g_dot.T @ e).reshape(np.shape(ref_embeddings)),
+    }
 
 
 # ----------------------------------------------------------------------------- rounding models

@@ -302,13 +302,15 @@ def sample_weighted(oracle):
     return weighted
 
 
-def sample_weighted_grad(gradient, oracle):
+def sample_weighted_grad(gradient, oracle, reduced=None):
     """``gradient`` (a spec's: d sum(out) / d each argument, by name) with Keras' ``sample_weight``:
     each argument's gradient of the per-sample losses (``reduction="none"``) times its sample's
     cotangent (:func:`keras_reduce_grad`). Exact for losses whose per-sample output depends on
     that sample's row alone (an argument's leading axes are the per-sample shape). Also gives
     ``sample_weight``'s own (:func:`keras_reduce_weight_grad`), whose divide_no_nan at a zero
-    divisor a numerical slope cannot read."""
+    divisor a numerical slope cannot read. ``reduced(kw, ndim)``: the axes of an argument of rank
+    ``ndim`` that the per-sample loss reduces, where they are not its trailing ones (Keras'
+    ``cosine_similarity(axis=0)``, ``dice(axis=(1, 2))``): the cotangent is spread along them."""
 
     @functools.wraps(gradient)
     def weighted(*args, sample_weight=None, **kw):
@@ -320,15 +322,22 @@ def sample_weighted_grad(gradient, oracle):
             per = np.asarray(oracle(*args, reduction="none", **kw), np.float64)
         g = keras_reduce_grad(per.shape, sample_weight, reduction=reduction)
         grads = gradient(*args, reduction="none", **kw)
-        out = {name: _per_sample_times(g, d, name) for name, d in grads.items()}
+        out = {name: _per_sample_times(g, d, name, reduced and reduced(kw, np.ndim(d))) for name, d in grads.items()}
         out["sample_weight"] = keras_reduce_weight_grad(per, sample_weight, reduction=reduction)
         return out
 
     return weighted
 
 
-def _per_sample_times(g: np.ndarray, d: np.ndarray, name: str) -> np.ndarray:
+def _per_sample_times(g: np.ndarray, d: np.ndarray, name: str, axes=None) -> np.ndarray:
+    """Each per-sample cotangent ``g`` times the slopes ``d`` of its sample's elements: ``g``'s
+    shape is ``d``'s leading axes, or ``d``'s shape less ``axes`` (the reduced ones)."""
     d = np.asarray(d, np.float64)
+    if axes is not None and d.shape[: g.ndim] != g.shape:
+        axes = sorted(a % d.ndim for a in axes) if d.ndim else []
+        if g.shape == tuple(n for i, n in enumerate(d.shape) if i not in axes):
+            with np.errstate(invalid="ignore"):
+                return np.expand_dims(g, tuple(axes)) * d
     if d.shape[: g.ndim] != g.shape:
         raise ValueError(f"the gradient of {name!r} ({d.shape}) is not laid out per sample ({g.shape})")
     with np.errstate(invalid="ignore"):  # IEEE, as the framework's chain rule: 0 * inf is nan
@@ -357,12 +366,12 @@ def _weight_slope_error(per_loss, per_scale, sample_weight, reduction: str) -> n
     return np.asarray(own, np.float64).reshape(np.shape(sample_weight))
 
 
-def sample_weighted_error(model, oracle):
+def sample_weighted_error(model, oracle, reduced=None):
     """An error model (``reference/rounding.py``; called like the oracle, with ``stages``) with
     Keras' ``sample_weight``: the per-sample model (``reduction="none"``) carried through the
     weighting, whose product, sum and division each add one rounding per term
     (:func:`~lossparity.reference.rounding.reduction_error`); gradients scaled by each sample's
-    |cotangent|."""
+    |cotangent| (``reduced``: as :func:`sample_weighted_grad`'s)."""
 
     @functools.wraps(model)
     def weighted(*args, sample_weight=None, stages=(), **kw):
@@ -386,7 +395,7 @@ def sample_weighted_error(model, oracle):
                 else:
                     out[name] = reduction_error(s, per_loss, g, "sum") + np.sum(terms)
             else:
-                out[name] = _per_sample_times(np.abs(g), s, name)
+                out[name] = _per_sample_times(np.abs(g), s, name, reduced and reduced(kw, np.ndim(s)))
         out["sample_weight"] = _weight_slope_error(
             per_loss, np.asarray(scales["value"], np.float64), sample_weight, reduction
         )

@@ -5,10 +5,12 @@ losses. Oracles in ``reference/classification.py``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import strategies as st
 
-from lossparity.conformance.bindings import KERAS_EPS, keras_pair, optax_loss
+from lossparity.conformance.bindings import KERAS_EPS, keras_pair, keras_sample_weight, optax_loss
 from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
     CLASS_MENU,
@@ -163,6 +165,9 @@ BINARY_FOCAL_LOGITS = [
          [[3.0, -3.0], [0.25, 40.0]], [[0.3, 0.7], [0.5, 0.9]], gamma=1.0, reduction="none"),
     edge("gamma-half", "gamma 0.5 below 1: the focal slope grows as 1/sqrt(m) at confident logits",
          [12.0, -12.0], [1.0, 0.0], gamma=0.5, reduction="none"),
+    edge("sigmoid-below-clip-bound", "logit 15.9: the exact sigmoid 1 - 1.24e-7 lies just below Keras' clip bound "
+         "1 - 1e-7, and its float32 rounding is that bound exactly (a tie of the clip)",
+         [15.9], [0.0], gamma=0.0, reduction="none"),
 ]
 # fmt: on
 
@@ -295,6 +300,16 @@ SPECS: list[Spec] = [
 ]
 # fmt: on
 
+#: The specs whose Keras classes take ``sample_weight`` (``bindings.keras_sample_weight``): each
+#: per-sample loss (the last axis reduced) reads its own sample's row only.
+KERAS_WEIGHTED = (
+    "binary_focal_cross_entropy",
+    "binary_focal_cross_entropy_with_logits",
+    "categorical_focal_cross_entropy",
+    "categorical_generalized_cross_entropy",
+)
+SPECS = [keras_sample_weight(s) if s.name in KERAS_WEIGHTED else s for s in SPECS]
+
 # fmt: off
 PARAMETERS: dict[str, object] = {
     "apply_class_balancing": bool,
@@ -318,8 +333,8 @@ _FOCAL = {
     "label_smoothing": "label_smoothing",
 }
 _CAT_FOCAL = {"alpha": "alpha", "gamma": "gamma", "from_logits": "from_logits", "label_smoothing": "label_smoothing"}
-# Keras' alpha as a per-class list is the spec's array parameter `weight`: not bound (one framework
-# keyword cannot carry two spec parameters).
+# Keras' alpha as a per-class list is the spec's array parameter `weight`: one framework keyword cannot
+# carry two spec parameters, so it is bound by a binding of its own (``_alpha_list``).
 
 # fmt: off
 BINDINGS: list[Binding] = [
@@ -349,25 +364,40 @@ BINDINGS: list[Binding] = [
     # binary_crossentropy); torch's is F.binary_cross_entropy's kernel and backward: not modelled.
     *keras_pair("BinaryFocalCrossentropy", "binary_focal_crossentropy", "binary_focal_cross_entropy",
                 "from_logits=False", params=_FOCAL, conventions={"prob_eps": KERAS_EPS, "sample_axis": "mean"},
-                stages={"jax": cl.BINARY_FOCAL_STAGES, "tensorflow": cl.BINARY_FOCAL_STAGES, "torch": ()}),
+                stages={"jax": cl.BINARY_FOCAL_STAGES, "tensorflow": cl.BINARY_FOCAL_STAGES, "torch": ()},
+                sample_weight=True),
     # from_logits=True takes ops.sigmoid and then the probability form, clip included; on the
     # TensorFlow backend that sigmoid carries its logits (_keras_logits) and
     # ops.binary_crossentropy uses tf.nn.sigmoid_cross_entropy_with_logits instead: no clip.
     *keras_pair("BinaryFocalCrossentropy", "binary_focal_crossentropy", "binary_focal_cross_entropy_with_logits",
                 "from_logits=True", params=_FOCAL, conventions={"prob_eps": KERAS_EPS, "sample_axis": "mean"},
-                backends={"tensorflow": {"prob_eps": None}}),
+                backends={"tensorflow": {"prob_eps": None}}, sample_weight=True),
     # categorical_focal_crossentropy: softmax (from_logits), output / sum(output), ops.clip, log,
     # power(1 - output, gamma) and the products and sum, each in the input's dtype (no upcast:
     # keras/src/losses/losses.py, v3.15.1, L2284-L2303); ops.clip is jnp.clip on JAX (clip_tie).
     *keras_pair("CategoricalFocalCrossentropy", "categorical_focal_crossentropy", "categorical_focal_cross_entropy",
                 params=_CAT_FOCAL, conventions={"prob_eps": KERAS_EPS, "renormalize": "before_clip"},
-                backends={"jax": {"clip_tie": "split"}}, stages=cl.FOCAL_STAGES),
+                backends={"jax": {"clip_tie": "split"}}, stages=cl.FOCAL_STAGES, sample_weight=True),
     # (1 - ops.power(p, q)) / q in the input's dtype, q a Python float rounded to it (no upcast:
     # keras/src/losses/losses.py, v3.15.1, L2782-L2791): the power stage of the error model.
     *keras_pair("CategoricalGeneralizedCrossEntropy", None, "categorical_generalized_cross_entropy",
-                params={"q": "q"}, conventions={"q_domain": "ValueError"}, stages=cl.GCE_STAGES),
+                params={"q": "q"}, conventions={"q_domain": "ValueError"}, stages=cl.GCE_STAGES, sample_weight=True),
     # the function form has no default q
     *keras_pair(None, "categorical_generalized_cross_entropy", "categorical_generalized_cross_entropy",
                 params={"q": "q"}, requires={"q": GIVEN}, stages=cl.GCE_STAGES),
 ]
 # fmt: on
+
+
+def _alpha_list(b: Binding) -> Binding:
+    """Keras' categorical focal loss with ``alpha`` given as a list, one factor per class: ``alpha``
+    is multiplied into the (..., C) terms, so a (C,) alpha broadcasts over the class axis
+    (``keras/src/losses/losses.py``, v3.15.1, ``ops.multiply(modulating_factor, alpha)``). It is
+    the spec's per-class ``weight``; the binding takes only the cases that pass one (the plain
+    binding of the same API checks the scalar ``alpha``)."""
+    params = {k: v for k, v in b.params.items() if k != "alpha"}
+    return replace(b, id=f"{b.id}+alpha_list", params={**params, "weight": "alpha"}, requires={"weight": GIVEN})
+
+
+# the class and function forms of CategoricalFocalCrossentropy, each with a per-class alpha
+BINDINGS += [_alpha_list(b) for b in BINDINGS if b.spec == "categorical_focal_cross_entropy"]

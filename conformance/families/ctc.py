@@ -15,7 +15,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossparity.conformance import generate as g
-from lossparity.conformance.bindings import NO_REDUCTION, OPTAX, keras_pair
+from lossparity.conformance.bindings import NO_REDUCTION, OPTAX, keras_pair, keras_sample_weight
 from lossparity.conformance.edges import edge
 from lossparity.core.model import Binding, Spec
 from lossparity.reference import ctc
@@ -141,6 +141,33 @@ SPECS: list[Spec] = [
 ]
 # fmt: on
 
+
+def _frames_and_classes(params: dict, ndim: int) -> tuple[int, ...]:
+    """Keras' ctc gives one loss per sequence: the input (N, T, C) less its frames and classes."""
+    return (ndim - 2, ndim - 1)
+
+
+def _blank_zero(arrays: dict, params: dict) -> tuple[dict, dict]:
+    """The same CTC case with blank 0, Keras' class's only blank (its ctc has no mask_index): classes
+    0 and the case's blank swap places in the input's class axis and in the labels."""
+    blank = params.pop("blank", 0)
+    if blank == 0:
+        return arrays, params
+    order = np.arange(arrays["input"].shape[-1])
+    order[[0, blank]] = order[[blank, 0]]
+    labels = arrays["target"]
+    swapped = np.where(labels == blank, 0, np.where(labels == 0, blank, labels))
+    # the padding past each target length stays 0
+    padded = np.arange(labels.shape[-1]) >= arrays["target_lengths"][..., None]
+    return {**arrays, "input": arrays["input"][..., order], "target": np.where(padded, 0, swapped)}, params
+
+
+#: The Keras CTC class takes ``sample_weight`` (``bindings.keras_sample_weight``), per sequence.
+SPECS = [
+    keras_sample_weight(s, _frames_and_classes, ("zero_infinity",), _blank_zero) if s.name == "ctc" else s
+    for s in SPECS
+]
+
 #: What each new parameter accepts.
 # fmt: off
 PARAMETERS: dict[str, object] = {
@@ -210,7 +237,8 @@ BINDINGS: list[Binding] = [
     # (input length T) and counts the labels that are not 0 as the target length; blank is 0.
     # The JAX backend is a copy of optax's recursion (log_epsilon = -1e5), and so is the NumPy backend's.
     *keras_pair("CTC", "ctc", "ctc", conventions={"log_softmax_input": True, "ctc_lengths": "keras"},
-                backends={"jax": {"log_epsilon": -1e5}, "numpy": {"log_epsilon": -1e5}}, stages=_KERAS_CTC_STAGES),
+                backends={"jax": {"log_epsilon": -1e5}, "numpy": {"log_epsilon": -1e5}}, stages=_KERAS_CTC_STAGES,
+                sample_weight=True),
     # The op under it takes the lengths and the blank (mask_index).
     Binding("keras.ops.ctc_loss", "ctc", "keras",
             "keras.ops.ctc_loss(target, input, target_lengths, input_lengths{kw})",

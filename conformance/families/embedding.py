@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from lossparity.conformance.bindings import KERAS_EPS, NO_REDUCTION, OPTAX, keras_pair, optax_loss
+from lossparity.conformance.bindings import KERAS_EPS, NO_REDUCTION, OPTAX, keras_pair, keras_sample_weight, optax_loss
 from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
     CLASS_MENU,
@@ -139,6 +139,26 @@ def circle_cases(draw):
     _set(params, "margin", draw(pick([0.4, 0.4, 0.25, 0.1])), 0.4)
     _set(params, "remove_diagonal", draw(pick((True, False))), True)
     return {"input": np.float32(e).astype(np.float64), "target": labels}, params
+
+
+@case_strategy
+def circle_ref_cases(draw):
+    """Queries (N, D) against a reference batch (M, D) of its own size, M from the batch menu;
+    unit rows, labels in 0-2 on both sides (so most queries have positives and negatives)."""
+    n, dim = draw(pick_shape([s for s in _GROUPS if s[1] > 1]))
+    m = draw(pick_shape([4, 2, 3, 5]))
+
+    def unit_rows(rows):
+        e = _no_zero_vectors(draw(arrays((rows, dim), floats(-1, 1))))
+        return np.float32(e / np.linalg.norm(e, axis=-1, keepdims=True)).astype(np.float64)
+
+    e, r = unit_rows(n), unit_rows(m)
+    labels, ref_labels = (draw(arrays((k,), st.integers(0, 2), dtype=I64)) for k in (n, m))
+    params = {}
+    _set(params, "gamma", draw(pick([80.0, 80.0, 16.0, 1.0])), 80.0)
+    _set(params, "margin", draw(pick([0.4, 0.4, 0.25, 0.1])), 0.4)
+    _set(params, "remove_diagonal", draw(pick((True, False))), True)
+    return {"input": e, "target": labels, "ref_embeddings": r, "ref_labels": ref_labels}, params
 
 
 # ----------------------------------------------------------------------------- edge tables
@@ -284,6 +304,23 @@ CIRCLE = [
 # fmt: on
 
 
+# fmt: off
+CIRCLE_REF = [
+    edge("keep-diagonal-by-hand", "one query [1, 0] (label 0) against [1, 0] (0) and [0, 1] (1), gamma 1, margin "
+         "0.25, diagonal kept: d = 0 and 1, both log-sum-exps -0.0625, loss softplus(-0.125)",
+         input=np.array([[1.0, 0.0]]), target=_labels([0]), ref_embeddings=np.array([[1.0, 0.0], [0.0, 1.0]]),
+         ref_labels=_labels([0, 1]), gamma=1.0, margin=0.25, remove_diagonal=False),
+    edge("diagonal-of-another-set", "remove_diagonal drops pair (0, 0) of the (N, M) mask even though the "
+         "reference rows are not the queries: query 0's only positive goes, its loss is 0",
+         input=_unit([[1.0, 0.2], [0.3, 1.0]]), target=_labels([0, 1]),
+         ref_embeddings=_unit([[1.0, 0.1], [0.2, 1.0], [-1.0, 0.4]]), ref_labels=_labels([0, 1, 1])),
+    edge("more-references", "two queries against four references of three groups, Keras' defaults",
+         input=_unit([[1.0, 0.1], [-0.2, 1.0]]), target=_labels([0, 1]),
+         ref_embeddings=_unit([[0.9, 0.3], [0.1, 1.0], [0.6, -0.8], [1.0, 0.0]]), ref_labels=_labels([0, 1, 2, 0])),
+]
+# fmt: on
+
+
 # ----------------------------------------------------------------------------- specs
 
 # fmt: off
@@ -311,8 +348,23 @@ SPECS: list[Spec] = [
          emb.circle, {"gamma": 80.0, "margin": 0.4, "remove_diagonal": True, "reduction": "mean"},
          ("mean_over", "zero_division", "floor_tie"), circle_cases(), CIRCLE, target="index", classes=True,
          gradient=emb.circle_grad, wrt=("input",)),
+    Spec("circle_ref", "Circle loss of unit query embeddings against a reference set with its own labels",
+         emb.circle, {"gamma": 80.0, "margin": 0.4, "remove_diagonal": True, "reduction": "none"},
+         ("floor_tie",), circle_ref_cases(), CIRCLE_REF, target="index", classes=True,
+         gradient=emb.circle_grad, arrays=("ref_embeddings", "ref_labels"), wrt=("input", "ref_embeddings")),
 ]
 # fmt: on
+
+
+def _cosine_axis(params: dict, ndim: int) -> tuple[int, ...]:
+    """The axis Keras' cosine_similarity sums over (its ``axis``, default -1)."""
+    return (params.get("axis", -1),)
+
+
+#: CosineSimilarity's call takes ``sample_weight`` (``bindings.keras_sample_weight``): one loss
+#: per vector along ``axis``. Circle's does too, but its per-sample loss reads every row of the
+#: batch (the weighted gradient is not the per-sample one): left out, see parameter_exclusions.py.
+SPECS = [keras_sample_weight(s, _cosine_axis, ("epsilon",)) if s.name == "cosine_similarity" else s for s in SPECS]
 
 # fmt: off
 PARAMETERS: dict[str, object] = {
@@ -388,14 +440,19 @@ BINDINGS: list[Binding] = [
     # -sum(l2_normalize(y_true) * l2_normalize(y_pred)); keras.ops.normalize floors each norm
     # at backend.epsilon() = 1e-7 as x * min(rsqrt(sum x^2), 1 / 1e-7) (keras/src/ops/nn.py).
     *keras_pair("CosineSimilarity", "cosine_similarity", "cosine_similarity", params={"axis": "axis"},
-                conventions={"cosine_form": "negative", "norm_floor": KERAS_EPS}),
-    # ref_labels / ref_embeddings of the function form are left at None (the batch itself).
+                conventions={"cosine_form": "negative", "norm_floor": KERAS_EPS}, sample_weight=True),
+    # ref_labels / ref_embeddings of the function form are left at None (the batch itself) here; the
+    # circle_ref spec's binding passes a reference set.
     # The class form's losses carry a Keras mask (loss > 0), so its mean counts only those.
     # d = ops.maximum(1 - dot, 0.0): at dot = 1 jnp.maximum and torch.maximum split the slope,
     # tf.maximum passes it whole (keras/src/losses/losses.py L2705 at v3.15.1).
     *keras_pair("Circle", "circle", "circle",
                 params={"gamma": "gamma", "margin": "margin", "remove_diagonal": "remove_diagonal"},
                 class_conventions={"mean_over": "positive", "zero_division": "zero"},
+                backends={"jax": {"floor_tie": "half"}, "torch": {"floor_tie": "half"}}),
+    # the function form against a reference set of its own size (Keras: ``ref_embeddings``, ``ref_labels``)
+    *keras_pair(None, "circle", "circle_ref", "ref_labels=ref_labels, ref_embeddings=ref_embeddings",
+                params={"gamma": "gamma", "margin": "margin", "remove_diagonal": "remove_diagonal"},
                 backends={"jax": {"floor_tie": "half"}, "torch": {"floor_tie": "half"}}),
 ]
 # fmt: on

@@ -9,7 +9,14 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from lossparity.conformance.bindings import KERAS_EPS, REDUCTION, keras_pair, optax_loss, torch_pair
+from lossparity.conformance.bindings import (
+    KERAS_EPS,
+    REDUCTION,
+    keras_pair,
+    keras_sample_weight,
+    optax_loss,
+    torch_pair,
+)
 from lossparity.conformance.edges import INF, edge
 from lossparity.conformance.generate import FLAG, arrays, batch_shapes, case_strategy, floats, pick, reductions
 from lossparity.core.model import PROBABILITY, Binding, Spec
@@ -92,6 +99,10 @@ SPECS: list[Spec] = [
 ]
 # fmt: on
 
+#: The spec whose Keras class takes ``sample_weight`` (``bindings.keras_sample_weight``):
+#: KLDivergence's per-sample loss sums its own row's last axis.
+SPECS = [keras_sample_weight(s) if s.name == "kl_div_probs" else s for s in SPECS]
+
 
 # ----------------------------------------------------------------------------- bindings
 # Each framework's APIs of these specs (``conformance/bindings.py`` says how they are declared).
@@ -114,6 +125,6 @@ BINDINGS: list[Binding] = [
     # sum(y_true * log(y_true / y_pred), axis=-1) in its inputs' dtype, no upcast
     # (keras/src/losses/losses.py, v3.15.1, L2102-L2106; the class form in floatx, float32).
     *keras_pair("KLDivergence", "kl_divergence", "kl_div_probs", conventions={"prob_eps": KERAS_EPS},
-                backends={"jax": {"clip_tie": "split"}}, stages=kl.KL_STAGES),
+                backends={"jax": {"clip_tie": "split"}}, stages=kl.KL_STAGES, sample_weight=True),
 ]
 # fmt: on

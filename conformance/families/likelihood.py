@@ -13,6 +13,7 @@ from lossparity.conformance.bindings import (
     NO_REDUCTION,
     REDUCTION,
     keras_pair,
+    keras_sample_weight,
     optax_loss,
     torch_pair,
 )
@@ -197,6 +198,10 @@ SPECS: list[Spec] = [
 ]
 # fmt: on
 
+#: The spec whose Keras class takes ``sample_weight`` (``bindings.keras_sample_weight``): Poisson's
+#: per-sample loss is the mean of its own row's last axis.
+SPECS = [keras_sample_weight(s, drop=("log_input", "full", "eps")) if s.name == "poisson_nll" else s for s in SPECS]
+
 # fmt: off
 PARAMETERS: dict[str, object] = {
     "log_input": bool,
@@ -245,6 +250,7 @@ BINDINGS: list[Binding] = [
     # -- keras --
     # y_pred - y_true log(y_pred + epsilon) on rates, epsilon = backend.epsilon() = 1e-7 in the
     # input's dtype, mean over the last axis.
-    *keras_pair("Poisson", "poisson", "poisson_nll", defaults={"eps": KERAS_EPS}, conventions={"sample_axis": "mean"}),
+    *keras_pair("Poisson", "poisson", "poisson_nll", defaults={"eps": KERAS_EPS}, conventions={"sample_axis": "mean"},
+                sample_weight=True),
 ]
 # fmt: on

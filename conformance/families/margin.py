@@ -14,7 +14,14 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from lossparity.conformance.bindings import NO_REDUCTION, REDUCTION, keras_pair, optax_loss, torch_pair
+from lossparity.conformance.bindings import (
+    NO_REDUCTION,
+    REDUCTION,
+    keras_pair,
+    keras_sample_weight,
+    optax_loss,
+    torch_pair,
+)
 from lossparity.conformance.edges import INF, NAN, edge
 from lossparity.conformance.generate import (
     CLASS_MENU,
@@ -350,6 +357,11 @@ SPECS: list[Spec] = [
 ]
 # fmt: on
 
+#: The specs whose Keras classes take ``sample_weight`` (``bindings.keras_sample_weight``): each
+#: per-sample loss reduces its own row's last axis.
+KERAS_WEIGHTED = ("hinge", "squared_hinge", "categorical_hinge")
+SPECS = [keras_sample_weight(s, drop=("margin",)) if s.name in KERAS_WEIGHTED else s for s in SPECS]
+
 PARAMETERS: dict[str, object] = {
     "margin": float,
 }
@@ -397,16 +409,18 @@ BINDINGS: list[Binding] = [
                conventions={"invalid_label": "zeros", "flush_subnormals": True}),
     # -- keras --
     *keras_pair("Hinge", "hinge", "hinge",
-                conventions={"hinge_labels": "binary_if_all", "sample_axis": "mean"}, backends=_HINGE_TIE),
+                conventions={"hinge_labels": "binary_if_all", "sample_axis": "mean"}, backends=_HINGE_TIE,
+                sample_weight=True),
     *keras_pair("SquaredHinge", "squared_hinge", "squared_hinge",
                 conventions={"hinge_labels": "binary_if_all", "sample_axis": "mean"},
-                stages=m.SQUARED_HINGE_STAGES),  # square(maximum(1 - y x, 0)) in y_pred's dtype
+                stages=m.SQUARED_HINGE_STAGES, sample_weight=True),  # square(maximum(1 - y x, 0)) in y_pred's dtype
     # XLA and TensorFlow on CPU flush float32 subnormals (openxla/xla#22858): a subnormal score ties with
     # the masked target's 0 in max((1 - y) * x), and the max's slope is shared between them
     *keras_pair("CategoricalHinge", "categorical_hinge", "categorical_hinge",
                 conventions={"hinge_neg": "masked_product"},
                 backends={"tensorflow": {**_HINGE_TIE["tensorflow"], "flush_subnormals": True},
                           "jax": {"flush_subnormals": True}},
-                stages=m.CATEGORICAL_HINGE_STAGES),  # no upcast: pos, neg and neg - pos + 1 in y_pred's dtype
+                # no upcast: pos, neg and neg - pos + 1 in y_pred's dtype
+                stages=m.CATEGORICAL_HINGE_STAGES, sample_weight=True),
 ]
 # fmt: on

@@ -12,7 +12,15 @@ import itertools
 import numpy as np
 from hypothesis import strategies as st
 
-from lossparity.conformance.bindings import KERAS_EPS, NO_REDUCTION, OPTAX, Source, keras_pair, optax_loss
+from lossparity.conformance.bindings import (
+    KERAS_EPS,
+    NO_REDUCTION,
+    OPTAX,
+    Source,
+    keras_pair,
+    keras_sample_weight,
+    optax_loss,
+)
 from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
     CLASS_MENU,
@@ -243,6 +251,18 @@ SPECS: list[Spec] = [
 ]
 # fmt: on
 
+
+def _overlap_axes(params: dict, ndim: int) -> tuple[int, ...]:
+    """The axes Keras' dice and tversky sum over: their ``axis``, or every axis (None)."""
+    axis = params.get("axis")
+    return tuple(range(ndim)) if axis is None else tuple(axis)
+
+
+#: The specs whose Keras classes take ``sample_weight`` (``bindings.keras_sample_weight``): one
+#: loss per mask, the input less the overlap axes (a scalar with Keras' default axis=None).
+_KERAS_HAS_NO = ("from_logits", "smooth", "ignore_background", "class_reduction", "weight")
+SPECS = [keras_sample_weight(s, _overlap_axes, _KERAS_HAS_NO) if s.name in ("dice", "tversky") else s for s in SPECS]
+
 # fmt: off
 PARAMETERS: dict[str, object] = {
     "smooth": float,
@@ -298,8 +318,8 @@ BINDINGS: list[Binding] = [
     # -- keras --
     # products, sums, quotient and 1 - index in y_pred's dtype, no upcast (keras/src/losses/losses.py at v3.15.1)
     *keras_pair("Dice", "dice", "dice", params={"axis": "axis"}, conventions={"dice_eps": KERAS_EPS},
-                stages=seg.OVERLAP_STAGES),
+                stages=seg.OVERLAP_STAGES, sample_weight=True),
     *keras_pair("Tversky", "tversky", "tversky", params={"axis": "axis", "alpha": "alpha", "beta": "beta"},
-                conventions={"dice_eps": KERAS_EPS}, stages=seg.OVERLAP_STAGES),
+                conventions={"dice_eps": KERAS_EPS}, stages=seg.OVERLAP_STAGES, sample_weight=True),
 ]
 # fmt: on
