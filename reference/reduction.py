@@ -24,9 +24,18 @@ from lossparity.reference.trace import NO_TRACE
 #: (by the number of elements when no weight is given). Both divide with ``divide_no_nan``.
 KERAS_REDUCTIONS = ("sum_over_batch_size", "mean_with_sample_weight")
 
+#: The reduction only ``tf.compat.v1.losses`` takes, its default (``Reduction.SUM_BY_NONZERO_WEIGHTS``,
+#: the same string as ``SUM_OVER_NONZERO_WEIGHTS``): the weighted sum over the number of non-zero
+#: weights (broadcast to the losses), ``div_no_nan``. Without weights, the mean.
+TF_V1_REDUCTIONS = ("sum_by_nonzero_weights",)
+
 #: Every reduction a spec may take (``batchmean``: KL divergence's sum over the batch size). The
 #: one list: the ``reduction`` parameter's domain and the generators' menus read it.
-REDUCTIONS = ("none", "sum", "mean", "batchmean", *KERAS_REDUCTIONS)
+REDUCTIONS = ("none", "sum", "mean", "batchmean", *KERAS_REDUCTIONS, *TF_V1_REDUCTIONS)
+
+#: The weighted reductions (``reference/reduction.py``'s ``sample_weight`` mechanism), whose mean
+#: without a weight is the plain mean.
+WEIGHTED_REDUCTIONS = (*KERAS_REDUCTIONS, *TF_V1_REDUCTIONS)
 
 
 def exact_sum(x: np.ndarray) -> float:
@@ -69,7 +78,7 @@ def reduce(
     the last axis ("mean" or "sum"), giving one loss per sample.
     """
     loss = np.asarray(loss, dtype=np.float64)
-    if reduction in KERAS_REDUCTIONS:  # without sample weights, Keras' mean (over the counted elements)
+    if reduction in WEIGHTED_REDUCTIONS:  # without sample weights, the mean (over the counted elements)
         reduction = "mean"
     if mask is not None:
         loss = trace("mask", np.where(mask, loss, 0.0), "ignored targets contribute 0")
@@ -127,7 +136,7 @@ def reduce_grad(
     no counted element, so its gradient is 0 everywhere).
     """
     shape = tuple(shape)
-    if reduction in KERAS_REDUCTIONS:
+    if reduction in WEIGHTED_REDUCTIONS:
         reduction = "mean"
     counted = np.ones(shape, dtype=bool) if mask is None else np.broadcast_to(np.asarray(mask, bool), shape)
     outer, per_sample = counted, 1.0
@@ -220,6 +229,8 @@ def _keras_scale(w: np.ndarray, out: tuple[int, ...], reduction: str) -> tuple[n
         den, how = float(math.prod(out)), "number of weighted elements"
     elif reduction == "mean_with_sample_weight":
         den, how = exact_sum(w), "sum of the sample weights"
+    elif reduction == "sum_by_nonzero_weights":  # tf.compat.v1's _num_present: weights already broadcast
+        den, how = float(np.count_nonzero(np.broadcast_to(w, out))), "number of non-zero weights"
     else:
         raise ValueError(f"Keras has no reduction {reduction!r}; expected one of none, sum, mean, {KERAS_REDUCTIONS}")
     factor = np.zeros(out) if den == 0 else np.broadcast_to(w, out) / den
@@ -286,18 +297,105 @@ def _sum_to(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.sum(a, axis=axes, keepdims=True) if axes else a
 
 
+# ----------------------------------------------------------------------------- tf.compat.v1.losses' weights
+# ``tf.compat.v1.losses.*`` compute their losses (elementwise, or one per sample for the softmax
+# cross-entropies), then ``compute_weighted_loss`` (``tensorflow/python/ops/losses/losses_impl.py``)
+# weights and reduces them: the same products, sums and quotients as Keras' mechanism above, with
+# these conventions of their own (``weighting="tf_v1"``):
+# - how weights broadcast: ``weights_broadcast_ops.assert_broadcastable``: a scalar, or of the
+#   losses' rank with each extent 1 or the losses' (no squeeze or expand: a ``(N,)`` weight against
+#   ``(N, D)`` losses raises ``ValueError``); the default ``weights=1.0``;
+# - what each ``Reduction`` divides by: ``SUM_OVER_BATCH_SIZE`` the number of losses, ``MEAN`` the sum
+#   of the weights broadcast to the losses (``ones_like(losses) * weights``), ``SUM_BY_NONZERO_WEIGHTS``
+#   (the default; ``SUM_OVER_NONZERO_WEIGHTS`` is the same string) the number of non-zero weights so
+#   broadcast (``_num_present``); every quotient ``div_no_nan`` (0 where the divisor is 0, whatever the
+#   sum: all-zero weights give 0);
+# - the result is one scalar for every reduction but ``NONE`` (empty or 0-d losses included);
+# - they cast the losses and weights to float32 and the result back to the losses' dtype.
+
+#: The spec's reduction -> ``tf.compat.v1.losses.Reduction``'s value (``Binding.values``): the spec's
+#: ``mean`` (the sum over the number of elements) is ``SUM_OVER_BATCH_SIZE``, ``mean_with_sample_weight``
+#: (over the sum of the weights) is ``MEAN``.
+TF_V1_REDUCTION_VALUES = {
+    "none": "none",
+    "sum": "weighted_sum",
+    "mean": "weighted_sum_over_batch_size",
+    "sum_over_batch_size": "weighted_sum_over_batch_size",
+    "mean_with_sample_weight": "weighted_mean",
+    "sum_by_nonzero_weights": "weighted_sum_by_nonzero_weights",
+}
+_TF_V1_AS_KERAS = {"mean": "sum_over_batch_size"}  # the divisor of Keras' reduction of that name
+
+
+def tf_v1_weights(shape: tuple[int, ...], weights) -> np.ndarray:
+    """``weights`` (None: 1.0) broadcast to losses of ``shape``, float64; OracleError("ValueError")
+    where ``assert_broadcastable`` refuses them (TensorFlow raises it)."""
+    w = np.asarray(1.0 if weights is None else weights, np.float64)
+    shape = tuple(shape)
+    if w.ndim and (w.ndim != len(shape) or any(a not in (1, b) for a, b in zip(w.shape, shape))):
+        raise OracleError(
+            "ValueError",
+            f"weights can not be broadcast to values: weights of shape {w.shape}, losses of shape {shape} "
+            "(a scalar, or the losses' rank with each extent 1 or the losses')",
+        )
+    return np.broadcast_to(w, shape)
+
+
+def _tf_v1_flat(shape, weights, reduction):
+    """Losses of ``shape`` as one row ``(1, n)`` (so Keras' mechanism reduces 0-d and empty losses
+    too), the broadcast weights in that row, and the Keras reduction of the same divisor."""
+    if reduction not in TF_V1_REDUCTION_VALUES:
+        raise ValueError(
+            f"tf.compat.v1.losses has no reduction {reduction!r}; expected one of {tuple(TF_V1_REDUCTION_VALUES)}"
+        )
+    w = tf_v1_weights(shape, weights)
+    return (1, w.size), w.reshape(1, w.size), _TF_V1_AS_KERAS.get(reduction, reduction)
+
+
+def tf_v1_reduce(losses: np.ndarray, weights, *, reduction: str, trace=NO_TRACE) -> np.ndarray:
+    """``tf.compat.v1.losses.compute_weighted_loss(losses, weights, reduction=...)`` of ``losses``
+    (float64, any shape) under ``weights`` (None: 1.0; a scalar or the losses' rank, each extent 1 or
+    the losses'), float64: the weighted losses (``none``) or one scalar. ``reduction`` is a spec
+    reduction (:data:`TF_V1_REDUCTION_VALUES`)."""
+    losses = np.asarray(losses, np.float64)
+    flat, w, keras = _tf_v1_flat(losses.shape, weights, reduction)
+    out = keras_reduce(losses.reshape(flat), w, reduction=keras, trace=trace)
+    return out.reshape(losses.shape) if reduction == "none" else out
+
+
+def tf_v1_reduce_grad(shape: tuple[int, ...], weights, *, reduction: str) -> np.ndarray:
+    """The cotangent of :func:`tf_v1_reduce`: d sum(out) / d losses, float64 of ``shape``: each
+    loss's broadcast weight over the divisor (a count of weights: constant in the weights)."""
+    flat, w, keras = _tf_v1_flat(shape, weights, reduction)
+    return keras_reduce_grad(flat, w, reduction=keras).reshape(tuple(shape))
+
+
+def tf_v1_reduce_weight_grad(losses: np.ndarray, weights, *, reduction: str) -> np.ndarray:
+    """d sum(:func:`tf_v1_reduce`) / d ``weights``, float64 of the weights' shape: the broadcast
+    weights' slopes (Keras' :func:`keras_reduce_weight_grad` of that divisor) summed back over the
+    axes the weights broadcast along; ``MEAN``'s divisor is the weights' sum, the others' a count."""
+    losses = np.asarray(losses, np.float64)
+    flat, w, keras = _tf_v1_flat(losses.shape, weights, reduction)
+    g = keras_reduce_weight_grad(losses.reshape(flat), w, reduction=keras).reshape(losses.shape)
+    shape = np.shape(1.0 if weights is None else weights)
+    return _sum_to(g, shape).reshape(shape)
+
+
 def sample_weighted(oracle):
-    """``oracle`` with Keras' ``sample_weight`` keyword: without one, the oracle itself; with one,
-    its per-sample losses (``reduction="none"``, under the same conventions) reduced by
-    :func:`keras_reduce`."""
+    """``oracle`` with a ``sample_weight`` keyword and the ``weighting`` convention that reads it:
+    ``"keras"`` (default): without a weight, the oracle itself; with one, its per-sample losses
+    (``reduction="none"``, under the same conventions) reduced by :func:`keras_reduce`.
+    ``"tf_v1"``: its losses always reduced by :func:`tf_v1_reduce` (no weight: ``weights=1.0``,
+    ``tf.compat.v1.losses``' default)."""
 
     @functools.wraps(oracle)
-    def weighted(*args, sample_weight=None, **kw):
-        if sample_weight is None:
+    def weighted(*args, sample_weight=None, weighting="keras", **kw):
+        if sample_weight is None and weighting != "tf_v1":
             return oracle(*args, **kw)
         reduction = kw.pop("reduction", "mean")
         per = oracle(*args, reduction="none", **kw)
-        return keras_reduce(per, sample_weight, reduction=reduction, trace=kw.get("trace", NO_TRACE))
+        reduce_ = tf_v1_reduce if weighting == "tf_v1" else keras_reduce
+        return reduce_(per, sample_weight, reduction=reduction, trace=kw.get("trace", NO_TRACE))
 
     return weighted
 
@@ -311,17 +409,22 @@ def sample_weighted_grad(gradient, oracle):
     divisor a numerical slope cannot read."""
 
     @functools.wraps(gradient)
-    def weighted(*args, sample_weight=None, **kw):
-        if sample_weight is None:
+    def weighted(*args, sample_weight=None, weighting="keras", **kw):
+        if sample_weight is None and weighting != "tf_v1":
             return gradient(*args, **kw)
         reduction = kw.pop("reduction", "mean")
         kw.pop("trace", None)
         with np.errstate(all="ignore"):
             per = np.asarray(oracle(*args, reduction="none", **kw), np.float64)
-        g = keras_reduce_grad(per.shape, sample_weight, reduction=reduction)
+        if weighting == "tf_v1":
+            g = tf_v1_reduce_grad(per.shape, sample_weight, reduction=reduction)
+        else:
+            g = keras_reduce_grad(per.shape, sample_weight, reduction=reduction)
         grads = gradient(*args, reduction="none", **kw)
         out = {name: _per_sample_times(g, d, name) for name, d in grads.items()}
-        out["sample_weight"] = keras_reduce_weight_grad(per, sample_weight, reduction=reduction)
+        if sample_weight is not None:
+            slope = tf_v1_reduce_weight_grad if weighting == "tf_v1" else keras_reduce_weight_grad
+            out["sample_weight"] = slope(per, sample_weight, reduction=reduction)
         return out
 
     return weighted
@@ -365,14 +468,18 @@ def sample_weighted_error(model, oracle):
     |cotangent|."""
 
     @functools.wraps(model)
-    def weighted(*args, sample_weight=None, stages=(), **kw):
-        if sample_weight is None:
+    def weighted(*args, sample_weight=None, weighting="keras", stages=(), **kw):
+        if sample_weight is None and weighting != "tf_v1":
             return model(*args, stages=stages, **kw)
         reduction = kw.pop("reduction", "mean")
         kw.pop("trace", None)
         scales = model(*args, stages=stages, reduction="none", **kw)
         with np.errstate(all="ignore"):
             per_loss = np.asarray(oracle(*args, reduction="none", **kw), np.float64)
+        given = sample_weight
+        if weighting == "tf_v1":  # the same products, sums and quotient as Keras' on the broadcast weights
+            sample_weight = tf_v1_weights(per_loss.shape, sample_weight)
+            reduction = _TF_V1_AS_KERAS.get(reduction, reduction)
         g = keras_reduce_grad(per_loss.shape, sample_weight, reduction=reduction)
         out = {}
         for name, s in scales.items():
@@ -387,9 +494,9 @@ def sample_weighted_error(model, oracle):
                     out[name] = reduction_error(s, per_loss, g, "sum") + np.sum(terms)
             else:
                 out[name] = _per_sample_times(np.abs(g), s, name)
-        out["sample_weight"] = _weight_slope_error(
-            per_loss, np.asarray(scales["value"], np.float64), sample_weight, reduction
-        )
+        if given is not None:
+            slope = _weight_slope_error(per_loss, np.asarray(scales["value"], np.float64), sample_weight, reduction)
+            out["sample_weight"] = _sum_to(slope, np.shape(given)).reshape(np.shape(given))
         return out
 
     return weighted
