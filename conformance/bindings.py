@@ -204,7 +204,8 @@ def keras_sample_weight(spec: Spec) -> Spec:
     """``spec`` with Keras' ``sample_weight`` parameter (default None): its oracle, gradient and
     error model weight and reduce the per-sample losses as Keras' ``reduce_weighted_values`` does
     (``reference/reduction.py``), or, under the convention ``weighting="tf_v1"``, as
-    ``tf.compat.v1.losses.compute_weighted_loss`` does (whose ``weights`` the parameter binds), and its generator draws weights (and then Keras' reductions) for
+    ``tf.compat.v1.losses.compute_weighted_loss`` does (whose ``weights`` the parameter binds), and its
+    generator draws weights (and then Keras' reductions) for
     some cases. For specs whose Keras classes bind it (``keras_pair(..., sample_weight=True)``) and
     whose per-sample loss reads its own sample's row only."""
     return replace(
