@@ -83,7 +83,9 @@ CONVENTIONS: dict[str, Convention] = {
             "the losses' own rank (each extent 1 or the losses', no squeeze or expand), multiplying the "
             "elementwise losses; SUM_BY_NONZERO_WEIGHTS (the default) divides by the number of non-zero "
             "weights, MEAN ('mean_with_sample_weight') by the weights' broadcast sum, SUM_OVER_BATCH_SIZE "
-            "('mean') by the number of losses, all with div_no_nan (plain: Keras' reduce_weighted_values)",
+            "('mean') by the number of losses, all with div_no_nan; 'tf_v1_squeeze' first squeezes the last "
+            "axis of weights one rank above the losses (sparse_softmax_cross_entropy) (plain: Keras' "
+            "reduce_weighted_values)",
         ),
         Convention(
             "label_gradient",

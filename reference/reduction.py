@@ -310,6 +310,8 @@ def _sum_to(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 #   (the default; ``SUM_OVER_NONZERO_WEIGHTS`` is the same string) the number of non-zero weights so
 #   broadcast (``_num_present``); every quotient ``div_no_nan`` (0 where the divisor is 0, whatever the
 #   sum: all-zero weights give 0);
+# - ``sparse_softmax_cross_entropy`` first squeezes the last axis of weights one rank above the labels
+#   (``_remove_squeezable_dimensions``: a ``(N, 1)`` weight for ``(N,)`` losses), ``weighting="tf_v1_squeeze"``;
 # - the result is one scalar for every reduction but ``NONE`` (empty or 0-d losses included);
 # - they cast the losses and weights to float32 and the result back to the losses' dtype.
 
@@ -325,13 +327,23 @@ TF_V1_REDUCTION_VALUES = {
     "sum_by_nonzero_weights": "weighted_sum_by_nonzero_weights",
 }
 _TF_V1_AS_KERAS = {"mean": "sum_over_batch_size"}  # the divisor of Keras' reduction of that name
+#: The values of the ``weighting`` convention that are tf.compat.v1's (the default, ``"keras"``, is Keras').
+TF_V1_WEIGHTINGS = ("tf_v1", "tf_v1_squeeze")
 
 
-def tf_v1_weights(shape: tuple[int, ...], weights) -> np.ndarray:
+def tf_v1_weights(shape: tuple[int, ...], weights, squeeze: bool = False) -> np.ndarray:
     """``weights`` (None: 1.0) broadcast to losses of ``shape``, float64; OracleError("ValueError")
-    where ``assert_broadcastable`` refuses them (TensorFlow raises it)."""
+    where ``assert_broadcastable`` refuses them (TensorFlow raises it). ``squeeze``: weights one rank
+    above the losses first lose their last axis, which must be 1 (``array_ops.squeeze`` raises
+    InvalidArgumentError otherwise)."""
     w = np.asarray(1.0 if weights is None else weights, np.float64)
     shape = tuple(shape)
+    if squeeze and w.ndim == len(shape) + 1:
+        if w.shape[-1] != 1:
+            raise OracleError(
+                "InvalidArgumentError", f"Can not squeeze dim[{w.ndim - 1}] of weights of shape {w.shape}"
+            )
+        w = w[..., 0]
     if w.ndim and (w.ndim != len(shape) or any(a not in (1, b) for a, b in zip(w.shape, shape))):
         raise OracleError(
             "ValueError",
@@ -341,44 +353,45 @@ def tf_v1_weights(shape: tuple[int, ...], weights) -> np.ndarray:
     return np.broadcast_to(w, shape)
 
 
-def _tf_v1_flat(shape, weights, reduction):
+def _tf_v1_flat(shape, weights, reduction, squeeze=False):
     """Losses of ``shape`` as one row ``(1, n)`` (so Keras' mechanism reduces 0-d and empty losses
     too), the broadcast weights in that row, and the Keras reduction of the same divisor."""
     if reduction not in TF_V1_REDUCTION_VALUES:
         raise ValueError(
             f"tf.compat.v1.losses has no reduction {reduction!r}; expected one of {tuple(TF_V1_REDUCTION_VALUES)}"
         )
-    w = tf_v1_weights(shape, weights)
+    w = tf_v1_weights(shape, weights, squeeze)
     return (1, w.size), w.reshape(1, w.size), _TF_V1_AS_KERAS.get(reduction, reduction)
 
 
-def tf_v1_reduce(losses: np.ndarray, weights, *, reduction: str, trace=NO_TRACE) -> np.ndarray:
+def tf_v1_reduce(losses: np.ndarray, weights, *, reduction: str, squeeze: bool = False, trace=NO_TRACE) -> np.ndarray:
     """``tf.compat.v1.losses.compute_weighted_loss(losses, weights, reduction=...)`` of ``losses``
     (float64, any shape) under ``weights`` (None: 1.0; a scalar or the losses' rank, each extent 1 or
     the losses'), float64: the weighted losses (``none``) or one scalar. ``reduction`` is a spec
-    reduction (:data:`TF_V1_REDUCTION_VALUES`)."""
+    reduction (:data:`TF_V1_REDUCTION_VALUES`); ``squeeze``: see :func:`tf_v1_weights`."""
     losses = np.asarray(losses, np.float64)
-    flat, w, keras = _tf_v1_flat(losses.shape, weights, reduction)
+    flat, w, keras = _tf_v1_flat(losses.shape, weights, reduction, squeeze)
     out = keras_reduce(losses.reshape(flat), w, reduction=keras, trace=trace)
     return out.reshape(losses.shape) if reduction == "none" else out
 
 
-def tf_v1_reduce_grad(shape: tuple[int, ...], weights, *, reduction: str) -> np.ndarray:
+def tf_v1_reduce_grad(shape: tuple[int, ...], weights, *, reduction: str, squeeze: bool = False) -> np.ndarray:
     """The cotangent of :func:`tf_v1_reduce`: d sum(out) / d losses, float64 of ``shape``: each
     loss's broadcast weight over the divisor (a count of weights: constant in the weights)."""
-    flat, w, keras = _tf_v1_flat(shape, weights, reduction)
+    flat, w, keras = _tf_v1_flat(shape, weights, reduction, squeeze)
     return keras_reduce_grad(flat, w, reduction=keras).reshape(tuple(shape))
 
 
-def tf_v1_reduce_weight_grad(losses: np.ndarray, weights, *, reduction: str) -> np.ndarray:
+def tf_v1_reduce_weight_grad(losses: np.ndarray, weights, *, reduction: str, squeeze: bool = False) -> np.ndarray:
     """d sum(:func:`tf_v1_reduce`) / d ``weights``, float64 of the weights' shape: the broadcast
     weights' slopes (Keras' :func:`keras_reduce_weight_grad` of that divisor) summed back over the
     axes the weights broadcast along; ``MEAN``'s divisor is the weights' sum, the others' a count."""
     losses = np.asarray(losses, np.float64)
-    flat, w, keras = _tf_v1_flat(losses.shape, weights, reduction)
+    flat, w, keras = _tf_v1_flat(losses.shape, weights, reduction, squeeze)
     g = keras_reduce_weight_grad(losses.reshape(flat), w, reduction=keras).reshape(losses.shape)
     shape = np.shape(1.0 if weights is None else weights)
-    return _sum_to(g, shape).reshape(shape)
+    squeezed = shape[:-1] if squeeze and len(shape) == losses.ndim + 1 else shape
+    return _sum_to(g, squeezed).reshape(shape)
 
 
 def sample_weighted(oracle):
@@ -390,12 +403,15 @@ def sample_weighted(oracle):
 
     @functools.wraps(oracle)
     def weighted(*args, sample_weight=None, weighting="keras", **kw):
-        if sample_weight is None and weighting != "tf_v1":
+        if sample_weight is None and weighting not in TF_V1_WEIGHTINGS:
             return oracle(*args, **kw)
         reduction = kw.pop("reduction", "mean")
         per = oracle(*args, reduction="none", **kw)
-        reduce_ = tf_v1_reduce if weighting == "tf_v1" else keras_reduce
-        return reduce_(per, sample_weight, reduction=reduction, trace=kw.get("trace", NO_TRACE))
+        trace = kw.get("trace", NO_TRACE)
+        if weighting in TF_V1_WEIGHTINGS:
+            squeeze = weighting == "tf_v1_squeeze"
+            return tf_v1_reduce(per, sample_weight, reduction=reduction, squeeze=squeeze, trace=trace)
+        return keras_reduce(per, sample_weight, reduction=reduction, trace=trace)
 
     return weighted
 
@@ -410,21 +426,25 @@ def sample_weighted_grad(gradient, oracle):
 
     @functools.wraps(gradient)
     def weighted(*args, sample_weight=None, weighting="keras", **kw):
-        if sample_weight is None and weighting != "tf_v1":
+        if sample_weight is None and weighting not in TF_V1_WEIGHTINGS:
             return gradient(*args, **kw)
         reduction = kw.pop("reduction", "mean")
         kw.pop("trace", None)
         with np.errstate(all="ignore"):
             per = np.asarray(oracle(*args, reduction="none", **kw), np.float64)
-        if weighting == "tf_v1":
-            g = tf_v1_reduce_grad(per.shape, sample_weight, reduction=reduction)
+        if weighting in TF_V1_WEIGHTINGS:
+            v1 = {"reduction": reduction, "squeeze": weighting == "tf_v1_squeeze"}
+            g = tf_v1_reduce_grad(per.shape, sample_weight, **v1)
         else:
             g = keras_reduce_grad(per.shape, sample_weight, reduction=reduction)
         grads = gradient(*args, reduction="none", **kw)
         out = {name: _per_sample_times(g, d, name) for name, d in grads.items()}
-        if sample_weight is not None:
-            slope = tf_v1_reduce_weight_grad if weighting == "tf_v1" else keras_reduce_weight_grad
-            out["sample_weight"] = slope(per, sample_weight, reduction=reduction)
+        if sample_weight is None:
+            return out
+        if weighting in TF_V1_WEIGHTINGS:
+            out["sample_weight"] = tf_v1_reduce_weight_grad(per, sample_weight, **v1)
+        else:
+            out["sample_weight"] = keras_reduce_weight_grad(per, sample_weight, reduction=reduction)
         return out
 
     return weighted
@@ -469,7 +489,7 @@ def sample_weighted_error(model, oracle):
 
     @functools.wraps(model)
     def weighted(*args, sample_weight=None, weighting="keras", stages=(), **kw):
-        if sample_weight is None and weighting != "tf_v1":
+        if sample_weight is None and weighting not in TF_V1_WEIGHTINGS:
             return model(*args, stages=stages, **kw)
         reduction = kw.pop("reduction", "mean")
         kw.pop("trace", None)
@@ -477,8 +497,8 @@ def sample_weighted_error(model, oracle):
         with np.errstate(all="ignore"):
             per_loss = np.asarray(oracle(*args, reduction="none", **kw), np.float64)
         given = sample_weight
-        if weighting == "tf_v1":  # the same products, sums and quotient as Keras' on the broadcast weights
-            sample_weight = tf_v1_weights(per_loss.shape, sample_weight)
+        if weighting in TF_V1_WEIGHTINGS:  # the same products, sums and quotient as Keras' on the broadcast weights
+            sample_weight = tf_v1_weights(per_loss.shape, sample_weight, weighting == "tf_v1_squeeze")
             reduction = _TF_V1_AS_KERAS.get(reduction, reduction)
         g = keras_reduce_grad(per_loss.shape, sample_weight, reduction=reduction)
         out = {}
@@ -496,7 +516,9 @@ def sample_weighted_error(model, oracle):
                 out[name] = _per_sample_times(np.abs(g), s, name)
         if given is not None:
             slope = _weight_slope_error(per_loss, np.asarray(scales["value"], np.float64), sample_weight, reduction)
-            out["sample_weight"] = _sum_to(slope, np.shape(given)).reshape(np.shape(given))
+            shape = np.shape(given)
+            squeezed = shape[:-1] if len(shape) == per_loss.ndim + 1 else shape
+            out["sample_weight"] = _sum_to(slope, squeezed).reshape(shape)
         return out
 
     return weighted

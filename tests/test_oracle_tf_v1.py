@@ -15,6 +15,7 @@ from lossparity.conformance.specs import SPECS
 from lossparity.reference.errors import OracleError
 from lossparity.reference.reduction import (
     TF_V1_REDUCTION_VALUES,
+    TF_V1_WEIGHTINGS,
     tf_v1_reduce,
     tf_v1_reduce_grad,
     tf_v1_reduce_weight_grad,
@@ -153,7 +154,37 @@ def test_the_v1_bindings_spell_every_reduction_as_tensorflow_does():
     v1 = [b for b in bindings("tensorflow") if b.id.startswith("tf.compat.v1.losses.")]
     assert len(v1) == 6
     for b in v1:
-        assert b.params["sample_weight"] == "weights" and b.conventions["weighting"] == "tf_v1"
+        assert b.params["sample_weight"] == "weights" and b.conventions["weighting"] in TF_V1_WEIGHTINGS
         assert b.kwargs({"reduction": "mean"}) == {"reduction": tf.compat.v1.losses.Reduction.SUM_OVER_BATCH_SIZE}
         assert b.kwargs({"reduction": "mean_with_sample_weight"}) == {"reduction": tf.compat.v1.losses.Reduction.MEAN}
         assert b.defaults["reduction"] == "sum_by_nonzero_weights"
+
+
+def test_sparse_softmax_cross_entropy_squeezes_a_trailing_one_of_the_weights():
+    """_remove_squeezable_dimensions: a (N, 1) weight for (N,) losses loses its last axis (the other v1
+    losses refuse it); a last extent other than 1 cannot be squeezed."""
+    losses, w = np.array([1.0, 2.0]), np.array([[0.0], [3.0]])
+    assert tf_v1_reduce(losses, w, reduction="sum_by_nonzero_weights", squeeze=True) == 6.0  # 3 * 2 over 1 weight
+    np.testing.assert_array_equal(tf_v1_reduce_weight_grad(losses, w, reduction="sum", squeeze=True), [[1.0], [2.0]])
+    with pytest.raises(OracleError) as err:
+        tf_v1_reduce(losses, w, reduction="sum")
+    assert err.value.kind == "ValueError"
+    with pytest.raises(OracleError) as err:
+        tf_v1_reduce(losses, np.ones((2, 2)), reduction="sum", squeeze=True)
+    assert err.value.kind == "InvalidArgumentError"
+    spec = SPECS["softmax_cross_entropy"]
+    x, t = np.array([[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]]), np.array([2, 0])
+    per = spec.oracle(x, t, reduction="none")
+    got = spec.oracle(x, t, sample_weight=w, weighting="tf_v1_squeeze", reduction="sum_by_nonzero_weights")
+    assert got == pytest.approx(3.0 * per[1], rel=1e-15)
+
+
+def test_the_v1_regression_losses_compute_in_float32():
+    """losses_impl.py casts predictions and labels to float32 before absolute_difference, mean_squared_error
+    and huber_loss: float32 whatever the inputs' dtype; the cross-entropies keep the logits' dtype."""
+    by_id = {b.id: b for b in bindings("tensorflow")}
+    for name in ("absolute_difference", "mean_squared_error", "huber_loss"):
+        assert by_id[f"tf.compat.v1.losses.{name}"].result_dtype("float16") == "float32"
+    for name in ("sigmoid_cross_entropy", "softmax_cross_entropy", "sparse_softmax_cross_entropy"):
+        assert by_id[f"tf.compat.v1.losses.{name}"].result_dtype("float16") == "float16"
+    assert by_id["tf.compat.v1.losses.sparse_softmax_cross_entropy"].conventions["weighting"] == "tf_v1_squeeze"
