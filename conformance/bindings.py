@@ -16,6 +16,7 @@ from lossparity.conformance.generate import keras_sample_weights
 from lossparity.core.model import Binding, Spec
 from lossparity.reference.reduction import (
     TF_V1_REDUCTION_VALUES,
+    WEIGHTING_STAGE,
     sample_weighted,
     sample_weighted_error,
     sample_weighted_grad,
@@ -74,8 +75,11 @@ TF_V1 = "tf.compat.v1.losses"
 TF_V1_WEIGHTS = {"reduction": "reduction", "sample_weight": "weights"}
 
 
-def tf_v1_loss(name: str, spec: str, labels: str, predictions: str, *, params=None, conventions=None, **kw) -> Binding:
-    """``tf.compat.v1.losses.<name>(<labels>=target, <predictions>=input, weights=..., reduction=...)``."""
+def tf_v1_loss(
+    name: str, spec: str, labels: str, predictions: str, *, params=None, conventions=None, stages=(), **kw
+) -> Binding:
+    """``tf.compat.v1.losses.<name>(<labels>=target, <predictions>=input, weights=..., reduction=...)``;
+    ``stages``: those of the loss before its weights, which then round in float32 (``WEIGHTING_STAGE``)."""
     return Binding(
         f"{TF_V1}.{name}",
         spec,
@@ -85,6 +89,7 @@ def tf_v1_loss(name: str, spec: str, labels: str, predictions: str, *, params=No
         values={"reduction": TF_V1_REDUCTION_VALUES},
         defaults={"reduction": "sum_by_nonzero_weights"},
         conventions={"weighting": "tf_v1", **(conventions or {})},
+        stages=(*stages, WEIGHTING_STAGE) if stages else (),
         **kw,
     )
 
@@ -215,5 +220,6 @@ def keras_sample_weight(spec: Spec) -> Spec:
         error_model=spec.error_model and sample_weighted_error(spec.error_model, spec.oracle),
         defaults={**spec.defaults, "sample_weight": None},
         conventions=(*spec.conventions, "weighting"),
+        stages=(*spec.stages, WEIGHTING_STAGE) if spec.error_model else spec.stages,
         generate=None if spec.generate is None else keras_sample_weights(spec.generate),
     )

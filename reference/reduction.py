@@ -15,7 +15,7 @@ import numpy as np
 
 from lossparity.reference._math import times
 from lossparity.reference.errors import OracleError
-from lossparity.reference.rounding import reduction_error
+from lossparity.reference.rounding import reduction_error, unit_roundoff
 from lossparity.reference.trace import NO_TRACE
 
 #: The reductions only Keras' loss classes take (``keras/src/losses/loss.py``, ``reduce_values``):
@@ -458,15 +458,16 @@ def _per_sample_times(g: np.ndarray, d: np.ndarray, name: str) -> np.ndarray:
         return g.reshape(g.shape + (1,) * (d.ndim - g.ndim)) * d
 
 
-def _weight_slope_error(per_loss, per_scale, sample_weight, reduction: str) -> np.ndarray:
+def _weight_slope_error(per_loss, per_scale, sample_weight, reduction: str, r: float = 1.0) -> np.ndarray:
     """The rounding of d/d ``sample_weight`` (:func:`keras_reduce_weight_grad`) in units of u: the
     values each weight multiplies, with their own errors (``per_scale``) and one rounding each,
     over the divisor; ``mean_with_sample_weight``'s slope (l_k - mean) / sum(w) is a difference of
     two such terms, each carried (the mean's own error: :func:`reduction_error`), however small
-    the difference (a sample whose loss is the mean has slope 0 and a rounding of l_k / sum(w))."""
+    the difference (a sample whose loss is the mean has slope 0 and a rounding of l_k / sum(w)).
+    ``r``: the weighting's roundoff in units of u (:data:`WEIGHTING_STAGE`)."""
     loss = np.where(np.isfinite(per_loss), per_loss, 0.0)
     vs, w, out = _keras_weighting(loss.shape, sample_weight)
-    terms = np.broadcast_to(np.abs(loss.reshape(vs)) + np.reshape(per_scale, vs), out)
+    terms = np.broadcast_to(r * np.abs(loss.reshape(vs)) + np.reshape(per_scale, vs), out)
     _, den, _ = _keras_scale(w, out, reduction)
     if den is None:
         return _sum_to(terms, w.shape).reshape(np.shape(sample_weight))
@@ -476,8 +477,14 @@ def _weight_slope_error(per_loss, per_scale, sample_weight, reduction: str) -> n
     if reduction == "mean_with_sample_weight":
         g = keras_reduce_grad(loss.shape, sample_weight, reduction=reduction)
         mean = abs(exact_sum(loss.reshape(vs) * w)) / abs(den)
-        own = own + (reduction_error(per_scale, loss, g, "sum") + mean) / abs(den) * np.ones(w.shape)
+        own = own + r * (reduction_error(per_scale, loss, g, "sum") + mean) / abs(den) * np.ones(w.shape)
     return np.asarray(own, np.float64).reshape(np.shape(sample_weight))
+
+
+#: The error-model stage of a weighting computed in float32 whatever the losses' dtype
+#: (``tf.compat.v1.losses.compute_weighted_loss`` casts the losses and weights to float32): its
+#: products, sum and quotient, and the losses' cast, round in float32 (u32 / u units of u each).
+WEIGHTING_STAGE = "float32 weighting"
 
 
 def sample_weighted_error(model, oracle):
@@ -493,6 +500,8 @@ def sample_weighted_error(model, oracle):
             return model(*args, stages=stages, **kw)
         reduction = kw.pop("reduction", "mean")
         kw.pop("trace", None)
+        r = 2.0**-24 / unit_roundoff(np.dtype(kw.get("dtype", np.float32))) if WEIGHTING_STAGE in stages else 1.0
+        stages = tuple(x for x in stages if x != WEIGHTING_STAGE)
         scales = model(*args, stages=stages, reduction="none", **kw)
         with np.errstate(all="ignore"):
             per_loss = np.asarray(oracle(*args, reduction="none", **kw), np.float64)
@@ -509,13 +518,13 @@ def sample_weighted_error(model, oracle):
                 if reduction == "none" or per_loss.shape in ((), (0,)):
                     vs, w, shape = _keras_weighting(per_loss.shape, sample_weight)
                     loss = np.where(np.isfinite(per_loss), per_loss, 0.0).reshape(vs)
-                    out[name] = np.abs(np.broadcast_to(w, shape)) * s.reshape(vs) + np.abs(w * loss)
+                    out[name] = np.abs(np.broadcast_to(w, shape)) * s.reshape(vs) + r * np.abs(w * loss)
                 else:
-                    out[name] = reduction_error(s, per_loss, g, "sum") + np.sum(terms)
+                    out[name] = reduction_error(s, per_loss, g, "sum") + r * np.sum(terms)
             else:
                 out[name] = _per_sample_times(np.abs(g), s, name)
         if given is not None:
-            slope = _weight_slope_error(per_loss, np.asarray(scales["value"], np.float64), sample_weight, reduction)
+            slope = _weight_slope_error(per_loss, np.asarray(scales["value"], np.float64), sample_weight, reduction, r)
             shape = np.shape(given)
             squeezed = shape[:-1] if len(shape) == per_loss.ndim + 1 else shape
             out["sample_weight"] = _sum_to(slope, squeezed).reshape(shape)

@@ -188,3 +188,23 @@ def test_the_v1_regression_losses_compute_in_float32():
     for name in ("sigmoid_cross_entropy", "softmax_cross_entropy", "sparse_softmax_cross_entropy"):
         assert by_id[f"tf.compat.v1.losses.{name}"].result_dtype("float16") == "float16"
     assert by_id["tf.compat.v1.losses.sparse_softmax_cross_entropy"].conventions["weighting"] == "tf_v1_squeeze"
+
+
+def test_the_float32_weighting_stage_rounds_the_weighting_in_float32():
+    """compute_weighted_loss casts the losses and weights to float32: for float64 logits its products and
+    sum round in float32, 2^29 float64 unit roundoffs each (the stage WEIGHTING_STAGE of the v1 bindings)."""
+    from lossparity.reference.reduction import WEIGHTING_STAGE
+
+    spec = SPECS["softmax_cross_entropy"]
+    x, t, w = np.array([[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]]), np.array([2, 0]), np.array([0.5, 3.0])
+    kw = dict(sample_weight=w, weighting="tf_v1", reduction="sum", dtype=np.float64)
+    plain = spec.error_model(x, t, stages=("log_softmax",), **kw)
+    f32 = spec.error_model(x, t, stages=("log_softmax", WEIGHTING_STAGE), **kw)
+    weighted = np.sum(np.abs(w * spec.oracle(x, t, reduction="none")))
+    assert f32["value"] - plain["value"] == pytest.approx((2.0**29 - 1) * weighted, rel=1e-12)
+    np.testing.assert_array_equal(f32["input"], plain["input"])  # the logits' slopes: the loss's own stages
+    assert np.all(f32["sample_weight"] > 2.0**28 * np.abs(spec.oracle(x, t, reduction="none")))
+    assert (
+        WEIGHTING_STAGE
+        in next(b for b in bindings("tensorflow") if b.id.endswith("v1.losses.softmax_cross_entropy")).stages
+    )
