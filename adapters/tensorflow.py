@@ -1,10 +1,13 @@
-"""TensorFlow: the losses of ``tf.nn``. (Keras' losses, on this and its other backends, run
-through ``adapters/keras.py``.)
+"""TensorFlow: the losses of ``tf.nn``, and those of ``tf.compat.v1.losses`` and ``tf.compat.v1.nn``
+that older code still calls. (Keras' losses, on this and its other backends, run through
+``adapters/keras.py``.)
 
 Their bindings, with the conventions taken from the documentation and source of TensorFlow
 2.x, are declared beside their specs (``conformance/families/<family>.py``, tensorflow
 sections): ``tf.nn`` losses never reduce; they return one loss per element (sigmoid) or per
-sample (softmax).
+sample (softmax). ``tf.compat.v1.losses`` weight and reduce them (``weights``, ``reduction``:
+``reference/reduction.py``, ``tf_v1_reduce``). In TensorFlow 2 they all run eagerly and under
+``tf.function``, this adapter's modes.
 """
 
 from __future__ import annotations
@@ -75,10 +78,19 @@ class TensorFlowAdapter(FrameworkAdapter):
         )
 
     def public_losses(self):
-        """The ``tf.nn`` losses: names ending ``_loss`` or holding ``cross_entropy``."""
+        """The ``tf.nn`` and ``tf.compat.v1.nn`` losses (names ending ``_loss`` or ``_loss_v2``, or holding
+        ``cross_entropy``) and every function of ``tf.compat.v1.losses`` (its class ``Reduction`` is
+        the ``reduction`` parameter's values)."""
         tf = self.namespace()["tf"]
+
+        def lossy(n):
+            return not n.startswith("_") and (n.endswith(("_loss", "_loss_v2")) or "cross_entropy" in n)
+
+        v1 = tf.compat.v1.losses
         return [
-            f"tf.nn.{n}" for n in dir(tf.nn) if not n.startswith("_") and (n.endswith("_loss") or "cross_entropy" in n)
+            *(f"tf.nn.{n}" for n in dir(tf.nn) if lossy(n)),
+            *(f"tf.compat.v1.nn.{n}" for n in dir(tf.compat.v1.nn) if lossy(n)),
+            *(f"tf.compat.v1.losses.{n}" for n in dir(v1) if not n.startswith("_") and n != "Reduction"),
         ]
 
     def program(self, args, wrt, mode):
@@ -115,4 +127,38 @@ EXCLUDED = {
     "that takes an already computed per-example loss",
     "tf.nn.scale_regularization_loss": "a helper dividing a regularization term by the number of replicas, "
     "not a loss of predictions and targets",
+    # -- tf.compat.v1.nn --
+    "tf.compat.v1.nn.nce_loss": "the v1 spelling of nce_loss (remove_accidental_hits, partition_strategy): "
+    "it samples negative classes at random inside the call, like tf.nn.nce_loss",
+    "tf.compat.v1.nn.sampled_softmax_loss": "the v1 spelling of sampled_softmax_loss: it samples classes at "
+    "random inside the call, like tf.nn.sampled_softmax_loss",
+    "tf.compat.v1.nn.compute_average_loss": "the same function object as tf.nn.compute_average_loss (an alias), "
+    "a reduction helper, excluded there",
+    "tf.compat.v1.nn.scale_regularization_loss": "the same function object as tf.nn.scale_regularization_loss "
+    "(an alias), excluded there",
+    "tf.compat.v1.nn.l2_loss": "the same function object as tf.nn.l2_loss (an alias), which is bound: the same "
+    "cases would run twice",
+    "tf.compat.v1.nn.log_poisson_loss": "the same function object as tf.nn.log_poisson_loss (an alias), which "
+    "is bound: the same cases would run twice",
+    "tf.compat.v1.nn.ctc_loss": "not yet bound (issue 19): v1's CTC takes a SparseTensor of labels, time-major "
+    "inputs and the blank as the last class (num_classes - 1), with preprocess_collapse_repeated, "
+    "ctc_merge_repeated and ignore_longer_outputs_than_inputs; the ctc spec reads dense padded labels",
+    # -- tf.compat.v1.losses --
+    "tf.compat.v1.losses.compute_weighted_loss": "the reduction helper every tf.compat.v1.losses loss ends in, "
+    "taking already computed losses: bound through them (reference/reduction.py, tf_v1_reduce)",
+    "tf.compat.v1.losses.add_loss": "adds a tensor to a graph collection of losses (a no-op eagerly); not a loss",
+    "tf.compat.v1.losses.get_losses": "reads a graph collection of losses (empty eagerly); not a loss of inputs",
+    "tf.compat.v1.losses.get_regularization_loss": "sums the graph's regularization-loss collection; not a loss "
+    "of predictions and targets",
+    "tf.compat.v1.losses.get_regularization_losses": "reads the graph's regularization-loss collection; not a "
+    "loss of predictions and targets",
+    "tf.compat.v1.losses.get_total_loss": "sums the graph's loss collections; not a loss of predictions and targets",
+    "tf.compat.v1.losses.cosine_distance": "not yet bound (issue 19): 1 - sum(labels * predictions, axis) of "
+    "inputs documented as unit-normalised, which no spec holds yet (the cosine specs normalise)",
+    "tf.compat.v1.losses.hinge_loss": "not yet bound (issue 19): relu(1 - (2 labels - 1) logits) elementwise, "
+    "weighted and reduced; the hinge spec's per-sample mean differs",
+    "tf.compat.v1.losses.log_loss": "not yet bound (issue 19): -y log(p + epsilon) - (1 - y) log(1 - p + epsilon), "
+    "epsilon added inside the logs, a convention the binary_cross_entropy oracle does not have yet",
+    "tf.compat.v1.losses.mean_pairwise_squared_error": "not yet bound (issue 19): the mean over pairs of samples' "
+    "elements of squared differences of differences, a spec of its own",
 }

@@ -14,7 +14,13 @@ from dataclasses import replace
 
 from lossparity.conformance.generate import keras_sample_weights
 from lossparity.core.model import Binding, Spec
-from lossparity.reference.reduction import sample_weighted, sample_weighted_error, sample_weighted_grad
+from lossparity.reference.reduction import (
+    TF_V1_REDUCTION_VALUES,
+    WEIGHTING_STAGE,
+    sample_weighted,
+    sample_weighted_error,
+    sample_weighted_grad,
+)
 
 #: The reduction keyword is the spec's (``torch.nn`` losses: ``reduction="mean"``).
 REDUCTION = {"reduction": "reduction"}
@@ -57,6 +63,35 @@ class Source:
 
     def __hash__(self):
         return hash(self.text)
+
+
+# ----------------------------------------------------------------------------- tensorflow (tf.compat.v1)
+# ``tf.compat.v1.losses.*`` (tensorflow/python/ops/losses/losses_impl.py) compute their losses, then
+# ``compute_weighted_loss``: ``weights`` (default 1.0) is the spec's ``sample_weight`` under the
+# convention ``weighting="tf_v1"`` (``reference/reduction.py``: how weights broadcast, what each
+# ``Reduction`` divides by); ``reduction`` is the spec's, spelled as ``tf.compat.v1.losses.Reduction``'s
+# values, its default ``SUM_BY_NONZERO_WEIGHTS`` (the spec's ``sum_by_nonzero_weights``).
+TF_V1 = "tf.compat.v1.losses"
+TF_V1_WEIGHTS = {"reduction": "reduction", "sample_weight": "weights"}
+
+
+def tf_v1_loss(
+    name: str, spec: str, labels: str, predictions: str, *, params=None, conventions=None, stages=(), **kw
+) -> Binding:
+    """``tf.compat.v1.losses.<name>(<labels>=target, <predictions>=input, weights=..., reduction=...)``;
+    ``stages``: those of the loss before its weights, which then round in float32 (``WEIGHTING_STAGE``)."""
+    return Binding(
+        f"{TF_V1}.{name}",
+        spec,
+        "tensorflow",
+        f"{TF_V1}.{name}({labels}=target, {predictions}=input{{kw}})",
+        params={**TF_V1_WEIGHTS, **(params or {})},
+        values={"reduction": TF_V1_REDUCTION_VALUES},
+        defaults={"reduction": "sum_by_nonzero_weights"},
+        conventions={"weighting": "tf_v1", **(conventions or {})},
+        stages=(*stages, WEIGHTING_STAGE) if stages else (),
+        **kw,
+    )
 
 
 # ----------------------------------------------------------------------------- keras
@@ -173,7 +208,9 @@ def on_backend(backend: str, bindings: list[Binding]) -> list[Binding]:
 def keras_sample_weight(spec: Spec, reduced=None, drop: tuple[str, ...] = (), adapt=None) -> Spec:
     """``spec`` with Keras' ``sample_weight`` parameter (default None): its oracle, gradient and
     error model weight and reduce the per-sample losses as Keras' ``reduce_weighted_values`` does
-    (``reference/reduction.py``), and its generator draws weights (and then Keras' reductions) for
+    (``reference/reduction.py``), or, under the convention ``weighting="tf_v1"``, as
+    ``tf.compat.v1.losses.compute_weighted_loss`` does (whose ``weights`` the parameter binds), and its
+    generator draws weights (and then Keras' reductions) for
     some cases. For specs whose Keras classes bind it (``keras_pair(..., sample_weight=True)``) and
     whose per-sample loss reads its own sample's elements only. ``reduced(params, ndim)``: the axes
     of an input of rank ``ndim`` that Keras' loss function reduces under the case's ``params``
@@ -188,5 +225,7 @@ def keras_sample_weight(spec: Spec, reduced=None, drop: tuple[str, ...] = (), ad
         gradient=spec.gradient and sample_weighted_grad(spec.gradient, spec.oracle, reduced),
         error_model=spec.error_model and sample_weighted_error(spec.error_model, spec.oracle, reduced),
         defaults={**spec.defaults, "sample_weight": None},
+        conventions=(*spec.conventions, "weighting"),
+        stages=(*spec.stages, WEIGHTING_STAGE) if spec.error_model else spec.stages,
         generate=None if spec.generate is None else keras_sample_weights(spec.generate, reduced, drop, adapt),
     )

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from lossparity.core.model import Case
-from lossparity.reference.reduction import KERAS_REDUCTIONS, REDUCTIONS
+from lossparity.reference.reduction import KERAS_REDUCTIONS, REDUCTIONS, WEIGHTED_REDUCTIONS
 
 #: Structure buckets per spec and seed: a run compiles each binding at most this many times
 #: per dtype and mode. Bucket 0 is the plain one (every parameter at its first, plain
@@ -144,7 +144,7 @@ def reductions(batchmean: bool = False):
     others in their order; ``batchmean`` only where asked (only KL divergence takes it). Keras'
     own reductions come only with a ``sample_weight`` (:func:`keras_sample_weights`), which no
     other framework takes."""
-    general = (r for r in REDUCTIONS if r != "mean" and r not in KERAS_REDUCTIONS)
+    general = (r for r in REDUCTIONS if r != "mean" and r not in WEIGHTED_REDUCTIONS)
     return pick(("mean", *(r for r in general if batchmean or r != "batchmean")))
 
 

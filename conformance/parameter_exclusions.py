@@ -23,6 +23,15 @@ _TORCH_DEPRECATED = (
     "which is bound and which it overrides when given"
 )
 _TF_NAME = "names the TensorFlow operation (its name scope in a graph); no effect on values"
+_TF_V1_AXIS = (
+    "the class axis (dim: its deprecated spelling), left at its default -1, where the canonical layout has it; "
+    "another value only moves the class axis (a class axis of 1 is checked on torch's bindings)"
+)
+_TF_V1_SCOPE = "the name scope of the ops in a graph (ops.name_scope); no effect on values"
+_TF_V1_COLLECTION = (
+    "the graph collection the loss is added to (util.add_loss); documented as ignored when executing eagerly, "
+    "and under tf.function it only records the tensor: no effect on values"
+)
 _KERAS_NAME = "a label for the loss object (its name in logs and configs); no effect on values"
 _KERAS_DTYPE = (
     "the compute dtype (default None: keras.backend.floatx(), float32), declared as the binding's computes_in"
@@ -94,6 +103,35 @@ TENSORFLOW = _merged(
             "moves the class axis (a class axis of 1 is checked on torch's bindings)",
         },
         "tf.nn.ctc_loss": {
+            "unique": "an optional precomputed tf.nn.ctc_unique_labels(labels), documented to enable a faster, "
+            "memory-efficient implementation on TPU; the same loss",
+        },
+    },
+    # -- tf.compat.v1 --
+    _each(
+        "tf.compat.v1.nn.sigmoid_cross_entropy_with_logits tf.compat.v1.nn.weighted_cross_entropy_with_logits "
+        "tf.compat.v1.nn.softmax_cross_entropy_with_logits tf.compat.v1.nn.softmax_cross_entropy_with_logits_v2 "
+        "tf.compat.v1.nn.sparse_softmax_cross_entropy_with_logits tf.compat.v1.nn.ctc_loss_v2",
+        name=_TF_NAME,
+    ),
+    _each(
+        "tf.compat.v1.nn.softmax_cross_entropy_with_logits tf.compat.v1.nn.softmax_cross_entropy_with_logits_v2",
+        axis=_TF_V1_AXIS,
+        dim=_TF_V1_AXIS,
+    ),
+    _each(
+        "tf.compat.v1.losses.absolute_difference tf.compat.v1.losses.mean_squared_error "
+        "tf.compat.v1.losses.huber_loss tf.compat.v1.losses.sigmoid_cross_entropy "
+        "tf.compat.v1.losses.softmax_cross_entropy tf.compat.v1.losses.sparse_softmax_cross_entropy",
+        scope=_TF_V1_SCOPE,
+        loss_collection=_TF_V1_COLLECTION,
+    ),
+    {
+        "tf.compat.v1.nn.weighted_cross_entropy_with_logits": {
+            "targets": "deprecated ('targets is deprecated, use labels instead'): the same argument as labels, "
+            "which is bound",
+        },
+        "tf.compat.v1.nn.ctc_loss_v2": {
             "unique": "an optional precomputed tf.nn.ctc_unique_labels(labels), documented to enable a faster, "
             "memory-efficient implementation on TPU; the same loss",
         },

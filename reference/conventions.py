@@ -77,6 +77,24 @@ CONVENTIONS: dict[str, Convention] = {
             "(PyTorch cross_entropy and nll_loss with class weights), not by their count",
         ),
         Convention(
+            "weighting",
+            "keras",
+            "sample weights are tf.compat.v1.losses' weights ('{value}', compute_weighted_loss): a scalar or of "
+            "the losses' own rank (each extent 1 or the losses', no squeeze or expand), multiplying the "
+            "elementwise losses; SUM_BY_NONZERO_WEIGHTS (the default) divides by the number of non-zero "
+            "weights, MEAN ('mean_with_sample_weight') by the weights' broadcast sum, SUM_OVER_BATCH_SIZE "
+            "('mean') by the number of losses, all with div_no_nan; 'tf_v1_squeeze' first squeezes the last "
+            "axis of weights one rank above the losses (sparse_softmax_cross_entropy) (plain: Keras' "
+            "reduce_weighted_values)",
+        ),
+        Convention(
+            "label_gradient",
+            "flows",
+            "the labels pass through tf.stop_gradient ('{value}': tf.compat.v1.nn."
+            "softmax_cross_entropy_with_logits, tf.compat.v1.losses.softmax_cross_entropy): their gradient "
+            "is 0, where -log softmax(x) is due",
+        ),
+        Convention(
             "zero_division",
             "nan",
             "a mean over nothing (empty batch, all targets ignored) returns {value} "

@@ -540,6 +540,7 @@ def softmax_cross_entropy_soft(
     label_smoothing=0.0,
     reduction="mean",
     class_axis=-1,
+    label_gradient="flows",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -564,13 +565,15 @@ def softmax_cross_entropy_soft_grad(
     label_smoothing=0.0,
     reduction="mean",
     class_axis=-1,
+    label_gradient="flows",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
     """Gradients of :func:`softmax_cross_entropy_soft`, both ``(..., C)``.
 
     d/dx = p sum(w y) - w y (y smoothed); d/dy = -(1-s) w log p, +inf where a logit is -inf
-    (that target's slope; its term itself is 0 at y = 0).
+    (that target's slope; its term itself is 0 at y = 0). ``label_gradient="stopped"``: the
+    labels pass through ``tf.stop_gradient`` (``tf.compat.v1``'s softmax cross-entropies), d/dy = 0.
     """
     x = np.asarray(input, np.float64)
     y = _smooth(np.asarray(target, np.float64), label_smoothing, x.shape[-1], "C", NO_TRACE)
@@ -578,7 +581,9 @@ def softmax_cross_entropy_soft_grad(
     g = reduce_grad(logp.shape[:-1], reduction=reduction)
     return {
         "input": chain(g, log_softmax_grad(x, _weighted(y, weight))),
-        "target": chain(g, -(1.0 - label_smoothing) * _weighted(logp, weight)),
+        "target": np.zeros(np.shape(y))
+        if label_gradient == "stopped"
+        else chain(g, -(1.0 - label_smoothing) * _weighted(logp, weight)),
     }
 
 
@@ -774,6 +779,7 @@ def softmax_cross_entropy_soft_error(
     label_smoothing=0.0,
     reduction="mean",
     class_axis=-1,
+    label_gradient="flows",
     dtype=np.float32,
     trace=NO_TRACE,
     stages=(),
@@ -788,6 +794,8 @@ def softmax_cross_entropy_soft_error(
     with np.errstate(invalid="ignore"):
         w = np.abs(_weighted(np.ones_like(x), weight)) * (1.0 - label_smoothing)
         d_y = np.abs(g)[..., None] * w * (err + 2 * np.abs(logp) + 2)
+    if label_gradient == "stopped":  # an exact 0
+        d_y = np.zeros(np.shape(d_y))
     return {"value": value, "input": d_x, "target": d_y}
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from lossparity.reference._math import times
 from lossparity.reference.errors import OracleError
-from lossparity.reference.rounding import reduction_error
+from lossparity.reference.rounding import reduction_error, unit_roundoff
 from lossparity.reference.trace import NO_TRACE
 
 #: The reductions only Keras' loss classes take (``keras/src/losses/loss.py``, ``reduce_values``):
@@ -24,9 +24,18 @@ from lossparity.reference.trace import NO_TRACE
 #: (by the number of elements when no weight is given). Both divide with ``divide_no_nan``.
 KERAS_REDUCTIONS = ("sum_over_batch_size", "mean_with_sample_weight")
 
+#: The reduction only ``tf.compat.v1.losses`` takes, its default (``Reduction.SUM_BY_NONZERO_WEIGHTS``,
+#: the same string as ``SUM_OVER_NONZERO_WEIGHTS``): the weighted sum over the number of non-zero
+#: weights (broadcast to the losses), ``div_no_nan``. Without weights, the mean.
+TF_V1_REDUCTIONS = ("sum_by_nonzero_weights",)
+
 #: Every reduction a spec may take (``batchmean``: KL divergence's sum over the batch size). The
 #: one list: the ``reduction`` parameter's domain and the generators' menus read it.
-REDUCTIONS = ("none", "sum", "mean", "batchmean", *KERAS_REDUCTIONS)
+REDUCTIONS = ("none", "sum", "mean", "batchmean", *KERAS_REDUCTIONS, *TF_V1_REDUCTIONS)
+
+#: The weighted reductions (``reference/reduction.py``'s ``sample_weight`` mechanism), whose mean
+#: without a weight is the plain mean.
+WEIGHTED_REDUCTIONS = (*KERAS_REDUCTIONS, *TF_V1_REDUCTIONS)
 
 
 def exact_sum(x: np.ndarray) -> float:
@@ -69,7 +78,7 @@ def reduce(
     the last axis ("mean" or "sum"), giving one loss per sample.
     """
     loss = np.asarray(loss, dtype=np.float64)
-    if reduction in KERAS_REDUCTIONS:  # without sample weights, Keras' mean (over the counted elements)
+    if reduction in WEIGHTED_REDUCTIONS:  # without sample weights, the mean (over the counted elements)
         reduction = "mean"
     if mask is not None:
         loss = trace("mask", np.where(mask, loss, 0.0), "ignored targets contribute 0")
@@ -127,7 +136,7 @@ def reduce_grad(
     no counted element, so its gradient is 0 everywhere).
     """
     shape = tuple(shape)
-    if reduction in KERAS_REDUCTIONS:
+    if reduction in WEIGHTED_REDUCTIONS:
         reduction = "mean"
     counted = np.ones(shape, dtype=bool) if mask is None else np.broadcast_to(np.asarray(mask, bool), shape)
     outer, per_sample = counted, 1.0
@@ -220,6 +229,8 @@ def _keras_scale(w: np.ndarray, out: tuple[int, ...], reduction: str) -> tuple[n
         den, how = float(math.prod(out)), "number of weighted elements"
     elif reduction == "mean_with_sample_weight":
         den, how = exact_sum(w), "sum of the sample weights"
+    elif reduction == "sum_by_nonzero_weights":  # tf.compat.v1's _num_present: weights already broadcast
+        den, how = float(np.count_nonzero(np.broadcast_to(w, out))), "number of non-zero weights"
     else:
         raise ValueError(f"Keras has no reduction {reduction!r}; expected one of none, sum, mean, {KERAS_REDUCTIONS}")
     factor = np.zeros(out) if den == 0 else np.broadcast_to(w, out) / den
@@ -286,18 +297,121 @@ def _sum_to(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.sum(a, axis=axes, keepdims=True) if axes else a
 
 
+# ----------------------------------------------------------------------------- tf.compat.v1.losses' weights
+# ``tf.compat.v1.losses.*`` compute their losses (elementwise, or one per sample for the softmax
+# cross-entropies), then ``compute_weighted_loss`` (``tensorflow/python/ops/losses/losses_impl.py``)
+# weights and reduces them: the same products, sums and quotients as Keras' mechanism above, with
+# these conventions of their own (``weighting="tf_v1"``):
+# - how weights broadcast: ``weights_broadcast_ops.assert_broadcastable``: a scalar, or of the
+#   losses' rank with each extent 1 or the losses' (no squeeze or expand: a ``(N,)`` weight against
+#   ``(N, D)`` losses raises ``ValueError``); the default ``weights=1.0``;
+# - what each ``Reduction`` divides by: ``SUM_OVER_BATCH_SIZE`` the number of losses, ``MEAN`` the sum
+#   of the weights broadcast to the losses (``ones_like(losses) * weights``), ``SUM_BY_NONZERO_WEIGHTS``
+#   (the default; ``SUM_OVER_NONZERO_WEIGHTS`` is the same string) the number of non-zero weights so
+#   broadcast (``_num_present``); every quotient ``div_no_nan`` (0 where the divisor is 0, whatever the
+#   sum: all-zero weights give 0);
+# - ``sparse_softmax_cross_entropy`` first squeezes the last axis of weights one rank above the labels
+#   (``_remove_squeezable_dimensions``: a ``(N, 1)`` weight for ``(N,)`` losses), ``weighting="tf_v1_squeeze"``;
+# - the result is one scalar for every reduction but ``NONE`` (empty or 0-d losses included);
+# - they cast the losses and weights to float32 and the result back to the losses' dtype.
+
+#: The spec's reduction -> ``tf.compat.v1.losses.Reduction``'s value (``Binding.values``): the spec's
+#: ``mean`` (the sum over the number of elements) is ``SUM_OVER_BATCH_SIZE``, ``mean_with_sample_weight``
+#: (over the sum of the weights) is ``MEAN``.
+TF_V1_REDUCTION_VALUES = {
+    "none": "none",
+    "sum": "weighted_sum",
+    "mean": "weighted_sum_over_batch_size",
+    "sum_over_batch_size": "weighted_sum_over_batch_size",
+    "mean_with_sample_weight": "weighted_mean",
+    "sum_by_nonzero_weights": "weighted_sum_by_nonzero_weights",
+}
+_TF_V1_AS_KERAS = {"mean": "sum_over_batch_size"}  # the divisor of Keras' reduction of that name
+#: The values of the ``weighting`` convention that are tf.compat.v1's (the default, ``"keras"``, is Keras').
+TF_V1_WEIGHTINGS = ("tf_v1", "tf_v1_squeeze")
+
+
+def tf_v1_weights(shape: tuple[int, ...], weights, squeeze: bool = False) -> np.ndarray:
+    """``weights`` (None: 1.0) broadcast to losses of ``shape``, float64; OracleError("ValueError")
+    where ``assert_broadcastable`` refuses them (TensorFlow raises it). ``squeeze``: weights one rank
+    above the losses first lose their last axis, which must be 1 (``array_ops.squeeze`` raises
+    InvalidArgumentError otherwise)."""
+    w = np.asarray(1.0 if weights is None else weights, np.float64)
+    shape = tuple(shape)
+    if squeeze and w.ndim == len(shape) + 1:
+        if w.shape[-1] != 1:
+            raise OracleError(
+                "InvalidArgumentError", f"Can not squeeze dim[{w.ndim - 1}] of weights of shape {w.shape}"
+            )
+        w = w[..., 0]
+    if w.ndim and (w.ndim != len(shape) or any(a not in (1, b) for a, b in zip(w.shape, shape))):
+        raise OracleError(
+            "ValueError",
+            f"weights can not be broadcast to values: weights of shape {w.shape}, losses of shape {shape} "
+            "(a scalar, or the losses' rank with each extent 1 or the losses')",
+        )
+    return np.broadcast_to(w, shape)
+
+
+def _tf_v1_flat(shape, weights, reduction, squeeze=False):
+    """Losses of ``shape`` as one row ``(1, n)`` (so Keras' mechanism reduces 0-d and empty losses
+    too), the broadcast weights in that row, and the Keras reduction of the same divisor."""
+    if reduction not in TF_V1_REDUCTION_VALUES:
+        raise ValueError(
+            f"tf.compat.v1.losses has no reduction {reduction!r}; expected one of {tuple(TF_V1_REDUCTION_VALUES)}"
+        )
+    w = tf_v1_weights(shape, weights, squeeze)
+    return (1, w.size), w.reshape(1, w.size), _TF_V1_AS_KERAS.get(reduction, reduction)
+
+
+def tf_v1_reduce(losses: np.ndarray, weights, *, reduction: str, squeeze: bool = False, trace=NO_TRACE) -> np.ndarray:
+    """``tf.compat.v1.losses.compute_weighted_loss(losses, weights, reduction=...)`` of ``losses``
+    (float64, any shape) under ``weights`` (None: 1.0; a scalar or the losses' rank, each extent 1 or
+    the losses'), float64: the weighted losses (``none``) or one scalar. ``reduction`` is a spec
+    reduction (:data:`TF_V1_REDUCTION_VALUES`); ``squeeze``: see :func:`tf_v1_weights`."""
+    losses = np.asarray(losses, np.float64)
+    flat, w, keras = _tf_v1_flat(losses.shape, weights, reduction, squeeze)
+    out = keras_reduce(losses.reshape(flat), w, reduction=keras, trace=trace)
+    return out.reshape(losses.shape) if reduction == "none" else out
+
+
+def tf_v1_reduce_grad(shape: tuple[int, ...], weights, *, reduction: str, squeeze: bool = False) -> np.ndarray:
+    """The cotangent of :func:`tf_v1_reduce`: d sum(out) / d losses, float64 of ``shape``: each
+    loss's broadcast weight over the divisor (a count of weights: constant in the weights)."""
+    flat, w, keras = _tf_v1_flat(shape, weights, reduction, squeeze)
+    return keras_reduce_grad(flat, w, reduction=keras).reshape(tuple(shape))
+
+
+def tf_v1_reduce_weight_grad(losses: np.ndarray, weights, *, reduction: str, squeeze: bool = False) -> np.ndarray:
+    """d sum(:func:`tf_v1_reduce`) / d ``weights``, float64 of the weights' shape: the broadcast
+    weights' slopes (Keras' :func:`keras_reduce_weight_grad` of that divisor) summed back over the
+    axes the weights broadcast along; ``MEAN``'s divisor is the weights' sum, the others' a count."""
+    losses = np.asarray(losses, np.float64)
+    flat, w, keras = _tf_v1_flat(losses.shape, weights, reduction, squeeze)
+    g = keras_reduce_weight_grad(losses.reshape(flat), w, reduction=keras).reshape(losses.shape)
+    shape = np.shape(1.0 if weights is None else weights)
+    squeezed = shape[:-1] if squeeze and len(shape) == losses.ndim + 1 else shape
+    return _sum_to(g, squeezed).reshape(shape)
+
+
 def sample_weighted(oracle):
-    """``oracle`` with Keras' ``sample_weight`` keyword: without one, the oracle itself; with one,
-    its per-sample losses (``reduction="none"``, under the same conventions) reduced by
-    :func:`keras_reduce`."""
+    """``oracle`` with a ``sample_weight`` keyword and the ``weighting`` convention that reads it:
+    ``"keras"`` (default): without a weight, the oracle itself; with one, its per-sample losses
+    (``reduction="none"``, under the same conventions) reduced by :func:`keras_reduce`.
+    ``"tf_v1"``: its losses always reduced by :func:`tf_v1_reduce` (no weight: ``weights=1.0``,
+    ``tf.compat.v1.losses``' default)."""
 
     @functools.wraps(oracle)
-    def weighted(*args, sample_weight=None, **kw):
-        if sample_weight is None:
+    def weighted(*args, sample_weight=None, weighting="keras", **kw):
+        if sample_weight is None and weighting not in TF_V1_WEIGHTINGS:
             return oracle(*args, **kw)
         reduction = kw.pop("reduction", "mean")
         per = oracle(*args, reduction="none", **kw)
-        return keras_reduce(per, sample_weight, reduction=reduction, trace=kw.get("trace", NO_TRACE))
+        trace = kw.get("trace", NO_TRACE)
+        if weighting in TF_V1_WEIGHTINGS:
+            squeeze = weighting == "tf_v1_squeeze"
+            return tf_v1_reduce(per, sample_weight, reduction=reduction, squeeze=squeeze, trace=trace)
+        return keras_reduce(per, sample_weight, reduction=reduction, trace=trace)
 
     return weighted
 
@@ -313,17 +427,26 @@ def sample_weighted_grad(gradient, oracle, reduced=None):
     ``cosine_similarity(axis=0)``, ``dice(axis=(1, 2))``): the cotangent is spread along them."""
 
     @functools.wraps(gradient)
-    def weighted(*args, sample_weight=None, **kw):
-        if sample_weight is None:
+    def weighted(*args, sample_weight=None, weighting="keras", **kw):
+        if sample_weight is None and weighting not in TF_V1_WEIGHTINGS:
             return gradient(*args, **kw)
         reduction = kw.pop("reduction", "mean")
         kw.pop("trace", None)
         with np.errstate(all="ignore"):
             per = np.asarray(oracle(*args, reduction="none", **kw), np.float64)
-        g = keras_reduce_grad(per.shape, sample_weight, reduction=reduction)
+        if weighting in TF_V1_WEIGHTINGS:
+            v1 = {"reduction": reduction, "squeeze": weighting == "tf_v1_squeeze"}
+            g = tf_v1_reduce_grad(per.shape, sample_weight, **v1)
+        else:
+            g = keras_reduce_grad(per.shape, sample_weight, reduction=reduction)
         grads = gradient(*args, reduction="none", **kw)
         out = {name: _per_sample_times(g, d, name, reduced and reduced(kw, np.ndim(d))) for name, d in grads.items()}
-        out["sample_weight"] = keras_reduce_weight_grad(per, sample_weight, reduction=reduction)
+        if sample_weight is None:
+            return out
+        if weighting in TF_V1_WEIGHTINGS:
+            out["sample_weight"] = tf_v1_reduce_weight_grad(per, sample_weight, **v1)
+        else:
+            out["sample_weight"] = keras_reduce_weight_grad(per, sample_weight, reduction=reduction)
         return out
 
     return weighted
@@ -344,15 +467,16 @@ def _per_sample_times(g: np.ndarray, d: np.ndarray, name: str, axes=None) -> np.
         return g.reshape(g.shape + (1,) * (d.ndim - g.ndim)) * d
 
 
-def _weight_slope_error(per_loss, per_scale, sample_weight, reduction: str) -> np.ndarray:
+def _weight_slope_error(per_loss, per_scale, sample_weight, reduction: str, r: float = 1.0) -> np.ndarray:
     """The rounding of d/d ``sample_weight`` (:func:`keras_reduce_weight_grad`) in units of u: the
     values each weight multiplies, with their own errors (``per_scale``) and one rounding each,
     over the divisor; ``mean_with_sample_weight``'s slope (l_k - mean) / sum(w) is a difference of
     two such terms, each carried (the mean's own error: :func:`reduction_error`), however small
-    the difference (a sample whose loss is the mean has slope 0 and a rounding of l_k / sum(w))."""
+    the difference (a sample whose loss is the mean has slope 0 and a rounding of l_k / sum(w)).
+    ``r``: the weighting's roundoff in units of u (:data:`WEIGHTING_STAGE`)."""
     loss = np.where(np.isfinite(per_loss), per_loss, 0.0)
     vs, w, out = _keras_weighting(loss.shape, sample_weight)
-    terms = np.broadcast_to(np.abs(loss.reshape(vs)) + np.reshape(per_scale, vs), out)
+    terms = np.broadcast_to(r * np.abs(loss.reshape(vs)) + np.reshape(per_scale, vs), out)
     _, den, _ = _keras_scale(w, out, reduction)
     if den is None:
         return _sum_to(terms, w.shape).reshape(np.shape(sample_weight))
@@ -362,8 +486,14 @@ def _weight_slope_error(per_loss, per_scale, sample_weight, reduction: str) -> n
     if reduction == "mean_with_sample_weight":
         g = keras_reduce_grad(loss.shape, sample_weight, reduction=reduction)
         mean = abs(exact_sum(loss.reshape(vs) * w)) / abs(den)
-        own = own + (reduction_error(per_scale, loss, g, "sum") + mean) / abs(den) * np.ones(w.shape)
+        own = own + r * (reduction_error(per_scale, loss, g, "sum") + mean) / abs(den) * np.ones(w.shape)
     return np.asarray(own, np.float64).reshape(np.shape(sample_weight))
+
+
+#: The error-model stage of a weighting computed in float32 whatever the losses' dtype
+#: (``tf.compat.v1.losses.compute_weighted_loss`` casts the losses and weights to float32): its
+#: products, sum and quotient, and the losses' cast, round in float32 (u32 / u units of u each).
+WEIGHTING_STAGE = "float32 weighting"
 
 
 def sample_weighted_error(model, oracle, reduced=None):
@@ -374,14 +504,20 @@ def sample_weighted_error(model, oracle, reduced=None):
     |cotangent| (``reduced``: as :func:`sample_weighted_grad`'s)."""
 
     @functools.wraps(model)
-    def weighted(*args, sample_weight=None, stages=(), **kw):
-        if sample_weight is None:
+    def weighted(*args, sample_weight=None, weighting="keras", stages=(), **kw):
+        if sample_weight is None and weighting not in TF_V1_WEIGHTINGS:
             return model(*args, stages=stages, **kw)
         reduction = kw.pop("reduction", "mean")
         kw.pop("trace", None)
+        r = 2.0**-24 / unit_roundoff(np.dtype(kw.get("dtype", np.float32))) if WEIGHTING_STAGE in stages else 1.0
+        stages = tuple(x for x in stages if x != WEIGHTING_STAGE)
         scales = model(*args, stages=stages, reduction="none", **kw)
         with np.errstate(all="ignore"):
             per_loss = np.asarray(oracle(*args, reduction="none", **kw), np.float64)
+        given = sample_weight
+        if weighting in TF_V1_WEIGHTINGS:  # the same products, sums and quotient as Keras' on the broadcast weights
+            sample_weight = tf_v1_weights(per_loss.shape, sample_weight, weighting == "tf_v1_squeeze")
+            reduction = _TF_V1_AS_KERAS.get(reduction, reduction)
         g = keras_reduce_grad(per_loss.shape, sample_weight, reduction=reduction)
         out = {}
         for name, s in scales.items():
@@ -391,14 +527,16 @@ def sample_weighted_error(model, oracle, reduced=None):
                 if reduction == "none" or per_loss.shape in ((), (0,)):
                     vs, w, shape = _keras_weighting(per_loss.shape, sample_weight)
                     loss = np.where(np.isfinite(per_loss), per_loss, 0.0).reshape(vs)
-                    out[name] = np.abs(np.broadcast_to(w, shape)) * s.reshape(vs) + np.abs(w * loss)
+                    out[name] = np.abs(np.broadcast_to(w, shape)) * s.reshape(vs) + r * np.abs(w * loss)
                 else:
-                    out[name] = reduction_error(s, per_loss, g, "sum") + np.sum(terms)
+                    out[name] = reduction_error(s, per_loss, g, "sum") + r * np.sum(terms)
             else:
                 out[name] = _per_sample_times(np.abs(g), s, name, reduced and reduced(kw, np.ndim(s)))
-        out["sample_weight"] = _weight_slope_error(
-            per_loss, np.asarray(scales["value"], np.float64), sample_weight, reduction
-        )
+        if given is not None:
+            slope = _weight_slope_error(per_loss, np.asarray(scales["value"], np.float64), sample_weight, reduction, r)
+            shape = np.shape(given)
+            squeezed = shape[:-1] if len(shape) == per_loss.ndim + 1 else shape
+            out["sample_weight"] = _sum_to(slope, squeezed).reshape(shape)
         return out
 
     return weighted

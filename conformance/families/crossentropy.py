@@ -18,6 +18,7 @@ from lossparity.conformance.bindings import (
     keras_pair,
     keras_sample_weight,
     optax_loss,
+    tf_v1_loss,
     torch_pair,
 )
 from lossparity.conformance.edges import F32_BELOW_ONE, F32_TINY, F64_BELOW_ONE, F64_TINY, INF, NAN, edge
@@ -389,7 +390,7 @@ SPECS: list[Spec] = [
     Spec("softmax_cross_entropy_soft", "softmax cross-entropy on logits with probability targets",
          ce.softmax_cross_entropy_soft,
          {"weight": None, "label_smoothing": 0.0, "reduction": "mean"},
-         ("class_axis",),
+         ("class_axis", "label_gradient"),
          soft_targets(probs_input=False), SOFTMAX_CROSS_ENTROPY_SOFT,
          gradient=ce.softmax_cross_entropy_soft_grad,
          error_model=ce.softmax_cross_entropy_soft_error, stages=ce.SOFTMAX_STAGES,
@@ -562,6 +563,38 @@ BINDINGS: list[Binding] = [
             "tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=input)",
             fixed=NO_REDUCTION, conventions={"invalid_label": _INVALID, "float_labels": "TypeError"},
             stages=_TF_XENT),
+    # -- tensorflow (tf.compat.v1.nn: the v1 signatures, keyword-only after a _sentinel) --
+    Binding("tf.compat.v1.nn.sigmoid_cross_entropy_with_logits", "binary_cross_entropy_with_logits", "tensorflow",
+            "tf.compat.v1.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=input)", fixed=NO_REDUCTION,
+            stages=_MAX_LOG1P_EXP),
+    # v1 also takes the labels as `targets`, deprecated ("use labels instead")
+    Binding("tf.compat.v1.nn.weighted_cross_entropy_with_logits", "binary_cross_entropy_with_logits", "tensorflow",
+            "tf.compat.v1.nn.weighted_cross_entropy_with_logits(labels=target, logits=input{kw})",
+            params={"pos_weight": "pos_weight"}, requires={"pos_weight": GIVEN}, fixed=NO_REDUCTION,
+            stages=_MAX_LOG1P_EXP),
+    # v1's softmax_cross_entropy_with_logits stops the gradient into the labels (nn_ops.py: "labels
+    # ... no gradient", stop_gradient); its _v2 (the same as tf.nn's) lets it flow
+    Binding("tf.compat.v1.nn.softmax_cross_entropy_with_logits", "softmax_cross_entropy_soft", "tensorflow",
+            "tf.compat.v1.nn.softmax_cross_entropy_with_logits(labels=target, logits=input)", fixed=NO_REDUCTION,
+            conventions={"label_gradient": "stopped"}, stages=_TF_XENT),
+    Binding("tf.compat.v1.nn.softmax_cross_entropy_with_logits_v2", "softmax_cross_entropy_soft", "tensorflow",
+            "tf.compat.v1.nn.softmax_cross_entropy_with_logits_v2(labels=target, logits=input)", fixed=NO_REDUCTION,
+            stages=_TF_XENT),
+    Binding("tf.compat.v1.nn.sparse_softmax_cross_entropy_with_logits", "softmax_cross_entropy", "tensorflow",
+            "tf.compat.v1.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=input)",
+            fixed=NO_REDUCTION, conventions={"invalid_label": _INVALID, "float_labels": "TypeError"},
+            stages=_TF_XENT),
+    # -- tensorflow (tf.compat.v1.losses: weights and reductions, bindings.tf_v1_loss) --
+    # sigmoid_cross_entropy: labels * (1 - s) + 0.5 s, then tf.nn.sigmoid_cross_entropy_with_logits, elementwise
+    tf_v1_loss("sigmoid_cross_entropy", "binary_cross_entropy_with_logits", "multi_class_labels", "logits",
+               params=_SMOOTH, stages=_MAX_LOG1P_EXP),
+    # softmax_cross_entropy: labels * (1 - s) + s / C, stop_gradient on them, then
+    # tf.nn.softmax_cross_entropy_with_logits_v2: one loss per sample
+    tf_v1_loss("softmax_cross_entropy", "softmax_cross_entropy_soft", "onehot_labels", "logits",
+               params=_SMOOTH, conventions={"label_gradient": "stopped"}, stages=_TF_XENT),
+    # sparse_softmax_cross_entropy squeezes the last axis of a weight one rank above the labels ((N, 1))
+    tf_v1_loss("sparse_softmax_cross_entropy", "softmax_cross_entropy", "labels", "logits",
+               conventions={"invalid_label": _INVALID, "weighting": "tf_v1_squeeze"}, stages=_TF_XENT),
     # -- jax (optax.losses, 0.2: optax/losses/_classification.py) --
     # softmax_cross_entropy multiplies labels * log_softmax(logits) as IEEE floats, so a -inf
     # logit with label 0 gives NaN; safe_softmax_cross_entropy is documented to take that term

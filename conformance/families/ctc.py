@@ -227,6 +227,11 @@ BINDINGS: list[Binding] = [
             "tf.nn.ctc_loss(labels=target, logits=input, label_length=target_lengths, "
             "logit_length=input_lengths, logits_time_major=False{kw})",
             params={"blank": "blank_index"}, fixed=NO_REDUCTION, conventions={"log_softmax_input": True}),
+    # tf.compat.v1.nn.ctc_loss_v2: the v1 name of the dense-label CTC (a function of its own, same arguments)
+    Binding("tf.compat.v1.nn.ctc_loss_v2", "ctc", "tensorflow",
+            "tf.compat.v1.nn.ctc_loss_v2(labels=target, logits=input, label_length=target_lengths, "
+            "logit_length=input_lengths, logits_time_major=False{kw})",
+            params={"blank": "blank_index"}, fixed=NO_REDUCTION, conventions={"log_softmax_input": True}),
     # -- jax (optax.losses) --
     Binding(f"{OPTAX}.ctc_loss", "ctc", "jax",
             f"{OPTAX}.ctc_loss(input, {_CTC_PADDINGS}{{kw}})", **_CTC_OPTAX),

@@ -20,6 +20,7 @@ from lossparity.conformance.bindings import (
     keras_pair,
     keras_sample_weight,
     optax_loss,
+    tf_v1_loss,
     torch_pair,
 )
 from lossparity.conformance.edges import INF, NAN, edge
@@ -341,6 +342,15 @@ BINDINGS: list[Binding] = [
     # -- tensorflow (tf.nn) --
     Binding("tf.nn.l2_loss", "l2_loss", "tensorflow", "tf.nn.l2_loss(input)",
             fixed={"reduction": "sum"}, conventions={"half_square": True}),
+    # -- tensorflow (tf.compat.v1.losses: weights and reductions, bindings.tf_v1_loss) --
+    # These cast predictions and labels to float32 first (losses_impl.py), so they compute in and return
+    # float32 whatever the inputs' dtype (computes_in). absolute_difference: abs(predictions - labels); the
+    # CPU flushes a subnormal float32 residual (openxla/xla#22858, as tf.nn's ops)
+    tf_v1_loss("absolute_difference", "absolute_error", "labels", "predictions",
+               conventions={"flush_subnormals": True}, computes_in="float32"),
+    tf_v1_loss("mean_squared_error", "squared_error", "labels", "predictions", computes_in="float32"),
+    # 0.5 * min(|r|, delta)^2 + delta * (|r| - min(|r|, delta)): Huber's two zones, delta not checked
+    tf_v1_loss("huber_loss", "huber", "labels", "predictions", params={"delta": "delta"}, computes_in="float32"),
     # -- jax (optax.losses) --
     # optax's regression losses are elementwise and never reduce; `targets` defaults to None,
     # documented as a zero target: the no-target calls are bound to the l2_loss spec.

@@ -1,0 +1,210 @@
+"""The oracle of ``tf.compat.v1.losses`` and ``tf.compat.v1.nn``: ``compute_weighted_loss``'s weights and
+reductions (``reference/reduction.py``, ``weighting="tf_v1"``), and the labels' stopped gradient of the v1
+softmax cross-entropies (``label_gradient="stopped"``), on values derived by hand from
+``tensorflow/python/ops/losses/losses_impl.py`` and from the docstring examples there (mpmath where a
+log or an exp is involved)."""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+import pytest
+
+from lossparity.conformance.registry import bindings
+from lossparity.conformance.specs import SPECS
+from lossparity.reference.errors import OracleError
+from lossparity.reference.reduction import (
+    TF_V1_REDUCTION_VALUES,
+    TF_V1_WEIGHTINGS,
+    tf_v1_reduce,
+    tf_v1_reduce_grad,
+    tf_v1_reduce_weight_grad,
+)
+
+LOSSES = np.array([[1.0, 2.0], [3.0, 4.0]])
+# weights of shape (2, 1): row 0 dropped, row 1 times 3; weighted losses [[0, 0], [9, 12]], sum 21
+W = np.array([[0.0], [3.0]])
+
+
+@pytest.mark.parametrize(
+    ("reduction", "want"),
+    [
+        ("sum", 21.0),
+        ("sum_by_nonzero_weights", 21.0 / 2),  # the default: 2 non-zero weights once broadcast to (2, 2)
+        ("mean_with_sample_weight", 21.0 / 6),  # Reduction.MEAN: over sum(ones_like(losses) * w) = 3 + 3
+        ("mean", 21.0 / 4),  # SUM_OVER_BATCH_SIZE: over the 4 losses
+        ("sum_over_batch_size", 21.0 / 4),
+    ],
+)
+def test_each_reduction_divides_by_its_own_divisor(reduction, want):
+    assert tf_v1_reduce(LOSSES, W, reduction=reduction) == pytest.approx(want, rel=1e-15)
+
+
+def test_none_gives_the_weighted_losses_and_no_weight_is_one():
+    np.testing.assert_array_equal(tf_v1_reduce(LOSSES, W, reduction="none"), [[0.0, 0.0], [9.0, 12.0]])
+    # weights=1.0, the default: every reduction but SUM is the plain mean 10 / 4
+    assert tf_v1_reduce(LOSSES, None, reduction="sum_by_nonzero_weights") == 2.5
+    assert tf_v1_reduce(LOSSES, None, reduction="mean_with_sample_weight") == 2.5
+    assert tf_v1_reduce(LOSSES, 2.0, reduction="sum_by_nonzero_weights") == 5.0  # a scalar weight counts every loss
+
+
+def test_all_zero_weights_divide_by_zero_with_div_no_nan():
+    """_safe_mean is div_no_nan: 0 whatever the sum, even a NaN one (0 * inf)."""
+    losses = np.array([np.inf, 1.0])
+    for reduction in ("sum_by_nonzero_weights", "mean_with_sample_weight"):
+        assert tf_v1_reduce(losses, np.zeros(2), reduction=reduction) == 0.0
+        assert tf_v1_reduce(losses, 0.0, reduction=reduction) == 0.0
+    assert np.isnan(tf_v1_reduce(losses, np.zeros(2), reduction="sum"))  # no quotient: IEEE's 0 * inf
+
+
+def test_zero_d_and_empty_losses_still_reduce_to_a_scalar():
+    assert tf_v1_reduce(np.float64(5.0), 2.0, reduction="sum_by_nonzero_weights") == 10.0
+    assert tf_v1_reduce(np.float64(5.0), 2.0, reduction="mean_with_sample_weight") == 5.0
+    empty = tf_v1_reduce(np.zeros((0,)), None, reduction="sum_by_nonzero_weights")
+    assert np.shape(empty) == () and empty == 0.0  # 0 / 0 -> 0
+    assert tf_v1_reduce(np.zeros((0,)), None, reduction="none").shape == (0,)
+
+
+@pytest.mark.parametrize("w_shape", [(2,), (2, 2, 1), (3, 1), (1, 3)])
+def test_weights_that_assert_broadcastable_refuses_raise_value_error(w_shape):
+    """A scalar, or the losses' rank with each extent 1 or the losses': no squeeze or expand (Keras'
+    (N,) weight against (N, D) losses is refused here)."""
+    with pytest.raises(OracleError) as err:
+        tf_v1_reduce(LOSSES, np.ones(w_shape), reduction="sum")
+    assert err.value.kind == "ValueError"
+
+
+def test_gradients_by_hand_and_by_finite_differences():
+    # d/d losses: each loss's broadcast weight over the divisor (2 non-zero weights)
+    np.testing.assert_allclose(
+        tf_v1_reduce_grad(LOSSES.shape, W, reduction="sum_by_nonzero_weights"), [[0.0, 0.0], [1.5, 1.5]]
+    )
+    # d/d w: the row's losses over the count (a count of weights does not move with them)
+    np.testing.assert_allclose(tf_v1_reduce_weight_grad(LOSSES, W, reduction="sum_by_nonzero_weights"), [[1.5], [3.5]])
+    # MEAN divides by the weights' sum: d/d w_i = sum_row (l - result) / den, result 3.5, den 6
+    np.testing.assert_allclose(
+        tf_v1_reduce_weight_grad(LOSSES, W, reduction="mean_with_sample_weight"), [[-4.0 / 6], [0.0]], atol=1e-15
+    )
+    w = np.array([[0.5], [3.0]])  # away from 0, where the count is flat
+    for reduction in ("sum", "sum_by_nonzero_weights", "mean_with_sample_weight", "mean"):
+        h, fd = 1e-6, np.zeros(w.shape)
+        for i in range(w.size):
+            e = np.zeros(w.size)
+            e[i] = h
+            up = tf_v1_reduce(LOSSES, w + e.reshape(w.shape), reduction=reduction)
+            down = tf_v1_reduce(LOSSES, w - e.reshape(w.shape), reduction=reduction)
+            fd.flat[i] = (up - down) / (2 * h)
+        np.testing.assert_allclose(tf_v1_reduce_weight_grad(LOSSES, w, reduction=reduction), fd, rtol=1e-7)
+
+
+def test_mean_squared_error_docstring_example():
+    """losses_impl.py's mean_squared_error example: labels [1, 2, 3], predictions [1, 3, 5], weights
+    [0, 1, 0.25]: squares [0, 1, 4], weighted [0, 1, 1]; over the 2 non-zero weights 1.0 (the default),
+    over the 3 losses 2/3 (SUM_OVER_BATCH_SIZE, documented as 0.66667)."""
+    spec = SPECS["squared_error"]
+    x, y, w = np.array([1.0, 3.0, 5.0]), np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 0.25])
+    default = spec.oracle(x, y, sample_weight=w, weighting="tf_v1", reduction="sum_by_nonzero_weights")
+    assert default == 1.0
+    assert spec.oracle(x, y, sample_weight=w, weighting="tf_v1", reduction="mean") == pytest.approx(2 / 3, rel=1e-15)
+    # Keras' sample_weight on the same case (its per-sample mean of a 1-D input is one sample): another divisor
+    assert spec.oracle(x, y, sample_weight=np.float64(1.0), weighting="keras", reduction="mean") != default
+
+
+def test_softmax_cross_entropy_docstring_example():
+    """losses_impl.py's softmax_cross_entropy example: logits [[0.05, 0.95, 0], [0.1, 0.8, 0.1]], one-hot
+    [[0, 1, 0], [0, 0, 1]], weights [0.3, 0.7], label_smoothing 0.2 (labels * 0.8 + 0.2 / 3), the default
+    reduction: sum(w * loss) / 2 non-zero weights, documented as 0.57618."""
+    logits = [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]]
+    labels = [[0, 1, 0], [0, 0, 1]]
+    weights, s = [0.3, 0.7], mpmath.mpf("0.2")
+    mpmath.mp.dps = 40
+    total = 0
+    for x, y, w in zip(logits, labels, weights):
+        xs = [mpmath.mpf(v) for v in x]
+        lse = mpmath.log(sum(mpmath.exp(v) for v in xs))
+        total += mpmath.mpf(w) * -sum((yc * (1 - s) + s / 3) * (xc - lse) for xc, yc in zip(xs, y))
+    want = float(total / 2)
+    assert round(want, 5) == 0.57618
+    got = SPECS["softmax_cross_entropy_soft"].oracle(
+        np.array(logits),
+        np.array(labels, np.float64),
+        sample_weight=np.array(weights),
+        label_smoothing=0.2,
+        weighting="tf_v1",
+        reduction="sum_by_nonzero_weights",
+    )
+    assert got == pytest.approx(want, rel=1e-13)
+
+
+def test_v1_softmax_cross_entropies_stop_the_labels_gradient():
+    spec = SPECS["softmax_cross_entropy_soft"]
+    x, y = np.array([[1.0, -2.0, 0.5]]), np.array([[0.2, 0.3, 0.5]])
+    flows = spec.gradient(x, y)
+    stopped = spec.gradient(x, y, label_gradient="stopped")
+    np.testing.assert_array_equal(stopped["target"], np.zeros((1, 3)))
+    np.testing.assert_array_equal(stopped["input"], flows["input"])  # softmax - y: the logits' slope unchanged
+    assert np.all(flows["target"] != 0)  # v2's -log softmax(x) / N
+
+
+def test_the_v1_bindings_spell_every_reduction_as_tensorflow_does():
+    """Each spec reduction a v1 binding takes becomes one of tf.compat.v1.losses.Reduction's values
+    (read from TensorFlow), its default SUM_BY_NONZERO_WEIGHTS; weights=1.0 reduces like the spec's mean."""
+    tf = pytest.importorskip("tensorflow")
+    assert set(TF_V1_REDUCTION_VALUES.values()) == set(tf.compat.v1.losses.Reduction.all())
+    v1 = [b for b in bindings("tensorflow") if b.id.startswith("tf.compat.v1.losses.")]
+    assert len(v1) == 6
+    for b in v1:
+        assert b.params["sample_weight"] == "weights" and b.conventions["weighting"] in TF_V1_WEIGHTINGS
+        assert b.kwargs({"reduction": "mean"}) == {"reduction": tf.compat.v1.losses.Reduction.SUM_OVER_BATCH_SIZE}
+        assert b.kwargs({"reduction": "mean_with_sample_weight"}) == {"reduction": tf.compat.v1.losses.Reduction.MEAN}
+        assert b.defaults["reduction"] == "sum_by_nonzero_weights"
+
+
+def test_sparse_softmax_cross_entropy_squeezes_a_trailing_one_of_the_weights():
+    """_remove_squeezable_dimensions: a (N, 1) weight for (N,) losses loses its last axis (the other v1
+    losses refuse it); a last extent other than 1 cannot be squeezed."""
+    losses, w = np.array([1.0, 2.0]), np.array([[0.0], [3.0]])
+    assert tf_v1_reduce(losses, w, reduction="sum_by_nonzero_weights", squeeze=True) == 6.0  # 3 * 2 over 1 weight
+    np.testing.assert_array_equal(tf_v1_reduce_weight_grad(losses, w, reduction="sum", squeeze=True), [[1.0], [2.0]])
+    with pytest.raises(OracleError) as err:
+        tf_v1_reduce(losses, w, reduction="sum")
+    assert err.value.kind == "ValueError"
+    with pytest.raises(OracleError) as err:
+        tf_v1_reduce(losses, np.ones((2, 2)), reduction="sum", squeeze=True)
+    assert err.value.kind == "InvalidArgumentError"
+    spec = SPECS["softmax_cross_entropy"]
+    x, t = np.array([[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]]), np.array([2, 0])
+    per = spec.oracle(x, t, reduction="none")
+    got = spec.oracle(x, t, sample_weight=w, weighting="tf_v1_squeeze", reduction="sum_by_nonzero_weights")
+    assert got == pytest.approx(3.0 * per[1], rel=1e-15)
+
+
+def test_the_v1_regression_losses_compute_in_float32():
+    """losses_impl.py casts predictions and labels to float32 before absolute_difference, mean_squared_error
+    and huber_loss: float32 whatever the inputs' dtype; the cross-entropies keep the logits' dtype."""
+    by_id = {b.id: b for b in bindings("tensorflow")}
+    for name in ("absolute_difference", "mean_squared_error", "huber_loss"):
+        assert by_id[f"tf.compat.v1.losses.{name}"].result_dtype("float16") == "float32"
+    for name in ("sigmoid_cross_entropy", "softmax_cross_entropy", "sparse_softmax_cross_entropy"):
+        assert by_id[f"tf.compat.v1.losses.{name}"].result_dtype("float16") == "float16"
+    assert by_id["tf.compat.v1.losses.sparse_softmax_cross_entropy"].conventions["weighting"] == "tf_v1_squeeze"
+
+
+def test_the_float32_weighting_stage_rounds_the_weighting_in_float32():
+    """compute_weighted_loss casts the losses and weights to float32: for float64 logits its products and
+    sum round in float32, 2^29 float64 unit roundoffs each (the stage WEIGHTING_STAGE of the v1 bindings)."""
+    from lossparity.reference.reduction import WEIGHTING_STAGE
+
+    spec = SPECS["softmax_cross_entropy"]
+    x, t, w = np.array([[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]]), np.array([2, 0]), np.array([0.5, 3.0])
+    kw = dict(sample_weight=w, weighting="tf_v1", reduction="sum", dtype=np.float64)
+    plain = spec.error_model(x, t, stages=("log_softmax",), **kw)
+    f32 = spec.error_model(x, t, stages=("log_softmax", WEIGHTING_STAGE), **kw)
+    weighted = np.sum(np.abs(w * spec.oracle(x, t, reduction="none")))
+    assert f32["value"] - plain["value"] == pytest.approx((2.0**29 - 1) * weighted, rel=1e-12)
+    np.testing.assert_array_equal(f32["input"], plain["input"])  # the logits' slopes: the loss's own stages
+    assert np.all(f32["sample_weight"] > 2.0**28 * np.abs(spec.oracle(x, t, reduction="none")))
+    assert (
+        WEIGHTING_STAGE
+        in next(b for b in bindings("tensorflow") if b.id.endswith("v1.losses.softmax_cross_entropy")).stages
+    )
