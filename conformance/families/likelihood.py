@@ -9,10 +9,12 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossparity.conformance.bindings import (
+    AXIS_WHERE,
     KERAS_EPS,
     NO_REDUCTION,
     REDUCTION,
     keras_pair,
+    optax_axis_where,
     optax_loss,
     torch_pair,
 )
@@ -196,6 +198,7 @@ SPECS: list[Spec] = [
          generalized_kl_cases(), GENERALIZED_KL_DIV, classes=False, gradient=lk.generalized_kl_div_grad),
 ]
 # fmt: on
+SPECS = [optax_axis_where(s) if s.name == "generalized_kl_div" else s for s in SPECS]
 
 # fmt: off
 PARAMETERS: dict[str, object] = {
@@ -238,9 +241,9 @@ BINDINGS: list[Binding] = [
     # -- jax (optax.losses) --
     # t log(t / q) - t + q summed over the last axis, input log q; convex_kl_divergence is its
     # deprecated alias (it warns, and calls generalized_kl_divergence).
-    optax_loss("generalized_kl_divergence", "generalized_kl_div",
+    optax_loss("generalized_kl_divergence", "generalized_kl_div", params=AXIS_WHERE,
                conventions={"sample_axis": "sum"}),
-    optax_loss("convex_kl_divergence", "generalized_kl_div",
+    optax_loss("convex_kl_divergence", "generalized_kl_div", params=AXIS_WHERE,
                conventions={"sample_axis": "sum"}),
     # -- keras --
     # y_pred - y_true log(y_pred + epsilon) on rates, epsilon = backend.epsilon() = 1e-7 in the
