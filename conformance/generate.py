@@ -217,14 +217,17 @@ OPTAX_MASKS = ("entries", "entries", "samples")
 
 
 @st.composite
-def optax_axes(draw, cases, *, index: bool = False, layouts: bool = True, keeps: tuple[str, ...] = ()):
+def optax_axes(
+    draw, cases, *, index: bool = False, layouts: bool = True, keeps: tuple[str, ...] = (), expand: bool = False
+):
     """``cases`` (class axis last, or at ``params["axis"]`` where the spec draws one itself) with
     optax's ``where`` or ``axis`` in the bucket that picks each (only optax binds them, so the
     spec's other bindings keep the plain buckets). ``index``: the target holds class indices (the
     input's shape without the class axes). ``layouts``: the classes may be laid out elsewhere
     (an ``axis`` moved, or a tuple), else the mask reads the case's own axis. Such a case is an
     optax case: it keeps only the parameters in ``keeps`` (those optax takes beside these two;
-    weights, smoothing and ignored labels go).
+    weights, smoothing and ignored labels go). ``expand``: the loss reads a mask of samples
+    without the class axes (else it is drawn with them, of extent 1).
 
     An ``axis`` case writes the axes non-negative or negative and a tuple in either order (its
     class index counts in that order); a ``where`` case may lay its classes out too. Masks are
@@ -252,7 +255,7 @@ def optax_axes(draw, cases, *, index: bool = False, layouts: bool = True, keeps:
             axes = params["axis"]
             params["axis"] = tuple(a - ndim for a in axes) if isinstance(axes, tuple) else axes - ndim
     if variant == "where" or not layouts:  # without layouts, both buckets mask
-        params["where"] = _mask(draw, arrays_, params.get("axis", -1), index)
+        params["where"] = _mask(draw, arrays_, params.get("axis", -1), index, expand)
     return arrays_, params
 
 
@@ -279,14 +282,15 @@ def _laid_out(draw, arrays_, layout, order, index):
     return out, axes
 
 
-def _mask(draw, arrays_, axis, index):
+def _mask(draw, arrays_, axis, index, expand):
     """A ``where`` mask for the case (:func:`optax_axes`), bool, in the input's layout."""
     x = arrays_["input"]
     axes = class_axes(axis, x.ndim)
     rows = to_rows(x, axes)
     batch = rows.shape[:-1]
     if draw(st.sampled_from(OPTAX_MASKS)) == "samples":
-        return draw(arrays(batch, st.booleans(), dtype=bool))
+        samples = draw(arrays(batch, st.booleans(), dtype=bool))
+        return samples if expand else np.expand_dims(samples, axes)
     keep = draw(arrays(rows.shape, st.booleans(), dtype=bool))
     empty = draw(arrays(batch, st.sampled_from([False, False, False, True]), dtype=bool))
     for r in np.ndindex(batch):

@@ -14,8 +14,9 @@ oracle of the plain loss over the last axis, applied to each sample's row of inc
   logit_axis).reshape(...)``, optax/losses/_classification.py at v0.2.8): a class index
   counts in that order, and a class-index target has the input's shape without those axes.
   Sums over a tuple of axes are the same in any order, so the other losses agree.
-- ``where`` of another rank than the input is a mask of whole samples: optax first calls
-  ``jnp.expand_dims(where, axis)``. It then broadcasts to the input. Every sum over the class
+- ``where`` broadcasts to the input as NumPy does, except in ``softmax_cross_entropy`` and
+  its integer-label form, where a ``where`` of another rank than the input is a mask of whole
+  samples: they first call ``jnp.expand_dims(where, axis)`` (``expand``). Every sum over the class
   axes skips the masked entries (``jnp.sum(..., where=where)``) and so does the softmax
   (``jax.nn.log_softmax(x, axis, where)``: the max and the sum of exponentials run over
   included entries only), so a row's loss is the plain loss of its included entries. A row
@@ -33,6 +34,7 @@ import operator
 
 import numpy as np
 
+from lossparity.reference.errors import OracleError
 from lossparity.reference.reduction import chain, reduce, reduce_grad
 from lossparity.reference.trace import NO_TRACE
 
@@ -65,16 +67,19 @@ def from_rows(g: np.ndarray, axes: tuple[int, ...], shape: tuple[int, ...]) -> n
     return np.moveaxis(spread, range(len(shape) - len(axes), len(shape)), axes)
 
 
-def row_mask(where, shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
-    """optax's reading of ``where`` for an input of ``shape``: expanded at ``axes`` when its rank
-    differs, broadcast to the input (ValueError where it cannot), as rows ``(*batch, C)``."""
+def row_mask(where, shape: tuple[int, ...], axes: tuple[int, ...], expand: bool = False) -> np.ndarray:
+    """optax's reading of ``where`` for an input of ``shape``, as rows ``(*batch, C)``: with
+    ``expand`` (``softmax_cross_entropy`` and its integer-label form) expanded at ``axes`` when its
+    rank differs, then broadcast to the input as NumPy does (an OracleError where it cannot)."""
     w = np.asarray(where).astype(bool)
-    if w.ndim != len(shape):
+    if expand and w.ndim != len(shape):
         w = np.expand_dims(w, axes)
     try:
         w = np.broadcast_to(w, shape)
     except ValueError:
-        raise ValueError(f"Incompatible shapes for broadcasting: where {w.shape} and the input {shape}") from None
+        raise OracleError(
+            "ValueError", f"Incompatible shapes for broadcasting: where {w.shape} and the input {shape}"
+        ) from None
     return to_rows(w, axes)
 
 
@@ -83,13 +88,14 @@ def is_plain(axis, where, ndim: int) -> bool:
     return where is None and axis is not None and class_axes(axis, max(ndim, 1)) == (max(ndim, 1) - 1,)
 
 
-def over_rows(fn, part: str, *, index: bool = False, empty=0.0, own_axis: bool = False):
+def over_rows(fn, part: str, *, index: bool = False, empty=0.0, own_axis: bool = False, expand: bool = False):
     """The spec's ``fn`` (its oracle, ``part="value"``; gradient, ``"grad"``; or error model,
     ``"error"``) of the plain loss over the last axis, taking optax's ``axis`` and ``where``.
 
     ``index``: the target holds class indices (the input's shape without the class axes).
     ``empty``: a row with no included entry (a number, or a function of the conventions).
-    ``own_axis``: ``fn`` takes an int ``axis`` itself (the cosine), which it is given unchanged
+    ``expand``: a ``where`` of another rank is a mask of samples, expanded at the axes
+    (:func:`row_mask`). ``own_axis``: ``fn`` takes an int ``axis`` itself (the cosine), which it is given unchanged
     where there is no mask. Under a mask or a tuple of axes the spec's other parameters are at
     their defaults (optax binds none), and an error model is for ``reduction="none"`` (optax's).
     """
@@ -111,8 +117,9 @@ def over_rows(fn, part: str, *, index: bool = False, empty=0.0, own_axis: bool =
         tr = t if index else to_rows(t, axes)
         if where is None:  # one call over the flattened rows
             out = fn(xr, tr, reduction="none", **kw)
+            _one_per_row(out if part == "value" else out.get("value", np.zeros(xr.shape[:-1])), xr.shape[:-1])
         else:
-            keep = row_mask(where, x.shape, axes)
+            keep = row_mask(where, x.shape, axes, expand)
             trace("where", keep, "the included entries of each row, classes last: the loss reads those only")
             out = _by_row(fn, part, xr, tr, keep, index, empty, kw)
         batch = xr.shape[:-1]
@@ -159,7 +166,7 @@ def _by_row(fn, part, xr, tr, keep, index, empty, kw):
         else:
             out = fn(xi, tr[r][k], reduction="none", **kw)
         if part == "value":
-            values[r] = out
+            values[r] = _one_per_row(out, ())
             continue
         for name, v in out.items():
             if name == "value":
@@ -177,6 +184,14 @@ def _by_row(fn, part, xr, tr, keep, index, empty, kw):
         probe = fn(xr[first], tr[first], reduction="none", **kw)
         arrays = {n: np.zeros(batch if n == "value" else xr.shape) for n in probe if not (index and n == "target")}
     return arrays
+
+
+def _one_per_row(value, batch):
+    """``value`` if it holds one loss per row (a loss that reduces the class axes), else an
+    OracleError: an elementwise loss (a KL divergence without ``sample_axis``) reads no axis."""
+    if np.shape(value) != batch:
+        raise OracleError("ValueError", "axis and where are read by a loss that sums over the class axes (optax's)")
+    return value
 
 
 def _masked_label(row, keep, label, part):

@@ -49,6 +49,7 @@ PARAMETERS: dict[str, object] = {
     "weight": np.ndarray,
     "pos_weight": np.ndarray,
     "sample_weight": np.ndarray,
+    "where": np.ndarray,  # optax's mask of the entries read: bool (explain.check_param)
 }
 # fmt: on
 
@@ -399,7 +400,8 @@ KERAS_WEIGHTED = (
 #: The specs whose optax functions take ``axis`` and ``where`` (``bindings.optax_axis_where``).
 OPTAX_AXIS_WHERE = ("softmax_cross_entropy", "softmax_cross_entropy_soft")
 SPECS = [keras_sample_weight(s) if s.name in KERAS_WEIGHTED else s for s in SPECS]
-SPECS = [optax_axis_where(s) if s.name in OPTAX_AXIS_WHERE else s for s in SPECS]
+# both optax functions expand a lower-rank where at the axes (optax/losses/_classification.py at v0.2.8)
+SPECS = [optax_axis_where(s, expand=True) if s.name in OPTAX_AXIS_WHERE else s for s in SPECS]
 
 
 # ----------------------------------------------------------------------------- bindings
