@@ -46,14 +46,21 @@ def optax_loss(name: str, spec: str, *, fixed=NO_REDUCTION, **kw) -> Binding:
 
 
 def optax_axis_where(
-    spec: Spec, *, empty=0.0, layouts: bool = True, keeps: tuple[str, ...] = (), expand: bool = False
+    spec: Spec,
+    *,
+    empty=0.0,
+    layouts: bool = True,
+    keeps: tuple[str, ...] = (),
+    plain: tuple[str, ...] = (),
+    expand: bool = False,
 ) -> Spec:
     """``spec`` with optax's ``axis`` (default -1: the last) and ``where`` (default None: every entry)
     parameters: its oracle, gradient and error model read each sample's included entries over
     the axes (``reference/masked.py``), and its generator draws masks and axes for some cases
     (``generate.optax_axes``). ``empty``: the loss of a row with no entry included (a number, or a
     function of the conventions); ``layouts=False`` for a spec whose cases draw their own axis;
-    ``keeps``: the spec's parameters that optax takes beside these (a masked case keeps only those);
+    ``keeps``: the spec's parameters that optax takes beside these (a masked case keeps only those),
+    ``plain`` those of them a ``where`` case leaves at their defaults;
     ``expand``: optax expands a ``where`` of lower rank at the axes (a mask of samples)."""
     index = spec.target == "index"
     own = "axis" in spec.defaults  # the oracle takes an int axis itself (the cosine)
@@ -66,7 +73,7 @@ def optax_axis_where(
         defaults={"axis": -1, **spec.defaults, "where": None},
         generate=None
         if spec.generate is None
-        else optax_axes(spec.generate, index=index, layouts=layouts, keeps=keeps, expand=expand),
+        else optax_axes(spec.generate, index=index, layouts=layouts, keeps=keeps, plain=plain, expand=expand),
     )
 
 

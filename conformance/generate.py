@@ -218,7 +218,14 @@ OPTAX_MASKS = ("entries", "entries", "samples")
 
 @st.composite
 def optax_axes(
-    draw, cases, *, index: bool = False, layouts: bool = True, keeps: tuple[str, ...] = (), expand: bool = False
+    draw,
+    cases,
+    *,
+    index: bool = False,
+    layouts: bool = True,
+    keeps: tuple[str, ...] = (),
+    plain: tuple[str, ...] = (),
+    expand: bool = False,
 ):
     """``cases`` (class axis last, or at ``params["axis"]`` where the spec draws one itself) with
     optax's ``where`` or ``axis`` in the bucket that picks each (only optax binds them, so the
@@ -247,7 +254,11 @@ def optax_axes(
     ignore = params.get("ignore_index")
     if index and ignore is not None and "target" in arrays_:  # an optax case: its ignored labels become class 0
         arrays_["target"] = np.where(arrays_["target"] == ignore, 0, arrays_["target"])
-    params = {k: v for k, v in params.items() if k in keeps or k == "reduction"}
+    # a where case leaves ``plain`` at their defaults (kl_div's log_target: optax's kl_divergence
+    # then takes the where bucket, kl_divergence_with_log_targets the axis bucket where it falls)
+    params = {
+        k: v for k, v in params.items() if k == "reduction" or k in keeps and (variant == "axis" or k not in plain)
+    }
     if layouts and (variant == "axis" or laid_out) and x.ndim >= 2:
         arrays_, params["axis"] = _laid_out(draw, arrays_, layout, order, index)
         if negative:

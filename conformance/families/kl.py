@@ -99,7 +99,7 @@ SPECS: list[Spec] = [
          domain={"input": PROBABILITY, "target": PROBABILITY}),
 ]
 # fmt: on
-SPECS = [optax_axis_where(s, keeps=("log_target",)) if s.name == "kl_div" else s for s in SPECS]
+SPECS = [optax_axis_where(s, keeps=("log_target",), plain=("log_target",)) if s.name == "kl_div" else s for s in SPECS]
 
 
 # ----------------------------------------------------------------------------- bindings
