@@ -238,17 +238,18 @@ def optax_axes(
 
     An ``axis`` case writes the axes non-negative or negative and a tuple in either order (its
     class index counts in that order); a ``where`` case may lay its classes out too. Masks are
-    drawn per case: per entry, with about one row in four wholly masked (optax's loss of an empty
+    per entry, with about one row in four wholly masked (optax's loss of an empty
     row), each other row keeping its label's class and a nonzero entry of each array (a zero
-    vector has no cosine); or per sample."""
+    vector has no cosine); or per sample (structural: the mask's shape)."""
     arrays_, params = draw(cases)
     variant = draw(pick(("plain", "where", "axis")))
     layout = draw(pick(OPTAX_LAYOUTS))
     laid_out = draw(pick(FLAG))  # a where case's classes laid out too
     order = draw(pick(((0, 1), (1, 0))))
     negative = draw(pick(FLAG))
+    mask = draw(pick(OPTAX_MASKS))  # its shape is the case's structure
     x = arrays_["input"]
-    if variant == "plain" or x.ndim == 0:
+    if variant == "plain" or x.ndim == 0 or "sample_weight" in params:  # Keras' weighted bucket stays Keras'
         return arrays_, params
     arrays_ = dict(arrays_)
     ignore = params.get("ignore_index")
@@ -266,7 +267,7 @@ def optax_axes(
             axes = params["axis"]
             params["axis"] = tuple(a - ndim for a in axes) if isinstance(axes, tuple) else axes - ndim
     if variant == "where" or not layouts:  # without layouts, both buckets mask
-        params["where"] = _mask(draw, arrays_, params.get("axis", -1), index, expand)
+        params["where"] = _mask(draw, arrays_, params.get("axis", -1), index, expand, mask)
     return arrays_, params
 
 
@@ -293,13 +294,13 @@ def _laid_out(draw, arrays_, layout, order, index):
     return out, axes
 
 
-def _mask(draw, arrays_, axis, index, expand):
+def _mask(draw, arrays_, axis, index, expand, kind):
     """A ``where`` mask for the case (:func:`optax_axes`), bool, in the input's layout."""
     x = arrays_["input"]
     axes = class_axes(axis, x.ndim)
     rows = to_rows(x, axes)
     batch = rows.shape[:-1]
-    if draw(st.sampled_from(OPTAX_MASKS)) == "samples":
+    if kind == "samples":
         samples = draw(arrays(batch, st.booleans(), dtype=bool))
         return samples if expand else np.expand_dims(samples, axes)
     keep = draw(arrays(rows.shape, st.booleans(), dtype=bool))
