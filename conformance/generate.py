@@ -266,7 +266,7 @@ def optax_axes(
             ndim = arrays_["input"].ndim
             axes = params["axis"]
             params["axis"] = tuple(a - ndim for a in axes) if isinstance(axes, tuple) else axes - ndim
-    if variant == "where" or not layouts:  # without layouts, both buckets mask
+    if variant == "where" or not layouts or x.ndim < 2:  # without a layout, both buckets mask
         params["where"] = _mask(draw, arrays_, params.get("axis", -1), index, expand, mask)
     return arrays_, params
 
