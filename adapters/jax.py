@@ -74,7 +74,9 @@ class JaxAdapter(FrameworkAdapter):
 
     def to_framework(self, array, dtype):
         jnp = self.namespace()["jnp"]
-        if array.dtype.kind == "f":
+        if array.dtype.kind == "b":  # a mask (optax's where)
+            out = jnp.asarray(array, dtype=bool)
+        elif array.dtype.kind == "f":
             with warnings.catch_warnings():  # float64 without x64: float32, as documented (held_dtype)
                 warnings.filterwarnings("ignore", "Explicitly requested dtype", UserWarning)
                 out = jnp.asarray(array, dtype=getattr(jnp, dtype))
@@ -83,7 +85,7 @@ class JaxAdapter(FrameworkAdapter):
         return out if self.device == "cpu" else self.namespace()["jax"].device_put(out, self._devices()[0])
 
     def literal(self, name, array, dtype):
-        kind = f"jnp.{dtype}" if array.dtype.kind == "f" else "jnp.int32"
+        kind = f"jnp.{dtype}" if array.dtype.kind == "f" else "bool" if array.dtype.kind == "b" else "jnp.int32"
         text = f"jnp.array({py_literal(array)}, dtype={kind})"
         if array.size == 0 and array.ndim != 1:
             text += f".reshape{tuple(array.shape)}"

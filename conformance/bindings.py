@@ -10,10 +10,12 @@ module imports no framework: the call texts are source, run in the adapter's wor
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
-from lossparity.conformance.generate import keras_sample_weights
+from lossparity.conformance.generate import keras_sample_weights, optax_axes
 from lossparity.core.model import Binding, Spec
+from lossparity.reference.masked import over_rows
 from lossparity.reference.reduction import (
     TF_V1_REDUCTION_VALUES,
     WEIGHTING_STAGE,
@@ -47,6 +49,42 @@ OPTAX = "optax.losses"
 def optax_loss(name: str, spec: str, *, fixed=NO_REDUCTION, **kw) -> Binding:
     """An ``optax.losses`` function called as ``f(input, target, **kw)``; optax never reduces over the batch."""
     return Binding(f"{OPTAX}.{name}", spec, "jax", f"{OPTAX}.{name}(input, target{{kw}})", fixed=fixed, **kw)
+
+
+def optax_axis_where(
+    spec: Spec,
+    *,
+    empty=0.0,
+    layouts: bool = True,
+    keeps: tuple[str, ...] = (),
+    plain: tuple[str, ...] = (),
+    expand: bool = False,
+) -> Spec:
+    """``spec`` with optax's ``axis`` (default -1: the last) and ``where`` (default None: every entry)
+    parameters: its oracle, gradient and error model read each sample's included entries over
+    the axes (``reference/masked.py``), and its generator draws masks and axes for some cases
+    (``generate.optax_axes``). ``empty``: the loss of a row with no entry included (a number, or a
+    function of the conventions); ``layouts=False`` for a spec whose cases draw their own axis;
+    ``keeps``: the spec's parameters that optax takes beside these (a masked case keeps only those),
+    ``plain`` those of them a ``where`` case leaves at their defaults;
+    ``expand``: optax expands a ``where`` of lower rank at the axes (a mask of samples)."""
+    index = spec.target == "index"
+    own = "axis" in spec.defaults  # the oracle takes an int axis itself (the cosine)
+    wrap = functools.partial(over_rows, index=index, empty=empty, own_axis=own, expand=expand)
+    return replace(
+        spec,
+        oracle=wrap(spec.oracle, "value"),
+        gradient=spec.gradient and wrap(spec.gradient, "grad"),
+        error_model=spec.error_model and wrap(spec.error_model, "error"),
+        defaults={"axis": -1, **spec.defaults, "where": None},
+        generate=None
+        if spec.generate is None
+        else optax_axes(spec.generate, index=index, layouts=layouts, keeps=keeps, plain=plain, expand=expand),
+    )
+
+
+#: The keywords of an optax loss that takes ``axis`` and ``where`` (specs made by :func:`optax_axis_where`).
+AXIS_WHERE = {"axis": "axis", "where": "where"}
 
 
 class Source:

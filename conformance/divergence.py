@@ -30,6 +30,7 @@ from lossparity.conformance.attribution import COMPUTE, DEFAULT, LOSS, attribute
 from lossparity.conformance.compare import compare
 from lossparity.conformance.known import known_ids
 from lossparity.conformance.pairs import BY_NAME, SEP, common_form, describe_form, to_common
+from lossparity.conformance.specs import SPECS
 from lossparity.core.dtypes import DTYPES, tolerance
 from lossparity.core.model import ARRAY_PARAMS, Binding, Case, Spec
 from lossparity.core.records import decode_array, encode_array
@@ -39,10 +40,13 @@ from lossparity.core.verdicts import CONFORMING
 def case_from_record(record: dict) -> Case:
     """Rebuild the (already dtype-rounded) case a result line was computed on."""
     inputs = {k: decode_array(v) for k, v in record["inputs"].items()}
-    arrays = {k: v for k, v in inputs.items() if k not in ARRAY_PARAMS}
+    spec = SPECS.get(record["spec"])
+    # a spec's own array of a parameter's name (ranking_softmax's where) is an array of the case
+    param = {k for k in inputs if k in ARRAY_PARAMS and not (spec and k in spec.arrays)}
+    arrays = {k: v for k, v in inputs.items() if k not in param}
     params = {
         **{k: v for k, v in record["params"].items() if v is not None},
-        **{k: v for k, v in inputs.items() if k in ARRAY_PARAMS},
+        **{k: v for k, v in inputs.items() if k in param},
     }
     return Case(record["spec"], record["case_id"], record["origin"], arrays, params)
 

@@ -15,6 +15,7 @@ its schema is ``$defs/explanation`` in ``lossparity/core/results.schema.json``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 from collections.abc import Mapping
@@ -44,6 +45,7 @@ from lossparity.core.dtypes import DTYPES, numpy_dtype, tolerance
 from lossparity.core.model import (
     ARRAY_PARAMS,
     GIVEN,
+    MASK_PARAMS,
     Binding,
     Case,
     CaseError,
@@ -55,6 +57,7 @@ from lossparity.core.records import decode_array, encode_array
 from lossparity.core.verdicts import RANK
 from lossparity.reference import transforms as transforms_math
 from lossparity.reference.errors import OracleError
+from lossparity.reference.masked import class_axes, to_rows
 from lossparity.reference.reduction import keras_weighted_shape
 from lossparity.reference.trace import Trace
 
@@ -508,6 +511,11 @@ def _params_for(binding: Binding, spec: Spec, params: Mapping[str, Any]) -> dict
 def check_param(name: str, value):
     """A parameter value in the domain ``specs.PARAMETERS`` declares, or a CaseError saying what is."""
     domain = PARAMETERS[name]
+    if name in MASK_PARAMS:  # a bool mask (or 0/1); its shape is checked against the input's (build_case)
+        value = np.asarray(value)
+        if value.dtype.kind not in "biuf" or not np.all((value == 0) | (value == 1)):
+            raise CaseError(f"{name} is a mask: each entry true/false (or 0/1), got {_shown(value)}")
+        return value != 0
     if domain is np.ndarray:
         if not isinstance(value, np.ndarray):
             value = np.asarray(value)
@@ -590,6 +598,9 @@ def build_case(
         )
     if "target" in canonical:
         want = x.shape[:-1] if spec.target == "index" else x.shape
+        if spec.target == "index" and params.get("axis", -1) != -1:  # optax: labels lack the class axes
+            with contextlib.suppress(ValueError, TypeError):  # a bad axis is reported below
+                want = to_rows(x, class_axes(params["axis"], x.ndim)).shape[:-1]
         if "target_lengths" in spec.arrays:  # label sequences, padded: (N, S) for any S
             want = (*x.shape[:-2], *canonical["target"].shape[x.ndim - 2 :])
         if canonical["target"].shape != want:
@@ -608,14 +619,7 @@ def build_case(
         if a.dtype.kind not in "iuf" and not (a.dtype.kind == "b" and name in ARRAY_DEFAULTS):  # a mask may be bool
             raise CaseError(f"--array {name} must hold numbers, got {a.dtype}")
         if name in ARRAY_DEFAULTS:  # a mask of the input's entries: 1 (or nonzero) keeps one
-            if not _broadcasts(a.shape, x.shape) or np.broadcast_shapes(a.shape, x.shape) != x.shape:
-                raise CaseError(
-                    f"{name}, a mask of the input's entries, of shape {a.shape} does not "
-                    f"broadcast to the input's {x.shape}"
-                )
-            if not np.all((a == 0) | (a == 1)):
-                raise CaseError(f"{name} is a mask: each entry 0 or 1, got {_shown(a)}")
-            canonical[name] = a != 0
+            canonical[name] = _mask(name, a, x.shape)
             continue
         canonical[name] = a if as_given else a.astype(np.int64 if a.dtype.kind in "iu" else np.float64)
     extra = sorted(set(raw) - {"input", "target", *spec.arrays})
@@ -625,7 +629,7 @@ def build_case(
             + "".join(f", {n}" for n in spec.arrays)
         )
     for name in ARRAY_PARAMS:
-        if name in params:
+        if name in params and name not in MASK_PARAMS:
             w = params[name]
             if name == "sample_weight":  # Keras' weights of the per-sample losses, (N, ...) of an (N, ..., C) input
                 try:
@@ -646,6 +650,14 @@ def build_case(
             )
         if len({a % x.ndim for a in axes}) < len(axes):
             raise CaseError(f"axis {params['axis']} names an axis twice")
+    for name in MASK_PARAMS:  # optax's where: of the input's shape, or without its class axes (expanded there)
+        if params.get(name) is not None:
+            axes = class_axes(params.get("axis", -1), x.ndim)
+            w = params[name]
+            # softmax_cross_entropy expands a lower-rank mask at the axes, the others broadcast it
+            lower = w.ndim + len(axes) == x.ndim and not _broadcasts(w.shape, x.shape)
+            expanded = np.expand_dims(w, axes) if lower else w
+            _mask(name, expanded, x.shape, given=w.shape)
     return Case(spec.name, "explain", {"table": "command line"}, canonical, dict(params))
 
 
@@ -675,6 +687,19 @@ def _as_suite_case(binding: Binding, spec: Spec, case: Case) -> Case:
         if mine is not None and theirs is not None and _same_params(mine, theirs):
             return dataclasses.replace(case, id=edge.id, origin=dict(edge.origin))
     return case
+
+
+def _mask(name: str, a: np.ndarray, shape: tuple, given: tuple | None = None) -> np.ndarray:
+    """``a`` as a bool mask of the entries of an input of ``shape``, or a CaseError: it must
+    broadcast to that shape and hold 0/1 (or bool) values."""
+    if not _broadcasts(a.shape, shape) or np.broadcast_shapes(a.shape, shape) != shape:
+        raise CaseError(
+            f"{name}, a mask of the input's entries, of shape {given or a.shape} does not "
+            f"broadcast to the input's {shape}"
+        )
+    if not np.all((a == 0) | (a == 1)):
+        raise CaseError(f"{name} is a mask: each entry 0 or 1, got {_shown(a)}")
+    return a != 0
 
 
 def _broadcasts(a: tuple, b: tuple) -> bool:

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from lossparity.core.model import Case
+from lossparity.reference.masked import class_axes, from_rows, to_rows
 from lossparity.reference.reduction import KERAS_REDUCTIONS, REDUCTIONS, WEIGHTED_REDUCTIONS
 
 #: Structure buckets per spec and seed: a run compiles each binding at most this many times
@@ -209,6 +210,122 @@ def keras_sample_weights(draw, cases, reduced=None, drop=(), adapt=None):
     weight = st.one_of(st.just(0.0), floats(0.25, 4))
     params["sample_weight"] = draw(arrays(shape, weight))
     return arrays_, params
+
+
+# ----------------------------------------------------------------------------- optax axis and where
+# (issue 19) optax's class-axis losses take ``axis`` (an int or a tuple of axes) and ``where`` (a
+# bool mask of the entries read): ``reference/masked.py`` is their oracle. Only optax binds them,
+# so a spec's cases get them in buckets of their own, as Keras' sample_weight above.
+
+#: Where the classes of an ``axis`` case go: ``moved`` to a non-last axis (an int axis), or
+#: ``spread`` over two axes (a tuple: the last batch axis folded into the classes of one sample).
+OPTAX_LAYOUTS = ("spread", "moved")
+#: A ``where`` mask: per entry (rows with none included among them), or per sample (optax's
+#: ``where`` of the input's rank without the class axes, which it expands at ``axis``).
+OPTAX_MASKS = ("entries", "entries", "samples")
+
+
+@st.composite
+def optax_axes(
+    draw,
+    cases,
+    *,
+    index: bool = False,
+    layouts: bool = True,
+    keeps: tuple[str, ...] = (),
+    plain: tuple[str, ...] = (),
+    expand: bool = False,
+):
+    """``cases`` (class axis last, or at ``params["axis"]`` where the spec draws one itself) with
+    optax's ``where`` or ``axis`` in the bucket that picks each (only optax binds them, so the
+    spec's other bindings keep the plain buckets). ``index``: the target holds class indices (the
+    input's shape without the class axes). ``layouts``: the classes may be laid out elsewhere
+    (an ``axis`` moved, or a tuple), else the mask reads the case's own axis. Such a case is an
+    optax case: it keeps only the parameters in ``keeps`` (those optax takes beside these two;
+    weights, smoothing and ignored labels go). ``expand``: the loss reads a mask of samples
+    without the class axes (else it is drawn with them, of extent 1).
+
+    An ``axis`` case writes the axes non-negative or negative and a tuple in either order (its
+    class index counts in that order); a ``where`` case may lay its classes out too. Masks are
+    per entry, with about one row in four wholly masked (optax's loss of an empty
+    row), each other row keeping its label's class and a nonzero entry of each array (a zero
+    vector has no cosine); or per sample (structural: the mask's shape)."""
+    arrays_, params = draw(cases)
+    variant = draw(pick(("plain", "where", "axis")))
+    layout = draw(pick(OPTAX_LAYOUTS))
+    laid_out = draw(pick(FLAG))  # a where case's classes laid out too
+    order = draw(pick(((0, 1), (1, 0))))
+    negative = draw(pick(FLAG))
+    mask = draw(pick(OPTAX_MASKS))  # its shape is the case's structure
+    x = arrays_["input"]
+    if variant == "plain" or x.ndim == 0 or "sample_weight" in params:  # Keras' weighted bucket stays Keras'
+        return arrays_, params
+    arrays_ = dict(arrays_)
+    ignore = params.get("ignore_index")
+    if index and ignore is not None and "target" in arrays_:  # an optax case: its ignored labels become class 0
+        arrays_["target"] = np.where(arrays_["target"] == ignore, 0, arrays_["target"])
+    # a where case leaves ``plain`` at their defaults (kl_div's log_target: optax's kl_divergence
+    # then takes the where bucket, kl_divergence_with_log_targets the axis bucket where it falls)
+    params = {
+        k: v for k, v in params.items() if k == "reduction" or k in keeps and (variant == "axis" or k not in plain)
+    }
+    if layouts and (variant == "axis" or laid_out) and x.ndim >= 2:
+        arrays_, params["axis"] = _laid_out(draw, arrays_, layout, order, index)
+        if negative:
+            ndim = arrays_["input"].ndim
+            axes = params["axis"]
+            params["axis"] = tuple(a - ndim for a in axes) if isinstance(axes, tuple) else axes - ndim
+    if variant == "where" or not layouts or x.ndim < 2:  # without a layout, both buckets mask
+        params["where"] = _mask(draw, arrays_, params.get("axis", -1), index, expand, mask)
+    return arrays_, params
+
+
+def _laid_out(draw, arrays_, layout, order, index):
+    """The arrays with their classes ``moved`` to axis 0 or ``spread`` over the last two axes
+    (in ``order``), and the ``axis`` that reads them so."""
+    x = arrays_["input"]
+    out = dict(arrays_)
+    same = [n for n, a in arrays_.items() if n != "input" and np.shape(a) == x.shape]
+    if layout == "moved":  # the class axis first: (C, N, ...)
+        for n in ["input", *same]:
+            out[n] = np.moveaxis(arrays_[n], -1, 0)
+        return out, 0
+    # spread: (..., M, C) read as one sample of M * C classes over the last two axes, flattened
+    # in ``order`` (order (1, 0): C-major, so the arrays hold the classes transposed)
+    last = x.ndim - 1
+    axes = (last - 1, last) if order == (0, 1) else (last, last - 1)
+    if order == (1, 0):
+        for n in ["input", *same]:
+            out[n] = np.swapaxes(arrays_[n], -1, -2)
+    if index and "target" in arrays_:  # one label per sample, in [0, M * C)
+        m, c = x.shape[-2:]
+        out["target"] = draw(arrays(x.shape[:-2], st.integers(0, m * c - 1), dtype=np.int64))
+    return out, axes
+
+
+def _mask(draw, arrays_, axis, index, expand, kind):
+    """A ``where`` mask for the case (:func:`optax_axes`), bool, in the input's layout."""
+    x = arrays_["input"]
+    axes = class_axes(axis, x.ndim)
+    rows = to_rows(x, axes)
+    batch = rows.shape[:-1]
+    if kind == "samples":
+        samples = draw(arrays(batch, st.booleans(), dtype=bool))
+        return samples if expand else np.expand_dims(samples, axes)
+    keep = draw(arrays(rows.shape, st.booleans(), dtype=bool))
+    empty = draw(arrays(batch, st.sampled_from([False, False, False, True]), dtype=bool))
+    for r in np.ndindex(batch):
+        if empty[r]:
+            keep[r] = False
+            continue
+        if index and "target" in arrays_ and 0 <= int(arrays_["target"][r]) < rows.shape[-1]:
+            keep[r][int(arrays_["target"][r])] = True
+        for a in arrays_.values():
+            if np.shape(a) == x.shape and np.asarray(a).dtype.kind == "f":
+                v = np.abs(to_rows(a, axes)[r])
+                if not np.any(keep[r] & (v > 0)) and np.any(v > 0):
+                    keep[r][int(np.argmax(v))] = True
+    return from_rows(keep, axes, x.shape)
 
 
 def floats(lo, hi):

@@ -9,7 +9,7 @@ fails on a parameter that is neither bound nor here, and on an entry gone stale:
 API no longer has, or one a binding it covers now binds.
 
 Entries are listed API by API; each reason is true of every API it is given to. Parameters that
-issue 19 asks to be bound (Keras ``sample_weight`` and ``axis``, optax ``where`` and ``axis``)
+issue 19 asks to be bound (Keras ``sample_weight`` and ``axis``)
 say so, and their entries go when they are bound.
 """
 
@@ -139,15 +139,6 @@ TENSORFLOW = _merged(
 )
 
 JAX = _merged(
-    _each(
-        "optax.losses.softmax_cross_entropy optax.losses.softmax_cross_entropy_with_integer_labels "
-        "optax.losses.kl_divergence optax.losses.kl_divergence_with_log_targets "
-        "optax.losses.generalized_kl_divergence optax.losses.convex_kl_divergence "
-        "optax.losses.poly_loss_cross_entropy",
-        axis=LATER,
-        where=LATER,
-    ),
-    _each("optax.losses.cosine_similarity optax.losses.cosine_distance", where=LATER),
     _each(
         "l2_loss:optax.losses.squared_error l2_loss:optax.losses.l2_loss",
         targets="left at None (zero targets): the l2_loss spec is a loss of the predictions alone; the "

@@ -16,7 +16,7 @@ import numpy as np
 from lossparity.conformance.compare import compare
 from lossparity.conformance.known import match
 from lossparity.core.dtypes import DTYPES, TOLERANCES, numpy_dtype, tolerance
-from lossparity.core.model import ARRAY_PARAMS, Binding, Case, Spec
+from lossparity.core.model import ARRAY_PARAMS, WEIGHT_PARAMS, Binding, Case, Spec
 from lossparity.core.records import encode_array, encode_value
 from lossparity.core.verdicts import RANK
 from lossparity.reference.errors import OracleError
@@ -99,7 +99,7 @@ def weighted(params: Mapping[str, Any], dtype: str = "float64") -> tuple[str, ..
     (in :data:`WEIGHT_GRADIENT_DTYPES`)."""
     if dtype not in WEIGHT_GRADIENT_DTYPES:
         return ()
-    return tuple(p for p in ARRAY_PARAMS if isinstance(params.get(p), np.ndarray))
+    return tuple(p for p in WEIGHT_PARAMS if isinstance(params.get(p), np.ndarray))
 
 
 def weight_gradients(

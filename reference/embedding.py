@@ -104,6 +104,12 @@ def _one_minus_cos(a, b, sq_eps, norm_floor, dtype, fallback):
 _FORM = {"similarity": (0.0, 1.0, "cos"), "negative": (0.0, -1.0, "-cos"), "distance": (1.0, -1.0, "1 - cos")}
 
 
+def cosine_of_nothing(cosine_form="similarity", **_):
+    """The loss of a row with no entry included (optax's ``where``, ``reference/masked.py``): a
+    cosine of sums over nothing, 0, in the binding's form (``cosine_distance``: 1 - 0)."""
+    return _FORM[cosine_form][0]
+
+
 def cosine_similarity(
     input,
     target,

@@ -98,12 +98,15 @@ def test_kl_divergence_bindings_split_cases_by_log_target():
     spec = SPECS["kl_div"]
     plain = binding("optax.losses.kl_divergence")
     logt = binding("optax.losses.kl_divergence_with_log_targets")
-    assert plain.effective_params(spec, {}) == {"log_target": False, "reduction": "none"}
+    # axis and where: optax's, at their defaults (the last axis, every entry)
+    assert plain.effective_params(spec, {}) == {"axis": -1, "log_target": False, "reduction": "none", "where": None}
     assert plain.effective_params(spec, {"log_target": True}) is None
     assert logt.effective_params(spec, {}) is None  # probability targets are not log targets
     assert logt.effective_params(spec, {"log_target": True, "reduction": "sum"}) == {
+        "axis": -1,
         "log_target": True,
         "reduction": "none",
+        "where": None,
     }
 
 

@@ -10,7 +10,14 @@ from dataclasses import replace
 import numpy as np
 from hypothesis import strategies as st
 
-from lossparity.conformance.bindings import KERAS_EPS, keras_pair, keras_sample_weight, optax_loss
+from lossparity.conformance.bindings import (
+    AXIS_WHERE,
+    KERAS_EPS,
+    keras_pair,
+    keras_sample_weight,
+    optax_axis_where,
+    optax_loss,
+)
 from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
     CLASS_MENU,
@@ -299,6 +306,7 @@ SPECS: list[Spec] = [
          error_model=cl.multiclass_sparsemax_loss_error, stages=cl.SPARSEMAX_PROJECTION_STAGES),
 ]
 # fmt: on
+SPECS = [optax_axis_where(s, keeps=("epsilon",)) if s.name == "poly_loss_cross_entropy" else s for s in SPECS]
 
 #: The specs whose Keras classes take ``sample_weight`` (``bindings.keras_sample_weight``): each
 #: per-sample loss (the last axis reduced) reads its own sample's row only.
@@ -350,7 +358,7 @@ BINDINGS: list[Binding] = [
     # softmax, 1 - p, log_softmax, the products and sums, each in the logits' dtype (no upcast:
     # optax/losses/_classification.py, v0.2.8, L520-L525, and jax.nn.log_softmax / softmax in
     # jax/_src/nn/functions.py): the log_softmax stage of the Poly-1 error model.
-    optax_loss("poly_loss_cross_entropy", "poly_loss_cross_entropy", params={"epsilon": "epsilon"},
+    optax_loss("poly_loss_cross_entropy", "poly_loss_cross_entropy", params={"epsilon": "epsilon", **AXIS_WHERE},
                stages=cl.POLY_STAGES),
     # jax.nn.sparse_plus's (z + 1)**2 / 4 in the scores' dtype (no upcast: optax/losses/
     # _classification.py, v0.2.8, sparsemax_loss; jax/_src/nn/functions.py, sparse_plus)

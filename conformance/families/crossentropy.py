@@ -11,12 +11,14 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossparity.conformance.bindings import (
+    AXIS_WHERE,
     KERAS_EPS,
     KERAS_VALUES,
     NO_REDUCTION,
     REDUCTION,
     keras_pair,
     keras_sample_weight,
+    optax_axis_where,
     optax_loss,
     tf_v1_loss,
     torch_pair,
@@ -48,6 +50,7 @@ PARAMETERS: dict[str, object] = {
     "weight": np.ndarray,
     "pos_weight": np.ndarray,
     "sample_weight": np.ndarray,
+    "where": np.ndarray,  # optax's mask of the entries read: bool (explain.check_param)
 }
 # fmt: on
 
@@ -436,7 +439,11 @@ KERAS_WEIGHTED = (
     "categorical_cross_entropy",
     "sparse_categorical_cross_entropy",
 )
+#: The specs whose optax functions take ``axis`` and ``where`` (``bindings.optax_axis_where``).
+OPTAX_AXIS_WHERE = ("softmax_cross_entropy", "softmax_cross_entropy_soft")
 SPECS = [keras_sample_weight(s) if s.name in KERAS_WEIGHTED else s for s in SPECS]
+# both optax functions expand a lower-rank where at the axes (optax/losses/_classification.py at v0.2.8)
+SPECS = [optax_axis_where(s, expand=True) if s.name in OPTAX_AXIS_WHERE else s for s in SPECS]
 
 
 # ----------------------------------------------------------------------------- bindings
@@ -600,7 +607,7 @@ BINDINGS: list[Binding] = [
     # logit with label 0 gives NaN; safe_softmax_cross_entropy is documented to take that term
     # as 0 (0 log 0 = 0).
     optax_loss("sigmoid_binary_cross_entropy", "binary_cross_entropy_with_logits", stages=_LOG_SIGMOID),
-    optax_loss("softmax_cross_entropy", "softmax_cross_entropy_soft", stages=_LOG_SOFTMAX),
+    optax_loss("softmax_cross_entropy", "softmax_cross_entropy_soft", params=AXIS_WHERE, stages=_LOG_SOFTMAX),
     optax_loss("safe_softmax_cross_entropy", "softmax_cross_entropy_soft", stages=_LOG_SOFTMAX),
     # optax/losses/_fenchel_young.py, v0.2.8: make_fenchel_young_loss(max_fun) maps max_fun and vdot
     # over the last axis; bound with the log-sum-exp of its docstring's example
@@ -612,7 +619,7 @@ BINDINGS: list[Binding] = [
     # and nothing is raised. Labels in [-C, 0) are wrapped NumPy-style (-1 is class C - 1;
     # take_along_axis's legacy wrap_negative_indices): the oracle's invalid_label="wrap_negative".
     # Float labels raise TypeError (utils.check_subdtype(labels, jnp.integer), in eager and jit alike).
-    optax_loss("softmax_cross_entropy_with_integer_labels", "softmax_cross_entropy",
+    optax_loss("softmax_cross_entropy_with_integer_labels", "softmax_cross_entropy", params=AXIS_WHERE,
                conventions={"invalid_label": "wrap_negative", "float_labels": "TypeError"}, stages=("logsumexp",)),
     # -- keras --
     *keras_pair("BinaryCrossentropy", "binary_crossentropy", "binary_cross_entropy", "from_logits=False",

@@ -12,7 +12,16 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from lossparity.conformance.bindings import KERAS_EPS, NO_REDUCTION, OPTAX, keras_pair, keras_sample_weight, optax_loss
+from lossparity.conformance.bindings import (
+    AXIS_WHERE,
+    KERAS_EPS,
+    NO_REDUCTION,
+    OPTAX,
+    keras_pair,
+    keras_sample_weight,
+    optax_axis_where,
+    optax_loss,
+)
 from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
     CLASS_MENU,
@@ -354,6 +363,13 @@ SPECS: list[Spec] = [
          gradient=emb.circle_grad, arrays=("ref_embeddings", "ref_labels"), wrt=("input", "ref_embeddings")),
 ]
 # fmt: on
+# optax: a cosine over no included entry is 0 (a sum of nothing), its distance 1
+SPECS = [
+    optax_axis_where(s, empty=emb.cosine_of_nothing, layouts=False, keeps=("epsilon", "axis"))
+    if s.name == "cosine_similarity"
+    else s
+    for s in SPECS
+]
 
 
 def _cosine_axis(params: dict, ndim: int) -> tuple[int, ...]:
@@ -422,8 +438,8 @@ BINDINGS: list[Binding] = [
             params=_TRIPLET, requires={"distance": "cosine"}, defaults={"eps": 1e-8},
             conventions=_POSITIVE_MARGIN),
     # -- jax (optax.losses) --
-    optax_loss("cosine_similarity", "cosine_similarity", params={"epsilon": "epsilon", "axis": "axis"}),
-    optax_loss("cosine_distance", "cosine_similarity", params={"epsilon": "epsilon", "axis": "axis"},
+    optax_loss("cosine_similarity", "cosine_similarity", params={"epsilon": "epsilon", **AXIS_WHERE}),
+    optax_loss("cosine_distance", "cosine_similarity", params={"epsilon": "epsilon", **AXIS_WHERE},
                conventions={"cosine_form": "distance"}),
     # No swap parameter; eps goes into the sum of powers, and the differences are raised to
     # norm_degree without their absolute value (read in optax/losses/_self_supervised.py).

@@ -10,10 +10,12 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossparity.conformance.bindings import (
+    AXIS_WHERE,
     KERAS_EPS,
     REDUCTION,
     keras_pair,
     keras_sample_weight,
+    optax_axis_where,
     optax_loss,
     torch_pair,
 )
@@ -98,6 +100,7 @@ SPECS: list[Spec] = [
          domain={"input": PROBABILITY, "target": PROBABILITY}),
 ]
 # fmt: on
+SPECS = [optax_axis_where(s, keeps=("log_target",), plain=("log_target",)) if s.name == "kl_div" else s for s in SPECS]
 
 #: The spec whose Keras class takes ``sample_weight`` (``bindings.keras_sample_weight``):
 #: KLDivergence's per-sample loss sums its own row's last axis.
@@ -115,9 +118,9 @@ BINDINGS: list[Binding] = [
     # kl_divergence takes the targets as probabilities ("expected to be strictly positive"; a
     # target of 0 contributes 0 * (0 - log q)), kl_divergence_with_log_targets as
     # log-probabilities; both sum over the last axis.
-    optax_loss("kl_divergence", "kl_div",
+    optax_loss("kl_divergence", "kl_div", params=AXIS_WHERE,
                conventions={"sample_axis": "sum"}),
-    optax_loss("kl_divergence_with_log_targets", "kl_div",
+    optax_loss("kl_divergence_with_log_targets", "kl_div", params=AXIS_WHERE,
                requires={"log_target": True}, conventions={"sample_axis": "sum"}),
     # -- keras --
     # KLDivergence clips both arguments into [1e-7, 1] with ops.clip (jnp.clip on JAX, which

@@ -9,11 +9,13 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossparity.conformance.bindings import (
+    AXIS_WHERE,
     KERAS_EPS,
     NO_REDUCTION,
     REDUCTION,
     keras_pair,
     keras_sample_weight,
+    optax_axis_where,
     optax_loss,
     torch_pair,
 )
@@ -197,6 +199,7 @@ SPECS: list[Spec] = [
          generalized_kl_cases(), GENERALIZED_KL_DIV, classes=False, gradient=lk.generalized_kl_div_grad),
 ]
 # fmt: on
+SPECS = [optax_axis_where(s) if s.name == "generalized_kl_div" else s for s in SPECS]
 
 #: The spec whose Keras class takes ``sample_weight`` (``bindings.keras_sample_weight``): Poisson's
 #: per-sample loss is the mean of its own row's last axis.
@@ -243,9 +246,9 @@ BINDINGS: list[Binding] = [
     # -- jax (optax.losses) --
     # t log(t / q) - t + q summed over the last axis, input log q; convex_kl_divergence is its
     # deprecated alias (it warns, and calls generalized_kl_divergence).
-    optax_loss("generalized_kl_divergence", "generalized_kl_div",
+    optax_loss("generalized_kl_divergence", "generalized_kl_div", params=AXIS_WHERE,
                conventions={"sample_axis": "sum"}),
-    optax_loss("convex_kl_divergence", "generalized_kl_div",
+    optax_loss("convex_kl_divergence", "generalized_kl_div", params=AXIS_WHERE,
                conventions={"sample_axis": "sum"}),
     # -- keras --
     # y_pred - y_true log(y_pred + epsilon) on rates, epsilon = backend.epsilon() = 1e-7 in the

@@ -21,9 +21,15 @@ class CaseError(ValueError):
     """Arrays or parameters that a spec cannot read (a target of the wrong shape)."""
 
 
-#: Spec parameters that are arrays (passed to the framework as tensors). ``sample_weight`` is Keras'
-#: per-sample (or broadcast per-element) weight of a loss class's call (``reference/reduction.py``).
-ARRAY_PARAMS = ("weight", "pos_weight", "sample_weight")
+#: Spec parameters that are weight arrays (passed to the framework as tensors, and differentiated).
+#: ``sample_weight`` is Keras' per-sample (or broadcast per-element) weight of a loss class's call
+#: (``reference/reduction.py``).
+WEIGHT_PARAMS = ("weight", "pos_weight", "sample_weight")
+#: Spec parameters that are bool masks (passed as bool tensors, never differentiated): optax's
+#: ``where``, the entries a loss reads (``reference/masked.py``).
+MASK_PARAMS = ("where",)
+#: Spec parameters that are arrays.
+ARRAY_PARAMS = WEIGHT_PARAMS + MASK_PARAMS
 
 #: The functions users wrap a loss argument in, which a case may ask the framework to apply
 #: (``Case.transforms``): each adapter spells them in its framework (``FrameworkAdapter.transforms``).
