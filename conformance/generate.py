@@ -258,7 +258,10 @@ def optax_axes(
     negative = draw(pick(FLAG))
     mask = draw(pick(OPTAX_MASKS))  # its shape is the case's structure
     x = arrays_["input"]
-    if variant == "plain" or x.ndim == 0 or "sample_weight" in params:  # Keras' weighted bucket stays Keras'
+    # Keras' weighted bucket stays Keras', and a class-weighted one the others' (optax's class-axis
+    # losses take no class weight): else the buckets left with a class weight, which torch's and
+    # Keras' class-weight bindings take, are too few for them to get their cases
+    if variant == "plain" or x.ndim == 0 or "sample_weight" in params or "weight" in params:
         return arrays_, params
     arrays_ = dict(arrays_)
     ignore = params.get("ignore_index")

@@ -6,13 +6,15 @@ import functools
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
+import numpy as np
+
 from lossparity.conformance import registry
 from lossparity.conformance.generate import BUCKETS, draw_cases, more_cases
 from lossparity.conformance.options import DEFAULT_EXAMPLES, DEVICES
 from lossparity.conformance.registry import adapter_modules, all_bindings, broken_adapters, family
 from lossparity.conformance.specs import SPECS
 from lossparity.core.dtypes import DTYPES
-from lossparity.core.model import Binding, Case
+from lossparity.core.model import Binding, Case, _same
 
 
 def all_modes() -> tuple[str, ...]:
@@ -124,7 +126,28 @@ class Selection:
                     break
                 taken = [c for c in self._more(spec.name, b, part) if takes(c)]
                 generated += taken[: self.examples - len(generated)]
-        return [*edges, *generated]
+        return [*edges, *generated, *(self._varying(spec, binding, takes, generated) if self.examples else ())]
+
+    def _varying(self, spec, binding: Binding, takes, generated: list[Case]) -> list[Case]:
+        """Further cases so that each parameter the binding binds is varied by its generated
+        cases where the spec's generator varies it at all: one its ``examples`` cases never set
+        (their buckets all fell to other structures: Keras' weighted bucket, optax's masks) gets
+        the cases of the first further bucket that sets it, a tenth of ``examples`` (at least 1).
+        Added, never swapped in: the other cases stay as they are."""
+        out: list[Case] = []
+        seen = {c.id for c in generated}
+        for name in binding.params:
+            if any(_varies(c, name, spec) for c in (*generated, *out)):
+                continue
+            for b in range(BUCKETS, BUCKETS + _FURTHER_BUCKETS):
+                taken = [
+                    c for c in self._more(spec.name, b) if c.id not in seen and _varies(c, name, spec) and takes(c)
+                ]
+                if taken:
+                    out += taken[: max(1, self.examples // 10)]
+                    seen.update(c.id for c in out)
+                    break
+        return out
 
     def _generated(self, spec_name: str) -> tuple[Case, ...]:
         if (spec_name, None) not in self._drawn:
@@ -224,6 +247,14 @@ def _cached(spec, key: tuple, draw) -> tuple[Case, ...]:
     except OSError:  # a read-only or full disk: the run goes on uncached
         pass
     return cases
+
+
+def _varies(case: Case, name: str, spec) -> bool:
+    """Whether ``case`` sets parameter ``name`` to other than the spec's default (an array: set)."""
+    if name not in case.params:
+        return False
+    value = case.params[name]
+    return isinstance(value, np.ndarray) or not _same(value, spec.defaults.get(name))
 
 
 #: How many structures past the standard buckets a binding that takes none of theirs is offered.
