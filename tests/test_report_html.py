@@ -746,6 +746,27 @@ def test_many_groups_share_the_page(monkeypatch):
     assert "6 of 12 findings shown in full" in page and page.count("1 of 2 shown") == 6
 
 
+def test_known_and_explained_blocks_fill_only_the_room_left(monkeypatch):
+    """Findings and unexplained divergences show one block per group at least, however many
+    groups; known results and explained divergences (nothing to act on) only up to MAX_DETAILS
+    blocks, the rest of their groups counted in the table."""
+    import lossparity.reports.report as report
+
+    monkeypatch.setattr(report, "MAX_DETAILS", 4)
+    lines = [result(f"b{i}", "deviate", case_id=f"c{i}") for i in range(6)]
+    lines += [result(f"k{i}", "known", case_id=f"k{i}") for i in range(5)]
+    a, b = result("x"), result("y")
+    lines += [divergence({**a, "dtype": dt}, b, status="unexplained") for dt in ("float16", "float32", "float64")]
+    lines += [divergence({**a, "mode": m}, b) for m in ("m1", "m2", "m3", "m4", "m5", "m6")]
+    page = render_report(lines)
+    assert page.count('<details class="item f-deviate"') == 6  # every group of findings
+    assert page.count('<details class="item f-known"') == 0  # no room left after them
+    assert "6 of 11 findings shown in full" in page and page.count("0 of 1 shown") == 5 + 5
+    assert page.count('<details class="item f-unexplained"') == 3  # each unexplained group
+    assert page.count('<details class="item f-explained"') == 1  # the room the 4 blocks leave
+    assert "4 of 9 divergences shown in full" in page
+
+
 def test_the_filter_bar_pages_the_blocks(page):
     bar = re.search(r'<div id="filters" hidden>(.*?)\n</div>', page, re.S).group(1)
     assert 'id="prev"' in bar and 'id="next"' in bar and 'id="page"' in bar
