@@ -924,3 +924,63 @@ def test_the_page_opens_on_what_needs_attention():
     assert len(rows) == 3 and "divergence" in rows[2][1] and "BinaryCrossentropy" in rows[2][1]
     calm = render_report([result(), summary({"conform": 1})])
     assert "Nothing: every finding is a known deviation" in calm
+
+
+# -- reading a big file: lines skimmed, numbers read where the page shows them -----------------
+
+
+def test_the_report_of_a_file_read_skimmed_is_the_report_of_its_whole_records(tmp_path, monkeypatch):
+    """``lossparity report`` reads lines without their arrays' numbers and reads in full only
+    those it shows (findings, divergences, the plots' sample): the page is byte for byte the
+    page of the whole records, every shown finding's inputs, outputs and figures included."""
+    import lossparity.reports.report as report
+    from lossparity.cli import main
+
+    monkeypatch.setattr(report, "PLOT_DRAWN", 5)  # 120 results over 24 series: some series sampled
+    lines = [*synthetic(400), *records()[1:]]
+    path = tmp_path / "results.jsonl"
+    write_all(path, lines)
+    assert main(["report", str(path), "-o", str(tmp_path / "report.html")]) == 1  # it has findings
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert page == render_report(lines)
+    assert "results plotted, the 8 farthest from the oracle and 5 drawn at random" in page
+    assert page.count('<details class="item f-deviate"') > 10 and '<pre class="arr">' in page
+
+
+def test_a_skimmed_line_reads_whole_on_demand_and_its_arrays_are_checked_then(tmp_path):
+    from lossparity.core.records import ResultsFileError, Skimmed, iter_records, read_records, whole
+
+    lines = synthetic(4)
+    broken = {**lines[1], "inputs": {"input": {"dtype": "float32", "shape": [2, 3], "data": [1.0, "nan"]}}}
+    path = tmp_path / "results.jsonl"
+    write_all(path, [*lines, broken])
+    skimmed = list(iter_records(path, validate=True, skim=True))
+    assert skimmed[0] == lines[0] and not isinstance(skimmed[0], Skimmed)  # no arrays: as it is
+    assert isinstance(skimmed[1], Skimmed) and skimmed[1]["inputs"]["input"]["data"] == []
+    assert [whole(r) for r in skimmed[:-1]] == lines
+    n = len(lines) + 1
+    with pytest.raises(ResultsFileError, match=rf"results.jsonl:{n}: inputs/input: 2 numbers do not fill"):
+        skimmed[-1].whole()
+    with pytest.raises(ResultsFileError, match=rf"results.jsonl:{n}"):
+        read_records(path)  # read whole, the line is refused at once
+
+
+def test_the_plots_sample_keeps_the_results_farthest_from_the_oracle(monkeypatch):
+    """Of a series of many results, the plot draws the PLOT_WORST largest errors whatever their
+    place in the file, and a random draw of the rest (the same whatever the order)."""
+    import lossparity.reports.report as report
+
+    monkeypatch.setattr(report, "PLOT_DRAWN", 3)
+    lines = [r for r in synthetic(2000) if r["kind"] == "result"]
+    far = {**lines[1234], "case_id": "far", "verdict": "deviate", "errors": {"max_ulp": 1e9}}
+    far["actual"] = {
+        **far["actual"],
+        "value": encode_array(np.full(np.shape(np.array(far["actual"]["value"]["data"])), 1e30)),
+    }
+    data = report.collect([far, *lines])
+    series = (far["spec"], far["binding"], far["dtype"])
+    worst, drawn = data.plot_sample[series]
+    assert "far" in {e[3]["case_id"] for e in worst} and len(drawn) == 3
+    again = report.collect([*reversed(lines), far])
+    ids = [sorted(r["case_id"] for *_, r in heap) for heap in data.plot_sample[series]]
+    assert ids == [sorted(r["case_id"] for *_, r in heap) for heap in again.plot_sample[series]]

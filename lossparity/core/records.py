@@ -141,11 +141,42 @@ class ResultsWriter:
             self._fd = None
 
 
-def iter_records(path: Path, *, validate: bool = False) -> Iterator[dict]:
+class Skimmed(dict):
+    """A record read without its arrays' numbers (``iter_records(skim=True)``): each encoded
+    array's ``data`` is empty; :meth:`whole` parses its line in full when they are wanted."""
+
+    __slots__ = ("raw", "where")
+
+    def whole(self) -> dict:
+        """The record with its arrays, each checked to fill its shape (ResultsFileError if not)."""
+        record = _parse_line(self.raw, self.where)
+        problem = _array_problem(record) if isinstance(record, dict) else "not a lossparity record"
+        if problem is not None:
+            raise ResultsFileError(f"{self.where}: {problem}")
+        return record
+
+
+def whole(record: dict) -> dict:
+    """``record`` with its arrays: a skimmed one parsed in full, any other as it is."""
+    return record.whole() if isinstance(record, Skimmed) else record
+
+
+#: An encoded array's numbers, as ``encode_array`` writes them (after the shape): only the
+#: characters of JSON numbers and of the strings "nan", "inf", "-inf" (the schema allows no
+#: other), so taking them out leaves the rest of the line as it was.
+_DATA = re.compile(rb'("shape":\[[0-9,]*\],"data":\[)[-+.0-9eE,"naif]*\]')
+
+
+def iter_records(path: Path, *, validate: bool = False, skim: bool = False) -> Iterator[dict]:
     """Yield the records of a results file; raise ResultsFileError on the first bad line.
 
     Reading never evaluates anything: lines are parsed as JSON only (``_parse_line``). One
     line at a time: a file of a million lines streams through in bounded memory.
+
+    ``skim``: yield each line that holds arrays as a :class:`Skimmed` record, parsed without its
+    arrays' numbers (most of a line's bytes and of its parsing time: a report reads the numbers
+    of a few lines only) and validated so; its arrays are checked to fill their shapes when
+    :meth:`Skimmed.whole` reads them.
     """
     path = Path(path)
     name = _one_line(str(path))  # a name with a line break must not break the one-line message
@@ -161,7 +192,9 @@ def iter_records(path: Path, *, validate: bool = False) -> Iterator[dict]:
         for number, raw in enumerate(lines, 1):
             if not raw.strip():
                 continue
-            record = _parse_line(raw, f"{name}:{number}")
+            short = _DATA.sub(rb"\1]", raw) if skim else raw
+            record = _parse_line(short, f"{name}:{number}")
+            skimmed = len(short) != len(raw)
             if not isinstance(record, dict) or "kind" not in record:
                 raise ResultsFileError(f"{name}:{number}: not a lossparity record (no 'kind')")
             if first and record["kind"] != "meta":
@@ -176,9 +209,13 @@ def iter_records(path: Path, *, validate: bool = False) -> Iterator[dict]:
                     where = _one_line("/".join(map(str, error.absolute_path))) or "record"
                     message = " ".join(error.message.split())[:200]
                     raise ResultsFileError(f"{name}:{number}: {where}: {message}")
-                problem = _array_problem(record) if unfit else None
+                # A skimmed record's arrays are empty: whole() checks them, if they are read.
+                problem = _array_problem(record) if unfit and not skimmed else None
                 if problem is not None:
                     raise ResultsFileError(f"{name}:{number}: {problem}")
+            if skimmed:
+                record = Skimmed(record)
+                record.raw, record.where = raw, f"{name}:{number}"
             yield record
     if first:
         raise ResultsFileError(f"{name}: empty; a results file starts with the run's 'meta' record")
