@@ -471,14 +471,23 @@ def baseline_record(record: dict) -> dict | None:
     A result keeps its identity, verdicts and error figures; its outcomes only as errors (an
     error's class and message; a value outcome is null: ``inputs`` is empty, ``expected`` null);
     a finding keeps its summaries, known deviation and reproducer too. Meta (marked
-    ``"form": "baseline"``), shrunk and summary lines are kept whole."""
+    ``"form": "baseline"``), shrunk and summary lines are kept whole. ``record`` may be
+    :class:`Skimmed` (``merge --baseline`` reads lines so): it is read whole where what a
+    baseline keeps of it holds an array."""
     kind = record.get("kind")
     if kind == "meta":
         return {**record, "form": "baseline"}
     if kind in ("divergence", "agreement"):
         return None
     if kind != "result":
-        return record
+        return whole(record)
+    out = _baseline_result(record)
+    if isinstance(record, Skimmed) and _holds_array(out):
+        out = _baseline_result(record.whole())  # an array among what it keeps (a weight): its numbers
+    return out
+
+
+def _baseline_result(record: dict) -> dict:
     finding = record.get("verdict") not in _QUIET
     # A quiet result's origin (left empty) and tolerance, which diff does not read, go too (a
     # default run's 149,295 conforming lines are most of a baseline).
@@ -495,15 +504,31 @@ def baseline_record(record: dict) -> dict | None:
                 "expected": None,
                 "actual": _error_only(g.get("actual")),
                 "verdict": g.get("verdict"),
-                "errors": _figures(g.get("errors"), finding),
+                "errors": _figures(g.get("errors"), finding, exact_ulp=False),
             }
             for name, g in grads.items()
         }
     else:
         out["gradients"] = grads
     out["known"] = record.get("known") if finding else None
-    out["reproducer"] = record.get("reproducer") if finding else None
+    # A finding's reproducer; not a known result's: its entry in known_deviations.toml has one,
+    # and diff reads none (a sixth of a default run's baseline was known results' reproducers).
+    out["reproducer"] = record.get("reproducer") if finding and record.get("verdict") != "known" else None
     return out
+
+
+def _holds_array(node) -> bool:
+    """Whether an encoded array (``{"dtype", "shape", "data"}``) is anywhere in ``node``."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.keys() == _ARRAY_KEYS:
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def _error_only(outcome):
@@ -513,17 +538,19 @@ def _error_only(outcome):
     return None
 
 
-def _figures(errors, finding: bool):
+def _figures(errors, finding: bool, *, exact_ulp: bool = True):
     """Error figures without the arrays (a rounding model's bound); a finding's whole, with its
     summary text; a quiet result's without it, and its absolute and relative errors to three
     significant digits (their last digits, which deflate cannot shrink, were a third of a
-    baseline). ``max_ulp``, which diff's value drift compares, stays exact."""
+    baseline). ``max_ulp`` stays exact where diff's value drift compares it (a value's,
+    ``exact_ulp``); a gradient's, which diff does not read, is to three digits too."""
     if not isinstance(errors, dict):
         return errors
     if finding:
         return {k: v for k, v in errors.items() if k != "rounding_bound"}
+    short = ("max_abs", "max_rel") if exact_ulp else ("max_abs", "max_rel", "max_ulp")
     return {
-        k: float(f"{v:.3g}") if k in ("max_abs", "max_rel") and type(v) is float else v
+        k: float(f"{v:.3g}") if k in short and type(v) is float else v
         for k, v in errors.items()
         if k not in ("rounding_bound", "summary")
     }
