@@ -345,7 +345,10 @@ def _max_ulp(r: Mapping) -> float:
     for errors in [r.get("errors"), *(g.get("errors") for _, g in gradients(r))]:
         if isinstance(errors, Mapping) and "max_ulp" in errors:
             u = errors["max_ulp"]
-            u = float(u) if isinstance(u, (int, float)) and not isinstance(u, bool) else float("inf")
+            try:
+                u = float(u) if isinstance(u, (int, float)) and not isinstance(u, bool) else float("inf")
+            except OverflowError:  # an integer past the float range: as far off as can be
+                u = float("inf")
             worst = max(worst, u if u == u else float("inf"))
     return worst
 

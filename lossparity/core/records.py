@@ -361,6 +361,9 @@ def _schema_error(kind: str | None, record: dict):
     if kind not in _SKELETON_KINDS:
         return next(iter(_validator(kind).iter_errors(record)), None), True
     unfit: list = []
+    fields = _fields(kind)
+    if fields is not None:
+        return _field_error(kind, record, fields, unfit), bool(unfit)
     try:
         skeleton = _skeleton(record, unfit)
     except RecursionError:  # nesting deeper than Python recurses, in a field the schema leaves free
@@ -372,6 +375,57 @@ def _schema_error(kind: str | None, record: dict):
     if error is None and len(valid) < _MAX_VALID:
         valid.add(skeleton)
     return error, bool(unfit)
+
+
+#: The keywords of a line kind's definition that ``_field_error`` decides by itself.
+_OBJECT_KEYWORDS = frozenset({"type", "required", "properties", "additionalProperties", "description"})
+#: (kind, field, the skeleton of its value) found valid.
+_VALID_FIELDS: set = set()
+
+
+@cache
+def _fields(kind: str):
+    """(required fields, properties, whether others are allowed) of a line kind whose definition
+    is a plain object of properties (the result, divergence and agreement lines); else None."""
+    definition = json.loads(SCHEMA_PATH.read_text())["$defs"][kind]
+    if set(definition) - _OBJECT_KEYWORDS or definition.get("type") != "object":
+        return None
+    extra = definition.get("additionalProperties", True)
+    if extra not in (True, False):
+        return None
+    return frozenset(definition.get("required", ())), definition.get("properties", {}), extra
+
+
+@cache
+def _field_validator(kind: str, field: str):
+    schema = json.loads(SCHEMA_PATH.read_text())
+    import jsonschema
+
+    return jsonschema.Draft202012Validator({"$defs": schema["$defs"], **schema["$defs"][kind]["properties"][field]})
+
+
+def _field_error(kind: str, record: dict, fields, unfit: list):
+    """The first way ``record`` breaks its kind's schema, or None, decided field by field: a
+    field whose value's skeleton was found valid before is valid (a line's skeleton as a whole
+    seldom repeats, for the integers among its many floats vary; each field's does). What is
+    invalid is validated whole, for the error's path and wording."""
+    required, properties, extra = fields
+    if not required <= record.keys() or (not extra and not record.keys() <= properties.keys()):
+        return next(iter(_validator(kind).iter_errors(record)), None)
+    for field, value in record.items():
+        if field not in properties:
+            continue  # another field is allowed: any value
+        try:
+            key = (kind, field, _skeleton(value, unfit))
+        except RecursionError:  # nesting deeper than Python recurses, in a field the schema leaves free
+            return next(iter(_validator(kind).iter_errors(record)), None)
+        if key in _VALID_FIELDS:
+            continue
+        if not _field_validator(kind, field).is_valid(value):
+            return next(iter(_validator(kind).iter_errors(record)), None)
+        if len(_VALID_FIELDS) < _MAX_VALID:
+            _VALID_FIELDS.add(key)
+    return None
 
 
 _STR, _BOOL, _FLOAT, _NEG, _ZERO, _POS = ("str",), ("bool",), ("float",), ("int", -1), ("int", 0), ("int", 1)
