@@ -58,6 +58,8 @@ def make_results(path: Path, n_lines: int, source: Path, every: int) -> Counter:
     """Write a results file of ``n_lines`` lines built from ``source``'s; return the count of
     each kind of line (results by verdict, divergences by status)."""
     meta, lines, summary = sample(source, every)
+    if n_lines - 2 < len(lines):  # fewer lines than the sample: every few of it, not its beginning
+        lines = lines[:: -(-len(lines) // max(1, n_lines - 2))]
     kinds = []
     for line in lines:
         r = orjson.loads(line)
