@@ -201,7 +201,7 @@ def _decades(lo: int, hi: int) -> tuple[list[float], list[str]]:
 WIDTH, HEIGHT = 560, 188
 #: Each panel's plotting area: (left, right, top, bottom).
 _HIST_BOX = (44.0, 282.0, 36.0, 150.0)
-_SCATTER_BOX = (338.0, 552.0, 36.0, 150.0)
+_SCATTER_BOX = (338.0, 538.0, 36.0, 150.0)  # room for the last tick label
 
 
 def render_svg(title: str, series: list[tuple[str, _Series]], prefix: str = "") -> Markup:
