@@ -361,7 +361,10 @@ def cmd_report(args) -> int:
     except ResultsFileError as exc:
         raise UsageError(str(exc)) from None
     out = Path(args.output) if args.output else Path(args.results).with_name("report.html")
-    _write(str(out), report.write)
+    try:  # the lines the page shows are read whole as it is rendered
+        _write(str(out), report.write)
+    except ResultsFileError as exc:
+        raise UsageError(str(exc)) from None
     print(f"report: {out}")
     return EXIT_FINDINGS if report.failing else EXIT_OK
 

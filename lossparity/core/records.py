@@ -161,10 +161,31 @@ def whole(record: dict) -> dict:
     return record.whole() if isinstance(record, Skimmed) else record
 
 
-#: An encoded array's numbers, as ``encode_array`` writes them (after the shape): only the
-#: characters of JSON numbers and of the strings "nan", "inf", "-inf" (the schema allows no
-#: other), so taking them out leaves the rest of the line as it was.
-_DATA = re.compile(rb'("shape":\[[0-9,]*\],"data":\[)[-+.0-9eE,"naif]*\]')
+#: An encoded array's numbers, as ``encode_array`` writes them (after the shape): JSON numbers
+#: and the strings "nan", "inf", "-inf" only (the schema allows no other), so taking them out
+#: leaves the rest of the line as it was and as valid. A number that may overflow a float64 (a
+#: three-digit exponent, a long integer part) is not matched: its array is parsed and checked.
+_NUMBER = rb'(?:-?(?:0|[1-9][0-9]{0,20})(?:\.[0-9]{1,20})?(?:[eE][-+]?[0-9]{1,2})?|"(?:nan|inf|-inf)")'
+_DATA = re.compile(rb'("shape":\[([0-9,]*)\],"data":\[)((?:' + _NUMBER + rb"(?:," + _NUMBER + rb")*)?)\]")
+
+
+def _skim(raw: bytes) -> bytes:
+    """``raw`` without its arrays' numbers; ``raw`` itself where an array's numbers do not fill
+    its shape (counted by their commas), so that the whole line's check names the problem."""
+    fits = True
+
+    def cut(m: re.Match) -> bytes:
+        nonlocal fits
+        shape, data = m[2], m[3]
+        try:
+            size = math.prod(int(n) for n in shape.split(b",")) if shape else 1
+        except ValueError:
+            size = -1
+        fits = fits and size == (data.count(b",") + 1 if data else 0)
+        return m[1] + b"]"
+
+    short = _DATA.sub(cut, raw)
+    return short if fits else raw
 
 
 def iter_records(path: Path, *, validate: bool = False, skim: bool = False) -> Iterator[dict]:
@@ -192,7 +213,7 @@ def iter_records(path: Path, *, validate: bool = False, skim: bool = False) -> I
         for number, raw in enumerate(lines, 1):
             if not raw.strip():
                 continue
-            short = _DATA.sub(rb"\1]", raw) if skim else raw
+            short = _skim(raw) if skim else raw
             record = _parse_line(short, f"{name}:{number}")
             skimmed = len(short) != len(raw)
             if not isinstance(record, dict) or "kind" not in record:
@@ -209,7 +230,7 @@ def iter_records(path: Path, *, validate: bool = False, skim: bool = False) -> I
                     where = _one_line("/".join(map(str, error.absolute_path))) or "record"
                     message = " ".join(error.message.split())[:200]
                     raise ResultsFileError(f"{name}:{number}: {where}: {message}")
-                # A skimmed record's arrays are empty: whole() checks them, if they are read.
+                # A skimmed record's arrays are empty: _skim counted their numbers.
                 problem = _array_problem(record) if unfit and not skimmed else None
                 if problem is not None:
                     raise ResultsFileError(f"{name}:{number}: {problem}")
