@@ -1,24 +1,24 @@
 """How long ``lossparity report`` takes on a big results file, and how much memory and page it makes.
 
-Targets (issue 7): 1,000,000 lines in 30 s or less, peak RSS 2 GiB or less, a page of 20 MB or
-less. Usage::
+Targets (issue 20): 1,000,000 lines in 30 s or less, peak RSS 2 GiB or less, a page of 20 MB or
+less, with lines as large as a real run's. Usage::
 
-    .venv/bin/python benchmarks/report_scale.py [--lines N] [--keep] [--seed-run DIR]
+    .venv/bin/python benchmarks/report_scale.py [--lines N] [--keep] [--source FILE] [--every K]
 
-The results file is made from a small real run (``--seed-run``, default /tmp/rep_seed; made with
-``lossparity run --frameworks torch --losses softmax_cross_entropy,binary_cross_entropy --dtypes
-float32 --examples 20 --out /tmp/rep_seed`` when missing): its result lines are replicated with
-new case ids, bindings spread over a few aliases, modes and dtypes, and a realistic mix of
-verdicts (mostly conform, a few percent findings, a few divergences between bindings), then
-agreement lines and a summary. Everything generated lives under /tmp; ``--keep`` keeps the
-results file and the page (a later run with the same N reuses the file).
+The results file is built from a real run's own lines (``--source``, default
+/tmp/full9/results.jsonl, the default run's results): every K-th line of it (``--every``,
+default 10: a sample of each kind of line, verdict, spec, binding, dtype and mode as often as
+the run has them, at their real sizes) is repeated until the file has N lines, each copy's case
+ids made its own (``r<copy>-`` before each ``"case_id"``), between the run's meta line and a
+summary whose counts are the copies'. The lines are written as ``lossparity run`` writes them
+(``ResultsWriter``: gzip, a flush per batch), so the report reads what it reads from a run.
+Everything generated lives under /tmp; ``--keep`` keeps the results file and the page (a later
+run with the same N reuses the file).
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import json
 import os
 import subprocess
 import sys
@@ -29,180 +29,68 @@ from pathlib import Path
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the tests' record builders: one home for fake records
+sys.path.insert(0, str(ROOT))
 
-from fake_records import agreement, divergence, summary  # noqa: E402
+from lossparity.core.records import ResultsWriter, json_line, raw_lines  # noqa: E402
 
 WORK = Path("/tmp/lossparity_report_scale")
-SEED_COMMAND = [
-    "run",
-    "--frameworks",
-    "torch",
-    "--losses",
-    "softmax_cross_entropy,binary_cross_entropy",
-    "--dtypes",
-    "float32",
-    "--examples",
-    "20",
-]
-
-#: Out of 1000 result lines: how many have each verdict (the rest conform): about 3% findings,
-#: as a run over many frameworks shows. Known ones are the seed run's own.
-MIX = (("deviate", 15), ("error_mismatch", 5), ("crash", 3), ("timeout", 1), ("known", 6), ("unsupported", 6))
-#: Out of 1000 result lines: how often a divergence line follows.
-DIVERGENCE_PER_MILLE = 5
-#: Every binding of the seed run also appears under these prefixes (as if more bindings ran).
-ALIASES = ("", "alias1.", "alias2.", "alias3.", "alias4.", "alias5.", "alias6.", "alias7.")
-MODES = ("eager", "eager", "eager", "compile")
-DTYPES = ("float32", "float32", "float64", "float16")
+SOURCE = Path("/tmp/full9/results.jsonl")
 
 
-def dumps(record: dict) -> bytes:
-    """One line as ``ResultsWriter`` writes it (json's float spelling, e.g. 9.1e-05, not orjson's)."""
-    return json.dumps(record, allow_nan=False, separators=(",", ":")).encode() + b"\n"
+def sample(source: Path, every: int) -> tuple[dict, list[bytes], dict | None]:
+    """(the run's meta line, every ``every``-th of its other lines as written, its summary line)."""
+    meta, lines, summary = None, [], None
+    for i, line in enumerate(raw_lines(source)):
+        if not line.strip():
+            continue
+        if meta is None:
+            meta = orjson.loads(line)
+        elif line.startswith(b'{"kind":"summary"'):
+            summary = orjson.loads(line)
+        elif i % every == 0:
+            lines.append(line)
+    if meta is None or not lines:
+        raise SystemExit(f"{source}: no lines to sample")
+    return meta, lines, summary
 
 
-def seed_records(seed_run: Path) -> tuple[dict, list[dict]]:
-    results = seed_run / "results.jsonl"
-    if not results.is_file():
-        print(f"making the seed run in {seed_run} ...", file=sys.stderr)
-        subprocess.run(
-            [sys.executable, "-m", "lossparity", *SEED_COMMAND, "--out", str(seed_run)],
-            cwd=ROOT,
-            check=False,
-            stdout=subprocess.DEVNULL,
+def make_results(path: Path, n_lines: int, source: Path, every: int) -> Counter:
+    """Write a results file of ``n_lines`` lines built from ``source``'s; return the count of
+    each kind of line (results by verdict, divergences by status)."""
+    meta, lines, summary = sample(source, every)
+    if n_lines - 2 < len(lines):  # fewer lines than the sample: every few of it, not its beginning
+        lines = lines[:: -(-len(lines) // max(1, n_lines - 2))]
+    kinds = []
+    for line in lines:
+        r = orjson.loads(line)
+        kinds.append(
+            (
+                r["kind"],
+                r.get("verdict") if r["kind"] == "result" else r.get("status") if r["kind"] == "divergence" else "",
+            )
         )
-    lines = [orjson.loads(line) for line in results.read_bytes().splitlines() if line.strip()]
-    meta = next(r for r in lines if r["kind"] == "meta")
-    return meta, [r for r in lines if r["kind"] == "result"]
-
-
-def as_verdict(r: dict, verdict: str) -> dict:
-    """A copy of a conforming result line turned into a finding of ``verdict``, shaped as the suite
-    writes one (error figures, the actual outcome, a reproducer)."""
-    r = copy.deepcopy(r)
-    r["verdict"] = verdict
-    r["reproducer"] = f"import torch\n# {r['binding']} on {r['case_id']}\nprint(torch.__version__)\n"
-    if verdict == "deviate" and isinstance((r.get("actual") or {}).get("value"), dict):
-        v = r["actual"]["value"]
-        v["data"] = [x * 1.01 + 1e-3 if isinstance(x, float) else x for x in v["data"]]
-        r["value_verdict"] = "deviate"
-        r["errors"] = {
-            **(r.get("errors") or {}),
-            "ok": False,
-            "mismatched": 1,
-            "total": len(v["data"]),
-            "max_abs": 1e-3,
-            "max_rel": 0.01,
-            "max_ulp": 80000.0,
-            "summary": f"Mismatched elements: 1 / {len(v['data'])}\nGreatest absolute difference: 0.001",
-        }
-    elif verdict in ("error_mismatch", "crash", "timeout"):
-        error = {"error_mismatch": "ValueError", "crash": "Segfault", "timeout": "Timeout"}[verdict]
-        r["actual"] = {"error": error, "message": f"{error.lower()} in {r['binding']}", "classes": [error]}
-        r["value_verdict"] = verdict
-        r["errors"] = {"summary": f"expected a value; raised {error}"}
-        r["gradients"] = None
-    elif verdict == "unsupported":
-        r.update(
-            actual={"error": "unsupported", "message": "float16 is not supported on cpu"},
-            expected=None,
-            errors=None,
-            gradients=None,
-            value_verdict="unsupported",
-            reproducer=None,
-        )
-    return r
-
-
-def divergence_of(a: dict, b: dict) -> dict:
-    """A divergence of two result lines, a quarter of them unexplained."""
-    status = "unexplained" if hash((a["case_id"], b["binding"])) % 4 == 0 else "explained"
-    return divergence(
-        a,
-        b,
-        status=status,
-        comparison={
-            "ok": False,
-            "mismatched": 1,
-            "total": 1,
-            "max_abs": 0.01,
-            "max_rel": 0.02,
-            "max_ulp": 1e5,
-            "index": [],
-            "summary": "Mismatched elements: 1 / 1",
-        },
-        attribution={
-            "status": status,
-            "differing": [{"name": "log_min", "a": None, "b": -100.0, "alone": 1.0, "share": 1.0}],
-            "conventions": [] if status == "unexplained" else ["log_min"],
-            "closed": 1.0,
-        },
-        reason="explained by log_min" if status == "explained" else "no declared difference explains it",
-    )
-
-
-def make_results(path: Path, n_lines: int, seed_run: Path) -> Counter:
-    """Write a results file of ``n_lines`` lines; return the count of each verdict written."""
-    meta, seeds = seed_records(seed_run)
-    conform = [r for r in seeds if r["verdict"] == "conform"]
-    variants = {v: [as_verdict(r, v) for r in conform] for v, _ in MIX if v != "known"}
-    variants["known"] = [r for r in seeds if r["verdict"] == "known"] or conform
-    variants[None] = seeds = conform
-    schedule = [v for v, n in MIX for _ in range(n)]
     counts: Counter = Counter()
-    agreements: Counter = Counter()
-    n_results = max(0, n_lines - 1 - 1 - 2 * len(ALIASES))  # meta, summary, agreement lines
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = 1
-    with open(path, "wb", buffering=1 << 22) as fh:
-        fh.write(dumps({**meta, "command": "benchmarks/report_scale.py", "examples": n_results}))
-        for i in range(n_results):
-            if written >= n_lines - 1 - 2 * len(ALIASES):
-                break
-            k = i % len(seeds)
-            slot = (i * 7919) % 1000  # spread the findings through the file
-            verdict = schedule[slot] if slot < len(schedule) else None
-            base = variants[verdict][k % len(variants[verdict])]
-            alias = ALIASES[(i // len(seeds)) % len(ALIASES)]
-            r = dict(
-                base,
-                case_id=f"{base['case_id']}-{i}",
-                binding=alias + base["binding"],
-                mode=MODES[i % len(MODES)],
-                dtype=DTYPES[(i // 3) % len(DTYPES)],
-            )
-            counts[r["verdict"]] += 1
-            fh.write(dumps(r))
-            written += 1
-            if slot < DIVERGENCE_PER_MILLE and written < n_lines - 1 - 2 * len(ALIASES):
-                other = dict(seeds[k - 1 if k else 1], binding=alias + "other." + seeds[k]["binding"])
-                d = divergence_of(r, other)
-                counts["divergence " + d["status"]] += 1
-                agreements[r["spec"], r["binding"], other["binding"], d["status"]] += 1
-                fh.write(dumps(d))
-                written += 1
-        specs = sorted({r["spec"] for r in seeds})
-        for alias in ALIASES:
-            for spec in specs:
-                bindings = sorted({alias + r["binding"] for r in seeds if r["spec"] == spec})
-                a, b = bindings[0], bindings[-1]
-                explained = sum(
-                    n for (s, x, _, st), n in agreements.items() if s == spec and x == a and st == "explained"
-                )
-                fh.write(dumps(agreement(spec, a, b, 1000, explained, 0)))
-        fh.write(
-            dumps(
-                summary(
-                    {k: v for k, v in counts.items() if not k.startswith("divergence")},
-                    divergences={
-                        "explained": counts["divergence explained"],
-                        "unexplained": counts["divergence unexplained"],
-                    },
-                    finished=meta.get("started"),
-                )
-            )
-        )
+    writer = ResultsWriter(path)
+    try:
+        writer.write_lines(json_line({**meta, "command": "benchmarks/report_scale.py"}))
+        batch: list[bytes] = []
+        for i in range(n_lines - 2):  # the meta and summary lines
+            k = i % len(lines)
+            copy = i // len(lines)
+            line = lines[k] if copy == 0 else lines[k].replace(b'"case_id":"', b'"case_id":"r%d-' % copy)
+            batch.append(line)
+            counts[kinds[k]] += 1
+            if len(batch) == 512:  # as a run's workers write: a flush per batch
+                writer.write_lines(b"\n".join(batch).decode())
+                batch = []
+        if batch:
+            writer.write_lines(b"\n".join(batch).decode())
+        tail = dict(summary or {"kind": "summary"})
+        tail["counts"] = {v: n for (kind, v), n in sorted(counts.items()) if kind == "result"}
+        tail["divergences"] = {v: n for (kind, v), n in sorted(counts.items()) if kind == "divergence"}
+        writer.write_lines(json_line(tail))
+    finally:
+        writer.close()
     return counts
 
 
@@ -210,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lines", type=int, default=1_000_000, help="lines of the results file (default 1,000,000)")
     ap.add_argument("--keep", action="store_true", help="keep the results file and the page under " + str(WORK))
-    ap.add_argument("--seed-run", type=Path, default=Path("/tmp/rep_seed"), help="the small real run to replicate")
+    ap.add_argument("--source", type=Path, default=SOURCE, help=f"the real run's results to sample (default {SOURCE})")
+    ap.add_argument("--every", type=int, default=10, help="sample every K-th line of the source (default 10)")
     args = ap.parse_args(argv)
 
     results, page = WORK / f"results-{args.lines}.jsonl", WORK / f"report-{args.lines}.html"
@@ -218,10 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reusing {results}")
     else:
         t0 = time.perf_counter()
-        counts = make_results(results, args.lines, args.seed_run)
+        counts = make_results(results, args.lines, args.source, args.every)
+        mean = sum(len(x) + 1 for x in raw_lines(results)) / args.lines
         print(
-            f"wrote {results}: {args.lines} lines, {results.stat().st_size / 1e6:.0f} MB, "
-            f"{time.perf_counter() - t0:.1f} s; " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            f"wrote {results}: {args.lines} lines of {mean:,.0f} bytes on average, "
+            f"{results.stat().st_size / 1e6:.0f} MB compressed, {time.perf_counter() - t0:.1f} s; "
+            + ", ".join(f"{' '.join(filter(None, k))} {v}" for k, v in sorted(counts.items()))
         )
     try:
         t0 = time.perf_counter()
@@ -232,10 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             stderr=subprocess.PIPE,
         )
         stderr = child.stderr.read()
-        # wait4: the peak RSS of this child alone (RUSAGE_CHILDREN would count the seed run too)
+        # wait4: the peak RSS and CPU time of this child alone
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - t0
-        child.returncode = returncode = os.waitstatus_to_exitcode(status)
+        returncode = os.waitstatus_to_exitcode(status)
         peak = usage.ru_maxrss * 1024  # KiB on Linux
         if returncode not in (0, 1):
             print(stderr.decode(errors="replace")[-2000:], file=sys.stderr)
@@ -243,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         size = page.stat().st_size
         print(
-            f"lossparity report: {args.lines} lines in {wall:.1f} s, peak RSS {peak / 2**30:.2f} GiB, "
-            f"page {size / 1e6:.1f} MB (exit {returncode})"
+            f"lossparity report: {args.lines} lines in {wall:.1f} s wall, {usage.ru_utime + usage.ru_stime:.1f} s CPU "
+            f"(user+sys), peak RSS {peak / 2**30:.2f} GiB, page {size / 1e6:.1f} MB (exit {returncode})"
         )
         ok = wall <= 30 and peak <= 2 * 2**30 and size <= 20e6
         print("targets (30 s, 2 GiB, 20 MB): " + ("met" if ok else "NOT met"))

@@ -357,11 +357,14 @@ def cmd_report(args) -> int:
     from lossparity.reports.report import collect
 
     try:  # one pass over the file, validated line by line: nothing but the report's data is held
-        report = collect(iter_records(Path(args.results), validate=True))
+        report = collect(iter_records(Path(args.results), validate=True, skim=True))
     except ResultsFileError as exc:
         raise UsageError(str(exc)) from None
     out = Path(args.output) if args.output else Path(args.results).with_name("report.html")
-    _write(str(out), report.write)
+    try:  # the lines the page shows are read whole as it is rendered
+        _write(str(out), report.write)
+    except ResultsFileError as exc:
+        raise UsageError(str(exc)) from None
     print(f"report: {out}")
     return EXIT_FINDINGS if report.failing else EXIT_OK
 

@@ -55,7 +55,8 @@ def merge(paths: Iterable[Path], *, baseline: bool = False) -> Merged:
     seen: dict[tuple, tuple[dict, Path]] = {}
     shrunk_seen: set[tuple] = set()
     for path in paths:
-        for record in iter_records(path, validate=True):
+        # A baseline keeps no arrays: its lines are read without their numbers (most of the time).
+        for record in iter_records(path, validate=True, skim=baseline):
             if baseline and (record := baseline_record(record)) is None:
                 continue
             if record["kind"] == "meta":

@@ -167,3 +167,27 @@ def test_baseline_record_drops_divergences():
     r = baseline_record(_with_arrays(result(case="x")))
     assert r["inputs"] == {} and r["expected"] is None and r["actual"] is None
     assert r["gradients"]["input"]["actual"] is None and r["gradients"]["input"]["verdict"] == "conform"
+
+
+def test_a_baseline_keeps_a_value_s_ulps_exact_and_no_known_result_s_reproducer(tmp_path):
+    grad = {"expected": None, "actual": None, "verdict": "conform", "errors": {"max_ulp": 2 / 3, "max_abs": 1 / 3}}
+    quiet = baseline_record({**RECORDS[1], "errors": {"max_ulp": 2 / 3}, "gradients": {"input": grad}})
+    assert quiet["errors"]["max_ulp"] == 2 / 3  # diff's value drift compares it
+    assert quiet["gradients"]["input"]["errors"] == {"max_ulp": 0.667, "max_abs": 0.333}
+    known = baseline_record({**RECORDS[3], "verdict": "known", "known": {"id": "k"}, "reproducer": "print(1)"})
+    assert known["reproducer"] is None and known["known"] == {"id": "k"}
+    deviate = baseline_record({**RECORDS[3], "verdict": "deviate", "reproducer": "print(1)"})
+    assert deviate["reproducer"] == "print(1)"
+
+
+def test_a_baseline_read_skimmed_keeps_the_arrays_it_keeps(tmp_path):
+    """``merge --baseline`` reads lines without their numbers; a field it keeps that holds an
+    array (a parameter's weight) is read whole, so the baseline's arrays fill their shapes."""
+    weight = encode_array(np.array([0.25, 0.5, 2.0]))
+    records = [META, *RECORDS[1:], {**RECORDS[1], "case_id": "weighted", "params": {"weight": weight}}]
+    full, base = _baseline(tmp_path, records)
+    by_case = {r["case_id"]: r for r in read_records(base) if r["kind"] == "result"}  # validated
+    assert by_case["weighted"]["params"]["weight"] == weight
+    assert by_case["weighted"]["inputs"] == {} and by_case["weighted"]["gradients"]["input"]["expected"] is None
+    whole = [b for b in map(baseline_record, read_records(full)) if b is not None and b["kind"] == "result"]
+    assert whole == [r for r in read_records(base) if r["kind"] == "result"]  # as if read whole

@@ -746,6 +746,27 @@ def test_many_groups_share_the_page(monkeypatch):
     assert "6 of 12 findings shown in full" in page and page.count("1 of 2 shown") == 6
 
 
+def test_known_and_explained_blocks_fill_only_the_room_left(monkeypatch):
+    """Findings and unexplained divergences show one block per group at least, however many
+    groups; known results and explained divergences (nothing to act on) only up to MAX_DETAILS
+    blocks, the rest of their groups counted in the table."""
+    import lossparity.reports.report as report
+
+    monkeypatch.setattr(report, "MAX_DETAILS", 4)
+    lines = [result(f"b{i}", "deviate", case_id=f"c{i}") for i in range(6)]
+    lines += [result(f"k{i}", "known", case_id=f"k{i}") for i in range(5)]
+    a, b = result("x"), result("y")
+    lines += [divergence({**a, "dtype": dt}, b, status="unexplained") for dt in ("float16", "float32", "float64")]
+    lines += [divergence({**a, "mode": m}, b) for m in ("m1", "m2", "m3", "m4", "m5", "m6")]
+    page = render_report(lines)
+    assert page.count('<details class="item f-deviate"') == 6  # every group of findings
+    assert page.count('<details class="item f-known"') == 0  # no room left after them
+    assert "6 of 11 findings shown in full" in page and page.count("0 of 1 shown") == 5 + 5
+    assert page.count('<details class="item f-unexplained"') == 3  # each unexplained group
+    assert page.count('<details class="item f-explained"') == 1  # the room the 4 blocks leave
+    assert "4 of 9 divergences shown in full" in page
+
+
 def test_the_filter_bar_pages_the_blocks(page):
     bar = re.search(r'<div id="filters" hidden>(.*?)\n</div>', page, re.S).group(1)
     assert 'id="prev"' in bar and 'id="next"' in bar and 'id="page"' in bar
@@ -903,3 +924,66 @@ def test_the_page_opens_on_what_needs_attention():
     assert len(rows) == 3 and "divergence" in rows[2][1] and "BinaryCrossentropy" in rows[2][1]
     calm = render_report([result(), summary({"conform": 1})])
     assert "Nothing: every finding is a known deviation" in calm
+
+
+# -- reading a big file: lines skimmed, numbers read where the page shows them -----------------
+
+
+def test_the_report_of_a_file_read_skimmed_is_the_report_of_its_whole_records(tmp_path, monkeypatch):
+    """``lossparity report`` reads lines without their arrays' numbers and reads in full only
+    those it shows (findings, divergences, the plots' sample): the page is byte for byte the
+    page of the whole records, every shown finding's inputs, outputs and figures included."""
+    import lossparity.reports.report as report
+    from lossparity.cli import main
+
+    monkeypatch.setattr(report, "PLOT_DRAWN", 5)  # 120 results over 24 series: some series sampled
+    lines = [*synthetic(400), *records()[1:]]
+    path = tmp_path / "results.jsonl"
+    write_all(path, lines)
+    assert main(["report", str(path), "-o", str(tmp_path / "report.html")]) == 1  # it has findings
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert page == render_report(lines)
+    assert "results plotted, the 8 farthest from the oracle and 5 drawn at random" in page
+    assert page.count('<details class="item f-deviate"') > 10 and '<pre class="arr">' in page
+
+
+def test_a_skimmed_line_reads_whole_on_demand_and_its_arrays_are_still_checked(tmp_path):
+    from lossparity.core.records import ResultsFileError, Skimmed, iter_records, read_records, whole
+
+    lines = synthetic(4)
+    path = tmp_path / "results.jsonl"
+    write_all(path, lines)
+    skimmed = list(iter_records(path, validate=True, skim=True))
+    assert skimmed[0] == lines[0] and not isinstance(skimmed[0], Skimmed)  # no arrays: as it is
+    assert isinstance(skimmed[1], Skimmed) and skimmed[1]["inputs"]["input"]["data"] == []
+    assert [whole(r) for r in skimmed] == lines
+    # Numbers that do not fill their shape: counted while skimming, refused as a whole read refuses them.
+    broken = {**lines[1], "inputs": {"input": {"dtype": "float32", "shape": [2, 3], "data": [1.0, "nan"]}}}
+    write_all(path, [*lines, broken])
+    n = len(lines) + 1
+    for skim in (True, False):
+        with pytest.raises(ResultsFileError, match=rf"results.jsonl:{n}: inputs/input: 2 numbers do not fill"):
+            list(iter_records(path, validate=True, skim=skim))
+    with pytest.raises(ResultsFileError, match=rf"results.jsonl:{n}"):
+        read_records(path)
+
+
+def test_the_plots_sample_keeps_the_results_farthest_from_the_oracle(monkeypatch):
+    """Of a series of many results, the plot draws the PLOT_WORST largest errors whatever their
+    place in the file, and a random draw of the rest (the same whatever the order)."""
+    import lossparity.reports.report as report
+
+    monkeypatch.setattr(report, "PLOT_DRAWN", 3)
+    lines = [r for r in synthetic(2000) if r["kind"] == "result"]
+    far = {**lines[1234], "case_id": "far", "verdict": "deviate", "errors": {"max_ulp": 1e9}}
+    far["actual"] = {
+        **far["actual"],
+        "value": encode_array(np.full(np.shape(np.array(far["actual"]["value"]["data"])), 1e30)),
+    }
+    data = report.collect([far, *lines])
+    series = (far["spec"], far["binding"], far["dtype"])
+    worst, drawn = data.plot_sample[series]
+    assert "far" in {e[3]["case_id"] for e in worst} and len(drawn) == 3
+    again = report.collect([*reversed(lines), far])
+    ids = [sorted(r["case_id"] for *_, r in heap) for heap in data.plot_sample[series]]
+    assert ids == [sorted(r["case_id"] for *_, r in heap) for heap in again.plot_sample[series]]

@@ -69,8 +69,9 @@ def _float(x: float):
 
 
 def decode_array(d: dict) -> np.ndarray:
+    # NumPy reads the strings "nan", "inf" and "-inf" as float() does, in C: no Python loop.
     dtype = np.int64 if d["dtype"] == "int64" else np.float64
-    return np.array([float(v) if isinstance(v, str) else v for v in d["data"]], dtype=dtype).reshape(d["shape"])
+    return np.array(d["data"], dtype=dtype).reshape(d["shape"])
 
 
 def encode_value(v: Any):
@@ -140,11 +141,63 @@ class ResultsWriter:
             self._fd = None
 
 
-def iter_records(path: Path, *, validate: bool = False) -> Iterator[dict]:
+class Skimmed(dict):
+    """A record read without its arrays' numbers (``iter_records(skim=True)``): each encoded
+    array's ``data`` is empty; :meth:`whole` parses its line in full when they are wanted."""
+
+    __slots__ = ("raw", "where")
+
+    def whole(self) -> dict:
+        """The record with its arrays, each checked to fill its shape (ResultsFileError if not)."""
+        record = _parse_line(self.raw, self.where)
+        problem = _array_problem(record) if isinstance(record, dict) else "not a lossparity record"
+        if problem is not None:
+            raise ResultsFileError(f"{self.where}: {problem}")
+        return record
+
+
+def whole(record: dict) -> dict:
+    """``record`` with its arrays: a skimmed one parsed in full, any other as it is."""
+    return record.whole() if isinstance(record, Skimmed) else record
+
+
+#: An encoded array's numbers, as ``encode_array`` writes them (after the shape): JSON numbers
+#: and the strings "nan", "inf", "-inf" only (the schema allows no other), so taking them out
+#: leaves the rest of the line as it was and as valid. A number that may overflow a float64 (a
+#: three-digit exponent, a long integer part) is not matched: its array is parsed and checked.
+_NUMBER = rb'(?:-?(?:0|[1-9][0-9]{0,20})(?:\.[0-9]{1,20})?(?:[eE][-+]?[0-9]{1,2})?|"(?:nan|inf|-inf)")'
+_DATA = re.compile(rb'("shape":\[([0-9,]*)\],"data":\[)((?:' + _NUMBER + rb"(?:," + _NUMBER + rb")*)?)\]")
+
+
+def _skim(raw: bytes) -> bytes:
+    """``raw`` without its arrays' numbers; ``raw`` itself where an array's numbers do not fill
+    its shape (counted by their commas), so that the whole line's check names the problem."""
+    fits = True
+
+    def cut(m: re.Match) -> bytes:
+        nonlocal fits
+        shape, data = m[2], m[3]
+        try:
+            size = math.prod(int(n) for n in shape.split(b",")) if shape else 1
+        except ValueError:
+            size = -1
+        fits = fits and size == (data.count(b",") + 1 if data else 0)
+        return m[1] + b"]"
+
+    short = _DATA.sub(cut, raw)
+    return short if fits else raw
+
+
+def iter_records(path: Path, *, validate: bool = False, skim: bool = False) -> Iterator[dict]:
     """Yield the records of a results file; raise ResultsFileError on the first bad line.
 
     Reading never evaluates anything: lines are parsed as JSON only (``_parse_line``). One
     line at a time: a file of a million lines streams through in bounded memory.
+
+    ``skim``: yield each line that holds arrays as a :class:`Skimmed` record, parsed without its
+    arrays' numbers (most of a line's bytes and of its parsing time: a report reads the numbers
+    of a few lines only) and validated so; its arrays are checked to fill their shapes when
+    :meth:`Skimmed.whole` reads them.
     """
     path = Path(path)
     name = _one_line(str(path))  # a name with a line break must not break the one-line message
@@ -160,7 +213,9 @@ def iter_records(path: Path, *, validate: bool = False) -> Iterator[dict]:
         for number, raw in enumerate(lines, 1):
             if not raw.strip():
                 continue
-            record = _parse_line(raw, f"{name}:{number}")
+            short = _skim(raw) if skim else raw
+            record = _parse_line(short, f"{name}:{number}")
+            skimmed = len(short) != len(raw)
             if not isinstance(record, dict) or "kind" not in record:
                 raise ResultsFileError(f"{name}:{number}: not a lossparity record (no 'kind')")
             if first and record["kind"] != "meta":
@@ -175,9 +230,13 @@ def iter_records(path: Path, *, validate: bool = False) -> Iterator[dict]:
                     where = _one_line("/".join(map(str, error.absolute_path))) or "record"
                     message = " ".join(error.message.split())[:200]
                     raise ResultsFileError(f"{name}:{number}: {where}: {message}")
-                problem = _array_problem(record) if unfit else None
+                # A skimmed record's arrays are empty: _skim counted their numbers.
+                problem = _array_problem(record) if unfit and not skimmed else None
                 if problem is not None:
                     raise ResultsFileError(f"{name}:{number}: {problem}")
+            if skimmed:
+                record = Skimmed(record)
+                record.raw, record.where = raw, f"{name}:{number}"
             yield record
     if first:
         raise ResultsFileError(f"{name}: empty; a results file starts with the run's 'meta' record")
@@ -323,6 +382,9 @@ def _schema_error(kind: str | None, record: dict):
     if kind not in _SKELETON_KINDS:
         return next(iter(_validator(kind).iter_errors(record)), None), True
     unfit: list = []
+    fields = _fields(kind)
+    if fields is not None:
+        return _field_error(kind, record, fields, unfit), bool(unfit)
     try:
         skeleton = _skeleton(record, unfit)
     except RecursionError:  # nesting deeper than Python recurses, in a field the schema leaves free
@@ -334,6 +396,57 @@ def _schema_error(kind: str | None, record: dict):
     if error is None and len(valid) < _MAX_VALID:
         valid.add(skeleton)
     return error, bool(unfit)
+
+
+#: The keywords of a line kind's definition that ``_field_error`` decides by itself.
+_OBJECT_KEYWORDS = frozenset({"type", "required", "properties", "additionalProperties", "description"})
+#: (kind, field, the skeleton of its value) found valid.
+_VALID_FIELDS: set = set()
+
+
+@cache
+def _fields(kind: str):
+    """(required fields, properties, whether others are allowed) of a line kind whose definition
+    is a plain object of properties (the result, divergence and agreement lines); else None."""
+    definition = json.loads(SCHEMA_PATH.read_text())["$defs"][kind]
+    if set(definition) - _OBJECT_KEYWORDS or definition.get("type") != "object":
+        return None
+    extra = definition.get("additionalProperties", True)
+    if extra not in (True, False):
+        return None
+    return frozenset(definition.get("required", ())), definition.get("properties", {}), extra
+
+
+@cache
+def _field_validator(kind: str, field: str):
+    schema = json.loads(SCHEMA_PATH.read_text())
+    import jsonschema
+
+    return jsonschema.Draft202012Validator({"$defs": schema["$defs"], **schema["$defs"][kind]["properties"][field]})
+
+
+def _field_error(kind: str, record: dict, fields, unfit: list):
+    """The first way ``record`` breaks its kind's schema, or None, decided field by field: a
+    field whose value's skeleton was found valid before is valid (a line's skeleton as a whole
+    seldom repeats, for the integers among its many floats vary; each field's does). What is
+    invalid is validated whole, for the error's path and wording."""
+    required, properties, extra = fields
+    if not required <= record.keys() or (not extra and not record.keys() <= properties.keys()):
+        return next(iter(_validator(kind).iter_errors(record)), None)
+    for field, value in record.items():
+        if field not in properties:
+            continue  # another field is allowed: any value
+        try:
+            key = (kind, field, _skeleton(value, unfit))
+        except RecursionError:  # nesting deeper than Python recurses, in a field the schema leaves free
+            return next(iter(_validator(kind).iter_errors(record)), None)
+        if key in _VALID_FIELDS:
+            continue
+        if not _field_validator(kind, field).is_valid(value):
+            return next(iter(_validator(kind).iter_errors(record)), None)
+        if len(_VALID_FIELDS) < _MAX_VALID:
+            _VALID_FIELDS.add(key)
+    return None
 
 
 _STR, _BOOL, _FLOAT, _NEG, _ZERO, _POS = ("str",), ("bool",), ("float",), ("int", -1), ("int", 0), ("int", 1)
@@ -433,14 +546,23 @@ def baseline_record(record: dict) -> dict | None:
     A result keeps its identity, verdicts and error figures; its outcomes only as errors (an
     error's class and message; a value outcome is null: ``inputs`` is empty, ``expected`` null);
     a finding keeps its summaries, known deviation and reproducer too. Meta (marked
-    ``"form": "baseline"``), shrunk and summary lines are kept whole."""
+    ``"form": "baseline"``), shrunk and summary lines are kept whole. ``record`` may be
+    :class:`Skimmed` (``merge --baseline`` reads lines so): it is read whole where what a
+    baseline keeps of it holds an array."""
     kind = record.get("kind")
     if kind == "meta":
         return {**record, "form": "baseline"}
     if kind in ("divergence", "agreement"):
         return None
     if kind != "result":
-        return record
+        return whole(record)
+    out = _baseline_result(record)
+    if isinstance(record, Skimmed) and _holds_array(out):
+        out = _baseline_result(record.whole())  # an array among what it keeps (a weight): its numbers
+    return out
+
+
+def _baseline_result(record: dict) -> dict:
     finding = record.get("verdict") not in _QUIET
     # A quiet result's origin (left empty) and tolerance, which diff does not read, go too (a
     # default run's 149,295 conforming lines are most of a baseline).
@@ -457,15 +579,31 @@ def baseline_record(record: dict) -> dict | None:
                 "expected": None,
                 "actual": _error_only(g.get("actual")),
                 "verdict": g.get("verdict"),
-                "errors": _figures(g.get("errors"), finding),
+                "errors": _figures(g.get("errors"), finding, exact_ulp=False),
             }
             for name, g in grads.items()
         }
     else:
         out["gradients"] = grads
     out["known"] = record.get("known") if finding else None
-    out["reproducer"] = record.get("reproducer") if finding else None
+    # A finding's reproducer; not a known result's: its entry in known_deviations.toml has one,
+    # and diff reads none (a sixth of a default run's baseline was known results' reproducers).
+    out["reproducer"] = record.get("reproducer") if finding and record.get("verdict") != "known" else None
     return out
+
+
+def _holds_array(node) -> bool:
+    """Whether an encoded array (``{"dtype", "shape", "data"}``) is anywhere in ``node``."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.keys() == _ARRAY_KEYS:
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def _error_only(outcome):
@@ -475,17 +613,19 @@ def _error_only(outcome):
     return None
 
 
-def _figures(errors, finding: bool):
+def _figures(errors, finding: bool, *, exact_ulp: bool = True):
     """Error figures without the arrays (a rounding model's bound); a finding's whole, with its
     summary text; a quiet result's without it, and its absolute and relative errors to three
     significant digits (their last digits, which deflate cannot shrink, were a third of a
-    baseline). ``max_ulp``, which diff's value drift compares, stays exact."""
+    baseline). ``max_ulp`` stays exact where diff's value drift compares it (a value's,
+    ``exact_ulp``); a gradient's, which diff does not read, is to three digits too."""
     if not isinstance(errors, dict):
         return errors
     if finding:
         return {k: v for k, v in errors.items() if k != "rounding_bound"}
+    short = ("max_abs", "max_rel") if exact_ulp else ("max_abs", "max_rel", "max_ulp")
     return {
-        k: float(f"{v:.3g}") if k in ("max_abs", "max_rel") and type(v) is float else v
+        k: float(f"{v:.3g}") if k in short and type(v) is float else v
         for k, v in errors.items()
         if k not in ("rounding_bound", "summary")
     }
