@@ -232,7 +232,10 @@ def _keras_scale(w: np.ndarray, out: tuple[int, ...], reduction: str) -> tuple[n
     elif reduction == "sum_by_nonzero_weights":  # tf.compat.v1's _num_present: weights already broadcast
         den, how = float(np.count_nonzero(np.broadcast_to(w, out))), "number of non-zero weights"
     else:
-        raise ValueError(f"Keras has no reduction {reduction!r}; expected one of none, sum, mean, {KERAS_REDUCTIONS}")
+        # Keras' Loss(reduction=...) refuses it (losses/loss.py standardize_reduction): a ValueError
+        raise OracleError(
+            "ValueError", f"Keras has no reduction {reduction!r}; expected one of none, sum, mean, {KERAS_REDUCTIONS}"
+        )
     factor = np.zeros(out) if den == 0 else np.broadcast_to(w, out) / den
     return factor, den, how
 
@@ -357,8 +360,9 @@ def _tf_v1_flat(shape, weights, reduction, squeeze=False):
     """Losses of ``shape`` as one row ``(1, n)`` (so Keras' mechanism reduces 0-d and empty losses
     too), the broadcast weights in that row, and the Keras reduction of the same divisor."""
     if reduction not in TF_V1_REDUCTION_VALUES:
-        raise ValueError(
-            f"tf.compat.v1.losses has no reduction {reduction!r}; expected one of {tuple(TF_V1_REDUCTION_VALUES)}"
+        raise OracleError(  # Reduction.validate: "Invalid Reduction Key"
+            "ValueError",
+            f"tf.compat.v1.losses has no reduction {reduction!r}; expected one of {tuple(TF_V1_REDUCTION_VALUES)}",
         )
     w = tf_v1_weights(shape, weights, squeeze)
     return (1, w.size), w.reshape(1, w.size), _TF_V1_AS_KERAS.get(reduction, reduction)

@@ -278,3 +278,15 @@ def test_regression_classes_weight_their_per_sample_means():
         reduction="mean_with_sample_weight",
     )
     assert got == pytest.approx(0.01, rel=1e-12)
+
+
+def test_a_reduction_keras_or_tf_v1_does_not_have_is_their_documented_value_error():
+    """Keras' Loss(reduction="batchmean") and tf.compat.v1's Reduction.validate refuse a name they do
+    not have with ValueError: the oracle's outcome, not a crash of the oracle (found by the fuzz test
+    of ``explain binary_cross_entropy --param sample_weight=... --param reduction=batchmean``)."""
+    from lossparity.reference.reduction import keras_reduce, tf_v1_reduce
+
+    for reduce in (keras_reduce, tf_v1_reduce):
+        with pytest.raises(OracleError, match="no reduction 'batchmean'") as err:
+            reduce(np.array([0.5, 1.0]), np.array([1.0, 1.0]), reduction="batchmean")
+        assert err.value.kind == "ValueError"
