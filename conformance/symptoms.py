@@ -604,7 +604,8 @@ def summarize(derived: list[tuple[Symptom, ...]]) -> tuple[Symptom, ...]:
         if s.kind not in ("bound", "dtype") or not s.bounds:
             out.append(s)
             continue
-        worst = {k: max(d[i].bounds[k] for d in derived) for k in BOUNDS}
+        # a derived symptom of the same signature without a figure did not reach it (a dtype alone)
+        worst = {k: max(d[i].bounds.get(k, 0.0) for d in derived) for k in BOUNDS}
         name = "max_ulp" if worst["max_ulp"] <= MAX_ULP_STATED else "max_rel" if worst["max_rel"] <= 1 else "max_abs"
         kept = tuple((k, v) for k, v in s.args if k not in BOUNDS)
         out.append(Symptom(s.kind, tuple(sorted((*kept, (name, round_up(worst[name])))))))

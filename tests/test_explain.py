@@ -294,7 +294,7 @@ def test_a_rounding_model_is_named_in_the_divergence_it_explains():
         (
             ["torch.nn.BCELoss", "--input", "[0.5]", "--target", "[1]", "--param", "reduction=avg"],
             "torch.nn.BCELoss: reduction='avg' is not accepted; accepted: none, sum, mean, batchmean, "
-            "sum_over_batch_size, mean_with_sample_weight",
+            "sum_over_batch_size, mean_with_sample_weight, sum_by_nonzero_weights",
         ),
         (
             ["torch.nn.BCELoss", "--input", "[0.5,", "--target", "[1]"],

@@ -601,7 +601,8 @@ BINDINGS: list[Binding] = [
                params=_SMOOTH, conventions={"label_gradient": "stopped"}, stages=_TF_XENT),
     # sparse_softmax_cross_entropy squeezes the last axis of a weight one rank above the labels ((N, 1))
     tf_v1_loss("sparse_softmax_cross_entropy", "softmax_cross_entropy", "labels", "logits",
-               conventions={"invalid_label": _INVALID, "weighting": "tf_v1_squeeze"}, stages=_TF_XENT),
+               conventions={"invalid_label": _INVALID, "weighting": "tf_v1_squeeze", "float_labels": "TypeError"},
+               stages=_TF_XENT),
     # -- jax (optax.losses, 0.2: optax/losses/_classification.py) --
     # softmax_cross_entropy multiplies labels * log_softmax(logits) as IEEE floats, so a -inf
     # logit with label 0 gives NaN; safe_softmax_cross_entropy is documented to take that term
