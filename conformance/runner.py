@@ -252,14 +252,16 @@ def _judged_by_model(errors: dict, actual, expected, scale, tol, dtype: str, sta
     return fit
 
 
-def differentiated(spec: Spec) -> tuple[str, ...]:
+def differentiated(spec: Spec, case: Case | None = None) -> tuple[str, ...]:
     """What a run differentiates the loss with respect to: the input, and probability targets
-    (or what the spec says: ``Spec.wrt``)."""
+    (or what the spec says: ``Spec.wrt``); of ``case``, only its float arrays: an integer array
+    given where floats are documented (an int64 target, issue 19) has no gradient to ask for."""
     if spec.gradient is None:
         return ()
-    if spec.wrt is not None:
-        return spec.wrt
-    return ("input", "target") if spec.target == "same" else ("input",)
+    names = spec.wrt if spec.wrt is not None else ("input", "target") if spec.target == "same" else ("input",)
+    if case is None:
+        return names
+    return tuple(n for n in names if n not in case.arrays or case.arrays[n].dtype.kind == "f")
 
 
 def scalar_params(params: Mapping[str, Any]) -> dict:
@@ -296,7 +298,7 @@ def evaluate(
         return None
     template, expected, params = started
     record = {**template, "mode": mode, "seconds": dict(template["seconds"])}
-    wrt = differentiated(spec) + weighted(params, held) if expected is not None and adapter.differentiates else ()
+    wrt = differentiated(spec, case) + weighted(params, held) if expected is not None and adapter.differentiates else ()
     if (key, "call") not in oracle:
         oracle[key, "call"] = adapter.prepare_case(binding, case, dtype)
     outcome = adapter.call(binding, case, dtype, mode=mode, wrt=wrt, prepared=oracle[key, "call"])
