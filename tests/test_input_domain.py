@@ -394,3 +394,73 @@ def test_tf_sigmoid_xent_int_target_is_a_type_error_in_a_graph_and_another_error
     eager = finish(eager, adapter_for("tensorflow"), b, edge_case(spec, "int-target"), load_known())
     assert eager["verdict"] == "known"
     assert "tf-sigmoid-xent-int-target-eager-invalid-argument" in str(eager["known"])
+
+
+# ----------------------------------------------------------------------------- the activation inside the call
+
+
+def test_transform_rows_ask_the_framework_for_the_activation():
+    for spec, row, transform in (
+        ("binary_cross_entropy", "sigmoid-inside", "sigmoid"),
+        ("categorical_cross_entropy", "softmax-inside", "softmax"),
+    ):
+        case = edge_case(spec, row)
+        assert case.transforms == {"input": ((transform, None, ""),)}
+        assert case.dtypes == ("float64", "float32")  # half precision: see _TRANSFORM_DTYPES
+
+
+def test_the_oracle_reads_the_activation_of_the_given_logits():
+    from lossparity.conformance.runner import expect, expect_gradients
+
+    spec, case = SPECS["binary_cross_entropy"], edge_case("binary_cross_entropy", "sigmoid-inside")
+    z, y = case.arrays["input"], case.arrays["target"]
+    s = 1 / (1 + np.exp(-z))
+    value = expect(spec, case, {"reduction": "mean"}, {}, "float64")
+    assert float(value) == pytest.approx(float(np.mean(-(y * np.log(s) + (1 - y) * np.log(1 - s)))), rel=1e-14)
+    # d/dz of the mean BCE of sigmoid(z): (sigmoid(z) - y) / n, the chain rule through the sigmoid
+    grads = expect_gradients(spec, case, {"reduction": "mean"}, {}, "float64")
+    np.testing.assert_allclose(grads["input"], (s - y) / y.size, rtol=1e-12)
+
+    spec, case = SPECS["categorical_cross_entropy"], edge_case("categorical_cross_entropy", "softmax-inside")
+    z, y = case.arrays["input"], case.arrays["target"]
+    logp = np.array([_log_softmax(row) for row in z])
+    value = expect(spec, case, {"reduction": "mean"}, {}, "float64")
+    assert float(value) == pytest.approx(float(np.mean(-(y * logp).sum(-1))), rel=1e-14)
+    # d/dz of -sum_c y_c log softmax(z)_c, averaged over the samples: (softmax(z) sum(y) - y) / N
+    grads = expect_gradients(spec, case, {"reduction": "mean"}, {}, "float64")
+    np.testing.assert_allclose(grads["input"], (np.exp(logp) * y.sum(-1, keepdims=True) - y) / len(z), rtol=1e-12)
+
+
+def test_the_activation_is_rounded_to_the_given_dtype_before_the_loss():
+    from lossparity.conformance.runner import oracle_arrays
+
+    case = edge_case("binary_cross_entropy", "sigmoid-inside")
+    held = oracle_arrays(case, "float32", "float32")["input"]
+    z = case.arrays["input"].astype(np.float32).astype(np.float64)
+    s = 1 / (1 + np.exp(-z))
+    assert np.array_equal(held, s.astype(np.float32).astype(np.float64))
+
+
+def test_an_adapter_that_cannot_spell_the_activation_takes_no_such_case():
+    from lossparity.conformance.runner import spells
+
+    class NumPyLike:
+        def spelling(self, family):
+            return {"log": "np.log({x})", "exp": "np.exp({x})"}
+
+    class Spelled(NumPyLike):
+        def spelling(self, family):
+            return {"sigmoid": "torch.sigmoid({x})", "softmax": "torch.softmax({x}, dim={axis})"}
+
+    case = edge_case("binary_cross_entropy", "sigmoid-inside")
+    assert not spells(NumPyLike(), case)
+    assert spells(Spelled(), case)
+    assert spells(NumPyLike(), edge_case("binary_cross_entropy", "seed-000"))  # nothing to spell
+
+
+def test_torch_bce_of_its_own_sigmoid_conforms_with_the_logits_gradient():
+    pytest.importorskip("torch")
+    for dtype in ("float32", "float64"):
+        record = _run("torch", "binary_cross_entropy", "torch.nn.BCELoss", "sigmoid-inside", dtype=dtype)
+        assert record["verdict"] == "conform", dtype
+        assert record["gradients"]["input"]["verdict"] == "conform"
