@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from lossparity.conformance.generate import keras_sample_weights, optax_axes
 from lossparity.core.model import Binding, Spec
+from lossparity.reference.errors import integer_targets
 from lossparity.reference.masked import over_rows
 from lossparity.reference.reduction import (
     TF_V1_REDUCTION_VALUES,
@@ -266,4 +267,17 @@ def keras_sample_weight(spec: Spec, reduced=None, drop: tuple[str, ...] = (), ad
         conventions=(*spec.conventions, "weighting"),
         stages=(*spec.stages, WEIGHTING_STAGE) if spec.error_model else spec.stages,
         generate=None if spec.generate is None else keras_sample_weights(spec.generate, reduced, drop, adapt),
+    )
+
+
+def integer_target_spec(spec: Spec) -> Spec:
+    """``spec`` (float targets) with the convention ``int_targets``: its oracle, gradient and error
+    model take an integer target array as the binding documents it, promoted (plain) or refused with
+    the error class the binding declares (``reference.errors.integer_targets``)."""
+    return replace(
+        spec,
+        oracle=integer_targets(spec.oracle),
+        gradient=spec.gradient and integer_targets(spec.gradient),
+        error_model=spec.error_model and integer_targets(spec.error_model),
+        conventions=(*spec.conventions, "int_targets"),
     )

@@ -19,7 +19,7 @@ inside [0, 1] is a different number in float32 and float64.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,9 +44,12 @@ class Edge:
     why: str
     values: tuple[tuple[str, Any], ...]
     dtypes: tuple[str, ...] = ()
+    transforms: tuple[tuple[str, str], ...] = ()
 
 
-def edge(row: str, why: str, /, *arrays, dtypes: Sequence[str] = (), **named) -> Edge:
+def edge(
+    row: str, why: str, /, *arrays, dtypes: Sequence[str] = (), transforms: Mapping[str, str] | None = None, **named
+) -> Edge:
     """One edge row: ``edge(row, why, input[, target], name=value, ..., dtypes=(...))``.
 
     ``input`` and ``target`` come by position (``target`` left out where the spec has none),
@@ -54,13 +57,15 @@ def edge(row: str, why: str, /, *arrays, dtypes: Sequence[str] = (), **named) ->
     A name the spec reads as an array (input, target, ``Spec.arrays``) is an array, any other
     a parameter of the spec. Lists read as float64, except an all-integer ``target`` of a spec
     with class-index targets (int64); other integer arrays are given as NumPy arrays.
+    ``transforms``: an argument the user's call wraps in a function the framework applies inside
+    the call (``{"input": "sigmoid"}``: ``loss(sigmoid(z), y)``, the row giving z), over the class axis.
     """
     if len(arrays) > 2:
         raise TypeError(f"edge {row!r}: input and target by position, then names; {len(arrays)} positional arrays")
     values = (*zip(("input", "target"), arrays), *named.items())
     if len(dict(values)) != len(values):
         raise TypeError(f"edge {row!r}: input or target given twice")
-    return Edge(row, why, values, tuple(dtypes))
+    return Edge(row, why, values, tuple(dtypes), tuple((transforms or {}).items()))
 
 
 def cases(spec: Spec) -> tuple[Case, ...]:
@@ -88,6 +93,7 @@ def cases(spec: Spec) -> tuple[Case, ...]:
                 arrays,
                 params,
                 row.dtypes,
+                transforms={name: ((transform, None, ""),) for name, transform in row.transforms},
             )
         )
     return tuple(out)

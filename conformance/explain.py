@@ -430,12 +430,8 @@ def _documented(spec: Spec, raw: Mapping[str, np.ndarray], transforms: Mapping[s
         a = np.asarray(a)
         steps = transforms.get(name, ())
         if steps:
-            x = a.astype(np.float64).astype(numpy_dtype(dtype)).astype(np.float64)
-            for transform, axis, *_ in steps:
-                along = axis if axis is not None else (1 if class_axis == 1 and x.ndim >= 2 else -1)
-                with np.errstate(over="ignore"):
-                    x = transforms_math.forward(transform, x, along).astype(numpy_dtype(dtype)).astype(np.float64)
-            out[name] = x
+            along = 1 if class_axis == 1 and a.ndim >= 2 else -1
+            out[name] = transforms_math.through(steps, a.astype(np.float64), numpy_dtype(dtype), along)[0]
             continue
         kind = documented_kind(spec, name)
         out[name] = a
@@ -880,16 +876,9 @@ def _through_transforms(side: Side, grads: Mapping[str, np.ndarray]) -> dict[str
             continue
         x = side.call_case.arrays[name]
         x = framework_layout({"input": x}, class_axis)["input"] if name == "input" else x
-        x = x.astype(np.float64).astype(numpy_dtype(side.dtype)).astype(np.float64)
-        inputs = []  # each step's input, as the framework holds it
-        for transform, axis, *_ in steps:
-            along = axis if axis is not None else (1 if class_axis == 1 and x.ndim >= 2 else -1)
-            inputs.append((transform, along, x))
-            x = transforms_math.forward(transform, x, along).astype(numpy_dtype(side.dtype)).astype(np.float64)
-        g = layout[name]
-        for transform, along, before in reversed(inputs):
-            g = transforms_math.backward(transform, before, along, g)
-        layout[name] = g
+        along = 1 if class_axis == 1 and x.ndim >= 2 else -1
+        _, inputs = transforms_math.through(steps, x.astype(np.float64), numpy_dtype(side.dtype), along)
+        layout[name] = transforms_math.pull_back(inputs, layout[name])
     return canonical_layout(layout, class_axis)
 
 

@@ -19,6 +19,7 @@ from lossparity.core.dtypes import DTYPES, TOLERANCES, numpy_dtype, tolerance
 from lossparity.core.model import ARRAY_PARAMS, WEIGHT_PARAMS, Binding, Case, Spec
 from lossparity.core.records import encode_array, encode_value
 from lossparity.core.verdicts import RANK
+from lossparity.reference import transforms as transforms_math
 from lossparity.reference.errors import OracleError
 from lossparity.reference.rounding import unit_roundoff
 from lossparity.reference.trace import NO_TRACE
@@ -37,6 +38,29 @@ def oracle_kwargs(
     return kw
 
 
+def oracle_arrays(case: Case, given: str | None, dtype: str) -> dict[str, np.ndarray]:
+    """The case's arrays as the oracle reads them: given in ``given`` (default ``dtype``), computed
+    in ``dtype``; an argument the case transforms (``Case.transforms``: the user's call writes
+    ``loss(sigmoid(z), y)``, and the framework applies the sigmoid inside the call, in a compiled
+    mode inside the compiled function) is the transform's value of the array, each step rounded
+    to the given dtype (``reference/transforms.py``), over the canonical class axis, the last."""
+    arrays = case.in_dtype(*([given] if given else []), dtype)
+    for name, steps in case.transforms.items():
+        arrays[name] = transforms_math.through(steps, arrays[name], numpy_dtype(given or dtype), -1)[0]
+    return arrays
+
+
+def _through_transforms(case: Case, grads: dict[str, np.ndarray], given: str | None, dtype: str) -> dict:
+    """Gradients with respect to the loss's arguments carried back through each argument's transforms
+    to the array the case gives (``sigmoid(z)``: d/dz)."""
+    for name, steps in case.transforms.items():
+        if name in grads:
+            held = case.in_dtype(*([given] if given else []), dtype)[name]
+            _, inputs = transforms_math.through(steps, held, numpy_dtype(given or dtype), -1)
+            grads[name] = transforms_math.pull_back(inputs, grads[name])
+    return grads
+
+
 def _oracle_call(
     fn,
     spec: Spec,
@@ -47,7 +71,7 @@ def _oracle_call(
     given: str | None,
     trace,
 ):
-    arrays = case.in_dtype(*([given] if given else []), dtype)
+    arrays = oracle_arrays(case, given, dtype)
     positional = [arrays["input"]] + ([arrays["target"]] if "target" in arrays else [])
     kw = oracle_kwargs(spec, params, arrays, conventions)
     kw.update({n: arrays[n] for n in spec.arrays})
@@ -83,7 +107,7 @@ def expect_gradients(
     ``pos_weight``: :func:`weight_gradients`), unless ``Spec.gradient`` gives one itself (Keras'
     ``sample_weight``, ``reference/reduction.py``)."""
     grads = _oracle_call(spec.gradient, spec, case, params, conventions, dtype, given, NO_TRACE)
-    out = {k: np.asarray(v, np.float64) for k, v in grads.items()}
+    out = _through_transforms(case, {k: np.asarray(v, np.float64) for k, v in grads.items()}, given, dtype)
     return {**weight_gradients(spec, case, params, conventions, dtype, given, skip=tuple(out)), **out}
 
 
@@ -124,7 +148,7 @@ def weight_gradients(
     names = [p for p in weighted(params, dtype) if p in spec.defaults and p not in skip]
     if not names:
         return {}
-    arrays = case.in_dtype(*([given] if given else []), dtype)
+    arrays = oracle_arrays(case, given, dtype)
 
     def total(name: str, w: np.ndarray) -> float:
         held = {**arrays, name: w}
@@ -172,8 +196,8 @@ def rounding_scales(
     stages it computes in its dtype: each part's bound in units of the compute dtype's unit
     roundoff (``reference/rounding.py``); None for a binding that declares none, or a case the
     model cannot take."""
-    if not binding.stages or spec.error_model is None:
-        return None
+    if not binding.stages or spec.error_model is None or case.transforms:
+        return None  # the model knows nothing of a transform's rounding (nor its chain rule)
     result = binding.result_dtype(dtype)
     fn = functools.partial(spec.error_model, stages=binding.stages)
     try:
@@ -252,14 +276,23 @@ def _judged_by_model(errors: dict, actual, expected, scale, tol, dtype: str, sta
     return fit
 
 
-def differentiated(spec: Spec) -> tuple[str, ...]:
+def differentiated(spec: Spec, case: Case | None = None) -> tuple[str, ...]:
     """What a run differentiates the loss with respect to: the input, and probability targets
-    (or what the spec says: ``Spec.wrt``)."""
+    (or what the spec says: ``Spec.wrt``); of ``case``, only its float arrays: an integer array
+    given where floats are documented (an int64 target, issue 19) has no gradient to ask for."""
     if spec.gradient is None:
         return ()
-    if spec.wrt is not None:
-        return spec.wrt
-    return ("input", "target") if spec.target == "same" else ("input",)
+    names = spec.wrt if spec.wrt is not None else ("input", "target") if spec.target == "same" else ("input",)
+    if case is None:
+        return names
+    return tuple(n for n in names if n not in case.arrays or case.arrays[n].dtype.kind == "f")
+
+
+def spells(adapter, case: Case) -> bool:
+    """Whether the adapter writes every transform the case asks the framework to apply (Keras' NumPy
+    backend has no sigmoid or softmax of its own: such a case is not its users' call)."""
+    steps = [step for chain in case.transforms.values() for step in chain]
+    return all(t in adapter.spelling(family[0] if family else "") for t, _, *family in steps)
 
 
 def scalar_params(params: Mapping[str, Any]) -> dict:
@@ -286,6 +319,8 @@ def evaluate(
     the call prepared (``FrameworkAdapter.prepare_case``: its text, layout and, where they are
     immutable, the framework's arrays)."""
     oracle = {} if oracle is None else oracle
+    if not spells(adapter, case):
+        return None
     held = adapter.held_dtype(dtype, mode)  # float64 is float32 in JAX without jax_enable_x64
     key = (binding.key, case.id, dtype, device, held)
     if key not in oracle:
@@ -296,7 +331,7 @@ def evaluate(
         return None
     template, expected, params = started
     record = {**template, "mode": mode, "seconds": dict(template["seconds"])}
-    wrt = differentiated(spec) + weighted(params, held) if expected is not None and adapter.differentiates else ()
+    wrt = differentiated(spec, case) + weighted(params, held) if expected is not None and adapter.differentiates else ()
     if (key, "call") not in oracle:
         oracle[key, "call"] = adapter.prepare_case(binding, case, dtype)
     outcome = adapter.call(binding, case, dtype, mode=mode, wrt=wrt, prepared=oracle[key, "call"])

@@ -117,6 +117,14 @@ CONVENTIONS: dict[str, Convention] = {
             "truncating toward 0 as Keras' sparse losses cast",
         ),
         Convention(
+            "int_targets",
+            "promote",
+            "a target given as an integer array raises {value} (the binding checks the target's dtype: "
+            "PyTorch's binary_cross_entropy and binary_cross_entropy_with_logits, tf.nn's "
+            "sigmoid_cross_entropy_with_logits), where the plain reading promotes it and computes in "
+            "the input's float dtype (NumPy, JAX, PyTorch's arithmetic; Keras casts y_true to y_pred's dtype)",
+        ),
+        Convention(
             "stirling_cutoff",
             "above_one",
             "the Stirling term of full=True is left out only where 0 <= t <= 1 ('{value}', tf.nn."

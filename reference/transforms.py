@@ -46,3 +46,27 @@ def backward(name: str, x: np.ndarray, axis: int, g: np.ndarray) -> np.ndarray:
         if name == "exp":
             return g * np.exp(x)
     raise ValueError(f"unknown transform {name!r}")
+
+
+def through(steps, x: np.ndarray, dtype, axis: int) -> tuple[np.ndarray, list[tuple[str, int, np.ndarray]]]:
+    """``x`` (float64 holding values of ``dtype``, a NumPy dtype) through the transforms ``steps``
+    (``Case.transforms``: ``(transform, axis, *family)`` each, the first applied first), each step's
+    output rounded to ``dtype`` as the framework stores each step's tensor. A step whose axis is
+    None normalizes over ``axis``. Returns the result and each step's ``(transform, axis, input)``,
+    which :func:`pull_back` carries a gradient back through."""
+    x = np.asarray(x, np.float64).astype(dtype).astype(np.float64)
+    inputs = []
+    for transform, along, *_ in steps:
+        along = axis if along is None else along
+        inputs.append((transform, along, x))
+        with np.errstate(over="ignore"):
+            x = forward(transform, x, along).astype(dtype).astype(np.float64)
+    return x, inputs
+
+
+def pull_back(inputs: list[tuple[str, int, np.ndarray]], g: np.ndarray) -> np.ndarray:
+    """The gradient ``g`` with respect to the last step's output (of :func:`through`), carried back
+    to the first step's input (the chain rule, in float64)."""
+    for transform, along, before in reversed(inputs):
+        g = backward(transform, before, along, g)
+    return g

@@ -7,6 +7,7 @@ upstream reports of each kind are reproduced on the real frameworks where they a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -249,3 +250,217 @@ def test_tf_sparse_float_labels_raise_a_type_error_in_a_graph_and_another_error_
     )
     assert eager["verdict"] == "known"
     assert "tf-sparse-xent-float-labels-eager-invalid-argument" in str(eager["known"])
+
+
+# ------------------------------------------------------------------------- integer targets where floats are documented
+
+INT_TARGET_SPECS = ("absolute_error", "squared_error", "binary_cross_entropy", "binary_cross_entropy_with_logits")
+
+
+def test_int_targets_convention_promotes_by_default():
+    convention = CONVENTIONS["int_targets"]
+    assert convention.plain == "promote"
+    for spec in INT_TARGET_SPECS:
+        assert "int_targets" in SPECS[spec].conventions, spec
+
+
+def test_an_integer_target_promotes_to_the_float_value():
+    # hand-derived: the int64 target [1, 0, 3] is read as 1.0, 0.0, 3.0
+    x = np.array([1.5, -0.5, 2.0])
+    t = np.array([1, 0, 3], np.int64)
+    assert float(SPECS["absolute_error"].oracle(x, t)) == pytest.approx((0.5 + 0.5 + 1.0) / 3, rel=1e-15)
+    assert float(SPECS["squared_error"].oracle(x, t)) == pytest.approx((0.25 + 0.25 + 1.0) / 3, rel=1e-15)
+    p, y = np.array([0.8, 0.3]), np.array([1, 0], np.int64)
+    assert float(SPECS["binary_cross_entropy"].oracle(p, y)) == pytest.approx(
+        -(math.log(0.8) + math.log(0.7)) / 2, rel=1e-14
+    )
+    z = np.array([0.8, -0.3])
+    out = SPECS["binary_cross_entropy_with_logits"].oracle(z, y, reduction="none")
+    np.testing.assert_allclose(out, [math.log1p(math.exp(-0.8)), math.log1p(math.exp(-0.3))], rtol=1e-14)
+    # the gradient in the input is that of the float target: 2 (x - t) / n for the mean squared error
+    grads = SPECS["squared_error"].gradient(x, t)
+    np.testing.assert_allclose(grads["input"], 2 * (x - [1.0, 0.0, 3.0]) / 3, rtol=1e-15)
+
+
+@pytest.mark.parametrize("spec", INT_TARGET_SPECS)
+def test_an_integer_target_raises_the_declared_error_whatever_its_values(spec):
+    oracle = SPECS[spec].oracle
+    x = np.array([0.8, 0.3])
+    for kind in ("RuntimeError", "TypeError"):
+        with pytest.raises(OracleError, match="integer array") as raised:
+            oracle(x, np.array([1, 0], np.int64), int_targets=kind)
+        assert raised.value.kind == kind
+        with pytest.raises(OracleError):
+            SPECS[spec].gradient(x, np.array([1, 0], np.int32), int_targets=kind)
+        # a float target of the same values is the formula's
+        assert np.isfinite(oracle(x, np.array([1.0, 0.0]), int_targets=kind))
+
+
+def test_bindings_declare_what_an_integer_target_does():
+    declared = {(b.spec, b.id): b.conventions.get("int_targets", "promote") for b in all_bindings()}
+    for id_ in ("torch.nn.functional.binary_cross_entropy", "torch.nn.BCELoss"):
+        assert declared["binary_cross_entropy", id_] == "RuntimeError"
+    for id_ in ("torch.nn.functional.binary_cross_entropy_with_logits", "torch.nn.BCEWithLogitsLoss"):
+        assert declared["binary_cross_entropy_with_logits", id_] == "RuntimeError"
+    for id_ in ("tf.nn.sigmoid_cross_entropy_with_logits", "tf.compat.v1.nn.sigmoid_cross_entropy_with_logits"):
+        assert declared["binary_cross_entropy_with_logits", id_] == "TypeError"
+    assert declared["binary_cross_entropy_with_logits", "optax.losses.sigmoid_binary_cross_entropy"] == "promote"
+    assert declared["squared_error", "torch.nn.functional.mse_loss"] == "promote"
+    assert declared["binary_cross_entropy", "keras.losses.BinaryCrossentropy[torch]"] == "promote"
+    # the convention is declared only where the spec reads it
+    for (spec, _), value in declared.items():
+        assert value == "promote" or spec in INT_TARGET_SPECS
+
+
+def test_the_runner_differentiates_only_float_arrays():
+    from lossparity.conformance.runner import differentiated
+
+    for spec in INT_TARGET_SPECS:
+        case = edge_case(spec, "int-target")
+        assert differentiated(SPECS[spec]) == ("input", "target")
+        assert differentiated(SPECS[spec], case) == ("input",), spec
+        floats = dataclasses.replace(case, arrays={**case.arrays, "target": case.arrays["target"].astype(np.float64)})
+        assert differentiated(SPECS[spec], floats) == ("input", "target"), spec
+    # class indices were never differentiated; a spec that names its wrt keeps it for float arrays
+    ce_case = edge_case("softmax_cross_entropy", "float-labels")
+    assert differentiated(SPECS["softmax_cross_entropy"], ce_case) == ("input",)
+
+
+def test_edge_tables_reach_integer_targets():
+    for spec in INT_TARGET_SPECS:
+        case = edge_case(spec, "int-target")
+        assert case.arrays["target"].dtype == np.int64
+        assert case.arrays["input"].dtype.kind == "f"
+        # the dtype rounding of a run leaves the integer target an integer array
+        assert case.in_dtype("float16")["target"].dtype == np.int64
+
+
+def test_torch_bce_refuses_a_long_target():
+    # pytorch/pytorch#842 (open: "BCELoss doesn't accept LongTensor targets"), #45373: "Found dtype Long but
+    # expected Float"; BCEWithLogitsLoss: "result type Float can't be cast to the desired output type Long"
+    # (pytorch/pytorch#40357: it expects both arguments floating point)
+    pytest.importorskip("torch")
+    rows = (
+        ("binary_cross_entropy", "torch.nn.BCELoss", "Found dtype Long but expected Float"),
+        ("binary_cross_entropy_with_logits", "torch.nn.BCEWithLogitsLoss", "can't be cast to the desired output type"),
+    )
+    for spec, id_, message in rows:
+        record = _run("torch", spec, id_, "int-target")
+        assert record["expected"]["error"] == "RuntimeError"
+        assert record["actual"]["error"] == "RuntimeError"
+        assert message in record["actual"]["message"]
+        assert record["verdict"] == "conform"
+
+
+def test_torch_mse_loss_promotes_a_long_target_and_differentiates_the_input():
+    # pytorch/pytorch#192723: F.mse_loss accepts an integer target; the value and the reverse-mode gradient
+    # are right (its forward-mode AD is what fails): 0.02 on the Keras example, d/dx 2 (x - t) / n
+    pytest.importorskip("torch")
+    record = _run("torch", "squared_error", "torch.nn.functional.mse_loss", "int-target", dtype="float64")
+    assert record["verdict"] == "conform"
+    assert record["actual"]["dtype"] == "float64"
+    assert set(record["gradients"]) == {"input"}
+    assert record["gradients"]["input"]["verdict"] == "conform"
+
+
+def test_optax_promotes_an_integer_target():
+    pytest.importorskip("optax")
+    for mode in ("eager", "jit"):
+        record = _run(
+            "jax",
+            "binary_cross_entropy_with_logits",
+            "optax.losses.sigmoid_binary_cross_entropy",
+            "int-target",
+            mode=mode,
+        )
+        assert record["verdict"] == "conform", mode
+        assert set(record["gradients"]) == {"input"}
+
+
+def test_tf_sigmoid_xent_int_target_is_a_type_error_in_a_graph_and_another_error_eagerly():
+    # tensorflow/tensorflow#22224: sigmoid_cross_entropy_with_logits with integer labels fails eagerly
+    pytest.importorskip("tensorflow")
+    from lossparity.conformance.known import load_known
+    from lossparity.conformance.registry import adapter_for, bindings
+    from lossparity.conformance.runner import finish
+
+    binding_id = "tf.nn.sigmoid_cross_entropy_with_logits"
+    spec = "binary_cross_entropy_with_logits"
+    graph = _run("tensorflow", spec, binding_id, "int-target", mode="function")
+    assert (graph["actual"]["error"], graph["verdict"]) == ("TypeError", "conform")
+    eager = _run("tensorflow", spec, binding_id, "int-target", mode="eager")
+    assert (eager["actual"]["error"], eager["verdict"]) == ("InvalidArgumentError", "error_mismatch")
+    b = next(b for b in bindings("tensorflow") if b.id == binding_id and b.spec == spec)
+    eager = finish(eager, adapter_for("tensorflow"), b, edge_case(spec, "int-target"), load_known())
+    assert eager["verdict"] == "known"
+    assert "tf-sigmoid-xent-int-target-eager-invalid-argument" in str(eager["known"])
+
+
+# ----------------------------------------------------------------------------- the activation inside the call
+
+
+def test_transform_rows_ask_the_framework_for_the_activation():
+    for spec, row, transform in (
+        ("binary_cross_entropy", "sigmoid-inside", "sigmoid"),
+        ("categorical_cross_entropy", "softmax-inside", "softmax"),
+    ):
+        case = edge_case(spec, row)
+        assert case.transforms == {"input": ((transform, None, ""),)}
+        assert case.dtypes == ("float64", "float32")  # half precision: see _TRANSFORM_DTYPES
+
+
+def test_the_oracle_reads_the_activation_of_the_given_logits():
+    from lossparity.conformance.runner import expect, expect_gradients
+
+    spec, case = SPECS["binary_cross_entropy"], edge_case("binary_cross_entropy", "sigmoid-inside")
+    z, y = case.arrays["input"], case.arrays["target"]
+    s = 1 / (1 + np.exp(-z))
+    value = expect(spec, case, {"reduction": "mean"}, {}, "float64")
+    assert float(value) == pytest.approx(float(np.mean(-(y * np.log(s) + (1 - y) * np.log(1 - s)))), rel=1e-14)
+    # d/dz of the mean BCE of sigmoid(z): (sigmoid(z) - y) / n, the chain rule through the sigmoid
+    grads = expect_gradients(spec, case, {"reduction": "mean"}, {}, "float64")
+    np.testing.assert_allclose(grads["input"], (s - y) / y.size, rtol=1e-12)
+
+    spec, case = SPECS["categorical_cross_entropy"], edge_case("categorical_cross_entropy", "softmax-inside")
+    z, y = case.arrays["input"], case.arrays["target"]
+    logp = np.array([_log_softmax(row) for row in z])
+    value = expect(spec, case, {"reduction": "mean"}, {}, "float64")
+    assert float(value) == pytest.approx(float(np.mean(-(y * logp).sum(-1))), rel=1e-14)
+    # d/dz of -sum_c y_c log softmax(z)_c, averaged over the samples: (softmax(z) sum(y) - y) / N
+    grads = expect_gradients(spec, case, {"reduction": "mean"}, {}, "float64")
+    np.testing.assert_allclose(grads["input"], (np.exp(logp) * y.sum(-1, keepdims=True) - y) / len(z), rtol=1e-12)
+
+
+def test_the_activation_is_rounded_to_the_given_dtype_before_the_loss():
+    from lossparity.conformance.runner import oracle_arrays
+
+    case = edge_case("binary_cross_entropy", "sigmoid-inside")
+    held = oracle_arrays(case, "float32", "float32")["input"]
+    z = case.arrays["input"].astype(np.float32).astype(np.float64)
+    s = 1 / (1 + np.exp(-z))
+    assert np.array_equal(held, s.astype(np.float32).astype(np.float64))
+
+
+def test_an_adapter_that_cannot_spell_the_activation_takes_no_such_case():
+    from lossparity.conformance.runner import spells
+
+    class NumPyLike:
+        def spelling(self, family):
+            return {"log": "np.log({x})", "exp": "np.exp({x})"}
+
+    class Spelled(NumPyLike):
+        def spelling(self, family):
+            return {"sigmoid": "torch.sigmoid({x})", "softmax": "torch.softmax({x}, dim={axis})"}
+
+    case = edge_case("binary_cross_entropy", "sigmoid-inside")
+    assert not spells(NumPyLike(), case)
+    assert spells(Spelled(), case)
+    assert spells(NumPyLike(), edge_case("binary_cross_entropy", "seed-000"))  # nothing to spell
+
+
+def test_torch_bce_of_its_own_sigmoid_conforms_with_the_logits_gradient():
+    pytest.importorskip("torch")
+    for dtype in ("float32", "float64"):
+        record = _run("torch", "binary_cross_entropy", "torch.nn.BCELoss", "sigmoid-inside", dtype=dtype)
+        assert record["verdict"] == "conform", dtype
+        assert record["gradients"]["input"]["verdict"] == "conform"

@@ -17,6 +17,7 @@ from lossparity.conformance.bindings import (
     NO_REDUCTION,
     OPTAX,
     REDUCTION,
+    integer_target_spec,
     keras_pair,
     keras_sample_weight,
     optax_loss,
@@ -112,6 +113,10 @@ ABSOLUTE_ERROR = [
          [[1.0, -2.0], [0.5, 3.0]], [[0.0, 0.0], [1.0, 1.0]], weight=[[1.0, 3.0], [0.5, 0.0]]),
     edge("zero-weight-inf", "a weight of 0 on an infinite residual: the term is 0 (times rule)",
          [[INF, 1.0]], [[0.0, 0.0]], weight=[[0.0, 1.0]], reduction="sum"),
+    # issue 19, the whole input domain: an integer target where floats are documented
+    edge("int-target", "an int64 target [1, 0, 3]: promoted (PyTorch, JAX) or cast (Keras) to the input's "
+                       "dtype; |0.5|, |-0.5|, |-1|, mean 2/3; no gradient with respect to an integer target",
+         [1.5, -0.5, 2.0], np.array([1, 0, 3], np.int64)),
 ]
 # fmt: on
 
@@ -119,6 +124,10 @@ ABSOLUTE_ERROR = [
 SQUARED_ERROR = [
     edge("seed-mse", "the Keras docstring example: mean of [0.01, 0.01, 0.04] = 0.02",
          [0.9, 0.1, 0.8], [1.0, 0.0, 1.0]),
+    # issue 19, the whole input domain: an integer target where floats are documented
+    edge("int-target", "the Keras docstring example with int64 targets [1, 0, 1]: promoted (PyTorch, JAX) or "
+                       "cast (Keras) to the input's dtype, 0.02 as with float targets",
+         [0.9, 0.1, 0.8], np.array([1, 0, 1], np.int64)),
     edge("zero-residual", "input == target: loss 0 and slope 0 (smooth, no kink)",
          [1.5, -2.0], [1.5, -2.0], reduction="none"),
     edge("square-overflows-f32", "a residual of 2e19: r^2 = 4e38 overflows float32 (inf), float64 holds it",
@@ -297,6 +306,10 @@ KERAS_WEIGHTED = (
     "mean_squared_logarithmic_error",
 )
 SPECS = [keras_sample_weight(s) if s.name in KERAS_WEIGHTED else s for s in SPECS]
+#: The specs whose edge rows give an integer target (issue 19): each binding's documented outcome is
+#: its ``int_targets`` convention (plain: promoted to the input's dtype).
+INT_TARGETS = ("absolute_error", "squared_error")
+SPECS = [integer_target_spec(s) if s.name in INT_TARGETS else s for s in SPECS]
 # fmt: on
 
 
