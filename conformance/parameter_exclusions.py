@@ -165,29 +165,11 @@ _KERAS_CLASSES = """
     KLDivergence Poisson BinaryFocalCrossentropy CategoricalFocalCrossentropy CategoricalGeneralizedCrossEntropy
     Hinge SquaredHinge CategoricalHinge CosineSimilarity Circle Dice Tversky CTC
 """
-#: The channels-last bindings of the Keras APIs whose ``axis`` is the class axis (BinaryCrossentropy's
-#: and binary focal's: the mean axis), spec -> binding ids: each API's ``+channels_first`` binding
-#: (``bindings.keras_channels_first``) passes ``axis=1``, so the entry is per binding, not per API.
-_KERAS_CHANNELS_LAST = {
-    "binary_cross_entropy binary_cross_entropy_with_logits": "BinaryCrossentropy binary_crossentropy",
-    "categorical_cross_entropy softmax_cross_entropy_soft": "CategoricalCrossentropy categorical_crossentropy",
-    "sparse_categorical_cross_entropy softmax_cross_entropy": "SparseCategoricalCrossentropy "
-    "sparse_categorical_crossentropy",
-    "softmax_cross_entropy": "SparseCategoricalCrossentropy+class_weight",
-    "binary_focal_cross_entropy binary_focal_cross_entropy_with_logits": "BinaryFocalCrossentropy "
-    "binary_focal_crossentropy",
-    "categorical_focal_cross_entropy": "CategoricalFocalCrossentropy categorical_focal_crossentropy "
-    "CategoricalFocalCrossentropy+alpha_list categorical_focal_crossentropy+alpha_list",
-}
-_KERAS_AXIS = "the class axis (BinaryCrossentropy's: the mean axis), left at -1, where the canonical layout has it"
-_KERAS_AXIS_WHY = {
-    "": "; axis=1 (channels first, torch's layout) is checked by the +channels_first binding of the same API",
-    "+class_weight": "; the class-weight binding is channels-last only (its channels-first form would be that of "
-    "SparseCategoricalCrossentropy+channels_first, with the weights gathered as here)",
-    "+alpha_list": "; the per-class alpha broadcasts over the last axis (ops.multiply(modulating_factor, alpha)), "
-    "so its channels-first form is not a transpose; axis=1 is checked by the +channels_first binding of the "
-    "scalar alpha",
-}
+_KERAS_AXIS = """
+    BinaryCrossentropy binary_crossentropy CategoricalCrossentropy categorical_crossentropy
+    SparseCategoricalCrossentropy sparse_categorical_crossentropy BinaryFocalCrossentropy binary_focal_crossentropy
+    CategoricalFocalCrossentropy categorical_focal_crossentropy
+"""
 
 KERAS = _merged(
     _each(
@@ -209,14 +191,16 @@ KERAS = _merged(
             "checks ignore_class"
         }
     },
-    {
-        f"{spec}:keras.losses.{b}": {
-            "axis": _KERAS_AXIS + _KERAS_AXIS_WHY["+" + b.partition("+")[2] if "+" in b else ""]
-        }
-        for specs, ids in _KERAS_CHANNELS_LAST.items()
-        for spec in specs.split()
-        for b in ids.split()
-    },
+    _each(
+        " ".join(f"keras.losses.{n}" for n in _KERAS_AXIS.split()),
+        axis="the class axis (BinaryCrossentropy's: the mean axis), left at -1, where the canonical layout has it; "
+        + LATER
+        + ": the channels-first bindings (bindings.keras_channels_first: axis=1, class_axis=1, min_rank=2, so "
+        "no unbatched (C,) case) are built and tested (tests/test_keras_axis.py) but not yet in the default run, "
+        "whose findings on them are not yet triaged: Keras smooths categorical labels over shape[-1], not the "
+        "axis; the TensorFlow backend's sparse cross-entropy raises 'Only axis=-1 is currently supported'; the "
+        "channels-last known entries do not name them",
+    ),
     _each(
         "circle:keras.losses.circle",
         ref_labels="labels of reference embeddings the batch is compared against, left at None (the batch "

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from lossparity.conformance.bindings import (
     AXIS_WHERE,
     KERAS_EPS,
-    keras_channels_first,
     keras_pair,
     keras_sample_weight,
     optax_axis_where,
@@ -410,8 +409,3 @@ def _alpha_list(b: Binding) -> Binding:
 
 # the class and function forms of CategoricalFocalCrossentropy, each with a per-class alpha
 BINDINGS += [_alpha_list(b) for b in BINDINGS if b.spec == "categorical_focal_cross_entropy"]
-# the focal APIs on channels-first data too (axis=1); the per-class alpha stays channels-last (it
-# broadcasts over the last axis)
-BINDINGS += [
-    keras_channels_first(b) for b in BINDINGS if b.framework == "keras" and "focal" in b.id.lower() and "+" not in b.id
-]

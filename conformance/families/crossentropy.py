@@ -16,7 +16,6 @@ from lossparity.conformance.bindings import (
     KERAS_VALUES,
     NO_REDUCTION,
     REDUCTION,
-    keras_channels_first,
     keras_pair,
     keras_sample_weight,
     optax_axis_where,
@@ -667,5 +666,3 @@ def _class_weighted(b: Binding) -> Binding:
 
 # the class form of SparseCategoricalCrossentropy(from_logits=True), the last binding above
 BINDINGS.append(_class_weighted(BINDINGS[-2]))
-# each Keras cross-entropy API on channels-first data too (axis=1); the class-weight binding stays channels-last
-BINDINGS += [keras_channels_first(b) for b in BINDINGS if b.framework == "keras" and "+" not in b.id]
