@@ -224,6 +224,20 @@ def keras_pair(
     return [replace(b, conventions={**b.conventions, "_backends": backends}) if backends else b for b in out]
 
 
+def keras_channels_first(b: Binding) -> Binding:
+    """A Keras cross-entropy or focal binding as users call it on channels-first data, ``(N, C, d1, ...)``:
+    ``axis=1`` (Keras' own tests), the class axis where torch has it (the ``class_axis=1`` convention: the
+    adapter moves the canonical last axis to axis 1 and the gradients back, so the oracle is that of the
+    channels-last binding on the transposed arrays). Inputs of rank 2 or more only (``min_rank``): an
+    unbatched ``(C,)`` input has no axis 1. ``axis`` goes in the constructor of a class form, beside the
+    function form's other keywords."""
+    head, sep, tail = b.call.partition("{kw}")
+    call = f"{head}{'' if head.endswith('(') else ', '}axis=1{sep}{tail}"
+    return replace(
+        b, id=f"{b.id}+channels_first", call=call, conventions={**b.conventions, "class_axis": 1}, min_rank=2
+    )
+
+
 def on_backend(backend: str, bindings: list[Binding]) -> list[Binding]:
     """Each backend-less binding as it runs on ``backend``: its id and framework name it
     (``keras.losses.Huber[jax]`` of ``keras[jax]``), and its per-backend conventions apply."""

@@ -350,6 +350,11 @@ def _side(
 ) -> Side:
     transforms = dict(transforms or {})
     raw = {k: _kind_of_empty(spec, k, np.asarray(v)) for k, v in raw.items()}
+    if np.ndim(raw["input"]) < binding.min_rank:  # Binding.takes: Keras' axis=1 on an unbatched input
+        raise ExplainError(
+            f"it takes inputs of rank {binding.min_rank} or more (its class axis is axis 1), "
+            f"not shape {np.shape(raw['input'])}"
+        )
     # a value the binding is bound with alone is implied (kl_divergence_with_log_targets: log_target=True)
     implied = {k: v for k, v in binding.requires.items() if v is not GIVEN and k not in params}
     given = _params_for(binding, spec, {**implied, **params})

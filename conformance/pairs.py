@@ -138,7 +138,7 @@ def derived_cases(pair: Pair, source: Iterable[Case]) -> list[Case]:
 def cases_for(selection, binding: Binding, spec) -> list[Case]:
     """The derived cases ``binding`` runs in a run of ``selection``: those of each pair whose B
     side it is, where the selection runs A's twin too (else nothing meets them), that it can
-    take (``Binding.effective_params``: BCE on probabilities has no ``pos_weight``)."""
+    take (``Binding.takes``: BCE on probabilities has no ``pos_weight``)."""
     out = []
     selected = {b.id for b in selection.bindings()}
     for pair in PAIRS:
@@ -148,7 +148,7 @@ def cases_for(selection, binding: Binding, spec) -> list[Case]:
         if not twins:
             continue
         for case in derived_cases(pair, selection.cases(pair.a)):
-            if binding.effective_params(spec, case.params) is not None:
+            if binding.takes(spec, case):
                 out.append(case)
     return out
 

@@ -95,7 +95,7 @@ class Selection:
         """The cases the binding takes: its spec's edge rows, and ``examples`` generated cases.
 
         A binding takes the generated cases whose parameters it can express
-        (``Binding.effective_params``), which may be the structure of one bucket only (a loss
+        (``Binding.takes``: its parameters and input rank), which may be the structure of one bucket only (a loss
         without a reduction keyword): the cases of its buckets are then drawn further, until
         it has ``examples``; one that takes no bucket's structure is given further buckets,
         until one fits. Bindings with the same buckets get the same cases, so they can be
@@ -103,7 +103,7 @@ class Selection:
         spec = SPECS[binding.spec]
 
         def takes(case: Case) -> bool:
-            return binding.effective_params(spec, case.params) is not None
+            return binding.takes(spec, case)
 
         edges = [c for c in spec.edges if takes(c)]
         drawn = self._generated(spec.name)

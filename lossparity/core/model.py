@@ -111,7 +111,9 @@ class Binding:
     within the model's bound is consistent with that computation. Empty: the result is held
     to one rounding of the exact loss (the tolerance). ``call_keywords`` are the framework
     keywords (values of ``params``) that a class form takes in its call, not its constructor
-    (Keras' ``sample_weight``): they go where the call text has ``{call_kw}``.
+    (Keras' ``sample_weight``): they go where the call text has ``{call_kw}``. ``min_rank`` is the
+    least rank of input the binding takes (Keras' channels-first ``axis=1`` names an axis 1, which
+    an unbatched ``(C,)`` input does not have): a case of lower rank is not its (:meth:`takes`).
     """
 
     id: str
@@ -132,6 +134,7 @@ class Binding:
     #: to one is expected to raise.
     nondifferentiable: tuple[str, ...] = ()
     call_keywords: tuple[str, ...] = ()
+    min_rank: int = 0
 
     def result_dtype(self, dtype: str) -> str:
         """The dtype this binding computes in and returns for inputs of ``dtype``."""
@@ -155,6 +158,11 @@ class Binding:
                 return None
         eff.update(self.fixed)
         return eff
+
+    def takes(self, spec: Spec, case: Case) -> bool:
+        """Whether the binding can take ``case``: its parameters (:meth:`effective_params`) and its
+        input's rank (``min_rank``)."""
+        return np.ndim(case.arrays["input"]) >= self.min_rank and self.effective_params(spec, case.params) is not None
 
     def kwargs(self, case_params: Mapping[str, Any]) -> dict:
         """The framework keyword arguments for the case's explicitly set parameters."""

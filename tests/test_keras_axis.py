@@ -1,0 +1,190 @@
+"""Keras' ``axis`` on channels-first data (issue 19): each cross-entropy and focal API's
+channels-first binding (``bindings.keras_channels_first``) passes ``axis=1`` and reads the class
+axis where torch does (``class_axis=1``), on inputs of rank 2 or more (``Binding.min_rank``,
+honoured by ``Binding.takes``: selection, pairs, and explain's one-line error).
+
+The bindings are built but not yet in the default run (their findings are not yet triaged:
+``conformance/parameter_exclusions.py``'s axis reason), so the checks build them from the
+families' Keras bindings. The oracle is the channels-last one: the layout is a transpose, which
+the checks below prove on Keras itself (its channels-first value is its channels-last value of the
+transposed arrays, and both are the value derived here by hand). Keras fixes its backend when
+first imported, so each check that calls Keras runs in a fresh process (as in
+``tests/test_adapter_keras_numpy.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lossparity.conformance.bindings import keras_channels_first, on_backend
+from lossparity.conformance.explain import ExplainError, _side
+from lossparity.conformance.families import classification, crossentropy
+from lossparity.conformance.registry import adapter_for, bindings
+from lossparity.conformance.selection import Selection
+from lossparity.conformance.specs import SPECS
+from lossparity.core.model import Case, canonical_layout, framework_layout
+
+#: The Keras APIs whose ``axis`` is the class (or mean) axis.
+APIS = """
+    BinaryCrossentropy binary_crossentropy CategoricalCrossentropy categorical_crossentropy
+    SparseCategoricalCrossentropy sparse_categorical_crossentropy BinaryFocalCrossentropy binary_focal_crossentropy
+    CategoricalFocalCrossentropy categorical_focal_crossentropy
+""".split()
+
+
+def _pairs(backend: str = "tensorflow"):
+    """(channels-first binding, its channels-last twin) on ``backend``, for each Keras binding of
+    the APIs above (the class-weight and per-class alpha bindings index the last axis: not these)."""
+    plain = [
+        b
+        for b in (*crossentropy.BINDINGS, *classification.BINDINGS)
+        if b.framework == "keras" and "+" not in b.id and b.id.removeprefix("keras.losses.") in APIS
+    ]
+    return list(zip(on_backend(backend, [keras_channels_first(b) for b in plain]), on_backend(backend, plain)))
+
+
+def _case(spec: str, x, y, **params) -> Case:
+    return Case(spec, "hand", {"table": "test"}, {"input": np.asarray(x, np.float64), "target": np.asarray(y)}, params)
+
+
+def test_each_api_has_a_channels_first_form_with_axis_1_and_class_axis_1():
+    got = _pairs()
+    assert {b.id.split("+")[0] for b, _ in got} == {f"keras.losses.{a}" for a in APIS}
+    for b, twin in got:
+        assert b.id == twin.id.replace("[tensorflow]", "+channels_first[tensorflow]")
+        assert b.conventions["class_axis"] == 1 and b.min_rank == 2, b.id
+        assert "axis=1" in b.call and "(, " not in b.call, b.call
+        # everything else is the twin's: its spec, parameters and the class axis last
+        assert (b.spec, b.params, b.framework) == (twin.spec, twin.params, twin.framework)
+        assert twin.conventions.get("class_axis", -1) == -1 and twin.min_rank == 0
+    calls = {b.call for b, _ in got}
+    assert "keras.losses.CategoricalFocalCrossentropy(axis=1{kw})(target, input{call_kw})" in calls
+    assert "keras.losses.binary_crossentropy(target, input, from_logits=True, axis=1{kw})" in calls
+
+
+def test_a_channels_first_binding_takes_no_unbatched_input():
+    b, twin = next((b, t) for b, t in _pairs() if b.spec == "softmax_cross_entropy_soft")
+    spec = SPECS[b.spec]
+    y = [0.0, 1.0, 0.0]
+    assert not b.takes(spec, _case(b.spec, [1.0, 2.0, 3.0], y))
+    assert b.takes(spec, _case(b.spec, [[1.0, 2.0, 3.0]], [y]))
+    # the rank is the only difference: the channels-last twin takes both
+    assert twin.takes(spec, _case(b.spec, [1.0, 2.0, 3.0], y))
+    assert twin.takes(spec, _case(b.spec, [[1.0, 2.0, 3.0]], [y]))
+
+
+def test_selection_gives_the_twins_cases_of_rank_two_or_more_and_tops_up():
+    sel = Selection(frameworks=("keras[tensorflow]",), examples=100)
+    dropped = 0
+    for b, twin in _pairs():
+        mine, theirs = sel.cases_for(b), sel.cases_for(twin)
+        assert all(np.ndim(c.arrays["input"]) >= 2 for c in mine), b.id
+        # the same case ids, so the two are compared case by case; an unbatched case is the twin's alone
+        assert {c.id for c in theirs if np.ndim(c.arrays["input"]) >= 2} <= {c.id for c in mine}, b.id
+        assert sum("generator" in c.origin for c in mine) >= 100, b.id
+        dropped += sum(np.ndim(c.arrays["input"]) < 2 for c in theirs)
+    assert dropped  # the generators do draw unbatched cases, which the channels-first forms leave out
+
+
+def test_layout_is_a_transpose_of_the_class_axis_and_back():
+    x = np.arange(2 * 3 * 4, dtype=np.float64).reshape(2, 3, 4)  # canonical (N, d1, C)
+    y = x / 10
+    moved = framework_layout({"input": x, "target": y}, 1)
+    np.testing.assert_array_equal(moved["input"], np.moveaxis(x, -1, 1))  # (N, C, d1)
+    np.testing.assert_array_equal(moved["target"], np.moveaxis(y, -1, 1))
+    back = canonical_layout(moved, 1)
+    np.testing.assert_array_equal(back["input"], x)
+    np.testing.assert_array_equal(back["target"], y)
+
+
+def _in_fresh_process(backend: str, body: str) -> dict:
+    """Run ``body`` (which sets ``out``, a JSON-able dict) with Keras on ``backend`` in a fresh interpreter."""
+    script = (
+        "import json, numpy as np\n"
+        "from lossparity.conformance.registry import adapter_for, bindings\n"
+        "from lossparity.core.model import Case\n"
+        f"A = adapter_for('keras[{backend}]')\n"
+        "def B(i, s): return next(b for b in bindings(A.framework) if b.id == i and b.spec == s)\n"
+        "def C(s, x, y, **p): return Case(s, 'hand', {'table': 'test'}, "
+        "{'input': np.asarray(x, np.float64), 'target': np.asarray(y, np.float64)}, p)\n" + body + "\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(adapter_for("keras[tensorflow]").unavailable() is not None, reason="keras is not installed")
+def test_keras_channels_first_value_is_its_channels_last_value_of_the_transposed_arrays():
+    # canonical (N=1, d1=2, C=3): probabilities p and one-hot y per position; the categorical
+    # cross-entropy per position is -log p[target class]: -log 0.5 and -log 0.25, so the class's
+    # mean is (log 2 + log 4) / 2 = 1.5 log 2, derived here
+    p = np.array([[[0.5, 0.25, 0.25], [0.25, 0.25, 0.5]]])
+    y = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    expected = 1.5 * math.log(2)
+    out = _in_fresh_process(
+        "tensorflow",
+        f"""
+import keras
+p, y = np.array({p.tolist()!r}), np.array({y.tolist()!r})
+pf, yf = np.moveaxis(p, -1, 1), np.moveaxis(y, -1, 1)   # channels first: (N, C, d1)
+out = {{
+    'first': float(keras.losses.CategoricalCrossentropy(axis=1)(yf, pf)),
+    'last': float(keras.losses.CategoricalCrossentropy()(y, p)),
+    'first_per_position': np.asarray(keras.losses.categorical_crossentropy(yf, pf, axis=1)).tolist(),
+}}
+from lossparity.conformance.bindings import keras_channels_first
+b = keras_channels_first(B('keras.losses.CategoricalCrossentropy[tensorflow]', 'categorical_cross_entropy'))
+o = A.call(b, C('categorical_cross_entropy', p, y), 'float64', wrt=('input',))
+out['binding'] = [float(o.value), np.asarray(o.grads['input'][0]).tolist()]
+""",
+    )
+    assert out["first"] == pytest.approx(expected, rel=1e-6) and out["last"] == pytest.approx(expected, rel=1e-6)
+    np.testing.assert_allclose(out["first_per_position"], [[math.log(2), math.log(4)]], rtol=1e-6)
+    # through the binding: the canonical case in, the canonical gradient back. Keras divides p by
+    # its sum S before the log: d/dp_c of -sum_k y_k log(p_k / S) is -y_c / p_c + sum(y) / S, here
+    # -y_c / p_c + 1 (each row sums to 1), and the class's mean over the 2 positions halves it
+    value, grad = out["binding"]
+    assert value == pytest.approx(expected, rel=1e-6)
+    g = np.asarray(grad)
+    assert g.shape == p.shape  # back in the canonical layout (N, d1, C)
+    np.testing.assert_allclose(g, (1.0 - y / p) / 2, rtol=1e-5, atol=1e-6)
+
+
+def test_explain_reads_keras_channels_first_and_torch_as_one_case():
+    # channels first as both read it: (N=1, C=3, d1=2) logits, soft targets of the same shape
+    b = next(b for b, _ in _pairs() if b.spec == "softmax_cross_entropy_soft" and b.id.startswith("keras.losses.cat"))
+    torch_ce = next(t for t in bindings("torch") if t.id == "torch.nn.functional.cross_entropy" and t.spec == b.spec)
+    assert torch_ce.conventions["class_axis"] == 1
+    x = np.array([[[2.0, -1.0], [0.5, 0.0], [-1.0, 3.0]]])
+    y = np.array([[[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]])
+    spec = SPECS[b.spec]
+    sides = [_side(s, spec, {"input": x, "target": y}, {}, "float64", "eager", text=s.id) for s in (b, torch_ce)]
+    for side in sides:  # the canonical case (N, d1, C): the class axis moved last, the same for both
+        np.testing.assert_array_equal(side.case.arrays["input"], np.moveaxis(x, 1, -1))
+        np.testing.assert_array_equal(side.case.arrays["target"], np.moveaxis(y, 1, -1))
+        assert side.axis == 1
+
+
+def test_explain_refuses_an_unbatched_input_to_a_channels_first_binding_in_one_line():
+    b = next(b for b, _ in _pairs() if b.spec == "softmax_cross_entropy_soft")
+    with pytest.raises(ExplainError) as info:
+        _side(
+            b,
+            SPECS[b.spec],
+            {"input": np.array([0.2, 0.3, 0.5]), "target": np.array([0.0, 1.0, 0.0])},
+            {},
+            "float32",
+            "eager",
+            text=b.id,
+        )
+    message = str(info.value)
+    assert "\n" not in message and "rank 2 or more" in message and "(3,)" in message
