@@ -155,10 +155,6 @@ EXCLUDED = {
     "tf.compat.v1.losses.get_total_loss": "sums the graph's loss collections; not a loss of predictions and targets",
     "tf.compat.v1.losses.cosine_distance": "not yet bound (issue 19): 1 - sum(labels * predictions, axis) of "
     "inputs documented as unit-normalised, which no spec holds yet (the cosine specs normalise)",
-    "tf.compat.v1.losses.hinge_loss": "not yet bound (issue 19): relu(1 - (2 labels - 1) logits) elementwise, "
-    "weighted and reduced; the hinge spec's per-sample mean differs",
-    "tf.compat.v1.losses.log_loss": "not yet bound (issue 19): -y log(p + epsilon) - (1 - y) log(1 - p + epsilon), "
-    "epsilon added inside the logs, a convention the binary_cross_entropy oracle does not have yet",
     "tf.compat.v1.losses.mean_pairwise_squared_error": "not yet bound (issue 19): the mean over pairs of samples' "
     "elements of squared differences of differences, a spec of its own",
 }
