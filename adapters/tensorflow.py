@@ -153,8 +153,6 @@ EXCLUDED = {
     "tf.compat.v1.losses.get_regularization_losses": "reads the graph's regularization-loss collection; not a "
     "loss of predictions and targets",
     "tf.compat.v1.losses.get_total_loss": "sums the graph's loss collections; not a loss of predictions and targets",
-    "tf.compat.v1.losses.cosine_distance": "not yet bound (issue 19): 1 - sum(labels * predictions, axis) of "
-    "inputs documented as unit-normalised, which no spec holds yet (the cosine specs normalise)",
     "tf.compat.v1.losses.mean_pairwise_squared_error": "not yet bound (issue 19): the mean over pairs of samples' "
     "elements of squared differences of differences, a spec of its own",
 }

@@ -154,7 +154,7 @@ def test_the_v1_bindings_spell_every_reduction_as_tensorflow_does():
     tf = pytest.importorskip("tensorflow")
     assert set(TF_V1_REDUCTION_VALUES.values()) == set(tf.compat.v1.losses.Reduction.all())
     v1 = [b for b in bindings("tensorflow") if b.id.startswith("tf.compat.v1.losses.")]
-    assert len(v1) == 8
+    assert len(v1) == 9
     for b in v1:
         assert b.params["sample_weight"] == "weights" and b.conventions["weighting"] in TF_V1_WEIGHTINGS
         assert b.kwargs({"reduction": "mean"}) == {"reduction": tf.compat.v1.losses.Reduction.SUM_OVER_BATCH_SIZE}
@@ -283,3 +283,40 @@ def test_log_loss_binding_holds_epsilon_as_its_convention():
     b = next(b for b in bindings("tensorflow") if b.id == "tf.compat.v1.losses.log_loss")
     assert b.conventions["log_shift"] == 1e-7 and b.result_dtype("float16") == "float32"
     assert "epsilon" not in b.params
+
+
+def test_cosine_distance_is_one_minus_the_dot_product_with_the_axis_kept():
+    """losses_impl.py's cosine_distance: 1 - reduce_sum(predictions * labels, axis, keepdims=True), the inputs
+    documented as unit-normalised and not normalised: for unit vectors 1 - cos; for others the formula
+    (labels [3, 4] against themselves: 1 - 25 = -24, where 1 - cos = 0)."""
+    spec = SPECS["unit_cosine_distance"]
+    x = np.array([[0.6, 0.8], [3.0, 4.0], [1.0, 0.0]])
+    y = np.array([[0.8, -0.6], [3.0, 4.0], [-1.0, 0.0]])
+    got = spec.oracle(x, y, axis=-1, reduction="none")
+    np.testing.assert_array_equal(got, [[1.0], [-24.0], [2.0]])  # orthogonal, unnormalised, antiparallel
+    assert spec.oracle(x, y, axis=0, reduction="none").shape == (1, 2)
+    # weights of the losses' shape (3, 1): [0, 1, 2] drop the first, (-24 + 4) / 2 non-zero weights = -10
+    w = np.array([[0.0], [1.0], [2.0]])
+    got = spec.oracle(x, y, axis=-1, sample_weight=w, weighting="tf_v1", reduction="sum_by_nonzero_weights")
+    assert got == -10.0
+    # a weight of shape (3,), rank one below the losses', is refused as assert_broadcastable refuses it
+    with pytest.raises(OracleError) as err:
+        spec.oracle(x, y, axis=-1, sample_weight=np.ones(3), weighting="tf_v1", reduction="sum")
+    assert err.value.kind == "ValueError"
+
+
+def test_cosine_distance_gradients_are_minus_the_other_vector():
+    spec = SPECS["unit_cosine_distance"]
+    x, y = np.array([[0.6, 0.8], [1.0, 0.0]]), np.array([[0.8, -0.6], [0.0, 2.0]])
+    g = spec.gradient(x, y, axis=-1, reduction="sum")
+    np.testing.assert_array_equal(g["input"], -y)
+    np.testing.assert_array_equal(g["target"], -x)
+    # weighted (tf_v1, weights (2, 1)): each vector's slope times its weight, the mean over 1 non-zero weight
+    w = np.array([[0.0], [3.0]])
+    gw = spec.gradient(x, y, axis=-1, sample_weight=w, weighting="tf_v1", reduction="sum_by_nonzero_weights")
+    np.testing.assert_array_equal(gw["input"], [[0.0, 0.0], [0.0, -6.0]])
+    # d/dw_i = l_i / 1 (the count of non-zero weights is piecewise constant): both losses are 1 - 0
+    np.testing.assert_array_equal(gw["sample_weight"], [[1.0], [1.0]])
+    b = next(b for b in bindings("tensorflow") if b.id == "tf.compat.v1.losses.cosine_distance")
+    assert b.params["axis"] == "axis" and b.result_dtype("float64") == "float32"
+    assert b.effective_params(SPECS["unit_cosine_distance"], {"reduction": "sum"}) is None  # axis has no default
