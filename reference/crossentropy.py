@@ -138,7 +138,8 @@ def binary_cross_entropy_grad(
     finite), and the whole is 0 strictly outside the ``prob_eps`` clip; y is the smoothed
     target. d/dy = w (1-s) (log(1-p) - log p) with the clamped logs: +-inf at p = 0 or 1 when
     nothing clamps. A NaN p has NaN slopes; a p outside [0, 1] (``prob_domain="nan"``) gets
-    the formula's values, finite in p where the log itself is NaN.
+    the formula's values, finite in p where the log itself is NaN. Under ``log_shift`` (eps inside the
+    logs) the quotients are y / (p + eps) and (1 - y) / (1 - p + eps), and the logs in d/dy are shifted.
     """
     p, y, bounds, clipped, (raw_p, raw_1mp), (log_p, log_1mp) = _bce_stages(
         input, target, label_smoothing, log_min, prob_eps, prob_domain, dtype, NO_TRACE, log_shift

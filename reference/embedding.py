@@ -179,7 +179,7 @@ def unit_cosine_distance(input, target, *, axis=-1, reduction="mean", dtype=np.f
 def unit_cosine_distance_grad(input, target, *, axis=-1, reduction="mean", dtype=np.float32, trace=NO_TRACE):
     """d/dx = -y and d/dy = -x, each times its vector's cotangent (the kept axis broadcasts along the vector)."""
     a, b = np.asarray(input, np.float64), np.asarray(target, np.float64)
-    shape = np.shape(np.sum(a * 0.0, axis=axis, keepdims=True))
+    shape = tuple(1 if i == axis % a.ndim else n for i, n in enumerate(a.shape))  # the losses': axis kept
     g = np.broadcast_to(np.asarray(reduce_grad(shape, reduction=reduction), np.float64).reshape(shape), a.shape)
     return {"input": chain(g, -b), "target": chain(g, -a)}
 
