@@ -140,9 +140,12 @@ EXCLUDED = {
     "cases would run twice",
     "tf.compat.v1.nn.log_poisson_loss": "the same function object as tf.nn.log_poisson_loss (an alias), which "
     "is bound: the same cases would run twice",
-    "tf.compat.v1.nn.ctc_loss": "not yet bound (issue 19): v1's CTC takes a SparseTensor of labels, time-major "
-    "inputs and the blank as the last class (num_classes - 1), with preprocess_collapse_repeated, "
-    "ctc_merge_repeated and ignore_longer_outputs_than_inputs; the ctc spec reads dense padded labels",
+    "tf.compat.v1.nn.ctc_loss": "not yet bound (issue 19): v1's CTC takes its labels as a SparseTensor "
+    "(tf.sparse.from_dense would drop class 0, a real label here), time-major inputs by default, the blank as "
+    "the last class (num_classes - 1, not a parameter), and preprocess_collapse_repeated, ctc_merge_repeated and "
+    "ignore_longer_outputs_than_inputs, which change which alignments count; the ctc spec reads dense padded "
+    "labels with the blank as a parameter, and its conventions hold none of these three; the same kernel's "
+    "dense form is bound as tf.compat.v1.nn.ctc_loss_v2",
     # -- tf.compat.v1.losses --
     "tf.compat.v1.losses.compute_weighted_loss": "the reduction helper every tf.compat.v1.losses loss ends in, "
     "taking already computed losses: bound through them (reference/reduction.py, tf_v1_reduce)",
@@ -153,12 +156,11 @@ EXCLUDED = {
     "tf.compat.v1.losses.get_regularization_losses": "reads the graph's regularization-loss collection; not a "
     "loss of predictions and targets",
     "tf.compat.v1.losses.get_total_loss": "sums the graph's loss collections; not a loss of predictions and targets",
-    "tf.compat.v1.losses.cosine_distance": "not yet bound (issue 19): 1 - sum(labels * predictions, axis) of "
-    "inputs documented as unit-normalised, which no spec holds yet (the cosine specs normalise)",
-    "tf.compat.v1.losses.hinge_loss": "not yet bound (issue 19): relu(1 - (2 labels - 1) logits) elementwise, "
-    "weighted and reduced; the hinge spec's per-sample mean differs",
-    "tf.compat.v1.losses.log_loss": "not yet bound (issue 19): -y log(p + epsilon) - (1 - y) log(1 - p + epsilon), "
-    "epsilon added inside the logs, a convention the binary_cross_entropy oracle does not have yet",
-    "tf.compat.v1.losses.mean_pairwise_squared_error": "not yet bound (issue 19): the mean over pairs of samples' "
-    "elements of squared differences of differences, a spec of its own",
+    "tf.compat.v1.losses.mean_pairwise_squared_error": "not yet bound (issue 19): a spec of its own (per sample, "
+    "2 S / (n - 1) - 2 T^2 / (n (n - 1)) of the differences' sum of squares S and sum T, n the non-zero weights "
+    "in the sample, summed over the batch, no reduction argument) whose weights are not compute_weighted_loss's: "
+    "not written yet. Seen while reading it (TF 2.21): eagerly a scalar weight (the default 1.0) makes "
+    "_num_present count every element of the batch, not the sample's, so labels [[1, 2, 3], [0, 0, 0]] against "
+    "predictions [[1, 3, 5], [1, 0, 2]] give 2.8 eagerly and 4.0 (the documented sum of 2 + 2) under "
+    "tf.function; and a weight of shape [batch_size], documented, is refused (ValueError, rank 1 against 2)",
 }

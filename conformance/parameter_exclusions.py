@@ -122,7 +122,8 @@ TENSORFLOW = _merged(
     _each(
         "tf.compat.v1.losses.absolute_difference tf.compat.v1.losses.mean_squared_error "
         "tf.compat.v1.losses.huber_loss tf.compat.v1.losses.sigmoid_cross_entropy "
-        "tf.compat.v1.losses.softmax_cross_entropy tf.compat.v1.losses.sparse_softmax_cross_entropy",
+        "tf.compat.v1.losses.softmax_cross_entropy tf.compat.v1.losses.sparse_softmax_cross_entropy "
+        "tf.compat.v1.losses.hinge_loss tf.compat.v1.losses.log_loss tf.compat.v1.losses.cosine_distance",
         scope=_TF_V1_SCOPE,
         loss_collection=_TF_V1_COLLECTION,
     ),
@@ -134,6 +135,13 @@ TENSORFLOW = _merged(
         "tf.compat.v1.nn.ctc_loss_v2": {
             "unique": "an optional precomputed tf.nn.ctc_unique_labels(labels), documented to enable a faster, "
             "memory-efficient implementation on TPU; the same loss",
+        },
+        "tf.compat.v1.losses.cosine_distance": {
+            "dim": "deprecated ('The old (deprecated) name for axis'): the same argument as axis, which is bound",
+        },
+        "tf.compat.v1.losses.log_loss": {
+            "epsilon": "held at its default 1e-7, the convention log_shift the binding declares (added inside the "
+            "logs); the binary_cross_entropy spec has no parameter for it and no other binding shifts its logs",
         },
     },
 )

@@ -40,6 +40,13 @@ CONVENTIONS: dict[str, Convention] = {
             "epsilon, torch.distributions' clamp_probs)",
         ),
         Convention(
+            "log_shift",
+            None,
+            "{value} is added inside each log, -y log(p + {value}) - (1 - y) log(1 - p + {value}), "
+            "instead of a clip (tf.compat.v1.losses.log_loss's epsilon): nothing is clipped, a probability "
+            "of 0 or 1 costs at most -log({value}), and the slopes are y / (p + eps) and (1 - y) / (1 - p + eps)",
+        ),
+        Convention(
             "prob_domain",
             "nan",
             "a probability or target outside [0, 1] (NaN included) raises {value} "
@@ -182,8 +189,10 @@ CONVENTIONS: dict[str, Convention] = {
         Convention(
             "hinge_labels",
             "signed",
-            "when every target of the call is 0 or 1 they are read as 2y - 1 "
-            "(Keras hinge and squared_hinge convert binary labels to -1/+1); otherwise as given",
+            "'{value}': 'binary_if_all': when every target of the call is 0 or 1 they are read as 2y - 1 "
+            "(Keras hinge and squared_hinge convert binary labels to -1/+1), otherwise as given; 'binary': "
+            "every target is read as 2y - 1 whatever it is, so a -1 label counts as -3 "
+            "(tf.compat.v1.losses.hinge_loss documents 0/1 labels and converts them unconditionally)",
         ),
         Convention(
             "hinge_neg",

@@ -57,9 +57,10 @@ def _weighted(loss, weight):
     return times(np.broadcast_to(np.asarray(weight, np.float64), np.shape(loss)), loss)
 
 
-def _bce_stages(input, target, label_smoothing, log_min, prob_eps, prob_domain, dtype, trace):
+def _bce_stages(input, target, label_smoothing, log_min, prob_eps, prob_domain, dtype, trace, log_shift=None):
     """BCE up to its logs: p as given, smoothed y, clip bounds (or None), clipped p, and the
-    pair (log p, log(1-p)) before and after the ``log_min`` clamp."""
+    pair (log p, log(1-p)) before and after the ``log_min`` clamp; ``log_shift`` (eps, tf.compat.v1's
+    log_loss) takes log(p + eps) and log(1 - p + eps) instead (``clipped`` stays p)."""
     p = trace("input", np.asarray(input, np.float64), reading(input, "probabilities", classes=False))
     y = _smooth(np.asarray(target, np.float64), label_smoothing, 2, "2", trace)
     bounds, clipped = None, p
@@ -74,10 +75,14 @@ def _bce_stages(input, target, label_smoothing, log_min, prob_eps, prob_domain, 
         if prob_domain != "nan" and outside.any():
             raise OracleError(prob_domain, f"{name} {values[outside].ravel()[0]} is outside [0, 1]")
     with np.errstate(divide="ignore", invalid="ignore"):
-        raw = (np.log(clipped), np.log1p(-clipped))
+        if log_shift is None:
+            raw = (np.log(clipped), np.log1p(-clipped))
+        else:  # log(p + eps) and log((1 - p) + eps): 1 - p is exact for p in [1/2, 1], so near 1 only + eps rounds
+            raw = (np.log(clipped + log_shift), np.log((1.0 - clipped) + log_shift))
     logs = raw if log_min is None else tuple(np.maximum(v, log_min) for v in raw)
     clamped = "" if log_min is None else f", each clamped at {log_min}"
-    trace("log", np.array(logs), "log p and log(1-p)" + clamped)
+    shifted = "" if log_shift is None else f" of p + eps and 1 - p + eps, eps={log_shift}"
+    trace("log", np.array(logs), "log p and log(1-p)" + shifted + clamped)
     return p, y, bounds, clipped, raw, logs
 
 
@@ -93,14 +98,19 @@ def binary_cross_entropy(
     prob_domain="nan",
     sample_axis=None,
     clip_tie="pass",
+    log_shift=None,
     dtype=np.float32,
     trace=NO_TRACE,
 ):
     """-[y log p + (1 - y) log(1 - p)] for probabilities ``p`` (any shape), weighted elementwise."""
     _, y, _, _, _, (log_p, log_1mp) = _bce_stages(
-        input, target, label_smoothing, log_min, prob_eps, prob_domain, dtype, trace
+        input, target, label_smoothing, log_min, prob_eps, prob_domain, dtype, trace, log_shift
     )
-    loss = _weighted(-(times(y, log_p) + times(1.0 - y, log_1mp)), weight)
+    if log_shift is None:  # a zero coefficient drops its term, even an infinite log (the limit 0 log 0 = 0)
+        loss = _weighted(-(times(y, log_p) + times(1.0 - y, log_1mp)), weight)
+    else:  # the logs are finite on [0, 1]; outside [-eps, 1 + eps] a log is NaN and so is its IEEE product
+        with np.errstate(invalid="ignore"):
+            loss = _weighted(-(y * log_p + (1.0 - y) * log_1mp), weight)
     loss = trace("per-element loss", loss, "-(y log p + (1-y) log(1-p))" + (" * weight" if weight is not None else ""))
     return reduce(loss, reduction=reduction, sample_axis=sample_axis, trace=trace)
 
@@ -117,6 +127,7 @@ def binary_cross_entropy_grad(
     prob_domain="nan",
     sample_axis=None,
     clip_tie="pass",
+    log_shift=None,
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -127,14 +138,16 @@ def binary_cross_entropy_grad(
     finite), and the whole is 0 strictly outside the ``prob_eps`` clip; y is the smoothed
     target. d/dy = w (1-s) (log(1-p) - log p) with the clamped logs: +-inf at p = 0 or 1 when
     nothing clamps. A NaN p has NaN slopes; a p outside [0, 1] (``prob_domain="nan"``) gets
-    the formula's values, finite in p where the log itself is NaN.
+    the formula's values, finite in p where the log itself is NaN. Under ``log_shift`` (eps inside the
+    logs) the quotients are y / (p + eps) and (1 - y) / (1 - p + eps), and the logs in d/dy are shifted.
     """
     p, y, bounds, clipped, (raw_p, raw_1mp), (log_p, log_1mp) = _bce_stages(
-        input, target, label_smoothing, log_min, prob_eps, prob_domain, dtype, NO_TRACE
+        input, target, label_smoothing, log_min, prob_eps, prob_domain, dtype, NO_TRACE, log_shift
     )
+    s = log_shift or 0.0  # the logs' arguments: p + eps and 1 - p + eps
     with np.errstate(invalid="ignore"):
-        d_p = clip_grad(raw_1mp, log_min, None, over(1.0 - y, 1.0 - clipped)) - clip_grad(
-            raw_p, log_min, None, over(y, clipped)
+        d_p = clip_grad(raw_1mp, log_min, None, over(1.0 - y, 1.0 - clipped + s)) - clip_grad(
+            raw_p, log_min, None, over(y, clipped + s)
         )
         d_y = (1.0 - label_smoothing) * (log_1mp - log_p)
     if bounds is not None:
@@ -937,6 +950,7 @@ def binary_cross_entropy_error(
     prob_domain="nan",
     sample_axis=None,
     clip_tie="pass",
+    log_shift=None,
     dtype=np.float32,
     trace=NO_TRACE,
     stages=(),
@@ -969,24 +983,33 @@ def binary_cross_entropy_error(
     u g w (1-s) [4 |log p| + 4 |log(1-p)| + 1 + 3 |d/dy|].
     """
     p, y, bounds, clipped, (raw_p, raw_1mp), (log_p, log_1mp) = _bce_stages(
-        input, target, label_smoothing, log_min, prob_eps, prob_domain, dtype, NO_TRACE
+        input, target, label_smoothing, log_min, prob_eps, prob_domain, dtype, NO_TRACE, log_shift
     )
     ey = 3.0 if label_smoothing else 0.0
+    # log_shift: p + eps and (1 - p) + eps round once more each, an absolute u in each log (``es``)
+    s, es = (0.0, 0.0) if log_shift is None else (log_shift, 1.0)
     w = np.abs(_weighted(np.ones(np.shape(p)), weight))
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         a, b = times(y, np.abs(log_p)), times(1.0 - y, np.abs(log_1mp))
         loss = a + b
-        per = (2.0 + ey) * a + 3.0 * b + (1.0 - y) + times(ey * y, np.abs(log_1mp)) + loss
+        per = (
+            (2.0 + ey) * a
+            + 3.0 * b
+            + (1.0 - y)
+            + times(ey * y, np.abs(log_1mp))
+            + loss
+            + es * (np.abs(y) + np.abs(1 - y))
+        )
         if weight is not None:
             per = times(w, per + loss)
         value = _binary_reduced_error(per, times(w, loss), reduction, sample_axis)
-        t1 = np.abs(clip_grad(raw_p, log_min, None, over(y, clipped)))
-        t2 = np.abs(clip_grad(raw_1mp, log_min, None, over(1.0 - y, 1.0 - clipped)))
-        d_p = (6.0 + ey) * t1 + (7.0 + ey) * t2 + np.abs(t2 - t1)
+        t1 = np.abs(clip_grad(raw_p, log_min, None, over(y, clipped + s)))
+        t2 = np.abs(clip_grad(raw_1mp, log_min, None, over(1.0 - y, 1.0 - clipped + s)))
+        d_p = (6.0 + ey + es) * t1 + (7.0 + ey + es) * t2 + np.abs(t2 - t1)
         if bounds is not None:
             d_p = np.abs(clip_grad(p, *bounds, d_p, clip_tie))
         d_y = (1.0 - label_smoothing) * (
-            4.0 * np.abs(log_p) + 4.0 * np.abs(log_1mp) + 1.0 + 3.0 * np.abs(log_1mp - log_p)
+            4.0 * np.abs(log_p) + 4.0 * np.abs(log_1mp) + 1.0 + 2 * es + 3.0 * np.abs(log_1mp - log_p)
         )
     g = np.abs(reduce_grad(np.shape(p), reduction=reduction, sample_axis=sample_axis))
     return {"value": value, "input": chain(g, times(w, d_p)), "target": chain(g, times(w, d_y))}

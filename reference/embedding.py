@@ -162,6 +162,28 @@ def cosine_similarity_grad(
     return {"input": np.moveaxis(chain(g, sign * da), -1, axis), "target": np.moveaxis(chain(g, sign * db), -1, axis)}
 
 
+def unit_cosine_distance(input, target, *, axis=-1, reduction="mean", dtype=np.float32, trace=NO_TRACE):
+    """1 - sum(input * target, axis) with the summed axis kept (extent 1), for inputs documented as
+    unit-normalised (tf.compat.v1.losses.cosine_distance): nothing is normalised, so for unit vectors it
+    is 1 - cos, and for any others the formula itself (1 minus the dot product), which is what the
+    documented computation gives. The per-vector losses have the input's shape with ``axis`` of extent 1
+    (tf.compat.v1's weights broadcast against that shape), then ``reduction``."""
+    a = np.asarray(trace("input", input, _reading(input, "embeddings")), np.float64)
+    b = np.asarray(target, np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        dot = np.sum(a * b, axis=axis, keepdims=True)
+    loss = trace("per-vector loss", 1.0 - dot, "1 - sum(x * y) over the axis, kept (no normalisation)")
+    return reduce(loss, reduction=reduction, trace=trace)
+
+
+def unit_cosine_distance_grad(input, target, *, axis=-1, reduction="mean", dtype=np.float32, trace=NO_TRACE):
+    """d/dx = -y and d/dy = -x, each times its vector's cotangent (the kept axis broadcasts along the vector)."""
+    a, b = np.asarray(input, np.float64), np.asarray(target, np.float64)
+    shape = tuple(1 if i == axis % a.ndim else n for i, n in enumerate(a.shape))  # the losses': axis kept
+    g = np.broadcast_to(np.asarray(reduce_grad(shape, reduction=reduction), np.float64).reshape(shape), a.shape)
+    return {"input": chain(g, -b), "target": chain(g, -a)}
+
+
 def _embedding_terms(input, input2, target, margin, sq_norm_add, dtype):
     a, b = _f(input), _f(input2)
     y = np.asarray(target)

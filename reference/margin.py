@@ -56,8 +56,11 @@ def _tie_share(a, axis=-1):
 
 
 def _signed_labels(target, hinge_labels, trace):
-    """The +-1 labels a binary hinge multiplies by: as given, or Keras' 0/1 -> -1/+1."""
+    """The +-1 labels a binary hinge multiplies by: as given, Keras' 0/1 -> -1/+1 when every target is
+    0 or 1 (``"binary_if_all"``), or 2y - 1 whatever they are (``"binary"``: tf.compat.v1.losses.hinge_loss)."""
     y = np.asarray(target, np.float64)
+    if hinge_labels == "binary":
+        return trace("labels", 2.0 * y - 1.0, "labels read as 0/1 and converted to 2y - 1 (tf.compat.v1)")
     if hinge_labels == "binary_if_all" and np.all((y == 0) | (y == 1)):
         return trace("labels", 2.0 * y - 1.0, "every target is 0 or 1: converted to 2y - 1 (Keras)")
     return y

@@ -458,13 +458,18 @@ def sample_weighted_grad(gradient, oracle, reduced=None):
 
 def _per_sample_times(g: np.ndarray, d: np.ndarray, name: str, axes=None) -> np.ndarray:
     """Each per-sample cotangent ``g`` times the slopes ``d`` of its sample's elements: ``g``'s
-    shape is ``d``'s leading axes, or ``d``'s shape less ``axes`` (the reduced ones)."""
+    shape is ``d``'s leading axes, or ``d``'s shape less ``axes`` (the reduced ones), or ``d``'s
+    with the reduced axes kept at extent 1."""
     d = np.asarray(d, np.float64)
     if axes is not None and d.shape[: g.ndim] != g.shape:
         axes = sorted(a % d.ndim for a in axes) if d.ndim else []
         if g.shape == tuple(n for i, n in enumerate(d.shape) if i not in axes):
             with np.errstate(invalid="ignore"):
                 return np.expand_dims(g, tuple(axes)) * d
+    if d.shape[: g.ndim] != g.shape and g.ndim == d.ndim and all(n in (1, m) for n, m in zip(g.shape, d.shape)):
+        # per-sample losses that keep their reduced axes (extent 1: tf.compat.v1's cosine_distance)
+        with np.errstate(invalid="ignore"):
+            return g * d
     if d.shape[: g.ndim] != g.shape:
         raise ValueError(f"the gradient of {name!r} ({d.shape}) is not laid out per sample ({g.shape})")
     with np.errstate(invalid="ignore"):  # IEEE, as the framework's chain rule: 0 * inf is nan

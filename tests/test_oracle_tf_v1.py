@@ -6,6 +6,8 @@ log or an exp is involved)."""
 
 from __future__ import annotations
 
+import math
+
 import mpmath
 import numpy as np
 import pytest
@@ -152,7 +154,7 @@ def test_the_v1_bindings_spell_every_reduction_as_tensorflow_does():
     tf = pytest.importorskip("tensorflow")
     assert set(TF_V1_REDUCTION_VALUES.values()) == set(tf.compat.v1.losses.Reduction.all())
     v1 = [b for b in bindings("tensorflow") if b.id.startswith("tf.compat.v1.losses.")]
-    assert len(v1) == 6
+    assert len(v1) == 9
     for b in v1:
         assert b.params["sample_weight"] == "weights" and b.conventions["weighting"] in TF_V1_WEIGHTINGS
         assert b.kwargs({"reduction": "mean"}) == {"reduction": tf.compat.v1.losses.Reduction.SUM_OVER_BATCH_SIZE}
@@ -208,3 +210,113 @@ def test_the_float32_weighting_stage_rounds_the_weighting_in_float32():
         WEIGHTING_STAGE
         in next(b for b in bindings("tensorflow") if b.id.endswith("v1.losses.softmax_cross_entropy")).stages
     )
+
+
+def test_hinge_loss_converts_every_label_to_2y_minus_1():
+    """losses_impl.py's hinge_loss: labels = 2 labels - 1 (whatever they are), relu(1 - labels * logits)
+    elementwise. Labels [0, 1, -1], logits [0.5, 0.3, 0.2]: signed labels [-1, 1, -3], losses
+    [1.5, 0.7, 1.6]; weights [1, 0, 2]: (1.5 + 3.2) / 2 non-zero weights = 2.35 (the default reduction).
+    Keras' binary_if_all reads the labels as given (not every one is 0 or 1): [1, 0.7, 1.2]."""
+    spec = SPECS["hinge"]
+    x, y, w = np.array([0.5, 0.3, 0.2]), np.array([0.0, 1.0, -1.0]), np.array([1.0, 0.0, 2.0])
+    v1 = dict(hinge_labels="binary", hinge_kink=0.0)
+    np.testing.assert_allclose(spec.oracle(x, y, reduction="none", **v1), [1.5, 0.7, 1.6], rtol=1e-15)
+    got = spec.oracle(x, y, sample_weight=w, weighting="tf_v1", reduction="sum_by_nonzero_weights", **v1)
+    assert got == pytest.approx(2.35, rel=1e-15)
+    keras = spec.oracle(x, y, reduction="none", hinge_labels="binary_if_all")
+    np.testing.assert_allclose(keras, [1.0, 0.7, 1.2], rtol=1e-15)
+    # d/dx = -(2y - 1) where violated; relu's slope at 0 is 0 (ReluGrad: features > 0), so z = 0 gives 0
+    g = spec.gradient(np.array([0.5, 1.0, -1.0]), np.array([0.0, 1.0, 0.0]), reduction="sum", **v1)["input"]
+    np.testing.assert_array_equal(g, [1.0, 0.0, 0.0])
+    b = next(b for b in bindings("tensorflow") if b.id == "tf.compat.v1.losses.hinge_loss")
+    assert b.conventions["hinge_labels"] == "binary" and b.result_dtype("float64") == "float32"
+
+
+def test_log_loss_adds_epsilon_inside_the_logs():
+    """losses_impl.py's log_loss: -y log(p + eps) - (1 - y) log(1 - p + eps), eps = 1e-7, nothing clipped
+    (log_shift), with mpmath; Keras' clip into [eps, 1 - eps] (prob_eps) gives other values near 0 and 1,
+    and a zero slope where it clips, where log_loss's slope is (1 - y) / (1 - p + eps) = 1e7 at p = 1."""
+    spec = SPECS["binary_cross_entropy"]
+    p, y = np.array([0.9, 0.2, 1.0, 0.0, 0.5]), np.array([1.0, 0.0, 0.0, 1.0, 0.3])
+    mpmath.mp.dps = 40
+    eps = mpmath.mpf(1e-7)
+    want = [
+        float(
+            -mpmath.mpf(yi) * mpmath.log(mpmath.mpf(pi) + eps)
+            - (1 - mpmath.mpf(yi)) * mpmath.log(1 - mpmath.mpf(pi) + eps)
+        )
+        for pi, yi in zip(p, y)
+    ]
+    got = spec.oracle(p, y, reduction="none", log_shift=1e-7)
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+    assert got[2] == pytest.approx(-math.log(1e-7), rel=1e-6)  # p = 1, y = 0: -log(eps), 16.118
+    clipped = spec.oracle(p, y, reduction="none", prob_eps=1e-7, dtype=np.float64)
+    assert abs(clipped[0] - got[0]) > 1e-8  # log(0.9 + eps) is not log(0.9)
+    g = spec.gradient(p, y, reduction="none", log_shift=1e-7)
+    slope = [
+        float(-mpmath.mpf(yi) / (mpmath.mpf(pi) + eps) + (1 - mpmath.mpf(yi)) / (1 - mpmath.mpf(pi) + eps))
+        for pi, yi in zip(p, y)
+    ]
+    np.testing.assert_allclose(g["input"], slope, rtol=1e-14)
+    assert g["input"][2] == pytest.approx(1e7, rel=1e-12)
+    assert spec.gradient(p, y, reduction="none", prob_eps=1e-7, dtype=np.float64)["input"][2] == 0.0
+    # d/dy = log(1 - p + eps) - log(p + eps), by finite differences
+    h = 1e-6
+    fd = (
+        spec.oracle(p, y + h, reduction="none", log_shift=1e-7)
+        - spec.oracle(p, y - h, reduction="none", log_shift=1e-7)
+    ) / (2 * h)
+    np.testing.assert_allclose(g["target"], fd, rtol=1e-7)
+
+
+def test_log_loss_outside_its_domain_is_nan():
+    """Nothing clips log_loss's probabilities: p = -0.1 makes log(p + eps) NaN, and its product with a label
+    of 0 is IEEE's NaN (no 0 log 0 = 0 limit applies to the log of a negative number); p in [0, 1] is finite."""
+    spec = SPECS["binary_cross_entropy"]
+    got = spec.oracle(np.array([-0.1, 0.3, 1.2]), np.array([0.0, 1.0, 1.0]), reduction="none", log_shift=1e-7)
+    assert np.isnan(got[0]) and np.isnan(got[2]) and got[1] == pytest.approx(-math.log(0.3 + 1e-7), rel=1e-15)
+    # without the shift the oracle keeps its limit convention: the zero label's term drops
+    assert np.isfinite(spec.oracle(np.array([-0.1]), np.array([0.0]), reduction="none"))[0]
+
+
+def test_log_loss_binding_holds_epsilon_as_its_convention():
+    b = next(b for b in bindings("tensorflow") if b.id == "tf.compat.v1.losses.log_loss")
+    assert b.conventions["log_shift"] == 1e-7 and b.result_dtype("float16") == "float32"
+    assert "epsilon" not in b.params
+
+
+def test_cosine_distance_is_one_minus_the_dot_product_with_the_axis_kept():
+    """losses_impl.py's cosine_distance: 1 - reduce_sum(predictions * labels, axis, keepdims=True), the inputs
+    documented as unit-normalised and not normalised: for unit vectors 1 - cos; for others the formula
+    (labels [3, 4] against themselves: 1 - 25 = -24, where 1 - cos = 0)."""
+    spec = SPECS["unit_cosine_distance"]
+    x = np.array([[0.6, 0.8], [3.0, 4.0], [1.0, 0.0]])
+    y = np.array([[0.8, -0.6], [3.0, 4.0], [-1.0, 0.0]])
+    got = spec.oracle(x, y, axis=-1, reduction="none")
+    np.testing.assert_array_equal(got, [[1.0], [-24.0], [2.0]])  # orthogonal, unnormalised, antiparallel
+    assert spec.oracle(x, y, axis=0, reduction="none").shape == (1, 2)
+    # weights of the losses' shape (3, 1): [0, 1, 2] drop the first, (-24 + 4) / 2 non-zero weights = -10
+    w = np.array([[0.0], [1.0], [2.0]])
+    got = spec.oracle(x, y, axis=-1, sample_weight=w, weighting="tf_v1", reduction="sum_by_nonzero_weights")
+    assert got == -10.0
+    # a weight of shape (3,), rank one below the losses', is refused as assert_broadcastable refuses it
+    with pytest.raises(OracleError) as err:
+        spec.oracle(x, y, axis=-1, sample_weight=np.ones(3), weighting="tf_v1", reduction="sum")
+    assert err.value.kind == "ValueError"
+
+
+def test_cosine_distance_gradients_are_minus_the_other_vector():
+    spec = SPECS["unit_cosine_distance"]
+    x, y = np.array([[0.6, 0.8], [1.0, 0.0]]), np.array([[0.8, -0.6], [0.0, 2.0]])
+    g = spec.gradient(x, y, axis=-1, reduction="sum")
+    np.testing.assert_array_equal(g["input"], -y)
+    np.testing.assert_array_equal(g["target"], -x)
+    # weighted (tf_v1, weights (2, 1)): each vector's slope times its weight, the mean over 1 non-zero weight
+    w = np.array([[0.0], [3.0]])
+    gw = spec.gradient(x, y, axis=-1, sample_weight=w, weighting="tf_v1", reduction="sum_by_nonzero_weights")
+    np.testing.assert_array_equal(gw["input"], [[0.0, 0.0], [0.0, -6.0]])
+    # d/dw_i = l_i / 1 (the count of non-zero weights is piecewise constant): both losses are 1 - 0
+    np.testing.assert_array_equal(gw["sample_weight"], [[1.0], [1.0]])
+    b = next(b for b in bindings("tensorflow") if b.id == "tf.compat.v1.losses.cosine_distance")
+    assert b.params["axis"] == "axis" and b.result_dtype("float64") == "float32"
+    assert b.effective_params(SPECS["unit_cosine_distance"], {"reduction": "sum"}) is None  # axis has no default

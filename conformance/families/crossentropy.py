@@ -398,7 +398,7 @@ SPECS: list[Spec] = [
     Spec("binary_cross_entropy", "BCE on probabilities: -[y log p + (1-y) log(1-p)]",
          ce.binary_cross_entropy,
          {"weight": None, "label_smoothing": 0.0, "reduction": "mean"},
-         ("log_min", "prob_eps", "prob_domain", "sample_axis", "clip_tie"),
+         ("log_min", "prob_eps", "prob_domain", "sample_axis", "clip_tie", "log_shift"),
          binary(logits=False), BINARY_CROSS_ENTROPY, classes=False,
          gradient=ce.binary_cross_entropy_grad,
          error_model=ce.binary_cross_entropy_error, stages=ce.BINARY_STAGES,
@@ -635,6 +635,11 @@ BINDINGS: list[Binding] = [
     tf_v1_loss("sparse_softmax_cross_entropy", "softmax_cross_entropy", "labels", "logits",
                conventions={"invalid_label": _INVALID, "weighting": "tf_v1_squeeze", "float_labels": "TypeError"},
                stages=_TF_XENT),
+    # log_loss: -y log(p + epsilon) - (1 - y) log(1 - p + epsilon) elementwise, epsilon=1e-7 added inside the
+    # logs (no clip: log_shift); predictions and labels cast to float32 first (losses_impl.py), so it computes in
+    # and returns float32 (computes_in); epsilon is held at its default (parameter_exclusions.py)
+    tf_v1_loss("log_loss", "binary_cross_entropy", "labels", "predictions", conventions={"log_shift": 1e-7},
+               computes_in="float32"),
     # -- jax (optax.losses, 0.2: optax/losses/_classification.py) --
     # softmax_cross_entropy multiplies labels * log_softmax(logits) as IEEE floats, so a -inf
     # logit with label 0 gives NaN; safe_softmax_cross_entropy is documented to take that term

@@ -21,6 +21,7 @@ from lossparity.conformance.bindings import (
     keras_sample_weight,
     optax_axis_where,
     optax_loss,
+    tf_v1_loss,
 )
 from lossparity.conformance.edges import edge
 from lossparity.conformance.generate import (
@@ -36,7 +37,7 @@ from lossparity.conformance.generate import (
     pick_shape,
     reductions,
 )
-from lossparity.core.model import Binding, Spec
+from lossparity.core.model import GIVEN, Binding, Spec
 from lossparity.reference import embedding as emb
 
 I64 = np.int64
@@ -80,6 +81,21 @@ def cosine_cases(draw):
     _set(params, "epsilon", draw(pick([0.0, 0.0, 1e-12, 0.01])), 0.0)
     _set(params, "axis", axis, -1)
     return {"input": a, "target": b}, params
+
+
+@case_strategy
+def unit_cosine_cases(draw):
+    """tf.compat.v1's cosine_distance: a batch of vectors along ``axis`` (always given: the API has no
+    default), unit-normalised as documented in most cases, as drawn in the rest (the formula's value)."""
+    shape = draw(batch_shapes()) + (draw(pick_shape(CLASS_MENU)),)
+    axis = draw(pick([-1, -1, 0])) if len(shape) >= 2 else -1
+    unit = draw(pick([True, True, False]))
+
+    def vectors():
+        x = np.moveaxis(_no_zero_vectors(np.moveaxis(draw(arrays(shape, floats(-5, 5))), axis, -1)), -1, axis)
+        return x / np.linalg.norm(x, axis=axis, keepdims=True) if unit else x
+
+    return {"input": vectors(), "target": vectors()}, {"reduction": draw(reductions()), "axis": axis}
 
 
 @case_strategy
@@ -193,6 +209,25 @@ COSINE_SIMILARITY = [
     edge("unbatched", "one unbatched vector: a scalar loss", [1.0, 2.0, 2.0], [2.0, 1.0, -2.0]),
     edge("large", "values of 1e18: squares of 1e36 are near float32's limit; the scaled norm is exact",
          [[1e18, 2e18]], [[2e18, 1e18]], reduction="none", dtypes=("float32", "float64")),
+]
+# fmt: on
+
+# fmt: off
+UNIT_COSINE_DISTANCE = [
+    edge("identical-unit", "identical unit vectors: 1 - 1 = 0", _unit([[0.6, 0.8], [1.0, 1.0]]),
+         _unit([[0.6, 0.8], [1.0, 1.0]]), reduction="none", axis=-1),
+    edge("antiparallel-unit", "antiparallel unit vectors: 1 - (-1) = 2", _unit([[1.0, -2.0, 2.0]]),
+         _unit([[-1.0, 2.0, -2.0]]), reduction="none", axis=-1),
+    edge("orthogonal-unit", "orthogonal unit vectors: 1 - 0 = 1; the slopes are -y and -x",
+         [[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [1.0, 0.0]], reduction="sum", axis=1),
+    edge("not-normalised", "vectors not unit-normalised (documented as assumed): nothing normalises them, "
+                           "1 - 3*3 - 4*4 = -24, and 1 - 0 = 1 for a zero vector",
+         [[3.0, 4.0], [0.0, 0.0]], [[3.0, 4.0], [1.0, 2.0]], reduction="none", axis=-1),
+    edge("axis-0", "axis=0 sums over the batch axis: one loss per feature, shape (1, D)",
+         _unit([[1.0, 2.0], [3.0, -1.0]]), _unit([[2.0, 0.0], [1.0, 1.0]]), reduction="none", axis=0),
+    edge("unbatched", "one unbatched vector: a loss of shape (1,)", [0.6, 0.8], [0.8, -0.6], axis=-1),
+    edge("nan", "a NaN entry makes its vector's loss NaN", [[np.nan, 1.0], [0.6, 0.8]], [[1.0, 0.0], [0.6, 0.8]],
+         reduction="none", axis=-1),
 ]
 # fmt: on
 
@@ -338,6 +373,9 @@ SPECS: list[Spec] = [
          emb.cosine_similarity, {"epsilon": 0.0, "axis": -1, "reduction": "mean"},
          ("cosine_form", "norm_floor"), cosine_cases(), COSINE_SIMILARITY, classes=True,
          gradient=emb.cosine_similarity_grad),
+    Spec("unit_cosine_distance", "1 - sum(x * y) over an axis (kept), inputs assumed unit-normalised (not normalised)",
+         emb.unit_cosine_distance, {"axis": -1, "reduction": "mean"}, (), unit_cosine_cases(), UNIT_COSINE_DISTANCE,
+         classes=True, gradient=emb.unit_cosine_distance_grad),
     Spec("cosine_embedding", "1 - cos for similar pairs (y = 1), max(0, cos - margin) for dissimilar (y = -1)",
          emb.cosine_embedding, {"margin": 0.0, "reduction": "mean"}, ("sq_norm_add",),
          cosine_embedding_cases(), COSINE_EMBEDDING, target="index", classes=True,
@@ -381,6 +419,18 @@ def _cosine_axis(params: dict, ndim: int) -> tuple[int, ...]:
 #: per vector along ``axis``. Circle's does too, but its per-sample loss reads every row of the
 #: batch (the weighted gradient is not the per-sample one): left out, see parameter_exclusions.py.
 SPECS = [keras_sample_weight(s, _cosine_axis, ("epsilon",)) if s.name == "cosine_similarity" else s for s in SPECS]
+
+
+def _kept_axis(params: dict, ndim: int) -> tuple[int, ...]:
+    """No axis: tf.compat.v1's cosine_distance keeps the summed axis (extent 1) in its losses."""
+    return ()
+
+
+#: tf.compat.v1's cosine_distance takes weights (``weighting="tf_v1"``) against its losses, which keep the summed
+#: axis (extent 1): the generated weights are drawn for the input's whole shape, so a per-sample weight
+#: (N, 1, ...) broadcasts, and a per-element one (the summed axis not 1) or one with a trailing 1 (a rank
+#: above the losses') is refused by both, a ValueError (``SAMPLE_WEIGHT_SHAPES``).
+SPECS = [keras_sample_weight(s, _kept_axis) if s.name == "unit_cosine_distance" else s for s in SPECS]
 
 # fmt: off
 PARAMETERS: dict[str, object] = {
@@ -437,6 +487,12 @@ BINDINGS: list[Binding] = [
             "distance_function=lambda a, b: 1.0 - F.cosine_similarity(a, b, dim=-1){kw})",
             params=_TRIPLET, requires={"distance": "cosine"}, defaults={"eps": 1e-8},
             conventions=_POSITIVE_MARGIN),
+    # -- tensorflow (tf.compat.v1.losses: weights and reductions, bindings.tf_v1_loss) --
+    # cosine_distance: 1 - reduce_sum(predictions * labels, axis, keepdims=True) after casting both to float32
+    # (computes_in); documented to assume unit-normalised inputs, which it does not normalise; axis has no
+    # default (None raises ValueError), so the binding takes the cases that give it
+    tf_v1_loss("cosine_distance", "unit_cosine_distance", "labels", "predictions", params={"axis": "axis"},
+               requires={"axis": GIVEN}, computes_in="float32"),
     # -- jax (optax.losses) --
     optax_loss("cosine_similarity", "cosine_similarity", params={"epsilon": "epsilon", **AXIS_WHERE}),
     optax_loss("cosine_distance", "cosine_similarity", params={"epsilon": "epsilon", **AXIS_WHERE},

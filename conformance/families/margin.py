@@ -20,6 +20,7 @@ from lossparity.conformance.bindings import (
     keras_pair,
     keras_sample_weight,
     optax_loss,
+    tf_v1_loss,
     torch_pair,
 )
 from lossparity.conformance.edges import INF, NAN, edge
@@ -407,6 +408,11 @@ BINDINGS: list[Binding] = [
                conventions={"invalid_label": "zeros", "flush_subnormals": True}),
     optax_loss("multiclass_perceptron_loss", "multiclass_hinge", fixed={**NO_REDUCTION, "margin": 0.0},
                conventions={"invalid_label": "zeros", "flush_subnormals": True}),
+    # -- tensorflow (tf.compat.v1.losses: weights and reductions, bindings.tf_v1_loss) --
+    # hinge_loss: relu(1 - (2 labels - 1) logits) elementwise, the labels converted whatever they are
+    # (hinge_labels="binary"), in float32 (logits and labels cast first: computes_in); relu's slope at 0 is 0
+    tf_v1_loss("hinge_loss", "hinge", "labels", "logits",
+               conventions={"hinge_labels": "binary", "hinge_kink": 0.0}, computes_in="float32"),
     # -- keras --
     *keras_pair("Hinge", "hinge", "hinge",
                 conventions={"hinge_labels": "binary_if_all", "sample_axis": "mean"}, backends=_HINGE_TIE,
