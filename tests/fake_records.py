@@ -1,6 +1,6 @@
 """Fake records of a results file, shaped as the suite writes them: one home for the tests of the
-report, the browser, the plots, the diff and the command line's fuzzing, and for
-``benchmarks/report_scale.py`` (which puts ``tests/`` on its path).
+report, the browser, the plots, the diff and the command line's fuzzing. (``benchmarks/report_scale.py``
+builds its lines from a real run's results instead, at their real sizes.)
 
 Each builder returns a whole record of its kind, its fields in the order the suite writes
 them; keyword arguments replace fields. A result's defaults are one float32 case of

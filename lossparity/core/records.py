@@ -150,7 +150,9 @@ class Skimmed(dict):
     def whole(self) -> dict:
         """The record with its arrays, each checked to fill its shape (ResultsFileError if not)."""
         record = _parse_line(self.raw, self.where)
-        problem = _array_problem(record) if isinstance(record, dict) else "not a lossparity record"
+        if not isinstance(record, dict):
+            raise ResultsFileError(f"{self.where}: not a lossparity record")
+        problem = None if all(map(_fits, _arrays(record))) else _array_problem(record)
         if problem is not None:
             raise ResultsFileError(f"{self.where}: {problem}")
         return record
@@ -161,43 +163,20 @@ def whole(record: dict) -> dict:
     return record.whole() if isinstance(record, Skimmed) else record
 
 
-#: An encoded array's numbers, as ``encode_array`` writes them (after the shape): JSON numbers
-#: and the strings "nan", "inf", "-inf" only (the schema allows no other), so taking them out
-#: leaves the rest of the line as it was and as valid. A number that may overflow a float64 (a
-#: three-digit exponent, a long integer part) is not matched: its array is parsed and checked.
-_NUMBER = rb'(?:-?(?:0|[1-9][0-9]{0,20})(?:\.[0-9]{1,20})?(?:[eE][-+]?[0-9]{1,2})?|"(?:nan|inf|-inf)")'
-_DATA = re.compile(rb'("shape":\[([0-9,]*)\],"data":\[)((?:' + _NUMBER + rb"(?:," + _NUMBER + rb")*)?)\]")
-
-
-def _skim(raw: bytes) -> bytes:
-    """``raw`` without its arrays' numbers; ``raw`` itself where an array's numbers do not fill
-    its shape (counted by their commas), so that the whole line's check names the problem."""
-    fits = True
-
-    def cut(m: re.Match) -> bytes:
-        nonlocal fits
-        shape, data = m[2], m[3]
-        try:
-            size = math.prod(int(n) for n in shape.split(b",")) if shape else 1
-        except ValueError:
-            size = -1
-        fits = fits and size == (data.count(b",") + 1 if data else 0)
-        return m[1] + b"]"
-
-    short = _DATA.sub(cut, raw)
-    return short if fits else raw
-
-
 def iter_records(path: Path, *, validate: bool = False, skim: bool = False) -> Iterator[dict]:
     """Yield the records of a results file; raise ResultsFileError on the first bad line.
 
     Reading never evaluates anything: lines are parsed as JSON only (``_parse_line``). One
     line at a time: a file of a million lines streams through in bounded memory.
 
-    ``skim``: yield each line that holds arrays as a :class:`Skimmed` record, parsed without its
-    arrays' numbers (most of a line's bytes and of its parsing time: a report reads the numbers
-    of a few lines only) and validated so; its arrays are checked to fill their shapes when
-    :meth:`Skimmed.whole` reads them.
+    ``validate``: each line is checked against its kind's schema (``_schema_error``) and each of
+    its encoded arrays to fill its shape (``_array_problem``).
+
+    ``skim``: yield each line that holds arrays as a :class:`Skimmed` record, its arrays' numbers
+    dropped once read (and checked, with ``validate``): a report keeps thousands of records (the
+    findings it shows, the plots' sample) and reads the numbers of those it shows only, again
+    from the line's bytes (:meth:`Skimmed.whole`). The line is parsed whole all the same: orjson
+    parses a line's numbers faster than a regular expression could cut them out.
     """
     path = Path(path)
     name = _one_line(str(path))  # a name with a line break must not break the one-line message
@@ -213,30 +192,36 @@ def iter_records(path: Path, *, validate: bool = False, skim: bool = False) -> I
         for number, raw in enumerate(lines, 1):
             if not raw.strip():
                 continue
-            short = _skim(raw) if skim else raw
-            record = _parse_line(short, f"{name}:{number}")
-            skimmed = len(short) != len(raw)
+            record = _parse_line(raw, f"{name}:{number}")
             if not isinstance(record, dict) or "kind" not in record:
                 raise ResultsFileError(f"{name}:{number}: not a lossparity record (no 'kind')")
             if first and record["kind"] != "meta":
                 raise ResultsFileError(f"{name}:{number}: the first line must be the run's 'meta' record")
             first = False
+            arrays: list | None = None
             if validate:
                 # Validate against the line kind's own definition: the same schema as the
                 # top-level oneOf, without trying every kind on every line (ten times faster).
                 kind = record["kind"] if record["kind"] in LINE_KINDS else None
-                error, unfit = _schema_error(kind, record)
+                error = _schema_error(kind, record)
                 if error is not None:
                     where = _one_line("/".join(map(str, error.absolute_path))) or "record"
                     message = " ".join(error.message.split())[:200]
                     raise ResultsFileError(f"{name}:{number}: {where}: {message}")
-                # A skimmed record's arrays are empty: _skim counted their numbers.
-                problem = _array_problem(record) if unfit and not skimmed else None
+                arrays = _arrays(record)
+                problem = None if all(map(_fits, arrays)) else _array_problem(record)
                 if problem is not None:
                     raise ResultsFileError(f"{name}:{number}: {problem}")
-            if skimmed:
-                record = Skimmed(record)
-                record.raw, record.where = raw, f"{name}:{number}"
+            if skim:
+                if arrays is None:
+                    arrays = _arrays(record)
+                if arrays:
+                    # The numbers go once read and checked: a record kept by a reader (a report
+                    # keeps its findings' and plots' lines) holds its line's bytes, not its floats.
+                    for node in arrays:
+                        node["data"] = []
+                    record = Skimmed(record)
+                    record.raw, record.where = raw, f"{name}:{number}"
             yield record
     if first:
         raise ResultsFileError(f"{name}: empty; a results file starts with the run's 'meta' record")
@@ -333,8 +318,8 @@ def _array_problem(record: dict) -> str | None:
     stack: list[tuple[tuple, Any]] = [((), record)]
     while stack:
         where, node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(((*where, i), v) for i, v in enumerate(node))
+        if isinstance(node, list):  # only what may hold an array: not a list's every number
+            stack.extend(((*where, i), v) for i, v in enumerate(node) if isinstance(v, (list, dict)))
         elif isinstance(node, dict):
             shape, data = node.get("shape"), node.get("data")
             if (
@@ -364,148 +349,207 @@ def read_records(path: Path, *, validate: bool = True) -> list[dict]:
 
 #: The kinds of results-file line, each a definition of the schema.
 LINE_KINDS = ("meta", "result", "divergence", "agreement", "summary")
-#: The line kinds whose validity the skeleton decides (see ``_skeleton``); the others (a few
-#: lines a file) are always validated, as the meta line's ``"schema": {"enum": [1, 2]}`` needs.
-_SKELETON_KINDS = ("result", "divergence", "agreement")
-#: Skeletons of lines found valid, per kind; bounded, as a file's lines share a few shapes.
-_VALID: dict[str, set] = {}
-_MAX_VALID = 100_000
 
 
 def _schema_error(kind: str | None, record: dict):
-    """(the first way ``record`` breaks the schema of its kind or None, whether an encoded array
-    in it may not fill its shape: then ``_array_problem`` names it).
-
-    A million lines do not each go through jsonschema (about a millisecond a line): a line whose
-    skeleton (``_skeleton``) matches one found valid before is valid too, for the skeleton keeps
-    all the schema looks at in these kinds of line. New skeletons are validated in full."""
-    if kind not in _SKELETON_KINDS:
-        return next(iter(_validator(kind).iter_errors(record)), None), True
-    unfit: list = []
-    fields = _fields(kind)
-    if fields is not None:
-        return _field_error(kind, record, fields, unfit), bool(unfit)
+    """The first way ``record`` breaks the schema of its line kind (``kind``; None: the whole
+    schema), or None. A million lines do not each go through jsonschema (about a millisecond a
+    line): the compiled check (``_check``) decides, and only a line it refuses goes to jsonschema,
+    for the error's path and wording."""
     try:
-        skeleton = _skeleton(record, unfit)
-    except RecursionError:  # nesting deeper than Python recurses, in a field the schema leaves free
-        return next(iter(_validator(kind).iter_errors(record)), None), True
-    valid = _VALID.setdefault(kind, set())
-    if skeleton in valid:
-        return None, bool(unfit)
-    error = next(iter(_validator(kind).iter_errors(record)), None)
-    if error is None and len(valid) < _MAX_VALID:
-        valid.add(skeleton)
-    return error, bool(unfit)
+        if _check(kind)(record):
+            return None
+    except RecursionError:  # nesting deeper than Python recurses: jsonschema decides
+        pass
+    return next(iter(_validator(kind).iter_errors(record)), None)
 
 
-#: The keywords of a line kind's definition that ``_field_error`` decides by itself.
-_OBJECT_KEYWORDS = frozenset({"type", "required", "properties", "additionalProperties", "description"})
-#: (kind, field, the skeleton of its value) found valid.
-_VALID_FIELDS: set = set()
+def _arrays(record) -> list:
+    """Every encoded array (``{"dtype", "shape", "data"}``) in ``record``."""
+    if type(record) is dict and record.keys() == _ARRAY_KEYS:
+        return [record]
+    found: list = []
+    try:
+        _arrays_in(record, found)
+    except RecursionError:  # nesting deeper than Python recurses (in a field the schema leaves free)
+        return _arrays_deep(record)
+    return found
 
 
-@cache
-def _fields(kind: str):
-    """(required fields, properties, whether others are allowed) of a line kind whose definition
-    is a plain object of properties (the result, divergence and agreement lines); else None."""
-    definition = json.loads(SCHEMA_PATH.read_text())["$defs"][kind]
-    if set(definition) - _OBJECT_KEYWORDS or definition.get("type") != "object":
-        return None
-    extra = definition.get("additionalProperties", True)
-    if extra not in (True, False):
-        return None
-    return frozenset(definition.get("required", ())), definition.get("properties", {}), extra
+def _arrays_in(node, found: list) -> None:
+    # Recursive, only into containers: a stack of every value was twice as slow.
+    for v in node.values() if type(node) is dict else node:
+        t = type(v)
+        if t is dict:
+            if v.keys() == _ARRAY_KEYS:
+                found.append(v)
+            else:
+                _arrays_in(v, found)
+        elif t is list:
+            _arrays_in(v, found)
 
 
-@cache
-def _field_validator(kind: str, field: str):
-    schema = json.loads(SCHEMA_PATH.read_text())
-    import jsonschema
-
-    return jsonschema.Draft202012Validator({"$defs": schema["$defs"], **schema["$defs"][kind]["properties"][field]})
-
-
-def _field_error(kind: str, record: dict, fields, unfit: list):
-    """The first way ``record`` breaks its kind's schema, or None, decided field by field: a
-    field whose value's skeleton was found valid before is valid (a line's skeleton as a whole
-    seldom repeats, for the integers among its many floats vary; each field's does). What is
-    invalid is validated whole, for the error's path and wording."""
-    required, properties, extra = fields
-    if not required <= record.keys() or (not extra and not record.keys() <= properties.keys()):
-        return next(iter(_validator(kind).iter_errors(record)), None)
-    for field, value in record.items():
-        if field not in properties:
-            continue  # another field is allowed: any value
-        try:
-            key = (kind, field, _skeleton(value, unfit))
-        except RecursionError:  # nesting deeper than Python recurses, in a field the schema leaves free
-            return next(iter(_validator(kind).iter_errors(record)), None)
-        if key in _VALID_FIELDS:
-            continue
-        if not _field_validator(kind, field).is_valid(value):
-            return next(iter(_validator(kind).iter_errors(record)), None)
-        if len(_VALID_FIELDS) < _MAX_VALID:
-            _VALID_FIELDS.add(key)
-    return None
+def _arrays_deep(record) -> list:
+    """``_arrays`` without recursion, for a record nested past Python's recursion limit."""
+    found, stack = [], [record]
+    while stack:
+        node = stack.pop()
+        if type(node) is dict:
+            if node.keys() == _ARRAY_KEYS:
+                found.append(node)
+            else:
+                stack.extend(node.values())
+        elif type(node) is list:
+            stack.extend(x for x in node if type(x) is dict or type(x) is list)
+    return found
 
 
-_STR, _BOOL, _FLOAT, _NEG, _ZERO, _POS = ("str",), ("bool",), ("float",), ("int", -1), ("int", 0), ("int", 1)
-_FLOATS = frozenset([_FLOAT])
 _ARRAY_KEYS = {"dtype", "shape", "data"}
 
 
-def _skeleton(node, unfit: list):
-    """What the schema of a result, divergence or agreement line can tell apart in ``node``: its
-    keys; JSON types; strings only where they are an ``enum``/``const`` of the schema (no other
-    string constraint is used); numbers as non-integer, or integer (a float like 2.0 included,
-    as jsonschema counts it) < 0, 0 or > 0 (``minimum`` is 0 or 1); a list as the set of its
-    items' skeletons (the schema has no ``minItems``, ``prefixItems`` or ``uniqueItems`` there).
-    Hashable. The same walk appends to ``unfit`` each encoded array whose data may not fill its
-    shape, which saves ``_array_problem`` a walk of its own over every line."""
-    t = type(node)
-    if t is float:
-        if node.is_integer():
-            return _POS if node > 0 else _NEG if node < 0 else _ZERO
-        return _FLOAT
-    if t is dict:
-        if node.keys() == _ARRAY_KEYS:
-            shape, data = node["shape"], node["data"]
-            if not (
-                type(shape) is list
-                and type(data) is list
-                and all(type(n) is int for n in shape)
-                and math.prod(shape) == len(data)
-            ):
-                unfit.append(node)
-        return tuple((k, _skeleton(v, unfit)) for k, v in node.items())
-    if t is list:
-        # Most of a line is arrays' data: lists of non-integer floats, told apart in C.
-        if node and set(map(type, node)) == {float} and not any(map(float.is_integer, node)):
-            return _FLOATS
-        return frozenset(_skeleton(x, unfit) for x in node)
-    if t is str:
-        return node if node in _enum_strings() else _STR
-    if t is int:
-        return _POS if node > 0 else _NEG if node < 0 else _ZERO
-    if t is bool:
-        return _BOOL
-    return node  # None
+def _fits(node: dict) -> bool:
+    """Whether an encoded array's data fills its shape of non-negative ints (else
+    ``_array_problem`` decides and names what is wrong)."""
+    shape, data = node["shape"], node["data"]
+    return (
+        type(shape) is list
+        and type(data) is list
+        and all(type(n) is int and n >= 0 for n in shape)
+        and math.prod(shape) == len(data)
+    )
+
+
+# -- the schema compiled to checks -----------------------------------------------------------
+
+_ANNOTATIONS = frozenset({"description", "title", "$schema", "$id", "$defs"})
+_TYPES = {
+    "object": lambda v: type(v) is dict,
+    "array": lambda v: type(v) is list,
+    "string": lambda v: type(v) is str,
+    "boolean": lambda v: type(v) is bool,
+    "null": lambda v: v is None,
+    # jsonschema's integer: an int, or a float with no fraction (2.0); never a bool
+    "integer": lambda v: type(v) is int or (type(v) is float and v.is_integer()),
+    "number": lambda v: type(v) is int or type(v) is float,
+}
+
+#: The Python types of each JSON type (an integral float is an integer too: tested apart).
+_PY_TYPES = {
+    "object": (dict,), "array": (list,), "string": (str,), "boolean": (bool,), "null": (type(None),),
+    "integer": (int,), "number": (int, float),
+}  # fmt: skip
 
 
 @cache
-def _enum_strings() -> frozenset:
-    """Every string the schema names in an ``enum`` or ``const``."""
-    found, stack = set(), [json.loads(SCHEMA_PATH.read_text())]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if k in ("enum", "const"):
-                    found.update(x for x in (v if isinstance(v, list) else [v]) if isinstance(x, str))
-                stack.append(v)
-        elif isinstance(node, list):
-            stack.extend(node)
-    return frozenset(found)
+def _check(definition: str | None) -> Any:
+    """A function ``value -> bool``: whether ``value`` is valid under the schema (a results line)
+    or one of its ``$defs``, as jsonschema decides it. The schema is compiled once into nested
+    closures of type tests, so a valid line (nearly all) costs one Python call per node of it and
+    no jsonschema; an invalid one is given to jsonschema for its error's path and wording.
+
+    Compiled keywords: type, enum/const of strings, properties, required, additionalProperties,
+    items, minItems, maxItems, minimum, oneOf, anyOf, $ref to ``#/$defs/...`` (annotations are
+    skipped). A subschema with any other keyword (an enum of numbers: JSON equality, where 1 ==
+    1.0 and true != 1) is decided by jsonschema itself, so nothing the compiler does not know is
+    guessed."""
+    schema = json.loads(SCHEMA_PATH.read_text())
+    defs = schema["$defs"]
+    compiled: dict[str, Any] = {}
+
+    def ref(name: str):
+        def check(v):  # resolved at the first call: definitions refer to each other
+            fn = compiled.get(name) or compiled.setdefault(name, compile_(defs[name]))
+            return fn(v)
+
+        return check
+
+    def compile_(node: dict):
+        keys = set(node) - _ANNOTATIONS
+        known = {"type", "enum", "const", "properties", "required", "additionalProperties", "items"}
+        known |= {"minItems", "maxItems", "minimum", "oneOf", "anyOf", "$ref"}
+        literal = [x for k in ("enum", "const") if k in node for x in (node[k] if k == "enum" else [node[k]])]
+        if keys - known or not all(type(x) is str for x in literal):
+            import jsonschema
+
+            return jsonschema.Draft202012Validator({"$defs": defs, **node}).is_valid
+        tests = []
+        if "type" in node:
+            names = [node["type"]] if isinstance(node["type"], str) else node["type"]
+            if len(names) == 1:
+                tests.append(_TYPES[names[0]])
+            else:  # a tuple of Python types, one test in C; an integral float where integer is allowed
+                exact = tuple(t for n in names for t in _PY_TYPES[n])
+                integral = "integer" in names and "number" not in names
+                tests.append(lambda v: type(v) in exact or (integral and type(v) is float and v.is_integer()))
+        if "enum" in node:
+            allowed = frozenset(node["enum"])
+            tests.append(lambda v: type(v) is str and v in allowed)
+        if "const" in node:
+            const = node["const"]
+            tests.append(lambda v: type(v) is str and v == const)
+        if "$ref" in node:
+            tests.append(ref(node["$ref"].removeprefix("#/$defs/")))
+        if keys & {"properties", "required", "additionalProperties"}:
+            props = {k: compile_(s) for k, s in node.get("properties", {}).items()}
+            required = frozenset(node.get("required", ()))
+            extra = node.get("additionalProperties", True)
+            other = None if extra is True else (lambda v: False) if extra is False else compile_(extra)
+
+            def obj(v):
+                if type(v) is not dict:
+                    return True
+                if not required <= v.keys():
+                    return False
+                for k, x in v.items():
+                    fn = props.get(k, other)
+                    if fn is not None and not fn(x):
+                        return False
+                return True
+
+            tests.append(obj)
+        if keys & {"items", "minItems", "maxItems"}:
+            item = compile_(node["items"]) if "items" in node else None
+            low, high = node.get("minItems", 0), node.get("maxItems")
+
+            def arr(v):
+                if type(v) is not list:
+                    return True
+                if len(v) < low or (high is not None and len(v) > high):
+                    return False
+                return item is None or all(map(item, v))
+
+            tests.append(arr)
+        if "minimum" in node:
+            least = node["minimum"]
+            tests.append(lambda v: not (type(v) is int or type(v) is float) or v >= least)
+        if "oneOf" in node:
+            options = [compile_(s) for s in node["oneOf"]]
+
+            def one(v):
+                found = 0
+                for o in options:
+                    found += o(v)
+                return found == 1
+
+            tests.append(one)
+        if "anyOf" in node:
+            options = [compile_(s) for s in node["anyOf"]]
+
+            def some(v):
+                for o in options:
+                    if o(v):
+                        return True
+                return False
+
+            tests.append(some)
+        if not tests:
+            return lambda v: True
+        check = tests[0]
+        for test in tests[1:]:  # nested ``and``s: no generator per value
+            check = (lambda a, b: lambda v: a(v) and b(v))(check, test)
+        return check
+
+    return compile_(schema if definition is None else {"$ref": f"#/$defs/{definition}"})
 
 
 @cache
