@@ -196,6 +196,7 @@ def keras_sample_weights(draw, cases, reduced=None, drop=(), adapt=None):
         arrays_ = {**arrays_, "target": np.where(arrays_["target"] == ignore, 0, arrays_["target"])}
     params.pop("weight", None)
     params.pop("pos_weight", None)
+    params.pop("where", None)  # optax's mask (its bucket under this one): Keras' classes have none
     for name in drop:
         params.pop(name, None)
     if adapt is not None:
@@ -258,10 +259,10 @@ def optax_axes(
     negative = draw(pick(FLAG))
     mask = draw(pick(OPTAX_MASKS))  # its shape is the case's structure
     x = arrays_["input"]
-    # Keras' weighted bucket stays Keras', and a class-weighted one the others' (optax's class-axis
-    # losses take no class weight): else the buckets left with a class weight, which torch's and
-    # Keras' class-weight bindings take, are too few for them to get their cases
-    if variant == "plain" or x.ndim == 0 or "sample_weight" in params or "weight" in params:
+    # Keras' weighted bucket stays Keras', and a class-weighted one drawn for an axis stays the
+    # others' (optax's class-axis losses take no class weight): else the buckets left with a class
+    # weight, which torch's and Keras' class-weight bindings take, are too few for their cases
+    if variant == "plain" or x.ndim == 0 or "sample_weight" in params or ("weight" in params and variant == "axis"):
         return arrays_, params
     arrays_ = dict(arrays_)
     ignore = params.get("ignore_index")

@@ -187,10 +187,13 @@ def test_every_binding_is_checked_on_the_asked_number_of_generated_cases():
     taken = {}
     for binding in all_bindings():
         generated = [c for c in selection.cases_for(binding) if "generator" in c.origin]
-        assert len(generated) == 20, binding.id
-        assert len({c.id for c in generated}) == 20
-        taken[binding.key] = generated
+        # 20, and a tenth of 20 more for each bound parameter none of them varies (Selection._varying)
+        assert 20 <= len(generated) <= 20 + 2 * len(binding.params), binding.id
+        assert len({c.id for c in generated}) == len(generated)
+        taken[binding.key] = generated[:20]
     plain_only = taken["softmax_cross_entropy:tf.nn.sparse_softmax_cross_entropy_with_logits"]
     assert {c.origin["bucket"] for c in plain_only} == {0} and any(c.origin.get("more") for c in plain_only)
     optax = taken["softmax_cross_entropy:optax.losses.softmax_cross_entropy_with_integer_labels"]
-    assert [c.id for c in optax] == [c.id for c in plain_only]  # the same buckets, the same cases
+    # the same bucket, the same cases (optax also takes the mask bucket, which tf.nn cannot)
+    shared = [c.id for c in optax if c.origin["bucket"] == 0]
+    assert shared and set(shared) <= {c.id for c in plain_only}
