@@ -156,11 +156,4 @@ EXCLUDED = {
     "tf.compat.v1.losses.get_regularization_losses": "reads the graph's regularization-loss collection; not a "
     "loss of predictions and targets",
     "tf.compat.v1.losses.get_total_loss": "sums the graph's loss collections; not a loss of predictions and targets",
-    "tf.compat.v1.losses.mean_pairwise_squared_error": "not yet bound (issue 19): a spec of its own (per sample, "
-    "2 S / (n - 1) - 2 T^2 / (n (n - 1)) of the differences' sum of squares S and sum T, n the non-zero weights "
-    "in the sample, summed over the batch, no reduction argument) whose weights are not compute_weighted_loss's: "
-    "not written yet. Seen while reading it (TF 2.21): eagerly a scalar weight (the default 1.0) makes "
-    "_num_present count every element of the batch, not the sample's, so labels [[1, 2, 3], [0, 0, 0]] against "
-    "predictions [[1, 3, 5], [1, 0, 2]] give 2.8 eagerly and 4.0 (the documented sum of 2 + 2) under "
-    "tf.function; and a weight of shape [batch_size], documented, is refused (ValueError, rank 1 against 2)",
 }

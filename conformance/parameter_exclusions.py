@@ -123,7 +123,8 @@ TENSORFLOW = _merged(
         "tf.compat.v1.losses.absolute_difference tf.compat.v1.losses.mean_squared_error "
         "tf.compat.v1.losses.huber_loss tf.compat.v1.losses.sigmoid_cross_entropy "
         "tf.compat.v1.losses.softmax_cross_entropy tf.compat.v1.losses.sparse_softmax_cross_entropy "
-        "tf.compat.v1.losses.hinge_loss tf.compat.v1.losses.log_loss tf.compat.v1.losses.cosine_distance",
+        "tf.compat.v1.losses.hinge_loss tf.compat.v1.losses.log_loss tf.compat.v1.losses.cosine_distance "
+        "tf.compat.v1.losses.mean_pairwise_squared_error",
         scope=_TF_V1_SCOPE,
         loss_collection=_TF_V1_COLLECTION,
     ),

@@ -28,7 +28,7 @@ import numpy as np
 
 from lossparity.reference._math import clip_grad, sigmoid, softplus, times
 from lossparity.reference.errors import OracleError
-from lossparity.reference.reduction import chain, reduce, reduce_grad
+from lossparity.reference.reduction import _sum_to, chain, reduce, reduce_grad, tf_v1_weights
 from lossparity.reference.rounding import reduction_error, unit_roundoff
 from lossparity.reference.trace import NO_TRACE, reading
 
@@ -751,3 +751,136 @@ def mean_absolute_percentage_error_error(
         d_x = 3 * a
         d_y = 3 * a + 7 * b + np.abs(a) + b
     return {"value": value, "input": d_x, "target": d_y}
+
+
+# ----------------------------------------------------------------------------- mean pairwise squared error
+# tf.compat.v1.losses.mean_pairwise_squared_error (tensorflow/python/ops/losses/losses_impl.py), as its
+# docstring defines it: within each sample of a batch ``[batch_size, d0, ... dN]`` (never across samples),
+# the mean over the n (n - 1) / 2 pairs {i, j} of its elements of ((y_i - y_j) - (x_i - x_j))^2, then the
+# samples' losses, each times its weights, summed: one scalar. With the residuals r = x - y of a sample,
+# sum_{i<j} (r_i - r_j)^2 = n S - T^2 (S = sum r^2, T = sum r), so the sample's mean is
+# 2 S / (n - 1) - 2 T^2 / (n (n - 1)), each quotient div_no_nan (0 for a sample of n <= 1 present elements).
+# ``weights`` (None: the default 1.0) are those of ``_num_present``'s docstring: a scalar, or of the input's
+# rank with each extent 1 or the input's (``assert_broadcastable``; the documented ``[batch_size]`` shape of
+# a batch of rank 2 or more is refused with ValueError: ``reduction.tf_v1_weights``); n is the number of
+# non-zero weights in the sample once broadcast to it (S and T still sum every residual), and each sample's
+# mean is multiplied by its weights (a scalar: the weight; per sample: its weight; per element: the sum of
+# its weights, ``(term1 - term2) * weights`` summed); the loss is 0 where no element is present at all.
+
+
+def _pairwise_parts(input, target, sample_weight):
+    """r (N, m) (the samples' residuals, flattened), n (N,) the present counts, the samples' weights
+    ``weights`` broadcast against one (N, 1, ..., 1) loss per sample, and the loss of each sample."""
+    x, y = np.asarray(input, np.float64), np.asarray(target, np.float64)
+    if x.ndim < 1:
+        raise ValueError("mean_pairwise_squared_error takes a batch [batch_size, d0, ... dN]")
+    w = tf_v1_weights(x.shape, sample_weight)  # OracleError("ValueError") where TensorFlow refuses them
+    given = np.asarray(1.0 if sample_weight is None else sample_weight, np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        r = (x - y).reshape(len(x), -1)
+    n = np.count_nonzero(w.reshape(len(x), -1), axis=1).astype(np.float64)
+    per_loss = (len(x),) + (1,) * (x.ndim - 1)
+    # (term1 - term2) (N, 1, ..., 1) times the weights as given: each sample's multiplier is the sum of its
+    # weights over the product's extents (the given weights' own, not the input's)
+    scale = _sum_to_samples(np.broadcast_to(given, np.broadcast_shapes(per_loss, given.shape)), len(x))
+    return r, n, scale
+
+
+def _sum_to_samples(a: np.ndarray, batch: int) -> np.ndarray:
+    """``a`` (a broadcast product with a leading batch axis of ``batch`` or 1, or 0-d) summed per sample, (batch,)."""
+    a = np.asarray(a, np.float64)
+    if a.ndim == 0:
+        return np.full(batch, float(a))
+    return np.broadcast_to(a.reshape(a.shape[0], -1).sum(axis=1), (batch,))
+
+
+def _safe(num, den):
+    """div_no_nan: num / den, 0 where den is 0."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.where(den == 0, 0.0, num / np.where(den == 0, 1.0, den))
+
+
+def mean_pairwise_squared_error(input, target, *, sample_weight=None, dtype=np.float32, trace=NO_TRACE):
+    """The mean over each sample's element pairs of the squared difference of their residuals, times the
+    sample's weights, summed over the batch (``input``, ``target``: ``(N, d0, ...)``; see above); a 0-d
+    float64 scalar."""
+    trace("input", np.asarray(input, np.float64), reading(input, "predictions", classes=False))
+    r, n, scale = _pairwise_parts(input, target, sample_weight)
+    with np.errstate(invalid="ignore", over="ignore"):
+        s, t = np.sum(r * r, axis=1), np.sum(r, axis=1)
+        per = 2.0 * _safe(s, np.maximum(n - 1, 0)) - 2.0 * _safe(t * t, np.maximum(n * (n - 1), 0))
+        trace("per-sample loss", per, "2 S / (n - 1) - 2 T^2 / (n (n - 1)), S = sum r^2, T = sum r, n present")
+        total = np.sum(per * scale)
+    return np.asarray(total if np.sum(n) > 0 else 0.0, np.float64)
+
+
+def mean_pairwise_squared_error_grad(input, target, *, sample_weight=None, dtype=np.float32, trace=NO_TRACE):
+    """d loss / d input = the sample's multiplier times 4 r_k / (n - 1) - 4 T / (n (n - 1)) (each term 0 where
+    its div_no_nan divisor is 0); d / d target its negative; d / d ``sample_weight``: each sample's mean
+    summed back to the weights' shape (the count n is piecewise constant in them: TensorFlow's where)."""
+    x = np.asarray(input, np.float64)
+    r, n, scale = _pairwise_parts(input, target, sample_weight)
+    present = np.sum(n) > 0
+    with np.errstate(invalid="ignore", over="ignore"):
+        s, t = np.sum(r * r, axis=1), np.sum(r, axis=1)
+        d1, d2 = np.maximum(n - 1, 0), np.maximum(n * (n - 1), 0)
+        per = 2.0 * _safe(s, d1) - 2.0 * _safe(t * t, d2)
+        dr = scale[:, None] * (_safe(4.0 * r, d1[:, None]) - _safe(4.0 * t, d2)[:, None])
+    dr = (dr if present else np.zeros_like(r)).reshape(x.shape)
+    out = {"input": dr, "target": -dr}
+    if sample_weight is not None:
+        w = np.asarray(sample_weight, np.float64)
+        per_loss = per.reshape((len(x),) + (1,) * (x.ndim - 1))
+        g = np.broadcast_to(
+            per_loss if present else np.zeros_like(per_loss), np.broadcast_shapes(per_loss.shape, w.shape)
+        )
+        out["sample_weight"] = _sum_to(g, w.shape).reshape(w.shape) if w.ndim else np.asarray(np.sum(g))
+    return out
+
+
+#: The stage :func:`mean_pairwise_squared_error_error` models: the residuals, their sums S and T, the two
+#: quotients and their difference, the weights' products and the batch sum, all in the compute dtype.
+PAIRWISE_STAGES = ("pairwise_sums",)
+
+
+def mean_pairwise_squared_error_error(
+    input, target, *, sample_weight=None, dtype=np.float32, trace=NO_TRACE, stages=PAIRWISE_STAGES
+):
+    """Rounding model of :func:`mean_pairwise_squared_error`, computed in ``dtype`` (float32: the inputs are
+    cast to it, which rounds a float64 input), in units of u, per sample of m elements:
+
+    - r_k = x_k - y_k: the casts and the difference, u (|x_k| + |y_k| + |r_k|) (= e_k);
+    - S = sum r^2: 2 |r_k| e_k + r_k^2 per square, (m - 1) S for the sum; T = sum r: sum e_k + (m - 1) sum |r|;
+    - term1 = 2 S / (n - 1): (e_S + S) 2 / (n - 1); term2 = 2 T^2 / (n (n - 1)): (2 |T| e_T + 2 T^2) 2 / (n (n - 1));
+      their difference d: + |d| (the cancellation of term1 and term2 is what this bounds);
+    - d times each of the sample's K weights and the batch sum of those products: |d| |scale| (1 + (K_all - 1)),
+      with scale the sum of |weights|.
+
+    The slope scale (4 r_k / (n - 1) - 4 T / (n (n - 1))) likewise: 4 (e_k + 2 |r_k|) / (n - 1) and
+    4 (e_T + 2 |T|) / (n (n - 1)), its difference's rounding, and the weights' sum into it (K - 1)."""
+    x, y = np.asarray(input, np.float64), np.asarray(target, np.float64)
+    r, n, _ = _pairwise_parts(input, target, sample_weight)
+    given = np.abs(np.asarray(1.0 if sample_weight is None else sample_weight, np.float64))
+    per_loss = (len(x),) + (1,) * (x.ndim - 1)
+    product = np.broadcast_shapes(per_loss, given.shape)
+    scale = _sum_to_samples(np.broadcast_to(given, product), len(x))
+    k_all = int(np.prod(product))  # the weighted products the batch sum adds
+    k = max(k_all // max(len(x), 1), 1)  # those of one sample (the weights summed into its slope)
+    m = r.shape[1]
+    with np.errstate(invalid="ignore", over="ignore"):
+        e = (np.abs(x) + np.abs(y)).reshape(r.shape) + np.abs(r)
+        s, t, abs_sum = np.sum(r * r, axis=1), np.sum(r, axis=1), np.sum(np.abs(r), axis=1)
+        e_s = np.sum(2 * np.abs(r) * e + r * r, axis=1) + (m - 1) * s
+        e_t = np.sum(e, axis=1) + (m - 1) * abs_sum
+        d1, d2 = np.maximum(n - 1, 0), np.maximum(n * (n - 1), 0)
+        t1, t2 = 2.0 * _safe(s, d1), 2.0 * _safe(t * t, d2)
+        e_d = 2.0 * _safe(e_s + s, d1) + 2.0 * _safe(2 * np.abs(t) * e_t + 2 * t * t, d2) + np.abs(t1 - t2)
+        value = np.sum(scale * (e_d + np.abs(t1 - t2) * k_all))
+        g1, g2 = _safe(4.0 * np.abs(r), d1[:, None]), _safe(4.0 * np.abs(t), d2)[:, None]
+        slope = scale[:, None] * (
+            _safe(4.0 * (e + 2 * np.abs(r)), d1[:, None])
+            + _safe(4.0 * (e_t + 2 * np.abs(t)), d2)[:, None]
+            + np.abs(g1 - g2) * k
+        )
+    slope = slope.reshape(x.shape) if np.sum(n) > 0 else np.zeros(x.shape)
+    return {"value": np.asarray(value), "input": slope, "target": slope}

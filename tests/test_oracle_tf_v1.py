@@ -153,7 +153,8 @@ def test_the_v1_bindings_spell_every_reduction_as_tensorflow_does():
     (read from TensorFlow), its default SUM_BY_NONZERO_WEIGHTS; weights=1.0 reduces like the spec's mean."""
     tf = pytest.importorskip("tensorflow")
     assert set(TF_V1_REDUCTION_VALUES.values()) == set(tf.compat.v1.losses.Reduction.all())
-    v1 = [b for b in bindings("tensorflow") if b.id.startswith("tf.compat.v1.losses.")]
+    # mean_pairwise_squared_error has no reduction and weights of its own (tested below)
+    v1 = [b for b in bindings("tensorflow") if b.id.startswith("tf.compat.v1.losses.") and "pairwise" not in b.id]
     assert len(v1) == 9
     for b in v1:
         assert b.params["sample_weight"] == "weights" and b.conventions["weighting"] in TF_V1_WEIGHTINGS
@@ -320,3 +321,85 @@ def test_cosine_distance_gradients_are_minus_the_other_vector():
     b = next(b for b in bindings("tensorflow") if b.id == "tf.compat.v1.losses.cosine_distance")
     assert b.params["axis"] == "axis" and b.result_dtype("float64") == "float32"
     assert b.effective_params(SPECS["unit_cosine_distance"], {"reduction": "sum"}) is None  # axis has no default
+
+
+# ----------------------------------------------------------------------------- mean_pairwise_squared_error
+# labels [[1, 2, 3], [0, 0, 0]], predictions [[1, 3, 5], [1, 0, 2]]: residuals [0, 1, 2] and [1, 0, 2]
+PAIR_X = np.array([[1.0, 3.0, 5.0], [1.0, 0.0, 2.0]])
+PAIR_Y = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+
+
+def _pairs_by_hand(r):
+    """The docstring's definition: the mean over the pairs i < j of (r_i - r_j)^2."""
+    pairs = [(r[i] - r[j]) ** 2 for i in range(len(r)) for j in range(i + 1, len(r))]
+    return sum(pairs) / len(pairs) if pairs else 0.0
+
+
+def test_mean_pairwise_squared_error_is_the_mean_over_pairs_within_each_sample():
+    from lossparity.reference.regression import mean_pairwise_squared_error as mpse
+
+    # the docstring's example: labels [0, 0.5, 1], predictions [1, 1, 1]: (0.25 + 1 + 0.25) / 3
+    assert float(mpse(np.array([[1.0, 1.0, 1.0]]), np.array([[0.0, 0.5, 1.0]]))) == pytest.approx(0.5)
+    # (1 + 4 + 1) / 3 + (1 + 1 + 4) / 3, never across the two samples (which would count 15 pairs)
+    want = _pairs_by_hand([0.0, 1.0, 2.0]) + _pairs_by_hand([1.0, 0.0, 2.0])
+    assert want == 4.0
+    assert float(mpse(PAIR_X, PAIR_Y)) == pytest.approx(4.0)
+    # one element per sample: no pair, div_no_nan's 0
+    assert float(mpse(np.array([[1.0], [4.0]]), np.zeros((2, 1)))) == 0.0
+
+
+def test_mean_pairwise_squared_error_weights():
+    from lossparity.reference.regression import mean_pairwise_squared_error as mpse
+
+    assert float(mpse(PAIR_X, PAIR_Y, sample_weight=np.array(2.0))) == pytest.approx(8.0)
+    assert float(mpse(PAIR_X, PAIR_Y, sample_weight=np.array([[1.0], [2.0]]))) == pytest.approx(2 + 2 * 2)
+    # a zero weight: n = 2 in the first sample, whose S = 5 and T = 3 still count all three residuals:
+    # 2 * 5 / 1 - 2 * 9 / 2 = 1, times its weights' sum 2; the second 2 times 3
+    w = np.array([[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    assert float(mpse(PAIR_X, PAIR_Y, sample_weight=w)) == pytest.approx(1 * 2 + 2 * 3)
+    assert float(mpse(PAIR_X, PAIR_Y, sample_weight=np.zeros((2, 3)))) == 0.0
+    # the documented [batch_size] weights for a batch of rank 2: assert_broadcastable's ValueError
+    with pytest.raises(OracleError) as raised:
+        mpse(PAIR_X, PAIR_Y, sample_weight=np.array([1.0, 2.0]))
+    assert raised.value.kind == "ValueError"
+
+
+def test_mean_pairwise_squared_error_gradients_by_hand_and_by_finite_differences():
+    from lossparity.reference.regression import mean_pairwise_squared_error as mpse
+    from lossparity.reference.regression import mean_pairwise_squared_error_grad as grad
+
+    w = np.array([[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    g = grad(PAIR_X, PAIR_Y, sample_weight=w)
+    # first sample: n = 2, weights' sum 2, T = 3: 2 (4 r_k / 1 - 4 * 3 / 2) at r = [0, 1, 2]
+    np.testing.assert_allclose(g["input"][0], [-12.0, -4.0, 4.0])
+    np.testing.assert_allclose(g["target"], -g["input"])
+    # the weights' slope: each sample's mean (1 and 2), for each of its weights
+    np.testing.assert_allclose(g["sample_weight"], [[1.0] * 3, [2.0] * 3])
+    h = 1e-6
+    for k in np.ndindex(PAIR_X.shape):
+        up, down = PAIR_X.copy(), PAIR_X.copy()
+        up[k] += h
+        down[k] -= h
+        slope = (float(mpse(up, PAIR_Y, sample_weight=w)) - float(mpse(down, PAIR_Y, sample_weight=w))) / (2 * h)
+        assert g["input"][k] == pytest.approx(slope, rel=1e-6, abs=1e-6)
+
+
+def test_mean_pairwise_squared_error_binding_takes_weights_and_computes_in_float32():
+    (b,) = [b for b in bindings("tensorflow") if b.id == "tf.compat.v1.losses.mean_pairwise_squared_error"]
+    assert b.params == {"sample_weight": "weights"}
+    assert b.computes_in == "float32"
+    assert "weights=" not in b.call and "{kw}" in b.call
+
+
+def test_tensorflow_mean_pairwise_counts_the_batch_eagerly_and_refuses_batch_size_weights():
+    """What the known entry tf-v1-mean-pairwise-eager-counts-the-batch and the batch-size-weights edge row
+    say of TensorFlow itself: the documented 4.0 under tf.function, 2.8 eagerly (n = 6, the batch's
+    elements), and [batch_size] weights refused with ValueError in both."""
+    tf = pytest.importorskip("tensorflow")
+    f = tf.compat.v1.losses.mean_pairwise_squared_error
+    labels, predictions = tf.constant(PAIR_Y, tf.float32), tf.constant(PAIR_X, tf.float32)
+    assert float(tf.function(f)(labels, predictions)) == pytest.approx(4.0)
+    # eagerly each sample's n is 6: 2 * 5 / 5 - 2 * 9 / 30 = 1.4, twice
+    assert float(f(labels, predictions)) == pytest.approx(2.8)
+    with pytest.raises(ValueError, match="weights can not be broadcast"):
+        f(labels, predictions, weights=tf.constant([1.0, 2.0]))

@@ -17,6 +17,7 @@ from lossparity.conformance.bindings import (
     NO_REDUCTION,
     OPTAX,
     REDUCTION,
+    TF_V1,
     integer_target_spec,
     keras_pair,
     keras_sample_weight,
@@ -90,6 +91,35 @@ def one_tensor(draw):
     """One tensor, no target (``tf.nn.l2_loss``), and a reduction."""
     shape = draw(g.batch_shapes(min_dims=1))
     return {"input": draw(g.arrays(shape, g.floats(-10, 10)))}, {"reduction": draw(g.reductions())}
+
+
+#: The weights of a generated mean_pairwise_squared_error case: left out (the default 1.0), a 0-d one, one per
+#: sample ``(N, 1, ..., 1)``, one per element (some 0: n counts the non-zero ones), or the documented
+#: ``[batch_size]``, which TensorFlow refuses for a batch of rank 2 or more (ValueError, the outcome due).
+PAIRWISE_WEIGHTS = ("none", "scalar", "sample", "element", "batch_size")
+
+
+@g.case_strategy
+def pairwise(draw):
+    """(input, target) ``(N, d0, ...)`` (rank 2 or 3: pairs are drawn within each sample) with some exact
+    ties (residual 0), and maybe ``sample_weight`` of one of :data:`PAIRWISE_WEIGHTS`' shapes."""
+    shape = draw(g.batch_shapes(min_dims=2))
+    x = draw(g.arrays(shape, g.floats(-10, 10)))
+    y = draw(g.arrays(shape, g.floats(-10, 10)))
+    if draw(st.integers(0, 3)) == 0:
+        y = np.where(draw(g.arrays(shape, st.booleans(), dtype=bool)), x, y)
+    kind = draw(g.pick(PAIRWISE_WEIGHTS))
+    params = {}
+    weight = st.one_of(st.just(0.0), g.floats(0.25, 4))
+    if kind != "none":
+        w_shape = {
+            "scalar": (),
+            "sample": shape[:1] + (1,) * (len(shape) - 1),
+            "element": shape,
+            "batch_size": shape[:1],
+        }[kind]
+        params["sample_weight"] = draw(g.arrays(w_shape, weight))
+    return {"input": x, "target": y}, params
 
 
 # ----------------------------------------------------------------------------- edge tables
@@ -257,6 +287,33 @@ L2_LOSS = [
 ]
 # fmt: on
 
+# fmt: off
+MEAN_PAIRWISE_SQUARED_ERROR = [
+    edge("docstring-pairs", "the docstring's three pairs of one sample: labels [0, 0.5, 1], predictions [1, 1, 1], "
+                            "(0.25 + 1 + 0.25) / 3 = 0.5 (tensorflow/tensorflow#15968)",
+         [[1.0, 1.0, 1.0]], [[0.0, 0.5, 1.0]]),
+    edge("two-samples", "pairs within each sample, not across: residuals [0, 1, 2] and [1, 0, 2] give 2 and 2, "
+                        "summed 4.0",
+         [[1.0, 3.0, 5.0], [1.0, 0.0, 2.0]], [[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]),
+    edge("per-sample-weights", "weights [[1], [2]] scale each sample's mean: 2 + 2 * 2 = 6.0",
+         [[1.0, 3.0, 5.0], [1.0, 0.0, 2.0]], [[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], sample_weight=[[1.0], [2.0]]),
+    edge("element-weights-zero", "a zero weight leaves n = 2 in the first sample (its residuals still summed): "
+                                 "(10 - 9) times its weights' sum 2, plus 2 times 3: 8.0",
+         [[1.0, 3.0, 5.0], [1.0, 0.0, 2.0]], [[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]],
+         sample_weight=[[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]]),
+    edge("batch-size-weights", "the documented [batch_size] weights for a batch of rank 2: assert_broadcastable "
+                               "refuses them (ValueError: weights.rank=1, values.rank=2)",
+         [[1.0, 3.0, 5.0], [1.0, 0.0, 2.0]], [[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], sample_weight=[1.0, 2.0]),
+    edge("one-element-samples", "samples of one element have no pair: each mean is 0/0 = 0 (div_no_nan)",
+         [[1.0], [4.0], [-2.0]], [[0.0], [0.0], [0.0]]),
+    edge("shifted-residuals", "residuals all equal within a sample (the prediction shifted by 3): every pair's "
+                              "difference is 0, the loss 0",
+         [[3.0, 4.0, 5.0, 6.0], [0.0, 1.0, 2.0, 3.0]], [[0.0, 1.0, 2.0, 3.0], [-3.0, -2.0, -1.0, 0.0]]),
+    edge("zero-weights", "all weights 0: nothing is present, the loss is 0",
+         [[1.0, 3.0], [1.0, 0.0]], [[1.0, 2.0], [0.0, 0.0]], sample_weight=[[0.0, 0.0], [0.0, 0.0]]),
+]
+# fmt: on
+
 
 # ----------------------------------------------------------------------------- specs
 
@@ -293,6 +350,11 @@ SPECS: list[Spec] = [
     Spec("l2_loss", "squared L2 norm of one tensor, sum t^2 (no target)",
          reg.l2_loss, {"reduction": "sum"}, ("half_square",),
          one_tensor(), L2_LOSS, target=None, classes=False, gradient=reg.l2_loss_grad),
+    Spec("mean_pairwise_squared_error", "mean over each sample's element pairs of the squared difference of "
+         "their residuals, times its weights, summed over the batch",
+         reg.mean_pairwise_squared_error, {"sample_weight": None}, (),
+         pairwise(), MEAN_PAIRWISE_SQUARED_ERROR, classes=False, gradient=reg.mean_pairwise_squared_error_grad,
+         error_model=reg.mean_pairwise_squared_error_error, stages=reg.PAIRWISE_STAGES),
 ]
 
 #: The specs whose Keras classes take ``sample_weight`` (``bindings.keras_sample_weight``): Keras
@@ -364,6 +426,10 @@ BINDINGS: list[Binding] = [
     tf_v1_loss("mean_squared_error", "squared_error", "labels", "predictions", computes_in="float32"),
     # 0.5 * min(|r|, delta)^2 + delta * (|r| - min(|r|, delta)): Huber's two zones, delta not checked
     tf_v1_loss("huber_loss", "huber", "labels", "predictions", params={"delta": "delta"}, computes_in="float32"),
+    # Its own weights and no reduction (reference/regression.py); float32 like the others
+    Binding(f"{TF_V1}.mean_pairwise_squared_error", "mean_pairwise_squared_error", "tensorflow",
+            f"{TF_V1}.mean_pairwise_squared_error(labels=target, predictions=input{{kw}})",
+            params={"sample_weight": "weights"}, computes_in="float32", stages=reg.PAIRWISE_STAGES),
     # -- jax (optax.losses) --
     # optax's regression losses are elementwise and never reduce; `targets` defaults to None,
     # documented as a zero target: the no-target calls are bound to the l2_loss spec.
