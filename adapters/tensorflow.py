@@ -140,12 +140,6 @@ EXCLUDED = {
     "cases would run twice",
     "tf.compat.v1.nn.log_poisson_loss": "the same function object as tf.nn.log_poisson_loss (an alias), which "
     "is bound: the same cases would run twice",
-    "tf.compat.v1.nn.ctc_loss": "not yet bound (issue 19): v1's CTC takes its labels as a SparseTensor "
-    "(tf.sparse.from_dense would drop class 0, a real label here), time-major inputs by default, the blank as "
-    "the last class (num_classes - 1, not a parameter), and preprocess_collapse_repeated, ctc_merge_repeated and "
-    "ignore_longer_outputs_than_inputs, which change which alignments count; the ctc spec reads dense padded "
-    "labels with the blank as a parameter, and its conventions hold none of these three; the same kernel's "
-    "dense form is bound as tf.compat.v1.nn.ctc_loss_v2",
     # -- tf.compat.v1.losses --
     "tf.compat.v1.losses.compute_weighted_loss": "the reduction helper every tf.compat.v1.losses loss ends in, "
     "taking already computed losses: bound through them (reference/reduction.py, tf_v1_reduce)",

@@ -133,6 +133,25 @@ TENSORFLOW = _merged(
             "targets": "deprecated ('targets is deprecated, use labels instead'): the same argument as labels, "
             "which is bound",
         },
+        "tf.compat.v1.nn.ctc_loss": {
+            "logits": "the alias of inputs (deprecation.deprecated_argument_lookup('logits', logits, 'inputs', "
+            "inputs)), which is bound (by position)",
+            "time_major": "left at its default True: the adapter passes the canonical input time-major (T, N, C), "
+            "the binding's time_major convention; False only transposes a batch-major input first "
+            "(ctc_ops.py: array_ops.transpose(inputs, [1, 0, 2])), the layout ctc_loss_v2 is bound with",
+            "preprocess_collapse_repeated": "left at False: True merges repeated labels of the target before the "
+            "loss, but the kernel checks the uncollapsed length against the frames (labels [1, 1] in one frame "
+            "raise InvalidArgumentError 'required: 2, available: 1', TensorFlow 2.21); the ctc spec has no "
+            "parameter for the merge, and drawing one would change every CTC binding's generated cases: not "
+            "written yet (issue 19)",
+            "ctc_merge_repeated": "left at True, the classical CTC of the ctc spec's lattice; False is the documented "
+            "'simplified (non-standard) version of CTC' in which repeated non-blank labels are individual labels "
+            "(no label state repeats over frames; equal labels need no blank between them): a lattice the "
+            "reference does not have yet (issue 19)",
+            "ignore_longer_outputs_than_inputs": "left at False: a target longer than its input is the kernel's "
+            "InvalidArgumentError (the convention ctc_label_checks='tf_v1'); True gives such a sample loss 0 and "
+            "a zero gradient, a convention not written yet (issue 19)",
+        },
         "tf.compat.v1.nn.ctc_loss_v2": {
             "unique": "an optional precomputed tf.nn.ctc_unique_labels(labels), documented to enable a faster, "
             "memory-efficient implementation on TPU; the same loss",

@@ -166,6 +166,18 @@ CONVENTIONS: dict[str, Convention] = {
             "least 1), then averages over the batch (PyTorch ctc_loss)",
         ),
         Convention(
+            "ctc_blank",
+            "given",
+            "the blank is the '{value}' class: the input's class count C minus 1, whatever the blank "
+            "parameter (tf.compat.v1.nn.ctc_loss reserves num_classes - 1 for it and takes no blank argument)",
+        ),
+        Convention(
+            "ctc_label_checks",
+            None,
+            "labels are checked as {value} does: an empty target, or one with more labels than its input "
+            "has frames, raises InvalidArgumentError (TensorFlow's CTCLoss kernel) instead of a loss",
+        ),
+        Convention(
             "ctc_lengths",
             "given",
             "lengths are '{value}': keras.losses.ctc ignores any lengths, reads every frame "

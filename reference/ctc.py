@@ -25,7 +25,10 @@ Conventions (``reference/conventions.py``): ``log_softmax_input`` (the input is 
 ``log_epsilon`` (log 0 replaced by a large negative number: every impossible transition is
 taken at that cost, optax's lattice), ``mean_by_length`` (PyTorch's 'mean' divides each loss
 by its target length first), ``ctc_lengths="keras"`` (lengths read off the arrays),
-``time_major`` (layout only). ``zero_infinity`` is PyTorch's parameter: an infinite loss (and
+``time_major`` (layout only), ``ctc_blank="last"`` (the blank is the last class, C - 1, whatever the
+``blank`` parameter: ``tf.compat.v1.nn.ctc_loss``), ``ctc_label_checks="tf_v1"`` (TensorFlow's CTCLoss
+kernel refuses an empty target and a target longer than its input with InvalidArgumentError).
+``zero_infinity`` is PyTorch's parameter: an infinite loss (and
 its gradient) is replaced by 0.
 
 Sums over alignments are taken in log space (``np.logaddexp``), so that nothing underflows
@@ -39,6 +42,7 @@ import functools
 import numpy as np
 
 from lossparity.reference._math import log_softmax, log_softmax_grad, times
+from lossparity.reference.errors import OracleError
 from lossparity.reference.reduction import chain, reduce, reduce_grad
 from lossparity.reference.trace import NO_TRACE
 
@@ -469,3 +473,50 @@ def ctc_loss_error(
     if zero_infinity:
         err = np.where((losses == np.inf)[:, None, None], 0.0, err)
     return {"value": value, "input": np.abs(cot)[:, None, None] * err}
+
+
+# ----------------------------------------------------------------------------- tf.compat.v1.nn.ctc_loss
+# Its documentation: "the largest value (num_classes - 1) is reserved for the blank label", and labels take
+# values in [0, num_labels); no blank argument (``ctc_blank="last"``). Its kernel (CTCLoss, core/kernels/
+# ctc_loss_op.cc) checks each sample before the lattice: "Labels length is zero in batch b" for an empty
+# target, and "Not enough time for target transition sequence (required: L, available: T_b)" where the
+# target's L labels outnumber the input's frames, both InvalidArgumentError (the second a zero loss and
+# gradient under ignore_longer_outputs_than_inputs=True, not bound here). Repeated labels that need blanks
+# between them and have no frame for those pass the check and cost +inf (the lattice's), as in the others.
+
+
+def tf_v1_conventions(fn):
+    """``fn`` (:func:`ctc_loss`, its gradient or its error model) with the conventions ``ctc_blank``
+    (``"given"``: the ``blank`` parameter; ``"last"``: the class C - 1 of an ``(N, T, C)`` input) and
+    ``ctc_label_checks`` (None; ``"tf_v1"``: OracleError("InvalidArgumentError") for a sample whose
+    target is empty or longer than its input length, in canonical layout)."""
+
+    @functools.wraps(fn)
+    def checked(input, target, *args, ctc_blank="given", ctc_label_checks=None, **kw):
+        if ctc_blank == "last":
+            kw["blank"] = np.shape(input)[-1] - 1
+        elif ctc_blank != "given":
+            raise ValueError(f"unknown ctc_blank {ctc_blank!r}")
+        if ctc_label_checks == "tf_v1":
+            in_len, tg_len = _lengths(
+                np.asarray(input), np.asarray(target), kw["input_lengths"], kw["target_lengths"], "given"
+            )
+            for b, (t_b, l_b) in enumerate(zip(in_len, tg_len)):
+                if l_b == 0:
+                    raise OracleError("InvalidArgumentError", f"Labels length is zero in batch {b}")
+                if l_b > t_b:
+                    raise OracleError(
+                        "InvalidArgumentError",
+                        f"Not enough time for target transition sequence (required: {l_b}, available: {t_b}) "
+                        f"in batch {b}",
+                    )
+        elif ctc_label_checks is not None:
+            raise ValueError(f"unknown ctc_label_checks {ctc_label_checks!r}")
+        return fn(input, target, *args, **kw)
+
+    return checked
+
+
+ctc_loss = tf_v1_conventions(ctc_loss)
+ctc_loss_grad = tf_v1_conventions(ctc_loss_grad)
+ctc_loss_error = tf_v1_conventions(ctc_loss_error)

@@ -403,3 +403,76 @@ def test_tensorflow_mean_pairwise_counts_the_batch_eagerly_and_refuses_batch_siz
     assert float(f(labels, predictions)) == pytest.approx(2.8)
     with pytest.raises(ValueError, match="weights can not be broadcast"):
         f(labels, predictions, weights=tf.constant([1.0, 2.0]))
+
+
+# ----------------------------------------------------------------------------- tf.compat.v1.nn.ctc_loss
+def _ctc(x, labels, in_len, tg_len, **conv):
+    from lossparity.reference.ctc import ctc_loss
+
+    return ctc_loss(
+        np.asarray(x, np.float64),
+        np.asarray(labels, np.int64),
+        input_lengths=np.asarray(in_len),
+        target_lengths=np.asarray(tg_len),
+        reduction="none",
+        log_softmax_input=True,
+        **conv,
+    )
+
+
+def test_ctc_blank_last_is_the_last_class_whatever_the_blank_parameter():
+    # two frames of logits [1, 2, 3] (p = softmax), target [0], the blank 2: the alignments (0, 0), (0, b),
+    # (b, 0): p0^2 + 2 p0 p2; class 0 is an ordinary label
+    x = np.array([[[1.0, 2.0, 3.0]] * 2])
+    z = math.e + math.e**2 + math.e**3
+    p0, p2 = math.e / z, math.e**3 / z
+    want = -math.log(p0**2 + 2 * p0 * p2)
+    assert float(_ctc(x, [[0]], [2], [1], ctc_blank="last")[0]) == pytest.approx(want)
+    assert float(_ctc(x, [[0]], [2], [1], ctc_blank="last", blank=0)[0]) == pytest.approx(want)
+    # the given blank 0 would make class 0 the blank too: another loss
+    assert float(_ctc(x, [[0]], [2], [1], blank=0)[0]) != pytest.approx(want)
+
+
+@pytest.mark.parametrize(
+    ("labels", "in_len", "tg_len", "message"),
+    [
+        ([[1], [0]], [2, 2], [1, 0], "Labels length is zero in batch 1"),
+        ([[1, 0, 1], [1, 0, 0]], [2, 2], [3, 1], "required: 3, available: 2"),
+        ([[1], [0]], [0, 2], [1, 1], "required: 1, available: 0"),
+    ],
+)
+def test_ctc_label_checks_raise_invalid_argument_error(labels, in_len, tg_len, message):
+    x = np.zeros((2, 2, 3))
+    with pytest.raises(OracleError, match=message) as raised:
+        _ctc(x, labels, in_len, tg_len, ctc_blank="last", ctc_label_checks="tf_v1")
+    assert raised.value.kind == "InvalidArgumentError"
+    # without the checks the same case has a loss per sample (+inf for a target longer than its input)
+    assert _ctc(x, labels, in_len, tg_len, ctc_blank="last").shape == (2,)
+
+
+def test_ctc_label_checks_pass_repeats_that_need_a_blank_they_cannot_have():
+    # [1, 1] in two frames: 2 labels, 2 frames, the check passes; no alignment: +inf
+    out = _ctc(np.zeros((1, 2, 3)), [[1, 1]], [2], [2], ctc_blank="last", ctc_label_checks="tf_v1")
+    assert out[0] == np.inf
+
+
+def test_tensorflow_v1_ctc_loss_as_bound():
+    """The binding's call on TensorFlow itself: the SparseTensor of the dense labels and lengths, time-major
+    logits, blank C - 1 (tf.nn.ctc_loss with blank_index=C - 1 agrees), and the kernel's two refusals."""
+    tf = pytest.importorskip("tensorflow")
+    (b,) = [b for b in bindings("tensorflow") if b.id == "tf.compat.v1.nn.ctc_loss"]
+    assert b.conventions["ctc_blank"] == "last" and b.conventions["time_major"] is True
+    x = np.random.default_rng(0).normal(size=(2, 4, 3))
+    target, tg_len, in_len = np.array([[0, 1], [1, 0]]), np.array([2, 1]), np.array([4, 3])
+
+    def call(target, tg_len, in_len):
+        env = {"tf": tf, "input": tf.constant(np.transpose(x, (1, 0, 2)), tf.float64)}
+        env.update(target=tf.constant(target), target_lengths=tf.constant(tg_len), input_lengths=tf.constant(in_len))
+        return eval(b.call.replace("{kw}", ""), env).numpy()  # noqa: S307 - the binding's own call text
+
+    want = _ctc(x, target, in_len, tg_len, ctc_blank="last")
+    np.testing.assert_allclose(call(target, tg_len, in_len), want, rtol=1e-6)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Labels length is zero"):
+        call(target, np.array([2, 0]), in_len)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Not enough time"):
+        call(target, tg_len, np.array([1, 3]))

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from lossparity.conformance import generate as g
 from lossparity.conformance.bindings import NO_REDUCTION, OPTAX, keras_pair, keras_sample_weight
 from lossparity.conformance.edges import edge
-from lossparity.core.model import Binding, Spec
+from lossparity.core.model import GIVEN, Binding, Spec
 from lossparity.reference import ctc
 
 #: (frames T, label slots S): one frame and one label, and two longer sequences.
@@ -134,7 +134,8 @@ SPECS: list[Spec] = [
     Spec("ctc", "CTC negative log-likelihood -log p(target | input), summed over alignments",
          ctc.ctc_loss,
          {"blank": 0, "zero_infinity": False, "reduction": "mean"},
-         ("log_softmax_input", "log_epsilon", "mean_by_length", "ctc_lengths", "time_major"),
+         ("log_softmax_input", "log_epsilon", "mean_by_length", "ctc_lengths", "time_major", "ctc_blank",
+          "ctc_label_checks"),
          ctc_cases(), CTC, target="index", classes=True, gradient=ctc.ctc_loss_grad,
          arrays=("input_lengths", "target_lengths"), wrt=("input",),
          error_model=ctc.ctc_loss_error, stages=ctc.CTC_STAGES),
@@ -232,6 +233,17 @@ BINDINGS: list[Binding] = [
             "tf.compat.v1.nn.ctc_loss_v2(labels=target, logits=input, label_length=target_lengths, "
             "logit_length=input_lengths, logits_time_major=False{kw})",
             params={"blank": "blank_index"}, fixed=NO_REDUCTION, conventions={"log_softmax_input": True}),
+    # tf.compat.v1.nn.ctc_loss: labels an int32 SparseTensor (built from the dense labels and their lengths, as
+    # users do: tf.RaggedTensor.from_tensor(...).to_sparse(); tf.sparse.from_dense would drop label 0), inputs
+    # time-major logits by default, the blank the last class (no argument: the cases that set the spec's blank,
+    # to C - 1), one loss per sample; its kernel refuses empty and too-long targets (ctc_label_checks). Half
+    # logits are cast to float32 and the loss back (ctc_ops.py _ctc_loss_impl).
+    Binding("tf.compat.v1.nn.ctc_loss", "ctc", "tensorflow",
+            "tf.compat.v1.nn.ctc_loss(tf.RaggedTensor.from_tensor(tf.cast(target, tf.int32), "
+            "lengths=target_lengths).to_sparse(), input, tf.cast(input_lengths, tf.int32){kw})",
+            fixed=NO_REDUCTION, requires={"blank": GIVEN},
+            conventions={"log_softmax_input": True, "time_major": True, "ctc_blank": "last",
+                         "ctc_label_checks": "tf_v1"}),
     # -- jax (optax.losses) --
     Binding(f"{OPTAX}.ctc_loss", "ctc", "jax",
             f"{OPTAX}.ctc_loss(input, {_CTC_PADDINGS}{{kw}})", **_CTC_OPTAX),
