@@ -207,10 +207,16 @@ KERAS = _merged(
     ),
     _each(
         "keras.losses.Circle",
-        sample_weight=LATER + ": Circle's per-sample loss reads every row of the batch (each sample's "
-        "positives and negatives are the other rows), so its weighted gradient is not the per-sample one that "
-        "bindings.keras_sample_weight gives, and the class's loss mask (loss > 0) is merged into the weights "
-        "(keras/src/losses/loss.py, apply_mask), which reference/reduction.py's keras_reduce does not model",
+        sample_weight=LATER + ": not expressible through bindings.keras_sample_weight, for two reasons. (1) Its "
+        "gradient wrapper (reference/reduction.py, sample_weighted_grad) multiplies each sample's own slopes by that "
+        "sample's cotangent, exact only where loss i reads row i alone; Circle's loss i reads every row (each "
+        "sample's positives and negatives are the other rows), so the weights must enter circle_grad's own "
+        "cotangent (g * sigmoid(p + n), reference/embedding.py) instead. (2) Circle marks its losses with a Keras "
+        "mask (loss > 0, backend.set_keras_mask), which Keras merges into sample_weight (keras/src/losses/loss.py, "
+        "apply_mask): under sum_over_batch_size the weighted sum is divided by the count of positive losses, not "
+        "of samples; under mean_with_sample_weight by the sum of the masked weights. keras_reduce takes no mask, "
+        "and the unweighted mask lives in circle's own reduce (mean_over='positive'): binding it needs keras_reduce "
+        "to take that mask (one home for both), then circle and circle_grad to take sample_weight",
     ),
     {
         "softmax_cross_entropy:keras.losses.SparseCategoricalCrossentropy+class_weight": {
