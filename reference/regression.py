@@ -804,7 +804,13 @@ def mean_pairwise_squared_error(input, target, *, sample_weight=None, dtype=np.f
     """The mean over each sample's element pairs of the squared difference of their residuals, times the
     sample's weights, summed over the batch (``input``, ``target``: ``(N, d0, ...)``; see above); a 0-d
     float64 scalar."""
-    trace("input", np.asarray(input, np.float64), reading(input, "predictions", classes=False))
+    shape = np.shape(input)
+    trace(
+        "input",
+        np.asarray(input, np.float64),
+        f"reads {shape} as a batch of {shape[0] if shape else 0} samples of predictions, each compared with its "
+        "target as the pairs of its own elements (never across samples); one scalar for the batch",
+    )
     r, n, scale = _pairwise_parts(input, target, sample_weight)
     with np.errstate(invalid="ignore", over="ignore"):
         s, t = np.sum(r * r, axis=1), np.sum(r, axis=1)
