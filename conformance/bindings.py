@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from lossparity.conformance.generate import keras_sample_weights, optax_axes
 from lossparity.core.model import Binding, Spec
-from lossparity.reference.errors import integer_targets
+from lossparity.reference.errors import integer_targets, last_axis_only
 from lossparity.reference.masked import over_rows
 from lossparity.reference.reduction import (
     TF_V1_REDUCTION_VALUES,
@@ -224,18 +224,21 @@ def keras_pair(
     return [replace(b, conventions={**b.conventions, "_backends": backends}) if backends else b for b in out]
 
 
-def keras_channels_first(b: Binding) -> Binding:
+def keras_channels_first(b: Binding, backends=None) -> Binding:
     """A Keras cross-entropy or focal binding as users call it on channels-first data, ``(N, C, d1, ...)``:
     ``axis=1`` (Keras' own tests), the class axis where torch has it (the ``class_axis=1`` convention: the
     adapter moves the canonical last axis to axis 1 and the gradients back, so the oracle is that of the
     channels-last binding on the transposed arrays). Inputs of rank 2 or more only (``min_rank``): an
     unbatched ``(C,)`` input has no axis 1. ``axis`` goes in the constructor of a class form, beside the
-    function form's other keywords."""
+    function form's other keywords. ``backends``: per-backend conventions of the channels-first form, over
+    the binding's own (``{"tensorflow": {"last_axis_only": "ValueError"}}``)."""
     head, sep, tail = b.call.partition("{kw}")
     call = f"{head}{'' if head.endswith('(') else ', '}axis=1{sep}{tail}"
-    return replace(
-        b, id=f"{b.id}+channels_first", call=call, conventions={**b.conventions, "class_axis": 1}, min_rank=2
-    )
+    conventions = {**b.conventions, "class_axis": 1}
+    if backends:
+        own = conventions.get("_backends") or {}
+        conventions["_backends"] = {k: {**own.get(k, {}), **backends.get(k, {})} for k in {*own, *backends}}
+    return replace(b, id=f"{b.id}+channels_first", call=call, conventions=conventions, min_rank=2)
 
 
 def on_backend(backend: str, bindings: list[Binding]) -> list[Binding]:
@@ -281,6 +284,19 @@ def keras_sample_weight(spec: Spec, reduced=None, drop: tuple[str, ...] = (), ad
         conventions=(*spec.conventions, "weighting"),
         stages=(*spec.stages, WEIGHTING_STAGE) if spec.error_model else spec.stages,
         generate=None if spec.generate is None else keras_sample_weights(spec.generate, reduced, drop, adapt),
+    )
+
+
+def last_axis_only_spec(spec: Spec) -> Spec:
+    """``spec`` (a class-axis spec) with the convention ``last_axis_only``: its oracle, gradient and
+    error model raise the error class a binding declares where the binding reads the class axis
+    elsewhere than last (``reference.errors.last_axis_only``; ``class_axis`` is read for it)."""
+    return replace(
+        spec,
+        oracle=last_axis_only(spec.oracle),
+        gradient=spec.gradient and last_axis_only(spec.gradient),
+        error_model=spec.error_model and last_axis_only(spec.error_model),
+        conventions=tuple(dict.fromkeys((*spec.conventions, "class_axis", "last_axis_only"))),
     )
 
 

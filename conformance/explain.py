@@ -803,6 +803,7 @@ def _show(side: Side, grad: bool, known: list[KnownDeviation]) -> dict:
         "binding": binding.id,
         "spec": spec.name,
         "case_id": case.id,
+        "params": dict(side.params),  # a known entry may be placed on a condition of them (known.py)
         "dtype": dtype,
         "mode": mode,
         "verdict": result,

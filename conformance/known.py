@@ -4,10 +4,14 @@ them against results by place and symptom, and judging each one after a run.
 An entry (a ``[[deviation]]`` table) names
 
 - its **place**: ``binding``, a glob over binding ids whose brackets are literal
-  (``keras.losses.Huber[*]`` is every Keras backend's); and optionally ``spec``, ``case`` (case
+  (``keras.losses.Huber[*]`` is every Keras backend's), or several joined by ``|`` (any of them:
+  ``keras.losses.X[jax]|keras.losses.X+channels_first[jax]``); and optionally ``spec``, ``case`` (case
   ids), ``dtype``, ``mode`` (globs, default ``*``), ``verdict`` (a glob over ``deviate``,
   ``error_mismatch``, ``crash``, ``timeout``) and ``part`` (``value``, ``gradient`` (any), one
-  gradient such as ``gradient:weight``, or ``*``);
+  gradient such as ``gradient:weight``, or ``*``); and ``params``, conditions on the case's
+  parameters (``"label_smoothing > 0"``; several joined by `` and ``; each a parameter of the
+  entry's specs, an operator of ``>``, ``>=``, ``<``, ``<=``, ``==``, ``!=`` and a number: a
+  result whose parameter is unset or not a number is outside the place);
 - its **symptom** (required): what the finding looks like, see ``conformance/symptoms.py``;
 - the ``explanation``, and an upstream ``link``; an entry without an upstream report carries a
   ``reproducer`` instead: a ``lossparity explain ...`` command line that shows the deviation.
@@ -67,16 +71,38 @@ from lossparity.core.verdicts import FINDINGS
 
 KNOWN_PATH = Path(__file__).with_name("known_deviations.toml")
 PLACE = ("binding", "spec", "case", "dtype", "mode", "verdict", "part")
-FIELDS = ("id", *PLACE, "symptom", "explanation", "link", "reproducer")
+FIELDS = ("id", *PLACE, "params", "symptom", "explanation", "link", "reproducer")
 PARTS = ("value", "gradient", "*")
 #: The arguments a part ``gradient:<name>`` may name: what a run differentiates.
 GRADIENT_ARGUMENTS = ("input", "target", "var", "input2", "positive", "negative", "weight", "pos_weight")
 #: The generated case ids an entry's case glob is checked and counted against: the default
 #: run's (seed 0, 100 examples), and the further cases of a structure bucket (``gen-0-b1-7``;
 #: ``conformance/generate.py``'s ``more_cases``, buckets beyond its four for bindings that
-#: take none of them).
-GENERATED = tuple(f"gen-0-{i}" for i in range(100)) + tuple(f"gen-0-b{b}-{i}" for b in range(8) for i in range(100))
+#: take none of them; bucket 8 among them, which tops the channels-first bindings up to 100
+#: batched cases).
+GENERATED = tuple(f"gen-0-{i}" for i in range(100)) + tuple(f"gen-0-b{b}-{i}" for b in range(9) for i in range(100))
 _ID = re.compile(r"[a-z0-9][a-z0-9.-]*\Z")
+#: One condition of ``params``: a parameter, an operator and a number.
+_CONDITION = re.compile(r"\s*([A-Za-z_]\w*)\s*(>=|<=|==|!=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\Z")
+_OPERATORS = {
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
+
+
+def _conditions(text: str) -> tuple[tuple[str, str, float], ...]:
+    """``params`` read: (parameter, operator, number) for each condition joined by ``and``."""
+    out = []
+    for part in text.split(" and "):
+        m = _CONDITION.match(part)
+        if m is None:
+            raise KnownError(f"params: {part.strip()!r} is not 'parameter <op> number' (op: {', '.join(_OPERATORS)})")
+        out.append((m.group(1), m.group(2), float(m.group(3))))
+    return tuple(out)
 
 
 #: The findings an entry can explain: never a crash or timeout that its rerun alone did not repeat.
@@ -101,6 +127,7 @@ class KnownDeviation:
     mode: str = "*"
     verdict: str = "*"
     part: str = "*"
+    params: str = ""
     #: the (binding, case, dtype, mode, part) cells its place covers; set by ``load_known``
     coverage: float = field(default=math.inf, compare=False)
 
@@ -117,7 +144,7 @@ class KnownDeviation:
     def in_place(self, record: Mapping, part: Part, any_case: bool = False) -> bool:
         """Whether the result's part lies in the entry's place (``any_case``: whatever its case)."""
         values = (
-            (record.get("binding"), _literal_brackets(self.binding)),
+            (record.get("binding"), "*"),
             (record.get("spec"), self.spec),
             (record.get("case_id"), "*" if any_case else self.case),
             (record.get("dtype"), self.dtype),
@@ -125,7 +152,24 @@ class KnownDeviation:
             (part.verdict, self.verdict),
             (part.name, "gradient:*" if self.part == "gradient" else self.part),
         )
-        return all(fnmatchcase(str(v), p) for v, p in values)
+        return (
+            binding_matches(str(record.get("binding")), self.binding)
+            and all(fnmatchcase(str(v), p) for v, p in values)
+            and self.params_hold(record.get("params"))
+        )
+
+    def params_hold(self, params) -> bool:
+        """Whether the case's parameters meet the entry's ``params`` conditions (none: always)."""
+        if not self.params:
+            return True
+        given = params if isinstance(params, Mapping) else {}
+        for name, op, number in _conditions(self.params):
+            value = given.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return False
+            if not _OPERATORS[op](value, number):
+                return False
+        return True
 
     def explains(self, record: Mapping, part: Part, any_case: bool = False) -> bool:
         return self.in_place(record, part, any_case) and fits(self.symptom, part)
@@ -136,6 +180,11 @@ class KnownDeviation:
         if self.reproducer:
             out["reproducer"] = self.reproducer
         return out
+
+
+def binding_matches(binding: str, pattern: str) -> bool:
+    """Whether a binding id lies in an entry's binding glob (``|``: any of several)."""
+    return any(fnmatchcase(binding, _literal_brackets(p)) for p in pattern.split("|"))
 
 
 def _literal_brackets(pattern: str) -> str:
@@ -248,7 +297,7 @@ def load_known(path: Path | str | None = None, *, symptoms: bool = True) -> list
                 f"known deviations {path}: entry {entry.id!r}: id used twice (entries {seen[entry.id]} and {i})"
             )
         seen[entry.id] = i
-        key = (*(getattr(entry, f) for f in PLACE), entry.symptom)
+        key = (*(getattr(entry, f) for f in PLACE), entry.params, entry.symptom)
         if key in places and symptoms:
             raise KnownError(
                 f"known deviations {path}: entries {places[key]!r} and {entry.id!r} are exact duplicates "
@@ -271,6 +320,7 @@ class _World:
         self.bindings = all_bindings()
         self.specs = sorted(SPECS)
         self.cases = {name: [c.id for c in spec.edges] + list(GENERATED) for name, spec in SPECS.items()}
+        self.parameters = {name: set(spec.defaults) for name, spec in SPECS.items()}
         self.modes = {}
         for b in self.bindings:
             if b.framework not in self.modes:
@@ -320,7 +370,10 @@ def _entry(raw, world: _World, symptoms: bool = True) -> KnownDeviation:
 
 def _coverage(k: KnownDeviation, world: _World) -> int:
     """Check the place's globs against the world; the number of cells it covers."""
-    bindings = [b for b in world.bindings if fnmatchcase(b.id, _literal_brackets(k.binding))]
+    for glob in k.binding.split("|"):
+        if not any(fnmatchcase(b.id, _literal_brackets(glob)) for b in world.bindings):
+            raise KnownError(f"binding glob {glob!r} matches no binding")
+    bindings = [b for b in world.bindings if binding_matches(b.id, k.binding)]
     if not bindings:
         raise KnownError(f"binding glob {k.binding!r} matches no binding")
     specs = [s for s in world.specs if fnmatchcase(s, k.spec)]
@@ -350,6 +403,9 @@ def _coverage(k: KnownDeviation, world: _World) -> int:
             raise KnownError(f"symptom {s.kind} is a {VERDICT_OF[s.kind]} finding, not one of verdict {k.verdict!r}")
         if s.kind in VALUE_ONLY and k.part.startswith("gradient"):
             raise KnownError(f"symptom {s.kind} concerns the value, not a gradient")
+    for name, _, _ in _conditions(k.params) if k.params else ():
+        if not all(name in world.parameters.get(b.spec, ()) for b in bindings):
+            raise KnownError(f"params: {name!r} is not a parameter of every spec of its bindings")
     parts = 2 if k.part == "*" else 1
     return sum(
         sum(fnmatchcase(c, k.case) for c in world.cases.get(b.spec, ()))
@@ -378,7 +434,7 @@ def judge(known: Iterable[KnownDeviation], used: set[str], ran: Iterable[tuple])
         exercised = any(
             all(fnmatchcase(str(v), p) for v, p in zip(r[1:], patterns))
             for b, rows in by_binding.items()
-            if fnmatchcase(b, _literal_brackets(k.binding))
+            if binding_matches(b, k.binding)
             for r in rows
         )
         out[k.id] = "stale" if exercised else "not run"

@@ -193,10 +193,31 @@ _KERAS_CLASSES = """
     KLDivergence Poisson BinaryFocalCrossentropy CategoricalFocalCrossentropy CategoricalGeneralizedCrossEntropy
     Hinge SquaredHinge CategoricalHinge CosineSimilarity Circle Dice Tversky CTC
 """
+# The channels-last bindings (spec:id) of the Keras APIs with a class axis; each has a channels-first twin
 _KERAS_AXIS = """
-    BinaryCrossentropy binary_crossentropy CategoricalCrossentropy categorical_crossentropy
-    SparseCategoricalCrossentropy sparse_categorical_crossentropy BinaryFocalCrossentropy binary_focal_crossentropy
-    CategoricalFocalCrossentropy categorical_focal_crossentropy
+    binary_cross_entropy:keras.losses.BinaryCrossentropy binary_cross_entropy:keras.losses.binary_crossentropy
+    binary_cross_entropy_with_logits:keras.losses.BinaryCrossentropy
+    binary_cross_entropy_with_logits:keras.losses.binary_crossentropy
+    binary_focal_cross_entropy:keras.losses.BinaryFocalCrossentropy
+    binary_focal_cross_entropy:keras.losses.binary_focal_crossentropy
+    binary_focal_cross_entropy_with_logits:keras.losses.BinaryFocalCrossentropy
+    binary_focal_cross_entropy_with_logits:keras.losses.binary_focal_crossentropy
+    categorical_cross_entropy:keras.losses.CategoricalCrossentropy
+    categorical_cross_entropy:keras.losses.categorical_crossentropy
+    categorical_focal_cross_entropy:keras.losses.CategoricalFocalCrossentropy
+    categorical_focal_cross_entropy:keras.losses.categorical_focal_crossentropy
+    softmax_cross_entropy:keras.losses.SparseCategoricalCrossentropy
+    softmax_cross_entropy:keras.losses.sparse_categorical_crossentropy
+    softmax_cross_entropy_soft:keras.losses.CategoricalCrossentropy
+    softmax_cross_entropy_soft:keras.losses.categorical_crossentropy
+    sparse_categorical_cross_entropy:keras.losses.SparseCategoricalCrossentropy
+    sparse_categorical_cross_entropy:keras.losses.sparse_categorical_crossentropy
+"""
+# Their forms with per-class factors along the last axis, which have no channels-first twin
+_KERAS_AXIS_LAST = """
+    categorical_focal_cross_entropy:keras.losses.CategoricalFocalCrossentropy+alpha_list
+    categorical_focal_cross_entropy:keras.losses.categorical_focal_crossentropy+alpha_list
+    softmax_cross_entropy:keras.losses.SparseCategoricalCrossentropy+class_weight
 """
 
 KERAS = _merged(
@@ -226,14 +247,17 @@ KERAS = _merged(
         }
     },
     _each(
-        " ".join(f"keras.losses.{n}" for n in _KERAS_AXIS.split()),
-        axis="the class axis (BinaryCrossentropy's: the mean axis), left at -1, where the canonical layout has it; "
-        + LATER
-        + ": the channels-first bindings (bindings.keras_channels_first: axis=1, class_axis=1, min_rank=2, so "
-        "no unbatched (C,) case) are built and tested (tests/test_keras_axis.py) but not yet in the default run, "
-        "whose findings on them are not yet triaged: Keras smooths categorical labels over shape[-1], not the "
-        "axis; the TensorFlow backend's sparse cross-entropy raises 'Only axis=-1 is currently supported'; the "
-        "channels-last known entries do not name them",
+        _KERAS_AXIS,
+        axis="the class axis (BinaryCrossentropy's: the mean axis), left at -1 here, where the canonical layout "
+        "has it; the channels-first binding of the same API and spec (id +channels_first: "
+        "bindings.keras_channels_first) passes axis=1 with the class axis 1, on inputs of rank 2 or more (an "
+        "unbatched (C,) input has no axis 1), as torch reads it; other values only move the class axis again",
+    ),
+    _each(
+        _KERAS_AXIS_LAST,
+        axis="the class axis, left at -1: this form's per-class factors (the alpha list, the class weights "
+        "gathered by the labels) are laid along the last axis; the API's plain binding and its channels-first "
+        "twin check the axis",
     ),
     _each(
         "circle:keras.losses.circle",

@@ -66,6 +66,13 @@ CONVENTIONS: dict[str, Convention] = {
             "it, so it never changes a number, only the layout the framework reads",
         ),
         Convention(
+            "last_axis_only",
+            None,
+            "the binding computes along the last axis of its input only, and raises {value} where its "
+            "class axis is another: axis 1 of a channels-first input of rank 3 or more (Keras' TensorFlow "
+            "backend's sparse_categorical_crossentropy: 'Only axis=-1 is currently supported')",
+        ),
+        Convention(
             "time_major",
             False,
             "sequences are read time-major, (T, N, C), not (N, T, C); the adapter swaps the "

@@ -1,4 +1,5 @@
 import functools
+import inspect
 
 import numpy as np
 
@@ -28,5 +29,26 @@ def integer_targets(fn):
         if int_targets != "promote" and given.dtype.kind in "iu":
             raise OracleError(int_targets, f"the target is an integer array ({given.dtype}), a float one is due")
         return fn(input, target, *args, **kw)
+
+    return checked
+
+
+def last_axis_only(fn):
+    """``fn`` (an oracle, gradient or error model of a class-axis spec, ``(..., C)`` inputs) taking the
+    convention ``last_axis_only``: None (plain) computes along the class axis wherever the binding reads
+    it (``class_axis``); an error class name: the binding computes only along the last axis of its
+    input and raises that error where its class axis is another, axis 1 of an input of rank 3 or more
+    (``(N, C, d1, ...)``; of a rank-2 ``(N, C)`` input axis 1 is the last). ``class_axis`` is passed on
+    only to a ``fn`` that takes it."""
+    passes_axis = "class_axis" in inspect.signature(fn).parameters
+
+    @functools.wraps(fn)
+    def checked(input, target, *args, last_axis_only=None, class_axis=-1, **kw):
+        rank = np.ndim(input)
+        if last_axis_only is not None and class_axis == 1 and rank >= 3:
+            raise OracleError(
+                last_axis_only, f"the class axis is axis 1 of a rank-{rank} input; only the last axis is supported"
+            )
+        return fn(input, target, *args, **({"class_axis": class_axis} if passes_axis else {}), **kw)
 
     return checked

@@ -49,6 +49,8 @@ def test_list_json_shows_bindings_and_exclusions():
     assert [b["id"] for b in bce["bindings"]["keras[jax]"]] == [
         "keras.losses.BinaryCrossentropy[jax]",
         "keras.losses.binary_crossentropy[jax]",
+        "keras.losses.BinaryCrossentropy+channels_first[jax]",
+        "keras.losses.binary_crossentropy+channels_first[jax]",
     ]
 
 

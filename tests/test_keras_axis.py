@@ -3,11 +3,13 @@ channels-first binding (``bindings.keras_channels_first``) passes ``axis=1`` and
 axis where torch does (``class_axis=1``), on inputs of rank 2 or more (``Binding.min_rank``,
 honoured by ``Binding.takes``: selection, pairs, and explain's one-line error).
 
-The bindings are built but not yet in the default run (their findings are not yet triaged:
-``conformance/parameter_exclusions.py``'s axis reason), so the checks build them from the
-families' Keras bindings. The oracle is the channels-last one: the layout is a transpose, which
-the checks below prove on Keras itself (its channels-first value is its channels-last value of the
-transposed arrays, and both are the value derived here by hand). Keras fixes its backend when
+The bindings are in the default run (the families register them); the checks below take them
+from the registry and pair each with its channels-last twin. The oracle is the channels-last one:
+the layout is a transpose, which the checks below prove on Keras itself (its channels-first value
+is its channels-last value of the transposed arrays, and both are the value derived here by hand).
+Two departures are checked too: the TensorFlow backend's sparse cross-entropy reads the last axis
+only (the convention ``last_axis_only``), and Keras smooths labels over ``shape[-1]`` whatever the
+axis (keras-team/keras#23451, a known entry placed on ``label_smoothing > 0``). Keras fixes its backend when
 first imported, so each check that calls Keras runs in a fresh process (as in
 ``tests/test_adapter_keras_numpy.py``).
 """
@@ -19,13 +21,12 @@ import math
 import os
 import subprocess
 import sys
+from fnmatch import fnmatchcase
 
 import numpy as np
 import pytest
 
-from lossparity.conformance.bindings import keras_channels_first, on_backend
 from lossparity.conformance.explain import ExplainError, _side
-from lossparity.conformance.families import classification, crossentropy
 from lossparity.conformance.registry import adapter_for, bindings
 from lossparity.conformance.selection import Selection
 from lossparity.conformance.specs import SPECS
@@ -40,14 +41,22 @@ APIS = """
 
 
 def _pairs(backend: str = "tensorflow"):
-    """(channels-first binding, its channels-last twin) on ``backend``, for each Keras binding of
-    the APIs above (the class-weight and per-class alpha bindings index the last axis: not these)."""
-    plain = [
-        b
-        for b in (*crossentropy.BINDINGS, *classification.BINDINGS)
-        if b.framework == "keras" and "+" not in b.id and b.id.removeprefix("keras.losses.") in APIS
+    """(channels-first binding, its channels-last twin) on ``backend``, as registered, for each
+    Keras binding of the APIs above (the class-weight and per-class alpha bindings index the last
+    axis: they have no channels-first form)."""
+    registered = {(b.spec, b.id): b for b in bindings(f"keras[{backend}]")}
+    return [
+        (b, registered[(b.spec, b.id.replace("+channels_first", ""))])
+        for (spec, id_), b in registered.items()
+        if "+channels_first" in id_
     ]
-    return list(zip(on_backend(backend, [keras_channels_first(b) for b in plain]), on_backend(backend, plain)))
+
+
+def test_the_default_run_has_eighteen_channels_first_bindings_on_each_keras_backend():
+    for backend in ("tensorflow", "jax", "torch", "numpy"):
+        got = _pairs(backend)
+        assert len(got) == 18, backend  # 10 APIs: 8 with two specs (probabilities, logits), the 2 categorical focal
+        assert {b.id.split("+")[0] for b, _ in got} == {f"keras.losses.{a}" for a in APIS}
 
 
 def _case(spec: str, x, y, **params) -> Case:
@@ -141,8 +150,7 @@ out = {{
     'last': float(keras.losses.CategoricalCrossentropy()(y, p)),
     'first_per_position': np.asarray(keras.losses.categorical_crossentropy(yf, pf, axis=1)).tolist(),
 }}
-from lossparity.conformance.bindings import keras_channels_first
-b = keras_channels_first(B('keras.losses.CategoricalCrossentropy[tensorflow]', 'categorical_cross_entropy'))
+b = B('keras.losses.CategoricalCrossentropy+channels_first[tensorflow]', 'categorical_cross_entropy')
 o = A.call(b, C('categorical_cross_entropy', p, y), 'float64', wrt=('input',))
 out['binding'] = [float(o.value), np.asarray(o.grads['input'][0]).tolist()]
 """,
@@ -188,3 +196,138 @@ def test_explain_refuses_an_unbatched_input_to_a_channels_first_binding_in_one_l
         )
     message = str(info.value)
     assert "\n" not in message and "rank 2 or more" in message and "(3,)" in message
+
+
+def test_the_tensorflow_backend_sparse_cross_entropy_reads_the_last_axis_only_as_the_convention_says():
+    # Keras' TensorFlow backend raises ValueError for a class axis other than the last (convention
+    # last_axis_only); of a rank-2 (N, C) input axis 1 is the last, and it computes
+    from lossparity.reference.errors import OracleError
+
+    got = {b.spec: b for b, _ in _pairs() if b.id.startswith("keras.losses.sparse_categorical_crossentropy+")}
+    assert set(got) == {"softmax_cross_entropy", "sparse_categorical_cross_entropy"}
+    p = np.array([[[0.5, 0.25], [0.25, 0.25], [0.25, 0.5]]])  # channels first (N=1, C=3, d1=2)
+    labels = np.array([[0, 2]])
+    for spec_name, b in got.items():
+        assert b.conventions["last_axis_only"] == "ValueError", b.id
+        spec = SPECS[spec_name]
+        with pytest.raises(OracleError) as info:
+            spec.oracle(
+                np.moveaxis(p, 1, -1), labels, **{k: b.conventions[k] for k in ("class_axis", "last_axis_only")}
+            )
+        assert info.value.kind == "ValueError"
+        # rank 2: the value of the plain reading, -log p[label] averaged (probabilities summing to 1)
+        x2 = np.array([[0.5, 0.25, 0.25]])
+        plain = spec.oracle(x2, np.array([0]), class_axis=1, last_axis_only="ValueError")
+        want = (
+            -math.log(0.5)
+            if spec_name == "sparse_categorical_cross_entropy"
+            else -math.log(math.exp(0.5) / sum(math.exp(v) for v in x2[0]))
+        )
+        assert plain == pytest.approx(want, rel=1e-12)
+    # the other backends' channels-first sparse forms leave it plain
+    for backend in ("jax", "torch", "numpy"):
+        for b, _ in _pairs(backend):
+            assert "last_axis_only" not in b.conventions, b.id
+
+
+@pytest.mark.skipif(adapter_for("keras[tensorflow]").unavailable() is not None, reason="keras is not installed")
+def test_keras_tensorflow_sparse_cross_entropy_raises_only_axis_minus_1_on_channels_first_input():
+    out = _in_fresh_process(
+        "tensorflow",
+        """
+import keras
+p = np.array([[[0.5, 0.25], [0.25, 0.25], [0.25, 0.5]]])   # (N=1, C=3, d1=2)
+try:
+    keras.losses.sparse_categorical_crossentropy(np.array([[0, 2]]), p, axis=1)
+    out = {'raised': None}
+except ValueError as e:
+    out = {'raised': 'ValueError', 'message': str(e)}
+out['rank2'] = float(keras.losses.sparse_categorical_crossentropy(np.array([0]), p[:, :, 0], axis=1)[0])
+""",
+    )
+    assert out["raised"] == "ValueError" and "Only axis=-1 is currently supported" in out["message"]
+    assert out["rank2"] == pytest.approx(math.log(2), rel=1e-6)  # -log 0.5: axis 1 of (N, C) is the last
+
+
+def _smoothed_cross_entropy(p, y, smoothing, classes):
+    """Per-position -sum_c y_s log p of channels-first (N, C, d1) arrays, y smoothed as Keras
+    documents it, y (1 - s) + s / classes, with ``classes`` the count the smoothing divides by."""
+    ys = y * (1 - smoothing) + smoothing / classes
+    return -(ys * np.log(p)).sum(axis=1)
+
+
+@pytest.mark.skipif(adapter_for("keras[tensorflow]").unavailable() is not None, reason="keras is not installed")
+def test_keras_smooths_channels_first_labels_over_the_last_axis_not_the_class_axis():
+    # keras-team/keras#23451 (known entry keras-channels-first-label-smoothing-class-count-*): with axis=1
+    # categorical_crossentropy smooths y over shape[-1] classes, the last spatial size, not shape[axis].
+    # Channels first (N=1, C=3, d1=2), each column a distribution: the documented value divides the
+    # smoothing by C = 3; the defect divides it by d1 = 2. The channels-last call of the transposed
+    # arrays is the documented value (its shape[-1] is C).
+    p = np.array([[[0.5, 0.25], [0.25, 0.25], [0.25, 0.5]]])
+    y = np.array([[[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]])
+    s = 0.3
+    documented = _smoothed_cross_entropy(p, y, s, 3)
+    defect = _smoothed_cross_entropy(p, y, s, 2)
+    assert np.abs(documented - defect).min() > 0.1  # the two readings are far apart
+    out = _in_fresh_process(
+        "tensorflow",
+        f"""
+import keras
+p, y = np.array({p.tolist()!r}), np.array({y.tolist()!r})
+out = {{
+    'first': np.asarray(keras.losses.categorical_crossentropy(y, p, label_smoothing={s}, axis=1)).tolist(),
+    'last': np.asarray(keras.losses.categorical_crossentropy(
+        np.moveaxis(y, 1, -1), np.moveaxis(p, 1, -1), label_smoothing={s})).tolist(),
+    'focal_first': np.asarray(keras.losses.categorical_focal_crossentropy(
+        y, p, label_smoothing={s}, axis=1, alpha=1.0, gamma=0.0)).tolist(),
+}}
+""",
+    )
+    np.testing.assert_allclose(out["last"], documented, rtol=1e-6)
+    # the defect's signature: channels first is the smoothing over d1 classes, not the documented one
+    # (this fails once Keras reads the class count from the axis; then the known entry goes stale)
+    np.testing.assert_allclose(out["first"], defect, rtol=1e-6)
+    np.testing.assert_allclose(out["focal_first"], defect, rtol=1e-6)  # alpha 1, gamma 0: the cross-entropy
+
+
+def test_a_known_entry_placed_on_a_parameter_condition_matches_only_cases_that_meet_it():
+    from lossparity.conformance.known import KnownError, load_known
+
+    entries = [k for k in load_known() if k.params]
+    assert entries and all("+channels_first" in k.binding and k.params == "label_smoothing > 0" for k in entries)
+    k = entries[0]
+    assert k.params_hold({"label_smoothing": 0.1}) and not k.params_hold({"label_smoothing": 0.0})
+    assert not k.params_hold({}) and not k.params_hold({"label_smoothing": None})
+    from lossparity.conformance.symptoms import Part
+
+    binding = "keras.losses.categorical_crossentropy+channels_first[jax]"
+    record = {"binding": binding, "spec": "categorical_cross_entropy", "case_id": "gen-0-66", "dtype": "float32"}
+    part = Part(
+        k.part if k.part.startswith("gradient:") else "value" if k.part == "value" else "gradient:input",
+        "deviate",
+        None,
+        None,
+        None,
+        "float32",
+    )
+    if all(fnmatchcase(str(record[f]), getattr(k, g)) for f, g in (("spec", "spec"), ("dtype", "dtype"))):
+        assert k.in_place({**record, "params": {"label_smoothing": 0.1}}, part, any_case=True)
+        assert not k.in_place({**record, "params": {"label_smoothing": 0.0}}, part, any_case=True)
+        assert not k.in_place(record, part, any_case=True)  # no parameters at all: outside
+    # a malformed condition is a one-line error naming the entry
+    import tempfile
+
+    text = (
+        '[[deviation]]\nid = "x"\nbinding = "keras.losses.categorical_crossentropy+channels_first[*]"\n'
+        'params = "label_smoothing ~ 0"\nsymptom = "sign"\nexplanation = "e"\nlink = "https://example.org/x"\n'
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+        f.write(text)
+    with pytest.raises(KnownError) as info:
+        load_known(f.name)
+    assert "\n" not in str(info.value) and "'x'" in str(info.value) and "params" in str(info.value)
+    with open(f.name, "w") as g:
+        g.write(text.replace("label_smoothing ~ 0", "gamma > 0"))  # not a parameter of the spec
+    with pytest.raises(KnownError, match="not a parameter"):
+        load_known(f.name)
+    os.unlink(f.name)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from lossparity.conformance.bindings import (
     AXIS_WHERE,
     KERAS_EPS,
+    keras_channels_first,
     keras_pair,
     keras_sample_weight,
     optax_axis_where,
@@ -409,3 +410,11 @@ def _alpha_list(b: Binding) -> Binding:
 
 # the class and function forms of CategoricalFocalCrossentropy, each with a per-class alpha
 BINDINGS += [_alpha_list(b) for b in BINDINGS if b.spec == "categorical_focal_cross_entropy"]
+
+# Keras' channels-first calls (issue 19): the focal losses (not the per-class alpha forms, whose alpha indexes
+# the last axis, nor the generalized cross-entropy, which has no axis) with axis=1 on (N, C, d1, ...) arrays
+BINDINGS += [
+    keras_channels_first(b)
+    for b in BINDINGS
+    if b.framework == "keras" and "+" not in b.id and b.spec != "categorical_generalized_cross_entropy"
+]

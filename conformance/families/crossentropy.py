@@ -17,8 +17,10 @@ from lossparity.conformance.bindings import (
     NO_REDUCTION,
     REDUCTION,
     integer_target_spec,
+    keras_channels_first,
     keras_pair,
     keras_sample_weight,
+    last_axis_only_spec,
     optax_axis_where,
     optax_loss,
     tf_v1_loss,
@@ -476,6 +478,10 @@ SPECS = [optax_axis_where(s, expand=True) if s.name in OPTAX_AXIS_WHERE else s f
 #: its ``int_targets`` convention (plain: promoted to the input's dtype).
 INT_TARGETS = ("binary_cross_entropy", "binary_cross_entropy_with_logits")
 SPECS = [integer_target_spec(s) if s.name in INT_TARGETS else s for s in SPECS]
+# Keras' TensorFlow backend computes the sparse cross-entropies along the last axis only (convention
+# last_axis_only, set on its channels-first bindings below)
+LAST_AXIS_ONLY = ("softmax_cross_entropy", "sparse_categorical_cross_entropy")
+SPECS = [last_axis_only_spec(s) if s.name in LAST_AXIS_ONLY else s for s in SPECS]
 
 
 # ----------------------------------------------------------------------------- bindings
@@ -728,4 +734,17 @@ BINDINGS = [
     if b.id in _INT_TARGETS and b.spec in INT_TARGETS
     else b
     for b in BINDINGS
+]
+
+# Keras' channels-first calls (issue 19): each Keras binding above (not the class-weight one, which gathers
+# along the last axis) with axis=1 on (N, C, d1, ...) arrays, the class axis where torch has it
+# The sparse ones on the TensorFlow backend raise ValueError("Only axis=-1 is currently supported") for a class
+# axis other than the last (keras/src/backend/tensorflow/nn.py, v3.15.1, sparse_categorical_crossentropy): a
+# documented limit of that backend, the convention last_axis_only. (The JAX and NumPy backends check the labels'
+# shape against the input's without its last axis whatever the axis: keras-team/keras#21097, a known entry.)
+_TF_LAST_AXIS_ONLY = {"tensorflow": {"last_axis_only": "ValueError"}}
+BINDINGS += [
+    keras_channels_first(b, _TF_LAST_AXIS_ONLY if b.spec in LAST_AXIS_ONLY else None)
+    for b in BINDINGS
+    if b.framework == "keras" and "+" not in b.id
 ]
