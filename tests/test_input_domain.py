@@ -649,3 +649,24 @@ def test_each_framework_half_activation_is_within_its_rounding_model(framework):
         assert np.all(np.abs(s - oracle) <= u * transform_error("sigmoid", x, -1, npdt)), name
         oracle = softmax(rows, -1).astype(npdt).astype(np.float64)
         assert np.all(np.abs(sm - oracle) <= u * transform_error("softmax", rows, -1, npdt)), name
+
+
+def test_explain_judges_a_half_precision_transform_as_a_run_does(capsys):
+    # the float16 sigmoid-inside row on torch's BCELoss, through `lossparity explain`: the same model
+    # (the sigmoid's rounding, reported as a stage), the same verdict as the run's
+    pytest.importorskip("torch")
+    import json
+
+    from lossparity.cli import main
+
+    run = _run("torch", "binary_cross_entropy", "torch.nn.BCELoss", "sigmoid-inside", dtype="float16")
+    args = ["explain", "nn.BCELoss()(torch.sigmoid(z), y)", "--dtype", "float16", "--grad", "--json"]
+    args += ["--array", "z=[[2.0, -1.0, 0.5], [-3.0, 0.25, 1.5]]", "--array", "y=[[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]]"]
+    assert main(args) == 0
+    (side,) = json.loads(capsys.readouterr().out)["bindings"]
+    assert side["verdict"] == run["verdict"] == "conform"
+    for name, part in side["gradients"].items():
+        assert part["verdict"] == "conform", name
+    # the logits' gradient misses float16's tolerance by the sigmoid's rounding (4.5e-5 against 1e-5): the model
+    # takes it, and names the stage
+    assert "sigmoid" in side["gradients"]["input"]["errors"]["rounding"]["stages"]

@@ -51,13 +51,16 @@ def residuals(
     target_hi=None,
     away_from_zero: float | None = None,
     relative: bool = False,
+    int_targets: bool = False,
 ):
     """(input, target) of one shape with some exact ties (residual 0), a reduction, and,
     where the spec takes them, an elementwise ``weight`` and a ``delta``.
 
     ``away_from_zero``: targets have |y| >= that (a percentage error of a target near 0 is
     the edge table's, not the generator's); ``relative``: inputs are drawn relative to
-    their targets (see below).
+    their targets (see below); ``int_targets``: the cases of the domain bucket (``generate.domain``,
+    a tenth more) give the target as an int64 array of whole numbers (issue 19: the convention
+    ``int_targets``).
     """
     shape = draw(g.batch_shapes(min_dims=1))
     x = draw(g.arrays(shape, g.floats(lo, hi)))
@@ -84,6 +87,8 @@ def residuals(
         params["weight"] = draw(g.arrays(shape, g.floats(0.25, 4)))
     if delta:
         g._set(params, "delta", draw(g.pick([1.0, 1.0, 0.5, 2.0, 0.125, 5.0])), 1.0)
+    if int_targets and draw(g.domain(g.FLAG)):  # the binding's int_targets convention says what it does
+        y = np.round(y).astype(np.int64)
     return {"input": x, "target": y}, params
 
 
@@ -279,10 +284,10 @@ _SAMPLE = ("sample_axis",)
 SPECS: list[Spec] = [
     Spec("absolute_error", "absolute error |input - target|, elementwise",
          reg.absolute_error, {"weight": None, **_RED}, (*_SAMPLE, "mean_by", "abs_zero_slope", "flush_subnormals"),
-         residuals(weights=True), ABSOLUTE_ERROR, classes=False, gradient=reg.absolute_error_grad),
+         residuals(weights=True, int_targets=True), ABSOLUTE_ERROR, classes=False, gradient=reg.absolute_error_grad),
     Spec("squared_error", "squared error (input - target)^2, elementwise",
          reg.squared_error, {"weight": None, **_RED}, (*_SAMPLE, "mean_by", "half_square"),
-         residuals(weights=True), SQUARED_ERROR, classes=False, gradient=reg.squared_error_grad,
+         residuals(weights=True, int_targets=True), SQUARED_ERROR, classes=False, gradient=reg.squared_error_grad,
          error_model=reg.squared_error_error, stages=reg.SQUARED_ERROR_STAGES),
     Spec("huber", "Huber loss: r^2/2 for |r| <= delta, delta (|r| - delta/2) beyond",
          reg.huber, {"delta": 1.0, "weight": None, **_RED},
