@@ -219,6 +219,13 @@ def test_the_domain_bucket_draws_a_tenth_more_and_leaves_the_standard_buckets_as
         assert all(set(c.params) == {"reduction"} and c.params["reduction"] == "mean" for c in domain)
         # Hypothesis varies them
         assert len({c.arrays["input"].tobytes() for c in domain}) == 10
+    # the binary cross-entropies' domain cases give int64 labels of 0 and 1
+    for name in ("binary_cross_entropy", "binary_cross_entropy_with_logits"):
+        cases = draw_cases(name, SPECS[name].generate, examples=100, seed_value=0)
+        domain = [c for c in cases if c.origin["bucket"] == DOMAIN_BUCKET]
+        assert len(domain) == 10 and all(c.arrays["target"].dtype == np.int64 for c in domain)
+        assert set(np.concatenate([c.arrays["target"].ravel() for c in domain]).tolist()) == {0, 1}
+        assert all(c.arrays["target"].dtype == np.float64 for c in cases[:100])
     # a spec whose generator makes no domain choice draws exactly the asked cases
     cases = draw_cases("huber", SPECS["huber"].generate, examples=100, seed_value=0)
     assert len(cases) == 100 and all(c.origin["bucket"] in range(BUCKETS) for c in cases)

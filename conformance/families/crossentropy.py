@@ -32,6 +32,7 @@ from lossparity.conformance.generate import (
     arrays,
     batch_shapes,
     case_strategy,
+    domain,
     floats,
     pick,
     pick_shape,
@@ -61,6 +62,9 @@ PARAMETERS: dict[str, object] = {
 
 @case_strategy
 def binary(draw, logits: bool):
+    """Probabilities or logits, hard or soft targets, a reduction, weights and smoothing; in the domain
+    bucket (``generate.domain``, a tenth more cases) the targets are int64 labels of 0 and 1 (issue 19:
+    the convention ``int_targets`` says what each binding does with them)."""
     shape = draw(batch_shapes(min_dims=1))
     x = draw(arrays(shape, floats(-20, 20) if logits else floats(0, 1)))
     hard = draw(st.booleans())
@@ -71,6 +75,8 @@ def binary(draw, logits: bool):
     if logits and draw(pick(FLAG)):
         params["pos_weight"] = draw(arrays(shape[-1:], floats(0.25, 4)))
     _set(params, "label_smoothing", draw(pick([0.0, 0.0, 0.1])), 0.0)
+    if draw(domain(FLAG)):  # int64 labels: the hard targets, a soft one rounded to its nearer label
+        y = np.round(y).astype(np.int64)
     return {"input": x, "target": y}, params
 
 
