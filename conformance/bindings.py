@@ -301,13 +301,14 @@ def last_axis_only_spec(spec: Spec) -> Spec:
 
 
 def integer_target_spec(spec: Spec) -> Spec:
-    """``spec`` (float targets) with the convention ``int_targets``: its oracle, gradient and error
-    model take an integer target array as the binding documents it, promoted (plain) or refused with
-    the error class the binding declares (``reference.errors.integer_targets``)."""
+    """``spec`` (float targets) with the conventions ``int_targets`` and ``int_inputs``: its oracle,
+    gradient and error model take an integer target or input array as the binding documents it,
+    promoted (plain), cast or refused with the error class the binding declares
+    (``reference.errors.integer_targets``)."""
     return replace(
         spec,
         oracle=integer_targets(spec.oracle),
         gradient=spec.gradient and integer_targets(spec.gradient),
         error_model=spec.error_model and integer_targets(spec.error_model),
-        conventions=(*spec.conventions, "int_targets"),
+        conventions=(*spec.conventions, "int_targets", "int_inputs"),
     )

@@ -36,6 +36,7 @@ from lossparity.conformance.runner import (
     expect,
     expect_gradients,
     gradient_verdicts,
+    modelled_stages,
     rounding_scales,
     verdict,
     weighted,
@@ -787,17 +788,18 @@ def _show(side: Side, grad: bool, known: list[KnownDeviation]) -> dict:
         actual = {"value": encode_array(outcome.value), "dtype": outcome.dtype}
     else:
         actual = {"error": outcome.error_type, "message": outcome.error_message}
-    model_free = bool(side.call_case.transforms)  # the rounding model knows nothing of a transform's rounding
+    modelled = _modelled_case(side, case)  # the case as a run's model reads it: the given arrays and their transforms
+    stages = () if modelled is None else modelled_stages(binding, modelled)
     result, errors = verdict(
         expected,
         expected_rec,
         outcome,
         tolerance(spec.name, result_dtype),
         result_dtype,
-        model=(lambda: (rounding_scales(binding, spec, case, side.params, held) or {}).get("value"))
-        if binding.stages and not model_free
+        model=(lambda: (rounding_scales(binding, spec, modelled, side.params, held) or {}).get("value"))
+        if stages
         else None,
-        stages=binding.stages,
+        stages=stages,
     )
     record = {
         "binding": binding.id,
@@ -819,11 +821,9 @@ def _show(side: Side, grad: bool, known: list[KnownDeviation]) -> dict:
         expected_grads = _through_transforms(
             side, expect_gradients(spec, case, side.params, binding.conventions, result_dtype, given=dtype)
         )
-        model = (lambda: rounding_scales(binding, spec, case, side.params, held)) if binding.stages else None
+        model = (lambda: rounding_scales(binding, spec, modelled, side.params, held)) if stages else None
         got = {n: g for n, g in outcome.grads.items() if n in expected_grads}
-        record["gradients"] = gradient_verdicts(
-            binding, spec, held, got, expected_grads, model=None if model_free else model
-        )
+        record["gradients"] = gradient_verdicts(binding, spec, held, got, expected_grads, model=model, stages=stages)
         worst = [result, *(g["verdict"] for g in record["gradients"].values())]
         record["verdict"] = result = max(worst, key=RANK.__getitem__)
     found = match(record, known, any_case=True) if result != "conform" else None
@@ -905,6 +905,22 @@ def _gradients_shown(side: Side, outcome, judged: Mapping[str, Mapping]) -> dict
             shown.update(verdict=j["verdict"], errors=j.get("errors"), expected=j["expected"])
         out[name] = shown
     return out
+
+
+def _modelled_case(side: Side, case: Case) -> Case | None:
+    """``case`` (the oracle's view, transforms applied) as a run's rounding model reads it
+    (``runner.rounding_scales``): the arrays the user gave with the transforms the framework applies
+    to them, over the canonical class axis, the last. None where the side's transforms run over
+    another axis (a channels-first call): no model there, as before one was written."""
+    transforms = side.call_case.transforms
+    if not transforms:
+        return case
+    for name, steps in transforms.items():
+        ndim = np.ndim(side.call_case.arrays[name])
+        if side.axis not in (-1, ndim - 1) or any(a not in (None, -1, ndim - 1) for _, a, *_ in steps):
+            return None
+    given = {name: side.call_case.arrays[name] for name in transforms}
+    return dataclasses.replace(case, arrays={**case.arrays, **given}, transforms=dict(transforms))
 
 
 def _show_oracle(side: Side, trace: Trace, expected: dict) -> dict:

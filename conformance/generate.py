@@ -43,6 +43,14 @@ from lossparity.reference.reduction import KERAS_REDUCTIONS, REDUCTIONS, WEIGHTE
 #: compiled binding a quarter more compilations. Other seeds draw other structures.
 BUCKETS = 4
 
+#: The bucket of the whole input domain (issue 19): the plain bucket's structure with every
+#: :func:`domain` choice taken, a tenth of ``examples`` (at least 1) drawn in it beside the
+#: standard buckets' ``examples``, for a spec whose strategy makes such a choice. Its cases are
+#: one structure more (one compilation per compiled binding and dtype); the standard buckets'
+#: cases are those they were without it (a :func:`domain` pick there draws nothing).
+DOMAIN_BUCKET = -1
+DOMAIN_SHARE = 10
+
 
 class GenerationError(ValueError):
     """A spec's strategy cannot give the asked number of distinct cases, or makes a
@@ -64,9 +72,23 @@ class _Bucket:
 
     def __init__(self, spec_name: str, seed_value: int, index: int):
         self.key = (zlib.crc32(spec_name.encode()), seed_value % 2**64)
-        self.index = index
+        self.domain = index == DOMAIN_BUCKET  # the plain bucket's structure, every domain choice taken
+        self.index = 0 if self.domain else index
         self.pins: list[tuple[tuple, object]] = []
         self.site = 0
+        self.domain_site = 0  # domain choices count apart: the standard buckets' picks keep their sites
+        self.saw_domain = False  # whether the strategy made a domain choice (:func:`domain`)
+
+    def pin_domain(self, options: tuple):
+        """A :func:`domain` choice: the plain ``options[0]`` in a standard bucket, where it takes no
+        site (so the picks after it, a wrapper's, keep theirs and the bucket its structure); in the
+        domain bucket one of the others, fixed by spec, seed and its own count of domain sites."""
+        self.saw_domain = True
+        if not self.domain or len(options) == 1:
+            return options[0]
+        site, self.domain_site = self.domain_site, self.domain_site + 1
+        rng = np.random.default_rng([*self.key, site, len(options), 1])
+        return options[1 + int(rng.integers(len(options) - 1))]
 
     def pin(self, options: tuple, shape: bool):
         site, self.site = self.site, self.site + 1
@@ -95,7 +117,7 @@ _ACTIVE: _Bucket | None = None
 
 def _restart_structure():
     if _ACTIVE is not None:
-        _ACTIVE.site = 0
+        _ACTIVE.site = _ACTIVE.domain_site = 0
 
 
 def case_strategy(fn):
@@ -111,13 +133,23 @@ def case_strategy(fn):
 
 
 @st.composite
-def _pick(draw, options, shape):
-    return draw(st.sampled_from(options)) if _ACTIVE is None else _ACTIVE.pin(options, shape)
+def _pick(draw, options, shape, domain=False):
+    if _ACTIVE is None:
+        return draw(st.sampled_from(options))
+    return _ACTIVE.pin_domain(options) if domain else _ACTIVE.pin(options, shape)
 
 
 @functools.cache
-def _pick_strategy(typed_options, shape):
-    return _pick(tuple(o for _, o in typed_options), shape)
+def _pick_strategy(typed_options, shape, domain=False):
+    return _pick(tuple(o for _, o in typed_options), shape, domain)
+
+
+def domain(options):
+    """A choice of the whole input domain (issue 19: an integer target where floats are documented,
+    targets outside [0, 1]): ``options[0]`` (the documented domain) in every standard bucket, one
+    of the others in the domain bucket (:data:`DOMAIN_BUCKET`), which draws a tenth of the cases
+    beside them. A structural choice, like :func:`pick`: the call's dtypes may change with it."""
+    return _pick_strategy(tuple((type(o), o) for o in options), False, True)
 
 
 def pick(options):
@@ -364,7 +396,8 @@ def _set(params, name, strategy_value, default):
 
 def draw_cases(spec_name: str, strategy, *, examples: int, seed_value: int) -> list[Case]:
     """``examples`` distinct cases from ``strategy`` in at most :data:`BUCKETS` structures,
-    identical for identical (spec, seed, examples).
+    identical for identical (spec, seed, examples); and, for a strategy with :func:`domain`
+    choices, a tenth more in the domain bucket (:data:`DOMAIN_BUCKET`), listed last.
 
     Each bucket pins the structural choices (:func:`pick`) from the spec and seed, and
     hypothesis draws the values of its cases, in the generate phase only, seeded, with no
@@ -408,6 +441,16 @@ def draw_cases(spec_name: str, strategy, *, examples: int, seed_value: int) -> l
             f"{spec_name}: only {len(drawn)} distinct cases in {BUCKETS} structure buckets "
             f"for seed {seed_value}, {examples} asked; ask for fewer --examples"
         )
+    if any(b.saw_domain for b in buckets):  # the strategy has domain choices: a tenth more, in its bucket
+        _ACTIVE = _Bucket(spec_name, seed_value, DOMAIN_BUCKET)
+        try:
+            with _only_global_constants():
+                extra = _draw_distinct(
+                    strategy, max(1, examples // DOMAIN_SHARE), seen, f"{seed_value}/{spec_name}/domain", simplest=False
+                )
+        finally:
+            _ACTIVE = None
+        drawn += [(DOMAIN_BUCKET, example) for example in extra]
     return [
         Case(
             spec_name,

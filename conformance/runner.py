@@ -21,7 +21,7 @@ from lossparity.core.records import encode_array, encode_value
 from lossparity.core.verdicts import RANK
 from lossparity.reference import transforms as transforms_math
 from lossparity.reference.errors import OracleError
-from lossparity.reference.rounding import unit_roundoff
+from lossparity.reference.rounding import TRANSFORM_STAGES, transform_backward_error, transform_error, unit_roundoff
 from lossparity.reference.trace import NO_TRACE
 
 
@@ -71,7 +71,11 @@ def _oracle_call(
     given: str | None,
     trace,
 ):
-    arrays = oracle_arrays(case, given, dtype)
+    return _call_on(fn, spec, oracle_arrays(case, given, dtype), params, conventions, dtype, trace)
+
+
+def _call_on(fn, spec: Spec, arrays: Mapping[str, np.ndarray], params, conventions, dtype: str, trace):
+    """``fn`` (the spec's oracle, gradient or error model) on the arrays as the oracle reads them."""
     positional = [arrays["input"]] + ([arrays["target"]] if "target" in arrays else [])
     kw = oracle_kwargs(spec, params, arrays, conventions)
     kw.update({n: arrays[n] for n in spec.arrays})
@@ -196,15 +200,104 @@ def rounding_scales(
     stages it computes in its dtype: each part's bound in units of the compute dtype's unit
     roundoff (``reference/rounding.py``); None for a binding that declares none, or a case the
     model cannot take."""
-    if not binding.stages or spec.error_model is None or case.transforms:
-        return None  # the model knows nothing of a transform's rounding (nor its chain rule)
+    own = bool(binding.stages) and spec.error_model is not None
+    if not own and not case.transforms:
+        return None
     result = binding.result_dtype(dtype)
-    fn = functools.partial(spec.error_model, stages=binding.stages)
+    scales = {}
     try:
-        scales = _oracle_call(fn, spec, case, params, binding.conventions, result, dtype, NO_TRACE)
+        if own:
+            fn = functools.partial(spec.error_model, stages=binding.stages)
+            scales = _oracle_call(fn, spec, case, params, binding.conventions, result, dtype, NO_TRACE)
+            scales = {k: np.asarray(v, np.float64) for k, v in scales.items()}
+        if case.transforms:
+            scales = _transform_scales(binding, spec, case, params, dtype, scales)
     except (OracleError, ValueError, IndexError):
         return None
-    return {k: np.asarray(v, np.float64) for k, v in scales.items()}
+    return scales
+
+
+def modelled_stages(binding: Binding, case: Case) -> tuple[str, ...]:
+    """The stages a rounding fit of this binding's result on this case reports: the binding's own
+    (``Binding.stages``) and the activations the case asks the framework to compute in the
+    argument's dtype (``Case.transforms``, ``reference/rounding.py``: ``TRANSFORM_STAGES``)."""
+    steps = [t for chain in case.transforms.values() for t, *_ in chain]
+    return (*binding.stages, *(TRANSFORM_STAGES[t] for t in steps if t in TRANSFORM_STAGES))
+
+
+def _transform_scales(binding: Binding, spec: Spec, case: Case, params, dtype: str, own: dict) -> dict:
+    """The error model of a case whose argument the framework transforms in the dtype (``loss(sigmoid(z),
+    y)``): the binding's own bounds (``own``, with respect to the loss's arguments; the input's carried
+    back through the transform) plus what the transform's rounding costs, in units of the u each part
+    is checked with (the value the result dtype's, a gradient the narrower of it and the input's).
+
+    The transform's output p (float64, the exact value rounded to ``dtype``, as the oracle reads it)
+    may be off by ``delta`` = u ``transform_error`` elementwise. The value moves by at most
+    sum |d value / d p| delta (first order; each output element's own row, reduced over the trailing
+    axes its value does not have). A gradient, the backward written in p (``backward_at``: the
+    frameworks carry the cotangent back through the stored output) and the target's, is evaluated
+    at p +- delta on each class index in turn (every row at once: each row's terms depend on its own
+    row only), and each element's largest move is summed over the class indices; the backward's own
+    rounding (``transform_backward_error``) is added. Raises ValueError where a transform has no
+    model (a chain, or one that is not modelled), or the spec no gradient."""
+    result = binding.result_dtype(dtype)
+    precision = max(dtype, result, key=DTYPES.index)
+    given = numpy_dtype(dtype)
+    u_given, u_value, u_grad = unit_roundoff(given), unit_roundoff(result), unit_roundoff(precision)
+    if spec.gradient is None or any(len(c) != 1 or c[0][0] not in TRANSFORM_STAGES for c in case.transforms.values()):
+        raise ValueError("no rounding model of this transform")
+    held = case.in_dtype(dtype)
+    arrays = oracle_arrays(case, dtype, result)
+    conventions = binding.conventions
+
+    def grads_at(arrays) -> dict:
+        g = _call_on(spec.gradient, spec, arrays, params, conventions, result, NO_TRACE)
+        g = {k: np.asarray(v, np.float64) for k, v in g.items()}
+        for name, ((transform, *_),) in case.transforms.items():
+            if name in g:
+                g[name] = transforms_math.backward_at(transform, arrays[name], -1, g[name])
+        return g
+
+    value = np.asarray(_call_on(spec.oracle, spec, arrays, params, conventions, result, NO_TRACE), np.float64)
+    raw = {
+        k: np.asarray(v, np.float64)
+        for k, v in _call_on(spec.gradient, spec, arrays, params, conventions, result, NO_TRACE).items()
+    }
+    base = grads_at(arrays)
+    out = {**own, "value": np.array(own.get("value", np.zeros(value.shape)), np.float64)}
+    out.update({k: np.array(own.get(k, np.zeros(v.shape)), np.float64) for k, v in base.items()})
+    for name, ((transform, *_),) in case.transforms.items():
+        p = arrays[name]
+        delta = u_given * transform_error(transform, held[name], -1, given)
+        moved = np.abs(raw[name]) * delta
+        while moved.ndim > value.ndim:
+            moved = moved.sum(axis=-1)
+        if moved.shape != value.shape:  # not one row per output element: every element may move by all of it
+            moved = np.full(value.shape, moved.sum())
+        out["value"] = out["value"] + moved / u_value
+        if name in own:  # the binding's own bound on d loss / d p, carried back to z
+            out[name] = _carried(transform, p, np.broadcast_to(own[name], p.shape))
+        out[name] = out[name] + u_given * transform_backward_error(transform, p, -1, raw[name]) / u_grad
+        for c in range(p.shape[-1] if p.ndim else 1):
+            worst = {k: np.zeros(v.shape) for k, v in base.items()}
+            for sign in (1.0, -1.0):
+                step = np.zeros_like(p)
+                step[..., c] = sign * delta[..., c] if p.ndim else sign * delta
+                with np.errstate(invalid="ignore"):
+                    moved_at = grads_at({**arrays, name: np.clip(p + step, 0.0, 1.0)})
+                for k, v in moved_at.items():
+                    worst[k] = np.maximum(worst[k], np.abs(v - base[k]))
+            for k in base:
+                out[k] = out[k] + worst[k] / u_grad
+    return out
+
+
+def _carried(transform: str, p: np.ndarray, bound: np.ndarray) -> np.ndarray:
+    """A bound (>= 0) on the error of a cotangent with respect to the transform's output ``p``, carried
+    back to its input through the backward's absolute values: p (1 - p) b; p_c (b_c + sum_k p_k b_k)."""
+    if transform == "sigmoid":
+        return p * (1.0 - p) * bound
+    return p * (bound + np.sum(p * bound, axis=-1, keepdims=True)) if p.ndim else np.zeros_like(p)
 
 
 def rounding_bound(expected: np.ndarray, scale: np.ndarray | None, tol, dtype: str) -> np.ndarray | None:
@@ -353,30 +446,35 @@ def evaluate(
             oracle[key, "rounding"] = rounding_scales(binding, spec, case, params, held)
         return oracle[key, "rounding"]
 
+    stages = modelled_stages(binding, case)
     record["value_verdict"], record["errors"] = verdict(
         expected,
         record["expected"],
         outcome,
         tolerance(spec.name, result),
         result,
-        model=(lambda: (model() or {}).get("value")) if binding.stages else None,
-        stages=binding.stages,
+        model=(lambda: (model() or {}).get("value")) if stages else None,
+        stages=stages,
     )
     if outcome.grads:
         if (key, "gradients") not in oracle:
             oracle[key, "gradients"] = expect_gradients(spec, case, params, binding.conventions, result, given=dtype)
         record["gradients"] = gradient_verdicts(
-            binding, spec, held, outcome.grads, oracle[key, "gradients"], model=model if binding.stages else None
+            binding, spec, held, outcome.grads, oracle[key, "gradients"], model=model if stages else None, stages=stages
         )
     parts = [record["value_verdict"], *(g["verdict"] for g in (record["gradients"] or {}).values())]
     record["verdict"] = max(parts, key=RANK.__getitem__)
     return finish(record, adapter, binding, case, known)
 
 
-def gradient_verdicts(binding: Binding, spec: Spec, dtype: str, grads: Mapping, expected: Mapping, model=None) -> dict:
+def gradient_verdicts(
+    binding: Binding, spec: Spec, dtype: str, grads: Mapping, expected: Mapping, model=None, stages=None
+) -> dict:
     """Each gradient the framework gave (or failed to give) against the oracle's
     (``expect_gradients``), in the precision of the narrower of the input's dtype and the
-    compute dtype (a gradient is computed in the one and returned in the other)."""
+    compute dtype (a gradient is computed in the one and returned in the other). ``stages``:
+    what a rounding fit names (``modelled_stages``; default the binding's)."""
+    stages = binding.stages if stages is None else stages
     result = binding.result_dtype(dtype)
     precision = max(dtype, result, key=DTYPES.index)
     tol = tolerance(spec.name, precision)
@@ -405,7 +503,7 @@ def gradient_verdicts(binding: Binding, spec: Spec, dtype: str, grads: Mapping, 
                 entry.update(verdict="deviate", errors=_wrong_dtype(entry["errors"], got_dtype, dtype))
             if not comparison.ok and model is not None:  # are the numbers those of the declared computation?
                 scale = (model() or {}).get(name)
-                fit = _judged_by_model(entry["errors"], value, expected[name], scale, tol, precision, binding.stages)
+                fit = _judged_by_model(entry["errors"], value, expected[name], scale, tol, precision, stages)
                 if fit is not None and not wrong:
                     entry["verdict"] = "conform"
         out[name] = entry

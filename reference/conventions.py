@@ -139,6 +139,15 @@ CONVENTIONS: dict[str, Convention] = {
             "the input's float dtype (NumPy, JAX, PyTorch's arithmetic; Keras casts y_true to y_pred's dtype)",
         ),
         Convention(
+            "int_inputs",
+            "promote",
+            "an input given as an integer array gives '{value}' ('cast_target': the target is cast to the "
+            "input's integer dtype, truncating toward 0, and has no slope: Keras' loss functions cast y_true to "
+            "y_pred's dtype; an exception class name means the binding raises it: optax checks for a floating "
+            "dtype), where the plain reading promotes it and computes in the target's float dtype (PyTorch's "
+            "arithmetic; Keras' classes cast y_pred to their dtype first)",
+        ),
+        Convention(
             "stirling_cutoff",
             "above_one",
             "the Stirling term of full=True is left out only where 0 <= t <= 1 ('{value}', tf.nn."

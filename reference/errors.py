@@ -21,14 +21,28 @@ def integer_targets(fn):
     convention ``int_targets``: a target given as an integer array (``int64`` labels of 0/1, or
     whole-number regression targets) either promotes, as NumPy, JAX and PyTorch's arithmetic do,
     and the loss is computed from its values in the float dtype (``"promote"``, plain), or the
-    binding documents float targets and raises the named error class, whatever the values."""
+    binding documents float targets and raises the named error class, whatever the values.
+
+    And the convention ``int_inputs``: an input given as an integer array (``int64`` predictions
+    beside float targets) promotes (plain: PyTorch's arithmetic, Keras' classes, which cast y_pred to
+    their float dtype first), or the target is cast to the input's integer dtype, truncating toward 0,
+    and has no slope (``"cast_target"``: Keras' loss functions cast y_true to y_pred's dtype), or the
+    binding raises the named error class (optax checks for a floating dtype: TypeError)."""
 
     @functools.wraps(fn)
-    def checked(input, target, *args, int_targets="promote", **kw):
+    def checked(input, target, *args, int_targets="promote", int_inputs="promote", **kw):
         given = np.asarray(target)
         if int_targets != "promote" and given.dtype.kind in "iu":
             raise OracleError(int_targets, f"the target is an integer array ({given.dtype}), a float one is due")
-        return fn(input, target, *args, **kw)
+        kind = np.asarray(input).dtype
+        integer_input = kind.kind in "iu"
+        if integer_input and int_inputs not in ("promote", "cast_target"):
+            raise OracleError(int_inputs, f"the input is an integer array ({kind}), a float one is due")
+        cast = integer_input and int_inputs == "cast_target"
+        out = fn(input, np.trunc(given) if cast else target, *args, **kw)
+        if cast and isinstance(out, dict) and "target" in out:  # the cast to an integer dtype has no slope
+            out = {**out, "target": np.zeros(np.shape(out["target"]))}
+        return out
 
     return checked
 

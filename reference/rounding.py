@@ -242,3 +242,75 @@ class Rounded:
         """The selection where(mask, self, other): exact."""
         o = self._lift(other)
         return self._new(np.where(mask, self.v, o.v), np.where(mask, self.e, o.e))
+
+
+# The activation a user wraps the loss's argument in (``loss(sigmoid(z), y)``, ``Case.transforms``),
+# computed by the framework in the argument's dtype. The oracle reads the activation's exact value
+# rounded to the dtype once (``reference/transforms.py``: ``through``); a framework computes it with
+# one rounding per operation (TensorFlow's and JAX's float16 and bfloat16 sigmoid and softmax are
+# not the correctly rounded value: 3.2 and 35 units of u past it were measured on TF 2.21 and
+# JAX 0.8, float16 and bfloat16 respectively), and the loss then reads that value.
+
+#: The transforms whose rounding is modelled, and the stage name a fit reports.
+TRANSFORM_STAGES = {"sigmoid": "sigmoid", "softmax": "softmax"}
+
+
+def transform_error(name: str, x: np.ndarray, axis: int, dtype) -> np.ndarray:
+    """|computed transform(x) - the oracle's value| in units of ``dtype``'s u, elementwise, where
+    the oracle's value is the exact transform of ``x`` (exact in ``dtype``) rounded once to ``dtype``,
+    and the computed one is the standard algorithm with every operation rounded:
+
+    - sigmoid, 1 / (1 + exp(-x)), p the exact value, E = exp(-x): exp rounds (u E), the sum
+      carries it and rounds (u (E + 1 + E)), the reciprocal's relative error is then
+      u (E / (1 + E) + 1) plus its own rounding: 3 u p at most; the oracle's rounding u p more:
+      4 p. (Measured on every float16 and bfloat16 value in [-30, 30]: 2.5 u p at most.)
+    - softmax over ``axis`` (the stable algorithm of ``log_softmax_error``: d_c = x_c - m,
+      e_c = exp(d_c), S = sum e_c, p_c = e_c / S): e_c's relative error u (|d_c| + 1), S's
+      u (sum_k p_k (|d_k| + 1) + C - 1), the division's u: u p_c (|d_c| + sum_k p_k (|d_k| + 1)
+      + C + 1), and the oracle's rounding u p_c more.
+
+    A result near the smallest normal number may be flushed to 0 (XLA's CPU bfloat16 softmax
+    flushes subnormals; TensorFlow's flushes an exact 2.1e-38, 1.8 times the smallest normal,
+    through its subnormal intermediates) or come from an exp that overflowed (a float16 sigmoid
+    of -12 is 0): an absolute error of at most twice the smallest normal number, added to every
+    element."""
+    x = np.asarray(x, np.float64)
+    u = unit_roundoff(dtype)
+    tiny = 2.0 * float(ml_dtypes.finfo(dtype).smallest_normal) / u
+    with np.errstate(over="ignore", invalid="ignore"):
+        if name == "sigmoid":
+            p = 1.0 / (1.0 + np.exp(-x))
+            return 4.0 * p + tiny
+        if name == "softmax":
+            if not x.ndim:
+                return np.zeros_like(x)  # softmax of one number is exactly 1
+            m = np.max(x, axis=axis, keepdims=True)
+            d = np.abs(x - m)
+            e = np.exp(x - m)
+            p = e / np.sum(e, axis=axis, keepdims=True)
+            a = np.sum(p * (d + 1.0), axis=axis, keepdims=True) + x.shape[axis] + 2.0
+            return p * (d + a) + tiny
+    raise ValueError(f"no rounding model of the transform {name!r}")
+
+
+def transform_backward_error(name: str, p: np.ndarray, axis: int, g: np.ndarray) -> np.ndarray:
+    """The rounding of the transform's backward step in the dtype, in units of its u, elementwise:
+    the cotangent ``g`` (with respect to the transform's output ``p``) rounded to the dtype once,
+    then carried back, each operation rounded:
+
+    - sigmoid, g p (1 - p): g's rounding, 1 - p's, the two products': 4 |g p (1 - p)|;
+    - softmax, p_c (g_c - s), s = sum_k g_k p_k: g's rounding carried (p_c (|g_c| + sum_k p_k
+      |g_k|)), the products g_k p_k and the sum's C - 1 additions ((C + 1) p_c sum_k p_k |g_k|),
+      the difference's (p_c |g_c - s|) and the product's own (|p_c (g_c - s)|).
+    """
+    p, g = np.asarray(p, np.float64), np.asarray(g, np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if name == "sigmoid":
+            return 4.0 * np.abs(g * p * (1.0 - p))
+        if name == "softmax":
+            if not p.ndim:
+                return np.zeros_like(p)
+            pg = np.sum(p * np.abs(g), axis=axis, keepdims=True)
+            s = np.sum(p * g, axis=axis, keepdims=True)
+            return p * (np.abs(g) + (p.shape[axis] + 2.0) * pg + 2.0 * np.abs(g - s))
+    raise ValueError(f"no rounding model of the transform {name!r}")

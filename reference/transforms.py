@@ -32,12 +32,8 @@ def backward(name: str, x: np.ndarray, axis: int, g: np.ndarray) -> np.ndarray:
     carried back to its input (the chain rule, one step)."""
     x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if name == "sigmoid":
-            s = expit(x)
-            return g * s * (1.0 - s)
-        if name == "softmax":
-            s = forward("softmax", x, axis)
-            return s * (g - np.sum(g * s, axis=axis, keepdims=True)) if x.ndim else np.zeros_like(x)
+        if name in ("sigmoid", "softmax"):
+            return backward_at(name, forward(name, x, axis), axis, g)
         if name == "log_softmax":
             s = forward("softmax", x, axis)
             return g - s * np.sum(g, axis=axis, keepdims=True) if x.ndim else np.zeros_like(x)
@@ -46,6 +42,20 @@ def backward(name: str, x: np.ndarray, axis: int, g: np.ndarray) -> np.ndarray:
         if name == "exp":
             return g * np.exp(x)
     raise ValueError(f"unknown transform {name!r}")
+
+
+def backward_at(name: str, s: np.ndarray, axis: int, g: np.ndarray) -> np.ndarray:
+    """The backward step of ``sigmoid`` or ``softmax`` written in its output ``s``, as the frameworks'
+    autodiff computes it (from the forward's stored output, not from its input): g s (1 - s), and
+    s (g - sum(g s)) over ``axis``. A framework's rounded ``s`` enters here too
+    (``reference/rounding.py``: ``transform_error``)."""
+    s, g = np.asarray(s, np.float64), np.asarray(g, np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if name == "sigmoid":
+            return g * s * (1.0 - s)
+        if name == "softmax":
+            return s * (g - np.sum(g * s, axis=axis, keepdims=True)) if s.ndim else np.zeros_like(s)
+    raise ValueError(f"no backward in the output for the transform {name!r}")
 
 
 def through(steps, x: np.ndarray, dtype, axis: int) -> tuple[np.ndarray, list[tuple[str, int, np.ndarray]]]:

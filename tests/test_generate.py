@@ -10,6 +10,7 @@ from hypothesis import given, settings
 
 from lossparity.conformance.generate import (
     BUCKETS,
+    DOMAIN_BUCKET,
     KERAS_CLASS_REDUCTIONS,
     GenerationError,
     arrays,
@@ -73,13 +74,17 @@ def _value(case):
 def test_every_spec_gives_the_asked_distinct_cases_in_at_most_bucket_structures(seed_value):
     # the suite promises 100 generated cases per spec at the default --examples, and a run's
     # compilations bounded by its buckets, not by its cases
+    # (a spec with domain choices draws a tenth more, in one further structure: DOMAIN_BUCKET)
     short, spread = [], []
     for name, spec in SPECS.items():
         cases = draw_cases(name, spec.generate, examples=100, seed_value=seed_value)
-        if len(cases) != 100 or len({_value(c) for c in cases}) != 100:
+        domain = [c for c in cases if c.origin["bucket"] == DOMAIN_BUCKET]
+        want = 100 + (10 if domain else 0)
+        if len(cases) != want or len({_value(c) for c in cases}) != want:
             short.append(f"{name}: {len(cases)} cases, {len({_value(c) for c in cases})} distinct")
         structures = {_structure(c) for c in cases}
-        if len(structures) > BUCKETS or {c.origin["bucket"] for c in cases} - set(range(BUCKETS)):
+        buckets = {c.origin["bucket"] for c in cases}
+        if len(structures) > BUCKETS + bool(domain) or buckets - {*range(BUCKETS), DOMAIN_BUCKET}:
             spread.append(f"{name}: {len(structures)} structures")
         assert [c.id for c in cases] == [f"gen-{seed_value}-{i}" for i in range(len(cases))]
         assert all(c.origin["index"] == i and c.origin["seed"] == seed_value for i, c in enumerate(cases))
@@ -197,3 +202,55 @@ def test_every_binding_is_checked_on_the_asked_number_of_generated_cases():
     # the same bucket, the same cases (optax also takes the mask bucket, which tf.nn cannot)
     shared = [c.id for c in optax if c.origin["bucket"] == 0]
     assert shared and set(shared) <= {c.id for c in plain_only}
+
+
+def test_the_domain_bucket_draws_a_tenth_more_and_leaves_the_standard_buckets_as_they_were():
+    # issue 19: the whole input domain through the generator: the regression specs' domain choice (an int64
+    # target of whole numbers) is taken in the domain bucket only, a tenth of the cases beside the 100
+    for name in ("absolute_error", "squared_error"):
+        cases = draw_cases(name, SPECS[name].generate, examples=100, seed_value=0)
+        standard, domain = cases[:100], cases[100:]
+        assert len(domain) == 10 and all(c.origin["bucket"] == DOMAIN_BUCKET for c in domain)
+        assert [c.id for c in domain] == [f"gen-0-{i}" for i in range(100, 110)]
+        assert all(c.arrays["target"].dtype == np.int64 for c in domain)
+        assert all(np.array_equal(c.arrays["target"], np.round(c.arrays["target"])) for c in domain)
+        assert all(c.arrays["target"].dtype == np.float64 for c in standard)
+        # the plain bucket's structure: the spec's defaults (reduction 'mean', no weight)
+        assert all(set(c.params) == {"reduction"} and c.params["reduction"] == "mean" for c in domain)
+        # Hypothesis varies them
+        assert len({c.arrays["input"].tobytes() for c in domain}) == 10
+    # the binary cross-entropies' domain cases give int64 labels of 0 and 1
+    for name in ("binary_cross_entropy", "binary_cross_entropy_with_logits"):
+        cases = draw_cases(name, SPECS[name].generate, examples=100, seed_value=0)
+        domain = [c for c in cases if c.origin["bucket"] == DOMAIN_BUCKET]
+        assert len(domain) == 10 and all(c.arrays["target"].dtype == np.int64 for c in domain)
+        assert set(np.concatenate([c.arrays["target"].ravel() for c in domain]).tolist()) == {0, 1}
+        assert all(c.arrays["target"].dtype == np.float64 for c in cases[:100])
+    # a spec whose generator makes no domain choice draws exactly the asked cases
+    cases = draw_cases("huber", SPECS["huber"].generate, examples=100, seed_value=0)
+    assert len(cases) == 100 and all(c.origin["bucket"] in range(BUCKETS) for c in cases)
+
+
+def test_a_domain_choice_takes_no_structural_site_in_the_standard_buckets():
+    # a strategy's picks after its domain choice (a wrapper's: Keras' sample weights) keep their sites, so its
+    # standard buckets draw what they drew without the domain choice
+    @case_strategy
+    def plain(draw):
+        return {"input": draw(arrays((2,), floats(0, 1)))}, {"reduction": draw(pick(("mean", "sum", "none")))}
+
+    @case_strategy
+    def with_domain(draw):
+        from lossparity.conformance.generate import domain
+
+        x = draw(arrays((2,), floats(0, 1)))
+        flipped = draw(domain((False, True)))
+        params = {"reduction": draw(pick(("mean", "sum", "none")))}
+        return {"input": -x if flipped else x}, params
+
+    a = draw_cases("t", plain(), examples=20, seed_value=3)
+    b = draw_cases("t", with_domain(), examples=20, seed_value=3)
+    assert len(a) == 20 and len(b) == 22
+    assert [(c.params, c.arrays["input"].tolist()) for c in a] == [
+        (c.params, c.arrays["input"].tolist()) for c in b[:20]
+    ]
+    assert all(np.all(c.arrays["input"] <= 0) for c in b[20:])

@@ -8,6 +8,8 @@ exactly (a zero residual: the kink of |r|), deltas cover the quadratic and the l
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -50,13 +52,16 @@ def residuals(
     target_hi=None,
     away_from_zero: float | None = None,
     relative: bool = False,
+    int_targets: bool = False,
 ):
     """(input, target) of one shape with some exact ties (residual 0), a reduction, and,
     where the spec takes them, an elementwise ``weight`` and a ``delta``.
 
     ``away_from_zero``: targets have |y| >= that (a percentage error of a target near 0 is
     the edge table's, not the generator's); ``relative``: inputs are drawn relative to
-    their targets (see below).
+    their targets (see below); ``int_targets``: the cases of the domain bucket (``generate.domain``,
+    a tenth more) give the target as an int64 array of whole numbers (issue 19: the convention
+    ``int_targets``).
     """
     shape = draw(g.batch_shapes(min_dims=1))
     x = draw(g.arrays(shape, g.floats(lo, hi)))
@@ -83,6 +88,8 @@ def residuals(
         params["weight"] = draw(g.arrays(shape, g.floats(0.25, 4)))
     if delta:
         g._set(params, "delta", draw(g.pick([1.0, 1.0, 0.5, 2.0, 0.125, 5.0])), 1.0)
+    if int_targets and draw(g.domain(g.FLAG)):  # the binding's int_targets convention says what it does
+        y = np.round(y).astype(np.int64)
     return {"input": x, "target": y}, params
 
 
@@ -147,6 +154,11 @@ ABSOLUTE_ERROR = [
     edge("int-target", "an int64 target [1, 0, 3]: promoted (PyTorch, JAX) or cast (Keras) to the input's "
                        "dtype; |0.5|, |-0.5|, |-1|, mean 2/3; no gradient with respect to an integer target",
          [1.5, -0.5, 2.0], np.array([1, 0, 3], np.int64)),
+    # issue 19, the whole input domain: integer predictions (convention int_inputs)
+    edge("int-input", "int64 predictions [2, 0, -1] beside float targets [1.5, 0.5, -1.75]: promoted (PyTorch, "
+                      "Keras' classes, tf.compat.v1) to |0.5|, |-0.5|, |0.75|, mean 7/12; Keras' functions cast the "
+                      "targets to int64 ([1, 0, -1], slope 0): mean 1/3; optax raises TypeError",
+         np.array([2, 0, -1], np.int64), [1.5, 0.5, -1.75], dtypes=("float32",)),
 ]
 # fmt: on
 
@@ -158,6 +170,11 @@ SQUARED_ERROR = [
     edge("int-target", "the Keras docstring example with int64 targets [1, 0, 1]: promoted (PyTorch, JAX) or "
                        "cast (Keras) to the input's dtype, 0.02 as with float targets",
          [0.9, 0.1, 0.8], np.array([1, 0, 1], np.int64)),
+    # issue 19, the whole input domain: integer predictions (convention int_inputs)
+    edge("int-input", "int64 predictions [2, 0, -1] beside float targets [1.5, 0.5, -1.75]: promoted (PyTorch, "
+                      "Keras' classes, tf.compat.v1) to 0.25, 0.25, 0.5625, mean 1.0625 / 3; Keras' functions "
+                      "cast the targets to int64 ([1, 0, -1], slope 0): mean 1/3; optax raises TypeError",
+         np.array([2, 0, -1], np.int64), [1.5, 0.5, -1.75], dtypes=("float32",)),
     edge("zero-residual", "input == target: loss 0 and slope 0 (smooth, no kink)",
          [1.5, -2.0], [1.5, -2.0], reduction="none"),
     edge("square-overflows-f32", "a residual of 2e19: r^2 = 4e38 overflows float32 (inf), float64 holds it",
@@ -324,10 +341,10 @@ _SAMPLE = ("sample_axis",)
 SPECS: list[Spec] = [
     Spec("absolute_error", "absolute error |input - target|, elementwise",
          reg.absolute_error, {"weight": None, **_RED}, (*_SAMPLE, "mean_by", "abs_zero_slope", "flush_subnormals"),
-         residuals(weights=True), ABSOLUTE_ERROR, classes=False, gradient=reg.absolute_error_grad),
+         residuals(weights=True, int_targets=True), ABSOLUTE_ERROR, classes=False, gradient=reg.absolute_error_grad),
     Spec("squared_error", "squared error (input - target)^2, elementwise",
          reg.squared_error, {"weight": None, **_RED}, (*_SAMPLE, "mean_by", "half_square"),
-         residuals(weights=True), SQUARED_ERROR, classes=False, gradient=reg.squared_error_grad,
+         residuals(weights=True, int_targets=True), SQUARED_ERROR, classes=False, gradient=reg.squared_error_grad,
          error_model=reg.squared_error_error, stages=reg.SQUARED_ERROR_STAGES),
     Spec("huber", "Huber loss: r^2/2 for |r| <= delta, delta (|r| - delta/2) beyond",
          reg.huber, {"delta": 1.0, "weight": None, **_RED},
@@ -464,3 +481,22 @@ BINDINGS: list[Binding] = [
                 sample_weight=True),
 ]
 # fmt: on
+
+# What each binding documents for an integer input (issue 19; convention int_inputs, plain "promote": computed in the
+# target's float dtype, as PyTorch's arithmetic promotes, Keras' classes cast y_pred to their float32 dtype and
+# tf.compat.v1.losses casts predictions to float32). Keras' loss functions cast y_true to y_pred's dtype
+# (keras/src/losses/losses.py, mean_squared_error and mean_absolute_error: convert_to_tensor(y_true,
+# dtype=y_pred.dtype)), an integer one; optax's regression losses check for a floating dtype
+# (chex.assert_type: TypeError "Expected the input to have a dtype that is a subdtype of floating").
+_INT_INPUTS = {
+    f"{OPTAX}.squared_error": "TypeError",
+    f"{OPTAX}.l2_loss": "TypeError",
+    "keras.losses.mean_squared_error": "cast_target",  # on every backend
+    "keras.losses.mean_absolute_error": "cast_target",
+}
+BINDINGS = [
+    replace(b, conventions={**b.conventions, "int_inputs": _INT_INPUTS[b.id]})
+    if b.id in _INT_INPUTS and b.spec in INT_TARGETS
+    else b
+    for b in BINDINGS
+]
