@@ -467,15 +467,30 @@ def _check(definition: str | None) -> Any:
     defs = schema["$defs"]
     compiled: dict[str, Any] = {}
 
+    compiling: set[str] = set()
+
     def ref(name: str):
+        if name in compiled:
+            return compiled[name]
+        if name not in compiling:  # compiled now, so a reference costs no call of its own
+            compiling.add(name)
+            return compiled.setdefault(name, compile_(defs[name]))
         cell: list = []
 
-        def check(v):  # resolved at the first call: definitions refer to each other
+        def check(v):  # a definition that refers to itself: resolved at the first call
             if not cell:
-                cell.append(compiled.get(name) or compiled.setdefault(name, compile_(defs[name])))
+                cell.append(compiled[name])
             return cell[0](v)
 
         return check
+
+    def shortcut(node: dict) -> tuple[frozenset | None, bool]:
+        """How ``oneOf`` may skip an option without calling it: (the keys an object needs to
+        be valid under it, or None; whether it takes only objects)."""
+        while set(node) - _ANNOTATIONS == {"$ref"} and node["$ref"].startswith("#/$defs/"):
+            node = defs[node["$ref"].removeprefix("#/$defs/")]
+        required = frozenset(node["required"]) if "required" in node else None
+        return required, node.get("type") == "object"
 
     def by_type(node: dict, seen: frozenset = frozenset()) -> tuple[frozenset, Any]:
         """(types, least): every value whose Python type is in ``types`` (and, where ``least`` is
@@ -615,11 +630,15 @@ def _check(definition: str | None) -> Any:
             least = node["minimum"]
             tests.append(lambda v: not (type(v) is int or type(v) is float) or v >= least)
         if "oneOf" in node:
-            options = [compile_(s) for s in node["oneOf"]]
+            options = [(compile_(s), *shortcut(s)) for s in node["oneOf"]]
 
             def one(v):
                 found = 0
-                for o in options:
+                is_dict = type(v) is dict
+                for o, required, dict_only in options:
+                    # an option that cannot hold: an object without its required keys, or not an object
+                    if (required is not None and not required <= v.keys()) if is_dict else dict_only:
+                        continue
                     found += o(v)
                 return found == 1
 
