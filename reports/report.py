@@ -97,7 +97,8 @@ def collect(records: Iterable[dict]) -> ReportData:
 class ReportData:
     """The report's data, gathered from records one at a time, in one pass over a results file.
 
-    Counters for every aggregate; whole records only for the first MAX_PER_GROUP findings and
+    A tally of the result lines by one tuple each (the tables are folded from it when the page is
+    made) and counters for the rest; whole records only for the first MAX_PER_GROUP findings and
     divergences of each group (with each group's count), so memory does not grow with the file.
     """
 
