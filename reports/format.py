@@ -45,9 +45,12 @@ def value_verdict(r: Mapping) -> str:
 def gradients(r: Mapping) -> list[tuple[str, Mapping]]:
     """A result's gradients, (what was differentiated, its record), input first."""
     g = r.get("gradients")
-    if not isinstance(g, Mapping):
+    if type(g) is not dict and not isinstance(g, Mapping):  # a dict first: an ABC test is slow
         return []
-    return sorted(((str(k), v) for k, v in g.items() if isinstance(v, Mapping)), key=lambda kv: rank(kv[0], GRADIENTS))
+    found = [(k if type(k) is str else str(k), v) for k, v in g.items() if type(v) is dict or isinstance(v, Mapping)]
+    if len(found) > 1:
+        found.sort(key=lambda kv: rank(kv[0], GRADIENTS))
+    return found
 
 
 def finding_in(r: Mapping) -> list[str]:

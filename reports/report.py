@@ -97,13 +97,18 @@ def collect(records: Iterable[dict]) -> ReportData:
 class ReportData:
     """The report's data, gathered from records one at a time, in one pass over a results file.
 
-    Counters for every aggregate; whole records only for the first MAX_PER_GROUP findings and
+    A tally of the result lines by one tuple each (the tables are folded from it when the page is
+    made) and counters for the rest; whole records only for the first MAX_PER_GROUP findings and
     divergences of each group (with each group's count), so memory does not grow with the file.
     """
 
     def __init__(self) -> None:
         self.meta: dict = {}
         self.summary: dict | None = None
+        # (spec, binding, framework, dtype, mode, device, verdict, value verdict, ((gradient,
+        # verdict), ...), where a finding lies) -> result lines: one tuple per line, in C; the
+        # tables below are folded from it once, when the page is made (``_fold``)
+        self.tally: Counter = Counter()
         self.counts: Counter = Counter()
         self.matrix: dict[str, dict[str, dict[str, Counter]]] = defaultdict(lambda: defaultdict(dict))
         self.unsupported: dict[tuple[str, str], dict] = {}
@@ -155,26 +160,36 @@ class ReportData:
             self.summary = r
 
     def _result(self, r: Mapping) -> None:
-        verdict = str(r.get("verdict", "?"))
-        spec, binding, fw = str(r.get("spec", "?")), str(r.get("binding", "?")), str(r.get("framework", "?"))
-        dtype, mode = str(r.get("dtype", "?")), str(r.get("mode", "?"))
-        self.counts[verdict] += 1
+        get = r.get
+        verdict, spec, binding, fw, dtype, mode, device = (
+            x if type(x) is str else str(x)
+            for x in (
+                get("verdict", "?"),
+                get("spec", "?"),
+                get("binding", "?"),
+                get("framework", "?"),
+                get("dtype", "?"),
+                get("mode", "?"),
+                get("device", "?"),
+            )
+        )
         self.failing |= verdict in FINDINGS
-        self.frameworks.setdefault(fw)
-        self.framework_of.setdefault(binding, fw)
-        cell = self.matrix[spec][fw]
-        (cell.get(binding) or cell.setdefault(binding, Counter()))[verdict] += 1
-        row = self.bindings[spec, binding][dtype, mode, str(r.get("device", "?"))]
-        row["all"][verdict] += 1
-        row["value"][value_verdict(r)] += 1
-        for name, g in gradients(r):
-            self.gradient_names.setdefault(name)
-            row["∂" + name][str(g.get("verdict", "?"))] += 1
-        if verdict not in SILENT:
-            row["in"].update(finding_in(r))
+        grads = gradients(r)
+        self.tally[
+            spec,
+            binding,
+            fw,
+            dtype,
+            mode,
+            device,
+            verdict,
+            value_verdict(r),
+            tuple([(name, str(g.get("verdict", "?"))) for name, g in grads]),
+            () if verdict in SILENT else tuple(finding_in(r)),
+        ] += 1
         series = (spec, binding, dtype)
         self.plotted[series] += 1
-        self._sample(series, r)
+        self._sample(series, r, grads)
         if verdict == "unsupported":
             reason = message(r.get("actual"))
             group = self.unsupported.setdefault((fw, reason), {"framework": fw, "reason": reason, "bindings": {}})
@@ -182,14 +197,35 @@ class ReportData:
         elif verdict != "conform":
             _keep(self.findings, (spec, binding, verdict, dtype, mode), r)
 
-    def _sample(self, series: tuple, r: Mapping) -> None:
+    def _fold(self) -> None:
+        """The tables of the result lines (counts, the specs x frameworks matrix, each binding's
+        rows, the frameworks in the order the lines name them) from ``tally``, in its order."""
+        self.counts, self.matrix = Counter(), defaultdict(lambda: defaultdict(dict))
+        self.bindings = defaultdict(lambda: defaultdict(lambda: defaultdict(Counter)))
+        self.frameworks, self.framework_of, self.gradient_names = {}, {}, {}
+        for (spec, binding, fw, dtype, mode, device, verdict, value, grads, found), n in self.tally.items():
+            self.counts[verdict] += n
+            self.frameworks.setdefault(fw)
+            self.framework_of.setdefault(binding, fw)
+            cell = self.matrix[spec][fw]
+            (cell.get(binding) or cell.setdefault(binding, Counter()))[verdict] += n
+            row = self.bindings[spec, binding][dtype, mode, device]
+            row["all"][verdict] += n
+            row["value"][value] += n
+            for name, g in grads:
+                self.gradient_names.setdefault(name)
+                row["∂" + name][g] += n
+            for part in found:
+                row["in"][part] += n
+
+    def _sample(self, series: tuple, r: Mapping, grads: list) -> None:
         """Keep ``r`` for the error plots if it is among the PLOT_WORST farthest from the oracle
         or the PLOT_DRAWN of smallest key of its series (heaps: a line in, the least kept out)."""
         worst, drawn = self.plot_sample.get(series) or self.plot_sample.setdefault(series, ([], []))
         n = self.plotted[series]  # ties broken by order, never by comparing records
         ident = f"{r.get('case_id')}|{r.get('mode')}|{r.get('device')}".encode()
         key = zlib.crc32(ident)
-        entry = (_max_ulp(r), -key, n, r)
+        entry = (_max_ulp(r, grads), -key, n, r)
         if len(worst) < PLOT_WORST:
             heapq.heappush(worst, entry)
             return
@@ -218,6 +254,7 @@ class ReportData:
         return write_page(path, self.page())
 
     def context(self) -> dict:
+        self._fold()
         order = {v: i for i, v in enumerate(FINDING_ORDER)}
         findings, finding_groups = _shown(
             self.findings,
@@ -339,11 +376,15 @@ def _known_entries(entries: Any) -> list[dict]:
     return sorted(rows, key=lambda e: (order.get(e["status"], 3), -e["results"], -e["divergences"], e["id"]))
 
 
-def _max_ulp(r: Mapping) -> float:
-    """The greatest ``max_ulp`` of a result's value and gradients (inf where one is not a number)."""
+def _max_ulp(r: Mapping, grads: list | None = None) -> float:
+    """The greatest ``max_ulp`` of a result's value and gradients (inf where one is not a number);
+    ``grads``: ``gradients(r)`` where the caller has it."""
     worst = 0.0
-    for errors in [r.get("errors"), *(g.get("errors") for _, g in gradients(r))]:
-        if isinstance(errors, Mapping) and "max_ulp" in errors:
+    for errors in [r.get("errors"), *(g.get("errors") for _, g in (gradients(r) if grads is None else grads))]:
+        if type(errors) is dict and type(errors.get("max_ulp")) is float:  # nearly every line: no ABC test
+            u = errors["max_ulp"]
+            worst = max(worst, u if u == u else float("inf"))
+        elif isinstance(errors, Mapping) and "max_ulp" in errors:
             u = errors["max_ulp"]
             try:
                 u = float(u) if isinstance(u, (int, float)) and not isinstance(u, bool) else float("inf")

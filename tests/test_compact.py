@@ -191,3 +191,54 @@ def test_a_baseline_read_skimmed_keeps_the_arrays_it_keeps(tmp_path):
     assert by_case["weighted"]["inputs"] == {} and by_case["weighted"]["gradients"]["input"]["expected"] is None
     whole = [b for b in map(baseline_record, read_records(full)) if b is not None and b["kind"] == "result"]
     assert whole == [r for r in read_records(base) if r["kind"] == "result"]  # as if read whole
+
+
+#: Values a field of a line is replaced by: each JSON type, integral and negative numbers, the
+#: strings of the enums, and arrays whose items break the item schema only past the first.
+_MUTANTS = (
+    None, True, 0, -1, 2.0, 1.5, "", "nan", "conform", "float32", [], {}, [1, 2.0], [0, -1], [1, "nan"], [1, True],
+    {"dtype": "float64", "shape": [1], "data": ["nan"]}, {"dtype": "float64", "shape": [2.0], "data": [1, 2]},
+    {"dtype": "float8", "shape": [1], "data": [1]}, {"value": 1}, {"error": "E", "extra": 1},
+)  # fmt: skip
+
+
+def _paths(node, path=()):
+    yield path
+    children = node.items() if isinstance(node, dict) else enumerate(node[:3]) if isinstance(node, list) else ()
+    for k, v in children:
+        yield from _paths(v, (*path, k))
+
+
+def test_the_compiled_schema_decides_every_line_as_jsonschema_does():
+    """The compiled check (objects planned once per form of keys and value types, lists of
+    numbers tested by their items' types) against jsonschema, on every one-field change of a
+    result with arrays and gradients, of a divergence and of an agreement: each checked after the
+    unchanged line, so a plan made for a valid line is what decides the changed one."""
+    from fake_records import agreement, divergence, gradient
+
+    from lossparity.core.records import _check, _validator
+
+    a = _with_arrays(RECORDS[1])
+    b = {**a, "binding": "jax.other", "gradients": {"input": gradient([1.0, 2.0], [1.0, float("nan")])}}
+    lines = [a, b, divergence(a, b), agreement("bce", "x", "y", 3, 1)]
+    checked = invalid = 0
+    for line in lines:
+        kind = line["kind"]
+        assert _check(kind)(line) and _validator(kind).is_valid(line)
+        for path in [p for p in _paths(line) if p]:
+            for how in ("delete", *range(len(_MUTANTS))):
+                changed = json.loads(json.dumps(line))
+                parent = changed
+                for step in path[:-1]:
+                    parent = parent[step]
+                if how == "delete":
+                    if not isinstance(parent, dict):
+                        continue
+                    del parent[path[-1]]
+                else:
+                    parent[path[-1]] = json.loads(json.dumps(_MUTANTS[how]))
+                expected = _validator(kind).is_valid(changed)
+                assert _check(kind)(changed) == expected, (kind, path, how)
+                checked += 1
+                invalid += not expected
+    assert checked > 2000 and invalid > checked // 4  # the changes do break lines, and not all of them

@@ -145,13 +145,16 @@ class Skimmed(dict):
     """A record read without its arrays' numbers (``iter_records(skim=True)``): each encoded
     array's ``data`` is empty; :meth:`whole` parses its line in full when they are wanted."""
 
-    __slots__ = ("raw", "where")
+    __slots__ = ("raw", "where", "checked")
 
     def whole(self) -> dict:
-        """The record with its arrays, each checked to fill its shape (ResultsFileError if not)."""
+        """The record with its arrays, each checked to fill its shape (ResultsFileError if not);
+        checked once only: a line read with ``validate`` had its arrays checked then."""
         record = _parse_line(self.raw, self.where)
         if not isinstance(record, dict):
             raise ResultsFileError(f"{self.where}: not a lossparity record")
+        if self.checked:
+            return record
         problem = None if all(map(_fits, _arrays(record))) else _array_problem(record)
         if problem is not None:
             raise ResultsFileError(f"{self.where}: {problem}")
@@ -221,7 +224,7 @@ def iter_records(path: Path, *, validate: bool = False, skim: bool = False) -> I
                     for node in arrays:
                         node["data"] = []
                     record = Skimmed(record)
-                    record.raw, record.where = raw, f"{name}:{number}"
+                    record.raw, record.where, record.checked = raw, f"{name}:{number}", validate
             yield record
     if first:
         raise ResultsFileError(f"{name}: empty; a results file starts with the run's 'meta' record")
@@ -421,6 +424,8 @@ def _fits(node: dict) -> bool:
 
 # -- the schema compiled to checks -----------------------------------------------------------
 
+#: The forms (keys and their values' types) of one schema object whose plans are kept at most.
+_PLANS = 4096
 _ANNOTATIONS = frozenset({"description", "title", "$schema", "$id", "$defs"})
 _TYPES = {
     "object": lambda v: type(v) is dict,
@@ -444,24 +449,70 @@ _PY_TYPES = {
 def _check(definition: str | None) -> Any:
     """A function ``value -> bool``: whether ``value`` is valid under the schema (a results line)
     or one of its ``$defs``, as jsonschema decides it. The schema is compiled once into nested
-    closures of type tests, so a valid line (nearly all) costs one Python call per node of it and
-    no jsonschema; an invalid one is given to jsonschema for its error's path and wording.
+    closures of type tests, so a valid line (nearly all) costs about one Python call per object of
+    it and no jsonschema; an invalid one is given to jsonschema for its error's path and wording.
 
     Compiled keywords: type, enum/const of strings, properties, required, additionalProperties,
     items, minItems, maxItems, minimum, oneOf, anyOf, $ref to ``#/$defs/...`` (annotations are
     skipped). A subschema with any other keyword (an enum of numbers: JSON equality, where 1 ==
     1.0 and true != 1) is decided by jsonschema itself, so nothing the compiler does not know is
-    guessed."""
+    guessed.
+
+    Where a subschema is decided by its value's Python type alone (``_by_type``: a string, a
+    number, ``#/$defs/number``'s number), an object's property of it is tested in the object's
+    own loop, with no call, and a list of such items (an array's ``data``, its ``shape``) by the
+    set of its items' types, in C: a list holding any other type ("nan", an integral float for an
+    integer) is tested item by item."""
     schema = json.loads(SCHEMA_PATH.read_text())
     defs = schema["$defs"]
     compiled: dict[str, Any] = {}
 
+    compiling: set[str] = set()
+
     def ref(name: str):
-        def check(v):  # resolved at the first call: definitions refer to each other
-            fn = compiled.get(name) or compiled.setdefault(name, compile_(defs[name]))
-            return fn(v)
+        if name in compiled:
+            return compiled[name]
+        if name not in compiling:  # compiled now, so a reference costs no call of its own
+            compiling.add(name)
+            return compiled.setdefault(name, compile_(defs[name]))
+        cell: list = []
+
+        def check(v):  # a definition that refers to itself: resolved at the first call
+            if not cell:
+                cell.append(compiled[name])
+            return cell[0](v)
 
         return check
+
+    def shortcut(node: dict) -> tuple[frozenset | None, bool]:
+        """How ``oneOf`` may skip an option without calling it: (the keys an object needs to
+        be valid under it, or None; whether it takes only objects)."""
+        while set(node) - _ANNOTATIONS == {"$ref"} and node["$ref"].startswith("#/$defs/"):
+            node = defs[node["$ref"].removeprefix("#/$defs/")]
+        required = frozenset(node["required"]) if "required" in node else None
+        return required, node.get("type") == "object"
+
+    def by_type(node: dict, seen: frozenset = frozenset()) -> tuple[frozenset, Any]:
+        """(types, least): every value whose Python type is in ``types`` (and, where ``least`` is
+        not None, a number no less than ``least``) is valid under ``node``; other values may be
+        too (an integral float for an integer, a string of an enum), which ``node``'s check decides."""
+        keys = set(node) - _ANNOTATIONS
+        if keys == {"$ref"} and node["$ref"].startswith("#/$defs/"):
+            name = node["$ref"].removeprefix("#/$defs/")
+            return by_type(defs[name], seen | {name}) if name not in seen else (frozenset(), None)
+        if keys == {"anyOf"}:  # the union of its options' types, where none has a minimum
+            found = [by_type(s, seen) for s in node["anyOf"]]
+            if any(least is not None for _, least in found):
+                return frozenset(), None
+            return frozenset().union(*(types for types, _ in found)), None
+        if "type" not in node or not keys <= {"type", "minimum"}:
+            return frozenset(), None
+        names = [node["type"]] if isinstance(node["type"], str) else node["type"]
+        types = frozenset(t for n in names for t in _PY_TYPES[n])
+        least = node.get("minimum")
+        if least is not None and not types <= {int, float}:
+            return frozenset(), None  # a minimum over numbers among other types: not by type alone
+        return types, least
 
     def compile_(node: dict):
         keys = set(node) - _ANNOTATIONS
@@ -473,14 +524,22 @@ def _check(definition: str | None) -> Any:
 
             return jsonschema.Draft202012Validator({"$defs": defs, **node}).is_valid
         tests = []
+        type_test = None
         if "type" in node:
             names = [node["type"]] if isinstance(node["type"], str) else node["type"]
             if len(names) == 1:
-                tests.append(_TYPES[names[0]])
+                type_test = _TYPES[names[0]]
             else:  # a tuple of Python types, one test in C; an integral float where integer is allowed
                 exact = tuple(t for n in names for t in _PY_TYPES[n])
                 integral = "integer" in names and "number" not in names
-                tests.append(lambda v: type(v) in exact or (integral and type(v) is float and v.is_integer()))
+                type_test = lambda v: type(v) in exact or (integral and type(v) is float and v.is_integer())  # noqa: E731
+        # An object's or list's own check tests its type itself, where the node has no other test.
+        fused = type_test is not None and (
+            (keys <= {"type", "properties", "required", "additionalProperties"} and type_test({}))
+            or (keys <= {"type", "items", "minItems", "maxItems"} and type_test([]))
+        )
+        if type_test is not None and not fused:
+            tests.append(type_test)
         if "enum" in node:
             allowed = frozenset(node["enum"])
             tests.append(lambda v: type(v) is str and v in allowed)
@@ -490,44 +549,96 @@ def _check(definition: str | None) -> Any:
         if "$ref" in node:
             tests.append(ref(node["$ref"].removeprefix("#/$defs/")))
         if keys & {"properties", "required", "additionalProperties"}:
-            props = {k: compile_(s) for k, s in node.get("properties", {}).items()}
+            properties = node.get("properties", {})
+            props = {k: compile_(s) for k, s in properties.items()}
+            # properties decided by their value's type alone: tested in the loop, no call
+            plain = {}
+            for k, s in properties.items():
+                types, least = by_type(s)
+                if types and least is None:
+                    plain[k] = types
             required = frozenset(node.get("required", ()))
             extra = node.get("additionalProperties", True)
             other = None if extra is True else (lambda v: False) if extra is False else compile_(extra)
+            empty: frozenset = frozenset()
+            other_plain = by_type(extra) if isinstance(extra, dict) else (empty, None)
+            other_plain = other_plain[0] if other_plain[1] is None else empty
+            not_dict = type_test if fused else (lambda v: True)
+
+            def plan(v: dict) -> tuple | None:
+                """The checks ``v`` needs beyond its keys and their values' types, as (key,
+                check) pairs; None where its keys or those types already break ``node``."""
+                if not required <= v.keys():
+                    return None
+                calls = []
+                for k, x in v.items():
+                    fn = props.get(k)
+                    if fn is None:
+                        if other is None or type(x) in other_plain:
+                            continue
+                        fn = other
+                    elif type(x) in plain.get(k, empty):
+                        continue
+                    calls.append((k, fn))
+                return tuple(calls)
+
+            # An object's keys and its values' types (built in C) decide all but the calls its
+            # plan lists: a results file's objects take a few dozen such forms, planned once each.
+            plans: dict[tuple, tuple | None] = {}
 
             def obj(v):
                 if type(v) is not dict:
-                    return True
-                if not required <= v.keys():
+                    return not_dict(v)
+                form = (*v, *map(type, v.values()))
+                calls = plans.get(form, False)
+                if calls is False:
+                    calls = plan(v)
+                    if len(plans) < _PLANS:
+                        plans[form] = calls
+                if calls is None:
                     return False
-                for k, x in v.items():
-                    fn = props.get(k, other)
-                    if fn is not None and not fn(x):
+                for k, fn in calls:
+                    if not fn(v[k]):
                         return False
                 return True
 
             tests.append(obj)
         if keys & {"items", "minItems", "maxItems"}:
             item = compile_(node["items"]) if "items" in node else None
+            item_types, item_least = by_type(node["items"]) if "items" in node else (frozenset(), None)
             low, high = node.get("minItems", 0), node.get("maxItems")
+            not_list = type_test if fused else (lambda v: True)
 
             def arr(v):
                 if type(v) is not list:
-                    return True
+                    return not_list(v)
                 if len(v) < low or (high is not None and len(v) > high):
                     return False
-                return item is None or all(map(item, v))
+                if item is None:
+                    return True
+                # The items' types in C: a list of numbers (an array's data) costs no call per number.
+                if (
+                    item_types
+                    and set(map(type, v)) <= item_types
+                    and (item_least is None or not v or min(v) >= item_least)
+                ):
+                    return True
+                return all(map(item, v))
 
             tests.append(arr)
         if "minimum" in node:
             least = node["minimum"]
             tests.append(lambda v: not (type(v) is int or type(v) is float) or v >= least)
         if "oneOf" in node:
-            options = [compile_(s) for s in node["oneOf"]]
+            options = [(compile_(s), *shortcut(s)) for s in node["oneOf"]]
 
             def one(v):
                 found = 0
-                for o in options:
+                is_dict = type(v) is dict
+                for o, required, dict_only in options:
+                    # an option that cannot hold: an object without its required keys, or not an object
+                    if (required is not None and not required <= v.keys()) if is_dict else dict_only:
+                        continue
                     found += o(v)
                 return found == 1
 
@@ -543,7 +654,7 @@ def _check(definition: str | None) -> Any:
 
             tests.append(some)
         if not tests:
-            return lambda v: True
+            return (lambda v: True) if type_test is None else type_test
         check = tests[0]
         for test in tests[1:]:  # nested ``and``s: no generator per value
             check = (lambda a, b: lambda v: a(v) and b(v))(check, test)
