@@ -291,7 +291,7 @@ class Recorder:
         self.config, self.out = config, out
         self.started = time.monotonic()  # the run's time, of which shrinking divergences takes a share
         try:  # checked before anything runs: a bad entry is a usage error, not a failed run
-            self.known = load_known(options.of_pytest(config).known)
+            self.known = tuple(load_known(options.of_pytest(config).known))  # a tuple: match memoizes by place
         except KnownError as exc:
             raise pytest.UsageError(str(exc)) from None
         self.summary: dict | None = None
