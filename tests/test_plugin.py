@@ -204,6 +204,14 @@ def test_the_benchmark_reads_where_a_runs_time_went_from_its_results_file(pytest
         for x in {r["binding"] for r in results}
     ]
     assert coverage["generated_per_binding_dtype_min"] == min(per) >= 6
+
+    def shapes(r):
+        return tuple(sorted((k, tuple(v["shape"])) for k, v in r["inputs"].items()))
+
+    generated = {shapes(r) for r in results if not r["case_id"].startswith("edge-")}
+    at = {r["case_id"] for r in edges if shapes(r) in generated}
+    assert coverage["edge_rows_at_generated_shapes"] == len(at) < coverage["edge_rows"]
     assert b["wall_s"] is not None and b["overhead_s"] is not None
     bench.print_breakdown(b)
-    assert "coverage:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "coverage:" in out and f"{len(at)} of {coverage['edge_rows']}" in out
