@@ -19,13 +19,13 @@ of a JAX program that does not enable x64, in every mode.
 from __future__ import annotations
 
 import importlib.util
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from lossparity.adapters.base import FrameworkAdapter, py_literal
 from lossparity.core.cache import cache_dir
+from lossparity.core.dtypes import numpy_dtype
 
 
 def compilation_cache() -> Path | None:
@@ -73,16 +73,21 @@ class JaxAdapter(FrameworkAdapter):
         return ("jax", "jaxlib", "optax")
 
     def to_framework(self, array, dtype):
-        jnp = self.namespace()["jnp"]
+        """The case's array as a JAX array of ``dtype`` (float64 without x64: float32, ``held_dtype``).
+
+        Cast by NumPy on the host, then put on the device (``jax.device_put``): ``jnp.asarray``
+        compiles an XLA convert (or copy) for every shape and dtype it meets, one compilation per
+        argument of each new shape, in every mode (edge rows have many shapes). The values are
+        the same bits: a case's floats are already exact in ``dtype`` (``Case.in_dtype``), so the
+        cast is exact, subnormals included; labels are small integers, exact in int32."""
+        jax = self.namespace()["jax"]
         if array.dtype.kind == "b":  # a mask (optax's where)
-            out = jnp.asarray(array, dtype=bool)
-        elif array.dtype.kind == "f":
-            with warnings.catch_warnings():  # float64 without x64: float32, as documented (held_dtype)
-                warnings.filterwarnings("ignore", "Explicitly requested dtype", UserWarning)
-                out = jnp.asarray(array, dtype=getattr(jnp, dtype))
+            host = array.astype(bool)
+        elif array.dtype.kind == "f":  # float64 is float32 unless x64 is on (in this thread: jit_x64's context)
+            host = array.astype(jax.dtypes.canonicalize_dtype(numpy_dtype(dtype)))
         else:
-            out = jnp.asarray(array, dtype=jnp.int32)
-        return out if self.device == "cpu" else self.namespace()["jax"].device_put(out, self._devices()[0])
+            host = array.astype(np.int32)
+        return jax.device_put(host, None if self.device == "cpu" else self._devices()[0])
 
     def literal(self, name, array, dtype):
         kind = f"jnp.{dtype}" if array.dtype.kind == "f" else "bool" if array.dtype.kind == "b" else "jnp.int32"
@@ -150,11 +155,14 @@ class JaxAdapter(FrameworkAdapter):
 
     def program(self, args, wrt, mode):
         sig, ws = ", ".join(args), ", ".join(wrt)
+        # the summed loss's cotangent, ones: in eager mode made on the host, as jnp.ones_like
+        # compiles a broadcast for every shape and dtype of a loss (in jit it is part of the program)
+        ones = "jax.device_put(np.ones(np.shape(loss), loss.dtype))" if mode == "eager" else "jnp.ones_like(loss)"
         lines = (
             [
                 f"def value_and_grad({sig}):",
                 f"    loss, vjp = jax.vjp(lambda {ws}: loss_fn({sig}), {ws})",
-                "    return loss, list(vjp(jnp.ones_like(loss)))",
+                f"    return loss, list(vjp({ones}))",
             ]
             if wrt
             else []

@@ -302,6 +302,10 @@ def breakdown(path: Path) -> dict:
     compiled_s: dict[tuple, list[float]] = {}  # (framework, mode) -> call seconds of calls that compiled
     generated: dict[tuple, set] = {}  # (spec, binding, dtype) -> generated case ids
     edge_rows, bindings, unsupported = set(), set(), set()
+    # a spec's argument shapes (name, shape) per generated case and per edge row: an edge row at a
+    # shape its spec's generated cases use reuses their compilations (eager JAX: every primitive)
+    shapes: dict[tuple, set] = {}  # (spec, "edge"|"generated") -> argument shapes
+    edge_shape: dict[tuple, tuple] = {}  # (spec, row) -> its argument shapes
     for r in _stream(path):
         kind = r.get("kind")
         if kind == "meta":
@@ -323,8 +327,11 @@ def breakdown(path: Path) -> dict:
             row[3] += seconds.get("oracle", 0.0)
             (compiled_s if r.get("compiled") else calls).setdefault(fm, []).append(call)
             bindings.add((r["spec"], r["binding"]))
+            signature = tuple(sorted((k, tuple(v.get("shape", ()))) for k, v in (r.get("inputs") or {}).items()))
+            shapes.setdefault((r["spec"], origin), set()).add(signature)
             if origin == "edge":
                 edge_rows.add((r["spec"], r["origin"]["row"]))
+                edge_shape[r["spec"], r["origin"]["row"]] = signature
             else:
                 generated.setdefault((r["spec"], r["binding"], r["dtype"]), set()).add(r["case_id"])
     per_mode = {}
@@ -372,6 +379,9 @@ def breakdown(path: Path) -> dict:
             "examples": meta.get("examples"),
             "binding_dtypes_under": sum(n < (meta.get("examples") or 0) for n in per_binding),
             "edge_rows": len(edge_rows),
+            "edge_rows_at_generated_shapes": sum(
+                sig in shapes.get((spec, "generated"), ()) for (spec, _), sig in edge_shape.items()
+            ),
             "edge_results": sum(m.get("edge_results", 0) for m in per_mode.values()),
             "generated_results": sum(m.get("generated_results", 0) for m in per_mode.values()),
         },
@@ -415,6 +425,10 @@ def print_breakdown(b: dict) -> None:
         f"generated cases per binding and dtype: fewest "
         f"{c['generated_per_binding_dtype_min']}, median {c['generated_per_binding_dtype_median']:g} over "
         f"{c['binding_dtypes']} binding-dtypes ({c['binding_dtypes_under']} under the {c['examples']} asked)"
+    )
+    print(
+        f"edge rows at a shape their spec's generated cases use (so their compilations are shared): "
+        f"{c['edge_rows_at_generated_shapes']} of {c['edge_rows']}"
     )
 
 

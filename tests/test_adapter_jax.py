@@ -188,3 +188,41 @@ def test_keras_on_jax_shares_jaxs_process_and_its_compiled_primitives():
         for how in ("alone", "shared")
     }
     assert 0 <= counts["shared"] < counts["alone"], counts
+
+
+def test_arrays_and_eager_cotangent_compile_nothing_and_keep_every_bit():
+    """A case's arrays reach JAX by a host cast and ``jax.device_put``, and eager mode's cotangent is
+    made on the host: neither compiles (``jnp.asarray(x, dtype=...)`` and ``jnp.ones_like`` compiled
+    once per new shape and dtype, most of all at the edge rows' shapes). The arrays are the bits
+    ``jnp.asarray`` gave, subnormals, signed zeros and non-finite values included, and float64 is
+    float32 unless x64 is on."""
+    import jax
+    import jax.numpy as jnp
+
+    ADAPTER.use("cpu")
+    ADAPTER.prepare()
+    tiny = [5.9604644775390625e-08, -1.401298464324817e-45, 9.183549615799121e-41]
+    raw = np.array([[0.0, -0.0, np.inf], [-np.inf, np.nan, 1.5], tiny], np.float64)
+    dtypes = ("float16", "bfloat16", "float32", "float64")
+    exact = {d: Case("x", "x", {}, {"input": raw}, {}).in_dtype(d)["input"] for d in dtypes}  # as a run gives them
+    before = ADAPTER.compilations({})
+    got = {d: ADAPTER.to_framework(exact[d], d) for d in dtypes}
+    with jax.enable_x64(True):
+        wide = ADAPTER.to_framework(exact["float64"], "float64")
+    labels = ADAPTER.to_framework(np.array([[2, -100, 7]], np.int64), "float32")
+    mask = ADAPTER.to_framework(np.array([[True, False, True]]), "float32")
+    ones = jax.device_put(np.ones(np.shape(labels), got["bfloat16"].dtype))  # eager mode's cotangent
+    assert ADAPTER.compilations({}) == before
+    assert [str(got[d].dtype) for d in dtypes] == ["float16", "bfloat16", "float32", "float32"]
+    assert (wide.dtype, labels.dtype, mask.dtype, ones.dtype) == (jnp.float64, jnp.int32, jnp.bool_, jnp.bfloat16)
+    for d in dtypes:
+        want = jnp.asarray(exact[d], dtype=got[d].dtype)  # the former way
+        bits = np.uint16 if got[d].dtype.itemsize == 2 else np.uint32
+        assert np.array_equal(np.asarray(got[d]).view(bits), np.asarray(want).view(bits)), d
+    np.testing.assert_array_equal(np.asarray(labels), [[2, -100, 7]])
+    eager, jit = (ADAPTER.function_source("jnp.sum(x ** 2)", ["x"], ["x"], m) for m in ("eager", "jit"))
+    assert "np.ones(np.shape(loss), loss.dtype)" in eager and "jnp.ones_like(loss)" in jit
+    namespace = dict(ADAPTER.namespace())
+    exec(compile(eager, "<test>", "exec"), namespace)  # noqa: S102 - the adapter's own program
+    loss, (grad,) = namespace["value_and_grad"](got["float32"][1:2, 2:])
+    np.testing.assert_array_equal(np.asarray(grad), [[3.0]])

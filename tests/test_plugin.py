@@ -129,8 +129,8 @@ def test_a_run_reads_the_known_deviations_file_it_is_given(pytester):
 def test_bindings_that_share_a_compiler_and_dtype_share_a_worker():
     """``lossparity run -n N`` distributes with ``--dist loadgroup``: optax's and Keras-on-JAX's
     bindings of one dtype are one group (one worker: one JAX compilation serves the next), each
-    dtype another; a framework that compiles nothing is left to any worker; past 8 workers a
-    group is split by spec, the same way for every binding of the spec."""
+    dtype JAX holds another (float64 is float32's); a framework that compiles nothing is left to
+    any worker; past 8 workers a group is split by spec, the same way for every binding of the spec."""
     from lossparity.conformance.plugin import LpItem, _group
     from lossparity.conformance.registry import all_bindings
     from lossparity.conformance.specs import SPECS
@@ -143,7 +143,10 @@ def test_bindings_that_share_a_compiler_and_dtype_share_a_worker():
 
     assert group("optax.losses.huber_loss", "float32") == group("keras.losses.Huber[jax]", "float32") == "xla-float32"
     assert group("optax.losses.huber_loss", "float16") == "xla-float16"
+    # JAX without x64 holds float64 as float32: those batches compute on the float32 batches' shapes and dtype
+    assert group("optax.losses.huber_loss", "float64") == group("keras.losses.Huber[jax]", "float64") == "xla-float32"
     assert group("keras.losses.Huber[tensorflow]", "float32") == "tensorflow-float32"
+    assert group("keras.losses.Huber[tensorflow]", "float64") == "tensorflow-float64"
     assert group("torch.nn.HuberLoss", "float32") is None and group("keras.losses.Huber[torch]", "float32") is None
     assert _group(LpItem(by_id["optax.losses.huber_loss"], unavailable="optax is not installed"), 2) is None
     split = {
@@ -204,6 +207,14 @@ def test_the_benchmark_reads_where_a_runs_time_went_from_its_results_file(pytest
         for x in {r["binding"] for r in results}
     ]
     assert coverage["generated_per_binding_dtype_min"] == min(per) >= 6
+
+    def shapes(r):
+        return tuple(sorted((k, tuple(v["shape"])) for k, v in r["inputs"].items()))
+
+    generated = {shapes(r) for r in results if not r["case_id"].startswith("edge-")}
+    at = {r["case_id"] for r in edges if shapes(r) in generated}
+    assert coverage["edge_rows_at_generated_shapes"] == len(at) < coverage["edge_rows"]
     assert b["wall_s"] is not None and b["overhead_s"] is not None
     bench.print_breakdown(b)
-    assert "coverage:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "coverage:" in out and f"{len(at)} of {coverage['edge_rows']}" in out

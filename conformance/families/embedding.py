@@ -300,10 +300,11 @@ TRIPLET_MARGIN = [
 NTXENT = [
     edge("optax-doc", "optax's docstring example: 1.0986123 = log 3 for 1-D embeddings of one sign",
          input=[[0.08969027], [1.6291292], [0.8622629], [0.13612625]], target=_labels([0, 0, 1, 1])),
+    # (4, 2): a shape the generator draws (_GROUPS), so compiled modes reuse its executables
     edge("no-positive", "every label different: no positive pair, 0/0 = NaN",
-         input=[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], target=_labels([0, 1, 2])),
+         input=[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.5]], target=_labels([0, 1, 2, 3])),
     edge("no-negative", "one group only: each pair's softmax is over itself, loss 0",
-         input=[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], target=_labels([0, 0, 0])),
+         input=[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.5]], target=_labels([0, 0, 0, 0])),
     edge("zero-vector", "a zero embedding: optax clips squared norms at the dtype's eps, so its "
          "cosines are 0", input=[[0.0, 0.0], [1.0, 0.0], [0.5, 0.5], [-1.0, 0.2]], target=_labels([0, 0, 1, 1])),
     edge("tiny-norm", "|e| = 1e-4 < sqrt(float32 eps) = 3.5e-4: the floor divides, not |e|",
