@@ -215,13 +215,16 @@ def attribute(
     """
     sa, sb = _aligned(a_setting, b_setting)
     differing = [k for k in sa if k not in ignore and sa[k] != sb[k]]
+    # the ignored knobs (a layout: where the adapter puts the class axis) change no canonical value
+    # and are credited with nothing, but they travel with any switch: a convention that depends on
+    # the layout (last_axis_only: only a last class axis is supported) is tried in B's
+    layout = {k: sb[k] for k in ignore if k in sb}
     cache: dict[frozenset, Prediction] = {}
 
     def run(switched: frozenset) -> Prediction:
         if switched not in cache:
-            cache[switched] = predict(
-                {**sa, **{k: sb[k] for k in switched}}, specs, case_for, dtype, part=part, shape=shape
-            )
+            setting = {**sa, **(layout if switched else {}), **{k: sb[k] for k in switched}}
+            cache[switched] = predict(setting, specs, case_for, dtype, part=part, shape=shape)
         return cache[switched]
 
     # Closeness is judged in the spec B computes, whose tolerance its value is held to.
