@@ -262,7 +262,17 @@ def resolve(
         raise ExplainError(f"{text!r} has no binding of spec {only!r} ('lossparity list' shows them all)")
     if text in SPECS:  # the oracle alone: a spec has every parameter and no convention
         spec = SPECS[text]
-        oracle = Binding(spec.name, spec.name, ORACLE, "", params={p: p for p in spec.defaults}, dtypes=tuple(DTYPES))
+        # and takes the inputs some binding of it takes (mean_pairwise_squared_error: a batch, rank 1 or more)
+        min_rank = min((b.min_rank for bs in _by_id().values() for b in bs if b.spec == spec.name), default=0)
+        oracle = Binding(
+            spec.name,
+            spec.name,
+            ORACLE,
+            "",
+            params={p: p for p in spec.defaults},
+            dtypes=tuple(DTYPES),
+            min_rank=min_rank,
+        )
         return _side(oracle, spec, raw, params, dtype, mode, text=text)
     problems = []
     candidates = _candidates(text, only, dtype, mode)
@@ -352,9 +362,9 @@ def _side(
     transforms = dict(transforms or {})
     raw = {k: _kind_of_empty(spec, k, np.asarray(v)) for k, v in raw.items()}
     if np.ndim(raw["input"]) < binding.min_rank:  # Binding.takes: Keras' axis=1 on an unbatched input
+        why = "its class axis is axis 1" if binding.conventions.get("class_axis") == 1 else "a batch [batch_size, ...]"
         raise ExplainError(
-            f"it takes inputs of rank {binding.min_rank} or more (its class axis is axis 1), "
-            f"not shape {np.shape(raw['input'])}"
+            f"it takes inputs of rank {binding.min_rank} or more ({why}), not shape {np.shape(raw['input'])}"
         )
     # a value the binding is bound with alone is implied (kl_divergence_with_log_targets: log_target=True)
     implied = {k: v for k, v in binding.requires.items() if v is not GIVEN and k not in params}

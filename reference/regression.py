@@ -776,9 +776,10 @@ def _pairwise_parts(input, target, sample_weight):
         raise ValueError("mean_pairwise_squared_error takes a batch [batch_size, d0, ... dN]")
     w = tf_v1_weights(x.shape, sample_weight)  # OracleError("ValueError") where TensorFlow refuses them
     given = np.asarray(1.0 if sample_weight is None else sample_weight, np.float64)
+    flat = (len(x), int(np.prod(x.shape[1:], dtype=np.int64)))  # explicit: an empty batch has no -1 to infer
     with np.errstate(invalid="ignore", over="ignore"):
-        r = (x - y).reshape(len(x), -1)
-    n = np.count_nonzero(w.reshape(len(x), -1), axis=1).astype(np.float64)
+        r = (x - y).reshape(flat)
+    n = np.count_nonzero(w.reshape(flat), axis=1).astype(np.float64)
     per_loss = (len(x),) + (1,) * (x.ndim - 1)
     # (term1 - term2) (N, 1, ..., 1) times the weights as given: each sample's multiplier is the sum of its
     # weights over the product's extents (the given weights' own, not the input's)
@@ -791,7 +792,7 @@ def _sum_to_samples(a: np.ndarray, batch: int) -> np.ndarray:
     a = np.asarray(a, np.float64)
     if a.ndim == 0:
         return np.full(batch, float(a))
-    return np.broadcast_to(a.reshape(a.shape[0], -1).sum(axis=1), (batch,))
+    return np.broadcast_to(a.reshape(a.shape[0], int(np.prod(a.shape[1:], dtype=np.int64))).sum(axis=1), (batch,))
 
 
 def _safe(num, den):

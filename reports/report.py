@@ -63,8 +63,9 @@ MAX_PER_GROUP = 20
 #: Detailed blocks on the page at most (findings and divergences each): when groups are many,
 #: every group shows fewer than MAX_PER_GROUP; a group of findings or of unexplained divergences
 #: one at least, a group of known results or explained divergences only while there is room
-#: (see ``_shown``). A block is 3 to 6 kB: 600 of each keep the page a few MB.
-MAX_DETAILS = 600
+#: (see ``_shown``). A block is 3 to 6 kB: 400 of each keep the page a few MB (600 of each made the
+#: default run of 407 bindings a 21.5 MB page, past issue 20's 20 MB).
+MAX_DETAILS = 400
 #: Result lines per binding x dtype whose arrays feed the error plots: the PLOT_WORST farthest
 #: from the oracle (their greatest ``max_ulp``, value or gradient) and PLOT_DRAWN more drawn
 #: at random (the smallest CRC-32 of their identity: the same lines whatever the file's order).

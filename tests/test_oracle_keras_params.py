@@ -104,7 +104,9 @@ def test_categorical_focal_alpha_list_scales_each_class():
 
 def test_alpha_list_bindings_pass_the_weight_as_alpha():
     ids = {
-        b.id: b for b in bindings("keras[tensorflow]") if b.spec == "categorical_focal_cross_entropy" and "+" in b.id
+        b.id: b
+        for b in bindings("keras[tensorflow]")
+        if b.spec == "categorical_focal_cross_entropy" and "+alpha_list" in b.id
     }
     assert set(ids) == {
         "keras.losses.CategoricalFocalCrossentropy+alpha_list[tensorflow]",

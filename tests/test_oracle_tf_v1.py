@@ -348,6 +348,21 @@ def test_mean_pairwise_squared_error_is_the_mean_over_pairs_within_each_sample()
     assert float(mpse(np.array([[1.0], [4.0]]), np.zeros((2, 1)))) == 0.0
 
 
+def test_mean_pairwise_squared_error_of_an_empty_batch_is_zero_and_a_scalar_is_no_batch(capsys):
+    # found by test_fuzz: an empty batch crashed the oracle's reshape (no -1 to infer from 0 elements), and a
+    # 0-d input, which the documented [batch_size, d0, ... dN] excludes, was a traceback in explain
+    from lossparity.cli import main
+
+    spec = SPECS["mean_pairwise_squared_error"]
+    for shape in [(0,), (0, 3), (2, 0)]:
+        x = np.zeros(shape)
+        assert spec.oracle(x, x) == 0.0
+        assert spec.gradient(x, x)["input"].shape == shape
+    assert main(["explain", "mean_pairwise_squared_error", "--input", "0.0", "--target", "0.0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "rank 1 or more" in err and "shape ()" in err
+
+
 def test_mean_pairwise_squared_error_weights():
     from lossparity.reference.regression import mean_pairwise_squared_error as mpse
 

@@ -10,6 +10,7 @@ from fake_records import result
 from lossparity.conformance import pairs
 from lossparity.conformance.attribution import attribute, knobs
 from lossparity.conformance.conclude import conclude
+from lossparity.conformance.generate import DOMAIN_BUCKET
 from lossparity.conformance.known import load_known
 from lossparity.conformance.registry import adapter_for, all_bindings
 from lossparity.conformance.runner import evaluate, expect, expect_gradients
@@ -51,6 +52,21 @@ def test_derived_cases_feed_the_transform_in_float64_and_keep_the_gen_ids():
     np.testing.assert_allclose(p.arrays["input"], 1 / (1 + np.exp(-z.arrays["input"])), rtol=1e-15)
     assert p.arrays["input"][2] < 1.0  # float64 keeps 1 - 9.4e-14: rounding to the dtype comes later
     assert p.in_dtype("float32")["input"][2] == 1.0
+
+
+def test_pairs_never_take_the_domain_buckets_integer_targets():
+    # /tmp/full11: the domain bucket's int64 0/1 labels (generate.domain) reached CrossEntropyLoss through
+    # bce-ce, which raised "Expected floating point type for target with class probabilities, got Long":
+    # what a binding does with an integer target is its own spec's convention (int_targets), not ground
+    # the two calls share
+    selection = Selection(losses=(BCE, CE_SOFT), examples=20)
+    domain = [c for c in selection.cases(BCE) if c.origin.get("bucket") == DOMAIN_BUCKET]
+    assert domain and any(np.asarray(c.arrays["target"]).dtype.kind == "i" for c in domain)
+    ce = BINDINGS[f"{CE_SOFT}:torch.nn.CrossEntropyLoss"]
+    derived = pairs.cases_for(selection, ce, SPECS[CE_SOFT])
+    assert any(c.id.startswith("gen-") for c in derived)
+    assert all(np.asarray(c.arrays["target"]).dtype.kind == "f" for c in derived)
+    assert not {c.id.split(pairs.SEP)[0] for c in derived} & {c.id for c in domain}
 
 
 def test_a_run_derives_cases_only_for_the_twins_it_selects_and_only_those_they_take():

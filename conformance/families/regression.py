@@ -446,7 +446,8 @@ BINDINGS: list[Binding] = [
     # Its own weights and no reduction (reference/regression.py); float32 like the others
     Binding(f"{TF_V1}.mean_pairwise_squared_error", "mean_pairwise_squared_error", "tensorflow",
             f"{TF_V1}.mean_pairwise_squared_error(labels=target, predictions=input{{kw}})",
-            params={"sample_weight": "weights"}, computes_in="float32", stages=reg.PAIRWISE_STAGES),
+            params={"sample_weight": "weights"}, computes_in="float32", stages=reg.PAIRWISE_STAGES,
+            min_rank=1),  # documented for [batch_size, d0, ... dN]: a 0-d input is no batch
     # -- jax (optax.losses) --
     # optax's regression losses are elementwise and never reduce; `targets` defaults to None,
     # documented as a zero target: the no-target calls are bound to the l2_loss spec.
