@@ -241,6 +241,15 @@ def keras_channels_first(b: Binding, backends=None) -> Binding:
     return replace(b, id=f"{b.id}+channels_first", call=call, conventions=conventions, min_rank=2)
 
 
+def with_convention(bindings: list[Binding], name: str, by_id: dict[str, str], specs) -> list[Binding]:
+    """``bindings`` with convention ``name`` set to ``by_id[b.id]`` on those whose id it names and whose
+    spec is one of ``specs`` (the specs that take the convention); the others as they are."""
+    return [
+        replace(b, conventions={**b.conventions, name: by_id[b.id]}) if b.id in by_id and b.spec in specs else b
+        for b in bindings
+    ]
+
+
 def on_backend(backend: str, bindings: list[Binding]) -> list[Binding]:
     """Each backend-less binding as it runs on ``backend``: its id and framework name it
     (``keras.losses.Huber[jax]`` of ``keras[jax]``), and its per-backend conventions apply."""

@@ -25,6 +25,7 @@ from lossparity.conformance.bindings import (
     optax_loss,
     tf_v1_loss,
     torch_pair,
+    with_convention,
 )
 from lossparity.conformance.edges import F32_BELOW_ONE, F32_TINY, F64_BELOW_ONE, F64_TINY, INF, NAN, edge
 from lossparity.conformance.generate import (
@@ -729,12 +730,7 @@ _INT_TARGETS = {
     "tf.nn.sigmoid_cross_entropy_with_logits": "TypeError",
     "tf.compat.v1.nn.sigmoid_cross_entropy_with_logits": "TypeError",
 }
-BINDINGS = [
-    replace(b, conventions={**b.conventions, "int_targets": _INT_TARGETS[b.id]})
-    if b.id in _INT_TARGETS and b.spec in INT_TARGETS
-    else b
-    for b in BINDINGS
-]
+BINDINGS = with_convention(BINDINGS, "int_targets", _INT_TARGETS, INT_TARGETS)
 
 # Keras' channels-first calls (issue 19): each Keras binding above (not the class-weight one, which gathers
 # along the last axis) with axis=1 on (N, C, d1, ...) arrays, the class axis where torch has it

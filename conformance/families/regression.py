@@ -8,8 +8,6 @@ exactly (a zero residual: the kink of |r|), deltas cover the quadratic and the l
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 from hypothesis import strategies as st
 
@@ -26,6 +24,7 @@ from lossparity.conformance.bindings import (
     optax_loss,
     tf_v1_loss,
     torch_pair,
+    with_convention,
 )
 from lossparity.conformance.edges import INF, NAN, edge
 from lossparity.core.model import Binding, Spec
@@ -495,9 +494,4 @@ _INT_INPUTS = {
     "keras.losses.mean_squared_error": "cast_target",  # on every backend
     "keras.losses.mean_absolute_error": "cast_target",
 }
-BINDINGS = [
-    replace(b, conventions={**b.conventions, "int_inputs": _INT_INPUTS[b.id]})
-    if b.id in _INT_INPUTS and b.spec in INT_TARGETS
-    else b
-    for b in BINDINGS
-]
+BINDINGS = with_convention(BINDINGS, "int_inputs", _INT_INPUTS, INT_TARGETS)
