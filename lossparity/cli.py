@@ -41,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="rebuild the HTML report from a results file")
     rep.add_argument("results", help="a results.jsonl written by 'lossparity run'")
     rep.add_argument("-o", "--output", help="HTML file to write (default: report.html beside RESULTS)")
+    rep.add_argument(
+        "-j",
+        "--jobs",
+        type=options.worker_count,
+        default="auto",
+        help="processes that read the results file: a number, or 'auto' (the default: every core)",
+    )
 
     dif = sub.add_parser("diff", help="regression report between two results files")
     dif.add_argument("base", metavar="BASE", help="the earlier results.jsonl")
@@ -353,11 +360,13 @@ def cmd_list(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from lossparity.core.records import ResultsFileError, iter_records
-    from lossparity.reports.report import collect
+    from lossparity.core.records import ResultsFileError
+    from lossparity.reports.report import collect_file
 
+    if args.jobs < 1:
+        raise UsageError(f"argument -j/--jobs: must be >= 1, got {args.jobs}")
     try:  # one pass over the file, validated line by line: nothing but the report's data is held
-        report = collect(iter_records(Path(args.results), validate=True, skim=True))
+        report = collect_file(Path(args.results), workers=args.jobs)
     except ResultsFileError as exc:
         raise UsageError(str(exc)) from None
     out = Path(args.output) if args.output else Path(args.results).with_name("report.html")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from lossparity.core.dtypes import DTYPES
-from lossparity.core.records import whole
+from lossparity.core.records import hold, map_batches, whole
 from lossparity.core.verdicts import FINDINGS, SILENT, VERDICTS
 from lossparity.reports.format import (
     GRADIENTS,
@@ -87,12 +87,25 @@ def render_report(records: Iterable[dict]) -> str:
     return collect(records).page()
 
 
-def collect(records: Iterable[dict]) -> ReportData:
-    """The report's data from ``records``, consumed one at a time (see :class:`ReportData`)."""
+def collect(records: Iterable[dict], before: int = 0) -> ReportData:
+    """The report's data from ``records``, consumed one at a time (see :class:`ReportData`);
+    ``before``: how many records of their file come before them (``map_batches``)."""
     collector = ReportData()
+    collector.seen = before
     for r in records:
         collector.add(r)
     return collector
+
+
+def collect_file(path: str | Path, *, workers: int = 1) -> ReportData:
+    """The report's data from a results file, every line validated (``iter_records(validate=True)``'s
+    errors, the first bad line named), read in batches by ``workers`` processes (``map_batches``),
+    each batch's data merged into the file's in file order (:meth:`ReportData.merge`): the same
+    data as ``collect(iter_records(path, validate=True, skim=True))``."""
+    data = ReportData()
+    for part in map_batches(Path(path), collect, validate=True, skim=True, workers=workers):
+        data.merge(part)
+    return data
 
 
 class ReportData:
@@ -110,8 +123,10 @@ class ReportData:
         # verdict), ...), where a finding lies) -> result lines: one tuple per line, in C; the
         # tables below are folded from it once, when the page is made (``_fold``)
         self.tally: Counter = Counter()
+        self.seen = 0  # records of the file read before the next: a line's place, which breaks ties
+        # the tables folded from the tally (``_fold``); empty until then, so that a batch's data pickles
         self.counts: Counter = Counter()
-        self.matrix: dict[str, dict[str, dict[str, Counter]]] = defaultdict(lambda: defaultdict(dict))
+        self.matrix: dict[str, dict[str, dict[str, Counter]]] = {}
         self.unsupported: dict[tuple[str, str], dict] = {}
         # group -> [its count, the first records of it]
         self.findings: dict[tuple, list] = {}
@@ -123,14 +138,16 @@ class ReportData:
         self.frameworks: dict[str, None] = {}
         self.framework_of: dict[str, str] = {}  # binding id -> framework, as the result lines say
         # (spec, binding) -> (dtype, mode, device) -> column ("all", "value", "∂input", "in") -> counts
-        self.bindings: dict[tuple[str, str], dict] = defaultdict(lambda: defaultdict(lambda: defaultdict(Counter)))
+        self.bindings: dict[tuple[str, str], dict] = {}
         self.gradient_names: dict[str, None] = {}
         self.plotted: Counter = Counter()  # (spec, binding, dtype) -> result lines seen
-        # (spec, binding, dtype) -> (the worst lines: heap of (ulp, key, n, r), the drawn: heap of (-key, n, r))
+        # (spec, binding, dtype) -> (the worst lines: heap of (ulp, -key, n, r), the least keys: heap of (-key, -n, r)),
+        # n the line's place among the file's records
         self.plot_sample: dict[tuple, tuple[list, list]] = {}
         self.failing = False  # a deviation, error mismatch, crash, timeout or unexplained divergence
 
     def add(self, r: Any) -> None:
+        self.seen += 1
         if not isinstance(r, Mapping):
             return
         kind = r.get("kind")
@@ -148,13 +165,13 @@ class ReportData:
                 str(r.get("mode")),
                 *(str(side.get("binding")) for side in sides),
             )
-            _keep(self.divergences, group, r)
+            _keep(self.divergences, group, hold(r))
         elif kind == "agreement":
             self.agreements.append(r)  # one per compared pair of bindings: few
         elif kind == "shrunk":
             self.n_shrunk += 1
             if len(self.shrunk) < MAX_DETAILS:
-                self.shrunk.append(r)
+                self.shrunk.append(hold(r))
         elif kind == "meta" and not self.meta:
             self.meta = r
         elif kind == "summary":
@@ -196,7 +213,7 @@ class ReportData:
             group = self.unsupported.setdefault((fw, reason), {"framework": fw, "reason": reason, "bindings": {}})
             group["bindings"][f"{binding} ({spec})"] = None
         elif verdict != "conform":
-            _keep(self.findings, (spec, binding, verdict, dtype, mode), r)
+            _keep(self.findings, (spec, binding, verdict, dtype, mode), hold(r))
 
     def _fold(self) -> None:
         """The tables of the result lines (counts, the specs x frameworks matrix, each binding's
@@ -221,30 +238,55 @@ class ReportData:
 
     def _sample(self, series: tuple, r: Mapping, grads: list) -> None:
         """Keep ``r`` for the error plots if it is among the PLOT_WORST farthest from the oracle
-        or the PLOT_DRAWN of smallest key of its series (heaps: a line in, the least kept out)."""
+        or the PLOT_WORST + PLOT_DRAWN of least key of its series (heaps: a line in, the least kept
+        out); ``plots`` draws PLOT_DRAWN of the latter that are not among the former. Ties are
+        broken by the line's place, never by comparing records."""
         worst, drawn = self.plot_sample.get(series) or self.plot_sample.setdefault(series, ([], []))
-        n = self.plotted[series]  # ties broken by order, never by comparing records
-        ident = f"{r.get('case_id')}|{r.get('mode')}|{r.get('device')}".encode()
-        key = zlib.crc32(ident)
-        entry = (_max_ulp(r, grads), -key, n, r)
-        if len(worst) < PLOT_WORST:
-            heapq.heappush(worst, entry)
-            return
-        if entry[:3] > worst[0][:3]:
-            entry = heapq.heapreplace(worst, entry)  # the line it displaces may still be drawn
-        key, n, r = -entry[1], entry[2], entry[3]
-        if len(drawn) < PLOT_DRAWN:
-            heapq.heappush(drawn, (-key, n, r))
-        elif -key > drawn[0][0]:
-            heapq.heapreplace(drawn, (-key, n, r))
+        key = zlib.crc32(f"{r.get('case_id')}|{r.get('mode')}|{r.get('device')}".encode())
+        _offer(worst, drawn, (_max_ulp(r, grads), -key, self.seen), r)
+
+    def merge(self, later: ReportData) -> None:
+        """Fold in the data of the records that follow this data's in the file (a batch of
+        ``map_batches``): the data of the two read one after the other."""
+        if not self.meta:
+            self.meta = later.meta
+        if later.summary is not None:
+            self.summary = later.summary
+        self.seen = later.seen
+        self.failing |= later.failing
+        self.tally.update(later.tally)
+        self.plotted.update(later.plotted)
+        self.div_counts.update(later.div_counts)
+        for groups, more in ((self.findings, later.findings), (self.divergences, later.divergences)):
+            for group, (count, kept) in more.items():
+                entry = groups.get(group) or groups.setdefault(group, [0, []])
+                entry[0] += count
+                entry[1] += kept[: MAX_PER_GROUP - len(entry[1])]
+        for series, (worst, drawn) in later.plot_sample.items():
+            mine = self.plot_sample.get(series) or self.plot_sample.setdefault(series, ([], []))
+            for ulp, key, n, r in worst:  # each line of the batch was offered to both: each heap once
+                _offer(*mine, (ulp, key, n), r, to_drawn=False)
+            for key, neg_n, r in drawn:
+                _offer(*mine, (0.0, key, -neg_n), r, to_worst=False)
+        for where, group in later.unsupported.items():
+            mine = self.unsupported.setdefault(where, {**group, "bindings": {}})
+            mine["bindings"].update(group["bindings"])
+        self.agreements += later.agreements
+        self.shrunk += later.shrunk[: MAX_DETAILS - len(self.shrunk)]
+        self.n_shrunk += later.n_shrunk
 
     def plots(self) -> ErrorPlots:
-        """The error plots of the sampled lines, read with their numbers, in file order."""
+        """The error plots of the sampled lines, read with their numbers, in file order: the
+        PLOT_WORST farthest from the oracle, and the PLOT_DRAWN of least key of the others."""
         plots = ErrorPlots()
         for series in sorted(self.plot_sample):
             worst, drawn = self.plot_sample[series]
-            for _, r in sorted([(e[2], e[3]) for e in worst] + [(e[1], e[2]) for e in drawn], key=lambda e: e[0]):
-                plots.add(whole(r))
+            chosen = {n: r for _, _, n, r in worst}
+            held = {-neg_n: r for _, neg_n, r in drawn}
+            others = sorted((-key, n) for key, n in ((key, -neg_n) for key, neg_n, _ in drawn) if n not in chosen)
+            chosen.update((n, held[n]) for _, n in others[:PLOT_DRAWN])
+            for n in sorted(chosen):
+                plots.add(whole(chosen[n]))
         return plots
 
     def page(self) -> str:
@@ -262,6 +304,7 @@ class ReportData:
             lambda g: (order.get(g[2], len(order)), g[0], g[1], rank(g[3], DTYPES), rank(g[4], MODES)),
             lambda g: g[2] in FINDINGS,
         )
+        findings = [whole(r) for r in findings]
         findings.sort(
             key=lambda r: (
                 order.get(r.get("verdict"), len(order)),
@@ -274,6 +317,7 @@ class ReportData:
         divergences, divergence_groups = _shown(
             self.divergences, lambda g: (g[1] != "unexplained", *g), lambda g: g[1] == "unexplained"
         )
+        divergences = [whole(d) for d in divergences]
         divergences.sort(
             key=lambda d: (
                 d.get("status") != "unexplained",
@@ -313,10 +357,10 @@ class ReportData:
                 key=lambda g: (g["framework"], g["reason"]),
             ),
             "plot_sample": (PLOT_WORST, PLOT_DRAWN),
-            "findings": [format_finding(whole(r)) for r in findings],
+            "findings": [format_finding(r) for r in findings],
             "n_findings": sum(n for n, _ in self.findings.values()),
             "finding_groups": finding_groups,
-            "divergences": [format_divergence(whole(d)) for d in divergences],
+            "divergences": [format_divergence(d) for d in divergences],
             "n_divergences": sum(n for n, _ in self.divergences.values()),
             "divergence_groups": divergence_groups,
             "stale": [k for k in map(format_known, (summary or {}).get("stale_known") or []) if k],
@@ -325,6 +369,19 @@ class ReportData:
             **_attention(self.findings, self.divergences),
             **_shrunk_context(self.shrunk, self.n_shrunk, order),
         }
+
+
+def _offer(worst: list, drawn: list, entry: tuple, r: Mapping, *, to_worst: bool = True, to_drawn: bool = True) -> None:
+    """Offer a line, ``entry`` = (its greatest ULP error, -its key, its place n), to a series'
+    plot sample: ``worst`` keeps the PLOT_WORST greatest entries, ``drawn`` the PLOT_WORST +
+    PLOT_DRAWN least (key, n) as (-key, -n). A line is held (``hold``), not its record."""
+    ulp, key, n = entry
+    if to_worst and (len(worst) < PLOT_WORST or entry > worst[0][:3]):
+        r = hold(r)
+        (heapq.heappush if len(worst) < PLOT_WORST else heapq.heapreplace)(worst, (ulp, key, n, r))
+    if to_drawn and (len(drawn) < PLOT_WORST + PLOT_DRAWN or (key, -n) > drawn[0][:2]):
+        r = hold(r)
+        (heapq.heappush if len(drawn) < PLOT_WORST + PLOT_DRAWN else heapq.heapreplace)(drawn, (key, -n, r))
 
 
 def _attention(findings: Mapping[tuple, list], divergences: Mapping[tuple, list]) -> dict:
@@ -357,7 +414,7 @@ def _shrunk_context(shrunk: list[Mapping], count: int, order: Mapping[str, int])
     """The smallest case of each group of findings (``shrunk`` lines), findings first, as the
     finding blocks are ordered; ``n_shrunk``: how many groups the file holds."""
     rows = sorted(
-        shrunk,
+        map(whole, shrunk),
         key=lambda r: (
             order.get(str(r.get("verdict")), len(order)),
             str(r.get("spec")),
@@ -366,7 +423,7 @@ def _shrunk_context(shrunk: list[Mapping], count: int, order: Mapping[str, int])
             rank(str(r.get("mode")), MODES),
         ),
     )
-    return {"shrunk": [format_shrunk(whole(r)) for r in rows], "n_shrunk": count}
+    return {"shrunk": [format_shrunk(r) for r in rows], "n_shrunk": count}
 
 
 def _known_entries(entries: Any) -> list[dict]:
