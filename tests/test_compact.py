@@ -119,10 +119,14 @@ def test_a_baseline_keeps_what_diff_compares_and_no_arrays(tmp_path):
     assert by_case["heals"]["reproducer"] == "print(1)" and by_case["heals"]["errors"]["summary"]
     assert "summary" not in by_case["stays"]["errors"]
     assert by_case["drifts"]["errors"]["max_ulp"] == 0.5
-    # a conforming line: no origin nor tolerance, its absolute and relative errors to 3 digits
+    # a conforming line: no origin nor tolerance, nor the absolute and relative errors and index diff does not read
     assert by_case["stays"]["origin"] == {} and by_case["heals"]["origin"] == {"table": "t"}
-    quiet = baseline_record({**RECORDS[1], "errors": {"max_abs": 0.0123456, "max_rel": 1 / 3, "max_ulp": 2 / 3}})
-    assert quiet["errors"] == {"max_abs": 0.0123, "max_rel": 0.333, "max_ulp": 2 / 3}
+    errors = {"ok": True, "mismatched": 0, "total": 3, "max_abs": 0.0123456, "max_rel": 1 / 3, "max_ulp": 2 / 3}
+    quiet = baseline_record({**RECORDS[1], "errors": {**errors, "index": [0], "summary": "s"}})
+    assert quiet["errors"] == {"ok": True, "mismatched": 0, "total": 3, "max_ulp": 2 / 3}
+    # a finding keeps them all
+    found = baseline_record({**RECORDS[1], "verdict": "deviate", "errors": {**errors, "index": [0], "summary": "s"}})
+    assert found["errors"] == {**errors, "index": [0], "summary": "s"}
     assert [r["kind"] for r in records].count("summary") == 1
 
 
@@ -173,7 +177,7 @@ def test_a_baseline_keeps_a_value_s_ulps_exact_and_no_known_result_s_reproducer(
     grad = {"expected": None, "actual": None, "verdict": "conform", "errors": {"max_ulp": 2 / 3, "max_abs": 1 / 3}}
     quiet = baseline_record({**RECORDS[1], "errors": {"max_ulp": 2 / 3}, "gradients": {"input": grad}})
     assert quiet["errors"]["max_ulp"] == 2 / 3  # diff's value drift compares it
-    assert quiet["gradients"]["input"]["errors"] == {"max_ulp": 0.667, "max_abs": 0.333}
+    assert quiet["gradients"]["input"]["errors"] == {"max_ulp": 0.667}
     known = baseline_record({**RECORDS[3], "verdict": "known", "known": {"id": "k"}, "reproducer": "print(1)"})
     assert known["reproducer"] is None and known["known"] == {"id": "k"}
     deviate = baseline_record({**RECORDS[3], "verdict": "deviate", "reproducer": "print(1)"})
