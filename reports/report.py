@@ -276,18 +276,22 @@ class ReportData:
         self.n_shrunk += later.n_shrunk
 
     def plots(self) -> ErrorPlots:
-        """The error plots of the sampled lines, read with their numbers, in file order: the
-        PLOT_WORST farthest from the oracle, and the PLOT_DRAWN of least key of the others."""
+        """The error plots of the sampled lines (``plotted_lines``), read with their numbers."""
         plots = ErrorPlots()
         for series in sorted(self.plot_sample):
-            worst, drawn = self.plot_sample[series]
-            chosen = {n: r for _, _, n, r in worst}
-            held = {-neg_n: r for _, neg_n, r in drawn}
-            others = sorted((-key, n) for key, n in ((key, -neg_n) for key, neg_n, _ in drawn) if n not in chosen)
-            chosen.update((n, held[n]) for _, n in others[:PLOT_DRAWN])
-            for n in sorted(chosen):
-                plots.add(whole(chosen[n]))
+            for r in self.plotted_lines(series):
+                plots.add(whole(r))
         return plots
+
+    def plotted_lines(self, series: tuple) -> list:
+        """The lines of ``series`` (spec, binding, dtype) that its plot draws, in file order: the
+        PLOT_WORST farthest from the oracle, and the PLOT_DRAWN of least key of the others."""
+        worst, drawn = self.plot_sample.get(series, ([], []))
+        chosen = {n: r for _, _, n, r in worst}
+        held = {-neg_n: r for _, neg_n, r in drawn}
+        others = sorted((-key, n) for key, n in ((key, -neg_n) for key, neg_n, _ in drawn) if n not in chosen)
+        chosen.update((n, held[n]) for _, n in others[:PLOT_DRAWN])
+        return [chosen[n] for n in sorted(chosen)]
 
     def page(self) -> str:
         return render("report.html.j2", self.context())

@@ -982,8 +982,37 @@ def test_the_plots_sample_keeps_the_results_farthest_from_the_oracle(monkeypatch
     }
     data = report.collect([far, *lines])
     series = (far["spec"], far["binding"], far["dtype"])
-    worst, drawn = data.plot_sample[series]
-    assert "far" in {e[3]["case_id"] for e in worst} and len(drawn) == 3
+    worst, _ = data.plot_sample[series]
+    assert "far" in {e[3]["case_id"] for e in worst} and len(data.plotted_lines(series)) == report.PLOT_WORST + 3
     again = report.collect([*reversed(lines), far])
-    ids = [sorted(r["case_id"] for *_, r in heap) for heap in data.plot_sample[series]]
-    assert ids == [sorted(r["case_id"] for *_, r in heap) for heap in again.plot_sample[series]]
+    ids = sorted(r["case_id"] for r in data.plotted_lines(series))
+    assert ids == sorted(r["case_id"] for r in again.plotted_lines(series))
+
+
+def test_the_report_read_by_several_processes_is_the_report_read_by_one(tmp_path, monkeypatch, capsys):
+    """``lossparity report -j N`` parses batches of lines in N processes and merges their data
+    in file order (``map_batches``, ``ReportData.merge``): the page is byte for byte the page of
+    one process reading every line, the plots' sample and the capped groups included; a bad line
+    in a later batch is named, with its number, in one line (exit 2)."""
+    import lossparity.core.records as reading
+    import lossparity.reports.report as report
+    from lossparity.cli import main
+
+    monkeypatch.setattr(reading, "BATCH_LINES", 37)  # many batches, each group and series across several
+    monkeypatch.setattr(report, "PLOT_DRAWN", 5)
+    monkeypatch.setattr(report, "MAX_PER_GROUP", 3)
+    lines = [*synthetic(400), *records()[1:]]
+    path = tmp_path / "results.jsonl"
+    write_all(path, lines)
+    pages = []
+    for jobs in ("1", "3"):
+        assert main(["report", str(path), "-o", str(tmp_path / f"report{jobs}.html"), "-j", jobs]) == 1
+        pages.append((tmp_path / f"report{jobs}.html").read_text(encoding="utf-8"))
+    assert pages[0] == pages[1] == render_report(lines)
+    assert "results plotted, the 8 farthest from the oracle and 5 drawn at random" in pages[1]
+    capsys.readouterr()
+    broken = {**lines[1], "verdict": "no such verdict"}
+    write_all(path, [*lines[:300], broken, *lines[300:]])
+    assert main(["report", str(path), "-o", str(tmp_path / "broken.html"), "-j", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "results.jsonl:301: verdict: " in err
