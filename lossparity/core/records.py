@@ -147,9 +147,10 @@ class ResultsWriter:
 
 class Skimmed(dict):
     """A record read without its arrays' numbers (``iter_records(skim=True)``): each encoded
-    array's ``data`` is empty; :meth:`whole` parses its line in full when they are wanted."""
+    array's ``data`` is empty; :meth:`whole` parses its line in full when they are wanted.
+    ``at``: (batch, index in it) where ``map_batches`` read it, else None."""
 
-    __slots__ = ("raw", "where", "checked")
+    __slots__ = ("raw", "where", "checked", "at")
 
     def whole(self) -> dict:
         """The record with its arrays, each checked to fill its shape (ResultsFileError if not);
@@ -168,20 +169,43 @@ class Skimmed(dict):
 class Held:
     """A skimmed record kept by its line's bytes alone (``hold``): what a reader keeps of the
     thousands of lines it may show (a report's findings, divergences, plots' sample) is their
-    bytes, about a third of the parsed record's memory, and it pickles as bytes (``map_batches``'
-    workers send their kept lines so). :meth:`whole` reads the record, as :meth:`Skimmed.whole`."""
+    bytes, about a third of the parsed record's memory. :meth:`whole` reads the record, as
+    :meth:`Skimmed.whole`. A ``map_batches`` worker sends one by its place alone (``at``): the
+    reading process still has the batch's lines, and takes the line's bytes from them."""
 
-    __slots__ = ("raw", "where", "checked")
+    __slots__ = ("raw", "where", "checked", "at")
 
-    def __init__(self, raw: bytes, where: str, checked: bool) -> None:
-        self.raw, self.where, self.checked = raw, where, checked
+    def __init__(self, raw: bytes, where: str, checked: bool, at: tuple | None = None) -> None:
+        self.raw, self.where, self.checked, self.at = raw, where, checked, at
 
     whole = Skimmed.whole
+
+    def __reduce__(self):
+        if _IN_WORKER and self.at is not None:
+            return _sent_line, (self.at, self.where, self.checked)
+        return Held, (self.raw, self.where, self.checked)
 
 
 def hold(record: dict) -> dict | Held:
     """What a reader keeps of ``record`` for later: a skimmed one's line (:class:`Held`), any other itself."""
-    return Held(record.raw, record.where, record.checked) if isinstance(record, Skimmed) else record
+    return Held(record.raw, record.where, record.checked, record.at) if isinstance(record, Skimmed) else record
+
+
+#: In a ``map_batches`` worker (set by its initializer): a held line is sent by its place.
+_IN_WORKER = False
+#: In the reading process: the lines of each batch in flight, by the batch's first place.
+_SENT: dict[int, list[bytes]] = {}
+
+
+def _sent_line(at: tuple[int, int], where: str, checked: bool) -> Held:
+    batch, index = at
+    return Held(_SENT[batch][index], where, checked)
+
+
+def _worker_init() -> None:
+    global _IN_WORKER
+    _IN_WORKER = True
+    gc.disable()
 
 
 def whole(record: dict | Held) -> dict:
@@ -229,7 +253,7 @@ def _numbered_lines(path: Path, name: str) -> Iterator[tuple[int, bytes]]:
                 yield number, raw
 
 
-def _record(raw: bytes, where: str, first: bool, validate: bool, skim: bool) -> dict:
+def _record(raw: bytes, where: str, first: bool, validate: bool, skim: bool, at: tuple | None = None) -> dict:
     """One line of a results file (``where``: "file:line") as ``iter_records`` yields it, or
     ResultsFileError; ``first``: whether it is the file's first line (which must be the meta)."""
     record = _parse_line(raw, where)
@@ -260,7 +284,7 @@ def _record(raw: bytes, where: str, first: bool, validate: bool, skim: bool) -> 
             for node in arrays:
                 node["data"] = []
             record = Skimmed(record)
-            record.raw, record.where, record.checked = raw, where, validate
+            record.raw, record.where, record.checked, record.at = raw, where, validate, at
     return record
 
 
@@ -308,14 +332,26 @@ def map_batches(
 
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        with context.Pool(workers, initializer=gc.disable) as pool:
+        with context.Pool(workers, initializer=_worker_init) as pool:
             pending: collections.deque = collections.deque()
-            for batch in itertools.chain([first, second], batches):
-                pending.append(pool.apply_async(_fold_batch, (fold, name, batch, validate, skim)))
-                if len(pending) >= 2 * workers:
-                    yield pending.popleft().get()
-            while pending:
-                yield pending.popleft().get()
+            try:
+                for batch in itertools.chain([first, second], batches):
+                    _SENT[batch[0]] = batch[2]  # before it is sent: its answer is unpickled as it comes
+                    pending.append((batch[0], pool.apply_async(_fold_batch, (fold, name, batch, validate, skim))))
+                    if len(pending) >= 2 * workers:
+                        yield _answer(*pending.popleft())
+                while pending:
+                    yield _answer(*pending.popleft())
+            finally:
+                for before, _ in pending:
+                    _SENT.pop(before, None)
+
+
+def _answer(before: int, result):
+    try:
+        return result.get()
+    finally:
+        del _SENT[before]
 
 
 def _batches(path: Path, name: str) -> Iterator[tuple[int, list[int], list[bytes]]]:
@@ -335,7 +371,7 @@ def _batches(path: Path, name: str) -> Iterator[tuple[int, list[int], list[bytes
 def _fold_batch(fold, name: str, batch: tuple, validate: bool, skim: bool):
     before, numbers, lines = batch
     records = (
-        _record(raw, f"{name}:{number}", before + i == 0, validate, skim)
+        _record(raw, f"{name}:{number}", before + i == 0, validate, skim, (before, i))
         for i, (number, raw) in enumerate(zip(numbers, lines))
     )
     return fold(records, before)
