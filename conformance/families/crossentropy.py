@@ -201,13 +201,13 @@ BINARY_CROSS_ENTROPY_WITH_LOGITS = [
     edge("huge-logits", "logits of +-1e4: exp overflows in a naive sigmoid, softplus must not",
          [1e4, -1e4, 1e4, -1e4], [1.0, 0.0, 0.0, 1.0], reduction="none"),
     edge("inf-logits-right", "+-inf logits on the right side: the limit is a loss of 0",
-         [INF, -INF, INF, -INF], [1.0, 0.0, 1.0, 0.0], reduction="none"),
+         [INF, -INF], [1.0, 0.0], reduction="none"),
     edge("inf-logits-wrong", "+-inf logits on the wrong side: the limit is an infinite loss",
-         [INF, -INF, INF, -INF], [0.0, 1.0, 0.0, 1.0], reduction="none"),
+         [INF, -INF], [0.0, 1.0], reduction="none"),
     edge("nan-logit", "a NaN logit propagates",
-         [NAN, 0.0, 1.5, -2.0], [1.0, 0.0, 1.0, 0.0], reduction="none"),
+         [NAN, 0.0], [1.0, 0.0], reduction="none"),
     edge("zero-logit", "logit 0 is probability 1/2: the loss is log 2 whatever the target",
-         [0.0, 0.0, 0.0, 0.0], [1.0, 0.3, 0.0, 0.7], reduction="none"),
+         [0.0, 0.0], [1.0, 0.3], reduction="none"),
     edge("pos-weight", "pos_weight scales only the positive term",
          [[1.5, -0.5, 2.0]], [[1.0, 0.0, 0.5]], pos_weight=[3.0, 3.0, 0.5]),
     edge("empty", "an empty batch: the mean divides 0 by 0",
@@ -221,7 +221,7 @@ BINARY_CROSS_ENTROPY_WITH_LOGITS = [
     # issue 19, the whole input domain: targets outside [0, 1], and smoothing on Keras' logits form
     edge("target-outside", "targets 1.2 and -0.1 outside [0, 1]: no logits form documents a check "
                            "(PyTorch, tf.nn, optax, Keras): the formula's value",
-         [0.8, -0.3, -1.5, 2.0], [1.2, -0.1, 1.2, -0.1], reduction="none"),
+         [0.8, -0.3], [1.2, -0.1], reduction="none"),
     # issue 19, the whole input domain: int64 labels where float targets are documented
     edge("int-target", "int64 targets [1, 0]: PyTorch raises RuntimeError (the result type Float can't be "
                        "cast to Long), tf.nn InvalidArgumentError, optax promotes, Keras casts: "
@@ -242,35 +242,34 @@ SOFTMAX_CROSS_ENTROPY = [
                      "gives [0.32656264, 0.4643688]",
          [[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]], [2, 0], reduction="none"),
     edge("huge-logits", "logits of +-1e4: logsumexp must shift by the max",
-         [[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4], [0.0, 1e4, -1e4], [1e4, 1e4, 1e4]], [0, 0, 1, 2], reduction="none"),
+         [[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4]], [0, 0], reduction="none"),
     edge("inf-logit", "a +inf logit: inf - inf in the shifted logsumexp",
          [[INF, 0.0, 0.0]], [0], reduction="none"),
     edge("neg-inf-logit", "a -inf logit is probability 0: fine unless it is the target",
-         [[-INF, 0.0, 1.0], [-INF, 0.0, 1.0], [0.5, -INF, 0.0], [1.0, 2.0, -INF]], [1, 0, 2, 0], reduction="none"),
+         [[-INF, 0.0, 1.0], [-INF, 0.0, 1.0]], [1, 0], reduction="none"),
     edge("nan-logit", "a NaN logit poisons its sample's softmax",
-         [[NAN, 0.0], [1.0, 0.0], [0.5, -0.5], [2.0, 1.0]], [1, 1, 0, 1], reduction="none"),
+         [[NAN, 0.0], [1.0, 0.0]], [1, 1], reduction="none"),
     edge("one-class", "a single class: softmax is 1, the loss is 0",
-         [[3.0], [-2.0], [0.0], [1.5]], [0, 0, 0, 0]),
+         [[3.0], [-2.0]], [0, 0]),
     edge("some-ignored", "ignored targets contribute 0 and are not counted by the mean",
-         [[1.0, 2.0], [0.5, -0.5], [3.0, 0.0], [-1.0, 1.0]], [1, -100, 0, -100], ignore_index=-100),
+         [[1.0, 2.0], [0.5, -0.5], [3.0, 0.0]], [1, -100, 0], ignore_index=-100),
     edge("all-ignored", "every target ignored: mean over nothing (PyTorch: nan)",
-         [[1.0, 2.0], [0.5, -0.5], [3.0, 0.0], [-1.0, 1.0]], [-100, -100, -100, -100], ignore_index=-100),
+         [[1.0, 2.0], [0.5, -0.5]], [-100, -100], ignore_index=-100),
     edge("default-minus-100", "label -100 with no ignore_index given: PyTorch ignores it by default, "
                               "elsewhere it is an invalid label",
-         [[1.0, 2.0], [0.5, -0.5], [3.0, 0.0], [-1.0, 1.0]], [-100, 1, 0, 1], reduction="sum"),
+         [[1.0, 2.0], [0.5, -0.5]], [-100, 1], reduction="sum"),
     edge("label-too-big", "label C is out of range: documented as an error in PyTorch and tf.nn",
-         [[1.0, 2.0], [0.5, -0.5], [3.0, 0.0], [-1.0, 1.0]], [0, 2, 0, 1], reduction="none"),
+         [[1.0, 2.0], [0.5, -0.5]], [0, 2], reduction="none"),
     edge("label-negative", "label -1 is out of range (not ignored): error, wrap or nan?",
-         [[1.0, 2.0], [0.5, -0.5], [3.0, 0.0], [-1.0, 1.0]], [0, -1, 0, 1], reduction="none"),
+         [[1.0, 2.0], [0.5, -0.5]], [0, -1], reduction="none"),
     edge("empty", "an empty batch of 3 classes",
          np.zeros((0, 3)), np.zeros((0,), np.int64)),
     edge("spatial", "(N, d1, C) canonical = (N, C, d1) in PyTorch: the class axis moves",
          [[[1.0, 0.0, -1.0], [0.5, 0.5, 2.0]]], [[2, 0]], reduction="none"),
     edge("weighted-mean", "a weighted mean divides by the targets' weights in PyTorch",
-         [[1.0, 2.0, 0.0], [0.0, 1.0, 3.0], [0.5, -0.5, 1.0], [2.0, 0.0, -1.0]], [0, 2, 1, 2], weight=[3.0, 1.0, 0.5]),
+         [[1.0, 2.0, 0.0], [0.0, 1.0, 3.0]], [0, 2], weight=[3.0, 1.0, 0.5]),
     edge("smoothing-weighted", "label smoothing with class weights: PyTorch weights the smoothing term",
-         [[1.0, 2.0, 0.0], [0.0, 1.0, 3.0], [0.5, -0.5, 1.0], [2.0, 0.0, -1.0]], [0, 2, 1, 2], weight=[3.0, 1.0, 0.5],
-         label_smoothing=0.2),
+         [[1.0, 2.0, 0.0], [0.0, 1.0, 3.0]], [0, 2], weight=[3.0, 1.0, 0.5], label_smoothing=0.2),
     edge("sample-weight-all-zero", "Keras: every sample weight 0, mean_with_sample_weight divides 0 by 0: "
                                    "divide_no_nan gives 0",
          [[1.0, 2.0], [0.5, -0.5]], [0, 1], sample_weight=[0.0, 0.0], reduction="mean_with_sample_weight"),
@@ -291,11 +290,10 @@ SOFTMAX_CROSS_ENTROPY = [
          [[1.0, 2.0, 3.0], [1.0, 0.0, -1.0]], [2.0, 0.0], reduction="none"),
     edge("smoothing-ignored", "label smoothing with an ignored target: PyTorch drops the ignored sample's "
                               "smoothing term too, and the mean counts the other one",
-         [[1.0, 2.0, 3.0], [1.0, 0.0, -1.0], [0.5, 0.5, -2.0], [2.0, -1.0, 0.0]], [2, -100, 0, 1], ignore_index=-100,
-         label_smoothing=0.2),
+         [[1.0, 2.0, 3.0], [1.0, 0.0, -1.0]], [2, -100], ignore_index=-100, label_smoothing=0.2),
     edge("smoothing-ignored-weighted", "smoothing, an ignored target and class weights: the weighted mean "
                                        "divides by the counted targets' weights",
-         [[1.0, 2.0, 3.0], [1.0, 0.0, -1.0], [0.5, 0.5, -2.0], [2.0, -1.0, 0.0]], [2, -100, 0, -100], ignore_index=-100,
+         [[1.0, 2.0, 3.0], [1.0, 0.0, -1.0], [0.5, 0.5, -2.0]], [2, -100, 0], ignore_index=-100,
          label_smoothing=0.2, weight=[3.0, 1.0, 0.5]),
 ]
 # fmt: on
@@ -322,8 +320,7 @@ FENCHEL_YOUNG = [
 # fmt: off
 SOFTMAX_CROSS_ENTROPY_SOFT = [
     edge("one-hot", "one-hot probability targets equal class-index targets",
-         [[2.0, -1.0, 3.0], [1.0, 0.0, -0.5], [0.5, 0.5, 0.5], [-1.0, 2.0, 0.0]],
-         [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]], reduction="none"),
+         [[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]], [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]], reduction="none"),
     edge("huge-logits", "logits of +-1e4 with a soft target",
          [[1e4, -1e4, 0.0]], [[0.5, 0.0, 0.5]], reduction="none"),
     edge("neg-inf-zero-target", "a -inf logit with target 0 there: 0 * -inf, the limit is 0",
@@ -335,8 +332,7 @@ SOFTMAX_CROSS_ENTROPY_SOFT = [
     # issue 19: label smoothing on the logits forms (Keras CategoricalCrossentropy(from_logits=True), torch)
     edge("smoothing-logits", "label smoothing on logits: targets y(1-s) + s/C, Keras' from_logits=True and "
                              "torch's probability targets alike",
-         [[2.0, -1.0, 3.0], [1.0, 0.0, -0.5], [0.5, 0.5, 0.5], [-1.0, 2.0, 0.0]],
-         [[0.0, 0.0, 1.0], [0.7, 0.3, 0.0], [0.0, 1.0, 0.0], [0.2, 0.2, 0.6]], label_smoothing=0.2),
+         [[2.0, -1.0, 3.0], [1.0, 0.0, -0.5]], [[0.0, 0.0, 1.0], [0.7, 0.3, 0.0]], label_smoothing=0.2),
 ]
 # fmt: on
 
