@@ -292,7 +292,9 @@ def breakdown(path: Path) -> dict:
     command's ``-n``) less the calls and the oracle. Coverage: bindings (each API bound to a
     spec, as ``lossparity list`` counts them), results, generated cases
     per binding and dtype (fewest, median, how many under the run's ``--examples``), edge rows
-    (distinct rows; results)."""
+    (distinct rows; results). ``per_spec``: each spec's results, calls' seconds (of which on edge
+    rows) and compilations, costliest first: where the calls' time concentrates (in /tmp/full11,
+    CTC, whose eager ``lax.scan`` JAX compiles anew at every call: 720 s of the 2,956)."""
     import datetime as dt
     import re
 
@@ -306,6 +308,7 @@ def breakdown(path: Path) -> dict:
     # shape its spec's generated cases use reuses their compilations (eager JAX: every primitive)
     shapes: dict[tuple, set] = {}  # (spec, "edge"|"generated") -> argument shapes
     edge_shape: dict[tuple, tuple] = {}  # (spec, row) -> its argument shapes
+    specs: dict[str, list] = {}  # spec -> [results, call s, of which on edge rows, compiled]
     for r in _stream(path):
         kind = r.get("kind")
         if kind == "meta":
@@ -326,6 +329,11 @@ def breakdown(path: Path) -> dict:
             row[2] += r.get("compiled", 0)
             row[3] += seconds.get("oracle", 0.0)
             (compiled_s if r.get("compiled") else calls).setdefault(fm, []).append(call)
+            spec = specs.setdefault(r["spec"], [0, 0.0, 0.0, 0])
+            spec[0] += 1
+            spec[1] += call
+            spec[2] += call if origin == "edge" else 0.0
+            spec[3] += r.get("compiled", 0)
             bindings.add((r["spec"], r["binding"]))
             signature = tuple(sorted((k, tuple(v.get("shape", ()))) for k, v in (r.get("inputs") or {}).items()))
             shapes.setdefault((r["spec"], origin), set()).add(signature)
@@ -365,6 +373,10 @@ def breakdown(path: Path) -> dict:
         "workers": workers,
         "wall_s": wall,
         "per_mode": [{"framework": f, "mode": mo, **m} for (f, mo), m in sorted(per_mode.items())],
+        "per_spec": [
+            {"spec": name, "results": n, "call_s": call, "edge_call_s": edge, "compiled": compiled}
+            for name, (n, call, edge, compiled) in sorted(specs.items(), key=lambda kv: (-kv[1][1], kv[0]))
+        ],
         "call_s": call_s,
         "oracle_s": oracle_s,
         "shrink_s": shrunk_s,
@@ -408,6 +420,15 @@ def print_breakdown(b: dict) -> None:
     print(
         f"{'all':<28} {sum(m['results'] for m in tot):>8} {b['call_s']:>8.1f} {'':>8} "
         f"{sum(m['compiled'] for m in tot):>8} {sum(m['compile_s'] for m in tot):>9.1f}"
+    )
+    costliest = b["per_spec"][:8]
+    print(
+        "costliest specs, calls' seconds (share; of which on edge rows; compilations): "
+        + "; ".join(
+            f"{p['spec']} {p['call_s']:.0f} s ({100 * p['call_s'] / max(b['call_s'], 1e-9):.0f}%; "
+            f"{p['edge_call_s']:.0f} s; {p['compiled']})"
+            for p in costliest
+        )
     )
     print(f"oracle: {b['oracle_s']:.1f} s; shrinking (its lines' own seconds): {b['shrink_s']:.1f} s")
     if b["overhead_s"] is not None:

@@ -199,6 +199,9 @@ def test_the_benchmark_reads_where_a_runs_time_went_from_its_results_file(pytest
     assert row["edge_results"] == len(edges) > 0 and row["generated_results"] == len(results) - len(edges)
     assert row["call_s"] == pytest.approx(sum(r["seconds"]["call"] for r in results))
     assert row["compiled"] == row["compile_s"] == 0  # torch's eager calls compile nothing
+    (spec,) = b["per_spec"]  # one spec ran: all the calls' seconds are its own
+    assert (spec["spec"], spec["results"]) == ("binary_cross_entropy_with_logits", len(results))
+    assert spec["call_s"] == pytest.approx(b["call_s"]) and spec["edge_call_s"] == pytest.approx(row["edge_call_s"])
     coverage = b["coverage"]
     assert coverage["bindings"] == len({(r["spec"], r["binding"]) for r in results})
     assert coverage["edge_rows"] == len({r["case_id"] for r in edges})
