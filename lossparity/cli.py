@@ -187,8 +187,8 @@ def cmd_explain(args) -> int:
 
 
 def cmd_diff(args) -> int:
-    from lossparity.core.records import ResultsFileError, read_records
-    from lossparity.reports.diff import CLASSES, DEFAULT_DRIFT_ULPS, DEFAULT_FAIL_ON, diff, markdown
+    from lossparity.core.records import ResultsFileError
+    from lossparity.reports.diff import CLASSES, DEFAULT_DRIFT_ULPS, DEFAULT_FAIL_ON, diff_files, markdown
 
     fail_on = options.split_csv(args.fail_on) or DEFAULT_FAIL_ON
     unknown = [c for c in fail_on if c not in CLASSES]
@@ -198,10 +198,9 @@ def cmd_diff(args) -> int:
     if not drift >= 0:
         raise UsageError(f"--drift-ulps must be a number >= 0, got {args.drift_ulps}")
     try:
-        base, new = read_records(Path(args.base)), read_records(Path(args.new))
+        d = diff_files(Path(args.base), Path(args.new), drift_ulps=drift)
     except ResultsFileError as exc:
         raise UsageError(str(exc)) from None
-    d = diff(base, new, drift_ulps=drift)
     if args.json:
         print(
             json.dumps(

@@ -8,7 +8,7 @@ import pytest
 
 from lossparity.cli import main
 from lossparity.core.records import encode_array, read_records, schema_errors, write_all
-from lossparity.reports.diff import diff, markdown, rows
+from lossparity.reports.diff import diff, diff_files, markdown, rows
 from lossparity.reports.regression import MAX_DETAILED, render_regression
 
 
@@ -89,6 +89,29 @@ def _files(tmp_path):
     write_all(new, [{**META, "versions": {"torch": "2.13.0"}}, *NEW])
     assert all(not schema_errors(r) for r in [META, *BASE, *NEW])
     return str(base), str(new)
+
+
+def test_files_are_diffed_as_baselines_and_the_changes_read_whole(tmp_path):
+    """diff_files keeps each result as a baseline does (no arrays) and classifies exactly as the
+    whole records do; the changes' results, which the regression report shows, come back whole."""
+    base, new = tmp_path / "base.jsonl", tmp_path / "new.jsonl"
+    write_all(base, [META, *BASE])
+    arrays = {"input": encode_array(np.array([0.25, 0.75], dtype=np.float32))}
+    changed = [{**r, "inputs": arrays} if r["case_id"] in ("breaks", "drifts") else r for r in NEW]
+    write_all(new, [{**META, "versions": {"torch": "2.13.0"}}, *changed])
+    whole = diff(read_records(base), read_records(new), drift_ulps=4)
+    d = diff_files(base, new, drift_ulps=4)
+    assert [(c.kind, c.key, c.detail) for c in d.changes] == [(c.kind, c.key, c.detail) for c in whole.changes]
+    assert d.matched == whole.matched == 6 and d.base_meta == whole.base_meta and d.new_meta == whole.new_meta
+    assert [(c.base, c.new) for c in d.changes] == [(c.base, c.new) for c in whole.changes]
+    breaks = next(c for c in d.changes if c.key[5] == "breaks")
+    assert breaks.new["inputs"]["input"]["data"] == [0.25, 0.75]  # read whole in the second pass
+    # a baseline as BASE: its results stay as the baseline keeps them (it has nothing more)
+    merged = tmp_path / "baseline.jsonl"
+    assert main(["merge", str(base), "-o", str(merged), "--baseline"]) == 0
+    d = diff_files(merged, new, drift_ulps=4)
+    assert {(c.kind, c.key[5]) for c in d.changes} == {(c.kind, c.key[5]) for c in whole.changes}
+    assert next(c for c in d.changes if c.key[5] == "drifts").base["inputs"] == {}
 
 
 def test_exit_code_follows_the_policy(tmp_path, capsys):
