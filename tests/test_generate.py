@@ -360,3 +360,33 @@ def test_a_domain_buckets_further_cases_keep_their_activation_and_are_new():
     assert len(more) == 5 and all(c.transforms == {"input": (("sigmoid", None, ""),)} for c in more)
     assert not {_value(c) + repr(c.transforms) for c in more} & {_value(c) + repr(c.transforms) for c in drawn}
     assert [c.id for c in more] == [f"gen-0-b-3-{i}" for i in range(5)]
+
+
+def test_a_bindings_domain_cases_come_beside_its_examples_and_move_none_of_the_others(monkeypatch):
+    # the domain buckets are a tenth more: a binding's further cases of the standard buckets (and its parameters'
+    # top-ups, Selection._varying) are those it gets without them; the domain cases come beside them
+    from lossparity.conformance import selection as selection_module
+    from lossparity.conformance.registry import find
+    from lossparity.conformance.selection import Selection
+
+    monkeypatch.setenv("LOSSPARITY_CACHE", "off")
+    spec = "softmax_cross_entropy_soft"
+    real = selection_module.draw_cases
+
+    def standard_only(*a, **k):
+        return [c for c in real(*a, **k) if not is_domain(c.origin["bucket"])]
+
+    for binding in (
+        find("torch", "torch.nn.CrossEntropyLoss", spec),
+        find("jax", "optax.losses.softmax_cross_entropy"),
+    ):
+        ids = [(c.id, c.origin.get("bucket")) for c in Selection(losses=(spec,), examples=20).cases_for(binding)]
+        domain = [i for i, b in ids if b is not None and is_domain(b)]
+        standard = [i for i, b in ids if b is not None and not is_domain(b)]
+        assert len(standard) >= 20
+        if binding.framework == "torch":  # smoothing 0.2 in the plain structure: torch takes it, optax has none
+            assert domain
+        monkeypatch.setattr(selection_module, "draw_cases", standard_only)
+        without = Selection(losses=(spec,), examples=20).cases_for(binding)
+        monkeypatch.setattr(selection_module, "draw_cases", real)
+        assert [i for i, _ in ids if i not in domain] == [c.id for c in without]
