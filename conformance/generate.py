@@ -480,18 +480,24 @@ def draw_cases(spec_name: str, strategy, *, examples: int, seed_value: int) -> l
     kinds = max(b.domain_kinds for b in buckets)  # the strategy's domain choices: a tenth more, in their buckets
     total = max(1, examples // DOMAIN_SHARE) if kinds else 0
     for k in range(kinds):
-        _ACTIVE = _Bucket(spec_name, seed_value, domain_bucket(k))
-        try:
-            with _only_global_constants():
-                extra = _draw_distinct(
-                    strategy,
-                    max(1, total // kinds + (k < total % kinds)),
-                    seen,
-                    f"{seed_value}/{spec_name}/domain{k or ''}",
-                    simplest=False,
-                )
-        finally:
-            _ACTIVE = None
+        # a small structure repeats itself (one class: every log-probability 0): further runs, as the standard
+        # buckets get, until its share or a run with nothing new
+        share, extra, rounds = max(1, total // kinds + (k < total % kinds)), [], 0
+        while len(extra) < share and rounds < _MAX_ROUNDS:
+            _ACTIVE = _Bucket(spec_name, seed_value, domain_bucket(k))
+            try:
+                with _only_global_constants():
+                    new = _draw_distinct(
+                        strategy,
+                        share - len(extra),
+                        seen,
+                        f"{seed_value}/{spec_name}/domain{k or ''}" + (f"/{rounds}" if rounds else ""),
+                        simplest=False,
+                    )
+            finally:
+                _ACTIVE = None
+            extra += new
+            rounds = rounds + 1 if new else _MAX_ROUNDS
         drawn += [(domain_bucket(k), example) for example in extra]
     return [
         _case(
