@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from lossparity.core.model import Case, Spec
+from lossparity.core.model import Case, Spec, activations
 
 F32_TINY = float(np.nextafter(np.float32(0), np.float32(1)))  # smallest float32 subnormal
 F32_BELOW_ONE = float(np.nextafter(np.float32(1), np.float32(0)))  # 1 - 2**-24
@@ -93,7 +93,7 @@ def cases(spec: Spec) -> tuple[Case, ...]:
                 arrays,
                 params,
                 row.dtypes,
-                transforms={name: ((transform, None, ""),) for name, transform in row.transforms},
+                transforms=activations(dict(row.transforms)),
             )
         )
     return tuple(out)

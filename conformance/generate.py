@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lossparity.core.model import Case
+from lossparity.core.model import Case, activations
 from lossparity.reference.masked import class_axes, from_rows, to_rows
 from lossparity.reference.reduction import KERAS_REDUCTIONS, REDUCTIONS, WEIGHTED_REDUCTIONS
 
@@ -43,13 +43,40 @@ from lossparity.reference.reduction import KERAS_REDUCTIONS, REDUCTIONS, WEIGHTE
 #: compiled binding a quarter more compilations. Other seeds draw other structures.
 BUCKETS = 4
 
-#: The bucket of the whole input domain (issue 19): the plain bucket's structure with every
-#: :func:`domain` choice taken, a tenth of ``examples`` (at least 1) drawn in it beside the
-#: standard buckets' ``examples``, for a spec whose strategy makes such a choice. Its cases are
-#: one structure more (one compilation per compiled binding and dtype); the standard buckets'
-#: cases are those they were without it (a :func:`domain` pick there draws nothing).
+#: The buckets of the whole input domain (issue 19): the plain bucket's structure with one
+#: :func:`domain` choice taken in each, beside the standard buckets' ``examples``, for a spec whose
+#: strategy makes such a choice. A domain choice of ``k + 1`` options is taken in ``k`` domain
+#: buckets, one option past the plain one in each: :data:`DOMAIN_BUCKET` takes the first, bucket
+#: ``DOMAIN_BUCKET - i`` the ``i + 1``-th (:func:`domain_bucket`). Together they draw a tenth of
+#: ``examples`` (:data:`DOMAIN_SHARE`; at least 1 each), listed last; each is one structure more
+#: (one compilation per compiled binding and dtype, none where it shares the plain bucket's call
+#: and dtypes). The standard buckets' cases are those they were without them (a :func:`domain`
+#: pick there draws nothing and takes no site).
 DOMAIN_BUCKET = -1
 DOMAIN_SHARE = 10
+
+
+def domain_bucket(k: int) -> int:
+    """The id of the ``k``-th domain bucket (0: :data:`DOMAIN_BUCKET`)."""
+    return DOMAIN_BUCKET - k
+
+
+def is_domain(bucket: int) -> bool:
+    """Whether ``bucket`` (a case's ``origin["bucket"]``) is one of the domain buckets."""
+    return bucket < 0
+
+
+#: The key of a drawn case's parameters under which a strategy asks the framework to apply an
+#: activation inside the call (:func:`inside`); :func:`draw_cases` moves it to ``Case.transforms``.
+INSIDE = "_inside"
+
+
+def inside(params: dict, **transforms: str) -> dict:
+    """``params`` with the case's arguments wrapped in a function the framework applies inside the call
+    (``inside(params, input="sigmoid")``: the user's ``loss(sigmoid(z), y)``, the case giving ``z``; each
+    one of ``core.model.TRANSFORMS``, over the class axis), as an edge row's ``transforms``. A structural
+    choice (the call text changes): draw it only where a :func:`domain` or :func:`pick` choice asks."""
+    return {**params, INSIDE: tuple(sorted(transforms.items()))}
 
 
 class GenerationError(ValueError):
@@ -72,23 +99,27 @@ class _Bucket:
 
     def __init__(self, spec_name: str, seed_value: int, index: int):
         self.key = (zlib.crc32(spec_name.encode()), seed_value % 2**64)
-        self.domain = index == DOMAIN_BUCKET  # the plain bucket's structure, every domain choice taken
+        self.domain = is_domain(index)  # the plain bucket's structure, one domain choice taken at each site
+        self.kind = DOMAIN_BUCKET - index  # which domain bucket: 0 for DOMAIN_BUCKET
         self.index = 0 if self.domain else index
         self.pins: list[tuple[tuple, object]] = []
         self.site = 0
-        self.domain_site = 0  # domain choices count apart: the standard buckets' picks keep their sites
-        self.saw_domain = False  # whether the strategy made a domain choice (:func:`domain`)
+        self.domain_kinds = 0  # the most options past the plain one of a domain choice (:func:`domain`) seen
+
+    @property
+    def saw_domain(self) -> bool:
+        """Whether the strategy made a domain choice (:func:`domain`)."""
+        return self.domain_kinds > 0
 
     def pin_domain(self, options: tuple):
         """A :func:`domain` choice: the plain ``options[0]`` in a standard bucket, where it takes no
         site (so the picks after it, a wrapper's, keep theirs and the bucket its structure); in the
-        domain bucket one of the others, fixed by spec, seed and its own count of domain sites."""
-        self.saw_domain = True
+        ``k``-th domain bucket the ``k``-th of the others (cyclically), so that the domain buckets
+        take each of them."""
+        self.domain_kinds = max(self.domain_kinds, len(options) - 1)
         if not self.domain or len(options) == 1:
             return options[0]
-        site, self.domain_site = self.domain_site, self.domain_site + 1
-        rng = np.random.default_rng([*self.key, site, len(options), 1])
-        return options[1 + int(rng.integers(len(options) - 1))]
+        return options[1 + self.kind % (len(options) - 1)]
 
     def pin(self, options: tuple, shape: bool):
         site, self.site = self.site, self.site + 1
@@ -117,7 +148,7 @@ _ACTIVE: _Bucket | None = None
 
 def _restart_structure():
     if _ACTIVE is not None:
-        _ACTIVE.site = _ACTIVE.domain_site = 0
+        _ACTIVE.site = 0
 
 
 def case_strategy(fn):
@@ -145,10 +176,14 @@ def _pick_strategy(typed_options, shape, domain=False):
 
 
 def domain(options):
-    """A choice of the whole input domain (issue 19: an integer target where floats are documented,
-    targets outside [0, 1]): ``options[0]`` (the documented domain) in every standard bucket, one
-    of the others in the domain bucket (:data:`DOMAIN_BUCKET`), which draws a tenth of the cases
-    beside them. A structural choice, like :func:`pick`: the call's dtypes may change with it."""
+    """A choice the standard buckets never make: the whole input domain (issue 19: an integer target
+    where floats are documented, targets outside [0, 1], float class labels, the activation inside the
+    call) and the parameter values their structures never reach for some binding. ``options[0]`` (the
+    documented domain, the plain structure) in every standard bucket; in the domain buckets
+    (:data:`DOMAIN_BUCKET`, :func:`domain_bucket`), which draw a tenth of the cases beside them, each of
+    the others in turn, one per bucket. A structural choice, like :func:`pick`: the call's dtypes or
+    text may change with it. Make one such choice per strategy, of every kind it has (several choices
+    of two options each would all be taken together)."""
     return _pick_strategy(tuple((type(o), o) for o in options), False, True)
 
 
@@ -397,7 +432,8 @@ def _set(params, name, strategy_value, default):
 def draw_cases(spec_name: str, strategy, *, examples: int, seed_value: int) -> list[Case]:
     """``examples`` distinct cases from ``strategy`` in at most :data:`BUCKETS` structures,
     identical for identical (spec, seed, examples); and, for a strategy with :func:`domain`
-    choices, a tenth more in the domain bucket (:data:`DOMAIN_BUCKET`), listed last.
+    choices, a tenth more in the domain buckets (:data:`DOMAIN_BUCKET`, :func:`domain_bucket`), listed
+    last, bucket after bucket.
 
     Each bucket pins the structural choices (:func:`pick`) from the spec and seed, and
     hypothesis draws the values of its cases, in the generate phase only, seeded, with no
@@ -441,26 +477,53 @@ def draw_cases(spec_name: str, strategy, *, examples: int, seed_value: int) -> l
             f"{spec_name}: only {len(drawn)} distinct cases in {BUCKETS} structure buckets "
             f"for seed {seed_value}, {examples} asked; ask for fewer --examples"
         )
-    if any(b.saw_domain for b in buckets):  # the strategy has domain choices: a tenth more, in its bucket
-        _ACTIVE = _Bucket(spec_name, seed_value, DOMAIN_BUCKET)
-        try:
-            with _only_global_constants():
-                extra = _draw_distinct(
-                    strategy, max(1, examples // DOMAIN_SHARE), seen, f"{seed_value}/{spec_name}/domain", simplest=False
-                )
-        finally:
-            _ACTIVE = None
-        drawn += [(DOMAIN_BUCKET, example) for example in extra]
+    kinds = max(b.domain_kinds for b in buckets)  # the strategy's domain choices: a tenth more, in their buckets
+    total = max(1, examples // DOMAIN_SHARE) if kinds else 0
+    for k in range(kinds):
+        # a small structure repeats itself (one class: every log-probability 0): further runs, as the standard
+        # buckets get, until its share or a run with nothing new
+        share, extra, rounds = max(1, total // kinds + (k < total % kinds)), [], 0
+        while len(extra) < share and rounds < _MAX_ROUNDS:
+            _ACTIVE = _Bucket(spec_name, seed_value, domain_bucket(k))
+            try:
+                with _only_global_constants():
+                    new = _draw_distinct(
+                        strategy,
+                        share - len(extra),
+                        seen,
+                        f"{seed_value}/{spec_name}/domain{k or ''}" + (f"/{rounds}" if rounds else ""),
+                        simplest=False,
+                    )
+            finally:
+                _ACTIVE = None
+            extra += new
+            rounds = rounds + 1 if new else _MAX_ROUNDS
+        drawn += [(domain_bucket(k), example) for example in extra]
     return [
-        Case(
+        _case(
             spec_name,
             f"gen-{seed_value}-{index}",
             {"generator": "hypothesis", "seed": seed_value, "index": index, "bucket": b},
-            arrays_,
-            params,
+            example,
         )
-        for index, (b, (arrays_, params)) in enumerate(drawn)
+        for index, (b, example) in enumerate(drawn)
     ]
+
+
+def _case(spec_name: str, case_id: str, origin: dict, example: tuple) -> Case:
+    """The drawn ``(arrays, params)`` as a case: an activation the strategy asks the framework for
+    (:func:`inside`) goes to ``Case.transforms``, in an edge row's form."""
+    arrays_, params = example
+    params = dict(params)
+    transforms = activations(dict(params.pop(INSIDE, ())))
+    return Case(spec_name, case_id, origin, arrays_, params, transforms=transforms)
+
+
+def _example(case: Case) -> tuple:
+    """A case as its strategy drew it, ``(arrays, params)`` (the inverse of :func:`_case`)."""
+    if not case.transforms:
+        return case.arrays, case.params
+    return case.arrays, {**case.params, INSIDE: tuple(sorted((k, t) for k, ((t, *_),) in case.transforms.items()))}
 
 
 def more_cases(
@@ -485,7 +548,7 @@ def more_cases(
     ``drawn`` (which then holds the earlier parts), numbered from ``start``: for a binding that
     takes only a bucket whose draws repeat before ``examples`` distinct cases."""
     global _ACTIVE
-    seen = {_case_key((c.arrays, c.params)) for c in drawn if c.origin.get("bucket") == bucket}
+    seen = {_case_key(_example(c)) for c in drawn if c.origin.get("bucket") == bucket}
     _ACTIVE = _Bucket(spec_name, seed_value, bucket)
     try:
         with _only_global_constants():
@@ -494,14 +557,13 @@ def more_cases(
     finally:
         _ACTIVE = None
     return [
-        Case(
+        _case(
             spec_name,
             f"gen-{seed_value}-b{bucket}-{start + i}",
             {"generator": "hypothesis", "seed": seed_value, "index": start + i, "bucket": bucket, "more": True},
-            arrays_,
-            params,
+            example,
         )
-        for i, (arrays_, params) in enumerate(new)
+        for i, example in enumerate(new)
     ]
 
 

@@ -26,7 +26,7 @@ from functools import partial
 
 import numpy as np
 
-from lossparity.conformance.generate import DOMAIN_BUCKET
+from lossparity.conformance.generate import is_domain
 from lossparity.core.model import Binding, Case
 from lossparity.reference.transforms import forward
 
@@ -120,10 +120,11 @@ def derived_cases(pair: Pair, source: Iterable[Case]) -> list[Case]:
     """B's cases derived from A's (``source``): at most ``pair.examples`` of the generated ones,
     evenly spaced (the generator lists its cases structure bucket by bucket: every bucket gives
     some), and the edge rows ``pair.edges``; each A's arrays and parameters with the input
-    through the pair's transform, in float64. Never the domain bucket's cases (``generate.domain``:
-    integer targets where floats are documented): what each binding does with those is its own
-    spec's convention (``int_targets``), not ground the two calls share."""
-    source = [c for c in source if c.origin.get("bucket") != DOMAIN_BUCKET]
+    through the pair's transform, in float64. Never the domain buckets' cases (``generate.domain``:
+    integer targets where floats are documented, targets outside [0, 1], float labels, an activation
+    inside the call): what each binding does with those is its own spec's convention (``int_targets``,
+    ``prob_domain``, ``float_labels``), not ground the two calls share."""
+    source = [c for c in source if not is_domain(c.origin.get("bucket", 0))]
     generated = [c for c in source if "generator" in c.origin]
     step = max(1, -(-len(generated) // pair.examples)) if pair.examples else 0
     taken = {id(c) for c in generated[::step][: pair.examples]} if step else set()

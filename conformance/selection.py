@@ -9,7 +9,7 @@ from fnmatch import fnmatchcase
 import numpy as np
 
 from lossparity.conformance import registry
-from lossparity.conformance.generate import BUCKETS, draw_cases, more_cases
+from lossparity.conformance.generate import BUCKETS, draw_cases, is_domain, more_cases
 from lossparity.conformance.options import DEFAULT_EXAMPLES, DEVICES
 from lossparity.conformance.registry import adapter_modules, all_bindings, broken_adapters, family
 from lossparity.conformance.specs import SPECS
@@ -99,7 +99,8 @@ class Selection:
         without a reduction keyword): the cases of its buckets are then drawn further, until
         it has ``examples``; one that takes no bucket's structure is given further buckets,
         until one fits. Bindings with the same buckets get the same cases, so they can be
-        compared case by case."""
+        compared case by case. The domain buckets' cases it takes (``generate.domain``) come beside
+        these, listed after them."""
         spec = SPECS[binding.spec]
 
         def takes(case: Case) -> bool:
@@ -107,7 +108,10 @@ class Selection:
 
         edges = [c for c in spec.edges if takes(c)]
         drawn = self._generated(spec.name)
-        generated = [c for c in drawn if takes(c)]
+        # the domain buckets' cases come beside the ``examples`` (a tenth more): they never stand in for
+        # the standard buckets' further cases, which stay those they were without them
+        domain = [c for c in drawn if is_domain(c.origin["bucket"]) and takes(c)]
+        generated = [c for c in drawn if not is_domain(c.origin["bucket"]) and takes(c)]
         buckets = list(dict.fromkeys(c.origin["bucket"] for c in generated))
         # further buckets too where its own run short: a binding that takes only some of a bucket's
         # cases (tf.nn.weighted_cross_entropy_with_logits needs a pos_weight) still gets ``examples``
@@ -126,14 +130,17 @@ class Selection:
                     break
                 taken = [c for c in self._more(spec.name, b, part) if takes(c)]
                 generated += taken[: self.examples - len(generated)]
-        return [*edges, *generated, *(self._varying(spec, binding, takes, generated) if self.examples else ())]
+        varying = self._varying(spec, binding, takes, generated) if self.examples else []
+        return [*edges, *generated, *domain, *varying]
 
     def _varying(self, spec, binding: Binding, takes, generated: list[Case]) -> list[Case]:
         """Further cases so that each parameter the binding binds is varied by its generated
         cases where the spec's generator varies it at all: one its ``examples`` cases never set
         (their buckets all fell to other structures: Keras' weighted bucket, optax's masks) gets
         the cases of the first further bucket that sets it, a tenth of ``examples`` (at least 1).
-        Added, never swapped in: the other cases stay as they are."""
+        Added, never swapped in: the other cases stay as they are. ``generated`` holds the standard
+        buckets' cases only: a domain bucket that varies the parameter too (``generate.domain``) takes
+        none of these away."""
         out: list[Case] = []
         seen = {c.id for c in generated}
         for name in binding.params:

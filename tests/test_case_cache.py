@@ -29,6 +29,7 @@ def _same(a, b) -> bool:
         and all(equal(x.arrays[k], y.arrays[k]) for k in x.arrays)
         and x.params.keys() == y.params.keys()
         and all(equal(x.params[k], y.params[k]) for k in x.params)
+        and x.transforms == y.transforms
         for x, y in zip(a, b)
     )
 
@@ -51,6 +52,21 @@ def test_a_second_selection_loads_what_the_first_drew_without_drawing(cache, mon
     monkeypatch.setattr(selection_module, "draw_cases", no_drawing)
     monkeypatch.setattr(selection_module, "more_cases", no_drawing)
     assert _same(Selection().cases_for(binding), first)
+
+
+def test_a_generated_activation_inside_the_call_is_kept_and_loaded(cache, monkeypatch):
+    # the domain bucket's loss(sigmoid(z), y) cases (generate.inside): the activation is part of the cached case
+    binding = find("torch", "torch.nn.BCELoss")
+    first = Selection(losses=("binary_cross_entropy",)).cases_for(binding)
+    inside = [c for c in first if c.transforms]
+    assert inside and all(c.transforms == {"input": (("sigmoid", None, ""),)} for c in inside)
+
+    def no_drawing(*_a, **_k):
+        raise AssertionError("drew cases the cache holds")
+
+    monkeypatch.setattr(selection_module, "draw_cases", no_drawing)
+    monkeypatch.setattr(selection_module, "more_cases", no_drawing)
+    assert _same(Selection(losses=("binary_cross_entropy",)).cases_for(binding), first)
 
 
 def test_a_damaged_file_is_drawn_again_and_rewritten(cache):

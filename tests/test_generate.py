@@ -15,8 +15,11 @@ from lossparity.conformance.generate import (
     GenerationError,
     arrays,
     case_strategy,
+    domain_bucket,
     draw_cases,
     floats,
+    is_domain,
+    more_cases,
     pick,
 )
 from lossparity.conformance.specs import SPECS
@@ -59,6 +62,7 @@ def _structure(case):
     return (
         tuple(sorted((k, v.shape, v.dtype.str) for k, v in case.arrays.items())),
         tuple(sorted((k, (v.shape, v.dtype.str) if isinstance(v, np.ndarray) else v) for k, v in case.params.items())),
+        tuple(sorted(case.transforms.items())),  # the call text: loss(sigmoid(z), y)
     )
 
 
@@ -74,17 +78,17 @@ def _value(case):
 def test_every_spec_gives_the_asked_distinct_cases_in_at_most_bucket_structures(seed_value):
     # the suite promises 100 generated cases per spec at the default --examples, and a run's
     # compilations bounded by its buckets, not by its cases
-    # (a spec with domain choices draws a tenth more, in one further structure: DOMAIN_BUCKET)
+    # (a spec with domain choices draws a tenth more, in one further structure per choice: the domain buckets)
     short, spread = [], []
     for name, spec in SPECS.items():
         cases = draw_cases(name, spec.generate, examples=100, seed_value=seed_value)
-        domain = [c for c in cases if c.origin["bucket"] == DOMAIN_BUCKET]
+        domain = {c.origin["bucket"] for c in cases if is_domain(c.origin["bucket"])}
         want = 100 + (10 if domain else 0)
         if len(cases) != want or len({_value(c) for c in cases}) != want:
             short.append(f"{name}: {len(cases)} cases, {len({_value(c) for c in cases})} distinct")
         structures = {_structure(c) for c in cases}
         buckets = {c.origin["bucket"] for c in cases}
-        if len(structures) > BUCKETS + bool(domain) or buckets - {*range(BUCKETS), DOMAIN_BUCKET}:
+        if len(structures) > BUCKETS + len(domain) or buckets - {*range(BUCKETS), *map(domain_bucket, range(3))}:
             spread.append(f"{name}: {len(structures)} structures")
         assert [c.id for c in cases] == [f"gen-{seed_value}-{i}" for i in range(len(cases))]
         assert all(c.origin["index"] == i and c.origin["seed"] == seed_value for i, c in enumerate(cases))
@@ -192,8 +196,11 @@ def test_every_binding_is_checked_on_the_asked_number_of_generated_cases():
     taken = {}
     for binding in all_bindings():
         generated = [c for c in selection.cases_for(binding) if "generator" in c.origin]
-        # 20, and a tenth of 20 more for each bound parameter none of them varies (Selection._varying)
-        assert 20 <= len(generated) <= 20 + 2 * len(binding.params), binding.id
+        # 20, and a tenth of 20 more for each bound parameter none of them varies (Selection._varying); the domain
+        # buckets' cases beside them: a tenth of 20 in all, at least one in each bucket (three at most)
+        standard = [c for c in generated if not is_domain(c.origin["bucket"])]
+        assert 20 <= len(standard) <= 20 + 2 * len(binding.params), binding.id
+        assert len(generated) - len(standard) <= 3, binding.id
         assert len({c.id for c in generated}) == len(generated)
         taken[binding.key] = generated[:20]
     plain_only = taken["softmax_cross_entropy:tf.nn.sparse_softmax_cross_entropy_with_logits"]
@@ -219,11 +226,11 @@ def test_the_domain_bucket_draws_a_tenth_more_and_leaves_the_standard_buckets_as
         assert all(set(c.params) == {"reduction"} and c.params["reduction"] == "mean" for c in domain)
         # Hypothesis varies them
         assert len({c.arrays["input"].tobytes() for c in domain}) == 10
-    # the binary cross-entropies' domain cases give int64 labels of 0 and 1
+    # the binary cross-entropies' first domain bucket gives int64 labels of 0 and 1
     for name in ("binary_cross_entropy", "binary_cross_entropy_with_logits"):
         cases = draw_cases(name, SPECS[name].generate, examples=100, seed_value=0)
         domain = [c for c in cases if c.origin["bucket"] == DOMAIN_BUCKET]
-        assert len(domain) == 10 and all(c.arrays["target"].dtype == np.int64 for c in domain)
+        assert len(domain) == 4 and all(c.arrays["target"].dtype == np.int64 for c in domain)
         assert set(np.concatenate([c.arrays["target"].ravel() for c in domain]).tolist()) == {0, 1}
         assert all(c.arrays["target"].dtype == np.float64 for c in cases[:100])
     # a spec whose generator makes no domain choice draws exactly the asked cases
@@ -254,3 +261,135 @@ def test_a_domain_choice_takes_no_structural_site_in_the_standard_buckets():
         (c.params, c.arrays["input"].tolist()) for c in b[:20]
     ]
     assert all(np.all(c.arrays["input"] <= 0) for c in b[20:])
+
+
+def test_each_domain_choice_is_taken_in_a_bucket_of_its_own_and_together_they_draw_a_tenth():
+    # a domain choice of four options past the plain one: four domain buckets, one option each, 10 cases in all
+    # (3, 3, 2, 2), listed last; the standard buckets as without the choice
+    @case_strategy
+    def plain(draw):
+        return {"input": draw(arrays((2,), floats(0, 1)))}, {"reduction": draw(pick(("mean", "sum", "none")))}
+
+    @case_strategy
+    def kinds(draw):
+        from lossparity.conformance.generate import domain
+
+        x = draw(arrays((2,), floats(0, 1)))
+        params = {"reduction": draw(pick(("mean", "sum", "none")))}
+        kind = draw(domain(("plain", "a", "b", "c", "d")))
+        return {"input": x + {"plain": 0, "a": 10, "b": 20, "c": 30, "d": 40}[kind]}, params
+
+    a = draw_cases("t", plain(), examples=100, seed_value=3)
+    b = draw_cases("t", kinds(), examples=100, seed_value=3)
+    assert [(c.params, c.arrays["input"].tolist()) for c in a] == [
+        (c.params, c.arrays["input"].tolist()) for c in b[:100]
+    ]
+    domain = b[100:]
+    assert [c.origin["bucket"] for c in domain] == [-1] * 3 + [-2] * 3 + [-3] * 2 + [-4] * 2
+    assert [domain_bucket(k) for k in range(4)] == [DOMAIN_BUCKET, -2, -3, -4]
+    assert [c.id for c in domain] == [f"gen-3-{i}" for i in range(100, 110)]
+    # bucket -k took option k: its inputs were shifted by 10 k, and its structure is the plain bucket's
+    assert all(
+        10 * k <= c.arrays["input"].min() <= c.arrays["input"].max() <= 10 * k + 1
+        for c in domain
+        for k in [-c.origin["bucket"]]
+    )
+    assert all(c.params == {"reduction": "mean"} for c in domain)
+
+
+def _domain(name: str) -> dict[int, list]:
+    cases = draw_cases(name, SPECS[name].generate, examples=100, seed_value=0)
+    assert not any(c.transforms for c in cases[:100])  # the standard buckets: no activation inside
+    out = {}
+    for c in cases[100:]:
+        out.setdefault(c.origin["bucket"], []).append(c)
+    assert sum(map(len, out.values())) == 10
+    return out
+
+
+def test_the_binary_cross_entropies_domain_buckets():
+    # issue 19: int64 labels, targets outside [0, 1], and on probabilities the sigmoid inside the call, on logits a
+    # class weight without pos_weight (torch's MultiLabelSoftMarginLoss takes no pos_weight)
+    for name, last in (("binary_cross_entropy", "sigmoid"), ("binary_cross_entropy_with_logits", "weight")):
+        domain = _domain(name)
+        assert sorted(domain) == [-3, -2, -1] and [len(domain[b]) for b in (-1, -2, -3)] == [4, 3, 3]
+        assert all(c.arrays["target"].dtype == np.int64 for c in domain[-1])
+        for c in domain[-2]:
+            y = c.arrays["target"]
+            assert y.dtype == np.float64 and np.all((y >= -0.5) & (y <= 1.5)) and np.any((y < 0) | (y > 1))
+        assert all(c.params == {"reduction": "mean"} and not c.transforms for c in domain[-2])
+        for c in domain[-3]:
+            y = c.arrays["target"]
+            assert y.dtype == np.float64 and np.all((y >= 0) & (y <= 1))
+            if last == "sigmoid":
+                assert c.transforms == {"input": (("sigmoid", None, ""),)} and c.params == {"reduction": "mean"}
+                assert np.all(np.abs(c.arrays["input"]) <= 4)  # given z: its sigmoid keeps off Keras' clip
+            else:
+                assert not c.transforms and set(c.params) == {"reduction", "weight"}
+                assert c.params["weight"].shape == c.arrays["input"].shape[-1:]
+
+
+def test_the_class_index_specs_domain_bucket_gives_float_labels():
+    for name in ("softmax_cross_entropy", "sparse_categorical_cross_entropy", "nll_loss"):
+        (domain,) = _domain(name).values()
+        for c in domain:
+            t, classes = c.arrays["target"], c.arrays["input"].shape[-1]
+            assert t.dtype == np.float64 and np.array_equal(t, np.round(t)) and np.all((t >= 0) & (t < classes))
+            assert c.params == {"reduction": "mean"}
+
+
+def test_the_soft_target_and_overlap_specs_domain_buckets():
+    # categorical cross-entropy on probabilities: the softmax inside the call, over the class axis
+    (domain,) = _domain("categorical_cross_entropy").values()
+    assert all(c.transforms == {"input": (("softmax", None, ""),)} for c in domain)
+    assert all(np.all(np.abs(c.arrays["input"]) <= 4) for c in domain)
+    # on logits: smoothing in the plain structure (no weight, sample weight or mask beside it)
+    (domain,) = _domain("softmax_cross_entropy_soft").values()
+    assert all(c.params == {"reduction": "mean", "label_smoothing": 0.2} for c in domain)
+    # Dice and Tversky: an axis in the plain structure, every axis but the class axis
+    for name in ("dice", "tversky"):
+        (domain,) = _domain(name).values()
+        for c in domain:
+            ndim = c.arrays["input"].ndim
+            assert c.params == {"reduction": "mean", **({"axis": tuple(range(ndim - 1))} if ndim >= 2 else {})}
+
+
+def test_a_domain_buckets_further_cases_keep_their_activation_and_are_new():
+    # more_cases of the sigmoid bucket: each drawn case is a transform case, none of them among the cases drawn
+    # (the activation counts in a case's identity: the same z with and without it are two cases)
+    name = "binary_cross_entropy"
+    drawn = draw_cases(name, SPECS[name].generate, examples=100, seed_value=0)
+    more = more_cases(name, SPECS[name].generate, bucket=domain_bucket(2), examples=5, seed_value=0, drawn=drawn)
+    assert len(more) == 5 and all(c.transforms == {"input": (("sigmoid", None, ""),)} for c in more)
+    assert not {_value(c) + repr(c.transforms) for c in more} & {_value(c) + repr(c.transforms) for c in drawn}
+    assert [c.id for c in more] == [f"gen-0-b-3-{i}" for i in range(5)]
+
+
+def test_a_bindings_domain_cases_come_beside_its_examples_and_move_none_of_the_others(monkeypatch):
+    # the domain buckets are a tenth more: a binding's further cases of the standard buckets (and its parameters'
+    # top-ups, Selection._varying) are those it gets without them; the domain cases come beside them
+    from lossparity.conformance import selection as selection_module
+    from lossparity.conformance.registry import find
+    from lossparity.conformance.selection import Selection
+
+    monkeypatch.setenv("LOSSPARITY_CACHE", "off")
+    spec = "softmax_cross_entropy_soft"
+    real = selection_module.draw_cases
+
+    def standard_only(*a, **k):
+        return [c for c in real(*a, **k) if not is_domain(c.origin["bucket"])]
+
+    for binding in (
+        find("torch", "torch.nn.CrossEntropyLoss", spec),
+        find("jax", "optax.losses.softmax_cross_entropy"),
+    ):
+        ids = [(c.id, c.origin.get("bucket")) for c in Selection(losses=(spec,), examples=20).cases_for(binding)]
+        domain = [i for i, b in ids if b is not None and is_domain(b)]
+        standard = [i for i, b in ids if b is not None and not is_domain(b)]
+        assert len(standard) >= 20
+        if binding.framework == "torch":  # smoothing 0.2 in the plain structure: torch takes it, optax has none
+            assert domain
+        monkeypatch.setattr(selection_module, "draw_cases", standard_only)
+        without = Selection(losses=(spec,), examples=20).cases_for(binding)
+        monkeypatch.setattr(selection_module, "draw_cases", real)
+        assert [i for i, _ in ids if i not in domain] == [c.id for c in without]

@@ -8,6 +8,7 @@ upstream reports of each kind are reproduced on the real frameworks where they a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -670,3 +671,147 @@ def test_explain_judges_a_half_precision_transform_as_a_run_does(capsys):
     # the logits' gradient misses float16's tolerance by the sigmoid's rounding (4.5e-5 against 1e-5): the model
     # takes it, and names the stage
     assert "sigmoid" in side["gradients"]["input"]["errors"]["rounding"]["stages"]
+
+
+# ----------------------------------------------------------------------------- the generated domain (generate.domain)
+# The domain buckets draw each input above beside the standard buckets (a tenth more cases): each outcome is the
+# oracle's documented convention, here hand-derived on the drawn arrays.
+
+
+@functools.cache
+def _domain(spec: str) -> dict[int, list[Case]]:
+    from lossparity.conformance.generate import draw_cases, is_domain
+
+    out: dict[int, list[Case]] = {}
+    for c in draw_cases(spec, SPECS[spec].generate, examples=100, seed_value=0):
+        if is_domain(c.origin["bucket"]):
+            out.setdefault(c.origin["bucket"], []).append(c)
+    return out
+
+
+def _bce(p: float, y: float) -> float:
+    return -(y * math.log(p) + (1 - y) * math.log(1 - p))
+
+
+def _sigmoid(z: float) -> float:
+    return 1 / (1 + math.exp(-z))
+
+
+def test_generated_targets_outside_the_unit_interval_take_the_formula_or_torchs_error():
+    from lossparity.conformance.runner import expect
+
+    spec = SPECS["binary_cross_entropy"]
+    for case in _domain("binary_cross_entropy")[-2]:
+        with pytest.raises(OracleError) as raised:  # torch's kernel checks its target
+            expect(spec, case, {"reduction": "mean"}, TORCH_BCE, "float64")
+        assert raised.value.kind == "RuntimeError"
+        # Keras on TensorFlow: p clipped into [1e-7, 1 - 1e-7], each sample's mean over its last axis, then the mean
+        p, y = case.arrays["input"], case.arrays["target"]
+        terms = np.vectorize(lambda p, y: _bce(min(max(p, 1e-7), 1 - 1e-7), y))(p, y)
+        keras = expect(spec, case, {"reduction": "mean"}, {"prob_eps": 1e-7, "sample_axis": "mean"}, "float64")
+        assert float(keras) == pytest.approx(float(terms.mean(axis=-1).mean()), rel=1e-12)
+    spec = SPECS["binary_cross_entropy_with_logits"]
+    for case in _domain("binary_cross_entropy_with_logits")[-2]:  # no logits form checks: y softplus(-x) + ...
+        x, y = case.arrays["input"], case.arrays["target"]
+        terms = np.vectorize(lambda x, y: y * math.log1p(math.exp(-x)) + (1 - y) * math.log1p(math.exp(x)))(x, y)
+        value = expect(spec, case, {"reduction": "mean"}, {}, "float64")
+        assert float(value) == pytest.approx(float(terms.mean()), rel=1e-12)
+
+
+def test_generated_float_labels_raise_the_documented_error_or_are_cast():
+    from lossparity.conformance.runner import expect
+
+    spec = SPECS["softmax_cross_entropy"]
+    (cases,) = _domain("softmax_cross_entropy").values()
+    for case in cases:
+        for conventions, kind in (
+            (dict(class_axis=1, float_labels="RuntimeError"), "RuntimeError"),
+            ({"float_labels": "TypeError"}, "TypeError"),
+        ):
+            with pytest.raises(OracleError) as raised:
+                expect(spec, case, {"reduction": "mean"}, conventions, "float64")
+            assert raised.value.kind == kind
+        # Keras casts 2.0 to class 2: -log softmax(x)[t], averaged over the samples
+        x, t = case.arrays["input"], case.arrays["target"]
+        rows, labels = x.reshape(-1, x.shape[-1]), t.reshape(-1).astype(int)
+        losses = [-_log_softmax(row)[label] for row, label in zip(rows, labels)]
+        value = expect(spec, case, {"reduction": "mean"}, {}, "float64")
+        assert float(value) == pytest.approx(sum(losses) / len(losses), rel=1e-12)
+
+
+def test_a_generated_sigmoid_inside_the_call_is_bce_of_the_sigmoid_with_the_logits_gradient():
+    from lossparity.conformance.runner import expect, expect_gradients
+
+    spec = SPECS["binary_cross_entropy"]
+    for case in _domain("binary_cross_entropy")[-3]:
+        z, y = case.arrays["input"], case.arrays["target"]
+        s = np.vectorize(_sigmoid)(z)
+        value = expect(spec, case, {"reduction": "mean"}, {}, "float64")
+        assert float(value) == pytest.approx(float(np.vectorize(_bce)(s, y).mean()), rel=1e-12)
+        grads = expect_gradients(spec, case, {"reduction": "mean"}, {}, "float64")
+        np.testing.assert_allclose(grads["input"], (s - y) / y.size, rtol=1e-10, atol=1e-15)
+
+
+def test_a_generated_softmax_inside_the_call_is_the_cross_entropy_of_the_softmax():
+    from lossparity.conformance.runner import expect
+
+    spec = SPECS["categorical_cross_entropy"]
+    (cases,) = _domain("categorical_cross_entropy").values()
+    for case in cases:
+        z, y = case.arrays["input"], case.arrays["target"]
+        rows, targets = z.reshape(-1, z.shape[-1]), y.reshape(-1, y.shape[-1])
+        losses = [-float(np.dot(t, _log_softmax(row))) for row, t in zip(rows, targets)]
+        value = expect(spec, case, {"reduction": "mean"}, {}, "float64")
+        assert float(value) == pytest.approx(sum(losses) / len(losses), rel=1e-12)
+
+
+def test_a_generated_class_weight_of_multilabel_soft_margin_weights_each_class_then_averages():
+    # torch.nn.MultiLabelSoftMarginLoss(weight=w): -mean_c w_c (y log sigmoid(x) + (1 - y) log sigmoid(-x)),
+    # then the mean over the samples
+    from lossparity.conformance.runner import expect
+
+    spec = SPECS["binary_cross_entropy_with_logits"]
+    for case in _domain("binary_cross_entropy_with_logits")[-3]:
+        x, y, w = case.arrays["input"], case.arrays["target"], case.params["weight"]
+        terms = np.vectorize(lambda x, y: y * math.log1p(math.exp(-x)) + (1 - y) * math.log1p(math.exp(x)))(x, y)
+        value = expect(spec, case, case.params, {"sample_axis": "mean"}, "float64")
+        assert float(value) == pytest.approx(float((terms * w).mean(axis=-1).mean()), rel=1e-12)
+
+
+def test_generated_smoothing_on_keras_categorical_logits_smooths_over_the_classes():
+    from lossparity.conformance.runner import expect
+
+    spec = SPECS["softmax_cross_entropy_soft"]
+    (cases,) = _domain("softmax_cross_entropy_soft").values()
+    for case in cases:
+        x, y, s = case.arrays["input"], case.arrays["target"], case.params["label_smoothing"]
+        rows, targets = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
+        smoothed = [t * (1 - s) + s / len(t) for t in targets]
+        losses = [-float(np.dot(t, _log_softmax(row))) for row, t in zip(rows, smoothed)]
+        value = expect(spec, case, case.params, {}, "float64")
+        assert float(value) == pytest.approx(sum(losses) / len(losses), rel=1e-12)
+
+
+def _run_case(framework: str, binding_id: str, case: Case, dtype="float32", mode="eager"):
+    from lossparity.conformance.registry import adapter_for, bindings
+    from lossparity.conformance.runner import evaluate
+
+    b = next(b for b in bindings(framework) if b.spec == case.spec and b.id == binding_id)
+    assert b.takes(SPECS[case.spec], case)
+    return evaluate(adapter_for(framework), b, SPECS[case.spec], case, dtype, mode=mode)
+
+
+def test_torch_on_the_generated_domain():
+    pytest.importorskip("torch")
+    # BCELoss refuses a target outside [0, 1]; BCE of its own sigmoid conforms, gradient to the logits included
+    record = _run_case("torch", "torch.nn.BCELoss", _domain("binary_cross_entropy")[-2][0])
+    assert (record["actual"]["error"], record["verdict"]) == ("RuntimeError", "conform")
+    record = _run_case("torch", "torch.nn.BCELoss", _domain("binary_cross_entropy")[-3][0])
+    assert record["verdict"] == "conform" and record["gradients"]["input"]["verdict"] == "conform"
+    # MultiLabelSoftMarginLoss's class weight, which no standard bucket gives it
+    for case in _domain("binary_cross_entropy_with_logits")[-3]:
+        record = _run_case("torch", "torch.nn.MultiLabelSoftMarginLoss", case)
+        assert "weight" in record["inputs"] and record["verdict"] == "conform"
+    # cross_entropy's float class labels: "expected scalar type Long"
+    record = _run_case("torch", "torch.nn.CrossEntropyLoss", _domain("softmax_cross_entropy")[-1][0])
+    assert (record["actual"]["error"], record["verdict"]) == ("RuntimeError", "conform")

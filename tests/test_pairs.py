@@ -10,7 +10,7 @@ from fake_records import result
 from lossparity.conformance import pairs
 from lossparity.conformance.attribution import attribute, knobs
 from lossparity.conformance.conclude import conclude
-from lossparity.conformance.generate import DOMAIN_BUCKET
+from lossparity.conformance.generate import is_domain
 from lossparity.conformance.known import load_known
 from lossparity.conformance.registry import adapter_for, all_bindings
 from lossparity.conformance.runner import evaluate, expect, expect_gradients
@@ -59,9 +59,11 @@ def test_pairs_never_take_the_domain_buckets_integer_targets():
     # bce-ce, which raised "Expected floating point type for target with class probabilities, got Long":
     # what a binding does with an integer target is its own spec's convention (int_targets), not ground
     # the two calls share
+    # (nor the other domain buckets' targets outside [0, 1] and activations inside the call: each binding's own)
     selection = Selection(losses=(BCE, CE_SOFT), examples=20)
-    domain = [c for c in selection.cases(BCE) if c.origin.get("bucket") == DOMAIN_BUCKET]
+    domain = [c for c in selection.cases(BCE) if is_domain(c.origin.get("bucket", 0))]
     assert domain and any(np.asarray(c.arrays["target"]).dtype.kind == "i" for c in domain)
+    assert any(c.transforms for c in domain) and any(np.any(c.arrays["target"] > 1) for c in domain)
     ce = BINDINGS[f"{CE_SOFT}:torch.nn.CrossEntropyLoss"]
     derived = pairs.cases_for(selection, ce, SPECS[CE_SOFT])
     assert any(c.id.startswith("gen-") for c in derived)

@@ -37,6 +37,7 @@ from lossparity.conformance.generate import (
     case_strategy,
     domain,
     floats,
+    inside,
     pick,
     pick_shape,
     reductions,
@@ -63,11 +64,19 @@ PARAMETERS: dict[str, object] = {
 # ----------------------------------------------------------------------------- strategies
 
 
+#: The domain choices of the binary cross-entropies (``generate.domain``), each taken in a domain bucket
+#: of its own: int64 labels of 0 and 1 (the convention ``int_targets`` says what each binding does with
+#: them), targets outside [0, 1] (PyTorch's binary_cross_entropy checks its target: ``prob_domain``; the
+#: others compute the formula), and, on probabilities, the user's ``loss(sigmoid(z), y)`` (the activation
+#: inside the call) or, on logits, a class ``weight`` without ``pos_weight`` (which torch's
+#: MultiLabelSoftMarginLoss takes, and no standard bucket draws for it).
+BINARY_DOMAIN = {False: ("float", "int64", "outside", "sigmoid"), True: ("float", "int64", "outside", "weight")}
+
+
 @case_strategy
 def binary(draw, logits: bool):
     """Probabilities or logits, hard or soft targets, a reduction, weights and smoothing; in the domain
-    bucket (``generate.domain``, a tenth more cases) the targets are int64 labels of 0 and 1 (issue 19:
-    the convention ``int_targets`` says what each binding does with them)."""
+    buckets (``generate.domain``, a tenth more cases) one of :data:`BINARY_DOMAIN` each."""
     shape = draw(batch_shapes(min_dims=1))
     x = draw(arrays(shape, floats(-20, 20) if logits else floats(0, 1)))
     hard = draw(st.booleans())
@@ -78,13 +87,30 @@ def binary(draw, logits: bool):
     if logits and draw(pick(FLAG)):
         params["pos_weight"] = draw(arrays(shape[-1:], floats(0.25, 4)))
     _set(params, "label_smoothing", draw(pick([0.0, 0.0, 0.1])), 0.0)
-    if draw(domain(FLAG)):  # int64 labels: the hard targets, a soft one rounded to its nearer label
+    kind = draw(domain(BINARY_DOMAIN[logits]))
+    if kind == "int64":  # the hard targets, a soft one rounded to its nearer label
         y = np.round(y).astype(np.int64)
+    elif kind == "outside":  # targets in [-0.5, 1.5], at least one outside [0, 1]
+        y = draw(arrays(shape, floats(-0.5, 1.5)))
+        if np.all((y >= 0) & (y <= 1)):
+            y.flat[0] = 1.25
+    elif kind == "sigmoid":  # logits whose sigmoid keeps off 0 and 1 and off Keras' clip in every dtype
+        x = draw(arrays(shape, floats(-4, 4)))
+        params = inside(params, input="sigmoid")
+    elif kind == "weight":
+        params["weight"] = draw(arrays(shape[-1:], floats(0.25, 4)))
     return {"input": x, "target": y}, params
+
+
+#: The class-index specs' domain choice: the labels as a float array (the convention ``float_labels``).
+CLASS_INDEX_DOMAIN = ("int64", "float64")
 
 
 @case_strategy
 def class_index(draw, log_probs: bool = False, probs: bool = False, smoothing: bool = True, weights: bool = True):
+    """Logits (or log-probabilities, or probability rows) and class indices, a reduction, class
+    weights, an ignored index and smoothing; in the domain bucket the indices as a float64 array of
+    whole numbers (:data:`CLASS_INDEX_DOMAIN`)."""
     shape = draw(batch_shapes())
     n_classes = draw(pick_shape(CLASS_MENU))
     if probs:
@@ -105,7 +131,16 @@ def class_index(draw, log_probs: bool = False, probs: bool = False, smoothing: b
             t = np.where(draw(arrays(t.shape, st.booleans(), dtype=bool)), -100, t)
     if smoothing:
         _set(params, "label_smoothing", draw(pick([0.0, 0.0, 0.1, 0.3])), 0.0)
+    if draw(domain(CLASS_INDEX_DOMAIN)) == "float64":
+        t = t.astype(np.float64)
     return {"input": x, "target": t}, params
+
+
+#: The soft-target specs' domain choice: on probabilities, the user's ``loss(softmax(z), y)`` (the
+#: activation inside the call); on logits, label smoothing in the plain structure (which Keras'
+#: ``categorical_crossentropy(from_logits=True)`` function and its channels-first forms take, and
+#: no standard bucket draws for them: smoothing comes there with a weight, a sample weight or a mask).
+SOFT_DOMAIN = {True: ("plain", "softmax"), False: ("plain", "smoothing")}
 
 
 @case_strategy
@@ -124,6 +159,12 @@ def soft_targets(draw, probs_input: bool, weights: bool = True):
     if weights and draw(pick(FLAG)):
         params["weight"] = draw(arrays((n_classes,), floats(0.25, 4)))
     _set(params, "label_smoothing", draw(pick([0.0, 0.0, 0.1])), 0.0)
+    kind = draw(domain(SOFT_DOMAIN[probs_input]))
+    if kind == "softmax":  # logits whose softmax keeps off 0 and 1 in every dtype (one class: exactly 1)
+        x = draw(arrays(shape + (n_classes,), floats(-4, 4)))
+        params = inside(params, input="softmax")
+    elif kind == "smoothing":  # another amount than the standard buckets' 0.1
+        params["label_smoothing"] = 0.2
     return {"input": x, "target": y}, params
 
 

@@ -29,6 +29,7 @@ from lossparity.conformance.generate import (
     arrays,
     batch_shapes,
     case_strategy,
+    domain,
     floats,
     pick,
     pick_shape,
@@ -50,7 +51,10 @@ def _inner_axes(ndim):
 def overlap(draw, tversky: bool = False):
     """Masks (..., C) with one of three readings of the input: unset ``from_logits`` (values in
     [0, 1], read as probabilities by Keras and as logits by optax's default), logits, or
-    probability rows summing to 1 (optax's ``apply_softmax=False`` checks that)."""
+    probability rows summing to 1 (optax's ``apply_softmax=False`` checks that). In the domain bucket
+    (``generate.domain``) an ``axis`` in the plain structure: every axis but the class axis, which Keras'
+    ``dice`` and ``tversky`` functions take (the standard buckets draw an axis beside a parameter those
+    functions have no keyword for: ``sample_weight``, ``weight``, ``ignore_background``)."""
     shape = draw(batch_shapes(min_dims=0, max_dims=2)) + (draw(pick_shape(CLASS_MENU)),)
     params = {"reduction": draw(reductions())}
     how = draw(pick(["unset", "unset", "logits", "rows"]))
@@ -83,6 +87,8 @@ def overlap(draw, tversky: bool = False):
         ab = draw(pick([0.5, 0.5, 0.3, 0.7, 1.0]))
         _set(params, "alpha", ab, 0.5)
         _set(params, "beta", ab, 0.5)
+    if draw(domain(("plain", "axis"))) == "axis" and len(shape) >= 2:
+        params["axis"] = _inner_axes(len(shape))[-1]  # every axis but the class axis
     return {"input": x, "target": t}, params
 
 

@@ -35,6 +35,14 @@ ARRAY_PARAMS = WEIGHT_PARAMS + MASK_PARAMS
 #: (``Case.transforms``): each adapter spells them in its framework (``FrameworkAdapter.transforms``).
 TRANSFORMS = ("sigmoid", "softmax", "log_softmax", "log", "exp")
 
+
+def activations(transforms: Mapping[str, str]) -> dict[str, tuple[tuple[str, int | None, str], ...]]:
+    """``Case.transforms`` of a case whose arguments the framework wraps in one function each, over
+    the class axis, as the user writes them (``{"input": "sigmoid"}``: ``loss(sigmoid(z), y)``): an
+    edge row's ``transforms``, a generated case's (``generate.inside``)."""
+    return {name: ((transform, None, ""),) for name, transform in transforms.items()}
+
+
 #: Documented value ranges (``Spec.domain``): probabilities, log-probabilities.
 PROBABILITY = (0.0, 1.0)
 LOG_PROBABILITY = (-np.inf, 0.0)
