@@ -551,9 +551,9 @@ def more_cases(
     seen = {_case_key(_example(c)) for c in drawn if c.origin.get("bucket") == bucket}
     _ACTIVE = _Bucket(spec_name, seed_value, bucket)
     try:
-        with _only_global_constants():
-            more = "more" if not part else f"more{part}"
-        new = _draw_distinct(strategy, examples, seen, f"{seed_value}/{spec_name}/{bucket}/{more}", simplest=False)
+        more = "more" if not part else f"more{part}"
+        with _only_global_constants():  # the draw itself: literals of the package's modules must not move it
+            new = _draw_distinct(strategy, examples, seen, f"{seed_value}/{spec_name}/{bucket}/{more}", simplest=False)
     finally:
         _ACTIVE = None
     return [

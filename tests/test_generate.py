@@ -27,11 +27,13 @@ from lossparity.conformance.specs import SPECS
 SCRIPT = """
 import sys
 {imports}
-from lossparity.conformance.generate import draw_cases
+from lossparity.conformance.generate import draw_cases, more_cases
 from lossparity.conformance.specs import SPECS
 spec = SPECS["kl_divergence"]
-print(repr([(c.id, sorted((k, v.tolist()) for k, v in c.arrays.items()), sorted(c.params.items()))
-            for c in draw_cases(spec.name, spec.generate, examples=200, seed_value=0)]))
+cases = draw_cases(spec.name, spec.generate, examples=200, seed_value=0)
+# a binding's further cases too (``more_cases``: the gen-S-bB-I ids)
+cases += more_cases(spec.name, spec.generate, bucket=1, examples=200, seed_value=0, drawn=cases)
+print(repr([(c.id, sorted((k, v.tolist()) for k, v in c.arrays.items()), sorted(c.params.items())) for c in cases]))
 """
 
 
