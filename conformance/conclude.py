@@ -38,7 +38,7 @@ class _Tally:
         self.rounded = 0  # conforming results with a part within its rounding model
 
     def add(self, r: dict) -> None:
-        from lossparity.conformance.known import known_ids, partly_known_ids
+        from lossparity.conformance.known import known_ids, partly_known_ids, ran_params
 
         self.counts[r["verdict"]] += 1
         self.rounded += rounded(r)
@@ -47,7 +47,8 @@ class _Tally:
         self.explained.update(set(known_ids(r)))
         self.partly.update(set(partly_known_ids(r)))
         if r["verdict"] != "unsupported":
-            self.ran.add((r["binding"], r["spec"], r["case_id"], r["dtype"], r.get("mode", "eager")))
+            place = (r["binding"], r["spec"], r["case_id"], r["dtype"], r.get("mode", "eager"))
+            self.ran.add((*place, ran_params(r.get("params"))))
 
     def summary(self, divergences: list[dict], known: list | None = None) -> dict:
         from lossparity.conformance.known import judge, load_known

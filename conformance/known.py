@@ -458,7 +458,10 @@ def _coverage(k: KnownDeviation, world: _World) -> int:
 
 def judge(known: Iterable[KnownDeviation], used: set[str], ran: Iterable[tuple]) -> dict[str, str]:
     """Each entry's standing after a run: ``used``, ``stale`` or ``not run``. ``ran`` holds
-    (binding, spec, case id, dtype, mode) of every result that was not ``unsupported``."""
+    (binding, spec, case id, dtype, mode, params) of every result that was not ``unsupported``;
+    ``params`` as ``ran_params`` keeps them (a 5-tuple without it: parameters unknown, taken as
+    meeting no ``params`` condition). An entry's place includes its ``params`` conditions: a case
+    whose parameters miss them exercises it no more than a case of another binding does."""
     by_binding: dict[str, list[tuple]] = {}
     for r in ran:
         by_binding.setdefault(r[0], []).append(r)
@@ -469,10 +472,21 @@ def judge(known: Iterable[KnownDeviation], used: set[str], ran: Iterable[tuple])
             continue
         patterns = (k.spec, k.case, k.dtype, k.mode)
         exercised = any(
-            all(fnmatchcase(str(v), p) for v, p in zip(r[1:], patterns))
+            all(fnmatchcase(str(v), p) for v, p in zip(r[1:5], patterns))
+            and k.params_hold(dict(r[5]) if len(r) > 5 else None)
             for b, rows in by_binding.items()
             if binding_matches(b, k.binding)
             for r in rows
         )
         out[k.id] = "stale" if exercised else "not run"
     return out
+
+
+def ran_params(params) -> tuple[tuple[str, float], ...]:
+    """A result's parameters as ``judge``'s ``ran`` keeps them: the numeric ones (all a ``params``
+    condition can read), sorted, hashable; booleans and lists are left out as conditions leave them."""
+    if not isinstance(params, Mapping):
+        return ()
+    return tuple(
+        sorted((str(n), v) for n, v in params.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+    )

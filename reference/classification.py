@@ -27,7 +27,13 @@ from lossparity.reference._math import (
 from lossparity.reference.crossentropy import _gather, _predicted, _smooth
 from lossparity.reference.errors import OracleError
 from lossparity.reference.reduction import chain, reduce, reduce_grad
-from lossparity.reference.rounding import Rounded, reduction_error, unit_roundoff
+from lossparity.reference.rounding import (
+    Rounded,
+    reduction_error,
+    sigmoid_in_dtype,
+    transform_backward_error,
+    unit_roundoff,
+)
 from lossparity.reference.trace import NO_TRACE, reading
 
 
@@ -120,8 +126,10 @@ def _binary_focal_grad(
     prob_eps,
     sample_axis,
     dtype,
+    clip_tie="pass",
 ):
-    """d/dx and d/dy of alpha_t m^gamma bce (see :func:`binary_focal_cross_entropy_grad`)."""
+    """d/dx and d/dy of alpha_t m^gamma bce (see :func:`binary_focal_cross_entropy_grad`); at a
+    clip bound the cross-entropy's slope passes whole, or half with ``clip_tie="split"``."""
     y = _smooth(np.asarray(target, np.float64), label_smoothing, 2, "2", NO_TRACE)
     bce, m, p = _focal_terms(x, y, from_logits, prob_eps, dtype, NO_TRACE)
     f, df = _power(m, gamma), _power_slope(m, gamma)
@@ -141,7 +149,7 @@ def _binary_focal_grad(
             dbce_dp = over(1.0 - y, 1.0 - pc) - over(y, pc)
             dbce_dy = np.log1p(-pc) - np.log(pc)
         if prob_eps is not None:
-            dbce_dp = clip_grad(p, *clip_bounds(prob_eps, dtype), dbce_dp)
+            dbce_dp = clip_grad(p, *clip_bounds(prob_eps, dtype), dbce_dp, tie=clip_tie)
         dbce_dx = dbce_dp * dp_dx
     with np.errstate(invalid="ignore"):
         d_x = times(df, dm_dx * bce) + times(f, dbce_dx)
@@ -171,6 +179,7 @@ def binary_focal_cross_entropy(
     reduction="mean",
     prob_eps=None,
     sample_axis=None,
+    clip_tie="pass",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -213,6 +222,7 @@ def binary_focal_cross_entropy_grad(
     reduction="mean",
     prob_eps=None,
     sample_axis=None,
+    clip_tie="pass",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -237,6 +247,7 @@ def binary_focal_cross_entropy_grad(
         prob_eps,
         sample_axis,
         dtype,
+        clip_tie,
     )
 
 
@@ -251,6 +262,7 @@ def binary_focal_cross_entropy_with_logits(
     reduction="mean",
     prob_eps=None,
     sample_axis=None,
+    clip_tie="pass",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -295,6 +307,7 @@ def binary_focal_cross_entropy_with_logits_grad(
     reduction="mean",
     prob_eps=None,
     sample_axis=None,
+    clip_tie="pass",
     dtype=np.float32,
     trace=NO_TRACE,
 ):
@@ -316,6 +329,7 @@ def binary_focal_cross_entropy_with_logits_grad(
         prob_eps,
         sample_axis,
         dtype,
+        clip_tie,
     )
 
 
@@ -931,6 +945,7 @@ def binary_focal_cross_entropy_with_logits_error(
     reduction="mean",
     prob_eps=None,
     sample_axis=None,
+    clip_tie="pass",
     dtype=np.float32,
     trace=NO_TRACE,
     stages=(),
@@ -944,7 +959,24 @@ def binary_focal_cross_entropy_with_logits_error(
     loss = ce w, times fl(alpha) y + (1 - fl(alpha)) (1 - y) where alpha is given. Each
     operation one :class:`Rounded` step. Only the value is modelled: the gradients are held to
     the tolerance. {"value"} in units of u, the reduction's error included.
+
+    With ``prob_eps`` (Keras' form, stage ``sigmoid``): :func:`keras_sigmoid_focal_error`.
     """
+    if prob_eps is not None and "sigmoid" in stages:
+        return keras_sigmoid_focal_error(
+            input,
+            target,
+            apply_class_balancing=apply_class_balancing,
+            alpha=alpha,
+            gamma=gamma,
+            label_smoothing=label_smoothing,
+            reduction=reduction,
+            prob_eps=prob_eps,
+            sample_axis=sample_axis,
+            clip_tie=clip_tie,
+            dtype=dtype,
+            stages=stages,
+        )
     if prob_eps is not None or label_smoothing:
         raise ValueError("modelled: optax's sigmoid_focal_loss (no clip, no label smoothing)")
     x = Rounded(input, 0.0, dtype)
@@ -976,6 +1008,118 @@ def binary_focal_cross_entropy_with_logits_error(
     return {"value": reduction_error(loss.e, loss.v, g, reduction)}
 
 
+#: ``sigmoid``: Keras' from_logits=True on the JAX and torch backends, ops.sigmoid(x) in the compute
+#: dtype before the probability form's clip (``keras_sigmoid_focal_error``); with ``probabilities``, the
+#: probability form's own rounding too (JAX; torch's binary cross-entropy kernel is not modelled).
+KERAS_SIGMOID_FOCAL_STAGES = ("sigmoid", "probabilities")
+
+
+def keras_sigmoid_focal_error(
+    input,
+    target,
+    *,
+    apply_class_balancing=False,
+    alpha=None,
+    gamma=2.0,
+    label_smoothing=0.0,
+    reduction="mean",
+    prob_eps=1e-7,
+    sample_axis=None,
+    clip_tie="pass",
+    dtype=np.float32,
+    stages=("sigmoid",),
+):
+    """Rounding model of :func:`binary_focal_cross_entropy_with_logits` as Keras computes it with
+    ``from_logits=True`` on the JAX and torch backends (``keras/src/losses/losses.py``, v3.15.1,
+    L2503-L2510): p = ops.sigmoid(x) in the compute dtype, then the probability form, whose clip
+    to [eps, 1 - eps] is decided on that rounded p, not on the exact sigmoid.
+
+    The dtype's sigmoid is derived, not bounded: ``rounding.sigmoid_in_dtype`` gives the value the
+    backends compute (and, for negative logits, its few possible neighbours). For each such value
+    c the probability form is evaluated exactly at c, its clip decided on c and a slope at a bound
+    taken as the backend takes it (``clip_tie``: jnp.clip halves it, torch.clamp passes it whole),
+    the input's slope carried back through sigmoid's backward as autodiff takes it, from the stored
+    output: d/dp c (1 - c). The model's allowance for each part is the largest move from the
+    oracle's (the exact sigmoid, clipped where it lies) over those values, elementwise: where the
+    rounded sigmoid lands on, or across, a clip bound that the exact one does not, this is the
+    clipped slope itself (a logit of 16.44 in float32: the exact sigmoid 1 - 7.3e-8 lies above
+    the bound fl(1 - 1e-7) = 1 - 2^-23 and has no slope through the clip; 1 + exp(-x) rounds to
+    1 + 2^-23 and the float32 sigmoid is the bound itself, where JAX passes p / 2 and torch p);
+    elsewhere only the sigmoid's rounding moving a smooth loss. Then, with the ``probabilities``
+    stage, the probability form's own rounding at the derived p (:func:`binary_focal_cross_entropy_error`,
+    carried back through p (1 - p)), and sigmoid's backward's rounding
+    (``rounding.transform_backward_error``). {"value", "input", "target"} in units of u.
+    """
+    x = np.asarray(input, np.float64)
+    y = np.broadcast_to(np.asarray(target, np.float64), x.shape)
+    u = unit_roundoff(dtype)
+    kw = dict(
+        apply_class_balancing=apply_class_balancing,
+        alpha=alpha,
+        gamma=gamma,
+        label_smoothing=label_smoothing,
+        prob_eps=prob_eps,
+        dtype=dtype,
+    )
+    p, candidates = sigmoid_in_dtype(x, dtype)
+    flat = dict(reduction="none", sample_axis=None)
+    due_loss = _binary_focal(x, y, True, *_focal_args(kw, **flat), NO_TRACE)
+    due = _binary_focal_grad(x, y, True, *_focal_args(kw, reduction=reduction, sample_axis=sample_axis), clip_tie)
+    moved_loss = np.zeros(x.shape)
+    moved = {k: np.zeros(np.shape(v)) for k, v in due.items()}
+    for c in candidates:
+        with np.errstate(invalid="ignore", over="ignore"):
+            loss = _binary_focal(c, y, False, *_focal_args(kw, **flat), NO_TRACE)
+            at = _binary_focal_grad(
+                c, y, False, *_focal_args(kw, reduction=reduction, sample_axis=sample_axis), clip_tie
+            )
+            at["input"] = at["input"] * c * (1.0 - c)
+            # a non-finite part is never within a model (rounding.py): only finite moves count
+            moved_loss = np.fmax(moved_loss, _finite_gap(loss, due_loss))
+            for k in moved:
+                moved[k] = np.fmax(moved[k], _finite_gap(at[k], due[k]))
+    g = np.abs(np.asarray(reduce_grad(x.shape, reduction=reduction, sample_axis=sample_axis), np.float64))
+    value = g * moved_loss
+    if reduction == "none":
+        value = value.sum(axis=-1) if sample_axis == "mean" else value
+    else:
+        value = np.sum(value)
+    out = {"value": value / u, "input": moved["input"] / u, "target": moved["target"] / u}
+    with np.errstate(invalid="ignore", over="ignore"):
+        d_p = _binary_focal_grad(p, y, False, *_focal_args(kw, reduction=reduction, sample_axis=sample_axis), clip_tie)
+        out["input"] = out["input"] + transform_backward_error("sigmoid", p, -1, d_p["input"])
+        if "probabilities" in stages:
+            own = binary_focal_cross_entropy_error(
+                p, y, **kw, reduction=reduction, sample_axis=sample_axis, clip_tie=clip_tie
+            )
+            out["value"] = out["value"] + own["value"]
+            out["input"] = out["input"] + np.asarray(own["input"]) * p * (1.0 - p)
+            out["target"] = out["target"] + np.asarray(own["target"])
+    return out
+
+
+def _focal_args(kw, *, reduction, sample_axis):
+    """The positional arguments of ``_binary_focal`` and ``_binary_focal_grad`` after (x, target, from_logits)."""
+    return (
+        kw["apply_class_balancing"],
+        kw["alpha"],
+        kw["gamma"],
+        kw["label_smoothing"],
+        reduction,
+        kw["prob_eps"],
+        sample_axis,
+        kw["dtype"],
+    )
+
+
+def _finite_gap(a, b) -> np.ndarray:
+    """|a - b| where both are finite, else 0 (a non-finite part is never explained by rounding)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        gap = np.abs(a - b)
+    return np.where(np.isfinite(gap), gap, 0.0)
+
+
 #: ``probabilities``: Keras' binary focal on probabilities, every op in the compute dtype.
 BINARY_FOCAL_STAGES = ("probabilities",)
 
@@ -992,6 +1136,7 @@ def binary_focal_cross_entropy_error(
     prob_eps=None,
     sample_axis=None,
     dtype=np.float32,
+    clip_tie="pass",
     trace=NO_TRACE,
     stages=(),
 ):
@@ -1051,8 +1196,8 @@ def binary_focal_cross_entropy_error(
     d_pt = -(d_f * slope)
     d_b = -d_bce
     d_o = (d_b * y) * (o._lift(1.0) / o) - (d_b * not_y) * (o._lift(1.0) / one_m_o)
-    passed = clip_grad(p.v, lo, hi, d_o.v)
-    scale = clip_grad(p.v, lo, hi, np.ones(p.v.shape))
+    passed = clip_grad(p.v, lo, hi, d_o.v, tie=clip_tie)
+    scale = clip_grad(p.v, lo, hi, np.ones(p.v.shape), tie=clip_tie)
     with np.errstate(invalid="ignore"):
         d_clip = Rounded(passed, scale * d_o.e + np.where(near, np.abs(d_o.v) / p.u + d_o.e, 0.0), dtype)
     d_p = d_clip + (d_pt * y - d_pt * not_y)

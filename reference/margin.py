@@ -603,6 +603,63 @@ def categorical_hinge_error(
     return {"value": reduction_error(err, loss, g, reduction), "input": d_x}
 
 
+#: "augmented_scores": optax's scores + 1.0 - one_hot(labels) in the scores' dtype (multiclass_hinge_loss).
+MULTICLASS_HINGE_STAGES = ("augmented_scores",)
+
+
+def multiclass_hinge_error(
+    input,
+    target,
+    *,
+    margin=1.0,
+    reduction="mean",
+    invalid_label="nan",
+    flush_subnormals=False,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`multiclass_hinge` as optax computes it in the scores' dtype
+    (``optax/losses/_classification.py``, v0.2.8, multiclass_hinge_loss: jnp.max(scores + 1.0 -
+    one_hot(labels)) - sum(scores one_hot(labels))): the augmented scores are rounded to the dtype,
+    and jnp.max splits its slope evenly among the maxima of the rounded scores, not the exact ones.
+
+    The rounded augmented scores are derived, each candidate a value the computation may give:
+    fl(fl(x + margin) - [c = y]) (two roundings, the expression's order), fl(x + margin - [c = y])
+    (one, where XLA fuses the sum in float32 and rounds once) and the exact ones (none). Rounding
+    can make a tie (a score of -1.0e-5 plus 1 rounds to 1 in float16, onto other classes' 1) or
+    break one. For each candidate the slope is tie_share(a) - onehot, exactly; the allowance of the
+    input's gradient is the largest move from the oracle's over the candidates, times the cotangent
+    |g|, plus the cotangent's rounding (u |g slope|). The value: |max(a) - max(exact a)| over the
+    candidates plus the final subtraction's rounding (u |loss|); sum(scores one_hot) is exact (one
+    nonzero product). At margin 0 (the perceptron) nothing is augmented: the exact scores only.
+    {"value", "input"} in units of u."""
+    u = unit_roundoff(dtype)
+    x, invalid, onehot, a = _multiclass_parts(input, target, margin, invalid_label, NO_TRACE, flush_subnormals, dtype)
+    candidates = [a]
+    if margin:
+        with np.errstate(over="ignore", invalid="ignore"):
+            xd = x.astype(dtype)
+            plus = (xd + np.asarray(margin, dtype)).astype(dtype)
+            two = (plus - onehot.astype(dtype)).astype(dtype).astype(np.float64)
+            one = (x + margin - onehot).astype(dtype).astype(np.float64)
+        candidates += [two, one]
+    due = _tie_share(a) - onehot
+    with np.errstate(invalid="ignore"):
+        top = np.max(a, axis=-1, initial=-np.inf)
+        loss = top - np.sum(np.where(onehot, x, 0.0), axis=-1)
+        moved_top = np.zeros(top.shape)
+        moved = np.zeros(a.shape)
+        for c in candidates:
+            gap = np.abs(np.max(c, axis=-1, initial=-np.inf) - top)
+            moved_top = np.fmax(moved_top, np.where(np.isfinite(gap), gap, 0.0))
+            moved = np.fmax(moved, np.abs((_tie_share(c) - onehot) - due))
+        g = reduce_grad(np.shape(loss), reduction=reduction)
+        per = moved_top / u + np.where(np.isfinite(loss), np.abs(loss), 0.0)
+        d_x = np.abs(chain(g, moved)) / u + np.abs(chain(g, due))
+    return {"value": reduction_error(per, loss, g, reduction), "input": d_x}
+
+
 #: "squared_margin": Keras' mean(square(maximum(1 - y x, 0)), axis=-1) in the input dtype
 #: (keras/src/losses/losses.py, squared_hinge, at v3.15.1).
 SQUARED_HINGE_STAGES = ("squared_margin",)

@@ -17,7 +17,7 @@ from fake_records import gradient, result
 from lossparity.cli import build_parser, main
 from lossparity.conformance.calls import is_call, named_binding
 from lossparity.conformance.conclude import conclude
-from lossparity.conformance.known import KNOWN_PATH, KnownError, binding_matches, judge, load_known, match
+from lossparity.conformance.known import KNOWN_PATH, KnownError, binding_matches, judge, load_known, match, ran_params
 from lossparity.conformance.registry import all_bindings
 from lossparity.conformance.runner import finish
 from lossparity.conformance.symptoms import KINDS
@@ -455,6 +455,29 @@ def test_every_entry_is_judged_used_stale_or_not_run(tmp_path):
         "not-run": "not run",
         "other-binding": "not run",
     }
+
+
+def test_an_entry_is_stale_only_where_a_case_met_its_params_condition(tmp_path):
+    """``params`` is part of an entry's place for ``judge`` as for matching: a run whose cases
+    of the entry's binding all have label_smoothing 0 never exercised an entry placed on
+    ``label_smoothing > 0``, so it is not run, not stale; one case with 0.1 makes it stale."""
+    known = load(
+        tmp_path,
+        entry("smoothed", '"sign"', place='binding = "torch.nn.BCELoss"\n', extra='params = "label_smoothing > 0"\n'),
+    )
+    place = ("torch.nn.BCELoss", "binary_cross_entropy", "gen-0-1", "float32", "eager")
+    assert judge(known, set(), {(*place, ran_params({"label_smoothing": 0.0, "reduction": "mean"}))}) == {
+        "smoothed": "not run"
+    }
+    assert judge(known, set(), {(*place, ran_params({"label_smoothing": 0.1}))}) == {"smoothed": "stale"}
+    assert judge(known, set(), {place}) == {"smoothed": "not run"}  # parameters unknown: no condition met
+    # and the same through the summary a run ends with (conclude reads each result's params)
+    plain = finding(verdict="conform", value_verdict="conform", params={"label_smoothing": 0.0})
+    smoothed = {**plain, "case_id": "edge-seed-001", "params": {"label_smoothing": 0.1}}
+    status = {k["id"]: k["status"] for k in conclude([plain], known)[1]["known_entries"]}
+    assert status == {"smoothed": "not run"}
+    status = {k["id"]: k["status"] for k in conclude([plain, smoothed], known)[1]["known_entries"]}
+    assert status == {"smoothed": "stale"}
 
 
 def test_the_summary_counts_what_each_entry_explained(tmp_path):

@@ -1180,6 +1180,116 @@ def test_binary_focal_model_bounds_keras(dtype):
     assert plain_misses > 30 and unbounded < 300, (plain_misses, unbounded)
 
 
+# ----------------------------------------------------------------------------- the sigmoid before Keras' clip
+# Keras' binary focal loss with from_logits=True on the JAX and torch backends clips the sigmoid
+# rounded to the compute dtype: the clip is decided on that value (issue 19, replacing the entries
+# fitted to generated case ids). The model derives the rounded sigmoid, never widens blindly.
+
+from lossparity.reference.rounding import sigmoid_in_dtype  # noqa: E402
+
+F32_BOUND = float(np.float32(1.0 - 1e-7))  # 1 - 2^-23: Keras' upper clip bound in float32
+ON_BOUND = 16.438156127929688  # the float32 sigmoid is the bound; the exact one lies above it
+ABOVE = 16.9  # both the float32 and the exact sigmoid lie above the bound
+_SIGMOID_KW = dict(apply_class_balancing=True, alpha=0.0, gamma=1.0, prob_eps=1e-7, reduction="none", dtype=np.float32)
+
+
+def test_the_derived_float32_sigmoid_is_what_jax_and_torch_compute():
+    import jax
+    import torch
+
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.uniform(14, 19, 4000), rng.uniform(-19, -14, 4000), rng.uniform(-30, 30, 4000)])
+    x = x.astype(np.float32)
+    p, candidates = sigmoid_in_dtype(x.astype(np.float64), np.float32)
+    for got in (np.asarray(jax.nn.sigmoid(x)), torch.sigmoid(torch.from_numpy(x)).numpy()):
+        got = got.astype(np.float64)
+        assert np.all(np.any([got == c for c in candidates], axis=0))
+        near = x >= 14  # near the upper bound: one value, the derived one
+        assert np.all(got[near] == p[near])
+    assert sigmoid_in_dtype(np.array(ON_BOUND), np.float32)[0] == F32_BOUND < 1.0 / (1.0 + np.exp(-ON_BOUND))
+    assert sigmoid_in_dtype(np.array(ABOVE), np.float32)[0] == 1.0
+
+
+@pytest.mark.parametrize(("tie", "slope"), [("pass", 1.0), ("split", 0.5)])
+def test_a_float32_sigmoid_rounded_onto_the_clip_bound_is_modelled_per_backend(tie, slope):
+    """At x = 16.44, target 0 (gamma 1, alpha_t 1), the exact sigmoid is clipped (no slope through the
+    clip) but the float32 one is the bound p itself, where torch.clamp passes the whole slope and
+    jnp.clip half of it: d/dx gains p (1 / (1 - p)) p (1 - p) = p^2 times that share. The backend's
+    share is within the model; twice it is not (JAX's model rejects torch's whole slope)."""
+    x, y = np.array([ON_BOUND]), np.array([0.0])
+    due = cl.binary_focal_cross_entropy_with_logits_grad(x, y, **_SIGMOID_KW, clip_tie=tie)["input"]
+    model = cl.keras_sigmoid_focal_error(x, y, **_SIGMOID_KW, clip_tie=tie, stages=("sigmoid",))
+    tol = TOLERANCES["float32"]
+    assert abs(due[0]) < 2e-6  # the oracle: clipped, only the focal factor's slope
+    for share, fits in ((slope, True), (2 * slope, False)):
+        framework = due + share * F32_BOUND**2
+        fit = within_rounding(framework, due, model["input"], tol, "float32", ("sigmoid",))
+        assert (fit is not None) == fits, (tie, share, due, model["input"])
+
+
+def test_the_sigmoid_model_is_not_an_excuse():
+    """Where the rounded sigmoid does not cross a bound the model allows only its rounding: a halved
+    slope inside the clip, and a slope through the clip where both sigmoids lie above the bound,
+    still deviate (in both backends' tie rules)."""
+    tol = TOLERANCES["float32"]
+    for tie in ("pass", "split"):
+        inside = np.array([3.0, -2.0]), np.array([0.3, 1.0])
+        due = cl.binary_focal_cross_entropy_with_logits_grad(*inside, **_SIGMOID_KW, clip_tie=tie)["input"]
+        model = cl.keras_sigmoid_focal_error(*inside, **_SIGMOID_KW, clip_tie=tie, stages=("sigmoid", "probabilities"))
+        assert within_rounding(due * (1 + 1e-6), due, model["input"], tol, "float32", ("sigmoid",)) is not None
+        assert within_rounding(due / 2, due, model["input"], tol, "float32", ("sigmoid",)) is None
+        above = np.array([ABOVE]), np.array([0.0])
+        due = cl.binary_focal_cross_entropy_with_logits_grad(*above, **_SIGMOID_KW, clip_tie=tie)["input"]
+        model = cl.keras_sigmoid_focal_error(*above, **_SIGMOID_KW, clip_tie=tie, stages=("sigmoid",))
+        assert within_rounding(due + 0.5, due, model["input"], tol, "float32", ("sigmoid",)) is None
+
+
+def test_jax_binary_focal_bindings_halve_the_slope_at_a_clip_bound():
+    """clip_tie: Keras' ops.clip is jnp.clip on JAX (half the slope at a bound), torch.clamp and
+    tf.clip_by_value elsewhere (the whole slope); a probability exactly float32(1e-7) is on the bound."""
+    by_id = {b.id: b for b in all_bindings() if b.spec.startswith("binary_focal")}
+    for bid, b in by_id.items():
+        if bid.startswith("keras."):
+            assert b.conventions.get("clip_tie", "pass") == ("split" if bid.endswith("[jax]") else "pass"), bid
+    p, y = np.array([float(np.float32(1e-7))]), np.array([0.8])
+    kw = dict(prob_eps=1e-7, reduction="none", dtype=np.float32)
+    whole = cl.binary_focal_cross_entropy_grad(p, y, **kw)["input"]
+    half = cl.binary_focal_cross_entropy_grad(p, y, **kw, clip_tie="split")["input"]
+    focal = cl.binary_focal_cross_entropy_grad(p, y, **kw, clip_tie="split", gamma=0.0)["input"]
+    assert whole[0] < half[0] < 0 and focal[0] == pytest.approx(0.5 * -0.8 / p[0], rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- optax's multiclass hinge
+# scores + 1.0 - one_hot(labels) rounded to the scores' dtype before jnp.max: rounding makes a tie.
+
+
+def test_a_tie_that_half_precision_rounding_makes_is_within_the_multiclass_hinge_model():
+    """Label 0 scores 1 (augmented 1), classes 1 and 2 score 0 (augmented 1): three tie exactly. A
+    fourth score of -1.0e-5 augments to 0.99999, which rounds to 1 in float16: optax's jnp.max then
+    splits the slope among four (1/4) where the oracle splits it among three (1/3). Within the
+    model, not within the tolerance; with -0.01 (no tie made) the same 1/4 split is rejected."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    tol, kw = TOLERANCES["float16"], dict(reduction="sum", invalid_label="zeros", flush_subnormals=True)
+    for last, made in ((-1.00136e-05, True), (-0.01, False)):
+        x, y = np.array([[1.0, 0.0, 0.0, last]], np.float16), np.array([0])
+        xe = x.astype(np.float64)
+        due = mg.multiclass_hinge_grad(xe, y, **kw, dtype=np.float16)["input"]
+        model = mg.multiclass_hinge_error(xe, y, **kw, dtype=np.float16, stages=mg.MULTICLASS_HINGE_STAGES)
+        labels = jnp.asarray(y)
+        got = jax.grad(lambda s, t=labels: optax.losses.multiclass_hinge_loss(s, t).sum())(jnp.asarray(x))
+        got = np.asarray(got, np.float64)
+        assert within_rounding(got, due, model["input"], tol, "float16", ("augmented_scores",)) is not None
+        quarter = np.array([[-0.75, 0.25, 0.25, 0.25]])
+        assert np.array_equal(got, quarter) == made
+        assert (
+            within_rounding(quarter, due, model["input"], tol, "float16", ("augmented_scores",)) is not None
+        ) == made
+        assert np.allclose(quarter, due, atol=tol.atol, rtol=tol.rtol) is False
+
+
 # ============================================================================= regression
 # log_cosh (Keras' r + softplus(-2r) - log 2 on the JAX, TensorFlow and torch backends, optax's
 # logaddexp(r, -r) - log 2) and Keras' squared logarithmic error on JAX: each framework's

@@ -261,17 +261,18 @@ _FOCAL_DEFAULTS = {
 SPECS: list[Spec] = [
     Spec("binary_focal_cross_entropy",
          "binary focal cross-entropy on probabilities: alpha_t (1 - p_t)^gamma BCE",
-         cl.binary_focal_cross_entropy, _FOCAL_DEFAULTS, ("prob_eps", "sample_axis"),
+         cl.binary_focal_cross_entropy, _FOCAL_DEFAULTS, ("prob_eps", "sample_axis", "clip_tie"),
          binary_focal(logits=False), BINARY_FOCAL, classes=False,
          gradient=cl.binary_focal_cross_entropy_grad,
          error_model=cl.binary_focal_cross_entropy_error, stages=cl.BINARY_FOCAL_STAGES,
          domain={"input": PROBABILITY, "target": PROBABILITY}),
     Spec("binary_focal_cross_entropy_with_logits",
          "binary focal cross-entropy on logits: that of sigmoid(x)",
-         cl.binary_focal_cross_entropy_with_logits, _FOCAL_DEFAULTS, ("prob_eps", "sample_axis"),
+         cl.binary_focal_cross_entropy_with_logits, _FOCAL_DEFAULTS, ("prob_eps", "sample_axis", "clip_tie"),
          binary_focal(logits=True), BINARY_FOCAL_LOGITS, classes=False,
          gradient=cl.binary_focal_cross_entropy_with_logits_grad,
-         error_model=cl.binary_focal_cross_entropy_with_logits_error, stages=cl.SIGMOID_FOCAL_STAGES,
+         error_model=cl.binary_focal_cross_entropy_with_logits_error,
+         stages=(*cl.SIGMOID_FOCAL_STAGES, *cl.KERAS_SIGMOID_FOCAL_STAGES),
          domain={"target": PROBABILITY}),
     Spec("categorical_focal_cross_entropy",
          "categorical focal cross-entropy: sum_c alpha_c (1 - q_c)^gamma (-y_c log q_c)",
@@ -371,16 +372,22 @@ BINDINGS: list[Binding] = [
     # on probabilities: the cast, clip, logs, 1 - p_t, power and products in the compute dtype (no
     # upcast: keras/src/losses/losses.py, v3.15.1, L2497-L2520; the jax and tensorflow backends'
     # binary_crossentropy); torch's is F.binary_cross_entropy's kernel and backward: not modelled.
+    # ops.clip is jnp.clip on JAX, which passes half the slope at a bound (clip_tie).
     *keras_pair("BinaryFocalCrossentropy", "binary_focal_crossentropy", "binary_focal_cross_entropy",
                 "from_logits=False", params=_FOCAL, conventions={"prob_eps": KERAS_EPS, "sample_axis": "mean"},
+                backends={"jax": {"clip_tie": "split"}},
                 stages={"jax": cl.BINARY_FOCAL_STAGES, "tensorflow": cl.BINARY_FOCAL_STAGES, "torch": ()},
                 sample_weight=True),
     # from_logits=True takes ops.sigmoid and then the probability form, clip included; on the
     # TensorFlow backend that sigmoid carries its logits (_keras_logits) and
-    # ops.binary_crossentropy uses tf.nn.sigmoid_cross_entropy_with_logits instead: no clip.
+    # ops.binary_crossentropy uses tf.nn.sigmoid_cross_entropy_with_logits instead: no clip. On
+    # JAX and torch the clip is decided on the sigmoid rounded to the compute dtype: the sigmoid
+    # stage (cl.keras_sigmoid_focal_error); the probability form's own rounding is modelled on JAX.
     *keras_pair("BinaryFocalCrossentropy", "binary_focal_crossentropy", "binary_focal_cross_entropy_with_logits",
                 "from_logits=True", params=_FOCAL, conventions={"prob_eps": KERAS_EPS, "sample_axis": "mean"},
-                backends={"tensorflow": {"prob_eps": None}}, sample_weight=True),
+                backends={"tensorflow": {"prob_eps": None}, "jax": {"clip_tie": "split"}},
+                stages={"jax": cl.KERAS_SIGMOID_FOCAL_STAGES, "torch": ("sigmoid",), "tensorflow": (), "numpy": ()},
+                sample_weight=True),
     # categorical_focal_crossentropy: softmax (from_logits), output / sum(output), ops.clip, log,
     # power(1 - output, gamma) and the products and sum, each in the input's dtype (no upcast:
     # keras/src/losses/losses.py, v3.15.1, L2284-L2303); ops.clip is jnp.clip on JAX (clip_tie).

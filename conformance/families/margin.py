@@ -338,7 +338,8 @@ SPECS: list[Spec] = [
     _spec("multiclass_hinge", "Crammer-Singer max_c(x_c + margin [c != y]) - x_y, class indices "
                               "(margin 0: multiclass perceptron)",
           m.multiclass_hinge, {"margin": 1.0, **_R}, ("invalid_label", "flush_subnormals"),
-          class_scores(torch_shapes=False), MULTICLASS_HINGE, target="index"),
+          class_scores(torch_shapes=False), MULTICLASS_HINGE, target="index",
+          error_model=m.multiclass_hinge_error, stages=m.MULTICLASS_HINGE_STAGES),
     _spec("multi_margin", "Weston-Watkins sum_{i != y} w[y] max(0, margin - x_y + x_i)^p / C",
           m.multi_margin, {"p": 1, "margin": 1.0, "weight": None, **_R},
           ("invalid_label", "p_values", "hinge_kink"),
@@ -404,8 +405,10 @@ BINDINGS: list[Binding] = [
     optax_loss("hinge_loss", "hinge", conventions={"flush_subnormals": True}),
     optax_loss("perceptron_loss", "hinge", fixed={**NO_REDUCTION, "margin": 0.0},
                conventions={"flush_subnormals": True}),
+    # scores + 1.0 - one_hot(labels) in the scores' dtype before jnp.max (optax/losses/_classification.py,
+    # v0.2.8, multiclass_hinge_loss): rounding makes or breaks ties of the max (augmented_scores)
     optax_loss("multiclass_hinge_loss", "multiclass_hinge",
-               conventions={"invalid_label": "zeros", "flush_subnormals": True}),
+               conventions={"invalid_label": "zeros", "flush_subnormals": True}, stages=m.MULTICLASS_HINGE_STAGES),
     optax_loss("multiclass_perceptron_loss", "multiclass_hinge", fixed={**NO_REDUCTION, "margin": 0.0},
                conventions={"invalid_label": "zeros", "flush_subnormals": True}),
     # -- tensorflow (tf.compat.v1.losses: weights and reductions, bindings.tf_v1_loss) --
