@@ -204,3 +204,68 @@ def kl_div_probs_error(
     if bounds is not None:
         e_p, e_y = clip_grad(p, *bounds, e_p, clip_tie), clip_grad(y, *bounds, e_y, clip_tie)
     return {"value": reduction_error(per, loss, g, reduction), "input": e_p, "target": e_y}
+
+
+# ``Spec.error_model`` of kl_div: the first-order bound, in units of the compute dtype's unit
+# roundoff u, of PyTorch's kl_div (ATen Loss.cpp) computed as written, each operation rounded
+# to the input's dtype (CPU half precision: each op in float, its result stored in the dtype).
+
+#: The stage the model knows: the pointwise terms, their reduction, and their autograd backward.
+KL_DIV_STAGES = ("kl_div_terms",)
+
+
+def kl_div_error(
+    input,
+    target,
+    *,
+    log_target=False,
+    reduction="mean",
+    sample_axis=None,
+    dtype=np.float32,
+    trace=NO_TRACE,
+    stages=(),
+):
+    """Rounding model of :func:`kl_div` as PyTorch computes it (stage ``kl_div_terms``):
+    {"value", "input", "target"}, units of u, the value's shape and the input's (= target's).
+
+    x = input, t = target, G = |g| the element's cotangent (``reduce_grad``: 1, 1/N, 1/batch;
+    computed in the dtype as 1/N, one rounding: u G on each path), h = eta / u with eta half
+    the smallest subnormal (a rounded result below the smallest normal is off by up to eta).
+    Without ``log_target`` (``xlogy(t, t) - t * x``; l = log t):
+
+    - value: xlogy rounds log t and the product, 2 u |t l| + eta; t x, u |t x| + eta; the
+      difference u |loss| + eta: per = 2 |t l| + |t x| + |loss| + 3 h, then ``reduction_error``;
+      the cancellation of t l against t x is why a small loss can be wrong by many ULPs (or 0);
+    - d/dx = -(g t) (mul's backward grad * other): G t (g's rounding, the product's) + h;
+    - d/dt, three paths summed (autograd accumulates, two roundings of partial sums of size
+      G (|l| + 1 + |x|)): xlogy's self path g * xlogy(t != 0, t) = g l (log, product: 2 G |l|);
+      xlogy's other path (g * t) / t (tools/autograd/derivatives.yaml: ``grad * self / other``):
+      g t rounds (u G t, or eta where it is subnormal: a subnormal t underflows g t, up to the
+      whole g lost), then the division rounds: 2 G + h / t; mul's path -(g x): G |x|. In all
+      G (5 |l| + 5 + 4 |x|) + h / t + 3 h. At t = 0 the bound is infinite: the element is not
+      modelled (PyTorch's 0 / 0 = NaN there stays a finding, ``torch-kl-div-zero-target-gradient``).
+
+    With ``log_target`` (``exp(t) * (t - x)``; e = exp t, d = t - x): value 3 e |d| + 2 h; d/dx
+    = -(g e), 3 G e + h; d/dt = (g d) e + g e (exp's backward grad * result, then the sum):
+    G e (6 |d| + 4) + 3 h. ``sample_axis`` (optax's per-row sums) is not modelled: ValueError.
+    """
+    if sample_axis is not None:
+        raise ValueError("the kl_div error model is PyTorch's (no sample_axis)")
+    x, t = np.asarray(input, np.float64), np.asarray(target, np.float64)
+    h = subnormal_spacing(dtype) / unit_roundoff(dtype)
+    g = np.abs(np.asarray(reduce_grad(np.shape(x), reduction=reduction), np.float64))
+    g = np.broadcast_to(g, np.shape(x))
+    loss = np.asarray(kl_div(x, t, log_target=log_target, reduction="none", dtype=dtype), np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if log_target:
+            e, d = np.exp(t), np.abs(t - x)
+            per = times(e, 3 * d) + 2 * h
+            e_x = 3 * g * e + h
+            e_t = times(g * e, 6 * d + 4) + 3 * h
+        else:
+            log_t = np.abs(np.log(t))
+            tl = np.where(t == 0, 0.0, t * log_t)
+            per = 2 * tl + np.abs(times(t, x)) + np.abs(loss) + 3 * h
+            e_x = 2 * g * t + h
+            e_t = g * (5 * log_t + 5 + 4 * np.abs(x)) + h / t + 3 * h
+    return {"value": reduction_error(per, loss, g, reduction), "input": e_x, "target": e_t}

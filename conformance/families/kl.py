@@ -89,7 +89,8 @@ SPECS: list[Spec] = [
          {"log_target": False, "reduction": "mean"},
          ("sample_axis",),
          kl_cases(log_input=True), KL_DIV, classes=False,
-         gradient=kl.kl_div_grad),
+         gradient=kl.kl_div_grad,
+         error_model=kl.kl_div_error, stages=kl.KL_DIV_STAGES),
     Spec("kl_div_probs", "KL divergence of probability vectors: sum p log(p / q) per sample",
          kl.kl_div_probs,
          {"reduction": "mean"},
@@ -113,7 +114,10 @@ SPECS = [keras_sample_weight(s) if s.name == "kl_div_probs" else s for s in SPEC
 # fmt: off
 BINDINGS: list[Binding] = [
     # -- torch --
-    *torch_pair("kl_div", "KLDivLoss", "kl_div", params={**REDUCTION, "log_target": "log_target"}),
+    # kl_div computes xlogy(t, t) - t * input (exp(t) * (t - input) with log_target) op by op in
+    # the input's dtype, no upcast (ATen Loss.cpp): the rounding model ``kl.kl_div_error``.
+    *torch_pair("kl_div", "KLDivLoss", "kl_div", params={**REDUCTION, "log_target": "log_target"},
+                stages=kl.KL_DIV_STAGES),
     # -- jax (optax.losses) --
     # kl_divergence takes the targets as probabilities ("expected to be strictly positive"; a
     # target of 0 contributes 0 * (0 - log q)), kl_divergence_with_log_targets as
