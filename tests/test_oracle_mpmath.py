@@ -62,6 +62,10 @@ from lossparity.reference import crossentropy as ce
 from lossparity.reference import information as info
 from lossparity.reference import kl
 
+# One worker runs the whole module (``make test``: ``-n 2 --dist loadgroup``): its last test
+# reports and bounds the errors the others recorded in this process.
+pytestmark = pytest.mark.xdist_group("oracle_mpmath")
+
 DPS = 40
 EPS = 2.0**-52  # one float64 ULP at 1
 UNDERFLOW = 2.0**-1074  # the spacing of subnormals: what each rounding there may cost
